@@ -1,0 +1,89 @@
+# Posthorn build. `make` builds build/posthorn; `make test` runs every test; see README.md.
+# Objects of the release build go to build/rel, of the ASan+UBSan test build to build/asan.
+
+CC ?= cc
+PKGS := libevent_core libevent_openssl libevent_pthreads openssl sqlite3 libsodium
+PKG_CFLAGS := $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
+PKG_LIBS := $(shell pkg-config --libs $(PKGS) 2>/dev/null)
+
+WARN := -Wall -Wextra -Werror -Wformat=2 -Wshadow -Wstrict-prototypes -Wvla
+BASE_CFLAGS := -std=c17 -D_GNU_SOURCE -Isrc $(WARN) $(PKG_CFLAGS) -MMD -MP
+REL_CFLAGS := $(BASE_CFLAGS) -O2 -g -D_FORTIFY_SOURCE=2 -fstack-protector-strong
+ASAN_FLAGS := -fsanitize=address,undefined -fno-sanitize-recover=undefined -fno-omit-frame-pointer
+ASAN_CFLAGS := $(BASE_CFLAGS) -O1 -g $(ASAN_FLAGS)
+LIBS := $(PKG_LIBS) -lpthread
+
+SRCS := $(shell find src -name '*.c' | sort)
+LIB_SRCS := $(filter-out src/main.c,$(SRCS))
+REL_OBJS := $(SRCS:src/%.c=build/rel/%.o)
+ASAN_OBJS := $(SRCS:src/%.c=build/asan/%.o)
+ASAN_LIB_OBJS := $(LIB_SRCS:src/%.c=build/asan/%.o)
+UNIT_SRCS := $(sort $(wildcard tests/unit/test_*.c))
+UNIT_BINS := $(UNIT_SRCS:tests/unit/%.c=build/asan/tests/%)
+FUZZ_SRCS := $(sort $(wildcard fuzz/fuzz_*.c))
+FUZZ_BINS := $(FUZZ_SRCS:fuzz/%.c=build/fuzz/%)
+
+.PHONY: all asan unit-tests run test fuzz fuzz-build bench format check-layers clean
+
+all: build/posthorn
+
+build/posthorn: $(REL_OBJS)
+	$(CC) -o $@ $^ $(LIBS)
+
+build/rel/%.o: src/%.c
+	@mkdir -p $(dir $@)
+	$(CC) $(REL_CFLAGS) -c -o $@ $<
+
+asan: build/asan/posthorn $(UNIT_BINS)
+
+build/asan/posthorn: $(ASAN_OBJS)
+	$(CC) $(ASAN_FLAGS) -o $@ $^ $(LIBS)
+
+build/asan/%.o: src/%.c
+	@mkdir -p $(dir $@)
+	$(CC) $(ASAN_CFLAGS) -c -o $@ $<
+
+build/asan/tests/%: tests/unit/%.c $(ASAN_LIB_OBJS)
+	@mkdir -p $(dir $@)
+	$(CC) $(ASAN_CFLAGS) -Itests/unit -o $@ $< $(ASAN_LIB_OBJS) $(LIBS) -lcmocka
+
+unit-tests: $(UNIT_BINS)
+
+# Fuzz targets: clang + libFuzzer. `make fuzz` builds them and runs each for FUZZ_SECONDS.
+FUZZ_CC := clang
+FUZZ_CFLAGS := -std=c17 -D_GNU_SOURCE -Isrc -g -O1 -fsanitize=fuzzer,address,undefined $(PKG_CFLAGS)
+FUZZ_LIB_SRCS := $(filter src/core/% src/mime/% src/smtp/smtp_parser.c src/auth/sasl.c,$(LIB_SRCS))
+FUZZ_SECONDS ?= 30
+
+build/fuzz/%: fuzz/%.c $(FUZZ_LIB_SRCS)
+	@mkdir -p $(dir $@)
+	$(FUZZ_CC) $(FUZZ_CFLAGS) -o $@ $< $(FUZZ_LIB_SRCS) $(LIBS)
+
+fuzz-build: $(FUZZ_BINS)
+
+fuzz: fuzz-build
+	@for f in $(FUZZ_BINS); do n=$$(basename $$f); \
+	  mkdir -p build/fuzz/corpus/$$n; \
+	  dict=; [ -f fuzz/$$n.dict ] && dict=-dict=fuzz/$$n.dict; \
+	  echo "== $$n"; $$f $$dict -max_total_time=$(FUZZ_SECONDS) build/fuzz/corpus/$$n fuzz/corpus/$$n || exit 1; \
+	done
+
+run: all
+	@sh tests/run-demo.sh
+
+test:
+	@sh tests/run-all.sh
+
+bench: all
+	@bench/run
+
+format:
+	clang-format -i $(SRCS) $(shell find src -name '*.h') $(UNIT_SRCS) $(FUZZ_SRCS)
+
+check-layers:
+	@sh tests/check-layers.sh
+
+clean:
+	rm -rf build
+
+-include $(REL_OBJS:.o=.d) $(ASAN_OBJS:.o=.d)

@@ -1,0 +1,421 @@
+/* posthorn.conf reader: a key table maps each setting to a typed field of struct conf, so a
+ * new setting is one table row plus its documentation in docs/config.md. */
+#include "core/conf.h"
+
+#include <ctype.h>
+#include <errno.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "core/buf.h"
+#include "core/xmalloc.h"
+#include "core/banned.h"
+
+#define CONF_FILE_MAX (1024 * 1024)
+
+enum conf_type { T_STRING, T_PATH, T_UINT, T_SIZE, T_BYTES64, T_SECONDS, T_BOOL,
+		 T_LOGLEVEL, T_BARE_LF, T_LISTEN };
+
+struct conf_key {
+	const char *name;
+	enum conf_type type;
+	size_t offset;
+	uint64_t min, max; /* for numbers */
+	int listener;	   /* for T_LISTEN */
+};
+
+#define OFF(field) offsetof(struct conf, field)
+#define LIM(field) (offsetof(struct conf, limits) + offsetof(struct limits, field))
+
+static const struct conf_key conf_keys[] = {
+	{ "hostname", T_STRING, OFF(hostname), 0, 0, 0 },
+	{ "data_dir", T_PATH, OFF(data_dir), 0, 0, 0 },
+	{ "tls_cert", T_PATH, OFF(tls_cert), 0, 0, 0 },
+	{ "tls_key", T_PATH, OFF(tls_key), 0, 0, 0 },
+	{ "user", T_STRING, OFF(run_user), 0, 0, 0 },
+	{ "threads", T_UINT, OFF(threads), 0, 256, 0 },
+	{ "log_level", T_LOGLEVEL, OFF(log_level), 0, 0, 0 },
+	{ "log_syslog", T_BOOL, OFF(log_syslog), 0, 0, 0 },
+	{ "allow_plaintext_auth", T_BOOL, OFF(allow_plaintext_auth), 0, 0, 0 },
+	{ "smtp_bare_lf", T_BARE_LF, OFF(smtp_bare_lf), 0, 0, 0 },
+	{ "smtp_vrfy", T_BOOL, OFF(vrfy_enabled), 0, 0, 0 },
+	{ "default_quota", T_BYTES64, OFF(default_quota), 0, UINT64_MAX, 0 },
+	{ "smtp_listen", T_LISTEN, 0, 0, 0, CONF_LISTENER_SMTP },
+	{ "submission_listen", T_LISTEN, 0, 0, 0, CONF_LISTENER_SUBMISSION },
+	{ "submissions_listen", T_LISTEN, 0, 0, 0, CONF_LISTENER_SUBMISSIONS },
+	{ "limit_command_line", T_SIZE, LIM(command_line), 512, 65536, 0 },
+	{ "limit_recipients", T_UINT, LIM(recipients), 1, 100000, 0 },
+	{ "limit_errors", T_UINT, LIM(errors), 1, 1000, 0 },
+	{ "limit_request_timeout", T_SECONDS, LIM(request_timeout), 1, 86400, 0 },
+	{ "limit_data_min_rate", T_SIZE, LIM(data_min_rate), 0, 1u << 30, 0 },
+	{ "limit_message_size", T_BYTES64, LIM(message_size), 1024, (uint64_t)1 << 40, 0 },
+	{ "limit_connections_per_ip", T_UINT, LIM(connections_per_ip), 0, 1000000, 0 },
+	{ "limit_connections", T_UINT, LIM(connections), 1, 1000000, 0 },
+	{ "limit_auth_failures", T_UINT, LIM(auth_failures), 1, 100, 0 },
+	{ "limit_header_lines", T_UINT, LIM(header_lines), 16, 100000, 0 },
+};
+
+static char *conf_resolve_path(const char *base_dir, const char *value)
+{
+	if (value[0] == '/' || base_dir == NULL || base_dir[0] == '\0')
+		return xstrdup(value);
+	struct buf b;
+	buf_init(&b, 8192);
+	if (buf_printf(&b, "%s/%s", base_dir, value) < 0) {
+		buf_free(&b);
+		return xstrdup(value);
+	}
+	return b.data;
+}
+
+struct conf *conf_new_defaults(const char *base_dir)
+{
+	struct conf *c = xcalloc(1, sizeof(*c));
+	c->hostname = xstrdup("localhost");
+	c->data_dir = conf_resolve_path(base_dir, "data");
+	c->tls_cert = conf_resolve_path(base_dir, "tls/cert.pem");
+	c->tls_key = conf_resolve_path(base_dir, "tls/key.pem");
+	c->run_user = xstrdup("");
+	c->threads = 0;
+	c->log_level = LOG_LEVEL_INFO;
+	c->smtp_bare_lf = CONF_BARE_LF_REJECT;
+	c->default_quota = 0;
+	(void)conf_parse_listen(c, CONF_LISTENER_SMTP, "*:25");
+	(void)conf_parse_listen(c, CONF_LISTENER_SUBMISSION, "*:587");
+	(void)conf_parse_listen(c, CONF_LISTENER_SUBMISSIONS, "*:465");
+	c->limits = (struct limits){
+		.command_line = 2048,
+		.recipients = 1000,
+		.errors = 20,
+		.request_timeout = 300,
+		.data_min_rate = 500,
+		.message_size = 50 * 1024 * 1024,
+		.connections_per_ip = 50,
+		.connections = 10000,
+		.auth_failures = 3,
+		.header_lines = 1000,
+	};
+	return c;
+}
+
+static void conf_clear_listen(struct conf *c, int kind)
+{
+	for (size_t i = 0; i < c->listen_count[kind]; i++)
+		free(c->listen[kind][i].host);
+	c->listen_count[kind] = 0;
+}
+
+void conf_free(struct conf **conf)
+{
+	struct conf *c = *conf;
+	if (c == NULL)
+		return;
+	free(c->path);
+	free(c->hostname);
+	free(c->data_dir);
+	free(c->tls_cert);
+	free(c->tls_key);
+	free(c->run_user);
+	for (int k = 0; k < CONF_LISTENER_COUNT; k++)
+		conf_clear_listen(c, k);
+	free(c);
+	*conf = NULL;
+}
+
+/* One "host:port" item; host may be "*", an IPv4 literal or "[IPv6]". */
+static int conf_parse_listen_item(const char *item, size_t len, struct conf_listen *out)
+{
+	const char *colon = NULL;
+	size_t hostlen;
+	const char *host = item;
+	if (len > 0 && item[0] == '[') {
+		const char *close = memchr(item, ']', len);
+		if (close == NULL || close + 1 >= item + len || close[1] != ':')
+			return -1;
+		host = item + 1;
+		hostlen = (size_t)(close - host);
+		colon = close + 1;
+	} else {
+		for (size_t i = len; i > 0; i--) {
+			if (item[i - 1] == ':') {
+				colon = item + i - 1;
+				break;
+			}
+		}
+		if (colon == NULL)
+			return -1;
+		hostlen = (size_t)(colon - item);
+	}
+	const char *p = colon + 1;
+	size_t plen = len - (size_t)(p - item);
+	if (hostlen == 0 || plen == 0 || plen > 5)
+		return -1;
+	unsigned port = 0;
+	for (size_t i = 0; i < plen; i++) {
+		if (!isdigit((unsigned char)p[i]))
+			return -1;
+		port = port * 10 + (unsigned)(p[i] - '0');
+	}
+	if (port == 0 || port > 65535)
+		return -1;
+	out->host = xstrndup(host, hostlen);
+	out->port = (int)port;
+	return 0;
+}
+
+int conf_parse_listen(struct conf *c, enum conf_listener_kind kind, const char *value)
+{
+	struct conf_listen items[CONF_LISTEN_MAX];
+	size_t n = 0;
+	const char *p = value;
+	for (;;) {
+		while (*p == ' ' || *p == '\t' || *p == ',')
+			p++;
+		if (*p == '\0')
+			break;
+		const char *start = p;
+		while (*p != '\0' && *p != ' ' && *p != '\t' && *p != ',')
+			p++;
+		if (n == CONF_LISTEN_MAX || conf_parse_listen_item(start, (size_t)(p - start),
+								   &items[n]) < 0) {
+			for (size_t i = 0; i < n; i++)
+				free(items[i].host);
+			return -1;
+		}
+		n++;
+	}
+	conf_clear_listen(c, kind);
+	memcpy(c->listen[kind], items, n * sizeof(items[0]));
+	c->listen_count[kind] = n;
+	return 0;
+}
+
+/* Parse a non-negative decimal with an optional unit suffix. units: "" none, "size", "time". */
+static int conf_parse_number(const char *v, const char *units, uint64_t *r)
+{
+	uint64_t n = 0;
+	const char *p = v;
+	if (!isdigit((unsigned char)*p))
+		return -1;
+	for (; isdigit((unsigned char)*p); p++) {
+		unsigned d = (unsigned)(*p - '0');
+		if (n > (UINT64_MAX - d) / 10)
+			return -1;
+		n = n * 10 + d;
+	}
+	uint64_t mul = 1;
+	if (*p != '\0') {
+		char s = (char)tolower((unsigned char)*p);
+		if (strcmp(units, "size") == 0) {
+			mul = s == 'k' ? 1024ULL : s == 'm' ? 1024ULL * 1024
+				: s == 'g' ? 1024ULL * 1024 * 1024 : 0;
+			p++;
+			if (*p == 'b' || *p == 'B')
+				p++;
+		} else if (strcmp(units, "time") == 0) {
+			mul = s == 's' ? 1 : s == 'm' ? 60 : s == 'h' ? 3600 : s == 'd' ? 86400 : 0;
+			p++;
+		} else {
+			mul = 0;
+		}
+		if (mul == 0 || *p != '\0')
+			return -1;
+	}
+	if (n != 0 && mul > UINT64_MAX / n)
+		return -1;
+	*r = n * mul;
+	return 0;
+}
+
+static int conf_set(struct conf *c, const struct conf_key *k, const char *v, const char *base,
+		    const char **why_r)
+{
+	char *field = (char *)c + k->offset;
+	uint64_t n;
+	switch (k->type) {
+	case T_STRING:
+	case T_PATH: {
+		char *s = k->type == T_PATH ? conf_resolve_path(base, v) : xstrdup(v);
+		if (k->type == T_PATH && v[0] == '\0') {
+			free(s);
+			*why_r = "must not be empty";
+			return -1;
+		}
+		free(*(char **)field);
+		*(char **)field = s;
+		return 0;
+	}
+	case T_BOOL:
+		if (strcmp(v, "yes") == 0 || strcmp(v, "true") == 0 || strcmp(v, "1") == 0)
+			*(bool *)field = true;
+		else if (strcmp(v, "no") == 0 || strcmp(v, "false") == 0 || strcmp(v, "0") == 0)
+			*(bool *)field = false;
+		else {
+			*why_r = "expected yes or no";
+			return -1;
+		}
+		return 0;
+	case T_LOGLEVEL:
+		if (log_level_parse(v, (enum log_level *)field) < 0) {
+			*why_r = "expected error, warn, info or debug";
+			return -1;
+		}
+		return 0;
+	case T_BARE_LF:
+		if (strcmp(v, "reject") == 0)
+			*(enum conf_bare_lf *)field = CONF_BARE_LF_REJECT;
+		else if (strcmp(v, "normalize") == 0)
+			*(enum conf_bare_lf *)field = CONF_BARE_LF_NORMALIZE;
+		else {
+			*why_r = "expected reject or normalize";
+			return -1;
+		}
+		return 0;
+	case T_LISTEN:
+		if (conf_parse_listen(c, (enum conf_listener_kind)k->listener, v) < 0) {
+			*why_r = "expected a list of ADDRESS:PORT ('*:25', '127.0.0.1:25', '[::1]:25')";
+			return -1;
+		}
+		return 0;
+	case T_UINT:
+	case T_SIZE:
+	case T_BYTES64:
+	case T_SECONDS:
+		if (conf_parse_number(v, k->type == T_SECONDS ? "time"
+					 : k->type == T_UINT   ? ""
+								 : "size", &n) < 0) {
+			*why_r = k->type == T_SECONDS ? "expected a number of seconds (suffix s, m, h, d)"
+				 : k->type == T_UINT  ? "expected a non-negative integer"
+						      : "expected a size in bytes (suffix K, M, G)";
+			return -1;
+		}
+		if (n < k->min || n > k->max) {
+			*why_r = "value out of range";
+			return -1;
+		}
+		if (k->type == T_BYTES64)
+			*(uint64_t *)field = n;
+		else if (k->type == T_SIZE)
+			*(size_t *)field = (size_t)n;
+		else
+			*(unsigned *)field = (unsigned)n;
+		return 0;
+	}
+	*why_r = "internal error";
+	return -1;
+}
+
+static char *conf_error(const char *path, unsigned line, const char *key, const char *why)
+{
+	struct buf b;
+	buf_init(&b, 4096);
+	if (buf_printf(&b, "%s:%u: %s%s%s", path, line, key, key[0] != '\0' ? ": " : "", why) < 0)
+		return xstrdup("config error");
+	return b.data;
+}
+
+static char *conf_trim(char *s)
+{
+	while (*s == ' ' || *s == '\t')
+		s++;
+	size_t n = strlen(s);
+	while (n > 0 && (s[n - 1] == ' ' || s[n - 1] == '\t' || s[n - 1] == '\r'))
+		s[--n] = '\0';
+	return s;
+}
+
+static int conf_parse_line(struct conf *c, char *line, const char *base, const char *path,
+			   unsigned lineno, char **error_r)
+{
+	char *hash = strchr(line, '#');
+	if (hash != NULL)
+		*hash = '\0';
+	char *s = conf_trim(line);
+	if (*s == '\0')
+		return 0;
+	char *eq = strchr(s, '=');
+	if (eq == NULL) {
+		*error_r = conf_error(path, lineno, "", "expected 'key = value'");
+		return -1;
+	}
+	*eq = '\0';
+	char *key = conf_trim(s);
+	char *value = conf_trim(eq + 1);
+	for (size_t i = 0; i < sizeof(conf_keys) / sizeof(conf_keys[0]); i++) {
+		if (strcmp(conf_keys[i].name, key) != 0)
+			continue;
+		const char *why = NULL;
+		if (conf_set(c, &conf_keys[i], value, base, &why) < 0) {
+			*error_r = conf_error(path, lineno, key, why);
+			return -1;
+		}
+		return 0;
+	}
+	*error_r = conf_error(path, lineno, key, "unknown key");
+	return -1;
+}
+
+struct conf *conf_parse(const char *path, const char *text, size_t len, char **error_r)
+{
+	char *base = xstrdup(path);
+	char *slash = strrchr(base, '/');
+	if (slash != NULL)
+		*slash = '\0';
+	else {
+		free(base);
+		base = xstrdup(".");
+	}
+	struct conf *c = conf_new_defaults(base);
+	c->path = xstrdup(path);
+	unsigned lineno = 0;
+	size_t pos = 0;
+	while (pos < len) {
+		const char *nl = memchr(text + pos, '\n', len - pos);
+		size_t end = nl == NULL ? len : (size_t)(nl - text);
+		lineno++;
+		char *line = xstrndup(text + pos, end - pos);
+		if (strlen(line) != end - pos) {
+			free(line);
+			*error_r = conf_error(path, lineno, "", "NUL byte in config file");
+			goto fail;
+		}
+		int ret = conf_parse_line(c, line, base, path, lineno, error_r);
+		free(line);
+		if (ret < 0)
+			goto fail;
+		pos = end + 1;
+	}
+	free(base);
+	return c;
+fail:
+	free(base);
+	conf_free(&c);
+	return NULL;
+}
+
+struct conf *conf_load(const char *path, char **error_r)
+{
+	FILE *f = fopen(path, "r");
+	if (f == NULL) {
+		*error_r = conf_error(path, 0, "", strerror(errno));
+		return NULL;
+	}
+	struct buf b;
+	buf_init(&b, CONF_FILE_MAX);
+	char chunk[8192];
+	size_t n;
+	while ((n = fread(chunk, 1, sizeof(chunk), f)) > 0) {
+		if (buf_append(&b, chunk, n) < 0) {
+			fclose(f);
+			buf_free(&b);
+			*error_r = conf_error(path, 0, "", "file larger than 1 MiB");
+			return NULL;
+		}
+	}
+	fclose(f);
+	struct conf *c = conf_parse(path, buf_cstr(&b), b.len, error_r);
+	buf_free(&b);
+	return c;
+}

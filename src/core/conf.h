@@ -1,0 +1,73 @@
+/* posthorn.conf: one "key = value" per line, '#' starts a comment. Every key has a safe
+ * default; an unknown key or a bad value is an error naming file, line and key. Relative
+ * paths are relative to the directory that holds the config file. All limits live in
+ * struct limits (defaults in line with Postfix). docs/config.md documents every key. */
+#ifndef POSTHORN_CORE_CONF_H
+#define POSTHORN_CORE_CONF_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "core/log.h"
+
+struct limits {
+	size_t command_line;	      /* octets incl. CRLF; over it: 500 5.5.2 */
+	unsigned recipients;	      /* per transaction; over it: 452 4.5.3 */
+	unsigned errors;	      /* bad commands before 421 4.7.0 and disconnect */
+	unsigned request_timeout;     /* seconds to wait for a command or data chunk */
+	unsigned data_min_rate;	      /* octets/second a client must sustain in DATA (0: off) */
+	uint64_t message_size;	      /* octets; advertised as SIZE */
+	unsigned connections_per_ip;  /* simultaneous connections from one address (0: off) */
+	unsigned connections;	      /* simultaneous connections in all */
+	unsigned auth_failures;	      /* failed AUTH per connection before disconnect */
+	unsigned header_lines;	      /* header fields scanned per message at delivery */
+};
+
+enum conf_bare_lf { CONF_BARE_LF_REJECT, CONF_BARE_LF_NORMALIZE };
+
+enum conf_listener_kind {
+	CONF_LISTENER_SMTP,	   /* port 25: MTA to MTA, STARTTLS offered */
+	CONF_LISTENER_SUBMISSION,  /* port 587: STARTTLS, AUTH required */
+	CONF_LISTENER_SUBMISSIONS, /* port 465: implicit TLS, AUTH required */
+	CONF_LISTENER_COUNT
+};
+
+#define CONF_LISTEN_MAX 8
+
+struct conf_listen {
+	char *host; /* numeric address; "*" for all IPv4 and IPv6 */
+	int port;
+};
+
+struct conf {
+	char *path;	    /* the file this was read from (or NULL for defaults) */
+	char *hostname;	    /* greeting, Received headers */
+	char *data_dir;	    /* store and message files */
+	char *tls_cert;	    /* PEM chain */
+	char *tls_key;	    /* PEM private key */
+	char *run_user;	    /* drop to this user when started as root ("" = stay) */
+	unsigned threads;   /* event-loop threads, 0 = one per core */
+	enum log_level log_level;
+	bool log_syslog;
+	bool allow_plaintext_auth; /* permit AUTH before TLS (tests only) */
+	enum conf_bare_lf smtp_bare_lf;
+	uint64_t default_quota; /* bytes for new accounts, 0 = unlimited */
+	bool vrfy_enabled;
+	size_t listen_count[CONF_LISTENER_COUNT];
+	struct conf_listen listen[CONF_LISTENER_COUNT][CONF_LISTEN_MAX];
+	struct limits limits;
+};
+
+/* A conf holding every default; paths resolved against base_dir. Free with conf_free(). */
+struct conf *conf_new_defaults(const char *base_dir);
+/* Read path over the defaults. Returns the conf, or NULL with *error_r set to a malloc'd
+ * message "FILE:LINE: key: reason" (caller frees). */
+struct conf *conf_load(const char *path, char **error_r);
+/* Parse config text as if it came from path (for tests). Same returns as conf_load(). */
+struct conf *conf_parse(const char *path, const char *text, size_t len, char **error_r);
+void conf_free(struct conf **conf);
+/* Parse a listener list like "127.0.0.1:25 [::1]:25 *:25" into conf. 0 ok, -1 bad. */
+int conf_parse_listen(struct conf *conf, enum conf_listener_kind kind, const char *value);
+
+#endif

@@ -1,0 +1,21 @@
+#!/bin/sh
+# Install the Debian packages that building, running and testing Posthorn need, when they
+# are missing and we are root. Usage: tests/deps.sh build|test
+set -e
+BUILD_PKGS="build-essential pkg-config libevent-dev libssl-dev libsqlite3-dev libsodium-dev openssl"
+TEST_PKGS="libcmocka-dev python3 python3-pytest swaks clang"
+want="$BUILD_PKGS"
+[ "$1" = test ] && want="$want $TEST_PKGS"
+missing=""
+for p in $want; do
+	dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "ok installed" || missing="$missing $p"
+done
+[ -z "$missing" ] && exit 0
+if [ "$(id -u)" != 0 ]; then
+	echo "posthorn: missing Debian packages:$missing (run as root, or install them)" >&2
+	exit 1
+fi
+echo "posthorn: installing$missing" >&2
+export DEBIAN_FRONTEND=noninteractive
+apt-get update -qq >/dev/null
+apt-get install -y -qq --no-install-recommends $missing >/dev/null

@@ -1,0 +1,57 @@
+#!/bin/sh
+# `make test`: install test dependencies, build (release + ASan/UBSan), run the layer check,
+# the unit tests, the fuzz-corpus regression and the integration tests, and end with one
+# line "N passed, N failed".
+set -u
+cd "$(dirname "$0")/.."
+sh tests/deps.sh test || exit 1
+make -j2 all asan fuzz-build >build.log 2>&1 || { tail -50 build.log; echo "build failed"; echo "0 passed, 1 failed"; exit 1; }
+rm -f build.log
+pass=0
+fail=0
+count() { # $1 = passed, $2 = failed
+	pass=$((pass + $1)); fail=$((fail + $2))
+}
+
+echo "== layers"
+if sh tests/check-layers.sh; then count 1 0; else count 0 1; fi
+
+echo "== unit tests"
+export ASAN_OPTIONS=detect_leaks=1:abort_on_error=0 UBSAN_OPTIONS=print_stacktrace=1
+for t in build/asan/tests/test_*; do
+	[ -x "$t" ] || continue
+	out=$(CMOCKA_MESSAGE_OUTPUT=TAP "$t" 2>&1); rc=$?
+	ok=$(printf '%s\n' "$out" | grep -c '^ok ')
+	bad=$(printf '%s\n' "$out" | grep -c '^not ok ')
+	if [ $rc -ne 0 ] && [ "$bad" -eq 0 ]; then bad=1; fi
+	[ "$bad" -ne 0 ] && printf '%s\n' "$out"
+	echo "$(basename "$t"): $ok passed, $bad failed"
+	count "$ok" "$bad"
+done
+
+echo "== fuzz corpus regression"
+for f in build/fuzz/fuzz_*; do
+	[ -x "$f" ] || continue
+	n=$(basename "$f")
+	if [ -d "fuzz/corpus/$n" ] && "$f" -runs=0 "fuzz/corpus/$n" >/dev/null 2>&1 \
+		&& "$f" -runs=2000 -max_len=4096 >/dev/null 2>&1; then
+		echo "$n: ok"; count 1 0
+	else
+		echo "$n: FAILED"; count 0 1
+	fi
+done
+
+echo "== integration tests"
+out=$(POSTHORN_BIN="$PWD/build/asan/posthorn" /usr/bin/python3 -m pytest -p no:cacheprovider \
+	-q -rfE tests/integration 2>&1); rc=$?
+printf '%s\n' "$out" | tail -40
+last=$(printf '%s\n' "$out" | grep -E '(passed|failed|error)' | tail -1)
+ip=$(printf '%s\n' "$last" | grep -oE '[0-9]+ passed' | grep -oE '[0-9]+' || true)
+if_=$(printf '%s\n' "$last" | grep -oE '[0-9]+ failed' | grep -oE '[0-9]+' || true)
+ie=$(printf '%s\n' "$last" | grep -oE '[0-9]+ errors?' | grep -oE '[0-9]+' || true)
+ip=${ip:-0}; if_=${if_:-0}; ie=${ie:-0}
+if [ $rc -ne 0 ] && [ $((if_ + ie)) -eq 0 ]; then if_=1; fi
+count "$ip" $((if_ + ie))
+
+echo "$pass passed, $fail failed"
+[ "$fail" -eq 0 ]
