@@ -73,6 +73,7 @@ static char *conf_resolve_path(const char *base_dir, const char *value)
 struct conf *conf_new_defaults(const char *base_dir)
 {
 	struct conf *c = xcalloc(1, sizeof(*c));
+	c->refcount = 1;
 	c->hostname = xstrdup("localhost");
 	c->data_dir = conf_resolve_path(base_dir, "data");
 	c->tls_cert = conf_resolve_path(base_dir, "tls/cert.pem");
@@ -107,10 +108,19 @@ static void conf_clear_listen(struct conf *c, int kind)
 	c->listen_count[kind] = 0;
 }
 
+struct conf *conf_ref(struct conf *conf)
+{
+	__atomic_add_fetch(&conf->refcount, 1, __ATOMIC_SEQ_CST);
+	return conf;
+}
+
 void conf_free(struct conf **conf)
 {
 	struct conf *c = *conf;
 	if (c == NULL)
+		return;
+	*conf = NULL;
+	if (__atomic_sub_fetch(&c->refcount, 1, __ATOMIC_SEQ_CST) != 0)
 		return;
 	free(c->path);
 	free(c->hostname);
@@ -121,7 +131,6 @@ void conf_free(struct conf **conf)
 	for (int k = 0; k < CONF_LISTENER_COUNT; k++)
 		conf_clear_listen(c, k);
 	free(c);
-	*conf = NULL;
 }
 
 /* One "host:port" item; host may be "*", an IPv4 literal or "[IPv6]". */

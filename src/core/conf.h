@@ -41,6 +41,7 @@ struct conf_listen {
 };
 
 struct conf {
+	unsigned refcount;  /* conf_ref()/conf_free(); starts at 1 */
 	char *path;	    /* the file this was read from (or NULL for defaults) */
 	char *hostname;	    /* greeting, Received headers */
 	char *data_dir;	    /* store and message files */
@@ -66,6 +67,8 @@ struct conf *conf_new_defaults(const char *base_dir);
 struct conf *conf_load(const char *path, char **error_r);
 /* Parse config text as if it came from path (for tests). Same returns as conf_load(). */
 struct conf *conf_parse(const char *path, const char *text, size_t len, char **error_r);
+/* Take another reference (thread-safe); conf_free() drops one and frees at zero. */
+struct conf *conf_ref(struct conf *conf);
 void conf_free(struct conf **conf);
 /* Parse a listener list like "127.0.0.1:25 [::1]:25 *:25" into conf. 0 ok, -1 bad. */
 int conf_parse_listen(struct conf *conf, enum conf_listener_kind kind, const char *value);

@@ -63,7 +63,8 @@ int store_account_set_quota(struct store *store, const char *address, uint64_t q
 /* All accounts (domain NULL) or those of one domain, ordered by address. */
 int store_account_list(struct store *store, const char *domain,
 		       void (*cb)(void *ctx, const struct store_account_info *info), void *ctx);
-/* 1 found (fills what is non-NULL; *password_hash_r is malloc'd), 0 no such account, -1. */
+/* 1 found (fills what is non-NULL; *password_hash_r is malloc'd), 0 no such account, -1.
+ * info_r->address points to storage valid until the next store call on this thread. */
 int store_account_lookup(struct store *store, const char *address, uint64_t *id_r,
 			 char **password_hash_r, struct store_account_info *info_r);
 /* Quota state of one account by id: 1 found, 0 not, -1 error. */
@@ -123,7 +124,8 @@ typedef void store_delivery_cb(struct store_delivery *delivery, void *ctx);
  * is durable (or failed). The spool file is consumed either way. */
 void store_deliver(struct store *store, struct store_delivery *delivery, store_delivery_cb *cb,
 		   void *ctx);
-/* store_deliver() and wait for the result (CLI, tests). Returns delivery->result. */
+/* store_deliver() and wait for the result (CLI, tests). Returns delivery->result. Never
+ * call it from a delivery callback (the writer thread would wait for itself). */
 int store_deliver_wait(struct store *store, struct store_delivery *delivery);
 
 /* ---- reading ---- */
@@ -158,5 +160,10 @@ struct store_queue_info {
 };
 int store_queue_list(struct store *store,
 		     void (*cb)(void *ctx, const struct store_queue_info *info), void *ctx);
+
+/* ---- maintenance ---- */
+/* Schema version of the open store (number of migrations applied), or -1 on error. Added
+ * for `posthorn init`/diagnostics and for tests that check migrations are applied once. */
+int store_schema_version(struct store *store);
 
 #endif

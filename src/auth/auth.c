@@ -1,0 +1,399 @@
+/* Credential verification on worker threads, and the per-IP penalty table (see auth.h).
+ * Requests go through one mutex-protected FIFO to the workers; the penalty table is a
+ * fixed set-associative array keyed by a keyed hash of the client's address, so memory is
+ * bounded whatever the number of attacking addresses. */
+#include "auth/auth.h"
+
+#include <arpa/inet.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdbool.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <time.h>
+
+#include <sodium.h>
+
+#include "auth/password.h"
+#include "core/log.h"
+#include "core/xmalloc.h"
+#include "core/banned.h"
+
+#define AUTH_MAX_WORKERS 64
+#define AUTH_PENALTY_WAYS 4 /* entries per set: an address evicts only the oldest of its set */
+#define AUTH_PENALTY_SETS (AUTH_PENALTY_SLOTS / AUTH_PENALTY_WAYS)
+/* Failures saturate here (the delay stopped growing long before). */
+#define AUTH_PENALTY_COUNT_MAX 1000
+
+struct auth_job {
+	struct auth_job *next;
+	struct auth_request *req;
+	void (*cb)(struct auth_request *req, void *ctx);
+	void *ctx;
+};
+
+struct auth_penalty {
+	unsigned char key[16]; /* address key, see auth_penalty_key() */
+	uint32_t failures;     /* 0 = free slot */
+	uint64_t last_failure; /* clock seconds */
+	uint64_t last_use;     /* penalty_tick when last failed: the LRU order */
+};
+
+struct auth {
+	auth_lookup_fn *lookup;
+	void *lookup_ctx;
+	char *dummy_hash; /* hash of a random password, for unknown users */
+
+	pthread_mutex_t lock; /* protects the queue and stopping */
+	pthread_cond_t cond;
+	struct auth_job *head, *tail;
+	bool stopping;
+	pthread_t *workers;
+	unsigned worker_count;
+
+	pthread_mutex_t penalty_lock;   /* protects penalties */
+	struct auth_penalty *penalties; /* AUTH_PENALTY_SETS * AUTH_PENALTY_WAYS */
+	unsigned char penalty_hash_key[crypto_shorthash_KEYBYTES];
+	unsigned char penalty_fallback_key[crypto_generichash_KEYBYTES];
+	uint64_t penalty_tick;
+	uint64_t (*now)(void);
+};
+
+static uint64_t auth_clock_monotonic(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec;
+}
+
+void auth_set_clock(struct auth *auth, uint64_t (*now_fn)(void))
+{
+	pthread_mutex_lock(&auth->penalty_lock);
+	auth->now = now_fn != NULL ? now_fn : auth_clock_monotonic;
+	pthread_mutex_unlock(&auth->penalty_lock);
+}
+
+/* ---- penalty table ---- */
+
+/* The key of an address: IPv4 (also as ::ffff:a.b.c.d) as its v4-mapped form, IPv6 cut to
+ * its /64 (one customer usually holds a whole /64), anything else a keyed hash of the text. */
+static void auth_penalty_key(const struct auth *auth, const char *ip, unsigned char key[16])
+{
+	struct in_addr a4;
+	struct in6_addr a6;
+
+	memset(key, 0, 16);
+	if (inet_pton(AF_INET, ip, &a4) == 1) {
+		key[10] = key[11] = 0xff;
+		memcpy(key + 12, &a4, 4);
+	} else if (inet_pton(AF_INET6, ip, &a6) == 1) {
+		memcpy(key, &a6, 16);
+		if (!IN6_IS_ADDR_V4MAPPED(&a6))
+			memset(key + 8, 0, 8);
+	} else {
+		crypto_generichash(key, 16, (const unsigned char *)ip, strlen(ip),
+		                   auth->penalty_fallback_key, sizeof(auth->penalty_fallback_key));
+	}
+}
+
+/* The set of a key; the hash is keyed with a secret so nobody can aim at one set. */
+static struct auth_penalty *auth_penalty_set(const struct auth *auth, const unsigned char key[16])
+{
+	unsigned char h[crypto_shorthash_BYTES];
+	crypto_shorthash(h, key, 16, auth->penalty_hash_key);
+	uint32_t v = (uint32_t)h[0] | (uint32_t)h[1] << 8 | (uint32_t)h[2] << 16;
+	return auth->penalties + (size_t)(v % AUTH_PENALTY_SETS) * AUTH_PENALTY_WAYS;
+}
+
+/* The live entry for key in set, or NULL. Forgets entries whose last failure is too old. */
+static struct auth_penalty *auth_penalty_find(struct auth_penalty *set, const unsigned char *key,
+                                              uint64_t now)
+{
+	for (unsigned i = 0; i < AUTH_PENALTY_WAYS; i++) {
+		struct auth_penalty *p = &set[i];
+		if (p->failures != 0 && now - p->last_failure >= AUTH_PENALTY_FORGET_SECS)
+			p->failures = 0;
+		if (p->failures != 0 && memcmp(p->key, key, 16) == 0)
+			return p;
+	}
+	return NULL;
+}
+
+/* A slot for a new key: a free one, else the least recently failed one. */
+static struct auth_penalty *auth_penalty_victim(struct auth_penalty *set)
+{
+	struct auth_penalty *victim = &set[0];
+	for (unsigned i = 0; i < AUTH_PENALTY_WAYS; i++) {
+		if (set[i].failures == 0)
+			return &set[i];
+		if (set[i].last_use < victim->last_use)
+			victim = &set[i];
+	}
+	return victim;
+}
+
+/* Delay before answering the failure that follows `previous` recent failures. */
+static unsigned auth_penalty_delay(uint32_t previous)
+{
+	if (previous == 0)
+		return 0;
+	if (previous - 1 >= 4) /* 1000 << 4 = 16000 is already past the ceiling */
+		return AUTH_PENALTY_MAX_MS;
+	unsigned ms = AUTH_PENALTY_FIRST_MS << (previous - 1);
+	return ms > AUTH_PENALTY_MAX_MS ? AUTH_PENALTY_MAX_MS : ms;
+}
+
+/* Record one failure from ip; returns the delay the protocol should apply to it. */
+static unsigned auth_penalty_fail(struct auth *auth, const char *ip)
+{
+	unsigned char key[16];
+	auth_penalty_key(auth, ip, key);
+	pthread_mutex_lock(&auth->penalty_lock);
+	uint64_t now = auth->now();
+	struct auth_penalty *set = auth_penalty_set(auth, key);
+	struct auth_penalty *p = auth_penalty_find(set, key, now);
+	if (p == NULL) {
+		p = auth_penalty_victim(set);
+		memcpy(p->key, key, 16);
+		p->failures = 0;
+	}
+	unsigned delay = auth_penalty_delay(p->failures);
+	if (p->failures < AUTH_PENALTY_COUNT_MAX)
+		p->failures++;
+	p->last_failure = now;
+	p->last_use = ++auth->penalty_tick;
+	pthread_mutex_unlock(&auth->penalty_lock);
+	return delay;
+}
+
+static void auth_penalty_reset(struct auth *auth, const char *ip)
+{
+	unsigned char key[16];
+	auth_penalty_key(auth, ip, key);
+	pthread_mutex_lock(&auth->penalty_lock);
+	struct auth_penalty *p = auth_penalty_find(auth_penalty_set(auth, key), key, auth->now());
+	if (p != NULL)
+		p->failures = 0;
+	pthread_mutex_unlock(&auth->penalty_lock);
+}
+
+/* ---- verification ---- */
+
+/* Lower-case ASCII letters; other bytes (UTF-8) are left alone. Malloc'd. */
+static char *auth_lowercase_dup(const char *s)
+{
+	char *out = xstrdup(s);
+	for (char *p = out; *p != '\0'; p++) {
+		if (*p >= 'A' && *p <= 'Z')
+			*p = (char)(*p - 'A' + 'a');
+	}
+	return out;
+}
+
+/* Spend the time of one hash check and ignore its answer (unknown user, unusable hash). */
+static void auth_burn_dummy(const struct auth *auth, const char *password)
+{
+	(void)!password_verify(auth->dummy_hash, password);
+}
+
+/* The credential check proper: returns 1, 0 or -1 and fills account_id on 1. */
+static int auth_check(struct auth *auth, struct auth_request *req)
+{
+	if (req->authzid != NULL && req->authzid[0] != '\0' &&
+	    strcasecmp(req->authzid, req->username) != 0)
+		return 0; /* proxy authorization is not supported */
+	if (req->username[0] == '\0')
+		return 0;
+
+	char *user = auth_lowercase_dup(req->username);
+	uint64_t id = 0;
+	char *hash = NULL;
+	int ret = auth->lookup(auth->lookup_ctx, user, &id, &hash);
+	if (ret < 0) {
+		log_error("event=auth_lookup user=%s result=temporary_failure", user);
+	} else if (ret == 0) {
+		auth_burn_dummy(auth, req->password);
+	} else {
+		ASSERT(hash != NULL);
+		ret = password_verify(hash, req->password);
+		if (ret < 0) {
+			/* Locked ("!") or corrupt: a refusal that looks like a wrong password. */
+			log_warn("event=auth_bad_hash user=%s", user);
+			auth_burn_dummy(auth, req->password);
+			ret = 0;
+		}
+		if (ret == 1)
+			req->account_id = id;
+	}
+	free(user);
+	if (hash != NULL) {
+		xmemzero(hash, strlen(hash));
+		free(hash);
+	}
+	return ret;
+}
+
+static void auth_process(struct auth *auth, struct auth_request *req)
+{
+	ASSERT(req->username != NULL && req->password != NULL);
+	req->account_id = 0;
+	req->delay_ms = 0;
+	req->result = auth_check(auth, req);
+	if (req->remote_ip == NULL)
+		return;
+	if (req->result == 1)
+		auth_penalty_reset(auth, req->remote_ip);
+	else if (req->result == 0)
+		req->delay_ms = auth_penalty_fail(auth, req->remote_ip);
+}
+
+static void *auth_worker(void *arg)
+{
+	struct auth *auth = arg;
+
+	pthread_mutex_lock(&auth->lock);
+	for (;;) {
+		while (auth->head == NULL && !auth->stopping)
+			pthread_cond_wait(&auth->cond, &auth->lock);
+		struct auth_job *job = auth->head;
+		if (job == NULL)
+			break; /* stopping and drained */
+		auth->head = job->next;
+		if (auth->head == NULL)
+			auth->tail = NULL;
+		pthread_mutex_unlock(&auth->lock);
+
+		auth_process(auth, job->req);
+		job->cb(job->req, job->ctx);
+		free(job);
+
+		pthread_mutex_lock(&auth->lock);
+	}
+	pthread_mutex_unlock(&auth->lock);
+	return NULL;
+}
+
+void auth_verify(struct auth *auth, struct auth_request *req,
+                 void (*cb)(struct auth_request *req, void *ctx), void *ctx)
+{
+	struct auth_job *job = xcalloc(1, sizeof(*job));
+	job->req = req;
+	job->cb = cb;
+	job->ctx = ctx;
+
+	pthread_mutex_lock(&auth->lock);
+	ASSERT(!auth->stopping);
+	if (auth->tail != NULL)
+		auth->tail->next = job;
+	else
+		auth->head = job;
+	auth->tail = job;
+	pthread_cond_signal(&auth->cond);
+	pthread_mutex_unlock(&auth->lock);
+}
+
+struct auth_wait {
+	pthread_mutex_t lock;
+	pthread_cond_t cond;
+	bool done;
+};
+
+static void auth_wait_done(struct auth_request *req, void *ctx)
+{
+	struct auth_wait *w = ctx;
+	(void)req;
+	pthread_mutex_lock(&w->lock);
+	w->done = true;
+	pthread_cond_signal(&w->cond);
+	pthread_mutex_unlock(&w->lock);
+}
+
+int auth_verify_wait(struct auth *auth, struct auth_request *req)
+{
+	struct auth_wait w = {.done = false};
+	pthread_mutex_init(&w.lock, NULL);
+	pthread_cond_init(&w.cond, NULL);
+	auth_verify(auth, req, auth_wait_done, &w);
+	pthread_mutex_lock(&w.lock);
+	while (!w.done)
+		pthread_cond_wait(&w.cond, &w.lock);
+	pthread_mutex_unlock(&w.lock);
+	pthread_cond_destroy(&w.cond);
+	pthread_mutex_destroy(&w.lock);
+	return req->result;
+}
+
+/* ---- life cycle ---- */
+
+static void auth_start_workers(struct auth *auth, unsigned count)
+{
+	sigset_t all, old;
+
+	/* Workers take no signals: those belong to the loop threads. */
+	sigfillset(&all);
+	pthread_sigmask(SIG_BLOCK, &all, &old);
+	auth->workers = xcalloc(count, sizeof(*auth->workers));
+	for (unsigned i = 0; i < count; i++) {
+		int err = pthread_create(&auth->workers[i], NULL, auth_worker, auth);
+		if (err != 0)
+			log_fatal("auth: cannot start worker thread: %s", strerror(err));
+		auth->worker_count++;
+	}
+	pthread_sigmask(SIG_SETMASK, &old, NULL);
+}
+
+struct auth *auth_new(auth_lookup_fn *lookup, void *lookup_ctx, unsigned worker_threads)
+{
+	if (password_init() < 0)
+		log_fatal("auth: libsodium cannot be initialised");
+	struct auth *auth = xcalloc(1, sizeof(*auth));
+	auth->lookup = lookup;
+	auth->lookup_ctx = lookup_ctx;
+	auth->now = auth_clock_monotonic;
+
+	char *secret = password_random_dup(32);
+	auth->dummy_hash = password_hash_dup(secret);
+	xmemzero(secret, strlen(secret));
+	free(secret);
+	if (auth->dummy_hash == NULL)
+		log_fatal("auth: cannot compute the dummy password hash");
+
+	auth->penalties = xcalloc(AUTH_PENALTY_SETS * AUTH_PENALTY_WAYS, sizeof(*auth->penalties));
+	randombytes_buf(auth->penalty_hash_key, sizeof(auth->penalty_hash_key));
+	randombytes_buf(auth->penalty_fallback_key, sizeof(auth->penalty_fallback_key));
+	pthread_mutex_init(&auth->penalty_lock, NULL);
+	pthread_mutex_init(&auth->lock, NULL);
+	pthread_cond_init(&auth->cond, NULL);
+
+	if (worker_threads == 0)
+		worker_threads = 1;
+	if (worker_threads > AUTH_MAX_WORKERS)
+		worker_threads = AUTH_MAX_WORKERS;
+	auth_start_workers(auth, worker_threads);
+	return auth;
+}
+
+void auth_free(struct auth **authp)
+{
+	struct auth *auth = *authp;
+	if (auth == NULL)
+		return;
+	pthread_mutex_lock(&auth->lock);
+	auth->stopping = true;
+	pthread_cond_broadcast(&auth->cond);
+	pthread_mutex_unlock(&auth->lock);
+	for (unsigned i = 0; i < auth->worker_count; i++)
+		pthread_join(auth->workers[i], NULL);
+	ASSERT(auth->head == NULL);
+
+	pthread_cond_destroy(&auth->cond);
+	pthread_mutex_destroy(&auth->lock);
+	pthread_mutex_destroy(&auth->penalty_lock);
+	free(auth->workers);
+	free(auth->penalties);
+	free(auth->dummy_hash);
+	xmemzero(auth, sizeof(*auth));
+	free(auth);
+	*authp = NULL;
+}

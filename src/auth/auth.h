@@ -1,0 +1,67 @@
+/* Credential verification for SMTP, POP3 and IMAP: password checks run on a small pool of
+ * worker threads (argon2id costs ~50-100 ms and 64 MiB, which must never stall an event
+ * loop), unknown users cost the same as wrong passwords, and failures from one remote IP
+ * earn growing delays. The account store is reached only through the lookup callback, so
+ * auth/ never depends on store/ and could move into a separate login process later. */
+#ifndef POSTHORN_AUTH_AUTH_H
+#define POSTHORN_AUTH_AUTH_H
+
+#include <stdint.h>
+
+/* The account lookup the store provides (wired by main.c). Called on worker threads, possibly
+ * several at once, with username already lower-cased (ASCII). Returns 1 found
+ * (*account_id_r set, *password_hash_r a malloc'd hash string that auth frees), 0 no such
+ * user, -1 temporary error. */
+typedef int auth_lookup_fn(void *ctx, const char *username, uint64_t *account_id_r,
+                           char **password_hash_r);
+
+/* Penalty schedule (per remote IP, see auth_verify()). */
+#define AUTH_PENALTY_SLOTS 4096            /* remembered IPs; the oldest in a set is overwritten */
+#define AUTH_PENALTY_FORGET_SECS (15 * 60) /* failures older than this are forgotten */
+#define AUTH_PENALTY_FIRST_MS 1000         /* delay after the second failure; doubles each time */
+#define AUTH_PENALTY_MAX_MS 15000          /* ceiling of the delay */
+
+struct auth;
+
+/* Start worker_threads workers (0 means 1; at most 64: each hash needs 64 MiB) and prepare
+ * the dummy hash used for unknown users (costs one hash). Aborts via log_fatal() when
+ * libsodium or the threads cannot start. Never NULL. */
+struct auth *auth_new(auth_lookup_fn *lookup, void *lookup_ctx, unsigned worker_threads);
+/* Finish every queued request (their callbacks run), join the workers, free. No
+ * auth_verify() may be called concurrently or afterwards. Accepts NULL; sets *auth NULL. */
+void auth_free(struct auth **auth);
+
+/* Test seam: replace the monotonic clock (seconds) used for forgetting penalties. Call
+ * before the first request; NULL restores the real clock. */
+void auth_set_clock(struct auth *auth, uint64_t (*now_fn)(void));
+
+struct auth_request {
+	/* in: owned by the caller, valid until the callback */
+	const char *authzid;  /* NULL or "" = none; otherwise must equal username (compared
+	                         case-insensitively): proxy authorization is not supported and
+	                         gives result 0 */
+	const char *username; /* authentication id; lower-cased (ASCII) before lookup */
+	const char *password;
+	const char *remote_ip; /* text form; IPv6 addresses share a penalty per /64. NULL = not
+	                          from the network (CLI): no penalty is tracked */
+	/* out */
+	int result;          /* 1 ok, 0 bad credentials, -1 temporary failure */
+	uint64_t account_id; /* when result 1 */
+	unsigned delay_ms;   /* when result != 1: how long the protocol waits before answering
+	                        (0 for the first failure from remote_ip within 15 min, then
+	                        1000, 2000, 4000, 8000, 15000, 15000...; 0 for result -1) */
+};
+
+/* Verify req on a worker thread; cb(req, ctx) runs on that worker thread when done (bounce
+ * to your loop from there; req and its strings must stay valid until then). The delay is the
+ * protocol's to apply: nothing sleeps here. Unknown users and unusable stored hashes are
+ * checked against a dummy hash so they cost the same time as a wrong password. A success
+ * clears the penalty of remote_ip. */
+void auth_verify(struct auth *auth, struct auth_request *req,
+                 void (*cb)(struct auth_request *req, void *ctx), void *ctx);
+
+/* Synchronous form (CLI, tests): queue req, wait for it, return req->result. Never call it
+ * from an event-loop thread. */
+int auth_verify_wait(struct auth *auth, struct auth_request *req);
+
+#endif

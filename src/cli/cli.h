@@ -1,0 +1,40 @@
+/* The `posthorn` command line: each command is a function taking its own argv (the command
+ * name first) and returning the process exit status. Errors go to stderr. */
+#ifndef POSTHORN_CLI_CLI_H
+#define POSTHORN_CLI_CLI_H
+
+#include <stdbool.h>
+#include <stdio.h>
+
+#include "core/conf.h"
+#include "store/store.h"
+
+struct cli {
+	const char *conf_path; /* -c or POSTHORN_CONFIG */
+};
+
+int cli_init(struct cli *cli, int argc, char **argv);
+int cli_serve(struct cli *cli, int argc, char **argv);
+int cli_check_config(struct cli *cli, int argc, char **argv);
+int cli_domain(struct cli *cli, int argc, char **argv);
+int cli_user(struct cli *cli, int argc, char **argv);
+int cli_alias(struct cli *cli, int argc, char **argv);
+int cli_mail(struct cli *cli, int argc, char **argv);
+int cli_queue(struct cli *cli, int argc, char **argv);
+
+/* Helpers shared by the commands. */
+/* Load the configuration or print why not. NULL on error. */
+struct conf *cli_load_conf(struct cli *cli);
+/* Open the store of conf or print why not. NULL on error. */
+struct store *cli_open_store(const struct conf *conf);
+/* True when argv[1] is -h or --help (then usage is printed to stdout). */
+bool cli_wants_help(int argc, char **argv, const char *usage);
+/* Print "posthorn: " + message to stderr; returns 1 (the exit status). */
+int cli_fail(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+/* Read a password: one line from stdin when it is not a terminal, else prompt twice without
+ * echo. Malloc'd (wipe and free it), NULL on error (reported). */
+char *cli_read_password(void);
+/* Parse a size with optional K/M/G suffix, or "unlimited"/"0". 0 ok, -1 bad. */
+int cli_parse_size(const char *s, unsigned long long *size_r);
+
+#endif

@@ -1,0 +1,183 @@
+/* `posthorn init DIR --hostname HOST [--port-base N]`: a ready-to-run setup in DIR: a
+ * documented posthorn.conf, the data directory with an empty store, and a self-signed TLS
+ * certificate for HOST. */
+#include "cli/cli.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "core/buf.h"
+#include "mime/address.h"
+#include "net/tls.h"
+#include "core/banned.h"
+
+static const char init_usage[] =
+	"usage: posthorn init DIR --hostname HOST [--port-base N]\n"
+	"\n"
+	"Writes DIR/posthorn.conf, DIR/data/ (the store) and DIR/tls/ (a self-signed\n"
+	"certificate for HOST). Without --port-base the listeners use the standard ports\n"
+	"(25, 587, 465) on all addresses; with it, port P becomes N+P on 127.0.0.1\n"
+	"(for trying Posthorn out and for tests, e.g. 10000 gives 10025, 10587, 10465).\n";
+
+static const char conf_template[] =
+	"# Posthorn configuration. Every setting has a safe default; docs/config.md describes\n"
+	"# each one. Relative paths are relative to this file's directory.\n"
+	"\n"
+	"# The name this server greets with and writes into Received: headers.\n"
+	"hostname = %s\n"
+	"\n"
+	"# Where the store (posthorn.db) and the message files live.\n"
+	"data_dir = data\n"
+	"\n"
+	"# TLS certificate chain and key (PEM). `init` wrote a self-signed pair; replace them\n"
+	"# with real ones (e.g. from Let's Encrypt) and send SIGHUP to reload.\n"
+	"tls_cert = tls/cert.pem\n"
+	"tls_key = tls/key.pem\n"
+	"\n"
+	"# Listeners: a list of ADDRESS:PORT ('*' = every address). Empty disables one.\n"
+	"smtp_listen = %s:%d\n"
+	"submission_listen = %s:%d\n"
+	"submissions_listen = %s:%d\n"
+	"\n"
+	"# When started as root, bind the ports, then run as this user (create it with\n"
+	"# `adduser --system posthorn`). Empty: keep running as the starting user.\n"
+	"user =\n"
+	"\n"
+	"# Event-loop threads (0 = one per CPU core).\n"
+	"threads = 0\n"
+	"\n"
+	"# error, warn, info or debug; log_syslog = yes also sends lines to syslog (mail).\n"
+	"log_level = info\n"
+	"log_syslog = no\n"
+	"\n"
+	"# Passwords only over TLS. Never set this to yes outside a test setup.\n"
+	"allow_plaintext_auth = no\n"
+	"\n"
+	"# A message with a bare CR or LF (RFC 5321 2.3.8): reject it (550 5.5.2), or\n"
+	"# normalize the line ends to CRLF.\n"
+	"smtp_bare_lf = reject\n"
+	"\n"
+	"# VRFY answers 252 (never confirms an address); 'no' disables it (502).\n"
+	"smtp_vrfy = yes\n"
+	"\n"
+	"# Quota for new accounts (K, M, G suffixes; 0 = unlimited).\n"
+	"default_quota = 0\n"
+	"\n"
+	"# Limits (defaults in line with Postfix).\n"
+	"limit_command_line = 2048\n"
+	"limit_recipients = 1000\n"
+	"limit_errors = 20\n"
+	"limit_request_timeout = 300s\n"
+	"limit_data_min_rate = 500\n"
+	"limit_message_size = 50M\n"
+	"limit_connections_per_ip = 50\n"
+	"limit_connections = 10000\n"
+	"limit_auth_failures = 3\n"
+	"limit_header_lines = 1000\n";
+
+static int init_mkdir(const char *path, mode_t mode)
+{
+	if (mkdir(path, mode) == 0 || errno == EEXIST)
+		return 0;
+	return cli_fail("cannot create %s: %s", path, strerror(errno));
+}
+
+static char *init_path(const char *dir, const char *name)
+{
+	struct buf b;
+	buf_init(&b, 4096);
+	if (buf_printf(&b, "%s/%s", dir, name) < 0) {
+		buf_free(&b);
+		return NULL;
+	}
+	return b.data;
+}
+
+static int init_write_conf(const char *path, const char *hostname, int base)
+{
+	const char *host = base > 0 ? "127.0.0.1" : "*";
+	struct buf b;
+	buf_init(&b, 65536);
+	if (buf_printf(&b, conf_template, hostname, host, base + 25, host, base + 587, host,
+		       base + 465) < 0) {
+		buf_free(&b);
+		return cli_fail("configuration too large");
+	}
+	int fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0640);
+	if (fd < 0) {
+		buf_free(&b);
+		return cli_fail("cannot create %s: %s", path, strerror(errno));
+	}
+	int ok = write(fd, b.data, b.len) == (ssize_t)b.len && fsync(fd) == 0;
+	close(fd);
+	buf_free(&b);
+	return ok ? 0 : cli_fail("cannot write %s", path);
+}
+
+int cli_init(struct cli *cli, int argc, char **argv)
+{
+	(void)cli;
+	if (cli_wants_help(argc, argv, init_usage))
+		return 0;
+	const char *dir = NULL, *hostname = NULL;
+	long base = 0;
+	for (int i = 1; i < argc; i++) {
+		if (strcmp(argv[i], "--hostname") == 0 && i + 1 < argc) {
+			hostname = argv[++i];
+		} else if (strcmp(argv[i], "--port-base") == 0 && i + 1 < argc) {
+			char *end;
+			base = strtol(argv[++i], &end, 10);
+			if (*end != '\0' || base < 1 || base > 64000)
+				return cli_fail("--port-base must be a number from 1 to 64000");
+		} else if (argv[i][0] != '-' && dir == NULL) {
+			dir = argv[i];
+		} else {
+			fputs(init_usage, stderr);
+			return 2;
+		}
+	}
+	if (dir == NULL || hostname == NULL) {
+		fputs(init_usage, stderr);
+		return 2;
+	}
+	if (!address_domain_valid(hostname, strlen(hostname)))
+		return cli_fail("%s is not a valid host name", hostname);
+	char *conf_path = init_path(dir, "posthorn.conf");
+	char *data = init_path(dir, "data");
+	char *tls = init_path(dir, "tls");
+	char *cert = init_path(dir, "tls/cert.pem");
+	char *key = init_path(dir, "tls/key.pem");
+	int ret = 1;
+	const char *error;
+	if (access(conf_path, F_OK) == 0) {
+		cli_fail("%s already exists", conf_path);
+		goto out;
+	}
+	if (init_mkdir(dir, 0755) != 0 || init_mkdir(data, 0750) != 0 || init_mkdir(tls, 0750) != 0)
+		goto out;
+	if (tls_generate_self_signed(cert, key, hostname, &error) < 0) {
+		cli_fail("TLS certificate: %s", error);
+		goto out;
+	}
+	struct store *store;
+	if (store_open(data, &store, &error) < 0) {
+		cli_fail("cannot create the store in %s: %s", data, error);
+		goto out;
+	}
+	store_close(&store);
+	if (init_write_conf(conf_path, hostname, (int)base) != 0)
+		goto out;
+	printf("created %s\n", conf_path);
+	ret = 0;
+out:
+	free(conf_path);
+	free(data);
+	free(tls);
+	free(cert);
+	free(key);
+	return ret;
+}

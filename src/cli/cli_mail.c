@@ -1,0 +1,148 @@
+/* `posthorn mail list|cat` and `posthorn queue list`: looking at stored mail and at the
+ * outbound queue without a mail client. */
+#include "cli/cli.h"
+
+#include <errno.h>
+#include <inttypes.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "core/banned.h"
+
+static const char mail_usage[] =
+	"usage: posthorn mail list USER [MAILBOX]      one line per message: UID FLAGS SIZE\n"
+	"                                              DATE <SENDER> SUBJECT (MAILBOX: INBOX)\n"
+	"       posthorn mail cat USER MAILBOX UID     the stored bytes of one message\n";
+
+static const char queue_usage[] =
+	"usage: posthorn queue list     one line per queued recipient: ID <FROM> <TO> SIZE\n"
+	"                               CREATED ATTEMPTS NEXT-ATTEMPT LAST-ERROR\n";
+
+static void cli_time(int64_t t, char *out, size_t n)
+{
+	time_t tt = (time_t)t;
+	struct tm tm;
+	gmtime_r(&tt, &tm);
+	strftime(out, n, "%Y-%m-%dT%H:%M:%SZ", &tm);
+}
+
+/* Field text on one line: control characters become '?'. */
+static void cli_put_field(const char *s)
+{
+	for (; s != NULL && *s != '\0'; s++)
+		putchar((unsigned char)*s < 0x20 || *s == 0x7f ? '?' : *s);
+}
+
+static void mail_print(void *ctx, const struct store_message_info *m)
+{
+	(void)ctx;
+	char date[32];
+	cli_time(m->internal_date, date, sizeof(date));
+	printf("%" PRIu32 " ", m->uid);
+	if (m->flags == NULL || m->flags[0] == '\0')
+		putchar('-');
+	for (const char *f = m->flags; f != NULL && *f != '\0'; f++)
+		putchar(*f == ' ' ? ',' : *f);
+	printf(" %" PRIu64 " %s <", m->size, date);
+	cli_put_field(m->mail_from);
+	fputs("> ", stdout);
+	cli_put_field(m->subject);
+	putchar('\n');
+}
+
+static int mail_cat(struct store *store, char **argv)
+{
+	char *end;
+	errno = 0;
+	unsigned long uid = strtoul(argv[4], &end, 10);
+	if (*end != '\0' || errno != 0 || uid == 0 || uid > UINT32_MAX)
+		return cli_fail("bad UID %s", argv[4]);
+	int fd;
+	uint64_t size;
+	int r = store_mail_open(store, argv[2], argv[3], (uint32_t)uid, &fd, &size);
+	if (r < 0)
+		return cli_fail("cannot read the message");
+	if (r == 0)
+		return cli_fail("no message %lu in %s of %s", uid, argv[3], argv[2]);
+	char buf[65536];
+	ssize_t n;
+	int ret = 0;
+	while ((n = read(fd, buf, sizeof(buf))) > 0) {
+		if (fwrite(buf, 1, (size_t)n, stdout) != (size_t)n) {
+			ret = cli_fail("write error");
+			break;
+		}
+	}
+	if (n < 0)
+		ret = cli_fail("read error: %s", strerror(errno));
+	close(fd);
+	return ret;
+}
+
+int cli_mail(struct cli *cli, int argc, char **argv)
+{
+	if (cli_wants_help(argc, argv, mail_usage))
+		return 0;
+	const char *verb = argc >= 2 ? argv[1] : "";
+	bool list = strcmp(verb, "list") == 0 && (argc == 3 || argc == 4);
+	bool cat = strcmp(verb, "cat") == 0 && argc == 5;
+	if (!list && !cat) {
+		fputs(mail_usage, stderr);
+		return 2;
+	}
+	struct conf *conf = cli_load_conf(cli);
+	if (conf == NULL)
+		return 1;
+	struct store *store = cli_open_store(conf);
+	int ret = 1;
+	if (store != NULL && list) {
+		int r = store_mail_list(store, argv[2], argc == 4 ? argv[3] : "INBOX", mail_print,
+					NULL);
+		ret = r < 0   ? cli_fail("cannot list messages")
+		      : r == 0 ? cli_fail("no mailbox %s for %s", argc == 4 ? argv[3] : "INBOX",
+					  argv[2])
+			       : 0;
+	} else if (store != NULL) {
+		ret = mail_cat(store, argv);
+	}
+	store_close(&store);
+	conf_free(&conf);
+	return ret;
+}
+
+static void queue_print(void *ctx, const struct store_queue_info *q)
+{
+	(void)ctx;
+	char created[32], next[32];
+	cli_time(q->created, created, sizeof(created));
+	cli_time(q->next_attempt, next, sizeof(next));
+	printf("%" PRIu64 " <", q->id);
+	cli_put_field(q->mail_from);
+	fputs("> <", stdout);
+	cli_put_field(q->rcpt);
+	printf("> %" PRIu64 " %s %u %s ", q->size, created, q->attempts, next);
+	cli_put_field(q->last_error != NULL && q->last_error[0] != '\0' ? q->last_error : "-");
+	putchar('\n');
+}
+
+int cli_queue(struct cli *cli, int argc, char **argv)
+{
+	if (cli_wants_help(argc, argv, queue_usage))
+		return 0;
+	if (argc != 2 || strcmp(argv[1], "list") != 0) {
+		fputs(queue_usage, stderr);
+		return 2;
+	}
+	struct conf *conf = cli_load_conf(cli);
+	if (conf == NULL)
+		return 1;
+	struct store *store = cli_open_store(conf);
+	int ret = store == NULL ? 1
+		  : store_queue_list(store, queue_print, NULL) < 0 ? cli_fail("cannot list the queue")
+								  : 0;
+	store_close(&store);
+	conf_free(&conf);
+	return ret;
+}

@@ -1,0 +1,164 @@
+/* `posthorn serve` and `posthorn check-config`: wiring the store, auth, the network server
+ * and the SMTP listeners together; SIGHUP reloads the configuration and certificates. */
+#include "cli/cli.h"
+
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "auth/auth.h"
+#include "core/log.h"
+#include "core/privdrop.h"
+#include "net/server.h"
+#include "net/tls.h"
+#include "smtp/smtp_server.h"
+#include "core/banned.h"
+
+static const char serve_usage[] =
+	"usage: posthorn [-c CONF] serve\n"
+	"\n"
+	"Runs in the foreground and logs to stderr. SIGTERM or SIGINT: finish the sessions\n"
+	"cleanly and exit. SIGHUP: reload the configuration (limits, logging, hostname) and the\n"
+	"TLS certificate; listener addresses need a restart.\n";
+
+static const char check_usage[] =
+	"usage: posthorn [-c CONF] check-config\n"
+	"\n"
+	"Reads the configuration and the TLS certificate and key; prints what is wrong, or\n"
+	"'configuration ok'.\n";
+
+struct serve {
+	struct cli *cli;
+	struct conf *conf;
+	struct store *store;
+	struct auth *auth;
+	struct net_server *net;
+	struct smtp_server *smtp;
+	struct smtp_listener listeners[CONF_LISTENER_COUNT];
+};
+
+static int serve_auth_lookup(void *ctx, const char *username, uint64_t *account_id_r,
+			     char **password_hash_r)
+{
+	struct serve *sv = ctx;
+	return store_account_lookup(sv->store, username, account_id_r, password_hash_r, NULL);
+}
+
+static void serve_reload(void *ctx)
+{
+	struct serve *sv = ctx;
+	char *error = NULL;
+	struct conf *conf = conf_load(sv->cli->conf_path, &error);
+	if (conf == NULL) {
+		log_error("event=reload result=failed error=\"%s\"", error);
+		free(error);
+		return;
+	}
+	const char *tls_error;
+	if (net_server_load_tls(sv->net, conf->tls_cert, conf->tls_key, &tls_error) < 0)
+		log_error("event=reload tls=failed error=\"%s\" (keeping the old certificate)",
+			  tls_error);
+	log_setup(conf->log_level, conf->log_syslog);
+	net_server_set_limits(sv->net, &conf->limits);
+	smtp_server_set_conf(sv->smtp, conf);
+	conf_free(&sv->conf);
+	sv->conf = conf;
+	log_info("event=reload result=ok");
+}
+
+static const char *const serve_kind_names[] = { "smtp", "submission", "submissions" };
+
+static int serve_listen(struct serve *sv)
+{
+	for (int k = 0; k < CONF_LISTENER_COUNT; k++) {
+		sv->listeners[k] = (struct smtp_listener){ sv->smtp, (enum conf_listener_kind)k };
+		for (size_t i = 0; i < sv->conf->listen_count[k]; i++) {
+			const struct conf_listen *l = &sv->conf->listen[k][i];
+			const char *error;
+			if (net_server_listen(sv->net, l->host, l->port,
+					      k == CONF_LISTENER_SUBMISSIONS, smtp_server_accept,
+					      &sv->listeners[k], SMTP_SERVER_BUSY_REPLY,
+					      &error) < 0) {
+				log_error("%s", error);
+				return -1;
+			}
+			log_info("event=listen proto=%s address=%s port=%d", serve_kind_names[k],
+				 l->host, l->port);
+		}
+	}
+	return 0;
+}
+
+static int serve_run(struct serve *sv)
+{
+	const char *error;
+	if (store_open(sv->conf->data_dir, &sv->store, &error) < 0) {
+		log_error("cannot open the store in %s: %s", sv->conf->data_dir, error);
+		return 1;
+	}
+	sv->auth = auth_new(serve_auth_lookup, sv, 2);
+	sv->net = net_server_new(sv->conf->threads, &sv->conf->limits);
+	if (net_server_load_tls(sv->net, sv->conf->tls_cert, sv->conf->tls_key, &error) < 0) {
+		log_error("TLS: %s", error);
+		return 1;
+	}
+	sv->smtp = smtp_server_new(sv->store, sv->auth, sv->conf);
+	if (serve_listen(sv) < 0)
+		return 1;
+	if (privdrop_to_user(sv->conf->run_user, sv->conf->data_dir, &error) < 0) {
+		log_error("%s", error);
+		return 1;
+	}
+	if (geteuid() == 0)
+		log_warn("running as root: set 'user' in %s", sv->cli->conf_path);
+	net_server_set_reload_hook(sv->net, serve_reload, sv);
+	log_info("event=started hostname=%s pid=%d", sv->conf->hostname, (int)getpid());
+	int ret = net_server_run(sv->net) < 0 ? 1 : 0;
+	log_info("event=stopped");
+	return ret;
+}
+
+int cli_serve(struct cli *cli, int argc, char **argv)
+{
+	if (cli_wants_help(argc, argv, serve_usage))
+		return 0;
+	if (argc != 1) {
+		fputs(serve_usage, stderr);
+		return 2;
+	}
+	struct serve sv = { .cli = cli };
+	sv.conf = cli_load_conf(cli);
+	if (sv.conf == NULL)
+		return 1;
+	log_setup(sv.conf->log_level, sv.conf->log_syslog);
+	int ret = serve_run(&sv);
+	/* Order: no more sessions (net), then no more verifications (auth), then the store
+	 * (its close finishes every queued delivery). */
+	net_server_free(&sv.net);
+	auth_free(&sv.auth);
+	smtp_server_free(&sv.smtp);
+	store_close(&sv.store);
+	conf_free(&sv.conf);
+	return ret;
+}
+
+int cli_check_config(struct cli *cli, int argc, char **argv)
+{
+	if (cli_wants_help(argc, argv, check_usage))
+		return 0;
+	struct conf *conf = cli_load_conf(cli);
+	if (conf == NULL)
+		return 1;
+	const char *error;
+	struct tls_ctx *tls = tls_ctx_load(conf->tls_cert, conf->tls_key, &error);
+	int ret = 0;
+	if (tls == NULL)
+		ret = cli_fail("TLS: %s", error);
+	else if (access(conf->data_dir, R_OK | W_OK | X_OK) != 0)
+		ret = cli_fail("data_dir %s is not a writable directory", conf->data_dir);
+	else
+		puts("configuration ok");
+	tls_ctx_unref(&tls);
+	conf_free(&conf);
+	return ret;
+}

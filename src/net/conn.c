@@ -1,0 +1,424 @@
+/* Connections over libevent bufferevents (see conn.h). TLS is an OpenSSL bufferevent: over
+ * the socket for implicit TLS, or a filter over the plain one after STARTTLS. */
+#include "net/net_private.h"
+
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/random.h>
+#include <unistd.h>
+
+#include <event2/buffer.h>
+#include <event2/bufferevent_ssl.h>
+#include <openssl/ssl.h>
+
+#include "core/log.h"
+#include "core/xmalloc.h"
+#include "core/banned.h"
+
+static void conn_read_cb(struct bufferevent *bev, void *arg);
+static void conn_write_cb(struct bufferevent *bev, void *arg);
+static void conn_event_cb(struct bufferevent *bev, short what, void *arg);
+
+static void conn_maybe_free(struct conn *c)
+{
+	if (!c->dead || c->holds > 0)
+		return;
+	event_free(c->wake_ev);
+	event_free(c->timer_ev);
+	event_free(c->close_ev);
+	free(c->line);
+	free(c);
+}
+
+/* The connection is over: drop the socket, tell the engine once. */
+static void conn_destroy(struct conn *c)
+{
+	if (c->dead)
+		return;
+	c->dead = true;
+	if (c->bev != NULL) {
+		bufferevent_free(c->bev);
+		c->bev = NULL;
+	}
+	tls_ctx_unref(&c->tls);
+	evtimer_del(c->timer_ev);
+	event_del(c->close_ev);
+	net_loop_conn_removed(c->loop, c);
+	c->holds++;
+	if (c->cb != NULL && c->cb->on_closed != NULL)
+		c->cb->on_closed(c, c->ctx);
+	c->holds--;
+	conn_maybe_free(c);
+}
+
+static void conn_wake_cb(evutil_socket_t fd, short what, void *arg)
+{
+	(void)fd;
+	(void)what;
+	struct conn *c = arg;
+	c->holds++;
+	if (c->cb != NULL && c->cb->on_wake != NULL)
+		c->cb->on_wake(c, c->ctx);
+	c->holds--;
+	conn_maybe_free(c);
+}
+
+static void conn_timer_cb(evutil_socket_t fd, short what, void *arg)
+{
+	(void)fd;
+	(void)what;
+	struct conn *c = arg;
+	if (!c->dead && c->cb->on_timer != NULL)
+		c->cb->on_timer(c, c->ctx);
+}
+
+static void conn_close_cb(evutil_socket_t fd, short what, void *arg)
+{
+	(void)fd;
+	(void)what;
+	struct conn *c = arg;
+	if (what & EV_TIMEOUT) {
+		/* Either the deferred close or the flush deadline. */
+		if (c->bev == NULL || evbuffer_get_length(bufferevent_get_output(c->bev)) == 0 ||
+		    c->closing)
+			conn_destroy(c);
+	} else {
+		/* conn_resume(): run the input handler once. */
+		if (!c->dead && !c->paused && c->cb->on_input != NULL)
+			c->cb->on_input(c, c->ctx);
+	}
+}
+
+static void conn_setup_bev(struct conn *c)
+{
+	bufferevent_setcb(c->bev, conn_read_cb, conn_write_cb, conn_event_cb, c);
+	bufferevent_enable(c->bev, EV_READ | EV_WRITE);
+	if (c->timeout > 0) {
+		struct timeval tv = { c->timeout, 0 };
+		bufferevent_set_timeouts(c->bev, &tv, NULL);
+	}
+}
+
+struct conn *conn_new(struct net_loop *loop, int fd, const char *ip, int local_port,
+		      struct tls_ctx *tls, bool tls_now)
+{
+	struct event_base *base = net_loop_base(loop);
+	struct conn *c = xcalloc(1, sizeof(*c));
+	c->loop = loop;
+	c->local_port = local_port;
+	snprintf(c->ip, sizeof(c->ip), "%s", ip);
+	unsigned char rnd[6];
+	if (getrandom(rnd, sizeof(rnd), 0) != (ssize_t)sizeof(rnd))
+		memset(rnd, 0, sizeof(rnd));
+	for (size_t i = 0; i < sizeof(rnd); i++)
+		snprintf(c->id + 2 * i, 3, "%02x", rnd[i]);
+	c->tls = tls != NULL ? tls_ctx_ref(tls) : NULL;
+	if (tls_now) {
+		SSL *ssl = c->tls != NULL ? SSL_new(tls_ctx_ssl_ctx(c->tls)) : NULL;
+		if (ssl != NULL)
+			c->bev = bufferevent_openssl_socket_new(base, fd, ssl,
+								BUFFEREVENT_SSL_ACCEPTING,
+								BEV_OPT_CLOSE_ON_FREE);
+		c->tls_pending = true;
+	} else {
+		c->bev = bufferevent_socket_new(base, fd, BEV_OPT_CLOSE_ON_FREE);
+	}
+	if (c->bev == NULL) {
+		close(fd);
+		tls_ctx_unref(&c->tls);
+		free(c);
+		return NULL;
+	}
+	c->wake_ev = event_new(base, -1, 0, conn_wake_cb, c);
+	c->timer_ev = evtimer_new(base, conn_timer_cb, c);
+	c->close_ev = event_new(base, -1, 0, conn_close_cb, c);
+	conn_setup_bev(c);
+	net_loop_conn_added(loop, c);
+	return c;
+}
+
+void conn_set_callbacks(struct conn *c, const struct conn_callbacks *cb, void *ctx)
+{
+	c->cb = cb;
+	c->ctx = ctx;
+}
+
+static void conn_read_cb(struct bufferevent *bev, void *arg)
+{
+	(void)bev;
+	struct conn *c = arg;
+	if (c->paused || c->closing || c->tls_pending || c->cb->on_input == NULL)
+		return;
+	c->cb->on_input(c, c->ctx);
+}
+
+static void conn_write_cb(struct bufferevent *bev, void *arg)
+{
+	struct conn *c = arg;
+	if (c->closing && evbuffer_get_length(bufferevent_get_output(bev)) == 0)
+		conn_destroy(c);
+}
+
+static void conn_tls_describe(struct conn *c)
+{
+	SSL *ssl = bufferevent_openssl_get_ssl(c->bev);
+	if (ssl == NULL)
+		return;
+	int alg_bits = 0;
+	int bits = SSL_get_cipher_bits(ssl, &alg_bits);
+	snprintf(c->tls_desc, sizeof(c->tls_desc), "%s with cipher %s (%d/%d bits)",
+		 SSL_get_version(ssl), SSL_get_cipher_name(ssl), bits, alg_bits);
+}
+
+static void conn_event_cb(struct bufferevent *bev, short what, void *arg)
+{
+	(void)bev;
+	struct conn *c = arg;
+	if (what & BEV_EVENT_CONNECTED) {
+		c->tls_pending = false;
+		c->tls_active = true;
+		conn_tls_describe(c);
+		if (c->cb->on_tls_ready != NULL)
+			c->cb->on_tls_ready(c, c->ctx);
+		return;
+	}
+	if (what & BEV_EVENT_TIMEOUT) {
+		bufferevent_enable(c->bev, EV_READ);
+		if (c->closing) {
+			conn_destroy(c);
+			return;
+		}
+		if (c->cb->on_timeout != NULL)
+			c->cb->on_timeout(c, c->ctx);
+		else
+			conn_close(c);
+		return;
+	}
+	if (what & (BEV_EVENT_EOF | BEV_EVENT_ERROR)) {
+		if (c->tls_pending)
+			log_info("session=%s event=tls-failed ip=%s", c->id, c->ip);
+		conn_destroy(c);
+	}
+}
+
+int conn_read_line(struct conn *c, size_t max, char **line_r, size_t *len_r)
+{
+	if (c->bev == NULL)
+		return 0;
+	struct evbuffer *in = bufferevent_get_input(c->bev);
+	for (;;) {
+		struct evbuffer_ptr p = evbuffer_search(in, "\n", 1, NULL);
+		if (c->discarding) {
+			if (p.pos < 0) {
+				evbuffer_drain(in, evbuffer_get_length(in));
+				return 0;
+			}
+			evbuffer_drain(in, (size_t)p.pos + 1);
+			c->discarding = false;
+			continue;
+		}
+		if (p.pos < 0) {
+			if (evbuffer_get_length(in) >= max) {
+				evbuffer_drain(in, evbuffer_get_length(in));
+				c->discarding = true;
+				return -1;
+			}
+			return 0;
+		}
+		size_t n = (size_t)p.pos + 1;
+		if (n > max) {
+			evbuffer_drain(in, n);
+			return -1;
+		}
+		if (c->line_cap < n) {
+			c->line = xrealloc(c->line, n);
+			c->line_cap = n;
+		}
+		evbuffer_remove(in, c->line, n);
+		n--; /* LF */
+		if (n > 0 && c->line[n - 1] == '\r')
+			n--;
+		c->line[n] = '\0';
+		*line_r = c->line;
+		*len_r = n;
+		return 1;
+	}
+}
+
+size_t conn_read_bytes(struct conn *c, void *dst, size_t max)
+{
+	if (c->bev == NULL)
+		return 0;
+	int n = evbuffer_remove(bufferevent_get_input(c->bev), dst, max);
+	return n < 0 ? 0 : (size_t)n;
+}
+
+size_t conn_peek(struct conn *c, const unsigned char **data_r)
+{
+	if (c->bev == NULL)
+		return 0;
+	struct evbuffer_iovec v;
+	if (evbuffer_peek(bufferevent_get_input(c->bev), -1, NULL, &v, 1) < 1 || v.iov_len == 0)
+		return 0;
+	*data_r = v.iov_base;
+	return v.iov_len;
+}
+
+void conn_consume(struct conn *c, size_t n)
+{
+	if (c->bev != NULL)
+		evbuffer_drain(bufferevent_get_input(c->bev), n);
+}
+
+size_t conn_input_length(struct conn *c)
+{
+	return c->bev == NULL ? 0 : evbuffer_get_length(bufferevent_get_input(c->bev));
+}
+
+void conn_discard_input(struct conn *c)
+{
+	if (c->bev == NULL)
+		return;
+	struct evbuffer *in = bufferevent_get_input(c->bev);
+	evbuffer_drain(in, evbuffer_get_length(in));
+	c->discarding = false;
+}
+
+void conn_write(struct conn *c, const void *data, size_t len)
+{
+	if (c->bev != NULL && !c->dead)
+		bufferevent_write(c->bev, data, len);
+}
+
+void conn_printf(struct conn *c, const char *fmt, ...)
+{
+	if (c->bev == NULL || c->dead)
+		return;
+	va_list ap;
+	va_start(ap, fmt);
+	evbuffer_add_vprintf(bufferevent_get_output(c->bev), fmt, ap);
+	va_end(ap);
+}
+
+size_t conn_output_length(struct conn *c)
+{
+	return c->bev == NULL ? 0 : evbuffer_get_length(bufferevent_get_output(c->bev));
+}
+
+void conn_pause(struct conn *c)
+{
+	c->paused = true;
+	if (c->bev != NULL)
+		bufferevent_disable(c->bev, EV_READ);
+}
+
+void conn_resume(struct conn *c)
+{
+	if (c->dead || c->closing)
+		return;
+	c->paused = false;
+	bufferevent_enable(c->bev, EV_READ);
+	event_active(c->close_ev, EV_READ, 0);
+}
+
+int conn_start_tls(struct conn *c)
+{
+	if (c->tls == NULL || c->tls_active || c->tls_pending || c->bev == NULL)
+		return -1;
+	SSL *ssl = SSL_new(tls_ctx_ssl_ctx(c->tls));
+	if (ssl == NULL)
+		return -1;
+	/* RFC 3207 §4 / smuggling: nothing sent before the handshake may be executed after it. */
+	conn_discard_input(c);
+	struct bufferevent *under = c->bev;
+	struct bufferevent *top = bufferevent_openssl_filter_new(
+		net_loop_base(c->loop), under, ssl, BUFFEREVENT_SSL_ACCEPTING, BEV_OPT_CLOSE_ON_FREE);
+	if (top == NULL) {
+		SSL_free(ssl);
+		return -1;
+	}
+	c->bev = top;
+	c->tls_pending = true;
+	conn_setup_bev(c);
+	return 0;
+}
+
+bool conn_is_tls(const struct conn *c)
+{
+	return c->tls_active;
+}
+
+const char *conn_tls_description(const struct conn *c)
+{
+	return c->tls_active ? c->tls_desc : "";
+}
+
+void conn_set_timeout(struct conn *c, unsigned seconds)
+{
+	c->timeout = seconds;
+	if (c->bev == NULL)
+		return;
+	struct timeval tv = { seconds, 0 };
+	bufferevent_set_timeouts(c->bev, seconds > 0 ? &tv : NULL, NULL);
+}
+
+void conn_set_timer(struct conn *c, unsigned ms)
+{
+	evtimer_del(c->timer_ev);
+	if (ms == 0 || c->dead)
+		return;
+	struct timeval tv = { ms / 1000, (long)(ms % 1000) * 1000 };
+	evtimer_add(c->timer_ev, &tv);
+}
+
+void conn_wake(struct conn *c)
+{
+	event_active(c->wake_ev, EV_READ, 0);
+}
+
+void conn_close(struct conn *c)
+{
+	if (c->dead || c->closing)
+		return;
+	c->closing = true;
+	bufferevent_disable(c->bev, EV_READ);
+	/* Give a slow reader 10 seconds to take our last words, then drop it. */
+	struct timeval tv = { 0, 0 };
+	if (evbuffer_get_length(bufferevent_get_output(c->bev)) > 0)
+		tv.tv_sec = 10;
+	event_add(c->close_ev, &tv);
+}
+
+const char *conn_remote_ip(const struct conn *c)
+{
+	return c->ip;
+}
+
+int conn_local_port(const struct conn *c)
+{
+	return c->local_port;
+}
+
+const char *conn_id(const struct conn *c)
+{
+	return c->id;
+}
+
+void conn_hold(struct conn *c)
+{
+	c->holds++;
+}
+
+void conn_unhold(struct conn *c)
+{
+	ASSERT(c->holds > 0);
+	c->holds--;
+	conn_maybe_free(c);
+}
+
+bool conn_is_closed(const struct conn *c)
+{
+	return c->dead;
+}

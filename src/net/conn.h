@@ -1,0 +1,102 @@
+/* The only network API protocol engines see. A connection belongs to one loop thread for its
+ * whole life; every callback runs on that thread. Limits are checked here: a line longer
+ * than the caller's maximum is reported once and the rest of it is discarded up to its LF,
+ * never buffered and never handed out as a command. TLS (implicit and STARTTLS) happens
+ * inside; the engine only learns that it is done. */
+#ifndef POSTHORN_NET_CONN_H
+#define POSTHORN_NET_CONN_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+struct conn;
+
+struct conn_callbacks {
+	/* New input is buffered (or the engine asked for a re-run with conn_resume()). */
+	void (*on_input)(struct conn *conn, void *ctx);
+	/* TLS handshake finished (implicit TLS at accept, or after conn_start_tls()). */
+	void (*on_tls_ready)(struct conn *conn, void *ctx);
+	/* No input for the timeout set with conn_set_timeout(). */
+	void (*on_timeout)(struct conn *conn, void *ctx);
+	/* The timer set with conn_set_timer() fired. */
+	void (*on_timer)(struct conn *conn, void *ctx);
+	/* conn_wake() was called (from any thread). */
+	void (*on_wake)(struct conn *conn, void *ctx);
+	/* The server is shutting down: say goodbye and conn_close() when it is safe. */
+	void (*on_shutdown)(struct conn *conn, void *ctx);
+	/* Called exactly once when the connection is gone (peer closed, error, or after
+	 * conn_close() flushed). The engine frees its session here; conn is freed after. */
+	void (*on_closed)(struct conn *conn, void *ctx);
+};
+
+/* What a listener starts: the engine creates its session and registers callbacks with
+ * conn_set_callbacks() before returning. For implicit TLS the engine should greet in
+ * on_tls_ready, otherwise at once. */
+typedef void conn_accept_fn(struct conn *conn, void *listener_ctx);
+
+void conn_set_callbacks(struct conn *conn, const struct conn_callbacks *cb, void *ctx);
+
+/* Read one line ending in LF (a CR before it is removed too). Returns 1 with *line_r
+ * (NUL-terminated, owned by conn, valid until the next read call) and *len_r; 0 when no
+ * complete line is buffered; -1 when the line exceeds max octets (including CRLF): the
+ * buffered part is dropped, and the rest up to its LF will be dropped as it arrives. */
+int conn_read_line(struct conn *conn, size_t max, char **line_r, size_t *len_r)
+	__attribute__((warn_unused_result));
+/* Copy up to max buffered octets into dst; returns the count (0 when none). */
+size_t conn_read_bytes(struct conn *conn, void *dst, size_t max);
+/* Look at buffered input without taking it: *data_r points at the first contiguous run of
+ * octets (returned length, 0 when none), valid until conn_consume() or the callback returns. */
+size_t conn_peek(struct conn *conn, const unsigned char **data_r);
+/* Drop n octets from the front of the input (n <= what conn_peek returned). */
+void conn_consume(struct conn *conn, size_t n);
+/* Octets buffered for reading. */
+size_t conn_input_length(struct conn *conn);
+/* Drop all buffered input (used by STARTTLS before the handshake). */
+void conn_discard_input(struct conn *conn);
+
+/* Queue output; it is sent as the socket allows. */
+void conn_write(struct conn *conn, const void *data, size_t len);
+void conn_printf(struct conn *conn, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+/* Octets queued for sending. */
+size_t conn_output_length(struct conn *conn);
+
+/* Stop / restart reading from the socket (input already buffered stays). Pausing also
+ * stops on_input; conn_resume() restarts reading and runs on_input once soon. */
+void conn_pause(struct conn *conn);
+void conn_resume(struct conn *conn);
+
+/* Discard buffered input, then start a server-side TLS handshake over the connection;
+ * on_tls_ready follows (or on_closed when it fails). Returns -1 when TLS is not configured
+ * or already active. */
+int conn_start_tls(struct conn *conn) __attribute__((warn_unused_result));
+bool conn_is_tls(const struct conn *conn);
+/* "TLSv1.3 with cipher TLS_AES_256_GCM_SHA384 (256/256 bits)" or "" without TLS. */
+const char *conn_tls_description(const struct conn *conn);
+
+/* Idle timeout in seconds (0 = none) for reading. */
+void conn_set_timeout(struct conn *conn, unsigned seconds);
+/* One-shot timer; 0 cancels. */
+void conn_set_timer(struct conn *conn, unsigned milliseconds);
+/* Thread-safe: schedule on_wake on the connection's loop thread. */
+void conn_wake(struct conn *conn);
+
+/* Keep the conn structure (not the connection) alive across an asynchronous operation that
+ * will end in conn_wake(): on_closed may come first, on_wake still follows, and the structure
+ * is freed only after the last conn_unhold(). */
+void conn_hold(struct conn *conn);
+void conn_unhold(struct conn *conn);
+/* True once on_closed has run: only conn_wake/conn_unhold remain meaningful. */
+bool conn_is_closed(const struct conn *conn);
+
+/* Flush queued output, then close; on_closed follows. Safe to call more than once. */
+void conn_close(struct conn *conn);
+
+/* Remote address text ("192.0.2.1", "2001:db8::1") and local port. */
+const char *conn_remote_ip(const struct conn *conn);
+int conn_local_port(const struct conn *conn);
+/* Short random session id for log lines. */
+const char *conn_id(const struct conn *conn);
+
+#endif

@@ -1,0 +1,48 @@
+/* Internals shared by net/conn.c and net/server.c; nothing outside net/ includes this. */
+#ifndef POSTHORN_NET_NET_PRIVATE_H
+#define POSTHORN_NET_NET_PRIVATE_H
+
+#include <netinet/in.h>
+#include <stdbool.h>
+
+#include <event2/bufferevent.h>
+#include <event2/event.h>
+
+#include "net/conn.h"
+#include "net/tls.h"
+
+struct net_loop;
+struct net_server;
+
+struct conn {
+	struct net_loop *loop;
+	struct bufferevent *bev; /* top of the stack: socket, or TLS over socket */
+	struct event *wake_ev;
+	struct event *timer_ev;
+	struct event *close_ev;
+	const struct conn_callbacks *cb;
+	void *ctx;
+	struct tls_ctx *tls; /* for STARTTLS / implicit TLS; NULL when not configured */
+	struct conn *prev, *next;
+	char *line;
+	size_t line_cap;
+	unsigned timeout;
+	unsigned holds;
+	bool tls_active, tls_pending, closing, dead, paused, discarding;
+	bool counted;
+	int local_port;
+	char id[13];
+	char ip[INET6_ADDRSTRLEN];
+	char tls_desc[160];
+};
+
+/* Create a connection on loop for an accepted socket (implicit TLS when tls_now). Returns
+ * NULL when the socket could not be set up (fd closed). */
+struct conn *conn_new(struct net_loop *loop, int fd, const char *ip, int local_port,
+		      struct tls_ctx *tls, bool tls_now);
+/* Loop-side hooks implemented in server.c. */
+struct event_base *net_loop_base(struct net_loop *loop);
+void net_loop_conn_added(struct net_loop *loop, struct conn *conn);
+void net_loop_conn_removed(struct net_loop *loop, struct conn *conn);
+
+#endif

@@ -1,0 +1,445 @@
+/* Event-loop threads, listeners and signals (see server.h). Every loop thread listens on
+ * every shared listening socket; the kernel wakes one or more of them and the losers see
+ * EAGAIN, which libevent's listener ignores. */
+#include "net/server.h"
+
+#include <arpa/inet.h>
+#include <errno.h>
+#include <netinet/in.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <event2/event.h>
+#include <event2/listener.h>
+#include <event2/thread.h>
+
+#include "core/log.h"
+#include "core/xmalloc.h"
+#include "net/net_private.h"
+#include "core/banned.h"
+
+#define NET_LISTENERS_MAX 32
+#define NET_IP_BUCKETS 1024
+
+struct net_listen {
+	struct net_server *server;
+	int fd;
+	int port;
+	bool implicit_tls;
+	conn_accept_fn *accept;
+	void *accept_ctx;
+	char *busy_reply;
+};
+
+struct net_loop {
+	struct net_server *server;
+	struct event_base *base;
+	pthread_t thread;
+	struct evconnlistener *listeners[NET_LISTENERS_MAX];
+	struct event *shutdown_ev;
+	struct conn *conns;
+	unsigned conn_count;
+	bool stopping;
+};
+
+struct net_ip_count {
+	struct net_ip_count *next;
+	unsigned count;
+	char ip[INET6_ADDRSTRLEN];
+};
+
+struct net_server {
+	unsigned thread_count;
+	struct net_loop *loops;
+	struct net_listen listens[NET_LISTENERS_MAX];
+	size_t listen_count;
+	pthread_mutex_t lock; /* tls, limits, ip table, total */
+	struct tls_ctx *tls;
+	struct limits limits;
+	struct net_ip_count *ips[NET_IP_BUCKETS];
+	unsigned total;
+	void (*reload_hook)(void *ctx);
+	void *reload_ctx;
+	struct event_base *main_base;
+};
+
+struct event_base *net_loop_base(struct net_loop *loop)
+{
+	return loop->base;
+}
+
+static unsigned net_ip_hash(const char *ip)
+{
+	unsigned h = 5381;
+	for (; *ip != '\0'; ip++)
+		h = h * 33 + (unsigned char)*ip;
+	return h % NET_IP_BUCKETS;
+}
+
+/* Count a new connection from ip. Returns false when a limit refuses it. */
+static bool net_server_admit(struct net_server *s, const char *ip)
+{
+	bool ok = true;
+	pthread_mutex_lock(&s->lock);
+	struct net_ip_count **slot = &s->ips[net_ip_hash(ip)];
+	struct net_ip_count *e = *slot;
+	while (e != NULL && strcmp(e->ip, ip) != 0)
+		e = e->next;
+	if (s->total >= s->limits.connections)
+		ok = false;
+	else if (s->limits.connections_per_ip > 0 && e != NULL &&
+		 e->count >= s->limits.connections_per_ip)
+		ok = false;
+	if (ok) {
+		if (e == NULL) {
+			e = xcalloc(1, sizeof(*e));
+			snprintf(e->ip, sizeof(e->ip), "%s", ip);
+			e->next = *slot;
+			*slot = e;
+		}
+		e->count++;
+		s->total++;
+	}
+	pthread_mutex_unlock(&s->lock);
+	return ok;
+}
+
+static void net_server_release(struct net_server *s, const char *ip)
+{
+	pthread_mutex_lock(&s->lock);
+	struct net_ip_count **p = &s->ips[net_ip_hash(ip)];
+	while (*p != NULL && strcmp((*p)->ip, ip) != 0)
+		p = &(*p)->next;
+	if (*p != NULL && --(*p)->count == 0) {
+		struct net_ip_count *dead = *p;
+		*p = dead->next;
+		free(dead);
+	}
+	s->total--;
+	pthread_mutex_unlock(&s->lock);
+}
+
+void net_loop_conn_added(struct net_loop *loop, struct conn *c)
+{
+	c->next = loop->conns;
+	if (loop->conns != NULL)
+		loop->conns->prev = c;
+	loop->conns = c;
+	loop->conn_count++;
+}
+
+void net_loop_conn_removed(struct net_loop *loop, struct conn *c)
+{
+	if (c->prev != NULL)
+		c->prev->next = c->next;
+	else
+		loop->conns = c->next;
+	if (c->next != NULL)
+		c->next->prev = c->prev;
+	c->prev = c->next = NULL;
+	loop->conn_count--;
+	if (c->counted)
+		net_server_release(loop->server, c->ip);
+	if (loop->stopping && loop->conn_count == 0)
+		event_base_loopexit(loop->base, NULL);
+}
+
+static void net_accept_cb(struct evconnlistener *l, evutil_socket_t fd, struct sockaddr *sa,
+			  int salen, void *arg)
+{
+	(void)l;
+	(void)salen;
+	struct net_listen *li = arg;
+	struct net_loop *loop = NULL;
+	struct event_base *base = evconnlistener_get_base(l);
+	struct net_server *s = li->server;
+	/* Find our loop from the base (few loops; a linear scan is fine). */
+	for (unsigned i = 0; i < s->thread_count; i++)
+		if (s->loops[i].base == base)
+			loop = &s->loops[i];
+	char ip[INET6_ADDRSTRLEN] = "unknown";
+	if (sa->sa_family == AF_INET)
+		inet_ntop(AF_INET, &((struct sockaddr_in *)sa)->sin_addr, ip, sizeof(ip));
+	else if (sa->sa_family == AF_INET6) {
+		struct in6_addr *a = &((struct sockaddr_in6 *)sa)->sin6_addr;
+		if (IN6_IS_ADDR_V4MAPPED(a))
+			inet_ntop(AF_INET, &a->s6_addr[12], ip, sizeof(ip));
+		else
+			inet_ntop(AF_INET6, a, ip, sizeof(ip));
+	}
+	if (loop == NULL || loop->stopping || !net_server_admit(s, ip)) {
+		ssize_t ignored = send(fd, li->busy_reply, strlen(li->busy_reply), MSG_DONTWAIT);
+		(void)ignored;
+		log_warn("event=refused ip=%s port=%d reason=connection-limit", ip, li->port);
+		close(fd);
+		return;
+	}
+	evutil_make_socket_nonblocking(fd);
+	int one = 1;
+	setsockopt(fd, IPPROTO_TCP, 1 /* TCP_NODELAY */, &one, sizeof(one));
+	pthread_mutex_lock(&s->lock);
+	struct tls_ctx *tls = s->tls != NULL ? tls_ctx_ref(s->tls) : NULL;
+	pthread_mutex_unlock(&s->lock);
+	struct conn *c = conn_new(loop, fd, ip, li->port, tls, li->implicit_tls && tls != NULL);
+	tls_ctx_unref(&tls);
+	if (c == NULL) {
+		net_server_release(s, ip);
+		return;
+	}
+	c->counted = true;
+	if (li->implicit_tls && c->tls == NULL) {
+		log_error("event=refused ip=%s port=%d reason=no-tls-configured", ip, li->port);
+		conn_close(c);
+	}
+	li->accept(c, li->accept_ctx);
+}
+
+struct net_server *net_server_new(unsigned threads, const struct limits *limits)
+{
+	if (evthread_use_pthreads() < 0)
+		log_fatal("libevent: no pthreads support");
+	if (threads == 0) {
+		long n = sysconf(_SC_NPROCESSORS_ONLN);
+		threads = n < 1 ? 1 : (unsigned)n;
+	}
+	struct net_server *s = xcalloc(1, sizeof(*s));
+	pthread_mutex_init(&s->lock, NULL);
+	s->limits = *limits;
+	s->thread_count = threads;
+	s->loops = xcalloc(threads, sizeof(*s->loops));
+	for (unsigned i = 0; i < threads; i++) {
+		s->loops[i].server = s;
+		s->loops[i].base = event_base_new();
+		if (s->loops[i].base == NULL)
+			log_fatal("libevent: cannot create an event base");
+	}
+	s->main_base = event_base_new();
+	return s;
+}
+
+void net_server_free(struct net_server **server)
+{
+	struct net_server *s = *server;
+	if (s == NULL)
+		return;
+	for (unsigned i = 0; i < s->thread_count; i++) {
+		for (size_t j = 0; j < s->listen_count; j++)
+			if (s->loops[i].listeners[j] != NULL)
+				evconnlistener_free(s->loops[i].listeners[j]);
+		if (s->loops[i].shutdown_ev != NULL)
+			event_free(s->loops[i].shutdown_ev);
+		event_base_free(s->loops[i].base);
+	}
+	for (size_t j = 0; j < s->listen_count; j++) {
+		close(s->listens[j].fd);
+		free(s->listens[j].busy_reply);
+	}
+	for (size_t b = 0; b < NET_IP_BUCKETS; b++) {
+		while (s->ips[b] != NULL) {
+			struct net_ip_count *n = s->ips[b]->next;
+			free(s->ips[b]);
+			s->ips[b] = n;
+		}
+	}
+	tls_ctx_unref(&s->tls);
+	event_base_free(s->main_base);
+	free(s->loops);
+	pthread_mutex_destroy(&s->lock);
+	free(s);
+	*server = NULL;
+}
+
+static int net_bind(const char *host, int port, const char **error_r)
+{
+	static _Thread_local char err[160];
+	struct sockaddr_storage ss;
+	socklen_t sl;
+	memset(&ss, 0, sizeof(ss));
+	bool any = strcmp(host, "*") == 0;
+	struct sockaddr_in6 *s6 = (struct sockaddr_in6 *)&ss;
+	struct sockaddr_in *s4 = (struct sockaddr_in *)&ss;
+	if (any || strchr(host, ':') != NULL) {
+		s6->sin6_family = AF_INET6;
+		s6->sin6_port = htons((uint16_t)port);
+		if (!any && inet_pton(AF_INET6, host, &s6->sin6_addr) != 1)
+			goto bad_addr;
+		sl = sizeof(*s6);
+	} else {
+		s4->sin_family = AF_INET;
+		s4->sin_port = htons((uint16_t)port);
+		if (inet_pton(AF_INET, host, &s4->sin_addr) != 1)
+			goto bad_addr;
+		sl = sizeof(*s4);
+	}
+	int fd = socket(ss.ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+	if (fd < 0 && any) {
+		/* No IPv6 on this host: fall back to IPv4 any. */
+		memset(&ss, 0, sizeof(ss));
+		s4->sin_family = AF_INET;
+		s4->sin_port = htons((uint16_t)port);
+		sl = sizeof(*s4);
+		fd = socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+	}
+	if (fd < 0)
+		goto sys_err;
+	int one = 1, zero = 0;
+	setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
+	if (ss.ss_family == AF_INET6)
+		setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, any ? &zero : &one, sizeof(int));
+	if (bind(fd, (struct sockaddr *)&ss, sl) < 0 || listen(fd, 1024) < 0) {
+		int e = errno;
+		close(fd);
+		errno = e;
+		goto sys_err;
+	}
+	return fd;
+bad_addr:
+	snprintf(err, sizeof(err), "%s: not a numeric address", host);
+	*error_r = err;
+	return -1;
+sys_err:
+	snprintf(err, sizeof(err), "cannot listen on %s:%d: %s", host, port, strerror(errno));
+	*error_r = err;
+	return -1;
+}
+
+int net_server_listen(struct net_server *s, const char *host, int port, bool implicit_tls,
+		      conn_accept_fn *accept_fn, void *accept_ctx, const char *busy_reply,
+		      const char **error_r)
+{
+	if (s->listen_count == NET_LISTENERS_MAX) {
+		*error_r = "too many listeners";
+		return -1;
+	}
+	int fd = net_bind(host, port, error_r);
+	if (fd < 0)
+		return -1;
+	struct net_listen *li = &s->listens[s->listen_count++];
+	li->server = s;
+	li->fd = fd;
+	li->port = port;
+	li->implicit_tls = implicit_tls;
+	li->accept = accept_fn;
+	li->accept_ctx = accept_ctx;
+	li->busy_reply = xstrdup(busy_reply);
+	return 0;
+}
+
+int net_server_load_tls(struct net_server *s, const char *cert, const char *key,
+			const char **error_r)
+{
+	struct tls_ctx *t = tls_ctx_load(cert, key, error_r);
+	if (t == NULL)
+		return -1;
+	pthread_mutex_lock(&s->lock);
+	struct tls_ctx *old = s->tls;
+	s->tls = t;
+	pthread_mutex_unlock(&s->lock);
+	tls_ctx_unref(&old);
+	return 0;
+}
+
+void net_server_set_limits(struct net_server *s, const struct limits *limits)
+{
+	pthread_mutex_lock(&s->lock);
+	s->limits = *limits;
+	pthread_mutex_unlock(&s->lock);
+}
+
+void net_server_set_reload_hook(struct net_server *s, void (*hook)(void *ctx), void *ctx)
+{
+	s->reload_hook = hook;
+	s->reload_ctx = ctx;
+}
+
+static void net_loop_shutdown_cb(evutil_socket_t fd, short what, void *arg)
+{
+	(void)fd;
+	(void)what;
+	struct net_loop *loop = arg;
+	loop->stopping = true;
+	for (size_t j = 0; j < NET_LISTENERS_MAX; j++) {
+		if (loop->listeners[j] != NULL) {
+			evconnlistener_free(loop->listeners[j]);
+			loop->listeners[j] = NULL;
+		}
+	}
+	if (loop->conn_count == 0) {
+		event_base_loopexit(loop->base, NULL);
+		return;
+	}
+	/* Sessions may close (and unlink themselves) while we walk: take next first. */
+	for (struct conn *c = loop->conns, *next; c != NULL; c = next) {
+		next = c->next;
+		if (c->cb != NULL && c->cb->on_shutdown != NULL)
+			c->cb->on_shutdown(c, c->ctx);
+		else
+			conn_close(c);
+	}
+	struct timeval deadline = { 30, 0 };
+	event_base_loopexit(loop->base, &deadline);
+}
+
+static void *net_loop_thread(void *arg)
+{
+	struct net_loop *loop = arg;
+	sigset_t all;
+	sigfillset(&all);
+	pthread_sigmask(SIG_BLOCK, &all, NULL);
+	event_base_dispatch(loop->base);
+	return NULL;
+}
+
+static void net_signal_cb(evutil_socket_t sig, short what, void *arg)
+{
+	(void)what;
+	struct net_server *s = arg;
+	if (sig == SIGHUP) {
+		log_info("event=reload");
+		if (s->reload_hook != NULL)
+			s->reload_hook(s->reload_ctx);
+		return;
+	}
+	log_info("event=shutdown signal=%d", (int)sig);
+	for (unsigned i = 0; i < s->thread_count; i++)
+		event_active(s->loops[i].shutdown_ev, EV_READ, 0);
+	event_base_loopbreak(s->main_base);
+}
+
+int net_server_run(struct net_server *s)
+{
+	signal(SIGPIPE, SIG_IGN);
+	for (unsigned i = 0; i < s->thread_count; i++) {
+		struct net_loop *loop = &s->loops[i];
+		loop->shutdown_ev = event_new(loop->base, -1, 0, net_loop_shutdown_cb, loop);
+		for (size_t j = 0; j < s->listen_count; j++) {
+			loop->listeners[j] = evconnlistener_new(loop->base, net_accept_cb,
+								&s->listens[j], 0, -1,
+								s->listens[j].fd);
+			if (loop->listeners[j] == NULL) {
+				log_error("cannot start listener on port %d", s->listens[j].port);
+				return -1;
+			}
+		}
+	}
+	struct event *sigs[3];
+	const int signums[3] = { SIGTERM, SIGINT, SIGHUP };
+	for (int i = 0; i < 3; i++) {
+		sigs[i] = evsignal_new(s->main_base, signums[i], net_signal_cb, s);
+		event_add(sigs[i], NULL);
+	}
+	for (unsigned i = 0; i < s->thread_count; i++)
+		if (pthread_create(&s->loops[i].thread, NULL, net_loop_thread, &s->loops[i]) != 0)
+			log_fatal("cannot start loop thread");
+	event_base_dispatch(s->main_base);
+	for (unsigned i = 0; i < s->thread_count; i++)
+		pthread_join(s->loops[i].thread, NULL);
+	for (int i = 0; i < 3; i++)
+		event_free(sigs[i]);
+	return 0;
+}

@@ -1,0 +1,34 @@
+/* The network server: event-loop threads (one libevent base each), listening sockets shared
+ * by all loops, per-IP and total connection limits, TLS context (reloadable), and signal
+ * handling: SIGTERM/SIGINT shut down gracefully, SIGHUP calls the reload hook. */
+#ifndef POSTHORN_NET_SERVER_H
+#define POSTHORN_NET_SERVER_H
+
+#include <stdbool.h>
+
+#include "core/conf.h"
+#include "net/conn.h"
+
+struct net_server;
+
+/* threads 0 = one per core. Once per process, before any other thread exists. */
+struct net_server *net_server_new(unsigned threads, const struct limits *limits);
+void net_server_free(struct net_server **server);
+/* Bind and listen on host:port ("*" = all IPv6 and IPv4 addresses). Connections are handed to
+ * accept with accept_ctx; implicit_tls starts TLS at once. busy_reply (a full protocol line
+ * with CRLF) is sent to a connection refused by a limit. 0 ok, -1 with *error_r. */
+int net_server_listen(struct net_server *server, const char *host, int port, bool implicit_tls,
+		      conn_accept_fn *accept, void *accept_ctx, const char *busy_reply,
+		      const char **error_r) __attribute__((warn_unused_result));
+/* Load (or reload) the TLS certificate and key used by new connections. 0 / -1 + error. */
+int net_server_load_tls(struct net_server *server, const char *cert, const char *key,
+			const char **error_r) __attribute__((warn_unused_result));
+/* Replace the limits for new connections (SIGHUP). */
+void net_server_set_limits(struct net_server *server, const struct limits *limits);
+/* Called on the main thread on SIGHUP. */
+void net_server_set_reload_hook(struct net_server *server, void (*hook)(void *ctx), void *ctx);
+/* Run the loops until SIGTERM/SIGINT; then stop accepting, ask every session to finish
+ * (on_shutdown), and return when all are closed (or after a 30 s deadline). 0 ok, -1 error. */
+int net_server_run(struct net_server *server);
+
+#endif

@@ -1,0 +1,22 @@
+/* OpenSSL setup for servers: a context with TLS 1.2+ and modern ciphers, loaded from PEM
+ * files (and reloaded on SIGHUP), and generation of a self-signed certificate for first runs.
+ * Only net/ sees OpenSSL types; others use the opaque struct. */
+#ifndef POSTHORN_NET_TLS_H
+#define POSTHORN_NET_TLS_H
+
+struct tls_ctx;
+
+/* Load cert chain + key. Returns a context (refcount 1) or NULL with *error_r (static or
+ * thread-local text). */
+struct tls_ctx *tls_ctx_load(const char *cert_path, const char *key_path, const char **error_r);
+struct tls_ctx *tls_ctx_ref(struct tls_ctx *ctx);
+void tls_ctx_unref(struct tls_ctx **ctx);
+/* The OpenSSL SSL_CTX (as void * so this header needs no OpenSSL include). */
+void *tls_ctx_ssl_ctx(struct tls_ctx *ctx);
+
+/* Write a new RSA-2048 key (mode 0600) and a self-signed certificate for hostname valid for
+ * ten years. 0 ok, -1 with *error_r. */
+int tls_generate_self_signed(const char *cert_path, const char *key_path, const char *hostname,
+			     const char **error_r);
+
+#endif

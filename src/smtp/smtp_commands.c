@@ -1,0 +1,491 @@
+/* The SMTP command table and handlers. The dispatcher checks the preconditions named in
+ * the table (greeting, transaction state, authentication) in one place; a handler checks
+ * its arguments and acts. Replies carry RFC 3463 enhanced status codes (RFC 2034). */
+#include "smtp/smtp_session.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "core/log.h"
+#include "core/xmalloc.h"
+#include "mime/address.h"
+#include "core/banned.h"
+
+enum {
+	CMD_NEED_HELO = 1 << 0,	  /* after HELO/EHLO */
+	CMD_NEED_MAIL = 1 << 1,	  /* inside a transaction */
+	CMD_NEED_RCPT = 1 << 2,	  /* at least one accepted recipient */
+	CMD_NOT_IN_MAIL = 1 << 3, /* not inside a transaction */
+	CMD_NEED_AUTH = 1 << 4,	  /* submission ports: authenticated first */
+};
+
+struct smtp_command_def {
+	enum smtp_verb verb;
+	void (*handler)(struct smtp_session *s, struct smtp_command *cmd);
+	unsigned flags;
+};
+
+static void cmd_helo(struct smtp_session *s, struct smtp_command *cmd);
+static void cmd_ehlo(struct smtp_session *s, struct smtp_command *cmd);
+static void cmd_mail(struct smtp_session *s, struct smtp_command *cmd);
+static void cmd_rcpt(struct smtp_session *s, struct smtp_command *cmd);
+static void cmd_data(struct smtp_session *s, struct smtp_command *cmd);
+static void cmd_bdat(struct smtp_session *s, struct smtp_command *cmd);
+static void cmd_rset(struct smtp_session *s, struct smtp_command *cmd);
+static void cmd_noop(struct smtp_session *s, struct smtp_command *cmd);
+static void cmd_quit(struct smtp_session *s, struct smtp_command *cmd);
+static void cmd_help(struct smtp_session *s, struct smtp_command *cmd);
+static void cmd_vrfy(struct smtp_session *s, struct smtp_command *cmd);
+static void cmd_expn(struct smtp_session *s, struct smtp_command *cmd);
+static void cmd_starttls(struct smtp_session *s, struct smtp_command *cmd);
+static void cmd_auth(struct smtp_session *s, struct smtp_command *cmd);
+
+static const struct smtp_command_def smtp_commands[] = {
+	{ SMTP_VERB_HELO, cmd_helo, 0 },
+	{ SMTP_VERB_EHLO, cmd_ehlo, 0 },
+	{ SMTP_VERB_MAIL, cmd_mail, CMD_NEED_HELO | CMD_NOT_IN_MAIL | CMD_NEED_AUTH },
+	{ SMTP_VERB_RCPT, cmd_rcpt, CMD_NEED_HELO | CMD_NEED_MAIL },
+	{ SMTP_VERB_DATA, cmd_data, CMD_NEED_HELO | CMD_NEED_MAIL | CMD_NEED_RCPT },
+	{ SMTP_VERB_BDAT, cmd_bdat, CMD_NEED_HELO },
+	{ SMTP_VERB_RSET, cmd_rset, 0 },
+	{ SMTP_VERB_NOOP, cmd_noop, 0 },
+	{ SMTP_VERB_QUIT, cmd_quit, 0 },
+	{ SMTP_VERB_HELP, cmd_help, 0 },
+	{ SMTP_VERB_VRFY, cmd_vrfy, 0 },
+	{ SMTP_VERB_EXPN, cmd_expn, 0 },
+	{ SMTP_VERB_STARTTLS, cmd_starttls, CMD_NOT_IN_MAIL },
+	{ SMTP_VERB_AUTH, cmd_auth, CMD_NEED_HELO | CMD_NOT_IN_MAIL },
+};
+
+void smtp_commands_execute(struct smtp_session *s, const char *line, size_t len)
+{
+	struct smtp_command cmd;
+	const char *error;
+	if (smtp_parser_parse(s->cmd, line, len, &cmd, &error) < 0) {
+		log_debug("session=%s proto=smtp event=bad-command reply=\"%s\"", conn_id(s->conn),
+			  error);
+		smtp_reply(s, error);
+		return;
+	}
+	const struct smtp_command_def *def = NULL;
+	for (size_t i = 0; i < sizeof(smtp_commands) / sizeof(smtp_commands[0]); i++)
+		if (smtp_commands[i].verb == cmd.verb)
+			def = &smtp_commands[i];
+	if (def == NULL) {
+		smtp_reply(s, "500 5.5.2 Syntax error, command unrecognized");
+		return;
+	}
+	if ((def->flags & CMD_NEED_HELO) && s->helo == NULL) {
+		smtp_reply(s, "503 5.5.1 Error: send HELO/EHLO first");
+		return;
+	}
+	if ((def->flags & CMD_NEED_AUTH) && smtp_session_is_submission(s) && !s->authenticated) {
+		smtp_reply(s, "530 5.7.0 Authentication required");
+		return;
+	}
+	if ((def->flags & CMD_NOT_IN_MAIL) && s->have_mail) {
+		smtp_reply(s, cmd.verb == SMTP_VERB_MAIL ? "503 5.5.1 Error: nested MAIL command"
+							 : "503 5.5.1 Error: MAIL transaction in progress");
+		return;
+	}
+	if ((def->flags & CMD_NEED_MAIL) && !s->have_mail) {
+		smtp_reply(s, "503 5.5.1 Error: need MAIL command");
+		return;
+	}
+	if ((def->flags & CMD_NEED_RCPT) && s->rcpt_count == 0) {
+		smtp_reply(s, "554 5.5.1 Error: no valid recipients");
+		return;
+	}
+	def->handler(s, &cmd);
+}
+
+static void smtp_greeting_reset(struct smtp_session *s, const char *helo)
+{
+	smtp_session_reset_tx(s);
+	s->helo = arena_strdup(s->arena, helo);
+}
+
+static void cmd_helo(struct smtp_session *s, struct smtp_command *cmd)
+{
+	smtp_greeting_reset(s, cmd->arg);
+	s->esmtp = false;
+	SMTP_LOG(s, "event=helo helo=%s", cmd->arg);
+	smtp_replyf(s, "250 %s", s->conf->hostname);
+}
+
+static void cmd_ehlo(struct smtp_session *s, struct smtp_command *cmd)
+{
+	smtp_greeting_reset(s, cmd->arg);
+	s->esmtp = true;
+	SMTP_LOG(s, "event=ehlo helo=%s", cmd->arg);
+	char size[64];
+	snprintf(size, sizeof(size), "SIZE %llu", (unsigned long long)s->limits->message_size);
+	const char *lines[16];
+	size_t n = 0;
+	lines[n++] = s->conf->hostname;
+	lines[n++] = "PIPELINING";
+	lines[n++] = size;
+	lines[n++] = "8BITMIME";
+	lines[n++] = "SMTPUTF8";
+	lines[n++] = "ENHANCEDSTATUSCODES";
+	lines[n++] = "CHUNKING";
+	if (!conn_is_tls(s->conn))
+		lines[n++] = "STARTTLS";
+	char auth[128];
+	if (smtp_session_auth_offered(s)) {
+		snprintf(auth, sizeof(auth), "AUTH %s", sasl_mech_list());
+		lines[n++] = auth;
+	}
+	lines[n++] = "HELP";
+	for (size_t i = 0; i < n; i++)
+		conn_printf(s->conn, "250%c%s\r\n", i + 1 < n ? '-' : ' ', lines[i]);
+}
+
+static void cmd_mail(struct smtp_session *s, struct smtp_command *cmd)
+{
+	if (cmd->size_set && cmd->size > s->limits->message_size) {
+		smtp_reply(s, "552 5.3.4 Message size exceeds fixed maximum message size");
+		return;
+	}
+	if (cmd->path.utf8 && !cmd->smtputf8) {
+		smtp_reply(s, "553 5.6.7 Non-ASCII address requires SMTPUTF8");
+		return;
+	}
+	const char *from = cmd->path.null ? "" : address_format(s->tx, &cmd->path);
+	if (smtp_session_is_submission(s)) {
+		/* RFC 6409 §6.1: the submission server may insist the sender is the user. */
+		int owned = cmd->path.null ? 0
+					   : store_address_owned(s->server->store, s->account_id, from);
+		if (owned < 0) {
+			smtp_reply(s, "451 4.3.0 Local error, try again later");
+			return;
+		}
+		if (owned == 0) {
+			SMTP_LOG(s, "event=mail from=<%s> result=553 user=%s", from, s->auth_user);
+			smtp_replyf(s, "553 5.7.1 <%s>: Sender address rejected: not owned by user %s",
+				    from, s->auth_user);
+			return;
+		}
+	}
+	s->have_mail = true;
+	s->mail_from = arena_strdup(s->tx, from);
+	s->smtputf8 = cmd->smtputf8;
+	s->declared_size = cmd->size_set ? cmd->size : 0;
+	SMTP_LOG(s, "event=mail from=<%s> size=%llu", from, (unsigned long long)s->declared_size);
+	smtp_reply(s, "250 2.1.0 Ok");
+}
+
+/* Quota at RCPT time (we know SIZE= at best). NULL when fine, else the reply. */
+static const char *smtp_rcpt_quota(struct smtp_session *s, const struct store_rcpt *r)
+{
+	for (size_t i = 0; i < r->count; i++) {
+		uint64_t quota, used;
+		int ret = store_account_usage(s->server->store, r->account_ids[i], &quota, &used);
+		if (ret < 0)
+			return "451 4.3.0 Local error, try again later";
+		if (ret == 0 || quota == 0)
+			continue;
+		if (s->declared_size > quota)
+			return "552 5.2.2 Message exceeds the recipient's mailbox quota";
+		if (used >= quota || used + s->declared_size > quota)
+			return "452 4.2.2 Mailbox full, try again later";
+	}
+	return NULL;
+}
+
+static void smtp_rcpt_add(struct smtp_session *s, const char *addr, bool remote,
+			  const struct store_rcpt *r)
+{
+	if (s->rcpt_count == s->rcpt_cap) {
+		size_t cap = s->rcpt_cap == 0 ? 8 : s->rcpt_cap * 2;
+		struct smtp_rcpt *n = arena_alloc(s->tx, cap * sizeof(*n));
+		if (s->rcpt_count > 0)
+			memcpy(n, s->rcpts, s->rcpt_count * sizeof(*n));
+		s->rcpts = n;
+		s->rcpt_cap = cap;
+	}
+	struct smtp_rcpt *rc = &s->rcpts[s->rcpt_count++];
+	rc->address = arena_strdup(s->tx, addr);
+	rc->remote = remote;
+	if (r != NULL)
+		rc->accounts = *r;
+	else
+		rc->accounts.count = 0;
+}
+
+static void cmd_rcpt(struct smtp_session *s, struct smtp_command *cmd)
+{
+	if (s->bdat) {
+		smtp_reply(s, "503 5.5.1 Error: RCPT after BDAT");
+		return;
+	}
+	if (s->rcpt_count >= s->limits->recipients) {
+		smtp_reply(s, "452 4.5.3 Error: too many recipients");
+		return;
+	}
+	if (cmd->path.utf8 && !s->smtputf8) {
+		smtp_reply(s, "553 5.6.7 Non-ASCII address requires SMTPUTF8");
+		return;
+	}
+	const char *to = address_format(s->cmd, &cmd->path);
+	if (cmd->path.domain[0] == '\0') /* <postmaster> (RFC 5321 §4.1.1.3) */
+		to = arena_strdup(s->cmd, "postmaster");
+	struct store *st = s->server->store;
+	const char *at = strrchr(to, '@');
+	int local = at == NULL ? 1 : store_domain_is_local(st, at + 1);
+	if (local < 0) {
+		smtp_reply(s, "451 4.3.0 Local error, try again later");
+		return;
+	}
+	if (local == 0) {
+		if (!smtp_session_is_submission(s)) {
+			SMTP_LOG(s, "event=rcpt to=<%s> result=554 reason=relay-denied", to);
+			smtp_replyf(s, "554 5.7.1 <%s>: Relay access denied", to);
+			return;
+		}
+		smtp_rcpt_add(s, to, true, NULL);
+		SMTP_LOG(s, "event=rcpt to=<%s> result=250 remote=yes", to);
+		smtp_reply(s, "250 2.1.5 Ok");
+		return;
+	}
+	struct store_rcpt r;
+	int found = at == NULL ? 0 : store_resolve(st, to, &r);
+	if (found < 0) {
+		smtp_reply(s, "451 4.3.0 Local error, try again later");
+		return;
+	}
+	if (found == 0) {
+		SMTP_LOG(s, "event=rcpt to=<%s> result=550", to);
+		smtp_replyf(s, "550 5.1.1 <%s>: Recipient address rejected: User unknown", to);
+		return;
+	}
+	const char *quota = smtp_rcpt_quota(s, &r);
+	if (quota != NULL) {
+		SMTP_LOG(s, "event=rcpt to=<%s> result=%.3s reason=quota", to, quota);
+		smtp_reply(s, quota);
+		return;
+	}
+	smtp_rcpt_add(s, to, false, &r);
+	SMTP_LOG(s, "event=rcpt to=<%s> result=250", to);
+	smtp_reply(s, "250 2.1.5 Ok");
+}
+
+static void cmd_data(struct smtp_session *s, struct smtp_command *cmd)
+{
+	(void)cmd;
+	if (s->bdat) {
+		smtp_reply(s, "503 5.5.1 Error: DATA after BDAT");
+		return;
+	}
+	const char *err = smtp_session_body_begin(s);
+	if (err != NULL) {
+		smtp_reply(s, err);
+		return;
+	}
+	smtp_session_set_state(s, SMTP_STATE_DATA);
+	smtp_reply(s, "354 End data with <CR><LF>.<CR><LF>");
+}
+
+static void cmd_bdat(struct smtp_session *s, struct smtp_command *cmd)
+{
+	/* RFC 3030 §2: the chunk follows the command whatever we think of it, so it is read
+	 * (and dropped) before the error reply. */
+	const char *err = NULL;
+	if (!s->have_mail)
+		err = "503 5.5.1 Error: need MAIL command";
+	else if (s->rcpt_count == 0)
+		err = "554 5.5.1 Error: no valid recipients";
+	else if (!s->body_started)
+		err = smtp_session_body_begin(s);
+	if (err != NULL) {
+		smtp_session_reset_tx(s);
+		s->bdat_discard = true;
+		s->body_error = err;
+	} else {
+		s->bdat = true;
+		s->bdat_last = cmd->last;
+	}
+	s->bdat_remaining = cmd->chunk_size;
+	smtp_session_set_state(s, SMTP_STATE_BDAT);
+}
+
+static void cmd_rset(struct smtp_session *s, struct smtp_command *cmd)
+{
+	(void)cmd;
+	smtp_session_reset_tx(s);
+	smtp_reply(s, "250 2.0.0 Ok");
+}
+
+static void cmd_noop(struct smtp_session *s, struct smtp_command *cmd)
+{
+	(void)cmd;
+	smtp_reply(s, "250 2.0.0 Ok");
+}
+
+static void cmd_quit(struct smtp_session *s, struct smtp_command *cmd)
+{
+	(void)cmd;
+	smtp_session_close(s, "221 2.0.0 Bye");
+}
+
+static void cmd_help(struct smtp_session *s, struct smtp_command *cmd)
+{
+	(void)cmd;
+	smtp_reply(s, "214 2.0.0 Commands: EHLO HELO MAIL RCPT DATA BDAT RSET NOOP QUIT HELP "
+		      "VRFY STARTTLS AUTH; see RFC 5321");
+}
+
+static void cmd_vrfy(struct smtp_session *s, struct smtp_command *cmd)
+{
+	(void)cmd;
+	/* RFC 5321 §3.5.3: 252 when we will not confirm addresses (no harvesting). */
+	if (!s->conf->vrfy_enabled) {
+		smtp_reply(s, "502 5.5.1 VRFY command is disabled");
+		return;
+	}
+	smtp_reply(s, "252 2.0.0 Cannot VRFY user, but will accept message and attempt delivery");
+}
+
+static void cmd_expn(struct smtp_session *s, struct smtp_command *cmd)
+{
+	(void)cmd;
+	smtp_reply(s, "502 5.5.1 EXPN command is not supported");
+}
+
+static void cmd_starttls(struct smtp_session *s, struct smtp_command *cmd)
+{
+	(void)cmd;
+	if (conn_is_tls(s->conn)) {
+		smtp_reply(s, "554 5.5.1 Error: TLS already active");
+		return;
+	}
+	conn_printf(s->conn, "220 2.0.0 Ready to start TLS\r\n");
+	/* Bytes pipelined after STARTTLS are discarded inside conn_start_tls (RFC 3207 §4.2,
+	 * CVE-2011-0411 class of injection). */
+	if (conn_start_tls(s->conn) < 0) {
+		smtp_session_close(s, "454 4.7.0 TLS not available due to local problem");
+		return;
+	}
+	smtp_session_set_state(s, SMTP_STATE_TLS);
+}
+
+/* ---- AUTH (RFC 4954) ---- */
+
+static void smtp_auth_verify_cb(struct auth_request *req, void *ctx)
+{
+	(void)req;
+	struct smtp_session *s = ctx;
+	conn_wake(s->conn);
+}
+
+static void smtp_auth_step(struct smtp_session *s, const char *response)
+{
+	const char *challenge, *error;
+	int r = sasl_server_step(s->sasl, response, &challenge, &error);
+	if (r < 0) {
+		sasl_server_free(&s->sasl);
+		smtp_session_set_state(s, SMTP_STATE_COMMAND);
+		if (response != NULL && strcmp(response, "*") == 0)
+			smtp_reply(s, "501 5.7.0 Authentication aborted");
+		else
+			smtp_replyf(s, "501 5.5.2 %s", error);
+		return;
+	}
+	if (r == 0) {
+		smtp_session_set_state(s, SMTP_STATE_AUTH);
+		conn_printf(s->conn, "334 %s\r\n", challenge);
+		return;
+	}
+	const char *authzid, *authcid, *password;
+	sasl_server_credentials(s->sasl, &authzid, &authcid, &password);
+	s->auth_user = arena_strdup(s->arena, authcid);
+	s->auth_password = xstrdup(password);
+	s->auth_req = (struct auth_request){
+		.authzid = arena_strdup(s->arena, authzid),
+		.username = s->auth_user,
+		.password = s->auth_password,
+		.remote_ip = conn_remote_ip(s->conn),
+	};
+	sasl_server_free(&s->sasl);
+	s->async = SMTP_ASYNC_AUTH;
+	smtp_session_set_state(s, SMTP_STATE_WAIT);
+	conn_pause(s->conn);
+	conn_hold(s->conn);
+	auth_verify(s->server->auth, &s->auth_req, smtp_auth_verify_cb, s);
+}
+
+static void cmd_auth(struct smtp_session *s, struct smtp_command *cmd)
+{
+	if (!smtp_session_is_submission(s)) {
+		smtp_reply(s, "503 5.5.1 Error: authentication not enabled");
+		return;
+	}
+	if (s->authenticated) {
+		smtp_reply(s, "503 5.5.1 Error: already authenticated");
+		return;
+	}
+	if (!smtp_session_auth_offered(s)) {
+		smtp_reply(s, "538 5.7.11 Encryption required for requested authentication mechanism");
+		return;
+	}
+	enum sasl_mech mech;
+	if (sasl_mech_parse(cmd->mechanism, &mech) < 0) {
+		smtp_reply(s, "504 5.5.4 Unrecognized authentication type");
+		return;
+	}
+	s->sasl = sasl_server_new(mech, 0);
+	smtp_auth_step(s, cmd->initial_response);
+}
+
+void smtp_commands_auth_continue(struct smtp_session *s, const char *line)
+{
+	smtp_auth_step(s, line);
+}
+
+void smtp_commands_auth_done(struct smtp_session *s)
+{
+	if (s->auth_password != NULL) {
+		xmemzero(s->auth_password, strlen(s->auth_password));
+		free(s->auth_password);
+		s->auth_password = NULL;
+	}
+	struct auth_request *req = &s->auth_req;
+	if (req->result == 1) {
+		s->authenticated = true;
+		s->account_id = req->account_id;
+		SMTP_LOG(s, "event=auth result=ok user=%s", s->auth_user);
+		smtp_reply(s, "235 2.7.0 Authentication successful");
+		return;
+	}
+	SMTP_LOG(s, "event=auth result=%s user=%s delay_ms=%u",
+		 req->result == 0 ? "fail" : "tempfail", s->auth_user, req->delay_ms);
+	if (req->result < 0) {
+		smtp_reply(s, "454 4.7.0 Temporary authentication failure");
+		return;
+	}
+	s->auth_failures++;
+	if (req->delay_ms > 0) {
+		/* Answer only after the penalty; input stays paused meanwhile. */
+		smtp_session_set_state(s, SMTP_STATE_WAIT);
+		conn_pause(s->conn);
+		conn_set_timer(s->conn, req->delay_ms);
+		return;
+	}
+	smtp_commands_auth_delay_done(s);
+}
+
+void smtp_commands_auth_delay_done(struct smtp_session *s)
+{
+	if (s->closed)
+		return;
+	s->auth_user = NULL;
+	smtp_session_set_state(s, SMTP_STATE_COMMAND);
+	if (s->auth_failures >= s->limits->auth_failures) {
+		smtp_reply(s, "535 5.7.8 Error: authentication failed");
+		smtp_session_close(s, "421 4.7.0 Too many authentication failures");
+		return;
+	}
+	smtp_reply(s, "535 5.7.8 Error: authentication failed");
+	conn_resume(s->conn);
+}

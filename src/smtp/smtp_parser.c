@@ -1,0 +1,390 @@
+/* SMTP command-line parser (see smtp_parser.h): verb lookup through a const table, then the
+ * per-verb argument grammar of RFC 5321 §4.1.1 and the ESMTP extensions. Pure and bounded:
+ * one pass over the caller's line, numbers checked for overflow before every digit. */
+#include "smtp/smtp_parser.h"
+
+#include <string.h>
+#include <strings.h>
+
+#include "core/banned.h"
+
+#define SMTP_PARSER_MAX_DIGITS 20    /* 1*20DIGIT (RFC 1870 §3, RFC 3030 §2) */
+#define SMTP_PARSER_MECHANISM_MAX 20 /* RFC 4422 §3.1 sasl-mech */
+
+static const char SMTP_ERR_UNRECOGNIZED[] = "500 5.5.2 Syntax error, command unrecognized";
+static const char SMTP_ERR_MAIL_SYNTAX[] = "501 5.5.4 Syntax: MAIL FROM:<address>";
+static const char SMTP_ERR_RCPT_SYNTAX[] = "501 5.5.4 Syntax: RCPT TO:<address>";
+static const char SMTP_ERR_BAD_SENDER[] = "501 5.1.7 Bad sender address syntax";
+static const char SMTP_ERR_BAD_RECIPIENT[] = "501 5.1.3 Bad recipient address syntax";
+static const char SMTP_ERR_MAIL_PARAM_SYNTAX[] = "501 5.5.4 Bad MAIL parameter syntax";
+static const char SMTP_ERR_RCPT_PARAM_SYNTAX[] = "501 5.5.4 Bad RCPT parameter syntax";
+static const char SMTP_ERR_SIZE_SYNTAX[] = "501 5.5.4 Syntax: SIZE=<number>";
+static const char SMTP_ERR_REPEATED[] = "501 5.5.4 Repeated MAIL parameter";
+static const char SMTP_ERR_MAIL_UNSUPPORTED[] = "555 5.5.4 Unsupported MAIL parameter";
+static const char SMTP_ERR_RCPT_UNSUPPORTED[] = "555 5.5.4 Unsupported RCPT parameter";
+static const char SMTP_ERR_BODY_UNSUPPORTED[] = "555 5.5.4 Unsupported BODY value";
+
+/* What a verb accepts after it; SMTP_ARGS_OWN verbs have a handler below. */
+enum smtp_args { SMTP_ARGS_NONE, SMTP_ARGS_ANY, SMTP_ARGS_REQUIRED, SMTP_ARGS_OWN };
+
+struct smtp_verb_def {
+	const char *name;
+	enum smtp_args args;
+	const char *syntax; /* the 501 reply for a bad argument */
+};
+
+static const struct smtp_verb_def smtp_verbs[SMTP_VERB_COUNT] = {
+	[SMTP_VERB_UNKNOWN] = {"UNKNOWN", SMTP_ARGS_ANY, SMTP_ERR_UNRECOGNIZED},
+	[SMTP_VERB_HELO] = {"HELO", SMTP_ARGS_REQUIRED, "501 5.5.4 Syntax: HELO hostname"},
+	[SMTP_VERB_EHLO] = {"EHLO", SMTP_ARGS_REQUIRED, "501 5.5.4 Syntax: EHLO hostname"},
+	[SMTP_VERB_MAIL] = {"MAIL", SMTP_ARGS_OWN, SMTP_ERR_MAIL_SYNTAX},
+	[SMTP_VERB_RCPT] = {"RCPT", SMTP_ARGS_OWN, SMTP_ERR_RCPT_SYNTAX},
+	[SMTP_VERB_DATA] = {"DATA", SMTP_ARGS_NONE, "501 5.5.4 Syntax: DATA (no arguments)"},
+	[SMTP_VERB_BDAT] = {"BDAT", SMTP_ARGS_OWN, "501 5.5.4 Syntax: BDAT chunk-size [LAST]"},
+	[SMTP_VERB_RSET] = {"RSET", SMTP_ARGS_NONE, "501 5.5.4 Syntax: RSET (no arguments)"},
+	[SMTP_VERB_NOOP] = {"NOOP", SMTP_ARGS_ANY, NULL},
+	[SMTP_VERB_QUIT] = {"QUIT", SMTP_ARGS_NONE, "501 5.5.4 Syntax: QUIT (no arguments)"},
+	[SMTP_VERB_HELP] = {"HELP", SMTP_ARGS_ANY, NULL},
+	[SMTP_VERB_VRFY] = {"VRFY", SMTP_ARGS_ANY, NULL},
+	[SMTP_VERB_EXPN] = {"EXPN", SMTP_ARGS_ANY, NULL},
+	[SMTP_VERB_STARTTLS] = {"STARTTLS", SMTP_ARGS_NONE,
+				"501 5.5.4 Syntax: STARTTLS (no arguments)"},
+	[SMTP_VERB_AUTH] = {"AUTH", SMTP_ARGS_OWN,
+			    "501 5.5.4 Syntax: AUTH mechanism [initial-response]"},
+};
+
+const char *smtp_parser_verb_name(enum smtp_verb verb)
+{
+	if ((unsigned)verb >= SMTP_VERB_COUNT)
+		return "UNKNOWN";
+	return smtp_verbs[verb].name;
+}
+
+static bool smtp_is_alpha(unsigned char c)
+{
+	return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z');
+}
+
+static bool smtp_is_digit(unsigned char c)
+{
+	return c >= '0' && c <= '9';
+}
+
+/* 1*20DIGIT into a uint64_t, with the overflow check before each digit. */
+static int smtp_parse_number(const char *s, size_t len, uint64_t *value_r)
+{
+	uint64_t v = 0;
+	if (len == 0 || len > SMTP_PARSER_MAX_DIGITS)
+		return -1;
+	for (size_t i = 0; i < len; i++) {
+		if (!smtp_is_digit((unsigned char)s[i]))
+			return -1;
+		unsigned d = (unsigned)(s[i] - '0');
+		if (v > (UINT64_MAX - d) / 10)
+			return -1;
+		v = v * 10 + d;
+	}
+	*value_r = v;
+	return 0;
+}
+
+/* Case-insensitive match of s[0..len) against the upper-case word. */
+static bool smtp_word_eq(const char *s, size_t len, const char *word)
+{
+	return strlen(word) == len && strncasecmp(s, word, len) == 0;
+}
+
+/* One space-separated token of s[*pos..len): returns its start and length, skipping the
+ * spaces before it. */
+static const char *smtp_token(const char *s, size_t len, size_t *pos, size_t *tlen_r)
+{
+	size_t p = *pos;
+	while (p < len && s[p] == ' ')
+		p++;
+	size_t start = p;
+	while (p < len && s[p] != ' ')
+		p++;
+	*pos = p;
+	*tlen_r = p - start;
+	return s + start;
+}
+
+/* esmtp-param = esmtp-keyword ["=" esmtp-value] (RFC 5321 §4.1.2). Splits the token. */
+static bool smtp_param_split(const char *tok, size_t tlen, size_t *klen_r, const char **value_r,
+			     size_t *vlen_r)
+{
+	size_t k = 0;
+	while (k < tlen && tok[k] != '=')
+		k++;
+	if (k == 0 || !(smtp_is_alpha((unsigned char)tok[0]) || smtp_is_digit((unsigned char)tok[0])))
+		return false;
+	for (size_t i = 1; i < k; i++) {
+		unsigned char c = (unsigned char)tok[i];
+		if (!smtp_is_alpha(c) && !smtp_is_digit(c) && c != '-')
+			return false;
+	}
+	*klen_r = k;
+	*value_r = NULL;
+	*vlen_r = 0;
+	if (k == tlen)
+		return true;
+	if (k + 1 == tlen)
+		return false; /* "KEY=" with an empty value */
+	for (size_t i = k + 1; i < tlen; i++) {
+		unsigned char c = (unsigned char)tok[i];
+		if (c < 33 || c > 126 || c == '=')
+			return false;
+	}
+	*value_r = tok + k + 1;
+	*vlen_r = tlen - k - 1;
+	return true;
+}
+
+/* Flags of the MAIL parameters already seen, to refuse repeats. */
+enum smtp_mail_seen {
+	SMTP_SEEN_SIZE = 1 << 0,
+	SMTP_SEEN_BODY = 1 << 1,
+	SMTP_SEEN_SMTPUTF8 = 1 << 2,
+	SMTP_SEEN_AUTH = 1 << 3,
+};
+
+/* One MAIL parameter (keyword already split and syntax-checked). */
+static int smtp_mail_param(struct arena *arena, struct smtp_command *cmd, unsigned *seen,
+			   const char *key, size_t klen, const char *value, size_t vlen,
+			   const char **error_r)
+{
+	unsigned flag;
+	if (smtp_word_eq(key, klen, "SIZE"))
+		flag = SMTP_SEEN_SIZE;
+	else if (smtp_word_eq(key, klen, "BODY"))
+		flag = SMTP_SEEN_BODY;
+	else if (smtp_word_eq(key, klen, "SMTPUTF8"))
+		flag = SMTP_SEEN_SMTPUTF8;
+	else if (smtp_word_eq(key, klen, "AUTH"))
+		flag = SMTP_SEEN_AUTH;
+	else
+		return *error_r = SMTP_ERR_MAIL_UNSUPPORTED, -1;
+	if ((*seen & flag) != 0)
+		return *error_r = SMTP_ERR_REPEATED, -1;
+	*seen |= flag;
+	if ((flag == SMTP_SEEN_SMTPUTF8) != (value == NULL))
+		return *error_r = SMTP_ERR_MAIL_PARAM_SYNTAX, -1;
+	switch (flag) {
+	case SMTP_SEEN_SIZE: /* RFC 1870 §3 */
+		if (smtp_parse_number(value, vlen, &cmd->size) < 0)
+			return *error_r = SMTP_ERR_SIZE_SYNTAX, -1;
+		cmd->size_set = true;
+		break;
+	case SMTP_SEEN_BODY: /* RFC 6152 §2 */
+		if (smtp_word_eq(value, vlen, "7BIT"))
+			cmd->body = SMTP_BODY_7BIT;
+		else if (smtp_word_eq(value, vlen, "8BITMIME"))
+			cmd->body = SMTP_BODY_8BITMIME;
+		else
+			return *error_r = SMTP_ERR_BODY_UNSUPPORTED, -1;
+		break;
+	case SMTP_SEEN_SMTPUTF8: /* RFC 6531 §3.4 */
+		cmd->smtputf8 = true;
+		break;
+	default: /* AUTH, RFC 4954 §5: xtext kept as sent */
+		cmd->auth_param = arena_strndup(arena, value, vlen);
+		break;
+	}
+	return 0;
+}
+
+/* The parameters after a MAIL or RCPT path: s[pos..len) (trailing spaces already gone). */
+static int smtp_params(struct arena *arena, struct smtp_command *cmd, const char *s, size_t len,
+		       size_t pos, const char **error_r)
+{
+	bool mail = cmd->verb == SMTP_VERB_MAIL;
+	unsigned seen = 0;
+	while (pos < len) {
+		size_t tlen, klen, vlen;
+		const char *value, *tok = smtp_token(s, len, &pos, &tlen);
+		if (!smtp_param_split(tok, tlen, &klen, &value, &vlen)) {
+			*error_r = mail ? SMTP_ERR_MAIL_PARAM_SYNTAX : SMTP_ERR_RCPT_PARAM_SYNTAX;
+			return -1;
+		}
+		if (!mail) {
+			*error_r = SMTP_ERR_RCPT_UNSUPPORTED;
+			return -1;
+		}
+		if (smtp_mail_param(arena, cmd, &seen, tok, klen, value, vlen, error_r) < 0)
+			return -1;
+	}
+	return 0;
+}
+
+/* End of the path that starts with '<' at s[0]: the '>' outside a quoted string. Returns its
+ * index, or 0 when there is none. */
+static size_t smtp_path_end(const char *s, size_t len)
+{
+	bool quoted = false;
+	for (size_t i = 1; i < len; i++) {
+		if (quoted && s[i] == '\\')
+			i++;
+		else if (s[i] == '"')
+			quoted = !quoted;
+		else if (!quoted && s[i] == '>')
+			return i;
+	}
+	return 0;
+}
+
+/* MAIL FROM:<path> [params] / RCPT TO:<path> [params] (RFC 5321 §4.1.1.2, §4.1.1.3).
+ * Spaces after the colon are tolerated, as Postfix does. */
+static int smtp_parse_mail_rcpt(struct arena *arena, struct smtp_command *cmd, const char *s,
+				size_t len, const char **error_r)
+{
+	bool mail = cmd->verb == SMTP_VERB_MAIL;
+	const char *prefix = mail ? "FROM:" : "TO:";
+	const char *bad_addr = mail ? SMTP_ERR_BAD_SENDER : SMTP_ERR_BAD_RECIPIENT;
+	size_t plen = strlen(prefix), pos;
+	if (len < plen || strncasecmp(s, prefix, plen) != 0) {
+		*error_r = smtp_verbs[cmd->verb].syntax;
+		return -1;
+	}
+	for (pos = plen; pos < len && s[pos] == ' ';)
+		pos++;
+	if (pos == len) {
+		*error_r = smtp_verbs[cmd->verb].syntax;
+		return -1;
+	}
+	size_t end = s[pos] == '<' ? smtp_path_end(s + pos, len - pos) : 0;
+	const char *reason;
+	if (end == 0 ||
+	    address_parse_path(arena, s + pos, end + 1, mail, &cmd->path, &reason) < 0) {
+		*error_r = bad_addr;
+		return -1;
+	}
+	pos += end + 1;
+	if (pos < len && s[pos] != ' ') {
+		*error_r = bad_addr;
+		return -1;
+	}
+	return smtp_params(arena, cmd, s, len, pos, error_r);
+}
+
+/* BDAT chunk-size [LAST] (RFC 3030 §2). */
+static int smtp_parse_bdat(struct smtp_command *cmd, const char *s, size_t len,
+			   const char **error_r)
+{
+	size_t pos = 0, tlen;
+	const char *tok = smtp_token(s, len, &pos, &tlen);
+	if (smtp_parse_number(tok, tlen, &cmd->chunk_size) < 0)
+		goto fail;
+	tok = smtp_token(s, len, &pos, &tlen);
+	if (tlen > 0) {
+		if (!smtp_word_eq(tok, tlen, "LAST"))
+			goto fail;
+		cmd->last = true;
+	}
+	if (pos == len)
+		return 0;
+fail:
+	*error_r = smtp_verbs[SMTP_VERB_BDAT].syntax;
+	return -1;
+}
+
+/* AUTH mechanism [initial-response] (RFC 4954 §4). */
+static int smtp_parse_auth(struct arena *arena, struct smtp_command *cmd, const char *s,
+			   size_t len, const char **error_r)
+{
+	size_t pos = 0, mlen, rlen;
+	const char *mech = smtp_token(s, len, &pos, &mlen);
+	if (mlen == 0 || mlen > SMTP_PARSER_MECHANISM_MAX)
+		goto fail;
+	char *upper = arena_strndup(arena, mech, mlen);
+	for (size_t i = 0; i < mlen; i++) {
+		unsigned char c = (unsigned char)upper[i];
+		if (c >= 'a' && c <= 'z')
+			upper[i] = (char)(c - 'a' + 'A');
+		else if (!smtp_is_alpha(c) && !smtp_is_digit(c) && c != '-' && c != '_')
+			goto fail;
+	}
+	cmd->mechanism = upper;
+	const char *resp = smtp_token(s, len, &pos, &rlen);
+	if (pos != len)
+		goto fail;
+	if (rlen > 0)
+		cmd->initial_response = arena_strndup(arena, resp, rlen);
+	return 0;
+fail:
+	cmd->mechanism = NULL;
+	*error_r = smtp_verbs[SMTP_VERB_AUTH].syntax;
+	return -1;
+}
+
+static enum smtp_verb smtp_lookup_verb(const char *s, size_t len)
+{
+	for (int v = SMTP_VERB_UNKNOWN + 1; v < SMTP_VERB_COUNT; v++) {
+		if (smtp_word_eq(s, len, smtp_verbs[v].name))
+			return (enum smtp_verb)v;
+	}
+	return SMTP_VERB_UNKNOWN;
+}
+
+static int smtp_parse_args(struct arena *arena, struct smtp_command *cmd, const char *arg,
+			   size_t alen, const char **error_r)
+{
+	const struct smtp_verb_def *def = &smtp_verbs[cmd->verb];
+	switch (def->args) {
+	case SMTP_ARGS_NONE:
+	case SMTP_ARGS_REQUIRED:
+		if ((alen == 0) != (def->args == SMTP_ARGS_NONE)) {
+			*error_r = def->syntax;
+			return -1;
+		}
+		return 0;
+	case SMTP_ARGS_ANY:
+		return 0;
+	case SMTP_ARGS_OWN:
+		break;
+	}
+	switch (cmd->verb) {
+	case SMTP_VERB_MAIL:
+	case SMTP_VERB_RCPT:
+		return smtp_parse_mail_rcpt(arena, cmd, arg, alen, error_r);
+	case SMTP_VERB_BDAT:
+		return smtp_parse_bdat(cmd, arg, alen, error_r);
+	default:
+		return smtp_parse_auth(arena, cmd, arg, alen, error_r);
+	}
+}
+
+int smtp_parser_parse(struct arena *arena, const char *line, size_t len,
+		      struct smtp_command *cmd_r, const char **error_r)
+{
+	memset(cmd_r, 0, sizeof(*cmd_r));
+	cmd_r->arg = "";
+	/* RFC 5321 §2.3.8: CR and LF only as the line end; NUL never (smuggling, C strings). */
+	for (size_t i = 0; i < len; i++) {
+		if (line[i] == '\0' || line[i] == '\r' || line[i] == '\n') {
+			*error_r = SMTP_ERR_UNRECOGNIZED;
+			return -1;
+		}
+	}
+	while (len > 0 && (line[len - 1] == ' ' || line[len - 1] == '\t'))
+		len--;
+	size_t vlen = 0, pos;
+	while (vlen < len && line[vlen] != ' ')
+		vlen++;
+	enum smtp_verb verb = smtp_lookup_verb(line, vlen);
+	if (verb == SMTP_VERB_UNKNOWN) {
+		*error_r = SMTP_ERR_UNRECOGNIZED;
+		return -1;
+	}
+	for (pos = vlen; pos < len && line[pos] == ' ';)
+		pos++;
+	cmd_r->verb = verb;
+	cmd_r->arg = arena_strndup(arena, line + pos, len - pos);
+	if (smtp_parse_args(arena, cmd_r, cmd_r->arg, len - pos, error_r) < 0) {
+		const char *arg = cmd_r->arg;
+		memset(cmd_r, 0, sizeof(*cmd_r));
+		cmd_r->verb = verb;
+		cmd_r->arg = arg;
+		return -1;
+	}
+	return 0;
+}

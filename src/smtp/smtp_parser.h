@@ -1,0 +1,72 @@
+/* Parser for one SMTP command line (RFC 5321 §4.1, with the MAIL/BDAT/AUTH extensions of
+ * RFC 1870 SIZE, 6152 8BITMIME, 6531 SMTPUTF8, 3030 CHUNKING, 4954 AUTH, 3207 STARTTLS).
+ * Pure: it takes the line's bytes and returns a struct smtp_command or the exact SMTP reply
+ * to send; the server decides what a valid command means in its current state. */
+#ifndef POSTHORN_SMTP_SMTP_PARSER_H
+#define POSTHORN_SMTP_SMTP_PARSER_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "core/arena.h"
+#include "mime/address.h"
+
+enum smtp_verb {
+	SMTP_VERB_UNKNOWN = 0,
+	SMTP_VERB_HELO,
+	SMTP_VERB_EHLO,
+	SMTP_VERB_MAIL,
+	SMTP_VERB_RCPT,
+	SMTP_VERB_DATA,
+	SMTP_VERB_BDAT,
+	SMTP_VERB_RSET,
+	SMTP_VERB_NOOP,
+	SMTP_VERB_QUIT,
+	SMTP_VERB_HELP,
+	SMTP_VERB_VRFY,
+	SMTP_VERB_EXPN,
+	SMTP_VERB_STARTTLS,
+	SMTP_VERB_AUTH,
+	SMTP_VERB_COUNT
+};
+
+enum smtp_body { SMTP_BODY_UNSPEC = 0, SMTP_BODY_7BIT, SMTP_BODY_8BITMIME };
+
+struct smtp_command {
+	enum smtp_verb verb;
+	const char *arg;              /* text after the verb and following spaces, trailing
+	                                 spaces removed, "" if none (arena) */
+	struct address path;          /* MAIL/RCPT */
+	uint64_t size;                /* MAIL SIZE=; valid when size_set */
+	bool size_set;
+	enum smtp_body body;          /* MAIL BODY= */
+	bool smtputf8;                /* MAIL SMTPUTF8 */
+	const char *auth_param;       /* MAIL AUTH= value (xtext, undecoded) or NULL */
+	uint64_t chunk_size;          /* BDAT */
+	bool last;                    /* BDAT ... LAST */
+	const char *mechanism;        /* AUTH: upper-cased mechanism name */
+	const char *initial_response; /* AUTH: the initial response as sent ("=" = empty), or
+	                                 NULL; not decoded or checked (the SASL layer does) */
+};
+
+/* Parse one command line of len octets (without its CRLF; any bytes) into *cmd_r (zeroed
+ * first; strings in arena). Verbs are case-insensitive and must be followed by SP or the end
+ * of the line; trailing SP/HT on the line are ignored. Returns 0, or -1 with *error_r set to
+ * a complete static SMTP reply line without CRLF carrying an RFC 3463 enhanced code:
+ *   500 5.5.2  unknown verb, empty line, NUL, CR or LF in the line
+ *   501 5.5.4  bad syntax: missing or extra arguments, bad parameter syntax, SIZE overflow,
+ *              repeated MAIL parameter
+ *   501 5.1.7 / 501 5.1.3  bad sender / recipient address (path syntax, limits, UTF-8)
+ *   555 5.5.4  unknown MAIL parameter or BODY value; any RCPT parameter
+ * On error, verb and arg stay set when the verb was recognized (for logs and error
+ * counting); every other field is zero.
+ * Policy (e.g. a UTF-8 path without SMTPUTF8, RFC 6531 §3.4) is the caller's to enforce. */
+int smtp_parser_parse(struct arena *arena, const char *line, size_t len,
+		      struct smtp_command *cmd_r, const char **error_r)
+	__attribute__((warn_unused_result));
+
+/* The verb's canonical upper-case name ("MAIL") for logs; "UNKNOWN" for anything else. */
+const char *smtp_parser_verb_name(enum smtp_verb verb);
+
+#endif

@@ -1,0 +1,605 @@
+/* SMTP sessions: connection callbacks, the state machine, DATA/BDAT streaming into a spool
+ * file and the hand-off of a complete message to the store. Command handlers live in
+ * smtp_commands.c. */
+#include "smtp/smtp_session.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "core/buf.h"
+#include "core/log.h"
+#include "core/xmalloc.h"
+#include "smtp/smtp_server.h"
+#include "core/banned.h"
+
+#define SMTP_CHUNK 16384
+#define SMTP_HEADER_FIELD_MAX 998
+
+static const char *const smtp_state_names[] = {
+	"tls", "command", "auth", "data", "bdat", "wait", "closing",
+};
+
+struct smtp_server *smtp_server_new(struct store *store, struct auth *auth, struct conf *conf)
+{
+	struct smtp_server *srv = xcalloc(1, sizeof(*srv));
+	srv->store = store;
+	srv->auth = auth;
+	pthread_mutex_init(&srv->lock, NULL);
+	srv->conf = conf_ref(conf);
+	return srv;
+}
+
+void smtp_server_free(struct smtp_server **server)
+{
+	if (*server == NULL)
+		return;
+	conf_free(&(*server)->conf);
+	pthread_mutex_destroy(&(*server)->lock);
+	free(*server);
+	*server = NULL;
+}
+
+void smtp_server_set_conf(struct smtp_server *srv, struct conf *conf)
+{
+	pthread_mutex_lock(&srv->lock);
+	struct conf *old = srv->conf;
+	srv->conf = conf_ref(conf);
+	pthread_mutex_unlock(&srv->lock);
+	conf_free(&old);
+}
+
+bool smtp_session_is_submission(const struct smtp_session *s)
+{
+	return s->kind != CONF_LISTENER_SMTP;
+}
+
+bool smtp_session_auth_offered(const struct smtp_session *s)
+{
+	return smtp_session_is_submission(s) &&
+	       (conn_is_tls(s->conn) || s->conf->allow_plaintext_auth);
+}
+
+void smtp_session_set_state(struct smtp_session *s, enum smtp_state state)
+{
+	if (log_debug_enabled())
+		log_debug("session=%s proto=smtp event=state from=%s to=%s", conn_id(s->conn),
+			  smtp_state_names[s->state], smtp_state_names[state]);
+	s->state = state;
+}
+
+void smtp_session_close(struct smtp_session *s, const char *reply)
+{
+	if (s->state == SMTP_STATE_CLOSING || s->closed)
+		return;
+	if (reply != NULL)
+		conn_printf(s->conn, "%s\r\n", reply);
+	smtp_session_set_state(s, SMTP_STATE_CLOSING);
+	conn_close(s->conn);
+}
+
+void smtp_reply(struct smtp_session *s, const char *line)
+{
+	if (s->state == SMTP_STATE_CLOSING || s->closed)
+		return;
+	conn_printf(s->conn, "%s\r\n", line);
+	if (line[0] == '4' || line[0] == '5') {
+		if (++s->errors >= s->limits->errors) {
+			SMTP_LOG(s, "event=disconnect reason=too-many-errors errors=%u", s->errors);
+			smtp_session_close(s, "421 4.7.0 Too many errors, closing connection");
+		}
+	}
+}
+
+void smtp_replyf(struct smtp_session *s, const char *fmt, ...)
+{
+	char line[1024];
+	va_list ap;
+	va_start(ap, fmt);
+	vsnprintf(line, sizeof(line), fmt, ap);
+	va_end(ap);
+	smtp_reply(s, line);
+}
+
+static void smtp_session_spool_drop(struct smtp_session *s)
+{
+	if (s->spool_fd >= 0) {
+		close(s->spool_fd);
+		s->spool_fd = -1;
+	}
+	if (s->spool_path != NULL) {
+		unlink(s->spool_path);
+		free(s->spool_path);
+		s->spool_path = NULL;
+	}
+}
+
+void smtp_session_reset_tx(struct smtp_session *s)
+{
+	smtp_session_spool_drop(s);
+	arena_reset(s->tx);
+	s->have_mail = false;
+	s->mail_from = NULL;
+	s->smtputf8 = false;
+	s->declared_size = 0;
+	s->rcpts = NULL;
+	s->rcpt_count = s->rcpt_cap = 0;
+	s->body_started = false;
+	s->bdat = false;
+	s->bdat_last = false;
+	s->bdat_discard = false;
+	s->body_error = NULL;
+	s->bdat_remaining = 0;
+	s->body_size = 0;
+	s->headers = NULL;
+}
+
+static void smtp_session_free(struct smtp_session *s)
+{
+	smtp_session_spool_drop(s);
+	sasl_server_free(&s->sasl);
+	if (s->auth_password != NULL) {
+		xmemzero(s->auth_password, strlen(s->auth_password));
+		free(s->auth_password);
+	}
+	free(s->delivery_accounts);
+	free(s->delivery_remote);
+	arena_free(&s->arena);
+	arena_free(&s->tx);
+	arena_free(&s->cmd);
+	conf_free(&s->conf);
+	free(s);
+}
+
+/* ---- trace headers ---- */
+
+/* Printable ASCII only, at most 64 octets: client text that goes into a header. */
+static const char *smtp_header_safe(struct arena *a, const char *text)
+{
+	size_t n = strlen(text);
+	if (n > 64)
+		n = 64;
+	char *out = arena_strndup(a, text, n);
+	for (size_t i = 0; i < n; i++) {
+		unsigned char c = (unsigned char)out[i];
+		if (c <= 0x20 || c >= 0x7f || c == '(' || c == ')' || c == ';')
+			out[i] = '_';
+	}
+	return out;
+}
+
+static int smtp_trace_headers(struct smtp_session *s, struct buf *b)
+{
+	char date[64];
+	time_t now = time(NULL);
+	struct tm tm;
+	gmtime_r(&now, &tm);
+	static const char *const days[] = { "Sun", "Mon", "Tue", "Wed", "Thu", "Fri", "Sat" };
+	static const char *const mons[] = { "Jan", "Feb", "Mar", "Apr", "May", "Jun",
+					    "Jul", "Aug", "Sep", "Oct", "Nov", "Dec" };
+	snprintf(date, sizeof(date), "%s, %02d %s %04d %02d:%02d:%02d +0000", days[tm.tm_wday],
+		 tm.tm_mday, mons[tm.tm_mon], tm.tm_year + 1900, tm.tm_hour, tm.tm_min, tm.tm_sec);
+	/* RFC 3848 protocol keywords: ESMTP + S (TLS) + A (authenticated). */
+	const char *proto = !s->esmtp ? "SMTP"
+			    : conn_is_tls(s->conn) ? (s->authenticated ? "ESMTPSA" : "ESMTPS")
+			    : s->authenticated	    ? "ESMTPA"
+						    : "ESMTP";
+	int r = buf_printf(b, "Return-Path: <%s>\r\n", s->mail_from);
+	r |= buf_printf(b, "Received: from %s ([%s])\r\n\tby %s (Posthorn) with %s id %s\r\n",
+			smtp_header_safe(s->tx, s->helo != NULL ? s->helo : "unknown"),
+			conn_remote_ip(s->conn), s->conf->hostname, proto, s->msgid);
+	if (conn_is_tls(s->conn))
+		r |= buf_printf(b, "\t(using %s)\r\n", conn_tls_description(s->conn));
+	if (s->rcpt_count == 1)
+		r |= buf_printf(b, "\tfor <%s>", s->rcpts[0].address);
+	r |= buf_printf(b, "; %s\r\n", date);
+	return r;
+}
+
+const char *smtp_session_body_begin(struct smtp_session *s)
+{
+	snprintf(s->msgid, sizeof(s->msgid), "%s.%u", conn_id(s->conn), ++s->tx_count);
+	s->spool_path = store_spool_path_dup(s->server->store);
+	s->spool_fd = open(s->spool_path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
+	if (s->spool_fd < 0) {
+		log_error("session=%s proto=smtp event=spool-open path=%s error=%s", conn_id(s->conn),
+			  s->spool_path, strerror(errno));
+		free(s->spool_path);
+		s->spool_path = NULL;
+		return "451 4.3.0 Local error: cannot create spool file";
+	}
+	struct buf b;
+	buf_init(&b, 8192);
+	if (smtp_trace_headers(s, &b) != 0 || write(s->spool_fd, b.data, b.len) != (ssize_t)b.len) {
+		buf_free(&b);
+		smtp_session_spool_drop(s);
+		return "451 4.3.0 Local error: cannot write spool file";
+	}
+	s->body_size = b.len;
+	buf_free(&b);
+	s->body_started = true;
+	s->body_error = NULL;
+	s->body_start = time(NULL);
+	s->headers = header_scanner_new(s->tx, SMTP_HEADER_FIELD_MAX, s->limits->header_lines);
+	smtp_data_init(&s->decoder, s->conf->smtp_bare_lf == CONF_BARE_LF_NORMALIZE);
+	return NULL;
+}
+
+/* Append message octets to the spool, enforcing the size limit. */
+static void smtp_body_write(struct smtp_session *s, const unsigned char *p, size_t n)
+{
+	if (s->body_error != NULL || n == 0)
+		return;
+	if (n > s->limits->message_size || s->body_size > s->limits->message_size - n) {
+		s->body_error = "552 5.3.4 Message size exceeds fixed maximum message size";
+		return;
+	}
+	s->body_size += n;
+	(void)header_scanner_feed(s->headers, p, n);
+	while (n > 0) {
+		ssize_t w = write(s->spool_fd, p, n);
+		if (w < 0 && errno == EINTR)
+			continue;
+		if (w <= 0) {
+			log_error("session=%s proto=smtp event=spool-write error=%s",
+				  conn_id(s->conn), strerror(errno));
+			s->body_error = "451 4.3.0 Local error: cannot write spool file";
+			return;
+		}
+		p += w;
+		n -= (size_t)w;
+	}
+}
+
+/* RFC 5321 §4.5.3.2.5 asks for generous data timeouts; a minimum average rate stops a
+ * client that trickles a byte now and then to hold a session forever. */
+static bool smtp_body_too_slow(struct smtp_session *s)
+{
+	if (s->limits->data_min_rate == 0)
+		return false;
+	time_t elapsed = time(NULL) - s->body_start;
+	if (elapsed < 60)
+		return false;
+	return s->body_size < (uint64_t)elapsed * s->limits->data_min_rate / 2;
+}
+
+static void smtp_data_input(struct smtp_session *s)
+{
+	unsigned char out[SMTP_DATA_OUT_MAX(SMTP_CHUNK)];
+	for (;;) {
+		const unsigned char *in;
+		size_t n = conn_peek(s->conn, &in);
+		if (n == 0)
+			break;
+		if (n > SMTP_CHUNK)
+			n = SMTP_CHUNK;
+		size_t out_len;
+		bool end;
+		size_t used = smtp_data_decode(&s->decoder, in, n, out, &out_len, &end);
+		smtp_body_write(s, out, out_len);
+		conn_consume(s->conn, used);
+		if (end) {
+			smtp_session_body_end(s);
+			return;
+		}
+	}
+	if (smtp_body_too_slow(s)) {
+		SMTP_LOG(s, "event=disconnect reason=data-rate-too-low size=%llu",
+			 (unsigned long long)s->body_size);
+		smtp_session_close(s, "421 4.4.2 Data rate too low, closing connection");
+	}
+}
+
+static void smtp_bdat_input(struct smtp_session *s)
+{
+	while (s->bdat_remaining > 0) {
+		const unsigned char *in;
+		size_t n = conn_peek(s->conn, &in);
+		if (n == 0)
+			break;
+		if (n > s->bdat_remaining)
+			n = (size_t)s->bdat_remaining;
+		if (!s->bdat_discard)
+			smtp_body_write(s, in, n);
+		conn_consume(s->conn, n);
+		s->bdat_remaining -= n;
+	}
+	if (s->bdat_remaining > 0) {
+		if (smtp_body_too_slow(s))
+			smtp_session_close(s, "421 4.4.2 Data rate too low, closing connection");
+		return;
+	}
+	smtp_session_set_state(s, SMTP_STATE_COMMAND);
+	if (s->bdat_discard) {
+		/* RFC 3030 §2: the chunk is read, then the error for the command is given. */
+		s->bdat_discard = false;
+		const char *err = s->body_error;
+		s->body_error = NULL;
+		smtp_reply(s, err);
+		return;
+	}
+	if (s->bdat_last)
+		smtp_session_body_end(s);
+	else if (s->body_error != NULL)
+		smtp_reply(s, s->body_error);
+	else
+		smtp_replyf(s, "250 2.0.0 %llu octets received", (unsigned long long)s->body_size);
+}
+
+/* ---- delivery ---- */
+
+static void smtp_delivery_cb(struct store_delivery *d, void *ctx)
+{
+	(void)d;
+	struct smtp_session *s = ctx;
+	conn_wake(s->conn); /* writer thread → the session's loop */
+}
+
+/* Recheck quota with the real size (RFC 5321 §4.5.3.1.10; RCPT only saw SIZE=). */
+static const char *smtp_quota_check(struct smtp_session *s, const uint64_t *ids, size_t n)
+{
+	for (size_t i = 0; i < n; i++) {
+		uint64_t quota, used;
+		if (store_account_usage(s->server->store, ids[i], &quota, &used) != 1 || quota == 0)
+			continue;
+		if (s->body_size > quota)
+			return "552 5.2.2 Message exceeds the recipient's mailbox quota";
+		if (used + s->body_size > quota)
+			return "452 4.2.2 Recipient's mailbox is full, try again later";
+	}
+	return NULL;
+}
+
+static size_t smtp_collect_accounts(struct smtp_session *s)
+{
+	size_t total = 0;
+	for (size_t i = 0; i < s->rcpt_count; i++)
+		total += s->rcpts[i].accounts.count;
+	free(s->delivery_accounts);
+	s->delivery_accounts = xcalloc(total + 1, sizeof(uint64_t));
+	size_t n = 0;
+	for (size_t i = 0; i < s->rcpt_count; i++) {
+		for (size_t j = 0; j < s->rcpts[i].accounts.count; j++) {
+			uint64_t id = s->rcpts[i].accounts.account_ids[j];
+			bool dup = false;
+			for (size_t k = 0; k < n && !dup; k++)
+				dup = s->delivery_accounts[k] == id;
+			if (!dup)
+				s->delivery_accounts[n++] = id;
+		}
+	}
+	return n;
+}
+
+void smtp_session_body_end(struct smtp_session *s)
+{
+	smtp_session_set_state(s, SMTP_STATE_COMMAND);
+	struct header_summary hs;
+	header_scanner_result(s->headers, &hs);
+	const char *err = s->body_error;
+	if (err == NULL && s->decoder.bare_seen && !s->decoder.normalize)
+		err = "550 5.5.2 Message contains bare CR or LF characters (RFC 5321 2.3.8)";
+	if (err == NULL && hs.too_many)
+		err = "552 5.3.4 Too many header fields";
+	size_t n = smtp_collect_accounts(s);
+	if (err == NULL)
+		err = smtp_quota_check(s, s->delivery_accounts, n);
+	if (err == NULL && s->spool_fd >= 0 && close(s->spool_fd) != 0)
+		err = "451 4.3.0 Local error: cannot write spool file";
+	s->spool_fd = -1;
+	if (err != NULL) {
+		SMTP_LOG(s, "event=data result=refused size=%llu reply=\"%.9s\"",
+			 (unsigned long long)s->body_size, err);
+		smtp_session_reset_tx(s);
+		smtp_reply(s, err);
+		return;
+	}
+	free(s->delivery_remote);
+	s->delivery_remote = xcalloc(s->rcpt_count + 1, sizeof(char *));
+	size_t r = 0;
+	for (size_t i = 0; i < s->rcpt_count; i++)
+		if (s->rcpts[i].remote)
+			s->delivery_remote[r++] = s->rcpts[i].address;
+	s->delivery = (struct store_delivery){
+		.spool_path = s->spool_path,
+		.mail_from = s->mail_from,
+		.accounts = s->delivery_accounts,
+		.account_count = n,
+		.remote = s->delivery_remote,
+		.remote_count = r,
+		.received_at = time(NULL),
+		.hdr_from = hs.from,
+		.hdr_subject = hs.subject,
+		.hdr_message_id = hs.message_id,
+	};
+	s->async = SMTP_ASYNC_DELIVERY;
+	smtp_session_set_state(s, SMTP_STATE_WAIT);
+	conn_pause(s->conn);
+	conn_hold(s->conn);
+	store_deliver(s->server->store, &s->delivery, smtp_delivery_cb, s);
+}
+
+static void smtp_delivery_done(struct smtp_session *s)
+{
+	/* The store consumed the spool file either way. */
+	free(s->spool_path);
+	s->spool_path = NULL;
+	if (s->delivery.result == 0) {
+		SMTP_LOG(s, "event=delivered id=%s from=<%s> rcpts=%zu size=%llu", s->msgid,
+			 s->mail_from, s->rcpt_count, (unsigned long long)s->delivery.size);
+		smtp_replyf(s, "250 2.0.0 Ok: queued as %s", s->msgid);
+	} else {
+		log_error("session=%s proto=smtp event=delivery-failed id=%s error=%s",
+			  conn_id(s->conn), s->msgid, s->delivery.error);
+		smtp_reply(s, "451 4.3.0 Local error in processing, try again later");
+	}
+	smtp_session_reset_tx(s);
+}
+
+/* ---- connection callbacks ---- */
+
+static void smtp_on_input(struct conn *conn, void *ctx)
+{
+	struct smtp_session *s = ctx;
+	while (!s->closed) {
+		char *line;
+		size_t len;
+		int r;
+		switch (s->state) {
+		case SMTP_STATE_COMMAND:
+		case SMTP_STATE_AUTH:
+			r = conn_read_line(conn, s->limits->command_line, &line, &len);
+			if (r == 0)
+				return;
+			arena_reset(s->cmd);
+			if (r < 0) {
+				if (s->state == SMTP_STATE_AUTH) {
+					sasl_server_free(&s->sasl);
+					smtp_session_set_state(s, SMTP_STATE_COMMAND);
+				}
+				smtp_reply(s, "500 5.5.2 Line too long");
+			} else if (s->state == SMTP_STATE_AUTH) {
+				smtp_commands_auth_continue(s, line);
+			} else {
+				smtp_commands_execute(s, line, len);
+			}
+			break;
+		case SMTP_STATE_DATA:
+			smtp_data_input(s);
+			if (s->state == SMTP_STATE_DATA)
+				return;
+			break;
+		case SMTP_STATE_BDAT:
+			smtp_bdat_input(s);
+			if (s->state == SMTP_STATE_BDAT)
+				return;
+			break;
+		default:
+			return;
+		}
+	}
+}
+
+static void smtp_greet(struct smtp_session *s)
+{
+	s->greeted = true;
+	smtp_session_set_state(s, SMTP_STATE_COMMAND);
+	smtp_replyf(s, "220 %s ESMTP Posthorn", s->conf->hostname);
+}
+
+static void smtp_on_tls_ready(struct conn *conn, void *ctx)
+{
+	struct smtp_session *s = ctx;
+	SMTP_LOG(s, "event=tls %s", conn_tls_description(conn));
+	if (!s->greeted) {
+		/* Implicit TLS (RFC 8314 §3.3): the greeting comes after the handshake. */
+		smtp_greet(s);
+		return;
+	}
+	/* After STARTTLS the client starts over with EHLO (RFC 3207 §4.2). */
+	s->helo = NULL;
+	s->esmtp = false;
+	s->authenticated = false;
+	s->auth_user = NULL;
+	smtp_session_reset_tx(s);
+	smtp_session_set_state(s, SMTP_STATE_COMMAND);
+	smtp_on_input(conn, ctx);
+}
+
+static void smtp_on_timeout(struct conn *conn, void *ctx)
+{
+	(void)conn;
+	struct smtp_session *s = ctx;
+	SMTP_LOG(s, "event=disconnect reason=timeout state=%s", smtp_state_names[s->state]);
+	smtp_session_close(s, "421 4.4.2 Timeout exceeded, closing connection");
+}
+
+static void smtp_on_timer(struct conn *conn, void *ctx)
+{
+	(void)conn;
+	smtp_commands_auth_delay_done(ctx);
+}
+
+static void smtp_on_wake(struct conn *conn, void *ctx)
+{
+	struct smtp_session *s = ctx;
+	enum smtp_async what = s->async;
+	s->async = SMTP_ASYNC_NONE;
+	if (s->closed) {
+		smtp_session_free(s);
+		conn_unhold(conn);
+		return;
+	}
+	if (what == SMTP_ASYNC_DELIVERY) {
+		smtp_session_set_state(s, SMTP_STATE_COMMAND);
+		smtp_delivery_done(s);
+	} else if (what == SMTP_ASYNC_AUTH) {
+		smtp_session_set_state(s, SMTP_STATE_COMMAND);
+		smtp_commands_auth_done(s);
+	}
+	conn_unhold(conn);
+	if (s->shutdown) {
+		smtp_session_close(s, "421 4.3.2 Service shutting down, closing connection");
+		return;
+	}
+	if (s->state == SMTP_STATE_COMMAND)
+		conn_resume(conn);
+}
+
+static void smtp_on_shutdown(struct conn *conn, void *ctx)
+{
+	(void)conn;
+	struct smtp_session *s = ctx;
+	s->shutdown = true;
+	if (s->async != SMTP_ASYNC_NONE)
+		return; /* the pending delivery's reply comes first, then 421 */
+	smtp_session_close(s, "421 4.3.2 Service shutting down, closing connection");
+}
+
+static void smtp_on_closed(struct conn *conn, void *ctx)
+{
+	(void)conn;
+	struct smtp_session *s = ctx;
+	SMTP_LOG(s, "event=disconnect ip=%s errors=%u", conn_remote_ip(conn), s->errors);
+	s->closed = true;
+	if (s->async == SMTP_ASYNC_NONE)
+		smtp_session_free(s);
+	/* else: on_wake frees it when the store or auth is done with it. */
+}
+
+static const struct conn_callbacks smtp_callbacks = {
+	.on_input = smtp_on_input,
+	.on_tls_ready = smtp_on_tls_ready,
+	.on_timeout = smtp_on_timeout,
+	.on_timer = smtp_on_timer,
+	.on_wake = smtp_on_wake,
+	.on_shutdown = smtp_on_shutdown,
+	.on_closed = smtp_on_closed,
+};
+
+void smtp_server_accept(struct conn *conn, void *listener_ctx)
+{
+	struct smtp_listener *l = listener_ctx;
+	struct smtp_session *s = xcalloc(1, sizeof(*s));
+	s->conn = conn;
+	s->server = l->server;
+	s->kind = l->kind;
+	pthread_mutex_lock(&l->server->lock);
+	s->conf = conf_ref(l->server->conf);
+	pthread_mutex_unlock(&l->server->lock);
+	s->limits = &s->conf->limits;
+	s->arena = arena_new(1024);
+	s->tx = arena_new(4096);
+	s->cmd = arena_new(4096);
+	s->spool_fd = -1;
+	s->state = SMTP_STATE_TLS;
+	conn_set_callbacks(conn, &smtp_callbacks, s);
+	conn_set_timeout(conn, s->limits->request_timeout);
+	SMTP_LOG(s, "event=connect ip=%s port=%d", conn_remote_ip(conn), conn_local_port(conn));
+	if (s->kind != CONF_LISTENER_SUBMISSIONS)
+		smtp_greet(s);
+}

@@ -1,0 +1,132 @@
+/* Internals of an SMTP session shared by smtp_session.c (I/O, state, DATA/BDAT, delivery)
+ * and smtp_commands.c (the command table and handlers). Not for other modules. */
+#ifndef POSTHORN_SMTP_SMTP_SESSION_H
+#define POSTHORN_SMTP_SMTP_SESSION_H
+
+#include <pthread.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include <time.h>
+
+#include "auth/auth.h"
+#include "auth/sasl.h"
+#include "core/arena.h"
+#include "core/conf.h"
+#include "mime/header.h"
+#include "net/conn.h"
+#include "smtp/smtp_data.h"
+#include "smtp/smtp_parser.h"
+#include "store/store.h"
+
+struct smtp_server {
+	struct store *store;
+	struct auth *auth;
+	pthread_mutex_t lock; /* conf */
+	struct conf *conf;
+};
+
+enum smtp_state {
+	SMTP_STATE_TLS,	    /* TLS handshake in progress (implicit or after STARTTLS) */
+	SMTP_STATE_COMMAND, /* reading command lines */
+	SMTP_STATE_AUTH,    /* reading a SASL response line */
+	SMTP_STATE_DATA,    /* reading the DATA body */
+	SMTP_STATE_BDAT,    /* reading a BDAT chunk */
+	SMTP_STATE_WAIT,    /* waiting for the store or auth; input paused */
+	SMTP_STATE_CLOSING, /* reply sent, closing */
+};
+
+enum smtp_async { SMTP_ASYNC_NONE, SMTP_ASYNC_DELIVERY, SMTP_ASYNC_AUTH };
+
+struct smtp_rcpt {
+	char *address;			/* as given, "local@domain" */
+	bool remote;			/* outbound queue */
+	struct store_rcpt accounts;	/* when local */
+};
+
+struct smtp_session {
+	struct conn *conn;
+	struct smtp_server *server;
+	struct conf *conf;
+	const struct limits *limits;
+	enum conf_listener_kind kind;
+	enum smtp_state state;
+	struct arena *arena; /* session lifetime: helo, auth user */
+	struct arena *tx;    /* transaction lifetime: envelope */
+	struct arena *cmd;   /* one command */
+	bool greeted;
+	bool closed;	     /* connection gone; free when nothing is pending */
+	bool shutdown;	     /* server stopping: close after the pending reply */
+	unsigned errors;
+	unsigned auth_failures;
+	unsigned tx_count;
+
+	/* greeting and authentication */
+	char *helo;
+	bool esmtp;
+	bool authenticated;
+	uint64_t account_id;
+	char *auth_user;
+	struct sasl_server *sasl;
+	struct auth_request auth_req;
+	char *auth_password; /* wiped */
+
+	/* transaction */
+	bool have_mail;
+	char *mail_from; /* "" for <> */
+	bool smtputf8;
+	uint64_t declared_size;
+	struct smtp_rcpt *rcpts;
+	size_t rcpt_count, rcpt_cap;
+
+	/* message body (DATA or BDAT) */
+	bool body_started; /* spool open */
+	bool bdat;	   /* this transaction uses BDAT */
+	bool bdat_last;
+	bool bdat_discard; /* chunk read but transaction already failed */
+	const char *body_error; /* reply for the whole message once the body is read */
+	uint64_t bdat_remaining;
+	int spool_fd;
+	char *spool_path;
+	uint64_t body_size;
+	time_t body_start;
+	struct smtp_data decoder;
+	struct header_scanner *headers;
+
+	/* asynchronous operation */
+	enum smtp_async async;
+	struct store_delivery delivery;
+	uint64_t *delivery_accounts;
+	const char **delivery_remote;
+	char msgid[32];
+};
+
+/* Send one reply line (CRLF added). 4xx/5xx count as errors; at the error limit the session
+ * says 421 and closes. */
+void smtp_reply(struct smtp_session *s, const char *line);
+void smtp_replyf(struct smtp_session *s, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+/* Change state (logged at debug level). */
+void smtp_session_set_state(struct smtp_session *s, enum smtp_state state);
+/* Forget the transaction (MAIL, RCPT, body). */
+void smtp_session_reset_tx(struct smtp_session *s);
+/* Say goodbye and close. */
+void smtp_session_close(struct smtp_session *s, const char *reply);
+/* Open the spool and write the trace headers. NULL ok, else the error reply to give. */
+const char *smtp_session_body_begin(struct smtp_session *s);
+/* The body is complete: check it and hand it to the store. */
+void smtp_session_body_end(struct smtp_session *s);
+/* Dispatch one command line. */
+void smtp_commands_execute(struct smtp_session *s, const char *line, size_t len);
+/* Handle one SASL response line in SMTP_STATE_AUTH. */
+void smtp_commands_auth_continue(struct smtp_session *s, const char *line);
+/* Auth verification finished (on the loop thread). */
+void smtp_commands_auth_done(struct smtp_session *s);
+/* The auth-failure delay timer fired. */
+void smtp_commands_auth_delay_done(struct smtp_session *s);
+/* Submission port (587/465)? AUTH offered now (submission, and TLS or plaintext allowed)? */
+bool smtp_session_is_submission(const struct smtp_session *s);
+bool smtp_session_auth_offered(const struct smtp_session *s);
+
+#define SMTP_LOG(s, fmt, ...) \
+	log_info("session=%s proto=smtp " fmt, conn_id((s)->conn), __VA_ARGS__)
+
+#endif

@@ -1,0 +1,52 @@
+/* Content-addressed message files: messages/ab/<64 hex digits of SHA-256>. A file is
+ * written once (the spool file is fsynced and renamed into place), never changed, and
+ * removed only when no message row references it. Mailbox names never become paths here:
+ * only hashes do. */
+#ifndef POSTHORN_STORE_BLOB_H
+#define POSTHORN_STORE_BLOB_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+/* Hex digits of a content address (SHA-256). */
+#define BLOB_HEX_LEN 64
+/* Number of fan-out directories (two hex digits). */
+#define BLOB_FANOUT_COUNT 256
+
+/* true when s is exactly BLOB_HEX_LEN lower-case hex digits. */
+bool blob_name_valid(const char *s);
+/* messages_dir/ab/<hex>, malloc'd. */
+char *blob_path_dup(const char *messages_dir, const char *hex);
+/* Index 0..255 of hex's fan-out directory ("ab" -> 0xab). hex must be valid. */
+unsigned blob_fanout_index(const char *hex);
+
+/* Hash and fsync spool_path, then rename it to its content address (or unlink it when a
+ * file with that address already exists: the body is stored once). Fills hex_r and
+ * size_r; *dir_created_r is set when the fan-out directory had to be created (then
+ * messages_dir itself needs a sync). The fan-out directory is NOT synced here: call
+ * blob_sync_fanout() once per directory for a batch. On -1 (*error_r) the spool file is
+ * left where it was. */
+int blob_store(const char *messages_dir, const char *spool_path, char hex_r[BLOB_HEX_LEN + 1],
+	       uint64_t *size_r, bool *dir_created_r, const char **error_r)
+	__attribute__((warn_unused_result));
+/* fsync the fan-out directory with this index. 0, or -1 with *error_r. */
+int blob_sync_fanout(const char *messages_dir, unsigned index, const char **error_r)
+	__attribute__((warn_unused_result));
+/* fsync a directory. 0, or -1 with *error_r. */
+int blob_sync_dir(const char *path, const char **error_r) __attribute__((warn_unused_result));
+
+/* Open a stored file read-only: 1 with *fd_r (caller closes) and *size_r, 0 when absent,
+ * -1 error. */
+int blob_open(const char *messages_dir, const char *hex, int *fd_r, uint64_t *size_r);
+/* Remove a stored file. 0 (also when it was already gone), -1 error (logged). */
+int blob_unlink(const char *messages_dir, const char *hex);
+
+/* Walk messages_dir/xx/ and unlink every content-addressed file for which keep() returns
+ * 0 (keep() returns 1 to keep, -1 to abort the walk). Names that are not content
+ * addresses are left alone with a warning. Returns the number removed, or -1. */
+int blob_sweep(const char *messages_dir, int (*keep)(void *ctx, const char *hex), void *ctx);
+/* Unlink every non-directory entry directly inside dir (leftover spool files). Returns the
+ * number removed, or -1. */
+int blob_clear_dir(const char *dir);
+
+#endif

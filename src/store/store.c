@@ -1,0 +1,882 @@
+/* The public store API (store.h): argument validation and lower-casing, recipient
+ * resolution over the backend's primitives, the delivery writer thread with group commit
+ * (many deliveries, one transaction, one fsync per directory), message files (blob.c),
+ * orphan cleanup at open, and dispatch of everything else to the backend vtable. */
+#include "store/store.h"
+
+#include <errno.h>
+#include <limits.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <sodium.h>
+
+#include "core/buf.h"
+#include "core/log.h"
+#include "core/xmalloc.h"
+#include "store/blob.h"
+#include "store/sqlite/store_sqlite.h"
+#include "store/store_private.h"
+#include "core/banned.h"
+
+/* Room left in PATH_MAX for "/messages/ab/<64 hex>" and spool names. */
+#define STORE_DATA_DIR_MAX (PATH_MAX - 256)
+#define STORE_ERROR_MAX 512
+#define STORE_FLAGS_TEXT_MAX 65536
+
+static _Thread_local char store_error_buf[STORE_ERROR_MAX];
+/* store_account_lookup()'s info_r->address points here. */
+static _Thread_local char store_lookup_address[STORE_ADDRESS_MAX + 1];
+
+static const struct store_mailbox_template store_default_mailboxes[] = {
+	{ "INBOX", NULL, true },	   { "Drafts", "\\Drafts", true },
+	{ "Sent", "\\Sent", true },	   { "Trash", "\\Trash", true },
+	{ "Junk", "\\Junk", true },	   { "Archive", "\\Archive", true },
+};
+
+/* A delivery waiting for (or inside) a group commit. */
+struct store_pending {
+	struct store_pending *next;
+	struct store_delivery *delivery;
+	store_delivery_cb *cb;
+	void *ctx;
+	uint64_t *accounts; /* deduplicated copy */
+	size_t account_count;
+	bool placed; /* its file is at its content address (and later: committed) */
+	uint64_t size;
+	char error[STORE_ERROR_MAX];
+};
+
+const char *store_error_fmt(const char *fmt, ...)
+{
+	va_list ap;
+	va_start(ap, fmt);
+	vsnprintf(store_error_buf, sizeof(store_error_buf), fmt, ap);
+	va_end(ap);
+	return store_error_buf;
+}
+
+/* ---- validation ---- */
+
+static bool store_domain_valid(const char *d)
+{
+	size_t len = strlen(d), label = 0;
+	if (len == 0 || len > 253)
+		return false;
+	for (size_t i = 0; i < len; i++) {
+		char c = d[i];
+		if (c == '.') {
+			if (label == 0 || d[i - 1] == '-')
+				return false;
+			label = 0;
+			continue;
+		}
+		bool alnum = (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9');
+		if (!alnum && (c != '-' || label == 0))
+			return false;
+		if (++label > 63)
+			return false;
+	}
+	return label > 0 && d[len - 1] != '-';
+}
+
+/* RFC 5321 §4.1.2 Dot-string (unquoted), plus UTF-8 bytes for RFC 6531. */
+static bool store_local_valid(const char *local, size_t len)
+{
+	if (len == 0 || len > 64 || local[0] == '.' || local[len - 1] == '.')
+		return false;
+	for (size_t i = 0; i < len; i++) {
+		unsigned char c = (unsigned char)local[i];
+		if (c <= 0x20 || c == 0x7f || strchr("()<>[]\\,;:\"@", c) != NULL)
+			return false;
+		if (c == '.' && local[i + 1] == '.')
+			return false;
+	}
+	return true;
+}
+
+static void store_lower(char *s)
+{
+	for (; *s != '\0'; s++) {
+		if (*s >= 'A' && *s <= 'Z')
+			*s = (char)(*s - 'A' + 'a');
+	}
+}
+
+/* Copy in lower-cased to out (STORE_ADDRESS_MAX + 1 bytes) and check it is an address
+ * (or "@domain" when allow_catchall). 0, or -1 with *error_r. */
+static int store_address_norm(const char *in, char *out, bool allow_catchall,
+			      const char **error_r)
+{
+	size_t len = in == NULL ? 0 : strlen(in);
+	if (len == 0 || len > STORE_ADDRESS_MAX) {
+		*error_r = store_error_fmt("invalid address: %s", in == NULL ? "(null)" : "too long or empty");
+		return -1;
+	}
+	memcpy(out, in, len + 1);
+	store_lower(out);
+	const char *at = strchr(out, '@');
+	if (at == NULL || strchr(at + 1, '@') != NULL) {
+		*error_r = store_error_fmt("invalid address %s: needs exactly one '@'", in);
+		return -1;
+	}
+	size_t local_len = (size_t)(at - out);
+	bool local_ok = local_len == 0 ? allow_catchall : store_local_valid(out, local_len);
+	if (!local_ok || !store_domain_valid(at + 1)) {
+		*error_r = store_error_fmt("invalid address %s", in);
+		return -1;
+	}
+	return 0;
+}
+
+static int store_domain_norm(const char *in, char *out, const char **error_r)
+{
+	size_t len = in == NULL ? 0 : strlen(in);
+	if (len == 0 || len > STORE_ADDRESS_MAX) {
+		*error_r = store_error_fmt("invalid domain name");
+		return -1;
+	}
+	memcpy(out, in, len + 1);
+	store_lower(out);
+	if (!store_domain_valid(out)) {
+		*error_r = store_error_fmt("invalid domain name %s", in);
+		return -1;
+	}
+	return 0;
+}
+
+/* Domain part of a normalised address. */
+static const char *store_address_domain(const char *address)
+{
+	return strchr(address, '@') + 1;
+}
+
+/* Check that the domain of a normalised address is ours. */
+static int store_require_local(struct store *store, const char *address, const char **error_r)
+{
+	int ret = store->v->domain_is_local(store, store_address_domain(address));
+	if (ret < 0)
+		*error_r = store_error_fmt("cannot look up domain of %s", address);
+	else if (ret == 0)
+		*error_r = store_error_fmt("domain of %s is not local", address);
+	return ret == 1 ? 0 : -1;
+}
+
+/* ---- domains ---- */
+
+int store_domain_add(struct store *store, const char *domain, const char **error_r)
+{
+	char name[STORE_ADDRESS_MAX + 1];
+	if (store_domain_norm(domain, name, error_r) < 0)
+		return -1;
+	return store->v->domain_add(store, name, error_r);
+}
+
+int store_domain_del(struct store *store, const char *domain, const char **error_r)
+{
+	char name[STORE_ADDRESS_MAX + 1];
+	if (store_domain_norm(domain, name, error_r) < 0)
+		return -1;
+	return store->v->domain_del(store, name, error_r);
+}
+
+int store_domain_list(struct store *store, void (*cb)(void *ctx, const char *domain), void *ctx)
+{
+	return store->v->domain_list(store, cb, ctx);
+}
+
+int store_domain_is_local(struct store *store, const char *domain)
+{
+	char name[STORE_ADDRESS_MAX + 1];
+	const char *error;
+	if (store_domain_norm(domain, name, &error) < 0)
+		return 0;
+	return store->v->domain_is_local(store, name);
+}
+
+/* ---- accounts ---- */
+
+int store_account_add(struct store *store, const char *address, const char *password_hash,
+		      uint64_t quota, const char **error_r)
+{
+	char addr[STORE_ADDRESS_MAX + 1];
+	if (store_address_norm(address, addr, false, error_r) < 0)
+		return -1;
+	if (password_hash == NULL) {
+		*error_r = store_error_fmt("missing password hash");
+		return -1;
+	}
+	if (store_require_local(store, addr, error_r) < 0)
+		return -1;
+	return store->v->account_add(store, addr, password_hash, quota, store_default_mailboxes,
+				     sizeof(store_default_mailboxes) /
+					     sizeof(store_default_mailboxes[0]),
+				     error_r);
+}
+
+static void store_blob_removed(void *ctx, const char *sha256)
+{
+	struct store *store = ctx;
+	(void)blob_unlink(store->messages_dir, sha256);
+}
+
+int store_account_del(struct store *store, const char *address, const char **error_r)
+{
+	char addr[STORE_ADDRESS_MAX + 1];
+	if (store_address_norm(address, addr, false, error_r) < 0)
+		return -1;
+	/* Message files go at once, under blob_lock: see struct store. */
+	pthread_mutex_lock(&store->blob_lock);
+	int ret = store->v->account_del(store, addr, store_blob_removed, store, error_r);
+	pthread_mutex_unlock(&store->blob_lock);
+	return ret;
+}
+
+int store_account_set_password(struct store *store, const char *address,
+			       const char *password_hash, const char **error_r)
+{
+	char addr[STORE_ADDRESS_MAX + 1];
+	if (store_address_norm(address, addr, false, error_r) < 0)
+		return -1;
+	if (password_hash == NULL) {
+		*error_r = store_error_fmt("missing password hash");
+		return -1;
+	}
+	return store->v->account_set_password(store, addr, password_hash, error_r);
+}
+
+int store_account_set_quota(struct store *store, const char *address, uint64_t quota,
+			    const char **error_r)
+{
+	char addr[STORE_ADDRESS_MAX + 1];
+	if (store_address_norm(address, addr, false, error_r) < 0)
+		return -1;
+	return store->v->account_set_quota(store, addr, quota, error_r);
+}
+
+int store_account_list(struct store *store, const char *domain,
+		       void (*cb)(void *ctx, const struct store_account_info *info), void *ctx)
+{
+	char name[STORE_ADDRESS_MAX + 1];
+	const char *error;
+	if (domain != NULL && store_domain_norm(domain, name, &error) < 0)
+		return -1;
+	return store->v->account_list(store, domain == NULL ? NULL : name, cb, ctx);
+}
+
+int store_account_lookup(struct store *store, const char *address, uint64_t *id_r,
+			 char **password_hash_r, struct store_account_info *info_r)
+{
+	char addr[STORE_ADDRESS_MAX + 1];
+	const char *error;
+	if (store_address_norm(address, addr, false, &error) < 0)
+		return 0;
+	int ret = store->v->account_lookup(store, addr, id_r, password_hash_r, info_r);
+	if (ret == 1 && info_r != NULL) {
+		memcpy(store_lookup_address, addr, sizeof(addr));
+		info_r->address = store_lookup_address;
+	}
+	return ret;
+}
+
+int store_account_usage(struct store *store, uint64_t account_id, uint64_t *quota_r,
+			uint64_t *used_r)
+{
+	return store->v->account_usage(store, account_id, quota_r, used_r);
+}
+
+/* ---- aliases ---- */
+
+int store_alias_add(struct store *store, const char *alias, const char *target,
+		    const char **error_r)
+{
+	char name[STORE_ADDRESS_MAX + 1], dest[STORE_ADDRESS_MAX + 1];
+	if (store_address_norm(alias, name, true, error_r) < 0 ||
+	    store_address_norm(target, dest, false, error_r) < 0)
+		return -1;
+	if (strcmp(name, dest) == 0) {
+		*error_r = store_error_fmt("alias %s cannot point to itself", name);
+		return -1;
+	}
+	if (store_require_local(store, name, error_r) < 0 ||
+	    store_require_local(store, dest, error_r) < 0)
+		return -1;
+	return store->v->alias_add(store, name, dest, error_r);
+}
+
+int store_alias_del(struct store *store, const char *alias, const char *target,
+		    const char **error_r)
+{
+	char name[STORE_ADDRESS_MAX + 1], dest[STORE_ADDRESS_MAX + 1];
+	if (store_address_norm(alias, name, true, error_r) < 0)
+		return -1;
+	if (target != NULL && store_address_norm(target, dest, false, error_r) < 0)
+		return -1;
+	return store->v->alias_del(store, name, target == NULL ? NULL : dest, error_r);
+}
+
+int store_alias_list(struct store *store,
+		     void (*cb)(void *ctx, const char *alias, const char *target), void *ctx)
+{
+	return store->v->alias_list(store, cb, ctx);
+}
+
+/* ---- recipient resolution ---- */
+
+struct store_resolve {
+	struct store *store;
+	struct store_rcpt *rcpt;
+	char *visited[STORE_ALIAS_VISIT_MAX];
+	size_t visited_count;
+};
+
+struct store_targets {
+	char **v;
+	size_t count, cap;
+};
+
+static void store_targets_add(void *ctx, const char *target)
+{
+	struct store_targets *t = ctx;
+	if (t->count == t->cap) {
+		t->cap = t->cap == 0 ? 8 : t->cap * 2;
+		t->v = xrealloc(t->v, t->cap * sizeof(*t->v));
+	}
+	t->v[t->count++] = xstrdup(target);
+}
+
+static void store_targets_free(struct store_targets *t)
+{
+	for (size_t i = 0; i < t->count; i++)
+		free(t->v[i]);
+	free(t->v);
+}
+
+static void store_rcpt_add(struct store_rcpt *rcpt, uint64_t id)
+{
+	for (size_t i = 0; i < rcpt->count; i++) {
+		if (rcpt->account_ids[i] == id)
+			return;
+	}
+	if (rcpt->count < STORE_RCPT_MAX)
+		rcpt->account_ids[rcpt->count++] = id;
+}
+
+/* Mark name visited; false when it already was (a loop) or too many names were seen. */
+static bool store_resolve_visit(struct store_resolve *rs, const char *name)
+{
+	for (size_t i = 0; i < rs->visited_count; i++) {
+		if (strcmp(rs->visited[i], name) == 0)
+			return false;
+	}
+	if (rs->visited_count == STORE_ALIAS_VISIT_MAX)
+		return false;
+	rs->visited[rs->visited_count++] = xstrdup(name);
+	return true;
+}
+
+static int store_expand_address(struct store_resolve *rs, const char *address, unsigned depth);
+
+/* name as an account, else as an alias expanded recursively. 1 when name is an account or
+ * an alias, 0 neither (or a loop, or too deep), -1 error. */
+static int store_expand(struct store_resolve *rs, const char *name, unsigned depth)
+{
+	uint64_t id;
+	int ret = rs->store->v->account_find(rs->store, name, &id);
+	if (ret != 0) {
+		if (ret == 1)
+			store_rcpt_add(rs->rcpt, id);
+		return ret;
+	}
+	if (depth >= STORE_ALIAS_DEPTH_MAX) {
+		log_warn("store: alias expansion of %s deeper than %d", name, STORE_ALIAS_DEPTH_MAX);
+		return 0;
+	}
+	if (!store_resolve_visit(rs, name))
+		return 0;
+	struct store_targets targets = { 0 };
+	ret = rs->store->v->alias_targets(rs->store, name, store_targets_add, &targets);
+	for (size_t i = 0; ret > 0 && i < targets.count; i++) {
+		if (store_expand_address(rs, targets.v[i], depth + 1) < 0)
+			ret = -1;
+	}
+	store_targets_free(&targets);
+	return ret < 0 ? -1 : ret > 0 ? 1 : 0;
+}
+
+/* The address itself, then without its "+tag". */
+static int store_expand_address(struct store_resolve *rs, const char *address, unsigned depth)
+{
+	int ret = store_expand(rs, address, depth);
+	if (ret != 0)
+		return ret;
+	const char *at = strchr(address, '@');
+	const char *plus = strchr(address, '+');
+	if (at == NULL || plus == NULL || plus > at || plus == address)
+		return 0;
+	char base[STORE_ADDRESS_MAX + 1];
+	size_t local_len = (size_t)(plus - address);
+	memcpy(base, address, local_len);
+	memcpy(base + local_len, at, strlen(at) + 1);
+	return store_expand(rs, base, depth);
+}
+
+static int store_resolve_full(struct store *store, const char *address, bool catchall,
+			      struct store_rcpt *rcpt_r)
+{
+	char addr[STORE_ADDRESS_MAX + 1];
+	const char *error;
+	rcpt_r->count = 0;
+	if (store_address_norm(address, addr, false, &error) < 0)
+		return 0;
+	const char *domain = store_address_domain(addr);
+	int ret = store->v->domain_is_local(store, domain);
+	if (ret <= 0)
+		return ret;
+
+	struct store_resolve rs = { .store = store, .rcpt = rcpt_r };
+	ret = store_expand_address(&rs, addr, 0);
+	if (ret >= 0 && rcpt_r->count == 0 && catchall) {
+		/* The catch-all "@domain" sits just before the domain in addr. */
+		ret = store_expand(&rs, domain - 1, 0);
+	}
+	for (size_t i = 0; i < rs.visited_count; i++)
+		free(rs.visited[i]);
+	if (ret < 0)
+		return -1;
+	return rcpt_r->count > 0 ? 1 : 0;
+}
+
+int store_resolve(struct store *store, const char *address, struct store_rcpt *rcpt_r)
+{
+	return store_resolve_full(store, address, true, rcpt_r);
+}
+
+int store_address_owned(struct store *store, uint64_t account_id, const char *address)
+{
+	struct store_rcpt rcpt;
+	int ret = store_resolve_full(store, address, false, &rcpt);
+	if (ret <= 0)
+		return ret;
+	for (size_t i = 0; i < rcpt.count; i++) {
+		if (rcpt.account_ids[i] == account_id)
+			return 1;
+	}
+	return 0;
+}
+
+/* ---- delivery: the writer thread ---- */
+
+static bool store_remote_valid(const char *rcpt)
+{
+	size_t len = rcpt == NULL ? 0 : strlen(rcpt);
+	const char *at = len == 0 ? NULL : strrchr(rcpt, '@');
+	if (at == NULL || at == rcpt || at[1] == '\0' || len > STORE_ADDRESS_MAX)
+		return false;
+	for (size_t i = 0; i < len; i++) {
+		if ((unsigned char)rcpt[i] < 0x20 || rcpt[i] == 0x7f)
+			return false;
+	}
+	return true;
+}
+
+static int store_delivery_check(const struct store_pending *p, const char **error_r)
+{
+	const struct store_delivery *d = p->delivery;
+	if (d->spool_path == NULL) {
+		*error_r = "no spool file";
+		return -1;
+	}
+	if (p->account_count == 0 && d->remote_count == 0) {
+		*error_r = "no recipients";
+		return -1;
+	}
+	for (size_t i = 0; i < d->remote_count; i++) {
+		if (!store_remote_valid(d->remote[i])) {
+			*error_r = "invalid remote recipient";
+			return -1;
+		}
+	}
+	return 0;
+}
+
+/* Check one delivery and move its file to its content address. The spool file is gone
+ * afterwards either way. */
+static void store_writer_place(struct store *store, struct store_pending *p,
+			       struct store_commit_item *item, bool dirty[BLOB_FANOUT_COUNT],
+			       bool *top_dirty)
+{
+	const char *error;
+	bool created = false;
+	if (store_delivery_check(p, &error) < 0 ||
+	    blob_store(store->messages_dir, p->delivery->spool_path, item->sha256, &item->size,
+		       &created, &error) < 0) {
+		snprintf(p->error, sizeof(p->error), "%s", error);
+		if (p->delivery->spool_path != NULL && unlink(p->delivery->spool_path) < 0 &&
+		    errno != ENOENT)
+			log_warn("store: unlink %s: %s", p->delivery->spool_path, strerror(errno));
+		return;
+	}
+	item->delivery = p->delivery;
+	item->accounts = p->accounts;
+	item->account_count = p->account_count;
+	dirty[blob_fanout_index(item->sha256)] = true;
+	*top_dirty = *top_dirty || created;
+	p->placed = true;
+	p->size = item->size;
+}
+
+/* Make the renames of this batch durable: one fsync per touched directory. */
+static int store_writer_sync(struct store *store, const bool dirty[BLOB_FANOUT_COUNT],
+			     bool top_dirty, const char **error_r)
+{
+	if (top_dirty && blob_sync_dir(store->messages_dir, error_r) < 0)
+		return -1;
+	for (unsigned i = 0; i < BLOB_FANOUT_COUNT; i++) {
+		if (dirty[i] && blob_sync_fanout(store->messages_dir, i, error_r) < 0)
+			return -1;
+	}
+	return 0;
+}
+
+/* Commit the placed deliveries in one transaction; when that fails, each one alone so one
+ * bad delivery (say, an account deleted meanwhile) does not fail the others. */
+static void store_writer_commit(struct store *store, struct store_pending **placed,
+				struct store_commit_item *items, size_t count)
+{
+	const char *error;
+	if (count == 0 || store->v->deliver(store, items, count, &error) == 0)
+		return;
+	if (count == 1) {
+		snprintf(placed[0]->error, sizeof(placed[0]->error), "%s", error);
+		placed[0]->placed = false;
+		return;
+	}
+	log_warn("store: group commit of %zu deliveries failed (%s), retrying one by one",
+		 count, error);
+	for (size_t i = 0; i < count; i++)
+		store_writer_commit(store, &placed[i], &items[i], 1);
+}
+
+static void store_writer_batch(struct store *store, struct store_pending **batch, size_t n)
+{
+	struct store_commit_item *items = xcalloc(n, sizeof(*items));
+	struct store_pending **placed = xcalloc(n, sizeof(*placed));
+	bool dirty[BLOB_FANOUT_COUNT] = { false };
+	bool top_dirty = false;
+	size_t count = 0;
+	const char *error;
+
+	pthread_mutex_lock(&store->blob_lock);
+	for (size_t i = 0; i < n; i++) {
+		store_writer_place(store, batch[i], &items[count], dirty, &top_dirty);
+		if (batch[i]->placed)
+			placed[count++] = batch[i];
+	}
+	if (count > 0 && store_writer_sync(store, dirty, top_dirty, &error) < 0) {
+		for (size_t i = 0; i < count; i++) {
+			snprintf(placed[i]->error, sizeof(placed[i]->error), "%s", error);
+			placed[i]->placed = false;
+		}
+		count = 0;
+	}
+	store_writer_commit(store, placed, items, count);
+	pthread_mutex_unlock(&store->blob_lock);
+
+	for (size_t i = 0; i < n; i++) {
+		struct store_pending *p = batch[i];
+		struct store_delivery *d = p->delivery;
+		d->result = p->placed ? 0 : -1;
+		d->error = p->placed ? NULL : p->error;
+		d->size = p->placed ? p->size : 0;
+		if (!p->placed)
+			log_error("store: delivery failed: %s", p->error);
+		p->cb(d, p->ctx);
+		free(p->accounts);
+		free(p);
+	}
+	free(items);
+	free(placed);
+}
+
+static void *store_writer_main(void *arg)
+{
+	struct store *store = arg;
+	struct store_pending *batch[STORE_BATCH_MAX];
+	for (;;) {
+		size_t n = 0;
+		pthread_mutex_lock(&store->queue_lock);
+		while (store->queue_head == NULL && !store->stopping)
+			pthread_cond_wait(&store->queue_cond, &store->queue_lock);
+		while (store->queue_head != NULL && n < STORE_BATCH_MAX) {
+			batch[n++] = store->queue_head;
+			store->queue_head = store->queue_head->next;
+		}
+		if (store->queue_head == NULL)
+			store->queue_tail = NULL;
+		pthread_mutex_unlock(&store->queue_lock);
+		if (n == 0)
+			break; /* stopping and drained */
+		store_writer_batch(store, batch, n);
+	}
+	return NULL;
+}
+
+void store_deliver(struct store *store, struct store_delivery *delivery, store_delivery_cb *cb,
+		   void *ctx)
+{
+	struct store_pending *p = xcalloc(1, sizeof(*p));
+	p->delivery = delivery;
+	p->cb = cb;
+	p->ctx = ctx;
+	p->accounts = xcalloc(delivery->account_count, sizeof(uint64_t));
+	for (size_t i = 0; i < delivery->account_count; i++) {
+		size_t k = 0;
+		while (k < p->account_count && p->accounts[k] != delivery->accounts[i])
+			k++;
+		if (k == p->account_count)
+			p->accounts[p->account_count++] = delivery->accounts[i];
+	}
+	pthread_mutex_lock(&store->queue_lock);
+	if (store->queue_tail == NULL)
+		store->queue_head = p;
+	else
+		store->queue_tail->next = p;
+	store->queue_tail = p;
+	pthread_cond_signal(&store->queue_cond);
+	pthread_mutex_unlock(&store->queue_lock);
+}
+
+struct store_waiter {
+	pthread_mutex_t lock;
+	pthread_cond_t cond;
+	bool done;
+};
+
+static void store_waiter_done(struct store_delivery *delivery, void *ctx)
+{
+	struct store_waiter *w = ctx;
+	(void)delivery;
+	pthread_mutex_lock(&w->lock);
+	w->done = true;
+	pthread_cond_signal(&w->cond);
+	pthread_mutex_unlock(&w->lock);
+}
+
+int store_deliver_wait(struct store *store, struct store_delivery *delivery)
+{
+	struct store_waiter w = { .done = false };
+	pthread_mutex_init(&w.lock, NULL);
+	pthread_cond_init(&w.cond, NULL);
+	store_deliver(store, delivery, store_waiter_done, &w);
+	pthread_mutex_lock(&w.lock);
+	while (!w.done)
+		pthread_cond_wait(&w.cond, &w.lock);
+	pthread_mutex_unlock(&w.lock);
+	pthread_cond_destroy(&w.cond);
+	pthread_mutex_destroy(&w.lock);
+	return delivery->result;
+}
+
+/* ---- reading ---- */
+
+struct store_list_ctx {
+	void (*cb)(void *ctx, const struct store_message_info *info);
+	void *ctx;
+	struct buf flags;
+};
+
+static const struct {
+	uint32_t bit;
+	const char *name;
+} store_flag_names[] = {
+	{ STORE_FLAG_SEEN, "\\Seen" },	     { STORE_FLAG_ANSWERED, "\\Answered" },
+	{ STORE_FLAG_FLAGGED, "\\Flagged" }, { STORE_FLAG_DELETED, "\\Deleted" },
+	{ STORE_FLAG_DRAFT, "\\Draft" },
+};
+
+static void store_mail_list_row(void *ctx, const struct store_entry_row *row)
+{
+	struct store_list_ctx *lc = ctx;
+	buf_reset(&lc->flags);
+	for (size_t i = 0; i < sizeof(store_flag_names) / sizeof(store_flag_names[0]); i++) {
+		if ((row->flags & store_flag_names[i].bit) == 0)
+			continue;
+		if ((lc->flags.len > 0 && buf_puts(&lc->flags, " ") < 0) ||
+		    buf_puts(&lc->flags, store_flag_names[i].name) < 0)
+			log_warn("store: flags of uid %u too long", row->uid);
+	}
+	if (row->keywords[0] != '\0' &&
+	    ((lc->flags.len > 0 && buf_puts(&lc->flags, " ") < 0) ||
+	     buf_puts(&lc->flags, row->keywords) < 0))
+		log_warn("store: keywords of uid %u too long", row->uid);
+	struct store_message_info info = {
+		.uid = row->uid,
+		.flags = buf_cstr(&lc->flags),
+		.size = row->size,
+		.internal_date = row->internal_date,
+		.mail_from = row->mail_from,
+		.hdr_from = row->hdr_from,
+		.subject = row->subject,
+	};
+	lc->cb(lc->ctx, &info);
+}
+
+int store_mail_list(struct store *store, const char *address, const char *mailbox,
+		    void (*cb)(void *ctx, const struct store_message_info *info), void *ctx)
+{
+	char addr[STORE_ADDRESS_MAX + 1];
+	const char *error;
+	if (store_address_norm(address, addr, false, &error) < 0 || mailbox == NULL)
+		return 0;
+	struct store_list_ctx lc = { .cb = cb, .ctx = ctx };
+	buf_init(&lc.flags, STORE_FLAGS_TEXT_MAX);
+	int ret = store->v->mail_list(store, addr, mailbox, store_mail_list_row, &lc);
+	buf_free(&lc.flags);
+	return ret;
+}
+
+int store_mail_open(struct store *store, const char *address, const char *mailbox,
+		    uint32_t uid, int *fd_r, uint64_t *size_r)
+{
+	char addr[STORE_ADDRESS_MAX + 1];
+	char sha256[BLOB_HEX_LEN + 1];
+	uint64_t size;
+	const char *error;
+	if (store_address_norm(address, addr, false, &error) < 0 || mailbox == NULL)
+		return 0;
+	int ret = store->v->mail_locate(store, addr, mailbox, uid, sha256, &size);
+	if (ret <= 0)
+		return ret;
+	/* A file missing now was removed with its account after our lookup. */
+	return blob_open(store->messages_dir, sha256, fd_r, size_r);
+}
+
+int store_queue_list(struct store *store,
+		     void (*cb)(void *ctx, const struct store_queue_info *info), void *ctx)
+{
+	return store->v->queue_list(store, cb, ctx);
+}
+
+int store_schema_version(struct store *store)
+{
+	return store->v->schema_version(store);
+}
+
+/* ---- open and close ---- */
+
+static char *store_join_dup(const char *dir, const char *name)
+{
+	struct buf b;
+	buf_init(&b, PATH_MAX);
+	if (buf_printf(&b, "%s/%s", dir, name) < 0)
+		log_panic("store: path too long: %s/%s", dir, name);
+	return b.data;
+}
+
+char *store_spool_path_dup(struct store *store)
+{
+	struct buf b;
+	uint64_t seq = atomic_fetch_add(&store->spool_seq, 1);
+	buf_init(&b, PATH_MAX);
+	if (buf_printf(&b, "%s/%lld.%ld.%llu", store->tmp_dir, (long long)time(NULL),
+		       (long)getpid(), (unsigned long long)seq) < 0)
+		log_panic("store: spool path too long");
+	return b.data;
+}
+
+static int store_mkdir(const char *path, const char **error_r)
+{
+	if (mkdir(path, 0700) < 0 && errno != EEXIST) {
+		*error_r = store_error_fmt("mkdir %s: %s", path, strerror(errno));
+		return -1;
+	}
+	return 0;
+}
+
+static int store_blob_keep(void *ctx, const char *sha256)
+{
+	struct store *store = ctx;
+	return store->v->message_exists(store, sha256);
+}
+
+/* Leftover spool files, message rows nothing references and files no row names. */
+static int store_cleanup(struct store *store, const char **error_r)
+{
+	int removed = blob_clear_dir(store->tmp_dir);
+	if (removed > 0)
+		log_info("store: removed %d leftover spool files", removed);
+	if (removed < 0 || store->v->message_gc(store, store_blob_removed, store) < 0 ||
+	    blob_sweep(store->messages_dir, store_blob_keep, store) < 0) {
+		*error_r = store_error_fmt("cleaning up orphaned files failed (see log)");
+		return -1;
+	}
+	return 0;
+}
+
+int store_open(const char *data_dir, struct store **store_r, const char **error_r)
+{
+	const struct store_vfuncs *v = &store_sqlite_vfuncs;
+	struct store *store;
+
+	if (sodium_init() < 0) {
+		*error_r = "libsodium initialisation failed";
+		return -1;
+	}
+	if (data_dir == NULL || data_dir[0] == '\0' || strlen(data_dir) > STORE_DATA_DIR_MAX) {
+		*error_r = "invalid data directory";
+		return -1;
+	}
+	if (store_mkdir(data_dir, error_r) < 0 || v->init(data_dir, &store, error_r) < 0)
+		return -1;
+	store->data_dir = xstrdup(data_dir);
+	store->messages_dir = store_join_dup(data_dir, "messages");
+	store->tmp_dir = store_join_dup(data_dir, "tmp");
+	atomic_init(&store->spool_seq, 0);
+	pthread_mutex_init(&store->blob_lock, NULL);
+	pthread_mutex_init(&store->queue_lock, NULL);
+	pthread_cond_init(&store->queue_cond, NULL);
+
+	if (store_mkdir(store->messages_dir, error_r) < 0 ||
+	    store_mkdir(store->tmp_dir, error_r) < 0 || store_cleanup(store, error_r) < 0) {
+		store_close(&store);
+		return -1;
+	}
+	int err = pthread_create(&store->writer, NULL, store_writer_main, store);
+	if (err != 0) {
+		*error_r = store_error_fmt("cannot start writer thread: %s", strerror(err));
+		store_close(&store);
+		return -1;
+	}
+	store->writer_started = true;
+	*store_r = store;
+	return 0;
+}
+
+void store_close(struct store **storep)
+{
+	struct store *store = *storep;
+	if (store == NULL)
+		return;
+	*storep = NULL;
+	if (store->writer_started) {
+		pthread_mutex_lock(&store->queue_lock);
+		store->stopping = true;
+		pthread_cond_broadcast(&store->queue_cond);
+		pthread_mutex_unlock(&store->queue_lock);
+		pthread_join(store->writer, NULL);
+	}
+	ASSERT(store->queue_head == NULL);
+	pthread_cond_destroy(&store->queue_cond);
+	pthread_mutex_destroy(&store->queue_lock);
+	pthread_mutex_destroy(&store->blob_lock);
+	free(store->data_dir);
+	free(store->messages_dir);
+	free(store->tmp_dir);
+	store->v->deinit(store);
+}

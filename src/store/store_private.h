@@ -1,0 +1,170 @@
+/* Internals shared by store.c and the backends (sqlite/ today, pg/ later): struct store,
+ * whose first part is common to every backend, and struct store_vfuncs, the backend vtable.
+ * store.c validates and normalises arguments (lower-cased addresses), runs the writer thread
+ * and the message files; a backend only stores rows. Nothing here names a database library.
+ * Only store.c, blob.c and backends include this header. */
+#ifndef POSTHORN_STORE_STORE_PRIVATE_H
+#define POSTHORN_STORE_STORE_PRIVATE_H
+
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "store/blob.h"
+#include "store/store.h"
+
+/* Longest address we accept: RFC 5321 §4.5.3.1.3 limits a path to 256 octets with "<>". */
+#define STORE_ADDRESS_MAX 254
+/* Most deliveries one group commit takes from the queue. */
+#define STORE_BATCH_MAX 256
+/* Alias expansion: nesting depth and number of distinct names visited per resolution. */
+#define STORE_ALIAS_DEPTH_MAX 8
+#define STORE_ALIAS_VISIT_MAX 256
+
+/* mailbox_entries.flags bits (system flags of RFC 9051 §2.3.2). */
+#define STORE_FLAG_SEEN 0x01u
+#define STORE_FLAG_ANSWERED 0x02u
+#define STORE_FLAG_FLAGGED 0x04u
+#define STORE_FLAG_DELETED 0x08u
+#define STORE_FLAG_DRAFT 0x10u
+
+/* A mailbox every new account gets. Names are hierarchical with delimiter '/'. */
+struct store_mailbox_template {
+	const char *name;
+	const char *special_use; /* "\\Drafts" (RFC 6154) or NULL */
+	bool subscribed;
+};
+
+/* One delivery ready to commit: its file is already at its content address. */
+struct store_commit_item {
+	const struct store_delivery *delivery; /* mail_from, remote, received_at, headers */
+	const uint64_t *accounts;	       /* distinct account ids */
+	size_t account_count;
+	char sha256[BLOB_HEX_LEN + 1];
+	uint64_t size;
+};
+
+/* One mailbox entry as a backend reports it; store.c turns flags into text. Strings live
+ * until the callback returns. */
+struct store_entry_row {
+	uint32_t uid;
+	uint32_t flags;	      /* STORE_FLAG_* */
+	const char *keywords; /* space-separated, "" when none */
+	uint64_t size;
+	int64_t internal_date;
+	const char *mail_from;
+	const char *hdr_from;
+	const char *subject;
+};
+
+/* Called with the content address of each message row a backend removed, after its commit. */
+typedef void store_blob_removed_cb(void *ctx, const char *sha256);
+
+/* Every string argument is already validated and lower-cased by store.c. Returns as in
+ * store.h; error strings come from store_error_fmt(). */
+struct store_vfuncs {
+	const char *name;
+	/* Open or create the database under data_dir, apply migrations, and return a store
+	 * whose common part (struct store) is zeroed except v. */
+	int (*init)(const char *data_dir, struct store **store_r, const char **error_r);
+	/* Close every connection and free the store (its common part is already cleaned). */
+	void (*deinit)(struct store *store);
+	/* Schema version after migrations, or -1. */
+	int (*schema_version)(struct store *store);
+
+	int (*domain_add)(struct store *store, const char *domain, const char **error_r);
+	int (*domain_del)(struct store *store, const char *domain, const char **error_r);
+	int (*domain_list)(struct store *store, void (*cb)(void *ctx, const char *domain),
+			   void *ctx);
+	int (*domain_is_local)(struct store *store, const char *domain);
+
+	/* Create the account and the template mailboxes in one transaction; UIDVALIDITY of
+	 * each new mailbox is greater than every earlier one of this store. */
+	int (*account_add)(struct store *store, const char *address, const char *password_hash,
+			   uint64_t quota, const struct store_mailbox_template *mailboxes,
+			   size_t mailbox_count, const char **error_r);
+	/* Remove the account with its mailboxes and entries, and the message rows nothing
+	 * references any more (removed_cb names each one after the commit). */
+	int (*account_del)(struct store *store, const char *address,
+			   store_blob_removed_cb *removed_cb, void *ctx, const char **error_r);
+	int (*account_set_password)(struct store *store, const char *address,
+				    const char *password_hash, const char **error_r);
+	int (*account_set_quota)(struct store *store, const char *address, uint64_t quota,
+				 const char **error_r);
+	int (*account_list)(struct store *store, const char *domain,
+			    void (*cb)(void *ctx, const struct store_account_info *info),
+			    void *ctx);
+	/* info_r->address is left for the caller to fill. */
+	int (*account_lookup)(struct store *store, const char *address, uint64_t *id_r,
+			      char **password_hash_r, struct store_account_info *info_r);
+	int (*account_usage)(struct store *store, uint64_t account_id, uint64_t *quota_r,
+			     uint64_t *used_r);
+	/* 1 with the account's address (malloc'd), 0 no such account, -1 error. */
+	int (*account_address)(struct store *store, uint64_t account_id, char **address_r);
+	/* 1 with the id of the account that has exactly this address, 0 none, -1 error. */
+	int (*account_find)(struct store *store, const char *address, uint64_t *id_r);
+
+	int (*alias_add)(struct store *store, const char *alias, const char *target,
+			 const char **error_r);
+	int (*alias_del)(struct store *store, const char *alias, const char *target,
+			 const char **error_r);
+	int (*alias_list)(struct store *store,
+			  void (*cb)(void *ctx, const char *alias, const char *target), void *ctx);
+	/* Call cb for every target of exactly this alias. Returns how many (0: no such alias)
+	 * or -1. The backend finishes its query before returning, so cb may not call back. */
+	int (*alias_targets)(struct store *store, const char *alias,
+			     void (*cb)(void *ctx, const char *target), void *ctx);
+
+	/* Writer thread only: commit every item in ONE write transaction, durably; all or
+	 * nothing. Per account: next INBOX UID and MODSEQ, the entry, used bytes; per remote
+	 * recipient one queue row. */
+	int (*deliver)(struct store *store, const struct store_commit_item *items, size_t count,
+		       const char **error_r);
+
+	/* 1 listed (possibly nothing), 0 no such account or mailbox, -1 error. */
+	int (*mail_list)(struct store *store, const char *address, const char *mailbox,
+			 void (*cb)(void *ctx, const struct store_entry_row *row), void *ctx);
+	/* 1 with the message's content address and size, 0 no such message, -1 error. */
+	int (*mail_locate)(struct store *store, const char *address, const char *mailbox,
+			   uint32_t uid, char sha256_r[BLOB_HEX_LEN + 1], uint64_t *size_r);
+
+	int (*queue_list)(struct store *store,
+			  void (*cb)(void *ctx, const struct store_queue_info *info), void *ctx);
+
+	/* Delete message rows that no mailbox entry and no queue row references. */
+	int (*message_gc)(struct store *store, store_blob_removed_cb *removed_cb, void *ctx);
+	/* 1 when a message row has this content address, 0 not, -1 error. */
+	int (*message_exists)(struct store *store, const char *sha256);
+};
+
+struct store_pending;
+
+/* The common part; a backend embeds it as the first member of its own struct. */
+struct store {
+	const struct store_vfuncs *v;
+	char *data_dir;
+	char *messages_dir;
+	char *tmp_dir;
+	atomic_uint_fast64_t spool_seq;
+
+	/* Held from placing message files until their commit (writer) and from deleting
+	 * message rows until their files are gone (account deletion), so a file that a
+	 * delivery reuses is never unlinked under it. Taken before any database lock. */
+	pthread_mutex_t blob_lock;
+
+	/* Delivery queue, consumed by the writer thread. */
+	pthread_mutex_t queue_lock;
+	pthread_cond_t queue_cond;
+	struct store_pending *queue_head, *queue_tail;
+	bool stopping;
+	bool writer_started;
+	pthread_t writer;
+};
+
+/* Format an error message into this thread's error buffer and return it (valid until the
+ * next store call on the same thread). */
+const char *store_error_fmt(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+
+#endif

@@ -1,0 +1,357 @@
+/* Unit tests for auth/auth: verification through a fake store lookup (ok, wrong password,
+ * unknown user, locked account, lookup error, authzid), the per-IP penalty schedule with a
+ * fake clock, and 20 concurrent requests on 2 workers. Most failures use the cheap authzid
+ * mismatch so that only a handful of argon2 hashes run. */
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <setjmp.h>
+#include <cmocka.h>
+
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "auth/auth.h"
+#include "auth/password.h"
+#include "core/xmalloc.h"
+#include "core/banned.h"
+
+/* ---- fake store ---- */
+
+struct fake_store {
+	char *alice_hash; /* hash of "secret" */
+	pthread_mutex_t lock;
+	unsigned lookups;
+	char last_user[64];
+};
+
+static int fake_lookup(void *ctx, const char *username, uint64_t *account_id_r,
+                       char **password_hash_r)
+{
+	struct fake_store *fs = ctx;
+	pthread_mutex_lock(&fs->lock);
+	fs->lookups++;
+	snprintf(fs->last_user, sizeof(fs->last_user), "%s", username);
+	pthread_mutex_unlock(&fs->lock);
+	if (strcmp(username, "alice") == 0) {
+		*account_id_r = 42;
+		*password_hash_r = xstrdup(fs->alice_hash);
+		return 1;
+	}
+	if (strcmp(username, "locked") == 0) {
+		*account_id_r = 7;
+		*password_hash_r = xstrdup("!");
+		return 1;
+	}
+	if (strcmp(username, "tmpfail") == 0)
+		return -1;
+	return 0;
+}
+
+static uint64_t fake_now = 1000000;
+
+static uint64_t fake_clock(void)
+{
+	return __atomic_load_n(&fake_now, __ATOMIC_SEQ_CST);
+}
+
+struct fixture {
+	struct fake_store store;
+	struct auth *auth;
+};
+
+static int group_setup(void **state)
+{
+	struct fixture *fx = xcalloc(1, sizeof(*fx));
+	fx->store.alice_hash = password_hash_dup("secret");
+	if (fx->store.alice_hash == NULL)
+		return -1;
+	pthread_mutex_init(&fx->store.lock, NULL);
+	fx->auth = auth_new(fake_lookup, &fx->store, 2);
+	auth_set_clock(fx->auth, fake_clock);
+	*state = fx;
+	return 0;
+}
+
+static int group_teardown(void **state)
+{
+	struct fixture *fx = *state;
+	auth_free(&fx->auth);
+	assert_null(fx->auth);
+	pthread_mutex_destroy(&fx->store.lock);
+	free(fx->store.alice_hash);
+	free(fx);
+	return 0;
+}
+
+static int verify(struct fixture *fx, const char *authzid, const char *user, const char *pw,
+                  const char *ip, unsigned *delay_r, uint64_t *id_r)
+{
+	struct auth_request req = {
+	    .authzid = authzid, .username = user, .password = pw, .remote_ip = ip};
+	int ret = auth_verify_wait(fx->auth, &req);
+	assert_int_equal(ret, req.result);
+	if (delay_r != NULL)
+		*delay_r = req.delay_ms;
+	if (id_r != NULL)
+		*id_r = req.account_id;
+	return ret;
+}
+
+/* A cheap failure (no hash): authzid differs from the user. */
+static unsigned cheap_failure(struct fixture *fx, const char *ip)
+{
+	unsigned delay;
+	assert_int_equal(verify(fx, "bob", "alice", "secret", ip, &delay, NULL), 0);
+	return delay;
+}
+
+static double elapsed_ms(const struct timespec *t0)
+{
+	struct timespec t1;
+	clock_gettime(CLOCK_MONOTONIC, &t1);
+	return (double)(t1.tv_sec - t0->tv_sec) * 1e3 + (double)(t1.tv_nsec - t0->tv_nsec) / 1e6;
+}
+
+/* ---- tests ---- */
+
+static void test_ok(void **state)
+{
+	struct fixture *fx = *state;
+	uint64_t id = 0;
+	unsigned delay = 99;
+	assert_int_equal(verify(fx, "", "Alice", "secret", "192.0.2.1", &delay, &id), 1);
+	assert_int_equal(id, 42);
+	assert_int_equal(delay, 0);
+	assert_string_equal(fx->store.last_user, "alice"); /* lower-cased before lookup */
+	/* authzid equal to the user (case-insensitively) is no proxy authorization. */
+	assert_int_equal(verify(fx, "ALICE", "alice", "secret", NULL, NULL, &id), 1);
+	assert_int_equal(verify(fx, NULL, "alice", "secret", NULL, NULL, &id), 1);
+}
+
+static void test_wrong_password(void **state)
+{
+	struct fixture *fx = *state;
+	unsigned delay = 99;
+	uint64_t id = 99;
+	assert_int_equal(verify(fx, "", "alice", "Secret", "192.0.2.2", &delay, &id), 0);
+	assert_int_equal(delay, 0); /* first failure from this IP */
+	assert_int_equal(id, 0);
+}
+
+static void test_unknown_user(void **state)
+{
+	struct fixture *fx = *state;
+	struct timespec t0;
+	clock_gettime(CLOCK_MONOTONIC, &t0);
+	assert_int_equal(verify(fx, "", "mallory", "secret", "192.0.2.3", NULL, NULL), 0);
+	/* Checked against the dummy hash: an argon2 run (64 MiB) takes well over 5 ms. */
+	assert_true(elapsed_ms(&t0) > 5.0);
+	/* A locked or corrupt stored hash is a plain refusal, at the same cost. */
+	clock_gettime(CLOCK_MONOTONIC, &t0);
+	assert_int_equal(verify(fx, "", "locked", "!", "192.0.2.3", NULL, NULL), 0);
+	assert_true(elapsed_ms(&t0) > 5.0);
+	assert_int_equal(verify(fx, "", "", "x", NULL, NULL, NULL), 0);
+}
+
+static void test_lookup_error(void **state)
+{
+	struct fixture *fx = *state;
+	unsigned delay = 99;
+	assert_int_equal(verify(fx, "", "TmpFail", "secret", "192.0.2.4", &delay, NULL), -1);
+	assert_int_equal(delay, 0);
+}
+
+static void test_authzid_mismatch(void **state)
+{
+	struct fixture *fx = *state;
+	unsigned before = fx->store.lookups;
+	assert_int_equal(verify(fx, "bob", "alice", "secret", "192.0.2.5", NULL, NULL), 0);
+	assert_int_equal(fx->store.lookups, before); /* refused before any lookup */
+}
+
+static void test_penalty_grows_and_resets(void **state)
+{
+	struct fixture *fx = *state;
+	const char *ip = "198.51.100.10";
+	static const unsigned expect[] = {0, 1000, 2000, 4000, 8000, 15000, 15000};
+	for (size_t i = 0; i < sizeof(expect) / sizeof(expect[0]); i++)
+		assert_int_equal(cheap_failure(fx, ip), expect[i]);
+	/* A real wrong password counts the same. */
+	unsigned delay;
+	assert_int_equal(verify(fx, "", "alice", "nope", ip, &delay, NULL), 0);
+	assert_int_equal(delay, 15000);
+	/* Other addresses are not affected. */
+	assert_int_equal(cheap_failure(fx, "198.51.100.11"), 0);
+	/* Success clears it. */
+	assert_int_equal(verify(fx, "", "alice", "secret", ip, &delay, NULL), 1);
+	assert_int_equal(cheap_failure(fx, ip), 0);
+	assert_int_equal(cheap_failure(fx, ip), 1000);
+	/* Temporary failures neither count nor get a delay. */
+	assert_int_equal(verify(fx, "", "tmpfail", "x", ip, &delay, NULL), -1);
+	assert_int_equal(delay, 0);
+	assert_int_equal(cheap_failure(fx, ip), 2000);
+	/* No address (CLI): no penalty. */
+	assert_int_equal(verify(fx, "bob", "alice", "x", NULL, &delay, NULL), 0);
+	assert_int_equal(verify(fx, "bob", "alice", "x", NULL, &delay, NULL), 0);
+	assert_int_equal(delay, 0);
+}
+
+static void test_penalty_forgotten(void **state)
+{
+	struct fixture *fx = *state;
+	const char *ip = "203.0.113.20";
+	assert_int_equal(cheap_failure(fx, ip), 0);
+	assert_int_equal(cheap_failure(fx, ip), 1000);
+	__atomic_add_fetch(&fake_now, 15 * 60 - 1, __ATOMIC_SEQ_CST);
+	assert_int_equal(cheap_failure(fx, ip), 2000); /* still remembered */
+	__atomic_add_fetch(&fake_now, 15 * 60, __ATOMIC_SEQ_CST);
+	assert_int_equal(cheap_failure(fx, ip), 0); /* 15 minutes since the last failure */
+}
+
+static void test_penalty_address_forms(void **state)
+{
+	struct fixture *fx = *state;
+	/* IPv6 shares one penalty per /64. */
+	assert_int_equal(cheap_failure(fx, "2001:db8:1:2::1"), 0);
+	assert_int_equal(cheap_failure(fx, "2001:db8:1:2:ffff::9"), 1000);
+	assert_int_equal(cheap_failure(fx, "2001:db8:1:3::1"), 0);
+	/* IPv4 and its v4-mapped IPv6 form are one address; neighbours are not. */
+	assert_int_equal(cheap_failure(fx, "192.0.2.77"), 0);
+	assert_int_equal(cheap_failure(fx, "::ffff:192.0.2.77"), 1000);
+	assert_int_equal(cheap_failure(fx, "192.0.2.78"), 0);
+	/* Anything else is keyed by its text. */
+	assert_int_equal(cheap_failure(fx, "unix:/run/x"), 0);
+	assert_int_equal(cheap_failure(fx, "unix:/run/x"), 1000);
+}
+
+static void test_penalty_table_bounded(void **state)
+{
+	struct fixture *fx = *state;
+	/* Far more addresses than slots: memory stays fixed, the oldest are overwritten and
+	 * the most recent are remembered (64 recent ones fit in 4-way sets but for bad luck
+	 * of about 1e-5). */
+	char ip[64];
+	const unsigned n = 3 * AUTH_PENALTY_SLOTS;
+	for (unsigned i = 0; i < n; i++) {
+		snprintf(ip, sizeof(ip), "10.%u.%u.%u", i >> 16 & 255, i >> 8 & 255, i & 255);
+		assert_int_equal(cheap_failure(fx, ip), 0);
+	}
+	for (unsigned i = n - 64; i < n; i++) {
+		snprintf(ip, sizeof(ip), "10.%u.%u.%u", i >> 16 & 255, i >> 8 & 255, i & 255);
+		assert_int_equal(cheap_failure(fx, ip), 1000);
+	}
+	unsigned forgotten = 0;
+	for (unsigned i = 0; i < 64; i++) {
+		snprintf(ip, sizeof(ip), "10.%u.%u.%u", i >> 16 & 255, i >> 8 & 255, i & 255);
+		forgotten += cheap_failure(fx, ip) == 0;
+	}
+	assert_true(forgotten > 48); /* at most 4096 of 12288 survive */
+}
+
+/* ---- concurrency ---- */
+
+struct concurrent {
+	struct auth *auth;
+	pthread_mutex_t lock;
+	pthread_cond_t cond;
+	unsigned done, ok, bad;
+	struct auth_request reqs[20];
+};
+
+static void concurrent_done(struct auth_request *req, void *ctx)
+{
+	struct concurrent *c = ctx;
+	pthread_mutex_lock(&c->lock);
+	c->done++;
+	if (req->result == 1 && req->account_id == 42)
+		c->ok++;
+	else if (req->result == 0)
+		c->bad++;
+	pthread_cond_signal(&c->cond);
+	pthread_mutex_unlock(&c->lock);
+}
+
+static void *concurrent_submit(void *arg)
+{
+	struct concurrent *c = ((void **)arg)[0];
+	size_t first = (size_t)(uintptr_t)((void **)arg)[1];
+	for (size_t i = first; i < first + 5; i++)
+		auth_verify(c->auth, &c->reqs[i], concurrent_done, c);
+	return NULL;
+}
+
+static void test_concurrent(void **state)
+{
+	struct fixture *fx = *state;
+	struct concurrent c = {.auth = fx->auth};
+	pthread_mutex_init(&c.lock, NULL);
+	pthread_cond_init(&c.cond, NULL);
+	for (size_t i = 0; i < 20; i++) {
+		c.reqs[i] = (struct auth_request){
+		    .authzid = "",
+		    .username = i % 2 == 0 ? "alice" : "ALICE",
+		    .password = i % 4 == 3 ? "wrong" : "secret",
+		    .remote_ip = "192.0.2.200",
+		};
+	}
+	/* Submit from four threads at once. */
+	pthread_t th[4];
+	void *args[4][2];
+	for (size_t t = 0; t < 4; t++) {
+		args[t][0] = &c;
+		args[t][1] = (void *)(uintptr_t)(t * 5);
+		assert_int_equal(pthread_create(&th[t], NULL, concurrent_submit, args[t]), 0);
+	}
+	for (size_t t = 0; t < 4; t++)
+		pthread_join(th[t], NULL);
+	pthread_mutex_lock(&c.lock);
+	while (c.done < 20)
+		pthread_cond_wait(&c.cond, &c.lock);
+	pthread_mutex_unlock(&c.lock);
+	assert_int_equal(c.ok, 15);
+	assert_int_equal(c.bad, 5);
+	pthread_cond_destroy(&c.cond);
+	pthread_mutex_destroy(&c.lock);
+}
+
+static void test_free_drains_queue(void **state)
+{
+	struct fixture *fx = *state;
+	struct concurrent c = {0};
+	pthread_mutex_init(&c.lock, NULL);
+	pthread_cond_init(&c.cond, NULL);
+	c.auth = auth_new(fake_lookup, &fx->store, 0);
+	for (size_t i = 0; i < 4; i++) {
+		c.reqs[i] =
+		    (struct auth_request){.username = "nobody", .password = "x", .remote_ip = NULL};
+		auth_verify(c.auth, &c.reqs[i], concurrent_done, &c);
+	}
+	auth_free(&c.auth); /* returns only after all four callbacks ran */
+	assert_int_equal(c.done, 4);
+	assert_int_equal(c.bad, 4);
+	auth_free(&c.auth); /* NULL is fine */
+	pthread_cond_destroy(&c.cond);
+	pthread_mutex_destroy(&c.lock);
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+	    cmocka_unit_test(test_ok),
+	    cmocka_unit_test(test_wrong_password),
+	    cmocka_unit_test(test_unknown_user),
+	    cmocka_unit_test(test_lookup_error),
+	    cmocka_unit_test(test_authzid_mismatch),
+	    cmocka_unit_test(test_penalty_grows_and_resets),
+	    cmocka_unit_test(test_penalty_forgotten),
+	    cmocka_unit_test(test_penalty_address_forms),
+	    cmocka_unit_test(test_penalty_table_bounded),
+	    cmocka_unit_test(test_concurrent),
+	    cmocka_unit_test(test_free_drains_queue),
+	};
+	return cmocka_run_group_tests(tests, group_setup, group_teardown);
+}

@@ -1,0 +1,459 @@
+/* Unit tests for smtp/smtp_parser: every verb, case-insensitivity, every error reply, MAIL
+ * parameters (SIZE with overflow, BODY, SMTPUTF8, AUTH, repeats, unknown), RCPT, BDAT LAST,
+ * AUTH with and without initial response, NUL/CR/LF in the line and very long lines. */
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <setjmp.h>
+#include <cmocka.h>
+
+#include <stdlib.h>
+#include <string.h>
+
+#include "core/arena.h"
+#include "smtp/smtp_parser.h"
+#include "core/banned.h"
+
+static const char ERR_500[] = "500 5.5.2 Syntax error, command unrecognized";
+static const char ERR_MAIL[] = "501 5.5.4 Syntax: MAIL FROM:<address>";
+static const char ERR_RCPT[] = "501 5.5.4 Syntax: RCPT TO:<address>";
+static const char ERR_SENDER[] = "501 5.1.7 Bad sender address syntax";
+static const char ERR_RECIPIENT[] = "501 5.1.3 Bad recipient address syntax";
+static const char ERR_MAIL_PARAM[] = "501 5.5.4 Bad MAIL parameter syntax";
+static const char ERR_RCPT_PARAM[] = "501 5.5.4 Bad RCPT parameter syntax";
+static const char ERR_SIZE[] = "501 5.5.4 Syntax: SIZE=<number>";
+static const char ERR_REPEATED[] = "501 5.5.4 Repeated MAIL parameter";
+static const char ERR_MAIL_555[] = "555 5.5.4 Unsupported MAIL parameter";
+static const char ERR_RCPT_555[] = "555 5.5.4 Unsupported RCPT parameter";
+static const char ERR_BODY_555[] = "555 5.5.4 Unsupported BODY value";
+static const char ERR_BDAT[] = "501 5.5.4 Syntax: BDAT chunk-size [LAST]";
+static const char ERR_AUTH[] = "501 5.5.4 Syntax: AUTH mechanism [initial-response]";
+
+static struct arena *arena;
+
+static int setup(void **state)
+{
+	(void)state;
+	arena = arena_new(4096);
+	return 0;
+}
+
+static int teardown(void **state)
+{
+	(void)state;
+	arena_free(&arena);
+	return 0;
+}
+
+static struct smtp_command ok_n(const char *line, size_t len, enum smtp_verb verb,
+				const char *arg)
+{
+	struct smtp_command cmd;
+	const char *error = NULL;
+	if (smtp_parser_parse(arena, line, len, &cmd, &error) != 0)
+		fail_msg("'%.*s' refused: %s", (int)len, line, error);
+	assert_int_equal(cmd.verb, verb);
+	if (arg != NULL)
+		assert_string_equal(cmd.arg, arg);
+	return cmd;
+}
+
+static struct smtp_command ok(const char *line, enum smtp_verb verb, const char *arg)
+{
+	return ok_n(line, strlen(line), verb, arg);
+}
+
+static void bad_n(const char *line, size_t len, const char *want)
+{
+	struct smtp_command cmd;
+	const char *error = NULL;
+	if (smtp_parser_parse(arena, line, len, &cmd, &error) == 0)
+		fail_msg("'%.*s' accepted, expected '%s'", (int)len, line, want);
+	assert_string_equal(error, want);
+	/* nothing but verb and arg survives an error */
+	assert_false(cmd.size_set);
+	assert_null(cmd.mechanism);
+	assert_null(cmd.path.local);
+	assert_non_null(cmd.arg);
+}
+
+static void bad(const char *line, const char *want)
+{
+	bad_n(line, strlen(line), want);
+}
+
+static void test_simple_verbs(void **state)
+{
+	(void)state;
+	ok("HELO mx.example.com", SMTP_VERB_HELO, "mx.example.com");
+	ok("EHLO [192.0.2.1]", SMTP_VERB_EHLO, "[192.0.2.1]");
+	ok("EHLO   spaced  out  ", SMTP_VERB_EHLO, "spaced  out");
+	ok("DATA", SMTP_VERB_DATA, "");
+	ok("RSET", SMTP_VERB_RSET, "");
+	ok("QUIT", SMTP_VERB_QUIT, "");
+	ok("STARTTLS", SMTP_VERB_STARTTLS, "");
+	ok("NOOP", SMTP_VERB_NOOP, "");
+	ok("NOOP anything at all", SMTP_VERB_NOOP, "anything at all");
+	ok("HELP", SMTP_VERB_HELP, "");
+	ok("HELP MAIL", SMTP_VERB_HELP, "MAIL");
+	ok("VRFY", SMTP_VERB_VRFY, "");
+	ok("VRFY user", SMTP_VERB_VRFY, "user");
+	ok("EXPN list", SMTP_VERB_EXPN, "list");
+	ok("DATA   ", SMTP_VERB_DATA, "");
+	ok("QUIT \t ", SMTP_VERB_QUIT, "");
+}
+
+static void test_case(void **state)
+{
+	(void)state;
+	ok("ehlo x", SMTP_VERB_EHLO, "x");
+	ok("HeLo x", SMTP_VERB_HELO, "x");
+	ok("data", SMTP_VERB_DATA, "");
+	ok("starttls", SMTP_VERB_STARTTLS, "");
+	struct smtp_command c = ok("Mail From:<a@B>", SMTP_VERB_MAIL, "From:<a@B>");
+	assert_string_equal(c.path.domain, "b");
+	ok("rcpt to:<a@b>", SMTP_VERB_RCPT, "to:<a@b>");
+	ok("mail from:<> size=10 body=8bitmime smtputf8", SMTP_VERB_MAIL, NULL);
+	c = ok("bdat 5 last", SMTP_VERB_BDAT, "5 last");
+	assert_true(c.last);
+}
+
+static void test_verb_names(void **state)
+{
+	(void)state;
+	const char *names[] = {"UNKNOWN", "HELO", "EHLO", "MAIL", "RCPT", "DATA", "BDAT", "RSET",
+			       "NOOP", "QUIT", "HELP", "VRFY", "EXPN", "STARTTLS", "AUTH"};
+	assert_int_equal(sizeof(names) / sizeof(names[0]), SMTP_VERB_COUNT);
+	for (int v = 0; v < SMTP_VERB_COUNT; v++)
+		assert_string_equal(smtp_parser_verb_name((enum smtp_verb)v), names[v]);
+	assert_string_equal(smtp_parser_verb_name(SMTP_VERB_COUNT), "UNKNOWN");
+	assert_string_equal(smtp_parser_verb_name((enum smtp_verb)-1), "UNKNOWN");
+	assert_string_equal(smtp_parser_verb_name((enum smtp_verb)1000), "UNKNOWN");
+}
+
+static void test_unrecognized(void **state)
+{
+	(void)state;
+	bad("", ERR_500);
+	bad("   ", ERR_500);
+	bad(" HELO x", ERR_500);
+	bad("FOO", ERR_500);
+	bad("FOO bar", ERR_500);
+	bad("MAI", ERR_500);
+	bad("MAILX FROM:<>", ERR_500);
+	bad("MAIL\tFROM:<>", ERR_500);
+	bad("HELO\tx", ERR_500);
+	bad("UNKNOWN", ERR_500);
+	bad("\xc3\x89HLO x", ERR_500);
+	bad("EHL\xc3\x93 x", ERR_500);
+	bad("GET / HTTP/1.0", ERR_500);
+	bad_n("NOOP\0x", 6, ERR_500);
+	bad_n("\0", 1, ERR_500);
+	bad_n("DATA\0", 5, ERR_500);
+	bad_n("MAIL FROM:<a@b>\0", 16, ERR_500);
+	bad("NOOP\rx", ERR_500);
+	bad("NOOP x\ny", ERR_500);
+	bad("DATA\r", ERR_500);
+	bad("QUIT\n", ERR_500);
+}
+
+static void test_argument_rules(void **state)
+{
+	(void)state;
+	bad("HELO", "501 5.5.4 Syntax: HELO hostname");
+	bad("HELO    ", "501 5.5.4 Syntax: HELO hostname");
+	bad("EHLO", "501 5.5.4 Syntax: EHLO hostname");
+	bad("DATA x", "501 5.5.4 Syntax: DATA (no arguments)");
+	bad("RSET x", "501 5.5.4 Syntax: RSET (no arguments)");
+	bad("QUIT now", "501 5.5.4 Syntax: QUIT (no arguments)");
+	bad("STARTTLS x", "501 5.5.4 Syntax: STARTTLS (no arguments)");
+	/* the verb stays known after an argument error */
+	struct smtp_command cmd;
+	const char *error;
+	assert_int_equal(smtp_parser_parse(arena, "DATA x", 6, &cmd, &error), -1);
+	assert_int_equal(cmd.verb, SMTP_VERB_DATA);
+	assert_string_equal(cmd.arg, "x");
+	assert_int_equal(smtp_parser_parse(arena, "XYZZY", 5, &cmd, &error), -1);
+	assert_int_equal(cmd.verb, SMTP_VERB_UNKNOWN);
+	assert_string_equal(cmd.arg, "");
+}
+
+static void test_mail(void **state)
+{
+	(void)state;
+	struct smtp_command c = ok("MAIL FROM:<alice@Example.COM>", SMTP_VERB_MAIL, NULL);
+	assert_string_equal(c.path.local, "alice");
+	assert_string_equal(c.path.domain, "example.com");
+	assert_false(c.path.null);
+	assert_false(c.size_set);
+	assert_int_equal(c.body, SMTP_BODY_UNSPEC);
+	assert_false(c.smtputf8);
+	assert_null(c.auth_param);
+	c = ok("MAIL FROM:<>", SMTP_VERB_MAIL, "FROM:<>");
+	assert_true(c.path.null);
+	c = ok("MAIL FROM: <a@b>", SMTP_VERB_MAIL, NULL); /* Postfix-style leniency */
+	assert_string_equal(c.path.local, "a");
+	c = ok("MAIL FROM:   <a@b>   ", SMTP_VERB_MAIL, "FROM:   <a@b>");
+	c = ok("MAIL   FROM:<a@b>", SMTP_VERB_MAIL, "FROM:<a@b>");
+	c = ok("MAIL FROM:<postmaster>", SMTP_VERB_MAIL, NULL);
+	assert_string_equal(c.path.local, "postmaster");
+	c = ok("MAIL FROM:<@relay.example:a@b>", SMTP_VERB_MAIL, NULL);
+	assert_string_equal(c.path.local, "a");
+	c = ok("MAIL FROM:<\"x> y\"@b> SIZE=5", SMTP_VERB_MAIL, NULL);
+	assert_string_equal(c.path.local, "x> y");
+	assert_int_equal(c.size, 5);
+	c = ok("MAIL FROM:<jos\xc3\xa9@b> SMTPUTF8", SMTP_VERB_MAIL, NULL);
+	assert_true(c.path.utf8);
+	assert_true(c.smtputf8);
+	/* a UTF-8 path without SMTPUTF8 parses: refusing it is the server's policy */
+	c = ok("MAIL FROM:<jos\xc3\xa9@b>", SMTP_VERB_MAIL, NULL);
+	assert_true(c.path.utf8);
+	assert_false(c.smtputf8);
+}
+
+static void test_mail_errors(void **state)
+{
+	(void)state;
+	bad("MAIL", ERR_MAIL);
+	bad("MAIL FROM", ERR_MAIL);
+	bad("MAIL FROM:", ERR_MAIL);
+	bad("MAIL FROM:   ", ERR_MAIL);
+	bad("MAIL TO:<a@b>", ERR_MAIL);
+	bad("MAIL FROM <a@b>", ERR_MAIL);
+	bad("MAIL FRO:<a@b>", ERR_MAIL);
+	bad("MAIL FROM:a@b", ERR_SENDER);
+	bad("MAIL FROM:<a@b", ERR_SENDER);
+	bad("MAIL FROM:<a b@c>", ERR_SENDER);
+	bad("MAIL FROM:<a@b>x", ERR_SENDER);
+	bad("MAIL FROM:<a@b>\tSIZE=1", ERR_SENDER);
+	bad("MAIL FROM:<a@@b>", ERR_SENDER);
+	bad("MAIL FROM:<\xff@b>", ERR_SENDER);
+	bad("MAIL FROM:<\"a@b>", ERR_SENDER);
+	bad("MAIL FROM:<<>>", ERR_SENDER);
+	bad("MAIL FROM:<user>", ERR_SENDER);
+}
+
+static void test_mail_params(void **state)
+{
+	(void)state;
+	struct smtp_command c =
+		ok("MAIL FROM:<a@b> SIZE=1000 BODY=8BITMIME SMTPUTF8 AUTH=<>", SMTP_VERB_MAIL,
+		   "FROM:<a@b> SIZE=1000 BODY=8BITMIME SMTPUTF8 AUTH=<>");
+	assert_true(c.size_set);
+	assert_int_equal(c.size, 1000);
+	assert_int_equal(c.body, SMTP_BODY_8BITMIME);
+	assert_true(c.smtputf8);
+	assert_string_equal(c.auth_param, "<>");
+	c = ok("MAIL FROM:<a@b>   size=0    body=7bit   ", SMTP_VERB_MAIL, NULL);
+	assert_true(c.size_set);
+	assert_int_equal(c.size, 0);
+	assert_int_equal(c.body, SMTP_BODY_7BIT);
+	c = ok("MAIL FROM:<> AUTH=alice+40example.com", SMTP_VERB_MAIL, NULL);
+	assert_string_equal(c.auth_param, "alice+40example.com");
+	c = ok("MAIL FROM:<> SIZE=18446744073709551615", SMTP_VERB_MAIL, NULL);
+	assert_true(c.size == UINT64_MAX);
+	c = ok("MAIL FROM:<> SIZE=00000000000000000001", SMTP_VERB_MAIL, NULL); /* 20 digits */
+	assert_int_equal(c.size, 1);
+
+	bad("MAIL FROM:<> SIZE=99999999999999999999999", ERR_SIZE);
+	bad("MAIL FROM:<> SIZE=18446744073709551616", ERR_SIZE);
+	bad("MAIL FROM:<> SIZE=99999999999999999999", ERR_SIZE);
+	bad("MAIL FROM:<> SIZE=000000000000000000001", ERR_SIZE); /* 21 digits */
+	bad("MAIL FROM:<> SIZE=abc", ERR_SIZE);
+	bad("MAIL FROM:<> SIZE=-1", ERR_SIZE);
+	bad("MAIL FROM:<> SIZE=1k", ERR_SIZE);
+	bad("MAIL FROM:<> SIZE", ERR_MAIL_PARAM);
+	bad("MAIL FROM:<> SIZE=", ERR_MAIL_PARAM);
+	bad("MAIL FROM:<> SIZE=1 SIZE=2", ERR_REPEATED);
+	bad("MAIL FROM:<> BODY=7BIT body=8BITMIME", ERR_REPEATED);
+	bad("MAIL FROM:<> SMTPUTF8 smtputf8", ERR_REPEATED);
+	bad("MAIL FROM:<> AUTH=<> AUTH=<>", ERR_REPEATED);
+	bad("MAIL FROM:<> BODY=BINARYMIME", ERR_BODY_555);
+	bad("MAIL FROM:<> BODY=8BIT", ERR_BODY_555);
+	bad("MAIL FROM:<> BODY", ERR_MAIL_PARAM);
+	bad("MAIL FROM:<> SMTPUTF8=yes", ERR_MAIL_PARAM);
+	bad("MAIL FROM:<> AUTH", ERR_MAIL_PARAM);
+	bad("MAIL FROM:<> AUTH=a=b", ERR_MAIL_PARAM);
+	bad("MAIL FROM:<> AUTH=\xc3\xa9", ERR_MAIL_PARAM);
+	bad("MAIL FROM:<> FOO=bar", ERR_MAIL_555);
+	bad("MAIL FROM:<> RET=HDRS", ERR_MAIL_555);
+	bad("MAIL FROM:<> X-EXT", ERR_MAIL_555);
+	bad("MAIL FROM:<> 8BIT", ERR_MAIL_555);
+	bad("MAIL FROM:<> -X", ERR_MAIL_PARAM);
+	bad("MAIL FROM:<> =x", ERR_MAIL_PARAM);
+	bad("MAIL FROM:<> A_B=1", ERR_MAIL_PARAM);
+	bad("MAIL FROM:<> SIZE=1 ==", ERR_MAIL_PARAM);
+	/* the first bad parameter decides */
+	bad("MAIL FROM:<> FOO=1 SIZE=x", ERR_MAIL_555);
+	bad("MAIL FROM:<> SIZE=x FOO=1", ERR_SIZE);
+}
+
+static void test_rcpt(void **state)
+{
+	(void)state;
+	struct smtp_command c = ok("RCPT TO:<bob@Example.com>", SMTP_VERB_RCPT, NULL);
+	assert_string_equal(c.path.local, "bob");
+	assert_string_equal(c.path.domain, "example.com");
+	c = ok("RCPT TO: <bob@b>  ", SMTP_VERB_RCPT, "TO: <bob@b>");
+	c = ok("RCPT TO:<Postmaster>", SMTP_VERB_RCPT, NULL);
+	assert_string_equal(c.path.local, "postmaster");
+	assert_string_equal(c.path.domain, "");
+	c = ok("RCPT TO:<\"a b\"@[192.0.2.1]>", SMTP_VERB_RCPT, NULL);
+	assert_string_equal(c.path.local, "a b");
+	assert_string_equal(c.path.domain, "[192.0.2.1]");
+
+	bad("RCPT", ERR_RCPT);
+	bad("RCPT TO:", ERR_RCPT);
+	bad("RCPT FROM:<a@b>", ERR_RCPT);
+	bad("RCPT TO <a@b>", ERR_RCPT);
+	bad("RCPT TO:<>", ERR_RECIPIENT);
+	bad("RCPT TO:a@b", ERR_RECIPIENT);
+	bad("RCPT TO:<a@b", ERR_RECIPIENT);
+	bad("RCPT TO:<a@b>x", ERR_RECIPIENT);
+	bad("RCPT TO:<a..b@c>", ERR_RECIPIENT);
+	bad("RCPT TO:<a@b> NOTIFY=NEVER", ERR_RCPT_555);
+	bad("RCPT TO:<a@b> ORCPT=rfc822;a@b", ERR_RCPT_555);
+	bad("RCPT TO:<a@b> X", ERR_RCPT_555);
+	bad("RCPT TO:<a@b> =x", ERR_RCPT_PARAM);
+	bad("RCPT TO:<a@b> X=", ERR_RCPT_PARAM);
+}
+
+static void test_bdat(void **state)
+{
+	(void)state;
+	struct smtp_command c = ok("BDAT 100", SMTP_VERB_BDAT, "100");
+	assert_true(c.chunk_size == 100);
+	assert_false(c.last);
+	c = ok("BDAT 0 LAST", SMTP_VERB_BDAT, "0 LAST");
+	assert_true(c.chunk_size == 0);
+	assert_true(c.last);
+	c = ok("bdat 5 Last  ", SMTP_VERB_BDAT, "5 Last");
+	assert_true(c.last);
+	c = ok("BDAT   7   LAST", SMTP_VERB_BDAT, NULL);
+	assert_true(c.chunk_size == 7);
+	assert_true(c.last);
+	c = ok("BDAT 18446744073709551615", SMTP_VERB_BDAT, NULL);
+	assert_true(c.chunk_size == UINT64_MAX);
+	bad("BDAT", ERR_BDAT);
+	bad("BDAT   ", ERR_BDAT);
+	bad("BDAT x", ERR_BDAT);
+	bad("BDAT LAST", ERR_BDAT);
+	bad("BDAT -1", ERR_BDAT);
+	bad("BDAT +1", ERR_BDAT);
+	bad("BDAT 1x", ERR_BDAT);
+	bad("BDAT 5 NOTLAST", ERR_BDAT);
+	bad("BDAT 5 LASTX", ERR_BDAT);
+	bad("BDAT 5 LAST x", ERR_BDAT);
+	bad("BDAT 5 LAST LAST", ERR_BDAT);
+	bad("BDAT 99999999999999999999999", ERR_BDAT);
+	bad("BDAT 18446744073709551616", ERR_BDAT);
+	bad("BDAT 5\tLAST", ERR_BDAT);
+}
+
+static void test_auth(void **state)
+{
+	(void)state;
+	struct smtp_command c = ok("AUTH PLAIN", SMTP_VERB_AUTH, "PLAIN");
+	assert_string_equal(c.mechanism, "PLAIN");
+	assert_null(c.initial_response);
+	c = ok("auth plain dGVzdAB0ZXN0AHBhc3M=", SMTP_VERB_AUTH, NULL);
+	assert_string_equal(c.mechanism, "PLAIN");
+	assert_string_equal(c.initial_response, "dGVzdAB0ZXN0AHBhc3M=");
+	c = ok("AUTH PLAIN =", SMTP_VERB_AUTH, NULL);
+	assert_string_equal(c.initial_response, "=");
+	c = ok("AUTH  login  ", SMTP_VERB_AUTH, "login");
+	assert_string_equal(c.mechanism, "LOGIN");
+	assert_null(c.initial_response);
+	c = ok("AUTH scram-sha-256", SMTP_VERB_AUTH, NULL);
+	assert_string_equal(c.mechanism, "SCRAM-SHA-256");
+	c = ok("AUTH x_y-z9", SMTP_VERB_AUTH, NULL);
+	assert_string_equal(c.mechanism, "X_Y-Z9");
+	c = ok("AUTH ABCDEFGHIJKLMNOPQRST", SMTP_VERB_AUTH, NULL); /* 20 */
+	assert_string_equal(c.mechanism, "ABCDEFGHIJKLMNOPQRST");
+	bad("AUTH ABCDEFGHIJKLMNOPQRSTU", ERR_AUTH); /* 21 */
+	bad("AUTH", ERR_AUTH);
+	bad("AUTH   ", ERR_AUTH);
+	bad("AUTH PL@IN", ERR_AUTH);
+	bad("AUTH PLAIN a b", ERR_AUTH);
+	bad("AUTH PLAIN\tabc", ERR_AUTH);
+	bad("AUTH PL\xc3\x89IN", ERR_AUTH);
+}
+
+/* A line of prefix followed by n copies of c and then suffix, malloc'd. */
+static char *long_line(const char *prefix, char c, size_t n, const char *suffix, size_t *len_r)
+{
+	size_t pl = strlen(prefix), sl = strlen(suffix);
+	char *s = malloc(pl + n + sl + 1);
+	assert_non_null(s);
+	memcpy(s, prefix, pl);
+	memset(s + pl, c, n);
+	memcpy(s + pl + n, suffix, sl + 1);
+	*len_r = pl + n + sl;
+	return s;
+}
+
+static void test_long_inputs(void **state)
+{
+	(void)state;
+	size_t len;
+	char *s = long_line("NOOP ", 'a', 100000, "", &len);
+	struct smtp_command c = ok_n(s, len, SMTP_VERB_NOOP, NULL);
+	assert_int_equal(strlen(c.arg), 100000);
+	free(s);
+	s = long_line("HELO ", 'h', 100000, "   ", &len);
+	c = ok_n(s, len, SMTP_VERB_HELO, NULL);
+	assert_int_equal(strlen(c.arg), 100000);
+	free(s);
+	s = long_line("MAIL FROM:<", 'a', 100000, "@b>", &len);
+	bad_n(s, len, ERR_SENDER);
+	free(s);
+	s = long_line("MAIL FROM:<a@b> SIZE=", '9', 100000, "", &len);
+	bad_n(s, len, ERR_SIZE);
+	free(s);
+	s = long_line("BDAT ", '1', 100000, "", &len);
+	bad_n(s, len, ERR_BDAT);
+	free(s);
+	s = long_line("AUTH PLAIN ", 'A', 100000, "", &len);
+	c = ok_n(s, len, SMTP_VERB_AUTH, NULL);
+	assert_int_equal(strlen(c.initial_response), 100000);
+	free(s);
+	s = long_line("AUTH ", 'A', 100000, "", &len);
+	bad_n(s, len, ERR_AUTH);
+	free(s);
+	s = long_line("", 'M', 100000, "", &len);
+	bad_n(s, len, ERR_500);
+	free(s);
+	s = long_line("MAIL FROM:<> ", ' ', 100000, "SIZE=1", &len);
+	c = ok_n(s, len, SMTP_VERB_MAIL, NULL);
+	assert_int_equal(c.size, 1);
+	free(s);
+	s = long_line("MAIL FROM:<> AUTH=", 'x', 100000, "", &len);
+	c = ok_n(s, len, SMTP_VERB_MAIL, NULL);
+	assert_int_equal(strlen(c.auth_param), 100000);
+	free(s);
+	s = long_line("MAIL FROM:<\"", '\\', 100000, "", &len);
+	bad_n(s, len, ERR_SENDER);
+	free(s);
+	s = long_line("DATA", ' ', 100000, "", &len);
+	ok_n(s, len, SMTP_VERB_DATA, "");
+	free(s);
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test_setup_teardown(test_simple_verbs, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_case, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_verb_names, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_unrecognized, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_argument_rules, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_mail, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_mail_errors, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_mail_params, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_rcpt, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_bdat, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_auth, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_long_inputs, setup, teardown),
+	};
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}
