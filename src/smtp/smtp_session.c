@@ -9,6 +9,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <unistd.h>
 
 #include "core/buf.h"
@@ -464,8 +465,11 @@ static void smtp_on_input(struct conn *conn, void *ctx)
 				smtp_reply(s, "500 5.5.2 Line too long");
 			} else if (s->state == SMTP_STATE_AUTH) {
 				smtp_commands_auth_continue(s, line);
+				xmemzero(line, len); /* a SASL response carries a password */
 			} else {
 				smtp_commands_execute(s, line, len);
+				if (len > 4 && strncasecmp(line, "AUTH", 4) == 0)
+					xmemzero(line, len);
 			}
 			break;
 		case SMTP_STATE_DATA:

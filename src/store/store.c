@@ -860,7 +860,7 @@ int store_open(const char *data_dir, struct store **store_r, const char **error_
 
 void store_close(struct store **storep)
 {
-	struct store *store = *storep;
+	struct store *store = storep == NULL ? NULL : *storep;
 	if (store == NULL)
 		return;
 	*storep = NULL;
