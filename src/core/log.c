@@ -42,6 +42,9 @@ bool log_debug_enabled(void)
 }
 
 static void log_write(enum log_level level, const char *fmt, va_list ap)
+	__attribute__((format(printf, 2, 0)));
+
+static void log_write(enum log_level level, const char *fmt, va_list ap)
 {
 	if (level > log_threshold)
 		return;

@@ -64,7 +64,7 @@ static bool address_is_atext(unsigned char c)
  * ends at the first octet that cannot continue it. Length is not checked here. Returns 0
  * with *pos advanced, or -1 with *error_r. */
 static int address_scan_dot_string(const char *s, size_t len, size_t *pos, bool *utf8_r,
-				   const char **error_r)
+                                   const char **error_r)
 {
 	const unsigned char *u = (const unsigned char *)s;
 	size_t p = *pos;
@@ -73,7 +73,7 @@ static int address_scan_dot_string(const char *s, size_t len, size_t *pos, bool 
 		if (u[p] == '.') {
 			if (need_atom) {
 				*error_r = p == *pos ? "local part starts with a dot"
-						     : "local part has consecutive dots";
+				                     : "local part has consecutive dots";
 				return -1;
 			}
 			need_atom = true;
@@ -121,7 +121,7 @@ static int address_local_put(char *out, size_t *o, const char *p, size_t n, cons
 /* Scan a Quoted-string (RFC 5321 §4.1.2: qtextSMTP / quoted-pairSMTP, plus UTF-8 per RFC 6531)
  * starting at the DQUOTE at *pos. Stores the unquoted text in the arena. Returns 0 or -1. */
 static int address_scan_quoted(struct arena *arena, const char *s, size_t len, size_t *pos,
-			       struct address *addr, const char **error_r)
+                               struct address *addr, const char **error_r)
 {
 	const unsigned char *u = (const unsigned char *)s;
 	char out[ADDRESS_LOCAL_MAX];
@@ -259,7 +259,7 @@ static const char *address_literal_check(const char *s, size_t len)
 
 /* Parse the domain (all of s[0..len)) into addr->domain. */
 static int address_parse_domain(struct arena *arena, const char *s, size_t len,
-				struct address *addr, const char **error_r)
+                                struct address *addr, const char **error_r)
 {
 	if (len == 0) {
 		*error_r = "missing domain";
@@ -270,8 +270,8 @@ static int address_parse_domain(struct arena *arena, const char *s, size_t len,
 		return -1;
 	}
 	const char *reason = s[0] == '['
-				     ? address_literal_check(s, len)
-				     : address_domain_check(s, len, ADDRESS_DOMAIN_MAX, &addr->utf8);
+	                         ? address_literal_check(s, len)
+	                         : address_domain_check(s, len, ADDRESS_DOMAIN_MAX, &addr->utf8);
 	if (reason != NULL) {
 		*error_r = reason;
 		return -1;
@@ -290,7 +290,7 @@ static int address_parse_domain(struct arena *arena, const char *s, size_t len,
 /* Mailbox = Local-part "@" ( Domain / address-literal ), covering all of s[0..len); or the
  * bare "postmaster" of RFC 5321 §4.1.1.3. */
 static int address_parse_mailbox(struct arena *arena, const char *s, size_t len,
-				 struct address *addr, const char **error_r)
+                                 struct address *addr, const char **error_r)
 {
 	size_t pos = 0;
 	if (len == 0) {
@@ -349,7 +349,7 @@ static int address_skip_route(const char *s, size_t len, size_t *pos, const char
 }
 
 int address_parse_path(struct arena *arena, const char *s, size_t len, bool allow_null,
-		       struct address *addr_r, const char **error_r)
+                       struct address *addr_r, const char **error_r)
 {
 	memset(addr_r, 0, sizeof(*addr_r));
 	if (len > ADDRESS_PATH_MAX) {
@@ -382,7 +382,7 @@ int address_parse_path(struct arena *arena, const char *s, size_t len, bool allo
 }
 
 int address_parse(struct arena *arena, const char *s, size_t len, struct address *addr_r,
-		  const char **error_r)
+                  const char **error_r)
 {
 	memset(addr_r, 0, sizeof(*addr_r));
 	if (len > ADDRESS_MAILBOX_MAX) {

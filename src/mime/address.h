@@ -16,7 +16,7 @@
 #define ADDRESS_PATH_MAX 256
 
 struct address {
-	const char *local;  /* local part, unquoted (quotes and quoted-pairs removed), in the arena */
+	const char *local;  /* local part, unquoted (quotes, quoted-pairs removed), in arena */
 	const char *domain; /* domain lower-cased (ASCII letters only are lowered), or an address
 	                       literal kept with its brackets "[192.0.2.1]" / "[IPv6:...]";
 	                       "" for <postmaster> and for the null path */
@@ -34,15 +34,15 @@ struct address {
  * Returns 0 with *addr_r filled (strings in arena), or -1 with *error_r a static
  * human-readable reason (and *addr_r zeroed). */
 int address_parse_path(struct arena *arena, const char *s, size_t len, bool allow_null,
-		       struct address *addr_r, const char **error_r)
-	__attribute__((warn_unused_result));
+                       struct address *addr_r, const char **error_r)
+    __attribute__((warn_unused_result));
 
 /* Parse a bare mailbox "local@domain" (no brackets, no source route, never null) — used by
  * the CLI and config. Same rules as address_parse_path(), including bare "postmaster" (then
  * domain is ""; callers that need a domain check for it). At most 254 octets (a path minus
  * its brackets). Returns 0, or -1 with *error_r a static reason. */
 int address_parse(struct arena *arena, const char *s, size_t len, struct address *addr_r,
-		  const char **error_r) __attribute__((warn_unused_result));
+                  const char **error_r) __attribute__((warn_unused_result));
 
 /* "local@domain" for lookups and logs, in the arena: the local part is re-quoted (with '"'
  * and '\' escaped) when it is not a valid dot-string; "" for the null path; the bare local

@@ -27,9 +27,9 @@ enum header_slot_id {
 };
 
 static const char *const header_slot_names[HEADER_SLOT_COUNT] = {
-	[HEADER_SLOT_FROM] = "from",
-	[HEADER_SLOT_SUBJECT] = "subject",
-	[HEADER_SLOT_MESSAGE_ID] = "message-id",
+    [HEADER_SLOT_FROM] = "from",
+    [HEADER_SLOT_SUBJECT] = "subject",
+    [HEADER_SLOT_MESSAGE_ID] = "message-id",
 };
 
 struct header_slot {
@@ -43,18 +43,17 @@ struct header_scanner {
 	struct arena *arena;
 	size_t max_field, max_lines;
 	enum header_state state;
-	bool cr;                   /* the previous octet was a CR not yet resolved */
+	bool cr; /* the previous octet was a CR not yet resolved */
 	char name[HEADER_NAME_MAX];
 	size_t name_len;
-	bool name_long;            /* the name overflowed name[] and matches nothing */
-	struct header_slot *cur;   /* slot receiving the current field's body, or NULL */
+	bool name_long;          /* the name overflowed name[] and matches nothing */
+	struct header_slot *cur; /* slot receiving the current field's body, or NULL */
 	struct header_slot slots[HEADER_SLOT_COUNT];
 	size_t lines;
 	bool too_many;
 };
 
-struct header_scanner *header_scanner_new(struct arena *arena, size_t max_field,
-					  size_t max_lines)
+struct header_scanner *header_scanner_new(struct arena *arena, size_t max_field, size_t max_lines)
 {
 	struct header_scanner *sc = arena_alloc(arena, sizeof(*sc));
 	memset(sc, 0, sizeof(*sc));

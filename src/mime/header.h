@@ -11,15 +11,15 @@
 #include "core/arena.h"
 
 struct header_summary {
-	char *from;       /* unfolded field body, leading/trailing whitespace trimmed, NULL if
-	                     absent; first occurrence only; at most max_field octets (truncated,
-	                     never in the middle of a UTF-8 sequence); NUL and bare CR octets
-	                     become spaces */
+	char *from; /* unfolded field body, leading/trailing whitespace trimmed, NULL if
+	               absent; first occurrence only; at most max_field octets (truncated,
+	               never in the middle of a UTF-8 sequence); NUL and bare CR octets
+	               become spaces */
 	char *subject;
 	char *message_id;
-	size_t lines;     /* header field count seen, at most max_lines */
-	bool complete;    /* the empty line ending the header section was seen */
-	bool too_many;    /* more than max_lines fields: the caller may refuse the message */
+	size_t lines;  /* header field count seen, at most max_lines */
+	bool complete; /* the empty line ending the header section was seen */
+	bool too_many; /* more than max_lines fields: the caller may refuse the message */
 };
 
 struct header_scanner;
@@ -27,8 +27,7 @@ struct header_scanner;
 /* A scanner that lives in arena (no free function: it goes with the arena). max_field caps
  * each kept field; max_lines caps the field count (counting stops there and too_many is
  * set; the three fields are still looked for until the header section ends). */
-struct header_scanner *header_scanner_new(struct arena *arena, size_t max_field,
-					  size_t max_lines);
+struct header_scanner *header_scanner_new(struct arena *arena, size_t max_field, size_t max_lines);
 
 /* Feed the next bytes of the message (any chunking, any split point, CRLF or bare LF line
  * ends; an empty line is CRLF CRLF or LF LF or a mix). Field names match case-insensitively;

@@ -214,6 +214,25 @@ static void smtp_rcpt_add(struct smtp_session *s, const char *addr, bool remote,
 		rc->accounts.count = 0;
 }
 
+/* <postmaster> without a domain (RFC 5321 §4.1.1.3) must always be accepted: it means the
+ * postmaster of our host name, or of the domain the host name is in. */
+static const char *smtp_postmaster(struct smtp_session *s)
+{
+	const char *host = s->conf->hostname;
+	for (int i = 0; i < 2 && host != NULL; i++) {
+		char *addr = arena_alloc(s->cmd, strlen(host) + 12);
+		memcpy(addr, "postmaster@", 11);
+		memcpy(addr + 11, host, strlen(host) + 1);
+		struct store_rcpt r;
+		if (store_resolve(s->server->store, addr, &r) == 1)
+			return addr;
+		host = strchr(host, '.');
+		if (host != NULL)
+			host++;
+	}
+	return "postmaster";
+}
+
 static void cmd_rcpt(struct smtp_session *s, struct smtp_command *cmd)
 {
 	if (s->bdat) {
@@ -228,10 +247,10 @@ static void cmd_rcpt(struct smtp_session *s, struct smtp_command *cmd)
 		smtp_reply(s, "553 5.6.7 Non-ASCII address requires SMTPUTF8");
 		return;
 	}
-	const char *to = address_format(s->cmd, &cmd->path);
-	if (cmd->path.domain[0] == '\0') /* <postmaster> (RFC 5321 §4.1.1.3) */
-		to = arena_strdup(s->cmd, "postmaster");
 	struct store *st = s->server->store;
+	const char *to = address_format(s->cmd, &cmd->path);
+	if (cmd->path.domain[0] == '\0')
+		to = smtp_postmaster(s);
 	const char *at = strrchr(to, '@');
 	int local = at == NULL ? 1 : store_domain_is_local(st, at + 1);
 	if (local < 0) {

@@ -34,23 +34,23 @@ struct smtp_verb_def {
 };
 
 static const struct smtp_verb_def smtp_verbs[SMTP_VERB_COUNT] = {
-	[SMTP_VERB_UNKNOWN] = {"UNKNOWN", SMTP_ARGS_ANY, SMTP_ERR_UNRECOGNIZED},
-	[SMTP_VERB_HELO] = {"HELO", SMTP_ARGS_REQUIRED, "501 5.5.4 Syntax: HELO hostname"},
-	[SMTP_VERB_EHLO] = {"EHLO", SMTP_ARGS_REQUIRED, "501 5.5.4 Syntax: EHLO hostname"},
-	[SMTP_VERB_MAIL] = {"MAIL", SMTP_ARGS_OWN, SMTP_ERR_MAIL_SYNTAX},
-	[SMTP_VERB_RCPT] = {"RCPT", SMTP_ARGS_OWN, SMTP_ERR_RCPT_SYNTAX},
-	[SMTP_VERB_DATA] = {"DATA", SMTP_ARGS_NONE, "501 5.5.4 Syntax: DATA (no arguments)"},
-	[SMTP_VERB_BDAT] = {"BDAT", SMTP_ARGS_OWN, "501 5.5.4 Syntax: BDAT chunk-size [LAST]"},
-	[SMTP_VERB_RSET] = {"RSET", SMTP_ARGS_NONE, "501 5.5.4 Syntax: RSET (no arguments)"},
-	[SMTP_VERB_NOOP] = {"NOOP", SMTP_ARGS_ANY, NULL},
-	[SMTP_VERB_QUIT] = {"QUIT", SMTP_ARGS_NONE, "501 5.5.4 Syntax: QUIT (no arguments)"},
-	[SMTP_VERB_HELP] = {"HELP", SMTP_ARGS_ANY, NULL},
-	[SMTP_VERB_VRFY] = {"VRFY", SMTP_ARGS_ANY, NULL},
-	[SMTP_VERB_EXPN] = {"EXPN", SMTP_ARGS_ANY, NULL},
-	[SMTP_VERB_STARTTLS] = {"STARTTLS", SMTP_ARGS_NONE,
-				"501 5.5.4 Syntax: STARTTLS (no arguments)"},
-	[SMTP_VERB_AUTH] = {"AUTH", SMTP_ARGS_OWN,
-			    "501 5.5.4 Syntax: AUTH mechanism [initial-response]"},
+    [SMTP_VERB_UNKNOWN] = {"UNKNOWN", SMTP_ARGS_ANY, SMTP_ERR_UNRECOGNIZED},
+    [SMTP_VERB_HELO] = {"HELO", SMTP_ARGS_REQUIRED, "501 5.5.4 Syntax: HELO hostname"},
+    [SMTP_VERB_EHLO] = {"EHLO", SMTP_ARGS_REQUIRED, "501 5.5.4 Syntax: EHLO hostname"},
+    [SMTP_VERB_MAIL] = {"MAIL", SMTP_ARGS_OWN, SMTP_ERR_MAIL_SYNTAX},
+    [SMTP_VERB_RCPT] = {"RCPT", SMTP_ARGS_OWN, SMTP_ERR_RCPT_SYNTAX},
+    [SMTP_VERB_DATA] = {"DATA", SMTP_ARGS_NONE, "501 5.5.4 Syntax: DATA (no arguments)"},
+    [SMTP_VERB_BDAT] = {"BDAT", SMTP_ARGS_OWN, "501 5.5.4 Syntax: BDAT chunk-size [LAST]"},
+    [SMTP_VERB_RSET] = {"RSET", SMTP_ARGS_NONE, "501 5.5.4 Syntax: RSET (no arguments)"},
+    [SMTP_VERB_NOOP] = {"NOOP", SMTP_ARGS_ANY, NULL},
+    [SMTP_VERB_QUIT] = {"QUIT", SMTP_ARGS_NONE, "501 5.5.4 Syntax: QUIT (no arguments)"},
+    [SMTP_VERB_HELP] = {"HELP", SMTP_ARGS_ANY, NULL},
+    [SMTP_VERB_VRFY] = {"VRFY", SMTP_ARGS_ANY, NULL},
+    [SMTP_VERB_EXPN] = {"EXPN", SMTP_ARGS_ANY, NULL},
+    [SMTP_VERB_STARTTLS] = {"STARTTLS", SMTP_ARGS_NONE,
+                            "501 5.5.4 Syntax: STARTTLS (no arguments)"},
+    [SMTP_VERB_AUTH] = {"AUTH", SMTP_ARGS_OWN,
+                        "501 5.5.4 Syntax: AUTH mechanism [initial-response]"},
 };
 
 const char *smtp_parser_verb_name(enum smtp_verb verb)
@@ -111,12 +111,13 @@ static const char *smtp_token(const char *s, size_t len, size_t *pos, size_t *tl
 
 /* esmtp-param = esmtp-keyword ["=" esmtp-value] (RFC 5321 §4.1.2). Splits the token. */
 static bool smtp_param_split(const char *tok, size_t tlen, size_t *klen_r, const char **value_r,
-			     size_t *vlen_r)
+                             size_t *vlen_r)
 {
 	size_t k = 0;
 	while (k < tlen && tok[k] != '=')
 		k++;
-	if (k == 0 || !(smtp_is_alpha((unsigned char)tok[0]) || smtp_is_digit((unsigned char)tok[0])))
+	if (k == 0 ||
+	    !(smtp_is_alpha((unsigned char)tok[0]) || smtp_is_digit((unsigned char)tok[0])))
 		return false;
 	for (size_t i = 1; i < k; i++) {
 		unsigned char c = (unsigned char)tok[i];
@@ -150,8 +151,8 @@ enum smtp_mail_seen {
 
 /* One MAIL parameter (keyword already split and syntax-checked). */
 static int smtp_mail_param(struct arena *arena, struct smtp_command *cmd, unsigned *seen,
-			   const char *key, size_t klen, const char *value, size_t vlen,
-			   const char **error_r)
+                           const char *key, size_t klen, const char *value, size_t vlen,
+                           const char **error_r)
 {
 	unsigned flag;
 	if (smtp_word_eq(key, klen, "SIZE"))
@@ -195,7 +196,7 @@ static int smtp_mail_param(struct arena *arena, struct smtp_command *cmd, unsign
 
 /* The parameters after a MAIL or RCPT path: s[pos..len) (trailing spaces already gone). */
 static int smtp_params(struct arena *arena, struct smtp_command *cmd, const char *s, size_t len,
-		       size_t pos, const char **error_r)
+                       size_t pos, const char **error_r)
 {
 	bool mail = cmd->verb == SMTP_VERB_MAIL;
 	unsigned seen = 0;
@@ -235,7 +236,7 @@ static size_t smtp_path_end(const char *s, size_t len)
 /* MAIL FROM:<path> [params] / RCPT TO:<path> [params] (RFC 5321 §4.1.1.2, §4.1.1.3).
  * Spaces after the colon are tolerated, as Postfix does. */
 static int smtp_parse_mail_rcpt(struct arena *arena, struct smtp_command *cmd, const char *s,
-				size_t len, const char **error_r)
+                                size_t len, const char **error_r)
 {
 	bool mail = cmd->verb == SMTP_VERB_MAIL;
 	const char *prefix = mail ? "FROM:" : "TO:";
@@ -268,7 +269,7 @@ static int smtp_parse_mail_rcpt(struct arena *arena, struct smtp_command *cmd, c
 
 /* BDAT chunk-size [LAST] (RFC 3030 §2). */
 static int smtp_parse_bdat(struct smtp_command *cmd, const char *s, size_t len,
-			   const char **error_r)
+                           const char **error_r)
 {
 	size_t pos = 0, tlen;
 	const char *tok = smtp_token(s, len, &pos, &tlen);
@@ -288,8 +289,8 @@ fail:
 }
 
 /* AUTH mechanism [initial-response] (RFC 4954 §4). */
-static int smtp_parse_auth(struct arena *arena, struct smtp_command *cmd, const char *s,
-			   size_t len, const char **error_r)
+static int smtp_parse_auth(struct arena *arena, struct smtp_command *cmd, const char *s, size_t len,
+                           const char **error_r)
 {
 	size_t pos = 0, mlen, rlen;
 	const char *mech = smtp_token(s, len, &pos, &mlen);
@@ -326,7 +327,7 @@ static enum smtp_verb smtp_lookup_verb(const char *s, size_t len)
 }
 
 static int smtp_parse_args(struct arena *arena, struct smtp_command *cmd, const char *arg,
-			   size_t alen, const char **error_r)
+                           size_t alen, const char **error_r)
 {
 	const struct smtp_verb_def *def = &smtp_verbs[cmd->verb];
 	switch (def->args) {
@@ -353,8 +354,8 @@ static int smtp_parse_args(struct arena *arena, struct smtp_command *cmd, const 
 	}
 }
 
-int smtp_parser_parse(struct arena *arena, const char *line, size_t len,
-		      struct smtp_command *cmd_r, const char **error_r)
+int smtp_parser_parse(struct arena *arena, const char *line, size_t len, struct smtp_command *cmd_r,
+                      const char **error_r)
 {
 	memset(cmd_r, 0, sizeof(*cmd_r));
 	cmd_r->arg = "";

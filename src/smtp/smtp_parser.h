@@ -35,10 +35,10 @@ enum smtp_body { SMTP_BODY_UNSPEC = 0, SMTP_BODY_7BIT, SMTP_BODY_8BITMIME };
 
 struct smtp_command {
 	enum smtp_verb verb;
-	const char *arg;              /* text after the verb and following spaces, trailing
-	                                 spaces removed, "" if none (arena) */
-	struct address path;          /* MAIL/RCPT */
-	uint64_t size;                /* MAIL SIZE=; valid when size_set */
+	const char *arg;     /* text after the verb and following spaces, trailing
+	                        spaces removed, "" if none (arena) */
+	struct address path; /* MAIL/RCPT */
+	uint64_t size;       /* MAIL SIZE=; valid when size_set */
 	bool size_set;
 	enum smtp_body body;          /* MAIL BODY= */
 	bool smtputf8;                /* MAIL SMTPUTF8 */
@@ -62,9 +62,8 @@ struct smtp_command {
  * On error, verb and arg stay set when the verb was recognized (for logs and error
  * counting); every other field is zero.
  * Policy (e.g. a UTF-8 path without SMTPUTF8, RFC 6531 §3.4) is the caller's to enforce. */
-int smtp_parser_parse(struct arena *arena, const char *line, size_t len,
-		      struct smtp_command *cmd_r, const char **error_r)
-	__attribute__((warn_unused_result));
+int smtp_parser_parse(struct arena *arena, const char *line, size_t len, struct smtp_command *cmd_r,
+                      const char **error_r) __attribute__((warn_unused_result));
 
 /* The verb's canonical upper-case name ("MAIL") for logs; "UNKNOWN" for anything else. */
 const char *smtp_parser_verb_name(enum smtp_verb verb);

@@ -67,12 +67,12 @@ char *blob_path_dup(const char *messages_dir, const char *hex)
 static char *blob_fanout_dup(const char *messages_dir, unsigned index)
 {
 	return blob_printf_dup("%s/%c%c", messages_dir, blob_hex_digits[index >> 4],
-			       blob_hex_digits[index & 15]);
+	                       blob_hex_digits[index & 15]);
 }
 
-/* Read fd to the end, hashing; then fsync it so the bytes are on disk before the rename. */
+/* Read fd to the end, hashing. */
 static int blob_hash_fd(int fd, char hex_r[BLOB_HEX_LEN + 1], uint64_t *size_r,
-			const char **error_r)
+                        const char **error_r)
 {
 	crypto_hash_sha256_state state;
 	unsigned char digest[crypto_hash_sha256_BYTES];
@@ -96,10 +96,6 @@ static int blob_hash_fd(int fd, char hex_r[BLOB_HEX_LEN + 1], uint64_t *size_r,
 		size += (uint64_t)n;
 	}
 	free(chunk);
-	if (ret == 0 && fsync(fd) < 0) {
-		*error_r = store_error_fmt("fsync spool file: %s", strerror(errno));
-		ret = -1;
-	}
 	if (ret < 0)
 		return -1;
 	crypto_hash_sha256_final(&state, digest);
@@ -114,7 +110,7 @@ static int blob_hash_fd(int fd, char hex_r[BLOB_HEX_LEN + 1], uint64_t *size_r,
 
 /* Create the fan-out directory of hex when missing; *created_r tells whether we did. */
 static int blob_make_fanout(const char *messages_dir, const char *hex, bool *created_r,
-			    const char **error_r)
+                            const char **error_r)
 {
 	char *dir = blob_fanout_dup(messages_dir, blob_fanout_index(hex));
 	int ret = 0;
@@ -130,35 +126,41 @@ static int blob_make_fanout(const char *messages_dir, const char *hex, bool *cre
 }
 
 int blob_store(const char *messages_dir, const char *spool_path, char hex_r[BLOB_HEX_LEN + 1],
-	       uint64_t *size_r, bool *dir_created_r, const char **error_r)
+               uint64_t *size_r, bool *dir_created_r, const char **error_r)
 {
 	int fd = open(spool_path, O_RDONLY | O_CLOEXEC);
 	if (fd < 0) {
 		*error_r = store_error_fmt("open spool file %s: %s", spool_path, strerror(errno));
 		return -1;
 	}
-	int ret = blob_hash_fd(fd, hex_r, size_r, error_r);
-	close(fd);
-	if (ret < 0)
+	if (blob_hash_fd(fd, hex_r, size_r, error_r) < 0 ||
+	    blob_make_fanout(messages_dir, hex_r, dir_created_r, error_r) < 0) {
+		close(fd);
 		return -1;
-	if (blob_make_fanout(messages_dir, hex_r, dir_created_r, error_r) < 0)
-		return -1;
+	}
 
 	char *path = blob_path_dup(messages_dir, hex_r);
 	struct stat st;
+	int ret = 0;
 	if (lstat(path, &st) == 0) {
-		/* Same bytes already stored (and synced by an earlier batch). */
+		/* Same bytes already stored: their data was synced before their rename, and the
+		 * caller syncs the fan-out directory of this batch, so the name is durable too. */
 		if (unlink(spool_path) < 0)
 			log_warn("store: unlink duplicate spool file %s: %s", spool_path,
-				 strerror(errno));
+			         strerror(errno));
 	} else if (errno != ENOENT) {
 		*error_r = store_error_fmt("stat %s: %s", path, strerror(errno));
 		ret = -1;
+	} else if (fsync(fd) < 0) {
+		/* The bytes must be on disk before the name points at them. */
+		*error_r = store_error_fmt("fsync spool file %s: %s", spool_path, strerror(errno));
+		ret = -1;
 	} else if (rename(spool_path, path) < 0) {
-		*error_r = store_error_fmt("rename %s to %s: %s", spool_path, path,
-					   strerror(errno));
+		*error_r =
+		    store_error_fmt("rename %s to %s: %s", spool_path, path, strerror(errno));
 		ret = -1;
 	}
+	close(fd);
 	free(path);
 	return ret;
 }
@@ -223,7 +225,7 @@ int blob_unlink(const char *messages_dir, const char *hex)
 
 /* One fan-out directory of blob_sweep(). Returns files removed or -1. */
 static int blob_sweep_fanout(const char *messages_dir, const char *name,
-			     int (*keep)(void *ctx, const char *hex), void *ctx)
+                             int (*keep)(void *ctx, const char *hex), void *ctx)
 {
 	char *dir = blob_printf_dup("%s/%s", messages_dir, name);
 	DIR *d = opendir(dir);
@@ -275,7 +277,7 @@ int blob_sweep(const char *messages_dir, int (*keep)(void *ctx, const char *hex)
 			continue;
 		if (!blob_fanout_name_valid(de->d_name)) {
 			log_warn("store: unexpected entry %s/%s left alone", messages_dir,
-				 de->d_name);
+			         de->d_name);
 			continue;
 		}
 		int n = blob_sweep_fanout(messages_dir, de->d_name, keep, ctx);

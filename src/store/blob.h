@@ -20,18 +20,18 @@ char *blob_path_dup(const char *messages_dir, const char *hex);
 /* Index 0..255 of hex's fan-out directory ("ab" -> 0xab). hex must be valid. */
 unsigned blob_fanout_index(const char *hex);
 
-/* Hash and fsync spool_path, then rename it to its content address (or unlink it when a
+/* Hash spool_path, then fsync and rename it to its content address (or unlink it when a
  * file with that address already exists: the body is stored once). Fills hex_r and
  * size_r; *dir_created_r is set when the fan-out directory had to be created (then
  * messages_dir itself needs a sync). The fan-out directory is NOT synced here: call
  * blob_sync_fanout() once per directory for a batch. On -1 (*error_r) the spool file is
  * left where it was. */
 int blob_store(const char *messages_dir, const char *spool_path, char hex_r[BLOB_HEX_LEN + 1],
-	       uint64_t *size_r, bool *dir_created_r, const char **error_r)
-	__attribute__((warn_unused_result));
+               uint64_t *size_r, bool *dir_created_r, const char **error_r)
+    __attribute__((warn_unused_result));
 /* fsync the fan-out directory with this index. 0, or -1 with *error_r. */
 int blob_sync_fanout(const char *messages_dir, unsigned index, const char **error_r)
-	__attribute__((warn_unused_result));
+    __attribute__((warn_unused_result));
 /* fsync a directory. 0, or -1 with *error_r. */
 int blob_sync_dir(const char *path, const char **error_r) __attribute__((warn_unused_result));
 

@@ -10,6 +10,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <fcntl.h>
+#include <sys/file.h>
 #include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
@@ -34,9 +36,8 @@ static _Thread_local char store_error_buf[STORE_ERROR_MAX];
 static _Thread_local char store_lookup_address[STORE_ADDRESS_MAX + 1];
 
 static const struct store_mailbox_template store_default_mailboxes[] = {
-	{ "INBOX", NULL, true },	   { "Drafts", "\\Drafts", true },
-	{ "Sent", "\\Sent", true },	   { "Trash", "\\Trash", true },
-	{ "Junk", "\\Junk", true },	   { "Archive", "\\Archive", true },
+    {"INBOX", NULL, true},      {"Drafts", "\\Drafts", true}, {"Sent", "\\Sent", true},
+    {"Trash", "\\Trash", true}, {"Junk", "\\Junk", true},     {"Archive", "\\Archive", true},
 };
 
 /* A delivery waiting for (or inside) a group commit. */
@@ -110,12 +111,12 @@ static void store_lower(char *s)
 
 /* Copy in lower-cased to out (STORE_ADDRESS_MAX + 1 bytes) and check it is an address
  * (or "@domain" when allow_catchall). 0, or -1 with *error_r. */
-static int store_address_norm(const char *in, char *out, bool allow_catchall,
-			      const char **error_r)
+static int store_address_norm(const char *in, char *out, bool allow_catchall, const char **error_r)
 {
 	size_t len = in == NULL ? 0 : strlen(in);
 	if (len == 0 || len > STORE_ADDRESS_MAX) {
-		*error_r = store_error_fmt("invalid address: %s", in == NULL ? "(null)" : "too long or empty");
+		*error_r = store_error_fmt("invalid address: %s",
+		                           in == NULL ? "(null)" : "too long or empty");
 		return -1;
 	}
 	memcpy(out, in, len + 1);
@@ -202,7 +203,7 @@ int store_domain_is_local(struct store *store, const char *domain)
 /* ---- accounts ---- */
 
 int store_account_add(struct store *store, const char *address, const char *password_hash,
-		      uint64_t quota, const char **error_r)
+                      uint64_t quota, const char **error_r)
 {
 	char addr[STORE_ADDRESS_MAX + 1];
 	if (store_address_norm(address, addr, false, error_r) < 0)
@@ -213,10 +214,9 @@ int store_account_add(struct store *store, const char *address, const char *pass
 	}
 	if (store_require_local(store, addr, error_r) < 0)
 		return -1;
-	return store->v->account_add(store, addr, password_hash, quota, store_default_mailboxes,
-				     sizeof(store_default_mailboxes) /
-					     sizeof(store_default_mailboxes[0]),
-				     error_r);
+	return store->v->account_add(
+	    store, addr, password_hash, quota, store_default_mailboxes,
+	    sizeof(store_default_mailboxes) / sizeof(store_default_mailboxes[0]), error_r);
 }
 
 static void store_blob_removed(void *ctx, const char *sha256)
@@ -237,8 +237,8 @@ int store_account_del(struct store *store, const char *address, const char **err
 	return ret;
 }
 
-int store_account_set_password(struct store *store, const char *address,
-			       const char *password_hash, const char **error_r)
+int store_account_set_password(struct store *store, const char *address, const char *password_hash,
+                               const char **error_r)
 {
 	char addr[STORE_ADDRESS_MAX + 1];
 	if (store_address_norm(address, addr, false, error_r) < 0)
@@ -251,7 +251,7 @@ int store_account_set_password(struct store *store, const char *address,
 }
 
 int store_account_set_quota(struct store *store, const char *address, uint64_t quota,
-			    const char **error_r)
+                            const char **error_r)
 {
 	char addr[STORE_ADDRESS_MAX + 1];
 	if (store_address_norm(address, addr, false, error_r) < 0)
@@ -260,7 +260,7 @@ int store_account_set_quota(struct store *store, const char *address, uint64_t q
 }
 
 int store_account_list(struct store *store, const char *domain,
-		       void (*cb)(void *ctx, const struct store_account_info *info), void *ctx)
+                       void (*cb)(void *ctx, const struct store_account_info *info), void *ctx)
 {
 	char name[STORE_ADDRESS_MAX + 1];
 	const char *error;
@@ -270,7 +270,7 @@ int store_account_list(struct store *store, const char *domain,
 }
 
 int store_account_lookup(struct store *store, const char *address, uint64_t *id_r,
-			 char **password_hash_r, struct store_account_info *info_r)
+                         char **password_hash_r, struct store_account_info *info_r)
 {
 	char addr[STORE_ADDRESS_MAX + 1];
 	const char *error;
@@ -285,7 +285,7 @@ int store_account_lookup(struct store *store, const char *address, uint64_t *id_
 }
 
 int store_account_usage(struct store *store, uint64_t account_id, uint64_t *quota_r,
-			uint64_t *used_r)
+                        uint64_t *used_r)
 {
 	return store->v->account_usage(store, account_id, quota_r, used_r);
 }
@@ -293,7 +293,7 @@ int store_account_usage(struct store *store, uint64_t account_id, uint64_t *quot
 /* ---- aliases ---- */
 
 int store_alias_add(struct store *store, const char *alias, const char *target,
-		    const char **error_r)
+                    const char **error_r)
 {
 	char name[STORE_ADDRESS_MAX + 1], dest[STORE_ADDRESS_MAX + 1];
 	if (store_address_norm(alias, name, true, error_r) < 0 ||
@@ -310,7 +310,7 @@ int store_alias_add(struct store *store, const char *alias, const char *target,
 }
 
 int store_alias_del(struct store *store, const char *alias, const char *target,
-		    const char **error_r)
+                    const char **error_r)
 {
 	char name[STORE_ADDRESS_MAX + 1], dest[STORE_ADDRESS_MAX + 1];
 	if (store_address_norm(alias, name, true, error_r) < 0)
@@ -321,7 +321,7 @@ int store_alias_del(struct store *store, const char *alias, const char *target,
 }
 
 int store_alias_list(struct store *store,
-		     void (*cb)(void *ctx, const char *alias, const char *target), void *ctx)
+                     void (*cb)(void *ctx, const char *alias, const char *target), void *ctx)
 {
 	return store->v->alias_list(store, cb, ctx);
 }
@@ -394,12 +394,13 @@ static int store_expand(struct store_resolve *rs, const char *name, unsigned dep
 		return ret;
 	}
 	if (depth >= STORE_ALIAS_DEPTH_MAX) {
-		log_warn("store: alias expansion of %s deeper than %d", name, STORE_ALIAS_DEPTH_MAX);
+		log_warn("store: alias expansion of %s deeper than %d", name,
+		         STORE_ALIAS_DEPTH_MAX);
 		return 0;
 	}
 	if (!store_resolve_visit(rs, name))
 		return 0;
-	struct store_targets targets = { 0 };
+	struct store_targets targets = {0};
 	ret = rs->store->v->alias_targets(rs->store, name, store_targets_add, &targets);
 	for (size_t i = 0; ret > 0 && i < targets.count; i++) {
 		if (store_expand_address(rs, targets.v[i], depth + 1) < 0)
@@ -427,7 +428,7 @@ static int store_expand_address(struct store_resolve *rs, const char *address, u
 }
 
 static int store_resolve_full(struct store *store, const char *address, bool catchall,
-			      struct store_rcpt *rcpt_r)
+                              struct store_rcpt *rcpt_r)
 {
 	char addr[STORE_ADDRESS_MAX + 1];
 	const char *error;
@@ -439,7 +440,7 @@ static int store_resolve_full(struct store *store, const char *address, bool cat
 	if (ret <= 0)
 		return ret;
 
-	struct store_resolve rs = { .store = store, .rcpt = rcpt_r };
+	struct store_resolve rs = {.store = store, .rcpt = rcpt_r};
 	ret = store_expand_address(&rs, addr, 0);
 	if (ret >= 0 && rcpt_r->count == 0 && catchall) {
 		/* The catch-all "@domain" sits just before the domain in addr. */
@@ -508,14 +509,14 @@ static int store_delivery_check(const struct store_pending *p, const char **erro
 /* Check one delivery and move its file to its content address. The spool file is gone
  * afterwards either way. */
 static void store_writer_place(struct store *store, struct store_pending *p,
-			       struct store_commit_item *item, bool dirty[BLOB_FANOUT_COUNT],
-			       bool *top_dirty)
+                               struct store_commit_item *item, bool dirty[BLOB_FANOUT_COUNT],
+                               bool *top_dirty)
 {
 	const char *error;
 	bool created = false;
 	if (store_delivery_check(p, &error) < 0 ||
 	    blob_store(store->messages_dir, p->delivery->spool_path, item->sha256, &item->size,
-		       &created, &error) < 0) {
+	               &created, &error) < 0) {
 		snprintf(p->error, sizeof(p->error), "%s", error);
 		if (p->delivery->spool_path != NULL && unlink(p->delivery->spool_path) < 0 &&
 		    errno != ENOENT)
@@ -533,7 +534,7 @@ static void store_writer_place(struct store *store, struct store_pending *p,
 
 /* Make the renames of this batch durable: one fsync per touched directory. */
 static int store_writer_sync(struct store *store, const bool dirty[BLOB_FANOUT_COUNT],
-			     bool top_dirty, const char **error_r)
+                             bool top_dirty, const char **error_r)
 {
 	if (top_dirty && blob_sync_dir(store->messages_dir, error_r) < 0)
 		return -1;
@@ -545,9 +546,10 @@ static int store_writer_sync(struct store *store, const bool dirty[BLOB_FANOUT_C
 }
 
 /* Commit the placed deliveries in one transaction; when that fails, each one alone so one
- * bad delivery (say, an account deleted meanwhile) does not fail the others. */
+ * bad delivery (say, an account deleted meanwhile) does not fail the others. A delivery
+ * that still fails is marked not placed; its file is dealt with by store_writer_discard(). */
 static void store_writer_commit(struct store *store, struct store_pending **placed,
-				struct store_commit_item *items, size_t count)
+                                struct store_commit_item *items, size_t count)
 {
 	const char *error;
 	if (count == 0 || store->v->deliver(store, items, count, &error) == 0)
@@ -557,17 +559,29 @@ static void store_writer_commit(struct store *store, struct store_pending **plac
 		placed[0]->placed = false;
 		return;
 	}
-	log_warn("store: group commit of %zu deliveries failed (%s), retrying one by one",
-		 count, error);
+	log_warn("store: group commit of %zu deliveries failed (%s), retrying one by one", count,
+	         error);
 	for (size_t i = 0; i < count; i++)
 		store_writer_commit(store, &placed[i], &items[i], 1);
+}
+
+/* Remove the files of failed deliveries that no message row references (blob_lock held,
+ * so no other delivery can be reusing them). When in doubt the file stays: store_open()
+ * removes orphans. */
+static void store_writer_discard(struct store *store, struct store_pending **placed,
+                                 struct store_commit_item *items, size_t count)
+{
+	for (size_t i = 0; i < count; i++) {
+		if (!placed[i]->placed && store->v->message_exists(store, items[i].sha256) == 0)
+			(void)blob_unlink(store->messages_dir, items[i].sha256);
+	}
 }
 
 static void store_writer_batch(struct store *store, struct store_pending **batch, size_t n)
 {
 	struct store_commit_item *items = xcalloc(n, sizeof(*items));
 	struct store_pending **placed = xcalloc(n, sizeof(*placed));
-	bool dirty[BLOB_FANOUT_COUNT] = { false };
+	bool dirty[BLOB_FANOUT_COUNT] = {false};
 	bool top_dirty = false;
 	size_t count = 0;
 	const char *error;
@@ -583,9 +597,12 @@ static void store_writer_batch(struct store *store, struct store_pending **batch
 			snprintf(placed[i]->error, sizeof(placed[i]->error), "%s", error);
 			placed[i]->placed = false;
 		}
-		count = 0;
+	} else {
+		store_writer_commit(store, placed, items, count);
+		if (count > 0)
+			log_debug("store: group commit of %zu deliveries", count);
 	}
-	store_writer_commit(store, placed, items, count);
+	store_writer_discard(store, placed, items, count);
 	pthread_mutex_unlock(&store->blob_lock);
 
 	for (size_t i = 0; i < n; i++) {
@@ -628,7 +645,7 @@ static void *store_writer_main(void *arg)
 }
 
 void store_deliver(struct store *store, struct store_delivery *delivery, store_delivery_cb *cb,
-		   void *ctx)
+                   void *ctx)
 {
 	struct store_pending *p = xcalloc(1, sizeof(*p));
 	p->delivery = delivery;
@@ -670,7 +687,7 @@ static void store_waiter_done(struct store_delivery *delivery, void *ctx)
 
 int store_deliver_wait(struct store *store, struct store_delivery *delivery)
 {
-	struct store_waiter w = { .done = false };
+	struct store_waiter w = {.done = false};
 	pthread_mutex_init(&w.lock, NULL);
 	pthread_cond_init(&w.cond, NULL);
 	store_deliver(store, delivery, store_waiter_done, &w);
@@ -695,9 +712,9 @@ static const struct {
 	uint32_t bit;
 	const char *name;
 } store_flag_names[] = {
-	{ STORE_FLAG_SEEN, "\\Seen" },	     { STORE_FLAG_ANSWERED, "\\Answered" },
-	{ STORE_FLAG_FLAGGED, "\\Flagged" }, { STORE_FLAG_DELETED, "\\Deleted" },
-	{ STORE_FLAG_DRAFT, "\\Draft" },
+    {STORE_FLAG_SEEN, "\\Seen"},       {STORE_FLAG_ANSWERED, "\\Answered"},
+    {STORE_FLAG_FLAGGED, "\\Flagged"}, {STORE_FLAG_DELETED, "\\Deleted"},
+    {STORE_FLAG_DRAFT, "\\Draft"},
 };
 
 static void store_mail_list_row(void *ctx, const struct store_entry_row *row)
@@ -711,38 +728,37 @@ static void store_mail_list_row(void *ctx, const struct store_entry_row *row)
 		    buf_puts(&lc->flags, store_flag_names[i].name) < 0)
 			log_warn("store: flags of uid %u too long", row->uid);
 	}
-	if (row->keywords[0] != '\0' &&
-	    ((lc->flags.len > 0 && buf_puts(&lc->flags, " ") < 0) ||
-	     buf_puts(&lc->flags, row->keywords) < 0))
+	if (row->keywords[0] != '\0' && ((lc->flags.len > 0 && buf_puts(&lc->flags, " ") < 0) ||
+	                                 buf_puts(&lc->flags, row->keywords) < 0))
 		log_warn("store: keywords of uid %u too long", row->uid);
 	struct store_message_info info = {
-		.uid = row->uid,
-		.flags = buf_cstr(&lc->flags),
-		.size = row->size,
-		.internal_date = row->internal_date,
-		.mail_from = row->mail_from,
-		.hdr_from = row->hdr_from,
-		.subject = row->subject,
+	    .uid = row->uid,
+	    .flags = buf_cstr(&lc->flags),
+	    .size = row->size,
+	    .internal_date = row->internal_date,
+	    .mail_from = row->mail_from,
+	    .hdr_from = row->hdr_from,
+	    .subject = row->subject,
 	};
 	lc->cb(lc->ctx, &info);
 }
 
 int store_mail_list(struct store *store, const char *address, const char *mailbox,
-		    void (*cb)(void *ctx, const struct store_message_info *info), void *ctx)
+                    void (*cb)(void *ctx, const struct store_message_info *info), void *ctx)
 {
 	char addr[STORE_ADDRESS_MAX + 1];
 	const char *error;
 	if (store_address_norm(address, addr, false, &error) < 0 || mailbox == NULL)
 		return 0;
-	struct store_list_ctx lc = { .cb = cb, .ctx = ctx };
+	struct store_list_ctx lc = {.cb = cb, .ctx = ctx};
 	buf_init(&lc.flags, STORE_FLAGS_TEXT_MAX);
 	int ret = store->v->mail_list(store, addr, mailbox, store_mail_list_row, &lc);
 	buf_free(&lc.flags);
 	return ret;
 }
 
-int store_mail_open(struct store *store, const char *address, const char *mailbox,
-		    uint32_t uid, int *fd_r, uint64_t *size_r)
+int store_mail_open(struct store *store, const char *address, const char *mailbox, uint32_t uid,
+                    int *fd_r, uint64_t *size_r)
 {
 	char addr[STORE_ADDRESS_MAX + 1];
 	char sha256[BLOB_HEX_LEN + 1];
@@ -758,7 +774,7 @@ int store_mail_open(struct store *store, const char *address, const char *mailbo
 }
 
 int store_queue_list(struct store *store,
-		     void (*cb)(void *ctx, const struct store_queue_info *info), void *ctx)
+                     void (*cb)(void *ctx, const struct store_queue_info *info), void *ctx)
 {
 	return store->v->queue_list(store, cb, ctx);
 }
@@ -785,7 +801,7 @@ char *store_spool_path_dup(struct store *store)
 	uint64_t seq = atomic_fetch_add(&store->spool_seq, 1);
 	buf_init(&b, PATH_MAX);
 	if (buf_printf(&b, "%s/%lld.%ld.%llu", store->tmp_dir, (long long)time(NULL),
-		       (long)getpid(), (unsigned long long)seq) < 0)
+	               (long)getpid(), (unsigned long long)seq) < 0)
 		log_panic("store: spool path too long");
 	return b.data;
 }
@@ -819,6 +835,35 @@ static int store_cleanup(struct store *store, const char **error_r)
 	return 0;
 }
 
+/* The lock file tells whether anyone else (a running server, another CLI command) has the
+ * store open: only a process that gets it exclusively may remove "orphaned" files, which
+ * might otherwise be another process's delivery in flight. Everyone then holds it shared
+ * until store_close(). */
+static int store_lock(struct store *store, const char **error_r)
+{
+	char *path = store_join_dup(store->data_dir, "posthorn.lock");
+	store->lock_fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
+	free(path);
+	if (store->lock_fd < 0) {
+		*error_r = store_error_fmt("cannot open the lock file: %s", strerror(errno));
+		return -1;
+	}
+	store->exclusive = flock(store->lock_fd, LOCK_EX | LOCK_NB) == 0;
+	return 0;
+}
+
+static int store_lock_share(struct store *store, const char **error_r)
+{
+	while (flock(store->lock_fd, LOCK_SH) < 0) {
+		if (errno != EINTR) {
+			*error_r = store_error_fmt("cannot lock the store: %s", strerror(errno));
+			return -1;
+		}
+	}
+	store->exclusive = false;
+	return 0;
+}
+
 int store_open(const char *data_dir, struct store **store_r, const char **error_r)
 {
 	const struct store_vfuncs *v = &store_sqlite_vfuncs;
@@ -838,12 +883,15 @@ int store_open(const char *data_dir, struct store **store_r, const char **error_
 	store->messages_dir = store_join_dup(data_dir, "messages");
 	store->tmp_dir = store_join_dup(data_dir, "tmp");
 	atomic_init(&store->spool_seq, 0);
+	store->lock_fd = -1;
 	pthread_mutex_init(&store->blob_lock, NULL);
 	pthread_mutex_init(&store->queue_lock, NULL);
 	pthread_cond_init(&store->queue_cond, NULL);
 
 	if (store_mkdir(store->messages_dir, error_r) < 0 ||
-	    store_mkdir(store->tmp_dir, error_r) < 0 || store_cleanup(store, error_r) < 0) {
+	    store_mkdir(store->tmp_dir, error_r) < 0 || store_lock(store, error_r) < 0 ||
+	    (store->exclusive && store_cleanup(store, error_r) < 0) ||
+	    store_lock_share(store, error_r) < 0) {
 		store_close(&store);
 		return -1;
 	}
@@ -878,5 +926,8 @@ void store_close(struct store **storep)
 	free(store->data_dir);
 	free(store->messages_dir);
 	free(store->tmp_dir);
+	int lock_fd = store->lock_fd;
 	store->v->deinit(store);
+	if (lock_fd >= 0)
+		close(lock_fd); /* only after the database is closed */
 }

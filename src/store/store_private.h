@@ -40,7 +40,7 @@ struct store_mailbox_template {
 /* One delivery ready to commit: its file is already at its content address. */
 struct store_commit_item {
 	const struct store_delivery *delivery; /* mail_from, remote, received_at, headers */
-	const uint64_t *accounts;	       /* distinct account ids */
+	const uint64_t *accounts;              /* distinct account ids */
 	size_t account_count;
 	char sha256[BLOB_HEX_LEN + 1];
 	uint64_t size;
@@ -50,7 +50,7 @@ struct store_commit_item {
  * until the callback returns. */
 struct store_entry_row {
 	uint32_t uid;
-	uint32_t flags;	      /* STORE_FLAG_* */
+	uint32_t flags;       /* STORE_FLAG_* */
 	const char *keywords; /* space-separated, "" when none */
 	uint64_t size;
 	int64_t internal_date;
@@ -77,61 +77,61 @@ struct store_vfuncs {
 	int (*domain_add)(struct store *store, const char *domain, const char **error_r);
 	int (*domain_del)(struct store *store, const char *domain, const char **error_r);
 	int (*domain_list)(struct store *store, void (*cb)(void *ctx, const char *domain),
-			   void *ctx);
+	                   void *ctx);
 	int (*domain_is_local)(struct store *store, const char *domain);
 
 	/* Create the account and the template mailboxes in one transaction; UIDVALIDITY of
 	 * each new mailbox is greater than every earlier one of this store. */
 	int (*account_add)(struct store *store, const char *address, const char *password_hash,
-			   uint64_t quota, const struct store_mailbox_template *mailboxes,
-			   size_t mailbox_count, const char **error_r);
+	                   uint64_t quota, const struct store_mailbox_template *mailboxes,
+	                   size_t mailbox_count, const char **error_r);
 	/* Remove the account with its mailboxes and entries, and the message rows nothing
 	 * references any more (removed_cb names each one after the commit). */
 	int (*account_del)(struct store *store, const char *address,
-			   store_blob_removed_cb *removed_cb, void *ctx, const char **error_r);
+	                   store_blob_removed_cb *removed_cb, void *ctx, const char **error_r);
 	int (*account_set_password)(struct store *store, const char *address,
-				    const char *password_hash, const char **error_r);
+	                            const char *password_hash, const char **error_r);
 	int (*account_set_quota)(struct store *store, const char *address, uint64_t quota,
-				 const char **error_r);
+	                         const char **error_r);
 	int (*account_list)(struct store *store, const char *domain,
-			    void (*cb)(void *ctx, const struct store_account_info *info),
-			    void *ctx);
+	                    void (*cb)(void *ctx, const struct store_account_info *info),
+	                    void *ctx);
 	/* info_r->address is left for the caller to fill. */
 	int (*account_lookup)(struct store *store, const char *address, uint64_t *id_r,
-			      char **password_hash_r, struct store_account_info *info_r);
+	                      char **password_hash_r, struct store_account_info *info_r);
 	int (*account_usage)(struct store *store, uint64_t account_id, uint64_t *quota_r,
-			     uint64_t *used_r);
+	                     uint64_t *used_r);
 	/* 1 with the account's address (malloc'd), 0 no such account, -1 error. */
 	int (*account_address)(struct store *store, uint64_t account_id, char **address_r);
 	/* 1 with the id of the account that has exactly this address, 0 none, -1 error. */
 	int (*account_find)(struct store *store, const char *address, uint64_t *id_r);
 
 	int (*alias_add)(struct store *store, const char *alias, const char *target,
-			 const char **error_r);
+	                 const char **error_r);
 	int (*alias_del)(struct store *store, const char *alias, const char *target,
-			 const char **error_r);
+	                 const char **error_r);
 	int (*alias_list)(struct store *store,
-			  void (*cb)(void *ctx, const char *alias, const char *target), void *ctx);
+	                  void (*cb)(void *ctx, const char *alias, const char *target), void *ctx);
 	/* Call cb for every target of exactly this alias. Returns how many (0: no such alias)
 	 * or -1. The backend finishes its query before returning, so cb may not call back. */
 	int (*alias_targets)(struct store *store, const char *alias,
-			     void (*cb)(void *ctx, const char *target), void *ctx);
+	                     void (*cb)(void *ctx, const char *target), void *ctx);
 
 	/* Writer thread only: commit every item in ONE write transaction, durably; all or
 	 * nothing. Per account: next INBOX UID and MODSEQ, the entry, used bytes; per remote
 	 * recipient one queue row. */
 	int (*deliver)(struct store *store, const struct store_commit_item *items, size_t count,
-		       const char **error_r);
+	               const char **error_r);
 
 	/* 1 listed (possibly nothing), 0 no such account or mailbox, -1 error. */
 	int (*mail_list)(struct store *store, const char *address, const char *mailbox,
-			 void (*cb)(void *ctx, const struct store_entry_row *row), void *ctx);
+	                 void (*cb)(void *ctx, const struct store_entry_row *row), void *ctx);
 	/* 1 with the message's content address and size, 0 no such message, -1 error. */
 	int (*mail_locate)(struct store *store, const char *address, const char *mailbox,
-			   uint32_t uid, char sha256_r[BLOB_HEX_LEN + 1], uint64_t *size_r);
+	                   uint32_t uid, char sha256_r[BLOB_HEX_LEN + 1], uint64_t *size_r);
 
 	int (*queue_list)(struct store *store,
-			  void (*cb)(void *ctx, const struct store_queue_info *info), void *ctx);
+	                  void (*cb)(void *ctx, const struct store_queue_info *info), void *ctx);
 
 	/* Delete message rows that no mailbox entry and no queue row references. */
 	int (*message_gc)(struct store *store, store_blob_removed_cb *removed_cb, void *ctx);
@@ -148,6 +148,8 @@ struct store {
 	char *messages_dir;
 	char *tmp_dir;
 	atomic_uint_fast64_t spool_seq;
+	int lock_fd;	/* posthorn.lock, held shared while open (see store_lock()) */
+	bool exclusive; /* we were alone at open: orphan cleanup allowed */
 
 	/* Held from placing message files until their commit (writer) and from deleting
 	 * message rows until their files are gone (account deletion), so a file that a

@@ -31,7 +31,7 @@ static int teardown(void **state)
 
 /* Parse in as a path that must succeed with the given parts; returns the address. */
 static struct address path_ok_n(const char *in, size_t len, bool allow_null, const char *local,
-				const char *domain)
+                                const char *domain)
 {
 	struct address a;
 	const char *error = NULL;
@@ -126,7 +126,7 @@ static void test_quoted(void **state)
 	path_bad("<\"a\\\"@x>");
 	path_bad("<\"a\"b@x>"); /* text after the closing quote */
 	path_bad("<a\"b\"@x>");
-	path_bad("<\"a\">");   /* no domain */
+	path_bad("<\"a\">"); /* no domain */
 	path_bad("<\"a\"@>");
 }
 
@@ -216,10 +216,10 @@ static void test_path_and_domain_length(void **state)
 	char *d252 = domain_of(252), *d253 = domain_of(253);
 	assert_int_equal(strlen(cat4("<a@", d252, ">", "")), 256);
 	path_ok(cat4("<a@", d252, ">", ""), "a", d252);
-	path_bad(cat4("<a@", d253, ">", "")); /* 257 */
+	path_bad(cat4("<a@", d253, ">", ""));                                         /* 257 */
 	path_bad(cat4("<", repeat('a', 64), "@", cat4(domain_of(190), ">", "", ""))); /* 257 */
-	path_ok(cat4("<", repeat('a', 64), "@", cat4(domain_of(189), ">", "", "")),
-		repeat('a', 64), domain_of(189));
+	path_ok(cat4("<", repeat('a', 64), "@", cat4(domain_of(189), ">", "", "")), repeat('a', 64),
+	        domain_of(189));
 	/* a label of 63 octets is fine, 64 is not */
 	path_ok(cat4("<a@", repeat('e', 63), ".x>", ""), "a", cat4(repeat('e', 63), ".x", "", ""));
 	path_bad(cat4("<a@", repeat('e', 64), ".x>", ""));
@@ -332,9 +332,14 @@ static void test_utf8(void **state)
 	struct address a = path_ok("<jos\xc3\xa9@example.com>", "jos\xc3\xa9", "example.com");
 	assert_true(a.utf8);
 	a = path_ok("<\xe7\x94\xa8\xe6\x88\xb7@\xe4\xbe\x8b\xe5\xad\x90.\xe5\xb9\xbf\xe5\x91\x8a>",
-		    "\xe7\x94\xa8\xe6\x88\xb7", "\xe4\xbe\x8b\xe5\xad\x90.\xe5\xb9\xbf\xe5\x91\x8a");
+	            "\xe7\x94\xa8\xe6\x88\xb7",
+	            "\xe4\xbe\x8b\xe5\xad\x90.\xe5\xb9\xbf\xe5\x91\x8a");
 	assert_true(a.utf8);
-	a = path_ok("<user@B\xc3\x9c" "CHER.example>", "user", "b\xc3\x9c" "cher.example");
+	a = path_ok("<user@B\xc3\x9c"
+	            "CHER.example>",
+	            "user",
+	            "b\xc3\x9c"
+	            "cher.example");
 	assert_true(a.utf8); /* only ASCII letters are lowered */
 	a = path_ok("<\"\xc3\xa9 x\"@a>", "\xc3\xa9 x", "a");
 	assert_true(a.utf8);
@@ -344,13 +349,13 @@ static void test_utf8(void **state)
 	a = path_ok("<a@b>", "a", "b");
 	assert_false(a.utf8);
 	path_bad("<\xff@x>");
-	path_bad("<a\xc3@x>");               /* truncated by '@' */
-	path_bad("<a\xc3>");                 /* truncated by the end */
-	path_bad("<\xc0\xaf@x>");            /* overlong */
-	path_bad("<\xe0\x80\xaf@x>");        /* overlong */
-	path_bad("<\xed\xa0\x80@x>");        /* surrogate */
-	path_bad("<\xf4\x90\x80\x80@x>");    /* above U+10FFFF */
-	path_bad("<\x80@x>");                /* lone continuation */
+	path_bad("<a\xc3@x>");            /* truncated by '@' */
+	path_bad("<a\xc3>");              /* truncated by the end */
+	path_bad("<\xc0\xaf@x>");         /* overlong */
+	path_bad("<\xe0\x80\xaf@x>");     /* overlong */
+	path_bad("<\xed\xa0\x80@x>");     /* surrogate */
+	path_bad("<\xf4\x90\x80\x80@x>"); /* above U+10FFFF */
+	path_bad("<\x80@x>");             /* lone continuation */
 	path_bad("<a@\xff.x>");
 	path_bad("<a@x\xe2\x82>");
 	path_bad("<\"\xc3\"@x>");
@@ -475,22 +480,22 @@ static void test_domain_valid(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test_setup_teardown(test_plain, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_quoted, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_dots, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_bad_chars, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_local_length, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_path_and_domain_length, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_bare_length, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_literals, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_source_route, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_null_path, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_postmaster, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_utf8, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_garbage, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_bare, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_format, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_domain_valid, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_plain, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_quoted, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_dots, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_bad_chars, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_local_length, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_path_and_domain_length, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_bare_length, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_literals, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_source_route, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_null_path, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_postmaster, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_utf8, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_garbage, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_bare, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_format, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_domain_valid, setup, teardown),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

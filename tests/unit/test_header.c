@@ -34,7 +34,7 @@ static int teardown(void **state)
 /* Scan msg in chunks of chunk octets (0 = in one go, after an empty feed). Returns what the
  * last feed returned; checks that feed returns 1 from the completing chunk on. */
 static int scan(const char *msg, size_t len, size_t chunk, size_t max_field, size_t max_lines,
-		struct header_summary *sum_r)
+                struct header_summary *sum_r)
 {
 	struct header_scanner *sc = header_scanner_new(arena, max_field, max_lines);
 	const unsigned char *p = (const unsigned char *)msg;
@@ -56,7 +56,7 @@ static int scan(const char *msg, size_t len, size_t chunk, size_t max_field, siz
 
 /* Scan msg split into two chunks at split. */
 static void scan_split(const char *msg, size_t len, size_t split, size_t max_field,
-		       size_t max_lines, struct header_summary *sum_r)
+                       size_t max_lines, struct header_summary *sum_r)
 {
 	struct header_scanner *sc = header_scanner_new(arena, max_field, max_lines);
 	const unsigned char *p = (const unsigned char *)msg;
@@ -87,7 +87,7 @@ static void assert_same(const struct header_summary *a, const struct header_summ
 
 /* Scan in one go and check the result; then check that every chunking gives the same. */
 static void check(const char *msg, size_t max_field, size_t max_lines, const char *from,
-		  const char *subject, const char *message_id, size_t lines, bool complete)
+                  const char *subject, const char *message_id, size_t lines, bool complete)
 {
 	size_t len = strlen(msg);
 	struct header_summary whole, other;
@@ -133,12 +133,11 @@ static void test_lf_only(void **state)
 static void test_folding(void **state)
 {
 	(void)state;
-	check("Subject: Hello\r\n world\r\n\tand more\r\nFrom:\r\n  a@b\r\n\r\n", 998, 100,
-	      "a@b", "Hello world\tand more", NULL, 2, true);
+	check("Subject: Hello\r\n world\r\n\tand more\r\nFrom:\r\n  a@b\r\n\r\n", 998, 100, "a@b",
+	      "Hello world\tand more", NULL, 2, true);
 	check("Subject: a\n b\n\n", 998, 100, NULL, "a b", NULL, 1, true);
 	/* a continuation of a field we do not keep stays out of the next one */
-	check("X-Long: a\r\n b\r\nSubject: s\r\n c\r\n\r\n", 998, 100, NULL, "s c", NULL, 2,
-	      true);
+	check("X-Long: a\r\n b\r\nSubject: s\r\n c\r\n\r\n", 998, 100, NULL, "s c", NULL, 2, true);
 	/* a continuation line before any field is ignored */
 	check(" stray\r\nSubject: s\r\n\r\n", 998, 100, NULL, "s", NULL, 1, true);
 }
@@ -273,8 +272,8 @@ static void test_odd_bytes(void **state)
 	check("Subject: =?UTF-8?Q?caf=C3=A9?= \xc3\xa9\r\n\r\n", 998, 100, NULL,
 	      "=?UTF-8?Q?caf=C3=A9?= \xc3\xa9", NULL, 1, true);
 	/* a field name longer than any we keep */
-	check("Subjectsubjectsubjectsubjectsubjectsubject: no\r\n\r\n", 998, 100, NULL, NULL,
-	      NULL, 1, true);
+	check("Subjectsubjectsubjectsubjectsubjectsubject: no\r\n\r\n", 998, 100, NULL, NULL, NULL,
+	      1, true);
 	/* NUL in a body becomes a space */
 	struct header_summary sum;
 	const char msg[] = "Subject: a\0b\r\n\r\n";
@@ -316,16 +315,16 @@ static void test_random_chunks(void **state)
 {
 	(void)state;
 	const char *msg = "Received: from mx.example (mx.example [192.0.2.1])\r\n"
-			  "\tby posthorn.example with ESMTPS id 8f3a\r\n"
-			  "\tfor <bob@example.com>; Mon, 1 Jan 2024 00:00:00 +0000\r\n"
-			  "From: \"Alice Example\" <alice@example.com>\r\n"
-			  "To: bob@example.com\r\n"
-			  "Subject: =?UTF-8?B?SGVsbG8=?=\r\n"
-			  " continued\r\n"
-			  "Message-Id: <20240101.1234@example.com>\r\n"
-			  "MIME-Version: 1.0\r\n"
-			  "\r\n"
-			  "Hello.\r\n";
+	                  "\tby posthorn.example with ESMTPS id 8f3a\r\n"
+	                  "\tfor <bob@example.com>; Mon, 1 Jan 2024 00:00:00 +0000\r\n"
+	                  "From: \"Alice Example\" <alice@example.com>\r\n"
+	                  "To: bob@example.com\r\n"
+	                  "Subject: =?UTF-8?B?SGVsbG8=?=\r\n"
+	                  " continued\r\n"
+	                  "Message-Id: <20240101.1234@example.com>\r\n"
+	                  "MIME-Version: 1.0\r\n"
+	                  "\r\n"
+	                  "Hello.\r\n";
 	struct header_summary whole, other;
 	size_t len = strlen(msg);
 	scan(msg, len, 0, 998, 100, &whole);
@@ -353,20 +352,20 @@ static void test_random_chunks(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test_setup_teardown(test_basic_crlf, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_lf_only, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_folding, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_whitespace_trim, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_case_insensitive, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_first_occurrence, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_no_end, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_truncation, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_huge_field, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_too_many, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_odd_bytes, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_after_end_ignored, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_result_midstream, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_random_chunks, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_basic_crlf, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_lf_only, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_folding, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_whitespace_trim, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_case_insensitive, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_first_occurrence, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_no_end, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_truncation, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_huge_field, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_too_many, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_odd_bytes, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_after_end_ignored, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_result_midstream, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_random_chunks, setup, teardown),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

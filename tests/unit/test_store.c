@@ -13,6 +13,7 @@
 #include <fcntl.h>
 #include <ftw.h>
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -76,7 +77,7 @@ static int teardown(void **state)
 static void add_accounts(struct fixture *f, uint64_t ids[3])
 {
 	const char *error = NULL;
-	const char *names[3] = { "a@example.org", "b@example.org", "c@example.org" };
+	const char *names[3] = {"a@example.org", "b@example.org", "c@example.org"};
 	assert_int_equal(store_domain_add(f->store, "example.org", &error), 0);
 	for (int i = 0; i < 3; i++) {
 		if (store_account_add(f->store, names[i], "hash", 0, &error) < 0)
@@ -97,19 +98,19 @@ static char *spool(struct store *store, const char *data)
 }
 
 static int deliver(struct store *store, const char *data, const uint64_t *accounts, size_t n,
-		   const char *const *remote, size_t nremote)
+                   const char *const *remote, size_t nremote)
 {
 	char *path = spool(store, data);
 	struct store_delivery d = {
-		.spool_path = path,
-		.mail_from = "sender@remote.example",
-		.accounts = accounts,
-		.account_count = n,
-		.remote = remote,
-		.remote_count = nremote,
-		.received_at = 1700000000,
-		.hdr_from = "Sender <sender@remote.example>",
-		.hdr_subject = "hello",
+	    .spool_path = path,
+	    .mail_from = "sender@remote.example",
+	    .accounts = accounts,
+	    .account_count = n,
+	    .remote = remote,
+	    .remote_count = nremote,
+	    .received_at = 1700000000,
+	    .hdr_from = "Sender <sender@remote.example>",
+	    .hdr_subject = "hello",
 	};
 	int ret = store_deliver_wait(store, &d);
 	if (ret == 0)
@@ -146,7 +147,7 @@ static int count_blobs(struct fixture *f)
 	while ((de = readdir(d)) != NULL) {
 		if (de->d_name[0] == '.')
 			continue;
-		char sub[600];
+		char sub[1024];
 		snprintf(sub, sizeof(sub), "%s/%s", path, de->d_name);
 		n += count_files(sub);
 	}
@@ -177,8 +178,8 @@ static void collect_account(void *ctx, const struct store_account_info *info)
 {
 	struct strings *s = ctx;
 	snprintf(s->v[s->n++], sizeof(s->v[0]), "%s q=%llu u=%llu m=%llu", info->address,
-		 (unsigned long long)info->quota, (unsigned long long)info->used,
-		 (unsigned long long)info->messages);
+	         (unsigned long long)info->quota, (unsigned long long)info->used,
+	         (unsigned long long)info->messages);
 }
 
 struct uids {
@@ -205,7 +206,7 @@ static void collect_queue(void *ctx, const struct store_queue_info *info)
 {
 	struct strings *s = ctx;
 	snprintf(s->v[s->n++], sizeof(s->v[0]), "%s>%s %llu %u '%s'", info->mail_from, info->rcpt,
-		 (unsigned long long)info->size, info->attempts, info->last_error);
+	         (unsigned long long)info->size, info->attempts, info->last_error);
 	assert_true(info->created > 0 && info->next_attempt == info->created);
 }
 
@@ -223,7 +224,7 @@ static void test_domains(void **state)
 {
 	struct fixture *f = *state;
 	const char *error = NULL;
-	struct strings s = { .n = 0 };
+	struct strings s = {.n = 0};
 	assert_int_equal(store_domain_add(f->store, "Example.ORG", &error), 0);
 	assert_int_equal(store_domain_add(f->store, "b.example", &error), 0);
 	assert_int_equal(store_domain_add(f->store, "example.org", &error), -1);
@@ -259,7 +260,7 @@ static void test_accounts(void **state)
 {
 	struct fixture *f = *state;
 	const char *error = NULL;
-	const char *boxes[] = { "INBOX", "inbox", "Drafts", "Sent", "Trash", "Junk", "Archive" };
+	const char *boxes[] = {"INBOX", "inbox", "Drafts", "Sent", "Trash", "Junk", "Archive"};
 	uint64_t id = 0, quota = 1, used = 1;
 	char *hash = NULL;
 	struct store_account_info info;
@@ -276,15 +277,15 @@ static void test_accounts(void **state)
 	assert_int_equal(store_account_add(f->store, "v@example.org", "h", 0, &error), 0);
 
 	for (size_t i = 0; i < sizeof(boxes) / sizeof(boxes[0]); i++) {
-		struct uids u = { .n = 0 };
-		assert_int_equal(store_mail_list(f->store, "user@example.org", boxes[i],
-						 collect_uid, &u), 1);
+		struct uids u = {.n = 0};
+		assert_int_equal(
+		    store_mail_list(f->store, "user@example.org", boxes[i], collect_uid, &u), 1);
 		assert_int_equal(u.n, 0);
 	}
-	assert_int_equal(store_mail_list(f->store, "user@example.org", "drafts", collect_uid,
-					 NULL), 0);
-	assert_int_equal(store_mail_list(f->store, "nobody@example.org", "INBOX", collect_uid,
-					 NULL), 0);
+	assert_int_equal(store_mail_list(f->store, "user@example.org", "drafts", collect_uid, NULL),
+	                 0);
+	assert_int_equal(
+	    store_mail_list(f->store, "nobody@example.org", "INBOX", collect_uid, NULL), 0);
 
 	assert_int_equal(store_account_lookup(f->store, "USER@example.org", &id, &hash, &info), 1);
 	assert_string_equal(hash, "h1");
@@ -307,7 +308,7 @@ static void test_accounts(void **state)
 	assert_int_equal(used, 0);
 	assert_int_equal(store_account_usage(f->store, id + 100, &quota, &used), 0);
 
-	struct strings s = { .n = 0 };
+	struct strings s = {.n = 0};
 	assert_int_equal(store_account_list(f->store, NULL, collect_account, &s), 0);
 	assert_int_equal(s.n, 2);
 	assert_string_equal(s.v[0], "user@example.org q=5 u=0 m=0");
@@ -321,8 +322,8 @@ static void test_accounts(void **state)
 	assert_int_equal(store_account_del(f->store, "user@example.org", &error), 0);
 	assert_int_equal(store_account_del(f->store, "user@example.org", &error), -1);
 	assert_int_equal(store_account_lookup(f->store, "user@example.org", &id, NULL, NULL), 0);
-	assert_int_equal(store_mail_list(f->store, "user@example.org", "INBOX", collect_uid,
-					 NULL), 0);
+	assert_int_equal(store_mail_list(f->store, "user@example.org", "INBOX", collect_uid, NULL),
+	                 0);
 	/* The address is free again. */
 	assert_int_equal(store_account_add(f->store, "user@example.org", "h", 0, &error), 0);
 }
@@ -340,9 +341,11 @@ static void test_uidvalidity_increases(void **state)
 	add_accounts(f, ids);
 	snprintf(path, sizeof(path), "%s/posthorn.db", f->dir);
 	assert_int_equal(sqlite3_open_v2(path, &db, SQLITE_OPEN_READONLY, NULL), SQLITE_OK);
-	assert_int_equal(sqlite3_prepare_v2(db, "SELECT uidvalidity, uidnext, subscribed,"
-					    " special_use FROM mailboxes ORDER BY id",
-					    -1, &st, NULL), SQLITE_OK);
+	assert_int_equal(sqlite3_prepare_v2(db,
+	                                    "SELECT uidvalidity, uidnext, subscribed,"
+	                                    " special_use FROM mailboxes ORDER BY id",
+	                                    -1, &st, NULL),
+	                 SQLITE_OK);
 	while (sqlite3_step(st) == SQLITE_ROW) {
 		assert_true(sqlite3_column_int64(st, 0) > last);
 		last = sqlite3_column_int64(st, 0);
@@ -362,7 +365,7 @@ static void test_uidvalidity_increases(void **state)
 /* ---- aliases and resolution ---- */
 
 static void expect_resolve(struct fixture *f, const char *address, int ret, size_t count,
-			   const uint64_t *expect)
+                           const uint64_t *expect)
 {
 	struct store_rcpt rcpt;
 	assert_int_equal(store_resolve(f->store, address, &rcpt), ret);
@@ -380,17 +383,18 @@ static void test_aliases(void **state)
 	struct fixture *f = *state;
 	const char *error = NULL;
 	uint64_t ids[3];
-	struct strings s = { .n = 0 };
+	struct strings s = {.n = 0};
 
 	add_accounts(f, ids);
 	assert_int_equal(store_alias_add(f->store, "info@example.org", "a@example.org", &error), 0);
 	assert_int_equal(store_alias_add(f->store, "team@example.org", "a@example.org", &error), 0);
 	assert_int_equal(store_alias_add(f->store, "Team@example.org", "B@example.org", &error), 0);
-	assert_int_equal(store_alias_add(f->store, "team@example.org", "b@example.org", &error), -1);
+	assert_int_equal(store_alias_add(f->store, "team@example.org", "b@example.org", &error),
+	                 -1);
 	assert_int_equal(store_alias_add(f->store, "all@example.org", "team@example.org", &error),
-			 0);
+	                 0);
 	assert_int_equal(store_alias_add(f->store, "all@example.org", "c+x@example.org", &error),
-			 0);
+	                 0);
 	/* An account address cannot be an alias and vice versa; domains must be local. */
 	assert_int_equal(store_alias_add(f->store, "a@example.org", "b@example.org", &error), -1);
 	assert_int_equal(store_account_add(f->store, "info@example.org", "h", 0, &error), -1);
@@ -439,7 +443,7 @@ static void test_aliases(void **state)
 	assert_int_equal(store_alias_del(f->store, "team@example.org", "a@example.org", &error), 0);
 	expect_resolve(f, "team@example.org", 1, 1, &ids[1]);
 	assert_int_equal(store_alias_del(f->store, "team@example.org", "a@example.org", &error),
-			 -1);
+	                 -1);
 	assert_int_equal(store_alias_del(f->store, "all@example.org", NULL, &error), 0);
 	assert_int_equal(store_alias_del(f->store, "all@example.org", NULL, &error), -1);
 	assert_int_equal(store_alias_del(f->store, "@example.org", NULL, &error), 0);
@@ -453,7 +457,7 @@ static void test_deliver_three(void **state)
 	struct fixture *f = *state;
 	const char *msg = "From: s@remote.example\r\nSubject: hello\r\n\r\nbody\r\n";
 	uint64_t ids[3], accounts[4];
-	const char *names[3] = { "a@example.org", "b@example.org", "c@example.org" };
+	const char *names[3] = {"a@example.org", "b@example.org", "c@example.org"};
 
 	add_accounts(f, ids);
 	accounts[0] = ids[0];
@@ -517,8 +521,8 @@ static void test_deliver_remote(void **state)
 {
 	struct fixture *f = *state;
 	uint64_t ids[3];
-	const char *remote[2] = { "Bob@Remote.example", "carol@remote.example" };
-	struct strings s = { .n = 0 };
+	const char *remote[2] = {"Bob@Remote.example", "carol@remote.example"};
+	struct strings s = {.n = 0};
 
 	add_accounts(f, ids);
 	assert_int_equal(deliver(f->store, "remote only\r\n", NULL, 0, remote, 2), 0);
@@ -577,8 +581,8 @@ static void test_deliver_failures(void **state)
 	struct store_delivery d[N];
 	char *paths[N];
 	uint64_t bad = 999999;
-	const char *bad_remote[1] = { "no-at-sign" };
-	struct async a = { .done = 0 };
+	const char *bad_remote[1] = {"no-at-sign"};
+	struct async a = {.done = 0};
 	pthread_mutex_init(&a.lock, NULL);
 	pthread_cond_init(&a.cond, NULL);
 
@@ -587,8 +591,10 @@ static void test_deliver_failures(void **state)
 		char body[64];
 		snprintf(body, sizeof(body), "message %d\r\n", i);
 		paths[i] = spool(f->store, body);
-		d[i] = (struct store_delivery){ .spool_path = paths[i], .mail_from = "",
-						.accounts = &ids[1], .account_count = 1 };
+		d[i] = (struct store_delivery){.spool_path = paths[i],
+		                               .mail_from = "",
+		                               .accounts = &ids[1],
+		                               .account_count = 1};
 		if (i == 5)
 			d[i].accounts = &bad; /* no such account: only this one fails */
 		if (i == 9) {
@@ -615,14 +621,16 @@ static void test_deliver_failures(void **state)
 		assert_int_equal(access(paths[i], F_OK), -1);
 		free(paths[i]);
 	}
+	/* The file of the delivery that failed in the database went with it. */
+	assert_int_equal(count_blobs(f), N - 3);
 	struct uids *u = list_inbox(f, "b@example.org", 1);
 	assert_int_equal(u->n, N - 3);
 	for (int i = 0; i < u->n; i++)
 		assert_int_equal(u->v[i], (uint32_t)i + 1);
 
 	/* A missing spool file fails that delivery only. */
-	struct store_delivery missing = { .spool_path = "/nonexistent/spool", .accounts = ids,
-					  .account_count = 1 };
+	struct store_delivery missing = {
+	    .spool_path = "/nonexistent/spool", .accounts = ids, .account_count = 1};
 	assert_int_equal(store_deliver_wait(f->store, &missing), -1);
 	assert_non_null(missing.error);
 	pthread_cond_destroy(&a.cond);
@@ -647,9 +655,11 @@ static void *worker_main(void *arg)
 		if (fd < 0 || write(fd, body, strlen(body)) != (ssize_t)strlen(body))
 			w->failures++;
 		close(fd);
-		struct store_delivery d = { .spool_path = path, .mail_from = "sender@remote.example",
-					    .accounts = &w->account, .account_count = 1,
-					    .received_at = 1700000000 };
+		struct store_delivery d = {.spool_path = path,
+		                           .mail_from = "sender@remote.example",
+		                           .accounts = &w->account,
+		                           .account_count = 1,
+		                           .received_at = 1700000000};
 		if (store_deliver_wait(w->store, &d) != 0)
 			w->failures++;
 		free(path);
@@ -666,7 +676,7 @@ static void test_deliver_concurrent(void **state)
 
 	add_accounts(f, ids);
 	for (int i = 0; i < 4; i++) {
-		workers[i] = (struct worker){ .store = f->store, .account = ids[2], .index = i };
+		workers[i] = (struct worker){.store = f->store, .account = ids[2], .index = i};
 		assert_int_equal(pthread_create(&threads[i], NULL, worker_main, &workers[i]), 0);
 	}
 	for (int i = 0; i < 4; i++) {
@@ -680,6 +690,66 @@ static void test_deliver_concurrent(void **state)
 	assert_int_equal(count_blobs(f), 200);
 }
 
+struct reader {
+	struct store *store;
+	atomic_bool *stop;
+	int errors, rounds;
+	uint32_t max_seen;
+};
+
+static void *reader_main(void *arg)
+{
+	struct reader *r = arg;
+	struct uids *u = xcalloc(1, sizeof(*u));
+	while (!atomic_load(r->stop)) {
+		memset(u, 0, sizeof(*u));
+		if (store_mail_list(r->store, "c@example.org", "INBOX", collect_uid, u) != 1)
+			r->errors++;
+		/* UIDs become visible in order: always exactly 1..n. */
+		for (int i = 0; i < u->n; i++)
+			r->errors += u->v[i] != (uint32_t)i + 1;
+		if (u->n > 0 && u->v[u->n - 1] > r->max_seen)
+			r->max_seen = u->v[u->n - 1];
+		r->rounds++;
+	}
+	free(u);
+	return NULL;
+}
+
+/* Readers on their own connections see consistent snapshots while the writer commits. */
+static void test_readers_during_delivery(void **state)
+{
+	struct fixture *f = *state;
+	uint64_t ids[3];
+	pthread_t writers[2], readers[2];
+	struct worker workers[2];
+	struct reader rd[2];
+	atomic_bool stop;
+
+	atomic_init(&stop, false);
+	add_accounts(f, ids);
+	for (int i = 0; i < 2; i++) {
+		rd[i] = (struct reader){.store = f->store, .stop = &stop};
+		assert_int_equal(pthread_create(&readers[i], NULL, reader_main, &rd[i]), 0);
+	}
+	for (int i = 0; i < 2; i++) {
+		workers[i] = (struct worker){.store = f->store, .account = ids[2], .index = i};
+		assert_int_equal(pthread_create(&writers[i], NULL, worker_main, &workers[i]), 0);
+	}
+	for (int i = 0; i < 2; i++) {
+		pthread_join(writers[i], NULL);
+		assert_int_equal(workers[i].failures, 0);
+	}
+	atomic_store(&stop, true);
+	for (int i = 0; i < 2; i++) {
+		pthread_join(readers[i], NULL);
+		assert_int_equal(rd[i].errors, 0);
+		assert_true(rd[i].rounds > 0);
+	}
+	struct uids *u = list_inbox(f, "c@example.org", 1);
+	assert_int_equal(u->n, 100);
+}
+
 /* ---- reopening, cleanup, migrations ---- */
 
 static void test_reopen(void **state)
@@ -687,7 +757,7 @@ static void test_reopen(void **state)
 	struct fixture *f = *state;
 	const char *error;
 	uint64_t ids[3], id;
-	struct strings s = { .n = 0 };
+	struct strings s = {.n = 0};
 
 	add_accounts(f, ids);
 	assert_int_equal(store_schema_version(f->store), 1);
@@ -742,7 +812,8 @@ static void test_orphans(void **state)
 	snprintf(path, sizeof(path), "%s/posthorn.db", f->dir);
 	assert_int_equal(sqlite3_open(path, &db), SQLITE_OK);
 	sql = sqlite3_mprintf("INSERT INTO messages (sha256, size, received_at, mail_from)"
-			      " VALUES ('%q', 0, 0, '')", row_orphan);
+	                      " VALUES ('%q', 0, 0, '')",
+	                      row_orphan);
 	assert_int_equal(sqlite3_exec(db, sql, NULL, NULL, NULL), SQLITE_OK);
 	sqlite3_free(sql);
 	sqlite3_close(db);
@@ -779,17 +850,18 @@ static void test_spool_paths(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test_setup_teardown(test_domains, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_accounts, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_uidvalidity_increases, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_aliases, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_deliver_three, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_deliver_remote, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_deliver_failures, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_deliver_concurrent, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_reopen, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_orphans, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_spool_paths, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_domains, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_accounts, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_uidvalidity_increases, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_aliases, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_deliver_three, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_deliver_remote, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_deliver_failures, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_deliver_concurrent, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_readers_during_delivery, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_reopen, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_orphans, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_spool_paths, setup, teardown),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -29,45 +29,45 @@
  * '/'. A message row is one stored body (content address); it is referenced by mailbox
  * entries and queue rows, and removed when neither is left. */
 static const char sq_migration_1[] =
-	"CREATE TABLE meta (key TEXT PRIMARY KEY, value INTEGER NOT NULL);"
-	"CREATE TABLE domains (id INTEGER PRIMARY KEY, name TEXT NOT NULL UNIQUE,"
-	" created INTEGER NOT NULL);"
-	"CREATE TABLE accounts (id INTEGER PRIMARY KEY, address TEXT NOT NULL UNIQUE,"
-	" domain_id INTEGER NOT NULL REFERENCES domains(id), password_hash TEXT NOT NULL,"
-	" quota INTEGER NOT NULL DEFAULT 0, used_bytes INTEGER NOT NULL DEFAULT 0,"
-	" created INTEGER NOT NULL);"
-	"CREATE INDEX accounts_domain ON accounts(domain_id);"
-	"CREATE TABLE aliases (id INTEGER PRIMARY KEY, alias TEXT NOT NULL,"
-	" domain_id INTEGER NOT NULL REFERENCES domains(id), target TEXT NOT NULL,"
-	" UNIQUE (alias, target));"
-	"CREATE INDEX aliases_domain ON aliases(domain_id);"
-	"CREATE TABLE mailboxes (id INTEGER PRIMARY KEY,"
-	" account_id INTEGER NOT NULL REFERENCES accounts(id) ON DELETE CASCADE,"
-	" name TEXT NOT NULL, special_use TEXT, uidvalidity INTEGER NOT NULL,"
-	" uidnext INTEGER NOT NULL DEFAULT 1, highestmodseq INTEGER NOT NULL DEFAULT 1,"
-	" subscribed INTEGER NOT NULL DEFAULT 0, UNIQUE (account_id, name));"
-	"CREATE TABLE messages (id INTEGER PRIMARY KEY, sha256 TEXT NOT NULL UNIQUE,"
-	" size INTEGER NOT NULL, received_at INTEGER NOT NULL, mail_from TEXT NOT NULL,"
-	" hdr_from TEXT, subject TEXT, message_id TEXT);"
-	"CREATE TABLE mailbox_entries (id INTEGER PRIMARY KEY,"
-	" mailbox_id INTEGER NOT NULL REFERENCES mailboxes(id) ON DELETE CASCADE,"
-	" uid INTEGER NOT NULL, message_id INTEGER NOT NULL REFERENCES messages(id),"
-	" flags INTEGER NOT NULL DEFAULT 0, keywords TEXT NOT NULL DEFAULT '',"
-	" modseq INTEGER NOT NULL, internal_date INTEGER NOT NULL, UNIQUE (mailbox_id, uid));"
-	"CREATE INDEX mailbox_entries_message ON mailbox_entries(message_id);"
-	"CREATE INDEX mailbox_entries_modseq ON mailbox_entries(mailbox_id, modseq);"
-	"CREATE TABLE expunged (mailbox_id INTEGER NOT NULL"
-	" REFERENCES mailboxes(id) ON DELETE CASCADE, uid INTEGER NOT NULL,"
-	" modseq INTEGER NOT NULL, PRIMARY KEY (mailbox_id, uid));"
-	"CREATE TABLE queue (id INTEGER PRIMARY KEY,"
-	" message_id INTEGER NOT NULL REFERENCES messages(id), mail_from TEXT NOT NULL,"
-	" rcpt TEXT NOT NULL, created INTEGER NOT NULL, next_attempt INTEGER NOT NULL,"
-	" attempts INTEGER NOT NULL DEFAULT 0, last_error TEXT NOT NULL DEFAULT '');"
-	"CREATE INDEX queue_message ON queue(message_id);"
-	"CREATE INDEX queue_next_attempt ON queue(next_attempt);";
+    "CREATE TABLE meta (key TEXT PRIMARY KEY, value INTEGER NOT NULL);"
+    "CREATE TABLE domains (id INTEGER PRIMARY KEY, name TEXT NOT NULL UNIQUE,"
+    " created INTEGER NOT NULL);"
+    "CREATE TABLE accounts (id INTEGER PRIMARY KEY, address TEXT NOT NULL UNIQUE,"
+    " domain_id INTEGER NOT NULL REFERENCES domains(id), password_hash TEXT NOT NULL,"
+    " quota INTEGER NOT NULL DEFAULT 0, used_bytes INTEGER NOT NULL DEFAULT 0,"
+    " created INTEGER NOT NULL);"
+    "CREATE INDEX accounts_domain ON accounts(domain_id);"
+    "CREATE TABLE aliases (id INTEGER PRIMARY KEY, alias TEXT NOT NULL,"
+    " domain_id INTEGER NOT NULL REFERENCES domains(id), target TEXT NOT NULL,"
+    " UNIQUE (alias, target));"
+    "CREATE INDEX aliases_domain ON aliases(domain_id);"
+    "CREATE TABLE mailboxes (id INTEGER PRIMARY KEY,"
+    " account_id INTEGER NOT NULL REFERENCES accounts(id) ON DELETE CASCADE,"
+    " name TEXT NOT NULL, special_use TEXT, uidvalidity INTEGER NOT NULL,"
+    " uidnext INTEGER NOT NULL DEFAULT 1, highestmodseq INTEGER NOT NULL DEFAULT 1,"
+    " subscribed INTEGER NOT NULL DEFAULT 0, UNIQUE (account_id, name));"
+    "CREATE TABLE messages (id INTEGER PRIMARY KEY, sha256 TEXT NOT NULL UNIQUE,"
+    " size INTEGER NOT NULL, received_at INTEGER NOT NULL, mail_from TEXT NOT NULL,"
+    " hdr_from TEXT, subject TEXT, message_id TEXT);"
+    "CREATE TABLE mailbox_entries (id INTEGER PRIMARY KEY,"
+    " mailbox_id INTEGER NOT NULL REFERENCES mailboxes(id) ON DELETE CASCADE,"
+    " uid INTEGER NOT NULL, message_id INTEGER NOT NULL REFERENCES messages(id),"
+    " flags INTEGER NOT NULL DEFAULT 0, keywords TEXT NOT NULL DEFAULT '',"
+    " modseq INTEGER NOT NULL, internal_date INTEGER NOT NULL, UNIQUE (mailbox_id, uid));"
+    "CREATE INDEX mailbox_entries_message ON mailbox_entries(message_id);"
+    "CREATE INDEX mailbox_entries_modseq ON mailbox_entries(mailbox_id, modseq);"
+    "CREATE TABLE expunged (mailbox_id INTEGER NOT NULL"
+    " REFERENCES mailboxes(id) ON DELETE CASCADE, uid INTEGER NOT NULL,"
+    " modseq INTEGER NOT NULL, PRIMARY KEY (mailbox_id, uid));"
+    "CREATE TABLE queue (id INTEGER PRIMARY KEY,"
+    " message_id INTEGER NOT NULL REFERENCES messages(id), mail_from TEXT NOT NULL,"
+    " rcpt TEXT NOT NULL, created INTEGER NOT NULL, next_attempt INTEGER NOT NULL,"
+    " attempts INTEGER NOT NULL DEFAULT 0, last_error TEXT NOT NULL DEFAULT '');"
+    "CREATE INDEX queue_message ON queue(message_id);"
+    "CREATE INDEX queue_next_attempt ON queue(next_attempt);";
 
 /* In order; the schema version (PRAGMA user_version) is how many have been applied. */
-static const char *const sq_migrations[] = { sq_migration_1 };
+static const char *const sq_migrations[] = {sq_migration_1};
 #define SQ_MIGRATION_COUNT ((int)(sizeof(sq_migrations) / sizeof(sq_migrations[0])))
 
 /* ---- statements: prepared once per connection, on first use ---- */
@@ -118,86 +118,86 @@ enum sq_id {
 	SQ_COUNT
 };
 
-#define SQ_ACCOUNT_COLUMNS                                                                  \
-	"SELECT a.id, a.address, a.quota, a.used_bytes, (SELECT count(*) FROM"             \
-	" mailbox_entries e JOIN mailboxes m ON m.id = e.mailbox_id WHERE m.account_id = a.id)," \
+#define SQ_ACCOUNT_COLUMNS                                                                         \
+	"SELECT a.id, a.address, a.quota, a.used_bytes, (SELECT count(*) FROM"                     \
+	" mailbox_entries e JOIN mailboxes m ON m.id = e.mailbox_id WHERE m.account_id = a.id),"   \
 	" a.password_hash FROM accounts a"
 
 static const char *const sq_sql[SQ_COUNT] = {
-	[SQ_BEGIN] = "BEGIN IMMEDIATE",
-	[SQ_COMMIT] = "COMMIT",
-	[SQ_ROLLBACK] = "ROLLBACK",
-	[SQ_USER_VERSION] = "PRAGMA user_version",
-	[SQ_META_GET] = "SELECT value FROM meta WHERE key = ?1",
-	[SQ_META_SET] = "INSERT INTO meta (key, value) VALUES (?1, ?2)"
-			" ON CONFLICT (key) DO UPDATE SET value = excluded.value",
-	[SQ_DOMAIN_ID] = "SELECT id FROM domains WHERE name = ?1",
-	[SQ_DOMAIN_INSERT] = "INSERT INTO domains (name, created) VALUES (?1, ?2)"
-			     " ON CONFLICT (name) DO NOTHING",
-	[SQ_DOMAIN_IN_USE] = "SELECT (SELECT count(*) FROM accounts WHERE domain_id = ?1)"
-			     " + (SELECT count(*) FROM aliases WHERE domain_id = ?1"
-			     " OR substr(target, instr(target, '@') + 1) = ?2)",
-	[SQ_DOMAIN_DELETE] = "DELETE FROM domains WHERE id = ?1",
-	[SQ_DOMAIN_LIST] = "SELECT name FROM domains ORDER BY name",
-	[SQ_ACCOUNT_ID] = "SELECT id FROM accounts WHERE address = ?1",
-	[SQ_ACCOUNT_INSERT] = "INSERT INTO accounts (address, domain_id, password_hash, quota,"
-			      " created) VALUES (?1, ?2, ?3, ?4, ?5)"
-			      " ON CONFLICT (address) DO NOTHING",
-	[SQ_MAILBOX_INSERT] = "INSERT INTO mailboxes (account_id, name, special_use,"
-			      " uidvalidity, subscribed) VALUES (?1, ?2, ?3, ?4, ?5)",
-	[SQ_ACCOUNT_MESSAGES] = "SELECT DISTINCT e.message_id FROM mailbox_entries e"
-				" JOIN mailboxes m ON m.id = e.mailbox_id WHERE m.account_id = ?1",
-	[SQ_ACCOUNT_DELETE] = "DELETE FROM accounts WHERE id = ?1",
-	[SQ_MESSAGE_DELETE_UNUSED] =
-		"DELETE FROM messages WHERE id = ?1"
-		" AND NOT EXISTS (SELECT 1 FROM mailbox_entries WHERE message_id = ?1)"
-		" AND NOT EXISTS (SELECT 1 FROM queue WHERE message_id = ?1) RETURNING sha256",
-	[SQ_ACCOUNT_SET_PASSWORD] = "UPDATE accounts SET password_hash = ?2 WHERE address = ?1",
-	[SQ_ACCOUNT_SET_QUOTA] = "UPDATE accounts SET quota = ?2 WHERE address = ?1",
-	[SQ_ACCOUNT_LIST] = SQ_ACCOUNT_COLUMNS " ORDER BY a.address",
-	[SQ_ACCOUNT_LIST_DOMAIN] = SQ_ACCOUNT_COLUMNS " JOIN domains d ON d.id = a.domain_id"
-						      " WHERE d.name = ?1 ORDER BY a.address",
-	[SQ_ACCOUNT_LOOKUP] = SQ_ACCOUNT_COLUMNS " WHERE a.address = ?1",
-	[SQ_ACCOUNT_USAGE] = "SELECT quota, used_bytes FROM accounts WHERE id = ?1",
-	[SQ_ACCOUNT_ADDRESS] = "SELECT address FROM accounts WHERE id = ?1",
-	[SQ_ALIAS_EXISTS] = "SELECT 1 FROM aliases WHERE alias = ?1 LIMIT 1",
-	[SQ_ALIAS_INSERT] = "INSERT INTO aliases (alias, domain_id, target) VALUES (?1, ?2, ?3)"
-			    " ON CONFLICT (alias, target) DO NOTHING",
-	[SQ_ALIAS_DELETE_ONE] = "DELETE FROM aliases WHERE alias = ?1 AND target = ?2",
-	[SQ_ALIAS_DELETE_ALL] = "DELETE FROM aliases WHERE alias = ?1",
-	[SQ_ALIAS_LIST] = "SELECT alias, target FROM aliases ORDER BY alias, target",
-	[SQ_ALIAS_TARGETS] = "SELECT target FROM aliases WHERE alias = ?1 ORDER BY id",
-	[SQ_MESSAGE_INSERT] = "INSERT INTO messages (sha256, size, received_at, mail_from,"
-			      " hdr_from, subject, message_id) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)"
-			      " ON CONFLICT (sha256) DO NOTHING",
-	[SQ_MESSAGE_ID] = "SELECT id FROM messages WHERE sha256 = ?1",
-	[SQ_INBOX_NEXT] = "UPDATE mailboxes SET uidnext = uidnext + 1,"
-			  " highestmodseq = highestmodseq + 1"
-			  " WHERE account_id = ?1 AND name = 'INBOX'"
-			  " RETURNING id, uidnext - 1, highestmodseq",
-	[SQ_ENTRY_INSERT] = "INSERT INTO mailbox_entries (mailbox_id, uid, message_id, modseq,"
-			    " internal_date) VALUES (?1, ?2, ?3, ?4, ?5)",
-	[SQ_ACCOUNT_ADD_USED] = "UPDATE accounts SET used_bytes = used_bytes + ?2 WHERE id = ?1",
-	[SQ_QUEUE_INSERT] = "INSERT INTO queue (message_id, mail_from, rcpt, created,"
-			    " next_attempt) VALUES (?1, ?2, ?3, ?4, ?4)",
-	[SQ_MAILBOX_FIND] = "SELECT m.id FROM mailboxes m JOIN accounts a ON a.id = m.account_id"
-			    " WHERE a.address = ?1 AND m.name = ?2",
-	[SQ_ENTRY_LIST] = "SELECT e.uid, e.flags, e.keywords, m.size, e.internal_date,"
-			  " m.mail_from, m.hdr_from, m.subject FROM mailbox_entries e"
-			  " JOIN messages m ON m.id = e.message_id WHERE e.mailbox_id = ?1"
-			  " ORDER BY e.uid",
-	[SQ_ENTRY_LOCATE] = "SELECT m.sha256, m.size FROM mailbox_entries e"
-			    " JOIN messages m ON m.id = e.message_id"
-			    " WHERE e.mailbox_id = ?1 AND e.uid = ?2",
-	[SQ_QUEUE_LIST] = "SELECT q.id, q.mail_from, q.rcpt, m.size, q.created, q.next_attempt,"
-			  " q.attempts, q.last_error FROM queue q"
-			  " JOIN messages m ON m.id = q.message_id ORDER BY q.id",
-	[SQ_MESSAGE_GC] = "DELETE FROM messages WHERE"
-			  " NOT EXISTS (SELECT 1 FROM mailbox_entries e"
-			  " WHERE e.message_id = messages.id)"
-			  " AND NOT EXISTS (SELECT 1 FROM queue q WHERE q.message_id = messages.id)"
-			  " RETURNING sha256",
-	[SQ_MESSAGE_EXISTS] = "SELECT 1 FROM messages WHERE sha256 = ?1",
+    [SQ_BEGIN] = "BEGIN IMMEDIATE",
+    [SQ_COMMIT] = "COMMIT",
+    [SQ_ROLLBACK] = "ROLLBACK",
+    [SQ_USER_VERSION] = "PRAGMA user_version",
+    [SQ_META_GET] = "SELECT value FROM meta WHERE key = ?1",
+    [SQ_META_SET] = "INSERT INTO meta (key, value) VALUES (?1, ?2)"
+                    " ON CONFLICT (key) DO UPDATE SET value = excluded.value",
+    [SQ_DOMAIN_ID] = "SELECT id FROM domains WHERE name = ?1",
+    [SQ_DOMAIN_INSERT] = "INSERT INTO domains (name, created) VALUES (?1, ?2)"
+                         " ON CONFLICT (name) DO NOTHING",
+    [SQ_DOMAIN_IN_USE] = "SELECT (SELECT count(*) FROM accounts WHERE domain_id = ?1)"
+                         " + (SELECT count(*) FROM aliases WHERE domain_id = ?1"
+                         " OR substr(target, instr(target, '@') + 1) = ?2)",
+    [SQ_DOMAIN_DELETE] = "DELETE FROM domains WHERE id = ?1",
+    [SQ_DOMAIN_LIST] = "SELECT name FROM domains ORDER BY name",
+    [SQ_ACCOUNT_ID] = "SELECT id FROM accounts WHERE address = ?1",
+    [SQ_ACCOUNT_INSERT] = "INSERT INTO accounts (address, domain_id, password_hash, quota,"
+                          " created) VALUES (?1, ?2, ?3, ?4, ?5)"
+                          " ON CONFLICT (address) DO NOTHING",
+    [SQ_MAILBOX_INSERT] = "INSERT INTO mailboxes (account_id, name, special_use,"
+                          " uidvalidity, subscribed) VALUES (?1, ?2, ?3, ?4, ?5)",
+    [SQ_ACCOUNT_MESSAGES] = "SELECT DISTINCT e.message_id FROM mailbox_entries e"
+                            " JOIN mailboxes m ON m.id = e.mailbox_id WHERE m.account_id = ?1",
+    [SQ_ACCOUNT_DELETE] = "DELETE FROM accounts WHERE id = ?1",
+    [SQ_MESSAGE_DELETE_UNUSED] =
+        "DELETE FROM messages WHERE id = ?1"
+        " AND NOT EXISTS (SELECT 1 FROM mailbox_entries WHERE message_id = ?1)"
+        " AND NOT EXISTS (SELECT 1 FROM queue WHERE message_id = ?1) RETURNING sha256",
+    [SQ_ACCOUNT_SET_PASSWORD] = "UPDATE accounts SET password_hash = ?2 WHERE address = ?1",
+    [SQ_ACCOUNT_SET_QUOTA] = "UPDATE accounts SET quota = ?2 WHERE address = ?1",
+    [SQ_ACCOUNT_LIST] = SQ_ACCOUNT_COLUMNS " ORDER BY a.address",
+    [SQ_ACCOUNT_LIST_DOMAIN] = SQ_ACCOUNT_COLUMNS " JOIN domains d ON d.id = a.domain_id"
+                                                  " WHERE d.name = ?1 ORDER BY a.address",
+    [SQ_ACCOUNT_LOOKUP] = SQ_ACCOUNT_COLUMNS " WHERE a.address = ?1",
+    [SQ_ACCOUNT_USAGE] = "SELECT quota, used_bytes FROM accounts WHERE id = ?1",
+    [SQ_ACCOUNT_ADDRESS] = "SELECT address FROM accounts WHERE id = ?1",
+    [SQ_ALIAS_EXISTS] = "SELECT 1 FROM aliases WHERE alias = ?1 LIMIT 1",
+    [SQ_ALIAS_INSERT] = "INSERT INTO aliases (alias, domain_id, target) VALUES (?1, ?2, ?3)"
+                        " ON CONFLICT (alias, target) DO NOTHING",
+    [SQ_ALIAS_DELETE_ONE] = "DELETE FROM aliases WHERE alias = ?1 AND target = ?2",
+    [SQ_ALIAS_DELETE_ALL] = "DELETE FROM aliases WHERE alias = ?1",
+    [SQ_ALIAS_LIST] = "SELECT alias, target FROM aliases ORDER BY alias, target",
+    [SQ_ALIAS_TARGETS] = "SELECT target FROM aliases WHERE alias = ?1 ORDER BY id",
+    [SQ_MESSAGE_INSERT] = "INSERT INTO messages (sha256, size, received_at, mail_from,"
+                          " hdr_from, subject, message_id) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)"
+                          " ON CONFLICT (sha256) DO NOTHING",
+    [SQ_MESSAGE_ID] = "SELECT id FROM messages WHERE sha256 = ?1",
+    [SQ_INBOX_NEXT] = "UPDATE mailboxes SET uidnext = uidnext + 1,"
+                      " highestmodseq = highestmodseq + 1"
+                      " WHERE account_id = ?1 AND name = 'INBOX'"
+                      " RETURNING id, uidnext - 1, highestmodseq",
+    [SQ_ENTRY_INSERT] = "INSERT INTO mailbox_entries (mailbox_id, uid, message_id, modseq,"
+                        " internal_date) VALUES (?1, ?2, ?3, ?4, ?5)",
+    [SQ_ACCOUNT_ADD_USED] = "UPDATE accounts SET used_bytes = used_bytes + ?2 WHERE id = ?1",
+    [SQ_QUEUE_INSERT] = "INSERT INTO queue (message_id, mail_from, rcpt, created,"
+                        " next_attempt) VALUES (?1, ?2, ?3, ?4, ?4)",
+    [SQ_MAILBOX_FIND] = "SELECT m.id FROM mailboxes m JOIN accounts a ON a.id = m.account_id"
+                        " WHERE a.address = ?1 AND m.name = ?2",
+    [SQ_ENTRY_LIST] = "SELECT e.uid, e.flags, e.keywords, m.size, e.internal_date,"
+                      " m.mail_from, m.hdr_from, m.subject FROM mailbox_entries e"
+                      " JOIN messages m ON m.id = e.message_id WHERE e.mailbox_id = ?1"
+                      " ORDER BY e.uid",
+    [SQ_ENTRY_LOCATE] = "SELECT m.sha256, m.size FROM mailbox_entries e"
+                        " JOIN messages m ON m.id = e.message_id"
+                        " WHERE e.mailbox_id = ?1 AND e.uid = ?2",
+    [SQ_QUEUE_LIST] = "SELECT q.id, q.mail_from, q.rcpt, m.size, q.created, q.next_attempt,"
+                      " q.attempts, q.last_error FROM queue q"
+                      " JOIN messages m ON m.id = q.message_id ORDER BY q.id",
+    [SQ_MESSAGE_GC] = "DELETE FROM messages WHERE"
+                      " NOT EXISTS (SELECT 1 FROM mailbox_entries e"
+                      " WHERE e.message_id = messages.id)"
+                      " AND NOT EXISTS (SELECT 1 FROM queue q WHERE q.message_id = messages.id)"
+                      " RETURNING sha256",
+    [SQ_MESSAGE_EXISTS] = "SELECT 1 FROM messages WHERE sha256 = ?1",
 };
 
 struct sq_conn {
@@ -211,7 +211,7 @@ struct store_sqlite {
 	struct store store; /* first: the common part */
 	char *db_path;
 	struct sq_conn *writer; /* the writer thread's */
-	struct sq_conn *admin;	/* admin writes, under admin_lock */
+	struct sq_conn *admin;  /* admin writes, under admin_lock */
 	pthread_mutex_t admin_lock;
 	pthread_key_t read_key; /* this thread's query-only connection */
 	bool read_key_created;
@@ -235,7 +235,7 @@ static sqlite3_stmt *sq_stmt(struct sq_conn *c, enum sq_id id)
 {
 	if (c->stmts[id] == NULL &&
 	    sqlite3_prepare_v3(c->db, sq_sql[id], -1, SQLITE_PREPARE_PERSISTENT, &c->stmts[id],
-			       NULL) != SQLITE_OK) {
+	                       NULL) != SQLITE_OK) {
 		(void)sq_fail(c, sq_sql[id]);
 		c->stmts[id] = NULL;
 	}
@@ -250,7 +250,7 @@ static int sq_bindv(sqlite3_stmt *st, const char *fmt, va_list ap)
 		if (fmt[i - 1] == 's') {
 			const char *s = va_arg(ap, const char *);
 			rc = s == NULL ? sqlite3_bind_null(st, i)
-				       : sqlite3_bind_text(st, i, s, -1, SQLITE_STATIC);
+			               : sqlite3_bind_text(st, i, s, -1, SQLITE_STATIC);
 		} else {
 			ASSERT(fmt[i - 1] == 'i');
 			rc = sqlite3_bind_int64(st, i, va_arg(ap, int64_t));
@@ -259,11 +259,17 @@ static int sq_bindv(sqlite3_stmt *st, const char *fmt, va_list ap)
 	return rc;
 }
 
+static void sq_reset(sqlite3_stmt *st)
+{
+	sqlite3_reset(st);
+	sqlite3_clear_bindings(st);
+}
+
 /* Prepare, bind and step once. Returns SQLITE_ROW with *st_r on the first row (the caller
  * reads it, may step further, and calls sqlite3_reset()), SQLITE_DONE (already reset), or
  * -1 (logged, *error_r set when error_r != NULL). */
 static int sq_stepv(struct sq_conn *c, enum sq_id id, sqlite3_stmt **st_r, const char **error_r,
-		    const char *fmt, va_list ap)
+                    const char *fmt, va_list ap)
 {
 	sqlite3_stmt *st = sq_stmt(c, id);
 	const char *error;
@@ -271,6 +277,7 @@ static int sq_stepv(struct sq_conn *c, enum sq_id id, sqlite3_stmt **st_r, const
 		error = store_error_fmt("database error: cannot prepare statement");
 	} else if (sq_bindv(st, fmt, ap) != SQLITE_OK) {
 		error = sq_fail(c, sq_sql[id]);
+		sq_reset(st);
 	} else {
 		int rc = sqlite3_step(st);
 		if (rc == SQLITE_ROW) {
@@ -278,8 +285,7 @@ static int sq_stepv(struct sq_conn *c, enum sq_id id, sqlite3_stmt **st_r, const
 			return rc;
 		}
 		error = rc == SQLITE_DONE ? NULL : sq_fail(c, sq_sql[id]);
-		sqlite3_reset(st);
-		sqlite3_clear_bindings(st);
+		sq_reset(st);
 		if (rc == SQLITE_DONE)
 			return rc;
 	}
@@ -289,19 +295,13 @@ static int sq_stepv(struct sq_conn *c, enum sq_id id, sqlite3_stmt **st_r, const
 }
 
 static int sq_step(struct sq_conn *c, enum sq_id id, sqlite3_stmt **st_r, const char **error_r,
-		   const char *fmt, ...)
+                   const char *fmt, ...)
 {
 	va_list ap;
 	va_start(ap, fmt);
 	int rc = sq_stepv(c, id, st_r, error_r, fmt, ap);
 	va_end(ap);
 	return rc;
-}
-
-static void sq_reset(sqlite3_stmt *st)
-{
-	sqlite3_reset(st);
-	sqlite3_clear_bindings(st);
 }
 
 /* Run a statement for its effect. Returns the number of changed rows, or -1. */
@@ -319,7 +319,7 @@ static int sq_exec(struct sq_conn *c, enum sq_id id, const char **error_r, const
 
 /* First column of the first row as an integer: 1 found, 0 no row, -1 error. */
 static int sq_int(struct sq_conn *c, enum sq_id id, int64_t *value_r, const char **error_r,
-		  const char *fmt, ...)
+                  const char *fmt, ...)
 {
 	sqlite3_stmt *st;
 	va_list ap;
@@ -337,7 +337,7 @@ static int sq_int(struct sq_conn *c, enum sq_id id, int64_t *value_r, const char
  * which may call into the store again on this thread, even the same listing: then the
  * cached statement is busy and a private one is prepared for the nested run. */
 static int sq_each(struct sq_conn *c, enum sq_id id, void (*row)(void *ctx, sqlite3_stmt *st),
-		   void *ctx, const char *fmt, ...)
+                   void *ctx, const char *fmt, ...)
 {
 	sqlite3_stmt *st = sq_stmt(c, id);
 	bool own = false;
@@ -399,13 +399,13 @@ static struct sq_conn *sq_conn_open(const char *path, bool reader, const char **
 	struct sq_conn *c = xcalloc(1, sizeof(*c));
 	int flags = SQLITE_OPEN_READWRITE | SQLITE_OPEN_NOMUTEX | (reader ? 0 : SQLITE_OPEN_CREATE);
 	const char *pragmas = reader ? "PRAGMA foreign_keys = ON; PRAGMA query_only = ON;"
-				     : "PRAGMA foreign_keys = ON; PRAGMA synchronous = FULL;";
+	                             : "PRAGMA foreign_keys = ON; PRAGMA synchronous = FULL;";
 	if (sqlite3_open_v2(path, &c->db, flags, NULL) != SQLITE_OK ||
 	    sqlite3_busy_timeout(c->db, SQ_BUSY_TIMEOUT_MS) != SQLITE_OK ||
 	    sqlite3_exec(c->db, pragmas, NULL, NULL, NULL) != SQLITE_OK) {
-		*error_r = c->db == NULL ? "database: out of memory"
-					 : store_error_fmt("database %s: %s", path,
-							   sqlite3_errmsg(c->db));
+		*error_r = c->db == NULL
+		               ? "database: out of memory"
+		               : store_error_fmt("database %s: %s", path, sqlite3_errmsg(c->db));
 		log_error("store: %s", *error_r);
 		sq_conn_close(c);
 		return NULL;
@@ -491,8 +491,8 @@ static int sq_migrate_step(struct sq_conn *c, int *version_r, const char **error
 	int ret = sq_int(c, SQ_USER_VERSION, &version, error_r, "") == 1 ? 0 : -1;
 	if (ret == 0 && version > SQ_MIGRATION_COUNT) {
 		*error_r = store_error_fmt("database schema version %" PRId64
-					   " is newer than this program (%d)",
-					   version, SQ_MIGRATION_COUNT);
+		                           " is newer than this program (%d)",
+		                           version, SQ_MIGRATION_COUNT);
 		ret = -1;
 	}
 	if (ret == 0 && version < SQ_MIGRATION_COUNT) {
@@ -621,7 +621,8 @@ static int sq_domain_del(struct store *store, const char *domain, const char **e
 	if (ret == 1)
 		ret = sq_int(c, SQ_DOMAIN_IN_USE, &users, error_r, "is", id, domain);
 	if (ret == 1 && users > 0) {
-		*error_r = store_error_fmt("domain %s is still used by accounts or aliases", domain);
+		*error_r =
+		    store_error_fmt("domain %s is still used by accounts or aliases", domain);
 		ret = 0;
 	}
 	if (ret == 1)
@@ -646,11 +647,10 @@ static void sq_domain_row(void *ctx, sqlite3_stmt *st)
 	cb->fn.domain(cb->ctx, sq_text0(st, 0));
 }
 
-static int sq_domain_list(struct store *store, void (*fn)(void *ctx, const char *domain),
-			  void *ctx)
+static int sq_domain_list(struct store *store, void (*fn)(void *ctx, const char *domain), void *ctx)
 {
 	struct sq_conn *c = sq_reader(store);
-	struct sq_cb cb = { .fn.domain = fn, .ctx = ctx };
+	struct sq_cb cb = {.fn.domain = fn, .ctx = ctx};
 	return c == NULL ? -1 : sq_each(c, SQ_DOMAIN_LIST, sq_domain_row, &cb, "");
 }
 
@@ -666,8 +666,8 @@ static int sq_domain_is_local(struct store *store, const char *domain)
 /* The template mailboxes of a new account, each with a UIDVALIDITY above every earlier
  * one of this store (the last one handed out is kept in meta). */
 static int sq_add_mailboxes(struct sq_conn *c, int64_t account_id,
-			    const struct store_mailbox_template *mailboxes, size_t count,
-			    const char **error_r)
+                            const struct store_mailbox_template *mailboxes, size_t count,
+                            const char **error_r)
 {
 	int64_t last = 0, now = (int64_t)time(NULL);
 	if (sq_int(c, SQ_META_GET, &last, error_r, "s", "uidvalidity") < 0)
@@ -679,16 +679,16 @@ static int sq_add_mailboxes(struct sq_conn *c, int64_t account_id,
 			return -1;
 		}
 		if (sq_exec(c, SQ_MAILBOX_INSERT, error_r, "issii", account_id, mailboxes[i].name,
-			    mailboxes[i].special_use, last,
-			    (int64_t)(mailboxes[i].subscribed ? 1 : 0)) < 0)
+		            mailboxes[i].special_use, last,
+		            (int64_t)(mailboxes[i].subscribed ? 1 : 0)) < 0)
 			return -1;
 	}
 	return sq_exec(c, SQ_META_SET, error_r, "si", "uidvalidity", last) < 0 ? -1 : 0;
 }
 
 static int sq_account_add(struct store *store, const char *address, const char *password_hash,
-			  uint64_t quota, const struct store_mailbox_template *mailboxes,
-			  size_t mailbox_count, const char **error_r)
+                          uint64_t quota, const struct store_mailbox_template *mailboxes,
+                          size_t mailbox_count, const char **error_r)
 {
 	struct sq_conn *c = sq_admin_begin(store, error_r);
 	int64_t domain_id, dummy;
@@ -705,13 +705,15 @@ static int sq_account_add(struct store *store, const char *address, const char *
 	}
 	if (ret == 1) {
 		ret = sq_exec(c, SQ_ACCOUNT_INSERT, error_r, "sisii", address, domain_id,
-			      password_hash, (int64_t)quota, (int64_t)time(NULL));
+		              password_hash, (int64_t)quota, (int64_t)time(NULL));
 		if (ret == 0)
 			*error_r = store_error_fmt("account %s already exists", address);
 	}
 	if (ret == 1)
 		ret = sq_add_mailboxes(c, sqlite3_last_insert_rowid(c->db), mailboxes,
-				       mailbox_count, error_r) == 0 ? 1 : -1;
+		                       mailbox_count, error_r) == 0
+		          ? 1
+		          : -1;
 	return sq_admin_end(store, ret == 1 ? 0 : -1, error_r);
 }
 
@@ -733,7 +735,7 @@ static void sq_ids_row(void *ctx, sqlite3_stmt *st)
 /* Delete the message rows among ids that nothing references any more; their content
  * addresses are appended to removed (malloc'd strings). */
 static int sq_delete_unused(struct sq_conn *c, const struct sq_ids *ids, char ***removed_r,
-			    size_t *count_r, const char **error_r)
+                            size_t *count_r, const char **error_r)
 {
 	for (size_t i = 0; i < ids->count; i++) {
 		sqlite3_stmt *st;
@@ -752,7 +754,7 @@ static int sq_delete_unused(struct sq_conn *c, const struct sq_ids *ids, char **
 }
 
 static void sq_removed_report(char **removed, size_t count, bool committed,
-			      store_blob_removed_cb *removed_cb, void *ctx)
+                              store_blob_removed_cb *removed_cb, void *ctx)
 {
 	for (size_t i = 0; i < count; i++) {
 		if (committed)
@@ -763,10 +765,10 @@ static void sq_removed_report(char **removed, size_t count, bool committed,
 }
 
 static int sq_account_del(struct store *store, const char *address,
-			  store_blob_removed_cb *removed_cb, void *ctx, const char **error_r)
+                          store_blob_removed_cb *removed_cb, void *ctx, const char **error_r)
 {
 	struct sq_conn *c = sq_admin_begin(store, error_r);
-	struct sq_ids ids = { 0 };
+	struct sq_ids ids = {0};
 	char **removed = NULL;
 	size_t removed_count = 0;
 	int64_t id;
@@ -791,31 +793,31 @@ static int sq_account_del(struct store *store, const char *address,
 }
 
 static int sq_account_update(struct store *store, enum sq_id id, const char *address,
-			     const char *fmt, const char *text, int64_t number,
-			     const char **error_r)
+                             const char *fmt, const char *text, int64_t number,
+                             const char **error_r)
 {
 	struct sq_conn *c = sq_admin_begin(store, error_r);
 	if (c == NULL)
 		return -1;
 	int n = fmt[1] == 's' ? sq_exec(c, id, error_r, fmt, address, text)
-			      : sq_exec(c, id, error_r, fmt, address, number);
+	                      : sq_exec(c, id, error_r, fmt, address, number);
 	if (n == 0)
 		*error_r = store_error_fmt("no such account %s", address);
 	return sq_admin_end(store, n == 1 ? 0 : -1, error_r);
 }
 
 static int sq_account_set_password(struct store *store, const char *address,
-				   const char *password_hash, const char **error_r)
+                                   const char *password_hash, const char **error_r)
 {
 	return sq_account_update(store, SQ_ACCOUNT_SET_PASSWORD, address, "ss", password_hash, 0,
-				 error_r);
+	                         error_r);
 }
 
 static int sq_account_set_quota(struct store *store, const char *address, uint64_t quota,
-				const char **error_r)
+                                const char **error_r)
 {
-	return sq_account_update(store, SQ_ACCOUNT_SET_QUOTA, address, "si", NULL,
-				 (int64_t)quota, error_r);
+	return sq_account_update(store, SQ_ACCOUNT_SET_QUOTA, address, "si", NULL, (int64_t)quota,
+	                         error_r);
 }
 
 static void sq_account_info(sqlite3_stmt *st, struct store_account_info *info)
@@ -836,10 +838,10 @@ static void sq_account_row(void *ctx, sqlite3_stmt *st)
 }
 
 static int sq_account_list(struct store *store, const char *domain,
-			   void (*fn)(void *ctx, const struct store_account_info *info), void *ctx)
+                           void (*fn)(void *ctx, const struct store_account_info *info), void *ctx)
 {
 	struct sq_conn *c = sq_reader(store);
-	struct sq_cb cb = { .fn.account = fn, .ctx = ctx };
+	struct sq_cb cb = {.fn.account = fn, .ctx = ctx};
 	if (c == NULL)
 		return -1;
 	if (domain == NULL)
@@ -848,7 +850,7 @@ static int sq_account_list(struct store *store, const char *domain,
 }
 
 static int sq_account_lookup(struct store *store, const char *address, uint64_t *id_r,
-			     char **password_hash_r, struct store_account_info *info_r)
+                             char **password_hash_r, struct store_account_info *info_r)
 {
 	struct sq_conn *c = sq_reader(store);
 	sqlite3_stmt *st;
@@ -868,12 +870,11 @@ static int sq_account_lookup(struct store *store, const char *address, uint64_t 
 }
 
 static int sq_account_usage(struct store *store, uint64_t account_id, uint64_t *quota_r,
-			    uint64_t *used_r)
+                            uint64_t *used_r)
 {
 	struct sq_conn *c = sq_reader(store);
 	sqlite3_stmt *st;
-	int rc = c == NULL ? -1
-			   : sq_step(c, SQ_ACCOUNT_USAGE, &st, NULL, "i", (int64_t)account_id);
+	int rc = c == NULL ? -1 : sq_step(c, SQ_ACCOUNT_USAGE, &st, NULL, "i", (int64_t)account_id);
 	if (rc != SQLITE_ROW)
 		return rc < 0 ? -1 : 0;
 	if (quota_r != NULL)
@@ -888,8 +889,8 @@ static int sq_account_address(struct store *store, uint64_t account_id, char **a
 {
 	struct sq_conn *c = sq_reader(store);
 	sqlite3_stmt *st;
-	int rc = c == NULL ? -1
-			   : sq_step(c, SQ_ACCOUNT_ADDRESS, &st, NULL, "i", (int64_t)account_id);
+	int rc =
+	    c == NULL ? -1 : sq_step(c, SQ_ACCOUNT_ADDRESS, &st, NULL, "i", (int64_t)account_id);
 	if (rc != SQLITE_ROW)
 		return rc < 0 ? -1 : 0;
 	*address_r = xstrdup(sq_text0(st, 0));
@@ -910,7 +911,7 @@ static int sq_account_find(struct store *store, const char *address, uint64_t *i
 /* ---- aliases ---- */
 
 static int sq_alias_add(struct store *store, const char *alias, const char *target,
-			const char **error_r)
+                        const char **error_r)
 {
 	struct sq_conn *c = sq_admin_begin(store, error_r);
 	int64_t domain_id, dummy;
@@ -934,17 +935,17 @@ static int sq_alias_add(struct store *store, const char *alias, const char *targ
 }
 
 static int sq_alias_del(struct store *store, const char *alias, const char *target,
-			const char **error_r)
+                        const char **error_r)
 {
 	struct sq_conn *c = sq_admin_begin(store, error_r);
 	if (c == NULL)
 		return -1;
 	int n = target == NULL ? sq_exec(c, SQ_ALIAS_DELETE_ALL, error_r, "s", alias)
-			       : sq_exec(c, SQ_ALIAS_DELETE_ONE, error_r, "ss", alias, target);
+	                       : sq_exec(c, SQ_ALIAS_DELETE_ONE, error_r, "ss", alias, target);
 	if (n == 0)
-		*error_r = store_error_fmt("no such alias %s%s%s", alias,
-					   target == NULL ? "" : " -> ",
-					   target == NULL ? "" : target);
+		*error_r =
+		    store_error_fmt("no such alias %s%s%s", alias, target == NULL ? "" : " -> ",
+		                    target == NULL ? "" : target);
 	return sq_admin_end(store, n > 0 ? 0 : -1, error_r);
 }
 
@@ -955,10 +956,10 @@ static void sq_alias_row(void *ctx, sqlite3_stmt *st)
 }
 
 static int sq_alias_list(struct store *store,
-			 void (*fn)(void *ctx, const char *alias, const char *target), void *ctx)
+                         void (*fn)(void *ctx, const char *alias, const char *target), void *ctx)
 {
 	struct sq_conn *c = sq_reader(store);
-	struct sq_cb cb = { .fn.alias = fn, .ctx = ctx };
+	struct sq_cb cb = {.fn.alias = fn, .ctx = ctx};
 	return c == NULL ? -1 : sq_each(c, SQ_ALIAS_LIST, sq_alias_row, &cb, "");
 }
 
@@ -976,10 +977,10 @@ static void sq_target_row(void *ctx, sqlite3_stmt *st)
 }
 
 static int sq_alias_targets(struct store *store, const char *alias,
-			    void (*fn)(void *ctx, const char *target), void *ctx)
+                            void (*fn)(void *ctx, const char *target), void *ctx)
 {
 	struct sq_conn *c = sq_reader(store);
-	struct sq_targets t = { fn, ctx, 0 };
+	struct sq_targets t = {fn, ctx, 0};
 	if (c == NULL || sq_each(c, SQ_ALIAS_TARGETS, sq_target_row, &t, "s", alias) < 0)
 		return -1;
 	return t.count;
@@ -989,8 +990,8 @@ static int sq_alias_targets(struct store *store, const char *alias,
 
 /* INBOX of one account: next UID and MODSEQ, the entry, the account's used bytes. */
 static int sq_deliver_local(struct sq_conn *c, uint64_t account, int64_t message_id,
-			    const struct store_commit_item *item, int64_t internal_date,
-			    const char **error_r)
+                            const struct store_commit_item *item, int64_t internal_date,
+                            const char **error_r)
 {
 	sqlite3_stmt *st;
 	int rc = sq_step(c, SQ_INBOX_NEXT, &st, error_r, "i", (int64_t)account);
@@ -1011,15 +1012,15 @@ static int sq_deliver_local(struct sq_conn *c, uint64_t account, int64_t message
 		return -1;
 	}
 	if (sq_exec(c, SQ_ENTRY_INSERT, error_r, "iiiii", mailbox_id, uid, message_id, modseq,
-		    internal_date) < 0 ||
-	    sq_exec(c, SQ_ACCOUNT_ADD_USED, error_r, "ii", (int64_t)account,
-		    (int64_t)item->size) < 0)
+	            internal_date) < 0 ||
+	    sq_exec(c, SQ_ACCOUNT_ADD_USED, error_r, "ii", (int64_t)account, (int64_t)item->size) <
+	        0)
 		return -1;
 	return 0;
 }
 
 static int sq_deliver_one(struct sq_conn *c, const struct store_commit_item *item, int64_t now,
-			  const char **error_r)
+                          const char **error_r)
 {
 	const struct store_delivery *d = item->delivery;
 	const char *mail_from = d->mail_from == NULL ? "" : d->mail_from;
@@ -1027,7 +1028,7 @@ static int sq_deliver_one(struct sq_conn *c, const struct store_commit_item *ite
 	int64_t message_id;
 
 	if (sq_exec(c, SQ_MESSAGE_INSERT, error_r, "siissss", item->sha256, (int64_t)item->size,
-		    received, mail_from, d->hdr_from, d->hdr_subject, d->hdr_message_id) < 0)
+	            received, mail_from, d->hdr_from, d->hdr_subject, d->hdr_message_id) < 0)
 		return -1;
 	if (sq_int(c, SQ_MESSAGE_ID, &message_id, error_r, "s", item->sha256) != 1) {
 		*error_r = "message row vanished";
@@ -1039,14 +1040,14 @@ static int sq_deliver_one(struct sq_conn *c, const struct store_commit_item *ite
 	}
 	for (size_t i = 0; i < d->remote_count; i++) {
 		if (sq_exec(c, SQ_QUEUE_INSERT, error_r, "issi", message_id, mail_from,
-			    d->remote[i], now) < 0)
+		            d->remote[i], now) < 0)
 			return -1;
 	}
 	return 0;
 }
 
 static int sq_deliver(struct store *store, const struct store_commit_item *items, size_t count,
-		      const char **error_r)
+                      const char **error_r)
 {
 	struct sq_conn *c = sq_store(store)->writer;
 	int64_t now = (int64_t)time(NULL);
@@ -1061,7 +1062,7 @@ static int sq_deliver(struct store *store, const struct store_commit_item *items
 /* ---- reading ---- */
 
 static int sq_mailbox_find(struct sq_conn *c, const char *address, const char *mailbox,
-			   int64_t *id_r)
+                           int64_t *id_r)
 {
 	/* RFC 9051 §5.1: INBOX is case-insensitive; other names are exact. */
 	const char *name = strcasecmp(mailbox, "INBOX") == 0 ? "INBOX" : mailbox;
@@ -1077,23 +1078,23 @@ static void sq_entry_row(void *ctx, sqlite3_stmt *st)
 {
 	struct sq_list *l = ctx;
 	struct store_entry_row row = {
-		.uid = (uint32_t)sqlite3_column_int64(st, 0),
-		.flags = (uint32_t)sqlite3_column_int64(st, 1),
-		.keywords = sq_text0(st, 2),
-		.size = (uint64_t)sqlite3_column_int64(st, 3),
-		.internal_date = sqlite3_column_int64(st, 4),
-		.mail_from = sq_text0(st, 5),
-		.hdr_from = sq_text(st, 6),
-		.subject = sq_text(st, 7),
+	    .uid = (uint32_t)sqlite3_column_int64(st, 0),
+	    .flags = (uint32_t)sqlite3_column_int64(st, 1),
+	    .keywords = sq_text0(st, 2),
+	    .size = (uint64_t)sqlite3_column_int64(st, 3),
+	    .internal_date = sqlite3_column_int64(st, 4),
+	    .mail_from = sq_text0(st, 5),
+	    .hdr_from = sq_text(st, 6),
+	    .subject = sq_text(st, 7),
 	};
 	l->fn(l->ctx, &row);
 }
 
 static int sq_mail_list(struct store *store, const char *address, const char *mailbox,
-			void (*fn)(void *ctx, const struct store_entry_row *row), void *ctx)
+                        void (*fn)(void *ctx, const struct store_entry_row *row), void *ctx)
 {
 	struct sq_conn *c = sq_reader(store);
-	struct sq_list l = { fn, ctx };
+	struct sq_list l = {fn, ctx};
 	int64_t mailbox_id;
 	int ret = c == NULL ? -1 : sq_mailbox_find(c, address, mailbox, &mailbox_id);
 	if (ret <= 0)
@@ -1102,7 +1103,7 @@ static int sq_mail_list(struct store *store, const char *address, const char *ma
 }
 
 static int sq_mail_locate(struct store *store, const char *address, const char *mailbox,
-			  uint32_t uid, char sha256_r[BLOB_HEX_LEN + 1], uint64_t *size_r)
+                          uint32_t uid, char sha256_r[BLOB_HEX_LEN + 1], uint64_t *size_r)
 {
 	struct sq_conn *c = sq_reader(store);
 	sqlite3_stmt *st;
@@ -1128,23 +1129,23 @@ static void sq_queue_row(void *ctx, sqlite3_stmt *st)
 {
 	struct sq_cb *cb = ctx;
 	struct store_queue_info info = {
-		.id = (uint64_t)sqlite3_column_int64(st, 0),
-		.mail_from = sq_text0(st, 1),
-		.rcpt = sq_text0(st, 2),
-		.size = (uint64_t)sqlite3_column_int64(st, 3),
-		.created = sqlite3_column_int64(st, 4),
-		.next_attempt = sqlite3_column_int64(st, 5),
-		.attempts = (unsigned)sqlite3_column_int64(st, 6),
-		.last_error = sq_text0(st, 7),
+	    .id = (uint64_t)sqlite3_column_int64(st, 0),
+	    .mail_from = sq_text0(st, 1),
+	    .rcpt = sq_text0(st, 2),
+	    .size = (uint64_t)sqlite3_column_int64(st, 3),
+	    .created = sqlite3_column_int64(st, 4),
+	    .next_attempt = sqlite3_column_int64(st, 5),
+	    .attempts = (unsigned)sqlite3_column_int64(st, 6),
+	    .last_error = sq_text0(st, 7),
 	};
 	cb->fn.queue(cb->ctx, &info);
 }
 
 static int sq_queue_list(struct store *store,
-			 void (*fn)(void *ctx, const struct store_queue_info *info), void *ctx)
+                         void (*fn)(void *ctx, const struct store_queue_info *info), void *ctx)
 {
 	struct sq_conn *c = sq_reader(store);
-	struct sq_cb cb = { .fn.queue = fn, .ctx = ctx };
+	struct sq_cb cb = {.fn.queue = fn, .ctx = ctx};
 	return c == NULL ? -1 : sq_each(c, SQ_QUEUE_LIST, sq_queue_row, &cb, "");
 }
 
@@ -1165,7 +1166,7 @@ static void sq_string_row(void *ctx, sqlite3_stmt *st)
 static int sq_message_gc(struct store *store, store_blob_removed_cb *removed_cb, void *ctx)
 {
 	const char *error;
-	struct sq_strings removed = { 0 };
+	struct sq_strings removed = {0};
 	struct sq_conn *c = sq_admin_begin(store, &error);
 	if (c == NULL)
 		return -1;
@@ -1185,31 +1186,31 @@ static int sq_message_exists(struct store *store, const char *sha256)
 }
 
 const struct store_vfuncs store_sqlite_vfuncs = {
-	.name = "sqlite",
-	.init = sq_init,
-	.deinit = sq_deinit,
-	.schema_version = sq_schema_version,
-	.domain_add = sq_domain_add,
-	.domain_del = sq_domain_del,
-	.domain_list = sq_domain_list,
-	.domain_is_local = sq_domain_is_local,
-	.account_add = sq_account_add,
-	.account_del = sq_account_del,
-	.account_set_password = sq_account_set_password,
-	.account_set_quota = sq_account_set_quota,
-	.account_list = sq_account_list,
-	.account_lookup = sq_account_lookup,
-	.account_usage = sq_account_usage,
-	.account_address = sq_account_address,
-	.account_find = sq_account_find,
-	.alias_add = sq_alias_add,
-	.alias_del = sq_alias_del,
-	.alias_list = sq_alias_list,
-	.alias_targets = sq_alias_targets,
-	.deliver = sq_deliver,
-	.mail_list = sq_mail_list,
-	.mail_locate = sq_mail_locate,
-	.queue_list = sq_queue_list,
-	.message_gc = sq_message_gc,
-	.message_exists = sq_message_exists,
+    .name = "sqlite",
+    .init = sq_init,
+    .deinit = sq_deinit,
+    .schema_version = sq_schema_version,
+    .domain_add = sq_domain_add,
+    .domain_del = sq_domain_del,
+    .domain_list = sq_domain_list,
+    .domain_is_local = sq_domain_is_local,
+    .account_add = sq_account_add,
+    .account_del = sq_account_del,
+    .account_set_password = sq_account_set_password,
+    .account_set_quota = sq_account_set_quota,
+    .account_list = sq_account_list,
+    .account_lookup = sq_account_lookup,
+    .account_usage = sq_account_usage,
+    .account_address = sq_account_address,
+    .account_find = sq_account_find,
+    .alias_add = sq_alias_add,
+    .alias_del = sq_alias_del,
+    .alias_list = sq_alias_list,
+    .alias_targets = sq_alias_targets,
+    .deliver = sq_deliver,
+    .mail_list = sq_mail_list,
+    .mail_locate = sq_mail_locate,
+    .queue_list = sq_queue_list,
+    .message_gc = sq_message_gc,
+    .message_exists = sq_message_exists,
 };

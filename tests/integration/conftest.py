@@ -1,0 +1,507 @@
+"""Shared fixtures and helpers for Posthorn's integration tests.
+
+Each test module gets its own server (module-scoped `server` fixture) in a temporary
+directory, with its own ports. A module tunes the server by defining SERVER_CONF, a dict of
+configuration keys appended to the generated posthorn.conf before the first start.
+
+Helpers: Server (init, CLI, start/stop/kill, mail list/cat, queue list), RawSMTP (a raw
+socket client that sends bytes and reads complete multi-line replies with timeouts).
+"""
+
+import os
+import random
+import re
+import signal
+import socket
+import ssl
+import subprocess
+import time
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[2]
+BIN = os.environ.get("POSTHORN_BIN") or str(REPO / "build" / "asan" / "posthorn")
+HOST = "127.0.0.1"
+
+# Accounts every module's server starts with: address -> password.
+DOMAINS = ["example.test", "other.test"]
+USERS = {
+    "demo@example.test": "demo-Secret-1",
+    "alice@example.test": "alice Secret 2",
+    "bob@other.test": "bob-Secret-3",
+}
+
+SANITIZER_PATTERNS = (
+    "ERROR: AddressSanitizer",
+    "ERROR: LeakSanitizer",
+    "runtime error:",
+    "AddressSanitizer:DEADLYSIGNAL",
+)
+
+
+def sanitizer_lines(text):
+    """Lines of text that report a sanitizer finding."""
+    return [l for l in text.splitlines() if any(p in l for p in SANITIZER_PATTERNS)]
+
+
+def run_cli(args, conf=None, input=None, env=None, timeout=60):
+    """Run the posthorn binary; returns CompletedProcess with str stdout/stderr.
+
+    Fails the test when the binary's stderr reports a sanitizer finding.
+    """
+    cmd = [BIN]
+    if conf is not None:
+        cmd += ["-c", str(conf)]
+    cmd += [str(a) for a in args]
+    full_env = dict(os.environ)
+    full_env.pop("POSTHORN_CONFIG", None)
+    if env:
+        full_env.update(env)
+    p = subprocess.run(cmd, input=input, capture_output=True, text=True, env=full_env,
+                       timeout=timeout)
+    bad = sanitizer_lines(p.stderr)
+    assert not bad, "sanitizer finding in %r:\n%s" % (cmd, p.stderr)
+    return p
+
+
+# ---------------------------------------------------------------------------
+# Ports
+
+_used_bases = set()
+
+
+def _port_free(port):
+    s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    try:
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        s.bind((HOST, port))
+        return True
+    except OSError:
+        return False
+    finally:
+        s.close()
+
+
+def pick_port_base():
+    """A port base N (multiple of 100, 20000..31900) with N+25, N+465, N+587 free.
+
+    Random so that two suites running at once rarely collide; bases below the usual
+    ephemeral range (32768) so that outgoing connections never take our ports."""
+    candidates = list(range(20000, 32000, 100))
+    random.shuffle(candidates)
+    for base in candidates:
+        if base in _used_bases:
+            continue
+        if all(_port_free(base + p) for p in (25, 465, 587)):
+            _used_bases.add(base)
+            return base
+    raise RuntimeError("no free port base")
+
+
+def wait_port(port, timeout=15.0, proc=None):
+    """Wait until something accepts connections on port; False on timeout or exit."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if proc is not None and proc.poll() is not None:
+            return False
+        try:
+            with socket.create_connection((HOST, port), timeout=1):
+                return True
+        except OSError:
+            time.sleep(0.05)
+    return False
+
+
+# ---------------------------------------------------------------------------
+# Server
+
+
+MAIL_LINE = re.compile(r"^(\d+) (\S+) (\d+) (\S+) <([^>]*)>(?: (.*))?$")
+QUEUE_LINE = re.compile(r"^(\S+) <([^>]*)> <([^>]*)> (\d+) (\S+) (\d+) (\S+)(?: (.*))?$")
+
+
+class Server:
+    """One Posthorn instance: a directory made by `posthorn init`, and a serve process."""
+
+    def __init__(self, directory, hostname="mx.example.test", extra_conf=None):
+        self.dir = Path(directory)
+        self.hostname = hostname
+        self.base = pick_port_base()
+        p = run_cli(["init", self.dir, "--hostname", hostname, "--port-base", self.base])
+        assert p.returncode == 0, p.stderr
+        self.conf = self.dir / "posthorn.conf"
+        if extra_conf:
+            self.append_conf(extra_conf)
+        self.proc = None
+        self.log_path = None
+        self.starts = 0
+
+    # ports
+    @property
+    def smtp_port(self):
+        return self.base + 25
+
+    @property
+    def submission_port(self):
+        return self.base + 587
+
+    @property
+    def submissions_port(self):
+        return self.base + 465
+
+    def append_conf(self, settings):
+        with open(self.conf, "a") as f:
+            for k, v in settings.items():
+                f.write("%s = %s\n" % (k, v))
+
+    def _rebase(self):
+        """Move the listeners to a new free port base (after a lost race for ports)."""
+        old = self.base
+        self.base = pick_port_base()
+        text = self.conf.read_text()
+        for p in (25, 465, 587):
+            text = text.replace("127.0.0.1:%d\n" % (old + p), "127.0.0.1:%d\n" % (self.base + p))
+        self.conf.write_text(text)
+
+    # CLI
+    def cli(self, *args, input=None, check=True):
+        p = run_cli(list(args), conf=self.conf, input=input)
+        if check:
+            assert p.returncode == 0, "posthorn %s failed (%d): %s" % (
+                " ".join(map(str, args)), p.returncode, p.stderr)
+        return p
+
+    def add_user(self, address, password, quota=None):
+        args = ["user", "add", address]
+        if quota is not None:
+            args += ["--quota", quota]
+        self.cli(*args, input=password + "\n")
+
+    def mail_list(self, user, mailbox=None):
+        """Parsed `mail list`: a list of dicts uid, flags, size, date, sender, subject."""
+        args = ["mail", "list", user] + ([mailbox] if mailbox else [])
+        out = self.cli(*args).stdout
+        result = []
+        for line in out.splitlines():
+            if not line.strip():
+                continue
+            m = MAIL_LINE.match(line)
+            assert m, "unparsable mail list line: %r" % line
+            result.append({
+                "uid": int(m.group(1)), "flags": m.group(2), "size": int(m.group(3)),
+                "date": m.group(4), "sender": m.group(5), "subject": m.group(6) or "",
+            })
+        return result
+
+    def mail_cat(self, user, uid, mailbox="INBOX"):
+        p = subprocess.run([BIN, "-c", str(self.conf), "mail", "cat", user, mailbox, str(uid)],
+                           capture_output=True, timeout=60)
+        assert not sanitizer_lines(p.stderr.decode(errors="replace")), p.stderr
+        assert p.returncode == 0, p.stderr
+        return p.stdout
+
+    def queue_list(self):
+        out = self.cli("queue", "list").stdout
+        result = []
+        for line in out.splitlines():
+            if not line.strip():
+                continue
+            m = QUEUE_LINE.match(line)
+            assert m, "unparsable queue list line: %r" % line
+            result.append({
+                "id": m.group(1), "from": m.group(2), "to": m.group(3),
+                "size": int(m.group(4)), "created": m.group(5), "attempts": int(m.group(6)),
+                "next": m.group(7), "last_error": m.group(8) or "",
+            })
+        return result
+
+    def wait_mail(self, user, count, timeout=10.0, mailbox=None):
+        """Poll `mail list` until user has at least count messages; returns the list."""
+        deadline = time.monotonic() + timeout
+        while True:
+            msgs = self.mail_list(user, mailbox)
+            if len(msgs) >= count or time.monotonic() > deadline:
+                return msgs
+            time.sleep(0.1)
+
+    # process
+    def start(self):
+        for attempt in range(3):
+            self.starts += 1
+            self.log_path = self.dir / ("serve-%d.log" % self.starts)
+            self.log = open(self.log_path, "wb")
+            self.proc = subprocess.Popen([BIN, "-c", str(self.conf), "serve"],
+                                         stdout=self.log, stderr=subprocess.STDOUT,
+                                         stdin=subprocess.DEVNULL)
+            if all(wait_port(p, 20, self.proc) for p in
+                   (self.smtp_port, self.submission_port, self.submissions_port)):
+                return
+            self.kill()
+            text = self.log_text()
+            if "in use" in text.lower() and attempt < 2:
+                self._rebase()
+                continue
+            raise AssertionError("server did not start:\n" + text)
+
+    def log_text(self):
+        if self.log_path is None or not self.log_path.exists():
+            return ""
+        return self.log_path.read_text(errors="replace")
+
+    def assert_clean_log(self):
+        bad = sanitizer_lines(self.log_text())
+        assert not bad, "sanitizer findings in server log:\n" + self.log_text()[-8000:]
+
+    def stop(self, timeout=10.0):
+        """SIGTERM; returns the exit status (None if it had to be killed)."""
+        if self.proc is None:
+            return None
+        proc, self.proc = self.proc, None
+        if proc.poll() is None:
+            proc.send_signal(signal.SIGTERM)
+        try:
+            rc = proc.wait(timeout)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+            rc = None
+        self.log.close()
+        return rc
+
+    def kill(self):
+        """SIGKILL, no cleanup (a crash)."""
+        if self.proc is None:
+            return
+        proc, self.proc = self.proc, None
+        if proc.poll() is None:
+            proc.kill()
+        proc.wait()
+        self.log.close()
+
+    def stop_and_check(self):
+        rc = self.stop()
+        log = self.log_text()
+        assert rc == 0, "server exit status %r (want 0 within 10 s); log:\n%s" % (rc, log[-8000:])
+        self.assert_clean_log()
+
+
+def make_server(tmp_path_factory, name, extra_conf=None, accounts=True):
+    srv = Server(tmp_path_factory.mktemp(name), extra_conf=extra_conf)
+    if accounts:
+        for d in DOMAINS:
+            srv.cli("domain", "add", d)
+        for addr, pw in USERS.items():
+            srv.add_user(addr, pw)
+    return srv
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory, request):
+    """A running server with DOMAINS and USERS; the module's SERVER_CONF is appended."""
+    extra = getattr(request.module, "SERVER_CONF", None)
+    name = request.module.__name__.rsplit(".", 1)[-1]
+    srv = make_server(tmp_path_factory, name, extra)
+    setup = getattr(request.module, "server_setup", None)
+    if setup is not None:
+        setup(srv)
+    srv.start()
+    yield srv
+    srv.stop_and_check()
+
+
+# ---------------------------------------------------------------------------
+# Raw SMTP client
+
+
+class Reply:
+    def __init__(self, code, lines, raw):
+        self.code = code          # int
+        self.lines = lines        # text of each line after "ddd-" / "ddd "
+        self.raw = raw            # the bytes as received
+
+    @property
+    def text(self):
+        return "\n".join(self.lines)
+
+    def __repr__(self):
+        return "Reply(%d, %r)" % (self.code, self.lines)
+
+
+ENHANCED = re.compile(r"^([245])\.\d{1,3}\.\d{1,3}(?: |$)")
+
+
+def has_enhanced_code(reply):
+    """True when every line of reply starts with an enhanced status code of its class."""
+    for line in reply.lines:
+        m = ENHANCED.match(line)
+        if not m or int(m.group(1)) != reply.code // 100:
+            return False
+    return True
+
+
+class ConnectionClosed(Exception):
+    pass
+
+
+class RawSMTP:
+    """Byte-level SMTP client: send exactly what the test says, read whole replies."""
+
+    def __init__(self, port, tls=False, timeout=10.0, greeting=True):
+        self.timeout = timeout
+        self.sock = socket.create_connection((HOST, port), timeout=timeout)
+        self.buf = b""
+        if tls:
+            self.sock = tls_client_context().wrap_socket(self.sock, server_hostname=None)
+        self.greeting = self.read_reply() if greeting else None
+
+    def send(self, data):
+        if isinstance(data, str):
+            data = data.encode()
+        self.sock.sendall(data)
+
+    def _fill(self, timeout):
+        self.sock.settimeout(timeout)
+        try:
+            chunk = self.sock.recv(65536)
+        except (ConnectionResetError, ssl.SSLEOFError):
+            chunk = b""
+        if not chunk:
+            raise ConnectionClosed("connection closed; unread: %r" % self.buf)
+        self.buf += chunk
+
+    def read_line(self, timeout=None):
+        timeout = self.timeout if timeout is None else timeout
+        deadline = time.monotonic() + timeout
+        while b"\r\n" not in self.buf:
+            left = deadline - time.monotonic()
+            if left <= 0:
+                raise socket.timeout("no complete line within %.1f s; have %r" % (timeout, self.buf))
+            self._fill(left)
+        line, self.buf = self.buf.split(b"\r\n", 1)
+        return line
+
+    def read_reply(self, timeout=None):
+        """One complete (possibly multi-line) reply."""
+        lines, raw, code = [], b"", None
+        while True:
+            line = self.read_line(timeout)
+            raw += line + b"\r\n"
+            text = line.decode("utf-8", errors="replace")
+            m = re.match(r"^(\d{3})([ -])(.*)$", text)
+            assert m, "malformed reply line %r" % text
+            if code is None:
+                code = int(m.group(1))
+            assert int(m.group(1)) == code, "reply code changed within a reply: %r" % raw
+            lines.append(m.group(3))
+            if m.group(2) == " ":
+                return Reply(code, lines, raw)
+
+    def cmd(self, line, timeout=None):
+        self.send(line + "\r\n" if isinstance(line, str) else line + b"\r\n")
+        return self.read_reply(timeout)
+
+    def ehlo(self, name="client.test"):
+        r = self.cmd("EHLO " + name)
+        assert r.code == 250, r
+        return r
+
+    def no_reply(self, wait=0.5):
+        """True when nothing (not even EOF) arrives within wait seconds."""
+        if self.buf:
+            return False
+        self.sock.settimeout(wait)
+        try:
+            chunk = self.sock.recv(65536)
+        except socket.timeout:
+            return True
+        except (ssl.SSLError, OSError):
+            return False
+        self.buf += chunk
+        return False
+
+    def is_closed(self, timeout=5.0):
+        """True when the server closes the connection (EOF) within timeout, with no more data."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            self.sock.settimeout(max(0.05, deadline - time.monotonic()))
+            try:
+                chunk = self.sock.recv(65536)
+            except socket.timeout:
+                return False
+            except (ConnectionResetError, ssl.SSLEOFError, BrokenPipeError):
+                return True
+            except ssl.SSLError:
+                return True
+            if not chunk:
+                return True
+            self.buf += chunk
+        return False
+
+    def starttls(self):
+        r = self.cmd("STARTTLS")
+        assert r.code == 220, r
+        self.wrap_tls()
+        return r
+
+    def wrap_tls(self):
+        """TLS handshake on the raw socket. Whatever was buffered in clear is left in
+        self.cleartext_leftover and dropped from the reply buffer."""
+        self.cleartext_leftover, self.buf = self.buf, b""
+        self.sock.settimeout(self.timeout)
+        self.sock = tls_client_context().wrap_socket(self.sock, server_hostname=None)
+
+    def close(self):
+        try:
+            self.sock.close()
+        except OSError:
+            pass
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
+
+
+def tls_client_context():
+    """A TLS client context that accepts the self-signed test certificate."""
+    ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+    ctx.check_hostname = False
+    ctx.verify_mode = ssl.CERT_NONE
+    return ctx
+
+
+def send_message(port, sender, rcpts, data, ehlo="client.test"):
+    """Run one raw transaction (DATA with dot-stuffing done by the caller); returns the
+    list of replies [MAIL, RCPT..., DATA, end-of-data]."""
+    with RawSMTP(port) as c:
+        c.ehlo(ehlo)
+        replies = [c.cmd("MAIL FROM:<%s>" % sender)]
+        for r in rcpts:
+            replies.append(c.cmd("RCPT TO:<%s>" % r))
+        replies.append(c.cmd("DATA"))
+        if replies[-1].code == 354:
+            c.send(data)
+            replies.append(c.read_reply())
+        c.cmd("QUIT")
+        return replies
+
+
+def trace_split(stored):
+    """Split stored message bytes into (trace header block, message). The trace block is
+    the Return-Path and Received fields (with continuation lines) the server prepended."""
+    pos = 0
+    assert stored.startswith(b"Return-Path: <"), stored[:200]
+    while True:
+        end = stored.index(b"\r\n", pos) + 2
+        nxt = stored[end:end + 20]
+        pos = end
+        if nxt[:1] in (b" ", b"\t") or nxt.startswith(b"Received:") or \
+                nxt.startswith(b"Return-Path:"):
+            continue
+        return stored[:pos], stored[pos:]
+
+
+def unique(prefix="msg"):
+    return "%s-%d-%06d" % (prefix, os.getpid(), random.randrange(10 ** 6))
