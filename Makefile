@@ -68,7 +68,7 @@ fuzz: fuzz-build
 	  echo "== $$n"; $$f $$dict -max_total_time=$(FUZZ_SECONDS) build/fuzz/corpus/$$n fuzz/corpus/$$n || exit 1; \
 	done
 
-run: all
+run:
 	@sh tests/run-demo.sh
 
 test:

@@ -488,19 +488,56 @@ def send_message(port, sender, rcpts, data, ehlo="client.test"):
         return replies
 
 
-def trace_split(stored):
-    """Split stored message bytes into (trace header block, message). The trace block is
-    the Return-Path and Received fields (with continuation lines) the server prepended."""
-    pos = 0
-    assert stored.startswith(b"Return-Path: <"), stored[:200]
-    while True:
-        end = stored.index(b"\r\n", pos) + 2
-        nxt = stored[end:end + 20]
-        pos = end
-        if nxt[:1] in (b" ", b"\t") or nxt.startswith(b"Received:") or \
-                nxt.startswith(b"Return-Path:"):
-            continue
-        return stored[:pos], stored[pos:]
+RFC5322_DATE = re.compile(rb"(?:[A-Z][a-z]{2}, )?\d{1,2} [A-Z][a-z]{2} \d{4} \d\d:\d\d(?::\d\d)? [+-]\d{4}")
+FIELD_NAME = re.compile(rb"^[!-9;-~]+:")
+
+
+def trace_problems(trace, sender):
+    """What is wrong with a block of trace header fields (Return-Path + Received) the
+    server prepended; [] when it is well-formed RFC 5322 / RFC 5321 4.4 text."""
+    problems = []
+    if not trace.endswith(b"\r\n"):
+        problems.append("does not end with CRLF")
+    lines = trace.split(b"\r\n")[:-1]
+    for l in lines:
+        if b"\r" in l or b"\n" in l:
+            problems.append("bare CR/LF in %r" % l)
+    if not lines or lines[0] != b"Return-Path: <%s>" % sender.encode():
+        problems.append("first line is not Return-Path: <%s>: %r" % (sender, lines[:1]))
+    if len(lines) < 2 or not lines[1].startswith(b"Received: "):
+        problems.append("no Received: field after Return-Path")
+    fields = []
+    for l in lines:
+        if l[:1] in (b" ", b"\t"):
+            if not fields:
+                problems.append("continuation line first: %r" % l)
+            else:
+                fields[-1] += b"\r\n" + l
+        elif FIELD_NAME.match(l):
+            fields.append(l)
+        else:
+            problems.append("line is neither a header field nor a folded continuation: %r" % l)
+    for f in fields:
+        if f.startswith(b"Received:"):
+            unfolded = f.replace(b"\r\n", b"")
+            if b";" not in unfolded or not RFC5322_DATE.search(unfolded.rsplit(b";", 1)[1]):
+                problems.append("Received field does not end with '; date-time': %r" % f)
+    return problems
+
+
+def split_stored(stored, msg):
+    """(trace, message) of stored bytes that must end with exactly msg."""
+    assert stored.endswith(msg), "stored message differs from what was sent:\n%r\n---\n%r" % (
+        stored, msg)
+    return stored[:len(stored) - len(msg)], msg
+
+
+def check_stored(stored, msg, sender):
+    """Stored bytes = well-formed trace fields for sender + msg exactly; returns the trace."""
+    trace, _ = split_stored(stored, msg)
+    problems = trace_problems(trace, sender)
+    assert not problems, "bad trace headers %r:\n%s" % (trace, "\n".join(problems))
+    return trace
 
 
 def unique(prefix="msg"):

@@ -1,0 +1,774 @@
+/* Unit tests for core/conf: every default, every key type (string, path, uint, size, seconds,
+ * bool, log level, smtp_bare_lf, listener lists), comments, blank lines and CRLF, every kind
+ * of error with its exact "FILE:LINE: key: reason" message, conf_ref()/conf_free()
+ * reference counting, and conf_load() on real, missing and oversized files. */
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <setjmp.h>
+#include <cmocka.h>
+
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "core/buf.h"
+#include "core/conf.h"
+#include "core/banned.h"
+
+#define PATH "/etc/posthorn/posthorn.conf"
+#define DIR "/etc/posthorn"
+
+static struct conf *parse_n(const char *text, size_t len)
+{
+	char *error = NULL;
+	struct conf *c = conf_parse(PATH, text, len, &error);
+	if (c == NULL)
+		fail_msg("\"%s\" refused: %s", text, error);
+	assert_null(error);
+	assert_string_equal(c->path, PATH);
+	assert_int_equal(c->refcount, 1);
+	return c;
+}
+
+static struct conf *parse(const char *text)
+{
+	return parse_n(text, strlen(text));
+}
+
+/* text must be refused with exactly the message want. */
+static void refuse_n(const char *text, size_t len, const char *want)
+{
+	char *error = NULL;
+	struct conf *c = conf_parse(PATH, text, len, &error);
+	if (c != NULL) {
+		conf_free(&c);
+		fail_msg("\"%s\" accepted, expected \"%s\"", text, want);
+	}
+	assert_non_null(error);
+	assert_string_equal(error, want);
+	free(error);
+}
+
+static void refuse(const char *text, const char *want)
+{
+	refuse_n(text, strlen(text), want);
+}
+
+/* "key = value" on line 1 must be refused with "PATH:1: key: why". */
+static void refuse_value(const char *key, const char *value, const char *why)
+{
+	struct buf text, want;
+	buf_init(&text, 4096);
+	buf_init(&want, 4096);
+	assert_int_equal(buf_printf(&text, "%s = %s\n", key, value), 0);
+	assert_int_equal(buf_printf(&want, "%s:1: %s: %s", PATH, key, why), 0);
+	refuse(buf_cstr(&text), buf_cstr(&want));
+	buf_free(&text);
+	buf_free(&want);
+}
+
+/* Parse the single line "key = value". */
+static struct conf *set1(const char *key, const char *value)
+{
+	struct buf text;
+	buf_init(&text, 4096);
+	assert_int_equal(buf_printf(&text, "%s = %s\n", key, value), 0);
+	struct conf *c = parse(buf_cstr(&text));
+	buf_free(&text);
+	return c;
+}
+
+static void assert_listen(const struct conf *c, enum conf_listener_kind kind, size_t i,
+			  const char *host, int port)
+{
+	assert_true(i < c->listen_count[kind]);
+	assert_string_equal(c->listen[kind][i].host, host);
+	assert_int_equal(c->listen[kind][i].port, port);
+}
+
+static void assert_defaults(const struct conf *c, const char *dir)
+{
+	struct buf p;
+	buf_init(&p, 4096);
+	assert_string_equal(c->hostname, "localhost");
+	assert_int_equal(buf_printf(&p, "%s/data", dir), 0);
+	assert_string_equal(c->data_dir, buf_cstr(&p));
+	buf_reset(&p);
+	assert_int_equal(buf_printf(&p, "%s/tls/cert.pem", dir), 0);
+	assert_string_equal(c->tls_cert, buf_cstr(&p));
+	buf_reset(&p);
+	assert_int_equal(buf_printf(&p, "%s/tls/key.pem", dir), 0);
+	assert_string_equal(c->tls_key, buf_cstr(&p));
+	buf_free(&p);
+	assert_string_equal(c->run_user, "");
+	assert_int_equal(c->threads, 0);
+	assert_int_equal(c->log_level, LOG_LEVEL_INFO);
+	assert_false(c->log_syslog);
+	assert_false(c->allow_plaintext_auth);
+	assert_int_equal(c->smtp_bare_lf, CONF_BARE_LF_REJECT);
+	assert_int_equal(c->default_quota, 0);
+	assert_false(c->vrfy_enabled);
+	assert_int_equal(c->listen_count[CONF_LISTENER_SMTP], 1);
+	assert_listen(c, CONF_LISTENER_SMTP, 0, "*", 25);
+	assert_int_equal(c->listen_count[CONF_LISTENER_SUBMISSION], 1);
+	assert_listen(c, CONF_LISTENER_SUBMISSION, 0, "*", 587);
+	assert_int_equal(c->listen_count[CONF_LISTENER_SUBMISSIONS], 1);
+	assert_listen(c, CONF_LISTENER_SUBMISSIONS, 0, "*", 465);
+	assert_int_equal(c->limits.command_line, 2048);
+	assert_int_equal(c->limits.recipients, 1000);
+	assert_int_equal(c->limits.errors, 20);
+	assert_int_equal(c->limits.request_timeout, 300);
+	assert_int_equal(c->limits.data_min_rate, 500);
+	assert_int_equal(c->limits.message_size, 50 * 1024 * 1024);
+	assert_int_equal(c->limits.connections_per_ip, 50);
+	assert_int_equal(c->limits.connections, 10000);
+	assert_int_equal(c->limits.auth_failures, 3);
+	assert_int_equal(c->limits.header_lines, 1000);
+}
+
+static void test_defaults(void **state)
+{
+	(void)state;
+	struct conf *c = conf_new_defaults("/srv/posthorn");
+	assert_int_equal(c->refcount, 1);
+	assert_null(c->path);
+	assert_defaults(c, "/srv/posthorn");
+	conf_free(&c);
+	assert_null(c);
+
+	/* no base directory: paths stay relative */
+	c = conf_new_defaults(NULL);
+	assert_string_equal(c->data_dir, "data");
+	assert_string_equal(c->tls_cert, "tls/cert.pem");
+	assert_string_equal(c->tls_key, "tls/key.pem");
+	conf_free(&c);
+
+	/* an empty file, or one with only comments, is all defaults */
+	c = parse("");
+	assert_defaults(c, DIR);
+	conf_free(&c);
+	c = parse("# nothing here\n\n   \n\t\n#hostname = x\n");
+	assert_defaults(c, DIR);
+	conf_free(&c);
+}
+
+static void test_string(void **state)
+{
+	(void)state;
+	struct conf *c = set1("hostname", "mx.example.org");
+	assert_string_equal(c->hostname, "mx.example.org");
+	conf_free(&c);
+	/* surrounding blanks trimmed, inner blanks and '=' kept */
+	c = parse("  \thostname\t=\t  mail host=a  \t\n");
+	assert_string_equal(c->hostname, "mail host=a");
+	conf_free(&c);
+	c = parse("hostname=x\n");
+	assert_string_equal(c->hostname, "x");
+	conf_free(&c);
+	/* a string may be empty */
+	c = parse("user = postman\n");
+	assert_string_equal(c->run_user, "postman");
+	conf_free(&c);
+	c = parse("user = postman\nuser =\n");
+	assert_string_equal(c->run_user, "");
+	conf_free(&c);
+	/* the last setting wins */
+	c = parse("hostname = a\nhostname = b\n");
+	assert_string_equal(c->hostname, "b");
+	conf_free(&c);
+}
+
+static void test_path(void **state)
+{
+	(void)state;
+	struct conf *c = parse("data_dir = mail\ntls_cert = certs/c.pem\ntls_key = /k/key.pem\n");
+	assert_string_equal(c->data_dir, DIR "/mail");
+	assert_string_equal(c->tls_cert, DIR "/certs/c.pem");
+	assert_string_equal(c->tls_key, "/k/key.pem");
+	conf_free(&c);
+	c = set1("data_dir", "/var/lib/posthorn");
+	assert_string_equal(c->data_dir, "/var/lib/posthorn");
+	/* paths not set keep the default relative to the config directory */
+	assert_string_equal(c->tls_cert, DIR "/tls/cert.pem");
+	conf_free(&c);
+
+	/* a config path without a directory: relative to "." */
+	char *error = NULL;
+	const char *text = "data_dir = mail\n";
+	c = conf_parse("posthorn.conf", text, strlen(text), &error);
+	assert_non_null(c);
+	assert_string_equal(c->data_dir, "./mail");
+	assert_string_equal(c->tls_key, "./tls/key.pem");
+	assert_string_equal(c->path, "posthorn.conf");
+	conf_free(&c);
+	c = conf_parse("etc/p.conf", text, strlen(text), &error);
+	assert_non_null(c);
+	assert_string_equal(c->data_dir, "etc/mail");
+	conf_free(&c);
+
+	refuse_value("data_dir", "", "must not be empty");
+	refuse("tls_key =   \n", PATH ":1: tls_key: must not be empty");
+}
+
+static void test_uint(void **state)
+{
+	(void)state;
+	struct conf *c = set1("threads", "0");
+	assert_int_equal(c->threads, 0);
+	conf_free(&c);
+	c = set1("threads", "256");
+	assert_int_equal(c->threads, 256);
+	conf_free(&c);
+	c = set1("threads", "007");
+	assert_int_equal(c->threads, 7);
+	conf_free(&c);
+	c = parse("limit_recipients = 1\nlimit_errors = 1000\nlimit_connections_per_ip = 0\n"
+		  "limit_connections = 1000000\nlimit_auth_failures = 100\n"
+		  "limit_header_lines = 16\n");
+	assert_int_equal(c->limits.recipients, 1);
+	assert_int_equal(c->limits.errors, 1000);
+	assert_int_equal(c->limits.connections_per_ip, 0);
+	assert_int_equal(c->limits.connections, 1000000);
+	assert_int_equal(c->limits.auth_failures, 100);
+	assert_int_equal(c->limits.header_lines, 16);
+	conf_free(&c);
+
+	const char *nan = "expected a non-negative integer";
+	refuse_value("threads", "257", "value out of range");
+	refuse_value("limit_recipients", "0", "value out of range");
+	refuse_value("limit_recipients", "100001", "value out of range");
+	refuse_value("limit_header_lines", "15", "value out of range");
+	refuse_value("limit_auth_failures", "101", "value out of range");
+	refuse_value("threads", "-1", nan);
+	refuse_value("threads", "+1", nan);
+	refuse_value("threads", "abc", nan);
+	refuse_value("threads", "12x", nan);
+	refuse_value("threads", "1K", nan); /* no unit suffix on a plain number */
+	refuse_value("threads", "1 2", nan);
+	refuse_value("threads", "0x10", nan);
+	refuse_value("threads", "", nan);
+	/* big values: out of range, and past UINT64_MAX (overflow) */
+	refuse_value("threads", "4294967296", "value out of range");
+	refuse_value("threads", "18446744073709551615", "value out of range");
+	refuse_value("threads", "18446744073709551616", nan);
+	refuse_value("threads", "99999999999999999999999999999", nan);
+}
+
+static void test_size(void **state)
+{
+	(void)state;
+	struct conf *c = set1("limit_command_line", "512");
+	assert_int_equal(c->limits.command_line, 512);
+	conf_free(&c);
+	c = set1("limit_command_line", "4K");
+	assert_int_equal(c->limits.command_line, 4096);
+	conf_free(&c);
+	c = set1("limit_command_line", "4k");
+	assert_int_equal(c->limits.command_line, 4096);
+	conf_free(&c);
+	c = set1("limit_command_line", "4KB");
+	assert_int_equal(c->limits.command_line, 4096);
+	conf_free(&c);
+	c = set1("limit_command_line", "64K");
+	assert_int_equal(c->limits.command_line, 65536);
+	conf_free(&c);
+	c = set1("limit_message_size", "10M");
+	assert_int_equal(c->limits.message_size, 10 * 1024 * 1024);
+	conf_free(&c);
+	c = set1("limit_message_size", "2g");
+	assert_int_equal(c->limits.message_size, 2ULL * 1024 * 1024 * 1024);
+	conf_free(&c);
+	c = set1("limit_message_size", "1024G");
+	assert_int_equal(c->limits.message_size, 1ULL << 40);
+	conf_free(&c);
+	c = set1("limit_message_size", "1024");
+	assert_int_equal(c->limits.message_size, 1024);
+	conf_free(&c);
+	c = set1("default_quota", "18446744073709551615");
+	assert_true(c->default_quota == UINT64_MAX);
+	conf_free(&c);
+	c = set1("default_quota", "16G");
+	assert_true(c->default_quota == 16ULL << 30);
+	conf_free(&c);
+
+	const char *bad = "expected a size in bytes (suffix K, M, G)";
+	refuse_value("limit_command_line", "100", "value out of range");
+	refuse_value("limit_command_line", "511", "value out of range");
+	refuse_value("limit_command_line", "65537", "value out of range");
+	refuse_value("limit_command_line", "1M", "value out of range");
+	refuse_value("limit_message_size", "1023", "value out of range");
+	refuse_value("limit_message_size", "1025G", "value out of range");
+	refuse_value("limit_command_line", "4T", bad);
+	refuse_value("limit_command_line", "4 K", bad);
+	refuse_value("limit_command_line", "4KK", bad);
+	refuse_value("limit_command_line", "4KBx", bad);
+	refuse_value("limit_command_line", "4B", bad);
+	refuse_value("limit_command_line", "K", bad);
+	refuse_value("limit_command_line", "-4K", bad);
+	/* overflow in the digits and in the unit multiplication */
+	refuse_value("default_quota", "18446744073709551616", bad);
+	refuse_value("default_quota", "17179869184G", bad);
+	refuse_value("default_quota", "18014398509481984K", bad);
+}
+
+static void test_seconds(void **state)
+{
+	(void)state;
+	static const struct {
+		const char *value;
+		unsigned want;
+	} ok[] = {{"1", 1},	  {"30", 30},	    {"30s", 30},	{"30S", 30},
+		  {"5m", 300},	  {"2h", 7200},	    {"1d", 86400},	{"86400", 86400},
+		  {"1440m", 86400}, {"24H", 86400}};
+	for (size_t i = 0; i < sizeof(ok) / sizeof(ok[0]); i++) {
+		struct conf *c = set1("limit_request_timeout", ok[i].value);
+		assert_int_equal(c->limits.request_timeout, ok[i].want);
+		conf_free(&c);
+	}
+	const char *bad = "expected a number of seconds (suffix s, m, h, d)";
+	refuse_value("limit_request_timeout", "0", "value out of range");
+	refuse_value("limit_request_timeout", "0s", "value out of range");
+	refuse_value("limit_request_timeout", "2d", "value out of range");
+	refuse_value("limit_request_timeout", "86401", "value out of range");
+	refuse_value("limit_request_timeout", "5x", bad);
+	refuse_value("limit_request_timeout", "5ms", bad);
+	refuse_value("limit_request_timeout", "1w", bad);
+	refuse_value("limit_request_timeout", "s", bad);
+	refuse_value("limit_request_timeout", "5K", bad);
+	refuse_value("limit_request_timeout", "999999999999999999999d", bad);
+	refuse_value("limit_request_timeout", "307445734561825861d", bad); /* multiply overflow */
+}
+
+static void test_bool(void **state)
+{
+	(void)state;
+	static const char *const yes[] = {"yes", "true", "1"};
+	static const char *const no[] = {"no", "false", "0"};
+	static const char *const keys[] = {"log_syslog", "allow_plaintext_auth", "smtp_vrfy"};
+	for (size_t k = 0; k < 3; k++) {
+		for (size_t i = 0; i < 3; i++) {
+			struct conf *c = set1(keys[k], yes[i]);
+			bool *field = k == 0 ? &c->log_syslog
+				      : k == 1 ? &c->allow_plaintext_auth
+					       : &c->vrfy_enabled;
+			assert_true(*field);
+			conf_free(&c);
+			struct buf text;
+			buf_init(&text, 256);
+			assert_int_equal(buf_printf(&text, "%s = yes\n%s = %s\n", keys[k], keys[k],
+						    no[i]), 0);
+			c = parse(buf_cstr(&text));
+			buf_free(&text);
+			field = k == 0 ? &c->log_syslog
+				: k == 1 ? &c->allow_plaintext_auth
+					 : &c->vrfy_enabled;
+			assert_false(*field);
+			conf_free(&c);
+		}
+	}
+	const char *bad = "expected yes or no";
+	refuse_value("log_syslog", "maybe", bad);
+	refuse_value("log_syslog", "Yes", bad);
+	refuse_value("log_syslog", "on", bad);
+	refuse_value("log_syslog", "2", bad);
+	refuse_value("smtp_vrfy", "", bad);
+	refuse_value("allow_plaintext_auth", "yes please", bad);
+}
+
+static void test_log_level(void **state)
+{
+	(void)state;
+	static const struct {
+		const char *name;
+		enum log_level level;
+	} levels[] = {{"error", LOG_LEVEL_ERROR},
+		      {"warn", LOG_LEVEL_WARN},
+		      {"info", LOG_LEVEL_INFO},
+		      {"debug", LOG_LEVEL_DEBUG}};
+	for (size_t i = 0; i < 4; i++) {
+		struct conf *c = set1("log_level", levels[i].name);
+		assert_int_equal(c->log_level, levels[i].level);
+		conf_free(&c);
+	}
+	const char *bad = "expected error, warn, info or debug";
+	refuse_value("log_level", "verbose", bad);
+	refuse_value("log_level", "warning", bad);
+	refuse_value("log_level", "", bad);
+}
+
+static void test_bare_lf(void **state)
+{
+	(void)state;
+	struct conf *c = set1("smtp_bare_lf", "normalize");
+	assert_int_equal(c->smtp_bare_lf, CONF_BARE_LF_NORMALIZE);
+	conf_free(&c);
+	c = parse("smtp_bare_lf = normalize\nsmtp_bare_lf = reject\n");
+	assert_int_equal(c->smtp_bare_lf, CONF_BARE_LF_REJECT);
+	conf_free(&c);
+	refuse_value("smtp_bare_lf", "accept", "expected reject or normalize");
+	refuse_value("smtp_bare_lf", "", "expected reject or normalize");
+}
+
+static void test_listen(void **state)
+{
+	(void)state;
+	struct conf *c = set1("smtp_listen", "127.0.0.1:25 [::1]:25 *:25");
+	assert_int_equal(c->listen_count[CONF_LISTENER_SMTP], 3);
+	assert_listen(c, CONF_LISTENER_SMTP, 0, "127.0.0.1", 25);
+	assert_listen(c, CONF_LISTENER_SMTP, 1, "::1", 25);
+	assert_listen(c, CONF_LISTENER_SMTP, 2, "*", 25);
+	/* the other listeners keep their defaults */
+	assert_listen(c, CONF_LISTENER_SUBMISSION, 0, "*", 587);
+	assert_listen(c, CONF_LISTENER_SUBMISSIONS, 0, "*", 465);
+	conf_free(&c);
+
+	c = parse("submission_listen = 192.0.2.1:587,[2001:db8::1]:1587\t*:65535\n"
+		  "submissions_listen = [::]:465\n");
+	assert_int_equal(c->listen_count[CONF_LISTENER_SUBMISSION], 3);
+	assert_listen(c, CONF_LISTENER_SUBMISSION, 0, "192.0.2.1", 587);
+	assert_listen(c, CONF_LISTENER_SUBMISSION, 1, "2001:db8::1", 1587);
+	assert_listen(c, CONF_LISTENER_SUBMISSION, 2, "*", 65535);
+	assert_int_equal(c->listen_count[CONF_LISTENER_SUBMISSIONS], 1);
+	assert_listen(c, CONF_LISTENER_SUBMISSIONS, 0, "::", 465);
+	assert_int_equal(c->listen_count[CONF_LISTENER_SMTP], 1);
+	conf_free(&c);
+
+	/* an empty value turns the listener off */
+	c = parse("smtp_listen =\nsubmissions_listen =   \n");
+	assert_int_equal(c->listen_count[CONF_LISTENER_SMTP], 0);
+	assert_int_equal(c->listen_count[CONF_LISTENER_SUBMISSIONS], 0);
+	assert_int_equal(c->listen_count[CONF_LISTENER_SUBMISSION], 1);
+	conf_free(&c);
+
+	/* up to CONF_LISTEN_MAX entries, the last setting replaces the earlier list */
+	c = parse("smtp_listen = *:1 *:2 *:3 *:4 *:5 *:6 *:7 *:8\nsmtp_listen = *:2525\n");
+	assert_int_equal(c->listen_count[CONF_LISTENER_SMTP], 1);
+	assert_listen(c, CONF_LISTENER_SMTP, 0, "*", 2525);
+	conf_free(&c);
+	c = set1("smtp_listen", "*:1 *:2 *:3 *:4 *:5 *:6 *:7 *:8");
+	assert_int_equal(c->listen_count[CONF_LISTENER_SMTP], CONF_LISTEN_MAX);
+	assert_listen(c, CONF_LISTENER_SMTP, 7, "*", 8);
+	conf_free(&c);
+
+	const char *bad = "expected a list of ADDRESS:PORT ('*:25', '127.0.0.1:25', '[::1]:25')";
+	static const char *const bad_values[] = {
+		"127.0.0.1", ":25", "*:", "*:0", "*:65536", "*:123456", "*:2a", "*:-1",
+		"[::1]25", "[::1]", "[::1:25", "[]:25", "*:25 x", "*:1 *:2 *:3 *:4 *:5 *:6 *:7 *:8 *:9",
+	};
+	for (size_t i = 0; i < sizeof(bad_values) / sizeof(bad_values[0]); i++)
+		refuse_value("smtp_listen", bad_values[i], bad);
+}
+
+/* conf_parse_listen() called directly: a bad list leaves the old one in place. */
+static void test_parse_listen_direct(void **state)
+{
+	(void)state;
+	struct conf *c = conf_new_defaults("/x");
+	assert_int_equal(conf_parse_listen(c, CONF_LISTENER_SMTP, "[::1]:25 10.0.0.1:2525"), 0);
+	assert_int_equal(c->listen_count[CONF_LISTENER_SMTP], 2);
+	assert_int_equal(conf_parse_listen(c, CONF_LISTENER_SMTP, "[::1]:25 nonsense"), -1);
+	assert_int_equal(c->listen_count[CONF_LISTENER_SMTP], 2);
+	assert_listen(c, CONF_LISTENER_SMTP, 0, "::1", 25);
+	assert_listen(c, CONF_LISTENER_SMTP, 1, "10.0.0.1", 2525);
+	assert_int_equal(conf_parse_listen(c, CONF_LISTENER_SMTP, ""), 0);
+	assert_int_equal(c->listen_count[CONF_LISTENER_SMTP], 0);
+	conf_free(&c);
+}
+
+static void test_comments_blank_crlf(void **state)
+{
+	(void)state;
+	struct conf *c = parse("# Posthorn\n"
+			       "\n"
+			       "   \t  \n"
+			       "hostname = mx.example.org   # trailing comment\n"
+			       "#threads = 9\n"
+			       "  # indented comment\n"
+			       "threads = 4#no space before the comment\n"
+			       "log_level = debug");  /* no final newline */
+	assert_string_equal(c->hostname, "mx.example.org");
+	assert_int_equal(c->threads, 4);
+	assert_int_equal(c->log_level, LOG_LEVEL_DEBUG);
+	conf_free(&c);
+
+	/* CRLF line ends: the CR is not part of any value */
+	c = parse("# comment\r\n\r\nhostname = mx.example.org\r\ndata_dir = d\r\nthreads = 8\r\n"
+		  "smtp_vrfy = yes\r\nsmtp_listen = [::1]:25\r\nlimit_request_timeout = 5m\r\n"
+		  "log_level = warn # c\r\n");
+	assert_string_equal(c->hostname, "mx.example.org");
+	assert_string_equal(c->data_dir, DIR "/d");
+	assert_int_equal(c->threads, 8);
+	assert_true(c->vrfy_enabled);
+	assert_listen(c, CONF_LISTENER_SMTP, 0, "::1", 25);
+	assert_int_equal(c->limits.request_timeout, 300);
+	assert_int_equal(c->log_level, LOG_LEVEL_WARN);
+	conf_free(&c);
+
+	/* a CRLF file's error still counts lines right and has no CR in it */
+	refuse("hostname = a\r\n\r\n# x\r\nthreads = many\r\n",
+	       PATH ":4: threads: expected a non-negative integer");
+}
+
+static void test_errors(void **state)
+{
+	(void)state;
+	refuse("hostname = a\n\nno_such_key = 1\n", PATH ":3: no_such_key: unknown key");
+	refuse("  Hostname   = a\n", PATH ":1: Hostname: unknown key");
+	refuse("limits.command_line = 1\n", PATH ":1: limits.command_line: unknown key");
+	refuse("# one\nthreads = 4\nthreads = four\n",
+	       PATH ":3: threads: expected a non-negative integer");
+	refuse("limit_command_line = 100\n", PATH ":1: limit_command_line: value out of range");
+	refuse("\n\n\n\nlimit_command_line = 100", PATH ":5: limit_command_line: value out of range");
+	/* the first error wins, later lines are not looked at */
+	refuse("a = 1\nb = 2\n", PATH ":1: a: unknown key");
+	/* a line without '=' has no key to name */
+	refuse("hostname = a\nhostname\n", PATH ":2: expected 'key = value'");
+	refuse("# c\n\njust some words # and a comment\n", PATH ":3: expected 'key = value'");
+	refuse("hostname # = x\n", PATH ":1: expected 'key = value'");
+	/* an empty key is unknown (the message then has no key part) */
+	refuse("= value\n", PATH ":1: unknown key");
+	/* a NUL byte anywhere on a line */
+	refuse_n("hostname = a\nthreads = 1\0\n", 25, PATH ":2: NUL byte in config file");
+	refuse_n("\0", 1, PATH ":1: NUL byte in config file");
+	refuse_n("# ok\n# comment \0 with NUL\n", 26, PATH ":2: NUL byte in config file");
+	/* overflowing numbers */
+	refuse("\nlimit_recipients = 184467440737095516160\n",
+	       PATH ":2: limit_recipients: expected a non-negative integer");
+	refuse("\n\nlimit_message_size = 99999999999999999999999G\n",
+	       PATH ":3: limit_message_size: expected a size in bytes (suffix K, M, G)");
+	refuse("limit_message_size = 1000000000000000G\n",
+	       PATH ":1: limit_message_size: expected a size in bytes (suffix K, M, G)");
+	refuse("limit_connections = 18446744073709551615\n",
+	       PATH ":1: limit_connections: value out of range");
+	/* a config path without a directory is quoted as given */
+	char *error = NULL;
+	const char *text = "bogus = 1\n";
+	assert_null(conf_parse("p.conf", text, strlen(text), &error));
+	assert_string_equal(error, "p.conf:1: bogus: unknown key");
+	free(error);
+}
+
+static void test_refcount(void **state)
+{
+	(void)state;
+	struct conf *c = conf_new_defaults("/x");
+	assert_int_equal(c->refcount, 1);
+	struct conf *r1 = conf_ref(c);
+	assert_ptr_equal(r1, c);
+	assert_int_equal(c->refcount, 2);
+	struct conf *r2 = conf_ref(c);
+	assert_int_equal(c->refcount, 3);
+	conf_free(&c);
+	assert_null(c);
+	assert_int_equal(r1->refcount, 2);
+	assert_string_equal(r1->hostname, "localhost");
+	conf_free(&r2);
+	assert_null(r2);
+	assert_int_equal(r1->refcount, 1);
+	assert_string_equal(r1->data_dir, "/x/data");
+	conf_free(&r1); /* the last reference frees (ASan would report a leak otherwise) */
+	assert_null(r1);
+	conf_free(&r1); /* NULL is fine */
+	struct conf *none = NULL;
+	conf_free(&none);
+}
+
+/* limit_data_min_rate is a size (K/M/G suffixes) stored in an unsigned field. Setting it must
+ * change that field only: in particular limit_message_size, which follows it in struct
+ * limits, keeps its value whichever order the two lines come in. */
+static void test_data_min_rate(void **state)
+{
+	(void)state;
+	struct conf *c = set1("limit_data_min_rate", "1000");
+	assert_int_equal(c->limits.data_min_rate, 1000);
+	assert_int_equal(c->limits.message_size, 50 * 1024 * 1024);
+	assert_int_equal(c->limits.request_timeout, 300);
+	conf_free(&c);
+	c = parse("limit_message_size = 20M\nlimit_data_min_rate = 0\n");
+	assert_int_equal(c->limits.data_min_rate, 0);
+	assert_int_equal(c->limits.message_size, 20 * 1024 * 1024);
+	conf_free(&c);
+	c = set1("limit_data_min_rate", "1G");
+	assert_int_equal(c->limits.data_min_rate, 1u << 30);
+	assert_int_equal(c->limits.message_size, 50 * 1024 * 1024);
+	conf_free(&c);
+	c = set1("limit_data_min_rate", "4k");
+	assert_int_equal(c->limits.data_min_rate, 4096);
+	conf_free(&c);
+	refuse_value("limit_data_min_rate", "2G", "value out of range");
+	refuse_value("limit_data_min_rate", "1073741825", "value out of range");
+	refuse_value("limit_data_min_rate", "fast", "expected a size in bytes (suffix K, M, G)");
+}
+
+/* A fresh directory under /tmp for conf_load() tests. */
+static char tmpdir[64];
+
+static int setup_tmpdir(void **state)
+{
+	(void)state;
+	memcpy(tmpdir, "/tmp/test_conf.XXXXXX", sizeof("/tmp/test_conf.XXXXXX"));
+	return mkdtemp(tmpdir) == NULL ? -1 : 0;
+}
+
+static void tmp_path(struct buf *b, const char *name)
+{
+	buf_init(b, 4096);
+	assert_int_equal(buf_printf(b, "%s/%s", tmpdir, name), 0);
+}
+
+static void write_file(const char *path, const char *data, size_t len)
+{
+	FILE *f = fopen(path, "w");
+	assert_non_null(f);
+	assert_int_equal(fwrite(data, 1, len, f), len);
+	assert_int_equal(fclose(f), 0);
+}
+
+static int teardown_tmpdir(void **state)
+{
+	(void)state;
+	static const char *const names[] = {"posthorn.conf", "bad.conf", "nul.conf", "big.conf",
+					    "max.conf"};
+	for (size_t i = 0; i < sizeof(names) / sizeof(names[0]); i++) {
+		struct buf p;
+		tmp_path(&p, names[i]);
+		(void)unlink(buf_cstr(&p));
+		buf_free(&p);
+	}
+	return rmdir(tmpdir);
+}
+
+static void test_load(void **state)
+{
+	(void)state;
+	struct buf path, want;
+	tmp_path(&path, "posthorn.conf");
+	const char *text = "hostname = loaded.example\r\ndata_dir = store\ntls_key = /abs/k.pem\n";
+	write_file(buf_cstr(&path), text, strlen(text));
+	char *error = NULL;
+	struct conf *c = conf_load(buf_cstr(&path), &error);
+	if (c == NULL)
+		fail_msg("conf_load: %s", error);
+	assert_string_equal(c->path, buf_cstr(&path));
+	assert_string_equal(c->hostname, "loaded.example");
+	tmp_path(&want, "store");
+	assert_string_equal(c->data_dir, buf_cstr(&want));
+	buf_free(&want);
+	tmp_path(&want, "tls/cert.pem");
+	assert_string_equal(c->tls_cert, buf_cstr(&want));
+	buf_free(&want);
+	assert_string_equal(c->tls_key, "/abs/k.pem");
+	conf_free(&c);
+	buf_free(&path);
+
+	/* an error in a file names the file and line */
+	tmp_path(&path, "bad.conf");
+	text = "# x\nthreads = 2\nlimit_command_line = 100\n";
+	write_file(buf_cstr(&path), text, strlen(text));
+	error = NULL;
+	assert_null(conf_load(buf_cstr(&path), &error));
+	buf_init(&want, 4096);
+	assert_int_equal(buf_printf(&want, "%s:3: limit_command_line: value out of range",
+				    buf_cstr(&path)), 0);
+	assert_string_equal(error, buf_cstr(&want));
+	free(error);
+	buf_free(&want);
+	buf_free(&path);
+
+	/* a NUL byte in a file */
+	tmp_path(&path, "nul.conf");
+	write_file(buf_cstr(&path), "threads = 2\n\nhost\0name = x\n", 26);
+	error = NULL;
+	assert_null(conf_load(buf_cstr(&path), &error));
+	buf_init(&want, 4096);
+	assert_int_equal(buf_printf(&want, "%s:3: NUL byte in config file", buf_cstr(&path)), 0);
+	assert_string_equal(error, buf_cstr(&want));
+	free(error);
+	buf_free(&want);
+	buf_free(&path);
+}
+
+static void test_load_missing(void **state)
+{
+	(void)state;
+	struct buf path;
+	tmp_path(&path, "does-not-exist.conf");
+	char *error = NULL;
+	assert_null(conf_load(buf_cstr(&path), &error));
+	assert_non_null(error);
+	/* the message starts with the path and says why */
+	assert_true(strncmp(error, buf_cstr(&path), path.len) == 0);
+	assert_int_equal(error[path.len], ':');
+	assert_non_null(strstr(error, strerror(ENOENT)));
+	free(error);
+	buf_free(&path);
+
+	error = NULL;
+	assert_null(conf_load("/nonexistent-dir/posthorn.conf", &error));
+	assert_non_null(strstr(error, "/nonexistent-dir/posthorn.conf"));
+	free(error);
+}
+
+/* A file of exactly 1 MiB loads; one octet more is refused. */
+static void test_load_size_limit(void **state)
+{
+	(void)state;
+	const size_t mib = 1024 * 1024;
+	char *text = malloc(mib + 1);
+	assert_non_null(text);
+	memset(text, '#', mib + 1);
+	text[mib - 1] = '\n';
+	struct buf path;
+	tmp_path(&path, "max.conf");
+	write_file(buf_cstr(&path), text, mib);
+	char *error = NULL;
+	struct conf *c = conf_load(buf_cstr(&path), &error);
+	if (c == NULL)
+		fail_msg("1 MiB file refused: %s", error);
+	conf_free(&c);
+	buf_free(&path);
+
+	tmp_path(&path, "big.conf");
+	text[mib] = '\n';
+	write_file(buf_cstr(&path), text, mib + 1);
+	error = NULL;
+	assert_null(conf_load(buf_cstr(&path), &error));
+	struct buf want;
+	buf_init(&want, 4096);
+	assert_int_equal(buf_printf(&want, "%s:0: file larger than 1 MiB", buf_cstr(&path)), 0);
+	assert_string_equal(error, buf_cstr(&want));
+	free(error);
+	buf_free(&want);
+	buf_free(&path);
+	free(text);
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_defaults),
+		cmocka_unit_test(test_string),
+		cmocka_unit_test(test_path),
+		cmocka_unit_test(test_uint),
+		cmocka_unit_test(test_size),
+		cmocka_unit_test(test_seconds),
+		cmocka_unit_test(test_bool),
+		cmocka_unit_test(test_log_level),
+		cmocka_unit_test(test_bare_lf),
+		cmocka_unit_test(test_listen),
+		cmocka_unit_test(test_parse_listen_direct),
+		cmocka_unit_test(test_comments_blank_crlf),
+		cmocka_unit_test(test_errors),
+		cmocka_unit_test(test_refcount),
+		cmocka_unit_test(test_load),
+		cmocka_unit_test(test_load_missing),
+		cmocka_unit_test(test_load_size_limit),
+		/* last: fails (and under -fno-sanitize-recover aborts) until conf.c stores
+		 * limit_data_min_rate with the width of its field */
+		cmocka_unit_test(test_data_min_rate),
+	};
+	return cmocka_run_group_tests(tests, setup_tmpdir, teardown_tmpdir);
+}
