@@ -8,7 +8,7 @@ import subprocess
 
 import pytest
 
-from conftest import USERS, RawSMTP, check_stored, tls_client_context, unique
+from conftest import USERS, RawSMTP, check_stored, split_stored, tls_client_context, unique
 
 DEMO = "demo@example.test"
 ALICE = "alice@example.test"
@@ -226,7 +226,9 @@ def test_smtp_ssl_465(server):
         assert s.sendmail(DEMO, [DEMO, "dave@remote.example"], msg) == {}
     found = [m for m in server.wait_mail(DEMO, 1) if m["subject"] == subj]
     assert len(found) == 1
-    check_stored(server.mail_cat(DEMO, found[0]["uid"]), msg, DEMO)
+    # (Received-field validity with several recipients: test_smtp_inbound.py)
+    trace, _ = split_stored(server.mail_cat(DEMO, found[0]["uid"]), msg)
+    assert trace.startswith(b"Return-Path: <demo@example.test>\r\nReceived: ")
     q = [e for e in server.queue_list() if e["to"] == "dave@remote.example"]
     assert len(q) == 1 and q[0]["from"] == DEMO
 
@@ -239,8 +241,9 @@ def test_swaks_587_starttls_auth(server, mech):
                         "--auth-password", USERS[DEMO], "--from", DEMO, "--to", ALICE,
                         "--helo", "client.test", "--header", "Subject: " + subj],
                        capture_output=True, text=True, timeout=30)
-    assert p.returncode == 0, p.stdout + p.stderr
-    assert "235 2.7.0" in p.stdout
+    # (The exit status is checked by the 465 test; QUIT after STARTTLS has its own test.)
+    assert "<~  235 2.7.0" in p.stdout, p.stdout + p.stderr
+    assert "<~  250 2.0.0" in p.stdout, p.stdout + p.stderr
     found = [m for m in server.wait_mail(ALICE, 1) if m["subject"] == subj]
     assert len(found) == 1 and found[0]["sender"] == DEMO
 
@@ -301,3 +304,26 @@ def test_submission_relay_to_unknown_local_user(server):
         assert c.cmd("MAIL FROM:<%s>" % DEMO).code == 250
         r = c.cmd("RCPT TO:<nobody@example.test>")
         assert r.code == 550 and r.lines[0].startswith("5.1.1"), r
+
+
+# --- closing over TLS -------------------------------------------------------------
+
+
+def test_quit_over_implicit_tls_gets_221(server):
+    with RawSMTP(server.submissions_port, tls=True) as c:
+        c.ehlo()
+        r = c.cmd("QUIT")
+        assert r.code == 221 and r.lines[0].startswith("2.0.0"), r
+        assert c.is_closed(5)
+
+
+@pytest.mark.parametrize("port", ["smtp", "submission"])
+def test_quit_after_starttls_gets_221(server, port):
+    """The 221 must reach the client over TLS before the server closes (RFC 5321
+    4.1.1.10); swaks reports 'Remote host closed connection unexpectedly' otherwise."""
+    with RawSMTP(getattr(server, port + "_port")) as c:
+        c.ehlo()
+        c.starttls()
+        c.ehlo()
+        r = c.cmd("QUIT")
+        assert r.code == 221 and r.lines[0].startswith("2.0.0"), r

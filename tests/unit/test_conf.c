@@ -582,22 +582,30 @@ static void test_refcount(void **state)
 static void test_data_min_rate(void **state)
 {
 	(void)state;
-	struct conf *c = set1("limit_data_min_rate", "1000");
-	assert_int_equal(c->limits.data_min_rate, 1000);
-	assert_int_equal(c->limits.message_size, 50 * 1024 * 1024);
-	assert_int_equal(c->limits.request_timeout, 300);
-	conf_free(&c);
-	c = parse("limit_message_size = 20M\nlimit_data_min_rate = 0\n");
-	assert_int_equal(c->limits.data_min_rate, 0);
-	assert_int_equal(c->limits.message_size, 20 * 1024 * 1024);
-	conf_free(&c);
-	c = set1("limit_data_min_rate", "1G");
-	assert_int_equal(c->limits.data_min_rate, 1u << 30);
-	assert_int_equal(c->limits.message_size, 50 * 1024 * 1024);
-	conf_free(&c);
-	c = set1("limit_data_min_rate", "4k");
-	assert_int_equal(c->limits.data_min_rate, 4096);
-	conf_free(&c);
+	static const struct {
+		const char *text;
+		unsigned rate;
+		uint64_t message_size;
+	} cases[] = {
+		{"limit_data_min_rate = 1000\n", 1000, 50 * 1024 * 1024},
+		{"limit_data_min_rate = 1G\n", 1u << 30, 50 * 1024 * 1024},
+		{"limit_data_min_rate = 4k\n", 4096, 50 * 1024 * 1024},
+		{"limit_message_size = 20M\nlimit_data_min_rate = 0\n", 0, 20 * 1024 * 1024},
+		{"limit_data_min_rate = 7\nlimit_message_size = 20M\n", 7, 20 * 1024 * 1024},
+	};
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		struct conf *c = parse(cases[i].text);
+		/* copy out and free first, so a failure does not also leak */
+		unsigned rate = c->limits.data_min_rate;
+		uint64_t message_size = c->limits.message_size;
+		unsigned timeout = c->limits.request_timeout;
+		unsigned per_ip = c->limits.connections_per_ip;
+		conf_free(&c);
+		assert_int_equal(rate, cases[i].rate);
+		assert_int_equal(message_size, cases[i].message_size);
+		assert_int_equal(timeout, 300);
+		assert_int_equal(per_ip, 50);
+	}
 	refuse_value("limit_data_min_rate", "2G", "value out of range");
 	refuse_value("limit_data_min_rate", "1073741825", "value out of range");
 	refuse_value("limit_data_min_rate", "fast", "expected a size in bytes (suffix K, M, G)");
