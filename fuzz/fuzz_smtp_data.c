@@ -14,10 +14,10 @@
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
 /* No core/log here: the target links smtp_data.c alone. */
-#define FUZZ_CHECK(expr)                                                                   \
-	do {                                                                               \
-		if (!(expr))                                                               \
-			abort();                                                           \
+#define FUZZ_CHECK(expr)                                                                           \
+	do {                                                                                       \
+		if (!(expr))                                                                       \
+			abort();                                                                   \
 	} while (0)
 
 struct fuzz_run {
@@ -40,8 +40,7 @@ static size_t fuzz_next_chunk(uint8_t mode, uint32_t *rng)
 }
 
 /* One call with an output buffer of exactly SMTP_DATA_OUT_MAX(len) octets. */
-static void fuzz_call(struct smtp_data *d, const unsigned char *in, size_t len,
-		      struct fuzz_run *r)
+static void fuzz_call(struct smtp_data *d, const unsigned char *in, size_t len, struct fuzz_run *r)
 {
 	size_t max = SMTP_DATA_OUT_MAX(len);
 	unsigned char *chunk = malloc(max);
@@ -69,8 +68,8 @@ static void fuzz_check_result(const struct fuzz_run *r, const unsigned char *in,
 		FUZZ_CHECK(r->consumed >= 3);
 		FUZZ_CHECK(memcmp(in + r->consumed - 3, ".\r\n", 3) == 0);
 		FUZZ_CHECK(r->consumed == 3 || memcmp(in + r->consumed - 5, "\r\n", 2) == 0);
-		FUZZ_CHECK(r->out_len == 0 || (r->out_len >= 2 &&
-					       memcmp(r->out + r->out_len - 2, "\r\n", 2) == 0));
+		FUZZ_CHECK(r->out_len == 0 ||
+		           (r->out_len >= 2 && memcmp(r->out + r->out_len - 2, "\r\n", 2) == 0));
 	}
 	if (normalize || !r->bare) {
 		/* no bare CR or LF in the output */

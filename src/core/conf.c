@@ -63,7 +63,8 @@ static char *conf_resolve_path(const char *base_dir, const char *value)
 		return xstrdup(value);
 	struct buf b;
 	buf_init(&b, 8192);
-	if (buf_printf(&b, "%s/%s", base_dir, value) < 0) {
+	const char *sep = base_dir[strlen(base_dir) - 1] == '/' ? "" : "/";
+	if (buf_printf(&b, "%s%s%s", base_dir, sep, value) < 0) {
 		buf_free(&b);
 		return xstrdup(value);
 	}
@@ -370,7 +371,9 @@ struct conf *conf_parse(const char *path, const char *text, size_t len, char **e
 {
 	char *base = xstrdup(path);
 	char *slash = strrchr(base, '/');
-	if (slash != NULL)
+	if (slash == base)
+		slash[1] = '\0'; /* a file in "/" */
+	else if (slash != NULL)
 		*slash = '\0';
 	else {
 		free(base);

@@ -16,7 +16,7 @@ struct limits {
 	unsigned recipients;	      /* per transaction; over it: 452 4.5.3 */
 	unsigned errors;	      /* bad commands before 421 4.7.0 and disconnect */
 	unsigned request_timeout;     /* seconds to wait for a command or data chunk */
-	unsigned data_min_rate;	      /* octets/second a client must sustain in DATA (0: off) */
+	size_t data_min_rate;	      /* octets/second a client must sustain in DATA (0: off) */
 	uint64_t message_size;	      /* octets; advertised as SIZE */
 	unsigned connections_per_ip;  /* simultaneous connections from one address (0: off) */
 	unsigned connections;	      /* simultaneous connections in all */

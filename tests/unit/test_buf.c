@@ -264,16 +264,11 @@ static void test_reset_and_reuse(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test(test_empty),
-		cmocka_unit_test(test_append_to_max),
-		cmocka_unit_test(test_append_over_max),
-		cmocka_unit_test(test_max_zero),
-		cmocka_unit_test(test_binary),
-		cmocka_unit_test(test_growth),
-		cmocka_unit_test(test_printf),
-		cmocka_unit_test(test_mixed),
-		cmocka_unit_test(test_consume),
-		cmocka_unit_test(test_reset_and_reuse),
+	    cmocka_unit_test(test_empty),           cmocka_unit_test(test_append_to_max),
+	    cmocka_unit_test(test_append_over_max), cmocka_unit_test(test_max_zero),
+	    cmocka_unit_test(test_binary),          cmocka_unit_test(test_growth),
+	    cmocka_unit_test(test_printf),          cmocka_unit_test(test_mixed),
+	    cmocka_unit_test(test_consume),         cmocka_unit_test(test_reset_and_reuse),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

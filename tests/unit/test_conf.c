@@ -82,7 +82,7 @@ static struct conf *set1(const char *key, const char *value)
 }
 
 static void assert_listen(const struct conf *c, enum conf_listener_kind kind, size_t i,
-			  const char *host, int port)
+                          const char *host, int port)
 {
 	assert_true(i < c->listen_count[kind]);
 	assert_string_equal(c->listen[kind][i].host, host);
@@ -226,8 +226,8 @@ static void test_uint(void **state)
 	assert_int_equal(c->threads, 7);
 	conf_free(&c);
 	c = parse("limit_recipients = 1\nlimit_errors = 1000\nlimit_connections_per_ip = 0\n"
-		  "limit_connections = 1000000\nlimit_auth_failures = 100\n"
-		  "limit_header_lines = 16\n");
+	          "limit_connections = 1000000\nlimit_auth_failures = 100\n"
+	          "limit_header_lines = 16\n");
 	assert_int_equal(c->limits.recipients, 1);
 	assert_int_equal(c->limits.errors, 1000);
 	assert_int_equal(c->limits.connections_per_ip, 0);
@@ -320,9 +320,8 @@ static void test_seconds(void **state)
 	static const struct {
 		const char *value;
 		unsigned want;
-	} ok[] = {{"1", 1},	  {"30", 30},	    {"30s", 30},	{"30S", 30},
-		  {"5m", 300},	  {"2h", 7200},	    {"1d", 86400},	{"86400", 86400},
-		  {"1440m", 86400}, {"24H", 86400}};
+	} ok[] = {{"1", 1},     {"30", 30},    {"30s", 30},      {"30S", 30},      {"5m", 300},
+	          {"2h", 7200}, {"1d", 86400}, {"86400", 86400}, {"1440m", 86400}, {"24H", 86400}};
 	for (size_t i = 0; i < sizeof(ok) / sizeof(ok[0]); i++) {
 		struct conf *c = set1("limit_request_timeout", ok[i].value);
 		assert_int_equal(c->limits.request_timeout, ok[i].want);
@@ -351,20 +350,20 @@ static void test_bool(void **state)
 	for (size_t k = 0; k < 3; k++) {
 		for (size_t i = 0; i < 3; i++) {
 			struct conf *c = set1(keys[k], yes[i]);
-			bool *field = k == 0 ? &c->log_syslog
-				      : k == 1 ? &c->allow_plaintext_auth
-					       : &c->vrfy_enabled;
+			bool *field = k == 0   ? &c->log_syslog
+			              : k == 1 ? &c->allow_plaintext_auth
+			                       : &c->vrfy_enabled;
 			assert_true(*field);
 			conf_free(&c);
 			struct buf text;
 			buf_init(&text, 256);
-			assert_int_equal(buf_printf(&text, "%s = yes\n%s = %s\n", keys[k], keys[k],
-						    no[i]), 0);
+			assert_int_equal(
+			    buf_printf(&text, "%s = yes\n%s = %s\n", keys[k], keys[k], no[i]), 0);
 			c = parse(buf_cstr(&text));
 			buf_free(&text);
-			field = k == 0 ? &c->log_syslog
-				: k == 1 ? &c->allow_plaintext_auth
-					 : &c->vrfy_enabled;
+			field = k == 0   ? &c->log_syslog
+			        : k == 1 ? &c->allow_plaintext_auth
+			                 : &c->vrfy_enabled;
 			assert_false(*field);
 			conf_free(&c);
 		}
@@ -385,9 +384,9 @@ static void test_log_level(void **state)
 		const char *name;
 		enum log_level level;
 	} levels[] = {{"error", LOG_LEVEL_ERROR},
-		      {"warn", LOG_LEVEL_WARN},
-		      {"info", LOG_LEVEL_INFO},
-		      {"debug", LOG_LEVEL_DEBUG}};
+	              {"warn", LOG_LEVEL_WARN},
+	              {"info", LOG_LEVEL_INFO},
+	              {"debug", LOG_LEVEL_DEBUG}};
 	for (size_t i = 0; i < 4; i++) {
 		struct conf *c = set1("log_level", levels[i].name);
 		assert_int_equal(c->log_level, levels[i].level);
@@ -426,7 +425,7 @@ static void test_listen(void **state)
 	conf_free(&c);
 
 	c = parse("submission_listen = 192.0.2.1:587,[2001:db8::1]:1587\t*:65535\n"
-		  "submissions_listen = [::]:465\n");
+	          "submissions_listen = [::]:465\n");
 	assert_int_equal(c->listen_count[CONF_LISTENER_SUBMISSION], 3);
 	assert_listen(c, CONF_LISTENER_SUBMISSION, 0, "192.0.2.1", 587);
 	assert_listen(c, CONF_LISTENER_SUBMISSION, 1, "2001:db8::1", 1587);
@@ -455,8 +454,13 @@ static void test_listen(void **state)
 
 	const char *bad = "expected a list of ADDRESS:PORT ('*:25', '127.0.0.1:25', '[::1]:25')";
 	static const char *const bad_values[] = {
-		"127.0.0.1", ":25", "*:", "*:0", "*:65536", "*:123456", "*:2a", "*:-1",
-		"[::1]25", "[::1]", "[::1:25", "[]:25", "*:25 x", "*:1 *:2 *:3 *:4 *:5 *:6 *:7 *:8 *:9",
+	    "127.0.0.1", ":25",
+	    "*:",        "*:0",
+	    "*:65536",   "*:123456",
+	    "*:2a",      "*:-1",
+	    "[::1]25",   "[::1]",
+	    "[::1:25",   "[]:25",
+	    "*:25 x",    "*:1 *:2 *:3 *:4 *:5 *:6 *:7 *:8 *:9",
 	};
 	for (size_t i = 0; i < sizeof(bad_values) / sizeof(bad_values[0]); i++)
 		refuse_value("smtp_listen", bad_values[i], bad);
@@ -482,13 +486,13 @@ static void test_comments_blank_crlf(void **state)
 {
 	(void)state;
 	struct conf *c = parse("# Posthorn\n"
-			       "\n"
-			       "   \t  \n"
-			       "hostname = mx.example.org   # trailing comment\n"
-			       "#threads = 9\n"
-			       "  # indented comment\n"
-			       "threads = 4#no space before the comment\n"
-			       "log_level = debug");  /* no final newline */
+	                       "\n"
+	                       "   \t  \n"
+	                       "hostname = mx.example.org   # trailing comment\n"
+	                       "#threads = 9\n"
+	                       "  # indented comment\n"
+	                       "threads = 4#no space before the comment\n"
+	                       "log_level = debug"); /* no final newline */
 	assert_string_equal(c->hostname, "mx.example.org");
 	assert_int_equal(c->threads, 4);
 	assert_int_equal(c->log_level, LOG_LEVEL_DEBUG);
@@ -496,8 +500,8 @@ static void test_comments_blank_crlf(void **state)
 
 	/* CRLF line ends: the CR is not part of any value */
 	c = parse("# comment\r\n\r\nhostname = mx.example.org\r\ndata_dir = d\r\nthreads = 8\r\n"
-		  "smtp_vrfy = yes\r\nsmtp_listen = [::1]:25\r\nlimit_request_timeout = 5m\r\n"
-		  "log_level = warn # c\r\n");
+	          "smtp_vrfy = yes\r\nsmtp_listen = [::1]:25\r\nlimit_request_timeout = 5m\r\n"
+	          "log_level = warn # c\r\n");
 	assert_string_equal(c->hostname, "mx.example.org");
 	assert_string_equal(c->data_dir, DIR "/d");
 	assert_int_equal(c->threads, 8);
@@ -521,7 +525,8 @@ static void test_errors(void **state)
 	refuse("# one\nthreads = 4\nthreads = four\n",
 	       PATH ":3: threads: expected a non-negative integer");
 	refuse("limit_command_line = 100\n", PATH ":1: limit_command_line: value out of range");
-	refuse("\n\n\n\nlimit_command_line = 100", PATH ":5: limit_command_line: value out of range");
+	refuse("\n\n\n\nlimit_command_line = 100",
+	       PATH ":5: limit_command_line: value out of range");
 	/* the first error wins, later lines are not looked at */
 	refuse("a = 1\nb = 2\n", PATH ":1: a: unknown key");
 	/* a line without '=' has no key to name */
@@ -587,11 +592,11 @@ static void test_data_min_rate(void **state)
 		unsigned rate;
 		uint64_t message_size;
 	} cases[] = {
-		{"limit_data_min_rate = 1000\n", 1000, 50 * 1024 * 1024},
-		{"limit_data_min_rate = 1G\n", 1u << 30, 50 * 1024 * 1024},
-		{"limit_data_min_rate = 4k\n", 4096, 50 * 1024 * 1024},
-		{"limit_message_size = 20M\nlimit_data_min_rate = 0\n", 0, 20 * 1024 * 1024},
-		{"limit_data_min_rate = 7\nlimit_message_size = 20M\n", 7, 20 * 1024 * 1024},
+	    {"limit_data_min_rate = 1000\n", 1000, 50 * 1024 * 1024},
+	    {"limit_data_min_rate = 1G\n", 1u << 30, 50 * 1024 * 1024},
+	    {"limit_data_min_rate = 4k\n", 4096, 50 * 1024 * 1024},
+	    {"limit_message_size = 20M\nlimit_data_min_rate = 0\n", 0, 20 * 1024 * 1024},
+	    {"limit_data_min_rate = 7\nlimit_message_size = 20M\n", 7, 20 * 1024 * 1024},
 	};
 	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
 		struct conf *c = parse(cases[i].text);
@@ -639,7 +644,7 @@ static int teardown_tmpdir(void **state)
 {
 	(void)state;
 	static const char *const names[] = {"posthorn.conf", "bad.conf", "nul.conf", "big.conf",
-					    "max.conf"};
+	                                    "max.conf"};
 	for (size_t i = 0; i < sizeof(names) / sizeof(names[0]); i++) {
 		struct buf p;
 		tmp_path(&p, names[i]);
@@ -679,8 +684,8 @@ static void test_load(void **state)
 	error = NULL;
 	assert_null(conf_load(buf_cstr(&path), &error));
 	buf_init(&want, 4096);
-	assert_int_equal(buf_printf(&want, "%s:3: limit_command_line: value out of range",
-				    buf_cstr(&path)), 0);
+	assert_int_equal(
+	    buf_printf(&want, "%s:3: limit_command_line: value out of range", buf_cstr(&path)), 0);
 	assert_string_equal(error, buf_cstr(&want));
 	free(error);
 	buf_free(&want);
@@ -757,26 +762,26 @@ static void test_load_size_limit(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test(test_defaults),
-		cmocka_unit_test(test_string),
-		cmocka_unit_test(test_path),
-		cmocka_unit_test(test_uint),
-		cmocka_unit_test(test_size),
-		cmocka_unit_test(test_seconds),
-		cmocka_unit_test(test_bool),
-		cmocka_unit_test(test_log_level),
-		cmocka_unit_test(test_bare_lf),
-		cmocka_unit_test(test_listen),
-		cmocka_unit_test(test_parse_listen_direct),
-		cmocka_unit_test(test_comments_blank_crlf),
-		cmocka_unit_test(test_errors),
-		cmocka_unit_test(test_refcount),
-		cmocka_unit_test(test_load),
-		cmocka_unit_test(test_load_missing),
-		cmocka_unit_test(test_load_size_limit),
-		/* last: fails (and under -fno-sanitize-recover aborts) until conf.c stores
-		 * limit_data_min_rate with the width of its field */
-		cmocka_unit_test(test_data_min_rate),
+	    cmocka_unit_test(test_defaults),
+	    cmocka_unit_test(test_string),
+	    cmocka_unit_test(test_path),
+	    cmocka_unit_test(test_uint),
+	    cmocka_unit_test(test_size),
+	    cmocka_unit_test(test_seconds),
+	    cmocka_unit_test(test_bool),
+	    cmocka_unit_test(test_log_level),
+	    cmocka_unit_test(test_bare_lf),
+	    cmocka_unit_test(test_listen),
+	    cmocka_unit_test(test_parse_listen_direct),
+	    cmocka_unit_test(test_comments_blank_crlf),
+	    cmocka_unit_test(test_errors),
+	    cmocka_unit_test(test_refcount),
+	    cmocka_unit_test_setup_teardown(test_load, setup_tmpdir, teardown_tmpdir),
+	    cmocka_unit_test_setup_teardown(test_load_missing, setup_tmpdir, teardown_tmpdir),
+	    cmocka_unit_test_setup_teardown(test_load_size_limit, setup_tmpdir, teardown_tmpdir),
+	    /* last: fails (and under -fno-sanitize-recover aborts) until conf.c stores
+	     * limit_data_min_rate with the width of its field */
+	    cmocka_unit_test(test_data_min_rate),
 	};
-	return cmocka_run_group_tests(tests, setup_tmpdir, teardown_tmpdir);
+	return cmocka_run_group_tests(tests, NULL, NULL);
 }

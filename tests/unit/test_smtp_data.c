@@ -58,7 +58,7 @@ static void feed(struct smtp_data *d, const unsigned char *in, size_t len, struc
 /* Decode in with the given chunk sizes (sizes[i] == 0 is an empty call; the last chunk takes
  * the rest); stops at the end of data like a caller would. */
 static struct result decode_chunks(const unsigned char *in, size_t len, bool normalize,
-				   const size_t *sizes, size_t nsizes)
+                                   const size_t *sizes, size_t nsizes)
 {
 	struct smtp_data d;
 	struct result r = {0};
@@ -113,17 +113,16 @@ static void check_splits(const unsigned char *in, size_t len, bool normalize)
 	result_free(&whole);
 }
 
-/* Decode text in both modes (unless its result depends on the mode), check the result and
- * every split of the input. */
+/* Decode text in one mode, check the result, then check every split of the input. */
 static void expect_mode(const char *text, bool normalize, const char *want, size_t consumed,
-			bool end, bool bare)
+                        bool end, bool bare)
 {
 	const unsigned char *in = (const unsigned char *)text;
 	size_t len = strlen(text);
 	struct result r = decode(in, len, normalize);
 	if (r.out_len != strlen(want) || memcmp(r.out, want, r.out_len) != 0)
 		fail_msg("input \"%s\" (normalize=%d): output length %zu, want %zu \"%s\"", text,
-			 normalize, r.out_len, strlen(want), want);
+		         normalize, r.out_len, strlen(want), want);
 	assert_int_equal(r.consumed, consumed);
 	assert_int_equal(r.end, end);
 	assert_int_equal(r.bare, bare);
@@ -131,6 +130,7 @@ static void expect_mode(const char *text, bool normalize, const char *want, size
 	check_splits(in, len, normalize);
 }
 
+/* The same in both modes: for inputs without bare CR or LF. */
 static void expect(const char *text, const char *want, size_t consumed, bool end, bool bare)
 {
 	expect_mode(text, false, want, consumed, end, bare);
@@ -193,7 +193,7 @@ static void test_bare_lf_never_ends(void **state)
 {
 	(void)state;
 	static const char *const variants[] = {"\n.\n", "\r.\r", "\n.\r\n", "\r\n.\n", "x\ry",
-					       "\n.\r", "\r.\n", "\r.\r\n", "\n..\r\n"};
+	                                       "\n.\r", "\r.\n", "\r.\r\n", "\n..\r\n"};
 	for (size_t v = 0; v < sizeof(variants) / sizeof(variants[0]); v++) {
 		for (int normalize = 0; normalize <= 1; normalize++) {
 			/* the variant alone, after a line, and after the start of the data */
@@ -307,8 +307,8 @@ static void test_terminator_across_calls(void **state)
 static void test_binary_octets(void **state)
 {
 	(void)state;
-	static const unsigned char in[] = {'a', 0, 0xff, 0x80, '\r', '\n', '.', 0, '\r', '\n',
-					   '.', '\r', '\n'};
+	static const unsigned char in[] = {'a', 0,    0xff, 0x80, '\r', '\n', '.',
+	                                   0,   '\r', '\n', '.',  '\r', '\n'};
 	static const unsigned char want[] = {'a', 0, 0xff, 0x80, '\r', '\n', 0, '\r', '\n'};
 	for (int normalize = 0; normalize <= 1; normalize++) {
 		struct result r = decode(in, sizeof(in), normalize);
@@ -327,8 +327,14 @@ static void test_output_bound(void **state)
 {
 	(void)state;
 	static const char *const worst[] = {
-		"\r\r\r\r\r\r\r\r", "\n\n\n\n\n\n\n\n", ".\n.\n.\n", ".\rx.\rx", "\r\n.\rx\r\n.\n",
-		".\r\r\r", "\r\n.\r\r\n.\r\r\n.\rx", "\r\n.\n\r\n.\n\r\n.\n",
+	    "\r\r\r\r\r\r\r\r",
+	    "\n\n\n\n\n\n\n\n",
+	    ".\n.\n.\n",
+	    ".\rx.\rx",
+	    "\r\n.\rx\r\n.\n",
+	    ".\r\r\r",
+	    "\r\n.\r\r\n.\r\r\n.\rx",
+	    "\r\n.\n\r\n.\n\r\n.\n",
 	};
 	for (size_t w = 0; w < sizeof(worst) / sizeof(worst[0]); w++) {
 		for (int normalize = 0; normalize <= 1; normalize++) {
@@ -442,18 +448,18 @@ static void test_random(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test(test_end_of_data),
-		cmocka_unit_test(test_empty_message),
-		cmocka_unit_test(test_trailing_bytes_not_consumed),
-		cmocka_unit_test(test_dot_unstuffing),
-		cmocka_unit_test(test_bare_lf_never_ends),
-		cmocka_unit_test(test_bare_kept),
-		cmocka_unit_test(test_bare_normalized),
-		cmocka_unit_test(test_bare_flag_sticky),
-		cmocka_unit_test(test_terminator_across_calls),
-		cmocka_unit_test(test_binary_octets),
-		cmocka_unit_test(test_output_bound),
-		cmocka_unit_test(test_random),
+	    cmocka_unit_test(test_end_of_data),
+	    cmocka_unit_test(test_empty_message),
+	    cmocka_unit_test(test_trailing_bytes_not_consumed),
+	    cmocka_unit_test(test_dot_unstuffing),
+	    cmocka_unit_test(test_bare_lf_never_ends),
+	    cmocka_unit_test(test_bare_kept),
+	    cmocka_unit_test(test_bare_normalized),
+	    cmocka_unit_test(test_bare_flag_sticky),
+	    cmocka_unit_test(test_terminator_across_calls),
+	    cmocka_unit_test(test_binary_octets),
+	    cmocka_unit_test(test_output_bound),
+	    cmocka_unit_test(test_random),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
