@@ -49,6 +49,7 @@ queue_directory = $pf/queue
 data_directory = $pf/data
 mail_owner = postfix
 setgid_group = postdrop
+maillog_file_prefixes = $pf/log
 maillog_file = $pf/log/maillog
 myhostname = peer.$domain
 mydomain = $domain
@@ -128,7 +129,7 @@ auth_mechanisms = plain
 first_valid_uid = $uid
 mail_location = maildir:~/Maildir
 default_process_limit = 1100
-default_client_limit = 4000
+default_client_limit = 5000
 mail_max_userip_connections = 2000
 passdb {
   driver = passwd-file
@@ -184,8 +185,12 @@ start() {
 	# pipe of ours (a pipe held by a daemon never closes).
 	/usr/sbin/dovecot -c "$d/dovecot/etc/dovecot.conf" </dev/null >"$d/dovecot/log/start.log" 2>&1 ||
 		die "dovecot did not start: $(cat "$d/dovecot/log/start.log" "$d/dovecot/log/dovecot.log" 2>/dev/null)"
-	/usr/sbin/postfix -c "$d/postfix/etc" start </dev/null >"$d/postfix/log/start.log" 2>&1 ||
+	if ! /usr/sbin/postfix -c "$d/postfix/etc" start </dev/null >"$d/postfix/log/start.log" 2>&1; then
+		# Fatal start-up errors go only to syslog; on a terminal they go to stderr.
+		script -q -c "/usr/sbin/postfix -c $d/postfix/etc check" /dev/null </dev/null >>"$d/postfix/log/start.log" 2>&1 || true
+		stop_pid "$(dc_pid "$d")"
 		die "postfix did not start: $(cat "$d/postfix/log/start.log" "$d/postfix/log/maillog" 2>/dev/null)"
+	fi
 	wait_port $((base + 25)) 100 || die "postfix does not listen on $((base + 25)): $(cat "$d/postfix/log/maillog" 2>/dev/null)"
 	wait_port $((base + 143)) 100 || die "dovecot does not listen on $((base + 143)): $(cat "$d/dovecot/log/dovecot.log" 2>/dev/null)"
 	i=0

@@ -60,5 +60,12 @@ int privdrop_to_user(const char *user, const char *data_dir, const char **error_
 		*error_r = "privilege drop did not stick";
 		return -1;
 	}
+	if (access(data_dir, R_OK | W_OK | X_OK) != 0) {
+		snprintf(err, sizeof(err),
+			 "%s is not usable by user %s (check the permissions of its parent "
+			 "directories): %s", data_dir, user, strerror(errno));
+		*error_r = err;
+		return -1;
+	}
 	return 0;
 }
