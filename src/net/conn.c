@@ -74,16 +74,34 @@ static void conn_timer_cb(evutil_socket_t fd, short what, void *arg)
 		c->cb->on_timer(c, c->ctx);
 }
 
+/* Octets not yet handed to the kernel: with TLS over a filter, also those the filter has
+ * already encrypted into the socket bufferevent below it. */
+static size_t conn_unsent(const struct conn *c)
+{
+	if (c->bev == NULL)
+		return 0;
+	size_t n = evbuffer_get_length(bufferevent_get_output(c->bev));
+	struct bufferevent *under = bufferevent_get_underlying(c->bev);
+	if (under != NULL)
+		n += evbuffer_get_length(bufferevent_get_output(under));
+	return n;
+}
+
 static void conn_close_cb(evutil_socket_t fd, short what, void *arg)
 {
 	(void)fd;
-	(void)what;
 	struct conn *c = arg;
 	if (what & EV_TIMEOUT) {
-		/* Either the deferred close or the flush deadline. */
-		if (c->bev == NULL || evbuffer_get_length(bufferevent_get_output(c->bev)) == 0 ||
-		    c->closing)
+		/* Closing: wait (polling, since the layer below a TLS filter reports its drain to
+		 * the filter, not to us) until our last words are out, or the deadline passed. */
+		struct timeval now;
+		evutil_gettimeofday(&now, NULL);
+		if (conn_unsent(c) == 0 || evutil_timercmp(&now, &c->close_deadline, >)) {
 			conn_destroy(c);
+			return;
+		}
+		struct timeval again = { 0, 20000 };
+		event_add(c->close_ev, &again);
 	} else {
 		/* conn_resume(): run the input handler once. */
 		if (!c->dead && !c->paused && c->cb->on_input != NULL)
@@ -156,8 +174,9 @@ static void conn_read_cb(struct bufferevent *bev, void *arg)
 
 static void conn_write_cb(struct bufferevent *bev, void *arg)
 {
+	(void)bev;
 	struct conn *c = arg;
-	if (c->closing && evbuffer_get_length(bufferevent_get_output(bev)) == 0)
+	if (c->closing && conn_unsent(c) == 0)
 		conn_destroy(c);
 }
 
@@ -385,9 +404,9 @@ void conn_close(struct conn *c)
 	c->closing = true;
 	bufferevent_disable(c->bev, EV_READ);
 	/* Give a slow reader 10 seconds to take our last words, then drop it. */
-	struct timeval tv = { 0, 0 };
-	if (evbuffer_get_length(bufferevent_get_output(c->bev)) > 0)
-		tv.tv_sec = 10;
+	struct timeval now, grace = { 10, 0 }, tv = { 0, 0 };
+	evutil_gettimeofday(&now, NULL);
+	evutil_timeradd(&now, &grace, &c->close_deadline);
 	event_add(c->close_ev, &tv);
 }
 

@@ -28,6 +28,7 @@ struct conn {
 	size_t line_cap;
 	unsigned timeout;
 	unsigned holds;
+	struct timeval close_deadline;
 	bool tls_active, tls_pending, closing, dead, paused, discarding;
 	bool counted;
 	int local_port;

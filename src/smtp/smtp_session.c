@@ -136,6 +136,7 @@ void smtp_session_reset_tx(struct smtp_session *s)
 	s->body_error = NULL;
 	s->bdat_remaining = 0;
 	s->body_size = 0;
+	s->trace_size = 0;
 	s->headers = NULL;
 }
 
@@ -190,14 +191,15 @@ static int smtp_trace_headers(struct smtp_session *s, struct buf *b)
 			    : s->authenticated	    ? "ESMTPA"
 						    : "ESMTP";
 	int r = buf_printf(b, "Return-Path: <%s>\r\n", s->mail_from);
-	r |= buf_printf(b, "Received: from %s ([%s])\r\n\tby %s (Posthorn) with %s id %s\r\n",
+	/* Each folded line starts with a tab; the date ends the last one (RFC 5322 §3.6.7). */
+	r |= buf_printf(b, "Received: from %s ([%s])\r\n\tby %s (Posthorn) with %s id %s",
 			smtp_header_safe(s->tx, s->helo != NULL ? s->helo : "unknown"),
 			conn_remote_ip(s->conn), s->conf->hostname, proto, s->msgid);
 	if (conn_is_tls(s->conn))
-		r |= buf_printf(b, "\t(using %s)\r\n", conn_tls_description(s->conn));
+		r |= buf_printf(b, "\r\n\t(using %s)", conn_tls_description(s->conn));
 	if (s->rcpt_count == 1)
-		r |= buf_printf(b, "\tfor <%s>", s->rcpts[0].address);
-	r |= buf_printf(b, "; %s\r\n", date);
+		r |= buf_printf(b, "\r\n\tfor <%s>", s->rcpts[0].address);
+	r |= buf_printf(b, ";\r\n\t%s\r\n", date);
 	return r;
 }
 
@@ -221,6 +223,7 @@ const char *smtp_session_body_begin(struct smtp_session *s)
 		return "451 4.3.0 Local error: cannot write spool file";
 	}
 	s->body_size = b.len;
+	s->trace_size = b.len;
 	buf_free(&b);
 	s->body_started = true;
 	s->body_error = NULL;
@@ -235,7 +238,9 @@ static void smtp_body_write(struct smtp_session *s, const unsigned char *p, size
 {
 	if (s->body_error != NULL || n == 0)
 		return;
-	if (n > s->limits->message_size || s->body_size > s->limits->message_size - n) {
+	/* RFC 1870: the limit is on what the client sends, not on our trace headers. */
+	uint64_t client = s->body_size - s->trace_size;
+	if (n > s->limits->message_size || client > s->limits->message_size - n) {
 		s->body_error = "552 5.3.4 Message size exceeds fixed maximum message size";
 		return;
 	}
@@ -328,7 +333,8 @@ static void smtp_bdat_input(struct smtp_session *s)
 	else if (s->body_error != NULL)
 		smtp_reply(s, s->body_error);
 	else
-		smtp_replyf(s, "250 2.0.0 %llu octets received", (unsigned long long)s->body_size);
+		smtp_replyf(s, "250 2.0.0 %llu octets received",
+			    (unsigned long long)(s->body_size - s->trace_size));
 }
 
 /* ---- delivery ---- */

@@ -87,7 +87,8 @@ struct smtp_session {
 	uint64_t bdat_remaining;
 	int spool_fd;
 	char *spool_path;
-	uint64_t body_size;
+	uint64_t body_size;  /* octets in the spool, trace headers included */
+	uint64_t trace_size; /* octets of our Return-Path/Received lines */
 	time_t body_start;
 	struct smtp_data decoder;
 	struct header_scanner *headers;

@@ -280,6 +280,9 @@ class Server:
         self.log.close()
 
     def stop_and_check(self):
+        if self.proc is None:      # a test stopped or killed it already
+            self.assert_clean_log()
+            return
         rc = self.stop()
         log = self.log_text()
         assert rc == 0, "server exit status %r (want 0 within 10 s); log:\n%s" % (rc, log[-8000:])

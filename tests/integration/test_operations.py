@@ -153,9 +153,9 @@ def test_idle_timeout_closes_with_421(tmp_path_factory):
 def test_session_log_lines_carry_session_id(server):
     send_simple(server.smtp_port, ["demo@example.test"])
     log = server.log_text()
-    connects = [l for l in log.splitlines() if "event=connect" in l]
-    assert connects, log
-    sid = connects[-1].split("session=")[1].split()[0]
+    delivered = [l for l in log.splitlines() if "event=delivered" in l]
+    assert delivered, log
+    sid = delivered[-1].split("session=")[1].split()[0]
     assert len(sid) == 12
+    assert "session=%s proto=smtp event=connect ip=127.0.0.1" % sid in log
     assert "session=%s proto=smtp event=rcpt to=<demo@example.test> result=250" % sid in log
-    assert "session=%s proto=smtp event=delivered" % sid in log

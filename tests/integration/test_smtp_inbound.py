@@ -5,6 +5,8 @@ the small commands (VRFY, HELP, RSET, NOOP, QUIT)."""
 import re
 import smtplib
 import subprocess
+import threading
+import time
 
 import pytest
 
@@ -26,7 +28,6 @@ def message(subject, body="Hello.\r\n", sender="sender@remote.test", to="demo@ex
 
 def find(srv, user, subject, count=1):
     """Messages of user with exactly this subject (waits a little for count of them)."""
-    import time
     deadline = time.monotonic() + 10
     while True:
         found = [m for m in srv.mail_list(user) if m["subject"] == subject]
@@ -441,3 +442,79 @@ def test_transaction_after_message(server):
     assert find(server, "alice@example.test", s1, count=0) == []
     assert len(find(server, "alice@example.test", s2)) == 1
     assert find(server, "demo@example.test", s2, count=0) == []
+
+
+def test_ehlo_resets_transaction(server):
+    """RFC 5321 4.1.4: EHLO in the middle of a transaction clears it like RSET."""
+    with RawSMTP(server.smtp_port) as c:
+        c.ehlo()
+        assert c.cmd("MAIL FROM:<s@remote.test>").code == 250
+        assert c.cmd("RCPT TO:<demo@example.test>").code == 250
+        c.ehlo("again.test")
+        r = c.cmd("RCPT TO:<demo@example.test>")
+        assert r.code == 503, r
+        assert c.cmd("MAIL FROM:<s@remote.test>").code == 250
+
+
+def test_source_route_ignored(server):
+    """RFC 5321 4.1.1.3: a source route in RCPT is accepted and ignored."""
+    subj = unique("route")
+    replies = send_message(server.smtp_port, "s@remote.test",
+                           ["@relay1.test,@relay2.test:alice@example.test"], message(subj) + b".\r\n")
+    assert [r.code for r in replies] == [250, 250, 354, 250], replies
+    assert len(find(server, "alice@example.test", subj)) == 1
+
+
+def test_non_ascii_address_needs_smtputf8(server):
+    with RawSMTP(server.smtp_port) as c:
+        c.ehlo()
+        r = c.cmd("MAIL FROM:<j\u00f6rg@remote.test>")
+        assert r.code == 553 and r.lines[0].startswith("5.6.7"), r
+        r = c.cmd("MAIL FROM:<j\u00f6rg@remote.test> SMTPUTF8")
+        assert r.code == 250, r
+        assert c.cmd("RCPT TO:<demo@example.test>").code == 250
+
+
+def test_smtputf8_delivery(server):
+    subj = unique("utf8")
+    sender = "j\u00f6rg@remote.test"
+    msg = ("From: <%s>\r\nSubject: %s\r\n\r\nHall\u00f6\r\n" % (sender, subj)).encode()
+    with RawSMTP(server.smtp_port) as c:
+        c.ehlo()
+        assert c.cmd("MAIL FROM:<%s> SMTPUTF8 BODY=8BITMIME" % sender).code == 250
+        assert c.cmd("RCPT TO:<demo@example.test>").code == 250
+        assert c.cmd("DATA").code == 354
+        c.send(msg + b".\r\n")
+        assert c.read_reply().code == 250
+    m = find(server, "demo@example.test", subj)
+    assert len(m) == 1 and m[0]["sender"] == sender
+    check_stored(server.mail_cat("demo@example.test", m[0]["uid"]), msg, sender)
+
+
+def test_concurrent_deliveries(server):
+    """Many clients at once: every acknowledged message is stored once, UIDs distinct."""
+    tag = unique("conc")
+    errors = []
+
+    def client(n):
+        try:
+            with smtplib.SMTP("127.0.0.1", server.smtp_port, timeout=30) as s:
+                for i in range(6):
+                    subj = "%s-%d-%d" % (tag, n, i)
+                    s.sendmail("s@remote.test", ["demo@example.test", "bob@other.test"],
+                               message(subj))
+        except Exception as e:  # reported below
+            errors.append(repr(e))
+
+    threads = [threading.Thread(target=client, args=(n,)) for n in range(8)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(60)
+    assert not errors, errors
+    for user in ("demo@example.test", "bob@other.test"):
+        msgs = [m for m in server.mail_list(user) if m["subject"].startswith(tag + "-")]
+        assert sorted(m["subject"] for m in msgs) == sorted(
+            "%s-%d-%d" % (tag, n, i) for n in range(8) for i in range(6))
+        all_uids = [m["uid"] for m in server.mail_list(user)]
+        assert len(all_uids) == len(set(all_uids))

@@ -266,6 +266,22 @@ def test_error_limit_closes(server):
         assert c.is_closed(5)
 
 
+def test_error_limit_after_starttls(server):
+    """The 20th error reply and the 421 must reach the client over TLS too."""
+    with RawSMTP(server.smtp_port) as c:
+        c.ehlo()
+        c.starttls()
+        c.ehlo()
+        for i in range(19):
+            r = c.cmd("BOGUS%d" % i)
+            assert r.code == 500, (i, r)
+        c.send("BOGUS19\r\n")
+        replies = [c.read_reply()]
+        if replies[0].code != 421:
+            replies.append(c.read_reply())
+        assert replies[-1].code == 421 and replies[-1].lines[0].startswith("4.7.0"), replies
+
+
 def test_errors_below_limit_keep_session(server):
     with RawSMTP(server.smtp_port) as c:
         for i in range(18):

@@ -83,7 +83,7 @@ def test_smuggling_normalize_mode(normalize_server, ending):
 
 
 @pytest.mark.parametrize("body", [b"line one\nline two\r\n", b"line one\rline two\r\n",
-                                  b"ends with bare LF\n", b"\n", b"a\r\r\nb\r\n",
+                                  b"bare LF before CRLF\n\r\n", b"\n\r\n", b"a\r\r\nb\r\n",
                                   b"a\n\r\nb\r\n"], ids=repr)
 def test_bare_lf_cr_rejected(server, body):
     subj = unique("bare")
@@ -110,7 +110,7 @@ def test_bare_lf_in_headers_rejected(server):
 
 @pytest.mark.parametrize("body,expected", [
     (b"line one\nline two\r\n", b"line one\r\nline two\r\n"),
-    (b"bare LF at end\n", b"bare LF at end\r\n"),
+    (b"bare LF before CRLF\n\r\n", b"bare LF before CRLF\r\n\r\n"),
     (b"one\n\ntwo\r\n", b"one\r\n\r\ntwo\r\n"),
 ], ids=["middle", "end", "empty-line"])
 def test_bare_lf_normalized(normalize_server, body, expected):

@@ -8,7 +8,8 @@ import subprocess
 
 import pytest
 
-from conftest import USERS, RawSMTP, check_stored, split_stored, tls_client_context, unique
+from conftest import (USERS, RawSMTP, check_stored, has_enhanced_code, split_stored,
+                      tls_client_context, unique)
 
 DEMO = "demo@example.test"
 ALICE = "alice@example.test"
@@ -317,13 +318,55 @@ def test_quit_over_implicit_tls_gets_221(server):
         assert c.is_closed(5)
 
 
-@pytest.mark.parametrize("port", ["smtp", "submission"])
-def test_quit_after_starttls_gets_221(server, port):
+def test_quit_after_starttls_gets_221(server):
     """The 221 must reach the client over TLS before the server closes (RFC 5321
     4.1.1.10); swaks reports 'Remote host closed connection unexpectedly' otherwise."""
-    with RawSMTP(getattr(server, port + "_port")) as c:
+    with RawSMTP(server.submission_port) as c:
         c.ehlo()
         c.starttls()
         c.ehlo()
         r = c.cmd("QUIT")
         assert r.code == 221 and r.lines[0].startswith("2.0.0"), r
+
+
+def test_pipelined_replies_before_close_after_starttls(server):
+    """Every reply written before the close reaches the client, also on a connection
+    that was upgraded with STARTTLS (port 25 here)."""
+    with RawSMTP(server.smtp_port) as c:
+        c.ehlo()
+        c.starttls()
+        c.ehlo()
+        c.send("NOOP\r\nRSET\r\nQUIT\r\n")
+        codes = []
+        try:
+            for _ in range(3):
+                codes.append(c.read_reply().code)
+        except Exception as e:
+            pytest.fail("replies lost before close: got %r, then %r" % (codes, e))
+        assert codes == [250, 250, 221]
+
+
+def test_every_submission_reply_has_enhanced_status_code(server):
+    bad = []
+
+    def check(c, line):
+        r = c.cmd(line)
+        if r.code != 334 and not has_enhanced_code(r):
+            bad.append((line, r))
+        return r
+
+    with RawSMTP(server.submission_port) as c:
+        c.ehlo()
+        for line in ("MAIL FROM:<%s>" % DEMO, "AUTH PLAIN " + plain(DEMO, USERS[DEMO]),
+                     "AUTH LOGIN", "RCPT TO:<x@remote.example>", "NOOP", "RSET"):
+            check(c, line)
+        assert check(c, "STARTTLS").code == 220
+        c.wrap_tls()
+        c.ehlo()
+        for line in ("STARTTLS", "AUTH FOO", "MAIL FROM:<%s>" % DEMO, "AUTH LOGIN", "*",
+                     "AUTH PLAIN !!!notbase64", "AUTH PLAIN " + plain(DEMO, USERS[DEMO]),
+                     "AUTH PLAIN " + plain(DEMO, USERS[DEMO]), "MAIL FROM:<%s>" % ALICE,
+                     "MAIL FROM:<%s>" % DEMO, "RCPT TO:<nobody@example.test>",
+                     "RCPT TO:<x@remote.example>", "RSET"):
+            check(c, line)
+    assert not bad, bad
