@@ -306,6 +306,15 @@ int store_alias_add(struct store *store, const char *alias, const char *target,
 	if (store_require_local(store, name, error_r) < 0 ||
 	    store_require_local(store, dest, error_r) < 0)
 		return -1;
+	/* Like Postfix's virtual_alias_maps + a recipient check: an alias to nobody would
+	 * only turn accepted mail into bounces, so the target must exist now. */
+	struct store_rcpt r;
+	int found = store_resolve(store, dest, &r);
+	if (found <= 0) {
+		*error_r = found < 0 ? "lookup failed"
+				     : store_error_fmt("%s is not an account or alias", dest);
+		return -1;
+	}
 	return store->v->alias_add(store, name, dest, error_r);
 }
 

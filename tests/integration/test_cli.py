@@ -332,3 +332,10 @@ def test_sighup_with_bad_config_keeps_running(server):
     finally:
         text = server.conf.read_text().replace("no_such_setting = 1\n", "")
         server.conf.write_text(text)
+
+
+def test_alias_to_missing_target_refused(server):
+    p = server.cli("alias", "add", "ghost@example.test", "nobody-here@example.test", check=False)
+    assert p.returncode != 0
+    assert "nobody-here@example.test is not an account or alias" in p.stderr
+    assert "ghost@example.test" not in server.cli("alias", "list").stdout

@@ -419,13 +419,19 @@ static void test_aliases(void **state)
 	expect_resolve(f, "a@other.org", 0, 0, NULL);
 	expect_resolve(f, "garbage", 0, 0, NULL);
 
-	/* A loop resolves to nothing and does not hang. */
-	assert_int_equal(store_alias_add(f->store, "x@example.org", "y@example.org", &error), 0);
-	assert_int_equal(store_alias_add(f->store, "y@example.org", "x@example.org", &error), 0);
-	expect_resolve(f, "x@example.org", 0, 0, NULL);
+	/* An alias must point at something that exists. */
+	assert_int_equal(store_alias_add(f->store, "z@example.org", "nobody@example.org", &error),
+			 -1);
+	assert_non_null(strstr(error, "not an account or alias"));
 	/* A loop with an exit still finds the account. */
 	assert_int_equal(store_alias_add(f->store, "y@example.org", "c@example.org", &error), 0);
+	assert_int_equal(store_alias_add(f->store, "x@example.org", "y@example.org", &error), 0);
+	assert_int_equal(store_alias_add(f->store, "y@example.org", "x@example.org", &error), 0);
 	expect_resolve(f, "x@example.org", 1, 1, &ids[2]);
+	/* Once the exit is gone, the loop resolves to nothing and does not hang. */
+	assert_int_equal(store_alias_del(f->store, "y@example.org", "c@example.org", &error), 0);
+	expect_resolve(f, "x@example.org", 0, 0, NULL);
+	assert_int_equal(store_alias_add(f->store, "y@example.org", "c@example.org", &error), 0);
 
 	/* Catch-all for whatever nothing else takes. */
 	assert_int_equal(store_alias_add(f->store, "@example.org", "b@example.org", &error), 0);
