@@ -20,8 +20,9 @@ static const char init_usage[] =
 	"\n"
 	"Writes DIR/posthorn.conf, DIR/data/ (the store) and DIR/tls/ (a self-signed\n"
 	"certificate for HOST). Without --port-base the listeners use the standard ports\n"
-	"(25, 587, 465) on all addresses; with it, port P becomes N+P on 127.0.0.1\n"
-	"(for trying Posthorn out and for tests, e.g. 10000 gives 10025, 10587, 10465).\n";
+	"(25, 587, 465, 110, 995) on all addresses; with it, port P becomes N+P on\n"
+	"127.0.0.1 (for trying Posthorn out and for tests: 10000 gives 10025, 10587,\n"
+	"10465, 10110, 10995).\n";
 
 static const char conf_template[] =
 	"# Posthorn configuration. Every setting has a safe default; docs/config.md describes\n"
@@ -42,6 +43,8 @@ static const char conf_template[] =
 	"smtp_listen = %s:%d\n"
 	"submission_listen = %s:%d\n"
 	"submissions_listen = %s:%d\n"
+	"pop3_listen = %s:%d\n"
+	"pop3s_listen = %s:%d\n"
 	"\n"
 	"# When started as root, bind the ports, then run as this user (create it with\n"
 	"# `adduser --system posthorn`). Empty: keep running as the starting user.\n"
@@ -64,6 +67,13 @@ static const char conf_template[] =
 	"# VRFY answers 252 (never confirms an address); 'no' disables it (502).\n"
 	"smtp_vrfy = yes\n"
 	"\n"
+	"# POP3: offer APOP (MD5 challenge, weak; needs `posthorn user apop`), the EXPIRE\n"
+	"# policy (days retrieved mail stays on the server, or never) and the minimum\n"
+	"# seconds between two POP3 logins of one account (LOGIN-DELAY, 0 = none).\n"
+	"pop3_apop = no\n"
+	"pop3_expire = never\n"
+	"pop3_login_delay = 0\n"
+	"\n"
 	"# Quota for new accounts (K, M, G suffixes; 0 = unlimited).\n"
 	"default_quota = 0\n"
 	"\n"
@@ -77,7 +87,8 @@ static const char conf_template[] =
 	"limit_connections_per_ip = 50\n"
 	"limit_connections = 10000\n"
 	"limit_auth_failures = 3\n"
-	"limit_header_lines = 1000\n";
+	"limit_header_lines = 1000\n"
+	"limit_pop3_idle_timeout = 10m\n";
 
 static int init_mkdir(const char *path, mode_t mode)
 {
@@ -103,7 +114,7 @@ static int init_write_conf(const char *path, const char *hostname, int base)
 	struct buf b;
 	buf_init(&b, 65536);
 	if (buf_printf(&b, conf_template, hostname, host, base + 25, host, base + 587, host,
-		       base + 465) < 0) {
+		       base + 465, host, base + 110, host, base + 995) < 0) {
 		buf_free(&b);
 		return cli_fail("configuration too large");
 	}

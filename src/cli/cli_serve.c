@@ -11,6 +11,7 @@
 #include "core/privdrop.h"
 #include "net/server.h"
 #include "net/tls.h"
+#include "pop3/pop3_server.h"
 #include "smtp/smtp_server.h"
 #include "core/banned.h"
 
@@ -34,7 +35,9 @@ struct serve {
 	struct auth *auth;
 	struct net_server *net;
 	struct smtp_server *smtp;
-	struct smtp_listener listeners[CONF_LISTENER_COUNT];
+	struct pop3_server *pop3;
+	struct smtp_listener smtp_listeners[CONF_LISTENER_COUNT];
+	struct pop3_listener pop3_listeners[CONF_LISTENER_COUNT];
 };
 
 static int serve_auth_lookup(void *ctx, const char *username, uint64_t *account_id_r,
@@ -61,23 +64,52 @@ static void serve_reload(void *ctx)
 	log_setup(conf->log_level, conf->log_syslog);
 	net_server_set_limits(sv->net, &conf->limits);
 	smtp_server_set_conf(sv->smtp, conf);
+	pop3_server_set_conf(sv->pop3, conf);
 	conf_free(&sv->conf);
 	sv->conf = conf;
 	log_info("event=reload result=ok");
 }
 
-static const char *const serve_kind_names[] = { "smtp", "submission", "submissions" };
+static const char *const serve_kind_names[] = { "smtp", "submission", "submissions", "pop3",
+						 "pop3s" };
+
+/* What a listener kind starts: the protocol's accept function and its context. */
+static void serve_kind(struct serve *sv, int k, conn_accept_fn **fn_r, void **ctx_r,
+		       const char **busy_r, bool *tls_r)
+{
+	switch (k) {
+	case CONF_LISTENER_POP3:
+	case CONF_LISTENER_POP3S:
+		sv->pop3_listeners[k] = (struct pop3_listener){ sv->pop3,
+								k == CONF_LISTENER_POP3S };
+		*fn_r = pop3_server_accept;
+		*ctx_r = &sv->pop3_listeners[k];
+		*busy_r = POP3_SERVER_BUSY_REPLY;
+		*tls_r = k == CONF_LISTENER_POP3S;
+		return;
+	default:
+		sv->smtp_listeners[k] = (struct smtp_listener){ sv->smtp,
+								(enum conf_listener_kind)k };
+		*fn_r = smtp_server_accept;
+		*ctx_r = &sv->smtp_listeners[k];
+		*busy_r = SMTP_SERVER_BUSY_REPLY;
+		*tls_r = k == CONF_LISTENER_SUBMISSIONS;
+		return;
+	}
+}
 
 static int serve_listen(struct serve *sv)
 {
 	for (int k = 0; k < CONF_LISTENER_COUNT; k++) {
-		sv->listeners[k] = (struct smtp_listener){ sv->smtp, (enum conf_listener_kind)k };
+		conn_accept_fn *fn;
+		void *ctx;
+		const char *busy;
+		bool tls;
+		serve_kind(sv, k, &fn, &ctx, &busy, &tls);
 		for (size_t i = 0; i < sv->conf->listen_count[k]; i++) {
 			const struct conf_listen *l = &sv->conf->listen[k][i];
 			const char *error;
-			if (net_server_listen(sv->net, l->host, l->port,
-					      k == CONF_LISTENER_SUBMISSIONS, smtp_server_accept,
-					      &sv->listeners[k], SMTP_SERVER_BUSY_REPLY,
+			if (net_server_listen(sv->net, l->host, l->port, tls, fn, ctx, busy,
 					      &error) < 0) {
 				log_error("%s", error);
 				return -1;
@@ -103,6 +135,7 @@ static int serve_run(struct serve *sv)
 		return 1;
 	}
 	sv->smtp = smtp_server_new(sv->store, sv->auth, sv->conf);
+	sv->pop3 = pop3_server_new(sv->store, sv->auth, sv->conf);
 	if (serve_listen(sv) < 0)
 		return 1;
 	if (privdrop_to_user(sv->conf->run_user, sv->conf->data_dir, &error) < 0) {
@@ -137,6 +170,7 @@ int cli_serve(struct cli *cli, int argc, char **argv)
 	net_server_free(&sv.net);
 	auth_free(&sv.auth);
 	smtp_server_free(&sv.smtp);
+	pop3_server_free(&sv.pop3);
 	store_close(&sv.store);
 	conf_free(&sv.conf);
 	return ret;

@@ -16,7 +16,7 @@
 #define CONF_FILE_MAX (1024 * 1024)
 
 enum conf_type { T_STRING, T_PATH, T_UINT, T_SIZE, T_BYTES64, T_SECONDS, T_BOOL,
-		 T_LOGLEVEL, T_BARE_LF, T_LISTEN };
+		 T_LOGLEVEL, T_BARE_LF, T_LISTEN, T_EXPIRE };
 
 struct conf_key {
 	const char *name;
@@ -45,6 +45,11 @@ static const struct conf_key conf_keys[] = {
 	{ "smtp_listen", T_LISTEN, 0, 0, 0, CONF_LISTENER_SMTP },
 	{ "submission_listen", T_LISTEN, 0, 0, 0, CONF_LISTENER_SUBMISSION },
 	{ "submissions_listen", T_LISTEN, 0, 0, 0, CONF_LISTENER_SUBMISSIONS },
+	{ "pop3_listen", T_LISTEN, 0, 0, 0, CONF_LISTENER_POP3 },
+	{ "pop3s_listen", T_LISTEN, 0, 0, 0, CONF_LISTENER_POP3S },
+	{ "pop3_apop", T_BOOL, OFF(pop3_apop), 0, 0, 0 },
+	{ "pop3_expire", T_EXPIRE, OFF(pop3_expire), 0, 100000, 0 },
+	{ "pop3_login_delay", T_SECONDS, OFF(pop3_login_delay), 0, 86400, 0 },
 	{ "limit_command_line", T_SIZE, LIM(command_line), 512, 65536, 0 },
 	{ "limit_recipients", T_UINT, LIM(recipients), 1, 100000, 0 },
 	{ "limit_errors", T_UINT, LIM(errors), 1, 1000, 0 },
@@ -55,6 +60,7 @@ static const struct conf_key conf_keys[] = {
 	{ "limit_connections", T_UINT, LIM(connections), 1, 1000000, 0 },
 	{ "limit_auth_failures", T_UINT, LIM(auth_failures), 1, 100, 0 },
 	{ "limit_header_lines", T_UINT, LIM(header_lines), 16, 100000, 0 },
+	{ "limit_pop3_idle_timeout", T_SECONDS, LIM(pop3_idle_timeout), 1, 86400, 0 },
 };
 
 static char *conf_resolve_path(const char *base_dir, const char *value)
@@ -87,6 +93,9 @@ struct conf *conf_new_defaults(const char *base_dir)
 	(void)conf_parse_listen(c, CONF_LISTENER_SMTP, "*:25");
 	(void)conf_parse_listen(c, CONF_LISTENER_SUBMISSION, "*:587");
 	(void)conf_parse_listen(c, CONF_LISTENER_SUBMISSIONS, "*:465");
+	(void)conf_parse_listen(c, CONF_LISTENER_POP3, "*:110");
+	(void)conf_parse_listen(c, CONF_LISTENER_POP3S, "*:995");
+	c->pop3_expire = -1;
 	c->limits = (struct limits){
 		.command_line = 2048,
 		.recipients = 1000,
@@ -98,6 +107,7 @@ struct conf *conf_new_defaults(const char *base_dir)
 		.connections = 10000,
 		.auth_failures = 3,
 		.header_lines = 1000,
+		.pop3_idle_timeout = 600,
 	};
 	return c;
 }
@@ -282,6 +292,17 @@ static int conf_set(struct conf *c, const struct conf_key *k, const char *v, con
 			*why_r = "expected reject or normalize";
 			return -1;
 		}
+		return 0;
+	case T_EXPIRE:
+		if (strcmp(v, "never") == 0) {
+			*(int *)field = -1;
+			return 0;
+		}
+		if (conf_parse_number(v, "", &n) < 0 || n > k->max) {
+			*why_r = "expected 'never' or a number of days";
+			return -1;
+		}
+		*(int *)field = (int)n;
 		return 0;
 	case T_LISTEN:
 		if (conf_parse_listen(c, (enum conf_listener_kind)k->listener, v) < 0) {

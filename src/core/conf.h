@@ -22,6 +22,7 @@ struct limits {
 	unsigned connections;	      /* simultaneous connections in all */
 	unsigned auth_failures;	      /* failed AUTH per connection before disconnect */
 	unsigned header_lines;	      /* header fields scanned per message at delivery */
+	unsigned pop3_idle_timeout;   /* seconds; RFC 1939 §3 asks for at least 10 minutes */
 };
 
 enum conf_bare_lf { CONF_BARE_LF_REJECT, CONF_BARE_LF_NORMALIZE };
@@ -30,6 +31,8 @@ enum conf_listener_kind {
 	CONF_LISTENER_SMTP,	   /* port 25: MTA to MTA, STARTTLS offered */
 	CONF_LISTENER_SUBMISSION,  /* port 587: STARTTLS, AUTH required */
 	CONF_LISTENER_SUBMISSIONS, /* port 465: implicit TLS, AUTH required */
+	CONF_LISTENER_POP3,	   /* port 110: STLS offered */
+	CONF_LISTENER_POP3S,	   /* port 995: implicit TLS */
 	CONF_LISTENER_COUNT
 };
 
@@ -55,6 +58,9 @@ struct conf {
 	enum conf_bare_lf smtp_bare_lf;
 	uint64_t default_quota; /* bytes for new accounts, 0 = unlimited */
 	bool vrfy_enabled;
+	bool pop3_apop;		  /* offer APOP (weak, MD5) to accounts with an APOP secret */
+	int pop3_expire;	  /* days retrieved mail stays (RFC 2449 EXPIRE), -1 = never */
+	unsigned pop3_login_delay; /* seconds between POP3 logins of one account (0 = none) */
 	size_t listen_count[CONF_LISTENER_COUNT];
 	struct conf_listen listen[CONF_LISTENER_COUNT][CONF_LISTEN_MAX];
 	struct limits limits;

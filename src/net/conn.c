@@ -176,8 +176,13 @@ static void conn_write_cb(struct bufferevent *bev, void *arg)
 {
 	(void)bev;
 	struct conn *c = arg;
-	if (c->closing && conn_unsent(c) == 0)
-		conn_destroy(c);
+	if (c->closing) {
+		if (conn_unsent(c) == 0)
+			conn_destroy(c);
+		return;
+	}
+	if (c->cb != NULL && c->cb->on_drained != NULL)
+		c->cb->on_drained(c, c->ctx);
 }
 
 static void conn_tls_describe(struct conn *c)

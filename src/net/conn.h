@@ -16,6 +16,9 @@ struct conn;
 struct conn_callbacks {
 	/* New input is buffered (or the engine asked for a re-run with conn_resume()). */
 	void (*on_input)(struct conn *conn, void *ctx);
+	/* Everything queued with conn_write() has been handed on (for streaming large
+	 * responses without buffering them whole). Optional. */
+	void (*on_drained)(struct conn *conn, void *ctx);
 	/* TLS handshake finished (implicit TLS at accept, or after conn_start_tls()). */
 	void (*on_tls_ready)(struct conn *conn, void *ctx);
 	/* No input for the timeout set with conn_set_timeout(). */

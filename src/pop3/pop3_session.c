@@ -1,0 +1,634 @@
+/* POP3 sessions: connection callbacks, the RFC 1939 state machine, the maildrop lock, RETR
+ * and TOP streamed from the message file with CRLF line ends and dot-stuffing, and the
+ * UPDATE state (deletions at QUIT, in one store transaction). Commands: pop3_commands.c. */
+#include "pop3/pop3_session.h"
+
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/random.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "core/log.h"
+#include "core/xmalloc.h"
+#include "pop3/pop3_server.h"
+#include "core/banned.h"
+
+#define POP3_STREAM_CHUNK 32768
+#define POP3_OUTPUT_HIGH (256 * 1024)
+
+struct pop3_drop {
+	struct pop3_drop *next;
+	uint64_t account_id;
+	bool locked;
+	time_t last_login;
+};
+
+static const char *const pop3_state_names[] = {
+	"tls", "authorization", "sasl", "transaction", "streaming", "wait", "closing",
+};
+
+struct pop3_server *pop3_server_new(struct store *store, struct auth *auth, struct conf *conf)
+{
+	struct pop3_server *srv = xcalloc(1, sizeof(*srv));
+	srv->store = store;
+	srv->auth = auth;
+	pthread_mutex_init(&srv->lock, NULL);
+	srv->conf = conf_ref(conf);
+	return srv;
+}
+
+void pop3_server_free(struct pop3_server **server)
+{
+	struct pop3_server *srv = *server;
+	if (srv == NULL)
+		return;
+	while (srv->drops != NULL) {
+		struct pop3_drop *next = srv->drops->next;
+		free(srv->drops);
+		srv->drops = next;
+	}
+	conf_free(&srv->conf);
+	pthread_mutex_destroy(&srv->lock);
+	free(srv);
+	*server = NULL;
+}
+
+void pop3_server_set_conf(struct pop3_server *srv, struct conf *conf)
+{
+	pthread_mutex_lock(&srv->lock);
+	struct conf *old = srv->conf;
+	srv->conf = conf_ref(conf);
+	pthread_mutex_unlock(&srv->lock);
+	conf_free(&old);
+}
+
+/* ---- maildrop locks (RFC 1939 §8: one POP3 session per maildrop) ----
+ * In-process: one server process owns the store in single-node mode. */
+
+static struct pop3_drop *pop3_drop_find(struct pop3_server *srv, uint64_t account_id)
+{
+	for (struct pop3_drop *d = srv->drops; d != NULL; d = d->next)
+		if (d->account_id == account_id)
+			return d;
+	struct pop3_drop *d = xcalloc(1, sizeof(*d));
+	d->account_id = account_id;
+	d->next = srv->drops;
+	srv->drops = d;
+	return d;
+}
+
+/* 0 locked, -1 in use, -2 login delay not expired. */
+static int pop3_drop_lock(struct pop3_server *srv, uint64_t account_id, unsigned delay)
+{
+	int ret = 0;
+	time_t now = time(NULL);
+	pthread_mutex_lock(&srv->lock);
+	struct pop3_drop *d = pop3_drop_find(srv, account_id);
+	if (d->locked)
+		ret = -1;
+	else if (delay > 0 && d->last_login != 0 && now - d->last_login < (time_t)delay)
+		ret = -2;
+	else {
+		d->locked = true;
+		d->last_login = now;
+	}
+	pthread_mutex_unlock(&srv->lock);
+	return ret;
+}
+
+static void pop3_drop_unlock(struct pop3_server *srv, uint64_t account_id)
+{
+	pthread_mutex_lock(&srv->lock);
+	pop3_drop_find(srv, account_id)->locked = false;
+	pthread_mutex_unlock(&srv->lock);
+}
+
+/* ---- replies and state ---- */
+
+void pop3_session_set_state(struct pop3_session *s, enum pop3_state state)
+{
+	if (log_debug_enabled())
+		log_debug("session=%s proto=pop3 event=state from=%s to=%s", conn_id(s->conn),
+			  pop3_state_names[s->state], pop3_state_names[state]);
+	s->state = state;
+}
+
+void pop3_session_close(struct pop3_session *s, const char *reply)
+{
+	if (s->state == POP3_STATE_CLOSING || s->closed)
+		return;
+	if (reply != NULL)
+		conn_printf(s->conn, "%s\r\n", reply);
+	pop3_session_set_state(s, POP3_STATE_CLOSING);
+	conn_close(s->conn);
+}
+
+void pop3_reply(struct pop3_session *s, const char *line)
+{
+	if (s->state == POP3_STATE_CLOSING || s->closed)
+		return;
+	conn_printf(s->conn, "%s\r\n", line);
+	if (strncmp(line, "-ERR", 4) == 0 && ++s->errors >= s->limits->errors) {
+		POP3_LOG(s, "event=disconnect reason=too-many-errors errors=%u", s->errors);
+		pop3_session_close(s, "-ERR Too many bad commands, closing connection");
+	}
+}
+
+void pop3_replyf(struct pop3_session *s, const char *fmt, ...)
+{
+	char line[1024];
+	va_list ap;
+	va_start(ap, fmt);
+	vsnprintf(line, sizeof(line), fmt, ap);
+	va_end(ap);
+	pop3_reply(s, line);
+}
+
+bool pop3_session_plaintext_ok(const struct pop3_session *s)
+{
+	return conn_is_tls(s->conn) || s->conf->allow_plaintext_auth;
+}
+
+static void pop3_wipe(char **p)
+{
+	if (*p != NULL) {
+		xmemzero(*p, strlen(*p));
+		free(*p);
+		*p = NULL;
+	}
+}
+
+static void pop3_session_free(struct pop3_session *s)
+{
+	if (s->locked)
+		pop3_drop_unlock(s->server, s->account_id);
+	if (s->fd >= 0)
+		close(s->fd);
+	sasl_server_free(&s->sasl);
+	pop3_wipe(&s->auth_password);
+	free(s->auth_user);
+	free(s->auth_authzid);
+	free(s->user);
+	free(s->msgs);
+	free(s->expunge_uids);
+	arena_free(&s->cmd);
+	conf_free(&s->conf);
+	free(s);
+}
+
+/* ---- login ---- */
+
+static void pop3_auth_cb(struct auth_request *req, void *ctx)
+{
+	(void)req;
+	struct pop3_session *s = ctx;
+	conn_wake(s->conn);
+}
+
+void pop3_session_verify(struct pop3_session *s, const char *authzid, const char *user,
+			 const char *password)
+{
+	free(s->auth_user);
+	free(s->auth_authzid);
+	pop3_wipe(&s->auth_password);
+	s->auth_user = xstrdup(user);
+	s->auth_authzid = xstrdup(authzid != NULL ? authzid : "");
+	s->auth_password = xstrdup(password);
+	s->auth_req = (struct auth_request){
+		.authzid = s->auth_authzid,
+		.username = s->auth_user,
+		.password = s->auth_password,
+		.remote_ip = conn_remote_ip(s->conn),
+	};
+	s->async = POP3_ASYNC_AUTH;
+	pop3_session_set_state(s, POP3_STATE_WAIT);
+	conn_pause(s->conn);
+	conn_hold(s->conn);
+	auth_verify(s->server->auth, &s->auth_req, pop3_auth_cb, s);
+}
+
+static void pop3_snapshot_cb(void *ctx, const struct store_entry *e)
+{
+	struct pop3_session *s = ctx;
+	if ((s->count & (s->count - 1)) == 0) /* grow at powers of two */
+		s->msgs = xrealloc(s->msgs, (s->count == 0 ? 1 : 2 * (size_t)s->count) *
+						    sizeof(*s->msgs));
+	s->msgs[s->count++] = (struct pop3_msg){ .uid = e->uid, .size = e->size,
+						 .date = e->internal_date };
+}
+
+void pop3_session_login(struct pop3_session *s, uint64_t account_id, const char *user)
+{
+	pop3_session_set_state(s, POP3_STATE_AUTHORIZATION);
+	int lock = pop3_drop_lock(s->server, account_id, s->conf->pop3_login_delay);
+	if (lock == -1) {
+		POP3_LOG(s, "event=login result=in-use user=%s", user);
+		pop3_reply(s, "-ERR [IN-USE] Mailbox is locked by another POP3 session");
+		return;
+	}
+	if (lock == -2) {
+		POP3_LOG(s, "event=login result=login-delay user=%s", user);
+		pop3_reply(s, "-ERR [LOGIN-DELAY] Login delay not expired, try again later");
+		return;
+	}
+	s->account_id = account_id;
+	s->locked = true;
+	s->count = 0;
+	struct store_mailbox_status st;
+	int r = store_mailbox_snapshot(s->server->store, account_id, "INBOX", &st,
+				       pop3_snapshot_cb, s);
+	if (r != 1) {
+		pop3_drop_unlock(s->server, account_id);
+		s->locked = false;
+		log_error("session=%s proto=pop3 event=login error=snapshot user=%s",
+			  conn_id(s->conn), user);
+		pop3_reply(s, "-ERR [SYS/TEMP] Cannot open the mailbox, try again later");
+		return;
+	}
+	s->uidvalidity = st.uidvalidity;
+	uint64_t total = 0;
+	for (uint32_t i = 0; i < s->count; i++)
+		total += s->msgs[i].size;
+	POP3_LOG(s, "event=login result=ok user=%s messages=%u", user, s->count);
+	pop3_session_set_state(s, POP3_STATE_TRANSACTION);
+	conn_set_timeout(s->conn, s->limits->pop3_idle_timeout);
+	pop3_replyf(s, "+OK Logged in, %u messages (%llu octets)", s->count,
+		    (unsigned long long)total);
+}
+
+void pop3_session_login_failed(struct pop3_session *s, unsigned delay_ms)
+{
+	s->auth_failures++;
+	POP3_LOG(s, "event=login result=fail user=%s delay_ms=%u",
+		 s->auth_user != NULL ? s->auth_user : "", delay_ms);
+	if (delay_ms > 0) {
+		pop3_session_set_state(s, POP3_STATE_WAIT);
+		conn_pause(s->conn);
+		conn_set_timer(s->conn, delay_ms);
+		return;
+	}
+	conn_set_timer(s->conn, 1); /* answer from the timer path too, to keep one code path */
+	pop3_session_set_state(s, POP3_STATE_WAIT);
+	conn_pause(s->conn);
+}
+
+static void pop3_login_failed_answer(struct pop3_session *s)
+{
+	pop3_session_set_state(s, POP3_STATE_AUTHORIZATION);
+	pop3_reply(s, "-ERR [AUTH] Authentication failed");
+	if (s->auth_failures >= s->limits->auth_failures) {
+		pop3_session_close(s, "-ERR Too many authentication failures");
+		return;
+	}
+	conn_resume(s->conn);
+}
+
+static void pop3_auth_done(struct pop3_session *s)
+{
+	pop3_wipe(&s->auth_password);
+	struct auth_request *req = &s->auth_req;
+	if (req->result == 1) {
+		pop3_session_login(s, req->account_id, s->auth_user);
+		return;
+	}
+	if (req->result < 0) {
+		pop3_session_set_state(s, POP3_STATE_AUTHORIZATION);
+		pop3_reply(s, "-ERR [SYS/TEMP] Temporary authentication failure");
+		return;
+	}
+	pop3_session_login_failed(s, req->delay_ms);
+}
+
+/* ---- RETR / TOP ---- */
+
+/* CRLF line ends (a bare CR or LF becomes CRLF) and dot-stuffing (RFC 1939 §3); for TOP,
+ * stop after the header and the requested body lines (§7). Returns false once the response
+ * is complete. */
+static bool pop3_transform(struct pop3_session *s, const unsigned char *in, size_t n,
+			   unsigned char *out, size_t *out_len)
+{
+	size_t o = 0;
+	for (size_t i = 0; i < n; i++) {
+		unsigned char c = in[i];
+		if (s->pending_cr) {
+			s->pending_cr = false;
+			if (c == '\n')
+				continue; /* the LF of a CRLF already written */
+		}
+		if (c != '\r' && c != '\n') {
+			if (s->at_line_start && c == '.')
+				out[o++] = '.';
+			out[o++] = c;
+			s->at_line_start = false;
+			s->line_len++;
+			continue;
+		}
+		out[o++] = '\r';
+		out[o++] = '\n';
+		s->pending_cr = c == '\r';
+		if (!s->in_body && s->line_len == 0)
+			s->in_body = true; /* the empty line that ends the header */
+		else if (s->in_body && s->top && s->top_lines > 0)
+			s->top_lines--;
+		s->at_line_start = true;
+		s->line_len = 0;
+		if (s->top && s->in_body && s->top_lines == 0) {
+			*out_len = o;
+			return false;
+		}
+	}
+	*out_len = o;
+	return true;
+}
+
+static void pop3_stream_finish(struct pop3_session *s)
+{
+	if (!s->at_line_start)
+		conn_write(s->conn, "\r\n", 2);
+	conn_write(s->conn, ".\r\n", 3);
+	close(s->fd);
+	s->fd = -1;
+	pop3_session_set_state(s, POP3_STATE_TRANSACTION);
+	conn_resume(s->conn);
+}
+
+static void pop3_stream_continue(struct pop3_session *s)
+{
+	unsigned char in[POP3_STREAM_CHUNK];
+	unsigned char out[2 * POP3_STREAM_CHUNK];
+	while (s->state == POP3_STATE_STREAMING && conn_output_length(s->conn) < POP3_OUTPUT_HIGH) {
+		ssize_t n = read(s->fd, in, sizeof(in));
+		if (n < 0) {
+			/* The +OK is out: all we can do is end the connection (RFC 1939 has no
+			 * way to abort a multi-line response). */
+			log_error("session=%s proto=pop3 event=read-error", conn_id(s->conn));
+			pop3_session_close(s, NULL);
+			return;
+		}
+		size_t out_len = 0;
+		bool more = n > 0 && pop3_transform(s, in, (size_t)n, out, &out_len);
+		conn_write(s->conn, out, out_len);
+		if (!more) {
+			pop3_stream_finish(s);
+			return;
+		}
+	}
+}
+
+void pop3_session_stream(struct pop3_session *s, uint32_t n, bool top, uint64_t lines)
+{
+	struct pop3_msg *m = &s->msgs[n - 1];
+	int fd;
+	uint64_t size;
+	int r = store_message_open(s->server->store, s->account_id, "INBOX", m->uid, &fd, &size);
+	if (r == 0) {
+		/* Expunged by IMAP meanwhile: this message only fails, the session goes on. */
+		pop3_replyf(s, "-ERR Message %u no longer exists", n);
+		return;
+	}
+	if (r < 0) {
+		pop3_reply(s, "-ERR [SYS/TEMP] Cannot read the message, try again later");
+		return;
+	}
+	s->fd = fd;
+	s->top = top;
+	s->top_lines = lines;
+	s->in_body = false;
+	s->at_line_start = true;
+	s->pending_cr = false;
+	s->line_len = 0;
+	if (!top)
+		m->retrieved = true;
+	if (top)
+		conn_printf(s->conn, "+OK\r\n");
+	else
+		conn_printf(s->conn, "+OK %llu octets\r\n", (unsigned long long)m->size);
+	pop3_session_set_state(s, POP3_STATE_STREAMING);
+	conn_pause(s->conn);
+	pop3_stream_continue(s);
+}
+
+/* ---- UPDATE (RFC 1939 §6) ---- */
+
+static void pop3_expunge_cb(struct store_expunge *op, void *ctx)
+{
+	(void)op;
+	struct pop3_session *s = ctx;
+	conn_wake(s->conn);
+}
+
+void pop3_session_update(struct pop3_session *s)
+{
+	int64_t now = time(NULL);
+	size_t n = 0;
+	s->expunge_uids = xcalloc(s->count + 1, sizeof(uint32_t));
+	for (uint32_t i = 0; i < s->count; i++) {
+		const struct pop3_msg *m = &s->msgs[i];
+		/* EXPIRE (RFC 2449 §6.7): retrieved mail older than the setting goes too. */
+		bool expired = s->conf->pop3_expire >= 0 && m->retrieved &&
+			       now - m->date >= (int64_t)s->conf->pop3_expire * 86400;
+		if (m->deleted || expired)
+			s->expunge_uids[n++] = m->uid;
+	}
+	if (n == 0) {
+		POP3_LOG(s, "event=logout deleted=%u", 0);
+		pop3_session_close(s, "+OK Logging out");
+		return;
+	}
+	s->expunge = (struct store_expunge){
+		.account_id = s->account_id,
+		.mailbox = "INBOX",
+		.uids = s->expunge_uids,
+		.uid_count = n,
+	};
+	s->async = POP3_ASYNC_EXPUNGE;
+	pop3_session_set_state(s, POP3_STATE_WAIT);
+	conn_pause(s->conn);
+	conn_hold(s->conn);
+	store_expunge(s->server->store, &s->expunge, pop3_expunge_cb, s);
+}
+
+static void pop3_update_done(struct pop3_session *s)
+{
+	if (s->locked) {
+		pop3_drop_unlock(s->server, s->account_id);
+		s->locked = false;
+	}
+	if (s->expunge.result != 0) {
+		log_error("session=%s proto=pop3 event=logout error=\"%s\"", conn_id(s->conn),
+			  s->expunge.error);
+		pop3_session_close(s, "-ERR [SYS/TEMP] Deleted messages were not removed");
+		return;
+	}
+	POP3_LOG(s, "event=logout deleted=%u freed=%llu", s->expunge.expunged,
+		 (unsigned long long)s->expunge.freed);
+	pop3_session_set_state(s, POP3_STATE_TRANSACTION);
+	char line[96];
+	snprintf(line, sizeof(line), "+OK Logging out, %u messages deleted", s->expunge.expunged);
+	pop3_session_close(s, line);
+}
+
+/* ---- connection callbacks ---- */
+
+static void pop3_on_input(struct conn *conn, void *ctx)
+{
+	struct pop3_session *s = ctx;
+	while (!s->closed && (s->state == POP3_STATE_AUTHORIZATION ||
+			      s->state == POP3_STATE_TRANSACTION || s->state == POP3_STATE_SASL)) {
+		char *line;
+		size_t len;
+		int r = conn_read_line(conn, s->limits->command_line, &line, &len);
+		if (r == 0)
+			return;
+		arena_reset(s->cmd);
+		if (r < 0) {
+			if (s->state == POP3_STATE_SASL) {
+				sasl_server_free(&s->sasl);
+				pop3_session_set_state(s, POP3_STATE_AUTHORIZATION);
+			}
+			pop3_reply(s, "-ERR Line too long");
+		} else if (s->state == POP3_STATE_SASL) {
+			pop3_commands_sasl_continue(s, line);
+		} else {
+			pop3_commands_execute(s, line, len);
+		}
+		xmemzero(line, len); /* PASS, APOP and AUTH lines carry secrets */
+	}
+}
+
+static void pop3_greet(struct pop3_session *s)
+{
+	s->greeted = true;
+	pop3_session_set_state(s, POP3_STATE_AUTHORIZATION);
+	if (s->conf->pop3_apop) {
+		/* RFC 1939 §7: a unique timestamp per greeting. */
+		unsigned char r[8];
+		if (getrandom(r, sizeof(r), 0) != (ssize_t)sizeof(r))
+			memset(r, 0, sizeof(r));
+		snprintf(s->apop_banner, sizeof(s->apop_banner),
+			 "<%d.%02x%02x%02x%02x%02x%02x%02x%02x.%lld@%s>", (int)getpid(), r[0], r[1],
+			 r[2], r[3], r[4], r[5], r[6], r[7], (long long)time(NULL),
+			 s->conf->hostname);
+		pop3_replyf(s, "+OK Posthorn POP3 ready %s", s->apop_banner);
+	} else {
+		pop3_reply(s, "+OK Posthorn POP3 ready");
+	}
+}
+
+static void pop3_on_tls_ready(struct conn *conn, void *ctx)
+{
+	struct pop3_session *s = ctx;
+	POP3_LOG(s, "event=tls %s", conn_tls_description(conn));
+	if (!s->greeted) {
+		pop3_greet(s);
+		return;
+	}
+	/* After STLS (RFC 2595 §4): forget what was said before. */
+	free(s->user);
+	s->user = NULL;
+	pop3_session_set_state(s, POP3_STATE_AUTHORIZATION);
+	pop3_on_input(conn, ctx);
+}
+
+static void pop3_on_drained(struct conn *conn, void *ctx)
+{
+	(void)conn;
+	struct pop3_session *s = ctx;
+	if (s->state == POP3_STATE_STREAMING)
+		pop3_stream_continue(s);
+}
+
+static void pop3_on_timeout(struct conn *conn, void *ctx)
+{
+	(void)conn;
+	struct pop3_session *s = ctx;
+	POP3_LOG(s, "event=disconnect reason=timeout state=%s", pop3_state_names[s->state]);
+	pop3_session_close(s, "-ERR Disconnected for inactivity");
+}
+
+static void pop3_on_timer(struct conn *conn, void *ctx)
+{
+	(void)conn;
+	struct pop3_session *s = ctx;
+	if (s->state == POP3_STATE_WAIT && s->async == POP3_ASYNC_NONE)
+		pop3_login_failed_answer(s);
+}
+
+static void pop3_on_wake(struct conn *conn, void *ctx)
+{
+	struct pop3_session *s = ctx;
+	enum pop3_async what = s->async;
+	s->async = POP3_ASYNC_NONE;
+	if (s->closed) {
+		pop3_session_free(s);
+		conn_unhold(conn);
+		return;
+	}
+	if (what == POP3_ASYNC_AUTH)
+		pop3_auth_done(s);
+	else if (what == POP3_ASYNC_EXPUNGE)
+		pop3_update_done(s);
+	conn_unhold(conn);
+	if (s->shutdown && s->state != POP3_STATE_CLOSING && s->async == POP3_ASYNC_NONE) {
+		pop3_session_close(s, "-ERR [SYS/TEMP] Server shutting down");
+		return;
+	}
+	if (s->state == POP3_STATE_AUTHORIZATION || s->state == POP3_STATE_TRANSACTION)
+		conn_resume(conn);
+}
+
+static void pop3_on_shutdown(struct conn *conn, void *ctx)
+{
+	(void)conn;
+	struct pop3_session *s = ctx;
+	s->shutdown = true;
+	if (s->async != POP3_ASYNC_NONE)
+		return; /* finish the QUIT or login first */
+	/* Like a dropped connection: nothing marked with DELE is removed. */
+	pop3_session_close(s, "-ERR [SYS/TEMP] Server shutting down");
+}
+
+static void pop3_on_closed(struct conn *conn, void *ctx)
+{
+	struct pop3_session *s = ctx;
+	POP3_LOG(s, "event=disconnect ip=%s errors=%u", conn_remote_ip(conn), s->errors);
+	s->closed = true;
+	if (s->async == POP3_ASYNC_NONE)
+		pop3_session_free(s);
+}
+
+static const struct conn_callbacks pop3_callbacks = {
+	.on_input = pop3_on_input,
+	.on_drained = pop3_on_drained,
+	.on_tls_ready = pop3_on_tls_ready,
+	.on_timeout = pop3_on_timeout,
+	.on_timer = pop3_on_timer,
+	.on_wake = pop3_on_wake,
+	.on_shutdown = pop3_on_shutdown,
+	.on_closed = pop3_on_closed,
+};
+
+void pop3_server_accept(struct conn *conn, void *listener_ctx)
+{
+	struct pop3_listener *l = listener_ctx;
+	struct pop3_server *srv = l->server;
+	struct pop3_session *s = xcalloc(1, sizeof(*s));
+	s->conn = conn;
+	s->server = srv;
+	pthread_mutex_lock(&srv->lock);
+	s->conf = conf_ref(srv->conf);
+	pthread_mutex_unlock(&srv->lock);
+	s->limits = &s->conf->limits;
+	s->cmd = arena_new(2048);
+	s->fd = -1;
+	s->state = POP3_STATE_TLS;
+	conn_set_callbacks(conn, &pop3_callbacks, s);
+	/* Before login, the SMTP-like request timeout; after it, RFC 1939's 10 minutes. */
+	conn_set_timeout(conn, s->limits->request_timeout);
+	POP3_LOG(s, "event=connect ip=%s port=%d", conn_remote_ip(conn), conn_local_port(conn));
+	if (!l->implicit_tls)
+		pop3_greet(s); /* implicit TLS greets from on_tls_ready */
+}

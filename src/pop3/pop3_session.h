@@ -1,0 +1,111 @@
+/* Internals of a POP3 session shared by pop3_session.c (I/O, states, streaming of RETR/TOP,
+ * login and QUIT) and pop3_commands.c (command table and handlers). */
+#ifndef POSTHORN_POP3_POP3_SESSION_H
+#define POSTHORN_POP3_POP3_SESSION_H
+
+#include <pthread.h>
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "auth/auth.h"
+#include "auth/sasl.h"
+#include "core/arena.h"
+#include "core/conf.h"
+#include "net/conn.h"
+#include "pop3/pop3_parser.h"
+#include "store/store.h"
+
+struct pop3_drop; /* a locked maildrop, or an account's last login time */
+
+struct pop3_server {
+	struct store *store;
+	struct auth *auth;
+	pthread_mutex_t lock; /* conf, drops */
+	struct conf *conf;
+	struct pop3_drop *drops;
+};
+
+/* RFC 1939 §3 states plus the waits between them. */
+enum pop3_state {
+	POP3_STATE_TLS,		  /* handshake (implicit TLS or after STLS) */
+	POP3_STATE_AUTHORIZATION, /* USER/PASS/APOP/AUTH */
+	POP3_STATE_SASL,	  /* reading an AUTH continuation line */
+	POP3_STATE_TRANSACTION,	  /* logged in, maildrop locked */
+	POP3_STATE_STREAMING,	  /* sending a RETR/TOP response; input paused */
+	POP3_STATE_WAIT,	  /* password check or QUIT's expunge in progress */
+	POP3_STATE_CLOSING,
+};
+
+enum pop3_async { POP3_ASYNC_NONE, POP3_ASYNC_AUTH, POP3_ASYNC_EXPUNGE };
+
+struct pop3_msg {
+	uint32_t uid;
+	uint64_t size;
+	int64_t date;
+	bool deleted;
+	bool retrieved;
+};
+
+struct pop3_session {
+	struct conn *conn;
+	struct pop3_server *server;
+	struct conf *conf;
+	const struct limits *limits;
+	enum pop3_state state;
+	struct arena *cmd;
+	bool greeted, closed, shutdown, utf8;
+	unsigned errors, auth_failures;
+	char apop_banner[160]; /* "" when APOP is not offered */
+
+	/* authorization */
+	char *user; /* from USER */
+	struct sasl_server *sasl;
+	struct auth_request auth_req;
+	char *auth_user, *auth_authzid, *auth_password;
+
+	/* transaction */
+	uint64_t account_id;
+	bool locked;
+	uint32_t uidvalidity;
+	struct pop3_msg *msgs;
+	uint32_t count;
+
+	/* RETR/TOP streaming */
+	int fd;
+	uint64_t top_lines; /* body lines still to send for TOP; UINT64_MAX for RETR */
+	bool top, in_body, at_line_start, pending_cr;
+	size_t line_len;
+
+	/* QUIT */
+	enum pop3_async async;
+	struct store_expunge expunge;
+	uint32_t *expunge_uids;
+};
+
+/* Send one line (CRLF added). "-ERR" replies count as errors; at the limit the session says
+ * so and closes. */
+void pop3_reply(struct pop3_session *s, const char *line);
+void pop3_replyf(struct pop3_session *s, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+void pop3_session_set_state(struct pop3_session *s, enum pop3_state state);
+void pop3_session_close(struct pop3_session *s, const char *reply);
+/* Verify username/password off the loop; login follows on success. */
+void pop3_session_verify(struct pop3_session *s, const char *authzid, const char *user,
+			 const char *password);
+/* Credentials are good: lock and snapshot the maildrop, enter TRANSACTION. */
+void pop3_session_login(struct pop3_session *s, uint64_t account_id, const char *user);
+/* A failed login: count it, answer after the penalty. */
+void pop3_session_login_failed(struct pop3_session *s, unsigned delay_ms);
+/* Start sending message n (1-based) whole (top = false) or its header and `lines` lines. */
+void pop3_session_stream(struct pop3_session *s, uint32_t n, bool top, uint64_t lines);
+/* QUIT in TRANSACTION: remove the deleted messages, then say goodbye. */
+void pop3_session_update(struct pop3_session *s);
+/* Execute one command line / one SASL continuation line. */
+void pop3_commands_execute(struct pop3_session *s, const char *line, size_t len);
+void pop3_commands_sasl_continue(struct pop3_session *s, const char *line);
+/* Is plaintext authentication (USER/PASS, PLAIN, LOGIN) allowed now? */
+bool pop3_session_plaintext_ok(const struct pop3_session *s);
+
+#define POP3_LOG(s, fmt, ...) \
+	log_info("session=%s proto=pop3 " fmt, conn_id((s)->conn), __VA_ARGS__)
+
+#endif
