@@ -254,7 +254,6 @@ void pop3_session_login(struct pop3_session *s, uint64_t account_id, const char 
 		total += s->msgs[i].size;
 	POP3_LOG(s, "event=login result=ok user=%s messages=%u", user, s->count);
 	pop3_session_set_state(s, POP3_STATE_TRANSACTION);
-	conn_set_timeout(s->conn, s->limits->pop3_idle_timeout);
 	pop3_replyf(s, "+OK Logged in, %u messages (%llu octets)", s->count,
 		    (unsigned long long)total);
 }
@@ -626,8 +625,8 @@ void pop3_server_accept(struct conn *conn, void *listener_ctx)
 	s->fd = -1;
 	s->state = POP3_STATE_TLS;
 	conn_set_callbacks(conn, &pop3_callbacks, s);
-	/* Before login, the SMTP-like request timeout; after it, RFC 1939's 10 minutes. */
-	conn_set_timeout(conn, s->limits->request_timeout);
+	/* RFC 1939 §3: an autologout timer, if any, of at least 10 minutes (the default). */
+	conn_set_timeout(conn, s->limits->pop3_idle_timeout);
 	POP3_LOG(s, "event=connect ip=%s port=%d", conn_remote_ip(conn), conn_local_port(conn));
 	if (!l->implicit_tls)
 		pop3_greet(s); /* implicit TLS greets from on_tls_ready */
