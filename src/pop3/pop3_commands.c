@@ -145,17 +145,43 @@ static void cmd_apop(struct pop3_session *s, struct pop3_command *cmd)
 		pop3_reply(s, "-ERR [SYS/TEMP] Temporary authentication failure");
 		return;
 	}
+	unsigned delay = 0;
+	auth_record_result(s->server->auth, conn_remote_ip(s->conn), ok, &delay);
 	if (ok) {
 		pop3_session_login(s, id, cmd->argv[0]);
 		return;
 	}
-	pop3_session_login_failed(s, 0);
+	pop3_session_login_failed(s, delay);
+}
+
+/* SCRAM verified the proof itself: log in, or fail with the shared per-IP penalty. */
+static void pop3_sasl_verified(struct pop3_session *s, int outcome, uint64_t account_id)
+{
+	free(s->auth_user);
+	s->auth_user = xstrdup(sasl_server_username(s->sasl));
+	sasl_server_free(&s->sasl);
+	unsigned delay = 0;
+	auth_record_result(s->server->auth, conn_remote_ip(s->conn), outcome == 1, &delay);
+	if (outcome == 1)
+		pop3_session_login(s, account_id, s->auth_user);
+	else
+		pop3_session_login_failed(s, delay);
 }
 
 static void pop3_sasl_step(struct pop3_session *s, const char *response)
 {
 	const char *challenge, *error;
 	int r = sasl_server_step(s->sasl, response, &challenge, &error);
+	if (r == 2) {
+		/* SCRAM needs the user's stored keys before its server-first message. */
+		if (auth_sasl_set_credentials(s->server->auth, s->sasl, &s->sasl_account) < 0) {
+			sasl_server_free(&s->sasl);
+			pop3_session_set_state(s, POP3_STATE_AUTHORIZATION);
+			pop3_reply(s, "-ERR [SYS/TEMP] Temporary authentication failure");
+			return;
+		}
+		r = sasl_server_step(s->sasl, NULL, &challenge, &error);
+	}
 	if (r < 0) {
 		sasl_server_free(&s->sasl);
 		pop3_session_set_state(s, POP3_STATE_AUTHORIZATION);
@@ -168,6 +194,12 @@ static void pop3_sasl_step(struct pop3_session *s, const char *response)
 	if (r == 0) {
 		pop3_session_set_state(s, POP3_STATE_SASL);
 		conn_printf(s->conn, "+ %s\r\n", challenge);
+		return;
+	}
+	pop3_session_set_state(s, POP3_STATE_AUTHORIZATION);
+	int outcome = sasl_server_outcome(s->sasl);
+	if (outcome >= 0) {
+		pop3_sasl_verified(s, outcome, s->sasl_account);
 		return;
 	}
 	const char *authzid, *authcid, *password;
@@ -199,7 +231,9 @@ static void cmd_auth(struct pop3_session *s, struct pop3_command *cmd)
 		pop3_reply(s, "-ERR Unsupported authentication mechanism");
 		return;
 	}
-	if (!pop3_session_plaintext_ok(s)) {
+	/* SCRAM never shows the password, so it is fine before TLS (RFC 7677 §4 still
+	 * recommends TLS); PLAIN and LOGIN are not. */
+	if (mech != SASL_MECH_SCRAM_SHA_256 && !pop3_session_plaintext_ok(s)) {
 		pop3_reply(s, pop3_plaintext_refused);
 		return;
 	}

@@ -491,10 +491,11 @@ static void pop3_on_input(struct conn *conn, void *ctx)
 			pop3_reply(s, "-ERR Line too long");
 		} else if (s->state == POP3_STATE_SASL) {
 			pop3_commands_sasl_continue(s, line);
+			xmemzero(line, len); /* SASL responses carry secrets */
 		} else {
 			pop3_commands_execute(s, line, len);
+			xmemzero(line, len); /* PASS, APOP and AUTH lines carry secrets */
 		}
-		xmemzero(line, len); /* PASS, APOP and AUTH lines carry secrets */
 	}
 }
 

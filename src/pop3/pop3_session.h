@@ -60,6 +60,7 @@ struct pop3_session {
 	/* authorization */
 	char *user; /* from USER */
 	struct sasl_server *sasl;
+	uint64_t sasl_account; /* SCRAM: the account whose keys were looked up */
 	struct auth_request auth_req;
 	char *auth_user, *auth_authzid, *auth_password;
 
