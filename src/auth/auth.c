@@ -1,4 +1,5 @@
-/* Credential verification on worker threads, and the per-IP penalty table (see auth.h).
+/* Credential verification on worker threads, synchronous look-ups for SCRAM, and the per-IP
+ * penalty table (see auth.h).
  * Requests go through one mutex-protected FIFO to the workers; the penalty table is a
  * fixed set-associative array keyed by a keyed hash of the client's address, so memory is
  * bounded whatever the number of attacking addresses. */
@@ -232,6 +233,72 @@ static int auth_check(struct auth *auth, struct auth_request *req)
 		free(hash);
 	}
 	return ret;
+}
+
+int auth_lookup_credentials(struct auth *auth, const char *username, uint64_t *account_id_r,
+                            char **credentials_r)
+{
+	*credentials_r = NULL;
+	*account_id_r = 0;
+	if (username[0] == '\0')
+		return 0;
+	char *user = auth_lowercase_dup(username);
+	uint64_t id = 0;
+	char *credentials = NULL;
+	int ret = auth->lookup(auth->lookup_ctx, user, &id, &credentials);
+	if (ret < 0)
+		log_error("event=auth_lookup user=%s result=temporary_failure", user);
+	free(user);
+	if (ret <= 0) {
+		auth_credentials_free(&credentials);
+		return ret < 0 ? -1 : 0;
+	}
+	ASSERT(credentials != NULL);
+	*account_id_r = id;
+	*credentials_r = credentials;
+	return 1;
+}
+
+void auth_credentials_free(char **credentials)
+{
+	if (*credentials == NULL)
+		return;
+	xmemzero(*credentials, strlen(*credentials));
+	free(*credentials);
+	*credentials = NULL;
+}
+
+int auth_sasl_set_credentials(struct auth *auth, struct sasl_server *sasl, uint64_t *account_id_r)
+{
+	const char *username = sasl_server_username(sasl);
+	char *credentials;
+	uint64_t id;
+	*account_id_r = 0;
+	int ret = auth_lookup_credentials(auth, username, &id, &credentials);
+	if (ret < 0)
+		return -1;
+	struct password_scram keys;
+	bool have_keys = ret == 1 && password_scram_keys(credentials, &keys) == 0;
+	if (ret == 1 && !have_keys)
+		log_info("event=auth_scram_unavailable user=%s", username);
+	sasl_server_set_credentials(sasl, have_keys ? &keys : NULL);
+	if (have_keys)
+		*account_id_r = id;
+	password_scram_wipe(&keys);
+	auth_credentials_free(&credentials);
+	return 0;
+}
+
+void auth_record_result(struct auth *auth, const char *remote_ip, bool success,
+                        unsigned *delay_ms_r)
+{
+	*delay_ms_r = 0;
+	if (remote_ip == NULL)
+		return;
+	if (success)
+		auth_penalty_reset(auth, remote_ip);
+	else
+		*delay_ms_r = auth_penalty_fail(auth, remote_ip);
 }
 
 static void auth_process(struct auth *auth, struct auth_request *req)

@@ -6,12 +6,16 @@
 #ifndef POSTHORN_AUTH_AUTH_H
 #define POSTHORN_AUTH_AUTH_H
 
+#include <stdbool.h>
 #include <stdint.h>
 
-/* The account lookup the store provides (wired by main.c). Called on worker threads, possibly
- * several at once, with username already lower-cased (ASCII). Returns 1 found
- * (*account_id_r set, *password_hash_r a malloc'd hash string that auth frees), 0 no such
- * user, -1 temporary error. */
+#include "auth/sasl.h"
+
+/* The account lookup the store provides (wired by cli_serve.c). Called on worker threads
+ * and, for SCRAM, on event-loop threads, possibly several at once, with username already
+ * lower-cased (ASCII). Returns 1 found (*account_id_r set, *password_hash_r the malloc'd
+ * credentials string of password_hash_dup(), opaque to the store, that auth frees), 0 no
+ * such user, -1 temporary error. */
 typedef int auth_lookup_fn(void *ctx, const char *username, uint64_t *account_id_r,
                            char **password_hash_r);
 
@@ -63,5 +67,33 @@ void auth_verify(struct auth *auth, struct auth_request *req,
 /* Synchronous form (CLI, tests): queue req, wait for it, return req->result. Never call it
  * from an event-loop thread. */
 int auth_verify_wait(struct auth *auth, struct auth_request *req);
+
+/* Look a user up synchronously through the lookup callback (cheap: no hashing; fine on a
+ * loop thread). username is lower-cased (ASCII) first. Returns 1 found (*account_id_r set,
+ * *credentials_r the malloc'd credentials string: release it with auth_credentials_free()),
+ * 0 no such user or empty name (*credentials_r NULL), -1 temporary error (logged). */
+int auth_lookup_credentials(struct auth *auth, const char *username, uint64_t *account_id_r,
+                            char **credentials_r) __attribute__((warn_unused_result));
+/* Wipe and free credentials from auth_lookup_credentials(). Accepts NULL; sets *c NULL. */
+void auth_credentials_free(char **credentials);
+
+/* For a SCRAM exchange whose sasl_server_step() returned 2: look up
+ * sasl_server_username(sasl) and hand its SCRAM keys to sasl_server_set_credentials() (no
+ * keys for an unknown user, a locked account or credentials without a SCRAM part: the
+ * exchange then fails at its end, like a wrong password). Then call
+ * sasl_server_step(sasl, NULL, ...) for the server-first challenge. Returns 0 with
+ * *account_id_r the account that a successful exchange authenticates (0 when none), or -1
+ * temporary failure: the exchange cannot go on (answer 454 / NO [UNAVAILABLE] / -ERR
+ * [SYS/TEMP] and free sasl). */
+int auth_sasl_set_credentials(struct auth *auth, struct sasl_server *sasl, uint64_t *account_id_r)
+    __attribute__((warn_unused_result));
+
+/* Feed the outcome of an exchange that was verified outside auth_verify() (SCRAM) into the
+ * per-IP penalty, exactly as auth_verify() does for PLAIN and LOGIN: a success clears the
+ * penalty of remote_ip (*delay_ms_r 0); a failure counts and *delay_ms_r is how long the
+ * protocol waits before answering (0, 1000, 2000, ... 15000). remote_ip NULL: nothing is
+ * tracked, delay 0. Thread-safe. */
+void auth_record_result(struct auth *auth, const char *remote_ip, bool success,
+                        unsigned *delay_ms_r);
 
 #endif

@@ -398,10 +398,46 @@ static void smtp_auth_verify_cb(struct auth_request *req, void *ctx)
 	conn_wake(s->conn);
 }
 
+/* SCRAM asked for the user's stored keys: look them up here on the loop thread (a store
+ * read, no hashing) and continue with the server-first step. -1: temporary failure, the
+ * exchange is over and answered. */
+static int smtp_auth_scram_keys(struct smtp_session *s)
+{
+	if (auth_sasl_set_credentials(s->server->auth, s->sasl, &s->auth_account) == 0)
+		return 0;
+	SMTP_LOG(s, "event=auth result=tempfail user=%s mech=SCRAM-SHA-256",
+		 sasl_server_username(s->sasl));
+	sasl_server_free(&s->sasl);
+	smtp_session_set_state(s, SMTP_STATE_COMMAND);
+	smtp_reply(s, "454 4.7.0 Temporary authentication failure");
+	return -1;
+}
+
+/* A mechanism that verified the client itself (SCRAM) finished: apply the same per-IP
+ * penalty and replies as a PLAIN/LOGIN verification. */
+static void smtp_auth_verified(struct smtp_session *s, int outcome)
+{
+	s->auth_user = arena_strdup(s->arena, sasl_server_username(s->sasl));
+	s->auth_req = (struct auth_request){
+		.result = outcome == 1 ? 1 : 0,
+		.account_id = outcome == 1 ? s->auth_account : 0,
+	};
+	auth_record_result(s->server->auth, conn_remote_ip(s->conn), outcome == 1,
+			   &s->auth_req.delay_ms);
+	sasl_server_free(&s->sasl);
+	smtp_session_set_state(s, SMTP_STATE_COMMAND);
+	smtp_commands_auth_done(s);
+}
+
 static void smtp_auth_step(struct smtp_session *s, const char *response)
 {
 	const char *challenge, *error;
 	int r = sasl_server_step(s->sasl, response, &challenge, &error);
+	if (r == 2) {
+		if (smtp_auth_scram_keys(s) < 0)
+			return;
+		r = sasl_server_step(s->sasl, NULL, &challenge, &error);
+	}
 	if (r < 0) {
 		sasl_server_free(&s->sasl);
 		smtp_session_set_state(s, SMTP_STATE_COMMAND);
@@ -412,8 +448,15 @@ static void smtp_auth_step(struct smtp_session *s, const char *response)
 		return;
 	}
 	if (r == 0) {
+		/* SCRAM's server-final goes here too: "334 <v=...>" answered by an empty line,
+		 * then 235 (RFC 4954 §4: SMTP has no additional data with 235). */
 		smtp_session_set_state(s, SMTP_STATE_AUTH);
 		conn_printf(s->conn, "334 %s\r\n", challenge);
+		return;
+	}
+	int outcome = sasl_server_outcome(s->sasl);
+	if (outcome >= 0) {
+		smtp_auth_verified(s, outcome);
 		return;
 	}
 	const char *authzid, *authcid, *password;
@@ -454,6 +497,7 @@ static void cmd_auth(struct smtp_session *s, struct smtp_command *cmd)
 		return;
 	}
 	s->sasl = sasl_server_new(mech, 0);
+	s->auth_account = 0;
 	smtp_auth_step(s, cmd->initial_response);
 }
 

@@ -69,6 +69,7 @@ struct smtp_session {
 	struct sasl_server *sasl;
 	struct auth_request auth_req;
 	char *auth_password; /* wiped */
+	uint64_t auth_account; /* SCRAM: the account a successful exchange authenticates */
 
 	/* transaction */
 	bool have_mail;

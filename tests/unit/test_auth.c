@@ -1,6 +1,8 @@
 /* Unit tests for auth/auth: verification through a fake store lookup (ok, wrong password,
  * unknown user, locked account, lookup error, authzid), the per-IP penalty schedule with a
- * fake clock, and 20 concurrent requests on 2 workers. Most failures use the cheap authzid
+ * fake clock, 20 concurrent requests on 2 workers, and the synchronous side for SCRAM:
+ * credential look-ups, handing keys to a SCRAM exchange (RFC 7677 §3 messages), and
+ * auth_record_result() feeding the same penalty table. Most failures use the cheap authzid
  * mismatch so that only a handful of argon2 hashes run. */
 #include <stdarg.h>
 #include <stddef.h>
@@ -16,13 +18,17 @@
 
 #include "auth/auth.h"
 #include "auth/password.h"
+#include "auth/sasl.h"
+#include "core/base64.h"
 #include "core/xmalloc.h"
 #include "core/banned.h"
 
 /* ---- fake store ---- */
 
 struct fake_store {
-	char *alice_hash; /* hash of "secret" */
+	char *alice_hash; /* credentials for "secret", with SCRAM keys */
+	char *user_cred;  /* argon2 part of alice_hash + the RFC 7677 SCRAM keys ("pencil") */
+	char *old_cred;   /* argon2 part of alice_hash alone: made before SCRAM support */
 	pthread_mutex_t lock;
 	unsigned lookups;
 	char last_user[64];
@@ -39,6 +45,16 @@ static int fake_lookup(void *ctx, const char *username, uint64_t *account_id_r,
 	if (strcmp(username, "alice") == 0) {
 		*account_id_r = 42;
 		*password_hash_r = xstrdup(fs->alice_hash);
+		return 1;
+	}
+	if (strcmp(username, "user") == 0) {
+		*account_id_r = 43;
+		*password_hash_r = xstrdup(fs->user_cred);
+		return 1;
+	}
+	if (strcmp(username, "old") == 0) {
+		*account_id_r = 44;
+		*password_hash_r = xstrdup(fs->old_cred);
 		return 1;
 	}
 	if (strcmp(username, "locked") == 0) {
@@ -69,6 +85,15 @@ static int group_setup(void **state)
 	fx->store.alice_hash = password_hash_dup("secret");
 	if (fx->store.alice_hash == NULL)
 		return -1;
+	size_t argon2_len = strcspn(fx->store.alice_hash, " ");
+	fx->store.old_cred = xstrndup(fx->store.alice_hash, argon2_len);
+	char cred[512];
+	snprintf(cred, sizeof(cred),
+	         "%s SCRAM-SHA-256$4096$W22ZaJ0SNY7soEsUEjb6gQ==$"
+	         "WG5d8oPm3OtcPnkdi4Uo7BkeZkBFzpcXkuLmtbsT4qY=$"
+	         "wfPLwcE6nTWhTAmQ7tl2KeoiWGPlZqQxSrmfPwDl2dU=",
+	         fx->store.old_cred);
+	fx->store.user_cred = xstrdup(cred);
 	pthread_mutex_init(&fx->store.lock, NULL);
 	fx->auth = auth_new(fake_lookup, &fx->store, 2);
 	auth_set_clock(fx->auth, fake_clock);
@@ -83,6 +108,8 @@ static int group_teardown(void **state)
 	assert_null(fx->auth);
 	pthread_mutex_destroy(&fx->store.lock);
 	free(fx->store.alice_hash);
+	free(fx->store.user_cred);
+	free(fx->store.old_cred);
 	free(fx);
 	return 0;
 }
@@ -338,6 +365,118 @@ static void test_free_drains_queue(void **state)
 	pthread_mutex_destroy(&c.lock);
 }
 
+/* ---- synchronous look-ups and SCRAM ---- */
+
+static void test_lookup_credentials(void **state)
+{
+	struct fixture *fx = *state;
+	uint64_t id = 0;
+	char *cred = NULL;
+	assert_int_equal(auth_lookup_credentials(fx->auth, "ALICE", &id, &cred), 1);
+	assert_int_equal(id, 42);
+	assert_string_equal(cred, fx->store.alice_hash);
+	assert_string_equal(fx->store.last_user, "alice");
+	auth_credentials_free(&cred);
+	assert_null(cred);
+	auth_credentials_free(&cred);
+
+	assert_int_equal(auth_lookup_credentials(fx->auth, "mallory", &id, &cred), 0);
+	assert_null(cred);
+	assert_int_equal(id, 0);
+	assert_int_equal(auth_lookup_credentials(fx->auth, "tmpfail", &id, &cred), -1);
+	assert_null(cred);
+	unsigned before = fx->store.lookups;
+	assert_int_equal(auth_lookup_credentials(fx->auth, "", &id, &cred), 0);
+	assert_int_equal(fx->store.lookups, before);
+}
+
+#define RFC_CLIENT_FIRST "n,,n=%s,r=rOprNGfwEbeRWgbNEkqO"
+#define RFC_SNONCE "%hvYDpWUa2RaTCAfuxFIlj)hNlF$k0"
+#define RFC_CLIENT_FINAL                                                                           \
+	"c=biws,r=rOprNGfwEbeRWgbNEkqO%hvYDpWUa2RaTCAfuxFIlj)hNlF$k0,"                             \
+	"p=dHzbZapWIk4jUhN+Ute9ytag9zjfMHgsqmmiz7AndVQ="
+
+static int step_text(struct sasl_server *sasl, const char *text, const char **chal_r)
+{
+	const char *err;
+	char *b64 = base64_encode_dup((const unsigned char *)text, strlen(text));
+	int ret = sasl_server_step(sasl, b64, chal_r, &err);
+	free(b64);
+	return ret;
+}
+
+/* The RFC 7677 §3 client messages against the account named user (password "pencil" for
+ * "user"). Returns the outcome; -2 when auth_sasl_set_credentials() failed. */
+static int scram_exchange(struct fixture *fx, const char *user, uint64_t *id_r)
+{
+	const char *chal, *err;
+	char first[128];
+	snprintf(first, sizeof(first), RFC_CLIENT_FIRST, user);
+	struct sasl_server *sasl = sasl_server_new(SASL_MECH_SCRAM_SHA_256, 0);
+	sasl_server_set_test_nonce(sasl, RFC_SNONCE);
+	assert_int_equal(step_text(sasl, first, &chal), 2);
+	int outcome = -2;
+	if (auth_sasl_set_credentials(fx->auth, sasl, id_r) == 0) {
+		assert_int_equal(sasl_server_step(sasl, NULL, &chal, &err), 0);
+		int ret = step_text(sasl, RFC_CLIENT_FINAL, &chal);
+		if (ret == 0)
+			ret = sasl_server_step(sasl, "", &chal, &err);
+		assert_int_equal(ret, 1);
+		outcome = sasl_server_outcome(sasl);
+	}
+	sasl_server_free(&sasl);
+	return outcome;
+}
+
+static void test_sasl_set_credentials(void **state)
+{
+	struct fixture *fx = *state;
+	uint64_t id = 99;
+	assert_int_equal(scram_exchange(fx, "user", &id), 1);
+	assert_int_equal(id, 43);
+	/* Looked up lower-cased: the keys are found (the RFC proof covers "n=user", so it
+	 * does not fit this exchange). */
+	id = 99;
+	assert_int_equal(scram_exchange(fx, "User", &id), 0);
+	assert_int_equal(id, 43);
+	assert_string_equal(fx->store.last_user, "user");
+	/* Stored credentials without a SCRAM part, a locked account, an unknown user: the
+	 * exchange runs and fails at its end; no account. */
+	assert_int_equal(scram_exchange(fx, "old", &id), 0);
+	assert_int_equal(id, 0);
+	assert_int_equal(scram_exchange(fx, "locked", &id), 0);
+	assert_int_equal(id, 0);
+	assert_int_equal(scram_exchange(fx, "mallory", &id), 0);
+	assert_int_equal(id, 0);
+	/* alice has SCRAM keys, for "secret": the RFC proof is wrong for her. */
+	assert_int_equal(scram_exchange(fx, "alice", &id), 0);
+	assert_int_equal(scram_exchange(fx, "tmpfail", &id), -2);
+}
+
+static void test_record_result(void **state)
+{
+	struct fixture *fx = *state;
+	const char *ip = "203.0.113.50";
+	unsigned delay = 99;
+	static const unsigned expect[] = {0, 1000, 2000, 4000};
+	for (size_t i = 0; i < sizeof(expect) / sizeof(expect[0]); i++) {
+		auth_record_result(fx->auth, ip, false, &delay);
+		assert_int_equal(delay, expect[i]);
+	}
+	/* The same table as auth_verify(): a PLAIN failure continues the series. */
+	assert_int_equal(cheap_failure(fx, ip), 8000);
+	auth_record_result(fx->auth, ip, true, &delay);
+	assert_int_equal(delay, 0);
+	assert_int_equal(cheap_failure(fx, ip), 0); /* cleared */
+	auth_record_result(fx->auth, ip, false, &delay);
+	assert_int_equal(delay, 1000);
+	/* No address: nothing tracked. */
+	auth_record_result(fx->auth, NULL, false, &delay);
+	assert_int_equal(delay, 0);
+	auth_record_result(fx->auth, NULL, false, &delay);
+	assert_int_equal(delay, 0);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -352,6 +491,9 @@ int main(void)
 	    cmocka_unit_test(test_penalty_table_bounded),
 	    cmocka_unit_test(test_concurrent),
 	    cmocka_unit_test(test_free_drains_queue),
+	    cmocka_unit_test(test_lookup_credentials),
+	    cmocka_unit_test(test_sasl_set_credentials),
+	    cmocka_unit_test(test_record_result),
 	};
 	return cmocka_run_group_tests(tests, group_setup, group_teardown);
 }
