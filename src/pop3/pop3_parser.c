@@ -62,6 +62,7 @@ int pop3_parser_parse(struct arena *arena, const char *line, size_t len,
 			return -1;
 		}
 	}
+	size_t full_len = len; /* PASS keeps trailing spaces: they may be the password's */
 	while (len > 0 && (line[len - 1] == ' ' || line[len - 1] == '\t'))
 		len--;
 	size_t vlen = 0;
@@ -81,11 +82,11 @@ int pop3_parser_parse(struct arena *arena, const char *line, size_t len,
 	size_t pos = vlen;
 	if (def->verb == POP3_VERB_PASS) {
 		/* Everything after "PASS " is the password, spaces included. */
-		if (pos + 1 >= len) {
+		if (pos + 1 >= len) { /* nothing but blanks after PASS */
 			*error_r = "Syntax: PASS <password>";
 			return -1;
 		}
-		cmd->argv[0] = arena_strndup(arena, line + pos + 1, len - pos - 1);
+		cmd->argv[0] = arena_strndup(arena, line + pos + 1, full_len - pos - 1);
 		cmd->argc = 1;
 		return 0;
 	}

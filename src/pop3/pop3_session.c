@@ -433,6 +433,9 @@ void pop3_session_update(struct pop3_session *s)
 			s->expunge_uids[n++] = m->uid;
 	}
 	if (n == 0) {
+		/* Release the maildrop before the goodbye, so an immediate new login works. */
+		pop3_drop_unlock(s->server, s->account_id);
+		s->locked = false;
 		POP3_LOG(s, "event=logout deleted=%u", 0);
 		pop3_session_close(s, "+OK Logging out");
 		return;
