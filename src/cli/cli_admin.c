@@ -20,7 +20,13 @@ static const char user_usage[] =
 	"       posthorn user del ADDRESS\n"
 	"       posthorn user list [DOMAIN]\n"
 	"       posthorn user passwd ADDRESS               (new password as for add)\n"
-	"       posthorn user quota ADDRESS SIZE           (K/M/G suffixes; 0 = unlimited)\n";
+	"       posthorn user quota ADDRESS SIZE           (K/M/G suffixes; 0 = unlimited)\n"
+	"       posthorn user apop ADDRESS                 (set the POP3 APOP secret: read as\n"
+	"                                                 the password for add)\n"
+	"       posthorn user apop ADDRESS --clear         (remove it)\n"
+	"  APOP (RFC 1939) is weak: it uses MD5 and the secret is stored in clear, so use a\n"
+	"  secret that is not the account's password. It is off unless the POP3 server\n"
+	"  enables it (pop3_apop = yes); accounts without a secret cannot use it.\n";
 
 static const char alias_usage[] =
 	"usage: posthorn alias add ALIAS TARGET   (ALIAS is local@domain or @domain for a\n"
@@ -135,6 +141,24 @@ static int user_add(struct store *store, const struct conf *conf, int argc, char
 	return ret;
 }
 
+/* `user apop ADDRESS [--clear]`: the secret is read only once the account is known. */
+static int user_apop(struct store *store, int argc, char **argv)
+{
+	const char *error;
+	char *secret = NULL;
+	int found = store_account_lookup(store, argv[2], NULL, NULL, NULL);
+	if (found <= 0)
+		return cli_fail("user apop %s: %s", argv[2],
+				found < 0 ? "cannot look up the account" : "no such account");
+	if (argc == 3 && (secret = cli_read_password()) == NULL)
+		return 1;
+	int ret = store_account_set_apop(store, argv[2], secret, &error) < 0
+			  ? cli_fail("user apop %s: %s", argv[2], error)
+			  : 0;
+	wipe_free(secret);
+	return ret;
+}
+
 int cli_user(struct cli *cli, int argc, char **argv)
 {
 	if (cli_wants_help(argc, argv, user_usage))
@@ -143,7 +167,9 @@ int cli_user(struct cli *cli, int argc, char **argv)
 	bool ok = (strcmp(verb, "add") == 0 && argc >= 3) ||
 		  ((strcmp(verb, "del") == 0 || strcmp(verb, "passwd") == 0) && argc == 3) ||
 		  (strcmp(verb, "list") == 0 && argc <= 3) ||
-		  (strcmp(verb, "quota") == 0 && argc == 4);
+		  (strcmp(verb, "quota") == 0 && argc == 4) ||
+		  (strcmp(verb, "apop") == 0 &&
+		   (argc == 3 || (argc == 4 && strcmp(argv[3], "--clear") == 0)));
 	if (!ok) {
 		fputs(user_usage, stderr);
 		return 2;
@@ -170,6 +196,8 @@ int cli_user(struct cli *cli, int argc, char **argv)
 		else if (store_account_set_password(store, argv[2], hash, &error) < 0)
 			ret = cli_fail("user passwd %s: %s", argv[2], error);
 		free(hash);
+	} else if (strcmp(verb, "apop") == 0) {
+		ret = user_apop(store, argc, argv);
 	} else if (cli_parse_size(argv[3], &quota) < 0) {
 		ret = cli_fail("bad quota %s", argv[3]);
 	} else if (store_account_set_quota(store, argv[2], quota, &error) < 0) {

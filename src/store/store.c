@@ -1,7 +1,7 @@
 /* The public store API (store.h): argument validation and lower-casing, recipient
- * resolution over the backend's primitives, the delivery writer thread with group commit
- * (many deliveries, one transaction, one fsync per directory), message files (blob.c),
- * orphan cleanup at open, and dispatch of everything else to the backend vtable. */
+ * resolution over the backend's primitives, queueing of deliveries and expunges to the
+ * writer thread (store_writer.c: group commit), message files (blob.c), orphan cleanup at
+ * open, and dispatch of everything else to the backend vtable. */
 #include "store/store.h"
 
 #include <errno.h>
@@ -10,6 +10,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <fcntl.h>
 #include <sys/file.h>
 #include <sys/stat.h>
@@ -28,7 +29,6 @@
 
 /* Room left in PATH_MAX for "/messages/ab/<64 hex>" and spool names. */
 #define STORE_DATA_DIR_MAX (PATH_MAX - 256)
-#define STORE_ERROR_MAX 512
 #define STORE_FLAGS_TEXT_MAX 65536
 
 static _Thread_local char store_error_buf[STORE_ERROR_MAX];
@@ -38,19 +38,6 @@ static _Thread_local char store_lookup_address[STORE_ADDRESS_MAX + 1];
 static const struct store_mailbox_template store_default_mailboxes[] = {
     {"INBOX", NULL, true},      {"Drafts", "\\Drafts", true}, {"Sent", "\\Sent", true},
     {"Trash", "\\Trash", true}, {"Junk", "\\Junk", true},     {"Archive", "\\Archive", true},
-};
-
-/* A delivery waiting for (or inside) a group commit. */
-struct store_pending {
-	struct store_pending *next;
-	struct store_delivery *delivery;
-	store_delivery_cb *cb;
-	void *ctx;
-	uint64_t *accounts; /* deduplicated copy */
-	size_t account_count;
-	bool placed; /* its file is at its content address (and later: committed) */
-	uint64_t size;
-	char error[STORE_ERROR_MAX];
 };
 
 const char *store_error_fmt(const char *fmt, ...)
@@ -259,6 +246,34 @@ int store_account_set_quota(struct store *store, const char *address, uint64_t q
 	return store->v->account_set_quota(store, addr, quota, error_r);
 }
 
+int store_account_set_apop(struct store *store, const char *address, const char *secret,
+                           const char **error_r)
+{
+	char addr[STORE_ADDRESS_MAX + 1];
+	if (store_address_norm(address, addr, false, error_r) < 0)
+		return -1;
+	if (secret != NULL && (secret[0] == '\0' || strlen(secret) > STORE_APOP_SECRET_MAX)) {
+		*error_r =
+		    store_error_fmt("APOP secret must be 1 to %d octets", STORE_APOP_SECRET_MAX);
+		return -1;
+	}
+	return store->v->account_set_apop(store, addr, secret, error_r);
+}
+
+int store_account_get_apop(struct store *store, const char *address, uint64_t *account_id_r,
+                           char **secret_r)
+{
+	char addr[STORE_ADDRESS_MAX + 1];
+	const char *error;
+	uint64_t id;
+	if (store_address_norm(address, addr, false, &error) < 0)
+		return 0;
+	int ret = store->v->account_get_apop(store, addr, &id, secret_r);
+	if (ret == 1 && account_id_r != NULL)
+		*account_id_r = id;
+	return ret;
+}
+
 int store_account_list(struct store *store, const char *domain,
                        void (*cb)(void *ctx, const struct store_account_info *info), void *ctx)
 {
@@ -312,7 +327,7 @@ int store_alias_add(struct store *store, const char *alias, const char *target,
 	int found = store_resolve(store, dest, &r);
 	if (found <= 0) {
 		*error_r = found < 0 ? "lookup failed"
-				     : store_error_fmt("%s is not an account or alias", dest);
+		                     : store_error_fmt("%s is not an account or alias", dest);
 		return -1;
 	}
 	return store->v->alias_add(store, name, dest, error_r);
@@ -480,233 +495,87 @@ int store_address_owned(struct store *store, uint64_t account_id, const char *ad
 	return 0;
 }
 
-/* ---- delivery: the writer thread ---- */
-
-static bool store_remote_valid(const char *rcpt)
-{
-	size_t len = rcpt == NULL ? 0 : strlen(rcpt);
-	const char *at = len == 0 ? NULL : strrchr(rcpt, '@');
-	if (at == NULL || at == rcpt || at[1] == '\0' || len > STORE_ADDRESS_MAX)
-		return false;
-	for (size_t i = 0; i < len; i++) {
-		if ((unsigned char)rcpt[i] < 0x20 || rcpt[i] == 0x7f)
-			return false;
-	}
-	return true;
-}
-
-static int store_delivery_check(const struct store_pending *p, const char **error_r)
-{
-	const struct store_delivery *d = p->delivery;
-	if (d->spool_path == NULL) {
-		*error_r = "no spool file";
-		return -1;
-	}
-	if (p->account_count == 0 && d->remote_count == 0) {
-		*error_r = "no recipients";
-		return -1;
-	}
-	for (size_t i = 0; i < d->remote_count; i++) {
-		if (!store_remote_valid(d->remote[i])) {
-			*error_r = "invalid remote recipient";
-			return -1;
-		}
-	}
-	return 0;
-}
-
-/* Check one delivery and move its file to its content address. The spool file is gone
- * afterwards either way. */
-static void store_writer_place(struct store *store, struct store_pending *p,
-                               struct store_commit_item *item, bool dirty[BLOB_FANOUT_COUNT],
-                               bool *top_dirty)
-{
-	const char *error;
-	bool created = false;
-	if (store_delivery_check(p, &error) < 0 ||
-	    blob_store(store->messages_dir, p->delivery->spool_path, item->sha256, &item->size,
-	               &created, &error) < 0) {
-		snprintf(p->error, sizeof(p->error), "%s", error);
-		if (p->delivery->spool_path != NULL && unlink(p->delivery->spool_path) < 0 &&
-		    errno != ENOENT)
-			log_warn("store: unlink %s: %s", p->delivery->spool_path, strerror(errno));
-		return;
-	}
-	item->delivery = p->delivery;
-	item->accounts = p->accounts;
-	item->account_count = p->account_count;
-	dirty[blob_fanout_index(item->sha256)] = true;
-	*top_dirty = *top_dirty || created;
-	p->placed = true;
-	p->size = item->size;
-}
-
-/* Make the renames of this batch durable: one fsync per touched directory. */
-static int store_writer_sync(struct store *store, const bool dirty[BLOB_FANOUT_COUNT],
-                             bool top_dirty, const char **error_r)
-{
-	if (top_dirty && blob_sync_dir(store->messages_dir, error_r) < 0)
-		return -1;
-	for (unsigned i = 0; i < BLOB_FANOUT_COUNT; i++) {
-		if (dirty[i] && blob_sync_fanout(store->messages_dir, i, error_r) < 0)
-			return -1;
-	}
-	return 0;
-}
-
-/* Commit the placed deliveries in one transaction; when that fails, each one alone so one
- * bad delivery (say, an account deleted meanwhile) does not fail the others. A delivery
- * that still fails is marked not placed; its file is dealt with by store_writer_discard(). */
-static void store_writer_commit(struct store *store, struct store_pending **placed,
-                                struct store_commit_item *items, size_t count)
-{
-	const char *error;
-	if (count == 0 || store->v->deliver(store, items, count, &error) == 0)
-		return;
-	if (count == 1) {
-		snprintf(placed[0]->error, sizeof(placed[0]->error), "%s", error);
-		placed[0]->placed = false;
-		return;
-	}
-	log_warn("store: group commit of %zu deliveries failed (%s), retrying one by one", count,
-	         error);
-	for (size_t i = 0; i < count; i++)
-		store_writer_commit(store, &placed[i], &items[i], 1);
-}
-
-/* Remove the files of failed deliveries that no message row references (blob_lock held,
- * so no other delivery can be reusing them). When in doubt the file stays: store_open()
- * removes orphans. */
-static void store_writer_discard(struct store *store, struct store_pending **placed,
-                                 struct store_commit_item *items, size_t count)
-{
-	for (size_t i = 0; i < count; i++) {
-		if (!placed[i]->placed && store->v->message_exists(store, items[i].sha256) == 0)
-			(void)blob_unlink(store->messages_dir, items[i].sha256);
-	}
-}
-
-static void store_writer_batch(struct store *store, struct store_pending **batch, size_t n)
-{
-	struct store_commit_item *items = xcalloc(n, sizeof(*items));
-	struct store_pending **placed = xcalloc(n, sizeof(*placed));
-	bool dirty[BLOB_FANOUT_COUNT] = {false};
-	bool top_dirty = false;
-	size_t count = 0;
-	const char *error;
-
-	pthread_mutex_lock(&store->blob_lock);
-	for (size_t i = 0; i < n; i++) {
-		store_writer_place(store, batch[i], &items[count], dirty, &top_dirty);
-		if (batch[i]->placed)
-			placed[count++] = batch[i];
-	}
-	if (count > 0 && store_writer_sync(store, dirty, top_dirty, &error) < 0) {
-		for (size_t i = 0; i < count; i++) {
-			snprintf(placed[i]->error, sizeof(placed[i]->error), "%s", error);
-			placed[i]->placed = false;
-		}
-	} else {
-		store_writer_commit(store, placed, items, count);
-		if (count > 0)
-			log_debug("store: group commit of %zu deliveries", count);
-	}
-	store_writer_discard(store, placed, items, count);
-	pthread_mutex_unlock(&store->blob_lock);
-
-	for (size_t i = 0; i < n; i++) {
-		struct store_pending *p = batch[i];
-		struct store_delivery *d = p->delivery;
-		d->result = p->placed ? 0 : -1;
-		d->error = p->placed ? NULL : p->error;
-		d->size = p->placed ? p->size : 0;
-		if (!p->placed)
-			log_error("store: delivery failed: %s", p->error);
-		p->cb(d, p->ctx);
-		free(p->accounts);
-		free(p);
-	}
-	free(items);
-	free(placed);
-}
-
-static void *store_writer_main(void *arg)
-{
-	struct store *store = arg;
-	struct store_pending *batch[STORE_BATCH_MAX];
-	for (;;) {
-		size_t n = 0;
-		pthread_mutex_lock(&store->queue_lock);
-		while (store->queue_head == NULL && !store->stopping)
-			pthread_cond_wait(&store->queue_cond, &store->queue_lock);
-		while (store->queue_head != NULL && n < STORE_BATCH_MAX) {
-			batch[n++] = store->queue_head;
-			store->queue_head = store->queue_head->next;
-		}
-		if (store->queue_head == NULL)
-			store->queue_tail = NULL;
-		pthread_mutex_unlock(&store->queue_lock);
-		if (n == 0)
-			break; /* stopping and drained */
-		store_writer_batch(store, batch, n);
-	}
-	return NULL;
-}
+/* ---- delivery and expunge: queued to the writer thread (store_writer.c) ---- */
 
 void store_deliver(struct store *store, struct store_delivery *delivery, store_delivery_cb *cb,
                    void *ctx)
 {
-	struct store_pending *p = xcalloc(1, sizeof(*p));
-	p->delivery = delivery;
-	p->cb = cb;
-	p->ctx = ctx;
-	p->accounts = xcalloc(delivery->account_count, sizeof(uint64_t));
-	for (size_t i = 0; i < delivery->account_count; i++) {
-		size_t k = 0;
-		while (k < p->account_count && p->accounts[k] != delivery->accounts[i])
-			k++;
-		if (k == p->account_count)
-			p->accounts[p->account_count++] = delivery->accounts[i];
-	}
-	pthread_mutex_lock(&store->queue_lock);
-	if (store->queue_tail == NULL)
-		store->queue_head = p;
-	else
-		store->queue_tail->next = p;
-	store->queue_tail = p;
-	pthread_cond_signal(&store->queue_cond);
-	pthread_mutex_unlock(&store->queue_lock);
+	store_writer_deliver(store, delivery, cb, ctx);
 }
 
+/* RFC 9051 §5.1: INBOX is case-insensitive; other names are exact. */
+static const char *store_mailbox_name(const char *mailbox)
+{
+	return strcasecmp(mailbox, "INBOX") == 0 ? "INBOX" : mailbox;
+}
+
+void store_expunge(struct store *store, struct store_expunge *op, store_expunge_cb *cb, void *ctx)
+{
+	/* An empty name matches no mailbox: the writer reports it in queue order. */
+	const char *mailbox = op->mailbox == NULL ? "" : store_mailbox_name(op->mailbox);
+	store_writer_expunge(store, op, mailbox, cb, ctx);
+}
+
+/* A caller of store_deliver_wait()/store_expunge_wait(). */
 struct store_waiter {
 	pthread_mutex_t lock;
 	pthread_cond_t cond;
 	bool done;
 };
 
-static void store_waiter_done(struct store_delivery *delivery, void *ctx)
+static void store_waiter_init(struct store_waiter *w)
 {
-	struct store_waiter *w = ctx;
-	(void)delivery;
+	w->done = false;
+	pthread_mutex_init(&w->lock, NULL);
+	pthread_cond_init(&w->cond, NULL);
+}
+
+static void store_waiter_signal(struct store_waiter *w)
+{
 	pthread_mutex_lock(&w->lock);
 	w->done = true;
 	pthread_cond_signal(&w->cond);
 	pthread_mutex_unlock(&w->lock);
 }
 
+static void store_waiter_wait(struct store_waiter *w)
+{
+	pthread_mutex_lock(&w->lock);
+	while (!w->done)
+		pthread_cond_wait(&w->cond, &w->lock);
+	pthread_mutex_unlock(&w->lock);
+	pthread_cond_destroy(&w->cond);
+	pthread_mutex_destroy(&w->lock);
+}
+
+static void store_waiter_delivered(struct store_delivery *delivery, void *ctx)
+{
+	(void)delivery;
+	store_waiter_signal(ctx);
+}
+
+static void store_waiter_expunged(struct store_expunge *op, void *ctx)
+{
+	(void)op;
+	store_waiter_signal(ctx);
+}
+
 int store_deliver_wait(struct store *store, struct store_delivery *delivery)
 {
-	struct store_waiter w = {.done = false};
-	pthread_mutex_init(&w.lock, NULL);
-	pthread_cond_init(&w.cond, NULL);
-	store_deliver(store, delivery, store_waiter_done, &w);
-	pthread_mutex_lock(&w.lock);
-	while (!w.done)
-		pthread_cond_wait(&w.cond, &w.lock);
-	pthread_mutex_unlock(&w.lock);
-	pthread_cond_destroy(&w.cond);
-	pthread_mutex_destroy(&w.lock);
+	struct store_waiter w;
+	store_waiter_init(&w);
+	store_deliver(store, delivery, store_waiter_delivered, &w);
+	store_waiter_wait(&w);
 	return delivery->result;
+}
+
+int store_expunge_wait(struct store *store, struct store_expunge *op)
+{
+	struct store_waiter w;
+	store_waiter_init(&w);
+	store_expunge(store, op, store_waiter_expunged, &w);
+	store_waiter_wait(&w);
+	return op->result;
 }
 
 /* ---- reading ---- */
@@ -778,7 +647,32 @@ int store_mail_open(struct store *store, const char *address, const char *mailbo
 	int ret = store->v->mail_locate(store, addr, mailbox, uid, sha256, &size);
 	if (ret <= 0)
 		return ret;
-	/* A file missing now was removed with its account after our lookup. */
+	/* A file missing now was expunged (or removed with its account) after our lookup. */
+	return blob_open(store->messages_dir, sha256, fd_r, size_r);
+}
+
+int store_mailbox_snapshot(struct store *store, uint64_t account_id, const char *mailbox,
+                           struct store_mailbox_status *status_r,
+                           void (*cb)(void *ctx, const struct store_entry *entry), void *ctx)
+{
+	if (mailbox == NULL)
+		return 0;
+	return store->v->mailbox_snapshot(store, account_id, store_mailbox_name(mailbox), status_r,
+	                                  cb, ctx);
+}
+
+int store_message_open(struct store *store, uint64_t account_id, const char *mailbox, uint32_t uid,
+                       int *fd_r, uint64_t *size_r)
+{
+	char sha256[BLOB_HEX_LEN + 1];
+	uint64_t size;
+	if (mailbox == NULL)
+		return 0;
+	int ret = store->v->message_locate(store, account_id, store_mailbox_name(mailbox), uid,
+	                                   sha256, &size);
+	if (ret <= 0)
+		return ret;
+	/* A file missing now was expunged (or removed with its account) after our lookup. */
 	return blob_open(store->messages_dir, sha256, fd_r, size_r);
 }
 
@@ -904,13 +798,10 @@ int store_open(const char *data_dir, struct store **store_r, const char **error_
 		store_close(&store);
 		return -1;
 	}
-	int err = pthread_create(&store->writer, NULL, store_writer_main, store);
-	if (err != 0) {
-		*error_r = store_error_fmt("cannot start writer thread: %s", strerror(err));
+	if (store_writer_start(store, error_r) < 0) {
 		store_close(&store);
 		return -1;
 	}
-	store->writer_started = true;
 	*store_r = store;
 	return 0;
 }
@@ -921,13 +812,7 @@ void store_close(struct store **storep)
 	if (store == NULL)
 		return;
 	*storep = NULL;
-	if (store->writer_started) {
-		pthread_mutex_lock(&store->queue_lock);
-		store->stopping = true;
-		pthread_cond_broadcast(&store->queue_cond);
-		pthread_mutex_unlock(&store->queue_lock);
-		pthread_join(store->writer, NULL);
-	}
+	store_writer_stop(store);
 	ASSERT(store->queue_head == NULL);
 	pthread_cond_destroy(&store->queue_cond);
 	pthread_mutex_destroy(&store->queue_lock);

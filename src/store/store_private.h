@@ -1,8 +1,8 @@
 /* Internals shared by store.c and the backends (sqlite/ today, pg/ later): struct store,
  * whose first part is common to every backend, and struct store_vfuncs, the backend vtable.
- * store.c validates and normalises arguments (lower-cased addresses), runs the writer thread
- * and the message files; a backend only stores rows. Nothing here names a database library.
- * Only store.c, blob.c and backends include this header. */
+ * store.c validates and normalises arguments (lower-cased addresses), store_writer.c runs
+ * the writer thread, blob.c the message files; a backend only stores rows. Nothing here names a
+ * database library. Only store.c, store_writer.c, blob.c and backends include this header. */
 #ifndef POSTHORN_STORE_STORE_PRIVATE_H
 #define POSTHORN_STORE_STORE_PRIVATE_H
 
@@ -17,18 +17,13 @@
 
 /* Longest address we accept: RFC 5321 §4.5.3.1.3 limits a path to 256 octets with "<>". */
 #define STORE_ADDRESS_MAX 254
-/* Most deliveries one group commit takes from the queue. */
+/* Size of an error message buffer. */
+#define STORE_ERROR_MAX 512
+/* Most operations (deliveries, expunges) one group commit takes from the queue. */
 #define STORE_BATCH_MAX 256
 /* Alias expansion: nesting depth and number of distinct names visited per resolution. */
 #define STORE_ALIAS_DEPTH_MAX 8
 #define STORE_ALIAS_VISIT_MAX 256
-
-/* mailbox_entries.flags bits (system flags of RFC 9051 §2.3.2). */
-#define STORE_FLAG_SEEN 0x01u
-#define STORE_FLAG_ANSWERED 0x02u
-#define STORE_FLAG_FLAGGED 0x04u
-#define STORE_FLAG_DELETED 0x08u
-#define STORE_FLAG_DRAFT 0x10u
 
 /* A mailbox every new account gets. Names are hierarchical with delimiter '/'. */
 struct store_mailbox_template {
@@ -37,13 +32,39 @@ struct store_mailbox_template {
 	bool subscribed;
 };
 
-/* One delivery ready to commit: its file is already at its content address. */
-struct store_commit_item {
+/* What one writer operation is. */
+enum store_op_kind { STORE_OP_DELIVERY, STORE_OP_EXPUNGE };
+
+/* A delivery ready to commit: its file is already at its content address. */
+struct store_commit_delivery {
 	const struct store_delivery *delivery; /* mail_from, remote, received_at, headers */
 	const uint64_t *accounts;              /* distinct account ids */
 	size_t account_count;
 	char sha256[BLOB_HEX_LEN + 1];
 	uint64_t size;
+};
+
+/* An expunge: the backend fills the out fields inside the transaction (they count only when
+ * it commits). */
+struct store_commit_expunge {
+	/* in */
+	uint64_t account_id;
+	const char *mailbox;  /* exact stored name ("INBOX" already normalised) */
+	const uint32_t *uids; /* ascending, distinct, none 0 */
+	size_t uid_count;
+	/* out */
+	bool no_mailbox; /* the account has no such mailbox: nothing was done */
+	uint32_t expunged;
+	uint64_t freed;
+};
+
+/* One operation of a writer batch, in queue order. */
+struct store_commit_item {
+	enum store_op_kind kind;
+	union {
+		struct store_commit_delivery delivery;
+		struct store_commit_expunge expunge;
+	};
 };
 
 /* One mailbox entry as a backend reports it; store.c turns flags into text. Strings live
@@ -93,6 +114,12 @@ struct store_vfuncs {
 	                            const char *password_hash, const char **error_r);
 	int (*account_set_quota)(struct store *store, const char *address, uint64_t quota,
 	                         const char **error_r);
+	/* secret NULL clears it. */
+	int (*account_set_apop)(struct store *store, const char *address, const char *secret,
+	                        const char **error_r);
+	/* 1 with *id_r and *secret_r (malloc'd), 0 no account or no secret, -1 error. */
+	int (*account_get_apop)(struct store *store, const char *address, uint64_t *id_r,
+	                        char **secret_r);
 	int (*account_list)(struct store *store, const char *domain,
 	                    void (*cb)(void *ctx, const struct store_account_info *info),
 	                    void *ctx);
@@ -117,11 +144,16 @@ struct store_vfuncs {
 	int (*alias_targets)(struct store *store, const char *alias,
 	                     void (*cb)(void *ctx, const char *target), void *ctx);
 
-	/* Writer thread only: commit every item in ONE write transaction, durably; all or
-	 * nothing. Per account: next INBOX UID and MODSEQ, the entry, used bytes; per remote
-	 * recipient one queue row. */
-	int (*deliver)(struct store *store, const struct store_commit_item *items, size_t count,
-	               const char **error_r);
+	/* Writer thread only: apply every item in queue order in ONE write transaction,
+	 * durably; all or nothing (-1: nothing committed). A delivery: per account the next
+	 * INBOX UID and MODSEQ, the entry, used bytes; per remote recipient one queue row. An
+	 * expunge: per UID present its entry goes and a tombstone (uid, modseq) is written, the
+	 * mailbox's HIGHESTMODSEQ goes up once (the tombstones' modseq), used bytes go down by
+	 * the sizes; a missing mailbox only sets no_mailbox. Last, the message rows that the
+	 * expunges left unreferenced are deleted (so a delivery in the same transaction keeps
+	 * its row), and after the commit removed_cb names each one. */
+	int (*commit)(struct store *store, struct store_commit_item *items, size_t count,
+	              store_blob_removed_cb *removed_cb, void *ctx, const char **error_r);
 
 	/* 1 listed (possibly nothing), 0 no such account or mailbox, -1 error. */
 	int (*mail_list)(struct store *store, const char *address, const char *mailbox,
@@ -129,6 +161,13 @@ struct store_vfuncs {
 	/* 1 with the message's content address and size, 0 no such message, -1 error. */
 	int (*mail_locate)(struct store *store, const char *address, const char *mailbox,
 	                   uint32_t uid, char sha256_r[BLOB_HEX_LEN + 1], uint64_t *size_r);
+	/* As store_mailbox_snapshot(); mailbox is the exact stored name. */
+	int (*mailbox_snapshot)(struct store *store, uint64_t account_id, const char *mailbox,
+	                        struct store_mailbox_status *status_r,
+	                        void (*cb)(void *ctx, const struct store_entry *entry), void *ctx);
+	/* As mail_locate, by account id; mailbox is the exact stored name. */
+	int (*message_locate)(struct store *store, uint64_t account_id, const char *mailbox,
+	                      uint32_t uid, char sha256_r[BLOB_HEX_LEN + 1], uint64_t *size_r);
 
 	int (*queue_list)(struct store *store,
 	                  void (*cb)(void *ctx, const struct store_queue_info *info), void *ctx);
@@ -139,7 +178,7 @@ struct store_vfuncs {
 	int (*message_exists)(struct store *store, const char *sha256);
 };
 
-struct store_pending;
+struct store_pending; /* store_writer.c's queue entry */
 
 /* The common part; a backend embeds it as the first member of its own struct. */
 struct store {
@@ -148,15 +187,16 @@ struct store {
 	char *messages_dir;
 	char *tmp_dir;
 	atomic_uint_fast64_t spool_seq;
-	int lock_fd;	/* posthorn.lock, held shared while open (see store_lock()) */
+	int lock_fd;    /* posthorn.lock, held shared while open (see store_lock()) */
 	bool exclusive; /* we were alone at open: orphan cleanup allowed */
 
-	/* Held from placing message files until their commit (writer) and from deleting
-	 * message rows until their files are gone (account deletion), so a file that a
-	 * delivery reuses is never unlinked under it. Taken before any database lock. */
+	/* Held from placing message files until their commit and from deleting message rows
+	 * until their files are gone (writer batches with expunges, account deletion), so a
+	 * file that a delivery reuses is never unlinked under it. Taken before any database
+	 * lock. */
 	pthread_mutex_t blob_lock;
 
-	/* Delivery queue, consumed by the writer thread. */
+	/* Queue of deliveries and expunges, consumed by the writer thread (store_writer.c). */
 	pthread_mutex_t queue_lock;
 	pthread_cond_t queue_cond;
 	struct store_pending *queue_head, *queue_tail;
@@ -164,6 +204,18 @@ struct store {
 	bool writer_started;
 	pthread_t writer;
 };
+
+/* The writer thread (store_writer.c). Start it once the store is open: 0, or -1 with
+ * *error_r. Stop: finish everything queued (callbacks run), then join; harmless when it
+ * was never started. */
+int store_writer_start(struct store *store, const char **error_r);
+void store_writer_stop(struct store *store);
+/* Queue a delivery (arguments unchecked: the writer checks and reports them). */
+void store_writer_deliver(struct store *store, struct store_delivery *delivery,
+                          store_delivery_cb *cb, void *ctx);
+/* Queue an expunge of the mailbox with this exact stored name (copied). */
+void store_writer_expunge(struct store *store, struct store_expunge *op, const char *mailbox,
+                          store_expunge_cb *cb, void *ctx);
 
 /* Format an error message into this thread's error buffer and return it (valid until the
  * next store call on the same thread). */

@@ -1,8 +1,11 @@
 /* Unit tests of the store (store.h) on the SQLite backend: domains, accounts, aliases,
  * recipient resolution, group-committed delivery (content-addressed files, UID order under
- * concurrency, the outbound queue), reopening, orphan cleanup and migrations. Each test
- * runs in a fresh mkdtemp() directory. The database is inspected directly only where the
- * API has no window (journal mode, UIDVALIDITY, a planted orphan row). */
+ * concurrency, the outbound queue), APOP secrets, mailbox snapshots by account id,
+ * expunges (alone, mixed with deliveries, concurrent), reopening, orphan cleanup and
+ * migrations. Each test runs in a fresh mkdtemp() directory. The database is inspected
+ * directly only where the API has no window (journal mode, UIDVALIDITY, tombstones, a
+ * planted orphan row, a version-1 database); the writer's blob_lock is held from here only
+ * to make one batch's contents deterministic. */
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -23,7 +26,10 @@
 #include <sqlite3.h>
 
 #include "core/xmalloc.h"
+#include "store/blob.h"
+#include "store/sqlite/store_sqlite.h"
 #include "store/store.h"
+#include "store/store_private.h"
 #include "core/banned.h"
 
 struct fixture {
@@ -326,6 +332,15 @@ static void test_accounts(void **state)
 	                 0);
 	/* The address is free again. */
 	assert_int_equal(store_account_add(f->store, "user@example.org", "h", 0, &error), 0);
+
+	/* Account ids are never handed out twice, not even the highest after its deletion. */
+	uint64_t v_id, w_id;
+	assert_int_equal(store_account_lookup(f->store, "user@example.org", &v_id, NULL, NULL), 1);
+	assert_true(v_id > id);
+	assert_int_equal(store_account_del(f->store, "user@example.org", &error), 0);
+	assert_int_equal(store_account_add(f->store, "w@example.org", "h", 0, &error), 0);
+	assert_int_equal(store_account_lookup(f->store, "w@example.org", &w_id, NULL, NULL), 1);
+	assert_true(w_id > v_id);
 }
 
 static void test_uidvalidity_increases(void **state)
@@ -421,7 +436,7 @@ static void test_aliases(void **state)
 
 	/* An alias must point at something that exists. */
 	assert_int_equal(store_alias_add(f->store, "z@example.org", "nobody@example.org", &error),
-			 -1);
+	                 -1);
 	assert_non_null(strstr(error, "not an account or alias"));
 	/* A loop with an exit still finds the account. */
 	assert_int_equal(store_alias_add(f->store, "y@example.org", "c@example.org", &error), 0);
@@ -623,6 +638,10 @@ static void test_deliver_failures(void **state)
 	assert_int_equal(d[5].result, -1);
 	assert_int_equal(d[9].result, -1);
 	assert_int_equal(d[13].result, -1);
+	/* Error strings stay valid after the callback (callers read them on their own loop). */
+	assert_string_equal(d[5].error, "database error");
+	assert_string_equal(d[9].error, "invalid remote recipient");
+	assert_string_equal(d[13].error, "no recipients");
 	for (int i = 0; i < N; i++) {
 		assert_int_equal(access(paths[i], F_OK), -1);
 		free(paths[i]);
@@ -638,7 +657,7 @@ static void test_deliver_failures(void **state)
 	struct store_delivery missing = {
 	    .spool_path = "/nonexistent/spool", .accounts = ids, .account_count = 1};
 	assert_int_equal(store_deliver_wait(f->store, &missing), -1);
-	assert_non_null(missing.error);
+	assert_string_equal(missing.error, "storing the message file failed");
 	pthread_cond_destroy(&a.cond);
 	pthread_mutex_destroy(&a.lock);
 }
@@ -756,6 +775,747 @@ static void test_readers_during_delivery(void **state)
 	assert_int_equal(u->n, 100);
 }
 
+/* ---- direct database access (only where the API has no window) ---- */
+
+static sqlite3 *db_open(const char *dir)
+{
+	char path[512];
+	sqlite3 *db;
+	snprintf(path, sizeof(path), "%s/posthorn.db", dir);
+	assert_int_equal(sqlite3_open_v2(path, &db, SQLITE_OPEN_READWRITE, NULL), SQLITE_OK);
+	sqlite3_busy_timeout(db, 5000);
+	return db;
+}
+
+/* First column of the first row of a query (which must have one). */
+static int64_t db_int(sqlite3 *db, const char *sql)
+{
+	sqlite3_stmt *st;
+	if (sqlite3_prepare_v2(db, sql, -1, &st, NULL) != SQLITE_OK)
+		fail_msg("%s: %s", sql, sqlite3_errmsg(db));
+	assert_int_equal(sqlite3_step(st), SQLITE_ROW);
+	int64_t v = sqlite3_column_int64(st, 0);
+	sqlite3_finalize(st);
+	return v;
+}
+
+static void db_exec(sqlite3 *db, const char *sql)
+{
+	char *error = NULL;
+	if (sqlite3_exec(db, sql, NULL, NULL, &error) != SQLITE_OK)
+		fail_msg("%s: %s", sql, error);
+}
+
+/* The expunge tombstones of an account's INBOX, in UID order. */
+struct tombstones {
+	uint32_t uid[512];
+	int64_t modseq[512];
+	int n;
+};
+
+static void db_tombstones(struct fixture *f, uint64_t account, struct tombstones *t)
+{
+	sqlite3 *db = db_open(f->dir);
+	sqlite3_stmt *st;
+	memset(t, 0, sizeof(*t));
+	assert_int_equal(
+	    sqlite3_prepare_v2(db,
+	                       "SELECT e.uid, e.modseq FROM expunged e JOIN mailboxes b"
+	                       " ON b.id = e.mailbox_id WHERE b.account_id = ?1"
+	                       " AND b.name = 'INBOX' ORDER BY e.uid",
+	                       -1, &st, NULL),
+	    SQLITE_OK);
+	sqlite3_bind_int64(st, 1, (sqlite3_int64)account);
+	while (sqlite3_step(st) == SQLITE_ROW) {
+		assert_true(t->n < 512);
+		t->uid[t->n] = (uint32_t)sqlite3_column_int64(st, 0);
+		t->modseq[t->n++] = sqlite3_column_int64(st, 1);
+	}
+	sqlite3_finalize(st);
+	sqlite3_close(db);
+}
+
+/* ---- APOP ---- */
+
+static void test_apop(void **state)
+{
+	struct fixture *f = *state;
+	const char *error = NULL;
+	uint64_t ids[3], id = 0;
+	char *secret = NULL, *hash = NULL;
+	char big[STORE_APOP_SECRET_MAX + 2];
+
+	add_accounts(f, ids);
+	assert_int_equal(store_account_get_apop(f->store, "a@example.org", &id, &secret), 0);
+	assert_null(secret);
+	assert_int_equal(store_account_set_apop(f->store, "A@Example.ORG", "tanstaaf", &error), 0);
+	assert_int_equal(store_account_get_apop(f->store, "a@EXAMPLE.org", &id, &secret), 1);
+	assert_int_equal(id, ids[0]);
+	assert_string_equal(secret, "tanstaaf");
+	free(secret);
+	secret = NULL;
+	assert_int_equal(store_account_get_apop(f->store, "b@example.org", &id, &secret), 0);
+	assert_null(secret);
+
+	/* Replacing it leaves the password alone. */
+	assert_int_equal(store_account_set_apop(f->store, "a@example.org", "an other one", &error),
+	                 0);
+	assert_int_equal(store_account_get_apop(f->store, "a@example.org", NULL, &secret), 1);
+	assert_string_equal(secret, "an other one");
+	free(secret);
+	secret = NULL;
+	assert_int_equal(store_account_lookup(f->store, "a@example.org", &id, &hash, NULL), 1);
+	assert_string_equal(hash, "hash");
+	free(hash);
+
+	/* Clearing, also when there is nothing to clear. */
+	assert_int_equal(store_account_set_apop(f->store, "a@example.org", NULL, &error), 0);
+	assert_int_equal(store_account_get_apop(f->store, "a@example.org", &id, &secret), 0);
+	assert_null(secret);
+	assert_int_equal(store_account_set_apop(f->store, "a@example.org", NULL, &error), 0);
+
+	/* Unknown accounts and bad secrets. */
+	error = NULL;
+	assert_int_equal(store_account_set_apop(f->store, "nobody@example.org", "x", &error), -1);
+	assert_non_null(strstr(error, "no such account"));
+	assert_int_equal(store_account_set_apop(f->store, "nobody@example.org", NULL, &error), -1);
+	assert_int_equal(store_account_set_apop(f->store, "garbage", "x", &error), -1);
+	assert_int_equal(store_account_set_apop(f->store, "a@example.org", "", &error), -1);
+	memset(big, 'x', sizeof(big) - 1);
+	big[sizeof(big) - 1] = '\0';
+	assert_int_equal(store_account_set_apop(f->store, "a@example.org", big, &error), -1);
+	big[STORE_APOP_SECRET_MAX] = '\0';
+	assert_int_equal(store_account_set_apop(f->store, "a@example.org", big, &error), 0);
+	assert_int_equal(store_account_get_apop(f->store, "nobody@example.org", &id, &secret), 0);
+	assert_int_equal(store_account_get_apop(f->store, "garbage", &id, &secret), 0);
+	assert_null(secret);
+
+	/* It is stored: it survives a reopen. */
+	assert_int_equal(store_account_set_apop(f->store, "c@example.org", "kept", &error), 0);
+	reopen_store(f);
+	assert_int_equal(store_account_get_apop(f->store, "c@example.org", &id, &secret), 1);
+	assert_int_equal(id, ids[2]);
+	assert_string_equal(secret, "kept");
+	free(secret);
+}
+
+/* ---- snapshots by account id ---- */
+
+struct entries {
+	struct store_entry v[512];
+	int n;
+};
+
+static void collect_entry(void *ctx, const struct store_entry *entry)
+{
+	struct entries *e = ctx;
+	assert_true(e->n < 512);
+	e->v[e->n++] = *entry;
+}
+
+static struct entries *snapshot(struct fixture *f, uint64_t account, const char *mailbox,
+                                int expect, struct store_mailbox_status *status_r)
+{
+	static struct entries e;
+	memset(&e, 0, sizeof(e));
+	assert_int_equal(
+	    store_mailbox_snapshot(f->store, account, mailbox, status_r, collect_entry, &e),
+	    expect);
+	return &e;
+}
+
+/* Read a whole fd (at most 4 KiB) into buf; returns the length. */
+static size_t read_all(int fd, char *buf, size_t size)
+{
+	size_t len = 0;
+	ssize_t n;
+	while (len < size && (n = read(fd, buf + len, size - len)) > 0)
+		len += (size_t)n;
+	close(fd);
+	return len;
+}
+
+/* store_message_open() of account/uid yields exactly expect. */
+static void expect_message(struct fixture *f, uint64_t account, uint32_t uid, const char *expect)
+{
+	int fd = -1;
+	uint64_t size = 0;
+	char buf[4096];
+	assert_int_equal(store_message_open(f->store, account, "INBOX", uid, &fd, &size), 1);
+	assert_int_equal(size, strlen(expect));
+	assert_int_equal(read_all(fd, buf, sizeof(buf)), strlen(expect));
+	assert_memory_equal(buf, expect, strlen(expect));
+}
+
+struct nested {
+	struct store *store;
+	uint64_t account;
+	int opened, inner_ok;
+};
+
+/* Store reads from inside a snapshot callback see the same snapshot. */
+static void nested_entry(void *ctx, const struct store_entry *entry)
+{
+	struct nested *n = ctx;
+	struct store_mailbox_status st;
+	int fd;
+	uint64_t size;
+	if (store_message_open(n->store, n->account, "INBOX", entry->uid, &fd, &size) == 1) {
+		close(fd);
+		n->opened += size == entry->size;
+	}
+	n->inner_ok += store_mailbox_snapshot(n->store, n->account, "INBOX", &st, NULL, NULL) == 1;
+}
+
+static void test_snapshot(void **state)
+{
+	struct fixture *f = *state;
+	uint64_t ids[3];
+	const char *msgs[3] = {"first\r\n", "second message\r\n", "third, the longest one\r\n"};
+	struct store_mailbox_status st, st2;
+	char sql[256];
+
+	add_accounts(f, ids);
+	for (int i = 0; i < 3; i++)
+		assert_int_equal(deliver(f->store, msgs[i], ids, 1, NULL, 0), 0);
+	assert_int_equal(deliver(f->store, "for b\r\n", &ids[1], 1, NULL, 0), 0);
+
+	struct entries *e = snapshot(f, ids[0], "inbox", 1, &st);
+	assert_int_equal(st.messages, 3);
+	assert_int_equal(st.uidnext, 4);
+	assert_int_equal(e->n, 3);
+	sqlite3 *db = db_open(f->dir);
+	snprintf(sql, sizeof(sql),
+	         "SELECT uidvalidity FROM mailboxes WHERE account_id = %llu AND name = 'INBOX'",
+	         (unsigned long long)ids[0]);
+	assert_int_equal(st.uidvalidity, db_int(db, sql));
+	for (int i = 0; i < 3; i++) {
+		assert_int_equal(e->v[i].uid, (uint32_t)i + 1);
+		assert_int_equal(e->v[i].size, strlen(msgs[i]));
+		assert_int_equal(e->v[i].internal_date, 1700000000);
+		assert_int_equal(e->v[i].flags, 0);
+		assert_true(i == 0 || e->v[i].modseq > e->v[i - 1].modseq);
+	}
+	assert_int_equal(st.highestmodseq, e->v[2].modseq);
+
+	/* The flag bits are the ones the backend stores. */
+	snprintf(sql, sizeof(sql),
+	         "UPDATE mailbox_entries SET flags = 9 WHERE uid = 2 AND mailbox_id ="
+	         " (SELECT id FROM mailboxes WHERE account_id = %llu AND name = 'INBOX')",
+	         (unsigned long long)ids[0]);
+	db_exec(db, sql);
+	sqlite3_close(db);
+	e = snapshot(f, ids[0], "INBOX", 1, &st);
+	assert_int_equal(e->v[1].flags, STORE_FLAG_SEEN | STORE_FLAG_DELETED);
+	struct uids *u = list_inbox(f, "a@example.org", 1);
+	assert_string_equal(u->flags[1], "\\Seen \\Deleted");
+
+	/* Other mailboxes and accounts. */
+	e = snapshot(f, ids[0], "Drafts", 1, &st2);
+	assert_int_equal(e->n, 0);
+	assert_int_equal(st2.messages, 0);
+	assert_int_equal(st2.uidnext, 1);
+	assert_true(st2.uidvalidity != st.uidvalidity);
+	snapshot(f, ids[0], "drafts", 0, &st2);
+	snapshot(f, ids[0], "Nope", 0, &st2);
+	snapshot(f, ids[2] + 100, "INBOX", 0, &st2);
+	e = snapshot(f, ids[1], "INBOX", 1, &st2);
+	assert_int_equal(e->n, 1);
+	assert_int_equal(store_mailbox_snapshot(f->store, ids[2], "INBOX", &st2, NULL, NULL), 1);
+	assert_int_equal(st2.messages, 0);
+
+	/* The same bytes by id as by address. */
+	for (uint32_t uid = 1; uid <= 3; uid++) {
+		int fd;
+		uint64_t size;
+		char buf[4096], buf2[4096];
+		assert_int_equal(
+		    store_mail_open(f->store, "a@example.org", "INBOX", uid, &fd, &size), 1);
+		size_t len = read_all(fd, buf, sizeof(buf));
+		assert_int_equal(len, size);
+		assert_int_equal(store_message_open(f->store, ids[0], "inbox", uid, &fd, &size), 1);
+		assert_int_equal(read_all(fd, buf2, sizeof(buf2)), len);
+		assert_int_equal(size, len);
+		assert_memory_equal(buf, buf2, len);
+		expect_message(f, ids[0], uid, msgs[uid - 1]);
+	}
+	int fd;
+	uint64_t size;
+	assert_int_equal(store_message_open(f->store, ids[0], "INBOX", 4, &fd, &size), 0);
+	assert_int_equal(store_message_open(f->store, ids[0], "INBOX", 0, &fd, &size), 0);
+	assert_int_equal(store_message_open(f->store, ids[1], "INBOX", 2, &fd, &size), 0);
+	assert_int_equal(store_message_open(f->store, ids[0], "Nope", 1, &fd, &size), 0);
+	assert_int_equal(store_message_open(f->store, 999999, "INBOX", 1, &fd, &size), 0);
+	expect_message(f, ids[1], 1, "for b\r\n");
+
+	/* Reads from the callback, even another snapshot, work inside the snapshot. */
+	struct nested n = {.store = f->store, .account = ids[0]};
+	assert_int_equal(store_mailbox_snapshot(f->store, ids[0], "INBOX", &st, nested_entry, &n),
+	                 1);
+	assert_int_equal(n.opened, 3);
+	assert_int_equal(n.inner_ok, 3);
+}
+
+/* ---- expunge ---- */
+
+static void test_expunge(void **state)
+{
+	struct fixture *f = *state;
+	uint64_t ids[3], ab[2], used0, used, quota;
+	const char *shared = "shared by a and b\r\n", *m2 = "only a, two\r\n";
+	const char *m3 = "only a, three\r\n", *m4 = "only a, four\r\n";
+	struct store_mailbox_status st0, st;
+	struct tombstones t;
+
+	add_accounts(f, ids);
+	ab[0] = ids[0];
+	ab[1] = ids[1];
+	assert_int_equal(deliver(f->store, shared, ab, 2, NULL, 0), 0);
+	assert_int_equal(deliver(f->store, m2, ids, 1, NULL, 0), 0);
+	assert_int_equal(deliver(f->store, m3, ids, 1, NULL, 0), 0);
+	assert_int_equal(deliver(f->store, m4, ids, 1, NULL, 0), 0);
+	assert_int_equal(count_blobs(f), 4);
+	assert_int_equal(store_account_usage(f->store, ids[0], &quota, &used0), 1);
+	snapshot(f, ids[0], "INBOX", 1, &st0);
+	assert_int_equal(st0.messages, 4);
+
+	/* 77 does not exist, 2 twice, 0 never does: all ignored. */
+	uint32_t uids[] = {2, 77, 1, 2, 0};
+	struct store_expunge x = {
+	    .account_id = ids[0], .mailbox = "inbox", .uids = uids, .uid_count = 5};
+	assert_int_equal(store_expunge_wait(f->store, &x), 0);
+	assert_int_equal(x.result, 0);
+	assert_null(x.error);
+	assert_int_equal(x.expunged, 2);
+	assert_int_equal(x.freed, strlen(shared) + strlen(m2));
+	assert_int_equal(store_account_usage(f->store, ids[0], &quota, &used), 1);
+	assert_int_equal(used, used0 - x.freed);
+
+	struct entries *e = snapshot(f, ids[0], "INBOX", 1, &st);
+	assert_int_equal(e->n, 2);
+	assert_int_equal(e->v[0].uid, 3);
+	assert_int_equal(e->v[1].uid, 4);
+	assert_int_equal(st.messages, 2);
+	assert_int_equal(st.uidnext, st0.uidnext);
+	assert_int_equal(st.uidvalidity, st0.uidvalidity);
+	assert_int_equal(st.highestmodseq, st0.highestmodseq + 1);
+	db_tombstones(f, ids[0], &t);
+	assert_int_equal(t.n, 2);
+	assert_int_equal(t.uid[0], 1);
+	assert_int_equal(t.uid[1], 2);
+	assert_int_equal(t.modseq[0], (int64_t)st.highestmodseq);
+	assert_int_equal(t.modseq[1], (int64_t)st.highestmodseq);
+	struct store_account_info info;
+	assert_int_equal(store_account_lookup(f->store, "a@example.org", NULL, NULL, &info), 1);
+	assert_int_equal(info.messages, 2);
+
+	/* m2's file went; the shared one stays for b. */
+	assert_int_equal(count_blobs(f), 3);
+	int fd;
+	uint64_t size;
+	assert_int_equal(store_message_open(f->store, ids[0], "INBOX", 1, &fd, &size), 0);
+	assert_int_equal(store_mail_open(f->store, "a@example.org", "INBOX", 2, &fd, &size), 0);
+	expect_message(f, ids[1], 1, shared);
+	expect_message(f, ids[0], 3, m3);
+
+	/* b drops it too: now its file goes. */
+	uint32_t one = 1;
+	struct store_expunge xb = {
+	    .account_id = ids[1], .mailbox = "INBOX", .uids = &one, .uid_count = 1};
+	assert_int_equal(store_expunge_wait(f->store, &xb), 0);
+	assert_int_equal(xb.expunged, 1);
+	assert_int_equal(count_blobs(f), 2);
+	assert_int_equal(store_account_usage(f->store, ids[1], &quota, &used), 1);
+	assert_int_equal(used, 0);
+
+	/* Nothing left to remove: success, no MODSEQ bump, no new tombstone. */
+	uint32_t gone[] = {1, 2, 1000};
+	struct store_expunge x0 = {
+	    .account_id = ids[0], .mailbox = "INBOX", .uids = gone, .uid_count = 3};
+	assert_int_equal(store_expunge_wait(f->store, &x0), 0);
+	assert_int_equal(x0.expunged, 0);
+	assert_int_equal(x0.freed, 0);
+	struct store_expunge xn = {.account_id = ids[0], .mailbox = "INBOX"};
+	assert_int_equal(store_expunge_wait(f->store, &xn), 0);
+	struct store_expunge xd = {
+	    .account_id = ids[0], .mailbox = "Drafts", .uids = &one, .uid_count = 1};
+	assert_int_equal(store_expunge_wait(f->store, &xd), 0);
+	assert_int_equal(xd.expunged, 0);
+	snapshot(f, ids[0], "INBOX", 1, &st0);
+	assert_int_equal(st0.highestmodseq, st.highestmodseq);
+	db_tombstones(f, ids[0], &t);
+	assert_int_equal(t.n, 2);
+
+	/* No such mailbox or account. */
+	uint32_t three = 3;
+	struct store_expunge bad[3] = {
+	    {.account_id = ids[0], .mailbox = "Nope", .uids = &three, .uid_count = 1},
+	    {.account_id = 999999, .mailbox = "INBOX", .uids = &three, .uid_count = 1},
+	    {.account_id = ids[0], .mailbox = NULL, .uids = &three, .uid_count = 1},
+	};
+	for (int i = 0; i < 3; i++) {
+		assert_int_equal(store_expunge_wait(f->store, &bad[i]), -1);
+		assert_non_null(bad[i].error);
+		assert_string_equal(bad[i].error, STORE_EXPUNGE_NO_MAILBOX);
+		assert_int_equal(bad[i].expunged, 0);
+	}
+	e = snapshot(f, ids[0], "INBOX", 1, &st);
+	assert_int_equal(e->n, 2);
+
+	/* UIDs are never reused: the highest goes, the next delivery gets a higher one. */
+	uint32_t four = 4;
+	struct store_expunge xh = {
+	    .account_id = ids[0], .mailbox = "INBOX", .uids = &four, .uid_count = 1};
+	assert_int_equal(store_expunge_wait(f->store, &xh), 0);
+	assert_int_equal(deliver(f->store, m4, ids, 1, NULL, 0), 0);
+	/* The bytes of an expunged message come back in a new file. */
+	assert_int_equal(deliver(f->store, m2, ids, 1, NULL, 0), 0);
+	e = snapshot(f, ids[0], "INBOX", 1, &st);
+	assert_int_equal(e->n, 3);
+	assert_int_equal(e->v[0].uid, 3);
+	assert_int_equal(e->v[1].uid, 5);
+	assert_int_equal(e->v[2].uid, 6);
+	assert_int_equal(st.uidnext, 7);
+	expect_message(f, ids[0], 5, m4);
+	expect_message(f, ids[0], 6, m2);
+	assert_int_equal(count_blobs(f), 3);
+	assert_int_equal(store_account_usage(f->store, ids[0], &quota, &used), 1);
+	assert_int_equal(used, strlen(m2) + strlen(m3) + strlen(m4));
+
+	/* Nothing the cleanup at open would have to fix. */
+	reopen_store(f);
+	assert_int_equal(count_blobs(f), 3);
+	expect_message(f, ids[0], 6, m2);
+}
+
+/* Completion counter for asynchronous deliveries and expunges. */
+struct ops {
+	pthread_mutex_t lock;
+	pthread_cond_t cond;
+	int done;
+};
+
+static void ops_delivered(struct store_delivery *d, void *ctx)
+{
+	struct ops *o = ctx;
+	(void)d;
+	pthread_mutex_lock(&o->lock);
+	o->done++;
+	pthread_cond_signal(&o->cond);
+	pthread_mutex_unlock(&o->lock);
+}
+
+static void ops_expunged(struct store_expunge *x, void *ctx)
+{
+	struct ops *o = ctx;
+	(void)x;
+	pthread_mutex_lock(&o->lock);
+	o->done++;
+	pthread_cond_signal(&o->cond);
+	pthread_mutex_unlock(&o->lock);
+}
+
+static void ops_wait(struct ops *o, int n)
+{
+	pthread_mutex_lock(&o->lock);
+	while (o->done < n)
+		pthread_cond_wait(&o->cond, &o->lock);
+	o->done = 0;
+	pthread_mutex_unlock(&o->lock);
+}
+
+/* Wait until the writer has taken everything from its queue. */
+static void writer_took_all(struct store *store)
+{
+	for (;;) {
+		pthread_mutex_lock(&store->queue_lock);
+		bool empty = store->queue_head == NULL;
+		pthread_mutex_unlock(&store->queue_lock);
+		if (empty)
+			return;
+		usleep(1000);
+	}
+}
+
+/* One batch holding an expunge that drops a message's last reference and a delivery of the
+ * same bytes: the file must survive, with and without the one-by-one retry that a failing
+ * delivery in the batch forces. */
+static void test_expunge_batch(void **state)
+{
+	struct fixture *f = *state;
+	uint64_t ids[3], bad = 999999;
+	const char *msg = "expunged and delivered again\r\n";
+	struct ops o = {.done = 0};
+	pthread_mutex_init(&o.lock, NULL);
+	pthread_cond_init(&o.cond, NULL);
+
+	add_accounts(f, ids);
+	assert_int_equal(deliver(f->store, msg, ids, 1, NULL, 0), 0);
+	for (int round = 0; round < 2; round++) {
+		uint32_t uid = (uint32_t)round + 1;
+		char filler[64];
+		snprintf(filler, sizeof(filler), "filler %d\r\n", round);
+		char *p0 = spool(f->store, filler), *p1 = spool(f->store, msg);
+		char *p2 = spool(f->store, "never stored\r\n");
+		struct store_delivery d0 = {
+		    .spool_path = p0, .accounts = &ids[2], .account_count = 1};
+		struct store_delivery d1 = {.spool_path = p1, .accounts = ids, .account_count = 1};
+		struct store_delivery d2 = {.spool_path = p2, .accounts = &bad, .account_count = 1};
+		struct store_expunge x = {
+		    .account_id = ids[0], .mailbox = "INBOX", .uids = &uid, .uid_count = 1};
+
+		/* The writer takes d0 alone and waits for blob_lock; the rest queue behind it. */
+		pthread_mutex_lock(&f->store->blob_lock);
+		store_deliver(f->store, &d0, ops_delivered, &o);
+		writer_took_all(f->store);
+		store_expunge(f->store, &x, ops_expunged, &o);
+		if (round == 0)
+			store_deliver(f->store, &d2, ops_delivered, &o);
+		store_deliver(f->store, &d1, ops_delivered, &o);
+		pthread_mutex_unlock(&f->store->blob_lock);
+		ops_wait(&o, round == 0 ? 4 : 3);
+
+		assert_int_equal(d0.result, 0);
+		assert_int_equal(x.result, 0);
+		assert_int_equal(x.expunged, 1);
+		assert_int_equal(d1.result, 0);
+		if (round == 0)
+			assert_int_equal(d2.result, -1);
+		struct store_mailbox_status st;
+		struct entries *e = snapshot(f, ids[0], "INBOX", 1, &st);
+		assert_int_equal(e->n, 1);
+		assert_int_equal(e->v[0].uid, uid + 1);
+		expect_message(f, ids[0], uid + 1, msg);
+		/* msg and the fillers; the failed delivery's file is gone. */
+		assert_int_equal(count_blobs(f), 2 + round);
+		free(p0);
+		free(p1);
+		free(p2);
+	}
+	pthread_cond_destroy(&o.cond);
+	pthread_mutex_destroy(&o.lock);
+}
+
+struct expunger {
+	struct store *store;
+	uint64_t account;
+	atomic_bool *stop;
+	int failures, rounds;
+	uint32_t expunged; /* entries removed by this thread */
+	uint32_t bumps;    /* its expunges that removed something (one MODSEQ each) */
+};
+
+static void expunger_count(struct expunger *w, const struct store_expunge *x)
+{
+	if (x->result != 0)
+		w->failures++;
+	w->expunged += x->expunged;
+	w->bumps += x->expunged > 0;
+}
+
+static void *expunger_main(void *arg)
+{
+	struct expunger *w = arg;
+	struct entries *e = xcalloc(1, sizeof(*e));
+	struct ops o = {.done = 0};
+	pthread_mutex_init(&o.lock, NULL);
+	pthread_cond_init(&o.cond, NULL);
+	while (!atomic_load(w->stop)) {
+		struct store_mailbox_status st;
+		e->n = 0;
+		if (store_mailbox_snapshot(w->store, w->account, "INBOX", &st, collect_entry, e) !=
+		    1)
+			w->failures++;
+		/* A consistent snapshot: the count matches, UIDs ascend below UIDNEXT. */
+		w->failures += st.messages != (uint32_t)e->n;
+		for (int i = 0; i < e->n; i++) {
+			w->failures += i > 0 && e->v[i].uid <= e->v[i - 1].uid;
+			w->failures += e->v[i].uid >= st.uidnext;
+		}
+		w->rounds++;
+		if (e->n < 2) {
+			usleep(500);
+			continue;
+		}
+		/* The highest and the lowest, waited for; then two more queued at once. */
+		uint32_t ends[2] = {e->v[e->n - 1].uid, e->v[0].uid};
+		struct store_expunge x = {
+		    .account_id = w->account, .mailbox = "INBOX", .uids = ends, .uid_count = 2};
+		store_expunge_wait(w->store, &x);
+		expunger_count(w, &x);
+		uint32_t mid[2] = {e->v[e->n / 2].uid, e->v[1].uid};
+		struct store_expunge y[2] = {
+		    {.account_id = w->account, .mailbox = "INBOX", .uids = &mid[0], .uid_count = 1},
+		    {.account_id = w->account, .mailbox = "inbox", .uids = &mid[1], .uid_count = 1},
+		};
+		store_expunge(w->store, &y[0], ops_expunged, &o);
+		store_expunge(w->store, &y[1], ops_expunged, &o);
+		ops_wait(&o, 2);
+		expunger_count(w, &y[0]);
+		expunger_count(w, &y[1]);
+	}
+	pthread_cond_destroy(&o.cond);
+	pthread_mutex_destroy(&o.lock);
+	free(e);
+	return NULL;
+}
+
+/* Deliveries and expunges from several threads: every count adds up and no UID is used
+ * twice (each of 1..N is either still there or has exactly one tombstone). */
+static void test_expunge_concurrent(void **state)
+{
+	struct fixture *f = *state;
+	uint64_t ids[3], quota, used;
+	pthread_t writers[2], expungers[2];
+	struct worker workers[2];
+	struct expunger ex[2];
+	atomic_bool stop;
+
+	atomic_init(&stop, false);
+	add_accounts(f, ids);
+	for (int i = 0; i < 2; i++) {
+		ex[i] = (struct expunger){.store = f->store, .account = ids[2], .stop = &stop};
+		assert_int_equal(pthread_create(&expungers[i], NULL, expunger_main, &ex[i]), 0);
+	}
+	for (int i = 0; i < 2; i++) {
+		workers[i] = (struct worker){.store = f->store, .account = ids[2], .index = i};
+		assert_int_equal(pthread_create(&writers[i], NULL, worker_main, &workers[i]), 0);
+	}
+	for (int i = 0; i < 2; i++) {
+		pthread_join(writers[i], NULL);
+		assert_int_equal(workers[i].failures, 0);
+	}
+	atomic_store(&stop, true);
+	uint32_t expunged = 0, bumps = 0;
+	for (int i = 0; i < 2; i++) {
+		pthread_join(expungers[i], NULL);
+		assert_int_equal(ex[i].failures, 0);
+		assert_true(ex[i].rounds > 0);
+		expunged += ex[i].expunged;
+		bumps += ex[i].bumps;
+	}
+	assert_true(expunged > 0);
+
+	struct store_mailbox_status st;
+	struct entries *e = snapshot(f, ids[2], "INBOX", 1, &st);
+	assert_int_equal(st.uidnext, 101);
+	assert_int_equal((uint32_t)e->n + expunged, 100);
+	assert_int_equal(st.highestmodseq, 1 + 100 + bumps);
+	struct tombstones t;
+	db_tombstones(f, ids[2], &t);
+	assert_int_equal(t.n, expunged);
+	bool seen[101] = {false};
+	uint64_t sum = 0;
+	for (int i = 0; i < e->n; i++) {
+		assert_false(seen[e->v[i].uid]);
+		seen[e->v[i].uid] = true;
+		sum += e->v[i].size;
+	}
+	for (int i = 0; i < t.n; i++) {
+		assert_true(t.uid[i] >= 1 && t.uid[i] <= 100);
+		assert_false(seen[t.uid[i]]);
+		seen[t.uid[i]] = true;
+	}
+	for (int uid = 1; uid <= 100; uid++)
+		assert_true(seen[uid]);
+	assert_int_equal(store_account_usage(f->store, ids[2], &quota, &used), 1);
+	assert_int_equal(used, sum);
+	assert_int_equal(count_blobs(f), e->n);
+}
+
+/* A database made by migration 1 alone, with data as a version-1 store wrote it, opens with
+ * migration 2 applied and every row kept. */
+static void test_migration_1_to_2(void **state)
+{
+	struct fixture *f = *state;
+	const char *error = NULL, *body = "Subject: from version 1\r\n\r\nold\r\n";
+	char dir[128], path[256], hex[BLOB_HEX_LEN + 1], sql[1024];
+	uint64_t size = 0, id = 0;
+	bool created;
+	sqlite3_stmt *st;
+
+	snprintf(dir, sizeof(dir), "%s/v1", f->dir);
+	assert_int_equal(mkdir(dir, 0700), 0);
+	assert_int_equal(store_sqlite_create(dir, 1, &error), 0);
+	sqlite3 *db = db_open(dir);
+	assert_int_equal(db_int(db, "PRAGMA user_version"), 1);
+	assert_int_not_equal(
+	    sqlite3_prepare_v2(db, "SELECT apop_secret FROM accounts", -1, &st, NULL), SQLITE_OK);
+
+	/* A message file at its content address, as a delivery would have left it. */
+	snprintf(path, sizeof(path), "%s/messages", dir);
+	assert_int_equal(mkdir(path, 0700), 0);
+	char spool_path[256];
+	snprintf(spool_path, sizeof(spool_path), "%s/spool", dir);
+	FILE *fp = fopen(spool_path, "w");
+	assert_non_null(fp);
+	fputs(body, fp);
+	fclose(fp);
+	assert_int_equal(blob_store(path, spool_path, hex, &size, &created, &error), 0);
+	snprintf(sql, sizeof(sql),
+	         "INSERT INTO domains (id, name, created) VALUES (1, 'example.org', 0);"
+	         "INSERT INTO accounts (id, address, domain_id, password_hash, used_bytes, created)"
+	         " VALUES (1, 'old@example.org', 1, 'oldhash', %llu, 0),"
+	         " (2, 'last@example.org', 1, 'h', 0, 0);"
+	         "INSERT INTO mailboxes (id, account_id, name, uidvalidity, uidnext, highestmodseq,"
+	         " subscribed) VALUES (1, 1, 'INBOX', 1234567, 2, 2, 1),"
+	         " (2, 2, 'INBOX', 1234568, 1, 1, 1);"
+	         "INSERT INTO messages (id, sha256, size, received_at, mail_from)"
+	         " VALUES (1, '%s', %llu, 1600000000, 's@remote.example');"
+	         "INSERT INTO mailbox_entries (mailbox_id, uid, message_id, modseq, internal_date)"
+	         " VALUES (1, 1, 1, 2, 1600000000);"
+	         "INSERT INTO meta (key, value) VALUES ('uidvalidity', 1234568);",
+	         (unsigned long long)size, hex, (unsigned long long)size);
+	db_exec(db, sql);
+	sqlite3_close(db);
+
+	struct fixture old = {.store = NULL};
+	assert_true(strlen(dir) < sizeof(old.dir));
+	memcpy(old.dir, dir, strlen(dir) + 1);
+	open_store(&old);
+	assert_int_equal(store_schema_version(old.store), 2);
+	char *hash = NULL, *secret = NULL;
+	struct store_account_info info;
+	assert_int_equal(store_account_lookup(old.store, "old@example.org", &id, &hash, &info), 1);
+	assert_int_equal(id, 1);
+	assert_string_equal(hash, "oldhash");
+	free(hash);
+	assert_int_equal(info.used, size);
+	assert_int_equal(info.messages, 1);
+	assert_int_equal(store_account_get_apop(old.store, "old@example.org", &id, &secret), 0);
+	assert_int_equal(store_account_set_apop(old.store, "old@example.org", "s", &error), 0);
+	assert_int_equal(store_account_get_apop(old.store, "old@example.org", &id, &secret), 1);
+	assert_string_equal(secret, "s");
+	free(secret);
+
+	struct store_mailbox_status status;
+	struct entries *e = snapshot(&old, 1, "INBOX", 1, &status);
+	assert_int_equal(status.uidvalidity, 1234567);
+	assert_int_equal(status.uidnext, 2);
+	assert_int_equal(status.highestmodseq, 2);
+	assert_int_equal(e->n, 1);
+	assert_int_equal(e->v[0].uid, 1);
+	assert_int_equal(e->v[0].size, strlen(body));
+	expect_message(&old, 1, 1, body);
+	uint64_t one = 1;
+	assert_int_equal(deliver(old.store, "new\r\n", &one, 1, NULL, 0), 0);
+	e = snapshot(&old, 1, "INBOX", 1, &status);
+	assert_int_equal(e->n, 2);
+	assert_int_equal(e->v[1].uid, 2);
+
+	/* The account id high-water mark was seeded: the highest id is not handed out again. */
+	assert_int_equal(store_account_del(old.store, "last@example.org", &error), 0);
+	assert_int_equal(store_account_add(old.store, "new@example.org", "h", 0, &error), 0);
+	assert_int_equal(store_account_lookup(old.store, "new@example.org", &id, NULL, NULL), 1);
+	assert_int_equal(id, 3);
+
+	/* Applied once. */
+	reopen_store(&old);
+	assert_int_equal(store_schema_version(old.store), 2);
+	expect_message(&old, 1, 1, body);
+	store_close(&old.store);
+}
+
 /* ---- reopening, cleanup, migrations ---- */
 
 static void test_reopen(void **state)
@@ -766,13 +1526,13 @@ static void test_reopen(void **state)
 	struct strings s = {.n = 0};
 
 	add_accounts(f, ids);
-	assert_int_equal(store_schema_version(f->store), 1);
+	assert_int_equal(store_schema_version(f->store), 2);
 	assert_int_equal(store_alias_add(f->store, "info@example.org", "a@example.org", &error), 0);
 	assert_int_equal(deliver(f->store, "kept\r\n", ids, 3, NULL, 0), 0);
 	reopen_store(f);
-	assert_int_equal(store_schema_version(f->store), 1);
+	assert_int_equal(store_schema_version(f->store), 2);
 	reopen_store(f);
-	assert_int_equal(store_schema_version(f->store), 1);
+	assert_int_equal(store_schema_version(f->store), 2);
 
 	assert_int_equal(store_domain_list(f->store, collect_domain, &s), 0);
 	assert_int_equal(s.n, 1);
@@ -865,7 +1625,13 @@ int main(void)
 	    cmocka_unit_test_setup_teardown(test_deliver_failures, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_deliver_concurrent, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_readers_during_delivery, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_apop, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_snapshot, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_expunge, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_expunge_batch, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_expunge_concurrent, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_reopen, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_migration_1_to_2, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_orphans, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_spool_paths, setup, teardown),
 	};

@@ -2,7 +2,8 @@
  * mode: the delivery writer thread has its own connection, admin writes share one
  * mutex-protected connection, and each reading thread lazily gets its own query-only
  * connection (a pthread key), so readers never wait for the writer. Every write
- * transaction starts with BEGIN IMMEDIATE; schema changes are numbered migrations. */
+ * transaction starts with BEGIN IMMEDIATE; schema changes are numbered migrations. The
+ * writer's transactions carry deliveries and expunges in queue order. */
 #include "store/sqlite/store_sqlite.h"
 
 #include <errno.h>
@@ -66,8 +67,18 @@ static const char sq_migration_1[] =
     "CREATE INDEX queue_message ON queue(message_id);"
     "CREATE INDEX queue_next_attempt ON queue(next_attempt);";
 
+/* Migration 2: the APOP secret (RFC 1939 §7 needs it in clear; NULL = no APOP), an index
+ * for QRESYNC's "expunged since MODSEQ", and the high-water mark of account ids: ids are
+ * never reused, since sessions, queued expunges and change notifications name accounts by
+ * id (without it SQLite hands the highest id out again after a deletion). */
+static const char sq_migration_2[] =
+    "ALTER TABLE accounts ADD COLUMN apop_secret TEXT;"
+    "CREATE INDEX expunged_modseq ON expunged(mailbox_id, modseq);"
+    "INSERT INTO meta (key, value) SELECT 'account_id', coalesce(max(id), 0) FROM accounts"
+    " WHERE true ON CONFLICT (key) DO UPDATE SET value = max(value, excluded.value);";
+
 /* In order; the schema version (PRAGMA user_version) is how many have been applied. */
-static const char *const sq_migrations[] = {sq_migration_1};
+static const char *const sq_migrations[] = {sq_migration_1, sq_migration_2};
 #define SQ_MIGRATION_COUNT ((int)(sizeof(sq_migrations) / sizeof(sq_migrations[0])))
 
 /* ---- statements: prepared once per connection, on first use ---- */
@@ -85,6 +96,7 @@ enum sq_id {
 	SQ_DOMAIN_DELETE,
 	SQ_DOMAIN_LIST,
 	SQ_ACCOUNT_ID,
+	SQ_ACCOUNT_NEXT_ID,
 	SQ_ACCOUNT_INSERT,
 	SQ_MAILBOX_INSERT,
 	SQ_ACCOUNT_MESSAGES,
@@ -92,6 +104,8 @@ enum sq_id {
 	SQ_MESSAGE_DELETE_UNUSED,
 	SQ_ACCOUNT_SET_PASSWORD,
 	SQ_ACCOUNT_SET_QUOTA,
+	SQ_ACCOUNT_SET_APOP,
+	SQ_ACCOUNT_GET_APOP,
 	SQ_ACCOUNT_LIST,
 	SQ_ACCOUNT_LIST_DOMAIN,
 	SQ_ACCOUNT_LOOKUP,
@@ -115,6 +129,16 @@ enum sq_id {
 	SQ_QUEUE_LIST,
 	SQ_MESSAGE_GC,
 	SQ_MESSAGE_EXISTS,
+	SQ_READ_BEGIN,
+	SQ_MAILBOX_STATUS,
+	SQ_ENTRY_SNAPSHOT,
+	SQ_MESSAGE_LOCATE,
+	SQ_MAILBOX_ID,
+	SQ_ENTRY_TAKE,
+	SQ_MESSAGE_SIZE,
+	SQ_MAILBOX_BUMP_MODSEQ,
+	SQ_TOMBSTONE_INSERT,
+	SQ_ACCOUNT_SUB_USED,
 	SQ_COUNT
 };
 
@@ -140,8 +164,11 @@ static const char *const sq_sql[SQ_COUNT] = {
     [SQ_DOMAIN_DELETE] = "DELETE FROM domains WHERE id = ?1",
     [SQ_DOMAIN_LIST] = "SELECT name FROM domains ORDER BY name",
     [SQ_ACCOUNT_ID] = "SELECT id FROM accounts WHERE address = ?1",
-    [SQ_ACCOUNT_INSERT] = "INSERT INTO accounts (address, domain_id, password_hash, quota,"
-                          " created) VALUES (?1, ?2, ?3, ?4, ?5)"
+    [SQ_ACCOUNT_NEXT_ID] = "SELECT max(coalesce((SELECT value FROM meta"
+                           " WHERE key = 'account_id'), 0),"
+                           " coalesce((SELECT max(id) FROM accounts), 0)) + 1",
+    [SQ_ACCOUNT_INSERT] = "INSERT INTO accounts (id, address, domain_id, password_hash, quota,"
+                          " created) VALUES (?1, ?2, ?3, ?4, ?5, ?6)"
                           " ON CONFLICT (address) DO NOTHING",
     [SQ_MAILBOX_INSERT] = "INSERT INTO mailboxes (account_id, name, special_use,"
                           " uidvalidity, subscribed) VALUES (?1, ?2, ?3, ?4, ?5)",
@@ -154,6 +181,8 @@ static const char *const sq_sql[SQ_COUNT] = {
         " AND NOT EXISTS (SELECT 1 FROM queue WHERE message_id = ?1) RETURNING sha256",
     [SQ_ACCOUNT_SET_PASSWORD] = "UPDATE accounts SET password_hash = ?2 WHERE address = ?1",
     [SQ_ACCOUNT_SET_QUOTA] = "UPDATE accounts SET quota = ?2 WHERE address = ?1",
+    [SQ_ACCOUNT_SET_APOP] = "UPDATE accounts SET apop_secret = ?2 WHERE address = ?1",
+    [SQ_ACCOUNT_GET_APOP] = "SELECT id, apop_secret FROM accounts WHERE address = ?1",
     [SQ_ACCOUNT_LIST] = SQ_ACCOUNT_COLUMNS " ORDER BY a.address",
     [SQ_ACCOUNT_LIST_DOMAIN] = SQ_ACCOUNT_COLUMNS " JOIN domains d ON d.id = a.domain_id"
                                                   " WHERE d.name = ?1 ORDER BY a.address",
@@ -198,6 +227,28 @@ static const char *const sq_sql[SQ_COUNT] = {
                       " AND NOT EXISTS (SELECT 1 FROM queue q WHERE q.message_id = messages.id)"
                       " RETURNING sha256",
     [SQ_MESSAGE_EXISTS] = "SELECT 1 FROM messages WHERE sha256 = ?1",
+    /* A deferred BEGIN: on a query-only connection, one read snapshot. */
+    [SQ_READ_BEGIN] = "BEGIN",
+    [SQ_MAILBOX_STATUS] = "SELECT b.id, b.uidvalidity, b.uidnext, b.highestmodseq,"
+                          " (SELECT count(*) FROM mailbox_entries e WHERE e.mailbox_id = b.id)"
+                          " FROM mailboxes b WHERE b.account_id = ?1 AND b.name = ?2",
+    [SQ_ENTRY_SNAPSHOT] = "SELECT e.uid, m.size, e.internal_date, e.flags, e.modseq"
+                          " FROM mailbox_entries e JOIN messages m ON m.id = e.message_id"
+                          " WHERE e.mailbox_id = ?1 ORDER BY e.uid",
+    [SQ_MESSAGE_LOCATE] = "SELECT m.sha256, m.size FROM mailbox_entries e"
+                          " JOIN messages m ON m.id = e.message_id"
+                          " JOIN mailboxes b ON b.id = e.mailbox_id"
+                          " WHERE b.account_id = ?1 AND b.name = ?2 AND e.uid = ?3",
+    [SQ_MAILBOX_ID] = "SELECT id FROM mailboxes WHERE account_id = ?1 AND name = ?2",
+    [SQ_ENTRY_TAKE] = "DELETE FROM mailbox_entries WHERE mailbox_id = ?1 AND uid = ?2"
+                      " RETURNING message_id",
+    [SQ_MESSAGE_SIZE] = "SELECT size FROM messages WHERE id = ?1",
+    [SQ_MAILBOX_BUMP_MODSEQ] = "UPDATE mailboxes SET highestmodseq = highestmodseq + 1"
+                               " WHERE id = ?1 RETURNING highestmodseq",
+    [SQ_TOMBSTONE_INSERT] = "INSERT INTO expunged (mailbox_id, uid, modseq) VALUES (?1, ?2, ?3)"
+                            " ON CONFLICT (mailbox_id, uid) DO UPDATE SET modseq = excluded.modseq",
+    [SQ_ACCOUNT_SUB_USED] = "UPDATE accounts SET used_bytes = max(used_bytes - ?2, 0)"
+                            " WHERE id = ?1",
 };
 
 struct sq_conn {
@@ -482,7 +533,7 @@ static int sq_admin_end(struct store *store, int ret, const char **error_r)
 
 /* ---- migrations ---- */
 
-static int sq_migrate_step(struct sq_conn *c, int *version_r, const char **error_r)
+static int sq_migrate_step(struct sq_conn *c, int target, int *version_r, const char **error_r)
 {
 	int64_t version = 0;
 	if (sq_exec(c, SQ_BEGIN, error_r, "") < 0)
@@ -495,7 +546,7 @@ static int sq_migrate_step(struct sq_conn *c, int *version_r, const char **error
 		                           version, SQ_MIGRATION_COUNT);
 		ret = -1;
 	}
-	if (ret == 0 && version < SQ_MIGRATION_COUNT) {
+	if (ret == 0 && version < target) {
 		struct buf b;
 		buf_init(&b, 64);
 		if (buf_printf(&b, "PRAGMA user_version = %d", (int)version + 1) < 0)
@@ -514,13 +565,14 @@ static int sq_migrate_step(struct sq_conn *c, int *version_r, const char **error
 	return sq_end(c, ret, error_r);
 }
 
-static int sq_migrate(struct sq_conn *c, const char **error_r)
+/* Apply the migrations after the database's version, up to target. */
+static int sq_migrate(struct sq_conn *c, int target, const char **error_r)
 {
 	int version = 0;
 	do {
-		if (sq_migrate_step(c, &version, error_r) < 0)
+		if (sq_migrate_step(c, target, &version, error_r) < 0)
 			return -1;
-	} while (version < SQ_MIGRATION_COUNT);
+	} while (version < target);
 	return 0;
 }
 
@@ -587,13 +639,33 @@ static int sq_init(const char *data_dir, struct store **store_r, const char **er
 	}
 	s->read_key_created = true;
 	if ((s->admin = sq_conn_open(s->db_path, false, error_r)) == NULL ||
-	    sq_journal_wal(s->admin, error_r) < 0 || sq_migrate(s->admin, error_r) < 0 ||
+	    sq_journal_wal(s->admin, error_r) < 0 ||
+	    sq_migrate(s->admin, SQ_MIGRATION_COUNT, error_r) < 0 ||
 	    (s->writer = sq_conn_open(s->db_path, false, error_r)) == NULL) {
 		sq_deinit(&s->store);
 		return -1;
 	}
 	*store_r = &s->store;
 	return 0;
+}
+
+int store_sqlite_create(const char *data_dir, int version, const char **error_r)
+{
+	struct buf b;
+	if (version < 0 || version > SQ_MIGRATION_COUNT) {
+		*error_r = store_error_fmt("no schema version %d", version);
+		return -1;
+	}
+	buf_init(&b, 8192);
+	if (buf_printf(&b, "%s/%s", data_dir, STORE_SQLITE_DB_NAME) < 0)
+		log_panic("store: data directory path too long");
+	struct sq_conn *c = sq_conn_open(buf_cstr(&b), false, error_r);
+	int ret = c == NULL || sq_journal_wal(c, error_r) < 0 || sq_migrate(c, version, error_r) < 0
+	              ? -1
+	              : 0;
+	sq_conn_close(c);
+	buf_free(&b);
+	return ret;
 }
 
 /* ---- domains ---- */
@@ -703,17 +775,19 @@ static int sq_account_add(struct store *store, const char *address, const char *
 			*error_r = store_error_fmt("%s is already an alias", address);
 		ret = ret == 0 ? 1 : -1;
 	}
+	int64_t id = 0;
+	if (ret == 1)
+		ret = sq_int(c, SQ_ACCOUNT_NEXT_ID, &id, error_r, "");
 	if (ret == 1) {
-		ret = sq_exec(c, SQ_ACCOUNT_INSERT, error_r, "sisii", address, domain_id,
+		ret = sq_exec(c, SQ_ACCOUNT_INSERT, error_r, "isisii", id, address, domain_id,
 		              password_hash, (int64_t)quota, (int64_t)time(NULL));
 		if (ret == 0)
 			*error_r = store_error_fmt("account %s already exists", address);
 	}
+	if (ret == 1 && sq_exec(c, SQ_META_SET, error_r, "si", "account_id", id) < 0)
+		ret = -1;
 	if (ret == 1)
-		ret = sq_add_mailboxes(c, sqlite3_last_insert_rowid(c->db), mailboxes,
-		                       mailbox_count, error_r) == 0
-		          ? 1
-		          : -1;
+		ret = sq_add_mailboxes(c, id, mailboxes, mailbox_count, error_r) == 0 ? 1 : -1;
 	return sq_admin_end(store, ret == 1 ? 0 : -1, error_r);
 }
 
@@ -722,14 +796,18 @@ struct sq_ids {
 	size_t count, cap;
 };
 
-static void sq_ids_row(void *ctx, sqlite3_stmt *st)
+static void sq_ids_add(struct sq_ids *ids, int64_t id)
 {
-	struct sq_ids *ids = ctx;
 	if (ids->count == ids->cap) {
 		ids->cap = ids->cap == 0 ? 64 : ids->cap * 2;
 		ids->v = xrealloc(ids->v, ids->cap * sizeof(*ids->v));
 	}
-	ids->v[ids->count++] = sqlite3_column_int64(st, 0);
+	ids->v[ids->count++] = id;
+}
+
+static void sq_ids_row(void *ctx, sqlite3_stmt *st)
+{
+	sq_ids_add(ctx, sqlite3_column_int64(st, 0));
 }
 
 /* Delete the message rows among ids that nothing references any more; their content
@@ -818,6 +896,29 @@ static int sq_account_set_quota(struct store *store, const char *address, uint64
 {
 	return sq_account_update(store, SQ_ACCOUNT_SET_QUOTA, address, "si", NULL, (int64_t)quota,
 	                         error_r);
+}
+
+static int sq_account_set_apop(struct store *store, const char *address, const char *secret,
+                               const char **error_r)
+{
+	return sq_account_update(store, SQ_ACCOUNT_SET_APOP, address, "ss", secret, 0, error_r);
+}
+
+static int sq_account_get_apop(struct store *store, const char *address, uint64_t *id_r,
+                               char **secret_r)
+{
+	struct sq_conn *c = sq_reader(store);
+	sqlite3_stmt *st;
+	int rc = c == NULL ? -1 : sq_step(c, SQ_ACCOUNT_GET_APOP, &st, NULL, "s", address);
+	if (rc != SQLITE_ROW)
+		return rc < 0 ? -1 : 0;
+	const char *secret = sq_text(st, 1);
+	if (secret != NULL) {
+		*id_r = (uint64_t)sqlite3_column_int64(st, 0);
+		*secret_r = xstrdup(secret);
+	}
+	sq_reset(st);
+	return secret != NULL ? 1 : 0;
 }
 
 static void sq_account_info(sqlite3_stmt *st, struct store_account_info *info)
@@ -986,11 +1087,11 @@ static int sq_alias_targets(struct store *store, const char *alias,
 	return t.count;
 }
 
-/* ---- delivery (writer thread) ---- */
+/* ---- the writer thread's transactions: deliveries and expunges ---- */
 
 /* INBOX of one account: next UID and MODSEQ, the entry, the account's used bytes. */
 static int sq_deliver_local(struct sq_conn *c, uint64_t account, int64_t message_id,
-                            const struct store_commit_item *item, int64_t internal_date,
+                            const struct store_commit_delivery *item, int64_t internal_date,
                             const char **error_r)
 {
 	sqlite3_stmt *st;
@@ -1019,7 +1120,7 @@ static int sq_deliver_local(struct sq_conn *c, uint64_t account, int64_t message
 	return 0;
 }
 
-static int sq_deliver_one(struct sq_conn *c, const struct store_commit_item *item, int64_t now,
+static int sq_deliver_one(struct sq_conn *c, const struct store_commit_delivery *item, int64_t now,
                           const char **error_r)
 {
 	const struct store_delivery *d = item->delivery;
@@ -1046,21 +1147,88 @@ static int sq_deliver_one(struct sq_conn *c, const struct store_commit_item *ite
 	return 0;
 }
 
-static int sq_deliver(struct store *store, const struct store_commit_item *items, size_t count,
-                      const char **error_r)
+/* One UID of an expunge: 1 removed (its message id and size added to unref and x), 0 it
+ * was not there, -1 error. The mailbox's MODSEQ goes up at the first UID removed. */
+static int sq_expunge_uid(struct sq_conn *c, int64_t mailbox_id, uint32_t uid, int64_t *modseq,
+                          struct store_commit_expunge *x, struct sq_ids *unref,
+                          const char **error_r)
+{
+	int64_t message_id, size;
+	int ret = sq_int(c, SQ_ENTRY_TAKE, &message_id, error_r, "ii", mailbox_id, (int64_t)uid);
+	if (ret <= 0)
+		return ret;
+	ret = sq_int(c, SQ_MESSAGE_SIZE, &size, error_r, "i", message_id);
+	if (ret == 0)
+		*error_r = "message row vanished";
+	if (ret == 1 && *modseq == 0) {
+		ret = sq_int(c, SQ_MAILBOX_BUMP_MODSEQ, modseq, error_r, "i", mailbox_id);
+		if (ret == 0)
+			*error_r = "mailbox vanished";
+	}
+	/* QRESYNC (RFC 7162): every entry expunged here gets the mailbox's new MODSEQ. */
+	if (ret == 1 &&
+	    sq_exec(c, SQ_TOMBSTONE_INSERT, error_r, "iii", mailbox_id, (int64_t)uid, *modseq) < 0)
+		ret = -1;
+	if (ret != 1)
+		return -1;
+	sq_ids_add(unref, message_id);
+	x->expunged++;
+	x->freed += (uint64_t)size;
+	return 1;
+}
+
+static int sq_expunge_one(struct sq_conn *c, struct store_commit_expunge *x, struct sq_ids *unref,
+                          const char **error_r)
+{
+	int64_t mailbox_id, modseq = 0;
+	x->no_mailbox = false;
+	x->expunged = 0;
+	x->freed = 0;
+	int ret = sq_int(c, SQ_MAILBOX_ID, &mailbox_id, error_r, "is", (int64_t)x->account_id,
+	                 x->mailbox);
+	if (ret <= 0) {
+		x->no_mailbox = ret == 0;
+		return ret;
+	}
+	for (size_t i = 0; i < x->uid_count; i++) {
+		if (sq_expunge_uid(c, mailbox_id, x->uids[i], &modseq, x, unref, error_r) < 0)
+			return -1;
+	}
+	if (x->expunged > 0 && sq_exec(c, SQ_ACCOUNT_SUB_USED, error_r, "ii",
+	                               (int64_t)x->account_id, (int64_t)x->freed) < 0)
+		return -1;
+	return 0;
+}
+
+static int sq_commit(struct store *store, struct store_commit_item *items, size_t count,
+                     store_blob_removed_cb *removed_cb, void *ctx, const char **error_r)
 {
 	struct sq_conn *c = sq_store(store)->writer;
 	int64_t now = (int64_t)time(NULL);
+	struct sq_ids unref = {0};
+	char **removed = NULL;
+	size_t removed_count = 0;
 	int ret = 0;
 	if (sq_exec(c, SQ_BEGIN, error_r, "") < 0)
 		return -1;
-	for (size_t i = 0; ret == 0 && i < count; i++)
-		ret = sq_deliver_one(c, &items[i], now, error_r);
-	return sq_end(c, ret, error_r);
+	for (size_t i = 0; ret == 0 && i < count; i++) {
+		if (items[i].kind == STORE_OP_DELIVERY)
+			ret = sq_deliver_one(c, &items[i].delivery, now, error_r);
+		else
+			ret = sq_expunge_one(c, &items[i].expunge, &unref, error_r);
+	}
+	/* Only now: a later delivery of the same bytes in this transaction keeps its row. */
+	if (ret == 0)
+		ret = sq_delete_unused(c, &unref, &removed, &removed_count, error_r);
+	ret = sq_end(c, ret, error_r);
+	sq_removed_report(removed, removed_count, ret == 0, removed_cb, ctx);
+	free(unref.v);
+	return ret;
 }
 
 /* ---- reading ---- */
 
+/* The mailbox's id by owner address and name ("INBOX" case-insensitive). */
 static int sq_mailbox_find(struct sq_conn *c, const char *address, const char *mailbox,
                            int64_t *id_r)
 {
@@ -1102,6 +1270,21 @@ static int sq_mail_list(struct store *store, const char *address, const char *ma
 	return sq_each(c, SQ_ENTRY_LIST, sq_entry_row, &l, "i", mailbox_id) < 0 ? -1 : 1;
 }
 
+/* Read a message row's content address and size from a SQ_ENTRY_LOCATE-like row. */
+static int sq_locate_row(sqlite3_stmt *st, uint32_t uid, char sha256_r[BLOB_HEX_LEN + 1],
+                         uint64_t *size_r)
+{
+	const char *sha = sq_text0(st, 0);
+	int ret = blob_name_valid(sha) ? 1 : -1;
+	if (ret == 1) {
+		memcpy(sha256_r, sha, BLOB_HEX_LEN + 1);
+		*size_r = (uint64_t)sqlite3_column_int64(st, 1);
+	} else
+		log_error("store: message row with a bad content address for uid %u", uid);
+	sq_reset(st);
+	return ret;
+}
+
 static int sq_mail_locate(struct store *store, const char *address, const char *mailbox,
                           uint32_t uid, char sha256_r[BLOB_HEX_LEN + 1], uint64_t *size_r)
 {
@@ -1114,14 +1297,78 @@ static int sq_mail_locate(struct store *store, const char *address, const char *
 	int rc = sq_step(c, SQ_ENTRY_LOCATE, &st, NULL, "ii", mailbox_id, (int64_t)uid);
 	if (rc != SQLITE_ROW)
 		return rc < 0 ? -1 : 0;
-	const char *sha = sq_text0(st, 0);
-	ret = blob_name_valid(sha) ? 1 : -1;
-	if (ret == 1) {
-		memcpy(sha256_r, sha, BLOB_HEX_LEN + 1);
-		*size_r = (uint64_t)sqlite3_column_int64(st, 1);
-	} else
-		log_error("store: message row with a bad content address for uid %u", uid);
+	return sq_locate_row(st, uid, sha256_r, size_r);
+}
+
+static int sq_message_locate(struct store *store, uint64_t account_id, const char *mailbox,
+                             uint32_t uid, char sha256_r[BLOB_HEX_LEN + 1], uint64_t *size_r)
+{
+	struct sq_conn *c = sq_reader(store);
+	sqlite3_stmt *st;
+	/* One statement: the mailbox and the entry come from the same snapshot. */
+	int rc = c == NULL ? -1
+	                   : sq_step(c, SQ_MESSAGE_LOCATE, &st, NULL, "isi", (int64_t)account_id,
+	                             mailbox, (int64_t)uid);
+	if (rc != SQLITE_ROW)
+		return rc < 0 ? -1 : 0;
+	return sq_locate_row(st, uid, sha256_r, size_r);
+}
+
+struct sq_snapshot {
+	void (*fn)(void *ctx, const struct store_entry *entry);
+	void *ctx;
+};
+
+static void sq_snapshot_row(void *ctx, sqlite3_stmt *st)
+{
+	struct sq_snapshot *sn = ctx;
+	struct store_entry entry = {
+	    .uid = (uint32_t)sqlite3_column_int64(st, 0),
+	    .size = (uint64_t)sqlite3_column_int64(st, 1),
+	    .internal_date = sqlite3_column_int64(st, 2),
+	    .flags = (unsigned)sqlite3_column_int64(st, 3),
+	    .modseq = (uint64_t)sqlite3_column_int64(st, 4),
+	};
+	sn->fn(sn->ctx, &entry);
+}
+
+/* The status row and the entries, on a connection already inside a read transaction. */
+static int sq_snapshot_read(struct sq_conn *c, uint64_t account_id, const char *mailbox,
+                            struct store_mailbox_status *status_r, struct sq_snapshot *sn)
+{
+	sqlite3_stmt *st;
+	int rc = sq_step(c, SQ_MAILBOX_STATUS, &st, NULL, "is", (int64_t)account_id, mailbox);
+	if (rc != SQLITE_ROW)
+		return rc < 0 ? -1 : 0;
+	int64_t mailbox_id = sqlite3_column_int64(st, 0);
+	*status_r = (struct store_mailbox_status){
+	    .uidvalidity = (uint32_t)sqlite3_column_int64(st, 1),
+	    .uidnext = (uint32_t)sqlite3_column_int64(st, 2),
+	    .highestmodseq = (uint64_t)sqlite3_column_int64(st, 3),
+	    .messages = (uint32_t)sqlite3_column_int64(st, 4),
+	};
 	sq_reset(st);
+	if (sn->fn != NULL &&
+	    sq_each(c, SQ_ENTRY_SNAPSHOT, sq_snapshot_row, sn, "i", mailbox_id) < 0)
+		return -1;
+	return 1;
+}
+
+static int sq_mailbox_snapshot(struct store *store, uint64_t account_id, const char *mailbox,
+                               struct store_mailbox_status *status_r,
+                               void (*fn)(void *ctx, const struct store_entry *entry), void *ctx)
+{
+	struct sq_conn *c = sq_reader(store);
+	struct sq_snapshot sn = {fn, ctx};
+	if (c == NULL)
+		return -1;
+	/* Called again from a callback of an outer snapshot: stay inside that one. */
+	bool outer = sqlite3_get_autocommit(c->db) != 0;
+	if (outer && sq_exec(c, SQ_READ_BEGIN, NULL, "") < 0)
+		return -1;
+	int ret = sq_snapshot_read(c, account_id, mailbox, status_r, &sn);
+	if (outer && sq_exec(c, ret < 0 ? SQ_ROLLBACK : SQ_COMMIT, NULL, "") < 0 && ret >= 0)
+		ret = -1;
 	return ret;
 }
 
@@ -1198,6 +1445,8 @@ const struct store_vfuncs store_sqlite_vfuncs = {
     .account_del = sq_account_del,
     .account_set_password = sq_account_set_password,
     .account_set_quota = sq_account_set_quota,
+    .account_set_apop = sq_account_set_apop,
+    .account_get_apop = sq_account_get_apop,
     .account_list = sq_account_list,
     .account_lookup = sq_account_lookup,
     .account_usage = sq_account_usage,
@@ -1207,9 +1456,11 @@ const struct store_vfuncs store_sqlite_vfuncs = {
     .alias_del = sq_alias_del,
     .alias_list = sq_alias_list,
     .alias_targets = sq_alias_targets,
-    .deliver = sq_deliver,
+    .commit = sq_commit,
     .mail_list = sq_mail_list,
     .mail_locate = sq_mail_locate,
+    .mailbox_snapshot = sq_mailbox_snapshot,
+    .message_locate = sq_message_locate,
     .queue_list = sq_queue_list,
     .message_gc = sq_message_gc,
     .message_exists = sq_message_exists,

@@ -12,4 +12,9 @@
 
 extern const struct store_vfuncs store_sqlite_vfuncs;
 
+/* For tests and tools: create (or migrate) the database under the existing data_dir up to
+ * schema version `version` only (0..latest), without opening a store. 0, or -1 with
+ * *error_r. store_open() then applies the remaining migrations. */
+int store_sqlite_create(const char *data_dir, int version, const char **error_r);
+
 #endif
