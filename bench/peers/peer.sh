@@ -191,11 +191,11 @@ start() {
 		stop_pid "$(dc_pid "$d")"
 		die "postfix did not start: $(cat "$d/postfix/log/start.log" "$d/postfix/log/maillog" 2>/dev/null)"
 	fi
-	wait_port $((base + 25)) 100 || die "postfix does not listen on $((base + 25)): $(cat "$d/postfix/log/maillog" 2>/dev/null)"
-	wait_port $((base + 143)) 100 || die "dovecot does not listen on $((base + 143)): $(cat "$d/dovecot/log/dovecot.log" 2>/dev/null)"
+	wait_port $((base + 25)) 100 || stop_die "$d" "postfix does not listen on $((base + 25)): $(cat "$d/postfix/log/maillog" 2>/dev/null)"
+	wait_port $((base + 143)) 100 || stop_die "$d" "dovecot does not listen on $((base + 143)): $(cat "$d/dovecot/log/dovecot.log" 2>/dev/null)"
 	i=0
 	while [ ! -S "$d/dovecot/run/lmtp" ] && [ $i -lt 100 ]; do sleep 0.1; i=$((i + 1)); done
-	[ -S "$d/dovecot/run/lmtp" ] || die "dovecot has no LMTP socket"
+	[ -S "$d/dovecot/run/lmtp" ] || stop_die "$d" "dovecot has no LMTP socket"
 	echo "postfix $(pf_pid "$d")"
 	echo "dovecot $(dc_pid "$d")"
 }
@@ -209,6 +209,12 @@ stop_pid() {
 	while alive "$pid" && [ $i -lt 100 ]; do sleep 0.1; i=$((i + 1)); done
 	alive "$pid" && kill -KILL "$pid" 2>/dev/null || true
 	return 0
+}
+
+# Stop both (start failed half-way), then fail with a message.
+stop_die() {
+	stop "$1"
+	die "$2"
 }
 
 stop() {
