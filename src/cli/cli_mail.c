@@ -14,7 +14,8 @@
 static const char mail_usage[] =
 	"usage: posthorn mail list USER [MAILBOX]      one line per message: UID FLAGS SIZE\n"
 	"                                              DATE <SENDER> SUBJECT (MAILBOX: INBOX)\n"
-	"       posthorn mail cat USER MAILBOX UID     the stored bytes of one message\n";
+	"       posthorn mail cat USER MAILBOX UID     the stored bytes of one message\n"
+	"       posthorn mail del USER MAILBOX UID...  remove messages (frees their quota)\n";
 
 static const char queue_usage[] =
 	"usage: posthorn queue list     one line per queued recipient: ID <FROM> <TO> SIZE\n"
@@ -81,6 +82,37 @@ static int mail_cat(struct store *store, char **argv)
 	return ret;
 }
 
+static int mail_del(struct store *store, int argc, char **argv)
+{
+	uint64_t id;
+	int r = store_account_lookup(store, argv[2], &id, NULL, NULL);
+	if (r <= 0)
+		return cli_fail(r < 0 ? "cannot look up %s" : "no such account %s", argv[2]);
+	size_t n = (size_t)argc - 4;
+	uint32_t *uids = calloc(n, sizeof(*uids));
+	if (uids == NULL)
+		return cli_fail("out of memory");
+	for (size_t i = 0; i < n; i++) {
+		char *end;
+		errno = 0;
+		unsigned long uid = strtoul(argv[4 + i], &end, 10);
+		if (*end != '\0' || errno != 0 || uid == 0 || uid > UINT32_MAX) {
+			free(uids);
+			return cli_fail("bad UID %s", argv[4 + i]);
+		}
+		uids[i] = (uint32_t)uid;
+	}
+	struct store_expunge op = {
+		.account_id = id, .mailbox = argv[3], .uids = uids, .uid_count = n,
+	};
+	int ret = store_expunge_wait(store, &op) < 0 ? cli_fail("%s", op.error) : 0;
+	if (ret == 0)
+		printf("removed %u messages (%llu octets)\n", op.expunged,
+		       (unsigned long long)op.freed);
+	free(uids);
+	return ret;
+}
+
 int cli_mail(struct cli *cli, int argc, char **argv)
 {
 	if (cli_wants_help(argc, argv, mail_usage))
@@ -88,7 +120,8 @@ int cli_mail(struct cli *cli, int argc, char **argv)
 	const char *verb = argc >= 2 ? argv[1] : "";
 	bool list = strcmp(verb, "list") == 0 && (argc == 3 || argc == 4);
 	bool cat = strcmp(verb, "cat") == 0 && argc == 5;
-	if (!list && !cat) {
+	bool del = strcmp(verb, "del") == 0 && argc >= 5;
+	if (!list && !cat && !del) {
 		fputs(mail_usage, stderr);
 		return 2;
 	}
@@ -104,8 +137,10 @@ int cli_mail(struct cli *cli, int argc, char **argv)
 		      : r == 0 ? cli_fail("no mailbox %s for %s", argc == 4 ? argv[3] : "INBOX",
 					  argv[2])
 			       : 0;
-	} else if (store != NULL) {
+	} else if (store != NULL && cat) {
 		ret = mail_cat(store, argv);
+	} else if (store != NULL) {
+		ret = mail_del(store, argc, argv);
 	}
 	store_close(&store);
 	conf_free(&conf);

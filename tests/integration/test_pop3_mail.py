@@ -5,6 +5,7 @@ DELE then a dropped connection or RSET deletes nothing, leave-on-server across t
 sessions with stable UIDLs, TOP, LIST/STAT/UIDL with and without argument, states,
 pipelining, [IN-USE], and an account removed while a session holds its maildrop."""
 
+import poplib
 import re
 
 import pytest
@@ -393,9 +394,24 @@ def test_other_accounts_not_locked(server):
     b.quit()
 
 
-def test_message_expunged_by_imap_meanwhile(server):
-    pytest.skip("needs a second way to expunge one INBOX message while a POP3 session holds "
-                "it (IMAP, or a `posthorn mail del` CLI command); neither exists yet")
+def test_message_expunged_meanwhile(server, empty_demo):
+    """Another channel (here `posthorn mail del`, later IMAP) removes a message a POP3 session
+    has listed: that message alone gets -ERR, the others and the session work on."""
+    sent = [message(unique("gone")), message(unique("stays"))]
+    listing = deliver_all(server, sent)
+    p = login_stls(server)
+    assert p.stat()[0] == 2
+    out = server.cli("mail", "del", DEMO, "INBOX", str(listing[0]["uid"])).stdout
+    assert out.startswith("removed 1 messages")
+    with pytest.raises(poplib.error_proto) as e:
+        p.retr(1)
+    assert e.value.args[0] == b"-ERR Message 1 no longer exists"
+    resp, lines, _ = p.retr(2)
+    assert retr_bytes(lines).endswith(sent[1])
+    assert p.dele(1).startswith(b"+OK") and p.dele(2).startswith(b"+OK")
+    assert p.quit() == b"+OK Logging out, 1 messages deleted"
+    assert server.mail_list(DEMO) == []
+    assert account_usage(server, DEMO) == (0, 0)
 
 
 def test_account_deleted_while_session_holds_it(server):
