@@ -45,6 +45,9 @@ static const char conf_template[] =
 	"submissions_listen = %s:%d\n"
 	"pop3_listen = %s:%d\n"
 	"pop3s_listen = %s:%d\n"
+	"# IMAP is being built (login, SELECT, FETCH so far); enable it for testing with:\n"
+	"# imap_listen = %s:%d\n"
+	"# imaps_listen = %s:%d\n"
 	"\n"
 	"# When started as root, bind the ports, then run as this user (create it with\n"
 	"# `adduser --system posthorn`). Empty: keep running as the starting user.\n"
@@ -88,7 +91,8 @@ static const char conf_template[] =
 	"limit_connections = 10000\n"
 	"limit_auth_failures = 3\n"
 	"limit_header_lines = 1000\n"
-	"limit_pop3_idle_timeout = 10m\n";
+	"limit_pop3_idle_timeout = 10m\n"
+	"limit_imap_idle_timeout = 30m\n";
 
 static int init_mkdir(const char *path, mode_t mode)
 {
@@ -114,7 +118,8 @@ static int init_write_conf(const char *path, const char *hostname, int base)
 	struct buf b;
 	buf_init(&b, 65536);
 	if (buf_printf(&b, conf_template, hostname, host, base + 25, host, base + 587, host,
-		       base + 465, host, base + 110, host, base + 995) < 0) {
+		       base + 465, host, base + 110, host, base + 995, host, base + 143, host,
+		       base + 993) < 0) {
 		buf_free(&b);
 		return cli_fail("configuration too large");
 	}

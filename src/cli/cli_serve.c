@@ -10,6 +10,7 @@
 #include "core/log.h"
 #include "core/privdrop.h"
 #include "net/server.h"
+#include "imap/imap_server.h"
 #include "net/tls.h"
 #include "pop3/pop3_server.h"
 #include "smtp/smtp_server.h"
@@ -36,6 +37,8 @@ struct serve {
 	struct net_server *net;
 	struct smtp_server *smtp;
 	struct pop3_server *pop3;
+	struct imap_server *imap;
+	struct imap_listener imap_listeners[CONF_LISTENER_COUNT];
 	struct smtp_listener smtp_listeners[CONF_LISTENER_COUNT];
 	struct pop3_listener pop3_listeners[CONF_LISTENER_COUNT];
 };
@@ -65,19 +68,29 @@ static void serve_reload(void *ctx)
 	net_server_set_limits(sv->net, &conf->limits);
 	smtp_server_set_conf(sv->smtp, conf);
 	pop3_server_set_conf(sv->pop3, conf);
+	imap_server_set_conf(sv->imap, conf);
 	conf_free(&sv->conf);
 	sv->conf = conf;
 	log_info("event=reload result=ok");
 }
 
 static const char *const serve_kind_names[] = { "smtp", "submission", "submissions", "pop3",
-						 "pop3s" };
+						 "pop3s",	"imap",	      "imaps" };
 
 /* What a listener kind starts: the protocol's accept function and its context. */
 static void serve_kind(struct serve *sv, int k, conn_accept_fn **fn_r, void **ctx_r,
 		       const char **busy_r, bool *tls_r)
 {
 	switch (k) {
+	case CONF_LISTENER_IMAP:
+	case CONF_LISTENER_IMAPS:
+		sv->imap_listeners[k] = (struct imap_listener){ sv->imap,
+								k == CONF_LISTENER_IMAPS };
+		*fn_r = imap_server_accept;
+		*ctx_r = &sv->imap_listeners[k];
+		*busy_r = IMAP_SERVER_BUSY_REPLY;
+		*tls_r = k == CONF_LISTENER_IMAPS;
+		return;
 	case CONF_LISTENER_POP3:
 	case CONF_LISTENER_POP3S:
 		sv->pop3_listeners[k] = (struct pop3_listener){ sv->pop3,
@@ -136,6 +149,7 @@ static int serve_run(struct serve *sv)
 	}
 	sv->smtp = smtp_server_new(sv->store, sv->auth, sv->conf);
 	sv->pop3 = pop3_server_new(sv->store, sv->auth, sv->conf);
+	sv->imap = imap_server_new(sv->store, sv->auth, sv->conf);
 	if (serve_listen(sv) < 0)
 		return 1;
 	if (privdrop_to_user(sv->conf->run_user, sv->conf->data_dir, &error) < 0) {
@@ -171,6 +185,7 @@ int cli_serve(struct cli *cli, int argc, char **argv)
 	auth_free(&sv.auth);
 	smtp_server_free(&sv.smtp);
 	pop3_server_free(&sv.pop3);
+	imap_server_free(&sv.imap);
 	store_close(&sv.store);
 	conf_free(&sv.conf);
 	return ret;

@@ -47,6 +47,8 @@ static const struct conf_key conf_keys[] = {
 	{ "submissions_listen", T_LISTEN, 0, 0, 0, CONF_LISTENER_SUBMISSIONS },
 	{ "pop3_listen", T_LISTEN, 0, 0, 0, CONF_LISTENER_POP3 },
 	{ "pop3s_listen", T_LISTEN, 0, 0, 0, CONF_LISTENER_POP3S },
+	{ "imap_listen", T_LISTEN, 0, 0, 0, CONF_LISTENER_IMAP },
+	{ "imaps_listen", T_LISTEN, 0, 0, 0, CONF_LISTENER_IMAPS },
 	{ "pop3_apop", T_BOOL, OFF(pop3_apop), 0, 0, 0 },
 	{ "pop3_expire", T_EXPIRE, OFF(pop3_expire), 0, 100000, 0 },
 	{ "pop3_login_delay", T_SECONDS, OFF(pop3_login_delay), 0, 86400, 0 },
@@ -61,6 +63,7 @@ static const struct conf_key conf_keys[] = {
 	{ "limit_auth_failures", T_UINT, LIM(auth_failures), 1, 100, 0 },
 	{ "limit_header_lines", T_UINT, LIM(header_lines), 16, 100000, 0 },
 	{ "limit_pop3_idle_timeout", T_SECONDS, LIM(pop3_idle_timeout), 1, 86400, 0 },
+	{ "limit_imap_idle_timeout", T_SECONDS, LIM(imap_idle_timeout), 1, 86400, 0 },
 };
 
 static char *conf_resolve_path(const char *base_dir, const char *value)
@@ -95,6 +98,7 @@ struct conf *conf_new_defaults(const char *base_dir)
 	(void)conf_parse_listen(c, CONF_LISTENER_SUBMISSIONS, "*:465");
 	(void)conf_parse_listen(c, CONF_LISTENER_POP3, "*:110");
 	(void)conf_parse_listen(c, CONF_LISTENER_POP3S, "*:995");
+	/* IMAP is still being built (issue 5): no IMAP listener unless configured. */
 	c->pop3_expire = -1;
 	c->limits = (struct limits){
 		.command_line = 2048,
@@ -108,6 +112,7 @@ struct conf *conf_new_defaults(const char *base_dir)
 		.auth_failures = 3,
 		.header_lines = 1000,
 		.pop3_idle_timeout = 600,
+		.imap_idle_timeout = 1800,
 	};
 	return c;
 }

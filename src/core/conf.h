@@ -23,6 +23,7 @@ struct limits {
 	unsigned auth_failures;	      /* failed AUTH per connection before disconnect */
 	unsigned header_lines;	      /* header fields scanned per message at delivery */
 	unsigned pop3_idle_timeout;   /* seconds; RFC 1939 §3 asks for at least 10 minutes */
+	unsigned imap_idle_timeout;   /* seconds; RFC 9051 §5.4 asks for at least 30 minutes */
 };
 
 enum conf_bare_lf { CONF_BARE_LF_REJECT, CONF_BARE_LF_NORMALIZE };
@@ -33,6 +34,8 @@ enum conf_listener_kind {
 	CONF_LISTENER_SUBMISSIONS, /* port 465: implicit TLS, AUTH required */
 	CONF_LISTENER_POP3,	   /* port 110: STLS offered */
 	CONF_LISTENER_POP3S,	   /* port 995: implicit TLS */
+	CONF_LISTENER_IMAP,	   /* port 143: STARTTLS offered */
+	CONF_LISTENER_IMAPS,	   /* port 993: implicit TLS */
 	CONF_LISTENER_COUNT
 };
 

@@ -1,0 +1,75 @@
+/* Commands valid in any state or with no mailbox work: CAPABILITY, NOOP (and CHECK), LOGOUT,
+ * ID (RFC 2971), ENABLE (RFC 5161), NAMESPACE (RFC 2342). */
+#include "imap/imap_commands.h"
+
+#include <string.h>
+#include <strings.h>
+
+#include "core/log.h"
+#include "core/banned.h"
+
+void cmd_capability(struct imap_cmd *cmd)
+{
+	imap_send(cmd->s, "* CAPABILITY %s", imap_session_capabilities(cmd->s));
+	imap_tagged(cmd->s, cmd->tag, "OK", "CAPABILITY completed");
+}
+
+void cmd_noop(struct imap_cmd *cmd)
+{
+	imap_tagged(cmd->s, cmd->tag, "OK", "%s completed", cmd->name);
+}
+
+void cmd_logout(struct imap_cmd *cmd)
+{
+	struct imap_session *s = cmd->s;
+	conn_printf(s->conn, "* BYE Logging out\r\n");
+	imap_tagged(s, cmd->tag, "OK", "LOGOUT completed");
+	s->state = IMAP_STATE_LOGOUT;
+	imap_session_close(s, NULL);
+}
+
+void cmd_id(struct imap_cmd *cmd)
+{
+	/* RFC 2971: the argument is NIL or a list of field/value pairs; we only log it. */
+	const struct imap_arg *a = cmd->args;
+	if (a[0].type != IMAP_ARG_NIL && a[0].type != IMAP_ARG_LIST) {
+		imap_tagged(cmd->s, cmd->tag, "BAD", "Syntax: ID (field value ...) or ID NIL");
+		return;
+	}
+	imap_send(cmd->s, "* ID (\"name\" \"Posthorn\")");
+	imap_tagged(cmd->s, cmd->tag, "OK", "ID completed");
+}
+
+void cmd_enable(struct imap_cmd *cmd)
+{
+	struct imap_session *s = cmd->s;
+	const struct imap_arg *a = cmd->args;
+	if (a[0].type == IMAP_ARG_EOL) {
+		imap_tagged(s, cmd->tag, "BAD", "Syntax: ENABLE capability ...");
+		return;
+	}
+	char enabled[128] = "";
+	for (; a->type != IMAP_ARG_EOL; a++) {
+		if (a->type != IMAP_ARG_ATOM) {
+			imap_tagged(s, cmd->tag, "BAD", "Syntax: ENABLE capability ...");
+			return;
+		}
+		/* RFC 5161 §3.1: report only what is newly enabled. */
+		if (strcasecmp(a->str, "IMAP4rev2") == 0 && !s->rev2) {
+			s->rev2 = true;
+			strncat(enabled, " IMAP4rev2", sizeof(enabled) - strlen(enabled) - 1);
+		} else if (strcasecmp(a->str, "UTF8=ACCEPT") == 0 && !s->utf8) {
+			s->utf8 = true;
+			strncat(enabled, " UTF8=ACCEPT", sizeof(enabled) - strlen(enabled) - 1);
+		}
+	}
+	imap_send(s, "* ENABLED%s", enabled);
+	imap_tagged(s, cmd->tag, "OK", "ENABLE completed");
+}
+
+void cmd_namespace(struct imap_cmd *cmd)
+{
+	/* One personal namespace, "/" as the hierarchy delimiter; no shared ones yet. */
+	imap_send(cmd->s, "* NAMESPACE ((\"\" \"/\")) NIL NIL");
+	imap_tagged(cmd->s, cmd->tag, "OK", "NAMESPACE completed");
+}

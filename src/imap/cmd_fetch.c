@@ -1,0 +1,258 @@
+/* FETCH and UID FETCH (RFC 9051 §6.4.5): UID, FLAGS, INTERNALDATE, RFC822.SIZE, and the
+ * whole message or its header or text (BODY[], BODY[HEADER], BODY[TEXT], their .PEEK forms,
+ * RFC822, RFC822.HEADER, RFC822.TEXT) with <partial> ranges; macros ALL and FAST.
+ * ENVELOPE, BODYSTRUCTURE and part sections come with the MIME parser (issue 5). */
+#include "imap/imap_commands.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "core/log.h"
+#include "core/xmalloc.h"
+#include "imap/imap_seqset.h"
+#include "core/banned.h"
+
+enum fetch_part { PART_NONE, PART_ALL, PART_HEADER, PART_TEXT };
+
+struct fetch_item {
+	const char *label;   /* what the response names it: "BODY[]", "RFC822", ... */
+	enum fetch_part part;
+	bool partial;
+	uint64_t offset, length;
+};
+
+struct fetch_req {
+	bool uid, flags, size, date;
+	struct fetch_item items[16];
+	size_t item_count;
+};
+
+static bool fetch_partial(const char *p, struct fetch_item *it)
+{
+	/* "<offset.length>" (RFC 9051 §6.4.5). */
+	if (*p == '\0')
+		return true;
+	unsigned long long o, l;
+	char end;
+	if (sscanf(p, "<%llu.%llu%c", &o, &l, &end) != 3 || end != '>' || strchr(p, '>')[1] != '\0' ||
+	    l == 0)
+		return false;
+	it->partial = true;
+	it->offset = o;
+	it->length = l;
+	return true;
+}
+
+/* One fetch attribute atom. false = unsupported or bad. */
+static bool fetch_add(struct fetch_req *req, const char *atom, struct arena *a)
+{
+	if (strcasecmp(atom, "UID") == 0)
+		return req->uid = true;
+	if (strcasecmp(atom, "FLAGS") == 0)
+		return req->flags = true;
+	if (strcasecmp(atom, "RFC822.SIZE") == 0)
+		return req->size = true;
+	if (strcasecmp(atom, "INTERNALDATE") == 0)
+		return req->date = true;
+	if (strcasecmp(atom, "ALL") == 0 || strcasecmp(atom, "FAST") == 0)
+		return req->flags = req->size = req->date = true;
+	if (req->item_count == sizeof(req->items) / sizeof(req->items[0]))
+		return false;
+	struct fetch_item *it = &req->items[req->item_count];
+	memset(it, 0, sizeof(*it));
+	static const struct { const char *name; enum fetch_part part; } plain[] = {
+		{ "RFC822", PART_ALL }, { "RFC822.HEADER", PART_HEADER }, { "RFC822.TEXT", PART_TEXT },
+	};
+	for (size_t i = 0; i < 3; i++) {
+		if (strcasecmp(atom, plain[i].name) == 0) {
+			it->label = plain[i].name;
+			it->part = plain[i].part;
+			req->item_count++;
+			return true;
+		}
+	}
+	const char *br = strchr(atom, '[');
+	if (br == NULL)
+		return false;
+	size_t pre = (size_t)(br - atom);
+	bool peek = pre == 9 && strncasecmp(atom, "BODY.PEEK", 9) == 0;
+	if (!peek && !(pre == 4 && strncasecmp(atom, "BODY", 4) == 0))
+		return false;
+	const char *close = strchr(br, ']');
+	if (close == NULL)
+		return false;
+	size_t slen = (size_t)(close - br - 1);
+	if (slen == 0)
+		it->part = PART_ALL;
+	else if (slen == 6 && strncasecmp(br + 1, "HEADER", 6) == 0)
+		it->part = PART_HEADER;
+	else if (slen == 4 && strncasecmp(br + 1, "TEXT", 4) == 0)
+		it->part = PART_TEXT;
+	else
+		return false;
+	if (!fetch_partial(close + 1, it))
+		return false;
+	/* The response names the section without .PEEK and with only the partial's start. */
+	char label[64];
+	snprintf(label, sizeof(label), "BODY[%.*s]", (int)slen, br + 1);
+	for (char *c = label; *c != '\0'; c++)
+		if (*c >= 'a' && *c <= 'z')
+			*c = (char)(*c - 32);
+	if (it->partial) {
+		size_t n = strlen(label);
+		snprintf(label + n, sizeof(label) - n, "<%llu>", (unsigned long long)it->offset);
+	}
+	it->label = arena_strdup(a, label);
+	req->item_count++;
+	return true;
+}
+
+static void fetch_flags(struct buf *b, unsigned flags)
+{
+	static const char *const names[] = { "\\Seen", "\\Answered", "\\Flagged", "\\Deleted",
+					     "\\Draft" };
+	int r = buf_append(b, "FLAGS (", 7);
+	bool first = true;
+	for (unsigned i = 0; i < 5; i++) {
+		if (flags & (1u << i)) {
+			r |= buf_printf(b, "%s%s", first ? "" : " ", names[i]);
+			first = false;
+		}
+	}
+	r |= buf_append(b, ")", 1);
+	(void)r;
+}
+
+/* Offsets of the header (with its blank line) and text of a message. */
+static void fetch_split(const unsigned char *m, size_t len, size_t *header_len_r)
+{
+	for (size_t i = 0; i + 1 < len; i++) {
+		if (m[i] == '\n' && (m[i + 1] == '\n' ||
+				     (m[i + 1] == '\r' && i + 2 < len && m[i + 2] == '\n'))) {
+			*header_len_r = i + 1 + (m[i + 1] == '\r' ? 2 : 1);
+			return;
+		}
+	}
+	*header_len_r = len;
+}
+
+static unsigned char *fetch_load(struct imap_session *s, uint32_t uid, size_t *len_r)
+{
+	int fd;
+	uint64_t size;
+	if (store_message_open(s->server->store, s->account_id, s->mailbox, uid, &fd, &size) != 1)
+		return NULL;
+	unsigned char *data = xmalloc(size + 1);
+	size_t got = 0;
+	while (got < size) {
+		ssize_t n = pread(fd, data + got, size - got, (off_t)got);
+		if (n <= 0)
+			break;
+		got += (size_t)n;
+	}
+	close(fd);
+	*len_r = got;
+	return data;
+}
+
+static void fetch_one(struct imap_session *s, const struct fetch_req *req, uint32_t seq)
+{
+	const struct imap_msg *m = &s->msgs[seq - 1];
+	struct buf b;
+	buf_init(&b, (size_t)s->limits->message_size + 65536);
+	int r = buf_printf(&b, "* %u FETCH (", seq);
+	const char *sep = "";
+	if (req->uid) {
+		r |= buf_printf(&b, "UID %u", m->uid);
+		sep = " ";
+	}
+	if (req->flags) {
+		r |= buf_puts(&b, sep);
+		fetch_flags(&b, m->flags);
+		sep = " ";
+	}
+	if (req->size) {
+		r |= buf_printf(&b, "%sRFC822.SIZE %llu", sep, (unsigned long long)m->size);
+		sep = " ";
+	}
+	if (req->date) {
+		char date[64];
+		time_t t = (time_t)m->date;
+		struct tm tm;
+		gmtime_r(&t, &tm);
+		strftime(date, sizeof(date), "%e-%b-%Y %H:%M:%S +0000", &tm);
+		r |= buf_printf(&b, "%sINTERNALDATE \"%s\"", sep, date);
+		sep = " ";
+	}
+	size_t len = 0, hlen = 0;
+	unsigned char *data = req->item_count > 0 ? fetch_load(s, m->uid, &len) : NULL;
+	if (data != NULL)
+		fetch_split(data, len, &hlen);
+	for (size_t i = 0; i < req->item_count; i++) {
+		const struct fetch_item *it = &req->items[i];
+		size_t off = it->part == PART_TEXT ? hlen : 0;
+		size_t n = data == NULL ? 0 : it->part == PART_HEADER ? hlen
+					     : it->part == PART_TEXT  ? len - hlen
+								      : len;
+		if (it->partial) {
+			off += it->offset < n ? (size_t)it->offset : n;
+			n = it->offset < n ? n - (size_t)it->offset : 0;
+			if (n > it->length)
+				n = (size_t)it->length;
+		}
+		if (data == NULL) {
+			r |= buf_printf(&b, "%s%s NIL", sep, it->label);
+		} else {
+			r |= buf_printf(&b, "%s%s {%zu}\r\n", sep, it->label, n);
+			r |= buf_append(&b, data + off, n);
+		}
+		sep = " ";
+	}
+	free(data);
+	r |= buf_append(&b, ")\r\n", 3);
+	if (r == 0)
+		conn_write(s->conn, b.data, b.len);
+	buf_free(&b);
+}
+
+void cmd_fetch(struct imap_cmd *cmd)
+{
+	struct imap_session *s = cmd->s;
+	const struct imap_arg *a = cmd->args;
+	struct imap_seqset *set;
+	const char *error;
+	if (imap_args_count(a) != 2 || a[0].type != IMAP_ARG_ATOM ||
+	    imap_seqset_parse(s->cmd, a[0].str, &set, &error) < 0) {
+		imap_tagged(s, cmd->tag, "BAD", "Syntax: FETCH sequence-set items");
+		return;
+	}
+	struct fetch_req req = { .uid = cmd->uid };
+	bool ok = true;
+	if (a[1].type == IMAP_ARG_ATOM) {
+		ok = fetch_add(&req, a[1].str, s->cmd);
+	} else if (a[1].type == IMAP_ARG_LIST) {
+		for (const struct imap_arg *it = a[1].list; ok && it->type != IMAP_ARG_EOL; it++)
+			ok = it->type == IMAP_ARG_ATOM && fetch_add(&req, it->str, s->cmd);
+	} else {
+		ok = false;
+	}
+	if (!ok) {
+		imap_tagged(s, cmd->tag, "BAD", "Unsupported or invalid FETCH item");
+		return;
+	}
+	if (s->count == 0 && !cmd->uid) {
+		imap_tagged(s, cmd->tag, "BAD", "No messages");
+		return;
+	}
+	uint32_t star = cmd->uid ? (s->count > 0 ? s->msgs[s->count - 1].uid : 0) : s->count;
+	for (uint32_t i = 0; i < s->count; i++) {
+		uint32_t key = cmd->uid ? s->msgs[i].uid : i + 1;
+		if (imap_seqset_contains(set, key, star))
+			fetch_one(s, &req, i + 1);
+	}
+	imap_tagged(s, cmd->tag, "OK", "%s completed", cmd->name);
+}

@@ -1,0 +1,104 @@
+/* SELECT and EXAMINE (RFC 9051 §6.3.2-3), CLOSE and UNSELECT (§6.4.1, RFC 3691): opening a
+ * mailbox builds the session's view (sequence numbers) from one store snapshot. */
+#include "imap/imap_commands.h"
+
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+#include "core/log.h"
+#include "core/utf7.h"
+#include "core/xmalloc.h"
+#include "core/banned.h"
+
+/* The mailbox name a client sent, as UTF-8 (modified UTF-7 unless UTF8=ACCEPT/rev2). NULL
+ * when it is not valid. In the command arena. */
+const char *imap_mailbox_name(struct imap_session *s, const char *name)
+{
+	if (s->utf8 || s->rev2)
+		return name;
+	struct buf b;
+	buf_init(&b, 4096);
+	if (utf7_to_utf8(name, &b) < 0) {
+		buf_free(&b);
+		return NULL;
+	}
+	char *out = arena_strdup(s->cmd, buf_cstr(&b));
+	buf_free(&b);
+	return out;
+}
+
+static void imap_select_cb(void *ctx, const struct store_entry *e)
+{
+	struct imap_session *s = ctx;
+	if (s->count == s->cap) {
+		s->cap = s->cap == 0 ? 64 : 2 * s->cap;
+		s->msgs = xrealloc(s->msgs, (size_t)s->cap * sizeof(*s->msgs));
+	}
+	s->msgs[s->count++] = (struct imap_msg){ .uid = e->uid, .size = e->size,
+						 .date = e->internal_date, .flags = e->flags,
+						 .modseq = e->modseq };
+}
+
+void cmd_select(struct imap_cmd *cmd)
+{
+	struct imap_session *s = cmd->s;
+	bool examine = strcmp(cmd->name, "EXAMINE") == 0;
+	const char *raw, *name;
+	if (imap_args_count(cmd->args) != 1 || !imap_arg_astring(&cmd->args[0], &raw)) {
+		imap_tagged(s, cmd->tag, "BAD", "Syntax: %s mailbox", cmd->name);
+		return;
+	}
+	name = imap_mailbox_name(s, raw);
+	if (name == NULL) {
+		imap_tagged(s, cmd->tag, "NO", "[CANNOT] Invalid mailbox name");
+		return;
+	}
+	bool was_selected = s->state == IMAP_STATE_SELECTED;
+	imap_session_unselect(s);
+	if (was_selected)
+		imap_send(s, "* OK [CLOSED] Previous mailbox closed");
+	struct store_mailbox_status st;
+	int r = store_mailbox_snapshot(s->server->store, s->account_id, name, &st, imap_select_cb, s);
+	if (r <= 0) {
+		imap_session_unselect(s);
+		if (r == 0)
+			imap_tagged(s, cmd->tag, "NO", "[NONEXISTENT] Mailbox does not exist");
+		else
+			imap_tagged(s, cmd->tag, "NO", "[SERVERBUG] Cannot open the mailbox");
+		return;
+	}
+	s->state = IMAP_STATE_SELECTED;
+	s->mailbox = xstrdup(strcasecmp(name, "INBOX") == 0 ? "INBOX" : name);
+	s->read_only = examine;
+	s->uidvalidity = st.uidvalidity;
+	s->uidnext = st.uidnext;
+	s->highestmodseq = st.highestmodseq;
+	imap_send(s, "* %u EXISTS", s->count);
+	if (!s->rev2)
+		imap_send(s, "* 0 RECENT");
+	imap_send(s, "* FLAGS (\\Answered \\Flagged \\Deleted \\Seen \\Draft)");
+	imap_send(s, "* OK [PERMANENTFLAGS (%s)] Flags permitted",
+		  examine ? "" : "\\Answered \\Flagged \\Deleted \\Seen \\Draft \\*");
+	imap_send(s, "* OK [UIDVALIDITY %u] UIDs valid", s->uidvalidity);
+	imap_send(s, "* OK [UIDNEXT %u] Predicted next UID", s->uidnext);
+	if (s->rev2) {
+		struct buf b;
+		buf_init(&b, 8192);
+		imap_quote(&b, raw);
+		imap_send(s, "* LIST () \"/\" %s", buf_cstr(&b)); /* RFC 9051 §6.3.2 */
+		buf_free(&b);
+	}
+	IMAP_LOG(s, "event=select mailbox=%s messages=%u read_only=%d", s->mailbox, s->count,
+		 (int)examine);
+	imap_tagged(s, cmd->tag, "OK", "[%s] %s completed", examine ? "READ-ONLY" : "READ-WRITE",
+		    cmd->name);
+}
+
+void cmd_close(struct imap_cmd *cmd)
+{
+	/* CLOSE also removes \Deleted messages when read-write (§6.4.1). Nothing can set
+	 * \Deleted yet (STORE is not built), so both close the same way for now. */
+	imap_session_unselect(cmd->s);
+	imap_tagged(cmd->s, cmd->tag, "OK", "%s completed", cmd->name);
+}

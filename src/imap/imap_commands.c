@@ -1,0 +1,99 @@
+/* The IMAP command table and dispatcher: the state a command needs (RFC 9051 §6) is checked
+ * here, once; handlers in cmd_*.c check their arguments and act. */
+#include "imap/imap_commands.h"
+
+#include <string.h>
+
+#include "core/log.h"
+#include "core/banned.h"
+
+struct imap_command_def {
+	const char *name;
+	void (*handler)(struct imap_cmd *cmd);
+	unsigned states; /* IMAP_CMD_* */
+};
+
+enum {
+	IMAP_CMD_NOAUTH = 1 << 0, /* not authenticated */
+	IMAP_CMD_AUTH = 1 << 1,	  /* authenticated */
+	IMAP_CMD_SEL = 1 << 2,	  /* selected */
+	IMAP_CMD_ANY = IMAP_CMD_NOAUTH | IMAP_CMD_AUTH | IMAP_CMD_SEL,
+	IMAP_CMD_LOGGED_IN = IMAP_CMD_AUTH | IMAP_CMD_SEL,
+};
+
+static const struct imap_command_def imap_commands[] = {
+	{ "CAPABILITY", cmd_capability, IMAP_CMD_ANY },
+	{ "NOOP", cmd_noop, IMAP_CMD_ANY },
+	{ "LOGOUT", cmd_logout, IMAP_CMD_ANY },
+	{ "ID", cmd_id, IMAP_CMD_ANY },
+	{ "STARTTLS", cmd_starttls, IMAP_CMD_NOAUTH },
+	{ "LOGIN", cmd_login, IMAP_CMD_NOAUTH },
+	{ "AUTHENTICATE", cmd_authenticate, IMAP_CMD_NOAUTH },
+	{ "ENABLE", cmd_enable, IMAP_CMD_LOGGED_IN },
+	{ "NAMESPACE", cmd_namespace, IMAP_CMD_LOGGED_IN },
+	{ "SELECT", cmd_select, IMAP_CMD_LOGGED_IN },
+	{ "EXAMINE", cmd_select, IMAP_CMD_LOGGED_IN },
+	{ "IDLE", cmd_idle, IMAP_CMD_LOGGED_IN },
+	{ "CHECK", cmd_noop, IMAP_CMD_SEL },
+	{ "CLOSE", cmd_close, IMAP_CMD_SEL },
+	{ "UNSELECT", cmd_close, IMAP_CMD_SEL },
+	{ "FETCH", cmd_fetch, IMAP_CMD_SEL },
+	{ "UID FETCH", cmd_fetch, IMAP_CMD_SEL },
+};
+
+void imap_commands_execute(struct imap_session *s)
+{
+	struct imap_cmd cmd = {
+		.s = s,
+		.tag = imap_parser_tag(s->parser),
+		.name = imap_parser_command(s->parser),
+		.args = imap_parser_args(s->parser),
+	};
+	const struct imap_command_def *def = NULL;
+	for (size_t i = 0; i < sizeof(imap_commands) / sizeof(imap_commands[0]); i++)
+		if (strcmp(imap_commands[i].name, cmd.name) == 0)
+			def = &imap_commands[i];
+	if (def == NULL) {
+		imap_tagged(s, cmd.tag, "BAD", "Unknown command");
+		return;
+	}
+	unsigned state = s->state == IMAP_STATE_NOT_AUTHENTICATED ? IMAP_CMD_NOAUTH
+			 : s->state == IMAP_STATE_SELECTED	  ? IMAP_CMD_SEL
+								  : IMAP_CMD_AUTH;
+	if ((def->states & state) == 0) {
+		imap_tagged(s, cmd.tag, "BAD",
+			    state == IMAP_CMD_NOAUTH ? "Not logged in"
+			    : (def->states & IMAP_CMD_SEL) && !(def->states & IMAP_CMD_AUTH)
+				    ? "No mailbox selected"
+				    : "Command not valid in this state");
+		return;
+	}
+	cmd.uid = strncmp(cmd.name, "UID ", 4) == 0;
+	def->handler(&cmd);
+}
+
+/* ---- argument helpers ---- */
+
+bool imap_arg_astring(const struct imap_arg *arg, const char **str_r)
+{
+	switch (arg->type) {
+	case IMAP_ARG_ATOM:
+	case IMAP_ARG_STRING:
+	case IMAP_ARG_LITERAL:
+	case IMAP_ARG_NIL:
+		if (arg->type == IMAP_ARG_LITERAL && strlen(arg->str) != arg->len)
+			return false; /* NUL inside */
+		*str_r = arg->str;
+		return true;
+	default:
+		return false;
+	}
+}
+
+size_t imap_args_count(const struct imap_arg *args)
+{
+	size_t n = 0;
+	while (args[n].type != IMAP_ARG_EOL)
+		n++;
+	return n;
+}

@@ -1,0 +1,471 @@
+/* IMAP sessions: connection callbacks, reading command lines and literals into the parser
+ * (continuation requests for synchronizing literals; too-large literals refused before any
+ * octet is read), tagged and untagged replies, the password check off the loop, and the
+ * state changes of RFC 9051 §3. Commands live in imap_commands.c and cmd_*.c. */
+#include "imap/imap_session.h"
+
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "core/log.h"
+#include "core/xmalloc.h"
+#include "imap/imap_server.h"
+#include "core/banned.h"
+
+/* Literal octets kept in memory for one command argument (APPEND streams bigger ones). */
+#define IMAP_LITERAL_MAX (1024 * 1024)
+
+struct imap_server *imap_server_new(struct store *store, struct auth *auth, struct conf *conf)
+{
+	struct imap_server *srv = xcalloc(1, sizeof(*srv));
+	srv->store = store;
+	srv->auth = auth;
+	pthread_mutex_init(&srv->lock, NULL);
+	srv->conf = conf_ref(conf);
+	return srv;
+}
+
+void imap_server_free(struct imap_server **server)
+{
+	struct imap_server *srv = *server;
+	if (srv == NULL)
+		return;
+	conf_free(&srv->conf);
+	pthread_mutex_destroy(&srv->lock);
+	free(srv);
+	*server = NULL;
+}
+
+void imap_server_set_conf(struct imap_server *srv, struct conf *conf)
+{
+	pthread_mutex_lock(&srv->lock);
+	struct conf *old = srv->conf;
+	srv->conf = conf_ref(conf);
+	pthread_mutex_unlock(&srv->lock);
+	conf_free(&old);
+}
+
+/* ---- output ---- */
+
+void imap_send(struct imap_session *s, const char *fmt, ...)
+{
+	if (s->closed || s->io == IMAP_IO_CLOSING)
+		return;
+	struct buf b;
+	buf_init(&b, 1024 * 1024);
+	va_list ap;
+	va_start(ap, fmt);
+	int r = buf_vprintf(&b, fmt, ap);
+	va_end(ap);
+	if (r == 0 && buf_append(&b, "\r\n", 2) == 0)
+		conn_write(s->conn, b.data, b.len);
+	buf_free(&b);
+}
+
+void imap_session_close(struct imap_session *s, const char *bye)
+{
+	if (s->closed || s->io == IMAP_IO_CLOSING)
+		return;
+	if (bye != NULL)
+		conn_printf(s->conn, "* BYE %s\r\n", bye);
+	s->io = IMAP_IO_CLOSING;
+	conn_close(s->conn);
+}
+
+void imap_tagged(struct imap_session *s, const char *tag, const char *status, const char *fmt,
+		 ...)
+{
+	if (s->closed || s->io == IMAP_IO_CLOSING)
+		return;
+	char text[1024];
+	va_list ap;
+	va_start(ap, fmt);
+	vsnprintf(text, sizeof(text), fmt, ap);
+	va_end(ap);
+	conn_printf(s->conn, "%s %s %s\r\n", tag != NULL ? tag : "*", status, text);
+	if (strcmp(status, "OK") != 0 && ++s->errors >= s->limits->errors) {
+		IMAP_LOG(s, "event=disconnect reason=too-many-errors errors=%u", s->errors);
+		imap_session_close(s, "Too many invalid commands");
+	}
+}
+
+void imap_quote(struct buf *out, const char *text)
+{
+	bool quoted = true;
+	for (const char *p = text; *p != '\0' && quoted; p++)
+		if (*p == '\r' || *p == '\n' || (unsigned char)*p >= 0x80)
+			quoted = false;
+	int r;
+	if (!quoted) {
+		r = buf_printf(out, "{%zu}\r\n%s", strlen(text), text);
+	} else {
+		r = buf_append(out, "\"", 1);
+		for (const char *p = text; *p != '\0' && r == 0; p++) {
+			if (*p == '"' || *p == '\\')
+				r = buf_append(out, "\\", 1);
+			if (r == 0)
+				r = buf_append(out, p, 1);
+		}
+		if (r == 0)
+			r = buf_append(out, "\"", 1);
+	}
+	(void)r; /* a full buffer truncates the reply; callers size it for their data */
+}
+
+bool imap_session_plaintext_ok(const struct imap_session *s)
+{
+	return conn_is_tls(s->conn) || s->conf->allow_plaintext_auth;
+}
+
+const char *imap_session_capabilities(struct imap_session *s)
+{
+	static _Thread_local char caps[512];
+	const char *tls = !conn_is_tls(s->conn) ? " STARTTLS" : "";
+	if (s->state == IMAP_STATE_NOT_AUTHENTICATED) {
+		const char *auth = imap_session_plaintext_ok(s)
+					   ? " AUTH=SCRAM-SHA-256 AUTH=PLAIN AUTH=LOGIN"
+					   : " AUTH=SCRAM-SHA-256 LOGINDISABLED";
+		snprintf(caps, sizeof(caps), "IMAP4rev2 IMAP4rev1%s%s SASL-IR LITERAL+ ENABLE ID",
+			 tls, auth);
+	} else {
+		snprintf(caps, sizeof(caps),
+			 "IMAP4rev2 IMAP4rev1 LITERAL+ ENABLE ID IDLE NAMESPACE UNSELECT "
+			 "UTF8=ACCEPT");
+	}
+	return caps;
+}
+
+/* ---- authentication ---- */
+
+static void imap_wipe(char **p)
+{
+	if (*p != NULL) {
+		xmemzero(*p, strlen(*p));
+		free(*p);
+		*p = NULL;
+	}
+}
+
+static void imap_auth_cb(struct auth_request *req, void *ctx)
+{
+	(void)req;
+	struct imap_session *s = ctx;
+	conn_wake(s->conn);
+}
+
+void imap_session_verify(struct imap_session *s, const char *tag, const char *authzid,
+			 const char *user, const char *password)
+{
+	free(s->auth_tag);
+	free(s->auth_user);
+	free(s->auth_authzid);
+	imap_wipe(&s->auth_password);
+	s->auth_tag = xstrdup(tag);
+	s->auth_user = xstrdup(user);
+	s->auth_authzid = xstrdup(authzid != NULL ? authzid : "");
+	s->auth_password = xstrdup(password);
+	s->auth_req = (struct auth_request){
+		.authzid = s->auth_authzid,
+		.username = s->auth_user,
+		.password = s->auth_password,
+		.remote_ip = conn_remote_ip(s->conn),
+	};
+	s->async = IMAP_ASYNC_AUTH;
+	s->io = IMAP_IO_WAIT;
+	conn_pause(s->conn);
+	conn_hold(s->conn);
+	auth_verify(s->server->auth, &s->auth_req, imap_auth_cb, s);
+}
+
+void imap_session_login_done(struct imap_session *s, const char *tag, bool ok, uint64_t account,
+			     const char *user, unsigned delay_ms)
+{
+	if (ok) {
+		s->state = IMAP_STATE_AUTHENTICATED;
+		s->account_id = account;
+		free(s->user);
+		s->user = xstrdup(user);
+		IMAP_LOG(s, "event=login result=ok user=%s", user);
+		s->io = IMAP_IO_LINE;
+		imap_tagged(s, tag, "OK", "[CAPABILITY %s] Logged in", imap_session_capabilities(s));
+		conn_resume(s->conn);
+		return;
+	}
+	s->auth_failures++;
+	IMAP_LOG(s, "event=login result=fail user=%s delay_ms=%u", user, delay_ms);
+	free(s->auth_tag);
+	s->auth_tag = xstrdup(tag);
+	s->io = IMAP_IO_WAIT;
+	conn_pause(s->conn);
+	conn_set_timer(s->conn, delay_ms > 0 ? delay_ms : 1);
+}
+
+static void imap_login_failed_answer(struct imap_session *s)
+{
+	s->io = IMAP_IO_LINE;
+	imap_tagged(s, s->auth_tag, "NO", "[AUTHENTICATIONFAILED] Authentication failed");
+	if (s->auth_failures >= s->limits->auth_failures) {
+		imap_session_close(s, "Too many authentication failures");
+		return;
+	}
+	conn_resume(s->conn);
+}
+
+static void imap_auth_done(struct imap_session *s)
+{
+	imap_wipe(&s->auth_password);
+	struct auth_request *req = &s->auth_req;
+	if (req->result < 0) {
+		s->io = IMAP_IO_LINE;
+		imap_tagged(s, s->auth_tag, "NO", "[UNAVAILABLE] Temporary authentication failure");
+		conn_resume(s->conn);
+		return;
+	}
+	imap_session_login_done(s, s->auth_tag, req->result == 1, req->account_id, s->auth_user,
+				req->delay_ms);
+}
+
+/* ---- selected mailbox ---- */
+
+void imap_session_unselect(struct imap_session *s)
+{
+	free(s->mailbox);
+	s->mailbox = NULL;
+	free(s->msgs);
+	s->msgs = NULL;
+	s->count = s->cap = 0;
+	if (s->state == IMAP_STATE_SELECTED)
+		s->state = IMAP_STATE_AUTHENTICATED;
+}
+
+static void imap_session_free(struct imap_session *s)
+{
+	imap_session_unselect(s);
+	sasl_server_free(&s->sasl);
+	imap_wipe(&s->auth_password);
+	free(s->auth_tag);
+	free(s->auth_user);
+	free(s->auth_authzid);
+	free(s->sasl_tag);
+	free(s->idle_tag);
+	free(s->user);
+	buf_free(&s->literal);
+	imap_parser_free(&s->parser);
+	arena_free(&s->cmd);
+	conf_free(&s->conf);
+	free(s);
+}
+
+/* ---- input ---- */
+
+/* A line was read: feed it to the parser and act on the answer. */
+static void imap_input_line(struct imap_session *s, const char *line, size_t len)
+{
+	struct imap_literal lit;
+	const char *error;
+	int r = imap_parser_feed_line(s->parser, line, len, &lit, &error);
+	if (r < 0) {
+		imap_tagged(s, imap_parser_tag(s->parser), "BAD", "%s", error);
+		imap_parser_reset(s->parser);
+		arena_reset(s->cmd);
+		return;
+	}
+	if (r == 1) {
+		/* Handlers copy whatever outlives the command (tags of asynchronous ones). */
+		imap_commands_execute(s);
+		imap_parser_reset(s->parser);
+		arena_reset(s->cmd);
+		return;
+	}
+	/* A literal follows. RFC 9051 §7.1: refuse a too-large one before the client sends
+	 * it (no continuation); a non-synchronizing one is already on its way: close. */
+	if (lit.too_large) {
+		const char *tag = imap_parser_tag(s->parser);
+		if (!lit.sync) {
+			imap_session_close(s, "[TOOBIG] Literal too large");
+			return;
+		}
+		imap_tagged(s, tag, "NO", "[TOOBIG] Literal too large");
+		imap_parser_reset(s->parser);
+		arena_reset(s->cmd);
+		return;
+	}
+	if (lit.sync)
+		conn_printf(s->conn, "+ OK\r\n");
+	buf_reset(&s->literal);
+	s->literal_remaining = lit.size;
+	s->io = IMAP_IO_LITERAL;
+}
+
+static void imap_input_literal(struct imap_session *s)
+{
+	while (s->literal_remaining > 0) {
+		const unsigned char *data;
+		size_t n = conn_peek(s->conn, &data);
+		if (n == 0)
+			return;
+		if (n > s->literal_remaining)
+			n = (size_t)s->literal_remaining;
+		if (imap_parser_feed_literal(s->parser, data, n) < 0) {
+			imap_session_close(s, "Internal error reading a literal");
+			return;
+		}
+		conn_consume(s->conn, n);
+		s->literal_remaining -= n;
+	}
+	s->io = IMAP_IO_LINE;
+}
+
+static void imap_on_input(struct conn *conn, void *ctx)
+{
+	struct imap_session *s = ctx;
+	size_t line_max = IMAP_PARSER_DEFAULT_LINE_MAX;
+	while (!s->closed) {
+		char *line;
+		size_t len;
+		int r;
+		switch (s->io) {
+		case IMAP_IO_LITERAL:
+			imap_input_literal(s);
+			if (s->io == IMAP_IO_LITERAL)
+				return;
+			continue;
+		case IMAP_IO_LINE:
+		case IMAP_IO_SASL:
+		case IMAP_IO_IDLE:
+			r = conn_read_line(conn, line_max, &line, &len);
+			if (r == 0)
+				return;
+			if (r < 0) {
+				imap_parser_reset(s->parser);
+				arena_reset(s->cmd);
+				if (s->io == IMAP_IO_SASL) {
+					sasl_server_free(&s->sasl);
+					s->io = IMAP_IO_LINE;
+				}
+				imap_tagged(s, NULL, "BAD", "[TOOBIG] Command line too long");
+				continue;
+			}
+			if (s->io == IMAP_IO_SASL) {
+				imap_commands_sasl_continue(s, line);
+				xmemzero(line, len);
+			} else if (s->io == IMAP_IO_IDLE) {
+				imap_commands_idle_line(s, line);
+			} else {
+				imap_input_line(s, line, len);
+				xmemzero(line, len); /* LOGIN lines carry passwords */
+			}
+			continue;
+		default:
+			return;
+		}
+	}
+}
+
+static void imap_greet(struct imap_session *s)
+{
+	s->greeted = true;
+	s->io = IMAP_IO_LINE;
+	imap_send(s, "* OK [CAPABILITY %s] Posthorn IMAP ready", imap_session_capabilities(s));
+}
+
+static void imap_on_tls_ready(struct conn *conn, void *ctx)
+{
+	struct imap_session *s = ctx;
+	IMAP_LOG(s, "event=tls %s", conn_tls_description(conn));
+	if (!s->greeted) {
+		imap_greet(s);
+		return;
+	}
+	s->io = IMAP_IO_LINE; /* after STARTTLS: RFC 9051 §6.2.1, the client asks CAPABILITY */
+	imap_on_input(conn, ctx);
+}
+
+static void imap_on_timeout(struct conn *conn, void *ctx)
+{
+	(void)conn;
+	struct imap_session *s = ctx;
+	IMAP_LOG(s, "event=disconnect reason=timeout state=%d", (int)s->state);
+	imap_session_close(s, "Autologout; idle for too long");
+}
+
+static void imap_on_timer(struct conn *conn, void *ctx)
+{
+	(void)conn;
+	struct imap_session *s = ctx;
+	if (s->io == IMAP_IO_WAIT && s->async == IMAP_ASYNC_NONE)
+		imap_login_failed_answer(s);
+}
+
+static void imap_on_wake(struct conn *conn, void *ctx)
+{
+	struct imap_session *s = ctx;
+	enum imap_async what = s->async;
+	s->async = IMAP_ASYNC_NONE;
+	if (s->closed) {
+		imap_session_free(s);
+		conn_unhold(conn);
+		return;
+	}
+	if (what == IMAP_ASYNC_AUTH)
+		imap_auth_done(s);
+	conn_unhold(conn);
+	if (s->shutdown && s->io != IMAP_IO_CLOSING)
+		imap_session_close(s, "Server shutting down");
+}
+
+static void imap_on_shutdown(struct conn *conn, void *ctx)
+{
+	(void)conn;
+	struct imap_session *s = ctx;
+	s->shutdown = true;
+	if (s->async == IMAP_ASYNC_NONE)
+		imap_session_close(s, "Server shutting down");
+}
+
+static void imap_on_closed(struct conn *conn, void *ctx)
+{
+	struct imap_session *s = ctx;
+	IMAP_LOG(s, "event=disconnect ip=%s errors=%u", conn_remote_ip(conn), s->errors);
+	s->closed = true;
+	if (s->async == IMAP_ASYNC_NONE)
+		imap_session_free(s);
+}
+
+static const struct conn_callbacks imap_callbacks = {
+	.on_input = imap_on_input,
+	.on_tls_ready = imap_on_tls_ready,
+	.on_timeout = imap_on_timeout,
+	.on_timer = imap_on_timer,
+	.on_wake = imap_on_wake,
+	.on_shutdown = imap_on_shutdown,
+	.on_closed = imap_on_closed,
+};
+
+void imap_server_accept(struct conn *conn, void *listener_ctx)
+{
+	struct imap_listener *l = listener_ctx;
+	struct imap_server *srv = l->server;
+	struct imap_session *s = xcalloc(1, sizeof(*s));
+	s->conn = conn;
+	s->server = srv;
+	pthread_mutex_lock(&srv->lock);
+	s->conf = conf_ref(srv->conf);
+	pthread_mutex_unlock(&srv->lock);
+	s->limits = &s->conf->limits;
+	s->cmd = arena_new(8192);
+	struct imap_parser_limits pl = { .literal_max = IMAP_LITERAL_MAX };
+	s->parser = imap_parser_new(s->cmd, &pl);
+	buf_init(&s->literal, IMAP_LITERAL_MAX);
+	s->io = IMAP_IO_TLS;
+	s->state = IMAP_STATE_NOT_AUTHENTICATED;
+	conn_set_callbacks(conn, &imap_callbacks, s);
+	/* RFC 9051 §5.4: an autologout timer of at least 30 minutes once authenticated; the
+	 * same generous value before (a login takes seconds). */
+	conn_set_timeout(conn, s->limits->imap_idle_timeout);
+	IMAP_LOG(s, "event=connect ip=%s port=%d", conn_remote_ip(conn), conn_local_port(conn));
+	if (!l->implicit_tls)
+		imap_greet(s);
+}

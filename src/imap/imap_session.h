@@ -1,0 +1,126 @@
+/* Internals of an IMAP session shared by imap_session.c (I/O: lines, literals, states,
+ * replies, the selected mailbox's view), imap_commands.c (the command table and dispatcher)
+ * and the cmd_*.c handlers. */
+#ifndef POSTHORN_IMAP_IMAP_SESSION_H
+#define POSTHORN_IMAP_IMAP_SESSION_H
+
+#include <pthread.h>
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "auth/auth.h"
+#include "auth/sasl.h"
+#include "core/arena.h"
+#include "core/buf.h"
+#include "core/conf.h"
+#include "imap/imap_parser.h"
+#include "net/conn.h"
+#include "store/store.h"
+
+struct imap_server {
+	struct store *store;
+	struct auth *auth;
+	pthread_mutex_t lock; /* conf */
+	struct conf *conf;
+};
+
+/* RFC 9051 §3 states. */
+enum imap_state {
+	IMAP_STATE_NOT_AUTHENTICATED,
+	IMAP_STATE_AUTHENTICATED,
+	IMAP_STATE_SELECTED,
+	IMAP_STATE_LOGOUT,
+};
+
+/* What the input side is doing. */
+enum imap_io {
+	IMAP_IO_TLS,	 /* handshake */
+	IMAP_IO_LINE,	 /* reading a command line */
+	IMAP_IO_LITERAL, /* reading literal octets into the parser */
+	IMAP_IO_SASL,	 /* reading an AUTHENTICATE continuation line */
+	IMAP_IO_IDLE,	 /* IDLE: waiting for DONE */
+	IMAP_IO_WAIT,	 /* an asynchronous operation runs; input paused */
+	IMAP_IO_CLOSING,
+};
+
+enum imap_async { IMAP_ASYNC_NONE, IMAP_ASYNC_AUTH };
+
+/* One message of the selected mailbox as this session sees it (sequence number = index + 1). */
+struct imap_msg {
+	uint32_t uid;
+	uint64_t size;
+	int64_t date;
+	unsigned flags;
+	uint64_t modseq;
+};
+
+struct imap_session {
+	struct conn *conn;
+	struct imap_server *server;
+	struct conf *conf;
+	const struct limits *limits;
+	enum imap_state state;
+	enum imap_io io;
+	struct arena *cmd; /* one command: parser output, scratch */
+	struct imap_parser *parser;
+	struct buf literal;	     /* octets of the literal being read */
+	uint64_t literal_remaining;
+	bool greeted, closed, shutdown;
+	bool rev2;		     /* ENABLE IMAP4rev2 */
+	bool utf8;		     /* ENABLE UTF8=ACCEPT (or rev2) */
+	unsigned errors, auth_failures;
+
+	/* authentication */
+	struct sasl_server *sasl;
+	char *sasl_tag;
+	uint64_t sasl_account;
+	struct auth_request auth_req;
+	char *auth_tag, *auth_user, *auth_authzid, *auth_password;
+	enum imap_async async;
+	uint64_t account_id;
+	char *user;
+
+	/* selected mailbox */
+	char *mailbox;
+	bool read_only;
+	uint32_t uidvalidity, uidnext;
+	uint64_t highestmodseq;
+	struct imap_msg *msgs;
+	uint32_t count, cap;
+
+	/* IDLE */
+	char *idle_tag;
+};
+
+/* Untagged or continuation text: the line as given plus CRLF. */
+void imap_send(struct imap_session *s, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+/* Tagged completion: "<tag> <status> <text>". BAD and NO count as errors; at the limit the
+ * session says BYE and closes. */
+void imap_tagged(struct imap_session *s, const char *tag, const char *status, const char *fmt,
+		 ...) __attribute__((format(printf, 4, 5)));
+void imap_session_close(struct imap_session *s, const char *bye);
+/* The CAPABILITY list for the current state (without "* CAPABILITY"). */
+const char *imap_session_capabilities(struct imap_session *s);
+/* Plaintext authentication (LOGIN, AUTHENTICATE PLAIN/LOGIN) allowed now? */
+bool imap_session_plaintext_ok(const struct imap_session *s);
+/* Verify user/password off the loop; the tagged reply follows. */
+void imap_session_verify(struct imap_session *s, const char *tag, const char *authzid,
+			 const char *user, const char *password);
+/* Credentials are good (or bad): finish LOGIN/AUTHENTICATE with tag. */
+void imap_session_login_done(struct imap_session *s, const char *tag, bool ok, uint64_t account,
+			     const char *user, unsigned delay_ms);
+/* Forget the selected mailbox (CLOSE, UNSELECT, a new SELECT). */
+void imap_session_unselect(struct imap_session *s);
+/* Execute a complete command from the parser. */
+void imap_commands_execute(struct imap_session *s);
+/* An AUTHENTICATE continuation line. */
+void imap_commands_sasl_continue(struct imap_session *s, const char *line);
+/* A line during IDLE ("DONE" ends it, RFC 2177). */
+void imap_commands_idle_line(struct imap_session *s, const char *line);
+/* Quote text as an IMAP string (quoted when possible, else a literal) into out. */
+void imap_quote(struct buf *out, const char *text);
+
+#define IMAP_LOG(s, fmt, ...) \
+	log_info("session=%s proto=imap " fmt, conn_id((s)->conn), __VA_ARGS__)
+
+#endif
