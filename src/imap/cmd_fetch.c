@@ -225,7 +225,7 @@ void cmd_fetch(struct imap_cmd *cmd)
 	const struct imap_arg *a = cmd->args;
 	struct imap_seqset *set;
 	const char *error;
-	if (imap_args_count(a) != 2 || a[0].type != IMAP_ARG_ATOM ||
+	if (imap_parser_arg_count(a) != 2 || a[0].type != IMAP_ARG_ATOM ||
 	    imap_seqset_parse(s->cmd, a[0].str, &set, &error) < 0) {
 		imap_tagged(s, cmd->tag, "BAD", "Syntax: FETCH sequence-set items");
 		return;

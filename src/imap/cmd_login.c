@@ -30,8 +30,8 @@ void cmd_login(struct imap_cmd *cmd)
 {
 	struct imap_session *s = cmd->s;
 	const char *user, *password;
-	if (imap_args_count(cmd->args) != 2 || !imap_arg_astring(&cmd->args[0], &user) ||
-	    !imap_arg_astring(&cmd->args[1], &password)) {
+	if (imap_parser_arg_count(cmd->args) != 2 || !imap_commands_astring(&cmd->args[0], &user) ||
+	    !imap_commands_astring(&cmd->args[1], &password)) {
 		imap_tagged(s, cmd->tag, "BAD", "Syntax: LOGIN user password");
 		return;
 	}
@@ -93,7 +93,7 @@ static void imap_sasl_step(struct imap_session *s, const char *response)
 void cmd_authenticate(struct imap_cmd *cmd)
 {
 	struct imap_session *s = cmd->s;
-	size_t n = imap_args_count(cmd->args);
+	size_t n = imap_parser_arg_count(cmd->args);
 	if (n < 1 || n > 2 || cmd->args[0].type != IMAP_ARG_ATOM ||
 	    (n == 2 && cmd->args[1].type != IMAP_ARG_ATOM)) {
 		imap_tagged(s, cmd->tag, "BAD", "Syntax: AUTHENTICATE mechanism [initial-response]");

@@ -7,26 +7,8 @@
 #include <strings.h>
 
 #include "core/log.h"
-#include "core/utf7.h"
 #include "core/xmalloc.h"
 #include "core/banned.h"
-
-/* The mailbox name a client sent, as UTF-8 (modified UTF-7 unless UTF8=ACCEPT/rev2). NULL
- * when it is not valid. In the command arena. */
-const char *imap_mailbox_name(struct imap_session *s, const char *name)
-{
-	if (s->utf8 || s->rev2)
-		return name;
-	struct buf b;
-	buf_init(&b, 4096);
-	if (utf7_to_utf8(name, &b) < 0) {
-		buf_free(&b);
-		return NULL;
-	}
-	char *out = arena_strdup(s->cmd, buf_cstr(&b));
-	buf_free(&b);
-	return out;
-}
 
 static void imap_select_cb(void *ctx, const struct store_entry *e)
 {
@@ -45,11 +27,11 @@ void cmd_select(struct imap_cmd *cmd)
 	struct imap_session *s = cmd->s;
 	bool examine = strcmp(cmd->name, "EXAMINE") == 0;
 	const char *raw, *name;
-	if (imap_args_count(cmd->args) != 1 || !imap_arg_astring(&cmd->args[0], &raw)) {
+	if (imap_parser_arg_count(cmd->args) != 1 || !imap_commands_astring(&cmd->args[0], &raw)) {
 		imap_tagged(s, cmd->tag, "BAD", "Syntax: %s mailbox", cmd->name);
 		return;
 	}
-	name = imap_mailbox_name(s, raw);
+	name = imap_commands_mailbox_name(s, raw);
 	if (name == NULL) {
 		imap_tagged(s, cmd->tag, "NO", "[CANNOT] Invalid mailbox name");
 		return;

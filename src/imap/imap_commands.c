@@ -5,6 +5,7 @@
 #include <string.h>
 
 #include "core/log.h"
+#include "core/utf7.h"
 #include "core/banned.h"
 
 struct imap_command_def {
@@ -74,7 +75,7 @@ void imap_commands_execute(struct imap_session *s)
 
 /* ---- argument helpers ---- */
 
-bool imap_arg_astring(const struct imap_arg *arg, const char **str_r)
+bool imap_commands_astring(const struct imap_arg *arg, const char **str_r)
 {
 	switch (arg->type) {
 	case IMAP_ARG_ATOM:
@@ -90,10 +91,19 @@ bool imap_arg_astring(const struct imap_arg *arg, const char **str_r)
 	}
 }
 
-size_t imap_args_count(const struct imap_arg *args)
+/* The mailbox name a client sent, as UTF-8 (modified UTF-7 unless UTF8=ACCEPT/rev2). NULL
+ * when it is not valid. In the command arena. */
+const char *imap_commands_mailbox_name(struct imap_session *s, const char *name)
 {
-	size_t n = 0;
-	while (args[n].type != IMAP_ARG_EOL)
-		n++;
-	return n;
+	if (s->utf8 || s->rev2)
+		return name;
+	struct buf b;
+	buf_init(&b, 4096);
+	if (utf7_to_utf8(name, &b) < 0) {
+		buf_free(&b);
+		return NULL;
+	}
+	char *out = arena_strdup(s->cmd, buf_cstr(&b));
+	buf_free(&b);
+	return out;
 }

@@ -17,11 +17,10 @@ struct imap_cmd {
 };
 
 /* astring (atom, quoted, literal without NUL, or NIL taken as text). */
-bool imap_arg_astring(const struct imap_arg *arg, const char **str_r);
-size_t imap_args_count(const struct imap_arg *args);
+bool imap_commands_astring(const struct imap_arg *arg, const char **str_r);
 /* The mailbox name a client sent, as UTF-8 (modified UTF-7 decoded unless the session
  * enabled UTF8=ACCEPT or IMAP4rev2); NULL when invalid. In the command arena. */
-const char *imap_mailbox_name(struct imap_session *s, const char *name);
+const char *imap_commands_mailbox_name(struct imap_session *s, const char *name);
 
 void cmd_capability(struct imap_cmd *cmd);
 void cmd_noop(struct imap_cmd *cmd);
