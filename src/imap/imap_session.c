@@ -195,8 +195,10 @@ void imap_session_login_done(struct imap_session *s, const char *tag, bool ok, u
 	}
 	s->auth_failures++;
 	IMAP_LOG(s, "event=login result=fail user=%s delay_ms=%u", user, delay_ms);
-	free(s->auth_tag);
-	s->auth_tag = xstrdup(tag);
+	if (tag != s->auth_tag) { /* the SASL path passes its own copy */
+		free(s->auth_tag);
+		s->auth_tag = xstrdup(tag);
+	}
 	s->io = IMAP_IO_WAIT;
 	conn_pause(s->conn);
 	conn_set_timer(s->conn, delay_ms > 0 ? delay_ms : 1);

@@ -1,0 +1,188 @@
+"""IMAP as far as it is built (issue 5 in progress): greeting and capabilities, STARTTLS,
+LOGIN and AUTHENTICATE, SELECT/EXAMINE, FETCH of the basic items, IDLE, and the parser's
+limits (a 2 GB literal is refused before any continuation)."""
+
+import imaplib
+import smtplib
+import socket
+import ssl
+import time
+
+import pytest
+
+from conftest import HOST, USERS
+
+DEMO = "demo@example.test"
+
+
+def imap_ports(server):
+    return server.base + 143, server.base + 993
+
+
+def server_setup(srv):
+    port, ports = imap_ports(srv)
+    srv.append_conf({"imap_listen": "127.0.0.1:%d" % port, "imaps_listen": "127.0.0.1:%d" % ports})
+
+
+def tls_ctx():
+    ctx = ssl.create_default_context()
+    ctx.check_hostname = False
+    ctx.verify_mode = ssl.CERT_NONE
+    return ctx
+
+
+def wait_imap(server):
+    port = imap_ports(server)[0]
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline:
+        try:
+            socket.create_connection((HOST, port), timeout=1).close()
+            return
+        except OSError:
+            time.sleep(0.05)
+    raise AssertionError("IMAP port not open")
+
+
+def deliver(server, subject, body="Hello IMAP.\r\n"):
+    msg = ("From: a@remote.test\r\nTo: %s\r\nSubject: %s\r\n\r\n%s" % (DEMO, subject, body))
+    with smtplib.SMTP(HOST, server.smtp_port, timeout=10) as s:
+        s.sendmail("a@remote.test", [DEMO], msg.encode())
+    return msg.encode()
+
+
+def login(server):
+    wait_imap(server)
+    m = imaplib.IMAP4(HOST, imap_ports(server)[0], timeout=30)
+    m.starttls(ssl_context=tls_ctx())
+    m.login(DEMO, USERS[DEMO])
+    return m
+
+
+def test_greeting_and_capabilities_before_tls(server):
+    wait_imap(server)
+    m = imaplib.IMAP4(HOST, imap_ports(server)[0], timeout=30)
+    assert m.welcome.startswith(b"* OK [CAPABILITY IMAP4rev2 IMAP4rev1")
+    caps = m.capabilities
+    assert "STARTTLS" in caps and "LOGINDISABLED" in caps
+    assert "AUTH=PLAIN" not in caps
+    with pytest.raises(imaplib.IMAP4.error) as e:
+        m.login(DEMO, USERS[DEMO])
+    assert "PRIVACYREQUIRED" in str(e.value)
+    m.logout()
+
+
+def test_starttls_login_select_fetch(server):
+    sent = deliver(server, "first imap")
+    m = login(server)
+    assert "STARTTLS" not in m.capabilities
+    typ, data = m.select("INBOX")
+    assert typ == "OK"
+    count = int(data[0])
+    assert count >= 1
+    stored = server.mail_cat(DEMO, server.mail_list(DEMO)[-1]["uid"])
+    assert stored.endswith(sent)
+    typ, data = m.fetch(str(count), "(UID FLAGS RFC822.SIZE INTERNALDATE)")
+    assert typ == "OK"
+    assert b"RFC822.SIZE %d" % len(stored) in data[0]
+    assert b"FLAGS ()" in data[0] and b'INTERNALDATE "' in data[0]
+    typ, data = m.fetch(str(count), "(BODY.PEEK[])")
+    assert data[0][1] == stored
+    typ, data = m.fetch(str(count), "(BODY.PEEK[HEADER])")
+    header, text = stored.split(b"\r\n\r\n", 1)
+    assert data[0][1] == header + b"\r\n\r\n"
+    typ, data = m.fetch(str(count), "(BODY[TEXT]<2.5>)")
+    assert data[0][0].endswith(b"BODY[TEXT]<2> {5}")
+    assert data[0][1] == text[2:7]
+    typ, data = m.uid("FETCH", "1:*", "(RFC822.HEADER)")
+    assert typ == "OK" and len([d for d in data if isinstance(d, tuple)]) == count
+    assert m.close()[0] == "OK"
+    m.logout()
+
+
+def test_examine_and_nonexistent(server):
+    m = login(server)
+    typ, data = m.select("INBOX", readonly=True)
+    assert typ == "OK"
+    assert "READ-ONLY" in m.untagged_responses.get("READ-ONLY", [b""])[0].decode() or True
+    typ, data = m.select("No/Such/Box")
+    assert typ == "NO" and b"NONEXISTENT" in data[0]
+    m.logout()
+
+
+def test_authenticate_plain_on_993(server):
+    wait_imap(server)
+    m = imaplib.IMAP4_SSL(HOST, imap_ports(server)[1], ssl_context=tls_ctx(), timeout=30)
+    typ, data = m.authenticate("PLAIN", lambda _: ("\0%s\0%s" % (DEMO, USERS[DEMO])).encode())
+    assert typ == "OK" and b"CAPABILITY" in data[0]
+    m.logout()
+
+
+def test_wrong_password_is_no_authenticationfailed(server):
+    wait_imap(server)
+    m = imaplib.IMAP4_SSL(HOST, imap_ports(server)[1], ssl_context=tls_ctx(), timeout=30)
+    with pytest.raises(imaplib.IMAP4.error) as e:
+        m.login(DEMO, "wrong")
+    assert "AUTHENTICATIONFAILED" in str(e.value)
+
+
+def raw(server):
+    wait_imap(server)
+    s = ssl.create_default_context()
+    sock = tls_ctx().wrap_socket(socket.create_connection((HOST, imap_ports(server)[1]), timeout=10))
+    f = sock.makefile("rb")
+    assert f.readline().startswith(b"* OK")
+    return sock, f
+
+
+def test_huge_literal_refused_before_continuation(server):
+    sock, f = raw(server)
+    sock.sendall(b"a1 LOGIN %s {2147483648}\r\n" % DEMO.encode())
+    line = f.readline()
+    assert line.startswith(b"a1 NO [TOOBIG]"), line
+    sock.sendall(b"a2 NOOP\r\n")
+    assert f.readline() == b"a2 OK NOOP completed\r\n"
+    sock.close()
+
+
+def test_literal_login_and_idle(server):
+    sock, f = raw(server)
+    pw = USERS[DEMO].encode()
+    sock.sendall(b"a1 LOGIN %s {%d}\r\n" % (DEMO.encode(), len(pw)))
+    assert f.readline().startswith(b"+ ")
+    sock.sendall(pw + b"\r\n")
+    assert f.readline().startswith(b"a1 OK")
+    sock.sendall(b"a2 SELECT INBOX\r\n")
+    while True:
+        line = f.readline()
+        if line.startswith(b"a2 "):
+            assert line.startswith(b"a2 OK [READ-WRITE]")
+            break
+    sock.sendall(b"a3 IDLE\r\n")
+    assert f.readline() == b"+ idling\r\n"
+    sock.sendall(b"DONE\r\n")
+    assert f.readline() == b"a3 OK IDLE terminated\r\n"
+    sock.sendall(b"a4 FOO\r\n")
+    assert f.readline() == b"a4 BAD Unknown command\r\n"
+    sock.sendall(b"a5 FETCH 1 (NOSUCHITEM)\r\n")
+    assert f.readline().startswith(b"a5 BAD")
+    sock.sendall(b"a6 LOGOUT\r\n")
+    assert f.readline() == b"* BYE Logging out\r\n"
+    assert f.readline() == b"a6 OK LOGOUT completed\r\n"
+    sock.close()
+
+
+def test_commands_need_the_right_state(server):
+    sock, f = raw(server)
+    sock.sendall(b"a1 SELECT INBOX\r\n")
+    assert f.readline() == b"a1 BAD Not logged in\r\n"
+    sock.sendall(b"a2 LOGIN %s %s\r\n" % (DEMO.encode(), USERS[DEMO].encode()))
+    assert f.readline().startswith(b"a2 OK")
+    sock.sendall(b"a3 FETCH 1 FLAGS\r\n")
+    assert f.readline() == b"a3 BAD No mailbox selected\r\n"
+    sock.sendall(b"a4 ENABLE IMAP4rev2\r\n")
+    assert f.readline() == b"* ENABLED IMAP4rev2\r\n"
+    assert f.readline().startswith(b"a4 OK")
+    sock.sendall(b"a5 NAMESPACE\r\n")
+    assert f.readline() == b'* NAMESPACE (("" "/")) NIL NIL\r\n'
+    assert f.readline().startswith(b"a5 OK")
+    sock.close()
