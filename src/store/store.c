@@ -1,7 +1,9 @@
 /* The public store API (store.h): argument validation and lower-casing, recipient
- * resolution over the backend's primitives, queueing of deliveries and expunges to the
- * writer thread (store_writer.c: group commit), message files (blob.c), orphan cleanup at
- * open, and dispatch of everything else to the backend vtable. */
+ * resolution over the backend's primitives, queueing of deliveries, expunges, appends,
+ * flags and copies to the writer thread (store_writer.c: group commit) and waiting for
+ * them, message files (blob.c), orphan cleanup at open, and dispatch of everything else to
+ * the backend vtable. Mailbox names and listings are in store_mailbox.c, watches in
+ * store_watch.c. */
 #include "store/store.h"
 
 #include <errno.h>
@@ -503,17 +505,50 @@ void store_deliver(struct store *store, struct store_delivery *delivery, store_d
 	store_writer_deliver(store, delivery, cb, ctx);
 }
 
-/* RFC 9051 §5.1: INBOX is case-insensitive; other names are exact. */
-static const char *store_mailbox_name(const char *mailbox)
+/* Normalise a mailbox name into out (RFC 9051 §5.1: INBOX is case-insensitive); an
+ * invalid name becomes "", which matches no mailbox. Returns out. */
+static const char *store_mailbox_name(const char *mailbox, char out[STORE_MAILBOX_NAME_MAX + 1])
 {
-	return strcasecmp(mailbox, "INBOX") == 0 ? "INBOX" : mailbox;
+	if (store_mailbox_norm(mailbox, out) < 0)
+		out[0] = '\0';
+	return out;
 }
 
 void store_expunge(struct store *store, struct store_expunge *op, store_expunge_cb *cb, void *ctx)
 {
 	/* An empty name matches no mailbox: the writer reports it in queue order. */
-	const char *mailbox = op->mailbox == NULL ? "" : store_mailbox_name(op->mailbox);
-	store_writer_expunge(store, op, mailbox, cb, ctx);
+	char name[STORE_MAILBOX_NAME_MAX + 1];
+	store_writer_expunge(store, op, store_mailbox_name(op->mailbox, name), cb, ctx);
+}
+
+/* A name that is not valid is refused with NO_MAILBOX: no such mailbox can exist. */
+void store_append(struct store *store, struct store_append *op, store_append_cb *cb, void *ctx)
+{
+	char name[STORE_MAILBOX_NAME_MAX + 1];
+	store_mailbox_name(op->mailbox, name);
+	store_writer_append(store, op, name, name[0] == '\0' ? STORE_ERROR_NO_MAILBOX : NULL, cb,
+	                    ctx);
+}
+
+void store_flags(struct store *store, struct store_flags *op, store_flags_cb *cb, void *ctx)
+{
+	char name[STORE_MAILBOX_NAME_MAX + 1];
+	store_mailbox_name(op->mailbox, name);
+	store_writer_flags(store, op, name, name[0] == '\0' ? STORE_ERROR_NO_MAILBOX : NULL, cb,
+	                   ctx);
+}
+
+void store_copy(struct store *store, struct store_copy *op, store_copy_cb *cb, void *ctx)
+{
+	char name[STORE_MAILBOX_NAME_MAX + 1], target[STORE_MAILBOX_NAME_MAX + 1];
+	const char *refuse = NULL;
+	store_mailbox_name(op->mailbox, name);
+	store_mailbox_name(op->target, target);
+	if (name[0] == '\0')
+		refuse = STORE_ERROR_NO_MAILBOX;
+	else if (target[0] == '\0')
+		refuse = STORE_ERROR_NO_TARGET;
+	store_writer_copy(store, op, name, target, refuse, cb, ctx);
 }
 
 /* A caller of store_deliver_wait()/store_expunge_wait(). */
@@ -560,6 +595,30 @@ static void store_waiter_expunged(struct store_expunge *op, void *ctx)
 	store_waiter_signal(ctx);
 }
 
+static void store_waiter_appended(struct store_append *op, void *ctx)
+{
+	(void)op;
+	store_waiter_signal(ctx);
+}
+
+static void store_waiter_flagged(struct store_flags *op, void *ctx)
+{
+	(void)op;
+	store_waiter_signal(ctx);
+}
+
+static void store_waiter_copied(struct store_copy *op, void *ctx)
+{
+	(void)op;
+	store_waiter_signal(ctx);
+}
+
+static void store_waiter_mailbox(struct store_mailbox_op *op, void *ctx)
+{
+	(void)op;
+	store_waiter_signal(ctx);
+}
+
 int store_deliver_wait(struct store *store, struct store_delivery *delivery)
 {
 	struct store_waiter w;
@@ -576,6 +635,55 @@ int store_expunge_wait(struct store *store, struct store_expunge *op)
 	store_expunge(store, op, store_waiter_expunged, &w);
 	store_waiter_wait(&w);
 	return op->result;
+}
+
+int store_append_wait(struct store *store, struct store_append *op)
+{
+	struct store_waiter w;
+	store_waiter_init(&w);
+	store_append(store, op, store_waiter_appended, &w);
+	store_waiter_wait(&w);
+	return op->result;
+}
+
+int store_flags_wait(struct store *store, struct store_flags *op)
+{
+	struct store_waiter w;
+	store_waiter_init(&w);
+	store_flags(store, op, store_waiter_flagged, &w);
+	store_waiter_wait(&w);
+	return op->result;
+}
+
+int store_copy_wait(struct store *store, struct store_copy *op)
+{
+	struct store_waiter w;
+	store_waiter_init(&w);
+	store_copy(store, op, store_waiter_copied, &w);
+	store_waiter_wait(&w);
+	return op->result;
+}
+
+int store_mailbox_change_wait(struct store *store, struct store_mailbox_op *op)
+{
+	struct store_waiter w;
+	store_waiter_init(&w);
+	store_mailbox_change(store, op, store_waiter_mailbox, &w);
+	store_waiter_wait(&w);
+	return op->result;
+}
+
+void store_unwatch(struct store_watch **watch)
+{
+	store_watch_remove(watch);
+}
+
+void store_set_summarizer(struct store *store, store_summarizer_fn *fn, void *ctx)
+{
+	pthread_mutex_lock(&store->queue_lock);
+	store->summarizer = fn;
+	store->summarizer_ctx = fn == NULL ? NULL : ctx;
+	pthread_mutex_unlock(&store->queue_lock);
 }
 
 /* ---- reading ---- */
@@ -655,25 +763,43 @@ int store_mailbox_snapshot(struct store *store, uint64_t account_id, const char 
                            struct store_mailbox_status *status_r,
                            void (*cb)(void *ctx, const struct store_entry *entry), void *ctx)
 {
-	if (mailbox == NULL)
+	char name[STORE_MAILBOX_NAME_MAX + 1];
+	if (store_mailbox_norm(mailbox, name) < 0)
 		return 0;
-	return store->v->mailbox_snapshot(store, account_id, store_mailbox_name(mailbox), status_r,
-	                                  cb, ctx);
+	return store->v->mailbox_snapshot(store, account_id, name, status_r, cb, ctx);
 }
 
 int store_message_open(struct store *store, uint64_t account_id, const char *mailbox, uint32_t uid,
                        int *fd_r, uint64_t *size_r)
 {
-	char sha256[BLOB_HEX_LEN + 1];
+	char sha256[BLOB_HEX_LEN + 1], name[STORE_MAILBOX_NAME_MAX + 1];
 	uint64_t size;
-	if (mailbox == NULL)
+	if (store_mailbox_norm(mailbox, name) < 0)
 		return 0;
-	int ret = store->v->message_locate(store, account_id, store_mailbox_name(mailbox), uid,
-	                                   sha256, &size);
+	int ret = store->v->message_locate(store, account_id, name, uid, sha256, &size);
 	if (ret <= 0)
 		return ret;
 	/* A file missing now was expunged (or removed with its account) after our lookup. */
 	return blob_open(store->messages_dir, sha256, fd_r, size_r);
+}
+
+int store_message_summary(struct store *store, uint64_t account_id, const char *mailbox,
+                          uint32_t uid, char **envelope_r, char **body_r, char **bodystructure_r)
+{
+	char name[STORE_MAILBOX_NAME_MAX + 1];
+	char *texts[3] = {NULL, NULL, NULL};
+	if (store_mailbox_norm(mailbox, name) < 0)
+		return 0;
+	int ret = store->v->message_summary(store, account_id, name, uid, &texts[0], &texts[1],
+	                                    &texts[2]);
+	char **out[3] = {envelope_r, body_r, bodystructure_r};
+	for (int i = 0; i < 3; i++) {
+		if (ret == 1 && out[i] != NULL)
+			*out[i] = texts[i];
+		else
+			free(texts[i]);
+	}
+	return ret;
 }
 
 int store_queue_list(struct store *store,
@@ -790,6 +916,7 @@ int store_open(const char *data_dir, struct store **store_r, const char **error_
 	pthread_mutex_init(&store->blob_lock, NULL);
 	pthread_mutex_init(&store->queue_lock, NULL);
 	pthread_cond_init(&store->queue_cond, NULL);
+	store_watch_init(store);
 
 	if (store_mkdir(store->messages_dir, error_r) < 0 ||
 	    store_mkdir(store->tmp_dir, error_r) < 0 || store_lock(store, error_r) < 0 ||
@@ -814,6 +941,7 @@ void store_close(struct store **storep)
 	*storep = NULL;
 	store_writer_stop(store);
 	ASSERT(store->queue_head == NULL);
+	store_watch_deinit(store);
 	pthread_cond_destroy(&store->queue_cond);
 	pthread_mutex_destroy(&store->queue_lock);
 	pthread_mutex_destroy(&store->blob_lock);

@@ -3,9 +3,10 @@
  * chosen at store_open(). Nothing here is SQLite-specific.
  *
  * Threads: every function may be called from any thread. Reads are cheap and synchronous.
- * Deliveries and expunges go to one writer thread that commits many of them in one
- * transaction (group commit) and calls back on the writer thread; callers bounce the result
- * to their own loop.
+ * Writes of mailbox contents (deliveries, appends, expunges, flags, copies, mailbox
+ * operations) go to one writer thread that commits many of them in one transaction (group
+ * commit) and calls back on the writer thread; callers bounce the result to their own
+ * loop. Watches (store_watch()) tell sessions which mailboxes a commit changed.
  *
  * Addresses are "local@domain"; the store compares them case-insensitively (it stores
  * them lower-cased). Returns follow STYLE.md: 0 ok / -1 error, or 1/0/-1 for yes/no/error;
@@ -172,6 +173,7 @@ struct store_entry {
 	int64_t internal_date;
 	unsigned flags; /* STORE_FLAG_* bits */
 	uint64_t modseq;
+	const char *keywords; /* space-separated, "" when none; valid during the callback */
 };
 /* System flags (RFC 9051 §2.3.2); these are the bits the backend stores. */
 #define STORE_FLAG_SEEN (1u << 0)
@@ -186,10 +188,10 @@ struct store_mailbox_status {
 	uint32_t messages;
 };
 /* A consistent snapshot (one read transaction) of a mailbox of account_id, by name ("INBOX"
- * case-insensitive): the status, and every entry in UID order through cb (cb may be NULL; it
- * runs inside the read transaction, so keep it short; store reads it makes on this thread see
- * the same snapshot). *status_r is filled before the first cb. 1 ok, 0 no such mailbox (or
- * account), -1 error. */
+ * case-insensitive, as the first level of every name): the status, and every entry in UID order
+ * through cb (cb may be NULL; it runs inside the read transaction, so keep it short; store reads it
+ * makes on this thread see the same snapshot). *status_r is filled before the first cb. 1 ok, 0 no
+ * such mailbox (or account), -1 error. */
 int store_mailbox_snapshot(struct store *store, uint64_t account_id, const char *mailbox,
                            struct store_mailbox_status *status_r,
                            void (*cb)(void *ctx, const struct store_entry *entry), void *ctx);
@@ -213,7 +215,7 @@ struct store_expunge {
 	uint64_t freed;    /* octets subtracted from the account's used bytes */
 };
 /* store_expunge.error values. */
-#define STORE_EXPUNGE_NO_MAILBOX "no such mailbox"
+#define STORE_EXPUNGE_NO_MAILBOX "no such mailbox" /* = STORE_ERROR_NO_MAILBOX */
 #define STORE_EXPUNGE_FAILED "expunge failed (storage error)"
 typedef void store_expunge_cb(struct store_expunge *op, void *ctx);
 /* Queue the removal of those UIDs from the mailbox: one transaction that deletes the
@@ -228,6 +230,320 @@ void store_expunge(struct store *store, struct store_expunge *op, store_expunge_
 /* store_expunge() and wait for the result (CLI, tests). Returns op->result. Never call it
  * from a writer callback (the writer thread would wait for itself). */
 int store_expunge_wait(struct store *store, struct store_expunge *op);
+
+/* ==== IMAP: mailboxes, flags, copy/move, append, changes, watches ====
+ *
+ * Mailbox names are UTF-8 data (never paths) with hierarchy delimiter '/': no empty level
+ * (no leading, trailing or doubled '/'), no control character (C0, DEL, C1), no '*' or '%'
+ * (LIST wildcards), at most STORE_MAILBOX_NAME_MAX octets and STORE_MAILBOX_DEPTH_MAX levels.
+ * A first level spelled "INBOX" in any case is INBOX ("inbox/x" is "INBOX/x"); every other
+ * name is exact. The IMAP session converts modified UTF-7 and strips a trailing delimiter
+ * of CREATE before calling here.
+ *
+ * Writes follow store_deliver(): an operation struct (in fields valid until the callback),
+ * queued to the writer thread and committed in queue order with the other writes of its
+ * group commit; cb runs on the writer thread after the commit (or failure) and the _wait
+ * variant blocks for it (never call a _wait function from a writer callback). A refused
+ * operation changes nothing and gives result -1 with error one of the STORE_ERROR_*
+ * strings below (static, valid for ever; compare them with strcmp()).
+ *
+ * Modification sequences (RFC 7162): every commit that changes a mailbox raises its
+ * HIGHESTMODSEQ; every entry it changed (new, flags, expunged) gets that value. UIDs and
+ * HIGHESTMODSEQ of a mailbox only go up, UIDs are never reused. */
+
+#define STORE_ERROR_NO_MAILBOX "no such mailbox"
+#define STORE_ERROR_NO_TARGET "no such target mailbox"
+#define STORE_ERROR_EXISTS "mailbox already exists"
+#define STORE_ERROR_BAD_NAME "invalid mailbox name"
+#define STORE_ERROR_INBOX "INBOX cannot be deleted"
+#define STORE_ERROR_INFERIOR "a mailbox cannot be renamed below itself"
+#define STORE_ERROR_OVERQUOTA "quota exceeded"
+#define STORE_ERROR_LIMIT "too many mailboxes, subscriptions or keywords"
+#define STORE_ERROR_BAD_KEYWORD "invalid keyword"
+#define STORE_ERROR_INVALID "invalid request"
+#define STORE_ERROR_FAILED "storage error"
+
+/* Longest mailbox name in octets, deepest hierarchy in levels. */
+#define STORE_MAILBOX_NAME_MAX 512
+#define STORE_MAILBOX_DEPTH_MAX 32
+/* Per account: mailboxes (parents included) and subscriptions. */
+#define STORE_MAILBOXES_MAX 4096
+#define STORE_SUBSCRIPTIONS_MAX 4096
+/* Distinct keywords a mailbox may hold through store_flags()/store_append() (a copy brings
+ * its keywords along even past the cap), and the longest keyword in octets. */
+#define STORE_KEYWORDS_MAX 64
+#define STORE_KEYWORD_LEN_MAX 128
+
+/* Special-use attributes (RFC 6154). */
+#define STORE_SPECIAL_ALL (1u << 0)
+#define STORE_SPECIAL_ARCHIVE (1u << 1)
+#define STORE_SPECIAL_DRAFTS (1u << 2)
+#define STORE_SPECIAL_FLAGGED (1u << 3)
+#define STORE_SPECIAL_JUNK (1u << 4)
+#define STORE_SPECIAL_SENT (1u << 5)
+#define STORE_SPECIAL_TRASH (1u << 6)
+
+/* 1 when name is a valid mailbox name (see above), 0 not. For early checks in a session;
+ * every operation checks again. */
+int store_mailbox_name_valid(const char *name);
+/* 1 when keyword is a valid keyword: an IMAP atom (RFC 9051 §9 flag-keyword; so no '\\'
+ * anywhere: system flags are the STORE_FLAG_* bits) of at most STORE_KEYWORD_LEN_MAX
+ * octets; 0 not. Keywords compare case-insensitively; a mailbox keeps the spelling it saw
+ * first. */
+int store_mailbox_keyword_valid(const char *keyword);
+
+/* ---- listing ---- */
+struct store_mailbox_info {
+	const char *name;     /* valid during the callback */
+	unsigned special_use; /* STORE_SPECIAL_* */
+	/* A mailbox of that name exists (selectable). When false, the name is either a
+	 * parent of existing mailboxes (has_children: \Noselect, RFC 9051 §6.3.9) or only a
+	 * subscription (\NonExistent, RFC 5258). */
+	bool exists;
+	bool has_children; /* some existing mailbox is below it */
+	bool subscribed;
+};
+/* Every name of the account in octet order: its mailboxes, the parents of mailboxes that
+ * do not exist themselves (placeholders, e.g. after DELETE of a parent), and subscribed
+ * names, from one read snapshot (cb runs after it ended). 1 ok, 0 no such account, -1. */
+int store_mailbox_list(struct store *store, uint64_t account_id,
+                       void (*cb)(void *ctx, const struct store_mailbox_info *info), void *ctx);
+
+/* STATUS items (RFC 9051 §6.3.11, STATUS=SIZE RFC 8438) of one mailbox. */
+struct store_mailbox_stats {
+	uint32_t messages;
+	uint32_t uidnext;
+	uint32_t uidvalidity;
+	uint32_t unseen;  /* entries without \Seen */
+	uint32_t deleted; /* entries with \Deleted */
+	uint32_t recent;  /* always 0: the store keeps no \Recent state (IMAP4rev2 dropped
+	                   * it); IMAP4rev1 sessions report RECENT 0 and no \Recent flag */
+	uint64_t size;    /* sum of the entries' octets */
+	uint64_t highestmodseq;
+};
+/* 1 with *stats_r, 0 no such mailbox, -1 error. */
+int store_mailbox_stats(struct store *store, uint64_t account_id, const char *mailbox,
+                        struct store_mailbox_stats *stats_r);
+/* The keywords the mailbox holds (for FLAGS/PERMANENTFLAGS), space-separated in the order
+ * they were first used: 1 with *keywords_r malloc'd ("" when none), 0 no such mailbox, -1. */
+int store_mailbox_keywords(struct store *store, uint64_t account_id, const char *mailbox,
+                           char **keywords_r);
+
+/* ---- creating, deleting, renaming, subscribing ---- */
+enum store_mailbox_action {
+	/* Create name with the special_use bits. Missing parents are created too (plain,
+	 * RFC 9051 §6.3.4 SHOULD). -1 EXISTS (also for any spelling of INBOX), LIMIT, INVALID
+	 * (no such account). */
+	STORE_MAILBOX_CREATE,
+	/* Delete name: its entries are expunged (quota freed, message files nothing else
+	 * references removed) and the mailbox goes. Its children stay; the name is then listed
+	 * as a \Noselect parent (RFC 9051 §6.3.5). -1 INBOX, NO_MAILBOX (also for a name that
+	 * is only a parent placeholder). Subscriptions stay (RFC 9051 §6.3.7). */
+	STORE_MAILBOX_DELETE,
+	/* Rename name to new_name with every mailbox below it ("a/x" becomes "b/x"); missing
+	 * parents of new_name are created; UIDVALIDITY, UIDs and MODSEQs stay; subscriptions of
+	 * the moved names move along. Renaming INBOX (RFC 9051 §6.3.6) creates new_name with a
+	 * new UIDVALIDITY, moves every INBOX entry there (same UIDs), expunges them from INBOX
+	 * (tombstones) and leaves INBOX and its children in place. -1 NO_MAILBOX, EXISTS (new
+	 * name or one of the moved children's new names taken), INFERIOR (new_name below
+	 * name), LIMIT. */
+	STORE_MAILBOX_RENAME,
+	/* Subscribe name: any valid name, existing or not. Subscribing twice is ok. -1 LIMIT,
+	 * INVALID (no such account). */
+	STORE_MAILBOX_SUBSCRIBE,
+	/* Unsubscribe name; ok also when it was not subscribed. */
+	STORE_MAILBOX_UNSUBSCRIBE,
+};
+struct store_mailbox_op {
+	/* in (valid until the callback) */
+	enum store_mailbox_action action;
+	uint64_t account_id;
+	const char *name;
+	const char *new_name; /* RENAME */
+	unsigned special_use; /* CREATE: STORE_SPECIAL_* */
+	/* out */
+	int result;        /* 0 committed, -1 refused or failed */
+	const char *error; /* for -1: a STORE_ERROR_* string (BAD_NAME for invalid names) */
+	uint32_t expunged; /* DELETE: entries removed */
+	uint64_t freed;    /* DELETE: octets subtracted from the account's used bytes */
+};
+typedef void store_mailbox_cb(struct store_mailbox_op *op, void *ctx);
+/* Queue a mailbox operation (see enum store_mailbox_action); cb on the writer thread. */
+void store_mailbox_change(struct store *store, struct store_mailbox_op *op, store_mailbox_cb *cb,
+                          void *ctx);
+/* store_mailbox_change() and wait. Returns op->result. */
+int store_mailbox_change_wait(struct store *store, struct store_mailbox_op *op);
+
+/* ---- reading changes ---- */
+/* One read snapshot of a mailbox: *status_r (may be NULL), then through entry_cb (may be
+ * NULL) every entry whose MODSEQ is above since_modseq in UID order, then through
+ * expunged_cb (may be NULL) every UID expunged with a MODSEQ above since_modseq in UID
+ * order (tombstones; they may name UIDs the caller never saw). since_modseq 0 gives every
+ * entry. The callbacks run inside the read transaction (keep them short; store reads they
+ * make on this thread see the same snapshot). The IMAP session calls this after a watch
+ * notification and turns the result into FETCH and EXPUNGE/VANISHED responses. 1 ok, 0 no
+ * such mailbox, -1 error. */
+int store_mailbox_changes(struct store *store, uint64_t account_id, const char *mailbox,
+                          uint64_t since_modseq,
+                          void (*entry_cb)(void *ctx, const struct store_entry *entry),
+                          void (*expunged_cb)(void *ctx, uint32_t uid, uint64_t modseq), void *ctx,
+                          struct store_mailbox_status *status_r);
+
+/* ---- flags ---- */
+enum store_flags_mode {
+	STORE_FLAGS_ADD,     /* +FLAGS */
+	STORE_FLAGS_REMOVE,  /* -FLAGS */
+	STORE_FLAGS_REPLACE, /* FLAGS */
+};
+/* One entry as a flags operation left it. */
+struct store_flags_entry {
+	uint32_t uid;
+	unsigned flags;       /* STORE_FLAG_* now */
+	const char *keywords; /* now, space-separated; valid during the callback */
+	uint64_t modseq;      /* now */
+	bool changed;         /* this operation changed it: modseq is op->modseq */
+	bool modified;        /* refused by UNCHANGEDSINCE (RFC 7162 MODIFIED): not changed */
+};
+struct store_flags {
+	/* in (valid until the callback) */
+	uint64_t account_id;
+	const char *mailbox;
+	const uint32_t *uids; /* any order; duplicates, 0 and absent UIDs are ignored */
+	size_t uid_count;
+	enum store_flags_mode mode;
+	unsigned flags;              /* STORE_FLAG_* */
+	const char *const *keywords; /* valid keywords (else BAD_KEYWORD), any case */
+	size_t keyword_count;
+	bool conditional;         /* UNCHANGEDSINCE given (RFC 7162 §3.1.3) */
+	uint64_t unchanged_since; /* then: entries whose MODSEQ is above it are not changed */
+	/* Called once per UID present in the mailbox, ascending, after the commit and before
+	 * the op callback (on the writer thread), with what the entry holds now. May be NULL. */
+	void (*entry_cb)(void *entry_ctx, const struct store_flags_entry *entry);
+	void *entry_ctx;
+	/* out */
+	int result;        /* 0 committed, -1 refused or failed (nothing changed) */
+	const char *error; /* NO_MAILBOX, BAD_KEYWORD, LIMIT (more than STORE_KEYWORDS_MAX
+	                    * keywords in the mailbox), INVALID, FAILED */
+	uint64_t modseq;   /* the MODSEQ of the changed entries; 0 when none changed */
+	uint32_t changed;  /* entries changed */
+	uint32_t modified; /* entries refused by UNCHANGEDSINCE */
+};
+typedef void store_flags_cb(struct store_flags *op, void *ctx);
+/* Queue a flag change: for each UID present, the system flags and keywords are added,
+ * removed or replaced; an entry whose flags and keywords end up as they were keeps its
+ * MODSEQ (changed false); all changed entries share one new MODSEQ (the mailbox's new
+ * HIGHESTMODSEQ). With conditional, an entry whose MODSEQ is above unchanged_since is left
+ * alone and reported modified. New keywords join the mailbox's list (case-insensitively;
+ * the first spelling stays); removing a keyword never takes it off that list. */
+void store_flags(struct store *store, struct store_flags *op, store_flags_cb *cb, void *ctx);
+/* store_flags() and wait (entry_cb runs on the writer thread meanwhile). Returns
+ * op->result. */
+int store_flags_wait(struct store *store, struct store_flags *op);
+
+/* ---- copy and move ---- */
+struct store_copy {
+	/* in (valid until the callback) */
+	uint64_t account_id;
+	const char *mailbox;  /* source */
+	const char *target;   /* target mailbox of the same account (may be the source) */
+	const uint32_t *uids; /* any order; duplicates, 0 and absent UIDs are ignored */
+	size_t uid_count;
+	bool move; /* also expunge the sources (RFC 6851), in the same transaction */
+	/* out */
+	int result;            /* 0 committed, -1 refused or failed (nothing changed) */
+	const char *error;     /* NO_MAILBOX (source), NO_TARGET, OVERQUOTA (copy only: a move
+	                        * needs no space), LIMIT (UIDs exhausted), FAILED */
+	uint32_t uidvalidity;  /* of the target (COPYUID, RFC 4315) */
+	size_t count;          /* entries copied */
+	uint32_t *source_uids; /* malloc'd, ascending, count of them (NULL when none): */
+	uint32_t *target_uids; /* source_uids[i] became target_uids[i]; the caller frees both */
+};
+typedef void store_copy_cb(struct store_copy *op, void *ctx);
+/* Queue a copy: the present UIDs get new, ascending UIDs in the target (one new MODSEQ
+ * there) with their flags, keywords and internal dates; no message file is written (the
+ * stored message is shared) but each copy counts against the account's quota; the whole
+ * copy is refused with OVERQUOTA when it would go over. With move, the sources are
+ * expunged (tombstones, one new MODSEQ in the source) and the used bytes stay. Nothing
+ * present: result 0, count 0, nothing changes. */
+void store_copy(struct store *store, struct store_copy *op, store_copy_cb *cb, void *ctx);
+/* store_copy() and wait. Returns op->result. */
+int store_copy_wait(struct store *store, struct store_copy *op);
+
+/* ---- append ---- */
+struct store_append_message {
+	/* in */
+	const char *spool_path;      /* complete message bytes; the store takes the file */
+	unsigned flags;              /* STORE_FLAG_* */
+	const char *const *keywords; /* valid keywords, any case */
+	size_t keyword_count;
+	int64_t internal_date; /* unix seconds; 0 = now */
+	const char *hdr_from;  /* optional headers for listings (may be NULL) */
+	const char *hdr_subject;
+	const char *hdr_message_id;
+	/* out */
+	uint32_t uid;
+	uint64_t size;
+};
+struct store_append {
+	/* in (valid until the callback) */
+	uint64_t account_id;
+	const char *mailbox;
+	struct store_append_message *messages; /* MULTIAPPEND (RFC 3502): all or none */
+	size_t count;
+	/* out */
+	int result;           /* 0 committed, -1 refused or failed (nothing stored) */
+	const char *error;    /* NO_MAILBOX (TRYCREATE), OVERQUOTA, BAD_KEYWORD, LIMIT,
+	                       * INVALID (no message or no spool path), FAILED */
+	uint32_t uidvalidity; /* with messages[i].uid: APPENDUID (RFC 4315) */
+	uint64_t modseq;
+};
+typedef void store_append_cb(struct store_append *op, void *ctx);
+/* Queue an append of every message to one mailbox, on the delivery path: each file is
+ * fsynced and placed at its content address, then the messages get ascending UIDs and one
+ * new MODSEQ in one transaction with the other writes of the group commit. Refused whole
+ * with OVERQUOTA when the account's used bytes plus the sizes exceed its quota. The spool
+ * files are consumed either way. */
+void store_append(struct store *store, struct store_append *op, store_append_cb *cb, void *ctx);
+/* store_append() and wait. Returns op->result. */
+int store_append_wait(struct store *store, struct store_append *op);
+
+/* ---- change notifications ---- */
+struct store_watch;
+/* highestmodseq is the mailbox's HIGHESTMODSEQ after the commit, or 0 when no mailbox of
+ * that name exists any more (deleted, or renamed away). */
+typedef void store_watch_cb(void *ctx, uint64_t highestmodseq);
+/* Watch a mailbox of the account by name (it need not exist yet). After every commit that
+ * changes it (delivery, append, flags, copy/move into or out of it, expunge, create,
+ * delete, rename from or to its name; from any caller of this store in this process), cb
+ * runs once for that commit, on the writer thread. It is a hint: the truth is
+ * store_mailbox_changes(). Register the watch before reading the snapshot the session
+ * starts from, so no change falls between them. cb must be short (bounce to the loop with
+ * conn_wake()) and must not call any _wait function; it may call store_watch() and
+ * store_unwatch(). A watch on an invalid name never fires. Returns the handle (never
+ * fails). */
+struct store_watch *store_watch(struct store *store, uint64_t account_id, const char *mailbox,
+                                store_watch_cb *cb, void *ctx);
+/* Stop watching; accepts NULL and sets *watch to NULL. After it returns, the callback is
+ * never called again (it waits for a callback running on the writer thread to finish, so
+ * do not call it while holding a lock that the callback takes); called from a watch
+ * callback it does not wait. Every watch must be removed before store_close() (one left
+ * is freed there and logged as an error). */
+void store_unwatch(struct store_watch **watch);
+
+/* ---- cached IMAP data of a message ---- */
+/* The ENVELOPE, BODY and BODYSTRUCTURE texts stored with the message of uid: 1 with each
+ * *_r malloc'd or NULL (not computed: compute on demand), 0 no such message, -1 error. Any
+ * of the _r may be NULL. */
+int store_message_summary(struct store *store, uint64_t account_id, const char *mailbox,
+                          uint32_t uid, char **envelope_r, char **body_r, char **bodystructure_r);
+/* The function that computes those texts from a message file: 0 with malloc'd strings
+ * (any may be NULL), -1 when it cannot (the columns stay NULL). */
+typedef int store_summarizer_fn(void *ctx, const char *path, char **envelope_r, char **body_r,
+                                char **bodystructure_r);
+/* Install (fn != NULL) or remove the summarizer. The writer thread calls it once for every
+ * new stored message of a delivery or append, before the commit; it must be thread-safe
+ * with respect to ctx. Set it right after store_open(). */
+void store_set_summarizer(struct store *store, store_summarizer_fn *fn, void *ctx);
 
 /* ---- outbound queue ---- */
 struct store_queue_info {

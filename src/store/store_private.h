@@ -12,6 +12,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "core/buf.h"
 #include "store/blob.h"
 #include "store/store.h"
 
@@ -19,8 +20,10 @@
 #define STORE_ADDRESS_MAX 254
 /* Size of an error message buffer. */
 #define STORE_ERROR_MAX 512
-/* Most operations (deliveries, expunges) one group commit takes from the queue. */
+/* Most operations (deliveries, expunges, ...) one group commit takes from the queue. */
 #define STORE_BATCH_MAX 256
+/* Hash buckets of the watch list (by account id). */
+#define STORE_WATCH_BUCKETS 256
 /* Alias expansion: nesting depth and number of distinct names visited per resolution. */
 #define STORE_ALIAS_DEPTH_MAX 8
 #define STORE_ALIAS_VISIT_MAX 256
@@ -33,7 +36,21 @@ struct store_mailbox_template {
 };
 
 /* What one writer operation is. */
-enum store_op_kind { STORE_OP_DELIVERY, STORE_OP_EXPUNGE };
+enum store_op_kind {
+	STORE_OP_DELIVERY,
+	STORE_OP_EXPUNGE,
+	STORE_OP_APPEND,
+	STORE_OP_FLAGS,
+	STORE_OP_COPY,
+	STORE_OP_MAILBOX,
+};
+
+/* The IMAP texts a summarizer computed for a new message row (malloc'd, or NULL). */
+struct store_summary {
+	char *envelope;
+	char *body;
+	char *bodystructure;
+};
 
 /* A delivery ready to commit: its file is already at its content address. */
 struct store_commit_delivery {
@@ -42,6 +59,7 @@ struct store_commit_delivery {
 	size_t account_count;
 	char sha256[BLOB_HEX_LEN + 1];
 	uint64_t size;
+	const struct store_summary *summary; /* for a new message row */
 };
 
 /* An expunge: the backend fills the out fields inside the transaction (they count only when
@@ -58,14 +76,143 @@ struct store_commit_expunge {
 	uint64_t freed;
 };
 
+/* One appended message, at its content address once placed. */
+struct store_commit_message {
+	char sha256[BLOB_HEX_LEN + 1];
+	uint64_t size;
+	bool placed; /* writer only */
+	unsigned flags;
+	const char *keywords;  /* valid keywords, space-separated */
+	int64_t internal_date; /* never 0 */
+	const char *hdr_from, *hdr_subject, *hdr_message_id;
+	struct store_summary summary;
+	uint32_t uid; /* out */
+};
+
+/* An append: every message or none. */
+struct store_commit_append {
+	uint64_t account_id;
+	const char *mailbox; /* exact stored name */
+	struct store_commit_message *messages;
+	size_t count;
+	/* out */
+	uint32_t uidvalidity;
+	uint64_t modseq;
+};
+
+/* Collects the entries a flags operation leaves, for its entry_cb (store_writer.c). */
+struct store_flags_report {
+	struct store_flags_entry *v;
+	size_t count, cap;
+};
+/* Forget what an earlier attempt collected; add one entry (keywords copied). */
+void store_writer_report_reset(struct store_flags_report *report);
+void store_writer_report_add(struct store_flags_report *report,
+                             const struct store_flags_entry *entry);
+
+struct store_commit_flags {
+	uint64_t account_id;
+	const char *mailbox;  /* exact stored name */
+	const uint32_t *uids; /* ascending, distinct, none 0 */
+	size_t uid_count;
+	enum store_flags_mode mode;
+	unsigned flags;
+	const char *keywords; /* valid keywords, space-separated */
+	bool conditional;
+	uint64_t unchanged_since;
+	/* out */
+	uint64_t modseq;
+	uint32_t changed, modified;
+	struct store_flags_report *report; /* every present UID, ascending */
+};
+
+struct store_commit_copy {
+	uint64_t account_id;
+	const char *mailbox, *target; /* exact stored names */
+	const uint32_t *uids;         /* ascending, distinct, none 0 */
+	size_t uid_count;
+	bool move;
+	/* out */
+	uint32_t uidvalidity;
+	size_t count;
+	uint32_t *source_uids, *target_uids; /* room for uid_count each */
+};
+
+struct store_commit_mailbox {
+	enum store_mailbox_action action;
+	uint64_t account_id;
+	const char *name, *new_name; /* valid, normalised */
+	const char *special_use;     /* "\\Drafts \\Sent" or NULL */
+	/* out */
+	uint32_t expunged;
+	uint64_t freed;
+};
+
 /* One operation of a writer batch, in queue order. */
 struct store_commit_item {
 	enum store_op_kind kind;
+	/* out, every kind but delivery and expunge: a STORE_ERROR_* string when the backend
+	 * refused the operation (it then changed nothing), else NULL. */
+	const char *refused;
 	union {
 		struct store_commit_delivery delivery;
 		struct store_commit_expunge expunge;
+		struct store_commit_append append;
+		struct store_commit_flags flags;
+		struct store_commit_copy copy;
+		struct store_commit_mailbox mailbox;
 	};
 };
+
+/* The mailboxes one commit changed, for the watches (store_watch.c). */
+struct store_change {
+	uint64_t account_id;
+	char *mailbox;
+	uint64_t highestmodseq; /* 0: no mailbox of that name any more */
+};
+struct store_changes {
+	struct store_change *v;
+	size_t count, cap;
+};
+/* Record that a mailbox changed (name copied). Backends call it inside the transaction. */
+void store_watch_changed(struct store_changes *changes, uint64_t account_id, const char *mailbox,
+                         uint64_t highestmodseq);
+/* Drop the records after the first count (a rolled-back part). */
+void store_watch_truncate(struct store_changes *changes, size_t count);
+/* Writer thread, after the commits of a batch: call every matching watch once per changed
+ * mailbox (the last record of a name wins), then empty changes. */
+void store_watch_notify(struct store *store, struct store_changes *changes);
+void store_watch_changes_free(struct store_changes *changes);
+/* Set up and tear down the watch list of a store. */
+void store_watch_init(struct store *store);
+void store_watch_deinit(struct store *store);
+/* store_unwatch(). */
+void store_watch_remove(struct store_watch **watch);
+
+/* Mailbox names and keywords (store_mailbox.c). Copy name to out (STORE_MAILBOX_NAME_MAX
+ * + 1 octets) with its first level "INBOX" normalised: 0, or -1 when invalid. */
+int store_mailbox_norm(const char *name, char out[STORE_MAILBOX_NAME_MAX + 1]);
+/* The special-use text for bits ("\\Archive \\Sent"), malloc'd; NULL for 0. */
+char *store_mailbox_special_dup(unsigned bits);
+/* Bits of a special-use text (unknown words ignored). */
+unsigned store_mailbox_special_bits(const char *text);
+/* Check keywords and join them with spaces into *joined_r (malloc'd): NULL, or the
+ * STORE_ERROR_* string (BAD_KEYWORD, LIMIT when more than STORE_KEYWORDS_MAX) and
+ * *joined_r NULL. */
+const char *store_mailbox_keywords_join(const char *const *keywords, size_t count, char **joined_r);
+/* Keyword lists are space-separated text; keywords compare case-insensitively.
+ * canon: for each word of words (duplicates dropped), its spelling in dict, else itself,
+ * appended to canon_out; with add, the new ones are also appended to dict_out (which
+ * starts as a copy of dict). Returns the number of keywords in dict_out, or -1 when a
+ * buffer is full. */
+int store_mailbox_kw_canon(const char *dict, const char *words, bool add, struct buf *dict_out,
+                           struct buf *canon_out);
+/* The keywords of an entry after a flags operation with canonical keywords canon. 0, or
+ * -1 when out is full. */
+int store_mailbox_kw_apply(const char *current, enum store_flags_mode mode, const char *canon,
+                           struct buf *out);
+/* Largest keyword list text a backend builds. */
+#define STORE_KEYWORDS_TEXT_MAX 65536
 
 /* One mailbox entry as a backend reports it; store.c turns flags into text. Strings live
  * until the callback returns. */
@@ -149,11 +296,16 @@ struct store_vfuncs {
 	 * INBOX UID and MODSEQ, the entry, used bytes; per remote recipient one queue row. An
 	 * expunge: per UID present its entry goes and a tombstone (uid, modseq) is written, the
 	 * mailbox's HIGHESTMODSEQ goes up once (the tombstones' modseq), used bytes go down by
-	 * the sizes; a missing mailbox only sets no_mailbox. Last, the message rows that the
-	 * expunges left unreferenced are deleted (so a delivery in the same transaction keeps
-	 * its row), and after the commit removed_cb names each one. */
+	 * the sizes; a missing mailbox only sets no_mailbox. Appends, flags, copies and mailbox
+	 * operations as store.h says; one the backend refuses (item->refused) leaves no trace.
+	 * A new message row gets its summary texts. Every mailbox whose HIGHESTMODSEQ went up,
+	 * or which was created, deleted or renamed, goes to changes (the writer drops them when
+	 * this returns -1). Last, the message rows that expunges and deletions left
+	 * unreferenced are deleted (so a delivery in the same transaction keeps its row), and
+	 * after the commit removed_cb names each one. */
 	int (*commit)(struct store *store, struct store_commit_item *items, size_t count,
-	              store_blob_removed_cb *removed_cb, void *ctx, const char **error_r);
+	              store_blob_removed_cb *removed_cb, void *ctx, struct store_changes *changes,
+	              const char **error_r);
 
 	/* 1 listed (possibly nothing), 0 no such account or mailbox, -1 error. */
 	int (*mail_list)(struct store *store, const char *address, const char *mailbox,
@@ -168,6 +320,26 @@ struct store_vfuncs {
 	/* As mail_locate, by account id; mailbox is the exact stored name. */
 	int (*message_locate)(struct store *store, uint64_t account_id, const char *mailbox,
 	                      uint32_t uid, char sha256_r[BLOB_HEX_LEN + 1], uint64_t *size_r);
+
+	/* In one read snapshot: every mailbox of the account (name, special-use text or
+	 * NULL) and every subscribed name, in any order. 1, 0 no such account, -1. */
+	int (*mailbox_list)(struct store *store, uint64_t account_id,
+	                    void (*mailbox_cb)(void *ctx, const char *name,
+	                                       const char *special_use),
+	                    void (*subscription_cb)(void *ctx, const char *name), void *ctx);
+	/* The rest as the store.h functions; mailbox is the exact stored name. */
+	int (*mailbox_stats)(struct store *store, uint64_t account_id, const char *mailbox,
+	                     struct store_mailbox_stats *stats_r);
+	int (*mailbox_keywords)(struct store *store, uint64_t account_id, const char *mailbox,
+	                        char **keywords_r);
+	int (*mailbox_changes)(struct store *store, uint64_t account_id, const char *mailbox,
+	                       uint64_t since_modseq,
+	                       void (*entry_cb)(void *ctx, const struct store_entry *entry),
+	                       void (*expunged_cb)(void *ctx, uint32_t uid, uint64_t modseq),
+	                       void *ctx, struct store_mailbox_status *status_r);
+	int (*message_summary)(struct store *store, uint64_t account_id, const char *mailbox,
+	                       uint32_t uid, char **envelope_r, char **body_r,
+	                       char **bodystructure_r);
 
 	int (*queue_list)(struct store *store,
 	                  void (*cb)(void *ctx, const struct store_queue_info *info), void *ctx);
@@ -203,6 +375,15 @@ struct store {
 	bool stopping;
 	bool writer_started;
 	pthread_t writer;
+	/* The summarizer (store_set_summarizer()), under queue_lock. */
+	store_summarizer_fn *summarizer;
+	void *summarizer_ctx;
+
+	/* Watches (store_watch.c), under their own lock, which is never held while a watch
+	 * callback runs; watch_cond signals the end of a round of callbacks. */
+	pthread_mutex_t watch_lock;
+	pthread_cond_t watch_cond;
+	struct store_watch **watches; /* STORE_WATCH_BUCKETS lists, by account id */
 };
 
 /* The writer thread (store_writer.c). Start it once the store is open: 0, or -1 with
@@ -216,6 +397,18 @@ void store_writer_deliver(struct store *store, struct store_delivery *delivery,
 /* Queue an expunge of the mailbox with this exact stored name (copied). */
 void store_writer_expunge(struct store *store, struct store_expunge *op, const char *mailbox,
                           store_expunge_cb *cb, void *ctx);
+/* Queue the other writes. Names are normalised (copied). refuse is NULL, or the static
+ * STORE_ERROR_* string of a check that already failed: then nothing is committed and the
+ * writer reports it (consuming an append's spool files) in queue order. */
+void store_writer_append(struct store *store, struct store_append *op, const char *mailbox,
+                         const char *refuse, store_append_cb *cb, void *ctx);
+void store_writer_flags(struct store *store, struct store_flags *op, const char *mailbox,
+                        const char *refuse, store_flags_cb *cb, void *ctx);
+void store_writer_copy(struct store *store, struct store_copy *op, const char *mailbox,
+                       const char *target, const char *refuse, store_copy_cb *cb, void *ctx);
+void store_writer_mailbox(struct store *store, struct store_mailbox_op *op, const char *name,
+                          const char *new_name, const char *refuse, store_mailbox_cb *cb,
+                          void *ctx);
 
 /* Format an error message into this thread's error buffer and return it (valid until the
  * next store call on the same thread). */

@@ -1,8 +1,11 @@
-/* The store's writer thread: one queue of deliveries and expunges, taken in batches of up to
+/* The store's writer thread: one queue of every write of mailbox contents (deliveries,
+ * appends, expunges, flags, copies, mailbox operations), taken in batches of up to
  * STORE_BATCH_MAX. A batch's message files are placed at their content addresses and their
- * directories fsynced once; then every operation commits in one transaction in queue order
- * (group commit). Files whose last reference went are unlinked only after that commit, and
- * only while blob_lock is still held, so no delivery can be reusing them. */
+ * directories fsynced once, new messages are summarized; then every operation commits in
+ * one transaction in queue order (group commit). Files whose last reference went are
+ * unlinked only after that commit, and only while blob_lock is still held, so no delivery
+ * can be reusing them. Then the watches of the changed mailboxes are called, then the
+ * operations' callbacks. */
 #include "store/store_private.h"
 
 #include <errno.h>
@@ -10,6 +13,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "core/log.h"
@@ -22,25 +26,44 @@ struct store_pending {
 	struct store_pending *next;
 	struct store_commit_item item; /* kind; delivery fields once placed */
 	void *ctx;
-	bool placed; /* delivery: its file is at its content address */
-	bool ok;     /* still going to succeed: placed / committed */
+	bool placed;  /* delivery: its file is at its content address */
+	bool ok;      /* still going to succeed: placed / committed */
+	bool refused; /* not ok because a check refused it (not a failure) */
 	/* When not ok: a static reason for the caller (who may read it after the callback,
 	 * from another thread) and the details for the log. */
 	const char *reason;
 	char error[STORE_ERROR_MAX];
 
-	/* STORE_OP_DELIVERY */
-	struct store_delivery *delivery;
-	store_delivery_cb *delivery_cb;
-	uint64_t *accounts; /* deduplicated copy */
-	size_t account_count;
+	union {
+		struct store_delivery *delivery;
+		struct store_expunge *expunge;
+		struct store_append *append;
+		struct store_flags *flags;
+		struct store_copy *copy;
+		struct store_mailbox_op *mailbox;
+	} op;
+	union {
+		store_delivery_cb *delivery;
+		store_expunge_cb *expunge;
+		store_append_cb *append;
+		store_flags_cb *flags;
+		store_copy_cb *copy;
+		store_mailbox_cb *mailbox;
+	} cb;
 
-	/* STORE_OP_EXPUNGE */
-	struct store_expunge *expunge;
-	store_expunge_cb *expunge_cb;
-	char *mailbox;
-	uint32_t *uids; /* ascending, distinct, non-zero copy */
+	/* Copies the pending owns. */
+	uint64_t *accounts; /* delivery: deduplicated */
+	size_t account_count;
+	char *mailbox, *target; /* normalised names */
+	uint32_t *uids;         /* ascending, distinct, non-zero */
 	size_t uid_count;
+	char *keywords;                        /* flags: joined */
+	struct store_summary summary;          /* delivery */
+	struct store_commit_message *messages; /* append */
+	char **message_keywords;               /* append: joined, per message */
+	size_t message_count;
+	struct store_flags_report report;  /* flags */
+	uint32_t *map_source, *map_target; /* copy */
 };
 
 /* Content addresses whose files may have to go once the batch is committed: message rows a
@@ -71,7 +94,33 @@ static void store_pending_fail(struct store_pending *p, const char *reason, cons
 	p->ok = false;
 }
 
-/* ---- deliveries: placing files ---- */
+static void store_pending_refuse(struct store_pending *p, const char *reason)
+{
+	store_pending_fail(p, reason, reason);
+	p->refused = true;
+}
+
+/* ---- flags reports ---- */
+
+void store_writer_report_reset(struct store_flags_report *report)
+{
+	for (size_t i = 0; i < report->count; i++)
+		free((char *)report->v[i].keywords);
+	report->count = 0;
+}
+
+void store_writer_report_add(struct store_flags_report *report,
+                             const struct store_flags_entry *entry)
+{
+	if (report->count == report->cap) {
+		report->cap = report->cap == 0 ? 16 : report->cap * 2;
+		report->v = xrealloc(report->v, report->cap * sizeof(*report->v));
+	}
+	report->v[report->count] = *entry;
+	report->v[report->count++].keywords = xstrdup(entry->keywords);
+}
+
+/* ---- placing files ---- */
 
 static bool store_remote_valid(const char *rcpt)
 {
@@ -88,7 +137,7 @@ static bool store_remote_valid(const char *rcpt)
 
 static int store_delivery_check(const struct store_pending *p, const char **error_r)
 {
-	const struct store_delivery *d = p->delivery;
+	const struct store_delivery *d = p->op.delivery;
 	if (d->spool_path == NULL) {
 		*error_r = "no spool file";
 		return -1;
@@ -106,68 +155,185 @@ static int store_delivery_check(const struct store_pending *p, const char **erro
 	return 0;
 }
 
+static void store_spool_unlink(const char *path)
+{
+	if (path != NULL && unlink(path) < 0 && errno != ENOENT)
+		log_warn("store: unlink %s: %s", path, strerror(errno));
+}
+
+/* The fan-out directories a batch touched. */
+struct store_dirty {
+	bool fanout[BLOB_FANOUT_COUNT];
+	bool top;
+	bool any;
+};
+
+/* Move one spool file to its content address. 0, or -1 with *error_r (the spool file is
+ * then still there). */
+static int store_writer_place_file(struct store *store, const char *spool_path,
+                                   char sha256_r[BLOB_HEX_LEN + 1], uint64_t *size_r,
+                                   struct store_dirty *dirty, const char **error_r)
+{
+	bool created = false;
+	if (blob_store(store->messages_dir, spool_path, sha256_r, size_r, &created, error_r) < 0)
+		return -1;
+	dirty->fanout[blob_fanout_index(sha256_r)] = true;
+	dirty->top = dirty->top || created;
+	dirty->any = true;
+	return 0;
+}
+
 /* Check one delivery and move its file to its content address. The spool file is gone
  * afterwards either way. */
 static void store_writer_place(struct store *store, struct store_pending *p,
-                               bool dirty[BLOB_FANOUT_COUNT], bool *top_dirty)
+                               struct store_dirty *dirty)
 {
 	struct store_commit_delivery *item = &p->item.delivery;
 	const char *error, *reason;
-	bool created = false;
 	int ret = store_delivery_check(p, &error);
 	reason = error; /* the checks' messages are static */
 	if (ret == 0) {
-		ret = blob_store(store->messages_dir, p->delivery->spool_path, item->sha256,
-		                 &item->size, &created, &error);
+		ret = store_writer_place_file(store, p->op.delivery->spool_path, item->sha256,
+		                              &item->size, dirty, &error);
 		reason = STORE_WRITER_FILE_FAILED;
 	}
 	if (ret < 0) {
 		store_pending_fail(p, reason, error);
-		if (p->delivery->spool_path != NULL && unlink(p->delivery->spool_path) < 0 &&
-		    errno != ENOENT)
-			log_warn("store: unlink %s: %s", p->delivery->spool_path, strerror(errno));
+		store_spool_unlink(p->op.delivery->spool_path);
 		return;
 	}
-	item->delivery = p->delivery;
+	item->delivery = p->op.delivery;
 	item->accounts = p->accounts;
 	item->account_count = p->account_count;
-	dirty[blob_fanout_index(item->sha256)] = true;
-	*top_dirty = *top_dirty || created;
+	item->summary = &p->summary;
 	p->placed = true;
 }
 
-/* Make the renames of this batch durable: one fsync per touched directory. */
-static int store_writer_sync(struct store *store, const bool dirty[BLOB_FANOUT_COUNT],
-                             bool top_dirty, const char **error_r)
+/* Place every message of an append (all spool files are consumed either way). */
+static void store_writer_place_append(struct store *store, struct store_pending *p,
+                                      struct store_dirty *dirty)
 {
-	if (top_dirty && blob_sync_dir(store->messages_dir, error_r) < 0)
+	const struct store_append *op = p->op.append;
+	const char *error;
+	for (size_t i = 0; i < p->message_count; i++) {
+		struct store_commit_message *m = &p->messages[i];
+		const char *spool = op->messages[i].spool_path;
+		if (p->ok && store_writer_place_file(store, spool, m->sha256, &m->size, dirty,
+		                                     &error) == 0) {
+			m->placed = true;
+			continue;
+		}
+		if (p->ok)
+			store_pending_fail(p, STORE_ERROR_FAILED, error);
+		store_spool_unlink(spool);
+	}
+}
+
+/* Make the renames of this batch durable: one fsync per touched directory. */
+static int store_writer_sync(struct store *store, const struct store_dirty *dirty,
+                             const char **error_r)
+{
+	if (dirty->top && blob_sync_dir(store->messages_dir, error_r) < 0)
 		return -1;
 	for (unsigned i = 0; i < BLOB_FANOUT_COUNT; i++) {
-		if (dirty[i] && blob_sync_fanout(store->messages_dir, i, error_r) < 0)
+		if (dirty->fanout[i] && blob_sync_fanout(store->messages_dir, i, error_r) < 0)
 			return -1;
 	}
 	return 0;
 }
 
-/* Place every delivery's file and sync the directories; a delivery that fails here is
- * marked not ok. */
+static bool store_pending_has_files(const struct store_pending *p)
+{
+	if (p->item.kind == STORE_OP_DELIVERY)
+		return p->placed;
+	if (p->item.kind != STORE_OP_APPEND)
+		return false;
+	for (size_t i = 0; i < p->message_count; i++) {
+		if (p->messages[i].placed)
+			return true;
+	}
+	return false;
+}
+
+/* Place every delivery's and append's files and sync the directories; an operation that
+ * fails here is marked not ok. */
 static void store_writer_place_all(struct store *store, struct store_pending **batch, size_t n)
 {
-	bool dirty[BLOB_FANOUT_COUNT] = {false};
-	bool top_dirty = false, any = false;
+	struct store_dirty dirty = {0};
 	const char *error;
 	for (size_t i = 0; i < n; i++) {
-		if (batch[i]->item.kind == STORE_OP_DELIVERY) {
-			store_writer_place(store, batch[i], dirty, &top_dirty);
-			any = any || batch[i]->placed;
-		}
+		if (batch[i]->item.kind == STORE_OP_DELIVERY)
+			store_writer_place(store, batch[i], &dirty);
+		else if (batch[i]->item.kind == STORE_OP_APPEND)
+			store_writer_place_append(store, batch[i], &dirty);
 	}
-	if (!any || store_writer_sync(store, dirty, top_dirty, &error) == 0)
+	if (!dirty.any || store_writer_sync(store, &dirty, &error) == 0)
 		return;
 	for (size_t i = 0; i < n; i++) {
-		if (batch[i]->placed)
-			store_pending_fail(batch[i], STORE_WRITER_FILE_FAILED, error);
+		if (batch[i]->ok && store_pending_has_files(batch[i]))
+			store_pending_fail(batch[i],
+			                   batch[i]->item.kind == STORE_OP_DELIVERY
+			                       ? STORE_WRITER_FILE_FAILED
+			                       : STORE_ERROR_FAILED,
+			                   error);
 	}
+}
+
+/* ---- summaries ---- */
+
+struct store_summarize {
+	struct store *store;
+	store_summarizer_fn *fn;
+	void *ctx;
+	struct store_doomed seen; /* content addresses summarized in this batch */
+};
+
+/* Summarize a new message file once per batch (a row that exists keeps its texts). */
+static void store_writer_summarize_one(struct store_summarize *s, const char *sha256,
+                                       struct store_summary *summary)
+{
+	for (size_t i = 0; i < s->seen.count; i++) {
+		if (strcmp(s->seen.v[i], sha256) == 0)
+			return;
+	}
+	store_doomed_add(&s->seen, sha256);
+	if (s->store->v->message_exists(s->store, sha256) != 0)
+		return;
+	char *path = blob_path_dup(s->store->messages_dir, sha256);
+	if (s->fn(s->ctx, path, &summary->envelope, &summary->body, &summary->bodystructure) < 0) {
+		log_warn("store: summarizing %s failed; computed on demand", sha256);
+		free(summary->envelope);
+		free(summary->body);
+		free(summary->bodystructure);
+		*summary = (struct store_summary){0};
+	}
+	free(path);
+}
+
+static void store_writer_summarize(struct store *store, store_summarizer_fn *fn, void *ctx,
+                                   struct store_pending **batch, size_t n)
+{
+	struct store_summarize s = {store, fn, ctx, {0}};
+	if (fn == NULL)
+		return;
+	for (size_t i = 0; i < n; i++) {
+		struct store_pending *p = batch[i];
+		if (!p->ok)
+			continue;
+		if (p->item.kind == STORE_OP_DELIVERY)
+			store_writer_summarize_one(&s, p->item.delivery.sha256, &p->summary);
+		for (size_t k = 0; p->item.kind == STORE_OP_APPEND && k < p->message_count; k++)
+			store_writer_summarize_one(&s, p->messages[k].sha256,
+			                           &p->messages[k].summary);
+	}
+	free(s.seen.v);
+}
+
+static void store_summary_free(struct store_summary *summary)
+{
+	free(summary->envelope);
+	free(summary->body);
+	free(summary->bodystructure);
 }
 
 /* ---- commit ---- */
@@ -175,45 +341,58 @@ static void store_writer_place_all(struct store *store, struct store_pending **b
 /* A commit that included this item succeeded. */
 static void store_writer_committed(struct store_pending *p, const struct store_commit_item *item)
 {
-	if (item->kind != STORE_OP_EXPUNGE)
-		return;
-	if (item->expunge.no_mailbox) {
-		snprintf(p->error, sizeof(p->error), "no such mailbox \"%s\" for account %" PRIu64,
-		         p->mailbox, p->expunge->account_id);
-		p->reason = STORE_EXPUNGE_NO_MAILBOX;
-		p->ok = false;
+	if (item->kind == STORE_OP_EXPUNGE) {
+		if (item->expunge.no_mailbox) {
+			snprintf(p->error, sizeof(p->error),
+			         "no such mailbox \"%s\" for account %" PRIu64, p->mailbox,
+			         p->op.expunge->account_id);
+			p->reason = STORE_EXPUNGE_NO_MAILBOX;
+			p->ok = false;
+			return;
+		}
+		p->op.expunge->expunged = item->expunge.expunged;
+		p->op.expunge->freed = item->expunge.freed;
 		return;
 	}
-	p->expunge->expunged = item->expunge.expunged;
-	p->expunge->freed = item->expunge.freed;
+	if (item->kind != STORE_OP_DELIVERY && item->refused != NULL) {
+		store_pending_refuse(p, item->refused);
+		return;
+	}
+	p->item = *item; /* the out fields, for store_writer_done() */
+}
+
+static const char *store_writer_failure(enum store_op_kind kind)
+{
+	if (kind == STORE_OP_DELIVERY)
+		return STORE_WRITER_DB_FAILED;
+	return kind == STORE_OP_EXPUNGE ? STORE_EXPUNGE_FAILED : STORE_ERROR_FAILED;
 }
 
 /* Commit the operations in one transaction; when that fails, each one alone so one bad
  * delivery (say, an account deleted meanwhile) does not fail the others. An operation that
- * still fails is marked not ok. */
+ * still fails is marked not ok. The changed mailboxes of what committed go to changes. */
 static void store_writer_commit(struct store *store, struct store_pending **ops,
                                 struct store_commit_item *items, size_t count,
-                                struct store_doomed *doomed)
+                                struct store_doomed *doomed, struct store_changes *changes)
 {
 	const char *error;
+	size_t mark = changes->count;
 	if (count == 0)
 		return;
-	if (store->v->commit(store, items, count, store_doomed_add, doomed, &error) == 0) {
+	if (store->v->commit(store, items, count, store_doomed_add, doomed, changes, &error) == 0) {
 		for (size_t i = 0; i < count; i++)
 			store_writer_committed(ops[i], &items[i]);
 		return;
 	}
+	store_watch_truncate(changes, mark);
 	if (count == 1) {
-		store_pending_fail(ops[0],
-		                   ops[0]->item.kind == STORE_OP_EXPUNGE ? STORE_EXPUNGE_FAILED
-		                                                         : STORE_WRITER_DB_FAILED,
-		                   error);
+		store_pending_fail(ops[0], store_writer_failure(ops[0]->item.kind), error);
 		return;
 	}
 	log_warn("store: group commit of %zu operations failed (%s), retrying one by one", count,
 	         error);
 	for (size_t i = 0; i < count; i++)
-		store_writer_commit(store, &ops[i], &items[i], 1, doomed);
+		store_writer_commit(store, &ops[i], &items[i], 1, doomed, changes);
 }
 
 /* Unlink the doomed files that no message row references now (blob_lock held, every
@@ -222,8 +401,15 @@ static void store_writer_unlink(struct store *store, struct store_pending **batc
                                 struct store_doomed *doomed)
 {
 	for (size_t i = 0; i < n; i++) {
-		if (batch[i]->placed && !batch[i]->ok)
-			store_doomed_add(doomed, batch[i]->item.delivery.sha256);
+		struct store_pending *p = batch[i];
+		if (p->ok)
+			continue;
+		if (p->item.kind == STORE_OP_DELIVERY && p->placed)
+			store_doomed_add(doomed, p->item.delivery.sha256);
+		for (size_t k = 0; p->item.kind == STORE_OP_APPEND && k < p->message_count; k++) {
+			if (p->messages[k].placed)
+				store_doomed_add(doomed, p->messages[k].sha256);
+		}
 	}
 	for (size_t i = 0; i < doomed->count; i++) {
 		if (store->v->message_exists(store, doomed->v[i]) == 0)
@@ -231,60 +417,182 @@ static void store_writer_unlink(struct store *store, struct store_pending **batc
 	}
 }
 
-/* Report one operation to its caller and free it. */
-static void store_writer_done(struct store_pending *p)
+/* ---- reporting ---- */
+
+static void store_writer_log(const struct store_pending *p, const char *what)
 {
-	if (p->item.kind == STORE_OP_DELIVERY) {
-		struct store_delivery *d = p->delivery;
-		d->result = p->ok ? 0 : -1;
-		d->error = p->ok ? NULL : p->reason;
-		d->size = p->ok ? p->item.delivery.size : 0;
-		if (!p->ok)
-			log_error("store: delivery failed: %s", p->error);
-		p->delivery_cb(d, p->ctx);
-	} else {
-		struct store_expunge *x = p->expunge;
-		x->result = p->ok ? 0 : -1;
-		x->error = p->ok ? NULL : p->reason;
-		if (!p->ok) {
-			x->expunged = 0;
-			x->freed = 0;
-			if (strcmp(p->reason, STORE_EXPUNGE_NO_MAILBOX) == 0)
-				log_warn("store: expunge: %s", p->error);
-			else
-				log_error("store: expunge failed: %s", p->error);
-		}
-		p->expunge_cb(x, p->ctx);
+	if (p->refused)
+		log_debug("store: %s refused: %s", what, p->error);
+	else
+		log_error("store: %s failed: %s", what, p->error);
+}
+
+static void store_done_delivery(struct store_pending *p)
+{
+	struct store_delivery *d = p->op.delivery;
+	d->result = p->ok ? 0 : -1;
+	d->error = p->ok ? NULL : p->reason;
+	d->size = p->ok ? p->item.delivery.size : 0;
+	if (!p->ok)
+		log_error("store: delivery failed: %s", p->error);
+	p->cb.delivery(d, p->ctx);
+}
+
+static void store_done_expunge(struct store_pending *p)
+{
+	struct store_expunge *x = p->op.expunge;
+	x->result = p->ok ? 0 : -1;
+	x->error = p->ok ? NULL : p->reason;
+	if (!p->ok) {
+		x->expunged = 0;
+		x->freed = 0;
+		if (strcmp(p->reason, STORE_EXPUNGE_NO_MAILBOX) == 0)
+			log_warn("store: expunge: %s", p->error);
+		else
+			log_error("store: expunge failed: %s", p->error);
 	}
+	p->cb.expunge(x, p->ctx);
+}
+
+static void store_done_append(struct store_pending *p)
+{
+	struct store_append *a = p->op.append;
+	a->result = p->ok ? 0 : -1;
+	a->error = p->ok ? NULL : p->reason;
+	a->uidvalidity = p->ok ? p->item.append.uidvalidity : 0;
+	a->modseq = p->ok ? p->item.append.modseq : 0;
+	for (size_t i = 0; i < p->message_count; i++) {
+		a->messages[i].uid = p->ok ? p->messages[i].uid : 0;
+		a->messages[i].size = p->ok ? p->messages[i].size : 0;
+	}
+	if (!p->ok)
+		store_writer_log(p, "append");
+	p->cb.append(a, p->ctx);
+}
+
+static void store_done_flags(struct store_pending *p)
+{
+	struct store_flags *f = p->op.flags;
+	f->result = p->ok ? 0 : -1;
+	f->error = p->ok ? NULL : p->reason;
+	f->modseq = p->ok ? p->item.flags.modseq : 0;
+	f->changed = p->ok ? p->item.flags.changed : 0;
+	f->modified = p->ok ? p->item.flags.modified : 0;
+	if (!p->ok)
+		store_writer_log(p, "flags");
+	for (size_t i = 0; p->ok && f->entry_cb != NULL && i < p->report.count; i++)
+		f->entry_cb(f->entry_ctx, &p->report.v[i]);
+	p->cb.flags(f, p->ctx);
+}
+
+static void store_done_copy(struct store_pending *p)
+{
+	struct store_copy *c = p->op.copy;
+	size_t count = p->ok ? p->item.copy.count : 0;
+	c->result = p->ok ? 0 : -1;
+	c->error = p->ok ? NULL : p->reason;
+	c->uidvalidity = p->ok ? p->item.copy.uidvalidity : 0;
+	c->count = count;
+	c->source_uids = NULL;
+	c->target_uids = NULL;
+	if (count > 0) {
+		c->source_uids = xmalloc(count * sizeof(uint32_t));
+		c->target_uids = xmalloc(count * sizeof(uint32_t));
+		memcpy(c->source_uids, p->map_source, count * sizeof(uint32_t));
+		memcpy(c->target_uids, p->map_target, count * sizeof(uint32_t));
+	}
+	if (!p->ok)
+		store_writer_log(p, c->move ? "move" : "copy");
+	p->cb.copy(c, p->ctx);
+}
+
+static void store_done_mailbox(struct store_pending *p)
+{
+	struct store_mailbox_op *m = p->op.mailbox;
+	m->result = p->ok ? 0 : -1;
+	m->error = p->ok ? NULL : p->reason;
+	m->expunged = p->ok ? p->item.mailbox.expunged : 0;
+	m->freed = p->ok ? p->item.mailbox.freed : 0;
+	if (!p->ok)
+		store_writer_log(p, "mailbox operation");
+	p->cb.mailbox(m, p->ctx);
+}
+
+static void store_pending_free(struct store_pending *p)
+{
 	free(p->accounts);
 	free(p->mailbox);
+	free(p->target);
 	free(p->uids);
+	free(p->keywords);
+	store_summary_free(&p->summary);
+	for (size_t i = 0; i < p->message_count; i++) {
+		store_summary_free(&p->messages[i].summary);
+		free(p->message_keywords[i]);
+	}
+	free(p->messages);
+	free(p->message_keywords);
+	store_writer_report_reset(&p->report);
+	free(p->report.v);
+	free(p->map_source);
+	free(p->map_target);
 	free(p);
 }
 
-static void store_writer_batch(struct store *store, struct store_pending **batch, size_t n)
+/* Report one operation to its caller and free it. */
+static void store_writer_done(struct store_pending *p)
+{
+	switch (p->item.kind) {
+	case STORE_OP_DELIVERY:
+		store_done_delivery(p);
+		break;
+	case STORE_OP_EXPUNGE:
+		store_done_expunge(p);
+		break;
+	case STORE_OP_APPEND:
+		store_done_append(p);
+		break;
+	case STORE_OP_FLAGS:
+		store_done_flags(p);
+		break;
+	case STORE_OP_COPY:
+		store_done_copy(p);
+		break;
+	case STORE_OP_MAILBOX:
+		store_done_mailbox(p);
+		break;
+	}
+	store_pending_free(p);
+}
+
+static void store_writer_batch(struct store *store, struct store_pending **batch, size_t n,
+                               store_summarizer_fn *summarizer, void *summarizer_ctx)
 {
 	struct store_commit_item *items = xcalloc(n, sizeof(*items));
 	struct store_pending **ops = xcalloc(n, sizeof(*ops));
 	struct store_doomed doomed = {0};
+	struct store_changes changes = {0};
 	size_t count = 0;
 
 	pthread_mutex_lock(&store->blob_lock);
 	store_writer_place_all(store, batch, n);
+	store_writer_summarize(store, summarizer, summarizer_ctx, batch, n);
 	for (size_t i = 0; i < n; i++) {
 		if (batch[i]->ok) {
 			items[count] = batch[i]->item;
 			ops[count++] = batch[i];
 		}
 	}
-	store_writer_commit(store, ops, items, count, &doomed);
+	store_writer_commit(store, ops, items, count, &doomed, &changes);
 	if (count > 0)
 		log_debug("store: group commit of %zu operations", count);
 	store_writer_unlink(store, batch, n, &doomed);
 	pthread_mutex_unlock(&store->blob_lock);
 
+	store_watch_notify(store, &changes);
 	for (size_t i = 0; i < n; i++)
 		store_writer_done(batch[i]);
+	store_watch_changes_free(&changes);
 	free(doomed.v);
 	free(items);
 	free(ops);
@@ -305,19 +613,32 @@ static void *store_writer_main(void *arg)
 		}
 		if (store->queue_head == NULL)
 			store->queue_tail = NULL;
+		store_summarizer_fn *summarizer = store->summarizer;
+		void *summarizer_ctx = store->summarizer_ctx;
 		pthread_mutex_unlock(&store->queue_lock);
 		if (n == 0)
 			break; /* stopping and drained */
-		store_writer_batch(store, batch, n);
+		store_writer_batch(store, batch, n, summarizer, summarizer_ctx);
 	}
 	return NULL;
 }
 
 /* ---- queueing ---- */
 
+static struct store_pending *store_pending_new(enum store_op_kind kind, void *ctx,
+                                               const char *refuse)
+{
+	struct store_pending *p = xcalloc(1, sizeof(*p));
+	p->item.kind = kind;
+	p->ctx = ctx;
+	p->ok = true;
+	if (refuse != NULL)
+		store_pending_refuse(p, refuse);
+	return p;
+}
+
 static void store_writer_push(struct store *store, struct store_pending *p)
 {
-	p->ok = true;
 	pthread_mutex_lock(&store->queue_lock);
 	if (store->queue_tail == NULL)
 		store->queue_head = p;
@@ -331,11 +652,9 @@ static void store_writer_push(struct store *store, struct store_pending *p)
 void store_writer_deliver(struct store *store, struct store_delivery *delivery,
                           store_delivery_cb *cb, void *ctx)
 {
-	struct store_pending *p = xcalloc(1, sizeof(*p));
-	p->item.kind = STORE_OP_DELIVERY;
-	p->delivery = delivery;
-	p->delivery_cb = cb;
-	p->ctx = ctx;
+	struct store_pending *p = store_pending_new(STORE_OP_DELIVERY, ctx, NULL);
+	p->op.delivery = delivery;
+	p->cb.delivery = cb;
 	p->accounts = xcalloc(delivery->account_count, sizeof(uint64_t));
 	for (size_t i = 0; i < delivery->account_count; i++) {
 		size_t k = 0;
@@ -353,19 +672,13 @@ static int store_uid_cmp(const void *a, const void *b)
 	return x < y ? -1 : x > y;
 }
 
-void store_writer_expunge(struct store *store, struct store_expunge *op, const char *mailbox,
-                          store_expunge_cb *cb, void *ctx)
+/* Copy uids into p->uids: ascending, distinct, without 0. */
+static void store_pending_uids(struct store_pending *p, const uint32_t *uids, size_t count)
 {
-	struct store_pending *p = xcalloc(1, sizeof(*p));
-	p->item.kind = STORE_OP_EXPUNGE;
-	p->expunge = op;
-	p->expunge_cb = cb;
-	p->ctx = ctx;
-	p->mailbox = xstrdup(mailbox);
-	p->uids = xcalloc(op->uid_count == 0 ? 1 : op->uid_count, sizeof(uint32_t));
-	for (size_t i = 0; op->uids != NULL && i < op->uid_count; i++) {
-		if (op->uids[i] != 0)
-			p->uids[p->uid_count++] = op->uids[i];
+	p->uids = xcalloc(count == 0 ? 1 : count, sizeof(uint32_t));
+	for (size_t i = 0; uids != NULL && i < count; i++) {
+		if (uids[i] != 0)
+			p->uids[p->uid_count++] = uids[i];
 	}
 	qsort(p->uids, p->uid_count, sizeof(uint32_t), store_uid_cmp);
 	size_t n = 0;
@@ -374,6 +687,16 @@ void store_writer_expunge(struct store *store, struct store_expunge *op, const c
 			p->uids[n++] = p->uids[i];
 	}
 	p->uid_count = n;
+}
+
+void store_writer_expunge(struct store *store, struct store_expunge *op, const char *mailbox,
+                          store_expunge_cb *cb, void *ctx)
+{
+	struct store_pending *p = store_pending_new(STORE_OP_EXPUNGE, ctx, NULL);
+	p->op.expunge = op;
+	p->cb.expunge = cb;
+	p->mailbox = xstrdup(mailbox);
+	store_pending_uids(p, op->uids, op->uid_count);
 	p->item.expunge = (struct store_commit_expunge){
 	    .account_id = op->account_id,
 	    .mailbox = p->mailbox,
@@ -382,6 +705,131 @@ void store_writer_expunge(struct store *store, struct store_expunge *op, const c
 	};
 	op->expunged = 0;
 	op->freed = 0;
+	store_writer_push(store, p);
+}
+
+/* The checks of an append that need no database: a refusal reason, or NULL. */
+static const char *store_append_check(struct store_pending *p, const struct store_append *op)
+{
+	if (op->count == 0 || op->messages == NULL)
+		return STORE_ERROR_INVALID;
+	for (size_t i = 0; i < op->count; i++) {
+		const struct store_append_message *m = &op->messages[i];
+		if (m->spool_path == NULL)
+			return STORE_ERROR_INVALID;
+		const char *error = store_mailbox_keywords_join(m->keywords, m->keyword_count,
+		                                                &p->message_keywords[i]);
+		if (error != NULL)
+			return error;
+	}
+	return NULL;
+}
+
+void store_writer_append(struct store *store, struct store_append *op, const char *mailbox,
+                         const char *refuse, store_append_cb *cb, void *ctx)
+{
+	struct store_pending *p = store_pending_new(STORE_OP_APPEND, ctx, refuse);
+	int64_t now = (int64_t)time(NULL);
+	p->op.append = op;
+	p->cb.append = cb;
+	p->mailbox = xstrdup(mailbox);
+	p->message_count = op->messages == NULL ? 0 : op->count;
+	p->messages = xcalloc(p->message_count + 1, sizeof(*p->messages));
+	p->message_keywords = xcalloc(p->message_count + 1, sizeof(char *));
+	const char *error = store_append_check(p, op);
+	if (p->ok && error != NULL)
+		store_pending_refuse(p, error);
+	for (size_t i = 0; i < p->message_count; i++) {
+		const struct store_append_message *m = &op->messages[i];
+		p->messages[i] = (struct store_commit_message){
+		    .flags = m->flags,
+		    .keywords = p->message_keywords[i] == NULL ? "" : p->message_keywords[i],
+		    .internal_date = m->internal_date != 0 ? m->internal_date : now,
+		    .hdr_from = m->hdr_from,
+		    .hdr_subject = m->hdr_subject,
+		    .hdr_message_id = m->hdr_message_id,
+		};
+	}
+	p->item.append = (struct store_commit_append){
+	    .account_id = op->account_id,
+	    .mailbox = p->mailbox,
+	    .messages = p->messages,
+	    .count = p->message_count,
+	};
+	store_writer_push(store, p);
+}
+
+void store_writer_flags(struct store *store, struct store_flags *op, const char *mailbox,
+                        const char *refuse, store_flags_cb *cb, void *ctx)
+{
+	struct store_pending *p = store_pending_new(STORE_OP_FLAGS, ctx, refuse);
+	p->op.flags = op;
+	p->cb.flags = cb;
+	p->mailbox = xstrdup(mailbox);
+	store_pending_uids(p, op->uids, op->uid_count);
+	const char *error =
+	    store_mailbox_keywords_join(op->keywords, op->keyword_count, &p->keywords);
+	if (p->ok && error != NULL)
+		store_pending_refuse(p, error);
+	if (p->ok && op->mode > STORE_FLAGS_REPLACE)
+		store_pending_refuse(p, STORE_ERROR_INVALID);
+	p->item.flags = (struct store_commit_flags){
+	    .account_id = op->account_id,
+	    .mailbox = p->mailbox,
+	    .uids = p->uids,
+	    .uid_count = p->uid_count,
+	    .mode = op->mode,
+	    .flags = op->flags,
+	    .keywords = p->keywords == NULL ? "" : p->keywords,
+	    .conditional = op->conditional,
+	    .unchanged_since = op->unchanged_since,
+	    .report = &p->report,
+	};
+	store_writer_push(store, p);
+}
+
+void store_writer_copy(struct store *store, struct store_copy *op, const char *mailbox,
+                       const char *target, const char *refuse, store_copy_cb *cb, void *ctx)
+{
+	struct store_pending *p = store_pending_new(STORE_OP_COPY, ctx, refuse);
+	p->op.copy = op;
+	p->cb.copy = cb;
+	p->mailbox = xstrdup(mailbox);
+	p->target = xstrdup(target);
+	store_pending_uids(p, op->uids, op->uid_count);
+	p->map_source = xcalloc(p->uid_count + 1, sizeof(uint32_t));
+	p->map_target = xcalloc(p->uid_count + 1, sizeof(uint32_t));
+	p->item.copy = (struct store_commit_copy){
+	    .account_id = op->account_id,
+	    .mailbox = p->mailbox,
+	    .target = p->target,
+	    .uids = p->uids,
+	    .uid_count = p->uid_count,
+	    .move = op->move,
+	    .source_uids = p->map_source,
+	    .target_uids = p->map_target,
+	};
+	store_writer_push(store, p);
+}
+
+void store_writer_mailbox(struct store *store, struct store_mailbox_op *op, const char *name,
+                          const char *new_name, const char *refuse, store_mailbox_cb *cb, void *ctx)
+{
+	struct store_pending *p = store_pending_new(STORE_OP_MAILBOX, ctx, refuse);
+	p->op.mailbox = op;
+	p->cb.mailbox = cb;
+	p->mailbox = xstrdup(name);
+	p->target = xstrdup(new_name);
+	/* keywords holds the special-use text. */
+	p->keywords =
+	    op->action == STORE_MAILBOX_CREATE ? store_mailbox_special_dup(op->special_use) : NULL;
+	p->item.mailbox = (struct store_commit_mailbox){
+	    .action = op->action,
+	    .account_id = op->account_id,
+	    .name = p->mailbox,
+	    .new_name = p->target,
+	    .special_use = p->keywords,
+	};
 	store_writer_push(store, p);
 }
 

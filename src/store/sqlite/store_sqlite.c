@@ -3,19 +3,18 @@
  * mutex-protected connection, and each reading thread lazily gets its own query-only
  * connection (a pthread key), so readers never wait for the writer. Every write
  * transaction starts with BEGIN IMMEDIATE; schema changes are numbered migrations. The
- * writer's transactions carry deliveries and expunges in queue order. */
+ * writer's transactions carry deliveries, expunges and (through store_sqlite_mailbox.c,
+ * each under a savepoint) the IMAP operations in queue order. */
 #include "store/sqlite/store_sqlite.h"
+#include "store/sqlite/store_sqlite_private.h"
 
 #include <errno.h>
 #include <inttypes.h>
-#include <pthread.h>
 #include <stdarg.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
 #include <time.h>
-
-#include <sqlite3.h>
 
 #include "core/buf.h"
 #include "core/log.h"
@@ -77,77 +76,34 @@ static const char sq_migration_2[] =
     "INSERT INTO meta (key, value) SELECT 'account_id', coalesce(max(id), 0) FROM accounts"
     " WHERE true ON CONFLICT (key) DO UPDATE SET value = max(value, excluded.value);";
 
+/* Migration 3, for IMAP: the ENVELOPE, BODY and BODYSTRUCTURE texts of a message (NULL:
+ * compute on demand), the keywords a mailbox holds (space-separated, first spelling
+ * kept), and subscriptions as their own table, since a subscription may name a mailbox
+ * that does not exist (RFC 9051 §6.3.7); the old per-mailbox column goes. */
+static const char sq_migration_3[] =
+    "ALTER TABLE messages ADD COLUMN envelope TEXT;"
+    "ALTER TABLE messages ADD COLUMN body TEXT;"
+    "ALTER TABLE messages ADD COLUMN bodystructure TEXT;"
+    "ALTER TABLE mailboxes ADD COLUMN keywords TEXT NOT NULL DEFAULT '';"
+    "CREATE TABLE subscriptions (account_id INTEGER NOT NULL"
+    " REFERENCES accounts(id) ON DELETE CASCADE, name TEXT NOT NULL,"
+    " PRIMARY KEY (account_id, name));"
+    "INSERT INTO subscriptions (account_id, name)"
+    " SELECT account_id, name FROM mailboxes WHERE subscribed <> 0;"
+    "ALTER TABLE mailboxes DROP COLUMN subscribed;";
+
 /* In order; the schema version (PRAGMA user_version) is how many have been applied. */
-static const char *const sq_migrations[] = {sq_migration_1, sq_migration_2};
+static const char *const sq_migrations[] = {sq_migration_1, sq_migration_2, sq_migration_3};
 #define SQ_MIGRATION_COUNT ((int)(sizeof(sq_migrations) / sizeof(sq_migrations[0])))
 
 /* ---- statements: prepared once per connection, on first use ---- */
-
-enum sq_id {
-	SQ_BEGIN,
-	SQ_COMMIT,
-	SQ_ROLLBACK,
-	SQ_USER_VERSION,
-	SQ_META_GET,
-	SQ_META_SET,
-	SQ_DOMAIN_ID,
-	SQ_DOMAIN_INSERT,
-	SQ_DOMAIN_IN_USE,
-	SQ_DOMAIN_DELETE,
-	SQ_DOMAIN_LIST,
-	SQ_ACCOUNT_ID,
-	SQ_ACCOUNT_NEXT_ID,
-	SQ_ACCOUNT_INSERT,
-	SQ_MAILBOX_INSERT,
-	SQ_ACCOUNT_MESSAGES,
-	SQ_ACCOUNT_DELETE,
-	SQ_MESSAGE_DELETE_UNUSED,
-	SQ_ACCOUNT_SET_PASSWORD,
-	SQ_ACCOUNT_SET_QUOTA,
-	SQ_ACCOUNT_SET_APOP,
-	SQ_ACCOUNT_GET_APOP,
-	SQ_ACCOUNT_LIST,
-	SQ_ACCOUNT_LIST_DOMAIN,
-	SQ_ACCOUNT_LOOKUP,
-	SQ_ACCOUNT_USAGE,
-	SQ_ACCOUNT_ADDRESS,
-	SQ_ALIAS_EXISTS,
-	SQ_ALIAS_INSERT,
-	SQ_ALIAS_DELETE_ONE,
-	SQ_ALIAS_DELETE_ALL,
-	SQ_ALIAS_LIST,
-	SQ_ALIAS_TARGETS,
-	SQ_MESSAGE_INSERT,
-	SQ_MESSAGE_ID,
-	SQ_INBOX_NEXT,
-	SQ_ENTRY_INSERT,
-	SQ_ACCOUNT_ADD_USED,
-	SQ_QUEUE_INSERT,
-	SQ_MAILBOX_FIND,
-	SQ_ENTRY_LIST,
-	SQ_ENTRY_LOCATE,
-	SQ_QUEUE_LIST,
-	SQ_MESSAGE_GC,
-	SQ_MESSAGE_EXISTS,
-	SQ_READ_BEGIN,
-	SQ_MAILBOX_STATUS,
-	SQ_ENTRY_SNAPSHOT,
-	SQ_MESSAGE_LOCATE,
-	SQ_MAILBOX_ID,
-	SQ_ENTRY_TAKE,
-	SQ_MESSAGE_SIZE,
-	SQ_MAILBOX_BUMP_MODSEQ,
-	SQ_TOMBSTONE_INSERT,
-	SQ_ACCOUNT_SUB_USED,
-	SQ_COUNT
-};
 
 #define SQ_ACCOUNT_COLUMNS                                                                         \
 	"SELECT a.id, a.address, a.quota, a.used_bytes, (SELECT count(*) FROM"                     \
 	" mailbox_entries e JOIN mailboxes m ON m.id = e.mailbox_id WHERE m.account_id = a.id),"   \
 	" a.password_hash FROM accounts a"
 
-static const char *const sq_sql[SQ_COUNT] = {
+static const char *const sq_sql[SQ_CORE_COUNT] = {
     [SQ_BEGIN] = "BEGIN IMMEDIATE",
     [SQ_COMMIT] = "COMMIT",
     [SQ_ROLLBACK] = "ROLLBACK",
@@ -170,8 +126,8 @@ static const char *const sq_sql[SQ_COUNT] = {
     [SQ_ACCOUNT_INSERT] = "INSERT INTO accounts (id, address, domain_id, password_hash, quota,"
                           " created) VALUES (?1, ?2, ?3, ?4, ?5, ?6)"
                           " ON CONFLICT (address) DO NOTHING",
-    [SQ_MAILBOX_INSERT] = "INSERT INTO mailboxes (account_id, name, special_use,"
-                          " uidvalidity, subscribed) VALUES (?1, ?2, ?3, ?4, ?5)",
+    [SQ_MAILBOX_INSERT] = "INSERT INTO mailboxes (account_id, name, special_use, uidvalidity)"
+                          " VALUES (?1, ?2, ?3, ?4)",
     [SQ_ACCOUNT_MESSAGES] = "SELECT DISTINCT e.message_id FROM mailbox_entries e"
                             " JOIN mailboxes m ON m.id = e.mailbox_id WHERE m.account_id = ?1",
     [SQ_ACCOUNT_DELETE] = "DELETE FROM accounts WHERE id = ?1",
@@ -196,9 +152,16 @@ static const char *const sq_sql[SQ_COUNT] = {
     [SQ_ALIAS_DELETE_ALL] = "DELETE FROM aliases WHERE alias = ?1",
     [SQ_ALIAS_LIST] = "SELECT alias, target FROM aliases ORDER BY alias, target",
     [SQ_ALIAS_TARGETS] = "SELECT target FROM aliases WHERE alias = ?1 ORDER BY id",
+    /* A row that exists keeps its columns; summaries fill only what is missing. */
     [SQ_MESSAGE_INSERT] = "INSERT INTO messages (sha256, size, received_at, mail_from,"
-                          " hdr_from, subject, message_id) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)"
-                          " ON CONFLICT (sha256) DO NOTHING",
+                          " hdr_from, subject, message_id, envelope, body, bodystructure)"
+                          " VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)"
+                          " ON CONFLICT (sha256) DO UPDATE SET"
+                          " envelope = coalesce(envelope, excluded.envelope),"
+                          " body = coalesce(body, excluded.body),"
+                          " bodystructure = coalesce(bodystructure, excluded.bodystructure)"
+                          " WHERE excluded.envelope IS NOT NULL OR excluded.body IS NOT NULL"
+                          " OR excluded.bodystructure IS NOT NULL",
     [SQ_MESSAGE_ID] = "SELECT id FROM messages WHERE sha256 = ?1",
     [SQ_INBOX_NEXT] = "UPDATE mailboxes SET uidnext = uidnext + 1,"
                       " highestmodseq = highestmodseq + 1"
@@ -232,8 +195,9 @@ static const char *const sq_sql[SQ_COUNT] = {
     [SQ_MAILBOX_STATUS] = "SELECT b.id, b.uidvalidity, b.uidnext, b.highestmodseq,"
                           " (SELECT count(*) FROM mailbox_entries e WHERE e.mailbox_id = b.id)"
                           " FROM mailboxes b WHERE b.account_id = ?1 AND b.name = ?2",
-    [SQ_ENTRY_SNAPSHOT] = "SELECT e.uid, m.size, e.internal_date, e.flags, e.modseq"
-                          " FROM mailbox_entries e JOIN messages m ON m.id = e.message_id"
+    [SQ_ENTRY_SNAPSHOT] = "SELECT e.uid, m.size, e.internal_date, e.flags, e.modseq,"
+                          " e.keywords FROM mailbox_entries e"
+                          " JOIN messages m ON m.id = e.message_id"
                           " WHERE e.mailbox_id = ?1 ORDER BY e.uid",
     [SQ_MESSAGE_LOCATE] = "SELECT m.sha256, m.size FROM mailbox_entries e"
                           " JOIN messages m ON m.id = e.message_id"
@@ -251,43 +215,24 @@ static const char *const sq_sql[SQ_COUNT] = {
                             " WHERE id = ?1",
 };
 
-struct sq_conn {
-	sqlite3 *db;
-	sqlite3_stmt *stmts[SQ_COUNT];
-	struct sq_conn *next; /* in store_sqlite.readers */
-	struct store_sqlite *owner;
-};
-
-struct store_sqlite {
-	struct store store; /* first: the common part */
-	char *db_path;
-	struct sq_conn *writer; /* the writer thread's */
-	struct sq_conn *admin;  /* admin writes, under admin_lock */
-	pthread_mutex_t admin_lock;
-	pthread_key_t read_key; /* this thread's query-only connection */
-	bool read_key_created;
-	pthread_mutex_t read_lock;
-	struct sq_conn *readers;
-};
-
-static struct store_sqlite *sq_store(struct store *store)
-{
-	return (struct store_sqlite *)store;
-}
-
 /* Log a database error and return it as an error string. */
-static const char *sq_fail(struct sq_conn *c, const char *what)
+const char *store_sqlite_fail(struct sq_conn *c, const char *what)
 {
 	log_error("store: database: %s: %s", what, sqlite3_errmsg(c->db));
 	return store_error_fmt("database error: %s", sqlite3_errmsg(c->db));
 }
 
+static const char *sq_sql_text(enum sq_id id)
+{
+	return id < SQ_CORE_COUNT ? sq_sql[id] : store_sqlite_mailbox_sql[id - SQ_CORE_COUNT];
+}
+
 static sqlite3_stmt *sq_stmt(struct sq_conn *c, enum sq_id id)
 {
 	if (c->stmts[id] == NULL &&
-	    sqlite3_prepare_v3(c->db, sq_sql[id], -1, SQLITE_PREPARE_PERSISTENT, &c->stmts[id],
+	    sqlite3_prepare_v3(c->db, sq_sql_text(id), -1, SQLITE_PREPARE_PERSISTENT, &c->stmts[id],
 	                       NULL) != SQLITE_OK) {
-		(void)sq_fail(c, sq_sql[id]);
+		(void)store_sqlite_fail(c, sq_sql_text(id));
 		c->stmts[id] = NULL;
 	}
 	return c->stmts[id];
@@ -310,12 +255,6 @@ static int sq_bindv(sqlite3_stmt *st, const char *fmt, va_list ap)
 	return rc;
 }
 
-static void sq_reset(sqlite3_stmt *st)
-{
-	sqlite3_reset(st);
-	sqlite3_clear_bindings(st);
-}
-
 /* Prepare, bind and step once. Returns SQLITE_ROW with *st_r on the first row (the caller
  * reads it, may step further, and calls sqlite3_reset()), SQLITE_DONE (already reset), or
  * -1 (logged, *error_r set when error_r != NULL). */
@@ -327,7 +266,7 @@ static int sq_stepv(struct sq_conn *c, enum sq_id id, sqlite3_stmt **st_r, const
 	if (st == NULL) {
 		error = store_error_fmt("database error: cannot prepare statement");
 	} else if (sq_bindv(st, fmt, ap) != SQLITE_OK) {
-		error = sq_fail(c, sq_sql[id]);
+		error = store_sqlite_fail(c, sq_sql_text(id));
 		sq_reset(st);
 	} else {
 		int rc = sqlite3_step(st);
@@ -335,7 +274,7 @@ static int sq_stepv(struct sq_conn *c, enum sq_id id, sqlite3_stmt **st_r, const
 			*st_r = st;
 			return rc;
 		}
-		error = rc == SQLITE_DONE ? NULL : sq_fail(c, sq_sql[id]);
+		error = rc == SQLITE_DONE ? NULL : store_sqlite_fail(c, sq_sql_text(id));
 		sq_reset(st);
 		if (rc == SQLITE_DONE)
 			return rc;
@@ -345,8 +284,8 @@ static int sq_stepv(struct sq_conn *c, enum sq_id id, sqlite3_stmt **st_r, const
 	return -1;
 }
 
-static int sq_step(struct sq_conn *c, enum sq_id id, sqlite3_stmt **st_r, const char **error_r,
-                   const char *fmt, ...)
+int store_sqlite_step(struct sq_conn *c, enum sq_id id, sqlite3_stmt **st_r, const char **error_r,
+                      const char *fmt, ...)
 {
 	va_list ap;
 	va_start(ap, fmt);
@@ -356,7 +295,7 @@ static int sq_step(struct sq_conn *c, enum sq_id id, sqlite3_stmt **st_r, const 
 }
 
 /* Run a statement for its effect. Returns the number of changed rows, or -1. */
-static int sq_exec(struct sq_conn *c, enum sq_id id, const char **error_r, const char *fmt, ...)
+int store_sqlite_exec(struct sq_conn *c, enum sq_id id, const char **error_r, const char *fmt, ...)
 {
 	sqlite3_stmt *st;
 	va_list ap;
@@ -369,8 +308,8 @@ static int sq_exec(struct sq_conn *c, enum sq_id id, const char **error_r, const
 }
 
 /* First column of the first row as an integer: 1 found, 0 no row, -1 error. */
-static int sq_int(struct sq_conn *c, enum sq_id id, int64_t *value_r, const char **error_r,
-                  const char *fmt, ...)
+int store_sqlite_int(struct sq_conn *c, enum sq_id id, int64_t *value_r, const char **error_r,
+                     const char *fmt, ...)
 {
 	sqlite3_stmt *st;
 	va_list ap;
@@ -387,16 +326,16 @@ static int sq_int(struct sq_conn *c, enum sq_id id, int64_t *value_r, const char
 /* Call row() for every row of a query. 0, or -1. row() may reach the caller's callbacks,
  * which may call into the store again on this thread, even the same listing: then the
  * cached statement is busy and a private one is prepared for the nested run. */
-static int sq_each(struct sq_conn *c, enum sq_id id, void (*row)(void *ctx, sqlite3_stmt *st),
-                   void *ctx, const char *fmt, ...)
+int store_sqlite_each(struct sq_conn *c, enum sq_id id, void (*row)(void *ctx, sqlite3_stmt *st),
+                      void *ctx, const char *fmt, ...)
 {
 	sqlite3_stmt *st = sq_stmt(c, id);
 	bool own = false;
 	int rc;
 	if (st != NULL && sqlite3_stmt_busy(st)) {
 		own = true;
-		if (sqlite3_prepare_v2(c->db, sq_sql[id], -1, &st, NULL) != SQLITE_OK) {
-			(void)sq_fail(c, sq_sql[id]);
+		if (sqlite3_prepare_v2(c->db, sq_sql_text(id), -1, &st, NULL) != SQLITE_OK) {
+			(void)store_sqlite_fail(c, sq_sql_text(id));
 			st = NULL;
 		}
 	}
@@ -411,23 +350,12 @@ static int sq_each(struct sq_conn *c, enum sq_id id, void (*row)(void *ctx, sqli
 			row(ctx, st);
 	}
 	if (rc != SQLITE_DONE)
-		(void)sq_fail(c, sq_sql[id]);
+		(void)store_sqlite_fail(c, sq_sql_text(id));
 	if (own)
 		sqlite3_finalize(st);
 	else
 		sq_reset(st);
 	return rc == SQLITE_DONE ? 0 : -1;
-}
-
-static const char *sq_text(sqlite3_stmt *st, int col)
-{
-	return (const char *)sqlite3_column_text(st, col);
-}
-
-static const char *sq_text0(sqlite3_stmt *st, int col)
-{
-	const char *s = sq_text(st, col);
-	return s == NULL ? "" : s;
 }
 
 /* ---- connections ---- */
@@ -480,7 +408,7 @@ static void sq_reader_destroy(void *arg)
 }
 
 /* This thread's query-only connection, opened on first use; NULL on error (logged). */
-static struct sq_conn *sq_reader(struct store *store)
+struct sq_conn *store_sqlite_reader(struct store *store)
 {
 	struct store_sqlite *s = sq_store(store);
 	struct sq_conn *c = pthread_getspecific(s->read_key);
@@ -506,7 +434,7 @@ static struct sq_conn *sq_admin_begin(struct store *store, const char **error_r)
 {
 	struct store_sqlite *s = sq_store(store);
 	pthread_mutex_lock(&s->admin_lock);
-	if (sq_exec(s->admin, SQ_BEGIN, error_r, "") < 0) {
+	if (store_sqlite_exec(s->admin, SQ_BEGIN, error_r, "") < 0) {
 		pthread_mutex_unlock(&s->admin_lock);
 		return NULL;
 	}
@@ -514,19 +442,19 @@ static struct sq_conn *sq_admin_begin(struct store *store, const char **error_r)
 }
 
 /* Commit when ret is 0, else roll back; unlock. Returns ret, or -1 when COMMIT failed. */
-static int sq_end(struct sq_conn *c, int ret, const char **error_r)
+int store_sqlite_end(struct sq_conn *c, int ret, const char **error_r)
 {
-	if (ret == 0 && sq_exec(c, SQ_COMMIT, error_r, "") < 0)
+	if (ret == 0 && store_sqlite_exec(c, SQ_COMMIT, error_r, "") < 0)
 		ret = -1;
 	if (ret < 0 && sqlite3_get_autocommit(c->db) == 0)
-		(void)sq_exec(c, SQ_ROLLBACK, NULL, "");
+		(void)store_sqlite_exec(c, SQ_ROLLBACK, NULL, "");
 	return ret;
 }
 
 static int sq_admin_end(struct store *store, int ret, const char **error_r)
 {
 	struct store_sqlite *s = sq_store(store);
-	ret = sq_end(s->admin, ret, error_r);
+	ret = store_sqlite_end(s->admin, ret, error_r);
 	pthread_mutex_unlock(&s->admin_lock);
 	return ret;
 }
@@ -536,10 +464,10 @@ static int sq_admin_end(struct store *store, int ret, const char **error_r)
 static int sq_migrate_step(struct sq_conn *c, int target, int *version_r, const char **error_r)
 {
 	int64_t version = 0;
-	if (sq_exec(c, SQ_BEGIN, error_r, "") < 0)
+	if (store_sqlite_exec(c, SQ_BEGIN, error_r, "") < 0)
 		return -1;
 	/* Read inside the write transaction: another process may have migrated meanwhile. */
-	int ret = sq_int(c, SQ_USER_VERSION, &version, error_r, "") == 1 ? 0 : -1;
+	int ret = store_sqlite_int(c, SQ_USER_VERSION, &version, error_r, "") == 1 ? 0 : -1;
 	if (ret == 0 && version > SQ_MIGRATION_COUNT) {
 		*error_r = store_error_fmt("database schema version %" PRId64
 		                           " is newer than this program (%d)",
@@ -553,7 +481,7 @@ static int sq_migrate_step(struct sq_conn *c, int target, int *version_r, const 
 			log_panic("store: buffer too small for user_version");
 		if (sqlite3_exec(c->db, sq_migrations[version], NULL, NULL, NULL) != SQLITE_OK ||
 		    sqlite3_exec(c->db, buf_cstr(&b), NULL, NULL, NULL) != SQLITE_OK) {
-			*error_r = sq_fail(c, "migration");
+			*error_r = store_sqlite_fail(c, "migration");
 			ret = -1;
 		} else {
 			log_info("store: applied schema migration %d", (int)version + 1);
@@ -562,7 +490,7 @@ static int sq_migrate_step(struct sq_conn *c, int target, int *version_r, const 
 		buf_free(&b);
 	}
 	*version_r = (int)version;
-	return sq_end(c, ret, error_r);
+	return store_sqlite_end(c, ret, error_r);
 }
 
 /* Apply the migrations after the database's version, up to target. */
@@ -578,9 +506,9 @@ static int sq_migrate(struct sq_conn *c, int target, const char **error_r)
 
 static int sq_schema_version(struct store *store)
 {
-	struct sq_conn *c = sq_reader(store);
+	struct sq_conn *c = store_sqlite_reader(store);
 	int64_t version;
-	if (c == NULL || sq_int(c, SQ_USER_VERSION, &version, NULL, "") != 1)
+	if (c == NULL || store_sqlite_int(c, SQ_USER_VERSION, &version, NULL, "") != 1)
 		return -1;
 	return (int)version;
 }
@@ -610,7 +538,7 @@ static int sq_journal_wal(struct sq_conn *c, const char **error_r)
 	sqlite3_stmt *st;
 	int ok = 0;
 	if (sqlite3_prepare_v2(c->db, "PRAGMA journal_mode = WAL", -1, &st, NULL) != SQLITE_OK) {
-		*error_r = sq_fail(c, "journal_mode");
+		*error_r = store_sqlite_fail(c, "journal_mode");
 		return -1;
 	}
 	if (sqlite3_step(st) == SQLITE_ROW && sq_text(st, 0) != NULL)
@@ -675,7 +603,7 @@ static int sq_domain_add(struct store *store, const char *domain, const char **e
 	struct sq_conn *c = sq_admin_begin(store, error_r);
 	if (c == NULL)
 		return -1;
-	int n = sq_exec(c, SQ_DOMAIN_INSERT, error_r, "si", domain, (int64_t)time(NULL));
+	int n = store_sqlite_exec(c, SQ_DOMAIN_INSERT, error_r, "si", domain, (int64_t)time(NULL));
 	if (n == 0)
 		*error_r = store_error_fmt("domain %s already exists", domain);
 	return sq_admin_end(store, n == 1 ? 0 : -1, error_r);
@@ -687,18 +615,18 @@ static int sq_domain_del(struct store *store, const char *domain, const char **e
 	int64_t id, users = 0;
 	if (c == NULL)
 		return -1;
-	int ret = sq_int(c, SQ_DOMAIN_ID, &id, error_r, "s", domain);
+	int ret = store_sqlite_int(c, SQ_DOMAIN_ID, &id, error_r, "s", domain);
 	if (ret == 0)
 		*error_r = store_error_fmt("no such domain %s", domain);
 	if (ret == 1)
-		ret = sq_int(c, SQ_DOMAIN_IN_USE, &users, error_r, "is", id, domain);
+		ret = store_sqlite_int(c, SQ_DOMAIN_IN_USE, &users, error_r, "is", id, domain);
 	if (ret == 1 && users > 0) {
 		*error_r =
 		    store_error_fmt("domain %s is still used by accounts or aliases", domain);
 		ret = 0;
 	}
 	if (ret == 1)
-		ret = sq_exec(c, SQ_DOMAIN_DELETE, error_r, "i", id);
+		ret = store_sqlite_exec(c, SQ_DOMAIN_DELETE, error_r, "i", id);
 	return sq_admin_end(store, ret == 1 ? 0 : -1, error_r);
 }
 
@@ -721,41 +649,51 @@ static void sq_domain_row(void *ctx, sqlite3_stmt *st)
 
 static int sq_domain_list(struct store *store, void (*fn)(void *ctx, const char *domain), void *ctx)
 {
-	struct sq_conn *c = sq_reader(store);
+	struct sq_conn *c = store_sqlite_reader(store);
 	struct sq_cb cb = {.fn.domain = fn, .ctx = ctx};
-	return c == NULL ? -1 : sq_each(c, SQ_DOMAIN_LIST, sq_domain_row, &cb, "");
+	return c == NULL ? -1 : store_sqlite_each(c, SQ_DOMAIN_LIST, sq_domain_row, &cb, "");
 }
 
 static int sq_domain_is_local(struct store *store, const char *domain)
 {
-	struct sq_conn *c = sq_reader(store);
+	struct sq_conn *c = store_sqlite_reader(store);
 	int64_t id;
-	return c == NULL ? -1 : sq_int(c, SQ_DOMAIN_ID, &id, NULL, "s", domain);
+	return c == NULL ? -1 : store_sqlite_int(c, SQ_DOMAIN_ID, &id, NULL, "s", domain);
 }
 
 /* ---- accounts ---- */
 
+int store_sqlite_next_uidvalidity(struct sq_conn *c, int64_t *uidvalidity_r, const char **error_r)
+{
+	int64_t last = 0, now = (int64_t)time(NULL);
+	if (store_sqlite_int(c, SQ_META_GET, &last, error_r, "s", "uidvalidity") < 0)
+		return -1;
+	last = now > last ? now : last + 1;
+	if (last > (int64_t)UINT32_MAX) {
+		*error_r = "UIDVALIDITY space exhausted";
+		return -1;
+	}
+	*uidvalidity_r = last;
+	return store_sqlite_exec(c, SQ_META_SET, error_r, "si", "uidvalidity", last) < 0 ? -1 : 0;
+}
+
 /* The template mailboxes of a new account, each with a UIDVALIDITY above every earlier
- * one of this store (the last one handed out is kept in meta). */
+ * one of this store (the last one handed out is kept in meta), and their subscriptions. */
 static int sq_add_mailboxes(struct sq_conn *c, int64_t account_id,
                             const struct store_mailbox_template *mailboxes, size_t count,
                             const char **error_r)
 {
-	int64_t last = 0, now = (int64_t)time(NULL);
-	if (sq_int(c, SQ_META_GET, &last, error_r, "s", "uidvalidity") < 0)
-		return -1;
 	for (size_t i = 0; i < count; i++) {
-		last = now > last ? now : last + 1;
-		if (last > (int64_t)UINT32_MAX) {
-			*error_r = "UIDVALIDITY space exhausted";
+		int64_t uidvalidity;
+		if (store_sqlite_next_uidvalidity(c, &uidvalidity, error_r) < 0 ||
+		    store_sqlite_exec(c, SQ_MAILBOX_INSERT, error_r, "issi", account_id,
+		                      mailboxes[i].name, mailboxes[i].special_use, uidvalidity) < 0)
 			return -1;
-		}
-		if (sq_exec(c, SQ_MAILBOX_INSERT, error_r, "issii", account_id, mailboxes[i].name,
-		            mailboxes[i].special_use, last,
-		            (int64_t)(mailboxes[i].subscribed ? 1 : 0)) < 0)
+		if (mailboxes[i].subscribed && store_sqlite_exec(c, SQ_SUB_INSERT, error_r, "is",
+		                                                 account_id, mailboxes[i].name) < 0)
 			return -1;
 	}
-	return sq_exec(c, SQ_META_SET, error_r, "si", "uidvalidity", last) < 0 ? -1 : 0;
+	return 0;
 }
 
 static int sq_account_add(struct store *store, const char *address, const char *password_hash,
@@ -766,37 +704,34 @@ static int sq_account_add(struct store *store, const char *address, const char *
 	int64_t domain_id, dummy;
 	if (c == NULL)
 		return -1;
-	int ret = sq_int(c, SQ_DOMAIN_ID, &domain_id, error_r, "s", strchr(address, '@') + 1);
+	int ret =
+	    store_sqlite_int(c, SQ_DOMAIN_ID, &domain_id, error_r, "s", strchr(address, '@') + 1);
 	if (ret == 0)
 		*error_r = store_error_fmt("domain of %s is not local", address);
 	if (ret == 1) {
-		ret = sq_int(c, SQ_ALIAS_EXISTS, &dummy, error_r, "s", address);
+		ret = store_sqlite_int(c, SQ_ALIAS_EXISTS, &dummy, error_r, "s", address);
 		if (ret == 1)
 			*error_r = store_error_fmt("%s is already an alias", address);
 		ret = ret == 0 ? 1 : -1;
 	}
 	int64_t id = 0;
 	if (ret == 1)
-		ret = sq_int(c, SQ_ACCOUNT_NEXT_ID, &id, error_r, "");
+		ret = store_sqlite_int(c, SQ_ACCOUNT_NEXT_ID, &id, error_r, "");
 	if (ret == 1) {
-		ret = sq_exec(c, SQ_ACCOUNT_INSERT, error_r, "isisii", id, address, domain_id,
-		              password_hash, (int64_t)quota, (int64_t)time(NULL));
+		ret = store_sqlite_exec(c, SQ_ACCOUNT_INSERT, error_r, "isisii", id, address,
+		                        domain_id, password_hash, (int64_t)quota,
+		                        (int64_t)time(NULL));
 		if (ret == 0)
 			*error_r = store_error_fmt("account %s already exists", address);
 	}
-	if (ret == 1 && sq_exec(c, SQ_META_SET, error_r, "si", "account_id", id) < 0)
+	if (ret == 1 && store_sqlite_exec(c, SQ_META_SET, error_r, "si", "account_id", id) < 0)
 		ret = -1;
 	if (ret == 1)
 		ret = sq_add_mailboxes(c, id, mailboxes, mailbox_count, error_r) == 0 ? 1 : -1;
 	return sq_admin_end(store, ret == 1 ? 0 : -1, error_r);
 }
 
-struct sq_ids {
-	int64_t *v;
-	size_t count, cap;
-};
-
-static void sq_ids_add(struct sq_ids *ids, int64_t id)
+void store_sqlite_ids_add(struct sq_ids *ids, int64_t id)
 {
 	if (ids->count == ids->cap) {
 		ids->cap = ids->cap == 0 ? 64 : ids->cap * 2;
@@ -807,7 +742,7 @@ static void sq_ids_add(struct sq_ids *ids, int64_t id)
 
 static void sq_ids_row(void *ctx, sqlite3_stmt *st)
 {
-	sq_ids_add(ctx, sqlite3_column_int64(st, 0));
+	store_sqlite_ids_add(ctx, sqlite3_column_int64(st, 0));
 }
 
 /* Delete the message rows among ids that nothing references any more; their content
@@ -817,7 +752,8 @@ static int sq_delete_unused(struct sq_conn *c, const struct sq_ids *ids, char **
 {
 	for (size_t i = 0; i < ids->count; i++) {
 		sqlite3_stmt *st;
-		int rc = sq_step(c, SQ_MESSAGE_DELETE_UNUSED, &st, error_r, "i", ids->v[i]);
+		int rc =
+		    store_sqlite_step(c, SQ_MESSAGE_DELETE_UNUSED, &st, error_r, "i", ids->v[i]);
 		if (rc < 0)
 			return -1;
 		if (rc == SQLITE_ROW) {
@@ -852,16 +788,16 @@ static int sq_account_del(struct store *store, const char *address,
 	int64_t id;
 	if (c == NULL)
 		return -1;
-	int ret = sq_int(c, SQ_ACCOUNT_ID, &id, error_r, "s", address);
+	int ret = store_sqlite_int(c, SQ_ACCOUNT_ID, &id, error_r, "s", address);
 	if (ret == 0)
 		*error_r = store_error_fmt("no such account %s", address);
-	if (ret == 1 && sq_each(c, SQ_ACCOUNT_MESSAGES, sq_ids_row, &ids, "i", id) < 0) {
+	if (ret == 1 && store_sqlite_each(c, SQ_ACCOUNT_MESSAGES, sq_ids_row, &ids, "i", id) < 0) {
 		*error_r = "database error listing messages";
 		ret = -1;
 	}
 	/* Mailboxes, entries and tombstones go by ON DELETE CASCADE. */
 	if (ret == 1)
-		ret = sq_exec(c, SQ_ACCOUNT_DELETE, error_r, "i", id);
+		ret = store_sqlite_exec(c, SQ_ACCOUNT_DELETE, error_r, "i", id);
 	if (ret == 1)
 		ret = sq_delete_unused(c, &ids, &removed, &removed_count, error_r) == 0 ? 1 : -1;
 	ret = sq_admin_end(store, ret == 1 ? 0 : -1, error_r);
@@ -877,8 +813,8 @@ static int sq_account_update(struct store *store, enum sq_id id, const char *add
 	struct sq_conn *c = sq_admin_begin(store, error_r);
 	if (c == NULL)
 		return -1;
-	int n = fmt[1] == 's' ? sq_exec(c, id, error_r, fmt, address, text)
-	                      : sq_exec(c, id, error_r, fmt, address, number);
+	int n = fmt[1] == 's' ? store_sqlite_exec(c, id, error_r, fmt, address, text)
+	                      : store_sqlite_exec(c, id, error_r, fmt, address, number);
 	if (n == 0)
 		*error_r = store_error_fmt("no such account %s", address);
 	return sq_admin_end(store, n == 1 ? 0 : -1, error_r);
@@ -907,9 +843,10 @@ static int sq_account_set_apop(struct store *store, const char *address, const c
 static int sq_account_get_apop(struct store *store, const char *address, uint64_t *id_r,
                                char **secret_r)
 {
-	struct sq_conn *c = sq_reader(store);
+	struct sq_conn *c = store_sqlite_reader(store);
 	sqlite3_stmt *st;
-	int rc = c == NULL ? -1 : sq_step(c, SQ_ACCOUNT_GET_APOP, &st, NULL, "s", address);
+	int rc =
+	    c == NULL ? -1 : store_sqlite_step(c, SQ_ACCOUNT_GET_APOP, &st, NULL, "s", address);
 	if (rc != SQLITE_ROW)
 		return rc < 0 ? -1 : 0;
 	const char *secret = sq_text(st, 1);
@@ -941,21 +878,21 @@ static void sq_account_row(void *ctx, sqlite3_stmt *st)
 static int sq_account_list(struct store *store, const char *domain,
                            void (*fn)(void *ctx, const struct store_account_info *info), void *ctx)
 {
-	struct sq_conn *c = sq_reader(store);
+	struct sq_conn *c = store_sqlite_reader(store);
 	struct sq_cb cb = {.fn.account = fn, .ctx = ctx};
 	if (c == NULL)
 		return -1;
 	if (domain == NULL)
-		return sq_each(c, SQ_ACCOUNT_LIST, sq_account_row, &cb, "");
-	return sq_each(c, SQ_ACCOUNT_LIST_DOMAIN, sq_account_row, &cb, "s", domain);
+		return store_sqlite_each(c, SQ_ACCOUNT_LIST, sq_account_row, &cb, "");
+	return store_sqlite_each(c, SQ_ACCOUNT_LIST_DOMAIN, sq_account_row, &cb, "s", domain);
 }
 
 static int sq_account_lookup(struct store *store, const char *address, uint64_t *id_r,
                              char **password_hash_r, struct store_account_info *info_r)
 {
-	struct sq_conn *c = sq_reader(store);
+	struct sq_conn *c = store_sqlite_reader(store);
 	sqlite3_stmt *st;
-	int rc = c == NULL ? -1 : sq_step(c, SQ_ACCOUNT_LOOKUP, &st, NULL, "s", address);
+	int rc = c == NULL ? -1 : store_sqlite_step(c, SQ_ACCOUNT_LOOKUP, &st, NULL, "s", address);
 	if (rc != SQLITE_ROW)
 		return rc < 0 ? -1 : 0;
 	if (id_r != NULL)
@@ -973,9 +910,11 @@ static int sq_account_lookup(struct store *store, const char *address, uint64_t 
 static int sq_account_usage(struct store *store, uint64_t account_id, uint64_t *quota_r,
                             uint64_t *used_r)
 {
-	struct sq_conn *c = sq_reader(store);
+	struct sq_conn *c = store_sqlite_reader(store);
 	sqlite3_stmt *st;
-	int rc = c == NULL ? -1 : sq_step(c, SQ_ACCOUNT_USAGE, &st, NULL, "i", (int64_t)account_id);
+	int rc = c == NULL
+	             ? -1
+	             : store_sqlite_step(c, SQ_ACCOUNT_USAGE, &st, NULL, "i", (int64_t)account_id);
 	if (rc != SQLITE_ROW)
 		return rc < 0 ? -1 : 0;
 	if (quota_r != NULL)
@@ -988,10 +927,11 @@ static int sq_account_usage(struct store *store, uint64_t account_id, uint64_t *
 
 static int sq_account_address(struct store *store, uint64_t account_id, char **address_r)
 {
-	struct sq_conn *c = sq_reader(store);
+	struct sq_conn *c = store_sqlite_reader(store);
 	sqlite3_stmt *st;
-	int rc =
-	    c == NULL ? -1 : sq_step(c, SQ_ACCOUNT_ADDRESS, &st, NULL, "i", (int64_t)account_id);
+	int rc = c == NULL ? -1
+	                   : store_sqlite_step(c, SQ_ACCOUNT_ADDRESS, &st, NULL, "i",
+	                                       (int64_t)account_id);
 	if (rc != SQLITE_ROW)
 		return rc < 0 ? -1 : 0;
 	*address_r = xstrdup(sq_text0(st, 0));
@@ -1001,9 +941,9 @@ static int sq_account_address(struct store *store, uint64_t account_id, char **a
 
 static int sq_account_find(struct store *store, const char *address, uint64_t *id_r)
 {
-	struct sq_conn *c = sq_reader(store);
+	struct sq_conn *c = store_sqlite_reader(store);
 	int64_t id;
-	int ret = c == NULL ? -1 : sq_int(c, SQ_ACCOUNT_ID, &id, NULL, "s", address);
+	int ret = c == NULL ? -1 : store_sqlite_int(c, SQ_ACCOUNT_ID, &id, NULL, "s", address);
 	if (ret == 1)
 		*id_r = (uint64_t)id;
 	return ret;
@@ -1018,17 +958,19 @@ static int sq_alias_add(struct store *store, const char *alias, const char *targ
 	int64_t domain_id, dummy;
 	if (c == NULL)
 		return -1;
-	int ret = sq_int(c, SQ_DOMAIN_ID, &domain_id, error_r, "s", strchr(alias, '@') + 1);
+	int ret =
+	    store_sqlite_int(c, SQ_DOMAIN_ID, &domain_id, error_r, "s", strchr(alias, '@') + 1);
 	if (ret == 0)
 		*error_r = store_error_fmt("domain of %s is not local", alias);
 	if (ret == 1) {
-		ret = sq_int(c, SQ_ACCOUNT_ID, &dummy, error_r, "s", alias);
+		ret = store_sqlite_int(c, SQ_ACCOUNT_ID, &dummy, error_r, "s", alias);
 		if (ret == 1)
 			*error_r = store_error_fmt("%s is already an account", alias);
 		ret = ret == 0 ? 1 : -1;
 	}
 	if (ret == 1) {
-		ret = sq_exec(c, SQ_ALIAS_INSERT, error_r, "sis", alias, domain_id, target);
+		ret =
+		    store_sqlite_exec(c, SQ_ALIAS_INSERT, error_r, "sis", alias, domain_id, target);
 		if (ret == 0)
 			*error_r = store_error_fmt("alias %s -> %s already exists", alias, target);
 	}
@@ -1041,8 +983,9 @@ static int sq_alias_del(struct store *store, const char *alias, const char *targ
 	struct sq_conn *c = sq_admin_begin(store, error_r);
 	if (c == NULL)
 		return -1;
-	int n = target == NULL ? sq_exec(c, SQ_ALIAS_DELETE_ALL, error_r, "s", alias)
-	                       : sq_exec(c, SQ_ALIAS_DELETE_ONE, error_r, "ss", alias, target);
+	int n = target == NULL
+	            ? store_sqlite_exec(c, SQ_ALIAS_DELETE_ALL, error_r, "s", alias)
+	            : store_sqlite_exec(c, SQ_ALIAS_DELETE_ONE, error_r, "ss", alias, target);
 	if (n == 0)
 		*error_r =
 		    store_error_fmt("no such alias %s%s%s", alias, target == NULL ? "" : " -> ",
@@ -1059,9 +1002,9 @@ static void sq_alias_row(void *ctx, sqlite3_stmt *st)
 static int sq_alias_list(struct store *store,
                          void (*fn)(void *ctx, const char *alias, const char *target), void *ctx)
 {
-	struct sq_conn *c = sq_reader(store);
+	struct sq_conn *c = store_sqlite_reader(store);
 	struct sq_cb cb = {.fn.alias = fn, .ctx = ctx};
-	return c == NULL ? -1 : sq_each(c, SQ_ALIAS_LIST, sq_alias_row, &cb, "");
+	return c == NULL ? -1 : store_sqlite_each(c, SQ_ALIAS_LIST, sq_alias_row, &cb, "");
 }
 
 struct sq_targets {
@@ -1080,9 +1023,9 @@ static void sq_target_row(void *ctx, sqlite3_stmt *st)
 static int sq_alias_targets(struct store *store, const char *alias,
                             void (*fn)(void *ctx, const char *target), void *ctx)
 {
-	struct sq_conn *c = sq_reader(store);
+	struct sq_conn *c = store_sqlite_reader(store);
 	struct sq_targets t = {fn, ctx, 0};
-	if (c == NULL || sq_each(c, SQ_ALIAS_TARGETS, sq_target_row, &t, "s", alias) < 0)
+	if (c == NULL || store_sqlite_each(c, SQ_ALIAS_TARGETS, sq_target_row, &t, "s", alias) < 0)
 		return -1;
 	return t.count;
 }
@@ -1092,10 +1035,10 @@ static int sq_alias_targets(struct store *store, const char *alias,
 /* INBOX of one account: next UID and MODSEQ, the entry, the account's used bytes. */
 static int sq_deliver_local(struct sq_conn *c, uint64_t account, int64_t message_id,
                             const struct store_commit_delivery *item, int64_t internal_date,
-                            const char **error_r)
+                            struct store_changes *changes, const char **error_r)
 {
 	sqlite3_stmt *st;
-	int rc = sq_step(c, SQ_INBOX_NEXT, &st, error_r, "i", (int64_t)account);
+	int rc = store_sqlite_step(c, SQ_INBOX_NEXT, &st, error_r, "i", (int64_t)account);
 	if (rc < 0)
 		return -1;
 	if (rc == SQLITE_DONE) {
@@ -1112,36 +1055,54 @@ static int sq_deliver_local(struct sq_conn *c, uint64_t account, int64_t message
 		*error_r = store_error_fmt("account %" PRIu64 ": INBOX UIDs exhausted", account);
 		return -1;
 	}
-	if (sq_exec(c, SQ_ENTRY_INSERT, error_r, "iiiii", mailbox_id, uid, message_id, modseq,
-	            internal_date) < 0 ||
-	    sq_exec(c, SQ_ACCOUNT_ADD_USED, error_r, "ii", (int64_t)account, (int64_t)item->size) <
-	        0)
+	store_watch_changed(changes, account, "INBOX", (uint64_t)modseq);
+	if (store_sqlite_exec(c, SQ_ENTRY_INSERT, error_r, "iiiii", mailbox_id, uid, message_id,
+	                      modseq, internal_date) < 0 ||
+	    store_sqlite_exec(c, SQ_ACCOUNT_ADD_USED, error_r, "ii", (int64_t)account,
+	                      (int64_t)item->size) < 0)
 		return -1;
 	return 0;
 }
 
+int store_sqlite_message_row(struct sq_conn *c, const char *sha256, uint64_t size,
+                             int64_t received_at, const char *mail_from, const char *hdr_from,
+                             const char *subject, const char *message_id,
+                             const struct store_summary *summary, int64_t *id_r,
+                             const char **error_r)
+{
+	static const struct store_summary none = {0};
+	const struct store_summary *sum = summary == NULL ? &none : summary;
+	if (store_sqlite_exec(c, SQ_MESSAGE_INSERT, error_r, "siisssssss", sha256, (int64_t)size,
+	                      received_at, mail_from, hdr_from, subject, message_id, sum->envelope,
+	                      sum->body, sum->bodystructure) < 0)
+		return -1;
+	if (store_sqlite_int(c, SQ_MESSAGE_ID, id_r, error_r, "s", sha256) != 1) {
+		*error_r = "message row vanished";
+		return -1;
+	}
+	return 0;
+}
+
 static int sq_deliver_one(struct sq_conn *c, const struct store_commit_delivery *item, int64_t now,
-                          const char **error_r)
+                          struct store_changes *changes, const char **error_r)
 {
 	const struct store_delivery *d = item->delivery;
 	const char *mail_from = d->mail_from == NULL ? "" : d->mail_from;
 	int64_t received = d->received_at > 0 ? d->received_at : now;
 	int64_t message_id;
 
-	if (sq_exec(c, SQ_MESSAGE_INSERT, error_r, "siissss", item->sha256, (int64_t)item->size,
-	            received, mail_from, d->hdr_from, d->hdr_subject, d->hdr_message_id) < 0)
+	if (store_sqlite_message_row(c, item->sha256, item->size, received, mail_from, d->hdr_from,
+	                             d->hdr_subject, d->hdr_message_id, item->summary, &message_id,
+	                             error_r) < 0)
 		return -1;
-	if (sq_int(c, SQ_MESSAGE_ID, &message_id, error_r, "s", item->sha256) != 1) {
-		*error_r = "message row vanished";
-		return -1;
-	}
 	for (size_t i = 0; i < item->account_count; i++) {
-		if (sq_deliver_local(c, item->accounts[i], message_id, item, received, error_r) < 0)
+		if (sq_deliver_local(c, item->accounts[i], message_id, item, received, changes,
+		                     error_r) < 0)
 			return -1;
 	}
 	for (size_t i = 0; i < d->remote_count; i++) {
-		if (sq_exec(c, SQ_QUEUE_INSERT, error_r, "issi", message_id, mail_from,
-		            d->remote[i], now) < 0)
+		if (store_sqlite_exec(c, SQ_QUEUE_INSERT, error_r, "issi", message_id, mail_from,
+		                      d->remote[i], now) < 0)
 			return -1;
 	}
 	return 0;
@@ -1154,38 +1115,39 @@ static int sq_expunge_uid(struct sq_conn *c, int64_t mailbox_id, uint32_t uid, i
                           const char **error_r)
 {
 	int64_t message_id, size;
-	int ret = sq_int(c, SQ_ENTRY_TAKE, &message_id, error_r, "ii", mailbox_id, (int64_t)uid);
+	int ret = store_sqlite_int(c, SQ_ENTRY_TAKE, &message_id, error_r, "ii", mailbox_id,
+	                           (int64_t)uid);
 	if (ret <= 0)
 		return ret;
-	ret = sq_int(c, SQ_MESSAGE_SIZE, &size, error_r, "i", message_id);
+	ret = store_sqlite_int(c, SQ_MESSAGE_SIZE, &size, error_r, "i", message_id);
 	if (ret == 0)
 		*error_r = "message row vanished";
 	if (ret == 1 && *modseq == 0) {
-		ret = sq_int(c, SQ_MAILBOX_BUMP_MODSEQ, modseq, error_r, "i", mailbox_id);
+		ret = store_sqlite_int(c, SQ_MAILBOX_BUMP_MODSEQ, modseq, error_r, "i", mailbox_id);
 		if (ret == 0)
 			*error_r = "mailbox vanished";
 	}
 	/* QRESYNC (RFC 7162): every entry expunged here gets the mailbox's new MODSEQ. */
-	if (ret == 1 &&
-	    sq_exec(c, SQ_TOMBSTONE_INSERT, error_r, "iii", mailbox_id, (int64_t)uid, *modseq) < 0)
+	if (ret == 1 && store_sqlite_exec(c, SQ_TOMBSTONE_INSERT, error_r, "iii", mailbox_id,
+	                                  (int64_t)uid, *modseq) < 0)
 		ret = -1;
 	if (ret != 1)
 		return -1;
-	sq_ids_add(unref, message_id);
+	store_sqlite_ids_add(unref, message_id);
 	x->expunged++;
 	x->freed += (uint64_t)size;
 	return 1;
 }
 
 static int sq_expunge_one(struct sq_conn *c, struct store_commit_expunge *x, struct sq_ids *unref,
-                          const char **error_r)
+                          struct store_changes *changes, const char **error_r)
 {
 	int64_t mailbox_id, modseq = 0;
 	x->no_mailbox = false;
 	x->expunged = 0;
 	x->freed = 0;
-	int ret = sq_int(c, SQ_MAILBOX_ID, &mailbox_id, error_r, "is", (int64_t)x->account_id,
-	                 x->mailbox);
+	int ret = store_sqlite_int(c, SQ_MAILBOX_ID, &mailbox_id, error_r, "is",
+	                           (int64_t)x->account_id, x->mailbox);
 	if (ret <= 0) {
 		x->no_mailbox = ret == 0;
 		return ret;
@@ -1194,14 +1156,37 @@ static int sq_expunge_one(struct sq_conn *c, struct store_commit_expunge *x, str
 		if (sq_expunge_uid(c, mailbox_id, x->uids[i], &modseq, x, unref, error_r) < 0)
 			return -1;
 	}
-	if (x->expunged > 0 && sq_exec(c, SQ_ACCOUNT_SUB_USED, error_r, "ii",
-	                               (int64_t)x->account_id, (int64_t)x->freed) < 0)
+	if (x->expunged > 0 && store_sqlite_exec(c, SQ_ACCOUNT_SUB_USED, error_r, "ii",
+	                                         (int64_t)x->account_id, (int64_t)x->freed) < 0)
 		return -1;
+	if (x->expunged > 0)
+		store_watch_changed(changes, x->account_id, x->mailbox, (uint64_t)modseq);
 	return 0;
 }
 
+/* An IMAP item inside a savepoint: one the backend refuses is rolled back whole, with the
+ * changes and references it recorded. */
+static int sq_mailbox_item(struct sq_conn *c, struct store_commit_item *item, struct sq_ids *unref,
+                           struct store_changes *changes, const char **error_r)
+{
+	size_t changes_mark = changes->count, unref_mark = unref->count;
+	item->refused = NULL;
+	if (store_sqlite_exec(c, SQ_SAVEPOINT, error_r, "") < 0)
+		return -1;
+	if (store_sqlite_mailbox_commit(c, item, unref, changes, error_r) < 0)
+		return -1;
+	if (item->refused != NULL) {
+		if (store_sqlite_exec(c, SQ_ROLLBACK_TO, error_r, "") < 0)
+			return -1;
+		store_watch_truncate(changes, changes_mark);
+		unref->count = unref_mark;
+	}
+	return store_sqlite_exec(c, SQ_RELEASE, error_r, "") < 0 ? -1 : 0;
+}
+
 static int sq_commit(struct store *store, struct store_commit_item *items, size_t count,
-                     store_blob_removed_cb *removed_cb, void *ctx, const char **error_r)
+                     store_blob_removed_cb *removed_cb, void *ctx, struct store_changes *changes,
+                     const char **error_r)
 {
 	struct sq_conn *c = sq_store(store)->writer;
 	int64_t now = (int64_t)time(NULL);
@@ -1209,18 +1194,20 @@ static int sq_commit(struct store *store, struct store_commit_item *items, size_
 	char **removed = NULL;
 	size_t removed_count = 0;
 	int ret = 0;
-	if (sq_exec(c, SQ_BEGIN, error_r, "") < 0)
+	if (store_sqlite_exec(c, SQ_BEGIN, error_r, "") < 0)
 		return -1;
 	for (size_t i = 0; ret == 0 && i < count; i++) {
 		if (items[i].kind == STORE_OP_DELIVERY)
-			ret = sq_deliver_one(c, &items[i].delivery, now, error_r);
+			ret = sq_deliver_one(c, &items[i].delivery, now, changes, error_r);
+		else if (items[i].kind == STORE_OP_EXPUNGE)
+			ret = sq_expunge_one(c, &items[i].expunge, &unref, changes, error_r);
 		else
-			ret = sq_expunge_one(c, &items[i].expunge, &unref, error_r);
+			ret = sq_mailbox_item(c, &items[i], &unref, changes, error_r);
 	}
 	/* Only now: a later delivery of the same bytes in this transaction keeps its row. */
 	if (ret == 0)
 		ret = sq_delete_unused(c, &unref, &removed, &removed_count, error_r);
-	ret = sq_end(c, ret, error_r);
+	ret = store_sqlite_end(c, ret, error_r);
 	sq_removed_report(removed, removed_count, ret == 0, removed_cb, ctx);
 	free(unref.v);
 	return ret;
@@ -1234,7 +1221,7 @@ static int sq_mailbox_find(struct sq_conn *c, const char *address, const char *m
 {
 	/* RFC 9051 §5.1: INBOX is case-insensitive; other names are exact. */
 	const char *name = strcasecmp(mailbox, "INBOX") == 0 ? "INBOX" : mailbox;
-	return sq_int(c, SQ_MAILBOX_FIND, id_r, NULL, "ss", address, name);
+	return store_sqlite_int(c, SQ_MAILBOX_FIND, id_r, NULL, "ss", address, name);
 }
 
 struct sq_list {
@@ -1261,13 +1248,13 @@ static void sq_entry_row(void *ctx, sqlite3_stmt *st)
 static int sq_mail_list(struct store *store, const char *address, const char *mailbox,
                         void (*fn)(void *ctx, const struct store_entry_row *row), void *ctx)
 {
-	struct sq_conn *c = sq_reader(store);
+	struct sq_conn *c = store_sqlite_reader(store);
 	struct sq_list l = {fn, ctx};
 	int64_t mailbox_id;
 	int ret = c == NULL ? -1 : sq_mailbox_find(c, address, mailbox, &mailbox_id);
 	if (ret <= 0)
 		return ret;
-	return sq_each(c, SQ_ENTRY_LIST, sq_entry_row, &l, "i", mailbox_id) < 0 ? -1 : 1;
+	return store_sqlite_each(c, SQ_ENTRY_LIST, sq_entry_row, &l, "i", mailbox_id) < 0 ? -1 : 1;
 }
 
 /* Read a message row's content address and size from a SQ_ENTRY_LOCATE-like row. */
@@ -1288,13 +1275,13 @@ static int sq_locate_row(sqlite3_stmt *st, uint32_t uid, char sha256_r[BLOB_HEX_
 static int sq_mail_locate(struct store *store, const char *address, const char *mailbox,
                           uint32_t uid, char sha256_r[BLOB_HEX_LEN + 1], uint64_t *size_r)
 {
-	struct sq_conn *c = sq_reader(store);
+	struct sq_conn *c = store_sqlite_reader(store);
 	sqlite3_stmt *st;
 	int64_t mailbox_id;
 	int ret = c == NULL ? -1 : sq_mailbox_find(c, address, mailbox, &mailbox_id);
 	if (ret <= 0)
 		return ret;
-	int rc = sq_step(c, SQ_ENTRY_LOCATE, &st, NULL, "ii", mailbox_id, (int64_t)uid);
+	int rc = store_sqlite_step(c, SQ_ENTRY_LOCATE, &st, NULL, "ii", mailbox_id, (int64_t)uid);
 	if (rc != SQLITE_ROW)
 		return rc < 0 ? -1 : 0;
 	return sq_locate_row(st, uid, sha256_r, size_r);
@@ -1303,12 +1290,12 @@ static int sq_mail_locate(struct store *store, const char *address, const char *
 static int sq_message_locate(struct store *store, uint64_t account_id, const char *mailbox,
                              uint32_t uid, char sha256_r[BLOB_HEX_LEN + 1], uint64_t *size_r)
 {
-	struct sq_conn *c = sq_reader(store);
+	struct sq_conn *c = store_sqlite_reader(store);
 	sqlite3_stmt *st;
 	/* One statement: the mailbox and the entry come from the same snapshot. */
 	int rc = c == NULL ? -1
-	                   : sq_step(c, SQ_MESSAGE_LOCATE, &st, NULL, "isi", (int64_t)account_id,
-	                             mailbox, (int64_t)uid);
+	                   : store_sqlite_step(c, SQ_MESSAGE_LOCATE, &st, NULL, "isi",
+	                                       (int64_t)account_id, mailbox, (int64_t)uid);
 	if (rc != SQLITE_ROW)
 		return rc < 0 ? -1 : 0;
 	return sq_locate_row(st, uid, sha256_r, size_r);
@@ -1328,6 +1315,7 @@ static void sq_snapshot_row(void *ctx, sqlite3_stmt *st)
 	    .internal_date = sqlite3_column_int64(st, 2),
 	    .flags = (unsigned)sqlite3_column_int64(st, 3),
 	    .modseq = (uint64_t)sqlite3_column_int64(st, 4),
+	    .keywords = sq_text0(st, 5),
 	};
 	sn->fn(sn->ctx, &entry);
 }
@@ -1337,7 +1325,8 @@ static int sq_snapshot_read(struct sq_conn *c, uint64_t account_id, const char *
                             struct store_mailbox_status *status_r, struct sq_snapshot *sn)
 {
 	sqlite3_stmt *st;
-	int rc = sq_step(c, SQ_MAILBOX_STATUS, &st, NULL, "is", (int64_t)account_id, mailbox);
+	int rc =
+	    store_sqlite_step(c, SQ_MAILBOX_STATUS, &st, NULL, "is", (int64_t)account_id, mailbox);
 	if (rc != SQLITE_ROW)
 		return rc < 0 ? -1 : 0;
 	int64_t mailbox_id = sqlite3_column_int64(st, 0);
@@ -1349,7 +1338,7 @@ static int sq_snapshot_read(struct sq_conn *c, uint64_t account_id, const char *
 	};
 	sq_reset(st);
 	if (sn->fn != NULL &&
-	    sq_each(c, SQ_ENTRY_SNAPSHOT, sq_snapshot_row, sn, "i", mailbox_id) < 0)
+	    store_sqlite_each(c, SQ_ENTRY_SNAPSHOT, sq_snapshot_row, sn, "i", mailbox_id) < 0)
 		return -1;
 	return 1;
 }
@@ -1358,16 +1347,27 @@ static int sq_mailbox_snapshot(struct store *store, uint64_t account_id, const c
                                struct store_mailbox_status *status_r,
                                void (*fn)(void *ctx, const struct store_entry *entry), void *ctx)
 {
-	struct sq_conn *c = sq_reader(store);
+	struct sq_conn *c = store_sqlite_reader(store);
 	struct sq_snapshot sn = {fn, ctx};
-	if (c == NULL)
-		return -1;
-	/* Called again from a callback of an outer snapshot: stay inside that one. */
-	bool outer = sqlite3_get_autocommit(c->db) != 0;
-	if (outer && sq_exec(c, SQ_READ_BEGIN, NULL, "") < 0)
+	int started = c == NULL ? -1 : store_sqlite_read_begin(c);
+	if (started < 0)
 		return -1;
 	int ret = sq_snapshot_read(c, account_id, mailbox, status_r, &sn);
-	if (outer && sq_exec(c, ret < 0 ? SQ_ROLLBACK : SQ_COMMIT, NULL, "") < 0 && ret >= 0)
+	return store_sqlite_read_end(c, started, ret);
+}
+
+int store_sqlite_read_begin(struct sq_conn *c)
+{
+	/* Called again from a callback of an outer snapshot: stay inside that one. */
+	if (sqlite3_get_autocommit(c->db) == 0)
+		return 0;
+	return store_sqlite_exec(c, SQ_READ_BEGIN, NULL, "") < 0 ? -1 : 1;
+}
+
+int store_sqlite_read_end(struct sq_conn *c, int started, int ret)
+{
+	if (started == 1 && store_sqlite_exec(c, ret < 0 ? SQ_ROLLBACK : SQ_COMMIT, NULL, "") < 0 &&
+	    ret >= 0)
 		ret = -1;
 	return ret;
 }
@@ -1391,9 +1391,9 @@ static void sq_queue_row(void *ctx, sqlite3_stmt *st)
 static int sq_queue_list(struct store *store,
                          void (*fn)(void *ctx, const struct store_queue_info *info), void *ctx)
 {
-	struct sq_conn *c = sq_reader(store);
+	struct sq_conn *c = store_sqlite_reader(store);
 	struct sq_cb cb = {.fn.queue = fn, .ctx = ctx};
-	return c == NULL ? -1 : sq_each(c, SQ_QUEUE_LIST, sq_queue_row, &cb, "");
+	return c == NULL ? -1 : store_sqlite_each(c, SQ_QUEUE_LIST, sq_queue_row, &cb, "");
 }
 
 /* ---- garbage collection ---- */
@@ -1417,7 +1417,7 @@ static int sq_message_gc(struct store *store, store_blob_removed_cb *removed_cb,
 	struct sq_conn *c = sq_admin_begin(store, &error);
 	if (c == NULL)
 		return -1;
-	int ret = sq_each(c, SQ_MESSAGE_GC, sq_string_row, &removed, "");
+	int ret = store_sqlite_each(c, SQ_MESSAGE_GC, sq_string_row, &removed, "");
 	ret = sq_admin_end(store, ret, &error);
 	if (ret == 0 && removed.count > 0)
 		log_info("store: removed %zu unreferenced messages", removed.count);
@@ -1427,9 +1427,9 @@ static int sq_message_gc(struct store *store, store_blob_removed_cb *removed_cb,
 
 static int sq_message_exists(struct store *store, const char *sha256)
 {
-	struct sq_conn *c = sq_reader(store);
+	struct sq_conn *c = store_sqlite_reader(store);
 	int64_t dummy;
-	return c == NULL ? -1 : sq_int(c, SQ_MESSAGE_EXISTS, &dummy, NULL, "s", sha256);
+	return c == NULL ? -1 : store_sqlite_int(c, SQ_MESSAGE_EXISTS, &dummy, NULL, "s", sha256);
 }
 
 const struct store_vfuncs store_sqlite_vfuncs = {
@@ -1461,6 +1461,11 @@ const struct store_vfuncs store_sqlite_vfuncs = {
     .mail_locate = sq_mail_locate,
     .mailbox_snapshot = sq_mailbox_snapshot,
     .message_locate = sq_message_locate,
+    .mailbox_list = store_sqlite_mailbox_list,
+    .mailbox_stats = store_sqlite_mailbox_stats,
+    .mailbox_keywords = store_sqlite_mailbox_keywords,
+    .mailbox_changes = store_sqlite_mailbox_changes,
+    .message_summary = store_sqlite_mailbox_summary,
     .queue_list = sq_queue_list,
     .message_gc = sq_message_gc,
     .message_exists = sq_message_exists,
