@@ -1,5 +1,5 @@
-/* IDLE (RFC 2177, RFC 9051 §6.3.13): "+ idling" until the client sends DONE. Changes from
- * other sessions are announced when the store's change bus is wired in (issue 5). */
+/* IDLE (RFC 2177, RFC 9051 §6.3.13): "+ idling" until the client sends DONE; meanwhile the
+ * store's change bus wakes the session, which reports EXISTS/EXPUNGE/FETCH at once. */
 #include "imap/imap_commands.h"
 
 #include <stdlib.h>
@@ -19,6 +19,7 @@ void cmd_idle(struct imap_cmd *cmd)
 	s->idle_tag = xstrdup(cmd->tag);
 	s->io = IMAP_IO_IDLE;
 	conn_printf(s->conn, "+ idling\r\n");
+	imap_session_sync(s, true); /* what changed before IDLE, then live (on_wake) */
 }
 
 void imap_commands_idle_line(struct imap_session *s, const char *line)

@@ -40,6 +40,9 @@ void cmd_select(struct imap_cmd *cmd)
 	imap_session_unselect(s);
 	if (was_selected)
 		imap_send(s, "* OK [CLOSED] Previous mailbox closed");
+	/* Watch first, then snapshot: a change in between is reported, never lost. */
+	s->mailbox = xstrdup(name);
+	imap_session_watch(s);
 	struct store_mailbox_status st;
 	int r = store_mailbox_snapshot(s->server->store, s->account_id, name, &st, imap_select_cb, s);
 	if (r <= 0) {
@@ -51,7 +54,6 @@ void cmd_select(struct imap_cmd *cmd)
 		return;
 	}
 	s->state = IMAP_STATE_SELECTED;
-	s->mailbox = xstrdup(strcasecmp(name, "INBOX") == 0 ? "INBOX" : name);
 	s->read_only = examine;
 	s->uidvalidity = st.uidvalidity;
 	s->uidnext = st.uidnext;

@@ -151,8 +151,26 @@ static void imap_wipe(char **p)
 static void imap_auth_cb(struct auth_request *req, void *ctx)
 {
 	(void)req;
-	struct imap_session *s = ctx;
+	imap_session_op_finished(ctx);
+}
+
+void imap_session_op_finished(struct imap_session *s)
+{
+	atomic_store(&s->async_finished, true);
 	conn_wake(s->conn);
+}
+
+void imap_session_op_start(struct imap_session *s, const char *tag,
+			   void (*done)(struct imap_session *s), void *op)
+{
+	free(s->op_tag);
+	s->op_tag = xstrdup(tag);
+	s->op_done = done;
+	s->op = op;
+	s->async = IMAP_ASYNC_OP;
+	s->io = IMAP_IO_WAIT;
+	conn_pause(s->conn);
+	conn_hold(s->conn);
 }
 
 void imap_session_verify(struct imap_session *s, const char *tag, const char *authzid,
@@ -231,8 +249,149 @@ static void imap_auth_done(struct imap_session *s)
 
 /* ---- selected mailbox ---- */
 
+static void imap_watch_cb(void *ctx, uint64_t highestmodseq)
+{
+	(void)highestmodseq;
+	struct imap_session *s = ctx;
+	atomic_store(&s->changed, true);
+	conn_wake(s->conn); /* writer thread → our loop; the store stays the truth */
+}
+
+void imap_session_watch(struct imap_session *s)
+{
+	s->watch = store_watch(s->server->store, s->account_id, s->mailbox, imap_watch_cb, s);
+}
+
+/* Index of uid in the view (sorted by UID), or -1. */
+static long imap_view_find(const struct imap_session *s, uint32_t uid)
+{
+	long lo = 0, hi = (long)s->count - 1;
+	while (lo <= hi) {
+		long mid = (lo + hi) / 2;
+		if (s->msgs[mid].uid == uid)
+			return mid;
+		if (s->msgs[mid].uid < uid)
+			lo = mid + 1;
+		else
+			hi = mid - 1;
+	}
+	return -1;
+}
+
+struct imap_sync {
+	struct imap_session *s;
+	struct store_entry *entries;
+	size_t entry_count, entry_cap;
+	uint32_t *expunged;
+	size_t expunged_count, expunged_cap;
+};
+
+static void imap_sync_entry(void *ctx, const struct store_entry *e)
+{
+	struct imap_sync *y = ctx;
+	if (y->entry_count == y->entry_cap) {
+		y->entry_cap = y->entry_cap == 0 ? 16 : 2 * y->entry_cap;
+		y->entries = xrealloc(y->entries, y->entry_cap * sizeof(*y->entries));
+	}
+	y->entries[y->entry_count] = *e;
+	y->entries[y->entry_count++].keywords = NULL; /* not kept past the callback */
+}
+
+static void imap_sync_expunged(void *ctx, uint32_t uid, uint64_t modseq)
+{
+	(void)modseq;
+	struct imap_sync *y = ctx;
+	if (y->expunged_count == y->expunged_cap) {
+		y->expunged_cap = y->expunged_cap == 0 ? 16 : 2 * y->expunged_cap;
+		y->expunged = xrealloc(y->expunged, y->expunged_cap * sizeof(*y->expunged));
+	}
+	y->expunged[y->expunged_count++] = uid;
+}
+
+static void imap_flags_text(struct buf *b, unsigned flags)
+{
+	static const char *const names[] = { "\\Seen", "\\Answered", "\\Flagged",
+					     "\\Deleted", "\\Draft" };
+	bool first = true;
+	int r = 0;
+	for (unsigned i = 0; i < 5; i++) {
+		if (flags & (1u << i)) {
+			r |= buf_printf(b, "%s%s", first ? "" : " ", names[i]);
+			first = false;
+		}
+	}
+	(void)r;
+}
+
+void imap_session_sync(struct imap_session *s, bool expunges)
+{
+	if (s->state != IMAP_STATE_SELECTED)
+		return;
+	atomic_store(&s->changed, false);
+	struct imap_sync y = { .s = s };
+	struct store_mailbox_status st;
+	int r = store_mailbox_changes(s->server->store, s->account_id, s->mailbox,
+				      s->highestmodseq, imap_sync_entry, imap_sync_expunged, &y, &st);
+	if (r != 1) {
+		free(y.entries);
+		free(y.expunged);
+		return;
+	}
+	bool complete = true;
+	/* Expunges from the highest sequence number down keep the others' numbers right. */
+	for (size_t i = 0; i < y.expunged_count; i++) {
+		long idx = imap_view_find(s, y.expunged[i]);
+		if (idx < 0)
+			continue;
+		if (!expunges) {
+			complete = false;
+			continue;
+		}
+		imap_send(s, "* %ld EXPUNGE", idx + 1);
+		memmove(&s->msgs[idx], &s->msgs[idx + 1],
+			(s->count - (uint32_t)idx - 1) * sizeof(*s->msgs));
+		s->count--;
+	}
+	uint32_t old_count = s->count;
+	for (size_t i = 0; i < y.entry_count; i++) {
+		const struct store_entry *e = &y.entries[i];
+		long idx = imap_view_find(s, e->uid);
+		if (idx >= 0) {
+			if (s->msgs[idx].flags != e->flags) {
+				s->msgs[idx].flags = e->flags;
+				s->msgs[idx].modseq = e->modseq;
+				struct buf b;
+				buf_init(&b, 256);
+				imap_flags_text(&b, e->flags);
+				imap_send(s, "* %ld FETCH (UID %u FLAGS (%s))", idx + 1, e->uid,
+					  buf_cstr(&b));
+				buf_free(&b);
+			}
+		} else if (s->count == 0 || e->uid > s->msgs[s->count - 1].uid) {
+			if (s->count == s->cap) {
+				s->cap = s->cap == 0 ? 64 : 2 * s->cap;
+				s->msgs = xrealloc(s->msgs, (size_t)s->cap * sizeof(*s->msgs));
+			}
+			s->msgs[s->count++] = (struct imap_msg){ .uid = e->uid, .size = e->size,
+								 .date = e->internal_date,
+								 .flags = e->flags, .modseq = e->modseq };
+		}
+	}
+	if (s->count != old_count)
+		imap_send(s, "* %u EXISTS", s->count);
+	if (st.uidnext > s->uidnext)
+		s->uidnext = st.uidnext;
+	if (complete)
+		s->highestmodseq = st.highestmodseq;
+	else
+		atomic_store(&s->changed, true); /* expunges still owed */
+	free(y.entries);
+	free(y.expunged);
+}
+
 void imap_session_unselect(struct imap_session *s)
 {
+	store_unwatch(&s->watch);
 	free(s->mailbox);
 	s->mailbox = NULL;
 	free(s->msgs);
@@ -252,6 +411,7 @@ static void imap_session_free(struct imap_session *s)
 	free(s->auth_authzid);
 	free(s->sasl_tag);
 	free(s->idle_tag);
+	free(s->op_tag);
 	free(s->user);
 	buf_free(&s->literal);
 	imap_parser_free(&s->parser);
@@ -404,18 +564,35 @@ static void imap_on_timer(struct conn *conn, void *ctx)
 static void imap_on_wake(struct conn *conn, void *ctx)
 {
 	struct imap_session *s = ctx;
-	enum imap_async what = s->async;
-	s->async = IMAP_ASYNC_NONE;
-	if (s->closed) {
-		imap_session_free(s);
+	/* Two things wake us: an operation that finished, and the change bus. */
+	if (s->async != IMAP_ASYNC_NONE && atomic_exchange(&s->async_finished, false)) {
+		enum imap_async what = s->async;
+		s->async = IMAP_ASYNC_NONE;
+		if (s->closed) {
+			if (what == IMAP_ASYNC_OP && s->op_done != NULL)
+				s->op_done(s); /* frees the op; writes go nowhere */
+			imap_session_free(s);
+			conn_unhold(conn);
+			return;
+		}
+		if (what == IMAP_ASYNC_AUTH) {
+			imap_auth_done(s);
+		} else {
+			s->io = IMAP_IO_LINE;
+			s->op_done(s);
+			if (s->io == IMAP_IO_LINE)
+				conn_resume(conn);
+		}
 		conn_unhold(conn);
+	}
+	if (s->closed)
+		return;
+	if (s->shutdown && s->io != IMAP_IO_CLOSING && s->async == IMAP_ASYNC_NONE) {
+		imap_session_close(s, "Server shutting down");
 		return;
 	}
-	if (what == IMAP_ASYNC_AUTH)
-		imap_auth_done(s);
-	conn_unhold(conn);
-	if (s->shutdown && s->io != IMAP_IO_CLOSING)
-		imap_session_close(s, "Server shutting down");
+	if (s->io == IMAP_IO_IDLE && atomic_load(&s->changed))
+		imap_session_sync(s, true); /* RFC 2177: report changes while idling */
 }
 
 static void imap_on_shutdown(struct conn *conn, void *ctx)
@@ -430,6 +607,7 @@ static void imap_on_shutdown(struct conn *conn, void *ctx)
 static void imap_on_closed(struct conn *conn, void *ctx)
 {
 	struct imap_session *s = ctx;
+	store_unwatch(&s->watch); /* no change-bus wake-up may reach a freed session */
 	IMAP_LOG(s, "event=disconnect ip=%s errors=%u", conn_remote_ip(conn), s->errors);
 	s->closed = true;
 	if (s->async == IMAP_ASYNC_NONE)

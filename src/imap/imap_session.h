@@ -5,6 +5,7 @@
 #define POSTHORN_IMAP_IMAP_SESSION_H
 
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdbool.h>
 #include <stdint.h>
 
@@ -43,7 +44,7 @@ enum imap_io {
 	IMAP_IO_CLOSING,
 };
 
-enum imap_async { IMAP_ASYNC_NONE, IMAP_ASYNC_AUTH };
+enum imap_async { IMAP_ASYNC_NONE, IMAP_ASYNC_AUTH, IMAP_ASYNC_OP };
 
 /* One message of the selected mailbox as this session sees it (sequence number = index + 1). */
 struct imap_msg {
@@ -77,6 +78,10 @@ struct imap_session {
 	struct auth_request auth_req;
 	char *auth_tag, *auth_user, *auth_authzid, *auth_password;
 	enum imap_async async;
+	atomic_bool async_finished; /* set by the worker/writer before its conn_wake() */
+	void (*op_done)(struct imap_session *s); /* IMAP_ASYNC_OP: runs on the loop thread */
+	void *op;			   /* the handler's operation, owned by op_done */
+	char *op_tag;
 	uint64_t account_id;
 	char *user;
 
@@ -87,6 +92,10 @@ struct imap_session {
 	uint64_t highestmodseq;
 	struct imap_msg *msgs;
 	uint32_t count, cap;
+
+	/* change bus (store_watch) for the selected mailbox */
+	struct store_watch *watch;
+	atomic_bool changed;
 
 	/* IDLE */
 	char *idle_tag;
@@ -109,6 +118,17 @@ void imap_session_verify(struct imap_session *s, const char *tag, const char *au
 /* Credentials are good (or bad): finish LOGIN/AUTHENTICATE with tag. */
 void imap_session_login_done(struct imap_session *s, const char *tag, bool ok, uint64_t account,
 			     const char *user, unsigned delay_ms);
+/* Start an asynchronous store operation for the command tagged tag: input pauses until the
+ * store's callback (any thread) calls imap_session_op_finished(); then done(s) runs on the
+ * loop thread (it answers the command and frees s->op), and input resumes. */
+void imap_session_op_start(struct imap_session *s, const char *tag,
+			   void (*done)(struct imap_session *s), void *op);
+void imap_session_op_finished(struct imap_session *s);
+/* Bring the client's view of the selected mailbox up to date with the store: untagged
+ * EXPUNGE (only when expunges may be sent now, RFC 9051 §7.5.1), EXISTS and FETCH FLAGS. */
+void imap_session_sync(struct imap_session *s, bool expunges);
+/* Start watching the selected mailbox (SELECT/EXAMINE). */
+void imap_session_watch(struct imap_session *s);
 /* Forget the selected mailbox (CLOSE, UNSELECT, a new SELECT). */
 void imap_session_unselect(struct imap_session *s);
 /* Execute a complete command from the parser. */

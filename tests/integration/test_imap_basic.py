@@ -186,3 +186,41 @@ def test_commands_need_the_right_state(server):
     assert f.readline() == b'* NAMESPACE (("" "/")) NIL NIL\r\n'
     assert f.readline().startswith(b"a5 OK")
     sock.close()
+
+
+def read_until(f, prefix, timeout=5.0):
+    """Lines up to and including the first that starts with prefix."""
+    lines = []
+    while True:
+        line = f.readline()
+        assert line, "connection closed; got %r" % lines
+        lines.append(line)
+        if line.startswith(prefix):
+            return lines
+
+
+def test_idle_sees_new_mail_at_once(server):
+    sock, f = raw(server)
+    sock.sendall(b"a1 LOGIN %s %s\r\n" % (DEMO.encode(), USERS[DEMO].encode()))
+    read_until(f, b"a1 ")
+    sock.sendall(b"a2 SELECT INBOX\r\n")
+    exists = [l for l in read_until(f, b"a2 OK") if l.endswith(b" EXISTS\r\n")]
+    count = int(exists[0].split()[1])
+    sock.sendall(b"a3 IDLE\r\n")
+    assert f.readline() == b"+ idling\r\n"
+    start = time.monotonic()
+    deliver(server, "while idling")
+    sock.settimeout(5)
+    line = f.readline()
+    assert line == b"* %d EXISTS\r\n" % (count + 1), line
+    assert time.monotonic() - start < 3
+    sock.sendall(b"DONE\r\n")
+    assert f.readline() == b"a3 OK IDLE terminated\r\n"
+    # A removal by another channel shows as EXPUNGE at the next NOOP.
+    uid = server.mail_list(DEMO)[-1]["uid"]
+    server.cli("mail", "del", DEMO, "INBOX", str(uid))
+    sock.sendall(b"a4 NOOP\r\n")
+    lines = read_until(f, b"a4 ")
+    assert b"* %d EXPUNGE\r\n" % (count + 1) in lines, lines
+    assert lines[-1] == b"a4 OK NOOP completed\r\n"
+    sock.close()
