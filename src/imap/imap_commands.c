@@ -40,6 +40,23 @@ static const struct imap_command_def imap_commands[] = {
 	{ "UNSELECT", cmd_close, IMAP_CMD_SEL },
 	{ "FETCH", cmd_fetch, IMAP_CMD_SEL },
 	{ "UID FETCH", cmd_fetch, IMAP_CMD_SEL },
+	{ "LIST", cmd_list, IMAP_CMD_LOGGED_IN },
+	{ "LSUB", cmd_list, IMAP_CMD_LOGGED_IN },
+	{ "CREATE", cmd_create, IMAP_CMD_LOGGED_IN },
+	{ "DELETE", cmd_delete, IMAP_CMD_LOGGED_IN },
+	{ "RENAME", cmd_rename, IMAP_CMD_LOGGED_IN },
+	{ "SUBSCRIBE", cmd_subscribe, IMAP_CMD_LOGGED_IN },
+	{ "UNSUBSCRIBE", cmd_subscribe, IMAP_CMD_LOGGED_IN },
+	{ "STATUS", cmd_status, IMAP_CMD_LOGGED_IN },
+	{ "APPEND", cmd_append, IMAP_CMD_LOGGED_IN },
+	{ "STORE", cmd_store, IMAP_CMD_SEL },
+	{ "UID STORE", cmd_store, IMAP_CMD_SEL },
+	{ "EXPUNGE", cmd_expunge, IMAP_CMD_SEL },
+	{ "UID EXPUNGE", cmd_expunge, IMAP_CMD_SEL },
+	{ "COPY", cmd_copy, IMAP_CMD_SEL },
+	{ "UID COPY", cmd_copy, IMAP_CMD_SEL },
+	{ "MOVE", cmd_copy, IMAP_CMD_SEL },
+	{ "UID MOVE", cmd_copy, IMAP_CMD_SEL },
 };
 
 void imap_commands_execute(struct imap_session *s)

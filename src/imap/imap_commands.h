@@ -35,5 +35,15 @@ void cmd_select(struct imap_cmd *cmd);
 void cmd_close(struct imap_cmd *cmd);
 void cmd_idle(struct imap_cmd *cmd);
 void cmd_fetch(struct imap_cmd *cmd);
+void cmd_list(struct imap_cmd *cmd);      /* LIST, LSUB */
+void cmd_create(struct imap_cmd *cmd);
+void cmd_delete(struct imap_cmd *cmd);
+void cmd_rename(struct imap_cmd *cmd);
+void cmd_subscribe(struct imap_cmd *cmd); /* SUBSCRIBE, UNSUBSCRIBE */
+void cmd_status(struct imap_cmd *cmd);
+void cmd_store(struct imap_cmd *cmd);     /* STORE, UID STORE */
+void cmd_expunge(struct imap_cmd *cmd);   /* EXPUNGE, UID EXPUNGE */
+void cmd_copy(struct imap_cmd *cmd);      /* COPY, MOVE, UID COPY, UID MOVE */
+void cmd_append(struct imap_cmd *cmd);
 
 #endif

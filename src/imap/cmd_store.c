@@ -1,0 +1,10 @@
+/* STORE and UID STORE (RFC 9051 §6.4.6).
+ * Placeholder: not built yet. */
+#include "imap/imap_commands.h"
+
+#include "core/banned.h"
+
+void cmd_store(struct imap_cmd *cmd)
+{
+	imap_tagged(cmd->s, cmd->tag, "NO", "[CANNOT] %s is not implemented yet", cmd->name);
+}
