@@ -1,10 +1,456 @@
-/* APPEND (RFC 9051 §6.3.12, MULTIAPPEND RFC 3502, APPENDUID RFC 4315).
- * Placeholder: not built yet. */
+/* APPEND (RFC 9051 §6.3.12) with MULTIAPPEND (RFC 3502), LITERAL+ (RFC 7888), literal8
+ * (RFC 3516) and APPENDLIMIT (RFC 7889). Message literals never sit in memory: the session
+ * hands each one to cmd_append_literal_begin(), which refuses it before any continuation
+ * when it cannot be taken (NO [TOOBIG], [TRYCREATE], [OVERQUOTA]) or streams its octets into
+ * a spool file; the finished command gives them to store_append() (all or none). */
 #include "imap/imap_commands.h"
 
+#include <errno.h>
+#include <fcntl.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "core/log.h"
+#include "core/xmalloc.h"
+#include "mime/header.h"
 #include "core/banned.h"
+
+/* Messages in one MULTIAPPEND. */
+#define CMD_APPEND_MESSAGES_MAX 1000
+/* Longest header field kept for the message index (as SMTP keeps it). */
+#define CMD_APPEND_HEADER_FIELD_MAX 998
+
+struct cmd_append_file {
+	char *path; /* malloc'd; the spool file until the store takes it */
+	int fd;     /* open while its octets arrive, else -1 */
+	uint64_t size;
+	bool binary, nul;
+	struct header_scanner *headers; /* in the spool's arena */
+};
+
+/* The message literals of the APPEND being read (s->append). */
+struct cmd_append_spool {
+	struct cmd_append_file *files;
+	size_t count, cap;
+	uint64_t remaining;  /* octets still to come for the last file */
+	uint64_t total;      /* octets of all files */
+	const char *error;   /* a spool file could not be written */
+	const char *refusal; /* the command will be refused with it (seen before the octets of a
+	                        non-synchronizing literal, which are then read and dropped) */
+	bool handed;         /* the store owns the files now */
+	struct arena *arena;
+};
+
+static void cmd_append_spool_destroy(struct cmd_append_spool *sp)
+{
+	for (size_t i = 0; i < sp->count; i++) {
+		struct cmd_append_file *f = &sp->files[i];
+		if (f->fd >= 0)
+			close(f->fd);
+		if (!sp->handed && f->path != NULL)
+			unlink(f->path);
+		free(f->path);
+	}
+	free(sp->files);
+	arena_free(&sp->arena);
+	free(sp);
+}
+
+void cmd_append_spool_free(struct imap_session *s)
+{
+	if (s->append != NULL)
+		cmd_append_spool_destroy(s->append);
+	s->append = NULL;
+}
+
+/* Refuse the literal announced (and so the whole command): before the continuation for a
+ * synchronizing literal (RFC 9051 §7.1, RFC 7889 §4); a non-synchronizing one is on its
+ * way already, so the connection closes (RFC 7888 §4 lets the server do that). */
+static int cmd_append_refuse(struct imap_session *s, const struct imap_literal *lit,
+                             const char *text)
+{
+	IMAP_LOG(s, "event=append result=refused size=%llu reason=\"%s\"",
+	         (unsigned long long)lit->size, text);
+	if (lit->sync)
+		imap_tagged(s, imap_parser_tag(s->parser), "NO", "%s", text);
+	else
+		imap_session_close(s, text);
+	imap_parser_reset(s->parser);
+	arena_reset(s->cmd);
+	cmd_append_spool_free(s);
+	return -1;
+}
+
+/* What can be known before the octets: the target exists, the quota has room. NULL or the
+ * refusal text. */
+static const char *cmd_append_precheck(struct imap_session *s, const struct imap_arg *args,
+                                       uint64_t size)
+{
+	const char *raw, *name;
+	struct store_mailbox_stats st;
+	if (s->append->count == 0 && imap_commands_astring(&args[0], &raw) &&
+	    (name = imap_commands_mailbox_name(s, raw)) != NULL &&
+	    store_mailbox_name_valid(name) == 1 &&
+	    store_mailbox_stats(s->server->store, s->account_id, name, &st) == 0)
+		return "[TRYCREATE] The mailbox does not exist";
+	uint64_t quota, used;
+	uint64_t want = s->append->total + size;
+	if (store_account_usage(s->server->store, s->account_id, &quota, &used) == 1 && quota > 0 &&
+	    (want > quota || used > quota - want))
+		return "[OVERQUOTA] Quota exceeded";
+	return NULL;
+}
+
+int cmd_append_literal_begin(struct imap_session *s, const struct imap_literal *lit)
+{
+	/* Before login nothing touches the store or the disk: the dispatcher answers BAD. */
+	const char *command = imap_parser_command(s->parser);
+	if (command == NULL || strcmp(command, "APPEND") != 0 ||
+	    (s->state != IMAP_STATE_AUTHENTICATED && s->state != IMAP_STATE_SELECTED))
+		return 0;
+	/* Only the mailbox name comes before the first message; everything else that may be a
+	 * literal at the top level is a message (flags are atoms in a list, the date-time a
+	 * quoted string). */
+	const struct imap_arg *args = imap_parser_args_so_far(s->parser);
+	if (imap_parser_arg_count(args) == 0)
+		return 0;
+	if (s->append == NULL) {
+		s->append = xcalloc(1, sizeof(*s->append));
+		s->append->arena = arena_new(4096);
+	}
+	struct cmd_append_spool *sp = s->append;
+	if (lit->size > s->limits->message_size)
+		return cmd_append_refuse(s, lit, "[TOOBIG] Message too large");
+	if (sp->count >= CMD_APPEND_MESSAGES_MAX)
+		return cmd_append_refuse(s, lit, "[LIMIT] Too many messages in one APPEND");
+	if (sp->refusal == NULL)
+		sp->refusal = cmd_append_precheck(s, args, lit->size);
+	if (sp->refusal != NULL && lit->sync)
+		return cmd_append_refuse(s, lit, sp->refusal);
+	if (sp->error != NULL && lit->sync)
+		return cmd_append_refuse(s, lit, "[SERVERBUG] Cannot store the message now");
+	/* A non-synchronizing literal of a command already doomed goes nowhere. */
+	char *path = NULL;
+	int fd = -1;
+	if (sp->refusal == NULL && sp->error == NULL) {
+		path = store_spool_path_dup(s->server->store);
+		fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
+		if (fd < 0) {
+			log_error("session=%s proto=imap event=spool-open path=%s error=%s",
+			          conn_id(s->conn), path, strerror(errno));
+			free(path);
+			path = NULL;
+			if (lit->sync)
+				return cmd_append_refuse(
+				    s, lit, "[SERVERBUG] Cannot store the message now");
+			sp->error = "cannot create a spool file";
+		}
+	}
+	if (sp->count == sp->cap) {
+		sp->cap = sp->cap == 0 ? 4 : 2 * sp->cap;
+		sp->files = xrealloc(sp->files, sp->cap * sizeof(*sp->files));
+	}
+	sp->files[sp->count++] = (struct cmd_append_file){
+	    .path = path,
+	    .fd = fd,
+	    .size = lit->size,
+	    .binary = lit->binary,
+	    .headers =
+	        header_scanner_new(sp->arena, CMD_APPEND_HEADER_FIELD_MAX, s->limits->header_lines),
+	};
+	sp->remaining = lit->size;
+	sp->total += lit->size;
+	imap_parser_literal_external(s->parser);
+	if (lit->sync)
+		conn_printf(s->conn, "+ OK\r\n");
+	s->io = IMAP_IO_LITERAL_FILE;
+	return 1;
+}
+
+static void cmd_append_write(struct cmd_append_spool *sp, struct cmd_append_file *f,
+                             const unsigned char *data, size_t n)
+{
+	if (f->path == NULL)
+		return; /* dropped: the command is refused anyway */
+	/* RFC 9051 §9: a literal is CHAR8, no NUL; literal8 (RFC 3516) may hold any octet. */
+	if (!f->binary && memchr(data, '\0', n) != NULL)
+		f->nul = true;
+	(void)header_scanner_feed(f->headers, data, n);
+	while (n > 0 && f->fd >= 0) {
+		ssize_t w = write(f->fd, data, n);
+		if (w < 0 && errno == EINTR)
+			continue;
+		if (w <= 0) {
+			log_error("proto=imap event=spool-write path=%s error=%s", f->path,
+			          strerror(errno));
+			sp->error = "cannot write the spool file";
+			close(f->fd);
+			f->fd = -1; /* the octets still arrive: they are read and dropped */
+			return;
+		}
+		data += w;
+		n -= (size_t)w;
+	}
+}
+
+void cmd_append_literal_input(struct imap_session *s)
+{
+	struct cmd_append_spool *sp = s->append;
+	struct cmd_append_file *f = &sp->files[sp->count - 1];
+	while (sp->remaining > 0) {
+		const unsigned char *data;
+		size_t n = conn_peek(s->conn, &data);
+		if (n == 0)
+			return; /* the rest comes with a later on_input */
+		if (n > sp->remaining)
+			n = (size_t)sp->remaining;
+		cmd_append_write(sp, f, data, n);
+		conn_consume(s->conn, n);
+		sp->remaining -= n;
+	}
+	if (f->fd >= 0 && close(f->fd) != 0 && sp->error == NULL)
+		sp->error = "cannot close the spool file";
+	f->fd = -1;
+	s->io = IMAP_IO_LINE;
+}
+
+/* ---- the command ---- */
+
+/* Exactly n digits at *p into *v_r; advances *p. 0, or -1. */
+static int cmd_append_digits(const char **p, int n, int *v_r)
+{
+	int v = 0;
+	for (int i = 0; i < n; i++, (*p)++) {
+		if (**p < '0' || **p > '9')
+			return -1;
+		v = v * 10 + (**p - '0');
+	}
+	*v_r = v;
+	return 0;
+}
+
+/* RFC 9051 §9 date-time: "dd-Mon-yyyy hh:mm:ss +zzzz" (the day also " d", and "d" as many
+ * servers accept). 0 with unix seconds, -1 when invalid. */
+static int cmd_append_date(const char *p, int64_t *t_r)
+{
+	static const char months[12][4] = {"Jan", "Feb", "Mar", "Apr", "May", "Jun",
+	                                   "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"};
+	int day, month = -1, year, hour, min, sec, zone;
+	if (*p == ' ')
+		p++;
+	bool two = p[0] != '\0' && p[1] >= '0' && p[1] <= '9';
+	if (cmd_append_digits(&p, two ? 2 : 1, &day) < 0 || *p++ != '-')
+		return -1;
+	for (int i = 0; i < 12 && month < 0; i++)
+		if (strncasecmp(p, months[i], 3) == 0)
+			month = i;
+	if (month < 0)
+		return -1;
+	p += 3;
+	if (*p++ != '-' || cmd_append_digits(&p, 4, &year) < 0 || *p++ != ' ' ||
+	    cmd_append_digits(&p, 2, &hour) < 0 || *p++ != ':' ||
+	    cmd_append_digits(&p, 2, &min) < 0 || *p++ != ':' ||
+	    cmd_append_digits(&p, 2, &sec) < 0 || *p++ != ' ' || (*p != '+' && *p != '-'))
+		return -1;
+	int sign = *p++ == '-' ? -1 : 1;
+	if (cmd_append_digits(&p, 4, &zone) < 0 || *p != '\0')
+		return -1;
+	if (day < 1 || day > 31 || hour > 23 || min > 59 || sec > 60 || zone % 100 > 59 ||
+	    year < 1970)
+		return -1;
+	struct tm tm = {.tm_year = year - 1900,
+	                .tm_mon = month,
+	                .tm_mday = day,
+	                .tm_hour = hour,
+	                .tm_min = min,
+	                .tm_sec = sec > 59 ? 59 : sec};
+	time_t t = timegm(&tm);
+	if (tm.tm_mday != day || tm.tm_mon != month) /* 31-Feb */
+		return -1;
+	*t_r = (int64_t)t - sign * ((int64_t)(zone / 100) * 3600 + (int64_t)(zone % 100) * 60);
+	return 0;
+}
+
+struct cmd_append_op {
+	struct store_append op;
+	struct store_append_message *msgs;
+	struct cmd_append_spool *spool; /* paths, keywords and header texts (its arena) */
+	char *mailbox;
+};
+
+static void cmd_append_cb(struct store_append *op, void *ctx)
+{
+	(void)op;
+	imap_session_op_finished(ctx);
+}
+
+static void cmd_append_fail(struct imap_session *s, const char *e)
+{
+	if (strcmp(e, STORE_ERROR_NO_MAILBOX) == 0)
+		imap_tagged(s, s->op_tag, "NO", "[TRYCREATE] The mailbox does not exist");
+	else if (strcmp(e, STORE_ERROR_OVERQUOTA) == 0)
+		imap_tagged(s, s->op_tag, "NO", "[OVERQUOTA] Quota exceeded");
+	else if (strcmp(e, STORE_ERROR_LIMIT) == 0)
+		imap_tagged(s, s->op_tag, "NO", "[LIMIT] Too many keywords or messages");
+	else if (strcmp(e, STORE_ERROR_BAD_KEYWORD) == 0)
+		imap_tagged(s, s->op_tag, "BAD", "Invalid keyword");
+	else {
+		IMAP_LOG(s, "event=append result=fail error=\"%s\"", e);
+		imap_tagged(s, s->op_tag, "NO", "[SERVERBUG] APPEND failed");
+	}
+}
+
+static void cmd_append_done(struct imap_session *s)
+{
+	struct cmd_append_op *o = s->op;
+	s->op = NULL;
+	if (!s->closed && o->op.result != 0)
+		cmd_append_fail(s, o->op.error);
+	if (!s->closed && o->op.result == 0) {
+		/* RFC 4315 §3: the UIDs in order; one transaction gives them consecutively. */
+		uint32_t first = o->msgs[0].uid, last = o->msgs[o->op.count - 1].uid;
+		struct buf set;
+		buf_init(&set, 16 * CMD_APPEND_MESSAGES_MAX);
+		int r = 0;
+		if (o->op.count == 1)
+			r = buf_printf(&set, "%u", first);
+		else if (last - first + 1 == o->op.count)
+			r = buf_printf(&set, "%u:%u", first, last);
+		else
+			for (size_t i = 0; i < o->op.count && r == 0; i++)
+				r = buf_printf(&set, "%s%u", i == 0 ? "" : ",", o->msgs[i].uid);
+		IMAP_LOG(s, "event=append mailbox=%s messages=%zu size=%llu", o->mailbox,
+		         o->op.count, (unsigned long long)o->spool->total);
+		imap_session_sync(s, true); /* into the selected mailbox: EXISTS */
+		if (r == 0)
+			imap_send(s, "%s OK [APPENDUID %u %s] APPEND completed", s->op_tag,
+			          o->op.uidvalidity, buf_cstr(&set));
+		else
+			imap_tagged(s, s->op_tag, "OK", "APPEND completed");
+		buf_free(&set);
+	}
+	o->spool->handed = true; /* consumed by the store either way */
+	cmd_append_spool_destroy(o->spool);
+	free(o->msgs);
+	free(o->mailbox);
+	free(o);
+}
+
+/* One message's flags, date and literal from args at *i onwards into m. 0, or -1 with the
+ * BAD text in *error_r. */
+static int cmd_append_message(struct imap_session *s, const struct imap_arg *args, size_t *i,
+                              struct store_append_message *m, const char **error_r)
+{
+	struct arena *a = s->append->arena;
+	size_t k = *i;
+	if (args[k].type == IMAP_ARG_LIST) {
+		const char **kw;
+		size_t n;
+		if (cmd_store_parse_flags(s->cmd, args[k].list, &m->flags, &kw, &n) < 0) {
+			*error_r = "Invalid flag";
+			return -1;
+		}
+		const char **copy = arena_alloc(a, (n + 1) * sizeof(*copy));
+		for (size_t j = 0; j < n; j++)
+			copy[j] = arena_strdup(a, kw[j]);
+		m->keywords = copy;
+		m->keyword_count = n;
+		k++;
+	}
+	if (args[k].type == IMAP_ARG_STRING) {
+		if (cmd_append_date(args[k].str, &m->internal_date) < 0) {
+			*error_r = "Invalid date-time";
+			return -1;
+		}
+		k++;
+	}
+	if (args[k].type != IMAP_ARG_LITERAL_EXTERNAL) {
+		*error_r = "Syntax: APPEND mailbox [(flags)] [date-time] literal ...";
+		return -1;
+	}
+	*i = k + 1;
+	return 0;
+}
+
+/* The command's messages into *msgs_r (malloc'd). 0, or -1 after answering. */
+static int cmd_append_messages(struct imap_cmd *cmd, struct store_append_message **msgs_r)
+{
+	struct imap_session *s = cmd->s;
+	struct cmd_append_spool *sp = s->append;
+	struct store_append_message *msgs = xcalloc(sp->count + 1, sizeof(*msgs));
+	const char *error = NULL;
+	size_t i = 1, n = 0;
+	while (error == NULL && cmd->args[i].type != IMAP_ARG_EOL) {
+		if (n == sp->count)
+			error = "Syntax: APPEND mailbox [(flags)] [date-time] literal ...";
+		else if (cmd_append_message(s, cmd->args, &i, &msgs[n], &error) == 0)
+			n++;
+	}
+	if (error == NULL && n != sp->count)
+		error = "Syntax: APPEND mailbox [(flags)] [date-time] literal ...";
+	for (size_t k = 0; error == NULL && k < n; k++)
+		if (sp->files[k].nul)
+			error = "NUL octet in a literal (use literal8)";
+	if (error != NULL) {
+		free(msgs);
+		imap_tagged(s, cmd->tag, "BAD", "%s", error);
+		return -1;
+	}
+	for (size_t k = 0; k < n; k++) {
+		struct header_summary hs;
+		header_scanner_result(sp->files[k].headers, &hs);
+		msgs[k].spool_path = sp->files[k].path;
+		msgs[k].hdr_from = hs.from;
+		msgs[k].hdr_subject = hs.subject;
+		msgs[k].hdr_message_id = hs.message_id;
+	}
+	*msgs_r = msgs;
+	return 0;
+}
 
 void cmd_append(struct imap_cmd *cmd)
 {
-	imap_tagged(cmd->s, cmd->tag, "NO", "[CANNOT] %s is not implemented yet", cmd->name);
+	struct imap_session *s = cmd->s;
+	const char *raw, *name;
+	if (cmd->args[0].type == IMAP_ARG_EOL || !imap_commands_astring(&cmd->args[0], &raw) ||
+	    s->append == NULL) {
+		imap_tagged(s, cmd->tag, "BAD",
+		            "Syntax: APPEND mailbox [(flags)] [date-time] literal");
+		return;
+	}
+	struct store_append_message *msgs;
+	if (cmd_append_messages(cmd, &msgs) < 0)
+		return;
+	name = imap_commands_mailbox_name(s, raw);
+	const char *refusal = NULL;
+	if (name == NULL || store_mailbox_name_valid(name) != 1)
+		refusal = "[CANNOT] Invalid mailbox name";
+	else if (s->append->refusal != NULL)
+		refusal = s->append->refusal;
+	else if (s->append->error != NULL)
+		refusal = "[SERVERBUG] Cannot store the message now";
+	for (size_t k = 0; refusal == NULL && k < s->append->count; k++)
+		if (s->append->files[k].size == 0)
+			refusal = "[CANNOT] Empty message";
+	if (refusal != NULL) {
+		free(msgs);
+		imap_tagged(s, cmd->tag, "NO", "%s", refusal);
+		return;
+	}
+	struct cmd_append_op *o = xcalloc(1, sizeof(*o));
+	o->spool = s->append;
+	s->append = NULL; /* the operation owns the files now */
+	o->msgs = msgs;
+	o->mailbox = xstrdup(name);
+	o->op = (struct store_append){
+	    .account_id = s->account_id,
+	    .mailbox = o->mailbox,
+	    .messages = msgs,
+	    .count = o->spool->count,
+	};
+	imap_session_op_start(s, cmd->tag, cmd_append_done, o);
+	store_append(s->server->store, &o->op, cmd_append_cb, s);
 }

@@ -1,10 +1,112 @@
-/* EXPUNGE and UID EXPUNGE (RFC 9051 §6.4.3, §6.4.9).
- * Placeholder: not built yet. */
+/* EXPUNGE (RFC 9051 §6.4.3) and UID EXPUNGE (RFC 4315 §2.1): remove the messages that have
+ * \Deleted (only those of the UID set for UID EXPUNGE) through store_expunge() off the loop,
+ * then report each as an untagged EXPUNGE, from the highest sequence number down so that
+ * every number is right when the client reads it. */
 #include "imap/imap_commands.h"
 
+#include <stdlib.h>
+#include <string.h>
+
+#include "core/log.h"
+#include "core/xmalloc.h"
 #include "core/banned.h"
+
+struct cmd_expunge_op {
+	struct store_expunge op;
+	char *mailbox;
+	uint32_t *uids; /* ascending */
+	size_t count;
+	char *name;
+};
+
+static void cmd_expunge_cb(struct store_expunge *op, void *ctx)
+{
+	(void)op;
+	imap_session_op_finished(ctx);
+}
+
+static void cmd_expunge_done(struct imap_session *s)
+{
+	struct cmd_expunge_op *o = s->op;
+	s->op = NULL;
+	if (!s->closed) {
+		if (o->op.result == 0) {
+			/* Every UID asked for is gone now (removed by us or, a moment earlier, by
+			 * someone else). Descending, so no number shifts under the client. */
+			for (size_t i = o->count; i-- > 0;) {
+				long idx = cmd_store_view_find(s, o->uids[i]);
+				if (idx < 0)
+					continue;
+				imap_send(s, "* %ld EXPUNGE", idx + 1);
+				memmove(&s->msgs[idx], &s->msgs[idx + 1],
+				        (s->count - (uint32_t)idx - 1) * sizeof(*s->msgs));
+				s->count--;
+			}
+			IMAP_LOG(s, "event=expunge mailbox=%s expunged=%u", s->mailbox,
+			         o->op.expunged);
+			imap_session_sync(s, true);
+			imap_tagged(s, s->op_tag, "OK", "%s completed", o->name);
+		} else if (strcmp(o->op.error, STORE_EXPUNGE_NO_MAILBOX) == 0) {
+			imap_tagged(s, s->op_tag, "NO",
+			            "[NONEXISTENT] The mailbox no longer exists");
+		} else {
+			IMAP_LOG(s, "event=expunge result=fail error=\"%s\"", o->op.error);
+			imap_tagged(s, s->op_tag, "NO", "[SERVERBUG] %s failed", o->name);
+		}
+	}
+	free(o->mailbox);
+	free(o->uids);
+	free(o->name);
+	free(o);
+}
 
 void cmd_expunge(struct imap_cmd *cmd)
 {
-	imap_tagged(cmd->s, cmd->tag, "NO", "[CANNOT] %s is not implemented yet", cmd->name);
+	struct imap_session *s = cmd->s;
+	size_t n = imap_parser_arg_count(cmd->args);
+	if (n != (cmd->uid ? 1u : 0u)) {
+		imap_tagged(s, cmd->tag, "BAD",
+		            cmd->uid ? "Syntax: UID EXPUNGE set" : "Syntax: EXPUNGE");
+		return;
+	}
+	if (s->read_only) {
+		imap_tagged(s, cmd->tag, "NO", "[READ-ONLY] The mailbox is read-only");
+		return;
+	}
+	/* Flags set by other sessions count too: bring the view up to date first. */
+	imap_session_sync(s, true);
+	uint32_t *uids = NULL;
+	size_t count = 0;
+	if (cmd->uid) {
+		if (cmd_store_set_uids(cmd, &cmd->args[0], &uids, &count) < 0)
+			return;
+	} else if (s->count > 0) {
+		uids = xmalloc((size_t)s->count * sizeof(*uids));
+		for (uint32_t i = 0; i < s->count; i++)
+			uids[count++] = s->msgs[i].uid;
+	}
+	size_t kept = 0;
+	for (size_t i = 0; i < count; i++) {
+		long idx = cmd_store_view_find(s, uids[i]);
+		if (idx >= 0 && (s->msgs[idx].flags & STORE_FLAG_DELETED))
+			uids[kept++] = uids[i];
+	}
+	if (kept == 0) {
+		free(uids);
+		imap_tagged(s, cmd->tag, "OK", "%s completed", cmd->name);
+		return;
+	}
+	struct cmd_expunge_op *o = xcalloc(1, sizeof(*o));
+	o->mailbox = xstrdup(s->mailbox);
+	o->uids = uids;
+	o->count = kept;
+	o->name = xstrdup(cmd->name);
+	o->op = (struct store_expunge){
+	    .account_id = s->account_id,
+	    .mailbox = o->mailbox,
+	    .uids = o->uids,
+	    .uid_count = kept,
+	};
+	imap_session_op_start(s, cmd->tag, cmd_expunge_done, o);
+	store_expunge(s->server->store, &o->op, cmd_expunge_cb, s);
 }

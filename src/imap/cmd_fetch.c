@@ -1,6 +1,8 @@
 /* FETCH and UID FETCH (RFC 9051 §6.4.5): UID, FLAGS, INTERNALDATE, RFC822.SIZE, and the
  * whole message or its header or text (BODY[], BODY[HEADER], BODY[TEXT], their .PEEK forms,
- * RFC822, RFC822.HEADER, RFC822.TEXT) with <partial> ranges; macros ALL and FAST.
+ * RFC822, RFC822.HEADER, RFC822.TEXT) with <partial> ranges; macros ALL and FAST. Items
+ * that are not .PEEK set \Seen on a read-write mailbox, through store_flags() before the data
+ * goes out, so the responses carry the new FLAGS.
  * ENVELOPE, BODYSTRUCTURE and part sections come with the MIME parser (issue 5). */
 #include "imap/imap_commands.h"
 
@@ -20,6 +22,7 @@ enum fetch_part { PART_NONE, PART_ALL, PART_HEADER, PART_TEXT };
 
 struct fetch_item {
 	const char *label;   /* what the response names it: "BODY[]", "RFC822", ... */
+	bool seen;           /* sets \Seen (not .PEEK, not RFC822.HEADER: RFC 9051 §6.4.5) */
 	enum fetch_part part;
 	bool partial;
 	uint64_t offset, length;
@@ -27,6 +30,7 @@ struct fetch_item {
 
 struct fetch_req {
 	bool uid, flags, size, date;
+	bool seen; /* some item sets \Seen */
 	struct fetch_item items[16];
 	size_t item_count;
 };
@@ -71,6 +75,8 @@ static bool fetch_add(struct fetch_req *req, const char *atom, struct arena *a)
 		if (strcasecmp(atom, plain[i].name) == 0) {
 			it->label = plain[i].name;
 			it->part = plain[i].part;
+			it->seen = plain[i].part != PART_HEADER;
+			req->seen |= it->seen;
 			req->item_count++;
 			return true;
 		}
@@ -107,6 +113,8 @@ static bool fetch_add(struct fetch_req *req, const char *atom, struct arena *a)
 		snprintf(label + n, sizeof(label) - n, "<%llu>", (unsigned long long)it->offset);
 	}
 	it->label = arena_strdup(a, label);
+	it->seen = !peek;
+	req->seen |= it->seen;
 	req->item_count++;
 	return true;
 }
@@ -159,7 +167,9 @@ static unsigned char *fetch_load(struct imap_session *s, uint32_t uid, size_t *l
 	return data;
 }
 
-static void fetch_one(struct imap_session *s, const struct fetch_req *req, uint32_t seq)
+/* with_flags: FLAGS also when not asked for (\Seen was just set, RFC 9051 §6.4.5). */
+static void fetch_one(struct imap_session *s, const struct fetch_req *req, uint32_t seq,
+		      bool with_flags)
 {
 	const struct imap_msg *m = &s->msgs[seq - 1];
 	struct buf b;
@@ -170,7 +180,7 @@ static void fetch_one(struct imap_session *s, const struct fetch_req *req, uint3
 		r |= buf_printf(&b, "UID %u", m->uid);
 		sep = " ";
 	}
-	if (req->flags) {
+	if (req->flags || with_flags) {
 		r |= buf_puts(&b, sep);
 		fetch_flags(&b, m->flags);
 		sep = " ";
@@ -219,6 +229,81 @@ static void fetch_one(struct imap_session *s, const struct fetch_req *req, uint3
 	buf_free(&b);
 }
 
+/* A FETCH in progress: the messages, and the \Seen change some items imply. */
+struct fetch_op {
+	struct fetch_req req;
+	char labels[16][64]; /* copies of req.items[].label while \Seen is set */
+	uint32_t *seqs;      /* sequence numbers to answer, ascending */
+	size_t count;
+	uint32_t *unseen;    /* UIDs among them without \Seen (when it is to be set) */
+	size_t unseen_count;
+	char *mailbox, *name;
+	struct store_flags op;
+};
+
+static void fetch_op_free(struct fetch_op *o)
+{
+	free(o->seqs);
+	free(o->unseen);
+	free(o->mailbox);
+	free(o->name);
+	free(o);
+}
+
+static bool fetch_was_unseen(const struct fetch_op *o, uint32_t uid)
+{
+	for (size_t lo = 0, hi = o->unseen_count; lo < hi;) {
+		size_t mid = lo + (hi - lo) / 2;
+		if (o->unseen[mid] == uid)
+			return true;
+		if (o->unseen[mid] < uid)
+			lo = mid + 1;
+		else
+			hi = mid;
+	}
+	return false;
+}
+
+static void fetch_send(struct imap_session *s, const struct fetch_op *o)
+{
+	for (size_t i = 0; i < o->count; i++) {
+		const struct imap_msg *m = &s->msgs[o->seqs[i] - 1];
+		bool now_seen = o->unseen_count > 0 && (m->flags & STORE_FLAG_SEEN) &&
+				fetch_was_unseen(o, m->uid);
+		fetch_one(s, &o->req, o->seqs[i], now_seen);
+	}
+}
+
+static void fetch_seen_cb(struct store_flags *op, void *ctx)
+{
+	(void)op;
+	imap_session_op_finished(ctx);
+}
+
+static void fetch_seen_done(struct imap_session *s)
+{
+	struct fetch_op *o = s->op;
+	s->op = NULL;
+	if (!s->closed) {
+		/* The view takes \Seen so the next sync does not report it again; a failure
+		 * leaves the flags alone and the data still goes out. */
+		if (o->op.result == 0) {
+			for (size_t i = 0; i < o->unseen_count; i++) {
+				long idx = cmd_store_view_find(s, o->unseen[i]);
+				if (idx >= 0)
+					s->msgs[idx].flags |= STORE_FLAG_SEEN;
+			}
+			if (o->op.modseq != 0 && o->op.modseq == s->highestmodseq + 1)
+				s->highestmodseq = o->op.modseq;
+		} else {
+			IMAP_LOG(s, "event=fetch-seen result=fail error=\"%s\"", o->op.error);
+		}
+		fetch_send(s, o);
+		imap_tagged(s, s->op_tag, "OK", "%s completed", o->name);
+	}
+	fetch_op_free(o);
+}
+
 void cmd_fetch(struct imap_cmd *cmd)
 {
 	struct imap_session *s = cmd->s;
@@ -249,10 +334,40 @@ void cmd_fetch(struct imap_cmd *cmd)
 		return;
 	}
 	uint32_t star = cmd->uid ? (s->count > 0 ? s->msgs[s->count - 1].uid : 0) : s->count;
+	struct fetch_op *o = xcalloc(1, sizeof(*o));
+	o->seqs = xmalloc(((size_t)s->count + 1) * sizeof(*o->seqs));
+	o->unseen = xmalloc(((size_t)s->count + 1) * sizeof(*o->unseen));
 	for (uint32_t i = 0; i < s->count; i++) {
 		uint32_t key = cmd->uid ? s->msgs[i].uid : i + 1;
-		if (imap_seqset_contains(set, key, star))
-			fetch_one(s, &req, i + 1);
+		if (!imap_seqset_contains(set, key, star))
+			continue;
+		o->seqs[o->count++] = i + 1;
+		if (req.seen && !s->read_only && !(s->msgs[i].flags & STORE_FLAG_SEEN))
+			o->unseen[o->unseen_count++] = s->msgs[i].uid;
 	}
-	imap_tagged(s, cmd->tag, "OK", "%s completed", cmd->name);
+	o->req = req;
+	o->name = xstrdup(cmd->name);
+	if (o->unseen_count == 0) {
+		fetch_send(s, o);
+		imap_tagged(s, cmd->tag, "OK", "%s completed", cmd->name);
+		fetch_op_free(o);
+		return;
+	}
+	/* \Seen first, then the data with the new FLAGS: the labels must outlive the command
+	 * arena, so the operation keeps its own copies. */
+	for (size_t i = 0; i < o->req.item_count; i++) {
+		snprintf(o->labels[i], sizeof(o->labels[i]), "%s", req.items[i].label);
+		o->req.items[i].label = o->labels[i];
+	}
+	o->mailbox = xstrdup(s->mailbox);
+	o->op = (struct store_flags){
+		.account_id = s->account_id,
+		.mailbox = o->mailbox,
+		.uids = o->unseen,
+		.uid_count = o->unseen_count,
+		.mode = STORE_FLAGS_ADD,
+		.flags = STORE_FLAG_SEEN,
+	};
+	imap_session_op_start(s, cmd->tag, fetch_seen_done, o);
+	store_flags(s->server->store, &o->op, fetch_seen_cb, s);
 }

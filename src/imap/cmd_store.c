@@ -1,10 +1,318 @@
-/* STORE and UID STORE (RFC 9051 §6.4.6).
- * Placeholder: not built yet. */
+/* STORE and UID STORE (RFC 9051 §6.4.6): FLAGS, +FLAGS and -FLAGS with .SILENT, system flags
+ * and keywords, through store_flags() off the loop; untagged FETCH (FLAGS ...) for every
+ * message of the set unless .SILENT. Also the helpers the other message commands share:
+ * flag parsing and text, and resolving a sequence set against the session's view. */
 #include "imap/imap_commands.h"
 
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+#include "core/log.h"
+#include "core/xmalloc.h"
+#include "imap/imap_seqset.h"
 #include "core/banned.h"
+
+static const struct {
+	const char *name;
+	unsigned bit;
+} cmd_store_system_flags[] = {
+    {"\\Seen", STORE_FLAG_SEEN},       {"\\Answered", STORE_FLAG_ANSWERED},
+    {"\\Flagged", STORE_FLAG_FLAGGED}, {"\\Deleted", STORE_FLAG_DELETED},
+    {"\\Draft", STORE_FLAG_DRAFT},
+};
+#define CMD_STORE_SYSTEM_FLAGS (sizeof(cmd_store_system_flags) / sizeof(cmd_store_system_flags[0]))
+
+/* ---- shared helpers ---- */
+
+int cmd_store_parse_flags(struct arena *arena, const struct imap_arg *args, unsigned *flags_r,
+                          const char ***keywords_r, size_t *count_r)
+{
+	size_t n = imap_parser_arg_count(args);
+	const char **kw = arena_alloc(arena, (n + 1) * sizeof(*kw));
+	size_t count = 0;
+	unsigned flags = 0;
+	for (size_t i = 0; i < n; i++) {
+		if (args[i].type != IMAP_ARG_ATOM)
+			return -1;
+		const char *f = args[i].str;
+		if (f[0] == '\\') {
+			/* \Recent cannot be set by a client (RFC 3501 §2.3.2), and flag-extension
+			 * names no flag this server knows. */
+			size_t j = 0;
+			while (j < CMD_STORE_SYSTEM_FLAGS &&
+			       strcasecmp(f, cmd_store_system_flags[j].name) != 0)
+				j++;
+			if (j == CMD_STORE_SYSTEM_FLAGS)
+				return -1;
+			flags |= cmd_store_system_flags[j].bit;
+			continue;
+		}
+		if (store_mailbox_keyword_valid(f) != 1)
+			return -1;
+		bool dup = false;
+		for (size_t k = 0; k < count && !dup; k++)
+			dup = strcasecmp(kw[k], f) == 0;
+		if (!dup)
+			kw[count++] = f;
+	}
+	kw[count] = NULL;
+	*flags_r = flags;
+	*keywords_r = kw;
+	*count_r = count;
+	return 0;
+}
+
+void cmd_store_flags_text(struct buf *b, unsigned flags, const char *keywords)
+{
+	int r = 0;
+	const char *sep = "";
+	for (size_t i = 0; i < CMD_STORE_SYSTEM_FLAGS; i++) {
+		if (flags & cmd_store_system_flags[i].bit) {
+			r |= buf_printf(b, "%s%s", sep, cmd_store_system_flags[i].name);
+			sep = " ";
+		}
+	}
+	if (keywords != NULL && keywords[0] != '\0')
+		r |= buf_printf(b, "%s%s", sep, keywords);
+	(void)r; /* callers size b for a flag list */
+}
+
+long cmd_store_view_find(const struct imap_session *s, uint32_t uid)
+{
+	long lo = 0, hi = (long)s->count - 1;
+	while (lo <= hi) {
+		long mid = lo + (hi - lo) / 2;
+		if (s->msgs[mid].uid == uid)
+			return mid;
+		if (s->msgs[mid].uid < uid)
+			lo = mid + 1;
+		else
+			hi = mid - 1;
+	}
+	return -1;
+}
+
+int cmd_store_set_uids(struct imap_cmd *cmd, const struct imap_arg *arg, uint32_t **uids_r,
+                       size_t *count_r)
+{
+	struct imap_session *s = cmd->s;
+	struct imap_seqset *set;
+	const char *error;
+	*uids_r = NULL;
+	*count_r = 0;
+	if (arg->type != IMAP_ARG_ATOM || imap_seqset_parse(s->cmd, arg->str, &set, &error) < 0) {
+		imap_tagged(s, cmd->tag, "BAD", "Invalid sequence set");
+		return -1;
+	}
+	if (!cmd->uid) {
+		/* A sequence number the client cannot know is an error (RFC 9051 §9 seq-number:
+		 * "*" is the last message, none when the mailbox is empty). */
+		bool bad = (set->count > 0 && set->ranges[set->count - 1].hi > s->count) ||
+		           (set->star && s->count == 0);
+		if (bad) {
+			imap_tagged(s, cmd->tag, "BAD", "Invalid sequence number");
+			return -1;
+		}
+	}
+	uint32_t star = cmd->uid ? (s->count > 0 ? s->msgs[s->count - 1].uid : 0) : s->count;
+	uint32_t *uids = NULL;
+	size_t n = 0;
+	for (uint32_t i = 0; i < s->count; i++) {
+		uint32_t key = cmd->uid ? s->msgs[i].uid : i + 1;
+		if (!imap_seqset_contains(set, key, star))
+			continue;
+		if (uids == NULL)
+			uids = xmalloc((size_t)(s->count - i) * sizeof(*uids));
+		uids[n++] = s->msgs[i].uid;
+	}
+	*uids_r = uids;
+	*count_r = n;
+	return 0;
+}
+
+/* ---- STORE ---- */
+
+struct cmd_store_result {
+	uint32_t uid;
+	unsigned flags;
+	char *keywords; /* malloc'd */
+	uint64_t modseq;
+	bool changed;
+};
+
+struct cmd_store_op {
+	struct store_flags op;
+	char *mailbox;
+	uint32_t *uids;
+	char **keywords;
+	size_t keyword_count;
+	bool silent, uid;
+	char *name;                       /* "STORE" or "UID STORE" */
+	struct cmd_store_result *results; /* filled on the writer thread */
+	size_t result_count, result_cap;
+};
+
+static void cmd_store_entry_cb(void *ctx, const struct store_flags_entry *e)
+{
+	struct cmd_store_op *o = ctx;
+	if (o->result_count == o->result_cap) {
+		o->result_cap = o->result_cap == 0 ? 16 : 2 * o->result_cap;
+		o->results = xrealloc(o->results, o->result_cap * sizeof(*o->results));
+	}
+	o->results[o->result_count++] = (struct cmd_store_result){
+	    .uid = e->uid,
+	    .flags = e->flags,
+	    .keywords = xstrdup(e->keywords != NULL ? e->keywords : ""),
+	    .modseq = e->modseq,
+	    .changed = e->changed,
+	};
+}
+
+static void cmd_store_cb(struct store_flags *op, void *ctx)
+{
+	(void)op;
+	imap_session_op_finished(ctx);
+}
+
+static void cmd_store_op_free(struct cmd_store_op *o)
+{
+	for (size_t i = 0; i < o->result_count; i++)
+		free(o->results[i].keywords);
+	free(o->results);
+	for (size_t i = 0; i < o->keyword_count; i++)
+		free(o->keywords[i]);
+	free(o->keywords);
+	free(o->uids);
+	free(o->mailbox);
+	free(o->name);
+	free(o);
+}
+
+/* The view takes the flags the store now holds, so imap_session_sync() finds nothing new
+ * for these messages; the FETCH responses report them (RFC 9051 §6.4.6). */
+static void cmd_store_report(struct imap_session *s, struct cmd_store_op *o)
+{
+	for (size_t i = 0; i < o->result_count; i++) {
+		const struct cmd_store_result *r = &o->results[i];
+		long idx = cmd_store_view_find(s, r->uid);
+		if (idx < 0)
+			continue;
+		s->msgs[idx].flags = r->flags;
+		s->msgs[idx].modseq = r->modseq;
+		if (o->silent)
+			continue;
+		struct buf b;
+		buf_init(&b, 64 * 1024);
+		cmd_store_flags_text(&b, r->flags, r->keywords);
+		if (o->uid)
+			imap_send(s, "* %ld FETCH (UID %u FLAGS (%s))", idx + 1, r->uid,
+			          buf_cstr(&b));
+		else
+			imap_send(s, "* %ld FETCH (FLAGS (%s))", idx + 1, buf_cstr(&b));
+		buf_free(&b);
+	}
+	/* Our own commit needs no second look when nothing else committed since the view was
+	 * last brought up to date (no MODSEQ lies between the two). */
+	if (o->op.modseq != 0 && o->op.modseq == s->highestmodseq + 1)
+		s->highestmodseq = o->op.modseq;
+}
+
+static void cmd_store_done(struct imap_session *s)
+{
+	struct cmd_store_op *o = s->op;
+	s->op = NULL;
+	if (!s->closed) {
+		const char *tag = s->op_tag;
+		if (o->op.result == 0) {
+			cmd_store_report(s, o);
+			imap_session_sync(s, o->uid); /* RFC 9051 §7.5.1: no EXPUNGE during STORE */
+			imap_tagged(s, tag, "OK", "%s completed", o->name);
+		} else if (strcmp(o->op.error, STORE_ERROR_LIMIT) == 0) {
+			imap_tagged(s, tag, "NO", "[LIMIT] Too many keywords in this mailbox");
+		} else if (strcmp(o->op.error, STORE_ERROR_BAD_KEYWORD) == 0) {
+			imap_tagged(s, tag, "BAD", "Invalid keyword");
+		} else if (strcmp(o->op.error, STORE_ERROR_NO_MAILBOX) == 0) {
+			imap_tagged(s, tag, "NO", "[NONEXISTENT] The mailbox no longer exists");
+		} else {
+			IMAP_LOG(s, "event=store result=fail error=\"%s\"", o->op.error);
+			imap_tagged(s, tag, "NO", "[SERVERBUG] %s failed", o->name);
+		}
+	}
+	cmd_store_op_free(o);
+}
+
+/* "FLAGS", "+FLAGS.SILENT", ... → mode and silent. false when it is none of them. */
+static bool cmd_store_item(const char *item, enum store_flags_mode *mode_r, bool *silent_r)
+{
+	*mode_r = STORE_FLAGS_REPLACE;
+	if (*item == '+' || *item == '-') {
+		*mode_r = *item == '+' ? STORE_FLAGS_ADD : STORE_FLAGS_REMOVE;
+		item++;
+	}
+	if (strncasecmp(item, "FLAGS", 5) != 0)
+		return false;
+	item += 5;
+	*silent_r = strcasecmp(item, ".SILENT") == 0;
+	return *item == '\0' || *silent_r;
+}
 
 void cmd_store(struct imap_cmd *cmd)
 {
-	imap_tagged(cmd->s, cmd->tag, "NO", "[CANNOT] %s is not implemented yet", cmd->name);
+	struct imap_session *s = cmd->s;
+	const struct imap_arg *a = cmd->args;
+	size_t n = imap_parser_arg_count(a);
+	enum store_flags_mode mode;
+	bool silent = false;
+	if (n < 3 || a[1].type != IMAP_ARG_ATOM || !cmd_store_item(a[1].str, &mode, &silent) ||
+	    (a[2].type == IMAP_ARG_LIST && n != 3)) {
+		imap_tagged(s, cmd->tag, "BAD", "Syntax: %s set [+|-]FLAGS[.SILENT] (flags)",
+		            cmd->name);
+		return;
+	}
+	unsigned flags;
+	const char **keywords;
+	size_t keyword_count;
+	const struct imap_arg *flag_args = a[2].type == IMAP_ARG_LIST ? a[2].list : &a[2];
+	if (cmd_store_parse_flags(s->cmd, flag_args, &flags, &keywords, &keyword_count) < 0) {
+		imap_tagged(s, cmd->tag, "BAD", "Invalid flag");
+		return;
+	}
+	if (s->read_only) {
+		imap_tagged(s, cmd->tag, "NO", "[READ-ONLY] The mailbox is read-only");
+		return;
+	}
+	uint32_t *uids;
+	size_t count;
+	if (cmd_store_set_uids(cmd, &a[0], &uids, &count) < 0)
+		return;
+	if (count == 0) {
+		imap_session_sync(s, cmd->uid);
+		imap_tagged(s, cmd->tag, "OK", "%s completed", cmd->name);
+		return;
+	}
+	struct cmd_store_op *o = xcalloc(1, sizeof(*o));
+	o->mailbox = xstrdup(s->mailbox);
+	o->uids = uids;
+	o->silent = silent;
+	o->uid = cmd->uid;
+	o->name = xstrdup(cmd->name);
+	o->keyword_count = keyword_count;
+	o->keywords = xcalloc(keyword_count + 1, sizeof(*o->keywords));
+	for (size_t i = 0; i < keyword_count; i++)
+		o->keywords[i] = xstrdup(keywords[i]);
+	o->op = (struct store_flags){
+	    .account_id = s->account_id,
+	    .mailbox = o->mailbox,
+	    .uids = o->uids,
+	    .uid_count = count,
+	    .mode = mode,
+	    .flags = flags,
+	    .keywords = (const char *const *)o->keywords,
+	    .keyword_count = keyword_count,
+	    .entry_cb = cmd_store_entry_cb,
+	    .entry_ctx = o,
+	};
+	imap_session_op_start(s, cmd->tag, cmd_store_done, o);
+	store_flags(s->server->store, &o->op, cmd_store_cb, s);
 }

@@ -4,6 +4,7 @@
 
 #include <stdbool.h>
 #include <stddef.h>
+#include <stdint.h>
 
 #include "imap/imap_session.h"
 
@@ -21,6 +22,24 @@ bool imap_commands_astring(const struct imap_arg *arg, const char **str_r);
 /* The mailbox name a client sent, as UTF-8 (modified UTF-7 decoded unless the session
  * enabled UTF8=ACCEPT or IMAP4rev2); NULL when invalid. In the command arena. */
 const char *imap_commands_mailbox_name(struct imap_session *s, const char *name);
+
+/* ---- shared by STORE, COPY/MOVE, EXPUNGE and APPEND (defined in cmd_store.c) ---- */
+/* Parse flags (RFC 9051 §9 flag): the EOL-terminated atoms of a flag list or of STORE's
+ * space-separated form. System flags go to *flags_r (STORE_FLAG_*), keywords to a new array
+ * in arena (pointers into the arguments). -1 when an entry is not an atom, is \Recent or an
+ * unknown system flag, or is not a valid keyword (the caller answers BAD). */
+int cmd_store_parse_flags(struct arena *arena, const struct imap_arg *args, unsigned *flags_r,
+			  const char ***keywords_r, size_t *count_r);
+/* Append "\Seen \Flagged kw ..." (system flags, then the space-separated keywords, which
+ * may be NULL) to b. */
+void cmd_store_flags_text(struct buf *b, unsigned flags, const char *keywords);
+/* Index of uid in the session's view (sorted by UID), or -1. */
+long cmd_store_view_find(const struct imap_session *s, uint32_t uid);
+/* The UIDs of the view named by the set in arg (UIDs for the UID forms, else sequence
+ * numbers), ascending, malloc'd (NULL when none). -1 after answering BAD: not a set, or a
+ * sequence number beyond the mailbox. */
+int cmd_store_set_uids(struct imap_cmd *cmd, const struct imap_arg *arg, uint32_t **uids_r,
+		       size_t *count_r);
 
 void cmd_capability(struct imap_cmd *cmd);
 void cmd_noop(struct imap_cmd *cmd);

@@ -413,6 +413,7 @@ static void imap_session_free(struct imap_session *s)
 	free(s->idle_tag);
 	free(s->op_tag);
 	free(s->user);
+	cmd_append_spool_free(s);
 	buf_free(&s->literal);
 	imap_parser_free(&s->parser);
 	arena_free(&s->cmd);
@@ -432,6 +433,7 @@ static void imap_input_line(struct imap_session *s, const char *line, size_t len
 		imap_tagged(s, imap_parser_tag(s->parser), "BAD", "%s", error);
 		imap_parser_reset(s->parser);
 		arena_reset(s->cmd);
+		cmd_append_spool_free(s);
 		return;
 	}
 	if (r == 1) {
@@ -439,8 +441,12 @@ static void imap_input_line(struct imap_session *s, const char *line, size_t len
 		imap_commands_execute(s);
 		imap_parser_reset(s->parser);
 		arena_reset(s->cmd);
+		cmd_append_spool_free(s); /* unless APPEND handed its files to the store */
 		return;
 	}
+	/* APPEND's messages go to spool files, whatever their size (cmd_append.c). */
+	if (cmd_append_literal_begin(s, &lit) != 0)
+		return;
 	/* A literal follows. RFC 9051 §7.1: refuse a too-large one before the client sends
 	 * it (no continuation); a non-synchronizing one is already on its way: close. */
 	if (lit.too_large) {
@@ -494,6 +500,11 @@ static void imap_on_input(struct conn *conn, void *ctx)
 			if (s->io == IMAP_IO_LITERAL)
 				return;
 			continue;
+		case IMAP_IO_LITERAL_FILE:
+			cmd_append_literal_input(s);
+			if (s->io == IMAP_IO_LITERAL_FILE)
+				return;
+			continue;
 		case IMAP_IO_LINE:
 		case IMAP_IO_SASL:
 		case IMAP_IO_IDLE:
@@ -503,6 +514,7 @@ static void imap_on_input(struct conn *conn, void *ctx)
 			if (r < 0) {
 				imap_parser_reset(s->parser);
 				arena_reset(s->cmd);
+				cmd_append_spool_free(s);
 				if (s->io == IMAP_IO_SASL) {
 					sasl_server_free(&s->sasl);
 					s->io = IMAP_IO_LINE;

@@ -38,6 +38,7 @@ enum imap_io {
 	IMAP_IO_TLS,	 /* handshake */
 	IMAP_IO_LINE,	 /* reading a command line */
 	IMAP_IO_LITERAL, /* reading literal octets into the parser */
+	IMAP_IO_LITERAL_FILE, /* reading an APPEND message literal into a spool file */
 	IMAP_IO_SASL,	 /* reading an AUTHENTICATE continuation line */
 	IMAP_IO_IDLE,	 /* IDLE: waiting for DONE */
 	IMAP_IO_WAIT,	 /* an asynchronous operation runs; input paused */
@@ -66,6 +67,7 @@ struct imap_session {
 	struct imap_parser *parser;
 	struct buf literal;	     /* octets of the literal being read */
 	uint64_t literal_remaining;
+	struct cmd_append_spool *append; /* APPEND message literals (cmd_append.c) */
 	bool greeted, closed, shutdown;
 	bool rev2;		     /* ENABLE IMAP4rev2 */
 	bool utf8;		     /* ENABLE UTF8=ACCEPT (or rev2) */
@@ -137,6 +139,18 @@ void imap_commands_execute(struct imap_session *s);
 void imap_commands_sasl_continue(struct imap_session *s, const char *line);
 /* A line during IDLE ("DONE" ends it, RFC 2177). */
 void imap_commands_idle_line(struct imap_session *s, const char *line);
+/* A literal was announced (the parser returned 0): when it is a message of the APPEND being
+ * parsed, refuse it before any continuation (NO [TOOBIG] above the message size, RFC 7889;
+ * [TRYCREATE], [OVERQUOTA]; a refused non-synchronizing one closes the connection) and
+ * return -1 (answered, parser reset), or accept it: "+ OK" when synchronizing, s->io becomes
+ * IMAP_IO_LITERAL_FILE, return 1. 0 when it is no APPEND message: handle it as usual. */
+int cmd_append_literal_begin(struct imap_session *s, const struct imap_literal *lit);
+/* IMAP_IO_LITERAL_FILE: write what is buffered to the spool file; s->io becomes
+ * IMAP_IO_LINE when the literal is complete. */
+void cmd_append_literal_input(struct imap_session *s);
+/* Remove the spool files of a command that ended without handing them to the store (or the
+ * session ends). Accepts s->append NULL. */
+void cmd_append_spool_free(struct imap_session *s);
 /* Quote text as an IMAP string (quoted when possible, else a literal) into out. */
 void imap_quote(struct buf *out, const char *text);
 
