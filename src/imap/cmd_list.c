@@ -1,10 +1,442 @@
-/* LIST (RFC 9051 §6.3.9, LIST-EXTENDED RFC 5258, SPECIAL-USE RFC 6154, LIST-STATUS RFC 5819) and LSUB (RFC 3501 §6.3.9).
- * Placeholder: not built yet. */
+/* LIST (RFC 9051 §6.3.9) with LIST-EXTENDED selection and return options (RFC 5258),
+ * CHILDREN (RFC 3348), SPECIAL-USE (RFC 6154) and LIST-STATUS (RFC 5819), and LSUB for
+ * IMAP4rev1 clients (RFC 3501 §6.3.9). One store snapshot of the account's names is
+ * completed with every ancestor, matched against the patterns ('*' any, '%' any but the
+ * '/' delimiter) and sent with its attributes. */
 #include "imap/imap_commands.h"
 
+#include <ctype.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+#include "core/log.h"
+#include "core/utf7.h"
+#include "core/xmalloc.h"
 #include "core/banned.h"
+
+/* Defined in cmd_status.c (LIST-STATUS shares STATUS); the prototypes belong in
+ * imap_commands.h. */
+
+#define LIST_PATTERNS_MAX 64
+/* Pattern-matching steps (one name position per pattern octet) one command may spend; a
+ * LIST of hundreds of names costs a few thousand. Many long patterns against thousands of
+ * long names would otherwise hold the loop thread for seconds. */
+#define LIST_MATCH_BUDGET (64u * 1024 * 1024)
+
+struct list_req {
+	bool lsub;
+	bool sel_subscribed, sel_special, sel_recursive;
+	/* RETURN (SPECIAL-USE) and (CHILDREN) change nothing: those attributes always come. */
+	bool ret_subscribed, ret_special, ret_children;
+	unsigned ret_status;                     /* cmd_status_items() bits, 0 = none */
+	const char *patterns[LIST_PATTERNS_MAX]; /* UTF-8, reference prepended; NULL = matches
+	                                            nothing (a pattern that does not decode) */
+	size_t pattern_count;
+	uint64_t budget; /* LIST_MATCH_BUDGET, spent by list_matches_any() */
+	bool exhausted;
+};
+
+struct list_name {
+	const char *name; /* in the command arena */
+	unsigned special;
+	bool exists, children, subscribed;
+	bool matched, selected, childinfo;
+};
+
+struct list_names {
+	struct arena *arena;
+	struct list_name *v;
+	size_t count, cap;
+};
+
+/* ---- matching ---- */
+
+/* Collapse runs of wildcards ("*%*" is "*", "%%" is "%"): matching cost then stays
+ * proportional to the name. Into the arena. */
+static const char *list_pattern_collapse(struct arena *a, const char *pat)
+{
+	size_t len = strlen(pat);
+	char *out = arena_alloc(a, len + 1);
+	size_t o = 0;
+	for (size_t i = 0; i < len;) {
+		if (pat[i] != '*' && pat[i] != '%') {
+			out[o++] = pat[i++];
+			continue;
+		}
+		bool star = false;
+		while (i < len && (pat[i] == '*' || pat[i] == '%'))
+			star |= pat[i++] == '*';
+		out[o++] = star ? '*' : '%';
+	}
+	out[o] = '\0';
+	return out;
+}
+
+/* Does name match pat? '*' matches any run, '%' any run without '/'. The first level
+ * INBOX compares case-insensitively (RFC 9051 §5.1), every other octet exactly. One pass
+ * over the pattern, keeping which name prefixes the pattern so far matches. */
+static bool list_match(const char *pat, const char *name)
+{
+	size_t n = strlen(name);
+	if (n > STORE_MAILBOX_NAME_MAX)
+		return false;
+	size_t ci =
+	    strncasecmp(name, "INBOX", 5) == 0 && (name[5] == '\0' || name[5] == '/') ? 5 : 0;
+	bool a[STORE_MAILBOX_NAME_MAX + 1], b[STORE_MAILBOX_NAME_MAX + 1];
+	bool *cur = a, *next = b;
+	memset(cur, 0, (n + 1) * sizeof(bool));
+	cur[0] = true;
+	for (const char *p = pat; *p != '\0'; p++) {
+		bool any = false, run = false;
+		for (size_t j = 0; j <= n; j++) {
+			if (*p == '*') {
+				run = run || cur[j];
+				next[j] = run;
+			} else if (*p == '%') {
+				if (j > 0 && name[j - 1] == '/')
+					run = false;
+				run = run || cur[j];
+				next[j] = run;
+			} else if (j == 0) {
+				next[j] = false;
+			} else {
+				char c = name[j - 1];
+				bool eq = j - 1 < ci ? toupper((unsigned char)c) ==
+				                           toupper((unsigned char)*p)
+				                     : c == *p;
+				next[j] = cur[j - 1] && eq;
+			}
+			any |= next[j];
+		}
+		if (!any)
+			return false;
+		bool *t = cur;
+		cur = next;
+		next = t;
+	}
+	return cur[n];
+}
+
+static bool list_matches_any(struct list_req *req, const char *name)
+{
+	uint64_t positions = strlen(name) + 1;
+	for (size_t i = 0; i < req->pattern_count; i++) {
+		if (req->patterns[i] == NULL)
+			continue;
+		uint64_t cost = strlen(req->patterns[i]) * positions;
+		if (cost > req->budget) {
+			req->exhausted = true;
+			return false;
+		}
+		req->budget -= cost;
+		if (list_match(req->patterns[i], name))
+			return true;
+	}
+	return false;
+}
+
+/* ---- the names ---- */
+
+static void list_names_add(struct list_names *n, const char *name, size_t len,
+                           const struct store_mailbox_info *info)
+{
+	if (n->count == n->cap) {
+		n->cap = n->cap == 0 ? 64 : 2 * n->cap;
+		n->v = xrealloc(n->v, n->cap * sizeof(*n->v));
+	}
+	struct list_name *e = &n->v[n->count++];
+	memset(e, 0, sizeof(*e));
+	e->name = arena_strndup(n->arena, name, len);
+	if (info != NULL) {
+		e->special = info->special_use;
+		e->exists = info->exists;
+		e->children = info->has_children;
+		e->subscribed = info->subscribed;
+	}
+}
+
+/* A name from the store, and each of its ancestors as a bare name: a subscription
+ * "a/b/c" makes "a" and "a/b" known, so LSUB and RECURSIVEMATCH can report them. */
+static void list_names_cb(void *ctx, const struct store_mailbox_info *info)
+{
+	struct list_names *n = ctx;
+	list_names_add(n, info->name, strlen(info->name), info);
+	for (const char *sl = strchr(info->name, '/'); sl != NULL; sl = strchr(sl + 1, '/'))
+		list_names_add(n, info->name, (size_t)(sl - info->name), NULL);
+}
+
+static int list_name_cmp(const void *x, const void *y)
+{
+	return strcmp(((const struct list_name *)x)->name, ((const struct list_name *)y)->name);
+}
+
+/* Sort and fold the records of one name together. */
+static void list_names_merge(struct list_names *n)
+{
+	size_t out = 0;
+	if (n->count > 0)
+		qsort(n->v, n->count, sizeof(*n->v), list_name_cmp);
+	for (size_t i = 0; i < n->count; i++) {
+		struct list_name *cur = &n->v[i];
+		if (out > 0 && strcmp(n->v[out - 1].name, cur->name) == 0) {
+			struct list_name *prev = &n->v[out - 1];
+			prev->special |= cur->special;
+			prev->exists |= cur->exists;
+			prev->children |= cur->children;
+			prev->subscribed |= cur->subscribed;
+			continue;
+		}
+		n->v[out++] = *cur;
+	}
+	n->count = out;
+}
+
+static struct list_name *list_names_find(struct list_names *n, const char *name)
+{
+	struct list_name key = {.name = name};
+	return bsearch(&key, n->v, n->count, sizeof(*n->v), list_name_cmp);
+}
+
+/* Does the name meet the selection criteria (RFC 5258 §3: all of them)? Without any, LIST
+ * reports mailboxes and the \Noselect parents of mailboxes; LSUB subscriptions. */
+static bool list_selected(const struct list_req *req, const struct list_name *e)
+{
+	if (req->lsub || req->sel_subscribed) {
+		if (!e->subscribed)
+			return false;
+	} else if (!e->exists && !e->children) {
+		return false;
+	}
+	return !req->sel_special || (e->exists && e->special != 0);
+}
+
+/* RECURSIVEMATCH (RFC 5258 §3.5) and LSUB's '%' rule (RFC 3501 §6.3.9): a name that
+ * matches a pattern is reported (with CHILDINFO under RECURSIVEMATCH) when a descendant
+ * meets the criteria but is not reported itself. */
+static void list_childinfo(struct list_names *n)
+{
+	for (size_t i = 0; i < n->count; i++) {
+		const struct list_name *e = &n->v[i];
+		if (!e->selected || e->matched)
+			continue;
+		char *name = arena_strdup(n->arena, e->name);
+		for (char *sl = strrchr(name, '/'); sl != NULL; sl = strrchr(name, '/')) {
+			*sl = '\0';
+			struct list_name *parent = list_names_find(n, name);
+			if (parent != NULL && parent->matched)
+				parent->childinfo = true;
+		}
+	}
+}
+
+/* ---- output ---- */
+
+static int list_attr(struct buf *b, const char *attr)
+{
+	if (b->len > 0 && buf_puts(b, " ") < 0)
+		return -1;
+	return buf_puts(b, attr);
+}
+
+static void list_attrs(const struct list_req *req, const struct list_name *e, struct buf *b)
+{
+	static const struct {
+		unsigned bit;
+		const char *name;
+	} specials[] = {
+	    {STORE_SPECIAL_ALL, "\\All"},       {STORE_SPECIAL_ARCHIVE, "\\Archive"},
+	    {STORE_SPECIAL_DRAFTS, "\\Drafts"}, {STORE_SPECIAL_FLAGGED, "\\Flagged"},
+	    {STORE_SPECIAL_JUNK, "\\Junk"},     {STORE_SPECIAL_SENT, "\\Sent"},
+	    {STORE_SPECIAL_TRASH, "\\Trash"},
+	};
+	int r = 0;
+	if (req->lsub) {
+		/* RFC 3501 §6.3.9: an unsubscribed parent shown for '%' is \Noselect; so is a
+		 * subscription to a name that cannot be selected. */
+		if (!e->subscribed || !e->exists)
+			(void)list_attr(b, "\\Noselect");
+		return;
+	}
+	if (!e->exists)
+		r |= list_attr(b, e->children ? "\\Noselect" : "\\NonExistent");
+	/* CHILDREN (RFC 3348, RFC 5258 §4) is cheap here: always sent, as RFC 5258 allows. */
+	r |= list_attr(b, e->children ? "\\HasChildren" : "\\HasNoChildren");
+	if ((req->ret_subscribed || req->sel_subscribed) && e->subscribed)
+		r |= list_attr(b, "\\Subscribed");
+	/* RFC 6154 §2: special-use attributes in every LIST response of a mailbox. */
+	for (size_t i = 0; e->exists && i < sizeof(specials) / sizeof(specials[0]); i++)
+		if (e->special & specials[i].bit)
+			r |= list_attr(b, specials[i].name);
+	(void)r; /* b is sized for every attribute */
+}
+
+static void list_send(struct imap_session *s, const struct list_req *req, const struct list_name *e)
+{
+	struct buf attrs, line;
+	buf_init(&attrs, 512);
+	buf_init(&line, 16 * STORE_MAILBOX_NAME_MAX + 1024);
+	list_attrs(req, e, &attrs);
+	int r =
+	    buf_printf(&line, "* %s (%s) \"/\" ", req->lsub ? "LSUB" : "LIST", buf_cstr(&attrs));
+	cmd_status_mailbox_name(s, &line, e->name);
+	if (r == 0 && req->sel_recursive && e->childinfo)
+		r = buf_puts(&line, " (\"CHILDINFO\" (\"SUBSCRIBED\"))");
+	if (r == 0)
+		imap_send(s, "%s", buf_cstr(&line));
+	buf_free(&attrs);
+	buf_free(&line);
+	/* RFC 5819 §2: a STATUS response after the LIST response of each selectable one. */
+	if (r == 0 && req->ret_status != 0 && e->exists)
+		(void)cmd_status_send(s, e->name, req->ret_status);
+}
+
+/* ---- arguments ---- */
+
+static bool list_selection(struct list_req *req, const struct imap_arg *list)
+{
+	bool remote = false;
+	for (const struct imap_arg *a = list; a->type != IMAP_ARG_EOL; a++) {
+		if (a->type != IMAP_ARG_ATOM)
+			return false;
+		if (strcasecmp(a->str, "SUBSCRIBED") == 0)
+			req->sel_subscribed = true;
+		else if (strcasecmp(a->str, "SPECIAL-USE") == 0)
+			req->sel_special = true;
+		else if (strcasecmp(a->str, "RECURSIVEMATCH") == 0)
+			req->sel_recursive = true;
+		else if (strcasecmp(a->str, "REMOTE") == 0)
+			remote = true; /* no remote mailboxes: nothing to add */
+		else
+			return false; /* RFC 5258 §3: BAD for an unknown option */
+	}
+	(void)remote;
+	/* RFC 5258 §3: RECURSIVEMATCH never alone (or with REMOTE only); we give CHILDINFO for
+	 * SUBSCRIBED, so it needs SUBSCRIBED. */
+	return !req->sel_recursive || req->sel_subscribed;
+}
+
+static bool list_return(struct list_req *req, const struct imap_arg *list)
+{
+	for (const struct imap_arg *a = list; a->type != IMAP_ARG_EOL; a++) {
+		if (a->type != IMAP_ARG_ATOM)
+			return false;
+		if (strcasecmp(a->str, "SUBSCRIBED") == 0) {
+			req->ret_subscribed = true;
+		} else if (strcasecmp(a->str, "CHILDREN") == 0) {
+			req->ret_children = true;
+		} else if (strcasecmp(a->str, "SPECIAL-USE") == 0) {
+			req->ret_special = true;
+		} else if (strcasecmp(a->str, "STATUS") == 0) {
+			if ((req->ret_status = cmd_status_items(a + 1)) == 0)
+				return false;
+			a++;
+		} else {
+			return false;
+		}
+	}
+	return true;
+}
+
+/* reference + pattern in the client's encoding, as UTF-8 (NULL: cannot match anything). */
+static const char *list_full_pattern(struct imap_session *s, const char *ref, const char *pat)
+{
+	size_t rl = strlen(ref), pl = strlen(pat);
+	char *full = arena_alloc(s->cmd, rl + pl + 1);
+	memcpy(full, ref, rl);
+	memcpy(full + rl, pat, pl + 1);
+	/* Collapse before decoding: '*' and '%' never occur inside a modified UTF-7 shift
+	 * (not in its base64 alphabet), and the decoder takes names, not 40 KB patterns. */
+	return imap_commands_mailbox_name(s, list_pattern_collapse(s->cmd, full));
+}
+
+/* Parse LIST/LSUB arguments into req; false = BAD. *empty_r: the delimiter request
+ * (a single "" pattern, RFC 9051 §6.3.9). */
+static bool list_parse(struct imap_cmd *cmd, struct list_req *req, bool *empty_r)
+{
+	const struct imap_arg *a = cmd->args;
+	const char *ref, *pat;
+	*empty_r = false;
+	if (!req->lsub && a->type == IMAP_ARG_LIST) {
+		if (!list_selection(req, a->list))
+			return false;
+		a++;
+	}
+	if (!imap_commands_astring(a, &ref))
+		return false;
+	a++;
+	if (!req->lsub && a->type == IMAP_ARG_LIST) {
+		for (const struct imap_arg *p = a->list; p->type != IMAP_ARG_EOL; p++) {
+			if (!imap_commands_astring(p, &pat) ||
+			    req->pattern_count == LIST_PATTERNS_MAX)
+				return false;
+			req->patterns[req->pattern_count++] = list_full_pattern(cmd->s, ref, pat);
+		}
+		if (req->pattern_count == 0)
+			return false;
+	} else {
+		if (!imap_commands_astring(a, &pat))
+			return false;
+		*empty_r = pat[0] == '\0';
+		req->patterns[req->pattern_count++] = list_full_pattern(cmd->s, ref, pat);
+	}
+	a++;
+	if (!req->lsub && a->type == IMAP_ARG_ATOM && strcasecmp(a->str, "RETURN") == 0) {
+		if (a[1].type != IMAP_ARG_LIST || !list_return(req, a[1].list))
+			return false;
+		a += 2;
+	}
+	return a->type == IMAP_ARG_EOL;
+}
 
 void cmd_list(struct imap_cmd *cmd)
 {
-	imap_tagged(cmd->s, cmd->tag, "NO", "[CANNOT] %s is not implemented yet", cmd->name);
+	struct imap_session *s = cmd->s;
+	struct list_req req = {.lsub = strcmp(cmd->name, "LSUB") == 0, .budget = LIST_MATCH_BUDGET};
+	bool empty;
+	if (!list_parse(cmd, &req, &empty)) {
+		imap_tagged(s, cmd->tag, "BAD",
+		            req.lsub ? "Syntax: LSUB reference pattern"
+		                     : "Syntax: LIST [(options)] reference pattern|(patterns) "
+		                       "[RETURN (options)]");
+		return;
+	}
+	if (empty) {
+		/* RFC 9051 §6.3.9: the delimiter and the root of the reference (one namespace,
+		 * root ""). */
+		imap_send(s, "* %s (\\Noselect) \"/\" \"\"", req.lsub ? "LSUB" : "LIST");
+		imap_tagged(s, cmd->tag, "OK", "%s completed", cmd->name);
+		return;
+	}
+	struct list_names n = {.arena = s->cmd};
+	int r = store_mailbox_list(s->server->store, s->account_id, list_names_cb, &n);
+	if (r < 0) {
+		free(n.v);
+		imap_tagged(s, cmd->tag, "NO", "[SERVERBUG] Cannot list mailboxes");
+		return;
+	}
+	list_names_merge(&n);
+	for (size_t i = 0; i < n.count; i++) {
+		n.v[i].matched = list_matches_any(&req, n.v[i].name);
+		n.v[i].selected = list_selected(&req, &n.v[i]);
+	}
+	if (req.exhausted) {
+		free(n.v);
+		imap_tagged(s, cmd->tag, "NO",
+		            "[LIMIT] Patterns too complex for this many mailboxes");
+		return;
+	}
+	if (req.lsub || req.sel_recursive)
+		list_childinfo(&n);
+	/* INBOX first, as clients are used to; then octet order. */
+	for (int pass = 0; pass < 2; pass++) {
+		for (size_t i = 0; i < n.count; i++) {
+			const struct list_name *e = &n.v[i];
+			if ((strcmp(e->name, "INBOX") == 0) == (pass == 0) && e->matched &&
+			    (e->selected || e->childinfo))
+				list_send(s, &req, e);
+		}
+	}
+	free(n.v);
+	imap_tagged(s, cmd->tag, "OK", "%s completed", cmd->name);
 }

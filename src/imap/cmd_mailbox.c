@@ -1,25 +1,257 @@
-/* CREATE, DELETE, RENAME, SUBSCRIBE and UNSUBSCRIBE (RFC 9051 §6.3.4-8).
- * Placeholder: not built yet. */
+/* CREATE (with CREATE-SPECIAL-USE, RFC 6154 §3), DELETE, RENAME, SUBSCRIBE and UNSUBSCRIBE
+ * (RFC 9051 §6.3.4-8). Each is one store_mailbox_change() on the writer thread: the session
+ * pauses its input until the commit, then answers with the response codes of RFC 5530.
+ * DELETE and RENAME of the session's own selected mailbox are followed here; other
+ * sessions learn about them through their watches. */
 #include "imap/imap_commands.h"
 
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+#include "core/log.h"
+#include "core/xmalloc.h"
 #include "core/banned.h"
+
+struct mailbox_job {
+	struct store_mailbox_op op; /* its name/new_name point at the copies below */
+	char *name, *new_name;
+};
+
+static const char *mailbox_verb(enum store_mailbox_action action)
+{
+	switch (action) {
+	case STORE_MAILBOX_CREATE:
+		return "CREATE";
+	case STORE_MAILBOX_DELETE:
+		return "DELETE";
+	case STORE_MAILBOX_RENAME:
+		return "RENAME";
+	case STORE_MAILBOX_SUBSCRIBE:
+		return "SUBSCRIBE";
+	default:
+		return "UNSUBSCRIBE";
+	}
+}
+
+/* RFC 5530 response code for a STORE_ERROR_* string. */
+static const char *mailbox_code(const char *error)
+{
+	if (error == NULL)
+		return "SERVERBUG";
+	if (strcmp(error, STORE_ERROR_NO_MAILBOX) == 0)
+		return "NONEXISTENT";
+	if (strcmp(error, STORE_ERROR_EXISTS) == 0)
+		return "ALREADYEXISTS";
+	if (strcmp(error, STORE_ERROR_BAD_NAME) == 0 || strcmp(error, STORE_ERROR_INBOX) == 0 ||
+	    strcmp(error, STORE_ERROR_INFERIOR) == 0)
+		return "CANNOT";
+	if (strcmp(error, STORE_ERROR_LIMIT) == 0)
+		return "LIMIT";
+	if (strcmp(error, STORE_ERROR_OVERQUOTA) == 0)
+		return "OVERQUOTA";
+	return "SERVERBUG";
+}
+
+/* Length of a first level spelled INBOX in any case (5), else 0. */
+static size_t mailbox_inbox_len(const char *name)
+{
+	return strncasecmp(name, "INBOX", 5) == 0 && (name[5] == '\0' || name[5] == '/') ? 5 : 0;
+}
+
+/* When mailbox is name or lies below it, what follows name in it ("" or "/..."); else
+ * NULL. INBOX as the first level compares case-insensitively. */
+static const char *mailbox_below(const char *mailbox, const char *name)
+{
+	size_t ia = mailbox_inbox_len(mailbox), ib = mailbox_inbox_len(name);
+	size_t len = strlen(name);
+	if (ia != ib || strncmp(mailbox + ia, name + ib, len - ib) != 0)
+		return NULL;
+	const char *rest = mailbox + len;
+	return *rest == '\0' || *rest == '/' ? rest : NULL;
+}
+
+/* The session's own selected mailbox after a successful DELETE or RENAME. */
+static void mailbox_follow(struct imap_session *s, const struct mailbox_job *job)
+{
+	if (s->state != IMAP_STATE_SELECTED || s->mailbox == NULL)
+		return;
+	const char *rest = mailbox_below(s->mailbox, job->name);
+	if (rest == NULL)
+		return;
+	if (job->op.action == STORE_MAILBOX_DELETE && *rest == '\0') {
+		/* Its messages are gone with it: leave the selected state, as a CLOSE would. */
+		imap_session_unselect(s);
+		imap_send(s, "* OK [CLOSED] The selected mailbox was deleted");
+		return;
+	}
+	if (job->op.action != STORE_MAILBOX_RENAME ||
+	    (mailbox_inbox_len(job->name) == 5 && job->name[5] == '\0'))
+		return; /* renaming INBOX leaves INBOX (emptied) in place: sync reports it */
+	/* Renamed with UIDVALIDITY, UIDs and MODSEQs kept: the view stays valid under the new
+	 * name; watch that name and look for changes at the next chance. */
+	size_t nl = strlen(job->new_name), rl = strlen(rest);
+	char *renamed = xmalloc(nl + rl + 1);
+	memcpy(renamed, job->new_name, nl);
+	memcpy(renamed + nl, rest, rl + 1);
+	store_unwatch(&s->watch);
+	free(s->mailbox);
+	s->mailbox = renamed;
+	imap_session_watch(s);
+	atomic_store(&s->changed, true);
+}
+
+static void mailbox_done(struct imap_session *s)
+{
+	struct mailbox_job *job = s->op;
+	s->op = NULL;
+	const char *verb = mailbox_verb(job->op.action);
+	if (!s->closed && job->op.result == 0) {
+		mailbox_follow(s, job);
+		IMAP_LOG(s, "event=%s mailbox=%s%s%s result=ok", verb, job->name,
+		         job->new_name != NULL ? " new=" : "",
+		         job->new_name != NULL ? job->new_name : "");
+		imap_tagged(s, s->op_tag, "OK", "%s completed", verb);
+	} else if (!s->closed) {
+		const char *error = job->op.error != NULL ? job->op.error : STORE_ERROR_FAILED;
+		imap_tagged(s, s->op_tag, "NO", "[%s] %s failed: %s", mailbox_code(error), verb,
+		            error);
+	}
+	free(job->name);
+	free(job->new_name);
+	free(job);
+}
+
+static void mailbox_store_cb(struct store_mailbox_op *op, void *ctx)
+{
+	(void)op;
+	imap_session_op_finished(ctx); /* writer thread: bounce to the loop */
+}
+
+static void mailbox_start(struct imap_cmd *cmd, enum store_mailbox_action action, const char *name,
+                          const char *new_name, unsigned special)
+{
+	struct imap_session *s = cmd->s;
+	struct mailbox_job *job = xcalloc(1, sizeof(*job));
+	job->name = xstrdup(name);
+	job->new_name = new_name != NULL ? xstrdup(new_name) : NULL;
+	job->op = (struct store_mailbox_op){
+	    .action = action,
+	    .account_id = s->account_id,
+	    .name = job->name,
+	    .new_name = job->new_name,
+	    .special_use = special,
+	};
+	/* Pause first: the callback may run before store_mailbox_change() returns. */
+	imap_session_op_start(s, cmd->tag, mailbox_done, job);
+	store_mailbox_change(s->server->store, &job->op, mailbox_store_cb, s);
+}
+
+/* The mailbox argument as UTF-8, valid for the store; NULL after answering NO. */
+static const char *mailbox_arg(struct imap_cmd *cmd, const char *raw, bool create)
+{
+	const char *name = imap_commands_mailbox_name(cmd->s, raw);
+	if (name != NULL && create) {
+		/* RFC 9051 §6.3.4: a trailing delimiter only declares the intent to create
+		 * names below; we need no such declaration. */
+		size_t len = strlen(name);
+		if (len > 1 && name[len - 1] == '/')
+			name = arena_strndup(cmd->s->cmd, name, len - 1);
+	}
+	if (name == NULL || store_mailbox_name_valid(name) != 1) {
+		imap_tagged(cmd->s, cmd->tag, "NO", "[CANNOT] Invalid mailbox name");
+		return NULL;
+	}
+	return name;
+}
+
+/* RFC 6154 §3: "(USE (\Drafts ...))". 1 ok (*special_r), 0 BAD syntax, -1 an attribute we
+ * cannot give (NO [USEATTR]). */
+static int mailbox_create_params(const struct imap_arg *list, unsigned *special_r)
+{
+	static const struct {
+		const char *name;
+		unsigned bit;
+	} uses[] = {
+	    {"\\Archive", STORE_SPECIAL_ARCHIVE}, {"\\Drafts", STORE_SPECIAL_DRAFTS},
+	    {"\\Junk", STORE_SPECIAL_JUNK},       {"\\Sent", STORE_SPECIAL_SENT},
+	    {"\\Trash", STORE_SPECIAL_TRASH},
+	};
+	bool refused = false;
+	*special_r = 0;
+	for (const struct imap_arg *a = list; a->type != IMAP_ARG_EOL; a += 2) {
+		if (a->type != IMAP_ARG_ATOM || strcasecmp(a->str, "USE") != 0 ||
+		    a[1].type != IMAP_ARG_LIST)
+			return 0;
+		for (const struct imap_arg *u = a[1].list; u->type != IMAP_ARG_EOL; u++) {
+			if (u->type != IMAP_ARG_ATOM || u->str[0] != '\\')
+				return 0;
+			unsigned bit = 0;
+			for (size_t i = 0; i < sizeof(uses) / sizeof(uses[0]); i++)
+				if (strcasecmp(u->str, uses[i].name) == 0)
+					bit = uses[i].bit;
+			/* \All and \Flagged are virtual views; anything else is unknown. */
+			refused |= bit == 0;
+			*special_r |= bit;
+		}
+	}
+	return refused ? -1 : 1;
+}
 
 void cmd_create(struct imap_cmd *cmd)
 {
-	imap_tagged(cmd->s, cmd->tag, "NO", "[CANNOT] %s is not implemented yet", cmd->name);
+	const char *raw, *name;
+	unsigned special = 0;
+	size_t argc = imap_parser_arg_count(cmd->args);
+	int p = 1;
+	if ((argc != 1 && argc != 2) || !imap_commands_astring(&cmd->args[0], &raw) ||
+	    (argc == 2 && (cmd->args[1].type != IMAP_ARG_LIST ||
+	                   (p = mailbox_create_params(cmd->args[1].list, &special)) == 0))) {
+		imap_tagged(cmd->s, cmd->tag, "BAD", "Syntax: CREATE mailbox [(USE (\\attr ...))]");
+		return;
+	}
+	if (p < 0) {
+		imap_tagged(cmd->s, cmd->tag, "NO",
+		            "[USEATTR] Only \\Archive \\Drafts \\Junk \\Sent \\Trash can be given");
+		return;
+	}
+	if ((name = mailbox_arg(cmd, raw, true)) != NULL)
+		mailbox_start(cmd, STORE_MAILBOX_CREATE, name, NULL, special);
 }
 
 void cmd_delete(struct imap_cmd *cmd)
 {
-	imap_tagged(cmd->s, cmd->tag, "NO", "[CANNOT] %s is not implemented yet", cmd->name);
+	const char *raw, *name;
+	if (imap_parser_arg_count(cmd->args) != 1 || !imap_commands_astring(&cmd->args[0], &raw)) {
+		imap_tagged(cmd->s, cmd->tag, "BAD", "Syntax: DELETE mailbox");
+		return;
+	}
+	if ((name = mailbox_arg(cmd, raw, false)) != NULL)
+		mailbox_start(cmd, STORE_MAILBOX_DELETE, name, NULL, 0);
 }
 
 void cmd_rename(struct imap_cmd *cmd)
 {
-	imap_tagged(cmd->s, cmd->tag, "NO", "[CANNOT] %s is not implemented yet", cmd->name);
+	const char *raw, *raw_new, *name, *new_name;
+	if (imap_parser_arg_count(cmd->args) != 2 || !imap_commands_astring(&cmd->args[0], &raw) ||
+	    !imap_commands_astring(&cmd->args[1], &raw_new)) {
+		imap_tagged(cmd->s, cmd->tag, "BAD", "Syntax: RENAME mailbox new-name");
+		return;
+	}
+	if ((name = mailbox_arg(cmd, raw, false)) != NULL &&
+	    (new_name = mailbox_arg(cmd, raw_new, false)) != NULL)
+		mailbox_start(cmd, STORE_MAILBOX_RENAME, name, new_name, 0);
 }
 
 void cmd_subscribe(struct imap_cmd *cmd)
 {
-	imap_tagged(cmd->s, cmd->tag, "NO", "[CANNOT] %s is not implemented yet", cmd->name);
+	bool sub = strcmp(cmd->name, "SUBSCRIBE") == 0;
+	const char *raw, *name;
+	if (imap_parser_arg_count(cmd->args) != 1 || !imap_commands_astring(&cmd->args[0], &raw)) {
+		imap_tagged(cmd->s, cmd->tag, "BAD", "Syntax: %s mailbox", cmd->name);
+		return;
+	}
+	if ((name = mailbox_arg(cmd, raw, false)) != NULL)
+		mailbox_start(cmd, sub ? STORE_MAILBOX_SUBSCRIBE : STORE_MAILBOX_UNSUBSCRIBE, name,
+		              NULL, 0);
 }

@@ -79,10 +79,54 @@ void cmd_select(struct imap_cmd *cmd)
 		    cmd->name);
 }
 
+struct close_op {
+	struct store_expunge expunge;
+	uint32_t *uids;
+};
+
+static void close_expunge_cb(struct store_expunge *op, void *ctx)
+{
+	(void)op;
+	imap_session_op_finished(ctx);
+}
+
+static void close_done(struct imap_session *s)
+{
+	struct close_op *op = s->op;
+	s->op = NULL;
+	if (op->expunge.result != 0)
+		log_error("session=%s proto=imap event=close-expunge error=\"%s\"",
+			  conn_id(s->conn), op->expunge.error);
+	free(op->uids);
+	free(op);
+	/* CLOSE answers OK even when the expunge failed: the mailbox is closed either way. */
+	imap_session_unselect(s);
+	imap_tagged(s, s->op_tag, "OK", "CLOSE completed");
+}
+
 void cmd_close(struct imap_cmd *cmd)
 {
-	/* CLOSE also removes \Deleted messages when read-write (§6.4.1). Nothing can set
-	 * \Deleted yet (STORE is not built), so both close the same way for now. */
-	imap_session_unselect(cmd->s);
-	imap_tagged(cmd->s, cmd->tag, "OK", "%s completed", cmd->name);
+	struct imap_session *s = cmd->s;
+	/* CLOSE (not UNSELECT) silently removes \Deleted messages of a read-write mailbox
+	 * (RFC 9051 §6.4.1). */
+	size_t n = 0;
+	if (strcmp(cmd->name, "CLOSE") == 0 && !s->read_only)
+		for (uint32_t i = 0; i < s->count; i++)
+			if (s->msgs[i].flags & STORE_FLAG_DELETED)
+				n++;
+	if (n == 0) {
+		imap_session_unselect(s);
+		imap_tagged(s, cmd->tag, "OK", "%s completed", cmd->name);
+		return;
+	}
+	struct close_op *op = xcalloc(1, sizeof(*op));
+	op->uids = xcalloc(n, sizeof(uint32_t));
+	n = 0;
+	for (uint32_t i = 0; i < s->count; i++)
+		if (s->msgs[i].flags & STORE_FLAG_DELETED)
+			op->uids[n++] = s->msgs[i].uid;
+	op->expunge = (struct store_expunge){ .account_id = s->account_id, .mailbox = s->mailbox,
+					      .uids = op->uids, .uid_count = n };
+	imap_session_op_start(s, cmd->tag, close_done, op);
+	store_expunge(s->server->store, &op->expunge, close_expunge_cb, s);
 }

@@ -1,10 +1,168 @@
-/* STATUS (RFC 9051 §6.3.11, STATUS=SIZE RFC 8438).
- * Placeholder: not built yet. */
+/* STATUS (RFC 9051 §6.3.11, STATUS=SIZE RFC 8438, DELETED from RFC 9051, APPENDLIMIT from
+ * RFC 7889 §4), and what LIST's
+ * RETURN (STATUS ...) (LIST-STATUS, RFC 5819) shares with it: the item list, the untagged
+ * STATUS response from one synchronous store read, and a mailbox name as the session wants
+ * it sent (modified UTF-7 for IMAP4rev1 clients, UTF-8 after ENABLE UTF8=ACCEPT/IMAP4rev2). */
 #include "imap/imap_commands.h"
 
+#include <inttypes.h>
+#include <string.h>
+#include <strings.h>
+
+#include "core/log.h"
+#include "core/utf7.h"
 #include "core/banned.h"
+
+/* Shared with cmd_list.c (LIST-STATUS); the prototypes belong in imap_commands.h. */
+
+/* Items in the order the response lists them. No HIGHESTMODSEQ: CONDSTORE is not
+ * advertised (RFC 7162 §3.1.2 ties the item to it). */
+enum {
+	STATUS_MESSAGES = 1u << 0,
+	STATUS_RECENT = 1u << 1,
+	STATUS_UIDNEXT = 1u << 2,
+	STATUS_UIDVALIDITY = 1u << 3,
+	STATUS_UNSEEN = 1u << 4,
+	STATUS_DELETED = 1u << 5,
+	STATUS_SIZE = 1u << 6,
+	STATUS_APPENDLIMIT = 1u << 7,
+};
+
+static const struct {
+	const char *name;
+	unsigned bit;
+} status_names[] = {
+    {"MESSAGES", STATUS_MESSAGES}, {"RECENT", STATUS_RECENT},
+    {"UIDNEXT", STATUS_UIDNEXT},   {"UIDVALIDITY", STATUS_UIDVALIDITY},
+    {"UNSEEN", STATUS_UNSEEN},     {"DELETED", STATUS_DELETED},
+    {"SIZE", STATUS_SIZE},         {"APPENDLIMIT", STATUS_APPENDLIMIT},
+};
+#define STATUS_NAME_COUNT (sizeof(status_names) / sizeof(status_names[0]))
+
+/* The items of a parenthesized status-att list as bits; 0 when the list is not one (empty,
+ * not a list, an unknown item: all BAD). */
+unsigned cmd_status_items(const struct imap_arg *list)
+{
+	if (list == NULL || list->type != IMAP_ARG_LIST || list->list[0].type == IMAP_ARG_EOL)
+		return 0;
+	unsigned items = 0;
+	for (const struct imap_arg *a = list->list; a->type != IMAP_ARG_EOL; a++) {
+		unsigned bit = 0;
+		for (size_t i = 0; a->type == IMAP_ARG_ATOM && i < STATUS_NAME_COUNT; i++)
+			if (strcasecmp(a->str, status_names[i].name) == 0)
+				bit = status_names[i].bit;
+		if (bit == 0)
+			return 0;
+		items |= bit;
+	}
+	return items;
+}
+
+/* Append name (UTF-8, as the store knows it) as an IMAP string: modified UTF-7 unless the
+ * session takes UTF-8 (RFC 9051 / RFC 6855 allow UTF-8 inside quoted strings), quoted. */
+void cmd_status_mailbox_name(struct imap_session *s, struct buf *out, const char *name)
+{
+	struct buf enc;
+	buf_init(&enc, 8 * STORE_MAILBOX_NAME_MAX + 16);
+	const char *text = name;
+	if (!(s->utf8 || s->rev2)) {
+		if (utf7_from_utf8(name, &enc) < 0) {
+			buf_free(&enc);
+			imap_quote(out, name); /* not UTF-8 (cannot happen for stored names) */
+			return;
+		}
+		text = buf_cstr(&enc);
+	}
+	int r = buf_append(out, "\"", 1);
+	for (const char *p = text; *p != '\0' && r == 0; p++) {
+		if (*p == '"' || *p == '\\')
+			r = buf_append(out, "\\", 1);
+		if (r == 0)
+			r = buf_append(out, p, 1);
+	}
+	if (r == 0)
+		r = buf_append(out, "\"", 1);
+	(void)r; /* out is sized for the longest name */
+	buf_free(&enc);
+}
+
+/* One item's value, as response text. */
+static int status_value(struct imap_session *s, unsigned bit, const struct store_mailbox_stats *st,
+                        struct buf *b)
+{
+	switch (bit) {
+	case STATUS_MESSAGES:
+		return buf_printf(b, "%" PRIu32, st->messages);
+	case STATUS_RECENT:
+		return buf_printf(b, "%" PRIu32, st->recent);
+	case STATUS_UIDNEXT:
+		return buf_printf(b, "%" PRIu32, st->uidnext);
+	case STATUS_UIDVALIDITY:
+		return buf_printf(b, "%" PRIu32, st->uidvalidity);
+	case STATUS_UNSEEN:
+		return buf_printf(b, "%" PRIu32, st->unseen);
+	case STATUS_DELETED:
+		return buf_printf(b, "%" PRIu32, st->deleted);
+	case STATUS_SIZE:
+		return buf_printf(b, "%" PRIu64, st->size);
+	default: /* APPENDLIMIT: the one limit APPEND enforces, NIL when there is none */
+		if (s->limits->message_size == 0)
+			return buf_puts(b, "NIL");
+		return buf_printf(b, "%" PRIu64, s->limits->message_size);
+	}
+}
+
+/* Send "* STATUS name (items)" for the mailbox name (UTF-8). 1 sent, 0 no such mailbox (or
+ * a \Noselect name), -1 store error. */
+int cmd_status_send(struct imap_session *s, const char *name, unsigned items)
+{
+	struct store_mailbox_stats st;
+	int r = store_mailbox_stats(s->server->store, s->account_id, name, &st);
+	if (r <= 0)
+		return r;
+	struct buf b;
+	buf_init(&b, 16 * STORE_MAILBOX_NAME_MAX + 512);
+	cmd_status_mailbox_name(s, &b, name);
+	int w = buf_puts(&b, " (");
+	bool first = true;
+	for (size_t i = 0; i < STATUS_NAME_COUNT && w == 0; i++) {
+		if ((items & status_names[i].bit) == 0)
+			continue;
+		w = buf_printf(&b, "%s%s ", first ? "" : " ", status_names[i].name);
+		if (w == 0)
+			w = status_value(s, status_names[i].bit, &st, &b);
+		first = false;
+	}
+	if (w == 0)
+		w = buf_puts(&b, ")");
+	if (w == 0)
+		imap_send(s, "* STATUS %s", buf_cstr(&b));
+	buf_free(&b);
+	return w == 0 ? 1 : -1;
+}
 
 void cmd_status(struct imap_cmd *cmd)
 {
-	imap_tagged(cmd->s, cmd->tag, "NO", "[CANNOT] %s is not implemented yet", cmd->name);
+	struct imap_session *s = cmd->s;
+	const char *raw;
+	unsigned items;
+	if (imap_parser_arg_count(cmd->args) != 2 || !imap_commands_astring(&cmd->args[0], &raw) ||
+	    (items = cmd_status_items(&cmd->args[1])) == 0) {
+		imap_tagged(s, cmd->tag, "BAD",
+		            "Syntax: STATUS mailbox (MESSAGES UIDNEXT UIDVALIDITY UNSEEN DELETED "
+		            "SIZE)");
+		return;
+	}
+	const char *name = imap_commands_mailbox_name(s, raw);
+	if (name == NULL || store_mailbox_name_valid(name) != 1) {
+		imap_tagged(s, cmd->tag, "NO", "[NONEXISTENT] No such mailbox (invalid name)");
+		return;
+	}
+	int r = cmd_status_send(s, name, items);
+	if (r == 0)
+		imap_tagged(s, cmd->tag, "NO", "[NONEXISTENT] Mailbox does not exist");
+	else if (r < 0)
+		imap_tagged(s, cmd->tag, "NO", "[SERVERBUG] Cannot read the mailbox status");
+	else
+		imap_tagged(s, cmd->tag, "OK", "STATUS completed");
 }

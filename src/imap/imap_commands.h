@@ -65,4 +65,12 @@ void cmd_expunge(struct imap_cmd *cmd);   /* EXPUNGE, UID EXPUNGE */
 void cmd_copy(struct imap_cmd *cmd);      /* COPY, MOVE, UID COPY, UID MOVE */
 void cmd_append(struct imap_cmd *cmd);
 
+/* Shared by LIST (LIST-STATUS) and STATUS, defined in cmd_status.c. */
+/* Bits for the status items of a list like (MESSAGES SIZE ...); 0 = BAD. */
+unsigned cmd_status_items(const struct imap_arg *list);
+/* Send "* STATUS name (items)"; 1 sent, 0 no such mailbox or \Noselect name, -1 error. */
+int cmd_status_send(struct imap_session *s, const char *name, unsigned items);
+/* Append a UTF-8 mailbox name as a quoted string: modified UTF-7 unless UTF-8 is enabled. */
+void cmd_status_mailbox_name(struct imap_session *s, struct buf *out, const char *name);
+
 #endif

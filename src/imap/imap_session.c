@@ -132,7 +132,9 @@ const char *imap_session_capabilities(struct imap_session *s)
 	} else {
 		snprintf(caps, sizeof(caps),
 			 "IMAP4rev2 IMAP4rev1 LITERAL+ ENABLE ID IDLE NAMESPACE UNSELECT "
-			 "UTF8=ACCEPT");
+			 "UTF8=ACCEPT UIDPLUS MOVE MULTIAPPEND APPENDLIMIT=%llu CHILDREN "
+			 "SPECIAL-USE CREATE-SPECIAL-USE LIST-EXTENDED LIST-STATUS STATUS=SIZE",
+			 (unsigned long long)s->limits->message_size);
 	}
 	return caps;
 }
