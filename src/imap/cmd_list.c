@@ -15,8 +15,6 @@
 #include "core/xmalloc.h"
 #include "core/banned.h"
 
-/* Defined in cmd_status.c (LIST-STATUS shares STATUS); the prototypes belong in
- * imap_commands.h. */
 
 #define LIST_PATTERNS_MAX 64
 /* Pattern-matching steps (one name position per pattern octet) one command may spend; a
