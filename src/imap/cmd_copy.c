@@ -100,9 +100,7 @@ static void cmd_copy_done(struct imap_session *s)
 				if (idx < 0)
 					continue;
 				imap_send(s, "* %ld EXPUNGE", idx + 1);
-				memmove(&s->msgs[idx], &s->msgs[idx + 1],
-				        (s->count - (uint32_t)idx - 1) * sizeof(*s->msgs));
-				s->count--;
+				imap_session_view_remove(s, idx);
 			}
 			buf_reset(&code);
 		}

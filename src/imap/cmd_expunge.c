@@ -38,9 +38,7 @@ static void cmd_expunge_done(struct imap_session *s)
 				if (idx < 0)
 					continue;
 				imap_send(s, "* %ld EXPUNGE", idx + 1);
-				memmove(&s->msgs[idx], &s->msgs[idx + 1],
-				        (s->count - (uint32_t)idx - 1) * sizeof(*s->msgs));
-				s->count--;
+				imap_session_view_remove(s, idx);
 			}
 			IMAP_LOG(s, "event=expunge mailbox=%s expunged=%u", s->mailbox,
 			         o->op.expunged);

@@ -119,22 +119,6 @@ static bool fetch_add(struct fetch_req *req, const char *atom, struct arena *a)
 	return true;
 }
 
-static void fetch_flags(struct buf *b, unsigned flags)
-{
-	static const char *const names[] = { "\\Seen", "\\Answered", "\\Flagged", "\\Deleted",
-					     "\\Draft" };
-	int r = buf_append(b, "FLAGS (", 7);
-	bool first = true;
-	for (unsigned i = 0; i < 5; i++) {
-		if (flags & (1u << i)) {
-			r |= buf_printf(b, "%s%s", first ? "" : " ", names[i]);
-			first = false;
-		}
-	}
-	r |= buf_append(b, ")", 1);
-	(void)r;
-}
-
 /* Offsets of the header (with its blank line) and text of a message. */
 static void fetch_split(const unsigned char *m, size_t len, size_t *header_len_r)
 {
@@ -182,7 +166,9 @@ static void fetch_one(struct imap_session *s, const struct fetch_req *req, uint3
 	}
 	if (req->flags || with_flags) {
 		r |= buf_puts(&b, sep);
-		fetch_flags(&b, m->flags);
+		r |= buf_puts(&b, "FLAGS (");
+		cmd_store_flags_text(&b, m->flags, m->keywords);
+		r |= buf_puts(&b, ")");
 		sep = " ";
 	}
 	if (req->size) {

@@ -17,9 +17,10 @@ static void imap_select_cb(void *ctx, const struct store_entry *e)
 		s->cap = s->cap == 0 ? 64 : 2 * s->cap;
 		s->msgs = xrealloc(s->msgs, (size_t)s->cap * sizeof(*s->msgs));
 	}
-	s->msgs[s->count++] = (struct imap_msg){ .uid = e->uid, .size = e->size,
-						 .date = e->internal_date, .flags = e->flags,
-						 .modseq = e->modseq };
+	s->msgs[s->count] = (struct imap_msg){ .uid = e->uid, .size = e->size,
+					       .date = e->internal_date, .flags = e->flags,
+					       .modseq = e->modseq };
+	imap_session_view_keywords(s, s->count++, e->keywords);
 }
 
 void cmd_select(struct imap_cmd *cmd)

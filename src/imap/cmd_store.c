@@ -200,6 +200,7 @@ static void cmd_store_report(struct imap_session *s, struct cmd_store_op *o)
 			continue;
 		s->msgs[idx].flags = r->flags;
 		s->msgs[idx].modseq = r->modseq;
+		imap_session_view_keywords(s, idx, r->keywords);
 		if (o->silent)
 			continue;
 		struct buf b;

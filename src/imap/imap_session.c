@@ -280,6 +280,11 @@ static long imap_view_find(const struct imap_session *s, uint32_t uid)
 	return -1;
 }
 
+static bool imap_keywords_equal(const char *a, const char *b)
+{
+	return strcmp(a != NULL ? a : "", b != NULL ? b : "") == 0;
+}
+
 struct imap_sync {
 	struct imap_session *s;
 	struct store_entry *entries;
@@ -296,7 +301,9 @@ static void imap_sync_entry(void *ctx, const struct store_entry *e)
 		y->entries = xrealloc(y->entries, y->entry_cap * sizeof(*y->entries));
 	}
 	y->entries[y->entry_count] = *e;
-	y->entries[y->entry_count++].keywords = NULL; /* not kept past the callback */
+	/* keywords are valid only during the callback */
+	y->entries[y->entry_count++].keywords =
+		e->keywords != NULL && e->keywords[0] != '\0' ? xstrdup(e->keywords) : NULL;
 }
 
 static void imap_sync_expunged(void *ctx, uint32_t uid, uint64_t modseq)
@@ -350,21 +357,24 @@ void imap_session_sync(struct imap_session *s, bool expunges)
 			continue;
 		}
 		imap_send(s, "* %ld EXPUNGE", idx + 1);
-		memmove(&s->msgs[idx], &s->msgs[idx + 1],
-			(s->count - (uint32_t)idx - 1) * sizeof(*s->msgs));
-		s->count--;
+		imap_session_view_remove(s, idx);
 	}
 	uint32_t old_count = s->count;
 	for (size_t i = 0; i < y.entry_count; i++) {
 		const struct store_entry *e = &y.entries[i];
 		long idx = imap_view_find(s, e->uid);
 		if (idx >= 0) {
-			if (s->msgs[idx].flags != e->flags) {
+			if (s->msgs[idx].flags != e->flags ||
+			    !imap_keywords_equal(s->msgs[idx].keywords, e->keywords)) {
 				s->msgs[idx].flags = e->flags;
 				s->msgs[idx].modseq = e->modseq;
+				imap_session_view_keywords(s, idx, e->keywords);
 				struct buf b;
-				buf_init(&b, 256);
+				buf_init(&b, 16384);
 				imap_flags_text(&b, e->flags);
+				if (e->keywords != NULL && e->keywords[0] != '\0' &&
+				    buf_printf(&b, "%s%s", e->flags != 0 ? " " : "", e->keywords) < 0)
+					buf_reset(&b);
 				imap_send(s, "* %ld FETCH (UID %u FLAGS (%s))", idx + 1, e->uid,
 					  buf_cstr(&b));
 				buf_free(&b);
@@ -374,9 +384,10 @@ void imap_session_sync(struct imap_session *s, bool expunges)
 				s->cap = s->cap == 0 ? 64 : 2 * s->cap;
 				s->msgs = xrealloc(s->msgs, (size_t)s->cap * sizeof(*s->msgs));
 			}
-			s->msgs[s->count++] = (struct imap_msg){ .uid = e->uid, .size = e->size,
-								 .date = e->internal_date,
-								 .flags = e->flags, .modseq = e->modseq };
+			s->msgs[s->count] = (struct imap_msg){ .uid = e->uid, .size = e->size,
+							       .date = e->internal_date,
+							       .flags = e->flags, .modseq = e->modseq };
+			imap_session_view_keywords(s, s->count++, e->keywords);
 		}
 	}
 	if (s->count != old_count)
@@ -387,13 +398,30 @@ void imap_session_sync(struct imap_session *s, bool expunges)
 		s->highestmodseq = st.highestmodseq;
 	else
 		atomic_store(&s->changed, true); /* expunges still owed */
+	for (size_t i = 0; i < y.entry_count; i++)
+		free((char *)y.entries[i].keywords);
 	free(y.entries);
 	free(y.expunged);
+}
+
+void imap_session_view_remove(struct imap_session *s, long idx)
+{
+	free(s->msgs[idx].keywords);
+	memmove(&s->msgs[idx], &s->msgs[idx + 1], (s->count - (uint32_t)idx - 1) * sizeof(*s->msgs));
+	s->count--;
+}
+
+void imap_session_view_keywords(struct imap_session *s, long idx, const char *keywords)
+{
+	free(s->msgs[idx].keywords);
+	s->msgs[idx].keywords = keywords != NULL && keywords[0] != '\0' ? xstrdup(keywords) : NULL;
 }
 
 void imap_session_unselect(struct imap_session *s)
 {
 	store_unwatch(&s->watch);
+	for (uint32_t i = 0; i < s->count; i++)
+		free(s->msgs[i].keywords);
 	free(s->mailbox);
 	s->mailbox = NULL;
 	free(s->msgs);

@@ -53,6 +53,7 @@ struct imap_msg {
 	uint64_t size;
 	int64_t date;
 	unsigned flags;
+	char *keywords; /* space-separated, malloc'd; NULL when none */
 	uint64_t modseq;
 };
 
@@ -131,6 +132,10 @@ void imap_session_op_finished(struct imap_session *s);
 void imap_session_sync(struct imap_session *s, bool expunges);
 /* Start watching the selected mailbox (SELECT/EXAMINE). */
 void imap_session_watch(struct imap_session *s);
+/* Remove view entry idx (0-based) after its EXPUNGE was sent. */
+void imap_session_view_remove(struct imap_session *s, long idx);
+/* Set the keywords of view entry idx (copied; "" or NULL = none). */
+void imap_session_view_keywords(struct imap_session *s, long idx, const char *keywords);
 /* Forget the selected mailbox (CLOSE, UNSELECT, a new SELECT). */
 void imap_session_unselect(struct imap_session *s);
 /* Execute a complete command from the parser. */
