@@ -62,7 +62,12 @@ void cmd_select(struct imap_cmd *cmd)
 	imap_send(s, "* %u EXISTS", s->count);
 	if (!s->rev2)
 		imap_send(s, "* 0 RECENT");
-	imap_send(s, "* FLAGS (\\Answered \\Flagged \\Deleted \\Seen \\Draft)");
+	char *keywords = NULL;
+	if (store_mailbox_keywords(s->server->store, s->account_id, name, &keywords) != 1)
+		keywords = NULL;
+	imap_send(s, "* FLAGS (\\Answered \\Flagged \\Deleted \\Seen \\Draft%s%s)",
+		  keywords != NULL && keywords[0] != '\0' ? " " : "", keywords != NULL ? keywords : "");
+	free(keywords);
 	imap_send(s, "* OK [PERMANENTFLAGS (%s)] Flags permitted",
 		  examine ? "" : "\\Answered \\Flagged \\Deleted \\Seen \\Draft \\*");
 	imap_send(s, "* OK [UIDVALIDITY %u] UIDs valid", s->uidvalidity);
