@@ -11,6 +11,7 @@
 #include "core/privdrop.h"
 #include "net/server.h"
 #include "imap/imap_server.h"
+#include "mime/imap_structure.h"
 #include "net/tls.h"
 #include "pop3/pop3_server.h"
 #include "smtp/smtp_server.h"
@@ -141,6 +142,8 @@ static int serve_run(struct serve *sv)
 		log_error("cannot open the store in %s: %s", sv->conf->data_dir, error);
 		return 1;
 	}
+	/* ENVELOPE and BODYSTRUCTURE are computed once, at delivery (issue 5). */
+	store_set_summarizer(sv->store, imap_structure_summarize, NULL);
 	sv->auth = auth_new(serve_auth_lookup, sv, 2);
 	sv->net = net_server_new(sv->conf->threads, &sv->conf->limits);
 	if (net_server_load_tls(sv->net, sv->conf->tls_cert, sv->conf->tls_key, &error) < 0) {

@@ -3,7 +3,9 @@
  * RFC822, RFC822.HEADER, RFC822.TEXT) with <partial> ranges; macros ALL and FAST. Items
  * that are not .PEEK set \Seen on a read-write mailbox, through store_flags() before the data
  * goes out, so the responses carry the new FLAGS.
- * ENVELOPE, BODYSTRUCTURE and part sections come with the MIME parser (issue 5). */
+ * ENVELOPE, BODY and BODYSTRUCTURE come from the store's cache (filled at delivery) or the
+ * MIME parser; BODY[section] takes part numbers at any depth with HEADER, TEXT, MIME and
+ * HEADER.FIELDS (.NOT). */
 #include "imap/imap_commands.h"
 
 #include <stdio.h>
@@ -16,9 +18,14 @@
 #include "core/log.h"
 #include "core/xmalloc.h"
 #include "imap/imap_seqset.h"
+#include "mime/imap_structure.h"
+#include "mime/mime.h"
 #include "core/banned.h"
 
-enum fetch_part { PART_NONE, PART_ALL, PART_HEADER, PART_TEXT };
+enum fetch_part { PART_NONE, PART_ALL, PART_HEADER, PART_TEXT, PART_SECTION };
+
+/* What a BODY[section] names (RFC 9051 §6.4.5 section-spec). */
+enum fetch_sec { SEC_FULL, SEC_HEADER, SEC_TEXT, SEC_MIME, SEC_FIELDS, SEC_FIELDS_NOT };
 
 struct fetch_item {
 	const char *label;   /* what the response names it: "BODY[]", "RFC822", ... */
@@ -26,10 +33,16 @@ struct fetch_item {
 	enum fetch_part part;
 	bool partial;
 	uint64_t offset, length;
+	/* PART_SECTION */
+	const char *section; /* part numbers "1.2", "" for the message itself */
+	enum fetch_sec sec;
+	const char **fields; /* HEADER.FIELDS (.NOT) names */
+	size_t field_count;
 };
 
 struct fetch_req {
 	bool uid, flags, size, date;
+	bool envelope, bodystructure, body;
 	bool seen; /* some item sets \Seen */
 	struct fetch_item items[16];
 	size_t item_count;
@@ -51,6 +64,85 @@ static bool fetch_partial(const char *p, struct fetch_item *it)
 	return true;
 }
 
+/* Parse "1.2.HEADER.FIELDS (From To)" and friends (the text between the brackets). */
+static bool fetch_section(struct arena *a, const char *p, size_t len, struct fetch_item *it)
+{
+	const char *end = p + len;
+	const char *q = p;
+	/* Part numbers: 1*digit *("." 1*digit), each non-zero. */
+	while (q < end && *q >= '1' && *q <= '9') {
+		while (q < end && *q >= '0' && *q <= '9')
+			q++;
+		if (q < end && *q == '.' && q + 1 < end && q[1] >= '1' && q[1] <= '9')
+			q++;
+		else
+			break;
+	}
+	it->part = PART_SECTION;
+	it->section = arena_strndup(a, p, (size_t)(q - p));
+	if (q < end && q > p) {
+		if (*q != '.')
+			return false;
+		q++;
+	}
+	size_t rest = (size_t)(end - q);
+	bool has_part = it->section[0] != '\0';
+	if (rest == 0) {
+		it->sec = SEC_FULL;
+		return has_part;
+	}
+	if (rest == 6 && strncasecmp(q, "HEADER", 6) == 0)
+		it->sec = SEC_HEADER;
+	else if (rest == 4 && strncasecmp(q, "TEXT", 4) == 0)
+		it->sec = SEC_TEXT;
+	else if (rest == 4 && strncasecmp(q, "MIME", 4) == 0 && has_part)
+		it->sec = SEC_MIME;
+	else if (rest > 18 && strncasecmp(q, "HEADER.FIELDS.NOT ", 18) == 0)
+		it->sec = SEC_FIELDS_NOT, q += 18;
+	else if (rest > 14 && strncasecmp(q, "HEADER.FIELDS ", 14) == 0)
+		it->sec = SEC_FIELDS, q += 14;
+	else
+		return false;
+	if (it->sec != SEC_FIELDS && it->sec != SEC_FIELDS_NOT)
+		return true;
+	/* "(" header-fld-name *(SP header-fld-name) ")"; names are astrings. */
+	if (q >= end || *q != '(' || end[-1] != ')')
+		return false;
+	q++;
+	end--;
+	size_t cap = 8;
+	it->fields = arena_alloc(a, cap * sizeof(char *));
+	while (q < end) {
+		const char *start = q;
+		size_t n;
+		if (*q == '"') {
+			start = ++q;
+			while (q < end && *q != '"')
+				q++;
+			if (q >= end)
+				return false;
+			n = (size_t)(q - start);
+			q++;
+		} else {
+			while (q < end && *q != ' ')
+				q++;
+			n = (size_t)(q - start);
+		}
+		if (n == 0)
+			return false;
+		if (it->field_count == cap) {
+			const char **more = arena_alloc(a, 2 * cap * sizeof(char *));
+			memcpy(more, it->fields, cap * sizeof(char *));
+			it->fields = more;
+			cap *= 2;
+		}
+		it->fields[it->field_count++] = arena_strndup(a, start, n);
+		if (q < end && *q++ != ' ')
+			return false;
+	}
+	return it->field_count > 0;
+}
+
 /* One fetch attribute atom. false = unsupported or bad. */
 static bool fetch_add(struct fetch_req *req, const char *atom, struct arena *a)
 {
@@ -62,8 +154,18 @@ static bool fetch_add(struct fetch_req *req, const char *atom, struct arena *a)
 		return req->size = true;
 	if (strcasecmp(atom, "INTERNALDATE") == 0)
 		return req->date = true;
-	if (strcasecmp(atom, "ALL") == 0 || strcasecmp(atom, "FAST") == 0)
+	if (strcasecmp(atom, "ENVELOPE") == 0)
+		return req->envelope = true;
+	if (strcasecmp(atom, "BODYSTRUCTURE") == 0)
+		return req->bodystructure = true;
+	if (strcasecmp(atom, "BODY") == 0)
+		return req->body = true;
+	if (strcasecmp(atom, "FAST") == 0)
 		return req->flags = req->size = req->date = true;
+	if (strcasecmp(atom, "ALL") == 0)
+		return req->flags = req->size = req->date = req->envelope = true;
+	if (strcasecmp(atom, "FULL") == 0)
+		return req->flags = req->size = req->date = req->envelope = req->body = true;
 	if (req->item_count == sizeof(req->items) / sizeof(req->items[0]))
 		return false;
 	struct fetch_item *it = &req->items[req->item_count];
@@ -98,12 +200,12 @@ static bool fetch_add(struct fetch_req *req, const char *atom, struct arena *a)
 		it->part = PART_HEADER;
 	else if (slen == 4 && strncasecmp(br + 1, "TEXT", 4) == 0)
 		it->part = PART_TEXT;
-	else
+	else if (!fetch_section(a, br + 1, slen, it))
 		return false;
 	if (!fetch_partial(close + 1, it))
 		return false;
 	/* The response names the section without .PEEK and with only the partial's start. */
-	char label[64];
+	char label[1024];
 	snprintf(label, sizeof(label), "BODY[%.*s]", (int)slen, br + 1);
 	for (char *c = label; *c != '\0'; c++)
 		if (*c >= 'a' && *c <= 'z')
@@ -152,6 +254,111 @@ static unsigned char *fetch_load(struct imap_session *s, uint32_t uid, size_t *l
 }
 
 /* with_flags: FLAGS also when not asked for (\Seen was just set, RFC 9051 §6.4.5). */
+static bool fetch_needs_tree(const struct fetch_req *req)
+{
+	if (req->envelope || req->bodystructure || req->body)
+		return true;
+	for (size_t i = 0; i < req->item_count; i++)
+		if (req->items[i].part == PART_SECTION)
+			return true;
+	return false;
+}
+
+/* ENVELOPE, BODY and BODYSTRUCTURE: cached at delivery when possible, else computed. */
+static int fetch_structure(struct imap_session *s, struct arena *tmp,
+			   const struct fetch_req *req, uint32_t uid,
+			   const unsigned char *data, size_t len, const struct mime_part *root,
+			   struct buf *b, const char **sep)
+{
+	if (!req->envelope && !req->bodystructure && !req->body)
+		return 0;
+	char *env = NULL, *body = NULL, *bs = NULL;
+	if (store_message_summary(s->server->store, s->account_id, s->mailbox, uid, &env, &body,
+				  &bs) != 1)
+		env = body = bs = NULL;
+	int r = 0;
+	const char *const names[3] = { "ENVELOPE", "BODY", "BODYSTRUCTURE" };
+	const bool want[3] = { req->envelope, req->body, req->bodystructure };
+	char *cached[3] = { env, body, bs };
+	for (int i = 0; i < 3; i++) {
+		if (!want[i])
+			continue;
+		const char *text = cached[i];
+		if (text == NULL && root != NULL)
+			text = i == 0 ? imap_envelope(tmp, data, len, root)
+					: imap_bodystructure(tmp, data, len, root, i == 2);
+		r |= buf_printf(b, "%s%s %s", *sep, names[i], text != NULL ? text : "NIL");
+		*sep = " ";
+	}
+	free(env);
+	free(body);
+	free(bs);
+	return r;
+}
+
+static bool fetch_field_listed(const unsigned char *msg, const struct mime_field *f,
+			       const struct fetch_item *it)
+{
+	for (size_t i = 0; i < it->field_count; i++)
+		if (mime_field_is(msg, f, it->fields[i]))
+			return true;
+	return false;
+}
+
+/* The octets a BODY[section] names (RFC 9051 §6.4.5): returns the buffer they are in and
+ * sets the offset and length; HEADER.FIELDS results are built in fields. A part that does not exist
+ * gives an empty string (as Dovecot answers). */
+static const unsigned char *fetch_section_data(const unsigned char *data, size_t len,
+					       const struct mime_part *root,
+					       const struct fetch_item *it, struct buf *fields,
+					       size_t *off_r, size_t *len_r)
+{
+	(void)len;
+	*off_r = 0;
+	*len_r = 0;
+	if (root == NULL)
+		return NULL;
+	const struct mime_part *p = it->section[0] != '\0' ? mime_part_find(root, it->section)
+							   : root;
+	if (p == NULL)
+		return NULL;
+	if (it->sec == SEC_FULL) {
+		*off_r = p->body_start;
+		*len_r = p->body_len;
+		return data;
+	}
+	if (it->sec == SEC_MIME) {
+		*off_r = p->header_start;
+		*len_r = p->header_len;
+		return data;
+	}
+	/* HEADER, TEXT, HEADER.FIELDS of a part are those of its encapsulated message. */
+	const struct mime_part *msg = it->section[0] == '\0' ? root
+				      : p->kind == MIME_KIND_MESSAGE ? p->message
+								     : NULL;
+	if (msg == NULL)
+		return NULL;
+	if (it->sec == SEC_HEADER || it->sec == SEC_TEXT) {
+		*off_r = it->sec == SEC_HEADER ? msg->header_start : msg->body_start;
+		*len_r = it->sec == SEC_HEADER ? msg->header_len : msg->body_len;
+		return data;
+	}
+	struct mime_field_iter iter;
+	struct mime_field f;
+	mime_field_iter_init(&iter, data, msg->header_start, msg->header_start + msg->header_len);
+	int r = 0;
+	while (mime_field_iter_next(&iter, &f)) {
+		if (!f.has_colon)
+			continue;
+		if (fetch_field_listed(data, &f, it) == (it->sec == SEC_FIELDS))
+			r |= buf_append(fields, data + f.start, f.len);
+	}
+	r |= buf_append(fields, "\r\n", 2);
+	(void)r;
+	*len_r = fields->len;
+	return (const unsigned char *)fields->data;
+}
+
 static void fetch_one(struct imap_session *s, const struct fetch_req *req, uint32_t seq,
 		      bool with_flags)
 {
@@ -184,16 +391,30 @@ static void fetch_one(struct imap_session *s, const struct fetch_req *req, uint3
 		r |= buf_printf(&b, "%sINTERNALDATE \"%s\"", sep, date);
 		sep = " ";
 	}
+	bool need_data = req->item_count > 0 || req->envelope || req->bodystructure || req->body;
 	size_t len = 0, hlen = 0;
-	unsigned char *data = req->item_count > 0 ? fetch_load(s, m->uid, &len) : NULL;
-	if (data != NULL)
+	unsigned char *data = need_data ? fetch_load(s, m->uid, &len) : NULL;
+	const struct mime_part *root = NULL;
+	struct arena *tmp = arena_new(16384); /* this message's MIME tree and texts */
+	if (data != NULL) {
 		fetch_split(data, len, &hlen);
+		struct mime_part *tree;
+		struct mime_limits limits = { 0 };
+		if (fetch_needs_tree(req) && mime_parse(tmp, data, len, &limits, &tree) >= -1)
+			root = tree;
+	}
+	r |= fetch_structure(s, tmp, req, m->uid, data, len, root, &b, &sep);
 	for (size_t i = 0; i < req->item_count; i++) {
 		const struct fetch_item *it = &req->items[i];
 		size_t off = it->part == PART_TEXT ? hlen : 0;
 		size_t n = data == NULL ? 0 : it->part == PART_HEADER ? hlen
 					     : it->part == PART_TEXT  ? len - hlen
 								      : len;
+		const unsigned char *src = data;
+		struct buf fields;
+		buf_init(&fields, len + 2);
+		if (data != NULL && it->part == PART_SECTION)
+			src = fetch_section_data(data, len, root, it, &fields, &off, &n);
 		if (it->partial) {
 			off += it->offset < n ? (size_t)it->offset : n;
 			n = it->offset < n ? n - (size_t)it->offset : 0;
@@ -204,11 +425,13 @@ static void fetch_one(struct imap_session *s, const struct fetch_req *req, uint3
 			r |= buf_printf(&b, "%s%s NIL", sep, it->label);
 		} else {
 			r |= buf_printf(&b, "%s%s {%zu}\r\n", sep, it->label, n);
-			r |= buf_append(&b, data + off, n);
+			r |= buf_append(&b, src == NULL ? (const unsigned char *)"" : src + off, n);
 		}
+		buf_free(&fields);
 		sep = " ";
 	}
 	free(data);
+	arena_free(&tmp);
 	r |= buf_append(&b, ")\r\n", 3);
 	if (r == 0)
 		conn_write(s->conn, b.data, b.len);
@@ -218,7 +441,7 @@ static void fetch_one(struct imap_session *s, const struct fetch_req *req, uint3
 /* A FETCH in progress: the messages, and the \Seen change some items imply. */
 struct fetch_op {
 	struct fetch_req req;
-	char labels[16][64]; /* copies of req.items[].label while \Seen is set */
+	struct arena *keep;    /* copies of req.items[] strings while \Seen is set */
 	uint32_t *seqs;      /* sequence numbers to answer, ascending */
 	size_t count;
 	uint32_t *unseen;    /* UIDs among them without \Seen (when it is to be set) */
@@ -233,6 +456,7 @@ static void fetch_op_free(struct fetch_op *o)
 	free(o->unseen);
 	free(o->mailbox);
 	free(o->name);
+	arena_free(&o->keep);
 	free(o);
 }
 
@@ -341,9 +565,18 @@ void cmd_fetch(struct imap_cmd *cmd)
 	}
 	/* \Seen first, then the data with the new FLAGS: the labels must outlive the command
 	 * arena, so the operation keeps its own copies. */
+	o->keep = arena_new(4096);
 	for (size_t i = 0; i < o->req.item_count; i++) {
-		snprintf(o->labels[i], sizeof(o->labels[i]), "%s", req.items[i].label);
-		o->req.items[i].label = o->labels[i];
+		struct fetch_item *it = &o->req.items[i];
+		it->label = arena_strdup(o->keep, it->label);
+		if (it->section != NULL)
+			it->section = arena_strdup(o->keep, it->section);
+		if (it->field_count > 0) {
+			const char **f = arena_alloc(o->keep, it->field_count * sizeof(char *));
+			for (size_t k = 0; k < it->field_count; k++)
+				f[k] = arena_strdup(o->keep, it->fields[k]);
+			it->fields = f;
+		}
 	}
 	o->mailbox = xstrdup(s->mailbox);
 	o->op = (struct store_flags){

@@ -57,6 +57,8 @@ static const struct imap_command_def imap_commands[] = {
 	{ "UID COPY", cmd_copy, IMAP_CMD_SEL },
 	{ "MOVE", cmd_copy, IMAP_CMD_SEL },
 	{ "UID MOVE", cmd_copy, IMAP_CMD_SEL },
+	{ "SEARCH", cmd_search, IMAP_CMD_SEL },
+	{ "UID SEARCH", cmd_search, IMAP_CMD_SEL },
 };
 
 void imap_commands_execute(struct imap_session *s)

@@ -64,6 +64,16 @@ void cmd_store(struct imap_cmd *cmd);     /* STORE, UID STORE */
 void cmd_expunge(struct imap_cmd *cmd);   /* EXPUNGE, UID EXPUNGE */
 void cmd_copy(struct imap_cmd *cmd);      /* COPY, MOVE, UID COPY, UID MOVE */
 void cmd_append(struct imap_cmd *cmd);
+void cmd_search(struct imap_cmd *cmd);    /* SEARCH, UID SEARCH */
+
+/* The saved search result "$" (RFC 5182; RFC 9051 §6.4.4.1), defined in cmd_search.c. */
+/* Empty it and free its memory: SELECT, EXAMINE, CLOSE, UNSELECT and the end of the session
+ * (imap_session_unselect()) must call it. */
+void cmd_search_saved_reset(struct imap_session *s);
+/* True if the message with this UID is in the saved result. Commands that take a sequence
+ * set use it when imap_seqset_is_saved(): "$" names the same messages in the UID and the
+ * sequence-number forms. */
+bool cmd_search_saved_contains(const struct imap_session *s, uint32_t uid);
 
 /* Shared by LIST (LIST-STATUS) and STATUS, defined in cmd_status.c. */
 /* Bits for the status items of a list like (MESSAGES SIZE ...); 0 = BAD. */

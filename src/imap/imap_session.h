@@ -96,6 +96,10 @@ struct imap_session {
 	struct imap_msg *msgs;
 	uint32_t count, cap;
 
+	/* the saved search result "$" (RFC 5182, RFC 9051 §6.4.4.1) as UIDs; NULL = empty.
+	 * Owned by cmd_search.c: cmd_search_saved_reset() frees it. */
+	struct cmd_search_saved *search_saved;
+
 	/* change bus (store_watch) for the selected mailbox */
 	struct store_watch *watch;
 	atomic_bool changed;

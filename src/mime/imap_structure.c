@@ -3,6 +3,11 @@
  * §9 (body, body-type-1part, body-type-mpart, body-ext-*, envelope, address). */
 #include "mime/imap_structure.h"
 
+#include <fcntl.h>
+#include <sys/mman.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
 #include <stdint.h>
 #include <stdio.h>
 #include <string.h>
@@ -10,6 +15,7 @@
 
 #include "core/buf.h"
 #include "core/log.h"
+#include "core/xmalloc.h"
 #include "mime/rfc822_addr.h"
 #include "core/banned.h"
 
@@ -406,4 +412,45 @@ char *imap_bodystructure(struct arena *arena, const unsigned char *msg, size_t l
 	buf_init(&b, IMAP_STRUCTURE_BUF_MAX);
 	is_body(&x, root);
 	return is_finish(arena, &b);
+}
+
+int imap_structure_summarize(void *ctx, const char *path, char **envelope_r, char **body_r,
+			     char **bodystructure_r)
+{
+	(void)ctx;
+	*envelope_r = *body_r = *bodystructure_r = NULL;
+	int fd = open(path, O_RDONLY | O_CLOEXEC);
+	if (fd < 0)
+		return -1;
+	struct stat st;
+	if (fstat(fd, &st) != 0) {
+		close(fd);
+		return -1;
+	}
+	size_t len = (size_t)st.st_size;
+	const unsigned char *msg = (const unsigned char *)"";
+	void *map = NULL;
+	if (len > 0) {
+		map = mmap(NULL, len, PROT_READ, MAP_PRIVATE, fd, 0);
+		if (map == MAP_FAILED) {
+			close(fd);
+			return -1;
+		}
+		msg = map;
+	}
+	close(fd);
+	struct arena *a = arena_new(16384);
+	struct mime_part *root;
+	struct mime_limits limits = { 0 };
+	if (mime_parse(a, msg, len, &limits, &root) < -1) /* -1 (a limit): the tree is usable */
+		root = NULL;
+	if (root != NULL) {
+		*envelope_r = xstrdup(imap_envelope(a, msg, len, root));
+		*body_r = xstrdup(imap_bodystructure(a, msg, len, root, false));
+		*bodystructure_r = xstrdup(imap_bodystructure(a, msg, len, root, true));
+	}
+	arena_free(&a);
+	if (map != NULL)
+		munmap(map, len);
+	return 0;
 }

@@ -224,3 +224,38 @@ def test_idle_sees_new_mail_at_once(server):
     assert b"* %d EXPUNGE\r\n" % (count + 1) in lines, lines
     assert lines[-1] == b"a4 OK NOOP completed\r\n"
     sock.close()
+
+
+MULTIPART = (b'From: Alice <alice@remote.test>\r\nTo: demo@example.test\r\nSubject: mime test\r\n'
+             b'Date: Thu, 26 Nov 2026 04:36:26 +0000\r\nMessage-ID: <x1@remote.test>\r\n'
+             b'MIME-Version: 1.0\r\nContent-Type: multipart/mixed; boundary="b1"\r\n\r\n'
+             b'preamble\r\n--b1\r\nContent-Type: text/plain; charset=utf-8\r\n\r\nhello part one\r\n'
+             b'--b1\r\nContent-Type: application/octet-stream; name="a.bin"\r\n'
+             b'Content-Transfer-Encoding: base64\r\n\r\nAAECAw==\r\n--b1--\r\n')
+
+
+def test_fetch_envelope_bodystructure_and_sections(server):
+    with smtplib.SMTP(HOST, server.smtp_port, timeout=10) as s:
+        s.sendmail("alice@remote.test", [DEMO], MULTIPART)
+    m = login(server)
+    n = m.select("INBOX")[1][0].decode()
+    alice = b'(("Alice" NIL "alice" "remote.test"))'
+    env = (b'ENVELOPE ("Thu, 26 Nov 2026 04:36:26 +0000" "mime test" ' + alice + b' ' + alice +
+           b' ' + alice + b' ((NIL NIL "demo" "example.test")) NIL NIL NIL "<x1@remote.test>")')
+    assert env in m.fetch(n, "(ENVELOPE)")[1][0]
+    bs = (b'BODYSTRUCTURE (("text" "plain" ("charset" "utf-8") NIL NIL "7bit" 14 0 NIL NIL NIL NIL)'
+          b'("application" "octet-stream" ("name" "a.bin") NIL NIL "base64" 8 NIL NIL NIL NIL) '
+          b'"mixed" ("boundary" "b1") NIL NIL NIL)')
+    assert bs in m.fetch(n, "(BODYSTRUCTURE)")[1][0]
+    assert m.fetch(n, "(BODY.PEEK[1])")[1][0][1] == b"hello part one"
+    assert m.fetch(n, "(BODY.PEEK[2])")[1][0][1] == b"AAECAw=="
+    assert m.fetch(n, "(BODY.PEEK[2.MIME])")[1][0][1] == (
+        b'Content-Type: application/octet-stream; name="a.bin"\r\n'
+        b'Content-Transfer-Encoding: base64\r\n\r\n')
+    got = m.fetch(n, "(BODY.PEEK[HEADER.FIELDS (From Subject)])")[1][0]
+    assert got[0].endswith(b"BODY[HEADER.FIELDS (FROM SUBJECT)] {55}")
+    assert got[1] == b"From: Alice <alice@remote.test>\r\nSubject: mime test\r\n\r\n"
+    got = m.fetch(n, "(BODY.PEEK[HEADER.FIELDS.NOT (Received Return-Path)])")[1][0][1]
+    assert got == MULTIPART.split(b"\r\n\r\n", 1)[0] + b"\r\n\r\n"
+    assert m.fetch(n, "(BODY.PEEK[3])")[1][0][1] == b""
+    m.logout()

@@ -1,0 +1,355 @@
+/* SEARCH and UID SEARCH (RFC 9051 §6.4.4, RFC 3501 §6.4.4): criteria from imap_search.c
+ * matched against the session's view; "* SEARCH" for IMAP4rev1 clients, "* ESEARCH" with
+ * RETURN options (RFC 4731) or after ENABLE IMAP4rev2; the saved result "$" (RFC 5182).
+ * Message files are read only for keys that need them, and such a search runs in slices of
+ * about 20 ms, yielding to the event loop in between, so a big mailbox does not stall the
+ * other sessions of the thread. No EXPUNGE is sent during SEARCH (RFC 9051 §7.5.1). */
+#include "imap/imap_commands.h"
+
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "core/log.h"
+#include "core/xmalloc.h"
+#include "imap/imap_search.h"
+#include "imap/imap_seqset.h"
+#include "core/banned.h"
+
+/* Time a search may hold the loop before it yields (messages read from disk only). */
+#define CMD_SEARCH_SLICE_NS (20 * 1000 * 1000)
+/* Octets read at a time while looking for the end of a header section. */
+#define CMD_SEARCH_HEADER_CHUNK 16384
+
+struct cmd_search_saved {
+	uint32_t *uids; /* ascending */
+	size_t count;
+};
+
+/* A search in progress. */
+struct cmd_search_op {
+	struct arena *arena; /* the criteria: they outlive the command arena when we yield */
+	struct imap_search *search;
+	unsigned ret;        /* IMAP_SEARCH_RETURN_*; ALL when no RETURN was given */
+	bool esearch, uid;
+	char *tag, *name;
+	uint32_t next;       /* view index of the next message to look at */
+	uint32_t *hits;      /* view indexes of the matches, ascending */
+	size_t hit_count;
+};
+
+/* ---- the saved result ---- */
+
+void cmd_search_saved_reset(struct imap_session *s)
+{
+	if (s->search_saved == NULL)
+		return;
+	free(s->search_saved->uids);
+	free(s->search_saved);
+	s->search_saved = NULL;
+}
+
+bool cmd_search_saved_contains(const struct imap_session *s, uint32_t uid)
+{
+	const struct cmd_search_saved *v = s->search_saved;
+	size_t lo = 0, hi = v != NULL ? v->count : 0;
+	while (lo < hi) {
+		size_t mid = lo + (hi - lo) / 2;
+		if (v->uids[mid] == uid)
+			return true;
+		if (v->uids[mid] < uid)
+			lo = mid + 1;
+		else
+			hi = mid;
+	}
+	return false;
+}
+
+/* RFC 5182 §2.4: SAVE with MIN and/or MAX alone keeps just those; otherwise every match. */
+static void cmd_search_save(struct imap_session *s, const struct cmd_search_op *o)
+{
+	cmd_search_saved_reset(s);
+	if (o->hit_count == 0)
+		return;
+	struct cmd_search_saved *v = xcalloc(1, sizeof(*v));
+	bool min_max_only = (o->ret & (IMAP_SEARCH_RETURN_MIN | IMAP_SEARCH_RETURN_MAX)) != 0 &&
+			    (o->ret & (IMAP_SEARCH_RETURN_ALL | IMAP_SEARCH_RETURN_COUNT)) == 0;
+	v->uids = xmalloc(o->hit_count * sizeof(*v->uids));
+	if (min_max_only) {
+		if (o->ret & IMAP_SEARCH_RETURN_MIN)
+			v->uids[v->count++] = s->msgs[o->hits[0]].uid;
+		if ((o->ret & IMAP_SEARCH_RETURN_MAX) &&
+		    (v->count == 0 || o->hit_count > 1))
+			v->uids[v->count++] = s->msgs[o->hits[o->hit_count - 1]].uid;
+	} else {
+		for (size_t i = 0; i < o->hit_count; i++)
+			v->uids[v->count++] = s->msgs[o->hits[i]].uid;
+	}
+	s->search_saved = v;
+}
+
+/* Does the command ask for SAVE? Looked at on its own when the criteria are refused:
+ * a failed SEARCH with SAVE leaves "$" empty (RFC 5182 §2.1). */
+static bool cmd_search_wants_save(const struct imap_arg *args)
+{
+	if (args[0].type != IMAP_ARG_ATOM || strcasecmp(args[0].str, "RETURN") != 0 ||
+	    args[1].type != IMAP_ARG_LIST)
+		return false;
+	for (const struct imap_arg *a = args[1].list; a->type != IMAP_ARG_EOL; a++)
+		if (a->type == IMAP_ARG_ATOM && strcasecmp(a->str, "SAVE") == 0)
+			return true;
+	return false;
+}
+
+/* ---- reading messages ---- */
+
+static bool cmd_search_header_complete(const unsigned char *p, size_t len, size_t from)
+{
+	for (size_t i = from; i < len; i++) {
+		if (p[i] != '\n')
+			continue;
+		if (i == 0 || (i + 1 < len && p[i + 1] == '\n') ||
+		    (i + 2 < len && p[i + 1] == '\r' && p[i + 2] == '\n'))
+			return true;
+	}
+	return false;
+}
+
+/* The octets of message uid: all of them, or (header_only) at least its header section.
+ * 1 with *data_r (malloc'd) and *len_r, 0 the message is gone from the store, -1 error. */
+static int cmd_search_load(struct imap_session *s, uint32_t uid, bool header_only,
+			   unsigned char **data_r, size_t *len_r)
+{
+	int fd;
+	uint64_t size;
+	*data_r = NULL;
+	*len_r = 0;
+	int r = store_message_open(s->server->store, s->account_id, s->mailbox, uid, &fd, &size);
+	if (r != 1)
+		return r;
+	unsigned char *data = xmalloc((size_t)size + 1);
+	size_t got = 0;
+	while (got < size) {
+		size_t want = (size_t)size - got;
+		if (header_only && want > CMD_SEARCH_HEADER_CHUNK)
+			want = CMD_SEARCH_HEADER_CHUNK;
+		ssize_t n = pread(fd, data + got, want, (off_t)got);
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n <= 0)
+			break;
+		size_t from = got > 3 ? got - 3 : 0;
+		got += (size_t)n;
+		if (header_only && cmd_search_header_complete(data, got, from))
+			break;
+	}
+	close(fd);
+	*data_r = data;
+	*len_r = got;
+	return 1;
+}
+
+/* 1 match, 0 not, -1 the store failed. *read_r tells whether the file was read. */
+static int cmd_search_one(struct imap_session *s, const struct cmd_search_op *o,
+			  const struct imap_search_context *ctx, uint32_t i, bool *read_r)
+{
+	const struct imap_msg *m = &s->msgs[i];
+	struct imap_search_msg sm = {
+		.seq = i + 1,
+		.uid = m->uid,
+		.size = m->size,
+		.internal_date = m->date,
+		.flags = m->flags,
+		.keywords = m->keywords,
+	};
+	*read_r = false;
+	int r = imap_search_match(o->search, ctx, &sm, NULL, 0);
+	if (r >= 0)
+		return r;
+	unsigned char *data;
+	size_t len;
+	bool header_only = (o->search->needs & IMAP_SEARCH_NEED_BODY) == 0;
+	if (cmd_search_load(s, m->uid, header_only, &data, &len) < 0)
+		return -1;
+	*read_r = true;
+	/* Expunged by another session meanwhile (the view keeps it until the EXPUNGE may be
+	 * sent): it is searched as an empty message. */
+	r = imap_search_match(o->search, ctx, &sm, data != NULL ? data : (const unsigned char *)"",
+			      len);
+	free(data);
+	return r;
+}
+
+/* ---- answering ---- */
+
+static void cmd_search_op_free(struct cmd_search_op *o)
+{
+	arena_free(&o->arena);
+	free(o->hits);
+	free(o->tag);
+	free(o->name);
+	free(o);
+}
+
+static uint32_t cmd_search_number(const struct imap_session *s, const struct cmd_search_op *o,
+				  size_t hit)
+{
+	return o->uid ? s->msgs[o->hits[hit]].uid : o->hits[hit] + 1;
+}
+
+/* "* ESEARCH (TAG "t") [UID] [MIN n] [MAX n] [COUNT n] [ALL set]" (RFC 9051 §7.3.4; MIN,
+ * MAX and ALL only when something matched, RFC 4731 §3.1). */
+static int cmd_search_esearch(struct imap_session *s, const struct cmd_search_op *o,
+			      struct buf *b)
+{
+	int r = buf_puts(b, "* ESEARCH (TAG ");
+	imap_quote(b, o->tag);
+	r |= buf_puts(b, ")");
+	if (o->uid)
+		r |= buf_puts(b, " UID");
+	size_t n = o->hit_count;
+	if (n > 0 && (o->ret & IMAP_SEARCH_RETURN_MIN))
+		r |= buf_printf(b, " MIN %u", cmd_search_number(s, o, 0));
+	if (n > 0 && (o->ret & IMAP_SEARCH_RETURN_MAX))
+		r |= buf_printf(b, " MAX %u", cmd_search_number(s, o, n - 1));
+	if (o->ret & IMAP_SEARCH_RETURN_COUNT)
+		r |= buf_printf(b, " COUNT %zu", n);
+	if (n > 0 && (o->ret & IMAP_SEARCH_RETURN_ALL)) {
+		const char *sep = " ALL ";
+		for (size_t i = 0; i < n;) {
+			uint32_t lo = cmd_search_number(s, o, i), hi = lo;
+			for (i++; i < n && cmd_search_number(s, o, i) == hi + 1; i++)
+				hi++;
+			r |= lo == hi ? buf_printf(b, "%s%u", sep, lo)
+				      : buf_printf(b, "%s%u:%u", sep, lo, hi);
+			sep = ",";
+		}
+	}
+	return r;
+}
+
+static void cmd_search_finish(struct imap_session *s, struct cmd_search_op *o)
+{
+	if (o->ret & IMAP_SEARCH_RETURN_SAVE)
+		cmd_search_save(s, o);
+	struct buf b;
+	/* 11 octets per number, 1 per separator, plus the frame */
+	buf_init(&b, o->hit_count * 24 + strlen(o->tag) * 2 + 128);
+	int r = 0;
+	if (!o->esearch) {
+		r |= buf_puts(&b, "* SEARCH");
+		for (size_t i = 0; i < o->hit_count; i++)
+			r |= buf_printf(&b, " %u", cmd_search_number(s, o, i));
+	} else if (o->ret != IMAP_SEARCH_RETURN_SAVE) {
+		/* SAVE alone asks for no ESEARCH response (RFC 5182 §2.1) */
+		r |= cmd_search_esearch(s, o, &b);
+	}
+	if (b.len > 0 && r == 0 && buf_append(&b, "\r\n", 2) == 0 && !s->closed &&
+	    s->io != IMAP_IO_CLOSING)
+		conn_write(s->conn, b.data, b.len);
+	buf_free(&b);
+	imap_tagged(s, o->tag, "OK", "%s completed%s", o->name,
+		    (o->ret & IMAP_SEARCH_RETURN_SAVE) ? ", result saved" : "");
+	cmd_search_op_free(o);
+}
+
+static void cmd_search_failed(struct imap_session *s, struct cmd_search_op *o)
+{
+	if (o->ret & IMAP_SEARCH_RETURN_SAVE)
+		cmd_search_saved_reset(s);
+	IMAP_LOG(s, "event=search result=fail mailbox=\"%s\"", s->mailbox);
+	imap_tagged(s, o->tag, "NO", "[SERVERBUG] %s failed: cannot read a message", o->name);
+	cmd_search_op_free(o);
+}
+
+/* ---- running ---- */
+
+static void cmd_search_run(struct imap_session *s, struct cmd_search_op *o);
+
+static void cmd_search_resume(struct imap_session *s)
+{
+	struct cmd_search_op *o = s->op;
+	s->op = NULL;
+	if (s->closed) {
+		cmd_search_op_free(o);
+		return;
+	}
+	cmd_search_run(s, o);
+}
+
+static int64_t cmd_search_elapsed_ns(const struct timespec *t0)
+{
+	struct timespec t;
+	clock_gettime(CLOCK_MONOTONIC, &t);
+	return (int64_t)(t.tv_sec - t0->tv_sec) * 1000000000 + (t.tv_nsec - t0->tv_nsec);
+}
+
+/* Look at messages until all are done or the slice is used up; then answer, or yield to
+ * the loop (input stays paused, the view cannot change) and continue on the next turn. */
+static void cmd_search_run(struct imap_session *s, struct cmd_search_op *o)
+{
+	struct timespec t0;
+	clock_gettime(CLOCK_MONOTONIC, &t0);
+	struct imap_search_context ctx = {
+		.count = s->count,
+		.max_uid = s->count > 0 ? s->msgs[s->count - 1].uid : 0,
+		.saved = s->search_saved != NULL ? s->search_saved->uids : NULL,
+		.saved_count = s->search_saved != NULL ? s->search_saved->count : 0,
+	};
+	while (o->next < s->count) {
+		uint32_t i = o->next++;
+		bool read;
+		int r = cmd_search_one(s, o, &ctx, i, &read);
+		if (r < 0) {
+			cmd_search_failed(s, o);
+			return;
+		}
+		if (r == 1)
+			o->hits[o->hit_count++] = i;
+		if ((read || i % 4096 == 0) && o->next < s->count &&
+		    cmd_search_elapsed_ns(&t0) > CMD_SEARCH_SLICE_NS) {
+			imap_session_op_start(s, o->tag, cmd_search_resume, o);
+			imap_session_op_finished(s); /* on_wake comes on the loop's next turn */
+			return;
+		}
+	}
+	cmd_search_finish(s, o);
+}
+
+void cmd_search(struct imap_cmd *cmd)
+{
+	struct imap_session *s = cmd->s;
+	struct arena *arena = arena_new(4096);
+	struct imap_search *search;
+	const char *error;
+	if (imap_search_parse(arena, cmd->args, &search, &error) < 0) {
+		if (cmd_search_wants_save(cmd->args))
+			cmd_search_saved_reset(s);
+		arena_free(&arena);
+		imap_tagged(s, cmd->tag, "BAD", "%s", error);
+		return;
+	}
+	if (search->charset != NULL && !imap_search_charset_supported(search->charset)) {
+		if (search->ret & IMAP_SEARCH_RETURN_SAVE)
+			cmd_search_saved_reset(s);
+		arena_free(&arena);
+		imap_tagged(s, cmd->tag, "NO", "[BADCHARSET (UTF-8 US-ASCII)] Unsupported charset");
+		return;
+	}
+	/* New messages and flag changes first, so the search sees what the client will; no
+	 * EXPUNGE during SEARCH (RFC 9051 §7.5.1), UID SEARCH may have them. */
+	imap_session_sync(s, cmd->uid);
+	struct cmd_search_op *o = xcalloc(1, sizeof(*o));
+	o->arena = arena;
+	o->search = search;
+	o->ret = search->has_return ? search->ret : IMAP_SEARCH_RETURN_ALL;
+	o->esearch = search->has_return || s->rev2;
+	o->uid = cmd->uid;
+	o->tag = xstrdup(cmd->tag);
+	o->name = xstrdup(cmd->name);
+	o->hits = xmalloc(((size_t)s->count + 1) * sizeof(*o->hits));
+	cmd_search_run(s, o);
+}

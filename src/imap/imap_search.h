@@ -1,0 +1,101 @@
+/* IMAP SEARCH criteria (RFC 9051 §6.4.4, RFC 3501 §6.4.4), result options (RFC 4731 ESEARCH,
+ * RFC 5182 SAVE) and the matching of one message against them. Pure: parsing takes the
+ * parser's argument tree and returns a key tree; matching takes what the session knows of
+ * a message (flags, size, dates, UID) and, only when a key needs them, the message's octets.
+ * String keys compare case-insensitively (simple Unicode case folding of Latin, Greek,
+ * Cyrillic and Armenian letters, ASCII at least) as substrings of:
+ *  - header keys (HEADER, FROM, TO, CC, BCC, SUBJECT): each field of that name, unfolded,
+ *    with RFC 2047 encoded words decoded to UTF-8;
+ *  - BODY: the text of every text/ or message/ leaf part of the MIME tree, base64 and
+ *    quoted-printable decoded and converted from its charset to UTF-8 (parts of other
+ *    types are skipped, as RFC 9051 §6.4.4 allows); a message/rfc822 part is opened;
+ *  - TEXT: every header line ("Name: value", decoded as above) of the message and of its
+ *    MIME parts, and the BODY text. */
+#ifndef POSTHORN_IMAP_IMAP_SEARCH_H
+#define POSTHORN_IMAP_IMAP_SEARCH_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "core/arena.h"
+#include "imap/imap_parser.h"
+
+/* Result options of "RETURN (...)" (RFC 4731 §3.1, RFC 5182 §2). */
+enum {
+	IMAP_SEARCH_RETURN_MIN = 1 << 0,
+	IMAP_SEARCH_RETURN_MAX = 1 << 1,
+	IMAP_SEARCH_RETURN_ALL = 1 << 2,
+	IMAP_SEARCH_RETURN_COUNT = 1 << 3,
+	IMAP_SEARCH_RETURN_SAVE = 1 << 4,
+};
+
+/* What matching may need to read of a message (bits of imap_search.needs). */
+enum {
+	IMAP_SEARCH_NEED_HEADER = 1 << 0, /* the header section: header keys, SENT* */
+	IMAP_SEARCH_NEED_BODY = 1 << 1,   /* the whole message: BODY, TEXT */
+};
+
+/* Deepest nesting of NOT / OR / parenthesised lists accepted (deeper is BAD). */
+#define IMAP_SEARCH_DEPTH_MAX 64
+
+struct imap_search_key; /* opaque: the parsed criteria */
+
+/* A parsed SEARCH command. Everything lives in the arena given to imap_search_parse(). */
+struct imap_search {
+	bool has_return;     /* "RETURN (...)" was given: the answer is an ESEARCH response */
+	unsigned ret;        /* IMAP_SEARCH_RETURN_*; "RETURN ()" is stored as ALL (RFC 4731) */
+	const char *charset; /* the CHARSET argument as sent; NULL when absent */
+	unsigned needs;      /* IMAP_SEARCH_NEED_*: 0 when flags, sizes, dates and numbers do */
+	bool uses_saved;     /* "$" occurs (RFC 5182) */
+	const struct imap_search_key *root;
+};
+
+/* Parse the arguments of SEARCH / UID SEARCH (after the command name):
+ *   [RETURN (opts)] [CHARSET astring] search-key *(SP search-key)
+ * with every key of RFC 9051 and RFC 3501 (NEW, OLD, RECENT included; RECENT never
+ * matches: this server has no \Recent). Strings are copied (case-folded) into arena, so the
+ * result does not point into args. Returns 0 with *search_r, or -1 with *error_r a static
+ * text for a BAD reply (unknown key or return option, missing or malformed argument,
+ * nesting deeper than IMAP_SEARCH_DEPTH_MAX). The charset is not checked here: see
+ * imap_search_charset_supported(). */
+int imap_search_parse(struct arena *arena, const struct imap_arg *args,
+		      struct imap_search **search_r, const char **error_r)
+	__attribute__((warn_unused_result));
+
+/* True for the charsets search strings may be in: UTF-8 and US-ASCII (any case). Others
+ * get NO [BADCHARSET (UTF-8 US-ASCII)] (RFC 9051 §6.4.4). */
+bool imap_search_charset_supported(const char *charset);
+
+/* The mailbox around the message: what '*' and "$" stand for. */
+struct imap_search_context {
+	uint32_t count;        /* messages in the view: '*' of a sequence set (0 = none) */
+	uint32_t max_uid;      /* highest UID in the view: '*' of a UID set (0 = none) */
+	const uint32_t *saved; /* the saved result "$" as UIDs, ascending; may be NULL */
+	size_t saved_count;
+};
+
+/* One message as the session sees it. */
+struct imap_search_msg {
+	uint32_t seq, uid;
+	uint64_t size;         /* RFC822.SIZE */
+	int64_t internal_date; /* unix seconds; its date is taken in UTC, as FETCH shows it */
+	unsigned flags;        /* STORE_FLAG_* */
+	const char *keywords;  /* space-separated; NULL or "" when none */
+};
+
+/* Does msg match? data/len are the message's octets: the whole message when search->needs
+ * has IMAP_SEARCH_NEED_BODY; when it has only IMAP_SEARCH_NEED_HEADER, a prefix holding at
+ * least the header section and its empty line is enough. Pass data NULL to ask whether the
+ * answer is known without them. Returns 1 match, 0 no match, -1 data is NULL and some key
+ * that decides the answer needs the octets (call again with them). Never reads beyond len;
+ * any octets are accepted (broken MIME, NULs, 8-bit headers). */
+int imap_search_match(const struct imap_search *search, const struct imap_search_context *ctx,
+		      const struct imap_search_msg *msg, const unsigned char *data, size_t len);
+
+/* Append the simple case folding of len octets of UTF-8 text to arena memory: returns a
+ * NUL-terminated copy with every letter this module folds in lower case (invalid UTF-8
+ * octets are copied unchanged) and its length in *len_r. Exposed for tests. */
+char *imap_search_fold(struct arena *arena, const unsigned char *s, size_t len, size_t *len_r);
+
+#endif
