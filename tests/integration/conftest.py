@@ -93,7 +93,7 @@ def pick_port_base():
     for base in candidates:
         if base in _used_bases:
             continue
-        if all(_port_free(base + p) for p in (25, 465, 587, 110, 995)):
+        if all(_port_free(base + p) for p in (25, 465, 587, 110, 995, 143, 993)):
             _used_bases.add(base)
             return base
     raise RuntimeError("no free port base")
@@ -160,7 +160,7 @@ class Server:
         old = self.base
         self.base = pick_port_base()
         text = self.conf.read_text()
-        for p in (25, 465, 587, 110, 995):
+        for p in (25, 465, 587, 110, 995, 143, 993):
             text = text.replace("127.0.0.1:%d\n" % (old + p), "127.0.0.1:%d\n" % (self.base + p))
         self.conf.write_text(text)
 
