@@ -8,7 +8,10 @@
 #   peer.sh count DIR USER                       messages in USER's Maildir (new/ + cur/)
 #
 # Ports: SMTP PORT_BASE+25, POP3 PORT_BASE+110, IMAP PORT_BASE+143, all on 127.0.0.1.
-# USER is a full address in DOMAIN; its password is "bench-" followed by the address.
+# USER is a full address in DOMAIN; its password is "bench-" followed by the address, stored
+# as {PLAIN}; or, when PEER_PASSWORDS names a file of "ADDRESS {SCHEME}HASH" lines, the hash
+# given there (bench/run gives argon2id hashes with Posthorn's parameters, so that a POP3
+# login costs both servers the same).
 # Postfix accepts mail for DOMAIN (virtual mailbox domain, unknown users rejected at RCPT) and
 # hands it over LMTP on a unix socket to Dovecot, which writes Maildir with its default fsync
 # settings (mail_fsync = optimized). Both log to files under DIR (there is no syslog here).
@@ -111,7 +114,12 @@ write_dovecot() { # dir port_base domain users...
 	: >"$dc/etc/users"
 	for u in "$@"; do
 		local_part=${u%@*}
-		echo "$u:{PLAIN}bench-$u:$uid:$gid::$dc/mail/$domain/$local_part::" >>"$dc/etc/users"
+		pw="{PLAIN}bench-$u"
+		if [ -n "${PEER_PASSWORDS:-}" ]; then
+			pw=$(awk -v u="$u" '$1 == u { print $2; exit }' "$PEER_PASSWORDS")
+			[ -n "$pw" ] || die "no password for $u in $PEER_PASSWORDS"
+		fi
+		echo "$u:$pw:$uid:$gid::$dc/mail/$domain/$local_part::" >>"$dc/etc/users"
 	done
 	cat >"$dc/etc/dovecot.conf" <<EOF
 # Private Dovecot for the Posthorn benchmark (bench/peers/peer.sh). Fsync settings are

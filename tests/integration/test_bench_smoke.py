@@ -1,9 +1,13 @@
 """Smoke run of the benchmark harness (bench/) against Posthorn, so that it does not rot:
 Postfix's smtp-source load generator with a few messages, the single-connection latency
-client, the fsync probe, and the shell syntax and command line of the scripts. The real
+client, the fsync probe, our C load generator (bench/load/posthorn-load) in POP3 mode with
+2 users x 3 messages, and the shell syntax and command line of the scripts. The real
 benchmark (bench/run) is not part of the tests."""
 
+import json
 import os
+import shutil
+import smtplib
 import subprocess
 import sys
 import time
@@ -11,6 +15,7 @@ import time
 import pytest
 
 from conftest import HOST, REPO
+from pop3_helpers import pop3_port, wait_pop3
 
 BENCH = REPO / "bench"
 sys.path.insert(0, str(BENCH))
@@ -19,7 +24,10 @@ import smtp_latency  # noqa: E402
 
 SMTP_SOURCE = "/usr/sbin/smtp-source"
 RCPT = "alice@example.test"
-SERVER_CONF = {"limit_connections_per_ip": "0", "log_level": "warn"}
+# allow_plaintext_auth: posthorn-load logs in with USER/PASS without TLS, as in bench/run.
+SERVER_CONF = {"limit_connections_per_ip": "0", "log_level": "warn",
+               "allow_plaintext_auth": "yes"}
+LOAD_USERS = {"load1@example.test": "load one Secret", "load2@example.test": "load-two-Secret"}
 
 
 def count(srv, user=RCPT):
@@ -92,3 +100,94 @@ def test_scripts_parse():
         p = subprocess.run([sys.executable, str(path), "--help"], capture_output=True,
                            text=True, timeout=30)
         assert p.returncode == 0 and "usage" in p.stdout.lower(), (script, p.stderr)
+
+
+# ---------------------------------------------------------------------------
+# posthorn-load (bench/load/)
+
+
+@pytest.fixture(scope="module")
+def load_bin(tmp_path_factory):
+    """posthorn-load built into a temporary directory with bench/load/Makefile."""
+    cc = os.environ.get("CC", "cc")
+    if shutil.which(cc) is None:
+        pytest.skip("no C compiler (%s) to build bench/load/posthorn-load" % cc)
+    if shutil.which("make") is None or shutil.which("pkg-config") is None:
+        pytest.skip("make or pkg-config missing: cannot build bench/load/posthorn-load")
+    if subprocess.run(["pkg-config", "--exists", "libevent", "libevent_openssl", "openssl"]
+                      ).returncode != 0:
+        pytest.skip("pkg-config finds no libevent/libevent_openssl/openssl (libevent-dev)")
+    out = tmp_path_factory.mktemp("load") / "posthorn-load"
+    p = subprocess.run(["make", "-s", "-C", str(BENCH / "load"), "OUT=" + str(out)],
+                       capture_output=True, text=True, timeout=120)
+    assert p.returncode == 0, p.stdout + p.stderr
+    return out
+
+
+def load_message(user, i):
+    """A small message whose body has a line starting with a dot and a lone dot, so that
+    the server must dot-stuff and posthorn-load must unstuff."""
+    return ("From: <sender@load.test>\r\nTo: <%s>\r\nSubject: load %d\r\n"
+            "Message-ID: <load-%d-%s>\r\n\r\nline one\r\n.starts with a dot\r\n.\r\n"
+            "%s\r\nlast line\r\n" % (user, i, i, user, "x" * (100 * i))).encode()
+
+
+def test_load_generator_pop3_downloads_and_deletes(server, load_bin, tmp_path):
+    wait_pop3(server)
+    sent = 0
+    for user, pw in LOAD_USERS.items():
+        server.add_user(user, pw)
+        with smtplib.SMTP(HOST, server.smtp_port, timeout=30) as s:
+            for i in range(3):
+                msg = load_message(user, i)
+                assert not s.sendmail("sender@load.test", [user], msg)
+                sent += len(msg)
+    for user in LOAD_USERS:
+        assert len(server.mail_list(user)) == 3
+    users = tmp_path / "users"
+    users.write_text("".join("%s %s\n" % kv for kv in LOAD_USERS.items()))
+    # As bench/run drives it: log in, wait at the barrier for a line on stdin, download.
+    t0 = time.monotonic()
+    p = subprocess.Popen([str(load_bin), "pop3", "--host", HOST, "--port",
+                          str(pop3_port(server)), "--users", str(users), "--concurrency", "2",
+                          "--timeout", "10", "--barrier", "--go-stdin", "--json"],
+                         stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                         text=True)
+    try:
+        assert p.stdout.readline().strip() == "barrier 2"
+        p.stdin.write("go\n")
+        p.stdin.flush()
+        out, err = p.communicate(timeout=10)
+    finally:
+        if p.poll() is None:
+            p.kill()
+            p.wait()
+    assert time.monotonic() - t0 < 10
+    assert p.returncode == 0, err
+    res = json.loads(out)
+    assert res["barrier"] is True and res["errors"] == [], res
+    assert (res["sessions_ok"], res["sessions_failed"]) == (2, 0), res
+    assert (res["messages"], res["size_mismatch"]) == (6, 0), res
+    assert res["octets"] > sent  # what was sent plus the trace fields Posthorn added
+    lat = res["latency_ms"]
+    assert [lat[c]["n"] for c in ("USER", "PASS", "STAT", "RETR", "DELE", "QUIT")] == \
+        [2, 2, 2, 6, 6, 2], lat
+    assert 0 < lat["RETR"]["p50"] <= lat["RETR"]["p99"] <= lat["RETR"]["max"], lat
+    assert 0 < res["measured_seconds"] <= res["seconds"], res
+    # QUIT answered: the deletions are done.
+    for user in LOAD_USERS:
+        assert server.mail_list(user) == []
+
+
+def test_load_generator_refuses_non_loopback_and_bad_usage(load_bin, tmp_path):
+    users = tmp_path / "users"
+    users.write_text("a@example.test secret\n")
+    for host in ("192.0.2.1", "10.0.0.1", "2001:db8::1", "example.test"):
+        p = subprocess.run([str(load_bin), "pop3", "--host", host, "--port", "110",
+                            "--users", str(users)], capture_output=True, text=True, timeout=10)
+        assert p.returncode == 2 and "loopback" in p.stderr, (host, p.stderr)
+    p = subprocess.run([str(load_bin), "imap4", "--port", "143", "--users", str(users)],
+                       capture_output=True, text=True, timeout=10)
+    assert p.returncode == 2 and "unknown mode" in p.stderr, p.stderr
+    p = subprocess.run([str(load_bin), "--help"], capture_output=True, text=True, timeout=10)
+    assert p.returncode == 0 and "pop3" in p.stdout
