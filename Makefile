@@ -23,7 +23,7 @@ UNIT_BINS := $(UNIT_SRCS:tests/unit/%.c=build/asan/tests/%)
 FUZZ_SRCS := $(sort $(wildcard fuzz/fuzz_*.c))
 FUZZ_BINS := $(FUZZ_SRCS:fuzz/%.c=build/fuzz/%)
 
-.PHONY: all asan unit-tests run test fuzz fuzz-build bench format check-layers clean
+.PHONY: all asan unit-tests run test fuzz fuzz-build bench bench-load format check-layers clean
 
 all: build/posthorn
 
@@ -74,7 +74,10 @@ run:
 test:
 	@sh tests/run-all.sh
 
-bench: all
+bench-load:
+	$(MAKE) -C bench/load
+
+bench: all bench-load
 	@bench/run
 
 format:
