@@ -395,10 +395,10 @@ static void store_writer_commit(struct store *store, struct store_pending **ops,
 		store_writer_commit(store, &ops[i], &items[i], 1, doomed, changes);
 }
 
-/* Unlink the doomed files that no message row references now (blob_lock held, every
- * commit of the batch done). When in doubt the file stays: store_open() removes orphans. */
-static void store_writer_unlink(struct store *store, struct store_pending **batch, size_t n,
-                                struct store_doomed *doomed)
+/* Collect the files of failed operations among the doomed ones (blob_lock held, every
+ * commit of the batch done). */
+static void store_writer_doom_failed(struct store_pending **batch, size_t n,
+                                     struct store_doomed *doomed)
 {
 	for (size_t i = 0; i < n; i++) {
 		struct store_pending *p = batch[i];
@@ -411,10 +411,23 @@ static void store_writer_unlink(struct store *store, struct store_pending **batc
 				store_doomed_add(doomed, p->messages[k].sha256);
 		}
 	}
+}
+
+/* Unlink the doomed files that no message row references now. Runs after the callbacks
+ * (a POP3 QUIT or IMAP EXPUNGE need not wait for unlinks, which can be slow on disks with
+ * online discard), under blob_lock; only this thread places files, so none can have come
+ * back meanwhile except through a row, which message_exists() sees. When in doubt the file
+ * stays: store_open() removes orphans. */
+static void store_writer_unlink(struct store *store, struct store_doomed *doomed)
+{
+	if (doomed->count == 0)
+		return;
+	pthread_mutex_lock(&store->blob_lock);
 	for (size_t i = 0; i < doomed->count; i++) {
 		if (store->v->message_exists(store, doomed->v[i]) == 0)
 			(void)blob_unlink(store->messages_dir, doomed->v[i]);
 	}
+	pthread_mutex_unlock(&store->blob_lock);
 }
 
 /* ---- reporting ---- */
@@ -586,12 +599,13 @@ static void store_writer_batch(struct store *store, struct store_pending **batch
 	store_writer_commit(store, ops, items, count, &doomed, &changes);
 	if (count > 0)
 		log_debug("store: group commit of %zu operations", count);
-	store_writer_unlink(store, batch, n, &doomed);
+	store_writer_doom_failed(batch, n, &doomed);
 	pthread_mutex_unlock(&store->blob_lock);
 
 	store_watch_notify(store, &changes);
 	for (size_t i = 0; i < n; i++)
 		store_writer_done(batch[i]);
+	store_writer_unlink(store, &doomed);
 	store_watch_changes_free(&changes);
 	free(doomed.v);
 	free(items);

@@ -161,6 +161,18 @@ static int count_blobs(struct fixture *f)
 	return n;
 }
 
+/* Message files are unlinked right after the writer's callbacks: wait (up to 2 s) until the
+ * count is n, and return the last count seen. */
+static int wait_blobs(struct fixture *f, int n)
+{
+	int c = count_blobs(f);
+	for (int i = 0; i < 200 && c != n; i++) {
+		usleep(10000);
+		c = count_blobs(f);
+	}
+	return c;
+}
+
 /* ---- collectors ---- */
 
 struct strings {
@@ -488,7 +500,7 @@ static void test_deliver_three(void **state)
 	accounts[2] = ids[2];
 	accounts[3] = ids[0]; /* duplicate: ignored */
 	assert_int_equal(deliver(f->store, msg, accounts, 4, NULL, 0), 0);
-	assert_int_equal(count_blobs(f), 1);
+	assert_int_equal(wait_blobs(f, 1), 1);
 
 	for (int i = 0; i < 3; i++) {
 		struct uids *u = list_inbox(f, names[i], 1);
@@ -516,7 +528,7 @@ static void test_deliver_three(void **state)
 	/* The same bytes again share the file; UIDs ascend. */
 	assert_int_equal(deliver(f->store, msg, ids, 1, NULL, 0), 0);
 	assert_int_equal(deliver(f->store, "other\r\n", ids, 1, NULL, 0), 0);
-	assert_int_equal(count_blobs(f), 2);
+	assert_int_equal(wait_blobs(f, 2), 2);
 	struct uids *u = list_inbox(f, "a@example.org", 1);
 	assert_int_equal(u->n, 3);
 	assert_int_equal(u->v[0], 1);
@@ -532,12 +544,12 @@ static void test_deliver_three(void **state)
 	/* Deleting a keeps the file b and c still use, and drops the one only a had. */
 	const char *error;
 	assert_int_equal(store_account_del(f->store, "a@example.org", &error), 0);
-	assert_int_equal(count_blobs(f), 1);
+	assert_int_equal(wait_blobs(f, 1), 1);
 	u = list_inbox(f, "b@example.org", 1);
 	assert_int_equal(u->n, 1);
 	assert_int_equal(store_account_del(f->store, "b@example.org", &error), 0);
 	assert_int_equal(store_account_del(f->store, "c@example.org", &error), 0);
-	assert_int_equal(count_blobs(f), 0);
+	assert_int_equal(wait_blobs(f, 0), 0);
 }
 
 static void test_deliver_remote(void **state)
@@ -555,13 +567,13 @@ static void test_deliver_remote(void **state)
 	assert_string_equal(s.v[0], "sender@remote.example>Bob@Remote.example 13 0 ''");
 	assert_string_equal(s.v[1], "sender@remote.example>carol@remote.example 13 0 ''");
 	assert_string_equal(s.v[2], "sender@remote.example>carol@remote.example 7 0 ''");
-	assert_int_equal(count_blobs(f), 2);
+	assert_int_equal(wait_blobs(f, 2), 2);
 	/* Queued messages survive the deletion of every local recipient. */
 	const char *error;
 	assert_int_equal(store_account_del(f->store, "a@example.org", &error), 0);
-	assert_int_equal(count_blobs(f), 2);
+	assert_int_equal(wait_blobs(f, 2), 2);
 	reopen_store(f);
-	assert_int_equal(count_blobs(f), 2);
+	assert_int_equal(wait_blobs(f, 2), 2);
 }
 
 struct async {
@@ -649,7 +661,7 @@ static void test_deliver_failures(void **state)
 		free(paths[i]);
 	}
 	/* The file of the delivery that failed in the database went with it. */
-	assert_int_equal(count_blobs(f), N - 3);
+	assert_int_equal(wait_blobs(f, N - 3), N - 3);
 	struct uids *u = list_inbox(f, "b@example.org", 1);
 	assert_int_equal(u->n, N - 3);
 	for (int i = 0; i < u->n; i++)
@@ -714,7 +726,7 @@ static void test_deliver_concurrent(void **state)
 	assert_int_equal(u->n, 200);
 	for (int i = 0; i < 200; i++)
 		assert_int_equal(u->v[i], (uint32_t)i + 1);
-	assert_int_equal(count_blobs(f), 200);
+	assert_int_equal(wait_blobs(f, 200), 200);
 }
 
 struct reader {
@@ -1076,7 +1088,7 @@ static void test_expunge(void **state)
 	assert_int_equal(deliver(f->store, m2, ids, 1, NULL, 0), 0);
 	assert_int_equal(deliver(f->store, m3, ids, 1, NULL, 0), 0);
 	assert_int_equal(deliver(f->store, m4, ids, 1, NULL, 0), 0);
-	assert_int_equal(count_blobs(f), 4);
+	assert_int_equal(wait_blobs(f, 4), 4);
 	assert_int_equal(store_account_usage(f->store, ids[0], &quota, &used0), 1);
 	snapshot(f, ids[0], "INBOX", 1, &st0);
 	assert_int_equal(st0.messages, 4);
@@ -1112,7 +1124,7 @@ static void test_expunge(void **state)
 	assert_int_equal(info.messages, 2);
 
 	/* m2's file went; the shared one stays for b. */
-	assert_int_equal(count_blobs(f), 3);
+	assert_int_equal(wait_blobs(f, 3), 3);
 	int fd;
 	uint64_t size;
 	assert_int_equal(store_message_open(f->store, ids[0], "INBOX", 1, &fd, &size), 0);
@@ -1126,7 +1138,7 @@ static void test_expunge(void **state)
 	    .account_id = ids[1], .mailbox = "INBOX", .uids = &one, .uid_count = 1};
 	assert_int_equal(store_expunge_wait(f->store, &xb), 0);
 	assert_int_equal(xb.expunged, 1);
-	assert_int_equal(count_blobs(f), 2);
+	assert_int_equal(wait_blobs(f, 2), 2);
 	assert_int_equal(store_account_usage(f->store, ids[1], &quota, &used), 1);
 	assert_int_equal(used, 0);
 
@@ -1180,13 +1192,13 @@ static void test_expunge(void **state)
 	assert_int_equal(st.uidnext, 7);
 	expect_message(f, ids[0], 5, m4);
 	expect_message(f, ids[0], 6, m2);
-	assert_int_equal(count_blobs(f), 3);
+	assert_int_equal(wait_blobs(f, 3), 3);
 	assert_int_equal(store_account_usage(f->store, ids[0], &quota, &used), 1);
 	assert_int_equal(used, strlen(m2) + strlen(m3) + strlen(m4));
 
 	/* Nothing the cleanup at open would have to fix. */
 	reopen_store(f);
-	assert_int_equal(count_blobs(f), 3);
+	assert_int_equal(wait_blobs(f, 3), 3);
 	expect_message(f, ids[0], 6, m2);
 }
 
@@ -1289,7 +1301,7 @@ static void test_expunge_batch(void **state)
 		assert_int_equal(e->v[0].uid, uid + 1);
 		expect_message(f, ids[0], uid + 1, msg);
 		/* msg and the fillers; the failed delivery's file is gone. */
-		assert_int_equal(count_blobs(f), 2 + round);
+		assert_int_equal(wait_blobs(f, 2 + round), 2 + round);
 		free(p0);
 		free(p1);
 		free(p2);
@@ -1422,7 +1434,7 @@ static void test_expunge_concurrent(void **state)
 		assert_true(seen[uid]);
 	assert_int_equal(store_account_usage(f->store, ids[2], &quota, &used), 1);
 	assert_int_equal(used, sum);
-	assert_int_equal(count_blobs(f), e->n);
+	assert_int_equal(wait_blobs(f, e->n), e->n);
 }
 
 /* A database made by migration 1 alone, with data as a version-1 store wrote it, opens with
@@ -1543,7 +1555,7 @@ static void test_reopen(void **state)
 	expect_resolve(f, "info@example.org", 1, 1, &ids[0]);
 	struct uids *u = list_inbox(f, "c@example.org", 1);
 	assert_int_equal(u->n, 1);
-	assert_int_equal(count_blobs(f), 1);
+	assert_int_equal(wait_blobs(f, 1), 1);
 	/* UIDs continue after a reopen. */
 	assert_int_equal(deliver(f->store, "next\r\n", &ids[2], 1, NULL, 0), 0);
 	u = list_inbox(f, "c@example.org", 1);
@@ -1585,10 +1597,10 @@ static void test_orphans(void **state)
 	assert_int_equal(sqlite3_exec(db, sql, NULL, NULL, NULL), SQLITE_OK);
 	sqlite3_free(sql);
 	sqlite3_close(db);
-	assert_int_equal(count_blobs(f), 3);
+	assert_int_equal(wait_blobs(f, 3), 3);
 
 	open_store(f);
-	assert_int_equal(count_blobs(f), 1);
+	assert_int_equal(wait_blobs(f, 1), 1);
 	snprintf(path, sizeof(path), "%s/tmp", f->dir);
 	assert_int_equal(count_files(path), 0);
 	struct uids *u = list_inbox(f, "a@example.org", 1);

@@ -187,6 +187,18 @@ static int count_blobs(struct fixture *f)
 	return n;
 }
 
+/* Message files are unlinked right after the writer's callbacks: wait (up to 2 s) until the
+ * count is n, and return the last count seen. */
+static int wait_blobs(struct fixture *f, int n)
+{
+	int c = count_blobs(f);
+	for (int i = 0; i < 200 && c != n; i++) {
+		usleep(10000);
+		c = count_blobs(f);
+	}
+	return c;
+}
+
 static uint64_t used(struct fixture *f, uint64_t account)
 {
 	uint64_t quota, u;
@@ -614,7 +626,7 @@ static void test_delete(void **state)
 	append_ok(f, f->a, "a", "only in a\r\n");
 	append_ok(f, f->a, "a", "shared\r\n");
 	uint32_t child_uid = append_ok(f, f->a, "a/b", "in the child\r\n");
-	assert_int_equal(count_blobs(f), 3);
+	assert_int_equal(wait_blobs(f, 3), 3);
 	uint64_t before = used(f, f->a);
 	uint32_t old_validity = stats(f, f->a, "a").uidvalidity;
 	assert_int_equal(stats(f, f->a, "a").uidnext, 3);
@@ -626,7 +638,7 @@ static void test_delete(void **state)
 	assert_int_equal(op.freed, strlen("only in a\r\n") + strlen("shared\r\n"));
 	assert_int_equal(used(f, f->a), before - op.freed);
 	/* The file only "a" referenced is gone; the shared one stays. */
-	assert_int_equal(count_blobs(f), 2);
+	assert_int_equal(wait_blobs(f, 2), 2);
 
 	/* RFC 9051 §6.3.5: the name stays as a \Noselect parent of a/b; the subscription stays. */
 	struct listing *l = list(f, f->a);
@@ -641,7 +653,7 @@ static void test_delete(void **state)
 	l = list(f, f->a);
 	assert_string_equal(attrs(l, "a"), "Ns");
 	assert_string_equal(attrs(l, "a/b"), "");
-	assert_int_equal(count_blobs(f), 1);
+	assert_int_equal(wait_blobs(f, 1), 1);
 
 	/* A new mailbox of the same name is a new one (RFC 9051 §6.3.5). */
 	mbox_ok(f, STORE_MAILBOX_CREATE, f->a, "a", NULL);
@@ -1060,7 +1072,7 @@ static void test_copy(void **state)
 	assert_int_equal(op.target_uids[1], 3);
 	free(op.source_uids);
 	free(op.target_uids);
-	assert_int_equal(count_blobs(f), blobs);
+	assert_int_equal(wait_blobs(f, blobs), blobs);
 	assert_int_equal(used(f, f->a), before + strlen("m2 ..\r\n") + strlen("m3 ....\r\n"));
 	struct store_mailbox_status st;
 	struct entries *e = snapshot(f, f->a, "Archive", &st);
@@ -1166,7 +1178,7 @@ static void test_move(void **state)
 	free(op.source_uids);
 	free(op.target_uids);
 	assert_int_equal(used(f, f->a), u);
-	assert_int_equal(count_blobs(f), blobs);
+	assert_int_equal(wait_blobs(f, blobs), blobs);
 
 	/* RFC 6851: the sources are expunged, with tombstones at one new MODSEQ. */
 	struct store_mailbox_status st;
@@ -1203,7 +1215,7 @@ static void test_move(void **state)
 	struct store_expunge x = {
 	    .account_id = f->a, .mailbox = "Junk", .uids = junk, .uid_count = 2};
 	assert_int_equal(store_expunge_wait(f->store, &x), 0);
-	assert_int_equal(count_blobs(f), blobs - 2);
+	assert_int_equal(wait_blobs(f, blobs - 2), blobs - 2);
 	assert_int_equal(used(f, f->a), strlen("stay\r\n"));
 }
 
@@ -1259,7 +1271,7 @@ static void test_append(void **state)
 	assert_int_equal(store_append_wait(f->store, &op), 0);
 	assert_int_equal(msgs[0].uid, 1);
 	assert_int_equal(msgs[2].uid, 3);
-	assert_int_equal(count_blobs(f), blobs + 2); /* the third is stored once */
+	assert_int_equal(wait_blobs(f, blobs + 2), blobs + 2); /* the third is stored once */
 	for (int i = 0; i < 3; i++) {
 		assert_int_equal(access(paths[i], F_OK), -1);
 		free(paths[i]);
@@ -1283,7 +1295,7 @@ static void test_append(void **state)
 	assert_int_equal(store_append_wait(f->store, &op), -1);
 	assert_string_equal(op.error, STORE_ERROR_OVERQUOTA);
 	assert_int_equal(msgs[0].uid, 0);
-	assert_int_equal(count_blobs(f), blobs);
+	assert_int_equal(wait_blobs(f, blobs), blobs);
 	assert_int_equal(used(f, f->a), u);
 	assert_int_equal(stats(f, f->a, "Drafts").uidnext, 4);
 	op.messages = &msgs[2];
@@ -1310,7 +1322,7 @@ static void test_append(void **state)
 	const char *bad[] = {"fine", "not fine"};
 	assert_int_equal(append(f, f->a, "INBOX", "x4\r\n", 0, bad, 2, 0, NULL, &error), -1);
 	assert_string_equal(error, STORE_ERROR_BAD_KEYWORD);
-	assert_int_equal(count_blobs(f), blobs);
+	assert_int_equal(wait_blobs(f, blobs), blobs);
 	op = (struct store_append){.account_id = f->a, .mailbox = "INBOX", .count = 0};
 	assert_int_equal(store_append_wait(f->store, &op), -1);
 	assert_string_equal(op.error, STORE_ERROR_INVALID);
@@ -1331,7 +1343,7 @@ static void test_append(void **state)
 	assert_string_equal(error, STORE_ERROR_LIMIT);
 	assert_int_equal(append(f, f->a, "INBOX", "k3\r\n", 0, many, 65, 0, NULL, &error), -1);
 	assert_string_equal(error, STORE_ERROR_LIMIT);
-	assert_int_equal(count_blobs(f), blobs + 1);
+	assert_int_equal(wait_blobs(f, blobs + 1), blobs + 1);
 }
 
 /* ---- changes since a MODSEQ ---- */
