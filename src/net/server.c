@@ -1,6 +1,6 @@
-/* Event-loop threads, listeners and signals (see server.h). Every loop thread listens on
- * every shared listening socket; the kernel wakes one or more of them and the losers see
- * EAGAIN, which libevent's listener ignores. */
+/* Event-loop threads, listeners and signals (see server.h). Every loop thread watches
+ * every shared listening socket and accepts one connection per wake-up; the kernel wakes
+ * one or more of them and the losers see EAGAIN. */
 #include "net/server.h"
 
 #include <arpa/inet.h>
@@ -15,7 +15,6 @@
 #include <unistd.h>
 
 #include <event2/event.h>
-#include <event2/listener.h>
 #include <event2/thread.h>
 
 #include "core/log.h"
@@ -40,7 +39,8 @@ struct net_loop {
 	struct net_server *server;
 	struct event_base *base;
 	pthread_t thread;
-	struct evconnlistener *listeners[NET_LISTENERS_MAX];
+	struct event *listeners[NET_LISTENERS_MAX];
+	struct net_accept_ctx *accept_ctx[NET_LISTENERS_MAX];
 	struct event *shutdown_ev;
 	struct conn *conns;
 	unsigned conn_count;
@@ -149,19 +149,39 @@ void net_loop_conn_removed(struct net_loop *loop, struct conn *c)
 		event_base_loopexit(loop->base, NULL);
 }
 
-static void net_accept_cb(struct evconnlistener *l, evutil_socket_t fd, struct sockaddr *sa,
-			  int salen, void *arg)
+/* One loop's readiness watch on one listening socket. */
+struct net_accept_ctx {
+	struct net_loop *loop;
+	struct net_listen *li;
+};
+
+static void net_accept_cb(struct net_loop *loop, struct net_listen *li, int fd,
+			  struct sockaddr *sa);
+
+/* Every loop watches every listening socket and takes ONE connection per wake-up, so a
+ * burst of connections spreads over the loops instead of landing on whichever woke first
+ * (accepting in a loop until EAGAIN would give it all of them). */
+static void net_accept_ready(evutil_socket_t lfd, short what, void *arg)
 {
-	(void)l;
-	(void)salen;
-	struct net_listen *li = arg;
-	struct net_loop *loop = NULL;
-	struct event_base *base = evconnlistener_get_base(l);
+	(void)what;
+	struct net_accept_ctx *ctx = arg;
+	struct sockaddr_storage ss;
+	socklen_t sl = sizeof(ss);
+	int fd = accept4(lfd, (struct sockaddr *)&ss, &sl, SOCK_NONBLOCK | SOCK_CLOEXEC);
+	if (fd < 0) {
+		if (errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR &&
+		    errno != ECONNABORTED)
+			log_warn("event=accept-error port=%d error=%s", ctx->li->port,
+				 strerror(errno));
+		return;
+	}
+	net_accept_cb(ctx->loop, ctx->li, fd, (struct sockaddr *)&ss);
+}
+
+static void net_accept_cb(struct net_loop *loop, struct net_listen *li, int fd,
+			  struct sockaddr *sa)
+{
 	struct net_server *s = li->server;
-	/* Find our loop from the base (few loops; a linear scan is fine). */
-	for (unsigned i = 0; i < s->thread_count; i++)
-		if (s->loops[i].base == base)
-			loop = &s->loops[i];
 	char ip[INET6_ADDRSTRLEN] = "unknown";
 	if (sa->sa_family == AF_INET)
 		inet_ntop(AF_INET, &((struct sockaddr_in *)sa)->sin_addr, ip, sizeof(ip));
@@ -228,9 +248,11 @@ void net_server_free(struct net_server **server)
 	if (s == NULL)
 		return;
 	for (unsigned i = 0; i < s->thread_count; i++) {
-		for (size_t j = 0; j < s->listen_count; j++)
+		for (size_t j = 0; j < s->listen_count; j++) {
 			if (s->loops[i].listeners[j] != NULL)
-				evconnlistener_free(s->loops[i].listeners[j]);
+				event_free(s->loops[i].listeners[j]);
+			free(s->loops[i].accept_ctx[j]);
+		}
 		if (s->loops[i].shutdown_ev != NULL)
 			event_free(s->loops[i].shutdown_ev);
 		event_base_free(s->loops[i].base);
@@ -365,7 +387,7 @@ static void net_loop_shutdown_cb(evutil_socket_t fd, short what, void *arg)
 	loop->stopping = true;
 	for (size_t j = 0; j < NET_LISTENERS_MAX; j++) {
 		if (loop->listeners[j] != NULL) {
-			evconnlistener_free(loop->listeners[j]);
+			event_free(loop->listeners[j]);
 			loop->listeners[j] = NULL;
 		}
 	}
@@ -418,10 +440,13 @@ int net_server_run(struct net_server *s)
 		struct net_loop *loop = &s->loops[i];
 		loop->shutdown_ev = event_new(loop->base, -1, 0, net_loop_shutdown_cb, loop);
 		for (size_t j = 0; j < s->listen_count; j++) {
-			loop->listeners[j] = evconnlistener_new(loop->base, net_accept_cb,
-								&s->listens[j], 0, -1,
-								s->listens[j].fd);
-			if (loop->listeners[j] == NULL) {
+			struct net_accept_ctx *ctx = xcalloc(1, sizeof(*ctx));
+			ctx->loop = loop;
+			ctx->li = &s->listens[j];
+			loop->accept_ctx[j] = ctx;
+			loop->listeners[j] = event_new(loop->base, s->listens[j].fd,
+						       EV_READ | EV_PERSIST, net_accept_ready, ctx);
+			if (loop->listeners[j] == NULL || event_add(loop->listeners[j], NULL) < 0) {
 				log_error("cannot start listener on port %d", s->listens[j].port);
 				return -1;
 			}
