@@ -306,8 +306,53 @@ static void pop3_auth_done(struct pop3_session *s)
 /* CRLF line ends (a bare CR or LF becomes CRLF) and dot-stuffing (RFC 1939 §3); for TOP,
  * stop after the header and the requested body lines (§7). Returns false once the response
  * is complete. */
+static bool pop3_transform_bytes(struct pop3_session *s, const unsigned char *in, size_t n,
+				 unsigned char *out, size_t *out_len);
+
+/* RETR's common case, a line at a time: lines that already end in CRLF (as stored mail
+ * does) are copied whole, with a dot prepended when they start with one. Anything unusual
+ * (a bare CR, TOP's line counting) goes to the octet-by-octet path. */
 static bool pop3_transform(struct pop3_session *s, const unsigned char *in, size_t n,
 			   unsigned char *out, size_t *out_len)
+{
+	size_t i = 0, o = 0;
+	while (i < n && !s->top && !s->pending_cr) {
+		const unsigned char *lf = memchr(in + i, '\n', n - i);
+		size_t end = lf != NULL ? (size_t)(lf - in) : n;
+		const unsigned char *cr = memchr(in + i, '\r', end - i);
+		if (cr != NULL && (lf == NULL || cr != lf - 1))
+			break; /* a bare CR, or a CR at the end of this chunk */
+		if (s->at_line_start && in[i] == '.')
+			out[o++] = '.';
+		if (lf == NULL) {
+			memcpy(out + o, in + i, n - i);
+			o += n - i;
+			s->at_line_start = false;
+			i = n;
+			break;
+		}
+		size_t line = end - i; /* without the LF */
+		memcpy(out + o, in + i, line);
+		o += line;
+		if (cr == NULL)
+			out[o++] = '\r'; /* a bare LF becomes CRLF */
+		out[o++] = '\n';
+		s->at_line_start = true;
+		s->line_len = 0;
+		i = end + 1;
+	}
+	if (i == n) {
+		*out_len = o;
+		return true;
+	}
+	size_t rest;
+	bool more = pop3_transform_bytes(s, in + i, n - i, out + o, &rest);
+	*out_len = o + rest;
+	return more;
+}
+
+static bool pop3_transform_bytes(struct pop3_session *s, const unsigned char *in, size_t n,
+				 unsigned char *out, size_t *out_len)
 {
 	size_t o = 0;
 	for (size_t i = 0; i < n; i++) {
