@@ -549,7 +549,8 @@ void cmd_fetch(struct imap_cmd *cmd)
 	o->unseen = xmalloc(((size_t)s->count + 1) * sizeof(*o->unseen));
 	for (uint32_t i = 0; i < s->count; i++) {
 		uint32_t key = cmd->uid ? s->msgs[i].uid : i + 1;
-		if (!imap_seqset_contains(set, key, star))
+		if (imap_seqset_is_saved(set) ? !cmd_search_saved_contains(s, s->msgs[i].uid)
+					       : !imap_seqset_contains(set, key, star))
 			continue;
 		o->seqs[o->count++] = i + 1;
 		if (req.seen && !s->read_only && !(s->msgs[i].flags & STORE_FLAG_SEEN))

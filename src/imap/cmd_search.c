@@ -33,11 +33,11 @@ struct cmd_search_saved {
 struct cmd_search_op {
 	struct arena *arena; /* the criteria: they outlive the command arena when we yield */
 	struct imap_search *search;
-	unsigned ret;        /* IMAP_SEARCH_RETURN_*; ALL when no RETURN was given */
+	unsigned ret; /* IMAP_SEARCH_RETURN_*; ALL when no RETURN was given */
 	bool esearch, uid;
 	char *tag, *name;
-	uint32_t next;       /* view index of the next message to look at */
-	uint32_t *hits;      /* view indexes of the matches, ascending */
+	uint32_t next;  /* view index of the next message to look at */
+	uint32_t *hits; /* view indexes of the matches, ascending */
 	size_t hit_count;
 };
 
@@ -76,13 +76,12 @@ static void cmd_search_save(struct imap_session *s, const struct cmd_search_op *
 		return;
 	struct cmd_search_saved *v = xcalloc(1, sizeof(*v));
 	bool min_max_only = (o->ret & (IMAP_SEARCH_RETURN_MIN | IMAP_SEARCH_RETURN_MAX)) != 0 &&
-			    (o->ret & (IMAP_SEARCH_RETURN_ALL | IMAP_SEARCH_RETURN_COUNT)) == 0;
+	                    (o->ret & (IMAP_SEARCH_RETURN_ALL | IMAP_SEARCH_RETURN_COUNT)) == 0;
 	v->uids = xmalloc(o->hit_count * sizeof(*v->uids));
 	if (min_max_only) {
 		if (o->ret & IMAP_SEARCH_RETURN_MIN)
 			v->uids[v->count++] = s->msgs[o->hits[0]].uid;
-		if ((o->ret & IMAP_SEARCH_RETURN_MAX) &&
-		    (v->count == 0 || o->hit_count > 1))
+		if ((o->ret & IMAP_SEARCH_RETURN_MAX) && (v->count == 0 || o->hit_count > 1))
 			v->uids[v->count++] = s->msgs[o->hits[o->hit_count - 1]].uid;
 	} else {
 		for (size_t i = 0; i < o->hit_count; i++)
@@ -121,7 +120,7 @@ static bool cmd_search_header_complete(const unsigned char *p, size_t len, size_
 /* The octets of message uid: all of them, or (header_only) at least its header section.
  * 1 with *data_r (malloc'd) and *len_r, 0 the message is gone from the store, -1 error. */
 static int cmd_search_load(struct imap_session *s, uint32_t uid, bool header_only,
-			   unsigned char **data_r, size_t *len_r)
+                           unsigned char **data_r, size_t *len_r)
 {
 	int fd;
 	uint64_t size;
@@ -154,16 +153,16 @@ static int cmd_search_load(struct imap_session *s, uint32_t uid, bool header_onl
 
 /* 1 match, 0 not, -1 the store failed. *read_r tells whether the file was read. */
 static int cmd_search_one(struct imap_session *s, const struct cmd_search_op *o,
-			  const struct imap_search_context *ctx, uint32_t i, bool *read_r)
+                          const struct imap_search_context *ctx, uint32_t i, bool *read_r)
 {
 	const struct imap_msg *m = &s->msgs[i];
 	struct imap_search_msg sm = {
-		.seq = i + 1,
-		.uid = m->uid,
-		.size = m->size,
-		.internal_date = m->date,
-		.flags = m->flags,
-		.keywords = m->keywords,
+	    .seq = i + 1,
+	    .uid = m->uid,
+	    .size = m->size,
+	    .internal_date = m->date,
+	    .flags = m->flags,
+	    .keywords = m->keywords,
 	};
 	*read_r = false;
 	int r = imap_search_match(o->search, ctx, &sm, NULL, 0);
@@ -178,7 +177,7 @@ static int cmd_search_one(struct imap_session *s, const struct cmd_search_op *o,
 	/* Expunged by another session meanwhile (the view keeps it until the EXPUNGE may be
 	 * sent): it is searched as an empty message. */
 	r = imap_search_match(o->search, ctx, &sm, data != NULL ? data : (const unsigned char *)"",
-			      len);
+	                      len);
 	free(data);
 	return r;
 }
@@ -195,15 +194,14 @@ static void cmd_search_op_free(struct cmd_search_op *o)
 }
 
 static uint32_t cmd_search_number(const struct imap_session *s, const struct cmd_search_op *o,
-				  size_t hit)
+                                  size_t hit)
 {
 	return o->uid ? s->msgs[o->hits[hit]].uid : o->hits[hit] + 1;
 }
 
 /* "* ESEARCH (TAG "t") [UID] [MIN n] [MAX n] [COUNT n] [ALL set]" (RFC 9051 §7.3.4; MIN,
  * MAX and ALL only when something matched, RFC 4731 §3.1). */
-static int cmd_search_esearch(struct imap_session *s, const struct cmd_search_op *o,
-			      struct buf *b)
+static int cmd_search_esearch(struct imap_session *s, const struct cmd_search_op *o, struct buf *b)
 {
 	int r = buf_puts(b, "* ESEARCH (TAG ");
 	imap_quote(b, o->tag);
@@ -224,7 +222,7 @@ static int cmd_search_esearch(struct imap_session *s, const struct cmd_search_op
 			for (i++; i < n && cmd_search_number(s, o, i) == hi + 1; i++)
 				hi++;
 			r |= lo == hi ? buf_printf(b, "%s%u", sep, lo)
-				      : buf_printf(b, "%s%u:%u", sep, lo, hi);
+			              : buf_printf(b, "%s%u:%u", sep, lo, hi);
 			sep = ",";
 		}
 	}
@@ -252,7 +250,7 @@ static void cmd_search_finish(struct imap_session *s, struct cmd_search_op *o)
 		conn_write(s->conn, b.data, b.len);
 	buf_free(&b);
 	imap_tagged(s, o->tag, "OK", "%s completed%s", o->name,
-		    (o->ret & IMAP_SEARCH_RETURN_SAVE) ? ", result saved" : "");
+	            (o->ret & IMAP_SEARCH_RETURN_SAVE) ? ", result saved" : "");
 	cmd_search_op_free(o);
 }
 
@@ -294,10 +292,10 @@ static void cmd_search_run(struct imap_session *s, struct cmd_search_op *o)
 	struct timespec t0;
 	clock_gettime(CLOCK_MONOTONIC, &t0);
 	struct imap_search_context ctx = {
-		.count = s->count,
-		.max_uid = s->count > 0 ? s->msgs[s->count - 1].uid : 0,
-		.saved = s->search_saved != NULL ? s->search_saved->uids : NULL,
-		.saved_count = s->search_saved != NULL ? s->search_saved->count : 0,
+	    .count = s->count,
+	    .max_uid = s->count > 0 ? s->msgs[s->count - 1].uid : 0,
+	    .saved = s->search_saved != NULL ? s->search_saved->uids : NULL,
+	    .saved_count = s->search_saved != NULL ? s->search_saved->count : 0,
 	};
 	while (o->next < s->count) {
 		uint32_t i = o->next++;

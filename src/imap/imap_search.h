@@ -3,7 +3,7 @@
  * parser's argument tree and returns a key tree; matching takes what the session knows of
  * a message (flags, size, dates, UID) and, only when a key needs them, the message's octets.
  * String keys compare case-insensitively (simple Unicode case folding of Latin, Greek,
- * Cyrillic and Armenian letters, ASCII at least) as substrings of:
+ * Cyrillic and Armenian letters, ASCII at least) as substrings of (imap_search_doc.h):
  *  - header keys (HEADER, FROM, TO, CC, BCC, SUBJECT): each field of that name, unfolded,
  *    with RFC 2047 encoded words decoded to UTF-8;
  *  - BODY: the text of every text/ or message/ leaf part of the MIME tree, base64 and
@@ -60,8 +60,8 @@ struct imap_search {
  * nesting deeper than IMAP_SEARCH_DEPTH_MAX). The charset is not checked here: see
  * imap_search_charset_supported(). */
 int imap_search_parse(struct arena *arena, const struct imap_arg *args,
-		      struct imap_search **search_r, const char **error_r)
-	__attribute__((warn_unused_result));
+                      struct imap_search **search_r, const char **error_r)
+    __attribute__((warn_unused_result));
 
 /* True for the charsets search strings may be in: UTF-8 and US-ASCII (any case). Others
  * get NO [BADCHARSET (UTF-8 US-ASCII)] (RFC 9051 §6.4.4). */
@@ -91,11 +91,6 @@ struct imap_search_msg {
  * that decides the answer needs the octets (call again with them). Never reads beyond len;
  * any octets are accepted (broken MIME, NULs, 8-bit headers). */
 int imap_search_match(const struct imap_search *search, const struct imap_search_context *ctx,
-		      const struct imap_search_msg *msg, const unsigned char *data, size_t len);
-
-/* Append the simple case folding of len octets of UTF-8 text to arena memory: returns a
- * NUL-terminated copy with every letter this module folds in lower case (invalid UTF-8
- * octets are copied unchanged) and its length in *len_r. Exposed for tests. */
-char *imap_search_fold(struct arena *arena, const unsigned char *s, size_t len, size_t *len_r);
+                      const struct imap_search_msg *msg, const unsigned char *data, size_t len);
 
 #endif

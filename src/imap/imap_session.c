@@ -11,6 +11,7 @@
 
 #include "core/log.h"
 #include "core/xmalloc.h"
+#include "imap/imap_commands.h"
 #include "imap/imap_server.h"
 #include "core/banned.h"
 
@@ -132,7 +133,7 @@ const char *imap_session_capabilities(struct imap_session *s)
 	} else {
 		snprintf(caps, sizeof(caps),
 			 "IMAP4rev2 IMAP4rev1 LITERAL+ ENABLE ID IDLE NAMESPACE UNSELECT "
-			 "UTF8=ACCEPT UIDPLUS MOVE MULTIAPPEND APPENDLIMIT=%llu CHILDREN "
+			 "UTF8=ACCEPT UIDPLUS ESEARCH SEARCHRES MOVE MULTIAPPEND APPENDLIMIT=%llu CHILDREN "
 			 "SPECIAL-USE CREATE-SPECIAL-USE LIST-EXTENDED LIST-STATUS STATUS=SIZE",
 			 (unsigned long long)s->limits->message_size);
 	}
@@ -427,6 +428,7 @@ void imap_session_unselect(struct imap_session *s)
 	free(s->msgs);
 	s->msgs = NULL;
 	s->count = s->cap = 0;
+	cmd_search_saved_reset(s); /* RFC 5182 §2.1 */
 	if (s->state == IMAP_STATE_SELECTED)
 		s->state = IMAP_STATE_AUTHENTICATED;
 }

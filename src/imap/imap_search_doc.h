@@ -1,0 +1,67 @@
+/* The searchable text of one message, for IMAP SEARCH (imap_search.c): its header fields
+ * as "Name: value" lines (unfolded, RFC 2047 encoded words decoded to UTF-8), and its body
+ * as the text of every text/ and message/ leaf part of the MIME tree (base64 and
+ * quoted-printable decoded, converted from the part's charset to UTF-8; message/rfc822
+ * parts opened; other types skipped, as RFC 9051 §6.4.4 allows) plus the header lines of
+ * the MIME parts and nested messages. Everything is case-folded with imap_search_doc_fold()
+ * so that a folded needle is found with memmem(). Pure and bounded: MIME depth and part
+ * count are capped, broken input is read as well as it can be, never rejected. */
+#ifndef POSTHORN_IMAP_IMAP_SEARCH_DOC_H
+#define POSTHORN_IMAP_IMAP_SEARCH_DOC_H
+
+#include <stdbool.h>
+#include <stddef.h>
+
+#include "core/arena.h"
+
+/* MIME nesting and part count followed; deeper or further parts are not searched. */
+#define IMAP_SEARCH_DOC_DEPTH_MAX 16
+#define IMAP_SEARCH_DOC_PARTS_MAX 1000
+
+/* A piece of searchable text: folded UTF-8 (invalid octets kept), NUL-terminated. */
+struct imap_search_doc_text {
+	const char *s;
+	size_t len;
+	/* header lines only: the field name as in the message (not folded, not terminated;
+	 * NULL for body text) and the offset in s of the value, after "name: " */
+	const char *name;
+	size_t name_len;
+	size_t value;
+};
+
+struct imap_search_doc_texts {
+	struct imap_search_doc_text *v;
+	size_t count, cap;
+};
+
+/* One message being searched. Fields are read-only for callers. */
+struct imap_search_doc {
+	const unsigned char *data; /* the caller's; must outlive the doc */
+	size_t len;
+	struct arena *arena; /* texts live here; made on first use */
+	bool header_done, body_done;
+	struct imap_search_doc_texts fields; /* after imap_search_doc_header() */
+	struct imap_search_doc_texts body;   /* after imap_search_doc_body() */
+	unsigned parts;
+};
+
+/* Start a doc over len octets of data (a whole message, or only its header section when
+ * only header fields will be asked for). Allocates nothing yet. */
+void imap_search_doc_init(struct imap_search_doc *doc, const unsigned char *data, size_t len);
+/* Free what the doc allocated (not data). */
+void imap_search_doc_deinit(struct imap_search_doc *doc);
+
+/* Fill doc->fields with the message's header fields, in order; "Name: value" lines
+ * (unfolded, decoded, folded), name and value set. Idempotent. */
+void imap_search_doc_header(struct imap_search_doc *doc);
+/* Fill doc->body with the decoded text parts (name NULL) and the header lines of the MIME
+ * parts and nested messages (name set), in message order. Idempotent. */
+void imap_search_doc_body(struct imap_search_doc *doc);
+
+/* Simple case folding of len octets of UTF-8 (Unicode CaseFolding.txt C+S mappings of
+ * Latin, Greek, Cyrillic, Armenian and fullwidth Latin letters; invalid octets copied
+ * unchanged): a NUL-terminated copy in arena, never longer than the input, its length in
+ * *len_r. */
+char *imap_search_doc_fold(struct arena *arena, const unsigned char *s, size_t len, size_t *len_r);
+
+#endif
