@@ -1,7 +1,8 @@
 #!/bin/sh
 # `make run`: install what is missing, build, create ./demo on the first run (domain
 # example.test, account demo@example.test with a password printed once) and serve in the
-# foreground on high ports (10025 SMTP, 10587 submission, 10465 submissions).
+# foreground on high ports (10025 SMTP, 10587/10465 submission, 10110/10995 POP3,
+# 10143/10993 IMAP).
 set -e
 cd "$(dirname "$0")/.."
 sh tests/deps.sh build
@@ -21,6 +22,7 @@ if [ ! -f demo/posthorn.conf ]; then
             ./build/posthorn -c demo/posthorn.conf user passwd demo@example.test)
 
   SMTP 127.0.0.1:10025 · submission 10587 (STARTTLS) · submissions 10465 (TLS)
+  POP3 10110 (STLS) · 10995 (TLS) · IMAP 10143 (STARTTLS) · 10993 (TLS)
   try:  swaks --server 127.0.0.1:10025 --to demo@example.test
         ./build/posthorn -c demo/posthorn.conf mail list demo@example.test
 

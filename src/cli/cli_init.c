@@ -20,9 +20,9 @@ static const char init_usage[] =
 	"\n"
 	"Writes DIR/posthorn.conf, DIR/data/ (the store) and DIR/tls/ (a self-signed\n"
 	"certificate for HOST). Without --port-base the listeners use the standard ports\n"
-	"(25, 587, 465, 110, 995) on all addresses; with it, port P becomes N+P on\n"
-	"127.0.0.1 (for trying Posthorn out and for tests: 10000 gives 10025, 10587,\n"
-	"10465, 10110, 10995).\n";
+	"(25, 587, 465, 110, 995, 143, 993) on all addresses; with it, port P becomes\n"
+	"N+P on 127.0.0.1 (for trying Posthorn out and for tests: 10000 gives 10025,\n"
+	"10587, 10465, 10110, 10995, 10143, 10993).\n";
 
 static const char conf_template[] =
 	"# Posthorn configuration. Every setting has a safe default; docs/config.md describes\n"
@@ -45,9 +45,8 @@ static const char conf_template[] =
 	"submissions_listen = %s:%d\n"
 	"pop3_listen = %s:%d\n"
 	"pop3s_listen = %s:%d\n"
-	"# IMAP is being built (login, SELECT, FETCH so far); enable it for testing with:\n"
-	"# imap_listen = %s:%d\n"
-	"# imaps_listen = %s:%d\n"
+	"imap_listen = %s:%d\n"
+	"imaps_listen = %s:%d\n"
 	"\n"
 	"# When started as root, bind the ports, then run as this user (create it with\n"
 	"# `adduser --system posthorn`). Empty: keep running as the starting user.\n"

@@ -98,7 +98,8 @@ struct conf *conf_new_defaults(const char *base_dir)
 	(void)conf_parse_listen(c, CONF_LISTENER_SUBMISSIONS, "*:465");
 	(void)conf_parse_listen(c, CONF_LISTENER_POP3, "*:110");
 	(void)conf_parse_listen(c, CONF_LISTENER_POP3S, "*:995");
-	/* IMAP is still being built (issue 5): no IMAP listener unless configured. */
+	(void)conf_parse_listen(c, CONF_LISTENER_IMAP, "*:143");
+	(void)conf_parse_listen(c, CONF_LISTENER_IMAPS, "*:993");
 	c->pop3_expire = -1;
 	c->limits = (struct limits){
 		.command_line = 2048,
