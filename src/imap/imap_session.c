@@ -342,9 +342,15 @@ void imap_session_sync(struct imap_session *s, bool expunges)
 	struct store_mailbox_status st;
 	int r = store_mailbox_changes(s->server->store, s->account_id, s->mailbox,
 				      s->highestmodseq, imap_sync_entry, imap_sync_expunged, &y, &st);
-	if (r != 1) {
+	if (r != 1 || st.uidvalidity != s->uidvalidity) {
+		for (size_t i = 0; i < y.entry_count; i++)
+			free((char *)y.entries[i].keywords);
 		free(y.entries);
 		free(y.expunged);
+		/* Deleted or renamed by another session (RFC 9051 §6.3.4 allows BYE): the view
+		 * cannot be kept right any more. */
+		if (r == 0 || (r == 1 && st.uidvalidity != s->uidvalidity))
+			imap_session_close(s, "[CLOSED] The selected mailbox was deleted or renamed");
 		return;
 	}
 	bool complete = true;

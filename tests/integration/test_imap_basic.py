@@ -259,3 +259,15 @@ def test_fetch_envelope_bodystructure_and_sections(server):
     assert got == MULTIPART.split(b"\r\n\r\n", 1)[0] + b"\r\n\r\n"
     assert m.fetch(n, "(BODY.PEEK[3])")[1][0][1] == b""
     m.logout()
+
+
+def test_selected_mailbox_deleted_elsewhere_gets_bye(server):
+    a = login(server)
+    assert a.create("Doomed")[0] == "OK"
+    assert a.select("Doomed")[0] == "OK"
+    b = login(server)
+    assert b.delete("Doomed")[0] == "OK"
+    b.logout()
+    with pytest.raises((imaplib.IMAP4.abort, imaplib.IMAP4.error)) as e:
+        a.noop()
+    assert "deleted or renamed" in str(e.value)
