@@ -10,37 +10,14 @@ import time
 
 import pytest
 
+from imap_helpers import imap_ports, tls_ctx, wait_imap
 from conftest import HOST, USERS
 
 DEMO = "demo@example.test"
 
 
-def imap_ports(server):
-    return server.base + 143, server.base + 993
 
 
-def server_setup(srv):
-    port, ports = imap_ports(srv)
-    srv.append_conf({"imap_listen": "127.0.0.1:%d" % port, "imaps_listen": "127.0.0.1:%d" % ports})
-
-
-def tls_ctx():
-    ctx = ssl.create_default_context()
-    ctx.check_hostname = False
-    ctx.verify_mode = ssl.CERT_NONE
-    return ctx
-
-
-def wait_imap(server):
-    port = imap_ports(server)[0]
-    deadline = time.monotonic() + 10
-    while time.monotonic() < deadline:
-        try:
-            socket.create_connection((HOST, port), timeout=1).close()
-            return
-        except OSError:
-            time.sleep(0.05)
-    raise AssertionError("IMAP port not open")
 
 
 def deliver(server, subject, body="Hello IMAP.\r\n"):
@@ -127,7 +104,6 @@ def test_wrong_password_is_no_authenticationfailed(server):
 
 def raw(server):
     wait_imap(server)
-    s = ssl.create_default_context()
     sock = tls_ctx().wrap_socket(socket.create_connection((HOST, imap_ports(server)[1]), timeout=10))
     f = sock.makefile("rb")
     assert f.readline().startswith(b"* OK")

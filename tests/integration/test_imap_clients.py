@@ -6,7 +6,6 @@ import shutil
 import smtplib
 import subprocess
 import time
-from pathlib import Path
 
 import pytest
 
@@ -14,11 +13,6 @@ from conftest import HOST, USERS
 
 DEMO = "demo@example.test"
 MBSYNC = shutil.which("mbsync")
-
-
-def server_setup(srv):
-    srv.append_conf({"imap_listen": "127.0.0.1:%d" % (srv.base + 143),
-                     "imaps_listen": "127.0.0.1:%d" % (srv.base + 993)})
 
 
 def deliver(server, subject):

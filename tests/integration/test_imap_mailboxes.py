@@ -11,43 +11,19 @@ import itertools
 import re
 import smtplib
 import socket
-import ssl
 import time
 
 import pytest
 
+from imap_helpers import imap_ports, tls_ctx, wait_imap
 from conftest import HOST
 
 PASSWORD = "mailbox-Secret-9"
 _users = itertools.count(1)
 
 
-def imap_ports(server):
-    return server.base + 143, server.base + 993
 
 
-def server_setup(srv):
-    port, ports = imap_ports(srv)
-    srv.append_conf({"imap_listen": "127.0.0.1:%d" % port, "imaps_listen": "127.0.0.1:%d" % ports})
-
-
-def tls_ctx():
-    ctx = ssl.create_default_context()
-    ctx.check_hostname = False
-    ctx.verify_mode = ssl.CERT_NONE
-    return ctx
-
-
-def wait_imap(server):
-    port = imap_ports(server)[1]
-    deadline = time.monotonic() + 10
-    while time.monotonic() < deadline:
-        try:
-            socket.create_connection((HOST, port), timeout=1).close()
-            return
-        except OSError:
-            time.sleep(0.05)
-    raise AssertionError("IMAP port not open")
 
 
 def new_user(server):
