@@ -5,7 +5,6 @@ limits (a 2 GB literal is refused before any continuation)."""
 import imaplib
 import smtplib
 import socket
-import ssl
 import time
 
 import pytest
