@@ -5,7 +5,9 @@
  * goes out, so the responses carry the new FLAGS.
  * ENVELOPE, BODY and BODYSTRUCTURE come from the store's cache (filled at delivery) or the
  * MIME parser; BODY[section] takes part numbers at any depth with HEADER, TEXT, MIME and
- * HEADER.FIELDS (.NOT). */
+ * HEADER.FIELDS (.NOT). BINARY[section]<partial>, BINARY.PEEK and BINARY.SIZE (RFC 3516)
+ * decode base64 and quoted-printable parts; an encoding that cannot be decoded fails the
+ * command with NO [UNKNOWN-CTE]. */
 #include "imap/imap_commands.h"
 
 #include <stdio.h>
@@ -20,12 +22,16 @@
 #include "imap/imap_seqset.h"
 #include "mime/imap_structure.h"
 #include "mime/mime.h"
+#include "mime/mime_decode.h"
 #include "core/banned.h"
 
 enum fetch_part { PART_NONE, PART_ALL, PART_HEADER, PART_TEXT, PART_SECTION };
 
 /* What a BODY[section] names (RFC 9051 §6.4.5 section-spec). */
 enum fetch_sec { SEC_FULL, SEC_HEADER, SEC_TEXT, SEC_MIME, SEC_FIELDS, SEC_FIELDS_NOT };
+
+/* RFC 3516: BINARY[section] (and .PEEK) sends the decoded part, BINARY.SIZE its size. */
+enum fetch_bin { BIN_NONE, BIN_DATA, BIN_SIZE };
 
 struct fetch_item {
 	const char *label;   /* what the response names it: "BODY[]", "RFC822", ... */
@@ -38,6 +44,7 @@ struct fetch_item {
 	enum fetch_sec sec;
 	const char **fields; /* HEADER.FIELDS (.NOT) names */
 	size_t field_count;
+	enum fetch_bin binary;
 };
 
 struct fetch_req {
@@ -143,6 +150,57 @@ static bool fetch_section(struct arena *a, const char *p, size_t len, struct fet
 	return it->field_count > 0;
 }
 
+/* True when p[0..len) is "" or part numbers "1.2.3" (nz-number joined by single dots). */
+static bool fetch_part_numbers(const char *p, size_t len)
+{
+	bool digit_ok = true; /* at the start of a number */
+	for (size_t i = 0; i < len; i++) {
+		if (p[i] == '.' && !digit_ok && i + 1 < len) {
+			digit_ok = true;
+		} else if (p[i] >= '0' && p[i] <= '9' && !(digit_ok && p[i] == '0')) {
+			digit_ok = false;
+		} else {
+			return false;
+		}
+	}
+	return len == 0 || !digit_ok;
+}
+
+/* BINARY[section]<partial>, BINARY.PEEK[...] and BINARY.SIZE[section] (RFC 3516 §4.1,
+ * §4.2): the section is part numbers only, "" being the whole message. 1 = added, 0 = not a
+ * BINARY item, -1 = bad. */
+static int fetch_add_binary(struct fetch_req *req, struct fetch_item *it, const char *atom,
+			    size_t pre, const char *br, struct arena *a)
+{
+	bool peek = pre == 11 && strncasecmp(atom, "BINARY.PEEK", 11) == 0;
+	bool size = pre == 11 && strncasecmp(atom, "BINARY.SIZE", 11) == 0;
+	if (!peek && !size && !(pre == 6 && strncasecmp(atom, "BINARY", 6) == 0))
+		return 0;
+	const char *close = strchr(br, ']');
+	if (close == NULL)
+		return -1;
+	size_t slen = (size_t)(close - br - 1);
+	if (!fetch_part_numbers(br + 1, slen))
+		return -1;
+	it->part = PART_SECTION;
+	it->sec = SEC_FULL;
+	it->section = arena_strndup(a, br + 1, slen);
+	it->binary = size ? BIN_SIZE : BIN_DATA;
+	if (size ? close[1] != '\0' : !fetch_partial(close + 1, it))
+		return -1;
+	char label[512];
+	snprintf(label, sizeof(label), "%s[%s]", size ? "BINARY.SIZE" : "BINARY", it->section);
+	if (it->partial) {
+		size_t n = strlen(label);
+		snprintf(label + n, sizeof(label) - n, "<%llu>", (unsigned long long)it->offset);
+	}
+	it->label = arena_strdup(a, label);
+	it->seen = !peek && !size; /* RFC 3516 §4.2: like BODY[], not like BODY.PEEK[] */
+	req->seen |= it->seen;
+	req->item_count++;
+	return 1;
+}
+
 /* One fetch attribute atom. false = unsupported or bad. */
 static bool fetch_add(struct fetch_req *req, const char *atom, struct arena *a)
 {
@@ -187,6 +245,9 @@ static bool fetch_add(struct fetch_req *req, const char *atom, struct arena *a)
 	if (br == NULL)
 		return false;
 	size_t pre = (size_t)(br - atom);
+	int bin = fetch_add_binary(req, it, atom, pre, br, a);
+	if (bin != 0)
+		return bin > 0;
 	bool peek = pre == 9 && strncasecmp(atom, "BODY.PEEK", 9) == 0;
 	if (!peek && !(pre == 4 && strncasecmp(atom, "BODY", 4) == 0))
 		return false;
@@ -359,7 +420,62 @@ static const unsigned char *fetch_section_data(const unsigned char *data, size_t
 	return (const unsigned char *)fields->data;
 }
 
-static void fetch_one(struct imap_session *s, const struct fetch_req *req, uint32_t seq,
+/* The decoded octets a BINARY item names (RFC 3516 §4.2): "" is the whole message as
+ * stored, a part is its body decoded by its Content-Transfer-Encoding (a multipart or
+ * message/rfc822 part as it is). A part that does not exist is empty, as for BODY[]. Returns
+ * 0, or -1 when the encoding is unknown (UNKNOWN-CTE). */
+static int fetch_binary_data(struct arena *tmp, const unsigned char *data, size_t len,
+			     const struct mime_part *root, const struct fetch_item *it,
+			     const unsigned char **src_r, size_t *len_r)
+{
+	*src_r = data;
+	*len_r = 0;
+	if (it->section[0] == '\0') {
+		*len_r = len;
+		return 0;
+	}
+	const struct mime_part *p = root != NULL ? mime_part_find(root, it->section) : NULL;
+	if (p == NULL)
+		return 0;
+	if (p->kind != MIME_KIND_LEAF) {
+		*src_r = data + p->body_start;
+		*len_r = p->body_len;
+		return 0;
+	}
+	return mime_decode_body(tmp, p->cte, data + p->body_start, p->body_len, src_r, len_r);
+}
+
+/* One BINARY or BINARY.SIZE item into b: a literal8 (RFC 3516 §4.3) when the data holds a
+ * NUL, else a plain literal. Returns 0 (r is or'ed with the buffer's result), or -1 for
+ * UNKNOWN-CTE. */
+static int fetch_binary_item(struct arena *tmp, const unsigned char *data, size_t len,
+			     const struct mime_part *root, const struct fetch_item *it,
+			     struct buf *b, const char *sep, int *r)
+{
+	const unsigned char *src;
+	size_t n;
+	if (fetch_binary_data(tmp, data, len, root, it, &src, &n) < 0)
+		return -1;
+	if (it->binary == BIN_SIZE) {
+		*r |= buf_printf(b, "%s%s %zu", sep, it->label, n);
+		return 0;
+	}
+	size_t off = 0;
+	if (it->partial) {
+		off = it->offset < n ? (size_t)it->offset : n;
+		n -= off;
+		if (n > it->length)
+			n = (size_t)it->length;
+	}
+	bool nul = n > 0 && memchr(src + off, 0, n) != NULL;
+	*r |= buf_printf(b, "%s%s %s{%zu}\r\n", sep, it->label, nul ? "~" : "", n);
+	*r |= buf_append(b, n > 0 ? src + off : (const unsigned char *)"", n);
+	return 0;
+}
+
+/* Sends one message's FETCH response. false = a BINARY item named a part whose encoding
+ * cannot be decoded: nothing was sent, the command must fail with UNKNOWN-CTE. */
+static bool fetch_one(struct imap_session *s, const struct fetch_req *req, uint32_t seq,
 		      bool with_flags)
 {
 	const struct imap_msg *m = &s->msgs[seq - 1];
@@ -404,8 +520,14 @@ static void fetch_one(struct imap_session *s, const struct fetch_req *req, uint3
 			root = tree;
 	}
 	r |= fetch_structure(s, tmp, req, m->uid, data, len, root, &b, &sep);
-	for (size_t i = 0; i < req->item_count; i++) {
+	bool ok = true;
+	for (size_t i = 0; ok && i < req->item_count; i++) {
 		const struct fetch_item *it = &req->items[i];
+		if (it->binary != BIN_NONE && data != NULL) {
+			ok = fetch_binary_item(tmp, data, len, root, it, &b, sep, &r) == 0;
+			sep = " ";
+			continue;
+		}
 		size_t off = it->part == PART_TEXT ? hlen : 0;
 		size_t n = data == NULL ? 0 : it->part == PART_HEADER ? hlen
 					     : it->part == PART_TEXT  ? len - hlen
@@ -433,9 +555,10 @@ static void fetch_one(struct imap_session *s, const struct fetch_req *req, uint3
 	free(data);
 	arena_free(&tmp);
 	r |= buf_append(&b, ")\r\n", 3);
-	if (r == 0)
+	if (r == 0 && ok)
 		conn_write(s->conn, b.data, b.len);
 	buf_free(&b);
+	return ok;
 }
 
 /* A FETCH in progress: the messages, and the \Seen change some items imply. */
@@ -474,14 +597,21 @@ static bool fetch_was_unseen(const struct fetch_op *o, uint32_t uid)
 	return false;
 }
 
-static void fetch_send(struct imap_session *s, const struct fetch_op *o)
+/* The responses, then the tagged reply: NO [UNKNOWN-CTE] (RFC 3516 §4.4) stops at the first
+ * message with a BINARY part that cannot be decoded. */
+static void fetch_send(struct imap_session *s, const struct fetch_op *o, const char *tag)
 {
 	for (size_t i = 0; i < o->count; i++) {
 		const struct imap_msg *m = &s->msgs[o->seqs[i] - 1];
 		bool now_seen = o->unseen_count > 0 && (m->flags & STORE_FLAG_SEEN) &&
 				fetch_was_unseen(o, m->uid);
-		fetch_one(s, &o->req, o->seqs[i], now_seen);
+		if (!fetch_one(s, &o->req, o->seqs[i], now_seen)) {
+			imap_tagged(s, tag, "NO", "[UNKNOWN-CTE] Can't decode the part's "
+					    "Content-Transfer-Encoding");
+			return;
+		}
 	}
+	imap_tagged(s, tag, "OK", "%s completed", o->name);
 }
 
 static void fetch_seen_cb(struct store_flags *op, void *ctx)
@@ -508,8 +638,7 @@ static void fetch_seen_done(struct imap_session *s)
 		} else {
 			IMAP_LOG(s, "event=fetch-seen result=fail error=\"%s\"", o->op.error);
 		}
-		fetch_send(s, o);
-		imap_tagged(s, s->op_tag, "OK", "%s completed", o->name);
+		fetch_send(s, o, s->op_tag);
 	}
 	fetch_op_free(o);
 }
@@ -543,6 +672,12 @@ void cmd_fetch(struct imap_cmd *cmd)
 		imap_tagged(s, cmd->tag, "BAD", "No messages");
 		return;
 	}
+	/* A sequence number beyond the mailbox is an error, as for STORE (RFC 9051 §9). */
+	if (!cmd->uid && !imap_seqset_is_saved(set) && set->count > 0 &&
+	    set->ranges[set->count - 1].hi > s->count) {
+		imap_tagged(s, cmd->tag, "BAD", "Invalid sequence number");
+		return;
+	}
 	uint32_t star = cmd->uid ? (s->count > 0 ? s->msgs[s->count - 1].uid : 0) : s->count;
 	struct fetch_op *o = xcalloc(1, sizeof(*o));
 	o->seqs = xmalloc(((size_t)s->count + 1) * sizeof(*o->seqs));
@@ -559,8 +694,7 @@ void cmd_fetch(struct imap_cmd *cmd)
 	o->req = req;
 	o->name = xstrdup(cmd->name);
 	if (o->unseen_count == 0) {
-		fetch_send(s, o);
-		imap_tagged(s, cmd->tag, "OK", "%s completed", cmd->name);
+		fetch_send(s, o, cmd->tag);
 		fetch_op_free(o);
 		return;
 	}
