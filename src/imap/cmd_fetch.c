@@ -188,13 +188,12 @@ static int fetch_add_binary(struct fetch_req *req, struct fetch_item *it, const 
 	it->binary = size ? BIN_SIZE : BIN_DATA;
 	if (size ? close[1] != '\0' : !fetch_partial(close + 1, it))
 		return -1;
-	char label[512];
-	snprintf(label, sizeof(label), "%s[%s]", size ? "BINARY.SIZE" : "BINARY", it->section);
-	if (it->partial) {
-		size_t n = strlen(label);
-		snprintf(label + n, sizeof(label) - n, "<%llu>", (unsigned long long)it->offset);
-	}
-	it->label = arena_strdup(a, label);
+	size_t cap = slen + 48; /* "BINARY.SIZE[" section "]<" 20 digits ">" */
+	char *label = arena_alloc(a, cap);
+	int n = snprintf(label, cap, "%s[%s]", size ? "BINARY.SIZE" : "BINARY", it->section);
+	if (it->partial)
+		snprintf(label + n, cap - (size_t)n, "<%llu>", (unsigned long long)it->offset);
+	it->label = label;
 	it->seen = !peek && !size; /* RFC 3516 §4.2: like BODY[], not like BODY.PEEK[] */
 	req->seen |= it->seen;
 	req->item_count++;

@@ -134,7 +134,7 @@ const char *imap_session_capabilities(struct imap_session *s)
 		snprintf(caps, sizeof(caps),
 			 "IMAP4rev2 IMAP4rev1 LITERAL+ ENABLE ID IDLE NAMESPACE UNSELECT "
 			 "UTF8=ACCEPT UIDPLUS ESEARCH SEARCHRES MOVE MULTIAPPEND APPENDLIMIT=%llu CHILDREN "
-			 "SPECIAL-USE CREATE-SPECIAL-USE LIST-EXTENDED LIST-STATUS STATUS=SIZE",
+			 "SPECIAL-USE CREATE-SPECIAL-USE LIST-EXTENDED LIST-STATUS STATUS=SIZE BINARY",
 			 (unsigned long long)s->limits->message_size);
 	}
 	return caps;

@@ -1,0 +1,160 @@
+/* Unit tests for mime/mime_decode: base64 and quoted-printable decoding of MIME bodies,
+ * including the tolerant cases (whitespace, padding, garbage, bad escapes) and the choice of
+ * decoder by Content-Transfer-Encoding. */
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <setjmp.h>
+#include <cmocka.h>
+
+#include <string.h>
+
+#include "mime/mime_decode.h"
+#include "core/banned.h"
+
+static size_t b64(const char *in, unsigned char *out)
+{
+	size_t len = strlen(in);
+	size_t n = mime_decode_base64((const unsigned char *)in, len, out);
+	assert_true(n <= MIME_DECODE_MAX_OUT(len));
+	return n;
+}
+
+static size_t qp(const char *in, unsigned char *out)
+{
+	size_t len = strlen(in);
+	size_t n = mime_decode_qp((const unsigned char *)in, len, out);
+	assert_true(n <= len);
+	return n;
+}
+
+static void test_base64_plain(void **state)
+{
+	(void)state;
+	unsigned char out[64];
+	assert_int_equal(b64("aGVsbG8gd29ybGQ=", out), 11);
+	assert_memory_equal(out, "hello world", 11);
+	assert_int_equal(b64("", out), 0);
+	assert_int_equal(b64("AA==", out), 1);
+	assert_int_equal(out[0], 0);
+	assert_int_equal(b64("AAEC/w==", out), 4);
+	assert_memory_equal(out, "\x00\x01\x02\xff", 4);
+}
+
+static void test_base64_whitespace(void **state)
+{
+	(void)state;
+	unsigned char out[64];
+	assert_int_equal(b64("aGVs\r\nbG8g\n d29y\tbGQ=\r\n", out), 11);
+	assert_memory_equal(out, "hello world", 11);
+}
+
+static void test_base64_stops(void **state)
+{
+	(void)state;
+	unsigned char out[64];
+	/* Padding ends the data, even if more follows. */
+	assert_int_equal(b64("aGk=aGk=", out), 2);
+	assert_memory_equal(out, "hi", 2);
+	/* An invalid character ends it too. */
+	assert_int_equal(b64("aGVsbG8*d29y", out), 5);
+	assert_memory_equal(out, "hello", 5);
+	/* Unpadded tails: 3 chars -> 2 octets, 2 -> 1, 1 -> 0. */
+	assert_int_equal(b64("aGVsbG8", out), 5);
+	assert_int_equal(b64("aGk", out), 2);
+	assert_int_equal(b64("aG", out), 1);
+	assert_int_equal(b64("a", out), 0);
+}
+
+static void test_qp_plain(void **state)
+{
+	(void)state;
+	unsigned char out[128];
+	size_t n = qp("caf=C3=A9 =3D ok\r\n", out);
+	assert_int_equal(n, 12);
+	assert_memory_equal(out, "caf\xc3\xa9 = ok\r\n", 12);
+	n = qp("lower =c3=a9", out);
+	assert_int_equal(n, 8);
+	assert_memory_equal(out, "lower \xc3\xa9", 8);
+	assert_int_equal(qp("", out), 0);
+	n = qp("=00", out);
+	assert_int_equal(n, 1);
+	assert_int_equal(out[0], 0);
+}
+
+static void test_qp_soft_breaks(void **state)
+{
+	(void)state;
+	unsigned char out[128];
+	size_t n = qp("long=\r\nline=\nend", out);
+	assert_int_equal(n, 11);
+	assert_memory_equal(out, "longlineend", 11);
+	/* Transport padding after the '=' of a soft break. */
+	n = qp("ab= \t\r\ncd", out);
+	assert_int_equal(n, 4);
+	assert_memory_equal(out, "abcd", 4);
+	/* Trailing whitespace before a hard break or at the end is removed. */
+	n = qp("x  \r\ny \t", out);
+	assert_int_equal(n, 4);
+	assert_memory_equal(out, "x\r\ny", 4);
+	n = qp("a b", out);
+	assert_int_equal(n, 3);
+	assert_memory_equal(out, "a b", 3);
+}
+
+static void test_qp_bad_escapes(void **state)
+{
+	(void)state;
+	unsigned char out[128];
+	size_t n = qp("a=ZZb", out);
+	assert_int_equal(n, 5);
+	assert_memory_equal(out, "a=ZZb", 5);
+	n = qp("a=4", out);
+	assert_int_equal(n, 3);
+	assert_memory_equal(out, "a=4", 3);
+	n = qp("end=", out);
+	assert_int_equal(n, 4);
+	assert_memory_equal(out, "end=", 4);
+	n = qp("=4x=41", out);
+	assert_int_equal(n, 4);
+	assert_memory_equal(out, "=4xA", 4);
+}
+
+static void test_body(void **state)
+{
+	(void)state;
+	struct arena *a = arena_new(1024);
+	const unsigned char *out;
+	size_t n;
+	const unsigned char raw[] = "raw\r\n";
+	assert_int_equal(mime_decode_body(a, MIME_ENCODING_8BIT, raw, 5, &out, &n), 0);
+	assert_ptr_equal(out, raw);
+	assert_int_equal(n, 5);
+	assert_int_equal(mime_decode_body(a, MIME_ENCODING_BINARY, raw, 5, &out, &n), 0);
+	assert_int_equal(mime_decode_body(a, MIME_ENCODING_7BIT, raw, 5, &out, &n), 0);
+	const unsigned char enc[] = "AAEC\r\n";
+	assert_int_equal(mime_decode_body(a, MIME_ENCODING_BASE64, enc, 6, &out, &n), 0);
+	assert_int_equal(n, 3);
+	assert_memory_equal(out, "\x00\x01\x02", 3);
+	const unsigned char q[] = "x=3Dy";
+	assert_int_equal(mime_decode_body(a, MIME_ENCODING_QUOTED_PRINTABLE, q, 5, &out, &n), 0);
+	assert_int_equal(n, 3);
+	assert_memory_equal(out, "x=y", 3);
+	assert_int_equal(mime_decode_body(a, MIME_ENCODING_OTHER, raw, 5, &out, &n), -1);
+	assert_null(out);
+	assert_int_equal(n, 0);
+	assert_int_equal(mime_decode_body(a, MIME_ENCODING_BASE64, enc, 0, &out, &n), 0);
+	assert_int_equal(n, 0);
+	arena_free(&a);
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+	    cmocka_unit_test(test_base64_plain),   cmocka_unit_test(test_base64_whitespace),
+	    cmocka_unit_test(test_base64_stops),   cmocka_unit_test(test_qp_plain),
+	    cmocka_unit_test(test_qp_soft_breaks), cmocka_unit_test(test_qp_bad_escapes),
+	    cmocka_unit_test(test_body),
+	};
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}
