@@ -35,7 +35,7 @@ struct load_run {
 	size_t next_user;
 	size_t active;
 	size_t ok, failed;
-	uint64_t messages, octets, size_mismatch;
+	uint64_t messages, octets, size_mismatch, commands;
 	struct load_samples *samples; /* one per command of the mode */
 	char *errors[LOAD_MAX_ERRORS];
 	size_t error_count;
@@ -80,9 +80,19 @@ void load_count_message(struct load_run *run, uint64_t octets)
 	run->octets += octets;
 }
 
+void load_count_command(struct load_run *run)
+{
+	run->commands++;
+}
+
 void load_count_size_mismatch(struct load_run *run)
 {
 	run->size_mismatch++;
+}
+
+unsigned load_cycles(const struct load_run *run)
+{
+	return run->opts->cycles > 0 ? run->opts->cycles : 1;
 }
 
 unsigned load_timeout(const struct load_run *run)
@@ -269,6 +279,7 @@ static void load_report(struct load_run *run)
 	double measured = o->barrier ? run->t_end - run->t_go : secs;
 	double rate = measured > 0 ? (double)run->messages / measured : 0;
 	double mbps = measured > 0 ? (double)run->octets / 1e6 / measured : 0;
+	double cmd_rate = measured > 0 ? (double)run->commands / measured : 0;
 	double cpu = load_cpu_seconds();
 	if (o->json) {
 		printf(
@@ -276,12 +287,14 @@ static void load_report(struct load_run *run)
 		    "\"barrier\":%s,\"sessions_ok\":%zu,\"sessions_failed\":%zu,\"messages\":%llu,"
 		    "\"octets\":%llu,\"size_mismatch\":%llu,\"seconds\":%.6f,"
 		    "\"login_seconds\":%.6f,\"measured_seconds\":%.6f,"
-		    "\"messages_per_s\":%.3f,\"mb_per_s\":%.3f,\"load_cpu_s\":%.3f,\"latency_ms\":"
+		    "\"messages_per_s\":%.3f,\"mb_per_s\":%.3f,\"commands\":%llu,"
+		    "\"commands_per_s\":%.3f,\"load_cpu_s\":%.3f,\"latency_ms\":"
 		    "{",
 		    m->name, o->target, o->user_count, o->concurrency,
 		    o->barrier ? "true" : "false", run->ok, run->failed,
 		    (unsigned long long)run->messages, (unsigned long long)run->octets,
-		    (unsigned long long)run->size_mismatch, secs, login, measured, rate, mbps, cpu);
+		    (unsigned long long)run->size_mismatch, secs, login, measured, rate, mbps,
+		    (unsigned long long)run->commands, cmd_rate, cpu);
 		for (unsigned i = 0; i < m->cmd_count; i++) {
 			struct load_summary s = load_summarize(&run->samples[i]);
 			printf("%s\"%s\":{\"n\":%zu,\"p50\":%.4f,\"p99\":%.4f,\"mean\":%.4f,"
@@ -310,6 +323,9 @@ static void load_report(struct load_run *run)
 		printf("seconds=%.3f\n", secs);
 	printf("messages_per_s=%.1f mb_per_s=%.2f%s load_cpu_s=%.3f\n", rate, mbps,
 	       o->barrier ? " (after the barrier)" : "", cpu);
+	if (run->commands > 0)
+		printf("commands=%llu commands_per_s=%.1f%s\n", (unsigned long long)run->commands,
+		       cmd_rate, o->barrier ? " (after the barrier)" : "");
 	for (unsigned i = 0; i < m->cmd_count; i++) {
 		struct load_summary s = load_summarize(&run->samples[i]);
 		if (s.n == 0)

@@ -1,7 +1,7 @@
 /* The shared part of posthorn-load, the benchmark load generator (bench/load/): the run
  * (one libevent loop, up to `concurrency` sessions at once, one session per user line),
- * latency samples per command, counters, and the report. A protocol mode (load_pop3.c, later
- * IMAP) drives its sessions on the connections this part opens and says when each ends. */
+ * latency samples per command, counters, and the report. A protocol mode (load_pop3.c,
+ * load_imap.c) drives its sessions on the connections this part opens and says when each ends. */
 #ifndef POSTHORN_BENCH_LOAD_H
 #define POSTHORN_BENCH_LOAD_H
 
@@ -38,6 +38,9 @@ void load_sample(struct load_run *run, unsigned cmd, double t0);
 /* Count one retrieved message of octets octets (after dot-unstuffing). */
 void load_count_message(struct load_run *run, uint64_t octets);
 
+/* Count one completed command of the measured part (IMAP: a tagged OK after the barrier). */
+void load_count_command(struct load_run *run);
+
 /* Count one message whose octets differ from the size the server announced. */
 void load_count_size_mismatch(struct load_run *run);
 
@@ -45,6 +48,9 @@ void load_count_size_mismatch(struct load_run *run);
  * text (printf-style), and starts the next user's session if any is left. */
 void load_session_end(struct load_run *run, struct bufferevent *bev, const char *error, ...)
     __attribute__((format(printf, 3, 4)));
+
+/* How many times a session repeats the measured part (--cycles; imap-mixed), at least 1. */
+unsigned load_cycles(const struct load_run *run);
 
 /* Seconds of inactivity after which a session fails (the bufferevent read timeout). */
 unsigned load_timeout(const struct load_run *run);
@@ -61,6 +67,10 @@ void load_barrier_leave(struct load_run *run, void *ctx);
 /* The POP3 mode (load_pop3.c). */
 extern const struct load_mode load_pop3_mode;
 
+/* The IMAP modes (load_imap.c): the mixed session load and IDLE connections held open. */
+extern const struct load_mode load_imap_mixed_mode;
+extern const struct load_mode load_imap_idle_mode;
+
 /* Options of one run, from the command line. */
 struct load_options {
 	const struct load_mode *mode;
@@ -71,6 +81,7 @@ struct load_options {
 	size_t user_count;
 	unsigned concurrency;
 	unsigned timeout_s;
+	unsigned cycles; /* repetitions of the measured part per session (imap-mixed) */
 	bool json;
 	bool barrier;  /* log every session in first, then measure the rest apart */
 	bool go_stdin; /* at the barrier, print "barrier" and wait for a line on stdin */

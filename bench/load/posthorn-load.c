@@ -1,7 +1,7 @@
 /* posthorn-load: the load generator of Posthorn's benchmarks (bench/run), for protocols that
  * Debian ships no load tool for. One process, one libevent loop, non-blocking, N concurrent
  * sessions, loopback targets only. This file is the command line; load.c the run and the
- * report; load_<mode>.c each protocol (pop3 now; imap modes are added the same way). */
+ * report; load_<mode>.c each protocol (pop3, imap). */
 #include <arpa/inet.h>
 #include <errno.h>
 #include <getopt.h>
@@ -17,7 +17,8 @@
 
 #include "core/banned.h"
 
-static const struct load_mode *const load_modes[] = {&load_pop3_mode};
+static const struct load_mode *const load_modes[] = {&load_pop3_mode, &load_imap_mixed_mode,
+                                                     &load_imap_idle_mode};
 
 static void usage(FILE *f)
 {
@@ -26,7 +27,13 @@ static void usage(FILE *f)
 	    "usage: posthorn-load MODE --port N --users FILE [options]\n"
 	    "\n"
 	    "modes:\n"
-	    "  pop3   per user: USER/PASS, STAT, RETR n + DELE n for every message, QUIT\n"
+	    "  pop3        per user: USER/PASS, STAT, RETR n + DELE n for every message, QUIT\n"
+	    "  imap-mixed  per user: LOGIN, SELECT INBOX, FETCH 1:* (FLAGS RFC822.SIZE\n"
+	    "              BODY.PEEK[HEADER.FIELDS (From Subject Date)]), FETCH n BODY.PEEK[]\n"
+	    "              for n = 1..3, STORE +FLAGS (\\Seen), UID SEARCH UNSEEN, APPEND,\n"
+	    "              STORE * +FLAGS.SILENT (\\Deleted), EXPUNGE, LOGOUT\n"
+	    "  imap-idle   per user: LOGIN, SELECT INBOX, IDLE until the barrier is released,\n"
+	    "              then DONE, LOGOUT (use with --barrier --go-stdin)\n"
 	    "\n"
 	    "options:\n"
 	    "  --host ADDR        target address, loopback only (127.0.0.0/8, ::1, localhost);\n"
@@ -36,11 +43,14 @@ static void usage(FILE *f)
 	    "                     rest of the line); one session per line\n"
 	    "  --concurrency N    sessions open at once (default: one per user)\n"
 	    "  --timeout S        a session fails after S seconds without input (default 60)\n"
-	    "  --barrier          log every session in first (pop3: up to STAT), then let all\n"
+	    "  --barrier          log every session in first (pop3: up to STAT,\n"
+	    "                     imap: up to SELECT, imap-idle: in IDLE), then let all\n"
 	    "                     download at once; rates are then of the part after the\n"
 	    "                     barrier (needs concurrency >= users)\n"
 	    "  --go-stdin         at the barrier print \"barrier N\" and wait for a line on\n"
 	    "                     stdin (a driver samples the server's CPU meanwhile)\n"
+	    "  --cycles N         imap-mixed: repeat the part after SELECT (FETCH ... EXPUNGE)\n"
+	    "                     N times per session before LOGOUT (default 1)\n"
 	    "  --json             print the report as one JSON object\n"
 	    "  -h, --help         this text\n"
 	    "\n"
@@ -184,7 +194,7 @@ int main(int argc, char **argv)
 		if (strcmp(argv[1], load_modes[i]->name) == 0)
 			o.mode = load_modes[i];
 	if (o.mode == NULL)
-		return die_usage("unknown mode '%s' (have: pop3)", argv[1]);
+		return die_usage("unknown mode '%s' (have: pop3, imap-mixed, imap-idle)", argv[1]);
 
 	static const struct option longopts[] = {
 	    {"host", required_argument, NULL, 'H'},
@@ -192,6 +202,7 @@ int main(int argc, char **argv)
 	    {"users", required_argument, NULL, 'u'},
 	    {"concurrency", required_argument, NULL, 'c'},
 	    {"timeout", required_argument, NULL, 't'},
+	    {"cycles", required_argument, NULL, 'C'},
 	    {"json", no_argument, NULL, 'j'},
 	    {"barrier", no_argument, NULL, 'b'},
 	    {"go-stdin", no_argument, NULL, 'g'},
@@ -199,7 +210,7 @@ int main(int argc, char **argv)
 	    {NULL, 0, NULL, 0},
 	};
 	const char *host = "127.0.0.1", *users = NULL;
-	unsigned long port = 0, concurrency = 0, timeout = 60;
+	unsigned long port = 0, concurrency = 0, timeout = 60, cycles = 1;
 	int c;
 	optind = 2;
 	while ((c = getopt_long(argc, argv, "h", longopts, NULL)) != -1) {
@@ -221,6 +232,10 @@ int main(int argc, char **argv)
 		case 't':
 			if (parse_uint(optarg, 1, 86400, &timeout) < 0)
 				return die_usage("bad --timeout '%s'", optarg);
+			break;
+		case 'C':
+			if (parse_uint(optarg, 1, 1000000, &cycles) < 0)
+				return die_usage("bad --cycles '%s'", optarg);
 			break;
 		case 'j':
 			o.json = true;
@@ -253,6 +268,7 @@ int main(int argc, char **argv)
 	}
 	o.concurrency = concurrency > 0 ? (unsigned)concurrency : (unsigned)o.user_count;
 	o.timeout_s = (unsigned)timeout;
+	o.cycles = (unsigned)cycles;
 	int r;
 	if (o.go_stdin && !o.barrier)
 		r = die_usage("%s", "--go-stdin needs --barrier");

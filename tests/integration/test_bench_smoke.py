@@ -1,7 +1,8 @@
 """Smoke run of the benchmark harness (bench/) against Posthorn, so that it does not rot:
 Postfix's smtp-source load generator with a few messages, the single-connection latency
 client, the fsync probe, our C load generator (bench/load/posthorn-load) in POP3 mode with
-2 users x 3 messages, and the shell syntax and command line of the scripts. The real
+2 users x 3 messages and in its two IMAP modes (mixed and idle) with 2 users, and the shell
+syntax and command line of the scripts. The real
 benchmark (bench/run) is not part of the tests."""
 
 import json
@@ -15,6 +16,7 @@ import time
 import pytest
 
 from conftest import HOST, REPO
+from imap_helpers import imap_ports, wait_imap
 from pop3_helpers import pop3_port, wait_pop3
 
 BENCH = REPO / "bench"
@@ -179,6 +181,65 @@ def test_load_generator_pop3_downloads_and_deletes(server, load_bin, tmp_path):
         assert server.mail_list(user) == []
 
 
+IMAP_USERS = {"imap1@example.test": "imap one Secret", "imap2@example.test": "imap-two-Secret"}
+
+
+def run_load_barrier(load_bin, mode, port, users, n, extra=()):
+    """posthorn-load MODE --barrier --go-stdin as bench/run drives it; returns its JSON."""
+    p = subprocess.Popen([str(load_bin), mode, "--host", HOST, "--port", str(port), "--users",
+                          str(users), "--timeout", "5", "--barrier", "--go-stdin", "--json"]
+                         + list(extra),
+                         stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                         text=True)
+    try:
+        assert p.stdout.readline().strip() == "barrier %d" % n
+        p.stdin.write("go\n")
+        p.stdin.flush()
+        out, err = p.communicate(timeout=8)
+    finally:
+        if p.poll() is None:
+            p.kill()
+            p.wait()
+    assert p.returncode == 0, err
+    res = json.loads(out)
+    assert res["barrier"] is True and res["errors"] == [], res
+    assert (res["sessions_ok"], res["sessions_failed"]) == (n, 0), res
+    return res
+
+
+def test_load_generator_imap_mixed_and_idle(server, load_bin, tmp_path):
+    wait_imap(server)
+    for user, pw in IMAP_USERS.items():
+        server.add_user(user, pw)
+        with smtplib.SMTP(HOST, server.smtp_port, timeout=30) as s:
+            for i in range(4):
+                assert not s.sendmail("sender@load.test", [user], load_message(user, i))
+    users = tmp_path / "users"
+    users.write_text("".join("%s %s\n" % kv for kv in IMAP_USERS.items()))
+    port = imap_ports(server)[0]
+    t0 = time.monotonic()
+    res = run_load_barrier(load_bin, "imap-mixed", port, users, 2, ("--cycles", "2"))
+    lat = res["latency_ms"]
+    want = {"LOGIN": 2, "SELECT": 2, "FETCH_HEADERS": 4, "FETCH_BODY": 12, "STORE_SEEN": 4,
+            "UID_SEARCH": 4, "APPEND": 4, "STORE_DELETED": 4, "EXPUNGE": 4, "LOGOUT": 2,
+            "IDLE": 0}
+    assert {c: lat[c]["n"] for c in want} == want, lat
+    # Counted after the barrier: everything but LOGIN and SELECT (two cycles of 9, LOGOUT).
+    assert res["commands"] == 2 * (2 * 9 + 1) and res["commands_per_s"] > 0, res
+    assert res["messages"] == 12 and res["octets"] > 0, res
+    # APPEND + STORE \Deleted + EXPUNGE: the mailboxes hold what they held.
+    for user in IMAP_USERS:
+        assert len(server.mail_list(user)) == 4
+    # Three IDLE connections over the two accounts.
+    idle = tmp_path / "idle"
+    idle.write_text("".join("%s %s\n" % kv for kv in (list(IMAP_USERS.items()) * 2)[:3]))
+    res = run_load_barrier(load_bin, "imap-idle", port, idle, 3)
+    lat = res["latency_ms"]
+    assert [lat[c]["n"] for c in ("LOGIN", "SELECT", "IDLE", "DONE", "LOGOUT")] == \
+        [3, 3, 3, 3, 3], lat
+    assert time.monotonic() - t0 < 10
+
+
 def test_load_generator_refuses_non_loopback_and_bad_usage(load_bin, tmp_path):
     users = tmp_path / "users"
     users.write_text("a@example.test secret\n")
@@ -190,4 +251,5 @@ def test_load_generator_refuses_non_loopback_and_bad_usage(load_bin, tmp_path):
                        capture_output=True, text=True, timeout=10)
     assert p.returncode == 2 and "unknown mode" in p.stderr, p.stderr
     p = subprocess.run([str(load_bin), "--help"], capture_output=True, text=True, timeout=10)
-    assert p.returncode == 0 and "pop3" in p.stdout
+    assert p.returncode == 0 and "pop3" in p.stdout and "imap-mixed" in p.stdout
+    assert "imap-idle" in p.stdout
