@@ -1,13 +1,20 @@
 #!/usr/bin/python3
 """Regenerate tests/imap_diff/expected.json: what dovecot-imapd answers for ENVELOPE, BODY and
-BODYSTRUCTURE of every message of the MIME corpus (tests/mime_corpus/gen.py).
+BODYSTRUCTURE of every message of the MIME corpus (tests/mime_corpus/gen.py), BODY.PEEK[n.MIME]
+for every part n (nested too), BINARY.SIZE[n] for every leaf part, and the sequence numbers
+that a fixed list of SEARCH queries (SEARCHES) matches over the whole corpus mailbox.
 
 Usage (as root, on loopback only, nothing system-wide is touched):
     sh bench/peers/install.sh          # installs Debian's dovecot packages, starts nothing
     tests/imap_diff/regen.py
 
 It runs `doveadm` with a private configuration in a temporary directory (Maildir, static
-passdb/userdb, no listeners), as user nobody, saves each message and fetches the three items.
+passdb/userdb, no listeners), as user nobody, saves each message and fetches the three items,
+then runs /usr/lib/dovecot/imap in PREAUTH mode with the other commands on stdin, one at a
+time (KEEP=1 keeps the temporary directory for by-hand runs).
+Part numbers come from a recursive walk over Dovecot's BODYSTRUCTURE (parts()). MIME header
+values are stored decoded as latin-1 (bytes 1:1); a FETCH that Dovecot refuses is stored as
+its status and response code only (e.g. "NO [UNKNOWN-CTE]" for an unknown transfer encoding).
 The output is committed, so the differential test (tests/integration/
 test_imap_dovecot_diff.py) needs no Dovecot in CI.
 """
@@ -15,6 +22,7 @@ test_imap_dovecot_diff.py) needs no Dovecot in CI.
 import json
 import os
 import pwd
+import re
 import shutil
 import subprocess
 import sys
@@ -22,6 +30,198 @@ import tempfile
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 GEN = os.path.join(HERE, "..", "mime_corpus", "gen.py")
+IMAP = "/usr/lib/dovecot/imap"
+
+# (name, SEARCH arguments): header decoding (encoded words, raw UTF-8, addresses), body and
+# text search (QP/base64 decoding), header presence, sizes and flags. Non-ASCII arguments are
+# sent as literals with CHARSET UTF-8.
+SEARCHES = [
+    ["from-alice", "FROM alice"],
+    ["to-bob", "TO bob"],
+    ["subject-lunch", "SUBJECT lunch"],
+    ["subject-muenchen-ew", "CHARSET UTF-8 SUBJECT \x00M\u00fcnchen"],
+    ["subject-cafe-utf8", "CHARSET UTF-8 SUBJECT \x00caf\u00e9"],
+    ["from-yamada-utf8", "CHARSET UTF-8 FROM \x00\u5c71\u7530"],
+    ["body-lunch", "BODY lunch"],
+    ["body-gruesse-qp", "CHARSET UTF-8 BODY \x00Gr\u00fc\u00dfe"],
+    ["text-example", "TEXT example"],
+    ["text-nested", "TEXT nested"],
+    ["header-ct-multipart", "HEADER Content-Type multipart"],
+    ["header-mime-version-any", "HEADER MIME-Version \"\""],
+    ["larger-2000", "LARGER 2000"],
+    ["smaller-500", "SMALLER 500"],
+    ["not-seen", "NOT SEEN"],
+    ["or-subject-lunch-from-taro", "OR SUBJECT lunch FROM taro"],
+]
+
+
+def search_command(args):
+    """The SEARCH arguments as bytes; a NUL marks where a UTF-8 literal (LITERAL+) starts."""
+    if "\x00" not in args:
+        return args.encode()
+    head, word = args.split("\x00")
+    data = word.encode("utf-8")
+    return head.encode() + b"{%d+}\r\n" % len(data) + data
+
+
+def sexp(text):
+    """Parse an IMAP parenthesised list (quoted strings, NIL, atoms, numbers) into lists."""
+    pos = 0
+    stack = [[]]
+    while pos < len(text):
+        ch = text[pos]
+        if ch == "(":
+            stack.append([])
+            pos += 1
+        elif ch == ")":
+            top = stack.pop()
+            stack[-1].append(top)
+            pos += 1
+        elif ch == " ":
+            pos += 1
+        elif ch == '"':
+            end = pos + 1
+            val = ""
+            while text[end] != '"':
+                if text[end] == "\\":
+                    end += 1
+                val += text[end]
+                end += 1
+            stack[-1].append(val)
+            pos = end + 1
+        elif ch == "{":
+            close = text.index("}", pos)
+            size = int(text[pos + 1:close])
+            start = close + 3
+            stack[-1].append(text[start:start + size])
+            pos = start + size
+        else:
+            m = re.match(r"[^ ()]+", text[pos:])
+            stack[-1].append(None if m.group(0) == "NIL" else m.group(0))
+            pos += len(m.group(0))
+    return stack[0]
+
+
+def parts(bodystructure):
+    """[(part number, is_leaf)] of a BODYSTRUCTURE text, depth first, nested parts included.
+
+    A multipart's children are n.1, n.2...; a message/rfc822 part n contains its message's
+    body: the children of that body if it is multipart, else the body itself as n.1. The top
+    level of a non-multipart message is part 1. Leaves are the parts that are neither
+    multipart nor an encapsulated message."""
+    out = []
+
+    def children(node):
+        kids = []
+        for k in node:
+            if not isinstance(k, list):
+                break
+            kids.append(k)
+        return kids
+
+    def is_message(node):
+        return (not isinstance(node[0], list) and (node[0] or "").lower() == "message"
+                and len(node) >= 10 and isinstance(node[7], list) and isinstance(node[8], list))
+
+    def emit(num, node):
+        if isinstance(node[0], list):
+            out.append((num, False))
+            for i, k in enumerate(children(node), 1):
+                emit("%s.%d" % (num, i), k)
+        elif is_message(node):
+            out.append((num, False))
+            inner = node[8]
+            if isinstance(inner[0], list):
+                for i, k in enumerate(children(inner), 1):
+                    emit("%s.%d" % (num, i), k)
+            else:
+                emit(num + ".1", inner)
+        else:
+            out.append((num, True))
+
+    top = sexp(bodystructure)
+    if isinstance(top[0], list):
+        for i, k in enumerate(children(top), 1):
+            emit(str(i), k)
+    else:
+        emit("1", top)
+    return out
+
+
+def read_response(f):
+    """One response line from file f, literals inline, without the final CRLF."""
+    out = b""
+    while True:
+        line = f.readline()
+        if not line:
+            raise EOFError("connection closed")
+        out += line
+        m = re.search(rb"\{(\d+)\+?\}\r\n$", line)
+        if m:
+            out += f.read(int(m.group(1)))
+            continue
+        return out[:-2] if out.endswith(b"\r\n") else out
+
+
+def run_command(send, f, tag, text):
+    """Send "tag text" (send() takes bytes) and return [untagged..., tagged] response lines.
+    Dovecot answers pipelined commands out of order, so commands go one at a time."""
+    send(tag.encode() + b" " + text + b"\r\n")
+    lines = []
+    while True:
+        line = read_response(f)
+        lines.append(line)
+        if line.startswith(tag.encode() + b" "):
+            return lines
+
+
+def status(tagged):
+    """ "NO [CODE]" / "BAD" of a failed tagged response: the status and response code only, the
+    human-readable text differs between servers."""
+    words = tagged.split(b" ", 2)
+    m = re.match(rb"\[[^\]]*\]", words[2] if len(words) > 2 else b"")
+    return words[1].decode() + (" " + m.group(0).decode("latin-1") if m else "")
+
+
+def fetch_value(lines, seq, item):
+    """What a FETCH of one item answered: the value text (string values as latin-1, NIL as
+    None, numbers as int), or status() when the command failed."""
+    tagged = lines[-1].split(b" ", 2)
+    if tagged[1] != b"OK":
+        return status(lines[-1])
+    prefix = b"* %d FETCH (" % seq
+    key = item.replace(".PEEK", "").encode()
+    for line in lines[:-1]:
+        if not line.startswith(prefix):
+            continue
+        rest = line[len(prefix):]
+        i = rest.find(key + b" ")
+        if i < 0:
+            continue
+        val = rest[i + len(key) + 1:]
+        if val.startswith(b"NIL"):
+            return None
+        if val.startswith(b"{"):
+            close = val.index(b"}")
+            size = int(val[1:close])
+            return val[close + 3:close + 3 + size].decode("latin-1")
+        if val.startswith(b'"'):
+            m = re.match(rb'"((?:[^"\\]|\\.)*)"', val)
+            return re.sub(rb"\\(.)", rb"\1", m.group(1)).decode("latin-1")
+        return int(re.match(rb"\d+", val).group(0))
+    return "missing " + repr(lines)
+
+
+def search_value(lines):
+    """Sequence numbers of a SEARCH answer, or status() when it failed."""
+    tagged = lines[-1].split(b" ", 2)
+    if tagged[1] != b"OK":
+        return status(lines[-1])
+    nums = []
+    for line in lines[:-1]:
+        if line.startswith(b"* SEARCH"):
+            nums += [int(x) for x in line[8:].split()]
+    return sorted(nums)
 
 
 def main():
@@ -57,14 +257,47 @@ def main():
         out[files[int(row["uid"]) - 1]] = {"ENVELOPE": row["imap.envelope"],
                                            "BODY": row["imap.body"],
                                            "BODYSTRUCTURE": row["imap.bodystructure"]}
+    cmd = ["setpriv", "--reuid=nobody", "--regid=nogroup", "--clear-groups", "env",
+           "HOME=%s/home" % tmp, "USER=nobody", IMAP, "-c", conf]
+    proc = subprocess.Popen(cmd, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                            stderr=subprocess.DEVNULL)
+
+    def send(data):
+        proc.stdin.write(data)
+        proc.stdin.flush()
+
+    assert read_response(proc.stdout).startswith(b"* PREAUTH")
+    run_command(send, proc.stdout, "x", b"EXAMINE INBOX")
+    nfetch = 0
+    for seq, name in enumerate(files, 1):
+        msg = out[name]
+        msg["MIME"] = {}
+        msg["BINARY.SIZE"] = {}
+        for num, leaf in parts(msg["BODYSTRUCTURE"]):
+            wanted = [("MIME", "BODY.PEEK[%s.MIME]" % num)]
+            if leaf:
+                wanted.append(("BINARY.SIZE", "BINARY.SIZE[%s]" % num))
+            for kind, item in wanted:
+                nfetch += 1
+                lines = run_command(send, proc.stdout, "f", b"FETCH %d (%s)" % (seq, item.encode()))
+                msg[kind][num] = fetch_value(lines, seq, item)
+    searches = {}
+    for sname, args in SEARCHES:
+        searches[sname] = search_value(run_command(send, proc.stdout, "q",
+                                                   b"SEARCH " + search_command(args)))
+    run_command(send, proc.stdout, "z", b"LOGOUT")
+    proc.stdin.close()
+    proc.wait()
     version = subprocess.run(["dovecot", "--version"], capture_output=True,
                              text=True).stdout.strip()
     with open(os.path.join(HERE, "expected.json"), "w") as f:
-        json.dump({"dovecot": version, "messages": out}, f, indent=1, ensure_ascii=False,
+        json.dump({"dovecot": version, "messages": out, "searches": searches}, f, indent=1, ensure_ascii=False,
                   sort_keys=True)
         f.write("\n")
-    shutil.rmtree(tmp, ignore_errors=True)
-    print("wrote %d messages from Dovecot %s" % (len(out), version))
+    if not os.environ.get("KEEP"):
+        shutil.rmtree(tmp, ignore_errors=True)
+    print("wrote %d messages, %d part fetches, %d searches from Dovecot %s"
+          % (len(out), nfetch, len(searches), version))
 
 
 if __name__ == "__main__":
