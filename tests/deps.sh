@@ -3,7 +3,7 @@
 # are missing and we are root. Usage: tests/deps.sh build|test
 set -e
 BUILD_PKGS="build-essential pkg-config libevent-dev libssl-dev libsqlite3-dev libsodium-dev openssl"
-TEST_PKGS="libcmocka-dev python3 python3-pytest swaks clang fetchmail getmail6 isync curl offlineimap3 neomutt tmux"
+TEST_PKGS="libcmocka-dev python3 python3-pytest swaks clang libclang-rt-14-dev fetchmail getmail6 isync curl offlineimap3 neomutt tmux"
 want="$BUILD_PKGS"
 [ "$1" = test ] && want="$want $TEST_PKGS"
 missing=""
