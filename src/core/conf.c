@@ -458,3 +458,32 @@ struct conf *conf_load(const char *path, char **error_r)
 	buf_free(&b);
 	return c;
 }
+
+void conf_slot_init(struct conf_slot *slot, struct conf *conf)
+{
+	pthread_mutex_init(&slot->lock, NULL);
+	slot->conf = conf_ref(conf);
+}
+
+void conf_slot_deinit(struct conf_slot *slot)
+{
+	conf_free(&slot->conf);
+	pthread_mutex_destroy(&slot->lock);
+}
+
+void conf_slot_set(struct conf_slot *slot, struct conf *conf)
+{
+	pthread_mutex_lock(&slot->lock);
+	struct conf *old = slot->conf;
+	slot->conf = conf_ref(conf);
+	pthread_mutex_unlock(&slot->lock);
+	conf_free(&old);
+}
+
+struct conf *conf_slot_get(struct conf_slot *slot)
+{
+	pthread_mutex_lock(&slot->lock);
+	struct conf *c = conf_ref(slot->conf);
+	pthread_mutex_unlock(&slot->lock);
+	return c;
+}

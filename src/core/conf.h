@@ -5,6 +5,7 @@
 #ifndef POSTHORN_CORE_CONF_H
 #define POSTHORN_CORE_CONF_H
 
+#include <pthread.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -79,6 +80,20 @@ struct conf *conf_parse(const char *path, const char *text, size_t len, char **e
 /* Take another reference (thread-safe); conf_free() drops one and frees at zero. */
 struct conf *conf_ref(struct conf *conf);
 void conf_free(struct conf **conf);
+/* The configuration a server hands to new sessions, swapped on SIGHUP while sessions keep
+ * the one they started with. */
+struct conf_slot {
+	pthread_mutex_t lock;
+	struct conf *conf;
+};
+/* Hold a reference on conf. */
+void conf_slot_init(struct conf_slot *slot, struct conf *conf);
+void conf_slot_deinit(struct conf_slot *slot);
+/* Replace the held conf (thread-safe); the old one is released. */
+void conf_slot_set(struct conf_slot *slot, struct conf *conf);
+/* A new reference on the current conf (thread-safe); release with conf_free(). */
+struct conf *conf_slot_get(struct conf_slot *slot);
+
 /* Parse a listener list like "127.0.0.1:25 [::1]:25 *:25" into conf. 0 ok, -1 bad. */
 int conf_parse_listen(struct conf *conf, enum conf_listener_kind kind, const char *value);
 

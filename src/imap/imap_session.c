@@ -23,8 +23,7 @@ struct imap_server *imap_server_new(struct store *store, struct auth *auth, stru
 	struct imap_server *srv = xcalloc(1, sizeof(*srv));
 	srv->store = store;
 	srv->auth = auth;
-	pthread_mutex_init(&srv->lock, NULL);
-	srv->conf = conf_ref(conf);
+	conf_slot_init(&srv->conf, conf);
 	return srv;
 }
 
@@ -33,19 +32,14 @@ void imap_server_free(struct imap_server **server)
 	struct imap_server *srv = *server;
 	if (srv == NULL)
 		return;
-	conf_free(&srv->conf);
-	pthread_mutex_destroy(&srv->lock);
+	conf_slot_deinit(&srv->conf);
 	free(srv);
 	*server = NULL;
 }
 
 void imap_server_set_conf(struct imap_server *srv, struct conf *conf)
 {
-	pthread_mutex_lock(&srv->lock);
-	struct conf *old = srv->conf;
-	srv->conf = conf_ref(conf);
-	pthread_mutex_unlock(&srv->lock);
-	conf_free(&old);
+	conf_slot_set(&srv->conf, conf);
 }
 
 /* ---- output ---- */
@@ -681,9 +675,7 @@ void imap_server_accept(struct conn *conn, void *listener_ctx)
 	struct imap_session *s = xcalloc(1, sizeof(*s));
 	s->conn = conn;
 	s->server = srv;
-	pthread_mutex_lock(&srv->lock);
-	s->conf = conf_ref(srv->conf);
-	pthread_mutex_unlock(&srv->lock);
+	s->conf = conf_slot_get(&srv->conf);
 	s->limits = &s->conf->limits;
 	s->cmd = arena_new(8192);
 	struct imap_parser_limits pl = { .literal_max = IMAP_LITERAL_MAX };

@@ -36,7 +36,7 @@ struct pop3_server *pop3_server_new(struct store *store, struct auth *auth, stru
 	srv->store = store;
 	srv->auth = auth;
 	pthread_mutex_init(&srv->lock, NULL);
-	srv->conf = conf_ref(conf);
+	conf_slot_init(&srv->conf, conf);
 	return srv;
 }
 
@@ -50,7 +50,7 @@ void pop3_server_free(struct pop3_server **server)
 		free(srv->drops);
 		srv->drops = next;
 	}
-	conf_free(&srv->conf);
+	conf_slot_deinit(&srv->conf);
 	pthread_mutex_destroy(&srv->lock);
 	free(srv);
 	*server = NULL;
@@ -58,11 +58,7 @@ void pop3_server_free(struct pop3_server **server)
 
 void pop3_server_set_conf(struct pop3_server *srv, struct conf *conf)
 {
-	pthread_mutex_lock(&srv->lock);
-	struct conf *old = srv->conf;
-	srv->conf = conf_ref(conf);
-	pthread_mutex_unlock(&srv->lock);
-	conf_free(&old);
+	conf_slot_set(&srv->conf, conf);
 }
 
 /* ---- maildrop locks (RFC 1939 §8: one POP3 session per maildrop) ----
@@ -666,9 +662,7 @@ void pop3_server_accept(struct conn *conn, void *listener_ctx)
 	struct pop3_session *s = xcalloc(1, sizeof(*s));
 	s->conn = conn;
 	s->server = srv;
-	pthread_mutex_lock(&srv->lock);
-	s->conf = conf_ref(srv->conf);
-	pthread_mutex_unlock(&srv->lock);
+	s->conf = conf_slot_get(&srv->conf);
 	s->limits = &s->conf->limits;
 	s->cmd = arena_new(2048);
 	s->fd = -1;

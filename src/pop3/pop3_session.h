@@ -20,8 +20,8 @@ struct pop3_drop; /* a locked maildrop, or an account's last login time */
 struct pop3_server {
 	struct store *store;
 	struct auth *auth;
-	pthread_mutex_t lock; /* conf, drops */
-	struct conf *conf;
+	struct conf_slot conf; /* for new sessions */
+	pthread_mutex_t lock;  /* drops */
 	struct pop3_drop *drops;
 };
 

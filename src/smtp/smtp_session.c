@@ -30,8 +30,7 @@ struct smtp_server *smtp_server_new(struct store *store, struct auth *auth, stru
 	struct smtp_server *srv = xcalloc(1, sizeof(*srv));
 	srv->store = store;
 	srv->auth = auth;
-	pthread_mutex_init(&srv->lock, NULL);
-	srv->conf = conf_ref(conf);
+	conf_slot_init(&srv->conf, conf);
 	return srv;
 }
 
@@ -39,19 +38,14 @@ void smtp_server_free(struct smtp_server **server)
 {
 	if (*server == NULL)
 		return;
-	conf_free(&(*server)->conf);
-	pthread_mutex_destroy(&(*server)->lock);
+	conf_slot_deinit(&(*server)->conf);
 	free(*server);
 	*server = NULL;
 }
 
 void smtp_server_set_conf(struct smtp_server *srv, struct conf *conf)
 {
-	pthread_mutex_lock(&srv->lock);
-	struct conf *old = srv->conf;
-	srv->conf = conf_ref(conf);
-	pthread_mutex_unlock(&srv->lock);
-	conf_free(&old);
+	conf_slot_set(&srv->conf, conf);
 }
 
 bool smtp_session_is_submission(const struct smtp_session *s)
@@ -598,9 +592,7 @@ void smtp_server_accept(struct conn *conn, void *listener_ctx)
 	s->conn = conn;
 	s->server = l->server;
 	s->kind = l->kind;
-	pthread_mutex_lock(&l->server->lock);
-	s->conf = conf_ref(l->server->conf);
-	pthread_mutex_unlock(&l->server->lock);
+	s->conf = conf_slot_get(&l->server->conf);
 	s->limits = &s->conf->limits;
 	s->arena = arena_new(1024);
 	s->tx = arena_new(4096);

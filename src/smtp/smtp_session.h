@@ -21,8 +21,7 @@
 struct smtp_server {
 	struct store *store;
 	struct auth *auth;
-	pthread_mutex_t lock; /* conf */
-	struct conf *conf;
+	struct conf_slot conf; /* for new sessions */
 };
 
 enum smtp_state {
