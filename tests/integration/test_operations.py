@@ -110,11 +110,19 @@ def test_connections_per_ip_limit(tmp_path_factory):
     srv = make_server(tmp_path_factory, "perip", {"limit_connections_per_ip": 2},
                       accounts=False)
     srv.start()
-    time.sleep(0.5)  # the start-up probe connections must be gone first
     try:
-        a = RawSMTP(srv.smtp_port)
-        b = RawSMTP(srv.smtp_port)
-        assert a.greeting.code == 220 and b.greeting.code == 220
+        # The start-up probes (wait_port) count until the server has accepted and seen
+        # them close: retry until two sessions fit, then the third must not.
+        deadline = time.monotonic() + 10
+        while True:
+            a = RawSMTP(srv.smtp_port)
+            b = RawSMTP(srv.smtp_port)
+            if a.greeting.code == 220 and b.greeting.code == 220:
+                break
+            a.close()
+            b.close()
+            assert time.monotonic() < deadline, srv.log_text()
+            time.sleep(0.05)
         c = RawSMTP(srv.smtp_port)
         assert c.greeting.code == 421 and c.greeting.lines[0].startswith("4.7.0"), c.greeting
         assert c.is_closed()
