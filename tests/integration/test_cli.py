@@ -323,7 +323,10 @@ def test_sighup_with_bad_config_keeps_running(server):
     with open(server.conf, "a") as f:
         f.write("no_such_setting = 1\n")
     server.proc.send_signal(signal.SIGHUP)
-    time.sleep(0.5)
+    deadline = time.monotonic() + 10
+    while "event=reload result=failed" not in server.log_text():
+        assert time.monotonic() < deadline, server.log_text()
+        time.sleep(0.02)
     try:
         assert server.proc.poll() is None, "a bad configuration on reload stopped the server"
         with RawSMTP(server.smtp_port) as c:
