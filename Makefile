@@ -23,7 +23,7 @@ UNIT_BINS := $(UNIT_SRCS:tests/unit/%.c=build/asan/tests/%)
 FUZZ_SRCS := $(sort $(wildcard fuzz/fuzz_*.c))
 FUZZ_BINS := $(FUZZ_SRCS:fuzz/%.c=build/fuzz/%)
 
-.PHONY: all asan unit-tests run test fuzz fuzz-build bench bench-load format check-layers clean
+.PHONY: all asan unit-tests run test fuzz fuzz-build bench bench-load format check-format check-layers clean
 
 all: build/posthorn
 
@@ -81,7 +81,10 @@ bench: all bench-load
 	@bench/run
 
 format:
-	clang-format -i $(SRCS) $(shell find src -name '*.h') $(UNIT_SRCS) $(FUZZ_SRCS)
+	clang-format -i $(shell find src tests/unit fuzz -name '*.[ch]')
+
+check-format:
+	@sh tests/check-format.sh
 
 check-layers:
 	@sh tests/check-layers.sh
