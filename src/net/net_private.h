@@ -20,6 +20,7 @@ struct conn {
 	struct event *wake_ev;
 	struct event *timer_ev;
 	struct event *close_ev;
+	struct event *writable_ev; /* on_writable, run from the loop (never inside libevent) */
 	const struct conn_callbacks *cb;
 	void *ctx;
 	struct tls_ctx *tls; /* for STARTTLS / implicit TLS; NULL when not configured */
@@ -31,6 +32,7 @@ struct conn {
 	struct timeval close_deadline;
 	bool tls_active, tls_pending, closing, dead, paused, discarding;
 	bool counted;
+	bool writable_wanted; /* conn_wait_writable(): on_writable at the low-water mark */
 	int local_port;
 	char id[13];
 	char ip[INET6_ADDRSTRLEN];
