@@ -251,7 +251,6 @@ static void cmd_search_finish(struct imap_session *s, struct cmd_search_op *o)
 	buf_free(&b);
 	imap_tagged(s, o->tag, "OK", "%s completed%s", o->name,
 	            (o->ret & IMAP_SEARCH_RETURN_SAVE) ? ", result saved" : "");
-	cmd_search_op_free(o);
 }
 
 static void cmd_search_failed(struct imap_session *s, struct cmd_search_op *o)
@@ -260,22 +259,13 @@ static void cmd_search_failed(struct imap_session *s, struct cmd_search_op *o)
 		cmd_search_saved_reset(s);
 	IMAP_LOG(s, "event=search result=fail mailbox=\"%s\"", s->mailbox);
 	imap_tagged(s, o->tag, "NO", "[SERVERBUG] %s failed: cannot read a message", o->name);
-	cmd_search_op_free(o);
 }
 
 /* ---- running ---- */
 
-static void cmd_search_run(struct imap_session *s, struct cmd_search_op *o);
-
-static void cmd_search_resume(struct imap_session *s)
+static void cmd_search_op_free_ctx(void *ctx)
 {
-	struct cmd_search_op *o = s->op;
-	s->op = NULL;
-	if (s->closed) {
-		cmd_search_op_free(o);
-		return;
-	}
-	cmd_search_run(s, o);
+	cmd_search_op_free(ctx);
 }
 
 static int64_t cmd_search_elapsed_ns(const struct timespec *t0)
@@ -285,10 +275,11 @@ static int64_t cmd_search_elapsed_ns(const struct timespec *t0)
 	return (int64_t)(t.tv_sec - t0->tv_sec) * 1000000000 + (t.tv_nsec - t0->tv_nsec);
 }
 
-/* Look at messages until all are done or the slice is used up; then answer, or yield to
- * the loop (input stays paused, the view cannot change) and continue on the next turn. */
-static void cmd_search_run(struct imap_session *s, struct cmd_search_op *o)
+/* One step (imap_session_run): look at messages until all are done or the slice is used
+ * up; then answer, or yield to the loop (input stays paused, the view cannot change). */
+static enum imap_step cmd_search_step(struct imap_session *s, void *op)
 {
+	struct cmd_search_op *o = op;
 	struct timespec t0;
 	clock_gettime(CLOCK_MONOTONIC, &t0);
 	struct imap_search_context ctx = {
@@ -303,18 +294,16 @@ static void cmd_search_run(struct imap_session *s, struct cmd_search_op *o)
 		int r = cmd_search_one(s, o, &ctx, i, &read);
 		if (r < 0) {
 			cmd_search_failed(s, o);
-			return;
+			return IMAP_STEP_DONE;
 		}
 		if (r == 1)
 			o->hits[o->hit_count++] = i;
 		if ((read || i % 4096 == 0) && o->next < s->count &&
-		    cmd_search_elapsed_ns(&t0) > CMD_SEARCH_SLICE_NS) {
-			imap_session_op_start(s, o->tag, cmd_search_resume, o);
-			imap_session_op_finished(s); /* on_wake comes on the loop's next turn */
-			return;
-		}
+		    cmd_search_elapsed_ns(&t0) > CMD_SEARCH_SLICE_NS)
+			return IMAP_STEP_MORE;
 	}
 	cmd_search_finish(s, o);
+	return IMAP_STEP_DONE;
 }
 
 void cmd_search(struct imap_cmd *cmd)
@@ -349,5 +338,5 @@ void cmd_search(struct imap_cmd *cmd)
 	o->tag = xstrdup(cmd->tag);
 	o->name = xstrdup(cmd->name);
 	o->hits = xmalloc(((size_t)s->count + 1) * sizeof(*o->hits));
-	cmd_search_run(s, o);
+	imap_session_run(s, cmd_search_step, cmd_search_op_free_ctx, o);
 }

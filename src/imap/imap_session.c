@@ -170,6 +170,53 @@ void imap_session_op_start(struct imap_session *s, const char *tag,
 	conn_hold(s->conn);
 }
 
+/* ---- long commands in steps ---- */
+
+static void imap_step_end(struct imap_session *s)
+{
+	void (*ctx_free)(void *ctx) = s->step_free;
+	void *ctx = s->step_ctx;
+	s->step = NULL;
+	s->step_free = NULL;
+	s->step_ctx = NULL;
+	if (ctx_free != NULL)
+		ctx_free(ctx);
+}
+
+void imap_session_run(struct imap_session *s, imap_step_fn *step, void (*ctx_free)(void *ctx),
+		      void *ctx)
+{
+	ASSERT(s->step == NULL);
+	s->step = step;
+	s->step_free = ctx_free;
+	s->step_ctx = ctx;
+	if (step(s, ctx) == IMAP_STEP_DONE) {
+		imap_step_end(s);
+		return;
+	}
+	if (s->io != IMAP_IO_CLOSING)
+		s->io = IMAP_IO_RUN;
+	conn_pause(s->conn);
+	conn_wait_writable(s->conn);
+}
+
+/* The client took output (or a yielding step's turn came): the next step. */
+static void imap_on_writable(struct conn *conn, void *ctx)
+{
+	struct imap_session *s = ctx;
+	if (s->step == NULL || s->closed)
+		return;
+	if (s->step(s, s->step_ctx) == IMAP_STEP_MORE) {
+		conn_wait_writable(conn);
+		return;
+	}
+	imap_step_end(s);
+	if (s->io == IMAP_IO_RUN) {
+		s->io = IMAP_IO_LINE;
+		conn_resume(conn);
+	}
+}
+
 void imap_session_verify(struct imap_session *s, const char *tag, const char *authzid,
 			 const char *user, const char *password)
 {
@@ -435,6 +482,7 @@ void imap_session_unselect(struct imap_session *s)
 
 static void imap_session_free(struct imap_session *s)
 {
+	imap_step_end(s); /* a long command cut short by the end of the session */
 	imap_session_unselect(s);
 	sasl_server_free(&s->sasl);
 	imap_wipe(&s->auth_password);
@@ -660,6 +708,7 @@ static void imap_on_closed(struct conn *conn, void *ctx)
 
 static const struct conn_callbacks imap_callbacks = {
 	.on_input = imap_on_input,
+	.on_writable = imap_on_writable,
 	.on_tls_ready = imap_on_tls_ready,
 	.on_timeout = imap_on_timeout,
 	.on_timer = imap_on_timer,
