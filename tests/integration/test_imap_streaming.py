@@ -280,3 +280,28 @@ def test_nul_in_body_and_binary(server, user):
     assert item(resp, b"BINARY[]") == (b"~", msg)
     assert item(resp, b"BINARY[1]") == (b"~", b"before\x00after\r\n\x00\r\n")
     r.close()
+
+
+def test_list_of_many_mailboxes_runs_in_steps(server, user):
+    """More names than one step answers (LIST_STEP_NAMES): all come, in order, each with its
+    STATUS (RFC 5819), and a pipelined command waits for the tagged OK."""
+    r = Raw(server, user)
+    names = ["box%03d" % i for i in range(300)]
+    for name in names:
+        r.send(b"CREATE " + name.encode())
+    out = r.read_until(b"t%d" % r.n)
+    assert out[-1].startswith(b"OK")
+    assert all(o.split(b" ")[1] == b"OK" for o in out[:-1]), [o for o in out if b"OK" not in o]
+    t1 = r.send(b"LIST \"\" \"*\" RETURN (STATUS (MESSAGES))")
+    t2 = r.send(b"NOOP")
+    out = r.read_until(t1)
+    assert out[-1].startswith(b"OK"), out[-1]
+    assert not any(o.startswith(t2) for o in out)
+    listed = [re.search(rb'"/" "?([^"\r]+)"?\r\n$', o).group(1).decode()
+              for o in out if o.startswith(b"* LIST")]
+    assert listed[0] == "INBOX"
+    assert [n for n in listed if n.startswith("box")] == names
+    statuses = [o for o in out if o.startswith(b"* STATUS")]
+    assert len(statuses) == len(listed)
+    assert r.read_until(t2)[-1].startswith(b"OK")
+    r.close()
