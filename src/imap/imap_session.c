@@ -63,7 +63,8 @@ void imap_session_close(struct imap_session *s, const char *bye)
 {
 	if (s->closed || s->io == IMAP_IO_CLOSING)
 		return;
-	if (bye != NULL)
+	/* A long command may be in the middle of a literal: a BYE there would be data. */
+	if (bye != NULL && s->step == NULL)
 		conn_printf(s->conn, "* BYE %s\r\n", bye);
 	s->io = IMAP_IO_CLOSING;
 	conn_close(s->conn);

@@ -16,7 +16,7 @@ import time
 
 import pytest
 
-from conftest import HOST
+from conftest import HOST, make_server
 from imap_helpers import imap_ports, tls_ctx, wait_imap
 
 PASSWORD = "stream-Secret-8"
@@ -54,14 +54,22 @@ def big_message(tag, size):
 class Raw:
     """A raw IMAP client (implicit TLS) that reads literals and literal8s."""
 
-    def __init__(self, server, user, rcvbuf=None):
+    def __init__(self, server, user, rcvbuf=None, starttls=False):
         wait_imap(server)
-        sock = socket.create_connection((HOST, imap_ports(server)[1]), timeout=30)
+        port = imap_ports(server)[0 if starttls else 1]
+        sock = socket.create_connection((HOST, port), timeout=30)
         if rcvbuf:
             sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, rcvbuf)
+        if starttls:
+            f = sock.makefile("rb")
+            assert f.readline().startswith(b"* OK")
+            sock.sendall(b"s STARTTLS\r\n")
+            assert f.readline().startswith(b"s OK")
+            f.close()
         self.sock = tls_ctx().wrap_socket(sock)
         self.f = self.sock.makefile("rb")
-        assert self.f.readline().startswith(b"* OK")
+        if not starttls:
+            assert self.f.readline().startswith(b"* OK")
         self.n = 0
         assert self.cmd(b"LOGIN %s \"%s\"" % (user.encode(), PASSWORD.encode()))[-1] \
             .startswith(b"OK")
@@ -124,9 +132,25 @@ def user(server):
     return addr
 
 
-def test_slow_reader_costs_bounded_memory(server, user):
+@pytest.fixture
+def fresh_server(tmp_path_factory):
+    """A server of its own: RSS measured from a process that has not yet served (and freed)
+    hundreds of MiB, whose allocator could otherwise reuse that memory unseen."""
+    srv = make_server(tmp_path_factory, "stream_rss")
+    srv.start()
+    yield srv
+    srv.stop_and_check()
+
+
+@pytest.mark.parametrize("starttls", [False, True], ids=["imaps", "starttls"])
+def test_slow_reader_costs_bounded_memory(fresh_server, starttls):
     """16 messages of 16 MiB (256 MiB of FETCH output): while the client reads nothing, the
-    server's RSS grows by far less than one message; then every octet arrives intact."""
+    server's RSS grows by far less than one message; then every octet arrives intact. Over
+    STARTTLS the TLS layer is a filter whose encrypted output sits in the socket layer below
+    it: that counts too."""
+    server = fresh_server
+    user = "slow@example.test"
+    server.add_user(user, PASSWORD)
     msgs = [big_message("a", 16 * MIB), big_message("b", 16 * MIB)]
     setup = Raw(server, user)
     for m in msgs:
@@ -136,7 +160,7 @@ def test_slow_reader_costs_bounded_memory(server, user):
         assert setup.cmd(b"COPY 1:* INBOX")[-1].startswith(b"OK")
     setup.close()
 
-    r = Raw(server, user, rcvbuf=64 * 1024)
+    r = Raw(server, user, rcvbuf=64 * 1024, starttls=starttls)
     out = r.cmd(b"EXAMINE INBOX")
     assert b"* 16 EXISTS\r\n" in out, out
     pid = server.proc.pid
