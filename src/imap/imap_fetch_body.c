@@ -14,6 +14,13 @@
 
 void imap_fetch_chunk_init(struct imap_fetch_chunk *c)
 {
+	c->raw = c->decoded = NULL; /* allocated at the first read: FETCH FLAGS needs none */
+}
+
+static void imap_fetch_chunk_ready(struct imap_fetch_chunk *c)
+{
+	if (c->raw != NULL)
+		return;
 	c->raw = xmalloc(IMAP_FETCH_BODY_CHUNK);
 	c->decoded = xmalloc(MIME_DECODER_OUT_MAX(IMAP_FETCH_BODY_CHUNK));
 }
@@ -57,6 +64,7 @@ int imap_fetch_body_measure(int fd, uint64_t off, uint64_t len, enum mime_encodi
 			    uint64_t win_off, uint64_t win_len, struct imap_fetch_chunk *c,
 			    uint64_t *size_r, bool *nul_r, uint64_t *read_r)
 {
+	imap_fetch_chunk_ready(c);
 	bool decode = imap_fetch_body_decodes(cte);
 	struct mime_decoder dec;
 	mime_decoder_init(&dec, cte);
@@ -117,6 +125,7 @@ void imap_fetch_body_init_mem(struct imap_fetch_body *b, const unsigned char *me
 static int imap_fetch_body_next(struct imap_fetch_body *b, struct imap_fetch_chunk *c,
 				unsigned char **out_r, size_t *n_r, uint64_t *read_r)
 {
+	imap_fetch_chunk_ready(c);
 	if (b->pos < b->end) {
 		ssize_t r = imap_fetch_body_read(b->fd, b->pos, b->end, c->raw);
 		if (r < 0)

@@ -14,7 +14,8 @@
 
 #define IMAP_FETCH_BODY_CHUNK ((size_t)64 * 1024)
 
-/* Scratch space shared by the streams of one command (two chunks). */
+/* Scratch space shared by the streams of one command (two chunks, allocated when first
+ * needed). */
 struct imap_fetch_chunk {
 	unsigned char *raw;     /* IMAP_FETCH_BODY_CHUNK octets read from the file */
 	unsigned char *decoded; /* MIME_DECODER_OUT_MAX(IMAP_FETCH_BODY_CHUNK) */
