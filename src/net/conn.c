@@ -151,6 +151,9 @@ static void conn_setup_bev(struct conn *c)
 {
 	bufferevent_setcb(c->bev, conn_read_cb, conn_write_cb, conn_event_cb, c);
 	evbuffer_add_cb(bufferevent_get_output(c->bev), conn_output_cb, c);
+	/* libevent writes at most 16 KiB per readiness event by default: large responses
+	 * (FETCH, RETR) would take a loop turn per 16 KiB. */
+	bufferevent_set_max_single_write(c->bev, CONN_OUTPUT_LOW);
 	bufferevent_enable(c->bev, EV_READ | EV_WRITE);
 	if (c->timeout > 0) {
 		struct timeval tv = { c->timeout, 0 };
