@@ -53,7 +53,7 @@ static void conn_destroy(struct conn *c)
 	evtimer_del(c->timer_ev);
 	event_del(c->close_ev);
 	event_del(c->writable_ev);
-	c->writable_wanted = false;
+	c->writable_wanted = c->drained_pending = false;
 	net_loop_conn_removed(c->loop, c);
 	c->holds++;
 	if (c->cb != NULL && c->cb->on_closed != NULL)
@@ -102,9 +102,18 @@ static void conn_writable_cb(evutil_socket_t fd, short what, void *arg)
 	(void)fd;
 	(void)what;
 	struct conn *c = arg;
-	if (c->dead || c->closing || !c->writable_wanted)
+	if (c->dead || c->closing)
 		return;
-	if (conn_unsent(c) > CONN_OUTPUT_LOW)
+	size_t unsent = conn_unsent(c);
+	if (c->drained_pending && unsent == 0) {
+		c->drained_pending = false;
+		if (c->cb != NULL && c->cb->on_drained != NULL)
+			c->cb->on_drained(c, c->ctx);
+		if (c->dead || c->closing)
+			return;
+		unsent = conn_unsent(c);
+	}
+	if (!c->writable_wanted || unsent > CONN_OUTPUT_LOW)
 		return; /* an output buffer callback activates us again */
 	c->writable_wanted = false;
 	if (c->cb != NULL && c->cb->on_writable != NULL)
@@ -113,15 +122,17 @@ static void conn_writable_cb(evutil_socket_t fd, short what, void *arg)
 
 /* An output evbuffer changed (of the top bufferevent, or of the socket one under a TLS
  * filter, whose drain the filter reports only to itself): when a drain took the unsent
- * output to the low-water mark, schedule on_writable. Runs inside libevent, so it only
+ * output to the low-water mark, schedule on_writable (and on_drained when it is empty). Runs inside libevent, so it only
  * activates an event. */
 static void conn_output_cb(struct evbuffer *buf, const struct evbuffer_cb_info *info, void *arg)
 {
 	(void)buf;
 	struct conn *c = arg;
-	if (info->n_deleted == 0 || !c->writable_wanted || c->dead)
+	if (info->n_deleted == 0 || c->dead || (!c->writable_wanted && !c->drained_pending))
 		return;
-	if (conn_unsent(c) <= CONN_OUTPUT_LOW)
+	size_t unsent = conn_unsent(c);
+	if ((c->writable_wanted && unsent <= CONN_OUTPUT_LOW) ||
+	    (c->drained_pending && unsent == 0))
 		event_active(c->writable_ev, EV_WRITE, 0);
 }
 
@@ -224,8 +235,15 @@ static void conn_write_cb(struct bufferevent *bev, void *arg)
 			conn_destroy(c);
 		return;
 	}
-	if (c->cb != NULL && c->cb->on_drained != NULL)
-		c->cb->on_drained(c, c->ctx);
+	if (c->cb == NULL || c->cb->on_drained == NULL)
+		return;
+	if (conn_unsent(c) > 0) {
+		/* A TLS filter has moved our output into the socket layer below it: "drained"
+		 * only once that is empty too (conn_output_cb sees it). */
+		c->drained_pending = true;
+		return;
+	}
+	c->cb->on_drained(c, c->ctx);
 }
 
 static void conn_tls_describe(struct conn *c)
@@ -371,7 +389,7 @@ void conn_printf(struct conn *c, const char *fmt, ...)
 
 size_t conn_output_length(struct conn *c)
 {
-	return c->bev == NULL ? 0 : evbuffer_get_length(bufferevent_get_output(c->bev));
+	return conn_unsent(c);
 }
 
 size_t conn_output_unsent(struct conn *c)

@@ -16,8 +16,9 @@ struct conn;
 struct conn_callbacks {
 	/* New input is buffered (or the engine asked for a re-run with conn_resume()). */
 	void (*on_input)(struct conn *conn, void *ctx);
-	/* Everything queued with conn_write() has been handed on (for streaming large
-	 * responses without buffering them whole). Optional. */
+	/* Everything queued with conn_write() has been handed to the kernel, through every
+	 * layer (with STARTTLS also out of the socket layer below the TLS filter); for
+	 * streaming large responses without buffering them whole. Optional. */
 	void (*on_drained)(struct conn *conn, void *ctx);
 	/* After conn_wait_writable(): the unsent output is at or below CONN_OUTPUT_LOW (it may
 	 * be that already: then on a later loop turn, after pending I/O was polled). Called
@@ -66,7 +67,8 @@ void conn_discard_input(struct conn *conn);
 /* Queue output; it is sent as the socket allows. */
 void conn_write(struct conn *conn, const void *data, size_t len);
 void conn_printf(struct conn *conn, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
-/* Octets queued for sending. */
+/* Octets queued and not yet handed to the kernel, in every layer (the same as
+ * conn_output_unsent()). */
 size_t conn_output_length(struct conn *conn);
 
 /* Output flow control, for engines that produce large responses (IMAP FETCH): conn_write()

@@ -329,3 +329,57 @@ def test_list_of_many_mailboxes_runs_in_steps(server, user):
     assert len(statuses) == len(listed)
     assert r.read_until(t2)[-1].startswith(b"OK")
     r.close()
+
+
+def test_pop3_retr_over_stls_slow_reader_bounded(fresh_server):
+    """POP3 RETR streams through on_drained/conn_output_length, which count the socket
+    layer below a STARTTLS filter: 4 pipelined RETRs of 16 MiB to a client that reads
+    nothing cost far less than one message; then every octet arrives."""
+    from pop3_helpers import pop3_port, wait_pop3
+    server = fresh_server
+    user = "pop@example.test"
+    server.add_user(user, PASSWORD)
+    msgs = [big_message("p", 16 * MIB), big_message("q", 16 * MIB)]
+    setup = Raw(server, user)
+    for m in msgs:
+        setup.append(m)
+    assert setup.cmd(b"SELECT INBOX")[-1].startswith(b"OK")
+    assert setup.cmd(b"COPY 1:* INBOX")[-1].startswith(b"OK")
+    setup.close()
+
+    wait_pop3(server)
+    sock = socket.create_connection((HOST, pop3_port(server)), timeout=30)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 64 * 1024)
+    f = sock.makefile("rb")
+    assert f.readline().startswith(b"+OK")
+    sock.sendall(b"STLS\r\n")
+    assert f.readline().startswith(b"+OK")
+    f.close()
+    tls = tls_ctx().wrap_socket(sock)
+    f = tls.makefile("rb")
+    tls.sendall(b"USER %s\r\nPASS %s\r\n" % (user.encode(), PASSWORD.encode()))
+    assert f.readline().startswith(b"+OK")
+    assert f.readline().startswith(b"+OK"), "login"
+    pid = server.proc.pid
+    before = vm_rss(pid)
+    tls.sendall(b"RETR 1\r\nRETR 2\r\nRETR 3\r\nRETR 4\r\n")
+    peak = before
+    for _ in range(8):
+        time.sleep(0.5)
+        peak = max(peak, vm_rss(pid))
+    print("POP3 RSS before %d KiB, peak %d KiB" % (before // 1024, peak // 1024))
+    assert peak - before < 24 * MIB, "RSS grew by %d MiB" % ((peak - before) // MIB)
+    for i in range(4):
+        assert f.readline().startswith(b"+OK")
+        lines = []
+        while True:
+            line = f.readline()
+            assert line, "connection closed"
+            if line == b".\r\n":
+                break
+            lines.append(line[1:] if line.startswith(b"..") else line)
+        assert b"".join(lines) == msgs[i % 2], "message %d differs" % (i + 1)
+    tls.sendall(b"QUIT\r\n")
+    assert f.readline().startswith(b"+OK")
+    f.close()
+    tls.close()
