@@ -10,6 +10,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <sys/mman.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -117,18 +118,30 @@ static bool cmd_search_header_complete(const unsigned char *p, size_t len, size_
 	return false;
 }
 
-/* The octets of message uid: all of them, or (header_only) at least its header section.
- * 1 with *data_r (malloc'd) and *len_r, 0 the message is gone from the store, -1 error. */
+/* The octets of message uid: all of them (mapped, never copied into memory), or
+ * (header_only) at least its header section (read). 1 with *data_r and *len_r (release
+ * with cmd_search_unload()), 0 the message is gone from the store, -1 error. */
 static int cmd_search_load(struct imap_session *s, uint32_t uid, bool header_only,
-                           unsigned char **data_r, size_t *len_r)
+                           unsigned char **data_r, size_t *len_r, bool *mapped_r)
 {
 	int fd;
 	uint64_t size;
 	*data_r = NULL;
 	*len_r = 0;
+	*mapped_r = false;
 	int r = store_message_open(s->server->store, s->account_id, s->mailbox, uid, &fd, &size);
 	if (r != 1)
 		return r;
+	if (!header_only && size > 0) {
+		void *map = mmap(NULL, (size_t)size, PROT_READ, MAP_PRIVATE, fd, 0);
+		if (map != MAP_FAILED) {
+			close(fd);
+			*data_r = map;
+			*len_r = (size_t)size;
+			*mapped_r = true;
+			return 1;
+		}
+	}
 	unsigned char *data = xmalloc((size_t)size + 1);
 	size_t got = 0;
 	while (got < size) {
@@ -151,6 +164,14 @@ static int cmd_search_load(struct imap_session *s, uint32_t uid, bool header_onl
 	return 1;
 }
 
+static void cmd_search_unload(unsigned char *data, size_t len, bool mapped)
+{
+	if (mapped)
+		munmap(data, len);
+	else
+		free(data);
+}
+
 /* 1 match, 0 not, -1 the store failed. *read_r tells whether the file was read. */
 static int cmd_search_one(struct imap_session *s, const struct cmd_search_op *o,
                           const struct imap_search_context *ctx, uint32_t i, bool *read_r)
@@ -171,14 +192,15 @@ static int cmd_search_one(struct imap_session *s, const struct cmd_search_op *o,
 	unsigned char *data;
 	size_t len;
 	bool header_only = (o->search->needs & IMAP_SEARCH_NEED_BODY) == 0;
-	if (cmd_search_load(s, m->uid, header_only, &data, &len) < 0)
+	bool mapped;
+	if (cmd_search_load(s, m->uid, header_only, &data, &len, &mapped) < 0)
 		return -1;
 	*read_r = true;
 	/* Expunged by another session meanwhile (the view keeps it until the EXPUNGE may be
 	 * sent): it is searched as an empty message. */
 	r = imap_search_match(o->search, ctx, &sm, data != NULL ? data : (const unsigned char *)"",
 	                      len);
-	free(data);
+	cmd_search_unload(data, len, mapped);
 	return r;
 }
 
