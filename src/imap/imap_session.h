@@ -154,7 +154,10 @@ void imap_session_op_finished(struct imap_session *s);
  * view of the selected mailbox does not change under the step. ctx_free(ctx) runs exactly
  * once: after IMAP_STEP_DONE, or when the session ends first (then the step is not called
  * again). Only one command runs at a time; a step may be started from an operation's done
- * function (imap_session_op_start). */
+ * function (imap_session_op_start). While s->step is set, nothing but the step may write to
+ * the connection (the output may be inside a literal): a handler's caller that wants to add
+ * untagged responses after a command must check it (imap_session_close() then sends no
+ * BYE). */
 void imap_session_run(struct imap_session *s, imap_step_fn *step, void (*ctx_free)(void *ctx),
 		      void *ctx);
 /* Bring the client's view of the selected mailbox up to date with the store: untagged
