@@ -392,11 +392,6 @@ size_t conn_output_length(struct conn *c)
 	return conn_unsent(c);
 }
 
-size_t conn_output_unsent(struct conn *c)
-{
-	return conn_unsent(c);
-}
-
 bool conn_output_full(struct conn *c)
 {
 	return conn_unsent(c) >= CONN_OUTPUT_HIGH;

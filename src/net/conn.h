@@ -67,19 +67,18 @@ void conn_discard_input(struct conn *conn);
 /* Queue output; it is sent as the socket allows. */
 void conn_write(struct conn *conn, const void *data, size_t len);
 void conn_printf(struct conn *conn, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
-/* Octets queued and not yet handed to the kernel, in every layer (the same as
- * conn_output_unsent()). */
+/* Octets queued and not yet handed to the kernel, in every layer (with STARTTLS also what
+ * the TLS filter has encrypted into the socket layer below it). */
 size_t conn_output_length(struct conn *conn);
 
 /* Output flow control, for engines that produce large responses (IMAP FETCH): conn_write()
  * never refuses data, so an engine that keeps writing to a client that reads nothing grows
  * without bound. Such an engine asks conn_output_full() before producing more; when it is
- * true it stops, calls conn_wait_writable(), and continues in on_writable. The unsent count
- * includes what a TLS layer has encrypted but the kernel has not taken yet. */
+ * true it stops, calls conn_wait_writable(), and continues in on_writable. What is queued
+ * then stays below CONN_OUTPUT_HIGH plus what the engine writes between two questions (one
+ * chunk). The count is conn_output_length(): every layer. */
 #define CONN_OUTPUT_HIGH ((size_t)1024 * 1024)
 #define CONN_OUTPUT_LOW ((size_t)256 * 1024)
-/* Octets queued and not yet handed to the kernel (all layers). */
-size_t conn_output_unsent(struct conn *conn);
 /* True when the unsent output is at or above CONN_OUTPUT_HIGH: write no more now. */
 bool conn_output_full(struct conn *conn);
 /* Ask for one on_writable call: as soon as the unsent output is at or below CONN_OUTPUT_LOW,
