@@ -7,7 +7,11 @@
  * MIME parser; BODY[section] takes part numbers at any depth with HEADER, TEXT, MIME and
  * HEADER.FIELDS (.NOT). BINARY[section]<partial>, BINARY.PEEK and BINARY.SIZE (RFC 3516)
  * decode base64 and quoted-printable parts; an encoding that cannot be decoded fails the
- * command with NO [UNKNOWN-CTE]. */
+ * command with NO [UNKNOWN-CTE].
+ * The answer runs in steps (imap_session_run): message after message, each literal streamed
+ * from the file in chunks (imap_fetch_body.c) while the connection takes more; no message is
+ * ever held in memory (sections are located on a mapping of the file, unmapped before the
+ * response starts). */
 #include "imap/imap_commands.h"
 
 #include <stdio.h>
