@@ -1,5 +1,6 @@
 /* libFuzzer target for mime/mime_decode: decodes the input as base64 and as quoted-printable
- * and checks the output bounds, then checks round trips: the input base64-encoded (with line
+ * and checks the output bounds; feeds it to the incremental decoders in pieces (sizes taken
+ * from the input) and checks the result equals the whole-buffer one; then checks round trips: the input base64-encoded (with line
  * breaks every 76 characters) and quoted-printable-encoded (every octet as =XX, with soft line
  * breaks) must decode back to the input. */
 #include <stdbool.h>
@@ -55,8 +56,42 @@ static size_t fuzz_encode_qp(const uint8_t *in, size_t len, unsigned char *out)
 	return n;
 }
 
+/* Decode in pieces whose sizes come from the data itself; compare with whole. */
+static void fuzz_incremental(enum mime_encoding cte, const uint8_t *data, size_t size,
+			     const unsigned char *whole, size_t whole_len)
+{
+	unsigned char *out = xmalloc(size + MIME_DECODER_OUT_MAX(0) * 2 + 1);
+	unsigned char *piece = xmalloc(MIME_DECODER_OUT_MAX(size) + 1);
+	struct mime_decoder d;
+	mime_decoder_init(&d, cte);
+	size_t n = 0;
+	for (size_t i = 0; i < size;) {
+		size_t k = 1 + (size_t)(data[i] % 7);
+		if (k > size - i)
+			k = size - i;
+		size_t got = mime_decoder_feed(&d, data + i, k, piece);
+		ASSERT(got <= MIME_DECODER_OUT_MAX(k));
+		memcpy(out + n, piece, got);
+		n += got;
+		i += k;
+	}
+	n += mime_decoder_finish(&d, out + n);
+	ASSERT(n == whole_len);
+	ASSERT(n == 0 || memcmp(out, whole, n) == 0);
+	free(piece);
+	free(out);
+}
+
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
+	{
+		unsigned char *whole = xmalloc(MIME_DECODE_MAX_OUT(size) + 1);
+		size_t wn = mime_decode_base64(data, size, whole);
+		fuzz_incremental(MIME_ENCODING_BASE64, data, size, whole, wn);
+		wn = mime_decode_qp(data, size, whole);
+		fuzz_incremental(MIME_ENCODING_QUOTED_PRINTABLE, data, size, whole, wn);
+		free(whole);
+	}
 	unsigned char *out = xmalloc(MIME_DECODE_MAX_OUT(size) + 1);
 	ASSERT(mime_decode_base64(data, size, out) <= size / 4 * 3 + 2);
 	ASSERT(mime_decode_qp(data, size, out) <= size);

@@ -7,18 +7,24 @@
  * MIME parser; BODY[section] takes part numbers at any depth with HEADER, TEXT, MIME and
  * HEADER.FIELDS (.NOT). BINARY[section]<partial>, BINARY.PEEK and BINARY.SIZE (RFC 3516)
  * decode base64 and quoted-printable parts; an encoding that cannot be decoded fails the
- * command with NO [UNKNOWN-CTE]. */
+ * command with NO [UNKNOWN-CTE].
+ * The answer runs in steps (imap_session_run): message after message, each literal streamed
+ * from the file in chunks (imap_fetch_body.c) while the connection takes more; no message is
+ * ever held in memory (sections are located on a mapping of the file, unmapped before the
+ * response starts). */
 #include "imap/imap_commands.h"
 
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <sys/mman.h>
 #include <time.h>
 #include <unistd.h>
 
 #include "core/log.h"
 #include "core/xmalloc.h"
+#include "imap/imap_fetch_body.h"
 #include "imap/imap_seqset.h"
 #include "mime/imap_structure.h"
 #include "mime/mime.h"
@@ -294,40 +300,27 @@ static void fetch_split(const unsigned char *m, size_t len, size_t *header_len_r
 	*header_len_r = len;
 }
 
-static unsigned char *fetch_load(struct imap_session *s, uint32_t uid, size_t *len_r)
-{
-	int fd;
-	uint64_t size;
-	if (store_message_open(s->server->store, s->account_id, s->mailbox, uid, &fd, &size) != 1)
-		return NULL;
-	unsigned char *data = xmalloc(size + 1);
-	size_t got = 0;
-	while (got < size) {
-		ssize_t n = pread(fd, data + got, size - got, (off_t)got);
-		if (n <= 0)
-			break;
-		got += (size_t)n;
-	}
-	close(fd);
-	*len_r = got;
-	return data;
-}
-
-/* with_flags: FLAGS also when not asked for (\Seen was just set, RFC 9051 §6.4.5). */
 static bool fetch_needs_tree(const struct fetch_req *req)
 {
-	if (req->envelope || req->bodystructure || req->body)
-		return true;
 	for (size_t i = 0; i < req->item_count; i++)
 		if (req->items[i].part == PART_SECTION)
 			return true;
 	return false;
 }
 
-/* ENVELOPE, BODY and BODYSTRUCTURE: cached at delivery when possible, else computed. */
+static bool fetch_needs_split(const struct fetch_req *req)
+{
+	for (size_t i = 0; i < req->item_count; i++)
+		if (req->items[i].part == PART_HEADER || req->items[i].part == PART_TEXT)
+			return true;
+	return false;
+}
+
+/* ENVELOPE, BODY and BODYSTRUCTURE: cached at delivery when possible, else computed from
+ * the (mapped) message, parsed on demand into *root. */
 static int fetch_structure(struct imap_session *s, struct arena *tmp,
 			   const struct fetch_req *req, uint32_t uid,
-			   const unsigned char *data, size_t len, const struct mime_part *root,
+			   const unsigned char *data, size_t len, const struct mime_part **root,
 			   struct buf *b, const char **sep)
 {
 	if (!req->envelope && !req->bodystructure && !req->body)
@@ -344,9 +337,15 @@ static int fetch_structure(struct imap_session *s, struct arena *tmp,
 		if (!want[i])
 			continue;
 		const char *text = cached[i];
-		if (text == NULL && root != NULL)
-			text = i == 0 ? imap_envelope(tmp, data, len, root)
-					: imap_bodystructure(tmp, data, len, root, i == 2);
+		if (text == NULL && *root == NULL && data != NULL) {
+			struct mime_part *tree;
+			struct mime_limits limits = { 0 };
+			if (mime_parse(tmp, data, len, &limits, &tree) >= -1)
+				*root = tree;
+		}
+		if (text == NULL && *root != NULL)
+			text = i == 0 ? imap_envelope(tmp, data, len, *root)
+				      : imap_bodystructure(tmp, data, len, *root, i == 2);
 		r |= buf_printf(b, "%s%s %s", *sep, names[i], text != NULL ? text : "NIL");
 		*sep = " ";
 	}
@@ -365,44 +364,72 @@ static bool fetch_field_listed(const unsigned char *msg, const struct mime_field
 	return false;
 }
 
-/* The octets a BODY[section] names (RFC 9051 §6.4.5): returns the buffer they are in and
- * sets the offset and length; HEADER.FIELDS results are built in fields. A part that does not exist
- * gives an empty string (as Dovecot answers). */
-static const unsigned char *fetch_section_data(const unsigned char *data, size_t len,
-					       const struct mime_part *root,
-					       const struct fetch_item *it, struct buf *fields,
-					       size_t *off_r, size_t *len_r)
+/* What one item of the current message sends, worked out before its response begins. */
+struct fetch_span {
+	bool nil;	     /* the message file is gone: NIL */
+	bool size_only;	     /* BINARY.SIZE: a number, no literal */
+	bool literal8;	     /* "~{n}" (RFC 3516 §4.3): the octets hold a NUL */
+	uint64_t off, len;   /* the range of the file */
+	bool decode;	     /* BINARY of an encoded part: decoded while streaming */
+	enum mime_encoding cte;
+	uint64_t skip, send; /* <partial>: octets dropped, then octets sent */
+	uint64_t size;	     /* BINARY.SIZE */
+	char *mem;	     /* HEADER.FIELDS: the octets themselves (malloc'd) */
+};
+
+/* A FETCH in progress: the messages, the \Seen change some items imply, and where the
+ * answer stands (fetch_step). */
+struct fetch_op {
+	struct fetch_req req;
+	struct arena *keep;  /* copies of req.items[] strings */
+	uint32_t *seqs;	     /* sequence numbers to answer, ascending */
+	size_t count;
+	uint32_t *unseen;    /* UIDs among them without \Seen (when it is to be set) */
+	size_t unseen_count;
+	char *mailbox, *name, *tag;
+	struct store_flags op;
+	/* the answer */
+	size_t next;	     /* index in seqs of the message being answered */
+	bool in_msg;	     /* its "* n FETCH (" is out */
+	bool in_body;	     /* item's literal is streaming */
+	size_t item;	     /* its item being sent */
+	const char *sep;     /* before the next item: "" or " " */
+	int fd;		     /* its file, -1 when none */
+	struct fetch_span spans[16];
+	struct imap_fetch_body body;
+	struct imap_fetch_chunk chunk;
+};
+
+/* The file octets a BODY[section] names (RFC 9051 §6.4.5), into sp (a range, or for
+ * HEADER.FIELDS octets in memory). A part that does not exist is empty (as Dovecot
+ * answers). */
+static void fetch_section_span(const unsigned char *data, const struct mime_part *root,
+			       const struct fetch_item *it, struct fetch_span *sp)
 {
-	(void)len;
-	*off_r = 0;
-	*len_r = 0;
 	if (root == NULL)
-		return NULL;
+		return;
 	const struct mime_part *p = it->section[0] != '\0' ? mime_part_find(root, it->section)
 							   : root;
 	if (p == NULL)
-		return NULL;
-	if (it->sec == SEC_FULL) {
-		*off_r = p->body_start;
-		*len_r = p->body_len;
-		return data;
-	}
-	if (it->sec == SEC_MIME) {
-		*off_r = p->header_start;
-		*len_r = p->header_len;
-		return data;
+		return;
+	if (it->sec == SEC_FULL || it->sec == SEC_MIME) {
+		sp->off = it->sec == SEC_FULL ? p->body_start : p->header_start;
+		sp->len = it->sec == SEC_FULL ? p->body_len : p->header_len;
+		return;
 	}
 	/* HEADER, TEXT, HEADER.FIELDS of a part are those of its encapsulated message. */
 	const struct mime_part *msg = it->section[0] == '\0' ? root
 				      : p->kind == MIME_KIND_MESSAGE ? p->message
 								     : NULL;
 	if (msg == NULL)
-		return NULL;
+		return;
 	if (it->sec == SEC_HEADER || it->sec == SEC_TEXT) {
-		*off_r = it->sec == SEC_HEADER ? msg->header_start : msg->body_start;
-		*len_r = it->sec == SEC_HEADER ? msg->header_len : msg->body_len;
-		return data;
+		sp->off = it->sec == SEC_HEADER ? msg->header_start : msg->body_start;
+		sp->len = it->sec == SEC_HEADER ? msg->header_len : msg->body_len;
+		return;
 	}
+	struct buf fields;
+	buf_init(&fields, msg->header_len + 3);
 	struct mime_field_iter iter;
 	struct mime_field f;
 	mime_field_iter_init(&iter, data, msg->header_start, msg->header_start + msg->header_len);
@@ -411,91 +438,142 @@ static const unsigned char *fetch_section_data(const unsigned char *data, size_t
 		if (!f.has_colon)
 			continue;
 		if (fetch_field_listed(data, &f, it) == (it->sec == SEC_FIELDS))
-			r |= buf_append(fields, data + f.start, f.len);
+			r |= buf_append(&fields, data + f.start, f.len);
 	}
-	r |= buf_append(fields, "\r\n", 2);
-	(void)r;
-	*len_r = fields->len;
-	return (const unsigned char *)fields->data;
+	r |= buf_append(&fields, "\r\n", 2);
+	(void)r; /* sized for the whole header */
+	sp->mem = xmalloc(fields.len + 1);
+	memcpy(sp->mem, fields.data, fields.len);
+	sp->len = fields.len;
+	buf_free(&fields);
 }
 
-/* The decoded octets a BINARY item names (RFC 3516 §4.2): "" is the whole message as
- * stored, a part is its body decoded by its Content-Transfer-Encoding (a multipart or
- * message/rfc822 part as it is). A part that does not exist is empty, as for BODY[]. Returns
- * 0, or -1 when the encoding is unknown (UNKNOWN-CTE). */
-static int fetch_binary_data(struct arena *tmp, const unsigned char *data, size_t len,
-			     const struct mime_part *root, const struct fetch_item *it,
-			     const unsigned char **src_r, size_t *len_r)
+/* <partial> over n octets (RFC 9051 §6.4.5): what to skip and what to send. */
+static void fetch_window(const struct fetch_item *it, uint64_t n, struct fetch_span *sp)
 {
-	*src_r = data;
-	*len_r = 0;
+	sp->skip = 0;
+	sp->send = n;
+	if (!it->partial)
+		return;
+	sp->skip = it->offset < n ? it->offset : n;
+	sp->send = n - sp->skip;
+	if (sp->send > it->length)
+		sp->send = it->length;
+}
+
+/* BINARY[section] and BINARY.SIZE (RFC 3516 §4.2): "" is the whole message as stored, a leaf
+ * part its body decoded by its Content-Transfer-Encoding, a multipart or message/rfc822
+ * part as it is; a part that does not exist is empty. The decoded size (and whether the sent
+ * octets hold a NUL) comes from a decoding pass that keeps nothing. 0, -1 UNKNOWN-CTE, -2
+ * the file could not be read. */
+static int fetch_binary_span(struct fetch_op *o, uint64_t file_size, const struct mime_part *root,
+			     const struct fetch_item *it, struct fetch_span *sp, uint64_t *read)
+{
+	sp->cte = MIME_ENCODING_BINARY;
+	sp->size_only = it->binary == BIN_SIZE;
 	if (it->section[0] == '\0') {
-		*len_r = len;
-		return 0;
+		sp->len = file_size;
+	} else {
+		const struct mime_part *p = root != NULL ? mime_part_find(root, it->section) : NULL;
+		if (p != NULL) {
+			sp->off = p->body_start;
+			sp->len = p->body_len;
+			if (p->kind == MIME_KIND_LEAF) {
+				if (p->cte == MIME_ENCODING_OTHER)
+					return -1;
+				sp->cte = p->cte;
+				sp->decode = p->cte == MIME_ENCODING_BASE64 ||
+					     p->cte == MIME_ENCODING_QUOTED_PRINTABLE;
+			}
+		}
 	}
-	const struct mime_part *p = root != NULL ? mime_part_find(root, it->section) : NULL;
-	if (p == NULL)
-		return 0;
-	if (p->kind != MIME_KIND_LEAF) {
-		*src_r = data + p->body_start;
-		*len_r = p->body_len;
-		return 0;
+	if (!sp->decode) {
+		fetch_window(it, sp->len, sp);
+		sp->size = sp->len;
+		if (sp->size_only)
+			return 0;
 	}
-	return mime_decode_body(tmp, p->cte, data + p->body_start, p->body_len, src_r, len_r);
-}
-
-/* One BINARY or BINARY.SIZE item into b: a literal8 (RFC 3516 §4.3) when the data holds a
- * NUL, else a plain literal. Returns 0 (r is or'ed with the buffer's result), or -1 for
- * UNKNOWN-CTE. */
-static int fetch_binary_item(struct arena *tmp, const unsigned char *data, size_t len,
-			     const struct mime_part *root, const struct fetch_item *it,
-			     struct buf *b, const char *sep, int *r)
-{
-	const unsigned char *src;
-	size_t n;
-	if (fetch_binary_data(tmp, data, len, root, it, &src, &n) < 0)
-		return -1;
-	if (it->binary == BIN_SIZE) {
-		*r |= buf_printf(b, "%s%s %zu", sep, it->label, n);
-		return 0;
-	}
-	size_t off = 0;
-	if (it->partial) {
-		off = it->offset < n ? (size_t)it->offset : n;
-		n -= off;
-		if (n > it->length)
-			n = (size_t)it->length;
-	}
-	bool nul = n > 0 && memchr(src + off, 0, n) != NULL;
-	*r |= buf_printf(b, "%s%s %s{%zu}\r\n", sep, it->label, nul ? "~" : "", n);
-	*r |= buf_append(b, n > 0 ? src + off : (const unsigned char *)"", n);
+	/* One pass: the decoded size, and a NUL in the window (known once the size is). */
+	uint64_t win_off = it->partial ? it->offset : 0;
+	uint64_t win_len = sp->size_only ? 0 : it->partial ? it->length : UINT64_MAX;
+	uint64_t size;
+	bool nul;
+	if (imap_fetch_body_measure(o->fd, sp->off, sp->len, sp->cte, win_off, win_len, &o->chunk,
+				    &size, &nul, read) < 0)
+		return -2;
+	sp->size = size;
+	sp->literal8 = nul;
+	fetch_window(it, size, sp);
 	return 0;
 }
 
-/* Sends one message's FETCH response. false = a BINARY item named a part whose encoding
- * cannot be decoded: nothing was sent, the command must fail with UNKNOWN-CTE. */
-static bool fetch_one(struct imap_session *s, const struct fetch_req *req, uint32_t seq,
-		      bool with_flags)
+static void fetch_spans_free(struct fetch_op *o)
 {
-	const struct imap_msg *m = &s->msgs[seq - 1];
-	struct buf b;
-	buf_init(&b, (size_t)s->limits->message_size + 65536);
-	int r = buf_printf(&b, "* %u FETCH (", seq);
-	const char *sep = "";
+	for (size_t i = 0; i < o->req.item_count; i++) {
+		free(o->spans[i].mem);
+		o->spans[i].mem = NULL;
+	}
+	if (o->fd >= 0)
+		close(o->fd);
+	o->fd = -1;
+}
+
+/* Work out every item's span for the current message (data: the mapped file, or NULL). 0,
+ * -1 UNKNOWN-CTE, -2 read error. */
+static int fetch_spans(struct fetch_op *o, const unsigned char *data, uint64_t size,
+		       const struct mime_part *root, uint64_t *read)
+{
+	size_t hlen = 0;
+	if (data != NULL && fetch_needs_split(&o->req))
+		fetch_split(data, (size_t)size, &hlen);
+	for (size_t i = 0; i < o->req.item_count; i++) {
+		const struct fetch_item *it = &o->req.items[i];
+		struct fetch_span *sp = &o->spans[i];
+		memset(sp, 0, sizeof(*sp));
+		if (o->fd < 0) {
+			sp->nil = true;
+			continue;
+		}
+		if (it->binary != BIN_NONE) {
+			int r = fetch_binary_span(o, size, root, it, sp, read);
+			if (r < 0)
+				return r;
+			continue;
+		}
+		if (it->part == PART_ALL) {
+			sp->len = size;
+		} else if (it->part == PART_HEADER) {
+			sp->len = hlen;
+		} else if (it->part == PART_TEXT) {
+			sp->off = hlen;
+			sp->len = size - hlen;
+		} else if (data != NULL) {
+			fetch_section_span(data, root, it, sp);
+		}
+		fetch_window(it, sp->len, sp);
+	}
+	return 0;
+}
+
+/* The simple items of one message's response into b. */
+static int fetch_simple_items(const struct fetch_req *req, const struct imap_msg *m,
+			      bool with_flags, struct buf *b, const char **sep)
+{
+	int r = 0;
 	if (req->uid) {
-		r |= buf_printf(&b, "UID %u", m->uid);
-		sep = " ";
+		r |= buf_printf(b, "UID %u", m->uid);
+		*sep = " ";
 	}
 	if (req->flags || with_flags) {
-		r |= buf_puts(&b, sep);
-		r |= buf_puts(&b, "FLAGS (");
-		cmd_store_flags_text(&b, m->flags, m->keywords);
-		r |= buf_puts(&b, ")");
-		sep = " ";
+		r |= buf_puts(b, *sep);
+		r |= buf_puts(b, "FLAGS (");
+		cmd_store_flags_text(b, m->flags, m->keywords);
+		r |= buf_puts(b, ")");
+		*sep = " ";
 	}
 	if (req->size) {
-		r |= buf_printf(&b, "%sRFC822.SIZE %llu", sep, (unsigned long long)m->size);
-		sep = " ";
+		r |= buf_printf(b, "%sRFC822.SIZE %llu", *sep, (unsigned long long)m->size);
+		*sep = " ";
 	}
 	if (req->date) {
 		char date[64];
@@ -503,83 +581,10 @@ static bool fetch_one(struct imap_session *s, const struct fetch_req *req, uint3
 		struct tm tm;
 		gmtime_r(&t, &tm);
 		strftime(date, sizeof(date), "%e-%b-%Y %H:%M:%S +0000", &tm);
-		r |= buf_printf(&b, "%sINTERNALDATE \"%s\"", sep, date);
-		sep = " ";
+		r |= buf_printf(b, "%sINTERNALDATE \"%s\"", *sep, date);
+		*sep = " ";
 	}
-	bool need_data = req->item_count > 0 || req->envelope || req->bodystructure || req->body;
-	size_t len = 0, hlen = 0;
-	unsigned char *data = need_data ? fetch_load(s, m->uid, &len) : NULL;
-	const struct mime_part *root = NULL;
-	struct arena *tmp = arena_new(16384); /* this message's MIME tree and texts */
-	if (data != NULL) {
-		fetch_split(data, len, &hlen);
-		struct mime_part *tree;
-		struct mime_limits limits = { 0 };
-		if (fetch_needs_tree(req) && mime_parse(tmp, data, len, &limits, &tree) >= -1)
-			root = tree;
-	}
-	r |= fetch_structure(s, tmp, req, m->uid, data, len, root, &b, &sep);
-	bool ok = true;
-	for (size_t i = 0; ok && i < req->item_count; i++) {
-		const struct fetch_item *it = &req->items[i];
-		if (it->binary != BIN_NONE && data != NULL) {
-			ok = fetch_binary_item(tmp, data, len, root, it, &b, sep, &r) == 0;
-			sep = " ";
-			continue;
-		}
-		size_t off = it->part == PART_TEXT ? hlen : 0;
-		size_t n = data == NULL ? 0 : it->part == PART_HEADER ? hlen
-					     : it->part == PART_TEXT  ? len - hlen
-								      : len;
-		const unsigned char *src = data;
-		struct buf fields;
-		buf_init(&fields, len + 2);
-		if (data != NULL && it->part == PART_SECTION)
-			src = fetch_section_data(data, len, root, it, &fields, &off, &n);
-		if (it->partial) {
-			off += it->offset < n ? (size_t)it->offset : n;
-			n = it->offset < n ? n - (size_t)it->offset : 0;
-			if (n > it->length)
-				n = (size_t)it->length;
-		}
-		if (data == NULL) {
-			r |= buf_printf(&b, "%s%s NIL", sep, it->label);
-		} else {
-			r |= buf_printf(&b, "%s%s {%zu}\r\n", sep, it->label, n);
-			r |= buf_append(&b, src == NULL ? (const unsigned char *)"" : src + off, n);
-		}
-		buf_free(&fields);
-		sep = " ";
-	}
-	free(data);
-	arena_free(&tmp);
-	r |= buf_append(&b, ")\r\n", 3);
-	if (r == 0 && ok)
-		conn_write(s->conn, b.data, b.len);
-	buf_free(&b);
-	return ok;
-}
-
-/* A FETCH in progress: the messages, and the \Seen change some items imply. */
-struct fetch_op {
-	struct fetch_req req;
-	struct arena *keep;    /* copies of req.items[] strings while \Seen is set */
-	uint32_t *seqs;      /* sequence numbers to answer, ascending */
-	size_t count;
-	uint32_t *unseen;    /* UIDs among them without \Seen (when it is to be set) */
-	size_t unseen_count;
-	char *mailbox, *name;
-	struct store_flags op;
-};
-
-static void fetch_op_free(struct fetch_op *o)
-{
-	free(o->seqs);
-	free(o->unseen);
-	free(o->mailbox);
-	free(o->name);
-	arena_free(&o->keep);
-	free(o);
+	return r;
 }
 
 static bool fetch_was_unseen(const struct fetch_op *o, uint32_t uid)
@@ -596,21 +601,166 @@ static bool fetch_was_unseen(const struct fetch_op *o, uint32_t uid)
 	return false;
 }
 
-/* The responses, then the tagged reply: NO [UNKNOWN-CTE] (RFC 3516 §4.4) stops at the first
- * message with a BINARY part that cannot be decoded. */
-static void fetch_send(struct imap_session *s, const struct fetch_op *o, const char *tag)
+/* Begin the next message's response: everything but the literals, which stream after it.
+ * The file is mapped (never read into memory) only while the MIME structure or the header
+ * end is looked for, and unmapped before anything is sent. 0, -1 a BINARY item names a part
+ * that cannot be decoded (nothing was sent: the command fails with UNKNOWN-CTE), -2 the file
+ * could not be read. */
+static int fetch_msg_begin(struct imap_session *s, struct fetch_op *o, uint64_t *read)
 {
-	for (size_t i = 0; i < o->count; i++) {
-		const struct imap_msg *m = &s->msgs[o->seqs[i] - 1];
-		bool now_seen = o->unseen_count > 0 && (m->flags & STORE_FLAG_SEEN) &&
-				fetch_was_unseen(o, m->uid);
-		if (!fetch_one(s, &o->req, o->seqs[i], now_seen)) {
-			imap_tagged(s, tag, "NO", "[UNKNOWN-CTE] Can't decode the part's "
-					    "Content-Transfer-Encoding");
-			return;
+	uint32_t seq = o->seqs[o->next];
+	const struct imap_msg *m = &s->msgs[seq - 1];
+	const struct fetch_req *req = &o->req;
+	bool with_flags = o->unseen_count > 0 && (m->flags & STORE_FLAG_SEEN) &&
+			  fetch_was_unseen(o, m->uid);
+	uint64_t size = 0;
+	o->fd = -1;
+	if (req->item_count > 0 || req->envelope || req->bodystructure || req->body) {
+		int fd;
+		if (store_message_open(s->server->store, s->account_id, s->mailbox, m->uid, &fd,
+				       &size) == 1)
+			o->fd = fd;
+	}
+	unsigned char *data = NULL;
+	if (o->fd >= 0 && size > 0 && size <= SIZE_MAX &&
+	    (fetch_needs_tree(req) || fetch_needs_split(req) || req->envelope ||
+	     req->bodystructure || req->body)) {
+		void *map = mmap(NULL, (size_t)size, PROT_READ, MAP_PRIVATE, o->fd, 0);
+		if (map != MAP_FAILED)
+			data = map;
+	}
+	struct arena *tmp = arena_new(16384); /* this message's MIME tree and texts */
+	const struct mime_part *root = NULL;
+	if (data != NULL && fetch_needs_tree(req)) {
+		struct mime_part *tree;
+		struct mime_limits limits = { 0 };
+		if (mime_parse(tmp, data, (size_t)size, &limits, &tree) >= -1)
+			root = tree;
+	}
+	struct buf b;
+	buf_init(&b, (size_t)64 * 1024 * 1024);
+	const char *sep = "";
+	int r = buf_printf(&b, "* %u FETCH (", seq);
+	r |= fetch_simple_items(req, m, with_flags, &b, &sep);
+	r |= fetch_structure(s, tmp, req, m->uid, data, (size_t)size, &root, &b, &sep);
+	int ok = fetch_spans(o, data, size, root, read);
+	if (data != NULL) {
+		munmap(data, (size_t)size);
+		*read += size;
+	}
+	arena_free(&tmp);
+	if (ok == 0 && r == 0)
+		conn_write(s->conn, b.data, b.len);
+	buf_free(&b);
+	if (ok < 0 || r != 0) {
+		fetch_spans_free(o);
+		return ok < 0 ? ok : -2;
+	}
+	o->sep = sep;
+	o->in_msg = true;
+	o->item = 0;
+	return 0;
+}
+
+/* Begin the current item: its name and NIL, a number, or a literal's announcement. */
+static void fetch_item_begin(struct imap_session *s, struct fetch_op *o)
+{
+	const struct fetch_item *it = &o->req.items[o->item];
+	const struct fetch_span *sp = &o->spans[o->item];
+	const char *sep = o->sep;
+	o->sep = " ";
+	if (sp->nil) {
+		conn_printf(s->conn, "%s%s NIL", sep, it->label);
+		o->item++;
+		return;
+	}
+	if (sp->size_only) {
+		conn_printf(s->conn, "%s%s %llu", sep, it->label, (unsigned long long)sp->size);
+		o->item++;
+		return;
+	}
+	conn_printf(s->conn, "%s%s %s{%llu}\r\n", sep, it->label, sp->literal8 ? "~" : "",
+		    (unsigned long long)sp->send);
+	if (sp->mem != NULL)
+		imap_fetch_body_init_mem(&o->body, (const unsigned char *)sp->mem + sp->skip,
+					 sp->send);
+	else
+		imap_fetch_body_init(&o->body, o->fd, sp->off, sp->len, sp->decode, sp->cte,
+				     it->binary == BIN_NONE, sp->skip, sp->send);
+	o->in_body = true;
+}
+
+/* Octets read from message files in one step before it yields to other sessions. */
+#define FETCH_STEP_READ_MAX ((uint64_t)4 * 1024 * 1024)
+
+/* One step of the answer (imap_session_run): message after message, literal chunk after
+ * chunk, until the client's output is full or this step has read enough; NO
+ * [UNKNOWN-CTE] (RFC 3516 §4.4) stops at the first message with a BINARY part that cannot
+ * be decoded. */
+static enum imap_step fetch_step(struct imap_session *s, void *op)
+{
+	struct fetch_op *o = op;
+	uint64_t read = 0;
+	for (;;) {
+		if (s->closed || s->io == IMAP_IO_CLOSING)
+			return IMAP_STEP_DONE;
+		if (o->in_body) {
+			int r = imap_fetch_body_pump(&o->body, s->conn, &o->chunk, &read);
+			if (r == 0)
+				return IMAP_STEP_MORE;
+			if (r < 0) {
+				IMAP_LOG(s, "event=fetch result=fail error=\"message file unreadable\""
+					    " seq=%u", o->seqs[o->next]);
+				imap_session_close(s, "Internal error reading a message");
+				return IMAP_STEP_DONE;
+			}
+			o->in_body = false;
+			o->item++;
+		}
+		if (o->in_msg) {
+			if (o->item < o->req.item_count) {
+				fetch_item_begin(s, o);
+				continue;
+			}
+			conn_write(s->conn, ")\r\n", 3);
+			fetch_spans_free(o);
+			o->in_msg = false;
+			o->next++;
+			continue;
+		}
+		if (o->next == o->count) {
+			imap_tagged(s, o->tag, "OK", "%s completed", o->name);
+			return IMAP_STEP_DONE;
+		}
+		if (conn_output_full(s->conn) || read >= FETCH_STEP_READ_MAX)
+			return IMAP_STEP_MORE;
+		int r = fetch_msg_begin(s, o, &read);
+		if (r == -1) {
+			imap_tagged(s, o->tag, "NO", "[UNKNOWN-CTE] Can't decode the part's "
+						     "Content-Transfer-Encoding");
+			return IMAP_STEP_DONE;
+		}
+		if (r < 0) {
+			IMAP_LOG(s, "event=fetch result=fail error=\"message file unreadable\" seq=%u",
+				 o->seqs[o->next]);
+			imap_tagged(s, o->tag, "NO", "[SERVERBUG] Can't read a message");
+			return IMAP_STEP_DONE;
 		}
 	}
-	imap_tagged(s, tag, "OK", "%s completed", o->name);
+}
+
+static void fetch_op_free(void *op)
+{
+	struct fetch_op *o = op;
+	fetch_spans_free(o);
+	imap_fetch_chunk_deinit(&o->chunk);
+	free(o->seqs);
+	free(o->unseen);
+	free(o->mailbox);
+	free(o->name);
+	free(o->tag);
+	arena_free(&o->keep);
+	free(o);
 }
 
 static void fetch_seen_cb(struct store_flags *op, void *ctx)
@@ -623,23 +773,24 @@ static void fetch_seen_done(struct imap_session *s)
 {
 	struct fetch_op *o = s->op;
 	s->op = NULL;
-	if (!s->closed) {
-		/* The view takes \Seen so the next sync does not report it again; a failure
-		 * leaves the flags alone and the data still goes out. */
-		if (o->op.result == 0) {
-			for (size_t i = 0; i < o->unseen_count; i++) {
-				long idx = cmd_store_view_find(s, o->unseen[i]);
-				if (idx >= 0)
-					s->msgs[idx].flags |= STORE_FLAG_SEEN;
-			}
-			if (o->op.modseq != 0 && o->op.modseq == s->highestmodseq + 1)
-				s->highestmodseq = o->op.modseq;
-		} else {
-			IMAP_LOG(s, "event=fetch-seen result=fail error=\"%s\"", o->op.error);
-		}
-		fetch_send(s, o, s->op_tag);
+	if (s->closed) {
+		fetch_op_free(o);
+		return;
 	}
-	fetch_op_free(o);
+	/* The view takes \Seen so the next sync does not report it again; a failure leaves
+	 * the flags alone and the data still goes out. */
+	if (o->op.result == 0) {
+		for (size_t i = 0; i < o->unseen_count; i++) {
+			long idx = cmd_store_view_find(s, o->unseen[i]);
+			if (idx >= 0)
+				s->msgs[idx].flags |= STORE_FLAG_SEEN;
+		}
+		if (o->op.modseq != 0 && o->op.modseq == s->highestmodseq + 1)
+			s->highestmodseq = o->op.modseq;
+	} else {
+		IMAP_LOG(s, "event=fetch-seen result=fail error=\"%s\"", o->op.error);
+	}
+	imap_session_run(s, fetch_step, fetch_op_free, o);
 }
 
 void cmd_fetch(struct imap_cmd *cmd)
@@ -692,13 +843,11 @@ void cmd_fetch(struct imap_cmd *cmd)
 	}
 	o->req = req;
 	o->name = xstrdup(cmd->name);
-	if (o->unseen_count == 0) {
-		fetch_send(s, o, cmd->tag);
-		fetch_op_free(o);
-		return;
-	}
-	/* \Seen first, then the data with the new FLAGS: the labels must outlive the command
-	 * arena, so the operation keeps its own copies. */
+	o->tag = xstrdup(cmd->tag);
+	o->fd = -1;
+	imap_fetch_chunk_init(&o->chunk);
+	/* The answer outlives the command's arena (it runs in steps): the operation keeps its
+	 * own copies of the labels, sections and field names. */
 	o->keep = arena_new(4096);
 	for (size_t i = 0; i < o->req.item_count; i++) {
 		struct fetch_item *it = &o->req.items[i];
@@ -712,6 +861,11 @@ void cmd_fetch(struct imap_cmd *cmd)
 			it->fields = f;
 		}
 	}
+	if (o->unseen_count == 0) {
+		imap_session_run(s, fetch_step, fetch_op_free, o);
+		return;
+	}
+	/* \Seen first, then the data with the new FLAGS. */
 	o->mailbox = xstrdup(s->mailbox);
 	o->op = (struct store_flags){
 		.account_id = s->account_id,

@@ -387,6 +387,50 @@ static bool list_parse(struct imap_cmd *cmd, struct list_req *req, bool *empty_r
 	return a->type == IMAP_ARG_EOL;
 }
 
+/* A LIST being answered in steps (imap_session_run): many mailboxes, each maybe with a
+ * STATUS (RFC 5819), are more than one loop turn should write. */
+struct list_op {
+	struct list_req req;
+	struct list_names n;
+	int pass;  /* 0: INBOX, 1: the others in octet order */
+	size_t i;  /* next name of this pass */
+	char *tag, *name;
+};
+
+/* Names answered per step at most (each may cost a STATUS query). */
+#define LIST_STEP_NAMES 256
+
+static void list_op_free(void *op)
+{
+	struct list_op *o = op;
+	free(o->n.v);
+	arena_free(&o->n.arena);
+	free(o->tag);
+	free(o->name);
+	free(o);
+}
+
+/* INBOX first, as clients are used to; then octet order. */
+static enum imap_step list_step(struct imap_session *s, void *op)
+{
+	struct list_op *o = op;
+	unsigned sent = 0;
+	for (; o->pass < 2; o->pass++, o->i = 0) {
+		for (; o->i < o->n.count; o->i++) {
+			const struct list_name *e = &o->n.v[o->i];
+			if ((strcmp(e->name, "INBOX") == 0) != (o->pass == 0) || !e->matched ||
+			    !(e->selected || e->childinfo))
+				continue;
+			if (conn_output_full(s->conn) || sent == LIST_STEP_NAMES)
+				return IMAP_STEP_MORE;
+			list_send(s, &o->req, e);
+			sent++;
+		}
+	}
+	imap_tagged(s, o->tag, "OK", "%s completed", o->name);
+	return IMAP_STEP_DONE;
+}
+
 void cmd_list(struct imap_cmd *cmd)
 {
 	struct imap_session *s = cmd->s;
@@ -406,35 +450,31 @@ void cmd_list(struct imap_cmd *cmd)
 		imap_tagged(s, cmd->tag, "OK", "%s completed", cmd->name);
 		return;
 	}
-	struct list_names n = {.arena = s->cmd};
-	int r = store_mailbox_list(s->server->store, s->account_id, list_names_cb, &n);
+	struct list_op *o = xcalloc(1, sizeof(*o));
+	o->n.arena = arena_new(4096); /* the names outlive the command's arena */
+	struct list_names *n = &o->n;
+	int r = store_mailbox_list(s->server->store, s->account_id, list_names_cb, n);
 	if (r < 0) {
-		free(n.v);
+		list_op_free(o);
 		imap_tagged(s, cmd->tag, "NO", "[SERVERBUG] Cannot list mailboxes");
 		return;
 	}
-	list_names_merge(&n);
-	for (size_t i = 0; i < n.count; i++) {
-		n.v[i].matched = list_matches_any(&req, n.v[i].name);
-		n.v[i].selected = list_selected(&req, &n.v[i]);
+	list_names_merge(n);
+	for (size_t i = 0; i < n->count; i++) {
+		n->v[i].matched = list_matches_any(&req, n->v[i].name);
+		n->v[i].selected = list_selected(&req, &n->v[i]);
 	}
 	if (req.exhausted) {
-		free(n.v);
+		list_op_free(o);
 		imap_tagged(s, cmd->tag, "NO",
 		            "[LIMIT] Patterns too complex for this many mailboxes");
 		return;
 	}
 	if (req.lsub || req.sel_recursive)
-		list_childinfo(&n);
-	/* INBOX first, as clients are used to; then octet order. */
-	for (int pass = 0; pass < 2; pass++) {
-		for (size_t i = 0; i < n.count; i++) {
-			const struct list_name *e = &n.v[i];
-			if ((strcmp(e->name, "INBOX") == 0) == (pass == 0) && e->matched &&
-			    (e->selected || e->childinfo))
-				list_send(s, &req, e);
-		}
-	}
-	free(n.v);
-	imap_tagged(s, cmd->tag, "OK", "%s completed", cmd->name);
+		list_childinfo(n);
+	req.pattern_count = 0; /* the patterns live in the command's arena */
+	o->req = req;
+	o->tag = xstrdup(cmd->tag);
+	o->name = xstrdup(cmd->name);
+	imap_session_run(s, list_step, list_op_free, o);
 }

@@ -10,6 +10,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <sys/mman.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -117,18 +118,30 @@ static bool cmd_search_header_complete(const unsigned char *p, size_t len, size_
 	return false;
 }
 
-/* The octets of message uid: all of them, or (header_only) at least its header section.
- * 1 with *data_r (malloc'd) and *len_r, 0 the message is gone from the store, -1 error. */
+/* The octets of message uid: all of them (mapped, never copied into memory), or
+ * (header_only) at least its header section (read). 1 with *data_r and *len_r (release
+ * with cmd_search_unload()), 0 the message is gone from the store, -1 error. */
 static int cmd_search_load(struct imap_session *s, uint32_t uid, bool header_only,
-                           unsigned char **data_r, size_t *len_r)
+                           unsigned char **data_r, size_t *len_r, bool *mapped_r)
 {
 	int fd;
 	uint64_t size;
 	*data_r = NULL;
 	*len_r = 0;
+	*mapped_r = false;
 	int r = store_message_open(s->server->store, s->account_id, s->mailbox, uid, &fd, &size);
 	if (r != 1)
 		return r;
+	if (!header_only && size > 0) {
+		void *map = mmap(NULL, (size_t)size, PROT_READ, MAP_PRIVATE, fd, 0);
+		if (map != MAP_FAILED) {
+			close(fd);
+			*data_r = map;
+			*len_r = (size_t)size;
+			*mapped_r = true;
+			return 1;
+		}
+	}
 	unsigned char *data = xmalloc((size_t)size + 1);
 	size_t got = 0;
 	while (got < size) {
@@ -151,6 +164,14 @@ static int cmd_search_load(struct imap_session *s, uint32_t uid, bool header_onl
 	return 1;
 }
 
+static void cmd_search_unload(unsigned char *data, size_t len, bool mapped)
+{
+	if (mapped)
+		munmap(data, len);
+	else
+		free(data);
+}
+
 /* 1 match, 0 not, -1 the store failed. *read_r tells whether the file was read. */
 static int cmd_search_one(struct imap_session *s, const struct cmd_search_op *o,
                           const struct imap_search_context *ctx, uint32_t i, bool *read_r)
@@ -171,14 +192,15 @@ static int cmd_search_one(struct imap_session *s, const struct cmd_search_op *o,
 	unsigned char *data;
 	size_t len;
 	bool header_only = (o->search->needs & IMAP_SEARCH_NEED_BODY) == 0;
-	if (cmd_search_load(s, m->uid, header_only, &data, &len) < 0)
+	bool mapped;
+	if (cmd_search_load(s, m->uid, header_only, &data, &len, &mapped) < 0)
 		return -1;
 	*read_r = true;
 	/* Expunged by another session meanwhile (the view keeps it until the EXPUNGE may be
 	 * sent): it is searched as an empty message. */
 	r = imap_search_match(o->search, ctx, &sm, data != NULL ? data : (const unsigned char *)"",
 	                      len);
-	free(data);
+	cmd_search_unload(data, len, mapped);
 	return r;
 }
 
@@ -251,7 +273,6 @@ static void cmd_search_finish(struct imap_session *s, struct cmd_search_op *o)
 	buf_free(&b);
 	imap_tagged(s, o->tag, "OK", "%s completed%s", o->name,
 	            (o->ret & IMAP_SEARCH_RETURN_SAVE) ? ", result saved" : "");
-	cmd_search_op_free(o);
 }
 
 static void cmd_search_failed(struct imap_session *s, struct cmd_search_op *o)
@@ -260,22 +281,13 @@ static void cmd_search_failed(struct imap_session *s, struct cmd_search_op *o)
 		cmd_search_saved_reset(s);
 	IMAP_LOG(s, "event=search result=fail mailbox=\"%s\"", s->mailbox);
 	imap_tagged(s, o->tag, "NO", "[SERVERBUG] %s failed: cannot read a message", o->name);
-	cmd_search_op_free(o);
 }
 
 /* ---- running ---- */
 
-static void cmd_search_run(struct imap_session *s, struct cmd_search_op *o);
-
-static void cmd_search_resume(struct imap_session *s)
+static void cmd_search_op_free_ctx(void *ctx)
 {
-	struct cmd_search_op *o = s->op;
-	s->op = NULL;
-	if (s->closed) {
-		cmd_search_op_free(o);
-		return;
-	}
-	cmd_search_run(s, o);
+	cmd_search_op_free(ctx);
 }
 
 static int64_t cmd_search_elapsed_ns(const struct timespec *t0)
@@ -285,10 +297,11 @@ static int64_t cmd_search_elapsed_ns(const struct timespec *t0)
 	return (int64_t)(t.tv_sec - t0->tv_sec) * 1000000000 + (t.tv_nsec - t0->tv_nsec);
 }
 
-/* Look at messages until all are done or the slice is used up; then answer, or yield to
- * the loop (input stays paused, the view cannot change) and continue on the next turn. */
-static void cmd_search_run(struct imap_session *s, struct cmd_search_op *o)
+/* One step (imap_session_run): look at messages until all are done or the slice is used
+ * up; then answer, or yield to the loop (input stays paused, the view cannot change). */
+static enum imap_step cmd_search_step(struct imap_session *s, void *op)
 {
+	struct cmd_search_op *o = op;
 	struct timespec t0;
 	clock_gettime(CLOCK_MONOTONIC, &t0);
 	struct imap_search_context ctx = {
@@ -303,18 +316,16 @@ static void cmd_search_run(struct imap_session *s, struct cmd_search_op *o)
 		int r = cmd_search_one(s, o, &ctx, i, &read);
 		if (r < 0) {
 			cmd_search_failed(s, o);
-			return;
+			return IMAP_STEP_DONE;
 		}
 		if (r == 1)
 			o->hits[o->hit_count++] = i;
 		if ((read || i % 4096 == 0) && o->next < s->count &&
-		    cmd_search_elapsed_ns(&t0) > CMD_SEARCH_SLICE_NS) {
-			imap_session_op_start(s, o->tag, cmd_search_resume, o);
-			imap_session_op_finished(s); /* on_wake comes on the loop's next turn */
-			return;
-		}
+		    cmd_search_elapsed_ns(&t0) > CMD_SEARCH_SLICE_NS)
+			return IMAP_STEP_MORE;
 	}
 	cmd_search_finish(s, o);
+	return IMAP_STEP_DONE;
 }
 
 void cmd_search(struct imap_cmd *cmd)
@@ -349,5 +360,5 @@ void cmd_search(struct imap_cmd *cmd)
 	o->tag = xstrdup(cmd->tag);
 	o->name = xstrdup(cmd->name);
 	o->hits = xmalloc(((size_t)s->count + 1) * sizeof(*o->hits));
-	cmd_search_run(s, o);
+	imap_session_run(s, cmd_search_step, cmd_search_op_free_ctx, o);
 }

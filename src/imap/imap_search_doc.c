@@ -15,6 +15,7 @@
 
 #include "core/buf.h"
 #include "core/xmalloc.h"
+#include "mime/mime_decode.h"
 #include "core/banned.h"
 
 /* ---- case folding ---- */
@@ -321,68 +322,6 @@ static const char *search_to_utf8(struct arena *a, const char *cs, size_t cs_len
 	return out;
 }
 
-/* Lenient base64 (RFC 2045 §6.8): characters outside the alphabet are skipped. */
-static size_t search_base64(const unsigned char *s, size_t len, unsigned char *out)
-{
-	uint32_t acc = 0;
-	unsigned bits = 0;
-	size_t o = 0;
-	for (size_t i = 0; i < len; i++) {
-		unsigned char c = s[i];
-		int v = c >= 'A' && c <= 'Z'   ? c - 'A'
-		        : c >= 'a' && c <= 'z' ? c - 'a' + 26
-		        : c >= '0' && c <= '9' ? c - '0' + 52
-		        : c == '+'             ? 62
-		        : c == '/'             ? 63
-		                               : -1;
-		if (v < 0)
-			continue;
-		acc = (acc << 6 | (uint32_t)v) & 0xFFFFFF;
-		bits += 6;
-		if (bits >= 8) {
-			bits -= 8;
-			out[o++] = (unsigned char)(acc >> bits);
-		}
-	}
-	return o;
-}
-
-static int search_hex(unsigned char c)
-{
-	if (c >= '0' && c <= '9')
-		return c - '0';
-	if (c >= 'A' && c <= 'F')
-		return c - 'A' + 10;
-	if (c >= 'a' && c <= 'f')
-		return c - 'a' + 10;
-	return -1;
-}
-
-/* Quoted-printable (RFC 2045 §6.7); header_q: RFC 2047 "Q" ('_' is SP). Malformed '='
- * sequences are kept as they are. */
-static size_t search_qp(const unsigned char *s, size_t len, unsigned char *out, bool header_q)
-{
-	size_t o = 0;
-	for (size_t i = 0; i < len; i++) {
-		if (s[i] == '_' && header_q) {
-			out[o++] = ' ';
-		} else if (s[i] != '=') {
-			out[o++] = s[i];
-		} else if (i + 2 < len && search_hex(s[i + 1]) >= 0 && search_hex(s[i + 2]) >= 0) {
-			out[o++] =
-			    (unsigned char)(search_hex(s[i + 1]) << 4 | search_hex(s[i + 2]));
-			i += 2;
-		} else if (i + 1 < len && s[i + 1] == '\n') {
-			i += 1; /* soft line break */
-		} else if (i + 2 < len && s[i + 1] == '\r' && s[i + 2] == '\n') {
-			i += 2;
-		} else {
-			out[o++] = '=';
-		}
-	}
-	return o;
-}
-
 /* One encoded word "=?charset?B|Q?text?=" at v[0..len) (RFC 2047 §2): its decoded UTF-8
  * appended to out, and its length in *used; false if v does not start with one. */
 static bool search_encoded_word(struct arena *a, const unsigned char *v, size_t len,
@@ -405,11 +344,11 @@ static bool search_encoded_word(struct arena *a, const unsigned char *v, size_t 
 	if ((size_t)(end - text) + 1 >= rest || end[0] != '?' || end[1] != '=')
 		return false;
 	size_t tlen = (size_t)(end - text), dlen;
-	unsigned char *dec = arena_alloc(a, tlen + 1);
+	unsigned char *dec = arena_alloc(a, MIME_DECODE_MAX_OUT(tlen) + 1);
 	if (enc == 'B' || enc == 'b')
-		dlen = search_base64(text, tlen, dec);
+		dlen = mime_decode_base64(text, tlen, dec);
 	else if (enc == 'Q' || enc == 'q')
-		dlen = search_qp(text, tlen, dec, true);
+		dlen = mime_decode_qword(text, tlen, dec);
 	else
 		return false;
 	size_t ulen;
@@ -658,9 +597,9 @@ static void search_leaf(struct imap_search_doc *d, const struct search_part *par
 	const unsigned char *raw = b;
 	size_t n = len;
 	if (part->cte != CTE_IDENTITY) {
-		unsigned char *dec = arena_alloc(d->arena, len + 1);
-		n = part->cte == CTE_BASE64 ? search_base64(b, len, dec)
-		                            : search_qp(b, len, dec, false);
+		unsigned char *dec = arena_alloc(d->arena, MIME_DECODE_MAX_OUT(len) + 1);
+		n = part->cte == CTE_BASE64 ? mime_decode_base64(b, len, dec)
+		                            : mime_decode_qp(b, len, dec);
 		raw = dec;
 	}
 	size_t ulen = n;

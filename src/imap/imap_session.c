@@ -63,7 +63,8 @@ void imap_session_close(struct imap_session *s, const char *bye)
 {
 	if (s->closed || s->io == IMAP_IO_CLOSING)
 		return;
-	if (bye != NULL)
+	/* A long command may be in the middle of a literal: a BYE there would be data. */
+	if (bye != NULL && s->step == NULL)
 		conn_printf(s->conn, "* BYE %s\r\n", bye);
 	s->io = IMAP_IO_CLOSING;
 	conn_close(s->conn);
@@ -168,6 +169,53 @@ void imap_session_op_start(struct imap_session *s, const char *tag,
 	s->io = IMAP_IO_WAIT;
 	conn_pause(s->conn);
 	conn_hold(s->conn);
+}
+
+/* ---- long commands in steps ---- */
+
+static void imap_step_end(struct imap_session *s)
+{
+	void (*ctx_free)(void *ctx) = s->step_free;
+	void *ctx = s->step_ctx;
+	s->step = NULL;
+	s->step_free = NULL;
+	s->step_ctx = NULL;
+	if (ctx_free != NULL)
+		ctx_free(ctx);
+}
+
+void imap_session_run(struct imap_session *s, imap_step_fn *step, void (*ctx_free)(void *ctx),
+		      void *ctx)
+{
+	ASSERT(s->step == NULL);
+	s->step = step;
+	s->step_free = ctx_free;
+	s->step_ctx = ctx;
+	if (step(s, ctx) == IMAP_STEP_DONE) {
+		imap_step_end(s);
+		return;
+	}
+	if (s->io != IMAP_IO_CLOSING)
+		s->io = IMAP_IO_RUN;
+	conn_pause(s->conn);
+	conn_wait_writable(s->conn);
+}
+
+/* The client took output (or a yielding step's turn came): the next step. */
+static void imap_on_writable(struct conn *conn, void *ctx)
+{
+	struct imap_session *s = ctx;
+	if (s->step == NULL || s->closed)
+		return;
+	if (s->step(s, s->step_ctx) == IMAP_STEP_MORE) {
+		conn_wait_writable(conn);
+		return;
+	}
+	imap_step_end(s);
+	if (s->io == IMAP_IO_RUN) {
+		s->io = IMAP_IO_LINE;
+		conn_resume(conn);
+	}
 }
 
 void imap_session_verify(struct imap_session *s, const char *tag, const char *authzid,
@@ -435,6 +483,7 @@ void imap_session_unselect(struct imap_session *s)
 
 static void imap_session_free(struct imap_session *s)
 {
+	imap_step_end(s); /* a long command cut short by the end of the session */
 	imap_session_unselect(s);
 	sasl_server_free(&s->sasl);
 	imap_wipe(&s->auth_password);
@@ -660,6 +709,7 @@ static void imap_on_closed(struct conn *conn, void *ctx)
 
 static const struct conn_callbacks imap_callbacks = {
 	.on_input = imap_on_input,
+	.on_writable = imap_on_writable,
 	.on_tls_ready = imap_on_tls_ready,
 	.on_timeout = imap_on_timeout,
 	.on_timer = imap_on_timer,

@@ -41,10 +41,19 @@ enum imap_io {
 	IMAP_IO_SASL,	 /* reading an AUTHENTICATE continuation line */
 	IMAP_IO_IDLE,	 /* IDLE: waiting for DONE */
 	IMAP_IO_WAIT,	 /* an asynchronous operation runs; input paused */
+	IMAP_IO_RUN,	 /* a long command runs in steps (imap_session_run); input paused */
 	IMAP_IO_CLOSING,
 };
 
 enum imap_async { IMAP_ASYNC_NONE, IMAP_ASYNC_AUTH, IMAP_ASYNC_OP };
+
+/* What one step of a long command says (imap_session_run). */
+enum imap_step {
+	IMAP_STEP_DONE, /* the command has answered (its tagged reply is queued) */
+	IMAP_STEP_MORE, /* call the step again when the client can take more output */
+};
+struct imap_session;
+typedef enum imap_step imap_step_fn(struct imap_session *s, void *ctx);
 
 /* One message of the selected mailbox as this session sees it (sequence number = index + 1). */
 struct imap_msg {
@@ -105,6 +114,11 @@ struct imap_session {
 
 	/* IDLE */
 	char *idle_tag;
+
+	/* the long command running in steps (imap_session_run), NULL when none */
+	imap_step_fn *step;
+	void (*step_free)(void *ctx);
+	void *step_ctx;
 };
 
 /* Untagged or continuation text: the line as given plus CRLF. */
@@ -130,6 +144,22 @@ void imap_session_login_done(struct imap_session *s, const char *tag, bool ok, u
 void imap_session_op_start(struct imap_session *s, const char *tag,
 			   void (*done)(struct imap_session *s), void *op);
 void imap_session_op_finished(struct imap_session *s);
+/* Run a long command (FETCH, SEARCH, ...) as resumable steps, the one mechanism for every
+ * command whose work or output may be large (Dovecot's command_func_t model). step(s, ctx)
+ * runs at once and then again until it returns IMAP_STEP_DONE; each call must do a bounded
+ * amount of work and return IMAP_STEP_MORE as soon as conn_output_full() is true (or its
+ * time slice is used up). The next call comes when the unsent output has fallen to
+ * CONN_OUTPUT_LOW, at the earliest on a later loop turn (conn_wait_writable()). Input is
+ * paused meanwhile: the next pipelined command runs only after this one answered, and the
+ * view of the selected mailbox does not change under the step. ctx_free(ctx) runs exactly
+ * once: after IMAP_STEP_DONE, or when the session ends first (then the step is not called
+ * again). Only one command runs at a time; a step may be started from an operation's done
+ * function (imap_session_op_start). While s->step is set, nothing but the step may write to
+ * the connection (the output may be inside a literal): a handler's caller that wants to add
+ * untagged responses after a command must check it (imap_session_close() then sends no
+ * BYE). */
+void imap_session_run(struct imap_session *s, imap_step_fn *step, void (*ctx_free)(void *ctx),
+		      void *ctx);
 /* Bring the client's view of the selected mailbox up to date with the store: untagged
  * EXPUNGE (only when expunges may be sent now, RFC 9051 §7.5.1), EXISTS and FETCH FLAGS. */
 void imap_session_sync(struct imap_session *s, bool expunges);

@@ -20,6 +20,7 @@
 static void conn_read_cb(struct bufferevent *bev, void *arg);
 static void conn_write_cb(struct bufferevent *bev, void *arg);
 static void conn_event_cb(struct bufferevent *bev, short what, void *arg);
+static void conn_output_cb(struct evbuffer *buf, const struct evbuffer_cb_info *info, void *arg);
 
 static void conn_maybe_free(struct conn *c)
 {
@@ -28,6 +29,7 @@ static void conn_maybe_free(struct conn *c)
 	event_free(c->wake_ev);
 	event_free(c->timer_ev);
 	event_free(c->close_ev);
+	event_free(c->writable_ev);
 	free(c->line);
 	free(c);
 }
@@ -39,12 +41,19 @@ static void conn_destroy(struct conn *c)
 		return;
 	c->dead = true;
 	if (c->bev != NULL) {
+		/* The buffers may outlive this structure (libevent finalizes lazily). */
+		struct bufferevent *under = bufferevent_get_underlying(c->bev);
+		evbuffer_remove_cb(bufferevent_get_output(c->bev), conn_output_cb, c);
+		if (under != NULL)
+			evbuffer_remove_cb(bufferevent_get_output(under), conn_output_cb, c);
 		bufferevent_free(c->bev);
 		c->bev = NULL;
 	}
 	tls_ctx_unref(&c->tls);
 	evtimer_del(c->timer_ev);
 	event_del(c->close_ev);
+	event_del(c->writable_ev);
+	c->writable_wanted = c->drained_pending = false;
 	net_loop_conn_removed(c->loop, c);
 	c->holds++;
 	if (c->cb != NULL && c->cb->on_closed != NULL)
@@ -87,6 +96,46 @@ static size_t conn_unsent(const struct conn *c)
 	return n;
 }
 
+/* conn_wait_writable(): the event runs on_writable from the loop. */
+static void conn_writable_cb(evutil_socket_t fd, short what, void *arg)
+{
+	(void)fd;
+	(void)what;
+	struct conn *c = arg;
+	if (c->dead || c->closing)
+		return;
+	size_t unsent = conn_unsent(c);
+	if (c->drained_pending && unsent == 0) {
+		c->drained_pending = false;
+		if (c->cb != NULL && c->cb->on_drained != NULL)
+			c->cb->on_drained(c, c->ctx);
+		if (c->dead || c->closing)
+			return;
+		unsent = conn_unsent(c);
+	}
+	if (!c->writable_wanted || unsent > CONN_OUTPUT_LOW)
+		return; /* an output buffer callback activates us again */
+	c->writable_wanted = false;
+	if (c->cb != NULL && c->cb->on_writable != NULL)
+		c->cb->on_writable(c, c->ctx);
+}
+
+/* An output evbuffer changed (of the top bufferevent, or of the socket one under a TLS
+ * filter, whose drain the filter reports only to itself): when a drain took the unsent
+ * output to the low-water mark, schedule on_writable (and on_drained when it is empty). Runs inside libevent, so it only
+ * activates an event. */
+static void conn_output_cb(struct evbuffer *buf, const struct evbuffer_cb_info *info, void *arg)
+{
+	(void)buf;
+	struct conn *c = arg;
+	if (info->n_deleted == 0 || c->dead || (!c->writable_wanted && !c->drained_pending))
+		return;
+	size_t unsent = conn_unsent(c);
+	if ((c->writable_wanted && unsent <= CONN_OUTPUT_LOW) ||
+	    (c->drained_pending && unsent == 0))
+		event_active(c->writable_ev, EV_WRITE, 0);
+}
+
 static void conn_close_cb(evutil_socket_t fd, short what, void *arg)
 {
 	(void)fd;
@@ -112,6 +161,10 @@ static void conn_close_cb(evutil_socket_t fd, short what, void *arg)
 static void conn_setup_bev(struct conn *c)
 {
 	bufferevent_setcb(c->bev, conn_read_cb, conn_write_cb, conn_event_cb, c);
+	evbuffer_add_cb(bufferevent_get_output(c->bev), conn_output_cb, c);
+	/* libevent writes at most 16 KiB per readiness event by default: large responses
+	 * (FETCH, RETR) would take a loop turn per 16 KiB. */
+	bufferevent_set_max_single_write(c->bev, CONN_OUTPUT_LOW);
 	bufferevent_enable(c->bev, EV_READ | EV_WRITE);
 	if (c->timeout > 0) {
 		struct timeval tv = { c->timeout, 0 };
@@ -152,6 +205,7 @@ struct conn *conn_new(struct net_loop *loop, int fd, const char *ip, int local_p
 	c->wake_ev = event_new(base, -1, 0, conn_wake_cb, c);
 	c->timer_ev = evtimer_new(base, conn_timer_cb, c);
 	c->close_ev = event_new(base, -1, 0, conn_close_cb, c);
+	c->writable_ev = event_new(base, -1, 0, conn_writable_cb, c);
 	conn_setup_bev(c);
 	net_loop_conn_added(loop, c);
 	return c;
@@ -181,8 +235,15 @@ static void conn_write_cb(struct bufferevent *bev, void *arg)
 			conn_destroy(c);
 		return;
 	}
-	if (c->cb != NULL && c->cb->on_drained != NULL)
-		c->cb->on_drained(c, c->ctx);
+	if (c->cb == NULL || c->cb->on_drained == NULL)
+		return;
+	if (conn_unsent(c) > 0) {
+		/* A TLS filter has moved our output into the socket layer below it: "drained"
+		 * only once that is empty too (conn_output_cb sees it). */
+		c->drained_pending = true;
+		return;
+	}
+	c->cb->on_drained(c, c->ctx);
 }
 
 static void conn_tls_describe(struct conn *c)
@@ -328,7 +389,25 @@ void conn_printf(struct conn *c, const char *fmt, ...)
 
 size_t conn_output_length(struct conn *c)
 {
-	return c->bev == NULL ? 0 : evbuffer_get_length(bufferevent_get_output(c->bev));
+	return conn_unsent(c);
+}
+
+bool conn_output_full(struct conn *c)
+{
+	return conn_unsent(c) >= CONN_OUTPUT_HIGH;
+}
+
+void conn_wait_writable(struct conn *c)
+{
+	if (c->dead || c->closing || c->writable_wanted)
+		return;
+	c->writable_wanted = true;
+	if (conn_unsent(c) <= CONN_OUTPUT_LOW) {
+		/* A zero timeout, not event_active(): timers run after the next poll for I/O,
+		 * so a command that yields this way cannot starve input and other sessions. */
+		struct timeval now = { 0, 0 };
+		event_add(c->writable_ev, &now);
+	}
 }
 
 void conn_pause(struct conn *c)

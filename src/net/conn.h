@@ -16,9 +16,14 @@ struct conn;
 struct conn_callbacks {
 	/* New input is buffered (or the engine asked for a re-run with conn_resume()). */
 	void (*on_input)(struct conn *conn, void *ctx);
-	/* Everything queued with conn_write() has been handed on (for streaming large
-	 * responses without buffering them whole). Optional. */
+	/* Everything queued with conn_write() has been handed to the kernel, through every
+	 * layer (with STARTTLS also out of the socket layer below the TLS filter); for
+	 * streaming large responses without buffering them whole. Optional. */
 	void (*on_drained)(struct conn *conn, void *ctx);
+	/* After conn_wait_writable(): the unsent output is at or below CONN_OUTPUT_LOW (it may
+	 * be that already: then on a later loop turn, after pending I/O was polled). Called
+	 * once per conn_wait_writable(); optional. */
+	void (*on_writable)(struct conn *conn, void *ctx);
 	/* TLS handshake finished (implicit TLS at accept, or after conn_start_tls()). */
 	void (*on_tls_ready)(struct conn *conn, void *ctx);
 	/* No input for the timeout set with conn_set_timeout(). */
@@ -62,8 +67,25 @@ void conn_discard_input(struct conn *conn);
 /* Queue output; it is sent as the socket allows. */
 void conn_write(struct conn *conn, const void *data, size_t len);
 void conn_printf(struct conn *conn, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
-/* Octets queued for sending. */
+/* Octets queued and not yet handed to the kernel, in every layer (with STARTTLS also what
+ * the TLS filter has encrypted into the socket layer below it). */
 size_t conn_output_length(struct conn *conn);
+
+/* Output flow control, for engines that produce large responses (IMAP FETCH): conn_write()
+ * never refuses data, so an engine that keeps writing to a client that reads nothing grows
+ * without bound. Such an engine asks conn_output_full() before producing more; when it is
+ * true it stops, calls conn_wait_writable(), and continues in on_writable. What is queued
+ * then stays below CONN_OUTPUT_HIGH plus what the engine writes between two questions (one
+ * chunk). The count is conn_output_length(): every layer. */
+#define CONN_OUTPUT_HIGH ((size_t)1024 * 1024)
+#define CONN_OUTPUT_LOW ((size_t)256 * 1024)
+/* True when the unsent output is at or above CONN_OUTPUT_HIGH: write no more now. */
+bool conn_output_full(struct conn *conn);
+/* Ask for one on_writable call: as soon as the unsent output is at or below CONN_OUTPUT_LOW,
+ * never from inside this call (at the earliest on the next loop turn, so input and other
+ * connections get their turn: a long computation may use it to yield). Calling it again
+ * before on_writable came changes nothing; nothing comes after conn_close() or on_closed. */
+void conn_wait_writable(struct conn *conn);
 
 /* Stop / restart reading from the socket (input already buffered stays). Pausing also
  * stops on_input; conn_resume() restarts reading and runs on_input once soon. */

@@ -20,6 +20,7 @@ struct conn {
 	struct event *wake_ev;
 	struct event *timer_ev;
 	struct event *close_ev;
+	struct event *writable_ev; /* on_writable and a late on_drained, run from the loop */
 	const struct conn_callbacks *cb;
 	void *ctx;
 	struct tls_ctx *tls; /* for STARTTLS / implicit TLS; NULL when not configured */
@@ -31,6 +32,8 @@ struct conn {
 	struct timeval close_deadline;
 	bool tls_active, tls_pending, closing, dead, paused, discarding;
 	bool counted;
+	bool writable_wanted; /* conn_wait_writable(): on_writable at the low-water mark */
+	bool drained_pending; /* on_drained once the layer below a TLS filter is empty too */
 	int local_port;
 	char id[13];
 	char ip[INET6_ADDRSTRLEN];

@@ -210,3 +210,24 @@ def test_nonexistent_part(raw):
 def test_bad_syntax(raw, items):
     out = raw.cmd(b"FETCH 1 " + items)
     assert out[-1].startswith(b"BAD"), out
+
+
+JUNK_B64 = (
+    b"From: a@remote.test\r\nSubject: junk\r\nMIME-Version: 1.0\r\n"
+    b"Content-Type: text/plain; charset=us-ascii\r\nContent-Transfer-Encoding: base64\r\n\r\n"
+    b"c2VjcmV0\r\n*IHdv!cmQ\x7fgaW4g-dGhl\r\nIG1p.ZGRsZQ==\r\n")
+JUNK_DECODED = b"secret word in the middle"
+
+
+def test_base64_junk_ignored_by_binary_and_search(server, user):
+    """RFC 2045 §6.8: octets outside the base64 alphabet are ignored, not the end of the
+    data; BINARY and SEARCH use the same decoder, so they agree."""
+    r = Raw(server, user)
+    r.append(JUNK_B64)
+    assert r.cmd(b"SELECT INBOX")[-1].startswith(b"OK")
+    resp = fetch1(r, b"(BINARY.PEEK[1] BINARY.SIZE[1])")
+    assert item(resp, b"BINARY[1]") == (b"", JUNK_DECODED)
+    assert b"BINARY.SIZE[1] %d" % len(JUNK_DECODED) in resp
+    out = r.cmd(b"SEARCH BODY \"the middle\"")
+    assert out[0] == b"* SEARCH 1\r\n", out
+    r.close()

@@ -56,9 +56,11 @@ static void test_base64_stops(void **state)
 	/* Padding ends the data, even if more follows. */
 	assert_int_equal(b64("aGk=aGk=", out), 2);
 	assert_memory_equal(out, "hi", 2);
-	/* An invalid character ends it too. */
-	assert_int_equal(b64("aGVsbG8*d29y", out), 5);
-	assert_memory_equal(out, "hello", 5);
+	/* Octets outside the alphabet are ignored (RFC 2045 §6.8), not the end. */
+	assert_int_equal(b64("aGVs*bG8g!d29y\x80" "bGQ=", out), 11);
+	assert_memory_equal(out, "hello world", 11);
+	assert_int_equal(b64("-_.aGk", out), 2);
+	assert_memory_equal(out, "hi", 2);
 	/* Unpadded tails: 3 chars -> 2 octets, 2 -> 1, 1 -> 0. */
 	assert_int_equal(b64("aGVsbG8", out), 5);
 	assert_int_equal(b64("aGk", out), 2);
@@ -120,6 +122,86 @@ static void test_qp_bad_escapes(void **state)
 	assert_memory_equal(out, "=4xA", 4);
 }
 
+/* Every split of the input into two feeds (and byte-by-byte feeding) decodes exactly as the
+ * whole buffer does. */
+static void check_splits(enum mime_encoding cte, const char *text)
+{
+	const unsigned char *in = (const unsigned char *)text;
+	size_t len = strlen(text);
+	unsigned char whole[1024], part[1024 + 2 * MIME_DECODER_OUT_MAX(0)];
+	struct mime_decoder d;
+	mime_decoder_init(&d, cte);
+	size_t wn = mime_decoder_feed(&d, in, len, whole);
+	wn += mime_decoder_finish(&d, whole + wn);
+	size_t expect = cte == MIME_ENCODING_BASE64 ? mime_decode_base64(in, len, part)
+			: cte == MIME_ENCODING_QUOTED_PRINTABLE ? mime_decode_qp(in, len, part)
+								: (memcpy(part, in, len), len);
+	assert_int_equal(wn, expect);
+	assert_memory_equal(whole, part, wn);
+	for (size_t cut = 0; cut <= len; cut++) {
+		mime_decoder_init(&d, cte);
+		size_t n = mime_decoder_feed(&d, in, cut, part);
+		n += mime_decoder_feed(&d, in + cut, len - cut, part + n);
+		n += mime_decoder_finish(&d, part + n);
+		assert_int_equal(n, wn);
+		assert_memory_equal(part, whole, n);
+	}
+	mime_decoder_init(&d, cte);
+	size_t n = 0;
+	for (size_t i = 0; i < len; i++)
+		n += mime_decoder_feed(&d, in + i, 1, part + n);
+	n += mime_decoder_finish(&d, part + n);
+	assert_int_equal(n, wn);
+	assert_memory_equal(part, whole, n);
+}
+
+static void test_incremental(void **state)
+{
+	(void)state;
+	static const char *const qps[] = {
+		"caf=C3=A9 =3D ok\r\n", "long=\r\nline=\nend", "ab= \t\r\ncd", "x  \r\ny \t",
+		"a=ZZb", "a=4", "end=", "=4x=41", "a \rb", "= \rx", "=\rx", "a=\r", "t \r",
+		"soft= \t", "=", " ", "\r", "=4", "x=4\r\n", "_a_=5F",
+	};
+	for (size_t i = 0; i < sizeof(qps) / sizeof(qps[0]); i++)
+		check_splits(MIME_ENCODING_QUOTED_PRINTABLE, qps[i]);
+	static const char *const b64s[] = {
+		"aGVsbG8gd29ybGQ=", "aGVs\r\nbG8g\n d29y\tbGQ=", "aGk=aGk=", "aGVs*bG8g!d29y",
+		"aG", "a", "",
+	};
+	for (size_t i = 0; i < sizeof(b64s) / sizeof(b64s[0]); i++)
+		check_splits(MIME_ENCODING_BASE64, b64s[i]);
+	check_splits(MIME_ENCODING_8BIT, "as =3D is");
+}
+
+/* A run of SP/HT longer than the decoder holds back goes through as it is (never more
+ * memory than MIME_DECODER_HOLD); a shorter one before a break still vanishes. */
+static void test_qp_long_whitespace(void **state)
+{
+	(void)state;
+	char in[2 * MIME_DECODER_HOLD + 8];
+	size_t k = 2 * MIME_DECODER_HOLD;
+	in[0] = 'a';
+	memset(in + 1, ' ', k);
+	memcpy(in + 1 + k, "b\r\n", 4);
+	unsigned char out[sizeof(in) + MIME_DECODER_OUT_MAX(0)];
+	size_t n = mime_decode_qp((const unsigned char *)in, k + 4, out);
+	assert_int_equal(n, k + 4);
+	assert_memory_equal(out, in, n);
+	unsigned char w[8];
+	assert_int_equal(mime_decode_qp((const unsigned char *)"a \t \r\n", 6, w), 3);
+	assert_memory_equal(w, "a\r\n", 3);
+}
+
+static void test_qword(void **state)
+{
+	(void)state;
+	unsigned char out[32];
+	size_t n = mime_decode_qword((const unsigned char *)"Caf=C3=A9_au_lait=5F", 20, out);
+	assert_int_equal(n, 14);
+	assert_memory_equal(out, "Caf\xc3\xa9 au lait_", 14);
+}
+
 static void test_body(void **state)
 {
 	(void)state;
@@ -154,7 +236,8 @@ int main(void)
 	    cmocka_unit_test(test_base64_plain),   cmocka_unit_test(test_base64_whitespace),
 	    cmocka_unit_test(test_base64_stops),   cmocka_unit_test(test_qp_plain),
 	    cmocka_unit_test(test_qp_soft_breaks), cmocka_unit_test(test_qp_bad_escapes),
-	    cmocka_unit_test(test_body),
+	    cmocka_unit_test(test_body),	   cmocka_unit_test(test_incremental),
+	    cmocka_unit_test(test_qp_long_whitespace), cmocka_unit_test(test_qword),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
