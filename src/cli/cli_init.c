@@ -100,7 +100,7 @@ static const char conf_template[] =
 	"# commands allowed; logged-in sessions of one account from one address (0 = any).\n"
 	"limit_tls_handshake_timeout = 30s\n"
 	"limit_login_timeout = 60s\n"
-	"limit_login_commands = 20\n"
+	"limit_login_commands = 30\n"
 	"limit_sessions_per_user_ip = 10\n";
 
 static int init_mkdir(const char *path, mode_t mode)

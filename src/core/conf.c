@@ -121,7 +121,7 @@ struct conf *conf_new_defaults(const char *base_dir)
 		.imap_idle_timeout = 1800,
 		.tls_handshake_timeout = 30,
 		.login_timeout = 60,
-		.login_commands = 20,
+		.login_commands = 30,
 		.sessions_per_user_ip = 10,
 	};
 	c->smtp_pregreet_wait = 1;

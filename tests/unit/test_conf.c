@@ -348,7 +348,7 @@ static void test_hostile_limits(void **state)
 	struct conf *c = parse("");
 	assert_int_equal(c->limits.tls_handshake_timeout, 30);
 	assert_int_equal(c->limits.login_timeout, 60);
-	assert_int_equal(c->limits.login_commands, 20);
+	assert_int_equal(c->limits.login_commands, 30);
 	assert_int_equal(c->limits.sessions_per_user_ip, 10);
 	assert_int_equal(c->smtp_pregreet_wait, 1);
 	conf_free(&c);
