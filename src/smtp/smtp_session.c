@@ -517,6 +517,7 @@ static void smtp_on_input(struct conn *conn, void *ctx)
 			} else if (s->state == SMTP_STATE_AUTH) {
 				smtp_commands_auth_continue(s, line);
 				xmemzero(line, len); /* a SASL response carries a password */
+				smtp_session_check_login(s);
 			} else if (smtp_session_command_allowed(s)) {
 				smtp_commands_execute(s, line, len);
 				if (len > 4 && strncasecmp(line, "AUTH", 4) == 0)
