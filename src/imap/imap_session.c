@@ -22,6 +22,14 @@
  * non-synchronizing literals too (a LOGIN needs a few hundred octets). */
 #define IMAP_PRELOGIN_LINE_MAX 8192
 #define IMAP_PRELOGIN_LITERAL_MAX 4096
+static const struct imap_parser_limits imap_prelogin_limits = {
+	.line_max = IMAP_PRELOGIN_LINE_MAX, /* all lines of one command together */
+	.literal_max = IMAP_PRELOGIN_LITERAL_MAX,
+	.literal_total_max = 2 * IMAP_PRELOGIN_LITERAL_MAX, /* user name and password */
+	.depth_max = 8,
+	.args_max = 256, /* ID (RFC 2971) has up to 30 pairs */
+};
+static const struct imap_parser_limits imap_session_limits = { .literal_max = IMAP_LITERAL_MAX };
 
 struct imap_server *imap_server_new(struct store *store, struct auth *auth, struct conf *conf)
 {
@@ -215,6 +223,7 @@ static bool imap_session_admit_login(struct imap_session *s, uint64_t account)
 		s->userip_held = true;
 	}
 	conn_clear_deadline(s->conn);
+	imap_parser_set_limits(s->parser, &imap_session_limits); /* from the next command */
 	return true;
 }
 
@@ -517,8 +526,6 @@ static void imap_input_line(struct imap_session *s, const char *line, size_t len
 	/* APPEND's messages go to spool files, whatever their size (cmd_append.c). */
 	if (cmd_append_literal_begin(s, &lit) != 0)
 		return;
-	if (s->state == IMAP_STATE_NOT_AUTHENTICATED && lit.size > IMAP_PRELOGIN_LITERAL_MAX)
-		lit.too_large = true;
 	/* A literal follows. RFC 9051 §7.1: refuse a too-large one before the client sends
 	 * it (no continuation); a non-synchronizing one is already on its way: close. */
 	if (lit.too_large) {
@@ -720,8 +727,7 @@ void imap_server_accept(struct conn *conn, void *listener_ctx)
 	s->conf = conf_slot_get(&srv->conf);
 	s->limits = &s->conf->limits;
 	s->cmd = arena_new(8192);
-	struct imap_parser_limits pl = { .literal_max = IMAP_LITERAL_MAX };
-	s->parser = imap_parser_new(s->cmd, &pl);
+	s->parser = imap_parser_new(s->cmd, &imap_prelogin_limits); /* until login */
 	buf_init(&s->literal, IMAP_LITERAL_MAX);
 	s->io = IMAP_IO_TLS;
 	s->state = IMAP_STATE_NOT_AUTHENTICATED;
