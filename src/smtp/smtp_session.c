@@ -486,6 +486,7 @@ static void smtp_pregreet_done(struct smtp_session *s)
 		log_warn("session=%s proto=smtp event=bot reason=pregreet ip=%s", conn_id(s->conn),
 			 conn_remote_ip(s->conn));
 		s->greeted = true;
+		conn_set_timer(s->conn, 0);
 		smtp_session_close(s, "554 5.5.1 Protocol error: talking before the greeting");
 		return;
 	}
@@ -497,6 +498,13 @@ static void smtp_pregreet_done(struct smtp_session *s)
 static void smtp_on_input(struct conn *conn, void *ctx)
 {
 	struct smtp_session *s = ctx;
+	if (!s->greeted && s->kind == CONF_LISTENER_SMTP) {
+		/* Input during the pregreet wait: no need to wait for the rest of it (and to
+		 * buffer what a bot sends meanwhile). */
+		if (conn_input_length(conn) > 0)
+			smtp_pregreet_done(s);
+		return;
+	}
 	while (!s->closed) {
 		char *line;
 		size_t len;
