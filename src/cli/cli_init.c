@@ -69,6 +69,9 @@ static const char conf_template[] =
 	"# VRFY answers 252 (never confirms an address); 'no' disables it (502).\n"
 	"smtp_vrfy = yes\n"
 	"\n"
+	"# Port 25 greets after this wait; a client that talks first is a bot (0 = at once).\n"
+	"smtp_pregreet_wait = 1s\n"
+	"\n"
 	"# POP3: offer APOP (MD5 challenge, weak; needs `posthorn user apop`), the EXPIRE\n"
 	"# policy (days retrieved mail stays on the server, or never) and the minimum\n"
 	"# seconds between two POP3 logins of one account (LOGIN-DELAY, 0 = none).\n"
@@ -91,7 +94,14 @@ static const char conf_template[] =
 	"limit_auth_failures = 3\n"
 	"limit_header_lines = 1000\n"
 	"limit_pop3_idle_timeout = 10m\n"
-	"limit_imap_idle_timeout = 30m\n";
+	"limit_imap_idle_timeout = 30m\n"
+	"\n"
+	"# Before login (port 25: before MAIL): time from connect, TLS handshake time, and\n"
+	"# commands allowed; logged-in sessions of one account from one address (0 = any).\n"
+	"limit_tls_handshake_timeout = 30s\n"
+	"limit_login_timeout = 60s\n"
+	"limit_login_commands = 30\n"
+	"limit_sessions_per_user_ip = 10\n";
 
 static int init_mkdir(const char *path, mode_t mode)
 {

@@ -64,6 +64,11 @@ static const struct conf_key conf_keys[] = {
 	{ "limit_header_lines", T_UINT, LIM(header_lines), 16, 100000, 0 },
 	{ "limit_pop3_idle_timeout", T_SECONDS, LIM(pop3_idle_timeout), 1, 86400, 0 },
 	{ "limit_imap_idle_timeout", T_SECONDS, LIM(imap_idle_timeout), 1, 86400, 0 },
+	{ "limit_tls_handshake_timeout", T_SECONDS, LIM(tls_handshake_timeout), 1, 3600, 0 },
+	{ "limit_login_timeout", T_SECONDS, LIM(login_timeout), 1, 86400, 0 },
+	{ "limit_login_commands", T_UINT, LIM(login_commands), 1, 10000, 0 },
+	{ "limit_sessions_per_user_ip", T_UINT, LIM(sessions_per_user_ip), 0, 100000, 0 },
+	{ "smtp_pregreet_wait", T_SECONDS, OFF(smtp_pregreet_wait), 0, 60, 0 },
 };
 
 static char *conf_resolve_path(const char *base_dir, const char *value)
@@ -114,7 +119,12 @@ struct conf *conf_new_defaults(const char *base_dir)
 		.header_lines = 1000,
 		.pop3_idle_timeout = 600,
 		.imap_idle_timeout = 1800,
+		.tls_handshake_timeout = 30,
+		.login_timeout = 60,
+		.login_commands = 30,
+		.sessions_per_user_ip = 10,
 	};
+	c->smtp_pregreet_wait = 1;
 	return c;
 }
 

@@ -25,6 +25,11 @@ struct limits {
 	unsigned header_lines;	      /* header fields scanned per message at delivery */
 	unsigned pop3_idle_timeout;   /* seconds; RFC 1939 §3 asks for at least 10 minutes */
 	unsigned imap_idle_timeout;   /* seconds; RFC 9051 §5.4 asks for at least 30 minutes */
+	unsigned tls_handshake_timeout; /* seconds from accept / STARTTLS to a finished handshake */
+	unsigned login_timeout;	      /* seconds from accept to login (SMTP 25: to MAIL), absolute */
+	unsigned login_commands;      /* commands before login; over it: BYE / -ERR / 421, close */
+	unsigned sessions_per_user_ip; /* simultaneous logins of one account from one IP, per
+					  protocol (0: off) */
 };
 
 enum conf_bare_lf { CONF_BARE_LF_REJECT, CONF_BARE_LF_NORMALIZE };
@@ -65,6 +70,8 @@ struct conf {
 	bool pop3_apop;		  /* offer APOP (weak, MD5) to accounts with an APOP secret */
 	int pop3_expire;	  /* days retrieved mail stays (RFC 2449 EXPIRE), -1 = never */
 	unsigned pop3_login_delay; /* seconds between POP3 logins of one account (0 = none) */
+	unsigned smtp_pregreet_wait; /* seconds port 25 waits before greeting, to catch clients that
+					talk first (0: greet at once) */
 	size_t listen_count[CONF_LISTENER_COUNT];
 	struct conf_listen listen[CONF_LISTENER_COUNT][CONF_LISTEN_MAX];
 	struct limits limits;

@@ -786,3 +786,9 @@ bool imap_parser_arg_is_string(const struct imap_arg *arg)
 	return arg->type == IMAP_ARG_ATOM || arg->type == IMAP_ARG_STRING ||
 	       arg->type == IMAP_ARG_LITERAL;
 }
+
+void imap_parser_set_limits(struct imap_parser *p, const struct imap_parser_limits *limits)
+{
+	p->limits = *limits;
+	imap_parser_limits_fill(&p->limits);
+}

@@ -152,4 +152,9 @@ size_t imap_parser_arg_count(const struct imap_arg *args);
 /* True for ATOM, STRING and LITERAL (text available in str/len). */
 bool imap_parser_arg_is_string(const struct imap_arg *arg);
 
+/* Replace the parser's limits (0 fields take the defaults, as in imap_parser_new()). Call
+ * between commands: they hold from the next one on (the session uses small limits before
+ * login and the normal ones after). */
+void imap_parser_set_limits(struct imap_parser *parser, const struct imap_parser_limits *limits);
+
 #endif

@@ -12,6 +12,7 @@ static const char ERR_EMPTY[] = "Empty sequence set";
 static const char ERR_SYNTAX[] = "Invalid sequence set";
 static const char ERR_ZERO[] = "Invalid sequence number 0";
 static const char ERR_RANGE[] = "Sequence number too large";
+static const char ERR_TOO_MANY[] = "Too many elements in sequence set";
 static const char ERR_SAVED[] = "$ cannot be combined with other sequence numbers";
 
 /* One seq-number at s[*pos]: nz-number or '*' (returned as 0 with *star_r true). */
@@ -121,10 +122,14 @@ int imap_seqset_parse(struct arena *arena, const char *s, struct imap_seqset **s
 	/* Each element takes at least one character and a separator. */
 	size_t room = len / 2 + 1;
 	struct imap_seqset_range *ranges = arena_alloc(arena, room * sizeof(*ranges));
-	size_t pos = 0;
+	size_t pos = 0, elements = 0;
 	for (;;) {
 		uint32_t a, b;
 		bool a_star, b_star;
+		if (++elements > IMAP_SEQSET_ELEMENTS_MAX) {
+			*error_r = ERR_TOO_MANY;
+			return -1;
+		}
 		if (imap_seqset_parse_number(s, &pos, &a, &a_star, error_r) < 0)
 			return -1;
 		b = a;

@@ -33,10 +33,15 @@ struct imap_seqset {
 	uint32_t star_lo, star_hi;
 };
 
+/* At most this many comma-separated elements in one set (more: -1, "Too many elements in
+ * sequence set"). Parsing is O(n log n) and membership O(log n) whatever the count; the cap
+ * bounds the memory and time of one command independently of the line length. */
+#define IMAP_SEQSET_ELEMENTS_MAX 20000
+
 /* Parse s (NUL-terminated) into *set_r, allocated in arena. Numbers are nz-number: 1 to
  * 4294967295, no leading zero. Returns 0, or -1 with *error_r a static text for a BAD reply
  * (empty set, 0, overflow, leading zero, stray ',' or ':', other characters, "$" combined
- * with anything). Memory is proportional to strlen(s). */
+ * with anything, more than IMAP_SEQSET_ELEMENTS_MAX elements). Memory is proportional to strlen(s). */
 int imap_seqset_parse(struct arena *arena, const char *s, struct imap_seqset **set_r,
                       const char **error_r) __attribute__((warn_unused_result));
 

@@ -17,6 +17,19 @@
 
 /* Literal octets kept in memory for one command argument (APPEND streams bigger ones). */
 #define IMAP_LITERAL_MAX (1024 * 1024)
+/* Before login (Dovecot's imap-login is as strict): a command line of at most 8 KiB, and
+ * literals of at most 4096 octets, the LITERAL- bound of RFC 7888 §4 that applies to
+ * non-synchronizing literals too (a LOGIN needs a few hundred octets). */
+#define IMAP_PRELOGIN_LINE_MAX 8192
+#define IMAP_PRELOGIN_LITERAL_MAX 4096
+static const struct imap_parser_limits imap_prelogin_limits = {
+	.line_max = IMAP_PRELOGIN_LINE_MAX, /* all lines of one command together */
+	.literal_max = IMAP_PRELOGIN_LITERAL_MAX,
+	.literal_total_max = 2 * IMAP_PRELOGIN_LITERAL_MAX, /* user name and password */
+	.depth_max = 8,
+	.args_max = 256, /* ID (RFC 2971) has up to 30 pairs */
+};
+static const struct imap_parser_limits imap_session_limits = { .literal_max = IMAP_LITERAL_MAX };
 
 struct imap_server *imap_server_new(struct store *store, struct auth *auth, struct conf *conf)
 {
@@ -24,6 +37,7 @@ struct imap_server *imap_server_new(struct store *store, struct auth *auth, stru
 	srv->store = store;
 	srv->auth = auth;
 	conf_slot_init(&srv->conf, conf);
+	srv->userip = userip_new();
 	return srv;
 }
 
@@ -33,6 +47,7 @@ void imap_server_free(struct imap_server **server)
 	if (srv == NULL)
 		return;
 	conf_slot_deinit(&srv->conf);
+	userip_free(&srv->userip);
 	free(srv);
 	*server = NULL;
 }
@@ -242,9 +257,33 @@ void imap_session_verify(struct imap_session *s, const char *tag, const char *au
 	auth_verify(s->server->auth, &s->auth_req, imap_auth_cb, s);
 }
 
+/* A login succeeded: count it against limit_sessions_per_user_ip (false: over it) and end
+ * the pre-login deadline. */
+static bool imap_session_admit_login(struct imap_session *s, uint64_t account)
+{
+	if (!s->userip_held) {
+		if (userip_acquire(s->server->userip, account, conn_remote_ip(s->conn),
+				   s->limits->sessions_per_user_ip) == 0) {
+			IMAP_LOG(s, "event=login result=refused reason=sessions-per-user-ip limit=%u",
+				 s->limits->sessions_per_user_ip);
+			return false;
+		}
+		s->userip_held = true;
+	}
+	conn_clear_deadline(s->conn);
+	imap_parser_set_limits(s->parser, &imap_session_limits); /* from the next command */
+	return true;
+}
+
 void imap_session_login_done(struct imap_session *s, const char *tag, bool ok, uint64_t account,
 			     const char *user, unsigned delay_ms)
 {
+	if (ok && !imap_session_admit_login(s, account)) {
+		s->io = IMAP_IO_LINE;
+		imap_tagged(s, tag, "NO", "[LIMIT] Too many sessions of this user from this address");
+		conn_resume(s->conn);
+		return;
+	}
 	if (ok) {
 		s->state = IMAP_STATE_AUTHENTICATED;
 		s->account_id = account;
@@ -484,6 +523,8 @@ void imap_session_unselect(struct imap_session *s)
 static void imap_session_free(struct imap_session *s)
 {
 	imap_step_end(s); /* a long command cut short by the end of the session */
+	if (s->userip_held)
+		userip_release(s->server->userip, s->account_id, conn_remote_ip(s->conn));
 	imap_session_unselect(s);
 	sasl_server_free(&s->sasl);
 	imap_wipe(&s->auth_password);
@@ -515,6 +556,12 @@ static void imap_input_line(struct imap_session *s, const char *line, size_t len
 		imap_parser_reset(s->parser);
 		arena_reset(s->cmd);
 		cmd_append_spool_free(s);
+		return;
+	}
+	if (r == 1 && s->state == IMAP_STATE_NOT_AUTHENTICATED &&
+	    ++s->login_commands > s->limits->login_commands) {
+		IMAP_LOG(s, "event=disconnect reason=too-many-commands-before-login count=%u", s->login_commands);
+		imap_session_close(s, "Too many commands before login");
 		return;
 	}
 	if (r == 1) {
@@ -570,8 +617,10 @@ static void imap_input_literal(struct imap_session *s)
 static void imap_on_input(struct conn *conn, void *ctx)
 {
 	struct imap_session *s = ctx;
-	size_t line_max = IMAP_PARSER_DEFAULT_LINE_MAX;
 	while (!s->closed) {
+		size_t line_max = s->state == IMAP_STATE_NOT_AUTHENTICATED && s->io == IMAP_IO_LINE
+					  ? IMAP_PRELOGIN_LINE_MAX
+					  : IMAP_PARSER_DEFAULT_LINE_MAX;
 		char *line;
 		size_t len;
 		int r;
@@ -728,8 +777,7 @@ void imap_server_accept(struct conn *conn, void *listener_ctx)
 	s->conf = conf_slot_get(&srv->conf);
 	s->limits = &s->conf->limits;
 	s->cmd = arena_new(8192);
-	struct imap_parser_limits pl = { .literal_max = IMAP_LITERAL_MAX };
-	s->parser = imap_parser_new(s->cmd, &pl);
+	s->parser = imap_parser_new(s->cmd, &imap_prelogin_limits); /* until login */
 	buf_init(&s->literal, IMAP_LITERAL_MAX);
 	s->io = IMAP_IO_TLS;
 	s->state = IMAP_STATE_NOT_AUTHENTICATED;

@@ -14,6 +14,7 @@
 #include "core/arena.h"
 #include "core/buf.h"
 #include "core/conf.h"
+#include "core/userip.h"
 #include "imap/imap_parser.h"
 #include "net/conn.h"
 #include "store/store.h"
@@ -22,6 +23,7 @@ struct imap_server {
 	struct store *store;
 	struct auth *auth;
 	struct conf_slot conf; /* for new sessions */
+	struct userip *userip; /* logged-in sessions per account + address */
 };
 
 /* RFC 9051 §3 states. */
@@ -119,6 +121,9 @@ struct imap_session {
 	imap_step_fn *step;
 	void (*step_free)(void *ctx);
 	void *step_ctx;
+	/* hostile-input limits before login */
+	unsigned login_commands; /* commands so far in not-authenticated state */
+	bool userip_held;	 /* counted in server->userip (released when freed) */
 };
 
 /* Untagged or continuation text: the line as given plus CRLF. */

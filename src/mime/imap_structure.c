@@ -183,18 +183,32 @@ static void is_address_list(struct buf *b, const struct rfc822_address *a)
 	is_put(b, ")", 1);
 }
 
-/* Append list to *head (repeated address fields add up, as in Dovecot). */
-static void is_address_append(struct rfc822_address **head, struct rfc822_address *list)
+/* One envelope address list being built: appends are O(new addresses), never a walk from
+ * the head, so 100,000 repeated To: fields cost linear time (Dovecot's CVE-2024-23184 was
+ * this quadratic walk); past IMAP_STRUCTURE_ADDRESSES_MAX the rest is dropped. */
+struct is_addr_list {
+	struct rfc822_address *head, **tail;
+	size_t count;
+};
+
+/* Append list (repeated address fields add up, as in Dovecot). */
+static void is_address_append(struct is_addr_list *l, struct rfc822_address *list)
 {
-	while (*head != NULL)
-		head = &(*head)->next;
-	*head = list;
+	if (l->tail == NULL)
+		l->tail = &l->head;
+	for (; list != NULL && l->count < IMAP_STRUCTURE_ADDRESSES_MAX; list = list->next) {
+		*l->tail = list;
+		l->tail = &list->next;
+		l->count++;
+	}
+	*l->tail = NULL;
 }
 
 static void is_envelope(struct arena *arena, struct buf *b, const unsigned char *msg,
                         const struct mime_part *part)
 {
 	char *val[IS_ENV_COUNT] = {NULL}; /* the string fields */
+	struct is_addr_list lists[IS_ENV_COUNT] = {{NULL, NULL, 0}};
 	struct rfc822_address *addr[IS_ENV_COUNT] = {NULL};
 	struct mime_field_iter it;
 	struct mime_field f;
@@ -206,9 +220,11 @@ static void is_envelope(struct arena *arena, struct buf *b, const unsigned char 
 				continue;
 			/* a repeated field: the last one counts, but addresses add up (Dovecot) */
 			if (i >= IS_ENV_FROM && i <= IS_ENV_BCC) {
+				if (lists[i].count >= IMAP_STRUCTURE_ADDRESSES_MAX)
+					break; /* full: do not even parse the rest */
 				char *v = mime_field_value_raw(arena, msg, &f, &len);
 				is_address_append(
-				    &addr[i],
+				    &lists[i],
 				    rfc822_addr_parse_list(arena, (const unsigned char *)v, len));
 			} else {
 				val[i] = mime_field_value(arena, msg, &f, NULL);
@@ -216,6 +232,8 @@ static void is_envelope(struct arena *arena, struct buf *b, const unsigned char 
 			break;
 		}
 	}
+	for (int i = 0; i < IS_ENV_COUNT; i++)
+		addr[i] = lists[i].head;
 	if (addr[IS_ENV_SENDER] == NULL)
 		addr[IS_ENV_SENDER] = addr[IS_ENV_FROM];
 	if (addr[IS_ENV_REPLY_TO] == NULL)

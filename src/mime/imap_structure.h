@@ -40,6 +40,10 @@
  * field occurs more than once the last one counts, except that the addresses of repeated
  * address fields add up (as in Dovecot). msg/len is the buffer
  * the tree was parsed from. Result in arena; never NULL. */
+#define IMAP_STRUCTURE_ADDRESSES_MAX 1000
+/* (IMAP_STRUCTURE_ADDRESSES_MAX: at most this many addresses, group markers included, in
+ * each address list of an ENVELOPE; further ones are left out. Work is linear in the
+ * header's size whatever the number of address fields.) */
 char *imap_envelope(struct arena *arena, const unsigned char *msg, size_t len,
                     const struct mime_part *part_with_header);
 

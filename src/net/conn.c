@@ -30,6 +30,8 @@ static void conn_maybe_free(struct conn *c)
 	event_free(c->timer_ev);
 	event_free(c->close_ev);
 	event_free(c->writable_ev);
+	event_free(c->deadline_ev);
+	event_free(c->tls_deadline_ev);
 	free(c->line);
 	free(c);
 }
@@ -54,6 +56,8 @@ static void conn_destroy(struct conn *c)
 	event_del(c->close_ev);
 	event_del(c->writable_ev);
 	c->writable_wanted = c->drained_pending = false;
+	evtimer_del(c->deadline_ev);
+	evtimer_del(c->tls_deadline_ev);
 	net_loop_conn_removed(c->loop, c);
 	c->holds++;
 	if (c->cb != NULL && c->cb->on_closed != NULL)
@@ -158,6 +162,10 @@ static void conn_close_cb(evutil_socket_t fd, short what, void *arg)
 	}
 }
 
+static void conn_deadline_cb(evutil_socket_t fd, short what, void *arg);
+static void conn_tls_deadline_cb(evutil_socket_t fd, short what, void *arg);
+static void conn_arm_tls_deadline(struct conn *c);
+
 static void conn_setup_bev(struct conn *c)
 {
 	bufferevent_setcb(c->bev, conn_read_cb, conn_write_cb, conn_event_cb, c);
@@ -206,6 +214,8 @@ struct conn *conn_new(struct net_loop *loop, int fd, const char *ip, int local_p
 	c->timer_ev = evtimer_new(base, conn_timer_cb, c);
 	c->close_ev = event_new(base, -1, 0, conn_close_cb, c);
 	c->writable_ev = event_new(base, -1, 0, conn_writable_cb, c);
+	c->deadline_ev = evtimer_new(base, conn_deadline_cb, c);
+	c->tls_deadline_ev = evtimer_new(base, conn_tls_deadline_cb, c);
 	conn_setup_bev(c);
 	net_loop_conn_added(loop, c);
 	return c;
@@ -263,6 +273,7 @@ static void conn_event_cb(struct bufferevent *bev, short what, void *arg)
 	struct conn *c = arg;
 	if (what & BEV_EVENT_CONNECTED) {
 		c->tls_pending = false;
+		evtimer_del(c->tls_deadline_ev);
 		c->tls_active = true;
 		conn_tls_describe(c);
 		if (c->cb->on_tls_ready != NULL)
@@ -445,6 +456,7 @@ int conn_start_tls(struct conn *c)
 	c->bev = top;
 	c->tls_pending = true;
 	conn_setup_bev(c);
+	conn_arm_tls_deadline(c);
 	return 0;
 }
 
@@ -524,4 +536,61 @@ void conn_unhold(struct conn *c)
 bool conn_is_closed(const struct conn *c)
 {
 	return c->dead;
+}
+
+/* The login deadline passed: the protocol says goodbye (its on_timeout), unless a TLS
+ * handshake is still running, over which nothing can be said. */
+static void conn_deadline_cb(evutil_socket_t fd, short what, void *arg)
+{
+	(void)fd;
+	(void)what;
+	struct conn *c = arg;
+	if (c->dead || c->closing)
+		return;
+	log_info("session=%s event=disconnect reason=login-timeout ip=%s", c->id, c->ip);
+	if (c->tls_pending || c->cb == NULL || c->cb->on_timeout == NULL) {
+		conn_destroy(c);
+		return;
+	}
+	c->cb->on_timeout(c, c->ctx);
+}
+
+static void conn_tls_deadline_cb(evutil_socket_t fd, short what, void *arg)
+{
+	(void)fd;
+	(void)what;
+	struct conn *c = arg;
+	if (c->dead || !c->tls_pending)
+		return;
+	log_info("session=%s event=disconnect reason=tls-handshake-timeout ip=%s", c->id, c->ip);
+	conn_destroy(c);
+}
+
+static void conn_arm_tls_deadline(struct conn *c)
+{
+	evtimer_del(c->tls_deadline_ev);
+	if (c->tls_timeout == 0 || !c->tls_pending || c->dead)
+		return;
+	struct timeval tv = { c->tls_timeout, 0 };
+	evtimer_add(c->tls_deadline_ev, &tv);
+}
+
+void conn_set_deadline(struct conn *c, unsigned seconds)
+{
+	evtimer_del(c->deadline_ev);
+	if (seconds == 0 || c->dead)
+		return;
+	struct timeval tv = { seconds, 0 };
+	evtimer_add(c->deadline_ev, &tv);
+}
+
+void conn_clear_deadline(struct conn *c)
+{
+	evtimer_del(c->deadline_ev);
+}
+
+void conn_set_tls_timeout(struct conn *c, unsigned seconds)
+{
+	c->tls_timeout = seconds;
+	conn_arm_tls_deadline(c);
 }

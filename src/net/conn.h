@@ -124,4 +124,15 @@ int conn_local_port(const struct conn *conn);
 /* Short random session id for log lines. */
 const char *conn_id(const struct conn *conn);
 
+/* An absolute deadline, seconds from now (0 cancels): when it passes, on_timeout runs (or
+ * the connection closes without one) whatever input arrived meanwhile, so a client that
+ * trickles bytes cannot push it back. The server arms it at accept with
+ * limit_login_timeout; a protocol calls conn_clear_deadline() once the client logged in. */
+void conn_set_deadline(struct conn *conn, unsigned seconds);
+void conn_clear_deadline(struct conn *conn);
+/* Seconds a TLS handshake may take (implicit TLS at accept, and each STARTTLS); a handshake
+ * still unfinished then drops the connection (no protocol can be spoken over it). 0: none.
+ * Set by the server at accept (limit_tls_handshake_timeout). */
+void conn_set_tls_timeout(struct conn *conn, unsigned seconds);
+
 #endif

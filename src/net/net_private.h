@@ -38,6 +38,9 @@ struct conn {
 	char id[13];
 	char ip[INET6_ADDRSTRLEN];
 	char tls_desc[160];
+	struct event *deadline_ev;     /* conn_set_deadline(): absolute, not reset by input */
+	struct event *tls_deadline_ev; /* a handshake in progress must end by then */
+	unsigned tls_timeout;	       /* seconds per handshake (0: none) */
 };
 
 /* Create a connection on loop for an accepted socket (implicit TLS when tls_now). Returns

@@ -11,7 +11,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <fcntl.h>
 #include <sys/socket.h>
+#include <time.h>
 #include <unistd.h>
 
 #include <event2/event.h>
@@ -24,6 +26,10 @@
 
 #define NET_LISTENERS_MAX 32
 #define NET_IP_BUCKETS 1024
+/* Out of descriptors (EMFILE/ENFILE): a loop stops accepting this long, and the condition
+ * is logged at most once per NET_ACCEPT_LOG_SECONDS with the count of refusals. */
+#define NET_ACCEPT_PAUSE_MS 250
+#define NET_ACCEPT_LOG_SECONDS 10
 
 struct net_listen {
 	struct net_server *server;
@@ -42,6 +48,8 @@ struct net_loop {
 	struct event *listeners[NET_LISTENERS_MAX];
 	struct net_accept_ctx *accept_ctx[NET_LISTENERS_MAX];
 	struct event *shutdown_ev;
+	struct event *accept_resume_ev; /* re-enables the listeners after an fd shortage */
+	bool accept_paused;
 	struct conn *conns;
 	unsigned conn_count;
 	bool stopping;
@@ -66,6 +74,9 @@ struct net_server {
 	void (*reload_hook)(void *ctx);
 	void *reload_ctx;
 	struct event_base *main_base;
+	int spare_fd;		 /* /dev/null, given up to accept-and-close at EMFILE (lock) */
+	time_t fd_shortage_logged; /* last log line about it (lock) */
+	unsigned long fd_shortage_refused; /* connections closed since (lock) */
 };
 
 struct event_base *net_loop_base(struct net_loop *loop)
@@ -161,6 +172,77 @@ static void net_accept_cb(struct net_loop *loop, struct net_listen *li, int fd,
 /* Every loop watches every listening socket and takes ONE connection per wake-up, so a
  * burst of connections spreads over the loops instead of landing on whichever woke first
  * (accepting in a loop until EAGAIN would give it all of them). */
+static void net_loop_pause_accept(struct net_loop *loop);
+
+/* Out of descriptors: the pending connection would make every loop wake at once, again and
+ * again. Give up the spare descriptor to accept that one connection and close it (the peer
+ * gets the busy reply instead of a hang), stop accepting on this loop for a while, and log
+ * at most once per interval. */
+static void net_accept_fd_shortage(struct net_loop *loop, struct net_listen *li, int err)
+{
+	struct net_server *s = loop->server;
+	pthread_mutex_lock(&s->lock);
+	if (s->spare_fd >= 0) {
+		close(s->spare_fd);
+		s->spare_fd = -1;
+		int fd = accept4(li->fd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
+		if (fd >= 0) {
+			ssize_t ignored = send(fd, li->busy_reply, strlen(li->busy_reply),
+					       MSG_DONTWAIT | MSG_NOSIGNAL);
+			(void)ignored;
+			close(fd);
+			s->fd_shortage_refused++;
+		}
+		s->spare_fd = open("/dev/null", O_RDONLY | O_CLOEXEC);
+	}
+	time_t now = time(NULL);
+	bool log_now = now - s->fd_shortage_logged >= NET_ACCEPT_LOG_SECONDS;
+	unsigned long refused = s->fd_shortage_refused;
+	if (log_now) {
+		s->fd_shortage_logged = now;
+		s->fd_shortage_refused = 0;
+	}
+	pthread_mutex_unlock(&s->lock);
+	if (log_now)
+		log_error("event=accept-error port=%d error=\"%s\" action=pause pause_ms=%d "
+			  "refused=%lu",
+			  li->port, strerror(err), NET_ACCEPT_PAUSE_MS, refused);
+	net_loop_pause_accept(loop);
+}
+
+static void net_loop_resume_accept(evutil_socket_t fd, short what, void *arg)
+{
+	(void)fd;
+	(void)what;
+	struct net_loop *loop = arg;
+	struct net_server *s = loop->server;
+	loop->accept_paused = false;
+	if (loop->stopping)
+		return;
+	pthread_mutex_lock(&s->lock);
+	if (s->spare_fd < 0)
+		s->spare_fd = open("/dev/null", O_RDONLY | O_CLOEXEC);
+	pthread_mutex_unlock(&s->lock);
+	for (size_t j = 0; j < NET_LISTENERS_MAX; j++)
+		if (loop->listeners[j] != NULL)
+			event_add(loop->listeners[j], NULL);
+}
+
+static void net_loop_pause_accept(struct net_loop *loop)
+{
+	if (loop->accept_paused)
+		return;
+	loop->accept_paused = true;
+	for (size_t j = 0; j < NET_LISTENERS_MAX; j++)
+		if (loop->listeners[j] != NULL)
+			event_del(loop->listeners[j]);
+	struct timeval tv = { 0, NET_ACCEPT_PAUSE_MS * 1000 };
+	event_add(loop->accept_resume_ev, &tv);
+}
+
+/* Every loop watches every listening socket and takes ONE connection per wake-up, so a
+ * burst of connections spreads over the loops instead of landing on whichever woke first
+ * (accepting in a loop until EAGAIN would give it all of them). */
 static void net_accept_ready(evutil_socket_t lfd, short what, void *arg)
 {
 	(void)what;
@@ -169,10 +251,13 @@ static void net_accept_ready(evutil_socket_t lfd, short what, void *arg)
 	socklen_t sl = sizeof(ss);
 	int fd = accept4(lfd, (struct sockaddr *)&ss, &sl, SOCK_NONBLOCK | SOCK_CLOEXEC);
 	if (fd < 0) {
-		if (errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR &&
-		    errno != ECONNABORTED)
+		int err = errno;
+		if (err == EMFILE || err == ENFILE || err == ENOBUFS || err == ENOMEM)
+			net_accept_fd_shortage(ctx->loop, ctx->li, err);
+		else if (err != EAGAIN && err != EWOULDBLOCK && err != EINTR &&
+			 err != ECONNABORTED)
 			log_warn("event=accept-error port=%d error=%s", ctx->li->port,
-				 strerror(errno));
+				 strerror(err));
 		return;
 	}
 	net_accept_cb(ctx->loop, ctx->li, fd, (struct sockaddr *)&ss);
@@ -204,6 +289,8 @@ static void net_accept_cb(struct net_loop *loop, struct net_listen *li, int fd,
 	setsockopt(fd, IPPROTO_TCP, 1 /* TCP_NODELAY */, &one, sizeof(one));
 	pthread_mutex_lock(&s->lock);
 	struct tls_ctx *tls = s->tls != NULL ? tls_ctx_ref(s->tls) : NULL;
+	unsigned tls_timeout = s->limits.tls_handshake_timeout;
+	unsigned login_timeout = s->limits.login_timeout;
 	pthread_mutex_unlock(&s->lock);
 	struct conn *c = conn_new(loop, fd, ip, li->port, tls, li->implicit_tls && tls != NULL);
 	tls_ctx_unref(&tls);
@@ -212,6 +299,8 @@ static void net_accept_cb(struct net_loop *loop, struct net_listen *li, int fd,
 		return;
 	}
 	c->counted = true;
+	conn_set_tls_timeout(c, tls_timeout);
+	conn_set_deadline(c, login_timeout); /* the protocol clears it at login */
 	if (li->implicit_tls && c->tls == NULL) {
 		log_error("event=refused ip=%s port=%d reason=no-tls-configured", ip, li->port);
 		conn_close(c);
@@ -239,6 +328,8 @@ struct net_server *net_server_new(unsigned threads, const struct limits *limits)
 			log_fatal("libevent: cannot create an event base");
 	}
 	s->main_base = event_base_new();
+	/* A descriptor in reserve for running out of them (net_accept_fd_shortage). */
+	s->spare_fd = open("/dev/null", O_RDONLY | O_CLOEXEC);
 	return s;
 }
 
@@ -255,6 +346,8 @@ void net_server_free(struct net_server **server)
 		}
 		if (s->loops[i].shutdown_ev != NULL)
 			event_free(s->loops[i].shutdown_ev);
+		if (s->loops[i].accept_resume_ev != NULL)
+			event_free(s->loops[i].accept_resume_ev);
 		event_base_free(s->loops[i].base);
 	}
 	for (size_t j = 0; j < s->listen_count; j++) {
@@ -269,6 +362,8 @@ void net_server_free(struct net_server **server)
 		}
 	}
 	tls_ctx_unref(&s->tls);
+	if (s->spare_fd >= 0)
+		close(s->spare_fd);
 	event_base_free(s->main_base);
 	free(s->loops);
 	pthread_mutex_destroy(&s->lock);
@@ -385,6 +480,7 @@ static void net_loop_shutdown_cb(evutil_socket_t fd, short what, void *arg)
 	(void)what;
 	struct net_loop *loop = arg;
 	loop->stopping = true;
+	event_del(loop->accept_resume_ev);
 	for (size_t j = 0; j < NET_LISTENERS_MAX; j++) {
 		if (loop->listeners[j] != NULL) {
 			event_free(loop->listeners[j]);
@@ -439,6 +535,7 @@ int net_server_run(struct net_server *s)
 	for (unsigned i = 0; i < s->thread_count; i++) {
 		struct net_loop *loop = &s->loops[i];
 		loop->shutdown_ev = event_new(loop->base, -1, 0, net_loop_shutdown_cb, loop);
+		loop->accept_resume_ev = evtimer_new(loop->base, net_loop_resume_accept, loop);
 		for (size_t j = 0; j < s->listen_count; j++) {
 			struct net_accept_ctx *ctx = xcalloc(1, sizeof(*ctx));
 			ctx->loop = loop;

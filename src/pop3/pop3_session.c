@@ -37,6 +37,7 @@ struct pop3_server *pop3_server_new(struct store *store, struct auth *auth, stru
 	srv->auth = auth;
 	pthread_mutex_init(&srv->lock, NULL);
 	conf_slot_init(&srv->conf, conf);
+	srv->userip = userip_new();
 	return srv;
 }
 
@@ -51,6 +52,7 @@ void pop3_server_free(struct pop3_server **server)
 		srv->drops = next;
 	}
 	conf_slot_deinit(&srv->conf);
+	userip_free(&srv->userip);
 	pthread_mutex_destroy(&srv->lock);
 	free(srv);
 	*server = NULL;
@@ -159,6 +161,8 @@ static void pop3_wipe(char **p)
 
 static void pop3_session_free(struct pop3_session *s)
 {
+	if (s->userip_held)
+		userip_release(s->server->userip, s->account_id, conn_remote_ip(s->conn));
 	if (s->locked)
 		pop3_drop_unlock(s->server, s->account_id);
 	if (s->fd >= 0)
@@ -216,6 +220,24 @@ static void pop3_snapshot_cb(void *ctx, const struct store_entry *e)
 						 .date = e->internal_date };
 }
 
+/* A login succeeded: count it against limit_sessions_per_user_ip (false: over it) and end
+ * the pre-login deadline. */
+static bool pop3_session_admit_login(struct pop3_session *s, uint64_t account_id)
+{
+	if (!s->userip_held) {
+		if (userip_acquire(s->server->userip, account_id, conn_remote_ip(s->conn),
+				   s->limits->sessions_per_user_ip) == 0) {
+			POP3_LOG(s, "event=login result=refused reason=sessions-per-user-ip limit=%u",
+				 s->limits->sessions_per_user_ip);
+			return false;
+		}
+		s->userip_held = true;
+		s->account_id = account_id; /* what the release names */
+	}
+	conn_clear_deadline(s->conn);
+	return true;
+}
+
 void pop3_session_login(struct pop3_session *s, uint64_t account_id, const char *user)
 {
 	pop3_session_set_state(s, POP3_STATE_AUTHORIZATION);
@@ -228,6 +250,11 @@ void pop3_session_login(struct pop3_session *s, uint64_t account_id, const char 
 	if (lock == -2) {
 		POP3_LOG(s, "event=login result=login-delay user=%s", user);
 		pop3_reply(s, "-ERR [LOGIN-DELAY] Login delay not expired, try again later");
+		return;
+	}
+	if (!pop3_session_admit_login(s, account_id)) {
+		pop3_drop_unlock(s->server, account_id);
+		pop3_reply(s, "-ERR [IN-USE] Too many sessions of this user from this address");
 		return;
 	}
 	s->account_id = account_id;
@@ -536,6 +563,11 @@ static void pop3_on_input(struct conn *conn, void *ctx)
 		} else if (s->state == POP3_STATE_SASL) {
 			pop3_commands_sasl_continue(s, line);
 			xmemzero(line, len); /* SASL responses carry secrets */
+		} else if (s->state == POP3_STATE_AUTHORIZATION &&
+			   ++s->login_commands > s->limits->login_commands) {
+			xmemzero(line, len);
+			POP3_LOG(s, "event=disconnect reason=too-many-commands-before-login count=%u", s->login_commands);
+			pop3_session_close(s, "-ERR Too many commands before login");
 		} else {
 			pop3_commands_execute(s, line, len);
 			xmemzero(line, len); /* PASS, APOP and AUTH lines carry secrets */

@@ -11,6 +11,7 @@
 #include "auth/sasl.h"
 #include "core/arena.h"
 #include "core/conf.h"
+#include "core/userip.h"
 #include "net/conn.h"
 #include "pop3/pop3_parser.h"
 #include "store/store.h"
@@ -23,6 +24,7 @@ struct pop3_server {
 	struct conf_slot conf; /* for new sessions */
 	pthread_mutex_t lock;  /* drops */
 	struct pop3_drop *drops;
+	struct userip *userip; /* logged-in sessions per account + address */
 };
 
 /* RFC 1939 §3 states plus the waits between them. */
@@ -81,6 +83,10 @@ struct pop3_session {
 	enum pop3_async async;
 	struct store_expunge expunge;
 	uint32_t *expunge_uids;
+
+	/* hostile-input limits before login */
+	unsigned login_commands; /* commands so far in AUTHORIZATION state */
+	bool userip_held;	 /* counted in server->userip (released when freed) */
 };
 
 /* Send one line (CRLF added). "-ERR" replies count as errors; at the limit the session says

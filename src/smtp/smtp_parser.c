@@ -3,6 +3,8 @@
  * one pass over the caller's line, numbers checked for overflow before every digit. */
 #include "smtp/smtp_parser.h"
 
+#include <arpa/inet.h>
+#include <netinet/in.h>
 #include <string.h>
 #include <strings.h>
 
@@ -23,6 +25,8 @@ static const char SMTP_ERR_REPEATED[] = "501 5.5.4 Repeated MAIL parameter";
 static const char SMTP_ERR_MAIL_UNSUPPORTED[] = "555 5.5.4 Unsupported MAIL parameter";
 static const char SMTP_ERR_RCPT_UNSUPPORTED[] = "555 5.5.4 Unsupported RCPT parameter";
 static const char SMTP_ERR_BODY_UNSUPPORTED[] = "555 5.5.4 Unsupported BODY value";
+static const char SMTP_ERR_HELO_INVALID[] = "501 5.5.2 Invalid name";
+static const char SMTP_ERR_XTEXT[] = "501 5.5.4 Invalid xtext in MAIL parameter";
 
 /* What a verb accepts after it; SMTP_ARGS_OWN verbs have a handler below. */
 enum smtp_args { SMTP_ARGS_NONE, SMTP_ARGS_ANY, SMTP_ARGS_REQUIRED, SMTP_ARGS_OWN };
@@ -92,6 +96,104 @@ static int smtp_parse_number(const char *s, size_t len, uint64_t *value_r)
 static bool smtp_word_eq(const char *s, size_t len, const char *word)
 {
 	return strlen(word) == len && strncasecmp(s, word, len) == 0;
+}
+
+static int smtp_hex(unsigned char c)
+{
+	if (c >= '0' && c <= '9')
+		return c - '0';
+	if (c >= 'A' && c <= 'F')
+		return c - 'A' + 10;
+	return -1; /* RFC 3461 §4: upper-case hex digits only */
+}
+
+int smtp_parser_xtext_decode(struct arena *arena, const char *s, size_t len, const char **out_r)
+{
+	char *out = arena_alloc(arena, len + 1);
+	size_t n = 0;
+	for (size_t i = 0; i < len; i++) {
+		unsigned char c = (unsigned char)s[i];
+		if (c == '+') {
+			int hi = i + 2 < len ? smtp_hex((unsigned char)s[i + 1]) : -1;
+			int lo = i + 2 < len ? smtp_hex((unsigned char)s[i + 2]) : -1;
+			if (hi < 0 || lo < 0)
+				return -1;
+			c = (unsigned char)(hi * 16 + lo);
+			i += 2;
+			/* The decoded value goes into logs and headers: no controls. */
+			if (c < 0x20 || c == 0x7f)
+				return -1;
+		} else if (c < 0x21 || c > 0x7e || c == '=') {
+			return -1;
+		}
+		out[n++] = (char)c;
+	}
+	out[n] = '\0';
+	*out_r = out;
+	return 0;
+}
+
+/* RFC 5321 §4.1.3 address-literal: [IPv4], [IPv6:...] or [tag:dcontent]. */
+static bool smtp_helo_literal_valid(const char *s, size_t len)
+{
+	char buf[64];
+	if (len < 3 || s[len - 1] != ']')
+		return false;
+	const char *in = s + 1;
+	size_t n = len - 2;
+	if (n >= 5 && strncasecmp(in, "IPv6:", 5) == 0) {
+		struct in6_addr a6;
+		if (n - 5 >= sizeof(buf))
+			return false;
+		memcpy(buf, in + 5, n - 5);
+		buf[n - 5] = '\0';
+		return inet_pton(AF_INET6, buf, &a6) == 1;
+	}
+	const char *colon = memchr(in, ':', n);
+	if (colon != NULL) { /* General-address-literal: Standardized-tag ":" 1*dcontent */
+		size_t tlen = (size_t)(colon - in);
+		if (tlen == 0 || colon + 1 == in + n)
+			return false;
+		for (size_t i = 0; i < tlen; i++)
+			if (!smtp_is_alpha((unsigned char)in[i]) &&
+			    !smtp_is_digit((unsigned char)in[i]) && in[i] != '-')
+				return false;
+		for (const char *p = colon + 1; p < in + n; p++)
+			if (*p < 33 || *p > 126 || *p == '[' || *p == '\\' || *p == ']')
+				return false;
+		return true;
+	}
+	struct in_addr a4;
+	if (n >= sizeof(buf))
+		return false;
+	memcpy(buf, in, n);
+	buf[n] = '\0';
+	return inet_pton(AF_INET, buf, &a4) == 1;
+}
+
+bool smtp_parser_helo_valid(const char *s, size_t len)
+{
+	if (len == 0 || len > 255)
+		return false;
+	if (s[0] == '[')
+		return smtp_helo_literal_valid(s, len);
+	if (s[len - 1] == '.')
+		len--; /* a fully qualified name with its root dot */
+	size_t label = 0;
+	for (size_t i = 0; i <= len; i++) {
+		unsigned char c = i < len ? (unsigned char)s[i] : '.';
+		if (c == '.') {
+			/* sub-domain = Let-dig [Ldh-str]: no empty label, no '-' at either end */
+			if (label == 0 || label > 63 || s[i - 1] == '-' || s[i - label] == '-')
+				return false;
+			label = 0;
+		} else if (smtp_is_alpha(c) || smtp_is_digit(c) || c == '-' || c == '_') {
+			label++; /* '_' is not in RFC 5321 but common in host names (as Postfix) */
+		} else {
+			return false;
+		}
+	}
+	return true;
 }
 
 /* One space-separated token of s[*pos..len): returns its start and length, skipping the
@@ -187,8 +289,9 @@ static int smtp_mail_param(struct arena *arena, struct smtp_command *cmd, unsign
 	case SMTP_SEEN_SMTPUTF8: /* RFC 6531 §3.4 */
 		cmd->smtputf8 = true;
 		break;
-	default: /* AUTH, RFC 4954 §5: xtext kept as sent */
-		cmd->auth_param = arena_strndup(arena, value, vlen);
+	default: /* AUTH, RFC 4954 §5: "<>" or a mailbox, as xtext */
+		if (smtp_parser_xtext_decode(arena, value, vlen, &cmd->auth_param) < 0)
+			return *error_r = SMTP_ERR_XTEXT, -1;
 		break;
 	}
 	return 0;
@@ -335,6 +438,11 @@ static int smtp_parse_args(struct arena *arena, struct smtp_command *cmd, const 
 	case SMTP_ARGS_REQUIRED:
 		if ((alen == 0) != (def->args == SMTP_ARGS_NONE)) {
 			*error_r = def->syntax;
+			return -1;
+		}
+		if ((cmd->verb == SMTP_VERB_HELO || cmd->verb == SMTP_VERB_EHLO) &&
+		    !smtp_parser_helo_valid(arg, alen)) {
+			*error_r = SMTP_ERR_HELO_INVALID;
 			return -1;
 		}
 		return 0;

@@ -42,7 +42,8 @@ struct smtp_command {
 	bool size_set;
 	enum smtp_body body;          /* MAIL BODY= */
 	bool smtputf8;                /* MAIL SMTPUTF8 */
-	const char *auth_param;       /* MAIL AUTH= value (xtext, undecoded) or NULL */
+	const char *auth_param;       /* MAIL AUTH= value, xtext decoded ("<>" or a mailbox),
+	                                 or NULL */
 	uint64_t chunk_size;          /* BDAT */
 	bool last;                    /* BDAT ... LAST */
 	const char *mechanism;        /* AUTH: upper-cased mechanism name */
@@ -56,7 +57,8 @@ struct smtp_command {
  * a complete static SMTP reply line without CRLF carrying an RFC 3463 enhanced code:
  *   500 5.5.2  unknown verb, empty line, NUL, CR or LF in the line
  *   501 5.5.4  bad syntax: missing or extra arguments, bad parameter syntax, SIZE overflow,
- *              repeated MAIL parameter
+ *              repeated MAIL parameter, bad xtext in AUTH=
+ *   501 5.5.2  HELO/EHLO argument that is not a domain or address literal
  *   501 5.1.7 / 501 5.1.3  bad sender / recipient address (path syntax, limits, UTF-8)
  *   555 5.5.4  unknown MAIL parameter or BODY value; any RCPT parameter
  * On error, verb and arg stay set when the verb was recognized (for logs and error
@@ -64,6 +66,19 @@ struct smtp_command {
  * Policy (e.g. a UTF-8 path without SMTPUTF8, RFC 6531 §3.4) is the caller's to enforce. */
 int smtp_parser_parse(struct arena *arena, const char *line, size_t len, struct smtp_command *cmd_r,
                       const char **error_r) __attribute__((warn_unused_result));
+
+/* Is s[0..len) a HELO/EHLO argument RFC 5321 §4.1.1.1 allows: a domain (letters, digits,
+ * '-' inside labels, and '_' as Postfix tolerates; labels of 1-63, at most 255 in all, an
+ * optional final dot) or an address literal ([192.0.2.1], [IPv6:2001:db8::1], [tag:text])?
+ * 8-bit octets, spaces, controls and anything else: no (the parser answers 501 5.5.2). */
+bool smtp_parser_helo_valid(const char *s, size_t len);
+
+/* Decode xtext (RFC 3461 §4: "+" and two upper-case hex digits for anything outside
+ * '!'..'~' and for '+' and '=') from s[0..len) into a NUL-terminated copy in arena.
+ * Returns 0 with *out_r, or -1 for a bad "+XX", a raw octet outside 0x21-0x7E or '=', or
+ * a decoded control octet (NUL, CR, LF...). */
+int smtp_parser_xtext_decode(struct arena *arena, const char *s, size_t len, const char **out_r)
+	__attribute__((warn_unused_result));
 
 /* The verb's canonical upper-case name ("MAIL") for logs; "UNKNOWN" for anything else. */
 const char *smtp_parser_verb_name(enum smtp_verb verb);

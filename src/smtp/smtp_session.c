@@ -441,11 +441,70 @@ static void smtp_delivery_done(struct smtp_session *s)
 	smtp_session_reset_tx(s);
 }
 
+/* ---- hostile clients ---- */
+
+static void smtp_greet(struct smtp_session *s);
+
+/* A client is "in" once it authenticated (submission) or started a transaction (port 25,
+ * where nobody logs in): the pre-login deadline and command count end there. */
+static void smtp_session_check_login(struct smtp_session *s)
+{
+	if (s->logged_in || s->closed ||
+	    !(s->authenticated || (s->kind == CONF_LISTENER_SMTP && s->have_mail)))
+		return;
+	s->logged_in = true;
+	conn_clear_deadline(s->conn);
+}
+
+/* Before a command runs: false when the session was closed instead. On port 25 a client
+ * that sends a command before the reply to the previous one while PIPELINING was not
+ * offered (no EHLO yet in this session) is a bot (RFC 2920 §3.1; postscreen's pipelining
+ * test); everywhere, commands before login are counted. */
+static bool smtp_session_command_allowed(struct smtp_session *s)
+{
+	if (s->kind == CONF_LISTENER_SMTP && !s->esmtp && conn_input_length(s->conn) > 0) {
+		log_warn("session=%s proto=smtp event=bot reason=pipelining ip=%s",
+			 conn_id(s->conn), conn_remote_ip(s->conn));
+		smtp_session_close(s, "554 5.5.1 Protocol error: commands sent without waiting "
+				      "for the reply");
+		return false;
+	}
+	if (!s->logged_in && ++s->login_commands > s->limits->login_commands) {
+		SMTP_LOG(s, "event=disconnect reason=too-many-commands-before-login count=%u",
+			 s->login_commands);
+		smtp_session_close(s, "421 4.7.0 Too many commands, closing connection");
+		return false;
+	}
+	return true;
+}
+
+/* The pregreet wait on port 25 is over (postscreen's pregreet test): a client that talked
+ * before the greeting is a bot; others get the greeting now. */
+static void smtp_pregreet_done(struct smtp_session *s)
+{
+	if (conn_input_length(s->conn) > 0) {
+		log_warn("session=%s proto=smtp event=bot reason=pregreet ip=%s", conn_id(s->conn),
+			 conn_remote_ip(s->conn));
+		s->greeted = true;
+		conn_set_timer(s->conn, 0);
+		smtp_session_close(s, "554 5.5.1 Protocol error: talking before the greeting");
+		return;
+	}
+	smtp_greet(s);
+}
+
 /* ---- connection callbacks ---- */
 
 static void smtp_on_input(struct conn *conn, void *ctx)
 {
 	struct smtp_session *s = ctx;
+	if (!s->greeted && s->kind == CONF_LISTENER_SMTP) {
+		/* Input during the pregreet wait: no need to wait for the rest of it (and to
+		 * buffer what a bot sends meanwhile). */
+		if (conn_input_length(conn) > 0)
+			smtp_pregreet_done(s);
+		return;
+	}
 	while (!s->closed) {
 		char *line;
 		size_t len;
@@ -466,10 +525,14 @@ static void smtp_on_input(struct conn *conn, void *ctx)
 			} else if (s->state == SMTP_STATE_AUTH) {
 				smtp_commands_auth_continue(s, line);
 				xmemzero(line, len); /* a SASL response carries a password */
-			} else {
+				smtp_session_check_login(s);
+			} else if (smtp_session_command_allowed(s)) {
 				smtp_commands_execute(s, line, len);
 				if (len > 4 && strncasecmp(line, "AUTH", 4) == 0)
 					xmemzero(line, len);
+				smtp_session_check_login(s);
+			} else if (len > 4 && strncasecmp(line, "AUTH", 4) == 0) {
+				xmemzero(line, len);
 			}
 			break;
 		case SMTP_STATE_DATA:
@@ -525,6 +588,11 @@ static void smtp_on_timeout(struct conn *conn, void *ctx)
 static void smtp_on_timer(struct conn *conn, void *ctx)
 {
 	(void)conn;
+	struct smtp_session *s = ctx;
+	if (!s->greeted) {
+		smtp_pregreet_done(s);
+		return;
+	}
 	smtp_commands_auth_delay_done(ctx);
 }
 
@@ -544,6 +612,7 @@ static void smtp_on_wake(struct conn *conn, void *ctx)
 	} else if (what == SMTP_ASYNC_AUTH) {
 		smtp_session_set_state(s, SMTP_STATE_COMMAND);
 		smtp_commands_auth_done(s);
+		smtp_session_check_login(s);
 	}
 	conn_unhold(conn);
 	if (s->shutdown) {
@@ -602,6 +671,8 @@ void smtp_server_accept(struct conn *conn, void *listener_ctx)
 	conn_set_callbacks(conn, &smtp_callbacks, s);
 	conn_set_timeout(conn, s->limits->request_timeout);
 	SMTP_LOG(s, "event=connect ip=%s port=%d", conn_remote_ip(conn), conn_local_port(conn));
-	if (s->kind != CONF_LISTENER_SUBMISSIONS)
+	if (s->kind == CONF_LISTENER_SMTP && s->conf->smtp_pregreet_wait > 0)
+		conn_set_timer(conn, s->conf->smtp_pregreet_wait * 1000); /* smtp_pregreet_done */
+	else if (s->kind != CONF_LISTENER_SUBMISSIONS)
 		smtp_greet(s);
 }

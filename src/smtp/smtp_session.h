@@ -99,6 +99,10 @@ struct smtp_session {
 	uint64_t *delivery_accounts;
 	const char **delivery_remote;
 	char msgid[32];
+
+	/* hostile-input limits before login (port 25: before the first MAIL) */
+	bool logged_in;		 /* the pre-login deadline is over */
+	unsigned login_commands; /* commands before that */
 };
 
 /* Send one reply line (CRLF added). 4xx/5xx count as errors; at the error limit the session

@@ -341,6 +341,32 @@ static void test_seconds(void **state)
 	refuse_value("limit_request_timeout", "307445734561825861d", bad); /* multiply overflow */
 }
 
+/* The hostile-input settings (issue 8 §4): defaults, values, ranges. */
+static void test_hostile_limits(void **state)
+{
+	(void)state;
+	struct conf *c = parse("");
+	assert_int_equal(c->limits.tls_handshake_timeout, 30);
+	assert_int_equal(c->limits.login_timeout, 60);
+	assert_int_equal(c->limits.login_commands, 30);
+	assert_int_equal(c->limits.sessions_per_user_ip, 10);
+	assert_int_equal(c->smtp_pregreet_wait, 1);
+	conf_free(&c);
+	c = parse("limit_tls_handshake_timeout = 5s\nlimit_login_timeout = 2m\n"
+		  "limit_login_commands = 7\nlimit_sessions_per_user_ip = 0\n"
+		  "smtp_pregreet_wait = 0\nsmtp_pregreet_wait = 6s\n");
+	assert_int_equal(c->limits.tls_handshake_timeout, 5);
+	assert_int_equal(c->limits.login_timeout, 120);
+	assert_int_equal(c->limits.login_commands, 7);
+	assert_int_equal(c->limits.sessions_per_user_ip, 0);
+	assert_int_equal(c->smtp_pregreet_wait, 6); /* the last one counts */
+	conf_free(&c);
+	refuse_value("limit_tls_handshake_timeout", "0", "value out of range");
+	refuse_value("limit_login_timeout", "0", "value out of range");
+	refuse_value("limit_login_commands", "0", "value out of range");
+	refuse_value("smtp_pregreet_wait", "61", "value out of range");
+}
+
 static void test_bool(void **state)
 {
 	(void)state;
@@ -768,6 +794,7 @@ int main(void)
 	    cmocka_unit_test(test_uint),
 	    cmocka_unit_test(test_size),
 	    cmocka_unit_test(test_seconds),
+	    cmocka_unit_test(test_hostile_limits),
 	    cmocka_unit_test(test_bool),
 	    cmocka_unit_test(test_log_level),
 	    cmocka_unit_test(test_bare_lf),

@@ -461,6 +461,34 @@ static void test_literal_syntax_errors(void **state)
 	bad("a X {99999999999999999999999999}\r\n", "a", "Invalid literal size");
 }
 
+/* Limits replaced between commands (small before login, normal after). */
+static void test_set_limits(void **state)
+{
+	(void)state;
+	struct imap_parser_limits small = {.line_max = 64, .literal_max = 8, .literal_total_max = 12};
+	imap_parser_set_limits(parser, &small);
+	struct run r = drive("a LOGIN {9}\r\n");
+	assert_true(r.lits[0].too_large);
+	imap_parser_reset(parser);
+	/* two literals within literal_max but together over literal_total_max */
+	r = drive("a LOGIN {8}\r\n12345678 {8}\r\n");
+	assert_false(r.lits[0].too_large);
+	assert_true(r.lits[1].too_large);
+	imap_parser_reset(parser);
+	char line[100];
+	memset(line, 'x', sizeof(line));
+	memcpy(line, "a NOOP ", 7);
+	memcpy(line + 98, "\r\n", 2);
+	assert_int_equal(imap_parser_feed_line(parser, line, 98, &r.lits[0], &r.error), -1);
+	imap_parser_reset(parser);
+	struct imap_parser_limits normal = {0};
+	imap_parser_set_limits(parser, &normal);
+	const struct imap_arg *a = ok("a LOGIN {9}\r\n123456789 {8}\r\n12345678\r\n", "a", "LOGIN");
+	assert_arg(&a[0], IMAP_ARG_LITERAL, "123456789");
+	r = drive("b LOGIN {1048577}\r\n");
+	assert_true(r.lits[0].too_large); /* the default 1 MiB again */
+}
+
 static void test_literal_too_large(void **state)
 {
 	(void)state;
@@ -802,6 +830,7 @@ int main(void)
 	    cmocka_unit_test_setup_teardown(test_every_token_type, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_atoms_with_specials, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_nesting_and_depth_limit, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_set_limits, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_list_errors, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_args_limit, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_tags, setup, teardown),

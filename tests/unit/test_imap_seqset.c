@@ -299,6 +299,31 @@ static void test_huge_sets(void **state)
 	free(s);
 }
 
+/* The element cap: IMAP_SEQSET_ELEMENTS_MAX elements parse, one more is refused (100,000
+ * elements on an empty mailbox once took seconds; now they take no work at all). */
+static void test_element_cap(void **state)
+{
+	(void)state;
+	size_t cap = 100000 * 8;
+	char *s = malloc(cap);
+	assert_non_null(s);
+	size_t n = 0;
+	for (int i = 1; i <= IMAP_SEQSET_ELEMENTS_MAX; i++)
+		n += (size_t)snprintf(s + n, cap - n, "%s%d", i == 1 ? "" : ",", i * 3);
+	struct imap_seqset *set = parse_ok(s);
+	assert_int_equal(set->count, IMAP_SEQSET_ELEMENTS_MAX);
+	n += (size_t)snprintf(s + n, cap - n, ",1:*");
+	parse_bad(s, "Too many elements in sequence set");
+	n = 0;
+	for (int i = 1; i <= 100000; i++)
+		n += (size_t)snprintf(s + n, cap - n, "%s%d", i == 1 ? "" : ",", 100001 - i);
+	parse_bad(s, "Too many elements in sequence set");
+	/* the same numbers as ranges are one element each */
+	set = parse_ok("1:100000,100001:200000");
+	assert_int_equal(set->count, 1);
+	free(s);
+}
+
 /* Small pseudo-random generator so the cross-check is reproducible. */
 static uint32_t rnd_state = 12345;
 static uint32_t rnd(uint32_t n)
@@ -385,6 +410,7 @@ int main(void)
 	    cmocka_unit_test_setup_teardown(test_contains, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_iterate, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_huge_sets, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_element_cap, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_random_cross_check, setup, teardown),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);

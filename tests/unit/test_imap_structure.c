@@ -629,6 +629,54 @@ static void test_envelope_defaults(void **state)
 	                    "(NIL NIL NIL NIL NIL NIL NIL NIL NIL NIL)");
 }
 
+static size_t count_of(const char *hay, const char *needle)
+{
+	size_t n = 0;
+	for (const char *p = strstr(hay, needle); p != NULL; p = strstr(p + 1, needle))
+		n++;
+	return n;
+}
+
+/* 100,000 address fields (CVE-2024-23184's shape): linear work, and every list capped at
+ * IMAP_STRUCTURE_ADDRESSES_MAX addresses in order. */
+static void test_envelope_many_address_fields(void **state)
+{
+	(void)state;
+	struct buf b;
+	buf_init(&b, 64 * 1024 * 1024);
+	assert_int_equal(buf_puts(&b, "From: f@example.org\r\n"), 0);
+	for (unsigned i = 0; i < 100000; i++)
+		assert_int_equal(buf_printf(&b, "%s: u%u@example.org\r\n", i % 2 ? "Cc" : "To", i), 0);
+	assert_int_equal(buf_puts(&b, "\r\nbody\r\n"), 0);
+	/* the whole 2.5 MB header, not just mime's default first 1 MiB */
+	struct mime_limits lim = { .header_max = 0 };
+	struct mime_part *root;
+	assert_int_equal(mime_parse(arena, (const unsigned char *)b.data, b.len, &lim, &root), 0);
+	const char *env = imap_envelope(arena, (const unsigned char *)b.data, b.len, root);
+	/* From, Sender and Reply-To (the latter two default to From) */
+	assert_int_equal(count_of(env, "\"f\" \"example.org\""), 3);
+	assert_int_equal(count_of(env, "(NIL NIL \"u"), 2 * IMAP_STRUCTURE_ADDRESSES_MAX);
+	/* the first ones, in order; nothing past the cap */
+	assert_non_null(strstr(env, "((NIL NIL \"u0\" \"example.org\")(NIL NIL \"u2\""));
+	assert_non_null(strstr(env, "\"u1998\" \"example.org\")) ((NIL NIL \"u1\" "));
+	assert_null(strstr(env, "\"u2000\""));
+	assert_null(strstr(env, "\"u2001\""));
+	buf_free(&b);
+
+	/* one field with 5000 addresses: capped the same way */
+	buf_init(&b, 1024 * 1024);
+	assert_int_equal(buf_puts(&b, "Bcc: "), 0);
+	for (unsigned i = 0; i < 5000; i++)
+		assert_int_equal(buf_printf(&b, "%sb%u@example.org", i ? ", " : "", i), 0);
+	assert_int_equal(buf_puts(&b, "\r\n\r\n"), 0);
+	root = parse(b.data, b.len);
+	env = imap_envelope(arena, (const unsigned char *)b.data, b.len, root);
+	assert_int_equal(count_of(env, "(NIL NIL \"b"), IMAP_STRUCTURE_ADDRESSES_MAX);
+	assert_non_null(strstr(env, "\"b999\""));
+	assert_null(strstr(env, "\"b1000\""));
+	buf_free(&b);
+}
+
 /* The ENVELOPE of an attached message is built from the encapsulated header. */
 static void test_encapsulated_envelope(void **state)
 {
@@ -721,6 +769,7 @@ int main(void)
 	    cmocka_unit_test_setup_teardown(test_strings, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_envelope_text_for_humans, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_envelope_defaults, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_envelope_many_address_fields, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_encapsulated_envelope, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_overflow_is_octet_stream, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_sizes_bare_lf, setup, teardown),

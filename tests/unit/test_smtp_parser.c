@@ -27,6 +27,8 @@ static const char ERR_MAIL_555[] = "555 5.5.4 Unsupported MAIL parameter";
 static const char ERR_RCPT_555[] = "555 5.5.4 Unsupported RCPT parameter";
 static const char ERR_BODY_555[] = "555 5.5.4 Unsupported BODY value";
 static const char ERR_BDAT[] = "501 5.5.4 Syntax: BDAT chunk-size [LAST]";
+static const char ERR_XTEXT[] = "501 5.5.4 Invalid xtext in MAIL parameter";
+static const char ERR_HELO[] = "501 5.5.2 Invalid name";
 static const char ERR_AUTH[] = "501 5.5.4 Syntax: AUTH mechanism [initial-response]";
 
 static struct arena *arena;
@@ -86,7 +88,7 @@ static void test_simple_verbs(void **state)
 	(void)state;
 	ok("HELO mx.example.com", SMTP_VERB_HELO, "mx.example.com");
 	ok("EHLO [192.0.2.1]", SMTP_VERB_EHLO, "[192.0.2.1]");
-	ok("EHLO   spaced  out  ", SMTP_VERB_EHLO, "spaced  out");
+	ok("EHLO   spaced.out  ", SMTP_VERB_EHLO, "spaced.out");
 	ok("DATA", SMTP_VERB_DATA, "");
 	ok("RSET", SMTP_VERB_RSET, "");
 	ok("QUIT", SMTP_VERB_QUIT, "");
@@ -248,7 +250,9 @@ static void test_mail_params(void **state)
 	assert_int_equal(c.size, 0);
 	assert_int_equal(c.body, SMTP_BODY_7BIT);
 	c = ok("MAIL FROM:<> AUTH=alice+40example.com", SMTP_VERB_MAIL, NULL);
-	assert_string_equal(c.auth_param, "alice+40example.com");
+	assert_string_equal(c.auth_param, "alice@example.com"); /* xtext decoded */
+	c = ok("MAIL FROM:<> AUTH=a+2Bb+3Dc@d", SMTP_VERB_MAIL, NULL);
+	assert_string_equal(c.auth_param, "a+b=c@d");
 	c = ok("MAIL FROM:<> SIZE=18446744073709551615", SMTP_VERB_MAIL, NULL);
 	assert_true(c.size == UINT64_MAX);
 	c = ok("MAIL FROM:<> SIZE=00000000000000000001", SMTP_VERB_MAIL, NULL); /* 20 digits */
@@ -274,6 +278,14 @@ static void test_mail_params(void **state)
 	bad("MAIL FROM:<> AUTH", ERR_MAIL_PARAM);
 	bad("MAIL FROM:<> AUTH=a=b", ERR_MAIL_PARAM);
 	bad("MAIL FROM:<> AUTH=\xc3\xa9", ERR_MAIL_PARAM);
+	/* RFC 3461 §4 xtext: "+" and two upper-case hex digits, nothing decoding to a control */
+	bad("MAIL FROM:<> AUTH=a+4", ERR_XTEXT);
+	bad("MAIL FROM:<> AUTH=a+", ERR_XTEXT);
+	bad("MAIL FROM:<> AUTH=a+2b", ERR_XTEXT);
+	bad("MAIL FROM:<> AUTH=a+G0", ERR_XTEXT);
+	bad("MAIL FROM:<> AUTH=a+00b", ERR_XTEXT);
+	bad("MAIL FROM:<> AUTH=a+0D+0Ab", ERR_XTEXT);
+	bad("MAIL FROM:<> AUTH=+7F", ERR_XTEXT);
 	bad("MAIL FROM:<> FOO=bar", ERR_MAIL_555);
 	bad("MAIL FROM:<> RET=HDRS", ERR_MAIL_555);
 	bad("MAIL FROM:<> X-EXT", ERR_MAIL_555);
@@ -400,8 +412,7 @@ static void test_long_inputs(void **state)
 	assert_int_equal(strlen(c.arg), 100000);
 	free(s);
 	s = long_line("HELO ", 'h', 100000, "   ", &len);
-	c = ok_n(s, len, SMTP_VERB_HELO, NULL);
-	assert_int_equal(strlen(c.arg), 100000);
+	bad_n(s, len, ERR_HELO); /* longer than a domain can be */
 	free(s);
 	s = long_line("MAIL FROM:<", 'a', 100000, "@b>", &len);
 	bad_n(s, len, ERR_SENDER);
@@ -438,6 +449,69 @@ static void test_long_inputs(void **state)
 	free(s);
 }
 
+/* HELO/EHLO take a domain or an address literal (RFC 5321 §4.1.1.1), nothing else. */
+static void test_helo_names(void **state)
+{
+	(void)state;
+	ok("EHLO mail.example.com", SMTP_VERB_EHLO, "mail.example.com");
+	ok("EHLO mail.example.com.", SMTP_VERB_EHLO, NULL);
+	ok("HELO localhost", SMTP_VERB_HELO, NULL);
+	ok("HELO 1.0.0.127.in-addr.arpa", SMTP_VERB_HELO, NULL);
+	ok("EHLO win_host-1.corp", SMTP_VERB_EHLO, NULL);
+	ok("EHLO [IPv6:2001:db8::1]", SMTP_VERB_EHLO, NULL);
+	ok("EHLO [ipv6:::1]", SMTP_VERB_EHLO, NULL);
+	ok("EHLO [X-tag:some-text]", SMTP_VERB_EHLO, NULL);
+	bad("EHLO spaced out", ERR_HELO);
+	bad("EHLO ex\xc3\xa4mple.com", ERR_HELO); /* 8-bit */
+	bad("EHLO \x80", ERR_HELO);
+	bad("EHLO a\x01b", ERR_HELO);
+	bad("HELO a..b", ERR_HELO);
+	bad("HELO .a", ERR_HELO);
+	ok("HELO a.", SMTP_VERB_HELO, "a.");
+	bad("HELO -a.com", ERR_HELO);
+	bad("HELO a-.com", ERR_HELO);
+	bad("HELO a.com..", ERR_HELO);
+	bad("HELO <a@b>", ERR_HELO);
+	bad("HELO a/b", ERR_HELO);
+	bad("EHLO [192.0.2.300]", ERR_HELO);
+	bad("EHLO [192.0.2.1", ERR_HELO);
+	bad("EHLO []", ERR_HELO);
+	bad("EHLO [IPv6:zz]", ERR_HELO);
+	bad("EHLO [:x]", ERR_HELO);
+	bad("EHLO [tag:]", ERR_HELO);
+	bad("EHLO [tag:a]b]", ERR_HELO);
+	char line[400] = "EHLO ";
+	memset(line + 5, 'a', 64);
+	line[69] = '\0';
+	bad(line, ERR_HELO); /* a 64-octet label */
+	line[68] = '\0';
+	ok(line, SMTP_VERB_EHLO, NULL); /* 63 */
+	for (size_t i = 5; i < 5 + 256; i++)
+		line[i] = (i - 5) % 2 == 0 ? 'a' : '.';
+	line[5 + 255] = 'a';
+	line[5 + 256] = '\0';
+	bad(line, ERR_HELO); /* 256 octets */
+	/* a NUL is refused before (500, as everywhere) */
+	bad_n("EHLO a\0b", 8, ERR_500);
+}
+
+/* The xtext decoder on its own (AUTH= today, ORCPT= later). */
+static void test_xtext(void **state)
+{
+	(void)state;
+	const char *out;
+	assert_int_equal(smtp_parser_xtext_decode(arena, "", 0, &out), 0);
+	assert_string_equal(out, "");
+	assert_int_equal(smtp_parser_xtext_decode(arena, "rfc822;a+2Bb@c", 14, &out), 0);
+	assert_string_equal(out, "rfc822;a+b@c");
+	assert_int_equal(smtp_parser_xtext_decode(arena, "+C3+A9", 6, &out), 0);
+	assert_string_equal(out, "\xc3\xa9"); /* 8-bit is fine, encoded */
+	assert_int_equal(smtp_parser_xtext_decode(arena, "a b", 3, &out), -1);
+	assert_int_equal(smtp_parser_xtext_decode(arena, "a=b", 3, &out), -1);
+	assert_int_equal(smtp_parser_xtext_decode(arena, "+0a", 3, &out), -1);
+	assert_int_equal(smtp_parser_xtext_decode(arena, "+09", 3, &out), -1);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -453,6 +527,8 @@ int main(void)
 	    cmocka_unit_test_setup_teardown(test_bdat, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_auth, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_long_inputs, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_helo_names, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_xtext, setup, teardown),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
