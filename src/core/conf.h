@@ -65,6 +65,9 @@ struct conf {
 	bool pop3_apop;		  /* offer APOP (weak, MD5) to accounts with an APOP secret */
 	int pop3_expire;	  /* days retrieved mail stays (RFC 2449 EXPIRE), -1 = never */
 	unsigned pop3_login_delay; /* seconds between POP3 logins of one account (0 = none) */
+	unsigned auth_workers;	  /* password checks at once (threads), 0 = one per core */
+	unsigned auth_cache_ttl;  /* seconds a successful login is remembered, 0 = no cache */
+	unsigned auth_cache_size; /* entries of the authentication cache */
 	size_t listen_count[CONF_LISTENER_COUNT];
 	struct conf_listen listen[CONF_LISTENER_COUNT][CONF_LISTEN_MAX];
 	struct limits limits;

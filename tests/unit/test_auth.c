@@ -165,7 +165,7 @@ static void test_wrong_password(void **state)
 	unsigned delay = 99;
 	uint64_t id = 99;
 	assert_int_equal(verify(fx, "", "alice", "Secret", "192.0.2.2", &delay, &id), 0);
-	assert_int_equal(delay, 0); /* first failure from this IP */
+	assert_int_equal(delay, 1000); /* the delay applies from the first failure */
 	assert_int_equal(id, 0);
 }
 
@@ -204,7 +204,7 @@ static void test_penalty_grows_and_resets(void **state)
 {
 	struct fixture *fx = *state;
 	const char *ip = "198.51.100.10";
-	static const unsigned expect[] = {0, 1000, 2000, 4000, 8000, 15000, 15000};
+	static const unsigned expect[] = {1000, 2000, 4000, 8000, 15000, 15000, 15000};
 	for (size_t i = 0; i < sizeof(expect) / sizeof(expect[0]); i++)
 		assert_int_equal(cheap_failure(fx, ip), expect[i]);
 	/* A real wrong password counts the same. */
@@ -212,15 +212,15 @@ static void test_penalty_grows_and_resets(void **state)
 	assert_int_equal(verify(fx, "", "alice", "nope", ip, &delay, NULL), 0);
 	assert_int_equal(delay, 15000);
 	/* Other addresses are not affected. */
-	assert_int_equal(cheap_failure(fx, "198.51.100.11"), 0);
+	assert_int_equal(cheap_failure(fx, "198.51.100.11"), 1000);
 	/* Success clears it. */
 	assert_int_equal(verify(fx, "", "alice", "secret", ip, &delay, NULL), 1);
-	assert_int_equal(cheap_failure(fx, ip), 0);
 	assert_int_equal(cheap_failure(fx, ip), 1000);
+	assert_int_equal(cheap_failure(fx, ip), 2000);
 	/* Temporary failures neither count nor get a delay. */
 	assert_int_equal(verify(fx, "", "tmpfail", "x", ip, &delay, NULL), -1);
 	assert_int_equal(delay, 0);
-	assert_int_equal(cheap_failure(fx, ip), 2000);
+	assert_int_equal(cheap_failure(fx, ip), 4000);
 	/* No address (CLI): no penalty. */
 	assert_int_equal(verify(fx, "bob", "alice", "x", NULL, &delay, NULL), 0);
 	assert_int_equal(verify(fx, "bob", "alice", "x", NULL, &delay, NULL), 0);
@@ -231,28 +231,28 @@ static void test_penalty_forgotten(void **state)
 {
 	struct fixture *fx = *state;
 	const char *ip = "203.0.113.20";
-	assert_int_equal(cheap_failure(fx, ip), 0);
 	assert_int_equal(cheap_failure(fx, ip), 1000);
+	assert_int_equal(cheap_failure(fx, ip), 2000);
 	__atomic_add_fetch(&fake_now, 15 * 60 - 1, __ATOMIC_SEQ_CST);
-	assert_int_equal(cheap_failure(fx, ip), 2000); /* still remembered */
+	assert_int_equal(cheap_failure(fx, ip), 4000); /* still remembered */
 	__atomic_add_fetch(&fake_now, 15 * 60, __ATOMIC_SEQ_CST);
-	assert_int_equal(cheap_failure(fx, ip), 0); /* 15 minutes since the last failure */
+	assert_int_equal(cheap_failure(fx, ip), 1000); /* 15 minutes since the last failure */
 }
 
 static void test_penalty_address_forms(void **state)
 {
 	struct fixture *fx = *state;
 	/* IPv6 shares one penalty per /64. */
-	assert_int_equal(cheap_failure(fx, "2001:db8:1:2::1"), 0);
-	assert_int_equal(cheap_failure(fx, "2001:db8:1:2:ffff::9"), 1000);
-	assert_int_equal(cheap_failure(fx, "2001:db8:1:3::1"), 0);
+	assert_int_equal(cheap_failure(fx, "2001:db8:1:2::1"), 1000);
+	assert_int_equal(cheap_failure(fx, "2001:db8:1:2:ffff::9"), 2000);
+	assert_int_equal(cheap_failure(fx, "2001:db8:1:3::1"), 1000);
 	/* IPv4 and its v4-mapped IPv6 form are one address; neighbours are not. */
-	assert_int_equal(cheap_failure(fx, "192.0.2.77"), 0);
-	assert_int_equal(cheap_failure(fx, "::ffff:192.0.2.77"), 1000);
-	assert_int_equal(cheap_failure(fx, "192.0.2.78"), 0);
+	assert_int_equal(cheap_failure(fx, "192.0.2.77"), 1000);
+	assert_int_equal(cheap_failure(fx, "::ffff:192.0.2.77"), 2000);
+	assert_int_equal(cheap_failure(fx, "192.0.2.78"), 1000);
 	/* Anything else is keyed by its text. */
-	assert_int_equal(cheap_failure(fx, "unix:/run/x"), 0);
 	assert_int_equal(cheap_failure(fx, "unix:/run/x"), 1000);
+	assert_int_equal(cheap_failure(fx, "unix:/run/x"), 2000);
 }
 
 static void test_penalty_table_bounded(void **state)
@@ -265,16 +265,16 @@ static void test_penalty_table_bounded(void **state)
 	const unsigned n = 3 * AUTH_PENALTY_SLOTS;
 	for (unsigned i = 0; i < n; i++) {
 		snprintf(ip, sizeof(ip), "10.%u.%u.%u", i >> 16 & 255, i >> 8 & 255, i & 255);
-		assert_int_equal(cheap_failure(fx, ip), 0);
+		assert_int_equal(cheap_failure(fx, ip), 1000);
 	}
 	for (unsigned i = n - 64; i < n; i++) {
 		snprintf(ip, sizeof(ip), "10.%u.%u.%u", i >> 16 & 255, i >> 8 & 255, i & 255);
-		assert_int_equal(cheap_failure(fx, ip), 1000);
+		assert_int_equal(cheap_failure(fx, ip), 2000);
 	}
 	unsigned forgotten = 0;
 	for (unsigned i = 0; i < 64; i++) {
 		snprintf(ip, sizeof(ip), "10.%u.%u.%u", i >> 16 & 255, i >> 8 & 255, i & 255);
-		forgotten += cheap_failure(fx, ip) == 0;
+		forgotten += cheap_failure(fx, ip) == 1000;
 	}
 	assert_true(forgotten > 48); /* at most 4096 of 12288 survive */
 }
@@ -458,18 +458,18 @@ static void test_record_result(void **state)
 	struct fixture *fx = *state;
 	const char *ip = "203.0.113.50";
 	unsigned delay = 99;
-	static const unsigned expect[] = {0, 1000, 2000, 4000};
+	static const unsigned expect[] = {1000, 2000, 4000, 8000};
 	for (size_t i = 0; i < sizeof(expect) / sizeof(expect[0]); i++) {
 		auth_record_result(fx->auth, ip, false, &delay);
 		assert_int_equal(delay, expect[i]);
 	}
 	/* The same table as auth_verify(): a PLAIN failure continues the series. */
-	assert_int_equal(cheap_failure(fx, ip), 8000);
+	assert_int_equal(cheap_failure(fx, ip), 15000);
 	auth_record_result(fx->auth, ip, true, &delay);
 	assert_int_equal(delay, 0);
-	assert_int_equal(cheap_failure(fx, ip), 0); /* cleared */
+	assert_int_equal(cheap_failure(fx, ip), 1000); /* cleared */
 	auth_record_result(fx->auth, ip, false, &delay);
-	assert_int_equal(delay, 1000);
+	assert_int_equal(delay, 2000);
 	/* No address: nothing tracked. */
 	auth_record_result(fx->auth, NULL, false, &delay);
 	assert_int_equal(delay, 0);
