@@ -18,6 +18,7 @@ Standard library only. Reuses bench/run's server classes.
 import importlib.machinery
 import importlib.util
 import mailbox
+import multiprocessing
 import os
 import random
 import re
@@ -156,6 +157,27 @@ def session_latency(c, secs, interval=0.01):
     return out
 
 
+def _churn_process(port, others, churners, stop, done, failed):
+    """Child process: churners threads loop over LOGIN/LOGOUT until stop is set."""
+    def churn(i):
+        user, pw = others[i % len(others)]
+        while not stop.is_set():
+            try:
+                login_once(port, user, pw)
+                with done.get_lock():
+                    done.value += 1
+            except Exception:  # noqa: BLE001 - counted
+                with failed.get_lock():
+                    failed.value += 1
+                return
+
+    th = [threading.Thread(target=churn, args=(i,)) for i in range(churners)]
+    for t in th:
+        t.start()
+    for t in th:
+        t.join()
+
+
 def latency_under_logins(port, worker, others, secs=10.0, churners=20):
     """p50/p99/max ms of SELECT/NOOP (one every 10 ms) alone for secs, then as long again
     while `churners` connections log in and out in a loop. Returns a dict with the number of
@@ -166,36 +188,29 @@ def latency_under_logins(port, worker, others, secs=10.0, churners=20):
         raise RuntimeError("worker login failed: %r" % r)
     session_latency(c, min(1.0, secs))  # warm up
     idle = session_latency(c, secs)
-    stop = threading.Event()
-    done = [0]
-    errors = []
-    lock = threading.Lock()
-
-    def churn(i):
-        user, pw = others[i % len(others)]
-        while not stop.is_set():
-            try:
-                login_once(port, user, pw)
-                with lock:
-                    done[0] += 1
-            except Exception as e:  # noqa: BLE001
-                errors.append(str(e))
-                return
-
-    th = [threading.Thread(target=churn, args=(i,)) for i in range(churners)]
-    for t in th:
-        t.start()
-    time.sleep(min(1.0, secs))  # let every churner be in the middle of a login
-    before = done[0]
-    loaded = session_latency(c, secs)
-    during = done[0] - before
-    stop.set()
-    for t in th:
-        t.join()
+    # The churners run in a child process: their threads must not compete with this one for
+    # Python's interpreter lock, which would show up as latency of the probed session.
+    done = multiprocessing.Value("l", 0)
+    failed = multiprocessing.Value("l", 0)
+    stop = multiprocessing.Event()
+    child = multiprocessing.get_context("fork").Process(
+        target=_churn_process, args=(port, others, churners, stop, done, failed))
+    child.start()
+    try:
+        time.sleep(min(1.0, secs))  # let every churner be in the middle of a login
+        before = done.value
+        loaded = session_latency(c, secs)
+        during = done.value - before
+    finally:
+        stop.set()
+        child.join(60)
+        if child.is_alive():
+            child.kill()
+            child.join()
     c.cmd("LOGOUT")
     c.close()
-    if errors:
-        raise RuntimeError("churn logins failed: %s" % errors[:3])
+    if failed.value:
+        raise RuntimeError("%d churn logins failed" % failed.value)
 
     def summary(v):
         return {"p50": pct(v, 50), "p99": pct(v, 99), "max": max(v)}

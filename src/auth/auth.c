@@ -7,6 +7,7 @@
 
 #include <arpa/inet.h>
 #include <pthread.h>
+#include <sched.h>
 #include <signal.h>
 #include <stdbool.h>
 #include <stdlib.h>
@@ -432,9 +433,15 @@ static void *auth_worker(void *arg)
 {
 	struct auth *auth = arg;
 
-	/* Linux: a thread's nice value is per thread (its tid); failure only costs latency. */
+	/* Linux: nice and policy are per thread. SCHED_IDLE: any event-loop thread that wakes
+	 * preempts a hashing worker at once, yet the workers still progress under full load
+	 * (SCHED_IDLE is a very small weight, not a strict priority). Failure only costs
+	 * latency. */
 	if (setpriority(PRIO_PROCESS, (id_t)gettid(), AUTH_WORKER_NICE) < 0)
 		log_warn("auth: cannot lower the worker threads' priority");
+	struct sched_param sp = {.sched_priority = 0};
+	if (pthread_setschedparam(pthread_self(), SCHED_IDLE, &sp) != 0)
+		log_warn("auth: cannot put the worker threads in SCHED_IDLE");
 
 	pthread_mutex_lock(&auth->lock);
 	for (;;) {
@@ -527,6 +534,14 @@ static void auth_start_workers(struct auth *auth, unsigned count)
 	pthread_sigmask(SIG_SETMASK, &old, NULL);
 }
 
+unsigned auth_default_workers(void)
+{
+	long cores = sysconf(_SC_NPROCESSORS_ONLN);
+	if (cores <= 2)
+		return 1;
+	return cores - 1 > AUTH_MAX_WORKERS ? AUTH_MAX_WORKERS : (unsigned)(cores - 1);
+}
+
 struct auth *auth_new(auth_lookup_fn *lookup, void *lookup_ctx, unsigned worker_threads)
 {
 	if (password_init() < 0)
@@ -551,10 +566,8 @@ struct auth *auth_new(auth_lookup_fn *lookup, void *lookup_ctx, unsigned worker_
 	pthread_cond_init(&auth->cond, NULL);
 
 	auth->cache = auth_cache_new(0, 0);
-	if (worker_threads == 0) {
-		long cores = sysconf(_SC_NPROCESSORS_ONLN);
-		worker_threads = cores > 0 ? (unsigned)(cores > AUTH_MAX_WORKERS ? AUTH_MAX_WORKERS : cores) : 1;
-	}
+	if (worker_threads == 0)
+		worker_threads = auth_default_workers();
 	if (worker_threads > AUTH_MAX_WORKERS)
 		worker_threads = AUTH_MAX_WORKERS;
 	auth_start_workers(auth, worker_threads);

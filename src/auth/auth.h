@@ -33,13 +33,21 @@ typedef int auth_apop_lookup_fn(void *ctx, const char *username, uint64_t *accou
 
 struct auth;
 
-/* Scheduling niceness of the worker threads: password hashing must never delay the event
- * loops of sessions that are already working (a loop thread preempts a worker at once). */
+/* Scheduling of the worker threads: password hashing must never delay the event loops of
+ * sessions that are already working. Workers run in SCHED_IDLE (a loop thread that wakes
+ * preempts them at once) at nice AUTH_WORKER_NICE. */
 #define AUTH_WORKER_NICE 19
 
-/* Start worker_threads workers (0 means one per online core; at most 64: each hash needs
- * 64 MiB), so at most that many hashes run at once and further requests wait in a FIFO.
- * Workers run at nice AUTH_WORKER_NICE. Prepares the dummy hash used for unknown users
+/* The default number of workers: one less than the online cores, at least 1. argon2id is
+ * memory-bound (64 MiB per hash): hashing on every core slows the loops through the shared
+ * caches and memory bus even at the lowest priority (bench/auth_bench.py measured a
+ * session's p99 at 25-35 ms with 2 workers on 2 cores, 5-8 ms with 1). */
+unsigned auth_default_workers(void);
+
+/* Start worker_threads workers (0 means auth_default_workers(); at most 64: each hash
+ * needs 64 MiB), so at most that many hashes run at once and further requests wait in a
+ * FIFO. Workers run in SCHED_IDLE at nice AUTH_WORKER_NICE. Prepares the dummy hash used for
+ * unknown users
  * (costs one hash). Aborts via log_fatal() when libsodium or the threads cannot start.
  * The authentication cache is off until auth_set_cache(). Never NULL. */
 struct auth *auth_new(auth_lookup_fn *lookup, void *lookup_ctx, unsigned worker_threads);

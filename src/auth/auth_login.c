@@ -88,10 +88,14 @@ static enum auth_login_status auth_login_verdict(struct auth_login *login, int r
 	return AUTH_LOGIN_DONE;
 }
 
+/* On the worker thread: the request is complete and the worker no longer touches it, so
+ * the login may be freed from here on (the protocol's wake, e.g. conn_wake(), orders this
+ * before the loop thread's next look). */
 static void auth_login_worker_done(struct auth_request *req, void *ctx)
 {
 	(void)req;
 	struct auth_login *login = ctx;
+	login->pending = false;
 	login->wake(login->ctx);
 }
 
@@ -121,7 +125,7 @@ enum auth_login_status auth_login_password(struct auth_login *login, const char 
 
 enum auth_login_status auth_login_resume(struct auth_login *login)
 {
-	login->pending = false;
+	ASSERT(!login->pending);
 	auth_login_wipe(&login->password);
 	login->req.password = NULL;
 	login->result.result = login->req.result;

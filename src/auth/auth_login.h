@@ -51,8 +51,9 @@ struct auth_login;
  * (conn_wake()) and call auth_login_resume() there. Never NULL. */
 struct auth_login *auth_login_new(struct auth *auth, const char *remote_ip,
                                   void (*wake)(void *ctx), void *ctx);
-/* Wipe every secret and free. Must not be called while AUTH_LOGIN_PENDING (the session
- * holds its connection until the wake). Accepts NULL; sets *login NULL. */
+/* Wipe every secret and free. Must not be called while a password check is running (the
+ * session holds its connection until the wake); after the wake it may be freed without
+ * auth_login_resume() (the connection closed meanwhile). Accepts NULL; sets *login NULL. */
 void auth_login_free(struct auth_login **login);
 
 /* Start a SASL exchange; initial_b64 as in sasl_server_step() (NULL none, "=" empty).

@@ -12,6 +12,7 @@
 
 #include <errno.h>
 #include <pthread.h>
+#include <sched.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -628,6 +629,7 @@ struct nice_probe {
 	pthread_cond_t cond;
 	bool done;
 	int nice;
+	int policy;
 };
 
 static void nice_probe_cb(struct auth_request *req, void *ctx)
@@ -636,8 +638,12 @@ static void nice_probe_cb(struct auth_request *req, void *ctx)
 	struct nice_probe *p = ctx;
 	errno = 0;
 	int n = getpriority(PRIO_PROCESS, (id_t)gettid());
+	int policy = -1;
+	struct sched_param sp;
+	(void)pthread_getschedparam(pthread_self(), &policy, &sp);
 	pthread_mutex_lock(&p->lock);
 	p->nice = n;
+	p->policy = policy;
 	p->done = true;
 	pthread_cond_signal(&p->cond);
 	pthread_mutex_unlock(&p->lock);
@@ -656,8 +662,17 @@ static void test_worker_priority(void **state)
 		pthread_cond_wait(&p.cond, &p.lock);
 	pthread_mutex_unlock(&p.lock);
 	assert_int_equal(p.nice, AUTH_WORKER_NICE);
-	/* The calling thread keeps its own priority. */
+	assert_int_equal(p.policy, SCHED_IDLE);
+	/* The calling thread keeps its own priority and policy. */
 	assert_true(getpriority(PRIO_PROCESS, (id_t)gettid()) < AUTH_WORKER_NICE);
+	int policy;
+	struct sched_param sp;
+	assert_int_equal(pthread_getschedparam(pthread_self(), &policy, &sp), 0);
+	assert_int_equal(policy, SCHED_OTHER);
+	/* Never every core for hashing (unless there is only one). */
+	long cores = sysconf(_SC_NPROCESSORS_ONLN);
+	assert_true(auth_default_workers() >= 1);
+	assert_true(cores <= 1 || (long)auth_default_workers() < cores);
 	pthread_cond_destroy(&p.cond);
 	pthread_mutex_destroy(&p.lock);
 }
