@@ -7,15 +7,21 @@
 
 #include <arpa/inet.h>
 #include <pthread.h>
+#include <sched.h>
 #include <signal.h>
 #include <stdbool.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <sys/resource.h>
 #include <time.h>
+#include <unistd.h>
 
+#include <openssl/crypto.h>
+#include <openssl/evp.h>
 #include <sodium.h>
 
+#include "auth/auth_cache.h"
 #include "auth/password.h"
 #include "core/log.h"
 #include "core/xmalloc.h"
@@ -45,6 +51,9 @@ struct auth {
 	auth_lookup_fn *lookup;
 	void *lookup_ctx;
 	char *dummy_hash; /* hash of a random password, for unknown users */
+	struct auth_cache *cache;
+	auth_apop_lookup_fn *apop_lookup;
+	void *apop_ctx;
 
 	pthread_mutex_t lock; /* protects the queue and stopping */
 	pthread_cond_t cond;
@@ -134,14 +143,13 @@ static struct auth_penalty *auth_penalty_victim(struct auth_penalty *set)
 	return victim;
 }
 
-/* Delay before answering the failure that follows `previous` recent failures. */
+/* Delay before answering the failure that follows `previous` recent failures: from the
+ * first failure on (RFC 4954 §4 and Dovecot's auth_failure_delay), growing after. */
 static unsigned auth_penalty_delay(uint32_t previous)
 {
-	if (previous == 0)
-		return 0;
-	if (previous - 1 >= 4) /* 1000 << 4 = 16000 is already past the ceiling */
+	if (previous >= 4) /* 1000 << 4 = 16000 is already past the ceiling */
 		return AUTH_PENALTY_MAX_MS;
-	unsigned ms = AUTH_PENALTY_FIRST_MS << (previous - 1);
+	unsigned ms = AUTH_PENALTY_FIRST_MS << previous;
 	return ms > AUTH_PENALTY_MAX_MS ? AUTH_PENALTY_MAX_MS : ms;
 }
 
@@ -181,6 +189,14 @@ static void auth_penalty_reset(struct auth *auth, const char *ip)
 
 /* ---- verification ---- */
 
+static uint64_t auth_now(struct auth *auth)
+{
+	pthread_mutex_lock(&auth->penalty_lock);
+	uint64_t now = auth->now();
+	pthread_mutex_unlock(&auth->penalty_lock);
+	return now;
+}
+
 /* Lower-case ASCII letters; other bytes (UTF-8) are left alone. Malloc'd. */
 static char *auth_lowercase_dup(const char *s)
 {
@@ -218,6 +234,11 @@ static int auth_check(struct auth *auth, struct auth_request *req)
 	} else {
 		ASSERT(hash != NULL);
 		ret = password_verify(hash, req->password);
+		if (ret == 1 && auth_cache_enabled(auth->cache)) {
+			unsigned char key[AUTH_CACHE_KEY_LEN];
+			auth_cache_key(auth->cache, id, hash, req->password, key);
+			auth_cache_insert(auth->cache, key, id, auth_now(auth));
+		}
 		if (ret < 0) {
 			/* Locked ("!") or corrupt: a refusal that looks like a wrong password. */
 			log_warn("event=auth_bad_hash user=%s", user);
@@ -232,6 +253,98 @@ static int auth_check(struct auth *auth, struct auth_request *req)
 		xmemzero(hash, strlen(hash));
 		free(hash);
 	}
+	return ret;
+}
+
+void auth_set_cache(struct auth *auth, unsigned ttl_secs, unsigned size)
+{
+	auth_cache_free(&auth->cache);
+	auth->cache = auth_cache_new(ttl_secs, size);
+}
+
+int auth_verify_cached(struct auth *auth, struct auth_request *req)
+{
+	ASSERT(req->username != NULL && req->password != NULL);
+	req->cached = false;
+	if (!auth_cache_enabled(auth->cache) || req->username[0] == '\0')
+		return 0;
+	if (req->authzid != NULL && req->authzid[0] != '\0' &&
+	    strcasecmp(req->authzid, req->username) != 0)
+		return 0;
+	uint64_t id = 0;
+	char *credentials = NULL;
+	if (auth_lookup_credentials(auth, req->username, &id, &credentials) != 1)
+		return 0;
+	unsigned char key[AUTH_CACHE_KEY_LEN];
+	uint64_t cached_id = 0;
+	auth_cache_key(auth->cache, id, credentials, req->password, key);
+	auth_credentials_free(&credentials);
+	bool hit = auth_cache_lookup(auth->cache, key, auth_now(auth), &cached_id);
+	xmemzero(key, sizeof(key));
+	if (!hit || cached_id != id)
+		return 0;
+	req->result = 1;
+	req->account_id = id;
+	req->delay_ms = 0;
+	req->cached = true;
+	if (req->remote_ip != NULL)
+		auth_penalty_reset(auth, req->remote_ip);
+	return 1;
+}
+
+void auth_set_apop_lookup(struct auth *auth, auth_apop_lookup_fn *lookup, void *ctx)
+{
+	auth->apop_lookup = lookup;
+	auth->apop_ctx = ctx;
+}
+
+/* RFC 1939 §7: digest = MD5(banner + secret) as 32 hex digits. Constant-time compare. */
+static bool auth_apop_match(const char *banner, const char *secret, const char *digest)
+{
+	static const char hexdigits[] = "0123456789abcdef";
+	unsigned char md[EVP_MAX_MD_SIZE];
+	unsigned md_len = 0;
+	EVP_MD_CTX *ctx = EVP_MD_CTX_new();
+	bool ok = ctx != NULL && EVP_DigestInit_ex(ctx, EVP_md5(), NULL) == 1 &&
+	          EVP_DigestUpdate(ctx, banner, strlen(banner)) == 1 &&
+	          EVP_DigestUpdate(ctx, secret, strlen(secret)) == 1 &&
+	          EVP_DigestFinal_ex(ctx, md, &md_len) == 1;
+	EVP_MD_CTX_free(ctx);
+	if (!ok || md_len != 16 || strlen(digest) != 32)
+		return false;
+	char want[32], got[32];
+	for (unsigned i = 0; i < 16; i++) {
+		want[2 * i] = hexdigits[md[i] >> 4];
+		want[2 * i + 1] = hexdigits[md[i] & 15];
+	}
+	for (unsigned i = 0; i < 32; i++)
+		got[i] = digest[i] >= 'A' && digest[i] <= 'F' ? (char)(digest[i] + ('a' - 'A'))
+		                                                : digest[i];
+	ok = CRYPTO_memcmp(want, got, sizeof(want)) == 0;
+	xmemzero(md, sizeof(md));
+	xmemzero(want, sizeof(want));
+	return ok;
+}
+
+int auth_verify_apop(struct auth *auth, const char *banner, const char *username,
+                     const char *digest, uint64_t *account_id_r)
+{
+	*account_id_r = 0;
+	if (auth->apop_lookup == NULL || username[0] == '\0')
+		return 0;
+	char *user = auth_lowercase_dup(username);
+	uint64_t id = 0;
+	char *secret = NULL;
+	int ret = auth->apop_lookup(auth->apop_ctx, user, &id, &secret);
+	if (ret < 0)
+		log_error("event=auth_lookup user=%s mech=APOP result=temporary_failure", user);
+	free(user);
+	if (ret == 1) {
+		ret = auth_apop_match(banner, secret, digest) ? 1 : 0;
+		if (ret == 1)
+			*account_id_r = id;
+	}
+	auth_credentials_free(&secret);
 	return ret;
 }
 
@@ -306,6 +419,7 @@ static void auth_process(struct auth *auth, struct auth_request *req)
 	ASSERT(req->username != NULL && req->password != NULL);
 	req->account_id = 0;
 	req->delay_ms = 0;
+	req->cached = false;
 	req->result = auth_check(auth, req);
 	if (req->remote_ip == NULL)
 		return;
@@ -318,6 +432,16 @@ static void auth_process(struct auth *auth, struct auth_request *req)
 static void *auth_worker(void *arg)
 {
 	struct auth *auth = arg;
+
+	/* Linux: nice and policy are per thread. SCHED_IDLE: any event-loop thread that wakes
+	 * preempts a hashing worker at once, yet the workers still progress under full load
+	 * (SCHED_IDLE is a very small weight, not a strict priority). Failure only costs
+	 * latency. */
+	if (setpriority(PRIO_PROCESS, (id_t)gettid(), AUTH_WORKER_NICE) < 0)
+		log_warn("auth: cannot lower the worker threads' priority");
+	struct sched_param sp = {.sched_priority = 0};
+	if (pthread_setschedparam(pthread_self(), SCHED_IDLE, &sp) != 0)
+		log_warn("auth: cannot put the worker threads in SCHED_IDLE");
 
 	pthread_mutex_lock(&auth->lock);
 	for (;;) {
@@ -410,6 +534,14 @@ static void auth_start_workers(struct auth *auth, unsigned count)
 	pthread_sigmask(SIG_SETMASK, &old, NULL);
 }
 
+unsigned auth_default_workers(void)
+{
+	long cores = sysconf(_SC_NPROCESSORS_ONLN);
+	if (cores <= 2)
+		return 1;
+	return cores - 1 > AUTH_MAX_WORKERS ? AUTH_MAX_WORKERS : (unsigned)(cores - 1);
+}
+
 struct auth *auth_new(auth_lookup_fn *lookup, void *lookup_ctx, unsigned worker_threads)
 {
 	if (password_init() < 0)
@@ -433,8 +565,9 @@ struct auth *auth_new(auth_lookup_fn *lookup, void *lookup_ctx, unsigned worker_
 	pthread_mutex_init(&auth->lock, NULL);
 	pthread_cond_init(&auth->cond, NULL);
 
+	auth->cache = auth_cache_new(0, 0);
 	if (worker_threads == 0)
-		worker_threads = 1;
+		worker_threads = auth_default_workers();
 	if (worker_threads > AUTH_MAX_WORKERS)
 		worker_threads = AUTH_MAX_WORKERS;
 	auth_start_workers(auth, worker_threads);
@@ -459,6 +592,7 @@ void auth_free(struct auth **authp)
 	pthread_mutex_destroy(&auth->penalty_lock);
 	free(auth->workers);
 	free(auth->penalties);
+	auth_cache_free(&auth->cache);
 	free(auth->dummy_hash);
 	xmemzero(auth, sizeof(*auth));
 	free(auth);

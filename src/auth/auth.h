@@ -19,17 +19,37 @@
 typedef int auth_lookup_fn(void *ctx, const char *username, uint64_t *account_id_r,
                            char **password_hash_r);
 
+/* The APOP secret lookup (RFC 1939 §7 needs the shared secret in clear). Same contract as
+ * auth_lookup_fn; *secret_r is malloc'd and wiped by auth. Returns 1 found (the account has a
+ * secret), 0 no such account or no secret, -1 temporary error. */
+typedef int auth_apop_lookup_fn(void *ctx, const char *username, uint64_t *account_id_r,
+                                char **secret_r);
+
 /* Penalty schedule (per remote IP, see auth_verify()). */
 #define AUTH_PENALTY_SLOTS 4096            /* remembered IPs; the oldest in a set is overwritten */
 #define AUTH_PENALTY_FORGET_SECS (15 * 60) /* failures older than this are forgotten */
-#define AUTH_PENALTY_FIRST_MS 1000         /* delay after the second failure; doubles each time */
+#define AUTH_PENALTY_FIRST_MS 1000         /* delay of the first failure; doubles each time */
 #define AUTH_PENALTY_MAX_MS 15000          /* ceiling of the delay */
 
 struct auth;
 
-/* Start worker_threads workers (0 means 1; at most 64: each hash needs 64 MiB) and prepare
- * the dummy hash used for unknown users (costs one hash). Aborts via log_fatal() when
- * libsodium or the threads cannot start. Never NULL. */
+/* Scheduling of the worker threads: password hashing must never delay the event loops of
+ * sessions that are already working. Workers run in SCHED_IDLE (a loop thread that wakes
+ * preempts them at once) at nice AUTH_WORKER_NICE. */
+#define AUTH_WORKER_NICE 19
+
+/* The default number of workers: one less than the online cores, at least 1. argon2id is
+ * memory-bound (64 MiB per hash): hashing on every core slows the loops through the shared
+ * caches and memory bus even at the lowest priority (bench/auth_bench.py measured a
+ * session's p99 at 25-35 ms with 2 workers on 2 cores, 5-8 ms with 1). */
+unsigned auth_default_workers(void);
+
+/* Start worker_threads workers (0 means auth_default_workers(); at most 64: each hash
+ * needs 64 MiB), so at most that many hashes run at once and further requests wait in a
+ * FIFO. Workers run in SCHED_IDLE at nice AUTH_WORKER_NICE. Prepares the dummy hash used for
+ * unknown users
+ * (costs one hash). Aborts via log_fatal() when libsodium or the threads cannot start.
+ * The authentication cache is off until auth_set_cache(). Never NULL. */
 struct auth *auth_new(auth_lookup_fn *lookup, void *lookup_ctx, unsigned worker_threads);
 /* Finish every queued request (their callbacks run), join the workers, free. No
  * auth_verify() may be called concurrently or afterwards. Accepts NULL; sets *auth NULL. */
@@ -38,6 +58,21 @@ void auth_free(struct auth **auth);
 /* Test seam: replace the monotonic clock (seconds) used for forgetting penalties. Call
  * before the first request; NULL restores the real clock. */
 void auth_set_clock(struct auth *auth, uint64_t (*now_fn)(void));
+
+/* Turn the authentication cache on (ttl_secs > 0 and size > 0 entries) or off. Call at
+ * start-up, before the first request. See auth_cache.h for what is remembered. */
+void auth_set_cache(struct auth *auth, unsigned ttl_secs, unsigned size);
+
+/* Wire the APOP secret lookup (start-up, before the first request). Without it every APOP
+ * login fails. */
+void auth_set_apop_lookup(struct auth *auth, auth_apop_lookup_fn *lookup, void *ctx);
+
+/* Check an APOP digest (hex MD5 of banner + secret, either case) for username on the
+ * calling thread (cheap). Returns 1 ok (*account_id_r set), 0 wrong digest, unknown user or
+ * no APOP secret, -1 temporary error. No penalty is recorded (auth_record_result()). */
+int auth_verify_apop(struct auth *auth, const char *banner, const char *username,
+                     const char *digest, uint64_t *account_id_r)
+    __attribute__((warn_unused_result));
 
 struct auth_request {
 	/* in: owned by the caller, valid until the callback */
@@ -52,8 +87,10 @@ struct auth_request {
 	int result;          /* 1 ok, 0 bad credentials, -1 temporary failure */
 	uint64_t account_id; /* when result 1 */
 	unsigned delay_ms;   /* when result != 1: how long the protocol waits before answering
-	                        (0 for the first failure from remote_ip within 15 min, then
-	                        1000, 2000, 4000, 8000, 15000, 15000...; 0 for result -1) */
+	                        (1000 for the first failure from remote_ip within 15 min, then
+	                        2000, 4000, 8000, 15000, 15000...; 0 for result -1 and when
+	                        remote_ip is NULL) */
+	bool cached;         /* result 1 came from the authentication cache (no hash ran) */
 };
 
 /* Verify req on a worker thread; cb(req, ctx) runs on that worker thread when done (bounce
@@ -63,6 +100,14 @@ struct auth_request {
  * clears the penalty of remote_ip. */
 void auth_verify(struct auth *auth, struct auth_request *req,
                  void (*cb)(struct auth_request *req, void *ctx), void *ctx);
+
+/* Answer req from the authentication cache on the calling thread (one account look-up,
+ * no hashing; fine on a loop thread). Returns 1 answered: req->result 1, account_id set,
+ * cached true, the penalty of remote_ip cleared, no callback will run. Returns 0 not in the
+ * cache (or the cache is off, or the look-up failed): call auth_verify(), which pays the
+ * full price. Failures are never cached. */
+int auth_verify_cached(struct auth *auth, struct auth_request *req)
+    __attribute__((warn_unused_result));
 
 /* Synchronous form (CLI, tests): queue req, wait for it, return req->result. Never call it
  * from an event-loop thread. */
@@ -91,7 +136,7 @@ int auth_sasl_set_credentials(struct auth *auth, struct sasl_server *sasl, uint6
 /* Feed the outcome of an exchange that was verified outside auth_verify() (SCRAM) into the
  * per-IP penalty, exactly as auth_verify() does for PLAIN and LOGIN: a success clears the
  * penalty of remote_ip (*delay_ms_r 0); a failure counts and *delay_ms_r is how long the
- * protocol waits before answering (0, 1000, 2000, ... 15000). remote_ip NULL: nothing is
+ * protocol waits before answering (1000, 2000, ... 15000). remote_ip NULL: nothing is
  * tracked, delay 0. Thread-safe. */
 void auth_record_result(struct auth *auth, const char *remote_ip, bool success,
                         unsigned *delay_ms_r);

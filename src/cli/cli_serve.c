@@ -51,6 +51,13 @@ static int serve_auth_lookup(void *ctx, const char *username, uint64_t *account_
 	return store_account_lookup(sv->store, username, account_id_r, password_hash_r, NULL);
 }
 
+static int serve_apop_lookup(void *ctx, const char *username, uint64_t *account_id_r,
+			     char **secret_r)
+{
+	struct serve *sv = ctx;
+	return store_account_get_apop(sv->store, username, account_id_r, secret_r);
+}
+
 static void serve_reload(void *ctx)
 {
 	struct serve *sv = ctx;
@@ -144,7 +151,10 @@ static int serve_run(struct serve *sv)
 	}
 	/* ENVELOPE and BODYSTRUCTURE are computed once, at delivery (issue 5). */
 	store_set_summarizer(sv->store, imap_structure_summarize, NULL);
-	sv->auth = auth_new(serve_auth_lookup, sv, 2);
+	/* auth_workers and auth_cache_* take effect at start (a reload keeps them). */
+	sv->auth = auth_new(serve_auth_lookup, sv, sv->conf->auth_workers);
+	auth_set_cache(sv->auth, sv->conf->auth_cache_ttl, sv->conf->auth_cache_size);
+	auth_set_apop_lookup(sv->auth, serve_apop_lookup, sv);
 	sv->net = net_server_new(sv->conf->threads, &sv->conf->limits);
 	if (net_server_load_tls(sv->net, sv->conf->tls_cert, sv->conf->tls_key, &error) < 0) {
 		log_error("TLS: %s", error);

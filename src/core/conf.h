@@ -72,6 +72,9 @@ struct conf {
 	unsigned pop3_login_delay; /* seconds between POP3 logins of one account (0 = none) */
 	unsigned smtp_pregreet_wait; /* seconds port 25 waits before greeting, to catch clients that
 					talk first (0: greet at once) */
+	unsigned auth_workers;	  /* password checks at once (threads), 0 = one per core */
+	unsigned auth_cache_ttl;  /* seconds a successful login is remembered, 0 = no cache */
+	unsigned auth_cache_size; /* entries of the authentication cache */
 	size_t listen_count[CONF_LISTENER_COUNT];
 	struct conf_listen listen[CONF_LISTENER_COUNT][CONF_LISTEN_MAX];
 	struct limits limits;

@@ -26,6 +26,120 @@ void cmd_starttls(struct imap_cmd *cmd)
 	s->io = IMAP_IO_TLS;
 }
 
+/* ---- login: the wire side of auth/auth_login ---- */
+
+static void imap_login_wake(void *ctx)
+{
+	imap_session_op_finished(ctx);
+}
+
+/* A new login attempt for the command tagged tag (replacing any previous one). */
+static struct auth_login *imap_login_new(struct imap_session *s, const char *tag)
+{
+	auth_login_free(&s->login);
+	free(s->auth_tag);
+	s->auth_tag = xstrdup(tag);
+	s->login = auth_login_new(s->server->auth, conn_remote_ip(s->conn), imap_login_wake, s);
+	return s->login;
+}
+
+static void imap_login_end(struct imap_session *s)
+{
+	auth_login_free(&s->login);
+	s->io = IMAP_IO_LINE;
+}
+
+/* The one place where an IMAP login succeeds (LOGIN and AUTHENTICATE). */
+static void imap_login_succeeded(struct imap_session *s, const struct auth_login_result *res)
+{
+	if (!imap_session_admit_login(s, res->account_id)) {
+		imap_login_end(s);
+		imap_tagged(s, s->auth_tag, "NO",
+			    "[LIMIT] Too many sessions of this user from this address");
+		conn_resume(s->conn);
+		return;
+	}
+	s->state = IMAP_STATE_AUTHENTICATED;
+	s->account_id = res->account_id;
+	free(s->user);
+	s->user = xstrdup(res->user);
+	IMAP_LOG(s, "event=login result=ok user=%s mech=%s cached=%s", s->user, res->mech,
+		 res->cached ? "yes" : "no");
+	imap_login_end(s);
+	imap_tagged(s, s->auth_tag, "OK", "[CAPABILITY %s] Logged in", imap_session_capabilities(s));
+	conn_resume(s->conn);
+}
+
+static void imap_login_done(struct imap_session *s)
+{
+	const struct auth_login_result *res = auth_login_result(s->login);
+	if (res->result == 1) {
+		imap_login_succeeded(s, res);
+		return;
+	}
+	if (res->result < 0) {
+		IMAP_LOG(s, "event=login result=tempfail user=%s mech=%s", res->user, res->mech);
+		imap_login_end(s);
+		imap_tagged(s, s->auth_tag, "NO", "[UNAVAILABLE] Temporary authentication failure");
+		conn_resume(s->conn);
+		return;
+	}
+	s->auth_failures++;
+	IMAP_LOG(s, "event=login result=fail user=%s mech=%s delay_ms=%u", res->user, res->mech,
+		 res->delay_ms);
+	unsigned delay = res->delay_ms;
+	auth_login_free(&s->login);
+	/* Answer from the timer, after the penalty; input stays paused meanwhile. */
+	s->io = IMAP_IO_WAIT;
+	conn_pause(s->conn);
+	conn_set_timer(s->conn, delay > 0 ? delay : 1);
+}
+
+void imap_commands_login_failed_answer(struct imap_session *s)
+{
+	s->io = IMAP_IO_LINE;
+	imap_tagged(s, s->auth_tag, "NO", "[AUTHENTICATIONFAILED] Authentication failed");
+	if (s->auth_failures >= s->limits->auth_failures) {
+		imap_session_close(s, "Too many authentication failures");
+		return;
+	}
+	conn_resume(s->conn);
+}
+
+void imap_commands_login_resume(struct imap_session *s)
+{
+	(void)auth_login_resume(s->login);
+	imap_login_done(s);
+}
+
+/* Put what the login driver answered on the wire. */
+static void imap_login_status(struct imap_session *s, enum auth_login_status st,
+			      const char *challenge, const char *error)
+{
+	switch (st) {
+	case AUTH_LOGIN_CHALLENGE:
+		s->io = IMAP_IO_SASL;
+		conn_printf(s->conn, "+ %s\r\n", challenge);
+		return;
+	case AUTH_LOGIN_PENDING:
+		s->async = IMAP_ASYNC_AUTH;
+		s->io = IMAP_IO_WAIT;
+		conn_pause(s->conn);
+		conn_hold(s->conn);
+		return;
+	case AUTH_LOGIN_DONE:
+		s->io = IMAP_IO_LINE;
+		imap_login_done(s);
+		return;
+	case AUTH_LOGIN_CANCELLED:
+	case AUTH_LOGIN_MALFORMED:
+		imap_login_end(s);
+		imap_tagged(s, s->auth_tag, "BAD", "%s",
+			    st == AUTH_LOGIN_CANCELLED ? "Authentication cancelled" : error);
+		return;
+	}
+}
+
 void cmd_login(struct imap_cmd *cmd)
 {
 	struct imap_session *s = cmd->s;
@@ -39,55 +153,8 @@ void cmd_login(struct imap_cmd *cmd)
 		imap_tagged(s, cmd->tag, "NO", "[PRIVACYREQUIRED] Use STARTTLS first");
 		return;
 	}
-	imap_session_verify(s, cmd->tag, NULL, user, password);
-}
-
-static void imap_sasl_end(struct imap_session *s)
-{
-	sasl_server_free(&s->sasl);
-	if (s->io == IMAP_IO_SASL)
-		s->io = IMAP_IO_LINE;
-}
-
-static void imap_sasl_step(struct imap_session *s, const char *response)
-{
-	const char *challenge, *error;
-	int r = sasl_server_step(s->sasl, response, &challenge, &error);
-	if (r == 2) {
-		/* SCRAM: the stored keys are needed before the server-first message. */
-		if (auth_sasl_set_credentials(s->server->auth, s->sasl, &s->sasl_account) < 0) {
-			imap_sasl_end(s);
-			imap_tagged(s, s->sasl_tag, "NO", "[UNAVAILABLE] Temporary failure");
-			return;
-		}
-		r = sasl_server_step(s->sasl, NULL, &challenge, &error);
-	}
-	if (r < 0) {
-		bool cancel = response != NULL && strcmp(response, "*") == 0;
-		imap_sasl_end(s);
-		imap_tagged(s, s->sasl_tag, "BAD", "%s", cancel ? "Authentication cancelled" : error);
-		return;
-	}
-	if (r == 0) {
-		s->io = IMAP_IO_SASL;
-		conn_printf(s->conn, "+ %s\r\n", challenge);
-		return;
-	}
-	s->io = IMAP_IO_LINE;
-	int outcome = sasl_server_outcome(s->sasl);
-	if (outcome >= 0) {
-		char *user = xstrdup(sasl_server_username(s->sasl));
-		unsigned delay = 0;
-		auth_record_result(s->server->auth, conn_remote_ip(s->conn), outcome == 1, &delay);
-		imap_sasl_end(s);
-		imap_session_login_done(s, s->sasl_tag, outcome == 1, s->sasl_account, user, delay);
-		free(user);
-		return;
-	}
-	const char *authzid, *authcid, *password;
-	sasl_server_credentials(s->sasl, &authzid, &authcid, &password);
-	imap_session_verify(s, s->sasl_tag, authzid, authcid, password);
-	imap_sasl_end(s);
+	struct auth_login *login = imap_login_new(s, cmd->tag);
+	imap_login_status(s, auth_login_password(login, NULL, user, password), NULL, NULL);
 }
 
 void cmd_authenticate(struct imap_cmd *cmd)
@@ -108,13 +175,22 @@ void cmd_authenticate(struct imap_cmd *cmd)
 		imap_tagged(s, cmd->tag, "NO", "[PRIVACYREQUIRED] Use STARTTLS first");
 		return;
 	}
-	free(s->sasl_tag);
-	s->sasl_tag = xstrdup(cmd->tag);
-	s->sasl = sasl_server_new(mech, 0);
-	imap_sasl_step(s, n == 2 ? cmd->args[1].str : NULL);
+	const char *challenge, *error;
+	struct auth_login *login = imap_login_new(s, cmd->tag);
+	enum auth_login_status st =
+		auth_login_sasl_start(login, mech, n == 2 ? cmd->args[1].str : NULL, &challenge, &error);
+	imap_login_status(s, st, challenge, error);
 }
 
 void imap_commands_sasl_continue(struct imap_session *s, const char *line)
 {
-	imap_sasl_step(s, line);
+	const char *challenge, *error;
+	enum auth_login_status st = auth_login_sasl_continue(s->login, line, &challenge, &error);
+	imap_login_status(s, st, challenge, error);
+}
+
+void imap_commands_sasl_too_long(struct imap_session *s)
+{
+	imap_login_end(s);
+	imap_tagged(s, s->auth_tag, "BAD", "[TOOBIG] Authentication line too long");
 }

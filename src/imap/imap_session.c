@@ -152,21 +152,6 @@ const char *imap_session_capabilities(struct imap_session *s)
 
 /* ---- authentication ---- */
 
-static void imap_wipe(char **p)
-{
-	if (*p != NULL) {
-		xmemzero(*p, strlen(*p));
-		free(*p);
-		*p = NULL;
-	}
-}
-
-static void imap_auth_cb(struct auth_request *req, void *ctx)
-{
-	(void)req;
-	imap_session_op_finished(ctx);
-}
-
 void imap_session_op_finished(struct imap_session *s)
 {
 	atomic_store(&s->async_finished, true);
@@ -233,33 +218,9 @@ static void imap_on_writable(struct conn *conn, void *ctx)
 	}
 }
 
-void imap_session_verify(struct imap_session *s, const char *tag, const char *authzid,
-			 const char *user, const char *password)
-{
-	free(s->auth_tag);
-	free(s->auth_user);
-	free(s->auth_authzid);
-	imap_wipe(&s->auth_password);
-	s->auth_tag = xstrdup(tag);
-	s->auth_user = xstrdup(user);
-	s->auth_authzid = xstrdup(authzid != NULL ? authzid : "");
-	s->auth_password = xstrdup(password);
-	s->auth_req = (struct auth_request){
-		.authzid = s->auth_authzid,
-		.username = s->auth_user,
-		.password = s->auth_password,
-		.remote_ip = conn_remote_ip(s->conn),
-	};
-	s->async = IMAP_ASYNC_AUTH;
-	s->io = IMAP_IO_WAIT;
-	conn_pause(s->conn);
-	conn_hold(s->conn);
-	auth_verify(s->server->auth, &s->auth_req, imap_auth_cb, s);
-}
-
 /* A login succeeded: count it against limit_sessions_per_user_ip (false: over it) and end
  * the pre-login deadline. */
-static bool imap_session_admit_login(struct imap_session *s, uint64_t account)
+bool imap_session_admit_login(struct imap_session *s, uint64_t account)
 {
 	if (!s->userip_held) {
 		if (userip_acquire(s->server->userip, account, conn_remote_ip(s->conn),
@@ -273,62 +234,6 @@ static bool imap_session_admit_login(struct imap_session *s, uint64_t account)
 	conn_clear_deadline(s->conn);
 	imap_parser_set_limits(s->parser, &imap_session_limits); /* from the next command */
 	return true;
-}
-
-void imap_session_login_done(struct imap_session *s, const char *tag, bool ok, uint64_t account,
-			     const char *user, unsigned delay_ms)
-{
-	if (ok && !imap_session_admit_login(s, account)) {
-		s->io = IMAP_IO_LINE;
-		imap_tagged(s, tag, "NO", "[LIMIT] Too many sessions of this user from this address");
-		conn_resume(s->conn);
-		return;
-	}
-	if (ok) {
-		s->state = IMAP_STATE_AUTHENTICATED;
-		s->account_id = account;
-		free(s->user);
-		s->user = xstrdup(user);
-		IMAP_LOG(s, "event=login result=ok user=%s", user);
-		s->io = IMAP_IO_LINE;
-		imap_tagged(s, tag, "OK", "[CAPABILITY %s] Logged in", imap_session_capabilities(s));
-		conn_resume(s->conn);
-		return;
-	}
-	s->auth_failures++;
-	IMAP_LOG(s, "event=login result=fail user=%s delay_ms=%u", user, delay_ms);
-	if (tag != s->auth_tag) { /* the SASL path passes its own copy */
-		free(s->auth_tag);
-		s->auth_tag = xstrdup(tag);
-	}
-	s->io = IMAP_IO_WAIT;
-	conn_pause(s->conn);
-	conn_set_timer(s->conn, delay_ms > 0 ? delay_ms : 1);
-}
-
-static void imap_login_failed_answer(struct imap_session *s)
-{
-	s->io = IMAP_IO_LINE;
-	imap_tagged(s, s->auth_tag, "NO", "[AUTHENTICATIONFAILED] Authentication failed");
-	if (s->auth_failures >= s->limits->auth_failures) {
-		imap_session_close(s, "Too many authentication failures");
-		return;
-	}
-	conn_resume(s->conn);
-}
-
-static void imap_auth_done(struct imap_session *s)
-{
-	imap_wipe(&s->auth_password);
-	struct auth_request *req = &s->auth_req;
-	if (req->result < 0) {
-		s->io = IMAP_IO_LINE;
-		imap_tagged(s, s->auth_tag, "NO", "[UNAVAILABLE] Temporary authentication failure");
-		conn_resume(s->conn);
-		return;
-	}
-	imap_session_login_done(s, s->auth_tag, req->result == 1, req->account_id, s->auth_user,
-				req->delay_ms);
 }
 
 /* ---- selected mailbox ---- */
@@ -526,12 +431,8 @@ static void imap_session_free(struct imap_session *s)
 	if (s->userip_held)
 		userip_release(s->server->userip, s->account_id, conn_remote_ip(s->conn));
 	imap_session_unselect(s);
-	sasl_server_free(&s->sasl);
-	imap_wipe(&s->auth_password);
+	auth_login_free(&s->login);
 	free(s->auth_tag);
-	free(s->auth_user);
-	free(s->auth_authzid);
-	free(s->sasl_tag);
 	free(s->idle_tag);
 	free(s->op_tag);
 	free(s->user);
@@ -638,18 +539,20 @@ static void imap_on_input(struct conn *conn, void *ctx)
 		case IMAP_IO_LINE:
 		case IMAP_IO_SASL:
 		case IMAP_IO_IDLE:
-			r = conn_read_line(conn, line_max, &line, &len);
+			/* RFC 4954 §4's SASL line limit for AUTHENTICATE continuations. */
+			r = conn_read_line(conn,
+					   s->io == IMAP_IO_SASL ? AUTH_LOGIN_LINE_MAX + 2 : line_max,
+					   &line, &len);
 			if (r == 0)
 				return;
 			if (r < 0) {
 				imap_parser_reset(s->parser);
 				arena_reset(s->cmd);
 				cmd_append_spool_free(s);
-				if (s->io == IMAP_IO_SASL) {
-					sasl_server_free(&s->sasl);
-					s->io = IMAP_IO_LINE;
-				}
-				imap_tagged(s, NULL, "BAD", "[TOOBIG] Command line too long");
+				if (s->io == IMAP_IO_SASL)
+					imap_commands_sasl_too_long(s);
+				else
+					imap_tagged(s, NULL, "BAD", "[TOOBIG] Command line too long");
 				continue;
 			}
 			if (s->io == IMAP_IO_SASL) {
@@ -700,7 +603,7 @@ static void imap_on_timer(struct conn *conn, void *ctx)
 	(void)conn;
 	struct imap_session *s = ctx;
 	if (s->io == IMAP_IO_WAIT && s->async == IMAP_ASYNC_NONE)
-		imap_login_failed_answer(s);
+		imap_commands_login_failed_answer(s);
 }
 
 static void imap_on_wake(struct conn *conn, void *ctx)
@@ -718,7 +621,7 @@ static void imap_on_wake(struct conn *conn, void *ctx)
 			return;
 		}
 		if (what == IMAP_ASYNC_AUTH) {
-			imap_auth_done(s);
+			imap_commands_login_resume(s);
 		} else {
 			s->io = IMAP_IO_LINE;
 			s->op_done(s);

@@ -10,6 +10,7 @@
 #include <stdint.h>
 
 #include "auth/auth.h"
+#include "auth/auth_login.h"
 #include "auth/sasl.h"
 #include "core/arena.h"
 #include "core/buf.h"
@@ -85,11 +86,8 @@ struct imap_session {
 	unsigned errors, auth_failures;
 
 	/* authentication */
-	struct sasl_server *sasl;
-	char *sasl_tag;
-	uint64_t sasl_account;
-	struct auth_request auth_req;
-	char *auth_tag, *auth_user, *auth_authzid, *auth_password;
+	struct auth_login *login; /* LOGIN or AUTHENTICATE in progress */
+	char *auth_tag;		  /* its tag */
 	enum imap_async async;
 	atomic_bool async_finished; /* set by the worker/writer before its conn_wake() */
 	void (*op_done)(struct imap_session *s); /* IMAP_ASYNC_OP: runs on the loop thread */
@@ -137,12 +135,10 @@ void imap_session_close(struct imap_session *s, const char *bye);
 const char *imap_session_capabilities(struct imap_session *s);
 /* Plaintext authentication (LOGIN, AUTHENTICATE PLAIN/LOGIN) allowed now? */
 bool imap_session_plaintext_ok(const struct imap_session *s);
-/* Verify user/password off the loop; the tagged reply follows. */
-void imap_session_verify(struct imap_session *s, const char *tag, const char *authzid,
-			 const char *user, const char *password);
-/* Credentials are good (or bad): finish LOGIN/AUTHENTICATE with tag. */
-void imap_session_login_done(struct imap_session *s, const char *tag, bool ok, uint64_t account,
-			     const char *user, unsigned delay_ms);
+/* A login succeeded for account: count it against limit_sessions_per_user_ip (false: over
+ * the cap, logged; the caller answers NO [LIMIT]), end the pre-login deadline and give the
+ * parser the limits of a logged-in session. */
+bool imap_session_admit_login(struct imap_session *s, uint64_t account);
 /* Start an asynchronous store operation for the command tagged tag: input pauses until the
  * store's callback (any thread) calls imap_session_op_finished(); then done(s) runs on the
  * loop thread (it answers the command and frees s->op), and input resumes. */
@@ -180,6 +176,12 @@ void imap_session_unselect(struct imap_session *s);
 void imap_commands_execute(struct imap_session *s);
 /* An AUTHENTICATE continuation line. */
 void imap_commands_sasl_continue(struct imap_session *s, const char *line);
+/* An AUTHENTICATE continuation line over AUTH_LOGIN_LINE_MAX: tagged BAD, exchange over. */
+void imap_commands_sasl_too_long(struct imap_session *s);
+/* The password check of a LOGIN/AUTHENTICATE finished (on_wake): answer or wait. */
+void imap_commands_login_resume(struct imap_session *s);
+/* The penalty delay of a failed login is over: the tagged NO (and BYE at the limit). */
+void imap_commands_login_failed_answer(struct imap_session *s);
 /* A line during IDLE ("DONE" ends it, RFC 2177). */
 void imap_commands_idle_line(struct imap_session *s, const char *line);
 /* A literal was announced (the parser returned 0): when it is a message of the APPEND being

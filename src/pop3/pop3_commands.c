@@ -7,8 +7,6 @@
 #include <string.h>
 #include <strings.h>
 
-#include <openssl/evp.h>
-
 #include "core/log.h"
 #include "core/xmalloc.h"
 #include "core/banned.h"
@@ -96,33 +94,9 @@ static void cmd_pass(struct pop3_session *s, struct pop3_command *cmd)
 		pop3_reply(s, "-ERR No user name given (USER first)");
 		return;
 	}
-	pop3_session_verify(s, NULL, s->user, cmd->argv[0]);
-}
-
-/* RFC 1939 §7: digest = MD5(banner + secret) in hex. Compared in constant time. */
-static bool pop3_apop_match(const char *banner, const char *secret, const char *digest)
-{
-	unsigned char md[EVP_MAX_MD_SIZE];
-	unsigned int md_len = 0;
-	EVP_MD_CTX *ctx = EVP_MD_CTX_new();
-	bool ok = ctx != NULL && EVP_DigestInit_ex(ctx, EVP_md5(), NULL) == 1 &&
-		  EVP_DigestUpdate(ctx, banner, strlen(banner)) == 1 &&
-		  EVP_DigestUpdate(ctx, secret, strlen(secret)) == 1 &&
-		  EVP_DigestFinal_ex(ctx, md, &md_len) == 1;
-	EVP_MD_CTX_free(ctx);
-	if (!ok || strlen(digest) != 2 * (size_t)md_len)
-		return false;
-	char hex[2 * EVP_MAX_MD_SIZE + 1];
-	for (unsigned i = 0; i < md_len; i++)
-		snprintf(hex + 2 * i, 3, "%02x", md[i]);
-	unsigned char diff = 0;
-	for (size_t i = 0; i < 2 * (size_t)md_len; i++) {
-		char d = digest[i];
-		if (d >= 'A' && d <= 'F')
-			d = (char)(d + ('a' - 'A'));
-		diff |= (unsigned char)(hex[i] ^ d);
-	}
-	return diff == 0;
+	struct auth_login *login = pop3_session_login_new(s);
+	pop3_session_login_status(s, auth_login_password(login, NULL, s->user, cmd->argv[0]),
+				  NULL, NULL);
 }
 
 static void cmd_apop(struct pop3_session *s, struct pop3_command *cmd)
@@ -131,81 +105,10 @@ static void cmd_apop(struct pop3_session *s, struct pop3_command *cmd)
 		pop3_reply(s, "-ERR APOP is not enabled on this server");
 		return;
 	}
-	uint64_t id = 0;
-	char *secret = NULL;
-	int r = store_account_get_apop(s->server->store, cmd->argv[0], &id, &secret);
-	bool ok = r == 1 && pop3_apop_match(s->apop_banner, secret, cmd->argv[1]);
-	if (secret != NULL) {
-		xmemzero(secret, strlen(secret));
-		free(secret);
-	}
-	free(s->auth_user);
-	s->auth_user = xstrdup(cmd->argv[0]);
-	if (r < 0) {
-		pop3_reply(s, "-ERR [SYS/TEMP] Temporary authentication failure");
-		return;
-	}
-	unsigned delay = 0;
-	auth_record_result(s->server->auth, conn_remote_ip(s->conn), ok, &delay);
-	if (ok) {
-		pop3_session_login(s, id, cmd->argv[0]);
-		return;
-	}
-	pop3_session_login_failed(s, delay);
-}
-
-/* SCRAM verified the proof itself: log in, or fail with the shared per-IP penalty. */
-static void pop3_sasl_verified(struct pop3_session *s, int outcome, uint64_t account_id)
-{
-	free(s->auth_user);
-	s->auth_user = xstrdup(sasl_server_username(s->sasl));
-	sasl_server_free(&s->sasl);
-	unsigned delay = 0;
-	auth_record_result(s->server->auth, conn_remote_ip(s->conn), outcome == 1, &delay);
-	if (outcome == 1)
-		pop3_session_login(s, account_id, s->auth_user);
-	else
-		pop3_session_login_failed(s, delay);
-}
-
-static void pop3_sasl_step(struct pop3_session *s, const char *response)
-{
-	const char *challenge, *error;
-	int r = sasl_server_step(s->sasl, response, &challenge, &error);
-	if (r == 2) {
-		/* SCRAM needs the user's stored keys before its server-first message. */
-		if (auth_sasl_set_credentials(s->server->auth, s->sasl, &s->sasl_account) < 0) {
-			sasl_server_free(&s->sasl);
-			pop3_session_set_state(s, POP3_STATE_AUTHORIZATION);
-			pop3_reply(s, "-ERR [SYS/TEMP] Temporary authentication failure");
-			return;
-		}
-		r = sasl_server_step(s->sasl, NULL, &challenge, &error);
-	}
-	if (r < 0) {
-		sasl_server_free(&s->sasl);
-		pop3_session_set_state(s, POP3_STATE_AUTHORIZATION);
-		if (response != NULL && strcmp(response, "*") == 0)
-			pop3_reply(s, "-ERR Authentication cancelled");
-		else
-			pop3_replyf(s, "-ERR [AUTH] %s", error);
-		return;
-	}
-	if (r == 0) {
-		pop3_session_set_state(s, POP3_STATE_SASL);
-		conn_printf(s->conn, "+ %s\r\n", challenge);
-		return;
-	}
-	pop3_session_set_state(s, POP3_STATE_AUTHORIZATION);
-	int outcome = sasl_server_outcome(s->sasl);
-	if (outcome >= 0) {
-		pop3_sasl_verified(s, outcome, s->sasl_account);
-		return;
-	}
-	const char *authzid, *authcid, *password;
-	sasl_server_credentials(s->sasl, &authzid, &authcid, &password);
-	pop3_session_verify(s, authzid, authcid, password);
-	sasl_server_free(&s->sasl);
+	struct auth_login *login = pop3_session_login_new(s);
+	pop3_session_login_status(s, auth_login_apop(login, s->apop_banner, cmd->argv[0],
+						     cmd->argv[1]),
+				  NULL, NULL);
 }
 
 static void cmd_auth(struct pop3_session *s, struct pop3_command *cmd)
@@ -237,13 +140,18 @@ static void cmd_auth(struct pop3_session *s, struct pop3_command *cmd)
 		pop3_reply(s, pop3_plaintext_refused);
 		return;
 	}
-	s->sasl = sasl_server_new(mech, 0);
-	pop3_sasl_step(s, cmd->argc == 2 ? cmd->argv[1] : NULL);
+	const char *challenge, *error;
+	struct auth_login *login = pop3_session_login_new(s);
+	enum auth_login_status st = auth_login_sasl_start(
+		login, mech, cmd->argc == 2 ? cmd->argv[1] : NULL, &challenge, &error);
+	pop3_session_login_status(s, st, challenge, error);
 }
 
 void pop3_commands_sasl_continue(struct pop3_session *s, const char *line)
 {
-	pop3_sasl_step(s, line);
+	const char *challenge, *error;
+	enum auth_login_status st = auth_login_sasl_continue(s->login, line, &challenge, &error);
+	pop3_session_login_status(s, st, challenge, error);
 }
 
 static void cmd_stls(struct pop3_session *s, struct pop3_command *cmd)

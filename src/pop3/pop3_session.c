@@ -7,6 +7,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <sys/random.h>
 #include <time.h>
 #include <unistd.h>
@@ -128,11 +129,13 @@ void pop3_reply(struct pop3_session *s, const char *line)
 {
 	if (s->state == POP3_STATE_CLOSING || s->closed)
 		return;
-	conn_printf(s->conn, "%s\r\n", line);
 	if (strncmp(line, "-ERR", 4) == 0 && ++s->errors >= s->limits->errors) {
+		/* One line per command: the reply that reaches the limit is the last line. */
 		POP3_LOG(s, "event=disconnect reason=too-many-errors errors=%u", s->errors);
-		pop3_session_close(s, "-ERR Too many bad commands, closing connection");
+		pop3_session_close(s, line);
+		return;
 	}
+	conn_printf(s->conn, "%s\r\n", line);
 }
 
 void pop3_replyf(struct pop3_session *s, const char *fmt, ...)
@@ -150,15 +153,6 @@ bool pop3_session_plaintext_ok(const struct pop3_session *s)
 	return conn_is_tls(s->conn) || s->conf->allow_plaintext_auth;
 }
 
-static void pop3_wipe(char **p)
-{
-	if (*p != NULL) {
-		xmemzero(*p, strlen(*p));
-		free(*p);
-		*p = NULL;
-	}
-}
-
 static void pop3_session_free(struct pop3_session *s)
 {
 	if (s->userip_held)
@@ -167,10 +161,7 @@ static void pop3_session_free(struct pop3_session *s)
 		pop3_drop_unlock(s->server, s->account_id);
 	if (s->fd >= 0)
 		close(s->fd);
-	sasl_server_free(&s->sasl);
-	pop3_wipe(&s->auth_password);
-	free(s->auth_user);
-	free(s->auth_authzid);
+	auth_login_free(&s->login);
 	free(s->user);
 	free(s->msgs);
 	free(s->expunge_uids);
@@ -179,35 +170,50 @@ static void pop3_session_free(struct pop3_session *s)
 	free(s);
 }
 
-/* ---- login ---- */
+/* ---- login: the wire side of auth/auth_login ---- */
 
-static void pop3_auth_cb(struct auth_request *req, void *ctx)
+static void pop3_login_wake(void *ctx)
 {
-	(void)req;
 	struct pop3_session *s = ctx;
 	conn_wake(s->conn);
 }
 
-void pop3_session_verify(struct pop3_session *s, const char *authzid, const char *user,
-			 const char *password)
+struct auth_login *pop3_session_login_new(struct pop3_session *s)
 {
-	free(s->auth_user);
-	free(s->auth_authzid);
-	pop3_wipe(&s->auth_password);
-	s->auth_user = xstrdup(user);
-	s->auth_authzid = xstrdup(authzid != NULL ? authzid : "");
-	s->auth_password = xstrdup(password);
-	s->auth_req = (struct auth_request){
-		.authzid = s->auth_authzid,
-		.username = s->auth_user,
-		.password = s->auth_password,
-		.remote_ip = conn_remote_ip(s->conn),
-	};
-	s->async = POP3_ASYNC_AUTH;
-	pop3_session_set_state(s, POP3_STATE_WAIT);
-	conn_pause(s->conn);
-	conn_hold(s->conn);
-	auth_verify(s->server->auth, &s->auth_req, pop3_auth_cb, s);
+	auth_login_free(&s->login);
+	s->login = auth_login_new(s->server->auth, conn_remote_ip(s->conn), pop3_login_wake, s);
+	return s->login;
+}
+
+static void pop3_login_done(struct pop3_session *s);
+
+void pop3_session_login_status(struct pop3_session *s, enum auth_login_status st,
+			       const char *challenge, const char *error)
+{
+	switch (st) {
+	case AUTH_LOGIN_CHALLENGE:
+		pop3_session_set_state(s, POP3_STATE_SASL);
+		conn_printf(s->conn, "+ %s\r\n", challenge);
+		return;
+	case AUTH_LOGIN_PENDING:
+		s->async = POP3_ASYNC_AUTH;
+		pop3_session_set_state(s, POP3_STATE_WAIT);
+		conn_pause(s->conn);
+		conn_hold(s->conn);
+		return;
+	case AUTH_LOGIN_DONE:
+		pop3_login_done(s);
+		return;
+	case AUTH_LOGIN_CANCELLED:
+	case AUTH_LOGIN_MALFORMED:
+		auth_login_free(&s->login);
+		pop3_session_set_state(s, POP3_STATE_AUTHORIZATION);
+		if (st == AUTH_LOGIN_CANCELLED)
+			pop3_reply(s, "-ERR Authentication cancelled");
+		else
+			pop3_replyf(s, "-ERR [AUTH] %s", error);
+		return;
+	}
 }
 
 static void pop3_snapshot_cb(void *ctx, const struct store_entry *e)
@@ -238,7 +244,9 @@ static bool pop3_session_admit_login(struct pop3_session *s, uint64_t account_id
 	return true;
 }
 
-void pop3_session_login(struct pop3_session *s, uint64_t account_id, const char *user)
+/* The one place where a POP3 login succeeds (credentials verified): lock and snapshot
+ * the maildrop, enter TRANSACTION. */
+static void pop3_login_succeeded(struct pop3_session *s, uint64_t account_id, const char *user)
 {
 	pop3_session_set_state(s, POP3_STATE_AUTHORIZATION);
 	int lock = pop3_drop_lock(s->server, account_id, s->conf->pop3_login_delay);
@@ -281,47 +289,51 @@ void pop3_session_login(struct pop3_session *s, uint64_t account_id, const char 
 		    (unsigned long long)total);
 }
 
-void pop3_session_login_failed(struct pop3_session *s, unsigned delay_ms)
+static void pop3_login_done(struct pop3_session *s)
 {
-	s->auth_failures++;
-	POP3_LOG(s, "event=login result=fail user=%s delay_ms=%u",
-		 s->auth_user != NULL ? s->auth_user : "", delay_ms);
-	if (delay_ms > 0) {
-		pop3_session_set_state(s, POP3_STATE_WAIT);
-		conn_pause(s->conn);
-		conn_set_timer(s->conn, delay_ms);
-		return;
-	}
-	conn_set_timer(s->conn, 1); /* answer from the timer path too, to keep one code path */
-	pop3_session_set_state(s, POP3_STATE_WAIT);
-	conn_pause(s->conn);
-}
-
-static void pop3_login_failed_answer(struct pop3_session *s)
-{
+	const struct auth_login_result *res = auth_login_result(s->login);
 	pop3_session_set_state(s, POP3_STATE_AUTHORIZATION);
-	pop3_reply(s, "-ERR [AUTH] Authentication failed");
-	if (s->auth_failures >= s->limits->auth_failures) {
-		pop3_session_close(s, "-ERR Too many authentication failures");
+	if (res->result == 1) {
+		POP3_LOG(s, "event=auth result=ok user=%s mech=%s cached=%s", res->user, res->mech,
+			 res->cached ? "yes" : "no");
+		char *user = xstrdup(res->user);
+		uint64_t account_id = res->account_id;
+		auth_login_free(&s->login);
+		pop3_login_succeeded(s, account_id, user);
+		free(user);
 		return;
 	}
-	conn_resume(s->conn);
-}
-
-static void pop3_auth_done(struct pop3_session *s)
-{
-	pop3_wipe(&s->auth_password);
-	struct auth_request *req = &s->auth_req;
-	if (req->result == 1) {
-		pop3_session_login(s, req->account_id, s->auth_user);
-		return;
-	}
-	if (req->result < 0) {
-		pop3_session_set_state(s, POP3_STATE_AUTHORIZATION);
+	if (res->result < 0) {
+		POP3_LOG(s, "event=login result=tempfail user=%s mech=%s", res->user, res->mech);
+		auth_login_free(&s->login);
 		pop3_reply(s, "-ERR [SYS/TEMP] Temporary authentication failure");
 		return;
 	}
-	pop3_session_login_failed(s, req->delay_ms);
+	s->auth_failures++;
+	POP3_LOG(s, "event=login result=fail user=%s mech=%s delay_ms=%u", res->user, res->mech,
+		 res->delay_ms);
+	unsigned delay = res->delay_ms;
+	auth_login_free(&s->login);
+	/* Answer from the timer, after the penalty; input stays paused meanwhile. */
+	pop3_session_set_state(s, POP3_STATE_WAIT);
+	conn_pause(s->conn);
+	conn_set_timer(s->conn, delay > 0 ? delay : 1);
+}
+
+/* The reply to a failed login, after its delay: exactly one line, also when the failure
+ * ends the session. */
+static void pop3_login_failed_answer(struct pop3_session *s)
+{
+	pop3_session_set_state(s, POP3_STATE_AUTHORIZATION);
+	if (s->auth_failures >= s->limits->auth_failures) {
+		POP3_LOG(s, "event=disconnect reason=too-many-auth-failures failures=%u",
+			 s->auth_failures);
+		pop3_session_close(s, "-ERR [AUTH] Authentication failed; too many failures, closing");
+		return;
+	}
+	pop3_reply(s, "-ERR [AUTH] Authentication failed");
+	if (s->state == POP3_STATE_AUTHORIZATION)
+		conn_resume(s->conn);
 }
 
 /* ---- RETR / TOP ---- */
@@ -550,15 +562,24 @@ static void pop3_on_input(struct conn *conn, void *ctx)
 			      s->state == POP3_STATE_TRANSACTION || s->state == POP3_STATE_SASL)) {
 		char *line;
 		size_t len;
-		int r = conn_read_line(conn, s->limits->command_line, &line, &len);
+		/* AUTH lines carry SASL responses: RFC 4954's 12,288 octets apply as in SMTP
+		 * (RFC 5034 §4 sets no smaller limit); other commands keep the line limit. */
+		size_t max = s->limits->command_line;
+		if (s->state != POP3_STATE_TRANSACTION && max < AUTH_LOGIN_LINE_MAX + 2)
+			max = AUTH_LOGIN_LINE_MAX + 2;
+		int r = conn_read_line(conn, max, &line, &len);
 		if (r == 0)
 			return;
 		arena_reset(s->cmd);
 		if (r < 0) {
 			if (s->state == POP3_STATE_SASL) {
-				sasl_server_free(&s->sasl);
+				auth_login_free(&s->login);
 				pop3_session_set_state(s, POP3_STATE_AUTHORIZATION);
 			}
+			pop3_reply(s, "-ERR Line too long");
+		} else if (s->state == POP3_STATE_AUTHORIZATION && len + 2 > s->limits->command_line &&
+			   !(len > 5 && strncasecmp(line, "AUTH ", 5) == 0)) {
+			xmemzero(line, len);
 			pop3_reply(s, "-ERR Line too long");
 		} else if (s->state == POP3_STATE_SASL) {
 			pop3_commands_sasl_continue(s, line);
@@ -643,8 +664,10 @@ static void pop3_on_wake(struct conn *conn, void *ctx)
 		conn_unhold(conn);
 		return;
 	}
-	if (what == POP3_ASYNC_AUTH)
-		pop3_auth_done(s);
+	if (what == POP3_ASYNC_AUTH) {
+		(void)auth_login_resume(s->login);
+		pop3_login_done(s);
+	}
 	else if (what == POP3_ASYNC_EXPUNGE)
 		pop3_update_done(s);
 	conn_unhold(conn);

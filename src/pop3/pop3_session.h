@@ -8,6 +8,7 @@
 #include <stdint.h>
 
 #include "auth/auth.h"
+#include "auth/auth_login.h"
 #include "auth/sasl.h"
 #include "core/arena.h"
 #include "core/conf.h"
@@ -60,11 +61,8 @@ struct pop3_session {
 	char apop_banner[160]; /* "" when APOP is not offered */
 
 	/* authorization */
-	char *user; /* from USER */
-	struct sasl_server *sasl;
-	uint64_t sasl_account; /* SCRAM: the account whose keys were looked up */
-	struct auth_request auth_req;
-	char *auth_user, *auth_authzid, *auth_password;
+	char *user;		  /* from USER */
+	struct auth_login *login; /* a login attempt in progress */
 
 	/* transaction */
 	uint64_t account_id;
@@ -95,13 +93,12 @@ void pop3_reply(struct pop3_session *s, const char *line);
 void pop3_replyf(struct pop3_session *s, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 void pop3_session_set_state(struct pop3_session *s, enum pop3_state state);
 void pop3_session_close(struct pop3_session *s, const char *reply);
-/* Verify username/password off the loop; login follows on success. */
-void pop3_session_verify(struct pop3_session *s, const char *authzid, const char *user,
-			 const char *password);
-/* Credentials are good: lock and snapshot the maildrop, enter TRANSACTION. */
-void pop3_session_login(struct pop3_session *s, uint64_t account_id, const char *user);
-/* A failed login: count it, answer after the penalty. */
-void pop3_session_login_failed(struct pop3_session *s, unsigned delay_ms);
+/* A new login attempt (replacing any previous one), owned by the session. */
+struct auth_login *pop3_session_login_new(struct pop3_session *s);
+/* Put what the login driver answered on the wire: a "+ " continuation, a wait for the
+ * password check, or the verdict (login, or -ERR after the penalty delay). */
+void pop3_session_login_status(struct pop3_session *s, enum auth_login_status st,
+			       const char *challenge, const char *error);
 /* Start sending message n (1-based) whole (top = false) or its header and `lines` lines. */
 void pop3_session_stream(struct pop3_session *s, uint32_t n, bool top, uint64_t lines);
 /* QUIT in TRANSACTION: remove the deleted messages, then say goodbye. */

@@ -389,92 +389,46 @@ static void cmd_starttls(struct smtp_session *s, struct smtp_command *cmd)
 	smtp_session_set_state(s, SMTP_STATE_TLS);
 }
 
-/* ---- AUTH (RFC 4954) ---- */
+/* ---- AUTH (RFC 4954): the wire side of auth/auth_login ---- */
 
-static void smtp_auth_verify_cb(struct auth_request *req, void *ctx)
+static void smtp_auth_wake(void *ctx)
 {
-	(void)req;
 	struct smtp_session *s = ctx;
 	conn_wake(s->conn);
 }
 
-/* SCRAM asked for the user's stored keys: look them up here on the loop thread (a store
- * read, no hashing) and continue with the server-first step. -1: temporary failure, the
- * exchange is over and answered. */
-static int smtp_auth_scram_keys(struct smtp_session *s)
+/* What the login driver said, on the wire. */
+static void smtp_auth_status(struct smtp_session *s, enum auth_login_status st,
+			     const char *challenge, const char *error)
 {
-	if (auth_sasl_set_credentials(s->server->auth, s->sasl, &s->auth_account) == 0)
-		return 0;
-	SMTP_LOG(s, "event=auth result=tempfail user=%s mech=SCRAM-SHA-256",
-		 sasl_server_username(s->sasl));
-	sasl_server_free(&s->sasl);
-	smtp_session_set_state(s, SMTP_STATE_COMMAND);
-	smtp_reply(s, "454 4.7.0 Temporary authentication failure");
-	return -1;
-}
-
-/* A mechanism that verified the client itself (SCRAM) finished: apply the same per-IP
- * penalty and replies as a PLAIN/LOGIN verification. */
-static void smtp_auth_verified(struct smtp_session *s, int outcome)
-{
-	s->auth_user = arena_strdup(s->arena, sasl_server_username(s->sasl));
-	s->auth_req = (struct auth_request){
-		.result = outcome == 1 ? 1 : 0,
-		.account_id = outcome == 1 ? s->auth_account : 0,
-	};
-	auth_record_result(s->server->auth, conn_remote_ip(s->conn), outcome == 1,
-			   &s->auth_req.delay_ms);
-	sasl_server_free(&s->sasl);
-	smtp_session_set_state(s, SMTP_STATE_COMMAND);
-	smtp_commands_auth_done(s);
-}
-
-static void smtp_auth_step(struct smtp_session *s, const char *response)
-{
-	const char *challenge, *error;
-	int r = sasl_server_step(s->sasl, response, &challenge, &error);
-	if (r == 2) {
-		if (smtp_auth_scram_keys(s) < 0)
-			return;
-		r = sasl_server_step(s->sasl, NULL, &challenge, &error);
-	}
-	if (r < 0) {
-		sasl_server_free(&s->sasl);
-		smtp_session_set_state(s, SMTP_STATE_COMMAND);
-		if (response != NULL && strcmp(response, "*") == 0)
-			smtp_reply(s, "501 5.7.0 Authentication aborted");
-		else
-			smtp_replyf(s, "501 5.5.2 %s", error);
-		return;
-	}
-	if (r == 0) {
+	switch (st) {
+	case AUTH_LOGIN_CHALLENGE:
 		/* SCRAM's server-final goes here too: "334 <v=...>" answered by an empty line,
 		 * then 235 (RFC 4954 §4: SMTP has no additional data with 235). */
 		smtp_session_set_state(s, SMTP_STATE_AUTH);
 		conn_printf(s->conn, "334 %s\r\n", challenge);
 		return;
-	}
-	int outcome = sasl_server_outcome(s->sasl);
-	if (outcome >= 0) {
-		smtp_auth_verified(s, outcome);
+	case AUTH_LOGIN_PENDING:
+		s->async = SMTP_ASYNC_AUTH;
+		smtp_session_set_state(s, SMTP_STATE_WAIT);
+		conn_pause(s->conn);
+		conn_hold(s->conn);
+		return;
+	case AUTH_LOGIN_DONE:
+		smtp_session_set_state(s, SMTP_STATE_COMMAND);
+		smtp_commands_auth_done(s);
+		return;
+	case AUTH_LOGIN_CANCELLED:
+		auth_login_free(&s->login);
+		smtp_session_set_state(s, SMTP_STATE_COMMAND);
+		smtp_reply(s, "501 5.7.0 Authentication aborted");
+		return;
+	case AUTH_LOGIN_MALFORMED:
+		auth_login_free(&s->login);
+		smtp_session_set_state(s, SMTP_STATE_COMMAND);
+		smtp_replyf(s, "501 5.5.2 %s", error);
 		return;
 	}
-	const char *authzid, *authcid, *password;
-	sasl_server_credentials(s->sasl, &authzid, &authcid, &password);
-	s->auth_user = arena_strdup(s->arena, authcid);
-	s->auth_password = xstrdup(password);
-	s->auth_req = (struct auth_request){
-		.authzid = arena_strdup(s->arena, authzid),
-		.username = s->auth_user,
-		.password = s->auth_password,
-		.remote_ip = conn_remote_ip(s->conn),
-	};
-	sasl_server_free(&s->sasl);
-	s->async = SMTP_ASYNC_AUTH;
-	smtp_session_set_state(s, SMTP_STATE_WAIT);
-	conn_pause(s->conn);
-	conn_hold(s->conn);
-	auth_verify(s->server->auth, &s->auth_req, smtp_auth_verify_cb, s);
 }
 
 static void cmd_auth(struct smtp_session *s, struct smtp_command *cmd)
@@ -496,43 +450,62 @@ static void cmd_auth(struct smtp_session *s, struct smtp_command *cmd)
 		smtp_reply(s, "504 5.5.4 Unrecognized authentication type");
 		return;
 	}
-	s->sasl = sasl_server_new(mech, 0);
-	s->auth_account = 0;
-	smtp_auth_step(s, cmd->initial_response);
+	const char *challenge, *error;
+	auth_login_free(&s->login);
+	s->login = auth_login_new(s->server->auth, conn_remote_ip(s->conn), smtp_auth_wake, s);
+	enum auth_login_status st =
+		auth_login_sasl_start(s->login, mech, cmd->initial_response, &challenge, &error);
+	smtp_auth_status(s, st, challenge, error);
 }
 
 void smtp_commands_auth_continue(struct smtp_session *s, const char *line)
 {
-	smtp_auth_step(s, line);
+	const char *challenge, *error;
+	enum auth_login_status st = auth_login_sasl_continue(s->login, line, &challenge, &error);
+	smtp_auth_status(s, st, challenge, error);
+}
+
+void smtp_commands_auth_resume(struct smtp_session *s)
+{
+	(void)auth_login_resume(s->login);
+	smtp_session_set_state(s, SMTP_STATE_COMMAND);
+	smtp_commands_auth_done(s);
+}
+
+/* The one place where an SMTP login succeeds. */
+static void smtp_auth_succeeded(struct smtp_session *s, const struct auth_login_result *res)
+{
+	s->authenticated = true;
+	s->account_id = res->account_id;
+	s->auth_user = arena_strdup(s->arena, res->user);
+	SMTP_LOG(s, "event=auth result=ok user=%s mech=%s cached=%s", s->auth_user, res->mech,
+		 res->cached ? "yes" : "no");
+	auth_login_free(&s->login);
+	smtp_reply(s, "235 2.7.0 Authentication successful");
 }
 
 void smtp_commands_auth_done(struct smtp_session *s)
 {
-	if (s->auth_password != NULL) {
-		xmemzero(s->auth_password, strlen(s->auth_password));
-		free(s->auth_password);
-		s->auth_password = NULL;
-	}
-	struct auth_request *req = &s->auth_req;
-	if (req->result == 1) {
-		s->authenticated = true;
-		s->account_id = req->account_id;
-		SMTP_LOG(s, "event=auth result=ok user=%s", s->auth_user);
-		smtp_reply(s, "235 2.7.0 Authentication successful");
+	const struct auth_login_result *res = auth_login_result(s->login);
+	if (res->result == 1) {
+		smtp_auth_succeeded(s, res);
 		return;
 	}
-	SMTP_LOG(s, "event=auth result=%s user=%s delay_ms=%u",
-		 req->result == 0 ? "fail" : "tempfail", s->auth_user, req->delay_ms);
-	if (req->result < 0) {
+	SMTP_LOG(s, "event=auth result=%s user=%s mech=%s delay_ms=%u",
+		 res->result == 0 ? "fail" : "tempfail", res->user, res->mech, res->delay_ms);
+	if (res->result < 0) {
+		auth_login_free(&s->login);
 		smtp_reply(s, "454 4.7.0 Temporary authentication failure");
 		return;
 	}
 	s->auth_failures++;
-	if (req->delay_ms > 0) {
+	unsigned delay = res->delay_ms;
+	auth_login_free(&s->login);
+	if (delay > 0) {
 		/* Answer only after the penalty; input stays paused meanwhile. */
 		smtp_session_set_state(s, SMTP_STATE_WAIT);
 		conn_pause(s->conn);
-		conn_set_timer(s->conn, req->delay_ms);
+		conn_set_timer(s->conn, delay);
 		return;
 	}
 	smtp_commands_auth_delay_done(s);
@@ -542,10 +515,10 @@ void smtp_commands_auth_delay_done(struct smtp_session *s)
 {
 	if (s->closed)
 		return;
-	s->auth_user = NULL;
 	smtp_session_set_state(s, SMTP_STATE_COMMAND);
 	if (s->auth_failures >= s->limits->auth_failures) {
-		smtp_reply(s, "535 5.7.8 Error: authentication failed");
+		/* One reply for the command that ends the session (RFC 5321 §3.8 allows 421 as
+		 * the answer to any command). */
 		smtp_session_close(s, "421 4.7.0 Too many authentication failures");
 		return;
 	}

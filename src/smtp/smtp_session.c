@@ -137,11 +137,7 @@ void smtp_session_reset_tx(struct smtp_session *s)
 static void smtp_session_free(struct smtp_session *s)
 {
 	smtp_session_spool_drop(s);
-	sasl_server_free(&s->sasl);
-	if (s->auth_password != NULL) {
-		xmemzero(s->auth_password, strlen(s->auth_password));
-		free(s->auth_password);
-	}
+	auth_login_free(&s->login);
 	free(s->delivery_accounts);
 	free(s->delivery_remote);
 	arena_free(&s->arena);
@@ -495,6 +491,22 @@ static void smtp_pregreet_done(struct smtp_session *s)
 
 /* ---- connection callbacks ---- */
 
+/* RFC 4954 §4: an AUTH command with its initial response and every SASL response line may
+ * hold 12,288 octets (plus CRLF), whatever the command line limit; other commands keep
+ * limit_command_line (checked after reading). */
+static size_t smtp_line_max(const struct smtp_session *s)
+{
+	size_t sasl = AUTH_LOGIN_LINE_MAX + 2;
+	if (s->state == SMTP_STATE_COMMAND && !smtp_session_auth_offered(s))
+		return s->limits->command_line;
+	return s->limits->command_line > sasl ? s->limits->command_line : sasl;
+}
+
+static bool smtp_is_auth_line(const char *line, size_t len)
+{
+	return len > 5 && strncasecmp(line, "AUTH ", 5) == 0;
+}
+
 static void smtp_on_input(struct conn *conn, void *ctx)
 {
 	struct smtp_session *s = ctx;
@@ -512,15 +524,22 @@ static void smtp_on_input(struct conn *conn, void *ctx)
 		switch (s->state) {
 		case SMTP_STATE_COMMAND:
 		case SMTP_STATE_AUTH:
-			r = conn_read_line(conn, s->limits->command_line, &line, &len);
+			/* RFC 4954 §4: SASL response lines up to 12,288 octets. */
+			r = conn_read_line(conn, smtp_line_max(s), &line, &len);
 			if (r == 0)
 				return;
 			arena_reset(s->cmd);
-			if (r < 0) {
-				if (s->state == SMTP_STATE_AUTH) {
-					sasl_server_free(&s->sasl);
-					smtp_session_set_state(s, SMTP_STATE_COMMAND);
-				}
+			if (r > 0 && s->state == SMTP_STATE_COMMAND && len + 2 > s->limits->command_line &&
+			    !smtp_is_auth_line(line, len)) {
+				xmemzero(line, len);
+				smtp_reply(s, "500 5.5.2 Line too long");
+				break;
+			}
+			if (r < 0 && s->state == SMTP_STATE_AUTH) {
+				auth_login_free(&s->login);
+				smtp_session_set_state(s, SMTP_STATE_COMMAND);
+				smtp_reply(s, "500 5.5.6 Authentication Exchange line is too long");
+			} else if (r < 0) {
 				smtp_reply(s, "500 5.5.2 Line too long");
 			} else if (s->state == SMTP_STATE_AUTH) {
 				smtp_commands_auth_continue(s, line);
@@ -610,8 +629,7 @@ static void smtp_on_wake(struct conn *conn, void *ctx)
 		smtp_session_set_state(s, SMTP_STATE_COMMAND);
 		smtp_delivery_done(s);
 	} else if (what == SMTP_ASYNC_AUTH) {
-		smtp_session_set_state(s, SMTP_STATE_COMMAND);
-		smtp_commands_auth_done(s);
+		smtp_commands_auth_resume(s);
 		smtp_session_check_login(s);
 	}
 	conn_unhold(conn);

@@ -9,6 +9,7 @@
 #include <time.h>
 
 #include "auth/auth.h"
+#include "auth/auth_login.h"
 #include "auth/sasl.h"
 #include "core/arena.h"
 #include "core/conf.h"
@@ -64,11 +65,8 @@ struct smtp_session {
 	bool esmtp;
 	bool authenticated;
 	uint64_t account_id;
-	char *auth_user;
-	struct sasl_server *sasl;
-	struct auth_request auth_req;
-	char *auth_password; /* wiped */
-	uint64_t auth_account; /* SCRAM: the account a successful exchange authenticates */
+	char *auth_user;	   /* in s->arena, once authenticated */
+	struct auth_login *login; /* an AUTH exchange in progress */
 
 	/* transaction */
 	bool have_mail;
@@ -125,6 +123,8 @@ void smtp_commands_execute(struct smtp_session *s, const char *line, size_t len)
 void smtp_commands_auth_continue(struct smtp_session *s, const char *line);
 /* Auth verification finished (on the loop thread). */
 void smtp_commands_auth_done(struct smtp_session *s);
+/* The password check of a pending AUTH finished (on_wake). */
+void smtp_commands_auth_resume(struct smtp_session *s);
 /* The auth-failure delay timer fired. */
 void smtp_commands_auth_delay_done(struct smtp_session *s);
 /* Submission port (587/465)? AUTH offered now (submission, and TLS or plaintext allowed)? */

@@ -253,3 +253,54 @@ def test_load_generator_refuses_non_loopback_and_bad_usage(load_bin, tmp_path):
     p = subprocess.run([str(load_bin), "--help"], capture_output=True, text=True, timeout=10)
     assert p.returncode == 0 and "pop3" in p.stdout and "imap-mixed" in p.stdout
     assert "imap-idle" in p.stdout
+
+
+# ---------------------------------------------------------------------------
+# bench/auth_bench.py (bench/run --only auth)
+
+AUTH_USERS = {"auth1@example.test": "auth one Secret", "auth2@example.test": "auth-two-Secret"}
+
+
+def test_auth_bench_pieces_against_posthorn(server, tmp_path):
+    """The authentication benchmark's parts on a tiny scale: login rates, the latency of a
+    working session while two others log in and out, imaptest's default profile for 2 s when
+    the build is there, and the report merged into an existing benchmarks page."""
+    import auth_bench
+    wait_imap(server)
+    for user, pw in AUTH_USERS.items():
+        server.add_user(user, pw)
+    port = imap_ports(server)[0]
+    pairs = list(AUTH_USERS.items())
+    assert auth_bench.login_rate(port, pairs, concurrency=2) > 0
+    assert auth_bench.login_rate(port, pairs, concurrency=2, max_secs=0.5) > 0
+    with pytest.raises(RuntimeError):
+        auth_bench.login_rate(port, [(pairs[0][0], "wrong")], concurrency=1)
+    lat = auth_bench.latency_under_logins(port, pairs[0], pairs[1:], secs=0.3, churners=2)
+    assert lat["logins"] > 0
+    for k in ("idle", "loaded"):
+        assert 0 < lat[k]["p50"] <= lat[k]["p99"] <= lat[k]["max"], lat
+    if auth_bench.IMAPTEST.exists() and os.path.exists("/usr/lib/dovecot/libdovecot.so.0"):
+        mbox = tmp_path / "m.mbox"
+        auth_bench.write_mbox(mbox, count=5)
+        uf = tmp_path / "users"
+        uf.write_text("".join("%s:%s\n" % kv for kv in pairs))
+        it = auth_bench.imaptest(port, uf, mbox, 2, clients=2, n_users=2)
+        assert it["commands"] > 0 and it["totals"]["Logi"] > 0, it
+    # The section goes before "How it is measured" and replaces an earlier one.
+    res = {"scheme": "argon2id", "users": 2, "repeat_secs": 1, "secs": 2,
+           "logins": {k: {"first": 2.0, "repeat": 40.0} for k in "ABC"},
+           "imaptest": {k: {"rate": 10.0, "errors": 0} for k in "ABC"},
+           "latency": {k: {"idle": lat["idle"], "loaded": lat["loaded"], "logins": 3}
+                       for k in "AB"}}
+    info = {"date": "today", "cpu": "cpu", "cores": 2, "dovecot": "2.3"}
+    page = tmp_path / "benchmarks.md"
+    page.write_text("# Benchmarks\n\n## IMAP\n\nx\n\n## How it is measured\n\ny\n")
+    auth_bench.merge_into(page, auth_bench.report(res, info))
+    auth_bench.merge_into(page, auth_bench.report(res, info))
+    text = page.read_text()
+    assert text.count("## Authentication") == 1
+    assert text.index("## IMAP") < text.index("## Authentication") < text.index("## How it")
+    assert "| repeat / first | **20.0×** | 20.0× | 20.0× |" in text
+    # bench/run rewriting the page keeps the section
+    again = auth_bench.carry_over(text, "# Benchmarks\n\n## How it is measured\n\nz\n")
+    assert again.count("## Authentication") == 1

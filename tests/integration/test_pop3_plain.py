@@ -155,8 +155,7 @@ def test_apop_failures_are_limited(server, apop_secret):
         r = c.cmd("APOP %s %s" % (ALICE, apop_digest(c.greeting, USERS[ALICE])), timeout=30)
         assert r == b"-ERR [AUTH] Authentication failed", r
         r = c.cmd("APOP nobody@example.test %s" % apop_digest(c.greeting, "x"), timeout=30)
-        assert r == b"-ERR [AUTH] Authentication failed", r
-        assert c.read_line() == b"-ERR Too many authentication failures"
+        assert r == b"-ERR [AUTH] Authentication failed; too many failures, closing", r
         assert c.is_closed(5)
     clear_penalty(server)
 
@@ -192,8 +191,8 @@ def test_bad_commands_then_disconnect(server):
     with RawPOP3(pop3_port(server)) as c:
         for i in range(5):
             assert c.cmd("BOGUS %d" % i) == b"-ERR Unknown command"
+        # one line per command: the reply that reaches the limit is the last one
         assert c.cmd("BOGUS 6") == b"-ERR Unknown command"
-        assert c.read_line() == b"-ERR Too many bad commands, closing connection"
         assert c.is_closed(5)
 
 
@@ -204,7 +203,6 @@ def test_errors_in_transaction_count_too(server):
             assert c.cmd("RETR 999999").startswith(b"-ERR")
         assert c.cmd("NOOP") == b"+OK"           # good commands do not reset or count
         assert c.cmd("DELE 0").startswith(b"-ERR")
-        assert c.read_line() == b"-ERR Too many bad commands, closing connection"
         assert c.is_closed(5)
 
 
@@ -266,7 +264,7 @@ def test_line_too_long_in_transaction_and_boundary(server):
 def test_sasl_continuation_too_long(server):
     with RawPOP3(pop3_port(server)) as c:
         assert c.cmd("AUTH PLAIN") == b"+ "
-        assert c.cmd("A" * 3000) == b"-ERR Line too long"
+        assert c.cmd("A" * 13000) == b"-ERR Line too long"
         # the exchange is over; a new one works
         r = c.auth_plain(DEMO)
         assert r.startswith(b"+OK Logged in"), r

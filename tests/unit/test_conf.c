@@ -127,6 +127,29 @@ static void assert_defaults(const struct conf *c, const char *dir)
 	assert_int_equal(c->limits.connections, 10000);
 	assert_int_equal(c->limits.auth_failures, 3);
 	assert_int_equal(c->limits.header_lines, 1000);
+	assert_int_equal(c->auth_workers, 0);
+	assert_int_equal(c->auth_cache_ttl, 3600);
+	assert_int_equal(c->auth_cache_size, 10000);
+}
+
+static void test_auth_settings(void **state)
+{
+	(void)state;
+	struct conf *c = set1("auth_cache_ttl", "0");
+	assert_int_equal(c->auth_cache_ttl, 0); /* 0 = no cache */
+	conf_free(&c);
+	c = set1("auth_cache_ttl", "2h");
+	assert_int_equal(c->auth_cache_ttl, 7200);
+	conf_free(&c);
+	c = set1("auth_cache_size", "0");
+	assert_int_equal(c->auth_cache_size, 0);
+	conf_free(&c);
+	c = set1("auth_workers", "4");
+	assert_int_equal(c->auth_workers, 4);
+	conf_free(&c);
+	refuse_value("auth_workers", "65", "value out of range");
+	refuse_value("auth_cache_ttl", "8d", "value out of range");
+	refuse_value("auth_cache_size", "10000001", "value out of range");
 }
 
 static void test_defaults(void **state)
@@ -806,6 +829,7 @@ int main(void)
 	    cmocka_unit_test_setup_teardown(test_load, setup_tmpdir, teardown_tmpdir),
 	    cmocka_unit_test_setup_teardown(test_load_missing, setup_tmpdir, teardown_tmpdir),
 	    cmocka_unit_test_setup_teardown(test_load_size_limit, setup_tmpdir, teardown_tmpdir),
+	    cmocka_unit_test(test_auth_settings),
 	    /* last: fails (and under -fno-sanitize-recover aborts) until conf.c stores
 	     * limit_data_min_rate with the width of its field */
 	    cmocka_unit_test(test_data_min_rate),
