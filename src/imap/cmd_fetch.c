@@ -489,7 +489,7 @@ static bool fetch_one(struct imap_session *s, const struct fetch_req *req, uint3
 	if (req->flags || with_flags) {
 		r |= buf_puts(&b, sep);
 		r |= buf_puts(&b, "FLAGS (");
-		cmd_store_flags_text(&b, m->flags, m->keywords);
+		imap_session_flags_text(s, &b, m);
 		r |= buf_puts(&b, ")");
 		sep = " ";
 	}

@@ -21,6 +21,7 @@ enum search_type {
 	SK_NOT,
 	SK_FLAG_SET,   /* flag bit set */
 	SK_FLAG_UNSET, /* flag bit clear */
+	SK_NEW,        /* \Recent and not \Seen (RFC 3501 §6.4.4) */
 	SK_KEYWORD,
 	SK_UNKEYWORD,
 	SK_LARGER,
@@ -180,11 +181,11 @@ static const struct {
     {"UNDRAFT", SK_FLAG_UNSET, STORE_FLAG_DRAFT},
     {"UNFLAGGED", SK_FLAG_UNSET, STORE_FLAG_FLAGGED},
     {"UNSEEN", SK_FLAG_UNSET, STORE_FLAG_SEEN},
-    /* RFC 3501: no message is \Recent here, so NEW (RECENT UNSEEN) and RECENT match none
-     * and OLD (NOT RECENT) matches all. */
-    {"NEW", SK_FALSE, 0},
-    {"RECENT", SK_FALSE, 0},
-    {"OLD", SK_TRUE, 0},
+    /* RFC 3501 §6.4.4: NEW is RECENT UNSEEN, OLD is NOT RECENT (the caller sets
+     * IMAP_SEARCH_FLAG_RECENT for this session's \Recent messages). */
+    {"NEW", SK_NEW, 0},
+    {"RECENT", SK_FLAG_SET, IMAP_SEARCH_FLAG_RECENT},
+    {"OLD", SK_FLAG_UNSET, IMAP_SEARCH_FLAG_RECENT},
 };
 
 static const struct {
@@ -614,6 +615,9 @@ static int search_eval(const struct imap_search_key *k, struct search_env *e)
 		return (m->flags & k->flag) != 0;
 	case SK_FLAG_UNSET:
 		return (m->flags & k->flag) == 0;
+	case SK_NEW:
+		return (m->flags & (IMAP_SEARCH_FLAG_RECENT | STORE_FLAG_SEEN)) ==
+		       IMAP_SEARCH_FLAG_RECENT;
 	case SK_KEYWORD:
 		return search_has_keyword(m->keywords, k->str, k->len);
 	case SK_UNKEYWORD:

@@ -8,6 +8,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 
 #include "core/log.h"
 #include "core/xmalloc.h"
@@ -198,7 +199,7 @@ void imap_session_login_done(struct imap_session *s, const char *tag, bool ok, u
 			     const char *user, unsigned delay_ms)
 {
 	if (ok) {
-		s->state = IMAP_STATE_AUTHENTICATED;
+		imap_session_set_state(s, IMAP_STATE_AUTHENTICATED);
 		s->account_id = account;
 		free(s->user);
 		s->user = xstrdup(user);
@@ -312,21 +313,6 @@ static void imap_sync_expunged(void *ctx, uint32_t uid, uint64_t modseq)
 	y->expunged[y->expunged_count++] = uid;
 }
 
-static void imap_flags_text(struct buf *b, unsigned flags)
-{
-	static const char *const names[] = { "\\Seen", "\\Answered", "\\Flagged",
-					     "\\Deleted", "\\Draft" };
-	bool first = true;
-	int r = 0;
-	for (unsigned i = 0; i < 5; i++) {
-		if (flags & (1u << i)) {
-			r |= buf_printf(b, "%s%s", first ? "" : " ", names[i]);
-			first = false;
-		}
-	}
-	(void)r;
-}
-
 void imap_session_sync(struct imap_session *s, bool expunges)
 {
 	if (s->state != IMAP_STATE_SELECTED)
@@ -371,11 +357,8 @@ void imap_session_sync(struct imap_session *s, bool expunges)
 				s->msgs[idx].modseq = e->modseq;
 				imap_session_view_keywords(s, idx, e->keywords);
 				struct buf b;
-				buf_init(&b, 16384);
-				imap_flags_text(&b, e->flags);
-				if (e->keywords != NULL && e->keywords[0] != '\0' &&
-				    buf_printf(&b, "%s%s", e->flags != 0 ? " " : "", e->keywords) < 0)
-					buf_reset(&b);
+				buf_init(&b, 65536);
+				imap_session_flags_text(s, &b, &s->msgs[idx]);
 				imap_send(s, "* %ld FETCH (UID %u FLAGS (%s))", idx + 1, e->uid,
 					  buf_cstr(&b));
 				buf_free(&b);
@@ -391,8 +374,13 @@ void imap_session_sync(struct imap_session *s, bool expunges)
 			imap_session_view_keywords(s, s->count++, e->keywords);
 		}
 	}
-	if (s->count != old_count)
+	if (s->count != old_count) {
 		imap_send(s, "* %u EXISTS", s->count);
+		if (!s->rev2 && s->count > old_count) {
+			imap_session_recent_update(s, old_count);
+			imap_send(s, "* %u RECENT", imap_session_recent_count(s));
+		}
+	}
 	if (st.uidnext > s->uidnext)
 		s->uidnext = st.uidnext;
 	if (complete)
@@ -412,10 +400,117 @@ void imap_session_view_remove(struct imap_session *s, long idx)
 	s->count--;
 }
 
+static const char *const imap_state_names[] = {
+	[IMAP_STATE_NOT_AUTHENTICATED] = "not-authenticated",
+	[IMAP_STATE_AUTHENTICATED] = "authenticated",
+	[IMAP_STATE_SELECTED] = "selected",
+	[IMAP_STATE_LOGOUT] = "logout",
+};
+
+void imap_session_set_state(struct imap_session *s, enum imap_state state)
+{
+	if (log_debug_enabled())
+		log_debug("session=%s proto=imap event=state from=%s to=%s", conn_id(s->conn),
+			  imap_state_names[s->state], imap_state_names[state]);
+	s->state = state;
+}
+
+/* 1 when the space-separated list has word (len octets), compared case-insensitively. */
+static bool imap_keyword_listed(const char *list, const char *word, size_t len)
+{
+	for (const char *p = list; p != NULL && *p != '\0';) {
+		size_t n = strcspn(p, " ");
+		if (n == len && strncasecmp(p, word, len) == 0)
+			return true;
+		p += n;
+		p += strspn(p, " ");
+	}
+	return false;
+}
+
+/* Add the keywords of list that s->announced lacks; true when some were added. */
+static bool imap_session_announce_add(struct imap_session *s, const char *list)
+{
+	bool added = false;
+	for (const char *p = list; p != NULL && *p != '\0';) {
+		size_t n = strcspn(p, " ");
+		if (n > 0 && !imap_keyword_listed(s->announced, p, n)) {
+			size_t old = s->announced != NULL ? strlen(s->announced) : 0;
+			char *joined = xmalloc(old + 1 + n + 1);
+			if (old > 0)
+				memcpy(joined, s->announced, old);
+			size_t at = old;
+			if (old > 0)
+				joined[at++] = ' ';
+			memcpy(joined + at, p, n);
+			joined[at + n] = '\0';
+			free(s->announced);
+			s->announced = joined;
+			added = true;
+		}
+		p += n;
+		p += strspn(p, " ");
+	}
+	return added;
+}
+
+void imap_session_send_flags(struct imap_session *s)
+{
+	const char *kw = s->announced != NULL ? s->announced : "";
+	const char *sep = kw[0] != '\0' ? " " : "";
+	imap_send(s, "* FLAGS (\\Answered \\Flagged \\Deleted \\Seen \\Draft%s%s)", sep, kw);
+	if (s->read_only)
+		imap_send(s, "* OK [PERMANENTFLAGS ()] Read-only mailbox");
+	else
+		imap_send(s, "* OK [PERMANENTFLAGS (\\Answered \\Flagged \\Deleted \\Seen \\Draft%s%s "
+			     "\\*)] Flags permitted",
+			  sep, kw);
+}
+
 void imap_session_view_keywords(struct imap_session *s, long idx, const char *keywords)
 {
 	free(s->msgs[idx].keywords);
 	s->msgs[idx].keywords = keywords != NULL && keywords[0] != '\0' ? xstrdup(keywords) : NULL;
+	/* A keyword new to this session is announced before a FETCH shows it (RFC 9051
+	 * §7.3.5); during SELECT the FLAGS that SELECT sends covers it. */
+	if (imap_session_announce_add(s, keywords) && s->state == IMAP_STATE_SELECTED)
+		imap_session_send_flags(s);
+}
+
+void imap_session_flags_text(struct imap_session *s, struct buf *b, const struct imap_msg *m)
+{
+	size_t before = b->len;
+	cmd_store_flags_text(b, m->flags, NULL);
+	int r = 0;
+	bool empty = b->len == before;
+	if (m->recent && !s->rev2) {
+		r |= buf_printf(b, "%s\\Recent", empty ? "" : " ");
+		empty = false;
+	}
+	if (m->keywords != NULL && m->keywords[0] != '\0')
+		r |= buf_printf(b, "%s%s", empty ? "" : " ", m->keywords);
+	(void)r; /* callers size b for a flag list */
+}
+
+void imap_session_recent_update(struct imap_session *s, uint32_t from)
+{
+	if (s->rev2 || from >= s->count)
+		return;
+	/* Claim only what this session is told of: up to its last UID. */
+	uint32_t upto = s->msgs[s->count - 1].uid + 1, first;
+	if (store_recent_claim(s->server->store, s->account_id, s->mailbox, s->uidvalidity, upto,
+			       !s->read_only, &first) != 1)
+		return;
+	for (uint32_t i = from; i < s->count; i++)
+		s->msgs[i].recent = s->msgs[i].uid >= first;
+}
+
+uint32_t imap_session_recent_count(const struct imap_session *s)
+{
+	uint32_t n = 0;
+	for (uint32_t i = 0; i < s->count; i++)
+		n += s->msgs[i].recent;
+	return n;
 }
 
 void imap_session_unselect(struct imap_session *s)
@@ -425,12 +520,14 @@ void imap_session_unselect(struct imap_session *s)
 		free(s->msgs[i].keywords);
 	free(s->mailbox);
 	s->mailbox = NULL;
+	free(s->announced);
+	s->announced = NULL;
 	free(s->msgs);
 	s->msgs = NULL;
 	s->count = s->cap = 0;
 	cmd_search_saved_reset(s); /* RFC 5182 §2.1 */
 	if (s->state == IMAP_STATE_SELECTED)
-		s->state = IMAP_STATE_AUTHENTICATED;
+		imap_session_set_state(s, IMAP_STATE_AUTHENTICATED);
 }
 
 static void imap_session_free(struct imap_session *s)
@@ -682,7 +779,7 @@ void imap_server_accept(struct conn *conn, void *listener_ctx)
 	s->parser = imap_parser_new(s->cmd, &pl);
 	buf_init(&s->literal, IMAP_LITERAL_MAX);
 	s->io = IMAP_IO_TLS;
-	s->state = IMAP_STATE_NOT_AUTHENTICATED;
+	s->state = IMAP_STATE_NOT_AUTHENTICATED; /* the initial state, not a transition */
 	conn_set_callbacks(conn, &imap_callbacks, s);
 	/* RFC 9051 §5.4: an autologout timer of at least 30 minutes once authenticated; the
 	 * same generous value before (a login takes seconds). */
