@@ -13,6 +13,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "core/crlf.h"
 #include "core/log.h"
 #include "core/xmalloc.h"
 #include "mime/header.h"
@@ -28,6 +29,7 @@ struct cmd_append_file {
 	int fd;     /* open while its octets arrive, else -1 */
 	uint64_t size;
 	bool binary, nul;
+	struct crlf crlf; /* a {n} literal's bare CR / LF become CRLF; literal8 stays as sent */
 	struct header_scanner *headers; /* in the spool's arena */
 };
 
@@ -170,14 +172,9 @@ int cmd_append_literal_begin(struct imap_session *s, const struct imap_literal *
 	return 1;
 }
 
-static void cmd_append_write(struct cmd_append_spool *sp, struct cmd_append_file *f,
-                             const unsigned char *data, size_t n)
+static void cmd_append_write_raw(struct cmd_append_spool *sp, struct cmd_append_file *f,
+                                 const unsigned char *data, size_t n)
 {
-	if (f->path == NULL)
-		return; /* dropped: the command is refused anyway */
-	/* RFC 9051 §9: a literal is CHAR8, no NUL; literal8 (RFC 3516) may hold any octet. */
-	if (!f->binary && memchr(data, '\0', n) != NULL)
-		f->nul = true;
 	(void)header_scanner_feed(f->headers, data, n);
 	while (n > 0 && f->fd >= 0) {
 		ssize_t w = write(f->fd, data, n);
@@ -196,6 +193,31 @@ static void cmd_append_write(struct cmd_append_spool *sp, struct cmd_append_file
 	}
 }
 
+/* Octets of the message literal: a {n} literal's line ends become CRLF on the way to the
+ * spool file, as Dovecot does and as SMTP's smtp_bare_lf = normalize does (IMAP clients
+ * expect CRLF); a literal8 (RFC 3516) is stored as sent, since a binary part may hold any
+ * octet. The stored size (RFC822.SIZE, quota) is the file's, after conversion. */
+static void cmd_append_write(struct cmd_append_spool *sp, struct cmd_append_file *f,
+                             const unsigned char *data, size_t n)
+{
+	if (f->path == NULL)
+		return; /* dropped: the command is refused anyway */
+	if (f->binary) {
+		cmd_append_write_raw(sp, f, data, n);
+		return;
+	}
+	/* RFC 9051 §9: a literal is CHAR8, no NUL; literal8 (RFC 3516) may hold any octet. */
+	if (memchr(data, '\0', n) != NULL)
+		f->nul = true;
+	unsigned char out[2 * 4096 + 2];
+	while (n > 0) {
+		size_t step = n < 4096 ? n : 4096;
+		cmd_append_write_raw(sp, f, out, crlf_convert(&f->crlf, data, step, out));
+		data += step;
+		n -= step;
+	}
+}
+
 void cmd_append_literal_input(struct imap_session *s)
 {
 	struct cmd_append_spool *sp = s->append;
@@ -210,6 +232,10 @@ void cmd_append_literal_input(struct imap_session *s)
 		cmd_append_write(sp, f, data, n);
 		conn_consume(s->conn, n);
 		sp->remaining -= n;
+	}
+	if (f->path != NULL && !f->binary) {
+		unsigned char end[2];
+		cmd_append_write_raw(sp, f, end, crlf_finish(&f->crlf, end));
 	}
 	if (f->fd >= 0 && close(f->fd) != 0 && sp->error == NULL)
 		sp->error = "cannot close the spool file";

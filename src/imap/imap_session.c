@@ -400,6 +400,9 @@ void imap_session_view_remove(struct imap_session *s, long idx)
 	s->count--;
 }
 
+/* Longest tag kept for the answer to an over-long line. */
+#define IMAP_OVERLONG_TAG_MAX 64
+
 static const char *const imap_state_names[] = {
 	[IMAP_STATE_NOT_AUTHENTICATED] = "not-authenticated",
 	[IMAP_STATE_AUTHENTICATED] = "authenticated",
@@ -615,10 +618,50 @@ static void imap_input_literal(struct imap_session *s)
 	s->io = IMAP_IO_LINE;
 }
 
+/* Before a line is read: the tag that an over-long line would be answered with, as far as
+ * it is known now: the command's (SASL continuation, IDLE, a line after a literal), else
+ * the tag at the start of the buffered input ("" when none can be seen). */
+static void imap_overlong_tag_save(struct imap_session *s, char tag[IMAP_OVERLONG_TAG_MAX + 1])
+{
+	const char *known = s->io == IMAP_IO_SASL   ? s->sasl_tag
+			    : s->io == IMAP_IO_IDLE ? s->idle_tag
+						    : imap_parser_tag(s->parser);
+	size_t n = 0;
+	if (known != NULL) {
+		n = strlen(known);
+		if (n > IMAP_OVERLONG_TAG_MAX)
+			n = 0;
+		memcpy(tag, known, n);
+	} else {
+		const unsigned char *data;
+		size_t len = conn_peek(s->conn, &data);
+		/* tag = 1*<ASTRING-CHAR except "+">, then SP (RFC 9051 §9) */
+		while (n < len && n < IMAP_OVERLONG_TAG_MAX && data[n] > ' ' && data[n] < 0x7f &&
+		       strchr("+(){%*\"\\", data[n]) == NULL)
+			n++;
+		if (n == len || data[n] != ' ')
+			n = 0;
+		memcpy(tag, data, n);
+	}
+	tag[n] = '\0';
+}
+
+/* A line went over the limit (its buffered part is gone, the rest is dropped as it comes):
+ * the command ends with a tagged BAD (RFC 9051 §7.1: every command gets its completion),
+ * then the session closes, because the dropped part may have announced a literal whose
+ * octets would otherwise be read as commands. */
+static void imap_overlong(struct imap_session *s, const char *tag)
+{
+	IMAP_LOG(s, "event=disconnect reason=line-too-long tag=%s", tag[0] != '\0' ? tag : "-");
+	imap_tagged(s, tag[0] != '\0' ? tag : NULL, "BAD", "[TOOBIG] Command line too long");
+	imap_session_close(s, "Command line too long");
+}
+
 static void imap_on_input(struct conn *conn, void *ctx)
 {
 	struct imap_session *s = ctx;
 	size_t line_max = IMAP_PARSER_DEFAULT_LINE_MAX;
+	char tag[IMAP_OVERLONG_TAG_MAX + 1];
 	while (!s->closed) {
 		char *line;
 		size_t len;
@@ -637,19 +680,13 @@ static void imap_on_input(struct conn *conn, void *ctx)
 		case IMAP_IO_LINE:
 		case IMAP_IO_SASL:
 		case IMAP_IO_IDLE:
+			imap_overlong_tag_save(s, tag);
 			r = conn_read_line(conn, line_max, &line, &len);
 			if (r == 0)
 				return;
 			if (r < 0) {
-				imap_parser_reset(s->parser);
-				arena_reset(s->cmd);
-				cmd_append_spool_free(s);
-				if (s->io == IMAP_IO_SASL) {
-					sasl_server_free(&s->sasl);
-					s->io = IMAP_IO_LINE;
-				}
-				imap_tagged(s, NULL, "BAD", "[TOOBIG] Command line too long");
-				continue;
+				imap_overlong(s, tag);
+				return;
 			}
 			if (s->io == IMAP_IO_SASL) {
 				imap_commands_sasl_continue(s, line);
