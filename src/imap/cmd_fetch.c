@@ -475,7 +475,7 @@ static int fetch_binary_item(struct arena *tmp, const unsigned char *data, size_
 /* Sends one message's FETCH response. false = a BINARY item named a part whose encoding
  * cannot be decoded: nothing was sent, the command must fail with UNKNOWN-CTE. */
 static bool fetch_one(struct imap_session *s, const struct fetch_req *req, uint32_t seq,
-		      bool with_flags)
+		      bool with_flags, bool *gone_r)
 {
 	const struct imap_msg *m = &s->msgs[seq - 1];
 	struct buf b;
@@ -509,6 +509,13 @@ static bool fetch_one(struct imap_session *s, const struct fetch_req *req, uint3
 	bool need_data = req->item_count > 0 || req->envelope || req->bodystructure || req->body;
 	size_t len = 0, hlen = 0;
 	unsigned char *data = need_data ? fetch_load(s, m->uid, &len) : NULL;
+	if (need_data && data == NULL) {
+		/* Expunged by another session and not yet reported here: RFC 2180 §4.1.2, no
+		 * response for it, and the command ends with NO [EXPUNGEISSUED] (Dovecot). */
+		*gone_r = true;
+		buf_free(&b);
+		return true;
+	}
 	const struct mime_part *root = NULL;
 	struct arena *tmp = arena_new(16384); /* this message's MIME tree and texts */
 	if (data != NULL) {
@@ -600,17 +607,22 @@ static bool fetch_was_unseen(const struct fetch_op *o, uint32_t uid)
  * message with a BINARY part that cannot be decoded. */
 static void fetch_send(struct imap_session *s, const struct fetch_op *o, const char *tag)
 {
+	bool gone = false;
 	for (size_t i = 0; i < o->count; i++) {
 		const struct imap_msg *m = &s->msgs[o->seqs[i] - 1];
 		bool now_seen = o->unseen_count > 0 && (m->flags & STORE_FLAG_SEEN) &&
 				fetch_was_unseen(o, m->uid);
-		if (!fetch_one(s, &o->req, o->seqs[i], now_seen)) {
+		if (!fetch_one(s, &o->req, o->seqs[i], now_seen, &gone)) {
 			imap_tagged(s, tag, "NO", "[UNKNOWN-CTE] Can't decode the part's "
 					    "Content-Transfer-Encoding");
 			return;
 		}
 	}
-	imap_tagged(s, tag, "OK", "%s completed", o->name);
+	if (gone)
+		imap_tagged(s, tag, "NO", "[EXPUNGEISSUED] Some of the requested messages no "
+				    "longer exist");
+	else
+		imap_tagged(s, tag, "OK", "%s completed", o->name);
 }
 
 static void fetch_seen_cb(struct store_flags *op, void *ctx)

@@ -345,7 +345,11 @@ def test_subscriptions_lsub_and_list_subscribed(server):
     c.ok("CREATE Fruit/Banana")
     c.ok("SUBSCRIBE Fruit/Banana")
     c.ok("SUBSCRIBE Fruit/Banana")            # twice is fine
-    c.ok("SUBSCRIBE Ghost/Sub")               # a name that does not exist
+    c.no("SUBSCRIBE Ghost/Sub", "NONEXISTENT")  # a name that does not exist (as Dovecot)
+    c.ok("CREATE Ghost/Sub")
+    c.ok("SUBSCRIBE Ghost/Sub")
+    c.ok("DELETE Ghost/Sub")                  # the subscription outlives the mailbox
+    c.ok("DELETE Ghost")
     c.no('SUBSCRIBE "a//b"', "CANNOT")
     lsub = listing(c.ok('LSUB "" "*"'), "LSUB")
     assert set(lsub) == default_subs | {"Fruit/Banana", "Ghost/Sub"}
