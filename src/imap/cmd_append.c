@@ -10,6 +10,8 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <sys/mman.h>
+#include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -17,6 +19,7 @@
 #include "core/log.h"
 #include "core/xmalloc.h"
 #include "mime/header.h"
+#include "mime/mime_binary.h"
 #include "core/banned.h"
 
 /* Messages in one MULTIAPPEND. */
@@ -218,6 +221,70 @@ static void cmd_append_write(struct cmd_append_spool *sp, struct cmd_append_file
 	}
 }
 
+struct cmd_append_out {
+	int fd;
+	bool failed;
+};
+
+static void cmd_append_out_write(void *ctx, const void *data, size_t n)
+{
+	struct cmd_append_out *w = ctx;
+	const unsigned char *p = data;
+	while (n > 0 && !w->failed) {
+		ssize_t r = write(w->fd, p, n);
+		if (r < 0 && errno == EINTR)
+			continue;
+		if (r <= 0) {
+			w->failed = true;
+			return;
+		}
+		p += r;
+		n -= (size_t)r;
+	}
+}
+
+/* A literal8 message (RFC 3516 §4.4): its binary parts are stored as base64, as Dovecot
+ * stores them, so that BODY[] never puts NUL octets into a {n} literal; BINARY[] decodes
+ * them back (mime_binary.h). The converted copy replaces the spool file. */
+static void cmd_append_binary(struct imap_session *s, struct cmd_append_spool *sp,
+                              struct cmd_append_file *f)
+{
+	int fd = open(f->path, O_RDONLY | O_CLOEXEC);
+	struct stat st;
+	if (fd < 0 || fstat(fd, &st) != 0 || st.st_size == 0) {
+		if (fd >= 0)
+			close(fd);
+		return;
+	}
+	size_t len = (size_t)st.st_size;
+	void *map = mmap(NULL, len, PROT_READ, MAP_PRIVATE, fd, 0);
+	close(fd);
+	if (map == MAP_FAILED)
+		return; /* stored as sent */
+	if (mime_binary_count(map, len) > 0) {
+		char *path = store_spool_path_dup(s->server->store);
+		struct cmd_append_out w = {
+		    .fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600)};
+		w.failed = w.fd < 0;
+		if (!w.failed)
+			(void)mime_binary_convert(map, len, cmd_append_out_write, &w);
+		if (w.fd >= 0 && close(w.fd) != 0)
+			w.failed = true;
+		if (w.failed) {
+			log_error("session=%s proto=imap event=spool-write path=%s error=%s",
+			          conn_id(s->conn), path, strerror(errno));
+			(void)unlink(path);
+			free(path);
+			sp->error = "cannot write the spool file";
+		} else {
+			(void)unlink(f->path);
+			free(f->path);
+			f->path = path;
+		}
+	}
+	munmap(map, len);
+}
+
 void cmd_append_literal_input(struct imap_session *s)
 {
 	struct cmd_append_spool *sp = s->append;
@@ -240,6 +307,8 @@ void cmd_append_literal_input(struct imap_session *s)
 	if (f->fd >= 0 && close(f->fd) != 0 && sp->error == NULL)
 		sp->error = "cannot close the spool file";
 	f->fd = -1;
+	if (f->binary && f->path != NULL && sp->error == NULL)
+		cmd_append_binary(s, sp, f);
 	s->io = IMAP_IO_LINE;
 }
 

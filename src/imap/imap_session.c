@@ -81,7 +81,7 @@ void imap_tagged(struct imap_session *s, const char *tag, const char *status, co
 	vsnprintf(text, sizeof(text), fmt, ap);
 	va_end(ap);
 	conn_printf(s->conn, "%s %s %s\r\n", tag != NULL ? tag : "*", status, text);
-	if (strcmp(status, "OK") != 0 && ++s->errors >= s->limits->errors) {
+	if (strcmp(status, "BAD") == 0 && ++s->errors >= s->limits->errors) {
 		IMAP_LOG(s, "event=disconnect reason=too-many-errors errors=%u", s->errors);
 		imap_session_close(s, "Too many invalid commands");
 	}

@@ -115,7 +115,8 @@ struct imap_session {
 void imap_session_set_state(struct imap_session *s, enum imap_state state);
 /* Untagged or continuation text: the line as given plus CRLF. */
 void imap_send(struct imap_session *s, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
-/* Tagged completion: "<tag> <status> <text>". BAD and NO count as errors; at the limit the
+/* Tagged completion: "<tag> <status> <text>". BAD counts as an error (NO is a normal answer:
+ * a message expunged meanwhile, a missing mailbox; Dovecot counts bad commands); at the limit the
  * session says BYE and closes. */
 void imap_tagged(struct imap_session *s, const char *tag, const char *status, const char *fmt,
 		 ...) __attribute__((format(printf, 4, 5)));

@@ -249,3 +249,31 @@ def test_subscribe_needs_an_existing_mailbox(server):
     c.ok("DELETE Box")
     c.ok("UNSUBSCRIBE Box")
     c.close()
+
+
+def test_literal8_append_stores_binary_parts_as_base64(server):
+    user = new_user(server)
+    c = Raw(server, user)
+    body = b"\x00-\xe4\n\r\n"
+    c.append("INBOX", b"From: a@b.c\r\nMime-Version: 1.0\r\nContent-Type: application/x\r\n"
+             b"Content-Transfer-Encoding: binary\r\n\r\n" + body, binary=True)
+    c.ok("SELECT INBOX")
+    lines = c.ok("FETCH 1 (BODY.PEEK[1] BINARY.PEEK[1] BINARY.SIZE[1])")
+    raw = lines[0].encode("latin-1")
+    assert b"BODY[1] {8}AC3kCg0K" in raw, raw               # no NUL in a {n} literal
+    assert b"BINARY[1] ~{6}" + body in raw, raw              # literal8 gives the octets
+    assert b"BINARY.SIZE[1] 6" in raw, raw
+    assert b"Content-Transfer-Encoding: base64\r\n" in server.mail_cat(user, 1)
+    c.close()
+
+
+def test_no_answers_do_not_end_the_session(server):
+    """Only BAD counts toward limit_errors: NO is a normal answer (a message expunged
+    meanwhile, a missing mailbox) and long sessions get many of them."""
+    user = new_user(server)
+    c = Raw(server, user)
+    for i in range(30):
+        lines, tagged = c.cmd("SELECT NoSuchBox%d" % i)
+        assert tagged.split()[1] == "NO", tagged
+    c.ok("NOOP")
+    c.close()

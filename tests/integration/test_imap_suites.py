@@ -32,8 +32,11 @@ SCRIPT_USER = "suite@" + DOMAIN
 LIVE_USER = "live@" + DOMAIN
 PASSWORD = "pass"
 
-# Known failures that are the live suite's own (they fail against Dovecot 2.3.19 too).
-LIVETEST_OWN_FAILURES = {"test_move", "test_fetch", "test_small_read_timeout_fail"}
+# Known failures that are the live suite's own (they fail against Dovecot 2.3.19 too): its
+# README lists the first three; test_small_connection_timeout_fail expects a 1 ms connect
+# to time out, which loopback never does (the same cause as test_small_read_timeout_fail).
+LIVETEST_OWN_FAILURES = {"test_move", "test_fetch", "test_small_read_timeout_fail",
+                         "test_small_connection_timeout_fail"}
 
 pytestmark = pytest.mark.skipif(not SHARED.is_dir(),
                                 reason="../shared (imaptest, imapclient-livetest) is absent")
