@@ -14,6 +14,8 @@ from imap_helpers import imap_ports, tls_ctx, wait_imap
 from conftest import HOST
 
 PASSWORD = "rev1-Secret-4"
+# debug: the IMAP state changes are logged there (test_state_changes_are_logged)
+SERVER_CONF = {"log_level": "debug"}
 _users = itertools.count(1)
 
 
@@ -277,3 +279,16 @@ def test_no_answers_do_not_end_the_session(server):
         assert tagged.split()[1] == "NO", tagged
     c.ok("NOOP")
     c.close()
+
+
+def test_state_changes_are_logged(server):
+    user = new_user(server)
+    c = Raw(server, user)
+    c.ok("SELECT INBOX")
+    c.ok("UNSELECT")
+    c.cmd("LOGOUT")
+    c.close()
+    log = server.log_text()
+    for pair in (("not-authenticated", "authenticated"), ("authenticated", "selected"),
+                 ("selected", "authenticated"), ("authenticated", "logout")):
+        assert "proto=imap event=state from=%s to=%s" % pair in log, pair
