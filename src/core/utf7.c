@@ -149,8 +149,11 @@ static int utf7_decode_run(const char *s, size_t len, struct buf *out)
 			high = 0;
 		} else if (unit >= 0xd800 && unit <= 0xdbff) {
 			high = unit;
-		} else if ((unit >= 0xdc00 && unit <= 0xdfff) || (unit >= 0x20 && unit <= 0x7e)) {
-			return -1; /* lone low surrogate, or printable ASCII that must not be encoded */
+		} else if ((unit >= 0xdc00 && unit <= 0xdfff) || (unit >= 0x20 && unit <= 0x7e) ||
+		           unit == 0) {
+			/* lone low surrogate, printable ASCII that must not be encoded, or NUL,
+			 * which no name (a C string) can hold */
+			return -1;
 		} else if (utf7_put_utf8(out, unit) < 0) {
 			return -1;
 		}

@@ -90,6 +90,7 @@ static void test_rejected(void **state)
 	expect_bad("&U,BTFw");     /* unterminated */
 	expect_bad("&AGE-");       /* encodes printable ASCII "a" */
 	expect_bad("&AOQ-&AOQ-");  /* null shift: two runs where one is canonical */
+	expect_bad("&AAA-");       /* U+0000 */
 	expect_bad("&AOQ-&AOQ");   /* the same, unterminated */
 	expect_bad("&2D0-");       /* lone high surrogate */
 	expect_bad("&3gA-");       /* lone low surrogate */
