@@ -52,10 +52,10 @@ const char *const store_sqlite_mailbox_sql[SQ_COUNT - SQ_CORE_COUNT] = {
                        " FROM mailboxes b LEFT JOIN mailbox_entries e ON e.mailbox_id = b.id"
                        " LEFT JOIN messages m ON m.id = e.message_id"
                        " WHERE b.account_id = ?1 AND b.name = ?2 GROUP BY b.id",
-    SQM(SQ_MB_RECENT_FIRST) = "SELECT b.uidvalidity, coalesce((SELECT min(e.uid) FROM"
-                              " mailbox_entries e WHERE e.mailbox_id = b.id AND e.id > ?3),"
-                              " b.uidnext) FROM mailboxes b"
-                              " WHERE b.account_id = ?1 AND b.name = ?2",
+    SQM(SQ_MB_RECENT_FIRST) = "SELECT b.uidvalidity, CASE WHEN b.uidvalidity > ?4 THEN 1"
+                              " ELSE coalesce((SELECT min(e.uid) FROM mailbox_entries e"
+                              " WHERE e.mailbox_id = b.id AND e.id > ?3), b.uidnext) END"
+                              " FROM mailboxes b WHERE b.account_id = ?1 AND b.name = ?2",
     SQM(SQ_MB_COUNT_FROM) = "SELECT count(e.uid) FROM mailboxes b LEFT JOIN mailbox_entries e"
                             " ON e.mailbox_id = b.id AND e.uid >= ?3"
                             " WHERE b.account_id = ?1 AND b.name = ?2 GROUP BY b.id",
@@ -1028,9 +1028,10 @@ int store_sqlite_mailbox_recent_first(struct store *store, uint64_t account_id,
 	struct sq_conn *c = store_sqlite_reader(store);
 	sqlite3_stmt *st;
 	int rc = c == NULL ? -1
-	                   : store_sqlite_step(c, SQ_MB_RECENT_FIRST, &st, NULL, "isi",
+	                   : store_sqlite_step(c, SQ_MB_RECENT_FIRST, &st, NULL, "isii",
 	                                       (int64_t)account_id, mailbox,
-	                                       sq_store(store)->open_max_entry);
+	                                       sq_store(store)->open_max_entry,
+	                                       sq_store(store)->open_uidvalidity);
 	if (rc != SQLITE_ROW)
 		return rc < 0 ? -1 : 0;
 	*uidvalidity_r = (uint32_t)sqlite3_column_int64(st, 0);

@@ -127,7 +127,11 @@ struct store_sqlite {
 	bool read_key_created;
 	pthread_mutex_t read_lock;
 	struct sq_conn *readers;
-	int64_t open_max_entry; /* highest mailbox_entries id at open (\Recent) */
+	/* \Recent: entries with a higher row id, and mailboxes with a higher UIDVALIDITY
+	 * (created since), are new since the store was opened. Row ids of deleted top rows
+	 * can be reused, so the UIDVALIDITY covers recreated mailboxes. */
+	int64_t open_max_entry;
+	int64_t open_uidvalidity;
 };
 
 static inline struct store_sqlite *sq_store(struct store *store)
