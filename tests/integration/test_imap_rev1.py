@@ -206,6 +206,20 @@ def test_overlong_line_gets_tagged_answer(server):
     assert re.search(rb"^long1 BAD \[TOOBIG\]", rest, re.M), rest
     assert b"* BYE" in rest
     c.close()
+    # A line that continues a command after a literal: the command's tag.
+    c = Raw(server, user)
+    c.sock.sendall(b"long2 SELECT {5+}\r\nINBOX " + b"y" * 70000 + b"\r\n")
+    rest = b""
+    try:
+        while True:
+            chunk = c.f.read1(65536)
+            if not chunk:
+                break
+            rest += chunk
+    except OSError:
+        pass
+    assert re.search(rb"^long2 BAD \[TOOBIG\]", rest, re.M), rest
+    c.close()
 
 
 def test_mutf7_names_must_round_trip(server):
