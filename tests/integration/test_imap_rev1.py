@@ -306,3 +306,22 @@ def test_state_changes_are_logged(server):
     for pair in (("not-authenticated", "authenticated"), ("authenticated", "selected"),
                  ("selected", "authenticated"), ("authenticated", "logout")):
         assert "proto=imap event=state from=%s to=%s" % pair in log, pair
+
+
+def test_append_quota_counts_the_converted_size(server):
+    """The quota sees the stored octets: a literal that fits before its bare LFs become
+    CRLF but not after is refused with OVERQUOTA, and nothing is stored."""
+    address = "revq@example.test"
+    server.add_user(address, PASSWORD, quota="1K")
+    c = Raw(server, address)
+    message = b"Subject: q\n\n" + b"\n" * 600
+    assert len(message) < 1024 < 2 * len(message)
+    c.n += 1
+    c.sock.sendall(b"q1 APPEND INBOX {%d+}\r\n" % len(message) + message + b"\r\n")
+    while True:
+        line = c.line()
+        if line.startswith("q1 "):
+            break
+    assert line.startswith("q1 NO") and "[OVERQUOTA]" in line, line
+    assert server.mail_list(address) == []
+    c.close()
