@@ -347,10 +347,20 @@ static void test_flags(void **state)
 	assert_int_equal(match_msg("OR DRAFT DELETED", &m), 0);
 	assert_int_equal(match_msg("NOT (SEEN DRAFT)", &m), 1);
 	assert_int_equal(match_msg("NOT NOT SEEN", &m), 1);
-	/* no \Recent here */
+	/* not \Recent in this session */
 	assert_int_equal(match_msg("RECENT", &m), 0);
 	assert_int_equal(match_msg("NEW", &m), 0);
 	assert_int_equal(match_msg("OLD", &m), 1);
+	/* \Recent (RFC 3501 §6.4.4): NEW = RECENT UNSEEN, OLD = NOT RECENT */
+	m.flags |= IMAP_SEARCH_FLAG_RECENT;
+	assert_int_equal(match_msg("RECENT", &m), 1);
+	assert_int_equal(match_msg("NEW", &m), 0); /* seen */
+	assert_int_equal(match_msg("OLD", &m), 0);
+	m.flags &= ~STORE_FLAG_SEEN;
+	assert_int_equal(match_msg("NEW", &m), 1);
+	assert_int_equal(match_msg("NOT NEW", &m), 0);
+	m.flags &= ~IMAP_SEARCH_FLAG_RECENT;
+	assert_int_equal(match_msg("NEW", &m), 0);
 	m.flags = STORE_FLAG_DELETED | STORE_FLAG_DRAFT | STORE_FLAG_ANSWERED;
 	assert_int_equal(match_msg("DELETED DRAFT ANSWERED UNSEEN UNFLAGGED", &m), 1);
 }
@@ -479,7 +489,22 @@ static void test_headers(void **state)
 	assert_int_equal(match("FROM \"Alice Example\"", t), 1);
 	assert_int_equal(match("FROM bob", t), 0);
 	assert_int_equal(match("TO carol", t), 1); /* on a continuation line */
-	assert_int_equal(match("TO \"bob@example.test,\tcarol\"", t), 1); /* unfolded */
+	assert_int_equal(match("TO \"bob@example.test, carol\"", t), 1); /* unfolded */
+	/* addresses as ENVELOPE parses them: comments, quoting and spacing gone */
+	const char *odd = "From: <user-from (comment)@ (comment) domain.org>\r\n"
+	                  "To: user-to@domain.org (RealTo)\r\n"
+	                  "Cc: \"Real  Cc\" <user-cc @ domain.org>, x@y\r\n"
+	                  "Bcc: group: a@b.c, d@e.f;\r\n\r\n";
+	assert_int_equal(match("FROM user-from@domain.org", odd), 1);
+	assert_int_equal(match("FROM comment", odd), 0);
+	assert_int_equal(match("TO realto", odd), 1);
+	assert_int_equal(match("TO \"realto <user-to@domain.org>\"", odd), 1);
+	assert_int_equal(match("CC \"real  cc <user-cc@domain.org>\"", odd), 1);
+	assert_int_equal(match("CC \"user-cc@domain.org>, x@y\"", odd), 1);
+	assert_int_equal(match("BCC group", odd), 1);
+	assert_int_equal(match("BCC d@e.f", odd), 1);
+	assert_int_equal(match("BCC \"group: a@b.c\"", odd), 1);
+	assert_int_equal(match("HEADER From comment", odd), 1); /* HEADER: the text as written */
 	assert_int_equal(match("CC dave", t), 1);
 	assert_int_equal(match("CC eve", t), 0);
 	assert_int_equal(match("BCC eve", t), 1);
