@@ -31,6 +31,7 @@ struct smtp_server *smtp_server_new(struct store *store, struct auth *auth, stru
 	srv->store = store;
 	srv->auth = auth;
 	conf_slot_init(&srv->conf, conf);
+	srv->userip = userip_new();
 	return srv;
 }
 
@@ -39,6 +40,7 @@ void smtp_server_free(struct smtp_server **server)
 	if (*server == NULL)
 		return;
 	conf_slot_deinit(&(*server)->conf);
+	userip_free(&(*server)->userip);
 	free(*server);
 	*server = NULL;
 }
@@ -136,6 +138,8 @@ void smtp_session_reset_tx(struct smtp_session *s)
 
 static void smtp_session_free(struct smtp_session *s)
 {
+	if (s->userip_held)
+		userip_release(s->server->userip, s->account_id, conn_remote_ip(s->conn));
 	smtp_session_spool_drop(s);
 	auth_login_free(&s->login);
 	free(s->delivery_accounts);

@@ -13,6 +13,7 @@
 #include "auth/sasl.h"
 #include "core/arena.h"
 #include "core/conf.h"
+#include "core/userip.h"
 #include "mime/header.h"
 #include "net/conn.h"
 #include "smtp/smtp_data.h"
@@ -23,6 +24,7 @@ struct smtp_server {
 	struct store *store;
 	struct auth *auth;
 	struct conf_slot conf; /* for new sessions */
+	struct userip *userip; /* authenticated submission sessions per account + address */
 };
 
 enum smtp_state {
@@ -64,6 +66,7 @@ struct smtp_session {
 	char *helo;
 	bool esmtp;
 	bool authenticated;
+	bool userip_held; /* counted in server->userip (released when freed) */
 	uint64_t account_id;
 	char *auth_user;	   /* in s->arena, once authenticated */
 	struct auth_login *login; /* an AUTH exchange in progress */

@@ -280,6 +280,38 @@ def test_sessions_per_user_ip_are_capped(server):
         c.close()
 
 
+def submission_login(port):
+    c = RawSMTP(port, timeout=GRACE)
+    assert c.cmd("EHLO client.test").code == 250
+    plain = base64.b64encode(b"\0" + USER.encode() + b"\0" + PASSWORD.encode()).decode()
+    return c, c.cmd("AUTH PLAIN " + plain)
+
+
+def test_submission_sessions_per_user_ip_are_capped(server):
+    port = ports(server)["submission"]
+    held = []
+    for _ in range(SESSIONS):
+        c, r = submission_login(port)
+        assert r.code == 235, r
+        held.append(c)
+    extra, r = submission_login(port)
+    assert r.code == 454 and r.lines[0].startswith("4.7.0"), r
+    # not authenticated: a message from the account's address is refused
+    assert extra.cmd("MAIL FROM:<%s>" % USER).code == 530
+    held.pop().close()
+    deadline = time.monotonic() + GRACE
+    plain = base64.b64encode(b"\0" + USER.encode() + b"\0" + PASSWORD.encode()).decode()
+    while True:
+        r = extra.cmd("AUTH PLAIN " + plain)
+        if r.code == 235 or time.monotonic() > deadline:
+            break
+        assert r.code == 454, r
+        time.sleep(0.2)
+    assert r.code == 235, r
+    for c in held + [extra]:
+        c.close()
+
+
 # ---------------------------------------------------------------------------
 # SMTP bots
 
