@@ -4,6 +4,8 @@
 - SIGTERM while a POP3 QUIT's deletions or an IMAP APPEND's commit may be in flight: the
   server answers what it did (or says goodbye before doing it) and the store agrees with the
   answer; the server exits 0 with a clean (ASan) log.
+- A session closed by the server (the pre-login deadline) while its password is checked is
+  freed by the check's wake, and SIGTERM during a pending check answers the login first.
 - A client that disconnects right after a command that starts a store operation (SMTP end of
   DATA, IMAP APPEND and STORE, POP3 QUIT with deletions): the operation completes, its session
   is freed after it, and nothing leaks or is touched after free.
@@ -22,6 +24,11 @@ from imap_helpers import imap_ports, tls_ctx, wait_imap
 from pop3_helpers import RawPOP3, deliver_all, message, pop3s_port, wait_pop3
 
 PASSWORD = "Lifecycle-Secret-5"
+# One password worker, so a queue of logins keeps a check pending for seconds; a short
+# pre-login deadline to end a session while its check is pending.
+LOGIN_TIMEOUT = 2
+SERVER_CONF = {"auth_workers": "1", "limit_login_timeout": "%ds" % LOGIN_TIMEOUT,
+               "limit_connections_per_ip": "500"}
 _users = iter(range(1, 1000))
 
 
@@ -255,3 +262,89 @@ def test_clients_vanishing_during_store_operations(server):
     while os.listdir(tmp) and time.monotonic() < deadline:
         time.sleep(0.1)
     assert os.listdir(tmp) == [], "spool files left behind"
+
+
+# ---------------------------------------------------------------------------
+# A password check pending while the session ends (the worker is kept busy)
+
+
+def imaps_greeted(server):
+    sock = tls_ctx().wrap_socket(socket.create_connection((HOST, imap_ports(server)[1]),
+                                                          timeout=30))
+    buf = b""
+    while b"\r\n" not in buf:
+        chunk = sock.recv(4096)
+        assert chunk, "no greeting"
+        buf += chunk
+    assert buf.startswith(b"* OK"), buf
+    return sock
+
+
+def read_all(sock):
+    out = b""
+    try:
+        while True:
+            chunk = sock.recv(65536)
+            if not chunk:
+                break
+            out += chunk
+    except (ConnectionResetError, ssl.SSLError, socket.timeout):
+        pass
+    return out
+
+
+def busy_worker(server, n=60):
+    """n connections whose wrong passwords (never cached) queue on the one worker: about
+    n times one argon2id hash (tens of ms each) of work ahead of the next login."""
+    socks = [imaps_greeted(server) for _ in range(n)]
+    return socks
+
+
+def test_deadline_while_password_is_checked(server):
+    """on_closed comes while the password check is in flight (the deadline closed the
+    session): the session lives until the check's wake, which frees it without answering;
+    nothing leaks (LeakSanitizer at exit) and the server keeps working."""
+    user = new_user(server)
+    busy = busy_worker(server)
+    target = imaps_greeted(server)                       # its deadline starts now
+    for i, s in enumerate(busy):
+        s.sendall(b"x LOGIN nobody@example.test wrong-%d\r\n" % i)
+    time.sleep(LOGIN_TIMEOUT / 2)
+    target.sendall(b'a1 LOGIN %s "%s"\r\n' % (user.encode(), PASSWORD.encode()))
+    target.settimeout(LOGIN_TIMEOUT + 10)
+    out = read_all(target)
+    target.close()
+    # The deadline ended it while the check waited behind the others: no answer to a1.
+    assert b"* BYE" in out and b"a1 " not in out, out
+    for s in busy:
+        s.close()
+    # Stop now, while checks of sessions that are gone still wait on the worker: the
+    # server runs until their wakes freed them (else LeakSanitizer reports the sessions at
+    # exit, or a wake comes after the event loop is gone), and exits 0.
+    server.proc.send_signal(signal.SIGTERM)
+    exited_cleanly(server)
+    s = RawIMAP(server, user)
+    s.send(b"a9 LOGOUT\r\n")
+    assert s.until(b"a9 ")[-1].startswith(b"a9 OK")
+    s.sock.close()
+
+
+def test_sigterm_while_password_is_checked(server):
+    """Shutdown while a login's check is pending: the login is answered first (the goodbye
+    waits for the operation), then BYE."""
+    user = new_user(server)
+    busy = busy_worker(server, 4)     # ahead of it, but done well before its deadline
+    target = imaps_greeted(server)
+    for i, s in enumerate(busy):
+        s.sendall(b"x LOGIN nobody@example.test wrong-%d\r\n" % i)
+    target.sendall(b'a1 LOGIN %s "%s"\r\n' % (user.encode(), PASSWORD.encode()))
+    time.sleep(0.1)
+    server.proc.send_signal(signal.SIGTERM)
+    target.settimeout(30)
+    out = read_all(target)
+    target.close()
+    for s in busy:
+        s.close()
+    assert b"a1 OK" in out and b"* BYE Server shutting down" in out, out
+    assert out.index(b"a1 OK") < out.index(b"* BYE"), out
+    exited_cleanly(server)
