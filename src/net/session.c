@@ -23,25 +23,37 @@ void session_init(struct session *ss, struct conn *conn, const char *proto,
 	ASSERT(hooks->async_done != NULL && hooks->goodbye != NULL && hooks->free != NULL);
 	*ss = (struct session){ .conn = conn, .io = &session_conn_real, .hooks = hooks,
 				.ctx = ctx, .proto = proto };
-	atomic_init(&ss->async_finished, false);
+	pthread_mutex_init(&ss->finish_lock, NULL);
 }
 
 void session_async_start(struct session *ss, int kind)
 {
 	ASSERT(kind > 0 && ss->async == 0);
 	ss->async = kind;
-	atomic_store(&ss->async_finished, false);
+	ss->async_finished = false; /* no other thread has the operation yet */
 	ss->io->pause(ss->conn);
 	ss->io->hold(ss->conn); /* released by the wake that ends the operation */
 }
 
 void session_async_finished(struct session *ss)
 {
-	/* Read before the flag: once it is set, the loop may free the session. */
-	struct conn *conn = ss->conn;
-	void (*wake)(struct conn *) = ss->io->wake;
-	atomic_store(&ss->async_finished, true);
-	wake(conn);
+	/* The flag and the wake under one lock: a loop woken by something else (IMAP's change
+	 * bus) that sees the flag cannot free the session and the conn before this thread's
+	 * conn_wake() is over (it takes the lock to look). */
+	pthread_mutex_lock(&ss->finish_lock);
+	ss->async_finished = true;
+	ss->io->wake(ss->conn);
+	pthread_mutex_unlock(&ss->finish_lock);
+}
+
+/* On the loop: did the operation in flight end? (Clears the flag.) */
+static bool session_take_finished(struct session *ss)
+{
+	pthread_mutex_lock(&ss->finish_lock);
+	bool finished = ss->async_finished;
+	ss->async_finished = false;
+	pthread_mutex_unlock(&ss->finish_lock);
+	return finished;
 }
 
 int session_async(const struct session *ss)
@@ -60,6 +72,7 @@ static void session_free(struct session *ss)
 {
 	if (ss->userip != NULL)
 		userip_release(ss->userip, ss->userip_account, ss->io->remote_ip(ss->conn));
+	pthread_mutex_destroy(&ss->finish_lock);
 	ss->hooks->free(ss->ctx);
 }
 
@@ -69,7 +82,7 @@ void session_on_wake(struct session *ss)
 	const struct session_conn_ops *io = ss->io;
 	/* A wake means an operation ended only when its flag says so: IMAP's change bus wakes
 	 * the session too. */
-	if (ss->async != 0 && atomic_exchange(&ss->async_finished, false)) {
+	if (ss->async != 0 && session_take_finished(ss)) {
 		int kind = ss->async;
 		ss->async = 0;
 		if (io->is_closed(conn)) {

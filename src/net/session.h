@@ -13,7 +13,7 @@
 #ifndef POSTHORN_NET_SESSION_H
 #define POSTHORN_NET_SESSION_H
 
-#include <stdatomic.h>
+#include <pthread.h>
 #include <stdbool.h>
 #include <stdint.h>
 
@@ -61,7 +61,10 @@ struct session {
 	void *ctx;
 	const char *proto;	     /* "smtp", "pop3", "imap" (static): for log lines */
 	int async;		     /* the operation in flight (the protocol's kind); 0 none */
-	atomic_bool async_finished;  /* set by session_async_finished() before its wake */
+	/* Set by session_async_finished() together with its wake, under finish_lock: the
+	 * loop that sees it set knows the other thread is done with the session and conn. */
+	pthread_mutex_t finish_lock;
+	bool async_finished;
 	bool shutdown;		     /* the server is stopping */
 	bool logged_in;		     /* session_logged_in() ran: the pre-login deadline is off */
 	struct userip *userip;	     /* where this session is counted; NULL when it is not */
@@ -76,7 +79,8 @@ void session_init(struct session *ss, struct conn *conn, const char *proto,
  * and the session then lives until the operation is over. One at a time. */
 void session_async_start(struct session *ss, int kind);
 /* Any thread, once per operation, as the last thing the completing thread does with the
- * session: on_wake follows on the loop thread. */
+ * session: on_wake follows on the loop thread (which may free the session as soon as this
+ * returns). */
 void session_async_finished(struct session *ss);
 /* The kind of the operation in flight; 0 when none. */
 int session_async(const struct session *ss);
