@@ -413,7 +413,7 @@ def report(res, info):
             "every 10 ms (client-side time per command), %d s alone, then %d s while 20 other "
             "connections loop over `LOGIN`/`LOGOUT`. Posthorn runs this phase with "
             "`auth_cache_ttl = 0` and Dovecot with its defaults, so every one of those logins "
-            "hashes; Posthorn's `auth_workers` (one per core) hash at nice 19." % (
+            "hashes; Posthorn's `auth_workers` (default: one less than the cores, at least 1) hash at nice 19." % (
                 res.get("lat_secs", 10), res.get("lat_secs", 10)),
             MARK_END]
     return "\n".join(out)

@@ -12,6 +12,7 @@
 #include "imap/imap_parser.h"
 #include "imap/imap_search.h"
 #include "imap/imap_search_doc.h"
+#include "mime/mime.h"
 #include "core/banned.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
@@ -52,7 +53,8 @@ static void fuzz_doc(const uint8_t *msg, size_t len)
 	}
 	for (size_t i = 0; i < doc.body.count; i++)
 		ASSERT(doc.body.v[i].s[doc.body.v[i].len] == '\0');
-	ASSERT(doc.parts <= IMAP_SEARCH_DOC_PARTS_MAX + 1);
+	static const struct mime_limits lim = MIME_LIMITS_DEFAULT_INIT;
+	ASSERT(doc.parts <= lim.parts_max);
 	imap_search_doc_deinit(&doc);
 }
 

@@ -1,4 +1,4 @@
-/* libFuzzer target for mime/mime, mime/imap_structure and mime/rfc822_addr: parse the input as
+/* libFuzzer target for mime/mime, mime/imap_structure, mime/mime_binary and mime/rfc822_addr: parse the input as
  * a message (with the default limits, and again with small limits picked from the input),
  * check the tree's invariants (ranges nest inside the buffer and their parents, every part is
  * found again by its section number), then build ENVELOPE, BODY and BODYSTRUCTURE for every
@@ -13,6 +13,7 @@
 #include "core/log.h"
 #include "mime/imap_structure.h"
 #include "mime/mime.h"
+#include "mime/mime_binary.h"
 #include "core/banned.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
@@ -135,8 +136,19 @@ static void fuzz_mime_one(const unsigned char *msg, size_t len, const struct mim
 	arena_free(&arena);
 }
 
+/* mime_binary (literal8 APPEND): counts agree; nothing converted means unchanged. */
+static void fuzz_mime_binary_write(void *ctx, const void *p, size_t n)
+{
+	(void)p;
+	*(size_t *)ctx += n;
+}
+
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
+	size_t out_len = 0;
+	size_t converted = mime_binary_convert(data, size, fuzz_mime_binary_write, &out_len);
+	ASSERT(converted == mime_binary_count(data, size));
+	ASSERT(converted > 0 || out_len == size);
 	fuzz_mime_one(data, size, NULL);
 	if (size > 0) {
 		struct mime_limits lim = {

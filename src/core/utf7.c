@@ -39,32 +39,46 @@ static size_t utf7_utf8_decode(const unsigned char *s, uint32_t *cp_r)
 	return n;
 }
 
-/* Flush the UTF-16 units collected in a shifted run as modified base64, plus "-". */
-static int utf7_flush(struct buf *out, const uint16_t *units, size_t count)
+/* A shifted run being written: UTF-16 units go out as modified base64 as they come, so a
+ * run of any length is one "&...-" sequence (canonical: RFC 3501 §5.1.3 permits no null
+ * shift "-&" between two runs). */
+struct utf7_run {
+	uint32_t bits;
+	int nbits;
+	bool open;
+};
+
+static int utf7_run_unit(struct buf *out, struct utf7_run *r, uint16_t unit)
 {
-	uint32_t bits = 0;
-	int nbits = 0;
-	if (buf_append(out, "&", 1) < 0)
+	if (!r->open && buf_append(out, "&", 1) < 0)
 		return -1;
-	for (size_t i = 0; i < count; i++) {
-		bits = (bits << 16) | units[i];
-		nbits += 16;
-		while (nbits >= 6) {
-			nbits -= 6;
-			if (buf_append(out, &utf7_b64[(bits >> nbits) & 0x3f], 1) < 0)
-				return -1;
-		}
+	r->open = true;
+	r->bits = (r->bits << 16) | unit;
+	r->nbits += 16;
+	while (r->nbits >= 6) {
+		r->nbits -= 6;
+		if (buf_append(out, &utf7_b64[(r->bits >> r->nbits) & 0x3f], 1) < 0)
+			return -1;
 	}
-	if (nbits > 0 && buf_append(out, &utf7_b64[(bits << (6 - nbits)) & 0x3f], 1) < 0)
+	r->bits &= (1u << r->nbits) - 1;
+	return 0;
+}
+
+/* Close an open run: the leftover bits zero-padded, then "-". */
+static int utf7_run_close(struct buf *out, struct utf7_run *r)
+{
+	if (!r->open)
+		return 0;
+	if (r->nbits > 0 && buf_append(out, &utf7_b64[(r->bits << (6 - r->nbits)) & 0x3f], 1) < 0)
 		return -1;
+	*r = (struct utf7_run){ 0 };
 	return buf_append(out, "-", 1);
 }
 
 int utf7_from_utf8(const char *utf8, struct buf *out)
 {
 	const unsigned char *s = (const unsigned char *)utf8;
-	uint16_t units[64];
-	size_t count = 0;
+	struct utf7_run run = { 0 };
 	while (*s != '\0') {
 		uint32_t cp;
 		size_t n = utf7_utf8_decode(s, &cp);
@@ -72,31 +86,21 @@ int utf7_from_utf8(const char *utf8, struct buf *out)
 			return -1;
 		s += n;
 		if (cp >= 0x20 && cp <= 0x7e) {
-			if (count > 0 && utf7_flush(out, units, count) < 0)
-				return -1;
-			count = 0;
-			if (buf_append(out, cp == '&' ? "&-" : (const char *)&s[-1], cp == '&' ? 2 : 1) < 0)
+			if (utf7_run_close(out, &run) < 0 ||
+			    buf_append(out, cp == '&' ? "&-" : (const char *)&s[-1], cp == '&' ? 2 : 1) < 0)
 				return -1;
 			continue;
 		}
-		if (count + 2 > sizeof(units) / sizeof(units[0])) {
-			/* Long runs are split into several shifted sequences: still canonical
-			 * enough for every client, and bounded here. */
-			if (utf7_flush(out, units, count) < 0)
-				return -1;
-			count = 0;
-		}
 		if (cp >= 0x10000) {
 			cp -= 0x10000;
-			units[count++] = (uint16_t)(0xd800 | (cp >> 10));
-			units[count++] = (uint16_t)(0xdc00 | (cp & 0x3ff));
-		} else {
-			units[count++] = (uint16_t)cp;
+			if (utf7_run_unit(out, &run, (uint16_t)(0xd800 | (cp >> 10))) < 0 ||
+			    utf7_run_unit(out, &run, (uint16_t)(0xdc00 | (cp & 0x3ff))) < 0)
+				return -1;
+		} else if (utf7_run_unit(out, &run, (uint16_t)cp) < 0) {
+			return -1;
 		}
 	}
-	if (count > 0 && utf7_flush(out, units, count) < 0)
-		return -1;
-	return 0;
+	return utf7_run_close(out, &run);
 }
 
 static int utf7_put_utf8(struct buf *out, uint32_t cp)
@@ -145,8 +149,11 @@ static int utf7_decode_run(const char *s, size_t len, struct buf *out)
 			high = 0;
 		} else if (unit >= 0xd800 && unit <= 0xdbff) {
 			high = unit;
-		} else if ((unit >= 0xdc00 && unit <= 0xdfff) || (unit >= 0x20 && unit <= 0x7e)) {
-			return -1; /* lone low surrogate, or printable ASCII that must not be encoded */
+		} else if ((unit >= 0xdc00 && unit <= 0xdfff) || (unit >= 0x20 && unit <= 0x7e) ||
+		           unit == 0) {
+			/* lone low surrogate, printable ASCII that must not be encoded, or NUL,
+			 * which no name (a C string) can hold */
+			return -1;
 		} else if (utf7_put_utf8(out, unit) < 0) {
 			return -1;
 		}
@@ -176,8 +183,9 @@ int utf7_to_utf8(const char *utf7, struct buf *out)
 		if (end == s + 1) {
 			if (buf_append(out, "&", 1) < 0)
 				return -1;
-		} else if (utf7_decode_run(s + 1, (size_t)(end - s - 1), out) < 0) {
-			return -1;
+		} else if (utf7_decode_run(s + 1, (size_t)(end - s - 1), out) < 0 ||
+		           (end[1] == '&' && end[2] != '-')) {
+			return -1; /* a null shift "-&" joins two runs: not canonical (§5.1.3) */
 		}
 		s = end + 1;
 	}

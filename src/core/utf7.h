@@ -11,7 +11,8 @@
 int utf7_from_utf8(const char *utf8, struct buf *out) __attribute__((warn_unused_result));
 /* Append the UTF-8 form of the modified UTF-7 text utf7 to out. 0 ok, -1 when utf7 is not in
  * canonical modified UTF-7 (bad base64, unpaired surrogates, an encoded printable ASCII
- * character, "&" sequences not closed, non-ASCII octets ...). */
+ * character, "&" sequences not closed, a null shift "-&" between two sequences, non-ASCII
+ * octets ...): whatever decodes encodes back byte-exactly with utf7_from_utf8(). */
 int utf7_to_utf8(const char *utf7, struct buf *out) __attribute__((warn_unused_result));
 
 #endif

@@ -26,7 +26,7 @@ void cmd_logout(struct imap_cmd *cmd)
 	struct imap_session *s = cmd->s;
 	conn_printf(s->conn, "* BYE Logging out\r\n");
 	imap_tagged(s, cmd->tag, "OK", "LOGOUT completed");
-	s->state = IMAP_STATE_LOGOUT;
+	imap_session_set_state(s, IMAP_STATE_LOGOUT);
 	imap_session_close(s, NULL);
 }
 

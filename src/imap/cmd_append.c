@@ -10,12 +10,16 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <sys/mman.h>
+#include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
 
+#include "core/crlf.h"
 #include "core/log.h"
 #include "core/xmalloc.h"
 #include "mime/header.h"
+#include "mime/mime_binary.h"
 #include "core/banned.h"
 
 /* Messages in one MULTIAPPEND. */
@@ -28,6 +32,7 @@ struct cmd_append_file {
 	int fd;     /* open while its octets arrive, else -1 */
 	uint64_t size;
 	bool binary, nul;
+	struct crlf crlf; /* a {n} literal's bare CR / LF become CRLF; literal8 stays as sent */
 	struct header_scanner *headers; /* in the spool's arena */
 };
 
@@ -170,14 +175,9 @@ int cmd_append_literal_begin(struct imap_session *s, const struct imap_literal *
 	return 1;
 }
 
-static void cmd_append_write(struct cmd_append_spool *sp, struct cmd_append_file *f,
-                             const unsigned char *data, size_t n)
+static void cmd_append_write_raw(struct cmd_append_spool *sp, struct cmd_append_file *f,
+                                 const unsigned char *data, size_t n)
 {
-	if (f->path == NULL)
-		return; /* dropped: the command is refused anyway */
-	/* RFC 9051 §9: a literal is CHAR8, no NUL; literal8 (RFC 3516) may hold any octet. */
-	if (!f->binary && memchr(data, '\0', n) != NULL)
-		f->nul = true;
 	(void)header_scanner_feed(f->headers, data, n);
 	while (n > 0 && f->fd >= 0) {
 		ssize_t w = write(f->fd, data, n);
@@ -196,6 +196,95 @@ static void cmd_append_write(struct cmd_append_spool *sp, struct cmd_append_file
 	}
 }
 
+/* Octets of the message literal: a {n} literal's line ends become CRLF on the way to the
+ * spool file, as Dovecot does and as SMTP's smtp_bare_lf = normalize does (IMAP clients
+ * expect CRLF); a literal8 (RFC 3516) is stored as sent, since a binary part may hold any
+ * octet. The stored size (RFC822.SIZE, quota) is the file's, after conversion. */
+static void cmd_append_write(struct cmd_append_spool *sp, struct cmd_append_file *f,
+                             const unsigned char *data, size_t n)
+{
+	if (f->path == NULL)
+		return; /* dropped: the command is refused anyway */
+	if (f->binary) {
+		cmd_append_write_raw(sp, f, data, n);
+		return;
+	}
+	/* RFC 9051 §9: a literal is CHAR8, no NUL; literal8 (RFC 3516) may hold any octet. */
+	if (memchr(data, '\0', n) != NULL)
+		f->nul = true;
+	unsigned char out[2 * 4096 + 2];
+	while (n > 0) {
+		size_t step = n < 4096 ? n : 4096;
+		cmd_append_write_raw(sp, f, out, crlf_convert(&f->crlf, data, step, out));
+		data += step;
+		n -= step;
+	}
+}
+
+struct cmd_append_out {
+	int fd;
+	bool failed;
+};
+
+static void cmd_append_out_write(void *ctx, const void *data, size_t n)
+{
+	struct cmd_append_out *w = ctx;
+	const unsigned char *p = data;
+	while (n > 0 && !w->failed) {
+		ssize_t r = write(w->fd, p, n);
+		if (r < 0 && errno == EINTR)
+			continue;
+		if (r <= 0) {
+			w->failed = true;
+			return;
+		}
+		p += r;
+		n -= (size_t)r;
+	}
+}
+
+/* A literal8 message (RFC 3516 §4.4): its binary parts are stored as base64, as Dovecot
+ * stores them, so that BODY[] never puts NUL octets into a {n} literal; BINARY[] decodes
+ * them back (mime_binary.h). The converted copy replaces the spool file. */
+static void cmd_append_binary(struct imap_session *s, struct cmd_append_spool *sp,
+                              struct cmd_append_file *f)
+{
+	int fd = open(f->path, O_RDONLY | O_CLOEXEC);
+	struct stat st;
+	if (fd < 0 || fstat(fd, &st) != 0 || st.st_size == 0) {
+		if (fd >= 0)
+			close(fd);
+		return;
+	}
+	size_t len = (size_t)st.st_size;
+	void *map = mmap(NULL, len, PROT_READ, MAP_PRIVATE, fd, 0);
+	close(fd);
+	if (map == MAP_FAILED)
+		return; /* stored as sent */
+	if (mime_binary_count(map, len) > 0) {
+		char *path = store_spool_path_dup(s->server->store);
+		struct cmd_append_out w = {
+		    .fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600)};
+		w.failed = w.fd < 0;
+		if (!w.failed)
+			(void)mime_binary_convert(map, len, cmd_append_out_write, &w);
+		if (w.fd >= 0 && close(w.fd) != 0)
+			w.failed = true;
+		if (w.failed) {
+			log_error("session=%s proto=imap event=spool-write path=%s error=%s",
+			          conn_id(s->conn), path, strerror(errno));
+			(void)unlink(path);
+			free(path);
+			sp->error = "cannot write the spool file";
+		} else {
+			(void)unlink(f->path);
+			free(f->path);
+			f->path = path;
+		}
+	}
+	munmap(map, len);
+}
+
 void cmd_append_literal_input(struct imap_session *s)
 {
 	struct cmd_append_spool *sp = s->append;
@@ -211,9 +300,15 @@ void cmd_append_literal_input(struct imap_session *s)
 		conn_consume(s->conn, n);
 		sp->remaining -= n;
 	}
+	if (f->path != NULL && !f->binary) {
+		unsigned char end[2];
+		cmd_append_write_raw(sp, f, end, crlf_finish(&f->crlf, end));
+	}
 	if (f->fd >= 0 && close(f->fd) != 0 && sp->error == NULL)
 		sp->error = "cannot close the spool file";
 	f->fd = -1;
+	if (f->binary && f->path != NULL && sp->error == NULL)
+		cmd_append_binary(s, sp, f);
 	s->io = IMAP_IO_LINE;
 }
 

@@ -390,6 +390,7 @@ struct fetch_op {
 	struct store_flags op;
 	/* the answer */
 	size_t next;	     /* index in seqs of the message being answered */
+	bool gone;	     /* a message was expunged elsewhere: NO [EXPUNGEISSUED] at the end */
 	bool in_msg;	     /* its "* n FETCH (" is out */
 	bool in_body;	     /* item's literal is streaming */
 	size_t item;	     /* its item being sent */
@@ -556,8 +557,9 @@ static int fetch_spans(struct fetch_op *o, const unsigned char *data, uint64_t s
 }
 
 /* The simple items of one message's response into b. */
-static int fetch_simple_items(const struct fetch_req *req, const struct imap_msg *m,
-			      bool with_flags, struct buf *b, const char **sep)
+static int fetch_simple_items(struct imap_session *s, const struct fetch_req *req,
+			      const struct imap_msg *m, bool with_flags, struct buf *b,
+			      const char **sep)
 {
 	int r = 0;
 	if (req->uid) {
@@ -567,7 +569,7 @@ static int fetch_simple_items(const struct fetch_req *req, const struct imap_msg
 	if (req->flags || with_flags) {
 		r |= buf_puts(b, *sep);
 		r |= buf_puts(b, "FLAGS (");
-		cmd_store_flags_text(b, m->flags, m->keywords);
+		imap_session_flags_text(s, b, m);
 		r |= buf_puts(b, ")");
 		*sep = " ";
 	}
@@ -605,7 +607,7 @@ static bool fetch_was_unseen(const struct fetch_op *o, uint32_t uid)
  * The file is mapped (never read into memory) only while the MIME structure or the header
  * end is looked for, and unmapped before anything is sent. 0, -1 a BINARY item names a part
  * that cannot be decoded (nothing was sent: the command fails with UNKNOWN-CTE), -2 the file
- * could not be read. */
+ * could not be read, 1 the message is gone (nothing was sent). */
 static int fetch_msg_begin(struct imap_session *s, struct fetch_op *o, uint64_t *read)
 {
 	uint32_t seq = o->seqs[o->next];
@@ -618,8 +620,9 @@ static int fetch_msg_begin(struct imap_session *s, struct fetch_op *o, uint64_t 
 	if (req->item_count > 0 || req->envelope || req->bodystructure || req->body) {
 		int fd;
 		if (store_message_open(s->server->store, s->account_id, s->mailbox, m->uid, &fd,
-				       &size) == 1)
-			o->fd = fd;
+				       &size) != 1)
+			return 1;
+		o->fd = fd;
 	}
 	unsigned char *data = NULL;
 	if (o->fd >= 0 && size > 0 && size <= SIZE_MAX &&
@@ -641,7 +644,7 @@ static int fetch_msg_begin(struct imap_session *s, struct fetch_op *o, uint64_t 
 	buf_init(&b, (size_t)64 * 1024 * 1024);
 	const char *sep = "";
 	int r = buf_printf(&b, "* %u FETCH (", seq);
-	r |= fetch_simple_items(req, m, with_flags, &b, &sep);
+	r |= fetch_simple_items(s, req, m, with_flags, &b, &sep);
 	r |= fetch_structure(s, tmp, req, m->uid, data, (size_t)size, &root, &b, &sep);
 	int ok = fetch_spans(o, data, size, root, read);
 	if (data != NULL) {
@@ -729,12 +732,24 @@ static enum imap_step fetch_step(struct imap_session *s, void *op)
 			continue;
 		}
 		if (o->next == o->count) {
-			imap_tagged(s, o->tag, "OK", "%s completed", o->name);
+			if (o->gone)
+				imap_tagged(s, o->tag, "NO", "[EXPUNGEISSUED] Some of the requested "
+							     "messages no longer exist");
+			else
+				imap_tagged(s, o->tag, "OK", "%s completed", o->name);
 			return IMAP_STEP_DONE;
 		}
 		if (conn_output_full(s->conn) || read >= FETCH_STEP_READ_MAX)
 			return IMAP_STEP_MORE;
 		int r = fetch_msg_begin(s, o, &read);
+		if (r == 1) {
+			/* Expunged by another session and not yet reported here: RFC 2180
+			 * §4.1.2, no response for it, and the command ends with NO
+			 * [EXPUNGEISSUED] (as Dovecot does). */
+			o->gone = true;
+			o->next++;
+			continue;
+		}
 		if (r == -1) {
 			imap_tagged(s, o->tag, "NO", "[UNKNOWN-CTE] Can't decode the part's "
 						     "Content-Transfer-Encoding");

@@ -59,7 +59,7 @@ static void imap_login_succeeded(struct imap_session *s, const struct auth_login
 		conn_resume(s->conn);
 		return;
 	}
-	s->state = IMAP_STATE_AUTHENTICATED;
+	imap_session_set_state(s, IMAP_STATE_AUTHENTICATED);
 	s->account_id = res->account_id;
 	free(s->user);
 	s->user = xstrdup(res->user);

@@ -251,7 +251,14 @@ void cmd_subscribe(struct imap_cmd *cmd)
 		imap_tagged(cmd->s, cmd->tag, "BAD", "Syntax: %s mailbox", cmd->name);
 		return;
 	}
-	if ((name = mailbox_arg(cmd, raw, false)) != NULL)
-		mailbox_start(cmd, sub ? STORE_MAILBOX_SUBSCRIBE : STORE_MAILBOX_UNSUBSCRIBE, name,
-		              NULL, 0);
+	if ((name = mailbox_arg(cmd, raw, false)) == NULL)
+		return;
+	/* RFC 9051 §6.3.7 lets a server check that the mailbox exists; Dovecot does, and
+	 * clients (IMAPClient's live test) expect it. A subscription outlives its mailbox. */
+	struct store_mailbox_stats st;
+	if (sub && store_mailbox_stats(cmd->s->server->store, cmd->s->account_id, name, &st) == 0) {
+		imap_tagged(cmd->s, cmd->tag, "NO", "[NONEXISTENT] Mailbox does not exist");
+		return;
+	}
+	mailbox_start(cmd, sub ? STORE_MAILBOX_SUBSCRIBE : STORE_MAILBOX_UNSUBSCRIBE, name, NULL, 0);
 }

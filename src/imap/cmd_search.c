@@ -182,7 +182,7 @@ static int cmd_search_one(struct imap_session *s, const struct cmd_search_op *o,
 	    .uid = m->uid,
 	    .size = m->size,
 	    .internal_date = m->date,
-	    .flags = m->flags,
+	    .flags = m->flags | (m->recent ? IMAP_SEARCH_FLAG_RECENT : 0u),
 	    .keywords = m->keywords,
 	};
 	*read_r = false;

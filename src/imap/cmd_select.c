@@ -44,6 +44,14 @@ void cmd_select(struct imap_cmd *cmd)
 	/* Watch first, then snapshot: a change in between is reported, never lost. */
 	s->mailbox = xstrdup(name);
 	imap_session_watch(s);
+	/* The mailbox's keywords first (in the order they were first used); the snapshot adds
+	 * any an entry holds beyond them (imap_session_view_keywords()). */
+	char *keywords = NULL;
+	if (store_mailbox_keywords(s->server->store, s->account_id, name, &keywords) == 1 &&
+	    keywords[0] != '\0')
+		s->announced = keywords;
+	else
+		free(keywords);
 	struct store_mailbox_status st;
 	int r = store_mailbox_snapshot(s->server->store, s->account_id, name, &st, imap_select_cb, s);
 	if (r <= 0) {
@@ -54,22 +62,23 @@ void cmd_select(struct imap_cmd *cmd)
 			imap_tagged(s, cmd->tag, "NO", "[SERVERBUG] Cannot open the mailbox");
 		return;
 	}
-	s->state = IMAP_STATE_SELECTED;
+	imap_session_set_state(s, IMAP_STATE_SELECTED);
 	s->read_only = examine;
 	s->uidvalidity = st.uidvalidity;
 	s->uidnext = st.uidnext;
 	s->highestmodseq = st.highestmodseq;
+	imap_session_recent_update(s, 0);
 	imap_send(s, "* %u EXISTS", s->count);
 	if (!s->rev2)
-		imap_send(s, "* 0 RECENT");
-	char *keywords = NULL;
-	if (store_mailbox_keywords(s->server->store, s->account_id, name, &keywords) != 1)
-		keywords = NULL;
-	imap_send(s, "* FLAGS (\\Answered \\Flagged \\Deleted \\Seen \\Draft%s%s)",
-		  keywords != NULL && keywords[0] != '\0' ? " " : "", keywords != NULL ? keywords : "");
-	free(keywords);
-	imap_send(s, "* OK [PERMANENTFLAGS (%s)] Flags permitted",
-		  examine ? "" : "\\Answered \\Flagged \\Deleted \\Seen \\Draft \\*");
+		imap_send(s, "* %u RECENT", imap_session_recent_count(s));
+	imap_session_send_flags(s);
+	if (!s->rev2) { /* RFC 3501 §6.3.1: the first unseen message (RFC 9051 dropped it) */
+		uint32_t i = 0;
+		while (i < s->count && (s->msgs[i].flags & STORE_FLAG_SEEN))
+			i++;
+		if (i < s->count)
+			imap_send(s, "* OK [UNSEEN %u] First unseen", i + 1);
+	}
 	imap_send(s, "* OK [UIDVALIDITY %u] UIDs valid", s->uidvalidity);
 	imap_send(s, "* OK [UIDNEXT %u] Predicted next UID", s->uidnext);
 	if (s->rev2) {

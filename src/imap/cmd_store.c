@@ -33,7 +33,8 @@ int cmd_store_parse_flags(struct arena *arena, const struct imap_arg *args, unsi
 	size_t count = 0;
 	unsigned flags = 0;
 	for (size_t i = 0; i < n; i++) {
-		if (args[i].type != IMAP_ARG_ATOM)
+		/* NIL is an atom like any other here (RFC 9051 §9 flag-keyword). */
+		if (args[i].type != IMAP_ARG_ATOM && args[i].type != IMAP_ARG_NIL)
 			return -1;
 		const char *f = args[i].str;
 		if (f[0] == '\\') {
@@ -206,7 +207,7 @@ static void cmd_store_report(struct imap_session *s, struct cmd_store_op *o)
 			continue;
 		struct buf b;
 		buf_init(&b, 64 * 1024);
-		cmd_store_flags_text(&b, r->flags, r->keywords);
+		imap_session_flags_text(s, &b, &s->msgs[idx]);
 		if (o->uid)
 			imap_send(s, "* %ld FETCH (UID %u FLAGS (%s))", idx + 1, r->uid,
 			          buf_cstr(&b));

@@ -10,6 +10,7 @@
 
 #include "imap/imap_search_doc.h"
 #include "imap/imap_seqset.h"
+#include "mime/rfc822_addr.h"
 #include "store/store.h"
 #include "core/banned.h"
 
@@ -21,6 +22,7 @@ enum search_type {
 	SK_NOT,
 	SK_FLAG_SET,   /* flag bit set */
 	SK_FLAG_UNSET, /* flag bit clear */
+	SK_NEW,        /* \Recent and not \Seen (RFC 3501 §6.4.4) */
 	SK_KEYWORD,
 	SK_UNKEYWORD,
 	SK_LARGER,
@@ -47,6 +49,7 @@ struct imap_search_key {
 	uint64_t number;   /* LARGER, SMALLER */
 	int64_t day;       /* dates: days since 1970-01-01 */
 	const char *field; /* HEADER: field name */
+	bool address;      /* FROM, TO, CC, BCC: match the parsed addresses */
 	const char *str;   /* HEADER, BODY, TEXT: folded needle; KEYWORD: the keyword */
 	size_t len;
 	const struct imap_seqset *set; /* SK_SEQ, SK_UID */
@@ -180,11 +183,11 @@ static const struct {
     {"UNDRAFT", SK_FLAG_UNSET, STORE_FLAG_DRAFT},
     {"UNFLAGGED", SK_FLAG_UNSET, STORE_FLAG_FLAGGED},
     {"UNSEEN", SK_FLAG_UNSET, STORE_FLAG_SEEN},
-    /* RFC 3501: no message is \Recent here, so NEW (RECENT UNSEEN) and RECENT match none
-     * and OLD (NOT RECENT) matches all. */
-    {"NEW", SK_FALSE, 0},
-    {"RECENT", SK_FALSE, 0},
-    {"OLD", SK_TRUE, 0},
+    /* RFC 3501 §6.4.4: NEW is RECENT UNSEEN, OLD is NOT RECENT (the caller sets
+     * IMAP_SEARCH_FLAG_RECENT for this session's \Recent messages). */
+    {"NEW", SK_NEW, 0},
+    {"RECENT", SK_FLAG_SET, IMAP_SEARCH_FLAG_RECENT},
+    {"OLD", SK_FLAG_UNSET, IMAP_SEARCH_FLAG_RECENT},
 };
 
 static const struct {
@@ -250,6 +253,7 @@ search_parse_string_key(struct search_parser *p, struct imap_search_key *k, cons
 			k->field = arena_strndup(p->arena, field, len);
 		} else {
 			k->field = name; /* static: BCC, CC, FROM, SUBJECT, TO */
+			k->address = strcasecmp(name, "SUBJECT") != 0;
 		}
 		p->needs |= IMAP_SEARCH_NEED_HEADER;
 	} else {
@@ -502,6 +506,52 @@ static bool search_saved_has(const struct imap_search_context *ctx, uint32_t uid
 
 static int search_eval(const struct imap_search_key *k, struct search_env *e);
 
+/* Append the address list of a field value as ENVELOPE parses it (rfc822_addr.c), written
+ * back as "mailbox@domain" or "name <route:mailbox@domain>", groups as "group: ...;", joined with ", ": comments,
+ * quoting and odd spacing are gone, as in Dovecot's address search. */
+static void search_address_text(struct arena *a, const char *v, size_t len, struct buf *out)
+{
+	int r = 0;
+	const char *sep = "";
+	for (const struct rfc822_address *x = rfc822_addr_parse_list(a, (const unsigned char *)v, len);
+	     x != NULL; x = x->next) {
+		if (x->domain == NULL && x->mailbox != NULL) { /* group start */
+			r |= buf_printf(out, "%s%s:", sep, x->mailbox);
+			sep = " ";
+			continue;
+		}
+		if (x->mailbox == NULL) { /* group end */
+			r |= buf_puts(out, ";");
+			sep = ", ";
+			continue;
+		}
+		bool angle = x->name != NULL || x->route != NULL;
+		r |= buf_puts(out, sep);
+		if (x->name != NULL)
+			r |= buf_printf(out, "%s ", x->name);
+		r |= buf_printf(out, "%s%s%s%s@%s%s", angle ? "<" : "", x->route != NULL ? x->route : "",
+		                x->route != NULL ? ":" : "", x->mailbox, x->domain, angle ? ">" : "");
+		sep = ", ";
+	}
+	(void)r; /* a truncated text only matches less */
+}
+
+/* FROM, TO, CC, BCC: the needle in the field's addresses (RFC 9051 §6.4.4 "contains"). */
+static bool search_address_find(const struct imap_search_doc_text *t,
+                                const struct imap_search_key *k)
+{
+	if (k->len == 0)
+		return true;
+	struct arena *a = arena_new(4096);
+	struct buf out;
+	buf_init(&out, 1024 * 1024);
+	search_address_text(a, t->s + t->value, t->len - t->value, &out);
+	bool found = out.len >= k->len && memmem(out.data, out.len, k->str, k->len) != NULL;
+	buf_free(&out);
+	arena_free(&a);
+	return found;
+}
+
 static int search_eval_text(const struct imap_search_key *k, struct search_env *e)
 {
 	struct imap_search_doc *d = e->doc;
@@ -513,7 +563,7 @@ static int search_eval_text(const struct imap_search_key *k, struct search_env *
 		for (size_t i = 0; i < d->fields.count; i++) {
 			const struct imap_search_doc_text *t = &d->fields.v[i];
 			if (t->name_len == flen && strncasecmp(t->name, k->field, flen) == 0 &&
-			    search_find(t, t->value, k))
+			    (k->address ? search_address_find(t, k) : search_find(t, t->value, k)))
 				return 1;
 		}
 		return 0;
@@ -614,6 +664,9 @@ static int search_eval(const struct imap_search_key *k, struct search_env *e)
 		return (m->flags & k->flag) != 0;
 	case SK_FLAG_UNSET:
 		return (m->flags & k->flag) == 0;
+	case SK_NEW:
+		return (m->flags & (IMAP_SEARCH_FLAG_RECENT | STORE_FLAG_SEEN)) ==
+		       IMAP_SEARCH_FLAG_RECENT;
 	case SK_KEYWORD:
 		return search_has_keyword(m->keywords, k->str, k->len);
 	case SK_UNKEYWORD:

@@ -80,9 +80,11 @@ struct imap_search_msg {
 	uint32_t seq, uid;
 	uint64_t size;         /* RFC822.SIZE */
 	int64_t internal_date; /* unix seconds; its date is taken in UTC, as FETCH shows it */
-	unsigned flags;        /* STORE_FLAG_* */
+	unsigned flags;        /* STORE_FLAG_*, and IMAP_SEARCH_FLAG_RECENT */
 	const char *keywords;  /* space-separated; NULL or "" when none */
 };
+/* In imap_search_msg.flags: \Recent in this session (RECENT, NEW, OLD). */
+#define IMAP_SEARCH_FLAG_RECENT (1u << 30)
 
 /* Does msg match? data/len are the message's octets: the whole message when search->needs
  * has IMAP_SEARCH_NEED_BODY; when it has only IMAP_SEARCH_NEED_HEADER, a prefix holding at

@@ -4,8 +4,11 @@
  * quoted-printable decoded, converted from the part's charset to UTF-8; message/rfc822
  * parts opened; other types skipped, as RFC 9051 §6.4.4 allows) plus the header lines of
  * the MIME parts and nested messages. Everything is case-folded with imap_search_doc_fold()
- * so that a folded needle is found with memmem(). Pure and bounded: MIME depth and part
- * count are capped, broken input is read as well as it can be, never rejected. */
+ * so that a folded needle is found with memmem(). The parsing is mime/'s (mime_parse(),
+ * mime_field_iter, mime_decode_words()), with the limits FETCH uses, so SEARCH sees the
+ * parts BODYSTRUCTURE shows. Pure and bounded: MIME depth and part count are mime_parse()'s
+ * (MIME_LIMITS_DEFAULT_INIT), work is linear in the message's size, broken input is read as
+ * well as it can be, never rejected. */
 #ifndef POSTHORN_IMAP_IMAP_SEARCH_DOC_H
 #define POSTHORN_IMAP_IMAP_SEARCH_DOC_H
 
@@ -13,10 +16,6 @@
 #include <stddef.h>
 
 #include "core/arena.h"
-
-/* MIME nesting and part count followed; deeper or further parts are not searched. */
-#define IMAP_SEARCH_DOC_DEPTH_MAX 16
-#define IMAP_SEARCH_DOC_PARTS_MAX 1000
 
 /* A piece of searchable text: folded UTF-8 (invalid octets kept), NUL-terminated. */
 struct imap_search_doc_text {
@@ -42,7 +41,7 @@ struct imap_search_doc {
 	bool header_done, body_done;
 	struct imap_search_doc_texts fields; /* after imap_search_doc_header() */
 	struct imap_search_doc_texts body;   /* after imap_search_doc_body() */
-	unsigned parts;
+	unsigned parts; /* MIME parts walked by imap_search_doc_body() */
 };
 
 /* Start a doc over len octets of data (a whole message, or only its header section when

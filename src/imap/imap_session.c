@@ -8,6 +8,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 
 #include "core/log.h"
 #include "core/xmalloc.h"
@@ -17,10 +18,11 @@
 
 /* Literal octets kept in memory for one command argument (APPEND streams bigger ones). */
 #define IMAP_LITERAL_MAX (1024 * 1024)
-/* Before login (Dovecot's imap-login is as strict): a command line of at most 8 KiB, and
- * literals of at most 4096 octets, the LITERAL- bound of RFC 7888 §4 that applies to
+/* Before login: a command of at most 32 KiB (room for an ID of 30 pairs with values of
+ * RFC 2971's 1024 octets, as imaptest's "id" test sends; after login 64 KiB), and literals
+ * of at most 4096 octets, the LITERAL- bound of RFC 7888 §4 that applies to
  * non-synchronizing literals too (a LOGIN needs a few hundred octets). */
-#define IMAP_PRELOGIN_LINE_MAX 8192
+#define IMAP_PRELOGIN_LINE_MAX 32768
 #define IMAP_PRELOGIN_LITERAL_MAX 4096
 static const struct imap_parser_limits imap_prelogin_limits = {
 	.line_max = IMAP_PRELOGIN_LINE_MAX, /* all lines of one command together */
@@ -96,7 +98,7 @@ void imap_tagged(struct imap_session *s, const char *tag, const char *status, co
 	vsnprintf(text, sizeof(text), fmt, ap);
 	va_end(ap);
 	conn_printf(s->conn, "%s %s %s\r\n", tag != NULL ? tag : "*", status, text);
-	if (strcmp(status, "OK") != 0 && ++s->errors >= s->limits->errors) {
+	if (strcmp(status, "BAD") == 0 && ++s->errors >= s->limits->errors) {
 		IMAP_LOG(s, "event=disconnect reason=too-many-errors errors=%u", s->errors);
 		imap_session_close(s, "Too many invalid commands");
 	}
@@ -294,21 +296,6 @@ static void imap_sync_expunged(void *ctx, uint32_t uid, uint64_t modseq)
 	y->expunged[y->expunged_count++] = uid;
 }
 
-static void imap_flags_text(struct buf *b, unsigned flags)
-{
-	static const char *const names[] = { "\\Seen", "\\Answered", "\\Flagged",
-					     "\\Deleted", "\\Draft" };
-	bool first = true;
-	int r = 0;
-	for (unsigned i = 0; i < 5; i++) {
-		if (flags & (1u << i)) {
-			r |= buf_printf(b, "%s%s", first ? "" : " ", names[i]);
-			first = false;
-		}
-	}
-	(void)r;
-}
-
 void imap_session_sync(struct imap_session *s, bool expunges)
 {
 	if (s->state != IMAP_STATE_SELECTED)
@@ -353,11 +340,8 @@ void imap_session_sync(struct imap_session *s, bool expunges)
 				s->msgs[idx].modseq = e->modseq;
 				imap_session_view_keywords(s, idx, e->keywords);
 				struct buf b;
-				buf_init(&b, 16384);
-				imap_flags_text(&b, e->flags);
-				if (e->keywords != NULL && e->keywords[0] != '\0' &&
-				    buf_printf(&b, "%s%s", e->flags != 0 ? " " : "", e->keywords) < 0)
-					buf_reset(&b);
+				buf_init(&b, 65536);
+				imap_session_flags_text(s, &b, &s->msgs[idx]);
 				imap_send(s, "* %ld FETCH (UID %u FLAGS (%s))", idx + 1, e->uid,
 					  buf_cstr(&b));
 				buf_free(&b);
@@ -373,8 +357,13 @@ void imap_session_sync(struct imap_session *s, bool expunges)
 			imap_session_view_keywords(s, s->count++, e->keywords);
 		}
 	}
-	if (s->count != old_count)
+	if (s->count != old_count) {
 		imap_send(s, "* %u EXISTS", s->count);
+		if (!s->rev2 && s->count > old_count) {
+			imap_session_recent_update(s, old_count);
+			imap_send(s, "* %u RECENT", imap_session_recent_count(s));
+		}
+	}
 	if (st.uidnext > s->uidnext)
 		s->uidnext = st.uidnext;
 	if (complete)
@@ -394,10 +383,120 @@ void imap_session_view_remove(struct imap_session *s, long idx)
 	s->count--;
 }
 
+/* Longest tag kept for the answer to an over-long line. */
+#define IMAP_OVERLONG_TAG_MAX 64
+
+static const char *const imap_state_names[] = {
+	[IMAP_STATE_NOT_AUTHENTICATED] = "not-authenticated",
+	[IMAP_STATE_AUTHENTICATED] = "authenticated",
+	[IMAP_STATE_SELECTED] = "selected",
+	[IMAP_STATE_LOGOUT] = "logout",
+};
+
+void imap_session_set_state(struct imap_session *s, enum imap_state state)
+{
+	if (log_debug_enabled())
+		log_debug("session=%s proto=imap event=state from=%s to=%s", conn_id(s->conn),
+			  imap_state_names[s->state], imap_state_names[state]);
+	s->state = state;
+}
+
+/* 1 when the space-separated list has word (len octets), compared case-insensitively. */
+static bool imap_keyword_listed(const char *list, const char *word, size_t len)
+{
+	for (const char *p = list; p != NULL && *p != '\0';) {
+		size_t n = strcspn(p, " ");
+		if (n == len && strncasecmp(p, word, len) == 0)
+			return true;
+		p += n;
+		p += strspn(p, " ");
+	}
+	return false;
+}
+
+/* Add the keywords of list that s->announced lacks; true when some were added. */
+static bool imap_session_announce_add(struct imap_session *s, const char *list)
+{
+	bool added = false;
+	for (const char *p = list; p != NULL && *p != '\0';) {
+		size_t n = strcspn(p, " ");
+		if (n > 0 && !imap_keyword_listed(s->announced, p, n)) {
+			size_t old = s->announced != NULL ? strlen(s->announced) : 0;
+			char *joined = xmalloc(old + 1 + n + 1);
+			if (old > 0)
+				memcpy(joined, s->announced, old);
+			size_t at = old;
+			if (old > 0)
+				joined[at++] = ' ';
+			memcpy(joined + at, p, n);
+			joined[at + n] = '\0';
+			free(s->announced);
+			s->announced = joined;
+			added = true;
+		}
+		p += n;
+		p += strspn(p, " ");
+	}
+	return added;
+}
+
+void imap_session_send_flags(struct imap_session *s)
+{
+	const char *kw = s->announced != NULL ? s->announced : "";
+	const char *sep = kw[0] != '\0' ? " " : "";
+	imap_send(s, "* FLAGS (\\Answered \\Flagged \\Deleted \\Seen \\Draft%s%s)", sep, kw);
+	if (s->read_only)
+		imap_send(s, "* OK [PERMANENTFLAGS ()] Read-only mailbox");
+	else
+		imap_send(s, "* OK [PERMANENTFLAGS (\\Answered \\Flagged \\Deleted \\Seen \\Draft%s%s "
+			     "\\*)] Flags permitted",
+			  sep, kw);
+}
+
 void imap_session_view_keywords(struct imap_session *s, long idx, const char *keywords)
 {
 	free(s->msgs[idx].keywords);
 	s->msgs[idx].keywords = keywords != NULL && keywords[0] != '\0' ? xstrdup(keywords) : NULL;
+	/* A keyword new to this session is announced before a FETCH shows it (RFC 9051
+	 * §7.3.5); during SELECT the FLAGS that SELECT sends covers it. */
+	if (imap_session_announce_add(s, keywords) && s->state == IMAP_STATE_SELECTED)
+		imap_session_send_flags(s);
+}
+
+void imap_session_flags_text(struct imap_session *s, struct buf *b, const struct imap_msg *m)
+{
+	size_t before = b->len;
+	cmd_store_flags_text(b, m->flags, NULL);
+	int r = 0;
+	bool empty = b->len == before;
+	if (m->recent && !s->rev2) {
+		r |= buf_printf(b, "%s\\Recent", empty ? "" : " ");
+		empty = false;
+	}
+	if (m->keywords != NULL && m->keywords[0] != '\0')
+		r |= buf_printf(b, "%s%s", empty ? "" : " ", m->keywords);
+	(void)r; /* callers size b for a flag list */
+}
+
+void imap_session_recent_update(struct imap_session *s, uint32_t from)
+{
+	if (s->rev2 || from >= s->count)
+		return;
+	/* Claim only what this session is told of: up to its last UID. */
+	uint32_t upto = s->msgs[s->count - 1].uid + 1, first;
+	if (store_recent_claim(s->server->store, s->account_id, s->mailbox, s->uidvalidity, upto,
+			       !s->read_only, &first) != 1)
+		return;
+	for (uint32_t i = from; i < s->count; i++)
+		s->msgs[i].recent = s->msgs[i].uid >= first;
+}
+
+uint32_t imap_session_recent_count(const struct imap_session *s)
+{
+	uint32_t n = 0;
+	for (uint32_t i = 0; i < s->count; i++)
+		n += s->msgs[i].recent;
+	return n;
 }
 
 void imap_session_unselect(struct imap_session *s)
@@ -407,12 +506,14 @@ void imap_session_unselect(struct imap_session *s)
 		free(s->msgs[i].keywords);
 	free(s->mailbox);
 	s->mailbox = NULL;
+	free(s->announced);
+	s->announced = NULL;
 	free(s->msgs);
 	s->msgs = NULL;
 	s->count = s->cap = 0;
 	cmd_search_saved_reset(s); /* RFC 5182 §2.1 */
 	if (s->state == IMAP_STATE_SELECTED)
-		s->state = IMAP_STATE_AUTHENTICATED;
+		imap_session_set_state(s, IMAP_STATE_AUTHENTICATED);
 }
 
 static void imap_session_free(struct imap_session *s)
@@ -503,9 +604,50 @@ static void imap_input_literal(struct imap_session *s)
 	s->io = IMAP_IO_LINE;
 }
 
+/* Before a line is read: the tag that an over-long line would be answered with, as far as
+ * it is known now: the command's (SASL continuation, IDLE, a line after a literal), else
+ * the tag at the start of the buffered input ("" when none can be seen). */
+static void imap_overlong_tag_save(struct imap_session *s, char tag[IMAP_OVERLONG_TAG_MAX + 1])
+{
+	const char *known = s->io == IMAP_IO_SASL   ? s->auth_tag
+			    : s->io == IMAP_IO_IDLE ? s->idle_tag
+						    : imap_parser_tag(s->parser);
+	size_t n = 0;
+	if (known != NULL) {
+		n = strlen(known);
+		if (n > IMAP_OVERLONG_TAG_MAX)
+			n = 0;
+		memcpy(tag, known, n);
+	} else {
+		const unsigned char *data;
+		size_t len = conn_peek(s->conn, &data);
+		/* tag = 1*<ASTRING-CHAR except "+">, then SP (RFC 9051 §9) */
+		while (n < len && n < IMAP_OVERLONG_TAG_MAX && data[n] > ' ' && data[n] < 0x7f &&
+		       strchr("+(){%*\"\\", data[n]) == NULL)
+			n++;
+		if (n == len || data[n] != ' ')
+			n = 0;
+		if (n > 0) /* data is NULL when nothing is buffered */
+			memcpy(tag, data, n);
+	}
+	tag[n] = '\0';
+}
+
+/* A line went over the limit (its buffered part is gone, the rest is dropped as it comes):
+ * the command ends with a tagged BAD (RFC 9051 §7.1: every command gets its completion),
+ * then the session closes, because the dropped part may have announced a literal whose
+ * octets would otherwise be read as commands. */
+static void imap_overlong(struct imap_session *s, const char *tag)
+{
+	IMAP_LOG(s, "event=disconnect reason=line-too-long tag=%s", tag[0] != '\0' ? tag : "-");
+	imap_tagged(s, tag[0] != '\0' ? tag : NULL, "BAD", "[TOOBIG] Command line too long");
+	imap_session_close(s, "Command line too long");
+}
+
 static void imap_on_input(struct conn *conn, void *ctx)
 {
 	struct imap_session *s = ctx;
+	char tag[IMAP_OVERLONG_TAG_MAX + 1];
 	while (!s->closed) {
 		size_t line_max = s->state == IMAP_STATE_NOT_AUTHENTICATED && s->io == IMAP_IO_LINE
 					  ? IMAP_PRELOGIN_LINE_MAX
@@ -527,21 +669,23 @@ static void imap_on_input(struct conn *conn, void *ctx)
 		case IMAP_IO_LINE:
 		case IMAP_IO_SASL:
 		case IMAP_IO_IDLE:
+			imap_overlong_tag_save(s, tag);
 			/* RFC 4954 §4's SASL line limit for AUTHENTICATE continuations. */
 			r = conn_read_line(conn,
 					   s->io == IMAP_IO_SASL ? AUTH_LOGIN_LINE_MAX + 2 : line_max,
 					   &line, &len);
 			if (r == 0)
 				return;
-			if (r < 0) {
+			if (r < 0 && s->io == IMAP_IO_SASL) {
+				/* a SASL line announces no literal: the session can go on */
 				imap_parser_reset(s->parser);
 				arena_reset(s->cmd);
-				cmd_append_spool_free(s);
-				if (s->io == IMAP_IO_SASL)
-					imap_commands_sasl_too_long(s);
-				else
-					imap_tagged(s, NULL, "BAD", "[TOOBIG] Command line too long");
+				imap_commands_sasl_too_long(s);
 				continue;
+			}
+			if (r < 0) {
+				imap_overlong(s, tag);
+				return;
 			}
 			if (s->io == IMAP_IO_SASL) {
 				imap_commands_sasl_continue(s, line);
@@ -693,7 +837,7 @@ void imap_server_accept(struct conn *conn, void *listener_ctx)
 	s->parser = imap_parser_new(s->cmd, &imap_prelogin_limits); /* until login */
 	buf_init(&s->literal, IMAP_LITERAL_MAX);
 	s->io = IMAP_IO_TLS;
-	s->state = IMAP_STATE_NOT_AUTHENTICATED;
+	s->state = IMAP_STATE_NOT_AUTHENTICATED; /* the initial state, not a transition */
 	session_init(&s->life, conn, "imap", &imap_session_hooks, s);
 	conn_set_callbacks(conn, &imap_callbacks, s);
 	/* RFC 9051 §5.4: an autologout timer of at least 30 minutes once authenticated; the

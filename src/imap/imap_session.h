@@ -67,6 +67,7 @@ struct imap_msg {
 	unsigned flags;
 	char *keywords; /* space-separated, malloc'd; NULL when none */
 	uint64_t modseq;
+	bool recent; /* \Recent in this session (IMAP4rev1 only, RFC 3501 §2.3.2) */
 };
 
 struct imap_session {
@@ -104,6 +105,9 @@ struct imap_session {
 	uint64_t highestmodseq;
 	struct imap_msg *msgs;
 	uint32_t count, cap;
+	/* Keywords announced in the last untagged FLAGS (space-separated, malloc'd): a keyword
+	 * is announced before any FETCH FLAGS shows it (RFC 9051 §7.3.5). */
+	char *announced;
 
 	/* the saved search result "$" (RFC 5182, RFC 9051 §6.4.4.1) as UIDs; NULL = empty.
 	 * Owned by cmd_search.c: cmd_search_saved_reset() frees it. */
@@ -124,9 +128,12 @@ struct imap_session {
 	unsigned login_commands; /* commands so far in not-authenticated state */
 };
 
+/* Every change of s->state (RFC 9051 §3) goes through here: it is logged at debug level. */
+void imap_session_set_state(struct imap_session *s, enum imap_state state);
 /* Untagged or continuation text: the line as given plus CRLF. */
 void imap_send(struct imap_session *s, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
-/* Tagged completion: "<tag> <status> <text>". BAD and NO count as errors; at the limit the
+/* Tagged completion: "<tag> <status> <text>". BAD counts as an error (NO is a normal answer:
+ * a message expunged meanwhile, a missing mailbox; Dovecot counts bad commands); at the limit the
  * session says BYE and closes. */
 void imap_tagged(struct imap_session *s, const char *tag, const char *status, const char *fmt,
 		 ...) __attribute__((format(printf, 4, 5)));
@@ -170,6 +177,16 @@ void imap_session_watch(struct imap_session *s);
 void imap_session_view_remove(struct imap_session *s, long idx);
 /* Set the keywords of view entry idx (copied; "" or NULL = none). */
 void imap_session_view_keywords(struct imap_session *s, long idx, const char *keywords);
+/* The flag list of view entry m (system flags, \Recent for IMAP4rev1, keywords), without
+ * the parentheses, appended to b. */
+void imap_session_flags_text(struct imap_session *s, struct buf *b, const struct imap_msg *m);
+/* Untagged FLAGS and OK [PERMANENTFLAGS] with every keyword in s->announced. */
+void imap_session_send_flags(struct imap_session *s);
+/* \Recent of view entries from index from on: claim them (read-write IMAP4rev1 session) or
+ * look (EXAMINE), and mark those that are recent to this session. */
+void imap_session_recent_update(struct imap_session *s, uint32_t from);
+/* Number of view entries with \Recent. */
+uint32_t imap_session_recent_count(const struct imap_session *s);
 /* Forget the selected mailbox (CLOSE, UNSELECT, a new SELECT). */
 void imap_session_unselect(struct imap_session *s);
 /* Execute a complete command from the parser. */

@@ -226,6 +226,22 @@ char *mime_field_value_raw(struct arena *arena, const unsigned char *msg,
 	return mime_field_value_ex(arena, msg, f, len_r, true);
 }
 
+char *mime_field_unfolded(struct arena *arena, const unsigned char *msg,
+                          const struct mime_field *f, size_t *len_r)
+{
+	size_t len, o = 0;
+	char *s = mime_field_value_ex(arena, msg, f, &len, true);
+	for (size_t i = 0; i < len; i++) {
+		if (s[i] != '\r' && s[i] != '\n' && (o > 0 || !mime_is_wsp((unsigned char)s[i])))
+			s[o++] = s[i];
+	}
+	while (o > 0 && mime_is_wsp((unsigned char)s[o - 1]))
+		o--;
+	s[o] = '\0';
+	*len_r = o;
+	return s;
+}
+
 /* ---- Content-Type parameters (RFC 2045 §5.1, RFC 2231 §3) ---- */
 
 struct mime_ext_param {

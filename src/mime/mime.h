@@ -191,5 +191,10 @@ char *mime_field_value(struct arena *arena, const unsigned char *msg,
  * ends a token, as the Content-* and address parsers do. */
 char *mime_field_value_raw(struct arena *arena, const unsigned char *msg,
                            const struct mime_field *field, size_t *len_r);
+/* The field body unfolded as RFC 5322 §2.2.3 says, for matching rather than display:
+ * every CR and LF is removed (a fold leaves its WSP), leading and trailing WSP go, NUL
+ * octets are kept (use *len_r, which is required). In arena. */
+char *mime_field_unfolded(struct arena *arena, const unsigned char *msg,
+                          const struct mime_field *field, size_t *len_r);
 
 #endif

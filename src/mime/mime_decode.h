@@ -71,4 +71,24 @@ int mime_decode_body(struct arena *arena, enum mime_encoding cte, const unsigned
                      size_t len, const unsigned char **out_r, size_t *len_r)
     __attribute__((warn_unused_result));
 
+/* ---- charsets and header words (RFC 2047, RFC 2231 §5) ---- */
+
+/* Text s[0..len) in charset[0..charset_len) (a name, not NUL-terminated, case-insensitive;
+ * an RFC 2231 §5 language suffix "*lang" is ignored) as UTF-8. UTF-8, US-ASCII, an empty
+ * name and charsets iconv(3) does not know are taken as they are (s itself is returned, not
+ * NUL-terminated); ISO-8859-1 is mapped here, others go through iconv(3), where octets it
+ * cannot convert become U+FFFD (then the result is a NUL-terminated copy in arena).
+ * *len_r gets the length. Never fails. */
+const char *mime_decode_charset(struct arena *arena, const char *charset, size_t charset_len,
+                                const unsigned char *s, size_t len, size_t *len_r);
+
+/* The encoded words "=?charset?B?text?=" / "=?charset?Q?text?=" (RFC 2047 §2, §4; charset
+ * may carry "*lang", RFC 2231 §5) of an unfolded header field body v[0..len), decoded to
+ * UTF-8 through mime_decode_charset(). Linear white space between two adjacent encoded
+ * words goes (RFC 2047 §6.2), other text is kept as written. What is not a well-formed
+ * word (an unknown encoding, white space inside, no "?=") stays as it is. Returns v itself
+ * when it holds no "=?", else a NUL-terminated copy in arena; *len_r gets the length.
+ * Linear in len. */
+const char *mime_decode_words(struct arena *arena, const char *v, size_t len, size_t *len_r);
+
 #endif

@@ -917,6 +917,7 @@ int store_open(const char *data_dir, struct store **store_r, const char **error_
 	pthread_mutex_init(&store->queue_lock, NULL);
 	pthread_cond_init(&store->queue_cond, NULL);
 	store_watch_init(store);
+	store_recent_init(store);
 
 	if (store_mkdir(store->messages_dir, error_r) < 0 ||
 	    store_mkdir(store->tmp_dir, error_r) < 0 || store_lock(store, error_r) < 0 ||
@@ -942,6 +943,7 @@ void store_close(struct store **storep)
 	store_writer_stop(store);
 	ASSERT(store->queue_head == NULL);
 	store_watch_deinit(store);
+	store_recent_deinit(store);
 	pthread_cond_destroy(&store->queue_cond);
 	pthread_mutex_destroy(&store->queue_lock);
 	pthread_mutex_destroy(&store->blob_lock);

@@ -316,14 +316,22 @@ struct store_mailbox_stats {
 	uint32_t uidvalidity;
 	uint32_t unseen;  /* entries without \Seen */
 	uint32_t deleted; /* entries with \Deleted */
-	uint32_t recent;  /* always 0: the store keeps no \Recent state (IMAP4rev2 dropped
-	                   * it); IMAP4rev1 sessions report RECENT 0 and no \Recent flag */
+	uint32_t recent;  /* entries no session has claimed yet (store_recent_claim()) */
 	uint64_t size;    /* sum of the entries' octets */
 	uint64_t highestmodseq;
 };
 /* 1 with *stats_r, 0 no such mailbox, -1 error. */
 int store_mailbox_stats(struct store *store, uint64_t account_id, const char *mailbox,
                         struct store_mailbox_stats *stats_r);
+/* \Recent (RFC 3501 §2.3.2; IMAP4rev1 only, RFC 9051 dropped it). The store keeps, per
+ * mailbox and in memory, the lowest UID no session has been told of yet (*first_r). With
+ * claim, the boundary moves up to uidnext atomically: the caller's messages with UIDs in
+ * [*first_r, uidnext) are recent to it and to no other session. Without claim (EXAMINE,
+ * STATUS) nothing changes. A mailbox first met in this process starts at the first message
+ * stored since the store was opened. uidvalidity is the caller's: a different one (the
+ * mailbox was recreated) restarts the boundary. 1, 0 no such mailbox, -1 error. */
+int store_recent_claim(struct store *store, uint64_t account_id, const char *mailbox,
+                       uint32_t uidvalidity, uint32_t uidnext, bool claim, uint32_t *first_r);
 /* The keywords the mailbox holds (for FLAGS/PERMANENTFLAGS), space-separated in the order
  * they were first used: 1 with *keywords_r malloc'd ("" when none), 0 no such mailbox, -1. */
 int store_mailbox_keywords(struct store *store, uint64_t account_id, const char *mailbox,

@@ -396,7 +396,17 @@ int store_mailbox_stats(struct store *store, uint64_t account_id, const char *ma
 	char name[STORE_MAILBOX_NAME_MAX + 1];
 	if (store_mailbox_norm(mailbox, name) < 0)
 		return 0;
-	return store->v->mailbox_stats(store, account_id, name, stats_r);
+	int r = store->v->mailbox_stats(store, account_id, name, stats_r);
+	if (r != 1)
+		return r;
+	uint32_t first;
+	stats_r->recent = 0;
+	if (store_recent_claim(store, account_id, name, stats_r->uidvalidity, stats_r->uidnext,
+	                       false, &first) == 1 &&
+	    first < stats_r->uidnext &&
+	    store->v->mailbox_count_from(store, account_id, name, first, &stats_r->recent) != 1)
+		stats_r->recent = 0;
+	return 1;
 }
 
 int store_mailbox_keywords(struct store *store, uint64_t account_id, const char *mailbox,

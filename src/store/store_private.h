@@ -24,6 +24,8 @@
 #define STORE_BATCH_MAX 256
 /* Hash buckets of the watch list (by account id). */
 #define STORE_WATCH_BUCKETS 256
+/* Hash buckets of the \Recent boundaries (by account id and mailbox name). */
+#define STORE_RECENT_BUCKETS 1024
 /* Alias expansion: nesting depth and number of distinct names visited per resolution. */
 #define STORE_ALIAS_DEPTH_MAX 8
 #define STORE_ALIAS_VISIT_MAX 256
@@ -330,6 +332,13 @@ struct store_vfuncs {
 	/* The rest as the store.h functions; mailbox is the exact stored name. */
 	int (*mailbox_stats)(struct store *store, uint64_t account_id, const char *mailbox,
 	                     struct store_mailbox_stats *stats_r);
+	/* \Recent: the mailbox's UIDVALIDITY and the lowest UID of its entries stored since
+	 * this store was opened (UIDNEXT when none). 1, 0 no such mailbox, -1. */
+	int (*mailbox_recent_first)(struct store *store, uint64_t account_id, const char *mailbox,
+	                            uint32_t *uidvalidity_r, uint32_t *first_r);
+	/* Number of entries with a UID of at least uid. 1, 0 no such mailbox, -1. */
+	int (*mailbox_count_from)(struct store *store, uint64_t account_id, const char *mailbox,
+	                          uint32_t uid, uint32_t *count_r);
 	int (*mailbox_keywords)(struct store *store, uint64_t account_id, const char *mailbox,
 	                        char **keywords_r);
 	int (*mailbox_changes)(struct store *store, uint64_t account_id, const char *mailbox,
@@ -384,7 +393,15 @@ struct store {
 	pthread_mutex_t watch_lock;
 	pthread_cond_t watch_cond;
 	struct store_watch **watches; /* STORE_WATCH_BUCKETS lists, by account id */
+
+	/* \Recent boundaries (store_recent.c), under recent_lock. */
+	pthread_mutex_t recent_lock;
+	struct store_recent **recent; /* STORE_RECENT_BUCKETS lists */
 };
+
+/* \Recent boundaries (store_recent.c): set up and tear down. */
+void store_recent_init(struct store *store);
+void store_recent_deinit(struct store *store);
 
 /* The writer thread (store_writer.c). Start it once the store is open: 0, or -1 with
  * *error_r. Stop: finish everything queued (callbacks run), then join; harmless when it

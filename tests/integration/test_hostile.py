@@ -229,13 +229,20 @@ def test_imap_line_before_login_is_small(server):
     port = ports(server)["imap"]
     c = raw(port)
     c.read_line()
-    c.send(b"a NOOP " + b"x" * 9000 + b"\r\n")
+    # an ID of RFC 2971's largest values (30 pairs, 1024 octets each) fits
+    pairs = b" ".join(b'"k%02d" "%s"' % (i, b"v" * 1024) for i in range(30))
+    c.send(b"i ID (" + pairs + b")\r\n")
+    r = c.read_line()
+    while r.startswith(b"* "):
+        r = c.read_line()
+    assert r.startswith(b"i OK"), r
+    c.send(b"a NOOP " + b"x" * 40000 + b"\r\n")
     r = c.read_line()
     assert b"[TOOBIG]" in r, r
     c.close()
     c, r = imap_login(port)
     assert r.startswith(b"a OK")
-    c.send(b"b NOOP " + b"x" * 9000 + b"\r\n")
+    c.send(b"b NOOP " + b"x" * 40000 + b"\r\n")
     r = c.read_line()
     assert b"[TOOBIG]" not in r, r
     c.close()

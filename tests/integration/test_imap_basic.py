@@ -60,7 +60,8 @@ def test_starttls_login_select_fetch(server):
     typ, data = m.fetch(str(count), "(UID FLAGS RFC822.SIZE INTERNALDATE)")
     assert typ == "OK"
     assert b"RFC822.SIZE %d" % len(stored) in data[0]
-    assert b"FLAGS ()" in data[0] and b'INTERNALDATE "' in data[0]
+    # new mail, first seen by this IMAP4rev1 session: \Recent (RFC 3501 §2.3.2)
+    assert b"FLAGS (\\Recent)" in data[0] and b'INTERNALDATE "' in data[0]
     typ, data = m.fetch(str(count), "(BODY.PEEK[])")
     assert data[0][1] == stored
     typ, data = m.fetch(str(count), "(BODY.PEEK[HEADER])")
@@ -189,6 +190,7 @@ def test_idle_sees_new_mail_at_once(server):
     line = f.readline()
     assert line == b"* %d EXISTS\r\n" % (count + 1), line
     assert time.monotonic() - start < 3
+    assert f.readline().endswith(b" RECENT\r\n")  # IMAP4rev1 (RFC 3501 §7.3.2)
     sock.sendall(b"DONE\r\n")
     assert f.readline() == b"a3 OK IDLE terminated\r\n"
     # A removal by another channel shows as EXPUNGE at the next NOOP.

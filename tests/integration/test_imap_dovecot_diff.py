@@ -60,8 +60,6 @@ DELIBERATE = {
     ("045-encodings.eml", "BINARY.SIZE[1]"): "UNKNOWN-CTE only for the unknown part (§4.3)",
     ("045-encodings.eml", "BINARY.SIZE[3]"): "UNKNOWN-CTE only for the unknown part (§4.3)",
     ("045-encodings.eml", "BINARY.SIZE[4]"): "UNKNOWN-CTE only for the unknown part (§4.3)",
-    ("039-bare-lf.eml", "BINARY.SIZE[1]"): "stored byte for byte, Dovecot's Maildir adds CR",
-    ("040-mixed-line-ends.eml", "BINARY.SIZE[1]"): "stored byte for byte, Dovecot's Maildir adds CR",
 }
 # (message, item) -> reason: known Posthorn bugs, checked by test_known_posthorn_bugs (xfail).
 KNOWN_BUGS = {}

@@ -15,9 +15,11 @@
 #include <string.h>
 
 #include "core/arena.h"
+#include "core/buf.h"
 #include "imap/imap_parser.h"
 #include "imap/imap_search.h"
 #include "imap/imap_search_doc.h"
+#include "mime/mime.h"
 #include "store/store.h"
 #include "core/banned.h"
 
@@ -347,10 +349,20 @@ static void test_flags(void **state)
 	assert_int_equal(match_msg("OR DRAFT DELETED", &m), 0);
 	assert_int_equal(match_msg("NOT (SEEN DRAFT)", &m), 1);
 	assert_int_equal(match_msg("NOT NOT SEEN", &m), 1);
-	/* no \Recent here */
+	/* not \Recent in this session */
 	assert_int_equal(match_msg("RECENT", &m), 0);
 	assert_int_equal(match_msg("NEW", &m), 0);
 	assert_int_equal(match_msg("OLD", &m), 1);
+	/* \Recent (RFC 3501 §6.4.4): NEW = RECENT UNSEEN, OLD = NOT RECENT */
+	m.flags |= IMAP_SEARCH_FLAG_RECENT;
+	assert_int_equal(match_msg("RECENT", &m), 1);
+	assert_int_equal(match_msg("NEW", &m), 0); /* seen */
+	assert_int_equal(match_msg("OLD", &m), 0);
+	m.flags &= ~STORE_FLAG_SEEN;
+	assert_int_equal(match_msg("NEW", &m), 1);
+	assert_int_equal(match_msg("NOT NEW", &m), 0);
+	m.flags &= ~IMAP_SEARCH_FLAG_RECENT;
+	assert_int_equal(match_msg("NEW", &m), 0);
 	m.flags = STORE_FLAG_DELETED | STORE_FLAG_DRAFT | STORE_FLAG_ANSWERED;
 	assert_int_equal(match_msg("DELETED DRAFT ANSWERED UNSEEN UNFLAGGED", &m), 1);
 }
@@ -479,7 +491,22 @@ static void test_headers(void **state)
 	assert_int_equal(match("FROM \"Alice Example\"", t), 1);
 	assert_int_equal(match("FROM bob", t), 0);
 	assert_int_equal(match("TO carol", t), 1); /* on a continuation line */
-	assert_int_equal(match("TO \"bob@example.test,\tcarol\"", t), 1); /* unfolded */
+	assert_int_equal(match("TO \"bob@example.test, carol\"", t), 1); /* unfolded */
+	/* addresses as ENVELOPE parses them: comments, quoting and spacing gone */
+	const char *odd = "From: <user-from (comment)@ (comment) domain.org>\r\n"
+	                  "To: user-to@domain.org (RealTo)\r\n"
+	                  "Cc: \"Real  Cc\" <user-cc @ domain.org>, x@y\r\n"
+	                  "Bcc: group: a@b.c, d@e.f;\r\n\r\n";
+	assert_int_equal(match("FROM user-from@domain.org", odd), 1);
+	assert_int_equal(match("FROM comment", odd), 0);
+	assert_int_equal(match("TO realto", odd), 1);
+	assert_int_equal(match("TO \"realto <user-to@domain.org>\"", odd), 1);
+	assert_int_equal(match("CC \"real  cc <user-cc@domain.org>\"", odd), 1);
+	assert_int_equal(match("CC \"user-cc@domain.org>, x@y\"", odd), 1);
+	assert_int_equal(match("BCC group", odd), 1);
+	assert_int_equal(match("BCC d@e.f", odd), 1);
+	assert_int_equal(match("BCC \"group: a@b.c\"", odd), 1);
+	assert_int_equal(match("HEADER From comment", odd), 1); /* HEADER: the text as written */
 	assert_int_equal(match("CC dave", t), 1);
 	assert_int_equal(match("CC eve", t), 0);
 	assert_int_equal(match("BCC eve", t), 1);
@@ -682,6 +709,112 @@ static void test_mime_digest_and_broken(void **state)
 	                 1);
 }
 
+/* Cases where SEARCH's former MIME walker and mime_parse() (FETCH BODYSTRUCTURE) read a
+ * message differently: SEARCH now sees the parts BODYSTRUCTURE shows. */
+static void test_mime_as_bodystructure(void **state)
+{
+	(void)state;
+	/* a boundary line only needs to start with "--" boundary (Dovecot's rule, trailing
+	 * junk or white space allowed): "--b junk" starts the application part, whose body
+	 * is not searched, and ends the text part */
+	const char *junk = "MIME-Version: 1.0\r\nContent-Type: multipart/mixed; boundary=b\r\n\r\n"
+	                   "--b \t\r\nContent-Type: text/plain\r\n\r\nFIRSTWORD\r\n"
+	                   "--b junk-after-boundary\r\nContent-Type: application/octet-stream\r\n"
+	                   "\r\nBINWORD\r\n--b--\r\n";
+	assert_int_equal(match("BODY firstword", junk), 1);
+	assert_int_equal(match("BODY binword", junk), 0);
+	assert_int_equal(match("BODY junk-after-boundary", junk), 0);
+	/* the same boundary nested: the inner multipart takes it until its close delimiter,
+	 * then the outer one gets it back, so the third part is found */
+	const char *same = "MIME-Version: 1.0\r\nContent-Type: multipart/mixed; boundary=s\r\n\r\n"
+	                   "--s\r\nContent-Type: multipart/alternative; boundary=s\r\n\r\n"
+	                   "--s\r\n\r\nAWORD\r\n--s\r\n\r\nBWORD\r\n--s--\r\n"
+	                   "--s\r\n\r\nCWORD\r\n--s--\r\n";
+	assert_int_equal(match("BODY aword", same), 1);
+	assert_int_equal(match("BODY bword", same), 1);
+	assert_int_equal(match("BODY cword", same), 1);
+	/* RFC 2231 continuations of the boundary and the charset parameters */
+	const char *cont = "MIME-Version: 1.0\r\n"
+	                   "Content-Type: multipart/mixed; boundary*0=\"sp\"; boundary*1=lit\r\n\r\n"
+	                   "--split\r\nContent-Type: text/plain; charset*0=iso-8859; charset*1=-1\r\n"
+	                   "X-Part: PARTHEADERWORD\r\n\r\nGr\xFC\xDF" "e\r\n--split--\r\n";
+	assert_int_equal(match("BODY \"GR\xC3\x9C\xC3\x9F" "E\"", cont), 1);
+	assert_int_equal(match("BODY partheaderword", cont), 0); /* a header, not a body */
+	assert_int_equal(match("TEXT partheaderword", cont), 1);
+	/* a part header cut short by the next boundary line has no body */
+	const char *cut = "Content-Type: multipart/mixed; boundary=c\r\n\r\n"
+	                  "--c\r\nContent-Type: text/plain\r\nX-Cut: CUTWORD\r\n--c\r\n\r\nNEXTWORD\r\n"
+	                  "--c--\r\n";
+	assert_int_equal(match("BODY cutword", cut), 0);
+	assert_int_equal(match("TEXT cutword", cut), 1);
+	assert_int_equal(match("BODY nextword", cut), 1);
+}
+
+/* Header values: folds and adjacent encoded words as mime_field_unfolded() and
+ * mime_decode_words() read them. */
+static void test_folded_encoded_words(void **state)
+{
+	(void)state;
+	const char *t = "Subject: =?utf-8?q?Gr=C3=BC?=\r\n =?utf-8?b?w59l?=\r\n\tfolded\r\n"
+	                "X-Adjacent: =?utf-8?q?one?==?utf-8?q?two?= three  \r\n"
+	                "X-Lang: =?ISO-8859-1*de?Q?K=F6ln?=\r\n\r\nbody\r\n";
+	assert_int_equal(match("SUBJECT \"GR\xC3\x9C\xC3\x9F" "E\tFOLDED\"", t), 1);
+	assert_int_equal(match("HEADER X-Adjacent \"onetwo three\"", t), 1);
+	assert_int_equal(match("HEADER X-Lang \"k\xC3\xB6ln\"", t), 1);
+	/* trailing white space is not part of the value */
+	assert_int_equal(match("HEADER X-Adjacent \"three \"", t), 0);
+}
+
+/* doc->body walks the tree mime_parse() builds: one visit per part, and a message with
+ * 100,000 parts or header fields is read within the parser's caps. */
+static unsigned tree_parts(const struct mime_part *p)
+{
+	unsigned n = 1;
+	for (size_t i = 0; i < p->child_count; i++)
+		n += tree_parts(&p->children[i]);
+	return n;
+}
+
+static void check_doc_parts(const char *msg, size_t len)
+{
+	struct imap_search_doc doc;
+	struct mime_part *root;
+	imap_search_doc_init(&doc, (const unsigned char *)msg, len);
+	imap_search_doc_body(&doc);
+	assert_true(mime_parse(arena, (const unsigned char *)msg, len, NULL, &root) >= -1);
+	assert_int_equal(doc.parts, tree_parts(root));
+	imap_search_doc_deinit(&doc);
+}
+
+static void test_doc_walks_mime_tree(void **state)
+{
+	(void)state;
+	check_doc_parts(mime_msg, strlen(mime_msg));
+	check_doc_parts(simple_msg, strlen(simple_msg));
+	struct buf b;
+	buf_init(&b, 64 << 20);
+	assert_int_equal(buf_puts(&b, "Content-Type: multipart/mixed; boundary=p\r\n\r\n"), 0);
+	for (int i = 0; i < 100000; i++)
+		assert_int_equal(buf_puts(&b, "--p\r\n\r\nx\r\n"), 0);
+	check_doc_parts(b.data, b.len);
+	struct imap_search_doc doc;
+	imap_search_doc_init(&doc, (const unsigned char *)b.data, b.len);
+	imap_search_doc_body(&doc);
+	static const struct mime_limits lim = MIME_LIMITS_DEFAULT_INIT;
+	assert_int_equal(doc.parts, lim.parts_max);
+	imap_search_doc_deinit(&doc);
+	buf_reset(&b);
+	for (int i = 0; i < 100000; i++)
+		assert_int_equal(buf_printf(&b, "To: =?utf-8?q?r%d?= <r%d@example.test>\r\n", i, i), 0);
+	assert_int_equal(buf_puts(&b, "\r\nbody\r\n"), 0);
+	imap_search_doc_init(&doc, (const unsigned char *)b.data, b.len);
+	imap_search_doc_header(&doc);
+	assert_int_equal(doc.fields.count, 100000);
+	assert_string_equal(doc.fields.v[99999].s, "to: r99999 <r99999@example.test>");
+	imap_search_doc_deinit(&doc);
+	buf_free(&b);
+}
+
 static void test_header_prefix_is_enough(void **state)
 {
 	(void)state;
@@ -785,6 +918,9 @@ int main(void)
 	    cmocka_unit_test_setup_teardown(test_body_and_text, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_mime, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_mime_digest_and_broken, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_mime_as_bodystructure, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_folded_encoded_words, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_doc_walks_mime_tree, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_header_prefix_is_enough, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_fold, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_random_messages, setup, teardown),

@@ -709,6 +709,26 @@ static void test_limit_header(void **state)
 	expect_type(root, "text", "html");
 }
 
+/* mime_field_unfolded() with CRLF and LF folds, trailing WSP and a fold at the start. */
+static void test_field_unfolded(void **state)
+{
+	(void)state;
+	static const char msg[] = "Subject:\r\n =?utf-8?q?a?=\n\t=?utf-8?q?b?=  \t\r\n"
+	                          "X-A: one \r\n  two\r\n\r\n";
+	const unsigned char *m = (const unsigned char *)msg;
+	struct mime_field_iter it;
+	struct mime_field f;
+	size_t vlen;
+	mime_field_iter_init(&it, m, 0, sizeof(msg) - 1);
+	assert_true(mime_field_iter_next(&it, &f));
+	assert_string_equal(mime_field_unfolded(arena, m, &f, &vlen),
+	                    "=?utf-8?q?a?=\t=?utf-8?q?b?=");
+	assert_true(mime_field_iter_next(&it, &f));
+	assert_string_equal(mime_field_unfolded(arena, m, &f, &vlen), "one   two");
+	assert_int_equal(vlen, 9);
+	assert_false(mime_field_iter_next(&it, &f));
+}
+
 static void test_field_iterator(void **state)
 {
 	(void)state;
@@ -733,6 +753,9 @@ static void test_field_iterator(void **state)
 	assert_int_equal(f.len, 36);
 	assert_string_equal(mime_field_value(arena, m, &f, &vlen), "folded\n\tsecond\n third");
 	assert_int_equal(vlen, 21);
+	/* unfolded for matching: line breaks gone, the folds' WSP kept */
+	assert_string_equal(mime_field_unfolded(arena, m, &f, &vlen), "folded\tsecond third");
+	assert_int_equal(vlen, 19);
 
 	assert_true(mime_field_iter_next(&it, &f));
 	assert_false(f.has_colon);
@@ -746,6 +769,8 @@ static void test_field_iterator(void **state)
 
 	assert_true(mime_field_iter_next(&it, &f));
 	assert_string_equal(mime_field_value(arena, m, &f, NULL), "  "); /* only WSP: one goes */
+	assert_string_equal(mime_field_unfolded(arena, m, &f, &vlen), "");
+	assert_int_equal(vlen, 0);
 
 	assert_true(mime_field_iter_next(&it, &f));
 	assert_string_equal(mime_field_value(arena, m, &f, NULL), "a\xEF\xBF\xBD"
@@ -753,6 +778,9 @@ static void test_field_iterator(void **state)
 	char *raw = mime_field_value_raw(arena, m, &f, &vlen);
 	assert_int_equal(vlen, 3);
 	assert_memory_equal(raw, "a\0b", 3);
+	raw = mime_field_unfolded(arena, m, &f, &vlen);
+	assert_int_equal(vlen, 3);
+	assert_memory_equal(raw, "a\0b", 4);
 
 	assert_false(mime_field_iter_next(&it, &f));
 	assert_false(mime_field_iter_next(&it, &f));
@@ -831,6 +859,7 @@ int main(void)
 	    cmocka_unit_test_setup_teardown(test_limit_parts, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_limit_header, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_field_iterator, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_field_unfolded, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_tree_invariants, setup, teardown),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);

@@ -230,6 +230,102 @@ static void test_body(void **state)
 	arena_free(&a);
 }
 
+/* Decode an unfolded header value; the result as a NUL-terminated string in a. */
+static const char *words(struct arena *a, const char *v)
+{
+	size_t n;
+	const char *out = mime_decode_words(a, v, strlen(v), &n);
+	char *s = arena_strndup(a, out, n);
+	assert_int_equal(strlen(s), n);
+	return s;
+}
+
+static void test_words(void **state)
+{
+	(void)state;
+	struct arena *a = arena_new(1024);
+	/* plain text comes back as it is, the same pointer */
+	const char *plain = "no words here = ? at all";
+	size_t n;
+	assert_ptr_equal(mime_decode_words(a, plain, strlen(plain), &n), plain);
+	assert_int_equal(n, strlen(plain));
+	assert_string_equal(words(a, "=?UTF-8?Q?Gr=C3=BC=C3=9Fe_aus?= K\xC3\xB6ln"),
+	                    "Gr\xC3\xBC\xC3\x9F" "e aus K\xC3\xB6ln");
+	assert_string_equal(words(a, "=?iso-8859-1?b?S/Zsbg==?="), "K\xC3\xB6ln");
+	/* adjacent words: the white space between them goes (§6.2), also after unfolding */
+	assert_string_equal(words(a, "=?utf-8?q?a?= =?utf-8?q?b?=\t =?utf-8?b?Yw==?= d"),
+	                    "abc d");
+	/* text between words keeps its white space */
+	assert_string_equal(words(a, "x =?utf-8?q?a?= y =?utf-8?q?b?= z"), "x a y b z");
+	/* a word directly followed by another, no space */
+	assert_string_equal(words(a, "=?utf-8?q?a?==?utf-8?q?b?="), "ab");
+	/* RFC 2231 §5 language suffix on the charset */
+	assert_string_equal(words(a, "=?US-ASCII*EN?Q?Keith_Moore?="), "Keith Moore");
+	/* KOI8-R through iconv; an unknown charset is taken as it is */
+	assert_string_equal(words(a, "=?koi8-r?b?8NLJ18XU?="),
+	                    "\xD0\x9F\xD1\x80\xD0\xB8\xD0\xB2\xD0\xB5\xD1\x82");
+	assert_string_equal(words(a, "=?x-nonesuch?q?abc?="), "abc");
+	/* not words: unknown encoding, white space inside, no end, empty charset */
+	assert_string_equal(words(a, "=?utf-8?x?abc?= and =?utf-8?q?no end"),
+	                    "=?utf-8?x?abc?= and =?utf-8?q?no end");
+	assert_string_equal(words(a, "=??q?abc?= =?utf-8?q?a b?="), "=??q?abc?= =?utf-8?q?a b?=");
+	/* a broken word before a good one: the white space stays */
+	assert_string_equal(words(a, "=?utf-8?x?a?= =?utf-8?q?b?="), "=?utf-8?x?a?= b");
+	arena_free(&a);
+}
+
+/* Many false starts ("=?a?q?x" repeated, no "?=" before the white space at the end): none
+ * is a word, the value comes back unchanged. (The scan for a word's end is shared between
+ * the starts, so this is linear, not quadratic, in the value's length.) */
+static void test_words_false_starts(void **state)
+{
+	(void)state;
+	struct arena *a = arena_new(1 << 20);
+	size_t reps = 20000, len = 0;
+	char *v = arena_alloc(a, reps * 7 + 64);
+	for (size_t i = 0; i < reps; i++, len += 7)
+		memcpy(v + len, "=?a?q?x", 7);
+	memcpy(v + len, " =?utf-8?q?y?=", 14);
+	len += 14;
+	size_t n;
+	const char *out = mime_decode_words(a, v, len, &n);
+	assert_int_equal(n, reps * 7 + 2);
+	assert_memory_equal(out, v, reps * 7 + 1);
+	assert_int_equal(out[n - 1], 'y');
+	arena_free(&a);
+}
+
+static void test_charset(void **state)
+{
+	(void)state;
+	struct arena *a = arena_new(1024);
+	size_t n;
+	const unsigned char latin[] = "Gr\xFC\xDF";
+	const char *u = mime_decode_charset(a, "ISO-8859-1", 10, latin, 4, &n);
+	assert_int_equal(n, 6);
+	assert_memory_equal(u, "Gr\xC3\xBC\xC3\x9F", 6);
+	/* UTF-8, US-ASCII, no name and unknown names: the input itself */
+	assert_ptr_equal(mime_decode_charset(a, "utf-8", 5, latin, 4, &n), latin);
+	assert_ptr_equal(mime_decode_charset(a, "US-ASCII", 8, latin, 4, &n), latin);
+	assert_ptr_equal(mime_decode_charset(a, "", 0, latin, 4, &n), latin);
+	assert_ptr_equal(mime_decode_charset(a, "x-unknown", 9, latin, 4, &n), latin);
+	assert_int_equal(n, 4);
+	/* the name is not NUL-terminated and may carry a language */
+	u = mime_decode_charset(a, "windows-1252*en;junk", 15, (const unsigned char *)"\x93q\x94",
+	                        3, &n);
+	assert_int_equal(n, 7);
+	assert_memory_equal(u, "\xE2\x80\x9Cq\xE2\x80\x9D", 7);
+	/* octets iconv cannot convert become U+FFFD, the rest is kept */
+	u = mime_decode_charset(a, "utf-16le", 8, (const unsigned char *)"a\0b", 3, &n);
+	assert_true(n >= 2);
+	assert_memory_equal(u, "a", 1);
+	u = mime_decode_charset(a, "shift_jis", 9, (const unsigned char *)"a\x81\xFFz", 4, &n);
+	assert_non_null(memmem(u, n, "\xEF\xBF\xBD", 3));
+	assert_int_equal(u[0], 'a');
+	assert_int_equal(u[n - 1], 'z');
+	arena_free(&a);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -238,6 +334,8 @@ int main(void)
 	    cmocka_unit_test(test_qp_soft_breaks), cmocka_unit_test(test_qp_bad_escapes),
 	    cmocka_unit_test(test_body),	   cmocka_unit_test(test_incremental),
 	    cmocka_unit_test(test_qp_long_whitespace), cmocka_unit_test(test_qword),
+	    cmocka_unit_test(test_words), cmocka_unit_test(test_words_false_starts),
+	    cmocka_unit_test(test_charset),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -860,7 +860,7 @@ static void test_status(void **state)
 	assert_int_equal(s.uidnext, 4);
 	assert_int_equal(s.unseen, 2);
 	assert_int_equal(s.deleted, 2);
-	assert_int_equal(s.recent, 0);
+	assert_int_equal(s.recent, 3); /* no session has claimed them */
 	assert_int_equal(s.size, strlen(m1) + strlen(m2) + strlen(m3));
 	assert_int_equal(s.highestmodseq, 4);
 	struct store_mailbox_status st;
@@ -874,6 +874,49 @@ static void test_status(void **state)
 	assert_int_equal(store_mailbox_keywords(f->store, f->a, "INBOX", &kw), 1);
 	assert_string_equal(kw, "");
 	free(kw);
+}
+
+/* \Recent: a claim moves the boundary once; a look does not; new entries after it are
+ * recent again; a reopened store starts after what it already held; a recreated mailbox
+ * (new UIDVALIDITY) starts over. */
+static void test_recent(void **state)
+{
+	struct fixture *f = *state;
+	mbox_ok(f, STORE_MAILBOX_CREATE, f->a, "R", NULL);
+	append_ok(f, f->a, "R", "one\r\n");
+	append_ok(f, f->a, "R", "two\r\n");
+	struct store_mailbox_stats s = stats(f, f->a, "R");
+	assert_int_equal(s.recent, 2);
+	uint32_t first = 0;
+	assert_int_equal(store_recent_claim(f->store, f->a, "R", s.uidvalidity, 3, false, &first), 1);
+	assert_int_equal(first, 1);
+	assert_int_equal(store_recent_claim(f->store, f->a, "R", s.uidvalidity, 3, true, &first), 1);
+	assert_int_equal(first, 1); /* this caller: UIDs 1 and 2 */
+	assert_int_equal(store_recent_claim(f->store, f->a, "R", s.uidvalidity, 3, true, &first), 1);
+	assert_int_equal(first, 3); /* any later caller: none */
+	assert_int_equal(stats(f, f->a, "R").recent, 0);
+	append_ok(f, f->a, "R", "three\r\n");
+	assert_int_equal(stats(f, f->a, "R").recent, 1);
+	assert_int_equal(store_recent_claim(f->store, f->a, "nope", 1, 3, true, &first), 0);
+	/* reopened: what the store held before is not recent any more */
+	store_close(&f->store);
+	open_store(f);
+	assert_int_equal(stats(f, f->a, "R").recent, 0);
+	append_ok(f, f->a, "R", "four\r\n");
+	s = stats(f, f->a, "R");
+	assert_int_equal(s.recent, 1);
+	assert_int_equal(store_recent_claim(f->store, f->a, "R", s.uidvalidity, 5, true, &first), 1);
+	assert_int_equal(first, 4);
+	/* recreated: everything in the new mailbox is recent */
+	mbox_ok(f, STORE_MAILBOX_DELETE, f->a, "R", NULL);
+	mbox_ok(f, STORE_MAILBOX_CREATE, f->a, "R", NULL);
+	append_ok(f, f->a, "R", "five\r\n");
+	s = stats(f, f->a, "R");
+	assert_int_equal(s.recent, 1);
+	assert_int_equal(store_recent_claim(f->store, f->a, "R", s.uidvalidity, s.uidnext, true,
+	                                    &first),
+	                 1);
+	assert_int_equal(first, 1);
 }
 
 /* ---- flags ---- */
@@ -1989,6 +2032,7 @@ int main(void)
 	    cmocka_unit_test_setup_teardown(test_rename_inbox, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_subscriptions, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_status, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_recent, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_flags, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_copy, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_move, setup, teardown),

@@ -59,8 +59,29 @@ static void test_long_run(void **state)
 	assert_int_equal(utf7_from_utf8(in, &b), 0);
 	assert_int_equal(utf7_to_utf8(buf_cstr(&b), &back), 0);
 	assert_string_equal(buf_cstr(&back), in);
+	/* one shifted run, however long: no "-&" inside */
+	assert_int_equal(buf_cstr(&b)[0], '&');
+	assert_null(strchr(buf_cstr(&b) + 1, '&'));
 	buf_free(&b);
 	buf_free(&back);
+}
+
+/* A name that decodes encodes back to the same octets. */
+static void test_round_trip(void **state)
+{
+	(void)state;
+	static const char *const names[] = { "&AOQ-&-", "a&-b", "&AOQA5A-", "x&2D3eAA-y",
+					     "&U,BTFw-/&ZeVnLIqe-", "&-&-", "&AOQ-x&AOQ-" };
+	for (size_t i = 0; i < sizeof(names) / sizeof(names[0]); i++) {
+		struct buf u, back;
+		buf_init(&u, 1024);
+		buf_init(&back, 1024);
+		assert_int_equal(utf7_to_utf8(names[i], &u), 0);
+		assert_int_equal(utf7_from_utf8(buf_cstr(&u), &back), 0);
+		assert_string_equal(buf_cstr(&back), names[i]);
+		buf_free(&u);
+		buf_free(&back);
+	}
 }
 
 static void test_rejected(void **state)
@@ -68,6 +89,9 @@ static void test_rejected(void **state)
 	(void)state;
 	expect_bad("&U,BTFw");     /* unterminated */
 	expect_bad("&AGE-");       /* encodes printable ASCII "a" */
+	expect_bad("&AOQ-&AOQ-");  /* null shift: two runs where one is canonical */
+	expect_bad("&AAA-");       /* U+0000 */
+	expect_bad("&AOQ-&AOQ");   /* the same, unterminated */
 	expect_bad("&2D0-");       /* lone high surrogate */
 	expect_bad("&3gA-");       /* lone low surrogate */
 	expect_bad("&U,BTF*-");    /* bad base64 character */
@@ -86,6 +110,7 @@ int main(void)
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_examples),
 		cmocka_unit_test(test_long_run),
+		cmocka_unit_test(test_round_trip),
 		cmocka_unit_test(test_rejected),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);

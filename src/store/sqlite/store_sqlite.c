@@ -549,6 +549,30 @@ static int sq_journal_wal(struct sq_conn *c, const char **error_r)
 	return ok ? 0 : -1;
 }
 
+/* The highest mailbox entry row id and the last UIDVALIDITY handed out, now: what is above
+ * them is new since open (\Recent). */
+static int sq_max_entry(struct sq_conn *c, int64_t *max_r, int64_t *uidvalidity_r,
+                        const char **error_r)
+{
+	sqlite3_stmt *st;
+	if (sqlite3_prepare_v2(c->db,
+	                       "SELECT (SELECT coalesce(max(id), 0) FROM mailbox_entries),"
+	                       " coalesce((SELECT value FROM meta WHERE key = 'uidvalidity'), 0)",
+	                       -1, &st, NULL) != SQLITE_OK) {
+		*error_r = store_sqlite_fail(c, "max entry");
+		return -1;
+	}
+	int rc = sqlite3_step(st);
+	*max_r = rc == SQLITE_ROW ? sqlite3_column_int64(st, 0) : 0;
+	*uidvalidity_r = rc == SQLITE_ROW ? sqlite3_column_int64(st, 1) : 0;
+	sqlite3_finalize(st);
+	if (rc != SQLITE_ROW) {
+		*error_r = store_sqlite_fail(c, "max entry");
+		return -1;
+	}
+	return 0;
+}
+
 static int sq_init(const char *data_dir, struct store **store_r, const char **error_r)
 {
 	struct store_sqlite *s = xcalloc(1, sizeof(*s));
@@ -569,7 +593,8 @@ static int sq_init(const char *data_dir, struct store **store_r, const char **er
 	if ((s->admin = sq_conn_open(s->db_path, false, error_r)) == NULL ||
 	    sq_journal_wal(s->admin, error_r) < 0 ||
 	    sq_migrate(s->admin, SQ_MIGRATION_COUNT, error_r) < 0 ||
-	    (s->writer = sq_conn_open(s->db_path, false, error_r)) == NULL) {
+	    (s->writer = sq_conn_open(s->db_path, false, error_r)) == NULL ||
+	    sq_max_entry(s->admin, &s->open_max_entry, &s->open_uidvalidity, error_r) < 0) {
 		sq_deinit(&s->store);
 		return -1;
 	}
@@ -1464,6 +1489,8 @@ const struct store_vfuncs store_sqlite_vfuncs = {
     .mailbox_list = store_sqlite_mailbox_list,
     .mailbox_stats = store_sqlite_mailbox_stats,
     .mailbox_keywords = store_sqlite_mailbox_keywords,
+    .mailbox_recent_first = store_sqlite_mailbox_recent_first,
+    .mailbox_count_from = store_sqlite_mailbox_count_from,
     .mailbox_changes = store_sqlite_mailbox_changes,
     .message_summary = store_sqlite_mailbox_summary,
     .queue_list = sq_queue_list,

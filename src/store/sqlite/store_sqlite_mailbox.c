@@ -52,6 +52,13 @@ const char *const store_sqlite_mailbox_sql[SQ_COUNT - SQ_CORE_COUNT] = {
                        " FROM mailboxes b LEFT JOIN mailbox_entries e ON e.mailbox_id = b.id"
                        " LEFT JOIN messages m ON m.id = e.message_id"
                        " WHERE b.account_id = ?1 AND b.name = ?2 GROUP BY b.id",
+    SQM(SQ_MB_RECENT_FIRST) = "SELECT b.uidvalidity, CASE WHEN b.uidvalidity > ?4 THEN 1"
+                              " ELSE coalesce((SELECT min(e.uid) FROM mailbox_entries e"
+                              " WHERE e.mailbox_id = b.id AND e.id > ?3), b.uidnext) END"
+                              " FROM mailboxes b WHERE b.account_id = ?1 AND b.name = ?2",
+    SQM(SQ_MB_COUNT_FROM) = "SELECT count(e.uid) FROM mailboxes b LEFT JOIN mailbox_entries e"
+                            " ON e.mailbox_id = b.id AND e.uid >= ?3"
+                            " WHERE b.account_id = ?1 AND b.name = ?2 GROUP BY b.id",
     SQM(SQ_MB_KEYWORDS) = "SELECT keywords FROM mailboxes WHERE account_id = ?1 AND name = ?2",
     SQM(SQ_MB_CHANGED) = "SELECT e.uid, m.size, e.internal_date, e.flags, e.modseq, e.keywords"
                          " FROM mailbox_entries e JOIN messages m ON m.id = e.message_id"
@@ -1010,6 +1017,40 @@ int store_sqlite_mailbox_stats(struct store *store, uint64_t account_id, const c
 	    .size = (uint64_t)sqlite3_column_int64(st, 6),
 	    .recent = 0,
 	};
+	sq_reset(st);
+	return 1;
+}
+
+int store_sqlite_mailbox_recent_first(struct store *store, uint64_t account_id,
+                                      const char *mailbox, uint32_t *uidvalidity_r,
+                                      uint32_t *first_r)
+{
+	struct sq_conn *c = store_sqlite_reader(store);
+	sqlite3_stmt *st;
+	int rc = c == NULL ? -1
+	                   : store_sqlite_step(c, SQ_MB_RECENT_FIRST, &st, NULL, "isii",
+	                                       (int64_t)account_id, mailbox,
+	                                       sq_store(store)->open_max_entry,
+	                                       sq_store(store)->open_uidvalidity);
+	if (rc != SQLITE_ROW)
+		return rc < 0 ? -1 : 0;
+	*uidvalidity_r = (uint32_t)sqlite3_column_int64(st, 0);
+	*first_r = (uint32_t)sqlite3_column_int64(st, 1);
+	sq_reset(st);
+	return 1;
+}
+
+int store_sqlite_mailbox_count_from(struct store *store, uint64_t account_id,
+                                    const char *mailbox, uint32_t uid, uint32_t *count_r)
+{
+	struct sq_conn *c = store_sqlite_reader(store);
+	sqlite3_stmt *st;
+	int rc = c == NULL ? -1
+	                   : store_sqlite_step(c, SQ_MB_COUNT_FROM, &st, NULL, "isi",
+	                                       (int64_t)account_id, mailbox, (int64_t)uid);
+	if (rc != SQLITE_ROW)
+		return rc < 0 ? -1 : 0;
+	*count_r = (uint32_t)sqlite3_column_int64(st, 0);
 	sq_reset(st);
 	return 1;
 }

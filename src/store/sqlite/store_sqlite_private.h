@@ -90,6 +90,8 @@ enum sq_id {
 	SQ_MB_LIST,
 	SQ_MB_STATS,
 	SQ_MB_KEYWORDS,
+	SQ_MB_RECENT_FIRST,
+	SQ_MB_COUNT_FROM,
 	SQ_MB_CHANGED,
 	SQ_MB_EXPUNGED,
 	SQ_MB_SUMMARY,
@@ -125,6 +127,11 @@ struct store_sqlite {
 	bool read_key_created;
 	pthread_mutex_t read_lock;
 	struct sq_conn *readers;
+	/* \Recent: entries with a higher row id, and mailboxes with a higher UIDVALIDITY
+	 * (created since), are new since the store was opened. Row ids of deleted top rows
+	 * can be reused, so the UIDVALIDITY covers recreated mailboxes. */
+	int64_t open_max_entry;
+	int64_t open_uidvalidity;
 };
 
 static inline struct store_sqlite *sq_store(struct store *store)
@@ -205,6 +212,11 @@ int store_sqlite_mailbox_list(struct store *store, uint64_t account_id,
                               void (*subscription_cb)(void *ctx, const char *name), void *ctx);
 int store_sqlite_mailbox_stats(struct store *store, uint64_t account_id, const char *mailbox,
                                struct store_mailbox_stats *stats_r);
+int store_sqlite_mailbox_recent_first(struct store *store, uint64_t account_id,
+                                      const char *mailbox, uint32_t *uidvalidity_r,
+                                      uint32_t *first_r);
+int store_sqlite_mailbox_count_from(struct store *store, uint64_t account_id,
+                                    const char *mailbox, uint32_t uid, uint32_t *count_r);
 int store_sqlite_mailbox_keywords(struct store *store, uint64_t account_id, const char *mailbox,
                                   char **keywords_r);
 int store_sqlite_mailbox_changes(struct store *store, uint64_t account_id, const char *mailbox,
