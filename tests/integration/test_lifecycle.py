@@ -15,6 +15,7 @@ import os
 import signal
 import socket
 import ssl
+import threading
 import time
 
 import pytest
@@ -26,7 +27,7 @@ from pop3_helpers import RawPOP3, deliver_all, message, pop3s_port, wait_pop3
 PASSWORD = "Lifecycle-Secret-5"
 # One password worker, so a queue of logins keeps a check pending for seconds; a short
 # pre-login deadline to end a session while its check is pending.
-LOGIN_TIMEOUT = 2
+LOGIN_TIMEOUT = 4
 SERVER_CONF = {"auth_workers": "1", "limit_login_timeout": "%ds" % LOGIN_TIMEOUT,
                "limit_connections_per_ip": "500"}
 _users = iter(range(1, 1000))
@@ -300,24 +301,46 @@ def busy_worker(server, n=60):
     return socks
 
 
+class BusyFeeder(threading.Thread):
+    """Keeps the one password worker busy: a new connection with a wrong password (never
+    cached) every 20 ms, faster than the worker hashes, until stopped (at most `cap`)."""
+
+    def __init__(self, server, cap=250):
+        super().__init__(daemon=True)
+        self.server, self.cap, self.socks = server, cap, []
+        self.stop_now = threading.Event()
+
+    def run(self):
+        while not self.stop_now.is_set() and len(self.socks) < self.cap:
+            s = imaps_greeted(self.server)
+            s.sendall(b"x LOGIN nobody@example.test wrong-%d\r\n" % len(self.socks))
+            self.socks.append(s)
+            time.sleep(0.02)
+
+    def finish(self):
+        self.stop_now.set()
+        self.join()
+        for s in self.socks:
+            s.close()
+
+
 def test_deadline_while_password_is_checked(server):
     """on_closed comes while the password check is in flight (the deadline closed the
     session): the session lives until the check's wake, which frees it without answering;
     nothing leaks (LeakSanitizer at exit) and the server keeps working."""
     user = new_user(server)
-    busy = busy_worker(server)
+    feeder = BusyFeeder(server)
+    feeder.start()
+    time.sleep(0.5)                                      # the worker has a queue now
     target = imaps_greeted(server)                       # its deadline starts now
-    for i, s in enumerate(busy):
-        s.sendall(b"x LOGIN nobody@example.test wrong-%d\r\n" % i)
-    time.sleep(LOGIN_TIMEOUT / 2)
+    time.sleep(LOGIN_TIMEOUT - 1)                        # more than 1 s of hashes queued
     target.sendall(b'a1 LOGIN %s "%s"\r\n' % (user.encode(), PASSWORD.encode()))
     target.settimeout(LOGIN_TIMEOUT + 10)
     out = read_all(target)
     target.close()
+    feeder.finish()
     # The deadline ended it while the check waited behind the others: no answer to a1.
     assert b"* BYE" in out and b"a1 " not in out, out
-    for s in busy:
-        s.close()
     # Stop now, while checks of sessions that are gone still wait on the worker: the
     # server runs until their wakes freed them (else LeakSanitizer reports the sessions at
     # exit, or a wake comes after the event loop is gone), and exits 0.
