@@ -238,6 +238,7 @@ class Server:
                                          stdin=subprocess.DEVNULL)
             if all(wait_port(p, 20, self.proc) for p in
                    (self.smtp_port, self.submission_port, self.submissions_port)):
+                self._wait_started()
                 return
             self.kill()
             text = self.log_text()
@@ -245,6 +246,17 @@ class Server:
                 self._rebase()
                 continue
             raise AssertionError("server did not start:\n" + text)
+
+    def _wait_started(self, timeout=20.0):
+        """The ports listen before the server has dropped privileges and set up its signal
+        handlers; "event=started" (logged at info and below) says it has."""
+        if re.search(r"^log_level\s*=\s*(warn|error)", self.conf.read_text(), re.M):
+            return
+        deadline = time.monotonic() + timeout
+        while "event=started" not in self.log_text():
+            assert self.proc.poll() is None, "server exited:\n" + self.log_text()
+            assert time.monotonic() < deadline, "no event=started:\n" + self.log_text()
+            time.sleep(0.01)
 
     def log_text(self):
         if self.log_path is None or not self.log_path.exists():
