@@ -122,10 +122,8 @@ static void imap_login_status(struct imap_session *s, enum auth_login_status st,
 		conn_printf(s->conn, "+ %s\r\n", challenge);
 		return;
 	case AUTH_LOGIN_PENDING:
-		s->async = IMAP_ASYNC_AUTH;
 		s->io = IMAP_IO_WAIT;
-		conn_pause(s->conn);
-		conn_hold(s->conn);
+		session_async_start(&s->life, IMAP_ASYNC_AUTH);
 		return;
 	case AUTH_LOGIN_DONE:
 		s->io = IMAP_IO_LINE;

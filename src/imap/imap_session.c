@@ -156,8 +156,7 @@ const char *imap_session_capabilities(struct imap_session *s)
 
 void imap_session_op_finished(struct imap_session *s)
 {
-	atomic_store(&s->async_finished, true);
-	conn_wake(s->conn);
+	session_async_finished(&s->life);
 }
 
 void imap_session_op_start(struct imap_session *s, const char *tag,
@@ -167,10 +166,8 @@ void imap_session_op_start(struct imap_session *s, const char *tag,
 	s->op_tag = xstrdup(tag);
 	s->op_done = done;
 	s->op = op;
-	s->async = IMAP_ASYNC_OP;
 	s->io = IMAP_IO_WAIT;
-	conn_pause(s->conn);
-	conn_hold(s->conn);
+	session_async_start(&s->life, IMAP_ASYNC_OP);
 }
 
 /* ---- long commands in steps ---- */
@@ -224,16 +221,9 @@ static void imap_on_writable(struct conn *conn, void *ctx)
  * the pre-login deadline. */
 bool imap_session_admit_login(struct imap_session *s, uint64_t account)
 {
-	if (!s->userip_held) {
-		if (userip_acquire(s->server->userip, account, conn_remote_ip(s->conn),
-				   s->limits->sessions_per_user_ip) == 0) {
-			IMAP_LOG(s, "event=login result=refused reason=sessions-per-user-ip limit=%u",
-				 s->limits->sessions_per_user_ip);
-			return false;
-		}
-		s->userip_held = true;
-	}
-	conn_clear_deadline(s->conn);
+	if (session_admit_login(&s->life, s->server->userip, account,
+				s->limits->sessions_per_user_ip) == 0)
+		return false;
 	imap_parser_set_limits(s->parser, &imap_session_limits); /* from the next command */
 	return true;
 }
@@ -529,8 +519,6 @@ void imap_session_unselect(struct imap_session *s)
 static void imap_session_free(struct imap_session *s)
 {
 	imap_step_end(s); /* a long command cut short by the end of the session */
-	if (s->userip_held)
-		userip_release(s->server->userip, s->account_id, conn_remote_ip(s->conn));
 	imap_session_unselect(s);
 	auth_login_free(&s->login);
 	free(s->auth_tag);
@@ -746,51 +734,74 @@ static void imap_on_timer(struct conn *conn, void *ctx)
 {
 	(void)conn;
 	struct imap_session *s = ctx;
-	if (s->io == IMAP_IO_WAIT && s->async == IMAP_ASYNC_NONE)
+	if (s->io == IMAP_IO_WAIT && session_async(&s->life) == IMAP_ASYNC_NONE)
 		imap_commands_login_failed_answer(s);
 }
 
-static void imap_on_wake(struct conn *conn, void *ctx)
+/* ---- lifecycle (net/session.h) ---- */
+
+static void imap_async_done(void *ctx, int kind)
 {
 	struct imap_session *s = ctx;
-	/* Two things wake us: an operation that finished, and the change bus. */
-	if (s->async != IMAP_ASYNC_NONE && atomic_exchange(&s->async_finished, false)) {
-		enum imap_async what = s->async;
-		s->async = IMAP_ASYNC_NONE;
-		if (s->closed) {
-			if (what == IMAP_ASYNC_OP && s->op_done != NULL)
-				s->op_done(s); /* frees the op; writes go nowhere */
-			imap_session_free(s);
-			conn_unhold(conn);
-			return;
-		}
-		if (what == IMAP_ASYNC_AUTH) {
-			imap_commands_login_resume(s);
-		} else {
-			s->io = IMAP_IO_LINE;
-			s->op_done(s);
-			if (s->io == IMAP_IO_LINE)
-				conn_resume(conn);
-		}
-		conn_unhold(conn);
-	}
-	if (s->closed)
-		return;
-	if (s->shutdown && s->io != IMAP_IO_CLOSING && s->async == IMAP_ASYNC_NONE) {
-		imap_session_close(s, "Server shutting down");
+	if (kind == IMAP_ASYNC_AUTH) {
+		imap_commands_login_resume(s);
 		return;
 	}
+	s->io = IMAP_IO_LINE;
+	s->op_done(s);
+	if (s->io == IMAP_IO_LINE)
+		conn_resume(s->conn);
+}
+
+static void imap_async_abandoned(void *ctx, int kind)
+{
+	struct imap_session *s = ctx;
+	if (kind == IMAP_ASYNC_OP && s->op_done != NULL)
+		s->op_done(s); /* frees the op; writes go nowhere (s->closed) */
+}
+
+/* Every wake of an open session: the change bus, or after an operation's answer. */
+static void imap_after_wake(void *ctx)
+{
+	struct imap_session *s = ctx;
 	if (s->io == IMAP_IO_IDLE && atomic_load(&s->changed))
 		imap_session_sync(s, true); /* RFC 2177: report changes while idling */
+}
+
+/* Shutdown: BYE and close; an operation in flight (an APPEND's commit, a password check)
+ * answers first (session.c waits for it); a long command's step gets no BYE inside its
+ * output (imap_session_close). */
+static void imap_goodbye(void *ctx)
+{
+	imap_session_close(ctx, "Server shutting down");
+}
+
+static void imap_free_hook(void *ctx)
+{
+	imap_session_free(ctx);
+}
+
+static const struct session_hooks imap_session_hooks = {
+	.async_done = imap_async_done,
+	.async_abandoned = imap_async_abandoned,
+	.wake = imap_after_wake,
+	.goodbye = imap_goodbye,
+	.free = imap_free_hook,
+};
+
+static void imap_on_wake(struct conn *conn, void *ctx)
+{
+	(void)conn;
+	struct imap_session *s = ctx;
+	/* Two things wake us: an operation that finished, and the change bus. */
+	session_on_wake(&s->life);
 }
 
 static void imap_on_shutdown(struct conn *conn, void *ctx)
 {
 	(void)conn;
 	struct imap_session *s = ctx;
-	s->shutdown = true;
-	if (s->async == IMAP_ASYNC_NONE)
-		imap_session_close(s, "Server shutting down");
+	session_on_shutdown(&s->life);
 }
 
 static void imap_on_closed(struct conn *conn, void *ctx)
@@ -799,8 +810,7 @@ static void imap_on_closed(struct conn *conn, void *ctx)
 	store_unwatch(&s->watch); /* no change-bus wake-up may reach a freed session */
 	IMAP_LOG(s, "event=disconnect ip=%s errors=%u", conn_remote_ip(conn), s->errors);
 	s->closed = true;
-	if (s->async == IMAP_ASYNC_NONE)
-		imap_session_free(s);
+	session_on_closed(&s->life); /* frees s, or leaves it to the operation's wake */
 }
 
 static const struct conn_callbacks imap_callbacks = {
@@ -828,6 +838,7 @@ void imap_server_accept(struct conn *conn, void *listener_ctx)
 	buf_init(&s->literal, IMAP_LITERAL_MAX);
 	s->io = IMAP_IO_TLS;
 	s->state = IMAP_STATE_NOT_AUTHENTICATED; /* the initial state, not a transition */
+	session_init(&s->life, conn, "imap", &imap_session_hooks, s);
 	conn_set_callbacks(conn, &imap_callbacks, s);
 	/* RFC 9051 §5.4: an autologout timer of at least 30 minutes once authenticated; the
 	 * same generous value before (a login takes seconds). */

@@ -18,6 +18,7 @@
 #include "core/userip.h"
 #include "imap/imap_parser.h"
 #include "net/conn.h"
+#include "net/session.h"
 #include "store/store.h"
 
 struct imap_server {
@@ -81,7 +82,8 @@ struct imap_session {
 	struct buf literal;	     /* octets of the literal being read */
 	uint64_t literal_remaining;
 	struct cmd_append_spool *append; /* APPEND message literals (cmd_append.c) */
-	bool greeted, closed, shutdown;
+	struct session life; /* async operations, shutdown, close, login (net/session.h) */
+	bool greeted, closed;
 	bool rev2;		     /* ENABLE IMAP4rev2 */
 	bool utf8;		     /* ENABLE UTF8=ACCEPT (or rev2) */
 	unsigned errors, auth_failures;
@@ -89,8 +91,7 @@ struct imap_session {
 	/* authentication */
 	struct auth_login *login; /* LOGIN or AUTHENTICATE in progress */
 	char *auth_tag;		  /* its tag */
-	enum imap_async async;
-	atomic_bool async_finished; /* set by the worker/writer before its conn_wake() */
+	/* the operation in flight: session_async(&s->life), an enum imap_async */
 	void (*op_done)(struct imap_session *s); /* IMAP_ASYNC_OP: runs on the loop thread */
 	void *op;			   /* the handler's operation, owned by op_done */
 	char *op_tag;
@@ -125,7 +126,6 @@ struct imap_session {
 	void *step_ctx;
 	/* hostile-input limits before login */
 	unsigned login_commands; /* commands so far in not-authenticated state */
-	bool userip_held;	 /* counted in server->userip (released when freed) */
 };
 
 /* Every change of s->state (RFC 9051 §3) goes through here: it is logged at debug level. */

@@ -33,7 +33,9 @@ static void conn_maybe_free(struct conn *c)
 	event_free(c->deadline_ev);
 	event_free(c->tls_deadline_ev);
 	free(c->line);
+	struct net_loop *loop = c->loop;
 	free(c);
+	net_loop_conn_freed(loop);
 }
 
 /* The connection is over: drop the socket, tell the engine once. */

@@ -109,7 +109,9 @@ void conn_wake(struct conn *conn);
 
 /* Keep the conn structure (not the connection) alive across an asynchronous operation that
  * will end in conn_wake(): on_closed may come first, on_wake still follows, and the structure
- * is freed only after the last conn_unhold(). */
+ * is freed only after the last conn_unhold(). A stopping server keeps its loops running until
+ * every held structure is freed (at most its 30 s shutdown deadline). Protocol sessions use
+ * these through net/session.h. */
 void conn_hold(struct conn *conn);
 void conn_unhold(struct conn *conn);
 /* True once on_closed has run: only conn_wake/conn_unhold remain meaningful. */

@@ -51,5 +51,7 @@ struct conn *conn_new(struct net_loop *loop, int fd, const char *ip, int local_p
 struct event_base *net_loop_base(struct net_loop *loop);
 void net_loop_conn_added(struct net_loop *loop, struct conn *conn);
 void net_loop_conn_removed(struct net_loop *loop, struct conn *conn);
+/* The conn structure was freed (after on_closed and the last conn_unhold). */
+void net_loop_conn_freed(struct net_loop *loop);
 
 #endif

@@ -52,6 +52,10 @@ struct net_loop {
 	bool accept_paused;
 	struct conn *conns;
 	unsigned conn_count;
+	/* conn structures not yet freed: open ones, and closed ones an operation still holds
+	 * (conn_hold); a stopping loop runs until there are none, so that no operation's wake
+	 * comes after its event base is gone */
+	unsigned conn_structs;
 	bool stopping;
 };
 
@@ -142,6 +146,7 @@ void net_loop_conn_added(struct net_loop *loop, struct conn *c)
 		loop->conns->prev = c;
 	loop->conns = c;
 	loop->conn_count++;
+	loop->conn_structs++;
 }
 
 void net_loop_conn_removed(struct net_loop *loop, struct conn *c)
@@ -156,7 +161,12 @@ void net_loop_conn_removed(struct net_loop *loop, struct conn *c)
 	loop->conn_count--;
 	if (c->counted)
 		net_server_release(loop->server, c->ip);
-	if (loop->stopping && loop->conn_count == 0)
+}
+
+void net_loop_conn_freed(struct net_loop *loop)
+{
+	loop->conn_structs--;
+	if (loop->stopping && loop->conn_structs == 0)
 		event_base_loopexit(loop->base, NULL);
 }
 
@@ -487,7 +497,7 @@ static void net_loop_shutdown_cb(evutil_socket_t fd, short what, void *arg)
 			loop->listeners[j] = NULL;
 		}
 	}
-	if (loop->conn_count == 0) {
+	if (loop->conn_structs == 0) {
 		event_base_loopexit(loop->base, NULL);
 		return;
 	}

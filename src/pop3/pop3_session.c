@@ -155,8 +155,6 @@ bool pop3_session_plaintext_ok(const struct pop3_session *s)
 
 static void pop3_session_free(struct pop3_session *s)
 {
-	if (s->userip_held)
-		userip_release(s->server->userip, s->account_id, conn_remote_ip(s->conn));
 	if (s->locked)
 		pop3_drop_unlock(s->server, s->account_id);
 	if (s->fd >= 0)
@@ -175,7 +173,7 @@ static void pop3_session_free(struct pop3_session *s)
 static void pop3_login_wake(void *ctx)
 {
 	struct pop3_session *s = ctx;
-	conn_wake(s->conn);
+	session_async_finished(&s->life);
 }
 
 struct auth_login *pop3_session_login_new(struct pop3_session *s)
@@ -196,10 +194,8 @@ void pop3_session_login_status(struct pop3_session *s, enum auth_login_status st
 		conn_printf(s->conn, "+ %s\r\n", challenge);
 		return;
 	case AUTH_LOGIN_PENDING:
-		s->async = POP3_ASYNC_AUTH;
 		pop3_session_set_state(s, POP3_STATE_WAIT);
-		conn_pause(s->conn);
-		conn_hold(s->conn);
+		session_async_start(&s->life, POP3_ASYNC_AUTH);
 		return;
 	case AUTH_LOGIN_DONE:
 		pop3_login_done(s);
@@ -226,24 +222,6 @@ static void pop3_snapshot_cb(void *ctx, const struct store_entry *e)
 						 .date = e->internal_date };
 }
 
-/* A login succeeded: count it against limit_sessions_per_user_ip (false: over it) and end
- * the pre-login deadline. */
-static bool pop3_session_admit_login(struct pop3_session *s, uint64_t account_id)
-{
-	if (!s->userip_held) {
-		if (userip_acquire(s->server->userip, account_id, conn_remote_ip(s->conn),
-				   s->limits->sessions_per_user_ip) == 0) {
-			POP3_LOG(s, "event=login result=refused reason=sessions-per-user-ip limit=%u",
-				 s->limits->sessions_per_user_ip);
-			return false;
-		}
-		s->userip_held = true;
-		s->account_id = account_id; /* what the release names */
-	}
-	conn_clear_deadline(s->conn);
-	return true;
-}
-
 /* The one place where a POP3 login succeeds (credentials verified): lock and snapshot
  * the maildrop, enter TRANSACTION. */
 static void pop3_login_succeeded(struct pop3_session *s, uint64_t account_id, const char *user)
@@ -260,7 +238,9 @@ static void pop3_login_succeeded(struct pop3_session *s, uint64_t account_id, co
 		pop3_reply(s, "-ERR [LOGIN-DELAY] Login delay not expired, try again later");
 		return;
 	}
-	if (!pop3_session_admit_login(s, account_id)) {
+	/* limit_sessions_per_user_ip; the pre-login deadline ends (net/session.h) */
+	if (session_admit_login(&s->life, s->server->userip, account_id,
+				s->limits->sessions_per_user_ip) == 0) {
 		pop3_drop_unlock(s->server, account_id);
 		pop3_reply(s, "-ERR [IN-USE] Too many sessions of this user from this address");
 		return;
@@ -496,7 +476,7 @@ static void pop3_expunge_cb(struct store_expunge *op, void *ctx)
 {
 	(void)op;
 	struct pop3_session *s = ctx;
-	conn_wake(s->conn);
+	session_async_finished(&s->life);
 }
 
 void pop3_session_update(struct pop3_session *s)
@@ -526,10 +506,8 @@ void pop3_session_update(struct pop3_session *s)
 		.uids = s->expunge_uids,
 		.uid_count = n,
 	};
-	s->async = POP3_ASYNC_EXPUNGE;
 	pop3_session_set_state(s, POP3_STATE_WAIT);
-	conn_pause(s->conn);
-	conn_hold(s->conn);
+	session_async_start(&s->life, POP3_ASYNC_EXPUNGE);
 	store_expunge(s->server->store, &s->expunge, pop3_expunge_cb, s);
 }
 
@@ -650,44 +628,61 @@ static void pop3_on_timer(struct conn *conn, void *ctx)
 {
 	(void)conn;
 	struct pop3_session *s = ctx;
-	if (s->state == POP3_STATE_WAIT && s->async == POP3_ASYNC_NONE)
+	if (s->state == POP3_STATE_WAIT && session_async(&s->life) == POP3_ASYNC_NONE)
 		pop3_login_failed_answer(s);
 }
 
-static void pop3_on_wake(struct conn *conn, void *ctx)
+/* ---- lifecycle (net/session.h) ---- */
+
+static void pop3_async_done(void *ctx, int kind)
 {
 	struct pop3_session *s = ctx;
-	enum pop3_async what = s->async;
-	s->async = POP3_ASYNC_NONE;
-	if (s->closed) {
-		pop3_session_free(s);
-		conn_unhold(conn);
-		return;
-	}
-	if (what == POP3_ASYNC_AUTH) {
+	if (kind == POP3_ASYNC_AUTH) {
 		(void)auth_login_resume(s->login);
 		pop3_login_done(s);
-	}
-	else if (what == POP3_ASYNC_EXPUNGE)
+	} else if (kind == POP3_ASYNC_EXPUNGE) {
 		pop3_update_done(s);
-	conn_unhold(conn);
-	if (s->shutdown && s->state != POP3_STATE_CLOSING && s->async == POP3_ASYNC_NONE) {
-		pop3_session_close(s, "-ERR [SYS/TEMP] Server shutting down");
-		return;
 	}
+}
+
+static void pop3_after_wake(void *ctx)
+{
+	struct pop3_session *s = ctx;
 	if (s->state == POP3_STATE_AUTHORIZATION || s->state == POP3_STATE_TRANSACTION)
-		conn_resume(conn);
+		conn_resume(s->conn);
+}
+
+/* Shutdown: like a dropped connection, nothing marked with DELE is removed; a QUIT whose
+ * deletions are being committed, or a password check, finishes first (session.c). */
+static void pop3_goodbye(void *ctx)
+{
+	pop3_session_close(ctx, "-ERR [SYS/TEMP] Server shutting down");
+}
+
+static void pop3_free_hook(void *ctx)
+{
+	pop3_session_free(ctx);
+}
+
+static const struct session_hooks pop3_session_hooks = {
+	.async_done = pop3_async_done,
+	.wake = pop3_after_wake,
+	.goodbye = pop3_goodbye,
+	.free = pop3_free_hook,
+};
+
+static void pop3_on_wake(struct conn *conn, void *ctx)
+{
+	(void)conn;
+	struct pop3_session *s = ctx;
+	session_on_wake(&s->life);
 }
 
 static void pop3_on_shutdown(struct conn *conn, void *ctx)
 {
 	(void)conn;
 	struct pop3_session *s = ctx;
-	s->shutdown = true;
-	if (s->async != POP3_ASYNC_NONE)
-		return; /* finish the QUIT or login first */
-	/* Like a dropped connection: nothing marked with DELE is removed. */
-	pop3_session_close(s, "-ERR [SYS/TEMP] Server shutting down");
+	session_on_shutdown(&s->life);
 }
 
 static void pop3_on_closed(struct conn *conn, void *ctx)
@@ -695,8 +690,7 @@ static void pop3_on_closed(struct conn *conn, void *ctx)
 	struct pop3_session *s = ctx;
 	POP3_LOG(s, "event=disconnect ip=%s errors=%u", conn_remote_ip(conn), s->errors);
 	s->closed = true;
-	if (s->async == POP3_ASYNC_NONE)
-		pop3_session_free(s);
+	session_on_closed(&s->life); /* frees s, or leaves it to the operation's wake */
 }
 
 static const struct conn_callbacks pop3_callbacks = {
@@ -722,6 +716,7 @@ void pop3_server_accept(struct conn *conn, void *listener_ctx)
 	s->cmd = arena_new(2048);
 	s->fd = -1;
 	s->state = POP3_STATE_TLS;
+	session_init(&s->life, conn, "pop3", &pop3_session_hooks, s);
 	conn_set_callbacks(conn, &pop3_callbacks, s);
 	/* RFC 1939 §3: an autologout timer, if any, of at least 10 minutes (the default). */
 	conn_set_timeout(conn, s->limits->pop3_idle_timeout);

@@ -14,6 +14,7 @@
 #include "core/conf.h"
 #include "core/userip.h"
 #include "net/conn.h"
+#include "net/session.h"
 #include "pop3/pop3_parser.h"
 #include "store/store.h"
 
@@ -56,7 +57,8 @@ struct pop3_session {
 	const struct limits *limits;
 	enum pop3_state state;
 	struct arena *cmd;
-	bool greeted, closed, shutdown, utf8;
+	struct session life; /* async operations, shutdown, close, login (net/session.h) */
+	bool greeted, closed, utf8;
 	unsigned errors, auth_failures;
 	char apop_banner[160]; /* "" when APOP is not offered */
 
@@ -77,14 +79,12 @@ struct pop3_session {
 	bool top, in_body, at_line_start, pending_cr;
 	size_t line_len;
 
-	/* QUIT */
-	enum pop3_async async;
+	/* QUIT (the operation in flight: session_async(&s->life)) */
 	struct store_expunge expunge;
 	uint32_t *expunge_uids;
 
 	/* hostile-input limits before login */
 	unsigned login_commands; /* commands so far in AUTHORIZATION state */
-	bool userip_held;	 /* counted in server->userip (released when freed) */
 };
 
 /* Send one line (CRLF added). "-ERR" replies count as errors; at the limit the session says

@@ -394,7 +394,7 @@ static void cmd_starttls(struct smtp_session *s, struct smtp_command *cmd)
 static void smtp_auth_wake(void *ctx)
 {
 	struct smtp_session *s = ctx;
-	conn_wake(s->conn);
+	session_async_finished(&s->life);
 }
 
 /* What the login driver said, on the wire. */
@@ -409,10 +409,8 @@ static void smtp_auth_status(struct smtp_session *s, enum auth_login_status st,
 		conn_printf(s->conn, "334 %s\r\n", challenge);
 		return;
 	case AUTH_LOGIN_PENDING:
-		s->async = SMTP_ASYNC_AUTH;
 		smtp_session_set_state(s, SMTP_STATE_WAIT);
-		conn_pause(s->conn);
-		conn_hold(s->conn);
+		session_async_start(&s->life, SMTP_ASYNC_AUTH);
 		return;
 	case AUTH_LOGIN_DONE:
 		smtp_session_set_state(s, SMTP_STATE_COMMAND);

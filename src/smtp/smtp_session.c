@@ -337,7 +337,7 @@ static void smtp_delivery_cb(struct store_delivery *d, void *ctx)
 {
 	(void)d;
 	struct smtp_session *s = ctx;
-	conn_wake(s->conn); /* writer thread → the session's loop */
+	session_async_finished(&s->life); /* writer thread → the session's loop */
 }
 
 /* Recheck quota with the real size (RFC 5321 §4.5.3.1.10; RCPT only saw SIZE=). */
@@ -417,10 +417,8 @@ void smtp_session_body_end(struct smtp_session *s)
 		.hdr_subject = hs.subject,
 		.hdr_message_id = hs.message_id,
 	};
-	s->async = SMTP_ASYNC_DELIVERY;
 	smtp_session_set_state(s, SMTP_STATE_WAIT);
-	conn_pause(s->conn);
-	conn_hold(s->conn);
+	session_async_start(&s->life, SMTP_ASYNC_DELIVERY);
 	store_deliver(s->server->store, &s->delivery, smtp_delivery_cb, s);
 }
 
@@ -449,11 +447,10 @@ static void smtp_greet(struct smtp_session *s);
  * where nobody logs in): the pre-login deadline and command count end there. */
 static void smtp_session_check_login(struct smtp_session *s)
 {
-	if (s->logged_in || s->closed ||
+	if (s->life.logged_in || s->closed ||
 	    !(s->authenticated || (s->kind == CONF_LISTENER_SMTP && s->have_mail)))
 		return;
-	s->logged_in = true;
-	conn_clear_deadline(s->conn);
+	session_logged_in(&s->life);
 }
 
 /* Before a command runs: false when the session was closed instead. On port 25 a client
@@ -469,7 +466,7 @@ static bool smtp_session_command_allowed(struct smtp_session *s)
 				      "for the reply");
 		return false;
 	}
-	if (!s->logged_in && ++s->login_commands > s->limits->login_commands) {
+	if (!s->life.logged_in && ++s->login_commands > s->limits->login_commands) {
 		SMTP_LOG(s, "event=disconnect reason=too-many-commands-before-login count=%u",
 			 s->login_commands);
 		smtp_session_close(s, "421 4.7.0 Too many commands, closing connection");
@@ -619,51 +616,77 @@ static void smtp_on_timer(struct conn *conn, void *ctx)
 	smtp_commands_auth_delay_done(ctx);
 }
 
-static void smtp_on_wake(struct conn *conn, void *ctx)
+/* ---- lifecycle (net/session.h) ---- */
+
+static void smtp_async_done(void *ctx, int kind)
 {
 	struct smtp_session *s = ctx;
-	enum smtp_async what = s->async;
-	s->async = SMTP_ASYNC_NONE;
-	if (s->closed) {
-		smtp_session_free(s);
-		conn_unhold(conn);
-		return;
-	}
-	if (what == SMTP_ASYNC_DELIVERY) {
+	if (kind == SMTP_ASYNC_DELIVERY) {
 		smtp_session_set_state(s, SMTP_STATE_COMMAND);
 		smtp_delivery_done(s);
-	} else if (what == SMTP_ASYNC_AUTH) {
+	} else if (kind == SMTP_ASYNC_AUTH) {
 		smtp_commands_auth_resume(s);
 		smtp_session_check_login(s);
 	}
-	conn_unhold(conn);
-	if (s->shutdown) {
-		smtp_session_close(s, "421 4.3.2 Service shutting down, closing connection");
-		return;
+}
+
+static void smtp_async_abandoned(void *ctx, int kind)
+{
+	struct smtp_session *s = ctx;
+	if (kind == SMTP_ASYNC_DELIVERY) {
+		/* The store consumed the spool file either way: not ours to unlink. */
+		free(s->spool_path);
+		s->spool_path = NULL;
 	}
+}
+
+static void smtp_after_wake(void *ctx)
+{
+	struct smtp_session *s = ctx;
 	if (s->state == SMTP_STATE_COMMAND)
-		conn_resume(conn);
+		conn_resume(s->conn);
+}
+
+/* Shutdown: 421 at once, also mid-DATA (RFC 5321 §3.8 allows it at any time); a delivery
+ * in flight gets its 250 first (session.c waits for it). */
+static void smtp_goodbye(void *ctx)
+{
+	smtp_session_close(ctx, "421 4.3.2 Service shutting down, closing connection");
+}
+
+static void smtp_free_hook(void *ctx)
+{
+	smtp_session_free(ctx);
+}
+
+static const struct session_hooks smtp_session_hooks = {
+	.async_done = smtp_async_done,
+	.async_abandoned = smtp_async_abandoned,
+	.wake = smtp_after_wake,
+	.goodbye = smtp_goodbye,
+	.free = smtp_free_hook,
+};
+
+static void smtp_on_wake(struct conn *conn, void *ctx)
+{
+	(void)conn;
+	struct smtp_session *s = ctx;
+	session_on_wake(&s->life);
 }
 
 static void smtp_on_shutdown(struct conn *conn, void *ctx)
 {
 	(void)conn;
 	struct smtp_session *s = ctx;
-	s->shutdown = true;
-	if (s->async != SMTP_ASYNC_NONE)
-		return; /* the pending delivery's reply comes first, then 421 */
-	smtp_session_close(s, "421 4.3.2 Service shutting down, closing connection");
+	session_on_shutdown(&s->life);
 }
 
 static void smtp_on_closed(struct conn *conn, void *ctx)
 {
-	(void)conn;
 	struct smtp_session *s = ctx;
 	SMTP_LOG(s, "event=disconnect ip=%s errors=%u", conn_remote_ip(conn), s->errors);
 	s->closed = true;
-	if (s->async == SMTP_ASYNC_NONE)
-		smtp_session_free(s);
-	/* else: on_wake frees it when the store or auth is done with it. */
+	session_on_closed(&s->life); /* frees s, or leaves it to the operation's wake */
 }
 
 static const struct conn_callbacks smtp_callbacks = {
@@ -690,6 +713,7 @@ void smtp_server_accept(struct conn *conn, void *listener_ctx)
 	s->cmd = arena_new(4096);
 	s->spool_fd = -1;
 	s->state = SMTP_STATE_TLS;
+	session_init(&s->life, conn, "smtp", &smtp_session_hooks, s);
 	conn_set_callbacks(conn, &smtp_callbacks, s);
 	conn_set_timeout(conn, s->limits->request_timeout);
 	SMTP_LOG(s, "event=connect ip=%s port=%d", conn_remote_ip(conn), conn_local_port(conn));

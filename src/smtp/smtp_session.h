@@ -16,6 +16,7 @@
 #include "core/userip.h"
 #include "mime/header.h"
 #include "net/conn.h"
+#include "net/session.h"
 #include "smtp/smtp_data.h"
 #include "smtp/smtp_parser.h"
 #include "store/store.h"
@@ -55,9 +56,9 @@ struct smtp_session {
 	struct arena *arena; /* session lifetime: helo, auth user */
 	struct arena *tx;    /* transaction lifetime: envelope */
 	struct arena *cmd;   /* one command */
+	struct session life; /* async operations, shutdown, close, login (net/session.h) */
 	bool greeted;
-	bool closed;	     /* connection gone; free when nothing is pending */
-	bool shutdown;	     /* server stopping: close after the pending reply */
+	bool closed;	     /* connection gone: nothing more is written */
 	unsigned errors;
 	unsigned auth_failures;
 	unsigned tx_count;
@@ -94,15 +95,13 @@ struct smtp_session {
 	struct smtp_data decoder;
 	struct header_scanner *headers;
 
-	/* asynchronous operation */
-	enum smtp_async async;
+	/* asynchronous operation (its kind: session_async(&s->life)) */
 	struct store_delivery delivery;
 	uint64_t *delivery_accounts;
 	const char **delivery_remote;
 	char msgid[32];
 
 	/* hostile-input limits before login (port 25: before the first MAIL) */
-	bool logged_in;		 /* the pre-login deadline is over */
 	unsigned login_commands; /* commands before that */
 };
 
