@@ -475,15 +475,12 @@ static void smtp_auth_succeeded(struct smtp_session *s, const struct auth_login_
 {
 	/* limit_sessions_per_user_ip, as for IMAP and POP3: the credentials were good, but
 	 * this session stays unauthenticated (a temporary failure, RFC 4954 §6). */
-	if (userip_acquire(s->server->userip, res->account_id, conn_remote_ip(s->conn),
-			   s->limits->sessions_per_user_ip) == 0) {
-		SMTP_LOG(s, "event=auth result=refused reason=sessions-per-user-ip user=%s limit=%u",
-			 res->user, s->limits->sessions_per_user_ip);
+	if (session_admit_login(&s->life, s->server->userip, res->account_id,
+				s->limits->sessions_per_user_ip) == 0) {
 		auth_login_free(&s->login);
 		smtp_reply(s, "454 4.7.0 Too many sessions of this user from this address");
 		return;
 	}
-	s->userip_held = true;
 	s->authenticated = true;
 	s->account_id = res->account_id;
 	s->auth_user = arena_strdup(s->arena, res->user);

@@ -138,8 +138,6 @@ void smtp_session_reset_tx(struct smtp_session *s)
 
 static void smtp_session_free(struct smtp_session *s)
 {
-	if (s->userip_held)
-		userip_release(s->server->userip, s->account_id, conn_remote_ip(s->conn));
 	smtp_session_spool_drop(s);
 	auth_login_free(&s->login);
 	free(s->delivery_accounts);

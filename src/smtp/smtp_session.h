@@ -67,7 +67,6 @@ struct smtp_session {
 	char *helo;
 	bool esmtp;
 	bool authenticated;
-	bool userip_held; /* counted in server->userip (released when freed) */
 	uint64_t account_id;
 	char *auth_user;	   /* in s->arena, once authenticated */
 	struct auth_login *login; /* an AUTH exchange in progress */
