@@ -24,7 +24,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	struct header_scanner *parts = header_scanner_new(a, 200, 50);
 	(void)header_scanner_feed(whole, data, size);
 	for (size_t pos = 0; pos < size; pos += chunk)
-		(void)header_scanner_feed(parts, data + pos, size - pos < chunk ? size - pos : chunk);
+		(void)header_scanner_feed(parts, data + pos,
+		                          size - pos < chunk ? size - pos : chunk);
 	struct header_summary x, y;
 	header_scanner_result(whole, &x);
 	header_scanner_result(parts, &y);

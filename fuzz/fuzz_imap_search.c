@@ -78,8 +78,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		struct imap_search *search = NULL;
 		if (imap_search_parse(arena, imap_parser_args(parser), &search, &error) == 0) {
 			ASSERT(search != NULL && error == NULL);
-			(void)imap_search_charset_supported(search->charset != NULL ? search->charset
-			                                                            : "");
+			(void)imap_search_charset_supported(
+			    search->charset != NULL ? search->charset : "");
 			fuzz_match(search, msg, msg_len, (uint32_t)(msg_len % 8) + 1);
 			fuzz_match(search, msg, msg_len / 2, (uint32_t)(crit_len % 8) + 1);
 		} else {

@@ -1,7 +1,7 @@
-/* libFuzzer target for mime/mime, mime/imap_structure, mime/mime_binary and mime/rfc822_addr: parse the input as
- * a message (with the default limits, and again with small limits picked from the input),
- * check the tree's invariants (ranges nest inside the buffer and their parents, every part is
- * found again by its section number), then build ENVELOPE, BODY and BODYSTRUCTURE for every
+/* libFuzzer target for mime/mime, mime/imap_structure, mime/mime_binary and mime/rfc822_addr: parse
+ * the input as a message (with the default limits, and again with small limits picked from the
+ * input), check the tree's invariants (ranges nest inside the buffer and their parents, every part
+ * is found again by its section number), then build ENVELOPE, BODY and BODYSTRUCTURE for every
  * message in it and check that each is well-formed IMAP: balanced parentheses, quoted strings
  * without CR/LF/8-bit and with only \" and \\ escapes, literals whose counts are right. */
 #include <stdbool.h>

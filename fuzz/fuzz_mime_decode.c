@@ -1,8 +1,8 @@
 /* libFuzzer target for mime/mime_decode: decodes the input as base64 and as quoted-printable
  * and checks the output bounds; feeds it to the incremental decoders in pieces (sizes taken
- * from the input) and checks the result equals the whole-buffer one; then checks round trips: the input base64-encoded (with line
- * breaks every 76 characters) and quoted-printable-encoded (every octet as =XX, with soft line
- * breaks) must decode back to the input. */
+ * from the input) and checks the result equals the whole-buffer one; then checks round trips: the
+ * input base64-encoded (with line breaks every 76 characters) and quoted-printable-encoded (every
+ * octet as =XX, with soft line breaks) must decode back to the input. */
 #include <stdbool.h>
 #include <stdint.h>
 #include <stdlib.h>
@@ -58,7 +58,7 @@ static size_t fuzz_encode_qp(const uint8_t *in, size_t len, unsigned char *out)
 
 /* Decode in pieces whose sizes come from the data itself; compare with whole. */
 static void fuzz_incremental(enum mime_encoding cte, const uint8_t *data, size_t size,
-			     const unsigned char *whole, size_t whole_len)
+                             const unsigned char *whole, size_t whole_len)
 {
 	unsigned char *out = xmalloc(size + MIME_DECODER_OUT_MAX(0) * 2 + 1);
 	unsigned char *piece = xmalloc(MIME_DECODER_OUT_MAX(size) + 1);

@@ -10,23 +10,23 @@
 #define DEFAULT_CONF "/etc/posthorn/posthorn.conf"
 
 static const char usage[] =
-	"usage: posthorn [-c CONF] COMMAND [ARGS...]\n"
-	"\n"
-	"Posthorn is a mail server: SMTP (25), submission (587, 465), one data directory.\n"
-	"The configuration file is CONF, $POSTHORN_CONFIG, or " DEFAULT_CONF ".\n"
-	"\n"
-	"commands:\n"
-	"  init DIR --hostname HOST [--port-base N]   create a configuration, data and TLS cert\n"
-	"  serve                                      run the server in the foreground\n"
-	"  check-config                               validate the configuration\n"
-	"  domain add|del|list ...                    manage local domains\n"
-	"  user add|del|list|passwd|quota ...         manage accounts\n"
-	"  alias add|del|list ...                     manage aliases\n"
-	"  mail list|cat ...                          inspect stored mail\n"
-	"  queue list                                 show the outbound queue\n"
-	"  --version                                  print the version\n"
-	"\n"
-	"`posthorn COMMAND --help` describes each command.\n";
+    "usage: posthorn [-c CONF] COMMAND [ARGS...]\n"
+    "\n"
+    "Posthorn is a mail server: SMTP (25), submission (587, 465), one data directory.\n"
+    "The configuration file is CONF, $POSTHORN_CONFIG, or " DEFAULT_CONF ".\n"
+    "\n"
+    "commands:\n"
+    "  init DIR --hostname HOST [--port-base N]   create a configuration, data and TLS cert\n"
+    "  serve                                      run the server in the foreground\n"
+    "  check-config                               validate the configuration\n"
+    "  domain add|del|list ...                    manage local domains\n"
+    "  user add|del|list|passwd|quota ...         manage accounts\n"
+    "  alias add|del|list ...                     manage aliases\n"
+    "  mail list|cat ...                          inspect stored mail\n"
+    "  queue list                                 show the outbound queue\n"
+    "  --version                                  print the version\n"
+    "\n"
+    "`posthorn COMMAND --help` describes each command.\n";
 
 struct cli_command {
 	const char *name;
@@ -34,14 +34,14 @@ struct cli_command {
 };
 
 static const struct cli_command commands[] = {
-	{ "init", cli_init },	  { "serve", cli_serve },   { "check-config", cli_check_config },
-	{ "domain", cli_domain }, { "user", cli_user },	    { "alias", cli_alias },
-	{ "mail", cli_mail },	  { "queue", cli_queue },
+    {"init", cli_init},     {"serve", cli_serve}, {"check-config", cli_check_config},
+    {"domain", cli_domain}, {"user", cli_user},   {"alias", cli_alias},
+    {"mail", cli_mail},     {"queue", cli_queue},
 };
 
 int main(int argc, char **argv)
 {
-	struct cli cli = { .conf_path = getenv("POSTHORN_CONFIG") };
+	struct cli cli = {.conf_path = getenv("POSTHORN_CONFIG")};
 	int i = 1;
 	while (i < argc && argv[i][0] == '-') {
 		if (strcmp(argv[i], "-c") == 0 && i + 1 < argc) {

@@ -319,7 +319,7 @@ static bool auth_apop_match(const char *banner, const char *secret, const char *
 	}
 	for (unsigned i = 0; i < 32; i++)
 		got[i] = digest[i] >= 'A' && digest[i] <= 'F' ? (char)(digest[i] + ('a' - 'A'))
-		                                                : digest[i];
+		                                              : digest[i];
 	ok = CRYPTO_memcmp(want, got, sizeof(want)) == 0;
 	xmemzero(md, sizeof(md));
 	xmemzero(want, sizeof(want));

@@ -24,8 +24,8 @@ struct auth_login {
 	struct auth_login_result result;
 };
 
-struct auth_login *auth_login_new(struct auth *auth, const char *remote_ip,
-                                  void (*wake)(void *ctx), void *ctx)
+struct auth_login *auth_login_new(struct auth *auth, const char *remote_ip, void (*wake)(void *ctx),
+                                  void *ctx)
 {
 	struct auth_login *login = xcalloc(1, sizeof(*login));
 	login->auth = auth;
@@ -147,8 +147,7 @@ enum auth_login_status auth_login_apop(struct auth_login *login, const char *ban
 
 /* One SASL step's outcome turned into the login's status. */
 static enum auth_login_status auth_login_sasl_step(struct auth_login *login, const char *response,
-                                                   const char **challenge_r,
-                                                   const char **error_r)
+                                                   const char **challenge_r, const char **error_r)
 {
 	*challenge_r = "";
 	int r = sasl_server_step(login->sasl, response, challenge_r, error_r);
@@ -156,7 +155,8 @@ static enum auth_login_status auth_login_sasl_step(struct auth_login *login, con
 		/* SCRAM needs the user's stored keys before its server-first message: one
 		 * account look-up, no hashing. */
 		auth_login_set_user(login, sasl_server_username(login->sasl));
-		if (auth_sasl_set_credentials(login->auth, login->sasl, &login->scram_account) < 0) {
+		if (auth_sasl_set_credentials(login->auth, login->sasl, &login->scram_account) <
+		    0) {
 			sasl_server_free(&login->sasl);
 			return auth_login_verdict(login, -1, 0);
 		}

@@ -29,7 +29,7 @@ enum auth_login_status {
 	AUTH_LOGIN_PENDING,   /* a password check runs on a worker; wake(ctx) follows */
 	AUTH_LOGIN_DONE,      /* a verdict: auth_login_result() */
 	AUTH_LOGIN_MALFORMED, /* bad response (malformed base64, too long, bad syntax):
-	                         *error_r; SMTP 501 5.5.2, IMAP BAD, POP3 -ERR */
+	                       *error_r; SMTP 501 5.5.2, IMAP BAD, POP3 -ERR */
 	AUTH_LOGIN_CANCELLED, /* the client sent "*": SMTP 501 5.7.0, IMAP BAD, POP3 -ERR */
 };
 
@@ -49,8 +49,8 @@ struct auth_login;
 /* remote_ip: text form, copied; NULL = not from the network (no penalty). wake(ctx) is
  * called on a worker thread when a pending check completes: bounce to the loop from it
  * (conn_wake()) and call auth_login_resume() there. Never NULL. */
-struct auth_login *auth_login_new(struct auth *auth, const char *remote_ip,
-                                  void (*wake)(void *ctx), void *ctx);
+struct auth_login *auth_login_new(struct auth *auth, const char *remote_ip, void (*wake)(void *ctx),
+                                  void *ctx);
 /* Wipe every secret and free. Must not be called while a password check is running (the
  * session holds its connection until the wake); after the wake it may be freed without
  * auth_login_resume() (the connection closed meanwhile). Accepts NULL; sets *login NULL. */

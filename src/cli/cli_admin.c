@@ -10,29 +10,29 @@
 #include "core/banned.h"
 
 static const char domain_usage[] =
-	"usage: posthorn domain add DOMAIN\n"
-	"       posthorn domain del DOMAIN      (only when it has no accounts or aliases)\n"
-	"       posthorn domain list\n";
+    "usage: posthorn domain add DOMAIN\n"
+    "       posthorn domain del DOMAIN      (only when it has no accounts or aliases)\n"
+    "       posthorn domain list\n";
 
 static const char user_usage[] =
-	"usage: posthorn user add ADDRESS [--quota SIZE]   (password: one line on stdin,\n"
-	"                                                 or prompted on a terminal)\n"
-	"       posthorn user del ADDRESS\n"
-	"       posthorn user list [DOMAIN]\n"
-	"       posthorn user passwd ADDRESS               (new password as for add)\n"
-	"       posthorn user quota ADDRESS SIZE           (K/M/G suffixes; 0 = unlimited)\n"
-	"       posthorn user apop ADDRESS                 (set the POP3 APOP secret: read as\n"
-	"                                                 the password for add)\n"
-	"       posthorn user apop ADDRESS --clear         (remove it)\n"
-	"  APOP (RFC 1939) is weak: it uses MD5 and the secret is stored in clear, so use a\n"
-	"  secret that is not the account's password. It is off unless the POP3 server\n"
-	"  enables it (pop3_apop = yes); accounts without a secret cannot use it.\n";
+    "usage: posthorn user add ADDRESS [--quota SIZE]   (password: one line on stdin,\n"
+    "                                                 or prompted on a terminal)\n"
+    "       posthorn user del ADDRESS\n"
+    "       posthorn user list [DOMAIN]\n"
+    "       posthorn user passwd ADDRESS               (new password as for add)\n"
+    "       posthorn user quota ADDRESS SIZE           (K/M/G suffixes; 0 = unlimited)\n"
+    "       posthorn user apop ADDRESS                 (set the POP3 APOP secret: read as\n"
+    "                                                 the password for add)\n"
+    "       posthorn user apop ADDRESS --clear         (remove it)\n"
+    "  APOP (RFC 1939) is weak: it uses MD5 and the secret is stored in clear, so use a\n"
+    "  secret that is not the account's password. It is off unless the POP3 server\n"
+    "  enables it (pop3_apop = yes); accounts without a secret cannot use it.\n";
 
 static const char alias_usage[] =
-	"usage: posthorn alias add ALIAS TARGET   (ALIAS is local@domain or @domain for a\n"
-	"                                          catch-all; TARGET is a local address)\n"
-	"       posthorn alias del ALIAS [TARGET]\n"
-	"       posthorn alias list\n";
+    "usage: posthorn alias add ALIAS TARGET   (ALIAS is local@domain or @domain for a\n"
+    "                                          catch-all; TARGET is a local address)\n"
+    "       posthorn alias del ALIAS [TARGET]\n"
+    "       posthorn alias list\n";
 
 /* Open conf + store for an admin command. 0 ok, 1 error (reported). */
 static int admin_open(struct cli *cli, struct conf **conf_r, struct store **store_r)
@@ -79,7 +79,8 @@ int cli_domain(struct cli *cli, int argc, char **argv)
 	const char *error;
 	int ret = 0;
 	if (list)
-		ret = store_domain_list(store, domain_print, NULL) < 0 ? cli_fail("cannot list") : 0;
+		ret =
+		    store_domain_list(store, domain_print, NULL) < 0 ? cli_fail("cannot list") : 0;
 	else if (add && store_domain_add(store, argv[2], &error) < 0)
 		ret = cli_fail("domain add %s: %s", argv[2], error);
 	else if (del && store_domain_del(store, argv[2], &error) < 0)
@@ -135,8 +136,8 @@ static int user_add(struct store *store, const struct conf *conf, int argc, char
 		return 1;
 	const char *error;
 	int ret = store_account_add(store, argv[2], hash, quota, &error) < 0
-			  ? cli_fail("user add %s: %s", argv[2], error)
-			  : 0;
+	              ? cli_fail("user add %s: %s", argv[2], error)
+	              : 0;
 	free(hash);
 	return ret;
 }
@@ -149,12 +150,12 @@ static int user_apop(struct store *store, int argc, char **argv)
 	int found = store_account_lookup(store, argv[2], NULL, NULL, NULL);
 	if (found <= 0)
 		return cli_fail("user apop %s: %s", argv[2],
-				found < 0 ? "cannot look up the account" : "no such account");
+		                found < 0 ? "cannot look up the account" : "no such account");
 	if (argc == 3 && (secret = cli_read_password()) == NULL)
 		return 1;
 	int ret = store_account_set_apop(store, argv[2], secret, &error) < 0
-			  ? cli_fail("user apop %s: %s", argv[2], error)
-			  : 0;
+	              ? cli_fail("user apop %s: %s", argv[2], error)
+	              : 0;
 	wipe_free(secret);
 	return ret;
 }
@@ -165,11 +166,11 @@ int cli_user(struct cli *cli, int argc, char **argv)
 		return 0;
 	const char *verb = argc >= 2 ? argv[1] : "";
 	bool ok = (strcmp(verb, "add") == 0 && argc >= 3) ||
-		  ((strcmp(verb, "del") == 0 || strcmp(verb, "passwd") == 0) && argc == 3) ||
-		  (strcmp(verb, "list") == 0 && argc <= 3) ||
-		  (strcmp(verb, "quota") == 0 && argc == 4) ||
-		  (strcmp(verb, "apop") == 0 &&
-		   (argc == 3 || (argc == 4 && strcmp(argv[3], "--clear") == 0)));
+	          ((strcmp(verb, "del") == 0 || strcmp(verb, "passwd") == 0) && argc == 3) ||
+	          (strcmp(verb, "list") == 0 && argc <= 3) ||
+	          (strcmp(verb, "quota") == 0 && argc == 4) ||
+	          (strcmp(verb, "apop") == 0 &&
+	           (argc == 3 || (argc == 4 && strcmp(argv[3], "--clear") == 0)));
 	if (!ok) {
 		fputs(user_usage, stderr);
 		return 2;
@@ -218,8 +219,8 @@ int cli_alias(struct cli *cli, int argc, char **argv)
 		return 0;
 	const char *verb = argc >= 2 ? argv[1] : "";
 	bool ok = (strcmp(verb, "add") == 0 && argc == 4) ||
-		  (strcmp(verb, "del") == 0 && (argc == 3 || argc == 4)) ||
-		  (strcmp(verb, "list") == 0 && argc == 2);
+	          (strcmp(verb, "del") == 0 && (argc == 3 || argc == 4)) ||
+	          (strcmp(verb, "list") == 0 && argc == 2);
 	if (!ok) {
 		fputs(alias_usage, stderr);
 		return 2;

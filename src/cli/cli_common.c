@@ -125,7 +125,7 @@ char *cli_read_password(void)
 	if (pw == NULL || pw[0] == '\0') {
 		cli_wipe(&pw);
 		cli_fail("no password given on standard input (one line, at most %d octets)",
-			 CLI_PASSWORD_MAX);
+		         CLI_PASSWORD_MAX);
 		return NULL;
 	}
 	return pw;

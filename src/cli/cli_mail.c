@@ -12,14 +12,14 @@
 #include "core/banned.h"
 
 static const char mail_usage[] =
-	"usage: posthorn mail list USER [MAILBOX]      one line per message: UID FLAGS SIZE\n"
-	"                                              DATE <SENDER> SUBJECT (MAILBOX: INBOX)\n"
-	"       posthorn mail cat USER MAILBOX UID     the stored bytes of one message\n"
-	"       posthorn mail del USER MAILBOX UID...  remove messages (frees their quota)\n";
+    "usage: posthorn mail list USER [MAILBOX]      one line per message: UID FLAGS SIZE\n"
+    "                                              DATE <SENDER> SUBJECT (MAILBOX: INBOX)\n"
+    "       posthorn mail cat USER MAILBOX UID     the stored bytes of one message\n"
+    "       posthorn mail del USER MAILBOX UID...  remove messages (frees their quota)\n";
 
 static const char queue_usage[] =
-	"usage: posthorn queue list     one line per queued recipient: ID <FROM> <TO> SIZE\n"
-	"                               CREATED ATTEMPTS NEXT-ATTEMPT LAST-ERROR\n";
+    "usage: posthorn queue list     one line per queued recipient: ID <FROM> <TO> SIZE\n"
+    "                               CREATED ATTEMPTS NEXT-ATTEMPT LAST-ERROR\n";
 
 static void cli_time(int64_t t, char *out, size_t n)
 {
@@ -103,7 +103,10 @@ static int mail_del(struct store *store, int argc, char **argv)
 		uids[i] = (uint32_t)uid;
 	}
 	struct store_expunge op = {
-		.account_id = id, .mailbox = argv[3], .uids = uids, .uid_count = n,
+	    .account_id = id,
+	    .mailbox = argv[3],
+	    .uids = uids,
+	    .uid_count = n,
 	};
 	int ret = store_expunge_wait(store, &op) < 0 ? cli_fail("%s", op.error) : 0;
 	if (ret == 0)
@@ -132,11 +135,11 @@ int cli_mail(struct cli *cli, int argc, char **argv)
 	int ret = 1;
 	if (store != NULL && list) {
 		int r = store_mail_list(store, argv[2], argc == 4 ? argv[3] : "INBOX", mail_print,
-					NULL);
-		ret = r < 0   ? cli_fail("cannot list messages")
-		      : r == 0 ? cli_fail("no mailbox %s for %s", argc == 4 ? argv[3] : "INBOX",
-					  argv[2])
-			       : 0;
+		                        NULL);
+		ret = r < 0 ? cli_fail("cannot list messages")
+		      : r == 0
+		          ? cli_fail("no mailbox %s for %s", argc == 4 ? argv[3] : "INBOX", argv[2])
+		          : 0;
 	} else if (store != NULL && cat) {
 		ret = mail_cat(store, argv);
 	} else if (store != NULL) {
@@ -175,8 +178,9 @@ int cli_queue(struct cli *cli, int argc, char **argv)
 		return 1;
 	struct store *store = cli_open_store(conf);
 	int ret = store == NULL ? 1
-		  : store_queue_list(store, queue_print, NULL) < 0 ? cli_fail("cannot list the queue")
-								  : 0;
+	          : store_queue_list(store, queue_print, NULL) < 0
+	              ? cli_fail("cannot list the queue")
+	              : 0;
 	store_close(&store);
 	conf_free(&conf);
 	return ret;

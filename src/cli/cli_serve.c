@@ -18,17 +18,17 @@
 #include "core/banned.h"
 
 static const char serve_usage[] =
-	"usage: posthorn [-c CONF] serve\n"
-	"\n"
-	"Runs in the foreground and logs to stderr. SIGTERM or SIGINT: finish the sessions\n"
-	"cleanly and exit. SIGHUP: reload the configuration (limits, logging, hostname) and the\n"
-	"TLS certificate; listener addresses need a restart.\n";
+    "usage: posthorn [-c CONF] serve\n"
+    "\n"
+    "Runs in the foreground and logs to stderr. SIGTERM or SIGINT: finish the sessions\n"
+    "cleanly and exit. SIGHUP: reload the configuration (limits, logging, hostname) and the\n"
+    "TLS certificate; listener addresses need a restart.\n";
 
 static const char check_usage[] =
-	"usage: posthorn [-c CONF] check-config\n"
-	"\n"
-	"Reads the configuration and the TLS certificate and key; prints what is wrong, or\n"
-	"'configuration ok'.\n";
+    "usage: posthorn [-c CONF] check-config\n"
+    "\n"
+    "Reads the configuration and the TLS certificate and key; prints what is wrong, or\n"
+    "'configuration ok'.\n";
 
 struct serve {
 	struct cli *cli;
@@ -45,14 +45,14 @@ struct serve {
 };
 
 static int serve_auth_lookup(void *ctx, const char *username, uint64_t *account_id_r,
-			     char **password_hash_r)
+                             char **password_hash_r)
 {
 	struct serve *sv = ctx;
 	return store_account_lookup(sv->store, username, account_id_r, password_hash_r, NULL);
 }
 
 static int serve_apop_lookup(void *ctx, const char *username, uint64_t *account_id_r,
-			     char **secret_r)
+                             char **secret_r)
 {
 	struct serve *sv = ctx;
 	return store_account_get_apop(sv->store, username, account_id_r, secret_r);
@@ -71,7 +71,7 @@ static void serve_reload(void *ctx)
 	const char *tls_error;
 	if (net_server_load_tls(sv->net, conf->tls_cert, conf->tls_key, &tls_error) < 0)
 		log_error("event=reload tls=failed error=\"%s\" (keeping the old certificate)",
-			  tls_error);
+		          tls_error);
 	log_setup(conf->log_level, conf->log_syslog);
 	net_server_set_limits(sv->net, &conf->limits);
 	smtp_server_set_conf(sv->smtp, conf);
@@ -82,18 +82,17 @@ static void serve_reload(void *ctx)
 	log_info("event=reload result=ok");
 }
 
-static const char *const serve_kind_names[] = { "smtp", "submission", "submissions", "pop3",
-						 "pop3s",	"imap",	      "imaps" };
+static const char *const serve_kind_names[] = {"smtp",  "submission", "submissions", "pop3",
+                                               "pop3s", "imap",       "imaps"};
 
 /* What a listener kind starts: the protocol's accept function and its context. */
 static void serve_kind(struct serve *sv, int k, conn_accept_fn **fn_r, void **ctx_r,
-		       const char **busy_r, bool *tls_r)
+                       const char **busy_r, bool *tls_r)
 {
 	switch (k) {
 	case CONF_LISTENER_IMAP:
 	case CONF_LISTENER_IMAPS:
-		sv->imap_listeners[k] = (struct imap_listener){ sv->imap,
-								k == CONF_LISTENER_IMAPS };
+		sv->imap_listeners[k] = (struct imap_listener){sv->imap, k == CONF_LISTENER_IMAPS};
 		*fn_r = imap_server_accept;
 		*ctx_r = &sv->imap_listeners[k];
 		*busy_r = IMAP_SERVER_BUSY_REPLY;
@@ -101,16 +100,15 @@ static void serve_kind(struct serve *sv, int k, conn_accept_fn **fn_r, void **ct
 		return;
 	case CONF_LISTENER_POP3:
 	case CONF_LISTENER_POP3S:
-		sv->pop3_listeners[k] = (struct pop3_listener){ sv->pop3,
-								k == CONF_LISTENER_POP3S };
+		sv->pop3_listeners[k] = (struct pop3_listener){sv->pop3, k == CONF_LISTENER_POP3S};
 		*fn_r = pop3_server_accept;
 		*ctx_r = &sv->pop3_listeners[k];
 		*busy_r = POP3_SERVER_BUSY_REPLY;
 		*tls_r = k == CONF_LISTENER_POP3S;
 		return;
 	default:
-		sv->smtp_listeners[k] = (struct smtp_listener){ sv->smtp,
-								(enum conf_listener_kind)k };
+		sv->smtp_listeners[k] =
+		    (struct smtp_listener){sv->smtp, (enum conf_listener_kind)k};
 		*fn_r = smtp_server_accept;
 		*ctx_r = &sv->smtp_listeners[k];
 		*busy_r = SMTP_SERVER_BUSY_REPLY;
@@ -131,12 +129,12 @@ static int serve_listen(struct serve *sv)
 			const struct conf_listen *l = &sv->conf->listen[k][i];
 			const char *error;
 			if (net_server_listen(sv->net, l->host, l->port, tls, fn, ctx, busy,
-					      &error) < 0) {
+			                      &error) < 0) {
 				log_error("%s", error);
 				return -1;
 			}
 			log_info("event=listen proto=%s address=%s port=%d", serve_kind_names[k],
-				 l->host, l->port);
+			         l->host, l->port);
 		}
 	}
 	return 0;
@@ -186,7 +184,7 @@ int cli_serve(struct cli *cli, int argc, char **argv)
 		fputs(serve_usage, stderr);
 		return 2;
 	}
-	struct serve sv = { .cli = cli };
+	struct serve sv = {.cli = cli};
 	sv.conf = cli_load_conf(cli);
 	if (sv.conf == NULL)
 		return 1;

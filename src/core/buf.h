@@ -27,9 +27,9 @@ int buf_append(struct buf *b, const void *p, size_t n) __attribute__((warn_unuse
 int buf_puts(struct buf *b, const char *s) __attribute__((warn_unused_result));
 /* Append formatted text. Returns 0, or -1 (buffer unchanged) when max would be exceeded. */
 int buf_printf(struct buf *b, const char *fmt, ...)
-	__attribute__((format(printf, 2, 3), warn_unused_result));
+    __attribute__((format(printf, 2, 3), warn_unused_result));
 int buf_vprintf(struct buf *b, const char *fmt, va_list ap)
-	__attribute__((format(printf, 2, 0), warn_unused_result));
+    __attribute__((format(printf, 2, 0), warn_unused_result));
 /* The contents as a NUL-terminated string ("" when empty). Valid until the next change. */
 const char *buf_cstr(const struct buf *b);
 /* Drop the first n bytes. */

@@ -15,63 +15,74 @@
 
 #define CONF_FILE_MAX (1024 * 1024)
 
-enum conf_type { T_STRING, T_PATH, T_UINT, T_SIZE, T_BYTES64, T_SECONDS, T_BOOL,
-		 T_LOGLEVEL, T_BARE_LF, T_LISTEN, T_EXPIRE };
+enum conf_type {
+	T_STRING,
+	T_PATH,
+	T_UINT,
+	T_SIZE,
+	T_BYTES64,
+	T_SECONDS,
+	T_BOOL,
+	T_LOGLEVEL,
+	T_BARE_LF,
+	T_LISTEN,
+	T_EXPIRE
+};
 
 struct conf_key {
 	const char *name;
 	enum conf_type type;
 	size_t offset;
 	uint64_t min, max; /* for numbers */
-	int listener;	   /* for T_LISTEN */
+	int listener;      /* for T_LISTEN */
 };
 
 #define OFF(field) offsetof(struct conf, field)
 #define LIM(field) (offsetof(struct conf, limits) + offsetof(struct limits, field))
 
 static const struct conf_key conf_keys[] = {
-	{ "hostname", T_STRING, OFF(hostname), 0, 0, 0 },
-	{ "data_dir", T_PATH, OFF(data_dir), 0, 0, 0 },
-	{ "tls_cert", T_PATH, OFF(tls_cert), 0, 0, 0 },
-	{ "tls_key", T_PATH, OFF(tls_key), 0, 0, 0 },
-	{ "user", T_STRING, OFF(run_user), 0, 0, 0 },
-	{ "threads", T_UINT, OFF(threads), 0, 256, 0 },
-	{ "log_level", T_LOGLEVEL, OFF(log_level), 0, 0, 0 },
-	{ "log_syslog", T_BOOL, OFF(log_syslog), 0, 0, 0 },
-	{ "allow_plaintext_auth", T_BOOL, OFF(allow_plaintext_auth), 0, 0, 0 },
-	{ "smtp_bare_lf", T_BARE_LF, OFF(smtp_bare_lf), 0, 0, 0 },
-	{ "smtp_vrfy", T_BOOL, OFF(vrfy_enabled), 0, 0, 0 },
-	{ "default_quota", T_BYTES64, OFF(default_quota), 0, UINT64_MAX, 0 },
-	{ "smtp_listen", T_LISTEN, 0, 0, 0, CONF_LISTENER_SMTP },
-	{ "submission_listen", T_LISTEN, 0, 0, 0, CONF_LISTENER_SUBMISSION },
-	{ "submissions_listen", T_LISTEN, 0, 0, 0, CONF_LISTENER_SUBMISSIONS },
-	{ "pop3_listen", T_LISTEN, 0, 0, 0, CONF_LISTENER_POP3 },
-	{ "pop3s_listen", T_LISTEN, 0, 0, 0, CONF_LISTENER_POP3S },
-	{ "imap_listen", T_LISTEN, 0, 0, 0, CONF_LISTENER_IMAP },
-	{ "imaps_listen", T_LISTEN, 0, 0, 0, CONF_LISTENER_IMAPS },
-	{ "pop3_apop", T_BOOL, OFF(pop3_apop), 0, 0, 0 },
-	{ "pop3_expire", T_EXPIRE, OFF(pop3_expire), 0, 100000, 0 },
-	{ "pop3_login_delay", T_SECONDS, OFF(pop3_login_delay), 0, 86400, 0 },
-	{ "auth_workers", T_UINT, OFF(auth_workers), 0, 64, 0 },
-	{ "auth_cache_ttl", T_SECONDS, OFF(auth_cache_ttl), 0, 86400 * 7, 0 },
-	{ "auth_cache_size", T_UINT, OFF(auth_cache_size), 0, 10000000, 0 },
-	{ "limit_command_line", T_SIZE, LIM(command_line), 512, 65536, 0 },
-	{ "limit_recipients", T_UINT, LIM(recipients), 1, 100000, 0 },
-	{ "limit_errors", T_UINT, LIM(errors), 1, 1000, 0 },
-	{ "limit_request_timeout", T_SECONDS, LIM(request_timeout), 1, 86400, 0 },
-	{ "limit_data_min_rate", T_SIZE, LIM(data_min_rate), 0, 1u << 30, 0 },
-	{ "limit_message_size", T_BYTES64, LIM(message_size), 1024, (uint64_t)1 << 40, 0 },
-	{ "limit_connections_per_ip", T_UINT, LIM(connections_per_ip), 0, 1000000, 0 },
-	{ "limit_connections", T_UINT, LIM(connections), 1, 1000000, 0 },
-	{ "limit_auth_failures", T_UINT, LIM(auth_failures), 1, 100, 0 },
-	{ "limit_header_lines", T_UINT, LIM(header_lines), 16, 100000, 0 },
-	{ "limit_pop3_idle_timeout", T_SECONDS, LIM(pop3_idle_timeout), 1, 86400, 0 },
-	{ "limit_imap_idle_timeout", T_SECONDS, LIM(imap_idle_timeout), 1, 86400, 0 },
-	{ "limit_tls_handshake_timeout", T_SECONDS, LIM(tls_handshake_timeout), 1, 3600, 0 },
-	{ "limit_login_timeout", T_SECONDS, LIM(login_timeout), 1, 86400, 0 },
-	{ "limit_login_commands", T_UINT, LIM(login_commands), 1, 10000, 0 },
-	{ "limit_sessions_per_user_ip", T_UINT, LIM(sessions_per_user_ip), 0, 100000, 0 },
-	{ "smtp_pregreet_wait", T_SECONDS, OFF(smtp_pregreet_wait), 0, 60, 0 },
+    {"hostname", T_STRING, OFF(hostname), 0, 0, 0},
+    {"data_dir", T_PATH, OFF(data_dir), 0, 0, 0},
+    {"tls_cert", T_PATH, OFF(tls_cert), 0, 0, 0},
+    {"tls_key", T_PATH, OFF(tls_key), 0, 0, 0},
+    {"user", T_STRING, OFF(run_user), 0, 0, 0},
+    {"threads", T_UINT, OFF(threads), 0, 256, 0},
+    {"log_level", T_LOGLEVEL, OFF(log_level), 0, 0, 0},
+    {"log_syslog", T_BOOL, OFF(log_syslog), 0, 0, 0},
+    {"allow_plaintext_auth", T_BOOL, OFF(allow_plaintext_auth), 0, 0, 0},
+    {"smtp_bare_lf", T_BARE_LF, OFF(smtp_bare_lf), 0, 0, 0},
+    {"smtp_vrfy", T_BOOL, OFF(vrfy_enabled), 0, 0, 0},
+    {"default_quota", T_BYTES64, OFF(default_quota), 0, UINT64_MAX, 0},
+    {"smtp_listen", T_LISTEN, 0, 0, 0, CONF_LISTENER_SMTP},
+    {"submission_listen", T_LISTEN, 0, 0, 0, CONF_LISTENER_SUBMISSION},
+    {"submissions_listen", T_LISTEN, 0, 0, 0, CONF_LISTENER_SUBMISSIONS},
+    {"pop3_listen", T_LISTEN, 0, 0, 0, CONF_LISTENER_POP3},
+    {"pop3s_listen", T_LISTEN, 0, 0, 0, CONF_LISTENER_POP3S},
+    {"imap_listen", T_LISTEN, 0, 0, 0, CONF_LISTENER_IMAP},
+    {"imaps_listen", T_LISTEN, 0, 0, 0, CONF_LISTENER_IMAPS},
+    {"pop3_apop", T_BOOL, OFF(pop3_apop), 0, 0, 0},
+    {"pop3_expire", T_EXPIRE, OFF(pop3_expire), 0, 100000, 0},
+    {"pop3_login_delay", T_SECONDS, OFF(pop3_login_delay), 0, 86400, 0},
+    {"auth_workers", T_UINT, OFF(auth_workers), 0, 64, 0},
+    {"auth_cache_ttl", T_SECONDS, OFF(auth_cache_ttl), 0, 86400 * 7, 0},
+    {"auth_cache_size", T_UINT, OFF(auth_cache_size), 0, 10000000, 0},
+    {"limit_command_line", T_SIZE, LIM(command_line), 512, 65536, 0},
+    {"limit_recipients", T_UINT, LIM(recipients), 1, 100000, 0},
+    {"limit_errors", T_UINT, LIM(errors), 1, 1000, 0},
+    {"limit_request_timeout", T_SECONDS, LIM(request_timeout), 1, 86400, 0},
+    {"limit_data_min_rate", T_SIZE, LIM(data_min_rate), 0, 1u << 30, 0},
+    {"limit_message_size", T_BYTES64, LIM(message_size), 1024, (uint64_t)1 << 40, 0},
+    {"limit_connections_per_ip", T_UINT, LIM(connections_per_ip), 0, 1000000, 0},
+    {"limit_connections", T_UINT, LIM(connections), 1, 1000000, 0},
+    {"limit_auth_failures", T_UINT, LIM(auth_failures), 1, 100, 0},
+    {"limit_header_lines", T_UINT, LIM(header_lines), 16, 100000, 0},
+    {"limit_pop3_idle_timeout", T_SECONDS, LIM(pop3_idle_timeout), 1, 86400, 0},
+    {"limit_imap_idle_timeout", T_SECONDS, LIM(imap_idle_timeout), 1, 86400, 0},
+    {"limit_tls_handshake_timeout", T_SECONDS, LIM(tls_handshake_timeout), 1, 3600, 0},
+    {"limit_login_timeout", T_SECONDS, LIM(login_timeout), 1, 86400, 0},
+    {"limit_login_commands", T_UINT, LIM(login_commands), 1, 10000, 0},
+    {"limit_sessions_per_user_ip", T_UINT, LIM(sessions_per_user_ip), 0, 100000, 0},
+    {"smtp_pregreet_wait", T_SECONDS, OFF(smtp_pregreet_wait), 0, 60, 0},
 };
 
 static char *conf_resolve_path(const char *base_dir, const char *value)
@@ -113,22 +124,22 @@ struct conf *conf_new_defaults(const char *base_dir)
 	c->auth_cache_ttl = 3600;
 	c->auth_cache_size = 10000;
 	c->limits = (struct limits){
-		.command_line = 2048,
-		.recipients = 1000,
-		.errors = 20,
-		.request_timeout = 300,
-		.data_min_rate = 500,
-		.message_size = 50 * 1024 * 1024,
-		.connections_per_ip = 50,
-		.connections = 10000,
-		.auth_failures = 3,
-		.header_lines = 1000,
-		.pop3_idle_timeout = 600,
-		.imap_idle_timeout = 1800,
-		.tls_handshake_timeout = 30,
-		.login_timeout = 60,
-		.login_commands = 30,
-		.sessions_per_user_ip = 10,
+	    .command_line = 2048,
+	    .recipients = 1000,
+	    .errors = 20,
+	    .request_timeout = 300,
+	    .data_min_rate = 500,
+	    .message_size = 50 * 1024 * 1024,
+	    .connections_per_ip = 50,
+	    .connections = 10000,
+	    .auth_failures = 3,
+	    .header_lines = 1000,
+	    .pop3_idle_timeout = 600,
+	    .imap_idle_timeout = 1800,
+	    .tls_handshake_timeout = 30,
+	    .login_timeout = 60,
+	    .login_commands = 30,
+	    .sessions_per_user_ip = 10,
 	};
 	c->smtp_pregreet_wait = 1;
 	return c;
@@ -220,8 +231,8 @@ int conf_parse_listen(struct conf *c, enum conf_listener_kind kind, const char *
 		const char *start = p;
 		while (*p != '\0' && *p != ' ' && *p != '\t' && *p != ',')
 			p++;
-		if (n == CONF_LISTEN_MAX || conf_parse_listen_item(start, (size_t)(p - start),
-								   &items[n]) < 0) {
+		if (n == CONF_LISTEN_MAX ||
+		    conf_parse_listen_item(start, (size_t)(p - start), &items[n]) < 0) {
 			for (size_t i = 0; i < n; i++)
 				free(items[i].host);
 			return -1;
@@ -251,8 +262,10 @@ static int conf_parse_number(const char *v, const char *units, uint64_t *r)
 	if (*p != '\0') {
 		char s = (char)tolower((unsigned char)*p);
 		if (strcmp(units, "size") == 0) {
-			mul = s == 'k' ? 1024ULL : s == 'm' ? 1024ULL * 1024
-				: s == 'g' ? 1024ULL * 1024 * 1024 : 0;
+			mul = s == 'k'   ? 1024ULL
+			      : s == 'm' ? 1024ULL * 1024
+			      : s == 'g' ? 1024ULL * 1024 * 1024
+			                 : 0;
 			p++;
 			if (*p == 'b' || *p == 'B')
 				p++;
@@ -272,7 +285,7 @@ static int conf_parse_number(const char *v, const char *units, uint64_t *r)
 }
 
 static int conf_set(struct conf *c, const struct conf_key *k, const char *v, const char *base,
-		    const char **why_r)
+                    const char **why_r)
 {
 	char *field = (char *)c + k->offset;
 	uint64_t n;
@@ -328,7 +341,8 @@ static int conf_set(struct conf *c, const struct conf_key *k, const char *v, con
 		return 0;
 	case T_LISTEN:
 		if (conf_parse_listen(c, (enum conf_listener_kind)k->listener, v) < 0) {
-			*why_r = "expected a list of ADDRESS:PORT ('*:25', '127.0.0.1:25', '[::1]:25')";
+			*why_r =
+			    "expected a list of ADDRESS:PORT ('*:25', '127.0.0.1:25', '[::1]:25')";
 			return -1;
 		}
 		return 0;
@@ -336,12 +350,15 @@ static int conf_set(struct conf *c, const struct conf_key *k, const char *v, con
 	case T_SIZE:
 	case T_BYTES64:
 	case T_SECONDS:
-		if (conf_parse_number(v, k->type == T_SECONDS ? "time"
-					 : k->type == T_UINT   ? ""
-								 : "size", &n) < 0) {
-			*why_r = k->type == T_SECONDS ? "expected a number of seconds (suffix s, m, h, d)"
-				 : k->type == T_UINT  ? "expected a non-negative integer"
-						      : "expected a size in bytes (suffix K, M, G)";
+		if (conf_parse_number(v,
+		                      k->type == T_SECONDS ? "time"
+		                      : k->type == T_UINT  ? ""
+		                                           : "size",
+		                      &n) < 0) {
+			*why_r = k->type == T_SECONDS
+			             ? "expected a number of seconds (suffix s, m, h, d)"
+			         : k->type == T_UINT ? "expected a non-negative integer"
+			                             : "expected a size in bytes (suffix K, M, G)";
 			return -1;
 		}
 		if (n < k->min || n > k->max) {
@@ -380,7 +397,7 @@ static char *conf_trim(char *s)
 }
 
 static int conf_parse_line(struct conf *c, char *line, const char *base, const char *path,
-			   unsigned lineno, char **error_r)
+                           unsigned lineno, char **error_r)
 {
 	char *hash = strchr(line, '#');
 	if (hash != NULL)

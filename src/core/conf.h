@@ -13,35 +13,35 @@
 #include "core/log.h"
 
 struct limits {
-	size_t command_line;	      /* octets incl. CRLF; over it: 500 5.5.2 */
-	unsigned recipients;	      /* per transaction; over it: 452 4.5.3 */
-	unsigned errors;	      /* bad commands before 421 4.7.0 and disconnect */
-	unsigned request_timeout;     /* seconds to wait for a command or data chunk */
-	size_t data_min_rate;	      /* octets/second a client must sustain in DATA (0: off) */
-	uint64_t message_size;	      /* octets; advertised as SIZE */
-	unsigned connections_per_ip;  /* simultaneous connections from one address (0: off) */
-	unsigned connections;	      /* simultaneous connections in all */
-	unsigned auth_failures;	      /* failed AUTH per connection before disconnect */
-	unsigned header_lines;	      /* header fields scanned per message at delivery */
-	unsigned pop3_idle_timeout;   /* seconds; RFC 1939 §3 asks for at least 10 minutes */
-	unsigned imap_idle_timeout;   /* seconds; RFC 9051 §5.4 asks for at least 30 minutes */
+	size_t command_line;            /* octets incl. CRLF; over it: 500 5.5.2 */
+	unsigned recipients;            /* per transaction; over it: 452 4.5.3 */
+	unsigned errors;                /* bad commands before 421 4.7.0 and disconnect */
+	unsigned request_timeout;       /* seconds to wait for a command or data chunk */
+	size_t data_min_rate;           /* octets/second a client must sustain in DATA (0: off) */
+	uint64_t message_size;          /* octets; advertised as SIZE */
+	unsigned connections_per_ip;    /* simultaneous connections from one address (0: off) */
+	unsigned connections;           /* simultaneous connections in all */
+	unsigned auth_failures;         /* failed AUTH per connection before disconnect */
+	unsigned header_lines;          /* header fields scanned per message at delivery */
+	unsigned pop3_idle_timeout;     /* seconds; RFC 1939 §3 asks for at least 10 minutes */
+	unsigned imap_idle_timeout;     /* seconds; RFC 9051 §5.4 asks for at least 30 minutes */
 	unsigned tls_handshake_timeout; /* seconds from accept / STARTTLS to a finished handshake */
-	unsigned login_timeout;	      /* seconds from accept to login (SMTP 25: to MAIL), absolute */
-	unsigned login_commands;      /* commands before login; over it: BYE / -ERR / 421, close */
+	unsigned login_timeout;  /* seconds from accept to login (SMTP 25: to MAIL), absolute */
+	unsigned login_commands; /* commands before login; over it: BYE / -ERR / 421, close */
 	unsigned sessions_per_user_ip; /* simultaneous logins of one account from one IP, per
-					  protocol (0: off) */
+	                                  protocol (0: off) */
 };
 
 enum conf_bare_lf { CONF_BARE_LF_REJECT, CONF_BARE_LF_NORMALIZE };
 
 enum conf_listener_kind {
-	CONF_LISTENER_SMTP,	   /* port 25: MTA to MTA, STARTTLS offered */
+	CONF_LISTENER_SMTP,        /* port 25: MTA to MTA, STARTTLS offered */
 	CONF_LISTENER_SUBMISSION,  /* port 587: STARTTLS, AUTH required */
 	CONF_LISTENER_SUBMISSIONS, /* port 465: implicit TLS, AUTH required */
-	CONF_LISTENER_POP3,	   /* port 110: STLS offered */
-	CONF_LISTENER_POP3S,	   /* port 995: implicit TLS */
-	CONF_LISTENER_IMAP,	   /* port 143: STARTTLS offered */
-	CONF_LISTENER_IMAPS,	   /* port 993: implicit TLS */
+	CONF_LISTENER_POP3,        /* port 110: STLS offered */
+	CONF_LISTENER_POP3S,       /* port 995: implicit TLS */
+	CONF_LISTENER_IMAP,        /* port 143: STARTTLS offered */
+	CONF_LISTENER_IMAPS,       /* port 993: implicit TLS */
 	CONF_LISTENER_COUNT
 };
 
@@ -53,28 +53,28 @@ struct conf_listen {
 };
 
 struct conf {
-	unsigned refcount;  /* conf_ref()/conf_free(); starts at 1 */
-	char *path;	    /* the file this was read from (or NULL for defaults) */
-	char *hostname;	    /* greeting, Received headers */
-	char *data_dir;	    /* store and message files */
-	char *tls_cert;	    /* PEM chain */
-	char *tls_key;	    /* PEM private key */
-	char *run_user;	    /* drop to this user when started as root ("" = stay) */
-	unsigned threads;   /* event-loop threads, 0 = one per core */
+	unsigned refcount; /* conf_ref()/conf_free(); starts at 1 */
+	char *path;        /* the file this was read from (or NULL for defaults) */
+	char *hostname;    /* greeting, Received headers */
+	char *data_dir;    /* store and message files */
+	char *tls_cert;    /* PEM chain */
+	char *tls_key;     /* PEM private key */
+	char *run_user;    /* drop to this user when started as root ("" = stay) */
+	unsigned threads;  /* event-loop threads, 0 = one per core */
 	enum log_level log_level;
 	bool log_syslog;
 	bool allow_plaintext_auth; /* permit AUTH before TLS (tests only) */
 	enum conf_bare_lf smtp_bare_lf;
 	uint64_t default_quota; /* bytes for new accounts, 0 = unlimited */
 	bool vrfy_enabled;
-	bool pop3_apop;		  /* offer APOP (weak, MD5) to accounts with an APOP secret */
-	int pop3_expire;	  /* days retrieved mail stays (RFC 2449 EXPIRE), -1 = never */
-	unsigned pop3_login_delay; /* seconds between POP3 logins of one account (0 = none) */
+	bool pop3_apop;              /* offer APOP (weak, MD5) to accounts with an APOP secret */
+	int pop3_expire;             /* days retrieved mail stays (RFC 2449 EXPIRE), -1 = never */
+	unsigned pop3_login_delay;   /* seconds between POP3 logins of one account (0 = none) */
 	unsigned smtp_pregreet_wait; /* seconds port 25 waits before greeting, to catch clients that
-					talk first (0: greet at once) */
-	unsigned auth_workers;	  /* password checks at once (threads), 0 = one per core */
-	unsigned auth_cache_ttl;  /* seconds a successful login is remembered, 0 = no cache */
-	unsigned auth_cache_size; /* entries of the authentication cache */
+	                                talk first (0: greet at once) */
+	unsigned auth_workers;       /* password checks at once (threads), 0 = one per core */
+	unsigned auth_cache_ttl;     /* seconds a successful login is remembered, 0 = no cache */
+	unsigned auth_cache_size;    /* entries of the authentication cache */
 	size_t listen_count[CONF_LISTENER_COUNT];
 	struct conf_listen listen[CONF_LISTENER_COUNT][CONF_LISTEN_MAX];
 	struct limits limits;

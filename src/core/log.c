@@ -15,7 +15,7 @@
 static enum log_level log_threshold = LOG_LEVEL_INFO;
 static bool log_syslog;
 
-static const char *const log_names[] = { "error", "warn", "info", "debug" };
+static const char *const log_names[] = {"error", "warn", "info", "debug"};
 
 void log_setup(enum log_level level, bool use_syslog)
 {
@@ -42,7 +42,7 @@ bool log_debug_enabled(void)
 }
 
 static void log_write(enum log_level level, const char *fmt, va_list ap)
-	__attribute__((format(printf, 2, 0)));
+    __attribute__((format(printf, 2, 0)));
 
 static void log_write(enum log_level level, const char *fmt, va_list ap)
 {
@@ -53,9 +53,10 @@ static void log_write(enum log_level level, const char *fmt, va_list ap)
 	struct tm tm;
 	clock_gettime(CLOCK_REALTIME, &ts);
 	gmtime_r(&ts.tv_sec, &tm);
-	int n = snprintf(line, sizeof(line), "%04d-%02d-%02dT%02d:%02d:%02d.%03ldZ %s: ",
-			 tm.tm_year + 1900, tm.tm_mon + 1, tm.tm_mday, tm.tm_hour, tm.tm_min,
-			 tm.tm_sec, ts.tv_nsec / 1000000, log_names[level]);
+	int n = snprintf(line, sizeof(line),
+	                 "%04d-%02d-%02dT%02d:%02d:%02d.%03ldZ %s: ", tm.tm_year + 1900,
+	                 tm.tm_mon + 1, tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec,
+	                 ts.tv_nsec / 1000000, log_names[level]);
 	size_t prefix = (size_t)n;
 	va_list ap2;
 	va_copy(ap2, ap);
@@ -74,18 +75,18 @@ static void log_write(enum log_level level, const char *fmt, va_list ap)
 	ssize_t ignored = write(STDERR_FILENO, line, len);
 	(void)ignored;
 	if (log_syslog) {
-		static const int prio[] = { LOG_ERR, LOG_WARNING, LOG_INFO, LOG_DEBUG };
+		static const int prio[] = {LOG_ERR, LOG_WARNING, LOG_INFO, LOG_DEBUG};
 		syslog(prio[level], "%.*s", (int)(len - prefix - 1), line + prefix);
 	}
 }
 
-#define LOG_FUNC(name, level)                  \
-	void name(const char *fmt, ...)        \
-	{                                      \
-		va_list ap;                    \
-		va_start(ap, fmt);             \
-		log_write(level, fmt, ap);     \
-		va_end(ap);                    \
+#define LOG_FUNC(name, level)                                                                      \
+	void name(const char *fmt, ...)                                                            \
+	{                                                                                          \
+		va_list ap;                                                                        \
+		va_start(ap, fmt);                                                                 \
+		log_write(level, fmt, ap);                                                         \
+		va_end(ap);                                                                        \
 	}
 
 LOG_FUNC(log_error, LOG_LEVEL_ERROR)

@@ -23,10 +23,10 @@ void log_fatal(const char *fmt, ...) __attribute__((format(printf, 1, 2), noretu
 void log_panic(const char *fmt, ...) __attribute__((format(printf, 1, 2), noreturn));
 
 /* Stays on in release builds (a silent invariant violation in a mail server loses mail). */
-#define ASSERT(expr)                                                                       \
-	do {                                                                               \
-		if (!(expr))                                                               \
-			log_panic("assertion failed: %s (%s:%d)", #expr, __FILE__, __LINE__); \
+#define ASSERT(expr)                                                                               \
+	do {                                                                                       \
+		if (!(expr))                                                                       \
+			log_panic("assertion failed: %s (%s:%d)", #expr, __FILE__, __LINE__);      \
 	} while (0)
 
 #endif

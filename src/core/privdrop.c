@@ -43,15 +43,14 @@ int privdrop_to_user(const char *user, const char *data_dir, const char **error_
 	privdrop_gid = pw->pw_gid;
 	if (nftw(data_dir, privdrop_chown_cb, 32, FTW_PHYS) != 0) {
 		snprintf(err, sizeof(err), "cannot give %s to %s: %s", data_dir, user,
-			 strerror(errno));
+		         strerror(errno));
 		*error_r = err;
 		return -1;
 	}
-	if (setgroups(1, &pw->pw_gid) != 0 ||
-	    setresgid(pw->pw_gid, pw->pw_gid, pw->pw_gid) != 0 ||
+	if (setgroups(1, &pw->pw_gid) != 0 || setresgid(pw->pw_gid, pw->pw_gid, pw->pw_gid) != 0 ||
 	    setresuid(pw->pw_uid, pw->pw_uid, pw->pw_uid) != 0) {
 		snprintf(err, sizeof(err), "cannot drop privileges to %s: %s", user,
-			 strerror(errno));
+		         strerror(errno));
 		*error_r = err;
 		return -1;
 	}
@@ -62,8 +61,9 @@ int privdrop_to_user(const char *user, const char *data_dir, const char **error_
 	}
 	if (access(data_dir, R_OK | W_OK | X_OK) != 0) {
 		snprintf(err, sizeof(err),
-			 "%s is not usable by user %s (check the permissions of its parent "
-			 "directories): %s", data_dir, user, strerror(errno));
+		         "%s is not usable by user %s (check the permissions of its parent "
+		         "directories): %s",
+		         data_dir, user, strerror(errno));
 		*error_r = err;
 		return -1;
 	}

@@ -6,6 +6,6 @@
  * then setgroups + setresgid + setresuid, and verify that root cannot be regained.
  * Returns 0 (also when there was nothing to do), -1 with *error_r. */
 int privdrop_to_user(const char *user, const char *data_dir, const char **error_r)
-	__attribute__((warn_unused_result));
+    __attribute__((warn_unused_result));
 
 #endif

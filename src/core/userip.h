@@ -17,7 +17,7 @@ void userip_free(struct userip **reg);
  * userip_release), or 0 when limit sessions are already counted (nothing counted).
  * limit 0 means no limit (always counted). */
 int userip_acquire(struct userip *reg, uint64_t account, const char *ip, unsigned limit)
-	__attribute__((warn_unused_result));
+    __attribute__((warn_unused_result));
 /* Forget one session counted by userip_acquire(). */
 void userip_release(struct userip *reg, uint64_t account, const char *ip);
 /* Sessions counted now for account from ip. */

@@ -7,8 +7,7 @@
 
 #include "core/banned.h"
 
-static const char utf7_b64[] =
-	"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+,";
+static const char utf7_b64[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+,";
 
 /* Decode one UTF-8 sequence at s; returns its length (0 = invalid) and the code point. */
 static size_t utf7_utf8_decode(const unsigned char *s, uint32_t *cp_r)
@@ -71,14 +70,14 @@ static int utf7_run_close(struct buf *out, struct utf7_run *r)
 		return 0;
 	if (r->nbits > 0 && buf_append(out, &utf7_b64[(r->bits << (6 - r->nbits)) & 0x3f], 1) < 0)
 		return -1;
-	*r = (struct utf7_run){ 0 };
+	*r = (struct utf7_run){0};
 	return buf_append(out, "-", 1);
 }
 
 int utf7_from_utf8(const char *utf8, struct buf *out)
 {
 	const unsigned char *s = (const unsigned char *)utf8;
-	struct utf7_run run = { 0 };
+	struct utf7_run run = {0};
 	while (*s != '\0') {
 		uint32_t cp;
 		size_t n = utf7_utf8_decode(s, &cp);
@@ -87,7 +86,8 @@ int utf7_from_utf8(const char *utf8, struct buf *out)
 		s += n;
 		if (cp >= 0x20 && cp <= 0x7e) {
 			if (utf7_run_close(out, &run) < 0 ||
-			    buf_append(out, cp == '&' ? "&-" : (const char *)&s[-1], cp == '&' ? 2 : 1) < 0)
+			    buf_append(out, cp == '&' ? "&-" : (const char *)&s[-1],
+			               cp == '&' ? 2 : 1) < 0)
 				return -1;
 			continue;
 		}
@@ -110,7 +110,8 @@ static int utf7_put_utf8(struct buf *out, uint32_t cp)
 	if (cp < 0x80) {
 		b[0] = (unsigned char)cp, n = 1;
 	} else if (cp < 0x800) {
-		b[0] = (unsigned char)(0xc0 | (cp >> 6)), b[1] = (unsigned char)(0x80 | (cp & 0x3f)), n = 2;
+		b[0] = (unsigned char)(0xc0 | (cp >> 6)),
+		b[1] = (unsigned char)(0x80 | (cp & 0x3f)), n = 2;
 	} else if (cp < 0x10000) {
 		b[0] = (unsigned char)(0xe0 | (cp >> 12));
 		b[1] = (unsigned char)(0x80 | ((cp >> 6) & 0x3f));
@@ -144,7 +145,8 @@ static int utf7_decode_run(const char *s, size_t len, struct buf *out)
 		if (high != 0) {
 			if (unit < 0xdc00 || unit > 0xdfff)
 				return -1;
-			if (utf7_put_utf8(out, 0x10000 + ((high - 0xd800) << 10) + (unit - 0xdc00)) < 0)
+			if (utf7_put_utf8(out,
+			                  0x10000 + ((high - 0xd800) << 10) + (unit - 0xdc00)) < 0)
 				return -1;
 			high = 0;
 		} else if (unit >= 0xd800 && unit <= 0xdbff) {

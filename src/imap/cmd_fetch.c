@@ -40,8 +40,8 @@ enum fetch_sec { SEC_FULL, SEC_HEADER, SEC_TEXT, SEC_MIME, SEC_FIELDS, SEC_FIELD
 enum fetch_bin { BIN_NONE, BIN_DATA, BIN_SIZE };
 
 struct fetch_item {
-	const char *label;   /* what the response names it: "BODY[]", "RFC822", ... */
-	bool seen;           /* sets \Seen (not .PEEK, not RFC822.HEADER: RFC 9051 §6.4.5) */
+	const char *label; /* what the response names it: "BODY[]", "RFC822", ... */
+	bool seen;         /* sets \Seen (not .PEEK, not RFC822.HEADER: RFC 9051 §6.4.5) */
 	enum fetch_part part;
 	bool partial;
 	uint64_t offset, length;
@@ -68,8 +68,8 @@ static bool fetch_partial(const char *p, struct fetch_item *it)
 		return true;
 	unsigned long long o, l;
 	char end;
-	if (sscanf(p, "<%llu.%llu%c", &o, &l, &end) != 3 || end != '>' || strchr(p, '>')[1] != '\0' ||
-	    l == 0)
+	if (sscanf(p, "<%llu.%llu%c", &o, &l, &end) != 3 || end != '>' ||
+	    strchr(p, '>')[1] != '\0' || l == 0)
 		return false;
 	it->partial = true;
 	it->offset = o;
@@ -176,7 +176,7 @@ static bool fetch_part_numbers(const char *p, size_t len)
  * §4.2): the section is part numbers only, "" being the whole message. 1 = added, 0 = not a
  * BINARY item, -1 = bad. */
 static int fetch_add_binary(struct fetch_req *req, struct fetch_item *it, const char *atom,
-			    size_t pre, const char *br, struct arena *a)
+                            size_t pre, const char *br, struct arena *a)
 {
 	bool peek = pre == 11 && strncasecmp(atom, "BINARY.PEEK", 11) == 0;
 	bool size = pre == 11 && strncasecmp(atom, "BINARY.SIZE", 11) == 0;
@@ -233,8 +233,13 @@ static bool fetch_add(struct fetch_req *req, const char *atom, struct arena *a)
 		return false;
 	struct fetch_item *it = &req->items[req->item_count];
 	memset(it, 0, sizeof(*it));
-	static const struct { const char *name; enum fetch_part part; } plain[] = {
-		{ "RFC822", PART_ALL }, { "RFC822.HEADER", PART_HEADER }, { "RFC822.TEXT", PART_TEXT },
+	static const struct {
+		const char *name;
+		enum fetch_part part;
+	} plain[] = {
+	    {"RFC822", PART_ALL},
+	    {"RFC822.HEADER", PART_HEADER},
+	    {"RFC822.TEXT", PART_TEXT},
 	};
 	for (size_t i = 0; i < 3; i++) {
 		if (strcasecmp(atom, plain[i].name) == 0) {
@@ -291,8 +296,8 @@ static bool fetch_add(struct fetch_req *req, const char *atom, struct arena *a)
 static void fetch_split(const unsigned char *m, size_t len, size_t *header_len_r)
 {
 	for (size_t i = 0; i + 1 < len; i++) {
-		if (m[i] == '\n' && (m[i + 1] == '\n' ||
-				     (m[i + 1] == '\r' && i + 2 < len && m[i + 2] == '\n'))) {
+		if (m[i] == '\n' &&
+		    (m[i + 1] == '\n' || (m[i + 1] == '\r' && i + 2 < len && m[i + 2] == '\n'))) {
 			*header_len_r = i + 1 + (m[i + 1] == '\r' ? 2 : 1);
 			return;
 		}
@@ -318,34 +323,33 @@ static bool fetch_needs_split(const struct fetch_req *req)
 
 /* ENVELOPE, BODY and BODYSTRUCTURE: cached at delivery when possible, else computed from
  * the (mapped) message, parsed on demand into *root. */
-static int fetch_structure(struct imap_session *s, struct arena *tmp,
-			   const struct fetch_req *req, uint32_t uid,
-			   const unsigned char *data, size_t len, const struct mime_part **root,
-			   struct buf *b, const char **sep)
+static int fetch_structure(struct imap_session *s, struct arena *tmp, const struct fetch_req *req,
+                           uint32_t uid, const unsigned char *data, size_t len,
+                           const struct mime_part **root, struct buf *b, const char **sep)
 {
 	if (!req->envelope && !req->bodystructure && !req->body)
 		return 0;
 	char *env = NULL, *body = NULL, *bs = NULL;
 	if (store_message_summary(s->server->store, s->account_id, s->mailbox, uid, &env, &body,
-				  &bs) != 1)
+	                          &bs) != 1)
 		env = body = bs = NULL;
 	int r = 0;
-	const char *const names[3] = { "ENVELOPE", "BODY", "BODYSTRUCTURE" };
-	const bool want[3] = { req->envelope, req->body, req->bodystructure };
-	char *cached[3] = { env, body, bs };
+	const char *const names[3] = {"ENVELOPE", "BODY", "BODYSTRUCTURE"};
+	const bool want[3] = {req->envelope, req->body, req->bodystructure};
+	char *cached[3] = {env, body, bs};
 	for (int i = 0; i < 3; i++) {
 		if (!want[i])
 			continue;
 		const char *text = cached[i];
 		if (text == NULL && *root == NULL && data != NULL) {
 			struct mime_part *tree;
-			struct mime_limits limits = { 0 };
+			struct mime_limits limits = {0};
 			if (mime_parse(tmp, data, len, &limits, &tree) >= -1)
 				*root = tree;
 		}
 		if (text == NULL && *root != NULL)
 			text = i == 0 ? imap_envelope(tmp, data, len, *root)
-				      : imap_bodystructure(tmp, data, len, *root, i == 2);
+			              : imap_bodystructure(tmp, data, len, *root, i == 2);
 		r |= buf_printf(b, "%s%s %s", *sep, names[i], text != NULL ? text : "NIL");
 		*sep = " ";
 	}
@@ -356,7 +360,7 @@ static int fetch_structure(struct imap_session *s, struct arena *tmp,
 }
 
 static bool fetch_field_listed(const unsigned char *msg, const struct mime_field *f,
-			       const struct fetch_item *it)
+                               const struct fetch_item *it)
 {
 	for (size_t i = 0; i < it->field_count; i++)
 		if (mime_field_is(msg, f, it->fields[i]))
@@ -366,36 +370,36 @@ static bool fetch_field_listed(const unsigned char *msg, const struct mime_field
 
 /* What one item of the current message sends, worked out before its response begins. */
 struct fetch_span {
-	bool nil;	     /* the message file is gone: NIL */
-	bool size_only;	     /* BINARY.SIZE: a number, no literal */
-	bool literal8;	     /* "~{n}" (RFC 3516 §4.3): the octets hold a NUL */
-	uint64_t off, len;   /* the range of the file */
-	bool decode;	     /* BINARY of an encoded part: decoded while streaming */
+	bool nil;          /* the message file is gone: NIL */
+	bool size_only;    /* BINARY.SIZE: a number, no literal */
+	bool literal8;     /* "~{n}" (RFC 3516 §4.3): the octets hold a NUL */
+	uint64_t off, len; /* the range of the file */
+	bool decode;       /* BINARY of an encoded part: decoded while streaming */
 	enum mime_encoding cte;
 	uint64_t skip, send; /* <partial>: octets dropped, then octets sent */
-	uint64_t size;	     /* BINARY.SIZE */
-	char *mem;	     /* HEADER.FIELDS: the octets themselves (malloc'd) */
+	uint64_t size;       /* BINARY.SIZE */
+	char *mem;           /* HEADER.FIELDS: the octets themselves (malloc'd) */
 };
 
 /* A FETCH in progress: the messages, the \Seen change some items imply, and where the
  * answer stands (fetch_step). */
 struct fetch_op {
 	struct fetch_req req;
-	struct arena *keep;  /* copies of req.items[] strings */
-	uint32_t *seqs;	     /* sequence numbers to answer, ascending */
+	struct arena *keep; /* copies of req.items[] strings */
+	uint32_t *seqs;     /* sequence numbers to answer, ascending */
 	size_t count;
-	uint32_t *unseen;    /* UIDs among them without \Seen (when it is to be set) */
+	uint32_t *unseen; /* UIDs among them without \Seen (when it is to be set) */
 	size_t unseen_count;
 	char *mailbox, *name, *tag;
 	struct store_flags op;
 	/* the answer */
-	size_t next;	     /* index in seqs of the message being answered */
-	bool gone;	     /* a message was expunged elsewhere: NO [EXPUNGEISSUED] at the end */
-	bool in_msg;	     /* its "* n FETCH (" is out */
-	bool in_body;	     /* item's literal is streaming */
-	size_t item;	     /* its item being sent */
-	const char *sep;     /* before the next item: "" or " " */
-	int fd;		     /* its file, -1 when none */
+	size_t next;     /* index in seqs of the message being answered */
+	bool gone;       /* a message was expunged elsewhere: NO [EXPUNGEISSUED] at the end */
+	bool in_msg;     /* its "* n FETCH (" is out */
+	bool in_body;    /* item's literal is streaming */
+	size_t item;     /* its item being sent */
+	const char *sep; /* before the next item: "" or " " */
+	int fd;          /* its file, -1 when none */
 	struct fetch_span spans[16];
 	struct imap_fetch_body body;
 	struct imap_fetch_chunk chunk;
@@ -405,12 +409,12 @@ struct fetch_op {
  * HEADER.FIELDS octets in memory). A part that does not exist is empty (as Dovecot
  * answers). */
 static void fetch_section_span(const unsigned char *data, const struct mime_part *root,
-			       const struct fetch_item *it, struct fetch_span *sp)
+                               const struct fetch_item *it, struct fetch_span *sp)
 {
 	if (root == NULL)
 		return;
-	const struct mime_part *p = it->section[0] != '\0' ? mime_part_find(root, it->section)
-							   : root;
+	const struct mime_part *p =
+	    it->section[0] != '\0' ? mime_part_find(root, it->section) : root;
 	if (p == NULL)
 		return;
 	if (it->sec == SEC_FULL || it->sec == SEC_MIME) {
@@ -419,9 +423,9 @@ static void fetch_section_span(const unsigned char *data, const struct mime_part
 		return;
 	}
 	/* HEADER, TEXT, HEADER.FIELDS of a part are those of its encapsulated message. */
-	const struct mime_part *msg = it->section[0] == '\0' ? root
-				      : p->kind == MIME_KIND_MESSAGE ? p->message
-								     : NULL;
+	const struct mime_part *msg = it->section[0] == '\0'         ? root
+	                              : p->kind == MIME_KIND_MESSAGE ? p->message
+	                                                             : NULL;
 	if (msg == NULL)
 		return;
 	if (it->sec == SEC_HEADER || it->sec == SEC_TEXT) {
@@ -468,7 +472,7 @@ static void fetch_window(const struct fetch_item *it, uint64_t n, struct fetch_s
  * octets hold a NUL) comes from a decoding pass that keeps nothing. 0, -1 UNKNOWN-CTE, -2
  * the file could not be read. */
 static int fetch_binary_span(struct fetch_op *o, uint64_t file_size, const struct mime_part *root,
-			     const struct fetch_item *it, struct fetch_span *sp, uint64_t *read)
+                             const struct fetch_item *it, struct fetch_span *sp, uint64_t *read)
 {
 	sp->cte = MIME_ENCODING_BINARY;
 	sp->size_only = it->binary == BIN_SIZE;
@@ -484,7 +488,7 @@ static int fetch_binary_span(struct fetch_op *o, uint64_t file_size, const struc
 					return -1;
 				sp->cte = p->cte;
 				sp->decode = p->cte == MIME_ENCODING_BASE64 ||
-					     p->cte == MIME_ENCODING_QUOTED_PRINTABLE;
+				             p->cte == MIME_ENCODING_QUOTED_PRINTABLE;
 			}
 		}
 	}
@@ -500,7 +504,7 @@ static int fetch_binary_span(struct fetch_op *o, uint64_t file_size, const struc
 	uint64_t size;
 	bool nul;
 	if (imap_fetch_body_measure(o->fd, sp->off, sp->len, sp->cte, win_off, win_len, &o->chunk,
-				    &size, &nul, read) < 0)
+	                            &size, &nul, read) < 0)
 		return -2;
 	sp->size = size;
 	sp->literal8 = nul;
@@ -522,7 +526,7 @@ static void fetch_spans_free(struct fetch_op *o)
 /* Work out every item's span for the current message (data: the mapped file, or NULL). 0,
  * -1 UNKNOWN-CTE, -2 read error. */
 static int fetch_spans(struct fetch_op *o, const unsigned char *data, uint64_t size,
-		       const struct mime_part *root, uint64_t *read)
+                       const struct mime_part *root, uint64_t *read)
 {
 	size_t hlen = 0;
 	if (data != NULL && fetch_needs_split(&o->req))
@@ -558,8 +562,8 @@ static int fetch_spans(struct fetch_op *o, const unsigned char *data, uint64_t s
 
 /* The simple items of one message's response into b. */
 static int fetch_simple_items(struct imap_session *s, const struct fetch_req *req,
-			      const struct imap_msg *m, bool with_flags, struct buf *b,
-			      const char **sep)
+                              const struct imap_msg *m, bool with_flags, struct buf *b,
+                              const char **sep)
 {
 	int r = 0;
 	if (req->uid) {
@@ -613,14 +617,14 @@ static int fetch_msg_begin(struct imap_session *s, struct fetch_op *o, uint64_t 
 	uint32_t seq = o->seqs[o->next];
 	const struct imap_msg *m = &s->msgs[seq - 1];
 	const struct fetch_req *req = &o->req;
-	bool with_flags = o->unseen_count > 0 && (m->flags & STORE_FLAG_SEEN) &&
-			  fetch_was_unseen(o, m->uid);
+	bool with_flags =
+	    o->unseen_count > 0 && (m->flags & STORE_FLAG_SEEN) && fetch_was_unseen(o, m->uid);
 	uint64_t size = 0;
 	o->fd = -1;
 	if (req->item_count > 0 || req->envelope || req->bodystructure || req->body) {
 		int fd;
 		if (store_message_open(s->server->store, s->account_id, s->mailbox, m->uid, &fd,
-				       &size) != 1)
+		                       &size) != 1)
 			return 1;
 		o->fd = fd;
 	}
@@ -636,7 +640,7 @@ static int fetch_msg_begin(struct imap_session *s, struct fetch_op *o, uint64_t 
 	const struct mime_part *root = NULL;
 	if (data != NULL && fetch_needs_tree(req)) {
 		struct mime_part *tree;
-		struct mime_limits limits = { 0 };
+		struct mime_limits limits = {0};
 		if (mime_parse(tmp, data, (size_t)size, &limits, &tree) >= -1)
 			root = tree;
 	}
@@ -683,13 +687,13 @@ static void fetch_item_begin(struct imap_session *s, struct fetch_op *o)
 		return;
 	}
 	conn_printf(s->conn, "%s%s %s{%llu}\r\n", sep, it->label, sp->literal8 ? "~" : "",
-		    (unsigned long long)sp->send);
+	            (unsigned long long)sp->send);
 	if (sp->mem != NULL)
 		imap_fetch_body_init_mem(&o->body, (const unsigned char *)sp->mem + sp->skip,
-					 sp->send);
+		                         sp->send);
 	else
 		imap_fetch_body_init(&o->body, o->fd, sp->off, sp->len, sp->decode, sp->cte,
-				     it->binary == BIN_NONE, sp->skip, sp->send);
+		                     it->binary == BIN_NONE, sp->skip, sp->send);
 	o->in_body = true;
 }
 
@@ -712,8 +716,10 @@ static enum imap_step fetch_step(struct imap_session *s, void *op)
 			if (r == 0)
 				return IMAP_STEP_MORE;
 			if (r < 0) {
-				IMAP_LOG(s, "event=fetch result=fail error=\"message file unreadable\""
-					    " seq=%u", o->seqs[o->next]);
+				IMAP_LOG(s,
+				         "event=fetch result=fail error=\"message file unreadable\""
+				         " seq=%u",
+				         o->seqs[o->next]);
 				imap_session_close(s, "Internal error reading a message");
 				return IMAP_STEP_DONE;
 			}
@@ -733,8 +739,9 @@ static enum imap_step fetch_step(struct imap_session *s, void *op)
 		}
 		if (o->next == o->count) {
 			if (o->gone)
-				imap_tagged(s, o->tag, "NO", "[EXPUNGEISSUED] Some of the requested "
-							     "messages no longer exist");
+				imap_tagged(s, o->tag, "NO",
+				            "[EXPUNGEISSUED] Some of the requested "
+				            "messages no longer exist");
 			else
 				imap_tagged(s, o->tag, "OK", "%s completed", o->name);
 			return IMAP_STEP_DONE;
@@ -751,13 +758,15 @@ static enum imap_step fetch_step(struct imap_session *s, void *op)
 			continue;
 		}
 		if (r == -1) {
-			imap_tagged(s, o->tag, "NO", "[UNKNOWN-CTE] Can't decode the part's "
-						     "Content-Transfer-Encoding");
+			imap_tagged(s, o->tag, "NO",
+			            "[UNKNOWN-CTE] Can't decode the part's "
+			            "Content-Transfer-Encoding");
 			return IMAP_STEP_DONE;
 		}
 		if (r < 0) {
-			IMAP_LOG(s, "event=fetch result=fail error=\"message file unreadable\" seq=%u",
-				 o->seqs[o->next]);
+			IMAP_LOG(s,
+			         "event=fetch result=fail error=\"message file unreadable\" seq=%u",
+			         o->seqs[o->next]);
 			imap_tagged(s, o->tag, "NO", "[SERVERBUG] Can't read a message");
 			return IMAP_STEP_DONE;
 		}
@@ -819,7 +828,7 @@ void cmd_fetch(struct imap_cmd *cmd)
 		imap_tagged(s, cmd->tag, "BAD", "Syntax: FETCH sequence-set items");
 		return;
 	}
-	struct fetch_req req = { .uid = cmd->uid };
+	struct fetch_req req = {.uid = cmd->uid};
 	bool ok = true;
 	if (a[1].type == IMAP_ARG_ATOM) {
 		ok = fetch_add(&req, a[1].str, s->cmd);
@@ -850,7 +859,7 @@ void cmd_fetch(struct imap_cmd *cmd)
 	for (uint32_t i = 0; i < s->count; i++) {
 		uint32_t key = cmd->uid ? s->msgs[i].uid : i + 1;
 		if (imap_seqset_is_saved(set) ? !cmd_search_saved_contains(s, s->msgs[i].uid)
-					       : !imap_seqset_contains(set, key, star))
+		                              : !imap_seqset_contains(set, key, star))
 			continue;
 		o->seqs[o->count++] = i + 1;
 		if (req.seen && !s->read_only && !(s->msgs[i].flags & STORE_FLAG_SEEN))
@@ -883,12 +892,12 @@ void cmd_fetch(struct imap_cmd *cmd)
 	/* \Seen first, then the data with the new FLAGS. */
 	o->mailbox = xstrdup(s->mailbox);
 	o->op = (struct store_flags){
-		.account_id = s->account_id,
-		.mailbox = o->mailbox,
-		.uids = o->unseen,
-		.uid_count = o->unseen_count,
-		.mode = STORE_FLAGS_ADD,
-		.flags = STORE_FLAG_SEEN,
+	    .account_id = s->account_id,
+	    .mailbox = o->mailbox,
+	    .uids = o->unseen,
+	    .uid_count = o->unseen_count,
+	    .mode = STORE_FLAGS_ADD,
+	    .flags = STORE_FLAG_SEEN,
 	};
 	imap_session_op_start(s, cmd->tag, fetch_seen_done, o);
 	store_flags(s->server->store, &o->op, fetch_seen_cb, s);

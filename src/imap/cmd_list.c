@@ -15,7 +15,6 @@
 #include "core/xmalloc.h"
 #include "core/banned.h"
 
-
 #define LIST_PATTERNS_MAX 64
 /* Pattern-matching steps (one name position per pattern octet) one command may spend; a
  * LIST of hundreds of names costs a few thousand. Many long patterns against thousands of
@@ -392,8 +391,8 @@ static bool list_parse(struct imap_cmd *cmd, struct list_req *req, bool *empty_r
 struct list_op {
 	struct list_req req;
 	struct list_names n;
-	int pass;  /* 0: INBOX, 1: the others in octet order */
-	size_t i;  /* next name of this pass */
+	int pass; /* 0: INBOX, 1: the others in octet order */
+	size_t i; /* next name of this pass */
 	char *tag, *name;
 };
 

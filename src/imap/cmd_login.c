@@ -55,7 +55,7 @@ static void imap_login_succeeded(struct imap_session *s, const struct auth_login
 	if (!imap_session_admit_login(s, res->account_id)) {
 		imap_login_end(s);
 		imap_tagged(s, s->auth_tag, "NO",
-			    "[LIMIT] Too many sessions of this user from this address");
+		            "[LIMIT] Too many sessions of this user from this address");
 		conn_resume(s->conn);
 		return;
 	}
@@ -64,9 +64,10 @@ static void imap_login_succeeded(struct imap_session *s, const struct auth_login
 	free(s->user);
 	s->user = xstrdup(res->user);
 	IMAP_LOG(s, "event=login result=ok user=%s mech=%s cached=%s", s->user, res->mech,
-		 res->cached ? "yes" : "no");
+	         res->cached ? "yes" : "no");
 	imap_login_end(s);
-	imap_tagged(s, s->auth_tag, "OK", "[CAPABILITY %s] Logged in", imap_session_capabilities(s));
+	imap_tagged(s, s->auth_tag, "OK", "[CAPABILITY %s] Logged in",
+	            imap_session_capabilities(s));
 	conn_resume(s->conn);
 }
 
@@ -86,7 +87,7 @@ static void imap_login_done(struct imap_session *s)
 	}
 	s->auth_failures++;
 	IMAP_LOG(s, "event=login result=fail user=%s mech=%s delay_ms=%u", res->user, res->mech,
-		 res->delay_ms);
+	         res->delay_ms);
 	unsigned delay = res->delay_ms;
 	auth_login_free(&s->login);
 	/* Answer from the timer, after the penalty; input stays paused meanwhile. */
@@ -114,7 +115,7 @@ void imap_commands_login_resume(struct imap_session *s)
 
 /* Put what the login driver answered on the wire. */
 static void imap_login_status(struct imap_session *s, enum auth_login_status st,
-			      const char *challenge, const char *error)
+                              const char *challenge, const char *error)
 {
 	switch (st) {
 	case AUTH_LOGIN_CHALLENGE:
@@ -133,7 +134,7 @@ static void imap_login_status(struct imap_session *s, enum auth_login_status st,
 	case AUTH_LOGIN_MALFORMED:
 		imap_login_end(s);
 		imap_tagged(s, s->auth_tag, "BAD", "%s",
-			    st == AUTH_LOGIN_CANCELLED ? "Authentication cancelled" : error);
+		            st == AUTH_LOGIN_CANCELLED ? "Authentication cancelled" : error);
 		return;
 	}
 }
@@ -161,7 +162,8 @@ void cmd_authenticate(struct imap_cmd *cmd)
 	size_t n = imap_parser_arg_count(cmd->args);
 	if (n < 1 || n > 2 || cmd->args[0].type != IMAP_ARG_ATOM ||
 	    (n == 2 && cmd->args[1].type != IMAP_ARG_ATOM)) {
-		imap_tagged(s, cmd->tag, "BAD", "Syntax: AUTHENTICATE mechanism [initial-response]");
+		imap_tagged(s, cmd->tag, "BAD",
+		            "Syntax: AUTHENTICATE mechanism [initial-response]");
 		return;
 	}
 	enum sasl_mech mech;
@@ -175,8 +177,8 @@ void cmd_authenticate(struct imap_cmd *cmd)
 	}
 	const char *challenge, *error;
 	struct auth_login *login = imap_login_new(s, cmd->tag);
-	enum auth_login_status st =
-		auth_login_sasl_start(login, mech, n == 2 ? cmd->args[1].str : NULL, &challenge, &error);
+	enum auth_login_status st = auth_login_sasl_start(
+	    login, mech, n == 2 ? cmd->args[1].str : NULL, &challenge, &error);
 	imap_login_status(s, st, challenge, error);
 }
 

@@ -260,5 +260,6 @@ void cmd_subscribe(struct imap_cmd *cmd)
 		imap_tagged(cmd->s, cmd->tag, "NO", "[NONEXISTENT] Mailbox does not exist");
 		return;
 	}
-	mailbox_start(cmd, sub ? STORE_MAILBOX_SUBSCRIBE : STORE_MAILBOX_UNSUBSCRIBE, name, NULL, 0);
+	mailbox_start(cmd, sub ? STORE_MAILBOX_SUBSCRIBE : STORE_MAILBOX_UNSUBSCRIBE, name, NULL,
+	              0);
 }

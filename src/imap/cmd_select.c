@@ -17,9 +17,11 @@ static void imap_select_cb(void *ctx, const struct store_entry *e)
 		s->cap = s->cap == 0 ? 64 : 2 * s->cap;
 		s->msgs = xrealloc(s->msgs, (size_t)s->cap * sizeof(*s->msgs));
 	}
-	s->msgs[s->count] = (struct imap_msg){ .uid = e->uid, .size = e->size,
-					       .date = e->internal_date, .flags = e->flags,
-					       .modseq = e->modseq };
+	s->msgs[s->count] = (struct imap_msg){.uid = e->uid,
+	                                      .size = e->size,
+	                                      .date = e->internal_date,
+	                                      .flags = e->flags,
+	                                      .modseq = e->modseq};
 	imap_session_view_keywords(s, s->count++, e->keywords);
 }
 
@@ -53,7 +55,8 @@ void cmd_select(struct imap_cmd *cmd)
 	else
 		free(keywords);
 	struct store_mailbox_status st;
-	int r = store_mailbox_snapshot(s->server->store, s->account_id, name, &st, imap_select_cb, s);
+	int r =
+	    store_mailbox_snapshot(s->server->store, s->account_id, name, &st, imap_select_cb, s);
 	if (r <= 0) {
 		imap_session_unselect(s);
 		if (r == 0)
@@ -89,9 +92,9 @@ void cmd_select(struct imap_cmd *cmd)
 		buf_free(&b);
 	}
 	IMAP_LOG(s, "event=select mailbox=%s messages=%u read_only=%d", s->mailbox, s->count,
-		 (int)examine);
+	         (int)examine);
 	imap_tagged(s, cmd->tag, "OK", "[%s] %s completed", examine ? "READ-ONLY" : "READ-WRITE",
-		    cmd->name);
+	            cmd->name);
 }
 
 struct close_op {
@@ -111,7 +114,7 @@ static void close_done(struct imap_session *s)
 	s->op = NULL;
 	if (op->expunge.result != 0)
 		log_error("session=%s proto=imap event=close-expunge error=\"%s\"",
-			  conn_id(s->conn), op->expunge.error);
+		          conn_id(s->conn), op->expunge.error);
 	free(op->uids);
 	free(op);
 	/* CLOSE answers OK even when the expunge failed: the mailbox is closed either way. */
@@ -140,8 +143,8 @@ void cmd_close(struct imap_cmd *cmd)
 	for (uint32_t i = 0; i < s->count; i++)
 		if (s->msgs[i].flags & STORE_FLAG_DELETED)
 			op->uids[n++] = s->msgs[i].uid;
-	op->expunge = (struct store_expunge){ .account_id = s->account_id, .mailbox = s->mailbox,
-					      .uids = op->uids, .uid_count = n };
+	op->expunge = (struct store_expunge){
+	    .account_id = s->account_id, .mailbox = s->mailbox, .uids = op->uids, .uid_count = n};
 	imap_session_op_start(s, cmd->tag, close_done, op);
 	store_expunge(s->server->store, &op->expunge, close_expunge_cb, s);
 }

@@ -13,7 +13,6 @@
 #include "core/utf7.h"
 #include "core/banned.h"
 
-
 /* Items in the order the response lists them. No HIGHESTMODSEQ: CONDSTORE is not
  * advertised (RFC 7162 §3.1.2 ties the item to it). */
 enum {

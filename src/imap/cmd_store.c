@@ -122,7 +122,7 @@ int cmd_store_set_uids(struct imap_cmd *cmd, const struct imap_arg *arg, uint32_
 	for (uint32_t i = 0; i < s->count; i++) {
 		uint32_t key = cmd->uid ? s->msgs[i].uid : i + 1;
 		if (imap_seqset_is_saved(set) ? !cmd_search_saved_contains(s, s->msgs[i].uid)
-		                               : !imap_seqset_contains(set, key, star))
+		                              : !imap_seqset_contains(set, key, star))
 			continue;
 		if (uids == NULL)
 			uids = xmalloc((size_t)(s->count - i) * sizeof(*uids));

@@ -16,58 +16,58 @@ struct imap_command_def {
 
 enum {
 	IMAP_CMD_NOAUTH = 1 << 0, /* not authenticated */
-	IMAP_CMD_AUTH = 1 << 1,	  /* authenticated */
-	IMAP_CMD_SEL = 1 << 2,	  /* selected */
+	IMAP_CMD_AUTH = 1 << 1,   /* authenticated */
+	IMAP_CMD_SEL = 1 << 2,    /* selected */
 	IMAP_CMD_ANY = IMAP_CMD_NOAUTH | IMAP_CMD_AUTH | IMAP_CMD_SEL,
 	IMAP_CMD_LOGGED_IN = IMAP_CMD_AUTH | IMAP_CMD_SEL,
 };
 
 static const struct imap_command_def imap_commands[] = {
-	{ "CAPABILITY", cmd_capability, IMAP_CMD_ANY },
-	{ "NOOP", cmd_noop, IMAP_CMD_ANY },
-	{ "LOGOUT", cmd_logout, IMAP_CMD_ANY },
-	{ "ID", cmd_id, IMAP_CMD_ANY },
-	{ "STARTTLS", cmd_starttls, IMAP_CMD_NOAUTH },
-	{ "LOGIN", cmd_login, IMAP_CMD_NOAUTH },
-	{ "AUTHENTICATE", cmd_authenticate, IMAP_CMD_NOAUTH },
-	{ "ENABLE", cmd_enable, IMAP_CMD_LOGGED_IN },
-	{ "NAMESPACE", cmd_namespace, IMAP_CMD_LOGGED_IN },
-	{ "SELECT", cmd_select, IMAP_CMD_LOGGED_IN },
-	{ "EXAMINE", cmd_select, IMAP_CMD_LOGGED_IN },
-	{ "IDLE", cmd_idle, IMAP_CMD_LOGGED_IN },
-	{ "CHECK", cmd_noop, IMAP_CMD_SEL },
-	{ "CLOSE", cmd_close, IMAP_CMD_SEL },
-	{ "UNSELECT", cmd_close, IMAP_CMD_SEL },
-	{ "FETCH", cmd_fetch, IMAP_CMD_SEL },
-	{ "UID FETCH", cmd_fetch, IMAP_CMD_SEL },
-	{ "LIST", cmd_list, IMAP_CMD_LOGGED_IN },
-	{ "LSUB", cmd_list, IMAP_CMD_LOGGED_IN },
-	{ "CREATE", cmd_create, IMAP_CMD_LOGGED_IN },
-	{ "DELETE", cmd_delete, IMAP_CMD_LOGGED_IN },
-	{ "RENAME", cmd_rename, IMAP_CMD_LOGGED_IN },
-	{ "SUBSCRIBE", cmd_subscribe, IMAP_CMD_LOGGED_IN },
-	{ "UNSUBSCRIBE", cmd_subscribe, IMAP_CMD_LOGGED_IN },
-	{ "STATUS", cmd_status, IMAP_CMD_LOGGED_IN },
-	{ "APPEND", cmd_append, IMAP_CMD_LOGGED_IN },
-	{ "STORE", cmd_store, IMAP_CMD_SEL },
-	{ "UID STORE", cmd_store, IMAP_CMD_SEL },
-	{ "EXPUNGE", cmd_expunge, IMAP_CMD_SEL },
-	{ "UID EXPUNGE", cmd_expunge, IMAP_CMD_SEL },
-	{ "COPY", cmd_copy, IMAP_CMD_SEL },
-	{ "UID COPY", cmd_copy, IMAP_CMD_SEL },
-	{ "MOVE", cmd_copy, IMAP_CMD_SEL },
-	{ "UID MOVE", cmd_copy, IMAP_CMD_SEL },
-	{ "SEARCH", cmd_search, IMAP_CMD_SEL },
-	{ "UID SEARCH", cmd_search, IMAP_CMD_SEL },
+    {"CAPABILITY", cmd_capability, IMAP_CMD_ANY},
+    {"NOOP", cmd_noop, IMAP_CMD_ANY},
+    {"LOGOUT", cmd_logout, IMAP_CMD_ANY},
+    {"ID", cmd_id, IMAP_CMD_ANY},
+    {"STARTTLS", cmd_starttls, IMAP_CMD_NOAUTH},
+    {"LOGIN", cmd_login, IMAP_CMD_NOAUTH},
+    {"AUTHENTICATE", cmd_authenticate, IMAP_CMD_NOAUTH},
+    {"ENABLE", cmd_enable, IMAP_CMD_LOGGED_IN},
+    {"NAMESPACE", cmd_namespace, IMAP_CMD_LOGGED_IN},
+    {"SELECT", cmd_select, IMAP_CMD_LOGGED_IN},
+    {"EXAMINE", cmd_select, IMAP_CMD_LOGGED_IN},
+    {"IDLE", cmd_idle, IMAP_CMD_LOGGED_IN},
+    {"CHECK", cmd_noop, IMAP_CMD_SEL},
+    {"CLOSE", cmd_close, IMAP_CMD_SEL},
+    {"UNSELECT", cmd_close, IMAP_CMD_SEL},
+    {"FETCH", cmd_fetch, IMAP_CMD_SEL},
+    {"UID FETCH", cmd_fetch, IMAP_CMD_SEL},
+    {"LIST", cmd_list, IMAP_CMD_LOGGED_IN},
+    {"LSUB", cmd_list, IMAP_CMD_LOGGED_IN},
+    {"CREATE", cmd_create, IMAP_CMD_LOGGED_IN},
+    {"DELETE", cmd_delete, IMAP_CMD_LOGGED_IN},
+    {"RENAME", cmd_rename, IMAP_CMD_LOGGED_IN},
+    {"SUBSCRIBE", cmd_subscribe, IMAP_CMD_LOGGED_IN},
+    {"UNSUBSCRIBE", cmd_subscribe, IMAP_CMD_LOGGED_IN},
+    {"STATUS", cmd_status, IMAP_CMD_LOGGED_IN},
+    {"APPEND", cmd_append, IMAP_CMD_LOGGED_IN},
+    {"STORE", cmd_store, IMAP_CMD_SEL},
+    {"UID STORE", cmd_store, IMAP_CMD_SEL},
+    {"EXPUNGE", cmd_expunge, IMAP_CMD_SEL},
+    {"UID EXPUNGE", cmd_expunge, IMAP_CMD_SEL},
+    {"COPY", cmd_copy, IMAP_CMD_SEL},
+    {"UID COPY", cmd_copy, IMAP_CMD_SEL},
+    {"MOVE", cmd_copy, IMAP_CMD_SEL},
+    {"UID MOVE", cmd_copy, IMAP_CMD_SEL},
+    {"SEARCH", cmd_search, IMAP_CMD_SEL},
+    {"UID SEARCH", cmd_search, IMAP_CMD_SEL},
 };
 
 void imap_commands_execute(struct imap_session *s)
 {
 	struct imap_cmd cmd = {
-		.s = s,
-		.tag = imap_parser_tag(s->parser),
-		.name = imap_parser_command(s->parser),
-		.args = imap_parser_args(s->parser),
+	    .s = s,
+	    .tag = imap_parser_tag(s->parser),
+	    .name = imap_parser_command(s->parser),
+	    .args = imap_parser_args(s->parser),
 	};
 	const struct imap_command_def *def = NULL;
 	for (size_t i = 0; i < sizeof(imap_commands) / sizeof(imap_commands[0]); i++)
@@ -78,14 +78,14 @@ void imap_commands_execute(struct imap_session *s)
 		return;
 	}
 	unsigned state = s->state == IMAP_STATE_NOT_AUTHENTICATED ? IMAP_CMD_NOAUTH
-			 : s->state == IMAP_STATE_SELECTED	  ? IMAP_CMD_SEL
-								  : IMAP_CMD_AUTH;
+	                 : s->state == IMAP_STATE_SELECTED        ? IMAP_CMD_SEL
+	                                                          : IMAP_CMD_AUTH;
 	if ((def->states & state) == 0) {
 		imap_tagged(s, cmd.tag, "BAD",
-			    state == IMAP_CMD_NOAUTH ? "Not logged in"
-			    : (def->states & IMAP_CMD_SEL) && !(def->states & IMAP_CMD_AUTH)
-				    ? "No mailbox selected"
-				    : "Command not valid in this state");
+		            state == IMAP_CMD_NOAUTH ? "Not logged in"
+		            : (def->states & IMAP_CMD_SEL) && !(def->states & IMAP_CMD_AUTH)
+		                ? "No mailbox selected"
+		                : "Command not valid in this state");
 		return;
 	}
 	cmd.uid = strncmp(cmd.name, "UID ", 4) == 0;

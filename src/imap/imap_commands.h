@@ -29,7 +29,7 @@ const char *imap_commands_mailbox_name(struct imap_session *s, const char *name)
  * in arena (pointers into the arguments). -1 when an entry is not an atom, is \Recent or an
  * unknown system flag, or is not a valid keyword (the caller answers BAD). */
 int cmd_store_parse_flags(struct arena *arena, const struct imap_arg *args, unsigned *flags_r,
-			  const char ***keywords_r, size_t *count_r);
+                          const char ***keywords_r, size_t *count_r);
 /* Append "\Seen \Flagged kw ..." (system flags, then the space-separated keywords, which
  * may be NULL) to b. */
 void cmd_store_flags_text(struct buf *b, unsigned flags, const char *keywords);
@@ -39,7 +39,7 @@ long cmd_store_view_find(const struct imap_session *s, uint32_t uid);
  * numbers), ascending, malloc'd (NULL when none). -1 after answering BAD: not a set, or a
  * sequence number beyond the mailbox. */
 int cmd_store_set_uids(struct imap_cmd *cmd, const struct imap_arg *arg, uint32_t **uids_r,
-		       size_t *count_r);
+                       size_t *count_r);
 
 void cmd_capability(struct imap_cmd *cmd);
 void cmd_noop(struct imap_cmd *cmd);
@@ -54,17 +54,17 @@ void cmd_select(struct imap_cmd *cmd);
 void cmd_close(struct imap_cmd *cmd);
 void cmd_idle(struct imap_cmd *cmd);
 void cmd_fetch(struct imap_cmd *cmd);
-void cmd_list(struct imap_cmd *cmd);      /* LIST, LSUB */
+void cmd_list(struct imap_cmd *cmd); /* LIST, LSUB */
 void cmd_create(struct imap_cmd *cmd);
 void cmd_delete(struct imap_cmd *cmd);
 void cmd_rename(struct imap_cmd *cmd);
 void cmd_subscribe(struct imap_cmd *cmd); /* SUBSCRIBE, UNSUBSCRIBE */
 void cmd_status(struct imap_cmd *cmd);
-void cmd_store(struct imap_cmd *cmd);     /* STORE, UID STORE */
-void cmd_expunge(struct imap_cmd *cmd);   /* EXPUNGE, UID EXPUNGE */
-void cmd_copy(struct imap_cmd *cmd);      /* COPY, MOVE, UID COPY, UID MOVE */
+void cmd_store(struct imap_cmd *cmd);   /* STORE, UID STORE */
+void cmd_expunge(struct imap_cmd *cmd); /* EXPUNGE, UID EXPUNGE */
+void cmd_copy(struct imap_cmd *cmd);    /* COPY, MOVE, UID COPY, UID MOVE */
 void cmd_append(struct imap_cmd *cmd);
-void cmd_search(struct imap_cmd *cmd);    /* SEARCH, UID SEARCH */
+void cmd_search(struct imap_cmd *cmd); /* SEARCH, UID SEARCH */
 
 /* The saved search result "$" (RFC 5182; RFC 9051 §6.4.4.1), defined in cmd_search.c. */
 /* Empty it and free its memory: SELECT, EXAMINE, CLOSE, UNSELECT and the end of the session

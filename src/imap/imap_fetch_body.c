@@ -40,8 +40,8 @@ static bool imap_fetch_body_decodes(enum mime_encoding cte)
 /* Read up to one chunk at pos (< end). Octets read, or -1 (error or the file is short). */
 static ssize_t imap_fetch_body_read(int fd, uint64_t pos, uint64_t end, unsigned char *dst)
 {
-	size_t want = end - pos < IMAP_FETCH_BODY_CHUNK ? (size_t)(end - pos)
-							: IMAP_FETCH_BODY_CHUNK;
+	size_t want =
+	    end - pos < IMAP_FETCH_BODY_CHUNK ? (size_t)(end - pos) : IMAP_FETCH_BODY_CHUNK;
 	for (;;) {
 		ssize_t n = pread(fd, dst, want, (off_t)pos);
 		if (n < 0 && errno == EINTR)
@@ -52,7 +52,7 @@ static ssize_t imap_fetch_body_read(int fd, uint64_t pos, uint64_t end, unsigned
 
 /* Does out[0..n), the output octets at [at, at+n), hold a NUL inside the window? */
 static bool imap_fetch_body_nul_in(const unsigned char *out, size_t n, uint64_t at,
-				   uint64_t win_off, uint64_t win_len)
+                                   uint64_t win_off, uint64_t win_len)
 {
 	uint64_t lo = at > win_off ? at : win_off;
 	uint64_t win_end = win_len > UINT64_MAX - win_off ? UINT64_MAX : win_off + win_len;
@@ -61,8 +61,8 @@ static bool imap_fetch_body_nul_in(const unsigned char *out, size_t n, uint64_t 
 }
 
 int imap_fetch_body_measure(int fd, uint64_t off, uint64_t len, enum mime_encoding cte,
-			    uint64_t win_off, uint64_t win_len, struct imap_fetch_chunk *c,
-			    uint64_t *size_r, bool *nul_r, uint64_t *read_r)
+                            uint64_t win_off, uint64_t win_len, struct imap_fetch_chunk *c,
+                            uint64_t *size_r, bool *nul_r, uint64_t *read_r)
 {
 	imap_fetch_chunk_ready(c);
 	bool decode = imap_fetch_body_decodes(cte);
@@ -96,8 +96,8 @@ int imap_fetch_body_measure(int fd, uint64_t off, uint64_t len, enum mime_encodi
 }
 
 void imap_fetch_body_init(struct imap_fetch_body *b, int fd, uint64_t off, uint64_t len,
-			  bool decode, enum mime_encoding cte, bool nul_to_8bit, uint64_t skip,
-			  uint64_t send)
+                          bool decode, enum mime_encoding cte, bool nul_to_8bit, uint64_t skip,
+                          uint64_t send)
 {
 	memset(b, 0, sizeof(*b));
 	b->fd = fd;
@@ -123,7 +123,7 @@ void imap_fetch_body_init_mem(struct imap_fetch_body *b, const unsigned char *me
 
 /* The next piece of output: 1 with *out_r and *n_r (maybe 0 octets), -1 nothing more exists. */
 static int imap_fetch_body_next(struct imap_fetch_body *b, struct imap_fetch_chunk *c,
-				unsigned char **out_r, size_t *n_r, uint64_t *read_r)
+                                unsigned char **out_r, size_t *n_r, uint64_t *read_r)
 {
 	imap_fetch_chunk_ready(c);
 	if (b->pos < b->end) {
@@ -149,15 +149,15 @@ static int imap_fetch_body_next(struct imap_fetch_body *b, struct imap_fetch_chu
 	return 1;
 }
 
-int imap_fetch_body_pump(struct imap_fetch_body *b, struct conn *conn,
-			 struct imap_fetch_chunk *c, uint64_t *read_r)
+int imap_fetch_body_pump(struct imap_fetch_body *b, struct conn *conn, struct imap_fetch_chunk *c,
+                         uint64_t *read_r)
 {
 	while (b->left > 0) {
 		if (conn_output_full(conn))
 			return 0;
 		if (b->mem != NULL) {
 			size_t n = b->left < IMAP_FETCH_BODY_CHUNK ? (size_t)b->left
-								   : IMAP_FETCH_BODY_CHUNK;
+			                                           : IMAP_FETCH_BODY_CHUNK;
 			conn_write(conn, b->mem, n);
 			b->mem += n;
 			b->left -= n;

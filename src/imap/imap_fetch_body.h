@@ -22,14 +22,14 @@ struct imap_fetch_chunk {
 };
 
 struct imap_fetch_body {
-	int fd;                 /* not owned */
-	uint64_t pos, end;      /* what is left of the file range */
-	bool decode;            /* through the decoder (BINARY of an encoded part) */
-	bool nul_to_8bit;       /* NUL becomes 0x80 (plain literals) */
-	bool finished;          /* the decoder was flushed */
+	int fd;            /* not owned */
+	uint64_t pos, end; /* what is left of the file range */
+	bool decode;       /* through the decoder (BINARY of an encoded part) */
+	bool nul_to_8bit;  /* NUL becomes 0x80 (plain literals) */
+	bool finished;     /* the decoder was flushed */
 	struct mime_decoder dec;
-	uint64_t skip;          /* output octets still to drop (partial offset) */
-	uint64_t left;          /* output octets still to send */
+	uint64_t skip;            /* output octets still to drop (partial offset) */
+	uint64_t left;            /* output octets still to send */
 	const unsigned char *mem; /* instead of the file: octets in memory (HEADER.FIELDS) */
 };
 
@@ -41,26 +41,24 @@ void imap_fetch_chunk_deinit(struct imap_fetch_chunk *c);
  * window [win_off, win_off+win_len) of the decoded octets. 0, or -1 when the file could not
  * be read. *read_r grows by the octets read. */
 int imap_fetch_body_measure(int fd, uint64_t off, uint64_t len, enum mime_encoding cte,
-			    uint64_t win_off, uint64_t win_len, struct imap_fetch_chunk *c,
-			    uint64_t *size_r, bool *nul_r, uint64_t *read_r)
-	__attribute__((warn_unused_result));
+                            uint64_t win_off, uint64_t win_len, struct imap_fetch_chunk *c,
+                            uint64_t *size_r, bool *nul_r, uint64_t *read_r)
+    __attribute__((warn_unused_result));
 
 /* Start streaming: file range [off, off+len) decoded by cte when decode (else as it is),
  * dropping skip output octets, then sending send of them (the literal's size, which the
  * caller has announced). */
 void imap_fetch_body_init(struct imap_fetch_body *b, int fd, uint64_t off, uint64_t len,
-			  bool decode, enum mime_encoding cte, bool nul_to_8bit, uint64_t skip,
-			  uint64_t send);
+                          bool decode, enum mime_encoding cte, bool nul_to_8bit, uint64_t skip,
+                          uint64_t send);
 /* The same from memory (mem must stay valid until the stream ends). */
-void imap_fetch_body_init_mem(struct imap_fetch_body *b, const unsigned char *mem,
-			      uint64_t send);
+void imap_fetch_body_init_mem(struct imap_fetch_body *b, const unsigned char *mem, uint64_t send);
 
 /* Write chunks to conn until the literal is complete or conn_output_full(). 1 complete,
  * 0 more to send (call again when writable), -1 the file could not be read or ended early
  * (the literal cannot be completed: the caller must close the connection). *read_r grows by
  * the octets read from the file. */
-int imap_fetch_body_pump(struct imap_fetch_body *b, struct conn *conn,
-			 struct imap_fetch_chunk *c, uint64_t *read_r)
-	__attribute__((warn_unused_result));
+int imap_fetch_body_pump(struct imap_fetch_body *b, struct conn *conn, struct imap_fetch_chunk *c,
+                         uint64_t *read_r) __attribute__((warn_unused_result));
 
 #endif

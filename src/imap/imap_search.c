@@ -507,13 +507,14 @@ static bool search_saved_has(const struct imap_search_context *ctx, uint32_t uid
 static int search_eval(const struct imap_search_key *k, struct search_env *e);
 
 /* Append the address list of a field value as ENVELOPE parses it (rfc822_addr.c), written
- * back as "mailbox@domain" or "name <route:mailbox@domain>", groups as "group: ...;", joined with ", ": comments,
- * quoting and odd spacing are gone, as in Dovecot's address search. */
+ * back as "mailbox@domain" or "name <route:mailbox@domain>", groups as "group: ...;", joined with
+ * ", ": comments, quoting and odd spacing are gone, as in Dovecot's address search. */
 static void search_address_text(struct arena *a, const char *v, size_t len, struct buf *out)
 {
 	int r = 0;
 	const char *sep = "";
-	for (const struct rfc822_address *x = rfc822_addr_parse_list(a, (const unsigned char *)v, len);
+	for (const struct rfc822_address *x =
+	         rfc822_addr_parse_list(a, (const unsigned char *)v, len);
 	     x != NULL; x = x->next) {
 		if (x->domain == NULL && x->mailbox != NULL) { /* group start */
 			r |= buf_printf(out, "%s%s:", sep, x->mailbox);
@@ -529,8 +530,9 @@ static void search_address_text(struct arena *a, const char *v, size_t len, stru
 		r |= buf_puts(out, sep);
 		if (x->name != NULL)
 			r |= buf_printf(out, "%s ", x->name);
-		r |= buf_printf(out, "%s%s%s%s@%s%s", angle ? "<" : "", x->route != NULL ? x->route : "",
-		                x->route != NULL ? ":" : "", x->mailbox, x->domain, angle ? ">" : "");
+		r |= buf_printf(out, "%s%s%s%s@%s%s", angle ? "<" : "",
+		                x->route != NULL ? x->route : "", x->route != NULL ? ":" : "",
+		                x->mailbox, x->domain, angle ? ">" : "");
 		sep = ", ";
 	}
 	(void)r; /* a truncated text only matches less */

@@ -41,7 +41,7 @@ struct imap_search_doc {
 	bool header_done, body_done;
 	struct imap_search_doc_texts fields; /* after imap_search_doc_header() */
 	struct imap_search_doc_texts body;   /* after imap_search_doc_body() */
-	unsigned parts; /* MIME parts walked by imap_search_doc_body() */
+	unsigned parts;                      /* MIME parts walked by imap_search_doc_body() */
 };
 
 /* Start a doc over len octets of data (a whole message, or only its header section when

@@ -41,7 +41,8 @@ struct imap_seqset {
 /* Parse s (NUL-terminated) into *set_r, allocated in arena. Numbers are nz-number: 1 to
  * 4294967295, no leading zero. Returns 0, or -1 with *error_r a static text for a BAD reply
  * (empty set, 0, overflow, leading zero, stray ',' or ':', other characters, "$" combined
- * with anything, more than IMAP_SEQSET_ELEMENTS_MAX elements). Memory is proportional to strlen(s). */
+ * with anything, more than IMAP_SEQSET_ELEMENTS_MAX elements). Memory is proportional to strlen(s).
+ */
 int imap_seqset_parse(struct arena *arena, const char *s, struct imap_seqset **set_r,
                       const char **error_r) __attribute__((warn_unused_result));
 

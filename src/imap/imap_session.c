@@ -25,13 +25,13 @@
 #define IMAP_PRELOGIN_LINE_MAX 32768
 #define IMAP_PRELOGIN_LITERAL_MAX 4096
 static const struct imap_parser_limits imap_prelogin_limits = {
-	.line_max = IMAP_PRELOGIN_LINE_MAX, /* all lines of one command together */
-	.literal_max = IMAP_PRELOGIN_LITERAL_MAX,
-	.literal_total_max = 2 * IMAP_PRELOGIN_LITERAL_MAX, /* user name and password */
-	.depth_max = 8,
-	.args_max = 256, /* ID (RFC 2971) has up to 30 pairs */
+    .line_max = IMAP_PRELOGIN_LINE_MAX, /* all lines of one command together */
+    .literal_max = IMAP_PRELOGIN_LITERAL_MAX,
+    .literal_total_max = 2 * IMAP_PRELOGIN_LITERAL_MAX, /* user name and password */
+    .depth_max = 8,
+    .args_max = 256, /* ID (RFC 2971) has up to 30 pairs */
 };
-static const struct imap_parser_limits imap_session_limits = { .literal_max = IMAP_LITERAL_MAX };
+static const struct imap_parser_limits imap_session_limits = {.literal_max = IMAP_LITERAL_MAX};
 
 struct imap_server *imap_server_new(struct store *store, struct auth *auth, struct conf *conf)
 {
@@ -87,8 +87,7 @@ void imap_session_close(struct imap_session *s, const char *bye)
 	conn_close(s->conn);
 }
 
-void imap_tagged(struct imap_session *s, const char *tag, const char *status, const char *fmt,
-		 ...)
+void imap_tagged(struct imap_session *s, const char *tag, const char *status, const char *fmt, ...)
 {
 	if (s->closed || s->io == IMAP_IO_CLOSING)
 		return;
@@ -138,16 +137,18 @@ const char *imap_session_capabilities(struct imap_session *s)
 	const char *tls = !conn_is_tls(s->conn) ? " STARTTLS" : "";
 	if (s->state == IMAP_STATE_NOT_AUTHENTICATED) {
 		const char *auth = imap_session_plaintext_ok(s)
-					   ? " AUTH=SCRAM-SHA-256 AUTH=PLAIN AUTH=LOGIN"
-					   : " AUTH=SCRAM-SHA-256 LOGINDISABLED";
+		                       ? " AUTH=SCRAM-SHA-256 AUTH=PLAIN AUTH=LOGIN"
+		                       : " AUTH=SCRAM-SHA-256 LOGINDISABLED";
 		snprintf(caps, sizeof(caps), "IMAP4rev2 IMAP4rev1%s%s SASL-IR LITERAL+ ENABLE ID",
-			 tls, auth);
+		         tls, auth);
 	} else {
-		snprintf(caps, sizeof(caps),
-			 "IMAP4rev2 IMAP4rev1 LITERAL+ ENABLE ID IDLE NAMESPACE UNSELECT "
-			 "UTF8=ACCEPT UIDPLUS ESEARCH SEARCHRES MOVE MULTIAPPEND APPENDLIMIT=%llu CHILDREN "
-			 "SPECIAL-USE CREATE-SPECIAL-USE LIST-EXTENDED LIST-STATUS STATUS=SIZE BINARY",
-			 (unsigned long long)s->limits->message_size);
+		snprintf(
+		    caps, sizeof(caps),
+		    "IMAP4rev2 IMAP4rev1 LITERAL+ ENABLE ID IDLE NAMESPACE UNSELECT "
+		    "UTF8=ACCEPT UIDPLUS ESEARCH SEARCHRES MOVE MULTIAPPEND APPENDLIMIT=%llu "
+		    "CHILDREN "
+		    "SPECIAL-USE CREATE-SPECIAL-USE LIST-EXTENDED LIST-STATUS STATUS=SIZE BINARY",
+		    (unsigned long long)s->limits->message_size);
 	}
 	return caps;
 }
@@ -160,7 +161,7 @@ void imap_session_op_finished(struct imap_session *s)
 }
 
 void imap_session_op_start(struct imap_session *s, const char *tag,
-			   void (*done)(struct imap_session *s), void *op)
+                           void (*done)(struct imap_session *s), void *op)
 {
 	free(s->op_tag);
 	s->op_tag = xstrdup(tag);
@@ -184,7 +185,7 @@ static void imap_step_end(struct imap_session *s)
 }
 
 void imap_session_run(struct imap_session *s, imap_step_fn *step, void (*ctx_free)(void *ctx),
-		      void *ctx)
+                      void *ctx)
 {
 	ASSERT(s->step == NULL);
 	s->step = step;
@@ -222,7 +223,7 @@ static void imap_on_writable(struct conn *conn, void *ctx)
 bool imap_session_admit_login(struct imap_session *s, uint64_t account)
 {
 	if (session_admit_login(&s->life, s->server->userip, account,
-				s->limits->sessions_per_user_ip) == 0)
+	                        s->limits->sessions_per_user_ip) == 0)
 		return false;
 	imap_parser_set_limits(s->parser, &imap_session_limits); /* from the next command */
 	return true;
@@ -282,7 +283,7 @@ static void imap_sync_entry(void *ctx, const struct store_entry *e)
 	y->entries[y->entry_count] = *e;
 	/* keywords are valid only during the callback */
 	y->entries[y->entry_count++].keywords =
-		e->keywords != NULL && e->keywords[0] != '\0' ? xstrdup(e->keywords) : NULL;
+	    e->keywords != NULL && e->keywords[0] != '\0' ? xstrdup(e->keywords) : NULL;
 }
 
 static void imap_sync_expunged(void *ctx, uint32_t uid, uint64_t modseq)
@@ -301,10 +302,10 @@ void imap_session_sync(struct imap_session *s, bool expunges)
 	if (s->state != IMAP_STATE_SELECTED)
 		return;
 	atomic_store(&s->changed, false);
-	struct imap_sync y = { .s = s };
+	struct imap_sync y = {.s = s};
 	struct store_mailbox_status st;
-	int r = store_mailbox_changes(s->server->store, s->account_id, s->mailbox,
-				      s->highestmodseq, imap_sync_entry, imap_sync_expunged, &y, &st);
+	int r = store_mailbox_changes(s->server->store, s->account_id, s->mailbox, s->highestmodseq,
+	                              imap_sync_entry, imap_sync_expunged, &y, &st);
 	if (r != 1 || st.uidvalidity != s->uidvalidity) {
 		for (size_t i = 0; i < y.entry_count; i++)
 			free((char *)y.entries[i].keywords);
@@ -313,7 +314,8 @@ void imap_session_sync(struct imap_session *s, bool expunges)
 		/* Deleted or renamed by another session (RFC 9051 §6.3.4 allows BYE): the view
 		 * cannot be kept right any more. */
 		if (r == 0 || (r == 1 && st.uidvalidity != s->uidvalidity))
-			imap_session_close(s, "[CLOSED] The selected mailbox was deleted or renamed");
+			imap_session_close(s,
+			                   "[CLOSED] The selected mailbox was deleted or renamed");
 		return;
 	}
 	bool complete = true;
@@ -343,7 +345,7 @@ void imap_session_sync(struct imap_session *s, bool expunges)
 				buf_init(&b, 65536);
 				imap_session_flags_text(s, &b, &s->msgs[idx]);
 				imap_send(s, "* %ld FETCH (UID %u FLAGS (%s))", idx + 1, e->uid,
-					  buf_cstr(&b));
+				          buf_cstr(&b));
 				buf_free(&b);
 			}
 		} else if (s->count == 0 || e->uid > s->msgs[s->count - 1].uid) {
@@ -351,9 +353,11 @@ void imap_session_sync(struct imap_session *s, bool expunges)
 				s->cap = s->cap == 0 ? 64 : 2 * s->cap;
 				s->msgs = xrealloc(s->msgs, (size_t)s->cap * sizeof(*s->msgs));
 			}
-			s->msgs[s->count] = (struct imap_msg){ .uid = e->uid, .size = e->size,
-							       .date = e->internal_date,
-							       .flags = e->flags, .modseq = e->modseq };
+			s->msgs[s->count] = (struct imap_msg){.uid = e->uid,
+			                                      .size = e->size,
+			                                      .date = e->internal_date,
+			                                      .flags = e->flags,
+			                                      .modseq = e->modseq};
 			imap_session_view_keywords(s, s->count++, e->keywords);
 		}
 	}
@@ -379,7 +383,8 @@ void imap_session_sync(struct imap_session *s, bool expunges)
 void imap_session_view_remove(struct imap_session *s, long idx)
 {
 	free(s->msgs[idx].keywords);
-	memmove(&s->msgs[idx], &s->msgs[idx + 1], (s->count - (uint32_t)idx - 1) * sizeof(*s->msgs));
+	memmove(&s->msgs[idx], &s->msgs[idx + 1],
+	        (s->count - (uint32_t)idx - 1) * sizeof(*s->msgs));
 	s->count--;
 }
 
@@ -387,17 +392,17 @@ void imap_session_view_remove(struct imap_session *s, long idx)
 #define IMAP_OVERLONG_TAG_MAX 64
 
 static const char *const imap_state_names[] = {
-	[IMAP_STATE_NOT_AUTHENTICATED] = "not-authenticated",
-	[IMAP_STATE_AUTHENTICATED] = "authenticated",
-	[IMAP_STATE_SELECTED] = "selected",
-	[IMAP_STATE_LOGOUT] = "logout",
+    [IMAP_STATE_NOT_AUTHENTICATED] = "not-authenticated",
+    [IMAP_STATE_AUTHENTICATED] = "authenticated",
+    [IMAP_STATE_SELECTED] = "selected",
+    [IMAP_STATE_LOGOUT] = "logout",
 };
 
 void imap_session_set_state(struct imap_session *s, enum imap_state state)
 {
 	if (log_debug_enabled())
 		log_debug("session=%s proto=imap event=state from=%s to=%s", conn_id(s->conn),
-			  imap_state_names[s->state], imap_state_names[state]);
+		          imap_state_names[s->state], imap_state_names[state]);
 	s->state = state;
 }
 
@@ -448,9 +453,10 @@ void imap_session_send_flags(struct imap_session *s)
 	if (s->read_only)
 		imap_send(s, "* OK [PERMANENTFLAGS ()] Read-only mailbox");
 	else
-		imap_send(s, "* OK [PERMANENTFLAGS (\\Answered \\Flagged \\Deleted \\Seen \\Draft%s%s "
-			     "\\*)] Flags permitted",
-			  sep, kw);
+		imap_send(s,
+		          "* OK [PERMANENTFLAGS (\\Answered \\Flagged \\Deleted \\Seen \\Draft%s%s "
+		          "\\*)] Flags permitted",
+		          sep, kw);
 }
 
 void imap_session_view_keywords(struct imap_session *s, long idx, const char *keywords)
@@ -485,7 +491,7 @@ void imap_session_recent_update(struct imap_session *s, uint32_t from)
 	/* Claim only what this session is told of: up to its last UID. */
 	uint32_t upto = s->msgs[s->count - 1].uid + 1, first;
 	if (store_recent_claim(s->server->store, s->account_id, s->mailbox, s->uidvalidity, upto,
-			       !s->read_only, &first) != 1)
+	                       !s->read_only, &first) != 1)
 		return;
 	for (uint32_t i = from; i < s->count; i++)
 		s->msgs[i].recent = s->msgs[i].uid >= first;
@@ -550,7 +556,8 @@ static void imap_input_line(struct imap_session *s, const char *line, size_t len
 	}
 	if (r == 1 && s->state == IMAP_STATE_NOT_AUTHENTICATED &&
 	    ++s->login_commands > s->limits->login_commands) {
-		IMAP_LOG(s, "event=disconnect reason=too-many-commands-before-login count=%u", s->login_commands);
+		IMAP_LOG(s, "event=disconnect reason=too-many-commands-before-login count=%u",
+		         s->login_commands);
 		imap_session_close(s, "Too many commands before login");
 		return;
 	}
@@ -610,8 +617,8 @@ static void imap_input_literal(struct imap_session *s)
 static void imap_overlong_tag_save(struct imap_session *s, char tag[IMAP_OVERLONG_TAG_MAX + 1])
 {
 	const char *known = s->io == IMAP_IO_SASL   ? s->auth_tag
-			    : s->io == IMAP_IO_IDLE ? s->idle_tag
-						    : imap_parser_tag(s->parser);
+	                    : s->io == IMAP_IO_IDLE ? s->idle_tag
+	                                            : imap_parser_tag(s->parser);
 	size_t n = 0;
 	if (known != NULL) {
 		n = strlen(known);
@@ -650,8 +657,8 @@ static void imap_on_input(struct conn *conn, void *ctx)
 	char tag[IMAP_OVERLONG_TAG_MAX + 1];
 	while (!s->closed) {
 		size_t line_max = s->state == IMAP_STATE_NOT_AUTHENTICATED && s->io == IMAP_IO_LINE
-					  ? IMAP_PRELOGIN_LINE_MAX
-					  : IMAP_PARSER_DEFAULT_LINE_MAX;
+		                      ? IMAP_PRELOGIN_LINE_MAX
+		                      : IMAP_PARSER_DEFAULT_LINE_MAX;
 		char *line;
 		size_t len;
 		int r;
@@ -671,9 +678,9 @@ static void imap_on_input(struct conn *conn, void *ctx)
 		case IMAP_IO_IDLE:
 			imap_overlong_tag_save(s, tag);
 			/* RFC 4954 §4's SASL line limit for AUTHENTICATE continuations. */
-			r = conn_read_line(conn,
-					   s->io == IMAP_IO_SASL ? AUTH_LOGIN_LINE_MAX + 2 : line_max,
-					   &line, &len);
+			r = conn_read_line(
+			    conn, s->io == IMAP_IO_SASL ? AUTH_LOGIN_LINE_MAX + 2 : line_max, &line,
+			    &len);
 			if (r == 0)
 				return;
 			if (r < 0 && s->io == IMAP_IO_SASL) {
@@ -782,11 +789,11 @@ static void imap_free_hook(void *ctx)
 }
 
 static const struct session_hooks imap_session_hooks = {
-	.async_done = imap_async_done,
-	.async_abandoned = imap_async_abandoned,
-	.wake = imap_after_wake,
-	.goodbye = imap_goodbye,
-	.free = imap_free_hook,
+    .async_done = imap_async_done,
+    .async_abandoned = imap_async_abandoned,
+    .wake = imap_after_wake,
+    .goodbye = imap_goodbye,
+    .free = imap_free_hook,
 };
 
 static void imap_on_wake(struct conn *conn, void *ctx)
@@ -814,14 +821,14 @@ static void imap_on_closed(struct conn *conn, void *ctx)
 }
 
 static const struct conn_callbacks imap_callbacks = {
-	.on_input = imap_on_input,
-	.on_writable = imap_on_writable,
-	.on_tls_ready = imap_on_tls_ready,
-	.on_timeout = imap_on_timeout,
-	.on_timer = imap_on_timer,
-	.on_wake = imap_on_wake,
-	.on_shutdown = imap_on_shutdown,
-	.on_closed = imap_on_closed,
+    .on_input = imap_on_input,
+    .on_writable = imap_on_writable,
+    .on_tls_ready = imap_on_tls_ready,
+    .on_timeout = imap_on_timeout,
+    .on_timer = imap_on_timer,
+    .on_wake = imap_on_wake,
+    .on_shutdown = imap_on_shutdown,
+    .on_closed = imap_on_closed,
 };
 
 void imap_server_accept(struct conn *conn, void *listener_ctx)

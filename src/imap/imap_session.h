@@ -38,14 +38,14 @@ enum imap_state {
 
 /* What the input side is doing. */
 enum imap_io {
-	IMAP_IO_TLS,	 /* handshake */
-	IMAP_IO_LINE,	 /* reading a command line */
-	IMAP_IO_LITERAL, /* reading literal octets into the parser */
+	IMAP_IO_TLS,          /* handshake */
+	IMAP_IO_LINE,         /* reading a command line */
+	IMAP_IO_LITERAL,      /* reading literal octets into the parser */
 	IMAP_IO_LITERAL_FILE, /* reading an APPEND message literal into a spool file */
-	IMAP_IO_SASL,	 /* reading an AUTHENTICATE continuation line */
-	IMAP_IO_IDLE,	 /* IDLE: waiting for DONE */
-	IMAP_IO_WAIT,	 /* an asynchronous operation runs; input paused */
-	IMAP_IO_RUN,	 /* a long command runs in steps (imap_session_run); input paused */
+	IMAP_IO_SASL,         /* reading an AUTHENTICATE continuation line */
+	IMAP_IO_IDLE,         /* IDLE: waiting for DONE */
+	IMAP_IO_WAIT,         /* an asynchronous operation runs; input paused */
+	IMAP_IO_RUN,          /* a long command runs in steps (imap_session_run); input paused */
 	IMAP_IO_CLOSING,
 };
 
@@ -79,21 +79,21 @@ struct imap_session {
 	enum imap_io io;
 	struct arena *cmd; /* one command: parser output, scratch */
 	struct imap_parser *parser;
-	struct buf literal;	     /* octets of the literal being read */
+	struct buf literal; /* octets of the literal being read */
 	uint64_t literal_remaining;
 	struct cmd_append_spool *append; /* APPEND message literals (cmd_append.c) */
 	struct session life; /* async operations, shutdown, close, login (net/session.h) */
 	bool greeted, closed;
-	bool rev2;		     /* ENABLE IMAP4rev2 */
-	bool utf8;		     /* ENABLE UTF8=ACCEPT (or rev2) */
+	bool rev2; /* ENABLE IMAP4rev2 */
+	bool utf8; /* ENABLE UTF8=ACCEPT (or rev2) */
 	unsigned errors, auth_failures;
 
 	/* authentication */
 	struct auth_login *login; /* LOGIN or AUTHENTICATE in progress */
-	char *auth_tag;		  /* its tag */
+	char *auth_tag;           /* its tag */
 	/* the operation in flight: session_async(&s->life), an enum imap_async */
 	void (*op_done)(struct imap_session *s); /* IMAP_ASYNC_OP: runs on the loop thread */
-	void *op;			   /* the handler's operation, owned by op_done */
+	void *op;                                /* the handler's operation, owned by op_done */
 	char *op_tag;
 	uint64_t account_id;
 	char *user;
@@ -135,8 +135,8 @@ void imap_send(struct imap_session *s, const char *fmt, ...) __attribute__((form
 /* Tagged completion: "<tag> <status> <text>". BAD counts as an error (NO is a normal answer:
  * a message expunged meanwhile, a missing mailbox; Dovecot counts bad commands); at the limit the
  * session says BYE and closes. */
-void imap_tagged(struct imap_session *s, const char *tag, const char *status, const char *fmt,
-		 ...) __attribute__((format(printf, 4, 5)));
+void imap_tagged(struct imap_session *s, const char *tag, const char *status, const char *fmt, ...)
+    __attribute__((format(printf, 4, 5)));
 void imap_session_close(struct imap_session *s, const char *bye);
 /* The CAPABILITY list for the current state (without "* CAPABILITY"). */
 const char *imap_session_capabilities(struct imap_session *s);
@@ -150,7 +150,7 @@ bool imap_session_admit_login(struct imap_session *s, uint64_t account);
  * store's callback (any thread) calls imap_session_op_finished(); then done(s) runs on the
  * loop thread (it answers the command and frees s->op), and input resumes. */
 void imap_session_op_start(struct imap_session *s, const char *tag,
-			   void (*done)(struct imap_session *s), void *op);
+                           void (*done)(struct imap_session *s), void *op);
 void imap_session_op_finished(struct imap_session *s);
 /* Run a long command (FETCH, SEARCH, ...) as resumable steps, the one mechanism for every
  * command whose work or output may be large (Dovecot's command_func_t model). step(s, ctx)
@@ -167,7 +167,7 @@ void imap_session_op_finished(struct imap_session *s);
  * untagged responses after a command must check it (imap_session_close() then sends no
  * BYE). */
 void imap_session_run(struct imap_session *s, imap_step_fn *step, void (*ctx_free)(void *ctx),
-		      void *ctx);
+                      void *ctx);
 /* Bring the client's view of the selected mailbox up to date with the store: untagged
  * EXPUNGE (only when expunges may be sent now, RFC 9051 §7.5.1), EXISTS and FETCH FLAGS. */
 void imap_session_sync(struct imap_session *s, bool expunges);
@@ -216,7 +216,7 @@ void cmd_append_spool_free(struct imap_session *s);
 /* Quote text as an IMAP string (quoted when possible, else a literal) into out. */
 void imap_quote(struct buf *out, const char *text);
 
-#define IMAP_LOG(s, fmt, ...) \
+#define IMAP_LOG(s, fmt, ...)                                                                      \
 	log_info("session=%s proto=imap " fmt, conn_id((s)->conn), __VA_ARGS__)
 
 #endif

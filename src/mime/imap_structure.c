@@ -433,7 +433,7 @@ char *imap_bodystructure(struct arena *arena, const unsigned char *msg, size_t l
 }
 
 int imap_structure_summarize(void *ctx, const char *path, char **envelope_r, char **body_r,
-			     char **bodystructure_r)
+                             char **bodystructure_r)
 {
 	(void)ctx;
 	*envelope_r = *body_r = *bodystructure_r = NULL;
@@ -459,7 +459,7 @@ int imap_structure_summarize(void *ctx, const char *path, char **envelope_r, cha
 	close(fd);
 	struct arena *a = arena_new(16384);
 	struct mime_part *root;
-	struct mime_limits limits = { 0 };
+	struct mime_limits limits = {0};
 	if (mime_parse(a, msg, len, &limits, &root) < -1) /* -1 (a limit): the tree is usable */
 		root = NULL;
 	if (root != NULL) {

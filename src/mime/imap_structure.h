@@ -63,6 +63,6 @@ void imap_structure_append_string(struct buf *out, const char *s);
  * the store's cache (store_summarizer_fn; ctx unused). 0 with malloc'd strings, -1 when the
  * file cannot be read. Thread-safe. */
 int imap_structure_summarize(void *ctx, const char *path, char **envelope_r, char **body_r,
-			     char **bodystructure_r);
+                             char **bodystructure_r);
 
 #endif

@@ -226,8 +226,8 @@ char *mime_field_value_raw(struct arena *arena, const unsigned char *msg,
 	return mime_field_value_ex(arena, msg, f, len_r, true);
 }
 
-char *mime_field_unfolded(struct arena *arena, const unsigned char *msg,
-                          const struct mime_field *f, size_t *len_r)
+char *mime_field_unfolded(struct arena *arena, const unsigned char *msg, const struct mime_field *f,
+                          size_t *len_r)
 {
 	size_t len, o = 0;
 	char *s = mime_field_value_ex(arena, msg, f, &len, true);

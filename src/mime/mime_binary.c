@@ -52,7 +52,8 @@ static void mime_binary_body(struct mime_binary *b, const struct mime_part *p)
 {
 	b->write(b->ctx, b->msg + b->pos, p->body_start - b->pos);
 	for (size_t off = 0; off < p->body_len; off += MIME_BINARY_LINE) {
-		size_t n = p->body_len - off < MIME_BINARY_LINE ? p->body_len - off : MIME_BINARY_LINE;
+		size_t n =
+		    p->body_len - off < MIME_BINARY_LINE ? p->body_len - off : MIME_BINARY_LINE;
 		char *line = base64_encode_dup(b->msg + p->body_start + off, n);
 		if (off > 0)
 			b->write(b->ctx, "\r\n", 2);
@@ -83,11 +84,11 @@ static size_t mime_binary_run(const unsigned char *msg, size_t len, mime_binary_
 {
 	struct arena *arena = arena_new(16384);
 	struct mime_part *root;
-	struct mime_limits limits = { 0 };
+	struct mime_limits limits = {0};
 	if (mime_parse(arena, msg, len, &limits, &root) < 0) {
 		/* a limit was reached: the tree is still complete and usable */
 	}
-	struct mime_binary b = { .msg = msg, .write = write, .ctx = ctx };
+	struct mime_binary b = {.msg = msg, .write = write, .ctx = ctx};
 	mime_binary_walk(&b, root);
 	if (write != NULL)
 		write(ctx, msg + b.pos, len - b.pos);

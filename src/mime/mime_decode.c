@@ -31,13 +31,13 @@ static int mime_decode_b64_value(unsigned char c)
 
 /* What a quoted-printable decoder holds back in hold[]. */
 enum {
-	QP_NORMAL,  /* nothing */
-	QP_WSP,	    /* SP/HT: dropped if a line break or the end follows (RFC 2045 §6.7 (3)) */
-	QP_WSP_CR,  /* SP/HT then CR */
-	QP_EQ,	    /* "=" */
-	QP_EQ_HEX,  /* "=" and one hex digit */
-	QP_EQ_WSP,  /* "=" and SP/HT: a soft line break if a line break or the end follows */
-	QP_EQ_CR,   /* "=", maybe SP/HT, then CR */
+	QP_NORMAL, /* nothing */
+	QP_WSP,    /* SP/HT: dropped if a line break or the end follows (RFC 2045 §6.7 (3)) */
+	QP_WSP_CR, /* SP/HT then CR */
+	QP_EQ,     /* "=" */
+	QP_EQ_HEX, /* "=" and one hex digit */
+	QP_EQ_WSP, /* "=" and SP/HT: a soft line break if a line break or the end follows */
+	QP_EQ_CR,  /* "=", maybe SP/HT, then CR */
 };
 
 static bool mime_decode_is_wsp(unsigned char c)
@@ -64,7 +64,7 @@ void mime_decoder_init(struct mime_decoder *d, enum mime_encoding cte)
 }
 
 static size_t mime_decoder_base64(struct mime_decoder *d, const unsigned char *in, size_t len,
-				  unsigned char *out)
+                                  unsigned char *out)
 {
 	size_t n = 0;
 	for (size_t i = 0; i < len && !d->ended; i++) {
@@ -104,7 +104,7 @@ static size_t mime_decoder_qp_undo(struct mime_decoder *d, unsigned char c, unsi
 
 /* Hold c; a run that does not fit is let through as it is. */
 static size_t mime_decoder_qp_hold(struct mime_decoder *d, unsigned char c, int state,
-				   unsigned char *out)
+                                   unsigned char *out)
 {
 	size_t n = 0;
 	if (d->held == MIME_DECODER_HOLD) {
@@ -201,7 +201,7 @@ static size_t mime_decoder_qp_byte(struct mime_decoder *d, unsigned char c, unsi
 }
 
 size_t mime_decoder_feed(struct mime_decoder *d, const unsigned char *in, size_t len,
-			 unsigned char *out)
+                         unsigned char *out)
 {
 	if (d->cte == MIME_ENCODING_BASE64)
 		return mime_decoder_base64(d, in, len, out);
@@ -242,7 +242,7 @@ size_t mime_decode_base64(const unsigned char *in, size_t len, unsigned char *ou
 
 /* Whole-buffer quoted-printable: the output never exceeds the input. */
 static size_t mime_decode_qp_all(const unsigned char *in, size_t len, unsigned char *out,
-				 bool q_word)
+                                 bool q_word)
 {
 	struct mime_decoder d;
 	mime_decoder_init(&d, MIME_ENCODING_QUOTED_PRINTABLE);
@@ -332,8 +332,8 @@ const char *mime_decode_charset(struct arena *arena, const char *charset, size_t
 	char name[64];
 	size_t n = 0;
 	for (; n < charset_len && n + 1 < sizeof(name) && charset[n] != '*'; n++)
-		name[n] = (char)(charset[n] >= 'A' && charset[n] <= 'Z' ? charset[n] + 32
-		                                                        : charset[n]);
+		name[n] =
+		    (char)(charset[n] >= 'A' && charset[n] <= 'Z' ? charset[n] + 32 : charset[n]);
 	name[n] = '\0';
 	*len_r = len;
 	if (n == 0 || strcmp(name, "utf-8") == 0 || strcmp(name, "us-ascii") == 0 ||

@@ -20,11 +20,11 @@
 
 struct mime_decoder {
 	enum mime_encoding cte; /* MIME_ENCODING_BASE64 or _QUOTED_PRINTABLE; others copy */
-	bool q_word;		/* RFC 2047 "Q" encoding: '_' is SP (§4.2) */
-	bool ended;		/* base64: '=' seen, the rest is ignored */
-	unsigned bits;		/* base64: bits held in acc */
+	bool q_word;            /* RFC 2047 "Q" encoding: '_' is SP (§4.2) */
+	bool ended;             /* base64: '=' seen, the rest is ignored */
+	unsigned bits;          /* base64: bits held in acc */
 	unsigned long acc;
-	int state;		/* quoted-printable: what hold[] is (mime_decode.c) */
+	int state; /* quoted-printable: what hold[] is (mime_decode.c) */
 	size_t held;
 	unsigned char hold[MIME_DECODER_HOLD];
 };
@@ -39,7 +39,7 @@ void mime_decoder_init(struct mime_decoder *d, enum mime_encoding cte);
 /* Decode the next len octets of input into out (MIME_DECODER_OUT_MAX(len) octets of room);
  * returns the number written. */
 size_t mime_decoder_feed(struct mime_decoder *d, const unsigned char *in, size_t len,
-			 unsigned char *out);
+                         unsigned char *out);
 /* The input ended: write what was held back (MIME_DECODER_OUT_MAX(0) octets of room);
  * returns the number written. The decoder may be initialised again. */
 size_t mime_decoder_finish(struct mime_decoder *d, unsigned char *out);

@@ -128,8 +128,8 @@ static void conn_writable_cb(evutil_socket_t fd, short what, void *arg)
 
 /* An output evbuffer changed (of the top bufferevent, or of the socket one under a TLS
  * filter, whose drain the filter reports only to itself): when a drain took the unsent
- * output to the low-water mark, schedule on_writable (and on_drained when it is empty). Runs inside libevent, so it only
- * activates an event. */
+ * output to the low-water mark, schedule on_writable (and on_drained when it is empty). Runs inside
+ * libevent, so it only activates an event. */
 static void conn_output_cb(struct evbuffer *buf, const struct evbuffer_cb_info *info, void *arg)
 {
 	(void)buf;
@@ -155,7 +155,7 @@ static void conn_close_cb(evutil_socket_t fd, short what, void *arg)
 			conn_destroy(c);
 			return;
 		}
-		struct timeval again = { 0, 20000 };
+		struct timeval again = {0, 20000};
 		event_add(c->close_ev, &again);
 	} else {
 		/* conn_resume(): run the input handler once. */
@@ -177,13 +177,13 @@ static void conn_setup_bev(struct conn *c)
 	bufferevent_set_max_single_write(c->bev, CONN_OUTPUT_LOW);
 	bufferevent_enable(c->bev, EV_READ | EV_WRITE);
 	if (c->timeout > 0) {
-		struct timeval tv = { c->timeout, 0 };
+		struct timeval tv = {c->timeout, 0};
 		bufferevent_set_timeouts(c->bev, &tv, NULL);
 	}
 }
 
 struct conn *conn_new(struct net_loop *loop, int fd, const char *ip, int local_port,
-		      struct tls_ctx *tls, bool tls_now)
+                      struct tls_ctx *tls, bool tls_now)
 {
 	struct event_base *base = net_loop_base(loop);
 	struct conn *c = xcalloc(1, sizeof(*c));
@@ -199,9 +199,8 @@ struct conn *conn_new(struct net_loop *loop, int fd, const char *ip, int local_p
 	if (tls_now) {
 		SSL *ssl = c->tls != NULL ? SSL_new(tls_ctx_ssl_ctx(c->tls)) : NULL;
 		if (ssl != NULL)
-			c->bev = bufferevent_openssl_socket_new(base, fd, ssl,
-								BUFFEREVENT_SSL_ACCEPTING,
-								BEV_OPT_CLOSE_ON_FREE);
+			c->bev = bufferevent_openssl_socket_new(
+			    base, fd, ssl, BUFFEREVENT_SSL_ACCEPTING, BEV_OPT_CLOSE_ON_FREE);
 		c->tls_pending = true;
 	} else {
 		c->bev = bufferevent_socket_new(base, fd, BEV_OPT_CLOSE_ON_FREE);
@@ -266,7 +265,7 @@ static void conn_tls_describe(struct conn *c)
 	int alg_bits = 0;
 	int bits = SSL_get_cipher_bits(ssl, &alg_bits);
 	snprintf(c->tls_desc, sizeof(c->tls_desc), "%s with cipher %s (%d/%d bits)",
-		 SSL_get_version(ssl), SSL_get_cipher_name(ssl), bits, alg_bits);
+	         SSL_get_version(ssl), SSL_get_cipher_name(ssl), bits, alg_bits);
 }
 
 static void conn_event_cb(struct bufferevent *bev, short what, void *arg)
@@ -418,7 +417,7 @@ void conn_wait_writable(struct conn *c)
 	if (conn_unsent(c) <= CONN_OUTPUT_LOW) {
 		/* A zero timeout, not event_active(): timers run after the next poll for I/O,
 		 * so a command that yields this way cannot starve input and other sessions. */
-		struct timeval now = { 0, 0 };
+		struct timeval now = {0, 0};
 		event_add(c->writable_ev, &now);
 	}
 }
@@ -450,7 +449,7 @@ int conn_start_tls(struct conn *c)
 	conn_discard_input(c);
 	struct bufferevent *under = c->bev;
 	struct bufferevent *top = bufferevent_openssl_filter_new(
-		net_loop_base(c->loop), under, ssl, BUFFEREVENT_SSL_ACCEPTING, BEV_OPT_CLOSE_ON_FREE);
+	    net_loop_base(c->loop), under, ssl, BUFFEREVENT_SSL_ACCEPTING, BEV_OPT_CLOSE_ON_FREE);
 	if (top == NULL) {
 		SSL_free(ssl);
 		return -1;
@@ -477,7 +476,7 @@ void conn_set_timeout(struct conn *c, unsigned seconds)
 	c->timeout = seconds;
 	if (c->bev == NULL)
 		return;
-	struct timeval tv = { seconds, 0 };
+	struct timeval tv = {seconds, 0};
 	bufferevent_set_timeouts(c->bev, seconds > 0 ? &tv : NULL, NULL);
 }
 
@@ -486,7 +485,7 @@ void conn_set_timer(struct conn *c, unsigned ms)
 	evtimer_del(c->timer_ev);
 	if (ms == 0 || c->dead)
 		return;
-	struct timeval tv = { ms / 1000, (long)(ms % 1000) * 1000 };
+	struct timeval tv = {ms / 1000, (long)(ms % 1000) * 1000};
 	evtimer_add(c->timer_ev, &tv);
 }
 
@@ -502,7 +501,7 @@ void conn_close(struct conn *c)
 	c->closing = true;
 	bufferevent_disable(c->bev, EV_READ);
 	/* Give a slow reader 10 seconds to take our last words, then drop it. */
-	struct timeval now, grace = { 10, 0 }, tv = { 0, 0 };
+	struct timeval now, grace = {10, 0}, tv = {0, 0};
 	evutil_gettimeofday(&now, NULL);
 	evutil_timeradd(&now, &grace, &c->close_deadline);
 	event_add(c->close_ev, &tv);
@@ -573,7 +572,7 @@ static void conn_arm_tls_deadline(struct conn *c)
 	evtimer_del(c->tls_deadline_ev);
 	if (c->tls_timeout == 0 || !c->tls_pending || c->dead)
 		return;
-	struct timeval tv = { c->tls_timeout, 0 };
+	struct timeval tv = {c->tls_timeout, 0};
 	evtimer_add(c->tls_deadline_ev, &tv);
 }
 
@@ -582,7 +581,7 @@ void conn_set_deadline(struct conn *c, unsigned seconds)
 	evtimer_del(c->deadline_ev);
 	if (seconds == 0 || c->dead)
 		return;
-	struct timeval tv = { seconds, 0 };
+	struct timeval tv = {seconds, 0};
 	evtimer_add(c->deadline_ev, &tv);
 }
 

@@ -51,7 +51,7 @@ void conn_set_callbacks(struct conn *conn, const struct conn_callbacks *cb, void
  * complete line is buffered; -1 when the line exceeds max octets (including CRLF): the
  * buffered part is dropped, and the rest up to its LF will be dropped as it arrives. */
 int conn_read_line(struct conn *conn, size_t max, char **line_r, size_t *len_r)
-	__attribute__((warn_unused_result));
+    __attribute__((warn_unused_result));
 /* Copy up to max buffered octets into dst; returns the count (0 when none). */
 size_t conn_read_bytes(struct conn *conn, void *dst, size_t max);
 /* Look at buffered input without taking it: *data_r points at the first contiguous run of

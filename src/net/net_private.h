@@ -40,13 +40,13 @@ struct conn {
 	char tls_desc[160];
 	struct event *deadline_ev;     /* conn_set_deadline(): absolute, not reset by input */
 	struct event *tls_deadline_ev; /* a handshake in progress must end by then */
-	unsigned tls_timeout;	       /* seconds per handshake (0: none) */
+	unsigned tls_timeout;          /* seconds per handshake (0: none) */
 };
 
 /* Create a connection on loop for an accepted socket (implicit TLS when tls_now). Returns
  * NULL when the socket could not be set up (fd closed). */
 struct conn *conn_new(struct net_loop *loop, int fd, const char *ip, int local_port,
-		      struct tls_ctx *tls, bool tls_now);
+                      struct tls_ctx *tls, bool tls_now);
 /* Loop-side hooks implemented in server.c. */
 struct event_base *net_loop_base(struct net_loop *loop);
 void net_loop_conn_added(struct net_loop *loop, struct conn *conn);

@@ -78,7 +78,7 @@ struct net_server {
 	void (*reload_hook)(void *ctx);
 	void *reload_ctx;
 	struct event_base *main_base;
-	int spare_fd;		 /* /dev/null, given up to accept-and-close at EMFILE (lock) */
+	int spare_fd;              /* /dev/null, given up to accept-and-close at EMFILE (lock) */
 	time_t fd_shortage_logged; /* last log line about it (lock) */
 	unsigned long fd_shortage_refused; /* connections closed since (lock) */
 };
@@ -108,7 +108,7 @@ static bool net_server_admit(struct net_server *s, const char *ip)
 	if (s->total >= s->limits.connections)
 		ok = false;
 	else if (s->limits.connections_per_ip > 0 && e != NULL &&
-		 e->count >= s->limits.connections_per_ip)
+	         e->count >= s->limits.connections_per_ip)
 		ok = false;
 	if (ok) {
 		if (e == NULL) {
@@ -177,7 +177,7 @@ struct net_accept_ctx {
 };
 
 static void net_accept_cb(struct net_loop *loop, struct net_listen *li, int fd,
-			  struct sockaddr *sa);
+                          struct sockaddr *sa);
 
 /* Every loop watches every listening socket and takes ONE connection per wake-up, so a
  * burst of connections spreads over the loops instead of landing on whichever woke first
@@ -198,7 +198,7 @@ static void net_accept_fd_shortage(struct net_loop *loop, struct net_listen *li,
 		int fd = accept4(li->fd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
 		if (fd >= 0) {
 			ssize_t ignored = send(fd, li->busy_reply, strlen(li->busy_reply),
-					       MSG_DONTWAIT | MSG_NOSIGNAL);
+			                       MSG_DONTWAIT | MSG_NOSIGNAL);
 			(void)ignored;
 			close(fd);
 			s->fd_shortage_refused++;
@@ -215,8 +215,8 @@ static void net_accept_fd_shortage(struct net_loop *loop, struct net_listen *li,
 	pthread_mutex_unlock(&s->lock);
 	if (log_now)
 		log_error("event=accept-error port=%d error=\"%s\" action=pause pause_ms=%d "
-			  "refused=%lu",
-			  li->port, strerror(err), NET_ACCEPT_PAUSE_MS, refused);
+		          "refused=%lu",
+		          li->port, strerror(err), NET_ACCEPT_PAUSE_MS, refused);
 	net_loop_pause_accept(loop);
 }
 
@@ -246,7 +246,7 @@ static void net_loop_pause_accept(struct net_loop *loop)
 	for (size_t j = 0; j < NET_LISTENERS_MAX; j++)
 		if (loop->listeners[j] != NULL)
 			event_del(loop->listeners[j]);
-	struct timeval tv = { 0, NET_ACCEPT_PAUSE_MS * 1000 };
+	struct timeval tv = {0, NET_ACCEPT_PAUSE_MS * 1000};
 	event_add(loop->accept_resume_ev, &tv);
 }
 
@@ -264,17 +264,15 @@ static void net_accept_ready(evutil_socket_t lfd, short what, void *arg)
 		int err = errno;
 		if (err == EMFILE || err == ENFILE || err == ENOBUFS || err == ENOMEM)
 			net_accept_fd_shortage(ctx->loop, ctx->li, err);
-		else if (err != EAGAIN && err != EWOULDBLOCK && err != EINTR &&
-			 err != ECONNABORTED)
+		else if (err != EAGAIN && err != EWOULDBLOCK && err != EINTR && err != ECONNABORTED)
 			log_warn("event=accept-error port=%d error=%s", ctx->li->port,
-				 strerror(err));
+			         strerror(err));
 		return;
 	}
 	net_accept_cb(ctx->loop, ctx->li, fd, (struct sockaddr *)&ss);
 }
 
-static void net_accept_cb(struct net_loop *loop, struct net_listen *li, int fd,
-			  struct sockaddr *sa)
+static void net_accept_cb(struct net_loop *loop, struct net_listen *li, int fd, struct sockaddr *sa)
 {
 	struct net_server *s = li->server;
 	char ip[INET6_ADDRSTRLEN] = "unknown";
@@ -436,8 +434,8 @@ sys_err:
 }
 
 int net_server_listen(struct net_server *s, const char *host, int port, bool implicit_tls,
-		      conn_accept_fn *accept_fn, void *accept_ctx, const char *busy_reply,
-		      const char **error_r)
+                      conn_accept_fn *accept_fn, void *accept_ctx, const char *busy_reply,
+                      const char **error_r)
 {
 	if (s->listen_count == NET_LISTENERS_MAX) {
 		*error_r = "too many listeners";
@@ -458,7 +456,7 @@ int net_server_listen(struct net_server *s, const char *host, int port, bool imp
 }
 
 int net_server_load_tls(struct net_server *s, const char *cert, const char *key,
-			const char **error_r)
+                        const char **error_r)
 {
 	struct tls_ctx *t = tls_ctx_load(cert, key, error_r);
 	if (t == NULL)
@@ -509,7 +507,7 @@ static void net_loop_shutdown_cb(evutil_socket_t fd, short what, void *arg)
 		else
 			conn_close(c);
 	}
-	struct timeval deadline = { 30, 0 };
+	struct timeval deadline = {30, 0};
 	event_base_loopexit(loop->base, &deadline);
 }
 
@@ -552,7 +550,7 @@ int net_server_run(struct net_server *s)
 			ctx->li = &s->listens[j];
 			loop->accept_ctx[j] = ctx;
 			loop->listeners[j] = event_new(loop->base, s->listens[j].fd,
-						       EV_READ | EV_PERSIST, net_accept_ready, ctx);
+			                               EV_READ | EV_PERSIST, net_accept_ready, ctx);
 			if (loop->listeners[j] == NULL || event_add(loop->listeners[j], NULL) < 0) {
 				log_error("cannot start listener on port %d", s->listens[j].port);
 				return -1;
@@ -560,7 +558,7 @@ int net_server_run(struct net_server *s)
 		}
 	}
 	struct event *sigs[3];
-	const int signums[3] = { SIGTERM, SIGINT, SIGHUP };
+	const int signums[3] = {SIGTERM, SIGINT, SIGHUP};
 	for (int i = 0; i < 3; i++) {
 		sigs[i] = evsignal_new(s->main_base, signums[i], net_signal_cb, s);
 		event_add(sigs[i], NULL);

@@ -18,11 +18,11 @@ void net_server_free(struct net_server **server);
  * accept with accept_ctx; implicit_tls starts TLS at once. busy_reply (a full protocol line
  * with CRLF) is sent to a connection refused by a limit. 0 ok, -1 with *error_r. */
 int net_server_listen(struct net_server *server, const char *host, int port, bool implicit_tls,
-		      conn_accept_fn *accept, void *accept_ctx, const char *busy_reply,
-		      const char **error_r) __attribute__((warn_unused_result));
+                      conn_accept_fn *accept, void *accept_ctx, const char *busy_reply,
+                      const char **error_r) __attribute__((warn_unused_result));
 /* Load (or reload) the TLS certificate and key used by new connections. 0 / -1 + error. */
 int net_server_load_tls(struct net_server *server, const char *cert, const char *key,
-			const char **error_r) __attribute__((warn_unused_result));
+                        const char **error_r) __attribute__((warn_unused_result));
 /* Replace the limits for new connections (SIGHUP). */
 void net_server_set_limits(struct net_server *server, const struct limits *limits);
 /* Called on the main thread on SIGHUP. */

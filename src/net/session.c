@@ -7,22 +7,22 @@
 #include "core/banned.h"
 
 static const struct session_conn_ops session_conn_real = {
-	.pause = conn_pause,
-	.hold = conn_hold,
-	.unhold = conn_unhold,
-	.wake = conn_wake,
-	.is_closed = conn_is_closed,
-	.clear_deadline = conn_clear_deadline,
-	.remote_ip = conn_remote_ip,
-	.id = conn_id,
+    .pause = conn_pause,
+    .hold = conn_hold,
+    .unhold = conn_unhold,
+    .wake = conn_wake,
+    .is_closed = conn_is_closed,
+    .clear_deadline = conn_clear_deadline,
+    .remote_ip = conn_remote_ip,
+    .id = conn_id,
 };
 
 void session_init(struct session *ss, struct conn *conn, const char *proto,
-		  const struct session_hooks *hooks, void *ctx)
+                  const struct session_hooks *hooks, void *ctx)
 {
 	ASSERT(hooks->async_done != NULL && hooks->goodbye != NULL && hooks->free != NULL);
-	*ss = (struct session){ .conn = conn, .io = &session_conn_real, .hooks = hooks,
-				.ctx = ctx, .proto = proto };
+	*ss = (struct session){
+	    .conn = conn, .io = &session_conn_real, .hooks = hooks, .ctx = ctx, .proto = proto};
 	pthread_mutex_init(&ss->finish_lock, NULL);
 }
 
@@ -135,8 +135,8 @@ int session_admit_login(struct session *ss, struct userip *reg, uint64_t account
 	if (ss->userip == NULL) {
 		if (userip_acquire(reg, account, ss->io->remote_ip(ss->conn), max) == 0) {
 			log_info("session=%s proto=%s event=login result=refused "
-				 "reason=sessions-per-user-ip limit=%u",
-				 ss->io->id(ss->conn), ss->proto, max);
+			         "reason=sessions-per-user-ip limit=%u",
+			         ss->io->id(ss->conn), ss->proto, max);
 			return 0;
 		}
 		ss->userip = reg;

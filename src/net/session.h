@@ -59,20 +59,20 @@ struct session {
 	const struct session_conn_ops *io;
 	const struct session_hooks *hooks;
 	void *ctx;
-	const char *proto;	     /* "smtp", "pop3", "imap" (static): for log lines */
-	int async;		     /* the operation in flight (the protocol's kind); 0 none */
+	const char *proto; /* "smtp", "pop3", "imap" (static): for log lines */
+	int async;         /* the operation in flight (the protocol's kind); 0 none */
 	/* Set by session_async_finished() together with its wake, under finish_lock: the
 	 * loop that sees it set knows the other thread is done with the session and conn. */
 	pthread_mutex_t finish_lock;
 	bool async_finished;
-	bool shutdown;		     /* the server is stopping */
-	bool logged_in;		     /* session_logged_in() ran: the pre-login deadline is off */
-	struct userip *userip;	     /* where this session is counted; NULL when it is not */
+	bool shutdown;         /* the server is stopping */
+	bool logged_in;        /* session_logged_in() ran: the pre-login deadline is off */
+	struct userip *userip; /* where this session is counted; NULL when it is not */
 	uint64_t userip_account;
 };
 
 void session_init(struct session *ss, struct conn *conn, const char *proto,
-		  const struct session_hooks *hooks, void *ctx);
+                  const struct session_hooks *hooks, void *ctx);
 
 /* Start an asynchronous operation kind (> 0, the protocol's own numbering) that ends with
  * session_async_finished(): input pauses and the conn is held, so on_closed may come first
@@ -101,6 +101,6 @@ void session_logged_in(struct session *ss);
  * (logged; nothing changed, the client may retry). A session already counted is not
  * counted again. */
 int session_admit_login(struct session *ss, struct userip *reg, uint64_t account, unsigned max)
-	__attribute__((warn_unused_result));
+    __attribute__((warn_unused_result));
 
 #endif

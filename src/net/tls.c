@@ -46,7 +46,7 @@ struct tls_ctx *tls_ctx_load(const char *cert_path, const char *key_path, const 
 	/* TLS 1.2: forward-secret AEAD suites only; TLS 1.3 suites are all modern. */
 	SSL_CTX_set_cipher_list(c, "ECDHE+AESGCM:ECDHE+CHACHA20:DHE+AESGCM:DHE+CHACHA20");
 	SSL_CTX_set_options(c, SSL_OP_NO_RENEGOTIATION | SSL_OP_CIPHER_SERVER_PREFERENCE |
-				       SSL_OP_NO_COMPRESSION);
+	                           SSL_OP_NO_COMPRESSION);
 	SSL_CTX_set_mode(c, SSL_MODE_RELEASE_BUFFERS);
 	SSL_CTX_set_session_cache_mode(c, SSL_SESS_CACHE_SERVER);
 	SSL_CTX_set_session_id_context(c, (const unsigned char *)"posthorn", 8);
@@ -100,7 +100,7 @@ static int tls_write_pem(const char *path, int mode, EVP_PKEY *key, X509 *cert)
 		return -1;
 	}
 	int ok = key != NULL ? PEM_write_PrivateKey(f, key, NULL, NULL, 0, NULL, NULL)
-			     : PEM_write_X509(f, cert);
+	                     : PEM_write_X509(f, cert);
 	if (fflush(f) != 0 || fsync(fileno(f)) != 0)
 		ok = 0;
 	if (fclose(f) != 0)
@@ -122,7 +122,7 @@ static int tls_add_ext(X509 *cert, int nid, const char *value)
 }
 
 int tls_generate_self_signed(const char *cert_path, const char *key_path, const char *hostname,
-			     const char **error_r)
+                             const char **error_r)
 {
 	EVP_PKEY *key = EVP_RSA_gen(2048);
 	X509 *cert = X509_new();
@@ -150,8 +150,8 @@ int tls_generate_self_signed(const char *cert_path, const char *key_path, const 
 	X509_gmtime_adj(X509_getm_notAfter(cert), 10L * 365 * 24 * 3600);
 	X509_set_pubkey(cert, key);
 	X509_NAME *name = X509_get_subject_name(cert);
-	X509_NAME_add_entry_by_txt(name, "CN", MBSTRING_UTF8, (const unsigned char *)hostname,
-				   -1, -1, 0);
+	X509_NAME_add_entry_by_txt(name, "CN", MBSTRING_UTF8, (const unsigned char *)hostname, -1,
+	                           -1, 0);
 	X509_set_issuer_name(cert, name);
 	snprintf(san, sizeof(san), "DNS:%s", hostname);
 	if (tls_add_ext(cert, NID_subject_alt_name, san) < 0 ||

@@ -17,6 +17,6 @@ void *tls_ctx_ssl_ctx(struct tls_ctx *ctx);
 /* Write a new RSA-2048 key (mode 0600) and a self-signed certificate for hostname valid for
  * ten years. 0 ok, -1 with *error_r. */
 int tls_generate_self_signed(const char *cert_path, const char *key_path, const char *hostname,
-			     const char **error_r);
+                             const char **error_r);
 
 #endif

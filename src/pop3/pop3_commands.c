@@ -37,14 +37,14 @@ static void cmd_uidl(struct pop3_session *s, struct pop3_command *cmd);
 static void cmd_quit(struct pop3_session *s, struct pop3_command *cmd);
 
 static const struct pop3_command_def pop3_commands[] = {
-	{ POP3_VERB_USER, cmd_user, IN_AUTH },	{ POP3_VERB_PASS, cmd_pass, IN_AUTH },
-	{ POP3_VERB_APOP, cmd_apop, IN_AUTH },	{ POP3_VERB_AUTH, cmd_auth, IN_AUTH },
-	{ POP3_VERB_STLS, cmd_stls, IN_AUTH },	{ POP3_VERB_CAPA, cmd_capa, IN_AUTH | IN_TRANS },
-	{ POP3_VERB_UTF8, cmd_utf8, IN_AUTH },	{ POP3_VERB_STAT, cmd_stat, IN_TRANS },
-	{ POP3_VERB_LIST, cmd_list, IN_TRANS }, { POP3_VERB_RETR, cmd_retr, IN_TRANS },
-	{ POP3_VERB_DELE, cmd_dele, IN_TRANS }, { POP3_VERB_NOOP, cmd_noop, IN_TRANS },
-	{ POP3_VERB_RSET, cmd_rset, IN_TRANS }, { POP3_VERB_TOP, cmd_top, IN_TRANS },
-	{ POP3_VERB_UIDL, cmd_uidl, IN_TRANS }, { POP3_VERB_QUIT, cmd_quit, IN_AUTH | IN_TRANS },
+    {POP3_VERB_USER, cmd_user, IN_AUTH},  {POP3_VERB_PASS, cmd_pass, IN_AUTH},
+    {POP3_VERB_APOP, cmd_apop, IN_AUTH},  {POP3_VERB_AUTH, cmd_auth, IN_AUTH},
+    {POP3_VERB_STLS, cmd_stls, IN_AUTH},  {POP3_VERB_CAPA, cmd_capa, IN_AUTH | IN_TRANS},
+    {POP3_VERB_UTF8, cmd_utf8, IN_AUTH},  {POP3_VERB_STAT, cmd_stat, IN_TRANS},
+    {POP3_VERB_LIST, cmd_list, IN_TRANS}, {POP3_VERB_RETR, cmd_retr, IN_TRANS},
+    {POP3_VERB_DELE, cmd_dele, IN_TRANS}, {POP3_VERB_NOOP, cmd_noop, IN_TRANS},
+    {POP3_VERB_RSET, cmd_rset, IN_TRANS}, {POP3_VERB_TOP, cmd_top, IN_TRANS},
+    {POP3_VERB_UIDL, cmd_uidl, IN_TRANS}, {POP3_VERB_QUIT, cmd_quit, IN_AUTH | IN_TRANS},
 };
 
 void pop3_commands_execute(struct pop3_session *s, const char *line, size_t len)
@@ -62,7 +62,7 @@ void pop3_commands_execute(struct pop3_session *s, const char *line, size_t len)
 	unsigned state = s->state == POP3_STATE_TRANSACTION ? IN_TRANS : IN_AUTH;
 	if (def == NULL || (def->states & state) == 0) {
 		pop3_reply(s, state == IN_AUTH ? "-ERR Not logged in"
-					       : "-ERR Command not valid in this state");
+		                               : "-ERR Command not valid in this state");
 		return;
 	}
 	def->handler(s, &cmd);
@@ -71,7 +71,7 @@ void pop3_commands_execute(struct pop3_session *s, const char *line, size_t len)
 /* ---- AUTHORIZATION ---- */
 
 static const char pop3_plaintext_refused[] =
-	"-ERR [AUTH] Plaintext authentication disallowed on non-secure connections, use STLS";
+    "-ERR [AUTH] Plaintext authentication disallowed on non-secure connections, use STLS";
 
 static void cmd_user(struct pop3_session *s, struct pop3_command *cmd)
 {
@@ -95,8 +95,8 @@ static void cmd_pass(struct pop3_session *s, struct pop3_command *cmd)
 		return;
 	}
 	struct auth_login *login = pop3_session_login_new(s);
-	pop3_session_login_status(s, auth_login_password(login, NULL, s->user, cmd->argv[0]),
-				  NULL, NULL);
+	pop3_session_login_status(s, auth_login_password(login, NULL, s->user, cmd->argv[0]), NULL,
+	                          NULL);
 }
 
 static void cmd_apop(struct pop3_session *s, struct pop3_command *cmd)
@@ -106,9 +106,8 @@ static void cmd_apop(struct pop3_session *s, struct pop3_command *cmd)
 		return;
 	}
 	struct auth_login *login = pop3_session_login_new(s);
-	pop3_session_login_status(s, auth_login_apop(login, s->apop_banner, cmd->argv[0],
-						     cmd->argv[1]),
-				  NULL, NULL);
+	pop3_session_login_status(
+	    s, auth_login_apop(login, s->apop_banner, cmd->argv[0], cmd->argv[1]), NULL, NULL);
 }
 
 static void cmd_auth(struct pop3_session *s, struct pop3_command *cmd)
@@ -143,7 +142,7 @@ static void cmd_auth(struct pop3_session *s, struct pop3_command *cmd)
 	const char *challenge, *error;
 	struct auth_login *login = pop3_session_login_new(s);
 	enum auth_login_status st = auth_login_sasl_start(
-		login, mech, cmd->argc == 2 ? cmd->argv[1] : NULL, &challenge, &error);
+	    login, mech, cmd->argc == 2 ? cmd->argv[1] : NULL, &challenge, &error);
 	pop3_session_login_status(s, st, challenge, error);
 }
 
@@ -245,7 +244,7 @@ static void cmd_list(struct pop3_session *s, struct pop3_command *cmd)
 	for (uint32_t i = 0; i < s->count; i++)
 		if (!s->msgs[i].deleted)
 			conn_printf(s->conn, "%u %llu\r\n", i + 1,
-				    (unsigned long long)s->msgs[i].size);
+			            (unsigned long long)s->msgs[i].size);
 	conn_printf(s->conn, ".\r\n");
 }
 

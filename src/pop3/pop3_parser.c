@@ -14,14 +14,12 @@ struct pop3_verb_def {
 };
 
 static const struct pop3_verb_def pop3_verbs[] = {
-	{ "USER", POP3_VERB_USER, 1, 1 }, { "PASS", POP3_VERB_PASS, 1, 1 },
-	{ "APOP", POP3_VERB_APOP, 2, 2 }, { "AUTH", POP3_VERB_AUTH, 0, 2 },
-	{ "STLS", POP3_VERB_STLS, 0, 0 }, { "CAPA", POP3_VERB_CAPA, 0, 0 },
-	{ "UTF8", POP3_VERB_UTF8, 0, 0 }, { "STAT", POP3_VERB_STAT, 0, 0 },
-	{ "LIST", POP3_VERB_LIST, 0, 1 }, { "RETR", POP3_VERB_RETR, 1, 1 },
-	{ "DELE", POP3_VERB_DELE, 1, 1 }, { "NOOP", POP3_VERB_NOOP, 0, 0 },
-	{ "RSET", POP3_VERB_RSET, 0, 0 }, { "TOP", POP3_VERB_TOP, 2, 2 },
-	{ "UIDL", POP3_VERB_UIDL, 0, 1 }, { "QUIT", POP3_VERB_QUIT, 0, 0 },
+    {"USER", POP3_VERB_USER, 1, 1}, {"PASS", POP3_VERB_PASS, 1, 1}, {"APOP", POP3_VERB_APOP, 2, 2},
+    {"AUTH", POP3_VERB_AUTH, 0, 2}, {"STLS", POP3_VERB_STLS, 0, 0}, {"CAPA", POP3_VERB_CAPA, 0, 0},
+    {"UTF8", POP3_VERB_UTF8, 0, 0}, {"STAT", POP3_VERB_STAT, 0, 0}, {"LIST", POP3_VERB_LIST, 0, 1},
+    {"RETR", POP3_VERB_RETR, 1, 1}, {"DELE", POP3_VERB_DELE, 1, 1}, {"NOOP", POP3_VERB_NOOP, 0, 0},
+    {"RSET", POP3_VERB_RSET, 0, 0}, {"TOP", POP3_VERB_TOP, 2, 2},   {"UIDL", POP3_VERB_UIDL, 0, 1},
+    {"QUIT", POP3_VERB_QUIT, 0, 0},
 };
 
 const char *pop3_parser_verb_name(enum pop3_verb verb)
@@ -51,8 +49,8 @@ int pop3_parser_number(const char *s, uint32_t *n_r)
 	return 0;
 }
 
-int pop3_parser_parse(struct arena *arena, const char *line, size_t len,
-		      struct pop3_command *cmd, const char **error_r)
+int pop3_parser_parse(struct arena *arena, const char *line, size_t len, struct pop3_command *cmd,
+                      const char **error_r)
 {
 	memset(cmd, 0, sizeof(*cmd));
 	for (size_t i = 0; i < len; i++) {
@@ -97,8 +95,7 @@ int pop3_parser_parse(struct arena *arena, const char *line, size_t len,
 			pos++;
 		size_t alen = pos - start;
 		bool long_ok = def->verb == POP3_VERB_AUTH && cmd->argc == 1;
-		if (alen == 0 || cmd->argc == def->max_args ||
-		    (alen > POP3_ARG_MAX && !long_ok)) {
+		if (alen == 0 || cmd->argc == def->max_args || (alen > POP3_ARG_MAX && !long_ok)) {
 			*error_r = alen > POP3_ARG_MAX ? "Argument too long" : "Invalid arguments";
 			return -1;
 		}

@@ -44,9 +44,8 @@ struct pop3_command {
  * line as its one argument (passwords may contain spaces); other commands take up to their
  * RFC's number of space-separated arguments, each 1..POP3_ARG_MAX octets (AUTH's initial
  * response may be longer). Returns 0, or -1 with *error_r a static reason for "-ERR". */
-int pop3_parser_parse(struct arena *arena, const char *line, size_t len,
-		      struct pop3_command *cmd_r, const char **error_r)
-	__attribute__((warn_unused_result));
+int pop3_parser_parse(struct arena *arena, const char *line, size_t len, struct pop3_command *cmd_r,
+                      const char **error_r) __attribute__((warn_unused_result));
 /* A message number: 1..UINT32_MAX, digits only, no leading '+'/'-'. 0 ok, -1 bad. */
 int pop3_parser_number(const char *s, uint32_t *n_r) __attribute__((warn_unused_result));
 /* "RETR" for logs. */

@@ -28,7 +28,7 @@ struct pop3_drop {
 };
 
 static const char *const pop3_state_names[] = {
-	"tls", "authorization", "sasl", "transaction", "streaming", "wait", "closing",
+    "tls", "authorization", "sasl", "transaction", "streaming", "wait", "closing",
 };
 
 struct pop3_server *pop3_server_new(struct store *store, struct auth *auth, struct conf *conf)
@@ -111,7 +111,7 @@ void pop3_session_set_state(struct pop3_session *s, enum pop3_state state)
 {
 	if (log_debug_enabled())
 		log_debug("session=%s proto=pop3 event=state from=%s to=%s", conn_id(s->conn),
-			  pop3_state_names[s->state], pop3_state_names[state]);
+		          pop3_state_names[s->state], pop3_state_names[state]);
 	s->state = state;
 }
 
@@ -186,7 +186,7 @@ struct auth_login *pop3_session_login_new(struct pop3_session *s)
 static void pop3_login_done(struct pop3_session *s);
 
 void pop3_session_login_status(struct pop3_session *s, enum auth_login_status st,
-			       const char *challenge, const char *error)
+                               const char *challenge, const char *error)
 {
 	switch (st) {
 	case AUTH_LOGIN_CHALLENGE:
@@ -216,10 +216,10 @@ static void pop3_snapshot_cb(void *ctx, const struct store_entry *e)
 {
 	struct pop3_session *s = ctx;
 	if ((s->count & (s->count - 1)) == 0) /* grow at powers of two */
-		s->msgs = xrealloc(s->msgs, (s->count == 0 ? 1 : 2 * (size_t)s->count) *
-						    sizeof(*s->msgs));
-	s->msgs[s->count++] = (struct pop3_msg){ .uid = e->uid, .size = e->size,
-						 .date = e->internal_date };
+		s->msgs = xrealloc(s->msgs,
+		                   (s->count == 0 ? 1 : 2 * (size_t)s->count) * sizeof(*s->msgs));
+	s->msgs[s->count++] =
+	    (struct pop3_msg){.uid = e->uid, .size = e->size, .date = e->internal_date};
 }
 
 /* The one place where a POP3 login succeeds (credentials verified): lock and snapshot
@@ -240,7 +240,7 @@ static void pop3_login_succeeded(struct pop3_session *s, uint64_t account_id, co
 	}
 	/* limit_sessions_per_user_ip; the pre-login deadline ends (net/session.h) */
 	if (session_admit_login(&s->life, s->server->userip, account_id,
-				s->limits->sessions_per_user_ip) == 0) {
+	                        s->limits->sessions_per_user_ip) == 0) {
 		pop3_drop_unlock(s->server, account_id);
 		pop3_reply(s, "-ERR [IN-USE] Too many sessions of this user from this address");
 		return;
@@ -249,13 +249,13 @@ static void pop3_login_succeeded(struct pop3_session *s, uint64_t account_id, co
 	s->locked = true;
 	s->count = 0;
 	struct store_mailbox_status st;
-	int r = store_mailbox_snapshot(s->server->store, account_id, "INBOX", &st,
-				       pop3_snapshot_cb, s);
+	int r =
+	    store_mailbox_snapshot(s->server->store, account_id, "INBOX", &st, pop3_snapshot_cb, s);
 	if (r != 1) {
 		pop3_drop_unlock(s->server, account_id);
 		s->locked = false;
 		log_error("session=%s proto=pop3 event=login error=snapshot user=%s",
-			  conn_id(s->conn), user);
+		          conn_id(s->conn), user);
 		pop3_reply(s, "-ERR [SYS/TEMP] Cannot open the mailbox, try again later");
 		return;
 	}
@@ -266,7 +266,7 @@ static void pop3_login_succeeded(struct pop3_session *s, uint64_t account_id, co
 	POP3_LOG(s, "event=login result=ok user=%s messages=%u", user, s->count);
 	pop3_session_set_state(s, POP3_STATE_TRANSACTION);
 	pop3_replyf(s, "+OK Logged in, %u messages (%llu octets)", s->count,
-		    (unsigned long long)total);
+	            (unsigned long long)total);
 }
 
 static void pop3_login_done(struct pop3_session *s)
@@ -275,7 +275,7 @@ static void pop3_login_done(struct pop3_session *s)
 	pop3_session_set_state(s, POP3_STATE_AUTHORIZATION);
 	if (res->result == 1) {
 		POP3_LOG(s, "event=auth result=ok user=%s mech=%s cached=%s", res->user, res->mech,
-			 res->cached ? "yes" : "no");
+		         res->cached ? "yes" : "no");
 		char *user = xstrdup(res->user);
 		uint64_t account_id = res->account_id;
 		auth_login_free(&s->login);
@@ -291,7 +291,7 @@ static void pop3_login_done(struct pop3_session *s)
 	}
 	s->auth_failures++;
 	POP3_LOG(s, "event=login result=fail user=%s mech=%s delay_ms=%u", res->user, res->mech,
-		 res->delay_ms);
+	         res->delay_ms);
 	unsigned delay = res->delay_ms;
 	auth_login_free(&s->login);
 	/* Answer from the timer, after the penalty; input stays paused meanwhile. */
@@ -307,8 +307,9 @@ static void pop3_login_failed_answer(struct pop3_session *s)
 	pop3_session_set_state(s, POP3_STATE_AUTHORIZATION);
 	if (s->auth_failures >= s->limits->auth_failures) {
 		POP3_LOG(s, "event=disconnect reason=too-many-auth-failures failures=%u",
-			 s->auth_failures);
-		pop3_session_close(s, "-ERR [AUTH] Authentication failed; too many failures, closing");
+		         s->auth_failures);
+		pop3_session_close(s,
+		                   "-ERR [AUTH] Authentication failed; too many failures, closing");
 		return;
 	}
 	pop3_reply(s, "-ERR [AUTH] Authentication failed");
@@ -322,13 +323,13 @@ static void pop3_login_failed_answer(struct pop3_session *s)
  * stop after the header and the requested body lines (§7). Returns false once the response
  * is complete. */
 static bool pop3_transform_bytes(struct pop3_session *s, const unsigned char *in, size_t n,
-				 unsigned char *out, size_t *out_len);
+                                 unsigned char *out, size_t *out_len);
 
 /* RETR's common case, a line at a time: lines that already end in CRLF (as stored mail
  * does) are copied whole, with a dot prepended when they start with one. Anything unusual
  * (a bare CR, TOP's line counting) goes to the octet-by-octet path. */
 static bool pop3_transform(struct pop3_session *s, const unsigned char *in, size_t n,
-			   unsigned char *out, size_t *out_len)
+                           unsigned char *out, size_t *out_len)
 {
 	size_t i = 0, o = 0;
 	while (i < n && !s->top && !s->pending_cr) {
@@ -367,7 +368,7 @@ static bool pop3_transform(struct pop3_session *s, const unsigned char *in, size
 }
 
 static bool pop3_transform_bytes(struct pop3_session *s, const unsigned char *in, size_t n,
-				 unsigned char *out, size_t *out_len)
+                                 unsigned char *out, size_t *out_len)
 {
 	size_t o = 0;
 	for (size_t i = 0; i < n; i++) {
@@ -488,7 +489,7 @@ void pop3_session_update(struct pop3_session *s)
 		const struct pop3_msg *m = &s->msgs[i];
 		/* EXPIRE (RFC 2449 §6.7): retrieved mail older than the setting goes too. */
 		bool expired = s->conf->pop3_expire >= 0 && m->retrieved &&
-			       now - m->date >= (int64_t)s->conf->pop3_expire * 86400;
+		               now - m->date >= (int64_t)s->conf->pop3_expire * 86400;
 		if (m->deleted || expired)
 			s->expunge_uids[n++] = m->uid;
 	}
@@ -501,10 +502,10 @@ void pop3_session_update(struct pop3_session *s)
 		return;
 	}
 	s->expunge = (struct store_expunge){
-		.account_id = s->account_id,
-		.mailbox = "INBOX",
-		.uids = s->expunge_uids,
-		.uid_count = n,
+	    .account_id = s->account_id,
+	    .mailbox = "INBOX",
+	    .uids = s->expunge_uids,
+	    .uid_count = n,
 	};
 	pop3_session_set_state(s, POP3_STATE_WAIT);
 	session_async_start(&s->life, POP3_ASYNC_EXPUNGE);
@@ -519,12 +520,12 @@ static void pop3_update_done(struct pop3_session *s)
 	}
 	if (s->expunge.result != 0) {
 		log_error("session=%s proto=pop3 event=logout error=\"%s\"", conn_id(s->conn),
-			  s->expunge.error);
+		          s->expunge.error);
 		pop3_session_close(s, "-ERR [SYS/TEMP] Deleted messages were not removed");
 		return;
 	}
 	POP3_LOG(s, "event=logout deleted=%u freed=%llu", s->expunge.expunged,
-		 (unsigned long long)s->expunge.freed);
+	         (unsigned long long)s->expunge.freed);
 	pop3_session_set_state(s, POP3_STATE_TRANSACTION);
 	char line[96];
 	snprintf(line, sizeof(line), "+OK Logging out, %u messages deleted", s->expunge.expunged);
@@ -537,7 +538,7 @@ static void pop3_on_input(struct conn *conn, void *ctx)
 {
 	struct pop3_session *s = ctx;
 	while (!s->closed && (s->state == POP3_STATE_AUTHORIZATION ||
-			      s->state == POP3_STATE_TRANSACTION || s->state == POP3_STATE_SASL)) {
+	                      s->state == POP3_STATE_TRANSACTION || s->state == POP3_STATE_SASL)) {
 		char *line;
 		size_t len;
 		/* AUTH lines carry SASL responses: RFC 4954's 12,288 octets apply as in SMTP
@@ -555,17 +556,20 @@ static void pop3_on_input(struct conn *conn, void *ctx)
 				pop3_session_set_state(s, POP3_STATE_AUTHORIZATION);
 			}
 			pop3_reply(s, "-ERR Line too long");
-		} else if (s->state == POP3_STATE_AUTHORIZATION && len + 2 > s->limits->command_line &&
-			   !(len > 5 && strncasecmp(line, "AUTH ", 5) == 0)) {
+		} else if (s->state == POP3_STATE_AUTHORIZATION &&
+		           len + 2 > s->limits->command_line &&
+		           !(len > 5 && strncasecmp(line, "AUTH ", 5) == 0)) {
 			xmemzero(line, len);
 			pop3_reply(s, "-ERR Line too long");
 		} else if (s->state == POP3_STATE_SASL) {
 			pop3_commands_sasl_continue(s, line);
 			xmemzero(line, len); /* SASL responses carry secrets */
 		} else if (s->state == POP3_STATE_AUTHORIZATION &&
-			   ++s->login_commands > s->limits->login_commands) {
+		           ++s->login_commands > s->limits->login_commands) {
 			xmemzero(line, len);
-			POP3_LOG(s, "event=disconnect reason=too-many-commands-before-login count=%u", s->login_commands);
+			POP3_LOG(s,
+			         "event=disconnect reason=too-many-commands-before-login count=%u",
+			         s->login_commands);
 			pop3_session_close(s, "-ERR Too many commands before login");
 		} else {
 			pop3_commands_execute(s, line, len);
@@ -584,9 +588,9 @@ static void pop3_greet(struct pop3_session *s)
 		if (getrandom(r, sizeof(r), 0) != (ssize_t)sizeof(r))
 			memset(r, 0, sizeof(r));
 		snprintf(s->apop_banner, sizeof(s->apop_banner),
-			 "<%d.%02x%02x%02x%02x%02x%02x%02x%02x.%lld@%s>", (int)getpid(), r[0], r[1],
-			 r[2], r[3], r[4], r[5], r[6], r[7], (long long)time(NULL),
-			 s->conf->hostname);
+		         "<%d.%02x%02x%02x%02x%02x%02x%02x%02x.%lld@%s>", (int)getpid(), r[0], r[1],
+		         r[2], r[3], r[4], r[5], r[6], r[7], (long long)time(NULL),
+		         s->conf->hostname);
 		pop3_replyf(s, "+OK Posthorn POP3 ready %s", s->apop_banner);
 	} else {
 		pop3_reply(s, "+OK Posthorn POP3 ready");
@@ -665,10 +669,10 @@ static void pop3_free_hook(void *ctx)
 }
 
 static const struct session_hooks pop3_session_hooks = {
-	.async_done = pop3_async_done,
-	.wake = pop3_after_wake,
-	.goodbye = pop3_goodbye,
-	.free = pop3_free_hook,
+    .async_done = pop3_async_done,
+    .wake = pop3_after_wake,
+    .goodbye = pop3_goodbye,
+    .free = pop3_free_hook,
 };
 
 static void pop3_on_wake(struct conn *conn, void *ctx)
@@ -694,14 +698,14 @@ static void pop3_on_closed(struct conn *conn, void *ctx)
 }
 
 static const struct conn_callbacks pop3_callbacks = {
-	.on_input = pop3_on_input,
-	.on_drained = pop3_on_drained,
-	.on_tls_ready = pop3_on_tls_ready,
-	.on_timeout = pop3_on_timeout,
-	.on_timer = pop3_on_timer,
-	.on_wake = pop3_on_wake,
-	.on_shutdown = pop3_on_shutdown,
-	.on_closed = pop3_on_closed,
+    .on_input = pop3_on_input,
+    .on_drained = pop3_on_drained,
+    .on_tls_ready = pop3_on_tls_ready,
+    .on_timeout = pop3_on_timeout,
+    .on_timer = pop3_on_timer,
+    .on_wake = pop3_on_wake,
+    .on_shutdown = pop3_on_shutdown,
+    .on_closed = pop3_on_closed,
 };
 
 void pop3_server_accept(struct conn *conn, void *listener_ctx)

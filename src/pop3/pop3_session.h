@@ -31,12 +31,12 @@ struct pop3_server {
 
 /* RFC 1939 §3 states plus the waits between them. */
 enum pop3_state {
-	POP3_STATE_TLS,		  /* handshake (implicit TLS or after STLS) */
+	POP3_STATE_TLS,           /* handshake (implicit TLS or after STLS) */
 	POP3_STATE_AUTHORIZATION, /* USER/PASS/APOP/AUTH */
-	POP3_STATE_SASL,	  /* reading an AUTH continuation line */
-	POP3_STATE_TRANSACTION,	  /* logged in, maildrop locked */
-	POP3_STATE_STREAMING,	  /* sending a RETR/TOP response; input paused */
-	POP3_STATE_WAIT,	  /* password check or QUIT's expunge in progress */
+	POP3_STATE_SASL,          /* reading an AUTH continuation line */
+	POP3_STATE_TRANSACTION,   /* logged in, maildrop locked */
+	POP3_STATE_STREAMING,     /* sending a RETR/TOP response; input paused */
+	POP3_STATE_WAIT,          /* password check or QUIT's expunge in progress */
 	POP3_STATE_CLOSING,
 };
 
@@ -63,7 +63,7 @@ struct pop3_session {
 	char apop_banner[160]; /* "" when APOP is not offered */
 
 	/* authorization */
-	char *user;		  /* from USER */
+	char *user;               /* from USER */
 	struct auth_login *login; /* a login attempt in progress */
 
 	/* transaction */
@@ -90,7 +90,8 @@ struct pop3_session {
 /* Send one line (CRLF added). "-ERR" replies count as errors; at the limit the session says
  * so and closes. */
 void pop3_reply(struct pop3_session *s, const char *line);
-void pop3_replyf(struct pop3_session *s, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+void pop3_replyf(struct pop3_session *s, const char *fmt, ...)
+    __attribute__((format(printf, 2, 3)));
 void pop3_session_set_state(struct pop3_session *s, enum pop3_state state);
 void pop3_session_close(struct pop3_session *s, const char *reply);
 /* A new login attempt (replacing any previous one), owned by the session. */
@@ -98,7 +99,7 @@ struct auth_login *pop3_session_login_new(struct pop3_session *s);
 /* Put what the login driver answered on the wire: a "+ " continuation, a wait for the
  * password check, or the verdict (login, or -ERR after the penalty delay). */
 void pop3_session_login_status(struct pop3_session *s, enum auth_login_status st,
-			       const char *challenge, const char *error);
+                               const char *challenge, const char *error);
 /* Start sending message n (1-based) whole (top = false) or its header and `lines` lines. */
 void pop3_session_stream(struct pop3_session *s, uint32_t n, bool top, uint64_t lines);
 /* QUIT in TRANSACTION: remove the deleted messages, then say goodbye. */
@@ -109,7 +110,7 @@ void pop3_commands_sasl_continue(struct pop3_session *s, const char *line);
 /* Is plaintext authentication (USER/PASS, PLAIN, LOGIN) allowed now? */
 bool pop3_session_plaintext_ok(const struct pop3_session *s);
 
-#define POP3_LOG(s, fmt, ...) \
+#define POP3_LOG(s, fmt, ...)                                                                      \
 	log_info("session=%s proto=pop3 " fmt, conn_id((s)->conn), __VA_ARGS__)
 
 #endif

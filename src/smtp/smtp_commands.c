@@ -13,11 +13,11 @@
 #include "core/banned.h"
 
 enum {
-	CMD_NEED_HELO = 1 << 0,	  /* after HELO/EHLO */
-	CMD_NEED_MAIL = 1 << 1,	  /* inside a transaction */
-	CMD_NEED_RCPT = 1 << 2,	  /* at least one accepted recipient */
+	CMD_NEED_HELO = 1 << 0,   /* after HELO/EHLO */
+	CMD_NEED_MAIL = 1 << 1,   /* inside a transaction */
+	CMD_NEED_RCPT = 1 << 2,   /* at least one accepted recipient */
 	CMD_NOT_IN_MAIL = 1 << 3, /* not inside a transaction */
-	CMD_NEED_AUTH = 1 << 4,	  /* submission ports: authenticated first */
+	CMD_NEED_AUTH = 1 << 4,   /* submission ports: authenticated first */
 };
 
 struct smtp_command_def {
@@ -42,20 +42,20 @@ static void cmd_starttls(struct smtp_session *s, struct smtp_command *cmd);
 static void cmd_auth(struct smtp_session *s, struct smtp_command *cmd);
 
 static const struct smtp_command_def smtp_commands[] = {
-	{ SMTP_VERB_HELO, cmd_helo, 0 },
-	{ SMTP_VERB_EHLO, cmd_ehlo, 0 },
-	{ SMTP_VERB_MAIL, cmd_mail, CMD_NEED_HELO | CMD_NOT_IN_MAIL | CMD_NEED_AUTH },
-	{ SMTP_VERB_RCPT, cmd_rcpt, CMD_NEED_HELO | CMD_NEED_MAIL },
-	{ SMTP_VERB_DATA, cmd_data, CMD_NEED_HELO | CMD_NEED_MAIL | CMD_NEED_RCPT },
-	{ SMTP_VERB_BDAT, cmd_bdat, CMD_NEED_HELO },
-	{ SMTP_VERB_RSET, cmd_rset, 0 },
-	{ SMTP_VERB_NOOP, cmd_noop, 0 },
-	{ SMTP_VERB_QUIT, cmd_quit, 0 },
-	{ SMTP_VERB_HELP, cmd_help, 0 },
-	{ SMTP_VERB_VRFY, cmd_vrfy, 0 },
-	{ SMTP_VERB_EXPN, cmd_expn, 0 },
-	{ SMTP_VERB_STARTTLS, cmd_starttls, CMD_NOT_IN_MAIL },
-	{ SMTP_VERB_AUTH, cmd_auth, CMD_NEED_HELO | CMD_NOT_IN_MAIL },
+    {SMTP_VERB_HELO, cmd_helo, 0},
+    {SMTP_VERB_EHLO, cmd_ehlo, 0},
+    {SMTP_VERB_MAIL, cmd_mail, CMD_NEED_HELO | CMD_NOT_IN_MAIL | CMD_NEED_AUTH},
+    {SMTP_VERB_RCPT, cmd_rcpt, CMD_NEED_HELO | CMD_NEED_MAIL},
+    {SMTP_VERB_DATA, cmd_data, CMD_NEED_HELO | CMD_NEED_MAIL | CMD_NEED_RCPT},
+    {SMTP_VERB_BDAT, cmd_bdat, CMD_NEED_HELO},
+    {SMTP_VERB_RSET, cmd_rset, 0},
+    {SMTP_VERB_NOOP, cmd_noop, 0},
+    {SMTP_VERB_QUIT, cmd_quit, 0},
+    {SMTP_VERB_HELP, cmd_help, 0},
+    {SMTP_VERB_VRFY, cmd_vrfy, 0},
+    {SMTP_VERB_EXPN, cmd_expn, 0},
+    {SMTP_VERB_STARTTLS, cmd_starttls, CMD_NOT_IN_MAIL},
+    {SMTP_VERB_AUTH, cmd_auth, CMD_NEED_HELO | CMD_NOT_IN_MAIL},
 };
 
 void smtp_commands_execute(struct smtp_session *s, const char *line, size_t len)
@@ -64,7 +64,7 @@ void smtp_commands_execute(struct smtp_session *s, const char *line, size_t len)
 	const char *error;
 	if (smtp_parser_parse(s->cmd, line, len, &cmd, &error) < 0) {
 		log_debug("session=%s proto=smtp event=bad-command reply=\"%s\"", conn_id(s->conn),
-			  error);
+		          error);
 		smtp_reply(s, error);
 		return;
 	}
@@ -85,8 +85,9 @@ void smtp_commands_execute(struct smtp_session *s, const char *line, size_t len)
 		return;
 	}
 	if ((def->flags & CMD_NOT_IN_MAIL) && s->have_mail) {
-		smtp_reply(s, cmd.verb == SMTP_VERB_MAIL ? "503 5.5.1 Error: nested MAIL command"
-							 : "503 5.5.1 Error: MAIL transaction in progress");
+		smtp_reply(s, cmd.verb == SMTP_VERB_MAIL
+		                  ? "503 5.5.1 Error: nested MAIL command"
+		                  : "503 5.5.1 Error: MAIL transaction in progress");
 		return;
 	}
 	if ((def->flags & CMD_NEED_MAIL) && !s->have_mail) {
@@ -155,16 +156,17 @@ static void cmd_mail(struct smtp_session *s, struct smtp_command *cmd)
 	const char *from = cmd->path.null ? "" : address_format(s->tx, &cmd->path);
 	if (smtp_session_is_submission(s)) {
 		/* RFC 6409 §6.1: the submission server may insist the sender is the user. */
-		int owned = cmd->path.null ? 0
-					   : store_address_owned(s->server->store, s->account_id, from);
+		int owned =
+		    cmd->path.null ? 0 : store_address_owned(s->server->store, s->account_id, from);
 		if (owned < 0) {
 			smtp_reply(s, "451 4.3.0 Local error, try again later");
 			return;
 		}
 		if (owned == 0) {
 			SMTP_LOG(s, "event=mail from=<%s> result=553 user=%s", from, s->auth_user);
-			smtp_replyf(s, "553 5.7.1 <%s>: Sender address rejected: not owned by user %s",
-				    from, s->auth_user);
+			smtp_replyf(s,
+			            "553 5.7.1 <%s>: Sender address rejected: not owned by user %s",
+			            from, s->auth_user);
 			return;
 		}
 	}
@@ -195,7 +197,7 @@ static const char *smtp_rcpt_quota(struct smtp_session *s, const struct store_rc
 }
 
 static void smtp_rcpt_add(struct smtp_session *s, const char *addr, bool remote,
-			  const struct store_rcpt *r)
+                          const struct store_rcpt *r)
 {
 	if (s->rcpt_count == s->rcpt_cap) {
 		size_t cap = s->rcpt_cap == 0 ? 8 : s->rcpt_cap * 2;
@@ -352,7 +354,7 @@ static void cmd_help(struct smtp_session *s, struct smtp_command *cmd)
 {
 	(void)cmd;
 	smtp_reply(s, "214 2.0.0 Commands: EHLO HELO MAIL RCPT DATA BDAT RSET NOOP QUIT HELP "
-		      "VRFY STARTTLS AUTH; see RFC 5321");
+	              "VRFY STARTTLS AUTH; see RFC 5321");
 }
 
 static void cmd_vrfy(struct smtp_session *s, struct smtp_command *cmd)
@@ -399,7 +401,7 @@ static void smtp_auth_wake(void *ctx)
 
 /* What the login driver said, on the wire. */
 static void smtp_auth_status(struct smtp_session *s, enum auth_login_status st,
-			     const char *challenge, const char *error)
+                             const char *challenge, const char *error)
 {
 	switch (st) {
 	case AUTH_LOGIN_CHALLENGE:
@@ -440,7 +442,8 @@ static void cmd_auth(struct smtp_session *s, struct smtp_command *cmd)
 		return;
 	}
 	if (!smtp_session_auth_offered(s)) {
-		smtp_reply(s, "538 5.7.11 Encryption required for requested authentication mechanism");
+		smtp_reply(s,
+		           "538 5.7.11 Encryption required for requested authentication mechanism");
 		return;
 	}
 	enum sasl_mech mech;
@@ -452,7 +455,7 @@ static void cmd_auth(struct smtp_session *s, struct smtp_command *cmd)
 	auth_login_free(&s->login);
 	s->login = auth_login_new(s->server->auth, conn_remote_ip(s->conn), smtp_auth_wake, s);
 	enum auth_login_status st =
-		auth_login_sasl_start(s->login, mech, cmd->initial_response, &challenge, &error);
+	    auth_login_sasl_start(s->login, mech, cmd->initial_response, &challenge, &error);
 	smtp_auth_status(s, st, challenge, error);
 }
 
@@ -476,7 +479,7 @@ static void smtp_auth_succeeded(struct smtp_session *s, const struct auth_login_
 	/* limit_sessions_per_user_ip, as for IMAP and POP3: the credentials were good, but
 	 * this session stays unauthenticated (a temporary failure, RFC 4954 §6). */
 	if (session_admit_login(&s->life, s->server->userip, res->account_id,
-				s->limits->sessions_per_user_ip) == 0) {
+	                        s->limits->sessions_per_user_ip) == 0) {
 		auth_login_free(&s->login);
 		smtp_reply(s, "454 4.7.0 Too many sessions of this user from this address");
 		return;
@@ -485,7 +488,7 @@ static void smtp_auth_succeeded(struct smtp_session *s, const struct auth_login_
 	s->account_id = res->account_id;
 	s->auth_user = arena_strdup(s->arena, res->user);
 	SMTP_LOG(s, "event=auth result=ok user=%s mech=%s cached=%s", s->auth_user, res->mech,
-		 res->cached ? "yes" : "no");
+	         res->cached ? "yes" : "no");
 	auth_login_free(&s->login);
 	smtp_reply(s, "235 2.7.0 Authentication successful");
 }
@@ -498,7 +501,7 @@ void smtp_commands_auth_done(struct smtp_session *s)
 		return;
 	}
 	SMTP_LOG(s, "event=auth result=%s user=%s mech=%s delay_ms=%u",
-		 res->result == 0 ? "fail" : "tempfail", res->user, res->mech, res->delay_ms);
+	         res->result == 0 ? "fail" : "tempfail", res->user, res->mech, res->delay_ms);
 	if (res->result < 0) {
 		auth_login_free(&s->login);
 		smtp_reply(s, "454 4.7.0 Temporary authentication failure");

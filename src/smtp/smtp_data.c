@@ -5,10 +5,10 @@
 
 enum {
 	D_LINE_START, /* after CRLF (or at the start): a '.' here is special */
-	D_DOT,	      /* "." at line start */
+	D_DOT,        /* "." at line start */
 	D_DOT_CR,     /* ".\r" at line start: LF now ends the data */
-	D_MID,	      /* inside a line */
-	D_CR,	      /* "\r" inside a line */
+	D_MID,        /* inside a line */
+	D_CR,         /* "\r" inside a line */
 };
 
 void smtp_data_init(struct smtp_data *d, bool normalize)
@@ -32,7 +32,7 @@ static size_t smtp_data_bare(struct smtp_data *d, unsigned char c, unsigned char
 }
 
 size_t smtp_data_decode(struct smtp_data *d, const unsigned char *in, size_t in_len,
-			unsigned char *out, size_t *out_len, bool *end_r)
+                        unsigned char *out, size_t *out_len, bool *end_r)
 {
 	size_t o = 0, i = 0;
 	*end_r = false;
@@ -82,7 +82,8 @@ size_t smtp_data_decode(struct smtp_data *d, const unsigned char *in, size_t in_
 			d->state = D_CR;
 		} else if (c == '\n') {
 			o += smtp_data_bare(d, '\n', out + o);
-			d->state = D_MID; /* a bare LF never starts a line that could end the data */
+			d->state =
+			    D_MID; /* a bare LF never starts a line that could end the data */
 		} else {
 			out[o++] = c;
 			d->state = D_MID;

@@ -21,7 +21,7 @@ void smtp_data_init(struct smtp_data *data, bool normalize);
  * not consumed: they are the next command). The terminating CRLF.CRLF contributes "CRLF"
  * (the line end of the last line) to the output. */
 size_t smtp_data_decode(struct smtp_data *data, const unsigned char *in, size_t in_len,
-			unsigned char *out, size_t *out_len, bool *end_r);
+                        unsigned char *out, size_t *out_len, bool *end_r);
 #define SMTP_DATA_OUT_MAX(n) (2 * (n) + 4)
 
 #endif

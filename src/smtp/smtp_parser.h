@@ -78,7 +78,7 @@ bool smtp_parser_helo_valid(const char *s, size_t len);
  * Returns 0 with *out_r, or -1 for a bad "+XX", a raw octet outside 0x21-0x7E or '=', or
  * a decoded control octet (NUL, CR, LF...). */
 int smtp_parser_xtext_decode(struct arena *arena, const char *s, size_t len, const char **out_r)
-	__attribute__((warn_unused_result));
+    __attribute__((warn_unused_result));
 
 /* The verb's canonical upper-case name ("MAIL") for logs; "UNKNOWN" for anything else. */
 const char *smtp_parser_verb_name(enum smtp_verb verb);

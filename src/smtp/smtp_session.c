@@ -22,7 +22,7 @@
 #define SMTP_HEADER_FIELD_MAX 998
 
 static const char *const smtp_state_names[] = {
-	"tls", "command", "auth", "data", "bdat", "wait", "closing",
+    "tls", "command", "auth", "data", "bdat", "wait", "closing",
 };
 
 struct smtp_server *smtp_server_new(struct store *store, struct auth *auth, struct conf *conf)
@@ -65,7 +65,7 @@ void smtp_session_set_state(struct smtp_session *s, enum smtp_state state)
 {
 	if (log_debug_enabled())
 		log_debug("session=%s proto=smtp event=state from=%s to=%s", conn_id(s->conn),
-			  smtp_state_names[s->state], smtp_state_names[state]);
+		          smtp_state_names[s->state], smtp_state_names[state]);
 	s->state = state;
 }
 
@@ -172,21 +172,21 @@ static int smtp_trace_headers(struct smtp_session *s, struct buf *b)
 	time_t now = time(NULL);
 	struct tm tm;
 	gmtime_r(&now, &tm);
-	static const char *const days[] = { "Sun", "Mon", "Tue", "Wed", "Thu", "Fri", "Sat" };
-	static const char *const mons[] = { "Jan", "Feb", "Mar", "Apr", "May", "Jun",
-					    "Jul", "Aug", "Sep", "Oct", "Nov", "Dec" };
+	static const char *const days[] = {"Sun", "Mon", "Tue", "Wed", "Thu", "Fri", "Sat"};
+	static const char *const mons[] = {"Jan", "Feb", "Mar", "Apr", "May", "Jun",
+	                                   "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"};
 	snprintf(date, sizeof(date), "%s, %02d %s %04d %02d:%02d:%02d +0000", days[tm.tm_wday],
-		 tm.tm_mday, mons[tm.tm_mon], tm.tm_year + 1900, tm.tm_hour, tm.tm_min, tm.tm_sec);
+	         tm.tm_mday, mons[tm.tm_mon], tm.tm_year + 1900, tm.tm_hour, tm.tm_min, tm.tm_sec);
 	/* RFC 3848 protocol keywords: ESMTP + S (TLS) + A (authenticated). */
-	const char *proto = !s->esmtp ? "SMTP"
-			    : conn_is_tls(s->conn) ? (s->authenticated ? "ESMTPSA" : "ESMTPS")
-			    : s->authenticated	    ? "ESMTPA"
-						    : "ESMTP";
+	const char *proto = !s->esmtp              ? "SMTP"
+	                    : conn_is_tls(s->conn) ? (s->authenticated ? "ESMTPSA" : "ESMTPS")
+	                    : s->authenticated     ? "ESMTPA"
+	                                           : "ESMTP";
 	int r = buf_printf(b, "Return-Path: <%s>\r\n", s->mail_from);
 	/* Each folded line starts with a tab; the date ends the last one (RFC 5322 §3.6.7). */
 	r |= buf_printf(b, "Received: from %s ([%s])\r\n\tby %s (Posthorn) with %s id %s",
-			smtp_header_safe(s->tx, s->helo != NULL ? s->helo : "unknown"),
-			conn_remote_ip(s->conn), s->conf->hostname, proto, s->msgid);
+	                smtp_header_safe(s->tx, s->helo != NULL ? s->helo : "unknown"),
+	                conn_remote_ip(s->conn), s->conf->hostname, proto, s->msgid);
 	if (conn_is_tls(s->conn))
 		r |= buf_printf(b, "\r\n\t(using %s)", conn_tls_description(s->conn));
 	if (s->rcpt_count == 1)
@@ -201,8 +201,8 @@ const char *smtp_session_body_begin(struct smtp_session *s)
 	s->spool_path = store_spool_path_dup(s->server->store);
 	s->spool_fd = open(s->spool_path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
 	if (s->spool_fd < 0) {
-		log_error("session=%s proto=smtp event=spool-open path=%s error=%s", conn_id(s->conn),
-			  s->spool_path, strerror(errno));
+		log_error("session=%s proto=smtp event=spool-open path=%s error=%s",
+		          conn_id(s->conn), s->spool_path, strerror(errno));
 		free(s->spool_path);
 		s->spool_path = NULL;
 		return "451 4.3.0 Local error: cannot create spool file";
@@ -244,7 +244,7 @@ static void smtp_body_write(struct smtp_session *s, const unsigned char *p, size
 			continue;
 		if (w <= 0) {
 			log_error("session=%s proto=smtp event=spool-write error=%s",
-				  conn_id(s->conn), strerror(errno));
+			          conn_id(s->conn), strerror(errno));
 			s->body_error = "451 4.3.0 Local error: cannot write spool file";
 			return;
 		}
@@ -287,7 +287,7 @@ static void smtp_data_input(struct smtp_session *s)
 	}
 	if (smtp_body_too_slow(s)) {
 		SMTP_LOG(s, "event=disconnect reason=data-rate-too-low size=%llu",
-			 (unsigned long long)s->body_size);
+		         (unsigned long long)s->body_size);
 		smtp_session_close(s, "421 4.4.2 Data rate too low, closing connection");
 	}
 }
@@ -326,7 +326,7 @@ static void smtp_bdat_input(struct smtp_session *s)
 		smtp_reply(s, s->body_error);
 	else
 		smtp_replyf(s, "250 2.0.0 %llu octets received",
-			    (unsigned long long)(s->body_size - s->trace_size));
+		            (unsigned long long)(s->body_size - s->trace_size));
 }
 
 /* ---- delivery ---- */
@@ -392,7 +392,7 @@ void smtp_session_body_end(struct smtp_session *s)
 	s->spool_fd = -1;
 	if (err != NULL) {
 		SMTP_LOG(s, "event=data result=refused size=%llu reply=\"%.9s\"",
-			 (unsigned long long)s->body_size, err);
+		         (unsigned long long)s->body_size, err);
 		smtp_session_reset_tx(s);
 		smtp_reply(s, err);
 		return;
@@ -404,16 +404,16 @@ void smtp_session_body_end(struct smtp_session *s)
 		if (s->rcpts[i].remote)
 			s->delivery_remote[r++] = s->rcpts[i].address;
 	s->delivery = (struct store_delivery){
-		.spool_path = s->spool_path,
-		.mail_from = s->mail_from,
-		.accounts = s->delivery_accounts,
-		.account_count = n,
-		.remote = s->delivery_remote,
-		.remote_count = r,
-		.received_at = time(NULL),
-		.hdr_from = hs.from,
-		.hdr_subject = hs.subject,
-		.hdr_message_id = hs.message_id,
+	    .spool_path = s->spool_path,
+	    .mail_from = s->mail_from,
+	    .accounts = s->delivery_accounts,
+	    .account_count = n,
+	    .remote = s->delivery_remote,
+	    .remote_count = r,
+	    .received_at = time(NULL),
+	    .hdr_from = hs.from,
+	    .hdr_subject = hs.subject,
+	    .hdr_message_id = hs.message_id,
 	};
 	smtp_session_set_state(s, SMTP_STATE_WAIT);
 	session_async_start(&s->life, SMTP_ASYNC_DELIVERY);
@@ -427,11 +427,11 @@ static void smtp_delivery_done(struct smtp_session *s)
 	s->spool_path = NULL;
 	if (s->delivery.result == 0) {
 		SMTP_LOG(s, "event=delivered id=%s from=<%s> rcpts=%zu size=%llu", s->msgid,
-			 s->mail_from, s->rcpt_count, (unsigned long long)s->delivery.size);
+		         s->mail_from, s->rcpt_count, (unsigned long long)s->delivery.size);
 		smtp_replyf(s, "250 2.0.0 Ok: queued as %s", s->msgid);
 	} else {
 		log_error("session=%s proto=smtp event=delivery-failed id=%s error=%s",
-			  conn_id(s->conn), s->msgid, s->delivery.error);
+		          conn_id(s->conn), s->msgid, s->delivery.error);
 		smtp_reply(s, "451 4.3.0 Local error in processing, try again later");
 	}
 	smtp_session_reset_tx(s);
@@ -459,14 +459,14 @@ static bool smtp_session_command_allowed(struct smtp_session *s)
 {
 	if (s->kind == CONF_LISTENER_SMTP && !s->esmtp && conn_input_length(s->conn) > 0) {
 		log_warn("session=%s proto=smtp event=bot reason=pipelining ip=%s",
-			 conn_id(s->conn), conn_remote_ip(s->conn));
+		         conn_id(s->conn), conn_remote_ip(s->conn));
 		smtp_session_close(s, "554 5.5.1 Protocol error: commands sent without waiting "
-				      "for the reply");
+		                      "for the reply");
 		return false;
 	}
 	if (!s->life.logged_in && ++s->login_commands > s->limits->login_commands) {
 		SMTP_LOG(s, "event=disconnect reason=too-many-commands-before-login count=%u",
-			 s->login_commands);
+		         s->login_commands);
 		smtp_session_close(s, "421 4.7.0 Too many commands, closing connection");
 		return false;
 	}
@@ -479,7 +479,7 @@ static void smtp_pregreet_done(struct smtp_session *s)
 {
 	if (conn_input_length(s->conn) > 0) {
 		log_warn("session=%s proto=smtp event=bot reason=pregreet ip=%s", conn_id(s->conn),
-			 conn_remote_ip(s->conn));
+		         conn_remote_ip(s->conn));
 		s->greeted = true;
 		conn_set_timer(s->conn, 0);
 		smtp_session_close(s, "554 5.5.1 Protocol error: talking before the greeting");
@@ -528,8 +528,8 @@ static void smtp_on_input(struct conn *conn, void *ctx)
 			if (r == 0)
 				return;
 			arena_reset(s->cmd);
-			if (r > 0 && s->state == SMTP_STATE_COMMAND && len + 2 > s->limits->command_line &&
-			    !smtp_is_auth_line(line, len)) {
+			if (r > 0 && s->state == SMTP_STATE_COMMAND &&
+			    len + 2 > s->limits->command_line && !smtp_is_auth_line(line, len)) {
 				xmemzero(line, len);
 				smtp_reply(s, "500 5.5.2 Line too long");
 				break;
@@ -658,11 +658,11 @@ static void smtp_free_hook(void *ctx)
 }
 
 static const struct session_hooks smtp_session_hooks = {
-	.async_done = smtp_async_done,
-	.async_abandoned = smtp_async_abandoned,
-	.wake = smtp_after_wake,
-	.goodbye = smtp_goodbye,
-	.free = smtp_free_hook,
+    .async_done = smtp_async_done,
+    .async_abandoned = smtp_async_abandoned,
+    .wake = smtp_after_wake,
+    .goodbye = smtp_goodbye,
+    .free = smtp_free_hook,
 };
 
 static void smtp_on_wake(struct conn *conn, void *ctx)
@@ -688,13 +688,13 @@ static void smtp_on_closed(struct conn *conn, void *ctx)
 }
 
 static const struct conn_callbacks smtp_callbacks = {
-	.on_input = smtp_on_input,
-	.on_tls_ready = smtp_on_tls_ready,
-	.on_timeout = smtp_on_timeout,
-	.on_timer = smtp_on_timer,
-	.on_wake = smtp_on_wake,
-	.on_shutdown = smtp_on_shutdown,
-	.on_closed = smtp_on_closed,
+    .on_input = smtp_on_input,
+    .on_tls_ready = smtp_on_tls_ready,
+    .on_timeout = smtp_on_timeout,
+    .on_timer = smtp_on_timer,
+    .on_wake = smtp_on_wake,
+    .on_shutdown = smtp_on_shutdown,
+    .on_closed = smtp_on_closed,
 };
 
 void smtp_server_accept(struct conn *conn, void *listener_ctx)

@@ -29,7 +29,7 @@ struct smtp_server {
 };
 
 enum smtp_state {
-	SMTP_STATE_TLS,	    /* TLS handshake in progress (implicit or after STARTTLS) */
+	SMTP_STATE_TLS,     /* TLS handshake in progress (implicit or after STARTTLS) */
 	SMTP_STATE_COMMAND, /* reading command lines */
 	SMTP_STATE_AUTH,    /* reading a SASL response line */
 	SMTP_STATE_DATA,    /* reading the DATA body */
@@ -41,9 +41,9 @@ enum smtp_state {
 enum smtp_async { SMTP_ASYNC_NONE, SMTP_ASYNC_DELIVERY, SMTP_ASYNC_AUTH };
 
 struct smtp_rcpt {
-	char *address;			/* as given, "local@domain" */
-	bool remote;			/* outbound queue */
-	struct store_rcpt accounts;	/* when local */
+	char *address;              /* as given, "local@domain" */
+	bool remote;                /* outbound queue */
+	struct store_rcpt accounts; /* when local */
 };
 
 struct smtp_session {
@@ -58,7 +58,7 @@ struct smtp_session {
 	struct arena *cmd;   /* one command */
 	struct session life; /* async operations, shutdown, close, login (net/session.h) */
 	bool greeted;
-	bool closed;	     /* connection gone: nothing more is written */
+	bool closed; /* connection gone: nothing more is written */
 	unsigned errors;
 	unsigned auth_failures;
 	unsigned tx_count;
@@ -68,7 +68,7 @@ struct smtp_session {
 	bool esmtp;
 	bool authenticated;
 	uint64_t account_id;
-	char *auth_user;	   /* in s->arena, once authenticated */
+	char *auth_user;          /* in s->arena, once authenticated */
 	struct auth_login *login; /* an AUTH exchange in progress */
 
 	/* transaction */
@@ -81,9 +81,9 @@ struct smtp_session {
 
 	/* message body (DATA or BDAT) */
 	bool body_started; /* spool open */
-	bool bdat;	   /* this transaction uses BDAT */
+	bool bdat;         /* this transaction uses BDAT */
 	bool bdat_last;
-	bool bdat_discard; /* chunk read but transaction already failed */
+	bool bdat_discard;      /* chunk read but transaction already failed */
 	const char *body_error; /* reply for the whole message once the body is read */
 	uint64_t bdat_remaining;
 	int spool_fd;
@@ -107,7 +107,8 @@ struct smtp_session {
 /* Send one reply line (CRLF added). 4xx/5xx count as errors; at the error limit the session
  * says 421 and closes. */
 void smtp_reply(struct smtp_session *s, const char *line);
-void smtp_replyf(struct smtp_session *s, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+void smtp_replyf(struct smtp_session *s, const char *fmt, ...)
+    __attribute__((format(printf, 2, 3)));
 /* Change state (logged at debug level). */
 void smtp_session_set_state(struct smtp_session *s, enum smtp_state state);
 /* Forget the transaction (MAIL, RCPT, body). */
@@ -132,7 +133,7 @@ void smtp_commands_auth_delay_done(struct smtp_session *s);
 bool smtp_session_is_submission(const struct smtp_session *s);
 bool smtp_session_auth_offered(const struct smtp_session *s);
 
-#define SMTP_LOG(s, fmt, ...) \
+#define SMTP_LOG(s, fmt, ...)                                                                      \
 	log_info("session=%s proto=smtp " fmt, conn_id((s)->conn), __VA_ARGS__)
 
 #endif

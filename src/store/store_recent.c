@@ -53,7 +53,7 @@ void store_recent_deinit(struct store *store)
 
 /* Under recent_lock. */
 static struct store_recent *store_recent_find(struct store *store, uint64_t account_id,
-					      const char *name)
+                                              const char *name)
 {
 	for (struct store_recent *r = store->recent[store_recent_bucket(account_id, name)];
 	     r != NULL; r = r->next)
@@ -63,7 +63,7 @@ static struct store_recent *store_recent_find(struct store *store, uint64_t acco
 }
 
 int store_recent_claim(struct store *store, uint64_t account_id, const char *mailbox,
-		       uint32_t uidvalidity, uint32_t uidnext, bool claim, uint32_t *first_r)
+                       uint32_t uidvalidity, uint32_t uidnext, bool claim, uint32_t *first_r)
 {
 	char name[STORE_MAILBOX_NAME_MAX + 1];
 	if (store_mailbox_norm(mailbox, name) < 0)
@@ -74,7 +74,8 @@ int store_recent_claim(struct store *store, uint64_t account_id, const char *mai
 		/* Not known yet (or recreated): ask the backend outside the lock. */
 		pthread_mutex_unlock(&store->recent_lock);
 		uint32_t validity = 0, first = 0;
-		int ret = store->v->mailbox_recent_first(store, account_id, name, &validity, &first);
+		int ret =
+		    store->v->mailbox_recent_first(store, account_id, name, &validity, &first);
 		if (ret <= 0)
 			return ret;
 		if (validity != uidvalidity) /* the caller's view is of another mailbox */

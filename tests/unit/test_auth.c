@@ -685,22 +685,21 @@ static void test_apop(void **state)
 	const char *banner = "<1896.697170952@dbc.mtview.ca.us>";
 	uint64_t id = 0;
 	/* RFC 1939 §7's example digest, in either case. */
-	assert_int_equal(auth_verify_apop(fx->auth, banner, "Alice",
-	                                  "c4c9334bac560ecc979e58001b3e22fb", &id),
-	                 1);
+	assert_int_equal(
+	    auth_verify_apop(fx->auth, banner, "Alice", "c4c9334bac560ecc979e58001b3e22fb", &id),
+	    1);
 	assert_int_equal(id, 42);
-	assert_int_equal(auth_verify_apop(fx->auth, banner, "alice",
-	                                  "C4C9334BAC560ECC979E58001B3E22FB", &id),
-	                 1);
+	assert_int_equal(
+	    auth_verify_apop(fx->auth, banner, "alice", "C4C9334BAC560ECC979E58001B3E22FB", &id),
+	    1);
 	/* Another banner, a short digest, no secret, unknown user, look-up error. */
-	assert_int_equal(auth_verify_apop(fx->auth, "<1.2@x>", "alice",
-	                                  "c4c9334bac560ecc979e58001b3e22fb", &id),
-	                 0);
+	assert_int_equal(
+	    auth_verify_apop(fx->auth, "<1.2@x>", "alice", "c4c9334bac560ecc979e58001b3e22fb", &id),
+	    0);
 	assert_int_equal(id, 0);
 	assert_int_equal(auth_verify_apop(fx->auth, banner, "alice", "c4c9334b", &id), 0);
-	assert_int_equal(auth_verify_apop(fx->auth, banner, "user",
-	                                  "c4c9334bac560ecc979e58001b3e22fb", &id),
-	                 0);
+	assert_int_equal(
+	    auth_verify_apop(fx->auth, banner, "user", "c4c9334bac560ecc979e58001b3e22fb", &id), 0);
 	assert_int_equal(auth_verify_apop(fx->auth, banner, "tmpfail", "00", &id), -1);
 	assert_int_equal(auth_verify_apop(fx->auth, banner, "", "00", &id), 0);
 }
@@ -838,8 +837,8 @@ static void test_login_scram_and_apop(void **state)
 	const char *nonce = (const char *)sf + 2;
 	size_t nlen = strcspn(nonce, ",");
 	char final[256];
-	snprintf(final, sizeof(final), "c=biws,r=%.*s,p=dHzbZapWIk4jUhN+Ute9ytag9zjfMHgsqmmiz7AndVQ=",
-	         (int)nlen, nonce);
+	snprintf(final, sizeof(final),
+	         "c=biws,r=%.*s,p=dHzbZapWIk4jUhN+Ute9ytag9zjfMHgsqmmiz7AndVQ=", (int)nlen, nonce);
 	free(sf);
 	char *fb = b64_text(final, strlen(final));
 	assert_int_equal(auth_login_sasl_continue(l, fb, &chal, &err), AUTH_LOGIN_DONE);

@@ -376,8 +376,8 @@ static void test_hostile_limits(void **state)
 	assert_int_equal(c->smtp_pregreet_wait, 1);
 	conf_free(&c);
 	c = parse("limit_tls_handshake_timeout = 5s\nlimit_login_timeout = 2m\n"
-		  "limit_login_commands = 7\nlimit_sessions_per_user_ip = 0\n"
-		  "smtp_pregreet_wait = 0\nsmtp_pregreet_wait = 6s\n");
+	          "limit_login_commands = 7\nlimit_sessions_per_user_ip = 0\n"
+	          "smtp_pregreet_wait = 0\nsmtp_pregreet_wait = 6s\n");
 	assert_int_equal(c->limits.tls_handshake_timeout, 5);
 	assert_int_equal(c->limits.login_timeout, 120);
 	assert_int_equal(c->limits.login_commands, 7);

@@ -46,7 +46,8 @@ static void test_line_ends(void **state)
 	expect("\n\n", "\r\n\r\n");
 	expect("\r\r\n", "\r\n\r\n");
 	expect("\r\n\n\r", "\r\n\r\n\r\n");
-	expect("From: x\nSubject: y\n\nbody\r\nmore\n", "From: x\r\nSubject: y\r\n\r\nbody\r\nmore\r\n");
+	expect("From: x\nSubject: y\n\nbody\r\nmore\n",
+	       "From: x\r\nSubject: y\r\n\r\nbody\r\nmore\r\n");
 }
 
 static void test_binary_octets(void **state)
@@ -55,7 +56,7 @@ static void test_binary_octets(void **state)
 	unsigned char out[16];
 	struct crlf st;
 	crlf_init(&st);
-	const unsigned char in[] = { 0, 0xff, '\n', 0x80 };
+	const unsigned char in[] = {0, 0xff, '\n', 0x80};
 	size_t n = crlf_convert(&st, in, sizeof(in), out);
 	assert_int_equal(n, 5);
 	assert_memory_equal(out, "\0\xff\r\n\x80", 5);

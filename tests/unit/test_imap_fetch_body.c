@@ -27,14 +27,13 @@ static int temp_file(const void *data, size_t len)
 }
 
 static void measure(int fd, uint64_t off, uint64_t len, enum mime_encoding cte, uint64_t win_off,
-		    uint64_t win_len, uint64_t *size, bool *nul)
+                    uint64_t win_len, uint64_t *size, bool *nul)
 {
 	struct imap_fetch_chunk c;
 	imap_fetch_chunk_init(&c);
 	uint64_t read = 0;
-	assert_int_equal(imap_fetch_body_measure(fd, off, len, cte, win_off, win_len, &c, size, nul,
-						 &read),
-			 0);
+	assert_int_equal(
+	    imap_fetch_body_measure(fd, off, len, cte, win_off, win_len, &c, size, nul, &read), 0);
 	assert_int_equal(read, len);
 	imap_fetch_chunk_deinit(&c);
 }
@@ -109,8 +108,8 @@ static void test_qp_and_short_file(void **state)
 	imap_fetch_chunk_init(&c);
 	uint64_t read = 0;
 	assert_int_equal(imap_fetch_body_measure(fd, 0, 100, MIME_ENCODING_BINARY, 0, UINT64_MAX,
-						 &c, &size, &nul, &read),
-			 -1);
+	                                         &c, &size, &nul, &read),
+	                 -1);
 	imap_fetch_chunk_deinit(&c);
 	close(fd);
 }
@@ -118,9 +117,9 @@ static void test_qp_and_short_file(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test(test_raw_range_and_nul_window),
-		cmocka_unit_test(test_base64_across_chunks),
-		cmocka_unit_test(test_qp_and_short_file),
+	    cmocka_unit_test(test_raw_range_and_nul_window),
+	    cmocka_unit_test(test_base64_across_chunks),
+	    cmocka_unit_test(test_qp_and_short_file),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

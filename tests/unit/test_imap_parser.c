@@ -465,7 +465,8 @@ static void test_literal_syntax_errors(void **state)
 static void test_set_limits(void **state)
 {
 	(void)state;
-	struct imap_parser_limits small = {.line_max = 64, .literal_max = 8, .literal_total_max = 12};
+	struct imap_parser_limits small = {
+	    .line_max = 64, .literal_max = 8, .literal_total_max = 12};
 	imap_parser_set_limits(parser, &small);
 	struct run r = drive("a LOGIN {9}\r\n");
 	assert_true(r.lits[0].too_large);

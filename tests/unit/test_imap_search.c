@@ -734,17 +734,23 @@ static void test_mime_as_bodystructure(void **state)
 	assert_int_equal(match("BODY bword", same), 1);
 	assert_int_equal(match("BODY cword", same), 1);
 	/* RFC 2231 continuations of the boundary and the charset parameters */
-	const char *cont = "MIME-Version: 1.0\r\n"
-	                   "Content-Type: multipart/mixed; boundary*0=\"sp\"; boundary*1=lit\r\n\r\n"
-	                   "--split\r\nContent-Type: text/plain; charset*0=iso-8859; charset*1=-1\r\n"
-	                   "X-Part: PARTHEADERWORD\r\n\r\nGr\xFC\xDF" "e\r\n--split--\r\n";
-	assert_int_equal(match("BODY \"GR\xC3\x9C\xC3\x9F" "E\"", cont), 1);
+	const char *cont =
+	    "MIME-Version: 1.0\r\n"
+	    "Content-Type: multipart/mixed; boundary*0=\"sp\"; boundary*1=lit\r\n\r\n"
+	    "--split\r\nContent-Type: text/plain; charset*0=iso-8859; charset*1=-1\r\n"
+	    "X-Part: PARTHEADERWORD\r\n\r\nGr\xFC\xDF"
+	    "e\r\n--split--\r\n";
+	assert_int_equal(match("BODY \"GR\xC3\x9C\xC3\x9F"
+	                       "E\"",
+	                       cont),
+	                 1);
 	assert_int_equal(match("BODY partheaderword", cont), 0); /* a header, not a body */
 	assert_int_equal(match("TEXT partheaderword", cont), 1);
 	/* a part header cut short by the next boundary line has no body */
-	const char *cut = "Content-Type: multipart/mixed; boundary=c\r\n\r\n"
-	                  "--c\r\nContent-Type: text/plain\r\nX-Cut: CUTWORD\r\n--c\r\n\r\nNEXTWORD\r\n"
-	                  "--c--\r\n";
+	const char *cut =
+	    "Content-Type: multipart/mixed; boundary=c\r\n\r\n"
+	    "--c\r\nContent-Type: text/plain\r\nX-Cut: CUTWORD\r\n--c\r\n\r\nNEXTWORD\r\n"
+	    "--c--\r\n";
 	assert_int_equal(match("BODY cutword", cut), 0);
 	assert_int_equal(match("TEXT cutword", cut), 1);
 	assert_int_equal(match("BODY nextword", cut), 1);
@@ -758,7 +764,10 @@ static void test_folded_encoded_words(void **state)
 	const char *t = "Subject: =?utf-8?q?Gr=C3=BC?=\r\n =?utf-8?b?w59l?=\r\n\tfolded\r\n"
 	                "X-Adjacent: =?utf-8?q?one?==?utf-8?q?two?= three  \r\n"
 	                "X-Lang: =?ISO-8859-1*de?Q?K=F6ln?=\r\n\r\nbody\r\n";
-	assert_int_equal(match("SUBJECT \"GR\xC3\x9C\xC3\x9F" "E\tFOLDED\"", t), 1);
+	assert_int_equal(match("SUBJECT \"GR\xC3\x9C\xC3\x9F"
+	                       "E\tFOLDED\"",
+	                       t),
+	                 1);
 	assert_int_equal(match("HEADER X-Adjacent \"onetwo three\"", t), 1);
 	assert_int_equal(match("HEADER X-Lang \"k\xC3\xB6ln\"", t), 1);
 	/* trailing white space is not part of the value */
@@ -805,7 +814,8 @@ static void test_doc_walks_mime_tree(void **state)
 	imap_search_doc_deinit(&doc);
 	buf_reset(&b);
 	for (int i = 0; i < 100000; i++)
-		assert_int_equal(buf_printf(&b, "To: =?utf-8?q?r%d?= <r%d@example.test>\r\n", i, i), 0);
+		assert_int_equal(buf_printf(&b, "To: =?utf-8?q?r%d?= <r%d@example.test>\r\n", i, i),
+		                 0);
 	assert_int_equal(buf_puts(&b, "\r\nbody\r\n"), 0);
 	imap_search_doc_init(&doc, (const unsigned char *)b.data, b.len);
 	imap_search_doc_header(&doc);

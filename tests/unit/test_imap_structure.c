@@ -646,10 +646,11 @@ static void test_envelope_many_address_fields(void **state)
 	buf_init(&b, 64 * 1024 * 1024);
 	assert_int_equal(buf_puts(&b, "From: f@example.org\r\n"), 0);
 	for (unsigned i = 0; i < 100000; i++)
-		assert_int_equal(buf_printf(&b, "%s: u%u@example.org\r\n", i % 2 ? "Cc" : "To", i), 0);
+		assert_int_equal(buf_printf(&b, "%s: u%u@example.org\r\n", i % 2 ? "Cc" : "To", i),
+		                 0);
 	assert_int_equal(buf_puts(&b, "\r\nbody\r\n"), 0);
 	/* the whole 2.5 MB header, not just mime's default first 1 MiB */
-	struct mime_limits lim = { .header_max = 0 };
+	struct mime_limits lim = {.header_max = 0};
 	struct mime_part *root;
 	assert_int_equal(mime_parse(arena, (const unsigned char *)b.data, b.len, &lim, &root), 0);
 	const char *env = imap_envelope(arena, (const unsigned char *)b.data, b.len, root);

@@ -52,10 +52,11 @@ static void test_multipart(void **state)
 		big[i] = (char)i;
 	struct buf msg;
 	buf_init(&msg, 1 << 16);
-	assert_int_equal(buf_puts(&msg, "Mime-Version: 1.0\r\nContent-Type: multipart/mixed; "
-	                                "boundary=X\r\n\r\npre\r\n--X\r\nContent-Type: text/plain\r\n"
-	                                "\r\nkeep\nme\r\n--X\r\nContent-Transfer-Encoding: BINARY\r\n"
-	                                "\r\n"),
+	assert_int_equal(buf_puts(&msg,
+	                          "Mime-Version: 1.0\r\nContent-Type: multipart/mixed; "
+	                          "boundary=X\r\n\r\npre\r\n--X\r\nContent-Type: text/plain\r\n"
+	                          "\r\nkeep\nme\r\n--X\r\nContent-Transfer-Encoding: BINARY\r\n"
+	                          "\r\n"),
 	                 0);
 	assert_int_equal(buf_append(&msg, big, sizeof(big)), 0);
 	assert_int_equal(buf_puts(&msg, "\r\n--X--\r\nepilogue\r\n"), 0);
@@ -63,15 +64,18 @@ static void test_multipart(void **state)
 	assert_int_equal(convert(msg.data, msg.len, &out), 1);
 	const char *o = buf_cstr(&out);
 	/* the frame and the text part are untouched */
-	assert_non_null(strstr(o, "pre\r\n--X\r\nContent-Type: text/plain\r\n\r\nkeep\nme\r\n--X\r\n"
-	                          "Content-Transfer-Encoding: base64\r\n\r\n"));
+	assert_non_null(strstr(o,
+	                       "pre\r\n--X\r\nContent-Type: text/plain\r\n\r\nkeep\nme\r\n--X\r\n"
+	                       "Content-Transfer-Encoding: base64\r\n\r\n"));
 	assert_non_null(strstr(o, "\r\n--X--\r\nepilogue\r\n"));
 	/* 200 octets: lines of 76 characters (57 octets), the last one shorter */
 	const char *b64 = strstr(o, "base64\r\n\r\n") + 10;
 	const char *end = strstr(b64, "\r\n--X--");
 	assert_int_equal(end - b64, 76 + 2 + 76 + 2 + 76 + 2 + 40);
-	assert_memory_equal(b64, "AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8gISIjJCUmJygpKissLS4v"
-	                         "MDEyMzQ1Njc4\r\n", 78);
+	assert_memory_equal(b64,
+	                    "AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8gISIjJCUmJygpKissLS4v"
+	                    "MDEyMzQ1Njc4\r\n",
+	                    78);
 	buf_free(&out);
 	buf_free(&msg);
 }
@@ -79,14 +83,16 @@ static void test_multipart(void **state)
 static void test_unchanged(void **state)
 {
 	(void)state;
-	static const char msg[] = "Subject: x\r\nContent-Transfer-Encoding: binary\r\n\r\nnot mime\r\n";
+	static const char msg[] =
+	    "Subject: x\r\nContent-Transfer-Encoding: binary\r\n\r\nnot mime\r\n";
 	struct buf out;
 	/* without MIME-Version or Content-Type the CTE field is not honoured (as Dovecot) */
 	assert_int_equal(convert(msg, sizeof(msg) - 1, &out), 0);
 	assert_int_equal(out.len, sizeof(msg) - 1);
 	assert_memory_equal(out.data, msg, sizeof(msg) - 1);
 	buf_free(&out);
-	static const char b64[] = "Mime-Version: 1.0\r\nContent-Transfer-Encoding: base64\r\n\r\nAAAA\r\n";
+	static const char b64[] =
+	    "Mime-Version: 1.0\r\nContent-Transfer-Encoding: base64\r\n\r\nAAAA\r\n";
 	assert_int_equal(convert(b64, sizeof(b64) - 1, &out), 0);
 	assert_string_equal(buf_cstr(&out), b64);
 	buf_free(&out);
@@ -95,14 +101,16 @@ static void test_unchanged(void **state)
 static void test_nested_message(void **state)
 {
 	(void)state;
-	static const char msg[] = "Mime-Version: 1.0\r\nContent-Type: message/rfc822\r\n\r\n"
-	                          "Content-Type: application/x\r\nContent-Transfer-Encoding: binary\r\n"
-	                          "\r\n\xff\xfe";
+	static const char msg[] =
+	    "Mime-Version: 1.0\r\nContent-Type: message/rfc822\r\n\r\n"
+	    "Content-Type: application/x\r\nContent-Transfer-Encoding: binary\r\n"
+	    "\r\n\xff\xfe";
 	struct buf out;
 	assert_int_equal(convert(msg, sizeof(msg) - 1, &out), 1);
-	assert_string_equal(buf_cstr(&out), "Mime-Version: 1.0\r\nContent-Type: message/rfc822\r\n\r\n"
-	                                    "Content-Type: application/x\r\n"
-	                                    "Content-Transfer-Encoding: base64\r\n\r\n//4=");
+	assert_string_equal(buf_cstr(&out),
+	                    "Mime-Version: 1.0\r\nContent-Type: message/rfc822\r\n\r\n"
+	                    "Content-Type: application/x\r\n"
+	                    "Content-Transfer-Encoding: base64\r\n\r\n//4=");
 	buf_free(&out);
 }
 

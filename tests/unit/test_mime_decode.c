@@ -57,7 +57,10 @@ static void test_base64_stops(void **state)
 	assert_int_equal(b64("aGk=aGk=", out), 2);
 	assert_memory_equal(out, "hi", 2);
 	/* Octets outside the alphabet are ignored (RFC 2045 §6.8), not the end. */
-	assert_int_equal(b64("aGVs*bG8g!d29y\x80" "bGQ=", out), 11);
+	assert_int_equal(b64("aGVs*bG8g!d29y\x80"
+	                     "bGQ=",
+	                     out),
+	                 11);
 	assert_memory_equal(out, "hello world", 11);
 	assert_int_equal(b64("-_.aGk", out), 2);
 	assert_memory_equal(out, "hi", 2);
@@ -133,9 +136,9 @@ static void check_splits(enum mime_encoding cte, const char *text)
 	mime_decoder_init(&d, cte);
 	size_t wn = mime_decoder_feed(&d, in, len, whole);
 	wn += mime_decoder_finish(&d, whole + wn);
-	size_t expect = cte == MIME_ENCODING_BASE64 ? mime_decode_base64(in, len, part)
-			: cte == MIME_ENCODING_QUOTED_PRINTABLE ? mime_decode_qp(in, len, part)
-								: (memcpy(part, in, len), len);
+	size_t expect = cte == MIME_ENCODING_BASE64             ? mime_decode_base64(in, len, part)
+	                : cte == MIME_ENCODING_QUOTED_PRINTABLE ? mime_decode_qp(in, len, part)
+	                                                        : (memcpy(part, in, len), len);
 	assert_int_equal(wn, expect);
 	assert_memory_equal(whole, part, wn);
 	for (size_t cut = 0; cut <= len; cut++) {
@@ -159,15 +162,37 @@ static void test_incremental(void **state)
 {
 	(void)state;
 	static const char *const qps[] = {
-		"caf=C3=A9 =3D ok\r\n", "long=\r\nline=\nend", "ab= \t\r\ncd", "x  \r\ny \t",
-		"a=ZZb", "a=4", "end=", "=4x=41", "a \rb", "= \rx", "=\rx", "a=\r", "t \r",
-		"soft= \t", "=", " ", "\r", "=4", "x=4\r\n", "_a_=5F",
+	    "caf=C3=A9 =3D ok\r\n",
+	    "long=\r\nline=\nend",
+	    "ab= \t\r\ncd",
+	    "x  \r\ny \t",
+	    "a=ZZb",
+	    "a=4",
+	    "end=",
+	    "=4x=41",
+	    "a \rb",
+	    "= \rx",
+	    "=\rx",
+	    "a=\r",
+	    "t \r",
+	    "soft= \t",
+	    "=",
+	    " ",
+	    "\r",
+	    "=4",
+	    "x=4\r\n",
+	    "_a_=5F",
 	};
 	for (size_t i = 0; i < sizeof(qps) / sizeof(qps[0]); i++)
 		check_splits(MIME_ENCODING_QUOTED_PRINTABLE, qps[i]);
 	static const char *const b64s[] = {
-		"aGVsbG8gd29ybGQ=", "aGVs\r\nbG8g\n d29y\tbGQ=", "aGk=aGk=", "aGVs*bG8g!d29y",
-		"aG", "a", "",
+	    "aGVsbG8gd29ybGQ=",
+	    "aGVs\r\nbG8g\n d29y\tbGQ=",
+	    "aGk=aGk=",
+	    "aGVs*bG8g!d29y",
+	    "aG",
+	    "a",
+	    "",
 	};
 	for (size_t i = 0; i < sizeof(b64s) / sizeof(b64s[0]); i++)
 		check_splits(MIME_ENCODING_BASE64, b64s[i]);
@@ -250,11 +275,11 @@ static void test_words(void **state)
 	assert_ptr_equal(mime_decode_words(a, plain, strlen(plain), &n), plain);
 	assert_int_equal(n, strlen(plain));
 	assert_string_equal(words(a, "=?UTF-8?Q?Gr=C3=BC=C3=9Fe_aus?= K\xC3\xB6ln"),
-	                    "Gr\xC3\xBC\xC3\x9F" "e aus K\xC3\xB6ln");
+	                    "Gr\xC3\xBC\xC3\x9F"
+	                    "e aus K\xC3\xB6ln");
 	assert_string_equal(words(a, "=?iso-8859-1?b?S/Zsbg==?="), "K\xC3\xB6ln");
 	/* adjacent words: the white space between them goes (§6.2), also after unfolding */
-	assert_string_equal(words(a, "=?utf-8?q?a?= =?utf-8?q?b?=\t =?utf-8?b?Yw==?= d"),
-	                    "abc d");
+	assert_string_equal(words(a, "=?utf-8?q?a?= =?utf-8?q?b?=\t =?utf-8?b?Yw==?= d"), "abc d");
 	/* text between words keeps its white space */
 	assert_string_equal(words(a, "x =?utf-8?q?a?= y =?utf-8?q?b?= z"), "x a y b z");
 	/* a word directly followed by another, no space */
@@ -329,12 +354,18 @@ static void test_charset(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-	    cmocka_unit_test(test_base64_plain),   cmocka_unit_test(test_base64_whitespace),
-	    cmocka_unit_test(test_base64_stops),   cmocka_unit_test(test_qp_plain),
-	    cmocka_unit_test(test_qp_soft_breaks), cmocka_unit_test(test_qp_bad_escapes),
-	    cmocka_unit_test(test_body),	   cmocka_unit_test(test_incremental),
-	    cmocka_unit_test(test_qp_long_whitespace), cmocka_unit_test(test_qword),
-	    cmocka_unit_test(test_words), cmocka_unit_test(test_words_false_starts),
+	    cmocka_unit_test(test_base64_plain),
+	    cmocka_unit_test(test_base64_whitespace),
+	    cmocka_unit_test(test_base64_stops),
+	    cmocka_unit_test(test_qp_plain),
+	    cmocka_unit_test(test_qp_soft_breaks),
+	    cmocka_unit_test(test_qp_bad_escapes),
+	    cmocka_unit_test(test_body),
+	    cmocka_unit_test(test_incremental),
+	    cmocka_unit_test(test_qp_long_whitespace),
+	    cmocka_unit_test(test_qword),
+	    cmocka_unit_test(test_words),
+	    cmocka_unit_test(test_words_false_starts),
 	    cmocka_unit_test(test_charset),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);

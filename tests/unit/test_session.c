@@ -30,16 +30,31 @@ static struct fake_conn *fake(const struct conn *c)
 {
 	return (struct fake_conn *)(uintptr_t)c;
 }
-static void fake_pause(struct conn *c) { fake(c)->pauses++; }
-static void fake_hold(struct conn *c) { fake(c)->holds++; }
+static void fake_pause(struct conn *c)
+{
+	fake(c)->pauses++;
+}
+static void fake_hold(struct conn *c)
+{
+	fake(c)->holds++;
+}
 static void fake_unhold(struct conn *c)
 {
 	assert_true(fake(c)->holds > 0);
 	fake(c)->holds--;
 }
-static void fake_wake(struct conn *c) { fake(c)->wakes++; }
-static bool fake_is_closed(const struct conn *c) { return fake(c)->closed; }
-static void fake_clear_deadline(struct conn *c) { fake(c)->deadline_cleared++; }
+static void fake_wake(struct conn *c)
+{
+	fake(c)->wakes++;
+}
+static bool fake_is_closed(const struct conn *c)
+{
+	return fake(c)->closed;
+}
+static void fake_clear_deadline(struct conn *c)
+{
+	fake(c)->deadline_cleared++;
+}
 static const char *fake_ip(const struct conn *c)
 {
 	(void)c;
@@ -52,14 +67,14 @@ static const char *fake_id(const struct conn *c)
 }
 
 static const struct session_conn_ops fake_ops = {
-	.pause = fake_pause,
-	.hold = fake_hold,
-	.unhold = fake_unhold,
-	.wake = fake_wake,
-	.is_closed = fake_is_closed,
-	.clear_deadline = fake_clear_deadline,
-	.remote_ip = fake_ip,
-	.id = fake_id,
+    .pause = fake_pause,
+    .hold = fake_hold,
+    .unhold = fake_unhold,
+    .wake = fake_wake,
+    .is_closed = fake_is_closed,
+    .clear_deadline = fake_clear_deadline,
+    .remote_ip = fake_ip,
+    .id = fake_id,
 };
 
 /* ---- a fake protocol session: records what the lifecycle asked of it ---- */
@@ -68,7 +83,7 @@ struct proto {
 	struct session life;
 	struct fake_conn conn;
 	char trace[256]; /* "done1 abandon1 wake bye free" */
-	int chain_kind;	 /* async_done starts this operation next (0 none) */
+	int chain_kind;  /* async_done starts this operation next (0 none) */
 	bool *freed;
 };
 
@@ -96,8 +111,14 @@ static void p_async_abandoned(void *ctx, int kind)
 	snprintf(t, sizeof(t), "abandon%d", kind);
 	trace(ctx, t);
 }
-static void p_wake(void *ctx) { trace(ctx, "wake"); }
-static void p_goodbye(void *ctx) { trace(ctx, "bye"); }
+static void p_wake(void *ctx)
+{
+	trace(ctx, "wake");
+}
+static void p_goodbye(void *ctx)
+{
+	trace(ctx, "bye");
+}
 static void p_free(void *ctx)
 {
 	struct proto *p = ctx;
@@ -107,11 +128,11 @@ static void p_free(void *ctx)
 }
 
 static const struct session_hooks hooks = {
-	.async_done = p_async_done,
-	.async_abandoned = p_async_abandoned,
-	.wake = p_wake,
-	.goodbye = p_goodbye,
-	.free = p_free,
+    .async_done = p_async_done,
+    .async_abandoned = p_async_abandoned,
+    .wake = p_wake,
+    .goodbye = p_goodbye,
+    .free = p_free,
 };
 
 static struct proto *proto_new(bool *freed)
@@ -362,17 +383,17 @@ static void test_logged_in_without_registry(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test(test_close_without_operation_frees),
-		cmocka_unit_test(test_operation_pauses_holds_and_answers),
-		cmocka_unit_test(test_close_during_operation_defers_free_to_the_wake),
-		cmocka_unit_test(test_foreign_wake_leaves_the_operation_alone),
-		cmocka_unit_test(test_shutdown_without_operation_says_goodbye),
-		cmocka_unit_test(test_shutdown_waits_for_the_operation),
-		cmocka_unit_test(test_shutdown_waits_for_a_chained_operation),
-		cmocka_unit_test(test_shutdown_then_close_during_operation),
-		cmocka_unit_test(test_finished_from_another_thread),
-		cmocka_unit_test(test_login_counts_until_freed),
-		cmocka_unit_test(test_logged_in_without_registry),
+	    cmocka_unit_test(test_close_without_operation_frees),
+	    cmocka_unit_test(test_operation_pauses_holds_and_answers),
+	    cmocka_unit_test(test_close_during_operation_defers_free_to_the_wake),
+	    cmocka_unit_test(test_foreign_wake_leaves_the_operation_alone),
+	    cmocka_unit_test(test_shutdown_without_operation_says_goodbye),
+	    cmocka_unit_test(test_shutdown_waits_for_the_operation),
+	    cmocka_unit_test(test_shutdown_waits_for_a_chained_operation),
+	    cmocka_unit_test(test_shutdown_then_close_during_operation),
+	    cmocka_unit_test(test_finished_from_another_thread),
+	    cmocka_unit_test(test_login_counts_until_freed),
+	    cmocka_unit_test(test_logged_in_without_registry),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

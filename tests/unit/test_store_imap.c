@@ -888,11 +888,14 @@ static void test_recent(void **state)
 	struct store_mailbox_stats s = stats(f, f->a, "R");
 	assert_int_equal(s.recent, 2);
 	uint32_t first = 0;
-	assert_int_equal(store_recent_claim(f->store, f->a, "R", s.uidvalidity, 3, false, &first), 1);
+	assert_int_equal(store_recent_claim(f->store, f->a, "R", s.uidvalidity, 3, false, &first),
+	                 1);
 	assert_int_equal(first, 1);
-	assert_int_equal(store_recent_claim(f->store, f->a, "R", s.uidvalidity, 3, true, &first), 1);
+	assert_int_equal(store_recent_claim(f->store, f->a, "R", s.uidvalidity, 3, true, &first),
+	                 1);
 	assert_int_equal(first, 1); /* this caller: UIDs 1 and 2 */
-	assert_int_equal(store_recent_claim(f->store, f->a, "R", s.uidvalidity, 3, true, &first), 1);
+	assert_int_equal(store_recent_claim(f->store, f->a, "R", s.uidvalidity, 3, true, &first),
+	                 1);
 	assert_int_equal(first, 3); /* any later caller: none */
 	assert_int_equal(stats(f, f->a, "R").recent, 0);
 	append_ok(f, f->a, "R", "three\r\n");
@@ -905,7 +908,8 @@ static void test_recent(void **state)
 	append_ok(f, f->a, "R", "four\r\n");
 	s = stats(f, f->a, "R");
 	assert_int_equal(s.recent, 1);
-	assert_int_equal(store_recent_claim(f->store, f->a, "R", s.uidvalidity, 5, true, &first), 1);
+	assert_int_equal(store_recent_claim(f->store, f->a, "R", s.uidvalidity, 5, true, &first),
+	                 1);
 	assert_int_equal(first, 4);
 	/* recreated: everything in the new mailbox is recent */
 	mbox_ok(f, STORE_MAILBOX_DELETE, f->a, "R", NULL);
@@ -913,9 +917,8 @@ static void test_recent(void **state)
 	append_ok(f, f->a, "R", "five\r\n");
 	s = stats(f, f->a, "R");
 	assert_int_equal(s.recent, 1);
-	assert_int_equal(store_recent_claim(f->store, f->a, "R", s.uidvalidity, s.uidnext, true,
-	                                    &first),
-	                 1);
+	assert_int_equal(
+	    store_recent_claim(f->store, f->a, "R", s.uidvalidity, s.uidnext, true, &first), 1);
 	assert_int_equal(first, 1);
 }
 

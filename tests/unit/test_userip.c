@@ -69,7 +69,7 @@ static void test_threads(void **state)
 {
 	(void)state;
 	struct userip *r = userip_new();
-	struct worker w[4] = { { r, 0 }, { r, 0 }, { r, 0 }, { r, 0 } };
+	struct worker w[4] = {{r, 0}, {r, 0}, {r, 0}, {r, 0}};
 	pthread_t t[4];
 	for (int i = 0; i < 4; i++)
 		assert_int_equal(pthread_create(&t[i], NULL, userip_worker, &w[i]), 0);
@@ -89,9 +89,9 @@ static void test_threads(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test(test_cap_and_release),
-		cmocka_unit_test(test_no_limit),
-		cmocka_unit_test(test_threads),
+	    cmocka_unit_test(test_cap_and_release),
+	    cmocka_unit_test(test_no_limit),
+	    cmocka_unit_test(test_threads),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -39,7 +39,7 @@ static void test_examples(void **state)
 	expect_from("&", "&-");
 	/* RFC 3501 §5.1.3: "~peter/mail/台北/日本語" */
 	expect_from("~peter/mail/\xe5\x8f\xb0\xe5\x8c\x97/\xe6\x97\xa5\xe6\x9c\xac\xe8\xaa\x9e",
-		    "~peter/mail/&U,BTFw-/&ZeVnLIqe-");
+	            "~peter/mail/&U,BTFw-/&ZeVnLIqe-");
 	expect_from("Entw\xc3\xbcrfe", "Entw&APw-rfe");
 	/* Outside the BMP: a surrogate pair (U+1F600). */
 	expect_from("x\xf0\x9f\x98\x80y", "x&2D3eAA-y");
@@ -70,8 +70,9 @@ static void test_long_run(void **state)
 static void test_round_trip(void **state)
 {
 	(void)state;
-	static const char *const names[] = { "&AOQ-&-", "a&-b", "&AOQA5A-", "x&2D3eAA-y",
-					     "&U,BTFw-/&ZeVnLIqe-", "&-&-", "&AOQ-x&AOQ-" };
+	static const char *const names[] = {
+	    "&AOQ-&-", "a&-b",       "&AOQA5A-", "x&2D3eAA-y", "&U,BTFw-/&ZeVnLIqe-",
+	    "&-&-",    "&AOQ-x&AOQ-"};
 	for (size_t i = 0; i < sizeof(names) / sizeof(names[0]); i++) {
 		struct buf u, back;
 		buf_init(&u, 1024);
@@ -99,19 +100,19 @@ static void test_rejected(void **state)
 	expect_bad("&APy-x&APx-"); /* non-zero padding bits in the first run */
 	struct buf b;
 	buf_init(&b, 4096);
-	assert_int_equal(utf7_from_utf8("\xc3", &b), -1);	  /* truncated UTF-8 */
+	assert_int_equal(utf7_from_utf8("\xc3", &b), -1);         /* truncated UTF-8 */
 	assert_int_equal(utf7_from_utf8("\xed\xa0\x80", &b), -1); /* encoded surrogate */
-	assert_int_equal(utf7_from_utf8("\xc0\xaf", &b), -1);	  /* overlong */
+	assert_int_equal(utf7_from_utf8("\xc0\xaf", &b), -1);     /* overlong */
 	buf_free(&b);
 }
 
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test(test_examples),
-		cmocka_unit_test(test_long_run),
-		cmocka_unit_test(test_round_trip),
-		cmocka_unit_test(test_rejected),
+	    cmocka_unit_test(test_examples),
+	    cmocka_unit_test(test_long_run),
+	    cmocka_unit_test(test_round_trip),
+	    cmocka_unit_test(test_rejected),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

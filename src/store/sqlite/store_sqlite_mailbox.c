@@ -1021,9 +1021,8 @@ int store_sqlite_mailbox_stats(struct store *store, uint64_t account_id, const c
 	return 1;
 }
 
-int store_sqlite_mailbox_recent_first(struct store *store, uint64_t account_id,
-                                      const char *mailbox, uint32_t *uidvalidity_r,
-                                      uint32_t *first_r)
+int store_sqlite_mailbox_recent_first(struct store *store, uint64_t account_id, const char *mailbox,
+                                      uint32_t *uidvalidity_r, uint32_t *first_r)
 {
 	struct sq_conn *c = store_sqlite_reader(store);
 	sqlite3_stmt *st;
@@ -1040,8 +1039,8 @@ int store_sqlite_mailbox_recent_first(struct store *store, uint64_t account_id,
 	return 1;
 }
 
-int store_sqlite_mailbox_count_from(struct store *store, uint64_t account_id,
-                                    const char *mailbox, uint32_t uid, uint32_t *count_r)
+int store_sqlite_mailbox_count_from(struct store *store, uint64_t account_id, const char *mailbox,
+                                    uint32_t uid, uint32_t *count_r)
 {
 	struct sq_conn *c = store_sqlite_reader(store);
 	sqlite3_stmt *st;

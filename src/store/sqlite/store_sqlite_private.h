@@ -212,11 +212,10 @@ int store_sqlite_mailbox_list(struct store *store, uint64_t account_id,
                               void (*subscription_cb)(void *ctx, const char *name), void *ctx);
 int store_sqlite_mailbox_stats(struct store *store, uint64_t account_id, const char *mailbox,
                                struct store_mailbox_stats *stats_r);
-int store_sqlite_mailbox_recent_first(struct store *store, uint64_t account_id,
-                                      const char *mailbox, uint32_t *uidvalidity_r,
-                                      uint32_t *first_r);
-int store_sqlite_mailbox_count_from(struct store *store, uint64_t account_id,
-                                    const char *mailbox, uint32_t uid, uint32_t *count_r);
+int store_sqlite_mailbox_recent_first(struct store *store, uint64_t account_id, const char *mailbox,
+                                      uint32_t *uidvalidity_r, uint32_t *first_r);
+int store_sqlite_mailbox_count_from(struct store *store, uint64_t account_id, const char *mailbox,
+                                    uint32_t uid, uint32_t *count_r);
 int store_sqlite_mailbox_keywords(struct store *store, uint64_t account_id, const char *mailbox,
                                   char **keywords_r);
 int store_sqlite_mailbox_changes(struct store *store, uint64_t account_id, const char *mailbox,
