@@ -6,7 +6,7 @@ BUILD_PKGS="build-essential pkg-config libevent-dev libssl-dev libsqlite3-dev li
 # Each tool comes with what it needs to work, not only its binary: we install without
 # recommends, so swaks needs its Perl modules for TLS (Net::SSLeay, IO::Socket::SSL) and
 # AUTH (Authen::SASL, Digest::HMAC) named here; fetchmail and curl need the CA bundle.
-TEST_PKGS="libcmocka-dev python3 python3-pytest clang libclang-rt-14-dev
+TEST_PKGS="libcmocka-dev python3 python3-pytest clang libclang-rt-14-dev clang-format
 	swaks libnet-ssleay-perl libio-socket-ssl-perl libauthen-sasl-perl libdigest-hmac-perl
 	fetchmail getmail6 isync curl ca-certificates offlineimap3 neomutt tmux"
 want="$BUILD_PKGS"

@@ -16,6 +16,9 @@ count() { # $1 = passed, $2 = failed
 echo "== layers"
 if sh tests/check-layers.sh; then count 1 0; else count 0 1; fi
 
+echo "== formatting (clang-format, .clang-format)"
+if sh tests/check-format.sh; then echo "format ok"; count 1 0; else count 0 1; fi
+
 echo "== unit tests"
 export ASAN_OPTIONS=detect_leaks=1:abort_on_error=0 UBSAN_OPTIONS=print_stacktrace=1
 for t in build/asan/tests/test_*; do
