@@ -47,7 +47,8 @@ done
 echo "== integration tests"
 out=$(POSTHORN_BIN="$PWD/build/asan/posthorn" /usr/bin/python3 -m pytest -p no:cacheprovider \
 	-q -rfE tests/integration 2>&1); rc=$?
-printf '%s\n' "$out" | tail -40
+# All of it when something failed (the failures carry the server's log), else the summary.
+if [ $rc -ne 0 ]; then printf '%s\n' "$out"; else printf '%s\n' "$out" | tail -5; fi
 last=$(printf '%s\n' "$out" | grep -E '(passed|failed|error)' | tail -1)
 ip=$(printf '%s\n' "$last" | grep -oE '[0-9]+ passed' | grep -oE '[0-9]+' || true)
 if_=$(printf '%s\n' "$last" | grep -oE '[0-9]+ failed' | grep -oE '[0-9]+' || true)

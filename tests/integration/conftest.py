@@ -559,3 +559,18 @@ def check_stored(stored, msg, sender):
 
 def unique(prefix="msg"):
     return "%s-%d-%06d" % (prefix, os.getpid(), random.randrange(10 ** 6))
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_makereport(item, call):
+    """A failed test's report ends with the tail of its server's log: on a machine where
+    the temporary directories are gone afterwards (CI, fresh-machine-check) it is the only
+    trace of what the server saw."""
+    outcome = yield
+    rep = outcome.get_result()
+    if rep.when != "call" or not rep.failed:
+        return
+    srv = item.funcargs.get("server")
+    if isinstance(srv, Server):
+        rep.sections.append(("posthorn server log (last 6000 characters)",
+                             srv.log_text()[-6000:]))
