@@ -23,7 +23,8 @@ static const char usage[] =
     "  user add|del|list|passwd|quota ...         manage accounts\n"
     "  alias add|del|list ...                     manage aliases\n"
     "  mail list|cat ...                          inspect stored mail\n"
-    "  queue list                                 show the outbound queue\n"
+    "  queue list|show|flush|retry|hold|release|delete ...\n"
+    "                                             manage the outbound queue\n"
     "  --version                                  print the version\n"
     "\n"
     "`posthorn COMMAND --help` describes each command.\n";

@@ -44,6 +44,7 @@ struct smtp_rcpt {
 	char *address;              /* as given, "local@domain" */
 	bool remote;                /* outbound queue */
 	struct store_rcpt accounts; /* when local */
+	struct store_remote_dsn dsn; /* RFC 3461 NOTIFY/ORCPT (submission; orcpt in tx) */
 };
 
 struct smtp_session {
@@ -76,6 +77,8 @@ struct smtp_session {
 	char *mail_from; /* "" for <> */
 	bool smtputf8;
 	uint64_t declared_size;
+	enum store_dsn_ret dsn_ret; /* RFC 3461 RET= (submission) */
+	const char *dsn_envid;      /* ENVID=, decoded, in tx; NULL none */
 	struct smtp_rcpt *rcpts;
 	size_t rcpt_count, rcpt_cap;
 
@@ -98,6 +101,7 @@ struct smtp_session {
 	struct store_delivery delivery;
 	uint64_t *delivery_accounts;
 	const char **delivery_remote;
+	struct store_remote_dsn *delivery_dsn; /* DSN parameters of delivery_remote[i] */
 	char msgid[32];
 
 	/* hostile-input limits before login (port 25: before the first MAIL) */
