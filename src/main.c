@@ -25,6 +25,7 @@ static const char usage[] =
     "  mail list|cat ...                          inspect stored mail\n"
     "  queue list|show|flush|retry|hold|release|delete ...\n"
     "                                             manage the outbound queue\n"
+    "  dkim generate|list|remove|sign ...         DKIM signing keys\n"
     "  --version                                  print the version\n"
     "\n"
     "`posthorn COMMAND --help` describes each command.\n";
@@ -38,6 +39,7 @@ static const struct cli_command commands[] = {
     {"init", cli_init},     {"serve", cli_serve}, {"check-config", cli_check_config},
     {"domain", cli_domain}, {"user", cli_user},   {"alias", cli_alias},
     {"mail", cli_mail},     {"queue", cli_queue},
+    {"dkim", cli_dkim},
 };
 
 int main(int argc, char **argv)
