@@ -24,6 +24,7 @@ static const char usage[] =
     "  alias add|del|list ...                     manage aliases\n"
     "  mail list|cat ...                          inspect stored mail\n"
     "  queue list                                 show the outbound queue\n"
+    "  dns mx|a|aaaa|tlsa|txt NAME                look a name up as delivery would\n"
     "  --version                                  print the version\n"
     "\n"
     "`posthorn COMMAND --help` describes each command.\n";
@@ -37,6 +38,7 @@ static const struct cli_command commands[] = {
     {"init", cli_init},     {"serve", cli_serve}, {"check-config", cli_check_config},
     {"domain", cli_domain}, {"user", cli_user},   {"alias", cli_alias},
     {"mail", cli_mail},     {"queue", cli_queue},
+    {"dns", cli_dns},
 };
 
 int main(int argc, char **argv)
