@@ -245,17 +245,19 @@ static uint32_t dns_min_ttl(uint32_t a, uint32_t b)
 }
 
 /* RFC 2308 §5: the negative answer's TTL is the smaller of the SOA record's TTL and its
- * MINIMUM field. Scans the authority section; 0 when it has no SOA. */
+ * MINIMUM field. Walks the whole authority section (a truncated one makes the packet
+ * malformed); 0 when it has no SOA. */
 static int dns_negative_ttl(const unsigned char *pkt, size_t len, size_t pos, unsigned nscount,
                             struct arena *arena, uint32_t *ttl_r)
 {
 	*ttl_r = 0;
+	bool found = false;
 	for (unsigned i = 0; i < nscount; i++) {
 		struct dns_rr rr;
 		uint16_t cls;
 		if (dns_read_rr(pkt, len, &pos, arena, &rr, &cls) < 0)
 			return -1;
-		if (rr.type != DNS_TYPE_SOA)
+		if (rr.type != DNS_TYPE_SOA || found)
 			continue;
 		size_t p = rr.rdata, end = rr.rdata + rr.rdlen;
 		char skip[DNS_NAME_TEXT_MAX];
@@ -263,7 +265,7 @@ static int dns_negative_ttl(const unsigned char *pkt, size_t len, size_t pos, un
 		    dns_packet_read_name(pkt, end, &p, skip) < 0 || end - p != 20)
 			return -1;
 		*ttl_r = dns_min_ttl(rr.ttl, dns_ttl(pkt + p + 16));
-		return 0;
+		found = true;
 	}
 	return 0;
 }
@@ -374,12 +376,16 @@ int dns_packet_parse(const unsigned char *pkt, size_t len, uint16_t qtype, struc
 	}
 	if (dns_collect(pkt, rrs, n, qtype, arena, res) < 0)
 		return -1;
+	uint32_t negative_ttl;
+	if (dns_negative_ttl(pkt, len, pos, nscount, arena, &negative_ttl) < 0)
+		return -1;
 	if (res->count > 0) {
 		res->status = DNS_STATUS_OK;
 		return 0;
 	}
 	res->status = rcode == DNS_RCODE_NXDOMAIN ? DNS_STATUS_NXDOMAIN : DNS_STATUS_NODATA;
-	return dns_negative_ttl(pkt, len, pos, nscount, arena, &res->ttl);
+	res->ttl = negative_ttl;
+	return 0;
 }
 
 socklen_t dns_addr_sockaddr(const struct dns_addr *addr, uint16_t port,
