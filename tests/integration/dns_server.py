@@ -12,6 +12,7 @@ The test gives the records as zone-file text and points Posthorn's `dns_resolver
     conf["dns_resolver"] = "127.0.0.1:%d" % dns.port
     dns.set_zone(other_text)        # replace every record (the server keeps running)
     dns.drop("slow.example.test")   # never answer questions for this name
+    dns.servfail("broken.example.test")  # answer SERVFAIL for this name
     dns.stop()
 
 Answers carry AA. A name with records of the asked type gets them; a CNAME is followed inside
@@ -145,6 +146,7 @@ class DNSServer:
         self._lock = threading.Lock()
         self._zone = _Zone(zone_text)
         self._drop = set()
+        self._servfail = set()
         self._servers = []
         self._threads = []
 
@@ -163,6 +165,11 @@ class DNSServer:
     def undrop(self, name):
         with self._lock:
             self._drop.discard(_key(name))
+
+    def servfail(self, name, on=True):
+        """Answer SERVFAIL to questions about name (on=False: answer normally again)."""
+        with self._lock:
+            (self._servfail.add if on else self._servfail.discard)(_key(name))
 
     # --- life
     def start(self):
@@ -220,10 +227,11 @@ class DNSServer:
             self.queries.append((_key(q.qname), QTYPE.get(q.qtype), proto))
             if _key(q.qname) in self._drop:
                 return None
+            servfail = _key(q.qname) in self._servfail
             zone = self._zone
         reply = request.reply(ra=0, aa=1)
-        if q.qclass != CLASS.IN:
-            reply.header.rcode = RCODE.REFUSED
+        if q.qclass != CLASS.IN or servfail:
+            reply.header.rcode = RCODE.SERVFAIL if servfail else RCODE.REFUSED
             return reply.pack()
         rcode, answer, authority = zone.answer(q.qname, q.qtype)
         reply.header.rcode = rcode
