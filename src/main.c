@@ -26,6 +26,7 @@ static const char usage[] =
     "  queue list|show|flush|retry|hold|release|delete ...\n"
     "                                             manage the outbound queue\n"
     "  dkim generate|list|remove|sign ...         DKIM signing keys\n"
+    "  dns mx|a|aaaa|tlsa|txt NAME                look a name up as delivery would\n"
     "  --version                                  print the version\n"
     "\n"
     "`posthorn COMMAND --help` describes each command.\n";
@@ -40,6 +41,7 @@ static const struct cli_command commands[] = {
     {"domain", cli_domain}, {"user", cli_user},   {"alias", cli_alias},
     {"mail", cli_mail},     {"queue", cli_queue},
     {"dkim", cli_dkim},
+    {"dns", cli_dns},
 };
 
 int main(int argc, char **argv)

@@ -2,6 +2,7 @@
  * new setting is one table row plus its documentation in docs/config.md. */
 #include "core/conf.h"
 
+#include <arpa/inet.h>
 #include <ctype.h>
 #include <errno.h>
 #include <stdarg.h>
@@ -26,7 +27,9 @@ enum conf_type {
 	T_LOGLEVEL,
 	T_BARE_LF,
 	T_LISTEN,
-	T_EXPIRE
+	T_EXPIRE,
+	T_DNS_RESOLVER,
+	T_DNS_ANCHOR
 };
 
 struct conf_key {
@@ -83,6 +86,9 @@ static const struct conf_key conf_keys[] = {
     {"limit_login_commands", T_UINT, LIM(login_commands), 1, 10000, 0},
     {"limit_sessions_per_user_ip", T_UINT, LIM(sessions_per_user_ip), 0, 100000, 0},
     {"smtp_pregreet_wait", T_SECONDS, OFF(smtp_pregreet_wait), 0, 60, 0},
+    {"dns_resolver", T_DNS_RESOLVER, OFF(dns_resolver), 0, 0, 0},
+    {"dns_trust_anchor", T_DNS_ANCHOR, OFF(dns_trust_anchor), 0, 0, 0},
+    {"dns_timeout", T_SECONDS, OFF(dns_timeout), 1, 300, 0},
 };
 
 static char *conf_resolve_path(const char *base_dir, const char *value)
@@ -142,6 +148,10 @@ struct conf *conf_new_defaults(const char *base_dir)
 	    .sessions_per_user_ip = 10,
 	};
 	c->smtp_pregreet_wait = 1;
+	c->dns_resolver = xstrdup("");
+	c->dns_resolver_port = 53;
+	c->dns_trust_anchor = xstrdup("");
+	c->dns_timeout = 10;
 	return c;
 }
 
@@ -172,6 +182,8 @@ void conf_free(struct conf **conf)
 	free(c->tls_cert);
 	free(c->tls_key);
 	free(c->run_user);
+	free(c->dns_resolver);
+	free(c->dns_trust_anchor);
 	for (int k = 0; k < CONF_LISTENER_COUNT; k++)
 		conf_clear_listen(c, k);
 	free(c);
@@ -284,6 +296,55 @@ static int conf_parse_number(const char *v, const char *units, uint64_t *r)
 	return 0;
 }
 
+/* dns_resolver: "IP", "IP:PORT", "[IPv6]:PORT" or "" (the system's resolvers). */
+static int conf_parse_dns_resolver(struct conf *c, const char *v)
+{
+	char host[INET6_ADDRSTRLEN + 2];
+	unsigned port = 53;
+	const char *port_text = NULL;
+	unsigned char bin[16];
+	size_t n = strlen(v);
+	if (n == 0) {
+		free(c->dns_resolver);
+		c->dns_resolver = xstrdup("");
+		c->dns_resolver_port = 53;
+		return 0;
+	}
+	if (v[0] == '[') {
+		const char *close = strchr(v, ']');
+		if (close == NULL || (size_t)(close - v - 1) >= sizeof(host))
+			return -1;
+		memcpy(host, v + 1, (size_t)(close - v - 1));
+		host[close - v - 1] = '\0';
+		if (close[1] == ':')
+			port_text = close + 2;
+		else if (close[1] != '\0')
+			return -1;
+	} else {
+		const char *colon = strchr(v, ':');
+		bool v4_port = colon != NULL && strchr(colon + 1, ':') == NULL;
+		size_t hlen = v4_port ? (size_t)(colon - v) : n;
+		if (hlen >= sizeof(host))
+			return -1;
+		memcpy(host, v, hlen);
+		host[hlen] = '\0';
+		if (v4_port)
+			port_text = colon + 1;
+	}
+	if (inet_pton(AF_INET, host, bin) != 1 && inet_pton(AF_INET6, host, bin) != 1)
+		return -1;
+	if (port_text != NULL) {
+		uint64_t p;
+		if (conf_parse_number(port_text, "", &p) < 0 || p == 0 || p > 65535)
+			return -1;
+		port = (unsigned)p;
+	}
+	free(c->dns_resolver);
+	c->dns_resolver = xstrdup(host);
+	c->dns_resolver_port = port;
+	return 0;
+}
+
 static int conf_set(struct conf *c, const struct conf_key *k, const char *v, const char *base,
                     const char **why_r)
 {
@@ -338,6 +399,19 @@ static int conf_set(struct conf *c, const struct conf_key *k, const char *v, con
 			return -1;
 		}
 		*(int *)field = (int)n;
+		return 0;
+	case T_DNS_RESOLVER:
+		if (conf_parse_dns_resolver(c, v) < 0) {
+			*why_r = "expected IP or IP:PORT ('127.0.0.1', '127.0.0.1:5353', "
+			         "'[::1]:53')";
+			return -1;
+		}
+		return 0;
+	case T_DNS_ANCHOR:
+		free(*(char **)field);
+		*(char **)field = v[0] == '\0' || strcmp(v, "none") == 0
+		                      ? xstrdup(v)
+		                      : conf_resolve_path(base, v);
 		return 0;
 	case T_LISTEN:
 		if (conf_parse_listen(c, (enum conf_listener_kind)k->listener, v) < 0) {

@@ -75,6 +75,11 @@ struct conf {
 	unsigned auth_workers;       /* password checks at once (threads), 0 = one per core */
 	unsigned auth_cache_ttl;     /* seconds a successful login is remembered, 0 = no cache */
 	unsigned auth_cache_size;    /* entries of the authentication cache */
+	char *dns_resolver;         /* numeric address of the one DNS server to ask, "" = the
+	                               system's (/etc/resolv.conf) */
+	unsigned dns_resolver_port; /* its port, default 53 */
+	char *dns_trust_anchor;     /* DNSSEC trust anchor file, "none", or "" = automatic */
+	unsigned dns_timeout;       /* seconds a lookup may take before it is a temporary failure */
 	size_t listen_count[CONF_LISTENER_COUNT];
 	struct conf_listen listen[CONF_LISTENER_COUNT][CONF_LISTEN_MAX];
 	struct limits limits;

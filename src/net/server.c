@@ -573,3 +573,70 @@ int net_server_run(struct net_server *s)
 		event_free(sigs[i]);
 	return 0;
 }
+
+unsigned net_server_loop_count(const struct net_server *s)
+{
+	return s->thread_count;
+}
+
+struct net_loop *net_server_loop(struct net_server *s, unsigned index)
+{
+	ASSERT(index < s->thread_count);
+	return &s->loops[index];
+}
+
+struct net_loop_call_ctx {
+	void (*fn)(void *ctx);
+	void *ctx;
+};
+
+static void net_loop_call_cb(evutil_socket_t fd, short what, void *arg)
+{
+	(void)fd;
+	(void)what;
+	struct net_loop_call_ctx call = *(struct net_loop_call_ctx *)arg;
+	free(arg);
+	call.fn(call.ctx);
+}
+
+void net_loop_call(struct net_loop *loop, void (*fn)(void *ctx), void *ctx)
+{
+	struct net_loop_call_ctx *call = xmalloc(sizeof(*call));
+	call->fn = fn;
+	call->ctx = ctx;
+	struct timeval now = {0, 0};
+	if (event_base_once(loop->base, -1, EV_TIMEOUT, net_loop_call_cb, call, &now) < 0)
+		log_fatal("libevent: cannot schedule a call on a loop");
+}
+
+struct net_loop *net_loop_new(void)
+{
+	if (evthread_use_pthreads() < 0)
+		log_fatal("libevent: no pthreads support");
+	struct net_loop *loop = xcalloc(1, sizeof(*loop));
+	loop->base = event_base_new();
+	if (loop->base == NULL)
+		log_fatal("libevent: cannot create an event base");
+	return loop;
+}
+
+void net_loop_free(struct net_loop **loop)
+{
+	struct net_loop *l = *loop;
+	if (l == NULL)
+		return;
+	*loop = NULL;
+	ASSERT(l->server == NULL);
+	event_base_free(l->base);
+	free(l);
+}
+
+void net_loop_run(struct net_loop *loop)
+{
+	event_base_dispatch(loop->base);
+}
+
+void net_loop_stop(struct net_loop *loop)
+{
+	event_base_loopbreak(loop->base);
+}

@@ -31,4 +31,21 @@ void net_server_set_reload_hook(struct net_server *server, void (*hook)(void *ct
  * (on_shutdown), and return when all are closed (or after a 30 s deadline). 0 ok, -1 error. */
 int net_server_run(struct net_server *server);
 
+/* Event loops for modules outside net/ that need one (the outbound scheduler, DNS): */
+struct net_loop;
+/* The server's loop threads: index 0 .. net_server_loop_count() - 1. A loop's base exists
+ * from net_server_new() on; it runs on its own thread during net_server_run(). */
+unsigned net_server_loop_count(const struct net_server *server);
+struct net_loop *net_server_loop(struct net_server *server, unsigned index);
+/* Run fn(ctx) soon on loop's thread. Thread-safe: callable from any thread. */
+void net_loop_call(struct net_loop *loop, void (*fn)(void *ctx), void *ctx);
+/* A standalone loop run by the caller's thread (CLI commands, tests). */
+struct net_loop *net_loop_new(void);
+/* Free a loop from net_loop_new() (not running); sets *loop to NULL; accepts NULL. */
+void net_loop_free(struct net_loop **loop);
+/* Run a standalone loop until net_loop_stop() or until nothing is pending. */
+void net_loop_run(struct net_loop *loop);
+/* Make net_loop_run() return after the current callback (call on the loop's thread). */
+void net_loop_stop(struct net_loop *loop);
+
 #endif

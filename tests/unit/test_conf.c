@@ -808,6 +808,48 @@ static void test_load_size_limit(void **state)
 	free(text);
 }
 
+/* dns_resolver: IP, IP:PORT, [IPv6]:PORT, bare IPv6, or empty (the system's resolvers);
+ * dns_trust_anchor: a path resolved like every path, "none" kept; dns_timeout in seconds. */
+static void test_dns_settings(void **state)
+{
+	(void)state;
+	struct conf *c = parse("");
+	assert_string_equal(c->dns_resolver, "");
+	assert_int_equal(c->dns_resolver_port, 53);
+	assert_string_equal(c->dns_trust_anchor, "");
+	assert_int_equal(c->dns_timeout, 10);
+	conf_free(&c);
+	static const struct {
+		const char *value, *host;
+		unsigned port;
+	} ok[] = {
+	    {"127.0.0.1", "127.0.0.1", 53},      {"127.0.0.1:5353", "127.0.0.1", 5353},
+	    {"::1", "::1", 53},                  {"[::1]:5300", "::1", 5300},
+	    {"[2001:db8::53]", "2001:db8::53", 53}, {"", "", 53},
+	};
+	for (size_t i = 0; i < sizeof(ok) / sizeof(ok[0]); i++) {
+		c = set1("dns_resolver", ok[i].value);
+		assert_string_equal(c->dns_resolver, ok[i].host);
+		assert_int_equal(c->dns_resolver_port, ok[i].port);
+		conf_free(&c);
+	}
+	const char *why = "expected IP or IP:PORT ('127.0.0.1', '127.0.0.1:5353', '[::1]:53')";
+	const char *bad[] = {"localhost", "127.0.0.1:0", "127.0.0.1:65536", "127.0.0.1:x",
+	                     "[::1", "[::1]x", "1.2.3", "[127.0.0.1:53"};
+	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++)
+		refuse_value("dns_resolver", bad[i], why);
+	c = set1("dns_trust_anchor", "keys/anchor.key");
+	assert_string_equal(c->dns_trust_anchor, DIR "/keys/anchor.key");
+	conf_free(&c);
+	c = set1("dns_trust_anchor", "none");
+	assert_string_equal(c->dns_trust_anchor, "none");
+	conf_free(&c);
+	c = set1("dns_timeout", "30s");
+	assert_int_equal(c->dns_timeout, 30);
+	conf_free(&c);
+	refuse_value("dns_timeout", "0", "value out of range");
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -830,6 +872,7 @@ int main(void)
 	    cmocka_unit_test_setup_teardown(test_load_missing, setup_tmpdir, teardown_tmpdir),
 	    cmocka_unit_test_setup_teardown(test_load_size_limit, setup_tmpdir, teardown_tmpdir),
 	    cmocka_unit_test(test_auth_settings),
+	    cmocka_unit_test(test_dns_settings),
 	    /* last: fails (and under -fno-sanitize-recover aborts) until conf.c stores
 	     * limit_data_min_rate with the width of its field */
 	    cmocka_unit_test(test_data_min_rate),

@@ -1,0 +1,259 @@
+"""A small authoritative DNS server for tests (python3-dnslib), on 127.0.0.1, UDP and TCP.
+
+The test gives the records as zone-file text and points Posthorn's `dns_resolver` at it:
+
+    dns = DNSServer('''
+        $TTL 300
+        example.test.       IN SOA ns.example.test. hostmaster.example.test. 1 60 60 600 60
+        example.test.       IN MX 10 mx1.example.test.
+        mx1.example.test.   IN A 127.0.0.2
+    ''')
+    dns.start()
+    conf["dns_resolver"] = "127.0.0.1:%d" % dns.port
+    dns.set_zone(other_text)        # replace every record (the server keeps running)
+    dns.drop("slow.example.test")   # never answer questions for this name
+    dns.servfail("broken.example.test")  # answer SERVFAIL for this name
+    dns.stop()
+
+Answers carry AA. A name with records of the asked type gets them; a CNAME is followed inside
+the data (the chain and the target's records are answered); a name that exists (or has names
+below it) without the type gets NODATA, any other NXDOMAIN; negative answers carry the SOA of
+the closest enclosing zone when the text has one. RRSIG records that cover an answered RRset
+are added to it (for a zone signed with ldns-signzone). A UDP answer larger than the client's
+EDNS size (512 without EDNS) is truncated (TC), so the client retries over TCP.
+`queries` records (name, type name, protocol) for every question received.
+"""
+
+import socket
+import socketserver
+import struct
+import threading
+
+from dnslib import CLASS, EDNS0, QTYPE, RCODE, RR, DNSRecord
+
+__all__ = ["DNSServer", "dns_server"]
+
+
+def _key(name):
+    return str(name).lower().rstrip(".")
+
+
+class _Zone:
+    def __init__(self, text):
+        self.rrs = list(RR.fromZone(text)) if text.strip() else []
+        self.names = {}  # name -> list of RR
+        self.soas = {}  # zone apex -> SOA RR
+        for rr in self.rrs:
+            self.names.setdefault(_key(rr.rname), []).append(rr)
+            if rr.rtype == QTYPE.SOA:
+                self.soas[_key(rr.rname)] = rr
+
+    def exists(self, name):
+        if name in self.names:
+            return True
+        suffix = "." + name
+        return any(n.endswith(suffix) for n in self.names)
+
+    def rrset(self, name, rtype):
+        """Records of name and type, with the RRSIGs covering them."""
+        out = [rr for rr in self.names.get(name, []) if rr.rtype == rtype]
+        if out:
+            out += [rr for rr in self.names.get(name, [])
+                    if rr.rtype == QTYPE.RRSIG and rr.rdata.covered == rtype]
+        return out
+
+    def soa_for(self, name):
+        labels = name.split(".") if name else []
+        for i in range(len(labels) + 1):
+            apex = ".".join(labels[i:])
+            if apex in self.soas:
+                soa = self.soas[apex]
+                return [soa] + [rr for rr in self.names.get(apex, [])
+                                if rr.rtype == QTYPE.RRSIG and rr.rdata.covered == QTYPE.SOA]
+        return []
+
+    def answer(self, qname, qtype):
+        """(rcode, answer RRs, authority RRs)."""
+        answer = []
+        name = _key(qname)
+        for _ in range(9):
+            rrs = self.rrset(name, qtype)
+            if rrs:
+                return RCODE.NOERROR, answer + rrs, []
+            cname = self.rrset(name, QTYPE.CNAME) if qtype != QTYPE.CNAME else []
+            if not cname:
+                break
+            answer += cname
+            name = _key(cname[0].rdata.label)
+        rcode = RCODE.NOERROR if self.exists(name) else RCODE.NXDOMAIN
+        return rcode, answer, self.soa_for(name)
+
+
+class _Handler(socketserver.BaseRequestHandler):
+    def handle(self):
+        owner = self.server.owner
+        if isinstance(self.request, tuple):
+            data, sock = self.request
+            reply = owner._reply(data, "udp")
+            if reply is not None:
+                sock.sendto(reply, self.client_address)
+            return
+        sock = self.request
+        sock.settimeout(10)
+        try:
+            while True:
+                head = self._recv(sock, 2)
+                if head is None:
+                    return
+                (length,) = struct.unpack("!H", head)
+                data = self._recv(sock, length)
+                if data is None:
+                    return
+                reply = owner._reply(data, "tcp")
+                if reply is not None:
+                    sock.sendall(struct.pack("!H", len(reply)) + reply)
+        except OSError:
+            return
+
+    @staticmethod
+    def _recv(sock, n):
+        buf = b""
+        while len(buf) < n:
+            chunk = sock.recv(n - len(buf))
+            if not chunk:
+                return None
+            buf += chunk
+        return buf
+
+
+class _UDP(socketserver.ThreadingMixIn, socketserver.UDPServer):
+    daemon_threads = True
+    allow_reuse_address = True
+
+
+class _TCP(socketserver.ThreadingMixIn, socketserver.TCPServer):
+    daemon_threads = True
+    allow_reuse_address = True
+
+
+class DNSServer:
+    """An authoritative server for the records of zone_text, on host and a free port."""
+
+    def __init__(self, zone_text="", host="127.0.0.1"):
+        self.host = host
+        self.port = None
+        self.queries = []
+        self._lock = threading.Lock()
+        self._zone = _Zone(zone_text)
+        self._drop = set()
+        self._servfail = set()
+        self._servers = []
+        self._threads = []
+
+    # --- data
+    def set_zone(self, zone_text):
+        """Replace every record."""
+        zone = _Zone(zone_text)
+        with self._lock:
+            self._zone = zone
+
+    def drop(self, name):
+        """Never answer questions about name (any type, UDP and TCP)."""
+        with self._lock:
+            self._drop.add(_key(name))
+
+    def undrop(self, name):
+        with self._lock:
+            self._drop.discard(_key(name))
+
+    def servfail(self, name, on=True):
+        """Answer SERVFAIL to questions about name (on=False: answer normally again)."""
+        with self._lock:
+            (self._servfail.add if on else self._servfail.discard)(_key(name))
+
+    # --- life
+    def start(self):
+        for _ in range(50):
+            udp = _UDP((self.host, 0), _Handler)
+            port = udp.server_address[1]
+            try:
+                tcp = _TCP((self.host, port), _Handler)
+            except OSError:
+                udp.server_close()
+                continue
+            self.port = port
+            self._servers = [udp, tcp]
+            break
+        else:
+            raise RuntimeError("no free port for the test DNS server")
+        for srv in self._servers:
+            srv.owner = self
+            t = threading.Thread(target=srv.serve_forever, kwargs={"poll_interval": 0.1},
+                                 daemon=True)
+            t.start()
+            self._threads.append(t)
+        return self
+
+    def stop(self):
+        for srv in self._servers:
+            srv.shutdown()
+            srv.server_close()
+        for t in self._threads:
+            t.join(5)
+        self._servers = []
+        self._threads = []
+
+    @property
+    def address(self):
+        """The value for Posthorn's dns_resolver setting."""
+        return "%s:%d" % (self.host, self.port)
+
+    def __enter__(self):
+        return self.start()
+
+    def __exit__(self, *exc):
+        self.stop()
+
+    # --- answering
+    def _reply(self, data, proto):
+        try:
+            request = DNSRecord.parse(data)
+        except Exception:
+            return None
+        if not request.questions:
+            return None
+        q = request.q
+        with self._lock:
+            self.queries.append((_key(q.qname), QTYPE.get(q.qtype), proto))
+            if _key(q.qname) in self._drop:
+                return None
+            servfail = _key(q.qname) in self._servfail
+            zone = self._zone
+        reply = request.reply(ra=0, aa=1)
+        if q.qclass != CLASS.IN or servfail:
+            reply.header.rcode = RCODE.SERVFAIL if servfail else RCODE.REFUSED
+            return reply.pack()
+        rcode, answer, authority = zone.answer(q.qname, q.qtype)
+        reply.header.rcode = rcode
+        for rr in answer:
+            reply.add_answer(rr)
+        for rr in authority:
+            reply.add_auth(rr)
+        opt = [rr for rr in request.ar if rr.rtype == QTYPE.OPT]
+        limit = 512
+        if opt:
+            limit = max(512, min(opt[0].rclass, 4096))
+            do = (opt[0].ttl >> 15) & 1
+            reply.add_ar(EDNS0(udp_len=1232, flags="do" if do else ""))
+        packed = reply.pack()
+        if proto == "udp" and len(packed) > limit:
+            short = request.reply(ra=0, aa=1)
+            short.header.tc = 1
+            short.header.rcode = rcode
+            packed = short.pack()
+        return packed
+
+
+def dns_server(zone_text=""):
+    """Start a server (for a pytest fixture: `yield` it and call stop())."""
+    return DNSServer(zone_text).start()

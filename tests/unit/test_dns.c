@@ -1,0 +1,233 @@
+/* Unit tests for net/dns (the libunbound glue) on a standalone loop: an answer libunbound
+ * has at hand still comes from the loop, never inside dns_lookup(); a server that never
+ * answers gives TEMPFAIL "timeout" after dns_timeout, and it was asked even for a .test name
+ * (libunbound's built-in zones are off with dns_resolver); a cancelled lookup never calls
+ * back; freeing a resolver with lookups pending calls nobody back; bad names are refused. */
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <setjmp.h>
+#include <cmocka.h>
+
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include "core/conf.h"
+#include "net/dns.h"
+#include "net/server.h"
+#include "core/banned.h"
+
+struct calls {
+	struct net_loop *loop;
+	unsigned count;
+	enum dns_status status;
+	char reason[64];
+	char first[64];
+	bool stop_after;
+};
+
+static void on_result(const struct dns_result *res, void *ctx)
+{
+	struct calls *c = ctx;
+	c->count++;
+	c->status = res->status;
+	snprintf(c->reason, sizeof(c->reason), "%s", res->reason != NULL ? res->reason : "");
+	if (res->count > 0 && (res->type == DNS_TYPE_A || res->type == DNS_TYPE_AAAA))
+		snprintf(c->first, sizeof(c->first), "%s", res->records[0].u.addr.text);
+	if (c->stop_after)
+		net_loop_stop(c->loop);
+}
+
+static struct conf *conf_text(const char *text)
+{
+	char *error = NULL;
+	struct conf *conf = conf_parse("/tmp/posthorn-test.conf", text, strlen(text), &error);
+	if (conf == NULL)
+		fail_msg("%s", error);
+	return conf;
+}
+
+/* A UDP socket on 127.0.0.1 that receives queries and never answers. */
+static int silent_server(unsigned *port_r)
+{
+	int fd = socket(AF_INET, SOCK_DGRAM | SOCK_NONBLOCK, 0);
+	assert_true(fd >= 0);
+	struct sockaddr_in sin = {.sin_family = AF_INET};
+	sin.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+	assert_int_equal(bind(fd, (struct sockaddr *)&sin, sizeof(sin)), 0);
+	socklen_t len = sizeof(sin);
+	assert_int_equal(getsockname(fd, (struct sockaddr *)&sin, &len), 0);
+	*port_r = ntohs(sin.sin_port);
+	return fd;
+}
+
+static struct conf *silent_conf(unsigned port)
+{
+	char text[256];
+	snprintf(text, sizeof(text), "dns_resolver = 127.0.0.1:%u\ndns_timeout = 1\n", port);
+	return conf_text(text);
+}
+
+static void test_local_answer_deferred(void **state)
+{
+	(void)state;
+	struct conf *conf = conf_text("dns_trust_anchor = none\n");
+	struct net_loop *loop = net_loop_new();
+	const char *error;
+	struct dns_resolver *res = dns_resolver_new(loop, conf, &error);
+	assert_non_null(res);
+	struct calls c = {.loop = loop, .stop_after = true};
+	/* libunbound answers localhost from its own zone, inside ub_resolve_event() */
+	assert_non_null(dns_lookup(res, "LocalHost.", DNS_TYPE_A, on_result, &c, &error));
+	assert_int_equal(c.count, 0);
+	assert_int_equal(dns_resolver_pending(res), 1);
+	net_loop_run(loop);
+	assert_int_equal(c.count, 1);
+	assert_int_equal(c.status, DNS_STATUS_OK);
+	assert_string_equal(c.first, "127.0.0.1");
+	assert_int_equal(dns_resolver_pending(res), 0);
+	dns_resolver_free(&res);
+	assert_null(res);
+	net_loop_free(&loop);
+	conf_free(&conf);
+}
+
+static void test_timeout_and_test_names_asked(void **state)
+{
+	(void)state;
+	unsigned port;
+	int fd = silent_server(&port);
+	struct conf *conf = silent_conf(port);
+	struct net_loop *loop = net_loop_new();
+	const char *error;
+	struct dns_resolver *res = dns_resolver_new(loop, conf, &error);
+	assert_non_null(res);
+	struct calls c = {.loop = loop, .stop_after = true};
+	assert_non_null(dns_lookup(res, "mx.example.test", DNS_TYPE_MX, on_result, &c, &error));
+	net_loop_run(loop);
+	assert_int_equal(c.count, 1);
+	assert_int_equal(c.status, DNS_STATUS_TEMPFAIL);
+	assert_string_equal(c.reason, "timeout");
+	/* the configured server was asked (libunbound did not answer .test itself) */
+	unsigned char buf[512];
+	ssize_t n = recv(fd, buf, sizeof(buf), 0);
+	assert_true(n > 12);
+	dns_resolver_free(&res);
+	net_loop_free(&loop);
+	conf_free(&conf);
+	close(fd);
+}
+
+static void test_cancel(void **state)
+{
+	(void)state;
+	unsigned port;
+	int fd = silent_server(&port);
+	struct conf *conf = silent_conf(port);
+	struct net_loop *loop = net_loop_new();
+	const char *error;
+	struct dns_resolver *res = dns_resolver_new(loop, conf, &error);
+	assert_non_null(res);
+	struct calls cancelled = {.loop = loop};
+	struct calls last = {.loop = loop, .stop_after = true};
+	struct dns_lookup *l =
+	    dns_lookup(res, "gone.example.test", DNS_TYPE_A, on_result, &cancelled, &error);
+	assert_non_null(l);
+	/* a cancelled lookup whose answer libunbound already had */
+	struct dns_lookup *local =
+	    dns_lookup(res, "localhost", DNS_TYPE_A, on_result, &cancelled, &error);
+	assert_non_null(local);
+	assert_non_null(dns_lookup(res, "other.example.test", DNS_TYPE_A, on_result, &last, &error));
+	assert_int_equal(dns_resolver_pending(res), 3);
+	dns_lookup_cancel(&l);
+	dns_lookup_cancel(&local);
+	assert_null(l);
+	assert_int_equal(dns_resolver_pending(res), 1);
+	net_loop_run(loop); /* until "other" times out, after "gone" would have */
+	assert_int_equal(last.count, 1);
+	assert_int_equal(cancelled.count, 0);
+	dns_resolver_free(&res);
+	net_loop_free(&loop);
+	conf_free(&conf);
+	close(fd);
+}
+
+static void test_free_with_pending(void **state)
+{
+	(void)state;
+	unsigned port;
+	int fd = silent_server(&port);
+	struct conf *conf = silent_conf(port);
+	struct net_loop *loop = net_loop_new();
+	const char *error;
+	struct dns_resolver *res = dns_resolver_new(loop, conf, &error);
+	assert_non_null(res);
+	struct calls c = {.loop = loop};
+	assert_non_null(dns_lookup(res, "a.example.test", DNS_TYPE_A, on_result, &c, &error));
+	assert_non_null(dns_lookup(res, "localhost", DNS_TYPE_AAAA, on_result, &c, &error));
+	dns_resolver_free(&res);
+	net_loop_run(loop); /* nothing left: returns at once */
+	assert_int_equal(c.count, 0);
+	net_loop_free(&loop);
+	conf_free(&conf);
+	close(fd);
+}
+
+static void test_invalid(void **state)
+{
+	(void)state;
+	struct conf *conf = conf_text("dns_resolver = 127.0.0.1:9\n");
+	struct net_loop *loop = net_loop_new();
+	const char *error = NULL;
+	struct dns_resolver *res = dns_resolver_new(loop, conf, &error);
+	assert_non_null(res);
+	struct calls c = {.loop = loop};
+	const char *bad[] = {"", ".", "a..b", "a b.test", "x\\.y", ".example.test"};
+	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+		error = NULL;
+		assert_null(dns_lookup(res, bad[i], DNS_TYPE_A, on_result, &c, &error));
+		assert_string_equal(error, "invalid domain name");
+	}
+	char longname[300];
+	memset(longname, 'a', 64); /* a label of 64 octets */
+	memcpy(longname + 64, ".test", 6);
+	assert_null(dns_lookup(res, longname, DNS_TYPE_A, on_result, &c, &error));
+	assert_null(dns_lookup(res, "example.test", 2 /* NS */, on_result, &c, &error));
+	assert_string_equal(error, "unsupported record type");
+	assert_int_equal(dns_resolver_pending(res), 0);
+	dns_resolver_free(&res);
+	net_loop_run(loop);
+	assert_int_equal(c.count, 0);
+	net_loop_free(&loop);
+	conf_free(&conf);
+}
+
+static void test_bad_anchor(void **state)
+{
+	(void)state;
+	struct conf *conf = conf_text("dns_trust_anchor = /nonexistent/root.key\n");
+	struct net_loop *loop = net_loop_new();
+	const char *error = NULL;
+	assert_null(dns_resolver_new(loop, conf, &error));
+	assert_string_equal(error, "cannot read dns_trust_anchor");
+	net_loop_free(&loop);
+	conf_free(&conf);
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+	    cmocka_unit_test(test_local_answer_deferred),
+	    cmocka_unit_test(test_timeout_and_test_names_asked),
+	    cmocka_unit_test(test_cancel),
+	    cmocka_unit_test(test_free_with_pending),
+	    cmocka_unit_test(test_invalid),
+	    cmocka_unit_test(test_bad_anchor),
+	};
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}
