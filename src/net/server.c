@@ -573,3 +573,53 @@ int net_server_run(struct net_server *s)
 		event_free(sigs[i]);
 	return 0;
 }
+
+unsigned net_server_loop_count(const struct net_server *s)
+{
+	return s->thread_count;
+}
+
+struct net_loop *net_server_loop(struct net_server *s, unsigned index)
+{
+	ASSERT(index < s->thread_count);
+	return &s->loops[index];
+}
+
+/* A loop without a server: no listeners, no signals; its connections are outbound ones
+ * (conn_connect) and nothing counts them against the server's limits. */
+struct net_loop *net_loop_new(void)
+{
+	if (evthread_use_pthreads() < 0)
+		log_fatal("libevent: no pthreads support");
+	struct net_loop *loop = xcalloc(1, sizeof(*loop));
+	loop->base = event_base_new();
+	if (loop->base == NULL)
+		log_fatal("libevent: cannot create an event base");
+	return loop;
+}
+
+void net_loop_free(struct net_loop **loop)
+{
+	if (*loop == NULL)
+		return;
+	ASSERT((*loop)->server == NULL);
+	event_base_free((*loop)->base);
+	free(*loop);
+	*loop = NULL;
+}
+
+int net_loop_run(struct net_loop *loop)
+{
+	signal(SIGPIPE, SIG_IGN);
+	return event_base_dispatch(loop->base) < 0 ? -1 : 0;
+}
+
+void net_loop_run_once(struct net_loop *loop)
+{
+	event_base_loop(loop->base, EVLOOP_ONCE);
+}
+
+void net_loop_stop(struct net_loop *loop)
+{
+	event_base_loopbreak(loop->base);
+}
