@@ -609,6 +609,8 @@ void net_loop_call(struct net_loop *loop, void (*fn)(void *ctx), void *ctx)
 		log_fatal("libevent: cannot schedule a call on a loop");
 }
 
+/* A loop without a server: no listeners, no signals; its connections are outbound ones
+ * (conn_connect) and nothing counts them against the server's limits. */
 struct net_loop *net_loop_new(void)
 {
 	if (evthread_use_pthreads() < 0)
@@ -622,18 +624,23 @@ struct net_loop *net_loop_new(void)
 
 void net_loop_free(struct net_loop **loop)
 {
-	struct net_loop *l = *loop;
-	if (l == NULL)
+	if (*loop == NULL)
 		return;
+	ASSERT((*loop)->server == NULL);
+	event_base_free((*loop)->base);
+	free(*loop);
 	*loop = NULL;
-	ASSERT(l->server == NULL);
-	event_base_free(l->base);
-	free(l);
 }
 
-void net_loop_run(struct net_loop *loop)
+int net_loop_run(struct net_loop *loop)
 {
-	event_base_dispatch(loop->base);
+	signal(SIGPIPE, SIG_IGN);
+	return event_base_dispatch(loop->base) < 0 ? -1 : 0;
+}
+
+void net_loop_run_once(struct net_loop *loop)
+{
+	event_base_loop(loop->base, EVLOOP_ONCE);
 }
 
 void net_loop_stop(struct net_loop *loop)

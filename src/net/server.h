@@ -10,6 +10,7 @@
 #include "net/conn.h"
 
 struct net_server;
+struct net_loop;
 
 /* threads 0 = one per core. Once per process, before any other thread exists. */
 struct net_server *net_server_new(unsigned threads, const struct limits *limits);
@@ -31,21 +32,22 @@ void net_server_set_reload_hook(struct net_server *server, void (*hook)(void *ct
  * (on_shutdown), and return when all are closed (or after a 30 s deadline). 0 ok, -1 error. */
 int net_server_run(struct net_server *server);
 
-/* Event loops for modules outside net/ that need one (the outbound scheduler, DNS): */
-struct net_loop;
-/* The server's loop threads: index 0 .. net_server_loop_count() - 1. A loop's base exists
- * from net_server_new() on; it runs on its own thread during net_server_run(). */
+/* The server's event loops (one per thread), for work that starts outside an accepted
+ * connection, such as outbound connections (conn_connect). index < net_server_loop_count().
+ * Everything done on a loop must happen on its thread (or through conn_wake). */
 unsigned net_server_loop_count(const struct net_server *server);
 struct net_loop *net_server_loop(struct net_server *server, unsigned index);
 /* Run fn(ctx) soon on loop's thread. Thread-safe: callable from any thread. */
 void net_loop_call(struct net_loop *loop, void (*fn)(void *ctx), void *ctx);
-/* A standalone loop run by the caller's thread (CLI commands, tests). */
+
+/* A standalone loop on the calling thread, without a server (unit tests, command-line tools
+ * that speak to a remote server). net_loop_run() dispatches until net_loop_stop() (or until
+ * no event is left); net_loop_run_once() runs one turn, waiting for at least one event. Free
+ * it only after every connection on it is closed and freed. */
 struct net_loop *net_loop_new(void);
-/* Free a loop from net_loop_new() (not running); sets *loop to NULL; accepts NULL. */
 void net_loop_free(struct net_loop **loop);
-/* Run a standalone loop until net_loop_stop() or until nothing is pending. */
-void net_loop_run(struct net_loop *loop);
-/* Make net_loop_run() return after the current callback (call on the loop's thread). */
+int net_loop_run(struct net_loop *loop);
+void net_loop_run_once(struct net_loop *loop);
 void net_loop_stop(struct net_loop *loop);
 
 #endif
