@@ -26,6 +26,7 @@ enum conf_type {
 	T_BOOL,
 	T_LOGLEVEL,
 	T_BARE_LF,
+	T_OUTBOUND_IP,
 	T_LISTEN,
 	T_EXPIRE,
 	T_DNS_RESOLVER,
@@ -89,6 +90,15 @@ static const struct conf_key conf_keys[] = {
     {"dns_resolver", T_DNS_RESOLVER, OFF(dns_resolver), 0, 0, 0},
     {"dns_trust_anchor", T_DNS_ANCHOR, OFF(dns_trust_anchor), 0, 0, 0},
     {"dns_timeout", T_SECONDS, OFF(dns_timeout), 1, 300, 0},
+    {"outbound_port", T_UINT, OFF(outbound_port), 1, 65535, 0},
+    {"outbound_mx_max", T_UINT, OFF(outbound_mx_max), 1, 100, 0},
+    {"outbound_ip", T_OUTBOUND_IP, OFF(outbound_ip), 0, 0, 0},
+    {"outbound_concurrency", T_UINT, OFF(outbound_concurrency), 1, 100000, 0},
+    {"outbound_domain_concurrency", T_UINT, OFF(outbound_domain_concurrency), 1, 100000, 0},
+    {"queue_retry_min", T_SECONDS, OFF(queue_retry_min), 1, 86400 * 7, 0},
+    {"queue_retry_max", T_SECONDS, OFF(queue_retry_max), 1, 86400 * 7, 0},
+    {"queue_lifetime", T_SECONDS, OFF(queue_lifetime), 0, 86400 * 365, 0},
+    {"queue_delay_warning", T_SECONDS, OFF(queue_delay_warning), 0, 86400 * 365, 0},
 };
 
 static char *conf_resolve_path(const char *base_dir, const char *value)
@@ -152,6 +162,16 @@ struct conf *conf_new_defaults(const char *base_dir)
 	c->dns_resolver_port = 53;
 	c->dns_trust_anchor = xstrdup("");
 	c->dns_timeout = 10;
+	/* Postfix's defaults: 5 MX hosts, backoff 300 s doubling to about an hour, 5 days. */
+	c->outbound_port = 25;
+	c->outbound_mx_max = 5;
+	c->outbound_ip = CONF_OUTBOUND_IP_ANY;
+	c->outbound_concurrency = 100;
+	c->outbound_domain_concurrency = 20;
+	c->queue_retry_min = 300;
+	c->queue_retry_max = 4000;
+	c->queue_lifetime = 5 * 86400;
+	c->queue_delay_warning = 4 * 3600;
 	return c;
 }
 
@@ -386,6 +406,18 @@ static int conf_set(struct conf *c, const struct conf_key *k, const char *v, con
 			*(enum conf_bare_lf *)field = CONF_BARE_LF_NORMALIZE;
 		else {
 			*why_r = "expected reject or normalize";
+			return -1;
+		}
+		return 0;
+	case T_OUTBOUND_IP:
+		if (strcmp(v, "any") == 0)
+			*(enum conf_outbound_ip *)field = CONF_OUTBOUND_IP_ANY;
+		else if (strcmp(v, "ipv4") == 0)
+			*(enum conf_outbound_ip *)field = CONF_OUTBOUND_IP_V4;
+		else if (strcmp(v, "ipv6") == 0)
+			*(enum conf_outbound_ip *)field = CONF_OUTBOUND_IP_V6;
+		else {
+			*why_r = "expected any, ipv4 or ipv6";
 			return -1;
 		}
 		return 0;

@@ -33,6 +33,8 @@ struct limits {
 };
 
 enum conf_bare_lf { CONF_BARE_LF_REJECT, CONF_BARE_LF_NORMALIZE };
+/* Which addresses of a remote host outbound delivery uses (outbound_ip). */
+enum conf_outbound_ip { CONF_OUTBOUND_IP_ANY, CONF_OUTBOUND_IP_V4, CONF_OUTBOUND_IP_V6 };
 
 enum conf_listener_kind {
 	CONF_LISTENER_SMTP,        /* port 25: MTA to MTA, STARTTLS offered */
@@ -80,6 +82,16 @@ struct conf {
 	unsigned dns_resolver_port; /* its port, default 53 */
 	char *dns_trust_anchor;     /* DNSSEC trust anchor file, "none", or "" = automatic */
 	unsigned dns_timeout;       /* seconds a lookup may take before it is a temporary failure */
+	/* outbound delivery (smtp/outbound.c) */
+	unsigned outbound_port;               /* port of every MX/A host (25; tests change it) */
+	unsigned outbound_mx_max;             /* MX hosts tried per attempt */
+	enum conf_outbound_ip outbound_ip;    /* any, ipv4, ipv6 */
+	unsigned outbound_concurrency;        /* attempts at once in all */
+	unsigned outbound_domain_concurrency; /* attempts at once to one domain */
+	unsigned queue_retry_min;             /* seconds after the first failed attempt */
+	unsigned queue_retry_max;             /* the longest wait between attempts */
+	unsigned queue_lifetime;              /* seconds a message may stay queued */
+	unsigned queue_delay_warning;         /* seconds before a delay DSN (0: none) */
 	size_t listen_count[CONF_LISTENER_COUNT];
 	struct conf_listen listen[CONF_LISTENER_COUNT][CONF_LISTEN_MAX];
 	struct limits limits;

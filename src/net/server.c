@@ -77,6 +77,8 @@ struct net_server {
 	unsigned total;
 	void (*reload_hook)(void *ctx);
 	void *reload_ctx;
+	void (*stop_hook)(void *ctx);
+	void *stop_ctx;
 	struct event_base *main_base;
 	int spare_fd;              /* /dev/null, given up to accept-and-close at EMFILE (lock) */
 	time_t fd_shortage_logged; /* last log line about it (lock) */
@@ -482,6 +484,12 @@ void net_server_set_reload_hook(struct net_server *s, void (*hook)(void *ctx), v
 	s->reload_ctx = ctx;
 }
 
+void net_server_set_stop_hook(struct net_server *s, void (*hook)(void *ctx), void *ctx)
+{
+	s->stop_hook = hook;
+	s->stop_ctx = ctx;
+}
+
 static void net_loop_shutdown_cb(evutil_socket_t fd, short what, void *arg)
 {
 	(void)fd;
@@ -532,6 +540,8 @@ static void net_signal_cb(evutil_socket_t sig, short what, void *arg)
 		return;
 	}
 	log_info("event=shutdown signal=%d", (int)sig);
+	if (s->stop_hook != NULL)
+		s->stop_hook(s->stop_ctx);
 	for (unsigned i = 0; i < s->thread_count; i++)
 		event_active(s->loops[i].shutdown_ev, EV_READ, 0);
 	event_base_loopbreak(s->main_base);

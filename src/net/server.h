@@ -31,6 +31,9 @@ void net_server_set_reload_hook(struct net_server *server, void (*hook)(void *ct
 /* Run the loops until SIGTERM/SIGINT; then stop accepting, ask every session to finish
  * (on_shutdown), and return when all are closed (or after a 30 s deadline). 0 ok, -1 error. */
 int net_server_run(struct net_server *server);
+/* Call hook(ctx) on the main thread when SIGTERM or SIGINT starts the shutdown, before the
+ * sessions are told (work that is not a session, such as outbound delivery, stops there). */
+void net_server_set_stop_hook(struct net_server *server, void (*hook)(void *ctx), void *ctx);
 
 /* The server's event loops (one per thread), for work that starts outside an accepted
  * connection, such as outbound connections (conn_connect). index < net_server_loop_count().

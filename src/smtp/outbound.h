@@ -1,0 +1,32 @@
+/* Outbound delivery: the engine that works the queue. On one of the server's loops it
+ * claims due queue entries (store leases), finds each domain's hosts (MX in preference
+ * order, A/AAAA when there is none, null MX), speaks SMTP to them (smtp_client), DKIM-signs
+ * what it sends, records every attempt, retries with backoff, and tells senders what
+ * happened with DSNs (failure, delay, success when asked). One log line per attempt and
+ * recipient:
+ *   event=outbound queue=ID to=<rcpt> relay=HOST[IP]:PORT tls="..." verify="..."
+ *   status=sent|deferred|bounced|expired code=NNN dsn=X.Y.Z reply="..."
+ */
+#ifndef POSTHORN_SMTP_OUTBOUND_H
+#define POSTHORN_SMTP_OUTBOUND_H
+
+#include "core/conf.h"
+#include "store/store.h"
+
+struct outbound;
+struct net_server;
+
+/* The engine for store on the server's first loop, configured from slot (read for each
+ * attempt, so a reload applies to the next one). Call before net_server_run(); it starts
+ * working when the loops run. NULL with *error_r (static text) when DNS or TLS cannot be
+ * set up. */
+struct outbound *outbound_new(struct net_server *server, struct store *store,
+                              struct conf_slot *slot, const char **error_r);
+/* From the main thread when the server is told to stop: claim nothing more; attempts in
+ * flight are dropped (their leases run out, and the next start frees them at once). */
+void outbound_stop(struct outbound *ob);
+/* After net_server_run() returned: wait for store operations in flight, free everything;
+ * sets *ob to NULL, accepts NULL. */
+void outbound_free(struct outbound **ob);
+
+#endif

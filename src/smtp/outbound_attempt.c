@@ -1,0 +1,483 @@
+/* One delivery attempt of one queue entry (see outbound_private.h): map and sign the
+ * message, look up the domain's MX hosts (A/AAAA when it has none), and try the hosts'
+ * addresses in order until a session took the message or every host failed. Recipients a
+ * session answered are settled for this attempt (delivered, bounced, or deferred by a 4xx);
+ * recipients no host answered are deferred with the last host's failure. */
+#include "smtp/outbound_private.h"
+
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <sys/random.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "core/log.h"
+#include "core/xmalloc.h"
+#include "mime/dkim_keys.h"
+#include "smtp/smtp_reply.h"
+#include "core/banned.h"
+
+static void attempt_next_host(struct ob_job *job);
+static void attempt_next_address(struct ob_job *job);
+
+/* A verdict of ours (no remote host said it). */
+static void attempt_local_reply(struct smtp_client_reply *r, enum smtp_client_status status,
+                                int code, const char *enhanced, const char *fmt, ...)
+    __attribute__((format(printf, 5, 6)));
+static void attempt_local_reply(struct smtp_client_reply *r, enum smtp_client_status status,
+                                int code, const char *enhanced, const char *fmt, ...)
+{
+	*r = (struct smtp_client_reply){.status = status, .remote = false, .code = code};
+	snprintf(r->enhanced, sizeof(r->enhanced), "%s", enhanced);
+	va_list ap;
+	va_start(ap, fmt);
+	vsnprintf(r->text, sizeof(r->text), fmt, ap);
+	va_end(ap);
+}
+
+/* Every recipient not yet answered gets reply. */
+static void attempt_settle_open(struct ob_job *job, const struct smtp_client_reply *reply,
+                                const char *relay)
+{
+	for (size_t i = 0; i < job->rcpt_count; i++) {
+		struct ob_rcpt *r = &job->rcpts[i];
+		if (r->status != SMTP_CLIENT_PENDING)
+			continue;
+		r->status = reply->status;
+		r->reply = *reply;
+		snprintf(r->relay, sizeof(r->relay), "%s", relay);
+	}
+}
+
+static void attempt_finish(struct ob_job *job)
+{
+	struct smtp_client_reply fallback;
+	const struct smtp_client_reply *reply = &job->host_reply;
+	if (reply->status == SMTP_CLIENT_PENDING) {
+		attempt_local_reply(&fallback, SMTP_CLIENT_TEMPFAIL, 451, "4.4.1",
+		                    "no host of %s could be reached", job->entry->domain);
+		reply = &fallback;
+	}
+	attempt_settle_open(job, reply, job->host_relay);
+	outbound_report(job);
+}
+
+/* ---- the message ---- */
+
+static bool attempt_ascii(const char *s)
+{
+	for (; *s != '\0'; s++)
+		if ((unsigned char)*s >= 0x80)
+			return false;
+	return true;
+}
+
+/* Map the stored file; note the Return-Path line to leave out, 8-bit content, and whether
+ * the envelope needs SMTPUTF8; sign it. -1 when the file cannot be read. */
+static int attempt_map(struct ob_job *job)
+{
+	int fd = open(job->entry->path, O_RDONLY | O_CLOEXEC);
+	struct stat st;
+	if (fd < 0 || fstat(fd, &st) < 0 || st.st_size == 0) {
+		if (fd >= 0)
+			close(fd);
+		return -1;
+	}
+	void *m = mmap(NULL, (size_t)st.st_size, PROT_READ, MAP_PRIVATE, fd, 0);
+	close(fd);
+	if (m == MAP_FAILED)
+		return -1;
+	job->map = m;
+	job->map_len = (size_t)st.st_size;
+	if (job->map_len > 12 && strncasecmp((const char *)m, "Return-Path:", 12) == 0) {
+		const unsigned char *nl = memchr(m, '\n', job->map_len);
+		job->skip = nl == NULL ? 0 : (size_t)(nl - job->map) + 1;
+	}
+	for (size_t i = job->skip; i < job->map_len && !job->eightbit; i++)
+		job->eightbit = job->map[i] >= 0x80;
+	job->smtputf8 = !attempt_ascii(job->entry->mail_from);
+	for (size_t i = 0; i < job->rcpt_count; i++)
+		job->smtputf8 = job->smtputf8 || !attempt_ascii(job->rcpts[i].q->address);
+	const char *error = NULL;
+	buf_init(&job->dkim, 64 * 1024);
+	if (dkim_keys_sign(job->ob->dkim, job->map + job->skip, job->map_len - job->skip,
+	                   (time_t)job->now, &job->dkim, &error) < 0)
+		log_warn("event=dkim-sign queue=%llu result=failed error=\"%s\" (sent unsigned)",
+		         (unsigned long long)job->entry->id, error);
+	return 0;
+}
+
+/* ---- DNS: MX, then each host's addresses ---- */
+
+static void attempt_hosts_add(struct ob_job *job, uint16_t preference, const char *host)
+{
+	if (job->host_count == OB_HOSTS_MAX)
+		return;
+	job->host_names[job->host_count] = xstrdup(host);
+	job->hosts[job->host_count].preference = preference;
+	job->hosts[job->host_count].host = job->host_names[job->host_count];
+	job->host_count++;
+}
+
+static uint32_t attempt_rnd(void *ctx)
+{
+	(void)ctx;
+	uint32_t r = 0;
+	if (getrandom(&r, sizeof(r), 0) != (ssize_t)sizeof(r))
+		r = (uint32_t)rand();
+	return r;
+}
+
+static void attempt_mx_order(struct ob_job *job, const struct dns_result *res)
+{
+	struct outbound_mx in[OB_HOSTS_MAX], out[OB_HOSTS_MAX];
+	size_t n = 0, count = 0;
+	for (size_t i = 0; i < res->count && n < OB_HOSTS_MAX; i++)
+		in[n++] = (struct outbound_mx){res->records[i].u.mx.preference, res->records[i].u.mx.host};
+	enum outbound_route_verdict v =
+	    outbound_route_order(in, n, job->conf->outbound_mx_max, job->conf->hostname,
+	                         attempt_rnd, NULL, out, &count);
+	if (v == OUTBOUND_ROUTE_NULL_MX) {
+		attempt_local_reply(&job->host_reply, SMTP_CLIENT_PERMFAIL, 556, "5.1.10",
+		                    "the domain %s accepts no mail (null MX)", job->entry->domain);
+		return;
+	}
+	if (v == OUTBOUND_ROUTE_LOOPS_BACK) {
+		attempt_local_reply(&job->host_reply, SMTP_CLIENT_PERMFAIL, 554, "5.4.6",
+		                    "mail for %s loops back to myself", job->entry->domain);
+		return;
+	}
+	for (size_t i = 0; i < count; i++)
+		attempt_hosts_add(job, out[i].preference, out[i].host);
+}
+
+static void attempt_mx_done(const struct dns_result *res, void *ctx)
+{
+	struct ob_job *job = ctx;
+	job->lookup = NULL;
+	const char *domain = job->entry->domain;
+	switch (res->status) {
+	case DNS_STATUS_OK:
+		attempt_mx_order(job, res);
+		break;
+	case DNS_STATUS_NODATA: /* RFC 5321 §5.1: no MX, the domain itself is the host */
+		attempt_hosts_add(job, 0, domain);
+		break;
+	case DNS_STATUS_NXDOMAIN:
+		attempt_local_reply(&job->host_reply, SMTP_CLIENT_PERMFAIL, 550, "5.1.2",
+		                    "host or domain name not found: %s", domain);
+		break;
+	case DNS_STATUS_TEMPFAIL:
+	case DNS_STATUS_BOGUS:
+		attempt_local_reply(&job->host_reply, SMTP_CLIENT_TEMPFAIL, 451, "4.4.3",
+		                    "MX lookup of %s failed: %s", domain,
+		                    res->status == DNS_STATUS_BOGUS ? "DNSSEC validation failed"
+		                                                    : "temporary DNS failure");
+		break;
+	}
+	if (job->host_count == 0) {
+		attempt_finish(job);
+		return;
+	}
+	attempt_next_host(job);
+}
+
+static void attempt_lookup(struct ob_job *job, const char *name, uint16_t type,
+                           dns_lookup_fn *fn)
+{
+	const char *error;
+	job->addr_type = type;
+	job->lookup = dns_lookup(job->ob->dns, name, type, fn, job, &error);
+	if (job->lookup != NULL)
+		return;
+	attempt_local_reply(&job->host_reply, SMTP_CLIENT_PERMFAIL, 550, "5.1.2",
+	                    "bad host name %s: %s", name, error);
+	if (type == DNS_TYPE_MX)
+		attempt_finish(job);
+	else
+		attempt_next_host(job);
+}
+
+static const char *attempt_host(const struct ob_job *job)
+{
+	return job->hosts[job->host_i - 1].host;
+}
+
+static void attempt_addr_done(const struct dns_result *res, void *ctx)
+{
+	struct ob_job *job = ctx;
+	job->lookup = NULL;
+	if (res->status == DNS_STATUS_OK) {
+		for (size_t i = 0; i < res->count && job->addr_count < OB_ADDRS_MAX; i++)
+			job->addrs[job->addr_count++] = res->records[i].u.addr;
+	} else if (job->addr_count == 0) {
+		attempt_local_reply(&job->host_reply, SMTP_CLIENT_TEMPFAIL, 451, "4.4.4",
+		                    "cannot find the address of %s (%s)", attempt_host(job),
+		                    res->status == DNS_STATUS_NXDOMAIN ? "no such host"
+		                    : res->status == DNS_STATUS_NODATA ? "no address"
+		                                                       : "DNS lookup failed");
+	}
+	/* "any": IPv4 first, then IPv6 (hosts whose IPv6 has no reverse DNS fare worse). */
+	if (job->addr_type == DNS_TYPE_A && job->conf->outbound_ip == CONF_OUTBOUND_IP_ANY) {
+		attempt_lookup(job, attempt_host(job), DNS_TYPE_AAAA, attempt_addr_done);
+		return;
+	}
+	attempt_next_address(job);
+}
+
+static void attempt_next_host(struct ob_job *job)
+{
+	if (outbound_stopping(job->ob)) {
+		outbound_job_done(job);
+		return;
+	}
+	if (job->host_i >= job->host_count) {
+		attempt_finish(job);
+		return;
+	}
+	job->host_i++;
+	job->addr_count = job->addr_i = 0;
+	uint16_t type = job->conf->outbound_ip == CONF_OUTBOUND_IP_V6 ? DNS_TYPE_AAAA : DNS_TYPE_A;
+	attempt_lookup(job, attempt_host(job), type, attempt_addr_done);
+}
+
+/* ---- SMTP sessions ---- */
+
+static void attempt_xtext(const char *s, struct buf *b)
+{
+	for (; *s != '\0'; s++) {
+		unsigned char c = (unsigned char)*s;
+		int r = c < '!' || c > '~' || c == '+' || c == '=' ? buf_printf(b, "+%02X", c)
+		                                                     : buf_append(b, &c, 1);
+		(void)r;
+	}
+}
+
+static char *attempt_xtext_dup(const char *s)
+{
+	if (s == NULL)
+		return NULL;
+	struct buf b;
+	buf_init(&b, 4096);
+	attempt_xtext(s, &b);
+	char *out = xstrdup(buf_cstr(&b));
+	buf_free(&b);
+	return out;
+}
+
+static void attempt_notify_text(unsigned notify, char out[32])
+{
+	out[0] = '\0';
+	if (notify & STORE_NOTIFY_NEVER) {
+		snprintf(out, 32, "NEVER");
+		return;
+	}
+	static const struct {
+		unsigned bit;
+		const char *name;
+	} names[] = {{STORE_NOTIFY_SUCCESS, "SUCCESS"},
+	             {STORE_NOTIFY_FAILURE, "FAILURE"},
+	             {STORE_NOTIFY_DELAY, "DELAY"}};
+	for (size_t i = 0; i < 3; i++) {
+		if (!(notify & names[i].bit))
+			continue;
+		size_t n = strlen(out);
+		snprintf(out + n, 32 - n, "%s%s", n > 0 ? "," : "", names[i].name);
+	}
+}
+
+/* The message for this session: the recipients no host answered yet. */
+static void attempt_build_message(struct ob_job *job)
+{
+	size_t n = 0;
+	for (size_t i = 0; i < job->rcpt_count; i++) {
+		if (job->rcpts[i].status != SMTP_CLIENT_PENDING)
+			continue;
+		const struct store_queue_rcpt *q = job->rcpts[i].q;
+		attempt_notify_text(q->notify, job->notify[n]);
+		free(job->orcpt_x[n]);
+		job->orcpt_x[n] = attempt_xtext_dup(q->orcpt);
+		job->crcpts[n] = (struct smtp_client_rcpt){
+		    .address = q->address,
+		    .notify = job->notify[n][0] != '\0' ? job->notify[n] : NULL,
+		    .orcpt = job->orcpt_x[n]};
+		job->cmap[n++] = i;
+	}
+	const struct store_queue_entry *e = job->entry;
+	job->msg = (struct smtp_client_message){
+	    .path = e->path,
+	    .prefix = job->dkim.len > 0 ? job->dkim.data : NULL,
+	    .prefix_len = job->dkim.len,
+	    .mail_from = e->mail_from,
+	    .eightbit = job->eightbit,
+	    .smtputf8 = job->smtputf8,
+	    .dsn_ret = e->ret == STORE_DSN_RET_FULL   ? "FULL"
+	               : e->ret == STORE_DSN_RET_HDRS ? "HDRS"
+	                                              : NULL,
+	    .dsn_envid = job->envid_x,
+	    .rcpts = job->crcpts,
+	    .rcpt_count = n};
+}
+
+static void attempt_relay(const struct ob_job *job, char *out, size_t n)
+{
+	snprintf(out, n, "%s[%s]:%d", attempt_host(job), job->addrs[job->addr_i - 1].text,
+	         job->conf->outbound_port);
+}
+
+static void attempt_ready(struct smtp_client *c, void *ctx)
+{
+	struct ob_job *job = ctx;
+	if (job->sent || outbound_stopping(job->ob)) {
+		smtp_client_quit(c);
+		return;
+	}
+	attempt_build_message(job);
+	if (job->msg.rcpt_count == 0 || smtp_client_send(c, &job->msg) < 0) {
+		smtp_client_quit(c);
+		return;
+	}
+	job->sent = true;
+}
+
+static void attempt_message_done(struct smtp_client *c, struct smtp_client_message *msg, void *ctx)
+{
+	struct ob_job *job = ctx;
+	char relay[OB_RELAY_MAX];
+	attempt_relay(job, relay, sizeof(relay));
+	const struct smtp_ehlo *ehlo = smtp_client_ehlo(c);
+	for (size_t i = 0; i < msg->rcpt_count; i++) {
+		struct ob_rcpt *r = &job->rcpts[job->cmap[i]];
+		r->reply = msg->rcpts[i].result;
+		r->status = r->reply.status == SMTP_CLIENT_PENDING ? SMTP_CLIENT_TEMPFAIL : r->reply.status;
+		r->relayed = r->status == SMTP_CLIENT_DELIVERED && !(ehlo != NULL && ehlo->dsn);
+		snprintf(r->relay, sizeof(r->relay), "%s", relay);
+	}
+	snprintf(job->tls_desc, sizeof(job->tls_desc), "%s", smtp_client_tls_description(c));
+	snprintf(job->tls_verify, sizeof(job->tls_verify), "%s", smtp_client_tls_verification(c));
+	smtp_client_quit(c);
+}
+
+static void attempt_closed(struct smtp_client *c, const struct smtp_client_result *result,
+                           void *ctx)
+{
+	(void)c;
+	struct ob_job *job = ctx;
+	job->client = NULL;
+	if (outbound_stopping(job->ob)) {
+		outbound_job_done(job);
+		return;
+	}
+	if (job->sent) {
+		/* The message was handed over: its recipients are answered for this attempt. */
+		attempt_finish(job);
+		return;
+	}
+	/* The host failed before it took the message: log it, then the next address. */
+	char relay[OB_RELAY_MAX];
+	attempt_relay(job, relay, sizeof(relay));
+	log_info("event=outbound-host queue=%llu relay=%s status=failed code=%d dsn=%s reply=\"%s\"",
+	         (unsigned long long)job->entry->id, relay, result->reply.code,
+	         result->reply.enhanced, result->reply.text);
+	job->host_reply = result->reply;
+	snprintf(job->host_relay, sizeof(job->host_relay), "%s", relay);
+	if (result->tls_failed && !job->no_tls) {
+		/* Opportunistic TLS failed: this address once more in plain text (RFC 7435). */
+		job->no_tls = true;
+		job->addr_i--;
+	} else {
+		job->no_tls = false;
+	}
+	attempt_next_address(job);
+}
+
+static const struct smtp_client_callbacks attempt_client_cb = {
+    .ready = attempt_ready,
+    .message_done = attempt_message_done,
+    .closed = attempt_closed,
+};
+
+static void attempt_next_address(struct ob_job *job)
+{
+	if (outbound_stopping(job->ob)) {
+		outbound_job_done(job);
+		return;
+	}
+	if (job->addr_i >= job->addr_count) {
+		attempt_next_host(job);
+		return;
+	}
+	const struct dns_addr *a = &job->addrs[job->addr_i++];
+	const struct conf *conf = job->conf;
+	struct smtp_client_params p = {
+	    .ip = a->text,
+	    .port = (int)conf->outbound_port,
+	    .host = attempt_host(job),
+	    .helo_name = conf->hostname,
+	    .tls = job->no_tls ? SMTP_CLIENT_TLS_DISABLED : SMTP_CLIENT_TLS_OPPORTUNISTIC,
+	    .verify = CONN_TLS_VERIFY_NONE,
+	    .tls_ctx = job->ob->tls,
+	    .timeouts = outbound_timeouts(conf),
+	};
+	const char *error;
+	job->client = smtp_client_start(job->ob->loop, &p, &attempt_client_cb, job, &error);
+	if (job->client == NULL) {
+		attempt_local_reply(&job->host_reply, SMTP_CLIENT_TEMPFAIL, 451, "4.4.1",
+		                    "cannot connect to %s: %s", a->text, error);
+		attempt_next_address(job);
+	}
+}
+
+/* ---- start and end ---- */
+
+void outbound_attempt_start(struct ob_job *job)
+{
+	struct store_queue_entry *e = job->entry;
+	job->now = (int64_t)time(NULL);
+	job->rcpt_count = e->rcpt_count;
+	job->rcpts = xcalloc(e->rcpt_count, sizeof(*job->rcpts));
+	job->crcpts = xcalloc(e->rcpt_count, sizeof(*job->crcpts));
+	job->cmap = xcalloc(e->rcpt_count, sizeof(*job->cmap));
+	job->notify = xcalloc(e->rcpt_count, sizeof(*job->notify));
+	job->orcpt_x = xcalloc(e->rcpt_count, sizeof(*job->orcpt_x));
+	for (size_t i = 0; i < e->rcpt_count; i++)
+		job->rcpts[i] = (struct ob_rcpt){.q = &e->rcpts[i], .status = SMTP_CLIENT_PENDING};
+	job->envid_x = attempt_xtext_dup(e->envid);
+	if (attempt_map(job) < 0) {
+		attempt_local_reply(&job->host_reply, SMTP_CLIENT_TEMPFAIL, 451, "4.3.0",
+		                    "cannot read the queued message %s", e->path);
+		attempt_finish(job);
+		return;
+	}
+	attempt_lookup(job, e->domain, DNS_TYPE_MX, attempt_mx_done);
+}
+
+void outbound_attempt_free(struct ob_job *job)
+{
+	dns_lookup_cancel(&job->lookup);
+	if (job->map != NULL)
+		munmap(job->map, job->map_len);
+	job->map = NULL;
+	buf_free(&job->dkim);
+	for (size_t i = 0; i < job->host_count; i++)
+		free(job->host_names[i]);
+	job->host_count = 0;
+	for (size_t i = 0; job->orcpt_x != NULL && i < job->rcpt_count; i++)
+		free(job->orcpt_x[i]);
+	free(job->orcpt_x);
+	free(job->notify);
+	free(job->cmap);
+	free(job->crcpts);
+	free(job->rcpts);
+	free(job->envid_x);
+	job->orcpt_x = NULL;
+	job->notify = NULL;
+	job->cmap = NULL;
+	job->crcpts = NULL;
+	job->rcpts = NULL;
+	job->envid_x = NULL;
+}

@@ -1,0 +1,136 @@
+/* Internals of the outbound engine shared by outbound.c (the queue side: claims, store
+ * completions, concurrency), outbound_attempt.c (one attempt: message, DNS, hosts, SMTP
+ * sessions) and outbound_report.c (recording results, DSNs, the delivery log). */
+#ifndef POSTHORN_SMTP_OUTBOUND_PRIVATE_H
+#define POSTHORN_SMTP_OUTBOUND_PRIVATE_H
+
+#include <pthread.h>
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "core/buf.h"
+#include "core/conf.h"
+#include "net/dns.h"
+#include "smtp/outbound.h"
+#include "smtp/outbound_route.h"
+#include "smtp/smtp_client.h"
+#include "store/store.h"
+
+struct net_event;
+struct net_loop;
+struct dkim_keys;
+struct tls_ctx;
+
+#define OB_HOSTS_MAX 16
+#define OB_ADDRS_MAX 16
+#define OB_LEASE_SECONDS 600  /* renewed every OB_RENEW_SECONDS while an attempt runs */
+#define OB_RENEW_SECONDS 180
+#define OB_POLL_MS 1000       /* the queue is looked at this often (the CLI's changes) */
+#define OB_RELAY_MAX 320
+
+/* Claimed entries come as one array from the store: it is freed with its last job. */
+struct ob_batch {
+	struct store_queue_entry *entries;
+	size_t count;
+	size_t refs;
+};
+
+struct ob_rcpt {
+	const struct store_queue_rcpt *q;
+	enum smtp_client_status status; /* PENDING until a host answered for it */
+	struct smtp_client_reply reply;
+	char relay[OB_RELAY_MAX]; /* "host[ip]:port" that answered */
+	bool relayed;             /* delivered to a host without DSN: we report success */
+};
+
+enum ob_job_state { OB_JOB_WAITING, OB_JOB_RUNNING, OB_JOB_REPORTING };
+
+struct ob_job {
+	struct outbound *ob;
+	struct ob_job *next;
+	enum ob_job_state state;
+	struct ob_batch *batch;
+	struct store_queue_entry *entry;
+	struct conf *conf;
+	int64_t now;
+	/* the message: mapped for DKIM, the 8-bit scan and DSNs */
+	unsigned char *map;
+	size_t map_len;
+	size_t skip; /* the Return-Path line at the top, never sent */
+	bool eightbit, smtputf8;
+	struct buf dkim;
+	/* routing */
+	struct outbound_mx hosts[OB_HOSTS_MAX];
+	char *host_names[OB_HOSTS_MAX];
+	size_t host_count, host_i;
+	struct dns_lookup *lookup;
+	uint16_t addr_type; /* DNS_TYPE_A or DNS_TYPE_AAAA being looked up */
+	struct dns_addr addrs[OB_ADDRS_MAX];
+	size_t addr_count, addr_i;
+	/* the session with the current address */
+	struct smtp_client *client;
+	bool plain_retry; /* this address again without STARTTLS after a failed handshake */
+	bool no_tls;
+	bool sent;        /* the message went to this session */
+	struct smtp_client_message msg;
+	struct smtp_client_rcpt *crcpts;
+	size_t *cmap; /* crcpts[i] is rcpts[cmap[i]] */
+	char (*notify)[32]; /* per crcpt: NOTIFY= text */
+	char **orcpt_x;     /* per crcpt: ORCPT= as xtext, or NULL */
+	char *envid_x;      /* ENVID= as xtext, or NULL */
+	/* outcome */
+	struct ob_rcpt *rcpts;
+	size_t rcpt_count;
+	struct smtp_client_reply host_reply; /* the last host-level failure */
+	char host_relay[OB_RELAY_MAX];
+	char tls_desc[200], tls_verify[200];
+	struct net_event *renew;
+};
+
+struct outbound {
+	struct net_server *server;
+	struct net_loop *loop;
+	struct store *store;
+	struct conf_slot *slot;
+	struct dns_resolver *dns;
+	struct dkim_keys *dkim;
+	struct tls_ctx *tls;
+	char owner[STORE_QUEUE_OWNER_MAX];        /* "hostname:pid" */
+	char owner_prefix[STORE_QUEUE_OWNER_MAX]; /* "hostname:" */
+	struct net_event *wake;  /* store completions and the queue hook */
+	struct net_event *timer; /* polling the queue */
+	struct ob_job *jobs;
+	size_t active; /* jobs not yet reported */
+	bool claiming, unleased, claim_wanted;
+	/* shared with the writer thread and the main thread */
+	pthread_mutex_t lock;
+	pthread_cond_t idle;
+	struct ob_op *done; /* completed store operations, newest first */
+	unsigned in_flight; /* store operations and DSN deliveries not completed */
+	bool stopping;
+};
+
+/* A store queue operation of the engine; completes through ob->wake. */
+struct ob_op {
+	struct store_queue_op op;
+	struct outbound *ob;
+	struct ob_job *job; /* RESULT, RENEW */
+	struct store_queue_result *results;
+	struct ob_op *next;
+};
+
+/* outbound.c */
+void outbound_queue_op(struct outbound *ob, struct ob_op *op);
+bool outbound_stopping(struct outbound *ob);
+/* The job was reported (or dropped): free it and start what waited for its slot. */
+void outbound_job_done(struct ob_job *job);
+
+/* outbound_attempt.c */
+void outbound_attempt_start(struct ob_job *job);
+void outbound_attempt_free(struct ob_job *job);
+
+/* outbound_report.c */
+/* The attempt is over: log, send the DSNs, record the outcome in the store. */
+void outbound_report(struct ob_job *job);
+
+#endif
