@@ -289,7 +289,7 @@ struct outbound *outbound_new(struct net_server *server, struct store *store,
 	snprintf(ob->owner, sizeof(ob->owner), "%s:%ld", conf->hostname, (long)getpid());
 	snprintf(ob->owner_prefix, sizeof(ob->owner_prefix), "%s:", conf->hostname);
 	ob->dns = dns_resolver_new(ob->loop, conf, error_r);
-	ob->tls = ob->dns == NULL ? NULL : tls_client_ctx_new(conf->outbound_tls_ca_file, error_r);
+	ob->tls = ob->dns == NULL ? NULL : tls_client_ctx_new(NULL, error_r);
 	ob->dkim = dkim_keys_new(conf->data_dir);
 	conf_free(&conf);
 	pthread_mutex_init(&ob->lock, NULL);

@@ -22,6 +22,18 @@
 #include "core/banned.h"
 
 static void attempt_next_host(struct ob_job *job);
+
+/* RFC 5321 §4.5.3.2's timeouts (connect and TLS: 30 s). */
+static struct smtp_client_timeouts outbound_timeouts(const struct conf *conf)
+{
+	(void)conf;
+	return (struct smtp_client_timeouts){.connect = 30,
+	                                     .greeting = 300,
+	                                     .command = 300,
+	                                     .data_init = 120,
+	                                     .data_block = 180,
+	                                     .data_done = 600};
+}
 static void attempt_next_address(struct ob_job *job);
 
 /* A verdict of ours (no remote host said it). */
