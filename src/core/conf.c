@@ -84,6 +84,7 @@ static const struct conf_key conf_keys[] = {
     {"limit_login_commands", T_UINT, LIM(login_commands), 1, 10000, 0},
     {"limit_sessions_per_user_ip", T_UINT, LIM(sessions_per_user_ip), 0, 100000, 0},
     {"smtp_pregreet_wait", T_SECONDS, OFF(smtp_pregreet_wait), 0, 60, 0},
+    {"outbound_enabled", T_BOOL, OFF(outbound_enabled), 0, 0, 0},
     {"outbound_port", T_UINT, OFF(outbound_port), 1, 65535, 0},
     {"outbound_mx_max", T_UINT, OFF(outbound_mx_max), 1, 100, 0},
     {"outbound_ip", T_OUTBOUND_IP, OFF(outbound_ip), 0, 0, 0},
@@ -153,6 +154,7 @@ struct conf *conf_new_defaults(const char *base_dir)
 	};
 	c->smtp_pregreet_wait = 1;
 	/* Postfix's defaults: 5 MX hosts, backoff 300 s doubling to about an hour, 5 days. */
+	c->outbound_enabled = true;
 	c->outbound_port = 25;
 	c->outbound_mx_max = 5;
 	c->outbound_ip = CONF_OUTBOUND_IP_ANY;

@@ -78,6 +78,7 @@ struct conf {
 	unsigned auth_cache_ttl;     /* seconds a successful login is remembered, 0 = no cache */
 	unsigned auth_cache_size;    /* entries of the authentication cache */
 	/* outbound delivery (smtp/outbound.c) */
+	bool outbound_enabled;                /* no: remote mail stays queued, unsent */
 	unsigned outbound_port;               /* port of every MX/A host (25; tests change it) */
 	unsigned outbound_mx_max;             /* MX hosts tried per attempt */
 	enum conf_outbound_ip outbound_ip;    /* any, ipv4, ipv6 */
