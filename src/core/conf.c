@@ -90,6 +90,7 @@ static const struct conf_key conf_keys[] = {
     {"dns_resolver", T_DNS_RESOLVER, OFF(dns_resolver), 0, 0, 0},
     {"dns_trust_anchor", T_DNS_ANCHOR, OFF(dns_trust_anchor), 0, 0, 0},
     {"dns_timeout", T_SECONDS, OFF(dns_timeout), 1, 300, 0},
+    {"outbound_enabled", T_BOOL, OFF(outbound_enabled), 0, 0, 0},
     {"outbound_port", T_UINT, OFF(outbound_port), 1, 65535, 0},
     {"outbound_mx_max", T_UINT, OFF(outbound_mx_max), 1, 100, 0},
     {"outbound_ip", T_OUTBOUND_IP, OFF(outbound_ip), 0, 0, 0},
@@ -163,6 +164,7 @@ struct conf *conf_new_defaults(const char *base_dir)
 	c->dns_trust_anchor = xstrdup("");
 	c->dns_timeout = 10;
 	/* Postfix's defaults: 5 MX hosts, backoff 300 s doubling to about an hour, 5 days. */
+	c->outbound_enabled = true;
 	c->outbound_port = 25;
 	c->outbound_mx_max = 5;
 	c->outbound_ip = CONF_OUTBOUND_IP_ANY;

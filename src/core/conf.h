@@ -83,6 +83,7 @@ struct conf {
 	char *dns_trust_anchor;     /* DNSSEC trust anchor file, "none", or "" = automatic */
 	unsigned dns_timeout;       /* seconds a lookup may take before it is a temporary failure */
 	/* outbound delivery (smtp/outbound.c) */
+	bool outbound_enabled;                /* no: remote mail stays queued, unsent */
 	unsigned outbound_port;               /* port of every MX/A host (25; tests change it) */
 	unsigned outbound_mx_max;             /* MX hosts tried per attempt */
 	enum conf_outbound_ip outbound_ip;    /* any, ipv4, ipv6 */

@@ -234,7 +234,7 @@ static void outbound_claim(struct outbound *ob)
 	if (ob->claiming || !ob->unleased || outbound_stopping(ob))
 		return;
 	struct conf *conf = conf_slot_get(ob->slot);
-	size_t max = conf->outbound_concurrency;
+	size_t max = conf->outbound_enabled ? conf->outbound_concurrency : 0;
 	conf_free(&conf);
 	if (ob->active >= max)
 		return;

@@ -135,8 +135,10 @@ class Server:
         p = run_cli(["init", self.dir, "--hostname", hostname, "--port-base", self.base])
         assert p.returncode == 0, p.stderr
         self.conf = self.dir / "posthorn.conf"
-        # Greet at once on port 25 (the pregreet test's own tests set a wait).
-        self.append_conf({"smtp_pregreet_wait": "0"})
+        # Greet at once on port 25 (the pregreet test's own tests set a wait). Mail for
+        # other domains stays queued unless a test turns outbound delivery on (with a DNS
+        # server of its own: tests never ask the machine's resolver).
+        self.append_conf({"smtp_pregreet_wait": "0", "outbound_enabled": "no"})
         if extra_conf:
             self.append_conf(extra_conf)
         self.proc = None

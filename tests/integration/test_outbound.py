@@ -1,0 +1,300 @@
+"""Outbound delivery end to end, all on loopback: instance A (mx.a.test) sends what its user
+submits to the hosts a local DNS server names (dns_server.py): instance B (mx.b.test, on
+127.0.0.3) and an aiosmtpd sink (127.0.0.2) that accepts, refuses (550), defers (451) or
+stalls per recipient. Every host listens on the same port, which A reaches through
+`outbound_port`. DSNs come back into the sender's INBOX and are parsed with `email`."""
+
+import asyncio
+import email
+import email.policy
+import re
+import smtplib
+import threading
+import time
+
+import dkim
+import pytest
+from aiosmtpd.controller import Controller
+
+from conftest import Server, tls_client_context, unique
+from dns_server import DNSServer
+
+ALICE, ALICE_PW = "alice@a.test", "Outbound-Secret-1"
+BOB, BOB_PW = "bob@b.test", "Outbound-Secret-2"
+SINK_IP, B_IP, DEAD_IP = "127.0.0.2", "127.0.0.3", "127.0.0.5"
+
+
+class SinkHandler:
+    """Recipients by local part: reject* → 550 at RCPT; later* → 451 at RCPT the first
+    `defer_times` times; slow* → the DATA reply waits `slow` seconds; others 250."""
+
+    def __init__(self):
+        self.received = []      # (mail_from, [rcpts], bytes)
+        self.data_started = threading.Event()
+        self.defer_times = 1
+        self.deferred = {}
+        self.slow = 4
+
+    async def handle_RCPT(self, server, session, envelope, address, rcpt_options):
+        local = address.split("@")[0]
+        if local.startswith("reject"):
+            return "550 5.1.1 <%s>: Recipient address rejected: no such user" % address
+        if local.startswith("later"):
+            n = self.deferred.get(address, 0)
+            if n < self.defer_times:
+                self.deferred[address] = n + 1
+                return "451 4.2.0 <%s>: try again later" % address
+        envelope.rcpt_tos.append(address)
+        return "250 2.1.5 OK"
+
+    async def handle_DATA(self, server, session, envelope):
+        self.received.append((envelope.mail_from, list(envelope.rcpt_tos), envelope.content))
+        if any(r.startswith("slow") for r in envelope.rcpt_tos):
+            self.data_started.set()
+            await asyncio.sleep(self.slow)
+        return "250 2.0.0 Ok: queued"
+
+    def messages_to(self, rcpt):
+        return [m for m in self.received if rcpt in m[1]]
+
+
+@pytest.fixture(scope="module")
+def world(tmp_path_factory):
+    b = Server(tmp_path_factory.mktemp("outbound_b"), hostname="mx.b.test")
+    port = b.smtp_port
+    b.append_conf({"smtp_listen": "127.0.0.1:%d %s:%d" % (port, B_IP, port)})
+    b.cli("domain", "add", "b.test")
+    b.add_user(BOB, BOB_PW)
+    b.start()
+
+    handler = SinkHandler()
+    sink = Controller(handler, hostname=SINK_IP, port=port)
+    sink.start()
+
+    dns = DNSServer(zone(port))
+    dns.start()
+
+    a = Server(tmp_path_factory.mktemp("outbound_a"), hostname="mx.a.test", extra_conf={
+        "outbound_enabled": "yes", "outbound_port": str(port),
+        "dns_resolver": "127.0.0.1:%d" % dns.port, "dns_timeout": "3",
+        "queue_retry_min": "1s", "queue_retry_max": "2s"})
+    a.cli("domain", "add", "a.test")
+    a.add_user(ALICE, ALICE_PW)
+    key = a.cli("dkim", "generate", "a.test", "--selector", "s1",
+                "--algorithm", "ed25519").stdout.strip().splitlines()[-1]
+    a.start()
+    yield {"a": a, "b": b, "sink": handler, "dns": dns, "dkim_record": key}
+    a.stop_and_check()
+    b.stop_and_check()
+    sink.stop()
+    dns.stop()
+
+
+def zone(port):
+    return """
+$TTL 60
+a.test.       IN SOA ns.a.test. hostmaster.a.test. 1 60 60 600 60
+b.test.       IN SOA ns.b.test. hostmaster.b.test. 1 60 60 600 60
+b.test.       IN MX 10 mx.b.test.
+mx.b.test.    IN A %(b)s
+sink.test.    IN SOA ns.sink.test. hostmaster.sink.test. 1 60 60 600 60
+sink.test.    IN MX 10 mx.sink.test.
+mx.sink.test. IN A %(sink)s
+backup.test.  IN SOA ns.backup.test. hostmaster.backup.test. 1 60 60 600 60
+backup.test.  IN MX 10 dead.backup.test.
+backup.test.  IN MX 20 mx.backup.test.
+dead.backup.test. IN A %(dead)s
+mx.backup.test.   IN A %(sink)s
+plain.test.   IN SOA ns.plain.test. hostmaster.plain.test. 1 60 60 600 60
+plain.test.   IN A %(sink)s
+nullmx.test.  IN SOA ns.nullmx.test. hostmaster.nullmx.test. 1 60 60 600 60
+nullmx.test.  IN MX 0 .
+""" % {"b": B_IP, "sink": SINK_IP, "dead": DEAD_IP}
+
+
+def submit(a, rcpts, subject, rcpt_options=(), mail_options=()):
+    msg = ("From: Alice <%s>\r\nTo: %s\r\nSubject: %s\r\nMessage-ID: <%s@a.test>\r\n"
+           "Date: Sun, 06 Dec 2026 10:00:00 +0000\r\n\r\nHello from A.\r\nSecond line.\r\n"
+           % (ALICE, ", ".join(rcpts), subject, subject)).encode()
+    with smtplib.SMTP("127.0.0.1", a.submission_port, timeout=15,
+                      local_hostname="client.test") as s:
+        s.starttls(context=tls_client_context())
+        s.login(ALICE, ALICE_PW)
+        refused = s.sendmail(ALICE, rcpts, msg, mail_options=list(mail_options),
+                             rcpt_options=list(rcpt_options))
+        assert refused == {}
+    return msg
+
+
+def wait_for(what, timeout=15.0):
+    deadline = time.monotonic() + timeout
+    while True:
+        v = what()
+        if v or time.monotonic() > deadline:
+            return v
+        time.sleep(0.1)
+
+
+def stored_without_return_path(server, user, uid):
+    raw = server.mail_cat(user, uid)
+    assert raw.startswith(b"Return-Path:"), raw[:200]
+    return raw.split(b"\r\n", 1)[1]
+
+
+def dsns(a, subject):
+    """The DSNs in Alice's INBOX about the message with this subject, parsed."""
+    out = []
+    for m in a.mail_list(ALICE):
+        raw = stored_without_return_path(a, ALICE, m["uid"])
+        if subject.encode() in raw and m["sender"] == "":
+            out.append(email.message_from_bytes(raw, policy=email.policy.default))
+    return out
+
+
+def status_blocks(report):
+    """The message/delivery-status part: [per-message fields, per-recipient fields...]."""
+    assert report.get_content_type() == "multipart/report"
+    assert report.get_param("report-type") == "delivery-status"
+    parts = list(report.iter_parts())
+    assert parts[1].get_content_type() == "message/delivery-status"
+    return parts[1].get_payload()
+
+
+def wait_queue_empty(a, timeout=15.0):
+    assert wait_for(lambda: a.queue_entries() == [], timeout), a.queue_entries()
+
+
+# ---------------------------------------------------------------------------
+
+
+def test_to_another_instance_through_mx_dkim_signed(world):
+    a, b = world["a"], world["b"]
+    subject = unique("a-to-b")
+    submit(a, [BOB], subject)
+    got = wait_for(lambda: [m for m in b.mail_list(BOB) if m["subject"] == subject])
+    assert got, "not delivered to B:\n" + a.log_text()[-3000:]
+    raw = stored_without_return_path(b, BOB, got[0]["uid"])
+    # B's own trace header, then A's signature over A's message.
+    assert raw.startswith(b"Received: from mx.a.test"), raw[:300]
+    assert b"\r\nDKIM-Signature: " in raw
+    record = world["dkim_record"]
+    txt = "".join(re.findall(r'"([^"]*)"', record))
+
+    def dnsfunc(name, timeout=5):
+        assert name in (b"s1._domainkey.a.test.", "s1._domainkey.a.test."), name
+        return txt.encode()
+
+    assert dkim.DKIM(raw).verify(dnsfunc=dnsfunc), "dkimpy rejects the signature"
+    assert b"Return-Path" not in raw.split(b"\r\n\r\n", 1)[0].split(b"DKIM-Signature")[1]
+    wait_queue_empty(a)
+    log = a.log_text()
+    assert re.search(r"event=outbound queue=\d+ to=<%s> relay=mx\.b\.test\[%s\]:\d+ .*"
+                     r"status=sent code=250" % (re.escape(BOB), B_IP), log), log[-2000:]
+
+
+def test_550_gives_failure_dsn(world):
+    a = world["a"]
+    subject = unique("refused")
+    submit(a, ["reject1@sink.test"], subject)
+    reports = wait_for(lambda: dsns(a, subject))
+    assert len(reports) == 1, a.log_text()[-3000:]
+    r = reports[0]
+    assert r["To"] == "<%s>" % ALICE
+    assert "MAILER-DAEMON@mx.a.test" in r["From"]
+    assert r["Auto-Submitted"] == "auto-replied"
+    blocks = status_blocks(r)
+    assert blocks[0]["Reporting-MTA"] == "dns; mx.a.test"
+    rcpt = blocks[1]
+    assert rcpt["Final-Recipient"] == "rfc822; reject1@sink.test"
+    assert rcpt["Action"] == "failed"
+    assert rcpt["Status"] == "5.1.1"
+    assert rcpt["Remote-MTA"] == "dns; mx.sink.test"
+    assert "550 5.1.1" in rcpt["Diagnostic-Code"]
+    assert "no such user" in rcpt["Diagnostic-Code"]
+    assert rcpt["Last-Attempt-Date"]
+    # The original comes back whole.
+    original = list(r.iter_parts())[2]
+    assert original.get_content_type() == "message/rfc822"
+    assert subject in original.as_string()
+    wait_queue_empty(a)
+
+
+def test_second_mx_when_first_is_down(world):
+    a, sink = world["a"], world["sink"]
+    rcpt = "x%s@backup.test" % unique("")
+    submit(a, [rcpt], unique("backup"))
+    assert wait_for(lambda: sink.messages_to(rcpt)), a.log_text()[-3000:]
+    log = a.log_text()
+    assert re.search(r"event=outbound-host queue=\d+ relay=dead\.backup\.test\[%s\]" % DEAD_IP,
+                     log), log[-2000:]
+    wait_queue_empty(a)
+
+
+def test_a_record_when_no_mx(world):
+    a, sink = world["a"], world["sink"]
+    rcpt = "y%s@plain.test" % unique("")
+    submit(a, [rcpt], unique("plain"))
+    assert wait_for(lambda: sink.messages_to(rcpt)), a.log_text()[-3000:]
+    stored = sink.messages_to(rcpt)[0]
+    assert stored[0] == ALICE
+    assert not stored[2].startswith(b"Return-Path:")
+
+
+def test_null_mx_bounces_at_once(world):
+    a = world["a"]
+    subject = unique("nullmx")
+    submit(a, ["someone@nullmx.test"], subject)
+    reports = wait_for(lambda: dsns(a, subject))
+    assert reports, a.log_text()[-3000:]
+    rcpt = status_blocks(reports[0])[1]
+    assert rcpt["Action"] == "failed"
+    assert rcpt["Status"] == "5.1.10"
+
+
+def test_4xx_then_success_on_retry(world):
+    a, sink = world["a"], world["sink"]
+    rcpt = "later%s@sink.test" % unique("")
+    submit(a, [rcpt], unique("later"))
+    assert wait_for(lambda: sink.messages_to(rcpt), 20), a.log_text()[-3000:]
+    assert sink.deferred[rcpt] == 1
+    log = a.log_text()
+    assert re.search(r"to=<%s> .*status=deferred code=451" % re.escape(rcpt), log)
+    assert re.search(r"to=<%s> .*status=sent code=250" % re.escape(rcpt), log)
+    wait_queue_empty(a)
+
+
+def test_notify_success_gives_relayed_dsn(world):
+    a, sink = world["a"], world["sink"]
+    subject = unique("notify-success")
+    rcpt = "s%s@sink.test" % unique("")
+    submit(a, [rcpt], subject, rcpt_options=["NOTIFY=SUCCESS"])
+    assert wait_for(lambda: sink.messages_to(rcpt))
+    reports = wait_for(lambda: dsns(a, subject))
+    assert reports, a.log_text()[-3000:]
+    block = status_blocks(reports[0])[1]
+    # aiosmtpd offers no DSN: we report that we relayed it.
+    assert block["Action"] == "relayed"
+    assert block["Final-Recipient"] == "rfc822; %s" % rcpt
+
+
+def test_notify_never_gives_no_dsn(world):
+    a = world["a"]
+    subject = unique("notify-never")
+    submit(a, ["reject2@sink.test"], subject, rcpt_options=["NOTIFY=NEVER"])
+    wait_queue_empty(a)
+    time.sleep(0.5)
+    assert dsns(a, subject) == []
+
+
+def test_kill_during_delivery_delivers_after_restart(world):
+    a, sink = world["a"], world["sink"]
+    sink.data_started.clear()
+    rcpt = "slow%s@sink.test" % unique("")
+    submit(a, [rcpt], unique("kill"))
+    assert sink.data_started.wait(15), a.log_text()[-3000:]
+    a.kill()
+    a.start()
+    # The restarted node frees its old lease and sends again: once more at most.
+    assert wait_for(lambda: len(sink.messages_to(rcpt)) >= 2 and a.queue_entries() == [], 30), (
+        sink.messages_to(rcpt), a.log_text()[-3000:])
+    assert len(sink.messages_to(rcpt)) == 2
