@@ -199,7 +199,7 @@ def test_550_gives_failure_dsn(world):
     reports = wait_for(lambda: dsns(a, subject))
     assert len(reports) == 1, a.log_text()[-3000:]
     r = reports[0]
-    assert r["To"] == "<%s>" % ALICE
+    assert r["To"].addresses[0].addr_spec == ALICE
     assert "MAILER-DAEMON@mx.a.test" in r["From"]
     assert r["Auto-Submitted"] == "auto-replied"
     blocks = status_blocks(r)
