@@ -8,6 +8,7 @@ import asyncio
 import email
 import email.policy
 import re
+import signal
 import smtplib
 import threading
 import time
@@ -26,7 +27,8 @@ SINK_IP, B_IP, DEAD_IP = "127.0.0.2", "127.0.0.3", "127.0.0.5"
 
 class SinkHandler:
     """Recipients by local part: reject* → 550 at RCPT; later* → 451 at RCPT the first
-    `defer_times` times; slow* → the DATA reply waits `slow` seconds; others 250."""
+    `defer_times` times; never* → always 451; slow* → the DATA reply waits `slow` seconds;
+    others 250."""
 
     def __init__(self):
         self.received = []      # (mail_from, [rcpts], bytes)
@@ -39,6 +41,8 @@ class SinkHandler:
         local = address.split("@")[0]
         if local.startswith("reject"):
             return "550 5.1.1 <%s>: Recipient address rejected: no such user" % address
+        if local.startswith("never"):
+            return "451 4.2.0 <%s>: mailbox busy" % address
         if local.startswith("later"):
             n = self.deferred.get(address, 0)
             if n < self.defer_times:
@@ -298,3 +302,35 @@ def test_kill_during_delivery_delivers_after_restart(world):
     assert wait_for(lambda: len(sink.messages_to(rcpt)) >= 2 and a.queue_entries() == [], 30), (
         sink.messages_to(rcpt), a.log_text()[-3000:])
     assert len(sink.messages_to(rcpt)) == 2
+
+
+def reload_with(server, settings):
+    server.append_conf(settings)
+    before = server.log_text().count("event=reload result=ok")
+    server.proc.send_signal(signal.SIGHUP)
+    assert wait_for(lambda: server.log_text().count("event=reload result=ok") > before)
+
+
+def test_delay_warning_then_expiry(world):
+    """Runs last: it shortens A's queue times by a reload."""
+    a = world["a"]
+    reload_with(a, {"queue_delay_warning": "1s", "queue_lifetime": "5s"})
+    subject = unique("never")
+    rcpt = "never%s@sink.test" % unique("")
+    submit(a, [rcpt], subject)
+    delayed = wait_for(lambda: [r for r in dsns(a, subject)
+                                if status_blocks(r)[1]["Action"] == "delayed"], 10)
+    assert len(delayed) == 1, a.log_text()[-3000:]
+    block = status_blocks(delayed[0])[1]
+    assert block["Status"] == "4.2.0"
+    assert block["Will-Retry-Until"]
+    assert "mailbox busy" in block["Diagnostic-Code"]
+    assert list(delayed[0].iter_parts())[2].get_content_type() == "text/rfc822-headers"
+    failed = wait_for(lambda: [r for r in dsns(a, subject)
+                               if status_blocks(r)[1]["Action"] == "failed"], 15)
+    assert len(failed) == 1, a.log_text()[-3000:]
+    assert status_blocks(failed[0])[1]["Status"] == "4.2.0"
+    wait_queue_empty(a)
+    assert re.search(r"to=<%s> .*status=expired" % re.escape(rcpt), a.log_text())
+    # One warning only.
+    assert len([r for r in dsns(a, subject) if status_blocks(r)[1]["Action"] == "delayed"]) == 1
