@@ -99,6 +99,14 @@ static const struct conf_key conf_keys[] = {
     {"queue_retry_min", T_SECONDS, OFF(queue_retry_min), 1, 86400 * 7, 0},
     {"queue_retry_max", T_SECONDS, OFF(queue_retry_max), 1, 86400 * 7, 0},
     {"queue_lifetime", T_SECONDS, OFF(queue_lifetime), 0, 86400 * 365, 0},
+    {"outbound_routes", T_STRING, OFF(outbound_routes), 0, 0, 0},
+    {"outbound_tls_required", T_STRING, OFF(outbound_tls_required), 0, 0, 0},
+    {"smarthost", T_STRING, OFF(smarthost), 0, 0, 0},
+    {"smarthost_tls", T_STRING, OFF(smarthost_tls), 0, 0, 0},
+    {"smarthost_tls_verify", T_BOOL, OFF(smarthost_tls_verify), 0, 0, 0},
+    {"smarthost_user", T_STRING, OFF(smarthost_user), 0, 0, 0},
+    {"smarthost_password", T_STRING, OFF(smarthost_password), 0, 0, 0},
+    {"smarthost_password_file", T_STRING, OFF(smarthost_password_file), 0, 0, 0},
     {"queue_delay_warning", T_SECONDS, OFF(queue_delay_warning), 0, 86400 * 365, 0},
 };
 
@@ -174,6 +182,14 @@ struct conf *conf_new_defaults(const char *base_dir)
 	c->queue_retry_max = 4000;
 	c->queue_lifetime = 5 * 86400;
 	c->queue_delay_warning = 4 * 3600;
+	c->outbound_routes = xstrdup("");
+	c->outbound_tls_required = xstrdup("");
+	c->smarthost = xstrdup("");
+	c->smarthost_tls = xstrdup("");
+	c->smarthost_tls_verify = true;
+	c->smarthost_user = xstrdup("");
+	c->smarthost_password = xstrdup("");
+	c->smarthost_password_file = xstrdup("");
 	return c;
 }
 
@@ -206,6 +222,15 @@ void conf_free(struct conf **conf)
 	free(c->run_user);
 	free(c->dns_resolver);
 	free(c->dns_trust_anchor);
+	free(c->outbound_routes);
+	free(c->outbound_tls_required);
+	free(c->smarthost);
+	free(c->smarthost_tls);
+	free(c->smarthost_user);
+	if (c->smarthost_password != NULL)
+		xmemzero(c->smarthost_password, strlen(c->smarthost_password));
+	free(c->smarthost_password);
+	free(c->smarthost_password_file);
 	for (int k = 0; k < CONF_LISTENER_COUNT; k++)
 		conf_clear_listen(c, k);
 	free(c);

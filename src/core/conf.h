@@ -93,6 +93,14 @@ struct conf {
 	unsigned queue_retry_max;             /* the longest wait between attempts */
 	unsigned queue_lifetime;              /* seconds a message may stay queued */
 	unsigned queue_delay_warning;         /* seconds before a delay DSN (0: none) */
+	char *outbound_routes;       /* "DOMAIN=HOST[:PORT][/MODE] ...", "" none */
+	char *outbound_tls_required; /* destination domains that need STARTTLS, "" none */
+	char *smarthost;             /* "HOST[:PORT]": every remote message goes there, "" none */
+	char *smarthost_tls;         /* "starttls", "tls" (implicit) or "" (by the port) */
+	bool smarthost_tls_verify;   /* the smarthost's certificate must verify */
+	char *smarthost_user;        /* AUTH user name, "" none */
+	char *smarthost_password;    /* its password (or smarthost_password_file) */
+	char *smarthost_password_file;
 	size_t listen_count[CONF_LISTENER_COUNT];
 	struct conf_listen listen[CONF_LISTENER_COUNT][CONF_LISTEN_MAX];
 	struct limits limits;
