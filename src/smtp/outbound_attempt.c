@@ -5,6 +5,7 @@
  * recipients no host answered are deferred with the last host's failure. */
 #include "smtp/outbound_private.h"
 
+#include <arpa/inet.h>
 #include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -337,8 +338,7 @@ static void attempt_build_message(struct ob_job *job)
 
 static void attempt_relay(const struct ob_job *job, char *out, size_t n)
 {
-	snprintf(out, n, "%s[%s]:%d", attempt_host(job), job->addrs[job->addr_i - 1].text,
-	         job->conf->outbound_port);
+	snprintf(out, n, "%s[%s]:%d", attempt_host(job), job->addrs[job->addr_i - 1].text, job->port);
 }
 
 static void attempt_ready(struct smtp_client *c, void *ctx)
@@ -397,7 +397,7 @@ static void attempt_closed(struct smtp_client *c, const struct smtp_client_resul
 	         result->reply.enhanced, result->reply.text);
 	job->host_reply = result->reply;
 	snprintf(job->host_relay, sizeof(job->host_relay), "%s", relay);
-	if (result->tls_failed && !job->no_tls) {
+	if (result->tls_failed && !job->no_tls && job->tls_mode == OUTBOUND_TLS_STARTTLS) {
 		/* Opportunistic TLS failed: this address once more in plain text (RFC 7435). */
 		job->no_tls = true;
 		job->addr_i--;
@@ -425,14 +425,21 @@ static void attempt_next_address(struct ob_job *job)
 	}
 	const struct dns_addr *a = &job->addrs[job->addr_i++];
 	const struct conf *conf = job->conf;
+	static const enum smtp_client_tls_policy policies[] = {
+	    [OUTBOUND_TLS_STARTTLS] = SMTP_CLIENT_TLS_OPPORTUNISTIC,
+	    [OUTBOUND_TLS_REQUIRE] = SMTP_CLIENT_TLS_MANDATORY,
+	    [OUTBOUND_TLS_IMPLICIT] = SMTP_CLIENT_TLS_IMPLICIT,
+	    [OUTBOUND_TLS_NONE] = SMTP_CLIENT_TLS_DISABLED};
 	struct smtp_client_params p = {
 	    .ip = a->text,
-	    .port = (int)conf->outbound_port,
+	    .port = job->port,
 	    .host = attempt_host(job),
 	    .helo_name = conf->hostname,
-	    .tls = job->no_tls ? SMTP_CLIENT_TLS_DISABLED : SMTP_CLIENT_TLS_OPPORTUNISTIC,
-	    .verify = CONN_TLS_VERIFY_NONE,
+	    .tls = job->no_tls ? SMTP_CLIENT_TLS_DISABLED : policies[job->tls_mode],
+	    .verify = job->verify,
 	    .tls_ctx = job->ob->tls,
+	    .auth_user = job->auth_user,
+	    .auth_password = job->auth_password,
 	    .timeouts = outbound_timeouts(conf),
 	};
 	const char *error;
@@ -442,6 +449,102 @@ static void attempt_next_address(struct ob_job *job)
 		                    "cannot connect to %s: %s", a->text, error);
 		attempt_next_address(job);
 	}
+}
+
+/* ---- routes and the smarthost ---- */
+
+/* The smarthost's password: the setting, else the first line of the file. NULL when
+ * neither is set or the file cannot be read. */
+static char *attempt_smarthost_password(const struct conf *conf)
+{
+	if (conf->smarthost_password[0] != '\0')
+		return xstrdup(conf->smarthost_password);
+	if (conf->smarthost_password_file[0] == '\0')
+		return NULL;
+	FILE *f = fopen(conf->smarthost_password_file, "re");
+	if (f == NULL)
+		return NULL;
+	char line[1024];
+	char *pw = NULL;
+	if (fgets(line, sizeof(line), f) != NULL) {
+		line[strcspn(line, "\r\n")] = '\0';
+		pw = xstrdup(line);
+	}
+	xmemzero(line, sizeof(line));
+	fclose(f);
+	return pw;
+}
+
+/* Go to hop (a static route or the smarthost) instead of the MX hosts. */
+static void attempt_hop(struct ob_job *job, const struct outbound_hop *hop)
+{
+	attempt_hosts_add(job, 0, hop->host);
+	if (hop->port > 0)
+		job->port = hop->port;
+	job->tls_mode = hop->tls;
+	if (!hop->numeric) {
+		attempt_next_host(job);
+		return;
+	}
+	/* A numeric host needs no lookup. */
+	struct dns_addr *a = &job->addrs[0];
+	*a = (struct dns_addr){.family = strchr(hop->host, ':') != NULL ? AF_INET6 : AF_INET};
+	snprintf(a->text, sizeof(a->text), "%s", hop->host);
+	if (inet_pton(a->family, hop->host, a->bytes) != 1)
+		memset(a->bytes, 0, sizeof(a->bytes));
+	job->host_i = 1;
+	job->addr_count = 1;
+	job->addr_i = 0;
+	attempt_next_address(job);
+}
+
+/* A static route for the domain, or the smarthost: 1 when the attempt goes there (it has
+ * started), 0 for the MX hosts. */
+static int attempt_configured_hop(struct ob_job *job)
+{
+	const struct conf *conf = job->conf;
+	struct outbound_hop hop;
+	int r = outbound_route_lookup(conf->outbound_routes, job->entry->domain, &hop);
+	if (r < 0) {
+		log_error("event=outbound queue=%llu error=\"outbound_routes is malformed\"",
+		          (unsigned long long)job->entry->id);
+		attempt_local_reply(&job->host_reply, SMTP_CLIENT_TEMPFAIL, 451, "4.3.5",
+		                    "outbound_routes is malformed");
+		attempt_finish(job);
+		return 1;
+	}
+	if (r == 1) {
+		attempt_hop(job, &hop);
+		return 1;
+	}
+	if (conf->smarthost[0] == '\0')
+		return 0;
+	if (outbound_route_parse_hop(conf->smarthost, strlen(conf->smarthost), &hop) < 0) {
+		attempt_local_reply(&job->host_reply, SMTP_CLIENT_TEMPFAIL, 451, "4.3.5",
+		                    "smarthost is malformed");
+		attempt_finish(job);
+		return 1;
+	}
+	/* The provider's server: TLS always, its certificate checked unless told not to. */
+	if (hop.port == 0)
+		hop.port = 587;
+	hop.tls = strcmp(conf->smarthost_tls, "tls") == 0        ? OUTBOUND_TLS_IMPLICIT
+	          : strcmp(conf->smarthost_tls, "starttls") == 0 ? OUTBOUND_TLS_REQUIRE
+	          : hop.port == 465                               ? OUTBOUND_TLS_IMPLICIT
+	                                                          : OUTBOUND_TLS_REQUIRE;
+	job->verify = conf->smarthost_tls_verify ? CONN_TLS_VERIFY_PKIX : CONN_TLS_VERIFY_NONE;
+	if (conf->smarthost_user[0] != '\0') {
+		job->auth_user = xstrdup(conf->smarthost_user);
+		job->auth_password = attempt_smarthost_password(conf);
+		if (job->auth_password == NULL) {
+			attempt_local_reply(&job->host_reply, SMTP_CLIENT_TEMPFAIL, 451, "4.3.5",
+			                    "no password for the smarthost (smarthost_password_file)");
+			attempt_finish(job);
+			return 1;
+		}
+	}
+	attempt_hop(job, &hop);
+	return 1;
 }
 
 /* ---- start and end ---- */
@@ -459,12 +562,19 @@ void outbound_attempt_start(struct ob_job *job)
 	for (size_t i = 0; i < e->rcpt_count; i++)
 		job->rcpts[i] = (struct ob_rcpt){.q = &e->rcpts[i], .status = SMTP_CLIENT_PENDING};
 	job->envid_x = attempt_xtext_dup(e->envid);
+	job->port = (int)job->conf->outbound_port;
+	job->verify = CONN_TLS_VERIFY_NONE;
+	job->tls_mode = outbound_route_listed(job->conf->outbound_tls_required, e->domain)
+	                    ? OUTBOUND_TLS_REQUIRE
+	                    : OUTBOUND_TLS_STARTTLS;
 	if (attempt_map(job) < 0) {
 		attempt_local_reply(&job->host_reply, SMTP_CLIENT_TEMPFAIL, 451, "4.3.0",
 		                    "cannot read the queued message %s", e->path);
 		attempt_finish(job);
 		return;
 	}
+	if (attempt_configured_hop(job) != 0)
+		return;
 	attempt_lookup(job, e->domain, DNS_TYPE_MX, attempt_mx_done);
 }
 
@@ -486,6 +596,11 @@ void outbound_attempt_free(struct ob_job *job)
 	free(job->crcpts);
 	free(job->rcpts);
 	free(job->envid_x);
+	free(job->auth_user);
+	if (job->auth_password != NULL)
+		xmemzero(job->auth_password, strlen(job->auth_password));
+	free(job->auth_password);
+	job->auth_user = job->auth_password = NULL;
 	job->orcpt_x = NULL;
 	job->notify = NULL;
 	job->cmap = NULL;

@@ -59,7 +59,11 @@ struct ob_job {
 	size_t skip; /* the Return-Path line at the top, never sent */
 	bool eightbit, smtputf8;
 	struct buf dkim;
-	/* routing */
+	/* routing: the MX hosts, or the one host of a static route or the smarthost */
+	int port;
+	enum outbound_tls_mode tls_mode;
+	enum conn_tls_verify verify;
+	char *auth_user, *auth_password; /* the smarthost's credentials, or NULL */
 	struct outbound_mx hosts[OB_HOSTS_MAX];
 	char *host_names[OB_HOSTS_MAX];
 	size_t host_count, host_i;
