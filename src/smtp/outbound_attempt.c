@@ -489,7 +489,7 @@ static void attempt_hop(struct ob_job *job, const struct outbound_hop *hop)
 	/* A numeric host needs no lookup. */
 	struct dns_addr *a = &job->addrs[0];
 	*a = (struct dns_addr){.family = strchr(hop->host, ':') != NULL ? AF_INET6 : AF_INET};
-	snprintf(a->text, sizeof(a->text), "%s", hop->host);
+	snprintf(a->text, sizeof(a->text), "%.*s", (int)sizeof(a->text) - 1, hop->host);
 	if (inet_pton(a->family, hop->host, a->bytes) != 1)
 		memset(a->bytes, 0, sizeof(a->bytes));
 	job->host_i = 1;
