@@ -81,7 +81,9 @@ def world(tmp_path_factory):
     a = Server(tmp_path_factory.mktemp("outbound_a"), hostname="mx.a.test", extra_conf={
         "outbound_enabled": "yes", "outbound_port": str(port),
         "dns_resolver": "127.0.0.1:%d" % dns.port, "dns_timeout": "3",
-        "queue_retry_min": "1s", "queue_retry_max": "2s"})
+        "queue_retry_min": "1s", "queue_retry_max": "2s",
+        "outbound_routes": "routed.test=%s" % SINK_IP,
+        "outbound_tls_required": "tlsonly.test"})
     a.cli("domain", "add", "a.test")
     a.add_user(ALICE, ALICE_PW)
     key = a.cli("dkim", "generate", "a.test", "--selector", "s1",
@@ -111,6 +113,8 @@ dead.backup.test. IN A %(dead)s
 mx.backup.test.   IN A %(sink)s
 plain.test.   IN SOA ns.plain.test. hostmaster.plain.test. 1 60 60 600 60
 plain.test.   IN A %(sink)s
+tlsonly.test. IN SOA ns.tlsonly.test. hostmaster.tlsonly.test. 1 60 60 600 60
+tlsonly.test. IN MX 10 mx.sink.test.
 nullmx.test.  IN SOA ns.nullmx.test. hostmaster.nullmx.test. 1 60 60 600 60
 nullmx.test.  IN MX 0 .
 """ % {"b": B_IP, "sink": SINK_IP, "dead": DEAD_IP}
@@ -288,6 +292,61 @@ def test_notify_never_gives_no_dsn(world):
     wait_queue_empty(a)
     time.sleep(0.5)
     assert dsns(a, subject) == []
+
+
+def test_static_route(world):
+    """routed.test has no DNS records at all: the route names the host."""
+    a, sink = world["a"], world["sink"]
+    rcpt = "r%s@routed.test" % unique("")
+    submit(a, [rcpt], unique("routed"))
+    assert wait_for(lambda: sink.messages_to(rcpt)), a.log_text()[-3000:]
+    assert re.search(r"to=<%s> relay=%s\[%s\]:\d+ .*status=sent" % (re.escape(rcpt), SINK_IP,
+                                                                    SINK_IP), a.log_text())
+
+
+def test_mandatory_tls_without_starttls_is_not_sent(world):
+    """tlsonly.test is in outbound_tls_required; its MX (the sink) offers no STARTTLS."""
+    a, sink = world["a"], world["sink"]
+    rcpt = "t%s@tlsonly.test" % unique("")
+    submit(a, [rcpt], unique("tlsonly"))
+    assert wait_for(lambda: re.search(r"to=<%s> .*status=deferred" % re.escape(rcpt),
+                                      a.log_text())), a.log_text()[-3000:]
+    assert sink.messages_to(rcpt) == []
+    entry = [e for e in a.queue_entries() if e["domain"] == "tlsonly.test"]
+    assert len(entry) == 1
+    assert "TLS" in entry[0]["last_error"] or "STARTTLS" in entry[0]["last_error"], entry
+    a.cli("queue", "delete", entry[0]["id"], "--silent")
+
+
+def test_smarthost_with_auth_over_tls(world, tmp_path_factory):
+    """Instance C sends everything through B's submission port (STARTTLS, AUTH)."""
+    b = world["b"]
+    if "a.test" not in b.cli("domain", "list").stdout.split():
+        b.cli("domain", "add", "a.test")
+        b.add_user(ALICE, "Smarthost-Secret-3")
+    pwfile = tmp_path_factory.mktemp("smarthost") / "password"
+    pwfile.write_text("Smarthost-Secret-3\n")
+    pwfile.chmod(0o600)
+    c = Server(tmp_path_factory.mktemp("outbound_c"), hostname="mx.c.test", extra_conf={
+        "outbound_enabled": "yes", "dns_resolver": "127.0.0.1:%d" % world["dns"].port,
+        "smarthost": "127.0.0.1:%d" % b.submission_port, "smarthost_user": ALICE,
+        "smarthost_password_file": str(pwfile), "smarthost_tls_verify": "no"})
+    c.cli("domain", "add", "a.test")
+    c.add_user(ALICE, ALICE_PW)
+    c.start()
+    try:
+        subject = unique("smarthost")
+        submit(c, ["zed@sink.test"], subject)
+        assert wait_for(lambda: [q for q in b.queue_entries() if q["domain"] == "sink.test"]), (
+            c.log_text()[-3000:], b.log_text()[-3000:])
+        log = c.log_text()
+        assert re.search(r'to=<zed@sink.test> relay=127\.0\.0\.1\[127\.0\.0\.1\]:%d '
+                         r'tls="TLSv1\.[23] .*status=sent' % b.submission_port, log), log[-2000:]
+        assert "Smarthost-Secret-3" not in log
+        assert re.search(r"event=auth.*result=ok", b.log_text()) or \
+            "user=alice@a.test" in b.log_text()
+    finally:
+        c.stop_and_check()
 
 
 def test_kill_during_delivery_delivers_after_restart(world):
