@@ -304,6 +304,13 @@ def test_static_route(world):
                                                                     SINK_IP), a.log_text())
 
 
+def test_address_literal(world):
+    a, sink = world["a"], world["sink"]
+    rcpt = "lit%s@[%s]" % (unique(""), SINK_IP)
+    submit(a, [rcpt], unique("literal"))
+    assert wait_for(lambda: sink.messages_to(rcpt)), a.log_text()[-3000:]
+
+
 def test_mandatory_tls_without_starttls_is_not_sent(world):
     """tlsonly.test is in outbound_tls_required; its MX (the sink) offers no STARTTLS."""
     a, sink = world["a"], world["sink"]
