@@ -504,7 +504,24 @@ static int attempt_configured_hop(struct ob_job *job)
 {
 	const struct conf *conf = job->conf;
 	struct outbound_hop hop;
-	int r = outbound_route_lookup(conf->outbound_routes, job->entry->domain, &hop);
+	const char *domain = job->entry->domain;
+	if (domain[0] == '[') {
+		/* An address literal (RFC 5321 §4.1.3): that host, no MX lookup. */
+		char lit[300];
+		size_t n = strlen(domain);
+		bool v6 = strncasecmp(domain, "[IPv6:", 6) == 0;
+		snprintf(lit, sizeof(lit), "[%.*s]", n > 2 ? (int)(n - 2 - (v6 ? 5 : 0)) : 0,
+		         domain + 1 + (v6 ? 5 : 0));
+		if (n < 3 || outbound_route_parse_hop(lit, strlen(lit), &hop) < 0 || !hop.numeric) {
+			attempt_local_reply(&job->host_reply, SMTP_CLIENT_PERMFAIL, 550, "5.1.2",
+			                    "bad address literal %s", domain);
+			attempt_finish(job);
+			return 1;
+		}
+		attempt_hop(job, &hop);
+		return 1;
+	}
+	int r = outbound_route_lookup(conf->outbound_routes, domain, &hop);
 	if (r < 0) {
 		log_error("event=outbound queue=%llu error=\"outbound_routes is malformed\"",
 		          (unsigned long long)job->entry->id);
