@@ -260,28 +260,6 @@ static void attempt_next_host(struct ob_job *job)
 
 /* ---- SMTP sessions ---- */
 
-static void attempt_xtext(const char *s, struct buf *b)
-{
-	for (; *s != '\0'; s++) {
-		unsigned char c = (unsigned char)*s;
-		int r = c < '!' || c > '~' || c == '+' || c == '=' ? buf_printf(b, "+%02X", c)
-		                                                     : buf_append(b, &c, 1);
-		(void)r;
-	}
-}
-
-static char *attempt_xtext_dup(const char *s)
-{
-	if (s == NULL)
-		return NULL;
-	struct buf b;
-	buf_init(&b, 4096);
-	attempt_xtext(s, &b);
-	char *out = xstrdup(buf_cstr(&b));
-	buf_free(&b);
-	return out;
-}
-
 static void attempt_notify_text(unsigned notify, char out[32])
 {
 	out[0] = '\0';
@@ -312,12 +290,11 @@ static void attempt_build_message(struct ob_job *job)
 			continue;
 		const struct store_queue_rcpt *q = job->rcpts[i].q;
 		attempt_notify_text(q->notify, job->notify[n]);
-		free(job->orcpt_x[n]);
-		job->orcpt_x[n] = attempt_xtext_dup(q->orcpt);
+		/* The store keeps ORCPT and ENVID as they were sent: valid xtext. */
 		job->crcpts[n] = (struct smtp_client_rcpt){
 		    .address = q->address,
 		    .notify = job->notify[n][0] != '\0' ? job->notify[n] : NULL,
-		    .orcpt = job->orcpt_x[n]};
+		    .orcpt = q->orcpt};
 		job->cmap[n++] = i;
 	}
 	const struct store_queue_entry *e = job->entry;
@@ -331,7 +308,7 @@ static void attempt_build_message(struct ob_job *job)
 	    .dsn_ret = e->ret == STORE_DSN_RET_FULL   ? "FULL"
 	               : e->ret == STORE_DSN_RET_HDRS ? "HDRS"
 	                                              : NULL,
-	    .dsn_envid = job->envid_x,
+	    .dsn_envid = e->envid,
 	    .rcpts = job->crcpts,
 	    .rcpt_count = n};
 }
@@ -575,10 +552,8 @@ void outbound_attempt_start(struct ob_job *job)
 	job->crcpts = xcalloc(e->rcpt_count, sizeof(*job->crcpts));
 	job->cmap = xcalloc(e->rcpt_count, sizeof(*job->cmap));
 	job->notify = xcalloc(e->rcpt_count, sizeof(*job->notify));
-	job->orcpt_x = xcalloc(e->rcpt_count, sizeof(*job->orcpt_x));
 	for (size_t i = 0; i < e->rcpt_count; i++)
 		job->rcpts[i] = (struct ob_rcpt){.q = &e->rcpts[i], .status = SMTP_CLIENT_PENDING};
-	job->envid_x = attempt_xtext_dup(e->envid);
 	job->port = (int)job->conf->outbound_port;
 	job->verify = CONN_TLS_VERIFY_NONE;
 	job->tls_mode = outbound_route_listed(job->conf->outbound_tls_required, e->domain)
@@ -605,23 +580,17 @@ void outbound_attempt_free(struct ob_job *job)
 	for (size_t i = 0; i < job->host_count; i++)
 		free(job->host_names[i]);
 	job->host_count = 0;
-	for (size_t i = 0; job->orcpt_x != NULL && i < job->rcpt_count; i++)
-		free(job->orcpt_x[i]);
-	free(job->orcpt_x);
 	free(job->notify);
 	free(job->cmap);
 	free(job->crcpts);
 	free(job->rcpts);
-	free(job->envid_x);
 	free(job->auth_user);
 	if (job->auth_password != NULL)
 		xmemzero(job->auth_password, strlen(job->auth_password));
 	free(job->auth_password);
 	job->auth_user = job->auth_password = NULL;
-	job->orcpt_x = NULL;
 	job->notify = NULL;
 	job->cmap = NULL;
 	job->crcpts = NULL;
 	job->rcpts = NULL;
-	job->envid_x = NULL;
 }

@@ -80,8 +80,6 @@ struct ob_job {
 	struct smtp_client_rcpt *crcpts;
 	size_t *cmap; /* crcpts[i] is rcpts[cmap[i]] */
 	char (*notify)[32]; /* per crcpt: NOTIFY= text */
-	char **orcpt_x;     /* per crcpt: ORCPT= as xtext, or NULL */
-	char *envid_x;      /* ENVID= as xtext, or NULL */
 	/* outcome */
 	struct ob_rcpt *rcpts;
 	size_t rcpt_count;

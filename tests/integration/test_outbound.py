@@ -86,10 +86,11 @@ def world(tmp_path_factory):
         "outbound_tls_required": "tlsonly.test"})
     a.cli("domain", "add", "a.test")
     a.add_user(ALICE, ALICE_PW)
-    key = a.cli("dkim", "generate", "a.test", "--selector", "s1",
-                "--algorithm", "ed25519").stdout.strip().splitlines()[-1]
+    keys = {sel: a.cli("dkim", "generate", "a.test", "--selector", sel, "--algorithm",
+                       alg).stdout.strip().splitlines()[-1]
+            for sel, alg in (("s1", "ed25519"), ("s2", "rsa"))}
     a.start()
-    yield {"a": a, "b": b, "sink": handler, "dns": dns, "dkim_record": key}
+    yield {"a": a, "b": b, "sink": handler, "dns": dns, "dkim_records": keys}
     a.stop_and_check()
     b.stop_and_check()
     sink.stop()
@@ -185,14 +186,18 @@ def test_to_another_instance_through_mx_dkim_signed(world):
     # B's own trace header, then A's signature over A's message.
     assert raw.startswith(b"Received: from mx.a.test"), raw[:300]
     assert b"\r\nDKIM-Signature: " in raw
-    record = world["dkim_record"]
-    txt = "".join(re.findall(r'"([^"]*)"', record))
+    # Two keys (Ed25519 and RSA, a rotation's overlap): two signatures, both good.
+    txt = {"%s._domainkey.a.test." % sel: "".join(re.findall(r'"([^"]*)"', rec))
+           for sel, rec in world["dkim_records"].items()}
 
     def dnsfunc(name, timeout=5):
-        assert name in (b"s1._domainkey.a.test.", "s1._domainkey.a.test."), name
-        return txt.encode()
+        name = name.decode() if isinstance(name, bytes) else name
+        return txt[name].encode()
 
-    assert dkim.DKIM(raw).verify(dnsfunc=dnsfunc), "dkimpy rejects the signature"
+    assert raw.count(b"DKIM-Signature: ") == 2
+    d = dkim.DKIM(raw)
+    for i in range(2):
+        assert d.verify(idx=i, dnsfunc=dnsfunc), "dkimpy rejects signature %d" % i
     assert b"Return-Path" not in raw.split(b"\r\n\r\n", 1)[0].split(b"DKIM-Signature")[1]
     wait_queue_empty(a)
     log = a.log_text()
