@@ -316,6 +316,31 @@ def test_address_literal(world):
     assert wait_for(lambda: sink.messages_to(rcpt)), a.log_text()[-3000:]
 
 
+def test_smtputf8_to_a_server_without_it_bounces(world):
+    """The sink offers no SMTPUTF8: a UTF-8 recipient cannot be sent there (RFC 6531 §3.4)."""
+    a, sink = world["a"], world["sink"]
+    subject = unique("utf8")
+    rcpt = "j\u00f6rg%s@sink.test" % unique("")
+    msg = ("From: <%s>\r\nTo: <%s>\r\nSubject: %s\r\n\r\nGr\u00fc\u00dfe\r\n"
+           % (ALICE, rcpt, subject)).encode()
+    with smtplib.SMTP("127.0.0.1", a.submission_port, timeout=15,
+                      local_hostname="client.test") as s:
+        s.starttls(context=tls_client_context())
+        s.login(ALICE, ALICE_PW)
+        assert s.sendmail(ALICE, [rcpt], msg, mail_options=["SMTPUTF8", "BODY=8BITMIME"]) == {}
+    reports = wait_for(lambda: dsns(a, subject))
+    assert reports, a.log_text()[-3000:]
+    report = reports[0]
+    parts = list(report.iter_parts())
+    assert parts[1].get_content_type() == "message/global-delivery-status"
+    text = parts[1].get_payload(decode=True).decode() if not parts[1].is_multipart() else \
+        parts[1].as_string()
+    assert "Action: failed" in text
+    assert "Status: 5.6.7" in text
+    assert rcpt in text
+    assert sink.messages_to(rcpt) == []
+
+
 def test_mandatory_tls_without_starttls_is_not_sent(world):
     """tlsonly.test is in outbound_tls_required; its MX (the sink) offers no STARTTLS."""
     a, sink = world["a"], world["sink"]
