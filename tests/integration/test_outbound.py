@@ -72,7 +72,7 @@ def world(tmp_path_factory):
     b.start()
 
     handler = SinkHandler()
-    sink = Controller(handler, hostname=SINK_IP, port=port)
+    sink = Controller(handler, hostname=SINK_IP, port=port, enable_SMTPUTF8=False)
     sink.start()
 
     dns = DNSServer(zone(port))
