@@ -94,7 +94,8 @@ static void report_dsn_stored(struct store_delivery *d, void *ctx)
 /* Write the report to a spool file (with our Return-Path line, as every stored message
  * has) and hand it to the store: into the sender's INBOX when the sender is ours, else into
  * the queue with the null sender. */
-static void report_dsn_send(struct ob_job *job, const struct buf *dsn, const char *kind)
+static void report_dsn_send(struct ob_job *job, const struct buf *dsn, const char *kind,
+                            const char *subject)
 {
 	struct outbound *ob = job->ob;
 	const char *to = job->entry->mail_from;
@@ -132,12 +133,17 @@ static void report_dsn_send(struct ob_job *job, const struct buf *dsn, const cha
 		goto drop;
 	}
 	close(fd);
-	rd->from = xstrdup(job->conf->hostname);
-	rd->subject = xstrdup(kind);
+	struct buf from;
+	buf_init(&from, 512);
+	if (buf_printf(&from, "MAILER-DAEMON@%s", job->conf->hostname) < 0)
+		buf_reset(&from);
+	rd->from = xstrdup(buf_cstr(&from));
+	buf_free(&from);
+	rd->subject = xstrdup(subject);
 	rd->d.spool_path = rd->path;
 	rd->d.mail_from = "";
 	rd->d.received_at = job->now;
-	rd->d.hdr_from = rd->from;
+	rd->d.hdr_from = rd->from; /* "MAILER-DAEMON@hostname" */
 	rd->d.hdr_subject = rd->subject;
 	log_info("event=dsn queue=%llu kind=%s to=<%s>", (unsigned long long)job->entry->id, kind, to);
 	pthread_mutex_lock(&ob->lock);
@@ -241,9 +247,11 @@ static void report_dsn(struct ob_job *job, const enum store_queue_status *st,
 		struct buf out;
 		buf_init(&out, 4 * 1024 * 1024);
 		if (dsn_build(&rep, &out) == 0)
-			report_dsn_send(job, &out, kind == DSN_ACTION_FAILED    ? "failure"
-			                           : kind == DSN_ACTION_DELAYED ? "delay"
-			                                                        : "success");
+			report_dsn_send(job, &out,
+			                kind == DSN_ACTION_FAILED    ? "failure"
+			                : kind == DSN_ACTION_DELAYED ? "delay"
+			                                             : "success",
+			                dsn_subject(kind));
 		else
 			log_error("event=dsn-failed queue=%llu error=\"report too large\"",
 			          (unsigned long long)e->id);
