@@ -36,6 +36,8 @@ static struct smtp_client_timeouts outbound_timeouts(const struct conf *conf)
 	                                     .data_done = 600};
 }
 static void attempt_next_address(struct ob_job *job);
+static void attempt_host_ready(struct ob_job *job);
+static void attempt_tlsa_clear(struct ob_job *job);
 
 /* A verdict of ours (no remote host said it). */
 static void attempt_local_reply(struct smtp_client_reply *r, enum smtp_client_status status,
@@ -173,6 +175,7 @@ static void attempt_mx_done(const struct dns_result *res, void *ctx)
 	struct ob_job *job = ctx;
 	job->lookup = NULL;
 	const char *domain = job->entry->domain;
+	job->mx_secure = res->secure;
 	switch (res->status) {
 	case DNS_STATUS_OK:
 		attempt_mx_order(job, res);
@@ -224,6 +227,8 @@ static void attempt_addr_done(const struct dns_result *res, void *ctx)
 {
 	struct ob_job *job = ctx;
 	job->lookup = NULL;
+	/* DANE needs every address answer secure (RFC 7672 §2.2.2); NODATA counts. */
+	job->host_secure = job->host_secure && res->secure;
 	if (res->status == DNS_STATUS_OK) {
 		for (size_t i = 0; i < res->count && job->addr_count < OB_ADDRS_MAX; i++)
 			job->addrs[job->addr_count++] = res->records[i].u.addr;
@@ -239,7 +244,59 @@ static void attempt_addr_done(const struct dns_result *res, void *ctx)
 		attempt_lookup(job, attempt_host(job), DNS_TYPE_AAAA, attempt_addr_done);
 		return;
 	}
+	attempt_host_ready(job);
+}
+
+static void attempt_tlsa_clear(struct ob_job *job)
+{
+	for (size_t i = 0; i < job->tlsa_count; i++)
+		free(job->tlsa_data[i]);
+	job->tlsa_count = 0;
+}
+
+/* The host's TLSA records (RFC 7672 §2.2): secure and usable (DANE-TA(2), DANE-EE(3)):
+ * DANE; insecure, absent or unusable: opportunistic TLS; bogus or failed: the host is not
+ * used, since an attacker could be hiding the records. */
+static void attempt_tlsa_done(const struct dns_result *res, void *ctx)
+{
+	struct ob_job *job = ctx;
+	job->lookup = NULL;
+	if (res->status == DNS_STATUS_BOGUS || res->status == DNS_STATUS_TEMPFAIL) {
+		attempt_local_reply(&job->host_reply, SMTP_CLIENT_TEMPFAIL, 451, "4.7.5",
+		                    "TLSA lookup of %s failed (%s): host not used", attempt_host(job),
+		                    res->status == DNS_STATUS_BOGUS ? "DNSSEC bogus" : "temporary");
+		log_info("event=outbound-host queue=%llu relay=%s status=failed dsn=4.7.5 "
+		         "reply=\"TLSA lookup failed\"",
+		         (unsigned long long)job->entry->id, attempt_host(job));
+		attempt_next_host(job);
+		return;
+	}
+	if (res->status == DNS_STATUS_OK && res->secure) {
+		for (size_t i = 0; i < res->count && job->tlsa_count < OB_TLSA_MAX; i++) {
+			const struct dns_tlsa *t = &res->records[i].u.tlsa;
+			if (t->usage != 2 && t->usage != 3)
+				continue;
+			unsigned char *d = xmalloc(t->data_len > 0 ? t->data_len : 1);
+			memcpy(d, t->data, t->data_len);
+			job->tlsa_data[job->tlsa_count] = d;
+			job->tlsa[job->tlsa_count++] = (struct conn_tlsa){
+			    .usage = t->usage, .selector = t->selector, .mtype = t->matching_type,
+			    .data = d, .len = t->data_len};
+		}
+	}
 	attempt_next_address(job);
+}
+
+/* The host's addresses are known: look its TLSA records up when DANE can apply. */
+static void attempt_host_ready(struct ob_job *job)
+{
+	if (job->routed || !job->mx_secure || !job->host_secure || job->addr_count == 0) {
+		attempt_next_address(job);
+		return;
+	}
+	char name[300];
+	snprintf(name, sizeof(name), "_%d._tcp.%s", job->port, attempt_host(job));
+	attempt_lookup(job, name, DNS_TYPE_TLSA, attempt_tlsa_done);
 }
 
 static void attempt_next_host(struct ob_job *job)
@@ -254,6 +311,8 @@ static void attempt_next_host(struct ob_job *job)
 	}
 	job->host_i++;
 	job->addr_count = job->addr_i = 0;
+	job->host_secure = true;
+	attempt_tlsa_clear(job);
 	uint16_t type = job->conf->outbound_ip == CONF_OUTBOUND_IP_V6 ? DNS_TYPE_AAAA : DNS_TYPE_A;
 	attempt_lookup(job, attempt_host(job), type, attempt_addr_done);
 }
@@ -374,7 +433,8 @@ static void attempt_closed(struct smtp_client *c, const struct smtp_client_resul
 	         result->reply.enhanced, result->reply.text);
 	job->host_reply = result->reply;
 	snprintf(job->host_relay, sizeof(job->host_relay), "%s", relay);
-	if (result->tls_failed && !job->no_tls && job->tls_mode == OUTBOUND_TLS_STARTTLS) {
+	if (result->tls_failed && !job->no_tls && job->tls_mode == OUTBOUND_TLS_STARTTLS &&
+	    job->tlsa_count == 0) {
 		/* Opportunistic TLS failed: this address once more in plain text (RFC 7435). */
 		job->no_tls = true;
 		job->addr_i--;
@@ -412,8 +472,12 @@ static void attempt_next_address(struct ob_job *job)
 	    .port = job->port,
 	    .host = attempt_host(job),
 	    .helo_name = conf->hostname,
-	    .tls = job->no_tls ? SMTP_CLIENT_TLS_DISABLED : policies[job->tls_mode],
-	    .verify = job->verify,
+	    .tls = job->tlsa_count > 0 ? SMTP_CLIENT_TLS_MANDATORY
+	           : job->no_tls       ? SMTP_CLIENT_TLS_DISABLED
+	                               : policies[job->tls_mode],
+	    .verify = job->tlsa_count > 0 ? CONN_TLS_VERIFY_DANE : job->verify,
+	    .tlsa = job->tlsa,
+	    .tlsa_count = job->tlsa_count,
 	    .tls_ctx = job->ob->tls,
 	    .auth_user = job->auth_user,
 	    .auth_password = job->auth_password,
@@ -455,6 +519,7 @@ static char *attempt_smarthost_password(const struct conf *conf)
 /* Go to hop (a static route or the smarthost) instead of the MX hosts. */
 static void attempt_hop(struct ob_job *job, const struct outbound_hop *hop)
 {
+	job->routed = true;
 	attempt_hosts_add(job, 0, hop->host);
 	if (hop->port > 0)
 		job->port = hop->port;
@@ -577,6 +642,7 @@ void outbound_attempt_free(struct ob_job *job)
 		munmap(job->map, job->map_len);
 	job->map = NULL;
 	buf_free(&job->dkim);
+	attempt_tlsa_clear(job);
 	for (size_t i = 0; i < job->host_count; i++)
 		free(job->host_names[i]);
 	job->host_count = 0;

@@ -23,6 +23,7 @@ struct tls_ctx;
 
 #define OB_HOSTS_MAX 16
 #define OB_ADDRS_MAX 16
+#define OB_TLSA_MAX 8
 #define OB_LEASE_SECONDS 600  /* renewed every OB_RENEW_SECONDS while an attempt runs */
 #define OB_RENEW_SECONDS 180
 #define OB_POLL_MS 1000       /* the queue is looked at this often (the CLI's changes) */
@@ -71,6 +72,13 @@ struct ob_job {
 	uint16_t addr_type; /* DNS_TYPE_A or DNS_TYPE_AAAA being looked up */
 	struct dns_addr addrs[OB_ADDRS_MAX];
 	size_t addr_count, addr_i;
+	/* DANE (RFC 7672): the MX answer and the host's addresses were DNSSEC-secure, and the
+	 * host has secure, usable TLSA records: TLS is then mandatory and checked by them. */
+	bool routed; /* a route, smarthost or address literal: no DANE */
+	bool mx_secure, host_secure;
+	struct conn_tlsa tlsa[OB_TLSA_MAX];
+	unsigned char *tlsa_data[OB_TLSA_MAX];
+	size_t tlsa_count;
 	/* the session with the current address */
 	struct smtp_client *client;
 	bool plain_retry; /* this address again without STARTTLS after a failed handshake */
