@@ -1,14 +1,17 @@
 """Outbound delivery end to end, all on loopback: instance A (mx.a.test) sends what its user
-submits to the hosts a local DNS server names (dns_server.py): instance B (mx.b.test, on
-127.0.0.3) and an aiosmtpd sink (127.0.0.2) that accepts, refuses (550), defers (451) or
-stalls per recipient. Every host listens on the same port, which A reaches through
+submits to the hosts a local DNS server names (dns_server.py, with one DNSSEC-signed zone for
+DANE): instance B (mx.b.test, on 127.0.0.3) and an aiosmtpd sink (127.0.0.2) that accepts,
+refuses (550), defers (451) or stalls per recipient. b.test's TLSA record is wrong but
+unsigned, so it is ignored. Every host listens on the same port, which A reaches through
 `outbound_port`. DSNs come back into the sender's INBOX and are parsed with `email`."""
 
 import asyncio
 import email
+import hashlib
 import email.policy
 import re
 import signal
+import subprocess
 import smtplib
 import threading
 import time
@@ -18,7 +21,7 @@ import pytest
 from aiosmtpd.controller import Controller
 
 from conftest import Server, tls_client_context, unique
-from dns_server import DNSServer
+from dns_server import DNSServer, sign_zone
 
 ALICE, ALICE_PW = "alice@a.test", "Outbound-Secret-1"
 BOB, BOB_PW = "bob@b.test", "Outbound-Secret-2"
@@ -75,12 +78,20 @@ def world(tmp_path_factory):
     sink = Controller(handler, hostname=SINK_IP, port=port, enable_SMTPUTF8=False)
     sink.start()
 
-    dns = DNSServer(zone(port))
+    spki = spki_sha256(b.dir / "tls" / "cert.pem")
+    signed, anchor = sign_zone(DANE_ZONE % {"port": port, "b": B_IP, "good": spki,
+                                            "bad": "00" * 32},
+                               "dane.test", tmp_path_factory.mktemp("dnssec"))
+    dns = DNSServer(signed + zone(port))
     dns.start()
+    for d in ("dane.test", "bad.dane.test"):
+        b.cli("domain", "add", d)
+        b.add_user("bob@" + d, BOB_PW)
 
     a = Server(tmp_path_factory.mktemp("outbound_a"), hostname="mx.a.test", extra_conf={
         "outbound_enabled": "yes", "outbound_port": str(port),
         "dns_resolver": "127.0.0.1:%d" % dns.port, "dns_timeout": "3",
+        "dns_trust_anchor": anchor,
         "queue_retry_min": "1s", "queue_retry_max": "2s",
         "outbound_routes": "routed.test=%s" % SINK_IP,
         "outbound_tls_required": "tlsonly.test"})
@@ -97,6 +108,32 @@ def world(tmp_path_factory):
     dns.stop()
 
 
+# A DNSSEC-signed zone: dane.test's MX (instance B) has a TLSA record matching B's
+# certificate; bad.dane.test's MX (B again) one that does not.
+DANE_ZONE = """
+$ORIGIN dane.test.
+$TTL 300
+@                     IN SOA ns.dane.test. hostmaster.dane.test. 1 60 60 600 120
+@                     IN NS ns
+@                     IN MX 10 mx
+ns                    IN A 127.0.0.1
+mx                    IN A %(b)s
+_%(port)d._tcp.mx     IN TLSA 3 1 1 %(good)s
+bad                   IN MX 10 mxbad
+mxbad                 IN A %(b)s
+_%(port)d._tcp.mxbad  IN TLSA 3 1 1 %(bad)s
+"""
+
+
+def spki_sha256(cert_path):
+    """SHA-256 of the certificate's public key (TLSA selector 1, matching type 1)."""
+    pub = subprocess.run(["openssl", "x509", "-in", str(cert_path), "-noout", "-pubkey"],
+                         check=True, capture_output=True).stdout
+    der = subprocess.run(["openssl", "pkey", "-pubin", "-outform", "DER"], input=pub,
+                         check=True, capture_output=True).stdout
+    return hashlib.sha256(der).hexdigest()
+
+
 def zone(port):
     return """
 $TTL 60
@@ -104,6 +141,7 @@ a.test.       IN SOA ns.a.test. hostmaster.a.test. 1 60 60 600 60
 b.test.       IN SOA ns.b.test. hostmaster.b.test. 1 60 60 600 60
 b.test.       IN MX 10 mx.b.test.
 mx.b.test.    IN A %(b)s
+_%(port)d._tcp.mx.b.test. IN TLSA 3 1 1 %(zeros)s
 sink.test.    IN SOA ns.sink.test. hostmaster.sink.test. 1 60 60 600 60
 sink.test.    IN MX 10 mx.sink.test.
 mx.sink.test. IN A %(sink)s
@@ -118,7 +156,7 @@ tlsonly.test. IN SOA ns.tlsonly.test. hostmaster.tlsonly.test. 1 60 60 600 60
 tlsonly.test. IN MX 10 mx.sink.test.
 nullmx.test.  IN SOA ns.nullmx.test. hostmaster.nullmx.test. 1 60 60 600 60
 nullmx.test.  IN MX 0 .
-""" % {"b": B_IP, "sink": SINK_IP, "dead": DEAD_IP}
+""" % {"b": B_IP, "sink": SINK_IP, "dead": DEAD_IP, "port": port, "zeros": "00" * 32}
 
 
 def submit(a, rcpts, subject, rcpt_options=(), mail_options=()):
@@ -383,6 +421,29 @@ def test_smarthost_with_auth_over_tls(world, tmp_path_factory):
         assert re.search(r"event=auth result=ok user=alice@a\.test mech=PLAIN", b.log_text())
     finally:
         c.stop_and_check()
+
+
+def test_dane_matching_tlsa_delivers(world):
+    a, b = world["a"], world["b"]
+    subject = unique("dane")
+    submit(a, ["bob@dane.test"], subject)
+    got = wait_for(lambda: [m for m in b.mail_list("bob@dane.test") if m["subject"] == subject])
+    assert got, a.log_text()[-3000:]
+    assert re.search(r'to=<bob@dane.test> relay=mx\.dane\.test\[%s\]:\d+ tls="TLSv1\.\d[^"]*" '
+                     r'verify="verified \(DANE TLSA 3 1 1\)" status=sent' % B_IP,
+                     a.log_text()), a.log_text()[-3000:]
+
+
+def test_dane_mismatching_tlsa_is_not_used(world):
+    a, b = world["a"], world["b"]
+    subject = unique("dane-bad")
+    submit(a, ["bob@bad.dane.test"], subject)
+    assert wait_for(lambda: re.search(r"to=<bob@bad.dane.test> .*status=deferred",
+                                      a.log_text())), a.log_text()[-3000:]
+    assert [m for m in b.mail_list("bob@bad.dane.test") if m["subject"] == subject] == []
+    entry = [e for e in a.queue_entries() if e["domain"] == "bad.dane.test"]
+    assert len(entry) == 1
+    a.cli("queue", "delete", entry[0]["id"], "--silent")
 
 
 def test_kill_during_delivery_delivers_after_restart(world):
