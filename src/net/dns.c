@@ -144,8 +144,9 @@ struct dns_resolver *dns_resolver_new(struct net_loop *loop, const struct conf *
 	if (conf->dns_resolver != NULL && conf->dns_resolver[0] != '\0') {
 		r = dns_setup_forward(ub, conf, error_r);
 	} else if (ub_ctx_resolvconf(ub, NULL) != 0) {
-		*error_r = "cannot read /etc/resolv.conf";
-		r = -1;
+		/* libunbound then resolves from the root servers itself */
+		log_warn("event=dns-setup error=\"cannot read /etc/resolv.conf\" "
+		         "action=recursion-from-root");
 	}
 	if (r == 0)
 		r = dns_setup_anchor(ub, conf, error_r);
