@@ -3,7 +3,8 @@
  * answers gives TEMPFAIL "timeout" after dns_timeout, and it was asked even for a .test name
  * (libunbound's built-in zones are off with dns_resolver); a cancelled lookup never calls
  * back; freeing a resolver with lookups pending calls nobody back; a callback may free the
- * resolver (with another lookup pending); bad names are refused. */
+ * resolver (with another lookup pending); bad names are refused. Also the loop API that
+ * modules outside net/ use: net_loop_call() from another thread, net_server_loop(). */
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -268,6 +269,71 @@ static void test_callback_frees_resolver(void **state)
 	conf_free(&conf);
 }
 
+struct loop_call {
+	struct net_loop *loop;
+	pthread_t loop_thread;
+	bool ran, on_loop_thread;
+};
+
+static void loop_call_fn(void *ctx)
+{
+	struct loop_call *lc = ctx;
+	lc->ran = true;
+	lc->on_loop_thread = pthread_equal(pthread_self(), lc->loop_thread) != 0;
+	net_loop_stop(lc->loop);
+}
+
+static void *loop_call_thread(void *arg)
+{
+	struct loop_call *lc = arg;
+	net_loop_call(lc->loop, loop_call_fn, lc);
+	return NULL;
+}
+
+static void test_loop_call_from_thread(void **state)
+{
+	(void)state;
+	unsigned port;
+	int fd = silent_server(&port);
+	struct conf *conf = silent_conf(port);
+	struct loop_call lc = {.loop = net_loop_new(), .loop_thread = pthread_self()};
+	const char *error;
+	struct dns_resolver *res = dns_resolver_new(lc.loop, conf, &error);
+	assert_non_null(res);
+	/* a pending lookup keeps the loop running until the call comes */
+	struct calls c = {.loop = lc.loop};
+	assert_non_null(dns_lookup(res, "wait.example.test", DNS_TYPE_A, on_result, &c, &error));
+	pthread_t thread;
+	assert_int_equal(pthread_create(&thread, NULL, loop_call_thread, &lc), 0);
+	net_loop_run(lc.loop);
+	pthread_join(thread, NULL);
+	assert_true(lc.ran);
+	assert_true(lc.on_loop_thread);
+	assert_int_equal(c.count, 0); /* the loop stopped before the lookup's timeout */
+	dns_resolver_free(&res);
+	net_loop_free(&lc.loop);
+	conf_free(&conf);
+	close(fd);
+}
+
+static void test_server_loops(void **state)
+{
+	(void)state;
+	struct conf *conf = conf_text("");
+	struct net_server *server = net_server_new(3, &conf->limits);
+	assert_int_equal(net_server_loop_count(server), 3);
+	struct net_loop *a = net_server_loop(server, 0), *b = net_server_loop(server, 2);
+	assert_non_null(a);
+	assert_true(a != b);
+	/* a resolver can be set up on a server loop before the loops run */
+	const char *error;
+	struct dns_resolver *res = dns_resolver_new(b, conf, &error);
+	assert_non_null(res);
+	dns_resolver_free(&res);
+	net_server_free(&server);
+	conf_free(&conf);
+}
+
 static void test_invalid(void **state)
 {
 	(void)state;
@@ -317,6 +383,8 @@ int main(void)
 	    cmocka_unit_test(test_cancel),
 	    cmocka_unit_test(test_free_with_pending),
 	    cmocka_unit_test(test_callback_frees_resolver),
+	    cmocka_unit_test(test_loop_call_from_thread),
+	    cmocka_unit_test(test_server_loops),
 	    cmocka_unit_test(test_invalid),
 	    cmocka_unit_test(test_bad_anchor),
 	};
