@@ -70,6 +70,7 @@ struct dns_lookup {
 	unsigned char *kept_packet;
 	size_t kept_len;
 	char *kept_why;
+	const char *fail_reason; /* libunbound's refusal of the query (static) */
 };
 
 static int dns_set(struct ub_ctx *ub, const char *opt, const char *val, const char **error_r)
@@ -219,7 +220,8 @@ static void dns_deliver(struct dns_lookup *l, int rcode, const unsigned char *pk
 		result.reason = rcode == -1  ? "timeout"
 		                : rcode == 2 ? "SERVFAIL"
 		                : rcode == 5 ? "REFUSED"
-		                             : "resolver error";
+		                : l->fail_reason != NULL ? l->fail_reason
+		                                         : "resolver error";
 	} else if (dns_packet_parse(pkt, len, l->type, arena, &result, &error) < 0) {
 		memset(&result, 0, sizeof(result));
 		result.status = DNS_STATUS_TEMPFAIL;
@@ -354,6 +356,7 @@ struct dns_lookup *dns_lookup(struct dns_resolver *res, const char *name, uint16
 		log_error("event=dns-error name=%s error=\"%s\"", l->name, ub_strerror(r));
 		l->kept = true; /* a TEMPFAIL from the loop */
 		l->kept_rcode = -2;
+		l->fail_reason = ub_strerror(r);
 		event_active(l->timer, EV_TIMEOUT, 0);
 	}
 	if (!l->kept) {
