@@ -1,7 +1,8 @@
-/* libunbound on our event loops (see dns.h). libunbound answers some questions inside
- * ub_resolve_event() itself (its local zones, its cache): such an answer is kept and handed
- * to the caller from the loop, so a callback never runs inside dns_lookup(). Each lookup has
- * a timer: dns_timeout seconds without an answer end it as TEMPFAIL. */
+/* libunbound on our event loops (see dns.h). Every answer is kept and handed to the caller
+ * from the lookup's own event: libunbound answers some questions inside ub_resolve_event()
+ * itself (its local zones), so a callback never runs inside dns_lookup(), nor inside
+ * libunbound. The same event is the timeout: dns_timeout seconds without an answer end the
+ * lookup as TEMPFAIL. */
 #include "net/dns.h"
 
 #include <stdlib.h>
@@ -62,7 +63,6 @@ struct dns_lookup {
 	uint16_t type;
 	int async_id;
 	bool in_unbound; /* libunbound holds this lookup as its callback argument */
-	bool starting;   /* inside ub_resolve_event() */
 	struct event *timer; /* the timeout; also hands over an answer kept from inside */
 	/* an answer kept for delivery from the loop */
 	bool kept;
@@ -70,6 +70,7 @@ struct dns_lookup {
 	unsigned char *kept_packet;
 	size_t kept_len;
 	char *kept_why;
+	const char *fail_reason; /* libunbound's refusal of the query (static) */
 };
 
 static int dns_set(struct ub_ctx *ub, const char *opt, const char *val, const char **error_r)
@@ -144,8 +145,9 @@ struct dns_resolver *dns_resolver_new(struct net_loop *loop, const struct conf *
 	if (conf->dns_resolver != NULL && conf->dns_resolver[0] != '\0') {
 		r = dns_setup_forward(ub, conf, error_r);
 	} else if (ub_ctx_resolvconf(ub, NULL) != 0) {
-		*error_r = "cannot read /etc/resolv.conf";
-		r = -1;
+		/* libunbound then resolves from the root servers itself */
+		log_warn("event=dns-setup error=\"cannot read /etc/resolv.conf\" "
+		         "action=recursion-from-root");
 	}
 	if (r == 0)
 		r = dns_setup_anchor(ub, conf, error_r);
@@ -218,7 +220,8 @@ static void dns_deliver(struct dns_lookup *l, int rcode, const unsigned char *pk
 		result.reason = rcode == -1  ? "timeout"
 		                : rcode == 2 ? "SERVFAIL"
 		                : rcode == 5 ? "REFUSED"
-		                             : "resolver error";
+		                : l->fail_reason != NULL ? l->fail_reason
+		                                         : "resolver error";
 	} else if (dns_packet_parse(pkt, len, l->type, arena, &result, &error) < 0) {
 		memset(&result, 0, sizeof(result));
 		result.status = DNS_STATUS_TEMPFAIL;
@@ -242,6 +245,9 @@ static void dns_deliver(struct dns_lookup *l, int rcode, const unsigned char *pk
 	arena_free(&arena);
 }
 
+/* libunbound's answer, called from inside libunbound (or even inside ub_resolve_event()):
+ * keep it and deliver from our own event, so that the requester's callback may start,
+ * cancel or free anything, libunbound's stack being unwound by then. */
 static void dns_ub_callback(void *mydata, int rcode, void *packet, int packet_len, int sec,
                             char *why_bogus, int was_ratelimited)
 {
@@ -249,21 +255,17 @@ static void dns_ub_callback(void *mydata, int rcode, void *packet, int packet_le
 	struct dns_lookup *l = mydata;
 	l->in_unbound = false;
 	size_t len = packet != NULL && packet_len > 0 ? (size_t)packet_len : 0;
-	if (l->starting) {
-		/* answered inside ub_resolve_event(): keep it for the loop */
-		l->kept = true;
-		l->kept_rcode = rcode;
-		l->kept_sec = sec;
-		if (len > 0) {
-			l->kept_packet = xmalloc(len);
-			memcpy(l->kept_packet, packet, len);
-			l->kept_len = len;
-		}
-		l->kept_why = why_bogus != NULL ? xstrdup(why_bogus) : NULL;
-		return;
+	l->kept = true;
+	l->kept_rcode = rcode;
+	l->kept_sec = sec;
+	if (len > 0) {
+		l->kept_packet = xmalloc(len);
+		memcpy(l->kept_packet, packet, len);
+		l->kept_len = len;
 	}
+	l->kept_why = why_bogus != NULL ? xstrdup(why_bogus) : NULL;
 	evtimer_del(l->timer);
-	dns_deliver(l, rcode, len > 0 ? packet : NULL, len, sec, why_bogus);
+	event_active(l->timer, EV_TIMEOUT, 0);
 }
 
 static void dns_timer_cb(evutil_socket_t fd, short what, void *arg)
@@ -341,11 +343,9 @@ struct dns_lookup *dns_lookup(struct dns_resolver *res, const char *name, uint16
 	if (l->timer == NULL)
 		log_fatal("libevent: cannot create a timer");
 	dns_lookup_link(res, l);
-	l->starting = true;
 	l->in_unbound = true;
 	int r = ub_resolve_event(res->ub, l->name, type, DNS_CLASS_IN, l, dns_ub_callback,
 	                         &l->async_id);
-	l->starting = false;
 	if (r != 0) {
 		l->in_unbound = false;
 		if (r == UB_SYNTAX) {
@@ -356,10 +356,10 @@ struct dns_lookup *dns_lookup(struct dns_resolver *res, const char *name, uint16
 		log_error("event=dns-error name=%s error=\"%s\"", l->name, ub_strerror(r));
 		l->kept = true; /* a TEMPFAIL from the loop */
 		l->kept_rcode = -2;
-	}
-	if (l->kept) {
+		l->fail_reason = ub_strerror(r);
 		event_active(l->timer, EV_TIMEOUT, 0);
-	} else {
+	}
+	if (!l->kept) {
 		struct timeval tv = {(time_t)res->timeout, 0};
 		evtimer_add(l->timer, &tv);
 	}

@@ -13,9 +13,10 @@ struct dns_resolver;
 struct dns_lookup;
 struct net_loop;
 
-/* Called once per lookup, on the resolver's loop thread, never from inside dns_lookup().
- * result and everything it points to are valid only during the call (copy what you keep).
- * The lookup handle is gone once the callback runs. */
+/* Called once per lookup, on the resolver's loop thread from the loop itself (never from
+ * inside dns_lookup() or libunbound): it may start or cancel other lookups and may free
+ * the resolver. result and everything it points to are valid only during the call (copy
+ * what you keep). The lookup handle is gone once the callback runs. */
 typedef void dns_lookup_fn(const struct dns_result *result, void *ctx);
 
 /* A resolver on loop, configured from conf (dns_resolver: forward every query to that

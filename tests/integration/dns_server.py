@@ -19,23 +19,31 @@ Answers carry AA. A name with records of the asked type gets them; a CNAME is fo
 the data (the chain and the target's records are answered); a name that exists (or has names
 below it) without the type gets NODATA, any other NXDOMAIN; negative answers carry the SOA of
 the closest enclosing zone when the text has one. RRSIG records that cover an answered RRset
-are added to it (for a zone signed with ldns-signzone). A UDP answer larger than the client's
+are added to it, and negative answers of a signed zone carry their NSEC proofs (for a zone
+signed with ldns-signzone, NSEC not NSEC3), so a validating client sees them secure. A UDP answer larger than the client's
 EDNS size (512 without EDNS) is truncated (TC), so the client retries over TCP.
 `queries` records (name, type name, protocol) for every question received.
 """
 
+import os
 import socket
 import socketserver
 import struct
+import subprocess
 import threading
 
 from dnslib import CLASS, EDNS0, QTYPE, RCODE, RR, DNSRecord
 
-__all__ = ["DNSServer", "dns_server"]
+__all__ = ["DNSServer", "dns_server", "sign_zone", "tamper_signature"]
 
 
 def _key(name):
     return str(name).lower().rstrip(".")
+
+
+def _canonical(name):
+    """Sort key of RFC 4034 §6.1 canonical order: labels compared from the right."""
+    return tuple(l.encode() for l in reversed(name.split("."))) if name else ()
 
 
 class _Zone:
@@ -72,6 +80,32 @@ class _Zone:
                                 if rr.rtype == QTYPE.RRSIG and rr.rdata.covered == QTYPE.SOA]
         return []
 
+    def nsec_covering(self, name):
+        """NSEC records (with their RRSIGs) whose owner < name < next, in canonical order."""
+        out = []
+        want = _canonical(name)
+        for owner, rrs in self.names.items():
+            for rr in rrs:
+                if rr.rtype != QTYPE.NSEC:
+                    continue
+                lo, hi = _canonical(owner), _canonical(_key(rr.rdata.label))
+                if (lo < want < hi) or (hi <= lo and want > lo):  # the last one wraps
+                    out += self.rrset(owner, QTYPE.NSEC)
+        return out
+
+    def denial(self, name, rcode):
+        """RFC 4035 §3.1.3: the NSEC proofs for NODATA or NXDOMAIN (signed zones only)."""
+        if rcode == RCODE.NOERROR:  # the name's own NSEC, or for an empty non-terminal
+            return self.rrset(name, QTYPE.NSEC) or self.nsec_covering(name)  # the one over it
+        proof = self.nsec_covering(name)
+        encloser = name.split(".", 1)[1] if "." in name else ""
+        while encloser and not self.exists(encloser):
+            encloser = encloser.split(".", 1)[1] if "." in encloser else ""
+        for rr in self.nsec_covering("*." + encloser if encloser else "*"):
+            if rr not in proof:
+                proof.append(rr)
+        return proof
+
     def answer(self, qname, qtype):
         """(rcode, answer RRs, authority RRs)."""
         answer = []
@@ -86,7 +120,7 @@ class _Zone:
             answer += cname
             name = _key(cname[0].rdata.label)
         rcode = RCODE.NOERROR if self.exists(name) else RCODE.NXDOMAIN
-        return rcode, answer, self.soa_for(name)
+        return rcode, answer, self.soa_for(name) + self.denial(name, rcode)
 
 
 class _Handler(socketserver.BaseRequestHandler):
@@ -257,3 +291,38 @@ class DNSServer:
 def dns_server(zone_text=""):
     """Start a server (for a pytest fixture: `yield` it and call stop())."""
     return DNSServer(zone_text).start()
+
+
+def sign_zone(zone_text, origin, directory):
+    """Sign zone_text (the zone `origin`, with its SOA) with a new ECDSA P-256 key using
+    ldns-keygen and ldns-signzone (Debian's ldnsutils), NSEC. Returns (signed zone text,
+    path of the trust anchor file: the key's DS record, for dns_trust_anchor)."""
+    origin = origin.rstrip(".") + "."
+    directory = str(directory)
+    os.makedirs(directory, exist_ok=True)
+    zone_path = os.path.join(directory, origin + "zone")
+    with open(zone_path, "w") as f:
+        f.write(zone_text)
+    base = subprocess.run(["ldns-keygen", "-a", "ECDSAP256SHA256", "-k", "-r", "/dev/urandom",
+                           origin], cwd=directory, check=True, capture_output=True,
+                          text=True).stdout.strip()
+    # RRSIG times are 32-bit: expire before 2038 (ldns wraps later dates)
+    subprocess.run(["ldns-signzone", "-o", origin, "-i", "20200101000000",
+                    "-e", "20380101000000", zone_path, base], cwd=directory, check=True,
+                   capture_output=True)
+    with open(zone_path + ".signed") as f:
+        signed = f.read()
+    return signed, os.path.join(directory, base + ".ds")
+
+
+def tamper_signature(signed_text, name, rtype):
+    """signed_text with one octet of the signature of name's RRSIG over rtype changed."""
+    out = []
+    name = _key(name)
+    for line in signed_text.splitlines():
+        f = line.split()
+        if len(f) > 5 and _key(f[0]) == name and f[3] == "RRSIG" and f[4] == rtype:
+            sig = f[-1]
+            line = line[:len(line) - len(sig)] + ("B" if sig[0] == "A" else "A") + sig[1:]
+        out.append(line)
+    return "\n".join(out) + "\n"

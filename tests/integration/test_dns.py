@@ -2,7 +2,9 @@
 (tests/integration/dns_server.py): MX with several preferences, A, AAAA, CNAME, NXDOMAIN,
 NODATA, TXT of several strings, TLSA, reserved names (.test, .invalid, localhost) asked of the
 configured server instead of answered by libunbound, answers too large for UDP fetched over
-TCP, SERVFAIL and a dropped query as temporary failures after dns_timeout.
+TCP, SERVFAIL and a dropped query as temporary failures after dns_timeout. DNSSEC: a zone
+signed with ldns-signzone, its DS as dns_trust_anchor: its records (and its NSEC-proven
+NXDOMAIN and NODATA) are secure, an unsigned zone's are not, a broken signature is bogus.
 """
 
 import re
@@ -11,7 +13,7 @@ import time
 import pytest
 
 from conftest import run_cli
-from dns_server import DNSServer
+from dns_server import DNSServer, sign_zone, tamper_signature
 
 TLSA_HEX = "8f2b" * 16
 
@@ -172,3 +174,77 @@ def test_bad_resolver_setting(tmp_path):
     p = run_cli(["dns", "a", "example.test"], conf=path)
     assert p.returncode == 1
     assert "dns_resolver: expected IP or IP:PORT" in p.stderr
+
+
+SIGNED = """
+$ORIGIN signed.test.
+$TTL 300
+@                 IN SOA ns.signed.test. hostmaster.signed.test. 1 60 60 600 120
+@                 IN NS ns
+@                 IN MX 10 mx
+ns                IN A 127.0.0.1
+mx                IN A 127.0.0.20
+tampered          IN A 127.0.0.21
+_25._tcp.mx       IN TLSA 3 1 1 %s
+""" % TLSA_HEX
+
+UNSIGNED = """
+unsigned.test.    300 IN SOA ns.unsigned.test. hostmaster.unsigned.test. 1 60 60 600 120
+mx.unsigned.test. 300 IN A 127.0.0.20
+_25._tcp.mx.unsigned.test. 300 IN TLSA 3 1 1 %s
+""" % TLSA_HEX
+
+
+@pytest.fixture(scope="module")
+def dnssec_conf(tmp_path_factory):
+    keys = tmp_path_factory.mktemp("keys")
+    signed, anchor = sign_zone(SIGNED, "signed.test", keys)
+    server = DNSServer(tamper_signature(signed, "tampered.signed.test", "A") + UNSIGNED)
+    server.start()
+    path = keys / "posthorn.conf"
+    path.write_text("dns_resolver = %s\ndns_trust_anchor = %s\ndns_timeout = 5\n"
+                    % (server.address, anchor))
+    yield path
+    server.stop()
+
+
+def test_dnssec_secure(dnssec_conf):
+    records, status, secure, _, _ = lookup(dnssec_conf, "a", "mx.signed.test")
+    assert (records, status, secure) == (["A 127.0.0.20"], "ok", "yes")
+    records, status, secure, _, _ = lookup(dnssec_conf, "tlsa", "_25._tcp.mx.signed.test")
+    assert (records, status, secure) == (["TLSA 3 1 1 " + TLSA_HEX], "ok", "yes")
+    records, status, secure, _, _ = lookup(dnssec_conf, "mx", "signed.test")
+    assert (records, status, secure) == (["MX 10 mx.signed.test"], "ok", "yes")
+
+
+def test_dnssec_secure_denial(dnssec_conf):
+    """NSEC proves the absence: DANE needs a secure 'no TLSA' as much as a secure TLSA."""
+    _, status, secure, _, _ = lookup(dnssec_conf, "aaaa", "mx.signed.test")
+    assert (status, secure) == ("nodata", "yes")
+    _, status, secure, _, _ = lookup(dnssec_conf, "tlsa", "_25._tcp.ns.signed.test")
+    assert (status, secure) == ("nxdomain", "yes")
+
+
+def test_dnssec_unsigned_zone_is_insecure(dnssec_conf):
+    records, status, secure, _, _ = lookup(dnssec_conf, "a", "mx.unsigned.test")
+    assert (records, status, secure) == (["A 127.0.0.20"], "ok", "no")
+    records, status, secure, _, _ = lookup(dnssec_conf, "tlsa", "_25._tcp.mx.unsigned.test")
+    assert (status, secure) == ("ok", "no")
+
+
+def test_dnssec_tampered_signature_is_bogus(dnssec_conf):
+    records, status, secure, ttl, p = lookup(dnssec_conf, "a", "tampered.signed.test")
+    assert (records, status, secure, ttl) == ([], "bogus", "no", 0)
+    assert "validation failure" in p.stderr
+
+
+def test_without_anchor_nothing_is_secure(dnssec_conf, tmp_path):
+    """With dns_resolver set and no dns_trust_anchor, answers are not validated."""
+    text = dnssec_conf.read_text()
+    conf = tmp_path / "posthorn.conf"
+    conf.write_text("".join(l + "\n" for l in text.splitlines()
+                            if not l.startswith("dns_trust_anchor")))
+    records, status, secure, _, _ = lookup(conf, "a", "tampered.signed.test")
+    assert (records, status, secure) == (["A 127.0.0.21"], "ok", "no")
+    _, status, secure, _, _ = lookup(conf, "a", "mx.signed.test")
+    assert (status, secure) == ("ok", "no")

@@ -2,7 +2,9 @@
  * has at hand still comes from the loop, never inside dns_lookup(); a server that never
  * answers gives TEMPFAIL "timeout" after dns_timeout, and it was asked even for a .test name
  * (libunbound's built-in zones are off with dns_resolver); a cancelled lookup never calls
- * back; freeing a resolver with lookups pending calls nobody back; bad names are refused. */
+ * back; freeing a resolver with lookups pending calls nobody back; a callback may free the
+ * resolver (with another lookup pending); bad names are refused. Also the loop API that
+ * modules outside net/ use: net_loop_call() from another thread, net_server_loop(). */
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -11,6 +13,8 @@
 
 #include <arpa/inet.h>
 #include <netinet/in.h>
+#include <poll.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -178,6 +182,158 @@ static void test_free_with_pending(void **state)
 	close(fd);
 }
 
+struct quick {
+	int fd;
+	bool stop;
+};
+
+/* A server thread that answers every query for "quick.*" with A 127.0.0.9 and ignores the
+ * rest, until stop is set. */
+static void *quick_server(void *arg)
+{
+	struct quick *qs = arg;
+	int fd = qs->fd;
+	while (!__atomic_load_n(&qs->stop, __ATOMIC_SEQ_CST)) {
+		struct pollfd pfd = {.fd = fd, .events = POLLIN};
+		if (poll(&pfd, 1, 100) < 0)
+			break;
+		if (pfd.revents == 0)
+			continue;
+		unsigned char q[512];
+		struct sockaddr_storage from;
+		socklen_t fromlen = sizeof(from);
+		ssize_t n = recvfrom(fd, q, sizeof(q) - 32, 0, (struct sockaddr *)&from, &fromlen);
+		if (n <= 12 || q[12] != 5 || memcmp(q + 13, "quick", 5) != 0)
+			continue;
+		/* the question ends at its name's root label + type + class; drop any EDNS */
+		size_t end = 12;
+		while (end < (size_t)n && q[end] != 0)
+			end += (size_t)q[end] + 1;
+		end += 5;
+		q[2] = 0x84; /* QR AA, RD kept off */
+		q[3] = 0x00;
+		q[7] = 1;  /* one answer */
+		q[11] = 0; /* no additional */
+		const unsigned char rr[] = {0xC0, 12, 0, 1, 0, 1, 0, 0, 0, 60, 0, 4, 127, 0, 0, 9};
+		memcpy(q + end, rr, sizeof(rr));
+		(void)sendto(fd, q, end + sizeof(rr), 0, (struct sockaddr *)&from, fromlen);
+	}
+	return NULL;
+}
+
+struct free_in_callback {
+	struct dns_resolver *res;
+	struct net_loop *loop;
+	unsigned count;
+	char addr[64];
+};
+
+static void on_result_free(const struct dns_result *result, void *ctx)
+{
+	struct free_in_callback *f = ctx;
+	f->count++;
+	if (result->count > 0)
+		snprintf(f->addr, sizeof(f->addr), "%s", result->records[0].u.addr.text);
+	dns_resolver_free(&f->res); /* the other lookup is still pending */
+	net_loop_stop(f->loop);
+}
+
+static void test_callback_frees_resolver(void **state)
+{
+	(void)state;
+	unsigned port;
+	struct quick qs = {.fd = silent_server(&port)};
+	pthread_t thread;
+	assert_int_equal(pthread_create(&thread, NULL, quick_server, &qs), 0);
+	struct conf *conf = silent_conf(port);
+	struct net_loop *loop = net_loop_new();
+	const char *error;
+	struct free_in_callback f = {.loop = loop};
+	f.res = dns_resolver_new(loop, conf, &error);
+	assert_non_null(f.res);
+	struct calls never = {.loop = loop};
+	assert_non_null(dns_lookup(f.res, "slow.example.test", DNS_TYPE_A, on_result, &never,
+	                           &error));
+	assert_non_null(
+	    dns_lookup(f.res, "quick.example.test", DNS_TYPE_A, on_result_free, &f, &error));
+	net_loop_run(loop);
+	assert_int_equal(f.count, 1);
+	assert_string_equal(f.addr, "127.0.0.9");
+	assert_null(f.res);
+	net_loop_run(loop); /* nothing of the resolver is left on the loop */
+	assert_int_equal(never.count, 0);
+	__atomic_store_n(&qs.stop, true, __ATOMIC_SEQ_CST);
+	pthread_join(thread, NULL);
+	close(qs.fd);
+	net_loop_free(&loop);
+	conf_free(&conf);
+}
+
+struct loop_call {
+	struct net_loop *loop;
+	pthread_t loop_thread;
+	bool ran, on_loop_thread;
+};
+
+static void loop_call_fn(void *ctx)
+{
+	struct loop_call *lc = ctx;
+	lc->ran = true;
+	lc->on_loop_thread = pthread_equal(pthread_self(), lc->loop_thread) != 0;
+	net_loop_stop(lc->loop);
+}
+
+static void *loop_call_thread(void *arg)
+{
+	struct loop_call *lc = arg;
+	net_loop_call(lc->loop, loop_call_fn, lc);
+	return NULL;
+}
+
+static void test_loop_call_from_thread(void **state)
+{
+	(void)state;
+	unsigned port;
+	int fd = silent_server(&port);
+	struct conf *conf = silent_conf(port);
+	struct loop_call lc = {.loop = net_loop_new(), .loop_thread = pthread_self()};
+	const char *error;
+	struct dns_resolver *res = dns_resolver_new(lc.loop, conf, &error);
+	assert_non_null(res);
+	/* a pending lookup keeps the loop running until the call comes */
+	struct calls c = {.loop = lc.loop};
+	assert_non_null(dns_lookup(res, "wait.example.test", DNS_TYPE_A, on_result, &c, &error));
+	pthread_t thread;
+	assert_int_equal(pthread_create(&thread, NULL, loop_call_thread, &lc), 0);
+	net_loop_run(lc.loop);
+	pthread_join(thread, NULL);
+	assert_true(lc.ran);
+	assert_true(lc.on_loop_thread);
+	assert_int_equal(c.count, 0); /* the loop stopped before the lookup's timeout */
+	dns_resolver_free(&res);
+	net_loop_free(&lc.loop);
+	conf_free(&conf);
+	close(fd);
+}
+
+static void test_server_loops(void **state)
+{
+	(void)state;
+	struct conf *conf = conf_text("");
+	struct net_server *server = net_server_new(3, &conf->limits);
+	assert_int_equal(net_server_loop_count(server), 3);
+	struct net_loop *a = net_server_loop(server, 0), *b = net_server_loop(server, 2);
+	assert_non_null(a);
+	assert_true(a != b);
+	/* a resolver can be set up on a server loop before the loops run */
+	const char *error;
+	struct dns_resolver *res = dns_resolver_new(b, conf, &error);
+	assert_non_null(res);
+	dns_resolver_free(&res);
+	net_server_free(&server);
+	conf_free(&conf);
+}
+
 static void test_invalid(void **state)
 {
 	(void)state;
@@ -226,6 +382,9 @@ int main(void)
 	    cmocka_unit_test(test_timeout_and_test_names_asked),
 	    cmocka_unit_test(test_cancel),
 	    cmocka_unit_test(test_free_with_pending),
+	    cmocka_unit_test(test_callback_frees_resolver),
+	    cmocka_unit_test(test_loop_call_from_thread),
+	    cmocka_unit_test(test_server_loops),
 	    cmocka_unit_test(test_invalid),
 	    cmocka_unit_test(test_bad_anchor),
 	};
