@@ -12,6 +12,7 @@
 #include <cmocka.h>
 
 #include <ftw.h>
+#include <pthread.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -497,6 +498,66 @@ static void test_flush_warn_unlease(void **state)
 	assert_string_equal(op.error, STORE_ERROR_NO_ENTRY);
 }
 
+/* Two stores on one database (two processes or nodes in miniature), each claiming one
+ * entry at a time on its own thread: every entry is claimed exactly once. */
+struct racer {
+	struct store *store;
+	const char *owner;
+	int64_t now;
+	uint64_t got[64];
+	size_t n;
+};
+
+static void *race(void *arg)
+{
+	struct racer *r = arg;
+	for (;;) {
+		struct store_queue_op op = {.action = STORE_QUEUE_CLAIM, .owner = r->owner,
+		                            .lease = 600, .max = 1, .now = r->now};
+		if (store_queue_wait(r->store, &op) < 0 || op.count == 0) {
+			store_queue_entries_free(op.entries, op.count);
+			return NULL;
+		}
+		if (r->n < 64)
+			r->got[r->n++] = op.entries[0].id;
+		store_queue_entries_free(op.entries, op.count);
+	}
+}
+
+static void test_claim_race_two_stores(void **state)
+{
+	struct fixture *f = *state;
+	char names[40][32];
+	const char *remote[40];
+	for (int i = 0; i < 40; i++) {
+		snprintf(names[i], sizeof(names[i]), "r@d%d.test", i);
+		remote[i] = names[i];
+	}
+	deliver(f, "race\r\n", remote, 40, NULL, false);
+	struct store *second = NULL;
+	open_dir(f->dir, &second);
+	int64_t now = (int64_t)time(NULL) + 1;
+	struct racer a = {.store = f->store, .owner = "n1:1", .now = now};
+	struct racer b = {.store = second, .owner = "n2:2", .now = now};
+	pthread_t ta, tb;
+	assert_int_equal(pthread_create(&ta, NULL, race, &a), 0);
+	assert_int_equal(pthread_create(&tb, NULL, race, &b), 0);
+	pthread_join(ta, NULL);
+	pthread_join(tb, NULL);
+	store_close(&second);
+	assert_int_equal(a.n + b.n, 40);
+	for (size_t i = 0; i < a.n; i++) {
+		for (size_t k = 0; k < b.n; k++)
+			assert_true(a.got[i] != b.got[k]);
+		for (size_t k = i + 1; k < a.n; k++)
+			assert_true(a.got[i] != a.got[k]);
+	}
+	for (size_t i = 0; i < b.n; i++) {
+		for (size_t k = i + 1; k < b.n; k++)
+			assert_true(b.got[i] != b.got[k]);
+	}
+}
+
 static atomic_int hook_calls;
 
 static void hook(void *ctx)
@@ -611,6 +672,7 @@ int main(void)
 	    cmocka_unit_test_setup_teardown(test_results, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_delete_keeps_local_copy, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_flush_warn_unlease, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_claim_race_two_stores, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_hook, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_migration_3_to_4, setup, teardown),
 	};
