@@ -75,6 +75,8 @@ struct conf {
 	unsigned auth_workers;       /* password checks at once (threads), 0 = one per core */
 	unsigned auth_cache_ttl;     /* seconds a successful login is remembered, 0 = no cache */
 	unsigned auth_cache_size;    /* entries of the authentication cache */
+	unsigned queue_lease_time;   /* seconds a delivery worker holds a claimed queue entry
+	                                (renewed while it works on it) */
 	size_t listen_count[CONF_LISTENER_COUNT];
 	struct conf_listen listen[CONF_LISTENER_COUNT][CONF_LISTEN_MAX];
 	struct limits limits;
