@@ -177,6 +177,12 @@ static int queue_change(struct store *store, enum store_queue_action action, uin
 static int queue_delete(struct store *store, uint64_t id, bool silent)
 {
 	if (!silent) {
+		struct store_queue_entry *e;
+		int r = store_queue_show(store, id, &e);
+		if (r <= 0)
+			return r < 0 ? cli_fail("cannot read the queue")
+			             : cli_fail("no queue entry %" PRIu64, id);
+		store_queue_entries_free(e, 1);
 		/* BOUNCE CALL POINT: without --silent the sender must get a failure DSN (RFC
 		 * 3464) for every pending recipient, built from store_queue_show()'s entry and
 		 * its message file BEFORE the entry goes (the file may go with it), handed to
@@ -189,12 +195,13 @@ static int queue_delete(struct store *store, uint64_t id, bool silent)
 	return queue_change(store, STORE_QUEUE_DELETE, id, "deleted");
 }
 
-/* The verb and its arguments: 0 with *action_r, *id_r (0: none), *domain_r, *silent_r; or
- * -1 (usage). */
+/* The verb and its arguments: 0 with *verb_r, *id_r (0: none), *domain_r, *silent_r; 1
+ * bad id (reported); -1 usage. */
 static int queue_args(int argc, char **argv, const char **verb_r, uint64_t *id_r,
                       const char **domain_r, bool *silent_r)
 {
-	const char *verb = argc >= 2 ? argv[1] : "";
+	static const char *const one[] = {"show", "flush", "retry", "hold", "release", "delete"};
+	const char *verb = argc >= 2 ? argv[1] : "", *id = NULL;
 	*verb_r = verb;
 	*id_r = 0;
 	*domain_r = NULL;
@@ -206,18 +213,22 @@ static int queue_args(int argc, char **argv, const char **verb_r, uint64_t *id_r
 	}
 	if (strcmp(verb, "flush") == 0 && argc == 2)
 		return 0;
-	if (strcmp(verb, "delete") == 0 && argc == 4 && strcmp(argv[3], "--silent") == 0) {
-		*silent_r = true;
-		argc = 3;
-	} else if (strcmp(verb, "delete") == 0 && argc == 4 && strcmp(argv[2], "--silent") == 0) {
-		*silent_r = true;
-		argv[2] = argv[3];
-		argc = 3;
+	/* delete ID --silent, or delete --silent ID */
+	for (int i = 2; i < argc && strcmp(verb, "delete") == 0; i++) {
+		if (strcmp(argv[i], "--silent") == 0 && !*silent_r)
+			*silent_r = true;
+		else if (id == NULL)
+			id = argv[i];
+		else
+			return -1;
 	}
-	static const char *const one[] = {"show", "flush", "retry", "hold", "release", "delete"};
-	for (size_t i = 0; i < sizeof(one) / sizeof(one[0]); i++) {
-		if (strcmp(verb, one[i]) == 0 && argc == 3)
-			return queue_id(argv[2], id_r) == 0 ? 0 : 1;
+	if (strcmp(verb, "delete") != 0 && argc == 3)
+		id = argv[2];
+	else if (strcmp(verb, "delete") != 0)
+		return -1;
+	for (size_t i = 0; id != NULL && i < sizeof(one) / sizeof(one[0]); i++) {
+		if (strcmp(verb, one[i]) == 0)
+			return queue_id(id, id_r) == 0 ? 0 : 1;
 	}
 	return -1;
 }

@@ -184,8 +184,9 @@ def test_unknown_ids_and_bad_usage(server):
         p = server.cli("queue", verb, "999999", check=False)
         assert p.returncode == 1, (verb, p)
         assert "no queue entry 999999" in p.stderr, (verb, p.stderr)
-    p = server.cli("queue", "delete", "999999", "--silent", check=False)
-    assert p.returncode == 1 and "no queue entry" in p.stderr
+    for args in [["999999", "--silent"], ["--silent", "999999"], ["999999"]]:
+        p = server.cli("queue", "delete", *args, check=False)
+        assert p.returncode == 1 and "no queue entry 999999" in p.stderr, (args, p.stderr)
     for args in [["queue", "hold"], ["queue", "frob", "1"], ["queue", "list", "--domain"],
                  ["queue", "delete", "1", "--loud"]]:
         p = server.cli(*args, check=False)
