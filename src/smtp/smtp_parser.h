@@ -55,10 +55,10 @@ struct smtp_command {
 	const char *auth_param;       /* MAIL AUTH= value, xtext decoded ("<>" or a mailbox),
 	                                 or NULL */
 	enum smtp_ret ret;            /* MAIL RET= */
-	const char *envid;            /* MAIL ENVID=, xtext decoded, or NULL */
+	const char *envid;            /* MAIL ENVID= as sent (valid xtext), or NULL */
 	unsigned notify;              /* RCPT NOTIFY=: SMTP_NOTIFY_* bits, 0 when absent */
-	const char *orcpt;            /* RCPT ORCPT= as "addr-type;address" with the address
-	                                 xtext decoded (addr-type as sent), or NULL */
+	const char *orcpt;            /* RCPT ORCPT= as sent, "addr-type;xtext" (valid), or
+	                                 NULL; passed on as is to the next hop and the DSN */
 	uint64_t chunk_size;          /* BDAT */
 	bool last;                    /* BDAT ... LAST */
 	const char *mechanism;        /* AUTH: upper-cased mechanism name */

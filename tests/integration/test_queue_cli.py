@@ -138,7 +138,7 @@ def test_submission_makes_one_entry_per_domain_with_dsn(server):
     show = server.queue_show(far["id"])
     assert show["id"] == far["id"]
     assert show["ret"] == "HDRS"
-    assert show["envid"] == "env+id-" + subject
+    assert show["envid"] == "env+2Bid-" + subject  # xtext as sent (RFC 3461 §4.4)
     assert show["from"] == "<%s>" % DEMO
     assert show["domain"] == "far.test"
     assert show["delay-warning-sent"] == "no"
@@ -146,7 +146,7 @@ def test_submission_makes_one_entry_per_domain_with_dsn(server):
     assert b"Subject: " + subject.encode() in open(show["file"], "rb").read()
     x, y = show["recipients"]
     assert (x["address"], x["status"], x["notify"], x["orcpt"]) == \
-        ("x@far.test", "pending", "SUCCESS,FAILURE", "rfc822;Orig+x@far.test")
+        ("x@far.test", "pending", "SUCCESS,FAILURE", "rfc822;Orig+2Bx@far.test")
     assert (y["address"], y["notify"], y["orcpt"]) == ("y@far.test", "NEVER", "-")
     z = server.queue_show(away["id"])["recipients"]
     assert [(r["address"], r["notify"]) for r in z] == [("z@away.test", "-")]
