@@ -77,7 +77,7 @@ def message(subject, body=b"Hello.\r\n", sender=SENDER, to=DEMO, extra=b""):
 
 def deliver(server, msg, rcpt=DEMO, sender=SENDER):
     """Send msg (bytes, CRLF) through inbound SMTP; smtplib does the dot-stuffing."""
-    with smtplib.SMTP(HOST, server.smtp_port, timeout=30) as s:
+    with smtplib.SMTP(HOST, server.smtp_port, timeout=30, local_hostname="client.test") as s:
         s.ehlo("client.test")
         refused = s.sendmail(sender, [rcpt], msg, mail_options=["BODY=8BITMIME"])
         assert not refused, refused

@@ -139,7 +139,7 @@ def test_load_generator_pop3_downloads_and_deletes(server, load_bin, tmp_path):
     sent = 0
     for user, pw in LOAD_USERS.items():
         server.add_user(user, pw)
-        with smtplib.SMTP(HOST, server.smtp_port, timeout=30) as s:
+        with smtplib.SMTP(HOST, server.smtp_port, timeout=30, local_hostname="client.test") as s:
             for i in range(3):
                 msg = load_message(user, i)
                 assert not s.sendmail("sender@load.test", [user], msg)
@@ -211,7 +211,7 @@ def test_load_generator_imap_mixed_and_idle(server, load_bin, tmp_path):
     wait_imap(server)
     for user, pw in IMAP_USERS.items():
         server.add_user(user, pw)
-        with smtplib.SMTP(HOST, server.smtp_port, timeout=30) as s:
+        with smtplib.SMTP(HOST, server.smtp_port, timeout=30, local_hostname="client.test") as s:
             for i in range(4):
                 assert not s.sendmail("sender@load.test", [user], load_message(user, i))
     users = tmp_path / "users"

@@ -21,7 +21,7 @@ DEMO = "demo@example.test"
 
 def deliver(server, subject, body="Hello IMAP.\r\n"):
     msg = ("From: a@remote.test\r\nTo: %s\r\nSubject: %s\r\n\r\n%s" % (DEMO, subject, body))
-    with smtplib.SMTP(HOST, server.smtp_port, timeout=10) as s:
+    with smtplib.SMTP(HOST, server.smtp_port, timeout=10, local_hostname="client.test") as s:
         s.sendmail("a@remote.test", [DEMO], msg.encode())
     return msg.encode()
 
@@ -212,7 +212,7 @@ MULTIPART = (b'From: Alice <alice@remote.test>\r\nTo: demo@example.test\r\nSubje
 
 
 def test_fetch_envelope_bodystructure_and_sections(server):
-    with smtplib.SMTP(HOST, server.smtp_port, timeout=10) as s:
+    with smtplib.SMTP(HOST, server.smtp_port, timeout=10, local_hostname="client.test") as s:
         s.sendmail("alice@remote.test", [DEMO], MULTIPART)
     m = login(server)
     n = m.select("INBOX")[1][0].decode()

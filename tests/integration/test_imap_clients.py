@@ -18,7 +18,7 @@ MBSYNC = shutil.which("mbsync")
 def deliver(server, subject):
     msg = "From: a@remote.test\r\nTo: %s\r\nSubject: %s\r\n\r\nbody of %s\r\n" % (
         DEMO, subject, subject)
-    with smtplib.SMTP(HOST, server.smtp_port, timeout=10) as s:
+    with smtplib.SMTP(HOST, server.smtp_port, timeout=10, local_hostname="client.test") as s:
         s.sendmail("a@remote.test", [DEMO], msg.encode())
 
 

@@ -29,7 +29,7 @@ def new_user(server):
 def deliver(server, user, subject):
     msg = "From: a@remote.test\r\nTo: %s\r\nSubject: %s\r\n\r\nbody of %s\r\n" % (
         user, subject, subject)
-    with smtplib.SMTP(HOST, server.smtp_port, timeout=10) as s:
+    with smtplib.SMTP(HOST, server.smtp_port, timeout=10, local_hostname="client.test") as s:
         s.sendmail("a@remote.test", [user], msg.encode())
 
 

@@ -30,7 +30,7 @@ def matches(line, pattern):
 
 
 def deliver(server, user, n):
-    with smtplib.SMTP(HOST, server.smtp_port, timeout=10) as s:
+    with smtplib.SMTP(HOST, server.smtp_port, timeout=10, local_hostname="client.test") as s:
         for i in range(n):
             msg = ("From: Sender %d <s%d@remote.test>\r\nTo: %s\r\nSubject: test %d\r\n"
                    "Date: Tue, 2 Jan 2024 10:00:0%d +0000\r\n\r\nbody %d\r\n"

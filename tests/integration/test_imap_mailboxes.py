@@ -35,7 +35,7 @@ def new_user(server):
 
 def deliver(server, to, subject):
     msg = "From: a@remote.test\r\nTo: %s\r\nSubject: %s\r\n\r\nBody of %s.\r\n" % (to, subject, subject)
-    with smtplib.SMTP(HOST, server.smtp_port, timeout=10) as s:
+    with smtplib.SMTP(HOST, server.smtp_port, timeout=10, local_hostname="client.test") as s:
         s.sendmail("a@remote.test", [to], msg.encode())
 
 

@@ -34,7 +34,7 @@ def user(server):
 
 def deliver(server, user, subject, body="Hello IMAP.\r\n"):
     msg = "From: a@remote.test\r\nTo: %s\r\nSubject: %s\r\n\r\n%s" % (user, subject, body)
-    with smtplib.SMTP(HOST, server.smtp_port, timeout=10) as s:
+    with smtplib.SMTP(HOST, server.smtp_port, timeout=10, local_hostname="client.test") as s:
         s.sendmail("a@remote.test", [user], msg.encode())
 
 

@@ -30,7 +30,7 @@ def deliver(server, subject, body, date):
     msg = ("From: a@remote.test\r\nTo: %s\r\nSubject: %s\r\nDate: %s\r\n"
            "Message-ID: <%s@remote.test>\r\n\r\n%s\r\n" % (
                USER, subject, date, uuid.uuid4().hex, body))
-    with smtplib.SMTP(HOST, server.smtp_port, timeout=10) as s:
+    with smtplib.SMTP(HOST, server.smtp_port, timeout=10, local_hostname="client.test") as s:
         s.sendmail("a@remote.test", [USER], msg.encode())
 
 

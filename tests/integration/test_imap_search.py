@@ -152,7 +152,7 @@ def corpus(server):
     r.close()
     smtp_msg = ("From: smtp@remote.test\r\nTo: %s\r\nSubject: via smtp\r\n\r\n"
                 "Delivered by SMTP today.\r\n" % user)
-    with smtplib.SMTP(HOST, server.smtp_port, timeout=10) as s:
+    with smtplib.SMTP(HOST, server.smtp_port, timeout=10, local_hostname="client.test") as s:
         s.sendmail("smtp@remote.test", [user], smtp_msg.encode())
     assert len(server.wait_mail(user, 6)) == 6
     r = Raw(server, user)

@@ -13,7 +13,7 @@ from conftest import HOST, RawSMTP, USERS, make_server, wait_port
 
 
 def send_simple(port, rcpts, sender="someone@remote.test"):
-    with smtplib.SMTP(HOST, port, timeout=10) as s:
+    with smtplib.SMTP(HOST, port, timeout=10, local_hostname="client.test") as s:
         s.ehlo("client.test")
         s.sendmail(sender, rcpts, b"Subject: ops\r\n\r\nhello\r\n")
 

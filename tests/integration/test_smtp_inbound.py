@@ -72,7 +72,7 @@ def test_helo_works(server):
 def test_smtplib_delivery_one_recipient(server):
     subj = unique("one")
     msg = message(subj, body="Line one.\r\nLine two.\r\n")
-    with smtplib.SMTP("127.0.0.1", server.smtp_port, timeout=10) as s:
+    with smtplib.SMTP("127.0.0.1", server.smtp_port, timeout=10, local_hostname="client.test") as s:
         refused = s.sendmail("sender@remote.test", ["demo@example.test"], msg)
     assert refused == {}
     found = find(server, "demo@example.test", subj)
@@ -92,7 +92,7 @@ def test_smtplib_delivery_many_recipients(server):
     subj = unique("many")
     msg = message(subj)
     rcpts = ["demo@example.test", "alice@example.test", "bob@other.test"]
-    with smtplib.SMTP("127.0.0.1", server.smtp_port, timeout=10) as s:
+    with smtplib.SMTP("127.0.0.1", server.smtp_port, timeout=10, local_hostname="client.test") as s:
         assert s.sendmail("sender@remote.test", rcpts, msg) == {}
     for user in rcpts:
         stored = stored_message(server, user, subj)
@@ -304,7 +304,7 @@ def test_relay_denied(server):
 
 
 def test_relay_denied_smtplib(server):
-    with smtplib.SMTP("127.0.0.1", server.smtp_port, timeout=10) as s:
+    with smtplib.SMTP("127.0.0.1", server.smtp_port, timeout=10, local_hostname="client.test") as s:
         with pytest.raises(smtplib.SMTPRecipientsRefused) as e:
             s.sendmail("s@remote.test", ["victim@elsewhere.example"], b"Subject: x\r\n\r\nx\r\n")
     code, text = e.value.recipients["victim@elsewhere.example"]
@@ -498,7 +498,7 @@ def test_concurrent_deliveries(server):
 
     def client(n):
         try:
-            with smtplib.SMTP("127.0.0.1", server.smtp_port, timeout=30) as s:
+            with smtplib.SMTP("127.0.0.1", server.smtp_port, timeout=30, local_hostname="client.test") as s:
                 for i in range(6):
                     subj = "%s-%d-%d" % (tag, n, i)
                     s.sendmail("s@remote.test", ["demo@example.test", "bob@other.test"],

@@ -57,7 +57,7 @@ def caps(reply):
 
 
 def smtp587(server):
-    s = smtplib.SMTP("127.0.0.1", server.submission_port, timeout=15)
+    s = smtplib.SMTP("127.0.0.1", server.submission_port, timeout=15, local_hostname="client.test")
     s.ehlo("client.test")
     s.starttls(context=tls_client_context())
     s.ehlo("client.test")
@@ -222,7 +222,7 @@ def test_smtp_ssl_465(server):
     subj = unique("sub-465")
     msg = message(subj, to=DEMO)
     with smtplib.SMTP_SSL("127.0.0.1", server.submissions_port, timeout=15,
-                          context=tls_client_context()) as s:
+                          local_hostname="client.test", context=tls_client_context()) as s:
         s.login(DEMO, USERS[DEMO])
         assert s.sendmail(DEMO, [DEMO, "dave@remote.example"], msg) == {}
     found = [m for m in server.wait_mail(DEMO, 1) if m["subject"] == subj]
