@@ -181,6 +181,7 @@ static void cmd_mail(struct smtp_session *s, struct smtp_command *cmd)
 	s->have_mail = true;
 	s->mail_from = arena_strdup(s->tx, from);
 	s->smtputf8 = cmd->smtputf8;
+	s->body_8bit = cmd->body == SMTP_BODY_8BITMIME;
 	s->declared_size = cmd->size_set ? cmd->size : 0;
 	s->dsn_ret = cmd->ret == SMTP_RET_FULL   ? STORE_DSN_RET_FULL
 	             : cmd->ret == SMTP_RET_HDRS ? STORE_DSN_RET_HDRS

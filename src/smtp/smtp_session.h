@@ -77,6 +77,7 @@ struct smtp_session {
 	char *mail_from; /* "" for <> */
 	bool smtputf8;
 	uint64_t declared_size;
+	bool body_8bit;             /* MAIL BODY=8BITMIME */
 	enum store_dsn_ret dsn_ret; /* RFC 3461 RET= (submission) */
 	const char *dsn_envid;      /* ENVID=, decoded, in tx; NULL none */
 	struct smtp_rcpt *rcpts;

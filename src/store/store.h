@@ -145,6 +145,9 @@ struct store_delivery {
 	const struct store_remote_dsn *remote_dsn; /* NULL, or remote_count of them */
 	enum store_dsn_ret ret;                    /* MAIL RET= */
 	const char *envid;                         /* MAIL ENVID= (xtext as sent); NULL none */
+	/* MAIL parameters the next hop must see again (queued with the remote recipients). */
+	bool smtputf8; /* SMTPUTF8 (RFC 6531) */
+	bool eightbit; /* BODY=8BITMIME (RFC 6152) */
 	int64_t received_at;        /* unix seconds: the message's internal date */
 	const char *hdr_from;       /* From: header (decoded as-is, may be NULL) */
 	const char *hdr_subject;    /* Subject: header (may be NULL) */
@@ -613,6 +616,8 @@ struct store_queue_entry {
 	const char *mail_from; /* "" = null sender */
 	enum store_dsn_ret ret;
 	const char *envid; /* xtext as sent, NULL none */
+	bool smtputf8;     /* submitted with SMTPUTF8 */
+	bool eightbit;     /* submitted with BODY=8BITMIME */
 	const char *domain;
 	int64_t created, next_attempt;
 	unsigned attempts;

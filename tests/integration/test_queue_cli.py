@@ -115,7 +115,7 @@ def submit_dsn_message(server, subject):
     returns the entries it made, by domain."""
     before = {e["id"] for e in server.queue_entries()}
     with authed587(server) as c:
-        submit(c, "<%s> RET=HDRS ENVID=env+2Bid-%s" % (DEMO, subject),
+        submit(c, "<%s> RET=HDRS ENVID=env+2Bid-%s BODY=8BITMIME" % (DEMO, subject),
                ["<x@far.test> NOTIFY=SUCCESS,FAILURE ORCPT=rfc822;Orig+2Bx@far.test",
                 "<y@FAR.test> NOTIFY=NEVER",
                 "<z@away.test>",
@@ -142,6 +142,7 @@ def test_submission_makes_one_entry_per_domain_with_dsn(server):
     assert show["from"] == "<%s>" % DEMO
     assert show["domain"] == "far.test"
     assert show["delay-warning-sent"] == "no"
+    assert (show["body"], show["smtputf8"]) == ("8BITMIME", "no")
     assert os.path.exists(show["file"])
     assert b"Subject: " + subject.encode() in open(show["file"], "rb").read()
     x, y = show["recipients"]
@@ -228,9 +229,11 @@ def test_delete_silent_removes_entry_and_file(server):
 def test_remote_only_message_file_goes_with_its_last_entry(server):
     before = {e["id"] for e in server.queue_entries()}
     with authed587(server) as c:
-        submit(c, "<%s>" % DEMO, ["<solo@far.test>"], unique("solo"))
+        submit(c, "<%s> SMTPUTF8" % DEMO, ["<solo@far.test>"], unique("solo"))
     (entry,) = [e for e in server.queue_entries() if e["id"] not in before]
-    path = server.queue_show(entry["id"])["file"]
+    show = server.queue_show(entry["id"])
+    assert (show["smtputf8"], show["body"], show["ret"], show["envid"]) == ("yes", "-", "-", "-")
+    path = show["file"]
     assert os.path.exists(path)
     server.cli("queue", "delete", entry["id"], "--silent")
     assert not os.path.exists(path)

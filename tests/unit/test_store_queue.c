@@ -99,7 +99,9 @@ static void deliver(struct fixture *f, const char *data, const char *const *remo
 	    .remote_count = n,
 	    .remote_dsn = dsn,
 	    .ret = STORE_DSN_RET_HDRS,
-	    .envid = dsn == NULL ? NULL : "env+id-1",
+	    .envid = dsn == NULL ? NULL : "env+2Bid-1",
+	    .smtputf8 = dsn != NULL,
+	    .eightbit = dsn != NULL,
 	    .received_at = 1700000000,
 	};
 	assert_int_equal(store_deliver_wait(f->store, &d), 0);
@@ -216,7 +218,9 @@ static void test_entries_per_domain(void **state)
 	struct store_queue_entry *e = show(f, x);
 	assert_string_equal(e->mail_from, "a@example.org");
 	assert_int_equal(e->ret, STORE_DSN_RET_HDRS);
-	assert_string_equal(e->envid, "env+id-1");
+	assert_string_equal(e->envid, "env+2Bid-1");
+	assert_true(e->smtputf8);
+	assert_true(e->eightbit);
 	assert_int_equal(e->size, strlen("Subject: grouped\r\n\r\nbody\r\n"));
 	assert_int_equal(access(e->path, R_OK), 0);
 	assert_false(e->held);
