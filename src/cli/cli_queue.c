@@ -104,8 +104,7 @@ static void queue_show_rcpt(const struct store_queue_rcpt *r)
 		queue_time(r->last_attempt, when, sizeof(when));
 	fputs("recipient: <", stdout);
 	queue_field(r->address);
-	printf("> %s notify=",
-	       (unsigned)r->status < 4 ? queue_status_names[r->status] : "unknown");
+	printf("> %s notify=", (unsigned)r->status < 4 ? queue_status_names[r->status] : "unknown");
 	queue_notify(r->notify);
 	fputs(" orcpt=", stdout);
 	queue_field(r->orcpt != NULL ? r->orcpt : "-");
@@ -151,7 +150,8 @@ static int queue_show(struct store *store, uint64_t id)
 	struct store_queue_entry *e;
 	int r = store_queue_show(store, id, &e);
 	if (r <= 0)
-		return r < 0 ? cli_fail("cannot read the queue") : cli_fail("no queue entry %" PRIu64, id);
+		return r < 0 ? cli_fail("cannot read the queue")
+		             : cli_fail("no queue entry %" PRIu64, id);
 	queue_show_entry(e);
 	store_queue_entries_free(e, 1);
 	return 0;

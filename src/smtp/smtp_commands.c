@@ -211,8 +211,9 @@ static const char *smtp_rcpt_quota(struct smtp_session *s, const struct store_rc
 
 _Static_assert(SMTP_NOTIFY_SUCCESS == STORE_NOTIFY_SUCCESS &&
                    SMTP_NOTIFY_FAILURE == STORE_NOTIFY_FAILURE &&
-                   SMTP_NOTIFY_DELAY == STORE_NOTIFY_DELAY && SMTP_NOTIFY_NEVER == STORE_NOTIFY_NEVER &&
-                   SMTP_ORCPT_MAX == STORE_ORCPT_MAX && SMTP_ENVID_MAX == STORE_ENVID_MAX,
+                   SMTP_NOTIFY_DELAY == STORE_NOTIFY_DELAY &&
+                   SMTP_NOTIFY_NEVER == STORE_NOTIFY_NEVER && SMTP_ORCPT_MAX == STORE_ORCPT_MAX &&
+                   SMTP_ENVID_MAX == STORE_ENVID_MAX,
                "smtp_parser.h and store.h DSN values differ");
 
 static void smtp_rcpt_add(struct smtp_session *s, const char *addr, bool remote,

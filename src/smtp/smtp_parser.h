@@ -68,9 +68,10 @@ struct smtp_command {
 
 /* Parse one command line of len octets (without its CRLF; any bytes) into *cmd_r (zeroed
  * first; strings in arena). The DSN parameters (RFC 3461: RET, ENVID, NOTIFY, ORCPT) are
- * parsed whenever present; a server that does not offer DSN refuses them itself (555). Verbs are case-insensitive and must be followed by SP or the end
- * of the line; trailing SP/HT on the line are ignored. Returns 0, or -1 with *error_r set to
- * a complete static SMTP reply line without CRLF carrying an RFC 3463 enhanced code:
+ * parsed whenever present; a server that does not offer DSN refuses them itself (555).
+ * Verbs are case-insensitive and must be followed by SP or the end of the line; trailing
+ * SP/HT on the line are ignored. Returns 0, or -1 with *error_r set to a complete static SMTP
+ * reply line without CRLF carrying an RFC 3463 enhanced code:
  *   500 5.5.2  unknown verb, empty line, NUL, CR or LF in the line
  *   501 5.5.4  bad syntax: missing or extra arguments, bad parameter syntax, SIZE overflow,
  *              repeated MAIL or RCPT parameter, bad xtext in AUTH=, bad RET, ENVID

@@ -41,9 +41,9 @@ enum smtp_state {
 enum smtp_async { SMTP_ASYNC_NONE, SMTP_ASYNC_DELIVERY, SMTP_ASYNC_AUTH };
 
 struct smtp_rcpt {
-	char *address;              /* as given, "local@domain" */
-	bool remote;                /* outbound queue */
-	struct store_rcpt accounts; /* when local */
+	char *address;               /* as given, "local@domain" */
+	bool remote;                 /* outbound queue */
+	struct store_rcpt accounts;  /* when local */
 	struct store_remote_dsn dsn; /* RFC 3461 NOTIFY/ORCPT (submission; orcpt in tx) */
 };
 

@@ -156,8 +156,7 @@ static struct store_queue_op qop(struct fixture *f, enum store_queue_action acti
 }
 
 /* Claim at now for owner; returns the number of entries (ids in ids_r when not NULL). */
-static size_t claim(struct fixture *f, const char *owner, int64_t now, size_t max,
-                    uint64_t *ids_r)
+static size_t claim(struct fixture *f, const char *owner, int64_t now, size_t max, uint64_t *ids_r)
 {
 	struct store_queue_op op = {
 	    .action = STORE_QUEUE_CLAIM, .owner = owner, .lease = 60, .max = max, .now = now};
@@ -245,8 +244,11 @@ static void test_entries_per_domain(void **state)
 	/* A delivery with bad DSN parameters is refused whole. */
 	const struct store_remote_dsn bad = {STORE_NOTIFY_NEVER | STORE_NOTIFY_DELAY, NULL};
 	char *path = spool(f->store, "x\r\n");
-	struct store_delivery d = {.spool_path = path, .mail_from = "", .remote = remote,
-	                           .remote_count = 1, .remote_dsn = &bad};
+	struct store_delivery d = {.spool_path = path,
+	                           .mail_from = "",
+	                           .remote = remote,
+	                           .remote_count = 1,
+	                           .remote_dsn = &bad};
 	assert_int_equal(store_deliver_wait(f->store, &d), -1);
 	free(path);
 	assert_int_equal(list(f, NULL)->n, 2);
@@ -331,8 +333,12 @@ static void test_lease_expiry_and_renew(void **state)
 	struct store_queue_result r[1] = {
 	    {e->rcpts[0].id, STORE_QUEUE_DELIVERED, "250 ok", "mx.lease.test", "2.0.0"}};
 	store_queue_entries_free(e, 1);
-	op = (struct store_queue_op){.action = STORE_QUEUE_RESULT, .id = id, .owner = "A:1",
-	                             .results = r, .result_count = 1, .next_attempt = now + 500,
+	op = (struct store_queue_op){.action = STORE_QUEUE_RESULT,
+	                             .id = id,
+	                             .owner = "A:1",
+	                             .results = r,
+	                             .result_count = 1,
+	                             .next_attempt = now + 500,
 	                             .now = now + 112};
 	assert_int_equal(store_queue_wait(f->store, &op), 0);
 	assert_true(op.lease_lost);
@@ -353,8 +359,8 @@ static void test_results(void **state)
 	const char *remote[3] = {"ok@res.test", "later@res.test", "bad@res.test"};
 	deliver(f, "Subject: results\r\n\r\nonly queued\r\n", remote, 3, NULL, false);
 	int64_t now = (int64_t)time(NULL) + 1;
-	struct store_queue_op op = {.action = STORE_QUEUE_CLAIM, .owner = "w:1", .lease = 300,
-	                            .max = 5, .now = now};
+	struct store_queue_op op = {
+	    .action = STORE_QUEUE_CLAIM, .owner = "w:1", .lease = 300, .max = 5, .now = now};
 	assert_int_equal(store_queue_wait(f->store, &op), 0);
 	assert_int_equal(op.count, 1);
 	struct store_queue_entry *e = &op.entries[0];
@@ -370,9 +376,14 @@ static void test_results(void **state)
 	};
 	store_queue_entries_free(op.entries, op.count);
 
-	op = (struct store_queue_op){.action = STORE_QUEUE_RESULT, .id = id, .owner = "w:1",
-	                             .results = r, .result_count = 4, .next_attempt = now + 300,
-	                             .delay_warned = true, .now = now + 5};
+	op = (struct store_queue_op){.action = STORE_QUEUE_RESULT,
+	                             .id = id,
+	                             .owner = "w:1",
+	                             .results = r,
+	                             .result_count = 4,
+	                             .next_attempt = now + 300,
+	                             .delay_warned = true,
+	                             .now = now + 5};
 	assert_int_equal(store_queue_wait(f->store, &op), 0);
 	assert_int_equal(op.pending, 1);
 	assert_false(op.lease_lost);
@@ -399,27 +410,31 @@ static void test_results(void **state)
 	assert_int_equal(store_queue_next_due(f->store, &when), 1);
 	assert_int_equal(when, now + 300);
 	assert_int_equal(claim(f, "w:1", now + 299, 5, NULL), 0);
-	op = (struct store_queue_op){.action = STORE_QUEUE_CLAIM, .owner = "w:2", .lease = 300,
-	                             .max = 5, .now = now + 300};
+	op = (struct store_queue_op){
+	    .action = STORE_QUEUE_CLAIM, .owner = "w:2", .lease = 300, .max = 5, .now = now + 300};
 	assert_int_equal(store_queue_wait(f->store, &op), 0);
 	assert_int_equal(op.count, 1);
 	assert_int_equal(op.entries[0].attempts, 1);
 	assert_int_equal(op.entries[0].rcpt_count, 1);
 	assert_string_equal(op.entries[0].rcpts[0].address, "later@res.test");
-	struct store_queue_result last = {op.entries[0].rcpts[0].id, STORE_QUEUE_EXPIRED,
-	                                  "gave up", NULL, "4.4.7"};
+	struct store_queue_result last = {op.entries[0].rcpts[0].id, STORE_QUEUE_EXPIRED, "gave up",
+	                                  NULL, "4.4.7"};
 	store_queue_entries_free(op.entries, op.count);
 	assert_int_equal(access(path, R_OK), 0);
 
-	op = (struct store_queue_op){.action = STORE_QUEUE_RESULT, .id = id, .owner = "w:2",
-	                             .results = &last, .result_count = 1, .now = now + 301};
+	op = (struct store_queue_op){.action = STORE_QUEUE_RESULT,
+	                             .id = id,
+	                             .owner = "w:2",
+	                             .results = &last,
+	                             .result_count = 1,
+	                             .now = now + 301};
 	assert_int_equal(store_queue_wait(f->store, &op), 0);
 	assert_int_equal(op.pending, 0);
 	assert_int_equal(list(f, NULL)->n, 0);
 	assert_int_equal(store_queue_next_due(f->store, &when), 0);
 	assert_true(file_gone(path));
-	op = (struct store_queue_op){.action = STORE_QUEUE_RESULT, .id = id, .owner = "w:2",
-	                             .now = now + 302};
+	op = (struct store_queue_op){
+	    .action = STORE_QUEUE_RESULT, .id = id, .owner = "w:2", .now = now + 302};
 	assert_int_equal(store_queue_wait(f->store, &op), -1);
 	assert_string_equal(op.error, STORE_ERROR_NO_ENTRY);
 	free(path);
@@ -482,8 +497,11 @@ static void test_flush_warn_unlease(void **state)
 	assert_int_equal(again, a);
 
 	/* A deferred entry waits for its next attempt until flushed. */
-	struct store_queue_op res = {.action = STORE_QUEUE_RESULT, .id = a, .owner = "node1:101",
-	                             .next_attempt = now + 3600, .now = now};
+	struct store_queue_op res = {.action = STORE_QUEUE_RESULT,
+	                             .id = a,
+	                             .owner = "node1:101",
+	                             .next_attempt = now + 3600,
+	                             .now = now};
 	assert_int_equal(store_queue_wait(f->store, &res), 0);
 	assert_int_equal(res.pending, 1);
 	assert_int_equal(claim(f, "node1:101", now + 10, 10, NULL), 0);
@@ -516,8 +534,11 @@ static void *race(void *arg)
 {
 	struct racer *r = arg;
 	for (;;) {
-		struct store_queue_op op = {.action = STORE_QUEUE_CLAIM, .owner = r->owner,
-		                            .lease = 600, .max = 1, .now = r->now};
+		struct store_queue_op op = {.action = STORE_QUEUE_CLAIM,
+		                            .owner = r->owner,
+		                            .lease = 600,
+		                            .max = 1,
+		                            .now = r->now};
 		if (store_queue_wait(r->store, &op) < 0 || op.count == 0) {
 			store_queue_entries_free(op.entries, op.count);
 			return NULL;

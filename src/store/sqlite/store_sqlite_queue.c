@@ -24,7 +24,7 @@
 	" (SELECT count(*) FROM queue_rcpts r WHERE r.entry_id = q.id),"                           \
 	" (SELECT count(*) FROM queue_rcpts r WHERE r.entry_id = q.id AND r.status = 0),"          \
 	" coalesce((SELECT r.last_error FROM queue_rcpts r WHERE r.entry_id = q.id"                \
-	" AND r.status = 0 AND r.last_error <> '' ORDER BY r.last_attempt DESC, r.id LIMIT 1),"  \
+	" AND r.status = 0 AND r.last_error <> '' ORDER BY r.last_attempt DESC, r.id LIMIT 1),"    \
 	" '') FROM queue q JOIN messages m ON m.id = q.message_id"
 
 const char *const store_sqlite_queue_sql[SQ_COUNT - SQ_MAILBOX_END] = {
@@ -81,22 +81,22 @@ int store_sqlite_queue_deliver(struct sq_conn *c, const struct store_delivery *d
 	int64_t *entries = xcalloc(d->remote_count + 1, sizeof(*entries));
 	int ret = 0;
 	for (size_t i = 0; ret == 0 && i < d->remote_count; i++) {
-		const struct store_remote_dsn *dsn = d->remote_dsn == NULL ? NULL : &d->remote_dsn[i];
+		const struct store_remote_dsn *dsn =
+		    d->remote_dsn == NULL ? NULL : &d->remote_dsn[i];
 		size_t k = 0;
 		store_queue_domain(d->remote[i], domains[i]);
 		while (k < i && strcmp(domains[k], domains[i]) != 0)
 			k++;
 		entries[i] = entries[k];
 		/* The first recipient of a domain in this delivery opens its entry. */
-		if (k == i && store_sqlite_int(c, SQ_Q_ENTRY_INSERT, &entries[i], error_r, "isissiii",
-		                               message_id, mail_from, (int64_t)d->ret, d->envid,
-		                               domains[i], now, (int64_t)d->smtputf8,
-		                               (int64_t)d->eightbit) != 1)
+		if (k == i &&
+		    store_sqlite_int(c, SQ_Q_ENTRY_INSERT, &entries[i], error_r, "isissiii",
+		                     message_id, mail_from, (int64_t)d->ret, d->envid, domains[i],
+		                     now, (int64_t)d->smtputf8, (int64_t)d->eightbit) != 1)
 			ret = -1;
-		if (ret == 0 &&
-		    store_sqlite_exec(c, SQ_Q_RCPT_INSERT, error_r, "issi", entries[i], d->remote[i],
-		                      dsn == NULL ? NULL : dsn->orcpt,
-		                      (int64_t)(dsn == NULL ? 0 : dsn->notify)) < 0)
+		if (ret == 0 && store_sqlite_exec(c, SQ_Q_RCPT_INSERT, error_r, "issi", entries[i],
+		                                  d->remote[i], dsn == NULL ? NULL : dsn->orcpt,
+		                                  (int64_t)(dsn == NULL ? 0 : dsn->notify)) < 0)
 			ret = -1;
 	}
 	free(domains);
@@ -183,9 +183,8 @@ static int sqq_entry_read(struct sq_conn *c, const char *messages_dir, int64_t i
 }
 
 /* Append one entry slot to the item's entries and read entry id into it. */
-static int sqq_item_read(struct sq_conn *c, const char *messages_dir,
-                         struct store_commit_queue *q, int64_t id, bool pending_only,
-                         const char **error_r)
+static int sqq_item_read(struct sq_conn *c, const char *messages_dir, struct store_commit_queue *q,
+                         int64_t id, bool pending_only, const char **error_r)
 {
 	q->entries = xrealloc(q->entries, (q->count + 1) * sizeof(*q->entries));
 	int ret = sqq_entry_read(c, messages_dir, id, pending_only, &q->entries[q->count], error_r);
@@ -268,12 +267,11 @@ static int sqq_result(struct sq_conn *c, struct store_commit_item *item, struct 
 	for (size_t i = 0; i < op->result_count; i++) {
 		const struct store_queue_result *r = &op->results[i];
 		/* Deferred keeps the status pending with this attempt's outcome. */
-		if (store_sqlite_exec(c, SQ_Q_RCPT_RESULT, error_r, "iiisssi", id,
-		                      (int64_t)r->rcpt_id, (int64_t)r->status,
-		                      r->error == NULL ? "" : r->error,
-		                      r->remote_mta == NULL ? "" : r->remote_mta,
-		                      r->enhanced_status == NULL ? "" : r->enhanced_status,
-		                      q->now) < 0)
+		if (store_sqlite_exec(
+		        c, SQ_Q_RCPT_RESULT, error_r, "iiisssi", id, (int64_t)r->rcpt_id,
+		        (int64_t)r->status, r->error == NULL ? "" : r->error,
+		        r->remote_mta == NULL ? "" : r->remote_mta,
+		        r->enhanced_status == NULL ? "" : r->enhanced_status, q->now) < 0)
 			return -1;
 	}
 	if (store_sqlite_int(c, SQ_Q_PENDING, &pending, error_r, "i", id) != 1)
