@@ -104,8 +104,7 @@ static void queue_show_rcpt(const struct store_queue_rcpt *r)
 		queue_time(r->last_attempt, when, sizeof(when));
 	fputs("recipient: <", stdout);
 	queue_field(r->address);
-	printf("> %s notify=",
-	       (unsigned)r->status < 4 ? queue_status_names[r->status] : "unknown");
+	printf("> %s notify=", (unsigned)r->status < 4 ? queue_status_names[r->status] : "unknown");
 	queue_notify(r->notify);
 	fputs(" orcpt=", stdout);
 	queue_field(r->orcpt != NULL ? r->orcpt : "-");
@@ -133,6 +132,8 @@ static void queue_show_entry(const struct store_queue_entry *e)
 	queue_field(e->domain);
 	printf("\nsize: %" PRIu64 "\ncreated: %s\nattempts: %u\nnext-attempt: %s\n", e->size,
 	       created, e->attempts, next);
+	printf("smtputf8: %s\nbody: %s\n", e->smtputf8 ? "yes" : "no",
+	       e->eightbit ? "8BITMIME" : "-");
 	printf("ret: %s\nenvid: ", (unsigned)e->ret < 3 ? rets[e->ret] : "-");
 	queue_field(e->envid != NULL ? e->envid : "-");
 	printf("\ndelay-warning-sent: %s\nlease: ", e->delay_warned ? "yes" : "no");
@@ -149,7 +150,8 @@ static int queue_show(struct store *store, uint64_t id)
 	struct store_queue_entry *e;
 	int r = store_queue_show(store, id, &e);
 	if (r <= 0)
-		return r < 0 ? cli_fail("cannot read the queue") : cli_fail("no queue entry %" PRIu64, id);
+		return r < 0 ? cli_fail("cannot read the queue")
+		             : cli_fail("no queue entry %" PRIu64, id);
 	queue_show_entry(e);
 	store_queue_entries_free(e, 1);
 	return 0;
@@ -177,6 +179,12 @@ static int queue_change(struct store *store, enum store_queue_action action, uin
 static int queue_delete(struct store *store, uint64_t id, bool silent)
 {
 	if (!silent) {
+		struct store_queue_entry *e;
+		int r = store_queue_show(store, id, &e);
+		if (r <= 0)
+			return r < 0 ? cli_fail("cannot read the queue")
+			             : cli_fail("no queue entry %" PRIu64, id);
+		store_queue_entries_free(e, 1);
 		/* BOUNCE CALL POINT: without --silent the sender must get a failure DSN (RFC
 		 * 3464) for every pending recipient, built from store_queue_show()'s entry and
 		 * its message file BEFORE the entry goes (the file may go with it), handed to
@@ -189,12 +197,13 @@ static int queue_delete(struct store *store, uint64_t id, bool silent)
 	return queue_change(store, STORE_QUEUE_DELETE, id, "deleted");
 }
 
-/* The verb and its arguments: 0 with *action_r, *id_r (0: none), *domain_r, *silent_r; or
- * -1 (usage). */
+/* The verb and its arguments: 0 with *verb_r, *id_r (0: none), *domain_r, *silent_r; 1
+ * bad id (reported); -1 usage. */
 static int queue_args(int argc, char **argv, const char **verb_r, uint64_t *id_r,
                       const char **domain_r, bool *silent_r)
 {
-	const char *verb = argc >= 2 ? argv[1] : "";
+	static const char *const one[] = {"show", "flush", "retry", "hold", "release", "delete"};
+	const char *verb = argc >= 2 ? argv[1] : "", *id = NULL;
 	*verb_r = verb;
 	*id_r = 0;
 	*domain_r = NULL;
@@ -206,18 +215,22 @@ static int queue_args(int argc, char **argv, const char **verb_r, uint64_t *id_r
 	}
 	if (strcmp(verb, "flush") == 0 && argc == 2)
 		return 0;
-	if (strcmp(verb, "delete") == 0 && argc == 4 && strcmp(argv[3], "--silent") == 0) {
-		*silent_r = true;
-		argc = 3;
-	} else if (strcmp(verb, "delete") == 0 && argc == 4 && strcmp(argv[2], "--silent") == 0) {
-		*silent_r = true;
-		argv[2] = argv[3];
-		argc = 3;
+	/* delete ID --silent, or delete --silent ID */
+	for (int i = 2; i < argc && strcmp(verb, "delete") == 0; i++) {
+		if (strcmp(argv[i], "--silent") == 0 && !*silent_r)
+			*silent_r = true;
+		else if (id == NULL)
+			id = argv[i];
+		else
+			return -1;
 	}
-	static const char *const one[] = {"show", "flush", "retry", "hold", "release", "delete"};
-	for (size_t i = 0; i < sizeof(one) / sizeof(one[0]); i++) {
-		if (strcmp(verb, one[i]) == 0 && argc == 3)
-			return queue_id(argv[2], id_r) == 0 ? 0 : 1;
+	if (strcmp(verb, "delete") != 0 && argc == 3)
+		id = argv[2];
+	else if (strcmp(verb, "delete") != 0)
+		return -1;
+	for (size_t i = 0; id != NULL && i < sizeof(one) / sizeof(one[0]); i++) {
+		if (strcmp(verb, one[i]) == 0)
+			return queue_id(id, id_r) == 0 ? 0 : 1;
 	}
 	return -1;
 }

@@ -57,6 +57,7 @@ static const struct conf_key conf_keys[] = {
     {"smtp_bare_lf", T_BARE_LF, OFF(smtp_bare_lf), 0, 0, 0},
     {"smtp_vrfy", T_BOOL, OFF(vrfy_enabled), 0, 0, 0},
     {"default_quota", T_BYTES64, OFF(default_quota), 0, UINT64_MAX, 0},
+    {"queue_lease_time", T_SECONDS, OFF(queue_lease_time), 10, 86400, 0},
     {"smtp_listen", T_LISTEN, 0, 0, 0, CONF_LISTENER_SMTP},
     {"submission_listen", T_LISTEN, 0, 0, 0, CONF_LISTENER_SUBMISSION},
     {"submissions_listen", T_LISTEN, 0, 0, 0, CONF_LISTENER_SUBMISSIONS},
@@ -148,6 +149,7 @@ struct conf *conf_new_defaults(const char *base_dir)
 	c->auth_workers = 0;
 	c->auth_cache_ttl = 3600;
 	c->auth_cache_size = 10000;
+	c->queue_lease_time = 300;
 	c->limits = (struct limits){
 	    .command_line = 2048,
 	    .recipients = 1000,

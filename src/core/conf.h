@@ -101,6 +101,8 @@ struct conf {
 	char *smarthost_user;        /* AUTH user name, "" none */
 	char *smarthost_password;    /* its password (or smarthost_password_file) */
 	char *smarthost_password_file;
+	unsigned queue_lease_time;   /* seconds a delivery worker holds a claimed queue entry
+	                                (renewed while it works on it) */
 	size_t listen_count[CONF_LISTENER_COUNT];
 	struct conf_listen listen[CONF_LISTENER_COUNT][CONF_LISTEN_MAX];
 	struct limits limits;

@@ -181,6 +181,7 @@ static void cmd_mail(struct smtp_session *s, struct smtp_command *cmd)
 	s->have_mail = true;
 	s->mail_from = arena_strdup(s->tx, from);
 	s->smtputf8 = cmd->smtputf8;
+	s->body_8bit = cmd->body == SMTP_BODY_8BITMIME;
 	s->declared_size = cmd->size_set ? cmd->size : 0;
 	s->dsn_ret = cmd->ret == SMTP_RET_FULL   ? STORE_DSN_RET_FULL
 	             : cmd->ret == SMTP_RET_HDRS ? STORE_DSN_RET_HDRS
@@ -210,8 +211,9 @@ static const char *smtp_rcpt_quota(struct smtp_session *s, const struct store_rc
 
 _Static_assert(SMTP_NOTIFY_SUCCESS == STORE_NOTIFY_SUCCESS &&
                    SMTP_NOTIFY_FAILURE == STORE_NOTIFY_FAILURE &&
-                   SMTP_NOTIFY_DELAY == STORE_NOTIFY_DELAY && SMTP_NOTIFY_NEVER == STORE_NOTIFY_NEVER &&
-                   SMTP_ORCPT_MAX == STORE_ORCPT_MAX && SMTP_ENVID_MAX == STORE_ENVID_MAX,
+                   SMTP_NOTIFY_DELAY == STORE_NOTIFY_DELAY &&
+                   SMTP_NOTIFY_NEVER == STORE_NOTIFY_NEVER && SMTP_ORCPT_MAX == STORE_ORCPT_MAX &&
+                   SMTP_ENVID_MAX == STORE_ENVID_MAX,
                "smtp_parser.h and store.h DSN values differ");
 
 static void smtp_rcpt_add(struct smtp_session *s, const char *addr, bool remote,

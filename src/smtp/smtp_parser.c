@@ -315,10 +315,11 @@ static int smtp_mail_param(struct arena *arena, struct smtp_command *cmd, unsign
 		else
 			return *error_r = SMTP_ERR_RET, -1;
 		break;
-	case SMTP_SEEN_ENVID: /* RFC 3461 §4.4: xtext, at most 100 characters */
+	case SMTP_SEEN_ENVID: /* RFC 3461 §4.4: xtext, at most 100 characters; kept as sent */
 		if (vlen > SMTP_ENVID_MAX ||
 		    smtp_parser_xtext_decode(arena, value, vlen, &cmd->envid) < 0)
 			return *error_r = SMTP_ERR_ENVID, -1;
+		cmd->envid = arena_strndup(arena, value, vlen);
 		break;
 	default: /* AUTH, RFC 4954 §5: "<>" or a mailbox, as xtext */
 		if (smtp_parser_xtext_decode(arena, value, vlen, &cmd->auth_param) < 0)
@@ -359,8 +360,8 @@ static int smtp_notify(const char *value, size_t vlen, unsigned *notify_r)
 	return 0;
 }
 
-/* ORCPT=addr-type;xtext (RFC 3461 §4.2), at most 500 characters; kept as
- * "addr-type;decoded". */
+/* ORCPT=addr-type;xtext (RFC 3461 §4.2), at most 500 characters; kept as sent (the next
+ * hop and the DSN's Original-Recipient get it so). */
 static int smtp_orcpt(struct arena *arena, const char *value, size_t vlen, const char **orcpt_r)
 {
 	size_t t = 0;
@@ -373,11 +374,7 @@ static int smtp_orcpt(struct arena *arena, const char *value, size_t vlen, const
 	if (vlen > SMTP_ORCPT_MAX || t == 0 || t + 1 >= vlen ||
 	    smtp_parser_xtext_decode(arena, value + t + 1, vlen - t - 1, &addr) < 0)
 		return -1;
-	size_t alen = strlen(addr);
-	char *out = arena_alloc(arena, t + 1 + alen + 1);
-	memcpy(out, value, t + 1);
-	memcpy(out + t + 1, addr, alen + 1);
-	*orcpt_r = out;
+	*orcpt_r = arena_strndup(arena, value, vlen);
 	return 0;
 }
 

@@ -55,10 +55,10 @@ struct smtp_command {
 	const char *auth_param;       /* MAIL AUTH= value, xtext decoded ("<>" or a mailbox),
 	                                 or NULL */
 	enum smtp_ret ret;            /* MAIL RET= */
-	const char *envid;            /* MAIL ENVID=, xtext decoded, or NULL */
+	const char *envid;            /* MAIL ENVID= as sent (valid xtext), or NULL */
 	unsigned notify;              /* RCPT NOTIFY=: SMTP_NOTIFY_* bits, 0 when absent */
-	const char *orcpt;            /* RCPT ORCPT= as "addr-type;address" with the address
-	                                 xtext decoded (addr-type as sent), or NULL */
+	const char *orcpt;            /* RCPT ORCPT= as sent, "addr-type;xtext" (valid), or
+	                                 NULL; passed on as is to the next hop and the DSN */
 	uint64_t chunk_size;          /* BDAT */
 	bool last;                    /* BDAT ... LAST */
 	const char *mechanism;        /* AUTH: upper-cased mechanism name */
@@ -68,9 +68,10 @@ struct smtp_command {
 
 /* Parse one command line of len octets (without its CRLF; any bytes) into *cmd_r (zeroed
  * first; strings in arena). The DSN parameters (RFC 3461: RET, ENVID, NOTIFY, ORCPT) are
- * parsed whenever present; a server that does not offer DSN refuses them itself (555). Verbs are case-insensitive and must be followed by SP or the end
- * of the line; trailing SP/HT on the line are ignored. Returns 0, or -1 with *error_r set to
- * a complete static SMTP reply line without CRLF carrying an RFC 3463 enhanced code:
+ * parsed whenever present; a server that does not offer DSN refuses them itself (555).
+ * Verbs are case-insensitive and must be followed by SP or the end of the line; trailing
+ * SP/HT on the line are ignored. Returns 0, or -1 with *error_r set to a complete static SMTP
+ * reply line without CRLF carrying an RFC 3463 enhanced code:
  *   500 5.5.2  unknown verb, empty line, NUL, CR or LF in the line
  *   501 5.5.4  bad syntax: missing or extra arguments, bad parameter syntax, SIZE overflow,
  *              repeated MAIL or RCPT parameter, bad xtext in AUTH=, bad RET, ENVID

@@ -123,6 +123,7 @@ void smtp_session_reset_tx(struct smtp_session *s)
 	s->mail_from = NULL;
 	s->smtputf8 = false;
 	s->declared_size = 0;
+	s->body_8bit = false;
 	s->dsn_ret = STORE_DSN_RET_UNSPEC;
 	s->dsn_envid = NULL;
 	s->rcpts = NULL;
@@ -421,6 +422,8 @@ void smtp_session_body_end(struct smtp_session *s)
 	    .remote_dsn = s->delivery_dsn,
 	    .ret = s->dsn_ret,
 	    .envid = s->dsn_envid,
+	    .smtputf8 = s->smtputf8,
+	    .eightbit = s->body_8bit,
 	    .received_at = time(NULL),
 	    .hdr_from = hs.from,
 	    .hdr_subject = hs.subject,

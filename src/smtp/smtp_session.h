@@ -41,9 +41,9 @@ enum smtp_state {
 enum smtp_async { SMTP_ASYNC_NONE, SMTP_ASYNC_DELIVERY, SMTP_ASYNC_AUTH };
 
 struct smtp_rcpt {
-	char *address;              /* as given, "local@domain" */
-	bool remote;                /* outbound queue */
-	struct store_rcpt accounts; /* when local */
+	char *address;               /* as given, "local@domain" */
+	bool remote;                 /* outbound queue */
+	struct store_rcpt accounts;  /* when local */
 	struct store_remote_dsn dsn; /* RFC 3461 NOTIFY/ORCPT (submission; orcpt in tx) */
 };
 
@@ -77,6 +77,7 @@ struct smtp_session {
 	char *mail_from; /* "" for <> */
 	bool smtputf8;
 	uint64_t declared_size;
+	bool body_8bit;             /* MAIL BODY=8BITMIME */
 	enum store_dsn_ret dsn_ret; /* RFC 3461 RET= (submission) */
 	const char *dsn_envid;      /* ENVID=, decoded, in tx; NULL none */
 	struct smtp_rcpt *rcpts;

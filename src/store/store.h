@@ -131,7 +131,7 @@ enum store_dsn_ret { STORE_DSN_RET_UNSPEC = 0, STORE_DSN_RET_FULL, STORE_DSN_RET
 /* The DSN parameters of one remote recipient. */
 struct store_remote_dsn {
 	unsigned notify;   /* STORE_NOTIFY_* bits, 0 not given */
-	const char *orcpt; /* ORCPT= as "addr-type;address" (xtext decoded), NULL none */
+	const char *orcpt; /* ORCPT= as sent ("rfc822;" xtext), NULL none */
 };
 struct store_delivery {
 	/* in: set by the caller; must stay valid until the callback */
@@ -144,7 +144,10 @@ struct store_delivery {
 	/* DSN parameters (RFC 3461) for the outbound queue; all optional (zero/NULL). */
 	const struct store_remote_dsn *remote_dsn; /* NULL, or remote_count of them */
 	enum store_dsn_ret ret;                    /* MAIL RET= */
-	const char *envid;                         /* MAIL ENVID=, decoded; NULL none */
+	const char *envid;                         /* MAIL ENVID= (xtext as sent); NULL none */
+	/* MAIL parameters the next hop must see again (queued with the remote recipients). */
+	bool smtputf8;              /* SMTPUTF8 (RFC 6531) */
+	bool eightbit;              /* BODY=8BITMIME (RFC 6152) */
 	int64_t received_at;        /* unix seconds: the message's internal date */
 	const char *hdr_from;       /* From: header (decoded as-is, may be NULL) */
 	const char *hdr_subject;    /* Subject: header (may be NULL) */
@@ -598,7 +601,7 @@ enum store_queue_status {
 struct store_queue_rcpt {
 	uint64_t id; /* names it in a result */
 	const char *address;
-	const char *orcpt; /* "addr-type;address" or NULL */
+	const char *orcpt; /* "addr-type;xtext" as sent, or NULL */
 	unsigned notify;   /* STORE_NOTIFY_* bits, 0 not given */
 	enum store_queue_status status;
 	const char *last_error;      /* reply or reason of the last attempt, "" none */
@@ -612,7 +615,9 @@ struct store_queue_entry {
 	uint64_t size;
 	const char *mail_from; /* "" = null sender */
 	enum store_dsn_ret ret;
-	const char *envid; /* NULL none */
+	const char *envid; /* xtext as sent, NULL none */
+	bool smtputf8;     /* submitted with SMTPUTF8 */
+	bool eightbit;     /* submitted with BODY=8BITMIME */
 	const char *domain;
 	int64_t created, next_attempt;
 	unsigned attempts;

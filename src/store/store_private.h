@@ -155,8 +155,8 @@ struct store_commit_mailbox {
  * of every attempt (freeing entries a rolled-back attempt left). */
 struct store_commit_queue {
 	const struct store_queue_op *op; /* in fields */
-	int64_t now;                      /* op->now or the clock */
-	const char *owner;                /* op->owner or "" */
+	int64_t now;                     /* op->now or the clock */
+	const char *owner;               /* op->owner or "" */
 	/* out */
 	struct store_queue_entry *entries; /* CLAIM, DELETE */
 	size_t count;

@@ -153,10 +153,12 @@ static int store_delivery_check(const struct store_pending *p, const char **erro
 			*error_r = "invalid remote recipient";
 			return -1;
 		}
-		const struct store_remote_dsn *dsn = d->remote_dsn == NULL ? NULL : &d->remote_dsn[i];
-		if (dsn != NULL && ((dsn->notify & ~0xfu) != 0 ||
-		                    ((dsn->notify & STORE_NOTIFY_NEVER) && dsn->notify != STORE_NOTIFY_NEVER) ||
-		                    (dsn->orcpt != NULL && strlen(dsn->orcpt) > STORE_ORCPT_MAX))) {
+		const struct store_remote_dsn *dsn =
+		    d->remote_dsn == NULL ? NULL : &d->remote_dsn[i];
+		if (dsn != NULL &&
+		    ((dsn->notify & ~0xfu) != 0 ||
+		     ((dsn->notify & STORE_NOTIFY_NEVER) && dsn->notify != STORE_NOTIFY_NEVER) ||
+		     (dsn->orcpt != NULL && strlen(dsn->orcpt) > STORE_ORCPT_MAX))) {
 			*error_r = "invalid DSN parameters of a remote recipient";
 			return -1;
 		}

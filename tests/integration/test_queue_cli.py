@@ -115,7 +115,7 @@ def submit_dsn_message(server, subject):
     returns the entries it made, by domain."""
     before = {e["id"] for e in server.queue_entries()}
     with authed587(server) as c:
-        submit(c, "<%s> RET=HDRS ENVID=env+2Bid-%s" % (DEMO, subject),
+        submit(c, "<%s> RET=HDRS ENVID=env+2Bid-%s BODY=8BITMIME" % (DEMO, subject),
                ["<x@far.test> NOTIFY=SUCCESS,FAILURE ORCPT=rfc822;Orig+2Bx@far.test",
                 "<y@FAR.test> NOTIFY=NEVER",
                 "<z@away.test>",
@@ -138,15 +138,16 @@ def test_submission_makes_one_entry_per_domain_with_dsn(server):
     show = server.queue_show(far["id"])
     assert show["id"] == far["id"]
     assert show["ret"] == "HDRS"
-    assert show["envid"] == "env+id-" + subject
+    assert show["envid"] == "env+2Bid-" + subject  # xtext as sent (RFC 3461 §4.4)
     assert show["from"] == "<%s>" % DEMO
     assert show["domain"] == "far.test"
     assert show["delay-warning-sent"] == "no"
+    assert (show["body"], show["smtputf8"]) == ("8BITMIME", "no")
     assert os.path.exists(show["file"])
     assert b"Subject: " + subject.encode() in open(show["file"], "rb").read()
     x, y = show["recipients"]
     assert (x["address"], x["status"], x["notify"], x["orcpt"]) == \
-        ("x@far.test", "pending", "SUCCESS,FAILURE", "rfc822;Orig+x@far.test")
+        ("x@far.test", "pending", "SUCCESS,FAILURE", "rfc822;Orig+2Bx@far.test")
     assert (y["address"], y["notify"], y["orcpt"]) == ("y@far.test", "NEVER", "-")
     z = server.queue_show(away["id"])["recipients"]
     assert [(r["address"], r["notify"]) for r in z] == [("z@away.test", "-")]
@@ -184,8 +185,9 @@ def test_unknown_ids_and_bad_usage(server):
         p = server.cli("queue", verb, "999999", check=False)
         assert p.returncode == 1, (verb, p)
         assert "no queue entry 999999" in p.stderr, (verb, p.stderr)
-    p = server.cli("queue", "delete", "999999", "--silent", check=False)
-    assert p.returncode == 1 and "no queue entry" in p.stderr
+    for args in [["999999", "--silent"], ["--silent", "999999"], ["999999"]]:
+        p = server.cli("queue", "delete", *args, check=False)
+        assert p.returncode == 1 and "no queue entry 999999" in p.stderr, (args, p.stderr)
     for args in [["queue", "hold"], ["queue", "frob", "1"], ["queue", "list", "--domain"],
                  ["queue", "delete", "1", "--loud"]]:
         p = server.cli(*args, check=False)
@@ -227,9 +229,11 @@ def test_delete_silent_removes_entry_and_file(server):
 def test_remote_only_message_file_goes_with_its_last_entry(server):
     before = {e["id"] for e in server.queue_entries()}
     with authed587(server) as c:
-        submit(c, "<%s>" % DEMO, ["<solo@far.test>"], unique("solo"))
+        submit(c, "<%s> SMTPUTF8" % DEMO, ["<solo@far.test>"], unique("solo"))
     (entry,) = [e for e in server.queue_entries() if e["id"] not in before]
-    path = server.queue_show(entry["id"])["file"]
+    show = server.queue_show(entry["id"])
+    assert (show["smtputf8"], show["body"], show["ret"], show["envid"]) == ("yes", "-", "-", "-")
+    path = show["file"]
     assert os.path.exists(path)
     server.cli("queue", "delete", entry["id"], "--silent")
     assert not os.path.exists(path)

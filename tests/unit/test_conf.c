@@ -130,6 +130,7 @@ static void assert_defaults(const struct conf *c, const char *dir)
 	assert_int_equal(c->auth_workers, 0);
 	assert_int_equal(c->auth_cache_ttl, 3600);
 	assert_int_equal(c->auth_cache_size, 10000);
+	assert_int_equal(c->queue_lease_time, 300);
 }
 
 static void test_auth_settings(void **state)
@@ -150,6 +151,16 @@ static void test_auth_settings(void **state)
 	refuse_value("auth_workers", "65", "value out of range");
 	refuse_value("auth_cache_ttl", "8d", "value out of range");
 	refuse_value("auth_cache_size", "10000001", "value out of range");
+}
+
+static void test_queue_settings(void **state)
+{
+	(void)state;
+	struct conf *c = set1("queue_lease_time", "10m");
+	assert_int_equal(c->queue_lease_time, 600);
+	conf_free(&c);
+	refuse_value("queue_lease_time", "9", "value out of range");
+	refuse_value("queue_lease_time", "2d", "value out of range");
 }
 
 static void test_defaults(void **state)
@@ -873,6 +884,7 @@ int main(void)
 	    cmocka_unit_test_setup_teardown(test_load_size_limit, setup_tmpdir, teardown_tmpdir),
 	    cmocka_unit_test(test_auth_settings),
 	    cmocka_unit_test(test_dns_settings),
+	    cmocka_unit_test(test_queue_settings),
 	    /* last: fails (and under -fno-sanitize-recover aborts) until conf.c stores
 	     * limit_data_min_rate with the width of its field */
 	    cmocka_unit_test(test_data_min_rate),

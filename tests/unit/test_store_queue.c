@@ -12,6 +12,7 @@
 #include <cmocka.h>
 
 #include <ftw.h>
+#include <pthread.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -98,7 +99,9 @@ static void deliver(struct fixture *f, const char *data, const char *const *remo
 	    .remote_count = n,
 	    .remote_dsn = dsn,
 	    .ret = STORE_DSN_RET_HDRS,
-	    .envid = dsn == NULL ? NULL : "env+id-1",
+	    .envid = dsn == NULL ? NULL : "env+2Bid-1",
+	    .smtputf8 = dsn != NULL,
+	    .eightbit = dsn != NULL,
 	    .received_at = 1700000000,
 	};
 	assert_int_equal(store_deliver_wait(f->store, &d), 0);
@@ -153,8 +156,7 @@ static struct store_queue_op qop(struct fixture *f, enum store_queue_action acti
 }
 
 /* Claim at now for owner; returns the number of entries (ids in ids_r when not NULL). */
-static size_t claim(struct fixture *f, const char *owner, int64_t now, size_t max,
-                    uint64_t *ids_r)
+static size_t claim(struct fixture *f, const char *owner, int64_t now, size_t max, uint64_t *ids_r)
 {
 	struct store_queue_op op = {
 	    .action = STORE_QUEUE_CLAIM, .owner = owner, .lease = 60, .max = max, .now = now};
@@ -215,7 +217,9 @@ static void test_entries_per_domain(void **state)
 	struct store_queue_entry *e = show(f, x);
 	assert_string_equal(e->mail_from, "a@example.org");
 	assert_int_equal(e->ret, STORE_DSN_RET_HDRS);
-	assert_string_equal(e->envid, "env+id-1");
+	assert_string_equal(e->envid, "env+2Bid-1");
+	assert_true(e->smtputf8);
+	assert_true(e->eightbit);
 	assert_int_equal(e->size, strlen("Subject: grouped\r\n\r\nbody\r\n"));
 	assert_int_equal(access(e->path, R_OK), 0);
 	assert_false(e->held);
@@ -240,8 +244,11 @@ static void test_entries_per_domain(void **state)
 	/* A delivery with bad DSN parameters is refused whole. */
 	const struct store_remote_dsn bad = {STORE_NOTIFY_NEVER | STORE_NOTIFY_DELAY, NULL};
 	char *path = spool(f->store, "x\r\n");
-	struct store_delivery d = {.spool_path = path, .mail_from = "", .remote = remote,
-	                           .remote_count = 1, .remote_dsn = &bad};
+	struct store_delivery d = {.spool_path = path,
+	                           .mail_from = "",
+	                           .remote = remote,
+	                           .remote_count = 1,
+	                           .remote_dsn = &bad};
 	assert_int_equal(store_deliver_wait(f->store, &d), -1);
 	free(path);
 	assert_int_equal(list(f, NULL)->n, 2);
@@ -326,8 +333,12 @@ static void test_lease_expiry_and_renew(void **state)
 	struct store_queue_result r[1] = {
 	    {e->rcpts[0].id, STORE_QUEUE_DELIVERED, "250 ok", "mx.lease.test", "2.0.0"}};
 	store_queue_entries_free(e, 1);
-	op = (struct store_queue_op){.action = STORE_QUEUE_RESULT, .id = id, .owner = "A:1",
-	                             .results = r, .result_count = 1, .next_attempt = now + 500,
+	op = (struct store_queue_op){.action = STORE_QUEUE_RESULT,
+	                             .id = id,
+	                             .owner = "A:1",
+	                             .results = r,
+	                             .result_count = 1,
+	                             .next_attempt = now + 500,
 	                             .now = now + 112};
 	assert_int_equal(store_queue_wait(f->store, &op), 0);
 	assert_true(op.lease_lost);
@@ -348,8 +359,8 @@ static void test_results(void **state)
 	const char *remote[3] = {"ok@res.test", "later@res.test", "bad@res.test"};
 	deliver(f, "Subject: results\r\n\r\nonly queued\r\n", remote, 3, NULL, false);
 	int64_t now = (int64_t)time(NULL) + 1;
-	struct store_queue_op op = {.action = STORE_QUEUE_CLAIM, .owner = "w:1", .lease = 300,
-	                            .max = 5, .now = now};
+	struct store_queue_op op = {
+	    .action = STORE_QUEUE_CLAIM, .owner = "w:1", .lease = 300, .max = 5, .now = now};
 	assert_int_equal(store_queue_wait(f->store, &op), 0);
 	assert_int_equal(op.count, 1);
 	struct store_queue_entry *e = &op.entries[0];
@@ -365,9 +376,14 @@ static void test_results(void **state)
 	};
 	store_queue_entries_free(op.entries, op.count);
 
-	op = (struct store_queue_op){.action = STORE_QUEUE_RESULT, .id = id, .owner = "w:1",
-	                             .results = r, .result_count = 4, .next_attempt = now + 300,
-	                             .delay_warned = true, .now = now + 5};
+	op = (struct store_queue_op){.action = STORE_QUEUE_RESULT,
+	                             .id = id,
+	                             .owner = "w:1",
+	                             .results = r,
+	                             .result_count = 4,
+	                             .next_attempt = now + 300,
+	                             .delay_warned = true,
+	                             .now = now + 5};
 	assert_int_equal(store_queue_wait(f->store, &op), 0);
 	assert_int_equal(op.pending, 1);
 	assert_false(op.lease_lost);
@@ -394,27 +410,31 @@ static void test_results(void **state)
 	assert_int_equal(store_queue_next_due(f->store, &when), 1);
 	assert_int_equal(when, now + 300);
 	assert_int_equal(claim(f, "w:1", now + 299, 5, NULL), 0);
-	op = (struct store_queue_op){.action = STORE_QUEUE_CLAIM, .owner = "w:2", .lease = 300,
-	                             .max = 5, .now = now + 300};
+	op = (struct store_queue_op){
+	    .action = STORE_QUEUE_CLAIM, .owner = "w:2", .lease = 300, .max = 5, .now = now + 300};
 	assert_int_equal(store_queue_wait(f->store, &op), 0);
 	assert_int_equal(op.count, 1);
 	assert_int_equal(op.entries[0].attempts, 1);
 	assert_int_equal(op.entries[0].rcpt_count, 1);
 	assert_string_equal(op.entries[0].rcpts[0].address, "later@res.test");
-	struct store_queue_result last = {op.entries[0].rcpts[0].id, STORE_QUEUE_EXPIRED,
-	                                  "gave up", NULL, "4.4.7"};
+	struct store_queue_result last = {op.entries[0].rcpts[0].id, STORE_QUEUE_EXPIRED, "gave up",
+	                                  NULL, "4.4.7"};
 	store_queue_entries_free(op.entries, op.count);
 	assert_int_equal(access(path, R_OK), 0);
 
-	op = (struct store_queue_op){.action = STORE_QUEUE_RESULT, .id = id, .owner = "w:2",
-	                             .results = &last, .result_count = 1, .now = now + 301};
+	op = (struct store_queue_op){.action = STORE_QUEUE_RESULT,
+	                             .id = id,
+	                             .owner = "w:2",
+	                             .results = &last,
+	                             .result_count = 1,
+	                             .now = now + 301};
 	assert_int_equal(store_queue_wait(f->store, &op), 0);
 	assert_int_equal(op.pending, 0);
 	assert_int_equal(list(f, NULL)->n, 0);
 	assert_int_equal(store_queue_next_due(f->store, &when), 0);
 	assert_true(file_gone(path));
-	op = (struct store_queue_op){.action = STORE_QUEUE_RESULT, .id = id, .owner = "w:2",
-	                             .now = now + 302};
+	op = (struct store_queue_op){
+	    .action = STORE_QUEUE_RESULT, .id = id, .owner = "w:2", .now = now + 302};
 	assert_int_equal(store_queue_wait(f->store, &op), -1);
 	assert_string_equal(op.error, STORE_ERROR_NO_ENTRY);
 	free(path);
@@ -477,8 +497,11 @@ static void test_flush_warn_unlease(void **state)
 	assert_int_equal(again, a);
 
 	/* A deferred entry waits for its next attempt until flushed. */
-	struct store_queue_op res = {.action = STORE_QUEUE_RESULT, .id = a, .owner = "node1:101",
-	                             .next_attempt = now + 3600, .now = now};
+	struct store_queue_op res = {.action = STORE_QUEUE_RESULT,
+	                             .id = a,
+	                             .owner = "node1:101",
+	                             .next_attempt = now + 3600,
+	                             .now = now};
 	assert_int_equal(store_queue_wait(f->store, &res), 0);
 	assert_int_equal(res.pending, 1);
 	assert_int_equal(claim(f, "node1:101", now + 10, 10, NULL), 0);
@@ -495,6 +518,69 @@ static void test_flush_warn_unlease(void **state)
 	store_queue_entries_free(e, 1);
 	op = qop(f, STORE_QUEUE_FLUSH, b + a + 10, NULL, 0);
 	assert_string_equal(op.error, STORE_ERROR_NO_ENTRY);
+}
+
+/* Two stores on one database (two processes or nodes in miniature), each claiming one
+ * entry at a time on its own thread: every entry is claimed exactly once. */
+struct racer {
+	struct store *store;
+	const char *owner;
+	int64_t now;
+	uint64_t got[64];
+	size_t n;
+};
+
+static void *race(void *arg)
+{
+	struct racer *r = arg;
+	for (;;) {
+		struct store_queue_op op = {.action = STORE_QUEUE_CLAIM,
+		                            .owner = r->owner,
+		                            .lease = 600,
+		                            .max = 1,
+		                            .now = r->now};
+		if (store_queue_wait(r->store, &op) < 0 || op.count == 0) {
+			store_queue_entries_free(op.entries, op.count);
+			return NULL;
+		}
+		if (r->n < 64)
+			r->got[r->n++] = op.entries[0].id;
+		store_queue_entries_free(op.entries, op.count);
+	}
+}
+
+static void test_claim_race_two_stores(void **state)
+{
+	struct fixture *f = *state;
+	char names[40][32];
+	const char *remote[40];
+	for (int i = 0; i < 40; i++) {
+		snprintf(names[i], sizeof(names[i]), "r@d%d.test", i);
+		remote[i] = names[i];
+	}
+	deliver(f, "race\r\n", remote, 40, NULL, false);
+	struct store *second = NULL;
+	open_dir(f->dir, &second);
+	int64_t now = (int64_t)time(NULL) + 1;
+	struct racer a = {.store = f->store, .owner = "n1:1", .now = now};
+	struct racer b = {.store = second, .owner = "n2:2", .now = now};
+	pthread_t ta, tb;
+	assert_int_equal(pthread_create(&ta, NULL, race, &a), 0);
+	assert_int_equal(pthread_create(&tb, NULL, race, &b), 0);
+	pthread_join(ta, NULL);
+	pthread_join(tb, NULL);
+	store_close(&second);
+	assert_int_equal(a.n + b.n, 40);
+	for (size_t i = 0; i < a.n; i++) {
+		for (size_t k = 0; k < b.n; k++)
+			assert_true(a.got[i] != b.got[k]);
+		for (size_t k = i + 1; k < a.n; k++)
+			assert_true(a.got[i] != a.got[k]);
+	}
+	for (size_t i = 0; i < b.n; i++) {
+		for (size_t k = i + 1; k < b.n; k++)
+			assert_true(b.got[i] != b.got[k]);
+	}
 }
 
 static atomic_int hook_calls;
@@ -611,6 +697,7 @@ int main(void)
 	    cmocka_unit_test_setup_teardown(test_results, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_delete_keeps_local_copy, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_flush_warn_unlease, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_claim_race_two_stores, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_hook, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_migration_3_to_4, setup, teardown),
 	};

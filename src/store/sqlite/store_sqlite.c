@@ -92,9 +92,11 @@ static const char sq_migration_3[] =
     " SELECT account_id, name FROM mailboxes WHERE subscribed <> 0;"
     "ALTER TABLE mailboxes DROP COLUMN subscribed;";
 
-/* The domain of a version-3 queue row's recipient: after its last '@' (rtrim() with every
- * other character of the address strips back to that '@'), lower-cased. */
-#define SQ_OLD_RCPT_DOMAIN(r) "lower(substr(" r ", length(rtrim(" r ", replace(" r ", '@', ''))) + 1))"
+/* The domain of a version-3 queue row's recipient (rcpt, or o.rcpt in a join): after its
+ * last '@' (rtrim() with every other character of the address strips back to that '@'),
+ * lower-cased. */
+#define SQ_V3_DOMAIN "lower(substr(rcpt, length(rtrim(rcpt, replace(rcpt, '@', ''))) + 1))"
+#define SQ_V3_DOMAIN_O "lower(substr(o.rcpt, length(rtrim(o.rcpt, replace(o.rcpt, '@', ''))) + 1))"
 
 /* Migration 4, the outbound queue of issue 9: one entry per message and destination
  * domain (with RET, ENVID, hold, delay-warning and lease columns) and its recipients
@@ -105,7 +107,8 @@ static const char sq_migration_4[] =
     "ALTER TABLE queue RENAME TO queue_v3;"
     "CREATE TABLE queue (id INTEGER PRIMARY KEY,"
     " message_id INTEGER NOT NULL REFERENCES messages(id), mail_from TEXT NOT NULL,"
-    " ret INTEGER NOT NULL DEFAULT 0, envid TEXT, domain TEXT NOT NULL,"
+    " ret INTEGER NOT NULL DEFAULT 0, envid TEXT, smtputf8 INTEGER NOT NULL DEFAULT 0,"
+    " eightbit INTEGER NOT NULL DEFAULT 0, domain TEXT NOT NULL,"
     " created INTEGER NOT NULL, attempts INTEGER NOT NULL DEFAULT 0,"
     " next_attempt INTEGER NOT NULL, held INTEGER NOT NULL DEFAULT 0,"
     " delay_warned INTEGER NOT NULL DEFAULT 0, lease_owner TEXT,"
@@ -117,13 +120,13 @@ static const char sq_migration_4[] =
     " last_attempt INTEGER NOT NULL DEFAULT 0, remote_mta TEXT NOT NULL DEFAULT '',"
     " enhanced_status TEXT NOT NULL DEFAULT '');"
     "INSERT INTO queue (message_id, mail_from, domain, created, attempts, next_attempt)"
-    " SELECT message_id, mail_from, " SQ_OLD_RCPT_DOMAIN("rcpt") ", min(created),"
+    " SELECT message_id, mail_from, " SQ_V3_DOMAIN ", min(created),"
     " max(attempts), min(next_attempt) FROM queue_v3"
-    " GROUP BY message_id, mail_from, " SQ_OLD_RCPT_DOMAIN("rcpt") " ORDER BY min(id);"
+    " GROUP BY message_id, mail_from, " SQ_V3_DOMAIN " ORDER BY min(id);"
     "INSERT INTO queue_rcpts (entry_id, address, last_error)"
     " SELECT q.id, o.rcpt, o.last_error FROM queue_v3 o JOIN queue q"
     " ON q.message_id = o.message_id AND q.mail_from = o.mail_from"
-    " AND q.domain = " SQ_OLD_RCPT_DOMAIN("o.rcpt") " ORDER BY o.id;"
+    " AND q.domain = " SQ_V3_DOMAIN_O " ORDER BY o.id;"
     "DROP TABLE queue_v3;"
     "CREATE INDEX queue_message ON queue(message_id);"
     "CREATE INDEX queue_due ON queue(next_attempt);"

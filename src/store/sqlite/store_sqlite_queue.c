@@ -24,13 +24,13 @@
 	" (SELECT count(*) FROM queue_rcpts r WHERE r.entry_id = q.id),"                           \
 	" (SELECT count(*) FROM queue_rcpts r WHERE r.entry_id = q.id AND r.status = 0),"          \
 	" coalesce((SELECT r.last_error FROM queue_rcpts r WHERE r.entry_id = q.id"                \
-	" AND r.status = 0 AND r.last_error <> '' ORDER BY r.last_attempt DESC, r.id LIMIT 1),"  \
+	" AND r.status = 0 AND r.last_error <> '' ORDER BY r.last_attempt DESC, r.id LIMIT 1),"    \
 	" '') FROM queue q JOIN messages m ON m.id = q.message_id"
 
 const char *const store_sqlite_queue_sql[SQ_COUNT - SQ_MAILBOX_END] = {
     SQQ(SQ_Q_ENTRY_INSERT) = "INSERT INTO queue (message_id, mail_from, ret, envid, domain,"
-                             " created, next_attempt) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?6)"
-                             " RETURNING id",
+                             " created, next_attempt, smtputf8, eightbit)"
+                             " VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?6, ?7, ?8) RETURNING id",
     SQQ(SQ_Q_RCPT_INSERT) = "INSERT INTO queue_rcpts (entry_id, address, orcpt, notify)"
                             " VALUES (?1, ?2, ?3, ?4)",
     SQQ(SQ_Q_DUE) = "SELECT id FROM queue WHERE held = 0 AND next_attempt <= ?1"
@@ -40,7 +40,8 @@ const char *const store_sqlite_queue_sql[SQ_COUNT - SQ_MAILBOX_END] = {
                       " AND held = 0 AND (lease_owner IS NULL OR lease_until <= ?4)",
     SQQ(SQ_Q_ENTRY_GET) = "SELECT q.id, m.sha256, m.size, q.mail_from, q.ret, q.envid,"
                           " q.domain, q.created, q.next_attempt, q.attempts, q.held,"
-                          " q.delay_warned, q.lease_owner, q.lease_until FROM queue q"
+                          " q.delay_warned, q.lease_owner, q.lease_until, q.smtputf8,"
+                          " q.eightbit FROM queue q"
                           " JOIN messages m ON m.id = q.message_id WHERE q.id = ?1",
     SQQ(SQ_Q_RCPTS) = "SELECT id, address, orcpt, notify, status, last_error, last_attempt,"
                       " remote_mta, enhanced_status FROM queue_rcpts WHERE entry_id = ?1"
@@ -80,21 +81,22 @@ int store_sqlite_queue_deliver(struct sq_conn *c, const struct store_delivery *d
 	int64_t *entries = xcalloc(d->remote_count + 1, sizeof(*entries));
 	int ret = 0;
 	for (size_t i = 0; ret == 0 && i < d->remote_count; i++) {
-		const struct store_remote_dsn *dsn = d->remote_dsn == NULL ? NULL : &d->remote_dsn[i];
+		const struct store_remote_dsn *dsn =
+		    d->remote_dsn == NULL ? NULL : &d->remote_dsn[i];
 		size_t k = 0;
 		store_queue_domain(d->remote[i], domains[i]);
 		while (k < i && strcmp(domains[k], domains[i]) != 0)
 			k++;
 		entries[i] = entries[k];
 		/* The first recipient of a domain in this delivery opens its entry. */
-		if (k == i && store_sqlite_int(c, SQ_Q_ENTRY_INSERT, &entries[i], error_r, "isissi",
-		                               message_id, mail_from, (int64_t)d->ret, d->envid,
-		                               domains[i], now) != 1)
+		if (k == i &&
+		    store_sqlite_int(c, SQ_Q_ENTRY_INSERT, &entries[i], error_r, "isissiii",
+		                     message_id, mail_from, (int64_t)d->ret, d->envid, domains[i],
+		                     now, (int64_t)d->smtputf8, (int64_t)d->eightbit) != 1)
 			ret = -1;
-		if (ret == 0 &&
-		    store_sqlite_exec(c, SQ_Q_RCPT_INSERT, error_r, "issi", entries[i], d->remote[i],
-		                      dsn == NULL ? NULL : dsn->orcpt,
-		                      (int64_t)(dsn == NULL ? 0 : dsn->notify)) < 0)
+		if (ret == 0 && store_sqlite_exec(c, SQ_Q_RCPT_INSERT, error_r, "issi", entries[i],
+		                                  d->remote[i], dsn == NULL ? NULL : dsn->orcpt,
+		                                  (int64_t)(dsn == NULL ? 0 : dsn->notify)) < 0)
 			ret = -1;
 	}
 	free(domains);
@@ -163,6 +165,8 @@ static int sqq_entry_read(struct sq_conn *c, const char *messages_dir, int64_t i
 	    .delay_warned = sqlite3_column_int64(st, 11) != 0,
 	    .lease_owner = sqq_dup(st, 12),
 	    .lease_until = sqlite3_column_int64(st, 13),
+	    .smtputf8 = sqlite3_column_int64(st, 14) != 0,
+	    .eightbit = sqlite3_column_int64(st, 15) != 0,
 	};
 	sq_reset(st);
 	struct sqq_rcpts r = {0};
@@ -179,9 +183,8 @@ static int sqq_entry_read(struct sq_conn *c, const char *messages_dir, int64_t i
 }
 
 /* Append one entry slot to the item's entries and read entry id into it. */
-static int sqq_item_read(struct sq_conn *c, const char *messages_dir,
-                         struct store_commit_queue *q, int64_t id, bool pending_only,
-                         const char **error_r)
+static int sqq_item_read(struct sq_conn *c, const char *messages_dir, struct store_commit_queue *q,
+                         int64_t id, bool pending_only, const char **error_r)
 {
 	q->entries = xrealloc(q->entries, (q->count + 1) * sizeof(*q->entries));
 	int ret = sqq_entry_read(c, messages_dir, id, pending_only, &q->entries[q->count], error_r);
@@ -264,12 +267,11 @@ static int sqq_result(struct sq_conn *c, struct store_commit_item *item, struct 
 	for (size_t i = 0; i < op->result_count; i++) {
 		const struct store_queue_result *r = &op->results[i];
 		/* Deferred keeps the status pending with this attempt's outcome. */
-		if (store_sqlite_exec(c, SQ_Q_RCPT_RESULT, error_r, "iiisssi", id,
-		                      (int64_t)r->rcpt_id, (int64_t)r->status,
-		                      r->error == NULL ? "" : r->error,
-		                      r->remote_mta == NULL ? "" : r->remote_mta,
-		                      r->enhanced_status == NULL ? "" : r->enhanced_status,
-		                      q->now) < 0)
+		if (store_sqlite_exec(
+		        c, SQ_Q_RCPT_RESULT, error_r, "iiisssi", id, (int64_t)r->rcpt_id,
+		        (int64_t)r->status, r->error == NULL ? "" : r->error,
+		        r->remote_mta == NULL ? "" : r->remote_mta,
+		        r->enhanced_status == NULL ? "" : r->enhanced_status, q->now) < 0)
 			return -1;
 	}
 	if (store_sqlite_int(c, SQ_Q_PENDING, &pending, error_r, "i", id) != 1)
