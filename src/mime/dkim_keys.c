@@ -209,7 +209,29 @@ int dkim_keys_remove(const char *data_dir, const char *domain, const char *selec
 			return -1;
 		}
 	}
+	if (removed) {
+		/* remember the selector, so that a default one is not reused (see header) */
+		char name[128], path[DKIM_PATH_MAX];
+		snprintf(name, sizeof(name), ".removed-%s", selector);
+		if (dkim_path(path, data_dir, domain, name) == 0) {
+			int fd = open(path, O_WRONLY | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0600);
+			if (fd >= 0)
+				close(fd);
+		}
+	}
 	return removed;
+}
+
+bool dkim_keys_selector_used(const char *data_dir, const char *domain, const char *selector)
+{
+	struct dkim_entry entries[64];
+	int n = dkim_domain_entries(data_dir, domain, entries, 64);
+	for (int i = 0; i < n; i++)
+		if (strcasecmp(entries[i].selector, selector) == 0)
+			return true;
+	char name[128], path[DKIM_PATH_MAX];
+	snprintf(name, sizeof(name), ".removed-%s", selector);
+	return dkim_path(path, data_dir, domain, name) == 0 && access(path, F_OK) == 0;
 }
 
 /* ---- generating ---- */
