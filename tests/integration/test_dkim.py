@@ -205,6 +205,24 @@ def test_key_files_private(srv, keys):
         assert b"PRIVATE KEY-----" in f.read_bytes()
 
 
+def test_key_given_to_run_user(tmp_path_factory):
+    """Run as root with `user = nobody`: the key and its directories belong to nobody (the
+    server reads keys after dropping to that user), and only nobody may read the key."""
+    if os.geteuid() != 0:
+        pytest.skip("needs root")
+    import pwd
+    nobody = pwd.getpwnam("nobody")
+    s = make_server(tmp_path_factory, "dkimuser", extra_conf={"user": "nobody"})
+    generate(s, "example.test", "--algorithm", "ed25519")
+    d = s.dir / "data" / "dkim" / "example.test"
+    files = list(d.iterdir())
+    assert len(files) == 1
+    for p in [d.parent, d] + files:
+        st = os.stat(p)
+        assert (st.st_uid, st.st_gid) == (nobody.pw_uid, nobody.pw_gid), p
+        assert st.st_mode & 0o077 == 0, p
+
+
 def test_list(srv, keys):
     p = run(srv, ["list"])
     assert p.returncode == 0
