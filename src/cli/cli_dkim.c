@@ -68,36 +68,19 @@ static char *dkim_domain_arg(const char *arg)
 	return d;
 }
 
-struct dkim_taken {
-	char names[16][64];
-	size_t n;
-};
-
-static void dkim_note_selector(void *ctx, const struct dkim_key_info *info)
-{
-	struct dkim_taken *t = ctx;
-	if (t->n < 16)
-		snprintf(t->names[t->n++], 64, "%s", info->selector);
-}
-
-/* ph<yyyymm>, or ph<yyyymm>b, c, ... when that selector is taken. */
+/* ph<yyyymm>, or ph<yyyymm>b, c, ... when that is in use or was used (a removed selector's
+ * record may still be in DNS caches, so it is not reused). */
 static void dkim_default_selector(const char *data_dir, const char *domain, char *out,
                                   size_t size)
 {
-	struct dkim_taken taken = {.n = 0};
-	const char *error;
-	(void)dkim_keys_list(data_dir, domain, dkim_note_selector, &taken, &error);
 	time_t now = time(NULL);
 	struct tm tm;
 	gmtime_r(&now, &tm);
-	for (char suffix = 'a'; suffix <= 'z'; suffix++) {
-		snprintf(out, size, "ph%04d%02d%c", tm.tm_year + 1900, tm.tm_mon + 1, suffix);
-		if (suffix == 'a')
+	for (char letter = 'a'; letter <= 'z'; letter++) {
+		snprintf(out, size, "ph%04d%02d%c", tm.tm_year + 1900, tm.tm_mon + 1, letter);
+		if (letter == 'a')
 			out[strlen(out) - 1] = '\0';
-		bool used = false;
-		for (size_t i = 0; i < taken.n; i++)
-			used = used || strcasecmp(taken.names[i], out) == 0;
-		if (!used)
+		if (!dkim_keys_selector_used(data_dir, domain, out))
 			return;
 	}
 }

@@ -19,46 +19,47 @@ static unsigned char dkim_lower(unsigned char c)
 
 /* ---- header fields ---- */
 
+/* Append f[0..n) with every CR and LF removed, each WSP run made one SP and none at either
+ * end; lower-cased when lower. */
+static int dkim_relaxed_part(const unsigned char *f, size_t n, bool lower, struct buf *out)
+{
+	bool wsp = false, any = false;
+	size_t run = 0;
+	for (size_t i = 0; i <= n; i++) {
+		bool end = i == n;
+		unsigned char c = end ? 0 : f[i];
+		if (!end && c != '\r' && c != '\n' && !dkim_is_wsp(c))
+			continue;
+		if (i > run) { /* the plain run [run, i) */
+			if (wsp && any && buf_append(out, " ", 1) < 0)
+				return -1;
+			for (size_t k = run; k < i && lower; k++) {
+				unsigned char l = dkim_lower(f[k]);
+				if (buf_append(out, &l, 1) < 0)
+					return -1;
+			}
+			if (!lower && buf_append(out, f + run, i - run) < 0)
+				return -1;
+			wsp = false;
+			any = true;
+		}
+		if (!end && dkim_is_wsp(c))
+			wsp = true;
+		run = i + 1;
+	}
+	return 0;
+}
+
 static int dkim_canon_header_relaxed(const unsigned char *f, size_t len, bool with_crlf,
                                      struct buf *out)
 {
 	const unsigned char *colon = memchr(f, ':', len);
-	size_t name_end = colon != NULL ? (size_t)(colon - f) : len;
-	size_t n = name_end;
-	while (n > 0 && (dkim_is_wsp(f[n - 1]) || f[n - 1] == '\r' || f[n - 1] == '\n'))
-		n--;
-	unsigned char low[256];
-	for (size_t i = 0; i < n; i += sizeof(low)) {
-		size_t k = n - i < sizeof(low) ? n - i : sizeof(low);
-		for (size_t j = 0; j < k; j++)
-			low[j] = dkim_lower(f[i + j]);
-		if (buf_append(out, low, k) < 0)
-			return -1;
-	}
-	if (colon != NULL) {
-		if (buf_append(out, ":", 1) < 0)
-			return -1;
-		/* the value: CR/LF dropped, WSP runs to one SP, none at either end */
-		bool wsp = false, any = false;
-		size_t run = name_end + 1;
-		for (size_t i = name_end + 1; i <= len; i++) {
-			bool end = i == len;
-			unsigned char c = end ? 0 : f[i];
-			if (!end && c != '\r' && c != '\n' && !dkim_is_wsp(c))
-				continue;
-			/* flush the plain run [run, i) */
-			if (i > run) {
-				if ((wsp && any && buf_append(out, " ", 1) < 0) ||
-				    buf_append(out, f + run, i - run) < 0)
-					return -1;
-				wsp = false;
-				any = true;
-			}
-			if (!end && dkim_is_wsp(c))
-				wsp = true;
-			run = i + 1;
-		}
-	}
+	size_t name_len = colon != NULL ? (size_t)(colon - f) : len;
+	if (dkim_relaxed_part(f, name_len, true, out) < 0)
+		return -1;
+	if (colon != NULL && (buf_append(out, ":", 1) < 0 ||
+	                      dkim_relaxed_part(colon + 1, len - name_len - 1, false, out) < 0))
+		return -1;
 	if (with_crlf && buf_append(out, "\r\n", 2) < 0)
 		return -1;
 	return 0;

@@ -22,8 +22,8 @@ enum dkim_canon { DKIM_CANON_SIMPLE, DKIM_CANON_RELAXED };
  * name through the line end of its last line (the final CRLF may be absent).
  * simple (§3.4.1): the octets unchanged.
  * relaxed (§3.4.2): name lower-cased (ASCII), WSP before and after the colon removed, every
- * CR and LF octet of the value removed (unfolding), each run of SP/HT made one SP, WSP at the
- * end removed, then CRLF. A field without a colon is all name.
+ * CR and LF octet removed (unfolding), each run of SP/HT made one SP, WSP at the end removed,
+ * then CRLF. A field without a colon is all name.
  * with_crlf false leaves the final CRLF out (the DKIM-Signature field itself, §3.7).
  * Returns 0, or -1 when out's maximum would be exceeded (out then holds a prefix). */
 int dkim_canon_header(enum dkim_canon canon, const unsigned char *field, size_t len,

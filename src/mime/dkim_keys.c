@@ -63,6 +63,20 @@ static int dkim_path(char *out, const char *data_dir, const char *domain, const 
 	return n < 0 || n >= DKIM_PATH_MAX ? -1 : 0;
 }
 
+/* The key file name of selector + alg into out (room for 128). -1 when too long. */
+static int dkim_key_name(char *out, const char *selector, enum dkim_algorithm alg)
+{
+	int n = snprintf(out, 128, "%s.%s.pem", selector, dkim_algorithm_name(alg));
+	return n < 0 || n >= 128 ? -1 : 0;
+}
+
+/* The tombstone name of a removed selector into out (room for 128). -1 when too long. */
+static int dkim_removed_name(char *out, const char *selector)
+{
+	int n = snprintf(out, 128, ".removed-%s", selector);
+	return n < 0 || n >= 128 ? -1 : 0;
+}
+
 /* Parse a key file name "<selector>.<algorithm>.pem" into selector (room for 64). */
 static bool dkim_file_name(const char *name, char *selector, enum dkim_algorithm *alg_r)
 {
@@ -196,9 +210,8 @@ int dkim_keys_remove(const char *data_dir, const char *domain, const char *selec
 	int removed = 0;
 	for (int a = DKIM_ALG_RSA; a <= DKIM_ALG_ED25519; a++) {
 		char name[128], path[DKIM_PATH_MAX];
-		snprintf(name, sizeof(name), "%s.%s.pem", selector,
-		         dkim_algorithm_name((enum dkim_algorithm)a));
-		if (dkim_path(path, data_dir, domain, name) < 0) {
+		if (dkim_key_name(name, selector, (enum dkim_algorithm)a) < 0 ||
+		    dkim_path(path, data_dir, domain, name) < 0) {
 			*error_r = "data directory path too long";
 			return -1;
 		}
@@ -209,7 +222,29 @@ int dkim_keys_remove(const char *data_dir, const char *domain, const char *selec
 			return -1;
 		}
 	}
+	if (removed) {
+		/* remember the selector, so that a default one is not reused (see header) */
+		char name[128], path[DKIM_PATH_MAX];
+		if (dkim_removed_name(name, selector) == 0 &&
+		    dkim_path(path, data_dir, domain, name) == 0) {
+			int fd = open(path, O_WRONLY | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0600);
+			if (fd >= 0)
+				close(fd);
+		}
+	}
 	return removed;
+}
+
+bool dkim_keys_selector_used(const char *data_dir, const char *domain, const char *selector)
+{
+	struct dkim_entry entries[64];
+	int n = dkim_domain_entries(data_dir, domain, entries, 64);
+	for (int i = 0; i < n; i++)
+		if (strcasecmp(entries[i].selector, selector) == 0)
+			return true;
+	char name[128], path[DKIM_PATH_MAX];
+	return dkim_removed_name(name, selector) == 0 &&
+	       dkim_path(path, data_dir, domain, name) == 0 && access(path, F_OK) == 0;
 }
 
 /* ---- generating ---- */
@@ -332,7 +367,10 @@ int dkim_keys_generate(const char *data_dir, const char *domain, const char *sel
 	    dkim_path(dir, data_dir, domain, NULL) < 0 || dkim_mkdir(dir, uid, gid, error_r) < 0 ||
 	    dkim_generate_check(data_dir, domain, selector, error_r) < 0)
 		return -1;
-	snprintf(name, sizeof(name), "%s.%s.pem", selector, dkim_algorithm_name(alg));
+	if (dkim_key_name(name, selector, alg) < 0) {
+		*error_r = "selector too long";
+		return -1;
+	}
 	EVP_PKEY *pkey = alg == DKIM_ALG_ED25519 ? EVP_PKEY_Q_keygen(NULL, NULL, "ED25519")
 	                                         : EVP_PKEY_Q_keygen(NULL, NULL, "RSA", (size_t)2048);
 	BIO *bio = BIO_new(BIO_s_mem());
@@ -471,9 +509,8 @@ static int dkim_domain_load(struct dkim_keys *keys, struct dkim_domain *d, const
 	}
 	for (int i = 0; i < n; i++) {
 		char name[128], path[DKIM_PATH_MAX];
-		snprintf(name, sizeof(name), "%s.%s.pem", entries[i].selector,
-		         dkim_algorithm_name(entries[i].alg));
-		EVP_PKEY *pkey = dkim_path(path, keys->data_dir, d->domain, name) == 0
+		EVP_PKEY *pkey = dkim_key_name(name, entries[i].selector, entries[i].alg) == 0 &&
+		                         dkim_path(path, keys->data_dir, d->domain, name) == 0
 		                     ? dkim_read_key(path, entries[i].alg)
 		                     : NULL;
 		if (pkey == NULL) {

@@ -72,9 +72,15 @@ int dkim_keys_list(const char *data_dir, const char *domain,
                    void (*cb)(void *ctx, const struct dkim_key_info *info), void *ctx,
                    const char **error_r);
 
-/* Remove the key file(s) of domain + selector. 1 removed, 0 no such key, -1 with *error_r. */
+/* Remove the key file(s) of domain + selector, and leave an empty ".removed-SELECTOR" file in
+ * the domain's directory so that the selector counts as used (its old record may linger in
+ * DNS caches). 1 removed, 0 no such key, -1 with *error_r. */
 int dkim_keys_remove(const char *data_dir, const char *domain, const char *selector,
                      const char **error_r);
+
+/* True when domain has a key with selector (case-insensitive) or had one and it was
+ * removed. */
+bool dkim_keys_selector_used(const char *data_dir, const char *domain, const char *selector);
 
 /* The zone-file line for a record: `SELECTOR._domainkey.DOMAIN. IN TXT "..." "..."`, the
  * text split into quoted strings of at most 255 octets (RFC 1035 §3.3.14 character-strings;
