@@ -83,6 +83,13 @@ static const struct conf_key conf_keys[] = {
     {"limit_login_commands", T_UINT, LIM(login_commands), 1, 10000, 0},
     {"limit_sessions_per_user_ip", T_UINT, LIM(sessions_per_user_ip), 0, 100000, 0},
     {"smtp_pregreet_wait", T_SECONDS, OFF(smtp_pregreet_wait), 0, 60, 0},
+    {"outbound_connect_timeout", T_SECONDS, OFF(outbound_connect_timeout), 1, 3600, 0},
+    {"outbound_greeting_timeout", T_SECONDS, OFF(outbound_greeting_timeout), 1, 86400, 0},
+    {"outbound_command_timeout", T_SECONDS, OFF(outbound_command_timeout), 1, 86400, 0},
+    {"outbound_data_init_timeout", T_SECONDS, OFF(outbound_data_init_timeout), 1, 86400, 0},
+    {"outbound_data_block_timeout", T_SECONDS, OFF(outbound_data_block_timeout), 1, 86400, 0},
+    {"outbound_data_done_timeout", T_SECONDS, OFF(outbound_data_done_timeout), 1, 86400, 0},
+    {"outbound_tls_ca_file", T_PATH, OFF(outbound_tls_ca_file), 0, 0, 0},
 };
 
 static char *conf_resolve_path(const char *base_dir, const char *value)
@@ -142,6 +149,12 @@ struct conf *conf_new_defaults(const char *base_dir)
 	    .sessions_per_user_ip = 10,
 	};
 	c->smtp_pregreet_wait = 1;
+	c->outbound_connect_timeout = 30;
+	c->outbound_greeting_timeout = 300;
+	c->outbound_command_timeout = 300;
+	c->outbound_data_init_timeout = 120;
+	c->outbound_data_block_timeout = 180;
+	c->outbound_data_done_timeout = 600;
 	return c;
 }
 
@@ -172,6 +185,7 @@ void conf_free(struct conf **conf)
 	free(c->tls_cert);
 	free(c->tls_key);
 	free(c->run_user);
+	free(c->outbound_tls_ca_file);
 	for (int k = 0; k < CONF_LISTENER_COUNT; k++)
 		conf_clear_listen(c, k);
 	free(c);
