@@ -14,6 +14,7 @@
 
 #include "core/base64.h"
 #include "core/buf.h"
+#include "core/conf.h"
 #include "core/log.h"
 #include "core/xmalloc.h"
 #include "net/tls.h"
@@ -1162,6 +1163,16 @@ void smtp_client_quit(struct smtp_client *c)
 		smtp_client_write(c, "QUIT\r\n");
 	}
 	smtp_client_fail(c, &r);
+}
+
+void smtp_client_timeouts_from_conf(const struct conf *conf, struct smtp_client_timeouts *t)
+{
+	t->connect = conf->outbound_connect_timeout;
+	t->greeting = conf->outbound_greeting_timeout;
+	t->command = conf->outbound_command_timeout;
+	t->data_init = conf->outbound_data_init_timeout;
+	t->data_block = conf->outbound_data_block_timeout;
+	t->data_done = conf->outbound_data_done_timeout;
 }
 
 const char *smtp_client_ip(const struct smtp_client *c)

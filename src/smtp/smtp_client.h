@@ -55,6 +55,10 @@ struct smtp_client_timeouts {
 	unsigned data_done;  /* the reply after the final dot or BDAT LAST (§4.5.3.2.6: 10 min) */
 };
 
+struct conf;
+/* The timeouts of conf (outbound_*_timeout). */
+void smtp_client_timeouts_from_conf(const struct conf *conf, struct smtp_client_timeouts *t);
+
 struct smtp_client_params {
 	const char *ip;       /* numeric address to connect to */
 	int port;             /* 25, 587, 465 ... */

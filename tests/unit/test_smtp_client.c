@@ -210,23 +210,36 @@ static void *fake_thread(void *arg)
 	return NULL;
 }
 
-static struct fake *fake_start(void (*script)(struct fake *f))
+static struct fake *fake_start_on(void (*script)(struct fake *f), bool ipv6)
 {
 	struct fake *f = calloc(1, sizeof(*f));
 	f->script = script;
-	f->lfd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-	struct sockaddr_in sa = {.sin_family = AF_INET};
-	sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-	assert_int_equal(bind(f->lfd, (struct sockaddr *)&sa, sizeof(sa)), 0);
-	socklen_t sl = sizeof(sa);
-	getsockname(f->lfd, (struct sockaddr *)&sa, &sl);
-	f->port = ntohs(sa.sin_port);
+	f->lfd = socket(ipv6 ? AF_INET6 : AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	if (ipv6) {
+		struct sockaddr_in6 sa = {.sin6_family = AF_INET6, .sin6_addr = IN6ADDR_LOOPBACK_INIT};
+		assert_int_equal(bind(f->lfd, (struct sockaddr *)&sa, sizeof(sa)), 0);
+		socklen_t sl = sizeof(sa);
+		getsockname(f->lfd, (struct sockaddr *)&sa, &sl);
+		f->port = ntohs(sa.sin6_port);
+	} else {
+		struct sockaddr_in sa = {.sin_family = AF_INET};
+		sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+		assert_int_equal(bind(f->lfd, (struct sockaddr *)&sa, sizeof(sa)), 0);
+		socklen_t sl = sizeof(sa);
+		getsockname(f->lfd, (struct sockaddr *)&sa, &sl);
+		f->port = ntohs(sa.sin_port);
+	}
 	assert_int_equal(listen(f->lfd, 4), 0);
 	f->ssl_ctx = SSL_CTX_new(TLS_server_method());
 	assert_int_equal(SSL_CTX_use_certificate_chain_file(f->ssl_ctx, cert_path), 1);
 	assert_int_equal(SSL_CTX_use_PrivateKey_file(f->ssl_ctx, key_path, SSL_FILETYPE_PEM), 1);
 	assert_int_equal(pthread_create(&f->thread, NULL, fake_thread, f), 0);
 	return f;
+}
+
+static struct fake *fake_start(void (*script)(struct fake *f))
+{
+	return fake_start_on(script, false);
 }
 
 static void fake_finish(struct fake *f)
@@ -1036,6 +1049,104 @@ static void test_greeting_timeout(void **state)
 	fake_free(f);
 }
 
+/* IPv6, with a source address to bind; a source of the other family is refused at once. */
+static char peer_ip[64];
+
+static void script_ipv6(struct fake *f)
+{
+	struct sockaddr_in6 sa;
+	socklen_t sl = sizeof(sa);
+	getpeername(f->fd, (struct sockaddr *)&sa, &sl);
+	inet_ntop(AF_INET6, &sa.sin6_addr, peer_ip, sizeof(peer_ip));
+	fake_send(f, "220 hi\r\n");
+	ehlo_reply(f, "250 PIPELINING\r\n");
+	if (fake_expect(f, "QUIT"))
+		fake_send(f, "221 bye\r\n");
+}
+
+static void test_ipv6_local_bind(void **state)
+{
+	(void)state;
+	struct fake *f = fake_start_on(script_ipv6, true);
+	struct run r = {0};
+	struct smtp_client_params p = test_params(f->port);
+	p.ip = "::1";
+	p.local_ip = "::1";
+	run_session(&r, &p);
+	fake_finish(f);
+	assert_true(r.result.was_ready);
+	assert_int_equal(r.result.reply.status, SMTP_CLIENT_DELIVERED);
+	assert_string_equal(peer_ip, "::1");
+	fake_free(f);
+	struct net_loop *loop = net_loop_new();
+	const char *error = NULL;
+	p.local_ip = "127.0.0.1";
+	assert_null(smtp_client_start(loop, &p, &run_callbacks, &r, &error));
+	assert_non_null(error);
+	net_loop_free(&loop);
+}
+
+/* STARTTLS refused: opportunistic goes on in plain text, mandatory gives up. */
+static void script_starttls_refused(struct fake *f)
+{
+	fake_send(f, "220 hi\r\n");
+	ehlo_reply(f, "250 STARTTLS\r\n");
+	if (!fake_expect(f, "STARTTLS"))
+		return;
+	fake_send(f, "454 4.7.0 TLS not available now\r\n");
+	char line[256];
+	if (!fake_line(f, line, sizeof(line)))
+		return;
+	snprintf(auth_line, sizeof(auth_line), "%s", line);
+	fake_send(f, "221 bye\r\n");
+}
+
+static void test_starttls_refused(void **state)
+{
+	(void)state;
+	struct run r = {0};
+	run_tls(&r, script_starttls_refused, SMTP_CLIENT_TLS_OPPORTUNISTIC, CONN_TLS_VERIFY_NONE, NULL,
+	        0, NULL, NULL, NULL);
+	assert_true(r.result.was_ready);
+	assert_string_equal(auth_line, "QUIT"); /* ready in plain text, then QUIT */
+	assert_string_equal(r.tls_desc, "");
+	struct run r2 = {0};
+	run_tls(&r2, script_starttls_refused, SMTP_CLIENT_TLS_MANDATORY, CONN_TLS_VERIFY_NONE, NULL, 0,
+	        NULL, NULL, NULL);
+	assert_false(r2.result.was_ready);
+	assert_int_equal(r2.result.reply.code, 454);
+	assert_true(r2.result.reply.remote);
+	assert_true(has(r2.result.reply.text, "STARTTLS: TLS not available now"));
+}
+
+/* REQUIRETLS (RFC 8689) without verified TLS: refused before MAIL with 5.7.30. */
+static void script_requiretls(struct fake *f)
+{
+	fake_send(f, "220 hi\r\n");
+	ehlo_reply(f, "250 REQUIRETLS\r\n");
+	if (fake_expect(f, "QUIT"))
+		fake_send(f, "221 bye\r\n");
+}
+
+static void test_requiretls_needs_verified_tls(void **state)
+{
+	(void)state;
+	struct fake *f = fake_start(script_requiretls);
+	char *path = write_file("m6", "x\r\n", 3);
+	struct smtp_client_rcpt rc[1] = {{.address = "a@dest.example"}};
+	struct smtp_client_message m = {
+	    .path = path, .mail_from = "s@posthorn.test", .requiretls = true, .rcpts = rc, .rcpt_count = 1};
+	struct run r = {.msgs = {&m}, .msg_count = 1};
+	struct smtp_client_params p = test_params(f->port);
+	run_session(&r, &p);
+	fake_finish(f);
+	assert_int_equal(rc[0].result.status, SMTP_CLIENT_PERMFAIL);
+	assert_string_equal(rc[0].result.enhanced, "5.7.30");
+	assert_false(has(f->log, "MAIL"));
+	free(path);
+	fake_free(f);
+}
+
 static int setup(void **state)
 {
 	(void)state;
@@ -1075,6 +1186,9 @@ int main(void)
 	    cmocka_unit_test(test_implicit_tls_auth_login),
 	    cmocka_unit_test(test_connect_refused),
 	    cmocka_unit_test(test_greeting_timeout),
+	    cmocka_unit_test(test_ipv6_local_bind),
+	    cmocka_unit_test(test_starttls_refused),
+	    cmocka_unit_test(test_requiretls_needs_verified_tls),
 	};
 	return cmocka_run_group_tests(tests, setup, teardown);
 }
