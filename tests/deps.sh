@@ -8,7 +8,8 @@ BUILD_PKGS="build-essential pkg-config libevent-dev libssl-dev libsqlite3-dev li
 # AUTH (Authen::SASL, Digest::HMAC) named here; fetchmail and curl need the CA bundle.
 TEST_PKGS="libcmocka-dev python3 python3-pytest clang libclang-rt-14-dev clang-format
 	swaks libnet-ssleay-perl libio-socket-ssl-perl libauthen-sasl-perl libdigest-hmac-perl
-	fetchmail getmail6 isync curl ca-certificates offlineimap3 neomutt tmux"
+	fetchmail getmail6 isync curl ca-certificates offlineimap3 neomutt tmux
+	python3-aiosmtpd"
 want="$BUILD_PKGS"
 [ "$1" = test ] && want="$want $TEST_PKGS"
 missing=""

@@ -20,7 +20,10 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <signal.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
+#include <time.h>
 #include <unistd.h>
 
 #include <openssl/err.h>
@@ -1147,6 +1150,134 @@ static void test_requiretls_needs_verified_tls(void **state)
 	fake_free(f);
 }
 
+/* ---- against a real server: aiosmtpd (python3-aiosmtpd) ---- */
+
+static char *read_all(const char *path, size_t *len_r)
+{
+	FILE *fp = fopen(path, "rb");
+	if (fp == NULL)
+		return NULL;
+	char *data = NULL;
+	size_t len = 0, cap = 0;
+	for (;;) {
+		if (len + 4096 + 1 > cap) {
+			cap = (len + 4096 + 1) * 2;
+			data = realloc(data, cap);
+		}
+		size_t n = fread(data + len, 1, 4096, fp);
+		len += n;
+		if (n == 0)
+			break;
+	}
+	fclose(fp);
+	data[len] = '\0';
+	*len_r = len;
+	return data;
+}
+
+static int free_port(void)
+{
+	int fd = socket(AF_INET, SOCK_STREAM, 0);
+	struct sockaddr_in sa = {.sin_family = AF_INET};
+	sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+	assert_int_equal(bind(fd, (struct sockaddr *)&sa, sizeof(sa)), 0);
+	socklen_t sl = sizeof(sa);
+	getsockname(fd, (struct sockaddr *)&sa, &sl);
+	close(fd);
+	return ntohs(sa.sin_port);
+}
+
+static void test_aiosmtpd(void **state)
+{
+	(void)state;
+	char out[160], script[512], ready[200], portbuf[16];
+	snprintf(out, sizeof(out), "%s/sink", tmpdir);
+	assert_int_equal(mkdir(out, 0700), 0);
+	snprintf(ready, sizeof(ready), "%s/ready", out);
+	/* the helper script sits beside this file */
+	const char *me = __FILE__;
+	const char *slash = strrchr(me, '/');
+	snprintf(script, sizeof(script), "%.*saiosmtpd_sink.py", slash != NULL ? (int)(slash - me + 1) : 0, me);
+	int port = free_port();
+	snprintf(portbuf, sizeof(portbuf), "%d", port);
+	pid_t pid = fork();
+	assert_true(pid >= 0);
+	if (pid == 0) {
+		execl("/usr/bin/python3", "python3", script, portbuf, cert_path, key_path, out, (char *)NULL);
+		_exit(127);
+	}
+	struct stat st;
+	for (int i = 0; i < 200 && stat(ready, &st) != 0; i++) {
+		struct timespec ts = {0, 50 * 1000 * 1000};
+		nanosleep(&ts, NULL);
+	}
+	bool up = stat(ready, &st) == 0;
+	if (up) {
+		char *p1 = write_file("a1", body_in, sizeof(body_in) - 1);
+		const char eight[] = "Subject: caf\xc3\xa9\r\n\r\nd\xc3\xa9j\xc3\xa0 vu\r\n";
+		char *p2 = write_file("a2", eight, sizeof(eight) - 1);
+		struct smtp_client_rcpt r1[2] = {{.address = "a@dest.example"}, {.address = "reject@dest.example"}};
+		struct smtp_client_rcpt r2[1] = {{.address = "b@dest.example"}};
+		const char prefix[] = "DKIM-Signature: v=1; test\r\n";
+		struct smtp_client_message m1 = {.path = p1,
+		                                 .prefix = prefix,
+		                                 .prefix_len = sizeof(prefix) - 1,
+		                                 .mail_from = "sender@posthorn.test",
+		                                 .rcpts = r1,
+		                                 .rcpt_count = 2};
+		struct smtp_client_message m2 = {
+		    .path = p2, .mail_from = "sender@posthorn.test", .eightbit = true, .rcpts = r2, .rcpt_count = 1};
+		struct run r = {.msgs = {&m1, &m2}, .msg_count = 2};
+		struct tls_ctx *t = client_ctx(NULL);
+		struct smtp_client_params p = test_params(port);
+		p.tls = SMTP_CLIENT_TLS_OPPORTUNISTIC;
+		p.tls_ctx = t;
+		run_session(&r, &p);
+		tls_ctx_unref(&t);
+		assert_int_equal(r.result.reply.status, SMTP_CLIENT_DELIVERED);
+		assert_true(has(r.tls_desc, "TLSv1."));
+		assert_int_equal(r1[0].result.status, SMTP_CLIENT_DELIVERED);
+		assert_string_equal(r1[0].result.text, "OK queued as sink-1");
+		assert_int_equal(r1[1].result.status, SMTP_CLIENT_PERMFAIL);
+		assert_string_equal(r1[1].result.enhanced, "5.1.1");
+		assert_int_equal(r2[0].result.status, SMTP_CLIENT_DELIVERED);
+		free(p1);
+		free(p2);
+	}
+	kill(pid, SIGTERM);
+	int status = 0;
+	waitpid(pid, &status, 0);
+	assert_true(up); /* python3-aiosmtpd is in tests/deps.sh */
+	char path[220];
+	size_t len = 0;
+	snprintf(path, sizeof(path), "%s/msg-1", out);
+	char *msg = read_all(path, &len);
+	assert_non_null(msg);
+	/* what the server stored is the message as we mean it: un-stuffed, no Return-Path */
+	char expect[sizeof(body_out) + 8];
+	size_t e = 0;
+	for (size_t i = 0; i < sizeof(body_out) - 1; i++) {
+		if (body_out[i] == '.' && (i == 0 || body_out[i - 1] == '\n'))
+			i++; /* drop the stuffing dot */
+		expect[e++] = body_out[i];
+	}
+	assert_int_equal(len, e);
+	assert_memory_equal(msg, expect, e);
+	free(msg);
+	snprintf(path, sizeof(path), "%s/env-1", out);
+	char *env = read_all(path, &len);
+	assert_non_null(env);
+	assert_true(has(env, "\"tls\": true"));
+	assert_true(has(env, "\"rcpt_tos\": [\"a@dest.example\"]"));
+	assert_true(has(env, "SIZE="));
+	free(env);
+	snprintf(path, sizeof(path), "%s/env-2", out);
+	env = read_all(path, &len);
+	assert_non_null(env);
+	assert_true(has(env, "BODY=8BITMIME"));
+	free(env);
+}
+
 static int setup(void **state)
 {
 	(void)state;
@@ -1189,6 +1320,7 @@ int main(void)
 	    cmocka_unit_test(test_ipv6_local_bind),
 	    cmocka_unit_test(test_starttls_refused),
 	    cmocka_unit_test(test_requiretls_needs_verified_tls),
+	    cmocka_unit_test(test_aiosmtpd),
 	};
 	return cmocka_run_group_tests(tests, setup, teardown);
 }
