@@ -459,10 +459,17 @@ static void smtp_client_session_reply(struct smtp_client *c, const struct smtp_r
 
 /* ---- one message ---- */
 
+/* Envelope texts we put on a command line: no controls or spaces, and short enough that
+ * MAIL or RCPT stays within a reply-sized line whatever the parameters. */
+#define SMTP_CLIENT_ADDRESS_MAX 1000
+#define SMTP_CLIENT_PARAM_MAX 500
+
 static bool smtp_client_safe(const char *s)
 {
 	if (s == NULL)
 		return true;
+	if (strlen(s) > SMTP_CLIENT_PARAM_MAX)
+		return false;
 	for (; *s != '\0'; s++)
 		if ((unsigned char)*s <= 0x20 || *s == 0x7f)
 			return false;
@@ -471,6 +478,8 @@ static bool smtp_client_safe(const char *s)
 
 static bool smtp_client_safe_address(const char *s)
 {
+	if (strlen(s) > SMTP_CLIENT_ADDRESS_MAX)
+		return false;
 	for (; *s != '\0'; s++)
 		if ((unsigned char)*s < 0x20 || *s == 0x7f || *s == '<' || *s == '>')
 			return false;
@@ -993,6 +1002,8 @@ static void smtp_client_on_tls_ready(struct conn *conn, void *ctx)
 	if (c->state == SC_TLS_IMPLICIT) {
 		smtp_client_set_state(c, SC_GREETING);
 		smtp_client_timer(c, c->timeouts.greeting);
+		if (conn_input_length(conn) > 0)
+			smtp_client_on_input(conn, c); /* the greeting came with the handshake */
 		return;
 	}
 	/* RFC 3207 §4.2: forget everything learned before TLS, say EHLO again */

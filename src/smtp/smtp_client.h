@@ -149,8 +149,9 @@ struct smtp_client *smtp_client_start(struct net_loop *loop,
  * ready. */
 int smtp_client_send(struct smtp_client *client, struct smtp_client_message *msg)
     __attribute__((warn_unused_result));
-/* Say QUIT (when ready) and close; or, in the middle of anything, drop the connection
- * (pending recipients: TEMPFAIL). closed follows, never from inside this call. */
+/* Say QUIT (when ready) and close; or, in the middle of anything, drop the connection:
+ * the message in flight gets message_done at once (its pending recipients TEMPFAIL 4.3.0),
+ * closed follows later, never from inside this call. */
 void smtp_client_quit(struct smtp_client *client);
 
 /* About the session, valid from start to the end of closed. */

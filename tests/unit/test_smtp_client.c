@@ -1139,13 +1139,20 @@ static void test_requiretls_needs_verified_tls(void **state)
 	struct smtp_client_rcpt rc[1] = {{.address = "a@dest.example"}};
 	struct smtp_client_message m = {
 	    .path = path, .mail_from = "s@posthorn.test", .requiretls = true, .rcpts = rc, .rcpt_count = 1};
-	struct run r = {.msgs = {&m}, .msg_count = 1};
+	/* and an envelope that would inject a command: refused, never written */
+	struct smtp_client_rcpt rc2[1] = {{.address = "a@dest.example>\r\nRSET\r\nRCPT TO:<x@y"}};
+	struct smtp_client_message m2 = {.path = path, .mail_from = "s@posthorn.test", .rcpts = rc2, .rcpt_count = 1};
+	struct run r = {.msgs = {&m, &m2}, .msg_count = 2};
 	struct smtp_client_params p = test_params(f->port);
 	run_session(&r, &p);
 	fake_finish(f);
 	assert_int_equal(rc[0].result.status, SMTP_CLIENT_PERMFAIL);
 	assert_string_equal(rc[0].result.enhanced, "5.7.30");
+	assert_int_equal(rc2[0].result.status, SMTP_CLIENT_PERMFAIL);
+	assert_string_equal(rc2[0].result.enhanced, "5.1.3");
+	assert_int_equal(r.done_count, 2);
 	assert_false(has(f->log, "MAIL"));
+	assert_false(has(f->log, "RSET"));
 	free(path);
 	fake_free(f);
 }
