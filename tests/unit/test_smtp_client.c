@@ -1030,6 +1030,31 @@ static void test_connect_refused(void **state)
 	net_loop_free(&loop);
 }
 
+/* A listener whose accept queue is full drops our SYN: the connect timeout ends it. */
+static void test_connect_timeout(void **state)
+{
+	(void)state;
+	int lfd = socket(AF_INET, SOCK_STREAM, 0);
+	struct sockaddr_in sa = {.sin_family = AF_INET};
+	sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+	assert_int_equal(bind(lfd, (struct sockaddr *)&sa, sizeof(sa)), 0);
+	socklen_t sl = sizeof(sa);
+	getsockname(lfd, (struct sockaddr *)&sa, &sl);
+	assert_int_equal(listen(lfd, 0), 0);
+	int filler = socket(AF_INET, SOCK_STREAM, 0);
+	assert_int_equal(connect(filler, (struct sockaddr *)&sa, sizeof(sa)), 0);
+	struct run r = {0};
+	struct smtp_client_params p = test_params(ntohs(sa.sin_port));
+	p.timeouts.connect = 1;
+	run_session(&r, &p);
+	close(filler);
+	close(lfd);
+	assert_false(r.result.was_ready);
+	assert_int_equal(r.result.reply.status, SMTP_CLIENT_TEMPFAIL);
+	assert_string_equal(r.result.reply.enhanced, "4.4.1");
+	assert_true(has(r.result.reply.text, "timed out"));
+}
+
 static void script_silent(struct fake *f)
 {
 	char line[100];
@@ -1049,6 +1074,43 @@ static void test_greeting_timeout(void **state)
 	assert_int_equal(r.result.reply.status, SMTP_CLIENT_TEMPFAIL);
 	assert_string_equal(r.result.reply.enhanced, "4.4.2");
 	assert_true(has(r.result.reply.text, "timeout"));
+	fake_free(f);
+}
+
+/* No reply after the final dot: the data_done timeout defers the recipients (never a
+ * delivery counted as done, never a bounce). */
+static void script_no_final_reply(struct fake *f)
+{
+	fake_send(f, "220 hi\r\n");
+	ehlo_reply(f, "250 PIPELINING\r\n");
+	if (!fake_expect(f, "MAIL") || !fake_expect(f, "RCPT") || !fake_expect(f, "DATA"))
+		return;
+	fake_send(f, "250 ok\r\n250 ok\r\n354 go\r\n");
+	if (!fake_data(f, &got_data, &got_len))
+		return;
+	char line[100];
+	fake_line(f, line, sizeof(line)); /* silence until the client hangs up */
+	f->error[0] = '\0';
+}
+
+static void test_data_done_timeout(void **state)
+{
+	(void)state;
+	struct fake *f = fake_start(script_no_final_reply);
+	char *path = write_file("m7", "x\r\n", 3);
+	struct smtp_client_rcpt rc[1] = {{.address = "a@dest.example"}};
+	struct smtp_client_message m = {.path = path, .mail_from = "s@posthorn.test", .rcpts = rc, .rcpt_count = 1};
+	struct run r = {.msgs = {&m}, .msg_count = 1};
+	struct smtp_client_params p = test_params(f->port);
+	p.timeouts.data_done = 1;
+	run_session(&r, &p);
+	fake_finish(f);
+	assert_int_equal(rc[0].result.status, SMTP_CLIENT_TEMPFAIL);
+	assert_string_equal(rc[0].result.enhanced, "4.4.2");
+	assert_true(has(rc[0].result.text, "timeout waiting for the reply to the message"));
+	free(got_data);
+	got_data = NULL;
+	free(path);
 	fake_free(f);
 }
 
@@ -1328,6 +1390,8 @@ int main(void)
 	    cmocka_unit_test(test_starttls_refused),
 	    cmocka_unit_test(test_requiretls_needs_verified_tls),
 	    cmocka_unit_test(test_aiosmtpd),
+	    cmocka_unit_test(test_data_done_timeout),
+	    cmocka_unit_test(test_connect_timeout),
 	};
 	return cmocka_run_group_tests(tests, setup, teardown);
 }
