@@ -701,18 +701,24 @@ static void test_refusals_and_reuse(void **state)
 static char *bdat_body;
 static size_t bdat_len;
 static unsigned bdat_chunks;
+static bool bdat_pipelining;
 
 static void script_bdat(struct fake *f)
 {
 	fake_send(f, "220 hi\r\n");
-	ehlo_reply(f, "250-PIPELINING\r\n250-CHUNKING\r\n250 SMTPUTF8\r\n");
-	if (!fake_expect(f, "MAIL FROM:<s@posthorn.test> SMTPUTF8") || !fake_expect(f, "RCPT"))
+	ehlo_reply(f, bdat_pipelining ? "250-PIPELINING\r\n250-CHUNKING\r\n250 SMTPUTF8\r\n"
+	                              : "250-CHUNKING\r\n250 SMTPUTF8\r\n");
+	if (!fake_expect(f, "MAIL FROM:<s@posthorn.test> SMTPUTF8"))
+		return;
+	if (!bdat_pipelining)
+		fake_send(f, "250 ok\r\n");
+	if (!fake_expect(f, "RCPT"))
 		return;
 	if (f->inlen != 0) {
 		fake_fail(f, "body sent before the RCPT reply");
 		return;
 	}
-	fake_send(f, "250 ok\r\n250 ok\r\n");
+	fake_send(f, bdat_pipelining ? "250 ok\r\n250 ok\r\n" : "250 ok\r\n");
 	for (;;) {
 		char line[200];
 		if (!fake_line(f, line, sizeof(line)))
@@ -725,6 +731,10 @@ static void script_bdat(struct fake *f)
 		}
 		if (!fake_bytes(f, n, &bdat_body, &bdat_len))
 			return;
+		if (!bdat_pipelining && f->inlen != 0) {
+			fake_fail(f, "the next chunk came before this one's reply without PIPELINING");
+			return;
+		}
 		bdat_chunks++;
 		fake_send(f, strcmp(last, "LAST") == 0 ? "250 2.0.0 all of it\r\n" : "250 2.0.0 chunk\r\n");
 		if (strcmp(last, "LAST") == 0)
@@ -734,9 +744,11 @@ static void script_bdat(struct fake *f)
 		fake_send(f, "221 bye\r\n");
 }
 
-static void test_bdat(void **state)
+static void run_bdat(bool pipelining)
 {
-	(void)state;
+	bdat_pipelining = pipelining;
+	bdat_chunks = 0;
+	bdat_len = 0;
 	struct fake *f = fake_start(script_bdat);
 	const char *rp = "Return-Path: <s@posthorn.test>\r\n";
 	size_t lines = 20000;
@@ -770,6 +782,13 @@ static void test_bdat(void **state)
 	free(expect);
 	free(path);
 	fake_free(f);
+}
+
+static void test_bdat(void **state)
+{
+	(void)state;
+	run_bdat(true);
+	run_bdat(false);
 }
 
 /* ---- TLS ---- */
