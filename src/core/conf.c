@@ -109,6 +109,13 @@ static const struct conf_key conf_keys[] = {
     {"smarthost_password", T_STRING, OFF(smarthost_password), 0, 0, 0},
     {"smarthost_password_file", T_STRING, OFF(smarthost_password_file), 0, 0, 0},
     {"queue_delay_warning", T_SECONDS, OFF(queue_delay_warning), 0, 86400 * 365, 0},
+    {"outbound_connect_timeout", T_SECONDS, OFF(outbound_connect_timeout), 1, 3600, 0},
+    {"outbound_greeting_timeout", T_SECONDS, OFF(outbound_greeting_timeout), 1, 86400, 0},
+    {"outbound_command_timeout", T_SECONDS, OFF(outbound_command_timeout), 1, 86400, 0},
+    {"outbound_data_init_timeout", T_SECONDS, OFF(outbound_data_init_timeout), 1, 86400, 0},
+    {"outbound_data_block_timeout", T_SECONDS, OFF(outbound_data_block_timeout), 1, 86400, 0},
+    {"outbound_data_done_timeout", T_SECONDS, OFF(outbound_data_done_timeout), 1, 86400, 0},
+    {"outbound_tls_ca_file", T_PATH, OFF(outbound_tls_ca_file), 0, 0, 0},
 };
 
 static char *conf_resolve_path(const char *base_dir, const char *value)
@@ -192,6 +199,12 @@ struct conf *conf_new_defaults(const char *base_dir)
 	c->smarthost_user = xstrdup("");
 	c->smarthost_password = xstrdup("");
 	c->smarthost_password_file = xstrdup("");
+	c->outbound_connect_timeout = 30;
+	c->outbound_greeting_timeout = 300;
+	c->outbound_command_timeout = 300;
+	c->outbound_data_init_timeout = 120;
+	c->outbound_data_block_timeout = 180;
+	c->outbound_data_done_timeout = 600;
 	return c;
 }
 
@@ -233,6 +246,7 @@ void conf_free(struct conf **conf)
 		xmemzero(c->smarthost_password, strlen(c->smarthost_password));
 	free(c->smarthost_password);
 	free(c->smarthost_password_file);
+	free(c->outbound_tls_ca_file);
 	for (int k = 0; k < CONF_LISTENER_COUNT; k++)
 		conf_clear_listen(c, k);
 	free(c);

@@ -106,6 +106,15 @@ struct conf {
 	size_t listen_count[CONF_LISTENER_COUNT];
 	struct conf_listen listen[CONF_LISTENER_COUNT][CONF_LISTEN_MAX];
 	struct limits limits;
+	/* The SMTP client of outbound delivery: timeouts in seconds (RFC 5321 §4.5.3.2) and a
+	 * PEM file of extra trusted CAs (tests, private CAs; NULL = the system's only). */
+	unsigned outbound_connect_timeout;
+	unsigned outbound_greeting_timeout;
+	unsigned outbound_command_timeout;
+	unsigned outbound_data_init_timeout;
+	unsigned outbound_data_block_timeout;
+	unsigned outbound_data_done_timeout;
+	char *outbound_tls_ca_file;
 };
 
 /* A conf holding every default; paths resolved against base_dir. Free with conf_free(). */

@@ -655,6 +655,8 @@ static void conn_tls_deadline_cb(evutil_socket_t fd, short what, void *arg)
 	if (c->dead || !c->tls_pending)
 		return;
 	log_info("session=%s event=disconnect reason=tls-handshake-timeout ip=%s", c->id, c->ip);
+	if (c->error[0] == '\0')
+		snprintf(c->error, sizeof(c->error), "TLS handshake timed out");
 	conn_destroy(c);
 }
 

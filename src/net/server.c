@@ -625,6 +625,7 @@ struct net_loop *net_loop_new(void)
 {
 	if (evthread_use_pthreads() < 0)
 		log_fatal("libevent: no pthreads support");
+	signal(SIGPIPE, SIG_IGN); /* a peer that hung up is an error return, not a signal */
 	struct net_loop *loop = xcalloc(1, sizeof(*loop));
 	loop->base = event_base_new();
 	if (loop->base == NULL)
@@ -644,7 +645,6 @@ void net_loop_free(struct net_loop **loop)
 
 int net_loop_run(struct net_loop *loop)
 {
-	signal(SIGPIPE, SIG_IGN);
 	return event_base_dispatch(loop->base) < 0 ? -1 : 0;
 }
 

@@ -14,17 +14,18 @@
 
 #include "core/base64.h"
 #include "core/buf.h"
+#include "core/conf.h"
 #include "core/log.h"
 #include "core/xmalloc.h"
 #include "net/tls.h"
+#include "smtp/smtp_body.h"
 #include "smtp/smtp_reply.h"
 #include "core/banned.h"
 
 /* Octets of the file read per block; a DATA write or one BDAT chunk. */
 #define SMTP_CLIENT_BLOCK (64 * 1024)
-/* Room for a transformed block: every octet may double, plus a pending CR, the final CRLF
- * and the terminating dot line. */
-#define SMTP_CLIENT_OUT_MAX (2 * SMTP_CLIENT_BLOCK + 16)
+/* Room for an encoded block and the end of the body. */
+#define SMTP_CLIENT_OUT_MAX (SMTP_BODY_OUT_MAX(SMTP_CLIENT_BLOCK) + SMTP_BODY_END_MAX)
 /* A first line of the file that is a Return-Path: field is looked for in this many octets. */
 #define SMTP_CLIENT_RETURN_PATH_MAX 4096
 
@@ -73,7 +74,8 @@ struct smtp_client_txn {
 	bool dot_only; /* 354 without an accepted recipient: an empty message, then RSET */
 	/* body */
 	size_t prefix_pos;
-	bool line_start, prev_cr, body_done;
+	struct smtp_body_encoder enc;
+	bool body_done;
 	unsigned bdat_outstanding;
 	bool bdat_failed, bdat_last_sent;
 	struct smtp_client_reply bdat_reply;
@@ -458,10 +460,17 @@ static void smtp_client_session_reply(struct smtp_client *c, const struct smtp_r
 
 /* ---- one message ---- */
 
+/* Envelope texts we put on a command line: no controls or spaces, and short enough that
+ * MAIL or RCPT stays within a reply-sized line whatever the parameters. */
+#define SMTP_CLIENT_ADDRESS_MAX 1000
+#define SMTP_CLIENT_PARAM_MAX 500
+
 static bool smtp_client_safe(const char *s)
 {
 	if (s == NULL)
 		return true;
+	if (strlen(s) > SMTP_CLIENT_PARAM_MAX)
+		return false;
 	for (; *s != '\0'; s++)
 		if ((unsigned char)*s <= 0x20 || *s == 0x7f)
 			return false;
@@ -470,6 +479,8 @@ static bool smtp_client_safe(const char *s)
 
 static bool smtp_client_safe_address(const char *s)
 {
+	if (strlen(s) > SMTP_CLIENT_ADDRESS_MAX)
+		return false;
 	for (; *s != '\0'; s++)
 		if ((unsigned char)*s < 0x20 || *s == 0x7f || *s == '<' || *s == '>')
 			return false;
@@ -500,12 +511,8 @@ static int smtp_client_open(struct smtp_client *c, struct smtp_client_reply *r)
 	t->size = st.st_size;
 	char head[SMTP_CLIENT_RETURN_PATH_MAX];
 	ssize_t n = pread(t->fd, head, sizeof(head), 0);
-	if (n >= 12 && strncasecmp(head, "Return-Path:", 12) == 0) {
-		const char *lf = memchr(head, '\n', (size_t)n);
-		if (lf != NULL)
-			t->offset = lf - head + 1; /* our own trace line: never sent (RFC 5321 §4.4) */
-	}
-	t->line_start = true;
+	if (n > 0)
+		t->offset = (off_t)smtp_body_return_path_len(head, (size_t)n);
 	return 0;
 }
 
@@ -621,6 +628,7 @@ int smtp_client_send(struct smtp_client *c, struct smtp_client_message *msg)
 	}
 	t->accepted = xcalloc(msg->rcpt_count, sizeof(bool));
 	t->bdat = c->ehlo.chunking;
+	smtp_body_encoder_init(&t->enc, !t->bdat);
 	smtp_client_set_state(c, SC_TXN);
 	smtp_client_timer(c, c->timeouts.command);
 	smtp_client_send_mail(c);
@@ -786,71 +794,19 @@ static void smtp_client_bdat_reply(struct smtp_client *c, const struct smtp_repl
 
 /* ---- the body ---- */
 
-/* Transform in into out: CRLF line ends (a bare LF or bare CR becomes CRLF, RFC 5321
- * §2.3.8), and for DATA a '.' starting a line doubled (§4.5.2). State carries over blocks. */
-static size_t smtp_client_transform(struct smtp_client_txn *t, const unsigned char *in,
-                                    size_t len, unsigned char *out, bool stuff)
-{
-	size_t o = 0;
-	for (size_t i = 0; i < len; i++) {
-		unsigned char b = in[i];
-		if (t->prev_cr) {
-			t->prev_cr = false;
-			out[o++] = '\r';
-			out[o++] = '\n';
-			t->line_start = true;
-			if (b == '\n')
-				continue;
-		}
-		if (b == '\r') {
-			t->prev_cr = true;
-			continue;
-		}
-		if (b == '\n') {
-			out[o++] = '\r';
-			out[o++] = '\n';
-			t->line_start = true;
-			continue;
-		}
-		if (t->line_start && stuff && b == '.')
-			out[o++] = '.';
-		out[o++] = b;
-		t->line_start = false;
-	}
-	return o;
-}
-
-/* The end of the body: a last line without its CRLF gets one; DATA ends with ".". */
-static size_t smtp_client_transform_end(struct smtp_client_txn *t, unsigned char *out, bool dot)
-{
-	size_t o = 0;
-	if (t->prev_cr || !t->line_start) {
-		out[o++] = '\r';
-		out[o++] = '\n';
-	}
-	t->prev_cr = false;
-	t->line_start = true;
-	if (dot) {
-		memcpy(out + o, ".\r\n", 3);
-		o += 3;
-	}
-	return o;
-}
-
 /* Read and transform the next block (prefix first, then the file). Returns its length in
  * c->out, with *eof when it is the last; -1 when the file cannot be read. */
 static ssize_t smtp_client_next_block(struct smtp_client *c, bool *eof)
 {
 	struct smtp_client_txn *t = &c->txn;
 	const struct smtp_client_message *m = t->msg;
-	bool stuff = !t->bdat;
 	size_t o = 0;
 	if (t->prefix_pos < m->prefix_len) {
 		size_t n = m->prefix_len - t->prefix_pos;
 		if (n > SMTP_CLIENT_BLOCK)
 			n = SMTP_CLIENT_BLOCK;
-		o = smtp_client_transform(t, (const unsigned char *)m->prefix + t->prefix_pos, n,
-		                          c->out, stuff);
+		o = smtp_body_encode(&t->enc, (const unsigned char *)m->prefix + t->prefix_pos, n,
+		                     c->out);
 		t->prefix_pos += n;
 	} else if (t->offset < t->size) {
 		size_t want = (size_t)(t->size - t->offset);
@@ -860,11 +816,11 @@ static ssize_t smtp_client_next_block(struct smtp_client *c, bool *eof)
 		if (n <= 0)
 			return -1; /* the stored file changed or broke under us */
 		t->offset += n;
-		o = smtp_client_transform(t, c->in, (size_t)n, c->out, stuff);
+		o = smtp_body_encode(&t->enc, c->in, (size_t)n, c->out);
 	}
 	*eof = t->prefix_pos >= m->prefix_len && t->offset >= t->size;
 	if (*eof)
-		o += smtp_client_transform_end(t, c->out + o, stuff);
+		o += smtp_body_encode_end(&t->enc, c->out + o);
 	return (ssize_t)o;
 }
 
@@ -992,6 +948,8 @@ static void smtp_client_on_tls_ready(struct conn *conn, void *ctx)
 	if (c->state == SC_TLS_IMPLICIT) {
 		smtp_client_set_state(c, SC_GREETING);
 		smtp_client_timer(c, c->timeouts.greeting);
+		if (conn_input_length(conn) > 0)
+			smtp_client_on_input(conn, c); /* the greeting came with the handshake */
 		return;
 	}
 	/* RFC 3207 §4.2: forget everything learned before TLS, say EHLO again */
@@ -1162,6 +1120,16 @@ void smtp_client_quit(struct smtp_client *c)
 		smtp_client_write(c, "QUIT\r\n");
 	}
 	smtp_client_fail(c, &r);
+}
+
+void smtp_client_timeouts_from_conf(const struct conf *conf, struct smtp_client_timeouts *t)
+{
+	t->connect = conf->outbound_connect_timeout;
+	t->greeting = conf->outbound_greeting_timeout;
+	t->command = conf->outbound_command_timeout;
+	t->data_init = conf->outbound_data_init_timeout;
+	t->data_block = conf->outbound_data_block_timeout;
+	t->data_done = conf->outbound_data_done_timeout;
 }
 
 const char *smtp_client_ip(const struct smtp_client *c)

@@ -55,6 +55,10 @@ struct smtp_client_timeouts {
 	unsigned data_done;  /* the reply after the final dot or BDAT LAST (§4.5.3.2.6: 10 min) */
 };
 
+struct conf;
+/* The timeouts of conf (outbound_*_timeout). */
+void smtp_client_timeouts_from_conf(const struct conf *conf, struct smtp_client_timeouts *t);
+
 struct smtp_client_params {
 	const char *ip;       /* numeric address to connect to */
 	int port;             /* 25, 587, 465 ... */
@@ -145,8 +149,9 @@ struct smtp_client *smtp_client_start(struct net_loop *loop,
  * ready. */
 int smtp_client_send(struct smtp_client *client, struct smtp_client_message *msg)
     __attribute__((warn_unused_result));
-/* Say QUIT (when ready) and close; or, in the middle of anything, drop the connection
- * (pending recipients: TEMPFAIL). closed follows, never from inside this call. */
+/* Say QUIT (when ready) and close; or, in the middle of anything, drop the connection:
+ * the message in flight gets message_done at once (its pending recipients TEMPFAIL 4.3.0),
+ * closed follows later, never from inside this call. */
 void smtp_client_quit(struct smtp_client *client);
 
 /* About the session, valid from start to the end of closed. */

@@ -401,6 +401,37 @@ static void test_hostile_limits(void **state)
 	refuse_value("smtp_pregreet_wait", "61", "value out of range");
 }
 
+/* The outbound SMTP client's settings (issue 9): RFC 5321 §4.5.3.2 defaults, values, ranges,
+ * and the test CA file as a path relative to the configuration. */
+static void test_outbound_client(void **state)
+{
+	(void)state;
+	struct conf *c = parse("");
+	assert_int_equal(c->outbound_connect_timeout, 30);
+	assert_int_equal(c->outbound_greeting_timeout, 300);
+	assert_int_equal(c->outbound_command_timeout, 300);
+	assert_int_equal(c->outbound_data_init_timeout, 120);
+	assert_int_equal(c->outbound_data_block_timeout, 180);
+	assert_int_equal(c->outbound_data_done_timeout, 600);
+	assert_null(c->outbound_tls_ca_file);
+	conf_free(&c);
+	c = parse("outbound_connect_timeout = 5s\noutbound_greeting_timeout = 1m\n"
+	          "outbound_command_timeout = 2m\noutbound_data_init_timeout = 3m\n"
+	          "outbound_data_block_timeout = 4m\noutbound_data_done_timeout = 1h\n"
+	          "outbound_tls_ca_file = /etc/test-ca.pem\n");
+	assert_int_equal(c->outbound_connect_timeout, 5);
+	assert_int_equal(c->outbound_greeting_timeout, 60);
+	assert_int_equal(c->outbound_command_timeout, 120);
+	assert_int_equal(c->outbound_data_init_timeout, 180);
+	assert_int_equal(c->outbound_data_block_timeout, 240);
+	assert_int_equal(c->outbound_data_done_timeout, 3600);
+	assert_string_equal(c->outbound_tls_ca_file, "/etc/test-ca.pem");
+	conf_free(&c);
+	refuse_value("outbound_connect_timeout", "0", "value out of range");
+	refuse_value("outbound_data_done_timeout", "0", "value out of range");
+	refuse_value("outbound_tls_ca_file", "", "must not be empty");
+}
+
 static void test_bool(void **state)
 {
 	(void)state;
@@ -885,6 +916,7 @@ int main(void)
 	    cmocka_unit_test(test_auth_settings),
 	    cmocka_unit_test(test_dns_settings),
 	    cmocka_unit_test(test_queue_settings),
+	    cmocka_unit_test(test_outbound_client),
 	    /* last: fails (and under -fno-sanitize-recover aborts) until conf.c stores
 	     * limit_data_min_rate with the width of its field */
 	    cmocka_unit_test(test_data_min_rate),
