@@ -104,6 +104,12 @@ void outbound_job_done(struct ob_job *job)
 	}
 }
 
+/* A lease is renewed every third of its length: an attempt keeps it however long it runs. */
+static unsigned outbound_renew_ms(const struct conf *conf)
+{
+	return conf->queue_lease_time * 1000u / 3u;
+}
+
 /* Keep the lease while an attempt runs longer than a lease. */
 static void outbound_renew(void *ctx)
 {
@@ -111,9 +117,9 @@ static void outbound_renew(void *ctx)
 	struct ob_op *o = xcalloc(1, sizeof(*o));
 	o->op.action = STORE_QUEUE_RENEW;
 	o->op.id = job->entry->id;
-	o->op.lease = OB_LEASE_SECONDS;
+	o->op.lease = job->conf->queue_lease_time;
 	outbound_queue_op(job->ob, o);
-	net_event_schedule(job->renew, OB_RENEW_SECONDS * 1000);
+	net_event_schedule(job->renew, outbound_renew_ms(job->conf));
 }
 
 static void outbound_claimed(struct outbound *ob, struct ob_op *o)
@@ -139,7 +145,7 @@ static void outbound_claimed(struct outbound *ob, struct ob_op *o)
 		job->conf = conf_slot_get(ob->slot);
 		job->state = OB_JOB_WAITING;
 		job->renew = net_event_new(ob->loop, outbound_renew, job);
-		net_event_schedule(job->renew, OB_RENEW_SECONDS * 1000);
+		net_event_schedule(job->renew, outbound_renew_ms(job->conf));
 		job->next = ob->jobs;
 		ob->jobs = job;
 		ob->active++;
@@ -235,6 +241,7 @@ static void outbound_claim(struct outbound *ob)
 		return;
 	struct conf *conf = conf_slot_get(ob->slot);
 	size_t max = conf->outbound_enabled ? conf->outbound_concurrency : 0;
+	unsigned lease = conf->queue_lease_time;
 	conf_free(&conf);
 	if (ob->active >= max)
 		return;
@@ -245,7 +252,7 @@ static void outbound_claim(struct outbound *ob)
 	ob->claiming = true;
 	struct ob_op *o = xcalloc(1, sizeof(*o));
 	o->op.action = STORE_QUEUE_CLAIM;
-	o->op.lease = OB_LEASE_SECONDS;
+	o->op.lease = lease;
 	o->op.max = max - ob->active;
 	outbound_queue_op(ob, o);
 }
@@ -289,7 +296,7 @@ struct outbound *outbound_new(struct net_server *server, struct store *store,
 	snprintf(ob->owner, sizeof(ob->owner), "%s:%ld", conf->hostname, (long)getpid());
 	snprintf(ob->owner_prefix, sizeof(ob->owner_prefix), "%s:", conf->hostname);
 	ob->dns = dns_resolver_new(ob->loop, conf, error_r);
-	ob->tls = ob->dns == NULL ? NULL : tls_client_ctx_new(NULL, error_r);
+	ob->tls = ob->dns == NULL ? NULL : tls_client_ctx_new(conf->outbound_tls_ca_file, error_r);
 	ob->dkim = dkim_keys_new(conf->data_dir);
 	conf_free(&conf);
 	pthread_mutex_init(&ob->lock, NULL);

@@ -24,22 +24,17 @@
 
 static void attempt_next_host(struct ob_job *job);
 
-/* RFC 5321 §4.5.3.2's timeouts (connect and TLS: 30 s). */
+/* RFC 5321 §4.5.3.2's timeouts, from the outbound_*_timeout settings. */
 static struct smtp_client_timeouts outbound_timeouts(const struct conf *conf)
 {
-	(void)conf;
-	return (struct smtp_client_timeouts){.connect = 30,
-	                                     .greeting = 300,
-	                                     .command = 300,
-	                                     .data_init = 120,
-	                                     .data_block = 180,
-	                                     .data_done = 600};
+	return (struct smtp_client_timeouts){.connect = conf->outbound_connect_timeout,
+	                                     .greeting = conf->outbound_greeting_timeout,
+	                                     .command = conf->outbound_command_timeout,
+	                                     .data_init = conf->outbound_data_init_timeout,
+	                                     .data_block = conf->outbound_data_block_timeout,
+	                                     .data_done = conf->outbound_data_done_timeout};
 }
-static void attempt_next_address(struct ob_job *job);
-static void attempt_host_ready(struct ob_job *job);
-static void attempt_tlsa_clear(struct ob_job *job);
 
-/* A verdict of ours (no remote host said it). */
 static void attempt_local_reply(struct smtp_client_reply *r, enum smtp_client_status status,
                                 int code, const char *enhanced, const char *fmt, ...)
     __attribute__((format(printf, 5, 6)));

@@ -24,8 +24,6 @@ struct tls_ctx;
 #define OB_HOSTS_MAX 16
 #define OB_ADDRS_MAX 16
 #define OB_TLSA_MAX 8
-#define OB_LEASE_SECONDS 600  /* renewed every OB_RENEW_SECONDS while an attempt runs */
-#define OB_RENEW_SECONDS 180
 #define OB_POLL_MS 1000       /* the queue is looked at this often (the CLI's changes) */
 #define OB_RELAY_MAX 320
 
