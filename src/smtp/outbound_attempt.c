@@ -23,6 +23,9 @@
 #include "core/banned.h"
 
 static void attempt_next_host(struct ob_job *job);
+static void attempt_next_address(struct ob_job *job);
+static void attempt_host_ready(struct ob_job *job);
+static void attempt_tlsa_clear(struct ob_job *job);
 
 /* RFC 5321 §4.5.3.2's timeouts, from the outbound_*_timeout settings. */
 static struct smtp_client_timeouts outbound_timeouts(const struct conf *conf)
