@@ -38,6 +38,7 @@ static struct smtp_client_timeouts outbound_timeouts(const struct conf *conf)
 	                                     .data_done = conf->outbound_data_done_timeout};
 }
 
+/* A verdict of ours (no remote host said it). */
 static void attempt_local_reply(struct smtp_client_reply *r, enum smtp_client_status status,
                                 int code, const char *enhanced, const char *fmt, ...)
     __attribute__((format(printf, 5, 6)));
