@@ -101,6 +101,7 @@ static const struct conf_key conf_keys[] = {
     {"queue_retry_max", T_SECONDS, OFF(queue_retry_max), 1, 86400 * 7, 0},
     {"queue_lifetime", T_SECONDS, OFF(queue_lifetime), 0, 86400 * 365, 0},
     {"outbound_routes", T_STRING, OFF(outbound_routes), 0, 0, 0},
+    {"mta_sts_port", T_UINT, OFF(mta_sts_port), 1, 65535, 0},
     {"outbound_tls_required", T_STRING, OFF(outbound_tls_required), 0, 0, 0},
     {"smarthost", T_STRING, OFF(smarthost), 0, 0, 0},
     {"smarthost_tls", T_STRING, OFF(smarthost_tls), 0, 0, 0},
@@ -192,6 +193,7 @@ struct conf *conf_new_defaults(const char *base_dir)
 	c->queue_lifetime = 5 * 86400;
 	c->queue_delay_warning = 4 * 3600;
 	c->outbound_routes = xstrdup("");
+	c->mta_sts_port = 443;
 	c->outbound_tls_required = xstrdup("");
 	c->smarthost = xstrdup("");
 	c->smarthost_tls = xstrdup("");

@@ -94,6 +94,7 @@ struct conf {
 	unsigned queue_lifetime;              /* seconds a message may stay queued */
 	unsigned queue_delay_warning;         /* seconds before a delay DSN (0: none) */
 	char *outbound_routes;       /* "DOMAIN=HOST[:PORT][/MODE] ...", "" none */
+	unsigned mta_sts_port;       /* HTTPS port of mta-sts.DOMAIN (443; tests change it) */
 	char *outbound_tls_required; /* destination domains that need STARTTLS, "" none */
 	char *smarthost;             /* "HOST[:PORT]": every remote message goes there, "" none */
 	char *smarthost_tls;         /* "starttls", "tls" (implicit) or "" (by the port) */

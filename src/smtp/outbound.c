@@ -342,6 +342,11 @@ void outbound_free(struct outbound **obp)
 		outbound_job_done(ob->jobs);
 	net_event_free(&ob->wake);
 	net_event_free(&ob->timer);
+	while (ob->sts_cache != NULL) {
+		struct ob_sts *c = ob->sts_cache;
+		ob->sts_cache = c->next;
+		free(c);
+	}
 	dns_resolver_free(&ob->dns);
 	tls_ctx_unref(&ob->tls);
 	dkim_keys_free(&ob->dkim);

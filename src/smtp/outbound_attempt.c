@@ -26,6 +26,7 @@ static void attempt_next_host(struct ob_job *job);
 static void attempt_next_address(struct ob_job *job);
 static void attempt_host_ready(struct ob_job *job);
 static void attempt_tlsa_clear(struct ob_job *job);
+static void attempt_sts_host(struct ob_job *job, uint16_t preference, const char *host);
 
 /* RFC 5321 §4.5.3.2's timeouts, from the outbound_*_timeout settings. */
 static struct smtp_client_timeouts outbound_timeouts(const struct conf *conf)
@@ -146,6 +147,20 @@ static uint32_t attempt_rnd(void *ctx)
 	return r;
 }
 
+/* An MX host under the domain's MTA-STS policy (RFC 8461 §4.1): enforce uses only hosts
+ * the policy names; testing only logs the others. */
+static void attempt_sts_host(struct ob_job *job, uint16_t preference, const char *host)
+{
+	if (job->sts.mode != MTA_STS_MODE_NONE && !mta_sts_mx_allowed(&job->sts, host)) {
+		log_info("event=mta-sts queue=%llu domain=%s mx=%s result=not-in-policy mode=%s",
+		         (unsigned long long)job->entry->id, job->entry->domain, host,
+		         job->sts.mode == MTA_STS_MODE_ENFORCE ? "enforce" : "testing");
+		if (job->sts.mode == MTA_STS_MODE_ENFORCE)
+			return;
+	}
+	attempt_hosts_add(job, preference, host);
+}
+
 static void attempt_mx_order(struct ob_job *job, const struct dns_result *res)
 {
 	struct outbound_mx in[OB_HOSTS_MAX], out[OB_HOSTS_MAX];
@@ -166,7 +181,7 @@ static void attempt_mx_order(struct ob_job *job, const struct dns_result *res)
 		return;
 	}
 	for (size_t i = 0; i < count; i++)
-		attempt_hosts_add(job, out[i].preference, out[i].host);
+		attempt_sts_host(job, out[i].preference, out[i].host);
 }
 
 static void attempt_mx_done(const struct dns_result *res, void *ctx)
@@ -180,7 +195,7 @@ static void attempt_mx_done(const struct dns_result *res, void *ctx)
 		attempt_mx_order(job, res);
 		break;
 	case DNS_STATUS_NODATA: /* RFC 5321 §5.1: no MX, the domain itself is the host */
-		attempt_hosts_add(job, 0, domain);
+		attempt_sts_host(job, 0, domain);
 		break;
 	case DNS_STATUS_NXDOMAIN:
 		attempt_local_reply(&job->host_reply, SMTP_CLIENT_PERMFAIL, 550, "5.1.2",
@@ -194,6 +209,10 @@ static void attempt_mx_done(const struct dns_result *res, void *ctx)
 		                                                    : "temporary DNS failure");
 		break;
 	}
+	if (job->host_count == 0 && job->sts.mode == MTA_STS_MODE_ENFORCE &&
+	    job->host_reply.status == SMTP_CLIENT_PENDING)
+		attempt_local_reply(&job->host_reply, SMTP_CLIENT_TEMPFAIL, 451, "4.7.5",
+		                    "no MX host of %s matches its MTA-STS policy", domain);
 	if (job->host_count == 0) {
 		attempt_finish(job);
 		return;
@@ -433,7 +452,7 @@ static void attempt_closed(struct smtp_client *c, const struct smtp_client_resul
 	job->host_reply = result->reply;
 	snprintf(job->host_relay, sizeof(job->host_relay), "%s", relay);
 	if (result->tls_failed && !job->no_tls && job->tls_mode == OUTBOUND_TLS_STARTTLS &&
-	    job->tlsa_count == 0) {
+	    job->tlsa_count == 0 && job->sts.mode != MTA_STS_MODE_ENFORCE) {
 		/* Opportunistic TLS failed: this address once more in plain text (RFC 7435). */
 		job->no_tls = true;
 		job->addr_i--;
@@ -461,6 +480,8 @@ static void attempt_next_address(struct ob_job *job)
 	}
 	const struct dns_addr *a = &job->addrs[job->addr_i++];
 	const struct conf *conf = job->conf;
+	/* DANE wins over MTA-STS (RFC 8461 §2); enforce: verified TLS or nothing. */
+	bool sts_enforce = job->sts.mode == MTA_STS_MODE_ENFORCE && !job->routed;
 	static const enum smtp_client_tls_policy policies[] = {
 	    [OUTBOUND_TLS_STARTTLS] = SMTP_CLIENT_TLS_OPPORTUNISTIC,
 	    [OUTBOUND_TLS_REQUIRE] = SMTP_CLIENT_TLS_MANDATORY,
@@ -471,10 +492,12 @@ static void attempt_next_address(struct ob_job *job)
 	    .port = job->port,
 	    .host = attempt_host(job),
 	    .helo_name = conf->hostname,
-	    .tls = job->tlsa_count > 0 ? SMTP_CLIENT_TLS_MANDATORY
-	           : job->no_tls       ? SMTP_CLIENT_TLS_DISABLED
-	                               : policies[job->tls_mode],
-	    .verify = job->tlsa_count > 0 ? CONN_TLS_VERIFY_DANE : job->verify,
+	    .tls = job->tlsa_count > 0 || sts_enforce ? SMTP_CLIENT_TLS_MANDATORY
+	           : job->no_tls                      ? SMTP_CLIENT_TLS_DISABLED
+	                                              : policies[job->tls_mode],
+	    .verify = job->tlsa_count > 0 ? CONN_TLS_VERIFY_DANE
+	              : sts_enforce       ? CONN_TLS_VERIFY_PKIX
+	                                  : job->verify,
 	    .tlsa = job->tlsa,
 	    .tlsa_count = job->tlsa_count,
 	    .tls_ctx = job->ob->tls,
@@ -489,6 +512,102 @@ static void attempt_next_address(struct ob_job *job)
 		                    "cannot connect to %s: %s", a->text, error);
 		attempt_next_address(job);
 	}
+}
+
+/* ---- MTA-STS: the policy first, then the MX hosts ---- */
+
+static struct ob_sts *attempt_sts_cached(struct outbound *ob, const char *domain)
+{
+	for (struct ob_sts *c = ob->sts_cache; c != NULL; c = c->next)
+		if (strcasecmp(c->domain, domain) == 0)
+			return c;
+	return NULL;
+}
+
+/* Use a cached policy that has not expired (RFC 8461 §5.1), whatever happened to the
+ * record or the fetch. */
+static void attempt_sts_use_cache(struct ob_job *job)
+{
+	struct ob_sts *c = attempt_sts_cached(job->ob, job->entry->domain);
+	if (c != NULL && c->expires > job->now)
+		job->sts = c->policy;
+}
+
+static void attempt_sts_store(struct ob_job *job, const struct mta_sts_policy *policy)
+{
+	struct outbound *ob = job->ob;
+	struct ob_sts *c = attempt_sts_cached(ob, job->entry->domain);
+	if (c == NULL) {
+		if (ob->sts_cached >= OB_STS_CACHE_MAX)
+			return;
+		c = xcalloc(1, sizeof(*c));
+		snprintf(c->domain, sizeof(c->domain), "%.*s", 255, job->entry->domain);
+		c->next = ob->sts_cache;
+		ob->sts_cache = c;
+		ob->sts_cached++;
+	}
+	snprintf(c->id, sizeof(c->id), "%s", job->sts_id);
+	c->policy = *policy;
+	c->expires = job->now + (int64_t)policy->max_age;
+}
+
+static void attempt_mx_start(struct ob_job *job)
+{
+	attempt_lookup(job, job->entry->domain, DNS_TYPE_MX, attempt_mx_done);
+}
+
+static void attempt_sts_fetched(void *ctx, int result, const struct mta_sts_policy *policy,
+                                const char *error)
+{
+	struct ob_job *job = ctx;
+	job->sts_fetch = NULL;
+	if (result == 0) {
+		log_info("event=mta-sts domain=%s id=%s mode=%s max_age=%u mx=%zu", job->entry->domain,
+		         job->sts_id,
+		         policy->mode == MTA_STS_MODE_ENFORCE   ? "enforce"
+		         : policy->mode == MTA_STS_MODE_TESTING ? "testing"
+		                                                : "none",
+		         policy->max_age, policy->mx_count);
+		attempt_sts_store(job, policy);
+		job->sts = *policy;
+	} else {
+		log_warn("event=mta-sts domain=%s result=failed error=\"%s\"", job->entry->domain,
+		         error);
+		attempt_sts_use_cache(job);
+	}
+	attempt_mx_start(job);
+}
+
+static void attempt_sts_txt_done(const struct dns_result *res, void *ctx)
+{
+	struct ob_job *job = ctx;
+	job->lookup = NULL;
+	char id[MTA_STS_ID_MAX] = "";
+	for (size_t i = 0; res->status == DNS_STATUS_OK && i < res->count; i++)
+		if (mta_sts_parse_txt(res->records[i].u.txt.text, res->records[i].u.txt.len, id) == 1)
+			break;
+	struct ob_sts *c = attempt_sts_cached(job->ob, job->entry->domain);
+	if (id[0] == '\0' || (c != NULL && strcmp(c->id, id) == 0 && c->expires > job->now)) {
+		/* No record (or a failed lookup): a cached policy still holds; the same id: the
+		 * cached policy is current. */
+		attempt_sts_use_cache(job);
+		attempt_mx_start(job);
+		return;
+	}
+	snprintf(job->sts_id, sizeof(job->sts_id), "%s", id);
+	job->sts_fetch = mta_sts_fetch_start(job->ob->loop, job->ob->dns, job->ob->tls,
+	                                     job->entry->domain, (int)job->conf->mta_sts_port,
+	                                     OB_STS_TIMEOUT, attempt_sts_fetched, job);
+}
+
+static void attempt_sts_start(struct ob_job *job)
+{
+	char name[300];
+	snprintf(name, sizeof(name), "_mta-sts.%.*s", 250, job->entry->domain);
+	const char *error;
+	job->lookup = dns_lookup(job->ob->dns, name, DNS_TYPE_TXT, attempt_sts_txt_done, job, &error);
+	if (job->lookup == NULL)
+		attempt_mx_start(job);
 }
 
 /* ---- routes and the smarthost ---- */
@@ -631,12 +750,13 @@ void outbound_attempt_start(struct ob_job *job)
 	}
 	if (attempt_configured_hop(job) != 0)
 		return;
-	attempt_lookup(job, e->domain, DNS_TYPE_MX, attempt_mx_done);
+	attempt_sts_start(job);
 }
 
 void outbound_attempt_free(struct ob_job *job)
 {
 	dns_lookup_cancel(&job->lookup);
+	mta_sts_fetch_cancel(&job->sts_fetch);
 	if (job->map != NULL)
 		munmap(job->map, job->map_len);
 	job->map = NULL;

@@ -12,6 +12,8 @@
 #include "core/conf.h"
 #include "net/dns.h"
 #include "smtp/outbound.h"
+#include "smtp/mta_sts.h"
+#include "smtp/mta_sts_fetch.h"
 #include "smtp/outbound_route.h"
 #include "smtp/smtp_client.h"
 #include "store/store.h"
@@ -26,6 +28,17 @@ struct tls_ctx;
 #define OB_TLSA_MAX 8
 #define OB_POLL_MS 1000       /* the queue is looked at this often (the CLI's changes) */
 #define OB_RELAY_MAX 320
+#define OB_STS_TIMEOUT 30  /* seconds for an MTA-STS policy fetch */
+#define OB_STS_CACHE_MAX 10000
+
+/* A domain's MTA-STS policy as last fetched (RFC 8461 §5.1: used until max_age). */
+struct ob_sts {
+	struct ob_sts *next;
+	char domain[256];
+	char id[MTA_STS_ID_MAX];
+	struct mta_sts_policy policy;
+	int64_t expires;
+};
 
 /* Claimed entries come as one array from the store: it is freed with its last job. */
 struct ob_batch {
@@ -77,6 +90,10 @@ struct ob_job {
 	struct conn_tlsa tlsa[OB_TLSA_MAX];
 	unsigned char *tlsa_data[OB_TLSA_MAX];
 	size_t tlsa_count;
+	/* MTA-STS (RFC 8461): the domain's policy, when it has one (mode NONE otherwise) */
+	struct mta_sts_policy sts;
+	char sts_id[MTA_STS_ID_MAX];
+	struct mta_sts_fetch *sts_fetch;
 	/* the session with the current address */
 	struct smtp_client *client;
 	bool plain_retry; /* this address again without STARTTLS after a failed handshake */
@@ -108,6 +125,8 @@ struct outbound {
 	struct net_event *wake;  /* store completions and the queue hook */
 	struct net_event *timer; /* polling the queue */
 	struct ob_job *jobs;
+	struct ob_sts *sts_cache;
+	size_t sts_cached;
 	size_t active; /* jobs not yet reported */
 	bool claiming, unleased, claim_wanted;
 	/* shared with the writer thread and the main thread */
