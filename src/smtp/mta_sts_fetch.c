@@ -56,11 +56,13 @@ static void fetch_finish(struct mta_sts_fetch *f)
 	fetch_free(f);
 }
 
-static void fetch_fail(struct mta_sts_fetch *f, const char *fmt, const char *arg)
+/* The first failure is the one reported: "what" (and the host when with_host). */
+static void fetch_fail(struct mta_sts_fetch *f, const char *what, bool with_host)
 {
 	if (f->error != NULL)
 		return;
-	snprintf(f->error_text, sizeof(f->error_text), fmt, arg);
+	snprintf(f->error_text, sizeof(f->error_text), "%s%s%s", with_host ? f->host : "",
+	         with_host ? ": " : "", what);
 	f->error = f->error_text;
 }
 
@@ -70,7 +72,7 @@ static void fetch_on_connected(struct conn *conn, void *ctx)
 	conn_set_timeout(conn, f->timeout);
 	struct conn_tls_client_params p = {.host = f->host, .verify = CONN_TLS_VERIFY_PKIX};
 	if (conn_start_tls_client(conn, f->tls, &p) < 0) {
-		fetch_fail(f, "%s: cannot start TLS", f->host);
+		fetch_fail(f, "cannot start TLS", true);
 		conn_close(conn);
 	}
 }
@@ -93,7 +95,7 @@ static void fetch_on_input(struct conn *conn, void *ctx)
 	size_t n;
 	while ((n = conn_read_bytes(conn, chunk, sizeof(chunk))) > 0) {
 		if (buf_append(&f->resp, chunk, n) < 0) {
-			fetch_fail(f, "%s: response larger than the limit", f->host);
+			fetch_fail(f, "response larger than the limit", true);
 			conn_close(conn);
 			return;
 		}
@@ -103,14 +105,14 @@ static void fetch_on_input(struct conn *conn, void *ctx)
 static void fetch_on_timeout(struct conn *conn, void *ctx)
 {
 	struct mta_sts_fetch *f = ctx;
-	fetch_fail(f, "%s: timeout", f->host);
+	fetch_fail(f, "timeout", true);
 	conn_close(conn);
 }
 
 static void fetch_on_shutdown(struct conn *conn, void *ctx)
 {
 	struct mta_sts_fetch *f = ctx;
-	fetch_fail(f, "%s: shutting down", f->host);
+	fetch_fail(f, "shutting down", true);
 	conn_close(conn);
 }
 
@@ -124,7 +126,7 @@ static void fetch_on_closed(struct conn *conn, void *ctx)
 	}
 	/* Before TLS was up, the close is a connect or handshake failure: say why. */
 	if (f->resp.len == 0 && f->error == NULL)
-		fetch_fail(f, "%s", conn_error(conn)[0] != '\0' ? conn_error(conn) : "no response");
+		fetch_fail(f, conn_error(conn)[0] != '\0' ? conn_error(conn) : "no response", true);
 	fetch_finish(f);
 }
 
@@ -142,7 +144,7 @@ static void fetch_addr_done(const struct dns_result *res, void *ctx)
 	struct mta_sts_fetch *f = ctx;
 	f->lookup = NULL;
 	if (res->status != DNS_STATUS_OK || res->count == 0) {
-		fetch_fail(f, "%s: no address", f->host);
+		fetch_fail(f, "no address", true);
 		fetch_finish(f);
 		return;
 	}
@@ -151,7 +153,7 @@ static void fetch_addr_done(const struct dns_result *res, void *ctx)
 	    .ip = res->records[0].u.addr.text, .port = f->port, .timeout = f->timeout};
 	f->conn = conn_connect(f->loop, &p, &fetch_callbacks, f, &error);
 	if (f->conn == NULL) {
-		fetch_fail(f, "%s", error);
+		fetch_fail(f, error, true);
 		fetch_finish(f);
 	}
 }
@@ -177,7 +179,7 @@ struct mta_sts_fetch *mta_sts_fetch_start(struct net_loop *loop, struct dns_reso
 	const char *error;
 	f->lookup = dns_lookup(dns, f->host, DNS_TYPE_A, fetch_addr_done, f, &error);
 	if (f->lookup == NULL) {
-		fetch_fail(f, "%s", error);
+		fetch_fail(f, error, true);
 		f->later = net_event_new(loop, fetch_later, f);
 		net_event_schedule(f->later, 0);
 	}
