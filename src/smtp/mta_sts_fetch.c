@@ -27,7 +27,7 @@ struct mta_sts_fetch {
 	struct net_event *later; /* a failure found inside mta_sts_fetch_start() */
 	struct buf resp;
 	const char *error;
-	char error_text[300];
+	char error_text[700];
 	bool cancelled;
 };
 
@@ -61,7 +61,7 @@ static void fetch_fail(struct mta_sts_fetch *f, const char *what, bool with_host
 {
 	if (f->error != NULL)
 		return;
-	snprintf(f->error_text, sizeof(f->error_text), "%s%s%s", with_host ? f->host : "",
+	snprintf(f->error_text, sizeof(f->error_text), "%.300s%s%.300s", with_host ? f->host : "",
 	         with_host ? ": " : "", what);
 	f->error = f->error_text;
 }
