@@ -8,6 +8,8 @@ unsigned, so it is ignored. Every host listens on the same port, which A reaches
 import asyncio
 import email
 import hashlib
+import http.server
+import ssl
 import email.policy
 import re
 import signal
@@ -25,7 +27,69 @@ from dns_server import DNSServer, sign_zone
 
 ALICE, ALICE_PW = "alice@a.test", "Outbound-Secret-1"
 BOB, BOB_PW = "bob@b.test", "Outbound-Secret-2"
-SINK_IP, B_IP, DEAD_IP = "127.0.0.2", "127.0.0.3", "127.0.0.5"
+SINK_IP, B_IP, HTTPS_IP, DEAD_IP = "127.0.0.2", "127.0.0.3", "127.0.0.4", "127.0.0.5"
+# MTA-STS policies served at https://mta-sts.DOMAIN/.well-known/mta-sts.txt
+STS_POLICIES = {
+    "mta-sts.sts.test": "version: STSv1\r\nmode: enforce\r\nmx: mx.sts.test\r\nmax_age: 86400\r\n",
+    # B's certificate does not name mx.badsts.test
+    "mta-sts.badsts.test": "version: STSv1\nmode: enforce\nmx: mx.badsts.test\nmax_age: 86400\n",
+    # the policy names no MX host of the domain
+    "mta-sts.nomx.test": "version: STSv1\nmode: enforce\nmx: elsewhere.test\nmax_age: 86400\n",
+}
+
+
+def openssl(*args, input=None):
+    return subprocess.run(["openssl"] + list(args), check=True, capture_output=True,
+                          input=input)
+
+
+def make_ca(directory):
+    """A test CA and a function that issues certificates for names (key, cert paths)."""
+    ca_key, ca_cert = directory / "ca.key", directory / "ca.pem"
+    openssl("req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", str(ca_key), "-out",
+            str(ca_cert), "-days", "3650", "-subj", "/CN=Posthorn Test CA", "-addext",
+            "basicConstraints=critical,CA:TRUE", "-addext", "keyUsage=critical,keyCertSign")
+
+    def issue(name, *alt):
+        key, csr, cert = (directory / (name + ext) for ext in (".key", ".csr", ".pem"))
+        ext = directory / (name + ".ext")
+        ext.write_text("subjectAltName=%s\nbasicConstraints=CA:FALSE\n"
+                       "extendedKeyUsage=serverAuth\n"
+                       % ",".join("DNS:" + n for n in (name,) + alt))
+        openssl("req", "-newkey", "rsa:2048", "-nodes", "-keyout", str(key), "-out", str(csr),
+                "-subj", "/CN=" + name)
+        openssl("x509", "-req", "-in", str(csr), "-CA", str(ca_cert), "-CAkey", str(ca_key),
+                "-CAcreateserial", "-out", str(cert), "-days", "3650", "-extfile", str(ext))
+        return key, cert
+
+    return ca_cert, issue
+
+
+class PolicyHandler(http.server.BaseHTTPRequestHandler):
+    def do_GET(self):
+        host = (self.headers.get("Host") or "").split(":")[0]
+        policy = STS_POLICIES.get(host)
+        if self.path != "/.well-known/mta-sts.txt" or policy is None:
+            self.send_error(404)
+            return
+        body = policy.encode()
+        self.send_response(200)
+        self.send_header("Content-Type", "text/plain")
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    def log_message(self, *args):
+        pass
+
+
+def https_server(port, key, cert):
+    srv = http.server.ThreadingHTTPServer((HTTPS_IP, port), PolicyHandler)
+    ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    ctx.load_cert_chain(str(cert), str(key))
+    srv.socket = ctx.wrap_socket(srv.socket, server_side=True)
+    threading.Thread(target=srv.serve_forever, daemon=True).start()
+    return srv
 
 
 class SinkHandler:
@@ -69,6 +133,14 @@ class SinkHandler:
 def world(tmp_path_factory):
     b = Server(tmp_path_factory.mktemp("outbound_b"), hostname="mx.b.test")
     port = b.smtp_port
+    # B's certificate comes from a test CA that A trusts (outbound_tls_ca_file), for the
+    # names of its MX records that MTA-STS checks (mx.sts.test; not mx.badsts.test).
+    ca_cert, issue = make_ca(tmp_path_factory.mktemp("ca"))
+    key, cert = issue("mx.b.test", "mx.sts.test", "mx.nomx.test")
+    (b.dir / "tls" / "key.pem").write_bytes(key.read_bytes())
+    (b.dir / "tls" / "cert.pem").write_bytes(cert.read_bytes())
+    policies = https_server(port, *issue("mta-sts.sts.test", "mta-sts.badsts.test",
+                                         "mta-sts.nomx.test"))
     b.append_conf({"smtp_listen": "127.0.0.1:%d %s:%d" % (port, B_IP, port)})
     b.cli("domain", "add", "b.test")
     b.add_user(BOB, BOB_PW)
@@ -84,14 +156,15 @@ def world(tmp_path_factory):
                                "dane.test", tmp_path_factory.mktemp("dnssec"))
     dns = DNSServer(signed + zone(port))
     dns.start()
-    for d in ("dane.test", "bad.dane.test"):
+    for d in ("dane.test", "bad.dane.test", "sts.test", "badsts.test", "nomx.test"):
         b.cli("domain", "add", d)
         b.add_user("bob@" + d, BOB_PW)
 
     a = Server(tmp_path_factory.mktemp("outbound_a"), hostname="mx.a.test", extra_conf={
         "outbound_enabled": "yes", "outbound_port": str(port),
         "dns_resolver": "127.0.0.1:%d" % dns.port, "dns_timeout": "3",
-        "dns_trust_anchor": anchor,
+        "dns_trust_anchor": anchor, "outbound_tls_ca_file": str(ca_cert),
+        "mta_sts_port": str(port),
         "queue_retry_min": "1s", "queue_retry_max": "2s",
         "outbound_routes": "routed.test=%s" % SINK_IP,
         "outbound_tls_required": "tlsonly.test"})
@@ -106,6 +179,7 @@ def world(tmp_path_factory):
     b.stop_and_check()
     sink.stop()
     dns.stop()
+    policies.shutdown()
 
 
 # A DNSSEC-signed zone: dane.test's MX (instance B) has a TLSA record matching B's
@@ -154,9 +228,25 @@ plain.test.   IN SOA ns.plain.test. hostmaster.plain.test. 1 60 60 600 60
 plain.test.   IN A %(sink)s
 tlsonly.test. IN SOA ns.tlsonly.test. hostmaster.tlsonly.test. 1 60 60 600 60
 tlsonly.test. IN MX 10 mx.sink.test.
+sts.test.     IN SOA ns.sts.test. hostmaster.sts.test. 1 60 60 600 60
+sts.test.     IN MX 10 mx.sts.test.
+mx.sts.test.  IN A %(b)s
+_mta-sts.sts.test. IN TXT "v=STSv1; id=1"
+mta-sts.sts.test.  IN A %(https)s
+badsts.test.  IN SOA ns.badsts.test. hostmaster.badsts.test. 1 60 60 600 60
+badsts.test.  IN MX 10 mx.badsts.test.
+mx.badsts.test. IN A %(b)s
+_mta-sts.badsts.test. IN TXT "v=STSv1; id=1"
+mta-sts.badsts.test.  IN A %(https)s
+nomx.test.    IN SOA ns.nomx.test. hostmaster.nomx.test. 1 60 60 600 60
+nomx.test.    IN MX 10 mx.nomx.test.
+mx.nomx.test. IN A %(b)s
+_mta-sts.nomx.test. IN TXT "v=STSv1; id=1"
+mta-sts.nomx.test.  IN A %(https)s
 nullmx.test.  IN SOA ns.nullmx.test. hostmaster.nullmx.test. 1 60 60 600 60
 nullmx.test.  IN MX 0 .
-""" % {"b": B_IP, "sink": SINK_IP, "dead": DEAD_IP, "port": port, "zeros": "00" * 32}
+""" % {"b": B_IP, "sink": SINK_IP, "dead": DEAD_IP, "port": port, "zeros": "00" * 32,
+       "https": HTTPS_IP}
 
 
 def submit(a, rcpts, subject, rcpt_options=(), mail_options=()):
@@ -443,6 +533,43 @@ def test_dane_mismatching_tlsa_is_not_used(world):
     assert [m for m in b.mail_list("bob@bad.dane.test") if m["subject"] == subject] == []
     entry = [e for e in a.queue_entries() if e["domain"] == "bad.dane.test"]
     assert len(entry) == 1
+    a.cli("queue", "delete", entry[0]["id"], "--silent")
+
+
+def test_mta_sts_enforce_with_valid_certificate(world):
+    a, b = world["a"], world["b"]
+    subject = unique("sts")
+    submit(a, ["bob@sts.test"], subject)
+    got = wait_for(lambda: [m for m in b.mail_list("bob@sts.test") if m["subject"] == subject])
+    assert got, a.log_text()[-3000:]
+    log = a.log_text()
+    assert re.search(r"event=mta-sts domain=sts.test id=1 mode=enforce max_age=86400", log)
+    assert re.search(r'to=<bob@sts.test> relay=mx\.sts\.test\[%s\]:\d+ tls="TLSv1\.\d[^"]*" '
+                     r'verify="verified \(CA chain, host name\)" status=sent' % B_IP, log), log[-3000:]
+
+
+def test_mta_sts_enforce_with_wrong_certificate_is_not_sent(world):
+    a, b = world["a"], world["b"]
+    subject = unique("badsts")
+    submit(a, ["bob@badsts.test"], subject)
+    assert wait_for(lambda: re.search(r"to=<bob@badsts.test> .*status=deferred",
+                                      a.log_text())), a.log_text()[-3000:]
+    assert [m for m in b.mail_list("bob@badsts.test") if m["subject"] == subject] == []
+    # The certificate was checked and refused; no plain-text retry was made.
+    assert not re.search(r"to=<bob@badsts.test> .*status=sent", a.log_text())
+    entry = [e for e in a.queue_entries() if e["domain"] == "badsts.test"]
+    a.cli("queue", "delete", entry[0]["id"], "--silent")
+
+
+def test_mta_sts_enforce_mx_not_in_policy(world):
+    a, b = world["a"], world["b"]
+    subject = unique("nomx")
+    submit(a, ["bob@nomx.test"], subject)
+    assert wait_for(lambda: re.search(r"to=<bob@nomx.test> .*status=deferred .*MTA-STS",
+                                      a.log_text())), a.log_text()[-3000:]
+    assert "mx=mx.nomx.test result=not-in-policy mode=enforce" in a.log_text()
+    assert [m for m in b.mail_list("bob@nomx.test") if m["subject"] == subject] == []
+    entry = [e for e in a.queue_entries() if e["domain"] == "nomx.test"]
     a.cli("queue", "delete", entry[0]["id"], "--silent")
 
 
