@@ -492,8 +492,8 @@ static void attempt_next_address(struct ob_job *job)
 	    .tls_ctx = job->ob->tls,
 	    .auth_user = job->auth_user,
 	    .auth_password = job->auth_password,
-	    .timeouts = smtp_client_timeouts_from_conf(conf),
 	};
+	smtp_client_timeouts_from_conf(conf, &p.timeouts);
 	const char *error;
 	job->client = smtp_client_start(job->ob->loop, &p, &attempt_client_cb, job, &error);
 	if (job->client == NULL) {
