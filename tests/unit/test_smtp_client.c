@@ -907,6 +907,12 @@ static void test_starttls_pkix_with_trusted_ca(void **state)
 	assert_false(tls_handshake_done);
 	assert_true(r2.result.tls_failed);
 	assert_true(has(r2.result.reply.text, "certificate verification failed"));
+	/* an address literal as the host: checked against the certificate's IP addresses */
+	struct run r3 = {0};
+	run_tls(&r3, script_starttls, SMTP_CLIENT_TLS_MANDATORY, CONN_TLS_VERIFY_PKIX, NULL, 0,
+	        cert_path, "127.0.0.1", NULL);
+	assert_false(tls_handshake_done);
+	assert_true(has(r3.result.reply.text, "IP address mismatch"));
 }
 
 /* SHA-256 of the test certificate's SubjectPublicKeyInfo: TLSA 3 1 1. */
