@@ -268,12 +268,15 @@ struct run {
 	size_t msg_count, next_msg, done_count;
 	struct smtp_client_result result;
 	bool closed;
+	bool quit_in_done; /* quit from message_done of the last message, not from ready */
+	unsigned ready_count;
 	char tls_desc[200], tls_verify[200];
 };
 
 static void run_ready(struct smtp_client *c, void *ctx)
 {
 	struct run *r = ctx;
+	r->ready_count++;
 	snprintf(r->tls_desc, sizeof(r->tls_desc), "%s", smtp_client_tls_description(c));
 	snprintf(r->tls_verify, sizeof(r->tls_verify), "%s", smtp_client_tls_verification(c));
 	if (r->next_msg < r->msg_count)
@@ -290,6 +293,8 @@ static void run_message_done(struct smtp_client *c, struct smtp_client_message *
 	r->done_count++;
 	for (size_t i = 0; i < msg->rcpt_count; i++)
 		assert_int_not_equal(msg->rcpts[i].result.status, SMTP_CLIENT_PENDING);
+	if (r->quit_in_done && r->done_count == r->msg_count)
+		smtp_client_quit(c);
 }
 
 static void run_closed(struct smtp_client *c, const struct smtp_client_result *result, void *ctx)
@@ -488,10 +493,13 @@ static void test_helo_one_at_a_time(void **state)
 	                                 {.address = "b@dest.example"}};
 	struct smtp_client_message m = {
 	    .path = path, .mail_from = "", .eightbit = true, .dsn_ret = "HDRS", .rcpts = rc, .rcpt_count = 2};
-	struct run r = {.msgs = {&m}, .msg_count = 1};
+	struct run r = {.msgs = {&m}, .msg_count = 1, .quit_in_done = true};
 	struct smtp_client_params p = test_params(f->port);
 	run_session(&r, &p);
 	fake_finish(f);
+	/* QUIT from message_done: a clean end, and no ready after the message */
+	assert_int_equal(r.result.reply.status, SMTP_CLIENT_DELIVERED);
+	assert_int_equal(r.ready_count, 1);
 	/* the null sender; no SIZE, BODY or DSN parameters to a HELO server */
 	assert_string_equal(got_mail, "MAIL FROM:<>");
 	assert_false(has(f->log, "NOTIFY"));
