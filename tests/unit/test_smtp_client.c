@@ -1380,6 +1380,60 @@ static void test_aiosmtpd(void **state)
 	free(env);
 }
 
+/* REQUIRETLS over verified TLS to a server that offers it: MAIL carries REQUIRETLS. */
+static void script_requiretls_tls(struct fake *f)
+{
+	fake_send(f, "220 hi\r\n");
+	ehlo_reply(f, "250-STARTTLS\r\n250 REQUIRETLS\r\n");
+	if (!fake_expect(f, "STARTTLS"))
+		return;
+	fake_send(f, "220 go\r\n");
+	if (!fake_starttls(f)) {
+		fake_fail(f, "handshake failed");
+		return;
+	}
+	ehlo_reply(f, "250 REQUIRETLS\r\n");
+	if (!fake_line(f, got_mail, sizeof(got_mail)))
+		return;
+	fake_send(f, "250 ok\r\n");
+	if (!fake_expect(f, "RCPT"))
+		return;
+	fake_send(f, "250 ok\r\n");
+	if (!fake_expect(f, "DATA"))
+		return;
+	fake_send(f, "354 go\r\n");
+	if (!fake_data(f, &got_data, &got_len))
+		return;
+	fake_send(f, "250 2.0.0 ok\r\n");
+	if (fake_expect(f, "QUIT"))
+		fake_send(f, "221 bye\r\n");
+}
+
+static void test_requiretls_over_verified_tls(void **state)
+{
+	(void)state;
+	struct fake *f = fake_start(script_requiretls_tls);
+	char *path = write_file("m8", "x\r\n", 3);
+	struct smtp_client_rcpt rc[1] = {{.address = "a@dest.example"}};
+	struct smtp_client_message m = {
+	    .path = path, .mail_from = "s@posthorn.test", .requiretls = true, .rcpts = rc, .rcpt_count = 1};
+	struct run r = {.msgs = {&m}, .msg_count = 1};
+	struct tls_ctx *t = client_ctx(cert_path);
+	struct smtp_client_params p = test_params(f->port);
+	p.tls = SMTP_CLIENT_TLS_MANDATORY;
+	p.verify = CONN_TLS_VERIFY_PKIX;
+	p.tls_ctx = t;
+	run_session(&r, &p);
+	tls_ctx_unref(&t);
+	fake_finish(f);
+	assert_string_equal(got_mail, "MAIL FROM:<s@posthorn.test> REQUIRETLS");
+	assert_int_equal(rc[0].result.status, SMTP_CLIENT_DELIVERED);
+	free(got_data);
+	got_data = NULL;
+	free(path);
+	fake_free(f);
+}
+
 static int setup(void **state)
 {
 	(void)state;
@@ -1422,6 +1476,7 @@ int main(void)
 	    cmocka_unit_test(test_ipv6_local_bind),
 	    cmocka_unit_test(test_starttls_refused),
 	    cmocka_unit_test(test_requiretls_needs_verified_tls),
+	    cmocka_unit_test(test_requiretls_over_verified_tls),
 	    cmocka_unit_test(test_aiosmtpd),
 	    cmocka_unit_test(test_data_done_timeout),
 	    cmocka_unit_test(test_connect_timeout),
