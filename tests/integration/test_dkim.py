@@ -149,7 +149,8 @@ EMPTY_BODY = b"From: demo@example.test\r\nSubject: empty\r\n" + DATE + b"\r\n"
 # ("dkim_chunk(): Syntax error": RFC 5322 §3.6 requires Date and From), so only dkimpy gets
 # this one.
 NO_DATE = b"From: demo@example.test\r\nSubject: no date\r\n\r\nline\r\n"
-MESSAGES = [PLAIN, FOLDED, TRAILING, EIGHTBIT, FROMLIKE, BARE_LF, EMPTY_BODY]
+HEADER_ONLY = b"From: demo@example.test\r\nSubject: no empty line\r\n" + DATE  # no body at all
+MESSAGES = [PLAIN, FOLDED, TRAILING, EIGHTBIT, FROMLIKE, BARE_LF, EMPTY_BODY, HEADER_ONLY]
 
 
 # --- usage --------------------------------------------------------------------------
