@@ -20,6 +20,7 @@
 #include <openssl/err.h>
 #include <openssl/ssl.h>
 #include <openssl/x509.h>
+#include <openssl/x509v3.h>
 
 #include "core/log.h"
 #include "core/xmalloc.h"
@@ -843,7 +844,11 @@ int conn_start_tls_client(struct conn *c, struct tls_ctx *ctx,
 		return -1;
 	int mode = p->verify;
 	bool named = p->host != NULL && p->host[0] != '\0';
-	if (named && SSL_set_tlsext_host_name(ssl, p->host) != 1)
+	struct sockaddr_storage ss;
+	socklen_t sl;
+	bool literal = named && conn_sockaddr(p->host, 25, &ss, &sl) == 0;
+	/* RFC 6066 §3: no SNI for an address literal (a smarthost given by IP) */
+	if (named && !literal && SSL_set_tlsext_host_name(ssl, p->host) != 1)
 		named = false;
 	if (mode == CONN_TLS_VERIFY_DANE) {
 		int usable = named ? conn_dane_setup(ssl, p) : -1;
@@ -857,12 +862,16 @@ int conn_start_tls_client(struct conn *c, struct tls_ctx *ctx,
 			ssl = SSL_new(tls_ctx_ssl_ctx(ctx));
 			if (ssl == NULL)
 				return -1;
-			SSL_set_tlsext_host_name(ssl, p->host);
+			if (!literal)
+				SSL_set_tlsext_host_name(ssl, p->host);
 			mode = CONN_TLS_VERIFY_NONE;
 		}
 	}
-	if (mode != CONN_TLS_VERIFY_DANE && named)
-		SSL_set1_host(ssl, p->host); /* the check covers the name (RFC 6125) */
+	/* the check covers the name (RFC 6125), or the address of a literal */
+	if (mode != CONN_TLS_VERIFY_DANE && literal)
+		X509_VERIFY_PARAM_set1_ip_asc(SSL_get0_param(ssl), p->host);
+	else if (mode != CONN_TLS_VERIFY_DANE && named)
+		SSL_set1_host(ssl, p->host);
 	SSL_set_verify(ssl, mode == CONN_TLS_VERIFY_NONE ? SSL_VERIFY_NONE : SSL_VERIFY_PEER, NULL);
 	conn_discard_input(c);
 	struct bufferevent *top = bufferevent_openssl_filter_new(

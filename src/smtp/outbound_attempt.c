@@ -28,17 +28,6 @@ static void attempt_host_ready(struct ob_job *job);
 static void attempt_tlsa_clear(struct ob_job *job);
 static void attempt_sts_host(struct ob_job *job, uint16_t preference, const char *host);
 
-/* RFC 5321 §4.5.3.2's timeouts, from the outbound_*_timeout settings. */
-static struct smtp_client_timeouts outbound_timeouts(const struct conf *conf)
-{
-	return (struct smtp_client_timeouts){.connect = conf->outbound_connect_timeout,
-	                                     .greeting = conf->outbound_greeting_timeout,
-	                                     .command = conf->outbound_command_timeout,
-	                                     .data_init = conf->outbound_data_init_timeout,
-	                                     .data_block = conf->outbound_data_block_timeout,
-	                                     .data_done = conf->outbound_data_done_timeout};
-}
-
 /* A verdict of ours (no remote host said it). */
 static void attempt_local_reply(struct smtp_client_reply *r, enum smtp_client_status status,
                                 int code, const char *enhanced, const char *fmt, ...)
@@ -503,8 +492,8 @@ static void attempt_next_address(struct ob_job *job)
 	    .tls_ctx = job->ob->tls,
 	    .auth_user = job->auth_user,
 	    .auth_password = job->auth_password,
-	    .timeouts = outbound_timeouts(conf),
 	};
+	smtp_client_timeouts_from_conf(conf, &p.timeouts);
 	const char *error;
 	job->client = smtp_client_start(job->ob->loop, &p, &attempt_client_cb, job, &error);
 	if (job->client == NULL) {

@@ -99,6 +99,8 @@ struct smtp_client {
 	struct smtp_ehlo ehlo;
 	bool ehlo_done_tls; /* EHLO was said again after STARTTLS */
 	bool in_txn;
+	bool in_message_done; /* inside the message_done callback */
+	bool quit_wanted;     /* smtp_client_quit() came from message_done: QUIT, not ready */
 	struct smtp_client_txn txn;
 	struct smtp_client_result result;
 	bool result_set;
@@ -195,8 +197,10 @@ static void smtp_client_txn_end(struct smtp_client *c)
 	memset(t, 0, sizeof(*t));
 	t->fd = -1;
 	c->in_txn = false;
+	c->in_message_done = true;
 	if (c->cb->message_done != NULL)
 		c->cb->message_done(c, msg, c->ctx);
+	c->in_message_done = false;
 }
 
 /* The session failed: remember why (the first reason wins), answer the message in flight,
@@ -273,6 +277,10 @@ static void smtp_client_ready(struct smtp_client *c)
 	smtp_client_set_state(c, SC_READY);
 	conn_set_timer(c->conn, 0);
 	c->result.was_ready = true;
+	if (c->quit_wanted) {
+		smtp_client_quit(c);
+		return;
+	}
 	if (c->cb->ready != NULL)
 		c->cb->ready(c, c->ctx);
 }
@@ -1103,6 +1111,10 @@ void smtp_client_quit(struct smtp_client *c)
 {
 	if (c->state == SC_CLOSING || c->state == SC_QUIT)
 		return;
+	if (c->in_message_done) {
+		c->quit_wanted = true; /* after the RSET, if one is due, instead of ready */
+		return;
+	}
 	if (c->state == SC_READY) {
 		smtp_client_set_state(c, SC_QUIT);
 		smtp_client_timer(c, c->timeouts.command);

@@ -149,7 +149,8 @@ struct smtp_client *smtp_client_start(struct net_loop *loop,
  * ready. */
 int smtp_client_send(struct smtp_client *client, struct smtp_client_message *msg)
     __attribute__((warn_unused_result));
-/* Say QUIT (when ready) and close; or, in the middle of anything, drop the connection:
+/* Say QUIT (when ready, or from message_done: then instead of the next ready) and close; or,
+ * in the middle of anything else, drop the connection:
  * the message in flight gets message_done at once (its pending recipients TEMPFAIL 4.3.0),
  * closed follows later, never from inside this call. */
 void smtp_client_quit(struct smtp_client *client);

@@ -149,7 +149,27 @@ EMPTY_BODY = b"From: demo@example.test\r\nSubject: empty\r\n" + DATE + b"\r\n"
 # ("dkim_chunk(): Syntax error": RFC 5322 §3.6 requires Date and From), so only dkimpy gets
 # this one.
 NO_DATE = b"From: demo@example.test\r\nSubject: no date\r\n\r\nline\r\n"
-MESSAGES = [PLAIN, FOLDED, TRAILING, EIGHTBIT, FROMLIKE, BARE_LF, EMPTY_BODY]
+HEADER_ONLY = b"From: demo@example.test\r\nSubject: no empty line\r\n" + DATE  # no body at all
+MESSAGES = [PLAIN, FOLDED, TRAILING, EIGHTBIT, FROMLIKE, BARE_LF, EMPTY_BODY, HEADER_ONLY]
+
+
+# --- usage --------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("args", [["dkim"], ["dkim", "generate"], ["dkim", "list"],
+                                  ["dkim", "remove"], ["dkim", "sign"]])
+def test_help(args):
+    p = subprocess.run([BIN] + args + ["--help"], capture_output=True, text=True, timeout=30)
+    assert p.returncode == 0 and p.stdout.startswith("usage: posthorn dkim generate")
+    top = subprocess.run([BIN, "--help"], capture_output=True, text=True, timeout=30)
+    assert "dkim generate" in top.stdout
+
+
+@pytest.mark.parametrize("args", [[], ["frob"], ["generate"], ["remove", "example.test"],
+                                  ["sign", "a", "b"], ["generate", "example.test", "--bits", "4096"]])
+def test_usage_errors(srv, args):
+    p = run(srv, args)
+    assert p.returncode == 2 and p.stderr.startswith(b"usage:")
 
 
 # --- keys and records ---------------------------------------------------------------

@@ -268,12 +268,15 @@ struct run {
 	size_t msg_count, next_msg, done_count;
 	struct smtp_client_result result;
 	bool closed;
+	bool quit_in_done; /* quit from message_done of the last message, not from ready */
+	unsigned ready_count;
 	char tls_desc[200], tls_verify[200];
 };
 
 static void run_ready(struct smtp_client *c, void *ctx)
 {
 	struct run *r = ctx;
+	r->ready_count++;
 	snprintf(r->tls_desc, sizeof(r->tls_desc), "%s", smtp_client_tls_description(c));
 	snprintf(r->tls_verify, sizeof(r->tls_verify), "%s", smtp_client_tls_verification(c));
 	if (r->next_msg < r->msg_count)
@@ -290,6 +293,8 @@ static void run_message_done(struct smtp_client *c, struct smtp_client_message *
 	r->done_count++;
 	for (size_t i = 0; i < msg->rcpt_count; i++)
 		assert_int_not_equal(msg->rcpts[i].result.status, SMTP_CLIENT_PENDING);
+	if (r->quit_in_done && r->done_count == r->msg_count)
+		smtp_client_quit(c);
 }
 
 static void run_closed(struct smtp_client *c, const struct smtp_client_result *result, void *ctx)
@@ -488,10 +493,13 @@ static void test_helo_one_at_a_time(void **state)
 	                                 {.address = "b@dest.example"}};
 	struct smtp_client_message m = {
 	    .path = path, .mail_from = "", .eightbit = true, .dsn_ret = "HDRS", .rcpts = rc, .rcpt_count = 2};
-	struct run r = {.msgs = {&m}, .msg_count = 1};
+	struct run r = {.msgs = {&m}, .msg_count = 1, .quit_in_done = true};
 	struct smtp_client_params p = test_params(f->port);
 	run_session(&r, &p);
 	fake_finish(f);
+	/* QUIT from message_done: a clean end, and no ready after the message */
+	assert_int_equal(r.result.reply.status, SMTP_CLIENT_DELIVERED);
+	assert_int_equal(r.ready_count, 1);
 	/* the null sender; no SIZE, BODY or DSN parameters to a HELO server */
 	assert_string_equal(got_mail, "MAIL FROM:<>");
 	assert_false(has(f->log, "NOTIFY"));
@@ -907,6 +915,12 @@ static void test_starttls_pkix_with_trusted_ca(void **state)
 	assert_false(tls_handshake_done);
 	assert_true(r2.result.tls_failed);
 	assert_true(has(r2.result.reply.text, "certificate verification failed"));
+	/* an address literal as the host: checked against the certificate's IP addresses */
+	struct run r3 = {0};
+	run_tls(&r3, script_starttls, SMTP_CLIENT_TLS_MANDATORY, CONN_TLS_VERIFY_PKIX, NULL, 0,
+	        cert_path, "127.0.0.1", NULL);
+	assert_false(tls_handshake_done);
+	assert_true(has(r3.result.reply.text, "IP address mismatch"));
 }
 
 /* SHA-256 of the test certificate's SubjectPublicKeyInfo: TLSA 3 1 1. */
@@ -1366,6 +1380,60 @@ static void test_aiosmtpd(void **state)
 	free(env);
 }
 
+/* REQUIRETLS over verified TLS to a server that offers it: MAIL carries REQUIRETLS. */
+static void script_requiretls_tls(struct fake *f)
+{
+	fake_send(f, "220 hi\r\n");
+	ehlo_reply(f, "250-STARTTLS\r\n250 REQUIRETLS\r\n");
+	if (!fake_expect(f, "STARTTLS"))
+		return;
+	fake_send(f, "220 go\r\n");
+	if (!fake_starttls(f)) {
+		fake_fail(f, "handshake failed");
+		return;
+	}
+	ehlo_reply(f, "250 REQUIRETLS\r\n");
+	if (!fake_line(f, got_mail, sizeof(got_mail)))
+		return;
+	fake_send(f, "250 ok\r\n");
+	if (!fake_expect(f, "RCPT"))
+		return;
+	fake_send(f, "250 ok\r\n");
+	if (!fake_expect(f, "DATA"))
+		return;
+	fake_send(f, "354 go\r\n");
+	if (!fake_data(f, &got_data, &got_len))
+		return;
+	fake_send(f, "250 2.0.0 ok\r\n");
+	if (fake_expect(f, "QUIT"))
+		fake_send(f, "221 bye\r\n");
+}
+
+static void test_requiretls_over_verified_tls(void **state)
+{
+	(void)state;
+	struct fake *f = fake_start(script_requiretls_tls);
+	char *path = write_file("m8", "x\r\n", 3);
+	struct smtp_client_rcpt rc[1] = {{.address = "a@dest.example"}};
+	struct smtp_client_message m = {
+	    .path = path, .mail_from = "s@posthorn.test", .requiretls = true, .rcpts = rc, .rcpt_count = 1};
+	struct run r = {.msgs = {&m}, .msg_count = 1};
+	struct tls_ctx *t = client_ctx(cert_path);
+	struct smtp_client_params p = test_params(f->port);
+	p.tls = SMTP_CLIENT_TLS_MANDATORY;
+	p.verify = CONN_TLS_VERIFY_PKIX;
+	p.tls_ctx = t;
+	run_session(&r, &p);
+	tls_ctx_unref(&t);
+	fake_finish(f);
+	assert_string_equal(got_mail, "MAIL FROM:<s@posthorn.test> REQUIRETLS");
+	assert_int_equal(rc[0].result.status, SMTP_CLIENT_DELIVERED);
+	free(got_data);
+	got_data = NULL;
+	free(path);
+	fake_free(f);
+}
+
 static int setup(void **state)
 {
 	(void)state;
@@ -1408,6 +1476,7 @@ int main(void)
 	    cmocka_unit_test(test_ipv6_local_bind),
 	    cmocka_unit_test(test_starttls_refused),
 	    cmocka_unit_test(test_requiretls_needs_verified_tls),
+	    cmocka_unit_test(test_requiretls_over_verified_tls),
 	    cmocka_unit_test(test_aiosmtpd),
 	    cmocka_unit_test(test_data_done_timeout),
 	    cmocka_unit_test(test_connect_timeout),
