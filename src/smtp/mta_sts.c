@@ -172,7 +172,8 @@ int mta_sts_parse_policy(const char *text, size_t len, struct mta_sts_policy *po
 		const char *eol = memchr(p, '\n', (size_t)(end - p));
 		const char *line_end = eol != NULL ? eol : end;
 		const char *le = line_end > p && line_end[-1] == '\r' ? line_end - 1 : line_end;
-		const char *colon = memchr(p, ':', (size_t)(le - p));
+		size_t line_len = le > p ? (size_t)(le - p) : 0;
+		const char *colon = line_len > 0 ? memchr(p, ':', line_len) : NULL;
 		if (colon != NULL) {
 			const char *v = colon + 1;
 			while (v < le && mta_sts_wsp(*v))
