@@ -22,6 +22,15 @@ struct net_server;
  * set up. */
 struct outbound *outbound_new(struct net_server *server, struct store *store,
                               struct conf_slot *slot, const char **error_r);
+/* `posthorn queue delete` without --silent: tell the sender of entry (read before it is
+ * deleted: the report quotes the message) that its pending recipients will not get it,
+ * with reason as the diagnostic. Synchronous (the CLI), never on a loop thread. 1 a report
+ * was stored, 0 none was due (the null sender, NOTIFY=NEVER, nothing pending), -1 with
+ * *error_r. */
+int outbound_bounce_entry(struct store *store, const struct conf *conf,
+                          const struct store_queue_entry *entry, const char *reason,
+                          const char **error_r);
+
 /* From the main thread when the server is told to stop: claim nothing more; attempts in
  * flight are dropped (their leases run out, and the next start frees them at once). */
 void outbound_stop(struct outbound *ob);

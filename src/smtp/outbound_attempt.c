@@ -101,9 +101,11 @@ static int attempt_map(struct ob_job *job)
 		const unsigned char *nl = memchr(m, '\n', job->map_len);
 		job->skip = nl == NULL ? 0 : (size_t)(nl - job->map) + 1;
 	}
+	job->eightbit = job->entry->eightbit;
 	for (size_t i = job->skip; i < job->map_len && !job->eightbit; i++)
 		job->eightbit = job->map[i] >= 0x80;
-	job->smtputf8 = !attempt_ascii(job->entry->mail_from);
+	/* SMTPUTF8 when the submitter asked for it, or an envelope address needs it. */
+	job->smtputf8 = job->entry->smtputf8 || !attempt_ascii(job->entry->mail_from);
 	for (size_t i = 0; i < job->rcpt_count; i++)
 		job->smtputf8 = job->smtputf8 || !attempt_ascii(job->rcpts[i].q->address);
 	const char *error = NULL;

@@ -12,6 +12,7 @@
 #include "core/conf.h"
 #include "net/dns.h"
 #include "smtp/outbound.h"
+#include "smtp/dsn.h"
 #include "smtp/mta_sts.h"
 #include "smtp/mta_sts_fetch.h"
 #include "smtp/outbound_route.h"
@@ -26,9 +27,9 @@ struct tls_ctx;
 #define OB_HOSTS_MAX 16
 #define OB_ADDRS_MAX 16
 #define OB_TLSA_MAX 8
-#define OB_POLL_MS 1000       /* the queue is looked at this often (the CLI's changes) */
+#define OB_POLL_MS 1000 /* the queue is looked at this often (the CLI's changes) */
 #define OB_RELAY_MAX 320
-#define OB_STS_TIMEOUT 30  /* seconds for an MTA-STS policy fetch */
+#define OB_STS_TIMEOUT 30 /* seconds for an MTA-STS policy fetch */
 #define OB_STS_CACHE_MAX 10000
 
 /* A domain's MTA-STS policy as last fetched (RFC 8461 §5.1: used until max_age). */
@@ -98,10 +99,10 @@ struct ob_job {
 	struct smtp_client *client;
 	bool plain_retry; /* this address again without STARTTLS after a failed handshake */
 	bool no_tls;
-	bool sent;        /* the message went to this session */
+	bool sent; /* the message went to this session */
 	struct smtp_client_message msg;
 	struct smtp_client_rcpt *crcpts;
-	size_t *cmap; /* crcpts[i] is rcpts[cmap[i]] */
+	size_t *cmap;       /* crcpts[i] is rcpts[cmap[i]] */
 	char (*notify)[32]; /* per crcpt: NOTIFY= text */
 	/* outcome */
 	struct ob_rcpt *rcpts;
@@ -122,8 +123,8 @@ struct outbound {
 	struct tls_ctx *tls;
 	char owner[STORE_QUEUE_OWNER_MAX];        /* "hostname:pid" */
 	char owner_prefix[STORE_QUEUE_OWNER_MAX]; /* "hostname:" */
-	struct net_event *wake;  /* store completions and the queue hook */
-	struct net_event *timer; /* polling the queue */
+	struct net_event *wake;                   /* store completions and the queue hook */
+	struct net_event *timer;                  /* polling the queue */
 	struct ob_job *jobs;
 	struct ob_sts *sts_cache;
 	size_t sts_cached;
@@ -155,6 +156,34 @@ void outbound_job_done(struct ob_job *job);
 /* outbound_attempt.c */
 void outbound_attempt_start(struct ob_job *job);
 void outbound_attempt_free(struct ob_job *job);
+
+/* outbound_dsn.c: reports to senders, built and stored */
+#define OB_DSN_MAX (4 * 1024 * 1024)
+struct ob_dsn {
+	struct store_delivery d;
+	struct outbound *ob; /* the engine's, or NULL (the CLI) */
+	char *path, *to, *subject, *from;
+	uint64_t account;
+	const char *remote[1];
+};
+/* Does a recipient with these NOTIFY bits want a report of this kind (STORE_NOTIFY_*
+ * bit)? Without NOTIFY: failures and delays (RFC 3461 §4.1 leaves it to us). */
+bool outbound_dsn_wanted(unsigned notify, unsigned bit);
+const char *outbound_dsn_kind_name(enum dsn_action kind);
+/* The report (dsn.h) about n recipients of entry e; the original (without its Return-Path
+ * line) may be NULL. 0 ok, -1 too large. */
+int outbound_dsn_build(const struct conf *conf, const struct store_queue_entry *e,
+                       const struct dsn_recipient *list, size_t n, bool utf8,
+                       const unsigned char *original, size_t original_len, int64_t now,
+                       struct buf *out);
+/* Make bytes, a report of kind, ready for store_deliver() to sender: a spool file with our
+ * Return-Path line, to the sender's account when the sender's domain is ours, else to the
+ * queue with the null sender. 1 ready (out filled), 0 dropped (no such local sender), -1
+ * error; both logged. Release out with outbound_dsn_release() in every case. */
+int outbound_dsn_prepare(struct store *store, const char *hostname, const char *sender,
+                         const struct buf *bytes, enum dsn_action kind, int64_t now,
+                         struct ob_dsn *out);
+void outbound_dsn_release(struct ob_dsn *dsn);
 
 /* outbound_report.c */
 /* The attempt is over: log, send the DSNs, record the outcome in the store. */

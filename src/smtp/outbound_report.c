@@ -5,11 +5,9 @@
  * and never for a message with the null sender (no bounce of a bounce). */
 #include "smtp/outbound_private.h"
 
-#include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <unistd.h>
 
 #include "core/log.h"
 #include "core/xmalloc.h"
@@ -20,9 +18,12 @@
 static enum store_queue_status report_status(const struct ob_job *job, const struct ob_rcpt *r)
 {
 	switch (r->status) {
-	case SMTP_CLIENT_DELIVERED: return STORE_QUEUE_DELIVERED;
-	case SMTP_CLIENT_PERMFAIL: return STORE_QUEUE_FAILED;
-	default: break;
+	case SMTP_CLIENT_DELIVERED:
+		return STORE_QUEUE_DELIVERED;
+	case SMTP_CLIENT_PERMFAIL:
+		return STORE_QUEUE_FAILED;
+	default:
+		break;
 	}
 	int64_t expires = job->entry->created + (int64_t)job->conf->queue_lifetime;
 	return job->now >= expires ? STORE_QUEUE_EXPIRED : STORE_QUEUE_PENDING;
@@ -31,10 +32,14 @@ static enum store_queue_status report_status(const struct ob_job *job, const str
 static const char *report_status_name(enum store_queue_status s)
 {
 	switch (s) {
-	case STORE_QUEUE_DELIVERED: return "sent";
-	case STORE_QUEUE_FAILED: return "bounced";
-	case STORE_QUEUE_EXPIRED: return "expired";
-	default: return "deferred";
+	case STORE_QUEUE_DELIVERED:
+		return "sent";
+	case STORE_QUEUE_FAILED:
+		return "bounced";
+	case STORE_QUEUE_EXPIRED:
+		return "expired";
+	default:
+		return "deferred";
 	}
 }
 
@@ -47,8 +52,7 @@ static void report_safe(const char *in, char *out, size_t n)
 	out[o] = '\0';
 }
 
-static void report_log(const struct ob_job *job, const struct ob_rcpt *r,
-                       enum store_queue_status s)
+static void report_log(const struct ob_job *job, const struct ob_rcpt *r, enum store_queue_status s)
 {
 	char text[SMTP_CLIENT_TEXT_MAX];
 	report_safe(r->reply.text, text, sizeof(text));
@@ -56,7 +60,7 @@ static void report_log(const struct ob_job *job, const struct ob_rcpt *r,
 	         "code=%d dsn=%s reply=\"%s\"",
 	         (unsigned long long)job->entry->id, r->q->address, r->relay[0] ? r->relay : "none",
 	         job->tls_desc, job->tls_verify, report_status_name(s), r->reply.code,
-	         r->reply.enhanced[0] ? r->reply.enhanced
+	         r->reply.enhanced[0]                 ? r->reply.enhanced
 	         : r->status == SMTP_CLIENT_DELIVERED ? "2.0.0"
 	         : r->status == SMTP_CLIENT_PERMFAIL  ? "5.0.0"
 	                                              : "4.0.0",
@@ -65,107 +69,38 @@ static void report_log(const struct ob_job *job, const struct ob_rcpt *r,
 
 /* ---- DSNs ---- */
 
-struct report_dsn_delivery {
-	struct store_delivery d;
-	struct outbound *ob;
-	char *path, *to, *subject, *from, *msgid;
-	uint64_t account;
-	const char *remote[1];
-};
-
 static void report_dsn_stored(struct store_delivery *d, void *ctx)
 {
-	struct report_dsn_delivery *rd = ctx;
+	struct ob_dsn *dsn = ctx;
+	struct outbound *ob = dsn->ob;
 	if (d->result < 0)
-		log_error("event=dsn-failed to=<%s> error=\"%s\"", rd->to, d->error);
-	struct outbound *ob = rd->ob;
-	free(rd->path);
-	free(rd->to);
-	free(rd->subject);
-	free(rd->from);
-	free(rd->msgid);
-	free(rd);
+		log_error("event=dsn-failed to=<%s> error=\"%s\"", dsn->to, d->error);
+	outbound_dsn_release(dsn);
+	free(dsn);
 	pthread_mutex_lock(&ob->lock);
 	ob->in_flight--;
 	pthread_cond_broadcast(&ob->idle);
 	pthread_mutex_unlock(&ob->lock);
 }
 
-/* Write the report to a spool file (with our Return-Path line, as every stored message
- * has) and hand it to the store: into the sender's INBOX when the sender is ours, else into
- * the queue with the null sender. */
-static void report_dsn_send(struct ob_job *job, const struct buf *dsn, const char *kind,
-                            const char *subject)
+/* Hand a built report to the store, without waiting (the engine's loop must not). */
+static void report_dsn_send(struct ob_job *job, const struct buf *bytes, enum dsn_action kind)
 {
 	struct outbound *ob = job->ob;
-	const char *to = job->entry->mail_from;
-	struct report_dsn_delivery *rd = xcalloc(1, sizeof(*rd));
-	rd->ob = ob;
-	rd->to = xstrdup(to);
-	const char *at = strrchr(to, '@');
-	int local = at == NULL ? 0 : store_domain_is_local(ob->store, at + 1);
-	if (local == 1) {
-		struct store_rcpt rcpt;
-		if (store_resolve(ob->store, to, &rcpt) != 1) {
-			log_warn("event=dsn-dropped queue=%llu to=<%s> reason=no-such-local-sender",
-			         (unsigned long long)job->entry->id, to);
-			goto drop;
-		}
-		rd->account = rcpt.account_ids[0];
-		rd->d.accounts = &rd->account;
-		rd->d.account_count = 1;
-	} else {
-		rd->remote[0] = rd->to;
-		rd->d.remote = rd->remote;
-		rd->d.remote_count = 1;
+	struct ob_dsn *dsn = xcalloc(1, sizeof(*dsn));
+	dsn->ob = ob;
+	if (outbound_dsn_prepare(ob->store, job->conf->hostname, job->entry->mail_from, bytes, kind,
+	                         job->now, dsn) != 1) {
+		outbound_dsn_release(dsn);
+		free(dsn);
+		return;
 	}
-	rd->path = store_spool_path_dup(ob->store);
-	int fd = rd->path == NULL ? -1 : open(rd->path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
-	static const char rp[] = "Return-Path: <>\r\n";
-	if (fd < 0 || write(fd, rp, sizeof(rp) - 1) != (ssize_t)(sizeof(rp) - 1) ||
-	    write(fd, dsn->data, dsn->len) != (ssize_t)dsn->len) {
-		log_error("event=dsn-failed queue=%llu to=<%s> error=\"cannot write the spool file\"",
-		          (unsigned long long)job->entry->id, to);
-		if (fd >= 0) {
-			close(fd);
-			unlink(rd->path);
-		}
-		goto drop;
-	}
-	close(fd);
-	struct buf from;
-	buf_init(&from, 512);
-	if (buf_printf(&from, "MAILER-DAEMON@%s", job->conf->hostname) < 0)
-		buf_reset(&from);
-	rd->from = xstrdup(buf_cstr(&from));
-	buf_free(&from);
-	rd->subject = xstrdup(subject);
-	rd->d.spool_path = rd->path;
-	rd->d.mail_from = "";
-	rd->d.received_at = job->now;
-	rd->d.hdr_from = rd->from; /* "MAILER-DAEMON@hostname" */
-	rd->d.hdr_subject = rd->subject;
-	log_info("event=dsn queue=%llu kind=%s to=<%s>", (unsigned long long)job->entry->id, kind, to);
+	log_info("event=dsn queue=%llu kind=%s to=<%s>", (unsigned long long)job->entry->id,
+	         outbound_dsn_kind_name(kind), dsn->to);
 	pthread_mutex_lock(&ob->lock);
 	ob->in_flight++;
 	pthread_mutex_unlock(&ob->lock);
-	store_deliver(ob->store, &rd->d, report_dsn_stored, rd);
-	return;
-drop:
-	free(rd->path);
-	free(rd->to);
-	free(rd);
-}
-
-/* Does the recipient want a report of this kind? NOTIFY not given: failures and delays
- * (RFC 3461 §4.1 leaves it to us; this is what senders expect). */
-static bool report_wanted(unsigned notify, unsigned bit)
-{
-	if (notify & STORE_NOTIFY_NEVER)
-		return false;
-	if (notify == 0)
-		return bit != STORE_NOTIFY_SUCCESS;
-	return (notify & bit) != 0;
+	store_deliver(ob->store, &dsn->d, report_dsn_stored, dsn);
 }
 
 /* Is recipient i part of the report of this kind? */
@@ -176,12 +111,13 @@ static bool report_match(const struct ob_job *job, size_t i, enum store_queue_st
 	switch (kind) {
 	case DSN_ACTION_FAILED:
 		return (st == STORE_QUEUE_FAILED || st == STORE_QUEUE_EXPIRED) &&
-		       report_wanted(r->q->notify, STORE_NOTIFY_FAILURE);
+		       outbound_dsn_wanted(r->q->notify, STORE_NOTIFY_FAILURE);
 	case DSN_ACTION_DELAYED:
-		return st == STORE_QUEUE_PENDING && report_wanted(r->q->notify, STORE_NOTIFY_DELAY);
+		return st == STORE_QUEUE_PENDING &&
+		       outbound_dsn_wanted(r->q->notify, STORE_NOTIFY_DELAY);
 	default:
 		return st == STORE_QUEUE_DELIVERED && r->relayed &&
-		       report_wanted(r->q->notify, STORE_NOTIFY_SUCCESS);
+		       outbound_dsn_wanted(r->q->notify, STORE_NOTIFY_SUCCESS);
 	}
 }
 
@@ -196,8 +132,7 @@ static const char *report_dsn_status(const struct ob_rcpt *r, enum store_queue_s
 }
 
 /* Build and send one report about the recipients whose action is kind. */
-static void report_dsn(struct ob_job *job, const enum store_queue_status *st,
-                       enum dsn_action kind)
+static void report_dsn(struct ob_job *job, const enum store_queue_status *st, enum dsn_action kind)
 {
 	const struct store_queue_entry *e = job->entry;
 	struct dsn_recipient *list = xcalloc(job->rcpt_count, sizeof(*list));
@@ -213,7 +148,8 @@ static void report_dsn(struct ob_job *job, const enum store_queue_status *st,
 		         r->reply.enhanced[0] ? " " : "", r->reply.text);
 		/* Remote-MTA: the host part of "host[ip]:port", when a server answered. */
 		if (r->reply.remote && r->relay[0] != '\0')
-			snprintf(mta[n], sizeof(mta[n]), "%.*s", (int)strcspn(r->relay, "["), r->relay);
+			snprintf(mta[n], sizeof(mta[n]), "%.*s", (int)strcspn(r->relay, "["),
+			         r->relay);
 		list[n] = (struct dsn_recipient){
 		    .address = r->q->address,
 		    .orcpt = r->q->orcpt,
@@ -225,38 +161,17 @@ static void report_dsn(struct ob_job *job, const enum store_queue_status *st,
 		    .retry_until = e->created + (int64_t)job->conf->queue_lifetime};
 		n++;
 	}
-	if (n > 0) {
-		char unique[64];
-		snprintf(unique, sizeof(unique), "%llu.%lld.%d", (unsigned long long)e->id,
-		         (long long)job->now, (int)kind);
-		struct dsn_report rep = {.reporting_mta = job->conf->hostname,
-		                         .sender = e->mail_from,
-		                         .envid = e->envid,
-		                         .arrival = e->created,
-		                         .now = job->now,
-		                         .rcpts = list,
-		                         .rcpt_count = n,
-		                         .ret = e->ret == STORE_DSN_RET_HDRS   ? DSN_RET_HDRS
-		                                : e->ret == STORE_DSN_RET_FULL ? DSN_RET_FULL
-		                                                               : DSN_RET_DEFAULT,
-		                         .utf8 = job->smtputf8,
-		                         .original = job->map != NULL ? job->map + job->skip : NULL,
-		                         .original_len = job->map != NULL ? job->map_len - job->skip : 0,
-		                         .full_limit = 1024 * 1024,
-		                         .unique = unique};
-		struct buf out;
-		buf_init(&out, 4 * 1024 * 1024);
-		if (dsn_build(&rep, &out) == 0)
-			report_dsn_send(job, &out,
-			                kind == DSN_ACTION_FAILED    ? "failure"
-			                : kind == DSN_ACTION_DELAYED ? "delay"
-			                                             : "success",
-			                dsn_subject(kind));
-		else
-			log_error("event=dsn-failed queue=%llu error=\"report too large\"",
-			          (unsigned long long)e->id);
-		buf_free(&out);
-	}
+	struct buf out;
+	buf_init(&out, OB_DSN_MAX);
+	if (n > 0 && outbound_dsn_build(job->conf, e, list, n, job->smtputf8,
+	                                job->map != NULL ? job->map + job->skip : NULL,
+	                                job->map != NULL ? job->map_len - job->skip : 0, job->now,
+	                                &out) == 0)
+		report_dsn_send(job, &out, kind);
+	else if (n > 0)
+		log_error("event=dsn-failed queue=%llu error=\"report too large\"",
+		          (unsigned long long)e->id);
+	buf_free(&out);
 	free(diag);
 	free(mta);
 	free(list);
@@ -296,8 +211,9 @@ void outbound_report(struct ob_job *job)
 		    .remote_mta = r->relay[0] ? r->relay : NULL,
 		    .enhanced_status = r->reply.enhanced[0] ? r->reply.enhanced : NULL};
 	}
-	int64_t next = job->now + (int64_t)outbound_route_backoff(
-	                              e->attempts + 1, conf->queue_retry_min, conf->queue_retry_max);
+	int64_t next =
+	    job->now + (int64_t)outbound_route_backoff(e->attempts + 1, conf->queue_retry_min,
+	                                               conf->queue_retry_max);
 	int64_t expires = e->created + (int64_t)conf->queue_lifetime;
 	o->op.action = STORE_QUEUE_RESULT;
 	o->op.id = e->id;
