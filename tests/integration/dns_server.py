@@ -171,7 +171,8 @@ class _TCP(socketserver.ThreadingMixIn, socketserver.TCPServer):
 
 
 class DNSServer:
-    """An authoritative server for the records of zone_text, on host and a free port."""
+    """An authoritative server for the records of zone_text, on host (127.0.0.1, or an IPv6
+    address such as ::1) and a free port."""
 
     def __init__(self, zone_text="", host="127.0.0.1"):
         self.host = host
@@ -207,11 +208,14 @@ class DNSServer:
 
     # --- life
     def start(self):
+        family = socket.AF_INET6 if ":" in self.host else socket.AF_INET
+        udp_class = type("_UDPx", (_UDP,), {"address_family": family})
+        tcp_class = type("_TCPx", (_TCP,), {"address_family": family})
         for _ in range(50):
-            udp = _UDP((self.host, 0), _Handler)
+            udp = udp_class((self.host, 0), _Handler)
             port = udp.server_address[1]
             try:
-                tcp = _TCP((self.host, port), _Handler)
+                tcp = tcp_class((self.host, port), _Handler)
             except OSError:
                 udp.server_close()
                 continue
@@ -240,6 +244,8 @@ class DNSServer:
     @property
     def address(self):
         """The value for Posthorn's dns_resolver setting."""
+        if ":" in self.host:
+            return "[%s]:%d" % (self.host, self.port)
         return "%s:%d" % (self.host, self.port)
 
     def __enter__(self):
