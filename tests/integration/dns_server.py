@@ -1,4 +1,5 @@
-"""A small authoritative DNS server for tests (python3-dnslib), on 127.0.0.1, UDP and TCP.
+"""A small authoritative DNS server for tests (python3-dnslib), on 127.0.0.1 (or ::1), UDP
+and TCP on one free port.
 
 The test gives the records as zone-file text and points Posthorn's `dns_resolver` at it:
 
@@ -9,20 +10,26 @@ The test gives the records as zone-file text and points Posthorn's `dns_resolver
         mx1.example.test.   IN A 127.0.0.2
     ''')
     dns.start()
-    conf["dns_resolver"] = "127.0.0.1:%d" % dns.port
+    conf["dns_resolver"] = dns.address   # "127.0.0.1:PORT" (dns.port alone)
     dns.set_zone(other_text)        # replace every record (the server keeps running)
-    dns.drop("slow.example.test")   # never answer questions for this name
+    dns.drop("slow.example.test")   # never answer questions for this name (undrop() ends it)
     dns.servfail("broken.example.test")  # answer SERVFAIL for this name
     dns.stop()
+
+    signed, anchor = sign_zone(zone_text, "signed.test", tmp_dir)   # DNSSEC (ldnsutils)
+    DNSServer(signed + other_zones); conf["dns_trust_anchor"] = anchor
 
 Answers carry AA. A name with records of the asked type gets them; a CNAME is followed inside
 the data (the chain and the target's records are answered); a name that exists (or has names
 below it) without the type gets NODATA, any other NXDOMAIN; negative answers carry the SOA of
 the closest enclosing zone when the text has one. RRSIG records that cover an answered RRset
 are added to it, and negative answers of a signed zone carry their NSEC proofs (for a zone
-signed with ldns-signzone, NSEC not NSEC3), so a validating client sees them secure. A UDP answer larger than the client's
-EDNS size (512 without EDNS) is truncated (TC), so the client retries over TCP.
-`queries` records (name, type name, protocol) for every question received.
+signed with ldns-signzone, NSEC not NSEC3), so a validating client sees them secure. A UDP
+answer larger than the client's EDNS size (512 without EDNS) is truncated (TC), so the
+client retries over TCP. `queries` records (name, type name, protocol) for every question.
+
+Posthorn (libunbound) caches answers for their TTL: a test that changes records under a
+running server uses small TTLs ($TTL 1) or new names.
 """
 
 import os
