@@ -94,8 +94,11 @@ static int dns_setup_forward(struct ub_ctx *ub, const struct conf *conf, const c
 		*error_r = "libunbound refused dns_resolver";
 		return -1;
 	}
-	/* a resolver on loopback is the usual case (a local unbound, a test server) */
+	/* a resolver on loopback is the usual case (a local unbound, a test server); it is the
+	 * only server, so libunbound must keep asking it after timeouts (a cancelled lookup
+	 * goes on timing out inside libunbound for minutes) instead of writing it off */
 	if (dns_set(ub, "do-not-query-localhost:", "no", error_r) < 0 ||
+	    dns_set(ub, "infra-keep-probing:", "yes", error_r) < 0 ||
 	    dns_set(ub, "unblock-lan-zones:", "yes", error_r) < 0 ||
 	    dns_set(ub, "insecure-lan-zones:", "yes", error_r) < 0)
 		return -1;

@@ -1,4 +1,5 @@
-"""A small authoritative DNS server for tests (python3-dnslib), on 127.0.0.1, UDP and TCP.
+"""A small authoritative DNS server for tests (python3-dnslib), on 127.0.0.1 (or ::1), UDP
+and TCP on one free port.
 
 The test gives the records as zone-file text and points Posthorn's `dns_resolver` at it:
 
@@ -9,20 +10,26 @@ The test gives the records as zone-file text and points Posthorn's `dns_resolver
         mx1.example.test.   IN A 127.0.0.2
     ''')
     dns.start()
-    conf["dns_resolver"] = "127.0.0.1:%d" % dns.port
+    conf["dns_resolver"] = dns.address   # "127.0.0.1:PORT" (dns.port alone)
     dns.set_zone(other_text)        # replace every record (the server keeps running)
-    dns.drop("slow.example.test")   # never answer questions for this name
+    dns.drop("slow.example.test")   # never answer questions for this name (undrop() ends it)
     dns.servfail("broken.example.test")  # answer SERVFAIL for this name
     dns.stop()
+
+    signed, anchor = sign_zone(zone_text, "signed.test", tmp_dir)   # DNSSEC (ldnsutils)
+    DNSServer(signed + other_zones); conf["dns_trust_anchor"] = anchor
 
 Answers carry AA. A name with records of the asked type gets them; a CNAME is followed inside
 the data (the chain and the target's records are answered); a name that exists (or has names
 below it) without the type gets NODATA, any other NXDOMAIN; negative answers carry the SOA of
 the closest enclosing zone when the text has one. RRSIG records that cover an answered RRset
 are added to it, and negative answers of a signed zone carry their NSEC proofs (for a zone
-signed with ldns-signzone, NSEC not NSEC3), so a validating client sees them secure. A UDP answer larger than the client's
-EDNS size (512 without EDNS) is truncated (TC), so the client retries over TCP.
-`queries` records (name, type name, protocol) for every question received.
+signed with ldns-signzone, NSEC not NSEC3), so a validating client sees them secure. A UDP
+answer larger than the client's EDNS size (512 without EDNS) is truncated (TC), so the
+client retries over TCP. `queries` records (name, type name, protocol) for every question.
+
+Posthorn (libunbound) caches answers for their TTL: a test that changes records under a
+running server uses small TTLs ($TTL 1) or new names.
 """
 
 import os
@@ -171,7 +178,8 @@ class _TCP(socketserver.ThreadingMixIn, socketserver.TCPServer):
 
 
 class DNSServer:
-    """An authoritative server for the records of zone_text, on host and a free port."""
+    """An authoritative server for the records of zone_text, on host (127.0.0.1, or an IPv6
+    address such as ::1) and a free port."""
 
     def __init__(self, zone_text="", host="127.0.0.1"):
         self.host = host
@@ -207,11 +215,14 @@ class DNSServer:
 
     # --- life
     def start(self):
+        family = socket.AF_INET6 if ":" in self.host else socket.AF_INET
+        udp_class = type("_UDPx", (_UDP,), {"address_family": family})
+        tcp_class = type("_TCPx", (_TCP,), {"address_family": family})
         for _ in range(50):
-            udp = _UDP((self.host, 0), _Handler)
+            udp = udp_class((self.host, 0), _Handler)
             port = udp.server_address[1]
             try:
-                tcp = _TCP((self.host, port), _Handler)
+                tcp = tcp_class((self.host, port), _Handler)
             except OSError:
                 udp.server_close()
                 continue
@@ -240,6 +251,8 @@ class DNSServer:
     @property
     def address(self):
         """The value for Posthorn's dns_resolver setting."""
+        if ":" in self.host:
+            return "[%s]:%d" % (self.host, self.port)
         return "%s:%d" % (self.host, self.port)
 
     def __enter__(self):

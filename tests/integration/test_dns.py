@@ -248,3 +248,18 @@ def test_without_anchor_nothing_is_secure(dnssec_conf, tmp_path):
     assert (records, status, secure) == (["A 127.0.0.21"], "ok", "no")
     _, status, secure, _, _ = lookup(conf, "a", "mx.signed.test")
     assert (status, secure) == ("ok", "no")
+
+
+def test_ipv6_resolver(tmp_path):
+    try:
+        server = DNSServer(ZONE, host="::1").start()
+    except OSError:
+        pytest.skip("no IPv6 loopback")
+    try:
+        conf = tmp_path / "posthorn.conf"
+        conf.write_text("dns_resolver = %s\ndns_timeout = 2\n" % server.address)
+        assert server.address.startswith("[::1]:")
+        records, status, _, _, _ = lookup(conf, "a", "mx1.example.test")
+        assert (sorted(records), status) == (["A 127.0.0.2", "A 127.0.0.3"], "ok")
+    finally:
+        server.stop()

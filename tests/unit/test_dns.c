@@ -185,9 +185,10 @@ static void test_free_with_pending(void **state)
 struct quick {
 	int fd;
 	bool stop;
+	bool answer_slow; /* also answer "slow*" names */
 };
 
-/* A server thread that answers every query for "quick.*" with A 127.0.0.9 and ignores the
+/* A server thread that answers every query for "quick*.*" with A 127.0.0.9 and ignores the
  * rest, until stop is set. */
 static void *quick_server(void *arg)
 {
@@ -203,7 +204,9 @@ static void *quick_server(void *arg)
 		struct sockaddr_storage from;
 		socklen_t fromlen = sizeof(from);
 		ssize_t n = recvfrom(fd, q, sizeof(q) - 32, 0, (struct sockaddr *)&from, &fromlen);
-		if (n <= 12 || q[12] != 5 || memcmp(q + 13, "quick", 5) != 0)
+		bool slow = __atomic_load_n(&qs->answer_slow, __ATOMIC_SEQ_CST) && n > 18 &&
+		            q[12] >= 4 && memcmp(q + 13, "slow", 4) == 0;
+		if (!slow && (n <= 18 || q[12] < 5 || memcmp(q + 13, "quick", 5) != 0))
 			continue;
 		/* the question ends at its name's root label + type + class; drop any EDNS */
 		size_t end = 12;
@@ -334,6 +337,77 @@ static void test_server_loops(void **state)
 	conf_free(&conf);
 }
 
+/* A long-running resolver (the server's): after lookups that timed out, the same server
+ * is still asked and its answers used (libunbound's infrastructure cache must not write
+ * the server off while a test drops some names). */
+static void test_server_used_after_timeouts(void **state)
+{
+	(void)state;
+	unsigned port;
+	struct quick qs = {.fd = silent_server(&port)};
+	pthread_t thread;
+	assert_int_equal(pthread_create(&thread, NULL, quick_server, &qs), 0);
+	struct conf *conf = silent_conf(port);
+	struct net_loop *loop = net_loop_new();
+	const char *error;
+	struct dns_resolver *res = dns_resolver_new(loop, conf, &error);
+	assert_non_null(res);
+	for (int round = 0; round < 3; round++) {
+		struct calls slow = {.loop = loop, .stop_after = true};
+		char name[64];
+		snprintf(name, sizeof(name), "slow%d.example.test", round);
+		assert_non_null(dns_lookup(res, name, DNS_TYPE_A, on_result, &slow, &error));
+		net_loop_run(loop);
+		assert_int_equal(slow.status, DNS_STATUS_TEMPFAIL);
+		struct calls quick = {.loop = loop, .stop_after = true};
+		snprintf(name, sizeof(name), "quick%d.example.test", round);
+		assert_non_null(dns_lookup(res, name, DNS_TYPE_A, on_result, &quick, &error));
+		net_loop_run(loop);
+		if (quick.status != DNS_STATUS_OK)
+			fail_msg("round %d: %s %s", round, dns_status_name(quick.status), quick.reason);
+		assert_string_equal(quick.first, "127.0.0.9");
+	}
+	dns_resolver_free(&res);
+	__atomic_store_n(&qs.stop, true, __ATOMIC_SEQ_CST);
+	pthread_join(thread, NULL);
+	close(qs.fd);
+	net_loop_free(&loop);
+	conf_free(&conf);
+}
+
+/* A name whose lookup timed out resolves as soon as the server answers it again (the
+ * lookup is not stuck behind libunbound's retries of the timed-out one). */
+static void test_same_name_after_timeout(void **state)
+{
+	(void)state;
+	unsigned port;
+	struct quick qs = {.fd = silent_server(&port)};
+	pthread_t thread;
+	assert_int_equal(pthread_create(&thread, NULL, quick_server, &qs), 0);
+	struct conf *conf = silent_conf(port);
+	struct net_loop *loop = net_loop_new();
+	const char *error;
+	struct dns_resolver *res = dns_resolver_new(loop, conf, &error);
+	assert_non_null(res);
+	struct calls first = {.loop = loop, .stop_after = true};
+	assert_non_null(dns_lookup(res, "slow.example.test", DNS_TYPE_A, on_result, &first, &error));
+	net_loop_run(loop);
+	assert_int_equal(first.status, DNS_STATUS_TEMPFAIL);
+	__atomic_store_n(&qs.answer_slow, true, __ATOMIC_SEQ_CST);
+	struct calls again = {.loop = loop, .stop_after = true};
+	assert_non_null(dns_lookup(res, "slow.example.test", DNS_TYPE_A, on_result, &again, &error));
+	net_loop_run(loop);
+	if (again.status != DNS_STATUS_OK)
+		fail_msg("%s %s", dns_status_name(again.status), again.reason);
+	assert_string_equal(again.first, "127.0.0.9");
+	dns_resolver_free(&res);
+	__atomic_store_n(&qs.stop, true, __ATOMIC_SEQ_CST);
+	pthread_join(thread, NULL);
+	close(qs.fd);
+	net_loop_free(&loop);
+	conf_free(&conf);
+}
+
 static void test_invalid(void **state)
 {
 	(void)state;
@@ -385,6 +459,8 @@ int main(void)
 	    cmocka_unit_test(test_callback_frees_resolver),
 	    cmocka_unit_test(test_loop_call_from_thread),
 	    cmocka_unit_test(test_server_loops),
+	    cmocka_unit_test(test_server_used_after_timeouts),
+	    cmocka_unit_test(test_same_name_after_timeout),
 	    cmocka_unit_test(test_invalid),
 	    cmocka_unit_test(test_bad_anchor),
 	};
