@@ -68,7 +68,8 @@ static void outbound_start_waiting(struct outbound *ob)
 	for (struct ob_job *j = ob->jobs; j != NULL; j = j->next) {
 		if (j->state != OB_JOB_WAITING)
 			continue;
-		if (outbound_domain_active(ob, j->entry->domain) >= j->conf->outbound_domain_concurrency)
+		if (outbound_domain_active(ob, j->entry->domain) >=
+		    j->conf->outbound_domain_concurrency)
 			continue;
 		j->state = OB_JOB_RUNNING;
 		outbound_attempt_start(j);
@@ -164,7 +165,8 @@ static void outbound_completed(struct outbound *ob, struct ob_op *o)
 		ob->claiming = false;
 		ob->unleased = o->op.result == 0;
 		if (o->op.changed > 0)
-			log_info("event=outbound-unlease entries=%zu owner=%s", o->op.changed, ob->owner);
+			log_info("event=outbound-unlease entries=%zu owner=%s", o->op.changed,
+			         ob->owner);
 		outbound_claim(ob);
 		break;
 	case STORE_QUEUE_RESULT:
@@ -190,12 +192,13 @@ static void outbound_completed(struct outbound *ob, struct ob_op *o)
  * drops the job. */
 static void outbound_drop_all(struct outbound *ob)
 {
+	outbound_session_sweep(ob, true);
 	for (struct ob_job *j = ob->jobs, *next; j != NULL; j = next) {
 		next = j->next;
 		if (j->state == OB_JOB_REPORTING)
 			continue;
-		if (j->client != NULL)
-			smtp_client_quit(j->client);
+		if (j->sess != NULL)
+			smtp_client_quit(j->sess->client);
 		else
 			outbound_job_done(j);
 	}
@@ -273,6 +276,7 @@ static void outbound_timer(void *ctx)
 		net_event_schedule(ob->timer, OB_POLL_MS);
 		return;
 	}
+	outbound_session_sweep(ob, false);
 	outbound_claim(ob);
 	net_event_schedule(ob->timer, OB_POLL_MS);
 }

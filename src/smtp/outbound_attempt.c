@@ -157,10 +157,10 @@ static void attempt_mx_order(struct ob_job *job, const struct dns_result *res)
 	struct outbound_mx in[OB_HOSTS_MAX], out[OB_HOSTS_MAX];
 	size_t n = 0, count = 0;
 	for (size_t i = 0; i < res->count && n < OB_HOSTS_MAX; i++)
-		in[n++] = (struct outbound_mx){res->records[i].u.mx.preference, res->records[i].u.mx.host};
-	enum outbound_route_verdict v =
-	    outbound_route_order(in, n, job->conf->outbound_mx_max, job->conf->hostname,
-	                         attempt_rnd, NULL, out, &count);
+		in[n++] = (struct outbound_mx){res->records[i].u.mx.preference,
+		                               res->records[i].u.mx.host};
+	enum outbound_route_verdict v = outbound_route_order(
+	    in, n, job->conf->outbound_mx_max, job->conf->hostname, attempt_rnd, NULL, out, &count);
 	if (v == OUTBOUND_ROUTE_NULL_MX) {
 		attempt_local_reply(&job->host_reply, SMTP_CLIENT_PERMFAIL, 556, "5.1.10",
 		                    "the domain %s accepts no mail (null MX)", job->entry->domain);
@@ -211,8 +211,7 @@ static void attempt_mx_done(const struct dns_result *res, void *ctx)
 	attempt_next_host(job);
 }
 
-static void attempt_lookup(struct ob_job *job, const char *name, uint16_t type,
-                           dns_lookup_fn *fn)
+static void attempt_lookup(struct ob_job *job, const char *name, uint16_t type, dns_lookup_fn *fn)
 {
 	const char *error;
 	job->addr_type = type;
@@ -272,7 +271,8 @@ static void attempt_tlsa_done(const struct dns_result *res, void *ctx)
 	job->lookup = NULL;
 	if (res->status == DNS_STATUS_BOGUS || res->status == DNS_STATUS_TEMPFAIL) {
 		attempt_local_reply(&job->host_reply, SMTP_CLIENT_TEMPFAIL, 451, "4.7.5",
-		                    "TLSA lookup of %s failed (%s): host not used", attempt_host(job),
+		                    "TLSA lookup of %s failed (%s): host not used",
+		                    attempt_host(job),
 		                    res->status == DNS_STATUS_BOGUS ? "DNSSEC bogus" : "temporary");
 		log_info("event=outbound-host queue=%llu relay=%s status=failed dsn=4.7.5 "
 		         "reply=\"TLSA lookup failed\"",
@@ -288,9 +288,11 @@ static void attempt_tlsa_done(const struct dns_result *res, void *ctx)
 			unsigned char *d = xmalloc(t->data_len > 0 ? t->data_len : 1);
 			memcpy(d, t->data, t->data_len);
 			job->tlsa_data[job->tlsa_count] = d;
-			job->tlsa[job->tlsa_count++] = (struct conn_tlsa){
-			    .usage = t->usage, .selector = t->selector, .mtype = t->matching_type,
-			    .data = d, .len = t->data_len};
+			job->tlsa[job->tlsa_count++] = (struct conn_tlsa){.usage = t->usage,
+			                                                  .selector = t->selector,
+			                                                  .mtype = t->matching_type,
+			                                                  .data = d,
+			                                                  .len = t->data_len};
 		}
 	}
 	attempt_next_address(job);
@@ -366,29 +368,28 @@ static void attempt_build_message(struct ob_job *job)
 		job->cmap[n++] = i;
 	}
 	const struct store_queue_entry *e = job->entry;
-	job->msg = (struct smtp_client_message){
-	    .path = e->path,
-	    .prefix = job->dkim.len > 0 ? job->dkim.data : NULL,
-	    .prefix_len = job->dkim.len,
-	    .mail_from = e->mail_from,
-	    .eightbit = job->eightbit,
-	    .smtputf8 = job->smtputf8,
-	    .dsn_ret = e->ret == STORE_DSN_RET_FULL   ? "FULL"
-	               : e->ret == STORE_DSN_RET_HDRS ? "HDRS"
-	                                              : NULL,
-	    .dsn_envid = e->envid,
-	    .rcpts = job->crcpts,
-	    .rcpt_count = n};
+	job->msg = (struct smtp_client_message){.path = e->path,
+	                                        .prefix = job->dkim.len > 0 ? job->dkim.data : NULL,
+	                                        .prefix_len = job->dkim.len,
+	                                        .mail_from = e->mail_from,
+	                                        .eightbit = job->eightbit,
+	                                        .smtputf8 = job->smtputf8,
+	                                        .dsn_ret = e->ret == STORE_DSN_RET_FULL   ? "FULL"
+	                                                   : e->ret == STORE_DSN_RET_HDRS ? "HDRS"
+	                                                                                  : NULL,
+	                                        .dsn_envid = e->envid,
+	                                        .rcpts = job->crcpts,
+	                                        .rcpt_count = n};
 }
 
 static void attempt_relay(const struct ob_job *job, char *out, size_t n)
 {
-	snprintf(out, n, "%s[%s]:%d", attempt_host(job), job->addrs[job->addr_i - 1].text, job->port);
+	snprintf(out, n, "%s[%s]:%d", attempt_host(job), job->addrs[job->addr_i - 1].text,
+	         job->port);
 }
 
-static void attempt_ready(struct smtp_client *c, void *ctx)
+void attempt_session_ready(struct ob_job *job, struct smtp_client *c)
 {
-	struct ob_job *job = ctx;
 	if (job->sent || outbound_stopping(job->ob)) {
 		smtp_client_quit(c);
 		return;
@@ -401,45 +402,65 @@ static void attempt_ready(struct smtp_client *c, void *ctx)
 	job->sent = true;
 }
 
-static void attempt_message_done(struct smtp_client *c, struct smtp_client_message *msg, void *ctx)
+/* Every recipient of the message has its answer: the attempt is over (the session may
+ * serve another one). A reused session that was lost before any reply (the server closed
+ * it while idle) costs no deferral: the same address again, on a new connection. */
+void attempt_session_message_done(struct ob_job *job, struct smtp_client *c,
+                                  struct smtp_client_message *msg, bool reused)
 {
-	struct ob_job *job = ctx;
+	bool stale = reused;
+	for (size_t i = 0; i < msg->rcpt_count && stale; i++)
+		stale = msg->rcpts[i].result.status != SMTP_CLIENT_DELIVERED &&
+		        msg->rcpts[i].result.status != SMTP_CLIENT_PERMFAIL &&
+		        !msg->rcpts[i].result.remote;
+	if (stale && !outbound_stopping(job->ob)) {
+		smtp_client_quit(c);
+		job->sent = false;
+		job->addr_i--;
+		attempt_next_address(job);
+		return;
+	}
 	char relay[OB_RELAY_MAX];
 	attempt_relay(job, relay, sizeof(relay));
 	const struct smtp_ehlo *ehlo = smtp_client_ehlo(c);
 	for (size_t i = 0; i < msg->rcpt_count; i++) {
 		struct ob_rcpt *r = &job->rcpts[job->cmap[i]];
 		r->reply = msg->rcpts[i].result;
-		r->status = r->reply.status == SMTP_CLIENT_PENDING ? SMTP_CLIENT_TEMPFAIL : r->reply.status;
+		r->status =
+		    r->reply.status == SMTP_CLIENT_PENDING ? SMTP_CLIENT_TEMPFAIL : r->reply.status;
 		r->relayed = r->status == SMTP_CLIENT_DELIVERED && !(ehlo != NULL && ehlo->dsn);
 		snprintf(r->relay, sizeof(r->relay), "%s", relay);
 	}
 	snprintf(job->tls_desc, sizeof(job->tls_desc), "%s", smtp_client_tls_description(c));
 	snprintf(job->tls_verify, sizeof(job->tls_verify), "%s", smtp_client_tls_verification(c));
-	smtp_client_quit(c);
+	if (outbound_stopping(job->ob)) {
+		smtp_client_quit(c);
+		outbound_job_done(job);
+		return;
+	}
+	attempt_finish(job);
 }
 
-static void attempt_closed(struct smtp_client *c, const struct smtp_client_result *result,
-                           void *ctx)
+/* The session ended while it worked for this attempt: the host failed before it took the
+ * message (or the message's answers came and were already taken). */
+void attempt_session_closed(struct ob_job *job, const struct smtp_client_result *result)
 {
-	(void)c;
-	struct ob_job *job = ctx;
-	job->client = NULL;
 	if (outbound_stopping(job->ob)) {
 		outbound_job_done(job);
 		return;
 	}
 	if (job->sent) {
-		/* The message was handed over: its recipients are answered for this attempt. */
+		/* Handed over but never answered (cannot happen: message_done comes first). */
 		attempt_finish(job);
 		return;
 	}
 	/* The host failed before it took the message: log it, then the next address. */
 	char relay[OB_RELAY_MAX];
 	attempt_relay(job, relay, sizeof(relay));
-	log_info("event=outbound-host queue=%llu relay=%s status=failed code=%d dsn=%s reply=\"%s\"",
-	         (unsigned long long)job->entry->id, relay, result->reply.code,
-	         result->reply.enhanced, result->reply.text);
+	log_info(
+	    "event=outbound-host queue=%llu relay=%s status=failed code=%d dsn=%s reply=\"%s\"",
+	    (unsigned long long)job->entry->id, relay, result->reply.code, result->reply.enhanced,
+	    result->reply.text);
 	job->host_reply = result->reply;
 	snprintf(job->host_relay, sizeof(job->host_relay), "%s", relay);
 	if (result->tls_failed && !job->no_tls && job->tls_mode == OUTBOUND_TLS_STARTTLS &&
@@ -452,12 +473,6 @@ static void attempt_closed(struct smtp_client *c, const struct smtp_client_resul
 	}
 	attempt_next_address(job);
 }
-
-static const struct smtp_client_callbacks attempt_client_cb = {
-    .ready = attempt_ready,
-    .message_done = attempt_message_done,
-    .closed = attempt_closed,
-};
 
 static void attempt_next_address(struct ob_job *job)
 {
@@ -497,8 +512,7 @@ static void attempt_next_address(struct ob_job *job)
 	};
 	smtp_client_timeouts_from_conf(conf, &p.timeouts);
 	const char *error;
-	job->client = smtp_client_start(job->ob->loop, &p, &attempt_client_cb, job, &error);
-	if (job->client == NULL) {
+	if (outbound_session_start(job, &p, &error) < 0) {
 		attempt_local_reply(&job->host_reply, SMTP_CLIENT_TEMPFAIL, 451, "4.4.1",
 		                    "cannot connect to %s: %s", a->text, error);
 		attempt_next_address(job);
@@ -553,8 +567,8 @@ static void attempt_sts_fetched(void *ctx, int result, const struct mta_sts_poli
 	struct ob_job *job = ctx;
 	job->sts_fetch = NULL;
 	if (result == 0) {
-		log_info("event=mta-sts domain=%s id=%s mode=%s max_age=%u mx=%zu", job->entry->domain,
-		         job->sts_id,
+		log_info("event=mta-sts domain=%s id=%s mode=%s max_age=%u mx=%zu",
+		         job->entry->domain, job->sts_id,
 		         policy->mode == MTA_STS_MODE_ENFORCE   ? "enforce"
 		         : policy->mode == MTA_STS_MODE_TESTING ? "testing"
 		                                                : "none",
@@ -575,7 +589,8 @@ static void attempt_sts_txt_done(const struct dns_result *res, void *ctx)
 	job->lookup = NULL;
 	char id[MTA_STS_ID_MAX] = "";
 	for (size_t i = 0; res->status == DNS_STATUS_OK && i < res->count; i++)
-		if (mta_sts_parse_txt(res->records[i].u.txt.text, res->records[i].u.txt.len, id) == 1)
+		if (mta_sts_parse_txt(res->records[i].u.txt.text, res->records[i].u.txt.len, id) ==
+		    1)
 			break;
 	struct ob_sts *c = attempt_sts_cached(job->ob, job->entry->domain);
 	if (id[0] == '\0' || (c != NULL && strcmp(c->id, id) == 0 && c->expires > job->now)) {
@@ -596,7 +611,8 @@ static void attempt_sts_start(struct ob_job *job)
 	char name[300];
 	snprintf(name, sizeof(name), "_mta-sts.%.*s", 250, job->entry->domain);
 	const char *error;
-	job->lookup = dns_lookup(job->ob->dns, name, DNS_TYPE_TXT, attempt_sts_txt_done, job, &error);
+	job->lookup =
+	    dns_lookup(job->ob->dns, name, DNS_TYPE_TXT, attempt_sts_txt_done, job, &error);
 	if (job->lookup == NULL)
 		attempt_mx_start(job);
 }
@@ -698,15 +714,16 @@ static int attempt_configured_hop(struct ob_job *job)
 		hop.port = 587;
 	hop.tls = strcmp(conf->smarthost_tls, "tls") == 0        ? OUTBOUND_TLS_IMPLICIT
 	          : strcmp(conf->smarthost_tls, "starttls") == 0 ? OUTBOUND_TLS_REQUIRE
-	          : hop.port == 465                               ? OUTBOUND_TLS_IMPLICIT
-	                                                          : OUTBOUND_TLS_REQUIRE;
+	          : hop.port == 465                              ? OUTBOUND_TLS_IMPLICIT
+	                                                         : OUTBOUND_TLS_REQUIRE;
 	job->verify = conf->smarthost_tls_verify ? CONN_TLS_VERIFY_PKIX : CONN_TLS_VERIFY_NONE;
 	if (conf->smarthost_user[0] != '\0') {
 		job->auth_user = xstrdup(conf->smarthost_user);
 		job->auth_password = attempt_smarthost_password(conf);
 		if (job->auth_password == NULL) {
-			attempt_local_reply(&job->host_reply, SMTP_CLIENT_TEMPFAIL, 451, "4.3.5",
-			                    "no password for the smarthost (smarthost_password_file)");
+			attempt_local_reply(
+			    &job->host_reply, SMTP_CLIENT_TEMPFAIL, 451, "4.3.5",
+			    "no password for the smarthost (smarthost_password_file)");
 			attempt_finish(job);
 			return 1;
 		}

@@ -29,6 +29,10 @@ struct tls_ctx;
 #define OB_TLSA_MAX 8
 #define OB_POLL_MS 1000 /* the queue is looked at this often (the CLI's changes) */
 #define OB_RELAY_MAX 320
+#define OB_IDLE_SECONDS 2 /* an idle session is kept this long (Postfix: 2 s) */
+#define OB_IDLE_MAX 100   /* idle sessions at most */
+#define OB_REUSE_MAX 100  /* messages over one session at most */
+#define OB_SESSION_KEY_MAX 600
 #define OB_STS_TIMEOUT 30 /* seconds for an MTA-STS policy fetch */
 #define OB_STS_CACHE_MAX 10000
 
@@ -54,6 +58,18 @@ struct ob_rcpt {
 	struct smtp_client_reply reply;
 	char relay[OB_RELAY_MAX]; /* "host[ip]:port" that answered */
 	bool relayed;             /* delivered to a host without DSN: we report success */
+};
+
+/* An SMTP session: working for one attempt, or idle and waiting to be reused. */
+struct ob_session {
+	struct outbound *ob;
+	struct smtp_client *client;
+	struct ob_job *job; /* NULL when idle (or finishing a message no attempt waits for) */
+	char key[OB_SESSION_KEY_MAX];
+	unsigned uses; /* messages sent over it */
+	bool idle;
+	int64_t idle_since;
+	struct ob_session *next; /* ob->idle */
 };
 
 enum ob_job_state { OB_JOB_WAITING, OB_JOB_RUNNING, OB_JOB_REPORTING };
@@ -96,8 +112,8 @@ struct ob_job {
 	char sts_id[MTA_STS_ID_MAX];
 	struct mta_sts_fetch *sts_fetch;
 	/* the session with the current address */
-	struct smtp_client *client;
-	bool plain_retry; /* this address again without STARTTLS after a failed handshake */
+	struct ob_session *sess; /* the session working for this attempt, or NULL */
+	bool plain_retry;        /* this address again without STARTTLS after a failed handshake */
 	bool no_tls;
 	bool sent; /* the message went to this session */
 	struct smtp_client_message msg;
@@ -126,6 +142,8 @@ struct outbound {
 	struct net_event *wake;                   /* store completions and the queue hook */
 	struct net_event *timer;                  /* polling the queue */
 	struct ob_job *jobs;
+	struct ob_session *idle; /* sessions waiting to be reused */
+	size_t idle_count;
 	struct ob_sts *sts_cache;
 	size_t sts_cached;
 	size_t active; /* jobs not yet reported */
@@ -184,6 +202,19 @@ int outbound_dsn_prepare(struct store *store, const char *hostname, const char *
                          const struct buf *bytes, enum dsn_action kind, int64_t now,
                          struct ob_dsn *out);
 void outbound_dsn_release(struct ob_dsn *dsn);
+
+/* outbound_session.c */
+/* Send job's message over an idle session that matches p, or start a session with p.
+ * 0 ok (the callbacks follow), -1 with *error_r (no session). */
+int outbound_session_start(struct ob_job *job, const struct smtp_client_params *p,
+                           const char **error_r);
+/* Quit idle sessions idle for OB_IDLE_SECONDS (all of them with all). */
+void outbound_session_sweep(struct outbound *ob, bool all);
+/* outbound_attempt.c, called by the session layer */
+void attempt_session_ready(struct ob_job *job, struct smtp_client *c);
+void attempt_session_message_done(struct ob_job *job, struct smtp_client *c,
+                                  struct smtp_client_message *msg, bool reused);
+void attempt_session_closed(struct ob_job *job, const struct smtp_client_result *result);
 
 /* outbound_report.c */
 /* The attempt is over: log, send the DSNs, record the outcome in the store. */
