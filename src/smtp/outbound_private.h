@@ -69,7 +69,7 @@ struct ob_session {
 	unsigned uses; /* messages sent over it */
 	bool idle;
 	int64_t idle_since;
-	struct ob_session *next; /* ob->idle */
+	struct ob_session *next; /* ob->idle_sessions */
 };
 
 enum ob_job_state { OB_JOB_WAITING, OB_JOB_RUNNING, OB_JOB_REPORTING };
@@ -142,7 +142,7 @@ struct outbound {
 	struct net_event *wake;                   /* store completions and the queue hook */
 	struct net_event *timer;                  /* polling the queue */
 	struct ob_job *jobs;
-	struct ob_session *idle; /* sessions waiting to be reused */
+	struct ob_session *idle_sessions; /* waiting to be reused */
 	size_t idle_count;
 	struct ob_sts *sts_cache;
 	size_t sts_cached;

@@ -17,7 +17,7 @@
 static void session_unlink_idle(struct ob_session *s)
 {
 	struct outbound *ob = s->ob;
-	for (struct ob_session **p = &ob->idle; *p != NULL; p = &(*p)->next) {
+	for (struct ob_session **p = &ob->idle_sessions; *p != NULL; p = &(*p)->next) {
 		if (*p == s) {
 			*p = s->next;
 			ob->idle_count--;
@@ -44,8 +44,8 @@ static void session_ready(struct smtp_client *c, void *ctx)
 	}
 	s->idle = true;
 	s->idle_since = (int64_t)time(NULL);
-	s->next = ob->idle;
-	ob->idle = s;
+	s->next = ob->idle_sessions;
+	ob->idle_sessions = s;
 	ob->idle_count++;
 }
 
@@ -96,7 +96,7 @@ int outbound_session_start(struct ob_job *job, const struct smtp_client_params *
 	char key[OB_SESSION_KEY_MAX];
 	session_key(p, key, sizeof(key));
 	/* An idle session to the same place: send over it at once. */
-	for (struct ob_session *s = ob->idle; s != NULL; s = s->next) {
+	for (struct ob_session *s = ob->idle_sessions; s != NULL; s = s->next) {
 		if (strcmp(s->key, key) != 0)
 			continue;
 		session_unlink_idle(s);
@@ -124,7 +124,7 @@ int outbound_session_start(struct ob_job *job, const struct smtp_client_params *
 void outbound_session_sweep(struct outbound *ob, bool all)
 {
 	int64_t now = (int64_t)time(NULL);
-	for (struct ob_session *s = ob->idle, *next; s != NULL; s = next) {
+	for (struct ob_session *s = ob->idle_sessions, *next; s != NULL; s = next) {
 		next = s->next;
 		if (all || now - s->idle_since >= OB_IDLE_SECONDS) {
 			session_unlink_idle(s);
