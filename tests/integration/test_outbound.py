@@ -99,6 +99,7 @@ class SinkHandler:
 
     def __init__(self):
         self.received = []      # (mail_from, [rcpts], bytes)
+        self.peers = []         # ([rcpts], (ip, port) of the connection)
         self.data_started = threading.Event()
         self.defer_times = 1
         self.deferred = {}
@@ -120,6 +121,7 @@ class SinkHandler:
 
     async def handle_DATA(self, server, session, envelope):
         self.received.append((envelope.mail_from, list(envelope.rcpt_tos), envelope.content))
+        self.peers.append((list(envelope.rcpt_tos), session.peer))
         if any(r.startswith("slow") for r in envelope.rcpt_tos):
             self.data_started.set()
             await asyncio.sleep(self.slow)
@@ -369,6 +371,19 @@ def test_second_mx_when_first_is_down(world):
     assert re.search(r"event=outbound-host queue=\d+ relay=dead\.backup\.test\[%s\]" % DEAD_IP,
                      log), log[-2000:]
     wait_queue_empty(a)
+
+
+def test_connection_reused_for_the_next_message(world):
+    """Two messages to one host in quick succession: the second goes over the first's
+    connection (kept 2 s)."""
+    a, sink = world["a"], world["sink"]
+    first, second = ("reuse%s@sink.test" % unique("") for _ in range(2))
+    submit(a, [first], unique("reuse1"))
+    assert wait_for(lambda: sink.messages_to(first)), a.log_text()[-3000:]
+    submit(a, [second], unique("reuse2"))
+    assert wait_for(lambda: sink.messages_to(second)), a.log_text()[-3000:]
+    peers = {rcpts[0]: peer for rcpts, peer in sink.peers if rcpts[0] in (first, second)}
+    assert peers[first] == peers[second], peers
 
 
 def test_a_record_when_no_mx(world):
