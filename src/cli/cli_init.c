@@ -109,6 +109,7 @@ static const char conf_template[] =
     "outbound_mx_max = 5\n"
     "outbound_concurrency = 100\n"
     "outbound_domain_concurrency = 20\n"
+    "outbound_connection_cache_time = 2s\n"
     "queue_retry_min = 5m\n"
     "queue_retry_max = 4000s\n"
     "queue_lifetime = 5d\n"

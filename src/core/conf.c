@@ -97,6 +97,7 @@ static const struct conf_key conf_keys[] = {
     {"outbound_ip", T_OUTBOUND_IP, OFF(outbound_ip), 0, 0, 0},
     {"outbound_concurrency", T_UINT, OFF(outbound_concurrency), 1, 100000, 0},
     {"outbound_domain_concurrency", T_UINT, OFF(outbound_domain_concurrency), 1, 100000, 0},
+    {"outbound_connection_cache_time", T_SECONDS, OFF(outbound_connection_cache_time), 0, 300, 0},
     {"queue_retry_min", T_SECONDS, OFF(queue_retry_min), 1, 86400 * 7, 0},
     {"queue_retry_max", T_SECONDS, OFF(queue_retry_max), 1, 86400 * 7, 0},
     {"queue_lifetime", T_SECONDS, OFF(queue_lifetime), 0, 86400 * 365, 0},
@@ -188,6 +189,7 @@ struct conf *conf_new_defaults(const char *base_dir)
 	c->outbound_ip = CONF_OUTBOUND_IP_ANY;
 	c->outbound_concurrency = 100;
 	c->outbound_domain_concurrency = 20;
+	c->outbound_connection_cache_time = 2;
 	c->queue_retry_min = 300;
 	c->queue_retry_max = 4000;
 	c->queue_lifetime = 5 * 86400;

@@ -89,6 +89,7 @@ struct conf {
 	enum conf_outbound_ip outbound_ip;    /* any, ipv4, ipv6 */
 	unsigned outbound_concurrency;        /* attempts at once in all */
 	unsigned outbound_domain_concurrency; /* attempts at once to one domain */
+	unsigned outbound_connection_cache_time; /* seconds an idle session is kept for reuse */
 	unsigned queue_retry_min;             /* seconds after the first failed attempt */
 	unsigned queue_retry_max;             /* the longest wait between attempts */
 	unsigned queue_lifetime;              /* seconds a message may stay queued */

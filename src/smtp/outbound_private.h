@@ -208,7 +208,7 @@ void outbound_dsn_release(struct ob_dsn *dsn);
  * 0 ok (the callbacks follow), -1 with *error_r (no session). */
 int outbound_session_start(struct ob_job *job, const struct smtp_client_params *p,
                            const char **error_r);
-/* Quit idle sessions idle for OB_IDLE_SECONDS (all of them with all). */
+/* Quit sessions idle for outbound_connection_cache_time (all of them with all). */
 void outbound_session_sweep(struct outbound *ob, bool all);
 /* outbound_attempt.c, called by the session layer */
 void attempt_session_ready(struct ob_job *job, struct smtp_client *c);

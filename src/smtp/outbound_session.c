@@ -1,5 +1,5 @@
 /* SMTP sessions of the outbound engine, and their reuse (see outbound_private.h): a session
- * that delivered a message stays open for OB_IDLE_SECONDS, and the next attempt to the
+ * that delivered a message stays open for outbound_connection_cache_time, and the next attempt to the
  * same address, port, host name and TLS policy sends over it instead of connecting again
  * (Postfix's connection cache). Every client callback comes here first: the session knows
  * which attempt it works for, or that it is idle. */
@@ -38,7 +38,11 @@ static void session_ready(struct smtp_client *c, void *ctx)
 	/* Done with its message and able to take another: keep it, unless we stop or have
 	 * enough idle ones already. */
 	struct outbound *ob = s->ob;
-	if (outbound_stopping(ob) || ob->idle_count >= OB_IDLE_MAX || s->uses >= OB_REUSE_MAX) {
+	struct conf *conf = conf_slot_get(ob->slot);
+	bool cache = conf->outbound_connection_cache_time > 0;
+	conf_free(&conf);
+	if (!cache || outbound_stopping(ob) || ob->idle_count >= OB_IDLE_MAX ||
+	    s->uses >= OB_REUSE_MAX) {
 		smtp_client_quit(c);
 		return;
 	}
@@ -124,9 +128,12 @@ int outbound_session_start(struct ob_job *job, const struct smtp_client_params *
 void outbound_session_sweep(struct outbound *ob, bool all)
 {
 	int64_t now = (int64_t)time(NULL);
+	struct conf *conf = conf_slot_get(ob->slot);
+	int64_t keep = conf->outbound_connection_cache_time;
+	conf_free(&conf);
 	for (struct ob_session *s = ob->idle_sessions, *next; s != NULL; s = next) {
 		next = s->next;
-		if (all || now - s->idle_since >= OB_IDLE_SECONDS) {
+		if (all || now - s->idle_since >= keep) {
 			session_unlink_idle(s);
 			smtp_client_quit(s->client); /* closed frees it */
 		}

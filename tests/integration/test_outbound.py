@@ -167,7 +167,7 @@ def world(tmp_path_factory):
         "dns_resolver": "127.0.0.1:%d" % dns.port, "dns_timeout": "3",
         "dns_trust_anchor": anchor, "outbound_tls_ca_file": str(ca_cert),
         "mta_sts_port": str(port),
-        "queue_retry_min": "1s", "queue_retry_max": "2s",
+        "queue_retry_min": "1s", "queue_retry_max": "2s", "outbound_connection_cache_time": "20s",
         "outbound_routes": "routed.test=%s" % SINK_IP,
         "outbound_tls_required": "tlsonly.test"})
     a.cli("domain", "add", "a.test")
@@ -374,8 +374,8 @@ def test_second_mx_when_first_is_down(world):
 
 
 def test_connection_reused_for_the_next_message(world):
-    """Two messages to one host in quick succession: the second goes over the first's
-    connection (kept 2 s)."""
+    """Two messages to one host in succession: the second goes over the first's connection
+    (kept for outbound_connection_cache_time)."""
     a, sink = world["a"], world["sink"]
     first, second = ("reuse%s@sink.test" % unique("") for _ in range(2))
     submit(a, [first], unique("reuse1"))
