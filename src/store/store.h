@@ -582,8 +582,9 @@ void store_set_summarizer(struct store *store, store_summarizer_fn *fn, void *ct
  * entries under a lease (owner, expiry) so that two workers, or two nodes on one
  * database, never work on the same entry at once; it reports each attempt, which
  * releases the lease. An entry leaves the queue when none of its recipients is pending
- * (all delivered, failed or expired) or when it is deleted; the message file goes with
- * the last reference (mailbox entry or queue entry) to it, in the same commit.
+ * (all delivered, failed or expired) or when it is deleted; the message row goes with the
+ * last reference (mailbox entry or queue entry) to it, in the same commit, and its file
+ * right after that commit.
  *
  * Writes are queue operations (struct store_queue_op), committed by the writer thread in
  * queue order with the other writes (group commit); cb runs on the writer thread after
