@@ -11,6 +11,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "smtp/outbound.h"
 #include "core/banned.h"
 
 static const char queue_usage[] =
@@ -175,8 +176,9 @@ static int queue_change(struct store *store, enum store_queue_action action, uin
 	return 0;
 }
 
-/* `queue delete ID [--silent]`. */
-static int queue_delete(struct store *store, uint64_t id, bool silent)
+/* `queue delete ID [--silent]`: without --silent the sender is told first (a failure DSN
+ * for every pending recipient, quoting the message, which may go with the entry). */
+static int queue_delete(struct store *store, const struct conf *conf, uint64_t id, bool silent)
 {
 	if (!silent) {
 		struct store_queue_entry *e;
@@ -184,15 +186,16 @@ static int queue_delete(struct store *store, uint64_t id, bool silent)
 		if (r <= 0)
 			return r < 0 ? cli_fail("cannot read the queue")
 			             : cli_fail("no queue entry %" PRIu64, id);
+		const char *error = "";
+		int b = outbound_bounce_entry(store, conf, e,
+		                              "deleted from the queue by the postmaster", &error);
 		store_queue_entries_free(e, 1);
-		/* BOUNCE CALL POINT: without --silent the sender must get a failure DSN (RFC
-		 * 3464) for every pending recipient, built from store_queue_show()'s entry and
-		 * its message file BEFORE the entry goes (the file may go with it), handed to
-		 * store_deliver(), and only then STORE_QUEUE_DELETE. Until the DSN builder
-		 * (smtp/dsn.c) exists, refuse rather than drop mail without telling anyone. */
-		return cli_fail("queue delete %" PRIu64 ": bouncing to the sender is not built yet;"
-		                " use --silent to delete without telling the sender",
-		                id);
+		if (b < 0)
+			return cli_fail("queue delete %" PRIu64
+			                ": the bounce failed (%s); nothing deleted",
+			                id, error);
+		if (b == 1)
+			printf("bounced %" PRIu64 " to its sender\n", id);
 	}
 	return queue_change(store, STORE_QUEUE_DELETE, id, "deleted");
 }
@@ -235,8 +238,8 @@ static int queue_args(int argc, char **argv, const char **verb_r, uint64_t *id_r
 	return -1;
 }
 
-static int queue_run(struct store *store, const char *verb, uint64_t id, const char *domain,
-                     bool silent)
+static int queue_run(struct store *store, const struct conf *conf, const char *verb, uint64_t id,
+                     const char *domain, bool silent)
 {
 	if (strcmp(verb, "list") == 0)
 		return store_queue_list(store, domain, queue_print, NULL) < 0
@@ -251,7 +254,7 @@ static int queue_run(struct store *store, const char *verb, uint64_t id, const c
 		return queue_change(store, STORE_QUEUE_HOLD, id, "held");
 	if (strcmp(verb, "release") == 0)
 		return queue_change(store, STORE_QUEUE_RELEASE, id, "released");
-	return queue_delete(store, id, silent);
+	return queue_delete(store, conf, id, silent);
 }
 
 int cli_queue(struct cli *cli, int argc, char **argv)
@@ -271,7 +274,7 @@ int cli_queue(struct cli *cli, int argc, char **argv)
 	if (conf == NULL)
 		return 1;
 	struct store *store = cli_open_store(conf);
-	int ret = store == NULL ? 1 : queue_run(store, verb, id, domain, silent);
+	int ret = store == NULL ? 1 : queue_run(store, conf, verb, id, domain, silent);
 	store_close(&store);
 	conf_free(&conf);
 	return ret;

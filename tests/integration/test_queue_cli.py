@@ -1,10 +1,13 @@
 """The outbound queue from the outside: DSN (RFC 3461) offered on the submission ports only,
 its parameters carried per recipient into queue entries (one per message and destination
 domain), and `posthorn queue list/show/hold/release/flush/retry/delete` on a running
-server's store. Nothing here delivers (the delivery engine is not part of this module):
-entries stay queued, so every effect is visible through the CLI."""
+server's store. Nothing here delivers (outbound delivery is off in tests unless a test sets
+up its own DNS; see test_outbound.py): entries stay queued, so every effect is visible
+through the CLI."""
 
 import base64
+import email
+import email.policy
 import os
 
 from conftest import USERS, RawSMTP, has_enhanced_code, unique
@@ -196,12 +199,30 @@ def test_unknown_ids_and_bad_usage(server):
     assert p.returncode == 1 and "bad queue id" in p.stderr
 
 
-def test_delete_needs_silent_until_bounces_exist(server):
-    far = submit_dsn_message(server, unique("del"))["far.test"]
-    p = server.cli("queue", "delete", far["id"], check=False)
-    assert p.returncode == 1
-    assert "--silent" in p.stderr
-    assert far["id"] in [e["id"] for e in server.queue_entries()]
+def test_delete_bounces_to_the_sender(server):
+    """Without --silent the sender gets a failure report for each pending recipient that
+    wants one (y@far.test said NOTIFY=NEVER), quoting only the header (RET=HDRS)."""
+    subject = unique("del")
+    far = submit_dsn_message(server, subject)["far.test"]
+    p = server.cli("queue", "delete", far["id"])
+    assert p.stdout.splitlines() == ["bounced %s to its sender" % far["id"],
+                                     "deleted %s" % far["id"]], p.stdout
+    assert far["id"] not in [e["id"] for e in server.queue_entries()]
+    reports = [m for m in server.mail_list(DEMO) if m["sender"] == ""
+               and m["subject"] == "Undelivered Mail Returned to Sender"]
+    raw = [server.mail_cat(DEMO, m["uid"]) for m in reports]
+    raw = [r for r in raw if subject.encode() in r]
+    assert len(raw) == 1, raw
+    report = email.message_from_bytes(raw[0].split(b"\r\n", 1)[1], policy=email.policy.default)
+    parts = list(report.iter_parts())
+    status = parts[1].get_payload()
+    assert status[0]["Original-Envelope-Id"] == "env+id-%s" % subject
+    assert len(status) == 2  # the per-message block and x@far.test only
+    assert status[1]["Final-Recipient"] == "rfc822; x@far.test"
+    assert status[1]["Original-Recipient"] == "rfc822;Orig+x@far.test"
+    assert status[1]["Action"] == "failed" and status[1]["Status"] == "5.0.0"
+    assert "deleted from the queue by the postmaster" in status[1]["Diagnostic-Code"]
+    assert parts[2].get_content_type() == "text/rfc822-headers"
 
 
 def test_delete_silent_removes_entry_and_file(server):

@@ -102,10 +102,11 @@ static const char sq_migration_3[] =
  * domain (with RET, ENVID, hold, delay-warning and lease columns) and its recipients
  * (NOTIFY, ORCPT, status 0 pending 1 delivered 2 failed 3 expired, the last attempt's
  * outcome). The table keeps its name "queue" (message GC looks there); the old
- * per-recipient rows are grouped by message, sender and domain into entries. */
+ * per-recipient rows are grouped by message, sender and domain into entries. Entry ids are
+ * never reused (AUTOINCREMENT): they name an entry in the delivery log for good. */
 static const char sq_migration_4[] =
     "ALTER TABLE queue RENAME TO queue_v3;"
-    "CREATE TABLE queue (id INTEGER PRIMARY KEY,"
+    "CREATE TABLE queue (id INTEGER PRIMARY KEY AUTOINCREMENT,"
     " message_id INTEGER NOT NULL REFERENCES messages(id), mail_from TEXT NOT NULL,"
     " ret INTEGER NOT NULL DEFAULT 0, envid TEXT, smtputf8 INTEGER NOT NULL DEFAULT 0,"
     " eightbit INTEGER NOT NULL DEFAULT 0, domain TEXT NOT NULL,"
