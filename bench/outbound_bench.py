@@ -15,13 +15,15 @@ The world, all on loopback and the same for both servers:
 - Sink: Postfix's `smtp-sink` on 127.0.0.2 (a C event loop; it accepts everything and
   counts messages, `-c`); both servers reach it through their MX port setting
   (`outbound_port`, Postfix's `smtp_tcp_port`).
-- Load: CLIENTS submission sessions (threads of bench/run), each opened before the clock starts
+- Load: S submission sessions (threads of bench/run), each opened before the clock starts
   (Posthorn: submission port, STARTTLS, AUTH PLAIN as a local user; Postfix: its smtpd with
   STARTTLS, relaying for 127.0.0.0/8 by `mynetworks`: AUTH would need Dovecot's SASL, and
   one AUTH per session is outside the measured interval anyway) and warmed up with W
   messages; then N messages of SIZE octets, each to one recipient, recipient i in domain
-  d(i mod D), spread over the sessions. The clock runs from the first MAIL FROM of the N to
-  the moment the sink has counted W + N messages.
+  d(i mod D), spread over the sessions.
+- Relay: the clock runs from the first MAIL FROM of the N to the moment the sink has counted
+  them all. Drain: the N are submitted while delivery is held, then released; the clock
+  runs from the release to the sink having them all (the delivery engine alone).
 
 Standard library only; reuses bench/run's helpers (passed in as a module).
 """
@@ -48,7 +50,7 @@ DNS_IP = "127.0.0.35"
 SINK_IP = "127.0.0.2"
 SENDER_DOMAIN = "bench.test"
 SENDER = "sender@" + SENDER_DOMAIN
-CLIENTS = 8
+SESSIONS = 20  # submission sessions at once (bench/run --outbound-sessions)
 SIZE = 4096
 WARMUP = 40  # messages per round before the clock starts (spawns Postfix's processes)
 
@@ -236,16 +238,34 @@ def make_posthorn_class(R):
         name = "Posthorn"
         auth = True
 
-        def __init__(self, workdir, binary, sink_port):
+        def __init__(self, workdir, binary, sink_port, enabled=True):
             super().__init__(workdir, binary, users=(SENDER,))
             self.sink_port = sink_port
+            self.enabled = enabled
 
         def _init(self):
             super()._init()
             with open(self.dir / "posthorn.conf", "a") as f:
-                f.write("outbound_enabled = yes\noutbound_port = %d\n"
+                f.write("outbound_enabled = %s\noutbound_port = %d\n"
                         "dns_resolver = %s:53\nqueue_retry_min = 1s\nqueue_retry_max = 2s\n"
-                        % (self.sink_port, DNS_IP))
+                        % ("yes" if self.enabled else "no", self.sink_port, DNS_IP))
+
+        def release(self):
+            """The queue drain: stop, turn outbound delivery on, start again (the queue is
+            due at once). Returns True (a new process) as soon as it is started."""
+            self.stop()
+            conf = self.dir / "posthorn.conf"
+            conf.write_text(conf.read_text().replace("\noutbound_enabled = no\n",
+                                                     "\noutbound_enabled = yes\n"))
+            self.log = open(self.dir / "serve.log", "ab")
+            self.proc = subprocess.Popen([self.bin, "-c", str(conf), "serve"],
+                                         stdin=subprocess.DEVNULL, stdout=self.log,
+                                         stderr=subprocess.STDOUT)
+            R._running.append(self)
+            return True
+
+        def held(self):
+            return self.queued()
 
         @property
         def submit_port(self):
@@ -268,9 +288,10 @@ class PostfixOut:
     name = "Postfix"
     auth = False
 
-    def __init__(self, workdir, sink_port, R, cert_dir):
+    def __init__(self, workdir, sink_port, R, cert_dir, enabled=True):
         self.dir = Path(workdir) / "postfix"
         self.sink_port = sink_port
+        self.enabled = enabled
         self.R = R
         self.cert_dir = Path(cert_dir)
         self.base = None
@@ -336,7 +357,9 @@ smtp_tcp_port = {port}
 minimal_backoff_time = 1s
 maximal_backoff_time = 2s
 queue_run_delay = 1s
-""".format(q=q, d=d, dom=SENDER_DOMAIN, port=self.sink_port))
+{defer}""".format(q=q, d=d, dom=SENDER_DOMAIN, port=self.sink_port,
+           defer="" if self.enabled else "smtpd_client_restrictions = "
+                                          "check_client_access static:HOLD\n"))
         (d / "etc" / "master.cf").write_text("""\
 # service type  private unpriv  chroot  wakeup  maxproc command
 127.0.0.1:{port} inet n - n - - smtpd
@@ -399,6 +422,28 @@ postlog   unix-dgram n  -       n       -       1       postlogd
             return 0
         return len([x for x in p.stdout.splitlines() if x[:1].isalnum()
                     and not x.startswith("-Queue ID")])
+
+    def _files(self, sub):
+        n = 0
+        for _, _, files in os.walk(self.dir / "queue" / sub):
+            n += len(files)
+        return n
+
+    def held(self):
+        """Messages in the hold queue, 0 while any is still incoming."""
+        if self._files("incoming") or self._files("maildrop"):
+            return 0
+        return self._files("hold")
+
+    def release(self):
+        """The queue drain: `postsuper -H ALL` (held mail to the deferred queue), then
+        `postqueue -f` (deliver the deferred queue now)."""
+        for cmd in (["/usr/sbin/postsuper", "-c", str(self.dir / "etc"), "-H", "ALL"],
+                    [POSTQUEUE, "-c", str(self.dir / "etc"), "-f"]):
+            p = subprocess.run(cmd, capture_output=True, text=True, timeout=60)
+            if p.returncode != 0:
+                raise RuntimeError("%s: %s" % (" ".join(cmd), p.stderr.strip()))
+        return False
 
     def stop(self):
         if self.master:
@@ -474,15 +519,9 @@ class Client(threading.Thread):
             self.ready.set()
 
 
-def outbound_round(R, server, sink, knobs):
-    """One round on a started server: warm-up, then the measured relay. Returns a dict."""
-    n, domains, clients = knobs["outbound_messages"], knobs["outbound_domains"], CLIENTS
-    base = sink.count()
-    warm = recipients(0, WARMUP, domains)
-    load = recipients(WARMUP, n, domains)
-    go = threading.Event()
-    threads = [Client(server.submit_port, server.auth, warm[k::clients], load[k::clients], go)
-               for k in range(clients)]
+def start_clients(server, warm, load, sessions, go):
+    threads = [Client(server.submit_port, server.auth, warm[k::sessions], load[k::sessions], go)
+               for k in range(sessions)]
     for t in threads:
         t.start()
     for t in threads:
@@ -491,42 +530,105 @@ def outbound_round(R, server, sink, knobs):
             go.set()
             raise RuntimeError("%s: submission failed: %r\n%s"
                                % (server.name, t.error, server.log_tail()))
-    sink.wait(base + WARMUP, 120, "(warm-up, %s)\n%s" % (server.name, server.log_tail()))
-    time.sleep(0.5)
-    cpu0 = R.tree_cpu(server.pids)
-    t0 = time.perf_counter()
-    go.set()
+    return threads
+
+
+def join_clients(server, threads):
+    """Wait for the sessions; returns when the last one had its last 250 (perf_counter)."""
     for t in threads:
         t.join(900)
         if t.error or t.done_at is None:
             raise RuntimeError("%s: submission failed: %r\n%s"
                                % (server.name, t.error, server.log_tail()))
-    t_sub = max(t.done_at for t in threads)
-    t1 = sink.wait(base + WARMUP + n, 600, "(%s)\n%s" % (server.name, server.log_tail()))
-    cpu1 = R.tree_cpu(server.pids)
-    # Every message left the queue and none came twice.
+    return max(t.done_at for t in threads)
+
+
+def check_empty(server, sink, expected):
+    """Every message left the queue, and the sink has none more than expected."""
     deadline = time.monotonic() + 30
     while server.queued() and time.monotonic() < deadline:
         time.sleep(0.2)
     left = server.queued()
     time.sleep(0.3)
-    extra = sink.count() - (base + WARMUP + n)
+    extra = sink.count() - expected
     if left or extra:
         raise RuntimeError("%s: %d entries still queued, %d messages more than sent at the "
                            "sink" % (server.name, left, extra))
+
+
+def relay_round(R, server, sink, knobs):
+    """Submission and relay at once on a started server: warm-up, then N messages; the clock
+    runs from the first submission to the sink having them all. Returns a dict."""
+    n, domains, sessions = (knobs["outbound_messages"], knobs["outbound_domains"],
+                            knobs["outbound_sessions"])
+    base = sink.count()
+    warm = recipients(0, WARMUP, domains)
+    load = recipients(WARMUP, n, domains)
+    go = threading.Event()
+    threads = start_clients(server, warm, load, sessions, go)
+    sink.wait(base + WARMUP, 120, "(warm-up, %s)\n%s" % (server.name, server.log_tail()))
+    time.sleep(0.5)
+    cpu0 = R.tree_cpu(server.pids)
+    t0 = time.perf_counter()
+    go.set()
+    t_sub = join_clients(server, threads)
+    t1 = sink.wait(base + WARMUP + n, 600, "(%s)\n%s" % (server.name, server.log_tail()))
+    cpu1 = R.tree_cpu(server.pids)
+    check_empty(server, sink, base + WARMUP + n)
     return {"seconds": t1 - t0, "rate": n / (t1 - t0), "submit_rate": n / (t_sub - t0),
             "cpu_ms_per_msg": (cpu1 - cpu0) * 1000.0 / n, "cpu_s": cpu1 - cpu0}
 
 
+def drain_round(R, server, sink, knobs):
+    """The delivery engine alone: N messages submitted while delivery is held (Posthorn
+    `outbound_enabled = no`, Postfix: on hold), then released (Posthorn: restarted with
+    delivery on; Postfix: `postsuper -H ALL`, `postqueue -f`); the clock runs from the
+    release to the sink having them all. Returns a dict."""
+    n, domains, sessions = (knobs["outbound_messages"], knobs["outbound_domains"],
+                            knobs["outbound_sessions"])
+    base = sink.count()
+    go = threading.Event()
+    go.set()
+    threads = start_clients(server, [], recipients(0, n, domains), sessions, go)
+    join_clients(server, threads)
+    deadline = time.monotonic() + 120
+    while server.held() != n:
+        if time.monotonic() > deadline:
+            raise RuntimeError("%s: %d of %d messages held in the queue\n%s"
+                               % (server.name, server.held(), n, server.log_tail()))
+        time.sleep(0.1)
+    time.sleep(0.5)
+    if sink.count() != base:
+        raise RuntimeError("%s: delivered while held" % server.name)
+    cpu0 = R.tree_cpu(server.pids)
+    t0 = time.perf_counter()
+    if server.release():
+        cpu0 = 0.0  # a new process: all of its CPU time counts
+    t1 = sink.wait(base + n, 600, "(drain, %s)\n%s" % (server.name, server.log_tail()))
+    cpu1 = R.tree_cpu(server.pids)
+    check_empty(server, sink, base + n)
+    return {"seconds": t1 - t0, "rate": n / (t1 - t0),
+            "cpu_ms_per_msg": (cpu1 - cpu0) * 1000.0 / n, "cpu_s": cpu1 - cpu0}
+
+
 def run(R, binary, top, knobs, log=log_default):
-    """All rounds, A B A B. Returns {"A": [round...], "B": [...], "domains", "messages"}."""
+    """All rounds, A B A B: in each, a fresh instance per server for the relay and another
+    for the drain. Returns {"A": [round...], "B": [...], knobs}; a round is
+    {"relay": {...}, "drain": {...}}."""
     top = Path(top)
     res = {"A": [], "B": [], "messages": knobs["outbound_messages"],
-           "domains": knobs["outbound_domains"], "clients": CLIENTS, "size": SIZE,
-           "warmup": WARMUP}
+           "domains": knobs["outbound_domains"], "sessions": knobs["outbound_sessions"],
+           "size": SIZE, "warmup": WARMUP}
     dns = Dns(top / "outbound-world", knobs["outbound_domains"])
     sink = Sink()
     PosthornOut = make_posthorn_class(R)
+    certs = top / "outbound-1-A-relay" / "posthorn" / "tls"  # Postfix uses Posthorn's
+
+    def make(key, d, enabled):
+        if key == "A":
+            return PosthornOut(d, binary, sink.port, enabled)
+        return PostfixOut(d, sink.port, R, certs, enabled)
+
     try:
         dns.start()
         sink.start()
@@ -534,23 +636,23 @@ def run(R, binary, top, knobs, log=log_default):
             % (DNS_IP, knobs["outbound_domains"], SINK_IP, sink.port))
         for i in range(1, knobs["rounds"] + 1):
             for key in ("A", "B"):
-                d = top / ("outbound-%d-%s" % (i, key))
-                d.mkdir()
-                os.chmod(d, 0o755)
-                if key == "A":
-                    srv = PosthornOut(d, binary, sink.port)
-                else:
-                    srv = PostfixOut(d, sink.port, R, top / "outbound-1-A" / "posthorn" / "tls")
-                try:
-                    srv.start()
-                    r = outbound_round(R, srv, sink, knobs)
-                finally:
-                    srv.stop()
+                r = {}
+                for phase, fn in (("relay", relay_round), ("drain", drain_round)):
+                    d = top / ("outbound-%d-%s-%s" % (i, key, phase))
+                    d.mkdir()
+                    os.chmod(d, 0o755)
+                    srv = make(key, d, phase == "relay")
+                    try:
+                        srv.start()
+                        r[phase] = fn(R, srv, sink, knobs)
+                    finally:
+                        srv.stop()
                 res[key].append(r)
-                log("round %d %-10s outbound %6.1f msgs/s relayed (submitted %6.1f/s)  "
-                    "%.3f ms CPU/msg  %.1f s"
-                    % (i, srv.name, r["rate"], r["submit_rate"], r["cpu_ms_per_msg"],
-                       r["seconds"]))
+                log("round %d %-10s relay %6.1f msgs/s (submitted %6.1f/s) %.3f ms CPU/msg;  "
+                    "drain %6.1f msgs/s %.3f ms CPU/msg"
+                    % (i, srv.name, r["relay"]["rate"], r["relay"]["submit_rate"],
+                       r["relay"]["cpu_ms_per_msg"], r["drain"]["rate"],
+                       r["drain"]["cpu_ms_per_msg"]))
     finally:
         sink.stop()
         dns.stop()
@@ -565,42 +667,55 @@ def report(res, info, R):
     A, B = res["A"], res["B"]
     rows = []
 
-    def row(name, key, digits, better):
-        a = [r[key] for r in A]
-        b = [r[key] for r in B]
+    def vals(runs, phase, key):
+        return [r[phase][key] for r in runs]
+
+    def row(name, phase, key, digits, better):
+        a, b = vals(A, phase, key), vals(B, phase, key)
         per_round = [R.ratio(x, y) for x, y in zip(a, b)]
         lo, hi, _ = R.spread(per_round)
         rows.append("| %s | %s | %s | **%.2f×** (rounds %.2f–%.2f) | %s |"
                     % (name, R.cell(a, digits), R.cell(b, digits), R.ratio(R.med(a), R.med(b)),
                        lo, hi, better))
 
-    row("messages/s relayed, first submission → sink has all", "rate", 1, "higher")
-    row("CPU time per message (relaying server), ms", "cpu_ms_per_msg", 3, "lower")
-    row("messages/s submitted (250 to the last client)", "submit_rate", 1, "higher")
-    rate = R.ratio(R.med([r["rate"] for r in A]), R.med([r["rate"] for r in B]))
-    cpu = R.ratio(R.med([r["cpu_ms_per_msg"] for r in A]), R.med([r["cpu_ms_per_msg"] for r in B]))
+    def ratio(phase, key):
+        return R.ratio(R.med(vals(A, phase, key)), R.med(vals(B, phase, key)))
+
+    row("relay: messages/s, first submission → sink has all", "relay", "rate", 1, "higher")
+    row("relay: CPU time per message, ms", "relay", "cpu_ms_per_msg", 3, "lower")
+    row("relay: messages/s submitted (last 250 to the clients)", "relay", "submit_rate", 1,
+        "higher")
+    row("drain of a held queue: messages/s, release → sink has all", "drain", "rate", 1,
+        "higher")
+    row("drain: CPU time per message, ms", "drain", "cpu_ms_per_msg", 3, "lower")
+    rate, cpu = ratio("relay", "rate"), ratio("relay", "cpu_ms_per_msg")
     met = rate >= 1.0 and cpu < 1.0
     out = [MARK_START, "## Outbound relay", "",
            "Run %s on %s (%s cores), Postfix %s (Debian); `bench/run --only outbound`. "
-           "%d rounds A B; per round %d messages of %d octets, one recipient each, over %d "
-           "domains, from %d submission sessions, relayed to one `smtp-sink`."
+           "%d rounds A B; per round and server %d messages of %d octets, one recipient each, "
+           "over %d domains, from %d submission sessions at once, relayed to one `smtp-sink`; "
+           "fsync rate of the disk during the run %.0f /s (median of the probes)."
            % (info["date"], info["cpu"], info["cores"], info["postfix"], len(A),
-              res["messages"], res["size"], res["domains"], res["clients"]), "",
+              res["messages"], res["size"], res["domains"], res["sessions"], info["fsync"]), "",
            "| benchmark | Posthorn: median (min–max, ±spread) | Postfix: median (min–max, "
            "±spread) | Posthorn / Postfix | better |",
            "|---|---|---|---|---|"] + rows + [
            "",
            "Goal of issue 9 (relay at least as fast as Postfix, with less CPU per message): "
-           "**%s** (%.2f× the rate, %.2f× the CPU per message)."
-           % ("met" if met else "not met", rate, cpu), "",
+           "**%s** (%.2f× the rate, %.2f× the CPU per message; drain alone %.2f× the rate, "
+           "%.2f× the CPU)." % ("met" if met else "not met", rate, cpu,
+                                ratio("drain", "rate"), ratio("drain", "cpu_ms_per_msg")), "",
            "### Rounds", "",
-           "| round | server | msgs/s relayed | seconds | msgs/s submitted | CPU s | CPU ms/msg |",
-           "|---|---|---|---|---|---|---|"]
+           "| round | server | relay msgs/s | seconds | submitted msgs/s | CPU s | CPU ms/msg "
+           "| drain msgs/s | seconds | CPU s | CPU ms/msg |",
+           "|---|---|---|---|---|---|---|---|---|---|---|"]
     for i, (a, b) in enumerate(zip(A, B), 1):
         for name, r in (("Posthorn", a), ("Postfix", b)):
-            out.append("| %d | %s | %.1f | %.2f | %.1f | %.2f | %.3f |"
-                       % (i, name, r["rate"], r["seconds"], r["submit_rate"], r["cpu_s"],
-                          r["cpu_ms_per_msg"]))
+            x, y = r["relay"], r["drain"]
+            out.append("| %d | %s | %.1f | %.2f | %.1f | %.2f | %.3f | %.1f | %.2f | %.2f | %.3f |"
+                       % (i, name, x["rate"], x["seconds"], x["submit_rate"], x["cpu_s"],
+                          x["cpu_ms_per_msg"], y["rate"], y["seconds"], y["cpu_s"],
+                          y["cpu_ms_per_msg"]))
     out += ["", METHOD.format(**res), MARK_END]
     return "\n".join(out)
 
@@ -617,28 +732,38 @@ METHOD = """\
   caches the answers for their TTL). Postfix has no resolver setting: its `smtp` client runs
   chrooted in its queue directory (as Debian runs it by default) with its own
   `etc/resolv.conf` naming 127.0.0.35, so it asks the same server through the C library's
-  stub resolver, which caches nothing (a query per delivery, answered by Knot in
+  stub resolver, which caches nothing (queries per delivery, answered by Knot in
   microseconds; Knot's CPU is counted for neither).
-- **Submission.** {clients} sessions (threads of bench/run, Python's `smtplib`), opened
-  before the clock: Posthorn on its submission port with STARTTLS and `AUTH PLAIN` as a
-  local user; Postfix on its smtpd with STARTTLS, relaying for 127.0.0.0/8 by `mynetworks`
-  (AUTH in Postfix needs a SASL server such as Dovecot's; with sessions opened before the
-  clock it would not change the measured interval). Same certificate (RSA 2048) on both.
-  Each session first sends its part of {warmup} warm-up messages (Postfix spawns its
-  `smtpd`, `cleanup`, `qmgr` and `smtp` processes), the sink must have them all, then the
-  clock starts and the sessions send the {messages} measured messages ({size} octets of
-  text, one recipient each; recipient i in domain `d(i mod {domains}).test`) one after
-  another each, without waiting for delivery.
-- **messages/s relayed** = {messages} / (time from the start of the measured submissions
-  to the moment the sink has counted every message). **messages/s submitted** = the same
-  over the time until the last session got its last 250 (queued and fsynced on both).
-  After each round the queue must be empty (`posthorn queue list`, `postqueue -p`) and
-  the sink must have no message more than was sent.
+- **Submission.** {sessions} sessions at once (threads of bench/run, Python's `smtplib`),
+  each sending its share one message after another, opened before the clock: Posthorn on
+  its submission port with STARTTLS and `AUTH PLAIN` as a local user; Postfix on its smtpd
+  with STARTTLS, relaying for 127.0.0.0/8 by `mynetworks` (AUTH in Postfix needs a SASL
+  server such as Dovecot's; with sessions opened before the clock it would not change the
+  measured interval). The same certificate (RSA 2048) on both. Messages are {size} octets
+  of text with one recipient; recipient i is in domain `d(i mod {domains}).test`. Both
+  servers reply 250 only when the message is on disk (fsynced).
+- **Relay** (submission and delivery at once; fresh instances): each session first sends
+  its part of {warmup} warm-up messages (Postfix spawns its `smtpd`, `cleanup`, `qmgr` and
+  `smtp` processes) and the sink must have them all; then the clock starts and the sessions
+  send the {messages} measured messages. *messages/s* = {messages} / (time from the start
+  of the measured submissions to the moment the sink has counted every message);
+  *submitted* = the same over the time until the last session got its last 250.
+- **Drain** (the delivery engine alone; other fresh instances): the {messages} messages
+  are submitted while delivery is held (Posthorn `outbound_enabled = no`; Postfix puts every
+  message on hold, `smtpd_client_restrictions = check_client_access static:HOLD`), then
+  released: Posthorn is stopped and started with `outbound_enabled = yes` (its start-up is
+  inside the measured time and CPU, a few ms), Postfix gets `postsuper -H ALL` (hold queue
+  to deferred queue) and `postqueue -f` (both commands inside the measured time and CPU). The clock runs from
+  the release to the sink having every message. Postfix's connection cache reuses
+  connections to a destination with a backlog; Posthorn opens one connection per queue
+  entry (no reuse yet).
+- After each phase the queue must be empty (`posthorn queue list`, `postqueue -p`) and the
+  sink must have no message more than was sent.
 - **CPU time per message**: user + system time of the relaying server over the measured
   interval, from `/proc` as in the other benchmarks: Posthorn's one process (all
   threads); for Postfix the tree of its `master` (every live process plus the time of the
   children master has reaped: `smtpd`, `cleanup`, `qmgr`, `trivial-rewrite`, `smtp`, …),
-  divided by {messages}. The sink, DNS server and clients are not counted.
+  divided by {messages}. The sink, the DNS server and the clients are not counted.
 - **Settings**: both at their defaults for concurrency (Posthorn `outbound_concurrency =
   100`, `outbound_domain_concurrency = 20`; Postfix 100 `smtp` processes, 20 per
   destination, connection cache on demand) and with opportunistic TLS (the sink offers no
