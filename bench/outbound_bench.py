@@ -766,7 +766,8 @@ METHOD = """\
   message on hold, `smtpd_client_restrictions = check_client_access static:HOLD`), then
   released: Posthorn is stopped and started with `outbound_enabled = yes` (its start-up is
   inside the measured time and CPU, a few ms), Postfix gets `postsuper -H ALL` (hold queue
-  to deferred queue) and `postqueue -f` (both commands inside the measured time and CPU).
+  to deferred queue) and `postqueue -f` (both inside the measured time; the commands' own
+  few ms of CPU are not in master's tree, the work they start is).
   *Submission alone* is the rate of those held submissions (sessions opened first, then
   the clock from the first MAIL FROM to the last 250): what the relay figure would be if
   delivery cost nothing. The clock runs from
