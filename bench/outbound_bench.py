@@ -653,7 +653,8 @@ def run(R, binary, top, knobs, log=log_default):
                         srv.stop()
                 res[key].append(r)
                 log("round %d %-10s fsync %5.0f/s  relay %6.1f msgs/s (submitted %6.1f/s) "
-                    "%.3f ms CPU/msg;  submission alone %6.1f/s;  drain %6.1f msgs/s %.3f ms CPU/msg"
+                    "%.3f ms CPU/msg;  submission alone %6.1f/s;  "
+                    "drain %6.1f msgs/s %.3f ms CPU/msg"
                     % (i, srv.name, r["fsync"], r["relay"]["rate"], r["relay"]["submit_rate"],
                        r["relay"]["cpu_ms_per_msg"], r["drain"]["submit_rate"],
                        r["drain"]["rate"], r["drain"]["cpu_ms_per_msg"]))
