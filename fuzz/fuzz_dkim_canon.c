@@ -29,7 +29,8 @@ static void body(enum dkim_canon canon, const uint8_t *data, size_t size, size_t
 		dkim_body_canon_update(bc, data, size);
 	else
 		for (size_t pos = 0; pos < size; pos += chunk)
-			dkim_body_canon_update(bc, data + pos, size - pos < chunk ? size - pos : chunk);
+			dkim_body_canon_update(bc, data + pos,
+			                       size - pos < chunk ? size - pos : chunk);
 	dkim_body_canon_final(bc);
 	free(bc);
 }
@@ -99,11 +100,12 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	struct buf b;
 	buf_init(&b, 1 << 24);
 	for (size_t i = 0; i < n; i++) {
-		if (fields[i].start + fields[i].len > size || fields[i].start + fields[i].len > body_start)
+		if (fields[i].start + fields[i].len > size ||
+		    fields[i].start + fields[i].len > body_start)
 			abort();
 		buf_reset(&b);
-		if (dkim_canon_header(DKIM_CANON_RELAXED, data + fields[i].start, fields[i].len, true,
-		                      &b) < 0)
+		if (dkim_canon_header(DKIM_CANON_RELAXED, data + fields[i].start, fields[i].len,
+		                      true, &b) < 0)
 			abort();
 		check_relaxed_field(&b);
 	}
@@ -122,7 +124,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		buf_init(&parts, 1 << 24);
 		body(canon, data + body_start, size - body_start, 0, &whole);
 		body(canon, data + body_start, size - body_start, chunk, &parts);
-		if (whole.len != parts.len || memcmp(buf_cstr(&whole), buf_cstr(&parts), whole.len) != 0)
+		if (whole.len != parts.len ||
+		    memcmp(buf_cstr(&whole), buf_cstr(&parts), whole.len) != 0)
 			abort();
 		check_body(canon, &whole);
 		buf_free(&whole);

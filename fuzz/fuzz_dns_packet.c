@@ -12,8 +12,8 @@
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
-static const uint16_t fuzz_dns_types[] = {DNS_TYPE_MX, DNS_TYPE_A, DNS_TYPE_AAAA,
-                                          DNS_TYPE_TLSA, DNS_TYPE_TXT};
+static const uint16_t fuzz_dns_types[] = {DNS_TYPE_MX, DNS_TYPE_A, DNS_TYPE_AAAA, DNS_TYPE_TLSA,
+                                          DNS_TYPE_TXT};
 
 static void fuzz_dns_check(const struct dns_result *res, uint16_t type)
 {

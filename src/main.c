@@ -39,8 +39,7 @@ struct cli_command {
 static const struct cli_command commands[] = {
     {"init", cli_init},     {"serve", cli_serve}, {"check-config", cli_check_config},
     {"domain", cli_domain}, {"user", cli_user},   {"alias", cli_alias},
-    {"mail", cli_mail},     {"queue", cli_queue},
-    {"dkim", cli_dkim},
+    {"mail", cli_mail},     {"queue", cli_queue}, {"dkim", cli_dkim},
     {"dns", cli_dns},
 };
 

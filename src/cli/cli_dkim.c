@@ -70,8 +70,7 @@ static char *dkim_domain_arg(const char *arg)
 
 /* ph<yyyymm>, or ph<yyyymm>b, c, ... when that is in use or was used (a removed selector's
  * record may still be in DNS caches, so it is not reused). */
-static void dkim_default_selector(const char *data_dir, const char *domain, char *out,
-                                  size_t size)
+static void dkim_default_selector(const char *data_dir, const char *domain, char *out, size_t size)
 {
 	time_t now = time(NULL);
 	struct tm tm;
@@ -257,13 +256,15 @@ int cli_dkim(struct cli *cli, int argc, char **argv)
 		free(domain);
 	} else if (strcmp(verb, "remove") == 0) {
 		char *domain = dkim_domain_arg(argv[2]);
-		int r = domain != NULL ? dkim_keys_remove(conf->data_dir, domain, argv[3], &error) : -1;
+		int r =
+		    domain != NULL ? dkim_keys_remove(conf->data_dir, domain, argv[3], &error) : -1;
 		if (domain == NULL)
 			ret = 1;
 		else if (r < 0)
 			ret = cli_fail("dkim remove %s %s: %s", domain, argv[3], error);
 		else if (r == 0)
-			ret = cli_fail("dkim remove: %s has no key with selector %s", domain, argv[3]);
+			ret = cli_fail("dkim remove: %s has no key with selector %s", domain,
+			               argv[3]);
 		else
 			printf("removed the key %s of %s; messages are no longer signed with it "
 			       "(keep its DNS record a few days for mail still in transit)\n",

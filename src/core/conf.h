@@ -77,24 +77,24 @@ struct conf {
 	unsigned auth_workers;       /* password checks at once (threads), 0 = one per core */
 	unsigned auth_cache_ttl;     /* seconds a successful login is remembered, 0 = no cache */
 	unsigned auth_cache_size;    /* entries of the authentication cache */
-	char *dns_resolver;         /* numeric address of the one DNS server to ask, "" = the
-	                               system's (/etc/resolv.conf) */
-	unsigned dns_resolver_port; /* its port, default 53 */
-	char *dns_trust_anchor;     /* DNSSEC trust anchor file, "none", or "" = automatic */
-	unsigned dns_timeout;       /* seconds a lookup may take before it is a temporary failure */
+	char *dns_resolver;          /* numeric address of the one DNS server to ask, "" = the
+	                                system's (/etc/resolv.conf) */
+	unsigned dns_resolver_port;  /* its port, default 53 */
+	char *dns_trust_anchor;      /* DNSSEC trust anchor file, "none", or "" = automatic */
+	unsigned dns_timeout; /* seconds a lookup may take before it is a temporary failure */
 	/* outbound delivery (smtp/outbound.c) */
-	bool outbound_enabled;                /* no: remote mail stays queued, unsent */
-	unsigned outbound_port;               /* port of every MX/A host (25; tests change it) */
-	unsigned outbound_mx_max;             /* MX hosts tried per attempt */
-	enum conf_outbound_ip outbound_ip;    /* any, ipv4, ipv6 */
-	unsigned outbound_concurrency;        /* attempts at once in all */
-	unsigned outbound_domain_concurrency; /* attempts at once to one domain */
+	bool outbound_enabled;                   /* no: remote mail stays queued, unsent */
+	unsigned outbound_port;                  /* port of every MX/A host (25; tests change it) */
+	unsigned outbound_mx_max;                /* MX hosts tried per attempt */
+	enum conf_outbound_ip outbound_ip;       /* any, ipv4, ipv6 */
+	unsigned outbound_concurrency;           /* attempts at once in all */
+	unsigned outbound_domain_concurrency;    /* attempts at once to one domain */
 	unsigned outbound_connection_cache_time; /* seconds an idle session is kept for reuse */
-	unsigned queue_retry_min;             /* seconds after the first failed attempt */
-	unsigned queue_retry_max;             /* the longest wait between attempts */
-	unsigned queue_lifetime;              /* seconds a message may stay queued */
-	unsigned queue_delay_warning;         /* seconds before a delay DSN (0: none) */
-	char *outbound_routes;       /* "DOMAIN=HOST[:PORT][/MODE] ...", "" none */
+	unsigned queue_retry_min;                /* seconds after the first failed attempt */
+	unsigned queue_retry_max;                /* the longest wait between attempts */
+	unsigned queue_lifetime;                 /* seconds a message may stay queued */
+	unsigned queue_delay_warning;            /* seconds before a delay DSN (0: none) */
+	char *outbound_routes;                   /* "DOMAIN=HOST[:PORT][/MODE] ...", "" none */
 	unsigned mta_sts_port;       /* HTTPS port of mta-sts.DOMAIN (443; tests change it) */
 	char *outbound_tls_required; /* destination domains that need STARTTLS, "" none */
 	char *smarthost;             /* "HOST[:PORT]": every remote message goes there, "" none */
@@ -103,8 +103,8 @@ struct conf {
 	char *smarthost_user;        /* AUTH user name, "" none */
 	char *smarthost_password;    /* its password (or smarthost_password_file) */
 	char *smarthost_password_file;
-	unsigned queue_lease_time;   /* seconds a delivery worker holds a claimed queue entry
-	                                (renewed while it works on it) */
+	unsigned queue_lease_time; /* seconds a delivery worker holds a claimed queue entry
+	                              (renewed while it works on it) */
 	size_t listen_count[CONF_LISTENER_COUNT];
 	struct conf_listen listen[CONF_LISTENER_COUNT][CONF_LISTEN_MAX];
 	struct limits limits;

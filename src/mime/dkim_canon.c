@@ -65,8 +65,8 @@ static int dkim_canon_header_relaxed(const unsigned char *f, size_t len, bool wi
 	return 0;
 }
 
-int dkim_canon_header(enum dkim_canon canon, const unsigned char *field, size_t len,
-                      bool with_crlf, struct buf *out)
+int dkim_canon_header(enum dkim_canon canon, const unsigned char *field, size_t len, bool with_crlf,
+                      struct buf *out)
 {
 	if (canon == DKIM_CANON_RELAXED)
 		return dkim_canon_header_relaxed(field, len, with_crlf, out);
@@ -104,7 +104,8 @@ size_t dkim_canon_fields(struct arena *arena, const unsigned char *msg, size_t l
 				next = dkim_line_next(msg, next, len);
 			if (count < max_fields) {
 				if (pass == 1 && count < cap) {
-					const unsigned char *colon = memchr(msg + p, ':', first - p);
+					const unsigned char *colon =
+					    memchr(msg + p, ':', first - p);
 					size_t n = colon != NULL ? (size_t)(colon - (msg + p)) : 0;
 					while (n > 0 && dkim_is_wsp(msg[p + n - 1]))
 						n--;
@@ -129,8 +130,7 @@ size_t dkim_canon_fields(struct arena *arena, const unsigned char *msg, size_t l
 bool dkim_canon_field_is(const unsigned char *msg, const struct dkim_field *f, const char *name)
 {
 	size_t n = strlen(name);
-	return f->name_len == n && n > 0 &&
-	       strncasecmp((const char *)msg + f->start, name, n) == 0;
+	return f->name_len == n && n > 0 && strncasecmp((const char *)msg + f->start, name, n) == 0;
 }
 
 /* Distinct names of an h= list and how far up each one's bottom-up search has come. */
@@ -166,8 +166,8 @@ void dkim_canon_select(const unsigned char *msg, const struct dkim_field *fields
 
 /* ---- body ---- */
 
-void dkim_body_canon_init(struct dkim_body_canon *bc, enum dkim_canon canon,
-                          dkim_canon_out_fn *out, void *ctx)
+void dkim_body_canon_init(struct dkim_body_canon *bc, enum dkim_canon canon, dkim_canon_out_fn *out,
+                          void *ctx)
 {
 	memset(bc, 0, offsetof(struct dkim_body_canon, stage));
 	bc->canon = canon;

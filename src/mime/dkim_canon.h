@@ -26,8 +26,8 @@ enum dkim_canon { DKIM_CANON_SIMPLE, DKIM_CANON_RELAXED };
  * then CRLF. A field without a colon is all name.
  * with_crlf false leaves the final CRLF out (the DKIM-Signature field itself, §3.7).
  * Returns 0, or -1 when out's maximum would be exceeded (out then holds a prefix). */
-int dkim_canon_header(enum dkim_canon canon, const unsigned char *field, size_t len,
-                      bool with_crlf, struct buf *out) __attribute__((warn_unused_result));
+int dkim_canon_header(enum dkim_canon canon, const unsigned char *field, size_t len, bool with_crlf,
+                      struct buf *out) __attribute__((warn_unused_result));
 
 /* One header field of a message, as offsets into it. */
 struct dkim_field {
@@ -86,8 +86,8 @@ struct dkim_body_canon {
 	unsigned char stage[4096];
 };
 
-void dkim_body_canon_init(struct dkim_body_canon *bc, enum dkim_canon canon,
-                          dkim_canon_out_fn *out, void *ctx);
+void dkim_body_canon_init(struct dkim_body_canon *bc, enum dkim_canon canon, dkim_canon_out_fn *out,
+                          void *ctx);
 /* Feed the next len octets of the body (any octets). */
 void dkim_body_canon_update(struct dkim_body_canon *bc, const unsigned char *data, size_t len);
 /* End of the body: write what the rules above add, and flush. */

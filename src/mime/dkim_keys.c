@@ -114,8 +114,8 @@ static int dkim_entry_cmp(const void *a, const void *b)
 
 /* The key files of one domain, sorted; at most max. Count, or -1 (errno) when the
  * directory cannot be read (ENOENT: none). */
-static int dkim_domain_entries(const char *data_dir, const char *domain,
-                               struct dkim_entry *entries, size_t max)
+static int dkim_domain_entries(const char *data_dir, const char *domain, struct dkim_entry *entries,
+                               size_t max)
 {
 	char path[DKIM_PATH_MAX];
 	if (dkim_path(path, data_dir, domain, NULL) < 0) {
@@ -189,8 +189,8 @@ int dkim_keys_list(const char *data_dir, const char *domain,
 			total = -1;
 		}
 		for (int k = 0; k < n; k++, total++) {
-			struct dkim_key_info info = {domains[i], entries[k].selector, entries[k].alg,
-			                             entries[k].created};
+			struct dkim_key_info info = {domains[i], entries[k].selector,
+			                             entries[k].alg, entries[k].created};
 			cb(ctx, &info);
 		}
 		free(domains[i]);
@@ -334,7 +334,8 @@ static int dkim_generate_check(const char *data_dir, const char *domain, const c
 	struct dkim_entry entries[64];
 	int n = dkim_domain_entries(data_dir, domain, entries, 64);
 	if (n < 0) {
-		*error_r = dkim_keys_fail("cannot read the keys of %s: %s", domain, strerror(errno));
+		*error_r =
+		    dkim_keys_fail("cannot read the keys of %s: %s", domain, strerror(errno));
 		return -1;
 	}
 	for (int i = 0; i < n; i++) {
@@ -371,8 +372,9 @@ int dkim_keys_generate(const char *data_dir, const char *domain, const char *sel
 		*error_r = "selector too long";
 		return -1;
 	}
-	EVP_PKEY *pkey = alg == DKIM_ALG_ED25519 ? EVP_PKEY_Q_keygen(NULL, NULL, "ED25519")
-	                                         : EVP_PKEY_Q_keygen(NULL, NULL, "RSA", (size_t)2048);
+	EVP_PKEY *pkey = alg == DKIM_ALG_ED25519
+	                     ? EVP_PKEY_Q_keygen(NULL, NULL, "ED25519")
+	                     : EVP_PKEY_Q_keygen(NULL, NULL, "RSA", (size_t)2048);
 	BIO *bio = BIO_new(BIO_s_mem());
 	char *pem = NULL;
 	long pem_len = 0;
@@ -382,9 +384,10 @@ int dkim_keys_generate(const char *data_dir, const char *domain, const char *sel
 	    PEM_write_bio_PrivateKey(bio, pkey, NULL, NULL, 0, NULL, NULL) == 1 &&
 	    (pem_len = BIO_get_mem_data(bio, &pem)) > 0 &&
 	    dkim_write_key(dir, name, pem, (size_t)pem_len, uid, gid, error_r) == 0) {
-		ret = dkim_record(pkey, alg, record) == 0 && buf_printf(path, "%s/%s", dir, name) == 0
-		          ? 0
-		          : -1;
+		ret =
+		    dkim_record(pkey, alg, record) == 0 && buf_printf(path, "%s/%s", dir, name) == 0
+		        ? 0
+		        : -1;
 		if (ret < 0)
 			*error_r = "cannot format the DNS record";
 	}
@@ -395,8 +398,7 @@ int dkim_keys_generate(const char *data_dir, const char *domain, const char *sel
 	return ret;
 }
 
-int dkim_keys_zone_line(const char *selector, const char *domain, const char *txt,
-                        struct buf *out)
+int dkim_keys_zone_line(const char *selector, const char *domain, const char *txt, struct buf *out)
 {
 	if (buf_printf(out, "%s._domainkey.%s. IN TXT", selector, domain) < 0)
 		return -1;
@@ -514,13 +516,14 @@ static int dkim_domain_load(struct dkim_keys *keys, struct dkim_domain *d, const
 		                     ? dkim_read_key(path, entries[i].alg)
 		                     : NULL;
 		if (pkey == NULL) {
-			*error_r = dkim_keys_fail("cannot read the DKIM key %s/%s", d->domain, name);
+			*error_r =
+			    dkim_keys_fail("cannot read the DKIM key %s/%s", d->domain, name);
 			dkim_domain_clear(d);
 			return -1;
 		}
 		d->selectors[d->nkeys] = xstrdup(entries[i].selector);
-		d->keys[d->nkeys] = (struct dkim_key){d->domain, d->selectors[d->nkeys],
-		                                      entries[i].alg, pkey};
+		d->keys[d->nkeys] =
+		    (struct dkim_key){d->domain, d->selectors[d->nkeys], entries[i].alg, pkey};
 		d->nkeys++;
 	}
 	return 0;
@@ -541,8 +544,7 @@ static struct dkim_domain *dkim_keys_lookup(struct dkim_keys *keys, const char *
 		if (strcmp(keys->domains[i]->domain, domain) == 0)
 			d = keys->domains[i];
 	if (d != NULL && d->stable && dkim_same_time(&d->mtime, &st->st_mtim) &&
-	    dkim_same_time(&d->ctime, &st->st_ctim) && d->dev == st->st_dev &&
-	    d->ino == st->st_ino)
+	    dkim_same_time(&d->ctime, &st->st_ctim) && d->dev == st->st_dev && d->ino == st->st_ino)
 		return d;
 	if (d == NULL) {
 		if (keys->ndomains == DKIM_KEYS_CACHE_MAX)

@@ -63,8 +63,7 @@ struct dkim_key_info {
  * (valid until the next call on this thread). */
 int dkim_keys_generate(const char *data_dir, const char *domain, const char *selector,
                        enum dkim_algorithm alg, uid_t uid, gid_t gid, struct buf *record,
-                       struct buf *path, const char **error_r)
-    __attribute__((warn_unused_result));
+                       struct buf *path, const char **error_r) __attribute__((warn_unused_result));
 
 /* Call cb for each key file of every domain (domain A-Z, then selector A-Z); with domain
  * not NULL only for that domain. Returns the count, or -1 with *error_r. */
@@ -86,7 +85,7 @@ bool dkim_keys_selector_used(const char *data_dir, const char *domain, const cha
  * text split into quoted strings of at most 255 octets (RFC 1035 §3.3.14 character-strings;
  * a TXT record's strings are joined without separator, RFC 6376 §3.6.2.2). Appended to out
  * without a line end. */
-int dkim_keys_zone_line(const char *selector, const char *domain, const char *txt,
-                        struct buf *out) __attribute__((warn_unused_result));
+int dkim_keys_zone_line(const char *selector, const char *domain, const char *txt, struct buf *out)
+    __attribute__((warn_unused_result));
 
 #endif

@@ -291,8 +291,8 @@ static int dkim_field_value(struct buf *out, size_t col, const char *sig)
 /* Sign the SHA-256 digest of the header data with key (RFC 6376 §3.3.1 for RSA: PKCS #1
  * v1.5 with the SHA-256 DigestInfo, which is what signing the data itself gives; RFC 8463
  * §3: Ed25519 (pure) over the 32-octet SHA-256 digest). */
-static int dkim_sign_digest(const struct dkim_key *key, const unsigned char *digest,
-                            size_t dlen, char **b64_r)
+static int dkim_sign_digest(const struct dkim_key *key, const unsigned char *digest, size_t dlen,
+                            char **b64_r)
 {
 	unsigned char sig[1024];
 	size_t siglen = sizeof(sig);
@@ -321,8 +321,7 @@ static int dkim_sign_digest(const struct dkim_key *key, const unsigned char *dig
 
 /* One signature: the field with an empty b=, hashed after the shared prefix, signed. */
 static int dkim_sign_one(const struct dkim_key *key, const EVP_MD_CTX *shared, time_t now,
-                         const char *const *names, size_t nnames, const char *bh,
-                         struct buf *out)
+                         const char *const *names, size_t nnames, const char *bh, struct buf *out)
 {
 	struct buf field, canon;
 	buf_init(&field, 1 << 20);

@@ -304,7 +304,8 @@ static void conn_tls_describe_verification(struct conn *c, SSL *ssl)
 	}
 	c->tls_verified = true;
 	uint8_t usage, selector, mtype;
-	if (c->tls_verify_mode == CONN_TLS_VERIFY_DANE && SSL_get0_dane_authority(ssl, NULL, NULL) >= 0 &&
+	if (c->tls_verify_mode == CONN_TLS_VERIFY_DANE &&
+	    SSL_get0_dane_authority(ssl, NULL, NULL) >= 0 &&
 	    SSL_get0_dane_tlsa(ssl, &usage, &selector, &mtype, NULL, NULL) >= 0)
 		snprintf(c->tls_verify, sizeof(c->tls_verify), "verified (DANE TLSA %u %u %u)",
 		         usage, selector, mtype);
@@ -735,7 +736,8 @@ static void conn_connect_cb(evutil_socket_t fd, short what, void *arg)
 		conn_destroy(c);
 		return;
 	}
-	c->bev = bufferevent_socket_new(net_loop_base(c->loop), c->connect_fd, BEV_OPT_CLOSE_ON_FREE);
+	c->bev =
+	    bufferevent_socket_new(net_loop_base(c->loop), c->connect_fd, BEV_OPT_CLOSE_ON_FREE);
 	if (c->bev == NULL) {
 		snprintf(c->error, sizeof(c->error), "connect to %s:%d: out of memory", c->ip,
 		         c->local_port);
@@ -768,8 +770,8 @@ struct conn *conn_connect(struct net_loop *loop, const struct conn_connect_param
 		return NULL;
 	}
 	bool bind_local = p->local_ip != NULL && p->local_ip[0] != '\0';
-	if (bind_local && (conn_sockaddr(p->local_ip, 0, &local, &ll) < 0 ||
-	                   local.ss_family != ss.ss_family)) {
+	if (bind_local &&
+	    (conn_sockaddr(p->local_ip, 0, &local, &ll) < 0 || local.ss_family != ss.ss_family)) {
 		*error_r = "the local address is not a numeric IP address of the remote's family";
 		return NULL;
 	}
@@ -791,7 +793,8 @@ struct conn *conn_connect(struct net_loop *loop, const struct conn_connect_param
 	int one = 1;
 	setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
 	if (bind_local && bind(fd, (struct sockaddr *)&local, ll) < 0) {
-		snprintf(c->error, sizeof(c->error), "bind to %s: %s", p->local_ip, strerror(errno));
+		snprintf(c->error, sizeof(c->error), "bind to %s: %s", p->local_ip,
+		         strerror(errno));
 		event_active(c->connect_ev, EV_WRITE, 0);
 		return c;
 	}
@@ -826,7 +829,8 @@ static int conn_dane_setup(SSL *ssl, const struct conn_tls_client_params *p)
 	for (size_t i = 0; i < p->tlsa_count; i++) {
 		const struct conn_tlsa *t = &p->tlsa[i];
 		if (t->usage != 2 && t->usage != 3)
-			continue; /* RFC 7672 §3.1.3: PKIX-TA(0) and PKIX-EE(1) are unusable for SMTP */
+			continue; /* RFC 7672 §3.1.3: PKIX-TA(0) and PKIX-EE(1) are unusable for
+			             SMTP */
 		if (SSL_dane_tlsa_add(ssl, t->usage, t->selector, t->mtype, t->data, t->len) > 0)
 			usable++;
 	}

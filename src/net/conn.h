@@ -142,11 +142,10 @@ void conn_clear_deadline(struct conn *conn);
  * Set by the server at accept (limit_tls_handshake_timeout). */
 void conn_set_tls_timeout(struct conn *conn, unsigned seconds);
 
-
 /* ---- Outbound connections and client-side TLS ---- */
 
 struct conn_connect_params {
-	const char *ip;       /* numeric IPv4 or IPv6 address of the remote host */
+	const char *ip; /* numeric IPv4 or IPv6 address of the remote host */
 	int port;
 	const char *local_ip; /* numeric source address to bind, NULL or "" for any */
 	unsigned timeout;     /* seconds until the connect attempt fails, 0 = the kernel's */
@@ -188,7 +187,7 @@ struct conn_tlsa {
 };
 
 struct conn_tls_client_params {
-	const char *host;       /* SNI and the name the certificate must carry (the MX host) */
+	const char *host; /* SNI and the name the certificate must carry (the MX host) */
 	enum conn_tls_verify verify;
 	const struct conn_tlsa *tlsa; /* CONN_TLS_VERIFY_DANE; copied, need not outlive the call */
 	size_t tlsa_count;

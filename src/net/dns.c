@@ -62,7 +62,7 @@ struct dns_lookup {
 	char *name; /* lower case, no trailing dot */
 	uint16_t type;
 	int async_id;
-	bool in_unbound; /* libunbound holds this lookup as its callback argument */
+	bool in_unbound;     /* libunbound holds this lookup as its callback argument */
 	struct event *timer; /* the timeout; also hands over an answer kept from inside */
 	/* an answer kept for delivery from the loop */
 	bool kept;
@@ -220,9 +220,9 @@ static void dns_deliver(struct dns_lookup *l, int rcode, const unsigned char *pk
 	if (rcode != 0 || pkt == NULL) {
 		memset(&result, 0, sizeof(result));
 		result.status = DNS_STATUS_TEMPFAIL;
-		result.reason = rcode == -1  ? "timeout"
-		                : rcode == 2 ? "SERVFAIL"
-		                : rcode == 5 ? "REFUSED"
+		result.reason = rcode == -1              ? "timeout"
+		                : rcode == 2             ? "SERVFAIL"
+		                : rcode == 5             ? "REFUSED"
 		                : l->fail_reason != NULL ? l->fail_reason
 		                                         : "resolver error";
 	} else if (dns_packet_parse(pkt, len, l->type, arena, &result, &error) < 0) {
@@ -277,7 +277,8 @@ static void dns_timer_cb(evutil_socket_t fd, short what, void *arg)
 	(void)what;
 	struct dns_lookup *l = arg;
 	if (l->kept) {
-		dns_deliver(l, l->kept_rcode, l->kept_packet, l->kept_len, l->kept_sec, l->kept_why);
+		dns_deliver(l, l->kept_rcode, l->kept_packet, l->kept_len, l->kept_sec,
+		            l->kept_why);
 		return;
 	}
 	dns_lookup_leave_unbound(l);

@@ -27,8 +27,7 @@ typedef void dns_lookup_fn(const struct dns_result *result, void *ctx);
  * *error_r (a static string) when libunbound refuses a setting or the anchor file cannot be
  * read. */
 struct dns_resolver *dns_resolver_new(struct net_loop *loop, const struct conf *conf,
-                                      const char **error_r)
-    __attribute__((warn_unused_result));
+                                      const char **error_r) __attribute__((warn_unused_result));
 /* Cancel every pending lookup (their callbacks never run) and free the resolver; sets
  * *resolver to NULL; accepts NULL. On the loop's thread, or after the loop has stopped. */
 void dns_resolver_free(struct dns_resolver **resolver);

@@ -12,7 +12,7 @@
 #include "core/banned.h"
 
 #define DNS_HEADER_LEN 12
-#define DNS_RR_FIXED_LEN 10  /* type, class, ttl, rdlength after the owner name */
+#define DNS_RR_FIXED_LEN 10 /* type, class, ttl, rdlength after the owner name */
 #define DNS_CLASS_IN 1
 #define DNS_RCODE_NXDOMAIN 3
 #define DNS_CNAME_HOPS_MAX 16
@@ -146,8 +146,7 @@ static int dns_parse_mx(const unsigned char *pkt, const struct dns_rr *rr, struc
 	return 0;
 }
 
-static int dns_parse_addr(const unsigned char *pkt, const struct dns_rr *rr,
-                          struct dns_record *rec)
+static int dns_parse_addr(const unsigned char *pkt, const struct dns_rr *rr, struct dns_record *rec)
 {
 	size_t want = rr->type == DNS_TYPE_A ? 4 : 16;
 	if (rr->rdlen != want)
@@ -160,8 +159,8 @@ static int dns_parse_addr(const unsigned char *pkt, const struct dns_rr *rr,
 	return 0;
 }
 
-static int dns_parse_tlsa(const unsigned char *pkt, const struct dns_rr *rr,
-                          struct arena *arena, struct dns_record *rec)
+static int dns_parse_tlsa(const unsigned char *pkt, const struct dns_rr *rr, struct arena *arena,
+                          struct dns_record *rec)
 {
 	if (rr->rdlen < 3)
 		return -1;
@@ -179,8 +178,8 @@ static int dns_parse_tlsa(const unsigned char *pkt, const struct dns_rr *rr,
 /* RFC 1035 §3.3.14: one or more <character-string>s, each a length octet and that many
  * octets. SPF (RFC 7208 §3.3) and DKIM (RFC 6376 §3.6.2.2) join them without separator.
  * An empty rdata is taken as one empty string. */
-static int dns_parse_txt(const unsigned char *pkt, const struct dns_rr *rr,
-                         struct arena *arena, struct dns_record *rec)
+static int dns_parse_txt(const unsigned char *pkt, const struct dns_rr *rr, struct arena *arena,
+                         struct dns_record *rec)
 {
 	const unsigned char *p = pkt + rr->rdata;
 	size_t i = 0, n = 0;
@@ -199,8 +198,8 @@ static int dns_parse_txt(const unsigned char *pkt, const struct dns_rr *rr,
 	return 0;
 }
 
-static int dns_parse_record(const unsigned char *pkt, const struct dns_rr *rr,
-                            struct arena *arena, struct dns_record *rec)
+static int dns_parse_record(const unsigned char *pkt, const struct dns_rr *rr, struct arena *arena,
+                            struct dns_record *rec)
 {
 	memset(rec, 0, sizeof(*rec));
 	rec->type = rr->type;
@@ -285,8 +284,8 @@ static int dns_read_question(const unsigned char *pkt, size_t len, size_t *pos, 
 
 /* Follow the CNAME chain from the question's name and collect the qtype records of the name
  * it ends at (RFC 1034 §3.6.2). */
-static int dns_collect(const unsigned char *pkt, const struct dns_rr *rrs, size_t n,
-                       uint16_t qtype, struct arena *arena, struct dns_result *res)
+static int dns_collect(const unsigned char *pkt, const struct dns_rr *rrs, size_t n, uint16_t qtype,
+                       struct arena *arena, struct dns_result *res)
 {
 	const char *cur = res->name;
 	uint32_t ttl = UINT32_MAX;
@@ -300,7 +299,8 @@ static int dns_collect(const unsigned char *pkt, const struct dns_rr *rrs, size_
 			for (size_t i = 0; i < n; i++) {
 				if (rrs[i].type != qtype || strcmp(rrs[i].owner, cur) != 0)
 					continue;
-				if (dns_parse_record(pkt, &rrs[i], arena, &res->records[res->count]) < 0)
+				if (dns_parse_record(pkt, &rrs[i], arena,
+				                     &res->records[res->count]) < 0)
 					return -1;
 				ttl = dns_min_ttl(ttl, rrs[i].ttl);
 				res->count++;
@@ -353,8 +353,7 @@ int dns_packet_parse(const unsigned char *pkt, size_t len, uint16_t qtype, struc
 	unsigned qdcount = dns_u16(pkt + 4), ancount = dns_u16(pkt + 6);
 	unsigned nscount = dns_u16(pkt + 8);
 	size_t pos = DNS_HEADER_LEN;
-	if (qdcount != 1 ||
-	    dns_read_question(pkt, len, &pos, qtype, arena, &res->name) < 0)
+	if (qdcount != 1 || dns_read_question(pkt, len, &pos, qtype, arena, &res->name) < 0)
 		return -1;
 	res->canonical = res->name;
 	/* every record takes at least 11 octets: bound the allocation by the packet */
@@ -388,8 +387,7 @@ int dns_packet_parse(const unsigned char *pkt, size_t len, uint16_t qtype, struc
 	return 0;
 }
 
-socklen_t dns_addr_sockaddr(const struct dns_addr *addr, uint16_t port,
-                            struct sockaddr_storage *sa)
+socklen_t dns_addr_sockaddr(const struct dns_addr *addr, uint16_t port, struct sockaddr_storage *sa)
 {
 	memset(sa, 0, sizeof(*sa));
 	if (addr->family == AF_INET) {
@@ -427,8 +425,8 @@ static const struct {
 	const char *name;
 	uint16_t type;
 } dns_types[] = {
-    {"MX", DNS_TYPE_MX},     {"A", DNS_TYPE_A},         {"AAAA", DNS_TYPE_AAAA},
-    {"TLSA", DNS_TYPE_TLSA}, {"TXT", DNS_TYPE_TXT},     {"CNAME", DNS_TYPE_CNAME},
+    {"MX", DNS_TYPE_MX},     {"A", DNS_TYPE_A},     {"AAAA", DNS_TYPE_AAAA},
+    {"TLSA", DNS_TYPE_TLSA}, {"TXT", DNS_TYPE_TXT}, {"CNAME", DNS_TYPE_CNAME},
     {"SOA", DNS_TYPE_SOA},
 };
 

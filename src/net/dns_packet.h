@@ -42,9 +42,9 @@ struct dns_mx {
 };
 
 struct dns_addr {
-	int family;                         /* AF_INET or AF_INET6 */
-	unsigned char bytes[16];            /* 4 or 16 octets, network order */
-	char text[INET6_ADDRSTRLEN];        /* "192.0.2.1", "2001:db8::1" */
+	int family;                  /* AF_INET or AF_INET6 */
+	unsigned char bytes[16];     /* 4 or 16 octets, network order */
+	char text[INET6_ADDRSTRLEN]; /* "192.0.2.1", "2001:db8::1" */
 };
 
 struct dns_tlsa {
@@ -72,14 +72,15 @@ struct dns_record {
 
 struct dns_result {
 	enum dns_status status;
-	bool secure;         /* libunbound validated the answer with DNSSEC (RFC 4035) */
-	uint32_t ttl;        /* seconds the answer may be cached: the smallest TTL of the records
-	                        and the CNAMEs that led to them; for NXDOMAIN/NODATA the SOA's
-	                        negative TTL (RFC 2308 §5); 0 when unknown */
-	uint16_t type;       /* the type asked for */
-	const char *name;    /* the name asked for, lower case, no trailing dot */
+	bool secure;           /* libunbound validated the answer with DNSSEC (RFC 4035) */
+	uint32_t ttl;          /* seconds the answer may be cached: the smallest TTL of the records
+	                          and the CNAMEs that led to them; for NXDOMAIN/NODATA the SOA's
+	                          negative TTL (RFC 2308 §5); 0 when unknown */
+	uint16_t type;         /* the type asked for */
+	const char *name;      /* the name asked for, lower case, no trailing dot */
 	const char *canonical; /* the name the records belong to after CNAMEs (= name without) */
-	const char *reason;  /* why, for TEMPFAIL and BOGUS ("SERVFAIL", "timeout", ...), else NULL */
+	const char
+	    *reason; /* why, for TEMPFAIL and BOGUS ("SERVFAIL", "timeout", ...), else NULL */
 	size_t count;
 	struct dns_record *records; /* in the order of the answer */
 };

@@ -1,6 +1,6 @@
 /* SMTP sessions of the outbound engine, and their reuse (see outbound_private.h): a session
- * that delivered a message stays open for outbound_connection_cache_time, and the next attempt to the
- * same address, port, host name and TLS policy sends over it instead of connecting again
+ * that delivered a message stays open for outbound_connection_cache_time, and the next attempt to
+ * the same address, port, host name and TLS policy sends over it instead of connecting again
  * (Postfix's connection cache). Every client callback comes here first: the session knows
  * which attempt it works for, or that it is idle. */
 #include "smtp/outbound_private.h"

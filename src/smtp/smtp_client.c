@@ -53,9 +53,9 @@ enum smtp_client_state {
 };
 
 static const char *const smtp_client_state_names[] = {
-    "connecting", "tls-implicit", "greeting",  "ehlo", "helo",      "starttls", "tls",
-    "auth",       "auth",         "auth",      "auth", "ready", "refused",    "mail/rcpt", "data",
-    "data-done",  "bdat",         "rset",      "quit", "closing",
+    "connecting", "tls-implicit", "greeting", "ehlo", "helo",  "starttls", "tls",
+    "auth",       "auth",         "auth",     "auth", "ready", "refused",  "mail/rcpt",
+    "data",       "data-done",    "bdat",     "rset", "quit",  "closing",
 };
 
 /* One message in flight. */
@@ -127,11 +127,11 @@ static void smtp_client_timer(struct smtp_client *c, unsigned seconds)
 }
 
 /* A local verdict (not the server's words). */
-static void smtp_client_local(struct smtp_client_reply *r, enum smtp_client_status status,
-                              int code, const char *enhanced, const char *fmt, ...)
+static void smtp_client_local(struct smtp_client_reply *r, enum smtp_client_status status, int code,
+                              const char *enhanced, const char *fmt, ...)
     __attribute__((format(printf, 5, 6)));
-static void smtp_client_local(struct smtp_client_reply *r, enum smtp_client_status status,
-                              int code, const char *enhanced, const char *fmt, ...)
+static void smtp_client_local(struct smtp_client_reply *r, enum smtp_client_status status, int code,
+                              const char *enhanced, const char *fmt, ...)
 {
 	r->status = status;
 	r->remote = false;
@@ -147,7 +147,7 @@ static void smtp_client_from_reply(struct smtp_client *c, const struct smtp_repl
                                    struct smtp_client_reply *r)
 {
 	int cls = reply->code / 100;
-	r->status = cls == 2 ? SMTP_CLIENT_DELIVERED
+	r->status = cls == 2   ? SMTP_CLIENT_DELIVERED
 	            : cls == 5 ? SMTP_CLIENT_PERMFAIL
 	                       : SMTP_CLIENT_TEMPFAIL; /* 4xx, and a 3xx where none belongs */
 	r->remote = true;
@@ -167,8 +167,8 @@ static void smtp_client_write(struct smtp_client *c, const char *fmt, ...)
 	int r = buf_vprintf(&b, fmt, ap);
 	va_end(ap);
 	ASSERT(r == 0);
-	if (log_debug_enabled() && strncmp(b.data, "AUTH", 4) != 0 && c->state != SC_AUTH_LOGIN_USER &&
-	    c->state != SC_AUTH_LOGIN_PASS)
+	if (log_debug_enabled() && strncmp(b.data, "AUTH", 4) != 0 &&
+	    c->state != SC_AUTH_LOGIN_USER && c->state != SC_AUTH_LOGIN_PASS)
 		log_debug("session=%s proto=smtp-client event=send line=\"%.*s\"", conn_id(c->conn),
 		          (int)(b.len > 2 ? b.len - 2 : 0), b.data);
 	conn_write(c->conn, b.data, b.len);
@@ -363,8 +363,8 @@ static void smtp_client_start_tls(struct smtp_client *c)
 	    .tlsa = c->tlsa,
 	    .tlsa_count = c->tlsa_count,
 	};
-	conn_set_tls_timeout(c->conn, c->timeouts.connect > 0 ? c->timeouts.connect
-	                                                      : c->timeouts.command);
+	conn_set_tls_timeout(c->conn,
+	                     c->timeouts.connect > 0 ? c->timeouts.connect : c->timeouts.command);
 	if (c->tls_ctx == NULL || conn_start_tls_client(c->conn, c->tls_ctx, &p) < 0) {
 		struct smtp_client_reply r;
 		smtp_client_local(&r, SMTP_CLIENT_TEMPFAIL, 450, "4.7.5",
@@ -583,8 +583,9 @@ static int smtp_client_check(struct smtp_client *c, struct smtp_client_reply *r)
 	bool ok = smtp_client_safe_address(m->mail_from) && smtp_client_safe(m->dsn_ret) &&
 	          smtp_client_safe(m->dsn_envid) && m->rcpt_count > 0;
 	for (size_t i = 0; ok && i < m->rcpt_count; i++)
-		ok = smtp_client_safe_address(m->rcpts[i].address) && m->rcpts[i].address[0] != '\0' &&
-		     smtp_client_safe(m->rcpts[i].notify) && smtp_client_safe(m->rcpts[i].orcpt);
+		ok = smtp_client_safe_address(m->rcpts[i].address) &&
+		     m->rcpts[i].address[0] != '\0' && smtp_client_safe(m->rcpts[i].notify) &&
+		     smtp_client_safe(m->rcpts[i].orcpt);
 	if (!ok) {
 		smtp_client_local(r, SMTP_CLIENT_PERMFAIL, 501, "5.1.3",
 		                  "bad envelope (address or DSN parameter)");
@@ -593,15 +594,15 @@ static int smtp_client_check(struct smtp_client *c, struct smtp_client_reply *r)
 	if (m->smtputf8 && !c->ehlo.smtputf8) {
 		/* RFC 6531 §3.7.5 */
 		smtp_client_local(r, SMTP_CLIENT_PERMFAIL, 553, "5.6.7",
-		                  "%s does not support SMTPUTF8, which this message needs", c->host);
+		                  "%s does not support SMTPUTF8, which this message needs",
+		                  c->host);
 		return -1;
 	}
 	if (m->requiretls && (!c->ehlo.requiretls || !conn_tls_verified(c->conn))) {
 		/* RFC 8689 §4.2: verified TLS to a server that offers REQUIRETLS, or no delivery */
-		smtp_client_local(r, SMTP_CLIENT_PERMFAIL, 550, "5.7.30",
-		                  "REQUIRETLS needed: %s", !c->ehlo.requiretls
-		                                                ? "the server does not offer it"
-		                                                : "its certificate was not verified");
+		smtp_client_local(r, SMTP_CLIENT_PERMFAIL, 550, "5.7.30", "REQUIRETLS needed: %s",
+		                  !c->ehlo.requiretls ? "the server does not offer it"
+		                                      : "its certificate was not verified");
 		return -1;
 	}
 	if (smtp_client_open(c, r) < 0)
@@ -726,7 +727,8 @@ static void smtp_client_txn_reply(struct smtp_client *c, const struct smtp_reply
 	if (k <= n) {
 		struct smtp_client_rcpt *rc = &t->msg->rcpts[k - 1];
 		if (t->mail_failed)
-			rc->result = t->mail_reply; /* the RCPT reply only echoes the MAIL failure */
+			rc->result =
+			    t->mail_reply; /* the RCPT reply only echoes the MAIL failure */
 		else if (ok) {
 			t->accepted[k - 1] = true;
 			t->accepted_count++;
@@ -1022,11 +1024,10 @@ static void smtp_client_on_closed(struct conn *conn, void *ctx)
 			smtp_client_local(&r, SMTP_CLIENT_TEMPFAIL, 451, "4.4.1", "%s",
 			                  err[0] != '\0' ? err : "cannot connect");
 		else
-			smtp_client_local(&r, SMTP_CLIENT_TEMPFAIL, 451,
-			                  tls_phase ? "4.7.5" : "4.4.2",
-			                  "lost connection with %s[%s] %s: %s", c->host, c->ip,
-			                  smtp_client_phase(c),
-			                  err[0] != '\0' ? err : "connection closed");
+			smtp_client_local(
+			    &r, SMTP_CLIENT_TEMPFAIL, 451, tls_phase ? "4.7.5" : "4.4.2",
+			    "lost connection with %s[%s] %s: %s", c->host, c->ip,
+			    smtp_client_phase(c), err[0] != '\0' ? err : "connection closed");
 		c->result.tls_failed = tls_phase;
 		c->state = SC_CLOSING; /* no QUIT over a dead connection */
 		smtp_client_fail(c, &r);

@@ -47,9 +47,9 @@ enum smtp_client_tls_policy {
 
 /* Seconds; RFC 5321 §4.5.3.2 (conf: outbound_*_timeout). 0 = wait forever. */
 struct smtp_client_timeouts {
-	unsigned connect;    /* TCP connect (and each TLS handshake) */
-	unsigned greeting;   /* the 220 greeting (§4.5.3.2.1: 5 min) */
-	unsigned command;    /* EHLO, STARTTLS, AUTH, MAIL, RCPT, RSET, QUIT (§4.5.3.2.2-3: 5 min) */
+	unsigned connect;  /* TCP connect (and each TLS handshake) */
+	unsigned greeting; /* the 220 greeting (§4.5.3.2.1: 5 min) */
+	unsigned command;  /* EHLO, STARTTLS, AUTH, MAIL, RCPT, RSET, QUIT (§4.5.3.2.2-3: 5 min) */
 	unsigned data_init;  /* the 354 after DATA (§4.5.3.2.4: 2 min) */
 	unsigned data_block; /* sending each block of the body, and each BDAT reply (3 min) */
 	unsigned data_done;  /* the reply after the final dot or BDAT LAST (§4.5.3.2.6: 10 min) */
@@ -60,10 +60,10 @@ struct conf;
 void smtp_client_timeouts_from_conf(const struct conf *conf, struct smtp_client_timeouts *t);
 
 struct smtp_client_params {
-	const char *ip;       /* numeric address to connect to */
-	int port;             /* 25, 587, 465 ... */
-	const char *local_ip; /* source address to bind, NULL for any */
-	const char *host;     /* the host's name (MX or smarthost): SNI, certificate name, logs */
+	const char *ip;        /* numeric address to connect to */
+	int port;              /* 25, 587, 465 ... */
+	const char *local_ip;  /* source address to bind, NULL for any */
+	const char *host;      /* the host's name (MX or smarthost): SNI, certificate name, logs */
 	const char *helo_name; /* our name for EHLO/HELO */
 	enum smtp_client_tls_policy tls;
 	/* How the certificate is checked (conn.h); the handshake fails on a PKIX or DANE
@@ -94,8 +94,8 @@ struct smtp_client_reply {
 	enum smtp_client_status status;
 	bool remote; /* true: the server said it (code/text are its reply); false: ours */
 	int code;    /* the reply code (for local verdicts the code a server would have used) */
-	char enhanced[16];                /* RFC 3463 code, "" when the server gave none */
-	char text[SMTP_CLIENT_TEXT_MAX];  /* one line, without code and enhanced code */
+	char enhanced[16];               /* RFC 3463 code, "" when the server gave none */
+	char text[SMTP_CLIENT_TEXT_MAX]; /* one line, without code and enhanced code */
 };
 
 struct smtp_client_rcpt {
@@ -106,14 +106,14 @@ struct smtp_client_rcpt {
 };
 
 struct smtp_client_message {
-	const char *path;      /* the stored message (CRLF lines; bare LF/CR are sent as CRLF) */
-	const void *prefix;    /* sent before the file (DKIM-Signature fields, CRLF-ended), or NULL */
+	const char *path;   /* the stored message (CRLF lines; bare LF/CR are sent as CRLF) */
+	const void *prefix; /* sent before the file (DKIM-Signature fields, CRLF-ended), or NULL */
 	size_t prefix_len;
 	const char *mail_from; /* envelope sender without brackets; "" for the null sender */
 	bool eightbit;         /* 8-bit body: BODY=8BITMIME when offered (else sent as it is) */
 	bool smtputf8;         /* needs SMTPUTF8; a server without it: PERMFAIL 5.6.7 */
-	bool requiretls;       /* RFC 8689: needs verified TLS and REQUIRETLS; else PERMFAIL 5.7.30 */
-	const char *dsn_ret;   /* "FULL" or "HDRS", or NULL; sent only when the server offers DSN */
+	bool requiretls;     /* RFC 8689: needs verified TLS and REQUIRETLS; else PERMFAIL 5.7.30 */
+	const char *dsn_ret; /* "FULL" or "HDRS", or NULL; sent only when the server offers DSN */
 	const char *dsn_envid; /* xtext, or NULL; sent only when the server offers DSN */
 	struct smtp_client_rcpt *rcpts;
 	size_t rcpt_count;

@@ -51,17 +51,17 @@ const char *smtp_reply_oneline(const struct smtp_reply *reply, struct buf *out);
 #define SMTP_EHLO_AUTH_PLAIN 0x1u
 #define SMTP_EHLO_AUTH_LOGIN 0x2u
 struct smtp_ehlo {
-	bool pipelining;  /* RFC 2920 */
-	bool starttls;    /* RFC 3207 */
-	bool eightbitmime; /* RFC 6152 */
-	bool smtputf8;    /* RFC 6531 */
-	bool chunking;    /* RFC 3030 */
-	bool dsn;         /* RFC 3461 */
+	bool pipelining;          /* RFC 2920 */
+	bool starttls;            /* RFC 3207 */
+	bool eightbitmime;        /* RFC 6152 */
+	bool smtputf8;            /* RFC 6531 */
+	bool chunking;            /* RFC 3030 */
+	bool dsn;                 /* RFC 3461 */
 	bool enhancedstatuscodes; /* RFC 2034 */
-	bool requiretls;  /* RFC 8689 */
-	bool size;        /* SIZE announced (RFC 1870) */
+	bool requiretls;          /* RFC 8689 */
+	bool size;                /* SIZE announced (RFC 1870) */
 	uint64_t size_max; /* its limit; 0 = none given ("SIZE", "SIZE 0", or not a number) */
-	unsigned auth;    /* SMTP_EHLO_AUTH_* mechanisms offered (AUTH or the old AUTH=) */
+	unsigned auth;     /* SMTP_EHLO_AUTH_* mechanisms offered (AUTH or the old AUTH=) */
 };
 
 /* Read the extensions of a 250 EHLO reply (the first line is the server's name). */

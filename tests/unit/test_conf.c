@@ -865,9 +865,12 @@ static void test_dns_settings(void **state)
 		const char *value, *host;
 		unsigned port;
 	} ok[] = {
-	    {"127.0.0.1", "127.0.0.1", 53},      {"127.0.0.1:5353", "127.0.0.1", 5353},
-	    {"::1", "::1", 53},                  {"[::1]:5300", "::1", 5300},
-	    {"[2001:db8::53]", "2001:db8::53", 53}, {"", "", 53},
+	    {"127.0.0.1", "127.0.0.1", 53},
+	    {"127.0.0.1:5353", "127.0.0.1", 5353},
+	    {"::1", "::1", 53},
+	    {"[::1]:5300", "::1", 5300},
+	    {"[2001:db8::53]", "2001:db8::53", 53},
+	    {"", "", 53},
 	};
 	for (size_t i = 0; i < sizeof(ok) / sizeof(ok[0]); i++) {
 		c = set1("dns_resolver", ok[i].value);
@@ -877,7 +880,7 @@ static void test_dns_settings(void **state)
 	}
 	const char *why = "expected IP or IP:PORT ('127.0.0.1', '127.0.0.1:5353', '[::1]:53')";
 	const char *bad[] = {"localhost", "127.0.0.1:0", "127.0.0.1:65536", "127.0.0.1:x",
-	                     "[::1", "[::1]x", "1.2.3", "[127.0.0.1:53"};
+	                     "[::1",      "[::1]x",      "1.2.3",           "[127.0.0.1:53"};
 	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++)
 		refuse_value("dns_resolver", bad[i], why);
 	c = set1("dns_trust_anchor", "keys/anchor.key");

@@ -19,9 +19,9 @@ static char *header(enum dkim_canon canon, const char *field, bool with_crlf)
 	static char out[1 << 20];
 	struct buf b;
 	buf_init(&b, sizeof(out) - 1);
-	assert_int_equal(dkim_canon_header(canon, (const unsigned char *)field, strlen(field),
-	                                   with_crlf, &b),
-	                 0);
+	assert_int_equal(
+	    dkim_canon_header(canon, (const unsigned char *)field, strlen(field), with_crlf, &b),
+	    0);
 	memcpy(out, buf_cstr(&b), b.len + 1);
 	buf_free(&b);
 	return out;
@@ -75,8 +75,7 @@ static void test_rfc_example(void **state)
 {
 	(void)state;
 	assert_string_equal(header(DKIM_CANON_RELAXED, "A: X\r\n", true), "a:X\r\n");
-	assert_string_equal(header(DKIM_CANON_RELAXED, "B : Y\t\r\n\tZ  \r\n", true),
-	                    "b:Y Z\r\n");
+	assert_string_equal(header(DKIM_CANON_RELAXED, "B : Y\t\r\n\tZ  \r\n", true), "b:Y Z\r\n");
 	assert_string_equal(header(DKIM_CANON_SIMPLE, "A: X\r\n", true), "A: X\r\n");
 	assert_string_equal(header(DKIM_CANON_SIMPLE, "B : Y\t\r\n\tZ  \r\n", true),
 	                    "B : Y\t\r\n\tZ  \r\n");
@@ -145,9 +144,9 @@ static void test_header_long(void **state)
 		assert_true(out[i] == (i % 2 == 0 ? 'x' : ' '));
 	struct buf small;
 	buf_init(&small, 100);
-	assert_int_equal(dkim_canon_header(DKIM_CANON_RELAXED, (const unsigned char *)f, p + 2, true,
-	                                   &small),
-	                 -1);
+	assert_int_equal(
+	    dkim_canon_header(DKIM_CANON_RELAXED, (const unsigned char *)f, p + 2, true, &small),
+	    -1);
 	buf_free(&small);
 	free(f);
 }

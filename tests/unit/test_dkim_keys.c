@@ -40,15 +40,16 @@ static void gen(const char *dir, const char *domain, const char *sel, enum dkim_
 	buf_init(&rec, 4096);
 	buf_init(&path, 4096);
 	const char *error = NULL;
-	int r = dkim_keys_generate(dir, domain, sel, alg, (uid_t)-1, (gid_t)-1, &rec, &path,
-	                           &error);
+	int r =
+	    dkim_keys_generate(dir, domain, sel, alg, (uid_t)-1, (gid_t)-1, &rec, &path, &error);
 	assert_int_equal(r, want);
 	if (want == 0) {
 		struct stat st;
 		assert_int_equal(stat(buf_cstr(&path), &st), 0);
 		assert_int_equal(st.st_mode & 0777, 0600);
-		assert_non_null(strstr(buf_cstr(&rec), alg == DKIM_ALG_RSA ? "v=DKIM1; k=rsa; p=MII"
-		                                                            : "v=DKIM1; k=ed25519; p="));
+		assert_non_null(strstr(buf_cstr(&rec), alg == DKIM_ALG_RSA
+		                                           ? "v=DKIM1; k=rsa; p=MII"
+		                                           : "v=DKIM1; k=ed25519; p="));
 	}
 	buf_free(&rec);
 	buf_free(&path);
@@ -78,7 +79,7 @@ static void test_generate_and_cache(void **state)
 	gen(dir, "x.test", "one", DKIM_ALG_ED25519, 0);
 	assert_int_equal(count_sigs(keys), 1);
 	gen(dir, "x.test", "two", DKIM_ALG_RSA, 0);
-	assert_int_equal(count_sigs(keys), 2); /* the next message sees the new key */
+	assert_int_equal(count_sigs(keys), 2);             /* the next message sees the new key */
 	gen(dir, "x.test", "three", DKIM_ALG_ED25519, -1); /* a third is refused */
 	gen(dir, "x.test", "ONE", DKIM_ALG_RSA, -1);       /* a selector in use, any case */
 	/* once the directory's times are 2 s old the keys are cached: a key file changed in
@@ -123,9 +124,8 @@ static void test_unreadable_key(void **state)
 	struct buf out;
 	buf_init(&out, 1 << 20);
 	const char *error = NULL;
-	assert_int_equal(dkim_keys_sign(keys, (const unsigned char *)msg, sizeof(msg) - 1, 0, &out,
-	                                &error),
-	                 -1);
+	assert_int_equal(
+	    dkim_keys_sign(keys, (const unsigned char *)msg, sizeof(msg) - 1, 0, &out, &error), -1);
 	assert_non_null(strstr(error, "bad.rsa.pem"));
 	unlink(path);
 	assert_int_equal(count_sigs(keys), 1);

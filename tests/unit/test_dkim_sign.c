@@ -72,7 +72,8 @@ static void test_h_list(void **state)
 			subject++;
 		else if (strcmp(names[i], "List-Post") == 0)
 			post++;
-		else if (strcasecmp(names[i], "Received") == 0 || strcasecmp(names[i], "X-Y") == 0 ||
+		else if (strcasecmp(names[i], "Received") == 0 ||
+		         strcasecmp(names[i], "X-Y") == 0 ||
 		         strcasecmp(names[i], "Return-Path") == 0)
 			other++;
 	}
@@ -123,8 +124,8 @@ static void verify(const char *msg, const char *sig, EVP_PKEY *key, enum dkim_al
 {
 	struct arena *a = arena_new(4096);
 	struct dkim_field *f;
-	size_t body, n = dkim_canon_fields(a, (const unsigned char *)msg, strlen(msg), 100, &f,
-	                                   &body);
+	size_t body,
+	    n = dkim_canon_fields(a, (const unsigned char *)msg, strlen(msg), 100, &f, &body);
 	/* bh */
 	struct buf canon;
 	buf_init(&canon, 1 << 20);
@@ -151,10 +152,11 @@ static void verify(const char *msg, const char *sig, EVP_PKEY *key, enum dkim_al
 	buf_reset(&canon);
 	for (size_t i = 0; i < nn; i++)
 		if (picked[i] != SIZE_MAX)
-			assert_int_equal(dkim_canon_header(DKIM_CANON_RELAXED,
-			                                   (const unsigned char *)msg + f[picked[i]].start,
-			                                   f[picked[i]].len, true, &canon),
-			                 0);
+			assert_int_equal(
+			    dkim_canon_header(DKIM_CANON_RELAXED,
+			                      (const unsigned char *)msg + f[picked[i]].start,
+			                      f[picked[i]].len, true, &canon),
+			    0);
 	const char *b = strstr(sig, " b=");
 	if (b == NULL)
 		b = strstr(sig, "\tb=");
@@ -195,9 +197,9 @@ static void test_sign_two_keys(void **state)
 	struct buf out;
 	buf_init(&out, 1 << 20);
 	const char *error;
-	assert_int_equal(dkim_sign((const unsigned char *)msg, strlen(msg), keys, 2, 1765000000,
-	                           &out, &error),
-	                 2);
+	assert_int_equal(
+	    dkim_sign((const unsigned char *)msg, strlen(msg), keys, 2, 1765000000, &out, &error),
+	    2);
 	const char *text = buf_cstr(&out);
 	const char *second = strstr(text + 1, "DKIM-Signature: ");
 	assert_non_null(second);
@@ -229,7 +231,8 @@ static void test_sign_two_keys(void **state)
 	struct buf out2;
 	buf_init(&out2, 1 << 20);
 	assert_int_equal(
-	    dkim_sign((const unsigned char *)lf, strlen(lf), keys, 1, 1765000000, &out2, &error), 1);
+	    dkim_sign((const unsigned char *)lf, strlen(lf), keys, 1, 1765000000, &out2, &error),
+	    1);
 	char bh[100];
 	snprintf(bh, sizeof(bh), "%s", tag(first, "bh"));
 	assert_string_equal(tag(buf_cstr(&out2), "bh"), bh);
@@ -247,9 +250,8 @@ static void test_sign_refusals(void **state)
 	buf_init(&out, 1 << 20);
 	const char *error = NULL;
 	const char *nofrom = "To: b@y.test\r\n\r\nbody\r\n";
-	assert_int_equal(dkim_sign((const unsigned char *)nofrom, strlen(nofrom), &key, 1, 0, &out,
-	                           &error),
-	                 -1);
+	assert_int_equal(
+	    dkim_sign((const unsigned char *)nofrom, strlen(nofrom), &key, 1, 0, &out, &error), -1);
 	assert_non_null(strstr(error, "From"));
 	/* an Ed25519 key given as RSA */
 	const char *msg = "From: a@x.test\r\n\r\n";

@@ -146,7 +146,8 @@ static void test_cancel(void **state)
 	struct dns_lookup *local =
 	    dns_lookup(res, "localhost", DNS_TYPE_A, on_result, &cancelled, &error);
 	assert_non_null(local);
-	assert_non_null(dns_lookup(res, "other.example.test", DNS_TYPE_A, on_result, &last, &error));
+	assert_non_null(
+	    dns_lookup(res, "other.example.test", DNS_TYPE_A, on_result, &last, &error));
 	assert_int_equal(dns_resolver_pending(res), 3);
 	dns_lookup_cancel(&l);
 	dns_lookup_cancel(&local);
@@ -255,8 +256,8 @@ static void test_callback_frees_resolver(void **state)
 	f.res = dns_resolver_new(loop, conf, &error);
 	assert_non_null(f.res);
 	struct calls never = {.loop = loop};
-	assert_non_null(dns_lookup(f.res, "slow.example.test", DNS_TYPE_A, on_result, &never,
-	                           &error));
+	assert_non_null(
+	    dns_lookup(f.res, "slow.example.test", DNS_TYPE_A, on_result, &never, &error));
 	assert_non_null(
 	    dns_lookup(f.res, "quick.example.test", DNS_TYPE_A, on_result_free, &f, &error));
 	net_loop_run(loop);
@@ -364,7 +365,8 @@ static void test_server_used_after_timeouts(void **state)
 		assert_non_null(dns_lookup(res, name, DNS_TYPE_A, on_result, &quick, &error));
 		net_loop_run(loop);
 		if (quick.status != DNS_STATUS_OK)
-			fail_msg("round %d: %s %s", round, dns_status_name(quick.status), quick.reason);
+			fail_msg("round %d: %s %s", round, dns_status_name(quick.status),
+			         quick.reason);
 		assert_string_equal(quick.first, "127.0.0.9");
 	}
 	dns_resolver_free(&res);
@@ -390,12 +392,14 @@ static void test_same_name_after_timeout(void **state)
 	struct dns_resolver *res = dns_resolver_new(loop, conf, &error);
 	assert_non_null(res);
 	struct calls first = {.loop = loop, .stop_after = true};
-	assert_non_null(dns_lookup(res, "slow.example.test", DNS_TYPE_A, on_result, &first, &error));
+	assert_non_null(
+	    dns_lookup(res, "slow.example.test", DNS_TYPE_A, on_result, &first, &error));
 	net_loop_run(loop);
 	assert_int_equal(first.status, DNS_STATUS_TEMPFAIL);
 	__atomic_store_n(&qs.answer_slow, true, __ATOMIC_SEQ_CST);
 	struct calls again = {.loop = loop, .stop_after = true};
-	assert_non_null(dns_lookup(res, "slow.example.test", DNS_TYPE_A, on_result, &again, &error));
+	assert_non_null(
+	    dns_lookup(res, "slow.example.test", DNS_TYPE_A, on_result, &again, &error));
 	net_loop_run(loop);
 	if (again.status != DNS_STATUS_OK)
 		fail_msg("%s %s", dns_status_name(again.status), again.reason);

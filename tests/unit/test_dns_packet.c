@@ -85,8 +85,8 @@ static void put_rr_head(struct pkt *p, const char *name, unsigned type, uint32_t
 	put32(p, ttl);
 }
 
-static void put_rr(struct pkt *p, const char *name, unsigned type, uint32_t ttl,
-                   const void *rdata, size_t rdlen)
+static void put_rr(struct pkt *p, const char *name, unsigned type, uint32_t ttl, const void *rdata,
+                   size_t rdlen)
 {
 	put_rr_head(p, name, type, ttl);
 	put16(p, (unsigned)rdlen);
@@ -102,8 +102,7 @@ static void put_rr_name(struct pkt *p, const char *name, unsigned type, uint32_t
 	put_rr(p, name, type, ttl, t.b, t.n);
 }
 
-static void put_mx(struct pkt *p, const char *name, uint32_t ttl, unsigned pref,
-                   const char *host)
+static void put_mx(struct pkt *p, const char *name, uint32_t ttl, unsigned pref, const char *host)
 {
 	struct pkt t = {.n = 0};
 	put16(&t, pref);
@@ -370,7 +369,8 @@ static void test_truncated(void **state)
 	struct fixture *f = *state;
 	struct pkt p;
 	const unsigned char a[4] = {127, 0, 0, 3};
-	const unsigned char txt[] = "\x03" "abc";
+	const unsigned char txt[] = "\x03"
+	                            "abc";
 	put_header(&p, 0, 4, 1);
 	put_question(&p, "www.example.test", DNS_TYPE_A);
 	put_rr_name(&p, "www.example.test", DNS_TYPE_CNAME, 100, "host.example.test");

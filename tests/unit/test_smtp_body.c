@@ -16,8 +16,8 @@
 #include "core/banned.h"
 
 /* Encode in split at the given points (sorted, < len); returns malloc'd output in *out_r. */
-static size_t encode_split(const char *in, size_t len, bool stuff, const size_t *cuts,
-                           size_t ncuts, unsigned char **out_r)
+static size_t encode_split(const char *in, size_t len, bool stuff, const size_t *cuts, size_t ncuts,
+                           unsigned char **out_r)
 {
 	struct smtp_body_encoder e;
 	smtp_body_encoder_init(&e, stuff);

@@ -77,8 +77,9 @@ static ssize_t fake_recv(struct fake *f)
 {
 	if (f->inlen == sizeof(f->inbuf))
 		return -1;
-	ssize_t n = f->ssl != NULL ? SSL_read(f->ssl, f->inbuf + f->inlen, (int)(sizeof(f->inbuf) - f->inlen))
-	                           : recv(f->fd, f->inbuf + f->inlen, sizeof(f->inbuf) - f->inlen, 0);
+	ssize_t n = f->ssl != NULL
+	                ? SSL_read(f->ssl, f->inbuf + f->inlen, (int)(sizeof(f->inbuf) - f->inlen))
+	                : recv(f->fd, f->inbuf + f->inlen, sizeof(f->inbuf) - f->inlen, 0);
 	if (n <= 0)
 		return -1;
 	f->log = realloc(f->log, f->log_len + (size_t)n + 1);
@@ -219,7 +220,8 @@ static struct fake *fake_start_on(void (*script)(struct fake *f), bool ipv6)
 	f->script = script;
 	f->lfd = socket(ipv6 ? AF_INET6 : AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
 	if (ipv6) {
-		struct sockaddr_in6 sa = {.sin6_family = AF_INET6, .sin6_addr = IN6ADDR_LOOPBACK_INIT};
+		struct sockaddr_in6 sa = {.sin6_family = AF_INET6,
+		                          .sin6_addr = IN6ADDR_LOOPBACK_INIT};
 		assert_int_equal(bind(f->lfd, (struct sockaddr *)&sa, sizeof(sa)), 0);
 		socklen_t sl = sizeof(sa);
 		getsockname(f->lfd, (struct sockaddr *)&sa, &sl);
@@ -373,7 +375,8 @@ static void script_pipelining(struct fake *f)
 	fake_send(f, "220 " TEST_HOST " ESMTP\r\n");
 	ehlo_reply(f, "250-PIPELINING\r\n250-SIZE 100000\r\n250 8BITMIME\r\n");
 	char line[512];
-	if (!fake_line(f, got_mail, sizeof(got_mail)) || !fake_expect(f, "RCPT TO:<a@dest.example>") ||
+	if (!fake_line(f, got_mail, sizeof(got_mail)) ||
+	    !fake_expect(f, "RCPT TO:<a@dest.example>") ||
 	    !fake_expect(f, "RCPT TO:<b@dest.example>") || !fake_expect(f, "DATA"))
 		return;
 	fake_send(f, "250 2.1.0 ok\r\n250 2.1.5 ok\r\n550-5.1.1 no such\r\n550 5.1.1 user here\r\n"
@@ -413,7 +416,8 @@ static void test_pipelining_dot_stuffing(void **state)
 	(void)state;
 	struct fake *f = fake_start(script_pipelining);
 	char *path = write_file("m1", body_in, sizeof(body_in) - 1);
-	struct smtp_client_rcpt rc[2] = {{.address = "a@dest.example"}, {.address = "b@dest.example"}};
+	struct smtp_client_rcpt rc[2] = {{.address = "a@dest.example"},
+	                                 {.address = "b@dest.example"}};
 	const char prefix[] = "DKIM-Signature: v=1; test\r\n";
 	struct smtp_client_message m = {.path = path,
 	                                .prefix = prefix,
@@ -428,8 +432,10 @@ static void test_pipelining_dot_stuffing(void **state)
 	fake_finish(f);
 	/* the envelope: SIZE (prefix + file - Return-Path line), BODY=8BITMIME */
 	char expect_mail[200];
-	size_t size = sizeof(prefix) - 1 + sizeof(body_in) - 1 - strlen("Return-Path: <sender@posthorn.test>\r\n");
-	snprintf(expect_mail, sizeof(expect_mail), "MAIL FROM:<sender@posthorn.test> SIZE=%zu BODY=8BITMIME", size);
+	size_t size = sizeof(prefix) - 1 + sizeof(body_in) - 1 -
+	              strlen("Return-Path: <sender@posthorn.test>\r\n");
+	snprintf(expect_mail, sizeof(expect_mail),
+	         "MAIL FROM:<sender@posthorn.test> SIZE=%zu BODY=8BITMIME", size);
 	assert_string_equal(got_mail, expect_mail);
 	/* the body: prefix first, Return-Path gone, dots doubled, line ends CRLF */
 	assert_int_equal(got_len, sizeof(body_out) - 1);
@@ -491,8 +497,12 @@ static void test_helo_one_at_a_time(void **state)
 	char *path = write_file("m2", "Subject: x\r\n\r\nbody\r\n", 20);
 	struct smtp_client_rcpt rc[2] = {{.address = "a@dest.example", .notify = "NEVER"},
 	                                 {.address = "b@dest.example"}};
-	struct smtp_client_message m = {
-	    .path = path, .mail_from = "", .eightbit = true, .dsn_ret = "HDRS", .rcpts = rc, .rcpt_count = 2};
+	struct smtp_client_message m = {.path = path,
+	                                .mail_from = "",
+	                                .eightbit = true,
+	                                .dsn_ret = "HDRS",
+	                                .rcpts = rc,
+	                                .rcpt_count = 2};
 	struct run r = {.msgs = {&m}, .msg_count = 1, .quit_in_done = true};
 	struct smtp_client_params p = test_params(f->port);
 	run_session(&r, &p);
@@ -548,7 +558,8 @@ static void script_421(struct fake *f)
 	if (!fake_expect(f, "MAIL FROM:<s@posthorn.test> RET=FULL ENVID=abc"))
 		return;
 	fake_send(f, "250 ok\r\n");
-	if (!fake_expect(f, "RCPT TO:<a@dest.example> NOTIFY=SUCCESS,FAILURE ORCPT=rfc822;a@dest.example"))
+	if (!fake_expect(
+	        f, "RCPT TO:<a@dest.example> NOTIFY=SUCCESS,FAILURE ORCPT=rfc822;a@dest.example"))
 		return;
 	fake_send(f, "250 ok\r\n");
 	if (!fake_expect(f, "RCPT TO:<b@dest.example>"))
@@ -565,10 +576,11 @@ static void test_421_mid_session(void **state)
 	(void)state;
 	struct fake *f = fake_start(script_421);
 	char *path = write_file("m3", "x\r\n", 3);
-	struct smtp_client_rcpt rc[3] = {
-	    {.address = "a@dest.example", .notify = "SUCCESS,FAILURE", .orcpt = "rfc822;a@dest.example"},
-	    {.address = "b@dest.example"},
-	    {.address = "c@dest.example"}};
+	struct smtp_client_rcpt rc[3] = {{.address = "a@dest.example",
+	                                  .notify = "SUCCESS,FAILURE",
+	                                  .orcpt = "rfc822;a@dest.example"},
+	                                 {.address = "b@dest.example"},
+	                                 {.address = "c@dest.example"}};
 	struct smtp_client_message m = {.path = path,
 	                                .mail_from = "s@posthorn.test",
 	                                .dsn_ret = "FULL",
@@ -615,8 +627,10 @@ static void test_drop_mid_data(void **state)
 		content[i] = i % 80 == 79 ? '\n' : 'a' + (char)(i % 26);
 	char *path = write_file("m4", content, big);
 	free(content);
-	struct smtp_client_rcpt rc[2] = {{.address = "a@dest.example"}, {.address = "b@dest.example"}};
-	struct smtp_client_message m = {.path = path, .mail_from = "s@posthorn.test", .rcpts = rc, .rcpt_count = 2};
+	struct smtp_client_rcpt rc[2] = {{.address = "a@dest.example"},
+	                                 {.address = "b@dest.example"}};
+	struct smtp_client_message m = {
+	    .path = path, .mail_from = "s@posthorn.test", .rcpts = rc, .rcpt_count = 2};
 	struct run r = {.msgs = {&m}, .msg_count = 1};
 	struct smtp_client_params p = test_params(f->port);
 	run_session(&r, &p);
@@ -668,11 +682,17 @@ static void test_refusals_and_reuse(void **state)
 	struct smtp_client_rcpt r2[1] = {{.address = "\xc3\xa9@dest.example"}};
 	struct smtp_client_rcpt r3[1] = {{.address = "nobody@dest.example"}};
 	struct smtp_client_rcpt r4[1] = {{.address = "d@dest.example"}};
-	struct smtp_client_message m1 = {.path = p_big, .mail_from = "s@posthorn.test", .rcpts = r1, .rcpt_count = 1};
-	struct smtp_client_message m2 = {
-	    .path = p_small, .mail_from = "s@posthorn.test", .smtputf8 = true, .rcpts = r2, .rcpt_count = 1};
-	struct smtp_client_message m3 = {.path = p_small, .mail_from = "s@posthorn.test", .rcpts = r3, .rcpt_count = 1};
-	struct smtp_client_message m4 = {.path = p_small, .mail_from = "s@posthorn.test", .rcpts = r4, .rcpt_count = 1};
+	struct smtp_client_message m1 = {
+	    .path = p_big, .mail_from = "s@posthorn.test", .rcpts = r1, .rcpt_count = 1};
+	struct smtp_client_message m2 = {.path = p_small,
+	                                 .mail_from = "s@posthorn.test",
+	                                 .smtputf8 = true,
+	                                 .rcpts = r2,
+	                                 .rcpt_count = 1};
+	struct smtp_client_message m3 = {
+	    .path = p_small, .mail_from = "s@posthorn.test", .rcpts = r3, .rcpt_count = 1};
+	struct smtp_client_message m4 = {
+	    .path = p_small, .mail_from = "s@posthorn.test", .rcpts = r4, .rcpt_count = 1};
 	struct run r = {.msgs = {&m1, &m2, &m3, &m4}, .msg_count = 4};
 	struct smtp_client_params p = test_params(f->port);
 	run_session(&r, &p);
@@ -740,11 +760,13 @@ static void script_bdat(struct fake *f)
 		if (!fake_bytes(f, n, &bdat_body, &bdat_len))
 			return;
 		if (!bdat_pipelining && f->inlen != 0) {
-			fake_fail(f, "the next chunk came before this one's reply without PIPELINING");
+			fake_fail(f,
+			          "the next chunk came before this one's reply without PIPELINING");
 			return;
 		}
 		bdat_chunks++;
-		fake_send(f, strcmp(last, "LAST") == 0 ? "250 2.0.0 all of it\r\n" : "250 2.0.0 chunk\r\n");
+		fake_send(f, strcmp(last, "LAST") == 0 ? "250 2.0.0 all of it\r\n"
+		                                       : "250 2.0.0 chunk\r\n");
 		if (strcmp(last, "LAST") == 0)
 			break;
 	}
@@ -766,15 +788,19 @@ static void run_bdat(bool pipelining)
 	memcpy(content, rp, strlen(rp));
 	n = strlen(rp);
 	for (size_t i = 0; i < lines; i++) {
-		int k = snprintf(content + n, cap - n, "%s line %zu\r\n", i % 3 == 0 ? "." : "x", i);
+		int k =
+		    snprintf(content + n, cap - n, "%s line %zu\r\n", i % 3 == 0 ? "." : "x", i);
 		memcpy(expect + e, content + n, (size_t)k);
 		n += (size_t)k;
 		e += (size_t)k;
 	}
 	char *path = write_file("m5", content, n);
 	struct smtp_client_rcpt rc[1] = {{.address = "a@dest.example"}};
-	struct smtp_client_message m = {
-	    .path = path, .mail_from = "s@posthorn.test", .smtputf8 = true, .rcpts = rc, .rcpt_count = 1};
+	struct smtp_client_message m = {.path = path,
+	                                .mail_from = "s@posthorn.test",
+	                                .smtputf8 = true,
+	                                .rcpts = rc,
+	                                .rcpt_count = 1};
 	struct run r = {.msgs = {&m}, .msg_count = 1};
 	struct smtp_client_params p = test_params(f->port);
 	run_session(&r, &p);
@@ -844,9 +870,10 @@ static struct tls_ctx *client_ctx(const char *ca_file)
 	return t;
 }
 
-static void run_tls(struct run *r, void (*script)(struct fake *f), enum smtp_client_tls_policy policy,
-                    enum conn_tls_verify verify, const struct conn_tlsa *tlsa, size_t tlsa_count,
-                    const char *ca_file, const char *host, const char *user)
+static void run_tls(struct run *r, void (*script)(struct fake *f),
+                    enum smtp_client_tls_policy policy, enum conn_tls_verify verify,
+                    const struct conn_tlsa *tlsa, size_t tlsa_count, const char *ca_file,
+                    const char *host, const char *user)
 {
 	tls_handshake_done = false;
 	auth_line[0] = '\0';
@@ -874,8 +901,8 @@ static void test_starttls_opportunistic_auth(void **state)
 {
 	(void)state;
 	struct run r = {0};
-	run_tls(&r, script_starttls, SMTP_CLIENT_TLS_OPPORTUNISTIC, CONN_TLS_VERIFY_NONE, NULL, 0, NULL,
-	        NULL, "user");
+	run_tls(&r, script_starttls, SMTP_CLIENT_TLS_OPPORTUNISTIC, CONN_TLS_VERIFY_NONE, NULL, 0,
+	        NULL, NULL, "user");
 	assert_true(tls_handshake_done);
 	assert_int_equal(r.result.reply.status, SMTP_CLIENT_DELIVERED);
 	assert_true(has(r.tls_desc, "TLSv1."));
@@ -896,15 +923,16 @@ static void test_starttls_pkix_fails_on_self_signed(void **state)
 	assert_int_equal(r.result.reply.status, SMTP_CLIENT_TEMPFAIL);
 	assert_true(r.result.tls_failed);
 	assert_string_equal(r.result.reply.enhanced, "4.7.5");
-	assert_true(has(r.result.reply.text, "certificate verification failed: self-signed certificate"));
+	assert_true(
+	    has(r.result.reply.text, "certificate verification failed: self-signed certificate"));
 }
 
 static void test_starttls_pkix_with_trusted_ca(void **state)
 {
 	(void)state;
 	struct run r = {0};
-	run_tls(&r, script_starttls, SMTP_CLIENT_TLS_MANDATORY, CONN_TLS_VERIFY_PKIX, NULL, 0, cert_path,
-	        NULL, NULL);
+	run_tls(&r, script_starttls, SMTP_CLIENT_TLS_MANDATORY, CONN_TLS_VERIFY_PKIX, NULL, 0,
+	        cert_path, NULL, NULL);
 	assert_true(tls_handshake_done);
 	assert_int_equal(r.result.reply.status, SMTP_CLIENT_DELIVERED);
 	assert_string_equal(r.tls_verify, "verified (CA chain, host name)");
@@ -947,8 +975,8 @@ static void test_dane(void **state)
 	spki_sha256(hash);
 	struct conn_tlsa good = {3, 1, 1, hash, sizeof(hash)};
 	struct run r = {0};
-	run_tls(&r, script_starttls, SMTP_CLIENT_TLS_MANDATORY, CONN_TLS_VERIFY_DANE, &good, 1, NULL,
-	        NULL, NULL);
+	run_tls(&r, script_starttls, SMTP_CLIENT_TLS_MANDATORY, CONN_TLS_VERIFY_DANE, &good, 1,
+	        NULL, NULL, NULL);
 	assert_true(tls_handshake_done);
 	assert_int_equal(r.result.reply.status, SMTP_CLIENT_DELIVERED);
 	assert_string_equal(r.tls_verify, "verified (DANE TLSA 3 1 1)");
@@ -958,8 +986,8 @@ static void test_dane(void **state)
 	wrong[0] ^= 0xff;
 	struct conn_tlsa bad[2] = {{3, 1, 1, wrong, sizeof(wrong)}, {1, 1, 1, hash, sizeof(hash)}};
 	struct run r2 = {0};
-	run_tls(&r2, script_starttls, SMTP_CLIENT_TLS_MANDATORY, CONN_TLS_VERIFY_DANE, bad, 2, NULL, NULL,
-	        NULL);
+	run_tls(&r2, script_starttls, SMTP_CLIENT_TLS_MANDATORY, CONN_TLS_VERIFY_DANE, bad, 2, NULL,
+	        NULL, NULL);
 	assert_false(tls_handshake_done);
 	assert_true(r2.result.tls_failed);
 	assert_int_equal(r2.result.reply.status, SMTP_CLIENT_TEMPFAIL);
@@ -984,16 +1012,16 @@ static void test_mandatory_tls_not_offered(void **state)
 {
 	(void)state;
 	struct run r = {0};
-	run_tls(&r, script_no_starttls, SMTP_CLIENT_TLS_MANDATORY, CONN_TLS_VERIFY_NONE, NULL, 0, NULL,
-	        NULL, NULL);
+	run_tls(&r, script_no_starttls, SMTP_CLIENT_TLS_MANDATORY, CONN_TLS_VERIFY_NONE, NULL, 0,
+	        NULL, NULL, NULL);
 	assert_false(r.result.was_ready);
 	assert_int_equal(r.result.reply.status, SMTP_CLIENT_TEMPFAIL);
 	assert_string_equal(r.result.reply.enhanced, "4.7.10");
 	assert_string_equal(auth_line, "");
 	/* credentials are never sent without TLS */
 	struct run r2 = {0};
-	run_tls(&r2, script_no_starttls, SMTP_CLIENT_TLS_OPPORTUNISTIC, CONN_TLS_VERIFY_NONE, NULL, 0,
-	        NULL, NULL, "user");
+	run_tls(&r2, script_no_starttls, SMTP_CLIENT_TLS_OPPORTUNISTIC, CONN_TLS_VERIFY_NONE, NULL,
+	        0, NULL, NULL, "user");
 	assert_false(r2.result.was_ready);
 	assert_string_equal(r2.result.reply.enhanced, "4.7.10");
 	assert_string_equal(auth_line, "");
@@ -1026,8 +1054,8 @@ static void test_implicit_tls_auth_login(void **state)
 {
 	(void)state;
 	struct run r = {0};
-	run_tls(&r, script_implicit, SMTP_CLIENT_TLS_IMPLICIT, CONN_TLS_VERIFY_NONE, NULL, 0, NULL, NULL,
-	        "user");
+	run_tls(&r, script_implicit, SMTP_CLIENT_TLS_IMPLICIT, CONN_TLS_VERIFY_NONE, NULL, 0, NULL,
+	        NULL, "user");
 	assert_true(tls_handshake_done);
 	assert_true(r.result.was_ready);
 	assert_int_equal(r.result.reply.status, SMTP_CLIENT_DELIVERED);
@@ -1132,7 +1160,8 @@ static void test_data_done_timeout(void **state)
 	struct fake *f = fake_start(script_no_final_reply);
 	char *path = write_file("m7", "x\r\n", 3);
 	struct smtp_client_rcpt rc[1] = {{.address = "a@dest.example"}};
-	struct smtp_client_message m = {.path = path, .mail_from = "s@posthorn.test", .rcpts = rc, .rcpt_count = 1};
+	struct smtp_client_message m = {
+	    .path = path, .mail_from = "s@posthorn.test", .rcpts = rc, .rcpt_count = 1};
 	struct run r = {.msgs = {&m}, .msg_count = 1};
 	struct smtp_client_params p = test_params(f->port);
 	p.timeouts.data_done = 1;
@@ -1203,14 +1232,14 @@ static void test_starttls_refused(void **state)
 {
 	(void)state;
 	struct run r = {0};
-	run_tls(&r, script_starttls_refused, SMTP_CLIENT_TLS_OPPORTUNISTIC, CONN_TLS_VERIFY_NONE, NULL,
-	        0, NULL, NULL, NULL);
+	run_tls(&r, script_starttls_refused, SMTP_CLIENT_TLS_OPPORTUNISTIC, CONN_TLS_VERIFY_NONE,
+	        NULL, 0, NULL, NULL, NULL);
 	assert_true(r.result.was_ready);
 	assert_string_equal(auth_line, "QUIT"); /* ready in plain text, then QUIT */
 	assert_string_equal(r.tls_desc, "");
 	struct run r2 = {0};
-	run_tls(&r2, script_starttls_refused, SMTP_CLIENT_TLS_MANDATORY, CONN_TLS_VERIFY_NONE, NULL, 0,
-	        NULL, NULL, NULL);
+	run_tls(&r2, script_starttls_refused, SMTP_CLIENT_TLS_MANDATORY, CONN_TLS_VERIFY_NONE, NULL,
+	        0, NULL, NULL, NULL);
 	assert_false(r2.result.was_ready);
 	assert_int_equal(r2.result.reply.code, 454);
 	assert_true(r2.result.reply.remote);
@@ -1232,11 +1261,15 @@ static void test_requiretls_needs_verified_tls(void **state)
 	struct fake *f = fake_start(script_requiretls);
 	char *path = write_file("m6", "x\r\n", 3);
 	struct smtp_client_rcpt rc[1] = {{.address = "a@dest.example"}};
-	struct smtp_client_message m = {
-	    .path = path, .mail_from = "s@posthorn.test", .requiretls = true, .rcpts = rc, .rcpt_count = 1};
+	struct smtp_client_message m = {.path = path,
+	                                .mail_from = "s@posthorn.test",
+	                                .requiretls = true,
+	                                .rcpts = rc,
+	                                .rcpt_count = 1};
 	/* and an envelope that would inject a command: refused, never written */
 	struct smtp_client_rcpt rc2[1] = {{.address = "a@dest.example>\r\nRSET\r\nRCPT TO:<x@y"}};
-	struct smtp_client_message m2 = {.path = path, .mail_from = "s@posthorn.test", .rcpts = rc2, .rcpt_count = 1};
+	struct smtp_client_message m2 = {
+	    .path = path, .mail_from = "s@posthorn.test", .rcpts = rc2, .rcpt_count = 1};
 	struct run r = {.msgs = {&m, &m2}, .msg_count = 2};
 	struct smtp_client_params p = test_params(f->port);
 	run_session(&r, &p);
@@ -1299,13 +1332,15 @@ static void test_aiosmtpd(void **state)
 	/* the helper script sits beside this file */
 	const char *me = __FILE__;
 	const char *slash = strrchr(me, '/');
-	snprintf(script, sizeof(script), "%.*saiosmtpd_sink.py", slash != NULL ? (int)(slash - me + 1) : 0, me);
+	snprintf(script, sizeof(script), "%.*saiosmtpd_sink.py",
+	         slash != NULL ? (int)(slash - me + 1) : 0, me);
 	int port = free_port();
 	snprintf(portbuf, sizeof(portbuf), "%d", port);
 	pid_t pid = fork();
 	assert_true(pid >= 0);
 	if (pid == 0) {
-		execl("/usr/bin/python3", "python3", script, portbuf, cert_path, key_path, out, (char *)NULL);
+		execl("/usr/bin/python3", "python3", script, portbuf, cert_path, key_path, out,
+		      (char *)NULL);
 		_exit(127);
 	}
 	struct stat st;
@@ -1318,7 +1353,8 @@ static void test_aiosmtpd(void **state)
 		char *p1 = write_file("a1", body_in, sizeof(body_in) - 1);
 		const char eight[] = "Subject: caf\xc3\xa9\r\n\r\nd\xc3\xa9j\xc3\xa0 vu\r\n";
 		char *p2 = write_file("a2", eight, sizeof(eight) - 1);
-		struct smtp_client_rcpt r1[2] = {{.address = "a@dest.example"}, {.address = "reject@dest.example"}};
+		struct smtp_client_rcpt r1[2] = {{.address = "a@dest.example"},
+		                                 {.address = "reject@dest.example"}};
 		struct smtp_client_rcpt r2[1] = {{.address = "b@dest.example"}};
 		const char prefix[] = "DKIM-Signature: v=1; test\r\n";
 		struct smtp_client_message m1 = {.path = p1,
@@ -1327,8 +1363,11 @@ static void test_aiosmtpd(void **state)
 		                                 .mail_from = "sender@posthorn.test",
 		                                 .rcpts = r1,
 		                                 .rcpt_count = 2};
-		struct smtp_client_message m2 = {
-		    .path = p2, .mail_from = "sender@posthorn.test", .eightbit = true, .rcpts = r2, .rcpt_count = 1};
+		struct smtp_client_message m2 = {.path = p2,
+		                                 .mail_from = "sender@posthorn.test",
+		                                 .eightbit = true,
+		                                 .rcpts = r2,
+		                                 .rcpt_count = 1};
 		struct run r = {.msgs = {&m1, &m2}, .msg_count = 2};
 		struct tls_ctx *t = client_ctx(NULL);
 		struct smtp_client_params p = test_params(port);
@@ -1415,8 +1454,11 @@ static void test_requiretls_over_verified_tls(void **state)
 	struct fake *f = fake_start(script_requiretls_tls);
 	char *path = write_file("m8", "x\r\n", 3);
 	struct smtp_client_rcpt rc[1] = {{.address = "a@dest.example"}};
-	struct smtp_client_message m = {
-	    .path = path, .mail_from = "s@posthorn.test", .requiretls = true, .rcpts = rc, .rcpt_count = 1};
+	struct smtp_client_message m = {.path = path,
+	                                .mail_from = "s@posthorn.test",
+	                                .requiretls = true,
+	                                .rcpts = rc,
+	                                .rcpt_count = 1};
 	struct run r = {.msgs = {&m}, .msg_count = 1};
 	struct tls_ctx *t = client_ctx(cert_path);
 	struct smtp_client_params p = test_params(f->port);
