@@ -133,8 +133,8 @@ static void queue_show_entry(const struct store_queue_entry *e)
 	queue_field(e->domain);
 	printf("\nsize: %" PRIu64 "\ncreated: %s\nattempts: %u\nnext-attempt: %s\n", e->size,
 	       created, e->attempts, next);
-	printf("smtputf8: %s\nbody: %s\n", e->smtputf8 ? "yes" : "no",
-	       e->eightbit ? "8BITMIME" : "-");
+	printf("smtputf8: %s\nbody: %s\nrequiretls: %s\n", e->smtputf8 ? "yes" : "no",
+	       e->eightbit ? "8BITMIME" : "-", e->requiretls ? "yes" : "no");
 	printf("ret: %s\nenvid: ", (unsigned)e->ret < 3 ? rets[e->ret] : "-");
 	queue_field(e->envid != NULL ? e->envid : "-");
 	printf("\ndelay-warning-sent: %s\nlease: ", e->delay_warned ? "yes" : "no");

@@ -576,8 +576,15 @@ int dkim_keys_sign(struct dkim_keys *keys, const unsigned char *msg, size_t len,
 	const char *domain = dkim_sign_domain(arena, msg, len);
 	char path[DKIM_PATH_MAX];
 	struct stat st;
-	if (domain == NULL || dkim_path(path, keys->data_dir, domain, NULL) < 0 ||
-	    stat(path, &st) != 0 || !S_ISDIR(st.st_mode)) {
+	/* No key for the From: domain: the nearest parent domain's (RFC 6376 §3.5 lets d= be a
+	 * parent of the From domain, and DMARC's relaxed alignment accepts it), so a bounce from
+	 * MAILER-DAEMON@mx.example.org is signed with example.org's key. Never a bare TLD. */
+	while (domain != NULL && (dkim_path(path, keys->data_dir, domain, NULL) < 0 ||
+	                          stat(path, &st) != 0 || !S_ISDIR(st.st_mode))) {
+		const char *dot = strchr(domain, '.');
+		domain = dot != NULL && strchr(dot + 1, '.') != NULL ? dot + 1 : NULL;
+	}
+	if (domain == NULL) {
 		arena_free(&arena);
 		return 0;
 	}

@@ -374,6 +374,7 @@ static void attempt_build_message(struct ob_job *job)
 	                                        .mail_from = e->mail_from,
 	                                        .eightbit = job->eightbit,
 	                                        .smtputf8 = job->smtputf8,
+	                                        .requiretls = e->requiretls,
 	                                        .dsn_ret = e->ret == STORE_DSN_RET_FULL   ? "FULL"
 	                                                   : e->ret == STORE_DSN_RET_HDRS ? "HDRS"
 	                                                                                  : NULL,
@@ -464,7 +465,8 @@ void attempt_session_closed(struct ob_job *job, const struct smtp_client_result 
 	job->host_reply = result->reply;
 	snprintf(job->host_relay, sizeof(job->host_relay), "%s", relay);
 	if (result->tls_failed && !job->no_tls && job->tls_mode == OUTBOUND_TLS_STARTTLS &&
-	    job->tlsa_count == 0 && job->sts.mode != MTA_STS_MODE_ENFORCE) {
+	    job->tlsa_count == 0 && job->sts.mode != MTA_STS_MODE_ENFORCE &&
+	    !job->entry->requiretls) {
 		/* Opportunistic TLS failed: this address once more in plain text (RFC 7435). */
 		job->no_tls = true;
 		job->addr_i--;

@@ -48,8 +48,10 @@ int outbound_dsn_build(const struct conf *conf, const struct store_queue_entry *
 	                         .now = now,
 	                         .rcpts = list,
 	                         .rcpt_count = n,
-	                         .ret = e->ret == STORE_DSN_RET_HDRS   ? DSN_RET_HDRS
-	                                : e->ret == STORE_DSN_RET_FULL ? DSN_RET_FULL
+	                         /* RFC 8689 §5: a REQUIRETLS message's report carries its
+	                          * header only (the report itself may travel without TLS). */
+	                         .ret = e->ret == STORE_DSN_RET_HDRS || e->requiretls ? DSN_RET_HDRS
+	                                : e->ret == STORE_DSN_RET_FULL                ? DSN_RET_FULL
 	                                                               : DSN_RET_DEFAULT,
 	                         .utf8 = utf8,
 	                         .original = original,

@@ -142,6 +142,9 @@ static void cmd_ehlo(struct smtp_session *s, struct smtp_command *cmd)
 	 * DSN support can come with relaying, if ever). */
 	if (smtp_session_is_submission(s))
 		lines[n++] = "DSN";
+	/* RFC 8689 §4: only over TLS. Port 25 delivers locally, which keeps the promise. */
+	if (conn_is_tls(s->conn))
+		lines[n++] = "REQUIRETLS";
 	lines[n++] = "HELP";
 	for (size_t i = 0; i < n; i++)
 		conn_printf(s->conn, "250%c%s\r\n", i + 1 < n ? '-' : ' ', lines[i]);
@@ -155,6 +158,10 @@ static void cmd_mail(struct smtp_session *s, struct smtp_command *cmd)
 	}
 	if (cmd->path.utf8 && !cmd->smtputf8) {
 		smtp_reply(s, "553 5.6.7 Non-ASCII address requires SMTPUTF8");
+		return;
+	}
+	if (cmd->requiretls && !conn_is_tls(s->conn)) {
+		smtp_reply(s, "530 5.7.10 REQUIRETLS needs a TLS session");
 		return;
 	}
 	if ((cmd->ret != SMTP_RET_UNSPEC || cmd->envid != NULL) && !smtp_session_is_submission(s)) {
@@ -181,6 +188,7 @@ static void cmd_mail(struct smtp_session *s, struct smtp_command *cmd)
 	s->have_mail = true;
 	s->mail_from = arena_strdup(s->tx, from);
 	s->smtputf8 = cmd->smtputf8;
+	s->requiretls = cmd->requiretls;
 	s->body_8bit = cmd->body == SMTP_BODY_8BITMIME;
 	s->declared_size = cmd->size_set ? cmd->size : 0;
 	s->dsn_ret = cmd->ret == SMTP_RET_FULL   ? STORE_DSN_RET_FULL

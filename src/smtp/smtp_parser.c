@@ -257,6 +257,7 @@ enum smtp_mail_seen {
 	SMTP_SEEN_AUTH = 1 << 3,
 	SMTP_SEEN_RET = 1 << 4,
 	SMTP_SEEN_ENVID = 1 << 5,
+	SMTP_SEEN_REQUIRETLS = 1 << 6,
 };
 
 /* RCPT parameters already seen. */
@@ -283,12 +284,15 @@ static int smtp_mail_param(struct arena *arena, struct smtp_command *cmd, unsign
 		flag = SMTP_SEEN_RET;
 	else if (smtp_word_eq(key, klen, "ENVID"))
 		flag = SMTP_SEEN_ENVID;
+	else if (smtp_word_eq(key, klen, "REQUIRETLS"))
+		flag = SMTP_SEEN_REQUIRETLS;
 	else
 		return *error_r = SMTP_ERR_MAIL_UNSUPPORTED, -1;
 	if ((*seen & flag) != 0)
 		return *error_r = SMTP_ERR_REPEATED, -1;
 	*seen |= flag;
-	if ((flag == SMTP_SEEN_SMTPUTF8) != (value == NULL))
+	/* SMTPUTF8 and REQUIRETLS take no value; the others need one. */
+	if ((flag == SMTP_SEEN_SMTPUTF8 || flag == SMTP_SEEN_REQUIRETLS) != (value == NULL))
 		return *error_r = SMTP_ERR_MAIL_PARAM_SYNTAX, -1;
 	switch (flag) {
 	case SMTP_SEEN_SIZE: /* RFC 1870 §3 */
@@ -306,6 +310,9 @@ static int smtp_mail_param(struct arena *arena, struct smtp_command *cmd, unsign
 		break;
 	case SMTP_SEEN_SMTPUTF8: /* RFC 6531 §3.4 */
 		cmd->smtputf8 = true;
+		break;
+	case SMTP_SEEN_REQUIRETLS: /* RFC 8689 §4.1 */
+		cmd->requiretls = true;
 		break;
 	case SMTP_SEEN_RET: /* RFC 3461 §4.3 */
 		if (smtp_word_eq(value, vlen, "FULL"))

@@ -52,6 +52,7 @@ struct smtp_command {
 	bool size_set;
 	enum smtp_body body;          /* MAIL BODY= */
 	bool smtputf8;                /* MAIL SMTPUTF8 */
+	bool requiretls;              /* MAIL REQUIRETLS (RFC 8689) */
 	const char *auth_param;       /* MAIL AUTH= value, xtext decoded ("<>" or a mailbox),
 	                                 or NULL */
 	enum smtp_ret ret;            /* MAIL RET= */

@@ -122,6 +122,7 @@ void smtp_session_reset_tx(struct smtp_session *s)
 	s->have_mail = false;
 	s->mail_from = NULL;
 	s->smtputf8 = false;
+	s->requiretls = false;
 	s->declared_size = 0;
 	s->body_8bit = false;
 	s->dsn_ret = STORE_DSN_RET_UNSPEC;
@@ -423,6 +424,7 @@ void smtp_session_body_end(struct smtp_session *s)
 	    .ret = s->dsn_ret,
 	    .envid = s->dsn_envid,
 	    .smtputf8 = s->smtputf8,
+	    .requiretls = s->requiretls,
 	    .eightbit = s->body_8bit,
 	    .received_at = time(NULL),
 	    .hdr_from = hs.from,

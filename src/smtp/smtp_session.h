@@ -76,6 +76,7 @@ struct smtp_session {
 	bool have_mail;
 	char *mail_from; /* "" for <> */
 	bool smtputf8;
+	bool requiretls; /* MAIL REQUIRETLS: the next hops must use verified TLS */
 	uint64_t declared_size;
 	bool body_8bit;             /* MAIL BODY=8BITMIME */
 	enum store_dsn_ret dsn_ret; /* RFC 3461 RET= (submission) */

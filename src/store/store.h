@@ -148,6 +148,7 @@ struct store_delivery {
 	/* MAIL parameters the next hop must see again (queued with the remote recipients). */
 	bool smtputf8;              /* SMTPUTF8 (RFC 6531) */
 	bool eightbit;              /* BODY=8BITMIME (RFC 6152) */
+	bool requiretls;            /* REQUIRETLS (RFC 8689) */
 	int64_t received_at;        /* unix seconds: the message's internal date */
 	const char *hdr_from;       /* From: header (decoded as-is, may be NULL) */
 	const char *hdr_subject;    /* Subject: header (may be NULL) */
@@ -619,6 +620,7 @@ struct store_queue_entry {
 	const char *envid; /* xtext as sent, NULL none */
 	bool smtputf8;     /* submitted with SMTPUTF8 */
 	bool eightbit;     /* submitted with BODY=8BITMIME */
+	bool requiretls;   /* submitted with REQUIRETLS: verified TLS to every next hop */
 	const char *domain;
 	int64_t created, next_attempt;
 	unsigned attempts;

@@ -588,6 +588,35 @@ def test_mta_sts_enforce_mx_not_in_policy(world):
     a.cli("queue", "delete", entry[0]["id"], "--silent")
 
 
+def test_requiretls(world):
+    """RFC 8689: REQUIRETLS offered over TLS only (587 and 25); a REQUIRETLS message goes
+    over verified TLS to a host that offers it (B through MTA-STS), and bounces, header
+    only, when the host cannot keep the promise (the sink has no TLS)."""
+    a, b = world["a"], world["b"]
+    with smtplib.SMTP("127.0.0.1", a.submission_port, timeout=15,
+                      local_hostname="client.test") as s:
+        s.ehlo()
+        assert not s.has_extn("requiretls")
+        s.starttls(context=tls_client_context())
+        s.ehlo()
+        assert s.has_extn("requiretls")
+    with smtplib.SMTP("127.0.0.1", b.smtp_port, timeout=15, local_hostname="client.test") as s:
+        s.ehlo()
+        assert not s.has_extn("requiretls")
+        code, _ = s.mail(ALICE, ["REQUIRETLS"])
+        assert code == 530
+    good, bad = unique("rtls-ok"), unique("rtls-bad")
+    submit(a, ["bob@sts.test"], good, mail_options=["REQUIRETLS"])
+    submit(a, ["rt%s@sink.test" % unique("")], bad, mail_options=["REQUIRETLS"])
+    got = wait_for(lambda: [m for m in b.mail_list("bob@sts.test") if m["subject"] == good])
+    assert got, a.log_text()[-3000:]
+    reports = wait_for(lambda: dsns(a, bad))
+    assert reports, a.log_text()[-3000:]
+    block = status_blocks(reports[0])[1]
+    assert block["Action"] == "failed" and block["Status"] == "5.7.30"
+    assert list(reports[0].iter_parts())[2].get_content_type() == "text/rfc822-headers"
+
+
 def test_kill_during_delivery_delivers_after_restart(world):
     a, sink = world["a"], world["sink"]
     sink.data_started.clear()

@@ -217,6 +217,11 @@ static void test_mail(void **state)
 	c = ok("MAIL FROM:<jos\xc3\xa9@b>", SMTP_VERB_MAIL, NULL);
 	assert_true(c.path.utf8);
 	assert_false(c.smtputf8);
+	/* RFC 8689 REQUIRETLS: a keyword without value */
+	c = ok("MAIL FROM:<a@b> requiretls SMTPUTF8", SMTP_VERB_MAIL, NULL);
+	assert_true(c.requiretls);
+	c = ok("MAIL FROM:<a@b>", SMTP_VERB_MAIL, NULL);
+	assert_false(c.requiretls);
 }
 
 static void test_mail_errors(void **state)
@@ -282,6 +287,8 @@ static void test_mail_params(void **state)
 	bad("MAIL FROM:<> BODY=8BIT", ERR_BODY_555);
 	bad("MAIL FROM:<> BODY", ERR_MAIL_PARAM);
 	bad("MAIL FROM:<> SMTPUTF8=yes", ERR_MAIL_PARAM);
+	bad("MAIL FROM:<> REQUIRETLS=yes", ERR_MAIL_PARAM);
+	bad("MAIL FROM:<> REQUIRETLS REQUIRETLS", ERR_REPEATED);
 	bad("MAIL FROM:<> AUTH", ERR_MAIL_PARAM);
 	bad("MAIL FROM:<> AUTH=a=b", ERR_MAIL_PARAM);
 	bad("MAIL FROM:<> AUTH=\xc3\xa9", ERR_MAIL_PARAM);

@@ -29,8 +29,8 @@
 
 const char *const store_sqlite_queue_sql[SQ_COUNT - SQ_MAILBOX_END] = {
     SQQ(SQ_Q_ENTRY_INSERT) = "INSERT INTO queue (message_id, mail_from, ret, envid, domain,"
-                             " created, next_attempt, smtputf8, eightbit)"
-                             " VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?6, ?7, ?8) RETURNING id",
+                             " created, next_attempt, smtputf8, eightbit, requiretls)"
+                             " VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?6, ?7, ?8, ?9) RETURNING id",
     SQQ(SQ_Q_RCPT_INSERT) = "INSERT INTO queue_rcpts (entry_id, address, orcpt, notify)"
                             " VALUES (?1, ?2, ?3, ?4)",
     SQQ(SQ_Q_DUE) = "SELECT id FROM queue WHERE held = 0 AND next_attempt <= ?1"
@@ -41,7 +41,7 @@ const char *const store_sqlite_queue_sql[SQ_COUNT - SQ_MAILBOX_END] = {
     SQQ(SQ_Q_ENTRY_GET) = "SELECT q.id, m.sha256, m.size, q.mail_from, q.ret, q.envid,"
                           " q.domain, q.created, q.next_attempt, q.attempts, q.held,"
                           " q.delay_warned, q.lease_owner, q.lease_until, q.smtputf8,"
-                          " q.eightbit FROM queue q"
+                          " q.eightbit, q.requiretls FROM queue q"
                           " JOIN messages m ON m.id = q.message_id WHERE q.id = ?1",
     SQQ(SQ_Q_RCPTS) = "SELECT id, address, orcpt, notify, status, last_error, last_attempt,"
                       " remote_mta, enhanced_status FROM queue_rcpts WHERE entry_id = ?1"
@@ -89,10 +89,10 @@ int store_sqlite_queue_deliver(struct sq_conn *c, const struct store_delivery *d
 			k++;
 		entries[i] = entries[k];
 		/* The first recipient of a domain in this delivery opens its entry. */
-		if (k == i &&
-		    store_sqlite_int(c, SQ_Q_ENTRY_INSERT, &entries[i], error_r, "isissiii",
-		                     message_id, mail_from, (int64_t)d->ret, d->envid, domains[i],
-		                     now, (int64_t)d->smtputf8, (int64_t)d->eightbit) != 1)
+		if (k == i && store_sqlite_int(c, SQ_Q_ENTRY_INSERT, &entries[i], error_r,
+		                               "isissiiii", message_id, mail_from, (int64_t)d->ret,
+		                               d->envid, domains[i], now, (int64_t)d->smtputf8,
+		                               (int64_t)d->eightbit, (int64_t)d->requiretls) != 1)
 			ret = -1;
 		if (ret == 0 && store_sqlite_exec(c, SQ_Q_RCPT_INSERT, error_r, "issi", entries[i],
 		                                  d->remote[i], dsn == NULL ? NULL : dsn->orcpt,
@@ -167,6 +167,7 @@ static int sqq_entry_read(struct sq_conn *c, const char *messages_dir, int64_t i
 	    .lease_until = sqlite3_column_int64(st, 13),
 	    .smtputf8 = sqlite3_column_int64(st, 14) != 0,
 	    .eightbit = sqlite3_column_int64(st, 15) != 0,
+	    .requiretls = sqlite3_column_int64(st, 16) != 0,
 	};
 	sq_reset(st);
 	struct sqq_rcpts r = {0};
