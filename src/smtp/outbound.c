@@ -57,7 +57,7 @@ static size_t outbound_domain_active(struct outbound *ob, const char *domain)
 {
 	size_t n = 0;
 	for (struct ob_job *j = ob->jobs; j != NULL; j = j->next)
-		if (j->state != OB_JOB_WAITING && strcmp(j->entry->domain, domain) == 0)
+		if (j->state == OB_JOB_RUNNING && strcmp(j->entry->domain, domain) == 0)
 			n++;
 	return n;
 }
@@ -93,7 +93,8 @@ void outbound_job_done(struct ob_job *job)
 			break;
 		}
 	}
-	ob->active--;
+	if (!job->slot_freed)
+		ob->active--;
 	outbound_attempt_free(job);
 	net_event_free(&job->renew);
 	outbound_batch_unref(job->batch);
@@ -103,6 +104,15 @@ void outbound_job_done(struct ob_job *job)
 		outbound_start_waiting(ob);
 		outbound_claim(ob);
 	}
+}
+
+void outbound_slot_free(struct ob_job *job)
+{
+	if (job->slot_freed)
+		return;
+	job->slot_freed = true;
+	job->ob->active--;
+	net_event_wake(job->ob->wake);
 }
 
 /* A lease is renewed every third of its length: an attempt keeps it however long it runs. */
@@ -226,10 +236,12 @@ static void outbound_wake(void *ctx)
 		next = o->next;
 		outbound_completed(ob, o);
 	}
-	if (stopping)
+	if (stopping) {
 		outbound_drop_all(ob);
-	else
+	} else {
+		outbound_start_waiting(ob);
 		outbound_claim(ob);
+	}
 	pthread_mutex_lock(&ob->lock);
 	ob->in_flight -= n;
 	if (ob->in_flight == 0)

@@ -78,6 +78,7 @@ struct ob_job {
 	struct outbound *ob;
 	struct ob_job *next;
 	enum ob_job_state state;
+	bool slot_freed; /* counted out of ob->active already (outbound_slot_free) */
 	struct ob_batch *batch;
 	struct store_queue_entry *entry;
 	struct conf *conf;
@@ -168,6 +169,9 @@ struct ob_op {
 /* outbound.c */
 void outbound_queue_op(struct outbound *ob, struct ob_op *op);
 bool outbound_stopping(struct outbound *ob);
+/* The attempt's record is queued: its slot may take the next entry at once (the claim
+ * queued after the record sees it), instead of after the record's commit. */
+void outbound_slot_free(struct ob_job *job);
 /* The job was reported (or dropped): free it and start what waited for its slot. */
 void outbound_job_done(struct ob_job *job);
 

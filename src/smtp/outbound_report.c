@@ -223,4 +223,5 @@ void outbound_report(struct ob_job *job)
 	o->op.delay_warned = warn;
 	free(st);
 	outbound_queue_op(job->ob, o);
+	outbound_slot_free(job);
 }
