@@ -241,6 +241,8 @@ int cli_check_config(struct cli *cli, int argc, char **argv)
 		ret = cli_fail("TLS: %s", error);
 	else if (access(conf->data_dir, R_OK | W_OK | X_OK) != 0)
 		ret = cli_fail("data_dir %s is not a writable directory", conf->data_dir);
+	else if (outbound_check_conf(conf, &error) < 0)
+		ret = cli_fail("%s", error);
 	else
 		puts("configuration ok");
 	tls_ctx_unref(&tls);

@@ -300,6 +300,26 @@ static void outbound_hook(void *ctx)
 	net_event_wake(ob->wake);
 }
 
+int outbound_check_conf(const struct conf *conf, const char **error_r)
+{
+	struct outbound_hop hop;
+	if (outbound_route_lookup(conf->outbound_routes, "", &hop) < 0) {
+		*error_r = "outbound_routes: expected DOMAIN=HOST[:PORT][/MODE] entries";
+		return -1;
+	}
+	if (conf->smarthost[0] != '\0' &&
+	    outbound_route_parse_hop(conf->smarthost, strlen(conf->smarthost), &hop) < 0) {
+		*error_r = "smarthost: expected HOST[:PORT]";
+		return -1;
+	}
+	if (conf->smarthost_tls[0] != '\0' && strcmp(conf->smarthost_tls, "tls") != 0 &&
+	    strcmp(conf->smarthost_tls, "starttls") != 0) {
+		*error_r = "smarthost_tls: expected tls or starttls";
+		return -1;
+	}
+	return 0;
+}
+
 struct outbound *outbound_new(struct net_server *server, struct store *store,
                               struct conf_slot *slot, const char **error_r)
 {
@@ -309,6 +329,11 @@ struct outbound *outbound_new(struct net_server *server, struct store *store,
 	ob->store = store;
 	ob->slot = slot;
 	struct conf *conf = conf_slot_get(slot);
+	if (outbound_check_conf(conf, error_r) < 0) {
+		conf_free(&conf);
+		free(ob);
+		return NULL;
+	}
 	snprintf(ob->owner, sizeof(ob->owner), "%s:%ld", conf->hostname, (long)getpid());
 	snprintf(ob->owner_prefix, sizeof(ob->owner_prefix), "%s:", conf->hostname);
 	ob->dns = dns_resolver_new(ob->loop, conf, error_r);

@@ -31,6 +31,12 @@ int outbound_bounce_entry(struct store *store, const struct conf *conf,
                           const struct store_queue_entry *entry, const char *reason,
                           const char **error_r);
 
+/* Are the outbound settings that are only parsed at delivery time (outbound_routes,
+ * outbound_tls_required's list, smarthost, smarthost_tls) well formed? 0 yes, -1 with
+ * *error_r (static text). serve and check-config refuse a configuration that is not. */
+int outbound_check_conf(const struct conf *conf, const char **error_r)
+    __attribute__((warn_unused_result));
+
 /* From the main thread when the server is told to stop: claim nothing more; attempts in
  * flight are dropped (their leases run out, and the next start frees them at once). */
 void outbound_stop(struct outbound *ob);
