@@ -23,7 +23,10 @@ static const char usage[] =
     "  user add|del|list|passwd|quota ...         manage accounts\n"
     "  alias add|del|list ...                     manage aliases\n"
     "  mail list|cat ...                          inspect stored mail\n"
-    "  queue list                                 show the outbound queue\n"
+    "  queue list|show|flush|retry|hold|release|delete ...\n"
+    "                                             manage the outbound queue\n"
+    "  dkim generate|list|remove|sign ...         DKIM signing keys\n"
+    "  dns mx|a|aaaa|tlsa|txt NAME                look a name up as delivery would\n"
     "  --version                                  print the version\n"
     "\n"
     "`posthorn COMMAND --help` describes each command.\n";
@@ -36,7 +39,8 @@ struct cli_command {
 static const struct cli_command commands[] = {
     {"init", cli_init},     {"serve", cli_serve}, {"check-config", cli_check_config},
     {"domain", cli_domain}, {"user", cli_user},   {"alias", cli_alias},
-    {"mail", cli_mail},     {"queue", cli_queue},
+    {"mail", cli_mail},     {"queue", cli_queue}, {"dkim", cli_dkim},
+    {"dns", cli_dns},
 };
 
 int main(int argc, char **argv)

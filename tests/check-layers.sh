@@ -24,6 +24,9 @@ out=$( {
 for f in $(grep -rlE '#include <(event2/|openssl/ssl\.h)' src | grep -v '^src/net/'); do
 	violation "$f includes libevent or openssl/ssl.h outside src/net/"
 done
+for f in $(grep -rlE '#include <unbound' src | grep -v '^src/net/'); do
+	violation "$f includes libunbound outside src/net/"
+done
 for f in $(grep -rlE 'sqlite3' src | grep -v '^src/store/sqlite/'); do
 	violation "$f mentions sqlite3 outside src/store/sqlite/"
 done

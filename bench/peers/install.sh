@@ -1,10 +1,10 @@
 #!/bin/sh
-# Install the benchmark peers from Debian when missing: Postfix (for smtp-source and as the
+# Install the benchmark peers from Debian when missing: Postfix (for smtp-source, smtp-sink and as the
 # peer MTA) and Dovecot (LMTP, IMAP, POP3). Postfix is installed with the debconf answer
 # "No configuration" and service start-up is blocked during the install, so no system-wide
 # Postfix or Dovecot is configured or started: bench/peers/peer.sh runs private instances.
 set -e
-PKGS="postfix dovecot-core dovecot-lmtpd dovecot-imapd dovecot-pop3d"
+PKGS="postfix dovecot-core dovecot-lmtpd dovecot-imapd dovecot-pop3d knot"
 missing=""
 for p in $PKGS; do
 	dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "ok installed" || missing="$missing $p"

@@ -21,6 +21,8 @@ int cli_user(struct cli *cli, int argc, char **argv);
 int cli_alias(struct cli *cli, int argc, char **argv);
 int cli_mail(struct cli *cli, int argc, char **argv);
 int cli_queue(struct cli *cli, int argc, char **argv);
+int cli_dkim(struct cli *cli, int argc, char **argv);
+int cli_dns(struct cli *cli, int argc, char **argv);
 
 /* Helpers shared by the commands. */
 /* Load the configuration or print why not. NULL on error. */

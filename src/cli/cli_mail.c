@@ -1,5 +1,5 @@
-/* `posthorn mail list|cat` and `posthorn queue list`: looking at stored mail and at the
- * outbound queue without a mail client. */
+/* `posthorn mail list|cat|del`: looking at stored mail without a mail client (the
+ * outbound queue is cli_queue.c's). */
 #include "cli/cli.h"
 
 #include <errno.h>
@@ -16,10 +16,6 @@ static const char mail_usage[] =
     "                                              DATE <SENDER> SUBJECT (MAILBOX: INBOX)\n"
     "       posthorn mail cat USER MAILBOX UID     the stored bytes of one message\n"
     "       posthorn mail del USER MAILBOX UID...  remove messages (frees their quota)\n";
-
-static const char queue_usage[] =
-    "usage: posthorn queue list     one line per queued recipient: ID <FROM> <TO> SIZE\n"
-    "                               CREATED ATTEMPTS NEXT-ATTEMPT LAST-ERROR\n";
 
 static void cli_time(int64_t t, char *out, size_t n)
 {
@@ -145,42 +141,6 @@ int cli_mail(struct cli *cli, int argc, char **argv)
 	} else if (store != NULL) {
 		ret = mail_del(store, argc, argv);
 	}
-	store_close(&store);
-	conf_free(&conf);
-	return ret;
-}
-
-static void queue_print(void *ctx, const struct store_queue_info *q)
-{
-	(void)ctx;
-	char created[32], next[32];
-	cli_time(q->created, created, sizeof(created));
-	cli_time(q->next_attempt, next, sizeof(next));
-	printf("%" PRIu64 " <", q->id);
-	cli_put_field(q->mail_from);
-	fputs("> <", stdout);
-	cli_put_field(q->rcpt);
-	printf("> %" PRIu64 " %s %u %s ", q->size, created, q->attempts, next);
-	cli_put_field(q->last_error != NULL && q->last_error[0] != '\0' ? q->last_error : "-");
-	putchar('\n');
-}
-
-int cli_queue(struct cli *cli, int argc, char **argv)
-{
-	if (cli_wants_help(argc, argv, queue_usage))
-		return 0;
-	if (argc != 2 || strcmp(argv[1], "list") != 0) {
-		fputs(queue_usage, stderr);
-		return 2;
-	}
-	struct conf *conf = cli_load_conf(cli);
-	if (conf == NULL)
-		return 1;
-	struct store *store = cli_open_store(conf);
-	int ret = store == NULL ? 1
-	          : store_queue_list(store, queue_print, NULL) < 0
-	              ? cli_fail("cannot list the queue")
-	              : 0;
 	store_close(&store);
 	conf_free(&conf);
 	return ret;

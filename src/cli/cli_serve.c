@@ -14,6 +14,7 @@
 #include "mime/imap_structure.h"
 #include "net/tls.h"
 #include "pop3/pop3_server.h"
+#include "smtp/outbound.h"
 #include "smtp/smtp_server.h"
 #include "core/banned.h"
 
@@ -42,6 +43,9 @@ struct serve {
 	struct imap_listener imap_listeners[CONF_LISTENER_COUNT];
 	struct smtp_listener smtp_listeners[CONF_LISTENER_COUNT];
 	struct pop3_listener pop3_listeners[CONF_LISTENER_COUNT];
+	struct conf_slot outbound_conf;
+	bool outbound_conf_set;
+	struct outbound *outbound;
 };
 
 static int serve_auth_lookup(void *ctx, const char *username, uint64_t *account_id_r,
@@ -77,9 +81,17 @@ static void serve_reload(void *ctx)
 	smtp_server_set_conf(sv->smtp, conf);
 	pop3_server_set_conf(sv->pop3, conf);
 	imap_server_set_conf(sv->imap, conf);
+	if (sv->outbound_conf_set)
+		conf_slot_set(&sv->outbound_conf, conf);
 	conf_free(&sv->conf);
 	sv->conf = conf;
 	log_info("event=reload result=ok");
+}
+
+static void serve_stop(void *ctx)
+{
+	struct serve *sv = ctx;
+	outbound_stop(sv->outbound);
 }
 
 static const char *const serve_kind_names[] = {"smtp",  "submission", "submissions", "pop3",
@@ -170,6 +182,15 @@ static int serve_run(struct serve *sv)
 	if (geteuid() == 0)
 		log_warn("running as root: set 'user' in %s", sv->cli->conf_path);
 	net_server_set_reload_hook(sv->net, serve_reload, sv);
+	/* Outbound delivery runs on the first loop, after the privileges are dropped. */
+	conf_slot_init(&sv->outbound_conf, sv->conf);
+	sv->outbound_conf_set = true;
+	sv->outbound = outbound_new(sv->net, sv->store, &sv->outbound_conf, &error);
+	if (sv->outbound == NULL) {
+		log_error("outbound delivery: %s", error);
+		return 1;
+	}
+	net_server_set_stop_hook(sv->net, serve_stop, sv);
 	log_info("event=started hostname=%s pid=%d", sv->conf->hostname, (int)getpid());
 	int ret = net_server_run(sv->net) < 0 ? 1 : 0;
 	log_info("event=stopped");
@@ -190,6 +211,10 @@ int cli_serve(struct cli *cli, int argc, char **argv)
 		return 1;
 	log_setup(sv.conf->log_level, sv.conf->log_syslog);
 	int ret = serve_run(&sv);
+	/* The engine's events live on a loop of the server: it goes first. */
+	outbound_free(&sv.outbound);
+	if (sv.outbound_conf_set)
+		conf_slot_deinit(&sv.outbound_conf);
 	/* Order: no more sessions (net), then no more verifications (auth), then the store
 	 * (its close finishes every queued delivery). */
 	net_server_free(&sv.net);
@@ -216,6 +241,8 @@ int cli_check_config(struct cli *cli, int argc, char **argv)
 		ret = cli_fail("TLS: %s", error);
 	else if (access(conf->data_dir, R_OK | W_OK | X_OK) != 0)
 		ret = cli_fail("data_dir %s is not a writable directory", conf->data_dir);
+	else if (outbound_check_conf(conf, &error) < 0)
+		ret = cli_fail("%s", error);
 	else
 		puts("configuration ok");
 	tls_ctx_unref(&tls);

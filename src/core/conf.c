@@ -2,6 +2,7 @@
  * new setting is one table row plus its documentation in docs/config.md. */
 #include "core/conf.h"
 
+#include <arpa/inet.h>
 #include <ctype.h>
 #include <errno.h>
 #include <stdarg.h>
@@ -25,8 +26,11 @@ enum conf_type {
 	T_BOOL,
 	T_LOGLEVEL,
 	T_BARE_LF,
+	T_OUTBOUND_IP,
 	T_LISTEN,
-	T_EXPIRE
+	T_EXPIRE,
+	T_DNS_RESOLVER,
+	T_DNS_ANCHOR
 };
 
 struct conf_key {
@@ -53,6 +57,7 @@ static const struct conf_key conf_keys[] = {
     {"smtp_bare_lf", T_BARE_LF, OFF(smtp_bare_lf), 0, 0, 0},
     {"smtp_vrfy", T_BOOL, OFF(vrfy_enabled), 0, 0, 0},
     {"default_quota", T_BYTES64, OFF(default_quota), 0, UINT64_MAX, 0},
+    {"queue_lease_time", T_SECONDS, OFF(queue_lease_time), 10, 86400, 0},
     {"smtp_listen", T_LISTEN, 0, 0, 0, CONF_LISTENER_SMTP},
     {"submission_listen", T_LISTEN, 0, 0, 0, CONF_LISTENER_SUBMISSION},
     {"submissions_listen", T_LISTEN, 0, 0, 0, CONF_LISTENER_SUBMISSIONS},
@@ -83,6 +88,36 @@ static const struct conf_key conf_keys[] = {
     {"limit_login_commands", T_UINT, LIM(login_commands), 1, 10000, 0},
     {"limit_sessions_per_user_ip", T_UINT, LIM(sessions_per_user_ip), 0, 100000, 0},
     {"smtp_pregreet_wait", T_SECONDS, OFF(smtp_pregreet_wait), 0, 60, 0},
+    {"dns_resolver", T_DNS_RESOLVER, OFF(dns_resolver), 0, 0, 0},
+    {"dns_trust_anchor", T_DNS_ANCHOR, OFF(dns_trust_anchor), 0, 0, 0},
+    {"dns_timeout", T_SECONDS, OFF(dns_timeout), 1, 300, 0},
+    {"outbound_enabled", T_BOOL, OFF(outbound_enabled), 0, 0, 0},
+    {"outbound_port", T_UINT, OFF(outbound_port), 1, 65535, 0},
+    {"outbound_mx_max", T_UINT, OFF(outbound_mx_max), 1, 100, 0},
+    {"outbound_ip", T_OUTBOUND_IP, OFF(outbound_ip), 0, 0, 0},
+    {"outbound_concurrency", T_UINT, OFF(outbound_concurrency), 1, 100000, 0},
+    {"outbound_domain_concurrency", T_UINT, OFF(outbound_domain_concurrency), 1, 100000, 0},
+    {"outbound_connection_cache_time", T_SECONDS, OFF(outbound_connection_cache_time), 0, 300, 0},
+    {"queue_retry_min", T_SECONDS, OFF(queue_retry_min), 1, 86400 * 7, 0},
+    {"queue_retry_max", T_SECONDS, OFF(queue_retry_max), 1, 86400 * 7, 0},
+    {"queue_lifetime", T_SECONDS, OFF(queue_lifetime), 0, 86400 * 365, 0},
+    {"outbound_routes", T_STRING, OFF(outbound_routes), 0, 0, 0},
+    {"mta_sts_port", T_UINT, OFF(mta_sts_port), 1, 65535, 0},
+    {"outbound_tls_required", T_STRING, OFF(outbound_tls_required), 0, 0, 0},
+    {"smarthost", T_STRING, OFF(smarthost), 0, 0, 0},
+    {"smarthost_tls", T_STRING, OFF(smarthost_tls), 0, 0, 0},
+    {"smarthost_tls_verify", T_BOOL, OFF(smarthost_tls_verify), 0, 0, 0},
+    {"smarthost_user", T_STRING, OFF(smarthost_user), 0, 0, 0},
+    {"smarthost_password", T_STRING, OFF(smarthost_password), 0, 0, 0},
+    {"smarthost_password_file", T_STRING, OFF(smarthost_password_file), 0, 0, 0},
+    {"queue_delay_warning", T_SECONDS, OFF(queue_delay_warning), 0, 86400 * 365, 0},
+    {"outbound_connect_timeout", T_SECONDS, OFF(outbound_connect_timeout), 1, 3600, 0},
+    {"outbound_greeting_timeout", T_SECONDS, OFF(outbound_greeting_timeout), 1, 86400, 0},
+    {"outbound_command_timeout", T_SECONDS, OFF(outbound_command_timeout), 1, 86400, 0},
+    {"outbound_data_init_timeout", T_SECONDS, OFF(outbound_data_init_timeout), 1, 86400, 0},
+    {"outbound_data_block_timeout", T_SECONDS, OFF(outbound_data_block_timeout), 1, 86400, 0},
+    {"outbound_data_done_timeout", T_SECONDS, OFF(outbound_data_done_timeout), 1, 86400, 0},
+    {"outbound_tls_ca_file", T_PATH, OFF(outbound_tls_ca_file), 0, 0, 0},
 };
 
 static char *conf_resolve_path(const char *base_dir, const char *value)
@@ -123,6 +158,7 @@ struct conf *conf_new_defaults(const char *base_dir)
 	c->auth_workers = 0;
 	c->auth_cache_ttl = 3600;
 	c->auth_cache_size = 10000;
+	c->queue_lease_time = 300;
 	c->limits = (struct limits){
 	    .command_line = 2048,
 	    .recipients = 1000,
@@ -142,6 +178,37 @@ struct conf *conf_new_defaults(const char *base_dir)
 	    .sessions_per_user_ip = 10,
 	};
 	c->smtp_pregreet_wait = 1;
+	c->dns_resolver = xstrdup("");
+	c->dns_resolver_port = 53;
+	c->dns_trust_anchor = xstrdup("");
+	c->dns_timeout = 10;
+	/* Postfix's defaults: 5 MX hosts, backoff 300 s doubling to about an hour, 5 days. */
+	c->outbound_enabled = true;
+	c->outbound_port = 25;
+	c->outbound_mx_max = 5;
+	c->outbound_ip = CONF_OUTBOUND_IP_ANY;
+	c->outbound_concurrency = 100;
+	c->outbound_domain_concurrency = 20;
+	c->outbound_connection_cache_time = 2;
+	c->queue_retry_min = 300;
+	c->queue_retry_max = 4000;
+	c->queue_lifetime = 5 * 86400;
+	c->queue_delay_warning = 4 * 3600;
+	c->outbound_routes = xstrdup("");
+	c->mta_sts_port = 443;
+	c->outbound_tls_required = xstrdup("");
+	c->smarthost = xstrdup("");
+	c->smarthost_tls = xstrdup("");
+	c->smarthost_tls_verify = true;
+	c->smarthost_user = xstrdup("");
+	c->smarthost_password = xstrdup("");
+	c->smarthost_password_file = xstrdup("");
+	c->outbound_connect_timeout = 30;
+	c->outbound_greeting_timeout = 300;
+	c->outbound_command_timeout = 300;
+	c->outbound_data_init_timeout = 120;
+	c->outbound_data_block_timeout = 180;
+	c->outbound_data_done_timeout = 600;
 	return c;
 }
 
@@ -172,6 +239,18 @@ void conf_free(struct conf **conf)
 	free(c->tls_cert);
 	free(c->tls_key);
 	free(c->run_user);
+	free(c->dns_resolver);
+	free(c->dns_trust_anchor);
+	free(c->outbound_routes);
+	free(c->outbound_tls_required);
+	free(c->smarthost);
+	free(c->smarthost_tls);
+	free(c->smarthost_user);
+	if (c->smarthost_password != NULL)
+		xmemzero(c->smarthost_password, strlen(c->smarthost_password));
+	free(c->smarthost_password);
+	free(c->smarthost_password_file);
+	free(c->outbound_tls_ca_file);
 	for (int k = 0; k < CONF_LISTENER_COUNT; k++)
 		conf_clear_listen(c, k);
 	free(c);
@@ -284,6 +363,55 @@ static int conf_parse_number(const char *v, const char *units, uint64_t *r)
 	return 0;
 }
 
+/* dns_resolver: "IP", "IP:PORT", "[IPv6]:PORT" or "" (the system's resolvers). */
+static int conf_parse_dns_resolver(struct conf *c, const char *v)
+{
+	char host[INET6_ADDRSTRLEN + 2];
+	unsigned port = 53;
+	const char *port_text = NULL;
+	unsigned char bin[16];
+	size_t n = strlen(v);
+	if (n == 0) {
+		free(c->dns_resolver);
+		c->dns_resolver = xstrdup("");
+		c->dns_resolver_port = 53;
+		return 0;
+	}
+	if (v[0] == '[') {
+		const char *close = strchr(v, ']');
+		if (close == NULL || (size_t)(close - v - 1) >= sizeof(host))
+			return -1;
+		memcpy(host, v + 1, (size_t)(close - v - 1));
+		host[close - v - 1] = '\0';
+		if (close[1] == ':')
+			port_text = close + 2;
+		else if (close[1] != '\0')
+			return -1;
+	} else {
+		const char *colon = strchr(v, ':');
+		bool v4_port = colon != NULL && strchr(colon + 1, ':') == NULL;
+		size_t hlen = v4_port ? (size_t)(colon - v) : n;
+		if (hlen >= sizeof(host))
+			return -1;
+		memcpy(host, v, hlen);
+		host[hlen] = '\0';
+		if (v4_port)
+			port_text = colon + 1;
+	}
+	if (inet_pton(AF_INET, host, bin) != 1 && inet_pton(AF_INET6, host, bin) != 1)
+		return -1;
+	if (port_text != NULL) {
+		uint64_t p;
+		if (conf_parse_number(port_text, "", &p) < 0 || p == 0 || p > 65535)
+			return -1;
+		port = (unsigned)p;
+	}
+	free(c->dns_resolver);
+	c->dns_resolver = xstrdup(host);
+	c->dns_resolver_port = port;
+	return 0;
+}
+
 static int conf_set(struct conf *c, const struct conf_key *k, const char *v, const char *base,
                     const char **why_r)
 {
@@ -328,6 +456,18 @@ static int conf_set(struct conf *c, const struct conf_key *k, const char *v, con
 			return -1;
 		}
 		return 0;
+	case T_OUTBOUND_IP:
+		if (strcmp(v, "any") == 0)
+			*(enum conf_outbound_ip *)field = CONF_OUTBOUND_IP_ANY;
+		else if (strcmp(v, "ipv4") == 0)
+			*(enum conf_outbound_ip *)field = CONF_OUTBOUND_IP_V4;
+		else if (strcmp(v, "ipv6") == 0)
+			*(enum conf_outbound_ip *)field = CONF_OUTBOUND_IP_V6;
+		else {
+			*why_r = "expected any, ipv4 or ipv6";
+			return -1;
+		}
+		return 0;
 	case T_EXPIRE:
 		if (strcmp(v, "never") == 0) {
 			*(int *)field = -1;
@@ -338,6 +478,19 @@ static int conf_set(struct conf *c, const struct conf_key *k, const char *v, con
 			return -1;
 		}
 		*(int *)field = (int)n;
+		return 0;
+	case T_DNS_RESOLVER:
+		if (conf_parse_dns_resolver(c, v) < 0) {
+			*why_r = "expected IP or IP:PORT ('127.0.0.1', '127.0.0.1:5353', "
+			         "'[::1]:53')";
+			return -1;
+		}
+		return 0;
+	case T_DNS_ANCHOR:
+		free(*(char **)field);
+		*(char **)field = v[0] == '\0' || strcmp(v, "none") == 0
+		                      ? xstrdup(v)
+		                      : conf_resolve_path(base, v);
 		return 0;
 	case T_LISTEN:
 		if (conf_parse_listen(c, (enum conf_listener_kind)k->listener, v) < 0) {

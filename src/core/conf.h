@@ -33,6 +33,8 @@ struct limits {
 };
 
 enum conf_bare_lf { CONF_BARE_LF_REJECT, CONF_BARE_LF_NORMALIZE };
+/* Which addresses of a remote host outbound delivery uses (outbound_ip). */
+enum conf_outbound_ip { CONF_OUTBOUND_IP_ANY, CONF_OUTBOUND_IP_V4, CONF_OUTBOUND_IP_V6 };
 
 enum conf_listener_kind {
 	CONF_LISTENER_SMTP,        /* port 25: MTA to MTA, STARTTLS offered */
@@ -75,9 +77,46 @@ struct conf {
 	unsigned auth_workers;       /* password checks at once (threads), 0 = one per core */
 	unsigned auth_cache_ttl;     /* seconds a successful login is remembered, 0 = no cache */
 	unsigned auth_cache_size;    /* entries of the authentication cache */
+	char *dns_resolver;          /* numeric address of the one DNS server to ask, "" = the
+	                                system's (/etc/resolv.conf) */
+	unsigned dns_resolver_port;  /* its port, default 53 */
+	char *dns_trust_anchor;      /* DNSSEC trust anchor file, "none", or "" = automatic */
+	unsigned dns_timeout; /* seconds a lookup may take before it is a temporary failure */
+	/* outbound delivery (smtp/outbound.c) */
+	bool outbound_enabled;                   /* no: remote mail stays queued, unsent */
+	unsigned outbound_port;                  /* port of every MX/A host (25; tests change it) */
+	unsigned outbound_mx_max;                /* MX hosts tried per attempt */
+	enum conf_outbound_ip outbound_ip;       /* any, ipv4, ipv6 */
+	unsigned outbound_concurrency;           /* attempts at once in all */
+	unsigned outbound_domain_concurrency;    /* attempts at once to one domain */
+	unsigned outbound_connection_cache_time; /* seconds an idle session is kept for reuse */
+	unsigned queue_retry_min;                /* seconds after the first failed attempt */
+	unsigned queue_retry_max;                /* the longest wait between attempts */
+	unsigned queue_lifetime;                 /* seconds a message may stay queued */
+	unsigned queue_delay_warning;            /* seconds before a delay DSN (0: none) */
+	char *outbound_routes;                   /* "DOMAIN=HOST[:PORT][/MODE] ...", "" none */
+	unsigned mta_sts_port;       /* HTTPS port of mta-sts.DOMAIN (443; tests change it) */
+	char *outbound_tls_required; /* destination domains that need STARTTLS, "" none */
+	char *smarthost;             /* "HOST[:PORT]": every remote message goes there, "" none */
+	char *smarthost_tls;         /* "starttls", "tls" (implicit) or "" (by the port) */
+	bool smarthost_tls_verify;   /* the smarthost's certificate must verify */
+	char *smarthost_user;        /* AUTH user name, "" none */
+	char *smarthost_password;    /* its password (or smarthost_password_file) */
+	char *smarthost_password_file;
+	unsigned queue_lease_time; /* seconds a delivery worker holds a claimed queue entry
+	                              (renewed while it works on it) */
 	size_t listen_count[CONF_LISTENER_COUNT];
 	struct conf_listen listen[CONF_LISTENER_COUNT][CONF_LISTEN_MAX];
 	struct limits limits;
+	/* The SMTP client of outbound delivery: timeouts in seconds (RFC 5321 §4.5.3.2) and a
+	 * PEM file of extra trusted CAs (tests, private CAs; NULL = the system's only). */
+	unsigned outbound_connect_timeout;
+	unsigned outbound_greeting_timeout;
+	unsigned outbound_command_timeout;
+	unsigned outbound_data_init_timeout;
+	unsigned outbound_data_block_timeout;
+	unsigned outbound_data_done_timeout;
+	char *outbound_tls_ca_file;
 };
 
 /* A conf holding every default; paths resolved against base_dir. Free with conf_free(). */

@@ -9,9 +9,18 @@
 #include <sys/random.h>
 #include <unistd.h>
 
+#include <arpa/inet.h>
+#include <errno.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <sys/socket.h>
+
 #include <event2/buffer.h>
 #include <event2/bufferevent_ssl.h>
+#include <openssl/err.h>
 #include <openssl/ssl.h>
+#include <openssl/x509.h>
+#include <openssl/x509v3.h>
 
 #include "core/log.h"
 #include "core/xmalloc.h"
@@ -32,6 +41,8 @@ static void conn_maybe_free(struct conn *c)
 	event_free(c->writable_ev);
 	event_free(c->deadline_ev);
 	event_free(c->tls_deadline_ev);
+	if (c->connect_ev != NULL)
+		event_free(c->connect_ev);
 	free(c->line);
 	struct net_loop *loop = c->loop;
 	free(c);
@@ -53,6 +64,12 @@ static void conn_destroy(struct conn *c)
 		bufferevent_free(c->bev);
 		c->bev = NULL;
 	}
+	if (c->connect_fd >= 0) {
+		close(c->connect_fd);
+		c->connect_fd = -1;
+	}
+	if (c->connect_ev != NULL)
+		event_del(c->connect_ev);
 	tls_ctx_unref(&c->tls);
 	evtimer_del(c->timer_ev);
 	event_del(c->close_ev);
@@ -182,19 +199,37 @@ static void conn_setup_bev(struct conn *c)
 	}
 }
 
-struct conn *conn_new(struct net_loop *loop, int fd, const char *ip, int local_port,
-                      struct tls_ctx *tls, bool tls_now)
+static struct conn *conn_alloc(struct net_loop *loop, const char *ip, int local_port)
 {
-	struct event_base *base = net_loop_base(loop);
 	struct conn *c = xcalloc(1, sizeof(*c));
 	c->loop = loop;
 	c->local_port = local_port;
+	c->connect_fd = -1;
 	snprintf(c->ip, sizeof(c->ip), "%s", ip);
 	unsigned char rnd[6];
 	if (getrandom(rnd, sizeof(rnd), 0) != (ssize_t)sizeof(rnd))
 		memset(rnd, 0, sizeof(rnd));
 	for (size_t i = 0; i < sizeof(rnd); i++)
 		snprintf(c->id + 2 * i, 3, "%02x", rnd[i]);
+	return c;
+}
+
+static void conn_new_events(struct conn *c)
+{
+	struct event_base *base = net_loop_base(c->loop);
+	c->wake_ev = event_new(base, -1, 0, conn_wake_cb, c);
+	c->timer_ev = evtimer_new(base, conn_timer_cb, c);
+	c->close_ev = event_new(base, -1, 0, conn_close_cb, c);
+	c->writable_ev = event_new(base, -1, 0, conn_writable_cb, c);
+	c->deadline_ev = evtimer_new(base, conn_deadline_cb, c);
+	c->tls_deadline_ev = evtimer_new(base, conn_tls_deadline_cb, c);
+}
+
+struct conn *conn_new(struct net_loop *loop, int fd, const char *ip, int local_port,
+                      struct tls_ctx *tls, bool tls_now)
+{
+	struct event_base *base = net_loop_base(loop);
+	struct conn *c = conn_alloc(loop, ip, local_port);
 	c->tls = tls != NULL ? tls_ctx_ref(tls) : NULL;
 	if (tls_now) {
 		SSL *ssl = c->tls != NULL ? SSL_new(tls_ctx_ssl_ctx(c->tls)) : NULL;
@@ -211,12 +246,7 @@ struct conn *conn_new(struct net_loop *loop, int fd, const char *ip, int local_p
 		free(c);
 		return NULL;
 	}
-	c->wake_ev = event_new(base, -1, 0, conn_wake_cb, c);
-	c->timer_ev = evtimer_new(base, conn_timer_cb, c);
-	c->close_ev = event_new(base, -1, 0, conn_close_cb, c);
-	c->writable_ev = event_new(base, -1, 0, conn_writable_cb, c);
-	c->deadline_ev = evtimer_new(base, conn_deadline_cb, c);
-	c->tls_deadline_ev = evtimer_new(base, conn_tls_deadline_cb, c);
+	conn_new_events(c);
 	conn_setup_bev(c);
 	net_loop_conn_added(loop, c);
 	return c;
@@ -257,6 +287,32 @@ static void conn_write_cb(struct bufferevent *bev, void *arg)
 	c->cb->on_drained(c, c->ctx);
 }
 
+/* A client handshake finished: was the certificate authenticated, and how. */
+static void conn_tls_describe_verification(struct conn *c, SSL *ssl)
+{
+	long vr = SSL_get_verify_result(ssl);
+	X509 *peer = SSL_get0_peer_certificate(ssl);
+	c->tls_verified = false;
+	if (peer == NULL) {
+		snprintf(c->tls_verify, sizeof(c->tls_verify), "not verified: no certificate");
+		return;
+	}
+	if (vr != X509_V_OK) {
+		snprintf(c->tls_verify, sizeof(c->tls_verify), "not verified: %s",
+		         X509_verify_cert_error_string(vr));
+		return;
+	}
+	c->tls_verified = true;
+	uint8_t usage, selector, mtype;
+	if (c->tls_verify_mode == CONN_TLS_VERIFY_DANE &&
+	    SSL_get0_dane_authority(ssl, NULL, NULL) >= 0 &&
+	    SSL_get0_dane_tlsa(ssl, &usage, &selector, &mtype, NULL, NULL) >= 0)
+		snprintf(c->tls_verify, sizeof(c->tls_verify), "verified (DANE TLSA %u %u %u)",
+		         usage, selector, mtype);
+	else
+		snprintf(c->tls_verify, sizeof(c->tls_verify), "verified (CA chain, host name)");
+}
+
 static void conn_tls_describe(struct conn *c)
 {
 	SSL *ssl = bufferevent_openssl_get_ssl(c->bev);
@@ -266,6 +322,40 @@ static void conn_tls_describe(struct conn *c)
 	int bits = SSL_get_cipher_bits(ssl, &alg_bits);
 	snprintf(c->tls_desc, sizeof(c->tls_desc), "%s with cipher %s (%d/%d bits)",
 	         SSL_get_version(ssl), SSL_get_cipher_name(ssl), bits, alg_bits);
+	if (c->client_tls)
+		conn_tls_describe_verification(c, ssl);
+}
+
+/* Remember why the connection ends (conn_error), unless a reason is already known. */
+static void conn_note_error(struct conn *c, short what)
+{
+	if (c->error[0] != '\0')
+		return;
+	int err = EVUTIL_SOCKET_ERROR();
+	if (c->tls_pending && c->client_tls) {
+		SSL *ssl = bufferevent_openssl_get_ssl(c->bev);
+		long vr = ssl != NULL ? SSL_get_verify_result(ssl) : X509_V_OK;
+		unsigned long e = bufferevent_get_openssl_error(c->bev);
+		char detail[160] = "";
+		if (vr != X509_V_OK && c->tls_verify_mode != CONN_TLS_VERIFY_NONE)
+			snprintf(detail, sizeof(detail), "certificate verification failed: %s",
+			         X509_verify_cert_error_string(vr));
+		else if (e != 0)
+			ERR_error_string_n(e, detail, sizeof(detail));
+		else if (what & BEV_EVENT_EOF)
+			snprintf(detail, sizeof(detail), "connection closed by peer");
+		else
+			snprintf(detail, sizeof(detail), "%s", strerror(err));
+		ERR_clear_error();
+		snprintf(c->error, sizeof(c->error), "TLS handshake failed: %s", detail);
+		return;
+	}
+	if (what & BEV_EVENT_EOF)
+		snprintf(c->error, sizeof(c->error), "connection closed by peer");
+	else if (err != 0)
+		snprintf(c->error, sizeof(c->error), "%s", strerror(err));
+	else
+		snprintf(c->error, sizeof(c->error), "connection error");
 }
 
 static void conn_event_cb(struct bufferevent *bev, short what, void *arg)
@@ -294,8 +384,10 @@ static void conn_event_cb(struct bufferevent *bev, short what, void *arg)
 		return;
 	}
 	if (what & (BEV_EVENT_EOF | BEV_EVENT_ERROR)) {
+		conn_note_error(c, what);
 		if (c->tls_pending)
-			log_info("session=%s event=tls-failed ip=%s", c->id, c->ip);
+			log_info("session=%s event=tls-failed ip=%s error=\"%s\"", c->id, c->ip,
+			         c->error);
 		conn_destroy(c);
 	}
 }
@@ -499,7 +591,8 @@ void conn_close(struct conn *c)
 	if (c->dead || c->closing)
 		return;
 	c->closing = true;
-	bufferevent_disable(c->bev, EV_READ);
+	if (c->bev != NULL)
+		bufferevent_disable(c->bev, EV_READ);
 	/* Give a slow reader 10 seconds to take our last words, then drop it. */
 	struct timeval now, grace = {10, 0}, tv = {0, 0};
 	evutil_gettimeofday(&now, NULL);
@@ -564,6 +657,8 @@ static void conn_tls_deadline_cb(evutil_socket_t fd, short what, void *arg)
 	if (c->dead || !c->tls_pending)
 		return;
 	log_info("session=%s event=disconnect reason=tls-handshake-timeout ip=%s", c->id, c->ip);
+	if (c->error[0] == '\0')
+		snprintf(c->error, sizeof(c->error), "TLS handshake timed out");
 	conn_destroy(c);
 }
 
@@ -594,4 +689,216 @@ void conn_set_tls_timeout(struct conn *c, unsigned seconds)
 {
 	c->tls_timeout = seconds;
 	conn_arm_tls_deadline(c);
+}
+
+/* ---- Outbound connections ---- */
+
+static int conn_sockaddr(const char *ip, int port, struct sockaddr_storage *ss, socklen_t *len_r)
+{
+	memset(ss, 0, sizeof(*ss));
+	struct sockaddr_in *s4 = (struct sockaddr_in *)ss;
+	struct sockaddr_in6 *s6 = (struct sockaddr_in6 *)ss;
+	if (inet_pton(AF_INET, ip, &s4->sin_addr) == 1) {
+		s4->sin_family = AF_INET;
+		s4->sin_port = htons((uint16_t)port);
+		*len_r = sizeof(*s4);
+		return 0;
+	}
+	if (inet_pton(AF_INET6, ip, &s6->sin6_addr) == 1) {
+		s6->sin6_family = AF_INET6;
+		s6->sin6_port = htons((uint16_t)port);
+		*len_r = sizeof(*s6);
+		return 0;
+	}
+	return -1;
+}
+
+/* The socket became writable (connected, or the attempt failed), or the timeout passed. */
+static void conn_connect_cb(evutil_socket_t fd, short what, void *arg)
+{
+	(void)fd;
+	struct conn *c = arg;
+	if (c->dead || !c->connecting)
+		return;
+	int err = 0;
+	socklen_t len = sizeof(err);
+	if (c->error[0] != '\0') {
+		/* failed at once in conn_connect(): reported from here, never from inside it */
+	} else if (what & EV_TIMEOUT) {
+		snprintf(c->error, sizeof(c->error), "connect to %s:%d: timed out", c->ip,
+		         c->local_port);
+	} else if (getsockopt(c->connect_fd, SOL_SOCKET, SO_ERROR, &err, &len) < 0 || err != 0) {
+		snprintf(c->error, sizeof(c->error), "connect to %s:%d: %s", c->ip, c->local_port,
+		         strerror(err != 0 ? err : errno));
+	}
+	if (c->error[0] != '\0') {
+		c->connecting = false;
+		conn_destroy(c);
+		return;
+	}
+	c->bev =
+	    bufferevent_socket_new(net_loop_base(c->loop), c->connect_fd, BEV_OPT_CLOSE_ON_FREE);
+	if (c->bev == NULL) {
+		snprintf(c->error, sizeof(c->error), "connect to %s:%d: out of memory", c->ip,
+		         c->local_port);
+		c->connecting = false;
+		conn_destroy(c);
+		return;
+	}
+	c->connect_fd = -1; /* the bufferevent owns it now */
+	c->connecting = false;
+	conn_setup_bev(c);
+	if (c->closing) {
+		bufferevent_disable(c->bev, EV_READ);
+		return;
+	}
+	if (c->cb != NULL && c->cb->on_connected != NULL)
+		c->cb->on_connected(c, c->ctx);
+}
+
+struct conn *conn_connect(struct net_loop *loop, const struct conn_connect_params *p,
+                          const struct conn_callbacks *cb, void *ctx, const char **error_r)
+{
+	struct sockaddr_storage ss, local;
+	socklen_t sl, ll = 0;
+	if (p->port <= 0 || p->port > 65535) {
+		*error_r = "port out of range";
+		return NULL;
+	}
+	if (conn_sockaddr(p->ip, p->port, &ss, &sl) < 0) {
+		*error_r = "not a numeric IP address";
+		return NULL;
+	}
+	bool bind_local = p->local_ip != NULL && p->local_ip[0] != '\0';
+	if (bind_local &&
+	    (conn_sockaddr(p->local_ip, 0, &local, &ll) < 0 || local.ss_family != ss.ss_family)) {
+		*error_r = "the local address is not a numeric IP address of the remote's family";
+		return NULL;
+	}
+	/* local_port holds the remote port for outbound connections (for log lines). */
+	struct conn *c = conn_alloc(loop, p->ip, p->port);
+	conn_new_events(c);
+	c->cb = cb;
+	c->ctx = ctx;
+	c->connecting = true;
+	c->connect_ev = event_new(net_loop_base(loop), -1, 0, conn_connect_cb, c);
+	net_loop_conn_added(loop, c);
+	int fd = socket(ss.ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+	if (fd < 0) {
+		snprintf(c->error, sizeof(c->error), "socket: %s", strerror(errno));
+		event_active(c->connect_ev, EV_WRITE, 0);
+		return c;
+	}
+	c->connect_fd = fd;
+	int one = 1;
+	setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+	if (bind_local && bind(fd, (struct sockaddr *)&local, ll) < 0) {
+		snprintf(c->error, sizeof(c->error), "bind to %s: %s", p->local_ip,
+		         strerror(errno));
+		event_active(c->connect_ev, EV_WRITE, 0);
+		return c;
+	}
+	if (connect(fd, (struct sockaddr *)&ss, sl) < 0 && errno != EINPROGRESS) {
+		snprintf(c->error, sizeof(c->error), "connect to %s:%d: %s", p->ip, p->port,
+		         strerror(errno));
+		event_active(c->connect_ev, EV_WRITE, 0);
+		return c;
+	}
+	/* Writable means connected or failed (SO_ERROR tells). */
+	event_assign(c->connect_ev, net_loop_base(loop), fd, EV_WRITE, conn_connect_cb, c);
+	struct timeval tv = {p->timeout, 0};
+	event_add(c->connect_ev, p->timeout > 0 ? &tv : NULL);
+	return c;
+}
+
+const char *conn_error(const struct conn *c)
+{
+	return c->error;
+}
+
+/* ---- Client-side TLS ---- */
+
+/* Set up DANE on ssl; returns the number of usable records added (0: none usable). */
+static int conn_dane_setup(SSL *ssl, const struct conn_tls_client_params *p)
+{
+	if (SSL_dane_enable(ssl, p->host) <= 0)
+		return -1;
+	/* RFC 7672 §3.1.1: a DANE-EE(3) match authenticates the key; names are not checked. */
+	SSL_dane_set_flags(ssl, DANE_FLAG_NO_DANE_EE_NAMECHECKS);
+	int usable = 0;
+	for (size_t i = 0; i < p->tlsa_count; i++) {
+		const struct conn_tlsa *t = &p->tlsa[i];
+		if (t->usage != 2 && t->usage != 3)
+			continue; /* RFC 7672 §3.1.3: PKIX-TA(0) and PKIX-EE(1) are unusable for
+			             SMTP */
+		if (SSL_dane_tlsa_add(ssl, t->usage, t->selector, t->mtype, t->data, t->len) > 0)
+			usable++;
+	}
+	ERR_clear_error();
+	return usable;
+}
+
+int conn_start_tls_client(struct conn *c, struct tls_ctx *ctx,
+                          const struct conn_tls_client_params *p)
+{
+	if (c->tls_active || c->tls_pending || c->bev == NULL || c->dead || c->closing)
+		return -1;
+	SSL *ssl = SSL_new(tls_ctx_ssl_ctx(ctx));
+	if (ssl == NULL)
+		return -1;
+	int mode = p->verify;
+	bool named = p->host != NULL && p->host[0] != '\0';
+	struct sockaddr_storage ss;
+	socklen_t sl;
+	bool literal = named && conn_sockaddr(p->host, 25, &ss, &sl) == 0;
+	/* RFC 6066 §3: no SNI for an address literal (a smarthost given by IP) */
+	if (named && !literal && SSL_set_tlsext_host_name(ssl, p->host) != 1)
+		named = false;
+	if (mode == CONN_TLS_VERIFY_DANE) {
+		int usable = named ? conn_dane_setup(ssl, p) : -1;
+		if (usable < 0) {
+			SSL_free(ssl);
+			return -1;
+		}
+		if (usable == 0) {
+			/* no usable record: plain SSL again, encrypted without a check */
+			SSL_free(ssl);
+			ssl = SSL_new(tls_ctx_ssl_ctx(ctx));
+			if (ssl == NULL)
+				return -1;
+			if (!literal)
+				SSL_set_tlsext_host_name(ssl, p->host);
+			mode = CONN_TLS_VERIFY_NONE;
+		}
+	}
+	/* the check covers the name (RFC 6125), or the address of a literal */
+	if (mode != CONN_TLS_VERIFY_DANE && literal)
+		X509_VERIFY_PARAM_set1_ip_asc(SSL_get0_param(ssl), p->host);
+	else if (mode != CONN_TLS_VERIFY_DANE && named)
+		SSL_set1_host(ssl, p->host);
+	SSL_set_verify(ssl, mode == CONN_TLS_VERIFY_NONE ? SSL_VERIFY_NONE : SSL_VERIFY_PEER, NULL);
+	conn_discard_input(c);
+	struct bufferevent *top = bufferevent_openssl_filter_new(
+	    net_loop_base(c->loop), c->bev, ssl, BUFFEREVENT_SSL_CONNECTING, BEV_OPT_CLOSE_ON_FREE);
+	if (top == NULL) {
+		SSL_free(ssl);
+		return -1;
+	}
+	c->bev = top;
+	c->client_tls = true;
+	c->tls_verify_mode = mode;
+	c->tls_pending = true;
+	conn_setup_bev(c);
+	conn_arm_tls_deadline(c);
+	return 0;
+}
+
+bool conn_tls_verified(const struct conn *c)
+{
+	return c->tls_active && c->client_tls && c->tls_verified;
+}
+
+const char *conn_tls_verification(const struct conn *c)
+{
+	return c->tls_active && c->client_tls ? c->tls_verify : "";
 }

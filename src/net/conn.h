@@ -12,6 +12,8 @@
 #include <sys/types.h>
 
 struct conn;
+struct net_loop;
+struct tls_ctx;
 
 struct conn_callbacks {
 	/* New input is buffered (or the engine asked for a re-run with conn_resume()). */
@@ -37,6 +39,9 @@ struct conn_callbacks {
 	/* Called exactly once when the connection is gone (peer closed, error, or after
 	 * conn_close() flushed). The engine frees its session here; conn is freed after. */
 	void (*on_closed)(struct conn *conn, void *ctx);
+	/* Outbound (conn_connect): the TCP connection is established. When it cannot be, only
+	 * on_closed comes, and conn_error() says why. */
+	void (*on_connected)(struct conn *conn, void *ctx);
 };
 
 /* What a listener starts: the engine creates its session and registers callbacks with
@@ -136,5 +141,69 @@ void conn_clear_deadline(struct conn *conn);
  * still unfinished then drops the connection (no protocol can be spoken over it). 0: none.
  * Set by the server at accept (limit_tls_handshake_timeout). */
 void conn_set_tls_timeout(struct conn *conn, unsigned seconds);
+
+/* ---- Outbound connections and client-side TLS ---- */
+
+struct conn_connect_params {
+	const char *ip; /* numeric IPv4 or IPv6 address of the remote host */
+	int port;
+	const char *local_ip; /* numeric source address to bind, NULL or "" for any */
+	unsigned timeout;     /* seconds until the connect attempt fails, 0 = the kernel's */
+};
+
+/* Start a non-blocking TCP connect on loop (call on the loop's thread); the callbacks are
+ * set at once. Never calls back from inside this call: later comes on_connected, or on_closed
+ * alone with conn_error() saying why ("connect to 192.0.2.1:25: Connection refused",
+ * "... timed out"). Returns NULL with *error_r (static text) only when the parameters are
+ * bad (not a numeric address, port out of range). After on_connected the conn works like an
+ * accepted one; conn_remote_ip() is the remote address and conn_local_port() the port. */
+struct conn *conn_connect(struct net_loop *loop, const struct conn_connect_params *params,
+                          const struct conn_callbacks *cb, void *ctx, const char **error_r);
+/* Why the connection failed or ended, for logs and delivery reports ("Connection reset by
+ * peer", "TLS handshake failed: certificate verify failed: self-signed certificate",
+ * "connection closed by peer"); "" when no reason is known (yet). */
+const char *conn_error(const struct conn *conn);
+
+/* How the server's certificate is checked in a client-side handshake. */
+enum conn_tls_verify {
+	/* Encrypt whatever the certificate (opportunistic TLS, RFC 7435); the result of the
+	 * check is still reported by conn_tls_verification(). */
+	CONN_TLS_VERIFY_NONE,
+	/* The chain must lead to a trusted CA and the certificate must name the host
+	 * (MTA-STS enforce, mandatory TLS): otherwise the handshake fails. */
+	CONN_TLS_VERIFY_PKIX,
+	/* The certificate must match one of the TLSA records (RFC 7672: usages 2 DANE-TA and
+	 * 3 DANE-EE; others are unusable and ignored), otherwise the handshake fails. With no
+	 * usable record this is CONN_TLS_VERIFY_NONE (RFC 7672 §2.2: encrypt, no check). */
+	CONN_TLS_VERIFY_DANE
+};
+
+/* One TLSA record (RFC 6698 §2.1): usage, selector, matching type and the data (a hash, or
+ * the full certificate / public key for matching type 0). */
+struct conn_tlsa {
+	uint8_t usage, selector, mtype;
+	const unsigned char *data;
+	size_t len;
+};
+
+struct conn_tls_client_params {
+	const char *host; /* SNI and the name the certificate must carry (the MX host) */
+	enum conn_tls_verify verify;
+	const struct conn_tlsa *tlsa; /* CONN_TLS_VERIFY_DANE; copied, need not outlive the call */
+	size_t tlsa_count;
+};
+
+/* Discard buffered input, then start a client-side TLS handshake with ctx (from
+ * tls_client_ctx_new) over the connection: on_tls_ready follows, or on_closed with
+ * conn_error() saying why (a verification failure under PKIX or DANE fails the handshake).
+ * -1 when TLS is already active or the handshake cannot be set up. */
+int conn_start_tls_client(struct conn *conn, struct tls_ctx *ctx,
+                          const struct conn_tls_client_params *params)
+    __attribute__((warn_unused_result));
+/* After a client handshake: whether the certificate was authenticated, and how, as text for
+ * the delivery log: "verified (CA chain, host name)", "verified (DANE TLSA 3 1 1)", or
+ * "not verified: self-signed certificate"; "" without client TLS. */
+bool conn_tls_verified(const struct conn *conn);
+const char *conn_tls_verification(const struct conn *conn);
 
 #endif

@@ -41,6 +41,13 @@ struct conn {
 	struct event *deadline_ev;     /* conn_set_deadline(): absolute, not reset by input */
 	struct event *tls_deadline_ev; /* a handshake in progress must end by then */
 	unsigned tls_timeout;          /* seconds per handshake (0: none) */
+	/* Outbound connections (conn_connect) and client-side TLS. */
+	struct event *connect_ev; /* the socket became writable, or the connect timed out */
+	int connect_fd;           /* the socket while connecting (bev is NULL until then) */
+	bool connecting, client_tls, tls_verified;
+	int tls_verify_mode; /* enum conn_tls_verify of the client handshake */
+	char error[256];     /* conn_error() */
+	char tls_verify[200];
 };
 
 /* Create a connection on loop for an accepted socket (implicit TLS when tls_now). Returns

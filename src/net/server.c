@@ -77,6 +77,8 @@ struct net_server {
 	unsigned total;
 	void (*reload_hook)(void *ctx);
 	void *reload_ctx;
+	void (*stop_hook)(void *ctx);
+	void *stop_ctx;
 	struct event_base *main_base;
 	int spare_fd;              /* /dev/null, given up to accept-and-close at EMFILE (lock) */
 	time_t fd_shortage_logged; /* last log line about it (lock) */
@@ -482,6 +484,12 @@ void net_server_set_reload_hook(struct net_server *s, void (*hook)(void *ctx), v
 	s->reload_ctx = ctx;
 }
 
+void net_server_set_stop_hook(struct net_server *s, void (*hook)(void *ctx), void *ctx)
+{
+	s->stop_hook = hook;
+	s->stop_ctx = ctx;
+}
+
 static void net_loop_shutdown_cb(evutil_socket_t fd, short what, void *arg)
 {
 	(void)fd;
@@ -532,6 +540,8 @@ static void net_signal_cb(evutil_socket_t sig, short what, void *arg)
 		return;
 	}
 	log_info("event=shutdown signal=%d", (int)sig);
+	if (s->stop_hook != NULL)
+		s->stop_hook(s->stop_ctx);
 	for (unsigned i = 0; i < s->thread_count; i++)
 		event_active(s->loops[i].shutdown_ev, EV_READ, 0);
 	event_base_loopbreak(s->main_base);
@@ -572,4 +582,78 @@ int net_server_run(struct net_server *s)
 	for (int i = 0; i < 3; i++)
 		event_free(sigs[i]);
 	return 0;
+}
+
+unsigned net_server_loop_count(const struct net_server *s)
+{
+	return s->thread_count;
+}
+
+struct net_loop *net_server_loop(struct net_server *s, unsigned index)
+{
+	ASSERT(index < s->thread_count);
+	return &s->loops[index];
+}
+
+struct net_loop_call_ctx {
+	void (*fn)(void *ctx);
+	void *ctx;
+};
+
+static void net_loop_call_cb(evutil_socket_t fd, short what, void *arg)
+{
+	(void)fd;
+	(void)what;
+	struct net_loop_call_ctx call = *(struct net_loop_call_ctx *)arg;
+	free(arg);
+	call.fn(call.ctx);
+}
+
+void net_loop_call(struct net_loop *loop, void (*fn)(void *ctx), void *ctx)
+{
+	struct net_loop_call_ctx *call = xmalloc(sizeof(*call));
+	call->fn = fn;
+	call->ctx = ctx;
+	struct timeval now = {0, 0};
+	if (event_base_once(loop->base, -1, EV_TIMEOUT, net_loop_call_cb, call, &now) < 0)
+		log_fatal("libevent: cannot schedule a call on a loop");
+}
+
+/* A loop without a server: no listeners, no signals; its connections are outbound ones
+ * (conn_connect) and nothing counts them against the server's limits. */
+struct net_loop *net_loop_new(void)
+{
+	if (evthread_use_pthreads() < 0)
+		log_fatal("libevent: no pthreads support");
+	signal(SIGPIPE, SIG_IGN); /* a peer that hung up is an error return, not a signal */
+	struct net_loop *loop = xcalloc(1, sizeof(*loop));
+	loop->base = event_base_new();
+	if (loop->base == NULL)
+		log_fatal("libevent: cannot create an event base");
+	return loop;
+}
+
+void net_loop_free(struct net_loop **loop)
+{
+	if (*loop == NULL)
+		return;
+	ASSERT((*loop)->server == NULL);
+	event_base_free((*loop)->base);
+	free(*loop);
+	*loop = NULL;
+}
+
+int net_loop_run(struct net_loop *loop)
+{
+	return event_base_dispatch(loop->base) < 0 ? -1 : 0;
+}
+
+void net_loop_run_once(struct net_loop *loop)
+{
+	event_base_loop(loop->base, EVLOOP_ONCE);
+}
+
+void net_loop_stop(struct net_loop *loop)
+{
+	event_base_loopbreak(loop->base);
 }

@@ -10,6 +10,7 @@
 #include "net/conn.h"
 
 struct net_server;
+struct net_loop;
 
 /* threads 0 = one per core. Once per process, before any other thread exists. */
 struct net_server *net_server_new(unsigned threads, const struct limits *limits);
@@ -30,5 +31,26 @@ void net_server_set_reload_hook(struct net_server *server, void (*hook)(void *ct
 /* Run the loops until SIGTERM/SIGINT; then stop accepting, ask every session to finish
  * (on_shutdown), and return when all are closed (or after a 30 s deadline). 0 ok, -1 error. */
 int net_server_run(struct net_server *server);
+/* Call hook(ctx) on the main thread when SIGTERM or SIGINT starts the shutdown, before the
+ * sessions are told (work that is not a session, such as outbound delivery, stops there). */
+void net_server_set_stop_hook(struct net_server *server, void (*hook)(void *ctx), void *ctx);
+
+/* The server's event loops (one per thread), for work that starts outside an accepted
+ * connection, such as outbound connections (conn_connect). index < net_server_loop_count().
+ * Everything done on a loop must happen on its thread (or through conn_wake). */
+unsigned net_server_loop_count(const struct net_server *server);
+struct net_loop *net_server_loop(struct net_server *server, unsigned index);
+/* Run fn(ctx) soon on loop's thread. Thread-safe: callable from any thread. */
+void net_loop_call(struct net_loop *loop, void (*fn)(void *ctx), void *ctx);
+
+/* A standalone loop on the calling thread, without a server (unit tests, command-line tools
+ * that speak to a remote server). net_loop_run() dispatches until net_loop_stop() (or until
+ * no event is left); net_loop_run_once() runs one turn, waiting for at least one event. Free
+ * it only after every connection on it is closed and freed. */
+struct net_loop *net_loop_new(void);
+void net_loop_free(struct net_loop **loop);
+int net_loop_run(struct net_loop *loop);
+void net_loop_run_once(struct net_loop *loop);
+void net_loop_stop(struct net_loop *loop);
 
 #endif

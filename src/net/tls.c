@@ -171,3 +171,35 @@ out:
 	X509_free(cert);
 	return ret;
 }
+
+struct tls_ctx *tls_client_ctx_new(const char *ca_file, const char **error_r)
+{
+	SSL_CTX *c = SSL_CTX_new(TLS_client_method());
+	if (c == NULL) {
+		*error_r = tls_error("SSL_CTX_new");
+		return NULL;
+	}
+	SSL_CTX_set_min_proto_version(c, TLS1_2_VERSION);
+	SSL_CTX_set_options(c, SSL_OP_NO_RENEGOTIATION | SSL_OP_NO_COMPRESSION);
+	SSL_CTX_set_mode(c, SSL_MODE_RELEASE_BUFFERS);
+	/* Verification is decided per connection; the handshake itself never stops for it
+	 * unless the connection asks (SSL_set_verify in conn_start_tls_client). */
+	SSL_CTX_set_verify(c, SSL_VERIFY_NONE, NULL);
+	if (SSL_CTX_set_default_verify_paths(c) != 1)
+		ERR_clear_error(); /* no system store: only ca_file (or nothing) verifies */
+	if (ca_file != NULL && ca_file[0] != '\0' &&
+	    SSL_CTX_load_verify_locations(c, ca_file, NULL) != 1) {
+		*error_r = tls_error(ca_file);
+		SSL_CTX_free(c);
+		return NULL;
+	}
+	if (SSL_CTX_dane_enable(c) <= 0) {
+		*error_r = tls_error("DANE");
+		SSL_CTX_free(c);
+		return NULL;
+	}
+	struct tls_ctx *t = xmalloc(sizeof(*t));
+	atomic_init(&t->refcount, 1);
+	t->ssl_ctx = c;
+	return t;
+}

@@ -14,6 +14,12 @@ void tls_ctx_unref(struct tls_ctx **ctx);
 /* The OpenSSL SSL_CTX (as void * so this header needs no OpenSSL include). */
 void *tls_ctx_ssl_ctx(struct tls_ctx *ctx);
 
+/* A client context for outbound connections (SMTP to other servers): TLS 1.2 or later, the
+ * system's trusted CAs (/etc/ssl/certs) plus, when ca_file is not NULL or "", the CAs in that
+ * PEM file (tests, private CAs), and DANE support. Verification is chosen per connection
+ * (conn_start_tls_client). NULL with *error_r when ca_file cannot be loaded. */
+struct tls_ctx *tls_client_ctx_new(const char *ca_file, const char **error_r);
+
 /* Write a new RSA-2048 key (mode 0600) and a self-signed certificate for hostname valid for
  * ten years. 0 ok, -1 with *error_r. */
 int tls_generate_self_signed(const char *cert_path, const char *key_path, const char *hostname,

@@ -81,14 +81,19 @@ static enum dsn_action dsn_kind(const struct dsn_report *r)
 	return kind;
 }
 
+const char *dsn_subject(enum dsn_action kind)
+{
+	return kind == DSN_ACTION_FAILED    ? "Undelivered Mail Returned to Sender"
+	       : kind == DSN_ACTION_DELAYED ? "Delayed Mail (still being retried)"
+	                                    : "Successful Mail Delivery Report";
+}
+
 static int dsn_header(const struct dsn_report *r, enum dsn_action kind, const char *boundary,
                       struct buf *b)
 {
 	char date[64];
 	dsn_date(r->now, date, sizeof(date));
-	const char *subject = kind == DSN_ACTION_FAILED    ? "Undelivered Mail Returned to Sender"
-	                      : kind == DSN_ACTION_DELAYED ? "Delayed Mail (still being retried)"
-	                                                   : "Successful Mail Delivery Report";
+	const char *subject = dsn_subject(kind);
 	if (buf_printf(b, "From: Mail Delivery System <MAILER-DAEMON@%s>\r\nTo: <",
 	               r->reporting_mta) < 0 ||
 	    dsn_put_safe(b, r->sender, r->utf8) < 0 ||

@@ -45,6 +45,10 @@ struct dsn_report {
 	const char *unique; /* makes the boundary and Message-ID unique, e.g. the queue id */
 };
 
+/* The Subject of a report whose recipients' actions make it kind (failed, delayed, or a
+ * success report). */
+const char *dsn_subject(enum dsn_action kind);
+
 /* Append the complete report message (header and body, CRLF lines) to out. Returns 0, or
  * -1 when out's maximum was reached or the report has no recipient. */
 int dsn_build(const struct dsn_report *report, struct buf *out) __attribute__((warn_unused_result));

@@ -4,6 +4,7 @@
 #ifndef POSTHORN_SMTP_OUTBOUND_ROUTE_H
 #define POSTHORN_SMTP_OUTBOUND_ROUTE_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -29,6 +30,33 @@ enum outbound_route_verdict outbound_route_order(const struct outbound_mx *mx, s
                                                  const char *self, uint32_t (*rnd)(void *),
                                                  void *rnd_ctx, struct outbound_mx *out,
                                                  size_t *count_r);
+
+/* How a next hop is spoken to (outbound_routes' /MODE, smarthost_tls). */
+enum outbound_tls_mode {
+	OUTBOUND_TLS_STARTTLS, /* STARTTLS when offered (opportunistic): the default */
+	OUTBOUND_TLS_REQUIRE,  /* STARTTLS must be offered and succeed */
+	OUTBOUND_TLS_IMPLICIT, /* TLS from the first octet (port 465) */
+	OUTBOUND_TLS_NONE,     /* never TLS */
+};
+
+/* A host given by configuration instead of the domain's MX records. */
+struct outbound_hop {
+	char host[256]; /* a name, or a numeric address (brackets removed) */
+	int port;       /* 0 when not given */
+	bool numeric;   /* host is an IPv4/IPv6 address: no DNS lookup */
+	enum outbound_tls_mode tls;
+};
+
+/* Parse "HOST[:PORT][/MODE]" (HOST a name, an IPv4 address, or "[IPv6]"; MODE one of
+ * starttls, require-tls, tls, none) from s[0..len). 0 ok, -1 malformed. */
+int outbound_route_parse_hop(const char *s, size_t len, struct outbound_hop *hop)
+    __attribute__((warn_unused_result));
+/* Find domain (case-insensitive) in routes, a list of "DOMAIN=HOST[:PORT][/MODE]" separated
+ * by spaces or commas. 1 with *hop, 0 no route, -1 the list is malformed. */
+int outbound_route_lookup(const char *routes, const char *domain, struct outbound_hop *hop)
+    __attribute__((warn_unused_result));
+/* Is domain (case-insensitive) in list (domains separated by spaces or commas)? */
+bool outbound_route_listed(const char *list, const char *domain);
 
 /* Seconds to wait after the attempts-th failed attempt (1 = the first): min doubled per
  * attempt, at most max (Postfix's minimal/maximal backoff). */

@@ -138,6 +138,13 @@ static void cmd_ehlo(struct smtp_session *s, struct smtp_command *cmd)
 		snprintf(auth, sizeof(auth), "AUTH %s", sasl_mech_list());
 		lines[n++] = auth;
 	}
+	/* RFC 3461 only where we queue mail for others; port 25 delivers locally only (its
+	 * DSN support can come with relaying, if ever). */
+	if (smtp_session_is_submission(s))
+		lines[n++] = "DSN";
+	/* RFC 8689 §4: only over TLS. Port 25 delivers locally, which keeps the promise. */
+	if (conn_is_tls(s->conn))
+		lines[n++] = "REQUIRETLS";
 	lines[n++] = "HELP";
 	for (size_t i = 0; i < n; i++)
 		conn_printf(s->conn, "250%c%s\r\n", i + 1 < n ? '-' : ' ', lines[i]);
@@ -151,6 +158,14 @@ static void cmd_mail(struct smtp_session *s, struct smtp_command *cmd)
 	}
 	if (cmd->path.utf8 && !cmd->smtputf8) {
 		smtp_reply(s, "553 5.6.7 Non-ASCII address requires SMTPUTF8");
+		return;
+	}
+	if (cmd->requiretls && !conn_is_tls(s->conn)) {
+		smtp_reply(s, "530 5.7.10 REQUIRETLS needs a TLS session");
+		return;
+	}
+	if ((cmd->ret != SMTP_RET_UNSPEC || cmd->envid != NULL) && !smtp_session_is_submission(s)) {
+		smtp_reply(s, "555 5.5.4 Unsupported MAIL parameter");
 		return;
 	}
 	const char *from = cmd->path.null ? "" : address_format(s->tx, &cmd->path);
@@ -173,7 +188,13 @@ static void cmd_mail(struct smtp_session *s, struct smtp_command *cmd)
 	s->have_mail = true;
 	s->mail_from = arena_strdup(s->tx, from);
 	s->smtputf8 = cmd->smtputf8;
+	s->requiretls = cmd->requiretls;
+	s->body_8bit = cmd->body == SMTP_BODY_8BITMIME;
 	s->declared_size = cmd->size_set ? cmd->size : 0;
+	s->dsn_ret = cmd->ret == SMTP_RET_FULL   ? STORE_DSN_RET_FULL
+	             : cmd->ret == SMTP_RET_HDRS ? STORE_DSN_RET_HDRS
+	                                         : STORE_DSN_RET_UNSPEC;
+	s->dsn_envid = cmd->envid == NULL ? NULL : arena_strdup(s->tx, cmd->envid);
 	SMTP_LOG(s, "event=mail from=<%s> size=%llu", from, (unsigned long long)s->declared_size);
 	smtp_reply(s, "250 2.1.0 Ok");
 }
@@ -196,8 +217,15 @@ static const char *smtp_rcpt_quota(struct smtp_session *s, const struct store_rc
 	return NULL;
 }
 
+_Static_assert(SMTP_NOTIFY_SUCCESS == STORE_NOTIFY_SUCCESS &&
+                   SMTP_NOTIFY_FAILURE == STORE_NOTIFY_FAILURE &&
+                   SMTP_NOTIFY_DELAY == STORE_NOTIFY_DELAY &&
+                   SMTP_NOTIFY_NEVER == STORE_NOTIFY_NEVER && SMTP_ORCPT_MAX == STORE_ORCPT_MAX &&
+                   SMTP_ENVID_MAX == STORE_ENVID_MAX,
+               "smtp_parser.h and store.h DSN values differ");
+
 static void smtp_rcpt_add(struct smtp_session *s, const char *addr, bool remote,
-                          const struct store_rcpt *r)
+                          const struct store_rcpt *r, const struct smtp_command *cmd)
 {
 	if (s->rcpt_count == s->rcpt_cap) {
 		size_t cap = s->rcpt_cap == 0 ? 8 : s->rcpt_cap * 2;
@@ -210,6 +238,9 @@ static void smtp_rcpt_add(struct smtp_session *s, const char *addr, bool remote,
 	struct smtp_rcpt *rc = &s->rcpts[s->rcpt_count++];
 	rc->address = arena_strdup(s->tx, addr);
 	rc->remote = remote;
+	/* The parser's NOTIFY bits are the store's (checked above smtp_rcpt_add()). */
+	rc->dsn.notify = cmd->notify;
+	rc->dsn.orcpt = cmd->orcpt == NULL ? NULL : arena_strdup(s->tx, cmd->orcpt);
 	if (r != NULL)
 		rc->accounts = *r;
 	else
@@ -249,6 +280,10 @@ static void cmd_rcpt(struct smtp_session *s, struct smtp_command *cmd)
 		smtp_reply(s, "553 5.6.7 Non-ASCII address requires SMTPUTF8");
 		return;
 	}
+	if ((cmd->notify != 0 || cmd->orcpt != NULL) && !smtp_session_is_submission(s)) {
+		smtp_reply(s, "555 5.5.4 Unsupported RCPT parameter");
+		return;
+	}
 	struct store *st = s->server->store;
 	const char *to = address_format(s->cmd, &cmd->path);
 	if (cmd->path.domain[0] == '\0')
@@ -265,7 +300,7 @@ static void cmd_rcpt(struct smtp_session *s, struct smtp_command *cmd)
 			smtp_replyf(s, "554 5.7.1 <%s>: Relay access denied", to);
 			return;
 		}
-		smtp_rcpt_add(s, to, true, NULL);
+		smtp_rcpt_add(s, to, true, NULL, cmd);
 		SMTP_LOG(s, "event=rcpt to=<%s> result=250 remote=yes", to);
 		smtp_reply(s, "250 2.1.5 Ok");
 		return;
@@ -287,7 +322,7 @@ static void cmd_rcpt(struct smtp_session *s, struct smtp_command *cmd)
 		smtp_reply(s, quota);
 		return;
 	}
-	smtp_rcpt_add(s, to, false, &r);
+	smtp_rcpt_add(s, to, false, &r, cmd);
 	SMTP_LOG(s, "event=rcpt to=<%s> result=250", to);
 	smtp_reply(s, "250 2.1.5 Ok");
 }

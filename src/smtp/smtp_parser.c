@@ -27,6 +27,12 @@ static const char SMTP_ERR_RCPT_UNSUPPORTED[] = "555 5.5.4 Unsupported RCPT para
 static const char SMTP_ERR_BODY_UNSUPPORTED[] = "555 5.5.4 Unsupported BODY value";
 static const char SMTP_ERR_HELO_INVALID[] = "501 5.5.2 Invalid name";
 static const char SMTP_ERR_XTEXT[] = "501 5.5.4 Invalid xtext in MAIL parameter";
+static const char SMTP_ERR_RCPT_REPEATED[] = "501 5.5.4 Repeated RCPT parameter";
+static const char SMTP_ERR_RET[] = "501 5.5.4 Syntax: RET=FULL or RET=HDRS";
+static const char SMTP_ERR_ENVID[] = "501 5.5.4 Invalid ENVID parameter";
+static const char SMTP_ERR_NOTIFY[] =
+    "501 5.5.4 Syntax: NOTIFY=NEVER or NOTIFY=SUCCESS,FAILURE,DELAY";
+static const char SMTP_ERR_ORCPT[] = "501 5.5.4 Invalid ORCPT parameter";
 
 /* What a verb accepts after it; SMTP_ARGS_OWN verbs have a handler below. */
 enum smtp_args { SMTP_ARGS_NONE, SMTP_ARGS_ANY, SMTP_ARGS_REQUIRED, SMTP_ARGS_OWN };
@@ -249,6 +255,15 @@ enum smtp_mail_seen {
 	SMTP_SEEN_BODY = 1 << 1,
 	SMTP_SEEN_SMTPUTF8 = 1 << 2,
 	SMTP_SEEN_AUTH = 1 << 3,
+	SMTP_SEEN_RET = 1 << 4,
+	SMTP_SEEN_ENVID = 1 << 5,
+	SMTP_SEEN_REQUIRETLS = 1 << 6,
+};
+
+/* RCPT parameters already seen. */
+enum smtp_rcpt_seen {
+	SMTP_SEEN_NOTIFY = 1 << 0,
+	SMTP_SEEN_ORCPT = 1 << 1,
 };
 
 /* One MAIL parameter (keyword already split and syntax-checked). */
@@ -265,12 +280,19 @@ static int smtp_mail_param(struct arena *arena, struct smtp_command *cmd, unsign
 		flag = SMTP_SEEN_SMTPUTF8;
 	else if (smtp_word_eq(key, klen, "AUTH"))
 		flag = SMTP_SEEN_AUTH;
+	else if (smtp_word_eq(key, klen, "RET"))
+		flag = SMTP_SEEN_RET;
+	else if (smtp_word_eq(key, klen, "ENVID"))
+		flag = SMTP_SEEN_ENVID;
+	else if (smtp_word_eq(key, klen, "REQUIRETLS"))
+		flag = SMTP_SEEN_REQUIRETLS;
 	else
 		return *error_r = SMTP_ERR_MAIL_UNSUPPORTED, -1;
 	if ((*seen & flag) != 0)
 		return *error_r = SMTP_ERR_REPEATED, -1;
 	*seen |= flag;
-	if ((flag == SMTP_SEEN_SMTPUTF8) != (value == NULL))
+	/* SMTPUTF8 and REQUIRETLS take no value; the others need one. */
+	if ((flag == SMTP_SEEN_SMTPUTF8 || flag == SMTP_SEEN_REQUIRETLS) != (value == NULL))
 		return *error_r = SMTP_ERR_MAIL_PARAM_SYNTAX, -1;
 	switch (flag) {
 	case SMTP_SEEN_SIZE: /* RFC 1870 §3 */
@@ -289,11 +311,101 @@ static int smtp_mail_param(struct arena *arena, struct smtp_command *cmd, unsign
 	case SMTP_SEEN_SMTPUTF8: /* RFC 6531 §3.4 */
 		cmd->smtputf8 = true;
 		break;
+	case SMTP_SEEN_REQUIRETLS: /* RFC 8689 §4.1 */
+		cmd->requiretls = true;
+		break;
+	case SMTP_SEEN_RET: /* RFC 3461 §4.3 */
+		if (smtp_word_eq(value, vlen, "FULL"))
+			cmd->ret = SMTP_RET_FULL;
+		else if (smtp_word_eq(value, vlen, "HDRS"))
+			cmd->ret = SMTP_RET_HDRS;
+		else
+			return *error_r = SMTP_ERR_RET, -1;
+		break;
+	case SMTP_SEEN_ENVID: /* RFC 3461 §4.4: xtext, at most 100 characters; kept as sent */
+		if (vlen > SMTP_ENVID_MAX ||
+		    smtp_parser_xtext_decode(arena, value, vlen, &cmd->envid) < 0)
+			return *error_r = SMTP_ERR_ENVID, -1;
+		cmd->envid = arena_strndup(arena, value, vlen);
+		break;
 	default: /* AUTH, RFC 4954 §5: "<>" or a mailbox, as xtext */
 		if (smtp_parser_xtext_decode(arena, value, vlen, &cmd->auth_param) < 0)
 			return *error_r = SMTP_ERR_XTEXT, -1;
 		break;
 	}
+	return 0;
+}
+
+/* NOTIFY=NEVER, or a comma list of SUCCESS, FAILURE and DELAY (RFC 3461 §4.1). */
+static int smtp_notify(const char *value, size_t vlen, unsigned *notify_r)
+{
+	static const struct {
+		const char *name;
+		unsigned bit;
+	} words[] = {{"SUCCESS", SMTP_NOTIFY_SUCCESS},
+	             {"FAILURE", SMTP_NOTIFY_FAILURE},
+	             {"DELAY", SMTP_NOTIFY_DELAY},
+	             {"NEVER", SMTP_NOTIFY_NEVER}};
+	unsigned notify = 0;
+	size_t pos = 0;
+	while (pos <= vlen) {
+		size_t end = pos;
+		while (end < vlen && value[end] != ',')
+			end++;
+		size_t i = 0;
+		while (i < 4 && !smtp_word_eq(value + pos, end - pos, words[i].name))
+			i++;
+		if (i == 4)
+			return -1; /* unknown or empty item */
+		notify |= words[i].bit;
+		pos = end + 1;
+	}
+	/* NEVER "MUST NOT" be combined with the others. */
+	if ((notify & SMTP_NOTIFY_NEVER) && notify != SMTP_NOTIFY_NEVER)
+		return -1;
+	*notify_r = notify;
+	return 0;
+}
+
+/* ORCPT=addr-type;xtext (RFC 3461 §4.2), at most 500 characters; kept as sent (the next
+ * hop and the DSN's Original-Recipient get it so). */
+static int smtp_orcpt(struct arena *arena, const char *value, size_t vlen, const char **orcpt_r)
+{
+	size_t t = 0;
+	while (t < vlen && value[t] != ';') {
+		unsigned char c = (unsigned char)value[t++];
+		if (!smtp_is_alpha(c) && !smtp_is_digit(c) && c != '-')
+			return -1;
+	}
+	const char *addr;
+	if (vlen > SMTP_ORCPT_MAX || t == 0 || t + 1 >= vlen ||
+	    smtp_parser_xtext_decode(arena, value + t + 1, vlen - t - 1, &addr) < 0)
+		return -1;
+	*orcpt_r = arena_strndup(arena, value, vlen);
+	return 0;
+}
+
+/* One RCPT parameter (keyword already split and syntax-checked). */
+static int smtp_rcpt_param(struct arena *arena, struct smtp_command *cmd, unsigned *seen,
+                           const char *key, size_t klen, const char *value, size_t vlen,
+                           const char **error_r)
+{
+	unsigned flag;
+	if (smtp_word_eq(key, klen, "NOTIFY"))
+		flag = SMTP_SEEN_NOTIFY;
+	else if (smtp_word_eq(key, klen, "ORCPT"))
+		flag = SMTP_SEEN_ORCPT;
+	else
+		return *error_r = SMTP_ERR_RCPT_UNSUPPORTED, -1;
+	if ((*seen & flag) != 0)
+		return *error_r = SMTP_ERR_RCPT_REPEATED, -1;
+	*seen |= flag;
+	if (value == NULL)
+		return *error_r = SMTP_ERR_RCPT_PARAM_SYNTAX, -1;
+	if (flag == SMTP_SEEN_NOTIFY && smtp_notify(value, vlen, &cmd->notify) < 0)
+		return *error_r = SMTP_ERR_NOTIFY, -1;
+	if (flag == SMTP_SEEN_ORCPT && smtp_orcpt(arena, value, vlen, &cmd->orcpt) < 0)
+		return *error_r = SMTP_ERR_ORCPT, -1;
 	return 0;
 }
 
@@ -311,8 +423,9 @@ static int smtp_params(struct arena *arena, struct smtp_command *cmd, const char
 			return -1;
 		}
 		if (!mail) {
-			*error_r = SMTP_ERR_RCPT_UNSUPPORTED;
-			return -1;
+			if (smtp_rcpt_param(arena, cmd, &seen, tok, klen, value, vlen, error_r) < 0)
+				return -1;
+			continue;
 		}
 		if (smtp_mail_param(arena, cmd, &seen, tok, klen, value, vlen, error_r) < 0)
 			return -1;

@@ -33,6 +33,16 @@ enum smtp_verb {
 
 enum smtp_body { SMTP_BODY_UNSPEC = 0, SMTP_BODY_7BIT, SMTP_BODY_8BITMIME };
 
+/* RFC 3461 DSN: MAIL RET= (§4.3) and RCPT NOTIFY= (§4.1) bits. */
+enum smtp_ret { SMTP_RET_UNSPEC = 0, SMTP_RET_FULL, SMTP_RET_HDRS };
+#define SMTP_NOTIFY_SUCCESS (1u << 0)
+#define SMTP_NOTIFY_FAILURE (1u << 1)
+#define SMTP_NOTIFY_DELAY (1u << 2)
+#define SMTP_NOTIFY_NEVER (1u << 3)
+/* Longest ENVID (RFC 3461 §4.4) and ORCPT (§4.2) values, in octets as sent (xtext). */
+#define SMTP_ENVID_MAX 100
+#define SMTP_ORCPT_MAX 500
+
 struct smtp_command {
 	enum smtp_verb verb;
 	const char *arg;     /* text after the verb and following spaces, trailing
@@ -42,8 +52,14 @@ struct smtp_command {
 	bool size_set;
 	enum smtp_body body;          /* MAIL BODY= */
 	bool smtputf8;                /* MAIL SMTPUTF8 */
+	bool requiretls;              /* MAIL REQUIRETLS (RFC 8689) */
 	const char *auth_param;       /* MAIL AUTH= value, xtext decoded ("<>" or a mailbox),
 	                                 or NULL */
+	enum smtp_ret ret;            /* MAIL RET= */
+	const char *envid;            /* MAIL ENVID= as sent (valid xtext), or NULL */
+	unsigned notify;              /* RCPT NOTIFY=: SMTP_NOTIFY_* bits, 0 when absent */
+	const char *orcpt;            /* RCPT ORCPT= as sent, "addr-type;xtext" (valid), or
+	                                 NULL; passed on as is to the next hop and the DSN */
 	uint64_t chunk_size;          /* BDAT */
 	bool last;                    /* BDAT ... LAST */
 	const char *mechanism;        /* AUTH: upper-cased mechanism name */
@@ -52,15 +68,20 @@ struct smtp_command {
 };
 
 /* Parse one command line of len octets (without its CRLF; any bytes) into *cmd_r (zeroed
- * first; strings in arena). Verbs are case-insensitive and must be followed by SP or the end
- * of the line; trailing SP/HT on the line are ignored. Returns 0, or -1 with *error_r set to
- * a complete static SMTP reply line without CRLF carrying an RFC 3463 enhanced code:
+ * first; strings in arena). The DSN parameters (RFC 3461: RET, ENVID, NOTIFY, ORCPT) are
+ * parsed whenever present; a server that does not offer DSN refuses them itself (555).
+ * Verbs are case-insensitive and must be followed by SP or the end of the line; trailing
+ * SP/HT on the line are ignored. Returns 0, or -1 with *error_r set to a complete static SMTP
+ * reply line without CRLF carrying an RFC 3463 enhanced code:
  *   500 5.5.2  unknown verb, empty line, NUL, CR or LF in the line
  *   501 5.5.4  bad syntax: missing or extra arguments, bad parameter syntax, SIZE overflow,
- *              repeated MAIL parameter, bad xtext in AUTH=
+ *              repeated MAIL or RCPT parameter, bad xtext in AUTH=, bad RET, ENVID
+ *              (xtext, at most SMTP_ENVID_MAX), NOTIFY (NEVER alone, or a comma list of
+ *              SUCCESS, FAILURE, DELAY) or ORCPT (addr-type ";" xtext, at most
+ *              SMTP_ORCPT_MAX)
  *   501 5.5.2  HELO/EHLO argument that is not a domain or address literal
  *   501 5.1.7 / 501 5.1.3  bad sender / recipient address (path syntax, limits, UTF-8)
- *   555 5.5.4  unknown MAIL parameter or BODY value; any RCPT parameter
+ *   555 5.5.4  unknown MAIL or RCPT parameter or BODY value
  * On error, verb and arg stay set when the verb was recognized (for logs and error
  * counting); every other field is zero.
  * Policy (e.g. a UTF-8 path without SMTPUTF8, RFC 6531 §3.4) is the caller's to enforce. */

@@ -122,7 +122,11 @@ void smtp_session_reset_tx(struct smtp_session *s)
 	s->have_mail = false;
 	s->mail_from = NULL;
 	s->smtputf8 = false;
+	s->requiretls = false;
 	s->declared_size = 0;
+	s->body_8bit = false;
+	s->dsn_ret = STORE_DSN_RET_UNSPEC;
+	s->dsn_envid = NULL;
 	s->rcpts = NULL;
 	s->rcpt_count = s->rcpt_cap = 0;
 	s->body_started = false;
@@ -142,6 +146,7 @@ static void smtp_session_free(struct smtp_session *s)
 	auth_login_free(&s->login);
 	free(s->delivery_accounts);
 	free(s->delivery_remote);
+	free(s->delivery_dsn);
 	arena_free(&s->arena);
 	arena_free(&s->tx);
 	arena_free(&s->cmd);
@@ -398,11 +403,16 @@ void smtp_session_body_end(struct smtp_session *s)
 		return;
 	}
 	free(s->delivery_remote);
+	free(s->delivery_dsn);
 	s->delivery_remote = xcalloc(s->rcpt_count + 1, sizeof(char *));
+	s->delivery_dsn = xcalloc(s->rcpt_count + 1, sizeof(*s->delivery_dsn));
 	size_t r = 0;
-	for (size_t i = 0; i < s->rcpt_count; i++)
-		if (s->rcpts[i].remote)
-			s->delivery_remote[r++] = s->rcpts[i].address;
+	for (size_t i = 0; i < s->rcpt_count; i++) {
+		if (!s->rcpts[i].remote)
+			continue;
+		s->delivery_dsn[r] = s->rcpts[i].dsn;
+		s->delivery_remote[r++] = s->rcpts[i].address;
+	}
 	s->delivery = (struct store_delivery){
 	    .spool_path = s->spool_path,
 	    .mail_from = s->mail_from,
@@ -410,6 +420,12 @@ void smtp_session_body_end(struct smtp_session *s)
 	    .account_count = n,
 	    .remote = s->delivery_remote,
 	    .remote_count = r,
+	    .remote_dsn = s->delivery_dsn,
+	    .ret = s->dsn_ret,
+	    .envid = s->dsn_envid,
+	    .smtputf8 = s->smtputf8,
+	    .requiretls = s->requiretls,
+	    .eightbit = s->body_8bit,
 	    .received_at = time(NULL),
 	    .hdr_from = hs.from,
 	    .hdr_subject = hs.subject,

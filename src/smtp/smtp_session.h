@@ -41,9 +41,10 @@ enum smtp_state {
 enum smtp_async { SMTP_ASYNC_NONE, SMTP_ASYNC_DELIVERY, SMTP_ASYNC_AUTH };
 
 struct smtp_rcpt {
-	char *address;              /* as given, "local@domain" */
-	bool remote;                /* outbound queue */
-	struct store_rcpt accounts; /* when local */
+	char *address;               /* as given, "local@domain" */
+	bool remote;                 /* outbound queue */
+	struct store_rcpt accounts;  /* when local */
+	struct store_remote_dsn dsn; /* RFC 3461 NOTIFY/ORCPT (submission; orcpt in tx) */
 };
 
 struct smtp_session {
@@ -75,7 +76,11 @@ struct smtp_session {
 	bool have_mail;
 	char *mail_from; /* "" for <> */
 	bool smtputf8;
+	bool requiretls; /* MAIL REQUIRETLS: the next hops must use verified TLS */
 	uint64_t declared_size;
+	bool body_8bit;             /* MAIL BODY=8BITMIME */
+	enum store_dsn_ret dsn_ret; /* RFC 3461 RET= (submission) */
+	const char *dsn_envid;      /* ENVID=, decoded, in tx; NULL none */
 	struct smtp_rcpt *rcpts;
 	size_t rcpt_count, rcpt_cap;
 
@@ -98,6 +103,7 @@ struct smtp_session {
 	struct store_delivery delivery;
 	uint64_t *delivery_accounts;
 	const char **delivery_remote;
+	struct store_remote_dsn *delivery_dsn; /* DSN parameters of delivery_remote[i] */
 	char msgid[32];
 
 	/* hostile-input limits before login (port 25: before the first MAIL) */

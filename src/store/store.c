@@ -802,12 +802,6 @@ int store_message_summary(struct store *store, uint64_t account_id, const char *
 	return ret;
 }
 
-int store_queue_list(struct store *store,
-                     void (*cb)(void *ctx, const struct store_queue_info *info), void *ctx)
-{
-	return store->v->queue_list(store, cb, ctx);
-}
-
 int store_schema_version(struct store *store)
 {
 	return store->v->schema_version(store);

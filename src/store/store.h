@@ -117,6 +117,22 @@ int store_resolve(struct store *store, const char *address, struct store_rcpt *r
 int store_address_owned(struct store *store, uint64_t account_id, const char *address);
 
 /* ---- delivery ---- */
+/* RFC 3461 DSN parameters. RET= of MAIL (§4.3): */
+enum store_dsn_ret { STORE_DSN_RET_UNSPEC = 0, STORE_DSN_RET_FULL, STORE_DSN_RET_HDRS };
+/* NOTIFY= of RCPT (§4.1) as bits; 0 = not given (the DSN code then acts as for
+ * FAILURE,DELAY). NEVER is never combined with the others. */
+#define STORE_NOTIFY_SUCCESS (1u << 0)
+#define STORE_NOTIFY_FAILURE (1u << 1)
+#define STORE_NOTIFY_DELAY (1u << 2)
+#define STORE_NOTIFY_NEVER (1u << 3)
+/* Longest ENVID and ORCPT values accepted (RFC 3461 §4.4 and §4.2), in octets. */
+#define STORE_ENVID_MAX 100
+#define STORE_ORCPT_MAX 500
+/* The DSN parameters of one remote recipient. */
+struct store_remote_dsn {
+	unsigned notify;   /* STORE_NOTIFY_* bits, 0 not given */
+	const char *orcpt; /* ORCPT= as sent ("rfc822;" xtext), NULL none */
+};
 struct store_delivery {
 	/* in: set by the caller; must stay valid until the callback */
 	const char *spool_path;   /* complete message bytes; the store takes the file */
@@ -125,6 +141,14 @@ struct store_delivery {
 	size_t account_count;
 	const char *const *remote; /* non-local recipients: go to the outbound queue */
 	size_t remote_count;
+	/* DSN parameters (RFC 3461) for the outbound queue; all optional (zero/NULL). */
+	const struct store_remote_dsn *remote_dsn; /* NULL, or remote_count of them */
+	enum store_dsn_ret ret;                    /* MAIL RET= */
+	const char *envid;                         /* MAIL ENVID= (xtext as sent); NULL none */
+	/* MAIL parameters the next hop must see again (queued with the remote recipients). */
+	bool smtputf8;              /* SMTPUTF8 (RFC 6531) */
+	bool eightbit;              /* BODY=8BITMIME (RFC 6152) */
+	bool requiretls;            /* REQUIRETLS (RFC 8689) */
 	int64_t received_at;        /* unix seconds: the message's internal date */
 	const char *hdr_from;       /* From: header (decoded as-is, may be NULL) */
 	const char *hdr_subject;    /* Subject: header (may be NULL) */
@@ -553,19 +577,175 @@ typedef int store_summarizer_fn(void *ctx, const char *path, char **envelope_r, 
  * with respect to ctx. Set it right after store_open(). */
 void store_set_summarizer(struct store *store, store_summarizer_fn *fn, void *ctx);
 
-/* ---- outbound queue ---- */
+/* ---- outbound queue ----
+ * One entry per submitted message and destination domain (the part after the last '@'
+ * of the recipient, lower-cased), with its recipients. The delivery engine claims due
+ * entries under a lease (owner, expiry) so that two workers, or two nodes on one
+ * database, never work on the same entry at once; it reports each attempt, which
+ * releases the lease. An entry leaves the queue when none of its recipients is pending
+ * (all delivered, failed or expired) or when it is deleted; the message row goes with the
+ * last reference (mailbox entry or queue entry) to it, in the same commit, and its file
+ * right after that commit.
+ *
+ * Writes are queue operations (struct store_queue_op), committed by the writer thread in
+ * queue order with the other writes (group commit); cb runs on the writer thread after
+ * the commit (bounce to your loop; never call a _wait function from it). Times are unix
+ * seconds. Delivery window: a crash after the remote server's 250 and before the result
+ * is committed delivers that recipient once more after the lease expires, never zero
+ * times. */
+enum store_queue_status {
+	STORE_QUEUE_PENDING = 0,
+	STORE_QUEUE_DELIVERED,
+	STORE_QUEUE_FAILED,  /* permanent failure (5xx, null MX, ...) */
+	STORE_QUEUE_EXPIRED, /* gave up after the maximal queue time */
+};
+/* One recipient of an entry. Strings are owned by the entry. */
+struct store_queue_rcpt {
+	uint64_t id; /* names it in a result */
+	const char *address;
+	const char *orcpt; /* "addr-type;xtext" as sent, or NULL */
+	unsigned notify;   /* STORE_NOTIFY_* bits, 0 not given */
+	enum store_queue_status status;
+	const char *last_error;      /* reply or reason of the last attempt, "" none */
+	int64_t last_attempt;        /* 0 never tried */
+	const char *remote_mta;      /* host that answered the last attempt, "" none */
+	const char *enhanced_status; /* e.g. "5.1.1", "" none */
+};
+struct store_queue_entry {
+	uint64_t id;
+	const char *path; /* the message file (read-only; the queue's reference keeps it) */
+	uint64_t size;
+	const char *mail_from; /* "" = null sender */
+	enum store_dsn_ret ret;
+	const char *envid; /* xtext as sent, NULL none */
+	bool smtputf8;     /* submitted with SMTPUTF8 */
+	bool eightbit;     /* submitted with BODY=8BITMIME */
+	bool requiretls;   /* submitted with REQUIRETLS: verified TLS to every next hop */
+	const char *domain;
+	int64_t created, next_attempt;
+	unsigned attempts;
+	bool held, delay_warned;
+	const char *lease_owner; /* NULL when not leased */
+	int64_t lease_until;
+	struct store_queue_rcpt *rcpts; /* CLAIM: pending only; show/DELETE: all */
+	size_t rcpt_count;
+};
+/* Free count entries (array and strings); accepts NULL. */
+void store_queue_entries_free(struct store_queue_entry *entries, size_t count);
+
+/* The outcome of one recipient in an attempt. */
+struct store_queue_result {
+	uint64_t rcpt_id;
+	/* PENDING = deferred (4xx, no connection: try again at next_attempt); DELIVERED,
+	 * FAILED, EXPIRED are final. */
+	enum store_queue_status status;
+	const char *error;           /* reply text or reason, may be NULL */
+	const char *remote_mta;      /* may be NULL */
+	const char *enhanced_status; /* may be NULL */
+};
+
+enum store_queue_action {
+	/* Lease up to max due entries (next_attempt <= now, not held, lease free or expired)
+	 * to owner for lease seconds, oldest next_attempt first: entries/count (with their
+	 * pending recipients). None due: result 0, count 0. */
+	STORE_QUEUE_CLAIM,
+	/* Extend the lease of entry id that owner holds to now + lease. -1 NO_ENTRY or
+	 * LEASE_LOST (it expired and another owner took it, or nobody holds it). */
+	STORE_QUEUE_RENEW,
+	/* Record an attempt of entry id: each result's recipient (only recipients still
+	 * pending change; unknown rcpt ids are ignored) gets its status, error, remote MTA,
+	 * enhanced status and last attempt = now. When recipients remain pending, and
+	 * the lease is owner's (or free): attempts + 1, next_attempt, delay_warned is set when
+	 * asked, the lease is released. When none remain the entry goes (and its message row
+	 * and file when nothing else references them): build DSNs that need the message
+	 * before reporting. Out: pending (0: the entry is gone), lease_lost (the outcomes were
+	 * recorded but the entry's schedule was left to the owner that holds it now). -1
+	 * NO_ENTRY (deleted meanwhile: nothing recorded). */
+	STORE_QUEUE_RESULT,
+	/* Mark entry id: delay warning sent (DSN with Action: delayed). -1 NO_ENTRY. */
+	STORE_QUEUE_DELAY_WARNED,
+	/* Next attempt = now: id 0 every entry that is not held (changed counts them), else
+	 * entry id (`queue flush ID`, `queue retry ID`; a held one stays held). -1 NO_ENTRY. */
+	STORE_QUEUE_FLUSH,
+	/* Hold entry id: never claimed until released (a lease already taken runs out). */
+	STORE_QUEUE_HOLD,
+	/* Release entry id from hold, next attempt = now. */
+	STORE_QUEUE_RELEASE,
+	/* Remove entry id with its recipients; entries/count (count 1) give what it was (all
+	 * recipients, statuses included), for a bounce. The message file goes when nothing
+	 * else references it, so a bounce quoting it must be built before. */
+	STORE_QUEUE_DELETE,
+	/* Free every lease whose owner starts with owner (a restarted node's own leases:
+	 * "node:" frees those of every earlier process of that node); changed counts them. */
+	STORE_QUEUE_UNLEASE,
+};
+#define STORE_ERROR_NO_ENTRY "no such queue entry"
+#define STORE_ERROR_LEASE_LOST "queue entry leased by another owner"
+/* Longest lease owner name. */
+#define STORE_QUEUE_OWNER_MAX 255
+struct store_queue_op {
+	/* in (valid until the callback) */
+	enum store_queue_action action;
+	uint64_t id;
+	const char *owner; /* CLAIM, RENEW, RESULT, UNLEASE: e.g. "node1:4242" */
+	unsigned lease;    /* CLAIM, RENEW: seconds, > 0 */
+	size_t max;        /* CLAIM: at most this many entries, > 0 */
+	int64_t now;       /* 0 = the clock (tests set it) */
+	const struct store_queue_result *results; /* RESULT */
+	size_t result_count;
+	int64_t next_attempt; /* RESULT: when recipients stay pending */
+	bool delay_warned;    /* RESULT: also mark the delay warning sent */
+	/* out */
+	int result;        /* 0 committed, -1 refused or failed (nothing changed) */
+	const char *error; /* NO_ENTRY, LEASE_LOST, INVALID (bad arguments), FAILED */
+	struct store_queue_entry *entries; /* CLAIM, DELETE: malloc'd, the caller frees them
+	                                    * with store_queue_entries_free() */
+	size_t count;
+	size_t changed;  /* FLUSH of all, UNLEASE: entries changed */
+	size_t pending;  /* RESULT: recipients still pending */
+	bool lease_lost; /* RESULT */
+};
+typedef void store_queue_cb(struct store_queue_op *op, void *ctx);
+/* Queue the operation (see enum store_queue_action); cb on the writer thread. */
+void store_queue(struct store *store, struct store_queue_op *op, store_queue_cb *cb, void *ctx);
+/* store_queue() and wait. Returns op->result. */
+int store_queue_wait(struct store *store, struct store_queue_op *op);
+
+/* Install (fn != NULL) or remove the hook that the writer thread calls, once per group
+ * commit, after a commit that queued new entries or made entries due (FLUSH, RELEASE,
+ * UNLEASE) in this process. It must be short (wake the delivery loop) and must not call
+ * a _wait function. Changes by other processes (the CLI) are not seen: poll
+ * store_queue_next_due(). */
+typedef void store_queue_hook_fn(void *ctx);
+void store_set_queue_hook(struct store *store, store_queue_hook_fn *fn, void *ctx);
+
+/* When the next entry can be claimed: 1 with *when_r (unix seconds, maybe in the past:
+ * due now) for the earliest non-held entry (next attempt, or lease expiry when leased),
+ * 0 when there is none, -1 error. A cheap indexed read, for polling. */
+int store_queue_next_due(struct store *store, int64_t *when_r);
+
+/* One line of the queue listing. Strings are valid during the callback. */
 struct store_queue_info {
 	uint64_t id;
 	const char *mail_from;
-	const char *rcpt;
+	const char *domain;
 	uint64_t size;
 	int64_t created;
 	int64_t next_attempt;
 	unsigned attempts;
-	const char *last_error; /* "" when none */
+	bool held;
+	const char *lease_owner; /* NULL when not leased */
+	int64_t lease_until;
+	unsigned rcpts, pending;
+	const char *last_error; /* of a pending recipient, "" when none */
 };
-int store_queue_list(struct store *store,
+/* Every entry (domain NULL) or those of one destination domain (any case), by id.
+ * 0 ok, -1 error. */
+int store_queue_list(struct store *store, const char *domain,
                      void (*cb)(void *ctx, const struct store_queue_info *info), void *ctx);
+/* One entry with every recipient: 1 with *entry_r (free with store_queue_entries_free(e,
+ * 1)), 0 no such entry, -1 error. */
+int store_queue_show(struct store *store, uint64_t id, struct store_queue_entry **entry_r);
 
 /* ---- maintenance ---- */
 /* Schema version of the open store (number of migrations applied), or -1 on error. Added

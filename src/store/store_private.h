@@ -45,6 +45,7 @@ enum store_op_kind {
 	STORE_OP_FLAGS,
 	STORE_OP_COPY,
 	STORE_OP_MAILBOX,
+	STORE_OP_QUEUE,
 };
 
 /* The IMAP texts a summarizer computed for a new message row (malloc'd, or NULL). */
@@ -150,6 +151,20 @@ struct store_commit_mailbox {
 	uint64_t freed;
 };
 
+/* An outbound queue operation (store.h). The backend resets the out fields at the start
+ * of every attempt (freeing entries a rolled-back attempt left). */
+struct store_commit_queue {
+	const struct store_queue_op *op; /* in fields */
+	int64_t now;                     /* op->now or the clock */
+	const char *owner;               /* op->owner or "" */
+	/* out */
+	struct store_queue_entry *entries; /* CLAIM, DELETE */
+	size_t count;
+	size_t changed, pending;
+	bool lease_lost;
+	bool due; /* entries became due: call the queue hook */
+};
+
 /* One operation of a writer batch, in queue order. */
 struct store_commit_item {
 	enum store_op_kind kind;
@@ -163,6 +178,7 @@ struct store_commit_item {
 		struct store_commit_flags flags;
 		struct store_commit_copy copy;
 		struct store_commit_mailbox mailbox;
+		struct store_commit_queue queue;
 	};
 };
 
@@ -350,8 +366,12 @@ struct store_vfuncs {
 	                       uint32_t uid, char **envelope_r, char **body_r,
 	                       char **bodystructure_r);
 
-	int (*queue_list)(struct store *store,
+	/* As store.h; domain is lower-cased or NULL. */
+	int (*queue_list)(struct store *store, const char *domain,
 	                  void (*cb)(void *ctx, const struct store_queue_info *info), void *ctx);
+	/* 1 with *entry_r (its path set from messages_dir), 0, -1. */
+	int (*queue_show)(struct store *store, uint64_t id, struct store_queue_entry **entry_r);
+	int (*queue_next_due)(struct store *store, int64_t *when_r);
 
 	/* Delete message rows that no mailbox entry and no queue row references. */
 	int (*message_gc)(struct store *store, store_blob_removed_cb *removed_cb, void *ctx);
@@ -387,6 +407,9 @@ struct store {
 	/* The summarizer (store_set_summarizer()), under queue_lock. */
 	store_summarizer_fn *summarizer;
 	void *summarizer_ctx;
+	/* The queue hook (store_set_queue_hook()), under queue_lock. */
+	store_queue_hook_fn *queue_hook;
+	void *queue_hook_ctx;
 
 	/* Watches (store_watch.c), under their own lock, which is never held while a watch
 	 * callback runs; watch_cond signals the end of a round of callbacks. */
@@ -426,6 +449,11 @@ void store_writer_copy(struct store *store, struct store_copy *op, const char *m
 void store_writer_mailbox(struct store *store, struct store_mailbox_op *op, const char *name,
                           const char *new_name, const char *refuse, store_mailbox_cb *cb,
                           void *ctx);
+void store_writer_queue(struct store *store, struct store_queue_op *op, const char *refuse,
+                        store_queue_cb *cb, void *ctx);
+/* The domain part of a recipient for the queue: after the last '@', lower-cased, into out
+ * (STORE_ADDRESS_MAX + 1 octets). */
+void store_queue_domain(const char *rcpt, char *out);
 
 /* Format an error message into this thread's error buffer and return it (valid until the
  * next store call on the same thread). */

@@ -41,6 +41,7 @@ struct store_pending {
 		struct store_flags *flags;
 		struct store_copy *copy;
 		struct store_mailbox_op *mailbox;
+		struct store_queue_op *queue;
 	} op;
 	union {
 		store_delivery_cb *delivery;
@@ -49,6 +50,7 @@ struct store_pending {
 		store_flags_cb *flags;
 		store_copy_cb *copy;
 		store_mailbox_cb *mailbox;
+		store_queue_cb *queue;
 	} cb;
 
 	/* Copies the pending owns. */
@@ -151,6 +153,20 @@ static int store_delivery_check(const struct store_pending *p, const char **erro
 			*error_r = "invalid remote recipient";
 			return -1;
 		}
+		const struct store_remote_dsn *dsn =
+		    d->remote_dsn == NULL ? NULL : &d->remote_dsn[i];
+		if (dsn != NULL &&
+		    ((dsn->notify & ~0xfu) != 0 ||
+		     ((dsn->notify & STORE_NOTIFY_NEVER) && dsn->notify != STORE_NOTIFY_NEVER) ||
+		     (dsn->orcpt != NULL && strlen(dsn->orcpt) > STORE_ORCPT_MAX))) {
+			*error_r = "invalid DSN parameters of a remote recipient";
+			return -1;
+		}
+	}
+	if ((unsigned)d->ret > STORE_DSN_RET_HDRS ||
+	    (d->envid != NULL && strlen(d->envid) > STORE_ENVID_MAX)) {
+		*error_r = "invalid DSN parameters";
+		return -1;
 	}
 	return 0;
 }
@@ -531,6 +547,53 @@ static void store_done_mailbox(struct store_pending *p)
 	p->cb.mailbox(m, p->ctx);
 }
 
+static void store_done_queue(struct store_pending *p)
+{
+	struct store_queue_op *q = p->op.queue;
+	const struct store_commit_queue *item = &p->item.queue;
+	q->result = p->ok ? 0 : -1;
+	q->error = p->ok ? NULL : p->reason;
+	q->entries = p->ok ? item->entries : NULL;
+	q->count = p->ok ? item->count : 0;
+	q->changed = p->ok ? item->changed : 0;
+	q->pending = p->ok ? item->pending : 0;
+	q->lease_lost = p->ok && item->lease_lost;
+	if (!p->ok) {
+		store_queue_entries_free(item->entries, item->count);
+		store_writer_log(p, "queue operation");
+	}
+	p->item.queue.entries = NULL;
+	p->item.queue.count = 0;
+	p->cb.queue(q, p->ctx);
+}
+
+/* Did this committed operation add queue entries or make some due? */
+static bool store_pending_wakes_queue(const struct store_pending *p)
+{
+	if (!p->ok)
+		return false;
+	if (p->item.kind == STORE_OP_DELIVERY)
+		return p->op.delivery->remote_count > 0;
+	return p->item.kind == STORE_OP_QUEUE && p->item.queue.due;
+}
+
+/* After the commit, before the callbacks: wake the delivery engine when the batch queued
+ * entries or made some due. */
+static void store_writer_queue_hook(struct store *store, struct store_pending **batch, size_t n)
+{
+	bool wake = false;
+	for (size_t i = 0; i < n && !wake; i++)
+		wake = store_pending_wakes_queue(batch[i]);
+	if (!wake)
+		return;
+	pthread_mutex_lock(&store->queue_lock);
+	store_queue_hook_fn *hook = store->queue_hook;
+	void *hook_ctx = store->queue_hook_ctx;
+	pthread_mutex_unlock(&store->queue_lock);
+	if (hook != NULL)
+		hook(hook_ctx);
+}
+
 static void store_pending_free(struct store_pending *p)
 {
 	free(p->accounts);
@@ -574,6 +637,9 @@ static void store_writer_done(struct store_pending *p)
 	case STORE_OP_MAILBOX:
 		store_done_mailbox(p);
 		break;
+	case STORE_OP_QUEUE:
+		store_done_queue(p);
+		break;
 	}
 	store_pending_free(p);
 }
@@ -603,6 +669,7 @@ static void store_writer_batch(struct store *store, struct store_pending **batch
 	pthread_mutex_unlock(&store->blob_lock);
 
 	store_watch_notify(store, &changes);
+	store_writer_queue_hook(store, batch, n);
 	for (size_t i = 0; i < n; i++)
 		store_writer_done(batch[i]);
 	store_writer_unlink(store, &doomed);
@@ -843,6 +910,20 @@ void store_writer_mailbox(struct store *store, struct store_mailbox_op *op, cons
 	    .name = p->mailbox,
 	    .new_name = p->target,
 	    .special_use = p->keywords,
+	};
+	store_writer_push(store, p);
+}
+
+void store_writer_queue(struct store *store, struct store_queue_op *op, const char *refuse,
+                        store_queue_cb *cb, void *ctx)
+{
+	struct store_pending *p = store_pending_new(STORE_OP_QUEUE, ctx, refuse);
+	p->op.queue = op;
+	p->cb.queue = cb;
+	p->item.queue = (struct store_commit_queue){
+	    .op = op,
+	    .now = op->now != 0 ? op->now : (int64_t)time(NULL),
+	    .owner = op->owner == NULL ? "" : op->owner,
 	};
 	store_writer_push(store, p);
 }

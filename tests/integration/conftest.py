@@ -118,7 +118,11 @@ def wait_port(port, timeout=15.0, proc=None):
 
 
 MAIL_LINE = re.compile(r"^(\d+) (\S+) (\d+) (\S+) <([^>]*)>(?: (.*))?$")
-QUEUE_LINE = re.compile(r"^(\S+) <([^>]*)> <([^>]*)> (\d+) (\S+) (\d+) (\S+)(?: (.*))?$")
+# `queue list`: ID STATE DOMAIN <FROM> SIZE CREATED ATTEMPTS NEXT PENDING/TOTAL LAST-ERROR
+QUEUE_LINE = re.compile(r"^(\d+) (\S+) (\S+) <(.*)> (\d+) (\S+) (\d+) (\S+) (\d+)/(\d+) (.*)$")
+# `queue show`: one line per recipient
+QUEUE_RCPT = re.compile(r"^recipient: <(.*)> (\S+) notify=(\S+) orcpt=(\S+) last-attempt=(\S+)"
+                        r" remote-mta=(\S+) status=(\S+) error=(.*)$")
 
 
 class Server:
@@ -131,8 +135,10 @@ class Server:
         p = run_cli(["init", self.dir, "--hostname", hostname, "--port-base", self.base])
         assert p.returncode == 0, p.stderr
         self.conf = self.dir / "posthorn.conf"
-        # Greet at once on port 25 (the pregreet test's own tests set a wait).
-        self.append_conf({"smtp_pregreet_wait": "0"})
+        # Greet at once on port 25 (the pregreet test's own tests set a wait). Mail for
+        # other domains stays queued unless a test turns outbound delivery on (with a DNS
+        # server of its own: tests never ask the machine's resolver).
+        self.append_conf({"smtp_pregreet_wait": "0", "outbound_enabled": "no"})
         if extra_conf:
             self.append_conf(extra_conf)
         self.proc = None
@@ -203,19 +209,47 @@ class Server:
         assert p.returncode == 0, p.stderr
         return p.stdout
 
-    def queue_list(self):
-        out = self.cli("queue", "list").stdout
+    def queue_entries(self, domain=None):
+        """`queue list [--domain D]`: one dict per entry."""
+        args = ["queue", "list"] + (["--domain", domain] if domain else [])
+        out = self.cli(*args).stdout
         result = []
         for line in out.splitlines():
-            if not line.strip():
-                continue
             m = QUEUE_LINE.match(line)
             assert m, "unparsable queue list line: %r" % line
             result.append({
-                "id": m.group(1), "from": m.group(2), "to": m.group(3),
-                "size": int(m.group(4)), "created": m.group(5), "attempts": int(m.group(6)),
-                "next": m.group(7), "last_error": m.group(8) or "",
+                "id": m.group(1), "state": m.group(2), "domain": m.group(3),
+                "from": m.group(4), "size": int(m.group(5)), "created": m.group(6),
+                "attempts": int(m.group(7)), "next": m.group(8), "pending": int(m.group(9)),
+                "rcpts": int(m.group(10)),
+                "last_error": "" if m.group(11) == "-" else m.group(11),
             })
+        return result
+
+    def queue_show(self, qid):
+        """`queue show ID`: the entry's fields (dict) with "recipients", a list of dicts."""
+        out = self.cli("queue", "show", str(qid)).stdout
+        entry = {"recipients": []}
+        for line in out.splitlines():
+            m = QUEUE_RCPT.match(line)
+            if m:
+                entry["recipients"].append({
+                    "address": m.group(1), "status": m.group(2), "notify": m.group(3),
+                    "orcpt": m.group(4), "last_attempt": m.group(5), "remote_mta": m.group(6),
+                    "code": m.group(7), "error": m.group(8)})
+                continue
+            key, sep, value = line.partition(": ")
+            assert sep, "unparsable queue show line: %r" % line
+            entry[key] = value
+        return entry
+
+    def queue_list(self):
+        """One dict per queued recipient (entries expanded through `queue show`)."""
+        result = []
+        for e in self.queue_entries():
+            for r in self.queue_show(e["id"])["recipients"]:
+                result.append(dict(e, to=r["address"], status=r["status"],
+                                   last_error=r["error"] if r["error"] != "-" else ""))
         return result
 
     def wait_mail(self, user, count, timeout=10.0, mailbox=None):

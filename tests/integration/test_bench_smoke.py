@@ -11,7 +11,9 @@ import shutil
 import smtplib
 import subprocess
 import sys
+import tempfile
 import time
+from pathlib import Path
 
 import pytest
 
@@ -304,3 +306,105 @@ def test_auth_bench_pieces_against_posthorn(server, tmp_path):
     # bench/run rewriting the page keeps the section
     again = auth_bench.carry_over(text, "# Benchmarks\n\n## How it is measured\n\nz\n")
     assert again.count("## Authentication") == 1
+
+
+# ---------------------------------------------------------------------------
+# bench/outbound_bench.py (bench/run --only outbound)
+
+
+def outbound_tools_missing():
+    import outbound_bench
+    if os.geteuid() != 0:
+        return "needs root (Postfix's master, knotd on port 53)"
+    for tool in (outbound_bench.KNOTD, outbound_bench.SMTP_SINK, outbound_bench.POSTFIX):
+        if not os.access(tool, os.X_OK):
+            return "%s missing (bench/peers/install.sh)" % tool
+    return None
+
+
+def test_outbound_bench_rounds_against_both(monkeypatch):
+    """The outbound benchmark on a tiny scale: Knot DNS with 3 domains, smtp-sink, and one
+    relay and one drain round each of Posthorn (this build) and the private Postfix, 6
+    messages from 2 sessions. The rounds themselves fail when the sink does not get exactly
+    the messages sent or the queue is not empty afterwards."""
+    why = outbound_tools_missing()
+    if why:
+        pytest.skip(why)
+    import auth_bench
+    import outbound_bench as O
+    from conftest import BIN
+    R = auth_bench.load_run()
+    monkeypatch.setattr(O, "WARMUP", 2)
+    knobs = {"outbound_messages": 6, "outbound_domains": 3, "outbound_sessions": 2}
+    # Postfix's processes drop privileges and must traverse the path (pytest's is 0700).
+    tmp_path = Path(tempfile.mkdtemp(prefix="posthorn-outbound-smoke-"))
+    os.chmod(tmp_path, 0o755)
+    dns = O.Dns(tmp_path / "world", 3)
+    sink = O.Sink()
+    try:
+        dns.start()
+        sink.start()
+        results = {}
+        for name in ("posthorn", "postfix"):
+            for phase, fn in (("relay", O.relay_round), ("drain", O.drain_round)):
+                d = tmp_path / ("%s-%s" % (name, phase))
+                d.mkdir()
+                os.chmod(d, 0o755)
+                if name == "posthorn":
+                    srv = O.make_posthorn_class(R)(d, BIN, sink.port, phase == "relay")
+                else:
+                    srv = O.PostfixOut(d, sink.port, R, tmp_path / "posthorn-relay" /
+                                       "posthorn" / "tls", phase == "relay")
+                before = sink.count()
+                try:
+                    srv.start()
+                    results[name, phase] = r = fn(R, srv, sink, knobs)
+                finally:
+                    srv.stop()
+                sent = knobs["outbound_messages"] + (O.WARMUP if phase == "relay" else 0)
+                assert sink.count() == before + sent, (name, phase)
+                assert r["rate"] > 0 and r["submit_rate"] > 0 and r["cpu_s"] >= 0, r
+                assert r["cpu_ms_per_msg"] == pytest.approx(r["cpu_s"] * 1000 / 6), r
+        # Postfix's smtp client resolved through the benchmark's DNS server (chrooted
+        # resolv.conf) and reached the sink on its port, not port 25.
+        log = (tmp_path / "postfix-relay" / "postfix" / "log" / "maillog").read_text()
+        assert "relay=mx.d1.test[127.0.0.2]:%d" % sink.port in log, log[-2000:]
+    finally:
+        sink.stop()
+        dns.stop()
+        R.stop_all()
+        shutil.rmtree(tmp_path, ignore_errors=True)
+
+
+def test_outbound_bench_report_merges_into_page(tmp_path):
+    """The section goes before "How it is measured", replaces an earlier one, and survives
+    bench/run rewriting the page."""
+    import auth_bench
+    import outbound_bench as O
+    R = auth_bench.load_run()
+    rnd = {"relay": {"rate": 100.0, "seconds": 1.0, "submit_rate": 110.0, "cpu_s": 0.2,
+                     "cpu_ms_per_msg": 2.0},
+           "drain": {"rate": 300.0, "seconds": 0.3, "submit_rate": 120.0, "cpu_s": 0.1,
+                     "cpu_ms_per_msg": 1.0}}
+    peer = {"relay": dict(rnd["relay"], rate=200.0, cpu_ms_per_msg=5.0),
+            "drain": dict(rnd["drain"], rate=150.0, cpu_ms_per_msg=4.0)}
+    res = {"A": [rnd] * 3, "B": [peer] * 3, "messages": 100, "domains": 10, "sessions": 4,
+           "size": 4096, "warmup": 40}
+    info = {"date": "today", "cpu": "cpu", "cores": 2, "postfix": "3.7", "fsync": 1000.0}
+    section = O.report(res, info, R)
+    assert "| relay: messages/s, first submission → sink has all | 100.0" in section
+    assert "**0.50×**" in section and "**0.40×**" in section and "**2.00×**" in section
+    assert "**not met** (0.50× the rate, 0.40× the CPU per message" in section
+    page = tmp_path / "benchmarks.md"
+    page.write_text("# Benchmarks\n\n## IMAP\n\nx\n\n<!-- auth-bench start -->\n## Authentication"
+                    "\n<!-- auth-bench end -->\n\n## How it is measured\n\ny\n")
+    O.merge_into(page, section)
+    O.merge_into(page, section)
+    text = page.read_text()
+    assert text.count("## Outbound relay") == 1
+    assert text.index("## Authentication") < text.index("## Outbound relay") < \
+        text.index("## How it is measured")
+    again = O.carry_over(text, "# Benchmarks\n\n## How it is measured\n\nz\n")
+    assert again.count("## Outbound relay") == 1
+    assert again.index("## Outbound relay") < again.index("## How it is measured")
+    assert O.carry_over(text, section) == section  # a new section wins over the old one

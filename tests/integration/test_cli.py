@@ -94,6 +94,24 @@ def test_appended_settings_accepted(tmp_path, inited):
     assert p.returncode == 0, p.stderr
 
 
+@pytest.mark.parametrize("line,want", [
+    ("outbound_routes = partner.test\n", "outbound_routes: expected DOMAIN=HOST"),
+    ("outbound_routes = a.test=host:99999\n", "outbound_routes: expected DOMAIN=HOST"),
+    ("smarthost = smtp.example.test:port\n", "smarthost: expected HOST[:PORT]"),
+    ("smarthost = smtp.example.test\nsmarthost_tls = ssl\n", "smarthost_tls: expected tls"),
+])
+def test_check_config_outbound_settings(tmp_path, inited, line, want):
+    """Outbound settings parsed only at delivery time are checked before the server runs."""
+    conf, _ = conf_with(tmp_path, inited, line)
+    p = run_cli(["-c", conf, "check-config"])
+    assert p.returncode != 0 and want in p.stderr, p.stderr
+    (tmp_path / "ok").mkdir()
+    ok, _ = conf_with(tmp_path / "ok", inited, "outbound_routes = a.test=10.0.0.5:2525/require-tls,"
+                      " b.test=[2001:db8::25]\nsmarthost = smtp.example.test:465\n")
+    p = run_cli(["-c", ok, "check-config"])
+    assert p.returncode == 0, p.stderr
+
+
 def test_unknown_key(tmp_path, inited):
     conf, line = conf_with(tmp_path, inited, "# comment\nbogus_key = 1\n")
     want = "%s:%d: bogus_key: unknown key" % (conf, line + 1)

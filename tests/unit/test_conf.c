@@ -130,6 +130,7 @@ static void assert_defaults(const struct conf *c, const char *dir)
 	assert_int_equal(c->auth_workers, 0);
 	assert_int_equal(c->auth_cache_ttl, 3600);
 	assert_int_equal(c->auth_cache_size, 10000);
+	assert_int_equal(c->queue_lease_time, 300);
 }
 
 static void test_auth_settings(void **state)
@@ -150,6 +151,16 @@ static void test_auth_settings(void **state)
 	refuse_value("auth_workers", "65", "value out of range");
 	refuse_value("auth_cache_ttl", "8d", "value out of range");
 	refuse_value("auth_cache_size", "10000001", "value out of range");
+}
+
+static void test_queue_settings(void **state)
+{
+	(void)state;
+	struct conf *c = set1("queue_lease_time", "10m");
+	assert_int_equal(c->queue_lease_time, 600);
+	conf_free(&c);
+	refuse_value("queue_lease_time", "9", "value out of range");
+	refuse_value("queue_lease_time", "2d", "value out of range");
 }
 
 static void test_defaults(void **state)
@@ -388,6 +399,37 @@ static void test_hostile_limits(void **state)
 	refuse_value("limit_login_timeout", "0", "value out of range");
 	refuse_value("limit_login_commands", "0", "value out of range");
 	refuse_value("smtp_pregreet_wait", "61", "value out of range");
+}
+
+/* The outbound SMTP client's settings (issue 9): RFC 5321 §4.5.3.2 defaults, values, ranges,
+ * and the test CA file as a path relative to the configuration. */
+static void test_outbound_client(void **state)
+{
+	(void)state;
+	struct conf *c = parse("");
+	assert_int_equal(c->outbound_connect_timeout, 30);
+	assert_int_equal(c->outbound_greeting_timeout, 300);
+	assert_int_equal(c->outbound_command_timeout, 300);
+	assert_int_equal(c->outbound_data_init_timeout, 120);
+	assert_int_equal(c->outbound_data_block_timeout, 180);
+	assert_int_equal(c->outbound_data_done_timeout, 600);
+	assert_null(c->outbound_tls_ca_file);
+	conf_free(&c);
+	c = parse("outbound_connect_timeout = 5s\noutbound_greeting_timeout = 1m\n"
+	          "outbound_command_timeout = 2m\noutbound_data_init_timeout = 3m\n"
+	          "outbound_data_block_timeout = 4m\noutbound_data_done_timeout = 1h\n"
+	          "outbound_tls_ca_file = /etc/test-ca.pem\n");
+	assert_int_equal(c->outbound_connect_timeout, 5);
+	assert_int_equal(c->outbound_greeting_timeout, 60);
+	assert_int_equal(c->outbound_command_timeout, 120);
+	assert_int_equal(c->outbound_data_init_timeout, 180);
+	assert_int_equal(c->outbound_data_block_timeout, 240);
+	assert_int_equal(c->outbound_data_done_timeout, 3600);
+	assert_string_equal(c->outbound_tls_ca_file, "/etc/test-ca.pem");
+	conf_free(&c);
+	refuse_value("outbound_connect_timeout", "0", "value out of range");
+	refuse_value("outbound_data_done_timeout", "0", "value out of range");
+	refuse_value("outbound_tls_ca_file", "", "must not be empty");
 }
 
 static void test_bool(void **state)
@@ -808,6 +850,51 @@ static void test_load_size_limit(void **state)
 	free(text);
 }
 
+/* dns_resolver: IP, IP:PORT, [IPv6]:PORT, bare IPv6, or empty (the system's resolvers);
+ * dns_trust_anchor: a path resolved like every path, "none" kept; dns_timeout in seconds. */
+static void test_dns_settings(void **state)
+{
+	(void)state;
+	struct conf *c = parse("");
+	assert_string_equal(c->dns_resolver, "");
+	assert_int_equal(c->dns_resolver_port, 53);
+	assert_string_equal(c->dns_trust_anchor, "");
+	assert_int_equal(c->dns_timeout, 10);
+	conf_free(&c);
+	static const struct {
+		const char *value, *host;
+		unsigned port;
+	} ok[] = {
+	    {"127.0.0.1", "127.0.0.1", 53},
+	    {"127.0.0.1:5353", "127.0.0.1", 5353},
+	    {"::1", "::1", 53},
+	    {"[::1]:5300", "::1", 5300},
+	    {"[2001:db8::53]", "2001:db8::53", 53},
+	    {"", "", 53},
+	};
+	for (size_t i = 0; i < sizeof(ok) / sizeof(ok[0]); i++) {
+		c = set1("dns_resolver", ok[i].value);
+		assert_string_equal(c->dns_resolver, ok[i].host);
+		assert_int_equal(c->dns_resolver_port, ok[i].port);
+		conf_free(&c);
+	}
+	const char *why = "expected IP or IP:PORT ('127.0.0.1', '127.0.0.1:5353', '[::1]:53')";
+	const char *bad[] = {"localhost", "127.0.0.1:0", "127.0.0.1:65536", "127.0.0.1:x",
+	                     "[::1",      "[::1]x",      "1.2.3",           "[127.0.0.1:53"};
+	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++)
+		refuse_value("dns_resolver", bad[i], why);
+	c = set1("dns_trust_anchor", "keys/anchor.key");
+	assert_string_equal(c->dns_trust_anchor, DIR "/keys/anchor.key");
+	conf_free(&c);
+	c = set1("dns_trust_anchor", "none");
+	assert_string_equal(c->dns_trust_anchor, "none");
+	conf_free(&c);
+	c = set1("dns_timeout", "30s");
+	assert_int_equal(c->dns_timeout, 30);
+	conf_free(&c);
+	refuse_value("dns_timeout", "0", "value out of range");
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -830,6 +917,9 @@ int main(void)
 	    cmocka_unit_test_setup_teardown(test_load_missing, setup_tmpdir, teardown_tmpdir),
 	    cmocka_unit_test_setup_teardown(test_load_size_limit, setup_tmpdir, teardown_tmpdir),
 	    cmocka_unit_test(test_auth_settings),
+	    cmocka_unit_test(test_dns_settings),
+	    cmocka_unit_test(test_queue_settings),
+	    cmocka_unit_test(test_outbound_client),
 	    /* last: fails (and under -fno-sanitize-recover aborts) until conf.c stores
 	     * limit_data_min_rate with the width of its field */
 	    cmocka_unit_test(test_data_min_rate),

@@ -118,6 +118,51 @@ static void test_backoff(void **state)
 	assert_int_equal(outbound_route_backoff(40, 4000000000u, 4000000000u), 4000000000u);
 }
 
+static void test_hops(void **state)
+{
+	(void)state;
+	struct outbound_hop h;
+	assert_int_equal(outbound_route_parse_hop("smtp.example.org:587", 20, &h), 0);
+	assert_string_equal(h.host, "smtp.example.org");
+	assert_int_equal(h.port, 587);
+	assert_false(h.numeric);
+	assert_int_equal(h.tls, OUTBOUND_TLS_STARTTLS);
+	const char *v6 = "[2001:db8::1]:2525/require-tls";
+	assert_int_equal(outbound_route_parse_hop(v6, strlen(v6), &h), 0);
+	assert_string_equal(h.host, "2001:db8::1");
+	assert_int_equal(h.port, 2525);
+	assert_true(h.numeric);
+	assert_int_equal(h.tls, OUTBOUND_TLS_REQUIRE);
+	assert_int_equal(outbound_route_parse_hop("10.0.0.5/tls", 12, &h), 0);
+	assert_true(h.numeric);
+	assert_int_equal(h.port, 0);
+	assert_int_equal(h.tls, OUTBOUND_TLS_IMPLICIT);
+	const char *bad[] = {"",         ":25",        "host:0",   "host:65536",
+	                     "host:25x", "host/bogus", "[::1",     "[mail.example]:25",
+	                     "ho st",    "host:",      "h\xc3\xa9"};
+	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++)
+		assert_int_equal(outbound_route_parse_hop(bad[i], strlen(bad[i]), &h), -1);
+}
+
+static void test_route_lookup(void **state)
+{
+	(void)state;
+	struct outbound_hop h;
+	const char *routes = " a.test=10.0.0.1:2525, B.test=mx.b.test/none  c.test=[::1]";
+	assert_int_equal(outbound_route_lookup(routes, "b.TEST", &h), 1);
+	assert_string_equal(h.host, "mx.b.test");
+	assert_int_equal(h.tls, OUTBOUND_TLS_NONE);
+	assert_int_equal(outbound_route_lookup(routes, "a.test", &h), 1);
+	assert_int_equal(h.port, 2525);
+	assert_int_equal(outbound_route_lookup(routes, "d.test", &h), 0);
+	assert_int_equal(outbound_route_lookup("", "d.test", &h), 0);
+	assert_int_equal(outbound_route_lookup("a.test", "a.test", &h), -1);
+	assert_int_equal(outbound_route_lookup("a.test=ok.test x.test=:25", "a.test", &h), -1);
+	assert_true(outbound_route_listed("x.test, Y.test z.test", "y.test"));
+	assert_false(outbound_route_listed("x.test, y.test", "y.tes"));
+	assert_false(outbound_route_listed("", "y.test"));
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -126,6 +171,8 @@ int main(void)
 	    cmocka_unit_test(test_null_mx),
 	    cmocka_unit_test(test_self_in_mx_list),
 	    cmocka_unit_test(test_backoff),
+	    cmocka_unit_test(test_hops),
+	    cmocka_unit_test(test_route_lookup),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

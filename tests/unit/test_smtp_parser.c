@@ -1,5 +1,6 @@
 /* Unit tests for smtp/smtp_parser: every verb, case-insensitivity, every error reply, MAIL
- * parameters (SIZE with overflow, BODY, SMTPUTF8, AUTH, repeats, unknown), RCPT, BDAT LAST,
+ * parameters (SIZE with overflow, BODY, SMTPUTF8, AUTH, repeats, unknown), RCPT, the DSN
+ * parameters of RFC 3461 (RET, ENVID, NOTIFY, ORCPT: syntax and limits), BDAT LAST,
  * AUTH with and without initial response, NUL/CR/LF in the line and very long lines. */
 #include <stdarg.h>
 #include <stddef.h>
@@ -7,6 +8,7 @@
 #include <setjmp.h>
 #include <cmocka.h>
 
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -29,6 +31,11 @@ static const char ERR_BODY_555[] = "555 5.5.4 Unsupported BODY value";
 static const char ERR_BDAT[] = "501 5.5.4 Syntax: BDAT chunk-size [LAST]";
 static const char ERR_XTEXT[] = "501 5.5.4 Invalid xtext in MAIL parameter";
 static const char ERR_HELO[] = "501 5.5.2 Invalid name";
+static const char ERR_RET[] = "501 5.5.4 Syntax: RET=FULL or RET=HDRS";
+static const char ERR_ENVID[] = "501 5.5.4 Invalid ENVID parameter";
+static const char ERR_NOTIFY[] = "501 5.5.4 Syntax: NOTIFY=NEVER or NOTIFY=SUCCESS,FAILURE,DELAY";
+static const char ERR_ORCPT[] = "501 5.5.4 Invalid ORCPT parameter";
+static const char ERR_RCPT_REPEATED[] = "501 5.5.4 Repeated RCPT parameter";
 static const char ERR_AUTH[] = "501 5.5.4 Syntax: AUTH mechanism [initial-response]";
 
 static struct arena *arena;
@@ -210,6 +217,11 @@ static void test_mail(void **state)
 	c = ok("MAIL FROM:<jos\xc3\xa9@b>", SMTP_VERB_MAIL, NULL);
 	assert_true(c.path.utf8);
 	assert_false(c.smtputf8);
+	/* RFC 8689 REQUIRETLS: a keyword without value */
+	c = ok("MAIL FROM:<a@b> requiretls SMTPUTF8", SMTP_VERB_MAIL, NULL);
+	assert_true(c.requiretls);
+	c = ok("MAIL FROM:<a@b>", SMTP_VERB_MAIL, NULL);
+	assert_false(c.requiretls);
 }
 
 static void test_mail_errors(void **state)
@@ -275,6 +287,8 @@ static void test_mail_params(void **state)
 	bad("MAIL FROM:<> BODY=8BIT", ERR_BODY_555);
 	bad("MAIL FROM:<> BODY", ERR_MAIL_PARAM);
 	bad("MAIL FROM:<> SMTPUTF8=yes", ERR_MAIL_PARAM);
+	bad("MAIL FROM:<> REQUIRETLS=yes", ERR_MAIL_PARAM);
+	bad("MAIL FROM:<> REQUIRETLS REQUIRETLS", ERR_REPEATED);
 	bad("MAIL FROM:<> AUTH", ERR_MAIL_PARAM);
 	bad("MAIL FROM:<> AUTH=a=b", ERR_MAIL_PARAM);
 	bad("MAIL FROM:<> AUTH=\xc3\xa9", ERR_MAIL_PARAM);
@@ -287,7 +301,6 @@ static void test_mail_params(void **state)
 	bad("MAIL FROM:<> AUTH=a+0D+0Ab", ERR_XTEXT);
 	bad("MAIL FROM:<> AUTH=+7F", ERR_XTEXT);
 	bad("MAIL FROM:<> FOO=bar", ERR_MAIL_555);
-	bad("MAIL FROM:<> RET=HDRS", ERR_MAIL_555);
 	bad("MAIL FROM:<> X-EXT", ERR_MAIL_555);
 	bad("MAIL FROM:<> 8BIT", ERR_MAIL_555);
 	bad("MAIL FROM:<> -X", ERR_MAIL_PARAM);
@@ -322,11 +335,91 @@ static void test_rcpt(void **state)
 	bad("RCPT TO:<a@b", ERR_RECIPIENT);
 	bad("RCPT TO:<a@b>x", ERR_RECIPIENT);
 	bad("RCPT TO:<a..b@c>", ERR_RECIPIENT);
-	bad("RCPT TO:<a@b> NOTIFY=NEVER", ERR_RCPT_555);
-	bad("RCPT TO:<a@b> ORCPT=rfc822;a@b", ERR_RCPT_555);
 	bad("RCPT TO:<a@b> X", ERR_RCPT_555);
 	bad("RCPT TO:<a@b> =x", ERR_RCPT_PARAM);
 	bad("RCPT TO:<a@b> X=", ERR_RCPT_PARAM);
+}
+
+/* RFC 3461 on MAIL: RET=FULL|HDRS (§4.3), ENVID=xtext of at most 100 characters (§4.4). */
+static void test_dsn_mail(void **state)
+{
+	(void)state;
+	struct smtp_command c = ok("MAIL FROM:<a@b>", SMTP_VERB_MAIL, NULL);
+	assert_int_equal(c.ret, SMTP_RET_UNSPEC);
+	assert_null(c.envid);
+	c = ok("MAIL FROM:<a@b> RET=FULL ENVID=QQ314159", SMTP_VERB_MAIL, NULL);
+	assert_int_equal(c.ret, SMTP_RET_FULL);
+	assert_string_equal(c.envid, "QQ314159");
+	c = ok("MAIL FROM:<> ret=hdrs envid=a+2Bb+3Dc SIZE=10", SMTP_VERB_MAIL, NULL);
+	assert_int_equal(c.ret, SMTP_RET_HDRS);
+	assert_string_equal(c.envid, "a+2Bb+3Dc"); /* as sent: the next hop gets it so */
+	assert_true(c.size_set && c.size == 10);
+
+	char line[300], id[128];
+	memset(id, 'x', 100);
+	id[100] = '\0';
+	snprintf(line, sizeof(line), "MAIL FROM:<> ENVID=%s", id);
+	c = ok(line, SMTP_VERB_MAIL, NULL);
+	assert_int_equal(strlen(c.envid), 100);
+	snprintf(line, sizeof(line), "MAIL FROM:<> ENVID=%sy", id);
+	bad(line, ERR_ENVID);
+
+	bad("MAIL FROM:<> RET=ALL", ERR_RET);
+	bad("MAIL FROM:<> RET=FULLHDRS", ERR_RET);
+	bad("MAIL FROM:<> RET", ERR_MAIL_PARAM);
+	bad("MAIL FROM:<> RET=", ERR_MAIL_PARAM);
+	bad("MAIL FROM:<> RET=FULL RET=HDRS", ERR_REPEATED);
+	bad("MAIL FROM:<> ENVID=a+0Db", ERR_ENVID);
+	bad("MAIL FROM:<> ENVID=a+zz", ERR_ENVID);
+	bad("MAIL FROM:<> ENVID", ERR_MAIL_PARAM);
+	bad("MAIL FROM:<> ENVID=a ENVID=b", ERR_REPEATED);
+}
+
+/* RFC 3461 on RCPT: NOTIFY=NEVER or a list of SUCCESS, FAILURE, DELAY (§4.1), ORCPT=
+ * addr-type;xtext of at most 500 characters (§4.2). */
+static void test_dsn_rcpt(void **state)
+{
+	(void)state;
+	struct smtp_command c = ok("RCPT TO:<a@b>", SMTP_VERB_RCPT, NULL);
+	assert_int_equal(c.notify, 0);
+	assert_null(c.orcpt);
+	c = ok("RCPT TO:<a@b> NOTIFY=NEVER", SMTP_VERB_RCPT, NULL);
+	assert_int_equal(c.notify, SMTP_NOTIFY_NEVER);
+	c = ok("RCPT TO:<a@b> notify=success,Delay ORCPT=rfc822;Bob+2Btag@Example.org",
+	       SMTP_VERB_RCPT, NULL);
+	assert_int_equal(c.notify, SMTP_NOTIFY_SUCCESS | SMTP_NOTIFY_DELAY);
+	assert_string_equal(c.orcpt, "rfc822;Bob+2Btag@Example.org");
+	assert_string_equal(c.path.local, "a");
+	c = ok("RCPT TO:<a@b> ORCPT=utf-8;x@y NOTIFY=FAILURE,SUCCESS,DELAY", SMTP_VERB_RCPT, NULL);
+	assert_int_equal(c.notify, SMTP_NOTIFY_SUCCESS | SMTP_NOTIFY_FAILURE | SMTP_NOTIFY_DELAY);
+	assert_string_equal(c.orcpt, "utf-8;x@y");
+
+	bad("RCPT TO:<a@b> NOTIFY=NEVER,SUCCESS", ERR_NOTIFY);
+	bad("RCPT TO:<a@b> NOTIFY=DELAY,NEVER", ERR_NOTIFY);
+	bad("RCPT TO:<a@b> NOTIFY=SUCCESS,", ERR_NOTIFY);
+	bad("RCPT TO:<a@b> NOTIFY=,SUCCESS", ERR_NOTIFY);
+	bad("RCPT TO:<a@b> NOTIFY=SUCCESS,,DELAY", ERR_NOTIFY);
+	bad("RCPT TO:<a@b> NOTIFY=ALWAYS", ERR_NOTIFY);
+	bad("RCPT TO:<a@b> NOTIFY", ERR_RCPT_PARAM);
+	bad("RCPT TO:<a@b> NOTIFY=NEVER NOTIFY=NEVER", ERR_RCPT_REPEATED);
+	bad("RCPT TO:<a@b> ORCPT=a@b", ERR_ORCPT);
+	bad("RCPT TO:<a@b> ORCPT=;a@b", ERR_ORCPT);
+	bad("RCPT TO:<a@b> ORCPT=rfc822;", ERR_ORCPT);
+	bad("RCPT TO:<a@b> ORCPT=rfc_822;a@b", ERR_ORCPT);
+	bad("RCPT TO:<a@b> ORCPT=rfc822;a+0Ab", ERR_ORCPT);
+	bad("RCPT TO:<a@b> ORCPT=rfc822;a ORCPT=rfc822;b", ERR_RCPT_REPEATED);
+
+	char line[700], addr[600];
+	memset(addr, 'a', 493);
+	addr[493] = '\0'; /* "rfc822;" + 493 = 500 */
+	snprintf(line, sizeof(line), "RCPT TO:<a@b> ORCPT=rfc822;%s", addr);
+	c = ok(line, SMTP_VERB_RCPT, NULL);
+	assert_int_equal(strlen(c.orcpt), 500);
+	snprintf(line, sizeof(line), "RCPT TO:<a@b> ORCPT=rfc822;%sa", addr);
+	bad(line, ERR_ORCPT);
+	/* DSN parameters belong to their own command */
+	bad("RCPT TO:<a@b> RET=FULL", ERR_RCPT_555);
+	bad("MAIL FROM:<a@b> NOTIFY=NEVER", ERR_MAIL_555);
 }
 
 static void test_bdat(void **state)
@@ -524,6 +617,8 @@ int main(void)
 	    cmocka_unit_test_setup_teardown(test_mail_errors, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_mail_params, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_rcpt, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_dsn_mail, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_dsn_rcpt, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_bdat, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_auth, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_long_inputs, setup, teardown),

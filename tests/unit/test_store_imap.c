@@ -1983,7 +1983,7 @@ static void test_migration_2_to_3(void **state)
 	struct fixture old = {.store = NULL};
 	memcpy(old.dir, dir, strlen(dir) + 1);
 	open_store(&old);
-	assert_int_equal(store_schema_version(old.store), 3);
+	assert_int_equal(store_schema_version(old.store), 4);
 	/* Subscriptions came from the old column; special use and hierarchy are kept. */
 	struct listing *l = list(&old, 1);
 	assert_int_equal(l->n, 4);
@@ -2019,7 +2019,7 @@ static void test_migration_2_to_3(void **state)
 	store_close(&old.store);
 	/* Applied once. */
 	open_store(&old);
-	assert_int_equal(store_schema_version(old.store), 3);
+	assert_int_equal(store_schema_version(old.store), 4);
 	assert_string_equal(attrs(list(&old, 1), "Old/Stuff"), "Es");
 	store_close(&old.store);
 }

@@ -92,8 +92,51 @@ static const char sq_migration_3[] =
     " SELECT account_id, name FROM mailboxes WHERE subscribed <> 0;"
     "ALTER TABLE mailboxes DROP COLUMN subscribed;";
 
+/* The domain of a version-3 queue row's recipient (rcpt, or o.rcpt in a join): after its
+ * last '@' (rtrim() with every other character of the address strips back to that '@'),
+ * lower-cased. */
+#define SQ_V3_DOMAIN "lower(substr(rcpt, length(rtrim(rcpt, replace(rcpt, '@', ''))) + 1))"
+#define SQ_V3_DOMAIN_O "lower(substr(o.rcpt, length(rtrim(o.rcpt, replace(o.rcpt, '@', ''))) + 1))"
+
+/* Migration 4, the outbound queue of issue 9: one entry per message and destination
+ * domain (with RET, ENVID, hold, delay-warning and lease columns) and its recipients
+ * (NOTIFY, ORCPT, status 0 pending 1 delivered 2 failed 3 expired, the last attempt's
+ * outcome). The table keeps its name "queue" (message GC looks there); the old
+ * per-recipient rows are grouped by message, sender and domain into entries. Entry ids are
+ * never reused (AUTOINCREMENT): they name an entry in the delivery log for good. */
+static const char sq_migration_4[] =
+    "ALTER TABLE queue RENAME TO queue_v3;"
+    "CREATE TABLE queue (id INTEGER PRIMARY KEY AUTOINCREMENT,"
+    " message_id INTEGER NOT NULL REFERENCES messages(id), mail_from TEXT NOT NULL,"
+    " ret INTEGER NOT NULL DEFAULT 0, envid TEXT, smtputf8 INTEGER NOT NULL DEFAULT 0,"
+    " eightbit INTEGER NOT NULL DEFAULT 0, requiretls INTEGER NOT NULL DEFAULT 0,"
+    " domain TEXT NOT NULL,"
+    " created INTEGER NOT NULL, attempts INTEGER NOT NULL DEFAULT 0,"
+    " next_attempt INTEGER NOT NULL, held INTEGER NOT NULL DEFAULT 0,"
+    " delay_warned INTEGER NOT NULL DEFAULT 0, lease_owner TEXT,"
+    " lease_until INTEGER NOT NULL DEFAULT 0);"
+    "CREATE TABLE queue_rcpts (id INTEGER PRIMARY KEY,"
+    " entry_id INTEGER NOT NULL REFERENCES queue(id) ON DELETE CASCADE,"
+    " address TEXT NOT NULL, orcpt TEXT, notify INTEGER NOT NULL DEFAULT 0,"
+    " status INTEGER NOT NULL DEFAULT 0, last_error TEXT NOT NULL DEFAULT '',"
+    " last_attempt INTEGER NOT NULL DEFAULT 0, remote_mta TEXT NOT NULL DEFAULT '',"
+    " enhanced_status TEXT NOT NULL DEFAULT '');"
+    "INSERT INTO queue (message_id, mail_from, domain, created, attempts, next_attempt)"
+    " SELECT message_id, mail_from, " SQ_V3_DOMAIN ", min(created),"
+    " max(attempts), min(next_attempt) FROM queue_v3"
+    " GROUP BY message_id, mail_from, " SQ_V3_DOMAIN " ORDER BY min(id);"
+    "INSERT INTO queue_rcpts (entry_id, address, last_error)"
+    " SELECT q.id, o.rcpt, o.last_error FROM queue_v3 o JOIN queue q"
+    " ON q.message_id = o.message_id AND q.mail_from = o.mail_from"
+    " AND q.domain = " SQ_V3_DOMAIN_O " ORDER BY o.id;"
+    "DROP TABLE queue_v3;"
+    "CREATE INDEX queue_message ON queue(message_id);"
+    "CREATE INDEX queue_due ON queue(next_attempt);"
+    "CREATE INDEX queue_rcpts_entry ON queue_rcpts(entry_id, status);";
+
 /* In order; the schema version (PRAGMA user_version) is how many have been applied. */
-static const char *const sq_migrations[] = {sq_migration_1, sq_migration_2, sq_migration_3};
+static const char *const sq_migrations[] = {sq_migration_1, sq_migration_2, sq_migration_3,
+                                            sq_migration_4};
 #define SQ_MIGRATION_COUNT ((int)(sizeof(sq_migrations) / sizeof(sq_migrations[0])))
 
 /* ---- statements: prepared once per connection, on first use ---- */
@@ -170,8 +213,6 @@ static const char *const sq_sql[SQ_CORE_COUNT] = {
     [SQ_ENTRY_INSERT] = "INSERT INTO mailbox_entries (mailbox_id, uid, message_id, modseq,"
                         " internal_date) VALUES (?1, ?2, ?3, ?4, ?5)",
     [SQ_ACCOUNT_ADD_USED] = "UPDATE accounts SET used_bytes = used_bytes + ?2 WHERE id = ?1",
-    [SQ_QUEUE_INSERT] = "INSERT INTO queue (message_id, mail_from, rcpt, created,"
-                        " next_attempt) VALUES (?1, ?2, ?3, ?4, ?4)",
     [SQ_MAILBOX_FIND] = "SELECT m.id FROM mailboxes m JOIN accounts a ON a.id = m.account_id"
                         " WHERE a.address = ?1 AND m.name = ?2",
     [SQ_ENTRY_LIST] = "SELECT e.uid, e.flags, e.keywords, m.size, e.internal_date,"
@@ -181,9 +222,6 @@ static const char *const sq_sql[SQ_CORE_COUNT] = {
     [SQ_ENTRY_LOCATE] = "SELECT m.sha256, m.size FROM mailbox_entries e"
                         " JOIN messages m ON m.id = e.message_id"
                         " WHERE e.mailbox_id = ?1 AND e.uid = ?2",
-    [SQ_QUEUE_LIST] = "SELECT q.id, q.mail_from, q.rcpt, m.size, q.created, q.next_attempt,"
-                      " q.attempts, q.last_error FROM queue q"
-                      " JOIN messages m ON m.id = q.message_id ORDER BY q.id",
     [SQ_MESSAGE_GC] = "DELETE FROM messages WHERE"
                       " NOT EXISTS (SELECT 1 FROM mailbox_entries e"
                       " WHERE e.message_id = messages.id)"
@@ -224,7 +262,11 @@ const char *store_sqlite_fail(struct sq_conn *c, const char *what)
 
 static const char *sq_sql_text(enum sq_id id)
 {
-	return id < SQ_CORE_COUNT ? sq_sql[id] : store_sqlite_mailbox_sql[id - SQ_CORE_COUNT];
+	if (id < SQ_CORE_COUNT)
+		return sq_sql[id];
+	if (id < SQ_MAILBOX_END)
+		return store_sqlite_mailbox_sql[id - SQ_CORE_COUNT];
+	return store_sqlite_queue_sql[id - SQ_MAILBOX_END];
 }
 
 static sqlite3_stmt *sq_stmt(struct sq_conn *c, enum sq_id id)
@@ -661,7 +703,6 @@ struct sq_cb {
 		void (*domain)(void *ctx, const char *domain);
 		void (*account)(void *ctx, const struct store_account_info *info);
 		void (*alias)(void *ctx, const char *alias, const char *target);
-		void (*queue)(void *ctx, const struct store_queue_info *info);
 	} fn;
 	void *ctx;
 };
@@ -1125,12 +1166,7 @@ static int sq_deliver_one(struct sq_conn *c, const struct store_commit_delivery 
 		                     error_r) < 0)
 			return -1;
 	}
-	for (size_t i = 0; i < d->remote_count; i++) {
-		if (store_sqlite_exec(c, SQ_QUEUE_INSERT, error_r, "issi", message_id, mail_from,
-		                      d->remote[i], now) < 0)
-			return -1;
-	}
-	return 0;
+	return store_sqlite_queue_deliver(c, d, message_id, now, error_r);
 }
 
 /* One UID of an expunge: 1 removed (its message id and size added to unref and x), 0 it
@@ -1226,6 +1262,9 @@ static int sq_commit(struct store *store, struct store_commit_item *items, size_
 			ret = sq_deliver_one(c, &items[i].delivery, now, changes, error_r);
 		else if (items[i].kind == STORE_OP_EXPUNGE)
 			ret = sq_expunge_one(c, &items[i].expunge, &unref, changes, error_r);
+		else if (items[i].kind == STORE_OP_QUEUE)
+			ret = store_sqlite_queue_commit(c, store->messages_dir, &items[i], &unref,
+			                                error_r);
 		else
 			ret = sq_mailbox_item(c, &items[i], &unref, changes, error_r);
 	}
@@ -1233,6 +1272,8 @@ static int sq_commit(struct store *store, struct store_commit_item *items, size_
 	if (ret == 0)
 		ret = sq_delete_unused(c, &unref, &removed, &removed_count, error_r);
 	ret = store_sqlite_end(c, ret, error_r);
+	if (ret < 0)
+		store_sqlite_queue_rollback(items, count);
 	sq_removed_report(removed, removed_count, ret == 0, removed_cb, ctx);
 	free(unref.v);
 	return ret;
@@ -1397,30 +1438,6 @@ int store_sqlite_read_end(struct sq_conn *c, int started, int ret)
 	return ret;
 }
 
-static void sq_queue_row(void *ctx, sqlite3_stmt *st)
-{
-	struct sq_cb *cb = ctx;
-	struct store_queue_info info = {
-	    .id = (uint64_t)sqlite3_column_int64(st, 0),
-	    .mail_from = sq_text0(st, 1),
-	    .rcpt = sq_text0(st, 2),
-	    .size = (uint64_t)sqlite3_column_int64(st, 3),
-	    .created = sqlite3_column_int64(st, 4),
-	    .next_attempt = sqlite3_column_int64(st, 5),
-	    .attempts = (unsigned)sqlite3_column_int64(st, 6),
-	    .last_error = sq_text0(st, 7),
-	};
-	cb->fn.queue(cb->ctx, &info);
-}
-
-static int sq_queue_list(struct store *store,
-                         void (*fn)(void *ctx, const struct store_queue_info *info), void *ctx)
-{
-	struct sq_conn *c = store_sqlite_reader(store);
-	struct sq_cb cb = {.fn.queue = fn, .ctx = ctx};
-	return c == NULL ? -1 : store_sqlite_each(c, SQ_QUEUE_LIST, sq_queue_row, &cb, "");
-}
-
 /* ---- garbage collection ---- */
 
 struct sq_strings {
@@ -1493,7 +1510,9 @@ const struct store_vfuncs store_sqlite_vfuncs = {
     .mailbox_count_from = store_sqlite_mailbox_count_from,
     .mailbox_changes = store_sqlite_mailbox_changes,
     .message_summary = store_sqlite_mailbox_summary,
-    .queue_list = sq_queue_list,
+    .queue_list = store_sqlite_queue_list,
+    .queue_show = store_sqlite_queue_show,
+    .queue_next_due = store_sqlite_queue_next_due,
     .message_gc = sq_message_gc,
     .message_exists = sq_message_exists,
 };

@@ -18,7 +18,7 @@
 
 #define SQM(id) [(id)-SQ_CORE_COUNT]
 
-const char *const store_sqlite_mailbox_sql[SQ_COUNT - SQ_CORE_COUNT] = {
+const char *const store_sqlite_mailbox_sql[SQ_MAILBOX_END - SQ_CORE_COUNT] = {
     SQM(SQ_SAVEPOINT) = "SAVEPOINT item",
     SQM(SQ_RELEASE) = "RELEASE item",
     SQM(SQ_ROLLBACK_TO) = "ROLLBACK TO item",

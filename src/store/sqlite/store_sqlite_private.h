@@ -55,11 +55,9 @@ enum sq_id {
 	SQ_INBOX_NEXT,
 	SQ_ENTRY_INSERT,
 	SQ_ACCOUNT_ADD_USED,
-	SQ_QUEUE_INSERT,
 	SQ_MAILBOX_FIND,
 	SQ_ENTRY_LIST,
 	SQ_ENTRY_LOCATE,
-	SQ_QUEUE_LIST,
 	SQ_MESSAGE_GC,
 	SQ_MESSAGE_EXISTS,
 	SQ_READ_BEGIN,
@@ -104,11 +102,37 @@ enum sq_id {
 	SQ_ENTRY_SET_FLAGS,
 	SQ_ENTRY_SOURCE,
 	SQ_ENTRY_INSERT_FULL,
+	SQ_MAILBOX_END,
+	/* store_sqlite_queue.c */
+	SQ_Q_ENTRY_INSERT = SQ_MAILBOX_END,
+	SQ_Q_RCPT_INSERT,
+	SQ_Q_DUE,
+	SQ_Q_LEASE,
+	SQ_Q_ENTRY_GET,
+	SQ_Q_RCPTS,
+	SQ_Q_LEASE_GET,
+	SQ_Q_RENEW,
+	SQ_Q_RCPT_RESULT,
+	SQ_Q_PENDING,
+	SQ_Q_RESCHEDULE,
+	SQ_Q_RCPTS_DELETE,
+	SQ_Q_DELETE,
+	SQ_Q_WARNED,
+	SQ_Q_FLUSH_ALL,
+	SQ_Q_FLUSH_ONE,
+	SQ_Q_HOLD,
+	SQ_Q_RELEASE,
+	SQ_Q_UNLEASE,
+	SQ_Q_LIST,
+	SQ_Q_LIST_DOMAIN,
+	SQ_Q_NEXT_DUE,
 	SQ_COUNT
 };
 
-/* SQL of the ids from SQ_CORE_COUNT on, indexed by id - SQ_CORE_COUNT. */
-extern const char *const store_sqlite_mailbox_sql[SQ_COUNT - SQ_CORE_COUNT];
+/* SQL of the ids from SQ_CORE_COUNT to SQ_MAILBOX_END, indexed by id - SQ_CORE_COUNT, and
+ * of the queue's from SQ_MAILBOX_END on, indexed by id - SQ_MAILBOX_END. */
+extern const char *const store_sqlite_mailbox_sql[SQ_MAILBOX_END - SQ_CORE_COUNT];
+extern const char *const store_sqlite_queue_sql[SQ_COUNT - SQ_MAILBOX_END];
 
 struct sq_conn {
 	sqlite3 *db;
@@ -223,6 +247,21 @@ int store_sqlite_mailbox_changes(struct store *store, uint64_t account_id, const
                                  void (*entry_cb)(void *ctx, const struct store_entry *entry),
                                  void (*expunged_cb)(void *ctx, uint32_t uid, uint64_t modseq),
                                  void *ctx, struct store_mailbox_status *status_r);
+/* store_sqlite_queue.c: the queue rows of one delivery's remote recipients (grouped by
+ * destination domain), inside the commit's transaction: 0, or -1. */
+int store_sqlite_queue_deliver(struct sq_conn *c, const struct store_delivery *d,
+                               int64_t message_id, int64_t now, const char **error_r);
+/* A queue operation inside the commit's transaction: 0 done or refused (item->refused set
+ * before anything changed), -1 error. Message rows it stops referencing go to unref. */
+int store_sqlite_queue_commit(struct sq_conn *c, const char *messages_dir,
+                              struct store_commit_item *item, struct sq_ids *unref,
+                              const char **error_r);
+/* Free what queue items of a commit that did not commit collected. */
+void store_sqlite_queue_rollback(struct store_commit_item *items, size_t count);
+int store_sqlite_queue_list(struct store *store, const char *domain,
+                            void (*cb)(void *ctx, const struct store_queue_info *info), void *ctx);
+int store_sqlite_queue_show(struct store *store, uint64_t id, struct store_queue_entry **entry_r);
+int store_sqlite_queue_next_due(struct store *store, int64_t *when_r);
 int store_sqlite_mailbox_summary(struct store *store, uint64_t account_id, const char *mailbox,
                                  uint32_t uid, char **envelope_r, char **body_r,
                                  char **bodystructure_r);

@@ -1,0 +1,227 @@
+/* Internals of the outbound engine shared by outbound.c (the queue side: claims, store
+ * completions, concurrency), outbound_attempt.c (one attempt: message, DNS, hosts, SMTP
+ * sessions) and outbound_report.c (recording results, DSNs, the delivery log). */
+#ifndef POSTHORN_SMTP_OUTBOUND_PRIVATE_H
+#define POSTHORN_SMTP_OUTBOUND_PRIVATE_H
+
+#include <pthread.h>
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "core/buf.h"
+#include "core/conf.h"
+#include "net/dns.h"
+#include "smtp/outbound.h"
+#include "smtp/dsn.h"
+#include "smtp/mta_sts.h"
+#include "smtp/mta_sts_fetch.h"
+#include "smtp/outbound_route.h"
+#include "smtp/smtp_client.h"
+#include "store/store.h"
+
+struct net_event;
+struct net_loop;
+struct dkim_keys;
+struct tls_ctx;
+
+#define OB_HOSTS_MAX 16
+#define OB_ADDRS_MAX 16
+#define OB_TLSA_MAX 8
+#define OB_POLL_MS 1000 /* the queue is looked at this often (the CLI's changes) */
+#define OB_RELAY_MAX 320
+#define OB_IDLE_SECONDS 2 /* an idle session is kept this long (Postfix: 2 s) */
+#define OB_IDLE_MAX 100   /* idle sessions at most */
+#define OB_REUSE_MAX 100  /* messages over one session at most */
+#define OB_SESSION_KEY_MAX 600
+#define OB_STS_TIMEOUT 30 /* seconds for an MTA-STS policy fetch */
+#define OB_STS_CACHE_MAX 10000
+
+/* A domain's MTA-STS policy as last fetched (RFC 8461 §5.1: used until max_age). */
+struct ob_sts {
+	struct ob_sts *next;
+	char domain[256];
+	char id[MTA_STS_ID_MAX];
+	struct mta_sts_policy policy;
+	int64_t expires;
+};
+
+/* Claimed entries come as one array from the store: it is freed with its last job. */
+struct ob_batch {
+	struct store_queue_entry *entries;
+	size_t count;
+	size_t refs;
+};
+
+struct ob_rcpt {
+	const struct store_queue_rcpt *q;
+	enum smtp_client_status status; /* PENDING until a host answered for it */
+	struct smtp_client_reply reply;
+	char relay[OB_RELAY_MAX]; /* "host[ip]:port" that answered */
+	bool relayed;             /* delivered to a host without DSN: we report success */
+};
+
+/* An SMTP session: working for one attempt, or idle and waiting to be reused. */
+struct ob_session {
+	struct outbound *ob;
+	struct smtp_client *client;
+	struct ob_job *job; /* NULL when idle (or finishing a message no attempt waits for) */
+	char key[OB_SESSION_KEY_MAX];
+	unsigned uses; /* messages sent over it */
+	bool idle;
+	int64_t idle_since;
+	struct ob_session *next; /* ob->idle_sessions */
+};
+
+enum ob_job_state { OB_JOB_WAITING, OB_JOB_RUNNING, OB_JOB_REPORTING };
+
+struct ob_job {
+	struct outbound *ob;
+	struct ob_job *next;
+	enum ob_job_state state;
+	bool slot_freed; /* counted out of ob->active already (outbound_slot_free) */
+	struct ob_batch *batch;
+	struct store_queue_entry *entry;
+	struct conf *conf;
+	int64_t now;
+	/* the message: mapped for DKIM, the 8-bit scan and DSNs */
+	unsigned char *map;
+	size_t map_len;
+	size_t skip; /* the Return-Path line at the top, never sent */
+	bool eightbit, smtputf8;
+	struct buf dkim;
+	/* routing: the MX hosts, or the one host of a static route or the smarthost */
+	int port;
+	enum outbound_tls_mode tls_mode;
+	enum conn_tls_verify verify;
+	char *auth_user, *auth_password; /* the smarthost's credentials, or NULL */
+	struct outbound_mx hosts[OB_HOSTS_MAX];
+	char *host_names[OB_HOSTS_MAX];
+	size_t host_count, host_i;
+	struct dns_lookup *lookup;
+	uint16_t addr_type; /* DNS_TYPE_A or DNS_TYPE_AAAA being looked up */
+	struct dns_addr addrs[OB_ADDRS_MAX];
+	size_t addr_count, addr_i;
+	/* DANE (RFC 7672): the MX answer and the host's addresses were DNSSEC-secure, and the
+	 * host has secure, usable TLSA records: TLS is then mandatory and checked by them. */
+	bool routed; /* a route, smarthost or address literal: no DANE */
+	bool mx_secure, host_secure;
+	struct conn_tlsa tlsa[OB_TLSA_MAX];
+	unsigned char *tlsa_data[OB_TLSA_MAX];
+	size_t tlsa_count;
+	/* MTA-STS (RFC 8461): the domain's policy, when it has one (mode NONE otherwise) */
+	struct mta_sts_policy sts;
+	char sts_id[MTA_STS_ID_MAX];
+	struct mta_sts_fetch *sts_fetch;
+	/* the session with the current address */
+	struct ob_session *sess; /* the session working for this attempt, or NULL */
+	bool plain_retry;        /* this address again without STARTTLS after a failed handshake */
+	bool no_tls;
+	bool sent; /* the message went to this session */
+	struct smtp_client_message msg;
+	struct smtp_client_rcpt *crcpts;
+	size_t *cmap;       /* crcpts[i] is rcpts[cmap[i]] */
+	char (*notify)[32]; /* per crcpt: NOTIFY= text */
+	/* outcome */
+	struct ob_rcpt *rcpts;
+	size_t rcpt_count;
+	struct smtp_client_reply host_reply; /* the last host-level failure */
+	char host_relay[OB_RELAY_MAX];
+	char tls_desc[200], tls_verify[200];
+	struct net_event *renew;
+};
+
+struct outbound {
+	struct net_server *server;
+	struct net_loop *loop;
+	struct store *store;
+	struct conf_slot *slot;
+	struct dns_resolver *dns;
+	struct dkim_keys *dkim;
+	struct tls_ctx *tls;
+	char owner[STORE_QUEUE_OWNER_MAX];        /* "hostname:pid" */
+	char owner_prefix[STORE_QUEUE_OWNER_MAX]; /* "hostname:" */
+	struct net_event *wake;                   /* store completions and the queue hook */
+	struct net_event *timer;                  /* polling the queue */
+	struct ob_job *jobs;
+	struct ob_session *idle_sessions; /* waiting to be reused */
+	size_t idle_count;
+	struct ob_sts *sts_cache;
+	size_t sts_cached;
+	size_t active; /* jobs not yet reported */
+	bool claiming, unleased, claim_wanted;
+	/* shared with the writer thread and the main thread */
+	pthread_mutex_t lock;
+	pthread_cond_t idle;
+	struct ob_op *done; /* completed store operations, newest first */
+	unsigned in_flight; /* store operations and DSN deliveries not completed */
+	bool stopping;
+};
+
+/* A store queue operation of the engine; completes through ob->wake. */
+struct ob_op {
+	struct store_queue_op op;
+	struct outbound *ob;
+	struct ob_job *job; /* RESULT, RENEW */
+	struct store_queue_result *results;
+	struct ob_op *next;
+};
+
+/* outbound.c */
+void outbound_queue_op(struct outbound *ob, struct ob_op *op);
+bool outbound_stopping(struct outbound *ob);
+/* The attempt's record is queued: its slot may take the next entry at once (the claim
+ * queued after the record sees it), instead of after the record's commit. */
+void outbound_slot_free(struct ob_job *job);
+/* The job was reported (or dropped): free it and start what waited for its slot. */
+void outbound_job_done(struct ob_job *job);
+
+/* outbound_attempt.c */
+void outbound_attempt_start(struct ob_job *job);
+void outbound_attempt_free(struct ob_job *job);
+
+/* outbound_dsn.c: reports to senders, built and stored */
+#define OB_DSN_MAX (4 * 1024 * 1024)
+struct ob_dsn {
+	struct store_delivery d;
+	struct outbound *ob; /* the engine's, or NULL (the CLI) */
+	char *path, *to, *subject, *from;
+	uint64_t account;
+	const char *remote[1];
+};
+/* Does a recipient with these NOTIFY bits want a report of this kind (STORE_NOTIFY_*
+ * bit)? Without NOTIFY: failures and delays (RFC 3461 §4.1 leaves it to us). */
+bool outbound_dsn_wanted(unsigned notify, unsigned bit);
+const char *outbound_dsn_kind_name(enum dsn_action kind);
+/* The report (dsn.h) about n recipients of entry e; the original (without its Return-Path
+ * line) may be NULL. 0 ok, -1 too large. */
+int outbound_dsn_build(const struct conf *conf, const struct store_queue_entry *e,
+                       const struct dsn_recipient *list, size_t n, bool utf8,
+                       const unsigned char *original, size_t original_len, int64_t now,
+                       struct buf *out);
+/* Make bytes, a report of kind, ready for store_deliver() to sender: a spool file with our
+ * Return-Path line, to the sender's account when the sender's domain is ours, else to the
+ * queue with the null sender. 1 ready (out filled), 0 dropped (no such local sender), -1
+ * error; both logged. Release out with outbound_dsn_release() in every case. */
+int outbound_dsn_prepare(struct store *store, const char *hostname, const char *sender,
+                         const struct buf *bytes, enum dsn_action kind, int64_t now,
+                         struct ob_dsn *out);
+void outbound_dsn_release(struct ob_dsn *dsn);
+
+/* outbound_session.c */
+/* Send job's message over an idle session that matches p, or start a session with p.
+ * 0 ok (the callbacks follow), -1 with *error_r (no session). */
+int outbound_session_start(struct ob_job *job, const struct smtp_client_params *p,
+                           const char **error_r);
+/* Quit sessions idle for outbound_connection_cache_time (all of them with all). */
+void outbound_session_sweep(struct outbound *ob, bool all);
+/* outbound_attempt.c, called by the session layer */
+void attempt_session_ready(struct ob_job *job, struct smtp_client *c);
+void attempt_session_message_done(struct ob_job *job, struct smtp_client *c,
+                                  struct smtp_client_message *msg, bool reused);
+void attempt_session_closed(struct ob_job *job, const struct smtp_client_result *result);
+
+/* outbound_report.c */
+/* The attempt is over: log, send the DSNs, record the outcome in the store. */
+void outbound_report(struct ob_job *job);
+
+#endif
