@@ -35,12 +35,12 @@ struct dkim_keys *dkim_keys_new(const char *data_dir);
 void dkim_keys_free(struct dkim_keys **keys);
 
 /* "Signatures for this message": choose the domain (dkim_sign_domain(): the From: address's
- * domain, or its nearest parent domain with keys, never a TLD), take that domain's keys (cached; re-read when the domain's key directory changed,
- * so a key generated or removed counts from the next message on) and sign msg[0..len) with
- * each (see dkim_sign() for what msg is). Appends the DKIM-Signature field(s) to out.
- * Returns the number of signatures (0: no From domain, or no key for it: send unsigned),
- * or -1 with *error_r (static text) when a key cannot be read or signing fails. May be called
- * from any thread. */
+ * domain, or its nearest parent domain with keys, never a TLD), take that domain's keys (cached;
+ * re-read when the domain's key directory changed, so a key generated or removed counts from the
+ * next message on) and sign msg[0..len) with each (see dkim_sign() for what msg is). Appends the
+ * DKIM-Signature field(s) to out. Returns the number of signatures (0: no From domain, or no key
+ * for it: send unsigned), or -1 with *error_r (static text) when a key cannot be read or signing
+ * fails. May be called from any thread. */
 int dkim_keys_sign(struct dkim_keys *keys, const unsigned char *msg, size_t len, time_t now,
                    struct buf *out, const char **error_r) __attribute__((warn_unused_result));
 
