@@ -7,6 +7,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -315,6 +316,13 @@ int outbound_check_conf(const struct conf *conf, const char **error_r)
 	if (conf->smarthost_tls[0] != '\0' && strcmp(conf->smarthost_tls, "tls") != 0 &&
 	    strcmp(conf->smarthost_tls, "starttls") != 0) {
 		*error_r = "smarthost_tls: expected tls or starttls";
+		return -1;
+	}
+	/* A password file others can read is refused, as ssh refuses a readable key. */
+	struct stat st;
+	if (conf->smarthost_password_file[0] != '\0' &&
+	    stat(conf->smarthost_password_file, &st) == 0 && (st.st_mode & 077) != 0) {
+		*error_r = "smarthost_password_file: readable by others (chmod 600 it)";
 		return -1;
 	}
 	return 0;

@@ -32,7 +32,8 @@ int outbound_bounce_entry(struct store *store, const struct conf *conf,
                           const char **error_r);
 
 /* Are the outbound settings that are only parsed at delivery time (outbound_routes,
- * outbound_tls_required's list, smarthost, smarthost_tls) well formed? 0 yes, -1 with
+ * smarthost, smarthost_tls) well formed, and is smarthost_password_file (when it exists)
+ * readable by its owner only? 0 yes, -1 with
  * *error_r (static text). serve and check-config refuse a configuration that is not. */
 int outbound_check_conf(const struct conf *conf, const char **error_r)
     __attribute__((warn_unused_result));

@@ -112,6 +112,19 @@ def test_check_config_outbound_settings(tmp_path, inited, line, want):
     assert p.returncode == 0, p.stderr
 
 
+def test_check_config_smarthost_password_file_private(tmp_path, inited):
+    pw = tmp_path / "smarthost.pw"
+    pw.write_text("secret\n")
+    pw.chmod(0o644)
+    conf, _ = conf_with(tmp_path, inited, "smarthost = smtp.example.test:587\n"
+                        "smarthost_password_file = %s\n" % pw)
+    p = run_cli(["-c", conf, "check-config"])
+    assert p.returncode != 0 and "readable by others" in p.stderr, p.stderr
+    pw.chmod(0o600)
+    p = run_cli(["-c", conf, "check-config"])
+    assert p.returncode == 0, p.stderr
+
+
 def test_unknown_key(tmp_path, inited):
     conf, line = conf_with(tmp_path, inited, "# comment\nbogus_key = 1\n")
     want = "%s:%d: bogus_key: unknown key" % (conf, line + 1)

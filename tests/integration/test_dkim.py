@@ -109,9 +109,13 @@ def opendkim_verify(tmp_path, zone_lines, messages):
         f = tmp_path / ("msg%d.eml" % i)
         f.write_bytes(m)
         files.append(str(f))
-    p = subprocess.run(["unshare", "-mn", "/usr/bin/python3", str(HERE / "test_dkim.py"),
-                        "--opendkim", str(zone), str(tmp_path)] + files,
-                       capture_output=True, text=True, timeout=120)
+    inner = ["/usr/bin/python3", str(HERE / "test_dkim.py"), "--opendkim", str(zone),
+             str(tmp_path)] + files
+    p = subprocess.run(["unshare", "-mn"] + inner, capture_output=True, text=True, timeout=120)
+    if p.returncode != 0 and "cannot change root filesystem propagation" in p.stderr:
+        # A chroot whose "/" is no mount point (../shared/fresh-machine-check): unshare cannot
+        # make the namespace private, and a bind mount could then reach the host.
+        pytest.skip("no private mount namespace here (a chroot?): opendkim-testmsg not run")
     assert p.returncode == 0, p.stdout + p.stderr
     result = {}
     for line in p.stdout.splitlines():
@@ -404,6 +408,21 @@ def test_second_domain_keys(srv, keys):
     assert p.stdout.decode().split(" ")[:3] == ["other.test", "s1", "ed25519"]
 
 
+def test_parent_domain_key_signs_a_subdomain(srv):
+    """From: a host name under a domain with a key (a bounce from MAILER-DAEMON@mx...): the
+    parent's key signs it (relaxed alignment); a name under no key's domain stays unsigned."""
+    srv.cli("domain", "add", "parent.test")
+    sel, _, txt = generate(srv, "parent.test", "--algorithm", "ed25519")
+    msg = (b"From: Mail Delivery System <MAILER-DAEMON@mx.parent.test>\r\n"
+           b"Subject: bounce\r\n" + DATE + b"\r\nreport\r\n")
+    signed = sign(srv, msg)
+    fields, _ = signatures(signed)
+    assert len(fields) == 1 and b"d=parent.test;" in fields[0]
+    assert dkimpy_verify(signed, {"%s._domainkey.parent.test" % sel: txt}) == [True]
+    p = run(srv, ["sign"], input=msg.replace(b"mx.parent.test", b"mx.nokey.invalid"))
+    assert p.returncode == 1 and p.stdout == b""
+
+
 # --- the namespace side of test_opendkim_verifies --------------------------------------
 
 
@@ -412,6 +431,18 @@ def _serve_and_verify(zone, workdir, files):
     from dnslib.zoneresolver import ZoneResolver
 
     subprocess.run(["ip", "link", "set", "lo", "up"], check=True)
+    # Never let the bind mount below reach the machine's own /etc/resolv.conf: the mount
+    # that holds /etc must not propagate to a peer (shared) outside this namespace.
+    best, shared = "", True
+    with open("/proc/self/mountinfo") as f:
+        for line in f:
+            fields = line.split()
+            mnt, optional = fields[4], fields[6:fields.index("-")]
+            if ("/etc/resolv.conf".startswith(mnt.rstrip("/") + "/") or mnt == "/") and \
+                    len(mnt) >= len(best):
+                best, shared = mnt, any(o.startswith("shared:") for o in optional)
+    if shared:
+        sys.exit("the mount holding /etc is shared: refusing to bind-mount resolv.conf")
     resolv = Path(workdir) / "resolv.conf"
     resolv.write_text("nameserver 127.0.0.1\noptions attempts:1 timeout:2\n")
     subprocess.run(["mount", "--bind", str(resolv), "/etc/resolv.conf"], check=True)
@@ -437,18 +468,3 @@ def _serve_and_verify(zone, workdir, files):
 
 if __name__ == "__main__" and len(sys.argv) > 3 and sys.argv[1] == "--opendkim":
     _serve_and_verify(sys.argv[2], sys.argv[3], sys.argv[4:])
-
-
-def test_parent_domain_key_signs_a_subdomain(srv):
-    """From: a host name under a domain with a key (a bounce from MAILER-DAEMON@mx...): the
-    parent's key signs it (relaxed alignment); a name under no key's domain stays unsigned."""
-    srv.cli("domain", "add", "parent.test")
-    sel, _, txt = generate(srv, "parent.test", "--algorithm", "ed25519")
-    msg = (b"From: Mail Delivery System <MAILER-DAEMON@mx.parent.test>\r\n"
-           b"Subject: bounce\r\n" + DATE + b"\r\nreport\r\n")
-    signed = sign(srv, msg)
-    fields, _ = signatures(signed)
-    assert len(fields) == 1 and b"d=parent.test;" in fields[0]
-    assert dkimpy_verify(signed, {"%s._domainkey.parent.test" % sel: txt}) == [True]
-    p = run(srv, ["sign"], input=msg.replace(b"mx.parent.test", b"mx.nokey.invalid"))
-    assert p.returncode == 1 and p.stdout == b""

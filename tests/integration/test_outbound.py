@@ -104,6 +104,7 @@ class SinkHandler:
         self.defer_times = 1
         self.deferred = {}
         self.slow = 4
+        self.slow_active = self.slow_max = 0  # slow DATA replies pending at once
 
     async def handle_RCPT(self, server, session, envelope, address, rcpt_options):
         local = address.split("@")[0]
@@ -124,7 +125,12 @@ class SinkHandler:
         self.peers.append((list(envelope.rcpt_tos), session.peer))
         if any(r.startswith("slow") for r in envelope.rcpt_tos):
             self.data_started.set()
-            await asyncio.sleep(self.slow)
+            self.slow_active += 1
+            self.slow_max = max(self.slow_max, self.slow_active)
+            try:
+                await asyncio.sleep(self.slow)
+            finally:  # also when the connection drops (the kill test): aiosmtpd cancels us
+                self.slow_active -= 1
         return "250 2.0.0 Ok: queued"
 
     def messages_to(self, rcpt):
@@ -636,6 +642,33 @@ def reload_with(server, settings):
     before = server.log_text().count("event=reload result=ok")
     server.proc.send_signal(signal.SIGHUP)
     assert wait_for(lambda: server.log_text().count("event=reload result=ok") > before)
+
+
+def test_domain_concurrency(world):
+    """outbound_domain_concurrency = 1: two messages to one domain go one after the other
+    (the sink sees at most one of them at a time); with the default both go at once."""
+    a, sink = world["a"], world["sink"]
+
+    def two_slow_messages():
+        sink.slow_max = 0
+        rcpts = ["slow%s@sink.test" % unique("") for _ in range(2)]
+        with smtplib.SMTP("127.0.0.1", a.submission_port, timeout=15,
+                          local_hostname="client.test") as s:
+            s.starttls(context=tls_client_context())
+            s.login(ALICE, ALICE_PW)
+            for r in rcpts:
+                assert s.sendmail(ALICE, [r], b"From: <%s>\r\nSubject: c\r\n\r\nx\r\n"
+                                  % ALICE.encode()) == {}
+        assert wait_for(lambda: all(sink.messages_to(r) for r in rcpts), 30), a.log_text()[-3000:]
+        wait_queue_empty(a)
+        return sink.slow_max
+
+    reload_with(a, {"outbound_domain_concurrency": "1"})
+    try:
+        assert two_slow_messages() == 1
+    finally:
+        reload_with(a, {"outbound_domain_concurrency": "20"})
+    assert two_slow_messages() == 2
 
 
 def test_delay_warning_then_expiry(world):
