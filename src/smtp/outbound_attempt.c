@@ -84,23 +84,8 @@ static bool attempt_ascii(const char *s)
  * the envelope needs SMTPUTF8; sign it. -1 when the file cannot be read. */
 static int attempt_map(struct ob_job *job)
 {
-	int fd = open(job->entry->path, O_RDONLY | O_CLOEXEC);
-	struct stat st;
-	if (fd < 0 || fstat(fd, &st) < 0 || st.st_size == 0) {
-		if (fd >= 0)
-			close(fd);
+	if (outbound_map_message(job->entry->path, &job->map, &job->map_len, &job->skip) < 0)
 		return -1;
-	}
-	void *m = mmap(NULL, (size_t)st.st_size, PROT_READ, MAP_PRIVATE, fd, 0);
-	close(fd);
-	if (m == MAP_FAILED)
-		return -1;
-	job->map = m;
-	job->map_len = (size_t)st.st_size;
-	if (job->map_len > 12 && strncasecmp((const char *)m, "Return-Path:", 12) == 0) {
-		const unsigned char *nl = memchr(m, '\n', job->map_len);
-		job->skip = nl == NULL ? 0 : (size_t)(nl - job->map) + 1;
-	}
 	job->eightbit = job->entry->eightbit;
 	for (size_t i = job->skip; i < job->map_len && !job->eightbit; i++)
 		job->eightbit = job->map[i] >= 0x80;

@@ -15,7 +15,25 @@
 
 #include "core/log.h"
 #include "core/xmalloc.h"
+#include "smtp/smtp_body.h"
 #include "core/banned.h"
+
+int outbound_map_message(const char *path, unsigned char **map_r, size_t *len_r, size_t *skip_r)
+{
+	int fd = open(path, O_RDONLY | O_CLOEXEC);
+	struct stat st;
+	void *m = MAP_FAILED;
+	if (fd >= 0 && fstat(fd, &st) == 0 && st.st_size > 0)
+		m = mmap(NULL, (size_t)st.st_size, PROT_READ, MAP_PRIVATE, fd, 0);
+	if (fd >= 0)
+		close(fd);
+	if (m == MAP_FAILED)
+		return -1;
+	*map_r = m;
+	*len_r = (size_t)st.st_size;
+	*skip_r = smtp_body_return_path_len(m, *len_r);
+	return 0;
+}
 
 bool outbound_dsn_wanted(unsigned notify, unsigned bit)
 {
@@ -152,22 +170,8 @@ int outbound_bounce_entry(struct store *store, const struct conf *conf,
 		/* The original, when its file is still there. */
 		unsigned char *map = NULL;
 		size_t len = 0, skip = 0;
-		int fd = open(e->path, O_RDONLY | O_CLOEXEC);
-		struct stat st;
-		if (fd >= 0 && fstat(fd, &st) == 0 && st.st_size > 0) {
-			void *m = mmap(NULL, (size_t)st.st_size, PROT_READ, MAP_PRIVATE, fd, 0);
-			if (m != MAP_FAILED) {
-				map = m;
-				len = (size_t)st.st_size;
-				if (len > 12 &&
-				    strncasecmp((const char *)map, "Return-Path:", 12) == 0) {
-					const unsigned char *nl = memchr(map, '\n', len);
-					skip = nl == NULL ? 0 : (size_t)(nl - map) + 1;
-				}
-			}
-		}
-		if (fd >= 0)
-			close(fd);
+		if (outbound_map_message(e->path, &map, &len, &skip) < 0)
+			map = NULL;
 		struct buf out;
 		buf_init(&out, OB_DSN_MAX);
 		struct ob_dsn dsn = {0};

@@ -551,21 +551,14 @@ void store_copy(struct store *store, struct store_copy *op, store_copy_cb *cb, v
 	store_writer_copy(store, op, name, target, refuse, cb, ctx);
 }
 
-/* A caller of store_deliver_wait()/store_expunge_wait(). */
-struct store_waiter {
-	pthread_mutex_t lock;
-	pthread_cond_t cond;
-	bool done;
-};
-
-static void store_waiter_init(struct store_waiter *w)
+void store_waiter_init(struct store_waiter *w)
 {
 	w->done = false;
 	pthread_mutex_init(&w->lock, NULL);
 	pthread_cond_init(&w->cond, NULL);
 }
 
-static void store_waiter_signal(struct store_waiter *w)
+void store_waiter_signal(struct store_waiter *w)
 {
 	pthread_mutex_lock(&w->lock);
 	w->done = true;
@@ -573,7 +566,7 @@ static void store_waiter_signal(struct store_waiter *w)
 	pthread_mutex_unlock(&w->lock);
 }
 
-static void store_waiter_wait(struct store_waiter *w)
+void store_waiter_wait(struct store_waiter *w)
 {
 	pthread_mutex_lock(&w->lock);
 	while (!w->done)

@@ -459,4 +459,17 @@ void store_queue_domain(const char *rcpt, char *out);
  * next store call on the same thread). */
 const char *store_error_fmt(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 
+/* A caller of a _wait form (store_deliver_wait(), store_queue_wait(), ...) blocks on one of
+ * these until the writer's callback signals it (store.c). */
+struct store_waiter {
+	pthread_mutex_t lock;
+	pthread_cond_t cond;
+	bool done;
+};
+void store_waiter_init(struct store_waiter *w);
+/* From the writer thread's callback. */
+void store_waiter_signal(struct store_waiter *w);
+/* Block until signalled, then release the waiter. */
+void store_waiter_wait(struct store_waiter *w);
+
 #endif

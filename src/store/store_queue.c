@@ -98,34 +98,18 @@ void store_queue(struct store *store, struct store_queue_op *op, store_queue_cb 
 	store_writer_queue(store, op, store_queue_check(op), cb, ctx);
 }
 
-struct store_queue_waiter {
-	pthread_mutex_t lock;
-	pthread_cond_t cond;
-	bool done;
-};
-
 static void store_queue_waited(struct store_queue_op *op, void *ctx)
 {
-	struct store_queue_waiter *w = ctx;
 	(void)op;
-	pthread_mutex_lock(&w->lock);
-	w->done = true;
-	pthread_cond_signal(&w->cond);
-	pthread_mutex_unlock(&w->lock);
+	store_waiter_signal(ctx);
 }
 
 int store_queue_wait(struct store *store, struct store_queue_op *op)
 {
-	struct store_queue_waiter w = {.done = false};
-	pthread_mutex_init(&w.lock, NULL);
-	pthread_cond_init(&w.cond, NULL);
+	struct store_waiter w;
+	store_waiter_init(&w);
 	store_queue(store, op, store_queue_waited, &w);
-	pthread_mutex_lock(&w.lock);
-	while (!w.done)
-		pthread_cond_wait(&w.cond, &w.lock);
-	pthread_mutex_unlock(&w.lock);
-	pthread_cond_destroy(&w.cond);
-	pthread_mutex_destroy(&w.lock);
+	store_waiter_wait(&w);
 	return op->result;
 }
 
