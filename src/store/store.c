@@ -25,7 +25,7 @@
 #include "core/log.h"
 #include "core/xmalloc.h"
 #include "store/blob.h"
-#include "store/sqlite/store_sqlite.h"
+#include "store/store_db.h"
 #include "store/store_private.h"
 #include "core/banned.h"
 
@@ -882,7 +882,7 @@ static int store_lock_share(struct store *store, const char **error_r)
 
 int store_open(const char *data_dir, struct store **store_r, const char **error_r)
 {
-	const struct store_vfuncs *v = &store_sqlite_vfuncs;
+	const struct store_vfuncs *v = &store_db_vfuncs;
 	struct store *store;
 
 	if (sodium_init() < 0) {

@@ -27,7 +27,7 @@
 
 #include "core/xmalloc.h"
 #include "store/blob.h"
-#include "store/sqlite/store_sqlite.h"
+#include "store/store_db.h"
 #include "store/store.h"
 #include "store/store_private.h"
 #include "core/banned.h"
@@ -1451,7 +1451,7 @@ static void test_migration_1_to_2(void **state)
 
 	snprintf(dir, sizeof(dir), "%s/v1", f->dir);
 	assert_int_equal(mkdir(dir, 0700), 0);
-	assert_int_equal(store_sqlite_create(dir, 1, &error), 0);
+	assert_int_equal(store_db_create(dir, 1, &error), 0);
 	sqlite3 *db = db_open(dir);
 	assert_int_equal(db_int(db, "PRAGMA user_version"), 1);
 	assert_int_not_equal(

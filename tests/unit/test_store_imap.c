@@ -27,7 +27,7 @@
 
 #include "core/xmalloc.h"
 #include "store/blob.h"
-#include "store/sqlite/store_sqlite.h"
+#include "store/store_db.h"
 #include "store/store.h"
 #include "store/store_private.h"
 #include "core/banned.h"
@@ -1950,7 +1950,7 @@ static void test_migration_2_to_3(void **state)
 
 	snprintf(dir, sizeof(dir), "%s/v2", f->dir);
 	assert_int_equal(mkdir(dir, 0700), 0);
-	assert_int_equal(store_sqlite_create(dir, 2, &error), 0);
+	assert_int_equal(store_db_create(dir, 2, &error), 0);
 	snprintf(path, sizeof(path), "%s/messages", dir);
 	assert_int_equal(mkdir(path, 0700), 0);
 	char spool_path[256];

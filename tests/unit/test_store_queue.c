@@ -25,7 +25,7 @@
 
 #include "core/xmalloc.h"
 #include "store/blob.h"
-#include "store/sqlite/store_sqlite.h"
+#include "store/store_db.h"
 #include "store/store.h"
 #include "core/banned.h"
 
@@ -626,7 +626,7 @@ static void test_migration_3_to_4(void **state)
 
 	snprintf(dir, sizeof(dir), "%.64s/v3", f->dir);
 	assert_int_equal(mkdir(dir, 0700), 0);
-	assert_int_equal(store_sqlite_create(dir, 3, &error), 0);
+	assert_int_equal(store_db_create(dir, 3, &error), 0);
 	snprintf(path, sizeof(path), "%s/messages", dir);
 	assert_int_equal(mkdir(path, 0700), 0);
 	snprintf(spool_path, sizeof(spool_path), "%s/spool", dir);

@@ -4,7 +4,7 @@
  * the reads behind LIST, STATUS, changes since a MODSEQ and the cached IMAP texts. Names
  * arrive validated and normalised from store_mailbox.c; keyword lists are handled by its
  * store_mailbox_kw_*() functions. */
-#include "store/sqlite/store_sqlite_private.h"
+#include "store/store_db.h"
 
 #include <inttypes.h>
 #include <stdio.h>
@@ -18,7 +18,7 @@
 
 #define SQM(id) [(id)-SQ_CORE_COUNT]
 
-const char *const store_sqlite_mailbox_sql[SQ_MAILBOX_END - SQ_CORE_COUNT] = {
+const char *const store_db_mailbox_sql[SQ_MAILBOX_END - SQ_CORE_COUNT] = {
     SQM(SQ_SAVEPOINT) = "SAVEPOINT item",
     SQM(SQ_RELEASE) = "RELEASE item",
     SQM(SQ_ROLLBACK_TO) = "ROLLBACK TO item",
@@ -102,33 +102,33 @@ struct sqm_mailbox {
 };
 
 /* 1 with *mb filled (free mb->keywords), 0 no such mailbox, -1 error. */
-static int sqm_get(struct sq_conn *c, uint64_t account_id, const char *name, struct sqm_mailbox *mb,
-                   const char **error_r)
+static int sqm_get(struct sql_conn *c, uint64_t account_id, const char *name,
+                   struct sqm_mailbox *mb, const char **error_r)
 {
-	sqlite3_stmt *st;
-	int rc = store_sqlite_step(c, SQ_MB_GET, &st, error_r, "is", (int64_t)account_id, name);
-	if (rc != SQLITE_ROW)
+	struct sql_row *st;
+	int rc = sql_step(c, SQ_MB_GET, &st, error_r, "is", (int64_t)account_id, name);
+	if (rc != SQL_ROW)
 		return rc < 0 ? -1 : 0;
-	mb->id = sqlite3_column_int64(st, 0);
-	mb->uidvalidity = sqlite3_column_int64(st, 1);
-	mb->uidnext = sqlite3_column_int64(st, 2);
-	mb->highestmodseq = sqlite3_column_int64(st, 3);
-	mb->keywords = xstrdup(sq_text0(st, 4));
-	sq_reset(st);
+	mb->id = sql_col_int(st, 0);
+	mb->uidvalidity = sql_col_int(st, 1);
+	mb->uidnext = sql_col_int(st, 2);
+	mb->highestmodseq = sql_col_int(st, 3);
+	mb->keywords = xstrdup(sql_col_text0(st, 4));
+	sql_row_done(st);
 	return 1;
 }
 
 /* The id of a mailbox: 1, 0 none, -1. */
-static int sqm_id(struct sq_conn *c, uint64_t account_id, const char *name, int64_t *id_r,
+static int sqm_id(struct sql_conn *c, uint64_t account_id, const char *name, int64_t *id_r,
                   const char **error_r)
 {
-	return store_sqlite_int(c, SQ_MAILBOX_ID, id_r, error_r, "is", (int64_t)account_id, name);
+	return sql_int(c, SQ_MAILBOX_ID, id_r, error_r, "is", (int64_t)account_id, name);
 }
 
 /* Raise a mailbox's HIGHESTMODSEQ by one: 0 with the new value, or -1. */
-static int sqm_bump(struct sq_conn *c, int64_t mailbox_id, int64_t *modseq_r, const char **error_r)
+static int sqm_bump(struct sql_conn *c, int64_t mailbox_id, int64_t *modseq_r, const char **error_r)
 {
-	int ret = store_sqlite_int(c, SQ_MAILBOX_BUMP_MODSEQ, modseq_r, error_r, "i", mailbox_id);
+	int ret = sql_int(c, SQ_MAILBOX_BUMP_MODSEQ, modseq_r, error_r, "i", mailbox_id);
 	if (ret == 0)
 		*error_r = "mailbox vanished";
 	return ret == 1 ? 0 : -1;
@@ -136,35 +136,34 @@ static int sqm_bump(struct sq_conn *c, int64_t mailbox_id, int64_t *modseq_r, co
 
 /* Allocate n UIDs and one MODSEQ in a mailbox: 1 with the first UID and the MODSEQ, 0 when
  * the UIDs would pass 2^32-1 (the caller refuses: the savepoint undoes it), -1 error. */
-static int sqm_alloc(struct sq_conn *c, int64_t mailbox_id, size_t n, int64_t *uid_r,
+static int sqm_alloc(struct sql_conn *c, int64_t mailbox_id, size_t n, int64_t *uid_r,
                      int64_t *modseq_r, const char **error_r)
 {
-	sqlite3_stmt *st;
-	int rc = store_sqlite_step(c, SQ_MB_ALLOC, &st, error_r, "ii", mailbox_id, (int64_t)n);
-	if (rc != SQLITE_ROW) {
-		if (rc == SQLITE_DONE)
+	struct sql_row *st;
+	int rc = sql_step(c, SQ_MB_ALLOC, &st, error_r, "ii", mailbox_id, (int64_t)n);
+	if (rc != SQL_ROW) {
+		if (rc == SQL_DONE)
 			*error_r = "mailbox vanished";
 		return -1;
 	}
-	*uid_r = sqlite3_column_int64(st, 0);
-	*modseq_r = sqlite3_column_int64(st, 1);
-	sq_reset(st);
+	*uid_r = sql_col_int(st, 0);
+	*modseq_r = sql_col_int(st, 1);
+	sql_row_done(st);
 	return *uid_r + (int64_t)n - 1 > (int64_t)UINT32_MAX ? 0 : 1;
 }
 
 /* ---- create ---- */
 
 /* Insert one mailbox (a new UIDVALIDITY, nothing in it). 0 with *id_r, or -1. */
-static int sqm_insert(struct sq_conn *c, uint64_t account_id, const char *name,
+static int sqm_insert(struct sql_conn *c, uint64_t account_id, const char *name,
                       const char *special_use, int64_t uidnext, int64_t highestmodseq,
                       const char *keywords, int64_t *id_r, const char **error_r)
 {
 	int64_t uidvalidity;
-	if (store_sqlite_next_uidvalidity(c, &uidvalidity, error_r) < 0)
+	if (store_db_next_uidvalidity(c, &uidvalidity, error_r) < 0)
 		return -1;
-	int ret =
-	    store_sqlite_int(c, SQ_MB_INSERT, id_r, error_r, "issiiis", (int64_t)account_id, name,
-	                     special_use, uidvalidity, uidnext, highestmodseq, keywords);
+	int ret = sql_int(c, SQ_MB_INSERT, id_r, error_r, "issiiis", (int64_t)account_id, name,
+	                  special_use, uidvalidity, uidnext, highestmodseq, keywords);
 	if (ret == 0)
 		*error_r = "mailbox insert returned nothing";
 	return ret == 1 ? 0 : -1;
@@ -173,7 +172,7 @@ static int sqm_insert(struct sq_conn *c, uint64_t account_id, const char *name,
 /* Create the missing parents of name (RFC 9051 §6.3.4 SHOULD), keeping the account under
  * STORE_MAILBOXES_MAX with `extra` more mailboxes to come. 0 (item->refused may be set),
  * or -1. */
-static int sqm_create_parents(struct sq_conn *c, struct store_commit_item *item,
+static int sqm_create_parents(struct sql_conn *c, struct store_commit_item *item,
                               uint64_t account_id, const char *name, size_t extra,
                               struct store_changes *changes, const char **error_r)
 {
@@ -190,7 +189,7 @@ static int sqm_create_parents(struct sq_conn *c, struct store_commit_item *item,
 			return -1;
 		missing += ret == 0 ? 1 : 0;
 	}
-	if (store_sqlite_int(c, SQ_MB_COUNT, &count, error_r, "i", (int64_t)account_id) < 0)
+	if (sql_int(c, SQ_MB_COUNT, &count, error_r, "i", (int64_t)account_id) < 0)
 		return -1;
 	if ((size_t)count + missing + extra > STORE_MAILBOXES_MAX) {
 		item->refused = STORE_ERROR_LIMIT;
@@ -213,12 +212,12 @@ static int sqm_create_parents(struct sq_conn *c, struct store_commit_item *item,
 	return 0;
 }
 
-static int sqm_create(struct sq_conn *c, struct store_commit_item *item,
+static int sqm_create(struct sql_conn *c, struct store_commit_item *item,
                       struct store_changes *changes, const char **error_r)
 {
 	const struct store_commit_mailbox *m = &item->mailbox;
 	int64_t id;
-	int ret = store_sqlite_int(c, SQ_ACCOUNT_USAGE, &id, error_r, "i", (int64_t)m->account_id);
+	int ret = sql_int(c, SQ_ACCOUNT_USAGE, &id, error_r, "i", (int64_t)m->account_id);
 	if (ret <= 0) {
 		item->refused = ret == 0 ? STORE_ERROR_INVALID : NULL;
 		return ret;
@@ -246,15 +245,15 @@ struct sqm_refs {
 	uint64_t size;
 };
 
-static void sqm_refs_row(void *ctx, sqlite3_stmt *st)
+static void sqm_refs_row(void *ctx, struct sql_row *st)
 {
 	struct sqm_refs *r = ctx;
-	store_sqlite_ids_add(r->unref, sqlite3_column_int64(st, 0));
+	store_db_ids_add(r->unref, sql_col_int(st, 0));
 	r->count++;
-	r->size += (uint64_t)sqlite3_column_int64(st, 1);
+	r->size += (uint64_t)sql_col_int(st, 1);
 }
 
-static int sqm_delete(struct sq_conn *c, struct store_commit_item *item, struct sq_ids *unref,
+static int sqm_delete(struct sql_conn *c, struct store_commit_item *item, struct sq_ids *unref,
                       struct store_changes *changes, const char **error_r)
 {
 	struct store_commit_mailbox *m = &item->mailbox;
@@ -273,14 +272,14 @@ static int sqm_delete(struct sq_conn *c, struct store_commit_item *item, struct 
 	}
 	/* Entries and tombstones go by ON DELETE CASCADE; the message rows they referenced
 	 * are checked at the end of the commit. */
-	if (store_sqlite_each(c, SQ_MB_REFS, sqm_refs_row, &refs, "i", id) < 0) {
+	if (sql_each(c, SQ_MB_REFS, sqm_refs_row, &refs, "i", id) < 0) {
 		*error_r = "database error listing a mailbox";
 		return -1;
 	}
-	if (store_sqlite_exec(c, SQ_MB_DELETE, error_r, "i", id) < 0)
+	if (sql_exec(c, SQ_MB_DELETE, error_r, "i", id) < 0)
 		return -1;
-	if (refs.size > 0 && store_sqlite_exec(c, SQ_ACCOUNT_SUB_USED, error_r, "ii",
-	                                       (int64_t)m->account_id, (int64_t)refs.size) < 0)
+	if (refs.size > 0 && sql_exec(c, SQ_ACCOUNT_SUB_USED, error_r, "ii", (int64_t)m->account_id,
+	                              (int64_t)refs.size) < 0)
 		return -1;
 	m->expunged = refs.count;
 	m->freed = refs.size;
@@ -319,10 +318,9 @@ static void sqm_moves_add(struct sqm_moves *mv, int64_t id, int64_t modseq, cons
 	buf_free(&b);
 }
 
-static void sqm_moves_row(void *ctx, sqlite3_stmt *st)
+static void sqm_moves_row(void *ctx, struct sql_row *st)
 {
-	sqm_moves_add(ctx, sqlite3_column_int64(st, 0), sqlite3_column_int64(st, 2),
-	              sq_text0(st, 1));
+	sqm_moves_add(ctx, sql_col_int(st, 0), sql_col_int(st, 2), sql_col_text0(st, 1));
 }
 
 static void sqm_moves_free(struct sqm_moves *mv)
@@ -335,7 +333,7 @@ static void sqm_moves_free(struct sqm_moves *mv)
 }
 
 /* Collect name and everything below it. 0, or -1. */
-static int sqm_moves_collect(struct sq_conn *c, uint64_t account_id, int64_t id, int64_t modseq,
+static int sqm_moves_collect(struct sql_conn *c, uint64_t account_id, int64_t id, int64_t modseq,
                              struct sqm_moves *mv, const char **error_r)
 {
 	char lo[STORE_MAILBOX_NAME_MAX + 2], hi[STORE_MAILBOX_NAME_MAX + 2];
@@ -346,8 +344,8 @@ static int sqm_moves_collect(struct sq_conn *c, uint64_t account_id, int64_t id,
 	hi[len] = '/' + 1;
 	lo[len + 1] = hi[len + 1] = '\0';
 	sqm_moves_add(mv, id, modseq, mv->from);
-	if (store_sqlite_each(c, SQ_MB_CHILDREN, sqm_moves_row, mv, "iss", (int64_t)account_id, lo,
-	                      hi) < 0) {
+	if (sql_each(c, SQ_MB_CHILDREN, sqm_moves_row, mv, "iss", (int64_t)account_id, lo, hi) <
+	    0) {
 		*error_r = "database error listing mailboxes";
 		return -1;
 	}
@@ -355,7 +353,7 @@ static int sqm_moves_collect(struct sq_conn *c, uint64_t account_id, int64_t id,
 }
 
 /* Is any new name taken by a mailbox that does not move? 1 yes, 0 no, -1 error. */
-static int sqm_moves_clash(struct sq_conn *c, uint64_t account_id, const struct sqm_moves *mv,
+static int sqm_moves_clash(struct sql_conn *c, uint64_t account_id, const struct sqm_moves *mv,
                            const char **error_r)
 {
 	for (size_t i = 0; i < mv->count; i++) {
@@ -374,26 +372,26 @@ static int sqm_moves_clash(struct sq_conn *c, uint64_t account_id, const struct 
 
 /* Give every moved mailbox its new name (through a temporary name that no valid name can
  * equal, so that no order of updates collides) and move its subscription. 0, or -1. */
-static int sqm_moves_apply(struct sq_conn *c, uint64_t account_id, const struct sqm_moves *mv,
+static int sqm_moves_apply(struct sql_conn *c, uint64_t account_id, const struct sqm_moves *mv,
                            struct store_changes *changes, const char **error_r)
 {
 	char tmp[32];
 	int64_t dummy;
 	for (size_t i = 0; i < mv->count; i++) {
 		snprintf(tmp, sizeof(tmp), "\x01%" PRId64, mv->v[i].id);
-		if (store_sqlite_exec(c, SQ_MB_SET_NAME, error_r, "is", mv->v[i].id, tmp) < 0)
+		if (sql_exec(c, SQ_MB_SET_NAME, error_r, "is", mv->v[i].id, tmp) < 0)
 			return -1;
 	}
 	for (size_t i = 0; i < mv->count; i++) {
 		const struct sqm_move *m = &mv->v[i];
-		if (store_sqlite_exec(c, SQ_MB_SET_NAME, error_r, "is", m->id, m->to) < 0)
+		if (sql_exec(c, SQ_MB_SET_NAME, error_r, "is", m->id, m->to) < 0)
 			return -1;
-		int ret = store_sqlite_int(c, SQ_SUB_EXISTS, &dummy, error_r, "is",
-		                           (int64_t)account_id, m->from);
-		if (ret < 0 || (ret == 1 && (store_sqlite_exec(c, SQ_SUB_DELETE, error_r, "is",
-		                                               (int64_t)account_id, m->from) < 0 ||
-		                             store_sqlite_exec(c, SQ_SUB_INSERT, error_r, "is",
-		                                               (int64_t)account_id, m->to) < 0)))
+		int ret =
+		    sql_int(c, SQ_SUB_EXISTS, &dummy, error_r, "is", (int64_t)account_id, m->from);
+		if (ret < 0 ||
+		    (ret == 1 &&
+		     (sql_exec(c, SQ_SUB_DELETE, error_r, "is", (int64_t)account_id, m->from) < 0 ||
+		      sql_exec(c, SQ_SUB_INSERT, error_r, "is", (int64_t)account_id, m->to) < 0)))
 			return -1;
 		store_watch_changed(changes, account_id, m->from, 0);
 		store_watch_changed(changes, account_id, m->to, (uint64_t)m->highestmodseq);
@@ -404,7 +402,7 @@ static int sqm_moves_apply(struct sq_conn *c, uint64_t account_id, const struct 
 /* RFC 9051 §6.3.6: renaming INBOX moves its messages to a new mailbox and leaves INBOX
  * (and its children) in place. The new mailbox has a new UIDVALIDITY; the entries keep
  * their UIDs and MODSEQs; INBOX keeps tombstones of them. */
-static int sqm_rename_inbox(struct sq_conn *c, struct store_commit_item *item,
+static int sqm_rename_inbox(struct sql_conn *c, struct store_commit_item *item,
                             const struct sqm_mailbox *inbox, struct store_changes *changes,
                             const char **error_r)
 {
@@ -417,8 +415,8 @@ static int sqm_rename_inbox(struct sq_conn *c, struct store_commit_item *item,
 	if (sqm_insert(c, m->account_id, m->new_name, NULL, inbox->uidnext, inbox->highestmodseq,
 	               inbox->keywords, &new_id, error_r) < 0)
 		return -1;
-	int moved = store_sqlite_exec(c, SQ_MB_TOMBSTONE_ALL, error_r, "ii", inbox->id, modseq);
-	if (moved < 0 || store_sqlite_exec(c, SQ_MB_MOVE_ALL, error_r, "ii", inbox->id, new_id) < 0)
+	int moved = sql_exec(c, SQ_MB_TOMBSTONE_ALL, error_r, "ii", inbox->id, modseq);
+	if (moved < 0 || sql_exec(c, SQ_MB_MOVE_ALL, error_r, "ii", inbox->id, new_id) < 0)
 		return -1;
 	if (moved > 0) {
 		if (sqm_bump(c, inbox->id, &modseq, error_r) < 0)
@@ -435,7 +433,7 @@ static bool sqm_below(const char *name, const char *parent)
 	return strncmp(name, parent, len) == 0 && name[len] == '/';
 }
 
-static int sqm_rename_tree(struct sq_conn *c, struct store_commit_item *item,
+static int sqm_rename_tree(struct sql_conn *c, struct store_commit_item *item,
                            const struct sqm_mailbox *src, struct store_changes *changes,
                            const char **error_r)
 {
@@ -458,7 +456,7 @@ static int sqm_rename_tree(struct sq_conn *c, struct store_commit_item *item,
 	return ret;
 }
 
-static int sqm_rename(struct sq_conn *c, struct store_commit_item *item,
+static int sqm_rename(struct sql_conn *c, struct store_commit_item *item,
                       struct store_changes *changes, const char **error_r)
 {
 	const struct store_commit_mailbox *m = &item->mailbox;
@@ -484,52 +482,48 @@ static int sqm_rename(struct sq_conn *c, struct store_commit_item *item,
 
 /* ---- subscriptions ---- */
 
-static int sqm_subscribe(struct sq_conn *c, struct store_commit_item *item, const char **error_r)
+static int sqm_subscribe(struct sql_conn *c, struct store_commit_item *item, const char **error_r)
 {
 	const struct store_commit_mailbox *m = &item->mailbox;
 	int64_t count, dummy;
 	if (m->action == STORE_MAILBOX_UNSUBSCRIBE)
-		return store_sqlite_exec(c, SQ_SUB_DELETE, error_r, "is", (int64_t)m->account_id,
-		                         m->name) < 0
+		return sql_exec(c, SQ_SUB_DELETE, error_r, "is", (int64_t)m->account_id, m->name) <
+		               0
 		           ? -1
 		           : 0;
-	int ret =
-	    store_sqlite_int(c, SQ_ACCOUNT_USAGE, &dummy, error_r, "i", (int64_t)m->account_id);
+	int ret = sql_int(c, SQ_ACCOUNT_USAGE, &dummy, error_r, "i", (int64_t)m->account_id);
 	if (ret <= 0) {
 		item->refused = ret == 0 ? STORE_ERROR_INVALID : NULL;
 		return ret;
 	}
-	ret = store_sqlite_int(c, SQ_SUB_EXISTS, &dummy, error_r, "is", (int64_t)m->account_id,
-	                       m->name);
+	ret = sql_int(c, SQ_SUB_EXISTS, &dummy, error_r, "is", (int64_t)m->account_id, m->name);
 	if (ret != 0)
 		return ret < 0 ? -1 : 0;
-	if (store_sqlite_int(c, SQ_SUB_COUNT, &count, error_r, "i", (int64_t)m->account_id) < 0)
+	if (sql_int(c, SQ_SUB_COUNT, &count, error_r, "i", (int64_t)m->account_id) < 0)
 		return -1;
 	if (count >= STORE_SUBSCRIPTIONS_MAX) {
 		item->refused = STORE_ERROR_LIMIT;
 		return 0;
 	}
-	return store_sqlite_exec(c, SQ_SUB_INSERT, error_r, "is", (int64_t)m->account_id, m->name) <
-	               0
-	           ? -1
-	           : 0;
+	return sql_exec(c, SQ_SUB_INSERT, error_r, "is", (int64_t)m->account_id, m->name) < 0 ? -1
+	                                                                                      : 0;
 }
 
 /* ---- flags ---- */
 
 /* The entry's flags, keywords (into kw) and MODSEQ: 1, 0 no such entry, -1. */
-static int sqm_entry_flags(struct sq_conn *c, int64_t mailbox_id, uint32_t uid, unsigned *flags_r,
+static int sqm_entry_flags(struct sql_conn *c, int64_t mailbox_id, uint32_t uid, unsigned *flags_r,
                            struct buf *kw, int64_t *modseq_r, const char **error_r)
 {
-	sqlite3_stmt *st;
-	int rc = store_sqlite_step(c, SQ_ENTRY_FLAGS, &st, error_r, "ii", mailbox_id, (int64_t)uid);
-	if (rc != SQLITE_ROW)
+	struct sql_row *st;
+	int rc = sql_step(c, SQ_ENTRY_FLAGS, &st, error_r, "ii", mailbox_id, (int64_t)uid);
+	if (rc != SQL_ROW)
 		return rc < 0 ? -1 : 0;
-	*flags_r = (unsigned)sqlite3_column_int64(st, 0);
+	*flags_r = (unsigned)sql_col_int(st, 0);
 	buf_reset(kw);
-	int ret = buf_puts(kw, sq_text0(st, 1)) < 0 ? -1 : 1;
-	*modseq_r = sqlite3_column_int64(st, 2);
-	sq_reset(st);
+	int ret = buf_puts(kw, sql_col_text0(st, 1)) < 0 ? -1 : 1;
+	*modseq_r = sql_col_int(st, 2);
+	sql_row_done(st);
 	if (ret < 0)
 		*error_r = "keywords too long";
 	return ret;
@@ -567,7 +561,7 @@ static void sqm_texts_free(struct sqm_texts *t)
 }
 
 /* One UID of a flags operation. 0, or -1. */
-static int sqm_flags_uid(struct sq_conn *c, struct store_commit_flags *f, int64_t mailbox_id,
+static int sqm_flags_uid(struct sql_conn *c, struct store_commit_flags *f, int64_t mailbox_id,
                          uint32_t uid, struct sqm_texts *t, const char **error_r)
 {
 	unsigned flags;
@@ -596,9 +590,8 @@ static int sqm_flags_uid(struct sq_conn *c, struct store_commit_flags *f, int64_
 			return -1;
 		if (f->modseq == 0)
 			f->modseq = (uint64_t)modseq;
-		if (store_sqlite_exec(c, SQ_ENTRY_SET_FLAGS, error_r, "iiisi", mailbox_id,
-		                      (int64_t)uid, (int64_t)e.flags, e.keywords,
-		                      (int64_t)f->modseq) < 0)
+		if (sql_exec(c, SQ_ENTRY_SET_FLAGS, error_r, "iiisi", mailbox_id, (int64_t)uid,
+		             (int64_t)e.flags, e.keywords, (int64_t)f->modseq) < 0)
 			return -1;
 		e.modseq = f->modseq;
 		e.changed = true;
@@ -608,7 +601,7 @@ static int sqm_flags_uid(struct sq_conn *c, struct store_commit_flags *f, int64_
 	return 0;
 }
 
-static int sqm_flags(struct sq_conn *c, struct store_commit_item *item,
+static int sqm_flags(struct sql_conn *c, struct store_commit_item *item,
                      struct store_changes *changes, const char **error_r)
 {
 	struct store_commit_flags *f = &item->flags;
@@ -632,8 +625,7 @@ static int sqm_flags(struct sq_conn *c, struct store_commit_item *item,
 	for (size_t i = 0; item->refused == NULL && ret == 0 && i < f->uid_count; i++)
 		ret = sqm_flags_uid(c, f, mb.id, f->uids[i], &t, error_r);
 	if (ret == 0 && item->refused == NULL && grew && f->changed > 0)
-		ret = store_sqlite_exec(c, SQ_MB_SET_KEYWORDS, error_r, "is", mb.id,
-		                        buf_cstr(&t.dict)) < 0
+		ret = sql_exec(c, SQ_MB_SET_KEYWORDS, error_r, "is", mb.id, buf_cstr(&t.dict)) < 0
 		          ? -1
 		          : 0;
 	if (ret == 0 && item->refused == NULL && f->modseq > 0)
@@ -656,53 +648,53 @@ struct sqm_source {
 };
 
 /* Read the present sources, ascending. 0, or -1. */
-static int sqm_sources(struct sq_conn *c, const struct store_commit_copy *cp, int64_t mailbox_id,
+static int sqm_sources(struct sql_conn *c, const struct store_commit_copy *cp, int64_t mailbox_id,
                        struct sqm_source *v, size_t *count_r, uint64_t *size_r,
                        const char **error_r)
 {
 	*count_r = 0;
 	*size_r = 0;
 	for (size_t i = 0; i < cp->uid_count; i++) {
-		sqlite3_stmt *st;
-		int rc = store_sqlite_step(c, SQ_ENTRY_SOURCE, &st, error_r, "ii", mailbox_id,
-		                           (int64_t)cp->uids[i]);
+		struct sql_row *st;
+		int rc = sql_step(c, SQ_ENTRY_SOURCE, &st, error_r, "ii", mailbox_id,
+		                  (int64_t)cp->uids[i]);
 		if (rc < 0)
 			return -1;
-		if (rc == SQLITE_DONE)
+		if (rc == SQL_DONE)
 			continue;
 		v[*count_r] = (struct sqm_source){
 		    .uid = cp->uids[i],
-		    .message_id = sqlite3_column_int64(st, 0),
-		    .flags = (unsigned)sqlite3_column_int64(st, 1),
-		    .keywords = xstrdup(sq_text0(st, 2)),
-		    .internal_date = sqlite3_column_int64(st, 3),
-		    .size = sqlite3_column_int64(st, 4),
+		    .message_id = sql_col_int(st, 0),
+		    .flags = (unsigned)sql_col_int(st, 1),
+		    .keywords = xstrdup(sql_col_text0(st, 2)),
+		    .internal_date = sql_col_int(st, 3),
+		    .size = sql_col_int(st, 4),
 		};
 		*size_r += (uint64_t)v[(*count_r)++].size;
-		sq_reset(st);
+		sql_row_done(st);
 	}
 	return 0;
 }
 
 /* Would size more octets pass the account's quota? 1 yes, 0 no, -1 error. */
-static int sqm_over_quota(struct sq_conn *c, uint64_t account_id, uint64_t size,
+static int sqm_over_quota(struct sql_conn *c, uint64_t account_id, uint64_t size,
                           const char **error_r)
 {
-	sqlite3_stmt *st;
-	int rc = store_sqlite_step(c, SQ_ACCOUNT_USAGE, &st, error_r, "i", (int64_t)account_id);
-	if (rc != SQLITE_ROW) {
-		if (rc == SQLITE_DONE)
+	struct sql_row *st;
+	int rc = sql_step(c, SQ_ACCOUNT_USAGE, &st, error_r, "i", (int64_t)account_id);
+	if (rc != SQL_ROW) {
+		if (rc == SQL_DONE)
 			*error_r = "account vanished";
 		return -1;
 	}
-	uint64_t quota = (uint64_t)sqlite3_column_int64(st, 0);
-	uint64_t used = (uint64_t)sqlite3_column_int64(st, 1);
-	sq_reset(st);
+	uint64_t quota = (uint64_t)sql_col_int(st, 0);
+	uint64_t used = (uint64_t)sql_col_int(st, 1);
+	sql_row_done(st);
 	return quota > 0 && (size > quota || used > quota - size) ? 1 : 0;
 }
 
 /* Insert the copies into the target. 0, or -1. */
-static int sqm_copy_insert(struct sq_conn *c, struct store_commit_copy *cp,
+static int sqm_copy_insert(struct sql_conn *c, struct store_commit_copy *cp,
                            const struct sqm_mailbox *dst, const struct sqm_source *src, size_t n,
                            int64_t first_uid, int64_t modseq, const char **error_r)
 {
@@ -724,23 +716,22 @@ static int sqm_copy_insert(struct sq_conn *c, struct store_commit_copy *cp,
 		if (buf_puts(&t.cur, buf_cstr(&t.dict)) < 0)
 			ret = -1;
 		int64_t uid = first_uid + (int64_t)i;
-		if (ret == 0 &&
-		    store_sqlite_exec(c, SQ_ENTRY_INSERT_FULL, error_r, "iiiisii", dst->id, uid,
-		                      src[i].message_id, (int64_t)src[i].flags, buf_cstr(&t.canon),
-		                      modseq, src[i].internal_date) < 0)
+		if (ret == 0 && sql_exec(c, SQ_ENTRY_INSERT_FULL, error_r, "iiiisii", dst->id, uid,
+		                         src[i].message_id, (int64_t)src[i].flags,
+		                         buf_cstr(&t.canon), modseq, src[i].internal_date) < 0)
 			ret = -1;
 		cp->source_uids[i] = src[i].uid;
 		cp->target_uids[i] = (uint32_t)uid;
 	}
 	if (ret == 0 && strcmp(buf_cstr(&t.cur), dst->keywords) != 0 &&
-	    store_sqlite_exec(c, SQ_MB_SET_KEYWORDS, error_r, "is", dst->id, buf_cstr(&t.cur)) < 0)
+	    sql_exec(c, SQ_MB_SET_KEYWORDS, error_r, "is", dst->id, buf_cstr(&t.cur)) < 0)
 		ret = -1;
 	sqm_texts_free(&t);
 	return ret;
 }
 
 /* RFC 6851: the sources of a move are expunged in the same transaction. 0, or -1. */
-static int sqm_move_expunge(struct sq_conn *c, const struct store_commit_copy *cp,
+static int sqm_move_expunge(struct sql_conn *c, const struct store_commit_copy *cp,
                             int64_t mailbox_id, const struct sqm_source *src, size_t n,
                             struct store_changes *changes, const char **error_r)
 {
@@ -748,17 +739,17 @@ static int sqm_move_expunge(struct sq_conn *c, const struct store_commit_copy *c
 	if (sqm_bump(c, mailbox_id, &modseq, error_r) < 0)
 		return -1;
 	for (size_t i = 0; i < n; i++) {
-		if (store_sqlite_int(c, SQ_ENTRY_TAKE, &dummy, error_r, "ii", mailbox_id,
-		                     (int64_t)src[i].uid) != 1 ||
-		    store_sqlite_exec(c, SQ_TOMBSTONE_INSERT, error_r, "iii", mailbox_id,
-		                      (int64_t)src[i].uid, modseq) < 0)
+		if (sql_int(c, SQ_ENTRY_TAKE, &dummy, error_r, "ii", mailbox_id,
+		            (int64_t)src[i].uid) != 1 ||
+		    sql_exec(c, SQ_TOMBSTONE_INSERT, error_r, "iii", mailbox_id,
+		             (int64_t)src[i].uid, modseq) < 0)
 			return -1;
 	}
 	store_watch_changed(changes, cp->account_id, cp->mailbox, (uint64_t)modseq);
 	return 0;
 }
 
-static int sqm_copy_entries(struct sq_conn *c, struct store_commit_item *item,
+static int sqm_copy_entries(struct sql_conn *c, struct store_commit_item *item,
                             const struct sqm_mailbox *src_mb, const struct sqm_mailbox *dst,
                             struct store_changes *changes, const char **error_r)
 {
@@ -783,8 +774,8 @@ static int sqm_copy_entries(struct sq_conn *c, struct store_commit_item *item,
 	if (ret == 0 && n > 0 && item->refused == NULL) {
 		ret = sqm_copy_insert(c, cp, dst, src, n, first, modseq, error_r);
 		if (ret == 0 && !cp->move)
-			ret = store_sqlite_exec(c, SQ_ACCOUNT_ADD_USED, error_r, "ii",
-			                        (int64_t)cp->account_id, (int64_t)size) < 0
+			ret = sql_exec(c, SQ_ACCOUNT_ADD_USED, error_r, "ii",
+			               (int64_t)cp->account_id, (int64_t)size) < 0
 			          ? -1
 			          : 0;
 		if (ret == 0 && cp->move)
@@ -800,7 +791,7 @@ static int sqm_copy_entries(struct sq_conn *c, struct store_commit_item *item,
 	return ret;
 }
 
-static int sqm_copy(struct sq_conn *c, struct store_commit_item *item,
+static int sqm_copy(struct sql_conn *c, struct store_commit_item *item,
                     struct store_changes *changes, const char **error_r)
 {
 	struct store_commit_copy *cp = &item->copy;
@@ -851,7 +842,7 @@ static int sqm_append_keywords(struct store_commit_item *item, const char *mailb
 	return 0;
 }
 
-static int sqm_append_insert(struct sq_conn *c, struct store_commit_item *item,
+static int sqm_append_insert(struct sql_conn *c, struct store_commit_item *item,
                              const struct sqm_mailbox *mb, char **canon, uint64_t size,
                              struct store_changes *changes, const char **error_r)
 {
@@ -865,17 +856,16 @@ static int sqm_append_insert(struct sq_conn *c, struct store_commit_item *item,
 	for (size_t i = 0; i < a->count; i++) {
 		struct store_commit_message *m = &a->messages[i];
 		m->uid = (uint32_t)(first + (int64_t)i);
-		if (store_sqlite_message_row(c, m->sha256, m->size, m->internal_date, "",
-		                             m->hdr_from, m->hdr_subject, m->hdr_message_id,
-		                             &m->summary, &message_id, error_r) < 0 ||
-		    store_sqlite_exec(c, SQ_ENTRY_INSERT_FULL, error_r, "iiiisii", mb->id,
-		                      (int64_t)m->uid, message_id,
-		                      (int64_t)(m->flags & SQM_FLAGS_ALL), canon[i], modseq,
-		                      m->internal_date) < 0)
+		if (store_db_message_row(c, m->sha256, m->size, m->internal_date, "", m->hdr_from,
+		                         m->hdr_subject, m->hdr_message_id, &m->summary,
+		                         &message_id, error_r) < 0 ||
+		    sql_exec(c, SQ_ENTRY_INSERT_FULL, error_r, "iiiisii", mb->id, (int64_t)m->uid,
+		             message_id, (int64_t)(m->flags & SQM_FLAGS_ALL), canon[i], modseq,
+		             m->internal_date) < 0)
 			return -1;
 	}
-	if (store_sqlite_exec(c, SQ_ACCOUNT_ADD_USED, error_r, "ii", (int64_t)a->account_id,
-	                      (int64_t)size) < 0)
+	if (sql_exec(c, SQ_ACCOUNT_ADD_USED, error_r, "ii", (int64_t)a->account_id, (int64_t)size) <
+	    0)
 		return -1;
 	a->uidvalidity = (uint32_t)mb->uidvalidity;
 	a->modseq = (uint64_t)modseq;
@@ -883,7 +873,7 @@ static int sqm_append_insert(struct sq_conn *c, struct store_commit_item *item,
 	return 0;
 }
 
-static int sqm_append(struct sq_conn *c, struct store_commit_item *item,
+static int sqm_append(struct sql_conn *c, struct store_commit_item *item,
                       struct store_changes *changes, const char **error_r)
 {
 	struct store_commit_append *a = &item->append;
@@ -909,7 +899,7 @@ static int sqm_append(struct sq_conn *c, struct store_commit_item *item,
 	if (ret == 0)
 		ret = sqm_append_insert(c, item, &mb, canon, size, changes, error_r);
 	if (ret == 0 && item->refused == NULL && strcmp(buf_cstr(&t.cur), mb.keywords) != 0 &&
-	    store_sqlite_exec(c, SQ_MB_SET_KEYWORDS, error_r, "is", mb.id, buf_cstr(&t.cur)) < 0)
+	    sql_exec(c, SQ_MB_SET_KEYWORDS, error_r, "is", mb.id, buf_cstr(&t.cur)) < 0)
 		ret = -1;
 	for (size_t i = 0; i < a->count; i++)
 		free(canon[i]);
@@ -921,9 +911,9 @@ static int sqm_append(struct sq_conn *c, struct store_commit_item *item,
 
 /* ---- the writer's entry point ---- */
 
-int store_sqlite_mailbox_commit(struct sq_conn *c, struct store_commit_item *item,
-                                struct sq_ids *unref, struct store_changes *changes,
-                                const char **error_r)
+int store_db_mailbox_commit(struct sql_conn *c, struct store_commit_item *item,
+                            struct sq_ids *unref, struct store_changes *changes,
+                            const char **error_r)
 {
 	switch (item->kind) {
 	case STORE_OP_APPEND:
@@ -963,109 +953,105 @@ struct sqm_list {
 	void *ctx;
 };
 
-static void sqm_list_mailbox(void *ctx, sqlite3_stmt *st)
+static void sqm_list_mailbox(void *ctx, struct sql_row *st)
 {
 	struct sqm_list *l = ctx;
-	l->mailbox_cb(l->ctx, sq_text0(st, 0), sq_text(st, 1));
+	l->mailbox_cb(l->ctx, sql_col_text0(st, 0), sql_col_text(st, 1));
 }
 
-static void sqm_list_subscription(void *ctx, sqlite3_stmt *st)
+static void sqm_list_subscription(void *ctx, struct sql_row *st)
 {
 	struct sqm_list *l = ctx;
-	l->subscription_cb(l->ctx, sq_text0(st, 0));
+	l->subscription_cb(l->ctx, sql_col_text0(st, 0));
 }
 
-int store_sqlite_mailbox_list(struct store *store, uint64_t account_id,
-                              void (*mailbox_cb)(void *ctx, const char *name,
-                                                 const char *special_use),
-                              void (*subscription_cb)(void *ctx, const char *name), void *ctx)
+int store_db_mailbox_list(struct store *store, uint64_t account_id,
+                          void (*mailbox_cb)(void *ctx, const char *name, const char *special_use),
+                          void (*subscription_cb)(void *ctx, const char *name), void *ctx)
 {
-	struct sq_conn *c = store_sqlite_reader(store);
+	struct sql_conn *c = store_db_reader(store);
 	struct sqm_list l = {mailbox_cb, subscription_cb, ctx};
 	int64_t dummy;
-	int started = c == NULL ? -1 : store_sqlite_read_begin(c);
+	int started = c == NULL ? -1 : store_db_read_begin(c);
 	if (started < 0)
 		return -1;
-	int ret = store_sqlite_int(c, SQ_ACCOUNT_USAGE, &dummy, NULL, "i", (int64_t)account_id);
+	int ret = sql_int(c, SQ_ACCOUNT_USAGE, &dummy, NULL, "i", (int64_t)account_id);
 	if (ret == 1 &&
-	    (store_sqlite_each(c, SQ_MB_LIST, sqm_list_mailbox, &l, "i", (int64_t)account_id) < 0 ||
-	     store_sqlite_each(c, SQ_SUB_LIST, sqm_list_subscription, &l, "i",
-	                       (int64_t)account_id) < 0))
+	    (sql_each(c, SQ_MB_LIST, sqm_list_mailbox, &l, "i", (int64_t)account_id) < 0 ||
+	     sql_each(c, SQ_SUB_LIST, sqm_list_subscription, &l, "i", (int64_t)account_id) < 0))
 		ret = -1;
-	return store_sqlite_read_end(c, started, ret);
+	return store_db_read_end(c, started, ret);
 }
 
-int store_sqlite_mailbox_stats(struct store *store, uint64_t account_id, const char *mailbox,
-                               struct store_mailbox_stats *stats_r)
+int store_db_mailbox_stats(struct store *store, uint64_t account_id, const char *mailbox,
+                           struct store_mailbox_stats *stats_r)
 {
-	struct sq_conn *c = store_sqlite_reader(store);
-	sqlite3_stmt *st;
-	int rc =
-	    c == NULL
-	        ? -1
-	        : store_sqlite_step(c, SQ_MB_STATS, &st, NULL, "isii", (int64_t)account_id, mailbox,
-	                            (int64_t)STORE_FLAG_SEEN, (int64_t)STORE_FLAG_DELETED);
-	if (rc != SQLITE_ROW)
+	struct sql_conn *c = store_db_reader(store);
+	struct sql_row *st;
+	int rc = c == NULL
+	             ? -1
+	             : sql_step(c, SQ_MB_STATS, &st, NULL, "isii", (int64_t)account_id, mailbox,
+	                        (int64_t)STORE_FLAG_SEEN, (int64_t)STORE_FLAG_DELETED);
+	if (rc != SQL_ROW)
 		return rc < 0 ? -1 : 0;
 	*stats_r = (struct store_mailbox_stats){
-	    .uidvalidity = (uint32_t)sqlite3_column_int64(st, 0),
-	    .uidnext = (uint32_t)sqlite3_column_int64(st, 1),
-	    .highestmodseq = (uint64_t)sqlite3_column_int64(st, 2),
-	    .messages = (uint32_t)sqlite3_column_int64(st, 3),
-	    .unseen = (uint32_t)sqlite3_column_int64(st, 4),
-	    .deleted = (uint32_t)sqlite3_column_int64(st, 5),
-	    .size = (uint64_t)sqlite3_column_int64(st, 6),
+	    .uidvalidity = (uint32_t)sql_col_int(st, 0),
+	    .uidnext = (uint32_t)sql_col_int(st, 1),
+	    .highestmodseq = (uint64_t)sql_col_int(st, 2),
+	    .messages = (uint32_t)sql_col_int(st, 3),
+	    .unseen = (uint32_t)sql_col_int(st, 4),
+	    .deleted = (uint32_t)sql_col_int(st, 5),
+	    .size = (uint64_t)sql_col_int(st, 6),
 	    .recent = 0,
 	};
-	sq_reset(st);
+	sql_row_done(st);
 	return 1;
 }
 
-int store_sqlite_mailbox_recent_first(struct store *store, uint64_t account_id, const char *mailbox,
-                                      uint32_t *uidvalidity_r, uint32_t *first_r)
+int store_db_mailbox_recent_first(struct store *store, uint64_t account_id, const char *mailbox,
+                                  uint32_t *uidvalidity_r, uint32_t *first_r)
 {
-	struct sq_conn *c = store_sqlite_reader(store);
-	sqlite3_stmt *st;
+	struct sql_conn *c = store_db_reader(store);
+	struct sql_row *st;
 	int rc = c == NULL ? -1
-	                   : store_sqlite_step(c, SQ_MB_RECENT_FIRST, &st, NULL, "isii",
-	                                       (int64_t)account_id, mailbox,
-	                                       sq_store(store)->open_max_entry,
-	                                       sq_store(store)->open_uidvalidity);
-	if (rc != SQLITE_ROW)
+	                   : sql_step(c, SQ_MB_RECENT_FIRST, &st, NULL, "isii", (int64_t)account_id,
+	                              mailbox, db_store(store)->open_max_entry,
+	                              db_store(store)->open_uidvalidity);
+	if (rc != SQL_ROW)
 		return rc < 0 ? -1 : 0;
-	*uidvalidity_r = (uint32_t)sqlite3_column_int64(st, 0);
-	*first_r = (uint32_t)sqlite3_column_int64(st, 1);
-	sq_reset(st);
+	*uidvalidity_r = (uint32_t)sql_col_int(st, 0);
+	*first_r = (uint32_t)sql_col_int(st, 1);
+	sql_row_done(st);
 	return 1;
 }
 
-int store_sqlite_mailbox_count_from(struct store *store, uint64_t account_id, const char *mailbox,
-                                    uint32_t uid, uint32_t *count_r)
+int store_db_mailbox_count_from(struct store *store, uint64_t account_id, const char *mailbox,
+                                uint32_t uid, uint32_t *count_r)
 {
-	struct sq_conn *c = store_sqlite_reader(store);
-	sqlite3_stmt *st;
+	struct sql_conn *c = store_db_reader(store);
+	struct sql_row *st;
 	int rc = c == NULL ? -1
-	                   : store_sqlite_step(c, SQ_MB_COUNT_FROM, &st, NULL, "isi",
-	                                       (int64_t)account_id, mailbox, (int64_t)uid);
-	if (rc != SQLITE_ROW)
+	                   : sql_step(c, SQ_MB_COUNT_FROM, &st, NULL, "isi", (int64_t)account_id,
+	                              mailbox, (int64_t)uid);
+	if (rc != SQL_ROW)
 		return rc < 0 ? -1 : 0;
-	*count_r = (uint32_t)sqlite3_column_int64(st, 0);
-	sq_reset(st);
+	*count_r = (uint32_t)sql_col_int(st, 0);
+	sql_row_done(st);
 	return 1;
 }
 
-int store_sqlite_mailbox_keywords(struct store *store, uint64_t account_id, const char *mailbox,
-                                  char **keywords_r)
+int store_db_mailbox_keywords(struct store *store, uint64_t account_id, const char *mailbox,
+                              char **keywords_r)
 {
-	struct sq_conn *c = store_sqlite_reader(store);
-	sqlite3_stmt *st;
-	int rc = c == NULL ? -1
-	                   : store_sqlite_step(c, SQ_MB_KEYWORDS, &st, NULL, "is",
-	                                       (int64_t)account_id, mailbox);
-	if (rc != SQLITE_ROW)
+	struct sql_conn *c = store_db_reader(store);
+	struct sql_row *st;
+	int rc = c == NULL
+	             ? -1
+	             : sql_step(c, SQ_MB_KEYWORDS, &st, NULL, "is", (int64_t)account_id, mailbox);
+	if (rc != SQL_ROW)
 		return rc < 0 ? -1 : 0;
-	*keywords_r = xstrdup(sq_text0(st, 0));
-	sq_reset(st);
+	*keywords_r = xstrdup(sql_col_text0(st, 0));
+	sql_row_done(st);
 	return 1;
 }
 
@@ -1075,85 +1061,82 @@ struct sqm_changes {
 	void *ctx;
 };
 
-static void sqm_changed_row(void *ctx, sqlite3_stmt *st)
+static void sqm_changed_row(void *ctx, struct sql_row *st)
 {
 	struct sqm_changes *ch = ctx;
 	struct store_entry entry = {
-	    .uid = (uint32_t)sqlite3_column_int64(st, 0),
-	    .size = (uint64_t)sqlite3_column_int64(st, 1),
-	    .internal_date = sqlite3_column_int64(st, 2),
-	    .flags = (unsigned)sqlite3_column_int64(st, 3),
-	    .modseq = (uint64_t)sqlite3_column_int64(st, 4),
-	    .keywords = sq_text0(st, 5),
+	    .uid = (uint32_t)sql_col_int(st, 0),
+	    .size = (uint64_t)sql_col_int(st, 1),
+	    .internal_date = sql_col_int(st, 2),
+	    .flags = (unsigned)sql_col_int(st, 3),
+	    .modseq = (uint64_t)sql_col_int(st, 4),
+	    .keywords = sql_col_text0(st, 5),
 	};
 	ch->entry_cb(ch->ctx, &entry);
 }
 
-static void sqm_expunged_row(void *ctx, sqlite3_stmt *st)
+static void sqm_expunged_row(void *ctx, struct sql_row *st)
 {
 	struct sqm_changes *ch = ctx;
-	ch->expunged_cb(ch->ctx, (uint32_t)sqlite3_column_int64(st, 0),
-	                (uint64_t)sqlite3_column_int64(st, 1));
+	ch->expunged_cb(ch->ctx, (uint32_t)sql_col_int(st, 0), (uint64_t)sql_col_int(st, 1));
 }
 
 /* Inside the read transaction. */
-static int sqm_changes_read(struct sq_conn *c, uint64_t account_id, const char *mailbox,
+static int sqm_changes_read(struct sql_conn *c, uint64_t account_id, const char *mailbox,
                             uint64_t since, struct sqm_changes *ch,
                             struct store_mailbox_status *status_r)
 {
-	sqlite3_stmt *st;
-	int rc =
-	    store_sqlite_step(c, SQ_MAILBOX_STATUS, &st, NULL, "is", (int64_t)account_id, mailbox);
-	if (rc != SQLITE_ROW)
+	struct sql_row *st;
+	int rc = sql_step(c, SQ_MAILBOX_STATUS, &st, NULL, "is", (int64_t)account_id, mailbox);
+	if (rc != SQL_ROW)
 		return rc < 0 ? -1 : 0;
-	int64_t mailbox_id = sqlite3_column_int64(st, 0);
+	int64_t mailbox_id = sql_col_int(st, 0);
 	*status_r = (struct store_mailbox_status){
-	    .uidvalidity = (uint32_t)sqlite3_column_int64(st, 1),
-	    .uidnext = (uint32_t)sqlite3_column_int64(st, 2),
-	    .highestmodseq = (uint64_t)sqlite3_column_int64(st, 3),
-	    .messages = (uint32_t)sqlite3_column_int64(st, 4),
+	    .uidvalidity = (uint32_t)sql_col_int(st, 1),
+	    .uidnext = (uint32_t)sql_col_int(st, 2),
+	    .highestmodseq = (uint64_t)sql_col_int(st, 3),
+	    .messages = (uint32_t)sql_col_int(st, 4),
 	};
-	sq_reset(st);
+	sql_row_done(st);
 	/* MODSEQs are below 2^63 (RFC 7162 mod-sequence-value); a larger since matches none. */
 	int64_t after = since > (uint64_t)INT64_MAX ? INT64_MAX : (int64_t)since;
 	if (ch->entry_cb != NULL &&
-	    store_sqlite_each(c, SQ_MB_CHANGED, sqm_changed_row, ch, "ii", mailbox_id, after) < 0)
+	    sql_each(c, SQ_MB_CHANGED, sqm_changed_row, ch, "ii", mailbox_id, after) < 0)
 		return -1;
 	if (ch->expunged_cb != NULL &&
-	    store_sqlite_each(c, SQ_MB_EXPUNGED, sqm_expunged_row, ch, "ii", mailbox_id, after) < 0)
+	    sql_each(c, SQ_MB_EXPUNGED, sqm_expunged_row, ch, "ii", mailbox_id, after) < 0)
 		return -1;
 	return 1;
 }
 
-int store_sqlite_mailbox_changes(struct store *store, uint64_t account_id, const char *mailbox,
-                                 uint64_t since_modseq,
-                                 void (*entry_cb)(void *ctx, const struct store_entry *entry),
-                                 void (*expunged_cb)(void *ctx, uint32_t uid, uint64_t modseq),
-                                 void *ctx, struct store_mailbox_status *status_r)
+int store_db_mailbox_changes(struct store *store, uint64_t account_id, const char *mailbox,
+                             uint64_t since_modseq,
+                             void (*entry_cb)(void *ctx, const struct store_entry *entry),
+                             void (*expunged_cb)(void *ctx, uint32_t uid, uint64_t modseq),
+                             void *ctx, struct store_mailbox_status *status_r)
 {
-	struct sq_conn *c = store_sqlite_reader(store);
+	struct sql_conn *c = store_db_reader(store);
 	struct sqm_changes ch = {entry_cb, expunged_cb, ctx};
-	int started = c == NULL ? -1 : store_sqlite_read_begin(c);
+	int started = c == NULL ? -1 : store_db_read_begin(c);
 	if (started < 0)
 		return -1;
 	int ret = sqm_changes_read(c, account_id, mailbox, since_modseq, &ch, status_r);
-	return store_sqlite_read_end(c, started, ret);
+	return store_db_read_end(c, started, ret);
 }
 
-int store_sqlite_mailbox_summary(struct store *store, uint64_t account_id, const char *mailbox,
-                                 uint32_t uid, char **envelope_r, char **body_r,
-                                 char **bodystructure_r)
+int store_db_mailbox_summary(struct store *store, uint64_t account_id, const char *mailbox,
+                             uint32_t uid, char **envelope_r, char **body_r, char **bodystructure_r)
 {
-	struct sq_conn *c = store_sqlite_reader(store);
-	sqlite3_stmt *st;
+	struct sql_conn *c = store_db_reader(store);
+	struct sql_row *st;
 	int rc = c == NULL ? -1
-	                   : store_sqlite_step(c, SQ_MB_SUMMARY, &st, NULL, "isi",
-	                                       (int64_t)account_id, mailbox, (int64_t)uid);
-	if (rc != SQLITE_ROW)
+	                   : sql_step(c, SQ_MB_SUMMARY, &st, NULL, "isi", (int64_t)account_id,
+	                              mailbox, (int64_t)uid);
+	if (rc != SQL_ROW)
 		return rc < 0 ? -1 : 0;
 	char **out[3] = {envelope_r, body_r, bodystructure_r};
 	for (int i = 0; i < 3; i++)
-		*out[i] = sq_text(st, i) == NULL ? NULL : xstrdup(sq_text(st, i));
-	sq_reset(st);
+		*out[i] = sql_col_text(st, i) == NULL ? NULL : xstrdup(sql_col_text(st, i));
+	sql_row_done(st);
 	return 1;
 }

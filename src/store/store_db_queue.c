@@ -6,7 +6,7 @@
  * move behind a driver interface for PostgreSQL: a claim there would select with
  * FOR UPDATE SKIP LOCKED; here the writer's BEGIN IMMEDIATE already serialises writers of
  * every process, and the lease update re-checks that the lease is free. */
-#include "store/sqlite/store_sqlite_private.h"
+#include "store/store_db.h"
 
 #include <inttypes.h>
 #include <stdlib.h>
@@ -27,7 +27,7 @@
 	" AND r.status = 0 AND r.last_error <> '' ORDER BY r.last_attempt DESC, r.id LIMIT 1),"    \
 	" '') FROM queue q JOIN messages m ON m.id = q.message_id"
 
-const char *const store_sqlite_queue_sql[SQ_COUNT - SQ_MAILBOX_END] = {
+const char *const store_db_queue_sql[SQ_COUNT - SQ_MAILBOX_END] = {
     SQQ(SQ_Q_ENTRY_INSERT) = "INSERT INTO queue (message_id, mail_from, ret, envid, domain,"
                              " created, next_attempt, smtputf8, eightbit, requiretls)"
                              " VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?6, ?7, ?8, ?9) RETURNING id",
@@ -73,8 +73,8 @@ const char *const store_sqlite_queue_sql[SQ_COUNT - SQ_MAILBOX_END] = {
 
 /* ---- delivery ---- */
 
-int store_sqlite_queue_deliver(struct sq_conn *c, const struct store_delivery *d,
-                               int64_t message_id, int64_t now, const char **error_r)
+int store_db_queue_deliver(struct sql_conn *c, const struct store_delivery *d, int64_t message_id,
+                           int64_t now, const char **error_r)
 {
 	const char *mail_from = d->mail_from == NULL ? "" : d->mail_from;
 	char(*domains)[STORE_ADDRESS_MAX + 1] = xcalloc(d->remote_count + 1, sizeof(*domains));
@@ -89,14 +89,14 @@ int store_sqlite_queue_deliver(struct sq_conn *c, const struct store_delivery *d
 			k++;
 		entries[i] = entries[k];
 		/* The first recipient of a domain in this delivery opens its entry. */
-		if (k == i && store_sqlite_int(c, SQ_Q_ENTRY_INSERT, &entries[i], error_r,
-		                               "isissiiii", message_id, mail_from, (int64_t)d->ret,
-		                               d->envid, domains[i], now, (int64_t)d->smtputf8,
-		                               (int64_t)d->eightbit, (int64_t)d->requiretls) != 1)
+		if (k == i && sql_int(c, SQ_Q_ENTRY_INSERT, &entries[i], error_r, "isissiiii",
+		                      message_id, mail_from, (int64_t)d->ret, d->envid, domains[i],
+		                      now, (int64_t)d->smtputf8, (int64_t)d->eightbit,
+		                      (int64_t)d->requiretls) != 1)
 			ret = -1;
-		if (ret == 0 && store_sqlite_exec(c, SQ_Q_RCPT_INSERT, error_r, "issi", entries[i],
-		                                  d->remote[i], dsn == NULL ? NULL : dsn->orcpt,
-		                                  (int64_t)(dsn == NULL ? 0 : dsn->notify)) < 0)
+		if (ret == 0 && sql_exec(c, SQ_Q_RCPT_INSERT, error_r, "issi", entries[i],
+		                         d->remote[i], dsn == NULL ? NULL : dsn->orcpt,
+		                         (int64_t)(dsn == NULL ? 0 : dsn->notify)) < 0)
 			ret = -1;
 	}
 	free(domains);
@@ -106,9 +106,9 @@ int store_sqlite_queue_deliver(struct sq_conn *c, const struct store_delivery *d
 
 /* ---- reading entries ---- */
 
-static char *sqq_dup(sqlite3_stmt *st, int col)
+static char *sqq_dup(struct sql_row *st, int col)
 {
-	const char *s = sq_text(st, col);
+	const char *s = sql_col_text(st, col);
 	return s == NULL ? NULL : xstrdup(s);
 }
 
@@ -117,62 +117,62 @@ struct sqq_rcpts {
 	size_t count;
 };
 
-static void sqq_rcpt_row(void *ctx, sqlite3_stmt *st)
+static void sqq_rcpt_row(void *ctx, struct sql_row *st)
 {
 	struct sqq_rcpts *r = ctx;
 	r->v = xrealloc(r->v, (r->count + 1) * sizeof(*r->v));
 	r->v[r->count++] = (struct store_queue_rcpt){
-	    .id = (uint64_t)sqlite3_column_int64(st, 0),
-	    .address = xstrdup(sq_text0(st, 1)),
+	    .id = (uint64_t)sql_col_int(st, 0),
+	    .address = xstrdup(sql_col_text0(st, 1)),
 	    .orcpt = sqq_dup(st, 2),
-	    .notify = (unsigned)sqlite3_column_int64(st, 3),
-	    .status = (enum store_queue_status)sqlite3_column_int64(st, 4),
-	    .last_error = xstrdup(sq_text0(st, 5)),
-	    .last_attempt = sqlite3_column_int64(st, 6),
-	    .remote_mta = xstrdup(sq_text0(st, 7)),
-	    .enhanced_status = xstrdup(sq_text0(st, 8)),
+	    .notify = (unsigned)sql_col_int(st, 3),
+	    .status = (enum store_queue_status)sql_col_int(st, 4),
+	    .last_error = xstrdup(sql_col_text0(st, 5)),
+	    .last_attempt = sql_col_int(st, 6),
+	    .remote_mta = xstrdup(sql_col_text0(st, 7)),
+	    .enhanced_status = xstrdup(sql_col_text0(st, 8)),
 	};
 }
 
 /* Read entry id into *e (zeroed first) with its recipients (all, or pending only): 1, 0 no
  * such entry, -1 error. */
-static int sqq_entry_read(struct sq_conn *c, const char *messages_dir, int64_t id,
+static int sqq_entry_read(struct sql_conn *c, const char *messages_dir, int64_t id,
                           bool pending_only, struct store_queue_entry *e, const char **error_r)
 {
-	sqlite3_stmt *st;
+	struct sql_row *st;
 	*e = (struct store_queue_entry){0};
-	int rc = store_sqlite_step(c, SQ_Q_ENTRY_GET, &st, error_r, "i", id);
-	if (rc != SQLITE_ROW)
+	int rc = sql_step(c, SQ_Q_ENTRY_GET, &st, error_r, "i", id);
+	if (rc != SQL_ROW)
 		return rc < 0 ? -1 : 0;
-	const char *sha = sq_text0(st, 1);
+	const char *sha = sql_col_text0(st, 1);
 	if (!blob_name_valid(sha)) {
-		sq_reset(st);
+		sql_row_done(st);
 		*error_r = "queue entry with a bad content address";
 		return -1;
 	}
 	*e = (struct store_queue_entry){
-	    .id = (uint64_t)sqlite3_column_int64(st, 0),
+	    .id = (uint64_t)sql_col_int(st, 0),
 	    .path = blob_path_dup(messages_dir, sha),
-	    .size = (uint64_t)sqlite3_column_int64(st, 2),
-	    .mail_from = xstrdup(sq_text0(st, 3)),
-	    .ret = (enum store_dsn_ret)sqlite3_column_int64(st, 4),
+	    .size = (uint64_t)sql_col_int(st, 2),
+	    .mail_from = xstrdup(sql_col_text0(st, 3)),
+	    .ret = (enum store_dsn_ret)sql_col_int(st, 4),
 	    .envid = sqq_dup(st, 5),
-	    .domain = xstrdup(sq_text0(st, 6)),
-	    .created = sqlite3_column_int64(st, 7),
-	    .next_attempt = sqlite3_column_int64(st, 8),
-	    .attempts = (unsigned)sqlite3_column_int64(st, 9),
-	    .held = sqlite3_column_int64(st, 10) != 0,
-	    .delay_warned = sqlite3_column_int64(st, 11) != 0,
+	    .domain = xstrdup(sql_col_text0(st, 6)),
+	    .created = sql_col_int(st, 7),
+	    .next_attempt = sql_col_int(st, 8),
+	    .attempts = (unsigned)sql_col_int(st, 9),
+	    .held = sql_col_int(st, 10) != 0,
+	    .delay_warned = sql_col_int(st, 11) != 0,
 	    .lease_owner = sqq_dup(st, 12),
-	    .lease_until = sqlite3_column_int64(st, 13),
-	    .smtputf8 = sqlite3_column_int64(st, 14) != 0,
-	    .eightbit = sqlite3_column_int64(st, 15) != 0,
-	    .requiretls = sqlite3_column_int64(st, 16) != 0,
+	    .lease_until = sql_col_int(st, 13),
+	    .smtputf8 = sql_col_int(st, 14) != 0,
+	    .eightbit = sql_col_int(st, 15) != 0,
+	    .requiretls = sql_col_int(st, 16) != 0,
 	};
-	sq_reset(st);
+	sql_row_done(st);
 	struct sqq_rcpts r = {0};
-	if (store_sqlite_each(c, SQ_Q_RCPTS, sqq_rcpt_row, &r, "ii", id,
-	                      (int64_t)(pending_only ? 1 : 0)) < 0) {
+	if (sql_each(c, SQ_Q_RCPTS, sqq_rcpt_row, &r, "ii", id, (int64_t)(pending_only ? 1 : 0)) <
+	    0) {
 		*error_r = "database error reading queue recipients";
 		e->rcpts = r.v;
 		e->rcpt_count = r.count;
@@ -184,7 +184,7 @@ static int sqq_entry_read(struct sq_conn *c, const char *messages_dir, int64_t i
 }
 
 /* Append one entry slot to the item's entries and read entry id into it. */
-static int sqq_item_read(struct sq_conn *c, const char *messages_dir, struct store_commit_queue *q,
+static int sqq_item_read(struct sql_conn *c, const char *messages_dir, struct store_commit_queue *q,
                          int64_t id, bool pending_only, const char **error_r)
 {
 	q->entries = xrealloc(q->entries, (q->count + 1) * sizeof(*q->entries));
@@ -196,24 +196,24 @@ static int sqq_item_read(struct sq_conn *c, const char *messages_dir, struct sto
 
 /* ---- writer operations ---- */
 
-static void sqq_id_row(void *ctx, sqlite3_stmt *st)
+static void sqq_id_row(void *ctx, struct sql_row *st)
 {
-	store_sqlite_ids_add(ctx, sqlite3_column_int64(st, 0));
+	store_db_ids_add(ctx, sql_col_int(st, 0));
 }
 
 /* Lease the due entries; an entry whose lease update finds it taken is skipped. */
-static int sqq_claim(struct sq_conn *c, const char *messages_dir, struct store_commit_queue *q,
+static int sqq_claim(struct sql_conn *c, const char *messages_dir, struct store_commit_queue *q,
                      const char **error_r)
 {
 	const struct store_queue_op *op = q->op;
 	struct sq_ids due = {0};
 	int64_t max = op->max > (size_t)INT32_MAX ? INT32_MAX : (int64_t)op->max;
-	int ret = store_sqlite_each(c, SQ_Q_DUE, sqq_id_row, &due, "ii", q->now, max);
+	int ret = sql_each(c, SQ_Q_DUE, sqq_id_row, &due, "ii", q->now, max);
 	if (ret < 0)
 		*error_r = "database error finding due queue entries";
 	for (size_t i = 0; ret == 0 && i < due.count; i++) {
-		int n = store_sqlite_exec(c, SQ_Q_LEASE, error_r, "isii", due.v[i], q->owner,
-		                          q->now + (int64_t)op->lease, q->now);
+		int n = sql_exec(c, SQ_Q_LEASE, error_r, "isii", due.v[i], q->owner,
+		                 q->now + (int64_t)op->lease, q->now);
 		if (n < 0)
 			ret = -1;
 		else if (n == 1 && sqq_item_read(c, messages_dir, q, due.v[i], true, error_r) < 0)
@@ -225,34 +225,34 @@ static int sqq_claim(struct sq_conn *c, const char *messages_dir, struct store_c
 
 /* The lease of entry id: 1 with *mine (owner holds it and it has not expired) and *free_r
  * (nobody holds it, or it expired), 0 no such entry, -1 error. */
-static int sqq_lease(struct sq_conn *c, const struct store_commit_queue *q, int64_t id,
+static int sqq_lease(struct sql_conn *c, const struct store_commit_queue *q, int64_t id,
                      bool *mine_r, bool *free_r, const char **error_r)
 {
-	sqlite3_stmt *st;
-	int rc = store_sqlite_step(c, SQ_Q_LEASE_GET, &st, error_r, "i", id);
-	if (rc != SQLITE_ROW)
+	struct sql_row *st;
+	int rc = sql_step(c, SQ_Q_LEASE_GET, &st, error_r, "i", id);
+	if (rc != SQL_ROW)
 		return rc < 0 ? -1 : 0;
-	const char *owner = sq_text(st, 1);
-	bool live = owner != NULL && sqlite3_column_int64(st, 0) > q->now;
+	const char *owner = sql_col_text(st, 1);
+	bool live = owner != NULL && sql_col_int(st, 0) > q->now;
 	*mine_r = live && strcmp(owner, q->owner) == 0;
 	*free_r = !live;
-	sq_reset(st);
+	sql_row_done(st);
 	return 1;
 }
 
 /* Remove entry id and its recipients; its message row goes to unref. */
-static int sqq_remove(struct sq_conn *c, int64_t id, struct sq_ids *unref, const char **error_r)
+static int sqq_remove(struct sql_conn *c, int64_t id, struct sq_ids *unref, const char **error_r)
 {
 	int64_t message_id;
-	if (store_sqlite_exec(c, SQ_Q_RCPTS_DELETE, error_r, "i", id) < 0)
+	if (sql_exec(c, SQ_Q_RCPTS_DELETE, error_r, "i", id) < 0)
 		return -1;
-	int ret = store_sqlite_int(c, SQ_Q_DELETE, &message_id, error_r, "i", id);
+	int ret = sql_int(c, SQ_Q_DELETE, &message_id, error_r, "i", id);
 	if (ret == 1)
-		store_sqlite_ids_add(unref, message_id);
+		store_db_ids_add(unref, message_id);
 	return ret < 0 ? -1 : 0;
 }
 
-static int sqq_result(struct sq_conn *c, struct store_commit_item *item, struct sq_ids *unref,
+static int sqq_result(struct sql_conn *c, struct store_commit_item *item, struct sq_ids *unref,
                       const char **error_r)
 {
 	struct store_commit_queue *q = &item->queue;
@@ -268,14 +268,13 @@ static int sqq_result(struct sq_conn *c, struct store_commit_item *item, struct 
 	for (size_t i = 0; i < op->result_count; i++) {
 		const struct store_queue_result *r = &op->results[i];
 		/* Deferred keeps the status pending with this attempt's outcome. */
-		if (store_sqlite_exec(
-		        c, SQ_Q_RCPT_RESULT, error_r, "iiisssi", id, (int64_t)r->rcpt_id,
-		        (int64_t)r->status, r->error == NULL ? "" : r->error,
-		        r->remote_mta == NULL ? "" : r->remote_mta,
-		        r->enhanced_status == NULL ? "" : r->enhanced_status, q->now) < 0)
+		if (sql_exec(c, SQ_Q_RCPT_RESULT, error_r, "iiisssi", id, (int64_t)r->rcpt_id,
+		             (int64_t)r->status, r->error == NULL ? "" : r->error,
+		             r->remote_mta == NULL ? "" : r->remote_mta,
+		             r->enhanced_status == NULL ? "" : r->enhanced_status, q->now) < 0)
 			return -1;
 	}
-	if (store_sqlite_int(c, SQ_Q_PENDING, &pending, error_r, "i", id) != 1)
+	if (sql_int(c, SQ_Q_PENDING, &pending, error_r, "i", id) != 1)
 		return -1;
 	q->pending = (size_t)pending;
 	if (pending == 0)
@@ -283,13 +282,13 @@ static int sqq_result(struct sq_conn *c, struct store_commit_item *item, struct 
 	q->lease_lost = !mine && !free_lease;
 	if (q->lease_lost)
 		return 0;
-	return store_sqlite_exec(c, SQ_Q_RESCHEDULE, error_r, "iii", id, op->next_attempt,
-	                         (int64_t)(op->delay_warned ? 1 : 0)) < 0
+	return sql_exec(c, SQ_Q_RESCHEDULE, error_r, "iii", id, op->next_attempt,
+	                (int64_t)(op->delay_warned ? 1 : 0)) < 0
 	           ? -1
 	           : 0;
 }
 
-static int sqq_renew(struct sq_conn *c, struct store_commit_item *item, const char **error_r)
+static int sqq_renew(struct sql_conn *c, struct store_commit_item *item, const char **error_r)
 {
 	struct store_commit_queue *q = &item->queue;
 	bool mine, free_lease;
@@ -300,25 +299,25 @@ static int sqq_renew(struct sq_conn *c, struct store_commit_item *item, const ch
 		item->refused = STORE_ERROR_LEASE_LOST;
 	if (ret <= 0 || !mine)
 		return ret < 0 ? -1 : 0;
-	return store_sqlite_exec(c, SQ_Q_RENEW, error_r, "isi", (int64_t)q->op->id, q->owner,
-	                         q->now + (int64_t)q->op->lease) < 0
+	return sql_exec(c, SQ_Q_RENEW, error_r, "isi", (int64_t)q->op->id, q->owner,
+	                q->now + (int64_t)q->op->lease) < 0
 	           ? -1
 	           : 0;
 }
 
 /* An operation on one entry by a plain UPDATE: refused NO_ENTRY when it changed nothing. */
-static int sqq_update(struct sq_conn *c, struct store_commit_item *item, enum sq_id id,
+static int sqq_update(struct sql_conn *c, struct store_commit_item *item, enum sq_id id,
                       const char *fmt, const char **error_r)
 {
 	struct store_commit_queue *q = &item->queue;
-	int n = store_sqlite_exec(c, id, error_r, fmt, (int64_t)q->op->id, q->now);
+	int n = sql_exec(c, id, error_r, fmt, (int64_t)q->op->id, q->now);
 	if (n == 0)
 		item->refused = STORE_ERROR_NO_ENTRY;
 	q->changed = n > 0 ? (size_t)n : 0;
 	return n < 0 ? -1 : 0;
 }
 
-static int sqq_delete(struct sq_conn *c, const char *messages_dir, struct store_commit_item *item,
+static int sqq_delete(struct sql_conn *c, const char *messages_dir, struct store_commit_item *item,
                       struct sq_ids *unref, const char **error_r)
 {
 	struct store_commit_queue *q = &item->queue;
@@ -330,7 +329,7 @@ static int sqq_delete(struct sq_conn *c, const char *messages_dir, struct store_
 	return sqq_remove(c, (int64_t)q->op->id, unref, error_r);
 }
 
-static int sqq_action(struct sq_conn *c, const char *messages_dir, struct store_commit_item *item,
+static int sqq_action(struct sql_conn *c, const char *messages_dir, struct store_commit_item *item,
                       struct sq_ids *unref, const char **error_r)
 {
 	struct store_commit_queue *q = &item->queue;
@@ -349,7 +348,7 @@ static int sqq_action(struct sq_conn *c, const char *messages_dir, struct store_
 			q->due = true;
 			return sqq_update(c, item, SQ_Q_FLUSH_ONE, "ii", error_r);
 		}
-		n = store_sqlite_exec(c, SQ_Q_FLUSH_ALL, error_r, "i", q->now);
+		n = sql_exec(c, SQ_Q_FLUSH_ALL, error_r, "i", q->now);
 		q->changed = n > 0 ? (size_t)n : 0;
 		q->due = n > 0;
 		return n < 0 ? -1 : 0;
@@ -361,8 +360,7 @@ static int sqq_action(struct sq_conn *c, const char *messages_dir, struct store_
 	case STORE_QUEUE_DELETE:
 		return sqq_delete(c, messages_dir, item, unref, error_r);
 	case STORE_QUEUE_UNLEASE:
-		n = store_sqlite_exec(c, SQ_Q_UNLEASE, error_r, "si", q->owner,
-		                      (int64_t)strlen(q->owner));
+		n = sql_exec(c, SQ_Q_UNLEASE, error_r, "si", q->owner, (int64_t)strlen(q->owner));
 		q->changed = n > 0 ? (size_t)n : 0;
 		q->due = n > 0;
 		return n < 0 ? -1 : 0;
@@ -371,9 +369,9 @@ static int sqq_action(struct sq_conn *c, const char *messages_dir, struct store_
 	return 0;
 }
 
-int store_sqlite_queue_commit(struct sq_conn *c, const char *messages_dir,
-                              struct store_commit_item *item, struct sq_ids *unref,
-                              const char **error_r)
+int store_db_queue_commit(struct sql_conn *c, const char *messages_dir,
+                          struct store_commit_item *item, struct sq_ids *unref,
+                          const char **error_r)
 {
 	struct store_commit_queue *q = &item->queue;
 	store_queue_entries_free(q->entries, q->count);
@@ -391,7 +389,7 @@ int store_sqlite_queue_commit(struct sq_conn *c, const char *messages_dir,
 	return ret;
 }
 
-void store_sqlite_queue_rollback(struct store_commit_item *items, size_t count)
+void store_db_queue_rollback(struct store_commit_item *items, size_t count)
 {
 	for (size_t i = 0; i < count; i++) {
 		if (items[i].kind != STORE_OP_QUEUE)
@@ -409,49 +407,49 @@ struct sqq_list {
 	void *ctx;
 };
 
-static void sqq_list_row(void *ctx, sqlite3_stmt *st)
+static void sqq_list_row(void *ctx, struct sql_row *st)
 {
 	struct sqq_list *l = ctx;
 	struct store_queue_info info = {
-	    .id = (uint64_t)sqlite3_column_int64(st, 0),
-	    .mail_from = sq_text0(st, 1),
-	    .domain = sq_text0(st, 2),
-	    .size = (uint64_t)sqlite3_column_int64(st, 3),
-	    .created = sqlite3_column_int64(st, 4),
-	    .next_attempt = sqlite3_column_int64(st, 5),
-	    .attempts = (unsigned)sqlite3_column_int64(st, 6),
-	    .held = sqlite3_column_int64(st, 7) != 0,
-	    .lease_owner = sq_text(st, 8),
-	    .lease_until = sqlite3_column_int64(st, 9),
-	    .rcpts = (unsigned)sqlite3_column_int64(st, 10),
-	    .pending = (unsigned)sqlite3_column_int64(st, 11),
-	    .last_error = sq_text0(st, 12),
+	    .id = (uint64_t)sql_col_int(st, 0),
+	    .mail_from = sql_col_text0(st, 1),
+	    .domain = sql_col_text0(st, 2),
+	    .size = (uint64_t)sql_col_int(st, 3),
+	    .created = sql_col_int(st, 4),
+	    .next_attempt = sql_col_int(st, 5),
+	    .attempts = (unsigned)sql_col_int(st, 6),
+	    .held = sql_col_int(st, 7) != 0,
+	    .lease_owner = sql_col_text(st, 8),
+	    .lease_until = sql_col_int(st, 9),
+	    .rcpts = (unsigned)sql_col_int(st, 10),
+	    .pending = (unsigned)sql_col_int(st, 11),
+	    .last_error = sql_col_text0(st, 12),
 	};
 	l->fn(l->ctx, &info);
 }
 
-int store_sqlite_queue_list(struct store *store, const char *domain,
-                            void (*fn)(void *ctx, const struct store_queue_info *info), void *ctx)
+int store_db_queue_list(struct store *store, const char *domain,
+                        void (*fn)(void *ctx, const struct store_queue_info *info), void *ctx)
 {
-	struct sq_conn *c = store_sqlite_reader(store);
+	struct sql_conn *c = store_db_reader(store);
 	struct sqq_list l = {fn, ctx};
 	if (c == NULL)
 		return -1;
 	if (domain == NULL)
-		return store_sqlite_each(c, SQ_Q_LIST, sqq_list_row, &l, "");
-	return store_sqlite_each(c, SQ_Q_LIST_DOMAIN, sqq_list_row, &l, "s", domain);
+		return sql_each(c, SQ_Q_LIST, sqq_list_row, &l, "");
+	return sql_each(c, SQ_Q_LIST_DOMAIN, sqq_list_row, &l, "s", domain);
 }
 
-int store_sqlite_queue_show(struct store *store, uint64_t id, struct store_queue_entry **entry_r)
+int store_db_queue_show(struct store *store, uint64_t id, struct store_queue_entry **entry_r)
 {
-	struct sq_conn *c = store_sqlite_reader(store);
+	struct sql_conn *c = store_db_reader(store);
 	const char *error;
-	int started = c == NULL ? -1 : store_sqlite_read_begin(c);
+	int started = c == NULL ? -1 : store_db_read_begin(c);
 	if (started < 0)
 		return -1;
 	struct store_queue_entry *e = xcalloc(1, sizeof(*e));
 	int ret = sqq_entry_read(c, store->messages_dir, (int64_t)id, false, e, &error);
-	ret = store_sqlite_read_end(c, started, ret);
+	ret = store_db_read_end(c, started, ret);
 	if (ret == 1)
 		*entry_r = e;
 	else
@@ -459,16 +457,16 @@ int store_sqlite_queue_show(struct store *store, uint64_t id, struct store_queue
 	return ret;
 }
 
-int store_sqlite_queue_next_due(struct store *store, int64_t *when_r)
+int store_db_queue_next_due(struct store *store, int64_t *when_r)
 {
-	struct sq_conn *c = store_sqlite_reader(store);
-	sqlite3_stmt *st;
-	int rc = c == NULL ? -1 : store_sqlite_step(c, SQ_Q_NEXT_DUE, &st, NULL, "");
-	if (rc != SQLITE_ROW)
+	struct sql_conn *c = store_db_reader(store);
+	struct sql_row *st;
+	int rc = c == NULL ? -1 : sql_step(c, SQ_Q_NEXT_DUE, &st, NULL, "");
+	if (rc != SQL_ROW)
 		return rc < 0 ? -1 : 0;
-	int ret = sqlite3_column_type(st, 0) == SQLITE_NULL ? 0 : 1;
+	int ret = sql_col_null(st, 0) ? 0 : 1;
 	if (ret == 1)
-		*when_r = sqlite3_column_int64(st, 0);
-	sq_reset(st);
+		*when_r = sql_col_int(st, 0);
+	sql_row_done(st);
 	return ret;
 }

@@ -1,0 +1,121 @@
+/* The SQLite schema: numbered migrations (a database's PRAGMA user_version says how many it
+ * has), and the statements whose SQLite text differs from the common one. */
+#include "store/sqlite/sql_sqlite.h"
+
+#include "core/banned.h"
+
+/* Migration 1: the whole model of DESIGN.md. Mailbox hierarchy is by name with delimiter
+ * '/'. A message row is one stored body (content address); it is referenced by mailbox
+ * entries and queue rows, and removed when neither is left. */
+static const char sqlite_migration_1[] =
+    "CREATE TABLE meta (key TEXT PRIMARY KEY, value INTEGER NOT NULL);"
+    "CREATE TABLE domains (id INTEGER PRIMARY KEY, name TEXT NOT NULL UNIQUE,"
+    " created INTEGER NOT NULL);"
+    "CREATE TABLE accounts (id INTEGER PRIMARY KEY, address TEXT NOT NULL UNIQUE,"
+    " domain_id INTEGER NOT NULL REFERENCES domains(id), password_hash TEXT NOT NULL,"
+    " quota INTEGER NOT NULL DEFAULT 0, used_bytes INTEGER NOT NULL DEFAULT 0,"
+    " created INTEGER NOT NULL);"
+    "CREATE INDEX accounts_domain ON accounts(domain_id);"
+    "CREATE TABLE aliases (id INTEGER PRIMARY KEY, alias TEXT NOT NULL,"
+    " domain_id INTEGER NOT NULL REFERENCES domains(id), target TEXT NOT NULL,"
+    " UNIQUE (alias, target));"
+    "CREATE INDEX aliases_domain ON aliases(domain_id);"
+    "CREATE TABLE mailboxes (id INTEGER PRIMARY KEY,"
+    " account_id INTEGER NOT NULL REFERENCES accounts(id) ON DELETE CASCADE,"
+    " name TEXT NOT NULL, special_use TEXT, uidvalidity INTEGER NOT NULL,"
+    " uidnext INTEGER NOT NULL DEFAULT 1, highestmodseq INTEGER NOT NULL DEFAULT 1,"
+    " subscribed INTEGER NOT NULL DEFAULT 0, UNIQUE (account_id, name));"
+    "CREATE TABLE messages (id INTEGER PRIMARY KEY, sha256 TEXT NOT NULL UNIQUE,"
+    " size INTEGER NOT NULL, received_at INTEGER NOT NULL, mail_from TEXT NOT NULL,"
+    " hdr_from TEXT, subject TEXT, message_id TEXT);"
+    "CREATE TABLE mailbox_entries (id INTEGER PRIMARY KEY,"
+    " mailbox_id INTEGER NOT NULL REFERENCES mailboxes(id) ON DELETE CASCADE,"
+    " uid INTEGER NOT NULL, message_id INTEGER NOT NULL REFERENCES messages(id),"
+    " flags INTEGER NOT NULL DEFAULT 0, keywords TEXT NOT NULL DEFAULT '',"
+    " modseq INTEGER NOT NULL, internal_date INTEGER NOT NULL, UNIQUE (mailbox_id, uid));"
+    "CREATE INDEX mailbox_entries_message ON mailbox_entries(message_id);"
+    "CREATE INDEX mailbox_entries_modseq ON mailbox_entries(mailbox_id, modseq);"
+    "CREATE TABLE expunged (mailbox_id INTEGER NOT NULL"
+    " REFERENCES mailboxes(id) ON DELETE CASCADE, uid INTEGER NOT NULL,"
+    " modseq INTEGER NOT NULL, PRIMARY KEY (mailbox_id, uid));"
+    "CREATE TABLE queue (id INTEGER PRIMARY KEY,"
+    " message_id INTEGER NOT NULL REFERENCES messages(id), mail_from TEXT NOT NULL,"
+    " rcpt TEXT NOT NULL, created INTEGER NOT NULL, next_attempt INTEGER NOT NULL,"
+    " attempts INTEGER NOT NULL DEFAULT 0, last_error TEXT NOT NULL DEFAULT '');"
+    "CREATE INDEX queue_message ON queue(message_id);"
+    "CREATE INDEX queue_next_attempt ON queue(next_attempt);";
+
+/* Migration 2: the APOP secret (RFC 1939 §7 needs it in clear; NULL = no APOP), an index
+ * for QRESYNC's "expunged since MODSEQ", and the high-water mark of account ids: ids are
+ * never reused, since sessions, queued expunges and change notifications name accounts by
+ * id (without it SQLite hands the highest id out again after a deletion). */
+static const char sqlite_migration_2[] =
+    "ALTER TABLE accounts ADD COLUMN apop_secret TEXT;"
+    "CREATE INDEX expunged_modseq ON expunged(mailbox_id, modseq);"
+    "INSERT INTO meta (key, value) SELECT 'account_id', coalesce(max(id), 0) FROM accounts"
+    " WHERE true ON CONFLICT (key) DO UPDATE SET value = max(value, excluded.value);";
+
+/* Migration 3, for IMAP: the ENVELOPE, BODY and BODYSTRUCTURE texts of a message (NULL:
+ * compute on demand), the keywords a mailbox holds (space-separated, first spelling
+ * kept), and subscriptions as their own table, since a subscription may name a mailbox
+ * that does not exist (RFC 9051 §6.3.7); the old per-mailbox column goes. */
+static const char sqlite_migration_3[] =
+    "ALTER TABLE messages ADD COLUMN envelope TEXT;"
+    "ALTER TABLE messages ADD COLUMN body TEXT;"
+    "ALTER TABLE messages ADD COLUMN bodystructure TEXT;"
+    "ALTER TABLE mailboxes ADD COLUMN keywords TEXT NOT NULL DEFAULT '';"
+    "CREATE TABLE subscriptions (account_id INTEGER NOT NULL"
+    " REFERENCES accounts(id) ON DELETE CASCADE, name TEXT NOT NULL,"
+    " PRIMARY KEY (account_id, name));"
+    "INSERT INTO subscriptions (account_id, name)"
+    " SELECT account_id, name FROM mailboxes WHERE subscribed <> 0;"
+    "ALTER TABLE mailboxes DROP COLUMN subscribed;";
+
+/* The domain of a version-3 queue row's recipient (rcpt, or o.rcpt in a join): after its
+ * last '@' (rtrim() with every other character of the address strips back to that '@'),
+ * lower-cased. */
+#define SQ_V3_DOMAIN "lower(substr(rcpt, length(rtrim(rcpt, replace(rcpt, '@', ''))) + 1))"
+#define SQ_V3_DOMAIN_O "lower(substr(o.rcpt, length(rtrim(o.rcpt, replace(o.rcpt, '@', ''))) + 1))"
+
+/* Migration 4, the outbound queue of issue 9: one entry per message and destination
+ * domain (with RET, ENVID, hold, delay-warning and lease columns) and its recipients
+ * (NOTIFY, ORCPT, status 0 pending 1 delivered 2 failed 3 expired, the last attempt's
+ * outcome). The table keeps its name "queue" (message GC looks there); the old
+ * per-recipient rows are grouped by message, sender and domain into entries. Entry ids are
+ * never reused (AUTOINCREMENT): they name an entry in the delivery log for good. */
+static const char sqlite_migration_4[] =
+    "ALTER TABLE queue RENAME TO queue_v3;"
+    "CREATE TABLE queue (id INTEGER PRIMARY KEY AUTOINCREMENT,"
+    " message_id INTEGER NOT NULL REFERENCES messages(id), mail_from TEXT NOT NULL,"
+    " ret INTEGER NOT NULL DEFAULT 0, envid TEXT, smtputf8 INTEGER NOT NULL DEFAULT 0,"
+    " eightbit INTEGER NOT NULL DEFAULT 0, requiretls INTEGER NOT NULL DEFAULT 0,"
+    " domain TEXT NOT NULL,"
+    " created INTEGER NOT NULL, attempts INTEGER NOT NULL DEFAULT 0,"
+    " next_attempt INTEGER NOT NULL, held INTEGER NOT NULL DEFAULT 0,"
+    " delay_warned INTEGER NOT NULL DEFAULT 0, lease_owner TEXT,"
+    " lease_until INTEGER NOT NULL DEFAULT 0);"
+    "CREATE TABLE queue_rcpts (id INTEGER PRIMARY KEY,"
+    " entry_id INTEGER NOT NULL REFERENCES queue(id) ON DELETE CASCADE,"
+    " address TEXT NOT NULL, orcpt TEXT, notify INTEGER NOT NULL DEFAULT 0,"
+    " status INTEGER NOT NULL DEFAULT 0, last_error TEXT NOT NULL DEFAULT '',"
+    " last_attempt INTEGER NOT NULL DEFAULT 0, remote_mta TEXT NOT NULL DEFAULT '',"
+    " enhanced_status TEXT NOT NULL DEFAULT '');"
+    "INSERT INTO queue (message_id, mail_from, domain, created, attempts, next_attempt)"
+    " SELECT message_id, mail_from, " SQ_V3_DOMAIN ", min(created),"
+    " max(attempts), min(next_attempt) FROM queue_v3"
+    " GROUP BY message_id, mail_from, " SQ_V3_DOMAIN " ORDER BY min(id);"
+    "INSERT INTO queue_rcpts (entry_id, address, last_error)"
+    " SELECT q.id, o.rcpt, o.last_error FROM queue_v3 o JOIN queue q"
+    " ON q.message_id = o.message_id AND q.mail_from = o.mail_from"
+    " AND q.domain = " SQ_V3_DOMAIN_O " ORDER BY o.id;"
+    "DROP TABLE queue_v3;"
+    "CREATE INDEX queue_message ON queue(message_id);"
+    "CREATE INDEX queue_due ON queue(next_attempt);"
+    "CREATE INDEX queue_rcpts_entry ON queue_rcpts(entry_id, status);";
+
+/* In order; the schema version (PRAGMA user_version) is how many have been applied. */
+const char *const sql_sqlite_migrations[SQL_SQLITE_MIGRATION_COUNT] = {
+    sqlite_migration_1, sqlite_migration_2, sqlite_migration_3, sqlite_migration_4};
+
+/* Every statement's common text suits SQLite. */
+const struct sql_replacement sql_sqlite_replacements[] = {{0, NULL}};

@@ -1,0 +1,235 @@
+/* Internals shared by the files of the store's database logic: store_db.c (statements,
+ * connections, domains, accounts, aliases, the writer's transaction with deliveries and
+ * expunges, POP3 reads), store_db_mailbox.c (IMAP: mailboxes, flags, copies, appends,
+ * changes) and store_db_queue.c (the outbound queue). They talk to the engine only through
+ * sql.h. Only these files (and tests) include it. */
+#ifndef POSTHORN_STORE_STORE_DB_H
+#define POSTHORN_STORE_STORE_DB_H
+
+#include <pthread.h>
+#include <stdarg.h>
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "store/sql.h"
+#include "store/store_private.h"
+
+/* Every statement, prepared once per connection on first use. The SQL of the ids before
+ * SQ_CORE_COUNT is in store_db.c, of the others in store_db_mailbox.c and
+ * store_db_queue.c. */
+enum sq_id {
+	SQ_META_GET,
+	SQ_META_SET,
+	SQ_DOMAIN_ID,
+	SQ_DOMAIN_INSERT,
+	SQ_DOMAIN_IN_USE,
+	SQ_DOMAIN_DELETE,
+	SQ_DOMAIN_LIST,
+	SQ_ACCOUNT_ID,
+	SQ_ACCOUNT_NEXT_ID,
+	SQ_ACCOUNT_INSERT,
+	SQ_MAILBOX_INSERT,
+	SQ_ACCOUNT_MESSAGES,
+	SQ_ACCOUNT_DELETE,
+	SQ_MESSAGE_DELETE_UNUSED,
+	SQ_ACCOUNT_SET_PASSWORD,
+	SQ_ACCOUNT_SET_QUOTA,
+	SQ_ACCOUNT_SET_APOP,
+	SQ_ACCOUNT_GET_APOP,
+	SQ_ACCOUNT_LIST,
+	SQ_ACCOUNT_LIST_DOMAIN,
+	SQ_ACCOUNT_LOOKUP,
+	SQ_ACCOUNT_USAGE,
+	SQ_ACCOUNT_ADDRESS,
+	SQ_ALIAS_EXISTS,
+	SQ_ALIAS_INSERT,
+	SQ_ALIAS_DELETE_ONE,
+	SQ_ALIAS_DELETE_ALL,
+	SQ_ALIAS_LIST,
+	SQ_ALIAS_TARGETS,
+	SQ_MESSAGE_INSERT,
+	SQ_MESSAGE_ID,
+	SQ_INBOX_NEXT,
+	SQ_ENTRY_INSERT,
+	SQ_ACCOUNT_ADD_USED,
+	SQ_MAILBOX_FIND,
+	SQ_ENTRY_LIST,
+	SQ_ENTRY_LOCATE,
+	SQ_MESSAGE_GC,
+	SQ_MESSAGE_EXISTS,
+	SQ_MAILBOX_STATUS,
+	SQ_ENTRY_SNAPSHOT,
+	SQ_MESSAGE_LOCATE,
+	SQ_MAILBOX_ID,
+	SQ_ENTRY_TAKE,
+	SQ_MESSAGE_SIZE,
+	SQ_MAILBOX_BUMP_MODSEQ,
+	SQ_TOMBSTONE_INSERT,
+	SQ_ACCOUNT_SUB_USED,
+	SQ_MAX_ENTRY,
+	SQ_CORE_COUNT,
+	SQ_SAVEPOINT = SQ_CORE_COUNT,
+	SQ_RELEASE,
+	SQ_ROLLBACK_TO,
+	SQ_MB_GET,
+	SQ_MB_COUNT,
+	SQ_MB_INSERT,
+	SQ_MB_DELETE,
+	SQ_MB_REFS,
+	SQ_MB_CHILDREN,
+	SQ_MB_SET_NAME,
+	SQ_MB_ALLOC,
+	SQ_MB_SET_KEYWORDS,
+	SQ_MB_TOMBSTONE_ALL,
+	SQ_MB_MOVE_ALL,
+	SQ_MB_LIST,
+	SQ_MB_STATS,
+	SQ_MB_KEYWORDS,
+	SQ_MB_RECENT_FIRST,
+	SQ_MB_COUNT_FROM,
+	SQ_MB_CHANGED,
+	SQ_MB_EXPUNGED,
+	SQ_MB_SUMMARY,
+	SQ_SUB_LIST,
+	SQ_SUB_INSERT,
+	SQ_SUB_DELETE,
+	SQ_SUB_COUNT,
+	SQ_SUB_EXISTS,
+	SQ_ENTRY_FLAGS,
+	SQ_ENTRY_SET_FLAGS,
+	SQ_ENTRY_SOURCE,
+	SQ_ENTRY_INSERT_FULL,
+	SQ_MAILBOX_END,
+	/* store_db_queue.c */
+	SQ_Q_ENTRY_INSERT = SQ_MAILBOX_END,
+	SQ_Q_RCPT_INSERT,
+	SQ_Q_DUE,
+	SQ_Q_LEASE,
+	SQ_Q_ENTRY_GET,
+	SQ_Q_RCPTS,
+	SQ_Q_LEASE_GET,
+	SQ_Q_RENEW,
+	SQ_Q_RCPT_RESULT,
+	SQ_Q_PENDING,
+	SQ_Q_RESCHEDULE,
+	SQ_Q_RCPTS_DELETE,
+	SQ_Q_DELETE,
+	SQ_Q_WARNED,
+	SQ_Q_FLUSH_ALL,
+	SQ_Q_FLUSH_ONE,
+	SQ_Q_HOLD,
+	SQ_Q_RELEASE,
+	SQ_Q_UNLEASE,
+	SQ_Q_LIST,
+	SQ_Q_LIST_DOMAIN,
+	SQ_Q_NEXT_DUE,
+	SQ_COUNT
+};
+
+/* SQL of the ids from SQ_CORE_COUNT to SQ_MAILBOX_END, indexed by id - SQ_CORE_COUNT, and
+ * of the queue's from SQ_MAILBOX_END on, indexed by id - SQ_MAILBOX_END. */
+extern const char *const store_db_mailbox_sql[SQ_MAILBOX_END - SQ_CORE_COUNT];
+extern const char *const store_db_queue_sql[SQ_COUNT - SQ_MAILBOX_END];
+
+/* A reading thread's connection, in store_db.readers. */
+struct db_reader {
+	struct sql_conn *c;
+	struct db_reader *next;
+	struct store_db *owner;
+};
+
+extern const struct store_vfuncs store_db_vfuncs;
+
+struct store_db {
+	struct store store; /* first: the common part */
+	struct sql *sql;
+	struct sql_conn *writer; /* the writer thread's */
+	struct sql_conn *admin;  /* admin writes, under admin_lock */
+	pthread_mutex_t admin_lock;
+	pthread_key_t read_key; /* this thread's struct db_reader */
+	bool read_key_created;
+	pthread_mutex_t read_lock;
+	struct db_reader *readers;
+	/* \Recent: entries with a higher row id, and mailboxes with a higher UIDVALIDITY
+	 * (created since), are new since the store was opened. Row ids of deleted top rows
+	 * can be reused, so the UIDVALIDITY covers recreated mailboxes. */
+	int64_t open_max_entry;
+	int64_t open_uidvalidity;
+};
+
+static inline struct store_db *db_store(struct store *store)
+{
+	return (struct store_db *)store;
+}
+
+/* Growing list of row ids (message rows to check for references, ...). */
+struct sq_ids {
+	int64_t *v;
+	size_t count, cap;
+};
+void store_db_ids_add(struct sq_ids *ids, int64_t id);
+
+/* This thread's query-only connection, opened on first use; NULL on error (logged). */
+struct sql_conn *store_db_reader(struct store *store);
+/* Start a read transaction on a reader unless one is open (a nested read from a callback):
+ * 1 started, 0 already inside one, -1 error. store_db_read_end() ends what was
+ * started (ret < 0 rolls back) and returns ret, or -1. */
+int store_db_read_begin(struct sql_conn *c);
+int store_db_read_end(struct sql_conn *c, int started, int ret);
+/* The next UIDVALIDITY of this store (above every earlier one; the last is kept in meta):
+ * 0 with *uidvalidity_r, or -1. Inside a write transaction. */
+int store_db_next_uidvalidity(struct sql_conn *c, int64_t *uidvalidity_r, const char **error_r);
+
+/* store_db_mailbox.c: the writer's part of an append, flags, copy or mailbox item,
+ * inside the commit's transaction (message rows to check for references go to unref).
+ * 0 done or refused (item->refused set; the caller rolls the item back), -1 error. */
+int store_db_mailbox_commit(struct sql_conn *c, struct store_commit_item *item,
+                            struct sq_ids *unref, struct store_changes *changes,
+                            const char **error_r);
+/* Insert (or find) the message row of a delivery or append: 0 with *id_r, or -1. */
+int store_db_message_row(struct sql_conn *c, const char *sha256, uint64_t size, int64_t received_at,
+                         const char *mail_from, const char *hdr_from, const char *subject,
+                         const char *message_id, const struct store_summary *summary, int64_t *id_r,
+                         const char **error_r);
+/* The reads of store_private.h's vtable that store_db_mailbox.c implements. */
+int store_db_mailbox_list(struct store *store, uint64_t account_id,
+                          void (*mailbox_cb)(void *ctx, const char *name, const char *special_use),
+                          void (*subscription_cb)(void *ctx, const char *name), void *ctx);
+int store_db_mailbox_stats(struct store *store, uint64_t account_id, const char *mailbox,
+                           struct store_mailbox_stats *stats_r);
+int store_db_mailbox_recent_first(struct store *store, uint64_t account_id, const char *mailbox,
+                                  uint32_t *uidvalidity_r, uint32_t *first_r);
+int store_db_mailbox_count_from(struct store *store, uint64_t account_id, const char *mailbox,
+                                uint32_t uid, uint32_t *count_r);
+int store_db_mailbox_keywords(struct store *store, uint64_t account_id, const char *mailbox,
+                              char **keywords_r);
+int store_db_mailbox_changes(struct store *store, uint64_t account_id, const char *mailbox,
+                             uint64_t since_modseq,
+                             void (*entry_cb)(void *ctx, const struct store_entry *entry),
+                             void (*expunged_cb)(void *ctx, uint32_t uid, uint64_t modseq),
+                             void *ctx, struct store_mailbox_status *status_r);
+/* store_db_queue.c: the queue rows of one delivery's remote recipients (grouped by
+ * destination domain), inside the commit's transaction: 0, or -1. */
+int store_db_queue_deliver(struct sql_conn *c, const struct store_delivery *d, int64_t message_id,
+                           int64_t now, const char **error_r);
+/* A queue operation inside the commit's transaction: 0 done or refused (item->refused set
+ * before anything changed), -1 error. Message rows it stops referencing go to unref. */
+int store_db_queue_commit(struct sql_conn *c, const char *messages_dir,
+                          struct store_commit_item *item, struct sq_ids *unref,
+                          const char **error_r);
+/* Free what queue items of a commit that did not commit collected. */
+void store_db_queue_rollback(struct store_commit_item *items, size_t count);
+int store_db_queue_list(struct store *store, const char *domain,
+                        void (*cb)(void *ctx, const struct store_queue_info *info), void *ctx);
+int store_db_queue_show(struct store *store, uint64_t id, struct store_queue_entry **entry_r);
+int store_db_queue_next_due(struct store *store, int64_t *when_r);
+int store_db_mailbox_summary(struct store *store, uint64_t account_id, const char *mailbox,
+                             uint32_t uid, char **envelope_r, char **body_r,
+                             char **bodystructure_r);
+
+/* For tests and tools: create (or migrate) the SQLite database under the existing data_dir
+ * up to schema version `version` only (0..latest), without opening a store. 0, or -1 with
+ * *error_r. store_open() then applies the remaining migrations. */
+int store_db_create(const char *data_dir, int version, const char **error_r);
+
+#endif
