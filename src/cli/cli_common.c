@@ -55,6 +55,7 @@ struct store *cli_open_store(const struct conf *conf)
 		cli_fail("cannot open the store in %s: %s", conf->data_dir, error);
 		return NULL;
 	}
+	store_set_inline_max(store, conf->store_inline_max);
 	return store;
 }
 

@@ -57,6 +57,7 @@ static const struct conf_key conf_keys[] = {
     {"smtp_bare_lf", T_BARE_LF, OFF(smtp_bare_lf), 0, 0, 0},
     {"smtp_vrfy", T_BOOL, OFF(vrfy_enabled), 0, 0, 0},
     {"default_quota", T_BYTES64, OFF(default_quota), 0, UINT64_MAX, 0},
+    {"store_inline_max", T_BYTES64, OFF(store_inline_max), 0, 64u << 20, 0},
     {"queue_lease_time", T_SECONDS, OFF(queue_lease_time), 10, 86400, 0},
     {"smtp_listen", T_LISTEN, 0, 0, 0, CONF_LISTENER_SMTP},
     {"submission_listen", T_LISTEN, 0, 0, 0, CONF_LISTENER_SUBMISSION},
@@ -147,6 +148,7 @@ struct conf *conf_new_defaults(const char *base_dir)
 	c->log_level = LOG_LEVEL_INFO;
 	c->smtp_bare_lf = CONF_BARE_LF_REJECT;
 	c->default_quota = 0;
+	c->store_inline_max = 128 * 1024; /* store.h: STORE_INLINE_MAX_DEFAULT */
 	(void)conf_parse_listen(c, CONF_LISTENER_SMTP, "*:25");
 	(void)conf_parse_listen(c, CONF_LISTENER_SUBMISSION, "*:587");
 	(void)conf_parse_listen(c, CONF_LISTENER_SUBMISSIONS, "*:465");

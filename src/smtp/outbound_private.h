@@ -182,7 +182,8 @@ void outbound_attempt_free(struct ob_job *job);
 /* Map a stored message read-only (*map_r, *len_r), with in *skip_r the length of its first
  * Return-Path line (never sent, never quoted). 0 ok, -1 (nothing mapped) when the file is
  * missing, empty or cannot be mapped. Release with munmap(). */
-int outbound_map_message(const char *path, unsigned char **map_r, size_t *len_r, size_t *skip_r);
+int outbound_map_message(const struct store_queue_entry *e, unsigned char **map_r, size_t *len_r,
+                         size_t *skip_r);
 
 /* outbound_dsn.c: reports to senders, built and stored */
 #define OB_DSN_MAX (4 * 1024 * 1024)

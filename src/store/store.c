@@ -736,6 +736,24 @@ int store_mail_list(struct store *store, const char *address, const char *mailbo
 	return ret;
 }
 
+/* After a locate: the in-memory copy of a body from the database, or its file. */
+static int store_body_open(struct store *store, const char *sha256, uint64_t size, int fd,
+                           int *fd_r, uint64_t *size_r)
+{
+	if (fd >= 0) {
+		*fd_r = fd;
+		*size_r = size;
+		return 1;
+	}
+	/* A file missing now was expunged (or removed with its account) after our lookup. */
+	return blob_open(store->messages_dir, sha256, fd_r, size_r);
+}
+
+void store_set_inline_max(struct store *store, uint64_t max)
+{
+	atomic_store(&store->inline_max, max);
+}
+
 int store_mail_open(struct store *store, const char *address, const char *mailbox, uint32_t uid,
                     int *fd_r, uint64_t *size_r)
 {
@@ -745,11 +763,11 @@ int store_mail_open(struct store *store, const char *address, const char *mailbo
 	const char *error;
 	if (store_address_norm(address, addr, false, &error) < 0 || mailbox == NULL)
 		return 0;
-	int ret = store->v->mail_locate(store, addr, mailbox, uid, sha256, &size);
+	int fd = -1;
+	int ret = store->v->mail_locate(store, addr, mailbox, uid, sha256, &size, &fd);
 	if (ret <= 0)
 		return ret;
-	/* A file missing now was expunged (or removed with its account) after our lookup. */
-	return blob_open(store->messages_dir, sha256, fd_r, size_r);
+	return store_body_open(store, sha256, size, fd, fd_r, size_r);
 }
 
 int store_mailbox_snapshot(struct store *store, uint64_t account_id, const char *mailbox,
@@ -769,11 +787,11 @@ int store_message_open(struct store *store, uint64_t account_id, const char *mai
 	uint64_t size;
 	if (store_mailbox_norm(mailbox, name) < 0)
 		return 0;
-	int ret = store->v->message_locate(store, account_id, name, uid, sha256, &size);
+	int fd = -1;
+	int ret = store->v->message_locate(store, account_id, name, uid, sha256, &size, &fd);
 	if (ret <= 0)
 		return ret;
-	/* A file missing now was expunged (or removed with its account) after our lookup. */
-	return blob_open(store->messages_dir, sha256, fd_r, size_r);
+	return store_body_open(store, sha256, size, fd, fd_r, size_r);
 }
 
 int store_message_summary(struct store *store, uint64_t account_id, const char *mailbox,
@@ -899,6 +917,7 @@ int store_open(const char *data_dir, struct store **store_r, const char **error_
 	store->messages_dir = store_join_dup(data_dir, "messages");
 	store->tmp_dir = store_join_dup(data_dir, "tmp");
 	atomic_init(&store->spool_seq, 0);
+	atomic_init(&store->inline_max, STORE_INLINE_MAX_DEFAULT);
 	store->lock_fd = -1;
 	pthread_mutex_init(&store->blob_lock, NULL);
 	pthread_mutex_init(&store->queue_lock, NULL);

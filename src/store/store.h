@@ -29,6 +29,12 @@ int store_open(const char *data_dir, struct store **store_r, const char **error_
  * NULL and sets *store to NULL. */
 void store_close(struct store **store);
 
+/* Message bodies up to this many octets are stored in the database itself (one fsync per
+ * group commit for all of them); larger ones in content-addressed files. 0: every body in a
+ * file. The default suits SQLite; set it right after store_open(). */
+#define STORE_INLINE_MAX_DEFAULT (128 * 1024)
+void store_set_inline_max(struct store *store, uint64_t max);
+
 /* A path in the store's temporary directory where a caller may create a new spool file
  * (message being received). Malloc'd; unique per call. The file must be handed to
  * store_deliver() or unlinked by the caller. */
@@ -613,7 +619,9 @@ struct store_queue_rcpt {
 };
 struct store_queue_entry {
 	uint64_t id;
-	const char *path; /* the message file (read-only; the queue's reference keeps it) */
+	const char *path; /* the message file (read-only; the queue's reference keeps it), or
+	                   * NULL when the database holds the body: then fd */
+	int fd;           /* an in-memory copy of a body held by the database, or -1 */
 	uint64_t size;
 	const char *mail_from; /* "" = null sender */
 	enum store_dsn_ret ret;
@@ -632,6 +640,9 @@ struct store_queue_entry {
 };
 /* Free count entries (array and strings); accepts NULL. */
 void store_queue_entries_free(struct store_queue_entry *entries, size_t count);
+/* A new read-only descriptor of an entry's message (read it with pread() or mmap(): it may
+ * share its offset), or -1 with errno. */
+int store_queue_entry_open(const struct store_queue_entry *entry);
 
 /* The outcome of one recipient in an attempt. */
 struct store_queue_result {

@@ -187,10 +187,10 @@ int store_db_mailbox_commit(struct sql_conn *c, struct store_commit_item *item,
                             struct sq_ids *unref, struct store_changes *changes,
                             const char **error_r);
 /* Insert (or find) the message row of a delivery or append: 0 with *id_r, or -1. */
-int store_db_message_row(struct sql_conn *c, const char *sha256, uint64_t size, int64_t received_at,
-                         const char *mail_from, const char *hdr_from, const char *subject,
-                         const char *message_id, const struct store_summary *summary, int64_t *id_r,
-                         const char **error_r);
+int store_db_message_row(struct sql_conn *c, const char *sha256, uint64_t size,
+                         const unsigned char *content, int64_t received_at, const char *mail_from,
+                         const char *hdr_from, const char *subject, const char *message_id,
+                         const struct store_summary *summary, int64_t *id_r, const char **error_r);
 /* The reads of store_private.h's vtable that store_db_mailbox.c implements. */
 int store_db_mailbox_list(struct store *store, uint64_t account_id,
                           void (*mailbox_cb)(void *ctx, const char *name, const char *special_use),
@@ -226,6 +226,10 @@ int store_db_queue_next_due(struct store *store, int64_t *when_r);
 int store_db_mailbox_summary(struct store *store, uint64_t account_id, const char *mailbox,
                              uint32_t uid, char **envelope_r, char **body_r,
                              char **bodystructure_r);
+
+/* The common text of every statement, SQ_COUNT of them (for tests: each must prepare on
+ * every engine). */
+const char *const *store_db_texts(void);
 
 /* For tests and tools: create (or migrate) the SQLite database under the existing data_dir
  * up to schema version `version` only (0..latest), without opening a store. 0, or -1 with

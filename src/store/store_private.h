@@ -62,6 +62,7 @@ struct store_commit_delivery {
 	size_t account_count;
 	char sha256[BLOB_HEX_LEN + 1];
 	uint64_t size;
+	const unsigned char *content;        /* the body, stored inline; NULL: in its file */
 	const struct store_summary *summary; /* for a new message row */
 };
 
@@ -83,7 +84,8 @@ struct store_commit_expunge {
 struct store_commit_message {
 	char sha256[BLOB_HEX_LEN + 1];
 	uint64_t size;
-	bool placed; /* writer only */
+	unsigned char *content; /* the body, stored inline (writer's); NULL: in its file */
+	bool placed;            /* writer only: its file is at its content address */
 	unsigned flags;
 	const char *keywords;  /* valid keywords, space-separated */
 	int64_t internal_date; /* never 0 */
@@ -330,14 +332,17 @@ struct store_vfuncs {
 	                 void (*cb)(void *ctx, const struct store_entry_row *row), void *ctx);
 	/* 1 with the message's content address and size, 0 no such message, -1 error. */
 	int (*mail_locate)(struct store *store, const char *address, const char *mailbox,
-	                   uint32_t uid, char sha256_r[BLOB_HEX_LEN + 1], uint64_t *size_r);
+	                   uint32_t uid, char sha256_r[BLOB_HEX_LEN + 1], uint64_t *size_r,
+	                   int *fd_r);
 	/* As store_mailbox_snapshot(); mailbox is the exact stored name. */
 	int (*mailbox_snapshot)(struct store *store, uint64_t account_id, const char *mailbox,
 	                        struct store_mailbox_status *status_r,
 	                        void (*cb)(void *ctx, const struct store_entry *entry), void *ctx);
-	/* As mail_locate, by account id; mailbox is the exact stored name. */
+	/* As mail_locate, by account id; mailbox is the exact stored name. Both set *fd_r to
+	 * an in-memory copy of a body stored in the database (blob_memfd()), else to -1. */
 	int (*message_locate)(struct store *store, uint64_t account_id, const char *mailbox,
-	                      uint32_t uid, char sha256_r[BLOB_HEX_LEN + 1], uint64_t *size_r);
+	                      uint32_t uid, char sha256_r[BLOB_HEX_LEN + 1], uint64_t *size_r,
+	                      int *fd_r);
 
 	/* In one read snapshot: every mailbox of the account (name, special-use text or
 	 * NULL) and every subscribed name, in any order. 1, 0 no such account, -1. */
@@ -390,6 +395,8 @@ struct store {
 	atomic_uint_fast64_t spool_seq;
 	int lock_fd;    /* posthorn.lock, held shared while open (see store_lock()) */
 	bool exclusive; /* we were alone at open: orphan cleanup allowed */
+	/* Bodies up to this size are stored in the database (store_set_inline_max()). */
+	atomic_uint_fast64_t inline_max;
 
 	/* Held from placing message files until their commit and from deleting message rows
 	 * until their files are gone (writer batches with expunges, account deletion), so a
