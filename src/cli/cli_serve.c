@@ -155,7 +155,8 @@ static int serve_listen(struct serve *sv)
 static int serve_run(struct serve *sv)
 {
 	const char *error;
-	if (store_open(sv->conf->data_dir, &sv->store, &error) < 0) {
+	if (store_open_engine(sv->conf->data_dir, sv->conf->store_engine, sv->conf->store_url,
+	                      &sv->store, &error) < 0) {
 		log_error("cannot open the store in %s: %s", sv->conf->data_dir, error);
 		return 1;
 	}

@@ -47,6 +47,8 @@ struct conf_key {
 static const struct conf_key conf_keys[] = {
     {"hostname", T_STRING, OFF(hostname), 0, 0, 0},
     {"data_dir", T_PATH, OFF(data_dir), 0, 0, 0},
+    {"store", T_STRING, OFF(store_engine), 0, 0, 0},
+    {"store_url", T_STRING, OFF(store_url), 0, 0, 0},
     {"tls_cert", T_PATH, OFF(tls_cert), 0, 0, 0},
     {"tls_key", T_PATH, OFF(tls_key), 0, 0, 0},
     {"user", T_STRING, OFF(run_user), 0, 0, 0},
@@ -197,6 +199,8 @@ struct conf *conf_new_defaults(const char *base_dir)
 	c->queue_lifetime = 5 * 86400;
 	c->queue_delay_warning = 4 * 3600;
 	c->outbound_routes = xstrdup("");
+	c->store_engine = xstrdup("sqlite");
+	c->store_url = xstrdup("");
 	c->mta_sts_port = 443;
 	c->outbound_tls_required = xstrdup("");
 	c->smarthost = xstrdup("");
@@ -244,6 +248,8 @@ void conf_free(struct conf **conf)
 	free(c->dns_resolver);
 	free(c->dns_trust_anchor);
 	free(c->outbound_routes);
+	free(c->store_engine);
+	free(c->store_url);
 	free(c->outbound_tls_required);
 	free(c->smarthost);
 	free(c->smarthost_tls);

@@ -55,14 +55,16 @@ struct conf_listen {
 };
 
 struct conf {
-	unsigned refcount; /* conf_ref()/conf_free(); starts at 1 */
-	char *path;        /* the file this was read from (or NULL for defaults) */
-	char *hostname;    /* greeting, Received headers */
-	char *data_dir;    /* store and message files */
-	char *tls_cert;    /* PEM chain */
-	char *tls_key;     /* PEM private key */
-	char *run_user;    /* drop to this user when started as root ("" = stay) */
-	unsigned threads;  /* event-loop threads, 0 = one per core */
+	unsigned refcount;  /* conf_ref()/conf_free(); starts at 1 */
+	char *path;         /* the file this was read from (or NULL for defaults) */
+	char *hostname;     /* greeting, Received headers */
+	char *data_dir;     /* store and message files */
+	char *store_engine; /* "sqlite" or "postgresql" */
+	char *store_url;    /* postgresql: a libpq connection string or URI */
+	char *tls_cert;     /* PEM chain */
+	char *tls_key;      /* PEM private key */
+	char *run_user;     /* drop to this user when started as root ("" = stay) */
+	unsigned threads;   /* event-loop threads, 0 = one per core */
 	enum log_level log_level;
 	bool log_syslog;
 	bool allow_plaintext_auth; /* permit AUTH before TLS (tests only) */

@@ -900,6 +900,12 @@ static int store_lock_share(struct store *store, const char **error_r)
 
 int store_open(const char *data_dir, struct store **store_r, const char **error_r)
 {
+	return store_open_engine(data_dir, NULL, NULL, store_r, error_r);
+}
+
+int store_open_engine(const char *data_dir, const char *engine, const char *url,
+                      struct store **store_r, const char **error_r)
+{
 	const struct store_vfuncs *v = &store_db_vfuncs;
 	struct store *store;
 
@@ -911,7 +917,8 @@ int store_open(const char *data_dir, struct store **store_r, const char **error_
 		*error_r = "invalid data directory";
 		return -1;
 	}
-	if (store_mkdir(data_dir, error_r) < 0 || v->init(data_dir, &store, error_r) < 0)
+	if (store_mkdir(data_dir, error_r) < 0 ||
+	    v->init(data_dir, engine, url, &store, error_r) < 0)
 		return -1;
 	store->data_dir = xstrdup(data_dir);
 	store->messages_dir = store_join_dup(data_dir, "messages");

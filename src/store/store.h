@@ -25,6 +25,11 @@ struct store;
  * thread. Returns 0, or -1 with *error_r. */
 int store_open(const char *data_dir, struct store **store_r, const char **error_r)
     __attribute__((warn_unused_result));
+/* The same with the database named: engine "sqlite" (NULL too: data_dir/posthorn.db) or
+ * "postgresql" (url: a libpq connection string or URI; data_dir still holds spool files). */
+int store_open_engine(const char *data_dir, const char *engine, const char *url,
+                      struct store **store_r, const char **error_r)
+    __attribute__((warn_unused_result));
 /* Finish every queued delivery and expunge (their callbacks run), stop the writer, close. Accepts
  * NULL and sets *store to NULL. */
 void store_close(struct store **store);

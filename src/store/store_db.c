@@ -268,8 +268,32 @@ static int db_sql_open(const struct sql_driver *driver, const char *target, stru
 	return sql_open(driver, target, store_db_texts(), SQ_COUNT, sql_r, error_r);
 }
 
-static int db_init(const char *data_dir, struct store **store_r, const char **error_r)
+/* The engines: a name, its driver, and whether its target is the data directory (else the
+ * configured URL). */
+static const struct db_engine {
+	const char *name;
+	const struct sql_driver *driver;
+	bool local;
+} db_engines[] = {
+    {"sqlite", &sql_driver_sqlite, true},
+};
+
+static int db_init(const char *data_dir, const char *engine, const char *url,
+                   struct store **store_r, const char **error_r)
 {
+	const struct db_engine *e = NULL;
+	for (size_t i = 0; i < sizeof(db_engines) / sizeof(db_engines[0]); i++) {
+		if (strcmp(db_engines[i].name, engine == NULL ? "sqlite" : engine) == 0)
+			e = &db_engines[i];
+	}
+	if (e == NULL) {
+		*error_r = store_error_fmt("unknown store engine \"%s\"", engine);
+		return -1;
+	}
+	if (!e->local && (url == NULL || url[0] == '\0')) {
+		*error_r = store_error_fmt("store %s needs store_url", e->name);
+		return -1;
+	}
 	struct store_db *s = xcalloc(1, sizeof(*s));
 	s->store.v = &store_db_vfuncs;
 	pthread_mutex_init(&s->admin_lock, NULL);
@@ -280,7 +304,7 @@ static int db_init(const char *data_dir, struct store **store_r, const char **er
 		return -1;
 	}
 	s->read_key_created = true;
-	if (db_sql_open(&sql_driver_sqlite, data_dir, &s->sql, error_r) < 0 ||
+	if (db_sql_open(e->driver, e->local ? data_dir : url, &s->sql, error_r) < 0 ||
 	    (s->admin = sql_connect(s->sql, SQL_ROLE_WRITER, error_r)) == NULL ||
 	    sql_migrate(s->admin, s->sql->driver->migration_count, error_r) < 0 ||
 	    (s->writer = sql_connect(s->sql, SQL_ROLE_WRITER, error_r)) == NULL ||
@@ -288,6 +312,7 @@ static int db_init(const char *data_dir, struct store **store_r, const char **er
 		db_deinit(&s->store);
 		return -1;
 	}
+	s->store.shared = !e->local;
 	*store_r = &s->store;
 	return 0;
 }

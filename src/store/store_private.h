@@ -254,9 +254,10 @@ typedef void store_blob_removed_cb(void *ctx, const char *sha256);
  * store.h; error strings come from store_error_fmt(). */
 struct store_vfuncs {
 	const char *name;
-	/* Open or create the database under data_dir, apply migrations, and return a store
-	 * whose common part (struct store) is zeroed except v. */
-	int (*init)(const char *data_dir, struct store **store_r, const char **error_r);
+	/* Open or create the database (engine and url as store_open_engine()), apply migrations,
+	 * and return a store whose common part (struct store) is zeroed except v. */
+	int (*init)(const char *data_dir, const char *engine, const char *url,
+	            struct store **store_r, const char **error_r);
 	/* Close every connection and free the store (its common part is already cleaned). */
 	void (*deinit)(struct store *store);
 	/* Schema version after migrations, or -1. */
@@ -397,6 +398,9 @@ struct store {
 	bool exclusive; /* we were alone at open: orphan cleanup allowed */
 	/* Bodies up to this size are stored in the database (store_set_inline_max()). */
 	atomic_uint_fast64_t inline_max;
+	/* Set by init: the database is shared by several nodes, so every body is stored in
+	 * it (a file under one node's data directory would be missing on the others). */
+	bool shared;
 
 	/* Held from placing message files until their commit and from deleting message rows
 	 * until their files are gone (writer batches with expunges, account deletion), so a

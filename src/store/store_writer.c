@@ -194,7 +194,7 @@ static int store_writer_place_file(struct store *store, const char *spool_path,
                                    const char **error_r)
 {
 	bool created = false;
-	uint64_t max = atomic_load(&store->inline_max);
+	uint64_t max = store->shared ? UINT64_MAX : atomic_load(&store->inline_max);
 	*content_r = NULL;
 	if (max > 0) {
 		int ret = blob_read_small(spool_path, max, content_r, sha256_r, size_r, error_r);
