@@ -968,3 +968,13 @@ void store_close(struct store **storep)
 	if (lock_fd >= 0)
 		close(lock_fd); /* only after the database is closed */
 }
+
+int store_export(struct store *store, FILE *out, const char **error_r)
+{
+	return store->v->export_dump(store, out, error_r);
+}
+
+int store_import(struct store *store, FILE *in, const char **error_r)
+{
+	return store->v->import_dump(store, in, error_r);
+}

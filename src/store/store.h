@@ -17,6 +17,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <stdio.h>
 
 struct store;
 
@@ -764,6 +765,15 @@ int store_queue_list(struct store *store, const char *domain,
 int store_queue_show(struct store *store, uint64_t id, struct store_queue_entry **entry_r);
 
 /* ---- maintenance ---- */
+/* ---- moving a whole store (posthorn db export | import) ---- */
+/* Write every row of the store, with the bodies kept in files, to out as a Posthorn dump
+ * (one read snapshot; the server may run). 0, or -1 with *error_r. */
+int store_export(struct store *store, FILE *out, const char **error_r);
+/* Read a dump into this store, which must be new (no domain, account or message), in one
+ * transaction: ids, UIDs, UIDVALIDITY, MODSEQs, flags, quotas and credentials as they were;
+ * every body is kept in the database. 0, or -1 with *error_r (nothing imported). */
+int store_import(struct store *store, FILE *in, const char **error_r);
+
 /* Schema version of the open store (number of migrations applied), or -1 on error. Added
  * for `posthorn init`/diagnostics and for tests that check migrations are applied once. */
 int store_schema_version(struct store *store);

@@ -139,7 +139,7 @@ static const char *db_texts[SQ_COUNT];
 
 static void db_texts_init(void)
 {
-	for (unsigned i = 0; i < SQ_COUNT; i++) {
+	for (unsigned i = 0; i < SQ_QUEUE_END; i++) {
 		if (i < SQ_CORE_COUNT)
 			db_texts[i] = sq_sql[i];
 		else if (i < SQ_MAILBOX_END)
@@ -147,6 +147,7 @@ static void db_texts_init(void)
 		else
 			db_texts[i] = store_db_queue_sql[i - SQ_MAILBOX_END];
 	}
+	store_db_dump_texts(db_texts);
 }
 
 /* ---- connections ---- */
@@ -1179,4 +1180,6 @@ const struct store_vfuncs store_db_vfuncs = {
     .queue_next_due = store_db_queue_next_due,
     .message_gc = sq_message_gc,
     .message_exists = sq_message_exists,
+    .export_dump = store_db_export,
+    .import_dump = store_db_import,
 };

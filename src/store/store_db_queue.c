@@ -27,7 +27,7 @@
 	" AND r.status = 0 AND r.last_error <> '' ORDER BY r.last_attempt DESC, r.id LIMIT 1),"    \
 	" '') FROM queue q JOIN messages m ON m.id = q.message_id"
 
-const char *const store_db_queue_sql[SQ_COUNT - SQ_MAILBOX_END] = {
+const char *const store_db_queue_sql[SQ_QUEUE_END - SQ_MAILBOX_END] = {
     SQQ(SQ_Q_ENTRY_INSERT) = "INSERT INTO queue (message_id, mail_from, ret, envid, domain,"
                              " created, next_attempt, smtputf8, eightbit, requiretls)"
                              " VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?6, ?7, ?8, ?9) RETURNING id",

@@ -11,6 +11,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <stdio.h>
 
 #include "core/buf.h"
 #include "store/blob.h"
@@ -383,6 +384,9 @@ struct store_vfuncs {
 	int (*message_gc)(struct store *store, store_blob_removed_cb *removed_cb, void *ctx);
 	/* 1 when a message row has this content address, 0 not, -1 error. */
 	int (*message_exists)(struct store *store, const char *sha256);
+	/* store_export() and store_import(). */
+	int (*export_dump)(struct store *store, FILE *out, const char **error_r);
+	int (*import_dump)(struct store *store, FILE *in, const char **error_r);
 };
 
 struct store_pending; /* store_writer.c's queue entry */
