@@ -162,6 +162,7 @@ static int serve_run(struct serve *sv)
 	}
 	/* ENVELOPE and BODYSTRUCTURE are computed once, at delivery (issue 5). */
 	store_set_inline_max(sv->store, sv->conf->store_inline_max);
+	store_set_read_threads(sv->store, sv->conf->store_read_threads);
 	store_set_summarizer(sv->store, imap_structure_summarize, NULL);
 	/* auth_workers and auth_cache_* take effect at start (a reload keeps them). */
 	sv->auth = auth_new(serve_auth_lookup, sv, sv->conf->auth_workers);

@@ -60,6 +60,7 @@ static const struct conf_key conf_keys[] = {
     {"smtp_vrfy", T_BOOL, OFF(vrfy_enabled), 0, 0, 0},
     {"default_quota", T_BYTES64, OFF(default_quota), 0, UINT64_MAX, 0},
     {"store_inline_max", T_BYTES64, OFF(store_inline_max), 0, 64u << 20, 0},
+    {"store_read_threads", T_UINT, OFF(store_read_threads), 0, 32, 0},
     {"queue_lease_time", T_SECONDS, OFF(queue_lease_time), 10, 86400, 0},
     {"smtp_listen", T_LISTEN, 0, 0, 0, CONF_LISTENER_SMTP},
     {"submission_listen", T_LISTEN, 0, 0, 0, CONF_LISTENER_SUBMISSION},

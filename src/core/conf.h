@@ -69,8 +69,9 @@ struct conf {
 	bool log_syslog;
 	bool allow_plaintext_auth; /* permit AUTH before TLS (tests only) */
 	enum conf_bare_lf smtp_bare_lf;
-	uint64_t default_quota;    /* bytes for new accounts, 0 = unlimited */
-	uint64_t store_inline_max; /* bodies up to this size live in the database */
+	uint64_t default_quota;      /* bytes for new accounts, 0 = unlimited */
+	uint64_t store_inline_max;   /* bodies up to this size live in the database */
+	unsigned store_read_threads; /* 0 = by the engine */
 	bool vrfy_enabled;
 	bool pop3_apop;              /* offer APOP (weak, MD5) to accounts with an APOP secret */
 	int pop3_expire;             /* days retrieved mail stays (RFC 2449 EXPIRE), -1 = never */

@@ -931,6 +931,7 @@ int store_open_engine(const char *data_dir, const char *engine, const char *url,
 	pthread_cond_init(&store->queue_cond, NULL);
 	store_watch_init(store);
 	store_recent_init(store);
+	store_reader_init(store);
 
 	if (store_mkdir(store->messages_dir, error_r) < 0 ||
 	    store_mkdir(store->tmp_dir, error_r) < 0 || store_lock(store, error_r) < 0 ||
@@ -953,6 +954,7 @@ void store_close(struct store **storep)
 	if (store == NULL)
 		return;
 	*storep = NULL;
+	store_reader_stop(store);
 	store_writer_stop(store);
 	ASSERT(store->queue_head == NULL);
 	store_watch_deinit(store);

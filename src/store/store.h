@@ -765,6 +765,27 @@ int store_queue_list(struct store *store, const char *domain,
 int store_queue_show(struct store *store, uint64_t id, struct store_queue_entry **entry_r);
 
 /* ---- maintenance ---- */
+/* ---- reads that may wait ----
+ * Every read above is synchronous. On SQLite none waits; on PostgreSQL each is a network
+ * round trip, which must not stall an event loop. Loop threads therefore run the reads of
+ * one step through store_read(): when reads never wait, fn(ctx) runs here and it returns
+ * true (go on at once); else it returns false, and one of the store's reader threads runs
+ * fn(ctx) and then done(ctx), where the caller hands the result back to its loop (e.g.
+ * session_async_finished()). fn may call any synchronous read, and nothing that waits for
+ * the writer. */
+typedef void store_read_fn(void *ctx);
+bool store_read(struct store *store, store_read_fn *fn, store_read_fn *done, void *ctx);
+/* Whether store_read() queues (reads may wait): a caller that must prepare for an
+ * asynchronous answer (session_async_start()) asks first, and runs reads in place when
+ * false. store_read() may still run in place while the store closes. */
+bool store_reads_wait(struct store *store);
+/* Most reader threads. */
+#define STORE_READ_THREADS_MAX 32
+/* Reader threads: 0 (the default) leaves it to the engine (none for SQLite, 4 for
+ * PostgreSQL); n > 0 starts n even on SQLite (tests drive the queued path that way). Call
+ * it before the first store_read(). */
+void store_set_read_threads(struct store *store, unsigned n);
+
 /* ---- moving a whole store (posthorn db export | import) ---- */
 /* Write every row of the store, with the bodies kept in files, to out as a Posthorn dump
  * (one read snapshot; the server may run). 0, or -1 with *error_r. */

@@ -389,7 +389,8 @@ struct store_vfuncs {
 	int (*import_dump)(struct store *store, FILE *in, const char **error_r);
 };
 
-struct store_pending; /* store_writer.c's queue entry */
+struct store_pending;  /* store_writer.c's queue entry */
+struct store_read_job; /* store_reader.c's */
 
 /* The common part; a backend embeds it as the first member of its own struct. */
 struct store {
@@ -432,10 +433,24 @@ struct store {
 	pthread_cond_t watch_cond;
 	struct store_watch **watches; /* STORE_WATCH_BUCKETS lists, by account id */
 
+	/* Reads that may wait (store_reader.c), under pool_lock: the reader threads and
+	 * their queue of jobs. */
+	pthread_mutex_t pool_lock;
+	pthread_cond_t pool_cond;
+	struct store_read_job *pool_head, *pool_tail;
+	bool pool_stopping;
+	unsigned pool_wanted; /* store_set_read_threads(); 0 = by the engine */
+	unsigned pool_count;  /* threads running */
+	pthread_t pool_tids[STORE_READ_THREADS_MAX];
+
 	/* \Recent boundaries (store_recent.c), under recent_lock. */
 	pthread_mutex_t recent_lock;
 	struct store_recent **recent; /* STORE_RECENT_BUCKETS lists */
 };
+
+/* The reader threads (store_reader.c): set up; stop after finishing every queued read. */
+void store_reader_init(struct store *store);
+void store_reader_stop(struct store *store);
 
 /* \Recent boundaries (store_recent.c): set up and tear down. */
 void store_recent_init(struct store *store);
