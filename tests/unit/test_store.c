@@ -1596,6 +1596,62 @@ static void test_inline_bodies(void **state)
 	assert_int_equal(wait_blobs(f, 1), 1); /* the large one's file stays */
 }
 
+struct read_job {
+	pthread_t fn_thread;
+	int ran, done;
+	struct store *store;
+	int found;
+};
+
+static void read_fn(void *ctx)
+{
+	struct read_job *j = ctx;
+	j->fn_thread = pthread_self();
+	j->found = store_domain_is_local(j->store, "example.org");
+	j->ran++;
+}
+
+static void read_done(void *ctx)
+{
+	struct read_job *j = ctx;
+	__atomic_add_fetch(&j->done, 1, __ATOMIC_SEQ_CST);
+}
+
+/* store_read(): in place on SQLite by default; on reader threads when asked, with done
+ * after fn; a queued read still runs when the store closes. */
+static void test_store_read(void **state)
+{
+	struct fixture *f = *state;
+	uint64_t ids[3];
+	add_accounts(f, ids);
+	struct read_job a = {.store = f->store};
+	assert_false(store_reads_wait(f->store));
+	assert_true(store_read(f->store, read_fn, read_done, &a));
+	assert_int_equal(a.ran, 1);
+	assert_int_equal(a.done, 0); /* done is only for queued reads */
+	assert_true(pthread_equal(a.fn_thread, pthread_self()));
+	assert_int_equal(a.found, 1);
+
+	reopen_store(f);
+	store_set_read_threads(f->store, 2);
+	assert_true(store_reads_wait(f->store));
+	struct read_job b[20];
+	for (int i = 0; i < 20; i++) {
+		b[i] = (struct read_job){.store = f->store};
+		assert_false(store_read(f->store, read_fn, read_done, &b[i]));
+	}
+	for (int i = 0; i < 500 && __atomic_load_n(&b[19].done, __ATOMIC_SEQ_CST) == 0; i++)
+		usleep(2000);
+	store_close(&f->store); /* finishes whatever is still queued */
+	for (int i = 0; i < 20; i++) {
+		assert_int_equal(b[i].ran, 1);
+		assert_int_equal(b[i].done, 1);
+		assert_int_equal(b[i].found, 1);
+		assert_false(pthread_equal(b[i].fn_thread, pthread_self()));
+	}
+	open_store(f);
+}
+
 static void test_reopen(void **state)
 {
 	struct fixture *f = *state;
@@ -1710,6 +1766,7 @@ int main(void)
 	    cmocka_unit_test_setup_teardown(test_expunge_concurrent, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_reopen, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_inline_bodies, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_store_read, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_migration_1_to_2, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_orphans, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_spool_paths, setup, teardown),
