@@ -149,12 +149,17 @@ struct outbound {
 	size_t sts_cached;
 	size_t active; /* jobs not yet reported */
 	bool claiming, unleased, claim_wanted;
+	/* the read of when the next entry is due (store_read()): in flight, and its answer */
+	bool due_reading;
+	int due_ret;
+	int64_t due_when;
 	/* shared with the writer thread and the main thread */
 	pthread_mutex_t lock;
 	pthread_cond_t idle;
 	struct ob_op *done; /* completed store operations, newest first */
-	unsigned in_flight; /* store operations and DSN deliveries not completed */
+	unsigned in_flight; /* store operations, reads and DSN deliveries not completed */
 	bool stopping;
+	bool due_ready; /* the due read finished */
 };
 
 /* A store queue operation of the engine; completes through ob->wake. */
