@@ -110,6 +110,13 @@ struct sql_driver {
 	int migration_count;
 
 	const struct sql_replacement *replacements; /* ends with text NULL */
+	/* Optional, for several nodes on one database: subscribe the connection to a
+	 * notification channel; then wait up to timeout_ms for notifications and call fn
+	 * with each payload (0, also when none came; -1: the connection is lost). */
+	int (*listen)(struct sql_conn *c, const char *channel, const char **error_r);
+	int (*wait_notify)(struct sql_conn *c, int timeout_ms,
+	                   void (*fn)(void *ctx, const char *payload), void *ctx,
+	                   const char **error_r);
 	/* Optional: after rows with explicit ids were inserted into table (an import), make
 	 * the ids the engine hands out next follow them (PostgreSQL: setval of its identity
 	 * sequence). SQLite needs nothing. */

@@ -954,6 +954,8 @@ void store_close(struct store **storep)
 	if (store == NULL)
 		return;
 	*storep = NULL;
+	if (store->v->stop != NULL)
+		store->v->stop(store);
 	store_reader_stop(store);
 	store_writer_stop(store);
 	ASSERT(store->queue_head == NULL);

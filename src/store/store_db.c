@@ -129,6 +129,8 @@ static const char *const sq_sql[SQ_CORE_COUNT] = {
                             " ON CONFLICT (mailbox_id, uid) DO UPDATE SET modseq = excluded.modseq",
     [SQ_MAX_ENTRY] = "SELECT (SELECT coalesce(max(id), 0) FROM mailbox_entries),"
                      " coalesce((SELECT value FROM meta WHERE key = 'uidvalidity'), 0)",
+    /* Only where the driver can listen (PostgreSQL): see store_db_notify.c. */
+    [SQ_NOTIFY] = "SELECT pg_notify(?1, ?2)",
     [SQ_ACCOUNT_SUB_USED] = "UPDATE accounts SET used_bytes"
                             " = CASE WHEN used_bytes > ?2 THEN used_bytes - ?2 ELSE 0 END"
                             " WHERE id = ?1",
@@ -219,9 +221,15 @@ static int db_schema_version(struct store *store)
 
 /* ---- init and deinit ---- */
 
+static void db_stop(struct store *store)
+{
+	store_db_notify_stop(db_store(store));
+}
+
 static void db_deinit(struct store *store)
 {
 	struct store_db *s = db_store(store);
+	store_db_notify_stop(s);
 	if (s->read_key_created)
 		pthread_key_delete(s->read_key);
 	while (s->readers != NULL) {
@@ -314,6 +322,10 @@ static int db_init(const char *data_dir, const char *engine, const char *url,
 		return -1;
 	}
 	s->store.shared = !e->local;
+	if (store_db_notify_start(s, error_r) < 0) {
+		db_deinit(&s->store);
+		return -1;
+	}
 	*store_r = &s->store;
 	return 0;
 }
@@ -904,7 +916,9 @@ static int sq_commit(struct store *store, struct store_commit_item *items, size_
                      store_blob_removed_cb *removed_cb, void *ctx, struct store_changes *changes,
                      const char **error_r)
 {
-	struct sql_conn *c = db_store(store)->writer;
+	struct store_db *s = db_store(store);
+	struct sql_conn *c = s->writer;
+	size_t changes_mark = changes->count;
 	int64_t now = (int64_t)time(NULL);
 	struct sq_ids unref = {0};
 	char **removed = NULL;
@@ -923,6 +937,9 @@ static int sq_commit(struct store *store, struct store_commit_item *items, size_
 		else
 			ret = sq_mailbox_item(c, &items[i], &unref, changes, error_r);
 	}
+	/* Other nodes hear of it when, and only if, this commits. */
+	if (ret == 0 && store_db_notifies(s))
+		ret = store_db_notify_emit(s, c, changes, changes_mark, error_r);
 	/* Only now: a later delivery of the same bytes in this transaction keeps its row. */
 	if (ret == 0)
 		ret = sq_delete_unused(c, &unref, &removed, &removed_count, error_r);
@@ -1142,6 +1159,7 @@ static int sq_message_exists(struct store *store, const char *sha256)
 const struct store_vfuncs store_db_vfuncs = {
     .name = "sqlite",
     .init = db_init,
+    .stop = db_stop,
     .deinit = db_deinit,
     .schema_version = db_schema_version,
     .domain_add = sq_domain_add,

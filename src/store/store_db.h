@@ -9,6 +9,7 @@
 #include <pthread.h>
 #include <stdarg.h>
 #include <stdbool.h>
+#include <stdatomic.h>
 #include <stdint.h>
 #include <stdio.h>
 
@@ -71,6 +72,7 @@ enum sq_id {
 	SQ_TOMBSTONE_INSERT,
 	SQ_ACCOUNT_SUB_USED,
 	SQ_MAX_ENTRY,
+	SQ_NOTIFY,
 	SQ_CORE_COUNT,
 	SQ_SAVEPOINT = SQ_CORE_COUNT,
 	SQ_RELEASE,
@@ -163,6 +165,12 @@ struct store_db {
 	 * can be reused, so the UIDVALIDITY covers recreated mailboxes. */
 	int64_t open_max_entry;
 	int64_t open_uidvalidity;
+	/* store_db_notify.c: this node's random id, and the thread that listens for the
+	 * other nodes' changes (only on a database several nodes share) */
+	char node[17];
+	pthread_t notifier;
+	atomic_bool notify_stop;
+	struct store_changes notify_changes; /* the notifier thread's */
 };
 
 static inline struct store_db *db_store(struct store *store)
@@ -234,6 +242,15 @@ int store_db_queue_next_due(struct store *store, int64_t *when_r);
 int store_db_mailbox_summary(struct store *store, uint64_t account_id, const char *mailbox,
                              uint32_t uid, char **envelope_r, char **body_r,
                              char **bodystructure_r);
+
+/* store_db_notify.c: whether the engine lets nodes notify each other; start (sets the node
+ * id; the listening thread only when it does) and stop; send the changes from index from
+ * on inside the writer's transaction. */
+bool store_db_notifies(const struct store_db *s);
+int store_db_notify_start(struct store_db *s, const char **error_r);
+void store_db_notify_stop(struct store_db *s);
+int store_db_notify_emit(struct store_db *s, struct sql_conn *c,
+                         const struct store_changes *changes, size_t from, const char **error_r);
 
 /* store_db_dump.c: fill in the texts of the SQ_DUMP_FIRST.. ids (generated once). */
 void store_db_dump_texts(const char **texts);

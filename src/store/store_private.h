@@ -198,6 +198,9 @@ struct store_changes {
 /* Record that a mailbox changed (name copied). Backends call it inside the transaction. */
 void store_watch_changed(struct store_changes *changes, uint64_t account_id, const char *mailbox,
                          uint64_t highestmodseq);
+/* Record every watched mailbox as changed (another node's changes may have been missed:
+ * every view looks). */
+void store_watch_changed_all(struct store *store, struct store_changes *changes);
 /* Drop the records after the first count (a rolled-back part). */
 void store_watch_truncate(struct store_changes *changes, size_t count);
 /* Writer thread, after the commits of a batch: call every matching watch once per changed
@@ -259,6 +262,8 @@ struct store_vfuncs {
 	 * and return a store whose common part (struct store) is zeroed except v. */
 	int (*init)(const char *data_dir, const char *engine, const char *url,
 	            struct store **store_r, const char **error_r);
+	/* Optional: stop the backend's own threads (first thing store_close() does). */
+	void (*stop)(struct store *store);
 	/* Close every connection and free the store (its common part is already cleaned). */
 	void (*deinit)(struct store *store);
 	/* Schema version after migrations, or -1. */
@@ -442,6 +447,11 @@ struct store {
 	unsigned pool_wanted; /* store_set_read_threads(); 0 = by the engine */
 	unsigned pool_count;  /* threads running */
 	pthread_t pool_tids[STORE_READ_THREADS_MAX];
+
+	/* The thread that hands other nodes' changes to the watches, besides the writer
+	 * (set by the backend; store_watch.c treats both as dispatchers). */
+	pthread_t notifier;
+	bool notifier_started;
 
 	/* \Recent boundaries (store_recent.c), under recent_lock. */
 	pthread_mutex_t recent_lock;

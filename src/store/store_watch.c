@@ -107,7 +107,10 @@ void store_watch_remove(struct store_watch **watchp)
 		}
 	}
 	w->dead = true;
-	if (w->busy > 0 && store->writer_started && pthread_equal(pthread_self(), store->writer)) {
+	bool dispatcher =
+	    (store->writer_started && pthread_equal(pthread_self(), store->writer)) ||
+	    (store->notifier_started && pthread_equal(pthread_self(), store->notifier));
+	if (w->busy > 0 && dispatcher) {
 		/* From a callback: the dispatcher is this thread; it frees w after its round. */
 		w->dispatcher_frees = true;
 		pthread_mutex_unlock(&store->watch_lock);
@@ -133,6 +136,18 @@ void store_watch_changed(struct store_changes *changes, uint64_t account_id, con
 	    .mailbox = xstrdup(mailbox),
 	    .highestmodseq = highestmodseq,
 	};
+}
+
+void store_watch_changed_all(struct store *store, struct store_changes *changes)
+{
+	pthread_mutex_lock(&store->watch_lock);
+	for (size_t b = 0; b < STORE_WATCH_BUCKETS; b++) {
+		for (struct store_watch *w = store->watches[b]; w != NULL; w = w->next) {
+			if (!w->dead && w->mailbox[0] != '\0')
+				store_watch_changed(changes, w->account_id, w->mailbox, UINT64_MAX);
+		}
+	}
+	pthread_mutex_unlock(&store->watch_lock);
 }
 
 void store_watch_truncate(struct store_changes *changes, size_t count)
