@@ -982,3 +982,18 @@ int store_import(struct store *store, FILE *in, const char **error_r)
 {
 	return store->v->import_dump(store, in, error_r);
 }
+
+int store_lease_take(struct store *store, const char *name, const char *owner, unsigned ttl)
+{
+	return store->v->lease_take(store, name, owner, (int64_t)time(NULL), ttl);
+}
+
+void store_lease_release(struct store *store, const char *name, const char *owner)
+{
+	store->v->lease_release(store, name, owner);
+}
+
+bool store_is_shared(struct store *store)
+{
+	return store->shared;
+}

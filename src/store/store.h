@@ -765,6 +765,17 @@ int store_queue_list(struct store *store, const char *domain,
 int store_queue_show(struct store *store, uint64_t id, struct store_queue_entry **entry_r);
 
 /* ---- maintenance ---- */
+/* ---- leases: one holder at a time across every node of the store ----
+ * A named lease (e.g. "pop3:ACCOUNT-ID", a POP3 maildrop) held by owner (a node and
+ * session) until now + ttl seconds. take: 1 taken or renewed (the owner held it, or
+ * nobody held it, or it ran out), 0 another owner holds it, -1 error. release: give it up
+ * (only its owner can). Writes on the admin connection: call them where reads may wait. */
+int store_lease_take(struct store *store, const char *name, const char *owner, unsigned ttl);
+void store_lease_release(struct store *store, const char *name, const char *owner);
+/* Whether several nodes may share this store's database (PostgreSQL): then what one node
+ * keeps in memory (a POP3 maildrop lock) needs a lease as well. */
+bool store_is_shared(struct store *store);
+
 /* ---- reads that may wait ----
  * Every read above is synchronous. On SQLite none waits; on PostgreSQL each is a network
  * round trip, which must not stall an event loop. Loop threads therefore run the reads of

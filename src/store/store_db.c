@@ -131,6 +131,12 @@ static const char *const sq_sql[SQ_CORE_COUNT] = {
                      " coalesce((SELECT value FROM meta WHERE key = 'uidvalidity'), 0)",
     /* Only where the driver can listen (PostgreSQL): see store_db_notify.c. */
     [SQ_NOTIFY] = "SELECT pg_notify(?1, ?2)",
+    /* Taken when free, run out, or already ours (then renewed). */
+    [SQ_LEASE_TAKE] = "INSERT INTO leases (name, owner, until) VALUES (?1, ?2, ?3)"
+                      " ON CONFLICT (name) DO UPDATE SET owner = excluded.owner,"
+                      " until = excluded.until"
+                      " WHERE leases.owner = excluded.owner OR leases.until <= ?4",
+    [SQ_LEASE_RELEASE] = "DELETE FROM leases WHERE name = ?1 AND owner = ?2",
     [SQ_ACCOUNT_SUB_USED] = "UPDATE accounts SET used_bytes"
                             " = CASE WHEN used_bytes > ?2 THEN used_bytes - ?2 ELSE 0 END"
                             " WHERE id = ?1",
@@ -1120,6 +1126,31 @@ int store_db_read_end(struct sql_conn *c, int started, int ret)
 	return ret;
 }
 
+/* ---- leases ---- */
+
+static int db_lease_take(struct store *store, const char *name, const char *owner, int64_t now,
+                         unsigned ttl)
+{
+	const char *error;
+	struct sql_conn *c = db_admin_begin(store, &error);
+	if (c == NULL)
+		return -1;
+	int64_t n =
+	    sql_exec(c, SQ_LEASE_TAKE, &error, "ssii", name, owner, now + (int64_t)ttl, now);
+	int ret = db_admin_end(store, n < 0 ? -1 : 0, &error);
+	return ret < 0 ? -1 : n > 0 ? 1 : 0;
+}
+
+static void db_lease_release(struct store *store, const char *name, const char *owner)
+{
+	const char *error;
+	struct sql_conn *c = db_admin_begin(store, &error);
+	if (c != NULL)
+		(void)db_admin_end(
+		    store, sql_exec(c, SQ_LEASE_RELEASE, &error, "ss", name, owner) < 0 ? -1 : 0,
+		    &error);
+}
+
 /* ---- garbage collection ---- */
 
 struct sq_strings {
@@ -1198,6 +1229,8 @@ const struct store_vfuncs store_db_vfuncs = {
     .queue_next_due = store_db_queue_next_due,
     .message_gc = sq_message_gc,
     .message_exists = sq_message_exists,
+    .lease_take = db_lease_take,
+    .lease_release = db_lease_release,
     .export_dump = store_db_export,
     .import_dump = store_db_import,
 };

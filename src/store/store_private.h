@@ -318,6 +318,11 @@ struct store_vfuncs {
 	int (*alias_targets)(struct store *store, const char *alias,
 	                     void (*cb)(void *ctx, const char *target), void *ctx);
 
+	/* store.h's leases; now is the clock. */
+	int (*lease_take)(struct store *store, const char *name, const char *owner, int64_t now,
+	                  unsigned ttl);
+	void (*lease_release)(struct store *store, const char *name, const char *owner);
+
 	/* Writer thread only: apply every item in queue order in ONE write transaction,
 	 * durably; all or nothing (-1: nothing committed). A delivery: per account the next
 	 * INBOX UID and MODSEQ, the entry, used bytes; per remote recipient one queue row. An

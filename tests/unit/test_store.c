@@ -1493,7 +1493,7 @@ static void test_migration_1_to_2(void **state)
 	assert_true(strlen(dir) < sizeof(old.dir));
 	memcpy(old.dir, dir, strlen(dir) + 1);
 	open_store(&old);
-	assert_int_equal(store_schema_version(old.store), 5);
+	assert_int_equal(store_schema_version(old.store), 6);
 	char *hash = NULL, *secret = NULL;
 	struct store_account_info info;
 	assert_int_equal(store_account_lookup(old.store, "old@example.org", &id, &hash, &info), 1);
@@ -1531,7 +1531,7 @@ static void test_migration_1_to_2(void **state)
 
 	/* Applied once. */
 	reopen_store(&old);
-	assert_int_equal(store_schema_version(old.store), 5);
+	assert_int_equal(store_schema_version(old.store), 6);
 	expect_message(&old, 1, 1, body);
 	store_close(&old.store);
 }
@@ -1652,6 +1652,31 @@ static void test_store_read(void **state)
 	open_store(f);
 }
 
+/* Leases: one owner at a time; the owner renews; another takes it once it ran out or was
+ * released; a release by another owner does nothing. */
+static void test_leases(void **state)
+{
+	struct fixture *f = *state;
+	assert_int_equal(store_lease_take(f->store, "pop3:1", "node-a:1", 60), 1);
+	assert_int_equal(store_lease_take(f->store, "pop3:1", "node-b:7", 60), 0);
+	assert_int_equal(store_lease_take(f->store, "pop3:1", "node-a:1", 60), 1); /* renew */
+	assert_int_equal(store_lease_take(f->store, "pop3:2", "node-b:7", 60), 1); /* another */
+	store_lease_release(f->store, "pop3:1", "node-b:7"); /* not the owner: nothing */
+	assert_int_equal(store_lease_take(f->store, "pop3:1", "node-b:7", 60), 0);
+	store_lease_release(f->store, "pop3:1", "node-a:1");
+	assert_int_equal(store_lease_take(f->store, "pop3:1", "node-b:7", 1), 1);
+	/* A second store on the same database sees it too; it runs out. */
+	struct fixture other = {.store = NULL};
+	memcpy(other.dir, f->dir, sizeof(f->dir));
+	open_store(&other);
+	assert_int_equal(store_lease_take(other.store, "pop3:1", "node-c:3", 60), 0);
+	sleep(2);
+	assert_int_equal(store_lease_take(other.store, "pop3:1", "node-c:3", 60), 1);
+	assert_int_equal(store_lease_take(f->store, "pop3:1", "node-b:7", 60), 0);
+	store_close(&other.store);
+	assert_false(store_is_shared(f->store));
+}
+
 static void test_reopen(void **state)
 {
 	struct fixture *f = *state;
@@ -1660,13 +1685,13 @@ static void test_reopen(void **state)
 	struct strings s = {.n = 0};
 
 	add_accounts(f, ids);
-	assert_int_equal(store_schema_version(f->store), 5);
+	assert_int_equal(store_schema_version(f->store), 6);
 	assert_int_equal(store_alias_add(f->store, "info@example.org", "a@example.org", &error), 0);
 	assert_int_equal(deliver(f->store, "kept\r\n", ids, 3, NULL, 0), 0);
 	reopen_store(f);
-	assert_int_equal(store_schema_version(f->store), 5);
+	assert_int_equal(store_schema_version(f->store), 6);
 	reopen_store(f);
-	assert_int_equal(store_schema_version(f->store), 5);
+	assert_int_equal(store_schema_version(f->store), 6);
 
 	assert_int_equal(store_domain_list(f->store, collect_domain, &s), 0);
 	assert_int_equal(s.n, 1);
@@ -1767,6 +1792,7 @@ int main(void)
 	    cmocka_unit_test_setup_teardown(test_reopen, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_inline_bodies, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_store_read, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_leases, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_migration_1_to_2, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_orphans, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_spool_paths, setup, teardown),

@@ -117,10 +117,15 @@ static const char sqlite_migration_4[] =
  * content-addressed file), so that a group commit of them costs one fsync. */
 static const char sqlite_migration_5[] = "ALTER TABLE messages ADD COLUMN content BLOB;";
 
+/* Migration 6: leases, one holder at a time across the nodes of a store (a POP3 maildrop
+ * while a session holds it). */
+static const char sqlite_migration_6[] =
+    "CREATE TABLE leases (name TEXT PRIMARY KEY, owner TEXT NOT NULL, until INTEGER NOT NULL);";
+
 /* In order; the schema version (PRAGMA user_version) is how many have been applied. */
 const char *const sql_sqlite_migrations[SQL_SQLITE_MIGRATION_COUNT] = {
     sqlite_migration_1, sqlite_migration_2, sqlite_migration_3, sqlite_migration_4,
-    sqlite_migration_5};
+    sqlite_migration_5, sqlite_migration_6};
 
 /* Every statement's common text suits SQLite. */
 const struct sql_replacement sql_sqlite_replacements[] = {{0, NULL}};
