@@ -289,6 +289,8 @@ static void conn_write_cb(struct bufferevent *bev, void *arg)
 }
 
 /* A client handshake finished: was the certificate authenticated, and how. */
+static int conn_tls_failure_kind(long vr, int mode);
+
 /* The local address of a connected outbound socket, for conn_local_ip(). */
 static void conn_note_local_ip(struct conn *c, int fd)
 {
@@ -310,11 +312,13 @@ static void conn_tls_describe_verification(struct conn *c, SSL *ssl)
 	c->tls_verified = false;
 	if (peer == NULL) {
 		snprintf(c->tls_verify, sizeof(c->tls_verify), "not verified: no certificate");
+		c->tls_failure = CONN_TLS_FAIL_OTHER;
 		return;
 	}
 	if (vr != X509_V_OK) {
 		snprintf(c->tls_verify, sizeof(c->tls_verify), "not verified: %s",
 		         X509_verify_cert_error_string(vr));
+		c->tls_failure = conn_tls_failure_kind(vr, c->tls_verify_mode);
 		return;
 	}
 	c->tls_verified = true;

@@ -206,7 +206,9 @@ int conn_start_tls_client(struct conn *conn, struct tls_ctx *ctx,
 bool conn_tls_verified(const struct conn *conn);
 const char *conn_tls_verification(const struct conn *conn);
 
-/* Why a client handshake failed, for TLS-RPT (RFC 8460 §4.3): NONE when none failed. */
+/* Why a client handshake failed, or (after one that succeeded without a check, VERIFY_NONE)
+ * why the certificate would not have verified; for TLS-RPT (RFC 8460 §4.3). NONE: no
+ * failure (or no client TLS). */
 enum conn_tls_failure {
 	CONN_TLS_FAIL_NONE,
 	CONN_TLS_FAIL_HANDSHAKE, /* no certificate problem: the handshake itself failed */

@@ -1159,6 +1159,11 @@ const char *smtp_client_ip(const struct smtp_client *c)
 	return c->ip;
 }
 
+enum conn_tls_failure smtp_client_tls_failure(const struct smtp_client *c)
+{
+	return c->conn != NULL ? conn_tls_failure(c->conn) : CONN_TLS_FAIL_NONE;
+}
+
 const char *smtp_client_local_ip(const struct smtp_client *c)
 {
 	return c->conn != NULL ? conn_local_ip(c->conn) : "";

@@ -168,6 +168,8 @@ const char *smtp_client_host(const struct smtp_client *client);
 const char *smtp_client_id(const struct smtp_client *client);
 /* "TLSv1.3 with cipher ... (256/256 bits)" or "" without TLS. */
 const char *smtp_client_tls_description(const struct smtp_client *client);
+/* Why the certificate did not verify (conn_tls_failure(); NONE verified or no TLS). */
+enum conn_tls_failure smtp_client_tls_failure(const struct smtp_client *client);
 /* "verified (CA chain, host name)", "verified (DANE TLSA 3 1 1)", "not verified: ..." or "". */
 const char *smtp_client_tls_verification(const struct smtp_client *client);
 /* The extensions the server offered in its last EHLO (all false after HELO). */
