@@ -70,14 +70,31 @@ static void tlsrpt_tlsa_text(const struct ob_job *job, struct buf *lines)
 	}
 }
 
+/* Is the message a TLS-RPT report (a TLS-Report-Domain field in its header)? */
+static bool tlsrpt_is_report(const unsigned char *p, size_t len)
+{
+	static const char field[] = "TLS-Report-Domain:";
+	size_t n = sizeof(field) - 1;
+	for (size_t i = 0; i + n <= len;) {
+		if (p[i] == '\r' || p[i] == '\n')
+			return false; /* the end of the header */
+		if (strncasecmp((const char *)p + i, field, n) == 0)
+			return true;
+		const unsigned char *nl = memchr(p + i, '\n', len - i);
+		if (nl == NULL)
+			return false;
+		i = (size_t)(nl - p) + 1;
+	}
+	return false;
+}
+
 static bool tlsrpt_wanted(const struct ob_job *job)
 {
-	if (job->routed || job->tlsrpt_count >= OB_TLSRPT_MAX)
+	if (job->routed || job->tlsrpt_count >= OB_TLSRPT_MAX || job->map == NULL)
 		return false;
-	/* Our own reports are not counted in the next ones (RFC 8460 §5.3). */
-	char from[320];
-	outbound_tlsrpt_from(job->conf, from, sizeof(from));
-	return strcasecmp(job->entry->mail_from, from) != 0;
+	/* The sessions that carry reports are not counted in the next ones (RFC 8460 §5.3):
+	 * no report about reports, whatever the settings were when it was queued. */
+	return !tlsrpt_is_report(job->map + job->skip, job->map_len - job->skip);
 }
 
 /* Add a result of the current host: result_type NULL for success; dane says whether the
