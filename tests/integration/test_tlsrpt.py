@@ -18,14 +18,31 @@ from aiosmtpd.controller import Controller
 
 from conftest import Server, unique
 from dns_server import DNSServer, sign_zone
-from test_outbound import (ALICE, ALICE_PW, B_IP, BOB_PW, DANE_ZONE, SINK_IP, SinkHandler,
-                           https_server, make_ca, spki_sha256, submit, wait_for, zone)
+from test_outbound import (ALICE, ALICE_PW, B_IP, BOB_PW, DANE_ZONE, HTTPS_IP, SINK_IP,
+                           STS_POLICIES, SinkHandler, https_server, make_ca, spki_sha256,
+                           submit, wait_for, zone)
 
 RUA = "tlsrpt@sink.test"
 TLSRPT_ZONE = """
 _smtp._tls.sts.test.    IN TXT "v=TLSRPTv1; rua=mailto:%(rua)s"
 _smtp._tls.badsts.test. IN TXT "v=TLSRPTv1;rua=mailto:%(rua)s,https://reports.sink.test/v1"
-""" % {"rua": RUA}
+"""
+# MTA-STS domains whose MX is instance B: testing mode with a certificate that does not
+# name the MX; a malformed policy; no policy (404); a policy server whose certificate does
+# not name it.
+for _d in ("teststs.test", "badpolicy.test", "nopolicy.test", "webpki.test"):
+    TLSRPT_ZONE += """
+%(d)s. IN SOA ns.%(d)s. hostmaster.%(d)s. 1 60 60 600 60
+%(d)s. IN MX 10 mx.%(d)s.
+mx.%(d)s. IN A %(b)s
+_mta-sts.%(d)s. IN TXT "v=STSv1; id=1"
+mta-sts.%(d)s. IN A %(https)s
+""" % {"d": _d, "b": B_IP, "https": HTTPS_IP}
+TLSRPT_ZONE %= {"rua": RUA}
+STS_POLICIES["mta-sts.teststs.test"] = ("version: STSv1\nmode: testing\nmx: mx.teststs.test\n"
+                                        "max_age: 86400\n")
+STS_POLICIES["mta-sts.badpolicy.test"] = ("version: STSv1\nmode: bogus\n"
+                                          "mx: mx.badpolicy.test\nmax_age: 86400\n")
 
 
 @pytest.fixture(scope="module")
@@ -37,9 +54,11 @@ def world(tmp_path_factory):
     (b.dir / "tls" / "key.pem").write_bytes(key.read_bytes())
     (b.dir / "tls" / "cert.pem").write_bytes(cert.read_bytes())
     policies = https_server(port, *issue("mta-sts.sts.test", "mta-sts.badsts.test",
-                                         "mta-sts.nomx.test"))
+                                         "mta-sts.nomx.test", "mta-sts.teststs.test",
+                                         "mta-sts.badpolicy.test", "mta-sts.nopolicy.test"))
     b.append_conf({"smtp_listen": "127.0.0.1:%d %s:%d" % (port, B_IP, port)})
-    for d in ("b.test", "dane.test", "bad.dane.test", "sts.test", "badsts.test"):
+    for d in ("b.test", "dane.test", "bad.dane.test", "sts.test", "badsts.test", "teststs.test",
+              "badpolicy.test", "nopolicy.test", "webpki.test"):
         b.cli("domain", "add", d)
         b.add_user("bob@" + d, BOB_PW)
     b.start()
@@ -156,6 +175,45 @@ def test_dane_counted_under_tlsa(world):
     assert p["policy"]["policy-string"] == ["3 1 1 " + "00" * 32]
     assert p["summary"]["total-successful-session-count"] == 0
     assert [d["result-type"] for d in p["failure-details"]] == ["validation-failure"]
+
+
+def test_sts_testing_counts_what_would_have_failed(world):
+    """testing mode: delivered over TLS although B's certificate does not name
+    mx.teststs.test, and counted as the failure enforce would have been."""
+    a, b = world["a"], world["b"]
+    subject = unique("tlsrpt-testing")
+    submit(a, ["bob@teststs.test"], subject)
+    assert wait_for(lambda: [m for m in b.mail_list("bob@teststs.test")
+                             if m["subject"] == subject]), a.log_text()[-3000:]
+    p = policy(wait_for(lambda: report(a, "teststs.test")), "sts")
+    assert p["policy"]["policy-string"][1] == "mode: testing"
+    assert p["summary"] == {"total-successful-session-count": 0,
+                            "total-failure-session-count": 1}
+    assert p["failure-details"][0]["result-type"] == "certificate-host-mismatch"
+
+
+@pytest.mark.parametrize("domain,result_type", [
+    ("badpolicy.test", "sts-policy-invalid"),
+    ("nopolicy.test", "sts-policy-fetch-error"),
+    ("webpki.test", "sts-webpki-invalid"),
+])
+def test_sts_policy_failures(world, domain, result_type):
+    """The policy could not be had: one failure under sts for the attempt; the message goes
+    as without a policy (counted under no-policy-found)."""
+    a, b = world["a"], world["b"]
+    subject = unique("tlsrpt-" + domain)
+    submit(a, ["bob@" + domain], subject)
+    assert wait_for(lambda: [m for m in b.mail_list("bob@" + domain)
+                             if m["subject"] == subject]), a.log_text()[-3000:]
+    rep = wait_for(lambda: report(a, domain))
+    p = policy(rep, "sts")
+    assert p["policy"] == {"policy-type": "sts", "policy-domain": domain}
+    assert p["summary"] == {"total-successful-session-count": 0,
+                            "total-failure-session-count": 1}
+    assert p["failure-details"] == [{"result-type": result_type, "failed-session-count": 1}]
+    p = policy(rep, "no-policy-found")
+    assert p["summary"] == {"total-successful-session-count": 1,
+                            "total-failure-session-count": 0}
 
 
 def test_no_policy_and_routes(world):
