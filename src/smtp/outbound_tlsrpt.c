@@ -492,7 +492,8 @@ static void tlsrpt_txt_done(const struct dns_result *res, void *ctx)
 	struct outbound_tlsrpt_run *run = ctx;
 	run->lookup = NULL;
 	const char *domain = run->domains[run->i];
-	struct tlsrpt_record rec, one;
+	static const struct tlsrpt_record none;
+	struct tlsrpt_record rec = none, one;
 	size_t found = 0;
 	for (size_t i = 0; res->status == DNS_STATUS_OK && i < res->count; i++) {
 		const struct dns_txt *t = &res->records[i].u.txt;
@@ -503,7 +504,7 @@ static void tlsrpt_txt_done(const struct dns_result *res, void *ctx)
 			if (tlsrpt_parse_txt(t->text, t->len, &one) == 1)
 				rec = one;
 			else
-				memset(&rec, 0, sizeof(rec));
+				rec = none;
 		}
 	}
 	if (found == 1 && rec.rua_count > 0)
