@@ -12,6 +12,8 @@ import email.policy
 import gzip
 import json
 import re
+import sqlite3
+import time
 
 import pytest
 from aiosmtpd.controller import Controller
@@ -304,3 +306,45 @@ def test_results_survive_a_restart(world):
     finally:
         a.start()
     assert report(a, "sts.test") == before
+
+
+def test_daily_run_reports_yesterday_once(world):
+    """The server itself reports the previous UTC day (at start-up, then after midnight):
+    yesterday gets results (copied from today's in the database while A is down) and is
+    not claimed yet; A sends tlsrpt_max_domains = 1 report, the first domain's, and a
+    restart does not send it again."""
+    a, sink = world["a"], world["sink"]
+    if report(a, "badsts.test") is None:
+        test_bad_certificate_is_a_failure(world)
+    if report(a, "sts.test") is None:
+        test_sts_success_counted(world)
+    a.append_conf({"tlsrpt_send": "yes", "tlsrpt_max_domains": "1",
+                   "tlsrpt_contact": "tls-reports@a.test"})
+    a.stop()
+    day = int(time.time()) // 86400
+    yesterday = (datetime.date(1970, 1, 1) + datetime.timedelta(days=day - 1)).isoformat()
+    db = sqlite3.connect(str(a.dir / "data" / "posthorn.db"))
+    db.execute("DELETE FROM tlsrpt_days WHERE day = ?", (day - 1,))
+    db.execute("INSERT OR REPLACE INTO tlsrpt SELECT ?, policy_domain, policy_type,"
+               " policy_string, mx_host, result_type, sending_ip, receiving_mx, receiving_ip,"
+               " sessions FROM tlsrpt WHERE day = ? AND policy_domain IN"
+               " ('sts.test', 'badsts.test')", (day - 1, day))
+    db.commit()
+    db.close()
+    before = len(sink.messages_to(RUA))
+    a.start()
+    assert wait_for(lambda: len(sink.messages_to(RUA)) > before), a.log_text()[-3000:]
+    log = a.log_text()
+    assert "event=tlsrpt-day day=%s result=sending" % yesterday in log
+    assert "event=tlsrpt result=capped domains=2 tlsrpt_max_domains=1" in log
+    msg = email.message_from_bytes(sink.messages_to(RUA)[-1][2], policy=email.policy.default)
+    assert msg["TLS-Report-Domain"] == "badsts.test"
+    rep = json.loads(gzip.decompress(list(msg.iter_parts())[1].get_payload(decode=True)))
+    assert rep["date-range"]["start-datetime"] == yesterday + "T00:00:00Z"
+    assert rep["policies"] == report(a, "badsts.test")["policies"]
+    a.stop()
+    a.start()
+    assert wait_for(lambda: "event=tlsrpt-day day=%s result=claimed-before" % yesterday
+                    in a.log_text()), a.log_text()[-3000:]
+    time.sleep(1)
+    assert len(sink.messages_to(RUA)) == before + 1
