@@ -712,7 +712,7 @@ static void test_migration_3_to_4(void **state)
 	struct fixture old = {.store = NULL};
 	snprintf(old.dir, sizeof(old.dir), "%s", dir);
 	open_dir(dir, &old.store);
-	assert_int_equal(store_schema_version(old.store), 5);
+	assert_int_equal(store_schema_version(old.store), 6);
 	struct ids *ids = list(&old, NULL);
 	assert_int_equal(ids->n, 3);
 	assert_string_equal(ids->domain[0], "x.test");
@@ -738,7 +738,7 @@ static void test_migration_3_to_4(void **state)
 	assert_int_equal(claim(&old, "m:1", (int64_t)time(NULL), 10, NULL), 3);
 	store_close(&old.store);
 	open_dir(dir, &old.store);
-	assert_int_equal(store_schema_version(old.store), 5);
+	assert_int_equal(store_schema_version(old.store), 6);
 	assert_int_equal(list(&old, NULL)->n, 3);
 	store_close(&old.store);
 }
