@@ -13,6 +13,7 @@
 #include "core/xmalloc.h"
 #include "net/dns.h"
 #include "net/server.h"
+#include "net/tls.h"
 #include "smtp/outbound.h"
 #include "smtp/tlsrpt.h"
 #include "core/banned.h"
@@ -22,8 +23,9 @@ static const char tlsrpt_usage[] =
     "                                 the JSON report (RFC 8460) of each policy domain, one\n"
     "                                 a line, for the UTC day (default: today so far)\n"
     "       posthorn tlsrpt send [--day YYYY-MM-DD]\n"
-    "                                 mail the day's reports now (default: yesterday) to\n"
-    "                                 the addresses of each domain's _smtp._tls record;\n"
+    "                                 send the day's reports now (default: yesterday) to\n"
+    "                                 the addresses (mailto:, https:) of each domain's\n"
+    "                                 _smtp._tls record;\n"
     "                                 needs tlsrpt_send = yes; a day is sent once\n";
 
 static int tlsrpt_show(struct store *store, const struct conf *conf, int64_t day,
@@ -94,14 +96,18 @@ static int tlsrpt_send(struct store *store, struct conf *conf, int64_t day, cons
 		conf_free(&conf);
 		return cli_fail("tlsrpt: %s", error);
 	}
-	struct outbound_tlsrpt_run *run =
-	    outbound_tlsrpt_run_start(r.loop, dns, store, conf, day, NULL, tlsrpt_cli_done, &r);
+	struct tls_ctx *tls = tls_client_ctx_new(conf->outbound_tls_ca_file, &error);
+	if (tls == NULL)
+		fprintf(stderr, "posthorn: tlsrpt: no TLS (%s): https: addresses are skipped\n", error);
+	struct outbound_tlsrpt_run *run = outbound_tlsrpt_run_start(r.loop, dns, tls, store, conf,
+	                                                            day, NULL, tlsrpt_cli_done, &r);
 	net_loop_run(r.loop);
 	if (!r.done)
 		outbound_tlsrpt_run_cancel(&run);
+	tls_ctx_unref(&tls);
 	dns_resolver_free(&dns);
 	net_loop_free(&r.loop);
-	printf("%zu report(s) queued for %s\n", r.sent, text);
+	printf("%zu report(s) sent for %s\n", r.sent, text);
 	return 0;
 }
 

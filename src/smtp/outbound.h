@@ -54,17 +54,20 @@ void outbound_tlsrpt_report_id(const struct conf *conf, int64_t day, const char 
 /* The JSON report (RFC 8460 §4.4) of domain for day appended to out: 1, 0 no results, -1. */
 int outbound_tlsrpt_report(struct store *store, const struct conf *conf, int64_t day,
                            const char *domain, struct buf *out);
-/* Mail day's reports (conf->tlsrpt_max_domains domains at most, never one of ours) to the
- * mailto: addresses of each domain's _smtp._tls record, one lookup after the other on
- * loop. Takes conf (conf_free at the end). done comes once, from the loop, with the
- * number of report mails stored (their store_deliver may still be committing: the CLI
- * closes the store, which waits). ob: the engine (counts the deliveries in flight), NULL
- * for the CLI. The claim of the day is the caller's. */
+/* Send day's reports (conf->tlsrpt_max_domains domains at most, never one of ours) to the
+ * addresses of each domain's _smtp._tls record, one domain after the other on loop: a
+ * mail for mailto:, a POST for https: (with tls, whose CAs check the server; NULL skips
+ * them). Takes conf (conf_free at the end). done comes once, from the loop, with the
+ * number of reports sent or stored (report mails' store_deliver may still be committing:
+ * the CLI closes the store, which waits). ob: the engine (counts the deliveries in
+ * flight), NULL for the CLI. The claim of the day is the caller's. */
 typedef void outbound_tlsrpt_done_fn(void *ctx, size_t sent);
+struct tls_ctx;
 struct outbound_tlsrpt_run *outbound_tlsrpt_run_start(struct net_loop *loop,
                                                       struct dns_resolver *dns,
-                                                      struct store *store, struct conf *conf,
-                                                      int64_t day, struct outbound *ob,
+                                                      struct tls_ctx *tls, struct store *store,
+                                                      struct conf *conf, int64_t day,
+                                                      struct outbound *ob,
                                                       outbound_tlsrpt_done_fn *done, void *ctx);
 /* Stop a run (done never comes); sets *run to NULL, accepts NULL. */
 void outbound_tlsrpt_run_cancel(struct outbound_tlsrpt_run **run);

@@ -6,8 +6,8 @@
  * have no policy domain and are not counted, nor are sessions that carry our own reports
  * (§5.3). Reporting: once a UTC day the engine claims the previous day in the store (one
  * node, one process, once), and when tlsrpt_send is on, looks up each policy domain's
- * _smtp._tls record and queues a report mail to its mailto: addresses (https: is not
- * supported). `posthorn tlsrpt send` runs the same code. */
+ * _smtp._tls record and queues a report mail to its mailto: addresses and POSTs it to
+ * its https: ones. `posthorn tlsrpt send` runs the same code. */
 #include "smtp/outbound_private.h"
 
 #include <fcntl.h>
@@ -24,6 +24,7 @@
 #include "net/net_event.h"
 #include "smtp/smtp_reply.h"
 #include "smtp/tlsrpt.h"
+#include "smtp/tlsrpt_post.h"
 #include "core/banned.h"
 
 /* ---- collecting ---- */
@@ -329,9 +330,16 @@ int outbound_tlsrpt_report(struct store *store, const struct conf *conf, int64_t
 
 /* ---- sending: one domain after the other ---- */
 
+#define TLSRPT_POST_TIMEOUT 60 /* seconds for an https: report */
+
 struct outbound_tlsrpt_run {
 	struct net_loop *loop;
 	struct dns_resolver *dns;
+	struct tls_ctx *tls; /* for https: addresses; NULL: they are skipped */
+	struct tlsrpt_record rec; /* the current domain's record */
+	size_t rua_i;             /* its next address */
+	struct buf gz;            /* its report, compressed */
+	struct tlsrpt_post *post;
 	struct store *store;
 	struct conf *conf;
 	struct outbound *ob; /* the engine's run (its in_flight), or NULL (the CLI) */
@@ -437,52 +445,93 @@ static int tlsrpt_deliver(struct outbound_tlsrpt_run *run, const char *rcpt, con
 	return 0;
 }
 
-/* Build the domain's report and mail it to every mailto: address of rec. */
-static void tlsrpt_send_domain(struct outbound_tlsrpt_run *run, const char *domain,
-                               const struct tlsrpt_record *rec)
+/* Mail the report (run->gz) of the current domain to one mailto: address. */
+static void tlsrpt_mail_to(struct outbound_tlsrpt_run *run, const char *domain, const char *to)
 {
-	struct buf json, gz, mail;
-	buf_init(&json, TLSRPT_REPORT_MAX);
-	buf_init(&gz, TLSRPT_REPORT_MAX);
-	buf_init(&mail, 2 * TLSRPT_REPORT_MAX);
 	char id[600], from[320];
 	outbound_tlsrpt_report_id(run->conf, run->day, domain, id, sizeof(id));
 	outbound_tlsrpt_from(run->conf, from, sizeof(from));
-	const char *org = run->conf->tlsrpt_organization[0] != '\0' ? run->conf->tlsrpt_organization
-	                                                            : run->conf->hostname;
-	if (outbound_tlsrpt_report(run->store, run->conf, run->day, domain, &json) != 1 ||
-	    tlsrpt_gzip(json.data, json.len, &gz) < 0) {
-		log_error("event=tlsrpt-failed domain=%s error=\"cannot build the report\"", domain);
-		goto out;
-	}
-	for (size_t i = 0; i < rec->rua_count; i++) {
-		char to[TLSRPT_URI_MAX];
-		if (tlsrpt_mailto_address(rec->rua[i], to, sizeof(to)) < 0) {
-			log_info("event=tlsrpt domain=%s rua=\"%s\" result=skipped "
-			         "reason=\"only mailto: is supported\"",
-			         domain, rec->rua[i]);
-			continue;
-		}
-		struct tlsrpt_mail m = {.from = from,
-		                        .to = to,
-		                        .domain = domain,
-		                        .submitter = org,
-		                        .report_id = id,
-		                        .hostname = run->conf->hostname,
-		                        .day = run->day,
-		                        .now = run->now,
-		                        .gz = (const unsigned char *)gz.data,
-		                        .gz_len = gz.len};
-		buf_reset(&mail);
-		if (tlsrpt_mail_build(&m, &mail) < 0 || tlsrpt_deliver(run, to, domain, &mail) < 0)
-			continue;
+	struct tlsrpt_mail m = {.from = from,
+	                        .to = to,
+	                        .domain = domain,
+	                        .submitter = run->conf->tlsrpt_organization[0] != '\0'
+	                                         ? run->conf->tlsrpt_organization
+	                                         : run->conf->hostname,
+	                        .report_id = id,
+	                        .hostname = run->conf->hostname,
+	                        .day = run->day,
+	                        .now = run->now,
+	                        .gz = (const unsigned char *)run->gz.data,
+	                        .gz_len = run->gz.len};
+	struct buf mail;
+	buf_init(&mail, 2 * TLSRPT_REPORT_MAX);
+	if (tlsrpt_mail_build(&m, &mail) == 0 && tlsrpt_deliver(run, to, domain, &mail) == 0) {
 		run->sent++;
 		log_info("event=tlsrpt domain=%s to=<%s> report-id=%s result=queued", domain, to, id);
 	}
-out:
-	buf_free(&json);
-	buf_free(&gz);
 	buf_free(&mail);
+}
+
+static void tlsrpt_rua_next(struct outbound_tlsrpt_run *run);
+
+static void tlsrpt_posted(void *ctx, int result, const char *error)
+{
+	struct outbound_tlsrpt_run *run = ctx;
+	const char *uri = run->rec.rua[run->rua_i - 1];
+	run->post = NULL;
+	if (result == 0) {
+		run->sent++;
+		log_info("event=tlsrpt domain=%s rua=\"%s\" result=posted", run->domains[run->i], uri);
+	} else {
+		log_warn("event=tlsrpt domain=%s rua=\"%s\" result=failed error=\"%s\"",
+		         run->domains[run->i], uri, error);
+	}
+	tlsrpt_rua_next(run);
+}
+
+/* The current domain's addresses one after the other (a POST is waited for); then the
+ * next domain, from the loop. */
+static void tlsrpt_rua_next(struct outbound_tlsrpt_run *run)
+{
+	const char *domain = run->domains[run->i];
+	while (run->rua_i < run->rec.rua_count) {
+		const char *uri = run->rec.rua[run->rua_i++];
+		char to[TLSRPT_URI_MAX];
+		if (tlsrpt_mailto_address(uri, to, sizeof(to)) == 0) {
+			tlsrpt_mail_to(run, domain, to);
+			continue;
+		}
+		if (run->tls == NULL) {
+			log_warn("event=tlsrpt domain=%s rua=\"%s\" result=skipped reason=\"no TLS\"",
+			         domain, uri);
+			continue;
+		}
+		run->post = tlsrpt_post_start(run->loop, run->dns, run->tls, uri, run->gz.data,
+		                              run->gz.len, TLSRPT_POST_TIMEOUT, tlsrpt_posted, run);
+		return;
+	}
+	buf_reset(&run->gz);
+	run->i++;
+	net_event_schedule(run->next, 0);
+}
+
+/* Build the domain's report and send it to every address of rec. */
+static void tlsrpt_send_domain(struct outbound_tlsrpt_run *run, const char *domain,
+                               const struct tlsrpt_record *rec)
+{
+	struct buf json;
+	buf_init(&json, TLSRPT_REPORT_MAX);
+	buf_reset(&run->gz);
+	int r = outbound_tlsrpt_report(run->store, run->conf, run->day, domain, &json);
+	if (r != 1 || tlsrpt_gzip(json.data, json.len, &run->gz) < 0) {
+		log_error("event=tlsrpt-failed domain=%s error=\"cannot build the report\"", domain);
+		run->rec.rua_count = 0;
+	} else {
+		run->rec = *rec;
+	}
+	buf_free(&json);
+	run->rua_i = 0;
+	tlsrpt_rua_next(run);
 }
 
 static void tlsrpt_next(struct outbound_tlsrpt_run *run);
@@ -507,11 +556,12 @@ static void tlsrpt_txt_done(const struct dns_result *res, void *ctx)
 				rec = none;
 		}
 	}
-	if (found == 1 && rec.rua_count > 0)
+	if (found == 1 && rec.rua_count > 0) {
 		tlsrpt_send_domain(run, domain, &rec);
-	else
-		log_info("event=tlsrpt domain=%s result=no-record records=%zu dns=%s", domain, found,
-		         dns_status_name(res->status));
+		return;
+	}
+	log_info("event=tlsrpt domain=%s result=no-record records=%zu dns=%s", domain, found,
+	         dns_status_name(res->status));
 	run->i++;
 	net_event_schedule(run->next, 0);
 }
@@ -552,13 +602,16 @@ static void tlsrpt_next_event(void *ctx)
 
 struct outbound_tlsrpt_run *outbound_tlsrpt_run_start(struct net_loop *loop,
                                                       struct dns_resolver *dns,
-                                                      struct store *store, struct conf *conf,
-                                                      int64_t day, struct outbound *ob,
+                                                      struct tls_ctx *tls, struct store *store,
+                                                      struct conf *conf, int64_t day,
+                                                      struct outbound *ob,
                                                       outbound_tlsrpt_done_fn *done, void *ctx)
 {
 	struct outbound_tlsrpt_run *run = xcalloc(1, sizeof(*run));
 	run->loop = loop;
 	run->dns = dns;
+	run->tls = tls;
+	buf_init(&run->gz, TLSRPT_REPORT_MAX);
 	run->store = store;
 	run->conf = conf;
 	run->ob = ob;
@@ -588,6 +641,8 @@ void outbound_tlsrpt_run_cancel(struct outbound_tlsrpt_run **runp)
 	if (run == NULL)
 		return;
 	dns_lookup_cancel(&run->lookup);
+	tlsrpt_post_cancel(&run->post);
+	buf_free(&run->gz);
 	net_event_free(&run->next);
 	for (size_t i = 0; i < run->count; i++)
 		free(run->domains[i]);
@@ -627,7 +682,7 @@ void outbound_tlsrpt_claimed(struct outbound *ob, struct ob_op *o)
 		return;
 	}
 	log_info("event=tlsrpt-day day=%s result=sending", day);
-	ob->tlsrpt_run = outbound_tlsrpt_run_start(ob->loop, ob->dns, ob->store, conf,
+	ob->tlsrpt_run = outbound_tlsrpt_run_start(ob->loop, ob->dns, ob->tls, ob->store, conf,
 	                                           (int64_t)o->op.id, ob, tlsrpt_daily_done, ob);
 }
 

@@ -64,13 +64,56 @@ int tlsrpt_mailto_address(const char *uri, char *out, size_t n)
 	return ats == 1 && at > 0 && at + 1 < o ? 0 : -1;
 }
 
+int tlsrpt_https_parse(const char *uri, char host[TLSRPT_HOST_MAX], int *port_r, char *path,
+                       size_t path_size)
+{
+	if (strncasecmp(uri, "https://", 8) != 0 || path_size < 2)
+		return -1;
+	const char *p = uri + 8;
+	size_t n = strcspn(p, ":/?#");
+	if (n == 0 || n >= TLSRPT_HOST_MAX)
+		return -1;
+	for (size_t i = 0; i < n; i++) {
+		char c = p[i];
+		if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
+		      c == '-' || c == '.'))
+			return -1; /* userinfo ('@'), '[' literals, anything else */
+		host[i] = c >= 'A' && c <= 'Z' ? (char)(c - 'A' + 'a') : c;
+	}
+	host[n] = '\0';
+	p += n;
+	int port = 443;
+	if (*p == ':') {
+		port = 0;
+		p++;
+		size_t digits = 0;
+		for (; *p >= '0' && *p <= '9' && digits < 6; p++, digits++)
+			port = port * 10 + (*p - '0');
+		if (digits == 0 || port < 1 || port > 65535)
+			return -1;
+	}
+	if (*p != '\0' && *p != '/' && *p != '?')
+		return -1;
+	const char *rest = *p == '\0' ? "/" : p;
+	size_t len = strlen(rest);
+	if (len + (rest[0] == '?' ? 1 : 0) >= path_size || strchr(rest, '#') != NULL)
+		return -1;
+	for (size_t i = 0; i < len; i++)
+		if ((unsigned char)rest[i] <= 0x20 || (unsigned char)rest[i] >= 0x7f)
+			return -1;
+	snprintf(path, path_size, "%s%s", rest[0] == '?' ? "/" : "", rest);
+	*port_r = port;
+	return 0;
+}
+
 /* A report URI we can use: mailto: with one address, or https:// with a host. */
 static bool tlsrpt_uri_usable(const char *uri)
 {
-	char addr[TLSRPT_URI_MAX];
+	char addr[TLSRPT_URI_MAX], host[TLSRPT_HOST_MAX];
+	int port;
 	if (strncasecmp(uri, "mailto:", 7) == 0)
 		return tlsrpt_mailto_address(uri, addr, sizeof(addr)) == 0;
-	return strncasecmp(uri, "https://", 8) == 0 && uri[8] != '\0' && uri[8] != '/';
+	return tlsrpt_https_parse(uri, host, &port, addr, sizeof(addr)) == 0;
 }
 
 /* rua=URI *(*WSP "," *WSP URI): keep the usable ones. */

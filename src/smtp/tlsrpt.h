@@ -34,6 +34,14 @@ int tlsrpt_parse_txt(const char *txt, size_t len, struct tlsrpt_record *rec);
  * controls, angle brackets or commas). */
 int tlsrpt_mailto_address(const char *uri, char *out, size_t n);
 
+/* An "https://HOST[:PORT][/PATH]" URI (RFC 8460 §3, §5.4): host (lower case, a name,
+ * TLSRPT_HOST_MAX octets with the NUL), port (443 by default) and path ("/" when none; the
+ * query is kept). 0, or -1 when it is not such a URI (userinfo, an address literal, a bad
+ * port, a fragment, characters outside printable ASCII). */
+#define TLSRPT_HOST_MAX 256
+int tlsrpt_https_parse(const char *uri, char host[TLSRPT_HOST_MAX], int *port_r, char *path,
+                       size_t path_size);
+
 /* "YYYY-MM-DD" of day (days since 1970-01-01) into out (11 octets). */
 void tlsrpt_day_text(int64_t day, char out[11]);
 /* The day of "YYYY-MM-DD": 0 with *day_r, -1 when malformed. */

@@ -4,15 +4,18 @@ STARTTLS): every session A has with an MX host is counted per policy domain and 
 `posthorn tlsrpt show` prints the RFC 8460 §4.4 report of each domain; with
 tlsrpt_send = yes, `posthorn tlsrpt send` mails each domain's report (gzip-compressed JSON
 in a multipart/report) to the mailto: address of its _smtp._tls record, which the sink
-receives. With the default settings nothing is sent."""
+receives, and POSTs it to its https: address. With the default settings nothing is sent."""
 
 import datetime
 import email
 import email.policy
 import gzip
+import http.server
 import json
 import re
 import sqlite3
+import ssl
+import threading
 import time
 
 import pytest
@@ -21,13 +24,14 @@ from aiosmtpd.controller import Controller
 from conftest import Server, unique
 from dns_server import DNSServer, sign_zone
 from test_outbound import (ALICE, ALICE_PW, B_IP, BOB_PW, DANE_ZONE, HTTPS_IP, SINK_IP,
-                           STS_POLICIES, SinkHandler, https_server, make_ca, spki_sha256,
+                           STS_POLICIES, PolicyHandler, SinkHandler, make_ca, spki_sha256,
                            submit, wait_for, zone)
 
 RUA = "tlsrpt@sink.test"
 TLSRPT_ZONE = """
 _smtp._tls.sts.test.    IN TXT "v=TLSRPTv1; rua=mailto:%(rua)s"
-_smtp._tls.badsts.test. IN TXT "v=TLSRPTv1;rua=mailto:%(rua)s,https://reports.sink.test/v1"
+_smtp._tls.badsts.test. IN TXT "v=TLSRPTv1;rua=mailto:%(rua)s,https://reports.sink.test:HTTPS_PORT/tlsrpt/v1"
+reports.sink.test.      IN A %(https)s
 """
 # MTA-STS domains whose MX is instance B: testing mode with a certificate that does not
 # name the MX; a malformed policy; no policy (404); a policy server whose certificate does
@@ -40,7 +44,29 @@ mx.%(d)s. IN A %(b)s
 _mta-sts.%(d)s. IN TXT "v=STSv1; id=1"
 mta-sts.%(d)s. IN A %(https)s
 """ % {"d": _d, "b": B_IP, "https": HTTPS_IP}
-TLSRPT_ZONE %= {"rua": RUA}
+TLSRPT_ZONE %= {"rua": RUA, "https": HTTPS_IP}
+
+
+class ReportHandler(PolicyHandler):
+    """MTA-STS policies (GET), and TLS-RPT reports POSTed to /tlsrpt/v1 (kept in POSTS)."""
+    posts = []
+
+    def do_POST(self):
+        body = self.rfile.read(int(self.headers.get("Content-Length", "0")))
+        self.posts.append((self.path, self.headers.get("Content-Type"),
+                           self.headers.get("Host"), body))
+        self.send_response(201 if self.path == "/tlsrpt/v1" else 404)
+        self.send_header("Content-Length", "0")
+        self.end_headers()
+
+
+def https_server(port, key, cert):
+    srv = http.server.ThreadingHTTPServer((HTTPS_IP, port), ReportHandler)
+    ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    ctx.load_cert_chain(str(cert), str(key))
+    srv.socket = ctx.wrap_socket(srv.socket, server_side=True)
+    threading.Thread(target=srv.serve_forever, daemon=True).start()
+    return srv
 STS_POLICIES["mta-sts.teststs.test"] = ("version: STSv1\nmode: testing\nmx: mx.teststs.test\n"
                                         "max_age: 86400\n")
 STS_POLICIES["mta-sts.badpolicy.test"] = ("version: STSv1\nmode: bogus\n"
@@ -57,7 +83,8 @@ def world(tmp_path_factory):
     (b.dir / "tls" / "cert.pem").write_bytes(cert.read_bytes())
     policies = https_server(port, *issue("mta-sts.sts.test", "mta-sts.badsts.test",
                                          "mta-sts.nomx.test", "mta-sts.teststs.test",
-                                         "mta-sts.badpolicy.test", "mta-sts.nopolicy.test"))
+                                         "mta-sts.badpolicy.test", "mta-sts.nopolicy.test",
+                                         "reports.sink.test"))
     b.append_conf({"smtp_listen": "127.0.0.1:%d %s:%d" % (port, B_IP, port)})
     for d in ("b.test", "dane.test", "bad.dane.test", "sts.test", "badsts.test", "teststs.test",
               "badpolicy.test", "nopolicy.test", "webpki.test"):
@@ -71,7 +98,7 @@ def world(tmp_path_factory):
     signed, anchor = sign_zone(DANE_ZONE % {"port": port, "b": B_IP, "good": spki,
                                             "bad": "00" * 32},
                                "dane.test", tmp_path_factory.mktemp("dnssec"))
-    dns = DNSServer(signed + zone(port) + TLSRPT_ZONE)
+    dns = DNSServer(signed + zone(port) + TLSRPT_ZONE.replace("HTTPS_PORT", str(port)))
     dns.start()
     # Default TLS-RPT settings: collected, never sent.
     a = Server(tmp_path_factory.mktemp("tlsrpt_a"), hostname="mx.a.test", extra_conf={
@@ -248,6 +275,7 @@ def test_default_settings_send_nothing(world):
     assert p.returncode == 1
     assert "tlsrpt_send is off" in p.stderr
     assert sink.messages_to(RUA) == []
+    assert ReportHandler.posts == []
 
 
 def test_send_reports(world):
@@ -261,7 +289,7 @@ def test_send_reports(world):
     a.append_conf({"tlsrpt_send": "yes", "tlsrpt_organization": "Posthorn Test",
                    "tlsrpt_contact": "tls-reports@a.test"})
     out = a.cli("tlsrpt", "send", "--day", today()).stdout
-    assert "2 report(s) queued" in out, out + a.log_text()[-2000:]
+    assert "3 report(s) sent" in out, out + a.log_text()[-2000:]
     got = wait_for(lambda: len(sink.messages_to(RUA)) >= 2 and sink.messages_to(RUA))
     assert got and len(got) == 2, a.log_text()[-3000:]
     seen = set()
@@ -289,6 +317,15 @@ def test_send_reports(world):
                                          "contact-info": "tls-reports@a.test"})
         assert rep == want
     assert seen == {"sts.test", "badsts.test"}
+    # badsts.test's https: address got the same report by POST (RFC 8460 §5.4)
+    posts = ReportHandler.posts
+    assert len(posts) == 1, posts
+    path, ctype, host, body = posts[0]
+    assert (path, ctype) == ("/tlsrpt/v1", "application/tlsrpt+gzip")
+    assert host.startswith("reports.sink.test:")
+    assert json.loads(gzip.decompress(body)) == dict(
+        expected["badsts.test"], **{"organization-name": "Posthorn Test",
+                                    "contact-info": "tls-reports@a.test"})
     # A day is sent once; the report mails' own sessions are not counted.
     p = a.cli("tlsrpt", "send", "--day", today(), check=False)
     assert p.returncode == 1 and "already" in p.stderr
@@ -342,6 +379,8 @@ def test_daily_run_reports_yesterday_once(world):
     rep = json.loads(gzip.decompress(list(msg.iter_parts())[1].get_payload(decode=True)))
     assert rep["date-range"]["start-datetime"] == yesterday + "T00:00:00Z"
     assert rep["policies"] == report(a, "badsts.test")["policies"]
+    assert wait_for(lambda: len(ReportHandler.posts) == 2)
+    assert json.loads(gzip.decompress(ReportHandler.posts[1][3])) == rep
     a.stop()
     a.start()
     assert wait_for(lambda: "event=tlsrpt-day day=%s result=claimed-before" % yesterday

@@ -59,7 +59,7 @@ static void test_txt_several_rua(void **state)
 	assert_string_equal(rec.rua[3], "mailto:4@x.example");
 	/* bad URIs are skipped, good ones kept */
 	assert_int_equal(txt("v=TLSRPTv1; rua=ftp://x.example/r,mailto:nobody,"
-	                     "mailto:ok@x.example,https://,mailto:a@b@c",
+	                     "mailto:ok@x.example,https://,mailto:a@b@c,https://u@x.example/",
 	                     &rec),
 	                 1);
 	assert_int_equal(rec.rua_count, 1);
@@ -115,6 +115,56 @@ static void test_mailto(void **state)
 	assert_int_equal(tlsrpt_mailto_address("mailto:a%4@x", a, sizeof(a)), -1);
 	assert_int_equal(tlsrpt_mailto_address("https://x", a, sizeof(a)), -1);
 	assert_int_equal(tlsrpt_mailto_address("mailto:averylongaddress@example.net", a, 8), -1);
+}
+
+static void test_https(void **state)
+{
+	(void)state;
+	char host[TLSRPT_HOST_MAX], path[64];
+	int port;
+	assert_int_equal(tlsrpt_https_parse("https://Reports.Example.NET/v1/tlsrpt", host, &port,
+	                                    path, sizeof(path)),
+	                 0);
+	assert_string_equal(host, "reports.example.net");
+	assert_int_equal(port, 443);
+	assert_string_equal(path, "/v1/tlsrpt");
+	assert_int_equal(tlsrpt_https_parse("HTTPS://r.example:8443", host, &port, path,
+	                                    sizeof(path)),
+	                 0);
+	assert_int_equal(port, 8443);
+	assert_string_equal(path, "/");
+	assert_int_equal(tlsrpt_https_parse("https://r.example?x=1", host, &port, path,
+	                                    sizeof(path)),
+	                 0);
+	assert_string_equal(path, "/?x=1");
+	assert_int_equal(tlsrpt_https_parse("https://", host, &port, path, sizeof(path)), -1);
+	assert_int_equal(tlsrpt_https_parse("https:///x", host, &port, path, sizeof(path)), -1);
+	assert_int_equal(tlsrpt_https_parse("http://r.example/", host, &port, path, sizeof(path)),
+	                 -1);
+	assert_int_equal(tlsrpt_https_parse("https://u@r.example/", host, &port, path,
+	                                    sizeof(path)),
+	                 -1);
+	assert_int_equal(tlsrpt_https_parse("https://[::1]/", host, &port, path, sizeof(path)),
+	                 -1);
+	assert_int_equal(tlsrpt_https_parse("https://r.example:0/", host, &port, path,
+	                                    sizeof(path)),
+	                 -1);
+	assert_int_equal(tlsrpt_https_parse("https://r.example:65536/", host, &port, path,
+	                                    sizeof(path)),
+	                 -1);
+	assert_int_equal(tlsrpt_https_parse("https://r.example:/", host, &port, path,
+	                                    sizeof(path)),
+	                 -1);
+	assert_int_equal(tlsrpt_https_parse("https://r.example/a#frag", host, &port, path,
+	                                    sizeof(path)),
+	                 -1);
+	assert_int_equal(tlsrpt_https_parse("https://r.example/a\x7f", host, &port, path,
+	                                    sizeof(path)),
+	                 -1);
+	assert_int_equal(tlsrpt_https_parse("https://r.example/0123456789012345678901234567890123"
+	                                    "4567890123456789012345678901234567890123456789",
+	                                    host, &port, path, sizeof(path)),
+	                 -1);
 }
 
 static void test_days(void **state)
@@ -326,6 +376,7 @@ int main(void)
 	const struct CMUnitTest tests[] = {
 	    cmocka_unit_test(test_txt_basic),   cmocka_unit_test(test_txt_several_rua),
 	    cmocka_unit_test(test_txt_invalid), cmocka_unit_test(test_mailto),
+	    cmocka_unit_test(test_https),
 	    cmocka_unit_test(test_days),        cmocka_unit_test(test_json_string),
 	    cmocka_unit_test(test_report),      cmocka_unit_test(test_report_mx_hosts),
 	    cmocka_unit_test(test_gzip),        cmocka_unit_test(test_mail),
