@@ -28,6 +28,7 @@ static const char usage[] =
     "  dkim generate|list|remove|sign ...         DKIM signing keys\n"
     "  dns mx|a|aaaa|tlsa|txt NAME                look a name up as delivery would\n"
     "  db migrate|export|import [FILE]            the store as a whole: migrations, moves\n"
+    "  tlsrpt show|send ...                       TLS-RPT reports (RFC 8460)\n"
     "  --version                                  print the version\n"
     "\n"
     "`posthorn COMMAND --help` describes each command.\n";
@@ -41,7 +42,7 @@ static const struct cli_command commands[] = {
     {"init", cli_init},     {"serve", cli_serve}, {"check-config", cli_check_config},
     {"domain", cli_domain}, {"user", cli_user},   {"alias", cli_alias},
     {"mail", cli_mail},     {"queue", cli_queue}, {"dkim", cli_dkim},
-    {"dns", cli_dns},       {"db", cli_db},
+    {"dns", cli_dns},       {"db", cli_db},       {"tlsrpt", cli_tlsrpt},
 };
 
 int main(int argc, char **argv)

@@ -3,7 +3,7 @@
 # are missing and we are root. Usage: tests/deps.sh build|test
 set -e
 BUILD_PKGS="build-essential pkg-config libevent-dev libssl-dev libsqlite3-dev libsodium-dev openssl
-	libunbound-dev"
+	libunbound-dev zlib1g-dev"
 # Each tool comes with what it needs to work, not only its binary: we install without
 # recommends, so swaks needs its Perl modules for TLS (Net::SSLeay, IO::Socket::SSL) and
 # AUTH (Authen::SASL, Digest::HMAC) named here; fetchmail and curl need the CA bundle.

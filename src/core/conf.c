@@ -122,6 +122,11 @@ static const struct conf_key conf_keys[] = {
     {"outbound_data_block_timeout", T_SECONDS, OFF(outbound_data_block_timeout), 1, 86400, 0},
     {"outbound_data_done_timeout", T_SECONDS, OFF(outbound_data_done_timeout), 1, 86400, 0},
     {"outbound_tls_ca_file", T_PATH, OFF(outbound_tls_ca_file), 0, 0, 0},
+    {"tlsrpt_send", T_BOOL, OFF(tlsrpt_send), 0, 0, 0},
+    {"tlsrpt_organization", T_STRING, OFF(tlsrpt_organization), 0, 0, 0},
+    {"tlsrpt_contact", T_STRING, OFF(tlsrpt_contact), 0, 0, 0},
+    {"tlsrpt_max_domains", T_UINT, OFF(tlsrpt_max_domains), 0, 1000000, 0},
+    {"tlsrpt_keep_days", T_UINT, OFF(tlsrpt_keep_days), 2, 3650, 0},
 };
 
 static char *conf_resolve_path(const char *base_dir, const char *value)
@@ -210,6 +215,10 @@ struct conf *conf_new_defaults(const char *base_dir)
 	c->smarthost_user = xstrdup("");
 	c->smarthost_password = xstrdup("");
 	c->smarthost_password_file = xstrdup("");
+	c->tlsrpt_organization = xstrdup(""); /* "": the host name */
+	c->tlsrpt_contact = xstrdup("");      /* "": postmaster@hostname */
+	c->tlsrpt_max_domains = 100;
+	c->tlsrpt_keep_days = 14;
 	c->outbound_connect_timeout = 30;
 	c->outbound_greeting_timeout = 300;
 	c->outbound_command_timeout = 300;
@@ -259,6 +268,8 @@ void conf_free(struct conf **conf)
 		xmemzero(c->smarthost_password, strlen(c->smarthost_password));
 	free(c->smarthost_password);
 	free(c->smarthost_password_file);
+	free(c->tlsrpt_organization);
+	free(c->tlsrpt_contact);
 	free(c->outbound_tls_ca_file);
 	for (int k = 0; k < CONF_LISTENER_COUNT; k++)
 		conf_clear_listen(c, k);

@@ -107,6 +107,14 @@ struct conf {
 	char *smarthost_user;        /* AUTH user name, "" none */
 	char *smarthost_password;    /* its password (or smarthost_password_file) */
 	char *smarthost_password_file;
+	/* TLS-RPT (RFC 8460, smtp/outbound_tlsrpt.c): results are always collected; daily
+	 * reports are sent only with tlsrpt_send. "" organization/contact: the host name and
+	 * postmaster@hostname. */
+	bool tlsrpt_send;
+	char *tlsrpt_organization;
+	char *tlsrpt_contact;
+	unsigned tlsrpt_max_domains; /* reports sent per day at most */
+	unsigned tlsrpt_keep_days;   /* days of results kept in the store */
 	unsigned queue_lease_time; /* seconds a delivery worker holds a claimed queue entry
 	                              (renewed while it works on it) */
 	size_t listen_count[CONF_LISTENER_COUNT];

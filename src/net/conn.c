@@ -12,6 +12,7 @@
 #include <arpa/inet.h>
 #include <errno.h>
 #include <netinet/in.h>
+#include <netdb.h>
 #include <netinet/tcp.h>
 #include <sys/socket.h>
 
@@ -288,6 +289,22 @@ static void conn_write_cb(struct bufferevent *bev, void *arg)
 }
 
 /* A client handshake finished: was the certificate authenticated, and how. */
+static int conn_tls_failure_kind(long vr, int mode);
+
+/* The local address of a connected outbound socket, for conn_local_ip(). */
+static void conn_note_local_ip(struct conn *c, int fd)
+{
+	struct sockaddr_storage ss;
+	socklen_t len = sizeof(ss);
+	c->local_ip[0] = '\0';
+	if (getsockname(fd, (struct sockaddr *)&ss, &len) < 0)
+		return;
+	char host[INET6_ADDRSTRLEN];
+	if (getnameinfo((struct sockaddr *)&ss, len, host, sizeof(host), NULL, 0, NI_NUMERICHOST) ==
+	    0)
+		snprintf(c->local_ip, sizeof(c->local_ip), "%s", host);
+}
+
 static void conn_tls_describe_verification(struct conn *c, SSL *ssl)
 {
 	long vr = SSL_get_verify_result(ssl);
@@ -295,11 +312,13 @@ static void conn_tls_describe_verification(struct conn *c, SSL *ssl)
 	c->tls_verified = false;
 	if (peer == NULL) {
 		snprintf(c->tls_verify, sizeof(c->tls_verify), "not verified: no certificate");
+		c->tls_failure = CONN_TLS_FAIL_OTHER;
 		return;
 	}
 	if (vr != X509_V_OK) {
 		snprintf(c->tls_verify, sizeof(c->tls_verify), "not verified: %s",
 		         X509_verify_cert_error_string(vr));
+		c->tls_failure = conn_tls_failure_kind(vr, c->tls_verify_mode);
 		return;
 	}
 	c->tls_verified = true;
@@ -326,6 +345,32 @@ static void conn_tls_describe(struct conn *c)
 		conn_tls_describe_verification(c, ssl);
 }
 
+/* What a failed client handshake's verification result means (TLS-RPT, RFC 8460 §4.3). */
+static int conn_tls_failure_kind(long vr, int mode)
+{
+	switch (vr) {
+	case X509_V_OK:
+		return CONN_TLS_FAIL_HANDSHAKE;
+	case X509_V_ERR_CERT_HAS_EXPIRED:
+	case X509_V_ERR_CERT_NOT_YET_VALID:
+		return CONN_TLS_FAIL_EXPIRED;
+	case X509_V_ERR_HOSTNAME_MISMATCH:
+	case X509_V_ERR_IP_ADDRESS_MISMATCH:
+		return CONN_TLS_FAIL_HOST;
+	case X509_V_ERR_DEPTH_ZERO_SELF_SIGNED_CERT:
+	case X509_V_ERR_SELF_SIGNED_CERT_IN_CHAIN:
+	case X509_V_ERR_UNABLE_TO_GET_ISSUER_CERT:
+	case X509_V_ERR_UNABLE_TO_GET_ISSUER_CERT_LOCALLY:
+	case X509_V_ERR_UNABLE_TO_VERIFY_LEAF_SIGNATURE:
+	case X509_V_ERR_CERT_UNTRUSTED:
+		return mode == CONN_TLS_VERIFY_DANE ? CONN_TLS_FAIL_DANE : CONN_TLS_FAIL_UNTRUSTED;
+	case X509_V_ERR_DANE_NO_MATCH:
+		return CONN_TLS_FAIL_DANE;
+	default:
+		return CONN_TLS_FAIL_OTHER;
+	}
+}
+
 /* Remember why the connection ends (conn_error), unless a reason is already known. */
 static void conn_note_error(struct conn *c, short what)
 {
@@ -337,6 +382,9 @@ static void conn_note_error(struct conn *c, short what)
 		long vr = ssl != NULL ? SSL_get_verify_result(ssl) : X509_V_OK;
 		unsigned long e = bufferevent_get_openssl_error(c->bev);
 		char detail[160] = "";
+		c->tls_failure =
+		    conn_tls_failure_kind(c->tls_verify_mode != CONN_TLS_VERIFY_NONE ? vr : X509_V_OK,
+		                          c->tls_verify_mode);
 		if (vr != X509_V_OK && c->tls_verify_mode != CONN_TLS_VERIFY_NONE)
 			snprintf(detail, sizeof(detail), "certificate verification failed: %s",
 			         X509_verify_cert_error_string(vr));
@@ -745,6 +793,7 @@ static void conn_connect_cb(evutil_socket_t fd, short what, void *arg)
 		conn_destroy(c);
 		return;
 	}
+	conn_note_local_ip(c, c->connect_fd);
 	c->connect_fd = -1; /* the bufferevent owns it now */
 	c->connecting = false;
 	conn_setup_bev(c);
@@ -901,4 +950,14 @@ bool conn_tls_verified(const struct conn *c)
 const char *conn_tls_verification(const struct conn *c)
 {
 	return c->tls_active && c->client_tls ? c->tls_verify : "";
+}
+
+enum conn_tls_failure conn_tls_failure(const struct conn *c)
+{
+	return (enum conn_tls_failure)c->tls_failure;
+}
+
+const char *conn_local_ip(const struct conn *c)
+{
+	return c->local_ip;
 }

@@ -206,4 +206,20 @@ int conn_start_tls_client(struct conn *conn, struct tls_ctx *ctx,
 bool conn_tls_verified(const struct conn *conn);
 const char *conn_tls_verification(const struct conn *conn);
 
+/* Why a client handshake failed, or (after one that succeeded without a check, VERIFY_NONE)
+ * why the certificate would not have verified; for TLS-RPT (RFC 8460 §4.3). NONE: no
+ * failure (or no client TLS). */
+enum conn_tls_failure {
+	CONN_TLS_FAIL_NONE,
+	CONN_TLS_FAIL_HANDSHAKE, /* no certificate problem: the handshake itself failed */
+	CONN_TLS_FAIL_EXPIRED,   /* the certificate has expired (or is not valid yet) */
+	CONN_TLS_FAIL_HOST,      /* it does not name the host (PKIX) */
+	CONN_TLS_FAIL_UNTRUSTED, /* no chain to a trusted CA (PKIX) */
+	CONN_TLS_FAIL_DANE,      /* no TLSA record matched (DANE) */
+	CONN_TLS_FAIL_OTHER,     /* another verification error */
+};
+enum conn_tls_failure conn_tls_failure(const struct conn *conn);
+/* The local address of an outbound connection once connected ("" unknown). */
+const char *conn_local_ip(const struct conn *conn);
+
 #endif

@@ -189,6 +189,9 @@ static void outbound_completed(struct outbound *ob, struct ob_op *o)
 			          (unsigned long long)o->op.id, o->op.error);
 		outbound_job_done(o->job);
 		break;
+	case STORE_QUEUE_TLSRPT_DAY:
+		outbound_tlsrpt_claimed(ob, o);
+		break;
 	case STORE_QUEUE_RENEW:
 		if (o->op.result < 0)
 			log_warn("event=outbound-renew queue=%llu result=failed error=\"%s\"",
@@ -198,6 +201,7 @@ static void outbound_completed(struct outbound *ob, struct ob_op *o)
 		break;
 	}
 	free(o->results);
+	free(o->tlsrpt);
 	free(o);
 }
 
@@ -341,6 +345,7 @@ static void outbound_timer(void *ctx)
 	}
 	outbound_session_sweep(ob, false);
 	outbound_claim(ob);
+	outbound_tlsrpt_tick(ob);
 	net_event_schedule(ob->timer, OB_POLL_MS);
 }
 
@@ -386,6 +391,7 @@ struct outbound *outbound_new(struct net_server *server, struct store *store,
 	ob->loop = net_server_loop(server, 0);
 	ob->store = store;
 	ob->slot = slot;
+	ob->tlsrpt_delay = -1;
 	struct conf *conf = conf_slot_get(slot);
 	if (outbound_check_conf(conf, error_r) < 0) {
 		conf_free(&conf);
@@ -437,6 +443,7 @@ void outbound_free(struct outbound **obp)
 			pthread_cond_wait(&ob->idle, &ob->lock);
 	}
 	pthread_mutex_unlock(&ob->lock);
+	outbound_tlsrpt_run_cancel(&ob->tlsrpt_run);
 	while (ob->jobs != NULL)
 		outbound_job_done(ob->jobs);
 	net_event_free(&ob->wake);

@@ -38,6 +38,40 @@ int outbound_bounce_entry(struct store *store, const struct conf *conf,
 int outbound_check_conf(const struct conf *conf, const char **error_r)
     __attribute__((warn_unused_result));
 
+/* ---- TLS-RPT (RFC 8460; smtp/outbound_tlsrpt.c) ---- */
+struct buf;
+struct net_loop;
+struct dns_resolver;
+struct outbound_tlsrpt_run;
+/* The report address (tlsrpt_contact, else postmaster@hostname) into out. */
+void outbound_tlsrpt_from(const struct conf *conf, char *out, size_t n);
+/* The policy domains with results on day (days since 1970-01-01), malloc'd strings in a
+ * malloc'd array. 0, -1. */
+int outbound_tlsrpt_domains(struct store *store, int64_t day, char ***domains_r, size_t *count_r);
+/* The report-id of domain's report of day. */
+void outbound_tlsrpt_report_id(const struct conf *conf, int64_t day, const char *domain,
+                               char *out, size_t n);
+/* The JSON report (RFC 8460 §4.4) of domain for day appended to out: 1, 0 no results, -1. */
+int outbound_tlsrpt_report(struct store *store, const struct conf *conf, int64_t day,
+                           const char *domain, struct buf *out);
+/* Send day's reports (conf->tlsrpt_max_domains domains at most, never one of ours) to the
+ * addresses of each domain's _smtp._tls record, one domain after the other on loop: a
+ * mail for mailto:, a POST for https: (with tls, whose CAs check the server; NULL skips
+ * them). Takes conf (conf_free at the end). done comes once, from the loop, with the
+ * number of reports sent or stored (report mails' store_deliver may still be committing:
+ * the CLI closes the store, which waits). ob: the engine (counts the deliveries in
+ * flight), NULL for the CLI. The claim of the day is the caller's. */
+typedef void outbound_tlsrpt_done_fn(void *ctx, size_t sent);
+struct tls_ctx;
+struct outbound_tlsrpt_run *outbound_tlsrpt_run_start(struct net_loop *loop,
+                                                      struct dns_resolver *dns,
+                                                      struct tls_ctx *tls, struct store *store,
+                                                      struct conf *conf, int64_t day,
+                                                      struct outbound *ob,
+                                                      outbound_tlsrpt_done_fn *done, void *ctx);
+/* Stop a run (done never comes); sets *run to NULL, accepts NULL. */
+void outbound_tlsrpt_run_cancel(struct outbound_tlsrpt_run **run);
+
 /* From the main thread when the server is told to stop: claim nothing more; attempts in
  * flight are dropped (their leases run out, and the next start frees them at once). */
 void outbound_stop(struct outbound *ob);

@@ -262,6 +262,8 @@ static void attempt_tlsa_done(const struct dns_result *res, void *ctx)
 		log_info("event=outbound-host queue=%llu relay=%s status=failed dsn=4.7.5 "
 		         "reply=\"TLSA lookup failed\"",
 		         (unsigned long long)job->entry->id, attempt_host(job));
+		if (res->status == DNS_STATUS_BOGUS)
+			outbound_tlsrpt_host_failed(job, "dnssec-invalid");
 		attempt_next_host(job);
 		return;
 	}
@@ -420,6 +422,7 @@ void attempt_session_message_done(struct ob_job *job, struct smtp_client *c,
 	}
 	snprintf(job->tls_desc, sizeof(job->tls_desc), "%s", smtp_client_tls_description(c));
 	snprintf(job->tls_verify, sizeof(job->tls_verify), "%s", smtp_client_tls_verification(c));
+	outbound_tlsrpt_session(job, c, NULL);
 	if (outbound_stopping(job->ob)) {
 		smtp_client_quit(c);
 		outbound_job_done(job);
@@ -430,7 +433,8 @@ void attempt_session_message_done(struct ob_job *job, struct smtp_client *c,
 
 /* The session ended while it worked for this attempt: the host failed before it took the
  * message (or the message's answers came and were already taken). */
-void attempt_session_closed(struct ob_job *job, const struct smtp_client_result *result)
+void attempt_session_closed(struct ob_job *job, struct smtp_client *c,
+                            const struct smtp_client_result *result)
 {
 	if (outbound_stopping(job->ob)) {
 		outbound_job_done(job);
@@ -442,6 +446,7 @@ void attempt_session_closed(struct ob_job *job, const struct smtp_client_result 
 		return;
 	}
 	/* The host failed before it took the message: log it, then the next address. */
+	outbound_tlsrpt_session(job, c, result);
 	char relay[OB_RELAY_MAX];
 	attempt_relay(job, relay, sizeof(relay));
 	log_info(
@@ -567,6 +572,8 @@ static void attempt_sts_fetched(void *ctx, int result, const struct mta_sts_poli
 		log_warn("event=mta-sts domain=%s result=failed error=\"%s\"", job->entry->domain,
 		         error);
 		attempt_sts_use_cache(job);
+		if (job->sts.mode == MTA_STS_MODE_NONE)
+			outbound_tlsrpt_sts_failed(job, error);
 	}
 	attempt_mx_start(job);
 }
@@ -758,6 +765,7 @@ void outbound_attempt_free(struct ob_job *job)
 	job->map = NULL;
 	buf_free(&job->dkim);
 	attempt_tlsa_clear(job);
+	outbound_tlsrpt_free(job);
 	for (size_t i = 0; i < job->host_count; i++)
 		free(job->host_names[i]);
 	job->host_count = 0;

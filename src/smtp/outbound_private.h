@@ -35,6 +35,15 @@ struct tls_ctx;
 #define OB_SESSION_KEY_MAX 600
 #define OB_STS_TIMEOUT 30 /* seconds for an MTA-STS policy fetch */
 #define OB_STS_CACHE_MAX 10000
+#define OB_TLSRPT_MAX 32 /* TLS-RPT session results per attempt */
+
+/* One TLS session of an attempt for TLS-RPT (outbound_tlsrpt.c). */
+struct ob_tlsrpt {
+	const char *policy_type;        /* "sts", "tlsa", "no-policy-found" */
+	const char *result_type;        /* NULL: success */
+	char *policy_string, *mx_host; /* malloc'd */
+	char sending_ip[46], receiving_mx[256], receiving_ip[46];
+};
 
 /* A domain's MTA-STS policy as last fetched (RFC 8461 §5.1: used until max_age). */
 struct ob_sts {
@@ -128,6 +137,9 @@ struct ob_job {
 	char host_relay[OB_RELAY_MAX];
 	char tls_desc[200], tls_verify[200];
 	struct net_event *renew;
+	/* TLS-RPT: the sessions of this attempt, recorded with its RESULT */
+	struct ob_tlsrpt tlsrpt[OB_TLSRPT_MAX];
+	size_t tlsrpt_count;
 };
 
 struct outbound {
@@ -160,6 +172,10 @@ struct outbound {
 	unsigned in_flight; /* store operations, reads and DSN deliveries not completed */
 	bool stopping;
 	bool due_ready; /* the due read finished */
+	/* TLS-RPT: the last UTC day whose previous day was claimed, the report run */
+	int64_t tlsrpt_day, tlsrpt_delay;
+	bool tlsrpt_claiming;
+	struct outbound_tlsrpt_run *tlsrpt_run;
 };
 
 /* A store queue operation of the engine; completes through ob->wake. */
@@ -168,6 +184,7 @@ struct ob_op {
 	struct outbound *ob;
 	struct ob_job *job; /* RESULT, RENEW */
 	struct store_queue_result *results;
+	struct store_tlsrpt_result *tlsrpt; /* RESULT */
 	struct ob_op *next;
 };
 
@@ -229,10 +246,27 @@ void outbound_session_sweep(struct outbound *ob, bool all);
 void attempt_session_ready(struct ob_job *job, struct smtp_client *c);
 void attempt_session_message_done(struct ob_job *job, struct smtp_client *c,
                                   struct smtp_client_message *msg, bool reused);
-void attempt_session_closed(struct ob_job *job, const struct smtp_client_result *result);
+void attempt_session_closed(struct ob_job *job, struct smtp_client *c,
+                            const struct smtp_client_result *result);
 
 /* outbound_report.c */
 /* The attempt is over: log, send the DSNs, record the outcome in the store. */
 void outbound_report(struct ob_job *job);
+
+/* outbound_tlsrpt.c: TLS-RPT results of an attempt */
+/* A session with the current host ended: result NULL when it took the message (its TLS
+ * state says success or failure), else how it failed before. */
+void outbound_tlsrpt_session(struct ob_job *job, struct smtp_client *c,
+                             const struct smtp_client_result *result);
+/* The current host was not used for a TLS reason (result_type: "dnssec-invalid"). */
+void outbound_tlsrpt_host_failed(struct ob_job *job, const char *result_type);
+/* The domain's MTA-STS policy could not be fetched (error: mta_sts_fetch's text). */
+void outbound_tlsrpt_sts_failed(struct ob_job *job, const char *error);
+/* The results as the store takes them (pointing into job), malloc'd; NULL when none. */
+struct store_tlsrpt_result *outbound_tlsrpt_results(const struct ob_job *job);
+void outbound_tlsrpt_free(struct ob_job *job);
+/* Every poll: claim yesterday's reports once a day; the claim's completion. */
+void outbound_tlsrpt_tick(struct outbound *ob);
+void outbound_tlsrpt_claimed(struct outbound *ob, struct ob_op *o);
 
 #endif

@@ -265,6 +265,9 @@ void outbound_report(struct ob_job *job)
 	o->op.result_count = job->rcpt_count;
 	o->op.next_attempt = next > expires && expires > job->now ? expires : next;
 	o->op.delay_warned = warn;
+	o->tlsrpt = outbound_tlsrpt_results(job);
+	o->op.tlsrpt = o->tlsrpt;
+	o->op.tlsrpt_count = o->tlsrpt != NULL ? job->tlsrpt_count : 0;
 	free(st);
 	outbound_queue_op(job->ob, o);
 	outbound_slot_free(job);

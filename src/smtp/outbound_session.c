@@ -67,7 +67,6 @@ static void session_message_done(struct smtp_client *c, struct smtp_client_messa
 static void session_closed(struct smtp_client *c, const struct smtp_client_result *result,
                            void *ctx)
 {
-	(void)c;
 	struct ob_session *s = ctx;
 	struct ob_job *job = s->job;
 	if (s->idle)
@@ -75,7 +74,7 @@ static void session_closed(struct smtp_client *c, const struct smtp_client_resul
 	free(s);
 	if (job != NULL) {
 		job->sess = NULL;
-		attempt_session_closed(job, result);
+		attempt_session_closed(job, c, result);
 	}
 }
 

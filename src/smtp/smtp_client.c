@@ -344,6 +344,7 @@ static void smtp_client_after_hello(struct smtp_client *c)
 		struct smtp_client_reply r;
 		smtp_client_local(&r, SMTP_CLIENT_TEMPFAIL, 450, "4.7.10",
 		                  "TLS is required, but %s does not offer STARTTLS", c->host);
+		c->result.starttls_missing = true;
 		smtp_client_write(c, "QUIT\r\n");
 		smtp_client_fail(c, &r);
 		return;
@@ -370,6 +371,7 @@ static void smtp_client_start_tls(struct smtp_client *c)
 		smtp_client_local(&r, SMTP_CLIENT_TEMPFAIL, 450, "4.7.5",
 		                  "cannot start TLS with %s", c->host);
 		c->result.tls_failed = true;
+		c->result.tls_failure = CONN_TLS_FAIL_HANDSHAKE;
 		smtp_client_fail(c, &r);
 		return;
 	}
@@ -1033,6 +1035,9 @@ static void smtp_client_on_closed(struct conn *conn, void *ctx)
 			    "lost connection with %s[%s] %s: %s", c->host, c->ip,
 			    smtp_client_phase(c), err[0] != '\0' ? err : "connection closed");
 		c->result.tls_failed = tls_phase;
+		c->result.tls_failure = tls_phase ? conn_tls_failure(conn) : CONN_TLS_FAIL_NONE;
+		if (tls_phase && c->result.tls_failure == CONN_TLS_FAIL_NONE)
+			c->result.tls_failure = CONN_TLS_FAIL_HANDSHAKE;
 		c->state = SC_CLOSING; /* no QUIT over a dead connection */
 		smtp_client_fail(c, &r);
 	}
@@ -1152,6 +1157,16 @@ void smtp_client_timeouts_from_conf(const struct conf *conf, struct smtp_client_
 const char *smtp_client_ip(const struct smtp_client *c)
 {
 	return c->ip;
+}
+
+enum conn_tls_failure smtp_client_tls_failure(const struct smtp_client *c)
+{
+	return c->conn != NULL ? conn_tls_failure(c->conn) : CONN_TLS_FAIL_NONE;
+}
+
+const char *smtp_client_local_ip(const struct smtp_client *c)
+{
+	return c->conn != NULL ? conn_local_ip(c->conn) : "";
 }
 
 const char *smtp_client_host(const struct smtp_client *c)

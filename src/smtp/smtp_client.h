@@ -129,6 +129,10 @@ struct smtp_client_result {
 	struct smtp_client_reply reply;
 	bool tls_failed; /* the TLS handshake failed (opportunistic: retry without STARTTLS) */
 	bool was_ready;  /* the session got as far as ready at least once */
+	/* TLS-RPT (RFC 8460): why the handshake failed (tls_failed), and whether mandatory
+	 * TLS failed because the server did not offer STARTTLS. */
+	enum conn_tls_failure tls_failure;
+	bool starttls_missing;
 };
 
 struct smtp_client_callbacks {
@@ -158,10 +162,14 @@ void smtp_client_quit(struct smtp_client *client);
 
 /* About the session, valid from start to the end of closed. */
 const char *smtp_client_ip(const struct smtp_client *client);
+/* Our address on the connection once connected ("" before, or unknown). */
+const char *smtp_client_local_ip(const struct smtp_client *client);
 const char *smtp_client_host(const struct smtp_client *client);
 const char *smtp_client_id(const struct smtp_client *client);
 /* "TLSv1.3 with cipher ... (256/256 bits)" or "" without TLS. */
 const char *smtp_client_tls_description(const struct smtp_client *client);
+/* Why the certificate did not verify (conn_tls_failure(); NONE verified or no TLS). */
+enum conn_tls_failure smtp_client_tls_failure(const struct smtp_client *client);
 /* "verified (CA chain, host name)", "verified (DANE TLSA 3 1 1)", "not verified: ..." or "". */
 const char *smtp_client_tls_verification(const struct smtp_client *client);
 /* The extensions the server offered in its last EHLO (all false after HELO). */

@@ -589,6 +589,30 @@ typedef int store_summarizer_fn(void *ctx, const char *path, char **envelope_r, 
  * with respect to ctx. Set it right after store_open(). */
 void store_set_summarizer(struct store *store, store_summarizer_fn *fn, void *ctx);
 
+/* ---- TLS-RPT (RFC 8460) ----
+ * One TLS session of an outbound attempt with one MX host (RESULT's tlsrpt). Strings as
+ * the report shows them. */
+struct store_tlsrpt_result {
+	const char *policy_domain; /* the recipient domain */
+	const char *policy_type;   /* "sts", "tlsa" or "no-policy-found" (§4.5) */
+	const char *policy_string; /* the policy's lines joined by '\n'; "" or NULL none */
+	const char *mx_host;       /* the MX host (sts: the policy's mx patterns, '\n') */
+	const char *result_type;   /* NULL or "": a successful session; else §4.3's name */
+	const char *sending_ip, *receiving_mx, *receiving_ip; /* failures; NULL unknown */
+};
+/* The sessions of one UTC day with the same values, counted (store_tlsrpt_list()). */
+struct store_tlsrpt_row {
+	int64_t day; /* days since 1970-01-01 */
+	const char *policy_domain, *policy_type, *policy_string, *mx_host;
+	const char *result_type; /* "" for successful sessions */
+	const char *sending_ip, *receiving_mx, *receiving_ip;
+	uint64_t sessions;
+};
+/* The rows of day (of one policy domain, any case, or all when domain is NULL), ordered by
+ * policy domain, policy type and string. Strings valid during the callback. 0, -1. */
+int store_tlsrpt_list(struct store *store, int64_t day, const char *domain,
+                      void (*cb)(void *ctx, const struct store_tlsrpt_row *row), void *ctx);
+
 /* ---- outbound queue ----
  * One entry per submitted message and destination domain (the part after the last '@'
  * of the recipient, lower-cased), with its recipients. The delivery engine claims due
@@ -695,6 +719,11 @@ enum store_queue_action {
 	/* Free every lease whose owner starts with owner (a restarted node's own leases:
 	 * "node:" frees those of every earlier process of that node); changed counts them. */
 	STORE_QUEUE_UNLEASE,
+	/* TLS-RPT: claim the reports of UTC day id (days since 1970-01-01) for the caller:
+	 * changed 1 when it is the first to claim that day, 0 when the day was claimed before
+	 * (a restart, another node). TLS-RPT results of days before id + 1 - tlsrpt_keep_days
+	 * are removed. */
+	STORE_QUEUE_TLSRPT_DAY,
 };
 #define STORE_ERROR_NO_ENTRY "no such queue entry"
 #define STORE_ERROR_LEASE_LOST "queue entry leased by another owner"
@@ -712,6 +741,11 @@ struct store_queue_op {
 	size_t result_count;
 	int64_t next_attempt; /* RESULT: when recipients stay pending */
 	bool delay_warned;    /* RESULT: also mark the delay warning sent */
+	/* RESULT: the attempt's TLS sessions (RFC 8460), counted for the UTC day of now in
+	 * the same commit (also when the entry is gone meanwhile). */
+	const struct store_tlsrpt_result *tlsrpt;
+	size_t tlsrpt_count;
+	unsigned tlsrpt_keep_days; /* TLSRPT_DAY, > 0 */
 	/* out */
 	int result;        /* 0 committed, -1 refused or failed (nothing changed) */
 	const char *error; /* NO_ENTRY, LEASE_LOST, INVALID (bad arguments), FAILED */

@@ -147,13 +147,15 @@ static const char *db_texts[SQ_COUNT];
 
 static void db_texts_init(void)
 {
-	for (unsigned i = 0; i < SQ_QUEUE_END; i++) {
+	for (unsigned i = 0; i < SQ_TLSRPT_END; i++) {
 		if (i < SQ_CORE_COUNT)
 			db_texts[i] = sq_sql[i];
 		else if (i < SQ_MAILBOX_END)
 			db_texts[i] = store_db_mailbox_sql[i - SQ_CORE_COUNT];
-		else
+		else if (i < SQ_QUEUE_END)
 			db_texts[i] = store_db_queue_sql[i - SQ_MAILBOX_END];
+		else
+			db_texts[i] = store_db_tlsrpt_sql[i - SQ_QUEUE_END];
 	}
 	store_db_dump_texts(db_texts);
 }
@@ -1227,6 +1229,7 @@ const struct store_vfuncs store_db_vfuncs = {
     .queue_list = store_db_queue_list,
     .queue_show = store_db_queue_show,
     .queue_next_due = store_db_queue_next_due,
+    .tlsrpt_list = store_db_tlsrpt_list,
     .message_gc = sq_message_gc,
     .message_exists = sq_message_exists,
     .lease_take = db_lease_take,

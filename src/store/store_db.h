@@ -17,7 +17,7 @@
 #include "store/store_private.h"
 
 /* Tables a dump holds (store_db_dump.c). */
-#define STORE_DB_DUMP_TABLES 11
+#define STORE_DB_DUMP_TABLES 13
 
 /* Every statement, prepared once per connection on first use. The SQL of the ids before
  * SQ_CORE_COUNT is in store_db.c, of the others in store_db_mailbox.c and
@@ -132,8 +132,16 @@ enum sq_id {
 	SQ_Q_LIST_DOMAIN,
 	SQ_Q_NEXT_DUE,
 	SQ_QUEUE_END,
+	/* store_db_tlsrpt.c */
+	SQ_T_ADD = SQ_QUEUE_END,
+	SQ_T_CLAIM,
+	SQ_T_PRUNE,
+	SQ_T_PRUNE_DAYS,
+	SQ_T_LIST,
+	SQ_T_LIST_DOMAIN,
+	SQ_TLSRPT_END,
 	/* store_db_dump.c: whether the store is empty, then SELECT and INSERT of each table */
-	SQ_DUMP_EMPTY = SQ_QUEUE_END,
+	SQ_DUMP_EMPTY = SQ_TLSRPT_END,
 	SQ_DUMP_FIRST,
 	SQ_COUNT = SQ_DUMP_FIRST + 2 * STORE_DB_DUMP_TABLES
 };
@@ -142,6 +150,7 @@ enum sq_id {
  * of the queue's from SQ_MAILBOX_END on, indexed by id - SQ_MAILBOX_END. */
 extern const char *const store_db_mailbox_sql[SQ_MAILBOX_END - SQ_CORE_COUNT];
 extern const char *const store_db_queue_sql[SQ_QUEUE_END - SQ_MAILBOX_END];
+extern const char *const store_db_tlsrpt_sql[SQ_TLSRPT_END - SQ_QUEUE_END];
 
 /* A reading thread's connection, in store_db.readers. */
 struct db_reader {
@@ -268,5 +277,11 @@ const char *const *store_db_texts(void);
  * up to schema version `version` only (0..latest), without opening a store. 0, or -1 with
  * *error_r. store_open() then applies the remaining migrations. */
 int store_db_create(const char *data_dir, int version, const char **error_r);
+/* store_db_tlsrpt.c: TLS-RPT results. A RESULT's tlsrpt rows, or a TLSRPT_DAY claim, inside
+ * the commit's transaction: 0, -1. */
+int store_db_tlsrpt_commit(struct sql_conn *c, struct store_commit_item *item,
+                           const char **error_r);
+int store_db_tlsrpt_list(struct store *store, int64_t day, const char *domain,
+                         void (*cb)(void *ctx, const struct store_tlsrpt_row *row), void *ctx);
 
 #endif

@@ -62,6 +62,12 @@ static const struct dump_table dump_tables[] = {
      "id, entry_id, address, orcpt, notify, status, last_error, last_attempt, remote_mta,"
      " enhanced_status",
      "iissiisiss", "id"},
+    {"tlsrpt",
+     "day, policy_domain, policy_type, policy_string, mx_host, result_type, sending_ip,"
+     " receiving_mx, receiving_ip, sessions",
+     "issssssssi", "day, policy_domain, policy_type, policy_string, mx_host, result_type,"
+     " sending_ip, receiving_mx, receiving_ip"},
+    {"tlsrpt_days", "day, claimed", "ii", "day"},
 };
 #define DUMP_TABLE_COUNT (sizeof(dump_tables) / sizeof(dump_tables[0]))
 _Static_assert(DUMP_TABLE_COUNT == STORE_DB_DUMP_TABLES, "STORE_DB_DUMP_TABLES");

@@ -350,7 +350,11 @@ static int sqq_action(struct sql_conn *c, const char *messages_dir, struct store
 	case STORE_QUEUE_RENEW:
 		return sqq_renew(c, item, error_r);
 	case STORE_QUEUE_RESULT:
+		if (store_db_tlsrpt_commit(c, item, error_r) < 0)
+			return -1;
 		return sqq_result(c, item, unref, error_r);
+	case STORE_QUEUE_TLSRPT_DAY:
+		return store_db_tlsrpt_commit(c, item, error_r);
 	case STORE_QUEUE_DELAY_WARNED:
 		return sqq_update(c, item, SQ_Q_WARNED, "i", error_r);
 	case STORE_QUEUE_FLUSH:

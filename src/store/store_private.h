@@ -389,6 +389,9 @@ struct store_vfuncs {
 	/* 1 with *entry_r (its path set from messages_dir), 0, -1. */
 	int (*queue_show)(struct store *store, uint64_t id, struct store_queue_entry **entry_r);
 	int (*queue_next_due)(struct store *store, int64_t *when_r);
+	/* As store.h's store_tlsrpt_list(). */
+	int (*tlsrpt_list)(struct store *store, int64_t day, const char *domain,
+	                   void (*cb)(void *ctx, const struct store_tlsrpt_row *row), void *ctx);
 
 	/* Delete message rows that no mailbox entry and no queue row references. */
 	int (*message_gc)(struct store *store, store_blob_removed_cb *removed_cb, void *ctx);

@@ -88,11 +88,15 @@ static const char *store_queue_check(const struct store_queue_op *op)
 			if ((unsigned)op->results[i].status > STORE_QUEUE_EXPIRED)
 				return STORE_ERROR_INVALID;
 		}
+		if (op->tlsrpt_count > 0 && op->tlsrpt == NULL)
+			return STORE_ERROR_INVALID;
 		return NULL;
 	case STORE_QUEUE_UNLEASE:
 		return store_queue_owner_valid(op->owner) ? NULL : STORE_ERROR_INVALID;
 	case STORE_QUEUE_FLUSH:
 		return NULL;
+	case STORE_QUEUE_TLSRPT_DAY:
+		return op->id != 0 && op->tlsrpt_keep_days > 0 ? NULL : STORE_ERROR_INVALID;
 	case STORE_QUEUE_DELAY_WARNED:
 	case STORE_QUEUE_HOLD:
 	case STORE_QUEUE_RELEASE:
@@ -160,4 +164,10 @@ int store_queue_show(struct store *store, uint64_t id, struct store_queue_entry 
 	if (id == 0 || id > (uint64_t)INT64_MAX)
 		return 0;
 	return store->v->queue_show(store, id, entry_r);
+}
+
+int store_tlsrpt_list(struct store *store, int64_t day, const char *domain,
+                      void (*cb)(void *ctx, const struct store_tlsrpt_row *row), void *ctx)
+{
+	return store->v->tlsrpt_list(store, day, domain, cb, ctx);
 }

@@ -1493,7 +1493,7 @@ static void test_migration_1_to_2(void **state)
 	assert_true(strlen(dir) < sizeof(old.dir));
 	memcpy(old.dir, dir, strlen(dir) + 1);
 	open_store(&old);
-	assert_int_equal(store_schema_version(old.store), 6);
+	assert_int_equal(store_schema_version(old.store), 7);
 	char *hash = NULL, *secret = NULL;
 	struct store_account_info info;
 	assert_int_equal(store_account_lookup(old.store, "old@example.org", &id, &hash, &info), 1);
@@ -1531,7 +1531,7 @@ static void test_migration_1_to_2(void **state)
 
 	/* Applied once. */
 	reopen_store(&old);
-	assert_int_equal(store_schema_version(old.store), 6);
+	assert_int_equal(store_schema_version(old.store), 7);
 	expect_message(&old, 1, 1, body);
 	store_close(&old.store);
 }
@@ -1685,13 +1685,13 @@ static void test_reopen(void **state)
 	struct strings s = {.n = 0};
 
 	add_accounts(f, ids);
-	assert_int_equal(store_schema_version(f->store), 6);
+	assert_int_equal(store_schema_version(f->store), 7);
 	assert_int_equal(store_alias_add(f->store, "info@example.org", "a@example.org", &error), 0);
 	assert_int_equal(deliver(f->store, "kept\r\n", ids, 3, NULL, 0), 0);
 	reopen_store(f);
-	assert_int_equal(store_schema_version(f->store), 6);
+	assert_int_equal(store_schema_version(f->store), 7);
 	reopen_store(f);
-	assert_int_equal(store_schema_version(f->store), 6);
+	assert_int_equal(store_schema_version(f->store), 7);
 
 	assert_int_equal(store_domain_list(f->store, collect_domain, &s), 0);
 	assert_int_equal(s.n, 1);

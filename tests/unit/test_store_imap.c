@@ -1988,7 +1988,7 @@ static void test_migration_2_to_3(void **state)
 	struct fixture old = {.store = NULL};
 	memcpy(old.dir, dir, strlen(dir) + 1);
 	open_store(&old);
-	assert_int_equal(store_schema_version(old.store), 6);
+	assert_int_equal(store_schema_version(old.store), 7);
 	/* Subscriptions came from the old column; special use and hierarchy are kept. */
 	struct listing *l = list(&old, 1);
 	assert_int_equal(l->n, 4);
@@ -2024,7 +2024,7 @@ static void test_migration_2_to_3(void **state)
 	store_close(&old.store);
 	/* Applied once. */
 	open_store(&old);
-	assert_int_equal(store_schema_version(old.store), 6);
+	assert_int_equal(store_schema_version(old.store), 7);
 	assert_string_equal(attrs(list(&old, 1), "Old/Stuff"), "Es");
 	store_close(&old.store);
 }

@@ -712,7 +712,7 @@ static void test_migration_3_to_4(void **state)
 	struct fixture old = {.store = NULL};
 	snprintf(old.dir, sizeof(old.dir), "%s", dir);
 	open_dir(dir, &old.store);
-	assert_int_equal(store_schema_version(old.store), 6);
+	assert_int_equal(store_schema_version(old.store), 7);
 	struct ids *ids = list(&old, NULL);
 	assert_int_equal(ids->n, 3);
 	assert_string_equal(ids->domain[0], "x.test");
@@ -738,9 +738,122 @@ static void test_migration_3_to_4(void **state)
 	assert_int_equal(claim(&old, "m:1", (int64_t)time(NULL), 10, NULL), 3);
 	store_close(&old.store);
 	open_dir(dir, &old.store);
-	assert_int_equal(store_schema_version(old.store), 6);
+	assert_int_equal(store_schema_version(old.store), 7);
 	assert_int_equal(list(&old, NULL)->n, 3);
 	store_close(&old.store);
+}
+
+/* ---- TLS-RPT ---- */
+
+struct tlsrpt_seen {
+	char text[16][200];
+	uint64_t sessions[16];
+	int n;
+};
+
+static void tlsrpt_collect(void *ctx, const struct store_tlsrpt_row *row)
+{
+	struct tlsrpt_seen *s = ctx;
+	assert_true(s->n < 16);
+	snprintf(s->text[s->n], sizeof(s->text[0]), "%lld|%s|%s|%s|%s|%s|%s|%s|%s",
+	         (long long)row->day, row->policy_domain, row->policy_type, row->policy_string,
+	         row->mx_host, row->result_type, row->sending_ip, row->receiving_mx,
+	         row->receiving_ip);
+	s->sessions[s->n++] = row->sessions;
+}
+
+/* RESULT carries the attempt's TLS sessions: counted per UTC day and distinct values (a
+ * success without its details), also when the entry is gone; TLSRPT_DAY claims a day once
+ * and prunes days older than tlsrpt_keep_days. */
+static void test_tlsrpt(void **state)
+{
+	struct fixture *f = *state;
+	const char *remote[1] = {"x@rpt.test"};
+	deliver(f, "Subject: tlsrpt\r\n\r\nq\r\n", remote, 1, NULL, false);
+	int64_t now = (int64_t)time(NULL) + 10, day = now / 86400;
+	char prefix[32];
+	snprintf(prefix, sizeof(prefix), "%lld|", (long long)day);
+	struct store_queue_op op = {
+	    .action = STORE_QUEUE_CLAIM, .owner = "w:1", .lease = 300, .max = 5, .now = now};
+	assert_int_equal(store_queue_wait(f->store, &op), 0);
+	assert_int_equal(op.count, 1);
+	uint64_t id = op.entries[0].id, rcpt = op.entries[0].rcpts[0].id;
+	store_queue_entries_free(op.entries, op.count);
+	struct store_tlsrpt_result t[3] = {
+	    {"rpt.test", "sts", "version: STSv1\nmode: enforce", "mx.rpt.test", NULL, "192.0.2.1",
+	     "mx.rpt.test", "198.51.100.1"},
+	    {"rpt.test", "sts", "version: STSv1\nmode: enforce", "mx.rpt.test",
+	     "certificate-expired", "192.0.2.1", "mx.rpt.test", "198.51.100.1"},
+	    {"rpt.test", "sts", "version: STSv1\nmode: enforce", "mx.rpt.test", "", NULL, NULL,
+	     NULL},
+	};
+	struct store_queue_result r = {rcpt, STORE_QUEUE_PENDING, "451", NULL, NULL};
+	for (int i = 0; i < 2; i++) {
+		op = (struct store_queue_op){.action = STORE_QUEUE_RESULT,
+		                             .id = id,
+		                             .owner = "w:1",
+		                             .results = &r,
+		                             .result_count = 1,
+		                             .next_attempt = now,
+		                             .tlsrpt = t,
+		                             .tlsrpt_count = 3,
+		                             .now = now};
+		assert_int_equal(store_queue_wait(f->store, &op), 0);
+	}
+	/* The entry is gone: the sessions are still counted. */
+	op = qop(f, STORE_QUEUE_DELETE, id, NULL, now);
+	store_queue_entries_free(op.entries, op.count);
+	op = (struct store_queue_op){.action = STORE_QUEUE_RESULT,
+	                             .id = id,
+	                             .owner = "w:1",
+	                             .tlsrpt = t + 1,
+	                             .tlsrpt_count = 1,
+	                             .now = now + 60};
+	assert_int_equal(store_queue_wait(f->store, &op), -1);
+	assert_string_equal(op.error, STORE_ERROR_NO_ENTRY);
+	/* a missing array is refused */
+	op = (struct store_queue_op){
+	    .action = STORE_QUEUE_RESULT, .id = id, .owner = "w:1", .tlsrpt_count = 1};
+	assert_int_equal(store_queue_wait(f->store, &op), -1);
+
+	struct tlsrpt_seen seen = {.n = 0};
+	assert_int_equal(store_tlsrpt_list(f->store, day, "RPT.test", tlsrpt_collect, &seen), 0);
+	assert_int_equal(seen.n, 2);
+	assert_int_equal(strncmp(seen.text[0], prefix, strlen(prefix)), 0);
+	assert_string_equal(seen.text[0] + strlen(prefix), "rpt.test|sts|version: STSv1\nmode: "
+	                                                   "enforce|mx.rpt.test||||");
+	assert_int_equal(seen.sessions[0], 4);
+	assert_string_equal(seen.text[1] + strlen(prefix),
+	                    "rpt.test|sts|version: STSv1\nmode: enforce|mx.rpt.test|"
+	                    "certificate-expired|192.0.2.1|mx.rpt.test|198.51.100.1");
+	assert_int_equal(seen.sessions[1], 3);
+	seen.n = 0;
+	assert_int_equal(store_tlsrpt_list(f->store, day, "other.test", tlsrpt_collect, &seen), 0);
+	assert_int_equal(store_tlsrpt_list(f->store, day + 1, NULL, tlsrpt_collect, &seen), 0);
+	assert_int_equal(seen.n, 0);
+
+	/* Claims: once per day; invalid without a day or keep_days. */
+	op = (struct store_queue_op){
+	    .action = STORE_QUEUE_TLSRPT_DAY, .id = (uint64_t)day, .tlsrpt_keep_days = 14};
+	assert_int_equal(store_queue_wait(f->store, &op), 0);
+	assert_int_equal(op.changed, 1);
+	assert_int_equal(store_queue_wait(f->store, &op), 0);
+	assert_int_equal(op.changed, 0);
+	op = (struct store_queue_op){.action = STORE_QUEUE_TLSRPT_DAY, .id = (uint64_t)day};
+	assert_int_equal(store_queue_wait(f->store, &op), -1);
+	/* 13 days later the day is kept; 14 days later it goes. */
+	op = (struct store_queue_op){
+	    .action = STORE_QUEUE_TLSRPT_DAY, .id = (uint64_t)day + 13, .tlsrpt_keep_days = 14};
+	assert_int_equal(store_queue_wait(f->store, &op), 0);
+	assert_int_equal(op.changed, 1);
+	assert_int_equal(store_tlsrpt_list(f->store, day, NULL, tlsrpt_collect, &seen), 0);
+	assert_int_equal(seen.n, 2);
+	seen.n = 0;
+	op = (struct store_queue_op){
+	    .action = STORE_QUEUE_TLSRPT_DAY, .id = (uint64_t)day + 14, .tlsrpt_keep_days = 14};
+	assert_int_equal(store_queue_wait(f->store, &op), 0);
+	assert_int_equal(store_tlsrpt_list(f->store, day, NULL, tlsrpt_collect, &seen), 0);
+	assert_int_equal(seen.n, 0);
 }
 
 int main(void)
@@ -756,6 +869,7 @@ int main(void)
 	    cmocka_unit_test_setup_teardown(test_hook, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_inline_entry, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_migration_3_to_4, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_tlsrpt, setup, teardown),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

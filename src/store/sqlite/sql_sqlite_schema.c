@@ -117,15 +117,27 @@ static const char sqlite_migration_4[] =
  * content-addressed file), so that a group commit of them costs one fsync. */
 static const char sqlite_migration_5[] = "ALTER TABLE messages ADD COLUMN content BLOB;";
 
-/* Migration 6: leases, one holder at a time across the nodes of a store (a POP3 maildrop
- * while a session holds it). */
+/* Migration 6, TLS-RPT (RFC 8460, store_db_tlsrpt.c): results per UTC day (days since
+ * 1970-01-01) and distinct values with their session count (result_type '' for a
+ * success), and the days whose reports were claimed. */
 static const char sqlite_migration_6[] =
+    "CREATE TABLE tlsrpt (day INTEGER NOT NULL, policy_domain TEXT NOT NULL,"
+    " policy_type TEXT NOT NULL, policy_string TEXT NOT NULL, mx_host TEXT NOT NULL,"
+    " result_type TEXT NOT NULL, sending_ip TEXT NOT NULL, receiving_mx TEXT NOT NULL,"
+    " receiving_ip TEXT NOT NULL, sessions INTEGER NOT NULL,"
+    " PRIMARY KEY (day, policy_domain, policy_type, policy_string, mx_host, result_type,"
+    " sending_ip, receiving_mx, receiving_ip)) WITHOUT ROWID;"
+    "CREATE TABLE tlsrpt_days (day INTEGER PRIMARY KEY, claimed INTEGER NOT NULL);";
+
+/* Migration 7: leases, one holder at a time across the nodes of a store (a POP3 maildrop
+ * while a session holds it). */
+static const char sqlite_migration_7[] =
     "CREATE TABLE leases (name TEXT PRIMARY KEY, owner TEXT NOT NULL, until INTEGER NOT NULL);";
 
 /* In order; the schema version (PRAGMA user_version) is how many have been applied. */
 const char *const sql_sqlite_migrations[SQL_SQLITE_MIGRATION_COUNT] = {
     sqlite_migration_1, sqlite_migration_2, sqlite_migration_3, sqlite_migration_4,
-    sqlite_migration_5, sqlite_migration_6};
+    sqlite_migration_5, sqlite_migration_6, sqlite_migration_7};
 
 /* Every statement's common text suits SQLite. */
 const struct sql_replacement sql_sqlite_replacements[] = {{0, NULL}};
