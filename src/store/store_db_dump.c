@@ -65,7 +65,8 @@ static const struct dump_table dump_tables[] = {
     {"tlsrpt",
      "day, policy_domain, policy_type, policy_string, mx_host, result_type, sending_ip,"
      " receiving_mx, receiving_ip, sessions",
-     "issssssssi", "day, policy_domain, policy_type, policy_string, mx_host, result_type,"
+     "issssssssi",
+     "day, policy_domain, policy_type, policy_string, mx_host, result_type,"
      " sending_ip, receiving_mx, receiving_ip"},
     {"tlsrpt_days", "day, claimed", "ii", "day"},
 };

@@ -72,8 +72,7 @@ static int sqt_claim(struct sql_conn *c, struct store_commit_queue *q, const cha
 	return 0;
 }
 
-int store_db_tlsrpt_commit(struct sql_conn *c, struct store_commit_item *item,
-                           const char **error_r)
+int store_db_tlsrpt_commit(struct sql_conn *c, struct store_commit_item *item, const char **error_r)
 {
 	struct store_commit_queue *q = &item->queue;
 	if (q->op->action == STORE_QUEUE_TLSRPT_DAY)

@@ -103,9 +103,8 @@ static void test_mailto(void **state)
 	char a[64];
 	assert_int_equal(tlsrpt_mailto_address("mailto:tls@example.net", a, sizeof(a)), 0);
 	assert_string_equal(a, "tls@example.net");
-	assert_int_equal(tlsrpt_mailto_address("MAILTO:tls%2Brpt@example.net?subject=x", a,
-	                                       sizeof(a)),
-	                 0);
+	assert_int_equal(
+	    tlsrpt_mailto_address("MAILTO:tls%2Brpt@example.net?subject=x", a, sizeof(a)), 0);
 	assert_string_equal(a, "tls+rpt@example.net");
 	assert_int_equal(tlsrpt_mailto_address("mailto:tls%0d%0aBcc:x@example.net", a, sizeof(a)),
 	                 -1);
@@ -128,39 +127,30 @@ static void test_https(void **state)
 	assert_string_equal(host, "reports.example.net");
 	assert_int_equal(port, 443);
 	assert_string_equal(path, "/v1/tlsrpt");
-	assert_int_equal(tlsrpt_https_parse("HTTPS://r.example:8443", host, &port, path,
-	                                    sizeof(path)),
-	                 0);
+	assert_int_equal(
+	    tlsrpt_https_parse("HTTPS://r.example:8443", host, &port, path, sizeof(path)), 0);
 	assert_int_equal(port, 8443);
 	assert_string_equal(path, "/");
-	assert_int_equal(tlsrpt_https_parse("https://r.example?x=1", host, &port, path,
-	                                    sizeof(path)),
-	                 0);
+	assert_int_equal(
+	    tlsrpt_https_parse("https://r.example?x=1", host, &port, path, sizeof(path)), 0);
 	assert_string_equal(path, "/?x=1");
 	assert_int_equal(tlsrpt_https_parse("https://", host, &port, path, sizeof(path)), -1);
 	assert_int_equal(tlsrpt_https_parse("https:///x", host, &port, path, sizeof(path)), -1);
 	assert_int_equal(tlsrpt_https_parse("http://r.example/", host, &port, path, sizeof(path)),
 	                 -1);
-	assert_int_equal(tlsrpt_https_parse("https://u@r.example/", host, &port, path,
-	                                    sizeof(path)),
+	assert_int_equal(
+	    tlsrpt_https_parse("https://u@r.example/", host, &port, path, sizeof(path)), -1);
+	assert_int_equal(tlsrpt_https_parse("https://[::1]/", host, &port, path, sizeof(path)), -1);
+	assert_int_equal(
+	    tlsrpt_https_parse("https://r.example:0/", host, &port, path, sizeof(path)), -1);
+	assert_int_equal(
+	    tlsrpt_https_parse("https://r.example:65536/", host, &port, path, sizeof(path)), -1);
+	assert_int_equal(tlsrpt_https_parse("https://r.example:/", host, &port, path, sizeof(path)),
 	                 -1);
-	assert_int_equal(tlsrpt_https_parse("https://[::1]/", host, &port, path, sizeof(path)),
-	                 -1);
-	assert_int_equal(tlsrpt_https_parse("https://r.example:0/", host, &port, path,
-	                                    sizeof(path)),
-	                 -1);
-	assert_int_equal(tlsrpt_https_parse("https://r.example:65536/", host, &port, path,
-	                                    sizeof(path)),
-	                 -1);
-	assert_int_equal(tlsrpt_https_parse("https://r.example:/", host, &port, path,
-	                                    sizeof(path)),
-	                 -1);
-	assert_int_equal(tlsrpt_https_parse("https://r.example/a#frag", host, &port, path,
-	                                    sizeof(path)),
-	                 -1);
-	assert_int_equal(tlsrpt_https_parse("https://r.example/a\x7f", host, &port, path,
-	                                    sizeof(path)),
-	                 -1);
+	assert_int_equal(
+	    tlsrpt_https_parse("https://r.example/a#frag", host, &port, path, sizeof(path)), -1);
+	assert_int_equal(
+	    tlsrpt_https_parse("https://r.example/a\x7f", host, &port, path, sizeof(path)), -1);
 	assert_int_equal(tlsrpt_https_parse("https://r.example/0123456789012345678901234567890123"
 	                                    "4567890123456789012345678901234567890123456789",
 	                                    host, &port, path, sizeof(path)),
@@ -289,14 +279,15 @@ static void test_report_mx_hosts(void **state)
 	    row("tlsa", "3 1 1 AB", "mx1.example.net", "validation-failure", "", "mx1.example.net",
 	        "", 5),
 	};
-	struct tlsrpt_report_meta meta = {.organization = "o", .contact = "c", .report_id = "r",
-	                                  .day = 0};
+	struct tlsrpt_report_meta meta = {
+	    .organization = "o", .contact = "c", .report_id = "r", .day = 0};
 	struct buf b;
 	buf_init(&b, 1 << 20);
 	assert_int_equal(tlsrpt_report_json(&meta, rows, 3, &b), 0);
-	assert_non_null(strstr(buf_cstr(&b), "\"policy-string\": [\"3 1 1 AB\"], \"policy-domain\": "
-	                                     "\"example.net\", \"mx-host\": [\"mx1.example.net\", "
-	                                     "\"mx2.example.net\"]}"));
+	assert_non_null(strstr(buf_cstr(&b),
+	                       "\"policy-string\": [\"3 1 1 AB\"], \"policy-domain\": "
+	                       "\"example.net\", \"mx-host\": [\"mx1.example.net\", "
+	                       "\"mx2.example.net\"]}"));
 	assert_non_null(strstr(buf_cstr(&b), "{\"result-type\": \"validation-failure\", "
 	                                     "\"receiving-mx-hostname\": \"mx1.example.net\", "
 	                                     "\"failed-session-count\": 5}"));
@@ -374,12 +365,17 @@ static void test_mail(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-	    cmocka_unit_test(test_txt_basic),   cmocka_unit_test(test_txt_several_rua),
-	    cmocka_unit_test(test_txt_invalid), cmocka_unit_test(test_mailto),
+	    cmocka_unit_test(test_txt_basic),
+	    cmocka_unit_test(test_txt_several_rua),
+	    cmocka_unit_test(test_txt_invalid),
+	    cmocka_unit_test(test_mailto),
 	    cmocka_unit_test(test_https),
-	    cmocka_unit_test(test_days),        cmocka_unit_test(test_json_string),
-	    cmocka_unit_test(test_report),      cmocka_unit_test(test_report_mx_hosts),
-	    cmocka_unit_test(test_gzip),        cmocka_unit_test(test_mail),
+	    cmocka_unit_test(test_days),
+	    cmocka_unit_test(test_json_string),
+	    cmocka_unit_test(test_report),
+	    cmocka_unit_test(test_report_mx_hosts),
+	    cmocka_unit_test(test_gzip),
+	    cmocka_unit_test(test_mail),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
