@@ -19,8 +19,7 @@ typedef void tlsrpt_post_fn(void *ctx, int result, const char *error);
 /* POST body (copied) to uri ("https://HOST[:PORT][/PATH]"). */
 struct tlsrpt_post *tlsrpt_post_start(struct net_loop *loop, struct dns_resolver *dns,
                                       struct tls_ctx *tls, const char *uri, const void *body,
-                                      size_t len, unsigned timeout, tlsrpt_post_fn *fn,
-                                      void *ctx);
+                                      size_t len, unsigned timeout, tlsrpt_post_fn *fn, void *ctx);
 /* The requester went away: the callback never comes; sets *post to NULL, accepts NULL. */
 void tlsrpt_post_cancel(struct tlsrpt_post **post);
 
