@@ -1,7 +1,7 @@
 /* libFuzzer target for the TLS-RPT record parser (RFC 8460 §3): the input as a _smtp._tls
  * TXT record; every kept URI is a NUL-terminated, usable mailto: or https: URI within the
- * limits: a mailto: one yields an address, an https: one a host, port and path. The input is also written as a JSON string,
- * which must come out as valid UTF-8 without raw control characters. */
+ * limits: a mailto: one yields an address, an https: one a host, port and path. The input is also
+ * written as a JSON string, which must come out as valid UTF-8 without raw control characters. */
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
@@ -48,7 +48,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 			} else {
 				char host[TLSRPT_HOST_MAX], path[TLSRPT_URI_MAX];
 				int port;
-				if (tlsrpt_https_parse(rec.rua[i], host, &port, path, sizeof(path)) < 0 ||
+				if (tlsrpt_https_parse(rec.rua[i], host, &port, path,
+				                       sizeof(path)) < 0 ||
 				    port < 1 || port > 65535 || path[0] != '/' || host[0] == '\0')
 					abort();
 			}

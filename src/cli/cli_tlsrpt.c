@@ -98,7 +98,8 @@ static int tlsrpt_send(struct store *store, struct conf *conf, int64_t day, cons
 	}
 	struct tls_ctx *tls = tls_client_ctx_new(conf->outbound_tls_ca_file, &error);
 	if (tls == NULL)
-		fprintf(stderr, "posthorn: tlsrpt: no TLS (%s): https: addresses are skipped\n", error);
+		fprintf(stderr, "posthorn: tlsrpt: no TLS (%s): https: addresses are skipped\n",
+		        error);
 	struct outbound_tlsrpt_run *run = outbound_tlsrpt_run_start(r.loop, dns, tls, store, conf,
 	                                                            day, NULL, tlsrpt_cli_done, &r);
 	net_loop_run(r.loop);

@@ -115,8 +115,8 @@ struct conf {
 	char *tlsrpt_contact;
 	unsigned tlsrpt_max_domains; /* reports sent per day at most */
 	unsigned tlsrpt_keep_days;   /* days of results kept in the store */
-	unsigned queue_lease_time; /* seconds a delivery worker holds a claimed queue entry
-	                              (renewed while it works on it) */
+	unsigned queue_lease_time;   /* seconds a delivery worker holds a claimed queue entry
+	                                (renewed while it works on it) */
 	size_t listen_count[CONF_LISTENER_COUNT];
 	struct conf_listen listen[CONF_LISTENER_COUNT][CONF_LISTEN_MAX];
 	struct limits limits;

@@ -382,9 +382,9 @@ static void conn_note_error(struct conn *c, short what)
 		long vr = ssl != NULL ? SSL_get_verify_result(ssl) : X509_V_OK;
 		unsigned long e = bufferevent_get_openssl_error(c->bev);
 		char detail[160] = "";
-		c->tls_failure =
-		    conn_tls_failure_kind(c->tls_verify_mode != CONN_TLS_VERIFY_NONE ? vr : X509_V_OK,
-		                          c->tls_verify_mode);
+		c->tls_failure = conn_tls_failure_kind(
+		    c->tls_verify_mode != CONN_TLS_VERIFY_NONE ? vr : X509_V_OK,
+		    c->tls_verify_mode);
 		if (vr != X509_V_OK && c->tls_verify_mode != CONN_TLS_VERIFY_NONE)
 			snprintf(detail, sizeof(detail), "certificate verification failed: %s",
 			         X509_verify_cert_error_string(vr));

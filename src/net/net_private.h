@@ -48,8 +48,8 @@ struct conn {
 	int tls_verify_mode; /* enum conn_tls_verify of the client handshake */
 	char error[256];     /* conn_error() */
 	char tls_verify[200];
-	int tls_failure;                   /* enum conn_tls_failure of a failed client handshake */
-	char local_ip[INET6_ADDRSTRLEN];   /* conn_local_ip() of an outbound connection */
+	int tls_failure;                 /* enum conn_tls_failure of a failed client handshake */
+	char local_ip[INET6_ADDRSTRLEN]; /* conn_local_ip() of an outbound connection */
 };
 
 /* Create a connection on loop for an accepted socket (implicit TLS when tls_now). Returns

@@ -49,8 +49,8 @@ void outbound_tlsrpt_from(const struct conf *conf, char *out, size_t n);
  * malloc'd array. 0, -1. */
 int outbound_tlsrpt_domains(struct store *store, int64_t day, char ***domains_r, size_t *count_r);
 /* The report-id of domain's report of day. */
-void outbound_tlsrpt_report_id(const struct conf *conf, int64_t day, const char *domain,
-                               char *out, size_t n);
+void outbound_tlsrpt_report_id(const struct conf *conf, int64_t day, const char *domain, char *out,
+                               size_t n);
 /* The JSON report (RFC 8460 §4.4) of domain for day appended to out: 1, 0 no results, -1. */
 int outbound_tlsrpt_report(struct store *store, const struct conf *conf, int64_t day,
                            const char *domain, struct buf *out);
@@ -64,10 +64,9 @@ int outbound_tlsrpt_report(struct store *store, const struct conf *conf, int64_t
 typedef void outbound_tlsrpt_done_fn(void *ctx, size_t sent);
 struct tls_ctx;
 struct outbound_tlsrpt_run *outbound_tlsrpt_run_start(struct net_loop *loop,
-                                                      struct dns_resolver *dns,
-                                                      struct tls_ctx *tls, struct store *store,
-                                                      struct conf *conf, int64_t day,
-                                                      struct outbound *ob,
+                                                      struct dns_resolver *dns, struct tls_ctx *tls,
+                                                      struct store *store, struct conf *conf,
+                                                      int64_t day, struct outbound *ob,
                                                       outbound_tlsrpt_done_fn *done, void *ctx);
 /* Stop a run (done never comes); sets *run to NULL, accepts NULL. */
 void outbound_tlsrpt_run_cancel(struct outbound_tlsrpt_run **run);

@@ -39,8 +39,8 @@ struct tls_ctx;
 
 /* One TLS session of an attempt for TLS-RPT (outbound_tlsrpt.c). */
 struct ob_tlsrpt {
-	const char *policy_type;        /* "sts", "tlsa", "no-policy-found" */
-	const char *result_type;        /* NULL: success */
+	const char *policy_type;       /* "sts", "tlsa", "no-policy-found" */
+	const char *result_type;       /* NULL: success */
 	char *policy_string, *mx_host; /* malloc'd */
 	char sending_ip[46], receiving_mx[256], receiving_ip[46];
 };

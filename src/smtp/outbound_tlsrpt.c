@@ -121,7 +121,8 @@ static void tlsrpt_add(struct ob_job *job, const char *policy_type, const char *
 	if (result_type != NULL) {
 		snprintf(t->receiving_mx, sizeof(t->receiving_mx), "%s", host);
 		if (c != NULL) {
-			snprintf(t->sending_ip, sizeof(t->sending_ip), "%s", smtp_client_local_ip(c));
+			snprintf(t->sending_ip, sizeof(t->sending_ip), "%s",
+			         smtp_client_local_ip(c));
 			snprintf(t->receiving_ip, sizeof(t->receiving_ip), "%s", smtp_client_ip(c));
 		} else if (job->addr_i > 0) {
 			const char *ip = job->addrs[job->addr_i - 1].text;
@@ -181,8 +182,8 @@ void outbound_tlsrpt_sts_failed(struct ob_job *job, const char *error)
 {
 	if (!tlsrpt_wanted(job))
 		return;
-	static const char *const invalid[] = {"bad mode", "bad max_age", "bad mx", "no mx",
-	                                      "a line without ':'", "version"};
+	static const char *const invalid[] = {"bad mode", "bad max_age",        "bad mx",
+	                                      "no mx",    "a line without ':'", "version"};
 	const char *type = "sts-policy-fetch-error";
 	if (strstr(error, "certificate") != NULL)
 		type = "sts-webpki-invalid";
@@ -249,16 +250,17 @@ static void tlsrpt_row_add(void *ctx, const struct store_tlsrpt_row *row)
 		r->cap = r->cap == 0 ? 16 : r->cap * 2;
 		r->v = xrealloc(r->v, r->cap * sizeof(*r->v));
 	}
-	r->v[r->count++] = (struct store_tlsrpt_row){.day = row->day,
-	                                             .policy_domain = tlsrpt_dup0(row->policy_domain),
-	                                             .policy_type = tlsrpt_dup0(row->policy_type),
-	                                             .policy_string = tlsrpt_dup0(row->policy_string),
-	                                             .mx_host = tlsrpt_dup0(row->mx_host),
-	                                             .result_type = tlsrpt_dup0(row->result_type),
-	                                             .sending_ip = tlsrpt_dup0(row->sending_ip),
-	                                             .receiving_mx = tlsrpt_dup0(row->receiving_mx),
-	                                             .receiving_ip = tlsrpt_dup0(row->receiving_ip),
-	                                             .sessions = row->sessions};
+	r->v[r->count++] =
+	    (struct store_tlsrpt_row){.day = row->day,
+	                              .policy_domain = tlsrpt_dup0(row->policy_domain),
+	                              .policy_type = tlsrpt_dup0(row->policy_type),
+	                              .policy_string = tlsrpt_dup0(row->policy_string),
+	                              .mx_host = tlsrpt_dup0(row->mx_host),
+	                              .result_type = tlsrpt_dup0(row->result_type),
+	                              .sending_ip = tlsrpt_dup0(row->sending_ip),
+	                              .receiving_mx = tlsrpt_dup0(row->receiving_mx),
+	                              .receiving_ip = tlsrpt_dup0(row->receiving_ip),
+	                              .sessions = row->sessions};
 }
 
 static void tlsrpt_rows_free(struct tlsrpt_rows *r)
@@ -298,8 +300,8 @@ int outbound_tlsrpt_domains(struct store *store, int64_t day, char ***domains_r,
 	return 0;
 }
 
-void outbound_tlsrpt_report_id(const struct conf *conf, int64_t day, const char *domain,
-                               char *out, size_t n)
+void outbound_tlsrpt_report_id(const struct conf *conf, int64_t day, const char *domain, char *out,
+                               size_t n)
 {
 	char d[11];
 	tlsrpt_day_text(day, d);
@@ -317,13 +319,15 @@ int outbound_tlsrpt_report(struct store *store, const struct conf *conf, int64_t
 	char contact[320], id[600];
 	outbound_tlsrpt_from(conf, contact, sizeof(contact));
 	outbound_tlsrpt_report_id(conf, day, domain, id, sizeof(id));
-	struct tlsrpt_report_meta meta = {
-	    .organization = conf->tlsrpt_organization[0] != '\0' ? conf->tlsrpt_organization
-	                                                          : conf->hostname,
-	    .contact = contact,
-	    .report_id = id,
-	    .day = day};
-	int ret = rows.count == 0 ? 0 : tlsrpt_report_json(&meta, rows.v, rows.count, out) < 0 ? -1 : 1;
+	struct tlsrpt_report_meta meta = {.organization = conf->tlsrpt_organization[0] != '\0'
+	                                                      ? conf->tlsrpt_organization
+	                                                      : conf->hostname,
+	                                  .contact = contact,
+	                                  .report_id = id,
+	                                  .day = day};
+	int ret = rows.count == 0                                          ? 0
+	          : tlsrpt_report_json(&meta, rows.v, rows.count, out) < 0 ? -1
+	                                                                   : 1;
 	tlsrpt_rows_free(&rows);
 	return ret;
 }
@@ -335,7 +339,7 @@ int outbound_tlsrpt_report(struct store *store, const struct conf *conf, int64_t
 struct outbound_tlsrpt_run {
 	struct net_loop *loop;
 	struct dns_resolver *dns;
-	struct tls_ctx *tls; /* for https: addresses; NULL: they are skipped */
+	struct tls_ctx *tls;      /* for https: addresses; NULL: they are skipped */
 	struct tlsrpt_record rec; /* the current domain's record */
 	size_t rua_i;             /* its next address */
 	struct buf gz;            /* its report, compressed */
@@ -402,7 +406,8 @@ static int tlsrpt_deliver(struct outbound_tlsrpt_run *run, const char *rcpt, con
 	struct store_rcpt local;
 	if (at != NULL && store_domain_is_local(run->store, at + 1) == 1) {
 		if (store_resolve(run->store, rcpt, &local) != 1) {
-			log_warn("event=tlsrpt-dropped to=<%s> reason=no-such-local-recipient", rcpt);
+			log_warn("event=tlsrpt-dropped to=<%s> reason=no-such-local-recipient",
+			         rcpt);
 			tlsrpt_delivery_free(t);
 			return -1;
 		}
@@ -415,7 +420,8 @@ static int tlsrpt_deliver(struct outbound_tlsrpt_run *run, const char *rcpt, con
 		t->d.remote_count = 1;
 	}
 	t->path = store_spool_path_dup(run->store);
-	int fd = t->path == NULL ? -1 : open(t->path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
+	int fd =
+	    t->path == NULL ? -1 : open(t->path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
 	struct buf rp;
 	buf_init(&rp, 1024);
 	bool ok = fd >= 0 && buf_printf(&rp, "Return-Path: <%s>\r\n", from) == 0 &&
@@ -425,7 +431,8 @@ static int tlsrpt_deliver(struct outbound_tlsrpt_run *run, const char *rcpt, con
 	if (fd >= 0)
 		close(fd);
 	if (!ok) {
-		log_error("event=tlsrpt-failed to=<%s> error=\"cannot write the spool file\"", rcpt);
+		log_error("event=tlsrpt-failed to=<%s> error=\"cannot write the spool file\"",
+		          rcpt);
 		if (t->path != NULL)
 			unlink(t->path);
 		tlsrpt_delivery_free(t);
@@ -467,7 +474,8 @@ static void tlsrpt_mail_to(struct outbound_tlsrpt_run *run, const char *domain, 
 	buf_init(&mail, 2 * TLSRPT_REPORT_MAX);
 	if (tlsrpt_mail_build(&m, &mail) == 0 && tlsrpt_deliver(run, to, domain, &mail) == 0) {
 		run->sent++;
-		log_info("event=tlsrpt domain=%s to=<%s> report-id=%s result=queued", domain, to, id);
+		log_info("event=tlsrpt domain=%s to=<%s> report-id=%s result=queued", domain, to,
+		         id);
 	}
 	buf_free(&mail);
 }
@@ -481,7 +489,8 @@ static void tlsrpt_posted(void *ctx, int result, const char *error)
 	run->post = NULL;
 	if (result == 0) {
 		run->sent++;
-		log_info("event=tlsrpt domain=%s rua=\"%s\" result=posted", run->domains[run->i], uri);
+		log_info("event=tlsrpt domain=%s rua=\"%s\" result=posted", run->domains[run->i],
+		         uri);
 	} else {
 		log_warn("event=tlsrpt domain=%s rua=\"%s\" result=failed error=\"%s\"",
 		         run->domains[run->i], uri, error);
@@ -502,8 +511,9 @@ static void tlsrpt_rua_next(struct outbound_tlsrpt_run *run)
 			continue;
 		}
 		if (run->tls == NULL) {
-			log_warn("event=tlsrpt domain=%s rua=\"%s\" result=skipped reason=\"no TLS\"",
-			         domain, uri);
+			log_warn(
+			    "event=tlsrpt domain=%s rua=\"%s\" result=skipped reason=\"no TLS\"",
+			    domain, uri);
 			continue;
 		}
 		run->post = tlsrpt_post_start(run->loop, run->dns, run->tls, uri, run->gz.data,
@@ -524,7 +534,8 @@ static void tlsrpt_send_domain(struct outbound_tlsrpt_run *run, const char *doma
 	buf_reset(&run->gz);
 	int r = outbound_tlsrpt_report(run->store, run->conf, run->day, domain, &json);
 	if (r != 1 || tlsrpt_gzip(json.data, json.len, &run->gz) < 0) {
-		log_error("event=tlsrpt-failed domain=%s error=\"cannot build the report\"", domain);
+		log_error("event=tlsrpt-failed domain=%s error=\"cannot build the report\"",
+		          domain);
 		run->rec.rua_count = 0;
 	} else {
 		run->rec = *rec;
@@ -583,15 +594,16 @@ static void tlsrpt_next(struct outbound_tlsrpt_run *run)
 		char name[300];
 		const char *error;
 		snprintf(name, sizeof(name), "_smtp._tls.%.250s", domain);
-		run->lookup = dns_lookup(run->dns, name, DNS_TYPE_TXT, tlsrpt_txt_done, run, &error);
+		run->lookup =
+		    dns_lookup(run->dns, name, DNS_TYPE_TXT, tlsrpt_txt_done, run, &error);
 		if (run->lookup != NULL)
 			return;
 		log_info("event=tlsrpt domain=%s result=skipped error=\"%s\"", domain, error);
 		run->i++;
 	}
 	if (run->count > max)
-		log_warn("event=tlsrpt result=capped domains=%zu tlsrpt_max_domains=%zu", run->count,
-		         max);
+		log_warn("event=tlsrpt result=capped domains=%zu tlsrpt_max_domains=%zu",
+		         run->count, max);
 	tlsrpt_finish(run);
 }
 
@@ -601,10 +613,9 @@ static void tlsrpt_next_event(void *ctx)
 }
 
 struct outbound_tlsrpt_run *outbound_tlsrpt_run_start(struct net_loop *loop,
-                                                      struct dns_resolver *dns,
-                                                      struct tls_ctx *tls, struct store *store,
-                                                      struct conf *conf, int64_t day,
-                                                      struct outbound *ob,
+                                                      struct dns_resolver *dns, struct tls_ctx *tls,
+                                                      struct store *store, struct conf *conf,
+                                                      int64_t day, struct outbound *ob,
                                                       outbound_tlsrpt_done_fn *done, void *ctx)
 {
 	struct outbound_tlsrpt_run *run = xcalloc(1, sizeof(*run));

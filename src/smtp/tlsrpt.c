@@ -344,8 +344,9 @@ static int tlsrpt_policy(const struct store_tlsrpt_row *rows, size_t count, size
 			failed += rows[k].sessions;
 	}
 	if (tlsrpt_policy_head(rows, count, i, out) < 0 ||
-	    buf_printf(out, ", \"summary\": {\"total-successful-session-count\": %llu, "
-	                    "\"total-failure-session-count\": %llu}",
+	    buf_printf(out,
+	               ", \"summary\": {\"total-successful-session-count\": %llu, "
+	               "\"total-failure-session-count\": %llu}",
 	               (unsigned long long)ok, (unsigned long long)failed) < 0)
 		return -1;
 	if (failed == 0)
@@ -359,12 +360,14 @@ static int tlsrpt_policy(const struct store_tlsrpt_row *rows, size_t count, size
 			continue;
 		bool seen = false;
 		for (size_t j = i; j < k && !seen; j++)
-			seen = tlsrpt_same_policy(&rows[i], &rows[j]) && tlsrpt_same_detail(&rows[j], d);
+			seen = tlsrpt_same_policy(&rows[i], &rows[j]) &&
+			       tlsrpt_same_detail(&rows[j], d);
 		if (seen)
 			continue;
 		uint64_t n = 0;
 		for (size_t j = k; j < count; j++)
-			if (tlsrpt_same_policy(&rows[i], &rows[j]) && tlsrpt_same_detail(&rows[j], d))
+			if (tlsrpt_same_policy(&rows[i], &rows[j]) &&
+			    tlsrpt_same_detail(&rows[j], d))
 				n += rows[j].sessions;
 		if (buf_puts(out, first ? "" : ", ") < 0 || tlsrpt_detail(d, n, out) < 0)
 			return -1;
@@ -380,8 +383,9 @@ int tlsrpt_report_json(const struct tlsrpt_report_meta *meta, const struct store
 	tlsrpt_day_text(meta->day, day);
 	if (buf_puts(out, "{") < 0 || json_key(out, "organization-name") < 0 ||
 	    json_string(out, meta->organization) < 0 ||
-	    buf_printf(out, ", \"date-range\": {\"start-datetime\": \"%sT00:00:00Z\", "
-	                    "\"end-datetime\": \"%sT23:59:59Z\"}, ",
+	    buf_printf(out,
+	               ", \"date-range\": {\"start-datetime\": \"%sT00:00:00Z\", "
+	               "\"end-datetime\": \"%sT23:59:59Z\"}, ",
 	               day, day) < 0 ||
 	    json_key(out, "contact-info") < 0 || json_string(out, meta->contact) < 0 ||
 	    buf_puts(out, ", ") < 0 || json_key(out, "report-id") < 0 ||
@@ -407,9 +411,8 @@ int tlsrpt_gzip(const void *data, size_t len, struct buf *out)
 {
 	z_stream zs;
 	memset(&zs, 0, sizeof(zs));
-	if (len > TLSRPT_REPORT_MAX ||
-	    deflateInit2(&zs, Z_BEST_COMPRESSION, Z_DEFLATED, 15 + 16, 8, Z_DEFAULT_STRATEGY) !=
-	        Z_OK)
+	if (len > TLSRPT_REPORT_MAX || deflateInit2(&zs, Z_BEST_COMPRESSION, Z_DEFLATED, 15 + 16, 8,
+	                                            Z_DEFAULT_STRATEGY) != Z_OK)
 		return -1;
 	size_t cap = deflateBound(&zs, (uLong)len);
 	unsigned char *tmp = xmalloc(cap);
@@ -453,9 +456,8 @@ static int tlsrpt_mail_head(const struct tlsrpt_mail *m, const char *boundary, s
 	                  "\r\n"
 	                  "This is an aggregate TLS report (RFC 8460) from %s about %s.\r\n"
 	                  "\r\n",
-	                  m->from, m->to, date, m->domain, m->submitter, m->report_id,
-	                  m->report_id, m->domain, m->submitter, boundary, boundary, m->submitter,
-	                  m->domain);
+	                  m->from, m->to, date, m->domain, m->submitter, m->report_id, m->report_id,
+	                  m->domain, m->submitter, boundary, boundary, m->submitter, m->domain);
 }
 
 int tlsrpt_mail_build(const struct tlsrpt_mail *m, struct buf *out)

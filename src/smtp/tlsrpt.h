@@ -12,8 +12,8 @@
 #include "core/buf.h"
 #include "store/store.h"
 
-#define TLSRPT_RUA_MAX 4    /* report URIs used per domain (the rest are ignored) */
-#define TLSRPT_URI_MAX 512  /* longer URIs are ignored */
+#define TLSRPT_RUA_MAX 4   /* report URIs used per domain (the rest are ignored) */
+#define TLSRPT_URI_MAX 512 /* longer URIs are ignored */
 #define TLSRPT_REPORT_MAX (4 * 1024 * 1024)
 
 struct tlsrpt_record {

@@ -178,8 +178,7 @@ static void post_later(void *ctx)
 
 struct tlsrpt_post *tlsrpt_post_start(struct net_loop *loop, struct dns_resolver *dns,
                                       struct tls_ctx *tls, const char *uri, const void *body,
-                                      size_t len, unsigned timeout, tlsrpt_post_fn *fn,
-                                      void *ctx)
+                                      size_t len, unsigned timeout, tlsrpt_post_fn *fn, void *ctx)
 {
 	struct tlsrpt_post *p = xcalloc(1, sizeof(*p));
 	p->loop = loop;
