@@ -65,7 +65,8 @@ void pop3_server_set_conf(struct pop3_server *srv, struct conf *conf)
 }
 
 /* ---- maildrop locks (RFC 1939 §8: one POP3 session per maildrop) ----
- * In-process: one server process owns the store in single-node mode. */
+ * In-process for this node; on a store several nodes share, a lease in the store as well
+ * (pop3_snapshot_read()), which the store renews while the session holds it. */
 
 static struct pop3_drop *pop3_drop_find(struct pop3_server *srv, uint64_t account_id)
 {
@@ -153,10 +154,40 @@ bool pop3_session_plaintext_ok(const struct pop3_session *s)
 	return conn_is_tls(s->conn) || s->conf->allow_plaintext_auth;
 }
 
+/* A lease release on its way to the database (store_read()). */
+struct pop3_lease_release {
+	struct store *store;
+	char name[32], owner[96];
+};
+
+static void pop3_lease_release_run(void *ctx)
+{
+	struct pop3_lease_release *r = ctx;
+	store_lease_release(r->store, r->name, r->owner);
+}
+
+/* Give the maildrop up: this node's lock, and the lease of a store other nodes share
+ * (released where store writes may wait; nobody waits for it). */
+static void pop3_maildrop_release(struct pop3_session *s)
+{
+	if (!s->locked)
+		return;
+	pop3_drop_unlock(s->server, s->account_id);
+	s->locked = false;
+	if (!s->leased)
+		return;
+	s->leased = false;
+	struct pop3_lease_release *r = xcalloc(1, sizeof(*r));
+	r->store = s->server->store;
+	snprintf(r->name, sizeof(r->name), "pop3:%llu", (unsigned long long)s->account_id);
+	snprintf(r->owner, sizeof(r->owner), "%s", s->lease_owner);
+	if (store_read(r->store, pop3_lease_release_run, free, r))
+		free(r);
+}
+
 static void pop3_session_free(struct pop3_session *s)
 {
-	if (s->locked)
-		pop3_drop_unlock(s->server, s->account_id);
+	pop3_maildrop_release(s);
 	if (s->fd >= 0)
 		close(s->fd);
 	auth_login_free(&s->login);
@@ -280,6 +311,8 @@ static void pop3_login_succeeded(struct pop3_session *s, uint64_t account_id, co
 	s->account_id = account_id;
 	s->locked = true;
 	s->count = 0;
+	snprintf(s->lease_owner, sizeof(s->lease_owner), "%s:%d:%s", s->conf->hostname,
+	         (int)getpid(), conn_id(s->conn));
 	free(s->read_user);
 	s->read_user = xstrdup(user);
 	pop3_read(s, pop3_snapshot_read, pop3_login_snapshot_done);
@@ -289,6 +322,17 @@ static void pop3_login_succeeded(struct pop3_session *s, uint64_t account_id, co
 static void pop3_snapshot_read(void *ctx)
 {
 	struct pop3_session *s = ctx;
+	if (store_is_shared(s->server->store)) {
+		/* Other nodes: the maildrop's lease (RFC 1939 §8 across the cluster). */
+		char name[32];
+		snprintf(name, sizeof(name), "pop3:%llu", (unsigned long long)s->account_id);
+		int r = store_lease_take(s->server->store, name, s->lease_owner, POP3_LEASE_TTL);
+		if (r != 1) {
+			s->read_ret = r == 0 ? -2 : -1;
+			return;
+		}
+		s->leased = true;
+	}
 	s->read_ret = store_mailbox_snapshot(s->server->store, s->account_id, "INBOX",
 	                                     &s->read_status, pop3_snapshot_cb, s);
 }
@@ -296,9 +340,14 @@ static void pop3_snapshot_read(void *ctx)
 static void pop3_login_snapshot_done(struct pop3_session *s)
 {
 	const char *user = s->read_user;
+	if (s->read_ret == -2) {
+		pop3_maildrop_release(s);
+		POP3_LOG(s, "event=login result=in-use user=%s node=other", user);
+		pop3_reply(s, "-ERR [IN-USE] Mailbox is locked by another POP3 session");
+		return;
+	}
 	if (s->read_ret != 1) {
-		pop3_drop_unlock(s->server, s->account_id);
-		s->locked = false;
+		pop3_maildrop_release(s);
 		log_error("session=%s proto=pop3 event=login error=snapshot user=%s",
 		          conn_id(s->conn), user);
 		pop3_reply(s, "-ERR [SYS/TEMP] Cannot open the mailbox, try again later");
@@ -552,8 +601,7 @@ void pop3_session_update(struct pop3_session *s)
 	}
 	if (n == 0) {
 		/* Release the maildrop before the goodbye, so an immediate new login works. */
-		pop3_drop_unlock(s->server, s->account_id);
-		s->locked = false;
+		pop3_maildrop_release(s);
 		POP3_LOG(s, "event=logout deleted=%u", 0);
 		pop3_session_close(s, "+OK Logging out");
 		return;
@@ -571,10 +619,7 @@ void pop3_session_update(struct pop3_session *s)
 
 static void pop3_update_done(struct pop3_session *s)
 {
-	if (s->locked) {
-		pop3_drop_unlock(s->server, s->account_id);
-		s->locked = false;
-	}
+	pop3_maildrop_release(s);
 	if (s->expunge.result != 0) {
 		log_error("session=%s proto=pop3 event=logout error=\"%s\"", conn_id(s->conn),
 		          s->expunge.error);

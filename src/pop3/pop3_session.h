@@ -40,6 +40,9 @@ enum pop3_state {
 	POP3_STATE_CLOSING,
 };
 
+/* Seconds a maildrop lease lives unless renewed (the store renews it while held). */
+#define POP3_LEASE_TTL 120
+
 enum pop3_async { POP3_ASYNC_NONE, POP3_ASYNC_AUTH, POP3_ASYNC_EXPUNGE, POP3_ASYNC_READ };
 
 struct pop3_msg {
@@ -68,7 +71,9 @@ struct pop3_session {
 
 	/* transaction */
 	uint64_t account_id;
-	bool locked;
+	bool locked;          /* this node's maildrop lock */
+	bool leased;          /* and the store's lease (a store several nodes share) */
+	char lease_owner[96]; /* "hostname:pid:session" */
 	uint32_t uidvalidity;
 	struct pop3_msg *msgs;
 	uint32_t count;

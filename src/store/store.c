@@ -898,6 +898,8 @@ static int store_lock_share(struct store *store, const char **error_r)
 	return 0;
 }
 
+static void store_leases_free(struct store *store);
+
 int store_open(const char *data_dir, struct store **store_r, const char **error_r)
 {
 	return store_open_engine(data_dir, NULL, NULL, store_r, error_r);
@@ -932,6 +934,7 @@ int store_open_engine(const char *data_dir, const char *engine, const char *url,
 	store_watch_init(store);
 	store_recent_init(store);
 	store_reader_init(store);
+	pthread_mutex_init(&store->lease_lock, NULL);
 
 	if (store_mkdir(store->messages_dir, error_r) < 0 ||
 	    store_mkdir(store->tmp_dir, error_r) < 0 || store_lock(store, error_r) < 0 ||
@@ -967,6 +970,7 @@ void store_close(struct store **storep)
 	free(store->data_dir);
 	free(store->messages_dir);
 	free(store->tmp_dir);
+	store_leases_free(store);
 	int lock_fd = store->lock_fd;
 	store->v->deinit(store);
 	if (lock_fd >= 0)
@@ -983,14 +987,88 @@ int store_import(struct store *store, FILE *in, const char **error_r)
 	return store->v->import_dump(store, in, error_r);
 }
 
+/* A lease this process holds: renewed until released (store_lease_renew_all()). */
+struct store_lease {
+	struct store_lease *next;
+	char *name, *owner;
+	unsigned ttl;
+};
+
 int store_lease_take(struct store *store, const char *name, const char *owner, unsigned ttl)
 {
-	return store->v->lease_take(store, name, owner, (int64_t)time(NULL), ttl);
+	int ret = store->v->lease_take(store, name, owner, (int64_t)time(NULL), ttl);
+	if (ret != 1)
+		return ret;
+	pthread_mutex_lock(&store->lease_lock);
+	bool held = false;
+	for (struct store_lease *l = store->leases; l != NULL && !held; l = l->next)
+		held = strcmp(l->name, name) == 0 && strcmp(l->owner, owner) == 0;
+	if (!held) {
+		struct store_lease *l = xcalloc(1, sizeof(*l));
+		l->name = xstrdup(name);
+		l->owner = xstrdup(owner);
+		l->ttl = ttl;
+		l->next = store->leases;
+		store->leases = l;
+	}
+	pthread_mutex_unlock(&store->lease_lock);
+	return 1;
 }
 
 void store_lease_release(struct store *store, const char *name, const char *owner)
 {
+	pthread_mutex_lock(&store->lease_lock);
+	for (struct store_lease **p = &store->leases; *p != NULL; p = &(*p)->next) {
+		struct store_lease *l = *p;
+		if (strcmp(l->name, name) == 0 && strcmp(l->owner, owner) == 0) {
+			*p = l->next;
+			free(l->name);
+			free(l->owner);
+			free(l);
+			break;
+		}
+	}
+	pthread_mutex_unlock(&store->lease_lock);
 	store->v->lease_release(store, name, owner);
+}
+
+void store_lease_renew_all(struct store *store)
+{
+	/* Copy the list: the writes happen without the lock. */
+	struct store_lease *copy = NULL;
+	pthread_mutex_lock(&store->lease_lock);
+	for (struct store_lease *l = store->leases; l != NULL; l = l->next) {
+		struct store_lease *c = xcalloc(1, sizeof(*c));
+		c->name = xstrdup(l->name);
+		c->owner = xstrdup(l->owner);
+		c->ttl = l->ttl;
+		c->next = copy;
+		copy = c;
+	}
+	pthread_mutex_unlock(&store->lease_lock);
+	while (copy != NULL) {
+		struct store_lease *c = copy;
+		copy = c->next;
+		if (store->v->lease_take(store, c->name, c->owner, (int64_t)time(NULL), c->ttl) ==
+		    0)
+			log_error("store: lease %s of %s was taken over (it ran out)", c->name,
+			          c->owner);
+		free(c->name);
+		free(c->owner);
+		free(c);
+	}
+}
+
+static void store_leases_free(struct store *store)
+{
+	while (store->leases != NULL) {
+		struct store_lease *l = store->leases;
+		store->leases = l->next;
+		free(l->name);
+		free(l->owner);
+		free(l);
+	}
+	pthread_mutex_destroy(&store->lease_lock);
 }
 
 bool store_is_shared(struct store *store)

@@ -803,7 +803,9 @@ int store_queue_show(struct store *store, uint64_t id, struct store_queue_entry 
  * A named lease (e.g. "pop3:ACCOUNT-ID", a POP3 maildrop) held by owner (a node and
  * session) until now + ttl seconds. take: 1 taken or renewed (the owner held it, or
  * nobody held it, or it ran out), 0 another owner holds it, -1 error. release: give it up
- * (only its owner can). Writes on the admin connection: call them where reads may wait. */
+ * (only its owner can). While this process holds a lease, the store renews it (on a store
+ * several nodes share; elsewhere nothing else sees it). Writes on the admin connection:
+ * call them where reads may wait. */
 int store_lease_take(struct store *store, const char *name, const char *owner, unsigned ttl);
 void store_lease_release(struct store *store, const char *name, const char *owner);
 /* Whether several nodes may share this store's database (PostgreSQL): then what one node

@@ -8,7 +8,7 @@
  * their last MODSEQ. Notifications missed while the listening connection was down are
  * never sent again, so after every (re)connect, and every DB_NOTIFY_POLL_S seconds to
  * bound staleness, every open watch is told to look. A driver without listen (SQLite:
- * one node) has none of this. */
+ * one node) has none of this. The same thread renews the leases this node holds. */
 #include "store/store_db.h"
 
 #include <inttypes.h>
@@ -25,6 +25,8 @@
 #define DB_NOTIFY_CHANNEL "posthorn"
 /* Every open watch looks at least this often (seconds). */
 #define DB_NOTIFY_POLL_S 30
+/* Held leases are renewed this often (seconds); their time to live is longer. */
+#define DB_LEASE_RENEW_S 20
 /* How long one wait for notifications lasts (ms): the thread's stop latency. */
 #define DB_NOTIFY_WAIT_MS 250
 
@@ -81,7 +83,7 @@ static void *db_notifier_main(void *arg)
 	struct store_db *s = arg;
 	const struct sql_driver *d = s->sql->driver;
 	struct sql_conn *c = NULL;
-	time_t last_all = 0;
+	time_t last_all = 0, last_renew = time(NULL);
 	unsigned failures = 0;
 	const char *error;
 	while (!atomic_load(&s->notify_stop)) {
@@ -109,6 +111,10 @@ static void *db_notifier_main(void *arg)
 			c = NULL;
 		}
 		time_t now = time(NULL);
+		if (now - last_renew >= DB_LEASE_RENEW_S) {
+			store_lease_renew_all(&s->store);
+			last_renew = now;
+		}
 		if (now - last_all >= DB_NOTIFY_POLL_S) {
 			store_watch_changed_all(&s->store, &s->notify_changes);
 			last_all = now;

@@ -404,6 +404,7 @@ struct store_vfuncs {
 
 struct store_pending;  /* store_writer.c's queue entry */
 struct store_read_job; /* store_reader.c's */
+struct store_lease;    /* store.c's */
 
 /* The common part; a backend embeds it as the first member of its own struct. */
 struct store {
@@ -456,6 +457,10 @@ struct store {
 	unsigned pool_count;  /* threads running */
 	pthread_t pool_tids[STORE_READ_THREADS_MAX];
 
+	/* Leases this process holds (store.c), under lease_lock. */
+	pthread_mutex_t lease_lock;
+	struct store_lease *leases;
+
 	/* The thread that hands other nodes' changes to the watches, besides the writer
 	 * (set by the backend; store_watch.c treats both as dispatchers). */
 	pthread_t notifier;
@@ -466,6 +471,9 @@ struct store {
 	struct store_recent **recent; /* STORE_RECENT_BUCKETS lists */
 };
 
+/* Renew every lease this process holds (a thread of the backend calls it regularly; on
+ * a store several nodes share). */
+void store_lease_renew_all(struct store *store);
 /* The reader threads (store_reader.c): set up; stop after finishing every queued read. */
 void store_reader_init(struct store *store);
 void store_reader_stop(struct store *store);
