@@ -128,11 +128,12 @@ QUEUE_RCPT = re.compile(r"^recipient: <(.*)> (\S+) notify=(\S+) orcpt=(\S+) last
 class Server:
     """One Posthorn instance: a directory made by `posthorn init`, and a serve process."""
 
-    def __init__(self, directory, hostname="mx.example.test", extra_conf=None):
+    def __init__(self, directory, hostname="mx.example.test", extra_conf=None, store_url=None):
         self.dir = Path(directory)
         self.hostname = hostname
         self.base = pick_port_base()
-        p = run_cli(["init", self.dir, "--hostname", hostname, "--port-base", self.base])
+        store = ["--store", "postgresql", "--store-url", store_url] if store_url else []
+        p = run_cli(["init", self.dir, "--hostname", hostname, "--port-base", self.base] + store)
         assert p.returncode == 0, p.stderr
         self.conf = self.dir / "posthorn.conf"
         # Greet at once on port 25 (the pregreet test's own tests set a wait). Mail for
