@@ -419,12 +419,12 @@ static void cmd_append_done(struct imap_session *s)
 				r = buf_printf(&set, "%s%u", i == 0 ? "" : ",", o->msgs[i].uid);
 		IMAP_LOG(s, "event=append mailbox=%s messages=%zu size=%llu", o->mailbox,
 		         o->op.count, (unsigned long long)o->spool->total);
-		imap_session_sync(s, true); /* into the selected mailbox: EXISTS */
+		/* into the selected mailbox: EXISTS before the answer */
 		if (r == 0)
-			imap_send(s, "%s OK [APPENDUID %u %s] APPEND completed", s->op_tag,
-			          o->op.uidvalidity, buf_cstr(&set));
+			imap_session_sync_ok(s, true, s->op_tag, "[APPENDUID %u %s] APPEND completed",
+			                     o->op.uidvalidity, buf_cstr(&set));
 		else
-			imap_tagged(s, s->op_tag, "OK", "APPEND completed");
+			imap_session_sync_ok(s, true, s->op_tag, "APPEND completed");
 		buf_free(&set);
 	}
 	o->spool->handed = true; /* consumed by the store either way */

@@ -328,6 +328,17 @@ static enum imap_step cmd_search_step(struct imap_session *s, void *op)
 	return IMAP_STEP_DONE;
 }
 
+static void cmd_search_synced(struct imap_session *s, void *ctx)
+{
+	struct cmd_search_op *o = ctx;
+	if (s->closed) {
+		cmd_search_op_free(o);
+		return;
+	}
+	o->hits = xmalloc(((size_t)s->count + 1) * sizeof(*o->hits));
+	imap_session_run(s, cmd_search_step, cmd_search_op_free_ctx, o);
+}
+
 void cmd_search(struct imap_cmd *cmd)
 {
 	struct imap_session *s = cmd->s;
@@ -348,9 +359,6 @@ void cmd_search(struct imap_cmd *cmd)
 		imap_tagged(s, cmd->tag, "NO", "[BADCHARSET (UTF-8 US-ASCII)] Unsupported charset");
 		return;
 	}
-	/* New messages and flag changes first, so the search sees what the client will; no
-	 * EXPUNGE during SEARCH (RFC 9051 §7.5.1), UID SEARCH may have them. */
-	imap_session_sync(s, cmd->uid);
 	struct cmd_search_op *o = xcalloc(1, sizeof(*o));
 	o->arena = arena;
 	o->search = search;
@@ -359,6 +367,7 @@ void cmd_search(struct imap_cmd *cmd)
 	o->uid = cmd->uid;
 	o->tag = xstrdup(cmd->tag);
 	o->name = xstrdup(cmd->name);
-	o->hits = xmalloc(((size_t)s->count + 1) * sizeof(*o->hits));
-	imap_session_run(s, cmd_search_step, cmd_search_op_free_ctx, o);
+	/* New messages and flag changes first, so the search sees what the client will; no
+	 * EXPUNGE during SEARCH (RFC 9051 §7.5.1), UID SEARCH may have them. */
+	imap_session_sync(s, cmd->uid, cmd_search_synced, o);
 }
