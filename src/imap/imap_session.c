@@ -268,7 +268,8 @@ static void imap_session_go_on(struct imap_session *s)
 		return;
 	if (s->io == IMAP_IO_RUN && s->step != NULL)
 		conn_wait_writable(s->conn);
-	else if (s->io == IMAP_IO_LINE || s->io == IMAP_IO_IDLE)
+	else if (s->io == IMAP_IO_LINE || s->io == IMAP_IO_IDLE ||
+	         s->io == IMAP_IO_LITERAL_FILE)
 		conn_resume(s->conn);
 }
 
