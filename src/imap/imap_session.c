@@ -894,7 +894,8 @@ static void imap_async_done(void *ctx, int kind)
 		return;
 	}
 	if (kind == IMAP_ASYNC_READ) {
-		s->io = s->read_io;
+		if (s->io == IMAP_IO_WAIT) /* not closing meanwhile (timeout, too many errors) */
+			s->io = s->read_io;
 		imap_read_next_fn *next = s->read_next;
 		s->read_next = NULL;
 		next(s, s->read_ctx);
