@@ -459,8 +459,9 @@ static void cmd_append_done(struct imap_session *s)
 		         o->op.count, (unsigned long long)o->spool->total);
 		/* into the selected mailbox: EXISTS before the answer */
 		if (r == 0)
-			imap_session_sync_ok(s, true, s->op_tag, "[APPENDUID %u %s] APPEND completed",
-			                     o->op.uidvalidity, buf_cstr(&set));
+			imap_session_sync_ok(s, true, s->op_tag,
+			                     "[APPENDUID %u %s] APPEND completed", o->op.uidvalidity,
+			                     buf_cstr(&set));
 		else
 			imap_session_sync_ok(s, true, s->op_tag, "APPEND completed");
 		buf_free(&set);

@@ -678,7 +678,8 @@ static bool fetch_prefetch(struct imap_session *s, struct fetch_op *o)
 	if (o->pre == NULL)
 		o->pre = xcalloc(FETCH_READ_BATCH, sizeof(*o->pre));
 	for (size_t i = 0; i < n; i++)
-		o->pre[i] = (struct fetch_pre){.uid = s->msgs[o->seqs[o->next + i] - 1].uid, .fd = -1};
+		o->pre[i] =
+		    (struct fetch_pre){.uid = s->msgs[o->seqs[o->next + i] - 1].uid, .fd = -1};
 	o->pre_count = n;
 	o->s = s;
 	return imap_session_read(s, fetch_read, fetch_read_done, o);

@@ -325,7 +325,7 @@ struct imap_sync {
 	bool expunges;
 	imap_read_next_fn *next; /* after the sync, or NULL */
 	void *next_ctx;
-	char *line; /* imap_session_sync_answer() */
+	char *line; /* imap_session_sync_ok(): the tagged answer after the sync */
 	uint32_t last_uid; /* the view's highest UID when the sync began */
 	/* filled by the read */
 	int r;
