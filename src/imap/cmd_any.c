@@ -17,8 +17,7 @@ void cmd_capability(struct imap_cmd *cmd)
 void cmd_noop(struct imap_cmd *cmd)
 {
 	/* NOOP and CHECK are how clients poll: report what changed (RFC 9051 §6.1.2). */
-	imap_session_sync(cmd->s, true);
-	imap_tagged(cmd->s, cmd->tag, "OK", "%s completed", cmd->name);
+	imap_session_sync_ok(cmd->s, true, cmd->tag, "%s completed", cmd->name);
 }
 
 void cmd_logout(struct imap_cmd *cmd)

@@ -47,6 +47,15 @@ struct cmd_append_spool {
 	                        non-synchronizing literal, which are then read and dropped) */
 	bool handed;         /* the store owns the files now */
 	struct arena *arena;
+	/* the checks before a literal's octets (cmd_append_check_read, off the loop where
+	 * reads wait): what they look at and what they found */
+	struct {
+		struct imap_session *s;
+		struct imap_literal lit;
+		char *name; /* the target, checked before the first message; else NULL */
+		uint64_t want;
+		const char *refusal;
+	} check;
 };
 
 static void cmd_append_spool_destroy(struct cmd_append_spool *sp)
@@ -60,6 +69,7 @@ static void cmd_append_spool_destroy(struct cmd_append_spool *sp)
 		free(f->path);
 	}
 	free(sp->files);
+	free(sp->check.name);
 	arena_free(&sp->arena);
 	free(sp);
 }
@@ -89,50 +99,27 @@ static int cmd_append_refuse(struct imap_session *s, const struct imap_literal *
 	return -1;
 }
 
-/* What can be known before the octets: the target exists, the quota has room. NULL or the
- * refusal text. */
-static const char *cmd_append_precheck(struct imap_session *s, const struct imap_arg *args,
-                                       uint64_t size)
+/* What can be known before the octets: the target exists, the quota has room (store reads,
+ * imap_session_read()): the refusal text or NULL into the spool's check. */
+static void cmd_append_check_read(void *ctx)
 {
-	const char *raw, *name;
+	struct cmd_append_spool *sp = ctx;
+	struct imap_session *s = sp->check.s;
 	struct store_mailbox_stats st;
-	if (s->append->count == 0 && imap_commands_astring(&args[0], &raw) &&
-	    (name = imap_commands_mailbox_name(s, raw)) != NULL &&
-	    store_mailbox_name_valid(name) == 1 &&
-	    store_mailbox_stats(s->server->store, s->account_id, name, &st) == 0)
-		return "[TRYCREATE] The mailbox does not exist";
-	uint64_t quota, used;
-	uint64_t want = s->append->total + size;
-	if (store_account_usage(s->server->store, s->account_id, &quota, &used) == 1 && quota > 0 &&
-	    (want > quota || used > quota - want))
-		return "[OVERQUOTA] Quota exceeded";
-	return NULL;
+	uint64_t quota, used, want = sp->check.want;
+	sp->check.refusal = NULL;
+	if (sp->check.name != NULL &&
+	    store_mailbox_stats(s->server->store, s->account_id, sp->check.name, &st) == 0)
+		sp->check.refusal = "[TRYCREATE] The mailbox does not exist";
+	else if (store_account_usage(s->server->store, s->account_id, &quota, &used) == 1 &&
+	         quota > 0 && (want > quota || used > quota - want))
+		sp->check.refusal = "[OVERQUOTA] Quota exceeded";
 }
 
-int cmd_append_literal_begin(struct imap_session *s, const struct imap_literal *lit)
+/* The checks are done: refuse the literal or take it into a new spool file. */
+static int cmd_append_literal_accept(struct imap_session *s, const struct imap_literal *lit)
 {
-	/* Before login nothing touches the store or the disk: the dispatcher answers BAD. */
-	const char *command = imap_parser_command(s->parser);
-	if (command == NULL || strcmp(command, "APPEND") != 0 ||
-	    (s->state != IMAP_STATE_AUTHENTICATED && s->state != IMAP_STATE_SELECTED))
-		return 0;
-	/* Only the mailbox name comes before the first message; everything else that may be a
-	 * literal at the top level is a message (flags are atoms in a list, the date-time a
-	 * quoted string). */
-	const struct imap_arg *args = imap_parser_args_so_far(s->parser);
-	if (imap_parser_arg_count(args) == 0)
-		return 0;
-	if (s->append == NULL) {
-		s->append = xcalloc(1, sizeof(*s->append));
-		s->append->arena = arena_new(4096);
-	}
 	struct cmd_append_spool *sp = s->append;
-	if (lit->size > s->limits->message_size)
-		return cmd_append_refuse(s, lit, "[TOOBIG] Message too large");
-	if (sp->count >= CMD_APPEND_MESSAGES_MAX)
-		return cmd_append_refuse(s, lit, "[LIMIT] Too many messages in one APPEND");
-	if (sp->refusal == NULL)
-		sp->refusal = cmd_append_precheck(s, args, lit->size);
 	if (sp->refusal != NULL && lit->sync)
 		return cmd_append_refuse(s, lit, sp->refusal);
 	if (sp->error != NULL && lit->sync)
@@ -173,6 +160,57 @@ int cmd_append_literal_begin(struct imap_session *s, const struct imap_literal *
 		conn_printf(s->conn, "+ OK\r\n");
 	s->io = IMAP_IO_LITERAL_FILE;
 	return 1;
+}
+
+static void cmd_append_check_done(struct imap_session *s, void *ctx)
+{
+	struct cmd_append_spool *sp = ctx;
+	free(sp->check.name);
+	sp->check.name = NULL;
+	if (s->closed)
+		return; /* the spool goes with the session */
+	sp->refusal = sp->check.refusal;
+	(void)cmd_append_literal_accept(s, &sp->check.lit); /* a refusal frees sp */
+}
+
+int cmd_append_literal_begin(struct imap_session *s, const struct imap_literal *lit)
+{
+	/* Before login nothing touches the store or the disk: the dispatcher answers BAD. */
+	const char *command = imap_parser_command(s->parser);
+	if (command == NULL || strcmp(command, "APPEND") != 0 ||
+	    (s->state != IMAP_STATE_AUTHENTICATED && s->state != IMAP_STATE_SELECTED))
+		return 0;
+	/* Only the mailbox name comes before the first message; everything else that may be a
+	 * literal at the top level is a message (flags are atoms in a list, the date-time a
+	 * quoted string). */
+	const struct imap_arg *args = imap_parser_args_so_far(s->parser);
+	if (imap_parser_arg_count(args) == 0)
+		return 0;
+	if (s->append == NULL) {
+		s->append = xcalloc(1, sizeof(*s->append));
+		s->append->arena = arena_new(4096);
+	}
+	struct cmd_append_spool *sp = s->append;
+	if (lit->size > s->limits->message_size)
+		return cmd_append_refuse(s, lit, "[TOOBIG] Message too large");
+	if (sp->count >= CMD_APPEND_MESSAGES_MAX)
+		return cmd_append_refuse(s, lit, "[LIMIT] Too many messages in one APPEND");
+	if (sp->refusal != NULL)
+		return cmd_append_literal_accept(s, lit);
+	const char *raw, *name;
+	free(sp->check.name);
+	sp->check.name = NULL;
+	if (sp->count == 0 && imap_commands_astring(&args[0], &raw) &&
+	    (name = imap_commands_mailbox_name(s, raw)) != NULL &&
+	    store_mailbox_name_valid(name) == 1)
+		sp->check.name = xstrdup(name);
+	sp->check.s = s;
+	sp->check.lit = *lit;
+	sp->check.want = sp->total + lit->size;
+	/* Where reads wait, input pauses until the checks answer (s->io IMAP_IO_WAIT): 1. */
+	if (!imap_session_read(s, cmd_append_check_read, cmd_append_check_done, sp))
+		return 1;
+	return s->append != NULL ? 1 : -1; /* taken, or refused (the spool is gone) */
 }
 
 static void cmd_append_write_raw(struct cmd_append_spool *sp, struct cmd_append_file *f,
@@ -419,12 +457,13 @@ static void cmd_append_done(struct imap_session *s)
 				r = buf_printf(&set, "%s%u", i == 0 ? "" : ",", o->msgs[i].uid);
 		IMAP_LOG(s, "event=append mailbox=%s messages=%zu size=%llu", o->mailbox,
 		         o->op.count, (unsigned long long)o->spool->total);
-		imap_session_sync(s, true); /* into the selected mailbox: EXISTS */
+		/* into the selected mailbox: EXISTS before the answer */
 		if (r == 0)
-			imap_send(s, "%s OK [APPENDUID %u %s] APPEND completed", s->op_tag,
-			          o->op.uidvalidity, buf_cstr(&set));
+			imap_session_sync_ok(s, true, s->op_tag,
+			                     "[APPENDUID %u %s] APPEND completed", o->op.uidvalidity,
+			                     buf_cstr(&set));
 		else
-			imap_tagged(s, s->op_tag, "OK", "APPEND completed");
+			imap_session_sync_ok(s, true, s->op_tag, "APPEND completed");
 		buf_free(&set);
 	}
 	o->spool->handed = true; /* consumed by the store either way */

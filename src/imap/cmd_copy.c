@@ -104,11 +104,12 @@ static void cmd_copy_done(struct imap_session *s)
 			}
 			buf_reset(&code);
 		}
-		imap_session_sync(s, true); /* a copy into the selected mailbox shows as EXISTS */
 		IMAP_LOG(s, "event=%s mailbox=%s target=%s count=%zu", o->move ? "move" : "copy",
 		         o->mailbox, o->target, o->op.count);
-		/* imap_send: the code may be longer than imap_tagged() takes. */
-		imap_send(s, "%s OK %s%s completed", s->op_tag, buf_cstr(&code), o->name);
+		/* A copy into the selected mailbox shows as EXISTS before the answer (whose code
+		 * may be longer than imap_tagged() takes). */
+		imap_session_sync_ok(s, true, s->op_tag, "%s%s completed", buf_cstr(&code),
+		                     o->name);
 		buf_free(&code);
 	}
 	free(o->op.source_uids);

@@ -42,8 +42,7 @@ static void cmd_expunge_done(struct imap_session *s)
 			}
 			IMAP_LOG(s, "event=expunge mailbox=%s expunged=%u", s->mailbox,
 			         o->op.expunged);
-			imap_session_sync(s, true);
-			imap_tagged(s, s->op_tag, "OK", "%s completed", o->name);
+			imap_session_sync_ok(s, true, s->op_tag, "%s completed", o->name);
 		} else if (strcmp(o->op.error, STORE_EXPUNGE_NO_MAILBOX) == 0) {
 			imap_tagged(s, s->op_tag, "NO",
 			            "[NONEXISTENT] The mailbox no longer exists");
@@ -56,6 +55,71 @@ static void cmd_expunge_done(struct imap_session *s)
 	free(o->uids);
 	free(o->name);
 	free(o);
+}
+
+/* EXPUNGE after the view is up to date: what the command needs from its arguments. */
+struct cmd_expunge_req {
+	char *tag, *name;
+	char *set; /* UID EXPUNGE's set, else NULL */
+	bool uid;
+};
+
+static void cmd_expunge_req_free(struct cmd_expunge_req *q)
+{
+	free(q->tag);
+	free(q->name);
+	free(q->set);
+	free(q);
+}
+
+static void cmd_expunge_synced(struct imap_session *s, void *ctx)
+{
+	struct cmd_expunge_req *q = ctx;
+	if (s->closed) {
+		cmd_expunge_req_free(q);
+		return;
+	}
+	struct imap_arg arg = {.type = IMAP_ARG_ATOM, .str = q->set};
+	struct imap_cmd c = {.s = s, .tag = q->tag, .name = q->name, .args = &arg, .uid = q->uid};
+	struct imap_cmd *cmd = &c;
+	uint32_t *uids = NULL;
+	size_t count = 0;
+	if (cmd->uid) {
+		if (cmd_store_set_uids(cmd, &arg, &uids, &count) < 0) {
+			cmd_expunge_req_free(q);
+			return;
+		}
+	} else if (s->count > 0) {
+		uids = xmalloc((size_t)s->count * sizeof(*uids));
+		for (uint32_t i = 0; i < s->count; i++)
+			uids[count++] = s->msgs[i].uid;
+	}
+	size_t kept = 0;
+	for (size_t i = 0; i < count; i++) {
+		long idx = cmd_store_view_find(s, uids[i]);
+		if (idx >= 0 && (s->msgs[idx].flags & STORE_FLAG_DELETED))
+			uids[kept++] = uids[i];
+	}
+	if (kept == 0) {
+		free(uids);
+		imap_tagged(s, cmd->tag, "OK", "%s completed", cmd->name);
+		cmd_expunge_req_free(q);
+		return;
+	}
+	struct cmd_expunge_op *o = xcalloc(1, sizeof(*o));
+	o->mailbox = xstrdup(s->mailbox);
+	o->uids = uids;
+	o->count = kept;
+	o->name = xstrdup(cmd->name);
+	o->op = (struct store_expunge){
+	    .account_id = s->account_id,
+	    .mailbox = o->mailbox,
+	    .uids = o->uids,
+	    .uid_count = kept,
+	};
+	imap_session_op_start(s, cmd->tag, cmd_expunge_done, o);
+	cmd_expunge_req_free(q);
+	store_expunge(s->server->store, &o->op, cmd_expunge_cb, s);
 }
 
 void cmd_expunge(struct imap_cmd *cmd)
@@ -71,40 +135,15 @@ void cmd_expunge(struct imap_cmd *cmd)
 		imap_tagged(s, cmd->tag, "NO", "[READ-ONLY] The mailbox is read-only");
 		return;
 	}
-	/* Flags set by other sessions count too: bring the view up to date first. */
-	imap_session_sync(s, true);
-	uint32_t *uids = NULL;
-	size_t count = 0;
-	if (cmd->uid) {
-		if (cmd_store_set_uids(cmd, &cmd->args[0], &uids, &count) < 0)
-			return;
-	} else if (s->count > 0) {
-		uids = xmalloc((size_t)s->count * sizeof(*uids));
-		for (uint32_t i = 0; i < s->count; i++)
-			uids[count++] = s->msgs[i].uid;
-	}
-	size_t kept = 0;
-	for (size_t i = 0; i < count; i++) {
-		long idx = cmd_store_view_find(s, uids[i]);
-		if (idx >= 0 && (s->msgs[idx].flags & STORE_FLAG_DELETED))
-			uids[kept++] = uids[i];
-	}
-	if (kept == 0) {
-		free(uids);
-		imap_tagged(s, cmd->tag, "OK", "%s completed", cmd->name);
+	if (cmd->uid && cmd->args[0].type != IMAP_ARG_ATOM) {
+		imap_tagged(s, cmd->tag, "BAD", "Invalid sequence set");
 		return;
 	}
-	struct cmd_expunge_op *o = xcalloc(1, sizeof(*o));
-	o->mailbox = xstrdup(s->mailbox);
-	o->uids = uids;
-	o->count = kept;
-	o->name = xstrdup(cmd->name);
-	o->op = (struct store_expunge){
-	    .account_id = s->account_id,
-	    .mailbox = o->mailbox,
-	    .uids = o->uids,
-	    .uid_count = kept,
-	};
-	imap_session_op_start(s, cmd->tag, cmd_expunge_done, o);
-	store_expunge(s->server->store, &o->op, cmd_expunge_cb, s);
+	struct cmd_expunge_req *q = xcalloc(1, sizeof(*q));
+	q->tag = xstrdup(cmd->tag);
+	q->name = xstrdup(cmd->name);
+	q->set = cmd->uid ? xstrdup(cmd->args[0].str) : NULL;
+	q->uid = cmd->uid;
+	/* Flags set by other sessions count too: bring the view up to date first. */
+	imap_session_sync(s, true, cmd_expunge_synced, q);
 }

@@ -321,18 +321,26 @@ static bool fetch_needs_split(const struct fetch_req *req)
 	return false;
 }
 
-/* ENVELOPE, BODY and BODYSTRUCTURE: cached at delivery when possible, else computed from
- * the (mapped) message, parsed on demand into *root. */
-static int fetch_structure(struct imap_session *s, struct arena *tmp, const struct fetch_req *req,
-                           uint32_t uid, const unsigned char *data, size_t len,
-                           const struct mime_part **root, struct buf *b, const char **sep)
+/* One message's store reads, done ahead in batches (fetch_read): its file and its cached
+ * summary. */
+struct fetch_pre {
+	uint32_t uid;
+	int open_r; /* store_message_open() */
+	int fd;     /* owned until fetch_msg_begin() takes it; -1 */
+	uint64_t size;
+	char *env, *body, *bs; /* store_message_summary(), owned; NULL when not cached */
+};
+
+/* ENVELOPE, BODY and BODYSTRUCTURE: cached at delivery when possible (p's summary, taken
+ * and freed here), else computed from the (mapped) message, parsed on demand into *root. */
+static int fetch_structure(struct arena *tmp, const struct fetch_req *req, struct fetch_pre *p,
+                           const unsigned char *data, size_t len, const struct mime_part **root,
+                           struct buf *b, const char **sep)
 {
+	char *env = p->env, *body = p->body, *bs = p->bs;
+	p->env = p->body = p->bs = NULL;
 	if (!req->envelope && !req->bodystructure && !req->body)
 		return 0;
-	char *env = NULL, *body = NULL, *bs = NULL;
-	if (store_message_summary(s->server->store, s->account_id, s->mailbox, uid, &env, &body,
-	                          &bs) != 1)
-		env = body = bs = NULL;
 	int r = 0;
 	const char *const names[3] = {"ENVELOPE", "BODY", "BODYSTRUCTURE"};
 	const bool want[3] = {req->envelope, req->body, req->bodystructure};
@@ -400,6 +408,10 @@ struct fetch_op {
 	size_t item;     /* its item being sent */
 	const char *sep; /* before the next item: "" or " " */
 	int fd;          /* its file, -1 when none */
+	/* the store reads of the next messages (fetch_read): pre[pre_pos..pre_count) */
+	struct fetch_pre *pre;
+	size_t pre_pos, pre_count;
+	struct imap_session *s;
 	struct fetch_span spans[16];
 	struct imap_fetch_body body;
 	struct imap_fetch_chunk chunk;
@@ -607,6 +619,72 @@ static bool fetch_was_unseen(const struct fetch_op *o, uint32_t uid)
 	return false;
 }
 
+/* Does the answer read the message (file or summary) from the store? */
+static bool fetch_reads(const struct fetch_req *req)
+{
+	return req->item_count > 0 || req->envelope || req->bodystructure || req->body;
+}
+
+/* Messages whose store reads one queued read does (store_reads_wait()): few round trips,
+ * and at most this many open files and summaries held ahead of the output. */
+#define FETCH_READ_BATCH 32
+
+static void fetch_pre_release(struct fetch_op *o)
+{
+	for (size_t i = o->pre_pos; i < o->pre_count; i++) {
+		struct fetch_pre *p = &o->pre[i];
+		if (p->fd >= 0)
+			close(p->fd);
+		free(p->env);
+		free(p->body);
+		free(p->bs);
+	}
+	o->pre_pos = o->pre_count = 0;
+}
+
+/* Off the loop where reads wait: open (and summarize) the batch's messages. */
+static void fetch_read(void *ctx)
+{
+	struct fetch_op *o = ctx;
+	struct imap_session *s = o->s;
+	bool summary = o->req.envelope || o->req.bodystructure || o->req.body;
+	for (size_t i = 0; i < o->pre_count; i++) {
+		struct fetch_pre *p = &o->pre[i];
+		p->open_r = store_message_open(s->server->store, s->account_id, s->mailbox, p->uid,
+		                               &p->fd, &p->size);
+		if (p->open_r != 1)
+			p->fd = -1;
+		if (p->open_r == 1 && summary &&
+		    store_message_summary(s->server->store, s->account_id, s->mailbox, p->uid,
+		                          &p->env, &p->body, &p->bs) != 1)
+			p->env = p->body = p->bs = NULL;
+	}
+}
+
+static void fetch_read_done(struct imap_session *s, void *ctx)
+{
+	(void)s;
+	(void)ctx; /* the step goes on, or the session ends and frees the op */
+}
+
+/* The reads of the next messages from o->next on: one message in place when reads never
+ * wait, else a batch off the loop. false: the read is out (the step waits for it). */
+static bool fetch_prefetch(struct imap_session *s, struct fetch_op *o)
+{
+	fetch_pre_release(o);
+	size_t n = store_reads_wait(s->server->store) ? FETCH_READ_BATCH : 1;
+	if (n > o->count - o->next)
+		n = o->count - o->next;
+	if (o->pre == NULL)
+		o->pre = xcalloc(FETCH_READ_BATCH, sizeof(*o->pre));
+	for (size_t i = 0; i < n; i++)
+		o->pre[i] =
+		    (struct fetch_pre){.uid = s->msgs[o->seqs[o->next + i] - 1].uid, .fd = -1};
+	o->pre_count = n;
+	o->s = s;
+	return imap_session_read(s, fetch_read, fetch_read_done, o);
+}
+
 /* Begin the next message's response: everything but the literals, which stream after it.
  * The file is mapped (never read into memory) only while the MIME structure or the header
  * end is looked for, and unmapped before anything is sent. 0, -1 a BINARY item names a part
@@ -621,12 +699,15 @@ static int fetch_msg_begin(struct imap_session *s, struct fetch_op *o, uint64_t 
 	    o->unseen_count > 0 && (m->flags & STORE_FLAG_SEEN) && fetch_was_unseen(o, m->uid);
 	uint64_t size = 0;
 	o->fd = -1;
-	if (req->item_count > 0 || req->envelope || req->bodystructure || req->body) {
-		int fd;
-		if (store_message_open(s->server->store, s->account_id, s->mailbox, m->uid, &fd,
-		                       &size) != 1)
+	struct fetch_pre none = {.fd = -1}, *p = &none;
+	if (fetch_reads(req)) {
+		p = &o->pre[o->pre_pos++];
+		ASSERT(p->uid == m->uid);
+		if (p->open_r != 1)
 			return 1;
-		o->fd = fd;
+		o->fd = p->fd;
+		p->fd = -1;
+		size = p->size;
 	}
 	unsigned char *data = NULL;
 	if (o->fd >= 0 && size > 0 && size <= SIZE_MAX &&
@@ -649,7 +730,7 @@ static int fetch_msg_begin(struct imap_session *s, struct fetch_op *o, uint64_t 
 	const char *sep = "";
 	int r = buf_printf(&b, "* %u FETCH (", seq);
 	r |= fetch_simple_items(s, req, m, with_flags, &b, &sep);
-	r |= fetch_structure(s, tmp, req, m->uid, data, (size_t)size, &root, &b, &sep);
+	r |= fetch_structure(tmp, req, p, data, (size_t)size, &root, &b, &sep);
 	int ok = fetch_spans(o, data, size, root, read);
 	if (data != NULL) {
 		munmap(data, (size_t)size);
@@ -748,6 +829,8 @@ static enum imap_step fetch_step(struct imap_session *s, void *op)
 		}
 		if (conn_output_full(s->conn) || read >= FETCH_STEP_READ_MAX)
 			return IMAP_STEP_MORE;
+		if (fetch_reads(&o->req) && o->pre_pos == o->pre_count && !fetch_prefetch(s, o))
+			return IMAP_STEP_WAIT;
 		int r = fetch_msg_begin(s, o, &read);
 		if (r == 1) {
 			/* Expunged by another session and not yet reported here: RFC 2180
@@ -777,6 +860,8 @@ static void fetch_op_free(void *op)
 {
 	struct fetch_op *o = op;
 	fetch_spans_free(o);
+	fetch_pre_release(o);
+	free(o->pre);
 	imap_fetch_chunk_deinit(&o->chunk);
 	free(o->seqs);
 	free(o->unseen);

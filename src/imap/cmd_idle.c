@@ -19,7 +19,7 @@ void cmd_idle(struct imap_cmd *cmd)
 	s->idle_tag = xstrdup(cmd->tag);
 	s->io = IMAP_IO_IDLE;
 	conn_printf(s->conn, "+ idling\r\n");
-	imap_session_sync(s, true); /* what changed before IDLE, then live (on_wake) */
+	imap_session_sync(s, true, NULL, NULL); /* what changed before IDLE, then live (on_wake) */
 }
 
 void imap_commands_idle_line(struct imap_session *s, const char *line)

@@ -39,6 +39,10 @@ struct list_name {
 	unsigned special;
 	bool exists, children, subscribed;
 	bool matched, selected, childinfo;
+	/* LIST-STATUS (RFC 5819): read in batches before the names are sent */
+	bool stat_read;
+	int stat_r; /* store_mailbox_stats(): 1, 0 none, -1 error */
+	struct store_mailbox_stats st;
 };
 
 struct list_names {
@@ -284,8 +288,8 @@ static void list_send(struct imap_session *s, const struct list_req *req, const 
 	buf_free(&attrs);
 	buf_free(&line);
 	/* RFC 5819 §2: a STATUS response after the LIST response of each selectable one. */
-	if (r == 0 && req->ret_status != 0 && e->exists)
-		(void)cmd_status_send(s, e->name, req->ret_status);
+	if (r == 0 && req->ret_status != 0 && e->exists && e->stat_r == 1)
+		(void)cmd_status_send(s, e->name, req->ret_status, &e->st);
 }
 
 /* ---- arguments ---- */
@@ -389,6 +393,9 @@ static bool list_parse(struct imap_cmd *cmd, struct list_req *req, bool *empty_r
 /* A LIST being answered in steps (imap_session_run): many mailboxes, each maybe with a
  * STATUS (RFC 5819), are more than one loop turn should write. */
 struct list_op {
+	struct imap_session *s;
+	int list_r; /* store_mailbox_list() */
+	size_t stat_from, stat_to; /* names of this pass whose STATUS the read fills */
 	struct list_req req;
 	struct list_names n;
 	int pass; /* 0: INBOX, 1: the others in octet order */
@@ -409,6 +416,47 @@ static void list_op_free(void *op)
 	free(o);
 }
 
+static bool list_answered(const struct list_op *o, const struct list_name *e)
+{
+	return (strcmp(e->name, "INBOX") == 0) == (o->pass == 0) && e->matched &&
+	       (e->selected || e->childinfo);
+}
+
+/* LIST-STATUS: the stats of the names of this pass from o->i on, up to the next
+ * LIST_STEP_NAMES answered ones, in one read (imap_session_read). */
+static void list_status_read(void *ctx)
+{
+	struct list_op *o = ctx;
+	for (size_t i = o->stat_from; i < o->stat_to; i++) {
+		struct list_name *e = &o->n.v[i];
+		if (!list_answered(o, e) || !e->exists || e->stat_read)
+			continue;
+		e->stat_r =
+		    store_mailbox_stats(o->s->server->store, o->s->account_id, e->name, &e->st);
+		e->stat_read = true;
+	}
+}
+
+static void list_status_done(struct imap_session *s, void *ctx)
+{
+	(void)s;
+	(void)ctx; /* the step goes on (or the session ends and frees the op) */
+}
+
+/* Before name e is sent: its STATUS (with the next ones') must have been read. false: a
+ * read is out (the step waits). */
+static bool list_status_ready(struct imap_session *s, struct list_op *o, const struct list_name *e)
+{
+	if (o->req.ret_status == 0 || !e->exists || e->stat_read)
+		return true;
+	o->stat_from = o->i;
+	size_t answered = 0, i = o->i;
+	for (; i < o->n.count && answered < LIST_STEP_NAMES; i++)
+		answered += list_answered(o, &o->n.v[i]);
+	o->stat_to = i;
+	return imap_session_read(s, list_status_read, list_status_done, o);
+}
+
 /* INBOX first, as clients are used to; then octet order. */
 static enum imap_step list_step(struct imap_session *s, void *op)
 {
@@ -417,17 +465,55 @@ static enum imap_step list_step(struct imap_session *s, void *op)
 	for (; o->pass < 2; o->pass++, o->i = 0) {
 		for (; o->i < o->n.count; o->i++) {
 			const struct list_name *e = &o->n.v[o->i];
-			if ((strcmp(e->name, "INBOX") == 0) != (o->pass == 0) || !e->matched ||
-			    !(e->selected || e->childinfo))
+			if (!list_answered(o, e))
 				continue;
 			if (conn_output_full(s->conn) || sent == LIST_STEP_NAMES)
 				return IMAP_STEP_MORE;
+			if (!list_status_ready(s, o, e))
+				return IMAP_STEP_WAIT;
 			list_send(s, &o->req, e);
 			sent++;
 		}
 	}
 	imap_tagged(s, o->tag, "OK", "%s completed", o->name);
 	return IMAP_STEP_DONE;
+}
+
+static void list_read(void *ctx)
+{
+	struct list_op *o = ctx;
+	o->list_r = store_mailbox_list(o->s->server->store, o->s->account_id, list_names_cb, &o->n);
+}
+
+static void list_read_done(struct imap_session *s, void *ctx)
+{
+	struct list_op *o = ctx;
+	if (s->closed) {
+		list_op_free(o);
+		return;
+	}
+	if (o->list_r < 0) {
+		imap_tagged(s, o->tag, "NO", "[SERVERBUG] Cannot list mailboxes");
+		list_op_free(o);
+		return;
+	}
+	struct list_names *n = &o->n;
+	struct list_req *req = &o->req;
+	list_names_merge(n);
+	for (size_t i = 0; i < n->count; i++) {
+		n->v[i].matched = list_matches_any(req, n->v[i].name);
+		n->v[i].selected = list_selected(req, &n->v[i]);
+	}
+	if (req->exhausted) {
+		imap_tagged(s, o->tag, "NO",
+		            "[LIMIT] Patterns too complex for this many mailboxes");
+		list_op_free(o);
+		return;
+	}
+	if (req->lsub || req->sel_recursive)
+		list_childinfo(n);
+	req->pattern_count = 0;
+	imap_session_run(s, list_step, list_op_free, o);
 }
 
 void cmd_list(struct imap_cmd *cmd)
@@ -450,30 +536,14 @@ void cmd_list(struct imap_cmd *cmd)
 		return;
 	}
 	struct list_op *o = xcalloc(1, sizeof(*o));
+	o->s = s;
 	o->n.arena = arena_new(4096); /* the names outlive the command's arena */
-	struct list_names *n = &o->n;
-	int r = store_mailbox_list(s->server->store, s->account_id, list_names_cb, n);
-	if (r < 0) {
-		list_op_free(o);
-		imap_tagged(s, cmd->tag, "NO", "[SERVERBUG] Cannot list mailboxes");
-		return;
-	}
-	list_names_merge(n);
-	for (size_t i = 0; i < n->count; i++) {
-		n->v[i].matched = list_matches_any(&req, n->v[i].name);
-		n->v[i].selected = list_selected(&req, &n->v[i]);
-	}
-	if (req.exhausted) {
-		list_op_free(o);
-		imap_tagged(s, cmd->tag, "NO",
-		            "[LIMIT] Patterns too complex for this many mailboxes");
-		return;
-	}
-	if (req.lsub || req.sel_recursive)
-		list_childinfo(n);
-	req.pattern_count = 0; /* the patterns live in the command's arena */
+	/* So do the patterns, matched after the read */
+	for (size_t i = 0; i < req.pattern_count; i++)
+		if (req.patterns[i] != NULL)
+			req.patterns[i] = arena_strdup(o->n.arena, req.patterns[i]);
 	o->req = req;
 	o->tag = xstrdup(cmd->tag);
 	o->name = xstrdup(cmd->name);
-	imap_session_run(s, list_step, list_op_free, o);
+	(void)imap_session_read(s, list_read, list_read_done, o);
 }

@@ -16,6 +16,10 @@
 struct mailbox_job {
 	struct store_mailbox_op op; /* its name/new_name point at the copies below */
 	char *name, *new_name;
+	/* SUBSCRIBE's existence check before the job (subscribe_read) */
+	struct imap_session *s;
+	char *tag;
+	int exists_r;
 };
 
 static const char *mailbox_verb(enum store_mailbox_action action)
@@ -128,10 +132,10 @@ static void mailbox_store_cb(struct store_mailbox_op *op, void *ctx)
 	imap_session_op_finished(ctx); /* writer thread: bounce to the loop */
 }
 
-static void mailbox_start(struct imap_cmd *cmd, enum store_mailbox_action action, const char *name,
-                          const char *new_name, unsigned special)
+static struct mailbox_job *mailbox_job_new(struct imap_session *s,
+                                           enum store_mailbox_action action, const char *name,
+                                           const char *new_name, unsigned special)
 {
-	struct imap_session *s = cmd->s;
 	struct mailbox_job *job = xcalloc(1, sizeof(*job));
 	job->name = xstrdup(name);
 	job->new_name = new_name != NULL ? xstrdup(new_name) : NULL;
@@ -142,9 +146,21 @@ static void mailbox_start(struct imap_cmd *cmd, enum store_mailbox_action action
 	    .new_name = job->new_name,
 	    .special_use = special,
 	};
+	return job;
+}
+
+static void mailbox_job_start(struct imap_session *s, const char *tag, struct mailbox_job *job)
+{
 	/* Pause first: the callback may run before store_mailbox_change() returns. */
-	imap_session_op_start(s, cmd->tag, mailbox_done, job);
+	imap_session_op_start(s, tag, mailbox_done, job);
 	store_mailbox_change(s->server->store, &job->op, mailbox_store_cb, s);
+}
+
+static void mailbox_start(struct imap_cmd *cmd, enum store_mailbox_action action, const char *name,
+                          const char *new_name, unsigned special)
+{
+	mailbox_job_start(cmd->s, cmd->tag,
+	                  mailbox_job_new(cmd->s, action, name, new_name, special));
 }
 
 /* The mailbox argument as UTF-8, valid for the store; NULL after answering NO. */
@@ -243,6 +259,31 @@ void cmd_rename(struct imap_cmd *cmd)
 		mailbox_start(cmd, STORE_MAILBOX_RENAME, name, new_name, 0);
 }
 
+/* SUBSCRIBE's check that the mailbox exists (imap_session_read). */
+static void subscribe_read(void *ctx)
+{
+	struct mailbox_job *job = ctx;
+	struct store_mailbox_stats st;
+	job->exists_r =
+	    store_mailbox_stats(job->s->server->store, job->s->account_id, job->name, &st);
+}
+
+static void subscribe_done(struct imap_session *s, void *ctx)
+{
+	struct mailbox_job *job = ctx;
+	char *tag = job->tag;
+	job->tag = NULL;
+	if (s->closed || job->exists_r == 0) {
+		if (!s->closed)
+			imap_tagged(s, tag, "NO", "[NONEXISTENT] Mailbox does not exist");
+		free(job->name);
+		free(job);
+	} else {
+		mailbox_job_start(s, tag, job);
+	}
+	free(tag);
+}
+
 void cmd_subscribe(struct imap_cmd *cmd)
 {
 	bool sub = strcmp(cmd->name, "SUBSCRIBE") == 0;
@@ -253,13 +294,14 @@ void cmd_subscribe(struct imap_cmd *cmd)
 	}
 	if ((name = mailbox_arg(cmd, raw, false)) == NULL)
 		return;
-	/* RFC 9051 §6.3.7 lets a server check that the mailbox exists; Dovecot does, and
-	 * clients (IMAPClient's live test) expect it. A subscription outlives its mailbox. */
-	struct store_mailbox_stats st;
-	if (sub && store_mailbox_stats(cmd->s->server->store, cmd->s->account_id, name, &st) == 0) {
-		imap_tagged(cmd->s, cmd->tag, "NO", "[NONEXISTENT] Mailbox does not exist");
+	if (!sub) {
+		mailbox_start(cmd, STORE_MAILBOX_UNSUBSCRIBE, name, NULL, 0);
 		return;
 	}
-	mailbox_start(cmd, sub ? STORE_MAILBOX_SUBSCRIBE : STORE_MAILBOX_UNSUBSCRIBE, name, NULL,
-	              0);
+	/* RFC 9051 §6.3.7 lets a server check that the mailbox exists; Dovecot does, and
+	 * clients (IMAPClient's live test) expect it. A subscription outlives its mailbox. */
+	struct mailbox_job *job = mailbox_job_new(cmd->s, STORE_MAILBOX_SUBSCRIBE, name, NULL, 0);
+	job->s = cmd->s;
+	job->tag = xstrdup(cmd->tag);
+	(void)imap_session_read(cmd->s, subscribe_read, subscribe_done, job);
 }

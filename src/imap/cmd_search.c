@@ -30,8 +30,25 @@ struct cmd_search_saved {
 	size_t count;
 };
 
+/* Messages whose files one queued read opens (store_reads_wait()): few round trips, at
+ * most this many open files. */
+#define CMD_SEARCH_READ_BATCH 32
+
+/* A message whose file the search reads, opened ahead (cmd_search_open_read). */
+struct cmd_search_file {
+	uint32_t idx; /* in the view */
+	uint32_t uid;
+	int open_r; /* store_message_open(): 1, 0 gone, -1 error */
+	int fd;     /* -1 once read or when not open */
+	uint64_t size;
+};
+
 /* A search in progress. */
 struct cmd_search_op {
+	struct imap_session *s;
+	struct cmd_search_file batch[CMD_SEARCH_READ_BATCH];
+	size_t batch_pos, batch_count;
+	bool unsorted; /* hits were found out of order (batched reads): sort at the end */
 	struct arena *arena; /* the criteria: they outlive the command arena when we yield */
 	struct imap_search *search;
 	unsigned ret; /* IMAP_SEARCH_RETURN_*; ALL when no RETURN was given */
@@ -118,20 +135,16 @@ static bool cmd_search_header_complete(const unsigned char *p, size_t len, size_
 	return false;
 }
 
-/* The octets of message uid: all of them (mapped, never copied into memory), or
- * (header_only) at least its header section (read). 1 with *data_r and *len_r (release
- * with cmd_search_unload()), 0 the message is gone from the store, -1 error. */
-static int cmd_search_load(struct imap_session *s, uint32_t uid, bool header_only,
-                           unsigned char **data_r, size_t *len_r, bool *mapped_r)
+/* The octets of an opened message file (f->fd, closed here): all of them (mapped, never
+ * copied into memory), or (header_only) at least its header section (read). Release with
+ * cmd_search_unload(). */
+static void cmd_search_load(struct cmd_search_file *f, bool header_only, unsigned char **data_r,
+                            size_t *len_r, bool *mapped_r)
 {
-	int fd;
-	uint64_t size;
-	*data_r = NULL;
-	*len_r = 0;
+	int fd = f->fd;
+	uint64_t size = f->size;
+	f->fd = -1;
 	*mapped_r = false;
-	int r = store_message_open(s->server->store, s->account_id, s->mailbox, uid, &fd, &size);
-	if (r != 1)
-		return r;
 	if (!header_only && size > 0) {
 		void *map = mmap(NULL, (size_t)size, PROT_READ, MAP_PRIVATE, fd, 0);
 		if (map != MAP_FAILED) {
@@ -139,7 +152,7 @@ static int cmd_search_load(struct imap_session *s, uint32_t uid, bool header_onl
 			*data_r = map;
 			*len_r = (size_t)size;
 			*mapped_r = true;
-			return 1;
+			return;
 		}
 	}
 	unsigned char *data = xmalloc((size_t)size + 1);
@@ -161,7 +174,6 @@ static int cmd_search_load(struct imap_session *s, uint32_t uid, bool header_onl
 	close(fd);
 	*data_r = data;
 	*len_r = got;
-	return 1;
 }
 
 static void cmd_search_unload(unsigned char *data, size_t len, bool mapped)
@@ -172,12 +184,10 @@ static void cmd_search_unload(unsigned char *data, size_t len, bool mapped)
 		free(data);
 }
 
-/* 1 match, 0 not, -1 the store failed. *read_r tells whether the file was read. */
-static int cmd_search_one(struct imap_session *s, const struct cmd_search_op *o,
-                          const struct imap_search_context *ctx, uint32_t i, bool *read_r)
+static struct imap_search_msg cmd_search_msg(const struct imap_session *s, uint32_t i)
 {
 	const struct imap_msg *m = &s->msgs[i];
-	struct imap_search_msg sm = {
+	return (struct imap_search_msg){
 	    .seq = i + 1,
 	    .uid = m->uid,
 	    .size = m->size,
@@ -185,29 +195,70 @@ static int cmd_search_one(struct imap_session *s, const struct cmd_search_op *o,
 	    .flags = m->flags | (m->recent ? IMAP_SEARCH_FLAG_RECENT : 0u),
 	    .keywords = m->keywords,
 	};
-	*read_r = false;
-	int r = imap_search_match(o->search, ctx, &sm, NULL, 0);
-	if (r >= 0)
-		return r;
-	unsigned char *data;
-	size_t len;
-	bool header_only = (o->search->needs & IMAP_SEARCH_NEED_BODY) == 0;
-	bool mapped;
-	if (cmd_search_load(s, m->uid, header_only, &data, &len, &mapped) < 0)
+}
+
+/* Match a message whose file was opened: 1 match, 0 not, -1 the store failed. */
+static int cmd_search_file_match(struct imap_session *s, const struct cmd_search_op *o,
+                                 const struct imap_search_context *ctx, struct cmd_search_file *f)
+{
+	if (f->open_r < 0)
 		return -1;
-	*read_r = true;
+	struct imap_search_msg sm = cmd_search_msg(s, f->idx);
+	unsigned char *data = NULL;
+	size_t len = 0;
+	bool mapped = false;
+	if (f->open_r == 1)
+		cmd_search_load(f, (o->search->needs & IMAP_SEARCH_NEED_BODY) == 0, &data, &len,
+		                &mapped);
 	/* Expunged by another session meanwhile (the view keeps it until the EXPUNGE may be
 	 * sent): it is searched as an empty message. */
-	r = imap_search_match(o->search, ctx, &sm, data != NULL ? data : (const unsigned char *)"",
-	                      len);
-	cmd_search_unload(data, len, mapped);
+	int r = imap_search_match(o->search, ctx, &sm,
+	                          data != NULL ? data : (const unsigned char *)"", len);
+	if (data != NULL)
+		cmd_search_unload(data, len, mapped);
 	return r;
+}
+
+/* Off the loop where reads wait: open the files of the batch. */
+static void cmd_search_open_read(void *ctx)
+{
+	struct cmd_search_op *o = ctx;
+	struct imap_session *s = o->s;
+	for (size_t i = 0; i < o->batch_count; i++) {
+		struct cmd_search_file *f = &o->batch[i];
+		f->open_r = store_message_open(s->server->store, s->account_id, s->mailbox, f->uid,
+		                               &f->fd, &f->size);
+		if (f->open_r != 1)
+			f->fd = -1;
+	}
+}
+
+static void cmd_search_open_done(struct imap_session *s, void *ctx)
+{
+	(void)s;
+	(void)ctx; /* the step goes on, or the session ends and frees the op */
+}
+
+static void cmd_search_batch_release(struct cmd_search_op *o)
+{
+	for (size_t i = o->batch_pos; i < o->batch_count; i++)
+		if (o->batch[i].fd >= 0)
+			close(o->batch[i].fd);
+	o->batch_pos = o->batch_count = 0;
+}
+
+static void cmd_search_hit(struct cmd_search_op *o, uint32_t idx)
+{
+	if (o->hit_count > 0 && o->hits[o->hit_count - 1] > idx)
+		o->unsorted = true;
+	o->hits[o->hit_count++] = idx;
 }
 
 /* ---- answering ---- */
 
 static void cmd_search_op_free(struct cmd_search_op *o)
 {
+	cmd_search_batch_release(o);
 	arena_free(&o->arena);
 	free(o->hits);
 	free(o->tag);
@@ -297,8 +348,39 @@ static int64_t cmd_search_elapsed_ns(const struct timespec *t0)
 	return (int64_t)(t.tv_sec - t0->tv_sec) * 1000000000 + (t.tv_nsec - t0->tv_nsec);
 }
 
+static int cmd_search_cmp_idx(const void *a, const void *b)
+{
+	uint32_t x = *(const uint32_t *)a, y = *(const uint32_t *)b;
+	return x < y ? -1 : x > y;
+}
+
+/* Look at the next messages without their files; those that need one go into the batch
+ * (one in place when reads never wait, else up to CMD_SEARCH_READ_BATCH). false when the
+ * time slice ran out first. */
+static bool cmd_search_scan(struct imap_session *s, struct cmd_search_op *o,
+                            const struct imap_search_context *ctx, const struct timespec *t0)
+{
+	size_t want = store_reads_wait(s->server->store) ? CMD_SEARCH_READ_BATCH : 1;
+	o->batch_pos = o->batch_count = 0;
+	while (o->next < s->count && o->batch_count < want) {
+		uint32_t i = o->next++;
+		struct imap_search_msg sm = cmd_search_msg(s, i);
+		int r = imap_search_match(o->search, ctx, &sm, NULL, 0);
+		if (r == 1)
+			cmd_search_hit(o, i);
+		else if (r < 0)
+			o->batch[o->batch_count++] =
+			    (struct cmd_search_file){.idx = i, .uid = sm.uid, .fd = -1};
+		if (i % 4096 == 0 && o->batch_count == 0 && o->next < s->count &&
+		    cmd_search_elapsed_ns(t0) > CMD_SEARCH_SLICE_NS)
+			return false;
+	}
+	return true;
+}
+
 /* One step (imap_session_run): look at messages until all are done or the slice is used
- * up; then answer, or yield to the loop (input stays paused, the view cannot change). */
+ * up; then answer, or yield to the loop (input stays paused, the view cannot change).
+ * Files are opened by batches of store reads (imap_session_read). */
 static enum imap_step cmd_search_step(struct imap_session *s, void *op)
 {
 	struct cmd_search_op *o = op;
@@ -310,22 +392,44 @@ static enum imap_step cmd_search_step(struct imap_session *s, void *op)
 	    .saved = s->search_saved != NULL ? s->search_saved->uids : NULL,
 	    .saved_count = s->search_saved != NULL ? s->search_saved->count : 0,
 	};
-	while (o->next < s->count) {
-		uint32_t i = o->next++;
-		bool read;
-		int r = cmd_search_one(s, o, &ctx, i, &read);
-		if (r < 0) {
-			cmd_search_failed(s, o);
-			return IMAP_STEP_DONE;
+	for (;;) {
+		while (o->batch_pos < o->batch_count) {
+			struct cmd_search_file *f = &o->batch[o->batch_pos++];
+			int r = cmd_search_file_match(s, o, &ctx, f);
+			if (r < 0) {
+				cmd_search_failed(s, o);
+				return IMAP_STEP_DONE;
+			}
+			if (r == 1)
+				cmd_search_hit(o, f->idx);
+			if ((o->batch_pos < o->batch_count || o->next < s->count) &&
+			    cmd_search_elapsed_ns(&t0) > CMD_SEARCH_SLICE_NS)
+				return IMAP_STEP_MORE;
 		}
-		if (r == 1)
-			o->hits[o->hit_count++] = i;
-		if ((read || i % 4096 == 0) && o->next < s->count &&
-		    cmd_search_elapsed_ns(&t0) > CMD_SEARCH_SLICE_NS)
+		if (o->next >= s->count)
+			break;
+		if (!cmd_search_scan(s, o, &ctx, &t0))
 			return IMAP_STEP_MORE;
+		o->s = s;
+		if (o->batch_count > 0 &&
+		    !imap_session_read(s, cmd_search_open_read, cmd_search_open_done, o))
+			return IMAP_STEP_WAIT;
 	}
+	if (o->unsorted)
+		qsort(o->hits, o->hit_count, sizeof(*o->hits), cmd_search_cmp_idx);
 	cmd_search_finish(s, o);
 	return IMAP_STEP_DONE;
+}
+
+static void cmd_search_synced(struct imap_session *s, void *ctx)
+{
+	struct cmd_search_op *o = ctx;
+	if (s->closed) {
+		cmd_search_op_free(o);
+		return;
+	}
+	o->hits = xmalloc(((size_t)s->count + 1) * sizeof(*o->hits));
+	imap_session_run(s, cmd_search_step, cmd_search_op_free_ctx, o);
 }
 
 void cmd_search(struct imap_cmd *cmd)
@@ -348,9 +452,6 @@ void cmd_search(struct imap_cmd *cmd)
 		imap_tagged(s, cmd->tag, "NO", "[BADCHARSET (UTF-8 US-ASCII)] Unsupported charset");
 		return;
 	}
-	/* New messages and flag changes first, so the search sees what the client will; no
-	 * EXPUNGE during SEARCH (RFC 9051 §7.5.1), UID SEARCH may have them. */
-	imap_session_sync(s, cmd->uid);
 	struct cmd_search_op *o = xcalloc(1, sizeof(*o));
 	o->arena = arena;
 	o->search = search;
@@ -359,6 +460,7 @@ void cmd_search(struct imap_cmd *cmd)
 	o->uid = cmd->uid;
 	o->tag = xstrdup(cmd->tag);
 	o->name = xstrdup(cmd->name);
-	o->hits = xmalloc(((size_t)s->count + 1) * sizeof(*o->hits));
-	imap_session_run(s, cmd_search_step, cmd_search_op_free_ctx, o);
+	/* New messages and flag changes first, so the search sees what the client will; no
+	 * EXPUNGE during SEARCH (RFC 9051 §7.5.1), UID SEARCH may have them. */
+	imap_session_sync(s, cmd->uid, cmd_search_synced, o);
 }

@@ -25,6 +25,102 @@ static void imap_select_cb(void *ctx, const struct store_entry *e)
 	imap_session_view_keywords(s, s->count++, e->keywords);
 }
 
+/* SELECT or EXAMINE between its store reads and its answer. */
+struct select_req {
+	struct imap_session *s;
+	char *tag, *name; /* the command's tag and name (SELECT or EXAMINE) */
+	char *raw;        /* the mailbox name as the client sent it */
+	bool examine;
+	/* filled by select_read */
+	int r;
+	struct store_mailbox_status st;
+	int recent_r;
+	uint32_t recent_first;
+};
+
+static void select_req_free(struct select_req *q)
+{
+	free(q->tag);
+	free(q->name);
+	free(q->raw);
+	free(q);
+}
+
+/* The reads (imap_session_read): the mailbox's keywords, then the snapshot into the view
+ * (nothing on the loop touches it meanwhile: the session is not SELECTED yet), then
+ * \Recent (IMAP4rev1). */
+static void select_read(void *ctx)
+{
+	struct select_req *q = ctx;
+	struct imap_session *s = q->s;
+	/* The mailbox's keywords first (in the order they were first used); the snapshot adds
+	 * any an entry holds beyond them (imap_session_view_keywords()). */
+	char *keywords = NULL;
+	if (store_mailbox_keywords(s->server->store, s->account_id, s->mailbox, &keywords) == 1 &&
+	    keywords[0] != '\0')
+		s->announced = keywords;
+	else
+		free(keywords);
+	q->r = store_mailbox_snapshot(s->server->store, s->account_id, s->mailbox, &q->st,
+	                              imap_select_cb, s);
+	if (q->r == 1 && !s->rev2 && s->count > 0) {
+		s->uidvalidity = q->st.uidvalidity; /* what the claim names */
+		s->read_only = q->examine;
+		q->recent_r =
+		    imap_session_recent_read(s, s->msgs[s->count - 1].uid + 1, &q->recent_first);
+	}
+}
+
+static void select_done(struct imap_session *s, void *ctx)
+{
+	struct select_req *q = ctx;
+	if (s->closed) {
+		select_req_free(q);
+		return;
+	}
+	if (q->r <= 0) {
+		imap_session_unselect(s);
+		if (q->r == 0)
+			imap_tagged(s, q->tag, "NO", "[NONEXISTENT] Mailbox does not exist");
+		else
+			imap_tagged(s, q->tag, "NO", "[SERVERBUG] Cannot open the mailbox");
+		select_req_free(q);
+		return;
+	}
+	imap_session_set_state(s, IMAP_STATE_SELECTED);
+	s->read_only = q->examine;
+	s->uidvalidity = q->st.uidvalidity;
+	s->uidnext = q->st.uidnext;
+	s->highestmodseq = q->st.highestmodseq;
+	if (q->recent_r == 1)
+		imap_session_recent_mark(s, 0, q->recent_first);
+	imap_send(s, "* %u EXISTS", s->count);
+	if (!s->rev2)
+		imap_send(s, "* %u RECENT", imap_session_recent_count(s));
+	imap_session_send_flags(s);
+	if (!s->rev2) { /* RFC 3501 §6.3.1: the first unseen message (RFC 9051 dropped it) */
+		uint32_t i = 0;
+		while (i < s->count && (s->msgs[i].flags & STORE_FLAG_SEEN))
+			i++;
+		if (i < s->count)
+			imap_send(s, "* OK [UNSEEN %u] First unseen", i + 1);
+	}
+	imap_send(s, "* OK [UIDVALIDITY %u] UIDs valid", s->uidvalidity);
+	imap_send(s, "* OK [UIDNEXT %u] Predicted next UID", s->uidnext);
+	if (s->rev2) {
+		struct buf b;
+		buf_init(&b, 8192);
+		imap_quote(&b, q->raw);
+		imap_send(s, "* LIST () \"/\" %s", buf_cstr(&b)); /* RFC 9051 §6.3.2 */
+		buf_free(&b);
+	}
+	IMAP_LOG(s, "event=select mailbox=%s messages=%u read_only=%d", s->mailbox, s->count,
+	         (int)q->examine);
+	imap_tagged(s, q->tag, "OK", "[%s] %s completed", q->examine ? "READ-ONLY" : "READ-WRITE",
+	            q->name);
+	select_req_free(q);
+}
+
 void cmd_select(struct imap_cmd *cmd)
 {
 	struct imap_session *s = cmd->s;
@@ -46,55 +142,13 @@ void cmd_select(struct imap_cmd *cmd)
 	/* Watch first, then snapshot: a change in between is reported, never lost. */
 	s->mailbox = xstrdup(name);
 	imap_session_watch(s);
-	/* The mailbox's keywords first (in the order they were first used); the snapshot adds
-	 * any an entry holds beyond them (imap_session_view_keywords()). */
-	char *keywords = NULL;
-	if (store_mailbox_keywords(s->server->store, s->account_id, name, &keywords) == 1 &&
-	    keywords[0] != '\0')
-		s->announced = keywords;
-	else
-		free(keywords);
-	struct store_mailbox_status st;
-	int r =
-	    store_mailbox_snapshot(s->server->store, s->account_id, name, &st, imap_select_cb, s);
-	if (r <= 0) {
-		imap_session_unselect(s);
-		if (r == 0)
-			imap_tagged(s, cmd->tag, "NO", "[NONEXISTENT] Mailbox does not exist");
-		else
-			imap_tagged(s, cmd->tag, "NO", "[SERVERBUG] Cannot open the mailbox");
-		return;
-	}
-	imap_session_set_state(s, IMAP_STATE_SELECTED);
-	s->read_only = examine;
-	s->uidvalidity = st.uidvalidity;
-	s->uidnext = st.uidnext;
-	s->highestmodseq = st.highestmodseq;
-	imap_session_recent_update(s, 0);
-	imap_send(s, "* %u EXISTS", s->count);
-	if (!s->rev2)
-		imap_send(s, "* %u RECENT", imap_session_recent_count(s));
-	imap_session_send_flags(s);
-	if (!s->rev2) { /* RFC 3501 §6.3.1: the first unseen message (RFC 9051 dropped it) */
-		uint32_t i = 0;
-		while (i < s->count && (s->msgs[i].flags & STORE_FLAG_SEEN))
-			i++;
-		if (i < s->count)
-			imap_send(s, "* OK [UNSEEN %u] First unseen", i + 1);
-	}
-	imap_send(s, "* OK [UIDVALIDITY %u] UIDs valid", s->uidvalidity);
-	imap_send(s, "* OK [UIDNEXT %u] Predicted next UID", s->uidnext);
-	if (s->rev2) {
-		struct buf b;
-		buf_init(&b, 8192);
-		imap_quote(&b, raw);
-		imap_send(s, "* LIST () \"/\" %s", buf_cstr(&b)); /* RFC 9051 §6.3.2 */
-		buf_free(&b);
-	}
-	IMAP_LOG(s, "event=select mailbox=%s messages=%u read_only=%d", s->mailbox, s->count,
-	         (int)examine);
-	imap_tagged(s, cmd->tag, "OK", "[%s] %s completed", examine ? "READ-ONLY" : "READ-WRITE",
-	            cmd->name);
+	struct select_req *q = xcalloc(1, sizeof(*q));
+	q->s = s;
+	q->tag = xstrdup(cmd->tag);
+	q->name = xstrdup(cmd->name);
+	q->raw = xstrdup(raw);
+	q->examine = examine;
+	(void)imap_session_read(s, select_read, select_done, q);
 }
 
 struct close_op {

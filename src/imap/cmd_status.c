@@ -6,11 +6,13 @@
 #include "imap/imap_commands.h"
 
 #include <inttypes.h>
+#include <stdlib.h>
 #include <string.h>
 #include <strings.h>
 
 #include "core/log.h"
 #include "core/utf7.h"
+#include "core/xmalloc.h"
 #include "core/banned.h"
 
 /* Items in the order the response lists them. No HIGHESTMODSEQ: CONDSTORE is not
@@ -110,14 +112,10 @@ static int status_value(struct imap_session *s, unsigned bit, const struct store
 	}
 }
 
-/* Send "* STATUS name (items)" for the mailbox name (UTF-8). 1 sent, 0 no such mailbox (or
- * a \Noselect name), -1 store error. */
-int cmd_status_send(struct imap_session *s, const char *name, unsigned items)
+/* Send "* STATUS name (items)" for the mailbox name (UTF-8) from st. 1 sent, -1 error. */
+int cmd_status_send(struct imap_session *s, const char *name, unsigned items,
+                    const struct store_mailbox_stats *st)
 {
-	struct store_mailbox_stats st;
-	int r = store_mailbox_stats(s->server->store, s->account_id, name, &st);
-	if (r <= 0)
-		return r;
 	struct buf b;
 	buf_init(&b, 16 * STORE_MAILBOX_NAME_MAX + 512);
 	cmd_status_mailbox_name(s, &b, name);
@@ -128,7 +126,7 @@ int cmd_status_send(struct imap_session *s, const char *name, unsigned items)
 			continue;
 		w = buf_printf(&b, "%s%s ", first ? "" : " ", status_names[i].name);
 		if (w == 0)
-			w = status_value(s, status_names[i].bit, &st, &b);
+			w = status_value(s, status_names[i].bit, st, &b);
 		first = false;
 	}
 	if (w == 0)
@@ -137,6 +135,40 @@ int cmd_status_send(struct imap_session *s, const char *name, unsigned items)
 		imap_send(s, "* STATUS %s", buf_cstr(&b));
 	buf_free(&b);
 	return w == 0 ? 1 : -1;
+}
+
+/* STATUS between its read and its answer. */
+struct status_req {
+	struct imap_session *s;
+	char *tag, *name;
+	unsigned items;
+	int r; /* store_mailbox_stats(): 1, 0 no such mailbox, -1 error */
+	struct store_mailbox_stats st;
+};
+
+static void status_read(void *ctx)
+{
+	struct status_req *q = ctx;
+	q->r = store_mailbox_stats(q->s->server->store, q->s->account_id, q->name, &q->st);
+}
+
+static void status_done(struct imap_session *s, void *ctx)
+{
+	struct status_req *q = ctx;
+	int r = q->r;
+	if (s->closed)
+		r = 2; /* nobody to answer */
+	else if (r == 1)
+		r = cmd_status_send(s, q->name, q->items, &q->st);
+	if (r == 0)
+		imap_tagged(s, q->tag, "NO", "[NONEXISTENT] Mailbox does not exist");
+	else if (r < 0)
+		imap_tagged(s, q->tag, "NO", "[SERVERBUG] Cannot read the mailbox status");
+	else if (r == 1)
+		imap_tagged(s, q->tag, "OK", "STATUS completed");
+	free(q->tag);
+	free(q->name);
+	free(q);
 }
 
 void cmd_status(struct imap_cmd *cmd)
@@ -156,11 +188,10 @@ void cmd_status(struct imap_cmd *cmd)
 		imap_tagged(s, cmd->tag, "NO", "[NONEXISTENT] No such mailbox (invalid name)");
 		return;
 	}
-	int r = cmd_status_send(s, name, items);
-	if (r == 0)
-		imap_tagged(s, cmd->tag, "NO", "[NONEXISTENT] Mailbox does not exist");
-	else if (r < 0)
-		imap_tagged(s, cmd->tag, "NO", "[SERVERBUG] Cannot read the mailbox status");
-	else
-		imap_tagged(s, cmd->tag, "OK", "STATUS completed");
+	struct status_req *q = xcalloc(1, sizeof(*q));
+	q->s = s;
+	q->tag = xstrdup(cmd->tag);
+	q->name = xstrdup(name);
+	q->items = items;
+	(void)imap_session_read(s, status_read, status_done, q);
 }

@@ -229,8 +229,8 @@ static void cmd_store_done(struct imap_session *s)
 		const char *tag = s->op_tag;
 		if (o->op.result == 0) {
 			cmd_store_report(s, o);
-			imap_session_sync(s, o->uid); /* RFC 9051 §7.5.1: no EXPUNGE during STORE */
-			imap_tagged(s, tag, "OK", "%s completed", o->name);
+			/* RFC 9051 §7.5.1: no EXPUNGE during STORE */
+			imap_session_sync_ok(s, o->uid, tag, "%s completed", o->name);
 		} else if (strcmp(o->op.error, STORE_ERROR_LIMIT) == 0) {
 			imap_tagged(s, tag, "NO", "[LIMIT] Too many keywords in this mailbox");
 		} else if (strcmp(o->op.error, STORE_ERROR_BAD_KEYWORD) == 0) {
@@ -290,8 +290,7 @@ void cmd_store(struct imap_cmd *cmd)
 	if (cmd_store_set_uids(cmd, &a[0], &uids, &count) < 0)
 		return;
 	if (count == 0) {
-		imap_session_sync(s, cmd->uid);
-		imap_tagged(s, cmd->tag, "OK", "%s completed", cmd->name);
+		imap_session_sync_ok(s, cmd->uid, cmd->tag, "%s completed", cmd->name);
 		return;
 	}
 	struct cmd_store_op *o = xcalloc(1, sizeof(*o));

@@ -78,8 +78,10 @@ bool cmd_search_saved_contains(const struct imap_session *s, uint32_t uid);
 /* Shared by LIST (LIST-STATUS) and STATUS, defined in cmd_status.c. */
 /* Bits for the status items of a list like (MESSAGES SIZE ...); 0 = BAD. */
 unsigned cmd_status_items(const struct imap_arg *list);
-/* Send "* STATUS name (items)"; 1 sent, 0 no such mailbox or \Noselect name, -1 error. */
-int cmd_status_send(struct imap_session *s, const char *name, unsigned items);
+/* Send "* STATUS name (items)" from st (store_mailbox_stats(), read before); 1 sent, -1
+ * error. */
+int cmd_status_send(struct imap_session *s, const char *name, unsigned items,
+                    const struct store_mailbox_stats *st);
 /* Append a UTF-8 mailbox name as a quoted string: modified UTF-7 unless UTF-8 is enabled. */
 void cmd_status_mailbox_name(struct imap_session *s, struct buf *out, const char *name);
 

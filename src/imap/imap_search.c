@@ -323,7 +323,7 @@ static const struct imap_search_key *search_parse_arg_key(struct search_parser *
 		if (a->type != IMAP_ARG_ATOM)
 			return search_fail(p, "KEYWORD needs a flag keyword");
 		p->arg++;
-		k->str = a->str;
+		k->str = arena_strdup(p->arena, a->str); /* outlives the command's arena */
 		k->len = a->len;
 		return k;
 	case SK_LARGER:

@@ -191,12 +191,17 @@ void imap_session_run(struct imap_session *s, imap_step_fn *step, void (*ctx_fre
 	s->step = step;
 	s->step_free = ctx_free;
 	s->step_ctx = ctx;
-	if (step(s, ctx) == IMAP_STEP_DONE) {
+	enum imap_io before = s->io;
+	s->io = IMAP_IO_RUN; /* what a store read of the step restores */
+	enum imap_step r = step(s, ctx);
+	if (r == IMAP_STEP_DONE) {
 		imap_step_end(s);
+		if (s->io == IMAP_IO_RUN)
+			s->io = before;
 		return;
 	}
-	if (s->io != IMAP_IO_CLOSING)
-		s->io = IMAP_IO_RUN;
+	if (r == IMAP_STEP_WAIT)
+		return; /* the read's end goes on (imap_session_go_on) */
 	conn_pause(s->conn);
 	conn_wait_writable(s->conn);
 }
@@ -205,17 +210,67 @@ void imap_session_run(struct imap_session *s, imap_step_fn *step, void (*ctx_fre
 static void imap_on_writable(struct conn *conn, void *ctx)
 {
 	struct imap_session *s = ctx;
-	if (s->step == NULL || s->closed)
+	if (s->step == NULL || s->closed || s->io == IMAP_IO_WAIT)
 		return;
-	if (s->step(s, s->step_ctx) == IMAP_STEP_MORE) {
+	enum imap_step r = s->step(s, s->step_ctx);
+	if (r == IMAP_STEP_MORE) {
 		conn_wait_writable(conn);
 		return;
 	}
+	if (r == IMAP_STEP_WAIT)
+		return;
 	imap_step_end(s);
 	if (s->io == IMAP_IO_RUN) {
 		s->io = IMAP_IO_LINE;
 		conn_resume(conn);
 	}
+}
+
+/* ---- store reads (store_read(): off the loop where they may wait) ---- */
+
+static void imap_read_run(void *arg)
+{
+	struct imap_session *s = arg;
+	s->read_fn(s->read_ctx);
+}
+
+static void imap_read_finished(void *arg)
+{
+	struct imap_session *s = arg;
+	session_async_finished(&s->life);
+}
+
+bool imap_session_read(struct imap_session *s, store_read_fn *fn, imap_read_next_fn *next,
+                       void *ctx)
+{
+	struct store *store = s->server->store;
+	if (s->closed || s->io == IMAP_IO_CLOSING || !store_reads_wait(store)) {
+		fn(ctx);
+		next(s, ctx);
+		return true;
+	}
+	s->read_fn = fn;
+	s->read_next = next;
+	s->read_ctx = ctx;
+	s->read_io = s->io;
+	s->io = IMAP_IO_WAIT;
+	session_async_start(&s->life, IMAP_ASYNC_READ);
+	if (store_read(store, imap_read_run, imap_read_finished, s))
+		imap_read_finished(s); /* ran in place (the store is closing) */
+	return false;
+}
+
+/* After a read's next: input resumes, or the step it interrupted goes on (from
+ * on_writable, at the earliest on the next loop turn), unless another read is out. */
+static void imap_session_go_on(struct imap_session *s)
+{
+	if (session_async(&s->life) != IMAP_ASYNC_NONE || s->closed)
+		return;
+	if (s->io == IMAP_IO_RUN && s->step != NULL)
+		conn_wait_writable(s->conn);
+	else if (s->io == IMAP_IO_LINE || s->io == IMAP_IO_IDLE ||
+	         s->io == IMAP_IO_LITERAL_FILE)
+		conn_resume(s->conn);
 }
 
 /* A login succeeded: count it against limit_sessions_per_user_ip (false: over it) and end
@@ -267,10 +322,20 @@ static bool imap_keywords_equal(const char *a, const char *b)
 
 struct imap_sync {
 	struct imap_session *s;
+	bool expunges;
+	imap_read_next_fn *next; /* after the sync, or NULL */
+	void *next_ctx;
+	char *line; /* imap_session_sync_ok(): the tagged answer after the sync */
+	uint32_t last_uid; /* the view's highest UID when the sync began */
+	/* filled by the read */
+	int r;
+	struct store_mailbox_status st;
 	struct store_entry *entries;
 	size_t entry_count, entry_cap;
 	uint32_t *expunged;
 	size_t expunged_count, expunged_cap;
+	int recent_r;
+	uint32_t recent_first;
 };
 
 static void imap_sync_entry(void *ctx, const struct store_entry *e)
@@ -297,34 +362,53 @@ static void imap_sync_expunged(void *ctx, uint32_t uid, uint64_t modseq)
 	y->expunged[y->expunged_count++] = uid;
 }
 
-void imap_session_sync(struct imap_session *s, bool expunges)
+/* The reads of a sync (imap_session_read): the changes, and \Recent of the new messages
+ * (IMAP4rev1), which become the view's entries above its last UID. */
+static void imap_sync_read(void *ctx)
 {
-	if (s->state != IMAP_STATE_SELECTED)
+	struct imap_sync *y = ctx;
+	struct imap_session *s = y->s;
+	y->r = store_mailbox_changes(s->server->store, s->account_id, s->mailbox,
+	                             s->highestmodseq, imap_sync_entry, imap_sync_expunged, y,
+	                             &y->st);
+	if (y->r != 1 || y->st.uidvalidity != s->uidvalidity || s->rev2)
 		return;
-	atomic_store(&s->changed, false);
-	struct imap_sync y = {.s = s};
-	struct store_mailbox_status st;
-	int r = store_mailbox_changes(s->server->store, s->account_id, s->mailbox, s->highestmodseq,
-	                              imap_sync_entry, imap_sync_expunged, &y, &st);
-	if (r != 1 || st.uidvalidity != s->uidvalidity) {
-		for (size_t i = 0; i < y.entry_count; i++)
-			free((char *)y.entries[i].keywords);
-		free(y.entries);
-		free(y.expunged);
+	uint32_t top = y->last_uid;
+	for (size_t i = 0; i < y->entry_count; i++)
+		if (y->entries[i].uid > top)
+			top = y->entries[i].uid;
+	if (top > y->last_uid)
+		y->recent_r = imap_session_recent_read(s, top + 1, &y->recent_first);
+}
+
+static void imap_sync_free(struct imap_sync *y)
+{
+	for (size_t i = 0; i < y->entry_count; i++)
+		free((char *)y->entries[i].keywords);
+	free(y->entries);
+	free(y->expunged);
+	free(y->line);
+	free(y);
+}
+
+/* What the sync read found, applied to the view and told to the client. */
+static void imap_sync_apply(struct imap_session *s, struct imap_sync *y)
+{
+	if (y->r != 1 || y->st.uidvalidity != s->uidvalidity) {
 		/* Deleted or renamed by another session (RFC 9051 §6.3.4 allows BYE): the view
 		 * cannot be kept right any more. */
-		if (r == 0 || (r == 1 && st.uidvalidity != s->uidvalidity))
+		if (y->r == 0 || (y->r == 1 && y->st.uidvalidity != s->uidvalidity))
 			imap_session_close(s,
 			                   "[CLOSED] The selected mailbox was deleted or renamed");
 		return;
 	}
 	bool complete = true;
 	/* Expunges from the highest sequence number down keep the others' numbers right. */
-	for (size_t i = 0; i < y.expunged_count; i++) {
-		long idx = imap_view_find(s, y.expunged[i]);
+	for (size_t i = 0; i < y->expunged_count; i++) {
+		long idx = imap_view_find(s, y->expunged[i]);
 		if (idx < 0)
 			continue;
-		if (!expunges) {
+		if (!y->expunges) {
 			complete = false;
 			continue;
 		}
@@ -332,8 +416,8 @@ void imap_session_sync(struct imap_session *s, bool expunges)
 		imap_session_view_remove(s, idx);
 	}
 	uint32_t old_count = s->count;
-	for (size_t i = 0; i < y.entry_count; i++) {
-		const struct store_entry *e = &y.entries[i];
+	for (size_t i = 0; i < y->entry_count; i++) {
+		const struct store_entry *e = &y->entries[i];
 		long idx = imap_view_find(s, e->uid);
 		if (idx >= 0) {
 			if (s->msgs[idx].flags != e->flags ||
@@ -364,20 +448,75 @@ void imap_session_sync(struct imap_session *s, bool expunges)
 	if (s->count != old_count) {
 		imap_send(s, "* %u EXISTS", s->count);
 		if (!s->rev2 && s->count > old_count) {
-			imap_session_recent_update(s, old_count);
+			if (y->recent_r == 1)
+				imap_session_recent_mark(s, old_count, y->recent_first);
 			imap_send(s, "* %u RECENT", imap_session_recent_count(s));
 		}
 	}
-	if (st.uidnext > s->uidnext)
-		s->uidnext = st.uidnext;
+	if (y->st.uidnext > s->uidnext)
+		s->uidnext = y->st.uidnext;
 	if (complete)
-		s->highestmodseq = st.highestmodseq;
+		s->highestmodseq = y->st.highestmodseq;
 	else
 		atomic_store(&s->changed, true); /* expunges still owed */
-	for (size_t i = 0; i < y.entry_count; i++)
-		free((char *)y.entries[i].keywords);
-	free(y.entries);
-	free(y.expunged);
+}
+
+static void imap_sync_done(struct imap_session *s, void *ctx)
+{
+	struct imap_sync *y = ctx;
+	if (!s->closed)
+		imap_sync_apply(s, y);
+	imap_read_next_fn *next = y->next;
+	void *next_ctx = y->next_ctx;
+	if (y->line != NULL && !s->closed)
+		imap_send(s, "%s", y->line);
+	imap_sync_free(y);
+	if (next != NULL)
+		next(s, next_ctx);
+}
+
+static void imap_sync_start(struct imap_session *s, bool expunges, imap_read_next_fn *next,
+                            void *ctx, char *line)
+{
+	if (s->state != IMAP_STATE_SELECTED) {
+		if (line != NULL && !s->closed)
+			imap_send(s, "%s", line);
+		free(line);
+		if (next != NULL)
+			next(s, ctx);
+		return;
+	}
+	atomic_store(&s->changed, false);
+	struct imap_sync *y = xcalloc(1, sizeof(*y));
+	*y = (struct imap_sync){.s = s,
+	                        .expunges = expunges,
+	                        .next = next,
+	                        .next_ctx = ctx,
+	                        .line = line,
+	                        .last_uid = s->count > 0 ? s->msgs[s->count - 1].uid : 0};
+	(void)imap_session_read(s, imap_sync_read, imap_sync_done, y);
+}
+
+void imap_session_sync(struct imap_session *s, bool expunges, imap_read_next_fn *next,
+                       void *ctx)
+{
+	imap_sync_start(s, expunges, next, ctx, NULL);
+}
+
+void imap_session_sync_ok(struct imap_session *s, bool expunges, const char *tag,
+                          const char *fmt, ...)
+{
+	struct buf b;
+	buf_init(&b, 1024 * 1024);
+	va_list ap;
+	va_start(ap, fmt);
+	int r = buf_printf(&b, "%s OK ", tag);
+	r |= buf_vprintf(&b, fmt, ap);
+	va_end(ap);
+	(void)r; /* a full buffer truncates the text; callers size it far below */
+	char *line = xstrdup(buf_cstr(&b));
+	buf_free(&b);
+	imap_sync_start(s, expunges, NULL, NULL, line);
 }
 
 void imap_session_view_remove(struct imap_session *s, long idx)
@@ -484,15 +623,15 @@ void imap_session_flags_text(struct imap_session *s, struct buf *b, const struct
 	(void)r; /* callers size b for a flag list */
 }
 
-void imap_session_recent_update(struct imap_session *s, uint32_t from)
+int imap_session_recent_read(struct imap_session *s, uint32_t upto, uint32_t *first_r)
 {
-	if (s->rev2 || from >= s->count)
-		return;
 	/* Claim only what this session is told of: up to its last UID. */
-	uint32_t upto = s->msgs[s->count - 1].uid + 1, first;
-	if (store_recent_claim(s->server->store, s->account_id, s->mailbox, s->uidvalidity, upto,
-	                       !s->read_only, &first) != 1)
-		return;
+	return store_recent_claim(s->server->store, s->account_id, s->mailbox, s->uidvalidity,
+	                          upto, !s->read_only, first_r) == 1;
+}
+
+void imap_session_recent_mark(struct imap_session *s, uint32_t from, uint32_t first)
+{
 	for (uint32_t i = from; i < s->count; i++)
 		s->msgs[i].recent = s->msgs[i].uid >= first;
 }
@@ -754,6 +893,15 @@ static void imap_async_done(void *ctx, int kind)
 		imap_commands_login_resume(s);
 		return;
 	}
+	if (kind == IMAP_ASYNC_READ) {
+		if (s->io == IMAP_IO_WAIT) /* not closing meanwhile (timeout, too many errors) */
+			s->io = s->read_io;
+		imap_read_next_fn *next = s->read_next;
+		s->read_next = NULL;
+		next(s, s->read_ctx);
+		imap_session_go_on(s);
+		return;
+	}
 	s->io = IMAP_IO_LINE;
 	s->op_done(s);
 	if (s->io == IMAP_IO_LINE)
@@ -765,6 +913,11 @@ static void imap_async_abandoned(void *ctx, int kind)
 	struct imap_session *s = ctx;
 	if (kind == IMAP_ASYNC_OP && s->op_done != NULL)
 		s->op_done(s); /* frees the op; writes go nowhere (s->closed) */
+	if (kind == IMAP_ASYNC_READ && s->read_next != NULL) {
+		imap_read_next_fn *next = s->read_next;
+		s->read_next = NULL;
+		next(s, s->read_ctx); /* releases what the read owns (s->closed) */
+	}
 }
 
 /* Every wake of an open session: the change bus, or after an operation's answer. */
@@ -772,7 +925,7 @@ static void imap_after_wake(void *ctx)
 {
 	struct imap_session *s = ctx;
 	if (s->io == IMAP_IO_IDLE && atomic_load(&s->changed))
-		imap_session_sync(s, true); /* RFC 2177: report changes while idling */
+		imap_session_sync(s, true, NULL, NULL); /* RFC 2177: report changes while idling */
 }
 
 /* Shutdown: BYE and close; an operation in flight (an APPEND's commit, a password check)

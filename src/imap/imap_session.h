@@ -49,15 +49,18 @@ enum imap_io {
 	IMAP_IO_CLOSING,
 };
 
-enum imap_async { IMAP_ASYNC_NONE, IMAP_ASYNC_AUTH, IMAP_ASYNC_OP };
+enum imap_async { IMAP_ASYNC_NONE, IMAP_ASYNC_AUTH, IMAP_ASYNC_OP, IMAP_ASYNC_READ };
 
 /* What one step of a long command says (imap_session_run). */
 enum imap_step {
 	IMAP_STEP_DONE, /* the command has answered (its tagged reply is queued) */
 	IMAP_STEP_MORE, /* call the step again when the client can take more output */
+	IMAP_STEP_WAIT, /* a store read is out (imap_session_read): call again after it */
 };
 struct imap_session;
 typedef enum imap_step imap_step_fn(struct imap_session *s, void *ctx);
+/* The loop's part of a store read (imap_session_read). */
+typedef void imap_read_next_fn(struct imap_session *s, void *ctx);
 
 /* One message of the selected mailbox as this session sees it (sequence number = index + 1). */
 struct imap_msg {
@@ -120,6 +123,12 @@ struct imap_session {
 	/* IDLE */
 	char *idle_tag;
 
+	/* the store read in flight (IMAP_ASYNC_READ, imap_session_read) */
+	store_read_fn *read_fn;
+	imap_read_next_fn *read_next;
+	void *read_ctx;
+	enum imap_io read_io; /* s->io before the read */
+
 	/* the long command running in steps (imap_session_run), NULL when none */
 	imap_step_fn *step;
 	void (*step_free)(void *ctx);
@@ -152,6 +161,17 @@ bool imap_session_admit_login(struct imap_session *s, uint64_t account);
 void imap_session_op_start(struct imap_session *s, const char *tag,
                            void (*done)(struct imap_session *s), void *op);
 void imap_session_op_finished(struct imap_session *s);
+/* Run store reads off the loop where they may wait (store.h, store_read()): fn(ctx) runs
+ * the reads (on a reader thread when store_reads_wait(), so it may touch only ctx and what
+ * nothing on the loop touches meanwhile), then next(s, ctx) runs on the loop. When reads
+ * never wait both run here at once and it returns true. Else it returns false: input is
+ * paused (s->io is IMAP_IO_WAIT: no pipelined command, IDLE line or change-bus sync runs;
+ * a running step returns IMAP_STEP_WAIT) until next(s, ctx) runs from the wake that ends
+ * the read; then s->io is restored, input resumes and a step goes on. If the connection
+ * closed meanwhile, next runs with s->closed set: it must only release what the read owns
+ * and start nothing. */
+bool imap_session_read(struct imap_session *s, store_read_fn *fn, imap_read_next_fn *next,
+                       void *ctx);
 /* Run a long command (FETCH, SEARCH, ...) as resumable steps, the one mechanism for every
  * command whose work or output may be large (Dovecot's command_func_t model). step(s, ctx)
  * runs at once and then again until it returns IMAP_STEP_DONE; each call must do a bounded
@@ -169,8 +189,14 @@ void imap_session_op_finished(struct imap_session *s);
 void imap_session_run(struct imap_session *s, imap_step_fn *step, void (*ctx_free)(void *ctx),
                       void *ctx);
 /* Bring the client's view of the selected mailbox up to date with the store: untagged
- * EXPUNGE (only when expunges may be sent now, RFC 9051 §7.5.1), EXISTS and FETCH FLAGS. */
-void imap_session_sync(struct imap_session *s, bool expunges);
+ * EXPUNGE (only when expunges may be sent now, RFC 9051 §7.5.1), EXISTS and FETCH FLAGS;
+ * then next(s, ctx) (NULL: nothing). The read goes through imap_session_read(): next may
+ * run later, and runs with s->closed set when the connection closed meanwhile. */
+void imap_session_sync(struct imap_session *s, bool expunges, imap_read_next_fn *next,
+                       void *ctx);
+/* The same, then the tagged "tag OK text" (formatted now) is sent. */
+void imap_session_sync_ok(struct imap_session *s, bool expunges, const char *tag,
+                          const char *fmt, ...) __attribute__((format(printf, 4, 5)));
 /* Start watching the selected mailbox (SELECT/EXAMINE). */
 void imap_session_watch(struct imap_session *s);
 /* Remove view entry idx (0-based) after its EXPUNGE was sent. */
@@ -182,9 +208,12 @@ void imap_session_view_keywords(struct imap_session *s, long idx, const char *ke
 void imap_session_flags_text(struct imap_session *s, struct buf *b, const struct imap_msg *m);
 /* Untagged FLAGS and OK [PERMANENTFLAGS] with every keyword in s->announced. */
 void imap_session_send_flags(struct imap_session *s);
-/* \Recent of view entries from index from on: claim them (read-write IMAP4rev1 session) or
- * look (EXAMINE), and mark those that are recent to this session. */
-void imap_session_recent_update(struct imap_session *s, uint32_t from);
+/* \Recent of view entries up to UID upto - 1: claim them (read-write IMAP4rev1 session) or
+ * look (EXAMINE). A store read (runs inside imap_session_read()'s fn): 1 with *first_r the
+ * lowest UID recent to this session, else 0. */
+int imap_session_recent_read(struct imap_session *s, uint32_t upto, uint32_t *first_r);
+/* Mark view entries from index from on recent when their UID is at least first. */
+void imap_session_recent_mark(struct imap_session *s, uint32_t from, uint32_t first);
 /* Number of view entries with \Recent. */
 uint32_t imap_session_recent_count(const struct imap_session *s);
 /* Forget the selected mailbox (CLOSE, UNSELECT, a new SELECT). */

@@ -13,6 +13,10 @@ import pytest
 from imap_helpers import imap_ports, tls_ctx, wait_imap
 from conftest import HOST
 
+# Store reads run on the store's reader threads (store_read(), the path PostgreSQL takes):
+# every command here answers from the read's completion, not in place.
+SERVER_CONF = {"store_read_threads": "2"}
+
 PASSWORD = "bin-Secret-7"
 _counter = itertools.count(1)
 

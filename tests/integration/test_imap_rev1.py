@@ -15,7 +15,7 @@ from conftest import HOST
 
 PASSWORD = "rev1-Secret-4"
 # debug: the IMAP state changes are logged there (test_state_changes_are_logged)
-SERVER_CONF = {"log_level": "debug"}
+SERVER_CONF = {"log_level": "debug", "store_read_threads": "2"}  # reads off the loop
 _users = itertools.count(1)
 
 

@@ -19,6 +19,10 @@ import pytest
 from conftest import HOST, make_server
 from imap_helpers import imap_ports, tls_ctx, wait_imap
 
+# Store reads run on the store's reader threads (store_read(), the path PostgreSQL takes):
+# every command here answers from the read's completion, not in place.
+SERVER_CONF = {"store_read_threads": "2"}
+
 PASSWORD = "stream-Secret-8"
 _counter = itertools.count(1)
 MIB = 1024 * 1024
@@ -136,7 +140,7 @@ def user(server):
 def fresh_server(tmp_path_factory):
     """A server of its own: RSS measured from a process that has not yet served (and freed)
     hundreds of MiB, whose allocator could otherwise reuse that memory unseen."""
-    srv = make_server(tmp_path_factory, "stream_rss")
+    srv = make_server(tmp_path_factory, "stream_rss", SERVER_CONF)
     srv.start()
     yield srv
     srv.stop_and_check()

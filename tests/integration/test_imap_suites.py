@@ -43,19 +43,33 @@ pytestmark = pytest.mark.skipif(not SHARED.is_dir(),
                                 reason="../shared (imaptest, imapclient-livetest) is absent")
 
 
-@pytest.fixture(scope="module")
-def suite_server(tmp_path_factory):
-    srv = make_server(tmp_path_factory, "imap_suites", accounts=False, extra_conf={
+def suite_server_start(tmp_path_factory, name, **conf):
+    srv = make_server(tmp_path_factory, name, accounts=False, extra_conf=dict({
         # imaptest and the live test log in with LOGIN on the plaintext port (loopback).
         "allow_plaintext_auth": "yes",
         "limit_connections_per_ip": "500",
-    })
+    }, **conf))
     srv.cli("domain", "add", DOMAIN)
     for i in range(1, STRESS_USERS + 1):
         srv.add_user("user%d@%s" % (i, DOMAIN), PASSWORD)
     srv.add_user(SCRIPT_USER, PASSWORD)
     srv.add_user(LIVE_USER, PASSWORD)
     srv.start()
+    return srv
+
+
+@pytest.fixture(scope="module")
+def suite_server(tmp_path_factory):
+    srv = suite_server_start(tmp_path_factory, "imap_suites")
+    yield srv
+    srv.stop_and_check()
+
+
+@pytest.fixture(scope="module")
+def read_threads_server(tmp_path_factory):
+    """Store reads on the store's reader threads (the path PostgreSQL takes): every SELECT,
+    sync, FETCH, SEARCH, STATUS and LIST answers from a read's completion."""
+    srv = suite_server_start(tmp_path_factory, "imap_suites_reads", store_read_threads="2")
     yield srv
     srv.stop_and_check()
 
@@ -113,11 +127,11 @@ def test_imaptest_groups_not_silently_skipped(suite_server):
             "group %s sent no commands:\n%s" % (name, out[-2000:]))
 
 
-def stress(server, *extra):
+def stress(server, *extra, secs=STRESS_SECS):
     mbox = IMAPTEST_DIR / "tests" / "default.mbox"
     out = imaptest(server, "user=user%d@" + DOMAIN, "pass=" + PASSWORD,
-                   "users=%d" % STRESS_USERS, "clients=10", "secs=%d" % STRESS_SECS,
-                   "mbox=" + str(mbox), *extra, timeout=STRESS_SECS + 300)
+                   "users=%d" % STRESS_USERS, "clients=10", "secs=%d" % secs,
+                   "mbox=" + str(mbox), *extra, timeout=secs + 300)
     errors = [l for l in out.splitlines() if "Error:" in l]
     assert not errors, "%d errors:\n%s" % (len(errors), "\n".join(errors[:60]))
     assert "Totals:" in out, out[-4000:]
@@ -130,6 +144,14 @@ def test_imaptest_stress_default(suite_server):
 
 def test_imaptest_stress_no_logout(suite_server):
     stress(suite_server, "logout=0")
+
+
+def test_imaptest_scripted_reads_off_the_loop(read_threads_server):
+    test_imaptest_scripted(read_threads_server)
+
+
+def test_imaptest_stress_reads_off_the_loop(read_threads_server):
+    stress(read_threads_server, secs=min(STRESS_SECS, 20))
 
 
 def test_imapclient_livetest(suite_server, tmp_path):

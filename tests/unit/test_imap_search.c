@@ -383,6 +383,25 @@ static void test_keywords(void **state)
 	assert_int_equal(match_msg("UNKEYWORD Personal", &m), 1);
 }
 
+/* A search outlives its command (it runs in steps, and on the store's reader threads it
+ * waits for reads): the criteria keep no pointer into the command's arguments, whose arena
+ * is reset for the next command. */
+static void test_criteria_outlive_the_command(void **state)
+{
+	(void)state;
+	struct arena *keep = arena_new(4096);
+	struct imap_search *search = NULL;
+	const char *error = NULL;
+	assert_int_equal(imap_search_parse(keep, args_of("KEYWORD Work"), &search, &error), 0);
+	imap_parser_reset(parser);
+	arena_reset(arena);
+	(void)args_of("KEYWORD Xxxx UNKEYWORD Yyyy"); /* reuses the arena's memory */
+	struct imap_search_msg m = msg_default();
+	m.keywords = "Work";
+	assert_int_equal(imap_search_match(search, &ctx_default, &m, NULL, 0), 1);
+	arena_free(&keep);
+}
+
 static void test_sizes(void **state)
 {
 	(void)state;
@@ -933,6 +952,7 @@ int main(void)
 	    cmocka_unit_test_setup_teardown(test_doc_walks_mime_tree, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_header_prefix_is_enough, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_fold, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_criteria_outlive_the_command, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_random_messages, setup, teardown),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
