@@ -50,9 +50,11 @@ start() {
 }
 
 stop() {
-	[ -d "$dir/data" ] || exit 0
-	as_pg "$PG_BIN/pg_ctl" -D "$dir/data" -m immediate -w stop >/dev/null 2>&1 || true
-	rm -rf "$dir/data"
+	[ -d "$dir" ] || exit 0
+	if [ -d "$dir/data" ]; then
+		as_pg "$PG_BIN/pg_ctl" -D "$dir/data" -m immediate -w stop >/dev/null 2>&1 || true
+		rm -rf "$dir/data"
+	fi
 	rm -f "$dir/port" "$dir/initdb.log" "$dir/server.log"
 	rmdir "$dir" 2>/dev/null || true
 }

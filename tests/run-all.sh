@@ -19,6 +19,20 @@ if sh tests/check-layers.sh; then count 1 0; else count 0 1; fi
 echo "== formatting (clang-format, .clang-format)"
 if sh tests/check-format.sh; then echo "format ok"; count 1 0; else count 0 1; fi
 
+# A throw-away PostgreSQL cluster for the tests that run on both engines
+# (POSTHORN_TEST_PGURL); stopped at the end, whatever happens.
+echo "== PostgreSQL test cluster"
+pgdir=$(mktemp -d /tmp/posthorn-pg.XXXXXX)
+trap 'sh tests/pg_cluster.sh stop "$pgdir"' EXIT
+trap 'exit 1' INT TERM
+if POSTHORN_TEST_PGURL=$(sh tests/pg_cluster.sh start "$pgdir"); then
+	export POSTHORN_TEST_PGURL
+	echo "cluster ok: $POSTHORN_TEST_PGURL"; count 1 0
+else
+	unset POSTHORN_TEST_PGURL
+	echo "cluster FAILED: the PostgreSQL tests skip"; count 0 1
+fi
+
 echo "== unit tests"
 export ASAN_OPTIONS=detect_leaks=1:abort_on_error=0 UBSAN_OPTIONS=print_stacktrace=1
 for t in build/asan/tests/test_*; do
