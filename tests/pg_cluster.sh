@@ -30,8 +30,11 @@ start() {
 	dir=$(cd "$dir" && pwd)
 	[ -e "$dir/data" ] && { echo "pg_cluster: $dir/data exists" >&2; exit 1; }
 	[ "$(id -u)" = 0 ] && chown postgres "$dir"
-	# --no-sync: only initdb's own final sync is skipped; the server keeps fsync on.
+	# --no-sync: only initdb's own final sync is skipped; the server keeps fsync on. The
+	# default collation is linguistic (ICU), as on most installations: byte order where
+	# the store needs it must come from the schema.
 	as_pg "$PG_BIN/initdb" -D "$dir/data" -U postgres -A trust -E UTF8 --locale=C.UTF-8 \
+		--locale-provider=icu --icu-locale=en \
 		--no-sync >"$dir/initdb.log" 2>&1 || { cat "$dir/initdb.log" >&2; exit 1; }
 	tries=0
 	while :; do

@@ -51,6 +51,7 @@ enum {
 	T_BAD,
 	T_META,
 	T_PID,
+	T_SETTING,
 	T_N /* below SQ_COUNT */
 };
 
@@ -69,6 +70,7 @@ static const char *const test_texts[SQ_COUNT] = {
     [T_BAD] = "SELECT nope FROM nowhere",
     [T_META] = "SELECT value FROM meta WHERE key = ?1",
     [T_PID] = "SELECT pg_backend_pid()",
+    [T_SETTING] = "SELECT current_setting(?1)",
 };
 
 static const char sqlite_table[] =
@@ -311,6 +313,15 @@ static void test_echo(void **state)
 	                 SQL_ROW);
 	assert_true(sql_col_null(r, 0) && !sql_col_null(r, 1) && sql_col_null(r, 2));
 	sql_row_done(r);
+	if (e->kind == KIND_PG) {
+		/* A statement is prepared with the types of its first run; other types are
+		 * a programming error, reported. */
+		error = NULL;
+		assert_int_equal(sql_step(e->w, T_ECHO, &r, &error, "iii", (int64_t)1, (int64_t)2,
+		                          (int64_t)3),
+		                 -1);
+		assert_non_null(strstr(error, "bound as \"iii\", prepared as \"sib\""));
+	}
 	/* ?N inside quoted strings and identifiers is not a parameter. */
 	assert_int_equal(sql_step(e->w, T_QUOTES, &r, &error, ""), SQL_ROW);
 	assert_string_equal(sql_col_text(r, 0), "?1 '?2'");
@@ -525,6 +536,35 @@ static void test_errors(void **state)
 	error = NULL;
 	assert_int_equal(e->driver->script(e->w, "CREATE TABLE t (x int)", &error), -1);
 	assert_non_null(error);
+	if (e->kind == KIND_PG) {
+		/* Text must be UTF-8 on PostgreSQL (SQLite stores any bytes): an error. */
+		int64_t id;
+		error = NULL;
+		assert_int_equal(sql_int(e->w, T_INSERT, &id, &error, "sib", "caf\xe9", (int64_t)1,
+		                         NULL, (size_t)0),
+		                 -1);
+		assert_non_null(strstr(error, "SQLSTATE 22021"));
+		assert_int_equal(count_rows(e->w), 0);
+	}
+}
+
+/* A target that is no connection string, or where nothing listens: errors. */
+static void test_pg_bad_target(void **state)
+{
+	struct sql *sql;
+	const char *error = NULL;
+	(void)state;
+	assert_int_equal(sql_open(&sql_driver_pg, "postgresql://[::1", test_texts, SQ_COUNT, &sql,
+	                          &error),
+	                 -1);
+	assert_non_null(strstr(error, "connection string"));
+	assert_int_equal(sql_open(&sql_driver_pg, "host=127.0.0.1 port=1 connect_timeout=5",
+	                          test_texts, SQ_COUNT, &sql, &error),
+	                 0);
+	error = NULL;
+	assert_null(sql_connect(sql, SQL_ROLE_WRITER, &error));
+	assert_non_null(strstr(error, "database error"));
+	sql_close(&sql);
 }
 
 /* ---- migrations ---- */
@@ -572,7 +612,87 @@ static void test_migrate(void **state)
 	assert_int_equal(sql_schema_version(e->w), latest + 1);
 }
 
+/* ---- byte order of names ---- */
+
+struct names {
+	char v[8][16];
+	int n;
+};
+
+static void names_row(void *ctx, struct sql_row *r)
+{
+	struct names *n = ctx;
+	assert_true(n->n < 8);
+	snprintf(n->v[n->n++], sizeof(n->v[0]), "%s", sql_col_text0(r, sql_col_null(r, 1) ? 0 : 1));
+}
+
+/* Mailbox children are a range of names, and lists are sorted: both in byte order, as
+ * SQLite's, on a database whose default collation is linguistic (the test cluster's). */
+static void test_name_order(void **state)
+{
+	struct env *e = env_get(state);
+	struct sql *sql;
+	const char *error = NULL;
+	if (sql_open(e->driver, e->target, store_db_texts(), SQ_COUNT, &sql, &error) < 0)
+		fail_msg("sql_open: %s", error);
+	struct sql_conn *c = sql_connect(sql, SQL_ROLE_WRITER, &error);
+	assert_non_null(c);
+	assert_int_equal(sql_migrate(c, sql->driver->migration_count, &error), 0);
+	script(c, "INSERT INTO domains (id, name, created) VALUES (1, 'ab.org', 0),"
+	          " (2, 'a.org', 0), (3, 'a-b.org', 0), (4, 'A.org', 0);"
+	          "INSERT INTO accounts (id, address, domain_id, password_hash, created)"
+	          " VALUES (1, 'u@ab.org', 1, '', 0);"
+	          "INSERT INTO mailboxes (account_id, name, uidvalidity) VALUES (1, 'a', 1),"
+	          " (1, 'a/c', 1), (1, 'a+b', 1), (1, 'a~b', 1), (1, 'a0', 1), (1, 'a.b', 1),"
+	          " (1, 'ab', 1), (1, 'a/b', 1), (1, 'A/b', 1)");
+	struct names n = {0};
+	assert_int_equal(sql_each(c, SQ_MB_CHILDREN, names_row, &n, "iss", (int64_t)1, "a/", "a0"),
+	                 0);
+	assert_int_equal(n.n, 2);
+	assert_string_equal(n.v[0], "a/b");
+	assert_string_equal(n.v[1], "a/c");
+	n = (struct names){0};
+	assert_int_equal(sql_each(c, SQ_DOMAIN_LIST, names_row, &n, ""), 0);
+	assert_int_equal(n.n, 4);
+	assert_string_equal(n.v[0], "A.org");
+	assert_string_equal(n.v[1], "a-b.org");
+	assert_string_equal(n.v[2], "a.org");
+	assert_string_equal(n.v[3], "ab.org");
+	sql_disconnect(c);
+	sql_close(&sql);
+}
+
 /* ---- PostgreSQL only ---- */
+
+static void expect_setting(struct sql_conn *c, const char *name, const char *value)
+{
+	struct sql_row *r;
+	const char *error = NULL;
+	if (sql_step(c, T_SETTING, &r, &error, "s", name) != SQL_ROW)
+		fail_msg("setting %s: %s", name, error);
+	assert_string_equal(sql_col_text(r, 0), value);
+	sql_row_done(r);
+}
+
+/* Connections name themselves, speak UTF-8, and readers are read-only. */
+static void test_pg_session(void **state)
+{
+	struct env *e = env_get(state);
+	const char *error = NULL;
+	expect_setting(e->w, "application_name", "posthorn");
+	expect_setting(e->w, "client_encoding", "UTF8");
+	expect_setting(e->w, "default_transaction_read_only", "off");
+	struct sql_conn *rd = sql_connect(e->sql, SQL_ROLE_READER, &error);
+	assert_non_null(rd);
+	expect_setting(rd, "default_transaction_read_only", "on");
+	assert_int_equal(sql_begin(rd, SQL_TX_READ, &error), 0);
+	expect_setting(rd, "transaction_isolation", "repeatable read");
+	assert_int_equal(sql_end(rd, 0, &error), 0);
+	assert_int_equal(sql_begin(e->w, SQL_TX_WRITE, &error), 0);
+	expect_setting(e->w, "transaction_isolation", "read committed");
+	assert_int_equal(sql_end(e->w, 0, &error), 0);
+	sql_disconnect(rd);
+}
 
 static PGconn *pg_raw(struct env *e)
 {
@@ -833,11 +953,15 @@ static void test_pg_migrate_concurrent(void **state)
 	while (!pg_lock_waiter(pg) && polls++ < 1000)
 		usleep(10000);
 	PQfinish(pg);
-	assert_true(polls <= 1000); /* the second node waits */
-	assert_int_equal(d->script(e->w, d->migrations[0], &error), 0);
-	assert_int_equal(d->schema_set(e->w, 1, &error), 0);
-	assert_int_equal(sql_end(e->w, 0, &error), 0);
+	bool waited = polls <= 1000;
+	/* Nothing asserted until the thread is joined (it uses e->sql). */
+	int ret = d->script(e->w, d->migrations[0], &error);
+	if (ret == 0)
+		ret = d->schema_set(e->w, 1, &error);
+	ret = sql_end(e->w, ret, &error);
 	assert_int_equal(pthread_join(t, NULL), 0);
+	assert_true(waited); /* the second node waited for the first */
+	assert_int_equal(ret, 0);
 	if (m.ret != 0)
 		fail_msg("second node: %s", m.error);
 	assert_int_equal(m.version, d->migration_count);
@@ -876,6 +1000,7 @@ int main(void)
 {
 	const struct CMUnitTest tests[] = {
 	    cmocka_unit_test(test_rewrite),
+	    cmocka_unit_test(test_pg_bad_target),
 	    BOTH(test_params),
 	    BOTH(test_echo),
 	    BOTH(test_returning_changes),
@@ -884,6 +1009,8 @@ int main(void)
 	    BOTH(test_end),
 	    BOTH(test_errors),
 	    BOTH(test_migrate),
+	    BOTH(test_name_order),
+	    PG(test_pg_session),
 	    PG(test_pg_schema_is_sqlite),
 	    PG(test_pg_store_texts_prepare),
 	    PG(test_pg_lost_connection),
