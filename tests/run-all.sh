@@ -39,7 +39,8 @@ for t in build/asan/tests/test_*; do
 	[ -x "$t" ] || continue
 	out=$(CMOCKA_MESSAGE_OUTPUT=TAP "$t" 2>&1); rc=$?
 	ok=$(printf '%s\n' "$out" | grep -c '^ok ')
-	bad=$(printf '%s\n' "$out" | grep -c '^not ok ')
+	# cmocka 1.1 prints a skipped test as "not ok N # SKIP": not a failure.
+	bad=$(printf '%s\n' "$out" | grep '^not ok ' | grep -vc '# SKIP')
 	if [ $rc -ne 0 ] && [ "$bad" -eq 0 ]; then bad=1; fi
 	[ "$bad" -ne 0 ] && printf '%s\n' "$out"
 	echo "$(basename "$t"): $ok passed, $bad failed"
