@@ -662,6 +662,32 @@ static void test_name_order(void **state)
 	sql_close(&sql);
 }
 
+/* Every PostgreSQL replacement is also valid SQLite: the common text could take it. */
+static void test_pg_replacements_portable(void **state)
+{
+	char dir[64], path[128];
+	const char *error = NULL;
+	sqlite3 *db;
+	(void)state;
+	snprintf(dir, sizeof(dir), "/tmp/test_sql.XXXXXX");
+	assert_non_null(mkdtemp(dir));
+	if (store_db_create(dir, SQL_SQLITE_MIGRATION_COUNT, &error) < 0)
+		fail_msg("store_db_create: %s", error);
+	snprintf(path, sizeof(path), "%s/%s", dir, SQL_SQLITE_DB_NAME);
+	assert_int_equal(sqlite3_open_v2(path, &db, SQLITE_OPEN_READONLY, NULL), SQLITE_OK);
+	int n = 0;
+	for (const struct sql_replacement *r = sql_pg_replacements; r->text != NULL; r++, n++) {
+		sqlite3_stmt *st = NULL;
+		if (sqlite3_prepare_v2(db, r->text, -1, &st, NULL) != SQLITE_OK)
+			print_error("statement %u: %s\n  %s\n", r->id, r->text, sqlite3_errmsg(db));
+		assert_non_null(st);
+		sqlite3_finalize(st);
+	}
+	sqlite3_close(db);
+	nftw(dir, rm_entry, 16, FTW_DEPTH | FTW_PHYS);
+	assert_true(n > 0);
+}
+
 /* ---- PostgreSQL only ---- */
 
 static void expect_setting(struct sql_conn *c, const char *name, const char *value)
@@ -1001,6 +1027,7 @@ int main(void)
 	const struct CMUnitTest tests[] = {
 	    cmocka_unit_test(test_rewrite),
 	    cmocka_unit_test(test_pg_bad_target),
+	    cmocka_unit_test(test_pg_replacements_portable),
 	    BOTH(test_params),
 	    BOTH(test_echo),
 	    BOTH(test_returning_changes),
