@@ -718,6 +718,23 @@ static void test_pg_session(void **state)
 	expect_setting(e->w, "transaction_isolation", "read committed");
 	assert_int_equal(sql_end(e->w, 0, &error), 0);
 	sql_disconnect(rd);
+	/* A target may name the node; the encoding stays UTF-8. */
+	struct sql *sql;
+	size_t n = strlen(e->target) + 64;
+	char *target = xmalloc(n);
+	if (strstr(e->target, "://") != NULL)
+		snprintf(target, n, "%s%capplication_name=node1&client_encoding=LATIN1", e->target,
+		         strchr(e->target, '?') != NULL ? '&' : '?');
+	else
+		snprintf(target, n, "%s application_name=node1 client_encoding=LATIN1", e->target);
+	assert_int_equal(sql_open(&sql_driver_pg, target, test_texts, SQ_COUNT, &sql, &error), 0);
+	struct sql_conn *c = sql_connect(sql, SQL_ROLE_WRITER, &error);
+	assert_non_null(c);
+	expect_setting(c, "application_name", "node1");
+	expect_setting(c, "client_encoding", "UTF8");
+	sql_disconnect(c);
+	sql_close(&sql);
+	free(target);
 }
 
 static PGconn *pg_raw(struct env *e)
