@@ -27,6 +27,7 @@ static const char usage[] =
     "                                             manage the outbound queue\n"
     "  dkim generate|list|remove|sign ...         DKIM signing keys\n"
     "  dns mx|a|aaaa|tlsa|txt NAME                look a name up as delivery would\n"
+    "  db migrate|export|import [FILE]            the store as a whole: migrations, moves\n"
     "  --version                                  print the version\n"
     "\n"
     "`posthorn COMMAND --help` describes each command.\n";
@@ -40,7 +41,7 @@ static const struct cli_command commands[] = {
     {"init", cli_init},     {"serve", cli_serve}, {"check-config", cli_check_config},
     {"domain", cli_domain}, {"user", cli_user},   {"alias", cli_alias},
     {"mail", cli_mail},     {"queue", cli_queue}, {"dkim", cli_dkim},
-    {"dns", cli_dns},
+    {"dns", cli_dns},       {"db", cli_db},
 };
 
 int main(int argc, char **argv)

@@ -51,10 +51,12 @@ struct store *cli_open_store(const struct conf *conf)
 {
 	struct store *store;
 	const char *error;
-	if (store_open(conf->data_dir, &store, &error) < 0) {
+	if (store_open_engine(conf->data_dir, conf->store_engine, conf->store_url, &store, &error) <
+	    0) {
 		cli_fail("cannot open the store in %s: %s", conf->data_dir, error);
 		return NULL;
 	}
+	store_set_inline_max(store, conf->store_inline_max);
 	return store;
 }
 

@@ -17,9 +17,13 @@
 
 static const char init_usage[] =
     "usage: posthorn init DIR --hostname HOST [--port-base N]\n"
+    "                    [--store postgresql --store-url URL]\n"
     "\n"
     "Writes DIR/posthorn.conf, DIR/data/ (the store) and DIR/tls/ (a self-signed\n"
-    "certificate for HOST). Without --port-base the listeners use the standard ports\n"
+    "certificate for HOST). With --store postgresql the store is the PostgreSQL\n"
+    "database at URL (a libpq connection string or URI); init for a second DIR with\n"
+    "the same URL makes a second node of the same installation. Without --port-base the listeners "
+    "use the standard ports\n"
     "(25, 587, 465, 110, 995, 143, 993) on all addresses; with it, port P becomes\n"
     "N+P on 127.0.0.1 (for trying Posthorn out and for tests: 10000 gives 10025,\n"
     "10587, 10465, 10110, 10995, 10143, 10993).\n";
@@ -33,6 +37,12 @@ static const char conf_template[] =
     "\n"
     "# Where the store (posthorn.db) and the message files live.\n"
     "data_dir = data\n"
+    "\n"
+    "# The store's database: sqlite (data_dir/posthorn.db) or postgresql, then\n"
+    "# store_url is a libpq connection string or URI (keep passwords in a passfile:\n"
+    "# passfile=/path in the string, or ~/.pgpass). Several nodes may share one.\n"
+    "store = %s\n"
+    "store_url = %s\n"
     "\n"
     "# TLS certificate chain and key (PEM). `init` wrote a self-signed pair; replace them\n"
     "# with real ones (e.g. from Let's Encrypt) and send SIGHUP to reload.\n"
@@ -122,6 +132,11 @@ static const char conf_template[] =
     "# Quota for new accounts (K, M, G suffixes; 0 = unlimited).\n"
     "default_quota = 0\n"
     "\n"
+    "# Message bodies up to this size are stored in the database (one fsync per group\n"
+    "# commit for all of them: much faster durable mail intake); larger ones as files\n"
+    "# under data/messages/. 0 = every body in a file.\n"
+    "store_inline_max = 128K\n"
+    "\n"
     "# DNS for outbound delivery: dns_resolver = IP[:PORT] sends every query to that\n"
     "# server (empty: /etc/resolv.conf); dns_trust_anchor = FILE validates DNSSEC with\n"
     "# that anchor ('none': never; empty: Debian's root key when installed and no\n"
@@ -169,13 +184,14 @@ static char *init_path(const char *dir, const char *name)
 	return b.data;
 }
 
-static int init_write_conf(const char *path, const char *hostname, int base)
+static int init_write_conf(const char *path, const char *hostname, int base, const char *engine,
+                           const char *url)
 {
 	const char *host = base > 0 ? "127.0.0.1" : "*";
 	struct buf b;
 	buf_init(&b, 65536);
-	if (buf_printf(&b, conf_template, hostname, host, base + 25, host, base + 587, host,
-	               base + 465, host, base + 110, host, base + 995, host, base + 143, host,
+	if (buf_printf(&b, conf_template, hostname, engine, url, host, base + 25, host, base + 587,
+	               host, base + 465, host, base + 110, host, base + 995, host, base + 143, host,
 	               base + 993) < 0) {
 		buf_free(&b);
 		return cli_fail("configuration too large");
@@ -196,7 +212,7 @@ int cli_init(struct cli *cli, int argc, char **argv)
 	(void)cli;
 	if (cli_wants_help(argc, argv, init_usage))
 		return 0;
-	const char *dir = NULL, *hostname = NULL;
+	const char *dir = NULL, *hostname = NULL, *engine = "sqlite", *url = "";
 	long base = 0;
 	for (int i = 1; i < argc; i++) {
 		if (strcmp(argv[i], "--hostname") == 0 && i + 1 < argc) {
@@ -206,6 +222,14 @@ int cli_init(struct cli *cli, int argc, char **argv)
 			base = strtol(argv[++i], &end, 10);
 			if (*end != '\0' || base < 1 || base > 64000)
 				return cli_fail("--port-base must be a number from 1 to 64000");
+		} else if (strcmp(argv[i], "--store") == 0 && i + 1 < argc) {
+			engine = argv[++i];
+			if (strcmp(engine, "sqlite") != 0 && strcmp(engine, "postgresql") != 0)
+				return cli_fail("--store must be sqlite or postgresql");
+		} else if (strcmp(argv[i], "--store-url") == 0 && i + 1 < argc) {
+			url = argv[++i];
+			if (strchr(url, '\n') != NULL || strchr(url, '\r') != NULL)
+				return cli_fail("--store-url must be one line");
 		} else if (argv[i][0] != '-' && dir == NULL) {
 			dir = argv[i];
 		} else {
@@ -217,6 +241,8 @@ int cli_init(struct cli *cli, int argc, char **argv)
 		fputs(init_usage, stderr);
 		return 2;
 	}
+	if ((strcmp(engine, "postgresql") == 0) != (url[0] != '\0'))
+		return cli_fail("--store postgresql and --store-url go together");
 	if (!address_domain_valid(hostname, strlen(hostname)))
 		return cli_fail("%s is not a valid host name", hostname);
 	char *conf_path = init_path(dir, "posthorn.conf");
@@ -237,12 +263,12 @@ int cli_init(struct cli *cli, int argc, char **argv)
 		goto out;
 	}
 	struct store *store;
-	if (store_open(data, &store, &error) < 0) {
+	if (store_open_engine(data, engine, url, &store, &error) < 0) {
 		cli_fail("cannot create the store in %s: %s", data, error);
 		goto out;
 	}
 	store_close(&store);
-	if (init_write_conf(conf_path, hostname, (int)base) != 0)
+	if (init_write_conf(conf_path, hostname, (int)base, engine, url) != 0)
 		goto out;
 	printf("created %s\n", conf_path);
 	ret = 0;

@@ -140,7 +140,7 @@ static void queue_show_entry(const struct store_queue_entry *e)
 	printf("\ndelay-warning-sent: %s\nlease: ", e->delay_warned ? "yes" : "no");
 	queue_field(e->lease_owner != NULL ? e->lease_owner : "-");
 	printf(" until %s\nfile: ", lease);
-	queue_field(e->path);
+	queue_field(e->path != NULL ? e->path : "(in the database)");
 	putchar('\n');
 	for (size_t i = 0; i < e->rcpt_count; i++)
 		queue_show_rcpt(&e->rcpts[i]);

@@ -155,11 +155,14 @@ static int serve_listen(struct serve *sv)
 static int serve_run(struct serve *sv)
 {
 	const char *error;
-	if (store_open(sv->conf->data_dir, &sv->store, &error) < 0) {
+	if (store_open_engine(sv->conf->data_dir, sv->conf->store_engine, sv->conf->store_url,
+	                      &sv->store, &error) < 0) {
 		log_error("cannot open the store in %s: %s", sv->conf->data_dir, error);
 		return 1;
 	}
 	/* ENVELOPE and BODYSTRUCTURE are computed once, at delivery (issue 5). */
+	store_set_inline_max(sv->store, sv->conf->store_inline_max);
+	store_set_read_threads(sv->store, sv->conf->store_read_threads);
 	store_set_summarizer(sv->store, imap_structure_summarize, NULL);
 	/* auth_workers and auth_cache_* take effect at start (a reload keeps them). */
 	sv->auth = auth_new(serve_auth_lookup, sv, sv->conf->auth_workers);

@@ -47,6 +47,8 @@ struct conf_key {
 static const struct conf_key conf_keys[] = {
     {"hostname", T_STRING, OFF(hostname), 0, 0, 0},
     {"data_dir", T_PATH, OFF(data_dir), 0, 0, 0},
+    {"store", T_STRING, OFF(store_engine), 0, 0, 0},
+    {"store_url", T_STRING, OFF(store_url), 0, 0, 0},
     {"tls_cert", T_PATH, OFF(tls_cert), 0, 0, 0},
     {"tls_key", T_PATH, OFF(tls_key), 0, 0, 0},
     {"user", T_STRING, OFF(run_user), 0, 0, 0},
@@ -57,6 +59,8 @@ static const struct conf_key conf_keys[] = {
     {"smtp_bare_lf", T_BARE_LF, OFF(smtp_bare_lf), 0, 0, 0},
     {"smtp_vrfy", T_BOOL, OFF(vrfy_enabled), 0, 0, 0},
     {"default_quota", T_BYTES64, OFF(default_quota), 0, UINT64_MAX, 0},
+    {"store_inline_max", T_BYTES64, OFF(store_inline_max), 0, 64u << 20, 0},
+    {"store_read_threads", T_UINT, OFF(store_read_threads), 0, 32, 0},
     {"queue_lease_time", T_SECONDS, OFF(queue_lease_time), 10, 86400, 0},
     {"smtp_listen", T_LISTEN, 0, 0, 0, CONF_LISTENER_SMTP},
     {"submission_listen", T_LISTEN, 0, 0, 0, CONF_LISTENER_SUBMISSION},
@@ -147,6 +151,7 @@ struct conf *conf_new_defaults(const char *base_dir)
 	c->log_level = LOG_LEVEL_INFO;
 	c->smtp_bare_lf = CONF_BARE_LF_REJECT;
 	c->default_quota = 0;
+	c->store_inline_max = 128 * 1024; /* store.h: STORE_INLINE_MAX_DEFAULT */
 	(void)conf_parse_listen(c, CONF_LISTENER_SMTP, "*:25");
 	(void)conf_parse_listen(c, CONF_LISTENER_SUBMISSION, "*:587");
 	(void)conf_parse_listen(c, CONF_LISTENER_SUBMISSIONS, "*:465");
@@ -195,6 +200,8 @@ struct conf *conf_new_defaults(const char *base_dir)
 	c->queue_lifetime = 5 * 86400;
 	c->queue_delay_warning = 4 * 3600;
 	c->outbound_routes = xstrdup("");
+	c->store_engine = xstrdup("sqlite");
+	c->store_url = xstrdup("");
 	c->mta_sts_port = 443;
 	c->outbound_tls_required = xstrdup("");
 	c->smarthost = xstrdup("");
@@ -242,6 +249,8 @@ void conf_free(struct conf **conf)
 	free(c->dns_resolver);
 	free(c->dns_trust_anchor);
 	free(c->outbound_routes);
+	free(c->store_engine);
+	free(c->store_url);
 	free(c->outbound_tls_required);
 	free(c->smarthost);
 	free(c->smarthost_tls);

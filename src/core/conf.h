@@ -55,19 +55,23 @@ struct conf_listen {
 };
 
 struct conf {
-	unsigned refcount; /* conf_ref()/conf_free(); starts at 1 */
-	char *path;        /* the file this was read from (or NULL for defaults) */
-	char *hostname;    /* greeting, Received headers */
-	char *data_dir;    /* store and message files */
-	char *tls_cert;    /* PEM chain */
-	char *tls_key;     /* PEM private key */
-	char *run_user;    /* drop to this user when started as root ("" = stay) */
-	unsigned threads;  /* event-loop threads, 0 = one per core */
+	unsigned refcount;  /* conf_ref()/conf_free(); starts at 1 */
+	char *path;         /* the file this was read from (or NULL for defaults) */
+	char *hostname;     /* greeting, Received headers */
+	char *data_dir;     /* store and message files */
+	char *store_engine; /* "sqlite" or "postgresql" */
+	char *store_url;    /* postgresql: a libpq connection string or URI */
+	char *tls_cert;     /* PEM chain */
+	char *tls_key;      /* PEM private key */
+	char *run_user;     /* drop to this user when started as root ("" = stay) */
+	unsigned threads;   /* event-loop threads, 0 = one per core */
 	enum log_level log_level;
 	bool log_syslog;
 	bool allow_plaintext_auth; /* permit AUTH before TLS (tests only) */
 	enum conf_bare_lf smtp_bare_lf;
-	uint64_t default_quota; /* bytes for new accounts, 0 = unlimited */
+	uint64_t default_quota;      /* bytes for new accounts, 0 = unlimited */
+	uint64_t store_inline_max;   /* bodies up to this size live in the database */
+	unsigned store_read_threads; /* 0 = by the engine */
 	bool vrfy_enabled;
 	bool pop3_apop;              /* offer APOP (weak, MD5) to accounts with an APOP secret */
 	int pop3_expire;             /* days retrieved mail stays (RFC 2449 EXPIRE), -1 = never */

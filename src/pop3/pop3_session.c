@@ -161,6 +161,7 @@ static void pop3_session_free(struct pop3_session *s)
 		close(s->fd);
 	auth_login_free(&s->login);
 	free(s->user);
+	free(s->read_user);
 	free(s->msgs);
 	free(s->expunge_uids);
 	arena_free(&s->cmd);
@@ -212,6 +213,37 @@ void pop3_session_login_status(struct pop3_session *s, enum auth_login_status st
 	}
 }
 
+/* ---- store reads (store_read(): off the loop when the database is remote) ---- */
+
+static void pop3_read_finished(void *ctx)
+{
+	struct pop3_session *s = ctx;
+	session_async_finished(&s->life);
+}
+
+/* Run fn(s) where reads may wait, then next(s) on the loop: at once when reads never
+ * wait, else from the wake that ends POP3_ASYNC_READ (input is paused meanwhile). */
+static void pop3_read(struct pop3_session *s, store_read_fn *fn,
+                      void (*next)(struct pop3_session *s))
+{
+	struct store *store = s->server->store;
+	if (!store_reads_wait(store)) {
+		fn(s);
+		next(s);
+		return;
+	}
+	s->read_next = next;
+	/* No command of a pipeline runs before this one's answer. */
+	s->read_state = s->state;
+	pop3_session_set_state(s, POP3_STATE_WAIT);
+	session_async_start(&s->life, POP3_ASYNC_READ);
+	if (store_read(store, fn, pop3_read_finished, s))
+		pop3_read_finished(s);
+}
+
+static void pop3_snapshot_read(void *ctx);
+static void pop3_login_snapshot_done(struct pop3_session *s);
+
 static void pop3_snapshot_cb(void *ctx, const struct store_entry *e)
 {
 	struct pop3_session *s = ctx;
@@ -248,18 +280,31 @@ static void pop3_login_succeeded(struct pop3_session *s, uint64_t account_id, co
 	s->account_id = account_id;
 	s->locked = true;
 	s->count = 0;
-	struct store_mailbox_status st;
-	int r =
-	    store_mailbox_snapshot(s->server->store, account_id, "INBOX", &st, pop3_snapshot_cb, s);
-	if (r != 1) {
-		pop3_drop_unlock(s->server, account_id);
+	free(s->read_user);
+	s->read_user = xstrdup(user);
+	pop3_read(s, pop3_snapshot_read, pop3_login_snapshot_done);
+}
+
+/* Off the loop when reads wait: the maildrop's listing. */
+static void pop3_snapshot_read(void *ctx)
+{
+	struct pop3_session *s = ctx;
+	s->read_ret = store_mailbox_snapshot(s->server->store, s->account_id, "INBOX",
+	                                     &s->read_status, pop3_snapshot_cb, s);
+}
+
+static void pop3_login_snapshot_done(struct pop3_session *s)
+{
+	const char *user = s->read_user;
+	if (s->read_ret != 1) {
+		pop3_drop_unlock(s->server, s->account_id);
 		s->locked = false;
 		log_error("session=%s proto=pop3 event=login error=snapshot user=%s",
 		          conn_id(s->conn), user);
 		pop3_reply(s, "-ERR [SYS/TEMP] Cannot open the mailbox, try again later");
 		return;
 	}
-	s->uidvalidity = st.uidvalidity;
+	s->uidvalidity = s->read_status.uidvalidity;
 	uint64_t total = 0;
 	for (uint32_t i = 0; i < s->count; i++)
 		total += s->msgs[i].size;
@@ -438,37 +483,49 @@ static void pop3_stream_continue(struct pop3_session *s)
 	}
 }
 
-void pop3_session_stream(struct pop3_session *s, uint32_t n, bool top, uint64_t lines)
+/* Off the loop when reads wait: open the message being sent. */
+static void pop3_stream_read(void *ctx)
 {
-	struct pop3_msg *m = &s->msgs[n - 1];
-	int fd;
+	struct pop3_session *s = ctx;
 	uint64_t size;
-	int r = store_message_open(s->server->store, s->account_id, "INBOX", m->uid, &fd, &size);
-	if (r == 0) {
+	s->read_ret = store_message_open(s->server->store, s->account_id, "INBOX",
+	                                 s->msgs[s->stream_n - 1].uid, &s->fd, &size);
+}
+
+static void pop3_stream_opened(struct pop3_session *s)
+{
+	struct pop3_msg *m = &s->msgs[s->stream_n - 1];
+	if (s->read_ret == 0) {
 		/* Expunged by IMAP meanwhile: this message only fails, the session goes on. */
-		pop3_replyf(s, "-ERR Message %u no longer exists", n);
+		pop3_replyf(s, "-ERR Message %u no longer exists", s->stream_n);
 		return;
 	}
-	if (r < 0) {
+	if (s->read_ret < 0) {
 		pop3_reply(s, "-ERR [SYS/TEMP] Cannot read the message, try again later");
 		return;
 	}
-	s->fd = fd;
-	s->top = top;
-	s->top_lines = lines;
 	s->in_body = false;
 	s->at_line_start = true;
 	s->pending_cr = false;
 	s->line_len = 0;
-	if (!top)
+	if (!s->top)
 		m->retrieved = true;
-	if (top)
+	if (s->top)
 		conn_printf(s->conn, "+OK\r\n");
 	else
 		conn_printf(s->conn, "+OK %llu octets\r\n", (unsigned long long)m->size);
 	pop3_session_set_state(s, POP3_STATE_STREAMING);
 	conn_pause(s->conn);
 	pop3_stream_continue(s);
+}
+
+void pop3_session_stream(struct pop3_session *s, uint32_t n, bool top, uint64_t lines)
+{
+	s->stream_n = n;
+	s->top = top;
+	s->top_lines = lines;
+	s->fd = -1;
+	pop3_read(s, pop3_stream_read, pop3_stream_opened);
 }
 
 /* ---- UPDATE (RFC 1939 §6) ---- */
@@ -646,6 +703,9 @@ static void pop3_async_done(void *ctx, int kind)
 		pop3_login_done(s);
 	} else if (kind == POP3_ASYNC_EXPUNGE) {
 		pop3_update_done(s);
+	} else if (kind == POP3_ASYNC_READ) {
+		pop3_session_set_state(s, s->read_state);
+		s->read_next(s);
 	}
 }
 

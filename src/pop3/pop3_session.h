@@ -40,7 +40,7 @@ enum pop3_state {
 	POP3_STATE_CLOSING,
 };
 
-enum pop3_async { POP3_ASYNC_NONE, POP3_ASYNC_AUTH, POP3_ASYNC_EXPUNGE };
+enum pop3_async { POP3_ASYNC_NONE, POP3_ASYNC_AUTH, POP3_ASYNC_EXPUNGE, POP3_ASYNC_READ };
 
 struct pop3_msg {
 	uint32_t uid;
@@ -78,6 +78,14 @@ struct pop3_session {
 	uint64_t top_lines; /* body lines still to send for TOP; UINT64_MAX for RETR */
 	bool top, in_body, at_line_start, pending_cr;
 	size_t line_len;
+
+	/* a store read in flight (POP3_ASYNC_READ): what it found, and the next step */
+	void (*read_next)(struct pop3_session *s);
+	enum pop3_state read_state; /* the state to go on in */
+	int read_ret;
+	struct store_mailbox_status read_status;
+	char *read_user;   /* login: the user name, for the log */
+	uint32_t stream_n; /* RETR/TOP: the message number */
 
 	/* QUIT (the operation in flight: session_async(&s->life)) */
 	struct store_expunge expunge;

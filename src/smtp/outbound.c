@@ -20,6 +20,9 @@
 #include "core/banned.h"
 
 static void outbound_claim(struct outbound *ob);
+static void outbound_due_read(void *ctx);
+static void outbound_due_done(void *ctx);
+static void outbound_due_answer(struct outbound *ob);
 
 bool outbound_stopping(struct outbound *ob)
 {
@@ -223,6 +226,8 @@ static void outbound_wake(void *ctx)
 	struct ob_op *list = ob->done;
 	ob->done = NULL;
 	bool stopping = ob->stopping;
+	bool due = ob->due_ready;
+	ob->due_ready = false;
 	pthread_mutex_unlock(&ob->lock);
 	/* Oldest first. */
 	struct ob_op *rev = NULL;
@@ -236,6 +241,13 @@ static void outbound_wake(void *ctx)
 	for (struct ob_op *o = rev, *next; o != NULL; o = next, n++) {
 		next = o->next;
 		outbound_completed(ob, o);
+	}
+	if (due) {
+		n++;
+		if (stopping)
+			ob->due_reading = false;
+		else
+			outbound_due_answer(ob);
 	}
 	if (stopping) {
 		outbound_drop_all(ob);
@@ -257,13 +269,51 @@ static void outbound_claim(struct outbound *ob)
 		return;
 	struct conf *conf = conf_slot_get(ob->slot);
 	size_t max = conf->outbound_enabled ? conf->outbound_concurrency : 0;
+	conf_free(&conf);
+	if (ob->active >= max || ob->due_reading)
+		return;
+	/* Is anything due? A read: in place when reads never wait, else on a store thread,
+	 * and the answer comes back through the wake (outbound_due_answer()). */
+	ob->due_reading = true;
+	if (!store_reads_wait(ob->store)) {
+		outbound_due_read(ob);
+		outbound_due_answer(ob);
+		return;
+	}
+	pthread_mutex_lock(&ob->lock);
+	ob->in_flight++;
+	pthread_mutex_unlock(&ob->lock);
+	if (store_read(ob->store, outbound_due_read, outbound_due_done, ob))
+		outbound_due_done(ob);
+}
+
+/* Where reads may wait. */
+static void outbound_due_read(void *ctx)
+{
+	struct outbound *ob = ctx;
+	ob->due_ret = store_queue_next_due(ob->store, &ob->due_when);
+}
+
+/* Any thread: the answer goes to the loop. */
+static void outbound_due_done(void *ctx)
+{
+	struct outbound *ob = ctx;
+	pthread_mutex_lock(&ob->lock);
+	ob->due_ready = true;
+	net_event_wake(ob->wake);
+	pthread_mutex_unlock(&ob->lock);
+}
+
+/* On the loop, after the due read: claim when something is due. */
+static void outbound_due_answer(struct outbound *ob)
+{
+	ob->due_reading = false;
+	struct conf *conf = conf_slot_get(ob->slot);
+	size_t max = conf->outbound_enabled ? conf->outbound_concurrency : 0;
 	unsigned lease = conf->queue_lease_time;
 	conf_free(&conf);
-	if (ob->active >= max)
-		return;
-	int64_t due;
-	int r = store_queue_next_due(ob->store, &due);
-	if (r <= 0 || due > (int64_t)time(NULL))
+	if (ob->due_ret <= 0 || ob->due_when > (int64_t)time(NULL) || ob->active >= max ||
+	    ob->claiming || outbound_stopping(ob))
 		return;
 	ob->claiming = true;
 	struct ob_op *o = xcalloc(1, sizeof(*o));

@@ -84,7 +84,7 @@ static bool attempt_ascii(const char *s)
  * the envelope needs SMTPUTF8; sign it. -1 when the file cannot be read. */
 static int attempt_map(struct ob_job *job)
 {
-	if (outbound_map_message(job->entry->path, &job->map, &job->map_len, &job->skip) < 0)
+	if (outbound_map_message(job->entry, &job->map, &job->map_len, &job->skip) < 0)
 		return -1;
 	job->eightbit = job->entry->eightbit;
 	for (size_t i = job->skip; i < job->map_len && !job->eightbit; i++)
@@ -354,6 +354,7 @@ static void attempt_build_message(struct ob_job *job)
 	}
 	const struct store_queue_entry *e = job->entry;
 	job->msg = (struct smtp_client_message){.path = e->path,
+	                                        .fd = e->fd,
 	                                        .prefix = job->dkim.len > 0 ? job->dkim.data : NULL,
 	                                        .prefix_len = job->dkim.len,
 	                                        .mail_from = e->mail_from,
@@ -739,7 +740,7 @@ void outbound_attempt_start(struct ob_job *job)
 	                    : OUTBOUND_TLS_STARTTLS;
 	if (attempt_map(job) < 0) {
 		attempt_local_reply(&job->host_reply, SMTP_CLIENT_TEMPFAIL, 451, "4.3.0",
-		                    "cannot read the queued message %s", e->path);
+		                    "cannot read queued message %llu", (unsigned long long)e->id);
 		attempt_finish(job);
 		return;
 	}

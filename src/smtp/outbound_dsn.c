@@ -18,9 +18,10 @@
 #include "smtp/smtp_body.h"
 #include "core/banned.h"
 
-int outbound_map_message(const char *path, unsigned char **map_r, size_t *len_r, size_t *skip_r)
+int outbound_map_message(const struct store_queue_entry *e, unsigned char **map_r, size_t *len_r,
+                         size_t *skip_r)
 {
-	int fd = open(path, O_RDONLY | O_CLOEXEC);
+	int fd = store_queue_entry_open(e);
 	struct stat st;
 	void *m = MAP_FAILED;
 	if (fd >= 0 && fstat(fd, &st) == 0 && st.st_size > 0)
@@ -170,7 +171,7 @@ int outbound_bounce_entry(struct store *store, const struct conf *conf,
 		/* The original, when its file is still there. */
 		unsigned char *map = NULL;
 		size_t len = 0, skip = 0;
-		if (outbound_map_message(e->path, &map, &len, &skip) < 0)
+		if (outbound_map_message(e, &map, &len, &skip) < 0)
 			map = NULL;
 		struct buf out;
 		buf_init(&out, OB_DSN_MAX);

@@ -149,12 +149,17 @@ struct outbound {
 	size_t sts_cached;
 	size_t active; /* jobs not yet reported */
 	bool claiming, unleased, claim_wanted;
+	/* the read of when the next entry is due (store_read()): in flight, and its answer */
+	bool due_reading;
+	int due_ret;
+	int64_t due_when;
 	/* shared with the writer thread and the main thread */
 	pthread_mutex_t lock;
 	pthread_cond_t idle;
 	struct ob_op *done; /* completed store operations, newest first */
-	unsigned in_flight; /* store operations and DSN deliveries not completed */
+	unsigned in_flight; /* store operations, reads and DSN deliveries not completed */
 	bool stopping;
+	bool due_ready; /* the due read finished */
 };
 
 /* A store queue operation of the engine; completes through ob->wake. */
@@ -182,7 +187,8 @@ void outbound_attempt_free(struct ob_job *job);
 /* Map a stored message read-only (*map_r, *len_r), with in *skip_r the length of its first
  * Return-Path line (never sent, never quoted). 0 ok, -1 (nothing mapped) when the file is
  * missing, empty or cannot be mapped. Release with munmap(). */
-int outbound_map_message(const char *path, unsigned char **map_r, size_t *len_r, size_t *skip_r);
+int outbound_map_message(const struct store_queue_entry *e, unsigned char **map_r, size_t *len_r,
+                         size_t *skip_r);
 
 /* outbound_dsn.c: reports to senders, built and stored */
 #define OB_DSN_MAX (4 * 1024 * 1024)

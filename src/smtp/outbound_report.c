@@ -83,24 +83,68 @@ static void report_dsn_stored(struct store_delivery *d, void *ctx)
 	pthread_mutex_unlock(&ob->lock);
 }
 
+/* A report on its way: made ready where store reads may wait, then delivered. */
+struct report_dsn_job {
+	struct ob_dsn *dsn;
+	struct buf bytes;
+	char *hostname, *sender;
+	enum dsn_action kind;
+	int64_t now, queue_id;
+	int ready;
+};
+
+/* Where store reads may wait: route the report (is the sender local?), write its spool. */
+static void report_dsn_prepare(void *ctx)
+{
+	struct report_dsn_job *r = ctx;
+	r->ready = outbound_dsn_prepare(r->dsn->ob->store, r->hostname, r->sender, &r->bytes,
+	                                r->kind, r->now, r->dsn);
+}
+
+/* Any thread, after report_dsn_prepare: hand the report to the writer, or drop it. */
+static void report_dsn_deliver(void *ctx)
+{
+	struct report_dsn_job *r = ctx;
+	struct ob_dsn *dsn = r->dsn;
+	struct outbound *ob = dsn->ob;
+	if (r->ready == 1) {
+		log_info("event=dsn queue=%llu kind=%s to=<%s>", (unsigned long long)r->queue_id,
+		         outbound_dsn_kind_name(r->kind), dsn->to);
+		store_deliver(ob->store, &dsn->d, report_dsn_stored, dsn);
+	} else {
+		outbound_dsn_release(dsn);
+		free(dsn);
+		pthread_mutex_lock(&ob->lock);
+		ob->in_flight--;
+		pthread_cond_broadcast(&ob->idle);
+		pthread_mutex_unlock(&ob->lock);
+	}
+	buf_free(&r->bytes);
+	free(r->hostname);
+	free(r->sender);
+	free(r);
+}
+
 /* Hand a built report to the store, without waiting (the engine's loop must not). */
 static void report_dsn_send(struct ob_job *job, const struct buf *bytes, enum dsn_action kind)
 {
 	struct outbound *ob = job->ob;
-	struct ob_dsn *dsn = xcalloc(1, sizeof(*dsn));
-	dsn->ob = ob;
-	if (outbound_dsn_prepare(ob->store, job->conf->hostname, job->entry->mail_from, bytes, kind,
-	                         job->now, dsn) != 1) {
-		outbound_dsn_release(dsn);
-		free(dsn);
-		return;
-	}
-	log_info("event=dsn queue=%llu kind=%s to=<%s>", (unsigned long long)job->entry->id,
-	         outbound_dsn_kind_name(kind), dsn->to);
+	struct report_dsn_job *r = xcalloc(1, sizeof(*r));
+	r->dsn = xcalloc(1, sizeof(*r->dsn));
+	r->dsn->ob = ob;
+	buf_init(&r->bytes, bytes->len + 1);
+	if (buf_append(&r->bytes, bytes->data, bytes->len) < 0)
+		log_panic("outbound: report copy");
+	r->hostname = xstrdup(job->conf->hostname);
+	r->sender = xstrdup(job->entry->mail_from);
+	r->kind = kind;
+	r->now = job->now;
+	r->queue_id = (int64_t)job->entry->id;
 	pthread_mutex_lock(&ob->lock);
-	ob->in_flight++;
+	ob->in_flight++; /* until the report is stored (or dropped) */
 	pthread_mutex_unlock(&ob->lock);
-	store_deliver(ob->store, &dsn->d, report_dsn_stored, dsn);
+	if (store_read(ob->store, report_dsn_prepare, report_dsn_deliver, r))
+		report_dsn_deliver(r);
 }
 
 /* Is recipient i part of the report of this kind? */

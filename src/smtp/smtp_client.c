@@ -509,11 +509,13 @@ static void smtp_client_refuse_all(struct smtp_client *c, const struct smtp_clie
 static int smtp_client_open(struct smtp_client *c, struct smtp_client_reply *r)
 {
 	struct smtp_client_txn *t = &c->txn;
-	t->fd = open(t->msg->path, O_RDONLY | O_CLOEXEC);
+	t->fd = t->msg->path != NULL ? open(t->msg->path, O_RDONLY | O_CLOEXEC)
+	                             : fcntl(t->msg->fd, F_DUPFD_CLOEXEC, 0);
 	struct stat st;
 	if (t->fd < 0 || fstat(t->fd, &st) < 0) {
 		smtp_client_local(r, SMTP_CLIENT_TEMPFAIL, 451, "4.3.0", "cannot read %s: %s",
-		                  t->msg->path, strerror(errno));
+		                  t->msg->path != NULL ? t->msg->path : "the message",
+		                  strerror(errno));
 		return -1;
 	}
 	t->size = st.st_size;
@@ -851,7 +853,9 @@ static void smtp_client_stream(struct smtp_client *c)
 		if (n < 0) {
 			struct smtp_client_reply r;
 			smtp_client_local(&r, SMTP_CLIENT_TEMPFAIL, 451, "4.3.0",
-			                  "cannot read the message file %s", t->msg->path);
+			                  "cannot read the message file %s",
+			                  t->msg->path != NULL ? t->msg->path
+			                                       : "(in the database)");
 			smtp_client_fail(c, &r);
 			return;
 		}

@@ -106,7 +106,8 @@ struct smtp_client_rcpt {
 };
 
 struct smtp_client_message {
-	const char *path;   /* the stored message (CRLF lines; bare LF/CR are sent as CRLF) */
+	const char *path;   /* the stored message (CRLF lines; bare LF/CR are sent as CRLF), */
+	int fd;             /* or, when path is NULL, a descriptor of it (duplicated, pread) */
 	const void *prefix; /* sent before the file (DKIM-Signature fields, CRLF-ended), or NULL */
 	size_t prefix_len;
 	const char *mail_from; /* envelope sender without brackets; "" for the null sender */

@@ -150,6 +150,9 @@ static void cmd_ehlo(struct smtp_session *s, struct smtp_command *cmd)
 		conn_printf(s->conn, "250%c%s\r\n", i + 1 < n ? '-' : ' ', lines[i]);
 }
 
+static void mail_owned_read(void *ctx);
+static void mail_accept(struct smtp_session *s);
+
 static void cmd_mail(struct smtp_session *s, struct smtp_command *cmd)
 {
 	if (cmd->size_set && cmd->size > s->limits->message_size) {
@@ -169,21 +172,38 @@ static void cmd_mail(struct smtp_session *s, struct smtp_command *cmd)
 		return;
 	}
 	const char *from = cmd->path.null ? "" : address_format(s->tx, &cmd->path);
-	if (smtp_session_is_submission(s)) {
+	s->read_cmd = *cmd; /* the command lives on the stack; its strings in s->cmd */
+	s->read_addr = from;
+	if (smtp_session_is_submission(s) && !cmd->path.null) {
 		/* RFC 6409 §6.1: the submission server may insist the sender is the user. */
-		int owned =
-		    cmd->path.null ? 0 : store_address_owned(s->server->store, s->account_id, from);
-		if (owned < 0) {
-			smtp_reply(s, "451 4.3.0 Local error, try again later");
-			return;
-		}
-		if (owned == 0) {
-			SMTP_LOG(s, "event=mail from=<%s> result=553 user=%s", from, s->auth_user);
-			smtp_replyf(s,
-			            "553 5.7.1 <%s>: Sender address rejected: not owned by user %s",
-			            from, s->auth_user);
-			return;
-		}
+		smtp_session_read(s, mail_owned_read, mail_accept);
+		return;
+	}
+	s->read_ret = cmd->path.null ? 0 : 1; /* <> is nobody's address */
+	mail_accept(s);
+}
+
+/* Where reads may wait: is the sender the user's address? */
+static void mail_owned_read(void *ctx)
+{
+	struct smtp_session *s = ctx;
+	s->read_ret = store_address_owned(s->server->store, s->account_id, s->read_addr);
+}
+
+static void mail_accept(struct smtp_session *s)
+{
+	const struct smtp_command *cmd = &s->read_cmd;
+	const char *from = s->read_addr;
+	int owned = smtp_session_is_submission(s) ? s->read_ret : 1;
+	if (owned < 0) {
+		smtp_reply(s, "451 4.3.0 Local error, try again later");
+		return;
+	}
+	if (owned == 0) {
+		SMTP_LOG(s, "event=mail from=<%s> result=553 user=%s", from, s->auth_user);
+		smtp_replyf(s, "553 5.7.1 <%s>: Sender address rejected: not owned by user %s",
+		            from, s->auth_user);
+		return;
 	}
 	s->have_mail = true;
 	s->mail_from = arena_strdup(s->tx, from);
@@ -266,6 +286,9 @@ static const char *smtp_postmaster(struct smtp_session *s)
 	return "postmaster";
 }
 
+static void rcpt_lookup_read(void *ctx);
+static void rcpt_answer(struct smtp_session *s);
+
 static void cmd_rcpt(struct smtp_session *s, struct smtp_command *cmd)
 {
 	if (s->bdat) {
@@ -284,17 +307,40 @@ static void cmd_rcpt(struct smtp_session *s, struct smtp_command *cmd)
 		smtp_reply(s, "555 5.5.4 Unsupported RCPT parameter");
 		return;
 	}
+	s->read_cmd = *cmd; /* the command lives on the stack; its strings in s->cmd */
+	smtp_session_read(s, rcpt_lookup_read, rcpt_answer);
+}
+
+/* Where reads may wait: everything RCPT needs to know about the recipient. */
+static void rcpt_lookup_read(void *ctx)
+{
+	struct smtp_session *s = ctx;
 	struct store *st = s->server->store;
+	const struct smtp_command *cmd = &s->read_cmd;
 	const char *to = address_format(s->cmd, &cmd->path);
 	if (cmd->path.domain[0] == '\0')
 		to = smtp_postmaster(s);
+	s->read_addr = to;
+	s->read_reply = NULL;
+	s->read_found = 0;
 	const char *at = strrchr(to, '@');
-	int local = at == NULL ? 1 : store_domain_is_local(st, at + 1);
-	if (local < 0) {
+	s->read_ret = at == NULL ? 1 : store_domain_is_local(st, at + 1);
+	if (s->read_ret != 1)
+		return;
+	s->read_found = at == NULL ? 0 : store_resolve(st, to, &s->read_rcpt);
+	if (s->read_found == 1)
+		s->read_reply = smtp_rcpt_quota(s, &s->read_rcpt);
+}
+
+static void rcpt_answer(struct smtp_session *s)
+{
+	const struct smtp_command *cmd = &s->read_cmd;
+	const char *to = s->read_addr;
+	if (s->read_ret < 0) {
 		smtp_reply(s, "451 4.3.0 Local error, try again later");
 		return;
 	}
-	if (local == 0) {
+	if (s->read_ret == 0) {
 		if (!smtp_session_is_submission(s)) {
 			SMTP_LOG(s, "event=rcpt to=<%s> result=554 reason=relay-denied", to);
 			smtp_replyf(s, "554 5.7.1 <%s>: Relay access denied", to);
@@ -305,24 +351,21 @@ static void cmd_rcpt(struct smtp_session *s, struct smtp_command *cmd)
 		smtp_reply(s, "250 2.1.5 Ok");
 		return;
 	}
-	struct store_rcpt r;
-	int found = at == NULL ? 0 : store_resolve(st, to, &r);
-	if (found < 0) {
+	if (s->read_found < 0) {
 		smtp_reply(s, "451 4.3.0 Local error, try again later");
 		return;
 	}
-	if (found == 0) {
+	if (s->read_found == 0) {
 		SMTP_LOG(s, "event=rcpt to=<%s> result=550", to);
 		smtp_replyf(s, "550 5.1.1 <%s>: Recipient address rejected: User unknown", to);
 		return;
 	}
-	const char *quota = smtp_rcpt_quota(s, &r);
-	if (quota != NULL) {
-		SMTP_LOG(s, "event=rcpt to=<%s> result=%.3s reason=quota", to, quota);
-		smtp_reply(s, quota);
+	if (s->read_reply != NULL) {
+		SMTP_LOG(s, "event=rcpt to=<%s> result=%.3s reason=quota", to, s->read_reply);
+		smtp_reply(s, s->read_reply);
 		return;
 	}
-	smtp_rcpt_add(s, to, false, &r, cmd);
+	smtp_rcpt_add(s, to, false, &s->read_rcpt, cmd);
 	SMTP_LOG(s, "event=rcpt to=<%s> result=250", to);
 	smtp_reply(s, "250 2.1.5 Ok");
 }

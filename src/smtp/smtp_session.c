@@ -334,6 +334,31 @@ static void smtp_bdat_input(struct smtp_session *s)
 		            (unsigned long long)(s->body_size - s->trace_size));
 }
 
+/* ---- store reads ---- */
+
+static void smtp_read_finished(void *ctx)
+{
+	struct smtp_session *s = ctx;
+	session_async_finished(&s->life);
+}
+
+void smtp_session_read(struct smtp_session *s, store_read_fn *fn,
+                       void (*next)(struct smtp_session *s))
+{
+	struct store *store = s->server->store;
+	if (!store_reads_wait(store)) {
+		fn(s);
+		next(s);
+		return;
+	}
+	s->read_next = next;
+	s->read_state = s->state;
+	smtp_session_set_state(s, SMTP_STATE_WAIT);
+	session_async_start(&s->life, SMTP_ASYNC_READ);
+	if (store_read(store, fn, smtp_read_finished, s))
+		smtp_read_finished(s);
+}
+
 /* ---- delivery ---- */
 
 static void smtp_delivery_cb(struct store_delivery *d, void *ctx)
@@ -343,19 +368,23 @@ static void smtp_delivery_cb(struct store_delivery *d, void *ctx)
 	session_async_finished(&s->life); /* writer thread → the session's loop */
 }
 
-/* Recheck quota with the real size (RFC 5321 §4.5.3.1.10; RCPT only saw SIZE=). */
-static const char *smtp_quota_check(struct smtp_session *s, const uint64_t *ids, size_t n)
+/* Recheck quota with the real size (RFC 5321 §4.5.3.1.10; RCPT only saw SIZE=), where
+ * reads may wait: the refusal goes to read_reply. */
+static void smtp_quota_read(void *ctx)
 {
-	for (size_t i = 0; i < n; i++) {
+	struct smtp_session *s = ctx;
+	s->read_reply = NULL;
+	for (size_t i = 0; i < s->delivery_count && s->read_reply == NULL; i++) {
 		uint64_t quota, used;
-		if (store_account_usage(s->server->store, ids[i], &quota, &used) != 1 || quota == 0)
+		if (store_account_usage(s->server->store, s->delivery_accounts[i], &quota, &used) !=
+		        1 ||
+		    quota == 0)
 			continue;
 		if (s->body_size > quota)
-			return "552 5.2.2 Message exceeds the recipient's mailbox quota";
-		if (used + s->body_size > quota)
-			return "452 4.2.2 Recipient's mailbox is full, try again later";
+			s->read_reply = "552 5.2.2 Message exceeds the recipient's mailbox quota";
+		else if (used + s->body_size > quota)
+			s->read_reply = "452 4.2.2 Recipient's mailbox is full, try again later";
 	}
-	return NULL;
 }
 
 static size_t smtp_collect_accounts(struct smtp_session *s)
@@ -379,6 +408,19 @@ static size_t smtp_collect_accounts(struct smtp_session *s)
 	return n;
 }
 
+static void smtp_body_deliver(struct smtp_session *s);
+
+static void smtp_body_refused(struct smtp_session *s, const char *err)
+{
+	if (s->spool_fd >= 0)
+		close(s->spool_fd);
+	s->spool_fd = -1;
+	SMTP_LOG(s, "event=data result=refused size=%llu reply=\"%.9s\"",
+	         (unsigned long long)s->body_size, err);
+	smtp_session_reset_tx(s);
+	smtp_reply(s, err);
+}
+
 void smtp_session_body_end(struct smtp_session *s)
 {
 	smtp_session_set_state(s, SMTP_STATE_COMMAND);
@@ -389,17 +431,26 @@ void smtp_session_body_end(struct smtp_session *s)
 		err = "550 5.5.2 Message contains bare CR or LF characters (RFC 5321 2.3.8)";
 	if (err == NULL && hs.too_many)
 		err = "552 5.3.4 Too many header fields";
-	size_t n = smtp_collect_accounts(s);
-	if (err == NULL)
-		err = smtp_quota_check(s, s->delivery_accounts, n);
+	s->delivery_count = smtp_collect_accounts(s);
+	if (err != NULL) {
+		smtp_body_refused(s, err);
+		return;
+	}
+	smtp_session_read(s, smtp_quota_read, smtp_body_deliver);
+}
+
+/* The end of data, once the quota was read: refuse, or hand the message to the store. */
+static void smtp_body_deliver(struct smtp_session *s)
+{
+	size_t n = s->delivery_count;
+	const char *err = s->read_reply;
+	struct header_summary hs;
+	header_scanner_result(s->headers, &hs);
 	if (err == NULL && s->spool_fd >= 0 && close(s->spool_fd) != 0)
 		err = "451 4.3.0 Local error: cannot write spool file";
 	s->spool_fd = -1;
 	if (err != NULL) {
-		SMTP_LOG(s, "event=data result=refused size=%llu reply=\"%.9s\"",
-		         (unsigned long long)s->body_size, err);
-		smtp_session_reset_tx(s);
-		smtp_reply(s, err);
+		smtp_body_refused(s, err);
 		return;
 	}
 	free(s->delivery_remote);
@@ -641,6 +692,9 @@ static void smtp_async_done(void *ctx, int kind)
 	} else if (kind == SMTP_ASYNC_AUTH) {
 		smtp_commands_auth_resume(s);
 		smtp_session_check_login(s);
+	} else if (kind == SMTP_ASYNC_READ) {
+		smtp_session_set_state(s, s->read_state);
+		s->read_next(s);
 	}
 }
 

@@ -38,7 +38,7 @@ enum smtp_state {
 	SMTP_STATE_CLOSING, /* reply sent, closing */
 };
 
-enum smtp_async { SMTP_ASYNC_NONE, SMTP_ASYNC_DELIVERY, SMTP_ASYNC_AUTH };
+enum smtp_async { SMTP_ASYNC_NONE, SMTP_ASYNC_DELIVERY, SMTP_ASYNC_AUTH, SMTP_ASYNC_READ };
 
 struct smtp_rcpt {
 	char *address;               /* as given, "local@domain" */
@@ -102,9 +102,21 @@ struct smtp_session {
 	/* asynchronous operation (its kind: session_async(&s->life)) */
 	struct store_delivery delivery;
 	uint64_t *delivery_accounts;
+	size_t delivery_count; /* distinct accounts in delivery_accounts */
 	const char **delivery_remote;
 	struct store_remote_dsn *delivery_dsn; /* DSN parameters of delivery_remote[i] */
 	char msgid[32];
+
+	/* a store read in flight (SMTP_ASYNC_READ, smtp_session_read()): the next step, the
+	 * state to go on in, and what the command's read found */
+	void (*read_next)(struct smtp_session *s);
+	enum smtp_state read_state;
+	struct smtp_command read_cmd; /* a copy; its strings stay in s->cmd meanwhile */
+	const char *read_addr;        /* MAIL: the sender; RCPT: the recipient (s->cmd) */
+	int read_ret;                 /* MAIL: owned; RCPT: local, then found */
+	int read_found;
+	struct store_rcpt read_rcpt;
+	const char *read_reply; /* a refusal the read found (static), or NULL */
 
 	/* hostile-input limits before login (port 25: before the first MAIL) */
 	unsigned login_commands; /* commands before that */
@@ -115,6 +127,11 @@ struct smtp_session {
 void smtp_reply(struct smtp_session *s, const char *line);
 void smtp_replyf(struct smtp_session *s, const char *fmt, ...)
     __attribute__((format(printf, 2, 3)));
+/* Run fn(s) where store reads may wait (store_read()), then next(s) on the loop: at once
+ * when reads never wait; else input pauses (state WAIT) and next runs from the wake that
+ * ends SMTP_ASYNC_READ, in the state the session had. */
+void smtp_session_read(struct smtp_session *s, store_read_fn *fn,
+                       void (*next)(struct smtp_session *s));
 /* Change state (logged at debug level). */
 void smtp_session_set_state(struct smtp_session *s, enum smtp_state state);
 /* Forget the transaction (MAIL, RCPT, body). */

@@ -10,6 +10,7 @@
 #include <limits.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -70,6 +71,17 @@ static char *blob_fanout_dup(const char *messages_dir, unsigned index)
 	                       blob_hex_digits[index & 15]);
 }
 
+/* The hex digits of a SHA-256 digest. */
+static void blob_hex(const unsigned char digest[crypto_hash_sha256_BYTES],
+                     char hex_r[BLOB_HEX_LEN + 1])
+{
+	for (size_t i = 0; i < crypto_hash_sha256_BYTES; i++) {
+		hex_r[2 * i] = blob_hex_digits[digest[i] >> 4];
+		hex_r[2 * i + 1] = blob_hex_digits[digest[i] & 15];
+	}
+	hex_r[BLOB_HEX_LEN] = '\0';
+}
+
 /* Read fd to the end, hashing. */
 static int blob_hash_fd(int fd, char hex_r[BLOB_HEX_LEN + 1], uint64_t *size_r,
                         const char **error_r)
@@ -99,11 +111,7 @@ static int blob_hash_fd(int fd, char hex_r[BLOB_HEX_LEN + 1], uint64_t *size_r,
 	if (ret < 0)
 		return -1;
 	crypto_hash_sha256_final(&state, digest);
-	for (size_t i = 0; i < sizeof(digest); i++) {
-		hex_r[2 * i] = blob_hex_digits[digest[i] >> 4];
-		hex_r[2 * i + 1] = blob_hex_digits[digest[i] & 15];
-	}
-	hex_r[BLOB_HEX_LEN] = '\0';
+	blob_hex(digest, hex_r);
 	*size_r = size;
 	return 0;
 }
@@ -163,6 +171,73 @@ int blob_store(const char *messages_dir, const char *spool_path, char hex_r[BLOB
 	close(fd);
 	free(path);
 	return ret;
+}
+
+int blob_read_small(const char *spool_path, uint64_t max, unsigned char **data_r,
+                    char hex_r[BLOB_HEX_LEN + 1], uint64_t *size_r, const char **error_r)
+{
+	int fd = open(spool_path, O_RDONLY | O_CLOEXEC);
+	struct stat st;
+	if (fd < 0 || fstat(fd, &st) < 0) {
+		*error_r = store_error_fmt("open spool file %s: %s", spool_path, strerror(errno));
+		if (fd >= 0)
+			close(fd);
+		return -1;
+	}
+	if ((uint64_t)st.st_size > max) {
+		close(fd);
+		return 0;
+	}
+	size_t size = (size_t)st.st_size, got = 0;
+	unsigned char *data = xmalloc(size + 1);
+	while (got < size) {
+		ssize_t n = read(fd, data + got, size - got);
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n <= 0) {
+			*error_r = n == 0 ? store_error_fmt("spool file %s shrank", spool_path)
+			                  : store_error_fmt("read spool file %s: %s", spool_path,
+			                                    strerror(errno));
+			close(fd);
+			free(data);
+			return -1;
+		}
+		got += (size_t)n;
+	}
+	close(fd);
+	unsigned char digest[crypto_hash_sha256_BYTES];
+	crypto_hash_sha256(digest, data, size);
+	blob_hex(digest, hex_r);
+	*data_r = data;
+	*size_r = size;
+	return 1;
+}
+
+int blob_memfd(const void *data, size_t size, const char **error_r)
+{
+	int fd = memfd_create("posthorn-message", MFD_CLOEXEC);
+	size_t done = 0;
+	if (fd < 0) {
+		*error_r = store_error_fmt("memfd_create: %s", strerror(errno));
+		return -1;
+	}
+	while (done < size) {
+		ssize_t n = write(fd, (const unsigned char *)data + done, size - done);
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n < 0) {
+			*error_r = store_error_fmt("write to memfd: %s", strerror(errno));
+			close(fd);
+			return -1;
+		}
+		done += (size_t)n;
+	}
+	if (lseek(fd, 0, SEEK_SET) < 0) {
+		*error_r = store_error_fmt("lseek memfd: %s", strerror(errno));
+		close(fd);
+		return -1;
+	}
+	return fd;
 }
 
 int blob_sync_dir(const char *path, const char **error_r)

@@ -6,6 +6,7 @@
 #define POSTHORN_STORE_BLOB_H
 
 #include <stdbool.h>
+#include <stddef.h>
 #include <stdint.h>
 
 /* Hex digits of a content address (SHA-256). */
@@ -29,6 +30,15 @@ unsigned blob_fanout_index(const char *hex);
 int blob_store(const char *messages_dir, const char *spool_path, char hex_r[BLOB_HEX_LEN + 1],
                uint64_t *size_r, bool *dir_created_r, const char **error_r)
     __attribute__((warn_unused_result));
+/* Small bodies live in the database instead (the store's inline limit): read a spool file
+ * of at most max octets into memory and hash it. 1 with *data_r (malloc'd), hex_r and
+ * *size_r; 0 when the file is larger (nothing read); -1 with *error_r. The spool file
+ * stays either way. */
+int blob_read_small(const char *spool_path, uint64_t max, unsigned char **data_r,
+                    char hex_r[BLOB_HEX_LEN + 1], uint64_t *size_r, const char **error_r);
+/* An anonymous in-memory file holding a copy of data, at offset 0: its fd (the caller
+ * closes it), or -1 with *error_r. How a body stored in the database is handed out. */
+int blob_memfd(const void *data, size_t size, const char **error_r);
 /* fsync the fan-out directory with this index. 0, or -1 with *error_r. */
 int blob_sync_fanout(const char *messages_dir, unsigned index, const char **error_r)
     __attribute__((warn_unused_result));

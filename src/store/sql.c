@@ -125,6 +125,21 @@ int64_t sql_exec(struct sql_conn *c, unsigned id, const char **error_r, const ch
 	return rc < 0 ? -1 : c->sql->driver->changes(c);
 }
 
+int64_t sql_exec_params(struct sql_conn *c, unsigned id, const struct sql_param *params,
+                        size_t count, const char **error_r)
+{
+	struct sql *sql = c->sql;
+	struct sql_row *row;
+	const char *error;
+	ASSERT(id < sql->count && sql->texts[id] != NULL);
+	int rc = sql->driver->run(c, id, sql->texts[id], params, count, &row, &error);
+	if (rc < 0 && error_r != NULL)
+		*error_r = error;
+	while (rc == SQL_ROW)
+		rc = sql_next(row, error_r);
+	return rc < 0 ? -1 : sql->driver->changes(c);
+}
+
 int sql_int(struct sql_conn *c, unsigned id, int64_t *value_r, const char **error_r,
             const char *fmt, ...)
 {
@@ -262,6 +277,12 @@ int sql_migrate(struct sql_conn *c, int target, const char **error_r)
 			return -1;
 	} while (version < target);
 	return 0;
+}
+
+int sql_ids_follow(struct sql_conn *c, const char *table, const char **error_r)
+{
+	const struct sql_driver *d = c->sql->driver;
+	return d->ids_follow == NULL ? 0 : d->ids_follow(c, table, error_r);
 }
 
 int sql_schema_version(struct sql_conn *c)

@@ -110,6 +110,10 @@ struct sql_driver {
 	int migration_count;
 
 	const struct sql_replacement *replacements; /* ends with text NULL */
+	/* Optional: after rows with explicit ids were inserted into table (an import), make
+	 * the ids the engine hands out next follow them (PostgreSQL: setval of its identity
+	 * sequence). SQLite needs nothing. */
+	int (*ids_follow)(struct sql_conn *c, const char *table, const char **error_r);
 };
 
 /* A database with its driver and statement texts (texts[id] for id < count; replaced per
@@ -139,6 +143,9 @@ void sql_disconnect(struct sql_conn *c); /* accepts NULL */
 int sql_step(struct sql_conn *c, unsigned id, struct sql_row **row_r, const char **error_r,
              const char *fmt, ...);
 int64_t sql_exec(struct sql_conn *c, unsigned id, const char **error_r, const char *fmt, ...);
+/* exec with the parameters already in an array. */
+int64_t sql_exec_params(struct sql_conn *c, unsigned id, const struct sql_param *params,
+                        size_t count, const char **error_r);
 int sql_int(struct sql_conn *c, unsigned id, int64_t *value_r, const char **error_r,
             const char *fmt, ...);
 int sql_each(struct sql_conn *c, unsigned id, void (*row)(void *ctx, struct sql_row *r), void *ctx,
@@ -163,6 +170,8 @@ bool sql_in_tx(struct sql_conn *c);
  * own write transaction, re-reading the version inside it: another process may migrate at
  * the same time). 0, or -1 (also when the database is newer than this program). */
 int sql_migrate(struct sql_conn *c, int target, const char **error_r);
+/* The driver's ids_follow, when it has one: 0, or -1. */
+int sql_ids_follow(struct sql_conn *c, const char *table, const char **error_r);
 /* The schema version, or -1. */
 int sql_schema_version(struct sql_conn *c);
 

@@ -736,6 +736,24 @@ int store_mail_list(struct store *store, const char *address, const char *mailbo
 	return ret;
 }
 
+/* After a locate: the in-memory copy of a body from the database, or its file. */
+static int store_body_open(struct store *store, const char *sha256, uint64_t size, int fd,
+                           int *fd_r, uint64_t *size_r)
+{
+	if (fd >= 0) {
+		*fd_r = fd;
+		*size_r = size;
+		return 1;
+	}
+	/* A file missing now was expunged (or removed with its account) after our lookup. */
+	return blob_open(store->messages_dir, sha256, fd_r, size_r);
+}
+
+void store_set_inline_max(struct store *store, uint64_t max)
+{
+	atomic_store(&store->inline_max, max);
+}
+
 int store_mail_open(struct store *store, const char *address, const char *mailbox, uint32_t uid,
                     int *fd_r, uint64_t *size_r)
 {
@@ -745,11 +763,11 @@ int store_mail_open(struct store *store, const char *address, const char *mailbo
 	const char *error;
 	if (store_address_norm(address, addr, false, &error) < 0 || mailbox == NULL)
 		return 0;
-	int ret = store->v->mail_locate(store, addr, mailbox, uid, sha256, &size);
+	int fd = -1;
+	int ret = store->v->mail_locate(store, addr, mailbox, uid, sha256, &size, &fd);
 	if (ret <= 0)
 		return ret;
-	/* A file missing now was expunged (or removed with its account) after our lookup. */
-	return blob_open(store->messages_dir, sha256, fd_r, size_r);
+	return store_body_open(store, sha256, size, fd, fd_r, size_r);
 }
 
 int store_mailbox_snapshot(struct store *store, uint64_t account_id, const char *mailbox,
@@ -769,11 +787,11 @@ int store_message_open(struct store *store, uint64_t account_id, const char *mai
 	uint64_t size;
 	if (store_mailbox_norm(mailbox, name) < 0)
 		return 0;
-	int ret = store->v->message_locate(store, account_id, name, uid, sha256, &size);
+	int fd = -1;
+	int ret = store->v->message_locate(store, account_id, name, uid, sha256, &size, &fd);
 	if (ret <= 0)
 		return ret;
-	/* A file missing now was expunged (or removed with its account) after our lookup. */
-	return blob_open(store->messages_dir, sha256, fd_r, size_r);
+	return store_body_open(store, sha256, size, fd, fd_r, size_r);
 }
 
 int store_message_summary(struct store *store, uint64_t account_id, const char *mailbox,
@@ -882,6 +900,12 @@ static int store_lock_share(struct store *store, const char **error_r)
 
 int store_open(const char *data_dir, struct store **store_r, const char **error_r)
 {
+	return store_open_engine(data_dir, NULL, NULL, store_r, error_r);
+}
+
+int store_open_engine(const char *data_dir, const char *engine, const char *url,
+                      struct store **store_r, const char **error_r)
+{
 	const struct store_vfuncs *v = &store_db_vfuncs;
 	struct store *store;
 
@@ -893,18 +917,21 @@ int store_open(const char *data_dir, struct store **store_r, const char **error_
 		*error_r = "invalid data directory";
 		return -1;
 	}
-	if (store_mkdir(data_dir, error_r) < 0 || v->init(data_dir, &store, error_r) < 0)
+	if (store_mkdir(data_dir, error_r) < 0 ||
+	    v->init(data_dir, engine, url, &store, error_r) < 0)
 		return -1;
 	store->data_dir = xstrdup(data_dir);
 	store->messages_dir = store_join_dup(data_dir, "messages");
 	store->tmp_dir = store_join_dup(data_dir, "tmp");
 	atomic_init(&store->spool_seq, 0);
+	atomic_init(&store->inline_max, STORE_INLINE_MAX_DEFAULT);
 	store->lock_fd = -1;
 	pthread_mutex_init(&store->blob_lock, NULL);
 	pthread_mutex_init(&store->queue_lock, NULL);
 	pthread_cond_init(&store->queue_cond, NULL);
 	store_watch_init(store);
 	store_recent_init(store);
+	store_reader_init(store);
 
 	if (store_mkdir(store->messages_dir, error_r) < 0 ||
 	    store_mkdir(store->tmp_dir, error_r) < 0 || store_lock(store, error_r) < 0 ||
@@ -927,6 +954,7 @@ void store_close(struct store **storep)
 	if (store == NULL)
 		return;
 	*storep = NULL;
+	store_reader_stop(store);
 	store_writer_stop(store);
 	ASSERT(store->queue_head == NULL);
 	store_watch_deinit(store);
@@ -941,4 +969,14 @@ void store_close(struct store **storep)
 	store->v->deinit(store);
 	if (lock_fd >= 0)
 		close(lock_fd); /* only after the database is closed */
+}
+
+int store_export(struct store *store, FILE *out, const char **error_r)
+{
+	return store->v->export_dump(store, out, error_r);
+}
+
+int store_import(struct store *store, FILE *in, const char **error_r)
+{
+	return store->v->import_dump(store, in, error_r);
 }

@@ -17,6 +17,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <stdio.h>
 
 struct store;
 
@@ -25,9 +26,20 @@ struct store;
  * thread. Returns 0, or -1 with *error_r. */
 int store_open(const char *data_dir, struct store **store_r, const char **error_r)
     __attribute__((warn_unused_result));
+/* The same with the database named: engine "sqlite" (NULL too: data_dir/posthorn.db) or
+ * "postgresql" (url: a libpq connection string or URI; data_dir still holds spool files). */
+int store_open_engine(const char *data_dir, const char *engine, const char *url,
+                      struct store **store_r, const char **error_r)
+    __attribute__((warn_unused_result));
 /* Finish every queued delivery and expunge (their callbacks run), stop the writer, close. Accepts
  * NULL and sets *store to NULL. */
 void store_close(struct store **store);
+
+/* Message bodies up to this many octets are stored in the database itself (one fsync per
+ * group commit for all of them); larger ones in content-addressed files. 0: every body in a
+ * file. The default suits SQLite; set it right after store_open(). */
+#define STORE_INLINE_MAX_DEFAULT (128 * 1024)
+void store_set_inline_max(struct store *store, uint64_t max);
 
 /* A path in the store's temporary directory where a caller may create a new spool file
  * (message being received). Malloc'd; unique per call. The file must be handed to
@@ -613,7 +625,9 @@ struct store_queue_rcpt {
 };
 struct store_queue_entry {
 	uint64_t id;
-	const char *path; /* the message file (read-only; the queue's reference keeps it) */
+	const char *path; /* the message file (read-only; the queue's reference keeps it), or
+	                   * NULL when the database holds the body: then fd */
+	int fd;           /* an in-memory copy of a body held by the database, or -1 */
 	uint64_t size;
 	const char *mail_from; /* "" = null sender */
 	enum store_dsn_ret ret;
@@ -632,6 +646,9 @@ struct store_queue_entry {
 };
 /* Free count entries (array and strings); accepts NULL. */
 void store_queue_entries_free(struct store_queue_entry *entries, size_t count);
+/* A new read-only descriptor of an entry's message (read it with pread() or mmap(): it may
+ * share its offset), or -1 with errno. */
+int store_queue_entry_open(const struct store_queue_entry *entry);
 
 /* The outcome of one recipient in an attempt. */
 struct store_queue_result {
@@ -748,6 +765,36 @@ int store_queue_list(struct store *store, const char *domain,
 int store_queue_show(struct store *store, uint64_t id, struct store_queue_entry **entry_r);
 
 /* ---- maintenance ---- */
+/* ---- reads that may wait ----
+ * Every read above is synchronous. On SQLite none waits; on PostgreSQL each is a network
+ * round trip, which must not stall an event loop. Loop threads therefore run the reads of
+ * one step through store_read(): when reads never wait, fn(ctx) runs here and it returns
+ * true (go on at once); else it returns false, and one of the store's reader threads runs
+ * fn(ctx) and then done(ctx), where the caller hands the result back to its loop (e.g.
+ * session_async_finished()). fn may call any synchronous read, and nothing that waits for
+ * the writer. */
+typedef void store_read_fn(void *ctx);
+bool store_read(struct store *store, store_read_fn *fn, store_read_fn *done, void *ctx);
+/* Whether store_read() queues (reads may wait): a caller that must prepare for an
+ * asynchronous answer (session_async_start()) asks first, and runs reads in place when
+ * false. store_read() may still run in place while the store closes. */
+bool store_reads_wait(struct store *store);
+/* Most reader threads. */
+#define STORE_READ_THREADS_MAX 32
+/* Reader threads: 0 (the default) leaves it to the engine (none for SQLite, 4 for
+ * PostgreSQL); n > 0 starts n even on SQLite (tests drive the queued path that way). Call
+ * it before the first store_read(). */
+void store_set_read_threads(struct store *store, unsigned n);
+
+/* ---- moving a whole store (posthorn db export | import) ---- */
+/* Write every row of the store, with the bodies kept in files, to out as a Posthorn dump
+ * (one read snapshot; the server may run). 0, or -1 with *error_r. */
+int store_export(struct store *store, FILE *out, const char **error_r);
+/* Read a dump into this store, which must be new (no domain, account or message), in one
+ * transaction: ids, UIDs, UIDVALIDITY, MODSEQs, flags, quotas and credentials as they were;
+ * every body is kept in the database. 0, or -1 with *error_r (nothing imported). */
+int store_import(struct store *store, FILE *in, const char **error_r);
+
 /* Schema version of the open store (number of migrations applied), or -1 on error. Added
  * for `posthorn init`/diagnostics and for tests that check migrations are applied once. */
 int store_schema_version(struct store *store);

@@ -77,8 +77,8 @@ static const char *const sq_sql[SQ_CORE_COUNT] = {
     [SQ_ALIAS_TARGETS] = "SELECT target FROM aliases WHERE alias = ?1 ORDER BY id",
     /* A row that exists keeps its columns; summaries fill only what is missing. */
     [SQ_MESSAGE_INSERT] = "INSERT INTO messages (sha256, size, received_at, mail_from,"
-                          " hdr_from, subject, message_id, envelope, body, bodystructure)"
-                          " VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)"
+                          " hdr_from, subject, message_id, envelope, body, bodystructure, content)"
+                          " VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)"
                           " ON CONFLICT (sha256) DO UPDATE SET"
                           " envelope = coalesce(envelope, excluded.envelope),"
                           " body = coalesce(body, excluded.body),"
@@ -99,7 +99,7 @@ static const char *const sq_sql[SQ_CORE_COUNT] = {
                       " m.mail_from, m.hdr_from, m.subject FROM mailbox_entries e"
                       " JOIN messages m ON m.id = e.message_id WHERE e.mailbox_id = ?1"
                       " ORDER BY e.uid",
-    [SQ_ENTRY_LOCATE] = "SELECT m.sha256, m.size FROM mailbox_entries e"
+    [SQ_ENTRY_LOCATE] = "SELECT m.sha256, m.size, m.content FROM mailbox_entries e"
                         " JOIN messages m ON m.id = e.message_id"
                         " WHERE e.mailbox_id = ?1 AND e.uid = ?2",
     [SQ_MESSAGE_GC] = "DELETE FROM messages WHERE"
@@ -115,7 +115,7 @@ static const char *const sq_sql[SQ_CORE_COUNT] = {
                           " e.keywords FROM mailbox_entries e"
                           " JOIN messages m ON m.id = e.message_id"
                           " WHERE e.mailbox_id = ?1 ORDER BY e.uid",
-    [SQ_MESSAGE_LOCATE] = "SELECT m.sha256, m.size FROM mailbox_entries e"
+    [SQ_MESSAGE_LOCATE] = "SELECT m.sha256, m.size, m.content FROM mailbox_entries e"
                           " JOIN messages m ON m.id = e.message_id"
                           " JOIN mailboxes b ON b.id = e.mailbox_id"
                           " WHERE b.account_id = ?1 AND b.name = ?2 AND e.uid = ?3",
@@ -139,7 +139,7 @@ static const char *db_texts[SQ_COUNT];
 
 static void db_texts_init(void)
 {
-	for (unsigned i = 0; i < SQ_COUNT; i++) {
+	for (unsigned i = 0; i < SQ_QUEUE_END; i++) {
 		if (i < SQ_CORE_COUNT)
 			db_texts[i] = sq_sql[i];
 		else if (i < SQ_MAILBOX_END)
@@ -147,6 +147,7 @@ static void db_texts_init(void)
 		else
 			db_texts[i] = store_db_queue_sql[i - SQ_MAILBOX_END];
 	}
+	store_db_dump_texts(db_texts);
 }
 
 /* ---- connections ---- */
@@ -254,17 +255,46 @@ static int db_max_entry(struct sql_conn *c, int64_t *max_r, int64_t *uidvalidity
 	return 0;
 }
 
+const char *const *store_db_texts(void)
+{
+	static pthread_once_t once = PTHREAD_ONCE_INIT;
+	(void)pthread_once(&once, db_texts_init);
+	return db_texts;
+}
+
 /* Open the database of a driver with every statement of the store. */
 static int db_sql_open(const struct sql_driver *driver, const char *target, struct sql **sql_r,
                        const char **error_r)
 {
-	static pthread_once_t once = PTHREAD_ONCE_INIT;
-	(void)pthread_once(&once, db_texts_init);
-	return sql_open(driver, target, db_texts, SQ_COUNT, sql_r, error_r);
+	return sql_open(driver, target, store_db_texts(), SQ_COUNT, sql_r, error_r);
 }
 
-static int db_init(const char *data_dir, struct store **store_r, const char **error_r)
+/* The engines: a name, its driver, and whether its target is the data directory (else the
+ * configured URL). */
+static const struct db_engine {
+	const char *name;
+	const struct sql_driver *driver;
+	bool local;
+} db_engines[] = {
+    {"sqlite", &sql_driver_sqlite, true},
+};
+
+static int db_init(const char *data_dir, const char *engine, const char *url,
+                   struct store **store_r, const char **error_r)
 {
+	const struct db_engine *e = NULL;
+	for (size_t i = 0; i < sizeof(db_engines) / sizeof(db_engines[0]); i++) {
+		if (strcmp(db_engines[i].name, engine == NULL ? "sqlite" : engine) == 0)
+			e = &db_engines[i];
+	}
+	if (e == NULL) {
+		*error_r = store_error_fmt("unknown store engine \"%s\"", engine);
+		return -1;
+	}
+	if (!e->local && (url == NULL || url[0] == '\0')) {
+		*error_r = store_error_fmt("store %s needs store_url", e->name);
+		return -1;
+	}
 	struct store_db *s = xcalloc(1, sizeof(*s));
 	s->store.v = &store_db_vfuncs;
 	pthread_mutex_init(&s->admin_lock, NULL);
@@ -275,7 +305,7 @@ static int db_init(const char *data_dir, struct store **store_r, const char **er
 		return -1;
 	}
 	s->read_key_created = true;
-	if (db_sql_open(&sql_driver_sqlite, data_dir, &s->sql, error_r) < 0 ||
+	if (db_sql_open(e->driver, e->local ? data_dir : url, &s->sql, error_r) < 0 ||
 	    (s->admin = sql_connect(s->sql, SQL_ROLE_WRITER, error_r)) == NULL ||
 	    sql_migrate(s->admin, s->sql->driver->migration_count, error_r) < 0 ||
 	    (s->writer = sql_connect(s->sql, SQL_ROLE_WRITER, error_r)) == NULL ||
@@ -283,6 +313,7 @@ static int db_init(const char *data_dir, struct store **store_r, const char **er
 		db_deinit(&s->store);
 		return -1;
 	}
+	s->store.shared = !e->local;
 	*store_r = &s->store;
 	return 0;
 }
@@ -755,16 +786,17 @@ static int sq_deliver_local(struct sql_conn *c, uint64_t account, int64_t messag
 	return 0;
 }
 
-int store_db_message_row(struct sql_conn *c, const char *sha256, uint64_t size, int64_t received_at,
-                         const char *mail_from, const char *hdr_from, const char *subject,
-                         const char *message_id, const struct store_summary *summary, int64_t *id_r,
-                         const char **error_r)
+int store_db_message_row(struct sql_conn *c, const char *sha256, uint64_t size,
+                         const unsigned char *content, int64_t received_at, const char *mail_from,
+                         const char *hdr_from, const char *subject, const char *message_id,
+                         const struct store_summary *summary, int64_t *id_r, const char **error_r)
 {
 	static const struct store_summary none = {0};
 	const struct store_summary *sum = summary == NULL ? &none : summary;
-	if (sql_exec(c, SQ_MESSAGE_INSERT, error_r, "siisssssss", sha256, (int64_t)size,
+	if (sql_exec(c, SQ_MESSAGE_INSERT, error_r, "siisssssssb", sha256, (int64_t)size,
 	             received_at, mail_from, hdr_from, subject, message_id, sum->envelope,
-	             sum->body, sum->bodystructure) < 0)
+	             sum->body, sum->bodystructure, (const void *)content,
+	             content == NULL ? (size_t)0 : (size_t)size) < 0)
 		return -1;
 	if (sql_int(c, SQ_MESSAGE_ID, id_r, error_r, "s", sha256) != 1) {
 		*error_r = "message row vanished";
@@ -781,9 +813,9 @@ static int sq_deliver_one(struct sql_conn *c, const struct store_commit_delivery
 	int64_t received = d->received_at > 0 ? d->received_at : now;
 	int64_t message_id;
 
-	if (store_db_message_row(c, item->sha256, item->size, received, mail_from, d->hdr_from,
-	                         d->hdr_subject, d->hdr_message_id, item->summary, &message_id,
-	                         error_r) < 0)
+	if (store_db_message_row(c, item->sha256, item->size, item->content, received, mail_from,
+	                         d->hdr_from, d->hdr_subject, d->hdr_message_id, item->summary,
+	                         &message_id, error_r) < 0)
 		return -1;
 	for (size_t i = 0; i < item->account_count; i++) {
 		if (sq_deliver_local(c, item->accounts[i], message_id, item, received, changes,
@@ -946,15 +978,25 @@ static int sq_mail_list(struct store *store, const char *address, const char *ma
 	return sql_each(c, SQ_ENTRY_LIST, sq_entry_row, &l, "i", mailbox_id) < 0 ? -1 : 1;
 }
 
-/* Read a message row's content address and size from a SQ_ENTRY_LOCATE-like row. */
+/* Read a message row's content address and size from a SQ_ENTRY_LOCATE-like row, and its
+ * body into *fd_r when the database holds it (else -1). */
 static int sq_locate_row(struct sql_row *st, uint32_t uid, char sha256_r[BLOB_HEX_LEN + 1],
-                         uint64_t *size_r)
+                         uint64_t *size_r, int *fd_r)
 {
-	const char *sha = sql_col_text0(st, 0);
+	const char *sha = sql_col_text0(st, 0), *error;
 	int ret = blob_name_valid(sha) ? 1 : -1;
+	*fd_r = -1;
 	if (ret == 1) {
 		memcpy(sha256_r, sha, BLOB_HEX_LEN + 1);
 		*size_r = (uint64_t)sql_col_int(st, 1);
+		if (!sql_col_null(st, 2)) {
+			size_t size;
+			const void *body = sql_col_blob(st, 2, &size);
+			if ((*fd_r = blob_memfd(body, size, &error)) < 0) {
+				log_error("store: message body for uid %u: %s", uid, error);
+				ret = -1;
+			}
+		}
 	} else
 		log_error("store: message row with a bad content address for uid %u", uid);
 	sql_row_done(st);
@@ -962,7 +1004,8 @@ static int sq_locate_row(struct sql_row *st, uint32_t uid, char sha256_r[BLOB_HE
 }
 
 static int sq_mail_locate(struct store *store, const char *address, const char *mailbox,
-                          uint32_t uid, char sha256_r[BLOB_HEX_LEN + 1], uint64_t *size_r)
+                          uint32_t uid, char sha256_r[BLOB_HEX_LEN + 1], uint64_t *size_r,
+                          int *fd_r)
 {
 	struct sql_conn *c = store_db_reader(store);
 	struct sql_row *st;
@@ -973,11 +1016,12 @@ static int sq_mail_locate(struct store *store, const char *address, const char *
 	int rc = sql_step(c, SQ_ENTRY_LOCATE, &st, NULL, "ii", mailbox_id, (int64_t)uid);
 	if (rc != SQL_ROW)
 		return rc < 0 ? -1 : 0;
-	return sq_locate_row(st, uid, sha256_r, size_r);
+	return sq_locate_row(st, uid, sha256_r, size_r, fd_r);
 }
 
 static int sq_message_locate(struct store *store, uint64_t account_id, const char *mailbox,
-                             uint32_t uid, char sha256_r[BLOB_HEX_LEN + 1], uint64_t *size_r)
+                             uint32_t uid, char sha256_r[BLOB_HEX_LEN + 1], uint64_t *size_r,
+                             int *fd_r)
 {
 	struct sql_conn *c = store_db_reader(store);
 	struct sql_row *st;
@@ -987,7 +1031,7 @@ static int sq_message_locate(struct store *store, uint64_t account_id, const cha
 	                              mailbox, (int64_t)uid);
 	if (rc != SQL_ROW)
 		return rc < 0 ? -1 : 0;
-	return sq_locate_row(st, uid, sha256_r, size_r);
+	return sq_locate_row(st, uid, sha256_r, size_r, fd_r);
 }
 
 struct sq_snapshot {
@@ -1136,4 +1180,6 @@ const struct store_vfuncs store_db_vfuncs = {
     .queue_next_due = store_db_queue_next_due,
     .message_gc = sq_message_gc,
     .message_exists = sq_message_exists,
+    .export_dump = store_db_export,
+    .import_dump = store_db_import,
 };

@@ -10,9 +10,13 @@
 #include <stdarg.h>
 #include <stdbool.h>
 #include <stdint.h>
+#include <stdio.h>
 
 #include "store/sql.h"
 #include "store/store_private.h"
+
+/* Tables a dump holds (store_db_dump.c). */
+#define STORE_DB_DUMP_TABLES 11
 
 /* Every statement, prepared once per connection on first use. The SQL of the ids before
  * SQ_CORE_COUNT is in store_db.c, of the others in store_db_mailbox.c and
@@ -123,13 +127,17 @@ enum sq_id {
 	SQ_Q_LIST,
 	SQ_Q_LIST_DOMAIN,
 	SQ_Q_NEXT_DUE,
-	SQ_COUNT
+	SQ_QUEUE_END,
+	/* store_db_dump.c: whether the store is empty, then SELECT and INSERT of each table */
+	SQ_DUMP_EMPTY = SQ_QUEUE_END,
+	SQ_DUMP_FIRST,
+	SQ_COUNT = SQ_DUMP_FIRST + 2 * STORE_DB_DUMP_TABLES
 };
 
 /* SQL of the ids from SQ_CORE_COUNT to SQ_MAILBOX_END, indexed by id - SQ_CORE_COUNT, and
  * of the queue's from SQ_MAILBOX_END on, indexed by id - SQ_MAILBOX_END. */
 extern const char *const store_db_mailbox_sql[SQ_MAILBOX_END - SQ_CORE_COUNT];
-extern const char *const store_db_queue_sql[SQ_COUNT - SQ_MAILBOX_END];
+extern const char *const store_db_queue_sql[SQ_QUEUE_END - SQ_MAILBOX_END];
 
 /* A reading thread's connection, in store_db.readers. */
 struct db_reader {
@@ -187,10 +195,10 @@ int store_db_mailbox_commit(struct sql_conn *c, struct store_commit_item *item,
                             struct sq_ids *unref, struct store_changes *changes,
                             const char **error_r);
 /* Insert (or find) the message row of a delivery or append: 0 with *id_r, or -1. */
-int store_db_message_row(struct sql_conn *c, const char *sha256, uint64_t size, int64_t received_at,
-                         const char *mail_from, const char *hdr_from, const char *subject,
-                         const char *message_id, const struct store_summary *summary, int64_t *id_r,
-                         const char **error_r);
+int store_db_message_row(struct sql_conn *c, const char *sha256, uint64_t size,
+                         const unsigned char *content, int64_t received_at, const char *mail_from,
+                         const char *hdr_from, const char *subject, const char *message_id,
+                         const struct store_summary *summary, int64_t *id_r, const char **error_r);
 /* The reads of store_private.h's vtable that store_db_mailbox.c implements. */
 int store_db_mailbox_list(struct store *store, uint64_t account_id,
                           void (*mailbox_cb)(void *ctx, const char *name, const char *special_use),
@@ -226,6 +234,16 @@ int store_db_queue_next_due(struct store *store, int64_t *when_r);
 int store_db_mailbox_summary(struct store *store, uint64_t account_id, const char *mailbox,
                              uint32_t uid, char **envelope_r, char **body_r,
                              char **bodystructure_r);
+
+/* store_db_dump.c: fill in the texts of the SQ_DUMP_FIRST.. ids (generated once). */
+void store_db_dump_texts(const char **texts);
+/* `posthorn db export | import` (store.h). */
+int store_db_export(struct store *store, FILE *out, const char **error_r);
+int store_db_import(struct store *store, FILE *in, const char **error_r);
+
+/* The common text of every statement, SQ_COUNT of them (for tests: each must prepare on
+ * every engine). */
+const char *const *store_db_texts(void);
 
 /* For tests and tools: create (or migrate) the SQLite database under the existing data_dir
  * up to schema version `version` only (0..latest), without opening a store. 0, or -1 with

@@ -27,7 +27,7 @@
 	" AND r.status = 0 AND r.last_error <> '' ORDER BY r.last_attempt DESC, r.id LIMIT 1),"    \
 	" '') FROM queue q JOIN messages m ON m.id = q.message_id"
 
-const char *const store_db_queue_sql[SQ_COUNT - SQ_MAILBOX_END] = {
+const char *const store_db_queue_sql[SQ_QUEUE_END - SQ_MAILBOX_END] = {
     SQQ(SQ_Q_ENTRY_INSERT) = "INSERT INTO queue (message_id, mail_from, ret, envid, domain,"
                              " created, next_attempt, smtputf8, eightbit, requiretls)"
                              " VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?6, ?7, ?8, ?9) RETURNING id",
@@ -41,7 +41,7 @@ const char *const store_db_queue_sql[SQ_COUNT - SQ_MAILBOX_END] = {
     SQQ(SQ_Q_ENTRY_GET) = "SELECT q.id, m.sha256, m.size, q.mail_from, q.ret, q.envid,"
                           " q.domain, q.created, q.next_attempt, q.attempts, q.held,"
                           " q.delay_warned, q.lease_owner, q.lease_until, q.smtputf8,"
-                          " q.eightbit, q.requiretls FROM queue q"
+                          " q.eightbit, q.requiretls, m.content FROM queue q"
                           " JOIN messages m ON m.id = q.message_id WHERE q.id = ?1",
     SQQ(SQ_Q_RCPTS) = "SELECT id, address, orcpt, notify, status, last_error, last_attempt,"
                       " remote_mta, enhanced_status FROM queue_rcpts WHERE entry_id = ?1"
@@ -140,7 +140,7 @@ static int sqq_entry_read(struct sql_conn *c, const char *messages_dir, int64_t 
                           bool pending_only, struct store_queue_entry *e, const char **error_r)
 {
 	struct sql_row *st;
-	*e = (struct store_queue_entry){0};
+	*e = (struct store_queue_entry){.fd = -1};
 	int rc = sql_step(c, SQ_Q_ENTRY_GET, &st, error_r, "i", id);
 	if (rc != SQL_ROW)
 		return rc < 0 ? -1 : 0;
@@ -150,9 +150,19 @@ static int sqq_entry_read(struct sql_conn *c, const char *messages_dir, int64_t 
 		*error_r = "queue entry with a bad content address";
 		return -1;
 	}
+	int fd = -1;
+	if (!sql_col_null(st, 17)) {
+		size_t size;
+		const void *body = sql_col_blob(st, 17, &size);
+		if ((fd = blob_memfd(body, size, error_r)) < 0) {
+			sql_row_done(st);
+			return -1;
+		}
+	}
 	*e = (struct store_queue_entry){
 	    .id = (uint64_t)sql_col_int(st, 0),
-	    .path = blob_path_dup(messages_dir, sha),
+	    .path = fd < 0 ? blob_path_dup(messages_dir, sha) : NULL,
+	    .fd = fd,
 	    .size = (uint64_t)sql_col_int(st, 2),
 	    .mail_from = xstrdup(sql_col_text0(st, 3)),
 	    .ret = (enum store_dsn_ret)sql_col_int(st, 4),

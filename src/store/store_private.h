@@ -11,6 +11,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <stdio.h>
 
 #include "core/buf.h"
 #include "store/blob.h"
@@ -62,6 +63,7 @@ struct store_commit_delivery {
 	size_t account_count;
 	char sha256[BLOB_HEX_LEN + 1];
 	uint64_t size;
+	const unsigned char *content;        /* the body, stored inline; NULL: in its file */
 	const struct store_summary *summary; /* for a new message row */
 };
 
@@ -83,7 +85,8 @@ struct store_commit_expunge {
 struct store_commit_message {
 	char sha256[BLOB_HEX_LEN + 1];
 	uint64_t size;
-	bool placed; /* writer only */
+	unsigned char *content; /* the body, stored inline (writer's); NULL: in its file */
+	bool placed;            /* writer only: its file is at its content address */
 	unsigned flags;
 	const char *keywords;  /* valid keywords, space-separated */
 	int64_t internal_date; /* never 0 */
@@ -252,9 +255,10 @@ typedef void store_blob_removed_cb(void *ctx, const char *sha256);
  * store.h; error strings come from store_error_fmt(). */
 struct store_vfuncs {
 	const char *name;
-	/* Open or create the database under data_dir, apply migrations, and return a store
-	 * whose common part (struct store) is zeroed except v. */
-	int (*init)(const char *data_dir, struct store **store_r, const char **error_r);
+	/* Open or create the database (engine and url as store_open_engine()), apply migrations,
+	 * and return a store whose common part (struct store) is zeroed except v. */
+	int (*init)(const char *data_dir, const char *engine, const char *url,
+	            struct store **store_r, const char **error_r);
 	/* Close every connection and free the store (its common part is already cleaned). */
 	void (*deinit)(struct store *store);
 	/* Schema version after migrations, or -1. */
@@ -330,14 +334,17 @@ struct store_vfuncs {
 	                 void (*cb)(void *ctx, const struct store_entry_row *row), void *ctx);
 	/* 1 with the message's content address and size, 0 no such message, -1 error. */
 	int (*mail_locate)(struct store *store, const char *address, const char *mailbox,
-	                   uint32_t uid, char sha256_r[BLOB_HEX_LEN + 1], uint64_t *size_r);
+	                   uint32_t uid, char sha256_r[BLOB_HEX_LEN + 1], uint64_t *size_r,
+	                   int *fd_r);
 	/* As store_mailbox_snapshot(); mailbox is the exact stored name. */
 	int (*mailbox_snapshot)(struct store *store, uint64_t account_id, const char *mailbox,
 	                        struct store_mailbox_status *status_r,
 	                        void (*cb)(void *ctx, const struct store_entry *entry), void *ctx);
-	/* As mail_locate, by account id; mailbox is the exact stored name. */
+	/* As mail_locate, by account id; mailbox is the exact stored name. Both set *fd_r to
+	 * an in-memory copy of a body stored in the database (blob_memfd()), else to -1. */
 	int (*message_locate)(struct store *store, uint64_t account_id, const char *mailbox,
-	                      uint32_t uid, char sha256_r[BLOB_HEX_LEN + 1], uint64_t *size_r);
+	                      uint32_t uid, char sha256_r[BLOB_HEX_LEN + 1], uint64_t *size_r,
+	                      int *fd_r);
 
 	/* In one read snapshot: every mailbox of the account (name, special-use text or
 	 * NULL) and every subscribed name, in any order. 1, 0 no such account, -1. */
@@ -377,9 +384,13 @@ struct store_vfuncs {
 	int (*message_gc)(struct store *store, store_blob_removed_cb *removed_cb, void *ctx);
 	/* 1 when a message row has this content address, 0 not, -1 error. */
 	int (*message_exists)(struct store *store, const char *sha256);
+	/* store_export() and store_import(). */
+	int (*export_dump)(struct store *store, FILE *out, const char **error_r);
+	int (*import_dump)(struct store *store, FILE *in, const char **error_r);
 };
 
-struct store_pending; /* store_writer.c's queue entry */
+struct store_pending;  /* store_writer.c's queue entry */
+struct store_read_job; /* store_reader.c's */
 
 /* The common part; a backend embeds it as the first member of its own struct. */
 struct store {
@@ -390,6 +401,11 @@ struct store {
 	atomic_uint_fast64_t spool_seq;
 	int lock_fd;    /* posthorn.lock, held shared while open (see store_lock()) */
 	bool exclusive; /* we were alone at open: orphan cleanup allowed */
+	/* Bodies up to this size are stored in the database (store_set_inline_max()). */
+	atomic_uint_fast64_t inline_max;
+	/* Set by init: the database is shared by several nodes, so every body is stored in
+	 * it (a file under one node's data directory would be missing on the others). */
+	bool shared;
 
 	/* Held from placing message files until their commit and from deleting message rows
 	 * until their files are gone (writer batches with expunges, account deletion), so a
@@ -417,10 +433,24 @@ struct store {
 	pthread_cond_t watch_cond;
 	struct store_watch **watches; /* STORE_WATCH_BUCKETS lists, by account id */
 
+	/* Reads that may wait (store_reader.c), under pool_lock: the reader threads and
+	 * their queue of jobs. */
+	pthread_mutex_t pool_lock;
+	pthread_cond_t pool_cond;
+	struct store_read_job *pool_head, *pool_tail;
+	bool pool_stopping;
+	unsigned pool_wanted; /* store_set_read_threads(); 0 = by the engine */
+	unsigned pool_count;  /* threads running */
+	pthread_t pool_tids[STORE_READ_THREADS_MAX];
+
 	/* \Recent boundaries (store_recent.c), under recent_lock. */
 	pthread_mutex_t recent_lock;
 	struct store_recent **recent; /* STORE_RECENT_BUCKETS lists */
 };
+
+/* The reader threads (store_reader.c): set up; stop after finishing every queued read. */
+void store_reader_init(struct store *store);
+void store_reader_stop(struct store *store);
 
 /* \Recent boundaries (store_recent.c): set up and tear down. */
 void store_recent_init(struct store *store);

@@ -4,9 +4,11 @@
  * backend's (sqlite/store_sqlite_queue.c). */
 #include "store/store.h"
 
+#include <fcntl.h>
 #include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "store/store_private.h"
 #include "core/banned.h"
@@ -23,6 +25,13 @@ void store_queue_domain(const char *rcpt, char *out)
 	out[n] = '\0';
 }
 
+int store_queue_entry_open(const struct store_queue_entry *entry)
+{
+	if (entry->path == NULL)
+		return fcntl(entry->fd, F_DUPFD_CLOEXEC, 0);
+	return open(entry->path, O_RDONLY | O_CLOEXEC);
+}
+
 void store_queue_entries_free(struct store_queue_entry *entries, size_t count)
 {
 	for (size_t i = 0; entries != NULL && i < count; i++) {
@@ -36,6 +45,8 @@ void store_queue_entries_free(struct store_queue_entry *entries, size_t count)
 			free((char *)r->enhanced_status);
 		}
 		free(e->rcpts);
+		if (e->fd >= 0)
+			close(e->fd);
 		free((char *)e->path);
 		free((char *)e->mail_from);
 		free((char *)e->envid);

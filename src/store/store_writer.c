@@ -61,6 +61,7 @@ struct store_pending {
 	size_t uid_count;
 	char *keywords;                        /* flags: joined */
 	struct store_summary summary;          /* delivery */
+	unsigned char *content;                /* delivery: its body, stored inline */
 	struct store_commit_message *messages; /* append */
 	char **message_keywords;               /* append: joined, per message */
 	size_t message_count;
@@ -184,13 +185,22 @@ struct store_dirty {
 	bool any;
 };
 
-/* Move one spool file to its content address. 0, or -1 with *error_r (the spool file is
- * then still there). */
+/* Take one spool file into the store: a small one is read into *content_r (the database
+ * stores it; the spool file stays until the commit is over), a larger one is moved to its
+ * content address. 0, or -1 with *error_r (the spool file is then still there). */
 static int store_writer_place_file(struct store *store, const char *spool_path,
                                    char sha256_r[BLOB_HEX_LEN + 1], uint64_t *size_r,
-                                   struct store_dirty *dirty, const char **error_r)
+                                   unsigned char **content_r, struct store_dirty *dirty,
+                                   const char **error_r)
 {
 	bool created = false;
+	uint64_t max = store->shared ? UINT64_MAX : atomic_load(&store->inline_max);
+	*content_r = NULL;
+	if (max > 0) {
+		int ret = blob_read_small(spool_path, max, content_r, sha256_r, size_r, error_r);
+		if (ret != 0)
+			return ret < 0 ? -1 : 0;
+	}
 	if (blob_store(store->messages_dir, spool_path, sha256_r, size_r, &created, error_r) < 0)
 		return -1;
 	dirty->fanout[blob_fanout_index(sha256_r)] = true;
@@ -199,8 +209,8 @@ static int store_writer_place_file(struct store *store, const char *spool_path,
 	return 0;
 }
 
-/* Check one delivery and move its file to its content address. The spool file is gone
- * afterwards either way. */
+/* Check one delivery and take its file. The spool file is gone afterwards, or (stored
+ * inline) goes after the commit. */
 static void store_writer_place(struct store *store, struct store_pending *p,
                                struct store_dirty *dirty)
 {
@@ -210,7 +220,7 @@ static void store_writer_place(struct store *store, struct store_pending *p,
 	reason = error; /* the checks' messages are static */
 	if (ret == 0) {
 		ret = store_writer_place_file(store, p->op.delivery->spool_path, item->sha256,
-		                              &item->size, dirty, &error);
+		                              &item->size, &p->content, dirty, &error);
 		reason = STORE_WRITER_FILE_FAILED;
 	}
 	if (ret < 0) {
@@ -222,10 +232,12 @@ static void store_writer_place(struct store *store, struct store_pending *p,
 	item->accounts = p->accounts;
 	item->account_count = p->account_count;
 	item->summary = &p->summary;
-	p->placed = true;
+	item->content = p->content;
+	p->placed = p->content == NULL;
 }
 
-/* Place every message of an append (all spool files are consumed either way). */
+/* Take every message of an append (all spool files are consumed either way: the inline
+ * ones after the commit). */
 static void store_writer_place_append(struct store *store, struct store_pending *p,
                                       struct store_dirty *dirty)
 {
@@ -234,9 +246,9 @@ static void store_writer_place_append(struct store *store, struct store_pending 
 	for (size_t i = 0; i < p->message_count; i++) {
 		struct store_commit_message *m = &p->messages[i];
 		const char *spool = op->messages[i].spool_path;
-		if (p->ok && store_writer_place_file(store, spool, m->sha256, &m->size, dirty,
-		                                     &error) == 0) {
-			m->placed = true;
+		if (p->ok && store_writer_place_file(store, spool, m->sha256, &m->size, &m->content,
+		                                     dirty, &error) == 0) {
+			m->placed = m->content == NULL;
 			continue;
 		}
 		if (p->ok)
@@ -306,7 +318,7 @@ struct store_summarize {
 
 /* Summarize a new message file once per batch (a row that exists keeps its texts). */
 static void store_writer_summarize_one(struct store_summarize *s, const char *sha256,
-                                       struct store_summary *summary)
+                                       const char *spool_path, struct store_summary *summary)
 {
 	for (size_t i = 0; i < s->seen.count; i++) {
 		if (strcmp(s->seen.v[i], sha256) == 0)
@@ -315,7 +327,9 @@ static void store_writer_summarize_one(struct store_summarize *s, const char *sh
 	store_doomed_add(&s->seen, sha256);
 	if (s->store->v->message_exists(s->store, sha256) != 0)
 		return;
-	char *path = blob_path_dup(s->store->messages_dir, sha256);
+	/* A body stored inline is still in its spool file. */
+	char *path = spool_path != NULL ? xstrdup(spool_path)
+	                                : blob_path_dup(s->store->messages_dir, sha256);
 	if (s->fn(s->ctx, path, &summary->envelope, &summary->body, &summary->bodystructure) < 0) {
 		log_warn("store: summarizing %s failed; computed on demand", sha256);
 		free(summary->envelope);
@@ -337,9 +351,14 @@ static void store_writer_summarize(struct store *store, store_summarizer_fn *fn,
 		if (!p->ok)
 			continue;
 		if (p->item.kind == STORE_OP_DELIVERY)
-			store_writer_summarize_one(&s, p->item.delivery.sha256, &p->summary);
+			store_writer_summarize_one(
+			    &s, p->item.delivery.sha256,
+			    p->content != NULL ? p->op.delivery->spool_path : NULL, &p->summary);
 		for (size_t k = 0; p->item.kind == STORE_OP_APPEND && k < p->message_count; k++)
 			store_writer_summarize_one(&s, p->messages[k].sha256,
+			                           p->messages[k].content != NULL
+			                               ? p->op.append->messages[k].spool_path
+			                               : NULL,
 			                           &p->messages[k].summary);
 	}
 	free(s.seen.v);
@@ -425,6 +444,29 @@ static void store_writer_doom_failed(struct store_pending **batch, size_t n,
 		for (size_t k = 0; p->item.kind == STORE_OP_APPEND && k < p->message_count; k++) {
 			if (p->messages[k].placed)
 				store_doomed_add(doomed, p->messages[k].sha256);
+		}
+	}
+}
+
+/* The bodies stored inline are in the database now (or their operation failed): their
+ * spool files and copies go, before the callbacks (which may free the operations). */
+static void store_writer_drop_inline(struct store_pending **batch, size_t n)
+{
+	for (size_t i = 0; i < n; i++) {
+		struct store_pending *p = batch[i];
+		if (p->item.kind == STORE_OP_DELIVERY && p->content != NULL) {
+			store_spool_unlink(p->op.delivery->spool_path);
+			free(p->content);
+			p->content = NULL;
+			p->item.delivery.content = NULL;
+		}
+		for (size_t k = 0; p->item.kind == STORE_OP_APPEND && k < p->message_count; k++) {
+			struct store_commit_message *m = &p->messages[k];
+			if (m->content == NULL)
+				continue;
+			store_spool_unlink(p->op.append->messages[k].spool_path);
+			free(m->content);
+			m->content = NULL;
 		}
 	}
 }
@@ -667,6 +709,7 @@ static void store_writer_batch(struct store *store, struct store_pending **batch
 		log_debug("store: group commit of %zu operations", count);
 	store_writer_doom_failed(batch, n, &doomed);
 	pthread_mutex_unlock(&store->blob_lock);
+	store_writer_drop_inline(batch, n);
 
 	store_watch_notify(store, &changes);
 	store_writer_queue_hook(store, batch, n);

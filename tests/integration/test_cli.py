@@ -84,6 +84,32 @@ def test_init_needs_hostname(tmp_path):
     assert not (tmp_path / "x" / "posthorn.conf").exists()
 
 
+def test_init_store_options(tmp_path):
+    """--store and --store-url: the engine is checked, the two go together, and SQLite is
+    written into the file as the default."""
+    d = tmp_path / "sq"
+    p = run_cli(["init", d, "--hostname", "h.test", "--port-base", pick_port_base()])
+    assert p.returncode == 0, p.stderr
+    conf = (d / "posthorn.conf").read_text()
+    assert re.search(r"^store = sqlite$", conf, re.M)
+    assert re.search(r"^store_url = $", conf, re.M)
+    for args, want in [(["--store", "mysql"], "--store must be sqlite or postgresql"),
+                       (["--store", "postgresql"], "go together"),
+                       (["--store-url", "dbname=x"], "go together")]:
+        p = run_cli(["init", tmp_path / "bad", "--hostname", "h.test"] + args)
+        assert p.returncode != 0 and want in p.stderr, p.stderr
+        assert not (tmp_path / "bad" / "posthorn.conf").exists()
+
+
+def test_store_engine_checked(tmp_path, inited):
+    """An unknown engine, or postgresql without a URL, stops a command with a clear error."""
+    for extra, want in [("store = oracle\n", 'unknown store engine "oracle"'),
+                        ("store = postgresql\n", "needs store_url")]:
+        conf, _ = conf_with(tmp_path, inited, extra)
+        p = run_cli(["-c", conf, "domain", "list"])
+        assert p.returncode != 0 and want in p.stderr, p.stderr
+
+
 def test_appended_settings_accepted(tmp_path, inited):
     conf, _ = conf_with(tmp_path, inited, "limit_message_size = 100K\nlimit_recipients = 5\n"
                         "limit_errors = 20\nlimit_command_line = 2048\nlimit_auth_failures = 3\n"

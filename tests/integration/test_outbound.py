@@ -175,7 +175,10 @@ def world(tmp_path_factory):
         "mta_sts_port": str(port),
         "queue_retry_min": "1s", "queue_retry_max": "2s", "outbound_connection_cache_time": "20s",
         "outbound_routes": "routed.test=%s" % SINK_IP,
-        "outbound_tls_required": "tlsonly.test"})
+        "outbound_tls_required": "tlsonly.test",
+        # The engine's reads (is an entry due? is a bounce's sender local?) run on the
+        # store's reader threads here, as on PostgreSQL; instance C runs them in place.
+        "store_read_threads": "2"})
     a.cli("domain", "add", "a.test")
     a.add_user(ALICE, ALICE_PW)
     keys = {sel: a.cli("dkim", "generate", "a.test", "--selector", sel, "--algorithm",

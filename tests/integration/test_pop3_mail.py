@@ -17,6 +17,11 @@ from pop3_helpers import (ALICE, BOB, DEMO, UIDL_RE, RawPOP3, account_usage, del
 
 CAROL = "carol@example.test"
 
+# Store reads run on the store's reader threads here (as on PostgreSQL), so every test of
+# this module drives the queued path of store_read(); the other POP3 modules run them in
+# place, as SQLite does by default.
+SERVER_CONF = {"store_read_threads": "2"}
+
 
 @pytest.fixture(scope="module", autouse=True)
 def pop3_ready(server):

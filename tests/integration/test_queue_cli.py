@@ -10,10 +10,14 @@ import email
 import email.policy
 import os
 
-from conftest import USERS, RawSMTP, has_enhanced_code, unique
+from conftest import USERS, RawSMTP, has_enhanced_code, make_server, unique
 
 DEMO = "demo@example.test"
 ALICE = "alice@example.test"
+
+# These tests follow message files through the queue: every body goes to a file.
+# test_small_body_lives_in_the_database covers the default, bodies in the database.
+SERVER_CONF = {"store_inline_max": "0"}
 
 
 def plain(user, password):
@@ -258,3 +262,25 @@ def test_remote_only_message_file_goes_with_its_last_entry(server):
     assert os.path.exists(path)
     server.cli("queue", "delete", entry["id"], "--silent")
     assert not os.path.exists(path)
+
+
+def test_small_body_lives_in_the_database(tmp_path_factory):
+    """With the default store_inline_max a queued body has no file: `queue show` says so,
+    the local copy reads the same bytes, and nothing appears under data/messages."""
+    srv = make_server(tmp_path_factory, "inline")
+    srv.start()
+    try:
+        subject = unique("inline")
+        with authed587(srv) as c:
+            submit(c, "<%s>" % DEMO, ["<x@far.test>", "<%s>" % ALICE], subject)
+        (entry,) = srv.queue_entries()
+        show = srv.queue_show(entry["id"])
+        assert show["file"] == "(in the database)"
+        (m,) = [m for m in srv.mail_list(ALICE) if m["subject"] == subject]
+        assert ("Subject: " + subject).encode() in srv.mail_cat(ALICE, m["uid"])
+        files = [f for _, _, fs in os.walk(srv.dir / "data" / "messages") for f in fs]
+        assert files == []
+        srv.cli("queue", "delete", entry["id"], "--silent")
+        assert srv.queue_entries() == []
+    finally:
+        srv.stop_and_check()

@@ -10,6 +10,9 @@ SERVER_CONF = {
     "limit_recipients": 5,
     "limit_errors": 20,
     "limit_command_line": 2048,
+    # RCPT and end-of-data quota reads run on the store's reader threads here (as on
+    # PostgreSQL): the queued path of store_read().
+    "store_read_threads": 2,
 }
 LIMIT = 100 * 1024
 SMALL = "small@example.test"   # quota 10K: for "message bigger than the quota"

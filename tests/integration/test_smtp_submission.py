@@ -14,6 +14,10 @@ from conftest import (USERS, RawSMTP, check_stored, has_enhanced_code, split_sto
 DEMO = "demo@example.test"
 ALICE = "alice@example.test"
 
+# MAIL's sender check and RCPT's lookups run on the store's reader threads here (as on
+# PostgreSQL): the queued path of store_read().
+SERVER_CONF = {"store_read_threads": "2"}
+
 
 def server_setup(srv):
     srv.cli("alias", "add", "sales@example.test", DEMO)

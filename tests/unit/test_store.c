@@ -37,11 +37,16 @@ struct fixture {
 	struct store *store;
 };
 
+/* What open_store() sets as the store's inline limit. */
+static uint64_t fixture_inline_max;
+
 static void open_store(struct fixture *f)
 {
 	const char *error = NULL;
 	if (store_open(f->dir, &f->store, &error) < 0)
 		fail_msg("store_open: %s", error);
+	/* Bodies in files unless a test asks for them inline (test_inline_*). */
+	store_set_inline_max(f->store, fixture_inline_max);
 }
 
 static void reopen_store(struct fixture *f)
@@ -1488,7 +1493,7 @@ static void test_migration_1_to_2(void **state)
 	assert_true(strlen(dir) < sizeof(old.dir));
 	memcpy(old.dir, dir, strlen(dir) + 1);
 	open_store(&old);
-	assert_int_equal(store_schema_version(old.store), 4);
+	assert_int_equal(store_schema_version(old.store), 5);
 	char *hash = NULL, *secret = NULL;
 	struct store_account_info info;
 	assert_int_equal(store_account_lookup(old.store, "old@example.org", &id, &hash, &info), 1);
@@ -1526,12 +1531,126 @@ static void test_migration_1_to_2(void **state)
 
 	/* Applied once. */
 	reopen_store(&old);
-	assert_int_equal(store_schema_version(old.store), 4);
+	assert_int_equal(store_schema_version(old.store), 5);
 	expect_message(&old, 1, 1, body);
 	store_close(&old.store);
 }
 
 /* ---- reopening, cleanup, migrations ---- */
+
+/* Small bodies live in the database: no file, the same bytes through every read path,
+ * kept across a reopen, gone with their last entry; a body above the limit is a file. */
+static void test_inline_bodies(void **state)
+{
+	struct fixture *f = *state;
+	uint64_t ids[3];
+	const char *small = "Subject: small\r\n\r\nstored in the row\r\n";
+	const char *large = "Subject: large\r\n\r\nthis one is longer than the limit\r\n";
+	add_accounts(f, ids);
+	store_set_inline_max(f->store, strlen(small));
+	assert_int_equal(deliver(f->store, small, ids, 2, NULL, 0), 0);
+	assert_int_equal(count_blobs(f), 0);
+	char tmp[128];
+	snprintf(tmp, sizeof(tmp), "%s/tmp", f->dir);
+	assert_int_equal(count_files(tmp), 0); /* the spool file went after the commit */
+	expect_message(f, ids[0], 1, small);
+	expect_message(f, ids[1], 1, small);
+	assert_int_equal(deliver(f->store, large, ids, 1, NULL, 0), 0);
+	assert_int_equal(wait_blobs(f, 1), 1);
+	expect_message(f, ids[0], 2, large);
+
+	/* store_mail_open() (POP3's path) reads the row too; the fd is a private copy. */
+	int fd = -1;
+	uint64_t size = 0;
+	char buf[256];
+	assert_int_equal(store_mail_open(f->store, "a@example.org", "INBOX", 1, &fd, &size), 1);
+	assert_int_equal(size, strlen(small));
+	assert_int_equal(pread(fd, buf, sizeof(buf), 0), (ssize_t)strlen(small));
+	assert_memory_equal(buf, small, strlen(small));
+	assert_int_equal(write(fd, "x", 1), 1); /* a memfd: writable, but only ours */
+	close(fd);
+	expect_message(f, ids[0], 1, small);
+
+	reopen_store(f);
+	store_set_inline_max(f->store, strlen(small));
+	expect_message(f, ids[1], 1, small);
+	/* The same bytes again: one row, referenced twice. */
+	assert_int_equal(deliver(f->store, small, &ids[2], 1, NULL, 0), 0);
+	assert_int_equal(count_blobs(f), 1);
+	sqlite3 *db = db_open(f->dir);
+	assert_int_equal(db_int(db, "SELECT count(*) FROM messages WHERE content IS NOT NULL"), 1);
+	assert_int_equal(db_int(db, "SELECT count(*) FROM messages WHERE content IS NULL"), 1);
+	sqlite3_close(db);
+
+	/* Expunging every entry removes the row with its body. */
+	uint32_t uid1 = 1;
+	for (int i = 0; i < 3; i++) {
+		struct store_expunge x = {
+		    .account_id = ids[i], .mailbox = "INBOX", .uids = &uid1, .uid_count = 1};
+		assert_int_equal(store_expunge_wait(f->store, &x), 0);
+		assert_int_equal(x.expunged, 1);
+	}
+	db = db_open(f->dir);
+	assert_int_equal(db_int(db, "SELECT count(*) FROM messages WHERE content IS NOT NULL"), 0);
+	sqlite3_close(db);
+	assert_int_equal(wait_blobs(f, 1), 1); /* the large one's file stays */
+}
+
+struct read_job {
+	pthread_t fn_thread;
+	int ran, done;
+	struct store *store;
+	int found;
+};
+
+static void read_fn(void *ctx)
+{
+	struct read_job *j = ctx;
+	j->fn_thread = pthread_self();
+	j->found = store_domain_is_local(j->store, "example.org");
+	j->ran++;
+}
+
+static void read_done(void *ctx)
+{
+	struct read_job *j = ctx;
+	__atomic_add_fetch(&j->done, 1, __ATOMIC_SEQ_CST);
+}
+
+/* store_read(): in place on SQLite by default; on reader threads when asked, with done
+ * after fn; a queued read still runs when the store closes. */
+static void test_store_read(void **state)
+{
+	struct fixture *f = *state;
+	uint64_t ids[3];
+	add_accounts(f, ids);
+	struct read_job a = {.store = f->store};
+	assert_false(store_reads_wait(f->store));
+	assert_true(store_read(f->store, read_fn, read_done, &a));
+	assert_int_equal(a.ran, 1);
+	assert_int_equal(a.done, 0); /* done is only for queued reads */
+	assert_true(pthread_equal(a.fn_thread, pthread_self()));
+	assert_int_equal(a.found, 1);
+
+	reopen_store(f);
+	store_set_read_threads(f->store, 2);
+	assert_true(store_reads_wait(f->store));
+	struct read_job b[20];
+	for (int i = 0; i < 20; i++) {
+		b[i] = (struct read_job){.store = f->store};
+		assert_false(store_read(f->store, read_fn, read_done, &b[i]));
+	}
+	for (int i = 0; i < 500 && __atomic_load_n(&b[19].done, __ATOMIC_SEQ_CST) == 0; i++)
+		usleep(2000);
+	store_close(&f->store); /* finishes whatever is still queued */
+	for (int i = 0; i < 20; i++) {
+		assert_int_equal(b[i].ran, 1);
+		assert_int_equal(b[i].done, 1);
+		assert_int_equal(b[i].found, 1);
+		assert_false(pthread_equal(b[i].fn_thread, pthread_self()));
+	}
+	open_store(f);
+}
 
 static void test_reopen(void **state)
 {
@@ -1541,13 +1660,13 @@ static void test_reopen(void **state)
 	struct strings s = {.n = 0};
 
 	add_accounts(f, ids);
-	assert_int_equal(store_schema_version(f->store), 4);
+	assert_int_equal(store_schema_version(f->store), 5);
 	assert_int_equal(store_alias_add(f->store, "info@example.org", "a@example.org", &error), 0);
 	assert_int_equal(deliver(f->store, "kept\r\n", ids, 3, NULL, 0), 0);
 	reopen_store(f);
-	assert_int_equal(store_schema_version(f->store), 4);
+	assert_int_equal(store_schema_version(f->store), 5);
 	reopen_store(f);
-	assert_int_equal(store_schema_version(f->store), 4);
+	assert_int_equal(store_schema_version(f->store), 5);
 
 	assert_int_equal(store_domain_list(f->store, collect_domain, &s), 0);
 	assert_int_equal(s.n, 1);
@@ -1646,6 +1765,8 @@ int main(void)
 	    cmocka_unit_test_setup_teardown(test_expunge_batch, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_expunge_concurrent, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_reopen, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_inline_bodies, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_store_read, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_migration_1_to_2, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_orphans, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_spool_paths, setup, teardown),

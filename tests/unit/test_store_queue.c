@@ -35,11 +35,16 @@ struct fixture {
 	uint64_t local; /* account a@example.org */
 };
 
+/* What open_store() sets as the store's inline limit. */
+static uint64_t fixture_inline_max;
+
 static void open_dir(const char *dir, struct store **store_r)
 {
 	const char *error = NULL;
 	if (store_open(dir, store_r, &error) < 0)
 		fail_msg("store_open: %s", error);
+	/* Bodies in files unless a test asks for them inline (test_inline_*). */
+	store_set_inline_max(*store_r, fixture_inline_max);
 }
 
 static int setup(void **state)
@@ -530,6 +535,56 @@ struct racer {
 	size_t n;
 };
 
+/* A queued body stored in the database: the claimed entry has no path and an fd whose
+ * copies (store_queue_entry_open()) read the message; show does the same. */
+static void test_inline_entry(void **state)
+{
+	struct fixture *f = *state;
+	const char *remote[1] = {"r@inline.test"};
+	const char *body = "Subject: inline\r\n\r\nqueued in the row\r\n";
+	store_set_inline_max(f->store, 1024);
+	deliver(f, body, remote, 1, NULL, false);
+	struct store_queue_op op = {.action = STORE_QUEUE_CLAIM,
+	                            .owner = "n:1",
+	                            .lease = 60,
+	                            .max = 10,
+	                            .now = (int64_t)time(NULL) + 1};
+	assert_int_equal(store_queue_wait(f->store, &op), 0);
+	assert_int_equal(op.count, 1);
+	struct store_queue_entry *e = &op.entries[0];
+	assert_null(e->path);
+	assert_true(e->fd >= 0);
+	char buf[128];
+	for (int i = 0; i < 2; i++) {
+		int fd = store_queue_entry_open(e);
+		assert_true(fd >= 0 && fd != e->fd);
+		assert_int_equal(pread(fd, buf, sizeof(buf), 0), (ssize_t)strlen(body));
+		assert_memory_equal(buf, body, strlen(body));
+		close(fd);
+	}
+	uint64_t id = e->id;
+	store_queue_entries_free(op.entries, op.count);
+	e = show(f, id);
+	assert_null(e->path);
+	int fd = store_queue_entry_open(e);
+	assert_int_equal(pread(fd, buf, sizeof(buf), 0), (ssize_t)strlen(body));
+	close(fd);
+	store_queue_entries_free(e, 1);
+	/* A file-stored one has a path and no fd. */
+	store_set_inline_max(f->store, 0);
+	const char *other[1] = {"r@file.test"};
+	deliver(f, "in a file\r\n", other, 1, NULL, false);
+	struct ids *ids = list(f, "file.test");
+	assert_int_equal(ids->n, 1);
+	e = show(f, ids->v[0]);
+	assert_non_null(e->path);
+	assert_int_equal(e->fd, -1);
+	fd = store_queue_entry_open(e);
+	assert_int_equal(pread(fd, buf, sizeof(buf), 0), (ssize_t)strlen("in a file\r\n"));
+	close(fd);
+	store_queue_entries_free(e, 1);
+}
+
 static void *race(void *arg)
 {
 	struct racer *r = arg;
@@ -657,7 +712,7 @@ static void test_migration_3_to_4(void **state)
 	struct fixture old = {.store = NULL};
 	snprintf(old.dir, sizeof(old.dir), "%s", dir);
 	open_dir(dir, &old.store);
-	assert_int_equal(store_schema_version(old.store), 4);
+	assert_int_equal(store_schema_version(old.store), 5);
 	struct ids *ids = list(&old, NULL);
 	assert_int_equal(ids->n, 3);
 	assert_string_equal(ids->domain[0], "x.test");
@@ -683,7 +738,7 @@ static void test_migration_3_to_4(void **state)
 	assert_int_equal(claim(&old, "m:1", (int64_t)time(NULL), 10, NULL), 3);
 	store_close(&old.store);
 	open_dir(dir, &old.store);
-	assert_int_equal(store_schema_version(old.store), 4);
+	assert_int_equal(store_schema_version(old.store), 5);
 	assert_int_equal(list(&old, NULL)->n, 3);
 	store_close(&old.store);
 }
@@ -699,6 +754,7 @@ int main(void)
 	    cmocka_unit_test_setup_teardown(test_flush_warn_unlease, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_claim_race_two_stores, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_hook, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_inline_entry, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_migration_3_to_4, setup, teardown),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);

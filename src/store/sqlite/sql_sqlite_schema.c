@@ -113,9 +113,14 @@ static const char sqlite_migration_4[] =
     "CREATE INDEX queue_due ON queue(next_attempt);"
     "CREATE INDEX queue_rcpts_entry ON queue_rcpts(entry_id, status);";
 
+/* Migration 5, for issue 10: small message bodies stored in the row itself (NULL: in the
+ * content-addressed file), so that a group commit of them costs one fsync. */
+static const char sqlite_migration_5[] = "ALTER TABLE messages ADD COLUMN content BLOB;";
+
 /* In order; the schema version (PRAGMA user_version) is how many have been applied. */
 const char *const sql_sqlite_migrations[SQL_SQLITE_MIGRATION_COUNT] = {
-    sqlite_migration_1, sqlite_migration_2, sqlite_migration_3, sqlite_migration_4};
+    sqlite_migration_1, sqlite_migration_2, sqlite_migration_3, sqlite_migration_4,
+    sqlite_migration_5};
 
 /* Every statement's common text suits SQLite. */
 const struct sql_replacement sql_sqlite_replacements[] = {{0, NULL}};
