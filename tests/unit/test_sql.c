@@ -31,10 +31,6 @@
 #include "store/store_db.h"
 #include "core/banned.h"
 
-/* The store's texts (store_db.c); until that function is merged, a stand-in that reads
- * them from an opened SQLite store. */
-const char *const *store_db_texts(void);
-
 /* ---- the test statements ---- */
 
 enum {
@@ -662,6 +658,35 @@ static void test_name_order(void **state)
 	sql_close(&sql);
 }
 
+/* After rows with explicit ids (an import), new rows get ids above them. */
+static void test_ids_follow(void **state)
+{
+	struct env *e = env_get(state);
+	struct sql *sql;
+	const char *error = NULL;
+	int64_t id = 0;
+	if (sql_open(e->driver, e->target, store_db_texts(), SQ_COUNT, &sql, &error) < 0)
+		fail_msg("sql_open: %s", error);
+	struct sql_conn *c = sql_connect(sql, SQL_ROLE_WRITER, &error);
+	assert_non_null(c);
+	assert_int_equal(sql_migrate(c, sql->driver->migration_count, &error), 0);
+	assert_int_equal(sql_begin(c, SQL_TX_WRITE, &error), 0);
+	script(c, "INSERT INTO domains (id, name, created) VALUES (7, 'x.org', 0)");
+	assert_int_equal(sql_ids_follow(c, "domains", &error), 0);
+	assert_int_equal(sql_ids_follow(c, "meta", &error), 0); /* no id column */
+	assert_int_equal(sql_end(c, 0, &error), 0);
+	assert_int_equal(sql_exec(c, SQ_DOMAIN_INSERT, &error, "si", "y.org", (int64_t)0), 1);
+	assert_int_equal(sql_int(c, SQ_DOMAIN_ID, &id, &error, "s", "y.org"), 1);
+	assert_int_equal(id, 8);
+	if (e->kind == KIND_PG) {
+		error = NULL;
+		assert_int_equal(sql_ids_follow(c, "domains; DROP TABLE meta", &error), -1);
+		assert_non_null(error);
+	}
+	sql_disconnect(c);
+	sql_close(&sql);
+}
+
 /* Every PostgreSQL replacement is also valid SQLite: the common text could take it. */
 static void test_pg_replacements_portable(void **state)
 {
@@ -784,13 +809,14 @@ static void sqlite_schema_lines(const char *dir, char lines[][160], size_t *n_r)
 	*n_r = n;
 }
 
-/* The same lines from PostgreSQL's catalog: bigint is SQLite's integer; the primary key
- * index of an identity column is SQLite's rowid (no index there). */
+/* The same lines from PostgreSQL's catalog: bigint is SQLite's integer, bytea its blob;
+ * the primary key index of an identity column is SQLite's rowid (no index there). */
 static void pg_schema_lines(PGconn *pg, char lines[][160], size_t *n_r)
 {
 	const char *q =
 	    "SELECT l FROM (SELECT c.relname || '.' || a.attname || ' '"
 	    " || CASE format_type(a.atttypid, a.atttypmod) WHEN 'bigint' THEN 'integer'"
+	    " WHEN 'bytea' THEN 'blob'"
 	    " ELSE format_type(a.atttypid, a.atttypmod) END || ' ' || a.attnotnull::int"
 	    " FROM pg_class c JOIN pg_attribute a ON a.attrelid = c.oid"
 	    " WHERE c.relnamespace = current_schema()::regnamespace AND c.relkind = 'r'"
@@ -1011,29 +1037,6 @@ static void test_pg_migrate_concurrent(void **state)
 	assert_int_equal(meta_account_id(e->w), 0);
 }
 
-/* ---- store_db_texts() until store_db.c has it ---- */
-
-__attribute__((weak)) const char *const *store_db_texts(void)
-{
-	static const char *texts[SQ_COUNT];
-	char dir[64];
-	struct store *store;
-	const char *error = NULL;
-	if (texts[0] != NULL)
-		return texts;
-	snprintf(dir, sizeof(dir), "/tmp/test_sql.XXXXXX");
-	assert_non_null(mkdtemp(dir));
-	if (store_open(dir, &store, &error) < 0)
-		fail_msg("store_open: %s", error);
-	const struct sql *sql = ((struct store_db *)store)->sql;
-	assert_int_equal(sql->count, SQ_COUNT);
-	for (unsigned i = 0; i < SQ_COUNT; i++)
-		texts[i] = sql->texts[i];
-	store_close(&store);
-	nftw(dir, rm_entry, 16, FTW_DEPTH | FTW_PHYS);
-	return texts;
-}
-
 /* A test on one engine, named after it. */
 #define ON(kind, f) {#kind ": " #f, f, setup, teardown, (void *)&kind_##kind}
 #define BOTH(f) ON(sqlite, f), ON(pg, f)
@@ -1054,6 +1057,7 @@ int main(void)
 	    BOTH(test_errors),
 	    BOTH(test_migrate),
 	    BOTH(test_name_order),
+	    BOTH(test_ids_follow),
 	    PG(test_pg_session),
 	    PG(test_pg_schema_is_sqlite),
 	    PG(test_pg_store_texts_prepare),

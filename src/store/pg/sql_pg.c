@@ -573,6 +573,33 @@ static int pg_schema_set(struct sql_conn *sc, int version, const char **error_r)
 	return pg_schema_prepare(c, error_r) < 0 ? -1 : pg_command(c, sql, error_r);
 }
 
+/* After rows with explicit ids went into table (an import): its identity, if it has one,
+ * hands out ids above them. table is one of the store's names (checked). */
+static int pg_ids_follow(struct sql_conn *sc, const char *table, const char **error_r)
+{
+	struct pg_conn *c = (struct pg_conn *)sc;
+	char sql[512];
+	int64_t identity;
+	if (table[0] == '\0' || strspn(table, "abcdefghijklmnopqrstuvwxyz_") != strlen(table) ||
+	    strlen(table) > 63) {
+		*error_r = store_error_fmt("database error: bad table name \"%s\"", table);
+		return -1;
+	}
+	(void)snprintf(sql, sizeof(sql),
+	               "SELECT count(*) FROM pg_catalog.pg_attribute WHERE attrelid = "
+	               "to_regclass('%s') AND attname = 'id' AND attidentity <> ''",
+	               table);
+	if (pg_query_int(c, sql, &identity, error_r) < 0)
+		return -1;
+	if (identity == 0)
+		return 0;
+	(void)snprintf(sql, sizeof(sql),
+	               "SELECT setval(pg_get_serial_sequence('%s', 'id'),"
+	               " coalesce(max(id), 0) + 1, false) FROM %s",
+	               table, table);
+	return pg_query_int(c, sql, &identity, error_r);
+}
+
 const struct sql_driver sql_driver_pg = {
     .name = "postgresql",
     .db_open = pg_db_open,
@@ -597,4 +624,5 @@ const struct sql_driver sql_driver_pg = {
     .migrations = sql_pg_migrations,
     .migration_count = SQL_PG_MIGRATION_COUNT,
     .replacements = sql_pg_replacements,
+    .ids_follow = pg_ids_follow,
 };

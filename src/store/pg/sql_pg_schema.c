@@ -1,7 +1,8 @@
 /* The PostgreSQL schema: numbered migrations (the one row of posthorn_schema says how many a
  * database has), and the statements whose PostgreSQL text differs from the common one.
- * Migration 1 creates at once what SQLite's four migrations end with (the result, not
- * their history): the same tables, columns, indexes, foreign keys and meta rows. */
+ * Migration 1 creates at once what SQLite's five migrations end with (the result, not
+ * their history): the same tables, columns, indexes, foreign keys and meta rows. A later
+ * SQLite migration gets its PostgreSQL equivalent as the next migration here. */
 #include "store/pg/sql_pg.h"
 
 #include "store/store_db.h"
@@ -16,9 +17,10 @@
 #define PG_TEXT "text COLLATE \"C\""
 
 /* Migration 1. SQLite's INTEGER columns are bigint (SQLite's integers are 64-bit, and
- * meta.value holds account ids and UIDVALIDITYs), TEXT is text, booleans stay integers
- * (the common statements compare them with 0 and 1). meta starts with account_id 0 as
- * SQLite's migration 2 leaves an empty database. */
+ * meta.value holds account ids and UIDVALIDITYs), TEXT is text, BLOB is bytea, booleans
+ * stay integers (the common statements compare them with 0 and 1). meta starts with
+ * account_id 0 as SQLite's migration 2 leaves an empty database. messages.content is a
+ * small body kept in the row (SQLite's migration 5). */
 static const char pg_migration_1[] =
     "CREATE TABLE meta (key " PG_TEXT " PRIMARY KEY, value bigint NOT NULL);"
     "CREATE TABLE domains (" PG_ID ", name " PG_TEXT " NOT NULL UNIQUE,"
@@ -40,7 +42,7 @@ static const char pg_migration_1[] =
     "CREATE TABLE messages (" PG_ID ", sha256 " PG_TEXT " NOT NULL UNIQUE,"
     " size bigint NOT NULL, received_at bigint NOT NULL, mail_from text NOT NULL,"
     " hdr_from text, subject text, message_id text, envelope text, body text,"
-    " bodystructure text);"
+    " bodystructure text, content bytea);"
     "CREATE TABLE mailbox_entries (" PG_ID ","
     " mailbox_id bigint NOT NULL REFERENCES mailboxes(id) ON DELETE CASCADE,"
     " uid bigint NOT NULL, message_id bigint NOT NULL REFERENCES messages(id),"
