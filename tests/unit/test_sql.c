@@ -48,6 +48,7 @@ enum {
 	T_META,
 	T_PID,
 	T_SETTING,
+	T_ONE,
 	T_N /* below SQ_COUNT */
 };
 
@@ -67,6 +68,7 @@ static const char *const test_texts[SQ_COUNT] = {
     [T_META] = "SELECT value FROM meta WHERE key = ?1",
     [T_PID] = "SELECT pg_backend_pid()",
     [T_SETTING] = "SELECT current_setting(?1)",
+    [T_ONE] = "SELECT 1",
 };
 
 static const char sqlite_table[] =
@@ -318,6 +320,13 @@ static void test_echo(void **state)
 		                 -1);
 		assert_non_null(strstr(error, "bound as \"iii\", prepared as \"sib\""));
 	}
+	/* More parameters than the statement has: an error on both engines. */
+	error = NULL;
+	assert_int_equal(sql_step(e->w, T_ONE, &r, &error, "i", (int64_t)1), -1);
+	assert_non_null(error);
+	assert_int_equal(sql_step(e->w, T_ONE, &r, &error, ""), SQL_ROW);
+	assert_int_equal(sql_col_int(r, 0), 1);
+	sql_row_done(r);
 	/* ?N inside quoted strings and identifiers is not a parameter. */
 	assert_int_equal(sql_step(e->w, T_QUOTES, &r, &error, ""), SQL_ROW);
 	assert_string_equal(sql_col_text(r, 0), "?1 '?2'");
@@ -328,11 +337,15 @@ static void test_echo(void **state)
 static void test_rewrite(void **state)
 {
 	(void)state;
-	char *s = sql_pg_rewrite_dup("SELECT ?1, '?2 ''?3''', \"?4\", ?10 FROM t WHERE a ? b");
-	assert_string_equal(s, "SELECT $1, '?2 ''?3''', \"?4\", $10 FROM t WHERE a ? b");
+	unsigned max = 99;
+	char *s = sql_pg_rewrite_dup("SELECT ?1, '?2 ''?13''', \"?14\", ?10 FROM t WHERE a ? b",
+	                             &max);
+	assert_string_equal(s, "SELECT $1, '?2 ''?13''', \"?14\", $10 FROM t WHERE a ? b");
+	assert_int_equal(max, 10);
 	free(s);
-	s = sql_pg_rewrite_dup("");
+	s = sql_pg_rewrite_dup("", &max);
 	assert_string_equal(s, "");
+	assert_int_equal(max, 0);
 	free(s);
 }
 
@@ -687,6 +700,46 @@ static void test_ids_follow(void **state)
 	sql_close(&sql);
 }
 
+/* Whether every word (identifier, keyword, number) of a occurs in b. */
+static bool words_within(const char *a, const char *b)
+{
+	const char *word = "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_";
+	for (const char *p = a; *p != '\0';) {
+		size_t n = strspn(p, word);
+		if (n == 0) {
+			p++;
+			continue;
+		}
+		bool found = false;
+		for (const char *q = b; !found && *q != '\0';) {
+			size_t m = strspn(q, word);
+			found = m == n && strncmp(p, q, n) == 0;
+			q += m == 0 ? 1 : m;
+		}
+		if (!found) {
+			print_error("word \"%.*s\" is not in the replacement\n", (int)n, p);
+			return false;
+		}
+		p += n;
+	}
+	return true;
+}
+
+/* A replacement that the common text left behind (a column or parameter added there and
+ * not here) would silently drop data: each keeps the common text's parameters and words. */
+static void test_pg_replacements_current(void **state)
+{
+	const char *const *texts = store_db_texts();
+	(void)state;
+	for (const struct sql_replacement *r = sql_pg_replacements; r->text != NULL; r++) {
+		unsigned common_max, max;
+		free(sql_pg_rewrite_dup(texts[r->id], &common_max));
+		free(sql_pg_rewrite_dup(r->text, &max));
+		if (common_max != max || !words_within(texts[r->id], r->text))
+			fail_msg("replacement %u is stale: common \"%s\"", r->id, texts[r->id]);
+	}
+}
+
 /* Every PostgreSQL replacement is also valid SQLite: the common text could take it. */
 static void test_pg_replacements_portable(void **state)
 {
@@ -899,7 +952,7 @@ static Oid pg_bound_type(Oid inferred)
 static const char *pg_try_prepare(PGconn *pg, const char *text)
 {
 	static char error[512];
-	char *sql = sql_pg_rewrite_dup(text);
+	char *sql = sql_pg_rewrite_dup(text, NULL);
 	PGresult *res = PQprepare(pg, "", sql, 0, NULL);
 	const char *fail = NULL;
 	if (PQresultStatus(res) != PGRES_COMMAND_OK)
@@ -1048,6 +1101,7 @@ int main(void)
 	    cmocka_unit_test(test_rewrite),
 	    cmocka_unit_test(test_pg_bad_target),
 	    cmocka_unit_test(test_pg_replacements_portable),
+	    cmocka_unit_test(test_pg_replacements_current),
 	    BOTH(test_params),
 	    BOTH(test_echo),
 	    BOTH(test_returning_changes),

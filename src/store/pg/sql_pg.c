@@ -207,11 +207,12 @@ static struct sql_conn *pg_connect(struct sql_db *sdb, enum sql_role role, const
 
 /* ---- statements ---- */
 
-char *sql_pg_rewrite_dup(const char *text)
+char *sql_pg_rewrite_dup(const char *text, unsigned *max_r)
 {
 	size_t n = strlen(text);
 	char *out = xmalloc(n + 1);
 	char quote = 0;
+	unsigned max = 0;
 	for (size_t i = 0; i <= n; i++) {
 		char ch = text[i];
 		if (quote != 0) {
@@ -221,9 +222,14 @@ char *sql_pg_rewrite_dup(const char *text)
 			quote = ch;
 		} else if (ch == '?' && isdigit((unsigned char)text[i + 1])) {
 			ch = '$';
+			unsigned long v = strtoul(text + i + 1, NULL, 10);
+			if (v > max)
+				max = v > 9999 ? 9999 : (unsigned)v;
 		}
 		out[i] = ch;
 	}
+	if (max_r != NULL)
+		*max_r = max;
 	return out;
 }
 
@@ -274,7 +280,19 @@ static int pg_prepare(struct pg_conn *c, unsigned id, const char *text,
 	for (size_t i = 0; i < count; i++)
 		oids[i] = pg_type_oid(params[i].type);
 	pg_stmt_name(name, sizeof(name), id);
-	char *sql = sql_pg_rewrite_dup(text);
+	unsigned max;
+	char *sql = sql_pg_rewrite_dup(text, &max);
+	if (max != count) {
+		/* PostgreSQL would ignore a parameter the text does not use (SQLite refuses
+		 * it): a statement and its caller that disagree are an error. */
+		*error_r = store_error_fmt("database error: statement %u has %u parameters, "
+		                           "%zu bound",
+		                           id, max, count);
+		log_error("store: %s", *error_r);
+		free(sql);
+		free(types);
+		return -1;
+	}
 	PGresult *res = PQprepare(c->pg, name, sql, (int)count, oids);
 	int ret = pg_result_check(c, res, text, error_r);
 	PQclear(res);

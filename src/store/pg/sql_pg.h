@@ -18,7 +18,7 @@ extern const char *const sql_pg_migrations[SQL_PG_MIGRATION_COUNT];
 extern const struct sql_replacement sql_pg_replacements[];
 
 /* Rewrite the ?N parameters of a common text to PostgreSQL's $N (outside quoted strings
- * and identifiers): a malloc'd copy. */
-char *sql_pg_rewrite_dup(const char *text);
+ * and identifiers): a malloc'd copy; *max_r (when not NULL) is the highest N, 0 for none. */
+char *sql_pg_rewrite_dup(const char *text, unsigned *max_r);
 
 #endif

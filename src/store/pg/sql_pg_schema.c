@@ -88,8 +88,8 @@ const struct sql_replacement sql_pg_replacements[] = {
      * named by the table in ON CONFLICT DO UPDATE. */
     {SQ_MESSAGE_INSERT,
      "INSERT INTO messages (sha256, size, received_at, mail_from,"
-     " hdr_from, subject, message_id, envelope, body, bodystructure)"
-     " VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)"
+     " hdr_from, subject, message_id, envelope, body, bodystructure, content)"
+     " VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)"
      " ON CONFLICT (sha256) DO UPDATE SET"
      " envelope = coalesce(messages.envelope, excluded.envelope),"
      " body = coalesce(messages.body, excluded.body),"
