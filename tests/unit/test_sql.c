@@ -49,6 +49,7 @@ enum {
 	T_PID,
 	T_SETTING,
 	T_ONE,
+	T_SMALL,
 	T_N /* below SQ_COUNT */
 };
 
@@ -69,6 +70,7 @@ static const char *const test_texts[SQ_COUNT] = {
     [T_PID] = "SELECT pg_backend_pid()",
     [T_SETTING] = "SELECT current_setting(?1)",
     [T_ONE] = "SELECT 1",
+    [T_SMALL] = "SELECT CAST(?1 AS integer), CAST(?2 AS smallint), ?3, ?4",
 };
 
 static const char sqlite_table[] =
@@ -264,6 +266,7 @@ static void test_params(void **state)
 	assert_int_equal(sql_step(e->w, T_GET, &r, &error, "i", id), SQL_ROW);
 	assert_string_equal(sql_col_text(r, 0), "h\xc3\xa9llo 'w\"");
 	assert_true(sql_col_int(r, 1) == INT64_MIN);
+	assert_string_equal(sql_col_text(r, 1), "-9223372036854775808");
 	const void *b = sql_col_blob(r, 2, &size);
 	assert_int_equal(size, sizeof(blob));
 	assert_memory_equal(b, blob, sizeof(blob));
@@ -290,6 +293,21 @@ static void test_params(void **state)
 
 	/* No such row. */
 	assert_int_equal(sql_step(e->w, T_GET, &r, &error, "i", id_empty + 1), SQL_DONE);
+
+	/* A body-sized blob, every byte value. */
+	size_t big_size = (size_t)3 << 20;
+	unsigned char *big = xmalloc(big_size);
+	for (size_t i = 0; i < big_size; i++)
+		big[i] = (unsigned char)(i * 7 + i / 251);
+	int64_t id_big = 0;
+	assert_int_equal(
+	    sql_int(e->w, T_INSERT, &id_big, &error, "sib", "big", (int64_t)3, big, big_size), 1);
+	assert_int_equal(sql_step(e->w, T_GET, &r, &error, "i", id_big), SQL_ROW);
+	b = sql_col_blob(r, 2, &size);
+	assert_int_equal(size, big_size);
+	assert_memory_equal(b, big, big_size);
+	sql_row_done(r);
+	free(big);
 }
 
 /* Parameters straight back, and NULL of each type. */
@@ -320,6 +338,16 @@ static void test_echo(void **state)
 		                 -1);
 		assert_non_null(strstr(error, "bound as \"iii\", prepared as \"sib\""));
 	}
+	/* Small integer types, negative, beside a blob. */
+	assert_int_equal(sql_step(e->w, T_SMALL, &r, &error, "iisb", (int64_t)-5, (int64_t)-300,
+	                          "t", "\xff", (size_t)1),
+	                 SQL_ROW);
+	assert_int_equal(sql_col_int(r, 0), -5);
+	assert_int_equal(sql_col_int(r, 1), -300);
+	assert_string_equal(sql_col_text(r, 0), "-5");
+	assert_string_equal(sql_col_text(r, 1), "-300");
+	assert_string_equal(sql_col_text(r, 2), "t");
+	sql_row_done(r);
 	/* More parameters than the statement has: an error on both engines. */
 	error = NULL;
 	assert_int_equal(sql_step(e->w, T_ONE, &r, &error, "i", (int64_t)1), -1);

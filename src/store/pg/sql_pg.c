@@ -22,10 +22,15 @@
 #include "store/store_private.h"
 #include "core/banned.h"
 
-/* Type oids of the parameters (pg_type.h, stable across versions). */
+/* Type oids (pg_type.h, stable across versions). */
+#define PG_OID_BOOL 16
 #define PG_OID_BYTEA 17
+#define PG_OID_NAME 19
 #define PG_OID_INT8 20
+#define PG_OID_INT2 21
+#define PG_OID_INT4 23
 #define PG_OID_TEXT 25
+#define PG_OID_VARCHAR 1043
 
 /* Most parameters of one statement. */
 #define PG_PARAMS_MAX 32
@@ -40,6 +45,7 @@ struct pg_db {
 /* A statement prepared on a connection ("p<id>"), with the parameter types it has. */
 struct pg_stmt {
 	bool prepared;
+	bool binary; /* results in binary format (see pg_binary_result()) */
 	char *types; /* the sql_param types, e.g. "isb" */
 };
 
@@ -51,6 +57,7 @@ struct pg_row {
 	int64_t changes; /* rows it changed */
 	unsigned char **blobs; /* unescaped bytea columns of the current row, by column */
 	size_t *blob_sizes;
+	char (*nums)[24]; /* binary integer columns of the current row as text, by column */
 	bool busy; /* a statement is running on this row */
 	bool own;  /* a nested run's row: freed at the end */
 };
@@ -253,6 +260,36 @@ static Oid pg_type_oid(char type)
 	return type == 's' ? PG_OID_TEXT : type == 'b' ? PG_OID_BYTEA : PG_OID_INT8;
 }
 
+/* Whether a statement with result columns desc (PQdescribePrepared) gets its rows in binary
+ * format: when a column is bytea (its text form is hex, twice the size, and unescaping
+ * copies it once more: a body in the row would cost three times its size) and every other
+ * column is of a type whose binary form the column functions read (integers, booleans,
+ * text). */
+static bool pg_binary_result(const PGresult *desc)
+{
+	bool bytea = false;
+	if (desc == NULL || PQresultStatus(desc) != PGRES_COMMAND_OK)
+		return false;
+	for (int i = 0; i < PQnfields(desc); i++) {
+		switch (PQftype(desc, i)) {
+		case PG_OID_BYTEA:
+			bytea = true;
+			break;
+		case PG_OID_BOOL:
+		case PG_OID_NAME:
+		case PG_OID_INT8:
+		case PG_OID_INT2:
+		case PG_OID_INT4:
+		case PG_OID_TEXT:
+		case PG_OID_VARCHAR:
+			break;
+		default:
+			return false;
+		}
+	}
+	return bytea;
+}
+
 /* Prepare statement id on the connection unless it is (with the same parameter types): 0, or
  * -1. A statement is always bound the same way by the store; other types are an error. */
 static int pg_prepare(struct pg_conn *c, unsigned id, const char *text,
@@ -303,6 +340,9 @@ static int pg_prepare(struct pg_conn *c, unsigned id, const char *text,
 	}
 	s->prepared = true;
 	s->types = types;
+	res = PQdescribePrepared(c->pg, name);
+	s->binary = pg_binary_result(res);
+	PQclear(res);
 	return 0;
 }
 
@@ -332,7 +372,8 @@ static PGresult *pg_exec(struct pg_conn *c, unsigned id, const struct sql_param 
 		}
 	}
 	pg_stmt_name(name, sizeof(name), id);
-	return PQexecPrepared(c->pg, name, (int)count, values, lengths, formats, 0);
+	return PQexecPrepared(c->pg, name, (int)count, values, lengths, formats,
+	                      c->stmts[id].binary ? 1 : 0);
 }
 
 /* A row for a run of statement id: the connection's, or a private one when a run of the
@@ -351,6 +392,8 @@ static struct pg_row *pg_row_take(struct pg_conn *c, unsigned id)
 
 static void pg_blobs_free(struct pg_row *r)
 {
+	free(r->nums);
+	r->nums = NULL;
 	if (r->blobs == NULL)
 		return;
 	for (int i = 0; i < PQnfields(r->res); i++)
@@ -441,27 +484,57 @@ static bool pg_col_null(struct sql_row *sr, int col)
 	return PQgetisnull(r->res, r->row, col) != 0;
 }
 
-/* An integer column in text form (int2/4/8, numeric, boolean 't'/'f'); NULL is 0 as in
+/* Whether col of r is an integer or boolean in binary format, and its value. */
+static bool pg_binary_int(const struct pg_row *r, int col, int64_t *value_r)
+{
+	if (PQfformat(r->res, col) != 1)
+		return false;
+	Oid type = PQftype(r->res, col);
+	int len = PQgetlength(r->res, r->row, col);
+	const unsigned char *p = (const unsigned char *)PQgetvalue(r->res, r->row, col);
+	if (!((type == PG_OID_INT8 && len == 8) || (type == PG_OID_INT4 && len == 4) ||
+	      (type == PG_OID_INT2 && len == 2) || (type == PG_OID_BOOL && len == 1)))
+		return false;
+	uint64_t v = p[0] & 0x80 && type != PG_OID_BOOL ? UINT64_MAX : 0; /* sign */
+	for (int i = 0; i < len; i++)
+		v = (v << 8) | p[i];
+	*value_r = (int64_t)v;
+	return true;
+}
+
+/* An integer column: binary, or text (int2/4/8, numeric, boolean 't'/'f'); NULL is 0 as in
  * SQLite, a fraction is cut off. */
 static int64_t pg_col_int(struct sql_row *sr, int col)
 {
 	struct pg_row *r = (struct pg_row *)sr;
+	int64_t v;
 	if (pg_col_null(sr, col))
 		return 0;
+	if (pg_binary_int(r, col, &v))
+		return v;
 	const char *s = PQgetvalue(r->res, r->row, col);
 	if (s[0] == 't' || s[0] == 'f')
 		return s[0] == 't';
 	return strtoll(s, NULL, 10);
 }
 
+/* Text; a binary integer column is written out in decimal (valid until the next row). */
 static const char *pg_col_text(struct sql_row *sr, int col)
 {
 	struct pg_row *r = (struct pg_row *)sr;
-	return pg_col_null(sr, col) ? NULL : PQgetvalue(r->res, r->row, col);
+	int64_t v;
+	if (pg_col_null(sr, col))
+		return NULL;
+	if (!pg_binary_int(r, col, &v))
+		return PQgetvalue(r->res, r->row, col);
+	if (r->nums == NULL)
+		r->nums = xcalloc((size_t)PQnfields(r->res), sizeof(*r->nums));
+	(void)snprintf(r->nums[col], sizeof(r->nums[col]), "%" PRId64, v);
+	return r->nums[col];
 }
 
-/* bytea arrives escaped as text ("\x..."): unescaped once per row and column, valid until
- * the next row. Other columns are their text. */
+/* bytea arrives binary (as it is), or escaped as text ("\x..."): then unescaped once per
+ * row and column, valid until the next row. Other columns are their text. */
 static const void *pg_col_blob(struct sql_row *sr, int col, size_t *size_r)
 {
 	struct pg_row *r = (struct pg_row *)sr;
@@ -469,7 +542,7 @@ static const void *pg_col_blob(struct sql_row *sr, int col, size_t *size_r)
 	if (pg_col_null(sr, col))
 		return NULL;
 	const char *value = PQgetvalue(r->res, r->row, col);
-	if (PQftype(r->res, col) != PG_OID_BYTEA) {
+	if (PQftype(r->res, col) != PG_OID_BYTEA || PQfformat(r->res, col) == 1) {
 		*size_r = (size_t)PQgetlength(r->res, r->row, col);
 		return value;
 	}
