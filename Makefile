@@ -2,7 +2,7 @@
 # Objects of the release build go to build/rel, of the ASan+UBSan test build to build/asan.
 
 CC ?= cc
-PKGS := libevent_core libevent_openssl libevent_pthreads openssl sqlite3 libsodium libunbound zlib
+PKGS := libevent_core libevent_openssl libevent_pthreads openssl sqlite3 libsodium libunbound zlib libpq
 PKG_CFLAGS := $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
 PKG_LIBS := $(shell pkg-config --libs $(PKGS) 2>/dev/null)
 

@@ -30,6 +30,9 @@ done
 for f in $(grep -rlE 'sqlite3' src | grep -v '^src/store/sqlite/'); do
 	violation "$f mentions sqlite3 outside src/store/sqlite/"
 done
+for f in $(grep -rlE '#include <libpq' src | grep -v '^src/store/pg/'); do
+	violation "$f includes libpq outside src/store/pg/"
+done
 for f in $(find src -name '*.c'); do
 	grep -q '#include "core/banned.h"' "$f" || violation "$f does not include core/banned.h"
 done

@@ -3,7 +3,7 @@
 # are missing and we are root. Usage: tests/deps.sh build|test
 set -e
 BUILD_PKGS="build-essential pkg-config libevent-dev libssl-dev libsqlite3-dev libsodium-dev openssl
-	libunbound-dev zlib1g-dev"
+	libunbound-dev zlib1g-dev libpq-dev"
 # Each tool comes with what it needs to work, not only its binary: we install without
 # recommends, so swaks needs its Perl modules for TLS (Net::SSLeay, IO::Socket::SSL) and
 # AUTH (Authen::SASL, Digest::HMAC) named here; fetchmail and curl need the CA bundle.
@@ -11,7 +11,7 @@ TEST_PKGS="libcmocka-dev python3 python3-pytest clang libclang-rt-14-dev clang-f
 	swaks libnet-ssleay-perl libio-socket-ssl-perl libauthen-sasl-perl libdigest-hmac-perl
 	fetchmail getmail6 isync curl ca-certificates offlineimap3 neomutt tmux
 	python3-dnslib ldnsutils python3-dkim python3-nacl opendkim-tools iproute2 util-linux
-	python3-aiosmtpd"
+	python3-aiosmtpd postgresql-15"
 want="$BUILD_PKGS"
 [ "$1" = test ] && want="$want $TEST_PKGS"
 missing=""
