@@ -460,8 +460,8 @@ static void cmd_append_done(struct imap_session *s)
 		/* into the selected mailbox: EXISTS before the answer */
 		if (r == 0)
 			imap_session_sync_ok(s, true, s->op_tag,
-			                     "[APPENDUID %u %s] APPEND completed", o->op.uidvalidity,
-			                     buf_cstr(&set));
+			                     "[APPENDUID %u %s] APPEND completed",
+			                     o->op.uidvalidity, buf_cstr(&set));
 		else
 			imap_session_sync_ok(s, true, s->op_tag, "APPEND completed");
 		buf_free(&set);

@@ -394,7 +394,7 @@ static bool list_parse(struct imap_cmd *cmd, struct list_req *req, bool *empty_r
  * STATUS (RFC 5819), are more than one loop turn should write. */
 struct list_op {
 	struct imap_session *s;
-	int list_r; /* store_mailbox_list() */
+	int list_r;                /* store_mailbox_list() */
 	size_t stat_from, stat_to; /* names of this pass whose STATUS the read fills */
 	struct list_req req;
 	struct list_names n;

@@ -132,9 +132,8 @@ static void mailbox_store_cb(struct store_mailbox_op *op, void *ctx)
 	imap_session_op_finished(ctx); /* writer thread: bounce to the loop */
 }
 
-static struct mailbox_job *mailbox_job_new(struct imap_session *s,
-                                           enum store_mailbox_action action, const char *name,
-                                           const char *new_name, unsigned special)
+static struct mailbox_job *mailbox_job_new(struct imap_session *s, enum store_mailbox_action action,
+                                           const char *name, const char *new_name, unsigned special)
 {
 	struct mailbox_job *job = xcalloc(1, sizeof(*job));
 	job->name = xstrdup(name);

@@ -48,7 +48,7 @@ struct cmd_search_op {
 	struct imap_session *s;
 	struct cmd_search_file batch[CMD_SEARCH_READ_BATCH];
 	size_t batch_pos, batch_count;
-	bool unsorted; /* hits were found out of order (batched reads): sort at the end */
+	bool unsorted;       /* hits were found out of order (batched reads): sort at the end */
 	struct arena *arena; /* the criteria: they outlive the command arena when we yield */
 	struct imap_search *search;
 	unsigned ret; /* IMAP_SEARCH_RETURN_*; ALL when no RETURN was given */

@@ -268,8 +268,7 @@ static void imap_session_go_on(struct imap_session *s)
 		return;
 	if (s->io == IMAP_IO_RUN && s->step != NULL)
 		conn_wait_writable(s->conn);
-	else if (s->io == IMAP_IO_LINE || s->io == IMAP_IO_IDLE ||
-	         s->io == IMAP_IO_LITERAL_FILE)
+	else if (s->io == IMAP_IO_LINE || s->io == IMAP_IO_IDLE || s->io == IMAP_IO_LITERAL_FILE)
 		conn_resume(s->conn);
 }
 
@@ -325,7 +324,7 @@ struct imap_sync {
 	bool expunges;
 	imap_read_next_fn *next; /* after the sync, or NULL */
 	void *next_ctx;
-	char *line; /* imap_session_sync_ok(): the tagged answer after the sync */
+	char *line;        /* imap_session_sync_ok(): the tagged answer after the sync */
 	uint32_t last_uid; /* the view's highest UID when the sync began */
 	/* filled by the read */
 	int r;
@@ -368,9 +367,8 @@ static void imap_sync_read(void *ctx)
 {
 	struct imap_sync *y = ctx;
 	struct imap_session *s = y->s;
-	y->r = store_mailbox_changes(s->server->store, s->account_id, s->mailbox,
-	                             s->highestmodseq, imap_sync_entry, imap_sync_expunged, y,
-	                             &y->st);
+	y->r = store_mailbox_changes(s->server->store, s->account_id, s->mailbox, s->highestmodseq,
+	                             imap_sync_entry, imap_sync_expunged, y, &y->st);
 	if (y->r != 1 || y->st.uidvalidity != s->uidvalidity || s->rev2)
 		return;
 	uint32_t top = y->last_uid;
@@ -497,14 +495,13 @@ static void imap_sync_start(struct imap_session *s, bool expunges, imap_read_nex
 	(void)imap_session_read(s, imap_sync_read, imap_sync_done, y);
 }
 
-void imap_session_sync(struct imap_session *s, bool expunges, imap_read_next_fn *next,
-                       void *ctx)
+void imap_session_sync(struct imap_session *s, bool expunges, imap_read_next_fn *next, void *ctx)
 {
 	imap_sync_start(s, expunges, next, ctx, NULL);
 }
 
-void imap_session_sync_ok(struct imap_session *s, bool expunges, const char *tag,
-                          const char *fmt, ...)
+void imap_session_sync_ok(struct imap_session *s, bool expunges, const char *tag, const char *fmt,
+                          ...)
 {
 	struct buf b;
 	buf_init(&b, 1024 * 1024);
@@ -626,8 +623,8 @@ void imap_session_flags_text(struct imap_session *s, struct buf *b, const struct
 int imap_session_recent_read(struct imap_session *s, uint32_t upto, uint32_t *first_r)
 {
 	/* Claim only what this session is told of: up to its last UID. */
-	return store_recent_claim(s->server->store, s->account_id, s->mailbox, s->uidvalidity,
-	                          upto, !s->read_only, first_r) == 1;
+	return store_recent_claim(s->server->store, s->account_id, s->mailbox, s->uidvalidity, upto,
+	                          !s->read_only, first_r) == 1;
 }
 
 void imap_session_recent_mark(struct imap_session *s, uint32_t from, uint32_t first)

@@ -192,11 +192,10 @@ void imap_session_run(struct imap_session *s, imap_step_fn *step, void (*ctx_fre
  * EXPUNGE (only when expunges may be sent now, RFC 9051 §7.5.1), EXISTS and FETCH FLAGS;
  * then next(s, ctx) (NULL: nothing). The read goes through imap_session_read(): next may
  * run later, and runs with s->closed set when the connection closed meanwhile. */
-void imap_session_sync(struct imap_session *s, bool expunges, imap_read_next_fn *next,
-                       void *ctx);
+void imap_session_sync(struct imap_session *s, bool expunges, imap_read_next_fn *next, void *ctx);
 /* The same, then the tagged "tag OK text" (formatted now) is sent. */
-void imap_session_sync_ok(struct imap_session *s, bool expunges, const char *tag,
-                          const char *fmt, ...) __attribute__((format(printf, 4, 5)));
+void imap_session_sync_ok(struct imap_session *s, bool expunges, const char *tag, const char *fmt,
+                          ...) __attribute__((format(printf, 4, 5)));
 /* Start watching the selected mailbox (SELECT/EXAMINE). */
 void imap_session_watch(struct imap_session *s);
 /* Remove view entry idx (0-based) after its EXPUNGE was sent. */

@@ -18,6 +18,7 @@
 #include "core/buf.h"
 #include "core/log.h"
 #include "core/xmalloc.h"
+#include "store/pg/sql_pg.h"
 #include "store/sqlite/sql_sqlite.h"
 #include "core/banned.h"
 
@@ -80,9 +81,10 @@ static const char *const sq_sql[SQ_CORE_COUNT] = {
                           " hdr_from, subject, message_id, envelope, body, bodystructure, content)"
                           " VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)"
                           " ON CONFLICT (sha256) DO UPDATE SET"
-                          " envelope = coalesce(envelope, excluded.envelope),"
-                          " body = coalesce(body, excluded.body),"
-                          " bodystructure = coalesce(bodystructure, excluded.bodystructure)"
+                          " envelope = coalesce(messages.envelope, excluded.envelope),"
+                          " body = coalesce(messages.body, excluded.body),"
+                          " bodystructure = coalesce(messages.bodystructure,"
+                          " excluded.bodystructure)"
                           " WHERE excluded.envelope IS NOT NULL OR excluded.body IS NOT NULL"
                           " OR excluded.bodystructure IS NOT NULL",
     [SQ_MESSAGE_ID] = "SELECT id FROM messages WHERE sha256 = ?1",
@@ -293,6 +295,7 @@ static const struct db_engine {
 	bool local;
 } db_engines[] = {
     {"sqlite", &sql_driver_sqlite, true},
+    {"postgresql", &sql_driver_pg, false},
 };
 
 static int db_init(const char *data_dir, const char *engine, const char *url,

@@ -47,8 +47,9 @@ const char *const store_db_mailbox_sql[SQ_MAILBOX_END - SQ_CORE_COUNT] = {
     SQM(SQ_MB_MOVE_ALL) = "UPDATE mailbox_entries SET mailbox_id = ?2 WHERE mailbox_id = ?1",
     SQM(SQ_MB_LIST) = "SELECT name, special_use FROM mailboxes WHERE account_id = ?1",
     SQM(SQ_MB_STATS) = "SELECT b.uidvalidity, b.uidnext, b.highestmodseq, count(e.uid),"
-                       " coalesce(sum((e.flags & ?3) = 0), 0),"
-                       " coalesce(sum((e.flags & ?4) <> 0), 0), coalesce(sum(m.size), 0)"
+                       " coalesce(sum(CASE WHEN (e.flags & ?3) = 0 THEN 1 ELSE 0 END), 0),"
+                       " coalesce(sum(CASE WHEN (e.flags & ?4) <> 0 THEN 1 ELSE 0 END), 0),"
+                       " coalesce(sum(m.size), 0)"
                        " FROM mailboxes b LEFT JOIN mailbox_entries e ON e.mailbox_id = b.id"
                        " LEFT JOIN messages m ON m.id = e.message_id"
                        " WHERE b.account_id = ?1 AND b.name = ?2 GROUP BY b.id",

@@ -63,7 +63,8 @@ const char *const store_db_queue_sql[SQ_QUEUE_END - SQ_MAILBOX_END] = {
     SQQ(SQ_Q_HOLD) = "UPDATE queue SET held = 1 WHERE id = ?1",
     SQQ(SQ_Q_RELEASE) = "UPDATE queue SET held = 0, next_attempt = ?2 WHERE id = ?1",
     SQQ(SQ_Q_UNLEASE) = "UPDATE queue SET lease_owner = NULL, lease_until = 0"
-                        " WHERE lease_owner IS NOT NULL AND substr(lease_owner, 1, ?2) = ?1",
+                        " WHERE lease_owner IS NOT NULL"
+                        " AND substr(lease_owner, 1, CAST(?2 AS integer)) = ?1",
     SQQ(SQ_Q_LIST) = SQQ_LIST_COLUMNS " ORDER BY q.id",
     SQQ(SQ_Q_LIST_DOMAIN) = SQQ_LIST_COLUMNS " WHERE q.domain = ?1 ORDER BY q.id",
     SQQ(SQ_Q_NEXT_DUE) = "SELECT min(CASE WHEN lease_owner IS NOT NULL"

@@ -10,6 +10,8 @@
 #include "store/pg/sql_pg.h"
 
 #include <ctype.h>
+#include <errno.h>
+#include <poll.h>
 #include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -53,13 +55,13 @@ struct pg_row {
 	struct sql_row base;
 	PGresult *res;
 	int row, rows;
-	bool counts;     /* an INSERT, UPDATE, DELETE or MERGE: changes is its count */
-	int64_t changes; /* rows it changed */
+	bool counts;           /* an INSERT, UPDATE, DELETE or MERGE: changes is its count */
+	int64_t changes;       /* rows it changed */
 	unsigned char **blobs; /* unescaped bytea columns of the current row, by column */
 	size_t *blob_sizes;
 	char (*nums)[24]; /* binary integer columns of the current row as text, by column */
-	bool busy; /* a statement is running on this row */
-	bool own;  /* a nested run's row: freed at the end */
+	bool busy;        /* a statement is running on this row */
+	bool own;         /* a nested run's row: freed at the end */
 };
 
 struct pg_conn {
@@ -568,10 +570,9 @@ static int pg_script(struct sql_conn *sc, const char *sql, const char **error_r)
 
 static int pg_begin(struct sql_conn *sc, enum sql_tx tx, const char **error_r)
 {
-	return pg_script(sc,
-	                 tx == SQL_TX_WRITE ? "BEGIN"
-	                                    : "BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY",
-	                 error_r);
+	return pg_script(
+	    sc, tx == SQL_TX_WRITE ? "BEGIN" : "BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY",
+	    error_r);
 }
 
 /* A COMMIT of a transaction that an error aborted rolls back and says so ("ROLLBACK"):
@@ -603,6 +604,52 @@ static void pg_rollback(struct sql_conn *sc)
 		(void)pg_script(sc, "ROLLBACK", &error);
 }
 
+/* ---- notifications between nodes ---- */
+
+static int pg_listen(struct sql_conn *sc, const char *channel, const char **error_r)
+{
+	struct pg_conn *c = (struct pg_conn *)sc;
+	char *ident = PQescapeIdentifier(c->pg, channel, strlen(channel));
+	if (ident == NULL) {
+		*error_r = pg_fail_conn(c, "LISTEN");
+		return -1;
+	}
+	char sql[256];
+	snprintf(sql, sizeof(sql), "LISTEN %s", ident);
+	PQfreemem(ident);
+	return pg_command(c, sql, error_r);
+}
+
+/* Wait for the socket (outside any transaction), then hand every notification that
+ * arrived to fn. */
+static int pg_wait_notify(struct sql_conn *sc, int timeout_ms,
+                          void (*fn)(void *ctx, const char *payload), void *ctx,
+                          const char **error_r)
+{
+	struct pg_conn *c = (struct pg_conn *)sc;
+	int fd = PQsocket(c->pg);
+	if (fd < 0 || PQstatus(c->pg) != CONNECTION_OK) {
+		*error_r = pg_fail_conn(c, "notifications");
+		return -1;
+	}
+	struct pollfd pfd = {.fd = fd, .events = POLLIN};
+	int n = poll(&pfd, 1, timeout_ms);
+	if (n < 0 && errno != EINTR) {
+		*error_r = store_error_fmt("poll: %s", strerror(errno));
+		return -1;
+	}
+	if (n > 0 && PQconsumeInput(c->pg) == 0) {
+		*error_r = pg_fail_conn(c, "notifications");
+		return -1;
+	}
+	PGnotify *note;
+	while ((note = PQnotifies(c->pg)) != NULL) {
+		fn(ctx, note->extra);
+		PQfreemem(note);
+	}
+	return 0;
+}
+
 /* ---- schema version ---- */
 
 /* Inside a write transaction: wait for the schema lock (held to the transaction's end) and
@@ -621,8 +668,7 @@ static int pg_schema_prepare(struct pg_conn *c, const char **error_r)
 
 /* The first column of the first row of sql as an integer (0 when there is no row or it
  * is NULL): 0, or -1. */
-static int pg_query_int(struct pg_conn *c, const char *sql, int64_t *value_r,
-                        const char **error_r)
+static int pg_query_int(struct pg_conn *c, const char *sql, int64_t *value_r, const char **error_r)
 {
 	PGresult *res = PQexec(c->pg, sql);
 	int ret = pg_result_check(c, res, sql, error_r);
@@ -641,8 +687,9 @@ static int pg_schema_get(struct sql_conn *sc, int *version_r, const char **error
 	int64_t exists, version = 0;
 	if (c->role == SQL_ROLE_WRITER && pg_in_tx(sc) && pg_schema_prepare(c, error_r) < 0)
 		return -1;
-	if (pg_query_int(c, "SELECT count(*) FROM pg_catalog.pg_class"
-	                    " WHERE oid = to_regclass('" SQL_PG_SCHEMA_TABLE "')",
+	if (pg_query_int(c,
+	                 "SELECT count(*) FROM pg_catalog.pg_class"
+	                 " WHERE oid = to_regclass('" SQL_PG_SCHEMA_TABLE "')",
 	                 &exists, error_r) < 0)
 		return -1;
 	if (exists != 0 &&
@@ -656,7 +703,8 @@ static int pg_schema_set(struct sql_conn *sc, int version, const char **error_r)
 {
 	struct pg_conn *c = (struct pg_conn *)sc;
 	char sql[128];
-	(void)snprintf(sql, sizeof(sql), "UPDATE " SQL_PG_SCHEMA_TABLE " SET version = %d", version);
+	(void)snprintf(sql, sizeof(sql), "UPDATE " SQL_PG_SCHEMA_TABLE " SET version = %d",
+	               version);
 	if (!pg_in_tx(sc)) {
 		*error_r = "database error: schema version set outside a transaction";
 		return -1;
@@ -716,4 +764,6 @@ const struct sql_driver sql_driver_pg = {
     .migration_count = SQL_PG_MIGRATION_COUNT,
     .replacements = sql_pg_replacements,
     .ids_follow = pg_ids_follow,
+    .listen = pg_listen,
+    .wait_notify = pg_wait_notify,
 };

@@ -77,38 +77,31 @@ static const char pg_migration_1[] =
     "CREATE INDEX queue_rcpts_entry ON queue_rcpts(entry_id, status);"
     "INSERT INTO meta (key, value) VALUES ('account_id', 0);";
 
+/* Migration 2: SQLite's 6 and 7: TLS-RPT results per UTC day and the claimed days
+ * (store_db_tlsrpt.c), and leases (a POP3 maildrop held across the nodes). */
+static const char pg_migration_2[] =
+    "CREATE TABLE tlsrpt (day bigint NOT NULL, policy_domain " PG_TEXT " NOT NULL,"
+    " policy_type " PG_TEXT " NOT NULL, policy_string " PG_TEXT " NOT NULL,"
+    " mx_host " PG_TEXT " NOT NULL, result_type " PG_TEXT " NOT NULL,"
+    " sending_ip " PG_TEXT " NOT NULL, receiving_mx " PG_TEXT " NOT NULL,"
+    " receiving_ip " PG_TEXT " NOT NULL, sessions bigint NOT NULL,"
+    " PRIMARY KEY (day, policy_domain, policy_type, policy_string, mx_host, result_type,"
+    " sending_ip, receiving_mx, receiving_ip));"
+    "CREATE TABLE tlsrpt_days (day bigint PRIMARY KEY, claimed bigint NOT NULL);"
+    "CREATE TABLE leases (name " PG_TEXT " PRIMARY KEY, owner " PG_TEXT " NOT NULL,"
+    " until bigint NOT NULL);";
+
 /* In order; the schema version is how many have been applied. */
-const char *const sql_pg_migrations[SQL_PG_MIGRATION_COUNT] = {pg_migration_1};
+const char *const sql_pg_migrations[SQL_PG_MIGRATION_COUNT] = {pg_migration_1, pg_migration_2};
 
 /* Statements whose common text PostgreSQL refuses; each says PostgreSQL's error. They must
  * mean what the common text means: when that changes, change these (or make the common
  * text portable and drop the replacement). */
 const struct sql_replacement sql_pg_replacements[] = {
-    /* column reference "envelope" is ambiguous (42702): the existing row's columns are
-     * named by the table in ON CONFLICT DO UPDATE. */
-    {SQ_MESSAGE_INSERT,
-     "INSERT INTO messages (sha256, size, received_at, mail_from,"
-     " hdr_from, subject, message_id, envelope, body, bodystructure, content)"
-     " VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)"
-     " ON CONFLICT (sha256) DO UPDATE SET"
-     " envelope = coalesce(messages.envelope, excluded.envelope),"
-     " body = coalesce(messages.body, excluded.body),"
-     " bodystructure = coalesce(messages.bodystructure, excluded.bodystructure)"
-     " WHERE excluded.envelope IS NOT NULL OR excluded.body IS NOT NULL"
-     " OR excluded.bodystructure IS NOT NULL"},
-    /* function sum(boolean) does not exist (42883): count with CASE. */
-    {SQ_MB_STATS,
-     "SELECT b.uidvalidity, b.uidnext, b.highestmodseq, count(e.uid),"
-     " coalesce(sum(CASE WHEN (e.flags & ?3) = 0 THEN 1 ELSE 0 END), 0),"
-     " coalesce(sum(CASE WHEN (e.flags & ?4) <> 0 THEN 1 ELSE 0 END), 0),"
-     " coalesce(sum(m.size), 0)"
-     " FROM mailboxes b LEFT JOIN mailbox_entries e ON e.mailbox_id = b.id"
-     " LEFT JOIN messages m ON m.id = e.message_id"
-     " WHERE b.account_id = ?1 AND b.name = ?2 GROUP BY b.id"},
-    /* function substr(text, integer, bigint) does not exist (42883): integer parameters
-     * are int8, substr() takes int4. */
-    {SQ_Q_UNLEASE,
-     "UPDATE queue SET lease_owner = NULL, lease_until = 0"
-     " WHERE lease_owner IS NOT NULL AND substr(lease_owner, 1, CAST(?2 AS integer)) = ?1"},
+    /* Nodes claim due entries at the same time: each skips the rows another's claim has
+     * locked instead of waiting for it (SQLite has one writer and no FOR UPDATE). */
+    {SQ_Q_DUE, "SELECT id FROM queue WHERE held = 0 AND next_attempt <= ?1"
+               " AND (lease_owner IS NULL OR lease_until <= ?1)"
+               " ORDER BY next_attempt, id LIMIT ?2 FOR UPDATE SKIP LOCKED"},
     {0, NULL},
 };
