@@ -32,6 +32,9 @@ pytestmark = pytest.mark.skipif(
     reason="PostgreSQL server binaries are not installed (tests/deps.sh installs them)")
 
 
+PG_DIR = {}
+
+
 @pytest.fixture(scope="module")
 def pg():
     """A fresh cluster and database; yields its URI. Its directory is outside pytest's own,
@@ -40,9 +43,20 @@ def pg():
     p = subprocess.run(["sh", str(REPO / "tests" / "pg_cluster.sh"), "start", str(d)],
                        capture_output=True, text=True, timeout=120)
     assert p.returncode == 0, p.stderr
+    PG_DIR["dir"] = d
     yield p.stdout.strip().splitlines()[-1]
     subprocess.run(["sh", str(REPO / "tests" / "pg_cluster.sh"), "stop", str(d)], timeout=60)
     shutil.rmtree(d, ignore_errors=True)
+
+
+def pg_ctl(*args):
+    """pg_ctl on the module's cluster, as its owner."""
+    pg_bin = next(str(p.parent) for v in (15, 16, 17)
+                  for p in [Path("/usr/lib/postgresql/%d/bin/pg_ctl" % v)] if p.exists())
+    cmd = [pg_bin + "/pg_ctl", "-D", PG_DIR["dir"] + "/data", "-w", "-t", "60"] + list(args)
+    if os.getuid() == 0:
+        cmd = ["runuser", "-u", "postgres", "--"] + cmd
+    subprocess.run(cmd, check=True, timeout=90, capture_output=True)
 
 
 @pytest.fixture(scope="module")
@@ -180,6 +194,39 @@ def test_pop3_lock_across_nodes(nodes):
     third = login(nodes[2])
     third.pass_(USERS[DEMO])
     third.quit()
+
+
+def test_database_restart(nodes):
+    """While PostgreSQL is down a node answers 451 (never 250 without a commit); when it is
+    back every node serves again by itself."""
+    a = nodes[0]
+    port = open(PG_DIR["dir"] + "/port").read().strip()
+    pg_ctl("stop", "-m", "fast")
+    try:
+        msg = "Subject: %s\r\n\r\nx\r\n" % unique("down")
+        with smtplib.SMTP(HOST, a.smtp_port, timeout=30, local_hostname="client.test") as s:
+            with pytest.raises(smtplib.SMTPException) as e:
+                s.sendmail("s@remote.test", [ALICE], msg)
+        assert "451" in str(e.value) or "4.3.0" in str(e.value), e.value
+    finally:
+        pg_ctl("start", "-l", PG_DIR["dir"] + "/server.log", "-o",
+               "-p %s -c listen_addresses=127.0.0.1 -c unix_socket_directories='%s'"
+               % (port, PG_DIR["dir"]))
+    subject = unique("back")
+    for srv in nodes:
+        deadline = time.monotonic() + 30
+        while True:
+            try:
+                deliver(srv, ALICE, subject + srv.hostname)
+                break
+            except smtplib.SMTPException:
+                assert time.monotonic() < deadline, "node %s did not recover" % srv.hostname
+                time.sleep(0.5)
+    c = imap(nodes[2])
+    c.select("INBOX", readonly=True)
+    _, data = c.search(None, "SUBJECT", subject)
+    assert len(data[0].split()) == 3
+    c.logout()
 
 
 def test_sqlite_store_moves_to_postgresql(tmp_path_factory, tmp_path, pg):

@@ -72,6 +72,7 @@ struct pg_conn {
 	struct pg_row *rows;   /* by statement id, for the outermost run */
 	unsigned count;
 	int64_t changes; /* of the last finished INSERT, UPDATE or DELETE */
+	bool tx;         /* a transaction was begun and not yet ended (also when it broke) */
 };
 
 static void pg_blobs_free(struct pg_row *r);
@@ -212,6 +213,31 @@ static struct sql_conn *pg_connect(struct sql_db *sdb, enum sql_role role, const
 		return NULL;
 	}
 	return &c->base;
+}
+
+/* A connection the server or the network broke is made again on its next use outside a
+ * transaction (the database may be back: a restart, a failover to another host of the
+ * target); inside one, the transaction failed and the caller's rollback ends it. Its
+ * prepared statements were the old session's. 0 usable, -1 still down. */
+static int pg_revive(struct pg_conn *c, const char **error_r)
+{
+	if (PQstatus(c->pg) == CONNECTION_OK)
+		return 0;
+	PQreset(c->pg);
+	if (PQstatus(c->pg) != CONNECTION_OK) {
+		*error_r = pg_fail_conn(c, "reconnect");
+		return -1;
+	}
+	for (unsigned i = 0; i < c->count; i++) {
+		c->stmts[i].prepared = false;
+		free(c->stmts[i].types);
+		c->stmts[i].types = NULL;
+	}
+	const char *setup = pg_conn_setup_sql(c->role);
+	if (setup != NULL && pg_command(c, setup, error_r) < 0)
+		return -1;
+	log_info("store: database connection made again");
+	return 0;
 }
 
 /* ---- statements ---- */
@@ -437,6 +463,9 @@ static int pg_run(struct sql_conn *sc, unsigned id, const char *text,
                   const char **error_r)
 {
 	struct pg_conn *c = (struct pg_conn *)sc;
+	/* Never inside a transaction: its statements must not go on in another session. */
+	if (!c->tx && pg_revive(c, error_r) < 0)
+		return -1;
 	if (pg_prepare(c, id, text, params, count, error_r) < 0)
 		return -1;
 	PGresult *res = pg_exec(c, id, params, count);
@@ -570,6 +599,10 @@ static int pg_script(struct sql_conn *sc, const char *sql, const char **error_r)
 
 static int pg_begin(struct sql_conn *sc, enum sql_tx tx, const char **error_r)
 {
+	struct pg_conn *c = (struct pg_conn *)sc;
+	if (pg_revive(c, error_r) < 0)
+		return -1;
+	c->tx = true; /* from here until commit or rollback, even when BEGIN fails */
 	return pg_script(
 	    sc, tx == SQL_TX_WRITE ? "BEGIN" : "BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY",
 	    error_r);
@@ -581,6 +614,7 @@ static int pg_commit(struct sql_conn *sc, const char **error_r)
 {
 	struct pg_conn *c = (struct pg_conn *)sc;
 	PGresult *res = PQexec(c->pg, "COMMIT");
+	c->tx = false;
 	int ret = pg_result_check(c, res, "COMMIT", error_r);
 	if (ret == 0 && strcmp(PQcmdStatus(res), "COMMIT") != 0) {
 		log_error("store: database: COMMIT: %s", PQcmdStatus(res));
@@ -593,15 +627,19 @@ static int pg_commit(struct sql_conn *sc, const char **error_r)
 
 static bool pg_in_tx(struct sql_conn *sc)
 {
-	PGTransactionStatusType ts = PQtransactionStatus(((struct pg_conn *)sc)->pg);
-	return ts == PQTRANS_INTRANS || ts == PQTRANS_INERROR;
+	struct pg_conn *c = (struct pg_conn *)sc;
+	PGTransactionStatusType ts = PQtransactionStatus(c->pg);
+	return c->tx || ts == PQTRANS_INTRANS || ts == PQTRANS_INERROR;
 }
 
 static void pg_rollback(struct sql_conn *sc)
 {
+	struct pg_conn *c = (struct pg_conn *)sc;
 	const char *error;
-	if (pg_in_tx(sc))
+	PGTransactionStatusType ts = PQtransactionStatus(c->pg);
+	if (ts == PQTRANS_INTRANS || ts == PQTRANS_INERROR)
 		(void)pg_script(sc, "ROLLBACK", &error);
+	c->tx = false;
 }
 
 /* ---- notifications between nodes ---- */
