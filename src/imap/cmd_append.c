@@ -123,7 +123,7 @@ static int cmd_append_literal_accept(struct imap_session *s, const struct imap_l
 	if (sp->refusal != NULL && lit->sync)
 		return cmd_append_refuse(s, lit, sp->refusal);
 	if (sp->error != NULL && lit->sync)
-		return cmd_append_refuse(s, lit, "[SERVERBUG] Cannot store the message now");
+		return cmd_append_refuse(s, lit, "[UNAVAILABLE] Cannot store the message now");
 	/* A non-synchronizing literal of a command already doomed goes nowhere. */
 	char *path = NULL;
 	int fd = -1;
@@ -137,7 +137,7 @@ static int cmd_append_literal_accept(struct imap_session *s, const struct imap_l
 			path = NULL;
 			if (lit->sync)
 				return cmd_append_refuse(
-				    s, lit, "[SERVERBUG] Cannot store the message now");
+				    s, lit, "[UNAVAILABLE] Cannot store the message now");
 			sp->error = "cannot create a spool file";
 		}
 	}
@@ -432,7 +432,7 @@ static void cmd_append_fail(struct imap_session *s, const char *e)
 		imap_tagged(s, s->op_tag, "BAD", "Invalid keyword");
 	else {
 		IMAP_LOG(s, "event=append result=fail error=\"%s\"", e);
-		imap_tagged(s, s->op_tag, "NO", "[SERVERBUG] APPEND failed");
+		imap_tagged(s, s->op_tag, "NO", "[UNAVAILABLE] APPEND failed");
 	}
 }
 
@@ -565,7 +565,7 @@ void cmd_append(struct imap_cmd *cmd)
 	else if (s->append->refusal != NULL)
 		refusal = s->append->refusal;
 	else if (s->append->error != NULL)
-		refusal = "[SERVERBUG] Cannot store the message now";
+		refusal = "[UNAVAILABLE] Cannot store the message now";
 	for (size_t k = 0; refusal == NULL && k < s->append->count; k++)
 		if (s->append->files[k].size == 0)
 			refusal = "[CANNOT] Empty message";

@@ -77,7 +77,7 @@ static void cmd_copy_fail(struct imap_session *s, const struct cmd_copy_op *o)
 		imap_tagged(s, s->op_tag, "NO", "[LIMIT] The target mailbox is full");
 	else {
 		IMAP_LOG(s, "event=copy result=fail error=\"%s\"", e);
-		imap_tagged(s, s->op_tag, "NO", "[SERVERBUG] %s failed", o->name);
+		imap_tagged(s, s->op_tag, "NO", "[UNAVAILABLE] %s failed", o->name);
 	}
 }
 

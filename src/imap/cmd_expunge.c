@@ -48,7 +48,7 @@ static void cmd_expunge_done(struct imap_session *s)
 			            "[NONEXISTENT] The mailbox no longer exists");
 		} else {
 			IMAP_LOG(s, "event=expunge result=fail error=\"%s\"", o->op.error);
-			imap_tagged(s, s->op_tag, "NO", "[SERVERBUG] %s failed", o->name);
+			imap_tagged(s, s->op_tag, "NO", "[UNAVAILABLE] %s failed", o->name);
 		}
 	}
 	free(o->mailbox);

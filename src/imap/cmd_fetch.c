@@ -850,7 +850,7 @@ static enum imap_step fetch_step(struct imap_session *s, void *op)
 			IMAP_LOG(s,
 			         "event=fetch result=fail error=\"message file unreadable\" seq=%u",
 			         o->seqs[o->next]);
-			imap_tagged(s, o->tag, "NO", "[SERVERBUG] Can't read a message");
+			imap_tagged(s, o->tag, "NO", "[UNAVAILABLE] Can't read a message");
 			return IMAP_STEP_DONE;
 		}
 	}

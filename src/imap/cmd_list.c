@@ -493,7 +493,7 @@ static void list_read_done(struct imap_session *s, void *ctx)
 		return;
 	}
 	if (o->list_r < 0) {
-		imap_tagged(s, o->tag, "NO", "[SERVERBUG] Cannot list mailboxes");
+		imap_tagged(s, o->tag, "NO", "[UNAVAILABLE] Cannot list mailboxes");
 		list_op_free(o);
 		return;
 	}

@@ -38,11 +38,12 @@ static const char *mailbox_verb(enum store_mailbox_action action)
 	}
 }
 
-/* RFC 5530 response code for a STORE_ERROR_* string. */
+/* RFC 5530 response code for a STORE_ERROR_* string; a failure of the store itself (the
+ * database down) is temporary: UNAVAILABLE. */
 static const char *mailbox_code(const char *error)
 {
 	if (error == NULL)
-		return "SERVERBUG";
+		return "UNAVAILABLE";
 	if (strcmp(error, STORE_ERROR_NO_MAILBOX) == 0)
 		return "NONEXISTENT";
 	if (strcmp(error, STORE_ERROR_EXISTS) == 0)
@@ -54,7 +55,7 @@ static const char *mailbox_code(const char *error)
 		return "LIMIT";
 	if (strcmp(error, STORE_ERROR_OVERQUOTA) == 0)
 		return "OVERQUOTA";
-	return "SERVERBUG";
+	return "UNAVAILABLE";
 }
 
 /* Length of a first level spelled INBOX in any case (5), else 0. */

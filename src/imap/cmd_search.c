@@ -331,7 +331,7 @@ static void cmd_search_failed(struct imap_session *s, struct cmd_search_op *o)
 	if (o->ret & IMAP_SEARCH_RETURN_SAVE)
 		cmd_search_saved_reset(s);
 	IMAP_LOG(s, "event=search result=fail mailbox=\"%s\"", s->mailbox);
-	imap_tagged(s, o->tag, "NO", "[SERVERBUG] %s failed: cannot read a message", o->name);
+	imap_tagged(s, o->tag, "NO", "[UNAVAILABLE] %s failed: cannot read a message", o->name);
 }
 
 /* ---- running ---- */

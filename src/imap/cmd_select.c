@@ -83,7 +83,7 @@ static void select_done(struct imap_session *s, void *ctx)
 		if (q->r == 0)
 			imap_tagged(s, q->tag, "NO", "[NONEXISTENT] Mailbox does not exist");
 		else
-			imap_tagged(s, q->tag, "NO", "[SERVERBUG] Cannot open the mailbox");
+			imap_tagged(s, q->tag, "NO", "[UNAVAILABLE] Cannot open the mailbox");
 		select_req_free(q);
 		return;
 	}

@@ -163,7 +163,7 @@ static void status_done(struct imap_session *s, void *ctx)
 	if (r == 0)
 		imap_tagged(s, q->tag, "NO", "[NONEXISTENT] Mailbox does not exist");
 	else if (r < 0)
-		imap_tagged(s, q->tag, "NO", "[SERVERBUG] Cannot read the mailbox status");
+		imap_tagged(s, q->tag, "NO", "[UNAVAILABLE] Cannot read the mailbox status");
 	else if (r == 1)
 		imap_tagged(s, q->tag, "OK", "STATUS completed");
 	free(q->tag);

@@ -239,7 +239,7 @@ static void cmd_store_done(struct imap_session *s)
 			imap_tagged(s, tag, "NO", "[NONEXISTENT] The mailbox no longer exists");
 		} else {
 			IMAP_LOG(s, "event=store result=fail error=\"%s\"", o->op.error);
-			imap_tagged(s, tag, "NO", "[SERVERBUG] %s failed", o->name);
+			imap_tagged(s, tag, "NO", "[UNAVAILABLE] %s failed", o->name);
 		}
 	}
 	cmd_store_op_free(o);
