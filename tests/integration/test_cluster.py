@@ -201,8 +201,17 @@ def test_database_restart(nodes):
     back every node serves again by itself."""
     a = nodes[0]
     port = open(PG_DIR["dir"] + "/port").read().strip()
+    c = imap(a)  # logged in before the outage
     pg_ctl("stop", "-m", "fast")
     try:
+        typ, data = c.select("INBOX")
+        assert typ == "NO" and b"[UNAVAILABLE]" in data[0], (typ, data)
+        c.logout()
+        p = poplib.POP3_SSL(HOST, pop3s_port(a), context=tls_ctx(), timeout=30)
+        p.user(DEMO)
+        with pytest.raises(poplib.error_proto, match=r"SYS/TEMP"):
+            p.pass_(USERS[DEMO])
+        p.quit()
         msg = "Subject: %s\r\n\r\nx\r\n" % unique("down")
         with smtplib.SMTP(HOST, a.smtp_port, timeout=30, local_hostname="client.test") as s:
             with pytest.raises(smtplib.SMTPException) as e:
