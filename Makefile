@@ -3,8 +3,10 @@
 
 CC ?= cc
 PKGS := libevent_core libevent_openssl libevent_pthreads openssl sqlite3 libsodium libunbound zlib libpq
-PKG_CFLAGS := $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
-PKG_LIBS := $(shell pkg-config --libs $(PKGS) 2>/dev/null)
+# One query per package: a package whose .pc file cannot be resolved must not take every
+# other package's flags with it (libunbound.pc needs nettle-dev's hogweed.pc and nettle.pc).
+PKG_CFLAGS := $(foreach p,$(PKGS),$(shell pkg-config --cflags $(p) 2>/dev/null))
+PKG_LIBS := $(foreach p,$(PKGS),$(shell pkg-config --libs $(p) 2>/dev/null))
 
 WARN := -Wall -Wextra -Werror -Wformat=2 -Wshadow -Wstrict-prototypes -Wvla
 BASE_CFLAGS := -std=c17 -D_GNU_SOURCE -Isrc $(WARN) $(PKG_CFLAGS) -MMD -MP

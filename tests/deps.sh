@@ -2,8 +2,10 @@
 # Install the Debian packages that building, running and testing Posthorn need, when they
 # are missing and we are root. Usage: tests/deps.sh build|test
 set -e
+# nettle-dev: libunbound.pc requires hogweed.pc and nettle.pc, and Debian's libunbound-dev
+# does not depend on it (without it pkg-config fails for libunbound).
 BUILD_PKGS="build-essential pkg-config libevent-dev libssl-dev libsqlite3-dev libsodium-dev openssl
-	libunbound-dev zlib1g-dev libpq-dev"
+	libunbound-dev nettle-dev zlib1g-dev libpq-dev"
 # Each tool comes with what it needs to work, not only its binary: we install without
 # recommends, so swaks needs its Perl modules for TLS (Net::SSLeay, IO::Socket::SSL) and
 # AUTH (Authen::SASL, Digest::HMAC) named here; fetchmail and curl need the CA bundle.
