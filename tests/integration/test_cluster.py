@@ -7,6 +7,8 @@ same to an IMAP client."""
 
 import imaplib
 import os
+import signal
+import socket
 import poplib
 import re
 import shutil
@@ -19,7 +21,9 @@ from pathlib import Path
 
 import pytest
 
-from conftest import HOST, USERS, Server, make_server, unique
+from aiosmtpd.controller import Controller
+
+from conftest import HOST, USERS, Server, make_server, tls_client_context, unique
 from imap_helpers import imap_ports, tls_ctx, wait_imap
 from pop3_helpers import pop3s_port
 
@@ -236,6 +240,86 @@ def test_database_restart(nodes):
     _, data = c.search(None, "SUBJECT", subject)
     assert len(data[0].split()) == 3
     c.logout()
+
+
+class Sink:
+    """An SMTP sink that keeps what it receives."""
+
+    def __init__(self):
+        self.received = []
+
+    async def handle_DATA(self, server, session, envelope):
+        self.received.append(envelope.content)
+        return "250 2.0.0 Ok"
+
+
+def free_port():
+    s = socket.socket()
+    s.bind((HOST, 0))
+    port = s.getsockname()[1]
+    s.close()
+    return port
+
+
+def test_queue_taken_over_after_sigkill(pg, nodes, tmp_path_factory):
+    """Node X claims the queue's entries and hangs on a server that never greets; X is
+    killed with SIGKILL while it holds the leases; node Y delivers every entry once their
+    leases ran out: nothing lost, nothing twice."""
+    stall = socket.socket()
+    stall.bind((HOST, 0))
+    stall.listen(16)  # accepts (in the kernel) and never says a word
+    sink = Sink()
+    sink_port = free_port()
+    controller = Controller(sink, hostname=HOST, port=sink_port)
+    controller.start()
+    common = {"outbound_enabled": "yes", "queue_lease_time": "10s", "queue_retry_min": "1s",
+              "outbound_connect_timeout": "60s", "outbound_greeting_timeout": "60s"}
+    x = Server(tmp_path_factory.mktemp("nodex"), hostname="nodex.example.test", store_url=pg,
+               extra_conf=dict(common, outbound_routes="far.test=%s:%d/none"
+                               % (HOST, stall.getsockname()[1])))
+    y = None
+    try:
+        x.start()
+        subjects = [unique("takeover%d" % i) for i in range(3)]
+        for subj in subjects:
+            msg = "From: <%s>\r\nSubject: %s\r\n\r\nx\r\n" % (DEMO, subj)
+            with smtplib.SMTP(HOST, x.submission_port, timeout=30,
+                              local_hostname="client.test") as s:
+                s.starttls(context=tls_client_context())
+                s.login(DEMO, USERS[DEMO])
+                assert not s.sendmail(DEMO, ["r%s@far.test" % subj[-4:]], msg)
+        deadline = time.monotonic() + 20
+        while True:
+            entries = [e for e in x.queue_entries() if e["domain"] == "far.test"]
+            if len(entries) == 3 and all(e["state"] == "active" for e in entries):
+                break
+            assert time.monotonic() < deadline, entries
+            time.sleep(0.2)
+        x.proc.send_signal(signal.SIGKILL)
+        x.proc.wait(10)
+        x.proc = None
+        y = Server(tmp_path_factory.mktemp("nodey"), hostname="nodey.example.test",
+                   store_url=pg,
+                   extra_conf=dict(common, outbound_routes="far.test=%s:%d/none"
+                                   % (HOST, sink_port)))
+        y.start()
+        deadline = time.monotonic() + 60
+        while len(sink.received) < 3:
+            assert time.monotonic() < deadline, "delivered %d of 3" % len(sink.received)
+            time.sleep(0.5)
+        time.sleep(2)  # anything twice would arrive now
+        got = [m for m in sink.received]
+        for subj in subjects:
+            assert sum(subj.encode() in m for m in got) == 1, subj
+        deadline = time.monotonic() + 10
+        while [e for e in y.queue_entries() if e["domain"] == "far.test"]:
+            assert time.monotonic() < deadline
+            time.sleep(0.2)
+    finally:
+        controller.stop()
+        stall.close()
+        if y is not None:
+            y.stop_and_check()
 
 
 def test_sqlite_store_moves_to_postgresql(tmp_path_factory, tmp_path, pg):
