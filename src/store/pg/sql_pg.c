@@ -166,8 +166,9 @@ static void pg_notice(void *arg, const char *message)
 }
 
 /* The connection parameters: target (a connection string or URI, expanded) may set the
- * application name; the client encoding is always UTF-8. */
-static const char *const pg_conn_keys[] = {"application_name", "dbname", "client_encoding", NULL};
+ * application name and the connect timeout; the client encoding is always UTF-8. */
+static const char *const pg_conn_keys[] = {"application_name", "connect_timeout", "dbname",
+                                           "client_encoding", NULL};
 
 /* After the connection is up: notices go to the debug log, readers are read-only. The
  * statement for the role is pg_conn_setup_sql(). */
@@ -196,7 +197,9 @@ static struct sql_conn *pg_connect(struct sql_db *sdb, enum sql_role role, const
 {
 	struct pg_db *db = (struct pg_db *)sdb;
 	struct pg_conn *c = xcalloc(1, sizeof(*c));
-	const char *const values[] = {"posthorn", db->conninfo, "UTF8", NULL};
+	/* A database that does not answer costs a thread 10 s, not forever (the target may
+	 * set its own connect_timeout). */
+	const char *const values[] = {"posthorn", "10", db->conninfo, "UTF8", NULL};
 	c->role = role;
 	c->pg = PQconnectdbParams(pg_conn_keys, values, 1);
 	if (c->pg == NULL)
