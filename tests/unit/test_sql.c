@@ -1036,12 +1036,14 @@ static void test_pg_store_texts_prepare(void **state)
 	assert_int_equal(failed, 0);
 }
 
-/* A lost connection is an error, not a crash or a hang. */
+/* A lost connection: the statement that meets it fails (no crash, no hang); outside a
+ * transaction the next use makes the connection again (a new session); inside one every
+ * statement fails until the rollback, and none of them runs in another session. */
 static void test_pg_lost_connection(void **state)
 {
 	struct env *e = env_get(state);
 	const char *error = NULL;
-	int64_t pid = 0;
+	int64_t pid = 0, pid2 = 0, n = -1;
 	char kill[96];
 	make_table(e);
 	assert_int_equal(sql_int(e->w, T_PID, &pid, &error, ""), 1);
@@ -1050,10 +1052,28 @@ static void test_pg_lost_connection(void **state)
 	error = NULL;
 	assert_int_equal(sql_exec(e->w, T_COUNT, &error, ""), -1);
 	assert_non_null(error);
+	/* Outside a transaction: made again. */
+	assert_int_equal(sql_int(e->w, T_PID, &pid2, &error, ""), 1);
+	assert_true(pid2 != pid);
+	assert_int_equal(sql_int(e->w, T_COUNT, &n, &error, ""), 1);
+
+	/* Inside one: the rest of it fails, the insert never happens elsewhere. */
+	int64_t before = n;
+	assert_int_equal(sql_begin(e->w, SQL_TX_WRITE, &error), 0);
+	snprintf(kill, sizeof(kill), "SELECT pg_terminate_backend(%" PRId64 ")", pid2);
+	assert_int_equal(pg_admin(kill), 0);
+	int64_t id;
 	error = NULL;
-	assert_int_equal(sql_begin(e->w, SQL_TX_WRITE, &error), -1);
+	assert_int_equal(
+	    sql_int(e->w, T_INSERT, &id, &error, "sib", "lost", (int64_t)1, NULL, (size_t)0), -1);
 	assert_non_null(error);
+	assert_int_equal(
+	    sql_int(e->w, T_INSERT, &id, &error, "sib", "lost", (int64_t)2, NULL, (size_t)0), -1);
+	assert_true(sql_in_tx(e->w));
+	assert_int_equal(sql_end(e->w, 0, &error), -1); /* the commit cannot succeed */
 	assert_false(sql_in_tx(e->w));
+	assert_int_equal(sql_int(e->w, T_COUNT, &n, &error, ""), 1);
+	assert_int_equal(n, before);
 }
 
 /* Two nodes migrating at once: the second waits for the first's schema lock and then finds
