@@ -7,6 +7,7 @@
 
 #include <arpa/inet.h>
 #include <pthread.h>
+#include <stdatomic.h>
 #include <sched.h>
 #include <signal.h>
 #include <stdbool.h>
@@ -50,7 +51,8 @@ struct auth_penalty {
 struct auth {
 	auth_lookup_fn *lookup;
 	void *lookup_ctx;
-	char *dummy_hash; /* hash of a random password, for unknown users */
+	atomic_bool lookups_wait; /* auth_set_lookups_wait() */
+	char *dummy_hash;         /* hash of a random password, for unknown users */
 	struct auth_cache *cache;
 	auth_apop_lookup_fn *apop_lookup;
 	void *apop_ctx;
@@ -256,6 +258,16 @@ static int auth_check(struct auth *auth, struct auth_request *req)
 	return ret;
 }
 
+void auth_set_lookups_wait(struct auth *auth, bool wait)
+{
+	atomic_store(&auth->lookups_wait, wait);
+}
+
+bool auth_lookups_wait(struct auth *auth)
+{
+	return atomic_load(&auth->lookups_wait);
+}
+
 void auth_set_cache(struct auth *auth, unsigned ttl_secs, unsigned size)
 {
 	auth_cache_free(&auth->cache);
@@ -417,6 +429,9 @@ void auth_record_result(struct auth *auth, const char *remote_ip, bool success,
 static void auth_process(struct auth *auth, struct auth_request *req)
 {
 	ASSERT(req->username != NULL && req->password != NULL);
+	/* Where look-ups may wait, the cache is tried here rather than on the caller's loop. */
+	if (atomic_load(&auth->lookups_wait) && auth_verify_cached(auth, req) == 1)
+		return;
 	req->account_id = 0;
 	req->delay_ms = 0;
 	req->cached = false;

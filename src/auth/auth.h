@@ -62,6 +62,10 @@ void auth_set_clock(struct auth *auth, uint64_t (*now_fn)(void));
 /* Turn the authentication cache on (ttl_secs > 0 and size > 0 entries) or off. Call at
  * start-up, before the first request. See auth_cache.h for what is remembered. */
 void auth_set_cache(struct auth *auth, unsigned ttl_secs, unsigned size);
+/* Whether the account look-ups may wait (a database over the network): then a login's
+ * cache check runs on a worker with the rest of it, never on the caller's loop. */
+void auth_set_lookups_wait(struct auth *auth, bool wait);
+bool auth_lookups_wait(struct auth *auth);
 
 /* Wire the APOP secret lookup (start-up, before the first request). Without it every APOP
  * login fails. */

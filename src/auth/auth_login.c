@@ -116,7 +116,7 @@ enum auth_login_status auth_login_password(struct auth_login *login, const char 
 	    .password = login->password,
 	    .remote_ip = login->remote_ip,
 	};
-	if (auth_verify_cached(login->auth, &login->req) == 1)
+	if (!auth_lookups_wait(login->auth) && auth_verify_cached(login->auth, &login->req) == 1)
 		return auth_login_resume(login);
 	login->pending = true;
 	auth_verify(login->auth, &login->req, auth_login_worker_done, login);

@@ -167,6 +167,7 @@ static int serve_run(struct serve *sv)
 	/* auth_workers and auth_cache_* take effect at start (a reload keeps them). */
 	sv->auth = auth_new(serve_auth_lookup, sv, sv->conf->auth_workers);
 	auth_set_cache(sv->auth, sv->conf->auth_cache_ttl, sv->conf->auth_cache_size);
+	auth_set_lookups_wait(sv->auth, store_reads_wait(sv->store));
 	auth_set_apop_lookup(sv->auth, serve_apop_lookup, sv);
 	sv->net = net_server_new(sv->conf->threads, &sv->conf->limits);
 	if (net_server_load_tls(sv->net, sv->conf->tls_cert, sv->conf->tls_key, &error) < 0) {

@@ -472,6 +472,14 @@ static int pg_run(struct sql_conn *sc, unsigned id, const char *text,
 	if (pg_prepare(c, id, text, params, count, error_r) < 0)
 		return -1;
 	PGresult *res = pg_exec(c, id, params, count);
+	/* A reader outside a transaction learns only now that the server went away (a
+	 * restart): a read may simply run again on a new session. A write never does: it may
+	 * have committed before the answer was lost. */
+	if (PQstatus(c->pg) == CONNECTION_BAD && !c->tx && c->role == SQL_ROLE_READER &&
+	    pg_revive(c, error_r) == 0 && pg_prepare(c, id, text, params, count, error_r) == 0) {
+		PQclear(res);
+		res = pg_exec(c, id, params, count);
+	}
 	if (pg_result_check(c, res, text, error_r) < 0) {
 		PQclear(res);
 		return -1;
@@ -605,10 +613,15 @@ static int pg_begin(struct sql_conn *sc, enum sql_tx tx, const char **error_r)
 	struct pg_conn *c = (struct pg_conn *)sc;
 	if (pg_revive(c, error_r) < 0)
 		return -1;
-	c->tx = true; /* from here until commit or rollback, even when BEGIN fails */
-	return pg_script(
-	    sc, tx == SQL_TX_WRITE ? "BEGIN" : "BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY",
-	    error_r);
+	const char *begin =
+	    tx == SQL_TX_WRITE ? "BEGIN" : "BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY";
+	int ret = pg_script(sc, begin, error_r);
+	/* A server that went away shows only now: BEGIN itself did nothing, so it may run
+	 * again on a new session. */
+	if (ret < 0 && PQstatus(c->pg) == CONNECTION_BAD && pg_revive(c, error_r) == 0)
+		ret = pg_script(sc, begin, error_r);
+	c->tx = true; /* from here until commit or rollback, even when BEGIN failed */
+	return ret;
 }
 
 /* A COMMIT of a transaction that an error aborted rolls back and says so ("ROLLBACK"):
