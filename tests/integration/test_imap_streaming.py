@@ -23,6 +23,7 @@ from imap_helpers import imap_ports, tls_ctx, wait_imap
 # STARTTLS slow-reader test once left a second session's LOGIN unanswered and the server
 # hanging at shutdown (CI on 2026-12-06); until that is found, the queued path is covered by
 # the other IMAP modules. See the closing note of that stop.
+SERVER_CONF = {}
 
 PASSWORD = "stream-Secret-8"
 _counter = itertools.count(1)
