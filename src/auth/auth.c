@@ -8,13 +8,10 @@
 #include <arpa/inet.h>
 #include <pthread.h>
 #include <stdatomic.h>
-#include <sched.h>
-#include <signal.h>
 #include <stdbool.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
-#include <sys/resource.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -23,6 +20,7 @@
 #include <sodium.h>
 
 #include "auth/auth_cache.h"
+#include "auth/auth_pool.h"
 #include "auth/password.h"
 #include "core/log.h"
 #include "core/xmalloc.h"
@@ -34,10 +32,14 @@
 /* Failures saturate here (the delay stopped growing long before). */
 #define AUTH_PENALTY_COUNT_MAX 1000
 
+/* A verification (auth_verify()) or a look-up (auth_run_lookup()) on its way through the
+ * pools. */
 struct auth_job {
-	struct auth_job *next;
+	struct auth_pool_job pool; /* first */
+	struct auth *auth;
 	struct auth_request *req;
 	void (*cb)(struct auth_request *req, void *ctx);
+	void (*fn)(void *ctx);
 	void *ctx;
 };
 
@@ -57,12 +59,9 @@ struct auth {
 	auth_apop_lookup_fn *apop_lookup;
 	void *apop_ctx;
 
-	pthread_mutex_t lock; /* protects the queue and stopping */
-	pthread_cond_t cond;
-	struct auth_job *head, *tail;
-	bool stopping;
-	pthread_t *workers;
-	unsigned worker_count;
+	struct auth_pool *hashers; /* password checks, at idle priority */
+	struct auth_pool *lookups; /* cache checks and look-ups that may wait; NULL until
+	                              auth_set_lookups_wait(true) */
 
 	pthread_mutex_t penalty_lock;   /* protects penalties */
 	struct auth_penalty *penalties; /* AUTH_PENALTY_SETS * AUTH_PENALTY_WAYS */
@@ -260,6 +259,8 @@ static int auth_check(struct auth *auth, struct auth_request *req)
 
 void auth_set_lookups_wait(struct auth *auth, bool wait)
 {
+	if (wait && auth->lookups == NULL)
+		auth->lookups = auth_pool_new(AUTH_LOOKUP_THREADS, false);
 	atomic_store(&auth->lookups_wait, wait);
 }
 
@@ -426,12 +427,10 @@ void auth_record_result(struct auth *auth, const char *remote_ip, bool success,
 		*delay_ms_r = auth_penalty_fail(auth, remote_ip);
 }
 
+/* The full check: look-up and hash (the cache was asked before, where it is on). */
 static void auth_process(struct auth *auth, struct auth_request *req)
 {
 	ASSERT(req->username != NULL && req->password != NULL);
-	/* Where look-ups may wait, the cache is tried here rather than on the caller's loop. */
-	if (atomic_load(&auth->lookups_wait) && auth_verify_cached(auth, req) == 1)
-		return;
 	req->account_id = 0;
 	req->delay_ms = 0;
 	req->cached = false;
@@ -444,59 +443,64 @@ static void auth_process(struct auth *auth, struct auth_request *req)
 		req->delay_ms = auth_penalty_fail(auth, req->remote_ip);
 }
 
-static void *auth_worker(void *arg)
+/* On a hasher. */
+static void auth_job_hash(struct auth_pool_job *pj)
 {
-	struct auth *auth = arg;
+	struct auth_job *job = (struct auth_job *)pj;
+	auth_process(job->auth, job->req);
+	job->cb(job->req, job->ctx);
+	free(job);
+}
 
-	/* Linux: nice and policy are per thread. SCHED_IDLE: any event-loop thread that wakes
-	 * preempts a hashing worker at once, yet the workers still progress under full load
-	 * (SCHED_IDLE is a very small weight, not a strict priority). Failure only costs
-	 * latency. */
-	if (setpriority(PRIO_PROCESS, (id_t)gettid(), AUTH_WORKER_NICE) < 0)
-		log_warn("auth: cannot lower the worker threads' priority");
-	struct sched_param sp = {.sched_priority = 0};
-	if (pthread_setschedparam(pthread_self(), SCHED_IDLE, &sp) != 0)
-		log_warn("auth: cannot put the worker threads in SCHED_IDLE");
-
-	pthread_mutex_lock(&auth->lock);
-	for (;;) {
-		while (auth->head == NULL && !auth->stopping)
-			pthread_cond_wait(&auth->cond, &auth->lock);
-		struct auth_job *job = auth->head;
-		if (job == NULL)
-			break; /* stopping and drained */
-		auth->head = job->next;
-		if (auth->head == NULL)
-			auth->tail = NULL;
-		pthread_mutex_unlock(&auth->lock);
-
-		auth_process(auth, job->req);
+/* On a look-up thread: the cache, and only a miss goes on to the hashers. A cached login
+ * never waits behind hashes at idle priority. */
+static void auth_job_cache(struct auth_pool_job *pj)
+{
+	struct auth_job *job = (struct auth_job *)pj;
+	if (auth_verify_cached(job->auth, job->req) == 1) {
 		job->cb(job->req, job->ctx);
 		free(job);
-
-		pthread_mutex_lock(&auth->lock);
+		return;
 	}
-	pthread_mutex_unlock(&auth->lock);
-	return NULL;
+	job->pool.run = auth_job_hash;
+	auth_pool_push(job->auth->hashers, &job->pool);
+}
+
+static void auth_job_fn(struct auth_pool_job *pj)
+{
+	struct auth_job *job = (struct auth_job *)pj;
+	job->fn(job->ctx);
+	free(job);
 }
 
 void auth_verify(struct auth *auth, struct auth_request *req,
                  void (*cb)(struct auth_request *req, void *ctx), void *ctx)
 {
 	struct auth_job *job = xcalloc(1, sizeof(*job));
+	job->auth = auth;
 	job->req = req;
 	job->cb = cb;
 	job->ctx = ctx;
+	/* Where look-ups may wait, the cache is tried on a look-up thread rather than on the
+	 * caller's loop. */
+	if (atomic_load(&auth->lookups_wait)) {
+		job->pool.run = auth_job_cache;
+		auth_pool_push(auth->lookups, &job->pool);
+	} else {
+		job->pool.run = auth_job_hash;
+		auth_pool_push(auth->hashers, &job->pool);
+	}
+}
 
-	pthread_mutex_lock(&auth->lock);
-	ASSERT(!auth->stopping);
-	if (auth->tail != NULL)
-		auth->tail->next = job;
-	else
-		auth->head = job;
-	auth->tail = job;
-	pthread_cond_signal(&auth->cond);
-	pthread_mutex_unlock(&auth->lock);
+void auth_run_lookup(struct auth *auth, void (*fn)(void *ctx), void *ctx)
+{
+	ASSERT(auth->lookups != NULL);
+	struct auth_job *job = xcalloc(1, sizeof(*job));
+	job->auth = auth;
+	job->fn = fn;
+	job->ctx = ctx;
+	job->pool.run = auth_job_fn;
+	auth_pool_push(auth->lookups, &job->pool);
 }
 
 struct auth_wait {
@@ -532,23 +536,6 @@ int auth_verify_wait(struct auth *auth, struct auth_request *req)
 
 /* ---- life cycle ---- */
 
-static void auth_start_workers(struct auth *auth, unsigned count)
-{
-	sigset_t all, old;
-
-	/* Workers take no signals: those belong to the loop threads. */
-	sigfillset(&all);
-	pthread_sigmask(SIG_BLOCK, &all, &old);
-	auth->workers = xcalloc(count, sizeof(*auth->workers));
-	for (unsigned i = 0; i < count; i++) {
-		int err = pthread_create(&auth->workers[i], NULL, auth_worker, auth);
-		if (err != 0)
-			log_fatal("auth: cannot start worker thread: %s", strerror(err));
-		auth->worker_count++;
-	}
-	pthread_sigmask(SIG_SETMASK, &old, NULL);
-}
-
 unsigned auth_default_workers(void)
 {
 	long cores = sysconf(_SC_NPROCESSORS_ONLN);
@@ -577,15 +564,13 @@ struct auth *auth_new(auth_lookup_fn *lookup, void *lookup_ctx, unsigned worker_
 	randombytes_buf(auth->penalty_hash_key, sizeof(auth->penalty_hash_key));
 	randombytes_buf(auth->penalty_fallback_key, sizeof(auth->penalty_fallback_key));
 	pthread_mutex_init(&auth->penalty_lock, NULL);
-	pthread_mutex_init(&auth->lock, NULL);
-	pthread_cond_init(&auth->cond, NULL);
 
 	auth->cache = auth_cache_new(0, 0);
 	if (worker_threads == 0)
 		worker_threads = auth_default_workers();
 	if (worker_threads > AUTH_MAX_WORKERS)
 		worker_threads = AUTH_MAX_WORKERS;
-	auth_start_workers(auth, worker_threads);
+	auth->hashers = auth_pool_new(worker_threads, true);
 	return auth;
 }
 
@@ -594,18 +579,10 @@ void auth_free(struct auth **authp)
 	struct auth *auth = *authp;
 	if (auth == NULL)
 		return;
-	pthread_mutex_lock(&auth->lock);
-	auth->stopping = true;
-	pthread_cond_broadcast(&auth->cond);
-	pthread_mutex_unlock(&auth->lock);
-	for (unsigned i = 0; i < auth->worker_count; i++)
-		pthread_join(auth->workers[i], NULL);
-	ASSERT(auth->head == NULL);
-
-	pthread_cond_destroy(&auth->cond);
-	pthread_mutex_destroy(&auth->lock);
+	/* Look-ups first: their cache misses still go on to the hashers. */
+	auth_pool_free(&auth->lookups);
+	auth_pool_free(&auth->hashers);
 	pthread_mutex_destroy(&auth->penalty_lock);
-	free(auth->workers);
 	free(auth->penalties);
 	auth_cache_free(&auth->cache);
 	free(auth->dummy_hash);

@@ -62,10 +62,17 @@ void auth_set_clock(struct auth *auth, uint64_t (*now_fn)(void));
 /* Turn the authentication cache on (ttl_secs > 0 and size > 0 entries) or off. Call at
  * start-up, before the first request. See auth_cache.h for what is remembered. */
 void auth_set_cache(struct auth *auth, unsigned ttl_secs, unsigned size);
-/* Whether the account look-ups may wait (a database over the network): then a login's
- * cache check runs on a worker with the rest of it, never on the caller's loop. */
+/* Whether the account look-ups may wait (a database over the network). Then a login's
+ * cache check runs on one of AUTH_LOOKUP_THREADS look-up threads at normal priority (started
+ * here), never on the caller's loop, and only a cache miss goes on to the hashing workers;
+ * auth_login runs APOP's and SCRAM's look-ups there too. Call at start-up. */
+#define AUTH_LOOKUP_THREADS 2
 void auth_set_lookups_wait(struct auth *auth, bool wait);
 bool auth_lookups_wait(struct auth *auth);
+
+/* Run fn(ctx) on a look-up thread (only after auth_set_lookups_wait(true)): for a look-up
+ * that must not run on a loop. fn signals its own completion. */
+void auth_run_lookup(struct auth *auth, void (*fn)(void *ctx), void *ctx);
 
 /* Wire the APOP secret lookup (start-up, before the first request). Without it every APOP
  * login fails. */

@@ -10,6 +10,12 @@
 #include "core/xmalloc.h"
 #include "core/banned.h"
 
+enum auth_login_wait {
+	AUTH_LOGIN_WAIT_VERIFY, /* auth_verify(): cache, then a hasher */
+	AUTH_LOGIN_WAIT_APOP,   /* the APOP secret look-up */
+	AUTH_LOGIN_WAIT_SCRAM,  /* the SCRAM keys look-up, before the server-first message */
+};
+
 struct auth_login {
 	struct auth *auth;
 	char *remote_ip; /* NULL: not from the network */
@@ -19,6 +25,10 @@ struct auth_login {
 	struct sasl_server *sasl;
 	uint64_t scram_account; /* SCRAM: the account whose keys were handed over */
 	bool pending;
+	enum auth_login_wait waiting; /* what a PENDING status waits for */
+	int lookup_result;            /* APOP and SCRAM look-ups on a look-up thread */
+	uint64_t lookup_account;
+	char *banner, *digest; /* APOP's, while its look-up runs */
 	struct auth_request req;
 	char *authzid, *user, *password; /* the request's strings; password wiped */
 	struct auth_login_result result;
@@ -54,6 +64,8 @@ void auth_login_free(struct auth_login **loginp)
 	ASSERT(!login->pending);
 	sasl_server_free(&login->sasl);
 	auth_login_wipe(&login->password);
+	auth_login_wipe(&login->digest);
+	free(login->banner);
 	free(login->authzid);
 	free(login->user);
 	free(login->remote_ip);
@@ -91,12 +103,38 @@ static enum auth_login_status auth_login_verdict(struct auth_login *login, int r
 /* On the worker thread: the request is complete and the worker no longer touches it, so
  * the login may be freed from here on (the protocol's wake, e.g. conn_wake(), orders this
  * before the loop thread's next look). */
+static void auth_login_finished(struct auth_login *login)
+{
+	login->pending = false;
+	login->wake(login->ctx);
+}
+
 static void auth_login_worker_done(struct auth_request *req, void *ctx)
 {
 	(void)req;
-	struct auth_login *login = ctx;
-	login->pending = false;
-	login->wake(login->ctx);
+	auth_login_finished(ctx);
+}
+
+/* Hand fn to a look-up thread; the login is PENDING until it calls auth_login_finished(). */
+static enum auth_login_status
+auth_login_wait_lookup(struct auth_login *login, enum auth_login_wait what, void (*fn)(void *ctx))
+{
+	login->pending = true;
+	login->waiting = what;
+	auth_run_lookup(login->auth, fn, login);
+	return AUTH_LOGIN_PENDING;
+}
+
+/* The password check's answer into the result. */
+static enum auth_login_status auth_login_verified(struct auth_login *login)
+{
+	auth_login_wipe(&login->password);
+	login->req.password = NULL;
+	login->result.result = login->req.result;
+	login->result.account_id = login->req.result == 1 ? login->req.account_id : 0;
+	login->result.delay_ms = login->req.result == 0 ? login->req.delay_ms : 0;
+	login->result.cached = login->req.cached;
+	return AUTH_LOGIN_DONE;
 }
 
 enum auth_login_status auth_login_password(struct auth_login *login, const char *authzid,
@@ -117,33 +155,51 @@ enum auth_login_status auth_login_password(struct auth_login *login, const char 
 	    .remote_ip = login->remote_ip,
 	};
 	if (!auth_lookups_wait(login->auth) && auth_verify_cached(login->auth, &login->req) == 1)
-		return auth_login_resume(login);
+		return auth_login_verified(login);
 	login->pending = true;
+	login->waiting = AUTH_LOGIN_WAIT_VERIFY;
 	auth_verify(login->auth, &login->req, auth_login_worker_done, login);
 	return AUTH_LOGIN_PENDING;
 }
 
-enum auth_login_status auth_login_resume(struct auth_login *login)
+static void auth_login_apop_lookup(void *ctx)
 {
-	ASSERT(!login->pending);
-	auth_login_wipe(&login->password);
-	login->req.password = NULL;
-	login->result.result = login->req.result;
-	login->result.account_id = login->req.result == 1 ? login->req.account_id : 0;
-	login->result.delay_ms = login->req.result == 0 ? login->req.delay_ms : 0;
-	login->result.cached = login->req.cached;
-	return AUTH_LOGIN_DONE;
+	struct auth_login *login = ctx;
+	login->lookup_result = auth_verify_apop(login->auth, login->banner, login->user,
+	                                        login->digest, &login->lookup_account);
+	auth_login_finished(login);
 }
 
 enum auth_login_status auth_login_apop(struct auth_login *login, const char *banner,
                                        const char *user, const char *digest)
 {
+	ASSERT(!login->pending);
 	login->result.mech = "APOP";
 	auth_login_set_user(login, user);
+	if (auth_lookups_wait(login->auth)) {
+		free(login->banner);
+		login->banner = xstrdup(banner);
+		auth_login_wipe(&login->digest);
+		login->digest = xstrdup(digest);
+		return auth_login_wait_lookup(login, AUTH_LOGIN_WAIT_APOP, auth_login_apop_lookup);
+	}
 	uint64_t id = 0;
 	int r = auth_verify_apop(login->auth, banner, user, digest, &id);
 	return auth_login_verdict(login, r, id);
 }
+
+static void auth_login_scram_lookup(void *ctx)
+{
+	struct auth_login *login = ctx;
+	login->lookup_result =
+	    auth_sasl_set_credentials(login->auth, login->sasl, &login->scram_account);
+	auth_login_finished(login);
+}
+
+static enum auth_login_status
+auth_login_scram_keys_set(struct auth_login *login, const char **challenge_r, const char **error_r);
+static enum auth_login_status auth_login_sasl_after(struct auth_login *login, int r,
+                                                    const char *response, const char **error_r);
 
 /* One SASL step's outcome turned into the login's status. */
 static enum auth_login_status auth_login_sasl_step(struct auth_login *login, const char *response,
@@ -153,15 +209,35 @@ static enum auth_login_status auth_login_sasl_step(struct auth_login *login, con
 	int r = sasl_server_step(login->sasl, response, challenge_r, error_r);
 	if (r == 2) {
 		/* SCRAM needs the user's stored keys before its server-first message: one
-		 * account look-up, no hashing. */
+		 * account look-up, no hashing (on a look-up thread where look-ups may wait). */
 		auth_login_set_user(login, sasl_server_username(login->sasl));
-		if (auth_sasl_set_credentials(login->auth, login->sasl, &login->scram_account) <
-		    0) {
-			sasl_server_free(&login->sasl);
-			return auth_login_verdict(login, -1, 0);
-		}
-		r = sasl_server_step(login->sasl, NULL, challenge_r, error_r);
+		if (auth_lookups_wait(login->auth))
+			return auth_login_wait_lookup(login, AUTH_LOGIN_WAIT_SCRAM,
+			                              auth_login_scram_lookup);
+		login->lookup_result =
+		    auth_sasl_set_credentials(login->auth, login->sasl, &login->scram_account);
+		return auth_login_scram_keys_set(login, challenge_r, error_r);
 	}
+	return auth_login_sasl_after(login, r, response, error_r);
+}
+
+/* SCRAM's keys are looked up: fail, or send the server-first message. */
+static enum auth_login_status
+auth_login_scram_keys_set(struct auth_login *login, const char **challenge_r, const char **error_r)
+{
+	if (login->lookup_result < 0) {
+		sasl_server_free(&login->sasl);
+		return auth_login_verdict(login, -1, 0);
+	}
+	int r = sasl_server_step(login->sasl, NULL, challenge_r, error_r);
+	return auth_login_sasl_after(login, r, NULL, error_r);
+}
+
+/* What sasl_server_step() returned (r) for response, as the login's status (a challenge
+ * is already in the step's *challenge_r). */
+static enum auth_login_status auth_login_sasl_after(struct auth_login *login, int r,
+                                                    const char *response, const char **error_r)
+{
 	if (r < 0) {
 		bool cancel = response != NULL && strcmp(response, "*") == 0;
 		sasl_server_free(&login->sasl);
@@ -198,4 +274,24 @@ enum auth_login_status auth_login_sasl_continue(struct auth_login *login, const 
 {
 	ASSERT(login->sasl != NULL);
 	return auth_login_sasl_step(login, line, challenge_r, error_r);
+}
+
+enum auth_login_status auth_login_resume(struct auth_login *login, const char **challenge_r,
+                                         const char **error_r)
+{
+	ASSERT(!login->pending);
+	*challenge_r = "";
+	*error_r = "";
+	switch (login->waiting) {
+	case AUTH_LOGIN_WAIT_APOP:
+		auth_login_wipe(&login->digest);
+		free(login->banner);
+		login->banner = NULL;
+		return auth_login_verdict(login, login->lookup_result, login->lookup_account);
+	case AUTH_LOGIN_WAIT_SCRAM:
+		return auth_login_scram_keys_set(login, challenge_r, error_r);
+	case AUTH_LOGIN_WAIT_VERIFY:
+		break;
+	}
+	return auth_login_verified(login);
 }

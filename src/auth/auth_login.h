@@ -26,7 +26,8 @@
 
 enum auth_login_status {
 	AUTH_LOGIN_CHALLENGE, /* send the challenge (base64 text, may be "") as a continuation */
-	AUTH_LOGIN_PENDING,   /* a password check runs on a worker; wake(ctx) follows */
+	AUTH_LOGIN_PENDING,   /* a password check or look-up runs on a worker; wake(ctx)
+	                         follows */
 	AUTH_LOGIN_DONE,      /* a verdict: auth_login_result() */
 	AUTH_LOGIN_MALFORMED, /* bad response (malformed base64, too long, bad syntax):
 	                       *error_r; SMTP 501 5.5.2, IMAP BAD, POP3 -ERR */
@@ -70,12 +71,15 @@ enum auth_login_status auth_login_sasl_continue(struct auth_login *login, const 
 enum auth_login_status auth_login_password(struct auth_login *login, const char *authzid,
                                            const char *user, const char *password);
 /* APOP (RFC 1939 §7): digest = hex MD5(banner + the account's APOP secret), compared in
- * constant time. Returns DONE: an account without APOP secret and an unknown user fail
- * like a wrong digest. */
+ * constant time. Returns DONE, or PENDING where look-ups may wait (the secret is looked up
+ * on a look-up thread). An account without APOP secret and an unknown user fail like a
+ * wrong digest. Strings are copied. */
 enum auth_login_status auth_login_apop(struct auth_login *login, const char *banner,
                                        const char *user, const char *digest);
-/* On the loop thread after wake: finish a PENDING check. Returns DONE. */
-enum auth_login_status auth_login_resume(struct auth_login *login);
+/* On the loop thread after wake: go on from PENDING. Returns DONE, or after SCRAM's key
+ * look-up CHALLENGE (the server-first message), DONE or MALFORMED, as a step would. */
+enum auth_login_status auth_login_resume(struct auth_login *login, const char **challenge_r,
+                                         const char **error_r);
 
 /* The verdict, after DONE. Valid until auth_login_free(). */
 const struct auth_login_result *auth_login_result(const struct auth_login *login);

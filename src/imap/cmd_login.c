@@ -107,12 +107,6 @@ void imap_commands_login_failed_answer(struct imap_session *s)
 	conn_resume(s->conn);
 }
 
-void imap_commands_login_resume(struct imap_session *s)
-{
-	(void)auth_login_resume(s->login);
-	imap_login_done(s);
-}
-
 /* Put what the login driver answered on the wire. */
 static void imap_login_status(struct imap_session *s, enum auth_login_status st,
                               const char *challenge, const char *error)
@@ -137,6 +131,15 @@ static void imap_login_status(struct imap_session *s, enum auth_login_status st,
 		            st == AUTH_LOGIN_CANCELLED ? "Authentication cancelled" : error);
 		return;
 	}
+}
+
+void imap_commands_login_resume(struct imap_session *s)
+{
+	const char *challenge, *error;
+	enum auth_login_status st = auth_login_resume(s->login, &challenge, &error);
+	imap_login_status(s, st, challenge, error);
+	if (st != AUTH_LOGIN_DONE) /* SCRAM's server-first after its look-up: read the answer */
+		conn_resume(s->conn);
 }
 
 void cmd_login(struct imap_cmd *cmd)

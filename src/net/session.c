@@ -30,7 +30,11 @@ void session_async_start(struct session *ss, int kind)
 {
 	ASSERT(kind > 0 && ss->async == 0);
 	ss->async = kind;
-	ss->async_finished = false; /* no other thread has the operation yet */
+	/* async_finished is left alone: the operation may already be over. Callers hand the
+	 * work to another thread before they get here (auth_login_password() queues the check,
+	 * then returns PENDING), and a fast worker (a cache hit) sets the flag and wakes us in
+	 * between; clearing it here lost that finish and left the session waiting for ever. The
+	 * flag is false otherwise: only a taken finish clears it, and only a finish sets it. */
 	ss->io->pause(ss->conn);
 	ss->io->hold(ss->conn); /* released by the wake that ends the operation */
 }

@@ -76,7 +76,9 @@ void session_init(struct session *ss, struct conn *conn, const char *proto,
 
 /* Start an asynchronous operation kind (> 0, the protocol's own numbering) that ends with
  * session_async_finished(): input pauses and the conn is held, so on_closed may come first
- * and the session then lives until the operation is over. One at a time. */
+ * and the session then lives until the operation is over. One at a time. The operation may
+ * be handed to its thread before or after this call, on the same loop turn: a
+ * session_async_finished() that comes first is kept for the next session_on_wake(). */
 void session_async_start(struct session *ss, int kind);
 /* Any thread, once per operation, as the last thing the completing thread does with the
  * session: on_wake follows on the loop thread (which may free the session as soon as this

@@ -744,8 +744,11 @@ static void pop3_async_done(void *ctx, int kind)
 {
 	struct pop3_session *s = ctx;
 	if (kind == POP3_ASYNC_AUTH) {
-		(void)auth_login_resume(s->login);
-		pop3_login_done(s);
+		const char *challenge, *error;
+		enum auth_login_status st = auth_login_resume(s->login, &challenge, &error);
+		pop3_session_login_status(s, st, challenge, error);
+		if (st != AUTH_LOGIN_DONE) /* SCRAM's server-first after its look-up */
+			conn_resume(s->conn);
 	} else if (kind == POP3_ASYNC_EXPUNGE) {
 		pop3_update_done(s);
 	} else if (kind == POP3_ASYNC_READ) {

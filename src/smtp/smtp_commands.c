@@ -546,9 +546,11 @@ void smtp_commands_auth_continue(struct smtp_session *s, const char *line)
 
 void smtp_commands_auth_resume(struct smtp_session *s)
 {
-	(void)auth_login_resume(s->login);
-	smtp_session_set_state(s, SMTP_STATE_COMMAND);
-	smtp_commands_auth_done(s);
+	const char *challenge, *error;
+	enum auth_login_status st = auth_login_resume(s->login, &challenge, &error);
+	smtp_auth_status(s, st, challenge, error);
+	if (st != AUTH_LOGIN_DONE) /* SCRAM's server-first after its look-up: read the answer */
+		conn_resume(s->conn);
 }
 
 /* The one place where an SMTP login succeeds. */

@@ -312,6 +312,11 @@ class Server:
         try:
             rc = proc.wait(timeout)
         except subprocess.TimeoutExpired:
+            if os.environ.get("POSTHORN_TEST_HANG_DUMP"):
+                subprocess.run(["gdb", "-p", str(proc.pid), "-batch", "-ex",
+                                "thread apply all bt"], stdout=open(
+                                    os.environ["POSTHORN_TEST_HANG_DUMP"], "a"),
+                               stderr=subprocess.STDOUT)
             proc.kill()
             proc.wait()
             rc = None

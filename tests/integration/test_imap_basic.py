@@ -2,6 +2,7 @@
 LOGIN and AUTHENTICATE, SELECT/EXAMINE, FETCH of the basic items, IDLE, and the parser's
 limits (a 2 GB literal is refused before any continuation)."""
 
+import base64
 import imaplib
 import smtplib
 import socket
@@ -11,6 +12,7 @@ import pytest
 
 from imap_helpers import imap_ports, tls_ctx, wait_imap
 from conftest import HOST, USERS
+from pop3_helpers import ScramClient
 
 # Store reads run on the store's reader threads (store_read(), the path PostgreSQL takes):
 # every command here answers from the read's completion, not in place.
@@ -96,6 +98,33 @@ def test_authenticate_plain_on_993(server):
     typ, data = m.authenticate("PLAIN", lambda _: ("\0%s\0%s" % (DEMO, USERS[DEMO])).encode())
     assert typ == "OK" and b"CAPABILITY" in data[0]
     m.logout()
+
+
+def test_authenticate_scram_sha_256(server):
+    """AUTHENTICATE SCRAM-SHA-256 through imaplib: the keys are looked up off the loop here
+    (store_read_threads), the server-first comes from the login's resume, and the
+    server-final proves the server knew the password."""
+    wait_imap(server)
+    sc = ScramClient(DEMO, USERS[DEMO])
+    seen = []
+
+    def step(challenge):
+        seen.append(challenge)
+        if len(seen) == 1:
+            assert challenge == b""
+            return base64.b64decode(sc.client_first())
+        if len(seen) == 2:
+            return base64.b64decode(sc.client_final(base64.b64encode(challenge)))
+        assert sc.check_server_final(base64.b64encode(challenge)), challenge
+        return b""
+
+    with imaplib.IMAP4(HOST, imap_ports(server)[0], timeout=30) as m:
+        m.starttls(ssl_context=tls_ctx())
+        typ, _ = m.authenticate("SCRAM-SHA-256", step)
+        assert typ == "OK"
+        assert len(seen) == 3, seen
+        assert m.select("INBOX")[0] == "OK"
+        m.logout()
 
 
 def test_wrong_password_is_no_authenticationfailed(server):

@@ -19,11 +19,9 @@ import pytest
 from conftest import HOST, make_server
 from imap_helpers import imap_ports, tls_ctx, wait_imap
 
-# Store reads run in place here. With store_read_threads = 2 (the path PostgreSQL takes) the
-# STARTTLS slow-reader test once left a second session's LOGIN unanswered and the server
-# hanging at shutdown (CI on 2026-12-06); until that is found, the queued path is covered by
-# the other IMAP modules. See the closing note of that stop.
-SERVER_CONF = {}
+# Store reads run on the store's reader threads (store_read(), the path PostgreSQL takes):
+# every command here answers from the read's completion, not in place.
+SERVER_CONF = {"store_read_threads": "2"}
 
 PASSWORD = "stream-Secret-8"
 _counter = itertools.count(1)

@@ -150,9 +150,8 @@ def test_imaptest_scripted_reads_off_the_loop(read_threads_server):
     test_imaptest_scripted(read_threads_server)
 
 
-# The stress run against the reader-thread server once left that server hanging at
-# shutdown (CI on 2026-12-06, after a login-timeout disconnect): not run until that is found;
-# the scripted suite above still runs with reads off the loop.
+def test_imaptest_stress_reads_off_the_loop(read_threads_server):
+    stress(read_threads_server)
 
 
 def test_imapclient_livetest(suite_server, tmp_path):

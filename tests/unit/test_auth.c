@@ -729,7 +729,16 @@ static enum auth_login_status login_wait(struct auth_login *login, struct wake_p
 		pthread_cond_wait(&w->cond, &w->lock);
 	w->wakes = 0;
 	pthread_mutex_unlock(&w->lock);
-	return auth_login_resume(login);
+	const char *chal, *err;
+	return auth_login_resume(login, &chal, &err);
+}
+
+static unsigned wake_count(struct wake_probe *w)
+{
+	pthread_mutex_lock(&w->lock);
+	unsigned n = w->wakes;
+	pthread_mutex_unlock(&w->lock);
+	return n;
 }
 
 static char *b64_text(const char *text, size_t len)
@@ -867,6 +876,103 @@ static void test_login_scram_and_apop(void **state)
 	auth_login_free(&l);
 }
 
+/* Where look-ups may wait (PostgreSQL), every look-up leaves the caller's thread: the cache
+ * check on a look-up thread at normal priority (a cached login never queues behind hashes
+ * at idle priority), APOP's secret and SCRAM's keys too. */
+static void test_lookups_off_the_caller(void **state)
+{
+	struct fixture *fx = *state;
+	struct wake_probe w[3];
+	for (int i = 0; i < 3; i++) {
+		w[i] = (struct wake_probe){.wakes = 0};
+		pthread_mutex_init(&w[i].lock, NULL);
+		pthread_cond_init(&w[i].cond, NULL);
+	}
+	auth_set_cache(fx->auth, 3600, 100);
+	auth_set_lookups_wait(fx->auth, true);
+	const char *chal, *err;
+
+	/* Even a cache hit is PENDING now; the first login fills the cache. */
+	struct auth_login *l = auth_login_new(fx->auth, "192.0.2.140", wake_probe_cb, &w[0]);
+	assert_int_equal(auth_login_password(l, NULL, "alice", "secret"), AUTH_LOGIN_PENDING);
+	assert_int_equal(login_wait(l, &w[0]), AUTH_LOGIN_DONE);
+	assert_int_equal(auth_login_result(l)->result, 1);
+	assert_false(auth_login_result(l)->cached);
+	auth_login_free(&l);
+
+	/* Both hashers busy with wrong passwords; the cached login is answered before either. */
+	struct auth_login *slow[2];
+	for (int i = 0; i < 2; i++) {
+		slow[i] = auth_login_new(fx->auth, "192.0.2.141", wake_probe_cb, &w[1 + i]);
+		assert_int_equal(auth_login_password(slow[i], NULL, "alice", "wrong"),
+		                 AUTH_LOGIN_PENDING);
+	}
+	l = auth_login_new(fx->auth, "192.0.2.142", wake_probe_cb, &w[0]);
+	assert_int_equal(auth_login_password(l, NULL, "alice", "secret"), AUTH_LOGIN_PENDING);
+	assert_int_equal(login_wait(l, &w[0]), AUTH_LOGIN_DONE);
+	assert_int_equal(wake_count(&w[1]) + wake_count(&w[2]), 0);
+	assert_int_equal(auth_login_result(l)->result, 1);
+	assert_true(auth_login_result(l)->cached);
+	auth_login_free(&l);
+	for (int i = 0; i < 2; i++) {
+		assert_int_equal(login_wait(slow[i], &w[1 + i]), AUTH_LOGIN_DONE);
+		assert_int_equal(auth_login_result(slow[i])->result, 0);
+		auth_login_free(&slow[i]);
+	}
+
+	/* The cache check's callback runs on a look-up thread, not at idle priority. */
+	struct nice_probe p = {.done = false};
+	pthread_mutex_init(&p.lock, NULL);
+	pthread_cond_init(&p.cond, NULL);
+	struct auth_request req = {.username = "alice", .password = "secret"};
+	auth_verify(fx->auth, &req, nice_probe_cb, &p);
+	pthread_mutex_lock(&p.lock);
+	while (!p.done)
+		pthread_cond_wait(&p.cond, &p.lock);
+	pthread_mutex_unlock(&p.lock);
+	assert_true(req.cached);
+	assert_int_equal(p.policy, SCHED_OTHER);
+	assert_true(p.nice < AUTH_WORKER_NICE);
+	pthread_cond_destroy(&p.cond);
+	pthread_mutex_destroy(&p.lock);
+
+	/* APOP: the secret's look-up on a look-up thread. */
+	const char *banner = "<1896.697170952@dbc.mtview.ca.us>";
+	l = auth_login_new(fx->auth, "192.0.2.143", wake_probe_cb, &w[0]);
+	assert_int_equal(auth_login_apop(l, banner, "alice", "c4c9334bac560ecc979e58001b3e22fb"),
+	                 AUTH_LOGIN_PENDING);
+	assert_int_equal(login_wait(l, &w[0]), AUTH_LOGIN_DONE);
+	assert_int_equal(auth_login_result(l)->result, 1);
+	assert_int_equal(auth_login_result(l)->account_id, 42);
+	assert_string_equal(auth_login_result(l)->mech, "APOP");
+	auth_login_free(&l);
+
+	/* SCRAM: the keys' look-up, then the server-first message from the resume. */
+	l = auth_login_new(fx->auth, "192.0.2.144", wake_probe_cb, &w[0]);
+	char *first = b64_text("n,,n=user,r=rOprNGfwEbeRWgbNEkqO", 32);
+	assert_int_equal(auth_login_sasl_start(l, SASL_MECH_SCRAM_SHA_256, first, &chal, &err),
+	                 AUTH_LOGIN_PENDING);
+	free(first);
+	pthread_mutex_lock(&w[0].lock);
+	while (w[0].wakes == 0)
+		pthread_cond_wait(&w[0].cond, &w[0].lock);
+	w[0].wakes = 0;
+	pthread_mutex_unlock(&w[0].lock);
+	assert_int_equal(auth_login_resume(l, &chal, &err), AUTH_LOGIN_CHALLENGE);
+	assert_true(strlen(chal) > 0);
+	char *bad = b64_text("c=biws,r=x,p=AAAA", 17);
+	assert_int_equal(auth_login_sasl_continue(l, bad, &chal, &err), AUTH_LOGIN_MALFORMED);
+	free(bad);
+	auth_login_free(&l);
+
+	auth_set_lookups_wait(fx->auth, false);
+	auth_set_cache(fx->auth, 0, 0);
+	for (int i = 0; i < 3; i++) {
+		pthread_cond_destroy(&w[i].cond);
+		pthread_mutex_destroy(&w[i].lock);
+	}
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -890,6 +996,7 @@ int main(void)
 	    cmocka_unit_test(test_apop),
 	    cmocka_unit_test(test_login_plain_and_login),
 	    cmocka_unit_test(test_login_scram_and_apop),
+	    cmocka_unit_test(test_lookups_off_the_caller),
 	};
 	return cmocka_run_group_tests(tests, group_setup, group_teardown);
 }

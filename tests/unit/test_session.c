@@ -188,6 +188,30 @@ static void test_operation_pauses_holds_and_answers(void **state)
 	free(p);
 }
 
+/* The operation's thread may finish before the loop gets to session_async_start(): the
+ * protocols queue a password check first and start the operation when the driver says
+ * PENDING, and a cache hit on the worker is over in microseconds. That finish must still end
+ * the operation (it was lost once, and the session waited for ever). */
+static void test_finish_before_start_is_kept(void **state)
+{
+	(void)state;
+	bool freed;
+	struct proto *p = proto_new(&freed);
+	session_async_finished(&p->life); /* the worker, before the loop starts the operation */
+	session_async_start(&p->life, 1);
+	assert_int_equal(p->conn.holds, 1);
+	session_on_wake(&p->life); /* the wake the worker sent */
+	assert_string_equal(p->trace, "done1 wake");
+	assert_int_equal(session_async(&p->life), 0);
+	assert_int_equal(p->conn.holds, 0);
+	/* and shutdown now finds nothing in flight */
+	session_on_shutdown(&p->life);
+	assert_string_equal(p->trace, "done1 wake bye");
+	proto_closed(p);
+	assert_true(freed);
+	free(p);
+}
+
 /* The rule every protocol had its own copy of: on_closed during an operation leaves the
  * session alive (the store or auth worker still writes into it), and the wake frees it. */
 static void test_close_during_operation_defers_free_to_the_wake(void **state)
@@ -386,6 +410,7 @@ int main(void)
 	    cmocka_unit_test(test_close_without_operation_frees),
 	    cmocka_unit_test(test_operation_pauses_holds_and_answers),
 	    cmocka_unit_test(test_close_during_operation_defers_free_to_the_wake),
+	    cmocka_unit_test(test_finish_before_start_is_kept),
 	    cmocka_unit_test(test_foreign_wake_leaves_the_operation_alone),
 	    cmocka_unit_test(test_shutdown_without_operation_says_goodbye),
 	    cmocka_unit_test(test_shutdown_waits_for_the_operation),
