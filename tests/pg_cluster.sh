@@ -4,11 +4,21 @@
 # creates a fresh database and prints its connection URI; `pg_cluster.sh stop DIR` stops
 # it and removes what start made. initdb refuses root: as root the cluster belongs to the
 # `postgres` system user (runuser). Trust authentication, loopback only.
+# `pg_cluster.sh standby PRIMARY_DIR DIR` makes DIR a streaming standby of the running
+# cluster in PRIMARY_DIR (pg_basebackup -R), starts it on a free port and prints the port;
+# `pg_cluster.sh promote DIR` makes that standby a primary (failover tests).
 set -eu
-usage() { echo "usage: $0 start|stop DIR" >&2; exit 2; }
-[ $# -eq 2 ] || usage
+usage() { echo "usage: $0 start|stop|promote DIR | standby PRIMARY_DIR DIR" >&2; exit 2; }
+[ $# -ge 2 ] || usage
 cmd=$1
-dir=$2
+if [ "$cmd" = standby ]; then
+	[ $# -eq 3 ] || usage
+	primary=$2
+	dir=$3
+else
+	[ $# -eq 2 ] || usage
+	dir=$2
+fi
 PG_BIN=${PG_BIN:-}
 if [ -z "$PG_BIN" ]; then
 	for v in 15 16 17; do
@@ -25,17 +35,9 @@ free_port() {
 	/usr/bin/python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'
 }
 
-start() {
-	mkdir -p "$dir"
-	dir=$(cd "$dir" && pwd)
-	[ -e "$dir/data" ] && { echo "pg_cluster: $dir/data exists" >&2; exit 1; }
-	[ "$(id -u)" = 0 ] && chown postgres "$dir"
-	# --no-sync: only initdb's own final sync is skipped; the server keeps fsync on. The
-	# default collation is linguistic (ICU), as on most installations: byte order where
-	# the store needs it must come from the schema.
-	as_pg "$PG_BIN/initdb" -D "$dir/data" -U postgres -A trust -E UTF8 --locale=C.UTF-8 \
-		--locale-provider=icu --icu-locale=en \
-		--no-sync >"$dir/initdb.log" 2>&1 || { cat "$dir/initdb.log" >&2; exit 1; }
+# Start the cluster in $dir/data on a free port (a few tries: the port may be taken
+# between the look and the start); records the port in $dir/port.
+run_on_free_port() {
 	tries=0
 	while :; do
 		port=$(free_port)
@@ -48,8 +50,41 @@ start() {
 		[ $tries -lt 5 ] || { tail -20 "$dir/server.log" >&2; exit 1; }
 	done
 	echo "$port" >"$dir/port"
+}
+
+start() {
+	mkdir -p "$dir"
+	dir=$(cd "$dir" && pwd)
+	[ -e "$dir/data" ] && { echo "pg_cluster: $dir/data exists" >&2; exit 1; }
+	[ "$(id -u)" = 0 ] && chown postgres "$dir"
+	# --no-sync: only initdb's own final sync is skipped; the server keeps fsync on. The
+	# default collation is linguistic (ICU), as on most installations: byte order where
+	# the store needs it must come from the schema.
+	as_pg "$PG_BIN/initdb" -D "$dir/data" -U postgres -A trust -E UTF8 --locale=C.UTF-8 \
+		--locale-provider=icu --icu-locale=en \
+		--no-sync >"$dir/initdb.log" 2>&1 || { cat "$dir/initdb.log" >&2; exit 1; }
+	run_on_free_port
 	as_pg "$PG_BIN/createdb" -h 127.0.0.1 -p "$port" -U postgres posthorn_test
 	echo "postgresql://postgres@127.0.0.1:$port/posthorn_test"
+}
+
+standby() {
+	primary=$(cd "$primary" && pwd)
+	mkdir -p "$dir"
+	dir=$(cd "$dir" && pwd)
+	[ -e "$dir/data" ] && { echo "pg_cluster: $dir/data exists" >&2; exit 1; }
+	[ "$(id -u)" = 0 ] && chown postgres "$dir"
+	# initdb's pg_hba.conf lets 127.0.0.1 replicate with trust; -R writes standby.signal
+	# and primary_conninfo; -X stream brings the WAL the copy needs.
+	as_pg "$PG_BIN/pg_basebackup" -h 127.0.0.1 -p "$(cat "$primary/port")" -U postgres \
+		-D "$dir/data" -R -X stream -c fast >"$dir/basebackup.log" 2>&1 ||
+		{ cat "$dir/basebackup.log" >&2; exit 1; }
+	run_on_free_port
+	cat "$dir/port"
+}
+
+promote() {
+	as_pg "$PG_BIN/pg_ctl" -D "$dir/data" -w -t 60 promote >/dev/null
 }
 
 stop() {
@@ -58,12 +93,14 @@ stop() {
 		as_pg "$PG_BIN/pg_ctl" -D "$dir/data" -m immediate -w stop >/dev/null 2>&1 || true
 		rm -rf "$dir/data"
 	fi
-	rm -f "$dir/port" "$dir/initdb.log" "$dir/server.log"
+	rm -f "$dir/port" "$dir/initdb.log" "$dir/server.log" "$dir/basebackup.log"
 	rmdir "$dir" 2>/dev/null || true
 }
 
 case $cmd in
 start) start ;;
 stop) stop ;;
+standby) standby ;;
+promote) promote ;;
 *) usage ;;
 esac
