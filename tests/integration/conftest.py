@@ -6,6 +6,10 @@ configuration keys appended to the generated posthorn.conf before the first star
 
 Helpers: Server (init, CLI, start/stop/kill, mail list/cat, queue list), RawSMTP (a raw
 socket client that sends bytes and reads complete multi-line replies with timeouts).
+
+The store engine: SQLite unless POSTHORN_TEST_STORE=postgresql, which puts every server on
+PostgreSQL (a new database of its own in the cluster at POSTHORN_TEST_PGURL). Tests that look
+at SQLite's files are marked `sqlite_only` and skip there.
 """
 
 import os
@@ -31,6 +35,42 @@ USERS = {
     "alice@example.test": "alice Secret 2",
     "bob@other.test": "bob-Secret-3",
 }
+
+# The whole suite on PostgreSQL (see the module comment).
+TEST_STORE = os.environ.get("POSTHORN_TEST_STORE", "sqlite")
+PGURL = os.environ.get("POSTHORN_TEST_PGURL", "")
+_pg_databases = iter(range(1, 1 << 30))
+
+
+def pg_fresh_database(base_url=None):
+    """A new, empty database in the test cluster; returns its URL."""
+    base_url = base_url or PGURL
+    assert base_url, "POSTHORN_TEST_PGURL is not set"
+    name = "ph_%d_%d" % (os.getpid(), next(_pg_databases))
+    subprocess.run(["psql", "-q", "-v", "ON_ERROR_STOP=1", base_url, "-c",
+                    'CREATE DATABASE "%s"' % name], check=True, timeout=60,
+                   capture_output=True)
+    return base_url.rsplit("/", 1)[0] + "/" + name
+
+
+def pytest_configure(config):
+    config.addinivalue_line("markers", "sqlite_only(reason): the test looks at SQLite's "
+                            "files or limits; skipped when POSTHORN_TEST_STORE=postgresql")
+    if TEST_STORE not in ("sqlite", "postgresql"):
+        raise pytest.UsageError("POSTHORN_TEST_STORE must be sqlite or postgresql")
+    if TEST_STORE == "postgresql" and not PGURL:
+        raise pytest.UsageError("POSTHORN_TEST_STORE=postgresql needs POSTHORN_TEST_PGURL")
+
+
+def pytest_collection_modifyitems(config, items):
+    if TEST_STORE != "postgresql":
+        return
+    for item in items:
+        m = item.get_closest_marker("sqlite_only")
+        if m is not None:
+            why = m.args[0] if m.args else "SQLite only"
+            item.add_marker(pytest.mark.skip(reason="sqlite_only: " + why))
+
 
 SANITIZER_PATTERNS = (
     "ERROR: AddressSanitizer",
@@ -132,6 +172,9 @@ class Server:
         self.dir = Path(directory)
         self.hostname = hostname
         self.base = pick_port_base()
+        if store_url is None and TEST_STORE == "postgresql":
+            store_url = pg_fresh_database()
+        self.store_url = store_url
         store = ["--store", "postgresql", "--store-url", store_url] if store_url else []
         p = run_cli(["init", self.dir, "--hostname", hostname, "--port-base", self.base] + store)
         assert p.returncode == 0, p.stderr
