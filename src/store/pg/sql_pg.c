@@ -22,6 +22,7 @@
 #include "core/log.h"
 #include "core/xmalloc.h"
 #include "store/store_private.h"
+#include "core/utf8.h"
 #include "core/banned.h"
 
 /* Type oids (pg_type.h, stable across versions). */
@@ -377,6 +378,29 @@ static int pg_prepare(struct pg_conn *c, unsigned id, const char *text,
 	return 0;
 }
 
+/* text as PostgreSQL takes it: valid UTF-8 (the database's encoding; it refuses anything
+ * else, and the statement would fail every time it runs). Mail brings bytes that are not:
+ * raw 8-bit header fields in ENVELOPE and BODYSTRUCTURE texts, a remote server's reply.
+ * Each byte of an invalid sequence becomes '?', one byte for one, so the length stays (IMAP
+ * literals inside a cached ENVELOPE count bytes). NULL when text is valid as it is; else a
+ * malloc'd copy. */
+static char *pg_text_utf8(const char *text)
+{
+	if (text == NULL || utf8_valid(text))
+		return NULL;
+	char *copy = xstrdup(text);
+	unsigned char *p = (unsigned char *)copy;
+	while (*p != '\0') {
+		size_t n = utf8_seq_len(p);
+		if (n == 0) {
+			*p++ = '?';
+			continue;
+		}
+		p += n;
+	}
+	return copy;
+}
+
 /* Run prepared statement id with params: the result (the caller checks and clears it).
  * Integers go as text, blobs binary; results come as text. */
 static PGresult *pg_exec(struct pg_conn *c, unsigned id, const struct sql_param *params,
@@ -384,14 +408,17 @@ static PGresult *pg_exec(struct pg_conn *c, unsigned id, const struct sql_param 
 {
 	char ints[PG_PARAMS_MAX][24];
 	const char *values[PG_PARAMS_MAX];
+	char *fixed[PG_PARAMS_MAX];
 	int lengths[PG_PARAMS_MAX], formats[PG_PARAMS_MAX];
 	char name[16];
 	for (size_t i = 0; i < count; i++) {
 		const struct sql_param *p = &params[i];
 		lengths[i] = 0;
 		formats[i] = 0;
+		fixed[i] = NULL;
 		if (p->type == 's') {
-			values[i] = p->text;
+			fixed[i] = pg_text_utf8(p->text);
+			values[i] = fixed[i] != NULL ? fixed[i] : p->text;
 		} else if (p->type == 'b') {
 			ASSERT(p->size <= INT32_MAX);
 			values[i] = p->blob;
@@ -403,8 +430,11 @@ static PGresult *pg_exec(struct pg_conn *c, unsigned id, const struct sql_param 
 		}
 	}
 	pg_stmt_name(name, sizeof(name), id);
-	return PQexecPrepared(c->pg, name, (int)count, values, lengths, formats,
-	                      c->stmts[id].binary ? 1 : 0);
+	PGresult *res = PQexecPrepared(c->pg, name, (int)count, values, lengths, formats,
+	                               c->stmts[id].binary ? 1 : 0);
+	for (size_t i = 0; i < count; i++)
+		free(fixed[i]);
+	return res;
 }
 
 /* A row for a run of statement id: the connection's, or a private one when a run of the
