@@ -238,6 +238,11 @@ bool sql_in_tx(struct sql_conn *c)
 	return c->sql->driver->in_tx(c);
 }
 
+bool sql_retryable(struct sql_conn *c)
+{
+	return c->sql->driver->retryable != NULL && c->sql->driver->retryable(c);
+}
+
 /* One migration step: 0 with *version_r, or -1. */
 static int sql_migrate_step(struct sql_conn *c, int target, int *version_r, const char **error_r)
 {

@@ -99,6 +99,10 @@ struct sql_driver {
 	int (*commit)(struct sql_conn *c, const char **error_r);
 	void (*rollback)(struct sql_conn *c);
 	bool (*in_tx)(struct sql_conn *c);
+	/* Optional: whether the connection's last transaction failed on a conflict with
+	 * another one (PostgreSQL: serialization failure, deadlock), so that running it again
+	 * from its BEGIN may well succeed. Until the next begin. */
+	bool (*retryable)(struct sql_conn *c);
 	/* Run a script of several statements without parameters (a migration). */
 	int (*script)(struct sql_conn *c, const char *sql, const char **error_r);
 
@@ -172,6 +176,8 @@ bool sql_col_null(struct sql_row *row, int col);
 int sql_begin(struct sql_conn *c, enum sql_tx tx, const char **error_r);
 int sql_end(struct sql_conn *c, int ret, const char **error_r);
 bool sql_in_tx(struct sql_conn *c);
+/* The driver's retryable, when it has one; else false. */
+bool sql_retryable(struct sql_conn *c);
 
 /* Apply the driver's migrations after the database's version, up to target (each in its
  * own write transaction, re-reading the version inside it: another process may migrate at

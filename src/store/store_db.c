@@ -15,6 +15,8 @@
 #include <strings.h>
 #include <time.h>
 
+#include <sodium.h>
+
 #include "core/buf.h"
 #include "core/log.h"
 #include "core/xmalloc.h"
@@ -923,9 +925,9 @@ static int sq_mailbox_item(struct sql_conn *c, struct store_commit_item *item, s
 	return sql_exec(c, SQ_RELEASE, error_r, "") < 0 ? -1 : 0;
 }
 
-static int sq_commit(struct store *store, struct store_commit_item *items, size_t count,
-                     store_blob_removed_cb *removed_cb, void *ctx, struct store_changes *changes,
-                     const char **error_r)
+static int sq_commit_once(struct store *store, struct store_commit_item *items, size_t count,
+                          store_blob_removed_cb *removed_cb, void *ctx,
+                          struct store_changes *changes, const char **error_r)
 {
 	struct store_db *s = db_store(store);
 	struct sql_conn *c = s->writer;
@@ -960,6 +962,35 @@ static int sq_commit(struct store *store, struct store_commit_item *items, size_
 	sq_removed_report(removed, removed_count, ret == 0, removed_cb, ctx);
 	free(unref.v);
 	return ret;
+}
+
+/* A transaction that lost to another one (PostgreSQL: a serialization failure or a
+ * deadlock, with several nodes writing at once) runs again, up to SQ_COMMIT_TRIES times in
+ * all, after a random pause whose bound doubles each time (SQ_COMMIT_PAUSE_MS, then twice
+ * that, ...): two nodes that collided do not collide again in step. Other failures are
+ * the writer's to handle (store_writer_commit()). */
+#define SQ_COMMIT_TRIES 5
+#define SQ_COMMIT_PAUSE_MS 10
+
+static int sq_commit(struct store *store, struct store_commit_item *items, size_t count,
+                     store_blob_removed_cb *removed_cb, void *ctx, struct store_changes *changes,
+                     const char **error_r)
+{
+	struct store_db *s = db_store(store);
+	size_t mark = changes->count;
+	for (unsigned attempt = 1;; attempt++) {
+		int ret = sq_commit_once(store, items, count, removed_cb, ctx, changes, error_r);
+		if (ret == 0 || attempt == SQ_COMMIT_TRIES || !sql_retryable(s->writer))
+			return ret;
+		store_watch_truncate(changes, mark);
+		uint32_t bound = (uint32_t)SQ_COMMIT_PAUSE_MS << (attempt - 1);
+		uint32_t ms = bound / 2 + randombytes_uniform(bound / 2 + 1);
+		log_info("store: a transaction of %zu operations lost to another one, running it "
+		         "again in %" PRIu32 " ms (try %u of %d)",
+		         count, ms, attempt + 1, SQ_COMMIT_TRIES);
+		struct timespec ts = {(time_t)(ms / 1000), (long)(ms % 1000) * 1000000L};
+		nanosleep(&ts, NULL);
+	}
 }
 
 /* ---- reading ---- */

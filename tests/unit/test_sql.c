@@ -50,6 +50,7 @@ enum {
 	T_SETTING,
 	T_ONE,
 	T_SMALL,
+	T_SET,
 	T_N /* below SQ_COUNT */
 };
 
@@ -71,6 +72,7 @@ static const char *const test_texts[SQ_COUNT] = {
     [T_SETTING] = "SELECT current_setting(?1)",
     [T_ONE] = "SELECT 1",
     [T_SMALL] = "SELECT CAST(?1 AS integer), CAST(?2 AS smallint), ?3, ?4",
+    [T_SET] = "UPDATE t SET i = ?1 WHERE id = ?2",
 };
 
 static const char sqlite_table[] =
@@ -1156,6 +1158,78 @@ static void test_pg_migrate_concurrent(void **state)
 	assert_int_equal(meta_account_id(e->w), 0);
 }
 
+/* Two transactions that wait for each other: PostgreSQL aborts one (40P01), and that one,
+ * only that one, is retryable (store_db.c runs such a transaction again). */
+struct conflict {
+	struct env *e;
+	pthread_mutex_t lock;
+	pthread_cond_t cond;
+	int holding; /* sides that hold their first row */
+};
+
+struct conflict_side {
+	struct conflict *x;
+	int64_t first, second; /* the rows it updates, in this order */
+	int ret;
+	bool retryable;
+};
+
+/* Lock the first row, wait until the other side holds its own, then ask for the other's. */
+static void conflict_run(struct conflict_side *side, struct sql_conn *c)
+{
+	struct conflict *x = side->x;
+	const char *error = NULL;
+	assert_int_equal(sql_begin(c, SQL_TX_WRITE, &error), 0);
+	assert_int_equal(sql_exec(c, T_SET, &error, "ii", (int64_t)1, side->first), 1);
+	pthread_mutex_lock(&x->lock);
+	x->holding++;
+	pthread_cond_broadcast(&x->cond);
+	while (x->holding < 2)
+		pthread_cond_wait(&x->cond, &x->lock);
+	pthread_mutex_unlock(&x->lock);
+	side->ret = sql_exec(c, T_SET, &error, "ii", (int64_t)2, side->second) < 0 ? -1 : 0;
+	side->retryable = sql_retryable(c);
+	side->ret = sql_end(c, side->ret, &error);
+}
+
+static void *conflict_thread(void *arg)
+{
+	struct conflict_side *side = arg;
+	const char *error = NULL;
+	struct sql_conn *c = sql_connect(side->x->e->sql, SQL_ROLE_WRITER, &error);
+	assert_non_null(c);
+	conflict_run(side, c);
+	sql_disconnect(c);
+	return NULL;
+}
+
+static void test_pg_conflict_retryable(void **state)
+{
+	struct env *e = env_get(state);
+	make_table(e);
+	int64_t r1 = insert(e->w, "one", 0), r2 = insert(e->w, "two", 0);
+	assert_false(sql_retryable(e->w));
+	struct conflict x = {.e = e};
+	pthread_mutex_init(&x.lock, NULL);
+	pthread_cond_init(&x.cond, NULL);
+	struct conflict_side a = {.x = &x, .first = r1, .second = r2};
+	struct conflict_side b = {.x = &x, .first = r2, .second = r1};
+	pthread_t t;
+	assert_int_equal(pthread_create(&t, NULL, conflict_thread, &b), 0);
+	conflict_run(&a, e->w);
+	pthread_join(t, NULL);
+	assert_true((a.ret < 0) != (b.ret < 0)); /* one lost, one committed */
+	assert_true(a.retryable == (a.ret < 0));
+	assert_true(b.retryable == (b.ret < 0));
+	/* A new transaction starts clean. */
+	const char *error = NULL;
+	assert_int_equal(sql_begin(e->w, SQL_TX_WRITE, &error), 0);
+	assert_false(sql_retryable(e->w));
+	assert_int_equal(sql_end(e->w, 0, &error), 0);
+	pthread_cond_destroy(&x.cond);
+	pthread_mutex_destroy(&x.lock);
+}
+
 /* A test on one engine, named after it. */
 #define ON(kind, f)                                                                                \
 	{                                                                                          \
@@ -1187,6 +1261,7 @@ int main(void)
 	    PG(test_pg_store_texts_prepare),
 	    PG(test_pg_lost_connection),
 	    PG(test_pg_migrate_concurrent),
+	    PG(test_pg_conflict_retryable),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -74,6 +74,7 @@ struct pg_conn {
 	unsigned count;
 	int64_t changes; /* of the last finished INSERT, UPDATE or DELETE */
 	bool tx;         /* a transaction was begun and not yet ended (also when it broke) */
+	bool conflict;   /* the transaction failed on a serialization failure or a deadlock */
 };
 
 static void pg_blobs_free(struct pg_row *r);
@@ -109,6 +110,10 @@ static const char *pg_fail_result(struct pg_conn *c, const PGresult *res, const 
 	const char *msg = res == NULL ? "" : PQresultErrorField(res, PG_DIAG_MESSAGE_PRIMARY);
 	if (msg == NULL || state == NULL)
 		return pg_fail_conn(c, what);
+	/* 40001 serialization_failure, 40P01 deadlock_detected: nothing is wrong with the
+	 * transaction but its timing; it may run again (sql_retryable()). */
+	if (strcmp(state, "40001") == 0 || strcmp(state, "40P01") == 0)
+		c->conflict = true;
 	log_error("store: database: %s: %s (SQLSTATE %s)", what, msg, state);
 	return store_error_fmt("database error: %s (SQLSTATE %s)", msg, state);
 }
@@ -645,6 +650,7 @@ static int pg_begin(struct sql_conn *sc, enum sql_tx tx, const char **error_r)
 		return -1;
 	const char *begin =
 	    tx == SQL_TX_WRITE ? "BEGIN" : "BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY";
+	c->conflict = false;
 	int ret = pg_script(sc, begin, error_r);
 	/* A server that went away shows only now: BEGIN itself did nothing, so it may run
 	 * again on a new session. */
@@ -652,6 +658,11 @@ static int pg_begin(struct sql_conn *sc, enum sql_tx tx, const char **error_r)
 		ret = pg_script(sc, begin, error_r);
 	c->tx = true; /* from here until commit or rollback, even when BEGIN failed */
 	return ret;
+}
+
+static bool pg_retryable(struct sql_conn *sc)
+{
+	return ((struct pg_conn *)sc)->conflict;
 }
 
 /* A COMMIT of a transaction that an error aborted rolls back and says so ("ROLLBACK"):
@@ -841,6 +852,7 @@ const struct sql_driver sql_driver_pg = {
     .commit = pg_commit,
     .rollback = pg_rollback,
     .in_tx = pg_in_tx,
+    .retryable = pg_retryable,
     .script = pg_script,
     .schema_get = pg_schema_get,
     .schema_set = pg_schema_set,
