@@ -1098,10 +1098,9 @@ struct sq_snapshot {
 	void *ctx;
 };
 
-static void sq_snapshot_row(void *ctx, struct sql_row *st)
+void store_db_entry_row(struct sql_row *st, struct store_entry *entry_r)
 {
-	struct sq_snapshot *sn = ctx;
-	struct store_entry entry = {
+	*entry_r = (struct store_entry){
 	    .uid = (uint32_t)sql_col_int(st, 0),
 	    .size = (uint64_t)sql_col_int(st, 1),
 	    .internal_date = sql_col_int(st, 2),
@@ -1109,18 +1108,16 @@ static void sq_snapshot_row(void *ctx, struct sql_row *st)
 	    .modseq = (uint64_t)sql_col_int(st, 4),
 	    .keywords = sql_col_text0(st, 5),
 	};
-	sn->fn(sn->ctx, &entry);
 }
 
-/* The status row and the entries, on a connection already inside a read transaction. */
-static int sq_snapshot_read(struct sql_conn *c, uint64_t account_id, const char *mailbox,
-                            struct store_mailbox_status *status_r, struct sq_snapshot *sn)
+int store_db_mailbox_status_row(struct sql_conn *c, uint64_t account_id, const char *mailbox,
+                                int64_t *mailbox_id_r, struct store_mailbox_status *status_r)
 {
 	struct sql_row *st;
 	int rc = sql_step(c, SQ_MAILBOX_STATUS, &st, NULL, "is", (int64_t)account_id, mailbox);
 	if (rc != SQL_ROW)
 		return rc < 0 ? -1 : 0;
-	int64_t mailbox_id = sql_col_int(st, 0);
+	*mailbox_id_r = sql_col_int(st, 0);
 	*status_r = (struct store_mailbox_status){
 	    .uidvalidity = (uint32_t)sql_col_int(st, 1),
 	    .uidnext = (uint32_t)sql_col_int(st, 2),
@@ -1128,6 +1125,25 @@ static int sq_snapshot_read(struct sql_conn *c, uint64_t account_id, const char 
 	    .messages = (uint32_t)sql_col_int(st, 4),
 	};
 	sql_row_done(st);
+	return 1;
+}
+
+static void sq_snapshot_row(void *ctx, struct sql_row *st)
+{
+	struct sq_snapshot *sn = ctx;
+	struct store_entry entry;
+	store_db_entry_row(st, &entry);
+	sn->fn(sn->ctx, &entry);
+}
+
+/* The status row and the entries, on a connection already inside a read transaction. */
+static int sq_snapshot_read(struct sql_conn *c, uint64_t account_id, const char *mailbox,
+                            struct store_mailbox_status *status_r, struct sq_snapshot *sn)
+{
+	int64_t mailbox_id;
+	int rc = store_db_mailbox_status_row(c, account_id, mailbox, &mailbox_id, status_r);
+	if (rc <= 0)
+		return rc;
 	if (sn->fn != NULL &&
 	    sql_each(c, SQ_ENTRY_SNAPSHOT, sq_snapshot_row, sn, "i", mailbox_id) < 0)
 		return -1;

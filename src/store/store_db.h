@@ -202,6 +202,13 @@ struct sql_conn *store_db_reader(struct store *store);
  * 1 started, 0 already inside one, -1 error. store_db_read_end() ends what was
  * started (ret < 0 rolls back) and returns ret, or -1. */
 int store_db_read_begin(struct sql_conn *c);
+/* A mailbox's status row (SQ_MAILBOX_STATUS) by owner and name: 1 found (*mailbox_id_r,
+ * *status_r), 0 no such mailbox, -1 error. */
+int store_db_mailbox_status_row(struct sql_conn *c, uint64_t account_id, const char *mailbox,
+                                int64_t *mailbox_id_r, struct store_mailbox_status *status_r);
+/* An entry from a row whose columns 0-5 are uid, size, internal_date, flags, modseq,
+ * keywords (SQ_ENTRY_SNAPSHOT, SQ_MB_CHANGED); keywords point into the row. */
+void store_db_entry_row(struct sql_row *st, struct store_entry *entry_r);
 int store_db_read_end(struct sql_conn *c, int started, int ret);
 /* The next UIDVALIDITY of this store (above every earlier one; the last is kept in meta):
  * 0 with *uidvalidity_r, or -1. Inside a write transaction. */

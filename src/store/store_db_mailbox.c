@@ -1065,14 +1065,8 @@ struct sqm_changes {
 static void sqm_changed_row(void *ctx, struct sql_row *st)
 {
 	struct sqm_changes *ch = ctx;
-	struct store_entry entry = {
-	    .uid = (uint32_t)sql_col_int(st, 0),
-	    .size = (uint64_t)sql_col_int(st, 1),
-	    .internal_date = sql_col_int(st, 2),
-	    .flags = (unsigned)sql_col_int(st, 3),
-	    .modseq = (uint64_t)sql_col_int(st, 4),
-	    .keywords = sql_col_text0(st, 5),
-	};
+	struct store_entry entry;
+	store_db_entry_row(st, &entry);
 	ch->entry_cb(ch->ctx, &entry);
 }
 
@@ -1087,18 +1081,10 @@ static int sqm_changes_read(struct sql_conn *c, uint64_t account_id, const char 
                             uint64_t since, struct sqm_changes *ch,
                             struct store_mailbox_status *status_r)
 {
-	struct sql_row *st;
-	int rc = sql_step(c, SQ_MAILBOX_STATUS, &st, NULL, "is", (int64_t)account_id, mailbox);
-	if (rc != SQL_ROW)
-		return rc < 0 ? -1 : 0;
-	int64_t mailbox_id = sql_col_int(st, 0);
-	*status_r = (struct store_mailbox_status){
-	    .uidvalidity = (uint32_t)sql_col_int(st, 1),
-	    .uidnext = (uint32_t)sql_col_int(st, 2),
-	    .highestmodseq = (uint64_t)sql_col_int(st, 3),
-	    .messages = (uint32_t)sql_col_int(st, 4),
-	};
-	sql_row_done(st);
+	int64_t mailbox_id;
+	int rc = store_db_mailbox_status_row(c, account_id, mailbox, &mailbox_id, status_r);
+	if (rc <= 0)
+		return rc;
 	/* MODSEQs are below 2^63 (RFC 7162 mod-sequence-value); a larger since matches none. */
 	int64_t after = since > (uint64_t)INT64_MAX ? INT64_MAX : (int64_t)since;
 	if (ch->entry_cb != NULL &&
