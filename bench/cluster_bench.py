@@ -583,7 +583,9 @@ METHOD = """\
   of the one before arrived ({idle_warmup} first ones not counted), {idle_k} per round;
   each sample is the arrival of `* N EXISTS` on A minus the arrival of B's 250 after the end
   of DATA. Percentiles are over the samples of all rounds. The reference row does the same
-  on one SQLite node (A = B: the change reaches IDLE sessions inside the process).
+  on one SQLite node (A = B: the change reaches IDLE sessions inside the process, and the
+  EXISTS can arrive a fraction of a millisecond before the 250: negative samples). The
+  messages are sent one at a time, so this is the latency of an idle system, not under load.
 - **Caveats.** One machine, everything on loopback: the nodes, PostgreSQL, the peer's
   processes and the load generators share the same cores (see the cores above) and the
   same disk, so the {nodes}-node figure shows the cost of coordination through one
