@@ -142,6 +142,17 @@ def make_node_class(R):
             if not self.join:
                 super().add_accounts()
 
+        def delivered(self):
+            """As bench/run's, but a CLI that could not reach PostgreSQL (its connections
+            time out after 10 s when the machine is overloaded) is tried again, twice."""
+            for attempt in range(3):
+                try:
+                    return super().delivered()
+                except RuntimeError as e:
+                    if attempt == 2 or "timeout expired" not in str(e):
+                        raise
+                    time.sleep(1.0)
+
     return Node
 
 
