@@ -635,4 +635,6 @@ def _put(text, section, replace):
     if "\n## How it is measured" in text:
         i = text.index("\n## How it is measured")
         return text[:i] + "\n" + section + "\n" + text[i:]
+    if not text.strip():
+        return section + "\n"
     return text.rstrip("\n") + "\n\n" + section + "\n"
