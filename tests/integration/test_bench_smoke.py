@@ -408,3 +408,70 @@ def test_outbound_bench_report_merges_into_page(tmp_path):
     assert again.count("## Outbound relay") == 1
     assert again.index("## Outbound relay") < again.index("## How it is measured")
     assert O.carry_over(text, section) == section  # a new section wins over the old one
+
+
+# ---------------------------------------------------------------------------
+# bench/cluster_bench.py (bench/run --only cluster)
+
+
+def test_cluster_bench_idle_latency_on_one_node(server):
+    """The cross-node IDLE latency probe with A = B (one SQLite node): 3 measured messages
+    after the warm-up, each sample the time from the 250 to `* N EXISTS` on the IDLE
+    connection (which may come a little before the 250: small negative values), and every
+    message stored."""
+    import cluster_bench
+    wait_imap(server)
+    user, pw = "idle1@example.test", "idle one Secret"
+    server.add_user(user, pw)
+    port = imap_ports(server)[0]
+    t0 = time.monotonic()
+    samples = cluster_bench.idle_latency(port, server.smtp_port, user, pw, 3, warmup=1)
+    wall = time.monotonic() - t0
+    assert len(samples) == 3
+    assert all(-1.0 < s < wall for s in samples), samples
+    assert len(server.mail_list(user)) == 4
+    # A wrong password is an error, not a hang.
+    with pytest.raises(RuntimeError):
+        cluster_bench.idle_latency(port, server.smtp_port, user, "wrong", 1)
+
+
+def test_cluster_bench_report_and_merge(tmp_path):
+    """The cluster section from made-up rounds: ratios to the peer, the goals, the IDLE
+    percentiles; merged into an existing page before "How it is measured" and kept by
+    bench/run rewriting the page."""
+    import auth_bench
+    import cluster_bench as C
+    R = auth_bench.load_run()
+
+    def ingest(rate, pg=0.0):
+        return {"rate": rate, "seconds": 1000 / rate, "cpu_ms_per_msg": 0.5 + pg,
+                "pg_ms_per_msg": pg, "fsync": 1000.0, "messages": 1000, "nodes": 1}
+
+    rnd = {"sqlite": ingest(3000.0), "pg1": ingest(400.0, 1.0), "pg3": ingest(500.0, 1.5),
+           "peer": ingest(500.0), "idle_pg": [1.0] * 90 + [80.0] * 10, "idle_sqlite": [-0.1] * 100}
+    res = {"rounds": [rnd] * 3, "messages": 1000, "warmup": 100, "sessions": 50,
+           "size": 10240, "idle_k": 100, "nodes": 3, "fsync_all": [1000.0] * 12,
+           "idle_size": 4096, "idle_warmup": 3, "pg_version": "15.9",
+           "pg_settings": {"fsync": "on", "synchronous_commit": "on",
+                           "wal_sync_method": "fdatasync"}}
+    info = {"date": "today", "cpu": "cpu", "cores": 2, "postfix": "3.7", "dovecot": "2.3",
+            "fsync": 1000.0}
+    section = C.report(res, info, R)
+    assert "| Posthorn, SQLite | 3000 (3000–3000, ±0 %) | **6.00×** (rounds 6.00–6.00)" in section
+    assert "| Posthorn, PostgreSQL, 3 nodes | 500 " in section
+    assert "; PostgreSQL 1.500 | 0.500 |" in section
+    assert "at least 5× the peer's: **met** (6.00×)" in section
+    assert "more than one message per fsync on SQLite: **met** (3.00)" in section
+    assert "cross-node IDLE p99 under 50 ms: **not met** (80.00 ms)" in section
+    assert "| PostgreSQL, 2 nodes: 250 on B → EXISTS on A | 300 | 1.00 |" in section
+    assert "`synchronous_commit = on`" in section
+    page = tmp_path / "benchmarks.md"
+    page.write_text("# Benchmarks\n\n## SMTP\n\nx\n\n## How it is measured\n\ny\n")
+    C.merge_into(page, section)
+    C.merge_into(page, section)
+    text = page.read_text()
+    assert text.count("## Cluster") == 1
+    assert text.index("## SMTP") < text.index("## Cluster") < text.index("## How it is")
+    again = C.carry_over(text, "# Benchmarks\n\n## How it is measured\n\nz\n")
+    assert again.count("## Cluster") == 1
+    assert C.carry_over(text, section) == section
