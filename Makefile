@@ -25,7 +25,7 @@ UNIT_BINS := $(UNIT_SRCS:tests/unit/%.c=build/asan/tests/%)
 FUZZ_SRCS := $(sort $(wildcard fuzz/fuzz_*.c))
 FUZZ_BINS := $(FUZZ_SRCS:fuzz/%.c=build/fuzz/%)
 
-.PHONY: all asan unit-tests run test fuzz fuzz-build bench bench-load format check-format check-layers clean
+.PHONY: test-pg all asan unit-tests run test fuzz fuzz-build bench bench-load format check-format check-layers clean
 
 all: build/posthorn
 
@@ -75,6 +75,10 @@ run:
 
 test:
 	@sh tests/run-all.sh
+
+# The whole integration suite on PostgreSQL (make test runs only the store modules there).
+test-pg:
+	@POSTHORN_TEST_STORE=postgresql sh tests/run-all.sh
 
 bench-load:
 	$(MAKE) -C bench/load

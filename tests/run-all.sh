@@ -33,6 +33,10 @@ else
 	echo "cluster FAILED: the PostgreSQL tests skip"; count 0 1
 fi
 
+# Integration modules that run a second time on PostgreSQL in `make test`.
+PG_MODULES=$(printf 'tests/integration/%s.py ' test_imap_basic test_imap_messages \
+	test_imap_mailboxes test_imap_concurrency test_pop3_mail test_smtp_submission test_db)
+
 echo "== unit tests"
 export ASAN_OPTIONS=detect_leaks=1:abort_on_error=0 UBSAN_OPTIONS=print_stacktrace=1
 for t in build/asan/tests/test_*; do
@@ -59,18 +63,35 @@ for f in build/fuzz/fuzz_*; do
 	fi
 done
 
-echo "== integration tests"
-out=$(POSTHORN_BIN="$PWD/build/asan/posthorn" /usr/bin/python3 -m pytest -p no:cacheprovider \
-	-q -rfE tests/integration 2>&1); rc=$?
-# All of it when something failed (the failures carry the server's log), else the summary.
-if [ $rc -ne 0 ]; then printf '%s\n' "$out"; else printf '%s\n' "$out" | tail -5; fi
-last=$(printf '%s\n' "$out" | grep -E '(passed|failed|error)' | tail -1)
-ip=$(printf '%s\n' "$last" | grep -oE '[0-9]+ passed' | grep -oE '[0-9]+' || true)
-if_=$(printf '%s\n' "$last" | grep -oE '[0-9]+ failed' | grep -oE '[0-9]+' || true)
-ie=$(printf '%s\n' "$last" | grep -oE '[0-9]+ errors?' | grep -oE '[0-9]+' || true)
-ip=${ip:-0}; if_=${if_:-0}; ie=${ie:-0}
-if [ $rc -ne 0 ] && [ $((if_ + ie)) -eq 0 ]; then if_=1; fi
-count "$ip" $((if_ + ie))
+# pytest over the given files (or all of tests/integration), counted.
+integration() {
+	out=$(POSTHORN_BIN="$PWD/build/asan/posthorn" /usr/bin/python3 -m pytest \
+		-p no:cacheprovider -q -rfE "$@" 2>&1); rc=$?
+	# All of it when something failed (the failures carry the server's log), else the summary.
+	if [ $rc -ne 0 ]; then printf '%s\n' "$out"; else printf '%s\n' "$out" | tail -5; fi
+	last=$(printf '%s\n' "$out" | grep -E '(passed|failed|error)' | tail -1)
+	ip=$(printf '%s\n' "$last" | grep -oE '[0-9]+ passed' | grep -oE '[0-9]+' || true)
+	if_=$(printf '%s\n' "$last" | grep -oE '[0-9]+ failed' | grep -oE '[0-9]+' || true)
+	ie=$(printf '%s\n' "$last" | grep -oE '[0-9]+ errors?' | grep -oE '[0-9]+' || true)
+	ip=${ip:-0}; if_=${if_:-0}; ie=${ie:-0}
+	if [ $rc -ne 0 ] && [ $((if_ + ie)) -eq 0 ]; then if_=1; fi
+	count "$ip" $((if_ + ie))
+}
+
+if [ "${POSTHORN_TEST_STORE:-sqlite}" = postgresql ]; then
+	# `make test-pg`: the whole integration suite with every server on PostgreSQL.
+	echo "== integration tests on PostgreSQL (all)"
+	integration tests/integration
+else
+	echo "== integration tests"
+	integration tests/integration
+	# The modules that work the store hardest, again on PostgreSQL (the whole suite there
+	# is `make test-pg`: too long for every run).
+	if [ -n "${POSTHORN_TEST_PGURL:-}" ]; then
+		echo "== integration tests on PostgreSQL (store modules)"
+		POSTHORN_TEST_STORE=postgresql integration $PG_MODULES
+	fi
+fi
 
 echo "$pass passed, $fail failed"
 [ "$fail" -eq 0 ]

@@ -6,6 +6,8 @@ the CLI never prints it, and POP3 is not needed to see it."""
 import base64
 import sqlite3
 
+import pytest
+
 from conftest import USERS, RawSMTP, run_cli
 
 DEMO = "demo@example.test"
@@ -43,6 +45,7 @@ def test_help_warns_about_apop():
         assert "pop3_apop" in p.stdout
 
 
+@pytest.mark.sqlite_only("reads the APOP secret from posthorn.db with sqlite3")
 def test_set_replace_and_clear(server):
     assert apop_secret(server, DEMO) is None
     p = server.cli("user", "apop", DEMO, input="apop-Secret-9\n")
@@ -75,6 +78,7 @@ def test_unknown_account_fails(server):
         assert "no such account" in p.stderr, p.stderr
 
 
+@pytest.mark.sqlite_only("reads the APOP secret from posthorn.db with sqlite3")
 def test_empty_secret_refused(server):
     p = server.cli("user", "apop", ALICE, input="", check=False)
     assert p.returncode != 0

@@ -31,9 +31,12 @@ REPO = Path(__file__).resolve().parents[2]
 ALICE = "alice@example.test"
 DEMO = "demo@example.test"
 
-pytestmark = pytest.mark.skipif(
-    not any(Path("/usr/lib/postgresql/%d/bin/initdb" % v).exists() for v in (15, 16, 17)),
-    reason="PostgreSQL server binaries are not installed (tests/deps.sh installs them)")
+pytestmark = [
+    pytest.mark.skipif(
+        not any(Path("/usr/lib/postgresql/%d/bin/initdb" % v).exists() for v in (15, 16, 17)),
+        reason="PostgreSQL server binaries are not installed (tests/deps.sh installs them)"),
+    pytest.mark.sqlite_only("runs a PostgreSQL cluster of its own: once per suite is enough"),
+]
 
 
 PG_DIR = {}
@@ -200,13 +203,61 @@ def test_pop3_lock_across_nodes(nodes):
     third.quit()
 
 
+class SmtpLoad(threading.Thread):
+    """Messages to rcpt, one after the other, round robin over the nodes, until stopped:
+    which subjects got 250, how many temporary refusals, and any permanent one (there must
+    be none: an outage is never "user unknown")."""
+
+    def __init__(self, nodes, rcpt):
+        super().__init__(daemon=True)
+        self.nodes, self.rcpt = nodes, rcpt
+        self.accepted, self.permanent = [], []
+        self.temporary = 0
+        self.halt = threading.Event()
+
+    def send(self, srv, subject):
+        msg = "From: s@remote.test\r\nTo: %s\r\nSubject: %s\r\n\r\nload\r\n" % (
+            self.rcpt, subject)
+        try:
+            with smtplib.SMTP(HOST, srv.smtp_port, timeout=30,
+                              local_hostname="client.test") as s:
+                s.sendmail("s@remote.test", [self.rcpt], msg)
+            self.accepted.append(subject)
+        except smtplib.SMTPRecipientsRefused as e:
+            for code, text in e.recipients.values():
+                if code >= 500:
+                    self.permanent.append((code, text))
+            self.temporary += 1
+        except smtplib.SMTPResponseException as e:
+            if e.smtp_code >= 500:
+                self.permanent.append((e.smtp_code, e.smtp_error))
+            self.temporary += 1
+        except (OSError, smtplib.SMTPException):
+            self.temporary += 1
+
+    def run(self):
+        i = 0
+        while not self.halt.is_set():
+            self.send(self.nodes[i % len(self.nodes)], unique("load%d" % i))
+            i += 1
+            time.sleep(0.02)
+
+
 def test_database_restart(nodes):
-    """While PostgreSQL is down a node answers 451 (never 250 without a commit); when it is
-    back every node serves again by itself."""
+    """PostgreSQL is stopped and started under SMTP load through every node: during the
+    outage a node answers 451 (never 250 without a commit, never a permanent refusal); when
+    the database is back every node serves again by itself, and every message that got 250
+    is there."""
     a = nodes[0]
     port = open(PG_DIR["dir"] + "/port").read().strip()
     c = imap(a)  # logged in before the outage
     imap(nodes[2]).logout()  # node 2's password lookups have a connection now
+    load = SmtpLoad(nodes, DEMO)
+    load.start()
+    deadline = time.monotonic() + 30
+    while len(load.accepted) < 5:
+        assert time.monotonic() < deadline and load.is_alive(), "no load before the outage"
+        time.sleep(0.1)
     pg_ctl("stop", "-m", "fast")
     try:
         typ, data = c.select("INBOX")
@@ -243,6 +294,20 @@ def test_database_restart(nodes):
     _, data = c.search(None, "SUBJECT", subject)
     assert len(data[0].split()) == 3
     c.logout()
+    # The load goes on a little after the recovery, then: every 250 is in the store.
+    after = len(load.accepted)
+    deadline = time.monotonic() + 30
+    while len(load.accepted) < after + 5:
+        assert time.monotonic() < deadline, "the load does not get through after the restart"
+        time.sleep(0.1)
+    load.halt.set()
+    load.join(60)
+    assert not load.permanent, load.permanent
+    assert load.temporary > 0, "the outage was never seen by the load"
+    stored = {m["subject"] for m in a.mail_list(DEMO)}
+    missing = [s for s in load.accepted if s not in stored]
+    assert not missing, "%d of %d messages that got 250 are missing: %s" % (
+        len(missing), len(load.accepted), missing[:5])
 
 
 class Sink:

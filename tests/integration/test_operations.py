@@ -19,6 +19,7 @@ def send_simple(port, rcpts, sender="someone@remote.test"):
 
 
 @pytest.mark.skipif(os.geteuid() != 0, reason="needs root to drop privileges")
+@pytest.mark.sqlite_only("checks the owner of posthorn.db")
 def test_privilege_drop_to_configured_user(tmp_path_factory):
     try:
         nobody = pwd.getpwnam("nobody")

@@ -10,6 +10,8 @@ import email
 import email.policy
 import os
 
+import pytest
+
 from conftest import USERS, RawSMTP, has_enhanced_code, make_server, unique
 
 DEMO = "demo@example.test"
@@ -131,6 +133,7 @@ def submit_dsn_message(server, subject):
     return {e["domain"]: e for e in new}
 
 
+@pytest.mark.sqlite_only("expects the body in a message file")
 def test_submission_makes_one_entry_per_domain_with_dsn(server):
     subject = unique("dsn")
     by_domain = submit_dsn_message(server, subject)
@@ -229,6 +232,7 @@ def test_delete_bounces_to_the_sender(server):
     assert parts[2].get_content_type() == "text/rfc822-headers"
 
 
+@pytest.mark.sqlite_only("expects the body in a message file")
 def test_delete_silent_removes_entry_and_file(server):
     subject = unique("delsilent")
     by_domain = submit_dsn_message(server, subject)
@@ -251,6 +255,7 @@ def test_delete_silent_removes_entry_and_file(server):
     assert not os.path.exists(path)
 
 
+@pytest.mark.sqlite_only("expects the body in a message file")
 def test_remote_only_message_file_goes_with_its_last_entry(server):
     before = {e["id"] for e in server.queue_entries()}
     with authed587(server) as c:

@@ -345,6 +345,7 @@ def test_results_survive_a_restart(world):
     assert report(a, "sts.test") == before
 
 
+@pytest.mark.sqlite_only("reads tlsrpt_days from posthorn.db with sqlite3")
 def test_daily_run_reports_yesterday_once(world):
     """The server itself reports the previous UTC day (at start-up, then after midnight):
     yesterday gets results (copied from today's in the database while A is down) and is
