@@ -1,13 +1,13 @@
-/* Unit tests of the store's IMAP side (store.h: mailboxes, flags, copy/move, append,
- * changes, watches, summaries) on both engines (store_engines.h: SQLite, and PostgreSQL
- * when POSTHORN_TEST_PGURL is set; file counts and notifier hints engine-aware): mailbox names, CREATE with parents,
- * DELETE (INBOX refused, children left as \Noselect, quota and files freed), RENAME (with
- * children, INBOX semantics, clashes), subscriptions of names that do not exist, STATUS
+/* Unit tests of the store's IMAP side (store.h: mailboxes, flags, copy/move, append, changes,
+ * watches, summaries) on both engines (store_engines.h: SQLite, and PostgreSQL when
+ * POSTHORN_TEST_PGURL is set; file counts and notifier hints engine-aware): mailbox names, CREATE
+ * with parents, DELETE (INBOX refused, children left as \Noselect, quota and files freed), RENAME
+ * (with children, INBOX semantics, clashes), subscriptions of names that do not exist, STATUS
  * counts, flags with keywords and UNCHANGEDSINCE, COPY with COPYUID and quota, MOVE with
- * tombstones, APPEND with flags, dates, quota and MULTIAPPEND, changes since a MODSEQ,
- * watch callbacks (once per commit, never after unwatch), concurrency, summaries and the
- * 2 -> 3 migration (SQLite only). Each test runs in a fresh mkdtemp() directory (and
- * PostgreSQL schema); the database is opened directly only to build a version-2 store. */
+ * tombstones, APPEND with flags, dates, quota and MULTIAPPEND, changes since a MODSEQ, watch
+ * callbacks (once per commit, never after unwatch), concurrency, summaries and the 2 -> 3
+ * migration (SQLite only). Each test runs in a fresh mkdtemp() directory (and PostgreSQL schema);
+ * the database is opened directly only to build a version-2 store. */
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
