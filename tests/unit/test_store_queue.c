@@ -1,11 +1,11 @@
 /* Unit tests of the store's outbound queue (store.h "outbound queue") on both engines
  * (store_engines.h: SQLite, and PostgreSQL when POSTHORN_TEST_PGURL is set, where bodies are
- * rows, not files): entries per message and destination domain with their DSN parameters, claims
- * under leases (two owners never share an entry, expired leases are reclaimable, held
- * entries are never claimed), renewals, attempt results (the entry and its message file go
- * when no recipient is pending), hold/release/flush/delete/unlease, the queue hook, the
- * next due time, and migration 4 of version-3 per-recipient rows (SQLite only). Each test
- * runs in a fresh mkdtemp() directory (and PostgreSQL schema); clocks are passed explicitly (op.now). */
+ * rows, not files): entries per message and destination domain with their DSN parameters,
+ * claims under leases (two owners never share an entry, expired leases are reclaimable, held
+ * entries are never claimed), renewals, attempt results (the entry and its message file go when
+ * no recipient is pending), hold/release/flush/delete/unlease, the queue hook, the next due
+ * time, and migration 4 of version-3 per-recipient rows (SQLite only). Each test runs in a
+ * fresh mkdtemp() directory (and PostgreSQL schema); clocks are passed explicitly (op.now). */
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
