@@ -1866,6 +1866,111 @@ static void test_spool_paths(void **state)
 	store_close(&none);
 }
 
+/* ---- a group commit that loses a deadlock runs again (PostgreSQL) ---- */
+
+static PGconn *pg_connect(struct fixture *f)
+{
+	PGconn *c = PQconnectdb(f->eng.target);
+	if (PQstatus(c) != CONNECTION_OK)
+		fail_msg("connect: %s", PQerrorMessage(c));
+	return c;
+}
+
+/* Run sql on c; its first value (NULL when none), valid until the next call. */
+static const char *pg_exec(PGconn *c, const char *sql)
+{
+	static PGresult *r;
+	PQclear(r);
+	r = PQexec(c, sql);
+	if (PQresultStatus(r) != PGRES_COMMAND_OK && PQresultStatus(r) != PGRES_TUPLES_OK)
+		fail_msg("%s: %s", sql, PQerrorMessage(c));
+	return PQntuples(r) > 0 ? PQgetvalue(r, 0, 0) : NULL;
+}
+
+struct retry_delivery {
+	struct fixture *f;
+	uint64_t account;
+	int ret;
+};
+
+static void *retry_deliver(void *arg)
+{
+	struct retry_delivery *d = arg;
+	d->ret = deliver(d->f->store, "Subject: retried\r\n\r\nbody\r\n", &d->account, 1, NULL,
+	                 0);
+	return NULL;
+}
+
+/* The writer's transaction and one of ours lock two rows in opposite orders: PostgreSQL
+ * aborts the writer's (deadlock_timeout is 1 s there, 10 s here), whose group commit runs
+ * again (logged) and delivers the message once. */
+static void test_pg_commit_retry(void **state)
+{
+	struct fixture *f = fixture_get(state);
+	uint64_t ids[3];
+	char sql[256], log_path[128];
+	add_accounts(f, ids);
+	PGconn *t = pg_connect(f), *watch = pg_connect(f);
+	pg_exec(t, "BEGIN");
+	pg_exec(t, "SET LOCAL deadlock_timeout = '10s'");
+	/* 1. We hold a's account row: the writer, having bumped a's INBOX, waits for it. */
+	snprintf(sql, sizeof(sql), "UPDATE accounts SET used_bytes = used_bytes WHERE id = %llu",
+	         (unsigned long long)ids[0]);
+	pg_exec(t, sql);
+	char wait_sql[256];
+	snprintf(wait_sql, sizeof(wait_sql),
+	         "SELECT count(*) FROM pg_locks WHERE NOT granted AND locktype = 'transactionid'"
+	         " AND transactionid::text = '%s'",
+	         pg_exec(t, "SELECT pg_current_xact_id()::text"));
+
+	snprintf(log_path, sizeof(log_path), "%s/stderr.log", f->dir);
+	int log_fd = open(log_path, O_WRONLY | O_CREAT | O_TRUNC, 0600);
+	assert_true(log_fd >= 0);
+	int saved = dup(STDERR_FILENO);
+	assert_int_equal(dup2(log_fd, STDERR_FILENO), STDERR_FILENO);
+	struct retry_delivery d = {.f = f, .account = ids[0], .ret = -2};
+	pthread_t th;
+	assert_int_equal(pthread_create(&th, NULL, retry_deliver, &d), 0);
+	int waiting = 0;
+	for (int i = 0; i < 1000 && waiting == 0; i++) {
+		usleep(5000);
+		waiting = (int)strtol(pg_exec(watch, wait_sql), NULL, 10);
+	}
+	/* 2. Now we want a's INBOX, which the writer holds: a deadlock; the writer loses. */
+	if (waiting > 0) {
+		snprintf(sql, sizeof(sql),
+		         "UPDATE mailboxes SET uidnext = uidnext WHERE account_id = %llu"
+		         " AND name = 'INBOX'",
+		         (unsigned long long)ids[0]);
+		pg_exec(t, sql);
+	}
+	pg_exec(t, "COMMIT");
+	pthread_join(th, NULL);
+	assert_int_equal(dup2(saved, STDERR_FILENO), STDERR_FILENO);
+	close(saved);
+	close(log_fd);
+	PQfinish(watch);
+	PQfinish(t);
+
+	assert_true(waiting > 0);
+	assert_int_equal(d.ret, 0);
+	/* Once: UID 1, the size counted once. */
+	struct uids *u = list_inbox(f, "a@example.org", 1);
+	assert_int_equal(u->n, 1);
+	uint64_t used = 0, quota = 0;
+	assert_int_equal(store_account_usage(f->store, ids[0], &quota, &used), 1);
+	assert_int_equal(used, strlen("Subject: retried\r\n\r\nbody\r\n"));
+	/* The retry was logged. */
+	char logged[8192] = "";
+	FILE *fp = fopen(log_path, "r");
+	assert_non_null(fp);
+	size_t n = fread(logged, 1, sizeof(logged) - 1, fp);
+	fclose(fp);
+	logged[n] = '\0';
+	fputs(logged, stderr);
+	assert_non_null(strstr(logged, "lost to another one, running it again"));
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -1890,6 +1995,7 @@ int main(void)
 	    SQLITE(test_migration_1_to_2), /* a version-1 SQLite file */
 	    SQLITE(test_orphans), /* message files and rows planted in SQLite */
 	    BOTH(test_spool_paths),
+	    PG(test_pg_commit_retry),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
