@@ -99,3 +99,4 @@ clean:
 	rm -rf build
 
 -include $(REL_OBJS:.o=.d) $(ASAN_OBJS:.o=.d)
+-include $(UNIT_BINS:=.d)

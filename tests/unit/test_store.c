@@ -1,8 +1,10 @@
-/* Unit tests of the store (store.h) on the SQLite backend: domains, accounts, aliases,
- * recipient resolution, group-committed delivery (content-addressed files, UID order under
- * concurrency, the outbound queue), APOP secrets, mailbox snapshots by account id,
- * expunges (alone, mixed with deliveries, concurrent), reopening, orphan cleanup and
- * migrations. Each test runs in a fresh mkdtemp() directory. The database is inspected
+/* Unit tests of the store (store.h) on both engines (store_engines.h: SQLite, and
+ * PostgreSQL when POSTHORN_TEST_PGURL is set): domains, accounts, aliases, recipient
+ * resolution, group-committed delivery (content-addressed files on SQLite, rows on
+ * PostgreSQL; UID order under concurrency, the outbound queue), APOP secrets, mailbox
+ * snapshots by account id, expunges (alone, mixed with deliveries, concurrent), reopening,
+ * reads, leases; on SQLite only, orphan cleanup and migrations of old SQLite files. Each test
+ * runs in a fresh mkdtemp() directory (and PostgreSQL schema). The database is inspected
  * directly only where the API has no window (journal mode, UIDVALIDITY, tombstones, a
  * planted orphan row, a version-1 database); the writer's blob_lock is held from here only
  * to make one batch's contents deterministic. */
@@ -27,13 +29,17 @@
 
 #include "core/xmalloc.h"
 #include "store/blob.h"
+#include "store/pg/sql_pg.h"
+#include "store/sqlite/sql_sqlite.h"
 #include "store/store_db.h"
 #include "store/store.h"
 #include "store/store_private.h"
+#include "store_engines.h"
 #include "core/banned.h"
 
 struct fixture {
-	char dir[64];
+	struct engine eng; /* the database: SQLite in dir, or a PostgreSQL schema */
+	char dir[64];      /* the data directory (on PostgreSQL: spool files only) */
 	struct store *store;
 };
 
@@ -43,8 +49,8 @@ static uint64_t fixture_inline_max;
 static void open_store(struct fixture *f)
 {
 	const char *error = NULL;
-	if (store_open(f->dir, &f->store, &error) < 0)
-		fail_msg("store_open: %s", error);
+	if (store_open_engine(f->dir, engine_name(&f->eng), f->eng.target, &f->store, &error) < 0)
+		fail_msg("store_open_engine: %s", error);
 	/* Bodies in files unless a test asks for them inline (test_inline_*). */
 	store_set_inline_max(f->store, fixture_inline_max);
 }
@@ -59,6 +65,12 @@ static void reopen_store(struct fixture *f)
 static int setup(void **state)
 {
 	struct fixture *f = xcalloc(1, sizeof(*f));
+	int ret = engine_start(&f->eng, engine_kind(state), "test_store");
+	*state = NULL;
+	if (ret <= 0) {
+		free(f);
+		return ret; /* 0: the test skips */
+	}
 	snprintf(f->dir, sizeof(f->dir), "/tmp/test_store.XXXXXX");
 	if (mkdtemp(f->dir) == NULL)
 		return -1;
@@ -67,21 +79,36 @@ static int setup(void **state)
 	return 0;
 }
 
-static int rm_entry(const char *path, const struct stat *st, int flag, struct FTW *ftw)
-{
-	(void)st;
-	(void)flag;
-	(void)ftw;
-	return remove(path);
-}
-
 static int teardown(void **state)
 {
 	struct fixture *f = *state;
+	if (f == NULL)
+		return 0;
 	store_close(&f->store);
-	nftw(f->dir, rm_entry, 16, FTW_DEPTH | FTW_PHYS);
+	engine_rm_tree(f->dir);
+	engine_stop(&f->eng);
 	free(f);
 	return 0;
+}
+
+/* The test's fixture; a PostgreSQL test without a database skips. */
+static struct fixture *fixture_get(void **state)
+{
+	struct fixture *f = *state;
+	if (f == NULL)
+		skip();
+	return f;
+}
+
+static bool on_pg(const struct fixture *f)
+{
+	return engine_is_pg(&f->eng);
+}
+
+/* The schema version of a current store: each engine numbers its own migrations. */
+static int latest_schema(const struct fixture *f)
+{
+	return on_pg(f) ? SQL_PG_MIGRATION_COUNT : SQL_SQLITE_MIGRATION_COUNT;
 }
 
 /* A fixture with domain example.org and accounts a@, b@, c@ (ids in ids[]). */
@@ -178,6 +205,14 @@ static int wait_blobs(struct fixture *f, int n)
 	return c;
 }
 
+/* Assert that the store holds n message files; on PostgreSQL every body is in the database
+ * (a shared store keeps no message files), so none. */
+static void expect_blobs(struct fixture *f, int n)
+{
+	int want = on_pg(f) ? 0 : n;
+	assert_int_equal(wait_blobs(f, want), want);
+}
+
 /* ---- collectors ---- */
 
 struct strings {
@@ -246,7 +281,7 @@ static struct uids *list_inbox(struct fixture *f, const char *address, int expec
 
 static void test_domains(void **state)
 {
-	struct fixture *f = *state;
+	struct fixture *f = fixture_get(state);
 	const char *error = NULL;
 	struct strings s = {.n = 0};
 	assert_int_equal(store_domain_add(f->store, "Example.ORG", &error), 0);
@@ -282,7 +317,7 @@ static void test_domains(void **state)
 
 static void test_accounts(void **state)
 {
-	struct fixture *f = *state;
+	struct fixture *f = fixture_get(state);
 	const char *error = NULL;
 	const char *boxes[] = {"INBOX", "inbox", "Drafts", "Sent", "Trash", "Junk", "Archive"};
 	uint64_t id = 0, quota = 1, used = 1;
@@ -361,40 +396,40 @@ static void test_accounts(void **state)
 	assert_true(w_id > v_id);
 }
 
+static sqlite3 *db_open(const char *dir);
+static int db_rows(struct fixture *f, const char *sql, int64_t *v, int ncols, int max);
+
 static void test_uidvalidity_increases(void **state)
 {
-	struct fixture *f = *state;
+	struct fixture *f = fixture_get(state);
 	uint64_t ids[3];
-	sqlite3 *db;
-	sqlite3_stmt *st;
-	char path[512];
+	static int64_t v[32 * 3];
 	int64_t last = 0;
-	int rows = 0;
 
 	add_accounts(f, ids);
-	snprintf(path, sizeof(path), "%s/posthorn.db", f->dir);
-	assert_int_equal(sqlite3_open_v2(path, &db, SQLITE_OPEN_READONLY, NULL), SQLITE_OK);
-	assert_int_equal(sqlite3_prepare_v2(db,
-	                                    "SELECT uidvalidity, uidnext, (SELECT count(*)"
-	                                    " FROM subscriptions s WHERE s.account_id ="
-	                                    " b.account_id AND s.name = b.name),"
-	                                    " special_use FROM mailboxes b ORDER BY id",
-	                                    -1, &st, NULL),
-	                 SQLITE_OK);
-	while (sqlite3_step(st) == SQLITE_ROW) {
-		assert_true(sqlite3_column_int64(st, 0) > last);
-		last = sqlite3_column_int64(st, 0);
-		assert_int_equal(sqlite3_column_int64(st, 1), 1);
-		assert_int_equal(sqlite3_column_int64(st, 2), 1);
-		rows++;
-	}
-	sqlite3_finalize(st);
+	int rows = db_rows(f,
+	                   "SELECT uidvalidity, uidnext, (SELECT count(*)"
+	                   " FROM subscriptions s WHERE s.account_id ="
+	                   " b.account_id AND s.name = b.name)"
+	                   " FROM mailboxes b ORDER BY id",
+	                   v, 3, 32);
 	assert_int_equal(rows, 18);
-	assert_int_equal(sqlite3_prepare_v2(db, "PRAGMA journal_mode", -1, &st, NULL), SQLITE_OK);
-	assert_int_equal(sqlite3_step(st), SQLITE_ROW);
-	assert_string_equal((const char *)sqlite3_column_text(st, 0), "wal");
-	sqlite3_finalize(st);
-	sqlite3_close(db);
+	for (int i = 0; i < rows; i++) {
+		assert_true(v[3 * i] > last);
+		last = v[3 * i];
+		assert_int_equal(v[3 * i + 1], 1);
+		assert_int_equal(v[3 * i + 2], 1);
+	}
+	if (!on_pg(f)) {
+		sqlite3 *db = db_open(f->dir);
+		sqlite3_stmt *st;
+		assert_int_equal(sqlite3_prepare_v2(db, "PRAGMA journal_mode", -1, &st, NULL),
+		                 SQLITE_OK);
+		assert_int_equal(sqlite3_step(st), SQLITE_ROW);
+		assert_string_equal((const char *)sqlite3_column_text(st, 0), "wal");
+		sqlite3_finalize(st);
+		sqlite3_close(db);
+	}
 }
 
 /* ---- aliases and resolution ---- */
@@ -415,7 +450,7 @@ static void expect_resolve(struct fixture *f, const char *address, int ret, size
 
 static void test_aliases(void **state)
 {
-	struct fixture *f = *state;
+	struct fixture *f = fixture_get(state);
 	const char *error = NULL;
 	uint64_t ids[3];
 	struct strings s = {.n = 0};
@@ -495,7 +530,7 @@ static void test_aliases(void **state)
 
 static void test_deliver_three(void **state)
 {
-	struct fixture *f = *state;
+	struct fixture *f = fixture_get(state);
 	const char *msg = "From: s@remote.example\r\nSubject: hello\r\n\r\nbody\r\n";
 	uint64_t ids[3], accounts[4];
 	const char *names[3] = {"a@example.org", "b@example.org", "c@example.org"};
@@ -506,7 +541,7 @@ static void test_deliver_three(void **state)
 	accounts[2] = ids[2];
 	accounts[3] = ids[0]; /* duplicate: ignored */
 	assert_int_equal(deliver(f->store, msg, accounts, 4, NULL, 0), 0);
-	assert_int_equal(wait_blobs(f, 1), 1);
+	expect_blobs(f, 1);
 
 	for (int i = 0; i < 3; i++) {
 		struct uids *u = list_inbox(f, names[i], 1);
@@ -534,7 +569,7 @@ static void test_deliver_three(void **state)
 	/* The same bytes again share the file; UIDs ascend. */
 	assert_int_equal(deliver(f->store, msg, ids, 1, NULL, 0), 0);
 	assert_int_equal(deliver(f->store, "other\r\n", ids, 1, NULL, 0), 0);
-	assert_int_equal(wait_blobs(f, 2), 2);
+	expect_blobs(f, 2);
 	struct uids *u = list_inbox(f, "a@example.org", 1);
 	assert_int_equal(u->n, 3);
 	assert_int_equal(u->v[0], 1);
@@ -550,17 +585,17 @@ static void test_deliver_three(void **state)
 	/* Deleting a keeps the file b and c still use, and drops the one only a had. */
 	const char *error;
 	assert_int_equal(store_account_del(f->store, "a@example.org", &error), 0);
-	assert_int_equal(wait_blobs(f, 1), 1);
+	expect_blobs(f, 1);
 	u = list_inbox(f, "b@example.org", 1);
 	assert_int_equal(u->n, 1);
 	assert_int_equal(store_account_del(f->store, "b@example.org", &error), 0);
 	assert_int_equal(store_account_del(f->store, "c@example.org", &error), 0);
-	assert_int_equal(wait_blobs(f, 0), 0);
+	expect_blobs(f, 0);
 }
 
 static void test_deliver_remote(void **state)
 {
-	struct fixture *f = *state;
+	struct fixture *f = fixture_get(state);
 	uint64_t ids[3];
 	const char *remote[2] = {"Bob@Remote.example", "carol@remote.example"};
 	struct strings s = {.n = 0};
@@ -573,13 +608,13 @@ static void test_deliver_remote(void **state)
 	assert_int_equal(s.n, 2);
 	assert_string_equal(s.v[0], "sender@remote.example>remote.example 13 2/2 0 ''");
 	assert_string_equal(s.v[1], "sender@remote.example>remote.example 7 1/1 0 ''");
-	assert_int_equal(wait_blobs(f, 2), 2);
+	expect_blobs(f, 2);
 	/* Queued messages survive the deletion of every local recipient. */
 	const char *error;
 	assert_int_equal(store_account_del(f->store, "a@example.org", &error), 0);
-	assert_int_equal(wait_blobs(f, 2), 2);
+	expect_blobs(f, 2);
 	reopen_store(f);
-	assert_int_equal(wait_blobs(f, 2), 2);
+	expect_blobs(f, 2);
 }
 
 struct async {
@@ -616,7 +651,7 @@ static const char *u_from_empty_check(struct fixture *f)
 
 static void test_deliver_failures(void **state)
 {
-	struct fixture *f = *state;
+	struct fixture *f = fixture_get(state);
 	uint64_t ids[3];
 	enum { N = 40 };
 	struct store_delivery d[N];
@@ -667,7 +702,7 @@ static void test_deliver_failures(void **state)
 		free(paths[i]);
 	}
 	/* The file of the delivery that failed in the database went with it. */
-	assert_int_equal(wait_blobs(f, N - 3), N - 3);
+	expect_blobs(f, N - 3);
 	struct uids *u = list_inbox(f, "b@example.org", 1);
 	assert_int_equal(u->n, N - 3);
 	for (int i = 0; i < u->n; i++)
@@ -714,7 +749,7 @@ static void *worker_main(void *arg)
 
 static void test_deliver_concurrent(void **state)
 {
-	struct fixture *f = *state;
+	struct fixture *f = fixture_get(state);
 	uint64_t ids[3];
 	pthread_t threads[4];
 	struct worker workers[4];
@@ -732,7 +767,7 @@ static void test_deliver_concurrent(void **state)
 	assert_int_equal(u->n, 200);
 	for (int i = 0; i < 200; i++)
 		assert_int_equal(u->v[i], (uint32_t)i + 1);
-	assert_int_equal(wait_blobs(f, 200), 200);
+	expect_blobs(f, 200);
 }
 
 struct reader {
@@ -764,7 +799,7 @@ static void *reader_main(void *arg)
 /* Readers on their own connections see consistent snapshots while the writer commits. */
 static void test_readers_during_delivery(void **state)
 {
-	struct fixture *f = *state;
+	struct fixture *f = fixture_get(state);
 	uint64_t ids[3];
 	pthread_t writers[2], readers[2];
 	struct worker workers[2];
@@ -826,6 +861,62 @@ static void db_exec(sqlite3 *db, const char *sql)
 		fail_msg("%s: %s", sql, error);
 }
 
+/* One query or script on the fixture's database (SQLite or PostgreSQL), on a connection of
+ * its own; the SQL must be valid on both. db_rows() returns up to max rows of ncols integer
+ * columns in v (row-major) and the row count. */
+static int db_rows(struct fixture *f, const char *sql, int64_t *v, int ncols, int max)
+{
+	int n = 0;
+	if (!on_pg(f)) {
+		sqlite3 *db = db_open(f->dir);
+		sqlite3_stmt *st;
+		if (sqlite3_prepare_v2(db, sql, -1, &st, NULL) != SQLITE_OK)
+			fail_msg("%s: %s", sql, sqlite3_errmsg(db));
+		while (sqlite3_step(st) == SQLITE_ROW) {
+			assert_true(n < max);
+			for (int c = 0; c < ncols; c++)
+				v[n * ncols + c] = sqlite3_column_int64(st, c);
+			n++;
+		}
+		sqlite3_finalize(st);
+		sqlite3_close(db);
+		return n;
+	}
+	PGconn *c = PQconnectdb(f->eng.target);
+	if (PQstatus(c) != CONNECTION_OK)
+		fail_msg("connect: %s", PQerrorMessage(c));
+	PGresult *r = PQexec(c, sql);
+	if (PQresultStatus(r) != PGRES_TUPLES_OK && PQresultStatus(r) != PGRES_COMMAND_OK)
+		fail_msg("%s: %s", sql, PQerrorMessage(c));
+	n = PQntuples(r);
+	assert_true(n <= max);
+	for (int i = 0; i < n; i++) {
+		for (int col = 0; col < ncols; col++)
+			v[i * ncols + col] = strtoll(PQgetvalue(r, i, col), NULL, 10);
+	}
+	PQclear(r);
+	PQfinish(c);
+	return n;
+}
+
+static int64_t fdb_int(struct fixture *f, const char *sql)
+{
+	int64_t v = 0;
+	assert_int_equal(db_rows(f, sql, &v, 1, 1), 1);
+	return v;
+}
+
+static void fdb_exec(struct fixture *f, const char *sql)
+{
+	if (!on_pg(f)) {
+		sqlite3 *db = db_open(f->dir);
+		db_exec(db, sql);
+		sqlite3_close(db);
+		return;
+	}
+	(void)db_rows(f, sql, NULL, 0, 0);
+}
+
 /* The expunge tombstones of an account's INBOX, in UID order. */
 struct tombstones {
 	uint32_t uid[512];
@@ -835,31 +926,26 @@ struct tombstones {
 
 static void db_tombstones(struct fixture *f, uint64_t account, struct tombstones *t)
 {
-	sqlite3 *db = db_open(f->dir);
-	sqlite3_stmt *st;
+	char sql[256];
+	static int64_t v[512 * 2];
 	memset(t, 0, sizeof(*t));
-	assert_int_equal(
-	    sqlite3_prepare_v2(db,
-	                       "SELECT e.uid, e.modseq FROM expunged e JOIN mailboxes b"
-	                       " ON b.id = e.mailbox_id WHERE b.account_id = ?1"
-	                       " AND b.name = 'INBOX' ORDER BY e.uid",
-	                       -1, &st, NULL),
-	    SQLITE_OK);
-	sqlite3_bind_int64(st, 1, (sqlite3_int64)account);
-	while (sqlite3_step(st) == SQLITE_ROW) {
-		assert_true(t->n < 512);
-		t->uid[t->n] = (uint32_t)sqlite3_column_int64(st, 0);
-		t->modseq[t->n++] = sqlite3_column_int64(st, 1);
+	snprintf(sql, sizeof(sql),
+	         "SELECT e.uid, e.modseq FROM expunged e JOIN mailboxes b"
+	         " ON b.id = e.mailbox_id WHERE b.account_id = %llu"
+	         " AND b.name = 'INBOX' ORDER BY e.uid",
+	         (unsigned long long)account);
+	t->n = db_rows(f, sql, v, 2, 512);
+	for (int i = 0; i < t->n; i++) {
+		t->uid[i] = (uint32_t)v[2 * i];
+		t->modseq[i] = v[2 * i + 1];
 	}
-	sqlite3_finalize(st);
-	sqlite3_close(db);
 }
 
 /* ---- APOP ---- */
 
 static void test_apop(void **state)
 {
-	struct fixture *f = *state;
+	struct fixture *f = fixture_get(state);
 	const char *error = NULL;
 	uint64_t ids[3], id = 0;
 	char *secret = NULL, *hash = NULL;
@@ -989,7 +1075,7 @@ static void nested_entry(void *ctx, const struct store_entry *entry)
 
 static void test_snapshot(void **state)
 {
-	struct fixture *f = *state;
+	struct fixture *f = fixture_get(state);
 	uint64_t ids[3];
 	const char *msgs[3] = {"first\r\n", "second message\r\n", "third, the longest one\r\n"};
 	struct store_mailbox_status st, st2;
@@ -1004,11 +1090,10 @@ static void test_snapshot(void **state)
 	assert_int_equal(st.messages, 3);
 	assert_int_equal(st.uidnext, 4);
 	assert_int_equal(e->n, 3);
-	sqlite3 *db = db_open(f->dir);
 	snprintf(sql, sizeof(sql),
 	         "SELECT uidvalidity FROM mailboxes WHERE account_id = %llu AND name = 'INBOX'",
 	         (unsigned long long)ids[0]);
-	assert_int_equal(st.uidvalidity, db_int(db, sql));
+	assert_int_equal(st.uidvalidity, fdb_int(f, sql));
 	for (int i = 0; i < 3; i++) {
 		assert_int_equal(e->v[i].uid, (uint32_t)i + 1);
 		assert_int_equal(e->v[i].size, strlen(msgs[i]));
@@ -1023,8 +1108,7 @@ static void test_snapshot(void **state)
 	         "UPDATE mailbox_entries SET flags = 9 WHERE uid = 2 AND mailbox_id ="
 	         " (SELECT id FROM mailboxes WHERE account_id = %llu AND name = 'INBOX')",
 	         (unsigned long long)ids[0]);
-	db_exec(db, sql);
-	sqlite3_close(db);
+	fdb_exec(f, sql);
 	e = snapshot(f, ids[0], "INBOX", 1, &st);
 	assert_int_equal(e->v[1].flags, STORE_FLAG_SEEN | STORE_FLAG_DELETED);
 	struct uids *u = list_inbox(f, "a@example.org", 1);
@@ -1080,7 +1164,7 @@ static void test_snapshot(void **state)
 
 static void test_expunge(void **state)
 {
-	struct fixture *f = *state;
+	struct fixture *f = fixture_get(state);
 	uint64_t ids[3], ab[2], used0, used, quota;
 	const char *shared = "shared by a and b\r\n", *m2 = "only a, two\r\n";
 	const char *m3 = "only a, three\r\n", *m4 = "only a, four\r\n";
@@ -1094,7 +1178,7 @@ static void test_expunge(void **state)
 	assert_int_equal(deliver(f->store, m2, ids, 1, NULL, 0), 0);
 	assert_int_equal(deliver(f->store, m3, ids, 1, NULL, 0), 0);
 	assert_int_equal(deliver(f->store, m4, ids, 1, NULL, 0), 0);
-	assert_int_equal(wait_blobs(f, 4), 4);
+	expect_blobs(f, 4);
 	assert_int_equal(store_account_usage(f->store, ids[0], &quota, &used0), 1);
 	snapshot(f, ids[0], "INBOX", 1, &st0);
 	assert_int_equal(st0.messages, 4);
@@ -1130,7 +1214,7 @@ static void test_expunge(void **state)
 	assert_int_equal(info.messages, 2);
 
 	/* m2's file went; the shared one stays for b. */
-	assert_int_equal(wait_blobs(f, 3), 3);
+	expect_blobs(f, 3);
 	int fd;
 	uint64_t size;
 	assert_int_equal(store_message_open(f->store, ids[0], "INBOX", 1, &fd, &size), 0);
@@ -1144,7 +1228,7 @@ static void test_expunge(void **state)
 	    .account_id = ids[1], .mailbox = "INBOX", .uids = &one, .uid_count = 1};
 	assert_int_equal(store_expunge_wait(f->store, &xb), 0);
 	assert_int_equal(xb.expunged, 1);
-	assert_int_equal(wait_blobs(f, 2), 2);
+	expect_blobs(f, 2);
 	assert_int_equal(store_account_usage(f->store, ids[1], &quota, &used), 1);
 	assert_int_equal(used, 0);
 
@@ -1198,13 +1282,13 @@ static void test_expunge(void **state)
 	assert_int_equal(st.uidnext, 7);
 	expect_message(f, ids[0], 5, m4);
 	expect_message(f, ids[0], 6, m2);
-	assert_int_equal(wait_blobs(f, 3), 3);
+	expect_blobs(f, 3);
 	assert_int_equal(store_account_usage(f->store, ids[0], &quota, &used), 1);
 	assert_int_equal(used, strlen(m2) + strlen(m3) + strlen(m4));
 
 	/* Nothing the cleanup at open would have to fix. */
 	reopen_store(f);
-	assert_int_equal(wait_blobs(f, 3), 3);
+	expect_blobs(f, 3);
 	expect_message(f, ids[0], 6, m2);
 }
 
@@ -1262,7 +1346,7 @@ static void writer_took_all(struct store *store)
  * delivery in the batch forces. */
 static void test_expunge_batch(void **state)
 {
-	struct fixture *f = *state;
+	struct fixture *f = fixture_get(state);
 	uint64_t ids[3], bad = 999999;
 	const char *msg = "expunged and delivered again\r\n";
 	struct ops o = {.done = 0};
@@ -1307,7 +1391,7 @@ static void test_expunge_batch(void **state)
 		assert_int_equal(e->v[0].uid, uid + 1);
 		expect_message(f, ids[0], uid + 1, msg);
 		/* msg and the fillers; the failed delivery's file is gone. */
-		assert_int_equal(wait_blobs(f, 2 + round), 2 + round);
+		expect_blobs(f, 2 + round);
 		free(p0);
 		free(p1);
 		free(p2);
@@ -1384,7 +1468,7 @@ static void *expunger_main(void *arg)
  * twice (each of 1..N is either still there or has exactly one tombstone). */
 static void test_expunge_concurrent(void **state)
 {
-	struct fixture *f = *state;
+	struct fixture *f = fixture_get(state);
 	uint64_t ids[3], quota, used;
 	pthread_t writers[2], expungers[2];
 	struct worker workers[2];
@@ -1440,14 +1524,14 @@ static void test_expunge_concurrent(void **state)
 		assert_true(seen[uid]);
 	assert_int_equal(store_account_usage(f->store, ids[2], &quota, &used), 1);
 	assert_int_equal(used, sum);
-	assert_int_equal(wait_blobs(f, e->n), e->n);
+	expect_blobs(f, e->n);
 }
 
 /* A database made by migration 1 alone, with data as a version-1 store wrote it, opens with
  * migration 2 applied and every row kept. */
 static void test_migration_1_to_2(void **state)
 {
-	struct fixture *f = *state;
+	struct fixture *f = fixture_get(state);
 	const char *error = NULL, *body = "Subject: from version 1\r\n\r\nold\r\n";
 	char dir[128], path[256], hex[BLOB_HEX_LEN + 1], sql[1024];
 	uint64_t size = 0, id = 0;
@@ -1542,21 +1626,21 @@ static void test_migration_1_to_2(void **state)
  * kept across a reopen, gone with their last entry; a body above the limit is a file. */
 static void test_inline_bodies(void **state)
 {
-	struct fixture *f = *state;
+	struct fixture *f = fixture_get(state);
 	uint64_t ids[3];
 	const char *small = "Subject: small\r\n\r\nstored in the row\r\n";
 	const char *large = "Subject: large\r\n\r\nthis one is longer than the limit\r\n";
 	add_accounts(f, ids);
 	store_set_inline_max(f->store, strlen(small));
 	assert_int_equal(deliver(f->store, small, ids, 2, NULL, 0), 0);
-	assert_int_equal(count_blobs(f), 0);
+	expect_blobs(f, 0);
 	char tmp[128];
 	snprintf(tmp, sizeof(tmp), "%s/tmp", f->dir);
 	assert_int_equal(count_files(tmp), 0); /* the spool file went after the commit */
 	expect_message(f, ids[0], 1, small);
 	expect_message(f, ids[1], 1, small);
 	assert_int_equal(deliver(f->store, large, ids, 1, NULL, 0), 0);
-	assert_int_equal(wait_blobs(f, 1), 1);
+	expect_blobs(f, 1);
 	expect_message(f, ids[0], 2, large);
 
 	/* store_mail_open() (POP3's path) reads the row too; the fd is a private copy. */
@@ -1576,11 +1660,12 @@ static void test_inline_bodies(void **state)
 	expect_message(f, ids[1], 1, small);
 	/* The same bytes again: one row, referenced twice. */
 	assert_int_equal(deliver(f->store, small, &ids[2], 1, NULL, 0), 0);
-	assert_int_equal(count_blobs(f), 1);
-	sqlite3 *db = db_open(f->dir);
-	assert_int_equal(db_int(db, "SELECT count(*) FROM messages WHERE content IS NOT NULL"), 1);
-	assert_int_equal(db_int(db, "SELECT count(*) FROM messages WHERE content IS NULL"), 1);
-	sqlite3_close(db);
+	expect_blobs(f, 1);
+	/* On PostgreSQL the large body is in its row too (no limit on a shared store). */
+	assert_int_equal(fdb_int(f, "SELECT count(*) FROM messages WHERE content IS NOT NULL"),
+	                 on_pg(f) ? 2 : 1);
+	assert_int_equal(fdb_int(f, "SELECT count(*) FROM messages WHERE content IS NULL"),
+	                 on_pg(f) ? 0 : 1);
 
 	/* Expunging every entry removes the row with its body. */
 	uint32_t uid1 = 1;
@@ -1590,10 +1675,9 @@ static void test_inline_bodies(void **state)
 		assert_int_equal(store_expunge_wait(f->store, &x), 0);
 		assert_int_equal(x.expunged, 1);
 	}
-	db = db_open(f->dir);
-	assert_int_equal(db_int(db, "SELECT count(*) FROM messages WHERE content IS NOT NULL"), 0);
-	sqlite3_close(db);
-	assert_int_equal(wait_blobs(f, 1), 1); /* the large one's file stays */
+	assert_int_equal(fdb_int(f, "SELECT count(*) FROM messages WHERE content IS NOT NULL"),
+	                 on_pg(f) ? 1 : 0);
+	expect_blobs(f, 1); /* the large one's file (PostgreSQL: row) stays */
 }
 
 struct read_job {
@@ -1621,15 +1705,25 @@ static void read_done(void *ctx)
  * after fn; a queued read still runs when the store closes. */
 static void test_store_read(void **state)
 {
-	struct fixture *f = *state;
+	struct fixture *f = fixture_get(state);
 	uint64_t ids[3];
 	add_accounts(f, ids);
 	struct read_job a = {.store = f->store};
-	assert_false(store_reads_wait(f->store));
-	assert_true(store_read(f->store, read_fn, read_done, &a));
-	assert_int_equal(a.ran, 1);
-	assert_int_equal(a.done, 0); /* done is only for queued reads */
-	assert_true(pthread_equal(a.fn_thread, pthread_self()));
+	/* By default reads wait (reader threads) on PostgreSQL only. */
+	assert_int_equal(store_reads_wait(f->store), on_pg(f));
+	if (!on_pg(f)) {
+		assert_true(store_read(f->store, read_fn, read_done, &a));
+		assert_int_equal(a.ran, 1);
+		assert_int_equal(a.done, 0); /* done is only for queued reads */
+		assert_true(pthread_equal(a.fn_thread, pthread_self()));
+	} else {
+		assert_false(store_read(f->store, read_fn, read_done, &a));
+		for (int i = 0; i < 500 && __atomic_load_n(&a.done, __ATOMIC_SEQ_CST) == 0; i++)
+			usleep(2000);
+		assert_int_equal(__atomic_load_n(&a.done, __ATOMIC_SEQ_CST), 1);
+		assert_int_equal(a.ran, 1);
+		assert_false(pthread_equal(a.fn_thread, pthread_self()));
+	}
 	assert_int_equal(a.found, 1);
 
 	reopen_store(f);
@@ -1656,7 +1750,7 @@ static void test_store_read(void **state)
  * released; a release by another owner does nothing. */
 static void test_leases(void **state)
 {
-	struct fixture *f = *state;
+	struct fixture *f = fixture_get(state);
 	assert_int_equal(store_lease_take(f->store, "pop3:1", "node-a:1", 60), 1);
 	assert_int_equal(store_lease_take(f->store, "pop3:1", "node-b:7", 60), 0);
 	assert_int_equal(store_lease_take(f->store, "pop3:1", "node-a:1", 60), 1); /* renew */
@@ -1666,7 +1760,7 @@ static void test_leases(void **state)
 	store_lease_release(f->store, "pop3:1", "node-a:1");
 	assert_int_equal(store_lease_take(f->store, "pop3:1", "node-b:7", 1), 1);
 	/* A second store on the same database sees it too; it runs out. */
-	struct fixture other = {.store = NULL};
+	struct fixture other = {.eng = f->eng, .store = NULL};
 	memcpy(other.dir, f->dir, sizeof(f->dir));
 	open_store(&other);
 	assert_int_equal(store_lease_take(other.store, "pop3:1", "node-c:3", 60), 0);
@@ -1674,24 +1768,24 @@ static void test_leases(void **state)
 	assert_int_equal(store_lease_take(other.store, "pop3:1", "node-c:3", 60), 1);
 	assert_int_equal(store_lease_take(f->store, "pop3:1", "node-b:7", 60), 0);
 	store_close(&other.store);
-	assert_false(store_is_shared(f->store));
+	assert_int_equal(store_is_shared(f->store), on_pg(f)); /* nodes may share a PG store */
 }
 
 static void test_reopen(void **state)
 {
-	struct fixture *f = *state;
+	struct fixture *f = fixture_get(state);
 	const char *error;
 	uint64_t ids[3], id;
 	struct strings s = {.n = 0};
 
 	add_accounts(f, ids);
-	assert_int_equal(store_schema_version(f->store), 7);
+	assert_int_equal(store_schema_version(f->store), latest_schema(f));
 	assert_int_equal(store_alias_add(f->store, "info@example.org", "a@example.org", &error), 0);
 	assert_int_equal(deliver(f->store, "kept\r\n", ids, 3, NULL, 0), 0);
 	reopen_store(f);
-	assert_int_equal(store_schema_version(f->store), 7);
+	assert_int_equal(store_schema_version(f->store), latest_schema(f));
 	reopen_store(f);
-	assert_int_equal(store_schema_version(f->store), 7);
+	assert_int_equal(store_schema_version(f->store), latest_schema(f));
 
 	assert_int_equal(store_domain_list(f->store, collect_domain, &s), 0);
 	assert_int_equal(s.n, 1);
@@ -1700,7 +1794,7 @@ static void test_reopen(void **state)
 	expect_resolve(f, "info@example.org", 1, 1, &ids[0]);
 	struct uids *u = list_inbox(f, "c@example.org", 1);
 	assert_int_equal(u->n, 1);
-	assert_int_equal(wait_blobs(f, 1), 1);
+	expect_blobs(f, 1);
 	/* UIDs continue after a reopen. */
 	assert_int_equal(deliver(f->store, "next\r\n", &ids[2], 1, NULL, 0), 0);
 	u = list_inbox(f, "c@example.org", 1);
@@ -1710,7 +1804,7 @@ static void test_reopen(void **state)
 
 static void test_orphans(void **state)
 {
-	struct fixture *f = *state;
+	struct fixture *f = fixture_get(state);
 	uint64_t ids[3];
 	char path[600];
 	const char *orphan = "ab0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcd";
@@ -1742,10 +1836,10 @@ static void test_orphans(void **state)
 	assert_int_equal(sqlite3_exec(db, sql, NULL, NULL, NULL), SQLITE_OK);
 	sqlite3_free(sql);
 	sqlite3_close(db);
-	assert_int_equal(wait_blobs(f, 3), 3);
+	expect_blobs(f, 3);
 
 	open_store(f);
-	assert_int_equal(wait_blobs(f, 1), 1);
+	expect_blobs(f, 1);
 	snprintf(path, sizeof(path), "%s/tmp", f->dir);
 	assert_int_equal(count_files(path), 0);
 	struct uids *u = list_inbox(f, "a@example.org", 1);
@@ -1759,7 +1853,7 @@ static void test_orphans(void **state)
 
 static void test_spool_paths(void **state)
 {
-	struct fixture *f = *state;
+	struct fixture *f = fixture_get(state);
 	char *a = store_spool_path_dup(f->store);
 	char *b = store_spool_path_dup(f->store);
 	char prefix[128];
@@ -1772,30 +1866,136 @@ static void test_spool_paths(void **state)
 	store_close(&none);
 }
 
+/* ---- a group commit that loses a deadlock runs again (PostgreSQL) ---- */
+
+static PGconn *pg_connect(struct fixture *f)
+{
+	PGconn *c = PQconnectdb(f->eng.target);
+	if (PQstatus(c) != CONNECTION_OK)
+		fail_msg("connect: %s", PQerrorMessage(c));
+	return c;
+}
+
+/* Run sql on c; its first value (NULL when none), valid until the next call. */
+static const char *pg_exec(PGconn *c, const char *sql)
+{
+	static PGresult *r;
+	PQclear(r);
+	r = PQexec(c, sql);
+	if (PQresultStatus(r) != PGRES_COMMAND_OK && PQresultStatus(r) != PGRES_TUPLES_OK)
+		fail_msg("%s: %s", sql, PQerrorMessage(c));
+	return PQntuples(r) > 0 ? PQgetvalue(r, 0, 0) : NULL;
+}
+
+struct retry_delivery {
+	struct fixture *f;
+	uint64_t account;
+	int ret;
+};
+
+static void *retry_deliver(void *arg)
+{
+	struct retry_delivery *d = arg;
+	d->ret = deliver(d->f->store, "Subject: retried\r\n\r\nbody\r\n", &d->account, 1, NULL,
+	                 0);
+	return NULL;
+}
+
+/* The writer's transaction and one of ours lock two rows in opposite orders: PostgreSQL
+ * aborts the writer's (deadlock_timeout is 1 s there, 10 s here), whose group commit runs
+ * again (logged) and delivers the message once. */
+static void test_pg_commit_retry(void **state)
+{
+	struct fixture *f = fixture_get(state);
+	uint64_t ids[3];
+	char sql[256], log_path[128];
+	add_accounts(f, ids);
+	PGconn *t = pg_connect(f), *watch = pg_connect(f);
+	pg_exec(t, "BEGIN");
+	pg_exec(t, "SET LOCAL deadlock_timeout = '10s'");
+	/* 1. We hold a's account row: the writer, having bumped a's INBOX, waits for it. */
+	snprintf(sql, sizeof(sql), "UPDATE accounts SET used_bytes = used_bytes WHERE id = %llu",
+	         (unsigned long long)ids[0]);
+	pg_exec(t, sql);
+	char wait_sql[256];
+	snprintf(wait_sql, sizeof(wait_sql),
+	         "SELECT count(*) FROM pg_locks WHERE NOT granted AND locktype = 'transactionid'"
+	         " AND transactionid::text = '%s'",
+	         pg_exec(t, "SELECT pg_current_xact_id()::text"));
+
+	snprintf(log_path, sizeof(log_path), "%s/stderr.log", f->dir);
+	int log_fd = open(log_path, O_WRONLY | O_CREAT | O_TRUNC, 0600);
+	assert_true(log_fd >= 0);
+	int saved = dup(STDERR_FILENO);
+	assert_int_equal(dup2(log_fd, STDERR_FILENO), STDERR_FILENO);
+	struct retry_delivery d = {.f = f, .account = ids[0], .ret = -2};
+	pthread_t th;
+	assert_int_equal(pthread_create(&th, NULL, retry_deliver, &d), 0);
+	int waiting = 0;
+	for (int i = 0; i < 1000 && waiting == 0; i++) {
+		usleep(5000);
+		waiting = (int)strtol(pg_exec(watch, wait_sql), NULL, 10);
+	}
+	/* 2. Now we want a's INBOX, which the writer holds: a deadlock; the writer loses. */
+	if (waiting > 0) {
+		snprintf(sql, sizeof(sql),
+		         "UPDATE mailboxes SET uidnext = uidnext WHERE account_id = %llu"
+		         " AND name = 'INBOX'",
+		         (unsigned long long)ids[0]);
+		pg_exec(t, sql);
+	}
+	pg_exec(t, "COMMIT");
+	pthread_join(th, NULL);
+	assert_int_equal(dup2(saved, STDERR_FILENO), STDERR_FILENO);
+	close(saved);
+	close(log_fd);
+	PQfinish(watch);
+	PQfinish(t);
+
+	assert_true(waiting > 0);
+	assert_int_equal(d.ret, 0);
+	/* Once: UID 1, the size counted once. */
+	struct uids *u = list_inbox(f, "a@example.org", 1);
+	assert_int_equal(u->n, 1);
+	uint64_t used = 0, quota = 0;
+	assert_int_equal(store_account_usage(f->store, ids[0], &quota, &used), 1);
+	assert_int_equal(used, strlen("Subject: retried\r\n\r\nbody\r\n"));
+	/* The retry was logged. */
+	char logged[8192] = "";
+	FILE *fp = fopen(log_path, "r");
+	assert_non_null(fp);
+	size_t n = fread(logged, 1, sizeof(logged) - 1, fp);
+	fclose(fp);
+	logged[n] = '\0';
+	fputs(logged, stderr);
+	assert_non_null(strstr(logged, "lost to another one, running it again"));
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-	    cmocka_unit_test_setup_teardown(test_domains, setup, teardown),
-	    cmocka_unit_test_setup_teardown(test_accounts, setup, teardown),
-	    cmocka_unit_test_setup_teardown(test_uidvalidity_increases, setup, teardown),
-	    cmocka_unit_test_setup_teardown(test_aliases, setup, teardown),
-	    cmocka_unit_test_setup_teardown(test_deliver_three, setup, teardown),
-	    cmocka_unit_test_setup_teardown(test_deliver_remote, setup, teardown),
-	    cmocka_unit_test_setup_teardown(test_deliver_failures, setup, teardown),
-	    cmocka_unit_test_setup_teardown(test_deliver_concurrent, setup, teardown),
-	    cmocka_unit_test_setup_teardown(test_readers_during_delivery, setup, teardown),
-	    cmocka_unit_test_setup_teardown(test_apop, setup, teardown),
-	    cmocka_unit_test_setup_teardown(test_snapshot, setup, teardown),
-	    cmocka_unit_test_setup_teardown(test_expunge, setup, teardown),
-	    cmocka_unit_test_setup_teardown(test_expunge_batch, setup, teardown),
-	    cmocka_unit_test_setup_teardown(test_expunge_concurrent, setup, teardown),
-	    cmocka_unit_test_setup_teardown(test_reopen, setup, teardown),
-	    cmocka_unit_test_setup_teardown(test_inline_bodies, setup, teardown),
-	    cmocka_unit_test_setup_teardown(test_store_read, setup, teardown),
-	    cmocka_unit_test_setup_teardown(test_leases, setup, teardown),
-	    cmocka_unit_test_setup_teardown(test_migration_1_to_2, setup, teardown),
-	    cmocka_unit_test_setup_teardown(test_orphans, setup, teardown),
-	    cmocka_unit_test_setup_teardown(test_spool_paths, setup, teardown),
+	    BOTH(test_domains),
+	    BOTH(test_accounts),
+	    BOTH(test_uidvalidity_increases),
+	    BOTH(test_aliases),
+	    BOTH(test_deliver_three),
+	    BOTH(test_deliver_remote),
+	    BOTH(test_deliver_failures),
+	    BOTH(test_deliver_concurrent),
+	    BOTH(test_readers_during_delivery),
+	    BOTH(test_apop),
+	    BOTH(test_snapshot),
+	    BOTH(test_expunge),
+	    BOTH(test_expunge_batch),
+	    BOTH(test_expunge_concurrent),
+	    BOTH(test_reopen),
+	    BOTH(test_inline_bodies),
+	    BOTH(test_store_read),
+	    BOTH(test_leases),
+	    SQLITE(test_migration_1_to_2), /* a version-1 SQLite file */
+	    SQLITE(test_orphans), /* message files and rows planted in SQLite */
+	    BOTH(test_spool_paths),
+	    PG(test_pg_commit_retry),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

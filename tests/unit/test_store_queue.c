@@ -1,10 +1,11 @@
-/* Unit tests of the store's outbound queue (store.h "outbound queue") on the SQLite
- * backend: entries per message and destination domain with their DSN parameters, claims
- * under leases (two owners never share an entry, expired leases are reclaimable, held
- * entries are never claimed), renewals, attempt results (the entry and its message file go
- * when no recipient is pending), hold/release/flush/delete/unlease, the queue hook, the
- * next due time, and migration 4 of version-3 per-recipient rows. Each test runs in a fresh
- * mkdtemp() directory; clocks are passed explicitly (op.now). */
+/* Unit tests of the store's outbound queue (store.h "outbound queue") on both engines
+ * (store_engines.h: SQLite, and PostgreSQL when POSTHORN_TEST_PGURL is set, where bodies are
+ * rows, not files): entries per message and destination domain with their DSN parameters,
+ * claims under leases (two owners never share an entry, expired leases are reclaimable, held
+ * entries are never claimed), renewals, attempt results (the entry and its message file go when
+ * no recipient is pending), hold/release/flush/delete/unlease, the queue hook, the next due
+ * time, and migration 4 of version-3 per-recipient rows (SQLite only). Each test runs in a
+ * fresh mkdtemp() directory (and PostgreSQL schema); clocks are passed explicitly (op.now). */
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -27,10 +28,12 @@
 #include "store/blob.h"
 #include "store/store_db.h"
 #include "store/store.h"
+#include "store_engines.h"
 #include "core/banned.h"
 
 struct fixture {
-	char dir[128];
+	struct engine eng; /* the database: SQLite in dir, or a PostgreSQL schema */
+	char dir[128];     /* the data directory (on PostgreSQL: spool files only) */
 	struct store *store;
 	uint64_t local; /* account a@example.org */
 };
@@ -38,11 +41,11 @@ struct fixture {
 /* What open_store() sets as the store's inline limit. */
 static uint64_t fixture_inline_max;
 
-static void open_dir(const char *dir, struct store **store_r)
+static void open_dir(const struct engine *eng, const char *dir, struct store **store_r)
 {
 	const char *error = NULL;
-	if (store_open(dir, store_r, &error) < 0)
-		fail_msg("store_open: %s", error);
+	if (store_open_engine(dir, engine_name(eng), eng->target, store_r, &error) < 0)
+		fail_msg("store_open_engine: %s", error);
 	/* Bodies in files unless a test asks for them inline (test_inline_*). */
 	store_set_inline_max(*store_r, fixture_inline_max);
 }
@@ -51,10 +54,16 @@ static int setup(void **state)
 {
 	struct fixture *f = xcalloc(1, sizeof(*f));
 	const char *error = NULL;
+	int ret = engine_start(&f->eng, engine_kind(state), "test_store_queue");
+	*state = NULL;
+	if (ret <= 0) {
+		free(f);
+		return ret; /* 0: the test skips */
+	}
 	snprintf(f->dir, sizeof(f->dir), "/tmp/test_store_queue.XXXXXX");
 	if (mkdtemp(f->dir) == NULL)
 		return -1;
-	open_dir(f->dir, &f->store);
+	open_dir(&f->eng, f->dir, &f->store);
 	assert_int_equal(store_domain_add(f->store, "example.org", &error), 0);
 	assert_int_equal(store_account_add(f->store, "a@example.org", "h", 0, &error), 0);
 	assert_int_equal(store_account_lookup(f->store, "a@example.org", &f->local, NULL, NULL), 1);
@@ -62,21 +71,30 @@ static int setup(void **state)
 	return 0;
 }
 
-static int rm_entry(const char *path, const struct stat *st, int flag, struct FTW *ftw)
-{
-	(void)st;
-	(void)flag;
-	(void)ftw;
-	return remove(path);
-}
-
 static int teardown(void **state)
 {
 	struct fixture *f = *state;
+	if (f == NULL)
+		return 0;
 	store_close(&f->store);
-	nftw(f->dir, rm_entry, 16, FTW_DEPTH | FTW_PHYS);
+	engine_rm_tree(f->dir);
+	engine_stop(&f->eng);
 	free(f);
 	return 0;
+}
+
+/* The test's fixture; a PostgreSQL test without a database skips. */
+static struct fixture *fixture_get(void **state)
+{
+	struct fixture *f = *state;
+	if (f == NULL)
+		skip();
+	return f;
+}
+
+static bool on_pg(const struct fixture *f)
+{
+	return engine_is_pg(&f->eng);
 }
 
 static char *spool(struct store *store, const char *data)
@@ -191,13 +209,50 @@ static bool file_gone(const char *path)
 	return false;
 }
 
+/* Rows in the messages table of the fixture's PostgreSQL schema. */
+static int64_t pg_messages(struct fixture *f)
+{
+	PGconn *c = PQconnectdb(f->eng.target);
+	if (PQstatus(c) != CONNECTION_OK)
+		fail_msg("connect: %s", PQerrorMessage(c));
+	PGresult *r = PQexec(c, "SELECT count(*) FROM messages");
+	if (PQresultStatus(r) != PGRES_TUPLES_OK)
+		fail_msg("count: %s", PQerrorMessage(c));
+	int64_t n = strtoll(PQgetvalue(r, 0, 0), NULL, 10);
+	PQclear(r);
+	PQfinish(c);
+	return n;
+}
+
+/* Whether a message body is still stored. SQLite: its file at path exists (or is gone,
+ * waiting up to 2 s). PostgreSQL, where every body is in its messages row (path NULL):
+ * the schema holds rows messages (waiting up to 2 s). */
+static void expect_body(struct fixture *f, const char *path, bool stored, int64_t rows)
+{
+	if (!on_pg(f)) {
+		assert_non_null(path);
+		if (stored)
+			assert_int_equal(access(path, R_OK), 0);
+		else
+			assert_true(file_gone(path));
+		return;
+	}
+	assert_null(path);
+	int64_t n = pg_messages(f);
+	for (int i = 0; i < 200 && n != rows; i++) {
+		usleep(10000);
+		n = pg_messages(f);
+	}
+	assert_int_equal(n, rows);
+}
+
 /* ---- tests ---- */
 
 /* a@x.test, b@X.TEST and c@y.test make two entries; DSN parameters are kept per recipient
  * and per entry. */
 static void test_entries_per_domain(void **state)
 {
-	struct fixture *f = *state;
+	struct fixture *f = fixture_get(state);
 	const char *remote[3] = {"a@x.test", "b@X.TEST", "c@y.test"};
 	const struct store_remote_dsn dsn[3] = {
 	    {STORE_NOTIFY_SUCCESS | STORE_NOTIFY_FAILURE, "rfc822;orig-a@x.test"},
@@ -226,7 +281,7 @@ static void test_entries_per_domain(void **state)
 	assert_true(e->smtputf8);
 	assert_true(e->eightbit);
 	assert_int_equal(e->size, strlen("Subject: grouped\r\n\r\nbody\r\n"));
-	assert_int_equal(access(e->path, R_OK), 0);
+	expect_body(f, e->path, true, 1);
 	assert_false(e->held);
 	assert_null(e->lease_owner);
 	assert_int_equal(e->rcpt_count, 2);
@@ -262,7 +317,7 @@ static void test_entries_per_domain(void **state)
 /* Two owners never get the same entry; a held entry is never claimed. */
 static void test_claim_owners_and_hold(void **state)
 {
-	struct fixture *f = *state;
+	struct fixture *f = fixture_get(state);
 	const char *remote[4] = {"r@one.test", "r@two.test", "r@three.test", "r@four.test"};
 	deliver(f, "claims\r\n", remote, 4, NULL, false);
 	int64_t now = (int64_t)time(NULL) + 1;
@@ -313,7 +368,7 @@ static void test_claim_owners_and_hold(void **state)
  * and its late result records outcomes but leaves the schedule to the new owner. */
 static void test_lease_expiry_and_renew(void **state)
 {
-	struct fixture *f = *state;
+	struct fixture *f = fixture_get(state);
 	const char *remote[2] = {"p@lease.test", "q@lease.test"};
 	deliver(f, "leases\r\n", remote, 2, NULL, false);
 	int64_t now = (int64_t)time(NULL) + 1;
@@ -360,7 +415,7 @@ static void test_lease_expiry_and_renew(void **state)
  * the entry and its message file go. */
 static void test_results(void **state)
 {
-	struct fixture *f = *state;
+	struct fixture *f = fixture_get(state);
 	const char *remote[3] = {"ok@res.test", "later@res.test", "bad@res.test"};
 	deliver(f, "Subject: results\r\n\r\nonly queued\r\n", remote, 3, NULL, false);
 	int64_t now = (int64_t)time(NULL) + 1;
@@ -371,7 +426,7 @@ static void test_results(void **state)
 	struct store_queue_entry *e = &op.entries[0];
 	assert_int_equal(e->rcpt_count, 3);
 	assert_string_equal(e->domain, "res.test");
-	char *path = xstrdup(e->path);
+	char *path = e->path == NULL ? NULL : xstrdup(e->path);
 	uint64_t id = e->id;
 	struct store_queue_result r[4] = {
 	    {e->rcpts[0].id, STORE_QUEUE_DELIVERED, "250 2.0.0 queued", "mx1.res.test", "2.0.0"},
@@ -425,7 +480,7 @@ static void test_results(void **state)
 	struct store_queue_result last = {op.entries[0].rcpts[0].id, STORE_QUEUE_EXPIRED, "gave up",
 	                                  NULL, "4.4.7"};
 	store_queue_entries_free(op.entries, op.count);
-	assert_int_equal(access(path, R_OK), 0);
+	expect_body(f, path, true, 1);
 
 	op = (struct store_queue_op){.action = STORE_QUEUE_RESULT,
 	                             .id = id,
@@ -437,7 +492,7 @@ static void test_results(void **state)
 	assert_int_equal(op.pending, 0);
 	assert_int_equal(list(f, NULL)->n, 0);
 	assert_int_equal(store_queue_next_due(f->store, &when), 0);
-	assert_true(file_gone(path));
+	expect_body(f, path, false, 0);
 	op = (struct store_queue_op){
 	    .action = STORE_QUEUE_RESULT, .id = id, .owner = "w:2", .now = now + 302};
 	assert_int_equal(store_queue_wait(f->store, &op), -1);
@@ -448,7 +503,7 @@ static void test_results(void **state)
 /* A message also delivered locally keeps its file when its queue entry goes. */
 static void test_delete_keeps_local_copy(void **state)
 {
-	struct fixture *f = *state;
+	struct fixture *f = fixture_get(state);
 	const char *remote[1] = {"gone@del.test"};
 	deliver(f, "Subject: both\r\n\r\nlocal and remote\r\n", remote, 1, NULL, true);
 	deliver(f, "Subject: remote only\r\n\r\nremote\r\n", remote, 1, NULL, false);
@@ -456,7 +511,7 @@ static void test_delete_keeps_local_copy(void **state)
 	assert_int_equal(ids->n, 2);
 	uint64_t both = ids->v[0], only = ids->v[1];
 	struct store_queue_entry *e = show(f, both);
-	char *both_path = xstrdup(e->path);
+	char *both_path = e->path == NULL ? NULL : xstrdup(e->path);
 	store_queue_entries_free(e, 1);
 
 	struct store_queue_op op = qop(f, STORE_QUEUE_DELETE, only, NULL, 0);
@@ -466,16 +521,16 @@ static void test_delete_keeps_local_copy(void **state)
 	assert_string_equal(op.entries[0].mail_from, "a@example.org");
 	assert_int_equal(op.entries[0].rcpt_count, 1);
 	assert_string_equal(op.entries[0].rcpts[0].address, "gone@del.test");
-	char *only_path = xstrdup(op.entries[0].path);
+	char *only_path = op.entries[0].path == NULL ? NULL : xstrdup(op.entries[0].path);
 	store_queue_entries_free(op.entries, op.count);
-	assert_true(file_gone(only_path));
+	expect_body(f, only_path, false, 1);
 
 	op = qop(f, STORE_QUEUE_DELETE, both, NULL, 0);
 	assert_int_equal(op.result, 0);
 	store_queue_entries_free(op.entries, op.count);
 	assert_int_equal(list(f, NULL)->n, 0);
 	usleep(100000);
-	assert_int_equal(access(both_path, R_OK), 0); /* INBOX still has it */
+	expect_body(f, both_path, true, 1); /* INBOX still has it */
 	op = qop(f, STORE_QUEUE_DELETE, both, NULL, 0);
 	assert_int_equal(op.result, -1);
 	assert_string_equal(op.error, STORE_ERROR_NO_ENTRY);
@@ -487,7 +542,7 @@ static void test_delete_keeps_local_copy(void **state)
 /* flush/retry of one entry, delay-warning mark, unlease by owner prefix. */
 static void test_flush_warn_unlease(void **state)
 {
-	struct fixture *f = *state;
+	struct fixture *f = fixture_get(state);
 	const char *remote[2] = {"u@one.test", "v@two.test"};
 	deliver(f, "unlease\r\n", remote, 2, NULL, false);
 	int64_t now = (int64_t)time(NULL) + 1;
@@ -539,7 +594,7 @@ struct racer {
  * copies (store_queue_entry_open()) read the message; show does the same. */
 static void test_inline_entry(void **state)
 {
-	struct fixture *f = *state;
+	struct fixture *f = fixture_get(state);
 	const char *remote[1] = {"r@inline.test"};
 	const char *body = "Subject: inline\r\n\r\nqueued in the row\r\n";
 	store_set_inline_max(f->store, 1024);
@@ -570,15 +625,20 @@ static void test_inline_entry(void **state)
 	assert_int_equal(pread(fd, buf, sizeof(buf), 0), (ssize_t)strlen(body));
 	close(fd);
 	store_queue_entries_free(e, 1);
-	/* A file-stored one has a path and no fd. */
+	/* A file-stored one has a path and no fd (PostgreSQL: every body is in its row). */
 	store_set_inline_max(f->store, 0);
 	const char *other[1] = {"r@file.test"};
 	deliver(f, "in a file\r\n", other, 1, NULL, false);
 	struct ids *ids = list(f, "file.test");
 	assert_int_equal(ids->n, 1);
 	e = show(f, ids->v[0]);
-	assert_non_null(e->path);
-	assert_int_equal(e->fd, -1);
+	if (on_pg(f)) {
+		assert_null(e->path);
+		assert_true(e->fd >= 0);
+	} else {
+		assert_non_null(e->path);
+		assert_int_equal(e->fd, -1);
+	}
 	fd = store_queue_entry_open(e);
 	assert_int_equal(pread(fd, buf, sizeof(buf), 0), (ssize_t)strlen("in a file\r\n"));
 	close(fd);
@@ -606,7 +666,7 @@ static void *race(void *arg)
 
 static void test_claim_race_two_stores(void **state)
 {
-	struct fixture *f = *state;
+	struct fixture *f = fixture_get(state);
 	char names[40][32];
 	const char *remote[40];
 	for (int i = 0; i < 40; i++) {
@@ -615,7 +675,7 @@ static void test_claim_race_two_stores(void **state)
 	}
 	deliver(f, "race\r\n", remote, 40, NULL, false);
 	struct store *second = NULL;
-	open_dir(f->dir, &second);
+	open_dir(&f->eng, f->dir, &second);
 	int64_t now = (int64_t)time(NULL) + 1;
 	struct racer a = {.store = f->store, .owner = "n1:1", .now = now};
 	struct racer b = {.store = second, .owner = "n2:2", .now = now};
@@ -649,7 +709,7 @@ static void hook(void *ctx)
 /* The hook runs after commits that queue entries or make them due, not after others. */
 static void test_hook(void **state)
 {
-	struct fixture *f = *state;
+	struct fixture *f = fixture_get(state);
 	const char *remote[1] = {"h@hook.test"};
 	atomic_store(&hook_calls, 0);
 	store_set_queue_hook(f->store, hook, &hook_calls);
@@ -673,7 +733,7 @@ static void test_hook(void **state)
  * domain, with every recipient and its last error kept. */
 static void test_migration_3_to_4(void **state)
 {
-	struct fixture *f = *state;
+	struct fixture *f = fixture_get(state);
 	const char *error = NULL, *body = "Subject: v3\r\n\r\nqueued\r\n";
 	char dir[100], path[256], spool_path[256], hex[BLOB_HEX_LEN + 1], sql[2048];
 	uint64_t size = 0;
@@ -711,7 +771,7 @@ static void test_migration_3_to_4(void **state)
 
 	struct fixture old = {.store = NULL};
 	snprintf(old.dir, sizeof(old.dir), "%s", dir);
-	open_dir(dir, &old.store);
+	open_dir(&f->eng, dir, &old.store);
 	assert_int_equal(store_schema_version(old.store), 7);
 	struct ids *ids = list(&old, NULL);
 	assert_int_equal(ids->n, 3);
@@ -737,7 +797,7 @@ static void test_migration_3_to_4(void **state)
 	/* Claimable like new entries; applied once. */
 	assert_int_equal(claim(&old, "m:1", (int64_t)time(NULL), 10, NULL), 3);
 	store_close(&old.store);
-	open_dir(dir, &old.store);
+	open_dir(&f->eng, dir, &old.store);
 	assert_int_equal(store_schema_version(old.store), 7);
 	assert_int_equal(list(&old, NULL)->n, 3);
 	store_close(&old.store);
@@ -767,7 +827,7 @@ static void tlsrpt_collect(void *ctx, const struct store_tlsrpt_row *row)
  * and prunes days older than tlsrpt_keep_days. */
 static void test_tlsrpt(void **state)
 {
-	struct fixture *f = *state;
+	struct fixture *f = fixture_get(state);
 	const char *remote[1] = {"x@rpt.test"};
 	deliver(f, "Subject: tlsrpt\r\n\r\nq\r\n", remote, 1, NULL, false);
 	int64_t now = (int64_t)time(NULL) + 10, day = now / 86400;
@@ -859,17 +919,17 @@ static void test_tlsrpt(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-	    cmocka_unit_test_setup_teardown(test_entries_per_domain, setup, teardown),
-	    cmocka_unit_test_setup_teardown(test_claim_owners_and_hold, setup, teardown),
-	    cmocka_unit_test_setup_teardown(test_lease_expiry_and_renew, setup, teardown),
-	    cmocka_unit_test_setup_teardown(test_results, setup, teardown),
-	    cmocka_unit_test_setup_teardown(test_delete_keeps_local_copy, setup, teardown),
-	    cmocka_unit_test_setup_teardown(test_flush_warn_unlease, setup, teardown),
-	    cmocka_unit_test_setup_teardown(test_claim_race_two_stores, setup, teardown),
-	    cmocka_unit_test_setup_teardown(test_hook, setup, teardown),
-	    cmocka_unit_test_setup_teardown(test_inline_entry, setup, teardown),
-	    cmocka_unit_test_setup_teardown(test_migration_3_to_4, setup, teardown),
-	    cmocka_unit_test_setup_teardown(test_tlsrpt, setup, teardown),
+	    BOTH(test_entries_per_domain),
+	    BOTH(test_claim_owners_and_hold),
+	    BOTH(test_lease_expiry_and_renew),
+	    BOTH(test_results),
+	    BOTH(test_delete_keeps_local_copy),
+	    BOTH(test_flush_warn_unlease),
+	    BOTH(test_claim_race_two_stores),
+	    BOTH(test_hook),
+	    BOTH(test_inline_entry),
+	    SQLITE(test_migration_3_to_4), /* a version-3 SQLite file */
+	    BOTH(test_tlsrpt),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
