@@ -554,12 +554,15 @@ int store_append_wait(struct store *store, struct store_append *op);
 /* ---- change notifications ---- */
 struct store_watch;
 /* highestmodseq is the mailbox's HIGHESTMODSEQ after the commit, or 0 when no mailbox of
- * that name exists any more (deleted, or renamed away). */
+ * that name exists any more (deleted, or renamed away), or UINT64_MAX: "look again" with
+ * no value, from a shared store's notifier thread (another node's commit, and every watch
+ * after the notifier's connection came back and every 30 s). */
 typedef void store_watch_cb(void *ctx, uint64_t highestmodseq);
 /* Watch a mailbox of the account by name (it need not exist yet). After every commit that
  * changes it (delivery, append, flags, copy/move into or out of it, expunge, create,
  * delete, rename from or to its name; from any caller of this store in this process), cb
- * runs once for that commit, on the writer thread. It is a hint: the truth is
+ * runs once for that commit, on the writer thread; on a shared store (PostgreSQL) also on
+ * the notifier thread, for other nodes' commits. It is a hint: the truth is
  * store_mailbox_changes(). Register the watch before reading the snapshot the session
  * starts from, so no change falls between them. cb must be short (bounce to the loop with
  * conn_wake()) and must not call any _wait function; it may call store_watch() and

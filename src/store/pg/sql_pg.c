@@ -112,8 +112,11 @@ static const char *pg_fail_result(struct pg_conn *c, const PGresult *res, const 
 		return pg_fail_conn(c, what);
 	/* 40001 serialization_failure, 40P01 deadlock_detected: nothing is wrong with the
 	 * transaction but its timing; it may run again (sql_retryable()). */
-	if (strcmp(state, "40001") == 0 || strcmp(state, "40P01") == 0)
+	if (strcmp(state, "40001") == 0 || strcmp(state, "40P01") == 0) {
 		c->conflict = true;
+		log_warn("store: database: %s: %s (SQLSTATE %s)", what, msg, state);
+		return store_error_fmt("database error: %s (SQLSTATE %s)", msg, state);
+	}
 	log_error("store: database: %s: %s (SQLSTATE %s)", what, msg, state);
 	return store_error_fmt("database error: %s (SQLSTATE %s)", msg, state);
 }
