@@ -21,6 +21,8 @@ Standard library only; reuses bench/run's helpers (passed in as a module, R).
 import os
 import queue
 import re
+import shutil
+import signal
 import socket
 import subprocess
 import threading
@@ -47,6 +49,7 @@ IDLE_PATHS = (("idle_pg", "PostgreSQL, 2 nodes: 250 on B → EXISTS on A"),
 IDLE_SIZE = 4096  # octets of each message of the IDLE latency test
 IDLE_WARMUP = 3  # messages sent first, not measured (connections, caches)
 IDLE_TIMEOUT = 10.0  # seconds to wait for one EXISTS
+STRACE = "/usr/bin/strace"  # counts the SQLite server's fsyncs (Debian package strace)
 CLI_TRIES = 5  # attempts of a `posthorn user list` whose database connection timed out
 PG_SETTINGS = ("fsync", "synchronous_commit", "wal_sync_method", "full_page_writes",
                "commit_delay", "shared_buffers", "max_connections")
@@ -402,6 +405,42 @@ def ingest_variant(R, Node, pg, binary, top, i, key, knobs, messages):
         _stop(servers)
 
 
+def fsync_count(R, Node, binary, top, knobs, messages):
+    """SQLite once more, with `posthorn serve` under strace counting its fsync and fdatasync
+    calls (`--seccomp-bpf`: only those two calls stop the process, so it runs at nearly its
+    speed): messages per fsync as counted, where the table's column divides the ingest rate
+    by the disk's probed fsync rate (a bound that a CPU-bound ingest on a fast disk cannot
+    pass). Counts the whole life of the server: start-up, warm-up and the measured load.
+    Returns {"messages", "fsyncs", "per_fsync"}."""
+    d = _dir(top, "cluster-fsync-count")
+    out = d / "strace.txt"
+    s = Node(d, binary)
+    s.wrapper = (STRACE, "-f", "--seccomp-bpf", "-e", "trace=fsync,fdatasync", "-c",
+                 "-o", str(out))
+    try:
+        s.start()
+        total = knobs["warmup"] + messages
+        ingest(R, [s], knobs["warmup"], R.SESSIONS, 300)
+        ingest(R, [s], messages, R.SESSIONS, 900)
+        verify([s], total)
+        # The server is strace's child: it gets the SIGTERM, strace writes the summary when
+        # it has exited.
+        children = Path("/proc/%d/task/%d/children" % (s.proc.pid, s.proc.pid)).read_text()
+        for pid in children.split():
+            os.kill(int(pid), signal.SIGTERM)
+        s.proc.wait(60)
+    finally:
+        _stop([s])
+    calls = 0
+    for line in out.read_text().splitlines():
+        f = line.split()
+        if f and f[-1] in ("fsync", "fdatasync") and len(f) >= 5:
+            calls += int(f[3])
+    if calls == 0:
+        raise RuntimeError("strace counted no fsync: %s" % out.read_text()[-500:])
+    return {"messages": total, "fsyncs": calls, "per_fsync": total / calls}
+
+
 def idle_variant(R, Node, pg, binary, top, i, key, k):
     d = _dir(top, "cluster-%d-%s" % (i, key))
     servers = []
@@ -465,6 +504,11 @@ def run(R, binary, top, knobs, log=log_default):
                     % (i, label, smtp_latency.percentile(ms, 50),
                        smtp_latency.percentile(ms, 99), max(ms)))
             res["rounds"].append(rnd)
+        if shutil.which(STRACE):
+            res["fsync_count"] = fsync_count(R, Node, binary, top, knobs, messages)
+            c = res["fsync_count"]
+            log("cluster: SQLite under strace: %d messages, %d fsync/fdatasync calls: %.2f "
+                "messages per fsync" % (c["messages"], c["fsyncs"], c["per_fsync"]))
     finally:
         pg.stop()
     return res
@@ -499,6 +543,7 @@ def report(res, info, R):
     sq = R.med([r["sqlite"]["rate"] for r in rounds])
     sq_ratio = R.ratio(sq, R.med(peer))
     per_fsync = sq / fsync_med
+    counted = res.get("fsync_count")
     idle = {}
     for key, _ in IDLE_PATHS:
         ms = [x for r in rounds for x in r[key]]
@@ -536,12 +581,20 @@ def report(res, info, R):
         out.append("| %s | %d | %.2f | %.2f | %.2f | %s |"
                    % (label, x["n"], x["p50"], x["p99"], x["max"],
                       ", ".join("%.2f" % v for v in x["round_p99"])))
+    if counted:
+        fsync_goal = ("**%s** (%.2f messages per fsync counted: %d messages, %d fsync and "
+                      "fdatasync calls of the server under strace; the ingest rate over the "
+                      "probed fsync rate is %.2f)"
+                      % (met(counted["per_fsync"] > 1.0), counted["per_fsync"],
+                         counted["messages"], counted["fsyncs"], per_fsync))
+    else:
+        fsync_goal = "**%s** (%.2f, ingest rate over probed fsync rate; strace missing)" % (
+            met(per_fsync > 1.0), per_fsync)
     out += ["",
             "Goals of issue 10: durable ingest on SQLite at least 5× the peer's: **%s** (%.2f×); "
-            "more than one message per fsync on SQLite: **%s** (%.2f); cross-node IDLE p99 "
+            "more than one message per fsync on SQLite: %s; cross-node IDLE p99 "
             "under 50 ms: **%s** (%.2f ms)."
-            % (met(sq_ratio >= 5.0), sq_ratio, met(per_fsync > 1.0), per_fsync,
-               met(p99 < 50.0), p99), "",
+            % (met(sq_ratio >= 5.0), sq_ratio, fsync_goal, met(p99 < 50.0), p99), "",
             "### Rounds", "",
             "| round | server | fsync/s before | msgs/s | seconds | CPU ms/msg | of which "
             "PostgreSQL |",
@@ -587,8 +640,14 @@ METHOD = """\
   children it reaped): PostgreSQL is part of the cost, shown apart as *of which PostgreSQL*;
   for the peer the trees of Postfix's `master` and Dovecot's `dovecot`. smtp-source and
   this script are not counted.
-- **Messages per fsync**: the median ingest rate / the median of the fsync probes of this
-  section (above 1 only when commits are grouped).
+- **Messages per fsync**: in the table, the median ingest rate / the median of the fsync
+  probes of this section (above 1 only when commits are grouped, and only when the ingest
+  is faster than the disk's fsyncs: on a disk that fsyncs faster than the CPU can take mail
+  in, it stays below 1 however well commits are grouped). The goal line counts them: after
+  the rounds, one more SQLite server runs under `strace -f --seccomp-bpf -e
+  trace=fsync,fdatasync -c` (only those two calls stop it) through a warm-up and the same
+  load, and every message it took is divided by every fsync and fdatasync it made,
+  start-up included.
 - **IDLE latency.** A fresh database and two nodes A and B on it; an IMAP client logs in to
   A (plaintext LOGIN on loopback), SELECTs INBOX and sends IDLE; a thread reads its
   connection and stamps every `* N EXISTS` line on arrival. Then messages of {idle_size}

@@ -4,7 +4,7 @@
 # "No configuration" and service start-up is blocked during the install, so no system-wide
 # Postfix or Dovecot is configured or started: bench/peers/peer.sh runs private instances.
 set -e
-PKGS="postfix dovecot-core dovecot-lmtpd dovecot-imapd dovecot-pop3d knot"
+PKGS="postfix dovecot-core dovecot-lmtpd dovecot-imapd dovecot-pop3d knot strace"
 missing=""
 for p in $PKGS; do
 	dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "ok installed" || missing="$missing $p"

@@ -62,6 +62,18 @@ def pytest_configure(config):
         raise pytest.UsageError("POSTHORN_TEST_STORE=postgresql needs POSTHORN_TEST_PGURL")
 
 
+# Every serve process a test started: what a failed teardown left running is killed at the
+# end of the session, so that it holds no ports and no database connections afterwards.
+_started = []
+
+
+def pytest_sessionfinish(session, exitstatus):
+    for proc in _started:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+
+
 def pytest_collection_modifyitems(config, items):
     if TEST_STORE != "postgresql":
         return
@@ -314,6 +326,7 @@ class Server:
             self.proc = subprocess.Popen([BIN, "-c", str(self.conf), "serve"],
                                          stdout=self.log, stderr=subprocess.STDOUT,
                                          stdin=subprocess.DEVNULL)
+            _started.append(self.proc)
             if all(wait_port(p, 20, self.proc) for p in
                    (self.smtp_port, self.submission_port, self.submissions_port)):
                 self._wait_started()

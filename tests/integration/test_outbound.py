@@ -186,10 +186,14 @@ def world(tmp_path_factory):
             for sel, alg in (("s1", "ed25519"), ("s2", "rsa"))}
     a.start()
     yield {"a": a, "b": b, "sink": handler, "dns": dns, "dkim_records": keys}
-    a.stop_and_check()
-    b.stop_and_check()
-    sink.stop()
-    dns.stop()
+    try:
+        a.stop_and_check()
+    finally:  # b and the rest stop also when a's check fails
+        try:
+            b.stop_and_check()
+        finally:
+            sink.stop()
+            dns.stop()
     policies.shutdown()
 
 

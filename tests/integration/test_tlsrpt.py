@@ -112,10 +112,14 @@ def world(tmp_path_factory):
     a.cli("dkim", "generate", "a.test", "--selector", "s1", "--algorithm", "ed25519")
     a.start()
     yield {"a": a, "b": b, "sink": handler, "spki": spki}
-    a.stop_and_check()
-    b.stop_and_check()
-    sink.stop()
-    dns.stop()
+    try:
+        a.stop_and_check()
+    finally:  # b and the rest stop also when a's check fails
+        try:
+            b.stop_and_check()
+        finally:
+            sink.stop()
+            dns.stop()
     policies.shutdown()
 
 
