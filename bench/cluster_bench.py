@@ -50,7 +50,8 @@ IDLE_SIZE = 4096  # octets of each message of the IDLE latency test
 IDLE_WARMUP = 3  # messages sent first, not measured (connections, caches)
 IDLE_TIMEOUT = 10.0  # seconds to wait for one EXISTS
 STRACE = "/usr/bin/strace"  # counts the SQLite server's fsyncs (Debian package strace)
-CLI_TRIES = 5  # attempts of a `posthorn user list` whose database connection timed out
+CLI_TRIES = 5
+START_RETRIES = []  # node starts made again after a database connect timeout (reported)  # attempts of a `posthorn user list` whose database connection timed out
 PG_SETTINGS = ("fsync", "synchronous_commit", "wal_sync_method", "full_page_writes",
                "commit_delay", "shared_buffers", "max_connections")
 
@@ -145,6 +146,22 @@ def make_node_class(R):
         def add_accounts(self):
             if not self.join:
                 super().add_accounts()
+
+        def start(self):
+            """As bench/run's, but a node whose `posthorn init` or start-up could not reach
+            PostgreSQL within its 10 s connect timeout (seen on this machine now and then
+            under load: a new connection to the cluster, psql's too, took 4-14 s) is made
+            again from scratch; each such retry is counted in START_RETRIES and reported."""
+            for attempt in range(CLI_TRIES):
+                try:
+                    return super().start()
+                except RuntimeError as e:
+                    if attempt == CLI_TRIES - 1 or "timeout expired" not in str(e):
+                        raise
+                    START_RETRIES.append(str(e).splitlines()[0][:200])
+                    self.stop()
+                    shutil.rmtree(self.dir, ignore_errors=True)
+                    time.sleep(2.0)
 
         def delivered(self):
             """As bench/run's, but a CLI that could not reach PostgreSQL in time (its
@@ -511,6 +528,7 @@ def run(R, binary, top, knobs, log=log_default):
                 "messages per fsync" % (c["messages"], c["fsyncs"], c["per_fsync"]))
     finally:
         pg.stop()
+        res["start_retries"] = list(START_RETRIES)
     return res
 
 
@@ -605,6 +623,11 @@ def report(res, info, R):
             out.append("| %d | %s | %.0f | %.0f | %.2f | %.3f | %s |"
                        % (i, label, r["fsync"], r["rate"], r["seconds"], r["cpu_ms_per_msg"],
                           "%.3f" % r["pg_ms_per_msg"] if key.startswith("pg") else "–"))
+    if res.get("start_retries"):
+        out += ["", "Node starts made again after a PostgreSQL connect timeout in this run: "
+                "%d (a new connection to the cluster now and then takes more than the 10 s "
+                "`connect_timeout` here under load; see issue 10's notes)."
+                % len(res["start_retries"])]
     out += ["", METHOD.format(**res), MARK_END]
     return "\n".join(out)
 
