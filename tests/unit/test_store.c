@@ -1896,8 +1896,7 @@ struct retry_delivery {
 static void *retry_deliver(void *arg)
 {
 	struct retry_delivery *d = arg;
-	d->ret = deliver(d->f->store, "Subject: retried\r\n\r\nbody\r\n", &d->account, 1, NULL,
-	                 0);
+	d->ret = deliver(d->f->store, "Subject: retried\r\n\r\nbody\r\n", &d->account, 1, NULL, 0);
 	return NULL;
 }
 
@@ -1993,7 +1992,7 @@ int main(void)
 	    BOTH(test_store_read),
 	    BOTH(test_leases),
 	    SQLITE(test_migration_1_to_2), /* a version-1 SQLite file */
-	    SQLITE(test_orphans), /* message files and rows planted in SQLite */
+	    SQLITE(test_orphans),          /* message files and rows planted in SQLite */
 	    BOTH(test_spool_paths),
 	    PG(test_pg_commit_retry),
 	};
