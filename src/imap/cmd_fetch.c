@@ -642,22 +642,76 @@ static void fetch_pre_release(struct fetch_op *o)
 	o->pre_pos = o->pre_count = 0;
 }
 
-/* Off the loop where reads wait: open (and summarize) the batch's messages. */
+/* What the answer reads of a message (p: its cached summary), so that a body kept in
+ * chunk rows is fetched only that far: NULL all of it. The header suffices for the
+ * message's own header items and a computed ENVELOPE (the MIME parse of the rest may then
+ * see zeros, but the root's header is all they use); a <partial> of BODY[] reads its
+ * window. Anything else reads all. */
+static const struct store_want *fetch_want(const struct fetch_req *req, const struct fetch_pre *p,
+                                           struct store_want *w)
+{
+	*w = (struct store_want){0};
+	if ((req->body && p->body == NULL) || (req->bodystructure && p->bs == NULL))
+		return NULL;
+	w->header = req->envelope && p->env == NULL;
+	for (size_t i = 0; i < req->item_count; i++) {
+		const struct fetch_item *it = &req->items[i];
+		bool top_header =
+		    it->part == PART_HEADER ||
+		    (it->part == PART_SECTION && it->section[0] == '\0' &&
+		     (it->sec == SEC_HEADER || it->sec == SEC_FIELDS || it->sec == SEC_FIELDS_NOT));
+		if (it->binary != BIN_NONE ||
+		    (!top_header && (it->part != PART_ALL || !it->partial)))
+			return NULL;
+		if (top_header) {
+			w->header = true;
+			continue;
+		}
+		/* Several windows: the range that covers them all. */
+		uint64_t end =
+		    it->length > UINT64_MAX - it->offset ? UINT64_MAX : it->offset + it->length;
+		uint64_t lo = w->len == 0 || it->offset < w->off ? it->offset : w->off;
+		uint64_t hi = w->len != 0 && w->off + w->len > end ? w->off + w->len : end;
+		w->off = lo;
+		w->len = hi - lo;
+	}
+	return w;
+}
+
+/* Octets of messages one batch opens ahead: a body kept in chunk rows is copied into a
+ * temporary file when opened, so a batch of large ones ends early. */
+#define FETCH_READ_AHEAD ((uint64_t)8 * 1024 * 1024)
+
+/* Off the loop where reads wait: summarize and open the batch's messages (fewer when they
+ * are large: the step asks for the rest when it gets there). */
 static void fetch_read(void *ctx)
 {
 	struct fetch_op *o = ctx;
 	struct imap_session *s = o->s;
 	bool summary = o->req.envelope || o->req.bodystructure || o->req.body;
+	uint64_t ahead = 0;
 	for (size_t i = 0; i < o->pre_count; i++) {
+		if (ahead >= FETCH_READ_AHEAD) {
+			o->pre_count = i;
+			break;
+		}
 		struct fetch_pre *p = &o->pre[i];
-		p->open_r = store_message_open(s->server->store, s->account_id, s->mailbox, p->uid,
-		                               &p->fd, &p->size);
-		if (p->open_r != 1)
-			p->fd = -1;
-		if (p->open_r == 1 && summary &&
-		    store_message_summary(s->server->store, s->account_id, s->mailbox, p->uid,
-		                          &p->env, &p->body, &p->bs) != 1)
+		if (summary && store_message_summary(s->server->store, s->account_id, s->mailbox,
+		                                     p->uid, &p->env, &p->body, &p->bs) != 1)
 			p->env = p->body = p->bs = NULL;
+		struct store_want w;
+		p->open_r =
+		    store_message_open_want(s->server->store, s->account_id, s->mailbox, p->uid,
+		                            fetch_want(&o->req, p, &w), &p->fd, &p->size);
+		if (p->open_r == 1)
+			ahead += p->size;
+		if (p->open_r != 1) {
+			p->fd = -1;
+			free(p->env);
+			free(p->body);
+			free(p->bs);
+			p->env = p->body = p->bs = NULL;
+		}
 	}
 }
 

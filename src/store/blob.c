@@ -240,6 +240,38 @@ int blob_memfd(const void *data, size_t size, const char **error_r)
 	return fd;
 }
 
+int blob_tmpfile(const char *dir, const char **error_r)
+{
+	int fd = open(dir, O_TMPFILE | O_RDWR | O_CLOEXEC, 0600);
+	if (fd >= 0 || (errno != EOPNOTSUPP && errno != EISDIR && errno != EINVAL)) {
+		if (fd < 0)
+			*error_r =
+			    store_error_fmt("temporary file in %s: %s", dir, strerror(errno));
+		return fd;
+	}
+	/* A file system without O_TMPFILE: a named file, unlinked at once. */
+	char *path = blob_printf_dup("%s/body.XXXXXX", dir);
+	if ((fd = mkostemp(path, O_CLOEXEC)) < 0)
+		*error_r = store_error_fmt("temporary file in %s: %s", dir, strerror(errno));
+	else
+		unlink(path);
+	free(path);
+	return fd;
+}
+
+int blob_hash_file(const char *path, char hex_r[BLOB_HEX_LEN + 1], uint64_t *size_r,
+                   const char **error_r)
+{
+	int fd = open(path, O_RDONLY | O_CLOEXEC);
+	if (fd < 0) {
+		*error_r = store_error_fmt("open spool file %s: %s", path, strerror(errno));
+		return -1;
+	}
+	int ret = blob_hash_fd(fd, hex_r, size_r, error_r);
+	close(fd);
+	return ret;
+}
+
 int blob_sync_dir(const char *path, const char **error_r)
 {
 	int fd = open(path, O_RDONLY | O_DIRECTORY | O_CLOEXEC);

@@ -39,6 +39,12 @@ int blob_read_small(const char *spool_path, uint64_t max, unsigned char **data_r
 /* An anonymous in-memory file holding a copy of data, at offset 0: its fd (the caller
  * closes it), or -1 with *error_r. How a body stored in the database is handed out. */
 int blob_memfd(const void *data, size_t size, const char **error_r);
+/* A new file under dir that has no name (O_TMPFILE, else a name unlinked at once): its
+ * fd, or -1 with *error_r. Where a copy of a body kept in chunk rows is assembled. */
+int blob_tmpfile(const char *dir, const char **error_r);
+/* Hash the file at path: 0 with hex_r and *size_r, or -1 with *error_r. */
+int blob_hash_file(const char *path, char hex_r[BLOB_HEX_LEN + 1], uint64_t *size_r,
+                   const char **error_r);
 /* fsync the fan-out directory with this index. 0, or -1 with *error_r. */
 int blob_sync_fanout(const char *messages_dir, unsigned index, const char **error_r)
     __attribute__((warn_unused_result));

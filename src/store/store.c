@@ -780,18 +780,25 @@ int store_mailbox_snapshot(struct store *store, uint64_t account_id, const char 
 	return store->v->mailbox_snapshot(store, account_id, name, status_r, cb, ctx);
 }
 
-int store_message_open(struct store *store, uint64_t account_id, const char *mailbox, uint32_t uid,
-                       int *fd_r, uint64_t *size_r)
+int store_message_open_want(struct store *store, uint64_t account_id, const char *mailbox,
+                            uint32_t uid, const struct store_want *want, int *fd_r,
+                            uint64_t *size_r)
 {
 	char sha256[BLOB_HEX_LEN + 1], name[STORE_MAILBOX_NAME_MAX + 1];
 	uint64_t size;
 	if (store_mailbox_norm(mailbox, name) < 0)
 		return 0;
 	int fd = -1;
-	int ret = store->v->message_locate(store, account_id, name, uid, sha256, &size, &fd);
+	int ret = store->v->message_locate(store, account_id, name, uid, want, sha256, &size, &fd);
 	if (ret <= 0)
 		return ret;
 	return store_body_open(store, sha256, size, fd, fd_r, size_r);
+}
+
+int store_message_open(struct store *store, uint64_t account_id, const char *mailbox, uint32_t uid,
+                       int *fd_r, uint64_t *size_r)
+{
+	return store_message_open_want(store, account_id, mailbox, uid, NULL, fd_r, size_r);
 }
 
 int store_message_summary(struct store *store, uint64_t account_id, const char *mailbox,

@@ -40,6 +40,10 @@ void store_close(struct store **store);
  * file. The default suits SQLite; set it right after store_open(). */
 #define STORE_INLINE_MAX_DEFAULT (128 * 1024)
 void store_set_inline_max(struct store *store, uint64_t max);
+/* On a database that several nodes share (PostgreSQL) every body is in the database: one
+ * up to this size in its message row, a larger one in rows of this size that a reader
+ * fetches only as far as it needs them (store_message_open_want()). */
+#define STORE_CHUNK_SIZE ((uint64_t)256 * 1024)
 
 /* A path in the store's temporary directory where a caller may create a new spool file
  * (message being received). Malloc'd; unique per call. The file must be handed to
@@ -235,6 +239,19 @@ int store_mailbox_snapshot(struct store *store, uint64_t account_id, const char 
  * (e.g. expunged meanwhile), -1 error. */
 int store_message_open(struct store *store, uint64_t account_id, const char *mailbox, uint32_t uid,
                        int *fd_r, uint64_t *size_r);
+/* What a reader will read of a message: its header (through the blank line that ends it,
+ * as far as the first "\n\n" or "\n\r\n"; all of a message without one) and/or the
+ * octets [off, off + len). */
+struct store_want {
+	bool header;
+	uint64_t off, len; /* len 0: no range */
+};
+/* As store_message_open(), for a reader that reads only what want names (NULL: all). The
+ * other octets of the file may read as zeros: a body kept in chunk rows is fetched only
+ * that far. */
+int store_message_open_want(struct store *store, uint64_t account_id, const char *mailbox,
+                            uint32_t uid, const struct store_want *want, int *fd_r,
+                            uint64_t *size_r);
 
 /* ---- expunge: removes entries atomically, through the writer thread ---- */
 struct store_expunge {

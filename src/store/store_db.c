@@ -103,7 +103,7 @@ static const char *const sq_sql[SQ_CORE_COUNT] = {
                       " m.mail_from, m.hdr_from, m.subject FROM mailbox_entries e"
                       " JOIN messages m ON m.id = e.message_id WHERE e.mailbox_id = ?1"
                       " ORDER BY e.uid",
-    [SQ_ENTRY_LOCATE] = "SELECT m.sha256, m.size, m.content FROM mailbox_entries e"
+    [SQ_ENTRY_LOCATE] = "SELECT m.sha256, m.size, m.content, m.id FROM mailbox_entries e"
                         " JOIN messages m ON m.id = e.message_id"
                         " WHERE e.mailbox_id = ?1 AND e.uid = ?2",
     [SQ_MESSAGE_GC] = "DELETE FROM messages WHERE"
@@ -119,7 +119,7 @@ static const char *const sq_sql[SQ_CORE_COUNT] = {
                           " e.keywords FROM mailbox_entries e"
                           " JOIN messages m ON m.id = e.message_id"
                           " WHERE e.mailbox_id = ?1 ORDER BY e.uid",
-    [SQ_MESSAGE_LOCATE] = "SELECT m.sha256, m.size, m.content FROM mailbox_entries e"
+    [SQ_MESSAGE_LOCATE] = "SELECT m.sha256, m.size, m.content, m.id FROM mailbox_entries e"
                           " JOIN messages m ON m.id = e.message_id"
                           " JOIN mailboxes b ON b.id = e.mailbox_id"
                           " WHERE b.account_id = ?1 AND b.name = ?2 AND e.uid = ?3",
@@ -151,15 +151,17 @@ static const char *db_texts[SQ_COUNT];
 
 static void db_texts_init(void)
 {
-	for (unsigned i = 0; i < SQ_TLSRPT_END; i++) {
+	for (unsigned i = 0; i < SQ_CHUNKS_END; i++) {
 		if (i < SQ_CORE_COUNT)
 			db_texts[i] = sq_sql[i];
 		else if (i < SQ_MAILBOX_END)
 			db_texts[i] = store_db_mailbox_sql[i - SQ_CORE_COUNT];
 		else if (i < SQ_QUEUE_END)
 			db_texts[i] = store_db_queue_sql[i - SQ_MAILBOX_END];
-		else
+		else if (i < SQ_TLSRPT_END)
 			db_texts[i] = store_db_tlsrpt_sql[i - SQ_QUEUE_END];
+		else
+			db_texts[i] = store_db_chunks_sql[i - SQ_TLSRPT_END];
 	}
 	store_db_dump_texts(db_texts);
 }
@@ -812,9 +814,10 @@ static int sq_deliver_local(struct sql_conn *c, uint64_t account, int64_t messag
 }
 
 int store_db_message_row(struct sql_conn *c, const char *sha256, uint64_t size,
-                         const unsigned char *content, int64_t received_at, const char *mail_from,
-                         const char *hdr_from, const char *subject, const char *message_id,
-                         const struct store_summary *summary, int64_t *id_r, const char **error_r)
+                         const unsigned char *content, const char *chunk_path, int64_t received_at,
+                         const char *mail_from, const char *hdr_from, const char *subject,
+                         const char *message_id, const struct store_summary *summary, int64_t *id_r,
+                         const char **error_r)
 {
 	static const struct store_summary none = {0};
 	const struct store_summary *sum = summary == NULL ? &none : summary;
@@ -827,7 +830,8 @@ int store_db_message_row(struct sql_conn *c, const char *sha256, uint64_t size,
 		*error_r = "message row vanished";
 		return -1;
 	}
-	return 0;
+	return chunk_path == NULL ? 0
+	                          : store_db_chunks_put(c, *id_r, chunk_path, NULL, size, error_r);
 }
 
 static int sq_deliver_one(struct sql_conn *c, const struct store_commit_delivery *item, int64_t now,
@@ -838,9 +842,9 @@ static int sq_deliver_one(struct sql_conn *c, const struct store_commit_delivery
 	int64_t received = d->received_at > 0 ? d->received_at : now;
 	int64_t message_id;
 
-	if (store_db_message_row(c, item->sha256, item->size, item->content, received, mail_from,
-	                         d->hdr_from, d->hdr_subject, d->hdr_message_id, item->summary,
-	                         &message_id, error_r) < 0)
+	if (store_db_message_row(c, item->sha256, item->size, item->content, item->chunk_path,
+	                         received, mail_from, d->hdr_from, d->hdr_subject,
+	                         d->hdr_message_id, item->summary, &message_id, error_r) < 0)
 		return -1;
 	for (size_t i = 0; i < item->account_count; i++) {
 		if (sq_deliver_local(c, item->accounts[i], message_id, item, received, changes,
@@ -945,8 +949,7 @@ static int sq_commit_once(struct store *store, struct store_commit_item *items, 
 		else if (items[i].kind == STORE_OP_EXPUNGE)
 			ret = sq_expunge_one(c, &items[i].expunge, &unref, changes, error_r);
 		else if (items[i].kind == STORE_OP_QUEUE)
-			ret = store_db_queue_commit(c, store->messages_dir, &items[i], &unref,
-			                            error_r);
+			ret = store_db_queue_commit(c, store, &items[i], &unref, error_r);
 		else
 			ret = sq_mailbox_item(c, &items[i], &unref, changes, error_r);
 	}
@@ -1037,18 +1040,23 @@ static int sq_mail_list(struct store *store, const char *address, const char *ma
 	return sql_each(c, SQ_ENTRY_LIST, sq_entry_row, &l, "i", mailbox_id) < 0 ? -1 : 1;
 }
 
-/* Read a message row's content address and size from a SQ_ENTRY_LOCATE-like row, and its
- * body into *fd_r when the database holds it (else -1). */
-static int sq_locate_row(struct sql_row *st, uint32_t uid, char sha256_r[BLOB_HEX_LEN + 1],
+/* Read a message row's content address and size from a SQ_ENTRY_LOCATE-like row (and end
+ * it), and its body into *fd_r when the database holds it (else -1): a copy of what want
+ * names (NULL: all) of a body in chunk rows, an in-memory copy of one in the row. */
+static int sq_locate_row(struct store *store, struct sql_row *st, uint32_t uid,
+                         const struct store_want *want, char sha256_r[BLOB_HEX_LEN + 1],
                          uint64_t *size_r, int *fd_r)
 {
+	struct sql_conn *c = st->conn;
 	const char *sha = sql_col_text0(st, 0), *error;
 	int ret = blob_name_valid(sha) ? 1 : -1;
+	int64_t message_id = sql_col_int(st, 3);
+	bool in_row = !sql_col_null(st, 2);
 	*fd_r = -1;
 	if (ret == 1) {
 		memcpy(sha256_r, sha, BLOB_HEX_LEN + 1);
 		*size_r = (uint64_t)sql_col_int(st, 1);
-		if (!sql_col_null(st, 2)) {
+		if (in_row) {
 			size_t size;
 			const void *body = sql_col_blob(st, 2, &size);
 			if ((*fd_r = blob_memfd(body, size, &error)) < 0) {
@@ -1059,6 +1067,11 @@ static int sq_locate_row(struct sql_row *st, uint32_t uid, char sha256_r[BLOB_HE
 	} else
 		log_error("store: message row with a bad content address for uid %u", uid);
 	sql_row_done(st);
+	if (ret == 1 && !in_row && store_db_chunked(store, *size_r) &&
+	    store_db_chunks_open(c, store->tmp_dir, message_id, *size_r, want, fd_r, &error) < 0) {
+		log_error("store: message body for uid %u: %s", uid, error);
+		ret = -1;
+	}
 	return ret;
 }
 
@@ -1075,12 +1088,12 @@ static int sq_mail_locate(struct store *store, const char *address, const char *
 	int rc = sql_step(c, SQ_ENTRY_LOCATE, &st, NULL, "ii", mailbox_id, (int64_t)uid);
 	if (rc != SQL_ROW)
 		return rc < 0 ? -1 : 0;
-	return sq_locate_row(st, uid, sha256_r, size_r, fd_r);
+	return sq_locate_row(store, st, uid, NULL, sha256_r, size_r, fd_r);
 }
 
 static int sq_message_locate(struct store *store, uint64_t account_id, const char *mailbox,
-                             uint32_t uid, char sha256_r[BLOB_HEX_LEN + 1], uint64_t *size_r,
-                             int *fd_r)
+                             uint32_t uid, const struct store_want *want,
+                             char sha256_r[BLOB_HEX_LEN + 1], uint64_t *size_r, int *fd_r)
 {
 	struct sql_conn *c = store_db_reader(store);
 	struct sql_row *st;
@@ -1090,7 +1103,7 @@ static int sq_message_locate(struct store *store, uint64_t account_id, const cha
 	                              mailbox, (int64_t)uid);
 	if (rc != SQL_ROW)
 		return rc < 0 ? -1 : 0;
-	return sq_locate_row(st, uid, sha256_r, size_r, fd_r);
+	return sq_locate_row(store, st, uid, want, sha256_r, size_r, fd_r);
 }
 
 struct sq_snapshot {

@@ -140,8 +140,13 @@ enum sq_id {
 	SQ_T_LIST,
 	SQ_T_LIST_DOMAIN,
 	SQ_TLSRPT_END,
+	/* store_db_chunks.c (only where bodies are kept in chunk rows: PostgreSQL) */
+	SQ_C_COUNT = SQ_TLSRPT_END,
+	SQ_C_PUT,
+	SQ_C_GET,
+	SQ_CHUNKS_END,
 	/* store_db_dump.c: whether the store is empty, then SELECT and INSERT of each table */
-	SQ_DUMP_EMPTY = SQ_TLSRPT_END,
+	SQ_DUMP_EMPTY = SQ_CHUNKS_END,
 	SQ_DUMP_FIRST,
 	SQ_COUNT = SQ_DUMP_FIRST + 2 * STORE_DB_DUMP_TABLES
 };
@@ -151,6 +156,7 @@ enum sq_id {
 extern const char *const store_db_mailbox_sql[SQ_MAILBOX_END - SQ_CORE_COUNT];
 extern const char *const store_db_queue_sql[SQ_QUEUE_END - SQ_MAILBOX_END];
 extern const char *const store_db_tlsrpt_sql[SQ_TLSRPT_END - SQ_QUEUE_END];
+extern const char *const store_db_chunks_sql[SQ_CHUNKS_END - SQ_TLSRPT_END];
 
 /* A reading thread's connection, in store_db.readers. */
 struct db_reader {
@@ -220,11 +226,14 @@ int store_db_next_uidvalidity(struct sql_conn *c, int64_t *uidvalidity_r, const 
 int store_db_mailbox_commit(struct sql_conn *c, struct store_commit_item *item,
                             struct sq_ids *unref, struct store_changes *changes,
                             const char **error_r);
-/* Insert (or find) the message row of a delivery or append: 0 with *id_r, or -1. */
+/* Insert (or find) the message row of a delivery or append: 0 with *id_r, or -1. The body
+ * is content (kept in the row), or the file chunk_path (kept in chunk rows), or neither (a
+ * message file). */
 int store_db_message_row(struct sql_conn *c, const char *sha256, uint64_t size,
-                         const unsigned char *content, int64_t received_at, const char *mail_from,
-                         const char *hdr_from, const char *subject, const char *message_id,
-                         const struct store_summary *summary, int64_t *id_r, const char **error_r);
+                         const unsigned char *content, const char *chunk_path, int64_t received_at,
+                         const char *mail_from, const char *hdr_from, const char *subject,
+                         const char *message_id, const struct store_summary *summary, int64_t *id_r,
+                         const char **error_r);
 /* The reads of store_private.h's vtable that store_db_mailbox.c implements. */
 int store_db_mailbox_list(struct store *store, uint64_t account_id,
                           void (*mailbox_cb)(void *ctx, const char *name, const char *special_use),
@@ -248,7 +257,7 @@ int store_db_queue_deliver(struct sql_conn *c, const struct store_delivery *d, i
                            int64_t now, const char **error_r);
 /* A queue operation inside the commit's transaction: 0 done or refused (item->refused set
  * before anything changed), -1 error. Message rows it stops referencing go to unref. */
-int store_db_queue_commit(struct sql_conn *c, const char *messages_dir,
+int store_db_queue_commit(struct sql_conn *c, const struct store *store,
                           struct store_commit_item *item, struct sq_ids *unref,
                           const char **error_r);
 /* Free what queue items of a commit that did not commit collected. */
@@ -269,6 +278,25 @@ int store_db_notify_start(struct store_db *s, const char **error_r);
 void store_db_notify_stop(struct store_db *s);
 int store_db_notify_emit(struct store_db *s, struct sql_conn *c,
                          const struct store_changes *changes, size_t from, const char **error_r);
+
+/* store_db_chunks.c: bodies larger than STORE_CHUNK_SIZE in a database that several nodes
+ * share, kept as rows of message_chunks (PostgreSQL; see there). */
+bool store_db_chunked(const struct store *store, uint64_t size);
+/* Store a body (the file at path, or mem; size octets) as the chunk rows of message_id,
+ * unless that message has them already (its row is content-addressed: same bytes). Inside
+ * the caller's write transaction. 0, or -1 with *error_r. */
+int store_db_chunks_put(struct sql_conn *c, int64_t message_id, const char *path,
+                        const unsigned char *mem, uint64_t size, const char **error_r);
+/* A new unlinked file under tmp_dir of size octets that holds what want names of
+ * message_id's body (all of it when want is NULL); the rest reads as zeros and takes no
+ * space. 0 with *fd_r, or -1 with *error_r. */
+int store_db_chunks_open(struct sql_conn *c, const char *tmp_dir, int64_t message_id, uint64_t size,
+                         const struct store_want *want, int *fd_r, const char **error_r);
+/* fn with each chunk of message_id's body (size octets in all), in order: 0, or -1 with
+ * *error_r. */
+int store_db_chunks_each(struct sql_conn *c, int64_t message_id, uint64_t size,
+                         void (*fn)(void *ctx, const unsigned char *p, size_t n), void *ctx,
+                         const char **error_r);
 
 /* store_db_dump.c: fill in the texts of the SQ_DUMP_FIRST.. ids (generated once). */
 void store_db_dump_texts(const char **texts);

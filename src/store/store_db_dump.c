@@ -76,6 +76,7 @@ _Static_assert(DUMP_TABLE_COUNT == STORE_DB_DUMP_TABLES, "STORE_DB_DUMP_TABLES")
 #define DUMP_MESSAGES_TABLE 5
 #define DUMP_CONTENT_COLUMN 11
 #define DUMP_SHA_COLUMN 1
+#define DUMP_SIZE_COLUMN 2
 
 /* ---- statement texts ---- */
 
@@ -122,7 +123,8 @@ void store_db_dump_texts(const char **texts)
 struct dump_out {
 	FILE *out;
 	const struct dump_table *table;
-	const char *messages_dir;
+	const struct store *store;
+	struct sql_conn *c;
 	int error; /* errno of a failed write or read, or -1 */
 	const char *what;
 };
@@ -158,12 +160,27 @@ static void dump_hex(FILE *out, const unsigned char *p, size_t n)
 	}
 }
 
-/* A body kept in its file, written as the row's content. */
-static void dump_file_body(struct dump_out *d, const char *sha256)
+static void dump_hex_cb(void *ctx, const unsigned char *p, size_t n)
 {
+	dump_hex(ctx, p, n);
+}
+
+/* A body kept in chunk rows or in its file, written as the row's content. */
+static void dump_outside_body(struct dump_out *d, struct sql_row *r)
+{
+	const char *sha256 = sql_col_text0(r, DUMP_SHA_COLUMN), *error;
+	uint64_t size = (uint64_t)sql_col_int(r, DUMP_SIZE_COLUMN);
+	if (store_db_chunked(d->store, size)) {
+		if (store_db_chunks_each(d->c, sql_col_int(r, 0), size, dump_hex_cb, d->out,
+		                         &error) < 0) {
+			d->error = -1;
+			d->what = "reading a body's chunk rows"; /* error is logged */
+		}
+		return;
+	}
 	int fd = -1;
-	uint64_t size = 0;
-	if (!blob_name_valid(sha256) || blob_open(d->messages_dir, sha256, &fd, &size) != 1) {
+	if (!blob_name_valid(sha256) ||
+	    blob_open(d->store->messages_dir, sha256, &fd, &size) != 1) {
 		d->error = -1;
 		d->what = "a message file is missing";
 		return;
@@ -188,7 +205,7 @@ static void dump_row(void *ctx, struct sql_row *r)
 		if (i > 0)
 			putc('\t', d->out);
 		if (messages && i == DUMP_CONTENT_COLUMN && sql_col_null(r, i)) {
-			dump_file_body(d, sql_col_text0(r, DUMP_SHA_COLUMN));
+			dump_outside_body(d, r);
 		} else if (sql_col_null(r, i)) {
 			fputs("\\N", d->out);
 		} else if (t->types[i] == 'i') {
@@ -212,7 +229,7 @@ int store_db_export(struct store *store, FILE *out, const char **error_r)
 		*error_r = "cannot read the database";
 		return -1;
 	}
-	struct dump_out d = {.out = out, .messages_dir = store->messages_dir};
+	struct dump_out d = {.out = out, .store = store, .c = c};
 	int ret = fprintf(out, "%s\n", DUMP_MAGIC) < 0 ? -1 : 0;
 	for (size_t i = 0; ret == 0 && d.error == 0 && i < DUMP_TABLE_COUNT; i++) {
 		const struct dump_table *t = &dump_tables[i];
@@ -338,8 +355,10 @@ static bool dump_header_ok(const char *line, const struct dump_table *t)
 	return ok;
 }
 
-/* Insert one row line of table i: 0, or -1. */
-static int dump_insert(struct sql_conn *c, size_t i, char *line, const char **error_r)
+/* Insert one row line of table i: 0, or -1. A body that the store keeps in chunk rows
+ * goes there instead of into the message row. */
+static int dump_insert(const struct store *store, struct sql_conn *c, size_t i, char *line,
+                       const char **error_r)
 {
 	const struct dump_table *t = &dump_tables[i];
 	struct sql_param params[16];
@@ -357,18 +376,28 @@ static int dump_insert(struct sql_conn *c, size_t i, char *line, const char **er
 			return -1;
 		}
 		s = e + 1;
-		if (k == n - 1) {
-			return sql_exec_params(c, SQ_DUMP_FIRST + 2 * (unsigned)i + 1, params, n,
-			                       error_r) < 0
-			           ? -1
-			           : 0;
+		if (k < n - 1)
+			continue;
+		struct sql_param body = {0};
+		if (i == DUMP_MESSAGES_TABLE &&
+		    store_db_chunked(store, params[DUMP_CONTENT_COLUMN].size)) {
+			body = params[DUMP_CONTENT_COLUMN];
+			params[DUMP_CONTENT_COLUMN].blob = NULL;
+			params[DUMP_CONTENT_COLUMN].size = 0;
 		}
+		if (sql_exec_params(c, SQ_DUMP_FIRST + 2 * (unsigned)i + 1, params, n, error_r) < 0)
+			return -1;
+		if (body.blob != NULL && store_db_chunks_put(c, params[0].value, NULL, body.blob,
+		                                             body.size, error_r) < 0)
+			return -1;
+		return 0;
 	}
 	*error_r = store_error_fmt("a %s row without %zu columns", t->name, n);
 	return -1;
 }
 
-static int dump_import_lines(struct sql_conn *c, FILE *in, const char **error_r)
+static int dump_import_lines(const struct store *store, struct sql_conn *c, FILE *in,
+                             const char **error_r)
 {
 	struct buf line;
 	size_t table = 0;
@@ -404,7 +433,7 @@ static int dump_import_lines(struct sql_conn *c, FILE *in, const char **error_r)
 			*error_r = "a row before any table";
 			goto out;
 		}
-		if (dump_insert(c, table, (char *)buf_cstr(&line), error_r) < 0)
+		if (dump_insert(store, c, table, (char *)buf_cstr(&line), error_r) < 0)
 			goto out;
 	}
 	if (!in_table || table != DUMP_TABLE_COUNT - 1) {
@@ -432,7 +461,7 @@ int store_db_import(struct store *store, FILE *in, const char **error_r)
 		ret = -1;
 	}
 	if (ret == 0)
-		ret = dump_import_lines(s->admin, in, error_r);
+		ret = dump_import_lines(store, s->admin, in, error_r);
 	ret = sql_end(s->admin, ret, error_r);
 	pthread_mutex_unlock(&s->admin_lock);
 	return ret;

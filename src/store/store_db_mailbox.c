@@ -857,9 +857,10 @@ static int sqm_append_insert(struct sql_conn *c, struct store_commit_item *item,
 	for (size_t i = 0; i < a->count; i++) {
 		struct store_commit_message *m = &a->messages[i];
 		m->uid = (uint32_t)(first + (int64_t)i);
-		if (store_db_message_row(c, m->sha256, m->size, m->content, m->internal_date, "",
-		                         m->hdr_from, m->hdr_subject, m->hdr_message_id,
-		                         &m->summary, &message_id, error_r) < 0 ||
+		if (store_db_message_row(c, m->sha256, m->size, m->content, m->chunk_path,
+		                         m->internal_date, "", m->hdr_from, m->hdr_subject,
+		                         m->hdr_message_id, &m->summary, &message_id,
+		                         error_r) < 0 ||
 		    sql_exec(c, SQ_ENTRY_INSERT_FULL, error_r, "iiiisii", mb->id, (int64_t)m->uid,
 		             message_id, (int64_t)(m->flags & SQM_FLAGS_ALL), canon[i], modseq,
 		             m->internal_date) < 0)

@@ -41,7 +41,7 @@ const char *const store_db_queue_sql[SQ_QUEUE_END - SQ_MAILBOX_END] = {
     SQQ(SQ_Q_ENTRY_GET) = "SELECT q.id, m.sha256, m.size, q.mail_from, q.ret, q.envid,"
                           " q.domain, q.created, q.next_attempt, q.attempts, q.held,"
                           " q.delay_warned, q.lease_owner, q.lease_until, q.smtputf8,"
-                          " q.eightbit, q.requiretls, m.content FROM queue q"
+                          " q.eightbit, q.requiretls, m.content, q.message_id FROM queue q"
                           " JOIN messages m ON m.id = q.message_id WHERE q.id = ?1",
     SQQ(SQ_Q_RCPTS) = "SELECT id, address, orcpt, notify, status, last_error, last_attempt,"
                       " remote_mta, enhanced_status FROM queue_rcpts WHERE entry_id = ?1"
@@ -137,7 +137,7 @@ static void sqq_rcpt_row(void *ctx, struct sql_row *st)
 
 /* Read entry id into *e (zeroed first) with its recipients (all, or pending only): 1, 0 no
  * such entry, -1 error. */
-static int sqq_entry_read(struct sql_conn *c, const char *messages_dir, int64_t id,
+static int sqq_entry_read(struct sql_conn *c, const struct store *store, int64_t id,
                           bool pending_only, struct store_queue_entry *e, const char **error_r)
 {
 	struct sql_row *st;
@@ -160,9 +160,11 @@ static int sqq_entry_read(struct sql_conn *c, const char *messages_dir, int64_t 
 			return -1;
 		}
 	}
+	int64_t message_id = sql_col_int(st, 18), size = sql_col_int(st, 2);
+	bool chunked = fd < 0 && store_db_chunked(store, (uint64_t)size);
 	*e = (struct store_queue_entry){
 	    .id = (uint64_t)sql_col_int(st, 0),
-	    .path = fd < 0 ? blob_path_dup(messages_dir, sha) : NULL,
+	    .path = fd < 0 && !chunked ? blob_path_dup(store->messages_dir, sha) : NULL,
 	    .fd = fd,
 	    .size = (uint64_t)sql_col_int(st, 2),
 	    .mail_from = xstrdup(sql_col_text0(st, 3)),
@@ -181,6 +183,9 @@ static int sqq_entry_read(struct sql_conn *c, const char *messages_dir, int64_t 
 	    .requiretls = sql_col_int(st, 16) != 0,
 	};
 	sql_row_done(st);
+	if (chunked && store_db_chunks_open(c, store->tmp_dir, message_id, (uint64_t)size, NULL,
+	                                    &e->fd, error_r) < 0)
+		return -1;
 	struct sqq_rcpts r = {0};
 	if (sql_each(c, SQ_Q_RCPTS, sqq_rcpt_row, &r, "ii", id, (int64_t)(pending_only ? 1 : 0)) <
 	    0) {
@@ -195,11 +200,12 @@ static int sqq_entry_read(struct sql_conn *c, const char *messages_dir, int64_t 
 }
 
 /* Append one entry slot to the item's entries and read entry id into it. */
-static int sqq_item_read(struct sql_conn *c, const char *messages_dir, struct store_commit_queue *q,
-                         int64_t id, bool pending_only, const char **error_r)
+static int sqq_item_read(struct sql_conn *c, const struct store *store,
+                         struct store_commit_queue *q, int64_t id, bool pending_only,
+                         const char **error_r)
 {
 	q->entries = xrealloc(q->entries, (q->count + 1) * sizeof(*q->entries));
-	int ret = sqq_entry_read(c, messages_dir, id, pending_only, &q->entries[q->count], error_r);
+	int ret = sqq_entry_read(c, store, id, pending_only, &q->entries[q->count], error_r);
 	if (ret != 0)
 		q->count++; /* a partly read one is freed with the others */
 	return ret;
@@ -213,7 +219,7 @@ static void sqq_id_row(void *ctx, struct sql_row *st)
 }
 
 /* Lease the due entries; an entry whose lease update finds it taken is skipped. */
-static int sqq_claim(struct sql_conn *c, const char *messages_dir, struct store_commit_queue *q,
+static int sqq_claim(struct sql_conn *c, const struct store *store, struct store_commit_queue *q,
                      const char **error_r)
 {
 	const struct store_queue_op *op = q->op;
@@ -227,7 +233,7 @@ static int sqq_claim(struct sql_conn *c, const char *messages_dir, struct store_
 		                 q->now + (int64_t)op->lease, q->now);
 		if (n < 0)
 			ret = -1;
-		else if (n == 1 && sqq_item_read(c, messages_dir, q, due.v[i], true, error_r) < 0)
+		else if (n == 1 && sqq_item_read(c, store, q, due.v[i], true, error_r) < 0)
 			ret = -1;
 	}
 	free(due.v);
@@ -328,11 +334,11 @@ static int sqq_update(struct sql_conn *c, struct store_commit_item *item, enum s
 	return n < 0 ? -1 : 0;
 }
 
-static int sqq_delete(struct sql_conn *c, const char *messages_dir, struct store_commit_item *item,
+static int sqq_delete(struct sql_conn *c, const struct store *store, struct store_commit_item *item,
                       struct sq_ids *unref, const char **error_r)
 {
 	struct store_commit_queue *q = &item->queue;
-	int ret = sqq_item_read(c, messages_dir, q, (int64_t)q->op->id, false, error_r);
+	int ret = sqq_item_read(c, store, q, (int64_t)q->op->id, false, error_r);
 	if (ret == 0)
 		item->refused = STORE_ERROR_NO_ENTRY;
 	if (ret <= 0)
@@ -340,14 +346,14 @@ static int sqq_delete(struct sql_conn *c, const char *messages_dir, struct store
 	return sqq_remove(c, (int64_t)q->op->id, unref, error_r);
 }
 
-static int sqq_action(struct sql_conn *c, const char *messages_dir, struct store_commit_item *item,
+static int sqq_action(struct sql_conn *c, const struct store *store, struct store_commit_item *item,
                       struct sq_ids *unref, const char **error_r)
 {
 	struct store_commit_queue *q = &item->queue;
 	int n;
 	switch (q->op->action) {
 	case STORE_QUEUE_CLAIM:
-		return sqq_claim(c, messages_dir, q, error_r);
+		return sqq_claim(c, store, q, error_r);
 	case STORE_QUEUE_RENEW:
 		return sqq_renew(c, item, error_r);
 	case STORE_QUEUE_RESULT:
@@ -373,7 +379,7 @@ static int sqq_action(struct sql_conn *c, const char *messages_dir, struct store
 		q->due = true;
 		return sqq_update(c, item, SQ_Q_RELEASE, "ii", error_r);
 	case STORE_QUEUE_DELETE:
-		return sqq_delete(c, messages_dir, item, unref, error_r);
+		return sqq_delete(c, store, item, unref, error_r);
 	case STORE_QUEUE_UNLEASE:
 		n = sql_exec(c, SQ_Q_UNLEASE, error_r, "si", q->owner, (int64_t)strlen(q->owner));
 		q->changed = n > 0 ? (size_t)n : 0;
@@ -384,7 +390,7 @@ static int sqq_action(struct sql_conn *c, const char *messages_dir, struct store
 	return 0;
 }
 
-int store_db_queue_commit(struct sql_conn *c, const char *messages_dir,
+int store_db_queue_commit(struct sql_conn *c, const struct store *store,
                           struct store_commit_item *item, struct sq_ids *unref,
                           const char **error_r)
 {
@@ -394,7 +400,7 @@ int store_db_queue_commit(struct sql_conn *c, const char *messages_dir,
 	q->count = q->changed = q->pending = 0;
 	q->lease_lost = q->due = false;
 	item->refused = NULL;
-	int ret = sqq_action(c, messages_dir, item, unref, error_r);
+	int ret = sqq_action(c, store, item, unref, error_r);
 	if (item->refused != NULL) {
 		/* Nothing changed; the writer reports only the refusal. */
 		store_queue_entries_free(q->entries, q->count);
@@ -463,7 +469,7 @@ int store_db_queue_show(struct store *store, uint64_t id, struct store_queue_ent
 	if (started < 0)
 		return -1;
 	struct store_queue_entry *e = xcalloc(1, sizeof(*e));
-	int ret = sqq_entry_read(c, store->messages_dir, (int64_t)id, false, e, &error);
+	int ret = sqq_entry_read(c, store, (int64_t)id, false, e, &error);
 	ret = store_db_read_end(c, started, ret);
 	if (ret == 1)
 		*entry_r = e;

@@ -64,6 +64,7 @@ struct store_commit_delivery {
 	char sha256[BLOB_HEX_LEN + 1];
 	uint64_t size;
 	const unsigned char *content;        /* the body, stored inline; NULL: in its file */
+	const char *chunk_path;              /* or: its spool file, for chunk rows */
 	const struct store_summary *summary; /* for a new message row */
 };
 
@@ -86,6 +87,7 @@ struct store_commit_message {
 	char sha256[BLOB_HEX_LEN + 1];
 	uint64_t size;
 	unsigned char *content; /* the body, stored inline (writer's); NULL: in its file */
+	const char *chunk_path; /* or: its spool file, for chunk rows */
 	bool placed;            /* writer only: its file is at its content address */
 	unsigned flags;
 	const char *keywords;  /* valid keywords, space-separated */
@@ -350,11 +352,12 @@ struct store_vfuncs {
 	int (*mailbox_snapshot)(struct store *store, uint64_t account_id, const char *mailbox,
 	                        struct store_mailbox_status *status_r,
 	                        void (*cb)(void *ctx, const struct store_entry *entry), void *ctx);
-	/* As mail_locate, by account id; mailbox is the exact stored name. Both set *fd_r to
-	 * an in-memory copy of a body stored in the database (blob_memfd()), else to -1. */
+	/* As mail_locate, by account id; mailbox is the exact stored name; want as
+	 * store_message_open_want(). Both set *fd_r to a copy of a body stored in the
+	 * database (blob_memfd(), or a file of its chunks), else to -1. */
 	int (*message_locate)(struct store *store, uint64_t account_id, const char *mailbox,
-	                      uint32_t uid, char sha256_r[BLOB_HEX_LEN + 1], uint64_t *size_r,
-	                      int *fd_r);
+	                      uint32_t uid, const struct store_want *want,
+	                      char sha256_r[BLOB_HEX_LEN + 1], uint64_t *size_r, int *fd_r);
 
 	/* In one read snapshot: every mailbox of the account (name, special-use text or
 	 * NULL) and every subscribed name, in any order. 1, 0 no such account, -1. */

@@ -187,19 +187,26 @@ struct store_dirty {
 
 /* Take one spool file into the store: a small one is read into *content_r (the database
  * stores it; the spool file stays until the commit is over), a larger one is moved to its
- * content address. 0, or -1 with *error_r (the spool file is then still there). */
+ * content address, or, on a shared database, only hashed: *chunk_path_r names it, and the
+ * commit copies it into chunk rows (it too stays until the commit is over). 0, or -1 with
+ * *error_r (the spool file is then still there). */
 static int store_writer_place_file(struct store *store, const char *spool_path,
                                    char sha256_r[BLOB_HEX_LEN + 1], uint64_t *size_r,
-                                   unsigned char **content_r, struct store_dirty *dirty,
-                                   const char **error_r)
+                                   unsigned char **content_r, const char **chunk_path_r,
+                                   struct store_dirty *dirty, const char **error_r)
 {
 	bool created = false;
-	uint64_t max = store->shared ? UINT64_MAX : atomic_load(&store->inline_max);
+	uint64_t max = store->shared ? STORE_CHUNK_SIZE : atomic_load(&store->inline_max);
 	*content_r = NULL;
+	*chunk_path_r = NULL;
 	if (max > 0) {
 		int ret = blob_read_small(spool_path, max, content_r, sha256_r, size_r, error_r);
 		if (ret != 0)
 			return ret < 0 ? -1 : 0;
+	}
+	if (store->shared) {
+		*chunk_path_r = spool_path;
+		return blob_hash_file(spool_path, sha256_r, size_r, error_r);
 	}
 	if (blob_store(store->messages_dir, spool_path, sha256_r, size_r, &created, error_r) < 0)
 		return -1;
@@ -220,7 +227,8 @@ static void store_writer_place(struct store *store, struct store_pending *p,
 	reason = error; /* the checks' messages are static */
 	if (ret == 0) {
 		ret = store_writer_place_file(store, p->op.delivery->spool_path, item->sha256,
-		                              &item->size, &p->content, dirty, &error);
+		                              &item->size, &p->content, &item->chunk_path, dirty,
+		                              &error);
 		reason = STORE_WRITER_FILE_FAILED;
 	}
 	if (ret < 0) {
@@ -233,7 +241,7 @@ static void store_writer_place(struct store *store, struct store_pending *p,
 	item->account_count = p->account_count;
 	item->summary = &p->summary;
 	item->content = p->content;
-	p->placed = p->content == NULL;
+	p->placed = p->content == NULL && item->chunk_path == NULL;
 }
 
 /* Take every message of an append (all spool files are consumed either way: the inline
@@ -247,8 +255,8 @@ static void store_writer_place_append(struct store *store, struct store_pending 
 		struct store_commit_message *m = &p->messages[i];
 		const char *spool = op->messages[i].spool_path;
 		if (p->ok && store_writer_place_file(store, spool, m->sha256, &m->size, &m->content,
-		                                     dirty, &error) == 0) {
-			m->placed = m->content == NULL;
+		                                     &m->chunk_path, dirty, &error) == 0) {
+			m->placed = m->content == NULL && m->chunk_path == NULL;
 			continue;
 		}
 		if (p->ok)
@@ -351,15 +359,14 @@ static void store_writer_summarize(struct store *store, store_summarizer_fn *fn,
 		if (!p->ok)
 			continue;
 		if (p->item.kind == STORE_OP_DELIVERY)
-			store_writer_summarize_one(
-			    &s, p->item.delivery.sha256,
-			    p->content != NULL ? p->op.delivery->spool_path : NULL, &p->summary);
+			store_writer_summarize_one(&s, p->item.delivery.sha256,
+			                           !p->placed ? p->op.delivery->spool_path : NULL,
+			                           &p->summary);
 		for (size_t k = 0; p->item.kind == STORE_OP_APPEND && k < p->message_count; k++)
-			store_writer_summarize_one(&s, p->messages[k].sha256,
-			                           p->messages[k].content != NULL
-			                               ? p->op.append->messages[k].spool_path
-			                               : NULL,
-			                           &p->messages[k].summary);
+			store_writer_summarize_one(
+			    &s, p->messages[k].sha256,
+			    !p->messages[k].placed ? p->op.append->messages[k].spool_path : NULL,
+			    &p->messages[k].summary);
 	}
 	free(s.seen.v);
 }
@@ -448,25 +455,29 @@ static void store_writer_doom_failed(struct store_pending **batch, size_t n,
 	}
 }
 
-/* The bodies stored inline are in the database now (or their operation failed): their
- * spool files and copies go, before the callbacks (which may free the operations). */
+/* The bodies stored in the database (inline or in chunk rows) are there now (or their
+ * operation failed): their spool files and copies go, before the callbacks (which may
+ * free the operations). */
 static void store_writer_drop_inline(struct store_pending **batch, size_t n)
 {
 	for (size_t i = 0; i < n; i++) {
 		struct store_pending *p = batch[i];
-		if (p->item.kind == STORE_OP_DELIVERY && p->content != NULL) {
+		struct store_commit_delivery *d = &p->item.delivery;
+		if (p->item.kind == STORE_OP_DELIVERY && (p->content != NULL || d->chunk_path)) {
 			store_spool_unlink(p->op.delivery->spool_path);
 			free(p->content);
 			p->content = NULL;
-			p->item.delivery.content = NULL;
+			d->content = NULL;
+			d->chunk_path = NULL;
 		}
 		for (size_t k = 0; p->item.kind == STORE_OP_APPEND && k < p->message_count; k++) {
 			struct store_commit_message *m = &p->messages[k];
-			if (m->content == NULL)
+			if (m->content == NULL && m->chunk_path == NULL)
 				continue;
 			store_spool_unlink(p->op.append->messages[k].spool_path);
 			free(m->content);
 			m->content = NULL;
+			m->chunk_path = NULL;
 		}
 	}
 }

@@ -187,6 +187,7 @@ class Server:
         if store_url is None and TEST_STORE == "postgresql":
             store_url = pg_fresh_database()
         self.store_url = store_url
+        self.env = None  # the server's environment when not the tests' own
         store = ["--store", "postgresql", "--store-url", store_url] if store_url else []
         p = run_cli(["init", self.dir, "--hostname", hostname, "--port-base", self.base] + store)
         assert p.returncode == 0, p.stderr
@@ -325,7 +326,7 @@ class Server:
             self.log = open(self.log_path, "wb")
             self.proc = subprocess.Popen([BIN, "-c", str(self.conf), "serve"],
                                          stdout=self.log, stderr=subprocess.STDOUT,
-                                         stdin=subprocess.DEVNULL)
+                                         stdin=subprocess.DEVNULL, env=self.env)
             _started.append(self.proc)
             if all(wait_port(p, 20, self.proc) for p in
                    (self.smtp_port, self.submission_port, self.submissions_port)):

@@ -1866,6 +1866,130 @@ static void test_spool_paths(void **state)
 	store_close(&none);
 }
 
+/* ---- bodies in chunk rows (PostgreSQL) ---- */
+
+/* A message of size octets whose header (Subject and filler lines) ends with its blank
+ * line's "\r\n\r\n" starting at header_end - 4; the body is text that names each line's
+ * offset. Malloc'd, NUL-terminated. */
+static char *chunk_message(size_t size, size_t header_end)
+{
+	char *m = xmalloc(size + 1);
+	size_t pos = (size_t)snprintf(m, size + 1, "Subject: big\r\n");
+	for (size_t r = header_end - 2 - pos; r > 0; r = header_end - 2 - pos) {
+		/* Lines of 7 to 80 octets that fill the header exactly. */
+		size_t n = r <= 80 ? r : r - 80 < 8 ? 72 : 80;
+		assert_true(n >= 7);
+		memcpy(m + pos, "X-F: ", 5);
+		memset(m + pos + 5, 'f', n - 7);
+		memcpy(m + pos + n - 2, "\r\n", 2);
+		pos += n;
+	}
+	memcpy(m + pos, "\r\n", 2);
+	pos += 2;
+	while (pos < size) {
+		char line[64];
+		int n = snprintf(line, sizeof(line), "line at %zu\r\n", pos);
+		size_t k = size - pos < (size_t)n ? size - pos : (size_t)n;
+		memcpy(m + pos, line, k);
+		pos += k;
+	}
+	m[size] = '\0';
+	return m;
+}
+
+/* Open account's INBOX uid with want and check it: the octets of [lo, hi) are expect's,
+ * and the file keeps at most max_alloc octets of disk (the rest is a hole); when
+ * zero_from is not SIZE_MAX, octets [zero_from, zero_from + 64) read as zeros. */
+static void expect_want(struct fixture *f, uint64_t account, uint32_t uid,
+                        const struct store_want *want, const char *expect, size_t lo, size_t hi,
+                        size_t max_alloc, size_t zero_from)
+{
+	int fd = -1;
+	uint64_t size = 0;
+	assert_int_equal(store_message_open_want(f->store, account, "INBOX", uid, want, &fd, &size),
+	                 1);
+	assert_int_equal(size, strlen(expect));
+	char *buf = xmalloc(hi - lo + 1);
+	assert_int_equal(pread(fd, buf, hi - lo, (off_t)lo), (ssize_t)(hi - lo));
+	assert_memory_equal(buf, expect + lo, hi - lo);
+	free(buf);
+	struct stat st;
+	assert_int_equal(fstat(fd, &st), 0);
+	if ((uint64_t)st.st_blocks * 512 > max_alloc)
+		fail_msg("%llu octets allocated, at most %zu wanted",
+		         (unsigned long long)st.st_blocks * 512, max_alloc);
+	if (zero_from != SIZE_MAX) {
+		char z[64], zeros[64] = {0};
+		assert_int_equal(pread(fd, z, sizeof(z), (off_t)zero_from), (ssize_t)sizeof(z));
+		assert_memory_equal(z, zeros, sizeof(z));
+	}
+	close(fd);
+}
+
+/* A body larger than STORE_CHUNK_SIZE is kept in chunk rows; a reader that wants a range
+ * or the header fetches only the chunks that hold them, one that wants all gets all; the
+ * same bytes again share the rows, and the rows go with the last entry. */
+static void test_pg_chunked_bodies(void **state)
+{
+	struct fixture *f = fixture_get(state);
+	uint64_t ids[3];
+	add_accounts(f, ids);
+	const size_t C = STORE_CHUNK_SIZE, size = 2 * C + 1000;
+	char *big = chunk_message(size, 200);
+	/* The blank line's "\r\n\r\n" split as "\r\n\r" | "\n" between chunks 0 and 1. */
+	char *split = chunk_message(size, C + 1);
+	assert_memory_equal(split + C - 3, "\r\n\r\n", 4);
+	assert_int_equal(deliver(f->store, big, ids, 2, NULL, 0), 0);
+	assert_int_equal(deliver(f->store, split, ids, 1, NULL, 0), 0);
+	assert_int_equal(fdb_int(f, "SELECT count(*) FROM messages WHERE content IS NULL"), 2);
+	assert_int_equal(fdb_int(f, "SELECT count(*) FROM message_chunks"), 6);
+	assert_int_equal(fdb_int(f, "SELECT max(length(data)) FROM message_chunks"), (int64_t)C);
+
+	/* All of it, through every open path. */
+	expect_want(f, ids[0], 1, NULL, big, 0, size, size + 65536, SIZE_MAX);
+	expect_want(f, ids[1], 1, NULL, big, 0, size, size + 65536, SIZE_MAX);
+	int fd = -1;
+	uint64_t got = 0;
+	assert_int_equal(store_mail_open(f->store, "a@example.org", "INBOX", 2, &fd, &got), 1);
+	char *all = xmalloc(size);
+	assert_int_equal(read_all(fd, all, size), size);
+	assert_memory_equal(all, split, size);
+	free(all);
+
+	/* A window in chunk 1: only its octets; chunk 0 is a hole. */
+	struct store_want w = {.off = C + 100, .len = 500};
+	expect_want(f, ids[0], 1, &w, big, C + 100, C + 600, 65536, 0);
+	/* A window past the end is cut at the end. */
+	w = (struct store_want){.off = size - 10, .len = 1000};
+	expect_want(f, ids[0], 1, &w, big, size - 10, size, 65536, 0);
+	/* The header: chunk 0 only. */
+	w = (struct store_want){.header = true};
+	expect_want(f, ids[0], 1, &w, big, 0, 200, C + 65536, C);
+	/* A header whose end straddles two chunks: chunks 0 and 1, not 2. */
+	expect_want(f, ids[0], 2, &w, split, 0, C + 1, 2 * C + 65536, 2 * C);
+	/* Header and a window in chunk 2. */
+	w = (struct store_want){.header = true, .off = 2 * C + 10, .len = 20};
+	expect_want(f, ids[0], 1, &w, big, 2 * C + 10, 2 * C + 30, C + 65536, C);
+
+	/* The same bytes for c: the rows are shared. */
+	assert_int_equal(deliver(f->store, big, &ids[2], 1, NULL, 0), 0);
+	assert_int_equal(fdb_int(f, "SELECT count(*) FROM message_chunks"), 6);
+	expect_want(f, ids[2], 1, NULL, big, 0, size, size + 65536, SIZE_MAX);
+
+	/* Expunging every entry removes the rows. */
+	for (uint32_t uid = 1; uid <= 2; uid++) {
+		for (int i = 0; i < 3; i++) {
+			struct store_expunge x = {
+			    .account_id = ids[i], .mailbox = "INBOX", .uids = &uid, .uid_count = 1};
+			assert_int_equal(store_expunge_wait(f->store, &x), 0);
+		}
+	}
+	assert_int_equal(fdb_int(f, "SELECT count(*) FROM messages"), 0);
+	assert_int_equal(fdb_int(f, "SELECT count(*) FROM message_chunks"), 0);
+	free(big);
+	free(split);
+}
+
 /* ---- a group commit that loses a deadlock runs again (PostgreSQL) ---- */
 
 static PGconn *pg_connect(struct fixture *f)
@@ -1995,6 +2119,7 @@ int main(void)
 	    SQLITE(test_orphans),          /* message files and rows planted in SQLite */
 	    BOTH(test_spool_paths),
 	    PG(test_pg_commit_retry),
+	    PG(test_pg_chunked_bodies),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -645,6 +645,45 @@ static void test_inline_entry(void **state)
 	store_queue_entries_free(e, 1);
 }
 
+/* On PostgreSQL a body larger than STORE_CHUNK_SIZE is in chunk rows: a claimed entry and
+ * `queue show` still carry all of it (a file of its own for each reader). */
+static void test_pg_chunked_entry(void **state)
+{
+	struct fixture *f = fixture_get(state);
+	const char *remote[1] = {"r@chunked.test"};
+	size_t size = STORE_CHUNK_SIZE * 2 + 17;
+	char *body = xmalloc(size + 1);
+	memcpy(body, "Subject: chunked\r\n\r\n", 20);
+	for (size_t i = 20; i < size; i++)
+		body[i] = (char)('a' + i % 26);
+	body[size] = '\0';
+	deliver(f, body, remote, 1, NULL, false);
+	struct store_queue_op op = {.action = STORE_QUEUE_CLAIM,
+	                            .owner = "n:1",
+	                            .lease = 60,
+	                            .max = 10,
+	                            .now = (int64_t)time(NULL) + 1};
+	assert_int_equal(store_queue_wait(f->store, &op), 0);
+	assert_int_equal(op.count, 1);
+	uint64_t id = op.entries[0].id;
+	struct store_queue_entry *show_e = show(f, id);
+	const struct store_queue_entry *es[2] = {&op.entries[0], show_e};
+	char *buf = xmalloc(size + 1);
+	for (int i = 0; i < 2; i++) {
+		assert_null(es[i]->path);
+		assert_int_equal(es[i]->size, size);
+		int fd = store_queue_entry_open(es[i]);
+		assert_true(fd >= 0);
+		assert_int_equal(pread(fd, buf, size + 1, 0), (ssize_t)size);
+		assert_memory_equal(buf, body, size);
+		close(fd);
+	}
+	free(buf);
+	store_queue_entries_free(show_e, 1);
+	store_queue_entries_free(op.entries, op.count);
+	free(body);
+}
+
 static void *race(void *arg)
 {
 	struct racer *r = arg;
@@ -928,6 +967,7 @@ int main(void)
 	    BOTH(test_claim_race_two_stores),
 	    BOTH(test_hook),
 	    BOTH(test_inline_entry),
+	    PG(test_pg_chunked_entry),
 	    SQLITE(test_migration_3_to_4), /* a version-3 SQLite file */
 	    BOTH(test_tlsrpt),
 	};

@@ -91,8 +91,18 @@ static const char pg_migration_2[] =
     "CREATE TABLE leases (name " PG_TEXT " PRIMARY KEY, owner " PG_TEXT " NOT NULL,"
     " until bigint NOT NULL);";
 
+/* Migration 3 (PostgreSQL only): bodies larger than STORE_CHUNK_SIZE in chunk rows
+ * (store_db_chunks.c), stored out of line and uncompressed, so that substr() of a chunk
+ * reads only what it returns. Bodies kept whole in messages.content stay there. */
+static const char pg_migration_3[] =
+    "CREATE TABLE message_chunks (message_id bigint NOT NULL"
+    " REFERENCES messages(id) ON DELETE CASCADE, seq integer NOT NULL,"
+    " data bytea NOT NULL, PRIMARY KEY (message_id, seq));"
+    "ALTER TABLE message_chunks ALTER COLUMN data SET STORAGE EXTERNAL;";
+
 /* In order; the schema version is how many have been applied. */
-const char *const sql_pg_migrations[SQL_PG_MIGRATION_COUNT] = {pg_migration_1, pg_migration_2};
+const char *const sql_pg_migrations[SQL_PG_MIGRATION_COUNT] = {pg_migration_1, pg_migration_2,
+                                                               pg_migration_3};
 
 /* Statements whose common text PostgreSQL refuses; each says PostgreSQL's error. They must
  * mean what the common text means: when that changes, change these (or make the common
