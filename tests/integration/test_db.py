@@ -74,7 +74,9 @@ def source(tmp_path_factory):
     srv.cli("alias", "add", "info@example.test", ALICE)
     srv.start()
     wait_imap(srv)
-    big = b"x" * 200 * 1024  # above store_inline_max: a file
+    # Above store_inline_max (a file on SQLite) and STORE_CHUNK_SIZE (chunk rows on
+    # PostgreSQL).
+    big = b"".join(b"line %06d of the big one\r\n" % i for i in range(24000))
     for i, body in enumerate([b"small one", big, b"third"]):
         msg = (b"From: s@remote.test\r\nTo: %s\r\nSubject: move %d %s\r\n\r\n%s\r\n"
                % (ALICE.encode(), i, unique().encode(), body))

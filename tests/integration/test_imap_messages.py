@@ -4,6 +4,7 @@ LITERAL+, literal8, a streamed 3 MiB message, MULTIAPPEND, APPENDUID, OVERQUOTA,
 a 2 GB announcement refused before any continuation). Changes reach a second session at its
 next NOOP and at once while it IDLEs."""
 
+import base64
 import imaplib
 import itertools
 import re
@@ -424,6 +425,55 @@ def test_append_3mib_streamed(server, user):
     m.select("INBOX")
     typ, data = m.fetch("1", "(BODY.PEEK[])")
     assert data[0][1] == msg
+    m.logout()
+
+
+def test_fetch_parts_of_a_large_message(server, user):
+    """A 900 KiB message (on PostgreSQL: four chunk rows, of which a FETCH of the header or
+    of a <partial> window reads only what it needs): every part comes back exact, alone and
+    together with others."""
+    attachment = bytes(range(256)) * 2600
+    b64 = base64.encodebytes(attachment).replace(b"\n", b"\r\n")
+    header = (b"From: a@remote.test\r\nTo: %s\r\nSubject: large parts\r\n"
+              b"Message-ID: <large@remote.test>\r\nMIME-Version: 1.0\r\n"
+              b"Content-Type: multipart/mixed; boundary=\"b1\"\r\n\r\n" % user.encode())
+    text = b"".join(b"text line %05d\r\n" % i for i in range(4000))
+    body = (b"--b1\r\nContent-Type: text/plain\r\n\r\n" + text +
+            b"\r\n--b1\r\nContent-Type: application/octet-stream\r\n"
+            b"Content-Transfer-Encoding: base64\r\n\r\n" + b64 + b"\r\n--b1--\r\n")
+    msg = header + body
+    assert len(msg) > 900 * 1024
+    m = login(server, user)
+    assert m.append("INBOX", None, None, msg)[0] == "OK"
+    assert m.append("INBOX", None, None, msg.replace(b"large parts", b"second copy"))[0] == "OK"
+    m.select("INBOX", readonly=True)
+
+    def one(item, seq=b"1"):
+        typ, data = m.fetch(seq, "(%s)" % item)
+        assert typ == "OK", data
+        return [d[1] for d in data if isinstance(d, tuple)]
+
+    assert one("BODY.PEEK[HEADER]") == [header]
+    assert one("BODY.PEEK[HEADER.FIELDS (SUBJECT MESSAGE-ID)]") == [
+        b"Subject: large parts\r\nMessage-ID: <large@remote.test>\r\n\r\n"]
+    assert one("BODY.PEEK[]<600000.1000>") == [msg[600000:601000]]
+    assert one("BODY.PEEK[]<%d.100>" % (len(msg) - 10)) == [msg[-10:]]
+    # Two windows and the header in one FETCH, of both messages.
+    second = msg.replace(b"large parts", b"second copy")
+    got = one("BODY.PEEK[]<10.20> BODY.PEEK[]<700000.30> BODY.PEEK[HEADER]", b"1:2")
+    assert got == [msg[10:30], msg[700000:700030], header,
+                   second[10:30], second[700000:700030], second[:len(header)]]
+    typ, data = m.fetch("1:2", "(ENVELOPE RFC822.SIZE)")
+    assert b'"large parts"' in data[0] and b'"second copy"' in data[1]
+    assert b"RFC822.SIZE %d" % len(msg) in data[0]
+    # What needs all of it.
+    assert one("BODY.PEEK[TEXT]") == [body]
+    assert one("BODY.PEEK[1]") == [text]
+    assert one("BODY.PEEK[2]") == [b64]
+    assert one("BINARY.PEEK[2]") == [attachment]
+    assert one("BODY.PEEK[]") == [msg]
+    typ, data = m.fetch("1", "(BODYSTRUCTURE)")
+    assert b'("application" "octet-stream" NIL NIL NIL "base64" %d ' % len(b64) in data[0]
     m.logout()
 
 
