@@ -233,6 +233,14 @@ static int db_schema_version(struct store *store)
 	return c == NULL ? -1 : sql_schema_version(c);
 }
 
+/* A reader thread's connection is made when the thread starts: a new PostgreSQL connection
+ * can take seconds on a loaded machine, better before the first client's read than during
+ * it. One that fails now (logged) is tried again at the first read. */
+static void db_reader_start(struct store *store)
+{
+	(void)store_db_reader(store);
+}
+
 /* ---- init and deinit ---- */
 
 static void db_stop(struct store *store)
@@ -1258,6 +1266,7 @@ const struct store_vfuncs store_db_vfuncs = {
     .stop = db_stop,
     .deinit = db_deinit,
     .schema_version = db_schema_version,
+    .reader_start = db_reader_start,
     .domain_add = sq_domain_add,
     .domain_del = sq_domain_del,
     .domain_list = sq_domain_list,

@@ -270,6 +270,9 @@ struct store_vfuncs {
 	void (*deinit)(struct store *store);
 	/* Schema version after migrations, or -1. */
 	int (*schema_version)(struct store *store);
+	/* Optional: run on each reader thread as it starts, before its first read (a database
+	 * reached over the network is connected to ahead of need). */
+	void (*reader_start)(struct store *store);
 
 	int (*domain_add)(struct store *store, const char *domain, const char **error_r);
 	int (*domain_del)(struct store *store, const char *domain, const char **error_r);

@@ -24,6 +24,8 @@ struct store_read_job {
 static void *store_reader_main(void *arg)
 {
 	struct store *store = arg;
+	if (store->v->reader_start != NULL)
+		store->v->reader_start(store);
 	pthread_mutex_lock(&store->pool_lock);
 	for (;;) {
 		while (store->pool_head == NULL && !store->pool_stopping)

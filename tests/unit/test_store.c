@@ -1701,6 +1701,34 @@ static void read_done(void *ctx)
 	__atomic_add_fetch(&j->done, 1, __ATOMIC_SEQ_CST);
 }
 
+/* Database connections of the store (readers of every thread). */
+static int count_readers(struct fixture *f)
+{
+	struct store_db *s = db_store(f->store);
+	int n = 0;
+	pthread_mutex_lock(&s->read_lock);
+	for (struct db_reader *r = s->readers; r != NULL; r = r->next)
+		n++;
+	pthread_mutex_unlock(&s->read_lock);
+	return n;
+}
+
+/* Reader threads connect as they start, not at their first read. */
+static void test_readers_connect_ahead(void **state)
+{
+	struct fixture *f = fixture_get(state);
+	reopen_store(f);
+	store_set_read_threads(f->store, 3);
+	int before = count_readers(f);
+	assert_true(store_reads_wait(f->store)); /* starts the threads; no read is queued */
+	int n = count_readers(f);
+	for (int i = 0; i < 1000 && n < before + 3; i++) {
+		usleep(5000);
+		n = count_readers(f);
+	}
+	assert_int_equal(n, before + 3);
+}
+
 /* store_read(): in place on SQLite by default; on reader threads when asked, with done
  * after fn; a queued read still runs when the store closes. */
 static void test_store_read(void **state)
@@ -2114,6 +2142,7 @@ int main(void)
 	    BOTH(test_reopen),
 	    BOTH(test_inline_bodies),
 	    BOTH(test_store_read),
+	    BOTH(test_readers_connect_ahead),
 	    BOTH(test_leases),
 	    SQLITE(test_migration_1_to_2), /* a version-1 SQLite file */
 	    SQLITE(test_orphans),          /* message files and rows planted in SQLite */
