@@ -129,6 +129,18 @@ static inline bool engine_is_pg(const struct engine *e)
 	return e->kind == KIND_PG;
 }
 
+/* The fixture a test program's setup() left in *state; a PostgreSQL test without a database
+ * (NULL) skips. */
+static inline void *engine_fixture(void **state)
+{
+	if (*state == NULL)
+		skip();
+	return *state;
+}
+/* For the store's test programs, whose struct fixture holds its struct engine as eng. */
+#define fixture_get(state) ((struct fixture *)engine_fixture(state))
+#define on_pg(f) engine_is_pg(&(f)->eng)
+
 /* nftw() callback removing everything under a test's directory. */
 static inline int engine_rm_entry(const char *path, const struct stat *st, int flag,
                                   struct FTW *ftw)

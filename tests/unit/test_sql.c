@@ -151,10 +151,7 @@ static int teardown(void **state)
 /* The test's environment; a PostgreSQL test without a database skips. */
 static struct env *env_get(void **state)
 {
-	struct env *e = *state;
-	if (e == NULL)
-		skip();
-	return e;
+	return engine_fixture(state);
 }
 
 static void script(struct sql_conn *c, const char *text)

@@ -91,20 +91,6 @@ static int teardown(void **state)
 	return 0;
 }
 
-/* The test's fixture; a PostgreSQL test without a database skips. */
-static struct fixture *fixture_get(void **state)
-{
-	struct fixture *f = *state;
-	if (f == NULL)
-		skip();
-	return f;
-}
-
-static bool on_pg(const struct fixture *f)
-{
-	return engine_is_pg(&f->eng);
-}
-
 /* The schema version of a current store: each engine numbers its own migrations. */
 static int latest_schema(const struct fixture *f)
 {

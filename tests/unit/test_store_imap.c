@@ -96,20 +96,6 @@ static int teardown(void **state)
 	return 0;
 }
 
-/* The test's fixture; a PostgreSQL test without a database skips. */
-static struct fixture *fixture_get(void **state)
-{
-	struct fixture *f = *state;
-	if (f == NULL)
-		skip();
-	return f;
-}
-
-static bool on_pg(const struct fixture *f)
-{
-	return engine_is_pg(&f->eng);
-}
-
 /* ---- helpers: messages ---- */
 
 static char *spool(struct store *store, const char *data)

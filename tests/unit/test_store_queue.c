@@ -83,20 +83,6 @@ static int teardown(void **state)
 	return 0;
 }
 
-/* The test's fixture; a PostgreSQL test without a database skips. */
-static struct fixture *fixture_get(void **state)
-{
-	struct fixture *f = *state;
-	if (f == NULL)
-		skip();
-	return f;
-}
-
-static bool on_pg(const struct fixture *f)
-{
-	return engine_is_pg(&f->eng);
-}
-
 static char *spool(struct store *store, const char *data)
 {
 	char *path = store_spool_path_dup(store);
