@@ -30,6 +30,8 @@ import time
 from email.message import EmailMessage
 from pathlib import Path
 
+import report_section
+
 HERE = Path(__file__).resolve().parent
 IMAPTEST = Path(os.environ.get("IMAPTEST", HERE.parent.parent / "shared" / "imaptest" / "imaptest"))
 if not IMAPTEST.exists():
@@ -420,30 +422,10 @@ def report(res, info):
 
 
 def merge_into(path, section):
-    """Put section (between the markers) into the report at path: replace an earlier one, or
-    insert it before "## How it is measured" (else at the end)."""
-    p = Path(path)
-    text = p.read_text() if p.exists() else ""
-    if MARK_START in text and MARK_END in text:
-        a = text.index(MARK_START)
-        b = text.index(MARK_END) + len(MARK_END)
-        text = text[:a] + section + text[b:]
-    elif "\n## How it is measured" in text:
-        i = text.index("\n## How it is measured")
-        text = text[:i] + "\n" + section + "\n" + text[i:]
-    else:
-        text = text.rstrip("\n") + "\n\n" + section + "\n"
-    p.write_text(text)
+    """Put section into the report at path (report_section.merge_into)."""
+    report_section.merge_into(path, section, MARK_START, MARK_END)
 
 
 def carry_over(old_text, new_text):
     """bench/run rewrites the whole report: keep an earlier authentication section."""
-    if MARK_START not in old_text or MARK_END not in old_text or MARK_START in new_text:
-        return new_text
-    a = old_text.index(MARK_START)
-    b = old_text.index(MARK_END) + len(MARK_END)
-    section = old_text[a:b]
-    if "\n## How it is measured" in new_text:
-        i = new_text.index("\n## How it is measured")
-        return new_text[:i] + "\n" + section + "\n" + new_text[i:]
-    return new_text.rstrip("\n") + "\n\n" + section + "\n"
+    return report_section.carry_over(old_text, new_text, MARK_START, MARK_END)

@@ -39,6 +39,8 @@ import threading
 import time
 from pathlib import Path
 
+import report_section
+
 MARK_START = "<!-- outbound-bench start -->"
 MARK_END = "<!-- outbound-bench end -->"
 
@@ -793,28 +795,10 @@ METHOD = """\
 
 
 def merge_into(path, section):
-    """Put section (between the markers) into the report at path: replace an earlier one, or
-    insert it before "## How it is measured" (else at the end)."""
-    p = Path(path)
-    text = p.read_text() if p.exists() else ""
-    p.write_text(_put(text, section, replace=True))
+    """Put section into the report at path (report_section.merge_into)."""
+    report_section.merge_into(path, section, MARK_START, MARK_END)
 
 
 def carry_over(old_text, new_text):
     """bench/run rewrites the whole report: keep an earlier outbound section."""
-    if MARK_START not in old_text or MARK_END not in old_text or MARK_START in new_text:
-        return new_text
-    a = old_text.index(MARK_START)
-    b = old_text.index(MARK_END) + len(MARK_END)
-    return _put(new_text, old_text[a:b], replace=False)
-
-
-def _put(text, section, replace):
-    if replace and MARK_START in text and MARK_END in text:
-        a = text.index(MARK_START)
-        b = text.index(MARK_END) + len(MARK_END)
-        return text[:a] + section + text[b:]
-    if "\n## How it is measured" in text:
-        i = text.index("\n## How it is measured")
-        return text[:i] + "\n" + section + "\n" + text[i:]
-    return text.rstrip("\n") + "\n\n" + section + "\n"
+    return report_section.carry_over(old_text, new_text, MARK_START, MARK_END)
