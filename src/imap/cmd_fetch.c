@@ -700,11 +700,15 @@ static void fetch_read(void *ctx)
 		                                     p->uid, &p->env, &p->body, &p->bs) != 1)
 			p->env = p->body = p->bs = NULL;
 		struct store_want w;
-		p->open_r =
-		    store_message_open_want(s->server->store, s->account_id, s->mailbox, p->uid,
-		                            fetch_want(&o->req, p, &w), &p->fd, &p->size);
-		if (p->open_r == 1)
+		const struct store_want *want = fetch_want(&o->req, p, &w);
+		p->open_r = store_message_open_want(s->server->store, s->account_id, s->mailbox,
+		                                    p->uid, want, &p->fd, &p->size);
+		/* What was read: a header is about one chunk at most. */
+		if (p->open_r == 1 && want == NULL)
 			ahead += p->size;
+		else if (p->open_r == 1)
+			ahead +=
+			    (w.len < p->size ? w.len : p->size) + (w.header ? STORE_CHUNK_SIZE : 0);
 		if (p->open_r != 1) {
 			p->fd = -1;
 			free(p->env);

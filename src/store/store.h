@@ -42,7 +42,8 @@ void store_close(struct store **store);
 void store_set_inline_max(struct store *store, uint64_t max);
 /* On a database that several nodes share (PostgreSQL) every body is in the database: one
  * up to this size in its message row, a larger one in rows of this size that a reader
- * fetches only as far as it needs them (store_message_open_want()). */
+ * fetches only as far as it needs them (store_message_open_want()). Part of the stored
+ * format (chunk n holds octets from n times this size on): never change it. */
 #define STORE_CHUNK_SIZE ((uint64_t)256 * 1024)
 
 /* A path in the store's temporary directory where a caller may create a new spool file

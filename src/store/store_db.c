@@ -1048,6 +1048,21 @@ static int sq_mail_list(struct store *store, const char *address, const char *ma
 	return sql_each(c, SQ_ENTRY_LIST, sq_entry_row, &l, "i", mailbox_id) < 0 ? -1 : 1;
 }
 
+/* A copy of a body in chunk rows: 1 with *fd_r, 0 it went (a chunk vanished with its
+ * message row: the last entry was expunged after the locate), -1. */
+static int sq_chunks_open(struct store *store, struct sql_conn *c, int64_t message_id, uint32_t uid,
+                          const struct store_want *want, uint64_t size, int *fd_r)
+{
+	const char *error;
+	int64_t still;
+	int ret = store_db_chunks_open(c, store->tmp_dir, message_id, size, want, fd_r, &error);
+	if (ret == 0 && sql_int(c, SQ_MESSAGE_SIZE, &still, NULL, "i", message_id) != 0)
+		ret = -1; /* the row is there (or unknown): its chunks should be too */
+	if (ret < 0)
+		log_error("store: message body for uid %u: %s", uid, error);
+	return ret;
+}
+
 /* Read a message row's content address and size from a SQ_ENTRY_LOCATE-like row (and end
  * it), and its body into *fd_r when the database holds it (else -1): a copy of what want
  * names (NULL: all) of a body in chunk rows, an in-memory copy of one in the row. */
@@ -1075,11 +1090,8 @@ static int sq_locate_row(struct store *store, struct sql_row *st, uint32_t uid,
 	} else
 		log_error("store: message row with a bad content address for uid %u", uid);
 	sql_row_done(st);
-	if (ret == 1 && !in_row && store_db_chunked(store, *size_r) &&
-	    store_db_chunks_open(c, store->tmp_dir, message_id, *size_r, want, fd_r, &error) < 0) {
-		log_error("store: message body for uid %u: %s", uid, error);
-		ret = -1;
-	}
+	if (ret == 1 && !in_row && store_db_chunked(store, *size_r))
+		ret = sq_chunks_open(store, c, message_id, uid, want, *size_r, fd_r);
 	return ret;
 }
 

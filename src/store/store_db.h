@@ -283,13 +283,15 @@ int store_db_notify_emit(struct store_db *s, struct sql_conn *c,
  * share, kept as rows of message_chunks (PostgreSQL; see there). */
 bool store_db_chunked(const struct store *store, uint64_t size);
 /* Store a body (the file at path, or mem; size octets) as the chunk rows of message_id,
- * unless that message has them already (its row is content-addressed: same bytes). Inside
- * the caller's write transaction. 0, or -1 with *error_r. */
+ * unless that message has them already or keeps its body whole in its row (the row is
+ * content-addressed: same bytes). Inside the caller's write transaction. 0, or -1 with
+ * *error_r. */
 int store_db_chunks_put(struct sql_conn *c, int64_t message_id, const char *path,
                         const unsigned char *mem, uint64_t size, const char **error_r);
 /* A new unlinked file under tmp_dir of size octets that holds what want names of
  * message_id's body (all of it when want is NULL); the rest reads as zeros and takes no
- * space. 0 with *fd_r, or -1 with *error_r. */
+ * space. 1 with *fd_r; 0 a chunk is missing (the message row was deleted meanwhile: its
+ * last entry expunged), -1; *error_r unless 1. */
 int store_db_chunks_open(struct sql_conn *c, const char *tmp_dir, int64_t message_id, uint64_t size,
                          const struct store_want *want, int *fd_r, const char **error_r);
 /* fn with each chunk of message_id's body (size octets in all), in order: 0, or -1 with

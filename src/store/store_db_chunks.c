@@ -26,7 +26,9 @@
 #define SQC(id) [(id)-SQ_TLSRPT_END]
 
 const char *const store_db_chunks_sql[SQ_CHUNKS_END - SQ_TLSRPT_END] = {
-    SQC(SQ_C_COUNT) = "SELECT count(*) FROM message_chunks WHERE message_id = ?1",
+    /* Chunk rows, or a body kept whole in the row (stored so before migration 3). */
+    SQC(SQ_C_COUNT) = "SELECT (SELECT count(*) FROM message_chunks WHERE message_id = ?1)"
+                      " + (SELECT count(*) FROM messages WHERE id = ?1 AND content IS NOT NULL)",
     SQC(SQ_C_PUT) = "INSERT INTO message_chunks (message_id, seq, data) VALUES (?1, ?2, ?3)"
                     " ON CONFLICT (message_id, seq) DO NOTHING",
     /* From octet ?3 (1-based) of chunk ?2, ?4 octets. */
@@ -92,8 +94,9 @@ int store_db_chunks_put(struct sql_conn *c, int64_t message_id, const char *path
 	return ret;
 }
 
-/* Octets [lo, hi) of chunk seq (lo and hi relative to the body): 0 with the row in *st_r
- * and the octets at *data_r (valid until sql_row_done()), or -1 with *error_r. */
+/* Octets [lo, hi) of chunk seq (lo and hi relative to the body): 1 with the row in *st_r
+ * and the octets at *data_r (valid until sql_row_done()), 0 the chunk is missing, or -1
+ * (also a short chunk); *error_r unless 1. */
 static int chunks_get(struct sql_conn *c, int64_t message_id, uint64_t seq, uint64_t lo,
                       uint64_t hi, struct sql_row **st_r, const unsigned char **data_r,
                       const char **error_r)
@@ -103,17 +106,20 @@ static int chunks_get(struct sql_conn *c, int64_t message_id, uint64_t seq, uint
 	                  (int64_t)(lo - base + 1), (int64_t)(hi - lo));
 	if (rc < 0)
 		return -1;
+	if (rc != SQL_ROW) {
+		*error_r = store_error_fmt("message %" PRId64 ": chunk %" PRIu64 " is missing",
+		                           message_id, seq);
+		return 0;
+	}
 	size_t n = 0;
-	if (rc == SQL_ROW)
-		*data_r = sql_col_blob(*st_r, 0, &n);
-	if (rc != SQL_ROW || n != hi - lo) {
-		if (rc == SQL_ROW)
-			sql_row_done(*st_r);
-		*error_r = store_error_fmt("message %" PRId64 ": chunk %" PRIu64 " is %s",
-		                           message_id, seq, rc == SQL_ROW ? "short" : "missing");
+	*data_r = sql_col_blob(*st_r, 0, &n);
+	if (n != hi - lo) {
+		sql_row_done(*st_r);
+		*error_r = store_error_fmt("message %" PRId64 ": chunk %" PRIu64 " is short",
+		                           message_id, seq);
 		return -1;
 	}
-	return 0;
+	return 1;
 }
 
 static int chunks_pwrite(int fd, const unsigned char *p, size_t n, uint64_t off,
@@ -135,7 +141,7 @@ static int chunks_pwrite(int fd, const unsigned char *p, size_t n, uint64_t off,
 
 /* Copy octets [lo, hi) of the body into fd at the same offsets, a chunk at a time. When
  * header_end is not NULL, stop after the chunk in which the header ends ("\n\n" or
- * "\n\r\n", also across chunks) and say so. */
+ * "\n\r\n", also across chunks) and say so. 1, 0 a chunk is missing, -1. */
 static int chunks_copy(struct sql_conn *c, int64_t message_id, uint64_t lo, uint64_t hi, int fd,
                        bool *header_end, const char **error_r)
 {
@@ -147,8 +153,9 @@ static int chunks_copy(struct sql_conn *c, int64_t message_id, uint64_t lo, uint
 		    (seq + 1) * STORE_CHUNK_SIZE < hi ? (seq + 1) * STORE_CHUNK_SIZE : hi;
 		struct sql_row *st;
 		const unsigned char *p;
-		if (chunks_get(c, message_id, seq, pos, end, &st, &p, error_r) < 0)
-			return -1;
+		int got = chunks_get(c, message_id, seq, pos, end, &st, &p, error_r);
+		if (got < 1)
+			return got;
 		size_t n = (size_t)(end - pos);
 		int ret = chunks_pwrite(fd, p, n, pos, error_r);
 		if (ret == 0 && header_end != NULL) {
@@ -166,10 +173,10 @@ static int chunks_copy(struct sql_conn *c, int64_t message_id, uint64_t lo, uint
 		if (ret < 0)
 			return -1;
 		if (header_end != NULL && *header_end)
-			return 0;
+			return 1;
 		pos = end;
 	}
-	return 0;
+	return 1;
 }
 
 int store_db_chunks_open(struct sql_conn *c, const char *tmp_dir, int64_t message_id, uint64_t size,
@@ -178,7 +185,7 @@ int store_db_chunks_open(struct sql_conn *c, const char *tmp_dir, int64_t messag
 	int fd = blob_tmpfile(tmp_dir, error_r);
 	if (fd < 0)
 		return -1;
-	int ret = 0;
+	int ret = 1;
 	if (ftruncate(fd, (off_t)size) < 0) {
 		*error_r = store_error_fmt("size a temporary body file: %s", strerror(errno));
 		ret = -1;
@@ -190,15 +197,15 @@ int store_db_chunks_open(struct sql_conn *c, const char *tmp_dir, int64_t messag
 		uint64_t end = want->len < size - off ? off + want->len : size;
 		if (want->header)
 			ret = chunks_copy(c, message_id, 0, size, fd, &header_end, error_r);
-		if (ret == 0 && off < end)
+		if (ret == 1 && off < end)
 			ret = chunks_copy(c, message_id, off, end, fd, NULL, error_r);
 	}
-	if (ret < 0) {
+	if (ret < 1) {
 		close(fd);
-		return -1;
+		return ret;
 	}
 	*fd_r = fd;
-	return 0;
+	return 1;
 }
 
 int store_db_chunks_each(struct sql_conn *c, int64_t message_id, uint64_t size,
@@ -209,7 +216,7 @@ int store_db_chunks_each(struct sql_conn *c, int64_t message_id, uint64_t size,
 		uint64_t end = pos + STORE_CHUNK_SIZE < size ? pos + STORE_CHUNK_SIZE : size;
 		struct sql_row *st;
 		const unsigned char *p;
-		if (chunks_get(c, message_id, seq, pos, end, &st, &p, error_r) < 0)
+		if (chunks_get(c, message_id, seq, pos, end, &st, &p, error_r) < 1)
 			return -1;
 		fn(ctx, p, (size_t)(end - pos));
 		sql_row_done(st);

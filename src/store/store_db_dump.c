@@ -173,8 +173,9 @@ static void dump_outside_body(struct dump_out *d, struct sql_row *r)
 	if (store_db_chunked(d->store, size)) {
 		if (store_db_chunks_each(d->c, sql_col_int(r, 0), size, dump_hex_cb, d->out,
 		                         &error) < 0) {
+			log_error("store: export: %s", error);
 			d->error = -1;
-			d->what = "reading a body's chunk rows"; /* error is logged */
+			d->what = "reading a body's chunk rows";
 		}
 		return;
 	}
@@ -379,6 +380,11 @@ static int dump_insert(const struct store *store, struct sql_conn *c, size_t i, 
 		if (k < n - 1)
 			continue;
 		struct sql_param body = {0};
+		if (i == DUMP_MESSAGES_TABLE && params[DUMP_CONTENT_COLUMN].blob != NULL &&
+		    (uint64_t)params[DUMP_SIZE_COLUMN].value != params[DUMP_CONTENT_COLUMN].size) {
+			*error_r = "a messages row whose size is not that of its content";
+			return -1;
+		}
 		if (i == DUMP_MESSAGES_TABLE &&
 		    store_db_chunked(store, params[DUMP_CONTENT_COLUMN].size)) {
 			body = params[DUMP_CONTENT_COLUMN];

@@ -183,8 +183,9 @@ static int sqq_entry_read(struct sql_conn *c, const struct store *store, int64_t
 	    .requiretls = sql_col_int(st, 16) != 0,
 	};
 	sql_row_done(st);
+	/* The entry's reference keeps the message row and its chunks. */
 	if (chunked && store_db_chunks_open(c, store->tmp_dir, message_id, (uint64_t)size, NULL,
-	                                    &e->fd, error_r) < 0)
+	                                    &e->fd, error_r) < 1)
 		return -1;
 	struct sqq_rcpts r = {0};
 	if (sql_each(c, SQ_Q_RCPTS, sqq_rcpt_row, &r, "ii", id, (int64_t)(pending_only ? 1 : 0)) <

@@ -205,8 +205,10 @@ static int store_writer_place_file(struct store *store, const char *spool_path,
 			return ret < 0 ? -1 : 0;
 	}
 	if (store->shared) {
+		if (blob_hash_file(spool_path, sha256_r, size_r, error_r) < 0)
+			return -1;
 		*chunk_path_r = spool_path;
-		return blob_hash_file(spool_path, sha256_r, size_r, error_r);
+		return 0;
 	}
 	if (blob_store(store->messages_dir, spool_path, sha256_r, size_r, &created, error_r) < 0)
 		return -1;

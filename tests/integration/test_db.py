@@ -136,7 +136,7 @@ def test_import_refuses_a_store_in_use(source, tmp_path):
     assert p.returncode == 1 and "not empty" in p.stderr
 
 
-@pytest.mark.parametrize("damage", ["truncate", "column", "table"])
+@pytest.mark.parametrize("damage", ["truncate", "column", "table", "size"])
 def test_import_refuses_a_damaged_dump(source, tmp_path_factory, tmp_path, damage):
     dump = tmp_path / "d"
     source.cli("db", "export", dump)
@@ -145,12 +145,20 @@ def test_import_refuses_a_damaged_dump(source, tmp_path_factory, tmp_path, damag
         text = text[: len(text) // 2]
     elif damage == "column":
         text = text.replace("table domains id name created", "table domains id name", 1)
-    else:
+    elif damage == "table":
         text = text.replace("table aliases", "table aliasez", 1)
+    else:  # a message's size that is not its content's (readers go by the size)
+        head, rest = text.split("\ntable messages ", 1)
+        cols, row, tail = rest.split("\n", 2)
+        fields = row.split("\t")
+        fields[2] = str(int(fields[2]) + 1)
+        text = head + "\ntable messages " + cols + "\n" + "\t".join(fields) + "\n" + tail
     dump.write_text(text)
     target = make_server(tmp_path_factory, "dbbad", accounts=False)
     p = target.cli("db", "import", dump, check=False)
     assert p.returncode == 1 and "import:" in p.stderr
+    if damage == "size":
+        assert "size is not that of its content" in p.stderr
     # Nothing of it stayed: the store is still new, and a good dump goes in.
     assert target.cli("domain", "list").stdout.strip() == ""
     source.cli("db", "export", tmp_path / "good")

@@ -186,15 +186,20 @@ def world(tmp_path_factory):
             for sel, alg in (("s1", "ed25519"), ("s2", "rsa"))}
     a.start()
     yield {"a": a, "b": b, "sink": handler, "dns": dns, "dkim_records": keys}
+    stop_world(a, b, sink, dns, policies)
+
+
+def stop_world(a, b, sink, dns, policies):
+    """A world's end: B and the rest stop also when A's check fails."""
     try:
         a.stop_and_check()
-    finally:  # b and the rest stop also when a's check fails
+    finally:
         try:
             b.stop_and_check()
         finally:
             sink.stop()
             dns.stop()
-    policies.shutdown()
+            policies.shutdown()
 
 
 # A DNSSEC-signed zone: dane.test's MX (instance B) has a TLSA record matching B's

@@ -25,7 +25,7 @@ from conftest import Server, unique
 from dns_server import DNSServer, sign_zone
 from test_outbound import (ALICE, ALICE_PW, B_IP, BOB_PW, DANE_ZONE, HTTPS_IP, SINK_IP,
                            STS_POLICIES, PolicyHandler, SinkHandler, make_ca, spki_sha256,
-                           submit, wait_for, zone)
+                           stop_world, submit, wait_for, zone)
 
 RUA = "tlsrpt@sink.test"
 TLSRPT_ZONE = """
@@ -112,15 +112,7 @@ def world(tmp_path_factory):
     a.cli("dkim", "generate", "a.test", "--selector", "s1", "--algorithm", "ed25519")
     a.start()
     yield {"a": a, "b": b, "sink": handler, "spki": spki}
-    try:
-        a.stop_and_check()
-    finally:  # b and the rest stop also when a's check fails
-        try:
-            b.stop_and_check()
-        finally:
-            sink.stop()
-            dns.stop()
-    policies.shutdown()
+    stop_world(a, b, sink, dns, policies)
 
 
 def today():

@@ -1883,23 +1883,28 @@ static void test_spool_paths(void **state)
 /* ---- bodies in chunk rows (PostgreSQL) ---- */
 
 /* A message of size octets whose header (Subject and filler lines) ends with its blank
- * line's "\r\n\r\n" starting at header_end - 4; the body is text that names each line's
- * offset. Malloc'd, NUL-terminated. */
-static char *chunk_message(size_t size, size_t header_end)
+ * line at header_end (its "\r\n\r\n", or with lf "\n\n", ends there); the body is
+ * text that names each line's offset. header_end 0: the header fills the message and never
+ * ends. Malloc'd, NUL-terminated. */
+static char *chunk_message(size_t size, size_t header_end, bool lf)
 {
 	char *m = xmalloc(size + 1);
-	size_t pos = (size_t)snprintf(m, size + 1, "Subject: big\r\n");
-	for (size_t r = header_end - 2 - pos; r > 0; r = header_end - 2 - pos) {
+	const char *eol = lf ? "\n" : "\r\n";
+	size_t e = strlen(eol), fill_to = header_end == 0 ? size : header_end - e;
+	size_t pos = (size_t)snprintf(m, size + 1, "Subject: big%s", eol);
+	for (size_t r = fill_to - pos; r > 0; r = fill_to - pos) {
 		/* Lines of 7 to 80 octets that fill the header exactly. */
 		size_t n = r <= 80 ? r : r - 80 < 8 ? 72 : 80;
 		assert_true(n >= 7);
 		memcpy(m + pos, "X-F: ", 5);
-		memset(m + pos + 5, 'f', n - 7);
-		memcpy(m + pos + n - 2, "\r\n", 2);
+		memset(m + pos + 5, 'f', n - 5 - e);
+		memcpy(m + pos + n - e, eol, e);
 		pos += n;
 	}
-	memcpy(m + pos, "\r\n", 2);
-	pos += 2;
+	if (header_end != 0) {
+		memcpy(m + pos, eol, e);
+		pos += e;
+	}
 	while (pos < size) {
 		char line[64];
 		int n = snprintf(line, sizeof(line), "line at %zu\r\n", pos);
@@ -1949,9 +1954,9 @@ static void test_pg_chunked_bodies(void **state)
 	uint64_t ids[3];
 	add_accounts(f, ids);
 	const size_t C = STORE_CHUNK_SIZE, size = 2 * C + 1000;
-	char *big = chunk_message(size, 200);
+	char *big = chunk_message(size, 200, false);
 	/* The blank line's "\r\n\r\n" split as "\r\n\r" | "\n" between chunks 0 and 1. */
-	char *split = chunk_message(size, C + 1);
+	char *split = chunk_message(size, C + 1, false);
 	assert_memory_equal(split + C - 3, "\r\n\r\n", 4);
 	assert_int_equal(deliver(f->store, big, ids, 2, NULL, 0), 0);
 	assert_int_equal(deliver(f->store, split, ids, 1, NULL, 0), 0);
@@ -1985,21 +1990,57 @@ static void test_pg_chunked_bodies(void **state)
 	w = (struct store_want){.header = true, .off = 2 * C + 10, .len = 20};
 	expect_want(f, ids[0], 1, &w, big, 2 * C + 10, 2 * C + 30, C + 65536, C);
 
-	/* The same bytes for c: the rows are shared. */
-	assert_int_equal(deliver(f->store, big, &ids[2], 1, NULL, 0), 0);
-	assert_int_equal(fdb_int(f, "SELECT count(*) FROM message_chunks"), 6);
-	expect_want(f, ids[2], 1, NULL, big, 0, size, size + 65536, SIZE_MAX);
+	/* Where a header ends, against the chunks: on the last octets of chunk 0; "\r\n" |
+	 * "\r\n"; bare LF "\n" | "\n"; never (all of it is read). */
+	struct {
+		size_t end;
+		bool lf;
+		size_t chunks;
+	} ends[] = {{C, false, 1}, {C + 2, false, 2}, {C + 1, true, 2}, {0, false, 3}};
+	w = (struct store_want){.header = true};
+	for (size_t i = 0; i < sizeof(ends) / sizeof(ends[0]); i++) {
+		char *m = chunk_message(size, ends[i].end, ends[i].lf);
+		size_t hlen = ends[i].end == 0 ? size : ends[i].end;
+		if (ends[i].end != 0)
+			assert_memory_equal(m + hlen - (ends[i].lf ? 2 : 4),
+			                    ends[i].lf ? "\n\n" : "\r\n\r\n", ends[i].lf ? 2 : 4);
+		else
+			assert_null(memmem(m, size, "\n\r\n", 3));
+		assert_int_equal(deliver(f->store, m, &ids[2], 1, NULL, 0), 0);
+		expect_want(f, ids[2], (uint32_t)(i + 1), &w, m, 0, hlen,
+		            ends[i].chunks * C + 65536,
+		            ends[i].chunks < 3 ? ends[i].chunks * C : SIZE_MAX);
+		free(m);
+	}
 
-	/* Expunging every entry removes the rows. */
-	for (uint32_t uid = 1; uid <= 2; uid++) {
-		for (int i = 0; i < 3; i++) {
-			struct store_expunge x = {
-			    .account_id = ids[i], .mailbox = "INBOX", .uids = &uid, .uid_count = 1};
-			assert_int_equal(store_expunge_wait(f->store, &x), 0);
-		}
+	/* The same bytes for c: the rows are shared. */
+	int64_t rows = fdb_int(f, "SELECT count(*) FROM message_chunks");
+	assert_int_equal(deliver(f->store, big, &ids[2], 1, NULL, 0), 0);
+	assert_int_equal(fdb_int(f, "SELECT count(*) FROM message_chunks"), rows);
+	expect_want(f, ids[2], 5, NULL, big, 0, size, size + 65536, SIZE_MAX);
+
+	/* A body stored whole in its row (before migration 3) stays so when it comes again. */
+	fdb_exec(f, "UPDATE messages m SET content = (SELECT string_agg(data, ''::bytea"
+	            " ORDER BY seq) FROM message_chunks c WHERE c.message_id = m.id)"
+	            " WHERE m.content IS NULL");
+	fdb_exec(f, "DELETE FROM message_chunks");
+	assert_int_equal(deliver(f->store, split, &ids[2], 1, NULL, 0), 0);
+	assert_int_equal(fdb_int(f, "SELECT count(*) FROM message_chunks"), 0);
+	expect_want(f, ids[2], 6, &w, split, 0, size, size + 65536, SIZE_MAX);
+
+	/* Expunging every entry removes the rows (and their chunks, with a new body). */
+	char *again = chunk_message(size, 300, false);
+	assert_int_equal(deliver(f->store, again, ids, 1, NULL, 0), 0);
+	assert_true(fdb_int(f, "SELECT count(*) FROM message_chunks") > 0);
+	for (int i = 0; i < 3; i++) {
+		uint32_t uids[6] = {1, 2, 3, 4, 5, 6};
+		struct store_expunge x = {
+		    .account_id = ids[i], .mailbox = "INBOX", .uids = uids, .uid_count = 6};
+		assert_int_equal(store_expunge_wait(f->store, &x), 0);
 	}
 	assert_int_equal(fdb_int(f, "SELECT count(*) FROM messages"), 0);
 	assert_int_equal(fdb_int(f, "SELECT count(*) FROM message_chunks"), 0);
+	free(again);
 	free(big);
 	free(split);
 }
