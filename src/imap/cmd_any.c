@@ -50,6 +50,7 @@ void cmd_enable(struct imap_cmd *cmd)
 		return;
 	}
 	char enabled[128] = "";
+	bool condstore = false;
 	for (; a->type != IMAP_ARG_EOL; a++) {
 		if (a->type != IMAP_ARG_ATOM) {
 			imap_tagged(s, cmd->tag, "BAD", "Syntax: ENABLE capability ...");
@@ -62,9 +63,16 @@ void cmd_enable(struct imap_cmd *cmd)
 		} else if (strcasecmp(a->str, "UTF8=ACCEPT") == 0 && !s->utf8) {
 			s->utf8 = true;
 			strncat(enabled, " UTF8=ACCEPT", sizeof(enabled) - strlen(enabled) - 1);
+		} else if (strcasecmp(a->str, "CONDSTORE") == 0 && !s->condstore && !condstore) {
+			condstore = true; /* RFC 7162 §3.1 */
+			strncat(enabled, " CONDSTORE", sizeof(enabled) - strlen(enabled) - 1);
 		}
 	}
 	imap_send(s, "* ENABLED%s", enabled);
+	/* After ENABLED: with a mailbox selected (RFC 5161 forbids that only to clients) it
+	 * adds the untagged HIGHESTMODSEQ. */
+	if (condstore)
+		(void)imap_session_condstore_enable(s);
 	imap_tagged(s, cmd->tag, "OK", "ENABLE completed");
 }
 

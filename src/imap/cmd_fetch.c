@@ -1,6 +1,7 @@
 /* FETCH and UID FETCH (RFC 9051 §6.4.5): UID, FLAGS, INTERNALDATE, RFC822.SIZE, and the
  * whole message or its header or text (BODY[], BODY[HEADER], BODY[TEXT], their .PEEK forms,
- * RFC822, RFC822.HEADER, RFC822.TEXT) with <partial> ranges; macros ALL and FAST. Items
+ * RFC822, RFC822.HEADER, RFC822.TEXT) with <partial> ranges; macros ALL and FAST; MODSEQ
+ * and the CHANGEDSINCE modifier (RFC 7162 §3.1.4). Items
  * that are not .PEEK set \Seen on a read-write mailbox, through store_flags() before the data
  * goes out, so the responses carry the new FLAGS.
  * ENVELOPE, BODY and BODYSTRUCTURE come from the store's cache (filled at delivery) or the
@@ -55,6 +56,7 @@ struct fetch_item {
 
 struct fetch_req {
 	bool uid, flags, size, date;
+	bool modseq; /* MODSEQ (RFC 7162 §3.1.4.2), also implied by CHANGEDSINCE */
 	bool envelope, bodystructure, body;
 	bool seen; /* some item sets \Seen */
 	struct fetch_item items[16];
@@ -213,6 +215,8 @@ static bool fetch_add(struct fetch_req *req, const char *atom, struct arena *a)
 		return req->uid = true;
 	if (strcasecmp(atom, "FLAGS") == 0)
 		return req->flags = true;
+	if (strcasecmp(atom, "MODSEQ") == 0)
+		return req->modseq = true;
 	if (strcasecmp(atom, "RFC822.SIZE") == 0)
 		return req->size = true;
 	if (strcasecmp(atom, "INTERNALDATE") == 0)
@@ -398,6 +402,7 @@ struct fetch_op {
 	size_t count;
 	uint32_t *unseen; /* UIDs among them without \Seen (when it is to be set) */
 	size_t unseen_count;
+	uint64_t *unseen_modseq; /* [i]: unseen[i]'s MODSEQ after \Seen was set, 0 unchanged */
 	char *mailbox, *name, *tag;
 	struct store_flags op;
 	/* the answer */
@@ -572,13 +577,16 @@ static int fetch_spans(struct fetch_op *o, const unsigned char *data, uint64_t s
 	return 0;
 }
 
-/* The simple items of one message's response into b. */
+/* The simple items of one message's response into b. with_flags: this FETCH set \Seen,
+ * so FLAGS goes out, and for a CONDSTORE-aware session UID and MODSEQ too (RFC 7162
+ * §3.1). */
 static int fetch_simple_items(struct imap_session *s, const struct fetch_req *req,
                               const struct imap_msg *m, bool with_flags, struct buf *b,
                               const char **sep)
 {
 	int r = 0;
-	if (req->uid) {
+	bool implied = with_flags && s->condstore;
+	if (req->uid || implied) {
 		r |= buf_printf(b, "UID %u", m->uid);
 		*sep = " ";
 	}
@@ -600,6 +608,10 @@ static int fetch_simple_items(struct imap_session *s, const struct fetch_req *re
 		gmtime_r(&t, &tm);
 		strftime(date, sizeof(date), "%e-%b-%Y %H:%M:%S +0000", &tm);
 		r |= buf_printf(b, "%sINTERNALDATE \"%s\"", *sep, date);
+		*sep = " ";
+	}
+	if (req->modseq || implied) {
+		r |= buf_printf(b, "%sMODSEQ (%llu)", *sep, (unsigned long long)m->modseq);
 		*sep = " ";
 	}
 	return r;
@@ -923,11 +935,31 @@ static void fetch_op_free(void *op)
 	imap_fetch_chunk_deinit(&o->chunk);
 	free(o->seqs);
 	free(o->unseen);
+	free(o->unseen_modseq);
 	free(o->mailbox);
 	free(o->name);
 	free(o->tag);
 	arena_free(&o->keep);
 	free(o);
+}
+
+/* On the writer thread: the MODSEQ \Seen gave each message (o is not touched on the loop
+ * meanwhile: input waits for the operation). */
+static void fetch_seen_entry(void *ctx, const struct store_flags_entry *e)
+{
+	struct fetch_op *o = ctx;
+	size_t lo = 0, hi = o->unseen_count;
+	while (lo < hi) {
+		size_t mid = lo + (hi - lo) / 2;
+		if (o->unseen[mid] == e->uid) {
+			o->unseen_modseq[mid] = e->changed ? e->modseq : 0;
+			return;
+		}
+		if (o->unseen[mid] < e->uid)
+			lo = mid + 1;
+		else
+			hi = mid;
+	}
 }
 
 static void fetch_seen_cb(struct store_flags *op, void *ctx)
@@ -949,8 +981,11 @@ static void fetch_seen_done(struct imap_session *s)
 	if (o->op.result == 0) {
 		for (size_t i = 0; i < o->unseen_count; i++) {
 			long idx = cmd_store_view_find(s, o->unseen[i]);
-			if (idx >= 0)
-				s->msgs[idx].flags |= STORE_FLAG_SEEN;
+			if (idx < 0)
+				continue;
+			s->msgs[idx].flags |= STORE_FLAG_SEEN;
+			if (o->unseen_modseq[i] != 0)
+				s->msgs[idx].modseq = o->unseen_modseq[i];
 		}
 		if (o->op.modseq != 0 && o->op.modseq == s->highestmodseq + 1)
 			s->highestmodseq = o->op.modseq;
@@ -960,15 +995,32 @@ static void fetch_seen_done(struct imap_session *s)
 	imap_session_run(s, fetch_step, fetch_op_free, o);
 }
 
+/* The fetch modifiers (RFC 4466 §2.4): "(CHANGEDSINCE n)" is the only one known (RFC 7162
+ * §3.1.4.1; VANISHED is QRESYNC's), given once, n a mod-sequence-value (not 0). */
+static bool fetch_modifiers(const struct imap_arg *list, uint64_t *since_r)
+{
+	if (list->type != IMAP_ARG_LIST || list->list[0].type == IMAP_ARG_EOL)
+		return false;
+	for (const struct imap_arg *m = list->list; m->type != IMAP_ARG_EOL; m += 2)
+		if (m->type != IMAP_ARG_ATOM || strcasecmp(m->str, "CHANGEDSINCE") != 0 ||
+		    *since_r != 0 || !imap_commands_modseq(&m[1], false, since_r))
+			return false;
+	return true;
+}
+
 void cmd_fetch(struct imap_cmd *cmd)
 {
 	struct imap_session *s = cmd->s;
 	const struct imap_arg *a = cmd->args;
 	struct imap_seqset *set;
 	const char *error;
-	if (imap_parser_arg_count(a) != 2 || a[0].type != IMAP_ARG_ATOM ||
-	    imap_seqset_parse(s->cmd, a[0].str, &set, &error) < 0) {
-		imap_tagged(s, cmd->tag, "BAD", "Syntax: FETCH sequence-set items");
+	size_t n = imap_parser_arg_count(a);
+	uint64_t since = 0;
+	if (n < 2 || n > 3 || a[0].type != IMAP_ARG_ATOM ||
+	    imap_seqset_parse(s->cmd, a[0].str, &set, &error) < 0 ||
+	    (n == 3 && !fetch_modifiers(&a[2], &since))) {
+		imap_tagged(s, cmd->tag, "BAD",
+		            "Syntax: FETCH sequence-set items [(CHANGEDSINCE modseq)]");
 		return;
 	}
 	struct fetch_req req = {.uid = cmd->uid};
@@ -985,6 +1037,10 @@ void cmd_fetch(struct imap_cmd *cmd)
 		imap_tagged(s, cmd->tag, "BAD", "Unsupported or invalid FETCH item");
 		return;
 	}
+	if (since != 0)
+		req.modseq = true; /* RFC 7162 §3.1.4.1 */
+	if (req.modseq)
+		(void)imap_session_condstore_enable(s); /* RFC 7162 §3.1 */
 	if (s->count == 0 && !cmd->uid) {
 		imap_tagged(s, cmd->tag, "BAD", "No messages");
 		return;
@@ -1003,6 +1059,8 @@ void cmd_fetch(struct imap_cmd *cmd)
 		uint32_t key = cmd->uid ? s->msgs[i].uid : i + 1;
 		if (imap_seqset_is_saved(set) ? !cmd_search_saved_contains(s, s->msgs[i].uid)
 		                              : !imap_seqset_contains(set, key, star))
+			continue;
+		if (s->msgs[i].modseq <= since) /* CHANGEDSINCE: only what changed after it */
 			continue;
 		o->seqs[o->count++] = i + 1;
 		if (req.seen && !s->read_only && !(s->msgs[i].flags & STORE_FLAG_SEEN))
@@ -1041,7 +1099,10 @@ void cmd_fetch(struct imap_cmd *cmd)
 	    .uid_count = o->unseen_count,
 	    .mode = STORE_FLAGS_ADD,
 	    .flags = STORE_FLAG_SEEN,
+	    .entry_cb = fetch_seen_entry,
+	    .entry_ctx = o,
 	};
+	o->unseen_modseq = xcalloc(o->unseen_count, sizeof(*o->unseen_modseq));
 	imap_session_op_start(s, cmd->tag, fetch_seen_done, o);
 	store_flags(s->server->store, &o->op, fetch_seen_cb, s);
 }

@@ -194,6 +194,7 @@ static struct imap_search_msg cmd_search_msg(const struct imap_session *s, uint3
 	    .internal_date = m->date,
 	    .flags = m->flags | (m->recent ? IMAP_SEARCH_FLAG_RECENT : 0u),
 	    .keywords = m->keywords,
+	    .modseq = m->modseq,
 	};
 }
 
@@ -272,8 +273,22 @@ static uint32_t cmd_search_number(const struct imap_session *s, const struct cmd
 	return o->uid ? s->msgs[o->hits[hit]].uid : o->hits[hit] + 1;
 }
 
-/* "* ESEARCH (TAG "t") [UID] [MIN n] [MAX n] [COUNT n] [ALL set]" (RFC 9051 §7.3.4; MIN,
- * MAX and ALL only when something matched, RFC 4731 §3.1). */
+/* The highest MODSEQ of the hits from..to, inclusive (RFC 7162 §3.1.6,
+ * §3.1.10). */
+static uint64_t cmd_search_modseq(const struct imap_session *s, const struct cmd_search_op *o,
+                                  size_t from, size_t to)
+{
+	uint64_t max = 0;
+	for (size_t i = from; i <= to && i < o->hit_count; i++)
+		if (s->msgs[o->hits[i]].modseq > max)
+			max = s->msgs[o->hits[i]].modseq;
+	return max;
+}
+
+/* "* ESEARCH (TAG "t") [UID] [MIN n] [MAX n] [COUNT n] [ALL set] [MODSEQ m]" (RFC 9051
+ * §7.3.4; MIN, MAX and ALL only when something matched, RFC 4731 §3.1; MODSEQ with a
+ * MODSEQ key and a match, RFC 7162 §3.1.10: of the messages returned, so of MIN and MAX
+ * alone when neither ALL nor COUNT was asked for). */
 static int cmd_search_esearch(struct imap_session *s, const struct cmd_search_op *o, struct buf *b)
 {
 	int r = buf_puts(b, "* ESEARCH (TAG ");
@@ -299,6 +314,19 @@ static int cmd_search_esearch(struct imap_session *s, const struct cmd_search_op
 			sep = ",";
 		}
 	}
+	if (n > 0 && o->search->modseq) {
+		uint64_t m;
+		if (o->ret & (IMAP_SEARCH_RETURN_ALL | IMAP_SEARCH_RETURN_COUNT)) {
+			m = cmd_search_modseq(s, o, 0, n - 1);
+		} else {
+			m = (o->ret & IMAP_SEARCH_RETURN_MIN) ? cmd_search_modseq(s, o, 0, 0) : 0;
+			uint64_t top = (o->ret & IMAP_SEARCH_RETURN_MAX)
+			                   ? cmd_search_modseq(s, o, n - 1, n - 1)
+			                   : 0;
+			m = top > m ? top : m;
+		}
+		r |= buf_printf(b, " MODSEQ %llu", (unsigned long long)m);
+	}
 	return r;
 }
 
@@ -314,6 +342,11 @@ static void cmd_search_finish(struct imap_session *s, struct cmd_search_op *o)
 		r |= buf_puts(&b, "* SEARCH");
 		for (size_t i = 0; i < o->hit_count; i++)
 			r |= buf_printf(&b, " %u", cmd_search_number(s, o, i));
+		/* RFC 7162 §3.1.6: a non-empty answer to a MODSEQ search ends with the highest
+		 * MODSEQ of the messages returned */
+		if (o->hit_count > 0 && o->search->modseq)
+			r |= buf_printf(&b, " (MODSEQ %llu)",
+			                (unsigned long long)cmd_search_modseq(s, o, 0, o->hit_count - 1));
 	} else if (o->ret != IMAP_SEARCH_RETURN_SAVE) {
 		/* SAVE alone asks for no ESEARCH response (RFC 5182 §2.1) */
 		r |= cmd_search_esearch(s, o, &b);
@@ -460,6 +493,8 @@ void cmd_search(struct imap_cmd *cmd)
 	o->uid = cmd->uid;
 	o->tag = xstrdup(cmd->tag);
 	o->name = xstrdup(cmd->name);
+	if (search->modseq)
+		(void)imap_session_condstore_enable(s); /* RFC 7162 §3.1 */
 	/* New messages and flag changes first, so the search sees what the client will; no
 	 * EXPUNGE during SEARCH (RFC 9051 §7.5.1), UID SEARCH may have them. */
 	imap_session_sync(s, cmd->uid, cmd_search_synced, o);

@@ -1,5 +1,6 @@
-/* SELECT and EXAMINE (RFC 9051 §6.3.2-3), CLOSE and UNSELECT (§6.4.1, RFC 3691): opening a
- * mailbox builds the session's view (sequence numbers) from one store snapshot. */
+/* SELECT and EXAMINE (RFC 9051 §6.3.2-3) with the CONDSTORE parameter and HIGHESTMODSEQ
+ * (RFC 7162 §3.1.2, §3.1.8), CLOSE and UNSELECT (§6.4.1, RFC 3691): opening a mailbox
+ * builds the session's view (sequence numbers) from one store snapshot. */
 #include "imap/imap_commands.h"
 
 #include <stdlib.h>
@@ -107,6 +108,9 @@ static void select_done(struct imap_session *s, void *ctx)
 	}
 	imap_send(s, "* OK [UIDVALIDITY %u] UIDs valid", s->uidvalidity);
 	imap_send(s, "* OK [UIDNEXT %u] Predicted next UID", s->uidnext);
+	/* RFC 7162 §3.1.2.1: every mailbox keeps MODSEQs, so always HIGHESTMODSEQ (never
+	 * NOMODSEQ), also to a client that enabled nothing. */
+	imap_send(s, "* OK [HIGHESTMODSEQ %llu] Highest", (unsigned long long)s->highestmodseq);
 	if (s->rev2) {
 		struct buf b;
 		buf_init(&b, 8192);
@@ -121,15 +125,31 @@ static void select_done(struct imap_session *s, void *ctx)
 	select_req_free(q);
 }
 
+/* The select parameters (RFC 4466 §2.1): a non-empty list; CONDSTORE (RFC 7162 §3.1.8) is
+ * the only one known. */
+static bool select_params(const struct imap_arg *list)
+{
+	if (list->type != IMAP_ARG_LIST || list->list[0].type == IMAP_ARG_EOL)
+		return false;
+	for (const struct imap_arg *a = list->list; a->type != IMAP_ARG_EOL; a++)
+		if (a->type != IMAP_ARG_ATOM || strcasecmp(a->str, "CONDSTORE") != 0)
+			return false;
+	return true;
+}
+
 void cmd_select(struct imap_cmd *cmd)
 {
 	struct imap_session *s = cmd->s;
 	bool examine = strcmp(cmd->name, "EXAMINE") == 0;
 	const char *raw, *name;
-	if (imap_parser_arg_count(cmd->args) != 1 || !imap_commands_astring(&cmd->args[0], &raw)) {
-		imap_tagged(s, cmd->tag, "BAD", "Syntax: %s mailbox", cmd->name);
+	size_t n = imap_parser_arg_count(cmd->args);
+	if (n < 1 || n > 2 || !imap_commands_astring(&cmd->args[0], &raw) ||
+	    (n == 2 && !select_params(&cmd->args[1]))) {
+		imap_tagged(s, cmd->tag, "BAD", "Syntax: %s mailbox [(CONDSTORE)]", cmd->name);
 		return;
 	}
+	if (n == 2)
+		s->condstore = true; /* RFC 7162 §3.1.8; the SELECT sends HIGHESTMODSEQ anyway */
 	name = imap_commands_mailbox_name(s, raw);
 	if (name == NULL) {
 		imap_tagged(s, cmd->tag, "NO", "[CANNOT] Invalid mailbox name");

@@ -1,5 +1,5 @@
 /* STATUS (RFC 9051 §6.3.11, STATUS=SIZE RFC 8438, DELETED from RFC 9051, APPENDLIMIT from
- * RFC 7889 §4), and what LIST's
+ * RFC 7889 §4, HIGHESTMODSEQ from RFC 7162 §3.1.7), and what LIST's
  * RETURN (STATUS ...) (LIST-STATUS, RFC 5819) shares with it: the item list, the untagged
  * STATUS response from one synchronous store read, and a mailbox name as the session wants
  * it sent (modified UTF-7 for IMAP4rev1 clients, UTF-8 after ENABLE UTF8=ACCEPT/IMAP4rev2). */
@@ -15,8 +15,7 @@
 #include "core/xmalloc.h"
 #include "core/banned.h"
 
-/* Items in the order the response lists them. No HIGHESTMODSEQ: CONDSTORE is not
- * advertised (RFC 7162 §3.1.2 ties the item to it). */
+/* Items in the order the response lists them; HIGHESTMODSEQ is RFC 7162 §3.1.7. */
 enum {
 	STATUS_MESSAGES = 1u << 0,
 	STATUS_RECENT = 1u << 1,
@@ -26,6 +25,7 @@ enum {
 	STATUS_DELETED = 1u << 5,
 	STATUS_SIZE = 1u << 6,
 	STATUS_APPENDLIMIT = 1u << 7,
+	STATUS_HIGHESTMODSEQ = 1u << 8,
 };
 
 static const struct {
@@ -36,6 +36,7 @@ static const struct {
     {"UIDNEXT", STATUS_UIDNEXT},   {"UIDVALIDITY", STATUS_UIDVALIDITY},
     {"UNSEEN", STATUS_UNSEEN},     {"DELETED", STATUS_DELETED},
     {"SIZE", STATUS_SIZE},         {"APPENDLIMIT", STATUS_APPENDLIMIT},
+    {"HIGHESTMODSEQ", STATUS_HIGHESTMODSEQ},
 };
 #define STATUS_NAME_COUNT (sizeof(status_names) / sizeof(status_names[0]))
 
@@ -56,6 +57,11 @@ unsigned cmd_status_items(const struct imap_arg *list)
 		items |= bit;
 	}
 	return items;
+}
+
+bool cmd_status_items_modseq(unsigned items)
+{
+	return (items & STATUS_HIGHESTMODSEQ) != 0;
 }
 
 /* Append name (UTF-8, as the store knows it) as an IMAP string: modified UTF-7 unless the
@@ -105,6 +111,8 @@ static int status_value(struct imap_session *s, unsigned bit, const struct store
 		return buf_printf(b, "%" PRIu32, st->deleted);
 	case STATUS_SIZE:
 		return buf_printf(b, "%" PRIu64, st->size);
+	case STATUS_HIGHESTMODSEQ:
+		return buf_printf(b, "%" PRIu64, st->highestmodseq);
 	default: /* APPENDLIMIT: the one limit APPEND enforces, NIL when there is none */
 		if (s->limits->message_size == 0)
 			return buf_puts(b, "NIL");
@@ -180,9 +188,11 @@ void cmd_status(struct imap_cmd *cmd)
 	    (items = cmd_status_items(&cmd->args[1])) == 0) {
 		imap_tagged(s, cmd->tag, "BAD",
 		            "Syntax: STATUS mailbox (MESSAGES UIDNEXT UIDVALIDITY UNSEEN DELETED "
-		            "SIZE)");
+		            "SIZE HIGHESTMODSEQ)");
 		return;
 	}
+	if (cmd_status_items_modseq(items))
+		(void)imap_session_condstore_enable(s); /* RFC 7162 §3.1 */
 	const char *name = imap_commands_mailbox_name(s, raw);
 	if (name == NULL || store_mailbox_name_valid(name) != 1) {
 		imap_tagged(s, cmd->tag, "NO", "[NONEXISTENT] No such mailbox (invalid name)");

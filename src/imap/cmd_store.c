@@ -1,6 +1,8 @@
 /* STORE and UID STORE (RFC 9051 §6.4.6): FLAGS, +FLAGS and -FLAGS with .SILENT, system flags
  * and keywords, through store_flags() off the loop; untagged FETCH (FLAGS ...) for every
- * message of the set unless .SILENT. Also the helpers the other message commands share:
+ * message of the set unless .SILENT. The UNCHANGEDSINCE modifier (RFC 7162 §3.1.3) is
+ * checked by the store writer in the same transaction as the change, so no other session
+ * can slip in between; the messages that failed it go to OK [MODIFIED set]. Also the helpers the other message commands share:
  * flag parsing and text, and resolving a sequence set against the session's view. */
 #include "imap/imap_commands.h"
 
@@ -141,12 +143,14 @@ struct cmd_store_result {
 	char *keywords; /* malloc'd */
 	uint64_t modseq;
 	bool changed;
+	bool modified; /* failed UNCHANGEDSINCE: left alone */
 };
 
 struct cmd_store_op {
 	struct store_flags op;
 	char *mailbox;
-	uint32_t *uids;
+	uint32_t *uids; /* ascending (the view's order) */
+	size_t count;
 	char **keywords;
 	size_t keyword_count;
 	bool silent, uid;
@@ -168,6 +172,7 @@ static void cmd_store_entry_cb(void *ctx, const struct store_flags_entry *e)
 	    .keywords = xstrdup(e->keywords != NULL ? e->keywords : ""),
 	    .modseq = e->modseq,
 	    .changed = e->changed,
+	    .modified = e->modified,
 	};
 }
 
@@ -191,34 +196,99 @@ static void cmd_store_op_free(struct cmd_store_op *o)
 	free(o);
 }
 
+/* The untagged FETCH of view entry idx after a STORE: FLAGS unless .SILENT; once
+ * CONDSTORE-aware, UID and MODSEQ too (RFC 7162 §3.1, §3.1.3: with .SILENT the MODSEQ
+ * alone). */
+static void cmd_store_fetch(struct imap_session *s, const struct cmd_store_op *o, long idx)
+{
+	const struct imap_msg *m = &s->msgs[idx];
+	struct buf b;
+	buf_init(&b, 64 * 1024);
+	int r = buf_printf(&b, "* %ld FETCH (", idx + 1);
+	const char *sep = "";
+	if (o->uid || s->condstore) {
+		r |= buf_printf(&b, "UID %u", m->uid);
+		sep = " ";
+	}
+	if (!o->silent) {
+		r |= buf_printf(&b, "%sFLAGS (", sep);
+		imap_session_flags_text(s, &b, m);
+		r |= buf_puts(&b, ")");
+		sep = " ";
+	}
+	if (s->condstore)
+		r |= buf_printf(&b, "%sMODSEQ (%llu)", sep, (unsigned long long)m->modseq);
+	r |= buf_puts(&b, ")");
+	if (r == 0)
+		imap_send(s, "%s", buf_cstr(&b));
+	buf_free(&b);
+}
+
 /* The view takes the flags the store now holds, so imap_session_sync() finds nothing new
- * for these messages; the FETCH responses report them (RFC 9051 §6.4.6). */
+ * for these messages; the FETCH responses report them (RFC 9051 §6.4.6). An entry that
+ * failed UNCHANGEDSINCE keeps its view: the sync after the command reports what changed
+ * it (RFC 7162 §3.1.3 allows that FETCH). */
 static void cmd_store_report(struct imap_session *s, struct cmd_store_op *o)
 {
 	for (size_t i = 0; i < o->result_count; i++) {
 		const struct cmd_store_result *r = &o->results[i];
 		long idx = cmd_store_view_find(s, r->uid);
-		if (idx < 0)
+		if (idx < 0 || r->modified)
 			continue;
 		s->msgs[idx].flags = r->flags;
 		s->msgs[idx].modseq = r->modseq;
 		imap_session_view_keywords(s, idx, r->keywords);
-		if (o->silent)
-			continue;
-		struct buf b;
-		buf_init(&b, 64 * 1024);
-		imap_session_flags_text(s, &b, &s->msgs[idx]);
-		if (o->uid)
-			imap_send(s, "* %ld FETCH (UID %u FLAGS (%s))", idx + 1, r->uid,
-			          buf_cstr(&b));
-		else
-			imap_send(s, "* %ld FETCH (FLAGS (%s))", idx + 1, buf_cstr(&b));
-		buf_free(&b);
+		/* .SILENT: still the new MODSEQ for a CONDSTORE-aware client, for every
+		 * message of a conditional STORE (RFC 7162 §3.1.3) */
+		if (!o->silent || (s->condstore && (r->changed || o->op.conditional)))
+			cmd_store_fetch(s, o, idx);
 	}
 	/* Our own commit needs no second look when nothing else committed since the view was
 	 * last brought up to date (no MODSEQ lies between the two). */
 	if (o->op.modseq != 0 && o->op.modseq == s->highestmodseq + 1)
 		s->highestmodseq = o->op.modseq;
+}
+
+/* Is uid among the results, and did it pass UNCHANGEDSINCE? */
+static bool cmd_store_passed(const struct cmd_store_op *o, uint32_t uid)
+{
+	size_t lo = 0, hi = o->result_count;
+	while (lo < hi) {
+		size_t mid = lo + (hi - lo) / 2;
+		if (o->results[mid].uid == uid)
+			return !o->results[mid].modified;
+		if (o->results[mid].uid < uid)
+			lo = mid + 1;
+		else
+			hi = mid;
+	}
+	return false; /* expunged by another session meanwhile: it changed too */
+}
+
+/* The MODIFIED set (RFC 7162 §3.1.3) into b: sequence numbers (STORE) or UIDs (UID STORE)
+ * of the messages that failed UNCHANGEDSINCE or no longer exist; empty when none. Runs
+ * before the sync that may send EXPUNGE (UID STORE only: its UIDs stay right). */
+static void cmd_store_modified_set(struct imap_session *s, const struct cmd_store_op *o,
+                                   struct buf *b)
+{
+	uint32_t lo = 0, hi = 0;
+	int r = 0;
+	for (size_t i = 0; i <= o->count; i++) {
+		uint32_t key = 0;
+		if (i < o->count && !cmd_store_passed(o, o->uids[i])) {
+			long idx = cmd_store_view_find(s, o->uids[i]);
+			key = o->uid ? o->uids[i] : idx >= 0 ? (uint32_t)idx + 1 : 0;
+		}
+		if (key != 0 && lo != 0 && key == hi + 1) {
+			hi = key;
+			continue;
+		}
+		if (lo != 0)
+			r |= lo == hi ? buf_printf(b, "%s%u", b->len > 0 ? "," : "", lo)
+			              : buf_printf(b, "%s%u:%u", b->len > 0 ? "," : "", lo, hi);
+		lo = hi = key;
+	}
+	(void)r; /* b is sized for every number of the set */
 }
 
 static void cmd_store_done(struct imap_session *s)
@@ -228,9 +298,19 @@ static void cmd_store_done(struct imap_session *s)
 	if (!s->closed) {
 		const char *tag = s->op_tag;
 		if (o->op.result == 0) {
+			struct buf set;
+			buf_init(&set, o->count * 11 + 16);
+			if (o->op.conditional)
+				cmd_store_modified_set(s, o, &set);
 			cmd_store_report(s, o);
 			/* RFC 9051 §7.5.1: no EXPUNGE during STORE */
-			imap_session_sync_ok(s, o->uid, tag, "%s completed", o->name);
+			if (set.len > 0)
+				imap_session_sync_ok(s, o->uid, tag,
+				                     "[MODIFIED %s] Conditional %s failed",
+				                     buf_cstr(&set), o->name);
+			else
+				imap_session_sync_ok(s, o->uid, tag, "%s completed", o->name);
+			buf_free(&set);
 		} else if (strcmp(o->op.error, STORE_ERROR_LIMIT) == 0) {
 			imap_tagged(s, tag, "NO", "[LIMIT] Too many keywords in this mailbox");
 		} else if (strcmp(o->op.error, STORE_ERROR_BAD_KEYWORD) == 0) {
@@ -260,19 +340,48 @@ static bool cmd_store_item(const char *item, enum store_flags_mode *mode_r, bool
 	return *item == '\0' || *silent_r;
 }
 
+/* The store modifiers (RFC 4466 §2.5): "(UNCHANGEDSINCE n)" is the only one known (RFC 7162
+ * §3.1.3), given once. */
+static bool cmd_store_modifiers(const struct imap_arg *list, bool *conditional_r,
+                                uint64_t *unchanged_since_r)
+{
+	if (list->list[0].type == IMAP_ARG_EOL)
+		return false;
+	for (const struct imap_arg *m = list->list; m->type != IMAP_ARG_EOL; m += 2) {
+		if (m->type != IMAP_ARG_ATOM || strcasecmp(m->str, "UNCHANGEDSINCE") != 0 ||
+		    *conditional_r || !imap_commands_modseq(&m[1], true, unchanged_since_r))
+			return false;
+		*conditional_r = true;
+	}
+	return true;
+}
+
 void cmd_store(struct imap_cmd *cmd)
 {
 	struct imap_session *s = cmd->s;
 	const struct imap_arg *a = cmd->args;
 	size_t n = imap_parser_arg_count(a);
 	enum store_flags_mode mode;
-	bool silent = false;
+	bool silent = false, conditional = false;
+	uint64_t unchanged_since = 0;
+	const struct imap_arg *set = &a[0];
+	if (n >= 2 && a[1].type == IMAP_ARG_LIST) {
+		if (!cmd_store_modifiers(&a[1], &conditional, &unchanged_since)) {
+			imap_tagged(s, cmd->tag, "BAD", "Syntax: %s set (UNCHANGEDSINCE modseq) ...",
+			            cmd->name);
+			return;
+		}
+		a++; /* the item and the flags follow the modifiers */
+		n--;
+	}
 	if (n < 3 || a[1].type != IMAP_ARG_ATOM || !cmd_store_item(a[1].str, &mode, &silent) ||
 	    (a[2].type == IMAP_ARG_LIST && n != 3)) {
 		imap_tagged(s, cmd->tag, "BAD", "Syntax: %s set [+|-]FLAGS[.SILENT] (flags)",
 		            cmd->name);
 		return;
 	}
+	if (conditional)
+		(void)imap_session_condstore_enable(s); /* RFC 7162 §3.1 */
 	unsigned flags;
 	const char **keywords;
 	size_t keyword_count;
@@ -287,7 +396,7 @@ void cmd_store(struct imap_cmd *cmd)
 	}
 	uint32_t *uids;
 	size_t count;
-	if (cmd_store_set_uids(cmd, &a[0], &uids, &count) < 0)
+	if (cmd_store_set_uids(cmd, set, &uids, &count) < 0)
 		return;
 	if (count == 0) {
 		imap_session_sync_ok(s, cmd->uid, cmd->tag, "%s completed", cmd->name);
@@ -298,6 +407,7 @@ void cmd_store(struct imap_cmd *cmd)
 	o->uids = uids;
 	o->silent = silent;
 	o->uid = cmd->uid;
+	o->count = count;
 	o->name = xstrdup(cmd->name);
 	o->keyword_count = keyword_count;
 	o->keywords = xcalloc(keyword_count + 1, sizeof(*o->keywords));
@@ -312,6 +422,8 @@ void cmd_store(struct imap_cmd *cmd)
 	    .flags = flags,
 	    .keywords = (const char *const *)o->keywords,
 	    .keyword_count = keyword_count,
+	    .conditional = conditional,
+	    .unchanged_since = unchanged_since,
 	    .entry_cb = cmd_store_entry_cb,
 	    .entry_ctx = o,
 	};

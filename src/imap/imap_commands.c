@@ -2,6 +2,7 @@
  * here, once; handlers in cmd_*.c check their arguments and act. */
 #include "imap/imap_commands.h"
 
+#include <stdint.h>
 #include <string.h>
 
 #include "core/log.h"
@@ -108,6 +109,22 @@ bool imap_commands_astring(const struct imap_arg *arg, const char **str_r)
 	default:
 		return false;
 	}
+}
+
+bool imap_commands_modseq(const struct imap_arg *arg, bool zero_ok, uint64_t *modseq_r)
+{
+	if (arg->type != IMAP_ARG_ATOM || arg->str[0] == '\0')
+		return false;
+	uint64_t v = 0;
+	for (const char *c = arg->str; *c != '\0'; c++) {
+		if (*c < '0' || *c > '9' || v > ((uint64_t)INT64_MAX - (uint64_t)(*c - '0')) / 10)
+			return false;
+		v = v * 10 + (uint64_t)(*c - '0');
+	}
+	if (v == 0 && !zero_ok)
+		return false;
+	*modseq_r = v;
+	return true;
 }
 
 /* The mailbox name a client sent, as UTF-8 (modified UTF-7 unless UTF8=ACCEPT/rev2). NULL

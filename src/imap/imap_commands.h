@@ -23,6 +23,11 @@ bool imap_commands_astring(const struct imap_arg *arg, const char **str_r);
  * enabled UTF8=ACCEPT or IMAP4rev2); NULL when invalid. In the command arena. */
 const char *imap_commands_mailbox_name(struct imap_session *s, const char *name);
 
+/* A mod-sequence from the client (RFC 7162 §7): mod-sequence-value (1 .. 2^63 - 1), or
+ * mod-sequence-valzer (0 too) when zero_ok; an atom of digits, checked before every digit.
+ * false when it is none. */
+bool imap_commands_modseq(const struct imap_arg *arg, bool zero_ok, uint64_t *modseq_r);
+
 /* ---- shared by STORE, COPY/MOVE, EXPUNGE and APPEND (defined in cmd_store.c) ---- */
 /* Parse flags (RFC 9051 §9 flag): the EOL-terminated atoms of a flag list or of STORE's
  * space-separated form. System flags go to *flags_r (STORE_FLAG_*), keywords to a new array
@@ -78,6 +83,8 @@ bool cmd_search_saved_contains(const struct imap_session *s, uint32_t uid);
 /* Shared by LIST (LIST-STATUS) and STATUS, defined in cmd_status.c. */
 /* Bits for the status items of a list like (MESSAGES SIZE ...); 0 = BAD. */
 unsigned cmd_status_items(const struct imap_arg *list);
+/* Do the items ask for HIGHESTMODSEQ (a CONDSTORE enabling command, RFC 7162 §3.1)? */
+bool cmd_status_items_modseq(unsigned items);
 /* Send "* STATUS name (items)" from st (store_mailbox_stats(), read before); 1 sent, -1
  * error. */
 int cmd_status_send(struct imap_session *s, const char *name, unsigned items,

@@ -38,6 +38,7 @@ enum search_type {
 	SK_TEXT,
 	SK_SEQ,
 	SK_UID,
+	SK_MODSEQ, /* RFC 7162 §3.1.5: MODSEQ at least number */
 };
 
 struct imap_search_key {
@@ -46,7 +47,7 @@ struct imap_search_key {
 	const struct imap_search_key **list; /* AND */
 	size_t count;
 	unsigned flag;     /* SK_FLAG_* */
-	uint64_t number;   /* LARGER, SMALLER */
+	uint64_t number;   /* LARGER, SMALLER, MODSEQ */
 	int64_t day;       /* dates: days since 1970-01-01 */
 	const char *field; /* HEADER: field name */
 	bool address;      /* FROM, TO, CC, BCC: match the parsed addresses */
@@ -164,6 +165,7 @@ struct search_parser {
 	unsigned depth;
 	unsigned needs;
 	bool uses_saved;
+	bool modseq; /* a MODSEQ key occurs */
 	const char *error;
 };
 
@@ -204,7 +206,7 @@ static const struct {
     {"FROM", SK_HEADER},     {"SUBJECT", SK_HEADER},
     {"TO", SK_HEADER},       {"HEADER", SK_HEADER},
     {"UID", SK_UID},         {"NOT", SK_NOT},
-    {"OR", SK_OR},
+    {"OR", SK_OR},           {"MODSEQ", SK_MODSEQ},
 };
 
 static const struct imap_search_key *search_fail(struct search_parser *p, const char *error)
@@ -298,6 +300,48 @@ static const struct imap_search_key *search_parse_set(struct search_parser *p,
 	return k;
 }
 
+/* number64 (RFC 9051 §9) and mod-sequence-valzer (RFC 7162 §7): 0 .. 2^63 - 1, checked
+ * before every digit. */
+static bool search_number(const char *s, uint64_t *v_r)
+{
+	uint64_t v = 0;
+	if (*s == '\0')
+		return false;
+	for (const char *c = s; *c != '\0'; c++) {
+		if (*c < '0' || *c > '9' || v > ((uint64_t)INT64_MAX - (uint64_t)(*c - '0')) / 10)
+			return false;
+		v = v * 10 + (uint64_t)(*c - '0');
+	}
+	*v_r = v;
+	return true;
+}
+
+/* MODSEQ [entry-name entry-type-req] mod-sequence-valzer (RFC 7162 §3.1.5). Without
+ * per-flag MODSEQs the entry is checked for syntax and then ignored, as §3.1.5 allows: the
+ * message's one MODSEQ stands for every flag's. */
+static const struct imap_search_key *search_parse_modseq(struct search_parser *p,
+                                                         struct imap_search_key *k)
+{
+	const struct imap_arg *a = p->arg;
+	if (a->type == IMAP_ARG_STRING) {
+		/* entry-flag-name = DQUOTE "/flags/" attr-flag DQUOTE */
+		if (a->len <= 7 || strncasecmp(a->str, "/flags/", 7) != 0 ||
+		    memchr(a->str, '\0', a->len) != NULL)
+			return search_fail(p, "Invalid MODSEQ entry name (\"/flags/<flag>\")");
+		a++;
+		if (a->type != IMAP_ARG_ATOM ||
+		    (strcasecmp(a->str, "priv") != 0 && strcasecmp(a->str, "shared") != 0 &&
+		     strcasecmp(a->str, "all") != 0))
+			return search_fail(p, "Invalid MODSEQ entry type (priv, shared or all)");
+		a++;
+	}
+	if (a->type != IMAP_ARG_ATOM || !search_number(a->str, &k->number))
+		return search_fail(p, "MODSEQ needs a mod-sequence");
+	p->arg = a + 1;
+	p->modseq = true;
+	return k;
+}
+
 static const struct imap_search_key *search_parse_arg_key(struct search_parser *p,
                                                           enum search_type type, const char *name)
 {
@@ -327,21 +371,15 @@ static const struct imap_search_key *search_parse_arg_key(struct search_parser *
 		k->len = a->len;
 		return k;
 	case SK_LARGER:
-	case SK_SMALLER: {
+	case SK_SMALLER:
 		if (a->type != IMAP_ARG_ATOM)
 			return search_fail(p, "LARGER and SMALLER need a number");
-		/* number64 (RFC 9051 §9): 0 .. 2^63 - 1, checked before every digit */
-		uint64_t v = 0;
-		for (const char *c = a->str; *c != '\0'; c++) {
-			if (*c < '0' || *c > '9' ||
-			    v > ((uint64_t)INT64_MAX - (uint64_t)(*c - '0')) / 10)
-				return search_fail(p, "Invalid number in search criteria");
-			v = v * 10 + (uint64_t)(*c - '0');
-		}
+		if (!search_number(a->str, &k->number))
+			return search_fail(p, "Invalid number in search criteria");
 		p->arg++;
-		k->number = v;
 		return k;
-	}
+	case SK_MODSEQ:
+		return search_parse_modseq(p, k);
 	case SK_BEFORE:
 	case SK_ON:
 	case SK_SINCE:
@@ -452,6 +490,7 @@ int imap_search_parse(struct arena *arena, const struct imap_arg *args,
 	}
 	search->needs = p.needs;
 	search->uses_saved = p.uses_saved;
+	search->modseq = p.modseq;
 	*search_r = search;
 	return 0;
 }
@@ -673,6 +712,8 @@ static int search_eval(const struct imap_search_key *k, struct search_env *e)
 		return search_has_keyword(m->keywords, k->str, k->len);
 	case SK_UNKEYWORD:
 		return !search_has_keyword(m->keywords, k->str, k->len);
+	case SK_MODSEQ:
+		return m->modseq >= k->number;
 	case SK_LARGER:
 		return m->size > k->number;
 	case SK_SMALLER:

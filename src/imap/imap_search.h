@@ -48,14 +48,16 @@ struct imap_search {
 	const char *charset; /* the CHARSET argument as sent; NULL when absent */
 	unsigned needs;      /* IMAP_SEARCH_NEED_*: 0 when flags, sizes, dates and numbers do */
 	bool uses_saved;     /* "$" occurs (RFC 5182) */
+	bool modseq;         /* a MODSEQ key occurs (RFC 7162 §3.1.5): the answer adds MODSEQ */
 	const struct imap_search_key *root;
 };
 
 /* Parse the arguments of SEARCH / UID SEARCH (after the command name):
  *   [RETURN (opts)] [CHARSET astring] search-key *(SP search-key)
  * with every key of RFC 9051 and RFC 3501 (NEW, OLD, RECENT included; RECENT never
- * matches: this server has no \Recent). Strings are copied (case-folded) into arena, so the
- * result does not point into args. Returns 0 with *search_r, or -1 with *error_r a static
+ * matches: this server has no \Recent) and MODSEQ [entry-name entry-type] n (RFC 7162
+ * §3.1.5; messages whose MODSEQ is at least n, the entry ignored). Strings are copied
+ * (case-folded) into arena, so the result does not point into args. Returns 0 with *search_r, or -1 with *error_r a static
  * text for a BAD reply (unknown key or return option, missing or malformed argument,
  * nesting deeper than IMAP_SEARCH_DEPTH_MAX). The charset is not checked here: see
  * imap_search_charset_supported(). */
@@ -82,6 +84,7 @@ struct imap_search_msg {
 	int64_t internal_date; /* unix seconds; its date is taken in UTC, as FETCH shows it */
 	unsigned flags;        /* STORE_FLAG_*, and IMAP_SEARCH_FLAG_RECENT */
 	const char *keywords;  /* space-separated; NULL or "" when none */
+	uint64_t modseq;       /* MODSEQ (RFC 7162) */
 };
 /* In imap_search_msg.flags: \Recent in this session (RECENT, NEW, OLD). */
 #define IMAP_SEARCH_FLAG_RECENT (1u << 30)

@@ -147,10 +147,24 @@ const char *imap_session_capabilities(struct imap_session *s)
 		    "IMAP4rev2 IMAP4rev1 LITERAL+ ENABLE ID IDLE NAMESPACE UNSELECT "
 		    "UTF8=ACCEPT UIDPLUS ESEARCH SEARCHRES MOVE MULTIAPPEND APPENDLIMIT=%llu "
 		    "CHILDREN "
-		    "SPECIAL-USE CREATE-SPECIAL-USE LIST-EXTENDED LIST-STATUS STATUS=SIZE BINARY",
+		    "SPECIAL-USE CREATE-SPECIAL-USE LIST-EXTENDED LIST-STATUS STATUS=SIZE BINARY "
+		    "CONDSTORE",
 		    (unsigned long long)s->limits->message_size);
 	}
 	return caps;
+}
+
+bool imap_session_condstore_enable(struct imap_session *s)
+{
+	if (s->condstore)
+		return false;
+	s->condstore = true;
+	/* The client learns where its view stands, as Dovecot does (RFC 7162 §3.1.2.1): the
+	 * changes after it come with MODSEQ from now on. */
+	if (s->state == IMAP_STATE_SELECTED)
+		imap_send(s, "* OK [HIGHESTMODSEQ %llu] Highest",
+		          (unsigned long long)s->highestmodseq);
+	return true;
 }
 
 /* ---- authentication ---- */
@@ -418,17 +432,16 @@ static void imap_sync_apply(struct imap_session *s, struct imap_sync *y)
 		const struct store_entry *e = &y->entries[i];
 		long idx = imap_view_find(s, e->uid);
 		if (idx >= 0) {
-			if (s->msgs[idx].flags != e->flags ||
-			    !imap_keywords_equal(s->msgs[idx].keywords, e->keywords)) {
+			/* A CONDSTORE-aware client keeps MODSEQs: a change of the MODSEQ alone
+			 * (flags set and cleared again meanwhile) is news to it too. */
+			bool changed = s->msgs[idx].flags != e->flags ||
+			               !imap_keywords_equal(s->msgs[idx].keywords, e->keywords);
+			bool report = changed || (s->condstore && s->msgs[idx].modseq != e->modseq);
+			s->msgs[idx].modseq = e->modseq;
+			if (report) {
 				s->msgs[idx].flags = e->flags;
-				s->msgs[idx].modseq = e->modseq;
 				imap_session_view_keywords(s, idx, e->keywords);
-				struct buf b;
-				buf_init(&b, 65536);
-				imap_session_flags_text(s, &b, &s->msgs[idx]);
-				imap_send(s, "* %ld FETCH (UID %u FLAGS (%s))", idx + 1, e->uid,
-				          buf_cstr(&b));
-				buf_free(&b);
+				imap_session_send_fetch_flags(s, idx);
 			}
 		} else if (s->count == 0 || e->uid > s->msgs[s->count - 1].uid) {
 			if (s->count == s->cap) {
@@ -514,6 +527,20 @@ void imap_session_sync_ok(struct imap_session *s, bool expunges, const char *tag
 	char *line = xstrdup(buf_cstr(&b));
 	buf_free(&b);
 	imap_sync_start(s, expunges, NULL, NULL, line);
+}
+
+void imap_session_send_fetch_flags(struct imap_session *s, long idx)
+{
+	const struct imap_msg *m = &s->msgs[idx];
+	struct buf b;
+	buf_init(&b, 65536);
+	imap_session_flags_text(s, &b, m);
+	if (s->condstore) /* RFC 7162 §3.1: UID and MODSEQ in every such FETCH */
+		imap_send(s, "* %ld FETCH (UID %u FLAGS (%s) MODSEQ (%llu))", idx + 1, m->uid,
+		          buf_cstr(&b), (unsigned long long)m->modseq);
+	else
+		imap_send(s, "* %ld FETCH (UID %u FLAGS (%s))", idx + 1, m->uid, buf_cstr(&b));
+	buf_free(&b);
 }
 
 void imap_session_view_remove(struct imap_session *s, long idx)

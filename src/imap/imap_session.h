@@ -89,6 +89,9 @@ struct imap_session {
 	bool greeted, closed;
 	bool rev2; /* ENABLE IMAP4rev2 */
 	bool utf8; /* ENABLE UTF8=ACCEPT (or rev2) */
+	/* CONDSTORE-aware (RFC 7162 §3.1): after any CONDSTORE enabling command, every
+	 * untagged FETCH caused by a flag change carries UID and MODSEQ. */
+	bool condstore;
 	unsigned errors, auth_failures;
 
 	/* authentication */
@@ -149,6 +152,12 @@ void imap_tagged(struct imap_session *s, const char *tag, const char *status, co
 void imap_session_close(struct imap_session *s, const char *bye);
 /* The CAPABILITY list for the current state (without "* CAPABILITY"). */
 const char *imap_session_capabilities(struct imap_session *s);
+/* A CONDSTORE enabling command (RFC 7162 §3.1: ENABLE CONDSTORE, SELECT/EXAMINE
+ * (CONDSTORE), FETCH MODSEQ or CHANGEDSINCE, STORE UNCHANGEDSINCE, SEARCH MODSEQ, STATUS
+ * HIGHESTMODSEQ) ran: the session becomes CONDSTORE-aware. The first time, with a mailbox
+ * selected, "* OK [HIGHESTMODSEQ n]" tells the view's HIGHESTMODSEQ (SELECT/EXAMINE send
+ * it anyway). true when it was enabled now (false: it was already). */
+bool imap_session_condstore_enable(struct imap_session *s);
 /* Plaintext authentication (LOGIN, AUTHENTICATE PLAIN/LOGIN) allowed now? */
 bool imap_session_plaintext_ok(const struct imap_session *s);
 /* A login succeeded for account: count it against limit_sessions_per_user_ip (false: over
@@ -198,6 +207,9 @@ void imap_session_sync_ok(struct imap_session *s, bool expunges, const char *tag
                           ...) __attribute__((format(printf, 4, 5)));
 /* Start watching the selected mailbox (SELECT/EXAMINE). */
 void imap_session_watch(struct imap_session *s);
+/* "* n FETCH (UID u FLAGS (...))" for view entry idx (0-based), with "MODSEQ (m)" once
+ * the session is CONDSTORE-aware: the unsolicited report of a flag change. */
+void imap_session_send_fetch_flags(struct imap_session *s, long idx);
 /* Remove view entry idx (0-based) after its EXPUNGE was sent. */
 void imap_session_view_remove(struct imap_session *s, long idx);
 /* Set the keywords of view entry idx (copied; "" or NULL = none). */
