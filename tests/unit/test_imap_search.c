@@ -416,6 +416,42 @@ static void test_sizes(void **state)
 	assert_int_equal(match_msg("LARGER 4294967296", &m), 1);
 }
 
+/* MODSEQ (RFC 7162 §3.1.5): at least n; the entry-name form parsed and ignored. */
+static void test_modseq(void **state)
+{
+	(void)state;
+	struct imap_search_msg m = msg_default();
+	m.modseq = 500;
+	assert_int_equal(match_msg("MODSEQ 499", &m), 1);
+	assert_int_equal(match_msg("MODSEQ 500", &m), 1); /* equal to or greater than */
+	assert_int_equal(match_msg("MODSEQ 501", &m), 0);
+	assert_int_equal(match_msg("MODSEQ 0", &m), 1);
+	assert_int_equal(match_msg("modseq \"/flags/\\\\Seen\" all 500", &m), 1);
+	assert_int_equal(match_msg("MODSEQ \"/flags/$Junk\" PRIV 501", &m), 0);
+	assert_int_equal(match_msg("MODSEQ \"/flags/x\" shared 1 UNSEEN", &m), 1);
+	assert_int_equal(match_msg("NOT MODSEQ 501", &m), 1);
+	assert_int_equal(match_msg("OR MODSEQ 9223372036854775807 LARGER 5", &m), 1);
+	assert_true(parse_ok("MODSEQ 5")->modseq);
+	assert_true(parse_ok("UNSEEN (OR SEEN MODSEQ 5)")->modseq);
+	assert_false(parse_ok("UNSEEN LARGER 5")->modseq);
+	assert_int_equal(parse_ok("MODSEQ 5")->needs, 0);
+	static const char *const bad[] = {
+	    "MODSEQ",
+	    "MODSEQ x",
+	    "MODSEQ -1",
+	    "MODSEQ 9223372036854775808",
+	    "MODSEQ \"/flags/x\"",
+	    "MODSEQ \"/flags/x\" all",
+	    "MODSEQ \"/flags/x\" 5",
+	    "MODSEQ \"/flags/x\" other 5",
+	    "MODSEQ \"/flags/\" all 5",
+	    "MODSEQ \"/other/x\" all 5",
+	    "MODSEQ all 5",
+	};
+	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++)
+		parse_bad(bad[i]);
+}
+
 static void test_internal_dates(void **state)
 {
 	(void)state;
@@ -938,6 +974,7 @@ int main(void)
 	    cmocka_unit_test_setup_teardown(test_flags, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_keywords, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_sizes, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_modseq, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_internal_dates, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_sets, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_three_valued, setup, teardown),
