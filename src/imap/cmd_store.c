@@ -2,8 +2,9 @@
  * and keywords, through store_flags() off the loop; untagged FETCH (FLAGS ...) for every
  * message of the set unless .SILENT. The UNCHANGEDSINCE modifier (RFC 7162 §3.1.3) is
  * checked by the store writer in the same transaction as the change, so no other session
- * can slip in between; the messages that failed it go to OK [MODIFIED set]. Also the helpers the other message commands share:
- * flag parsing and text, and resolving a sequence set against the session's view. */
+ * can slip in between; the messages that failed it go to OK [MODIFIED set]. Also the
+ * helpers the other message commands share: flag parsing and text, and resolving a
+ * sequence set against the session's view. */
 #include "imap/imap_commands.h"
 
 #include <stdlib.h>

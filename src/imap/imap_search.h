@@ -57,10 +57,10 @@ struct imap_search {
  * with every key of RFC 9051 and RFC 3501 (NEW, OLD, RECENT included; RECENT never
  * matches: this server has no \Recent) and MODSEQ [entry-name entry-type] n (RFC 7162
  * §3.1.5; messages whose MODSEQ is at least n, the entry ignored). Strings are copied
- * (case-folded) into arena, so the result does not point into args. Returns 0 with *search_r, or -1 with *error_r a static
- * text for a BAD reply (unknown key or return option, missing or malformed argument,
- * nesting deeper than IMAP_SEARCH_DEPTH_MAX). The charset is not checked here: see
- * imap_search_charset_supported(). */
+ * (case-folded) into arena, so the result does not point into args. Returns 0 with
+ * *search_r, or -1 with *error_r a static text for a BAD reply (unknown key or return
+ * option, missing or malformed argument, nesting deeper than IMAP_SEARCH_DEPTH_MAX). The
+ * charset is not checked here: see imap_search_charset_supported(). */
 int imap_search_parse(struct arena *arena, const struct imap_arg *args,
                       struct imap_search **search_r, const char **error_r)
     __attribute__((warn_unused_result));
