@@ -1049,6 +1049,21 @@ static void test_flags(void **state)
 	assert_int_equal(op.modified, 4);
 	assert_int_equal(op.changed, 0);
 	assert_int_equal(op.modseq, 0);
+	/* A UID that is not (or no longer) there gets no report and is not counted: IMAP's
+	 * conditional STORE lists such a message in [MODIFIED] itself. */
+	uint32_t with_gone[] = {2, 99};
+	memset(&op, 0, sizeof(op));
+	op.conditional = true;
+	op.unchanged_since = UINT64_C(9223372036854775807);
+	assert_int_equal(flags(f, f->a, "INBOX", with_gone, 2, STORE_FLAGS_ADD, STORE_FLAG_DRAFT,
+	                       NULL, 0, &op, &r),
+	                 0);
+	assert_int_equal(r.n, 1);
+	assert_int_equal(r.v[0].uid, 2);
+	assert_true(r.v[0].changed && !r.v[0].modified);
+	assert_int_equal(op.changed, 1);
+	assert_int_equal(op.modified, 0);
+	assert_int_equal(r.v[0].modseq, op.modseq);
 
 	/* Errors: nothing changes. */
 	uint64_t before = stats(f, f->a, "INBOX").highestmodseq;
