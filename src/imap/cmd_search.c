@@ -345,8 +345,9 @@ static void cmd_search_finish(struct imap_session *s, struct cmd_search_op *o)
 		/* RFC 7162 §3.1.6: a non-empty answer to a MODSEQ search ends with the highest
 		 * MODSEQ of the messages returned */
 		if (o->hit_count > 0 && o->search->modseq)
-			r |= buf_printf(&b, " (MODSEQ %llu)",
-			                (unsigned long long)cmd_search_modseq(s, o, 0, o->hit_count - 1));
+			r |= buf_printf(
+			    &b, " (MODSEQ %llu)",
+			    (unsigned long long)cmd_search_modseq(s, o, 0, o->hit_count - 1));
 	} else if (o->ret != IMAP_SEARCH_RETURN_SAVE) {
 		/* SAVE alone asks for no ESEARCH response (RFC 5182 §2.1) */
 		r |= cmd_search_esearch(s, o, &b);

@@ -368,8 +368,8 @@ void cmd_store(struct imap_cmd *cmd)
 	const struct imap_arg *set = &a[0];
 	if (n >= 2 && a[1].type == IMAP_ARG_LIST) {
 		if (!cmd_store_modifiers(&a[1], &conditional, &unchanged_since)) {
-			imap_tagged(s, cmd->tag, "BAD", "Syntax: %s set (UNCHANGEDSINCE modseq) ...",
-			            cmd->name);
+			imap_tagged(s, cmd->tag, "BAD",
+			            "Syntax: %s set (UNCHANGEDSINCE modseq) ...", cmd->name);
 			return;
 		}
 		a++; /* the item and the flags follow the modifiers */
