@@ -148,7 +148,7 @@ const char *imap_session_capabilities(struct imap_session *s)
 		    "UTF8=ACCEPT UIDPLUS ESEARCH SEARCHRES MOVE MULTIAPPEND APPENDLIMIT=%llu "
 		    "CHILDREN "
 		    "SPECIAL-USE CREATE-SPECIAL-USE LIST-EXTENDED LIST-STATUS STATUS=SIZE BINARY "
-		    "CONDSTORE",
+		    "CONDSTORE QRESYNC",
 		    (unsigned long long)s->limits->message_size);
 	}
 	return caps;
@@ -415,18 +415,13 @@ static void imap_sync_apply(struct imap_session *s, struct imap_sync *y)
 		return;
 	}
 	bool complete = true;
-	/* Expunges from the highest sequence number down keep the others' numbers right. */
-	for (size_t i = 0; i < y->expunged_count; i++) {
-		long idx = imap_view_find(s, y->expunged[i]);
-		if (idx < 0)
-			continue;
-		if (!y->expunges) {
-			complete = false;
-			continue;
-		}
-		imap_send(s, "* %ld EXPUNGE", idx + 1);
-		imap_session_view_remove(s, idx);
-	}
+	/* Each EXPUNGE names the sequence number after the ones before it took effect. */
+	if (y->expunges)
+		(void)imap_session_view_expunge(s, y->expunged, y->expunged_count);
+	else
+		for (size_t i = 0; i < y->expunged_count && complete; i++)
+			if (imap_view_find(s, y->expunged[i]) >= 0)
+				complete = false;
 	uint32_t old_count = s->count;
 	for (size_t i = 0; i < y->entry_count; i++) {
 		const struct store_entry *e = &y->entries[i];
@@ -541,6 +536,66 @@ void imap_session_send_fetch_flags(struct imap_session *s, long idx)
 	else
 		imap_send(s, "* %ld FETCH (UID %u FLAGS (%s))", idx + 1, m->uid, buf_cstr(&b));
 	buf_free(&b);
+}
+
+/* Longest VANISHED line we build (RFC 7162 §4: clients take lines of 8192 octets). */
+#define IMAP_VANISHED_LINE_MAX 8000
+
+void imap_session_send_vanished(struct imap_session *s, bool earlier, const uint32_t *uids,
+                                size_t count)
+{
+	const char *head = earlier ? "* VANISHED (EARLIER) " : "* VANISHED ";
+	struct buf b;
+	buf_init(&b, IMAP_VANISHED_LINE_MAX + 64);
+	size_t i = 0;
+	while (i < count) {
+		size_t j = i;
+		while (j + 1 < count && uids[j + 1] == uids[j] + 1)
+			j++;
+		int r = b.len == 0 ? buf_printf(&b, "%s", head) : buf_append(&b, ",", 1);
+		if (j == i)
+			r |= buf_printf(&b, "%u", uids[i]);
+		else
+			r |= buf_printf(&b, "%u:%u", uids[i], uids[j]);
+		(void)r; /* the buffer is sized above the line limit */
+		if (b.len >= IMAP_VANISHED_LINE_MAX) {
+			imap_send(s, "%s", buf_cstr(&b));
+			buf_reset(&b);
+		}
+		i = j + 1;
+	}
+	if (b.len > 0)
+		imap_send(s, "%s", buf_cstr(&b));
+	buf_free(&b);
+}
+
+static int imap_uid_cmp(const void *a, const void *b)
+{
+	uint32_t x = *(const uint32_t *)a, y = *(const uint32_t *)b;
+	return x < y ? -1 : x > y;
+}
+
+uint32_t imap_session_view_expunge(struct imap_session *s, const uint32_t *uids, size_t count)
+{
+	uint32_t *gone = s->qresync && count > 0 ? xmalloc(count * sizeof(*gone)) : NULL;
+	uint32_t n = 0;
+	for (size_t i = 0; i < count; i++) {
+		long idx = imap_view_find(s, uids[i]);
+		if (idx < 0)
+			continue;
+		if (gone != NULL)
+			gone[n] = uids[i];
+		else
+			imap_send(s, "* %ld EXPUNGE", idx + 1);
+		n++;
+		imap_session_view_remove(s, idx);
+	}
+	if (gone != NULL) {
+		qsort(gone, n, sizeof(*gone), imap_uid_cmp);
+		imap_session_send_vanished(s, false, gone, n);
+		free(gone);
+	}
+	return n;
 }
 
 void imap_session_view_remove(struct imap_session *s, long idx)
