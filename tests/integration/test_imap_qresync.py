@@ -224,7 +224,7 @@ def test_live_session_gets_vanished_at_noop_and_idle(server, user):
     assert a.cmd(b"UID STORE %d +FLAGS.SILENT (\\Deleted)" % uids[4])[-1].startswith(b"OK")
     assert a.cmd(b"EXPUNGE")[-1].startswith(b"OK")
     b.sock.settimeout(5)
-    # The \\Deleted flag arrives first (its own commit), then the expunge.
+    # The \Deleted flag arrives first (its own commit), then the expunge.
     line = b.line()
     if b" FETCH " in line:
         assert b"UID %d " % uids[4] in line and b"\\Deleted" in line, line
@@ -291,6 +291,15 @@ def test_uid_fetch_changedsince_vanished(server, user):
     # Only UIDs of the set are named.
     out = r.cmd(b"UID FETCH %d:%d (FLAGS) (CHANGEDSINCE %d VANISHED)" % (uids[2], uids[6], hm))
     assert vanished(out, True) == {uids[2]}, out
+    # An item that sets \Seen (a store write after the tombstone read) still answers fully.
+    r.send(b"x1 UID FETCH %d:%d (BODY[]) (CHANGEDSINCE %d VANISHED)\r\n" % (uids[0], uids[4], hm))
+    assert r.line() == b"* VANISHED (EARLIER) %d:%d\r\n" % (uids[1], uids[2])
+    line = r.line()
+    assert re.match(rb"\* 3 FETCH \(UID %d .*\\Seen.*MODSEQ \(\d+\).*BODY\[\] \{\d+\}\r\n" % uids[4],
+                    line), line
+    while not line.startswith(b"x1 "):
+        line = r.line()
+    assert line == b"x1 OK UID FETCH completed\r\n", line
     # Nothing expunged after the given MODSEQ: no VANISHED.
     out = r.cmd(b"UID FETCH 1:* (FLAGS) (CHANGEDSINCE %d VANISHED)" % highest(r.cmd(b"SELECT INBOX")))
     assert out == [b"OK UID FETCH completed"], out
