@@ -346,6 +346,7 @@ struct imap_sync {
 	struct store_entry *entries;
 	size_t entry_count, entry_cap;
 	uint32_t *expunged;
+	uint64_t *expunged_modseq; /* [i]: the MODSEQ of expunged[i]'s tombstone */
 	size_t expunged_count, expunged_cap;
 	int recent_r;
 	uint32_t recent_first;
@@ -366,12 +367,14 @@ static void imap_sync_entry(void *ctx, const struct store_entry *e)
 
 static void imap_sync_expunged(void *ctx, uint32_t uid, uint64_t modseq)
 {
-	(void)modseq;
 	struct imap_sync *y = ctx;
 	if (y->expunged_count == y->expunged_cap) {
 		y->expunged_cap = y->expunged_cap == 0 ? 16 : 2 * y->expunged_cap;
 		y->expunged = xrealloc(y->expunged, y->expunged_cap * sizeof(*y->expunged));
+		y->expunged_modseq = xrealloc(y->expunged_modseq,
+		                              y->expunged_cap * sizeof(*y->expunged_modseq));
 	}
+	y->expunged_modseq[y->expunged_count] = modseq;
 	y->expunged[y->expunged_count++] = uid;
 }
 
@@ -399,6 +402,7 @@ static void imap_sync_free(struct imap_sync *y)
 		free((char *)y->entries[i].keywords);
 	free(y->entries);
 	free(y->expunged);
+	free(y->expunged_modseq);
 	free(y->line);
 	free(y);
 }
@@ -415,13 +419,18 @@ static void imap_sync_apply(struct imap_session *s, struct imap_sync *y)
 		return;
 	}
 	bool complete = true;
+	uint64_t withheld = 0;  /* lowest MODSEQ of an expunge not told now, 0 none */
+	uint64_t reported = 0; /* highest MODSEQ a FETCH below tells */
 	/* Each EXPUNGE names the sequence number after the ones before it took effect. */
 	if (y->expunges)
 		(void)imap_session_view_expunge(s, y->expunged, y->expunged_count);
 	else
-		for (size_t i = 0; i < y->expunged_count && complete; i++)
-			if (imap_view_find(s, y->expunged[i]) >= 0)
+		for (size_t i = 0; i < y->expunged_count; i++)
+			if (imap_view_find(s, y->expunged[i]) >= 0) {
 				complete = false;
+				if (withheld == 0 || y->expunged_modseq[i] < withheld)
+					withheld = y->expunged_modseq[i];
+			}
 	uint32_t old_count = s->count;
 	for (size_t i = 0; i < y->entry_count; i++) {
 		const struct store_entry *e = &y->entries[i];
@@ -437,6 +446,8 @@ static void imap_sync_apply(struct imap_session *s, struct imap_sync *y)
 				s->msgs[idx].flags = e->flags;
 				imap_session_view_keywords(s, idx, e->keywords);
 				imap_session_send_fetch_flags(s, idx);
+				if (e->modseq > reported)
+					reported = e->modseq;
 			}
 		} else if (s->count == 0 || e->uid > s->msgs[s->count - 1].uid) {
 			if (s->count == s->cap) {
@@ -451,6 +462,11 @@ static void imap_sync_apply(struct imap_session *s, struct imap_sync *y)
 			imap_session_view_keywords(s, s->count++, e->keywords);
 		}
 	}
+	/* RFC 7162 §3.2 (erratum 1810's rule): a FETCH MODSEQ above an expunge still owed
+	 * (no VANISHED during FETCH, STORE, SEARCH) must not let a QRESYNC client believe it
+	 * has everything up to that MODSEQ: HIGHESTMODSEQ just below the owed expunge. */
+	if (s->qresync && withheld != 0 && reported >= withheld)
+		imap_send(s, "* OK [HIGHESTMODSEQ %llu] Highest", (unsigned long long)(withheld - 1));
 	if (s->count != old_count) {
 		imap_send(s, "* %u EXISTS", s->count);
 		if (!s->rev2 && s->count > old_count) {

@@ -305,3 +305,25 @@ def test_uid_fetch_changedsince_vanished(server, user):
     assert out == [b"OK UID FETCH completed"], out
     a.close()
     r.close()
+
+
+def test_owed_vanished_keeps_highestmodseq_below_it(server, user):
+    """RFC 7162 §3.2: while a VANISHED is owed (none may be sent during SEARCH), a FETCH
+    with a higher MODSEQ comes with HIGHESTMODSEQ just below the owed expunge's MODSEQ."""
+    append_n(server, user, 3)
+    a = Raw(server, user)
+    _, _, uids = state(a)
+    b = Raw(server, user)
+    enable(b)
+    _, hm, _ = state(b)
+    assert a.cmd(b"UID STORE %d +FLAGS.SILENT (\\Deleted)" % uids[0])[-1].startswith(b"OK")
+    assert a.cmd(b"EXPUNGE")[-1].startswith(b"OK")  # the tombstone's MODSEQ: hm + 2
+    assert a.cmd(b"UID STORE %d +FLAGS.SILENT (\\Flagged)" % uids[2])[-1].startswith(b"OK")
+    out = b.cmd(b"SEARCH ALL")
+    assert out == [b"* 3 FETCH (UID %d FLAGS (\\Flagged) MODSEQ (%d))\r\n" % (uids[2], hm + 3),
+                   b"* OK [HIGHESTMODSEQ %d] Highest\r\n" % (hm + 1),
+                   b"* SEARCH 1 2 3\r\n", b"OK SEARCH completed"], out
+    out = b.cmd(b"NOOP")
+    assert out == [b"* VANISHED %d\r\n" % uids[0], b"OK NOOP completed"], out
+    a.close()
+    b.close()
