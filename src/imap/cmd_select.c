@@ -1,6 +1,7 @@
 /* SELECT and EXAMINE (RFC 9051 §6.3.2-3) with the CONDSTORE parameter and HIGHESTMODSEQ
- * (RFC 7162 §3.1.2, §3.1.8) and the QRESYNC parameter (§3.2.5), CLOSE and UNSELECT (§6.4.1, RFC 3691): opening a mailbox
- * builds the session's view (sequence numbers) from one store snapshot. */
+ * (RFC 7162 §3.1.2, §3.1.8) and the QRESYNC parameter (§3.2.5), CLOSE and UNSELECT
+ * (§6.4.1, RFC 3691): opening a mailbox builds the session's view (sequence numbers) from
+ * one store snapshot. */
 #include "imap/imap_commands.h"
 
 #include <stdlib.h>
@@ -231,7 +232,8 @@ static bool select_qresync(struct imap_session *s, const struct imap_arg *list,
 	if (list->type != IMAP_ARG_LIST)
 		return false;
 	const struct imap_arg *a = list->list;
-	if (!select_nz32(&a[0], &q->qr_uidvalidity) || !imap_commands_modseq(&a[1], true, &q->qr_modseq))
+	if (!select_nz32(&a[0], &q->qr_uidvalidity) ||
+	    !imap_commands_modseq(&a[1], true, &q->qr_modseq))
 		return false;
 	a += 2;
 	struct imap_seqset *set;

@@ -466,7 +466,8 @@ static void imap_sync_apply(struct imap_session *s, struct imap_sync *y)
 	 * (no VANISHED during FETCH, STORE, SEARCH) must not let a QRESYNC client believe it
 	 * has everything up to that MODSEQ: HIGHESTMODSEQ just below the owed expunge. */
 	if (s->qresync && withheld != 0 && reported >= withheld)
-		imap_send(s, "* OK [HIGHESTMODSEQ %llu] Highest", (unsigned long long)(withheld - 1));
+		imap_send(s, "* OK [HIGHESTMODSEQ %llu] Highest",
+		          (unsigned long long)(withheld - 1));
 	if (s->count != old_count) {
 		imap_send(s, "* %u EXISTS", s->count);
 		if (!s->rev2 && s->count > old_count) {
