@@ -258,8 +258,8 @@ static bool select_qresync(struct imap_session *s, const struct imap_arg *list,
 /* The select parameters (RFC 4466 §2.1): a non-empty list of CONDSTORE (RFC 7162 §3.1.8)
  * and QRESYNC (...) (§3.2.5), each at most once. 1 ok, 0 BAD syntax, -1 BAD: QRESYNC
  * without ENABLE QRESYNC first (§3.2.5). */
-static int select_params(struct imap_session *s, const struct imap_arg *list,
-                         struct select_req *q, bool *condstore_r)
+static int select_params(struct imap_session *s, const struct imap_arg *list, struct select_req *q,
+                         bool *condstore_r)
 {
 	if (list->type != IMAP_ARG_LIST || list->list[0].type == IMAP_ARG_EOL)
 		return 0;

@@ -371,8 +371,8 @@ static void imap_sync_expunged(void *ctx, uint32_t uid, uint64_t modseq)
 	if (y->expunged_count == y->expunged_cap) {
 		y->expunged_cap = y->expunged_cap == 0 ? 16 : 2 * y->expunged_cap;
 		y->expunged = xrealloc(y->expunged, y->expunged_cap * sizeof(*y->expunged));
-		y->expunged_modseq = xrealloc(y->expunged_modseq,
-		                              y->expunged_cap * sizeof(*y->expunged_modseq));
+		y->expunged_modseq =
+		    xrealloc(y->expunged_modseq, y->expunged_cap * sizeof(*y->expunged_modseq));
 	}
 	y->expunged_modseq[y->expunged_count] = modseq;
 	y->expunged[y->expunged_count++] = uid;
@@ -419,7 +419,7 @@ static void imap_sync_apply(struct imap_session *s, struct imap_sync *y)
 		return;
 	}
 	bool complete = true;
-	uint64_t withheld = 0;  /* lowest MODSEQ of an expunge not told now, 0 none */
+	uint64_t withheld = 0; /* lowest MODSEQ of an expunge not told now, 0 none */
 	uint64_t reported = 0; /* highest MODSEQ a FETCH below tells */
 	/* Each EXPUNGE names the sequence number after the ones before it took effect. */
 	if (y->expunges)
