@@ -66,6 +66,11 @@ void cmd_enable(struct imap_cmd *cmd)
 		} else if (strcasecmp(a->str, "CONDSTORE") == 0 && !s->condstore && !condstore) {
 			condstore = true; /* RFC 7162 §3.1 */
 			strncat(enabled, " CONDSTORE", sizeof(enabled) - strlen(enabled) - 1);
+		} else if (strcasecmp(a->str, "QRESYNC") == 0 && !s->qresync) {
+			/* RFC 7162 §3.2.3: QRESYNC enables CONDSTORE too */
+			s->qresync = true;
+			condstore = true;
+			strncat(enabled, " QRESYNC", sizeof(enabled) - strlen(enabled) - 1);
 		}
 	}
 	imap_send(s, "* ENABLED%s", enabled);

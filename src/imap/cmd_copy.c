@@ -94,14 +94,15 @@ static void cmd_copy_done(struct imap_session *s)
 		if (o->move) {
 			if (code.len > 0)
 				imap_send(s, "* OK %sMoved", buf_cstr(&code));
-			/* Descending UIDs are descending sequence numbers: none shifts. */
-			for (size_t i = o->op.count; i-- > 0;) {
-				long idx = cmd_store_view_find(s, o->op.source_uids[i]);
-				if (idx < 0)
-					continue;
-				imap_send(s, "* %ld EXPUNGE", idx + 1);
-				imap_session_view_remove(s, idx);
+			/* Descending UIDs are descending sequence numbers: none shifts (or one
+			 * VANISHED once QRESYNC is enabled). */
+			uint32_t *u = o->op.source_uids;
+			for (size_t i = 0, k = o->op.count; i + 1 < k; i++, k--) {
+				uint32_t t = u[i];
+				u[i] = u[k - 1];
+				u[k - 1] = t;
 			}
+			(void)imap_session_view_expunge(s, u, o->op.count);
 			buf_reset(&code);
 		}
 		IMAP_LOG(s, "event=%s mailbox=%s target=%s count=%zu", o->move ? "move" : "copy",

@@ -25,6 +25,17 @@ static void cmd_expunge_cb(struct store_expunge *op, void *ctx)
 	imap_session_op_finished(ctx);
 }
 
+/* QRESYNC: the tagged OK with [HIGHESTMODSEQ] after the sync. ctx is the command's name
+ * (malloc'd). */
+static void cmd_expunge_answer(struct imap_session *s, void *ctx)
+{
+	char *name = ctx;
+	if (!s->closed)
+		imap_tagged(s, s->op_tag, "OK", "[HIGHESTMODSEQ %llu] %s completed",
+		            (unsigned long long)s->highestmodseq, name);
+	free(name);
+}
+
 static void cmd_expunge_done(struct imap_session *s)
 {
 	struct cmd_expunge_op *o = s->op;
@@ -32,17 +43,24 @@ static void cmd_expunge_done(struct imap_session *s)
 	if (!s->closed) {
 		if (o->op.result == 0) {
 			/* Every UID asked for is gone now (removed by us or, a moment earlier, by
-			 * someone else). Descending, so no number shifts under the client. */
-			for (size_t i = o->count; i-- > 0;) {
-				long idx = cmd_store_view_find(s, o->uids[i]);
-				if (idx < 0)
-					continue;
-				imap_send(s, "* %ld EXPUNGE", idx + 1);
-				imap_session_view_remove(s, idx);
+			 * someone else). Descending, so no number shifts under the client (or one
+			 * VANISHED once QRESYNC is enabled). */
+			for (size_t i = 0, k = o->count; i + 1 < k; i++, k--) {
+				uint32_t t = o->uids[i];
+				o->uids[i] = o->uids[k - 1];
+				o->uids[k - 1] = t;
 			}
+			(void)imap_session_view_expunge(s, o->uids, o->count);
 			IMAP_LOG(s, "event=expunge mailbox=%s expunged=%u", s->mailbox,
 			         o->op.expunged);
-			imap_session_sync_ok(s, true, s->op_tag, "%s completed", o->name);
+			if (s->qresync) {
+				/* RFC 7162 §3.2.7: the tagged OK tells the HIGHESTMODSEQ after the
+				 * expunge, so the sync's value is what it says. */
+				imap_session_sync(s, true, cmd_expunge_answer, o->name);
+				o->name = NULL;
+			} else {
+				imap_session_sync_ok(s, true, s->op_tag, "%s completed", o->name);
+			}
 		} else if (strcmp(o->op.error, STORE_EXPUNGE_NO_MAILBOX) == 0) {
 			imap_tagged(s, s->op_tag, "NO",
 			            "[NONEXISTENT] The mailbox no longer exists");

@@ -995,17 +995,96 @@ static void fetch_seen_done(struct imap_session *s)
 	imap_session_run(s, fetch_step, fetch_op_free, o);
 }
 
-/* The fetch modifiers (RFC 4466 §2.4): "(CHANGEDSINCE n)" is the only one known (RFC 7162
- * §3.1.4.1; VANISHED is QRESYNC's), given once, n a mod-sequence-value (not 0). */
-static bool fetch_modifiers(const struct imap_arg *list, uint64_t *since_r)
+/* The fetch modifiers (RFC 4466 §2.4): CHANGEDSINCE n (RFC 7162 §3.1.4.1, n a
+ * mod-sequence-value, not 0) and VANISHED (§3.2.6), each at most once. */
+static bool fetch_modifiers(const struct imap_arg *list, uint64_t *since_r, bool *vanished_r)
 {
 	if (list->type != IMAP_ARG_LIST || list->list[0].type == IMAP_ARG_EOL)
 		return false;
-	for (const struct imap_arg *m = list->list; m->type != IMAP_ARG_EOL; m += 2)
-		if (m->type != IMAP_ARG_ATOM || strcasecmp(m->str, "CHANGEDSINCE") != 0 ||
-		    *since_r != 0 || !imap_commands_modseq(&m[1], false, since_r))
+	for (const struct imap_arg *m = list->list; m->type != IMAP_ARG_EOL; m++) {
+		if (m->type != IMAP_ARG_ATOM)
 			return false;
+		if (strcasecmp(m->str, "VANISHED") == 0 && !*vanished_r) {
+			*vanished_r = true;
+		} else if (strcasecmp(m->str, "CHANGEDSINCE") == 0 && *since_r == 0 &&
+		           imap_commands_modseq(&m[1], false, since_r)) {
+			m++;
+		} else {
+			return false;
+		}
+	}
 	return true;
+}
+
+/* UID FETCH ... (CHANGEDSINCE n VANISHED) between its tombstone read and its answer. */
+struct fetch_vanished {
+	struct fetch_op *o;
+	uint64_t since;
+	struct imap_seqset_range *ranges; /* the UID set, resolved */
+	size_t range_count;
+	uint32_t *uids; /* tombstones in the set newer than since, ascending */
+	size_t count, cap;
+	bool saved; /* the set is "$" (RFC 5182) */
+	int r;
+};
+
+static void fetch_vanished_cb(void *ctx, uint32_t uid, uint64_t modseq)
+{
+	(void)modseq;
+	struct fetch_vanished *v = ctx;
+	size_t lo = 0, hi = v->range_count;
+	while (lo < hi) {
+		size_t mid = lo + (hi - lo) / 2;
+		if (uid < v->ranges[mid].lo)
+			hi = mid;
+		else if (uid > v->ranges[mid].hi)
+			lo = mid + 1;
+		else
+			break;
+	}
+	if (lo >= hi)
+		return;
+	if (v->count == v->cap) {
+		v->cap = v->cap == 0 ? 64 : 2 * v->cap;
+		v->uids = xrealloc(v->uids, v->cap * sizeof(*v->uids));
+	}
+	v->uids[v->count++] = uid;
+}
+
+static void fetch_vanished_read(void *ctx)
+{
+	struct fetch_vanished *v = ctx;
+	struct imap_session *s = v->o->s;
+	v->r = store_mailbox_changes(s->server->store, s->account_id, s->mailbox, v->since, NULL,
+	                             fetch_vanished_cb, v, NULL);
+}
+
+static void fetch_start(struct imap_session *s, struct fetch_op *o);
+
+/* RFC 7162 §3.2.6: "* VANISHED (EARLIER)" before the FETCH responses, for the UIDs of the
+ * set expunged after CHANGEDSINCE. UIDs still in the view (expunged meanwhile, not yet
+ * reported: no expunge may be sent during FETCH) are left to the next VANISHED. */
+static void fetch_vanished_done(struct imap_session *s, void *ctx)
+{
+	struct fetch_vanished *v = ctx;
+	struct fetch_op *o = v->o;
+	if (s->closed) {
+		fetch_op_free(o);
+	} else if (v->r != 1) {
+		imap_tagged(s, o->tag, "NO", "[UNAVAILABLE] %s failed", o->name);
+		fetch_op_free(o);
+	} else {
+		size_t n = 0;
+		for (size_t i = 0; i < v->count; i++)
+			if (cmd_store_view_find(s, v->uids[i]) < 0 &&
+			    (!v->saved || cmd_search_saved_contains(s, v->uids[i])))
+				v->uids[n++] = v->uids[i];
+		imap_session_send_vanished(s, true, v->uids, n);
+		fetch_start(s, o);
+	}
+	free(v->ranges);
+	free(v->uids);
+	free(v);
 }
 
 void cmd_fetch(struct imap_cmd *cmd)
@@ -1016,11 +1095,20 @@ void cmd_fetch(struct imap_cmd *cmd)
 	const char *error;
 	size_t n = imap_parser_arg_count(a);
 	uint64_t since = 0;
+	bool vanished = false;
 	if (n < 2 || n > 3 || a[0].type != IMAP_ARG_ATOM ||
 	    imap_seqset_parse(s->cmd, a[0].str, &set, &error) < 0 ||
-	    (n == 3 && !fetch_modifiers(&a[2], &since))) {
+	    (n == 3 && !fetch_modifiers(&a[2], &since, &vanished))) {
 		imap_tagged(s, cmd->tag, "BAD",
-		            "Syntax: FETCH sequence-set items [(CHANGEDSINCE modseq)]");
+		            "Syntax: FETCH sequence-set items [(CHANGEDSINCE modseq [VANISHED])]");
+		return;
+	}
+	/* RFC 7162 §3.2.6: VANISHED only in UID FETCH, with CHANGEDSINCE, after ENABLE
+	 * QRESYNC; else BAD. */
+	if (vanished && (!cmd->uid || since == 0 || !s->qresync)) {
+		imap_tagged(s, cmd->tag, "BAD",
+		            !s->qresync ? "QRESYNC was not enabled (ENABLE QRESYNC)"
+		                        : "VANISHED needs UID FETCH and CHANGEDSINCE");
 		return;
 	}
 	struct fetch_req req = {.uid = cmd->uid};
@@ -1086,6 +1174,36 @@ void cmd_fetch(struct imap_cmd *cmd)
 			it->fields = f;
 		}
 	}
+	if (vanished) {
+		struct fetch_vanished *v = xcalloc(1, sizeof(*v));
+		v->o = o;
+		o->s = s;
+		v->since = since;
+		/* '*' reaches the highest UID the session was told of, in the view or not. */
+		uint32_t top = s->uidnext > 0 ? s->uidnext - 1 : 0;
+		if (star > top)
+			top = star;
+		struct imap_seqset_range *ranges;
+		v->saved = imap_seqset_is_saved(set);
+		if (v->saved) { /* "$": fetch_vanished_done keeps the saved result's UIDs */
+			static const struct imap_seqset_range all = {1, UINT32_MAX};
+			ranges = (struct imap_seqset_range *)&all;
+			v->range_count = 1;
+		} else {
+			imap_seqset_resolve(s->cmd, set, top, top, &ranges, &v->range_count);
+		}
+		v->ranges = xmalloc((v->range_count + 1) * sizeof(*v->ranges));
+		if (v->range_count > 0)
+			memcpy(v->ranges, ranges, v->range_count * sizeof(*v->ranges));
+		(void)imap_session_read(s, fetch_vanished_read, fetch_vanished_done, v);
+		return;
+	}
+	fetch_start(s, o);
+}
+
+/* The answer of a FETCH whose messages are chosen: \Seen first when items imply it. */
+static void fetch_start(struct imap_session *s, struct fetch_op *o)
+{
 	if (o->unseen_count == 0) {
 		imap_session_run(s, fetch_step, fetch_op_free, o);
 		return;
@@ -1103,6 +1221,6 @@ void cmd_fetch(struct imap_cmd *cmd)
 	    .entry_ctx = o,
 	};
 	o->unseen_modseq = xcalloc(o->unseen_count, sizeof(*o->unseen_modseq));
-	imap_session_op_start(s, cmd->tag, fetch_seen_done, o);
+	imap_session_op_start(s, o->tag, fetch_seen_done, o);
 	store_flags(s->server->store, &o->op, fetch_seen_cb, s);
 }

@@ -1,6 +1,7 @@
 /* SELECT and EXAMINE (RFC 9051 §6.3.2-3) with the CONDSTORE parameter and HIGHESTMODSEQ
- * (RFC 7162 §3.1.2, §3.1.8), CLOSE and UNSELECT (§6.4.1, RFC 3691): opening a mailbox
- * builds the session's view (sequence numbers) from one store snapshot. */
+ * (RFC 7162 §3.1.2, §3.1.8) and the QRESYNC parameter (§3.2.5), CLOSE and UNSELECT
+ * (§6.4.1, RFC 3691): opening a mailbox builds the session's view (sequence numbers) from
+ * one store snapshot. */
 #include "imap/imap_commands.h"
 
 #include <stdlib.h>
@@ -9,6 +10,7 @@
 
 #include "core/log.h"
 #include "core/xmalloc.h"
+#include "imap/imap_seqset.h"
 #include "core/banned.h"
 
 static void imap_select_cb(void *ctx, const struct store_entry *e)
@@ -37,14 +39,59 @@ struct select_req {
 	struct store_mailbox_status st;
 	int recent_r;
 	uint32_t recent_first;
+	/* QRESYNC (uidvalidity modseq [known-uids] [seq-match-data]) (RFC 7162 §3.2.5) */
+	bool qresync;
+	uint32_t qr_uidvalidity;
+	uint64_t qr_modseq;
+	struct imap_seqset_range *known; /* malloc'd copy of known-uids; NULL: every UID */
+	size_t known_count;
+	/* filled by select_read when the UIDVALIDITY matches: UIDs expunged after qr_modseq
+	 * among the known ones, ascending */
+	bool resync;
+	uint32_t *vanished;
+	size_t vanished_count, vanished_cap;
 };
 
 static void select_req_free(struct select_req *q)
 {
+	free(q->known);
+	free(q->vanished);
 	free(q->tag);
 	free(q->name);
 	free(q->raw);
 	free(q);
+}
+
+/* uid is one of the client's known UIDs (all of them without known-uids). */
+static bool select_known(const struct select_req *q, uint32_t uid)
+{
+	if (q->known == NULL)
+		return true;
+	size_t lo = 0, hi = q->known_count;
+	while (lo < hi) {
+		size_t mid = lo + (hi - lo) / 2;
+		if (uid < q->known[mid].lo)
+			hi = mid;
+		else if (uid > q->known[mid].hi)
+			lo = mid + 1;
+		else
+			return true;
+	}
+	return false;
+}
+
+/* A tombstone newer than the client's MODSEQ (store_mailbox_changes, UID order). */
+static void select_vanished_cb(void *ctx, uint32_t uid, uint64_t modseq)
+{
+	(void)modseq;
+	struct select_req *q = ctx;
+	if (!select_known(q, uid))
+		return;
+	if (q->vanished_count == q->vanished_cap) {
+		q->vanished_cap = q->vanished_cap == 0 ? 64 : 2 * q->vanished_cap;
+		q->vanished = xrealloc(q->vanished, q->vanished_cap * sizeof(*q->vanished));
+	}
+	q->vanished[q->vanished_count++] = uid;
 }
 
 /* The reads (imap_session_read): the mailbox's keywords, then the snapshot into the view
@@ -64,12 +111,38 @@ static void select_read(void *ctx)
 		free(keywords);
 	q->r = store_mailbox_snapshot(s->server->store, s->account_id, s->mailbox, &q->st,
 	                              imap_select_cb, s);
+	/* QRESYNC with the right UIDVALIDITY: the tombstones newer than the client's MODSEQ
+	 * (the store keeps every tombstone as long as the mailbox exists, so the list is
+	 * complete whatever the client's age). A later snapshot than the view's: select_done
+	 * drops UIDs the view still has (their VANISHED comes with the next sync). */
+	if (q->r == 1 && q->qresync && q->st.uidvalidity == q->qr_uidvalidity) {
+		int r = store_mailbox_changes(s->server->store, s->account_id, s->mailbox,
+		                              q->qr_modseq, NULL, select_vanished_cb, q, NULL);
+		q->resync = r == 1;
+		if (r != 1)
+			q->r = r < 0 ? -1 : 0;
+	}
 	if (q->r == 1 && !s->rev2 && s->count > 0) {
 		s->uidvalidity = q->st.uidvalidity; /* what the claim names */
 		s->read_only = q->examine;
 		q->recent_r =
 		    imap_session_recent_read(s, s->msgs[s->count - 1].uid + 1, &q->recent_first);
 	}
+}
+
+/* RFC 7162 §3.2.5.1: what changed since the client's MODSEQ among its known UIDs: the
+ * expunged ones in one VANISHED (EARLIER), then a FETCH (UID FLAGS MODSEQ) for each
+ * message changed (or new) since. */
+static void select_resync(struct imap_session *s, struct select_req *q)
+{
+	size_t n = 0;
+	for (size_t i = 0; i < q->vanished_count; i++)
+		if (cmd_store_view_find(s, q->vanished[i]) < 0)
+			q->vanished[n++] = q->vanished[i];
+	imap_session_send_vanished(s, true, q->vanished, n);
+	for (uint32_t i = 0; i < s->count; i++)
+		if (s->msgs[i].modseq > q->qr_modseq && select_known(q, s->msgs[i].uid))
+			imap_session_send_fetch_flags(s, i);
 }
 
 static void select_done(struct imap_session *s, void *ctx)
@@ -118,6 +191,8 @@ static void select_done(struct imap_session *s, void *ctx)
 		imap_send(s, "* LIST () \"/\" %s", buf_cstr(&b)); /* RFC 9051 §6.3.2 */
 		buf_free(&b);
 	}
+	if (q->resync)
+		select_resync(s, q);
 	IMAP_LOG(s, "event=select mailbox=%s messages=%u read_only=%d", s->mailbox, s->count,
 	         (int)q->examine);
 	imap_tagged(s, q->tag, "OK", "[%s] %s completed", q->examine ? "READ-ONLY" : "READ-WRITE",
@@ -125,16 +200,86 @@ static void select_done(struct imap_session *s, void *ctx)
 	select_req_free(q);
 }
 
-/* The select parameters (RFC 4466 §2.1): a non-empty list; CONDSTORE (RFC 7162 §3.1.8) is
- * the only one known. */
-static bool select_params(const struct imap_arg *list)
+/* A uidvalidity (RFC 9051 nz-number, 32 bits). */
+static bool select_nz32(const struct imap_arg *a, uint32_t *v_r)
+{
+	if (a->type != IMAP_ARG_ATOM || a->str[0] < '1' || a->str[0] > '9')
+		return false;
+	uint64_t v = 0;
+	for (const char *c = a->str; *c != '\0'; c++) {
+		if (*c < '0' || *c > '9' || (v = v * 10 + (uint64_t)(*c - '0')) > UINT32_MAX)
+			return false;
+	}
+	*v_r = (uint32_t)v;
+	return true;
+}
+
+/* A set of known-uids or seq-match-data: a sequence-set without '*' or '$'. */
+static bool select_uidset(struct imap_session *s, const struct imap_arg *a,
+                          struct imap_seqset **set_r)
+{
+	const char *error;
+	return a->type == IMAP_ARG_ATOM && imap_seqset_parse(s->cmd, a->str, set_r, &error) == 0 &&
+	       !(*set_r)->star && !imap_seqset_is_saved(*set_r);
+}
+
+/* "(uidvalidity modseq [known-uids] [(known-sequence-set known-uid-set)])" of QRESYNC
+ * (RFC 7162 §3.2.5, §7). The seq-match-data is checked and ignored: the store keeps every
+ * tombstone, so the server never needs it to narrow VANISHED (EARLIER). */
+static bool select_qresync(struct imap_session *s, const struct imap_arg *list,
+                           struct select_req *q)
+{
+	if (list->type != IMAP_ARG_LIST)
+		return false;
+	const struct imap_arg *a = list->list;
+	if (!select_nz32(&a[0], &q->qr_uidvalidity) ||
+	    !imap_commands_modseq(&a[1], true, &q->qr_modseq))
+		return false;
+	a += 2;
+	struct imap_seqset *set;
+	if (a->type == IMAP_ARG_ATOM) {
+		if (!select_uidset(s, a, &set))
+			return false;
+		q->known_count = set->count;
+		q->known = xmalloc(set->count * sizeof(*q->known));
+		memcpy(q->known, set->ranges, set->count * sizeof(*q->known));
+		a++;
+	}
+	if (a->type == IMAP_ARG_LIST) {
+		const struct imap_arg *m = a->list;
+		if (!select_uidset(s, &m[0], &set) || !select_uidset(s, &m[1], &set) ||
+		    m[2].type != IMAP_ARG_EOL)
+			return false;
+		a++;
+	}
+	return a->type == IMAP_ARG_EOL;
+}
+
+/* The select parameters (RFC 4466 §2.1): a non-empty list of CONDSTORE (RFC 7162 §3.1.8)
+ * and QRESYNC (...) (§3.2.5), each at most once. 1 ok, 0 BAD syntax, -1 BAD: QRESYNC
+ * without ENABLE QRESYNC first (§3.2.5). */
+static int select_params(struct imap_session *s, const struct imap_arg *list, struct select_req *q,
+                         bool *condstore_r)
 {
 	if (list->type != IMAP_ARG_LIST || list->list[0].type == IMAP_ARG_EOL)
-		return false;
-	for (const struct imap_arg *a = list->list; a->type != IMAP_ARG_EOL; a++)
-		if (a->type != IMAP_ARG_ATOM || strcasecmp(a->str, "CONDSTORE") != 0)
-			return false;
-	return true;
+		return 0;
+	for (const struct imap_arg *a = list->list; a->type != IMAP_ARG_EOL; a++) {
+		if (a->type != IMAP_ARG_ATOM)
+			return 0;
+		if (strcasecmp(a->str, "CONDSTORE") == 0 && !*condstore_r) {
+			*condstore_r = true;
+		} else if (strcasecmp(a->str, "QRESYNC") == 0 && !q->qresync) {
+			if (!select_qresync(s, &a[1], q))
+				return 0;
+			if (!s->qresync)
+				return -1;
+			q->qresync = true;
+			a++;
+		} else {
+			return 0;
+		}
+	}
+	return 1;
 }
 
 void cmd_select(struct imap_cmd *cmd)
@@ -143,9 +288,19 @@ void cmd_select(struct imap_cmd *cmd)
 	bool examine = strcmp(cmd->name, "EXAMINE") == 0;
 	const char *raw, *name;
 	size_t n = imap_parser_arg_count(cmd->args);
+	struct select_req *q = xcalloc(1, sizeof(*q));
+	bool condstore = false;
+	int p = 1;
 	if (n < 1 || n > 2 || !imap_commands_astring(&cmd->args[0], &raw) ||
-	    (n == 2 && !select_params(&cmd->args[1]))) {
-		imap_tagged(s, cmd->tag, "BAD", "Syntax: %s mailbox [(CONDSTORE)]", cmd->name);
+	    (n == 2 && (p = select_params(s, &cmd->args[1], q, &condstore)) == 0)) {
+		imap_tagged(s, cmd->tag, "BAD", "Syntax: %s mailbox [(CONDSTORE | QRESYNC (...))]",
+		            cmd->name);
+		select_req_free(q);
+		return;
+	}
+	if (p < 0) {
+		imap_tagged(s, cmd->tag, "BAD", "QRESYNC was not enabled (ENABLE QRESYNC)");
+		select_req_free(q);
 		return;
 	}
 	if (n == 2)
@@ -153,6 +308,7 @@ void cmd_select(struct imap_cmd *cmd)
 	name = imap_commands_mailbox_name(s, raw);
 	if (name == NULL) {
 		imap_tagged(s, cmd->tag, "NO", "[CANNOT] Invalid mailbox name");
+		select_req_free(q);
 		return;
 	}
 	bool was_selected = s->state == IMAP_STATE_SELECTED;
@@ -162,7 +318,6 @@ void cmd_select(struct imap_cmd *cmd)
 	/* Watch first, then snapshot: a change in between is reported, never lost. */
 	s->mailbox = xstrdup(name);
 	imap_session_watch(s);
-	struct select_req *q = xcalloc(1, sizeof(*q));
 	q->s = s;
 	q->tag = xstrdup(cmd->tag);
 	q->name = xstrdup(cmd->name);

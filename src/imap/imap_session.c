@@ -148,7 +148,7 @@ const char *imap_session_capabilities(struct imap_session *s)
 		    "UTF8=ACCEPT UIDPLUS ESEARCH SEARCHRES MOVE MULTIAPPEND APPENDLIMIT=%llu "
 		    "CHILDREN "
 		    "SPECIAL-USE CREATE-SPECIAL-USE LIST-EXTENDED LIST-STATUS STATUS=SIZE BINARY "
-		    "CONDSTORE",
+		    "CONDSTORE QRESYNC",
 		    (unsigned long long)s->limits->message_size);
 	}
 	return caps;
@@ -346,6 +346,7 @@ struct imap_sync {
 	struct store_entry *entries;
 	size_t entry_count, entry_cap;
 	uint32_t *expunged;
+	uint64_t *expunged_modseq; /* [i]: the MODSEQ of expunged[i]'s tombstone */
 	size_t expunged_count, expunged_cap;
 	int recent_r;
 	uint32_t recent_first;
@@ -366,12 +367,14 @@ static void imap_sync_entry(void *ctx, const struct store_entry *e)
 
 static void imap_sync_expunged(void *ctx, uint32_t uid, uint64_t modseq)
 {
-	(void)modseq;
 	struct imap_sync *y = ctx;
 	if (y->expunged_count == y->expunged_cap) {
 		y->expunged_cap = y->expunged_cap == 0 ? 16 : 2 * y->expunged_cap;
 		y->expunged = xrealloc(y->expunged, y->expunged_cap * sizeof(*y->expunged));
+		y->expunged_modseq =
+		    xrealloc(y->expunged_modseq, y->expunged_cap * sizeof(*y->expunged_modseq));
 	}
+	y->expunged_modseq[y->expunged_count] = modseq;
 	y->expunged[y->expunged_count++] = uid;
 }
 
@@ -399,6 +402,7 @@ static void imap_sync_free(struct imap_sync *y)
 		free((char *)y->entries[i].keywords);
 	free(y->entries);
 	free(y->expunged);
+	free(y->expunged_modseq);
 	free(y->line);
 	free(y);
 }
@@ -415,18 +419,18 @@ static void imap_sync_apply(struct imap_session *s, struct imap_sync *y)
 		return;
 	}
 	bool complete = true;
-	/* Expunges from the highest sequence number down keep the others' numbers right. */
-	for (size_t i = 0; i < y->expunged_count; i++) {
-		long idx = imap_view_find(s, y->expunged[i]);
-		if (idx < 0)
-			continue;
-		if (!y->expunges) {
-			complete = false;
-			continue;
-		}
-		imap_send(s, "* %ld EXPUNGE", idx + 1);
-		imap_session_view_remove(s, idx);
-	}
+	uint64_t withheld = 0; /* lowest MODSEQ of an expunge not told now, 0 none */
+	uint64_t reported = 0; /* highest MODSEQ a FETCH below tells */
+	/* Each EXPUNGE names the sequence number after the ones before it took effect. */
+	if (y->expunges)
+		(void)imap_session_view_expunge(s, y->expunged, y->expunged_count);
+	else
+		for (size_t i = 0; i < y->expunged_count; i++)
+			if (imap_view_find(s, y->expunged[i]) >= 0) {
+				complete = false;
+				if (withheld == 0 || y->expunged_modseq[i] < withheld)
+					withheld = y->expunged_modseq[i];
+			}
 	uint32_t old_count = s->count;
 	for (size_t i = 0; i < y->entry_count; i++) {
 		const struct store_entry *e = &y->entries[i];
@@ -442,6 +446,8 @@ static void imap_sync_apply(struct imap_session *s, struct imap_sync *y)
 				s->msgs[idx].flags = e->flags;
 				imap_session_view_keywords(s, idx, e->keywords);
 				imap_session_send_fetch_flags(s, idx);
+				if (e->modseq > reported)
+					reported = e->modseq;
 			}
 		} else if (s->count == 0 || e->uid > s->msgs[s->count - 1].uid) {
 			if (s->count == s->cap) {
@@ -456,6 +462,12 @@ static void imap_sync_apply(struct imap_session *s, struct imap_sync *y)
 			imap_session_view_keywords(s, s->count++, e->keywords);
 		}
 	}
+	/* RFC 7162 §3.2 (erratum 1810's rule): a FETCH MODSEQ above an expunge still owed
+	 * (no VANISHED during FETCH, STORE, SEARCH) must not let a QRESYNC client believe it
+	 * has everything up to that MODSEQ: HIGHESTMODSEQ just below the owed expunge. */
+	if (s->qresync && withheld != 0 && reported >= withheld)
+		imap_send(s, "* OK [HIGHESTMODSEQ %llu] Highest",
+		          (unsigned long long)(withheld - 1));
 	if (s->count != old_count) {
 		imap_send(s, "* %u EXISTS", s->count);
 		if (!s->rev2 && s->count > old_count) {
@@ -541,6 +553,66 @@ void imap_session_send_fetch_flags(struct imap_session *s, long idx)
 	else
 		imap_send(s, "* %ld FETCH (UID %u FLAGS (%s))", idx + 1, m->uid, buf_cstr(&b));
 	buf_free(&b);
+}
+
+/* Longest VANISHED line we build (RFC 7162 §4: clients take lines of 8192 octets). */
+#define IMAP_VANISHED_LINE_MAX 8000
+
+void imap_session_send_vanished(struct imap_session *s, bool earlier, const uint32_t *uids,
+                                size_t count)
+{
+	const char *head = earlier ? "* VANISHED (EARLIER) " : "* VANISHED ";
+	struct buf b;
+	buf_init(&b, IMAP_VANISHED_LINE_MAX + 64);
+	size_t i = 0;
+	while (i < count) {
+		size_t j = i;
+		while (j + 1 < count && uids[j + 1] == uids[j] + 1)
+			j++;
+		int r = b.len == 0 ? buf_printf(&b, "%s", head) : buf_append(&b, ",", 1);
+		if (j == i)
+			r |= buf_printf(&b, "%u", uids[i]);
+		else
+			r |= buf_printf(&b, "%u:%u", uids[i], uids[j]);
+		(void)r; /* the buffer is sized above the line limit */
+		if (b.len >= IMAP_VANISHED_LINE_MAX) {
+			imap_send(s, "%s", buf_cstr(&b));
+			buf_reset(&b);
+		}
+		i = j + 1;
+	}
+	if (b.len > 0)
+		imap_send(s, "%s", buf_cstr(&b));
+	buf_free(&b);
+}
+
+static int imap_uid_cmp(const void *a, const void *b)
+{
+	uint32_t x = *(const uint32_t *)a, y = *(const uint32_t *)b;
+	return x < y ? -1 : x > y;
+}
+
+uint32_t imap_session_view_expunge(struct imap_session *s, const uint32_t *uids, size_t count)
+{
+	uint32_t *gone = s->qresync && count > 0 ? xmalloc(count * sizeof(*gone)) : NULL;
+	uint32_t n = 0;
+	for (size_t i = 0; i < count; i++) {
+		long idx = imap_view_find(s, uids[i]);
+		if (idx < 0)
+			continue;
+		if (gone != NULL)
+			gone[n] = uids[i];
+		else
+			imap_send(s, "* %ld EXPUNGE", idx + 1);
+		n++;
+		imap_session_view_remove(s, idx);
+	}
+	if (gone != NULL) {
+		qsort(gone, n, sizeof(*gone), imap_uid_cmp);
+		imap_session_send_vanished(s, false, gone, n);
+		free(gone);
+	}
+	return n;
 }
 
 void imap_session_view_remove(struct imap_session *s, long idx)

@@ -92,6 +92,10 @@ struct imap_session {
 	/* CONDSTORE-aware (RFC 7162 §3.1): after any CONDSTORE enabling command, every
 	 * untagged FETCH caused by a flag change carries UID and MODSEQ. */
 	bool condstore;
+	/* ENABLE QRESYNC (RFC 7162 §3.2.3; implies condstore): expunges are reported as
+	 * VANISHED, SELECT/EXAMINE take the QRESYNC parameter, UID FETCH the VANISHED
+	 * modifier. */
+	bool qresync;
 	unsigned errors, auth_failures;
 
 	/* authentication */
@@ -210,6 +214,16 @@ void imap_session_watch(struct imap_session *s);
 /* "* n FETCH (UID u FLAGS (...))" for view entry idx (0-based), with "MODSEQ (m)" once
  * the session is CONDSTORE-aware: the unsolicited report of a flag change. */
 void imap_session_send_fetch_flags(struct imap_session *s, long idx);
+/* Remove the view entries of uids (any order; UIDs not in the view are skipped) and tell
+ * the client: "* n EXPUNGE" for each, in the order given, or, once QRESYNC is enabled, one
+ * "* VANISHED uid-set" (RFC 7162 §3.2.10). Only where expunges may be sent (RFC 9051
+ * §7.5.1). Returns the number of entries removed. */
+uint32_t imap_session_view_expunge(struct imap_session *s, const uint32_t *uids, size_t count);
+/* "* VANISHED uid-set" (or "* VANISHED (EARLIER) uid-set" with earlier) for uids, which
+ * must be ascending, in as few lines as fit RFC 7162 §4's 8192-octet recommendation.
+ * Nothing for count 0. */
+void imap_session_send_vanished(struct imap_session *s, bool earlier, const uint32_t *uids,
+                                size_t count);
 /* Remove view entry idx (0-based) after its EXPUNGE was sent. */
 void imap_session_view_remove(struct imap_session *s, long idx);
 /* Set the keywords of view entry idx (copied; "" or NULL = none). */

@@ -146,6 +146,13 @@ def test_imaptest_stress_no_logout(suite_server):
     stress(suite_server, "logout=0")
 
 
+def test_imaptest_stress_qresync(read_threads_server):
+    """imaptest with ENABLE QRESYNC: every client's expunges arrive as VANISHED, which its
+    model of the mailbox checks (RFC 7162 §3.2), with store reads off the loop."""
+    out = stress(read_threads_server, "qresync")
+    assert "Totals:" in out
+
+
 def test_imaptest_scripted_reads_off_the_loop(read_threads_server):
     test_imaptest_scripted(read_threads_server)
 
