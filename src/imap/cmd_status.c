@@ -26,6 +26,7 @@ enum {
 	STATUS_SIZE = 1u << 6,
 	STATUS_APPENDLIMIT = 1u << 7,
 	STATUS_HIGHESTMODSEQ = 1u << 8,
+	STATUS_DELETED_STORAGE = 1u << 9, /* RFC 9208 §4.2, in units of 1024 octets */
 };
 
 static const struct {
@@ -41,6 +42,7 @@ static const struct {
     {"SIZE", STATUS_SIZE},
     {"APPENDLIMIT", STATUS_APPENDLIMIT},
     {"HIGHESTMODSEQ", STATUS_HIGHESTMODSEQ},
+    {"DELETED-STORAGE", STATUS_DELETED_STORAGE},
 };
 #define STATUS_NAME_COUNT (sizeof(status_names) / sizeof(status_names[0]))
 
@@ -117,6 +119,8 @@ static int status_value(struct imap_session *s, unsigned bit, const struct store
 		return buf_printf(b, "%" PRIu64, st->size);
 	case STATUS_HIGHESTMODSEQ:
 		return buf_printf(b, "%" PRIu64, st->highestmodseq);
+	case STATUS_DELETED_STORAGE: /* what EXPUNGE would free, rounded up as GETQUOTA's usage */
+		return buf_printf(b, "%" PRIu64, st->deleted_size / 1024 + (st->deleted_size % 1024 != 0));
 	default: /* APPENDLIMIT: the one limit APPEND enforces, NIL when there is none */
 		if (s->limits->message_size == 0)
 			return buf_puts(b, "NIL");

@@ -373,6 +373,7 @@ struct store_mailbox_stats {
 	uint32_t recent;  /* entries no session has claimed yet (store_recent_claim()) */
 	uint64_t size;    /* sum of the entries' octets */
 	uint64_t highestmodseq;
+	uint64_t deleted_size; /* sum of the octets of entries with \Deleted */
 };
 /* 1 with *stats_r, 0 no such mailbox, -1 error. */
 int store_mailbox_stats(struct store *store, uint64_t account_id, const char *mailbox,

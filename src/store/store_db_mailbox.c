@@ -49,7 +49,8 @@ const char *const store_db_mailbox_sql[SQ_MAILBOX_END - SQ_CORE_COUNT] = {
     SQM(SQ_MB_STATS) = "SELECT b.uidvalidity, b.uidnext, b.highestmodseq, count(e.uid),"
                        " coalesce(sum(CASE WHEN (e.flags & ?3) = 0 THEN 1 ELSE 0 END), 0),"
                        " coalesce(sum(CASE WHEN (e.flags & ?4) <> 0 THEN 1 ELSE 0 END), 0),"
-                       " coalesce(sum(m.size), 0)"
+                       " coalesce(sum(m.size), 0),"
+                       " coalesce(sum(CASE WHEN (e.flags & ?4) <> 0 THEN m.size ELSE 0 END), 0)"
                        " FROM mailboxes b LEFT JOIN mailbox_entries e ON e.mailbox_id = b.id"
                        " LEFT JOIN messages m ON m.id = e.message_id"
                        " WHERE b.account_id = ?1 AND b.name = ?2 GROUP BY b.id",
@@ -1005,6 +1006,7 @@ int store_db_mailbox_stats(struct store *store, uint64_t account_id, const char 
 	    .deleted = (uint32_t)sql_col_int(st, 5),
 	    .size = (uint64_t)sql_col_int(st, 6),
 	    .recent = 0,
+	    .deleted_size = (uint64_t)sql_col_int(st, 7),
 	};
 	sql_row_done(st);
 	return 1;

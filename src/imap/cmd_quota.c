@@ -1,0 +1,140 @@
+/* QUOTA (RFC 9208): GETQUOTAROOT, GETQUOTA and SETQUOTA.
+ *
+ * Each account has at most one quota root, named "" (Dovecot's default "User quota" is also
+ * one root per user), which covers every mailbox of the account. It exists only while the
+ * account has a storage limit (posthorn user quota): without one a mailbox has no quota root
+ * (RFC 9208 §4.3.2: "* QUOTAROOT name" with no root) and GETQUOTA "" is refused, since a
+ * QUOTA response needs at least one resource. STORAGE is in units of 1024 octets (§5.1):
+ * usage rounded up, the limit rounded down. Limits are set by the administrator on the
+ * command line: QUOTASET is not advertised and SETQUOTA answers NO [NOPERM] (§4.1.3). */
+#include "imap/imap_commands.h"
+
+#include <inttypes.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "core/log.h"
+#include "core/xmalloc.h"
+#include "core/banned.h"
+
+/* A GETQUOTAROOT or GETQUOTA between its read and its answer. */
+struct cmd_quota_req {
+	char *tag;
+	char *mailbox; /* GETQUOTAROOT: UTF-8 name; NULL for GETQUOTA */
+	struct imap_session *s;
+	int mailbox_r; /* store_mailbox_stats(): 1, 0 no such mailbox, -1 error */
+	int usage_r;   /* store_account_usage(): 1, 0 no such account, -1 error */
+	uint64_t quota, used;
+};
+
+static void cmd_quota_read(void *ctx)
+{
+	struct cmd_quota_req *q = ctx;
+	struct store *store = q->s->server->store;
+	struct store_mailbox_stats st;
+	q->mailbox_r = 1;
+	if (q->mailbox != NULL)
+		q->mailbox_r = store_mailbox_stats(store, q->s->account_id, q->mailbox, &st);
+	q->usage_r = store_account_usage(store, q->s->account_id, &q->quota, &q->used);
+}
+
+/* "* QUOTA "" (STORAGE used limit)" for the account's root. */
+static void cmd_quota_send(struct imap_session *s, uint64_t quota, uint64_t used)
+{
+	imap_send(s, "* QUOTA \"\" (STORAGE %" PRIu64 " %" PRIu64 ")", used / 1024 + (used % 1024 != 0),
+	          quota / 1024);
+}
+
+static void cmd_quota_req_free(struct cmd_quota_req *q)
+{
+	free(q->tag);
+	free(q->mailbox);
+	free(q);
+}
+
+static void cmd_getquotaroot_done(struct imap_session *s, void *ctx)
+{
+	struct cmd_quota_req *q = ctx;
+	if (s->closed) {
+		cmd_quota_req_free(q);
+		return;
+	}
+	if (q->mailbox_r == 0)
+		imap_tagged(s, q->tag, "NO", "[NONEXISTENT] Mailbox does not exist");
+	else if (q->mailbox_r < 0 || q->usage_r != 1)
+		imap_tagged(s, q->tag, "NO", "[UNAVAILABLE] Cannot read the quota");
+	else {
+		struct buf b;
+		buf_init(&b, 16 * STORE_MAILBOX_NAME_MAX + 64);
+		cmd_status_mailbox_name(s, &b, q->mailbox);
+		imap_send(s, "* QUOTAROOT %s%s", buf_cstr(&b), q->quota > 0 ? " \"\"" : "");
+		buf_free(&b);
+		if (q->quota > 0)
+			cmd_quota_send(s, q->quota, q->used);
+		imap_tagged(s, q->tag, "OK", "GETQUOTAROOT completed");
+	}
+	cmd_quota_req_free(q);
+}
+
+static void cmd_getquota_done(struct imap_session *s, void *ctx)
+{
+	struct cmd_quota_req *q = ctx;
+	if (s->closed) {
+		cmd_quota_req_free(q);
+		return;
+	}
+	if (q->usage_r < 0)
+		imap_tagged(s, q->tag, "NO", "[UNAVAILABLE] Cannot read the quota");
+	else if (q->usage_r == 0 || q->quota == 0)
+		imap_tagged(s, q->tag, "NO", "[NONEXISTENT] No such quota root");
+	else {
+		cmd_quota_send(s, q->quota, q->used);
+		imap_tagged(s, q->tag, "OK", "GETQUOTA completed");
+	}
+	cmd_quota_req_free(q);
+}
+
+void cmd_getquotaroot(struct imap_cmd *cmd)
+{
+	struct imap_session *s = cmd->s;
+	const char *raw;
+	if (imap_parser_arg_count(cmd->args) != 1 || !imap_commands_astring(&cmd->args[0], &raw)) {
+		imap_tagged(s, cmd->tag, "BAD", "Syntax: GETQUOTAROOT mailbox");
+		return;
+	}
+	const char *name = imap_commands_mailbox_name(s, raw);
+	if (name == NULL || store_mailbox_name_valid(name) != 1) {
+		imap_tagged(s, cmd->tag, "NO", "[NONEXISTENT] No such mailbox (invalid name)");
+		return;
+	}
+	struct cmd_quota_req *q = xcalloc(1, sizeof(*q));
+	q->s = s;
+	q->tag = xstrdup(cmd->tag);
+	q->mailbox = xstrdup(name);
+	(void)imap_session_read(s, cmd_quota_read, cmd_getquotaroot_done, q);
+}
+
+void cmd_getquota(struct imap_cmd *cmd)
+{
+	struct imap_session *s = cmd->s;
+	const char *root;
+	if (imap_parser_arg_count(cmd->args) != 1 || !imap_commands_astring(&cmd->args[0], &root)) {
+		imap_tagged(s, cmd->tag, "BAD", "Syntax: GETQUOTA quota-root");
+		return;
+	}
+	if (root[0] != '\0' || cmd->args[0].type == IMAP_ARG_NIL) {
+		imap_tagged(s, cmd->tag, "NO", "[NONEXISTENT] No such quota root");
+		return;
+	}
+	struct cmd_quota_req *q = xcalloc(1, sizeof(*q));
+	q->s = s;
+	q->tag = xstrdup(cmd->tag);
+	(void)imap_session_read(s, cmd_quota_read, cmd_getquota_done, q);
+}
+
+void cmd_setquota(struct imap_cmd *cmd)
+{
+	/* RFC 9208 §4.1.3: only a server advertising QUOTASET takes SETQUOTA; limits here are
+	 * the administrator's (posthorn user quota). */
+	imap_tagged(cmd->s, cmd->tag, "NO", "[NOPERM] Quota limits are set by the administrator");
+}
