@@ -866,6 +866,7 @@ static void test_status(void **state)
 	assert_int_equal(s.recent, 0);
 	assert_int_equal(s.size, 0);
 	assert_int_equal(s.highestmodseq, 1);
+	assert_int_equal(s.deleted_size, 0);
 	deliver(f, f->a, m1);
 	assert_int_equal(append(f, f->a, "INBOX", m2, STORE_FLAG_SEEN | STORE_FLAG_DELETED, NULL, 0,
 	                        0, NULL, NULL),
@@ -879,6 +880,7 @@ static void test_status(void **state)
 	assert_int_equal(s.deleted, 2);
 	assert_int_equal(s.recent, 3); /* no session has claimed them */
 	assert_int_equal(s.size, strlen(m1) + strlen(m2) + strlen(m3));
+	assert_int_equal(s.deleted_size, strlen(m2) + strlen(m3)); /* STATUS DELETED-STORAGE */
 	assert_int_equal(s.highestmodseq, 4);
 	struct store_mailbox_status st;
 	snapshot(f, f->a, "INBOX", &st);
