@@ -20,7 +20,9 @@ static const char user_usage[] =
     "       posthorn user del ADDRESS\n"
     "       posthorn user list [DOMAIN]\n"
     "       posthorn user passwd ADDRESS               (new password as for add)\n"
-    "       posthorn user quota ADDRESS SIZE           (K/M/G suffixes; 0 = unlimited)\n"
+    "       posthorn user quota ADDRESS SIZE [--messages N]\n"
+    "                                        (K/M/G suffixes; 0 = unlimited; --messages:\n"
+    "                                        most messages in all mailboxes, 0 = unlimited)\n"
     "       posthorn user apop ADDRESS                 (set the POP3 APOP secret: read as\n"
     "                                                 the password for add)\n"
     "       posthorn user apop ADDRESS --clear         (remove it)\n"
@@ -94,8 +96,11 @@ static void user_print(void *ctx, const struct store_account_info *info)
 	char quota[32] = "unlimited";
 	if (info->quota > 0)
 		snprintf(quota, sizeof(quota), "%" PRIu64, info->quota);
-	printf("%s quota=%s used=%" PRIu64 " messages=%" PRIu64 "\n", info->address, quota,
-	       info->used, info->messages);
+	char limit[32] = "unlimited";
+	if (info->message_limit > 0)
+		snprintf(limit, sizeof(limit), "%" PRIu64, info->message_limit);
+	printf("%s quota=%s used=%" PRIu64 " messages=%" PRIu64 " message_limit=%s\n",
+	       info->address, quota, info->used, info->messages, limit);
 }
 
 static void wipe_free(char *p)
@@ -160,6 +165,21 @@ static int user_apop(struct store *store, int argc, char **argv)
 	return ret;
 }
 
+/* A message count: decimal digits, at most 2^53. */
+static bool user_parse_count(const char *s, unsigned long long *n_r)
+{
+	unsigned long long n = 0;
+	if (*s == '\0')
+		return false;
+	for (; *s != '\0'; s++) {
+		if (*s < '0' || *s > '9' || n > (1ull << 53) / 10)
+			return false;
+		n = n * 10 + (unsigned long long)(*s - '0');
+	}
+	*n_r = n;
+	return true;
+}
+
 int cli_user(struct cli *cli, int argc, char **argv)
 {
 	if (cli_wants_help(argc, argv, user_usage))
@@ -168,7 +188,8 @@ int cli_user(struct cli *cli, int argc, char **argv)
 	bool ok = (strcmp(verb, "add") == 0 && argc >= 3) ||
 	          ((strcmp(verb, "del") == 0 || strcmp(verb, "passwd") == 0) && argc == 3) ||
 	          (strcmp(verb, "list") == 0 && argc <= 3) ||
-	          (strcmp(verb, "quota") == 0 && argc == 4) ||
+	          (strcmp(verb, "quota") == 0 &&
+	           (argc == 4 || (argc == 6 && strcmp(argv[4], "--messages") == 0))) ||
 	          (strcmp(verb, "apop") == 0 &&
 	           (argc == 3 || (argc == 4 && strcmp(argv[3], "--clear") == 0)));
 	if (!ok) {
@@ -181,7 +202,7 @@ int cli_user(struct cli *cli, int argc, char **argv)
 		return 1;
 	const char *error;
 	int ret = 0;
-	unsigned long long quota;
+	unsigned long long quota, messages = 0;
 	if (strcmp(verb, "add") == 0) {
 		ret = user_add(store, conf, argc, argv);
 	} else if (strcmp(verb, "del") == 0) {
@@ -201,7 +222,11 @@ int cli_user(struct cli *cli, int argc, char **argv)
 		ret = user_apop(store, argc, argv);
 	} else if (cli_parse_size(argv[3], &quota) < 0) {
 		ret = cli_fail("bad quota %s", argv[3]);
+	} else if (argc == 6 && !user_parse_count(argv[5], &messages)) {
+		ret = cli_fail("bad message count %s", argv[5]);
 	} else if (store_account_set_quota(store, argv[2], quota, &error) < 0) {
+		ret = cli_fail("user quota %s: %s", argv[2], error);
+	} else if (argc == 6 && store_account_set_message_limit(store, argv[2], messages, &error) < 0) {
 		ret = cli_fail("user quota %s: %s", argv[2], error);
 	}
 	return admin_close(&conf, &store, ret);

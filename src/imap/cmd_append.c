@@ -106,13 +106,14 @@ static void cmd_append_check_read(void *ctx)
 	struct cmd_append_spool *sp = ctx;
 	struct imap_session *s = sp->check.s;
 	struct store_mailbox_stats st;
-	uint64_t quota, used, want = sp->check.want;
+	struct store_account_limits l;
+	uint64_t want = sp->check.want;
 	sp->check.refusal = NULL;
 	if (sp->check.name != NULL &&
 	    store_mailbox_stats(s->server->store, s->account_id, sp->check.name, &st) == 0)
 		sp->check.refusal = "[TRYCREATE] The mailbox does not exist";
-	else if (store_account_usage(s->server->store, s->account_id, &quota, &used) == 1 &&
-	         quota > 0 && (want > quota || used > quota - want))
+	else if (store_account_limits(s->server->store, s->account_id, &l) == 1 &&
+	         store_account_limits_exceeded(&l, want, 1))
 		sp->check.refusal = "[OVERQUOTA] Quota exceeded";
 }
 

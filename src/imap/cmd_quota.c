@@ -2,7 +2,8 @@
  *
  * Each account has at most one quota root, named "" (Dovecot's default "User quota" is also
  * one root per user), which covers every mailbox of the account. It exists only while the
- * account has a storage limit (posthorn user quota): without one a mailbox has no quota root
+ * account has a limit (posthorn user quota: STORAGE, and MESSAGE with --messages), and
+ * lists the resources that have one: without any a mailbox has no quota root
  * (RFC 9208 §4.3.2: "* QUOTAROOT name" with no root) and GETQUOTA "" is refused, since a
  * QUOTA response needs at least one resource. STORAGE is in units of 1024 octets (§5.1):
  * usage rounded up, the limit rounded down. Limits are set by the administrator on the
@@ -10,6 +11,8 @@
 #include "imap/imap_commands.h"
 
 #include <inttypes.h>
+#include <stdbool.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -23,8 +26,8 @@ struct cmd_quota_req {
 	char *mailbox; /* GETQUOTAROOT: UTF-8 name; NULL for GETQUOTA */
 	struct imap_session *s;
 	int mailbox_r; /* store_mailbox_stats(): 1, 0 no such mailbox, -1 error */
-	int usage_r;   /* store_account_usage(): 1, 0 no such account, -1 error */
-	uint64_t quota, used;
+	int usage_r;   /* store_account_limits(): 1, 0 no such account, -1 error */
+	struct store_account_limits l;
 };
 
 static void cmd_quota_read(void *ctx)
@@ -35,14 +38,27 @@ static void cmd_quota_read(void *ctx)
 	q->mailbox_r = 1;
 	if (q->mailbox != NULL)
 		q->mailbox_r = store_mailbox_stats(store, q->s->account_id, q->mailbox, &st);
-	q->usage_r = store_account_usage(store, q->s->account_id, &q->quota, &q->used);
+	q->usage_r = store_account_limits(store, q->s->account_id, &q->l);
 }
 
-/* "* QUOTA "" (STORAGE used limit)" for the account's root. */
-static void cmd_quota_send(struct imap_session *s, uint64_t quota, uint64_t used)
+/* Does the account have a quota root (a limit of either kind)? */
+static bool cmd_quota_root(const struct store_account_limits *l)
 {
-	imap_send(s, "* QUOTA \"\" (STORAGE %" PRIu64 " %" PRIu64 ")", used / 1024 + (used % 1024 != 0),
-	          quota / 1024);
+	return l->quota > 0 || l->message_limit > 0;
+}
+
+/* "* QUOTA "" (STORAGE used limit MESSAGE count limit)" for the account's root: the
+ * resources that have a limit. */
+static void cmd_quota_send(struct imap_session *s, const struct store_account_limits *l)
+{
+	char storage[64] = "", message[64] = "";
+	if (l->quota > 0)
+		snprintf(storage, sizeof(storage), "STORAGE %" PRIu64 " %" PRIu64,
+		         l->used / 1024 + (l->used % 1024 != 0), l->quota / 1024);
+	if (l->message_limit > 0)
+		snprintf(message, sizeof(message), "%sMESSAGE %" PRIu64 " %" PRIu64,
+		         l->quota > 0 ? " " : "", l->messages, l->message_limit);
+	imap_send(s, "* QUOTA \"\" (%s%s)", storage, message);
 }
 
 static void cmd_quota_req_free(struct cmd_quota_req *q)
@@ -67,10 +83,10 @@ static void cmd_getquotaroot_done(struct imap_session *s, void *ctx)
 		struct buf b;
 		buf_init(&b, 16 * STORE_MAILBOX_NAME_MAX + 64);
 		cmd_status_mailbox_name(s, &b, q->mailbox);
-		imap_send(s, "* QUOTAROOT %s%s", buf_cstr(&b), q->quota > 0 ? " \"\"" : "");
+		imap_send(s, "* QUOTAROOT %s%s", buf_cstr(&b), cmd_quota_root(&q->l) ? " \"\"" : "");
 		buf_free(&b);
-		if (q->quota > 0)
-			cmd_quota_send(s, q->quota, q->used);
+		if (cmd_quota_root(&q->l))
+			cmd_quota_send(s, &q->l);
 		imap_tagged(s, q->tag, "OK", "GETQUOTAROOT completed");
 	}
 	cmd_quota_req_free(q);
@@ -85,10 +101,10 @@ static void cmd_getquota_done(struct imap_session *s, void *ctx)
 	}
 	if (q->usage_r < 0)
 		imap_tagged(s, q->tag, "NO", "[UNAVAILABLE] Cannot read the quota");
-	else if (q->usage_r == 0 || q->quota == 0)
+	else if (q->usage_r == 0 || !cmd_quota_root(&q->l))
 		imap_tagged(s, q->tag, "NO", "[NONEXISTENT] No such quota root");
 	else {
-		cmd_quota_send(s, q->quota, q->used);
+		cmd_quota_send(s, &q->l);
 		imap_tagged(s, q->tag, "OK", "GETQUOTA completed");
 	}
 	cmd_quota_req_free(q);

@@ -148,7 +148,7 @@ const char *imap_session_capabilities(struct imap_session *s)
 		    "UTF8=ACCEPT UIDPLUS ESEARCH SEARCHRES MOVE MULTIAPPEND APPENDLIMIT=%llu "
 		    "CHILDREN "
 		    "SPECIAL-USE CREATE-SPECIAL-USE LIST-EXTENDED LIST-STATUS STATUS=SIZE BINARY "
-		    "CONDSTORE QRESYNC QUOTA QUOTA=RES-STORAGE",
+		    "CONDSTORE QRESYNC QUOTA QUOTA=RES-STORAGE QUOTA=RES-MESSAGE",
 		    (unsigned long long)s->limits->message_size);
 	}
 	return caps;

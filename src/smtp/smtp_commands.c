@@ -223,15 +223,19 @@ static void mail_accept(struct smtp_session *s)
 static const char *smtp_rcpt_quota(struct smtp_session *s, const struct store_rcpt *r)
 {
 	for (size_t i = 0; i < r->count; i++) {
-		uint64_t quota, used;
-		int ret = store_account_usage(s->server->store, r->account_ids[i], &quota, &used);
+		struct store_account_limits l;
+		int ret = store_account_limits(s->server->store, r->account_ids[i], &l);
 		if (ret < 0)
 			return "451 4.3.0 Local error, try again later";
-		if (ret == 0 || quota == 0)
+		if (ret == 0)
 			continue;
-		if (s->declared_size > quota)
+		if (l.message_limit > 0 && l.messages >= l.message_limit)
+			return "452 4.2.2 Mailbox full (message limit), try again later";
+		if (l.quota == 0)
+			continue;
+		if (s->declared_size > l.quota)
 			return "552 5.2.2 Message exceeds the recipient's mailbox quota";
-		if (used >= quota || used + s->declared_size > quota)
+		if (l.used >= l.quota || l.used + s->declared_size > l.quota)
 			return "452 4.2.2 Mailbox full, try again later";
 	}
 	return NULL;

@@ -375,14 +375,17 @@ static void smtp_quota_read(void *ctx)
 	struct smtp_session *s = ctx;
 	s->read_reply = NULL;
 	for (size_t i = 0; i < s->delivery_count && s->read_reply == NULL; i++) {
-		uint64_t quota, used;
-		if (store_account_usage(s->server->store, s->delivery_accounts[i], &quota, &used) !=
-		        1 ||
-		    quota == 0)
+		struct store_account_limits l;
+		if (store_account_limits(s->server->store, s->delivery_accounts[i], &l) != 1)
 			continue;
-		if (s->body_size > quota)
+		if (l.message_limit > 0 && l.messages >= l.message_limit)
+			s->read_reply = "452 4.2.2 Recipient's mailbox is full (message limit), try "
+			                "again later";
+		else if (l.quota == 0)
+			continue;
+		else if (s->body_size > l.quota)
 			s->read_reply = "552 5.2.2 Message exceeds the recipient's mailbox quota";
-		else if (used + s->body_size > quota)
+		else if (l.used + s->body_size > l.quota)
 			s->read_reply = "452 4.2.2 Recipient's mailbox is full, try again later";
 	}
 }

@@ -307,6 +307,29 @@ int store_account_usage(struct store *store, uint64_t account_id, uint64_t *quot
 	return store->v->account_usage(store, account_id, quota_r, used_r);
 }
 
+int store_account_set_message_limit(struct store *store, const char *address, uint64_t limit,
+                                    const char **error_r)
+{
+	char addr[STORE_ADDRESS_MAX + 1];
+	if (store_address_norm(address, addr, false, error_r) < 0)
+		return -1;
+	return store->v->account_set_message_limit(store, addr, limit, error_r);
+}
+
+int store_account_limits(struct store *store, uint64_t account_id,
+                         struct store_account_limits *limits_r)
+{
+	return store->v->account_limits(store, account_id, limits_r);
+}
+
+bool store_account_limits_exceeded(const struct store_account_limits *l, uint64_t size,
+                                   uint64_t count)
+{
+	if (l->quota > 0 && (size > l->quota || l->used > l->quota - size))
+		return true;
+	return l->message_limit > 0 && (count > l->message_limit || l->messages > l->message_limit - count);
+}
+
 /* ---- aliases ---- */
 
 int store_alias_add(struct store *store, const char *alias, const char *target,

@@ -67,6 +67,7 @@ struct store_account_info {
 	uint64_t quota;    /* bytes, 0 = unlimited */
 	uint64_t used;     /* bytes of all messages in all its mailboxes */
 	uint64_t messages; /* count in all mailboxes */
+	uint64_t message_limit; /* most messages in all mailboxes, 0 = unlimited */
 };
 /* Create an account in an existing domain with INBOX, Drafts, Sent, Trash, Junk, Archive.
  * Its id is new: ids of deleted accounts are never handed out again (sessions and queued
@@ -88,6 +89,20 @@ int store_account_list(struct store *store, const char *domain,
  * info_r->address points to storage valid until the next store call on this thread. */
 int store_account_lookup(struct store *store, const char *address, uint64_t *id_r,
                          char **password_hash_r, struct store_account_info *info_r);
+/* Set the account's message-count limit (0 = unlimited): deliveries, APPEND and COPY that
+ * would take its messages in all mailboxes above it are refused like the storage quota. */
+int store_account_set_message_limit(struct store *store, const char *address, uint64_t limit,
+                                    const char **error_r);
+struct store_account_limits {
+	uint64_t quota, used;            /* bytes; quota 0 = unlimited */
+	uint64_t message_limit, messages; /* messages is counted only when message_limit > 0 */
+};
+/* Both limits of one account by id and what uses them: 1 found, 0 not, -1 error. */
+int store_account_limits(struct store *store, uint64_t account_id,
+                         struct store_account_limits *limits_r);
+/* Would count more messages of size octets go over one of the limits? */
+bool store_account_limits_exceeded(const struct store_account_limits *l, uint64_t size,
+                                   uint64_t count);
 /* Quota state of one account by id: 1 found, 0 not, -1 error. */
 int store_account_usage(struct store *store, uint64_t account_id, uint64_t *quota_r,
                         uint64_t *used_r);

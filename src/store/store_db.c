@@ -29,7 +29,7 @@
 #define SQ_ACCOUNT_COLUMNS                                                                         \
 	"SELECT a.id, a.address, a.quota, a.used_bytes, (SELECT count(*) FROM"                     \
 	" mailbox_entries e JOIN mailboxes m ON m.id = e.mailbox_id WHERE m.account_id = a.id),"   \
-	" a.password_hash FROM accounts a"
+	" a.password_hash, a.message_limit FROM accounts a"
 
 static const char *const sq_sql[SQ_CORE_COUNT] = {
     [SQ_META_GET] = "SELECT value FROM meta WHERE key = ?1",
@@ -70,6 +70,12 @@ static const char *const sq_sql[SQ_CORE_COUNT] = {
                                                   " WHERE d.name = ?1 ORDER BY a.address",
     [SQ_ACCOUNT_LOOKUP] = SQ_ACCOUNT_COLUMNS " WHERE a.address = ?1",
     [SQ_ACCOUNT_USAGE] = "SELECT quota, used_bytes FROM accounts WHERE id = ?1",
+    /* The entries are counted only when a message limit needs them. */
+    [SQ_ACCOUNT_LIMITS] = "SELECT a.quota, a.used_bytes, a.message_limit, CASE WHEN"
+                          " a.message_limit > 0 THEN (SELECT count(*) FROM mailbox_entries e"
+                          " JOIN mailboxes m ON m.id = e.mailbox_id WHERE m.account_id = a.id)"
+                          " ELSE 0 END FROM accounts a WHERE a.id = ?1",
+    [SQ_ACCOUNT_SET_MESSAGE_LIMIT] = "UPDATE accounts SET message_limit = ?2 WHERE address = ?1",
     [SQ_ACCOUNT_ADDRESS] = "SELECT address FROM accounts WHERE id = ?1",
     [SQ_ALIAS_EXISTS] = "SELECT 1 FROM aliases WHERE alias = ?1 LIMIT 1",
     [SQ_ALIAS_INSERT] = "INSERT INTO aliases (alias, domain_id, target) VALUES (?1, ?2, ?3)"
@@ -598,6 +604,13 @@ static int sq_account_set_quota(struct store *store, const char *address, uint64
 	                         error_r);
 }
 
+static int sq_account_set_message_limit(struct store *store, const char *address,
+                                        uint64_t limit, const char **error_r)
+{
+	return sq_account_update(store, SQ_ACCOUNT_SET_MESSAGE_LIMIT, address, "si", NULL,
+	                         (int64_t)limit, error_r);
+}
+
 static int sq_account_set_apop(struct store *store, const char *address, const char *secret,
                                const char **error_r)
 {
@@ -628,6 +641,7 @@ static void sq_account_info(struct sql_row *st, struct store_account_info *info)
 	info->quota = (uint64_t)sql_col_int(st, 2);
 	info->used = (uint64_t)sql_col_int(st, 3);
 	info->messages = (uint64_t)sql_col_int(st, 4);
+	info->message_limit = (uint64_t)sql_col_int(st, 6);
 }
 
 static void sq_account_row(void *ctx, struct sql_row *st)
@@ -685,6 +699,31 @@ static int sq_account_usage(struct store *store, uint64_t account_id, uint64_t *
 		*used_r = (uint64_t)sql_col_int(st, 1);
 	sql_row_done(st);
 	return 1;
+}
+
+/* On the writer's connection inside its transaction too (store_db_mailbox.c). */
+int store_db_account_limits(struct sql_conn *c, uint64_t account_id,
+                            struct store_account_limits *limits_r, const char **error_r)
+{
+	struct sql_row *st;
+	int rc = c == NULL ? -1
+	                   : sql_step(c, SQ_ACCOUNT_LIMITS, &st, error_r, "i", (int64_t)account_id);
+	if (rc != SQL_ROW)
+		return rc < 0 ? -1 : 0;
+	*limits_r = (struct store_account_limits){
+	    .quota = (uint64_t)sql_col_int(st, 0),
+	    .used = (uint64_t)sql_col_int(st, 1),
+	    .message_limit = (uint64_t)sql_col_int(st, 2),
+	    .messages = (uint64_t)sql_col_int(st, 3),
+	};
+	sql_row_done(st);
+	return 1;
+}
+
+static int sq_account_limits(struct store *store, uint64_t account_id,
+                             struct store_account_limits *limits_r)
+{
+	return store_db_account_limits(store_db_reader(store), account_id, limits_r, NULL);
 }
 
 static int sq_account_address(struct store *store, uint64_t account_id, char **address_r)
@@ -1287,6 +1326,8 @@ const struct store_vfuncs store_db_vfuncs = {
     .account_del = sq_account_del,
     .account_set_password = sq_account_set_password,
     .account_set_quota = sq_account_set_quota,
+    .account_set_message_limit = sq_account_set_message_limit,
+    .account_limits = sq_account_limits,
     .account_set_apop = sq_account_set_apop,
     .account_get_apop = sq_account_get_apop,
     .account_list = sq_account_list,

@@ -45,6 +45,8 @@ enum sq_id {
 	SQ_ACCOUNT_LIST_DOMAIN,
 	SQ_ACCOUNT_LOOKUP,
 	SQ_ACCOUNT_USAGE,
+	SQ_ACCOUNT_LIMITS,
+	SQ_ACCOUNT_SET_MESSAGE_LIMIT,
 	SQ_ACCOUNT_ADDRESS,
 	SQ_ALIAS_EXISTS,
 	SQ_ALIAS_INSERT,
@@ -204,6 +206,9 @@ void store_db_ids_add(struct sq_ids *ids, int64_t id);
 
 /* This thread's query-only connection, opened on first use; NULL on error (logged). */
 struct sql_conn *store_db_reader(struct store *store);
+/* store_account_limits() on connection c (the writer's inside its transaction). */
+int store_db_account_limits(struct sql_conn *c, uint64_t account_id,
+                            struct store_account_limits *limits_r, const char **error_r);
 /* Start a read transaction on a reader unless one is open (a nested read from a callback):
  * 1 started, 0 already inside one, -1 error. store_db_read_end() ends what was
  * started (ret < 0 rolls back) and returns ret, or -1. */

@@ -40,8 +40,10 @@ struct dump_table {
 static const struct dump_table dump_tables[] = {
     {"meta", "key, value", "si", "key"},
     {"domains", "id, name, created", "isi", "id"},
-    {"accounts", "id, address, domain_id, password_hash, quota, used_bytes, created, apop_secret",
-     "isisiiis", "id"},
+    {"accounts",
+     "id, address, domain_id, password_hash, quota, used_bytes, created, apop_secret,"
+     " message_limit",
+     "isisiiisi", "id"},
     {"aliases", "id, alias, domain_id, target", "isis", "id"},
     {"mailboxes",
      "id, account_id, name, special_use, uidvalidity, uidnext, highestmodseq, keywords", "iissiiis",

@@ -678,21 +678,19 @@ static int sqm_sources(struct sql_conn *c, const struct store_commit_copy *cp, i
 	return 0;
 }
 
-/* Would size more octets pass the account's quota? 1 yes, 0 no, -1 error. */
-static int sqm_over_quota(struct sql_conn *c, uint64_t account_id, uint64_t size,
+/* Would count more messages of size octets pass the account's quota or message limit?
+ * 1 yes, 0 no, -1 error. */
+static int sqm_over_quota(struct sql_conn *c, uint64_t account_id, uint64_t size, uint64_t count,
                           const char **error_r)
 {
-	struct sql_row *st;
-	int rc = sql_step(c, SQ_ACCOUNT_USAGE, &st, error_r, "i", (int64_t)account_id);
-	if (rc != SQL_ROW) {
-		if (rc == SQL_DONE)
+	struct store_account_limits l;
+	int rc = store_db_account_limits(c, account_id, &l, error_r);
+	if (rc <= 0) {
+		if (rc == 0)
 			*error_r = "account vanished";
 		return -1;
 	}
-	uint64_t quota = (uint64_t)sql_col_int(st, 0);
-	uint64_t used = (uint64_t)sql_col_int(st, 1);
-	sql_row_done(st);
-	return quota > 0 && (size > quota || used > quota - size) ? 1 : 0;
+	return store_account_limits_exceeded(&l, size, count) ? 1 : 0;
 }
 
 /* Insert the copies into the target. 0, or -1. */
@@ -762,7 +760,7 @@ static int sqm_copy_entries(struct sql_conn *c, struct store_commit_item *item,
 	int64_t first = 0, modseq = 0;
 	int ret = sqm_sources(c, cp, src_mb->id, src, &n, &size, error_r);
 	if (ret == 0 && n > 0 && !cp->move) {
-		ret = sqm_over_quota(c, cp->account_id, size, error_r);
+		ret = sqm_over_quota(c, cp->account_id, size, n, error_r);
 		if (ret == 1)
 			item->refused = STORE_ERROR_OVERQUOTA;
 		ret = ret < 0 ? -1 : 0;
@@ -892,7 +890,7 @@ static int sqm_append(struct sql_conn *c, struct store_commit_item *item,
 	}
 	for (size_t i = 0; i < a->count; i++)
 		size += a->messages[i].size;
-	ret = sqm_over_quota(c, a->account_id, size, error_r);
+	ret = sqm_over_quota(c, a->account_id, size, a->count, error_r);
 	if (ret == 1)
 		item->refused = STORE_ERROR_OVERQUOTA;
 	char **canon = xcalloc(a->count + 1, sizeof(char *));

@@ -307,6 +307,10 @@ struct store_vfuncs {
 	                      char **password_hash_r, struct store_account_info *info_r);
 	int (*account_usage)(struct store *store, uint64_t account_id, uint64_t *quota_r,
 	                     uint64_t *used_r);
+	int (*account_set_message_limit)(struct store *store, const char *address, uint64_t limit,
+	                                 const char **error_r);
+	int (*account_limits)(struct store *store, uint64_t account_id,
+	                      struct store_account_limits *limits_r);
 	/* 1 with the account's address (malloc'd), 0 no such account, -1 error. */
 	int (*account_address)(struct store *store, uint64_t account_id, char **address_r);
 	/* 1 with the id of the account that has exactly this address, 0 none, -1 error. */

@@ -1563,7 +1563,7 @@ static void test_migration_1_to_2(void **state)
 	assert_true(strlen(dir) < sizeof(old.dir));
 	memcpy(old.dir, dir, strlen(dir) + 1);
 	open_store(&old);
-	assert_int_equal(store_schema_version(old.store), 7);
+	assert_int_equal(store_schema_version(old.store), SQL_SQLITE_MIGRATION_COUNT);
 	char *hash = NULL, *secret = NULL;
 	struct store_account_info info;
 	assert_int_equal(store_account_lookup(old.store, "old@example.org", &id, &hash, &info), 1);
@@ -1601,7 +1601,7 @@ static void test_migration_1_to_2(void **state)
 
 	/* Applied once. */
 	reopen_store(&old);
-	assert_int_equal(store_schema_version(old.store), 7);
+	assert_int_equal(store_schema_version(old.store), SQL_SQLITE_MIGRATION_COUNT);
 	expect_message(&old, 1, 1, body);
 	store_close(&old.store);
 }

@@ -31,6 +31,7 @@
 #include "store/store_db.h"
 #include "store/store.h"
 #include "store/store_private.h"
+#include "store/sqlite/sql_sqlite.h"
 #include "store_engines.h"
 #include "core/banned.h"
 
@@ -1231,6 +1232,62 @@ static void test_copy(void **state)
 	free(op.target_uids);
 }
 
+/* The message-count limit (RFC 9208 RES-MESSAGE): store_account_limits() reports it with the
+ * count over all mailboxes; APPEND and COPY that would pass it are refused whole with
+ * OVERQUOTA; a MOVE is not; the storage quota is unchanged by it. */
+static void test_message_limit(void **state)
+{
+	struct fixture *f = fixture_get(state);
+	const char *error;
+	struct store_account_limits l;
+	assert_int_equal(store_account_limits(f->store, f->a, &l), 1);
+	assert_int_equal(l.message_limit, 0);
+	assert_int_equal(l.quota, 0);
+	assert_int_equal(store_account_limits(f->store, 999999, &l), 0);
+	assert_int_equal(store_account_set_message_limit(f->store, "a@example.org", 3, &error), 0);
+	assert_int_equal(store_account_set_message_limit(f->store, "nobody@example.org", 3, &error),
+	                 -1);
+	deliver(f, f->a, "one\r\n");
+	assert_int_equal(append(f, f->a, "Archive", "two\r\n", 0, NULL, 0, 0, NULL, NULL), 0);
+	assert_int_equal(store_account_limits(f->store, f->a, &l), 1);
+	assert_int_equal(l.message_limit, 3);
+	assert_int_equal(l.messages, 2);
+	assert_int_equal(l.used, 10);
+	assert_false(store_account_limits_exceeded(&l, 100, 1));
+	assert_true(store_account_limits_exceeded(&l, 100, 2));
+	/* The account list shows it; the other account has none. */
+	struct store_account_info info;
+	assert_int_equal(store_account_lookup(f->store, "a@example.org", NULL, NULL, &info), 1);
+	assert_int_equal(info.message_limit, 3);
+	assert_int_equal(store_account_lookup(f->store, "b@example.org", NULL, NULL, &info), 1);
+	assert_int_equal(info.message_limit, 0);
+	/* A copy of both would make 4: refused whole. */
+	uint32_t uids[] = {1};
+	struct store_copy op = {.account_id = f->a,
+	                        .mailbox = "INBOX",
+	                        .target = "Trash",
+	                        .uids = uids,
+	                        .uid_count = 1};
+	assert_int_equal(store_copy_wait(f->store, &op), 0); /* 3: fits */
+	free(op.source_uids);
+	free(op.target_uids);
+	assert_int_equal(store_copy_wait(f->store, &op), -1);
+	assert_string_equal(op.error, STORE_ERROR_OVERQUOTA);
+	assert_int_equal(append(f, f->a, "INBOX", "three\r\n", 0, NULL, 0, 0, NULL, &error), -1);
+	assert_string_equal(error, STORE_ERROR_OVERQUOTA);
+	assert_int_equal(stats(f, f->a, "INBOX").messages, 1);
+	/* A move keeps the count. */
+	op.move = true;
+	assert_int_equal(store_copy_wait(f->store, &op), 0);
+	free(op.source_uids);
+	free(op.target_uids);
+	/* Unlimited again. */
+	assert_int_equal(store_account_set_message_limit(f->store, "a@example.org", 0, &error), 0);
+	assert_int_equal(append(f, f->a, "INBOX", "three\r\n", 0, NULL, 0, 0, NULL, NULL), 0);
+	assert_int_equal(store_account_limits(f->store, f->a, &l), 1);
+	assert_int_equal(l.messages, 0); /* not counted without a limit */
+}
+
 static void test_move(void **state)
 {
 	struct fixture *f = fixture_get(state);
@@ -2036,7 +2093,7 @@ static void test_migration_2_to_3(void **state)
 	struct fixture old = {.store = NULL};
 	memcpy(old.dir, dir, strlen(dir) + 1);
 	open_store(&old);
-	assert_int_equal(store_schema_version(old.store), 7);
+	assert_int_equal(store_schema_version(old.store), SQL_SQLITE_MIGRATION_COUNT);
 	/* Subscriptions came from the old column; special use and hierarchy are kept. */
 	struct listing *l = list(&old, 1);
 	assert_int_equal(l->n, 4);
@@ -2072,7 +2129,7 @@ static void test_migration_2_to_3(void **state)
 	store_close(&old.store);
 	/* Applied once. */
 	open_store(&old);
-	assert_int_equal(store_schema_version(old.store), 7);
+	assert_int_equal(store_schema_version(old.store), SQL_SQLITE_MIGRATION_COUNT);
 	assert_string_equal(attrs(list(&old, 1), "Old/Stuff"), "Es");
 	store_close(&old.store);
 }
@@ -2088,6 +2145,7 @@ int main(void)
 	    BOTH(test_rename_inbox),
 	    BOTH(test_subscriptions),
 	    BOTH(test_status),
+	    BOTH(test_message_limit),
 	    BOTH(test_recent),
 	    BOTH(test_flags),
 	    BOTH(test_copy),

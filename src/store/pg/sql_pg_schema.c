@@ -100,9 +100,13 @@ static const char pg_migration_3[] =
     " data bytea NOT NULL, PRIMARY KEY (message_id, seq));"
     "ALTER TABLE message_chunks ALTER COLUMN data SET STORAGE EXTERNAL;";
 
+/* Migration 4 (SQLite's 8): the account's message-count limit, 0 = unlimited. */
+static const char pg_migration_4[] =
+    "ALTER TABLE accounts ADD COLUMN message_limit bigint NOT NULL DEFAULT 0;";
+
 /* In order; the schema version is how many have been applied. */
 const char *const sql_pg_migrations[SQL_PG_MIGRATION_COUNT] = {pg_migration_1, pg_migration_2,
-                                                               pg_migration_3};
+                                                               pg_migration_3, pg_migration_4};
 
 /* Statements whose common text PostgreSQL refuses; each says PostgreSQL's error. They must
  * mean what the common text means: when that changes, change these (or make the common

@@ -134,10 +134,15 @@ static const char sqlite_migration_6[] =
 static const char sqlite_migration_7[] =
     "CREATE TABLE leases (name TEXT PRIMARY KEY, owner TEXT NOT NULL, until INTEGER NOT NULL);";
 
+/* Migration 8: the account's message-count limit (IMAP QUOTA RES-MESSAGE, RFC 9208 §5.2),
+ * 0 = unlimited. */
+static const char sqlite_migration_8[] =
+    "ALTER TABLE accounts ADD COLUMN message_limit INTEGER NOT NULL DEFAULT 0;";
+
 /* In order; the schema version (PRAGMA user_version) is how many have been applied. */
 const char *const sql_sqlite_migrations[SQL_SQLITE_MIGRATION_COUNT] = {
     sqlite_migration_1, sqlite_migration_2, sqlite_migration_3, sqlite_migration_4,
-    sqlite_migration_5, sqlite_migration_6, sqlite_migration_7};
+    sqlite_migration_5, sqlite_migration_6, sqlite_migration_7, sqlite_migration_8};
 
 /* Every statement's common text suits SQLite. */
 const struct sql_replacement sql_sqlite_replacements[] = {{0, NULL}};
