@@ -28,6 +28,7 @@
 #include "store/blob.h"
 #include "store/store_db.h"
 #include "store/store.h"
+#include "store/sqlite/sql_sqlite.h"
 #include "store_engines.h"
 #include "core/banned.h"
 
@@ -797,7 +798,7 @@ static void test_migration_3_to_4(void **state)
 	struct fixture old = {.store = NULL};
 	snprintf(old.dir, sizeof(old.dir), "%s", dir);
 	open_dir(&f->eng, dir, &old.store);
-	assert_int_equal(store_schema_version(old.store), 7);
+	assert_int_equal(store_schema_version(old.store), SQL_SQLITE_MIGRATION_COUNT);
 	struct ids *ids = list(&old, NULL);
 	assert_int_equal(ids->n, 3);
 	assert_string_equal(ids->domain[0], "x.test");
@@ -823,7 +824,7 @@ static void test_migration_3_to_4(void **state)
 	assert_int_equal(claim(&old, "m:1", (int64_t)time(NULL), 10, NULL), 3);
 	store_close(&old.store);
 	open_dir(&f->eng, dir, &old.store);
-	assert_int_equal(store_schema_version(old.store), 7);
+	assert_int_equal(store_schema_version(old.store), SQL_SQLITE_MIGRATION_COUNT);
 	assert_int_equal(list(&old, NULL)->n, 3);
 	store_close(&old.store);
 }
