@@ -96,11 +96,11 @@ static void user_print(void *ctx, const struct store_account_info *info)
 	char quota[32] = "unlimited";
 	if (info->quota > 0)
 		snprintf(quota, sizeof(quota), "%" PRIu64, info->quota);
-	char limit[32] = "unlimited";
+	char limit[48] = ""; /* only when set: the line stays as it was for accounts without */
 	if (info->message_limit > 0)
-		snprintf(limit, sizeof(limit), "%" PRIu64, info->message_limit);
-	printf("%s quota=%s used=%" PRIu64 " messages=%" PRIu64 " message_limit=%s\n",
-	       info->address, quota, info->used, info->messages, limit);
+		snprintf(limit, sizeof(limit), " message_limit=%" PRIu64, info->message_limit);
+	printf("%s quota=%s used=%" PRIu64 " messages=%" PRIu64 "%s\n", info->address, quota,
+	       info->used, info->messages, limit);
 }
 
 static void wipe_free(char *p)

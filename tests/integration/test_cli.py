@@ -231,6 +231,10 @@ def test_version():
 @pytest.mark.parametrize("args", [["frobnicate"], ["domain"], ["domain", "add"],
                                   ["domain", "frob", "x"], ["user", "quota", DEMO],
                                   ["user", "quota", DEMO, "lots"], ["alias", "add", "a@example.test"],
+                                  ["user", "quota", DEMO, "1M", "--messages", "x"],
+                                  ["user", "quota", DEMO, "1M", "--messages", "-1"],
+                                  ["user", "quota", DEMO, "1M", "--msgs", "3"],
+                                  ["user", "quota", DEMO, "1M", "--messages"],
                                   ["mail", "cat", DEMO, "INBOX", "999"],
                                   ["mail", "cat", DEMO, "INBOX", "abc"],
                                   ["mail", "list", "nobody@example.test"],
@@ -301,6 +305,21 @@ def test_user_add_with_quota(server):
             if l.startswith("erin@example.test")]
     assert len(line) == 1 and "quota=" in line[0]
     assert "unlimited" not in line[0]
+
+
+def test_user_quota_messages(server):
+    server.cli("user", "add", "mona@example.test", input="mona-pass\n")
+    server.cli("user", "quota", "mona@example.test", "3M", "--messages", "250")
+
+    def line():
+        return [l for l in server.cli("user", "list").stdout.splitlines()
+                if l.startswith("mona@example.test ")][0]
+    assert line() == "mona@example.test quota=3145728 used=0 messages=0 message_limit=250"
+    # The two-argument form keeps the message limit.
+    server.cli("user", "quota", "mona@example.test", "1M")
+    assert line().endswith(" quota=1048576 used=0 messages=0 message_limit=250")
+    server.cli("user", "quota", "mona@example.test", "0", "--messages", "0")
+    assert line() == "mona@example.test quota=unlimited used=0 messages=0"
 
 
 def test_user_del_while_running(server):

@@ -70,7 +70,7 @@ def source(tmp_path_factory):
     """A store with mail in files and in rows, flags, a folder, a copy, an expunge, a
     quota, an alias and a queued message."""
     srv = make_server(tmp_path_factory, "dbsrc", {"allow_plaintext_auth": "yes"})
-    srv.cli("user", "quota", DEMO, "50M")
+    srv.cli("user", "quota", DEMO, "50M", "--messages", "1000")
     srv.cli("alias", "add", "info@example.test", ALICE)
     srv.start()
     wait_imap(srv)
@@ -113,7 +113,8 @@ def test_export_import_keeps_what_clients_see(source, tmp_path_factory, tmp_path
         assert "Archive" in after and len(after["Archive"][1]) == 2
         assert pop3_uidls(target, ALICE) == uidls
         users = target.cli("user", "list").stdout
-        assert re.search(r"^%s quota=52428800 " % re.escape(DEMO), users, re.M), users
+        assert re.search(r"^%s quota=52428800 .* message_limit=1000$" % re.escape(DEMO), users,
+                         re.M), users
         assert "info@example.test" in target.cli("alias", "list").stdout
         # New mail continues the UIDs; the big body was moved into the database.
         deliver(target, [ALICE], b"Subject: after the move\r\n\r\nnew\r\n")

@@ -2,7 +2,8 @@
 mailboxes, GETQUOTAROOT and GETQUOTA with exact STORAGE figures (units of 1024 octets, usage
 rounded up, limit rounded down), an account without a limit (no quota root), unknown roots
 and mailboxes, SETQUOTA refused (no QUOTASET), STATUS DELETED-STORAGE, and [OVERQUOTA] on
-APPEND and COPY while a MOVE, which needs no space, still works."""
+APPEND and COPY while a MOVE, which needs no space, still works; the message-count limit
+(QUOTA=RES-MESSAGE, `posthorn user quota ADDRESS SIZE --messages N`) over IMAP and SMTP."""
 
 import imaplib
 import itertools
@@ -86,9 +87,10 @@ def test_capabilities(server):
     user = fresh_user(server)
     r = Raw(server, user)
     caps = r.cmd(b"CAPABILITY")[0].split()
-    assert b"QUOTA" in caps and b"QUOTA=RES-STORAGE" in caps, caps
-    # No SETQUOTA (QUOTASET) and no message-count resource.
-    assert b"QUOTASET" not in caps and b"QUOTA=RES-MESSAGE" not in caps, caps
+    for cap in (b"QUOTA", b"QUOTA=RES-STORAGE", b"QUOTA=RES-MESSAGE"):
+        assert cap in caps, caps
+    # No SETQUOTA.
+    assert b"QUOTASET" not in caps, caps
     r.close()
 
 
@@ -245,3 +247,78 @@ def test_overquota_append_copy_move(server):
     assert re.match(rb"\* STATUS \"INBOX\" \(MESSAGES 1\)",
                     r.cmd(b"STATUS INBOX (MESSAGES)")[0])
     r.close()
+
+
+def smtp_send(server, user, subject):
+    msg = "From: a@remote.test\r\nTo: %s\r\nSubject: %s\r\n\r\nbody\r\n" % (user, subject)
+    with smtplib.SMTP(HOST, server.smtp_port, timeout=10, local_hostname="client.test") as s:
+        s.sendmail("a@remote.test", [user], msg.encode())
+
+
+def test_message_limit_imap(server):
+    user = fresh_user(server, quota="1M")
+    server.cli("user", "quota", user, "1M", "--messages", "3")
+    r = Raw(server, user)
+    assert quota_lines(r) == [b"* QUOTAROOT \"INBOX\" \"\"\r\n",
+                              b"* QUOTA \"\" (STORAGE 0 1024 MESSAGE 0 3)\r\n"]
+    assert r.append(b"INBOX", message(500, "1")).startswith(b"OK [APPENDUID")
+    assert r.append(b"Archive", message(500, "2")).startswith(b"OK [APPENDUID")
+    assert r.cmd(b"GETQUOTA \"\"")[0] == b"* QUOTA \"\" (STORAGE 1 1024 MESSAGE 2 3)\r\n"
+    # A MULTIAPPEND of two would make 4: refused whole.
+    m3, m4 = message(300, "3"), message(300, "4")
+    out = r.cmd(b"APPEND INBOX {%d+}\r\n" % len(m3) + m3 + b" {%d+}\r\n" % len(m4) + m4)
+    assert out[-1].startswith(b"NO [OVERQUOTA]"), out
+    assert r.append(b"INBOX", m3).startswith(b"OK [APPENDUID")
+    assert r.cmd(b"GETQUOTA \"\"")[0] == b"* QUOTA \"\" (STORAGE 2 1024 MESSAGE 3 3)\r\n"
+    status = r.append(b"INBOX", m4)
+    assert status.startswith(b"NO [OVERQUOTA]"), status
+    assert r.cmd(b"SELECT INBOX")[-1].startswith(b"OK [READ-WRITE]")
+    out = r.cmd(b"COPY 1 Trash")
+    assert out[-1].startswith(b"NO [OVERQUOTA]"), out
+    # A MOVE keeps the count.
+    out = r.cmd(b"MOVE 1 Trash")
+    assert out[-1].startswith(b"OK"), out
+    assert r.cmd(b"GETQUOTA \"\"")[0] == b"* QUOTA \"\" (STORAGE 2 1024 MESSAGE 3 3)\r\n"
+    # An expunge makes room again.
+    assert r.cmd(b"STORE 1 +FLAGS.SILENT (\\Deleted)")[-1] == b"OK STORE completed"
+    assert r.cmd(b"EXPUNGE")[-1] == b"OK EXPUNGE completed"
+    assert r.append(b"INBOX", m4).startswith(b"OK [APPENDUID")
+    r.close()
+
+
+def test_message_limit_only(server):
+    user = fresh_user(server)
+    server.cli("user", "quota", user, "0", "--messages", "2")
+    r = Raw(server, user)
+    # Only the resource with a limit is listed.
+    assert quota_lines(r) == [b"* QUOTAROOT \"INBOX\" \"\"\r\n",
+                              b"* QUOTA \"\" (MESSAGE 0 2)\r\n"]
+    r.close()
+
+
+def test_message_limit_smtp(server):
+    user = fresh_user(server)
+    server.cli("user", "quota", user, "0", "--messages", "2")
+    smtp_send(server, user, "one")
+    smtp_send(server, user, "two")
+    assert len(server.wait_mail(user, 2)) == 2
+    # At RCPT: the mailbox is full.
+    with smtplib.SMTP(HOST, server.smtp_port, timeout=10, local_hostname="client.test") as s:
+        s.ehlo()
+        s.mail("a@remote.test")
+        code, text = s.rcpt(user)
+        assert code == 452 and text.startswith(b"4.2.2"), (code, text)
+    # At the end of data: RCPT saw room, an APPEND took it meanwhile.
+    user2 = fresh_user(server)
+    server.cli("user", "quota", user2, "0", "--messages", "1")
+    with smtplib.SMTP(HOST, server.smtp_port, timeout=10, local_hostname="client.test") as s:
+        s.ehlo()
+        s.mail("a@remote.test")
+        assert s.rcpt(user2)[0] == 250
+        r = Raw(server, user2)
+        assert r.append(b"INBOX", message(200)).startswith(b"OK [APPENDUID")
+        r.close()
+        code, text = s.data(b"Subject: late\r\n\r\nbody\r\n")
+        assert code == 452 and text.startswith(b"4.2.2"), (code, text)
+    assert len(server.mail_list(user2)) == 1
+    assert len(server.mail_list(user)) == 2
