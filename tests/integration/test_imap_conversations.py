@@ -3,6 +3,7 @@
 Format, one directive per line:
   # text             a comment
   @deliver N         deliver N test messages to the conversation's fresh user first
+  @quota ARGS...     posthorn user quota USER ARGS... (e.g. "@quota 10K --messages 3")
   C: line            send the line (CRLF added); $USER and $PASS are replaced
   S: pattern         the next line from the server must match; "*" matches any text
   S~ pattern         skip server lines until one matches
@@ -63,6 +64,8 @@ def test_conversation(server, conv):
         where = "%s:%d" % (conv.name, n)
         if raw.startswith("@deliver "):
             deliver(server, user, int(raw.split()[1]))
+        elif raw.startswith("@quota "):
+            server.cli("user", "quota", user, *raw.split()[1:])
         elif raw.startswith("C: "):
             line = raw[3:].replace("$USER", user).replace("$PASS", password)
             transcript.append("C: " + line)
