@@ -540,7 +540,7 @@ typedef void store_copy_cb(struct store_copy *op, void *ctx);
 /* Queue a copy: the present UIDs get new, ascending UIDs in the target (one new MODSEQ
  * there) with their flags, keywords and internal dates; no message file is written (the
  * stored message is shared) but each copy counts against the account's quota; the whole
- * copy is refused with OVERQUOTA when it would go over. With move, the sources are
+ * copy is refused with OVERQUOTA when it would go over (bytes or message limit). With move, the sources are
  * expunged (tombstones, one new MODSEQ in the source) and the used bytes stay. Nothing
  * present: result 0, count 0, nothing changes. */
 void store_copy(struct store *store, struct store_copy *op, store_copy_cb *cb, void *ctx);
@@ -579,8 +579,9 @@ typedef void store_append_cb(struct store_append *op, void *ctx);
 /* Queue an append of every message to one mailbox, on the delivery path: each file is
  * fsynced and placed at its content address, then the messages get ascending UIDs and one
  * new MODSEQ in one transaction with the other writes of the group commit. Refused whole
- * with OVERQUOTA when the account's used bytes plus the sizes exceed its quota. The spool
- * files are consumed either way. */
+ * with OVERQUOTA when the account's used bytes plus the sizes exceed its quota, or its
+ * messages plus the count exceed its message limit. The spool files are consumed either
+ * way. */
 void store_append(struct store *store, struct store_append *op, store_append_cb *cb, void *ctx);
 /* store_append() and wait. Returns op->result. */
 int store_append_wait(struct store *store, struct store_append *op);
