@@ -226,7 +226,8 @@ int cli_user(struct cli *cli, int argc, char **argv)
 		ret = cli_fail("bad message count %s", argv[5]);
 	} else if (store_account_set_quota(store, argv[2], quota, &error) < 0) {
 		ret = cli_fail("user quota %s: %s", argv[2], error);
-	} else if (argc == 6 && store_account_set_message_limit(store, argv[2], messages, &error) < 0) {
+	} else if (argc == 6 &&
+	           store_account_set_message_limit(store, argv[2], messages, &error) < 0) {
 		ret = cli_fail("user quota %s: %s", argv[2], error);
 	}
 	return admin_close(&conf, &store, ret);

@@ -83,7 +83,8 @@ static void cmd_getquotaroot_done(struct imap_session *s, void *ctx)
 		struct buf b;
 		buf_init(&b, 16 * STORE_MAILBOX_NAME_MAX + 64);
 		cmd_status_mailbox_name(s, &b, q->mailbox);
-		imap_send(s, "* QUOTAROOT %s%s", buf_cstr(&b), cmd_quota_root(&q->l) ? " \"\"" : "");
+		imap_send(s, "* QUOTAROOT %s%s", buf_cstr(&b),
+		          cmd_quota_root(&q->l) ? " \"\"" : "");
 		buf_free(&b);
 		if (cmd_quota_root(&q->l))
 			cmd_quota_send(s, &q->l);

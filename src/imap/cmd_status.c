@@ -120,7 +120,8 @@ static int status_value(struct imap_session *s, unsigned bit, const struct store
 	case STATUS_HIGHESTMODSEQ:
 		return buf_printf(b, "%" PRIu64, st->highestmodseq);
 	case STATUS_DELETED_STORAGE: /* what EXPUNGE would free, rounded up as GETQUOTA's usage */
-		return buf_printf(b, "%" PRIu64, st->deleted_size / 1024 + (st->deleted_size % 1024 != 0));
+		return buf_printf(b, "%" PRIu64,
+		                  st->deleted_size / 1024 + (st->deleted_size % 1024 != 0));
 	default: /* APPENDLIMIT: the one limit APPEND enforces, NIL when there is none */
 		if (s->limits->message_size == 0)
 			return buf_puts(b, "NIL");

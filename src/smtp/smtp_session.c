@@ -379,8 +379,9 @@ static void smtp_quota_read(void *ctx)
 		if (store_account_limits(s->server->store, s->delivery_accounts[i], &l) != 1)
 			continue;
 		if (l.message_limit > 0 && l.messages >= l.message_limit)
-			s->read_reply = "452 4.2.2 Recipient's mailbox is full (message limit), try "
-			                "again later";
+			s->read_reply =
+			    "452 4.2.2 Recipient's mailbox is full (message limit), try "
+			    "again later";
 		else if (l.quota == 0)
 			continue;
 		else if (s->body_size > l.quota)

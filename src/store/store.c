@@ -327,7 +327,8 @@ bool store_account_limits_exceeded(const struct store_account_limits *l, uint64_
 {
 	if (l->quota > 0 && (size > l->quota || l->used > l->quota - size))
 		return true;
-	return l->message_limit > 0 && (count > l->message_limit || l->messages > l->message_limit - count);
+	return l->message_limit > 0 &&
+	       (count > l->message_limit || l->messages > l->message_limit - count);
 }
 
 /* ---- aliases ---- */

@@ -64,9 +64,9 @@ int store_domain_is_local(struct store *store, const char *domain);
 struct store_account_info {
 	uint64_t id;
 	const char *address;
-	uint64_t quota;    /* bytes, 0 = unlimited */
-	uint64_t used;     /* bytes of all messages in all its mailboxes */
-	uint64_t messages; /* count in all mailboxes */
+	uint64_t quota;         /* bytes, 0 = unlimited */
+	uint64_t used;          /* bytes of all messages in all its mailboxes */
+	uint64_t messages;      /* count in all mailboxes */
 	uint64_t message_limit; /* most messages in all mailboxes, 0 = unlimited */
 };
 /* Create an account in an existing domain with INBOX, Drafts, Sent, Trash, Junk, Archive.
@@ -94,7 +94,7 @@ int store_account_lookup(struct store *store, const char *address, uint64_t *id_
 int store_account_set_message_limit(struct store *store, const char *address, uint64_t limit,
                                     const char **error_r);
 struct store_account_limits {
-	uint64_t quota, used;            /* bytes; quota 0 = unlimited */
+	uint64_t quota, used;             /* bytes; quota 0 = unlimited */
 	uint64_t message_limit, messages; /* messages is counted only when message_limit > 0 */
 };
 /* Both limits of one account by id and what uses them: 1 found, 0 not, -1 error. */
@@ -540,8 +540,8 @@ typedef void store_copy_cb(struct store_copy *op, void *ctx);
 /* Queue a copy: the present UIDs get new, ascending UIDs in the target (one new MODSEQ
  * there) with their flags, keywords and internal dates; no message file is written (the
  * stored message is shared) but each copy counts against the account's quota; the whole
- * copy is refused with OVERQUOTA when it would go over (bytes or message limit). With move, the sources are
- * expunged (tombstones, one new MODSEQ in the source) and the used bytes stay. Nothing
+ * copy is refused with OVERQUOTA when it would go over (bytes or message limit). With move, the
+ * sources are expunged (tombstones, one new MODSEQ in the source) and the used bytes stay. Nothing
  * present: result 0, count 0, nothing changes. */
 void store_copy(struct store *store, struct store_copy *op, store_copy_cb *cb, void *ctx);
 /* store_copy() and wait. Returns op->result. */

@@ -604,8 +604,8 @@ static int sq_account_set_quota(struct store *store, const char *address, uint64
 	                         error_r);
 }
 
-static int sq_account_set_message_limit(struct store *store, const char *address,
-                                        uint64_t limit, const char **error_r)
+static int sq_account_set_message_limit(struct store *store, const char *address, uint64_t limit,
+                                        const char **error_r)
 {
 	return sq_account_update(store, SQ_ACCOUNT_SET_MESSAGE_LIMIT, address, "si", NULL,
 	                         (int64_t)limit, error_r);
@@ -706,8 +706,8 @@ int store_db_account_limits(struct sql_conn *c, uint64_t account_id,
                             struct store_account_limits *limits_r, const char **error_r)
 {
 	struct sql_row *st;
-	int rc = c == NULL ? -1
-	                   : sql_step(c, SQ_ACCOUNT_LIMITS, &st, error_r, "i", (int64_t)account_id);
+	int rc =
+	    c == NULL ? -1 : sql_step(c, SQ_ACCOUNT_LIMITS, &st, error_r, "i", (int64_t)account_id);
 	if (rc != SQL_ROW)
 		return rc < 0 ? -1 : 0;
 	*limits_r = (struct store_account_limits){
