@@ -178,6 +178,19 @@ static size_t claim(struct fixture *f, const char *owner, int64_t now, size_t ma
 	return n;
 }
 
+/* Claim the one due entry as n:1; the op holds it (free its entries). */
+static struct store_queue_op claim_one(struct fixture *f)
+{
+	struct store_queue_op op = {.action = STORE_QUEUE_CLAIM,
+	                            .owner = "n:1",
+	                            .lease = 60,
+	                            .max = 10,
+	                            .now = (int64_t)time(NULL) + 1};
+	assert_int_equal(store_queue_wait(f->store, &op), 0);
+	assert_int_equal(op.count, 1);
+	return op;
+}
+
 static struct store_queue_entry *show(struct fixture *f, uint64_t id)
 {
 	struct store_queue_entry *e = NULL;
@@ -586,13 +599,7 @@ static void test_inline_entry(void **state)
 	const char *body = "Subject: inline\r\n\r\nqueued in the row\r\n";
 	store_set_inline_max(f->store, 1024);
 	deliver(f, body, remote, 1, NULL, false);
-	struct store_queue_op op = {.action = STORE_QUEUE_CLAIM,
-	                            .owner = "n:1",
-	                            .lease = 60,
-	                            .max = 10,
-	                            .now = (int64_t)time(NULL) + 1};
-	assert_int_equal(store_queue_wait(f->store, &op), 0);
-	assert_int_equal(op.count, 1);
+	struct store_queue_op op = claim_one(f);
 	struct store_queue_entry *e = &op.entries[0];
 	assert_null(e->path);
 	assert_true(e->fd >= 0);
@@ -645,13 +652,7 @@ static void test_pg_chunked_entry(void **state)
 		body[i] = (char)('a' + i % 26);
 	body[size] = '\0';
 	deliver(f, body, remote, 1, NULL, false);
-	struct store_queue_op op = {.action = STORE_QUEUE_CLAIM,
-	                            .owner = "n:1",
-	                            .lease = 60,
-	                            .max = 10,
-	                            .now = (int64_t)time(NULL) + 1};
-	assert_int_equal(store_queue_wait(f->store, &op), 0);
-	assert_int_equal(op.count, 1);
+	struct store_queue_op op = claim_one(f);
 	uint64_t id = op.entries[0].id;
 	struct store_queue_entry *show_e = show(f, id);
 	const struct store_queue_entry *es[2] = {&op.entries[0], show_e};
