@@ -7,11 +7,10 @@ session is CONDSTORE-aware (another session's STORE, seen at NOOP and during IDL
 import itertools
 import re
 import smtplib
-import socket
 
 import pytest
 
-from imap_helpers import imap_ports, tls_ctx, wait_imap
+from imap_helpers import Raw as RawClient
 from conftest import HOST
 
 # Store reads run on the store's reader threads (store_read(), the path PostgreSQL takes).
@@ -39,48 +38,11 @@ def deliver_n(server, user, n):
     assert len(server.wait_mail(user, n)) == n
 
 
-class Raw:
-    """A raw IMAP client over implicit TLS: send bytes, read lines and whole responses."""
+class Raw(RawClient):
+    """The shared raw client, with this module's password."""
 
     def __init__(self, server, user=None):
-        wait_imap(server)
-        self.sock = tls_ctx().wrap_socket(
-            socket.create_connection((HOST, imap_ports(server)[1]), timeout=10))
-        self.f = self.sock.makefile("rb")
-        assert self.line().startswith(b"* OK")
-        self.n = 0
-        self.server, self.user = server, user
-        if user is not None:
-            out = self.cmd(b"LOGIN %s \"%s\"" % (user.encode(), PASSWORD.encode()))
-            assert out[-1].startswith(b"OK"), out
-
-    def send(self, data):
-        self.sock.sendall(data)
-
-    def line(self):
-        line = self.f.readline()
-        assert line, "connection closed"
-        return line
-
-    def cmd(self, text):
-        """Untagged lines (without FLAGS/PERMANENTFLAGS announcements outside SELECT) and the
-        tagged status text last."""
-        self.n += 1
-        tag = b"t%d" % self.n
-        self.send(tag + b" " + text + b"\r\n")
-        lines = []
-        while True:
-            line = self.line()
-            if line.startswith(tag + b" "):
-                break
-            lines.append(line)
-        if not re.match(rb"(?i)(SELECT|EXAMINE) ", text):
-            lines = [l for l in lines if not l.startswith((b"* FLAGS ", b"* OK [PERMANENTFLAGS"))]
-        return lines + [line[len(tag) + 1:].rstrip(b"\r\n")]
-
-    def close(self):
-        self.f.close()
-        self.sock.close()
+        super().__init__(server, user, PASSWORD)
 
 
 def modseqs(lines):

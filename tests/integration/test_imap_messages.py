@@ -9,12 +9,11 @@ import imaplib
 import itertools
 import re
 import smtplib
-import socket
 import time
 
 import pytest
 
-from imap_helpers import imap_ports, tls_ctx, wait_imap
+from imap_helpers import Raw as RawClient, imap_ports, tls_ctx, wait_imap
 from conftest import HOST
 
 # Store reads run on the store's reader threads (store_read(), the path PostgreSQL takes):
@@ -56,70 +55,11 @@ def login(server, user):
     return m
 
 
-class Raw:
-    """A raw IMAP client over implicit TLS: send bytes, read lines and whole responses."""
+class Raw(RawClient):
+    """The shared raw client, with this module's password."""
 
     def __init__(self, server, user=None):
-        wait_imap(server)
-        self.sock = tls_ctx().wrap_socket(
-            socket.create_connection((HOST, imap_ports(server)[1]), timeout=10))
-        self.f = self.sock.makefile("rb")
-        assert self.line().startswith(b"* OK")
-        self.n = 0
-        self.server, self.user = server, user
-        if user is not None:
-            assert self.cmd(b"LOGIN %s \"%s\"" % (user.encode(), PASSWORD.encode()))[-1] \
-                .startswith(b"OK")
-
-    def send(self, data):
-        self.sock.sendall(data)
-
-    def line(self):
-        line = self.f.readline()
-        assert line, "connection closed"
-        return line
-
-    def tag(self):
-        self.n += 1
-        return b"t%d" % self.n
-
-    def until(self, tag):
-        """Lines (literal octets included in the line they follow) up to the tagged one.
-        Returns (untagged lines, tagged status text)."""
-        lines = []
-        while True:
-            line = self.line()
-            m = re.search(rb"\{(\d+)\}\r\n$", line)
-            if m:
-                line += self.f.read(int(m.group(1)))
-                line += self.line()
-            if line.startswith(tag + b" "):
-                return lines, line[len(tag) + 1:].rstrip(b"\r\n")
-            lines.append(line)
-
-    def cmd(self, text):
-        tag = self.tag()
-        self.send(tag + b" " + text + b"\r\n")
-        lines, status = self.until(tag)
-        if not re.match(rb"(?i)(SELECT|EXAMINE) ", text):
-            # New keywords are announced with FLAGS/PERMANENTFLAGS before a FETCH shows
-            # them; test_imap_rev1.py checks that, these tests look at the FETCHes.
-            lines = [l for l in lines if not l.startswith((b"* FLAGS ", b"* OK [PERMANENTFLAGS"))]
-        return lines + [status]
-
-    def select(self, box=b"INBOX"):
-        # Another session selects first and so takes \Recent (RFC 3501 §2.3.2; see
-        # test_imap_rev1.py): the flags these tests compare are the stored ones.
-        other = Raw(self.server, self.user)
-        other.cmd(b"SELECT " + box)
-        other.close()
-        out = self.cmd(b"SELECT " + box)
-        assert out[-1].startswith(b"OK [READ-WRITE]"), out
-        return int([l for l in out if l.endswith(b" EXISTS\r\n")][0].split()[1])
-
-    def close(self):
-        self.f.close()  # the socket stays open while its file object lives
-        self.sock.close()
+        super().__init__(server, user, PASSWORD)
 
 
 def fetch_flags(m, seq):

@@ -11,7 +11,7 @@ import re
 import smtplib
 import socket
 
-from imap_helpers import imap_ports, tls_ctx, wait_imap
+from imap_helpers import Raw as RawClient, imap_ports, tls_ctx, wait_imap
 from conftest import HOST
 
 # Store reads run on the store's reader threads (store_read(), the path PostgreSQL takes).
@@ -38,43 +38,11 @@ def message(size, subject="m"):
     return head + b"x" * (size - len(head) - 2) + b"\r\n"
 
 
-class Raw:
-    """A raw IMAP client over implicit TLS."""
+class Raw(RawClient):
+    """The shared raw client, with this module's password."""
 
     def __init__(self, server, user):
-        wait_imap(server)
-        self.sock = tls_ctx().wrap_socket(
-            socket.create_connection((HOST, imap_ports(server)[1]), timeout=10))
-        self.f = self.sock.makefile("rb")
-        assert self.f.readline().startswith(b"* OK")
-        self.n = 0
-        out = self.cmd(b"LOGIN %s \"%s\"" % (user.encode(), PASSWORD.encode()))
-        assert out[-1].startswith(b"OK"), out
-
-    def line(self):
-        line = self.f.readline()
-        assert line, "connection closed"
-        return line
-
-    def cmd(self, text):
-        """The untagged lines and the tagged status text of one command."""
-        self.n += 1
-        tag = b"t%d" % self.n
-        self.sock.sendall(tag + b" " + text + b"\r\n")
-        lines = []
-        while True:
-            line = self.line()
-            if line.startswith(tag + b" "):
-                return lines + [line[len(tag) + 1:].rstrip(b"\r\n")]
-            lines.append(line)
-
-    def append(self, box, msg):
-        out = self.cmd(b"APPEND %s {%d+}\r\n" % (box, len(msg)) + msg)
-        return out[-1]
-
-    def close(self):
-        self.f.close()
-        self.sock.close()
+        super().__init__(server, user, PASSWORD)
 
 
 def quota_lines(r, mailbox=b"INBOX"):
