@@ -149,8 +149,11 @@ struct store_commit_copy {
 struct store_commit_mailbox {
 	enum store_mailbox_action action;
 	uint64_t account_id;
-	const char *name, *new_name; /* valid, normalised */
-	const char *special_use;     /* "\\Drafts \\Sent" or NULL */
+	const char *name, *new_name;                 /* valid, normalised */
+	const char *special_use;                     /* "\\Drafts \\Sent" or NULL */
+	const struct store_metadata_entry *metadata; /* METADATA: names valid, lower-case */
+	size_t metadata_count;
+	uint32_t metadata_max;
 	/* out */
 	uint32_t expunged;
 	uint64_t freed;
@@ -389,6 +392,11 @@ struct store_vfuncs {
 	                       void (*entry_cb)(void *ctx, const struct store_entry *entry),
 	                       void (*expunged_cb)(void *ctx, uint32_t uid, uint64_t modseq),
 	                       void *ctx, struct store_mailbox_status *status_r);
+	/* As store_metadata_get(); mailbox is the exact stored name or "". */
+	int (*metadata_get)(struct store *store, uint64_t account_id, const char *mailbox,
+	                    const char *name, int depth,
+	                    void (*cb)(void *ctx, const char *name, const void *value, size_t size),
+	                    void *ctx);
 	int (*message_summary)(struct store *store, uint64_t account_id, const char *mailbox,
 	                       uint32_t uid, char **envelope_r, char **body_r,
 	                       char **bodystructure_r);

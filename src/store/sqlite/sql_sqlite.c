@@ -132,7 +132,8 @@ static int sqlite_bind(sqlite3_stmt *st, const struct sql_param *params, size_t 
 			         ? sqlite3_bind_null(st, n)
 			         : sqlite3_bind_blob64(st, n, p->blob, p->size, SQLITE_STATIC);
 		else
-			rc = sqlite3_bind_int64(st, n, p->value);
+			rc = p->null ? sqlite3_bind_null(st, n)
+			             : sqlite3_bind_int64(st, n, p->value);
 	}
 	return rc;
 }

@@ -139,10 +139,19 @@ static const char sqlite_migration_7[] =
 static const char sqlite_migration_8[] =
     "ALTER TABLE accounts ADD COLUMN message_limit INTEGER NOT NULL DEFAULT 0;";
 
+/* Migration 9: IMAP METADATA entries (RFC 5464) of a mailbox, or of the account itself
+ * (server entries: mailbox_id NULL); names lower-case, values as set (binary allowed). */
+static const char sqlite_migration_9[] =
+    "CREATE TABLE metadata (account_id INTEGER NOT NULL REFERENCES accounts(id)"
+    " ON DELETE CASCADE, mailbox_id INTEGER REFERENCES mailboxes(id) ON DELETE CASCADE,"
+    " name TEXT NOT NULL, value BLOB NOT NULL);"
+    "CREATE UNIQUE INDEX metadata_key ON metadata(account_id, coalesce(mailbox_id, 0), name);";
+
 /* In order; the schema version (PRAGMA user_version) is how many have been applied. */
 const char *const sql_sqlite_migrations[SQL_SQLITE_MIGRATION_COUNT] = {
-    sqlite_migration_1, sqlite_migration_2, sqlite_migration_3, sqlite_migration_4,
-    sqlite_migration_5, sqlite_migration_6, sqlite_migration_7, sqlite_migration_8};
+    sqlite_migration_1, sqlite_migration_2, sqlite_migration_3,
+    sqlite_migration_4, sqlite_migration_5, sqlite_migration_6,
+    sqlite_migration_7, sqlite_migration_8, sqlite_migration_9};
 
 /* Every statement's common text suits SQLite. */
 const struct sql_replacement sql_sqlite_replacements[] = {{0, NULL}};
