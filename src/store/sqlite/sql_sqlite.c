@@ -100,6 +100,7 @@ static struct sql_conn *sqlite_connect(struct sql_db *sdb, enum sql_role role, c
 	bool reader = role == SQL_ROLE_READER;
 	int flags = SQLITE_OPEN_READWRITE | SQLITE_OPEN_NOMUTEX | (reader ? 0 : SQLITE_OPEN_CREATE);
 	const char *pragmas = reader ? "PRAGMA foreign_keys = ON; PRAGMA query_only = ON;"
+	                               " PRAGMA mmap_size = 1073741824;"
 	                             : "PRAGMA foreign_keys = ON; PRAGMA synchronous = FULL;";
 	if (sqlite3_open_v2(db->path, &c->db, flags, NULL) != SQLITE_OK ||
 	    sqlite3_busy_timeout(c->db, SQLITE_BUSY_TIMEOUT_MS) != SQLITE_OK ||
