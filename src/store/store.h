@@ -391,7 +391,9 @@ struct store_mailbox_stats {
 	uint64_t highestmodseq;
 	uint64_t deleted_size; /* sum of the octets of entries with \Deleted */
 };
-/* 1 with *stats_r, 0 no such mailbox, -1 error. */
+/* Whether the mailbox exists, from its row alone (cheap at any size): 1, 0 no, -1 error. */
+int store_mailbox_exists(struct store *store, uint64_t account_id, const char *mailbox);
+/* 1 with *stats_r, 0 no such mailbox, -1 error. Reads every entry of the mailbox. */
 int store_mailbox_stats(struct store *store, uint64_t account_id, const char *mailbox,
                         struct store_mailbox_stats *stats_r);
 /* \Recent (RFC 3501 §2.3.2; IMAP4rev1 only, RFC 9051 dropped it). The store keeps, per

@@ -1347,6 +1347,7 @@ const struct store_vfuncs store_db_vfuncs = {
     .mailbox_snapshot = sq_mailbox_snapshot,
     .message_locate = sq_message_locate,
     .mailbox_list = store_db_mailbox_list,
+    .mailbox_exists = store_db_mailbox_exists,
     .mailbox_stats = store_db_mailbox_stats,
     .mailbox_keywords = store_db_mailbox_keywords,
     .metadata_get = store_db_metadata_get,

@@ -263,6 +263,7 @@ int store_db_mailbox_recent_first(struct store *store, uint64_t account_id, cons
                                   uint32_t *uidvalidity_r, uint32_t *first_r);
 int store_db_mailbox_count_from(struct store *store, uint64_t account_id, const char *mailbox,
                                 uint32_t uid, uint32_t *count_r);
+int store_db_mailbox_exists(struct store *store, uint64_t account_id, const char *mailbox);
 int store_db_mailbox_keywords(struct store *store, uint64_t account_id, const char *mailbox,
                               char **keywords_r);
 int store_db_mailbox_changes(struct store *store, uint64_t account_id, const char *mailbox,

@@ -1044,6 +1044,13 @@ int store_db_mailbox_count_from(struct store *store, uint64_t account_id, const 
 	return 1;
 }
 
+int store_db_mailbox_exists(struct store *store, uint64_t account_id, const char *mailbox)
+{
+	struct sql_conn *c = store_db_reader(store);
+	int64_t id;
+	return c == NULL ? -1 : sqm_id(c, account_id, mailbox, &id, NULL);
+}
+
 int store_db_mailbox_keywords(struct store *store, uint64_t account_id, const char *mailbox,
                               char **keywords_r)
 {

@@ -390,6 +390,14 @@ int store_mailbox_list(struct store *store, uint64_t account_id,
 
 /* ---- reads by name ---- */
 
+int store_mailbox_exists(struct store *store, uint64_t account_id, const char *mailbox)
+{
+	char name[STORE_MAILBOX_NAME_MAX + 1];
+	if (store_mailbox_norm(mailbox, name) < 0)
+		return 0;
+	return store->v->mailbox_exists(store, account_id, name);
+}
+
 int store_mailbox_stats(struct store *store, uint64_t account_id, const char *mailbox,
                         struct store_mailbox_stats *stats_r)
 {

@@ -376,6 +376,7 @@ struct store_vfuncs {
 	                                       const char *special_use),
 	                    void (*subscription_cb)(void *ctx, const char *name), void *ctx);
 	/* The rest as the store.h functions; mailbox is the exact stored name. */
+	int (*mailbox_exists)(struct store *store, uint64_t account_id, const char *mailbox);
 	int (*mailbox_stats)(struct store *store, uint64_t account_id, const char *mailbox,
 	                     struct store_mailbox_stats *stats_r);
 	/* \Recent: the mailbox's UIDVALIDITY and the lowest UID of its entries stored since
