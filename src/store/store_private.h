@@ -25,6 +25,12 @@
 #define STORE_BATCH_MAX 256
 /* Hash buckets of the watch list (by account id). */
 #define STORE_WATCH_BUCKETS 256
+/* Snapshots kept between SELECTs (store_snapcache.c): of mailboxes with at least MIN
+ * entries, at most ENTRIES entries in all (about 48 octets each), dropped after IDLE
+ * seconds unused. */
+#define STORE_SNAPCACHE_MIN 1000
+#define STORE_SNAPCACHE_ENTRIES 1000000
+#define STORE_SNAPCACHE_IDLE 600
 /* Hash buckets of the \Recent boundaries (by account id and mailbox name). */
 #define STORE_RECENT_BUCKETS 1024
 /* Alias expansion: nesting depth and number of distinct names visited per resolution. */
@@ -488,6 +494,9 @@ struct store {
 	/* \Recent boundaries (store_recent.c), under recent_lock. */
 	pthread_mutex_t recent_lock;
 	struct store_recent **recent; /* STORE_RECENT_BUCKETS lists */
+
+	/* Snapshots of large mailboxes kept between SELECTs (store_snapcache.c). */
+	struct store_snapcache *snapcache;
 };
 
 /* Renew every lease this process holds (a thread of the backend calls it regularly; on
@@ -498,6 +507,13 @@ void store_reader_init(struct store *store);
 void store_reader_stop(struct store *store);
 
 /* \Recent boundaries (store_recent.c): set up and tear down. */
+/* store_snapcache.c: store_mailbox_snapshot() through the cache; mailbox is the exact
+ * stored name, cb not NULL. */
+void store_snapcache_init(struct store *store);
+void store_snapcache_deinit(struct store *store);
+int store_snapcache_snapshot(struct store *store, uint64_t account_id, const char *mailbox,
+                             struct store_mailbox_status *status_r,
+                             void (*cb)(void *ctx, const struct store_entry *entry), void *ctx);
 void store_recent_init(struct store *store);
 void store_recent_deinit(struct store *store);
 
