@@ -241,7 +241,7 @@ struct store_mailbox_status {
 	uint32_t uidvalidity;
 	uint32_t uidnext;
 	uint64_t highestmodseq;
-	uint32_t messages;
+	uint32_t messages; /* a snapshot's entries; 0 from store_mailbox_changes() */
 };
 /* A consistent snapshot (one read transaction) of a mailbox of account_id, by name ("INBOX"
  * case-insensitive, as the first level of every name): the status, and every entry in UID order

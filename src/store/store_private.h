@@ -511,6 +511,8 @@ void store_reader_stop(struct store *store);
  * stored name, cb not NULL. */
 void store_snapcache_init(struct store *store);
 void store_snapcache_deinit(struct store *store);
+/* Entries the cache holds (for tests). */
+size_t store_snapcache_entries(struct store *store);
 int store_snapcache_snapshot(struct store *store, uint64_t account_id, const char *mailbox,
                              struct store_mailbox_status *status_r,
                              void (*cb)(void *ctx, const struct store_entry *entry), void *ctx);

@@ -8,8 +8,8 @@
  * merges it in: the same answer as a full read, for the cost of the changes. Correct
  * because every change raises the mailbox's HIGHESTMODSEQ and gives what it changed that
  * MODSEQ, and tombstones are kept as long as the mailbox (design-notes, QRESYNC); a
- * different UIDVALIDITY, a mailbox gone, or a count that does not match the status drops
- * the copy and reads in full.
+ * different UIDVALIDITY or a mailbox gone drops the copy (so do UIDs out of order or not
+ * below UIDNEXT after the merge, which cannot happen) and reads in full.
  *
  * Bounded: at most STORE_SNAPCACHE_ENTRIES entries in all (least recently used dropped
  * first), and a snapshot unused for STORE_SNAPCACHE_IDLE seconds is dropped; its arrays
@@ -255,8 +255,8 @@ static void snap_merge(struct snap *sn, struct snap_changes *ch)
 	ch->n_changed = 0;
 }
 
-/* Bring sn up to date; 1 (with *st), 0 no such mailbox, -1 error, 2 the copy cannot be
- * used (another UIDVALIDITY, or the count does not match). Under sn->lock. */
+/* Bring sn up to date; 1 (with *st, messages its count), 0 no such mailbox, -1 error, 2
+ * the copy cannot be used (another UIDVALIDITY). Under sn->lock. */
 static int snap_update(struct store *store, struct snap *sn, struct store_mailbox_status *st)
 {
 	struct snap_changes ch = {0};
@@ -267,8 +267,12 @@ static int snap_update(struct store *store, struct snap *sn, struct store_mailbo
 	if (r == 1) {
 		snap_merge(sn, &ch);
 		sn->modseq = st->highestmodseq;
-		if (sn->n != st->messages)
-			r = 2;
+		st->messages = (uint32_t)sn->n;
+		/* Cheap sanity: UIDs ascend below UIDNEXT. */
+		for (size_t i = 0; r == 1 && i < sn->n; i++)
+			if ((i > 0 && sn->v[i].uid <= sn->v[i - 1].uid) ||
+			    sn->v[i].uid >= st->uidnext)
+				r = 2;
 	}
 	snap_entries_free(ch.changed, ch.n_changed);
 	free(ch.expunged);
@@ -326,10 +330,19 @@ int store_snapcache_snapshot(struct store *store, uint64_t account_id, const cha
 	}
 
 	struct snap_full f = {.cb = cb, .ctx = ctx};
-	int r = store->v->mailbox_snapshot(store, account_id, mailbox, status_r, snap_full_entry, &f);
+	int r =
+	    store->v->mailbox_snapshot(store, account_id, mailbox, status_r, snap_full_entry, &f);
 	if (r == 1)
 		snap_keep(store, account_id, mailbox, status_r, &f);
 	else
 		snap_entries_free(f.v, f.n);
 	return r;
+}
+
+size_t store_snapcache_entries(struct store *store)
+{
+	pthread_mutex_lock(&store->snapcache->lock);
+	size_t n = store->snapcache->total;
+	pthread_mutex_unlock(&store->snapcache->lock);
+	return n;
 }

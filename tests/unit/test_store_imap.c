@@ -971,6 +971,121 @@ static void test_metadata(void **state)
 	assert_string_equal(meta_get(f, f->a, "old-inbox", "/private/a", 0), "");
 }
 
+/* ---- snapshots kept between SELECTs (store_snapcache.c) ---- */
+
+struct digest {
+	char *s;
+	size_t len, cap;
+};
+
+static void digest_entry(void *ctx, const struct store_entry *e)
+{
+	struct digest *d = ctx;
+	char line[256];
+	int n = snprintf(line, sizeof(line), "%u/%u/%llu/%llu/%lld/%s;", e->uid, e->flags,
+	                 (unsigned long long)e->modseq, (unsigned long long)e->size,
+	                 (long long)e->internal_date, e->keywords);
+	if (d->len + (size_t)n + 1 > d->cap) {
+		d->cap = (d->cap + (size_t)n + 1) * 2;
+		d->s = xrealloc(d->s, d->cap);
+	}
+	memcpy(d->s + d->len, line, (size_t)n + 1);
+	d->len += (size_t)n;
+}
+
+/* The snapshot through the store (and its cache), and read in full from the database:
+ * they must be the same. Returns the number of entries. */
+static uint32_t snapshot_same(struct fixture *f, const char *name)
+{
+	struct digest a = {0}, b = {0};
+	struct store_mailbox_status sa, sb;
+	assert_int_equal(store_mailbox_snapshot(f->store, f->a, name, &sa, digest_entry, &a), 1);
+	assert_int_equal(f->store->v->mailbox_snapshot(f->store, f->a, name, &sb, digest_entry, &b),
+	                 1);
+	assert_string_equal(a.s != NULL ? a.s : "", b.s != NULL ? b.s : "");
+	assert_int_equal(sa.messages, sb.messages);
+	assert_int_equal(sa.uidvalidity, sb.uidvalidity);
+	assert_int_equal(sa.uidnext, sb.uidnext);
+	assert_int_equal(sa.highestmodseq, sb.highestmodseq);
+	free(a.s);
+	free(b.s);
+	return sa.messages;
+}
+
+/* Append n small messages to name in one operation. */
+static void append_many(struct fixture *f, const char *name, size_t n)
+{
+	struct store_append_message *m = xcalloc(n, sizeof(*m));
+	char **paths = xcalloc(n, sizeof(char *));
+	for (size_t i = 0; i < n; i++) {
+		char body[64];
+		snprintf(body, sizeof(body), "Subject: %zu\r\n\r\nm\r\n", i);
+		paths[i] = spool(f->store, body);
+		m[i] = (struct store_append_message){.spool_path = paths[i],
+		                                     .internal_date = 1700000000 + (int64_t)i};
+	}
+	struct store_append op = {.account_id = f->a, .mailbox = name, .messages = m, .count = n};
+	assert_int_equal(store_append_wait(f->store, &op), 0);
+	for (size_t i = 0; i < n; i++)
+		free(paths[i]);
+	free(paths);
+	free(m);
+}
+
+static void test_snapshot_cache(void **state)
+{
+	struct fixture *f = fixture_get(state);
+	append_many(f, "INBOX", 1200);
+	/* Small mailboxes are not kept; a large one is, after its first full read. */
+	append_ok(f, f->a, "Drafts", "Subject: d\r\n\r\nd\r\n");
+	assert_int_equal(snapshot_same(f, "Drafts"), 1);
+	assert_int_equal(store_snapcache_entries(f->store), 0);
+	assert_int_equal(snapshot_same(f, "INBOX"), 1200);
+	assert_int_equal(store_snapcache_entries(f->store), 1200);
+	assert_int_equal(snapshot_same(f, "INBOX"), 1200); /* unchanged */
+
+	/* Flags and keywords, expunges (first, middle, last) and new messages merge in. */
+	uint32_t flagged[] = {5, 600, 1200};
+	const char *kw[] = {"$Cached"};
+	struct store_flags op;
+	struct report r;
+	assert_int_equal(
+	    flags(f, f->a, "INBOX", flagged, 3, STORE_FLAGS_ADD, STORE_FLAG_SEEN, kw, 1, &op, &r),
+	    0);
+	uint32_t gone[] = {1, 700, 1200};
+	struct store_expunge x = {
+	    .account_id = f->a, .mailbox = "INBOX", .uids = gone, .uid_count = 3};
+	assert_int_equal(store_expunge_wait(f->store, &x), 0);
+	append_many(f, "INBOX", 4);
+	assert_int_equal(snapshot_same(f, "INBOX"), 1201);
+	assert_int_equal(store_snapcache_entries(f->store), 1201);
+	/* Changed once more, then read twice. */
+	uint32_t again[] = {600, 1201};
+	assert_int_equal(flags(f, f->a, "INBOX", again, 2, STORE_FLAGS_REPLACE, STORE_FLAG_FLAGGED,
+	                       NULL, 0, &op, &r),
+	                 0);
+	assert_int_equal(snapshot_same(f, "INBOX"), 1201);
+	assert_int_equal(snapshot_same(f, "INBOX"), 1201);
+
+	/* A mailbox renamed away, deleted, made again (a new UIDVALIDITY): never the old copy. */
+	mbox_ok(f, STORE_MAILBOX_CREATE, f->a, "Big", NULL);
+	append_many(f, "Big", 1000);
+	assert_int_equal(snapshot_same(f, "Big"), 1000);
+	assert_int_equal(store_snapcache_entries(f->store), 2201);
+	mbox_ok(f, STORE_MAILBOX_RENAME, f->a, "Big", "Bigger");
+	struct store_mailbox_status st;
+	assert_int_equal(
+	    store_mailbox_snapshot(f->store, f->a, "Big", &st, digest_entry, &(struct digest){0}),
+	    0);
+	assert_int_equal(store_snapcache_entries(f->store), 1201); /* dropped */
+	assert_int_equal(snapshot_same(f, "Bigger"), 1000);
+	mbox_ok(f, STORE_MAILBOX_DELETE, f->a, "Bigger", NULL);
+	mbox_ok(f, STORE_MAILBOX_CREATE, f->a, "Bigger", NULL);
+	append_ok(f, f->a, "Bigger", "Subject: new\r\n\r\nn\r\n");
+	assert_int_equal(snapshot_same(f, "Bigger"), 1);
+	assert_int_equal(store_snapcache_entries(f->store), 1201);
+}
+
 /* ---- status ---- */
 
 static void test_status(void **state)
@@ -1444,6 +1559,8 @@ static void test_move(void **state)
 	assert_int_equal(e->expunged[1], 2);
 	assert_int_equal(e->expunged_modseq[0], in.highestmodseq + 1);
 	assert_int_equal(st.highestmodseq, in.highestmodseq + 1);
+	assert_int_equal(st.messages, 0); /* changes do not count the entries */
+	e = snapshot(f, f->a, "INBOX", &st);
 	assert_int_equal(st.messages, 1);
 	e = snapshot(f, f->a, "Junk", &st);
 	assert_int_equal(e->n, 2);
@@ -1639,8 +1756,8 @@ static void test_changes(void **state)
 
 	e = changes(f, f->a, "INBOX", m, &st);
 	assert_int_equal(st.highestmodseq, m + 4);
-	assert_int_equal(st.messages, 4);
-	assert_int_equal(e->n, 3); /* 2, 4, 6 */
+	assert_int_equal(st.messages, 0); /* changes do not count the entries */
+	assert_int_equal(e->n, 3);        /* 2, 4, 6 */
 	assert_int_equal(e->v[0].uid, 2);
 	assert_int_equal(e->v[0].modseq, m + 3);
 	assert_int_equal(e->v[0].flags, STORE_FLAG_SEEN);
@@ -1668,7 +1785,7 @@ static void test_changes(void **state)
 	assert_int_equal(only.n, 0);
 	assert_int_equal(store_mailbox_changes(f->store, f->a, "INBOX", 0, NULL, NULL, NULL, &st),
 	                 1);
-	assert_int_equal(st.messages, 4);
+	assert_int_equal(st.highestmodseq, m + 4);
 	assert_int_equal(store_mailbox_changes(f->store, f->a, "Nope", 0, NULL, NULL, NULL, &st),
 	                 0);
 	assert_int_equal(
@@ -2263,6 +2380,7 @@ int main(void)
 	    BOTH(test_rename_inbox),
 	    BOTH(test_subscriptions),
 	    BOTH(test_metadata),
+	    BOTH(test_snapshot_cache),
 	    BOTH(test_status),
 	    BOTH(test_message_limit),
 	    BOTH(test_recent),
