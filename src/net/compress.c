@@ -76,8 +76,7 @@ int compress_deflate(struct compress *z, const unsigned char *in, size_t in_len,
                      size_t *out_len_r)
 {
 	*in_used_r = *out_len_r = 0;
-	if (out_cap == 0)
-		return 1;
+	ASSERT(out_cap >= COMPRESS_OUT_MIN);
 	z->out.next_in = (Bytef *)in;
 	z->out.avail_in = compress_cap(in_len);
 	z->out.next_out = out;

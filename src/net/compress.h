@@ -15,6 +15,7 @@
 #define COMPRESS_DEFLATE_WINDOW_BITS 13
 #define COMPRESS_DEFLATE_MEM_LEVEL 6
 #define COMPRESS_DEFLATE_LEVEL 6
+#define COMPRESS_OUT_MIN 64
 
 struct compress;
 
@@ -33,7 +34,7 @@ int compress_inflate(struct compress *z, const unsigned char *in, size_t in_len,
     __attribute__((warn_unused_result));
 
 /* Deflate our stream: take octets from in (in_len, may be 0), write compressed octets to out
- * (out_cap > 0). With flush, everything taken so far is made decodable by the peer (a sync
+ * (out_cap >= COMPRESS_OUT_MIN: with less, zlib may repeat its 5-octet flush marker forever). With flush, everything taken so far is made decodable by the peer (a sync
  * flush, RFC 1951 empty stored block) once the call returns 0. Returns 1 when out was
  * filled and the call must be repeated (with the rest of in and fresh out space), 0 when
  * all of in is taken (and, with flush, everything is out), -1 on an internal zlib error. */
