@@ -11,14 +11,15 @@ import base64
 import itertools
 import os
 import random
+import smtplib
 import socket
 import time
 import zlib
 
 import pytest
 
-from conftest import make_server
-from imap_helpers import Raw
+from conftest import HOST, make_server
+from imap_helpers import Inflating, Raw
 from test_imap_streaming import big_message, vm_rss
 
 # LOGIN on the plain port (mode "plain") needs it; nothing else depends on it.
@@ -90,6 +91,49 @@ def test_large_fetch_and_append_compressed(server, user, mode):
     assert r.cmd(b"NOOP")[-1].startswith(b"OK")
     out = r.cmd(b"LOGOUT")
     assert out[0].startswith(b"* BYE") and out[-1].startswith(b"OK"), out
+    r.close()
+
+
+def test_compressed_input_right_behind_the_command(server, user):
+    """Octets that arrive together with the COMPRESS line are the first compressed ones
+    (RFC 4978 §3: compression starts right after the command's CRLF for the client, after
+    the tagged OK's CRLF for the server)."""
+    r = Raw(server, user, PASSWORD)
+    z = zlib.compressobj(6, zlib.DEFLATED, -15)
+    r.sock.sendall(b"z1 COMPRESS DEFLATE\r\n" + z.compress(b"n1 NOOP\r\n") +
+                   z.flush(zlib.Z_SYNC_FLUSH))
+    # the OK itself is not compressed (read octet by octet: what follows is not)
+    raw = b""
+    while not raw.endswith(b"\r\n"):
+        raw += r.sock.recv(1)
+    assert raw.startswith(b"z1 OK"), raw
+    r.f = Inflating(r.sock)
+    r.z_out = z
+    assert r.f.readline().startswith(b"n1 OK")
+    assert r.cmd(b"NOOP")[-1].startswith(b"OK")
+    r.close()
+
+
+def test_idle_updates_arrive_compressed(server, user):
+    """An EXISTS pushed during IDLE (written outside any command's input) is flushed: the
+    client gets it without sending anything."""
+    r = Raw(server, user, PASSWORD, mode="starttls")
+    r.compress()
+    out = r.cmd(b"SELECT INBOX")
+    n = int([l for l in out if l.endswith(b" EXISTS\r\n")][0].split()[1])
+    r.send(b"i1 IDLE\r\n")
+    assert r.line().startswith(b"+ ")
+    with smtplib.SMTP(HOST, server.smtp_port, timeout=10, local_hostname="client.test") as c:
+        c.sendmail("idle@remote.test", [user],
+                   b"From: idle@remote.test\r\nSubject: idle\r\n\r\nhello\r\n")
+    r.sock.settimeout(10)
+    line = r.line()
+    while b"EXISTS" not in line:
+        line = r.line()
+    assert line == b"* %d EXISTS\r\n" % (n + 1), line
+    r.send(b"DONE\r\n")
+    lines, status = r.until(b"i1")
+    assert status.startswith(b"OK"), status
     r.close()
 
 
