@@ -474,7 +474,8 @@ int conn_read_line(struct conn *c, size_t max, char **line_r, size_t *len_r)
 		if (c->discarding) {
 			if (p.pos < 0) {
 				evbuffer_drain(in, evbuffer_get_length(in));
-				if (c->z != NULL && conn_input_length(c) > 0)
+				/* under COMPRESS, more may inflate from the raw input */
+				if (c->z != NULL && conn_compress_fill(c, max) > 0)
 					continue;
 				return 0;
 			}
@@ -579,13 +580,23 @@ void conn_printf(struct conn *c, const char *fmt, ...)
 	if (c->z == NULL) {
 		evbuffer_add_vprintf(bufferevent_get_output(c->bev), fmt, ap);
 	} else {
-		struct evbuffer *tmp = evbuffer_new();
-		if (tmp == NULL)
-			log_panic("out of memory");
-		evbuffer_add_vprintf(tmp, fmt, ap);
-		size_t n = evbuffer_get_length(tmp);
-		conn_compress_write(c, evbuffer_pullup(tmp, -1), n);
-		evbuffer_free(tmp);
+		/* most lines fit on the stack; a longer one is formatted again, in full */
+		char small[512];
+		va_list again;
+		va_copy(again, ap);
+		int n = vsnprintf(small, sizeof(small), fmt, ap);
+		if (n >= 0 && (size_t)n < sizeof(small)) {
+			conn_compress_write(c, small, (size_t)n);
+		} else if (n >= 0) {
+			struct evbuffer *tmp = evbuffer_new();
+			if (tmp == NULL)
+				log_panic("out of memory");
+			evbuffer_add_vprintf(tmp, fmt, again);
+			size_t len = evbuffer_get_length(tmp);
+			conn_compress_write(c, evbuffer_pullup(tmp, -1), len);
+			evbuffer_free(tmp);
+		}
+		va_end(again);
 	}
 	va_end(ap);
 }

@@ -144,6 +144,13 @@ def test_compress_twice_is_refused(server, user):
     assert out[-1].startswith(b"NO [COMPRESSIONACTIVE]"), out
     # still compressed, once: the session goes on
     assert r.cmd(b"SELECT INBOX")[-1].startswith(b"OK")
+    # a reply line longer than the server's on-stack formatting buffer (512 octets)
+    tag = b"T" * 900
+    r.send(tag + b" NOOP\r\n")
+    line = r.line()
+    while not line.startswith(tag):
+        line = r.line()
+    assert line.startswith(tag + b" OK ") and line.endswith(b"\r\n"), line[-60:]
     r.close()
 
 
