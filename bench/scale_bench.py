@@ -38,6 +38,7 @@ import report_section  # noqa: E402
 MARK_START = "<!-- scale-bench start -->"
 MARK_END = "<!-- scale-bench end -->"
 PEER_MAX = 1000  # Dovecot's imap processes: peer.sh's default_process_limit is 1100
+OPEN_TIMEOUT = 120  # seconds from connect to "+ idling" for one session
 
 
 def load_run():
@@ -129,7 +130,11 @@ async def open_many(port, plan, ctx, parallel, log, what):
     async def one(i, user, pw):
         async with sem:
             try:
-                sessions.append(await open_session(port, source_ip(i), user, pw, ctx))
+                # a server at its limit may leave a connection waiting: a failure, not a hang
+                sessions.append(await asyncio.wait_for(
+                    open_session(port, source_ip(i), user, pw, ctx), OPEN_TIMEOUT))
+            except asyncio.TimeoutError:
+                errors.append("no IDLE within %d s" % OPEN_TIMEOUT)
             except (OSError, ConnectionError, asyncio.IncompleteReadError, ssl.SSLError) as e:
                 errors.append(str(e))
 
