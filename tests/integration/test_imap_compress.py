@@ -274,3 +274,41 @@ def test_compressed_slow_reader_costs_bounded_memory(fresh_server):
     assert len(lines) == 8
     assert fetched_bodies(lines + [status]) == [msgs[i % 2] for i in range(8)]
     r.close()
+
+
+def test_inflate_bomb_in_a_literal(server, user):
+    """A non-synchronizing APPEND literal announced at 1 GiB, its octets zeros (64 MiB of them
+    sent in about 64 KiB): refused at the announcement ([TOOBIG], the session closes, RFC
+    9051 §7.1 / RFC 7888), before any of it is inflated into memory."""
+    z = zlib.compressobj(9, zlib.DEFLATED, -15)
+    parts = [z.compress(b"L1 APPEND INBOX {1073741824+}\r\n")]
+    zeros = bytes(MIB)
+    for _ in range(64):
+        parts.append(z.compress(zeros))
+    parts.append(z.flush(zlib.Z_SYNC_FLUSH))
+    payload = b"".join(parts)
+    pid = server.proc.pid
+    before = vm_rss(pid)
+    r = Raw(server, user, PASSWORD)
+    r.compress()
+    try:
+        r.sock.sendall(payload)
+    except OSError:
+        pass
+    got = b""
+    while True:
+        try:
+            line = r.f.readline()
+        except OSError:
+            break
+        if not line:
+            break
+        got += line
+    assert b"[TOOBIG]" in got, got
+    r.close()
+    grown = vm_rss(pid) - before
+    assert grown < 32 * MIB, "RSS grew by %d MiB" % (grown // MIB)
+    other = Raw(server, user, PASSWORD)
+    other.compress()
+    assert other.cmd(b"NOOP")[-1].startswith(b"OK")
+    other.close()
