@@ -60,6 +60,7 @@ static const struct imap_command_def imap_commands[] = {
     {"UID MOVE", cmd_copy, IMAP_CMD_SEL},
     {"SEARCH", cmd_search, IMAP_CMD_SEL},
     {"UID SEARCH", cmd_search, IMAP_CMD_SEL},
+    {"COMPRESS", cmd_compress, IMAP_CMD_LOGGED_IN},
     {"GETQUOTAROOT", cmd_getquotaroot, IMAP_CMD_LOGGED_IN},
     {"GETQUOTA", cmd_getquota, IMAP_CMD_LOGGED_IN},
     {"SETQUOTA", cmd_setquota, IMAP_CMD_LOGGED_IN},

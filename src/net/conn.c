@@ -65,6 +65,7 @@ static void conn_destroy(struct conn *c)
 		bufferevent_free(c->bev);
 		c->bev = NULL;
 	}
+	conn_compress_free(c);
 	if (c->connect_fd >= 0) {
 		close(c->connect_fd);
 		c->connect_fd = -1;
@@ -108,12 +109,15 @@ static void conn_timer_cb(evutil_socket_t fd, short what, void *arg)
 }
 
 /* Octets not yet handed to the kernel: with TLS over a filter, also those the filter has
- * already encrypted into the socket bufferevent below it. */
+ * already encrypted into the socket bufferevent below it; with COMPRESS, one more while
+ * deflated output awaits its flush (held in zlib). */
 static size_t conn_unsent(const struct conn *c)
 {
 	if (c->bev == NULL)
 		return 0;
 	size_t n = evbuffer_get_length(bufferevent_get_output(c->bev));
+	if (conn_compress_pending(c))
+		n++;
 	struct bufferevent *under = bufferevent_get_underlying(c->bev);
 	if (under != NULL)
 		n += evbuffer_get_length(bufferevent_get_output(under));
@@ -440,16 +444,39 @@ static void conn_event_cb(struct bufferevent *bev, short what, void *arg)
 	}
 }
 
+/* The input the protocol reads: the inflated one under COMPRESS, filled up to want octets
+ * (what the read needs; never more plus one step, whatever the peer's compressed input
+ * inflates to). NULL when there is none (or the compressed stream broke). */
+static struct evbuffer *conn_input(struct conn *c, size_t want)
+{
+	if (c->bev == NULL || c->dead)
+		return NULL;
+	if (c->z == NULL)
+		return bufferevent_get_input(c->bev);
+	if (conn_compress_fill(c, want) < 0)
+		return NULL;
+	return conn_compress_input(c);
+}
+
+/* Octets a chunked read (conn_peek, conn_read_bytes) inflates ahead under COMPRESS. */
+#define CONN_INFLATE_CHUNK ((size_t)64 * 1024)
+
 int conn_read_line(struct conn *c, size_t max, char **line_r, size_t *len_r)
 {
-	if (c->bev == NULL)
+	struct evbuffer *in = conn_input(c, max);
+	if (in == NULL)
 		return 0;
-	struct evbuffer *in = bufferevent_get_input(c->bev);
 	for (;;) {
+		/* under COMPRESS, inflate up to max (more may be buffered after a drain) */
+		if (c->z != NULL && conn_compress_fill(c, max) < 0)
+			return 0;
 		struct evbuffer_ptr p = evbuffer_search(in, "\n", 1, NULL);
 		if (c->discarding) {
 			if (p.pos < 0) {
 				evbuffer_drain(in, evbuffer_get_length(in));
+				/* under COMPRESS, more may inflate from the raw input */
+				if (c->z != NULL && conn_compress_fill(c, max) > 0)
+					continue;
 				return 0;
 			}
 			evbuffer_drain(in, (size_t)p.pos + 1);
@@ -486,18 +513,20 @@ int conn_read_line(struct conn *c, size_t max, char **line_r, size_t *len_r)
 
 size_t conn_read_bytes(struct conn *c, void *dst, size_t max)
 {
-	if (c->bev == NULL)
+	struct evbuffer *in = conn_input(c, max < CONN_INFLATE_CHUNK ? max : CONN_INFLATE_CHUNK);
+	if (in == NULL)
 		return 0;
-	int n = evbuffer_remove(bufferevent_get_input(c->bev), dst, max);
+	int n = evbuffer_remove(in, dst, max);
 	return n < 0 ? 0 : (size_t)n;
 }
 
 size_t conn_peek(struct conn *c, const unsigned char **data_r)
 {
-	if (c->bev == NULL)
+	struct evbuffer *in = conn_input(c, CONN_INFLATE_CHUNK);
+	if (in == NULL)
 		return 0;
 	struct evbuffer_iovec v;
-	if (evbuffer_peek(bufferevent_get_input(c->bev), -1, NULL, &v, 1) < 1 || v.iov_len == 0)
+	if (evbuffer_peek(in, -1, NULL, &v, 1) < 1 || v.iov_len == 0)
 		return 0;
 	*data_r = v.iov_base;
 	return v.iov_len;
@@ -505,13 +534,20 @@ size_t conn_peek(struct conn *c, const unsigned char **data_r)
 
 void conn_consume(struct conn *c, size_t n)
 {
-	if (c->bev != NULL)
-		evbuffer_drain(bufferevent_get_input(c->bev), n);
+	if (c->bev == NULL)
+		return;
+	evbuffer_drain(c->z != NULL ? conn_compress_input(c) : bufferevent_get_input(c->bev), n);
 }
 
 size_t conn_input_length(struct conn *c)
 {
-	return c->bev == NULL ? 0 : evbuffer_get_length(bufferevent_get_input(c->bev));
+	if (c->bev == NULL)
+		return 0;
+	size_t n = evbuffer_get_length(bufferevent_get_input(c->bev));
+	/* under COMPRESS: inflated octets, and at least one more while raw ones wait */
+	if (c->z != NULL)
+		n = evbuffer_get_length(conn_compress_input(c)) + (n > 0);
+	return n;
 }
 
 void conn_discard_input(struct conn *c)
@@ -520,12 +556,18 @@ void conn_discard_input(struct conn *c)
 		return;
 	struct evbuffer *in = bufferevent_get_input(c->bev);
 	evbuffer_drain(in, evbuffer_get_length(in));
+	if (c->z != NULL)
+		evbuffer_drain(conn_compress_input(c), evbuffer_get_length(conn_compress_input(c)));
 	c->discarding = false;
 }
 
 void conn_write(struct conn *c, const void *data, size_t len)
 {
-	if (c->bev != NULL && !c->dead)
+	if (c->bev == NULL || c->dead)
+		return;
+	if (c->z != NULL)
+		conn_compress_write(c, data, len);
+	else
 		bufferevent_write(c->bev, data, len);
 }
 
@@ -535,7 +577,27 @@ void conn_printf(struct conn *c, const char *fmt, ...)
 		return;
 	va_list ap;
 	va_start(ap, fmt);
-	evbuffer_add_vprintf(bufferevent_get_output(c->bev), fmt, ap);
+	if (c->z == NULL) {
+		evbuffer_add_vprintf(bufferevent_get_output(c->bev), fmt, ap);
+	} else {
+		/* most lines fit on the stack; a longer one is formatted again, in full */
+		char small[512];
+		va_list again;
+		va_copy(again, ap);
+		int n = vsnprintf(small, sizeof(small), fmt, ap);
+		if (n >= 0 && (size_t)n < sizeof(small)) {
+			conn_compress_write(c, small, (size_t)n);
+		} else if (n >= 0) {
+			struct evbuffer *tmp = evbuffer_new();
+			if (tmp == NULL)
+				log_panic("out of memory");
+			evbuffer_add_vprintf(tmp, fmt, again);
+			size_t len = evbuffer_get_length(tmp);
+			conn_compress_write(c, evbuffer_pullup(tmp, -1), len);
+			evbuffer_free(tmp);
+		}
+		va_end(again);
+	}
 	va_end(ap);
 }
 
@@ -580,7 +642,7 @@ void conn_resume(struct conn *c)
 
 int conn_start_tls(struct conn *c)
 {
-	if (c->tls == NULL || c->tls_active || c->tls_pending || c->bev == NULL)
+	if (c->tls == NULL || c->tls_active || c->tls_pending || c->bev == NULL || c->z != NULL)
 		return -1;
 	SSL *ssl = SSL_new(tls_ctx_ssl_ctx(c->tls));
 	if (ssl == NULL)
@@ -639,6 +701,7 @@ void conn_close(struct conn *c)
 	if (c->dead || c->closing)
 		return;
 	c->closing = true;
+	conn_compress_flush(c); /* the last words must be decodable */
 	if (c->bev != NULL)
 		bufferevent_disable(c->bev, EV_READ);
 	/* Give a slow reader 10 seconds to take our last words, then drop it. */
@@ -890,7 +953,8 @@ static int conn_dane_setup(SSL *ssl, const struct conn_tls_client_params *p)
 int conn_start_tls_client(struct conn *c, struct tls_ctx *ctx,
                           const struct conn_tls_client_params *p)
 {
-	if (c->tls_active || c->tls_pending || c->bev == NULL || c->dead || c->closing)
+	if (c->tls_active || c->tls_pending || c->bev == NULL || c->dead || c->closing ||
+	    c->z != NULL)
 		return -1;
 	SSL *ssl = SSL_new(tls_ctx_ssl_ctx(ctx));
 	if (ssl == NULL)

@@ -105,6 +105,18 @@ bool conn_is_tls(const struct conn *conn);
 /* "TLSv1.3 with cipher TLS_AES_256_GCM_SHA384 (256/256 bits)" or "" without TLS. */
 const char *conn_tls_description(const struct conn *conn);
 
+/* COMPRESS=DEFLATE (RFC 4978): from now on input is inflated and output deflated (raw
+ * DEFLATE, sync-flushed at the end of each loop turn that wrote), between the protocol and
+ * the socket or TLS layer. Output queued before this call goes uncompressed (the protocol
+ * writes its OK first); input buffered after the command line is taken as compressed. Reads
+ * inflate only what they need (a line up to its max, a chunk of bytes), so a small input
+ * that inflates hugely meets the protocol's limits, not memory. A corrupt stream closes the
+ * connection (on_closed follows; conn_error() says so). conn_output_length() counts the
+ * compressed octets. -1 when already active, or during a TLS handshake. STARTTLS is
+ * refused once compression is on (conn_start_tls returns -1). */
+int conn_start_compress(struct conn *conn) __attribute__((warn_unused_result));
+bool conn_is_compressed(const struct conn *conn);
+
 /* Idle timeout in seconds (0 = none) for reading. */
 void conn_set_timeout(struct conn *conn, unsigned seconds);
 /* One-shot timer; 0 cancels. */

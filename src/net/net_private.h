@@ -50,6 +50,7 @@ struct conn {
 	char tls_verify[200];
 	int tls_failure;                 /* enum conn_tls_failure of a failed client handshake */
 	char local_ip[INET6_ADDRSTRLEN]; /* conn_local_ip() of an outbound connection */
+	struct conn_compress *z;         /* COMPRESS=DEFLATE, NULL when off (conn_compress.c) */
 };
 
 /* Create a connection on loop for an accepted socket (implicit TLS when tls_now). Returns
@@ -60,6 +61,19 @@ struct conn *conn_new(struct net_loop *loop, int fd, const char *ip, int local_p
 struct event_base *net_loop_base(struct net_loop *loop);
 void net_loop_conn_added(struct net_loop *loop, struct conn *conn);
 void net_loop_conn_removed(struct net_loop *loop, struct conn *conn);
+/* COMPRESS (conn_compress.c), only while c->z is set. The inflated input the protocol
+ * reads; fill it from the raw input up to target octets (1 added, 0 nothing, -1 the peer's
+ * stream is corrupt: the connection is closing). */
+struct evbuffer *conn_compress_input(struct conn *c);
+int conn_compress_fill(struct conn *c, size_t target);
+/* Deflate output into the raw output; a flush follows on this loop turn. */
+void conn_compress_write(struct conn *c, const void *data, size_t len);
+/* Sync-flush what was deflated since the last flush (nothing when nothing was). */
+void conn_compress_flush(struct conn *c);
+/* Output was deflated and not yet flushed. */
+bool conn_compress_pending(const struct conn *c);
+/* At destroy (NULL z: nothing). */
+void conn_compress_free(struct conn *c);
 /* The conn structure was freed (after on_closed and the last conn_unhold). */
 void net_loop_conn_freed(struct net_loop *loop);
 

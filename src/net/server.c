@@ -12,6 +12,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <fcntl.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
 #include <time.h>
 #include <unistd.h>
@@ -318,8 +319,27 @@ static void net_accept_cb(struct net_loop *loop, struct net_listen *li, int fd, 
 	li->accept(c, li->accept_ctx);
 }
 
+/* Every connection is a descriptor (two under an outbound relay): the soft limit, often
+ * 1024, would cap the connections long before memory does. Raise it to the hard limit,
+ * which needs no privilege. */
+static void net_raise_nofile(void)
+{
+	struct rlimit rl;
+	if (getrlimit(RLIMIT_NOFILE, &rl) < 0 || rl.rlim_cur == rl.rlim_max)
+		return;
+	rlim_t was = rl.rlim_cur;
+	rl.rlim_cur = rl.rlim_max;
+	if (setrlimit(RLIMIT_NOFILE, &rl) < 0)
+		log_warn("event=rlimit-nofile error=\"%s\" soft=%llu", strerror(errno),
+		         (unsigned long long)was);
+	else
+		log_info("event=rlimit-nofile from=%llu to=%llu", (unsigned long long)was,
+		         (unsigned long long)rl.rlim_max);
+}
+
 struct net_server *net_server_new(unsigned threads, const struct limits *limits)
 {
+	net_raise_nofile();
 	if (evthread_use_pthreads() < 0)
 		log_fatal("libevent: no pthreads support");
 	if (threads == 0) {

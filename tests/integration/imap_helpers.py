@@ -5,6 +5,7 @@ import re
 import socket
 import ssl
 import time
+import zlib
 
 from conftest import HOST
 
@@ -35,23 +36,90 @@ def wait_imap(server):
                 time.sleep(0.05)
 
 
-class Raw:
-    """A raw IMAP client over implicit TLS: send bytes, read lines and whole responses.
-    Logged in as user (with password) unless user is None."""
+class Inflating:
+    """The reading side of COMPRESS=DEFLATE (RFC 4978): readline() and read(n) over the
+    inflated stream of sock. raw_in counts the compressed octets received."""
 
-    def __init__(self, server, user=None, password=None):
+    def __init__(self, sock):
+        self.sock, self.z, self.buf, self.raw_in = sock, zlib.decompressobj(-15), bytearray(), 0
+
+    def _more(self):
+        data = self.sock.recv(256 * 1024)
+        if not data:
+            return False
+        self.raw_in += len(data)
+        self.buf += self.z.decompress(data)
+        return True
+
+    def _take(self, n):
+        out = bytes(self.buf[:n])
+        del self.buf[:n]
+        return out
+
+    def readline(self):
+        start = 0
+        while True:
+            i = self.buf.find(b"\n", start)
+            if i >= 0:
+                return self._take(i + 1)
+            start = len(self.buf)
+            if not self._more():
+                return self._take(len(self.buf))
+
+    def read(self, n):
+        while len(self.buf) < n and self._more():
+            pass
+        return self._take(n)
+
+    def close(self):
+        pass
+
+
+class Raw:
+    """A raw IMAP client: send bytes, read lines and whole responses. Logged in as user
+    (with password) unless user is None. mode: "tls" (implicit TLS, 993), "starttls" (143,
+    then STARTTLS) or "plain" (143 without TLS: LOGIN needs allow_plaintext_auth). After
+    compress() (or COMPRESS sent by hand and start_deflate()) everything goes both ways
+    through raw DEFLATE, the client flushing after each send."""
+
+    def __init__(self, server, user=None, password=None, mode="tls", rcvbuf=None):
         wait_imap(server)
-        self.sock = tls_ctx().wrap_socket(
-            socket.create_connection((HOST, imap_ports(server)[1]), timeout=10))
+        port = imap_ports(server)[1 if mode == "tls" else 0]
+        sock = socket.create_connection((HOST, port), timeout=10)
+        if rcvbuf:
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, rcvbuf)
+        self.z_out = None
+        if mode == "starttls":
+            f = sock.makefile("rb")
+            assert f.readline().startswith(b"* OK")
+            sock.sendall(b"s STARTTLS\r\n")
+            assert f.readline().startswith(b"s OK")
+            f.close()
+        self.sock = tls_ctx().wrap_socket(sock) if mode in ("tls", "starttls") else sock
         self.f = self.sock.makefile("rb")
-        assert self.line().startswith(b"* OK")
+        if mode != "starttls":
+            assert self.line().startswith(b"* OK")
         self.n = 0
         self.server, self.user, self.password = server, user, password
         if user is not None:
             out = self.cmd(b"LOGIN %s \"%s\"" % (user.encode(), password.encode()))
             assert out[-1].startswith(b"OK"), out
 
+    def compress(self):
+        """COMPRESS DEFLATE; the tagged OK, then compression both ways."""
+        out = self.cmd(b"COMPRESS DEFLATE")
+        assert out[-1].startswith(b"OK"), out
+        self.start_deflate()
+
+    def start_deflate(self):
+        # The server says nothing after its OK until asked: nothing is read ahead.
+        self.f.close()
+        self.f = Inflating(self.sock)
+        self.z_out = zlib.compressobj(6, zlib.DEFLATED, -15)
+
     def send(self, data):
+        if self.z_out is not None:
+            data = self.z_out.compress(data) + self.z_out.flush(zlib.Z_SYNC_FLUSH)
         self.sock.sendall(data)
 
     def line(self):

@@ -98,7 +98,7 @@ def test_scripts_parse():
     for sh in ("peers/peer.sh", "peers/install.sh"):
         p = subprocess.run(["bash", "-n", str(BENCH / sh)], capture_output=True, text=True)
         assert p.returncode == 0, (sh, p.stderr)
-    for script in ("run", "smtp_latency.py", "fsync_probe.py"):
+    for script in ("run", "smtp_latency.py", "fsync_probe.py", "scale_bench.py"):
         path = BENCH / script
         assert os.access(path, os.X_OK), script
         p = subprocess.run([sys.executable, str(path), "--help"], capture_output=True,
@@ -480,3 +480,37 @@ def test_cluster_bench_report_and_merge(tmp_path):
     again = C.carry_over(text, "# Benchmarks\n\n## How it is measured\n\nz\n")
     assert again.count("## Cluster") == 1
     assert C.carry_over(text, section) == section
+
+
+# ---------------------------------------------------------------------------
+# bench/scale_bench.py (bench/run --only scale)
+
+
+def test_scale_bench_tiny_run_and_report(tmp_path):
+    """The scale benchmark with 30 connections over 3 mailboxes (3 over TLS), Posthorn only
+    (this build): every session logs in, selects, idles and sees its mailbox's delivery as
+    EXISTS; source addresses are spread over 127.x; the section merges into a page."""
+    import auth_bench
+    import scale_bench
+    from conftest import BIN
+    assert scale_bench.source_ip(0) != scale_bench.source_ip(250)
+    assert scale_bench.source_ip(0) == scale_bench.source_ip(249)
+    R = auth_bench.load_run()
+    try:
+        res = scale_bench.run(R, str(BIN), tmp_path, 30, mailboxes=3, peer=False,
+                              log=lambda m: None)
+    finally:
+        R.stop_all()
+    r = res["posthorn"]
+    assert (r["connections"], r["tls"], r["plain_failed"], r["tls_failed"]) == (30, 3, 0, 0), r
+    assert r["exists_seen"] == 30, r
+    assert r["latency_ms"]["p50"] <= r["latency_ms"]["p99"] <= r["latency_ms"]["max"] < 60000
+    page = tmp_path / "benchmarks.md"
+    page.write_text("# Benchmarks\n\n## How it is measured\n\ny\n")
+    scale_bench.merge_into(page, scale_bench.report(res))
+    scale_bench.merge_into(page, scale_bench.report(res))
+    text = page.read_text()
+    assert text.count("## Scale: idle IMAP connections") == 1
+    assert "| Posthorn | 30 (27 plain, 3 TLS) | VmRSS |" in text
+    again = scale_bench.carry_over(text, "# Benchmarks\n\n## How it is measured\n\nz\n")
+    assert again.count("## Scale") == 1

@@ -85,3 +85,23 @@ def test_accept_backs_off_at_the_descriptor_limit_and_recovers(server):
             if time.monotonic() > deadline:
                 raise
             time.sleep(0.2)
+
+
+def test_soft_descriptor_limit_is_raised_to_the_hard_one(tmp_path_factory):
+    """Started with a soft RLIMIT_NOFILE of 256 (systemd's and many shells' 1024 would cap
+    the connections the same way), the server raises it to the hard limit at start."""
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if hard != resource.RLIM_INFINITY and hard <= 256:
+        pytest.skip("hard limit %d too low to see a raise" % hard)
+    srv = make_server(tmp_path_factory, "nofile", {"threads": 1})
+    resource.setrlimit(resource.RLIMIT_NOFILE, (256, hard))
+    try:
+        srv.start()  # inherits the lowered soft limit
+    finally:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (soft, hard))
+    try:
+        got = resource.prlimit(srv.proc.pid, resource.RLIMIT_NOFILE)
+        assert got == (hard, hard), got
+        assert "event=rlimit-nofile from=256 to=%d" % hard in srv.log_text()
+    finally:
+        srv.stop_and_check()
