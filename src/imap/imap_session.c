@@ -133,7 +133,7 @@ bool imap_session_plaintext_ok(const struct imap_session *s)
 
 const char *imap_session_capabilities(struct imap_session *s)
 {
-	static _Thread_local char caps[512];
+	static _Thread_local char caps[1024];
 	const char *tls = !conn_is_tls(s->conn) ? " STARTTLS" : "";
 	if (s->state == IMAP_STATE_NOT_AUTHENTICATED) {
 		const char *auth = imap_session_plaintext_ok(s)
@@ -148,7 +148,8 @@ const char *imap_session_capabilities(struct imap_session *s)
 		    "UTF8=ACCEPT UIDPLUS ESEARCH SEARCHRES MOVE MULTIAPPEND APPENDLIMIT=%llu "
 		    "CHILDREN "
 		    "SPECIAL-USE CREATE-SPECIAL-USE LIST-EXTENDED LIST-STATUS STATUS=SIZE BINARY "
-		    "CONDSTORE QRESYNC QUOTA QUOTA=RES-STORAGE QUOTA=RES-MESSAGE",
+		    "CONDSTORE QRESYNC QUOTA QUOTA=RES-STORAGE QUOTA=RES-MESSAGE "
+		    "SORT SORT=DISPLAY ESORT THREAD=ORDEREDSUBJECT THREAD=REFERENCES WITHIN",
 		    (unsigned long long)s->limits->message_size);
 	}
 	return caps;
