@@ -216,17 +216,46 @@ char *imap_sort_base_subject(struct arena *arena, const char *subject, size_t le
 	return arena_strndup(arena, s + b, e - b);
 }
 
+/* Canonical decomposition (NFD) of the Latin-1 letters U+00E0..U+00FF, after case folding:
+ * the base letter and the combining mark's offset from U+0300; base 0: none. */
+static const struct {
+	char base;
+	unsigned char mark;
+} sort_latin1_nfd[32] = {
+    {'a', 0x00}, {'a', 0x01}, {'a', 0x02}, {'a', 0x03}, {'a', 0x08}, {'a', 0x0A}, {0, 0},
+    {'c', 0x27}, {'e', 0x00}, {'e', 0x01}, {'e', 0x02}, {'e', 0x08}, {'i', 0x00}, {'i', 0x01},
+    {'i', 0x02}, {'i', 0x08}, {0, 0},       {'n', 0x03}, {'o', 0x00}, {'o', 0x01}, {'o', 0x02},
+    {'o', 0x03}, {'o', 0x08}, {0, 0},       {0, 0},       {'u', 0x00}, {'u', 0x01}, {'u', 0x02},
+    {'u', 0x08}, {'y', 0x01}, {0, 0},       {'y', 0x08},
+};
+
 char *imap_sort_collate(struct arena *arena, const char *s, size_t len)
 {
 	if (len > IMAP_SORT_STRING_MAX)
 		len = IMAP_SORT_STRING_MAX;
 	size_t n;
-	char *f = imap_search_doc_fold(arena, (const unsigned char *)s, len, &n);
-	/* i;unicode-casemap compares titlecase: ASCII letters upper, so "_" sorts after them */
-	for (size_t i = 0; i < n; i++)
-		if (f[i] >= 'a' && f[i] <= 'z')
-			f[i] = (char)(f[i] - 32);
-	return f;
+	const char *f = imap_search_doc_fold(arena, (const unsigned char *)s, len, &n);
+	/* i;unicode-casemap (RFC 5051) compares the titlecased NFKD form: ASCII letters upper
+	 * (so "_" sorts after them), Latin-1 letters decomposed (an accented letter next to its
+	 * base letter; 2 octets become 3) */
+	char *out = arena_alloc(arena, n + n / 2 + 1);
+	size_t o = 0;
+	for (size_t i = 0; i < n; i++) {
+		unsigned char c = (unsigned char)f[i];
+		if (c == 0xC3 && i + 1 < n && (unsigned char)f[i + 1] >= 0xA0 &&
+		    (unsigned char)f[i + 1] <= 0xBF &&
+		    sort_latin1_nfd[(unsigned char)f[i + 1] - 0xA0].base != 0) {
+			unsigned k = (unsigned char)f[i + 1] - 0xA0;
+			out[o++] = (char)(sort_latin1_nfd[k].base - 32);
+			out[o++] = (char)0xCC;
+			out[o++] = (char)(0x80 + sort_latin1_nfd[k].mark);
+			i++;
+			continue;
+		}
+		out[o++] = c >= 'a' && c <= 'z' ? (char)(c - 32) : (char)c;
+	}
+	out[o] = '\0';
+	return out;
 }
 
 /* ---- dates (RFC 5322 §3.3, §4.3) ---- */

@@ -52,9 +52,10 @@ bool imap_sort_needs_header(const struct imap_sort_crit *v, size_t count);
  * or a "[fwd: ...]" wrapping was removed (used by THREAD REFERENCES step 5). */
 char *imap_sort_base_subject(struct arena *arena, const char *s, size_t len, bool *reply_r);
 
-/* The comparison key of UTF-8 text s[0..len): case-folded (imap_search_doc_fold()) with
- * ASCII letters then made upper case, so that strcmp() orders as i;unicode-casemap (RFC
- * 5051) does for the usual scripts; at most IMAP_SORT_STRING_MAX octets. In arena. */
+/* The comparison key of UTF-8 text s[0..len) (its first IMAP_SORT_STRING_MAX octets):
+ * case-folded (imap_search_doc_fold()), ASCII letters then made upper case and the Latin-1
+ * letters decomposed (NFD), so that strcmp() orders as i;unicode-casemap (RFC 5051:
+ * titlecase, then NFKD) does for Latin, Greek and Cyrillic text. In arena. */
 char *imap_sort_collate(struct arena *arena, const char *s, size_t len);
 
 /* An RFC 5322 date-time ("[Day,] d Mon yyyy hh:mm[:ss] zone", obsolete years and zone
