@@ -149,8 +149,17 @@ static void cmd_sort_hit(struct imap_session *s, struct cmd_sort_op *o, uint32_t
 		len = 0;
 	}
 	if (!o->thread) {
-		struct imap_sort_msg k = {
-		    .seq = idx + 1, .uid = m->uid, .size = m->size, .arrival = m->date};
+		struct imap_sort_msg k = {.seq = idx + 1,
+		                          .uid = m->uid,
+		                          .size = m->size,
+		                          .arrival = m->date,
+		                          .date = m->date,
+		                          .subject = "",
+		                          .from = "",
+		                          .to = "",
+		                          .cc = "",
+		                          .display_from = "",
+		                          .display_to = ""};
 		if (o->header) {
 			imap_sort_msg_headers(o->scratch, o->crit, o->crit_count, hdr, len, &k);
 			k.subject = cmd_sort_keep(o, k.subject);
