@@ -471,6 +471,7 @@ void imap_sort_msg_headers(struct arena *arena, const struct imap_sort_crit *v, 
 {
 	bool date_done = false;
 	m->date = m->arrival;
+	m->subject = m->from = m->to = m->cc = m->display_from = m->display_to = NULL;
 	struct mime_field_iter it;
 	struct mime_field f;
 	mime_field_iter_init(&it, hdr, 0, len);

@@ -73,9 +73,9 @@ struct imap_sort_msg {
 	const char *subject, *from, *to, *cc, *display_from, *display_to;
 };
 
-/* Fill m's header keys that v needs from len octets of the message's header section (a
- * prefix of the message holding at least its header; may be all of it). m->arrival must
- * be set first (the fallback date). Strings in arena. Never fails; broken input gives
+/* Set m's header keys (all of them: those v does not need become "") from len octets of the message's header section (a
+ * prefix of the message holding at least its header; may be all of it), and m->date.
+ * m->arrival must be set first (the fallback date). Strings in arena. Never fails; broken input gives
  * empty keys. */
 void imap_sort_msg_headers(struct arena *arena, const struct imap_sort_crit *v, size_t count,
                            const unsigned char *hdr, size_t len, struct imap_sort_msg *m);

@@ -295,6 +295,20 @@ static void test_sort_keys(void **state)
 	assert_string_equal(sort_order("(DISPLAYTO)"), "2 5 3 6 1 4");
 }
 
+/* Keys set before (e.g. defaults of a caller) are replaced, not kept. */
+static void test_sort_msg_headers_resets(void **state)
+{
+	(void)state;
+	struct imap_sort_crit v[2] = {{IMAP_SORT_SUBJECT, false}, {IMAP_SORT_FROM, false}};
+	struct imap_sort_msg m = {.arrival = 7, .date = 99, .subject = "", .from = "old"};
+	const char *h = "From: x@y\r\nSubject: Re: hi\r\n\r\n";
+	imap_sort_msg_headers(arena, v, 2, (const unsigned char *)h, strlen(h), &m);
+	assert_string_equal(m.subject, "HI");
+	assert_string_equal(m.from, "X");
+	assert_string_equal(m.to, "");
+	assert_int_equal(m.date, 7);
+}
+
 static void test_sort_cmp_ties(void **state)
 {
 	(void)state;
@@ -568,6 +582,7 @@ int main(void)
 	    cmocka_unit_test_setup_teardown(test_dates, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_program, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_sort_keys, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_sort_msg_headers_resets, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_sort_cmp_ties, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_thread_simple, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_thread_siblings_by_date, setup, teardown),
