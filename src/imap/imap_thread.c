@@ -27,8 +27,8 @@ int imap_thread_algo_parse(const char *name, enum imap_thread_algo *algo_r)
 
 /* ---- header keys ---- */
 
-/* The next "<id>" of s[*p..len) holding an '@' between other octets and no white space:
- * its text without <> in arena, or NULL when none is left. */
+/* The next "<id>" of s[*p..len) holding an '@' between other octets, no white space and at
+ * most IMAP_THREAD_ID_MAX octets: its text without <> in arena, or NULL when none is left. */
 static const char *thread_next_id(struct arena *a, const char *s, size_t len, size_t *p)
 {
 	while (*p < len) {
@@ -43,7 +43,7 @@ static const char *thread_next_id(struct arena *a, const char *s, size_t len, si
 			e++;
 		}
 		*p = e < len && s[e] == '>' ? e + 1 : e;
-		if (e < len && s[e] == '>' && at && !bad && e > b)
+		if (e < len && s[e] == '>' && at && !bad && e > b && e - b <= IMAP_THREAD_ID_MAX)
 			return arena_strndup(a, s + b, e - b);
 	}
 	*p = len;

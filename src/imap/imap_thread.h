@@ -18,8 +18,11 @@ enum imap_thread_algo {
 	IMAP_THREAD_REFERENCES,
 };
 
-/* Message-IDs of References kept per message (the last ones: those nearest the message). */
-#define IMAP_THREAD_REFS_MAX 64
+/* Message-IDs of References kept per message (the last ones: those nearest the message),
+ * and the longest id taken as valid (RFC 5322 lines are at most 998 octets; real ids are
+ * far shorter): what a thread holds per message stays small whatever the headers say. */
+#define IMAP_THREAD_REFS_MAX 32
+#define IMAP_THREAD_ID_MAX 250
 
 /* One message to thread. */
 struct imap_thread_msg {

@@ -525,7 +525,18 @@ static void test_thread_many_refs(void **state)
 	imap_thread_msg_headers(arena, (const unsigned char *)h.data, h.len, &m);
 	assert_int_equal(m.ref_count, IMAP_THREAD_REFS_MAX);
 	assert_string_equal(m.refs[IMAP_THREAD_REFS_MAX - 1], "p@x");
-	assert_string_equal(m.refs[0], "r41@x");
+	assert_string_equal(m.refs[0], "r41@x"); /* REFS_MAX + 41 ids: the last REFS_MAX kept */
+	buf_free(&h);
+	/* an id longer than IMAP_THREAD_ID_MAX is no id */
+	buf_init(&h, 1 << 16);
+	assert_int_equal(buf_puts(&h, "Message-ID: <"), 0);
+	for (int i = 0; i < IMAP_THREAD_ID_MAX; i++)
+		assert_int_equal(buf_puts(&h, "x"), 0);
+	assert_int_equal(buf_puts(&h, "@y>\r\nIn-Reply-To: <q@x>\r\n\r\n"), 0);
+	imap_thread_msg_headers(arena, (const unsigned char *)h.data, h.len, &m);
+	assert_null(m.message_id);
+	assert_int_equal(m.ref_count, 1);
+	assert_string_equal(m.refs[0], "q@x");
 	buf_free(&h);
 }
 
