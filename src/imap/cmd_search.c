@@ -86,6 +86,12 @@ bool cmd_search_saved_contains(const struct imap_session *s, uint32_t uid)
 	return false;
 }
 
+void cmd_search_saved_get(const struct imap_session *s, const uint32_t **uids_r, size_t *count_r)
+{
+	*uids_r = s->search_saved != NULL ? s->search_saved->uids : NULL;
+	*count_r = s->search_saved != NULL ? s->search_saved->count : 0;
+}
+
 /* RFC 5182 §2.4: SAVE with MIN and/or MAX alone keeps just those; otherwise every match. */
 static void cmd_search_save(struct imap_session *s, const struct cmd_search_op *o)
 {
@@ -425,6 +431,7 @@ static enum imap_step cmd_search_step(struct imap_session *s, void *op)
 	    .max_uid = s->count > 0 ? s->msgs[s->count - 1].uid : 0,
 	    .saved = s->search_saved != NULL ? s->search_saved->uids : NULL,
 	    .saved_count = s->search_saved != NULL ? s->search_saved->count : 0,
+	    .now = time(NULL),
 	};
 	for (;;) {
 		while (o->batch_pos < o->batch_count) {

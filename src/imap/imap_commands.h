@@ -86,6 +86,11 @@ void cmd_search_saved_reset(struct imap_session *s);
  * set use it when imap_seqset_is_saved(): "$" names the same messages in the UID and the
  * sequence-number forms. */
 bool cmd_search_saved_contains(const struct imap_session *s, uint32_t uid);
+/* The saved result as UIDs, ascending (NULL and 0 when empty): for SORT and THREAD. */
+void cmd_search_saved_get(const struct imap_session *s, const uint32_t **uids_r, size_t *count_r);
+/* SORT, UID SORT (RFC 5256, RFC 5957, ESORT RFC 5267) and THREAD, UID THREAD: cmd_sort.c. */
+void cmd_sort(struct imap_cmd *cmd);
+void cmd_thread(struct imap_cmd *cmd);
 
 /* Shared by LIST (LIST-STATUS) and STATUS, defined in cmd_status.c. */
 /* Bits for the status items of a list like (MESSAGES SIZE ...); 0 = BAD. */

@@ -38,7 +38,9 @@ enum search_type {
 	SK_TEXT,
 	SK_SEQ,
 	SK_UID,
-	SK_MODSEQ, /* RFC 7162 §3.1.5: MODSEQ at least number */
+	SK_MODSEQ,  /* RFC 7162 §3.1.5: MODSEQ at least number */
+	SK_OLDER,   /* RFC 5032 WITHIN: internal date at least number seconds ago */
+	SK_YOUNGER, /* RFC 5032 WITHIN: internal date less than number seconds ago */
 };
 
 struct imap_search_key {
@@ -207,6 +209,7 @@ static const struct {
     {"TO", SK_HEADER},       {"HEADER", SK_HEADER},
     {"UID", SK_UID},         {"NOT", SK_NOT},
     {"OR", SK_OR},           {"MODSEQ", SK_MODSEQ},
+    {"OLDER", SK_OLDER},     {"YOUNGER", SK_YOUNGER},
 };
 
 static const struct imap_search_key *search_fail(struct search_parser *p, const char *error)
@@ -380,6 +383,15 @@ static const struct imap_search_key *search_parse_arg_key(struct search_parser *
 		return k;
 	case SK_MODSEQ:
 		return search_parse_modseq(p, k);
+	case SK_OLDER:
+	case SK_YOUNGER:
+		/* RFC 5032 §2: OLDER / YOUNGER SP nz-number (seconds) */
+		if (a->type != IMAP_ARG_ATOM || !search_number(a->str, &k->number) ||
+		    k->number == 0 || k->number > UINT32_MAX)
+			return search_fail(
+			    p, "OLDER and YOUNGER need a number of seconds (nz-number)");
+		p->arg++;
+		return k;
 	case SK_BEFORE:
 	case SK_ON:
 	case SK_SINCE:
@@ -718,6 +730,10 @@ static int search_eval(const struct imap_search_key *k, struct search_env *e)
 		return m->size > k->number;
 	case SK_SMALLER:
 		return m->size < k->number;
+	case SK_OLDER: /* RFC 5032: older than the interval, or within it */
+		return m->internal_date <= e->ctx->now - (int64_t)k->number;
+	case SK_YOUNGER:
+		return m->internal_date > e->ctx->now - (int64_t)k->number;
 	case SK_SEQ:
 	case SK_UID:
 		if (imap_seqset_is_saved(k->set))

@@ -56,8 +56,9 @@ struct imap_search {
  *   [RETURN (opts)] [CHARSET astring] search-key *(SP search-key)
  * with every key of RFC 9051 and RFC 3501 (NEW, OLD, RECENT included; RECENT never
  * matches: this server has no \Recent) and MODSEQ [entry-name entry-type] n (RFC 7162
- * §3.1.5; messages whose MODSEQ is at least n, the entry ignored). Strings are copied
- * (case-folded) into arena, so the result does not point into args. Returns 0 with
+ * §3.1.5; messages whose MODSEQ is at least n, the entry ignored), OLDER n and YOUNGER n
+ * (RFC 5032 WITHIN: internal date at least / less than n seconds before ctx->now). Strings are
+ * copied (case-folded) into arena, so the result does not point into args. Returns 0 with
  * *search_r, or -1 with *error_r a static text for a BAD reply (unknown key or return
  * option, missing or malformed argument, nesting deeper than IMAP_SEARCH_DEPTH_MAX). The
  * charset is not checked here: see imap_search_charset_supported(). */
@@ -75,6 +76,7 @@ struct imap_search_context {
 	uint32_t max_uid;      /* highest UID in the view: '*' of a UID set (0 = none) */
 	const uint32_t *saved; /* the saved result "$" as UIDs, ascending; may be NULL */
 	size_t saved_count;
+	int64_t now; /* unix seconds: what OLDER and YOUNGER (RFC 5032) count back from */
 };
 
 /* One message as the session sees it. */

@@ -149,7 +149,9 @@ const char *imap_session_capabilities(struct imap_session *s)
 		    "CHILDREN "
 		    "SPECIAL-USE CREATE-SPECIAL-USE LIST-EXTENDED LIST-STATUS STATUS=SIZE BINARY "
 		    "CONDSTORE QRESYNC QUOTA QUOTA=RES-STORAGE QUOTA=RES-MESSAGE METADATA"
-		    " COMPRESS=DEFLATE",
+		    " COMPRESS=DEFLATE SORT SORT=DISPLAY ESORT THREAD=ORDEREDSUBJECT "
+		    "THREAD=REFERENCES"
+		    " WITHIN",
 		    (unsigned long long)s->limits->message_size);
 	}
 	ASSERT(strlen(caps) < sizeof(caps) - 1); /* never cut short */

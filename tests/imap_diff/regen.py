@@ -2,7 +2,10 @@
 """Regenerate tests/imap_diff/expected.json: what dovecot-imapd answers for ENVELOPE, BODY and
 BODYSTRUCTURE of every message of the MIME corpus (tests/mime_corpus/gen.py), BODY.PEEK[n.MIME]
 for every part n (nested too), BINARY.SIZE[n] for every leaf part, and the sequence numbers
-that a fixed list of SEARCH queries (SEARCHES) matches over the whole corpus mailbox.
+that a fixed list of SEARCH queries (SEARCHES) matches over the whole corpus mailbox, and the
+answers of SORT (SORTS) and THREAD (THREADS) over that mailbox and over a second one, "Threads",
+holding thread_corpus(): replies, a missing parent, a References loop, a self-reference,
+duplicate and missing Message-IDs, broken ids and subject-only threads.
 
 Usage (as root, on loopback only, nothing system-wide is touched):
     sh bench/peers/install.sh          # installs Debian's dovecot packages, starts nothing
@@ -27,6 +30,7 @@ import shutil
 import subprocess
 import sys
 import tempfile
+import time
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 GEN = os.path.join(HERE, "..", "mime_corpus", "gen.py")
@@ -53,6 +57,82 @@ SEARCHES = [
     ["not-seen", "NOT SEEN"],
     ["or-subject-lunch-from-taro", "OR SUBJECT lunch FROM taro"],
 ]
+
+
+# (name, SORT arguments after "SORT "), run in both mailboxes: every sort key, REVERSE, several
+# keys at once, SORT=DISPLAY, and a SORT with search criteria.
+SORTS = [
+    ["arrival", "(ARRIVAL) UTF-8 ALL"],
+    ["reverse-arrival", "(REVERSE ARRIVAL) UTF-8 ALL"],
+    ["date", "(DATE) UTF-8 ALL"],
+    ["reverse-date", "(REVERSE DATE) UTF-8 ALL"],
+    ["subject", "(SUBJECT) UTF-8 ALL"],
+    ["reverse-subject", "(REVERSE SUBJECT) UTF-8 ALL"],
+    ["subject-reverse-date", "(SUBJECT REVERSE DATE) UTF-8 ALL"],
+    ["from", "(FROM) UTF-8 ALL"],
+    ["reverse-from-date", "(REVERSE FROM DATE) UTF-8 ALL"],
+    ["to", "(TO) UTF-8 ALL"],
+    ["cc-size", "(CC SIZE) UTF-8 ALL"],
+    ["size", "(SIZE) UTF-8 ALL"],
+    ["reverse-size", "(REVERSE SIZE) US-ASCII ALL"],
+    ["displayfrom", "(DISPLAYFROM) UTF-8 ALL"],
+    ["displayto-reverse-arrival", "(DISPLAYTO REVERSE ARRIVAL) UTF-8 ALL"],
+    ["date-smaller-2000", "(DATE) UTF-8 SMALLER 2000"],
+]
+# (name, THREAD arguments after "THREAD "), run in both mailboxes.
+THREADS = [
+    ["orderedsubject", "ORDEREDSUBJECT UTF-8 ALL"],
+    ["references", "REFERENCES UTF-8 ALL"],
+    ["references-smaller-2000", "REFERENCES UTF-8 SMALLER 2000"],
+]
+
+
+def thread_corpus():
+    """The messages of the "Threads" mailbox, as bytes, in mailbox order."""
+    def msg(mid, subject, date, refs=None, irt=None, frm="Alice <alice@example.test>",
+            to="bob@example.test"):
+        h = []
+        if mid is not None:
+            h.append("Message-ID: %s" % mid)
+        if refs is not None:
+            h.append("References: %s" % refs)
+        if irt is not None:
+            h.append("In-Reply-To: %s" % irt)
+        if subject is not None:
+            h.append("Subject: %s" % subject)
+        if date is not None:
+            h.append("Date: %s" % date)
+        h.append("From: %s" % frm)
+        h.append("To: %s" % to)
+        return ("\r\n".join(h) + "\r\n\r\nbody of %s\r\n" % (mid or subject)).encode()
+
+    d = "Mon, %d Jan 2024 %02d:00:00 +0000"
+    return [
+        msg("<t1@x>", "Project plan", d % (1, 9)),
+        msg("<t2@x>", "Re: Project plan", d % (2, 9), refs="<t1@x>", frm="bob@example.test"),
+        msg("<t3@x>", "Re: Re: Project plan", d % (3, 9), refs="<t1@x> <t2@x>",
+            frm='"Carol" <carol@example.test>'),
+        msg("<t4@x>", "RE: Project plan", d % (4, 9), irt="<t2@x> (bob's message)"),
+        msg("<t5@x>", "Re: Project plan", "Thu, 4 Jan 2024 04:00:00 -0500",
+            refs="<t0@missing> <t1@x>", frm="dave@example.test"),
+        msg("<t6@x>", "loop one", d % (5, 9), refs="<t7@x>", to="Zed <zed@example.test>"),
+        msg("<t7@x>", "Re: loop one", d % (6, 9), refs="<t6@x>"),
+        msg("<t8@x>", "self", d % (7, 9), refs="<t8@x>", frm="=?UTF-8?Q?=C3=89ve?= <eve@x>"),
+        msg("<t1@x>", "[fwd: Project plan]", d % (8, 9), frm="frank@example.test"),
+        msg("<t10@x>", "Orphan", d % (9, 9), refs="<missing1@x>"),
+        msg("<t11@x>", "Re: Orphan", d % (10, 9), refs="<missing1@x>", to="a@example.test"),
+        msg(None, "Re: self", d % (11, 9)),
+        msg("<t13@x>", "Fwd: loop one (fwd)", d % (12, 9), refs="<t12@x junk", irt="<t6@x>"),
+        msg("<t14@x>", "[list] Weekly", d % (13, 9)),
+        msg("<t15@x>", "Re: [list] Weekly", d % (14, 9), frm="Bob <bob@example.test>"),
+        msg("<t16@x>", "weekly", d % (15, 9), to="undisclosed-recipients:;"),
+        msg("<t17@x>", "Re: weekly", d % (16, 9), refs="<t16@x> <t15@x> <t14@x> <t17@x>"),
+        msg("<t18@x>", "no date", None, frm="Zoe <zoe@example.test>"),
+        msg("<t19@x>", "=?UTF-8?Q?Re=3A_Orphan?=", d % (17, 9), refs="<missing1@x> <t10@x>"),
+        msg("<t20@x>", None, d % (17, 9)),
+        msg("<t21@x>", "", d % (17, 8), refs="<t20@x>"),
+        msg("<t22@x>", "Re: loop one", "broken date", refs="<t6@x> <t7@x> <t6@x>"),
+    ]
 
 
 def search_command(args):
@@ -224,6 +304,61 @@ def search_value(lines):
     return sorted(nums)
 
 
+def sort_mailboxes(corpus_data):
+    """[(mailbox, [message bytes])] that SORTS and THREADS run in: "Sorted" the MIME corpus,
+    "Threads" thread_corpus(). They are appended with fixed internal dates (append_command()),
+    so ARRIVAL and the Date fallback are the same on both servers."""
+    return [("Sorted", corpus_data), ("Threads", thread_corpus())]
+
+
+def append_command(mailbox, i, data):
+    """APPEND of the i-th message with its internal date: two messages per minute from 1 Mar
+    2024 (pairs tie, so ties are broken by sequence number); in "Threads" message 18 (no
+    Date field) has the earliest internal date and message 22 (a broken one) a date between
+    the others' Date fields."""
+    t = 1709251200 + 60 * (i // 2)
+    if mailbox == "Threads" and i == 17:
+        t = 1704000000
+    elif mailbox == "Threads" and i == 21:
+        t = 1704456000
+    date = time.strftime("%d-%b-%Y %H:%M:%S +0000", time.gmtime(t))
+    return (b'APPEND %s "%s" {%d+}\r\n' % (mailbox.encode(), date.encode(), len(data))) + data
+
+
+def sort_value(lines):
+    """The numbers of a SORT answer in its order, or status() when it failed."""
+    tagged = lines[-1].split(b" ", 2)
+    if tagged[1] != b"OK":
+        return status(lines[-1])
+    nums = []
+    for line in lines[:-1]:
+        if line.startswith(b"* SORT"):
+            nums += [int(x) for x in line[6:].split()]
+    return nums
+
+
+def thread_value(lines):
+    """The thread list of a THREAD answer as text ("" for none), or status()."""
+    tagged = lines[-1].split(b" ", 2)
+    if tagged[1] != b"OK":
+        return status(lines[-1])
+    for line in lines[:-1]:
+        if line.startswith(b"* THREAD"):
+            return line[8:].strip().decode()
+    return "missing"
+
+
+def sort_thread_answers(run, mailbox):
+    """{"MAILBOX sort NAME": [...], "MAILBOX thread NAME": "..."} for SORTS and THREADS, with
+    run(bytes) -> response lines, in the selected mailbox."""
+    out = {}
+    for name, args in SORTS:
+        out["%s sort %s" % (mailbox, name)] = sort_value(run(b"SORT " + args.encode()))
+    for name, args in THREADS:
+        out["%s thread %s" % (mailbox, name)] = thread_value(run(b"THREAD " + args.encode()))
+    return out
+
+
 def main():
     tmp = tempfile.mkdtemp(prefix="posthorn-dovecot-")
     os.chmod(tmp, 0o755)
@@ -285,19 +420,32 @@ def main():
     for sname, args in SEARCHES:
         searches[sname] = search_value(run_command(send, proc.stdout, "q",
                                                    b"SEARCH " + search_command(args)))
+    sorts = {}
+    corpus_data = []
+    for name in files:
+        with open(os.path.join(corpus, name), "rb") as f:
+            corpus_data.append(f.read())
+    for mailbox, msgs in sort_mailboxes(corpus_data):
+        run_command(send, proc.stdout, "c", b"CREATE " + mailbox.encode())
+        for i, data in enumerate(msgs):
+            lines = run_command(send, proc.stdout, "a", append_command(mailbox, i, data))
+            assert b" OK " in lines[-1], lines
+        run_command(send, proc.stdout, "x", b"EXAMINE " + mailbox.encode())
+        sorts.update(sort_thread_answers(lambda cmd: run_command(send, proc.stdout, "s", cmd),
+                                         mailbox))
     run_command(send, proc.stdout, "z", b"LOGOUT")
     proc.stdin.close()
     proc.wait()
     version = subprocess.run(["dovecot", "--version"], capture_output=True,
                              text=True).stdout.strip()
     with open(os.path.join(HERE, "expected.json"), "w") as f:
-        json.dump({"dovecot": version, "messages": out, "searches": searches}, f, indent=1, ensure_ascii=False,
+        json.dump({"dovecot": version, "messages": out, "searches": searches, "sorts": sorts}, f, indent=1, ensure_ascii=False,
                   sort_keys=True)
         f.write("\n")
     if not os.environ.get("KEEP"):
         shutil.rmtree(tmp, ignore_errors=True)
-    print("wrote %d messages, %d part fetches, %d searches from Dovecot %s"
-          % (len(out), nfetch, len(searches), version))
+    print("wrote %d messages, %d part fetches, %d searches, %d sorts and threads from Dovecot %s"
+          % (len(out), nfetch, len(searches), len(sorts), version))
 
 
 if __name__ == "__main__":

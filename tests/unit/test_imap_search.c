@@ -477,6 +477,28 @@ static void test_internal_dates(void **state)
 	assert_int_equal(match_msg("ON 1-Jan-1970", &m), 1);
 }
 
+/* RFC 5032 WITHIN: OLDER n / YOUNGER n count seconds back from ctx->now on the internal
+ * date; they are complementary, and 0 or a non-number is BAD. */
+static void test_within(void **state)
+{
+	(void)state;
+	struct imap_search_msg m = msg_default(); /* internal date 1700000000 */
+	struct imap_search_context ctx = ctx_default;
+	ctx.now = 1700000000 + 3600; /* an hour later */
+	assert_int_equal(match_full("OLDER 3600", &m, &ctx, NULL), 1);
+	assert_int_equal(match_full("OLDER 3601", &m, &ctx, NULL), 0);
+	assert_int_equal(match_full("YOUNGER 3600", &m, &ctx, NULL), 0);
+	assert_int_equal(match_full("YOUNGER 3601", &m, &ctx, NULL), 1);
+	assert_int_equal(match_full("NOT YOUNGER 60", &m, &ctx, NULL), 1);
+	assert_int_equal(match_full("OR OLDER 7200 YOUNGER 60", &m, &ctx, NULL), 0);
+	assert_int_equal(match_full("older 60 younger 86400", &m, &ctx, NULL), 1);
+	parse_bad("OLDER 0");
+	parse_bad("YOUNGER");
+	parse_bad("YOUNGER -5");
+	parse_bad("OLDER 1h");
+	parse_bad("OLDER 99999999999");
+}
+
 static void test_sets(void **state)
 {
 	(void)state;
@@ -976,6 +998,7 @@ int main(void)
 	    cmocka_unit_test_setup_teardown(test_sizes, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_modseq, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_internal_dates, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_within, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_sets, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_three_valued, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_headers, setup, teardown),
