@@ -23,7 +23,6 @@
 /* Time a search may hold the loop before it yields (messages read from disk only). */
 #define CMD_SEARCH_SLICE_NS (20 * 1000 * 1000)
 /* Octets read at a time while looking for the end of a header section. */
-#define CMD_SEARCH_HEADER_CHUNK 16384
 
 struct cmd_search_saved {
 	uint32_t *uids; /* ascending */
@@ -127,102 +126,26 @@ static bool cmd_search_wants_save(const struct imap_arg *args)
 	return false;
 }
 
-/* ---- reading messages ---- */
-
-static bool cmd_search_header_complete(const unsigned char *p, size_t len, size_t from)
-{
-	for (size_t i = from; i < len; i++) {
-		if (p[i] != '\n')
-			continue;
-		if (i == 0 || (i + 1 < len && p[i + 1] == '\n') ||
-		    (i + 2 < len && p[i + 1] == '\r' && p[i + 2] == '\n'))
-			return true;
-	}
-	return false;
-}
-
-/* The octets of an opened message file (f->fd, closed here): all of them (mapped, never
- * copied into memory), or (header_only) at least its header section (read). Release with
- * cmd_search_unload(). */
-static void cmd_search_load(struct cmd_search_file *f, bool header_only, unsigned char **data_r,
-                            size_t *len_r, bool *mapped_r)
-{
-	int fd = f->fd;
-	uint64_t size = f->size;
-	f->fd = -1;
-	*mapped_r = false;
-	if (!header_only && size > 0) {
-		void *map = mmap(NULL, (size_t)size, PROT_READ, MAP_PRIVATE, fd, 0);
-		if (map != MAP_FAILED) {
-			close(fd);
-			*data_r = map;
-			*len_r = (size_t)size;
-			*mapped_r = true;
-			return;
-		}
-	}
-	unsigned char *data = xmalloc((size_t)size + 1);
-	size_t got = 0;
-	while (got < size) {
-		size_t want = (size_t)size - got;
-		if (header_only && want > CMD_SEARCH_HEADER_CHUNK)
-			want = CMD_SEARCH_HEADER_CHUNK;
-		ssize_t n = pread(fd, data + got, want, (off_t)got);
-		if (n < 0 && errno == EINTR)
-			continue;
-		if (n <= 0)
-			break;
-		size_t from = got > 3 ? got - 3 : 0;
-		got += (size_t)n;
-		if (header_only && cmd_search_header_complete(data, got, from))
-			break;
-	}
-	close(fd);
-	*data_r = data;
-	*len_r = got;
-}
-
-static void cmd_search_unload(unsigned char *data, size_t len, bool mapped)
-{
-	if (mapped)
-		munmap(data, len);
-	else
-		free(data);
-}
-
-static struct imap_search_msg cmd_search_msg(const struct imap_session *s, uint32_t i)
-{
-	const struct imap_msg *m = &s->msgs[i];
-	return (struct imap_search_msg){
-	    .seq = i + 1,
-	    .uid = m->uid,
-	    .size = m->size,
-	    .internal_date = m->date,
-	    .flags = m->flags | (m->recent ? IMAP_SEARCH_FLAG_RECENT : 0u),
-	    .keywords = m->keywords,
-	    .modseq = m->modseq,
-	};
-}
-
 /* Match a message whose file was opened: 1 match, 0 not, -1 the store failed. */
 static int cmd_search_file_match(struct imap_session *s, const struct cmd_search_op *o,
                                  const struct imap_search_context *ctx, struct cmd_search_file *f)
 {
 	if (f->open_r < 0)
 		return -1;
-	struct imap_search_msg sm = cmd_search_msg(s, f->idx);
+	struct imap_search_msg sm = cmd_msg_search_msg(s, f->idx);
 	unsigned char *data = NULL;
 	size_t len = 0;
 	bool mapped = false;
 	if (f->open_r == 1)
-		cmd_search_load(f, (o->search->needs & IMAP_SEARCH_NEED_BODY) == 0, &data, &len,
-		                &mapped);
+		cmd_msg_load(f->fd, f->size, (o->search->needs & IMAP_SEARCH_NEED_BODY) == 0, &data,
+		             &len, &mapped);
+	f->fd = -1;
 	/* Expunged by another session meanwhile (the view keeps it until the EXPUNGE may be
 	 * sent): it is searched as an empty message. */
 	int r = imap_search_match(o->search, ctx, &sm,
 	                          data != NULL ? data : (const unsigned char *)"", len);
 	if (data != NULL)
-		cmd_search_unload(data, len, mapped);
+		cmd_msg_unload(data, len, mapped);
 	return r;
 }
 
@@ -404,7 +327,7 @@ static bool cmd_search_scan(struct imap_session *s, struct cmd_search_op *o,
 	o->batch_pos = o->batch_count = 0;
 	while (o->next < s->count && o->batch_count < want) {
 		uint32_t i = o->next++;
-		struct imap_search_msg sm = cmd_search_msg(s, i);
+		struct imap_search_msg sm = cmd_msg_search_msg(s, i);
 		int r = imap_search_match(o->search, ctx, &sm, NULL, 0);
 		if (r == 1)
 			cmd_search_hit(o, i);

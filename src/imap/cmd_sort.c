@@ -23,7 +23,6 @@
 #include "core/banned.h"
 
 #define CMD_SORT_SLICE_NS (20 * 1000 * 1000)
-#define CMD_SORT_HEADER_CHUNK 16384
 #define CMD_SORT_READ_BATCH 32
 
 struct cmd_sort_file {
@@ -55,82 +54,6 @@ struct cmd_sort_op {
 	struct imap_thread_msg *threaded;
 	size_t hit_count;
 };
-
-/* ---- reading a message ---- */
-
-static bool cmd_sort_header_complete(const unsigned char *p, size_t len, size_t from)
-{
-	for (size_t i = from; i < len; i++) {
-		if (p[i] != '\n')
-			continue;
-		if (i == 0 || (i + 1 < len && p[i + 1] == '\n') ||
-		    (i + 2 < len && p[i + 1] == '\r' && p[i + 2] == '\n'))
-			return true;
-	}
-	return false;
-}
-
-/* The octets of an opened message (f->fd, closed here): all of them mapped, or
- * (header_only) at least its header section read. Release with cmd_sort_unload(). */
-static void cmd_sort_load(struct cmd_sort_file *f, bool header_only, unsigned char **data_r,
-                          size_t *len_r, bool *mapped_r)
-{
-	int fd = f->fd;
-	uint64_t size = f->size;
-	f->fd = -1;
-	*mapped_r = false;
-	if (!header_only && size > 0) {
-		void *map = mmap(NULL, (size_t)size, PROT_READ, MAP_PRIVATE, fd, 0);
-		if (map != MAP_FAILED) {
-			close(fd);
-			*data_r = map;
-			*len_r = (size_t)size;
-			*mapped_r = true;
-			return;
-		}
-	}
-	unsigned char *data = xmalloc((size_t)size + 1);
-	size_t got = 0;
-	while (got < size) {
-		size_t want = (size_t)size - got;
-		if (header_only && want > CMD_SORT_HEADER_CHUNK)
-			want = CMD_SORT_HEADER_CHUNK;
-		ssize_t n = pread(fd, data + got, want, (off_t)got);
-		if (n < 0 && errno == EINTR)
-			continue;
-		if (n <= 0)
-			break;
-		size_t from = got > 3 ? got - 3 : 0;
-		got += (size_t)n;
-		if (header_only && cmd_sort_header_complete(data, got, from))
-			break;
-	}
-	close(fd);
-	*data_r = data;
-	*len_r = got;
-}
-
-static void cmd_sort_unload(unsigned char *data, size_t len, bool mapped)
-{
-	if (mapped)
-		munmap(data, len);
-	else
-		free(data);
-}
-
-static struct imap_search_msg cmd_sort_search_msg(const struct imap_session *s, uint32_t i)
-{
-	const struct imap_msg *m = &s->msgs[i];
-	return (struct imap_search_msg){
-	    .seq = i + 1,
-	    .uid = m->uid,
-	    .size = m->size,
-	    .internal_date = m->date,
-	    .flags = m->flags | (m->recent ? IMAP_SEARCH_FLAG_RECENT : 0u),
-	    .keywords = m->keywords,
-	    .modseq = m->modseq,
-	};
-}
 
 /* ---- one match: its keys ---- */
 
@@ -198,15 +121,16 @@ static int cmd_sort_file_done(struct imap_session *s, struct cmd_sort_op *o,
 	size_t len = 0;
 	bool mapped = false;
 	if (f->open_r == 1)
-		cmd_sort_load(f, (o->search->needs & IMAP_SEARCH_NEED_BODY) == 0, &data, &len,
-		              &mapped);
+		cmd_msg_load(f->fd, f->size, (o->search->needs & IMAP_SEARCH_NEED_BODY) == 0, &data,
+		             &len, &mapped);
+	f->fd = -1;
 	const unsigned char *p = data != NULL ? data : (const unsigned char *)"";
 	/* expunged by another session meanwhile: an empty message, as SEARCH reads it */
-	struct imap_search_msg sm = cmd_sort_search_msg(s, f->idx);
+	struct imap_search_msg sm = cmd_msg_search_msg(s, f->idx);
 	if (f->matched || imap_search_match(o->search, ctx, &sm, p, len) == 1)
 		cmd_sort_hit(s, o, f->idx, p, len);
 	if (data != NULL)
-		cmd_sort_unload(data, len, mapped);
+		cmd_msg_unload(data, len, mapped);
 	return 0;
 }
 
@@ -369,7 +293,7 @@ static bool cmd_sort_scan(struct imap_session *s, struct cmd_sort_op *o,
 	o->batch_pos = o->batch_count = 0;
 	while (o->next < s->count && o->batch_count < want) {
 		uint32_t i = o->next++;
-		struct imap_search_msg sm = cmd_sort_search_msg(s, i);
+		struct imap_search_msg sm = cmd_msg_search_msg(s, i);
 		int r = imap_search_match(o->search, ctx, &sm, NULL, 0);
 		if (r == 1 && !o->header)
 			cmd_sort_hit(s, o, i, NULL, 0);

@@ -78,6 +78,15 @@ void cmd_setquota(struct imap_cmd *cmd);
 void cmd_getmetadata(struct imap_cmd *cmd);
 void cmd_setmetadata(struct imap_cmd *cmd);
 
+/* ---- a message's octets for SEARCH, SORT and THREAD (cmd_msg_load.c) ---- */
+/* The octets of an opened message (fd, closed here): all of them mapped, or (header_only)
+ * at least its header section read. Release with cmd_msg_unload(). */
+void cmd_msg_load(int fd, uint64_t size, bool header_only, unsigned char **data_r, size_t *len_r,
+                  bool *mapped_r);
+void cmd_msg_unload(unsigned char *data, size_t len, bool mapped);
+/* View entry i (0-based) as imap_search_match() takes it. */
+struct imap_search_msg cmd_msg_search_msg(const struct imap_session *s, uint32_t i);
+
 /* The saved search result "$" (RFC 5182; RFC 9051 §6.4.4.1), defined in cmd_search.c. */
 /* Empty it and free its memory: SELECT, EXAMINE, CLOSE, UNSELECT and the end of the session
  * (imap_session_unselect()) must call it. */
