@@ -31,6 +31,7 @@ static const struct imap_command_def imap_commands[] = {
     {"STARTTLS", cmd_starttls, IMAP_CMD_NOAUTH},
     {"LOGIN", cmd_login, IMAP_CMD_NOAUTH},
     {"AUTHENTICATE", cmd_authenticate, IMAP_CMD_NOAUTH},
+    {"UNAUTHENTICATE", cmd_unauthenticate, IMAP_CMD_LOGGED_IN},
     {"ENABLE", cmd_enable, IMAP_CMD_LOGGED_IN},
     {"NAMESPACE", cmd_namespace, IMAP_CMD_LOGGED_IN},
     {"SELECT", cmd_select, IMAP_CMD_LOGGED_IN},

@@ -55,6 +55,7 @@ void cmd_namespace(struct imap_cmd *cmd);
 void cmd_starttls(struct imap_cmd *cmd);
 void cmd_login(struct imap_cmd *cmd);
 void cmd_authenticate(struct imap_cmd *cmd);
+void cmd_unauthenticate(struct imap_cmd *cmd); /* RFC 8437, cmd_login.c */
 void cmd_select(struct imap_cmd *cmd);
 void cmd_close(struct imap_cmd *cmd);
 void cmd_idle(struct imap_cmd *cmd);

@@ -148,7 +148,8 @@ const char *imap_session_capabilities(struct imap_session *s)
 		    "UTF8=ACCEPT UIDPLUS ESEARCH SEARCHRES MOVE MULTIAPPEND APPENDLIMIT=%llu "
 		    "CHILDREN "
 		    "SPECIAL-USE CREATE-SPECIAL-USE LIST-EXTENDED LIST-STATUS STATUS=SIZE BINARY "
-		    "CONDSTORE QRESYNC QUOTA QUOTA=RES-STORAGE QUOTA=RES-MESSAGE",
+		    "CONDSTORE QRESYNC QUOTA QUOTA=RES-STORAGE QUOTA=RES-MESSAGE "
+		    "UNAUTHENTICATE",
 		    (unsigned long long)s->limits->message_size);
 	}
 	return caps;
@@ -295,6 +296,19 @@ bool imap_session_admit_login(struct imap_session *s, uint64_t account)
 		return false;
 	imap_parser_set_limits(s->parser, &imap_session_limits); /* from the next command */
 	return true;
+}
+
+void imap_session_unauthenticate(struct imap_session *s)
+{
+	imap_session_unselect(s); /* its watch (and so any IDLE/notification interest) goes */
+	session_logged_out(&s->life);
+	free(s->user);
+	s->user = NULL;
+	s->account_id = 0;
+	s->rev2 = s->utf8 = s->condstore = s->qresync = false;
+	s->login_commands = 0;
+	imap_parser_set_limits(s->parser, &imap_prelogin_limits); /* from the next command */
+	imap_session_set_state(s, IMAP_STATE_NOT_AUTHENTICATED);
 }
 
 /* ---- selected mailbox ---- */
