@@ -51,6 +51,8 @@ static const struct imap_command_def imap_commands[] = {
     {"UNSUBSCRIBE", cmd_subscribe, IMAP_CMD_LOGGED_IN},
     {"STATUS", cmd_status, IMAP_CMD_LOGGED_IN},
     {"APPEND", cmd_append, IMAP_CMD_LOGGED_IN},
+    {"REPLACE", cmd_replace, IMAP_CMD_SEL},
+    {"UID REPLACE", cmd_replace, IMAP_CMD_SEL},
     {"STORE", cmd_store, IMAP_CMD_SEL},
     {"UID STORE", cmd_store, IMAP_CMD_SEL},
     {"EXPUNGE", cmd_expunge, IMAP_CMD_SEL},

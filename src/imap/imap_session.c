@@ -149,7 +149,7 @@ const char *imap_session_capabilities(struct imap_session *s)
 		    "CHILDREN "
 		    "SPECIAL-USE CREATE-SPECIAL-USE LIST-EXTENDED LIST-STATUS STATUS=SIZE BINARY "
 		    "CONDSTORE QRESYNC QUOTA QUOTA=RES-STORAGE QUOTA=RES-MESSAGE "
-		    "UNAUTHENTICATE",
+		    "UNAUTHENTICATE REPLACE",
 		    (unsigned long long)s->limits->message_size);
 	}
 	return caps;

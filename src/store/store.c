@@ -548,10 +548,18 @@ void store_expunge(struct store *store, struct store_expunge *op, store_expunge_
 /* A name that is not valid is refused with NO_MAILBOX: no such mailbox can exist. */
 void store_append(struct store *store, struct store_append *op, store_append_cb *cb, void *ctx)
 {
-	char name[STORE_MAILBOX_NAME_MAX + 1];
+	char name[STORE_MAILBOX_NAME_MAX + 1], replace[STORE_MAILBOX_NAME_MAX + 1];
+	const char *refuse = NULL;
 	store_mailbox_name(op->mailbox, name);
-	store_writer_append(store, op, name, name[0] == '\0' ? STORE_ERROR_NO_MAILBOX : NULL, cb,
-	                    ctx);
+	replace[0] = '\0';
+	if (op->replace_mailbox != NULL)
+		store_mailbox_name(op->replace_mailbox, replace);
+	if (name[0] == '\0')
+		refuse = STORE_ERROR_NO_MAILBOX;
+	else if (op->replace_mailbox != NULL && (replace[0] == '\0' || op->count != 1))
+		refuse = replace[0] == '\0' ? STORE_ERROR_EXPUNGED : STORE_ERROR_INVALID;
+	store_writer_append(store, op, name, op->replace_mailbox != NULL ? replace : NULL, refuse,
+	                    cb, ctx);
 }
 
 void store_flags(struct store *store, struct store_flags *op, store_flags_cb *cb, void *ctx)

@@ -331,6 +331,7 @@ int store_expunge_wait(struct store *store, struct store_expunge *op);
 #define STORE_ERROR_BAD_KEYWORD "invalid keyword"
 #define STORE_ERROR_INVALID "invalid request"
 #define STORE_ERROR_FAILED "storage error"
+#define STORE_ERROR_EXPUNGED "message already expunged"
 
 /* Longest mailbox name in octets, deepest hierarchy in levels. */
 #define STORE_MAILBOX_NAME_MAX 512
@@ -568,10 +569,16 @@ struct store_append {
 	const char *mailbox;
 	struct store_append_message *messages; /* MULTIAPPEND (RFC 3502): all or none */
 	size_t count;
+	/* REPLACE (RFC 8508): with replace_mailbox non-NULL (one message only), the entry
+	 * replace_uid of that mailbox of the account is expunged in the same transaction
+	 * (tombstone, its own new MODSEQ there); the quota check counts it as gone. */
+	const char *replace_mailbox;
+	uint32_t replace_uid;
 	/* out */
 	int result;           /* 0 committed, -1 refused or failed (nothing stored) */
 	const char *error;    /* NO_MAILBOX (TRYCREATE), OVERQUOTA, BAD_KEYWORD, LIMIT,
-	                       * INVALID (no message or no spool path), FAILED */
+	                       * INVALID (no message or no spool path; REPLACE of more than
+	                       * one), EXPUNGED (REPLACE: replace_uid is not there), FAILED */
 	uint32_t uidvalidity; /* with messages[i].uid: APPENDUID (RFC 4315) */
 	uint64_t modseq;
 };

@@ -874,13 +874,56 @@ static int sqm_append_insert(struct sql_conn *c, struct store_commit_item *item,
 	return 0;
 }
 
-static int sqm_append(struct sql_conn *c, struct store_commit_item *item,
+/* REPLACE (RFC 8508): the size of the entry to be replaced into *size_r: 1, 0 when it is not
+ * there (item refused EXPUNGED), -1 error. */
+static int sqm_replace_size(struct sql_conn *c, struct store_commit_item *item,
+                            int64_t *mailbox_id_r, int64_t *size_r, const char **error_r)
+{
+	struct store_commit_append *a = &item->append;
+	struct sql_row *st;
+	int ret = sql_int(c, SQ_MAILBOX_ID, mailbox_id_r, error_r, "is", (int64_t)a->account_id,
+	                  a->replace_mailbox);
+	int rc = ret <= 0 ? SQL_DONE
+	                  : sql_step(c, SQ_ENTRY_SOURCE, &st, error_r, "ii", *mailbox_id_r,
+	                             (int64_t)a->replace_uid);
+	if (ret < 0 || rc < 0)
+		return -1;
+	if (rc == SQL_DONE) {
+		item->refused = STORE_ERROR_EXPUNGED;
+		return 0;
+	}
+	*size_r = sql_col_int(st, 4);
+	sql_row_done(st);
+	return 1;
+}
+
+/* REPLACE: the old entry goes as an expunge would take it (tombstone, new MODSEQ, its
+ * octets off the account, its message row to the unreferenced). 0, or -1. */
+static int sqm_replace_expunge(struct sql_conn *c, struct store_commit_append *a,
+                               int64_t mailbox_id, int64_t size, struct sq_ids *unref,
+                               struct store_changes *changes, const char **error_r)
+{
+	int64_t modseq, message_id;
+	if (sqm_bump(c, mailbox_id, &modseq, error_r) < 0 ||
+	    sql_int(c, SQ_ENTRY_TAKE, &message_id, error_r, "ii", mailbox_id,
+	            (int64_t)a->replace_uid) != 1 ||
+	    sql_exec(c, SQ_TOMBSTONE_INSERT, error_r, "iii", mailbox_id, (int64_t)a->replace_uid,
+	             modseq) < 0 ||
+	    sql_exec(c, SQ_ACCOUNT_SUB_USED, error_r, "ii", (int64_t)a->account_id, size) < 0)
+		return -1;
+	store_db_ids_add(unref, message_id);
+	store_watch_changed(changes, a->account_id, a->replace_mailbox, (uint64_t)modseq);
+	return 0;
+}
+
+static int sqm_append(struct sql_conn *c, struct store_commit_item *item, struct sq_ids *unref,
                       struct store_changes *changes, const char **error_r)
 {
 	struct store_commit_append *a = &item->append;
 	struct sqm_mailbox mb = {0};
 	struct sqm_texts t;
 	uint64_t size = 0;
+	int64_t replace_id = 0, replace_size = 0;
 	a->uidvalidity = 0;
 	a->modseq = 0;
 	int ret = sqm_get(c, a->account_id, a->mailbox, &mb, error_r);
@@ -888,9 +931,19 @@ static int sqm_append(struct sql_conn *c, struct store_commit_item *item,
 		item->refused = ret == 0 ? STORE_ERROR_NO_MAILBOX : NULL;
 		return ret;
 	}
+	if (a->replace_mailbox != NULL) {
+		ret = sqm_replace_size(c, item, &replace_id, &replace_size, error_r);
+		if (ret <= 0) {
+			free(mb.keywords);
+			return ret;
+		}
+	}
 	for (size_t i = 0; i < a->count; i++)
 		size += a->messages[i].size;
-	ret = sqm_over_quota(c, a->account_id, size, a->count, error_r);
+	/* A replacement needs room only for what it adds (RFC 8508 §3.4). */
+	ret = sqm_over_quota(c, a->account_id,
+	                     size > (uint64_t)replace_size ? size - (uint64_t)replace_size : 0,
+	                     a->replace_mailbox != NULL ? 0 : a->count, error_r);
 	if (ret == 1)
 		item->refused = STORE_ERROR_OVERQUOTA;
 	char **canon = xcalloc(a->count + 1, sizeof(char *));
@@ -902,6 +955,8 @@ static int sqm_append(struct sql_conn *c, struct store_commit_item *item,
 	if (ret == 0 && item->refused == NULL && strcmp(buf_cstr(&t.cur), mb.keywords) != 0 &&
 	    sql_exec(c, SQ_MB_SET_KEYWORDS, error_r, "is", mb.id, buf_cstr(&t.cur)) < 0)
 		ret = -1;
+	if (ret == 0 && item->refused == NULL && a->replace_mailbox != NULL)
+		ret = sqm_replace_expunge(c, a, replace_id, replace_size, unref, changes, error_r);
 	for (size_t i = 0; i < a->count; i++)
 		free(canon[i]);
 	free(canon);
@@ -918,7 +973,7 @@ int store_db_mailbox_commit(struct sql_conn *c, struct store_commit_item *item,
 {
 	switch (item->kind) {
 	case STORE_OP_APPEND:
-		return sqm_append(c, item, changes, error_r);
+		return sqm_append(c, item, unref, changes, error_r);
 	case STORE_OP_FLAGS:
 		return sqm_flags(c, item, changes, error_r);
 	case STORE_OP_COPY:

@@ -103,6 +103,8 @@ struct store_commit_append {
 	const char *mailbox; /* exact stored name */
 	struct store_commit_message *messages;
 	size_t count;
+	const char *replace_mailbox; /* exact stored name, or NULL (store_append's) */
+	uint32_t replace_uid;
 	/* out */
 	uint32_t uidvalidity;
 	uint64_t modseq;
@@ -507,7 +509,8 @@ void store_writer_expunge(struct store *store, struct store_expunge *op, const c
  * STORE_ERROR_* string of a check that already failed: then nothing is committed and the
  * writer reports it (consuming an append's spool files) in queue order. */
 void store_writer_append(struct store *store, struct store_append *op, const char *mailbox,
-                         const char *refuse, store_append_cb *cb, void *ctx);
+                         const char *replace, const char *refuse, store_append_cb *cb,
+                         void *ctx);
 void store_writer_flags(struct store *store, struct store_flags *op, const char *mailbox,
                         const char *refuse, store_flags_cb *cb, void *ctx);
 void store_writer_copy(struct store *store, struct store_copy *op, const char *mailbox,

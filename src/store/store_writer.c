@@ -863,7 +863,8 @@ static const char *store_append_check(struct store_pending *p, const struct stor
 }
 
 void store_writer_append(struct store *store, struct store_append *op, const char *mailbox,
-                         const char *refuse, store_append_cb *cb, void *ctx)
+                         const char *replace, const char *refuse, store_append_cb *cb,
+                         void *ctx)
 {
 	struct store_pending *p = store_pending_new(STORE_OP_APPEND, ctx, refuse);
 	int64_t now = (int64_t)time(NULL);
@@ -887,11 +888,14 @@ void store_writer_append(struct store *store, struct store_append *op, const cha
 		    .hdr_message_id = m->hdr_message_id,
 		};
 	}
+	p->target = replace != NULL ? xstrdup(replace) : NULL;
 	p->item.append = (struct store_commit_append){
 	    .account_id = op->account_id,
 	    .mailbox = p->mailbox,
 	    .messages = p->messages,
 	    .count = p->message_count,
+	    .replace_mailbox = p->target,
+	    .replace_uid = op->replace_uid,
 	};
 	store_writer_push(store, p);
 }
