@@ -149,7 +149,7 @@ const char *imap_session_capabilities(struct imap_session *s)
 		    "CHILDREN "
 		    "SPECIAL-USE CREATE-SPECIAL-USE LIST-EXTENDED LIST-STATUS STATUS=SIZE BINARY "
 		    "CONDSTORE QRESYNC QUOTA QUOTA=RES-STORAGE QUOTA=RES-MESSAGE "
-		    "UNAUTHENTICATE REPLACE",
+		    "UNAUTHENTICATE REPLACE OBJECTID SAVEDATE PREVIEW",
 		    (unsigned long long)s->limits->message_size);
 	}
 	return caps;
@@ -471,6 +471,7 @@ static void imap_sync_apply(struct imap_session *s, struct imap_sync *y)
 			s->msgs[s->count] = (struct imap_msg){.uid = e->uid,
 			                                      .size = e->size,
 			                                      .date = e->internal_date,
+			                                      .save_date = e->save_date,
 			                                      .flags = e->flags,
 			                                      .modseq = e->modseq};
 			imap_session_view_keywords(s, s->count++, e->keywords);

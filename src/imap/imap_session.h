@@ -67,6 +67,7 @@ struct imap_msg {
 	uint32_t uid;
 	uint64_t size;
 	int64_t date;
+	int64_t save_date; /* SAVEDATE (RFC 8514) */
 	unsigned flags;
 	char *keywords; /* space-separated, malloc'd; NULL when none */
 	uint64_t modseq;

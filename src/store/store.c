@@ -852,6 +852,31 @@ int store_message_summary(struct store *store, uint64_t account_id, const char *
 	return ret;
 }
 
+int store_message_objects(struct store *store, uint64_t account_id, const char *mailbox,
+                          uint32_t uid, struct store_message_objects *objects_r)
+{
+	char name[STORE_MAILBOX_NAME_MAX + 1];
+	*objects_r = (struct store_message_objects){.save_date = 0};
+	if (store_mailbox_norm(mailbox, name) < 0)
+		return 0;
+	return store->v->message_objects(store, account_id, name, uid, objects_r);
+}
+
+int store_mailbox_emailid_uids(struct store *store, uint64_t account_id, const char *mailbox,
+                               const char *emailid, uint32_t **uids_r, size_t *count_r)
+{
+	char name[STORE_MAILBOX_NAME_MAX + 1];
+	*uids_r = NULL;
+	*count_r = 0;
+	if (store_mailbox_norm(mailbox, name) < 0)
+		return 0;
+	/* An EMAILID is "M" and 64 lower-case hex digits; anything else names no message
+	 * (the read still says whether the mailbox exists). */
+	bool valid = emailid[0] == 'M' && blob_name_valid(emailid + 1);
+	return store->v->emailid_uids(store, account_id, name, valid ? emailid + 1 : "-", uids_r,
+	                              count_r);
+}
+
 int store_schema_version(struct store *store)
 {
 	return store->v->schema_version(store);

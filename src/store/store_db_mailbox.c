@@ -10,6 +10,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "core/buf.h"
 #include "core/log.h"
@@ -26,8 +27,8 @@ const char *const store_db_mailbox_sql[SQ_MAILBOX_END - SQ_CORE_COUNT] = {
                      " WHERE account_id = ?1 AND name = ?2",
     SQM(SQ_MB_COUNT) = "SELECT count(*) FROM mailboxes WHERE account_id = ?1",
     SQM(SQ_MB_INSERT) = "INSERT INTO mailboxes (account_id, name, special_use, uidvalidity,"
-                        " uidnext, highestmodseq, keywords)"
-                        " VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7) RETURNING id",
+                        " uidnext, highestmodseq, keywords, objectid)"
+                        " VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8) RETURNING id",
     SQM(SQ_MB_DELETE) = "DELETE FROM mailboxes WHERE id = ?1",
     SQM(SQ_MB_REFS) = "SELECT e.message_id, m.size FROM mailbox_entries e"
                       " JOIN messages m ON m.id = e.message_id WHERE e.mailbox_id = ?1",
@@ -50,10 +51,10 @@ const char *const store_db_mailbox_sql[SQ_MAILBOX_END - SQ_CORE_COUNT] = {
                        " coalesce(sum(CASE WHEN (e.flags & ?3) = 0 THEN 1 ELSE 0 END), 0),"
                        " coalesce(sum(CASE WHEN (e.flags & ?4) <> 0 THEN 1 ELSE 0 END), 0),"
                        " coalesce(sum(m.size), 0),"
-                       " coalesce(sum(CASE WHEN (e.flags & ?4) <> 0 THEN m.size ELSE 0 END), 0)"
-                       " FROM mailboxes b LEFT JOIN mailbox_entries e ON e.mailbox_id = b.id"
+                       " coalesce(sum(CASE WHEN (e.flags & ?4) <> 0 THEN m.size ELSE 0 END), 0),"
+                       " b.objectid FROM mailboxes b LEFT JOIN mailbox_entries e ON e.mailbox_id = b.id"
                        " LEFT JOIN messages m ON m.id = e.message_id"
-                       " WHERE b.account_id = ?1 AND b.name = ?2 GROUP BY b.id",
+                       " WHERE b.account_id = ?1 AND b.name = ?2 GROUP BY b.id, b.objectid",
     SQM(SQ_MB_RECENT_FIRST) = "SELECT b.uidvalidity, CASE WHEN b.uidvalidity > ?4 THEN 1"
                               " ELSE coalesce((SELECT min(e.uid) FROM mailbox_entries e"
                               " WHERE e.mailbox_id = b.id AND e.id > ?3), b.uidnext) END"
@@ -62,8 +63,8 @@ const char *const store_db_mailbox_sql[SQ_MAILBOX_END - SQ_CORE_COUNT] = {
                             " ON e.mailbox_id = b.id AND e.uid >= ?3"
                             " WHERE b.account_id = ?1 AND b.name = ?2 GROUP BY b.id",
     SQM(SQ_MB_KEYWORDS) = "SELECT keywords FROM mailboxes WHERE account_id = ?1 AND name = ?2",
-    SQM(SQ_MB_CHANGED) = "SELECT e.uid, m.size, e.internal_date, e.flags, e.modseq, e.keywords"
-                         " FROM mailbox_entries e JOIN messages m ON m.id = e.message_id"
+    SQM(SQ_MB_CHANGED) = "SELECT e.uid, m.size, e.internal_date, e.flags, e.modseq, e.keywords,"
+                         " coalesce(e.save_date, e.internal_date) FROM mailbox_entries e JOIN messages m ON m.id = e.message_id"
                          " WHERE e.mailbox_id = ?1 AND e.modseq > ?2 ORDER BY e.uid",
     SQM(SQ_MB_EXPUNGED) = "SELECT uid, modseq FROM expunged WHERE mailbox_id = ?1"
                           " AND modseq > ?2 ORDER BY uid",
@@ -85,8 +86,17 @@ const char *const store_db_mailbox_sql[SQ_MAILBOX_END - SQ_CORE_COUNT] = {
                            " FROM mailbox_entries e JOIN messages m ON m.id = e.message_id"
                            " WHERE e.mailbox_id = ?1 AND e.uid = ?2",
     SQM(SQ_ENTRY_INSERT_FULL) = "INSERT INTO mailbox_entries (mailbox_id, uid, message_id,"
-                                " flags, keywords, modseq, internal_date)"
-                                " VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+                                " flags, keywords, modseq, internal_date, save_date)"
+                                " VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
+    SQM(SQ_MB_OBJECTID) = "SELECT objectid FROM mailboxes WHERE account_id = ?1 AND name = ?2",
+    /* EMAILID (RFC 8474): "M" and the content address. */
+    SQM(SQ_MB_OBJECTS) = "SELECT m.sha256, coalesce(e.save_date, e.internal_date), m.preview"
+                         " FROM mailbox_entries e JOIN messages m ON m.id = e.message_id"
+                         " JOIN mailboxes b ON b.id = e.mailbox_id"
+                         " WHERE b.account_id = ?1 AND b.name = ?2 AND e.uid = ?3",
+    SQM(SQ_MB_EMAILID_UIDS) = "SELECT e.uid FROM mailbox_entries e"
+                              " JOIN messages m ON m.id = e.message_id"
+                              " WHERE e.mailbox_id = ?1 AND m.sha256 = ?2 ORDER BY e.uid",
 };
 
 /* The system flags the store keeps. */
@@ -162,10 +172,12 @@ static int sqm_insert(struct sql_conn *c, uint64_t account_id, const char *name,
                       const char *keywords, int64_t *id_r, const char **error_r)
 {
 	int64_t uidvalidity;
+	char objectid[STORE_OBJECTID_MAX + 1];
+	store_db_objectid(objectid); /* a new one also for a name used before (RFC 8474 §4) */
 	if (store_db_next_uidvalidity(c, &uidvalidity, error_r) < 0)
 		return -1;
-	int ret = sql_int(c, SQ_MB_INSERT, id_r, error_r, "issiiis", (int64_t)account_id, name,
-	                  special_use, uidvalidity, uidnext, highestmodseq, keywords);
+	int ret = sql_int(c, SQ_MB_INSERT, id_r, error_r, "issiiiss", (int64_t)account_id, name,
+	                  special_use, uidvalidity, uidnext, highestmodseq, keywords, objectid);
 	if (ret == 0)
 		*error_r = "mailbox insert returned nothing";
 	return ret == 1 ? 0 : -1;
@@ -235,6 +247,15 @@ static int sqm_create(struct sql_conn *c, struct store_commit_item *item,
 		return 0;
 	if (sqm_insert(c, m->account_id, m->name, m->special_use, 1, 1, "", &id, error_r) < 0)
 		return -1;
+	struct sql_row *st;
+	if (sql_step(c, SQ_MB_OBJECTID, &st, error_r, "is", (int64_t)m->account_id, m->name) !=
+	    SQL_ROW) {
+		*error_r = "new mailbox vanished";
+		return -1;
+	}
+	snprintf(item->mailbox.objectid, sizeof(item->mailbox.objectid), "%s",
+	         sql_col_text0(st, 0));
+	sql_row_done(st);
 	store_watch_changed(changes, m->account_id, m->name, 1);
 	return 0;
 }
@@ -716,9 +737,11 @@ static int sqm_copy_insert(struct sql_conn *c, struct store_commit_copy *cp,
 		if (buf_puts(&t.cur, buf_cstr(&t.dict)) < 0)
 			ret = -1;
 		int64_t uid = first_uid + (int64_t)i;
-		if (ret == 0 && sql_exec(c, SQ_ENTRY_INSERT_FULL, error_r, "iiiisii", dst->id, uid,
+		/* RFC 8514 §3: a copy (or move) is saved into the target now. */
+		if (ret == 0 && sql_exec(c, SQ_ENTRY_INSERT_FULL, error_r, "iiiisiii", dst->id, uid,
 		                         src[i].message_id, (int64_t)src[i].flags,
-		                         buf_cstr(&t.canon), modseq, src[i].internal_date) < 0)
+		                         buf_cstr(&t.canon), modseq, src[i].internal_date,
+		                         (int64_t)time(NULL)) < 0)
 			ret = -1;
 		cp->source_uids[i] = src[i].uid;
 		cp->target_uids[i] = (uint32_t)uid;
@@ -860,9 +883,9 @@ static int sqm_append_insert(struct sql_conn *c, struct store_commit_item *item,
 		                         m->internal_date, "", m->hdr_from, m->hdr_subject,
 		                         m->hdr_message_id, &m->summary, &message_id,
 		                         error_r) < 0 ||
-		    sql_exec(c, SQ_ENTRY_INSERT_FULL, error_r, "iiiisii", mb->id, (int64_t)m->uid,
+		    sql_exec(c, SQ_ENTRY_INSERT_FULL, error_r, "iiiisiii", mb->id, (int64_t)m->uid,
 		             message_id, (int64_t)(m->flags & SQM_FLAGS_ALL), canon[i], modseq,
-		             m->internal_date) < 0)
+		             m->internal_date, (int64_t)time(NULL)) < 0)
 			return -1;
 	}
 	if (sql_exec(c, SQ_ACCOUNT_ADD_USED, error_r, "ii", (int64_t)a->account_id, (int64_t)size) <
@@ -1061,6 +1084,7 @@ int store_db_mailbox_stats(struct store *store, uint64_t account_id, const char 
 	    .recent = 0,
 	    .deleted_size = (uint64_t)sql_col_int(st, 7),
 	};
+	snprintf(stats_r->mailboxid, sizeof(stats_r->mailboxid), "%s", sql_col_text0(st, 8));
 	sql_row_done(st);
 	return 1;
 }
@@ -1182,4 +1206,60 @@ int store_db_mailbox_summary(struct store *store, uint64_t account_id, const cha
 		*out[i] = sql_col_text(st, i) == NULL ? NULL : xstrdup(sql_col_text(st, i));
 	sql_row_done(st);
 	return 1;
+}
+
+int store_db_message_objects(struct store *store, uint64_t account_id, const char *mailbox,
+                             uint32_t uid, struct store_message_objects *objects_r)
+{
+	struct sql_conn *c = store_db_reader(store);
+	struct sql_row *st;
+	int rc = c == NULL ? -1
+	                   : sql_step(c, SQ_MB_OBJECTS, &st, NULL, "isi", (int64_t)account_id,
+	                              mailbox, (int64_t)uid);
+	if (rc != SQL_ROW)
+		return rc < 0 ? -1 : 0;
+	snprintf(objects_r->emailid, sizeof(objects_r->emailid), "M%s", sql_col_text0(st, 0));
+	objects_r->save_date = sql_col_int(st, 1);
+	objects_r->preview = sql_col_text(st, 2) == NULL ? NULL : xstrdup(sql_col_text(st, 2));
+	sql_row_done(st);
+	return 1;
+}
+
+struct sqm_uids {
+	uint32_t *v;
+	size_t count, cap;
+};
+
+static void sqm_uids_row(void *ctx, struct sql_row *st)
+{
+	struct sqm_uids *u = ctx;
+	if (u->count == u->cap) {
+		u->cap = u->cap == 0 ? 8 : 2 * u->cap;
+		u->v = xrealloc(u->v, u->cap * sizeof(*u->v));
+	}
+	u->v[u->count++] = (uint32_t)sql_col_int(st, 0);
+}
+
+int store_db_mailbox_emailid_uids(struct store *store, uint64_t account_id, const char *mailbox,
+                                  const char *sha256, uint32_t **uids_r, size_t *count_r)
+{
+	struct sql_conn *c = store_db_reader(store);
+	struct sqm_uids u = {0};
+	int64_t mailbox_id;
+	int started = c == NULL ? -1 : store_db_read_begin(c);
+	if (started < 0)
+		return -1;
+	int ret = sql_int(c, SQ_MAILBOX_ID, &mailbox_id, NULL, "is", (int64_t)account_id, mailbox);
+	if (ret == 1 && sql_each(c, SQ_MB_EMAILID_UIDS, sqm_uids_row, &u, "is", mailbox_id,
+	                         sha256) < 0)
+		ret = -1;
+	ret = store_db_read_end(c, started, ret);
+	if (ret != 1) {
+		free(u.v);
+		u.v = NULL;
+		u.count = 0;
+	}
+	*uids_r = u.v;
+	*count_r = u.count;
+	return ret;
 }

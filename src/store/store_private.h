@@ -54,6 +54,7 @@ struct store_summary {
 	char *envelope;
 	char *body;
 	char *bodystructure;
+	char *preview; /* RFC 8970 */
 };
 
 /* A delivery ready to commit: its file is already at its content address. */
@@ -156,6 +157,7 @@ struct store_commit_mailbox {
 	/* out */
 	uint32_t expunged;
 	uint64_t freed;
+	char objectid[STORE_OBJECTID_MAX + 1]; /* CREATE: the new mailbox's MAILBOXID */
 };
 
 /* An outbound queue operation (store.h). The backend resets the out fields at the start
@@ -394,6 +396,12 @@ struct store_vfuncs {
 	int (*message_summary)(struct store *store, uint64_t account_id, const char *mailbox,
 	                       uint32_t uid, char **envelope_r, char **body_r,
 	                       char **bodystructure_r);
+	/* store_message_objects() (emailid from the content address) and SEARCH EMAILID's
+	 * UIDs by content address. */
+	int (*message_objects)(struct store *store, uint64_t account_id, const char *mailbox,
+	                       uint32_t uid, struct store_message_objects *objects_r);
+	int (*emailid_uids)(struct store *store, uint64_t account_id, const char *mailbox,
+	                    const char *sha256, uint32_t **uids_r, size_t *count_r);
 
 	/* As store.h; domain is lower-cased or NULL. */
 	int (*queue_list)(struct store *store, const char *domain,
