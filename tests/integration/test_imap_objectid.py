@@ -55,6 +55,8 @@ def test_mailboxid_create_select_status_rename_delete(server):
     assert m, out
     mid = m.group(1)
     assert r.mailboxid(b"Projects") == mid
+    ls = b"".join(r.cmd(b'LIST "" Projects RETURN (STATUS (MAILBOXID))'))
+    assert b"(MAILBOXID (" + mid + b"))" in ls, ls
     sel = b"".join(r.cmd(b"SELECT Projects"))
     assert b"* OK [MAILBOXID (" + mid + b")]" in sel, sel
     ex = b"".join(r.cmd(b"EXAMINE Projects"))
