@@ -201,7 +201,7 @@ void cmd_status(struct imap_cmd *cmd)
 	    (items = cmd_status_items(&cmd->args[1])) == 0) {
 		imap_tagged(s, cmd->tag, "BAD",
 		            "Syntax: STATUS mailbox (MESSAGES UIDNEXT UIDVALIDITY UNSEEN DELETED "
-		            "SIZE HIGHESTMODSEQ)");
+		            "SIZE HIGHESTMODSEQ MAILBOXID)");
 		return;
 	}
 	if (cmd_status_items_modseq(items))
