@@ -600,7 +600,7 @@ static void store_done_mailbox(struct store_pending *p)
 	m->error = p->ok ? NULL : p->reason;
 	m->expunged = p->ok ? p->item.mailbox.expunged : 0;
 	m->freed = p->ok ? p->item.mailbox.freed : 0;
-	memcpy(m->mailboxid, p->ok ? p->item.mailbox.objectid : "", p->ok ? sizeof(m->mailboxid) : 1);
+	snprintf(m->mailboxid, sizeof(m->mailboxid), "%s", p->ok ? p->item.mailbox.objectid : "");
 	if (!p->ok)
 		store_writer_log(p, "mailbox operation");
 	p->cb.mailbox(m, p->ctx);
