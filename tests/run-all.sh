@@ -36,6 +36,7 @@ fi
 # Integration modules that run a second time on PostgreSQL in `make test`.
 PG_MODULES=$(printf 'tests/integration/%s.py ' test_imap_basic test_imap_messages \
 	test_imap_mailboxes test_imap_concurrency test_imap_condstore test_imap_qresync test_imap_quota \
+	test_imap_metadata \
 	test_pop3_mail test_smtp_submission test_db test_imap_replace test_imap_objectid \
 	test_imap_savedate_preview)
 

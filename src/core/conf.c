@@ -91,6 +91,8 @@ static const struct conf_key conf_keys[] = {
     {"limit_login_timeout", T_SECONDS, LIM(login_timeout), 1, 86400, 0},
     {"limit_login_commands", T_UINT, LIM(login_commands), 1, 10000, 0},
     {"limit_sessions_per_user_ip", T_UINT, LIM(sessions_per_user_ip), 0, 100000, 0},
+    {"limit_metadata_size", T_SIZE, LIM(metadata_size), 1, 1u << 20, 0},
+    {"limit_metadata_entries", T_UINT, LIM(metadata_entries), 1, 100000, 0},
     {"smtp_pregreet_wait", T_SECONDS, OFF(smtp_pregreet_wait), 0, 60, 0},
     {"dns_resolver", T_DNS_RESOLVER, OFF(dns_resolver), 0, 0, 0},
     {"dns_trust_anchor", T_DNS_ANCHOR, OFF(dns_trust_anchor), 0, 0, 0},
@@ -186,6 +188,8 @@ struct conf *conf_new_defaults(const char *base_dir)
 	    .login_timeout = 60,
 	    .login_commands = 30,
 	    .sessions_per_user_ip = 10,
+	    .metadata_size = 64 * 1024,
+	    .metadata_entries = 100,
 	};
 	c->smtp_pregreet_wait = 1;
 	c->dns_resolver = xstrdup("");

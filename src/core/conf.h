@@ -30,6 +30,8 @@ struct limits {
 	unsigned login_commands; /* commands before login; over it: BYE / -ERR / 421, close */
 	unsigned sessions_per_user_ip; /* simultaneous logins of one account from one IP, per
 	                                  protocol (0: off) */
+	size_t metadata_size;          /* octets of one IMAP METADATA value (RFC 5464 MAXSIZE) */
+	unsigned metadata_entries;     /* IMAP METADATA entries per account (TOOMANY) */
 };
 
 enum conf_bare_lf { CONF_BARE_LF_REJECT, CONF_BARE_LF_NORMALIZE };

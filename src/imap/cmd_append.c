@@ -106,12 +106,11 @@ static void cmd_append_check_read(void *ctx)
 {
 	struct cmd_append_spool *sp = ctx;
 	struct imap_session *s = sp->check.s;
-	struct store_mailbox_stats st;
 	struct store_account_limits l;
 	uint64_t want = sp->check.want;
 	sp->check.refusal = NULL;
 	if (sp->check.name != NULL &&
-	    store_mailbox_stats(s->server->store, s->account_id, sp->check.name, &st) == 0)
+	    store_mailbox_exists(s->server->store, s->account_id, sp->check.name) == 0)
 		sp->check.refusal = "[TRYCREATE] The mailbox does not exist";
 	else if (!sp->replace &&
 	         store_account_limits(s->server->store, s->account_id, &l) == 1 &&

@@ -267,9 +267,7 @@ void cmd_rename(struct imap_cmd *cmd)
 static void subscribe_read(void *ctx)
 {
 	struct mailbox_job *job = ctx;
-	struct store_mailbox_stats st;
-	job->exists_r =
-	    store_mailbox_stats(job->s->server->store, job->s->account_id, job->name, &st);
+	job->exists_r = store_mailbox_exists(job->s->server->store, job->s->account_id, job->name);
 }
 
 static void subscribe_done(struct imap_session *s, void *ctx)

@@ -25,7 +25,7 @@ struct cmd_quota_req {
 	char *tag;
 	char *mailbox; /* GETQUOTAROOT: UTF-8 name; NULL for GETQUOTA */
 	struct imap_session *s;
-	int mailbox_r; /* store_mailbox_stats(): 1, 0 no such mailbox, -1 error */
+	int mailbox_r; /* store_mailbox_exists(): 1, 0 no such mailbox, -1 error */
 	int usage_r;   /* store_account_limits(): 1, 0 no such account, -1 error */
 	struct store_account_limits l;
 };
@@ -34,10 +34,9 @@ static void cmd_quota_read(void *ctx)
 {
 	struct cmd_quota_req *q = ctx;
 	struct store *store = q->s->server->store;
-	struct store_mailbox_stats st;
 	q->mailbox_r = 1;
 	if (q->mailbox != NULL)
-		q->mailbox_r = store_mailbox_stats(store, q->s->account_id, q->mailbox, &st);
+		q->mailbox_r = store_mailbox_exists(store, q->s->account_id, q->mailbox);
 	q->usage_r = store_account_limits(store, q->s->account_id, &q->l);
 }
 

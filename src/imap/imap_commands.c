@@ -66,6 +66,8 @@ static const struct imap_command_def imap_commands[] = {
     {"GETQUOTAROOT", cmd_getquotaroot, IMAP_CMD_LOGGED_IN},
     {"GETQUOTA", cmd_getquota, IMAP_CMD_LOGGED_IN},
     {"SETQUOTA", cmd_setquota, IMAP_CMD_LOGGED_IN},
+    {"GETMETADATA", cmd_getmetadata, IMAP_CMD_LOGGED_IN},
+    {"SETMETADATA", cmd_setmetadata, IMAP_CMD_LOGGED_IN},
 };
 
 void imap_commands_execute(struct imap_session *s)

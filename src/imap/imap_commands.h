@@ -75,6 +75,9 @@ void cmd_search(struct imap_cmd *cmd);       /* SEARCH, UID SEARCH */
 void cmd_getquotaroot(struct imap_cmd *cmd); /* RFC 9208, cmd_quota.c */
 void cmd_getquota(struct imap_cmd *cmd);
 void cmd_setquota(struct imap_cmd *cmd);
+/* cmd_metadata.c */
+void cmd_getmetadata(struct imap_cmd *cmd);
+void cmd_setmetadata(struct imap_cmd *cmd);
 
 /* The saved search result "$" (RFC 5182; RFC 9051 §6.4.4.1), defined in cmd_search.c. */
 /* Empty it and free its memory: SELECT, EXAMINE, CLOSE, UNSELECT and the end of the session

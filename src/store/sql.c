@@ -70,6 +70,7 @@ static size_t sql_params(struct sql_param *params, const char *fmt, va_list ap)
 		ASSERT(n < SQL_PARAMS_MAX);
 		struct sql_param *p = &params[n];
 		p->type = fmt[n];
+		p->null = false;
 		switch (fmt[n]) {
 		case 's':
 			p->text = va_arg(ap, const char *);

@@ -49,9 +49,11 @@ enum sql_tx {
 };
 
 /* A parameter as bound by the fmt strings below: 's' const char * (NULL binds NULL), 'i'
- * int64_t, 'b' const void * then size_t (a blob; NULL binds NULL). */
+ * int64_t, 'b' const void * then size_t (a blob; NULL binds NULL). An 'i' with null set
+ * binds NULL (only callers that fill sql_param themselves, e.g. an import, set it). */
 struct sql_param {
 	char type; /* 's', 'i', 'b' */
+	bool null;
 	const char *text;
 	int64_t value;
 	const void *blob;

@@ -809,7 +809,9 @@ int store_mailbox_snapshot(struct store *store, uint64_t account_id, const char 
 	char name[STORE_MAILBOX_NAME_MAX + 1];
 	if (store_mailbox_norm(mailbox, name) < 0)
 		return 0;
-	return store->v->mailbox_snapshot(store, account_id, name, status_r, cb, ctx);
+	if (cb == NULL)
+		return store->v->mailbox_snapshot(store, account_id, name, status_r, cb, ctx);
+	return store_snapcache_snapshot(store, account_id, name, status_r, cb, ctx);
 }
 
 int store_message_open_want(struct store *store, uint64_t account_id, const char *mailbox,
@@ -997,6 +999,7 @@ int store_open_engine(const char *data_dir, const char *engine, const char *url,
 	pthread_cond_init(&store->queue_cond, NULL);
 	store_watch_init(store);
 	store_recent_init(store);
+	store_snapcache_init(store);
 	store_reader_init(store);
 	pthread_mutex_init(&store->lease_lock, NULL);
 
@@ -1028,6 +1031,7 @@ void store_close(struct store **storep)
 	ASSERT(store->queue_head == NULL);
 	store_watch_deinit(store);
 	store_recent_deinit(store);
+	store_snapcache_deinit(store);
 	pthread_cond_destroy(&store->queue_cond);
 	pthread_mutex_destroy(&store->queue_lock);
 	pthread_mutex_destroy(&store->blob_lock);

@@ -336,6 +336,7 @@ int store_expunge_wait(struct store *store, struct store_expunge *op);
 #define STORE_ERROR_LIMIT "too many mailboxes, subscriptions or keywords"
 #define STORE_ERROR_BAD_KEYWORD "invalid keyword"
 #define STORE_ERROR_INVALID "invalid request"
+#define STORE_ERROR_METADATA_TOOMANY "too many metadata entries"
 #define STORE_ERROR_FAILED "storage error"
 #define STORE_ERROR_EXPUNGED "message already expunged"
 
@@ -398,7 +399,9 @@ struct store_mailbox_stats {
 	uint64_t deleted_size; /* sum of the octets of entries with \Deleted */
 	char mailboxid[STORE_OBJECTID_MAX + 1]; /* MAILBOXID (RFC 8474) */
 };
-/* 1 with *stats_r, 0 no such mailbox, -1 error. */
+/* Whether the mailbox exists, from its row alone (cheap at any size): 1, 0 no, -1 error. */
+int store_mailbox_exists(struct store *store, uint64_t account_id, const char *mailbox);
+/* 1 with *stats_r, 0 no such mailbox, -1 error. Reads every entry of the mailbox. */
 int store_mailbox_stats(struct store *store, uint64_t account_id, const char *mailbox,
                         struct store_mailbox_stats *stats_r);
 /* \Recent (RFC 3501 §2.3.2; IMAP4rev1 only, RFC 9051 dropped it). The store keeps, per
@@ -439,14 +442,28 @@ enum store_mailbox_action {
 	STORE_MAILBOX_SUBSCRIBE,
 	/* Unsubscribe name; ok also when it was not subscribed. */
 	STORE_MAILBOX_UNSUBSCRIBE,
+	/* Set or remove the metadata entries (RFC 5464) of name, or of the account itself
+	 * (server entries) when name is "": all of them or none. -1 NO_MAILBOX,
+	 * METADATA_TOOMANY (the account would hold more than metadata_max entries), INVALID
+	 * (an entry name store_metadata_name_valid() refuses). */
+	STORE_MAILBOX_METADATA,
+};
+/* One metadata entry to write: value NULL removes it. Names are lower-cased by the store. */
+struct store_metadata_entry {
+	const char *name;
+	const void *value;
+	size_t size;
 };
 struct store_mailbox_op {
 	/* in (valid until the callback) */
 	enum store_mailbox_action action;
 	uint64_t account_id;
 	const char *name;
-	const char *new_name; /* RENAME */
-	unsigned special_use; /* CREATE: STORE_SPECIAL_* */
+	const char *new_name;                        /* RENAME */
+	unsigned special_use;                        /* CREATE: STORE_SPECIAL_* */
+	const struct store_metadata_entry *metadata; /* METADATA */
+	size_t metadata_count;
+	uint32_t metadata_max; /* METADATA: entries the account may hold in all */
 	/* out */
 	int result;        /* 0 committed, -1 refused or failed */
 	const char *error; /* for -1: a STORE_ERROR_* string (BAD_NAME for invalid names) */
@@ -460,6 +477,23 @@ void store_mailbox_change(struct store *store, struct store_mailbox_op *op, stor
                           void *ctx);
 /* store_mailbox_change() and wait. Returns op->result. */
 int store_mailbox_change_wait(struct store *store, struct store_mailbox_op *op);
+
+/* ---- metadata (RFC 5464) ---- */
+/* Longest entry name in octets. */
+#define STORE_METADATA_NAME_MAX 1024
+/* Is name an entry name RFC 5464 §3.2 allows: "/private/" or "/shared/" (any case) and
+ * more, printable US-ASCII without '*' and '%', no "//", no trailing '/', at most
+ * STORE_METADATA_NAME_MAX octets? With root_ok also "/private" and "/shared" themselves
+ * (what a GETMETADATA may ask for, with their children). */
+bool store_metadata_name_valid(const char *name, bool root_ok);
+/* The entries of mailbox (the account's server entries when mailbox is ""), in one read:
+ * name itself (lower-case, valid with root_ok) and, with depth 1, the entries one level below it,
+ * with depth -1 every entry below it, each through cb (name lower-case) in name order. 1 (possibly
+ * none), 0 no such mailbox, -1 error. */
+int store_metadata_get(struct store *store, uint64_t account_id, const char *mailbox,
+                       const char *name, int depth,
+                       void (*cb)(void *ctx, const char *name, const void *value, size_t size),
+                       void *ctx);
 
 /* ---- reading changes ---- */
 /* One read snapshot of a mailbox: *status_r (may be NULL), then through entry_cb (may be

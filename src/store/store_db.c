@@ -160,7 +160,7 @@ static const char *db_texts[SQ_COUNT];
 
 static void db_texts_init(void)
 {
-	for (unsigned i = 0; i < SQ_CHUNKS_END; i++) {
+	for (unsigned i = 0; i < SQ_METADATA_END; i++) {
 		if (i < SQ_CORE_COUNT)
 			db_texts[i] = sq_sql[i];
 		else if (i < SQ_MAILBOX_END)
@@ -169,8 +169,10 @@ static void db_texts_init(void)
 			db_texts[i] = store_db_queue_sql[i - SQ_MAILBOX_END];
 		else if (i < SQ_TLSRPT_END)
 			db_texts[i] = store_db_tlsrpt_sql[i - SQ_QUEUE_END];
-		else
+		else if (i < SQ_CHUNKS_END)
 			db_texts[i] = store_db_chunks_sql[i - SQ_TLSRPT_END];
+		else
+			db_texts[i] = store_db_metadata_sql[i - SQ_CHUNKS_END];
 	}
 	store_db_dump_texts(db_texts);
 }
@@ -1363,8 +1365,10 @@ const struct store_vfuncs store_db_vfuncs = {
     .mailbox_snapshot = sq_mailbox_snapshot,
     .message_locate = sq_message_locate,
     .mailbox_list = store_db_mailbox_list,
+    .mailbox_exists = store_db_mailbox_exists,
     .mailbox_stats = store_db_mailbox_stats,
     .mailbox_keywords = store_db_mailbox_keywords,
+    .metadata_get = store_db_metadata_get,
     .mailbox_recent_first = store_db_mailbox_recent_first,
     .mailbox_count_from = store_db_mailbox_count_from,
     .mailbox_changes = store_db_mailbox_changes,

@@ -17,7 +17,7 @@
 #include "store/store_private.h"
 
 /* Tables a dump holds (store_db_dump.c). */
-#define STORE_DB_DUMP_TABLES 13
+#define STORE_DB_DUMP_TABLES 14
 
 /* Every statement, prepared once per connection on first use. The SQL of the ids before
  * SQ_CORE_COUNT is in store_db.c, of the others in store_db_mailbox.c and
@@ -150,8 +150,14 @@ enum sq_id {
 	SQ_C_PUT,
 	SQ_C_GET,
 	SQ_CHUNKS_END,
+	/* store_db_metadata.c */
+	SQ_MD_DELETE = SQ_CHUNKS_END,
+	SQ_MD_INSERT,
+	SQ_MD_COUNT,
+	SQ_MD_GET,
+	SQ_METADATA_END,
 	/* store_db_dump.c: whether the store is empty, then SELECT and INSERT of each table */
-	SQ_DUMP_EMPTY = SQ_CHUNKS_END,
+	SQ_DUMP_EMPTY = SQ_METADATA_END,
 	SQ_DUMP_FIRST,
 	SQ_COUNT = SQ_DUMP_FIRST + 2 * STORE_DB_DUMP_TABLES
 };
@@ -162,6 +168,7 @@ extern const char *const store_db_mailbox_sql[SQ_MAILBOX_END - SQ_CORE_COUNT];
 extern const char *const store_db_queue_sql[SQ_QUEUE_END - SQ_MAILBOX_END];
 extern const char *const store_db_tlsrpt_sql[SQ_TLSRPT_END - SQ_QUEUE_END];
 extern const char *const store_db_chunks_sql[SQ_CHUNKS_END - SQ_TLSRPT_END];
+extern const char *const store_db_metadata_sql[SQ_METADATA_END - SQ_CHUNKS_END];
 
 /* A reading thread's connection, in store_db.readers. */
 struct db_reader {
@@ -233,6 +240,13 @@ int store_db_next_uidvalidity(struct sql_conn *c, int64_t *uidvalidity_r, const 
 /* store_db_mailbox.c: the writer's part of an append, flags, copy or mailbox item,
  * inside the commit's transaction (message rows to check for references go to unref).
  * 0 done or refused (item->refused set; the caller rolls the item back), -1 error. */
+/* store_db_metadata.c: the writer's METADATA item (inside its savepoint), and the read. */
+int store_db_metadata_commit(struct sql_conn *c, struct store_commit_item *item,
+                             const char **error_r);
+int store_db_metadata_get(struct store *store, uint64_t account_id, const char *mailbox,
+                          const char *name, int depth,
+                          void (*cb)(void *ctx, const char *name, const void *value, size_t size),
+                          void *ctx);
 int store_db_mailbox_commit(struct sql_conn *c, struct store_commit_item *item,
                             struct sq_ids *unref, struct store_changes *changes,
                             const char **error_r);
@@ -254,6 +268,7 @@ int store_db_mailbox_recent_first(struct store *store, uint64_t account_id, cons
                                   uint32_t *uidvalidity_r, uint32_t *first_r);
 int store_db_mailbox_count_from(struct store *store, uint64_t account_id, const char *mailbox,
                                 uint32_t uid, uint32_t *count_r);
+int store_db_mailbox_exists(struct store *store, uint64_t account_id, const char *mailbox);
 int store_db_mailbox_keywords(struct store *store, uint64_t account_id, const char *mailbox,
                               char **keywords_r);
 int store_db_mailbox_changes(struct store *store, uint64_t account_id, const char *mailbox,

@@ -58,6 +58,7 @@ static const struct dump_table dump_tables[] = {
      "iiiiisiii", "id"},
     {"expunged", "mailbox_id, uid, modseq", "iii", "mailbox_id, uid"},
     {"subscriptions", "account_id, name", "is", "account_id, name"},
+    {"metadata", "account_id, mailbox_id, name, value", "iisb", "account_id, mailbox_id, name"},
     {"queue",
      "id, message_id, mail_from, ret, envid, smtputf8, eightbit, requiretls, domain, created,"
      " attempts, next_attempt, held, delay_warned, lease_owner, lease_until",
@@ -297,11 +298,16 @@ static int dump_field(char *s, char *e, char type, struct sql_param *p)
 	*e = '\0';
 	p->type = type;
 	bool null = strcmp(s, "\\N") == 0;
+	p->null = false;
+	if (type == 'i' && null) {
+		p->null = true; /* only columns that may be NULL take it: the database decides */
+		return 0;
+	}
 	if (type == 'i') {
 		char *end;
 		errno = 0;
 		p->value = strtoll(s, &end, 10);
-		return null || end == s || *end != '\0' || errno != 0 ? -1 : 0;
+		return end == s || *end != '\0' || errno != 0 ? -1 : 0;
 	}
 	if (null) {
 		p->text = NULL;

@@ -1019,6 +1019,8 @@ int store_db_mailbox_commit(struct sql_conn *c, struct store_commit_item *item,
 	case STORE_MAILBOX_SUBSCRIBE:
 	case STORE_MAILBOX_UNSUBSCRIBE:
 		return sqm_subscribe(c, item, error_r);
+	case STORE_MAILBOX_METADATA:
+		return store_db_metadata_commit(c, item, error_r);
 	}
 	item->refused = STORE_ERROR_INVALID;
 	return 0;
@@ -1119,6 +1121,13 @@ int store_db_mailbox_count_from(struct store *store, uint64_t account_id, const 
 	*count_r = (uint32_t)sql_col_int(st, 0);
 	sql_row_done(st);
 	return 1;
+}
+
+int store_db_mailbox_exists(struct store *store, uint64_t account_id, const char *mailbox)
+{
+	struct sql_conn *c = store_db_reader(store);
+	int64_t id;
+	return c == NULL ? -1 : sqm_id(c, account_id, mailbox, &id, NULL);
 }
 
 int store_db_mailbox_keywords(struct store *store, uint64_t account_id, const char *mailbox,

@@ -390,6 +390,14 @@ int store_mailbox_list(struct store *store, uint64_t account_id,
 
 /* ---- reads by name ---- */
 
+int store_mailbox_exists(struct store *store, uint64_t account_id, const char *mailbox)
+{
+	char name[STORE_MAILBOX_NAME_MAX + 1];
+	if (store_mailbox_norm(mailbox, name) < 0)
+		return 0;
+	return store->v->mailbox_exists(store, account_id, name);
+}
+
 int store_mailbox_stats(struct store *store, uint64_t account_id, const char *mailbox,
                         struct store_mailbox_stats *stats_r)
 {
@@ -434,14 +442,66 @@ int store_mailbox_changes(struct store *store, uint64_t account_id, const char *
 
 /* ---- mailbox operations ---- */
 
+bool store_metadata_name_valid(const char *name, bool root_ok)
+{
+	size_t len = strlen(name);
+	if (root_ok && (strcasecmp(name, "/private") == 0 || strcasecmp(name, "/shared") == 0))
+		return true;
+	if (len > STORE_METADATA_NAME_MAX ||
+	    (strncasecmp(name, "/private/", 9) != 0 && strncasecmp(name, "/shared/", 8) != 0) ||
+	    name[len - 1] == '/')
+		return false;
+	for (size_t i = 0; i < len; i++) {
+		unsigned char ch = (unsigned char)name[i];
+		if (ch <= 0x20 || ch >= 0x7f || ch == '*' || ch == '%' ||
+		    (ch == '/' && name[i + 1] == '/'))
+			return false;
+	}
+	return true;
+}
+
+/* Every entry of a METADATA operation valid and lower-case, and none named twice. */
+static bool store_mailbox_metadata_ok(const struct store_mailbox_op *op)
+{
+	for (size_t i = 0; i < op->metadata_count; i++) {
+		const char *n = op->metadata[i].name;
+		if (!store_metadata_name_valid(n, false))
+			return false;
+		for (const char *c = n; *c != '\0'; c++)
+			if (*c >= 'A' && *c <= 'Z')
+				return false;
+		for (size_t j = 0; j < i; j++)
+			if (strcmp(op->metadata[j].name, n) == 0)
+				return false;
+	}
+	return op->metadata_count > 0;
+}
+
+int store_metadata_get(struct store *store, uint64_t account_id, const char *mailbox,
+                       const char *name, int depth,
+                       void (*cb)(void *ctx, const char *name, const void *value, size_t size),
+                       void *ctx)
+{
+	char norm[STORE_MAILBOX_NAME_MAX + 1] = "";
+	if (mailbox[0] != '\0' && store_mailbox_norm(mailbox, norm) < 0)
+		return 0;
+	if (!store_metadata_name_valid(name, true))
+		return -1;
+	return store->v->metadata_get(store, account_id, norm, name, depth, cb, ctx);
+}
+
 void store_mailbox_change(struct store *store, struct store_mailbox_op *op, store_mailbox_cb *cb,
                           void *ctx)
 {
 	char name[STORE_MAILBOX_NAME_MAX + 1], new_name[STORE_MAILBOX_NAME_MAX + 1];
 	const char *refuse = NULL;
 	name[0] = new_name[0] = '\0';
-	if (op->action > STORE_MAILBOX_UNSUBSCRIBE)
+	if (op->action > STORE_MAILBOX_METADATA)
 		refuse = STORE_ERROR_INVALID;
+	else if (op->action == STORE_MAILBOX_METADATA && !store_mailbox_metadata_ok(op))
+		refuse = STORE_ERROR_INVALID;
+	else if (op->action == STORE_MAILBOX_METADATA && op->name[0] == '\0')
+		; /* the account's server entries */
 	else if (store_mailbox_norm(op->name, name) < 0)
 		refuse = STORE_ERROR_BAD_NAME;
 	else if (op->action == STORE_MAILBOX_RENAME &&

@@ -25,6 +25,12 @@
 #define STORE_BATCH_MAX 256
 /* Hash buckets of the watch list (by account id). */
 #define STORE_WATCH_BUCKETS 256
+/* Snapshots kept between SELECTs (store_snapcache.c): of mailboxes with at least MIN
+ * entries, at most ENTRIES entries in all (about 48 octets each), dropped after IDLE
+ * seconds unused. */
+#define STORE_SNAPCACHE_MIN 1000
+#define STORE_SNAPCACHE_ENTRIES 1000000
+#define STORE_SNAPCACHE_IDLE 600
 /* Hash buckets of the \Recent boundaries (by account id and mailbox name). */
 #define STORE_RECENT_BUCKETS 1024
 /* Alias expansion: nesting depth and number of distinct names visited per resolution. */
@@ -152,8 +158,11 @@ struct store_commit_copy {
 struct store_commit_mailbox {
 	enum store_mailbox_action action;
 	uint64_t account_id;
-	const char *name, *new_name; /* valid, normalised */
-	const char *special_use;     /* "\\Drafts \\Sent" or NULL */
+	const char *name, *new_name;                 /* valid, normalised */
+	const char *special_use;                     /* "\\Drafts \\Sent" or NULL */
+	const struct store_metadata_entry *metadata; /* METADATA: names valid, lower-case */
+	size_t metadata_count;
+	uint32_t metadata_max;
 	/* out */
 	uint32_t expunged;
 	uint64_t freed;
@@ -377,6 +386,7 @@ struct store_vfuncs {
 	                                       const char *special_use),
 	                    void (*subscription_cb)(void *ctx, const char *name), void *ctx);
 	/* The rest as the store.h functions; mailbox is the exact stored name. */
+	int (*mailbox_exists)(struct store *store, uint64_t account_id, const char *mailbox);
 	int (*mailbox_stats)(struct store *store, uint64_t account_id, const char *mailbox,
 	                     struct store_mailbox_stats *stats_r);
 	/* \Recent: the mailbox's UIDVALIDITY and the lowest UID of its entries stored since
@@ -393,6 +403,11 @@ struct store_vfuncs {
 	                       void (*entry_cb)(void *ctx, const struct store_entry *entry),
 	                       void (*expunged_cb)(void *ctx, uint32_t uid, uint64_t modseq),
 	                       void *ctx, struct store_mailbox_status *status_r);
+	/* As store_metadata_get(); mailbox is the exact stored name or "". */
+	int (*metadata_get)(struct store *store, uint64_t account_id, const char *mailbox,
+	                    const char *name, int depth,
+	                    void (*cb)(void *ctx, const char *name, const void *value, size_t size),
+	                    void *ctx);
 	int (*message_summary)(struct store *store, uint64_t account_id, const char *mailbox,
 	                       uint32_t uid, char **envelope_r, char **body_r,
 	                       char **bodystructure_r);
@@ -489,6 +504,9 @@ struct store {
 	/* \Recent boundaries (store_recent.c), under recent_lock. */
 	pthread_mutex_t recent_lock;
 	struct store_recent **recent; /* STORE_RECENT_BUCKETS lists */
+
+	/* Snapshots of large mailboxes kept between SELECTs (store_snapcache.c). */
+	struct store_snapcache *snapcache;
 };
 
 /* Renew every lease this process holds (a thread of the backend calls it regularly; on
@@ -499,6 +517,13 @@ void store_reader_init(struct store *store);
 void store_reader_stop(struct store *store);
 
 /* \Recent boundaries (store_recent.c): set up and tear down. */
+/* store_snapcache.c: store_mailbox_snapshot() through the cache; mailbox is the exact
+ * stored name, cb not NULL. */
+void store_snapcache_init(struct store *store);
+void store_snapcache_deinit(struct store *store);
+int store_snapcache_snapshot(struct store *store, uint64_t account_id, const char *mailbox,
+                             struct store_mailbox_status *status_r,
+                             void (*cb)(void *ctx, const struct store_entry *entry), void *ctx);
 void store_recent_init(struct store *store);
 void store_recent_deinit(struct store *store);
 

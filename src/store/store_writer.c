@@ -974,6 +974,9 @@ void store_writer_mailbox(struct store *store, struct store_mailbox_op *op, cons
 	    .name = p->mailbox,
 	    .new_name = p->target,
 	    .special_use = p->keywords,
+	    .metadata = op->metadata,
+	    .metadata_count = op->metadata_count,
+	    .metadata_max = op->metadata_max,
 	};
 	store_writer_push(store, p);
 }

@@ -64,9 +64,13 @@ def pytest_configure(config):
 
 # Every serve process a test started: what a failed teardown left running is killed at the
 # end of the session, so that it holds no ports and no database connections afterwards.
+# trylast: after pytest's own sessionfinish, which tears the fixtures down (with -x a
+# module's server fixture is torn down there; killing it first made its teardown report
+# exit status -9 as if the server had hung).
 _started = []
 
 
+@pytest.hookimpl(trylast=True)
 def pytest_sessionfinish(session, exitstatus):
     for proc in _started:
         if proc.poll() is None:

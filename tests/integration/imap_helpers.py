@@ -69,8 +69,10 @@ class Raw:
         lines = []
         while True:
             line = self.line()
-            m = re.search(rb"\{(\d+)\}\r\n$", line)
-            if m:
+            while True:  # a response may carry several literals
+                m = re.search(rb"\{(\d+)\}\r\n$", line)
+                if not m:
+                    break
                 line += self.f.read(int(m.group(1)))
                 line += self.line()
             if line.startswith(tag + b" "):

@@ -13,7 +13,7 @@ import pytest
 import smtplib
 
 from conftest import HOST, USERS, make_server, unique
-from imap_helpers import imap_ports, tls_ctx, wait_imap
+from imap_helpers import Raw, imap_ports, tls_ctx, wait_imap
 from pop3_helpers import pop3s_port
 
 ALICE = "alice@example.test"
@@ -56,6 +56,16 @@ def imap_view(server, user):
     return view
 
 
+def metadata(server, user):
+    """The raw answers to GETMETADATA of the Archive and server entries."""
+    r = Raw(server, user, USERS[user])
+    out = r.cmd(b"GETMETADATA (DEPTH infinity) Archive /private")
+    out += r.cmd(b'GETMETADATA (DEPTH infinity) "" /shared')
+    r.close()
+    assert all(l.startswith((b"* METADATA", b"OK")) for l in out), out
+    return b"".join(out)
+
+
 def pop3_uidls(server, user):
     p = poplib.POP3_SSL("127.0.0.1", pop3s_port(server), context=tls_ctx(), timeout=30)
     p.user(user)
@@ -89,6 +99,12 @@ def source(tmp_path_factory):
     c.uid("STORE", "3", "+FLAGS", r"(\Deleted)")
     c.expunge()
     c.logout()
+    # METADATA (RFC 5464): a mailbox entry with a binary value, and a server entry.
+    r = Raw(srv, ALICE, USERS[ALICE])
+    assert r.cmd(b"SETMETADATA Archive (/private/comment ~{7+}\r\nbin\x00ary)")[-1] \
+        .startswith(b"OK")
+    assert r.cmd(b'SETMETADATA "" (/shared/comment "server note")')[-1].startswith(b"OK")
+    r.close()
     yield srv
     srv.stop_and_check()
 
@@ -116,6 +132,8 @@ def test_export_import_keeps_what_clients_see(source, tmp_path_factory, tmp_path
         assert re.search(r"^%s quota=52428800 .* message_limit=1000$" % re.escape(DEMO), users,
                          re.M), users
         assert "info@example.test" in target.cli("alias", "list").stdout
+        assert metadata(target, ALICE) == metadata(source, ALICE)
+        assert b"~{7}\r\nbin\x00ary" in metadata(target, ALICE)
         # New mail continues the UIDs; the big body was moved into the database.
         deliver(target, [ALICE], b"Subject: after the move\r\n\r\nnew\r\n")
         c = imap_login(target, ALICE)

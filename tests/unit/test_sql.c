@@ -616,7 +616,7 @@ static void test_migrate(void **state)
 	assert_int_equal(sql_schema_version(e->w), latest + 1);
 }
 
-/* The OBJECTID/SAVEDATE/PREVIEW migration (SQLite 9, PostgreSQL 5) on a database with
+/* The OBJECTID/SAVEDATE/PREVIEW migration (SQLite 10, PostgreSQL 6) on a database with
  * rows: every mailbox gets a MAILBOXID of 32 hex digits, all different; every entry its
  * internal date as save date; previews stay NULL (computed on demand). */
 static void test_migrate_objectid_backfill(void **state)

@@ -855,6 +855,124 @@ static void test_subscriptions(void **state)
 	assert_string_equal(attrs(list(f, f->b), "p/q"), "");
 }
 
+/* ---- metadata (RFC 5464) ---- */
+
+/* Set entries given as "name=value" ("name" alone removes) on mailbox ("" the server
+ * entries) with at most max entries per account: 0, or -1 with *error_r. */
+static int meta_set(struct fixture *f, uint64_t account, const char *mailbox, uint32_t max,
+                    const char **error_r, const char *const *entries, size_t n)
+{
+	struct store_metadata_entry e[8];
+	char names[8][64];
+	assert_true(n <= 8);
+	for (size_t i = 0; i < n; i++) {
+		const char *eq = strchr(entries[i], '=');
+		size_t len = eq != NULL ? (size_t)(eq - entries[i]) : strlen(entries[i]);
+		snprintf(names[i], sizeof(names[i]), "%.*s", (int)len, entries[i]);
+		e[i] = (struct store_metadata_entry){
+		    .name = names[i],
+		    .value = eq != NULL ? eq + 1 : NULL,
+		    .size = eq != NULL ? strlen(eq + 1) : 0,
+		};
+	}
+	struct store_mailbox_op op = {
+	    .action = STORE_MAILBOX_METADATA,
+	    .account_id = account,
+	    .name = mailbox,
+	    .metadata = e,
+	    .metadata_count = n,
+	    .metadata_max = max,
+	};
+	int ret = store_mailbox_change_wait(f->store, &op);
+	*error_r = op.error;
+	return ret;
+}
+
+static void meta_add(void *ctx, const char *name, const void *value, size_t size)
+{
+	char *out = ctx;
+	size_t len = strlen(out);
+	snprintf(out + len, 512 - len, "%s%s=%.*s", len > 0 ? " " : "", name, (int)size,
+	         (const char *)value);
+}
+
+/* "name=value ..." of store_metadata_get(), or "-" for no such mailbox, "!" an error. */
+static const char *meta_get(struct fixture *f, uint64_t account, const char *mailbox,
+                            const char *name, int depth)
+{
+	static char out[512];
+	out[0] = '\0';
+	int ret = store_metadata_get(f->store, account, mailbox, name, depth, meta_add, out);
+	return ret == 1 ? out : ret == 0 ? "-" : "!";
+}
+
+static void test_metadata(void **state)
+{
+	struct fixture *f = fixture_get(state);
+	const char *error = NULL;
+	const char *set1[] = {"/private/a=1", "/private/a/b=2", "/private/a/b/c=3", "/private/ab=x",
+	                      "/shared/comment="};
+	assert_int_equal(meta_set(f, f->a, "inbox", 0, &error, set1, 5), 0);
+	const char *srv[] = {"/shared/comment=server"};
+	assert_int_equal(meta_set(f, f->a, "", 0, &error, srv, 1), 0);
+	/* Exact, DEPTH 1, DEPTH infinity; an empty value is a value; the root. */
+	assert_string_equal(meta_get(f, f->a, "INBOX", "/private/a", 0), "/private/a=1");
+	assert_string_equal(meta_get(f, f->a, "INBOX", "/private/a", 1),
+	                    "/private/a=1 /private/a/b=2");
+	assert_string_equal(meta_get(f, f->a, "INBOX", "/private/a", -1),
+	                    "/private/a=1 /private/a/b=2 /private/a/b/c=3");
+	assert_string_equal(meta_get(f, f->a, "INBOX", "/private", 1),
+	                    "/private/a=1 /private/ab=x");
+	assert_string_equal(meta_get(f, f->a, "INBOX", "/shared/comment", 0), "/shared/comment=");
+	/* Server entries are apart from mailbox entries, and per account. */
+	assert_string_equal(meta_get(f, f->a, "", "/shared/comment", 0), "/shared/comment=server");
+	assert_string_equal(meta_get(f, f->b, "", "/shared/comment", 0), "");
+	assert_string_equal(meta_get(f, f->b, "INBOX", "/private/a", -1), "");
+	assert_string_equal(meta_get(f, f->a, "nosuch", "/private/a", 0), "-");
+
+	/* Replace and remove in one operation. */
+	const char *set2[] = {"/private/a=one", "/private/a/b"};
+	assert_int_equal(meta_set(f, f->a, "INBOX", 0, &error, set2, 2), 0);
+	assert_string_equal(meta_get(f, f->a, "INBOX", "/private/a", -1),
+	                    "/private/a=one /private/a/b/c=3");
+
+	/* Refusals leave nothing: too many (5 held, max 5), no mailbox, bad names. A
+	 * replacement at the limit is fine. */
+	const char *more[] = {"/private/n1=1", "/private/a=changed"};
+	assert_int_equal(meta_set(f, f->a, "INBOX", 5, &error, more, 2), -1);
+	assert_string_equal(error, STORE_ERROR_METADATA_TOOMANY);
+	assert_string_equal(meta_get(f, f->a, "INBOX", "/private/a", 0), "/private/a=one");
+	assert_int_equal(meta_set(f, f->a, "INBOX", 5, &error, more + 1, 1), 0);
+	assert_int_equal(meta_set(f, f->a, "nosuch", 0, &error, more, 1), -1);
+	assert_string_equal(error, STORE_ERROR_NO_MAILBOX);
+	const char *bad[][1] = {{"/private/Upper=1"}, {"/other/x=1"},    {"/private/x/=1"},
+	                        {"/private//x=1"},    {"/private/a*=1"}, {"/private=1"}};
+	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+		assert_int_equal(meta_set(f, f->a, "INBOX", 0, &error, bad[i], 1), -1);
+		assert_string_equal(error, STORE_ERROR_INVALID);
+	}
+	const char *twice[] = {"/private/t=1", "/private/t=2"};
+	assert_int_equal(meta_set(f, f->a, "INBOX", 0, &error, twice, 2), -1);
+	assert_int_equal(meta_set(f, 999999, "", 0, &error, twice, 1), -1);
+	assert_string_equal(error, STORE_ERROR_INVALID);
+
+	/* RENAME takes the entries along; DELETE drops them with the mailbox. */
+	mbox_ok(f, STORE_MAILBOX_CREATE, f->a, "p", NULL);
+	const char *pe[] = {"/shared/comment=plans"};
+	assert_int_equal(meta_set(f, f->a, "p", 0, &error, pe, 1), 0);
+	mbox_ok(f, STORE_MAILBOX_RENAME, f->a, "p", "q/p");
+	assert_string_equal(meta_get(f, f->a, "q/p", "/shared/comment", 0),
+	                    "/shared/comment=plans");
+	assert_string_equal(meta_get(f, f->a, "p", "/shared/comment", 0), "-");
+	mbox_ok(f, STORE_MAILBOX_DELETE, f->a, "q/p", NULL);
+	mbox_ok(f, STORE_MAILBOX_CREATE, f->a, "q/p", NULL);
+	assert_string_equal(meta_get(f, f->a, "q/p", "/shared/comment", 0), "");
+	/* Renaming INBOX leaves its entries on INBOX. */
+	mbox_ok(f, STORE_MAILBOX_RENAME, f->a, "INBOX", "old-inbox");
+	assert_string_equal(meta_get(f, f->a, "INBOX", "/private/a", 0), "/private/a=changed");
+	assert_string_equal(meta_get(f, f->a, "old-inbox", "/private/a", 0), "");
+}
+
 /* ---- status ---- */
 
 static void test_status(void **state)
@@ -2296,6 +2414,7 @@ int main(void)
 	    BOTH(test_rename),
 	    BOTH(test_rename_inbox),
 	    BOTH(test_subscriptions),
+	    BOTH(test_metadata),
 	    BOTH(test_status),
 	    BOTH(test_message_limit),
 	    BOTH(test_recent),

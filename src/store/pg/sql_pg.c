@@ -432,6 +432,8 @@ static PGresult *pg_exec(struct pg_conn *c, unsigned id, const struct sql_param 
 			values[i] = p->blob;
 			lengths[i] = (int)p->size;
 			formats[i] = 1;
+		} else if (p->null) {
+			values[i] = NULL;
 		} else {
 			(void)snprintf(ints[i], sizeof(ints[i]), "%" PRId64, p->value);
 			values[i] = ints[i];

@@ -104,10 +104,17 @@ static const char pg_migration_3[] =
 static const char pg_migration_4[] =
     "ALTER TABLE accounts ADD COLUMN message_limit bigint NOT NULL DEFAULT 0;";
 
-/* Migration 5 (SQLite's 9): MAILBOXID, SAVEDATE and PREVIEW; existing mailboxes get random
+/* Migration 5 (SQLite's 9): IMAP METADATA entries. */
+static const char pg_migration_5[] =
+    "CREATE TABLE metadata (account_id bigint NOT NULL REFERENCES accounts(id)"
+    " ON DELETE CASCADE, mailbox_id bigint REFERENCES mailboxes(id) ON DELETE CASCADE,"
+    " name " PG_TEXT " NOT NULL, value bytea NOT NULL);"
+    "CREATE UNIQUE INDEX metadata_key ON metadata (account_id, coalesce(mailbox_id, 0), name);";
+
+/* Migration 6 (SQLite's 10): MAILBOXID, SAVEDATE and PREVIEW; existing mailboxes get random
  * ids (md5 of random() and the row, 128 bits in hex as the store's own), existing entries
  * their internal date as save date. */
-static const char pg_migration_5[] =
+static const char pg_migration_6[] =
     "ALTER TABLE mailboxes ADD COLUMN objectid text;"
     "UPDATE mailboxes SET objectid = md5(random()::text || id::text || clock_timestamp()::text);"
     "CREATE UNIQUE INDEX mailboxes_objectid ON mailboxes(objectid);"
@@ -117,7 +124,8 @@ static const char pg_migration_5[] =
 
 /* In order; the schema version is how many have been applied. */
 const char *const sql_pg_migrations[SQL_PG_MIGRATION_COUNT] = {
-    pg_migration_1, pg_migration_2, pg_migration_3, pg_migration_4, pg_migration_5};
+    pg_migration_1, pg_migration_2, pg_migration_3, pg_migration_4, pg_migration_5,
+    pg_migration_6};
 
 /* Statements whose common text PostgreSQL refuses; each says PostgreSQL's error. They must
  * mean what the common text means: when that changes, change these (or make the common

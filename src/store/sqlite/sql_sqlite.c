@@ -100,6 +100,7 @@ static struct sql_conn *sqlite_connect(struct sql_db *sdb, enum sql_role role, c
 	bool reader = role == SQL_ROLE_READER;
 	int flags = SQLITE_OPEN_READWRITE | SQLITE_OPEN_NOMUTEX | (reader ? 0 : SQLITE_OPEN_CREATE);
 	const char *pragmas = reader ? "PRAGMA foreign_keys = ON; PRAGMA query_only = ON;"
+	                               " PRAGMA mmap_size = 1073741824;"
 	                             : "PRAGMA foreign_keys = ON; PRAGMA synchronous = FULL;";
 	if (sqlite3_open_v2(db->path, &c->db, flags, NULL) != SQLITE_OK ||
 	    sqlite3_busy_timeout(c->db, SQLITE_BUSY_TIMEOUT_MS) != SQLITE_OK ||
@@ -132,7 +133,8 @@ static int sqlite_bind(sqlite3_stmt *st, const struct sql_param *params, size_t 
 			         ? sqlite3_bind_null(st, n)
 			         : sqlite3_bind_blob64(st, n, p->blob, p->size, SQLITE_STATIC);
 		else
-			rc = sqlite3_bind_int64(st, n, p->value);
+			rc = p->null ? sqlite3_bind_null(st, n)
+			             : sqlite3_bind_int64(st, n, p->value);
 	}
 	return rc;
 }

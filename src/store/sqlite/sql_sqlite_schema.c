@@ -139,12 +139,20 @@ static const char sqlite_migration_7[] =
 static const char sqlite_migration_8[] =
     "ALTER TABLE accounts ADD COLUMN message_limit INTEGER NOT NULL DEFAULT 0;";
 
-/* Migration 9, IMAP OBJECTID (RFC 8474), SAVEDATE (RFC 8514) and PREVIEW (RFC 8970): a
+/* Migration 9: IMAP METADATA entries (RFC 5464) of a mailbox, or of the account itself
+ * (server entries: mailbox_id NULL); names lower-case, values as set (binary allowed). */
+static const char sqlite_migration_9[] =
+    "CREATE TABLE metadata (account_id INTEGER NOT NULL REFERENCES accounts(id)"
+    " ON DELETE CASCADE, mailbox_id INTEGER REFERENCES mailboxes(id) ON DELETE CASCADE,"
+    " name TEXT NOT NULL, value BLOB NOT NULL);"
+    "CREATE UNIQUE INDEX metadata_key ON metadata(account_id, coalesce(mailbox_id, 0), name);";
+
+/* Migration 10, IMAP OBJECTID (RFC 8474), SAVEDATE (RFC 8514) and PREVIEW (RFC 8970): a
  * mailbox's MAILBOXID (128 random bits in hex; the store sets it on every insert, so a
  * mailbox deleted and created again gets a new one, and a rename keeps it), the time an
  * entry was saved into its mailbox (rows from before: their internal date), and the
  * message's preview text (NULL: not computed, e.g. stored before this migration). */
-static const char sqlite_migration_9[] =
+static const char sqlite_migration_10[] =
     "ALTER TABLE mailboxes ADD COLUMN objectid TEXT;"
     "UPDATE mailboxes SET objectid = lower(hex(randomblob(16)));"
     "CREATE UNIQUE INDEX mailboxes_objectid ON mailboxes(objectid);"
@@ -156,7 +164,7 @@ static const char sqlite_migration_9[] =
 const char *const sql_sqlite_migrations[SQL_SQLITE_MIGRATION_COUNT] = {
     sqlite_migration_1, sqlite_migration_2, sqlite_migration_3, sqlite_migration_4,
     sqlite_migration_5, sqlite_migration_6, sqlite_migration_7, sqlite_migration_8,
-    sqlite_migration_9};
+    sqlite_migration_9, sqlite_migration_10};
 
 /* Every statement's common text suits SQLite. */
 const struct sql_replacement sql_sqlite_replacements[] = {{0, NULL}};
