@@ -37,7 +37,8 @@ fi
 PG_MODULES=$(printf 'tests/integration/%s.py ' test_imap_basic test_imap_messages \
 	test_imap_mailboxes test_imap_concurrency test_imap_condstore test_imap_qresync test_imap_quota \
 	test_imap_metadata \
-	test_pop3_mail test_smtp_submission test_db)
+	test_pop3_mail test_smtp_submission test_db test_imap_replace test_imap_objectid \
+	test_imap_savedate_preview)
 
 echo "== unit tests"
 export ASAN_OPTIONS=detect_leaks=1:abort_on_error=0 UBSAN_OPTIONS=print_stacktrace=1

@@ -46,6 +46,7 @@ struct cmd_append_spool {
 	const char *refusal; /* the command will be refused with it (seen before the octets of a
 	                        non-synchronizing literal, which are then read and dropped) */
 	bool handed;         /* the store owns the files now */
+	bool replace;        /* of a REPLACE: its quota check is the store's (room is freed) */
 	struct arena *arena;
 	/* the checks before a literal's octets (cmd_append_check_read, off the loop where
 	 * reads wait): what they look at and what they found */
@@ -111,7 +112,7 @@ static void cmd_append_check_read(void *ctx)
 	if (sp->check.name != NULL &&
 	    store_mailbox_exists(s->server->store, s->account_id, sp->check.name) == 0)
 		sp->check.refusal = "[TRYCREATE] The mailbox does not exist";
-	else if (store_account_limits(s->server->store, s->account_id, &l) == 1 &&
+	else if (!sp->replace && store_account_limits(s->server->store, s->account_id, &l) == 1 &&
 	         store_account_limits_exceeded(&l, want, 1))
 		sp->check.refusal = "[OVERQUOTA] Quota exceeded";
 }
@@ -177,14 +178,19 @@ int cmd_append_literal_begin(struct imap_session *s, const struct imap_literal *
 {
 	/* Before login nothing touches the store or the disk: the dispatcher answers BAD. */
 	const char *command = imap_parser_command(s->parser);
-	if (command == NULL || strcmp(command, "APPEND") != 0 ||
-	    (s->state != IMAP_STATE_AUTHENTICATED && s->state != IMAP_STATE_SELECTED))
+	/* REPLACE (RFC 8508) takes its message as APPEND does, after a message number. */
+	bool replace = command != NULL &&
+	               (strcmp(command, "REPLACE") == 0 || strcmp(command, "UID REPLACE") == 0);
+	size_t name_arg = replace ? 1 : 0;
+	if (command == NULL || (strcmp(command, "APPEND") != 0 && !replace) ||
+	    (s->state != IMAP_STATE_AUTHENTICATED && s->state != IMAP_STATE_SELECTED) ||
+	    (replace && s->state != IMAP_STATE_SELECTED))
 		return 0;
-	/* Only the mailbox name comes before the first message; everything else that may be a
-	 * literal at the top level is a message (flags are atoms in a list, the date-time a
-	 * quoted string). */
+	/* Only the mailbox name (REPLACE: the message number and the mailbox name) comes
+	 * before the first message; everything else that may be a literal at the top level is
+	 * a message (flags are atoms in a list, the date-time a quoted string). */
 	const struct imap_arg *args = imap_parser_args_so_far(s->parser);
-	if (imap_parser_arg_count(args) == 0)
+	if (imap_parser_arg_count(args) <= name_arg)
 		return 0;
 	if (s->append == NULL) {
 		s->append = xcalloc(1, sizeof(*s->append));
@@ -193,14 +199,15 @@ int cmd_append_literal_begin(struct imap_session *s, const struct imap_literal *
 	struct cmd_append_spool *sp = s->append;
 	if (lit->size > s->limits->message_size)
 		return cmd_append_refuse(s, lit, "[TOOBIG] Message too large");
-	if (sp->count >= CMD_APPEND_MESSAGES_MAX)
+	if (sp->count >= (replace ? 1 : CMD_APPEND_MESSAGES_MAX))
 		return cmd_append_refuse(s, lit, "[LIMIT] Too many messages in one APPEND");
+	sp->replace = replace;
 	if (sp->refusal != NULL)
 		return cmd_append_literal_accept(s, lit);
 	const char *raw, *name;
 	free(sp->check.name);
 	sp->check.name = NULL;
-	if (sp->count == 0 && imap_commands_astring(&args[0], &raw) &&
+	if (sp->count == 0 && imap_commands_astring(&args[name_arg], &raw) &&
 	    (name = imap_commands_mailbox_name(s, raw)) != NULL &&
 	    store_mailbox_name_valid(name) == 1)
 		sp->check.name = xstrdup(name);
@@ -412,6 +419,7 @@ struct cmd_append_op {
 	struct store_append_message *msgs;
 	struct cmd_append_spool *spool; /* paths, keywords and header texts (its arena) */
 	char *mailbox;
+	char *replace_mailbox; /* REPLACE: the selected mailbox; else NULL */
 };
 
 static void cmd_append_cb(struct store_append *op, void *ctx)
@@ -430,6 +438,8 @@ static void cmd_append_fail(struct imap_session *s, const char *e)
 		imap_tagged(s, s->op_tag, "NO", "[LIMIT] Too many keywords or messages");
 	else if (strcmp(e, STORE_ERROR_BAD_KEYWORD) == 0)
 		imap_tagged(s, s->op_tag, "BAD", "Invalid keyword");
+	else if (strcmp(e, STORE_ERROR_EXPUNGED) == 0)
+		imap_tagged(s, s->op_tag, "NO", "[EXPUNGEISSUED] The message to replace is gone");
 	else {
 		IMAP_LOG(s, "event=append result=fail error=\"%s\"", e);
 		imap_tagged(s, s->op_tag, "NO", "[UNAVAILABLE] APPEND failed");
@@ -455,10 +465,17 @@ static void cmd_append_done(struct imap_session *s)
 		else
 			for (size_t i = 0; i < o->op.count && r == 0; i++)
 				r = buf_printf(&set, "%s%u", i == 0 ? "" : ",", o->msgs[i].uid);
-		IMAP_LOG(s, "event=append mailbox=%s messages=%zu size=%llu", o->mailbox,
-		         o->op.count, (unsigned long long)o->spool->total);
-		/* into the selected mailbox: EXISTS before the answer */
-		if (r == 0)
+		IMAP_LOG(s, "event=%s mailbox=%s messages=%zu size=%llu",
+		         o->replace_mailbox != NULL ? "replace" : "append", o->mailbox, o->op.count,
+		         (unsigned long long)o->spool->total);
+		if (o->replace_mailbox != NULL) {
+			/* RFC 8508 §3.3: APPENDUID in an untagged OK (as MOVE's COPYUID), then
+			 * the EXPUNGE (or VANISHED) of the old message, and EXISTS when the
+			 * target is the selected mailbox. */
+			imap_send(s, "* OK [APPENDUID %u %u] Replacement Message ID",
+			          o->op.uidvalidity, first);
+			imap_session_sync_ok(s, true, s->op_tag, "REPLACE completed");
+		} else if (r == 0)
 			imap_session_sync_ok(s, true, s->op_tag,
 			                     "[APPENDUID %u %s] APPEND completed",
 			                     o->op.uidvalidity, buf_cstr(&set));
@@ -470,6 +487,7 @@ static void cmd_append_done(struct imap_session *s)
 	cmd_append_spool_destroy(o->spool);
 	free(o->msgs);
 	free(o->mailbox);
+	free(o->replace_mailbox);
 	free(o);
 }
 
@@ -510,13 +528,14 @@ static int cmd_append_message(struct imap_session *s, const struct imap_arg *arg
 }
 
 /* The command's messages into *msgs_r (malloc'd). 0, or -1 after answering. */
-static int cmd_append_messages(struct imap_cmd *cmd, struct store_append_message **msgs_r)
+static int cmd_append_messages(struct imap_cmd *cmd, size_t first,
+                               struct store_append_message **msgs_r)
 {
 	struct imap_session *s = cmd->s;
 	struct cmd_append_spool *sp = s->append;
 	struct store_append_message *msgs = xcalloc(sp->count + 1, sizeof(*msgs));
 	const char *error = NULL;
-	size_t i = 1, n = 0;
+	size_t i = first, n = 0;
 	while (error == NULL && cmd->args[i].type != IMAP_ARG_EOL) {
 		if (n == sp->count)
 			error = "Syntax: APPEND mailbox [(flags)] [date-time] literal ...";
@@ -545,20 +564,13 @@ static int cmd_append_messages(struct imap_cmd *cmd, struct store_append_message
 	return 0;
 }
 
-void cmd_append(struct imap_cmd *cmd)
+/* Check what cmd_append_messages() left and hand the messages to the store (replace_uid:
+ * REPLACE of that UID of the selected mailbox, else 0). */
+static void cmd_append_start(struct imap_cmd *cmd, const char *raw,
+                             struct store_append_message *msgs, uint32_t replace_uid)
 {
 	struct imap_session *s = cmd->s;
-	const char *raw, *name;
-	if (cmd->args[0].type == IMAP_ARG_EOL || !imap_commands_astring(&cmd->args[0], &raw) ||
-	    s->append == NULL) {
-		imap_tagged(s, cmd->tag, "BAD",
-		            "Syntax: APPEND mailbox [(flags)] [date-time] literal");
-		return;
-	}
-	struct store_append_message *msgs;
-	if (cmd_append_messages(cmd, &msgs) < 0)
-		return;
-	name = imap_commands_mailbox_name(s, raw);
+	const char *name = imap_commands_mailbox_name(s, raw);
 	const char *refusal = NULL;
 	if (name == NULL || store_mailbox_name_valid(name) != 1)
 		refusal = "[CANNOT] Invalid mailbox name";
@@ -579,12 +591,78 @@ void cmd_append(struct imap_cmd *cmd)
 	s->append = NULL; /* the operation owns the files now */
 	o->msgs = msgs;
 	o->mailbox = xstrdup(name);
+	o->replace_mailbox = replace_uid != 0 ? xstrdup(s->mailbox) : NULL;
 	o->op = (struct store_append){
 	    .account_id = s->account_id,
 	    .mailbox = o->mailbox,
 	    .messages = msgs,
 	    .count = o->spool->count,
+	    .replace_mailbox = o->replace_mailbox,
+	    .replace_uid = replace_uid,
 	};
 	imap_session_op_start(s, cmd->tag, cmd_append_done, o);
 	store_append(s->server->store, &o->op, cmd_append_cb, s);
+}
+
+void cmd_append(struct imap_cmd *cmd)
+{
+	struct imap_session *s = cmd->s;
+	const char *raw;
+	if (cmd->args[0].type == IMAP_ARG_EOL || !imap_commands_astring(&cmd->args[0], &raw) ||
+	    s->append == NULL) {
+		imap_tagged(s, cmd->tag, "BAD",
+		            "Syntax: APPEND mailbox [(flags)] [date-time] literal");
+		return;
+	}
+	struct store_append_message *msgs;
+	if (cmd_append_messages(cmd, 1, &msgs) < 0)
+		return;
+	cmd_append_start(cmd, raw, msgs, 0);
+}
+
+/* The nz-number of arg (RFC 9051 §9), or 0. */
+static uint32_t cmd_append_number(const struct imap_arg *arg)
+{
+	uint64_t v = 0;
+	if (arg->type != IMAP_ARG_ATOM || arg->str[0] == '\0' || arg->str[0] == '0')
+		return 0;
+	for (const char *c = arg->str; *c != '\0'; c++) {
+		if (*c < '0' || *c > '9' || (v = v * 10 + (uint64_t)(*c - '0')) > UINT32_MAX)
+			return 0;
+	}
+	return (uint32_t)v;
+}
+
+/* REPLACE and UID REPLACE (RFC 8508): an APPEND of one message to the mailbox named and
+ * the expunge of one message of the selected mailbox, in one store transaction (all or
+ * nothing). */
+void cmd_replace(struct imap_cmd *cmd)
+{
+	struct imap_session *s = cmd->s;
+	const char *raw;
+	uint32_t n = cmd->args[0].type == IMAP_ARG_EOL ? 0 : cmd_append_number(&cmd->args[0]);
+	if (n == 0 || cmd->args[1].type == IMAP_ARG_EOL ||
+	    !imap_commands_astring(&cmd->args[1], &raw) || s->append == NULL ||
+	    s->append->count != 1) {
+		imap_tagged(s, cmd->tag, "BAD",
+		            "Syntax: %s number mailbox [(flags)] [date-time] literal", cmd->name);
+		return;
+	}
+	if (!cmd->uid && n > s->count) {
+		imap_tagged(s, cmd->tag, "BAD", "Invalid sequence number");
+		return;
+	}
+	if (s->read_only) {
+		imap_tagged(s, cmd->tag, "NO", "[READ-ONLY] The mailbox is read-only");
+		return;
+	}
+	uint32_t uid = cmd->uid ? n : s->msgs[n - 1].uid;
+	if (cmd->uid && cmd_store_view_find(s, uid) < 0) {
+		imap_tagged(s, cmd->tag, "NO", "[EXPUNGEISSUED] No message with that UID");
+		return;
+	}
+	struct store_append_message *msgs;
+	if (cmd_append_messages(cmd, 2, &msgs) < 0)
+		return;
+	cmd_append_start(cmd, raw, msgs, uid);
 }

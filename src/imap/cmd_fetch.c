@@ -9,6 +9,9 @@
  * HEADER.FIELDS (.NOT). BINARY[section]<partial>, BINARY.PEEK and BINARY.SIZE (RFC 3516)
  * decode base64 and quoted-printable parts; an encoding that cannot be decoded fails the
  * command with NO [UNKNOWN-CTE].
+ * EMAILID and THREADID (RFC 8474 §5; THREADID is always NIL), SAVEDATE (RFC 8514) and
+ * PREVIEW (RFC 8970: the text stored at delivery; for a message stored before there was
+ * one it is computed from the message now, or NIL with the LAZY modifier).
  * The answer runs in steps (imap_session_run): message after message, each literal streamed
  * from the file in chunks (imap_fetch_body.c) while the connection takes more; no message is
  * ever held in memory (sections are located on a mapping of the file, unmapped before the
@@ -30,6 +33,7 @@
 #include "mime/imap_structure.h"
 #include "mime/mime.h"
 #include "mime/mime_decode.h"
+#include "mime/mime_preview.h"
 #include "core/banned.h"
 
 enum fetch_part { PART_NONE, PART_ALL, PART_HEADER, PART_TEXT, PART_SECTION };
@@ -58,7 +62,9 @@ struct fetch_req {
 	bool uid, flags, size, date;
 	bool modseq; /* MODSEQ (RFC 7162 §3.1.4.2), also implied by CHANGEDSINCE */
 	bool envelope, bodystructure, body;
-	bool seen; /* some item sets \Seen */
+	bool emailid, threadid, savedate; /* RFC 8474, RFC 8514 */
+	bool preview, preview_lazy;       /* RFC 8970 */
+	bool seen;                        /* some item sets \Seen */
 	struct fetch_item items[16];
 	size_t item_count;
 };
@@ -227,6 +233,14 @@ static bool fetch_add(struct fetch_req *req, const char *atom, struct arena *a)
 		return req->bodystructure = true;
 	if (strcasecmp(atom, "BODY") == 0)
 		return req->body = true;
+	if (strcasecmp(atom, "EMAILID") == 0)
+		return req->emailid = true;
+	if (strcasecmp(atom, "THREADID") == 0)
+		return req->threadid = true;
+	if (strcasecmp(atom, "SAVEDATE") == 0)
+		return req->savedate = true;
+	if (strcasecmp(atom, "PREVIEW") == 0)
+		return req->preview = true;
 	if (strcasecmp(atom, "FAST") == 0)
 		return req->flags = req->size = req->date = true;
 	if (strcasecmp(atom, "ALL") == 0)
@@ -332,7 +346,8 @@ struct fetch_pre {
 	int open_r; /* store_message_open() */
 	int fd;     /* owned until fetch_msg_begin() takes it; -1 */
 	uint64_t size;
-	char *env, *body, *bs; /* store_message_summary(), owned; NULL when not cached */
+	char *env, *body, *bs;            /* store_message_summary(), owned; NULL when not cached */
+	struct store_message_objects obj; /* EMAILID, PREVIEW: store_message_objects() */
 };
 
 /* ENVELOPE, BODY and BODYSTRUCTURE: cached at delivery when possible (p's summary, taken
@@ -614,6 +629,56 @@ static int fetch_simple_items(struct imap_session *s, const struct fetch_req *re
 		r |= buf_printf(b, "%sMODSEQ (%llu)", *sep, (unsigned long long)m->modseq);
 		*sep = " ";
 	}
+	if (req->savedate) { /* RFC 8514 §4.1: the same format as INTERNALDATE */
+		char date[64];
+		time_t t = (time_t)m->save_date;
+		struct tm tm;
+		gmtime_r(&t, &tm);
+		strftime(date, sizeof(date), "%e-%b-%Y %H:%M:%S +0000", &tm);
+		r |= buf_printf(b, "%sSAVEDATE \"%s\"", *sep, date);
+		*sep = " ";
+	}
+	if (req->threadid) { /* RFC 8474 §5.2: no thread ids here */
+		r |= buf_printf(b, "%sTHREADID NIL", *sep);
+		*sep = " ";
+	}
+	return r;
+}
+
+/* EMAILID and PREVIEW of one message (p: what the store has; data: the mapped message
+ * when the preview has to be computed, root its MIME tree when parsed). */
+static int fetch_objects(struct arena *tmp, const struct fetch_req *req, struct fetch_pre *p,
+                         const unsigned char *data, size_t len, const struct mime_part **root,
+                         struct buf *b, const char **sep)
+{
+	int r = 0;
+	if (req->emailid) {
+		r |= buf_printf(b, "%sEMAILID (%s)", *sep, p->obj.emailid);
+		*sep = " ";
+	}
+	if (req->preview) {
+		const char *text = p->obj.preview;
+		if (text == NULL && !req->preview_lazy && data != NULL) {
+			if (*root == NULL) {
+				struct mime_part *tree;
+				struct mime_limits limits = {0};
+				if (mime_parse(tmp, data, len, &limits, &tree) >= -1)
+					*root = tree;
+			}
+			if (*root != NULL)
+				text = mime_preview(tmp, data, len, *root);
+		}
+		if (text == NULL && !req->preview_lazy && len == 0)
+			text = "";
+		r |= buf_printf(b, "%sPREVIEW ", *sep);
+		if (text == NULL)
+			r |= buf_puts(b, "NIL"); /* LAZY (RFC 8970 §3.2): not computed now */
+		else
+			imap_quote(b, text);
+		*sep = " ";
+	}
+	free(p->obj.preview);
+	p->obj.preview = NULL;
 	return r;
 }
 
@@ -634,7 +699,8 @@ static bool fetch_was_unseen(const struct fetch_op *o, uint32_t uid)
 /* Does the answer read the message (file or summary) from the store? */
 static bool fetch_reads(const struct fetch_req *req)
 {
-	return req->item_count > 0 || req->envelope || req->bodystructure || req->body;
+	return req->item_count > 0 || req->envelope || req->bodystructure || req->body ||
+	       req->emailid || req->preview;
 }
 
 /* Messages whose store reads one queued read does (store_reads_wait()): few round trips,
@@ -650,6 +716,7 @@ static void fetch_pre_release(struct fetch_op *o)
 		free(p->env);
 		free(p->body);
 		free(p->bs);
+		free(p->obj.preview);
 	}
 	o->pre_pos = o->pre_count = 0;
 }
@@ -663,7 +730,8 @@ static const struct store_want *fetch_want(const struct fetch_req *req, const st
                                            struct store_want *w)
 {
 	*w = (struct store_want){0};
-	if ((req->body && p->body == NULL) || (req->bodystructure && p->bs == NULL))
+	if ((req->body && p->body == NULL) || (req->bodystructure && p->bs == NULL) ||
+	    (req->preview && !req->preview_lazy && p->obj.preview == NULL))
 		return NULL;
 	w->header = req->envelope && p->env == NULL;
 	for (size_t i = 0; i < req->item_count; i++) {
@@ -711,6 +779,17 @@ static void fetch_read(void *ctx)
 		if (summary && store_message_summary(s->server->store, s->account_id, s->mailbox,
 		                                     p->uid, &p->env, &p->body, &p->bs) != 1)
 			p->env = p->body = p->bs = NULL;
+		if ((o->req.emailid || o->req.preview) &&
+		    store_message_objects(s->server->store, s->account_id, s->mailbox, p->uid,
+		                          &p->obj) != 1) {
+			p->open_r = 0; /* gone meanwhile */
+			p->fd = -1;
+			free(p->env);
+			free(p->body);
+			free(p->bs);
+			p->env = p->body = p->bs = NULL;
+			continue;
+		}
 		struct store_want w;
 		const struct store_want *want = fetch_want(&o->req, p, &w);
 		p->open_r = store_message_open_want(s->server->store, s->account_id, s->mailbox,
@@ -726,7 +805,9 @@ static void fetch_read(void *ctx)
 			free(p->env);
 			free(p->body);
 			free(p->bs);
+			free(p->obj.preview);
 			p->env = p->body = p->bs = NULL;
+			p->obj.preview = NULL;
 		}
 	}
 }
@@ -782,7 +863,8 @@ static int fetch_msg_begin(struct imap_session *s, struct fetch_op *o, uint64_t 
 	unsigned char *data = NULL;
 	if (o->fd >= 0 && size > 0 && size <= SIZE_MAX &&
 	    (fetch_needs_tree(req) || fetch_needs_split(req) || req->envelope ||
-	     req->bodystructure || req->body)) {
+	     req->bodystructure || req->body ||
+	     (req->preview && !req->preview_lazy && p->obj.preview == NULL))) {
 		void *map = mmap(NULL, (size_t)size, PROT_READ, MAP_PRIVATE, o->fd, 0);
 		if (map != MAP_FAILED)
 			data = map;
@@ -801,6 +883,7 @@ static int fetch_msg_begin(struct imap_session *s, struct fetch_op *o, uint64_t 
 	int r = buf_printf(&b, "* %u FETCH (", seq);
 	r |= fetch_simple_items(s, req, m, with_flags, &b, &sep);
 	r |= fetch_structure(tmp, req, p, data, (size_t)size, &root, &b, &sep);
+	r |= fetch_objects(tmp, req, p, data, (size_t)size, &root, &b, &sep);
 	int ok = fetch_spans(o, data, size, root, read);
 	if (data != NULL) {
 		munmap(data, (size_t)size);
@@ -1117,6 +1200,19 @@ static void fetch_vanished_done(struct imap_session *s, void *ctx)
 	free(v);
 }
 
+/* RFC 8970 §3: PREVIEW's modifiers, a list of which LAZY is the only one defined. */
+static bool fetch_preview_mods(struct fetch_req *req, const struct imap_arg *list)
+{
+	if (list->type != IMAP_ARG_LIST || list->list[0].type == IMAP_ARG_EOL)
+		return false;
+	for (const struct imap_arg *m = list->list; m->type != IMAP_ARG_EOL; m++) {
+		if (m->type != IMAP_ARG_ATOM || strcasecmp(m->str, "LAZY") != 0)
+			return false;
+		req->preview_lazy = true;
+	}
+	return true;
+}
+
 void cmd_fetch(struct imap_cmd *cmd)
 {
 	struct imap_session *s = cmd->s;
@@ -1126,9 +1222,16 @@ void cmd_fetch(struct imap_cmd *cmd)
 	size_t n = imap_parser_arg_count(a);
 	uint64_t since = 0;
 	bool vanished = false;
-	if (n < 2 || n > 3 || a[0].type != IMAP_ARG_ATOM ||
+	/* "FETCH set PREVIEW (LAZY)" (RFC 8970 §3): a list after a lone PREVIEW is its
+	 * modifiers; fetch modifiers may follow them. */
+	bool preview_mods = n >= 3 && a[1].type == IMAP_ARG_ATOM &&
+	                    strcasecmp(a[1].str, "PREVIEW") == 0 && a[2].type == IMAP_ARG_LIST &&
+	                    a[2].list[0].type == IMAP_ARG_ATOM &&
+	                    strcasecmp(a[2].list[0].str, "LAZY") == 0;
+	size_t mod = preview_mods ? 3 : 2;
+	if (n < 2 || n > mod + 1 || a[0].type != IMAP_ARG_ATOM ||
 	    imap_seqset_parse(s->cmd, a[0].str, &set, &error) < 0 ||
-	    (n == 3 && !fetch_modifiers(&a[2], &since, &vanished))) {
+	    (n == mod + 1 && !fetch_modifiers(&a[mod], &since, &vanished))) {
 		imap_tagged(s, cmd->tag, "BAD",
 		            "Syntax: FETCH sequence-set items [(CHANGEDSINCE modseq [VANISHED])]");
 		return;
@@ -1145,9 +1248,15 @@ void cmd_fetch(struct imap_cmd *cmd)
 	bool ok = true;
 	if (a[1].type == IMAP_ARG_ATOM) {
 		ok = fetch_add(&req, a[1].str, s->cmd);
+		if (ok && preview_mods)
+			ok = fetch_preview_mods(&req, &a[2]);
 	} else if (a[1].type == IMAP_ARG_LIST) {
-		for (const struct imap_arg *it = a[1].list; ok && it->type != IMAP_ARG_EOL; it++)
+		for (const struct imap_arg *it = a[1].list; ok && it->type != IMAP_ARG_EOL; it++) {
 			ok = it->type == IMAP_ARG_ATOM && fetch_add(&req, it->str, s->cmd);
+			if (ok && strcasecmp(it->str, "PREVIEW") == 0 &&
+			    it[1].type == IMAP_ARG_LIST)
+				ok = fetch_preview_mods(&req, ++it);
+		}
 	} else {
 		ok = false;
 	}

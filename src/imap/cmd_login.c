@@ -197,3 +197,17 @@ void imap_commands_sasl_too_long(struct imap_session *s)
 	imap_login_end(s);
 	imap_tagged(s, s->auth_tag, "BAD", "[TOOBIG] Authentication line too long");
 }
+
+/* UNAUTHENTICATE (RFC 8437 §3): no arguments; the session goes back to the
+ * not-authenticated state and may log in again, also as another user. */
+void cmd_unauthenticate(struct imap_cmd *cmd)
+{
+	struct imap_session *s = cmd->s;
+	if (cmd->args[0].type != IMAP_ARG_EOL) {
+		imap_tagged(s, cmd->tag, "BAD", "Syntax: UNAUTHENTICATE");
+		return;
+	}
+	IMAP_LOG(s, "event=unauthenticate user=%s", s->user != NULL ? s->user : "-");
+	imap_session_unauthenticate(s);
+	imap_tagged(s, cmd->tag, "OK", "Not authenticated now");
+}

@@ -116,7 +116,11 @@ static void mailbox_done(struct imap_session *s)
 		IMAP_LOG(s, "event=%s mailbox=%s%s%s result=ok", verb, job->name,
 		         job->new_name != NULL ? " new=" : "",
 		         job->new_name != NULL ? job->new_name : "");
-		imap_tagged(s, s->op_tag, "OK", "%s completed", verb);
+		if (job->op.action == STORE_MAILBOX_CREATE) /* RFC 8474 §4.1 */
+			imap_tagged(s, s->op_tag, "OK", "[MAILBOXID (%s)] %s completed",
+			            job->op.mailboxid, verb);
+		else
+			imap_tagged(s, s->op_tag, "OK", "%s completed", verb);
 	} else if (!s->closed) {
 		const char *error = job->op.error != NULL ? job->op.error : STORE_ERROR_FAILED;
 		imap_tagged(s, s->op_tag, "NO", "[%s] %s failed: %s", mailbox_code(error), verb,

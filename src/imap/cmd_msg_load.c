@@ -82,5 +82,6 @@ struct imap_search_msg cmd_msg_search_msg(const struct imap_session *s, uint32_t
 	    .flags = m->flags | (m->recent ? IMAP_SEARCH_FLAG_RECENT : 0u),
 	    .keywords = m->keywords,
 	    .modseq = m->modseq,
+	    .save_date = m->save_date,
 	};
 }

@@ -56,6 +56,7 @@ struct cmd_search_op {
 	uint32_t next;  /* view index of the next message to look at */
 	uint32_t *hits; /* view indexes of the matches, ascending */
 	size_t hit_count;
+	bool failed; /* a store read before the search failed */
 };
 
 /* ---- the saved result ---- */
@@ -188,6 +189,8 @@ static void cmd_search_hit(struct cmd_search_op *o, uint32_t idx)
 
 static void cmd_search_op_free(struct cmd_search_op *o)
 {
+	for (struct imap_search_emailid *e = o->search->emailids; e != NULL; e = e->next)
+		free(e->uids);
 	cmd_search_batch_release(o);
 	arena_free(&o->arena);
 	free(o->hits);
@@ -385,15 +388,42 @@ static enum imap_step cmd_search_step(struct imap_session *s, void *op)
 	return IMAP_STEP_DONE;
 }
 
-static void cmd_search_synced(struct imap_session *s, void *ctx)
+/* Store reads (imap_session_read): the UIDs of each EMAILID key (RFC 8474 §6). */
+static void cmd_search_emailid_read(void *ctx)
+{
+	struct cmd_search_op *o = ctx;
+	struct imap_session *s = o->s;
+	for (struct imap_search_emailid *e = o->search->emailids; e != NULL; e = e->next)
+		if (store_mailbox_emailid_uids(s->server->store, s->account_id, s->mailbox, e->id,
+		                               &e->uids, &e->count) != 1)
+			o->failed = true;
+}
+
+static void cmd_search_start(struct imap_session *s, void *ctx)
 {
 	struct cmd_search_op *o = ctx;
 	if (s->closed) {
 		cmd_search_op_free(o);
 		return;
 	}
+	if (o->failed) {
+		cmd_search_failed(s, o);
+		cmd_search_op_free(o);
+		return;
+	}
 	o->hits = xmalloc(((size_t)s->count + 1) * sizeof(*o->hits));
 	imap_session_run(s, cmd_search_step, cmd_search_op_free_ctx, o);
+}
+
+static void cmd_search_synced(struct imap_session *s, void *ctx)
+{
+	struct cmd_search_op *o = ctx;
+	if (s->closed || o->search->emailids == NULL) {
+		cmd_search_start(s, o);
+		return;
+	}
+	o->s = s;
+	(void)imap_session_read(s, cmd_search_emailid_read, cmd_search_start, o);
 }
 
 void cmd_search(struct imap_cmd *cmd)

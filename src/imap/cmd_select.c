@@ -23,6 +23,7 @@ static void imap_select_cb(void *ctx, const struct store_entry *e)
 	s->msgs[s->count] = (struct imap_msg){.uid = e->uid,
 	                                      .size = e->size,
 	                                      .date = e->internal_date,
+	                                      .save_date = e->save_date,
 	                                      .flags = e->flags,
 	                                      .modseq = e->modseq};
 	imap_session_view_keywords(s, s->count++, e->keywords);
@@ -181,6 +182,7 @@ static void select_done(struct imap_session *s, void *ctx)
 	}
 	imap_send(s, "* OK [UIDVALIDITY %u] UIDs valid", s->uidvalidity);
 	imap_send(s, "* OK [UIDNEXT %u] Predicted next UID", s->uidnext);
+	imap_send(s, "* OK [MAILBOXID (%s)] Ok", q->st.mailboxid); /* RFC 8474 §4.2 */
 	/* RFC 7162 §3.1.2.1: every mailbox keeps MODSEQs, so always HIGHESTMODSEQ (never
 	 * NOMODSEQ), also to a client that enabled nothing. */
 	imap_send(s, "* OK [HIGHESTMODSEQ %llu] Highest", (unsigned long long)s->highestmodseq);

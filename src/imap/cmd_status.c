@@ -27,6 +27,7 @@ enum {
 	STATUS_APPENDLIMIT = 1u << 7,
 	STATUS_HIGHESTMODSEQ = 1u << 8,
 	STATUS_DELETED_STORAGE = 1u << 9, /* RFC 9208 §4.2, in units of 1024 octets */
+	STATUS_MAILBOXID = 1u << 10,      /* RFC 8474 §4.3 */
 };
 
 static const struct {
@@ -43,6 +44,7 @@ static const struct {
     {"APPENDLIMIT", STATUS_APPENDLIMIT},
     {"HIGHESTMODSEQ", STATUS_HIGHESTMODSEQ},
     {"DELETED-STORAGE", STATUS_DELETED_STORAGE},
+    {"MAILBOXID", STATUS_MAILBOXID},
 };
 #define STATUS_NAME_COUNT (sizeof(status_names) / sizeof(status_names[0]))
 
@@ -119,6 +121,8 @@ static int status_value(struct imap_session *s, unsigned bit, const struct store
 		return buf_printf(b, "%" PRIu64, st->size);
 	case STATUS_HIGHESTMODSEQ:
 		return buf_printf(b, "%" PRIu64, st->highestmodseq);
+	case STATUS_MAILBOXID:
+		return buf_printf(b, "(%s)", st->mailboxid);
 	case STATUS_DELETED_STORAGE: /* what EXPUNGE would free, rounded up as GETQUOTA's usage */
 		return buf_printf(b, "%" PRIu64,
 		                  st->deleted_size / 1024 + (st->deleted_size % 1024 != 0));
@@ -197,7 +201,7 @@ void cmd_status(struct imap_cmd *cmd)
 	    (items = cmd_status_items(&cmd->args[1])) == 0) {
 		imap_tagged(s, cmd->tag, "BAD",
 		            "Syntax: STATUS mailbox (MESSAGES UIDNEXT UIDVALIDITY UNSEEN DELETED "
-		            "SIZE HIGHESTMODSEQ)");
+		            "SIZE HIGHESTMODSEQ MAILBOXID)");
 		return;
 	}
 	if (cmd_status_items_modseq(items))

@@ -55,6 +55,7 @@ void cmd_namespace(struct imap_cmd *cmd);
 void cmd_starttls(struct imap_cmd *cmd);
 void cmd_login(struct imap_cmd *cmd);
 void cmd_authenticate(struct imap_cmd *cmd);
+void cmd_unauthenticate(struct imap_cmd *cmd); /* RFC 8437, cmd_login.c */
 void cmd_select(struct imap_cmd *cmd);
 void cmd_close(struct imap_cmd *cmd);
 void cmd_idle(struct imap_cmd *cmd);
@@ -69,6 +70,7 @@ void cmd_store(struct imap_cmd *cmd);   /* STORE, UID STORE */
 void cmd_expunge(struct imap_cmd *cmd); /* EXPUNGE, UID EXPUNGE */
 void cmd_copy(struct imap_cmd *cmd);    /* COPY, MOVE, UID COPY, UID MOVE */
 void cmd_append(struct imap_cmd *cmd);
+void cmd_replace(struct imap_cmd *cmd);      /* REPLACE, UID REPLACE (RFC 8508), cmd_append.c */
 void cmd_search(struct imap_cmd *cmd);       /* SEARCH, UID SEARCH */
 void cmd_compress(struct imap_cmd *cmd);     /* RFC 4978, cmd_compress.c */
 void cmd_getquotaroot(struct imap_cmd *cmd); /* RFC 9208, cmd_quota.c */

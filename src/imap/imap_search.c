@@ -41,6 +41,11 @@ enum search_type {
 	SK_MODSEQ,  /* RFC 7162 §3.1.5: MODSEQ at least number */
 	SK_OLDER,   /* RFC 5032 WITHIN: internal date at least number seconds ago */
 	SK_YOUNGER, /* RFC 5032 WITHIN: internal date less than number seconds ago */
+	SK_EMAILID, /* RFC 8474 §6: UID among the store's answer for the id */
+	SK_THREADID,
+	SK_SAVEDBEFORE, /* RFC 8514 §4.2: save date */
+	SK_SAVEDON,
+	SK_SAVEDSINCE,
 };
 
 struct imap_search_key {
@@ -55,7 +60,8 @@ struct imap_search_key {
 	bool address;      /* FROM, TO, CC, BCC: match the parsed addresses */
 	const char *str;   /* HEADER, BODY, TEXT: folded needle; KEYWORD: the keyword */
 	size_t len;
-	const struct imap_seqset *set; /* SK_SEQ, SK_UID */
+	const struct imap_seqset *set;             /* SK_SEQ, SK_UID */
+	const struct imap_search_emailid *emailid; /* SK_EMAILID */
 };
 
 /* ---- dates ---- */
@@ -168,6 +174,7 @@ struct search_parser {
 	unsigned needs;
 	bool uses_saved;
 	bool modseq; /* a MODSEQ key occurs */
+	struct imap_search_emailid *emailids;
 	const char *error;
 };
 
@@ -192,24 +199,42 @@ static const struct {
     {"NEW", SK_NEW, 0},
     {"RECENT", SK_FLAG_SET, IMAP_SEARCH_FLAG_RECENT},
     {"OLD", SK_FLAG_UNSET, IMAP_SEARCH_FLAG_RECENT},
+    {"SAVEDATESUPPORTED", SK_TRUE, 0}, /* RFC 8514 §4.2 */
 };
 
 static const struct {
 	const char *name;
 	enum search_type type;
 } search_arg_keys[] = {
-    {"BEFORE", SK_BEFORE},   {"ON", SK_ON},
-    {"SINCE", SK_SINCE},     {"SENTBEFORE", SK_SENTBEFORE},
-    {"SENTON", SK_SENTON},   {"SENTSINCE", SK_SENTSINCE},
-    {"LARGER", SK_LARGER},   {"SMALLER", SK_SMALLER},
-    {"KEYWORD", SK_KEYWORD}, {"UNKEYWORD", SK_UNKEYWORD},
-    {"BODY", SK_BODY},       {"TEXT", SK_TEXT},
-    {"BCC", SK_HEADER},      {"CC", SK_HEADER},
-    {"FROM", SK_HEADER},     {"SUBJECT", SK_HEADER},
-    {"TO", SK_HEADER},       {"HEADER", SK_HEADER},
-    {"UID", SK_UID},         {"NOT", SK_NOT},
-    {"OR", SK_OR},           {"MODSEQ", SK_MODSEQ},
-    {"OLDER", SK_OLDER},     {"YOUNGER", SK_YOUNGER},
+    {"BEFORE", SK_BEFORE},
+    {"ON", SK_ON},
+    {"SINCE", SK_SINCE},
+    {"SENTBEFORE", SK_SENTBEFORE},
+    {"SENTON", SK_SENTON},
+    {"SENTSINCE", SK_SENTSINCE},
+    {"LARGER", SK_LARGER},
+    {"SMALLER", SK_SMALLER},
+    {"KEYWORD", SK_KEYWORD},
+    {"UNKEYWORD", SK_UNKEYWORD},
+    {"BODY", SK_BODY},
+    {"TEXT", SK_TEXT},
+    {"BCC", SK_HEADER},
+    {"CC", SK_HEADER},
+    {"FROM", SK_HEADER},
+    {"SUBJECT", SK_HEADER},
+    {"TO", SK_HEADER},
+    {"HEADER", SK_HEADER},
+    {"UID", SK_UID},
+    {"NOT", SK_NOT},
+    {"OR", SK_OR},
+    {"MODSEQ", SK_MODSEQ},
+    {"OLDER", SK_OLDER},
+    {"YOUNGER", SK_YOUNGER},
+    {"EMAILID", SK_EMAILID},
+    {"THREADID", SK_THREADID},
+    {"SAVEDBEFORE", SK_SAVEDBEFORE},
+    {"SAVEDON", SK_SAVEDON},
+    {"SAVEDSINCE", SK_SAVEDSINCE},
 };
 
 static const struct imap_search_key *search_fail(struct search_parser *p, const char *error)
@@ -345,6 +370,33 @@ static const struct imap_search_key *search_parse_modseq(struct search_parser *p
 	return k;
 }
 
+/* RFC 8474 §6: objectid = 1*255(ALPHA / DIGIT / "_" / "-"). */
+static bool search_objectid_valid(const char *s)
+{
+	size_t n = strspn(s, "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789_-");
+	return n > 0 && n <= 255 && s[n] == '\0';
+}
+
+static const struct imap_search_key *search_parse_objectid(struct search_parser *p,
+                                                           struct imap_search_key *k)
+{
+	const struct imap_arg *a = p->arg;
+	if ((a->type != IMAP_ARG_ATOM && a->type != IMAP_ARG_STRING) ||
+	    !search_objectid_valid(a->str))
+		return search_fail(p, "EMAILID and THREADID need an object id");
+	p->arg++;
+	if (k->type == SK_THREADID) {
+		k->type = SK_FALSE;
+		return k;
+	}
+	struct imap_search_emailid *e = arena_alloc(p->arena, sizeof(*e));
+	*e =
+	    (struct imap_search_emailid){.id = arena_strdup(p->arena, a->str), .next = p->emailids};
+	p->emailids = e;
+	k->emailid = e;
+	return k;
+}
+
 static const struct imap_search_key *search_parse_arg_key(struct search_parser *p,
                                                           enum search_type type, const char *name)
 {
@@ -390,6 +442,17 @@ static const struct imap_search_key *search_parse_arg_key(struct search_parser *
 		    k->number == 0 || k->number > UINT32_MAX)
 			return search_fail(
 			    p, "OLDER and YOUNGER need a number of seconds (nz-number)");
+		p->arg++;
+		return k;
+	case SK_EMAILID:
+	case SK_THREADID:
+		return search_parse_objectid(p, k);
+	case SK_SAVEDBEFORE:
+	case SK_SAVEDON:
+	case SK_SAVEDSINCE:
+		if ((a->type != IMAP_ARG_ATOM && a->type != IMAP_ARG_STRING) ||
+		    !search_parse_date(a->str, &k->day))
+			return search_fail(p, "Invalid date in search criteria (d-Mon-yyyy)");
 		p->arg++;
 		return k;
 	case SK_BEFORE:
@@ -503,6 +566,7 @@ int imap_search_parse(struct arena *arena, const struct imap_arg *args,
 	search->needs = p.needs;
 	search->uses_saved = p.uses_saved;
 	search->modseq = p.modseq;
+	search->emailids = p.emailids;
 	*search_r = search;
 	return 0;
 }
@@ -701,6 +765,20 @@ static int search_eval_logic(const struct imap_search_key *k, struct search_env 
 	}
 }
 
+static bool search_uid_listed(const uint32_t *uids, size_t count, uint32_t uid)
+{
+	for (size_t lo = 0, hi = count; lo < hi;) {
+		size_t mid = lo + (hi - lo) / 2;
+		if (uids[mid] == uid)
+			return true;
+		if (uids[mid] < uid)
+			lo = mid + 1;
+		else
+			hi = mid;
+	}
+	return false;
+}
+
 static int search_eval(const struct imap_search_key *k, struct search_env *e)
 {
 	const struct imap_search_msg *m = e->msg;
@@ -745,6 +823,14 @@ static int search_eval(const struct imap_search_key *k, struct search_env *e)
 	case SK_BODY:
 	case SK_TEXT:
 		return search_eval_text(k, e);
+	case SK_EMAILID:
+		return search_uid_listed(k->emailid->uids, k->emailid->count, m->uid);
+	case SK_SAVEDBEFORE:
+		return search_unix_day(m->save_date) < k->day;
+	case SK_SAVEDON:
+		return search_unix_day(m->save_date) == k->day;
+	case SK_SAVEDSINCE:
+		return search_unix_day(m->save_date) >= k->day;
 	default:
 		return search_eval_date(k, e);
 	}

@@ -41,6 +41,15 @@ enum {
 
 struct imap_search_key; /* opaque: the parsed criteria */
 
+/* An EMAILID key (RFC 8474 §6): the caller looks the id up in the store and fills uids
+ * (ascending) before any matching; a key whose uids stay NULL matches nothing. */
+struct imap_search_emailid {
+	const char *id; /* valid objectid syntax (1-255 of A-Z a-z 0-9 _ -) */
+	uint32_t *uids; /* the caller's (it frees them) */
+	size_t count;
+	struct imap_search_emailid *next;
+};
+
 /* A parsed SEARCH command. Everything lives in the arena given to imap_search_parse(). */
 struct imap_search {
 	bool has_return;     /* "RETURN (...)" was given: the answer is an ESEARCH response */
@@ -49,6 +58,7 @@ struct imap_search {
 	unsigned needs;      /* IMAP_SEARCH_NEED_*: 0 when flags, sizes, dates and numbers do */
 	bool uses_saved;     /* "$" occurs (RFC 5182) */
 	bool modseq;         /* a MODSEQ key occurs (RFC 7162 §3.1.5): the answer adds MODSEQ */
+	struct imap_search_emailid *emailids; /* the EMAILID keys, NULL when none */
 	const struct imap_search_key *root;
 };
 
@@ -57,8 +67,11 @@ struct imap_search {
  * with every key of RFC 9051 and RFC 3501 (NEW, OLD, RECENT included; RECENT never
  * matches: this server has no \Recent) and MODSEQ [entry-name entry-type] n (RFC 7162
  * §3.1.5; messages whose MODSEQ is at least n, the entry ignored), OLDER n and YOUNGER n
- * (RFC 5032 WITHIN: internal date at least / less than n seconds before ctx->now). Strings are
- * copied (case-folded) into arena, so the result does not point into args. Returns 0 with
+ * (RFC 5032 WITHIN: internal date at least / less than n seconds before ctx->now), EMAILID
+ * and THREADID objectid (RFC 8474 §6; THREADID matches nothing: this server has no thread
+ * ids), and SAVEDBEFORE, SAVEDON, SAVEDSINCE date and SAVEDATESUPPORTED (RFC 8514 §4.2;
+ * every mailbox keeps save dates, so that one matches every message). Strings are copied
+ * (case-folded) into arena, so the result does not point into args. Returns 0 with
  * *search_r, or -1 with *error_r a static text for a BAD reply (unknown key or return
  * option, missing or malformed argument, nesting deeper than IMAP_SEARCH_DEPTH_MAX). The
  * charset is not checked here: see imap_search_charset_supported(). */
@@ -87,6 +100,7 @@ struct imap_search_msg {
 	unsigned flags;        /* STORE_FLAG_*, and IMAP_SEARCH_FLAG_RECENT */
 	const char *keywords;  /* space-separated; NULL or "" when none */
 	uint64_t modseq;       /* MODSEQ (RFC 7162) */
+	int64_t save_date;     /* SAVEDATE (RFC 8514), unix seconds; its date in UTC */
 };
 /* In imap_search_msg.flags: \Recent in this session (RECENT, NEW, OLD). */
 #define IMAP_SEARCH_FLAG_RECENT (1u << 30)

@@ -151,7 +151,7 @@ const char *imap_session_capabilities(struct imap_session *s)
 		    "CONDSTORE QRESYNC QUOTA QUOTA=RES-STORAGE QUOTA=RES-MESSAGE METADATA"
 		    " COMPRESS=DEFLATE SORT SORT=DISPLAY ESORT THREAD=ORDEREDSUBJECT "
 		    "THREAD=REFERENCES"
-		    " WITHIN",
+		    " WITHIN UNAUTHENTICATE REPLACE OBJECTID SAVEDATE PREVIEW",
 		    (unsigned long long)s->limits->message_size);
 	}
 	ASSERT(strlen(caps) < sizeof(caps) - 1); /* never cut short */
@@ -299,6 +299,19 @@ bool imap_session_admit_login(struct imap_session *s, uint64_t account)
 		return false;
 	imap_parser_set_limits(s->parser, &imap_session_limits); /* from the next command */
 	return true;
+}
+
+void imap_session_unauthenticate(struct imap_session *s)
+{
+	imap_session_unselect(s); /* its watch (and so any IDLE/notification interest) goes */
+	session_logged_out(&s->life);
+	free(s->user);
+	s->user = NULL;
+	s->account_id = 0;
+	s->rev2 = s->utf8 = s->condstore = s->qresync = false;
+	s->login_commands = 0;
+	imap_parser_set_limits(s->parser, &imap_prelogin_limits); /* from the next command */
+	imap_session_set_state(s, IMAP_STATE_NOT_AUTHENTICATED);
 }
 
 /* ---- selected mailbox ---- */
@@ -461,6 +474,7 @@ static void imap_sync_apply(struct imap_session *s, struct imap_sync *y)
 			s->msgs[s->count] = (struct imap_msg){.uid = e->uid,
 			                                      .size = e->size,
 			                                      .date = e->internal_date,
+			                                      .save_date = e->save_date,
 			                                      .flags = e->flags,
 			                                      .modseq = e->modseq};
 			imap_session_view_keywords(s, s->count++, e->keywords);

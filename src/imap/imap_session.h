@@ -67,6 +67,7 @@ struct imap_msg {
 	uint32_t uid;
 	uint64_t size;
 	int64_t date;
+	int64_t save_date; /* SAVEDATE (RFC 8514) */
 	unsigned flags;
 	char *keywords; /* space-separated, malloc'd; NULL when none */
 	uint64_t modseq;
@@ -241,6 +242,10 @@ int imap_session_recent_read(struct imap_session *s, uint32_t upto, uint32_t *fi
 void imap_session_recent_mark(struct imap_session *s, uint32_t from, uint32_t first);
 /* Number of view entries with \Recent. */
 uint32_t imap_session_recent_count(const struct imap_session *s);
+/* Back to not-authenticated (UNAUTHENTICATE, RFC 8437 §3): the selected mailbox and its
+ * watch are released, the per-user count ends, ENABLEd extensions are off, the parser has
+ * the pre-login limits again. TLS stays. */
+void imap_session_unauthenticate(struct imap_session *s);
 /* Forget the selected mailbox (CLOSE, UNSELECT, a new SELECT). */
 void imap_session_unselect(struct imap_session *s);
 /* Execute a complete command from the parser. */

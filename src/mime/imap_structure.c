@@ -16,6 +16,7 @@
 #include "core/buf.h"
 #include "core/log.h"
 #include "core/xmalloc.h"
+#include "mime/mime_preview.h"
 #include "mime/rfc822_addr.h"
 #include "core/banned.h"
 
@@ -433,10 +434,10 @@ char *imap_bodystructure(struct arena *arena, const unsigned char *msg, size_t l
 }
 
 int imap_structure_summarize(void *ctx, const char *path, char **envelope_r, char **body_r,
-                             char **bodystructure_r)
+                             char **bodystructure_r, char **preview_r)
 {
 	(void)ctx;
-	*envelope_r = *body_r = *bodystructure_r = NULL;
+	*envelope_r = *body_r = *bodystructure_r = *preview_r = NULL;
 	int fd = open(path, O_RDONLY | O_CLOEXEC);
 	if (fd < 0)
 		return -1;
@@ -466,6 +467,7 @@ int imap_structure_summarize(void *ctx, const char *path, char **envelope_r, cha
 		*envelope_r = xstrdup(imap_envelope(a, msg, len, root));
 		*body_r = xstrdup(imap_bodystructure(a, msg, len, root, false));
 		*bodystructure_r = xstrdup(imap_bodystructure(a, msg, len, root, true));
+		*preview_r = xstrdup(mime_preview(a, msg, len, root));
 	}
 	arena_free(&a);
 	if (map != NULL)

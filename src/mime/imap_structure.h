@@ -59,10 +59,10 @@ char *imap_bodystructure(struct arena *arena, const unsigned char *msg, size_t l
  * that build related responses (e.g. BODY[HEADER.FIELDS] names) with the same choices. */
 void imap_structure_append_string(struct buf *out, const char *s);
 
-/* Compute ENVELOPE, BODY and BODYSTRUCTURE of the message stored in the file at path, for
- * the store's cache (store_summarizer_fn; ctx unused). 0 with malloc'd strings, -1 when the
- * file cannot be read. Thread-safe. */
+/* Compute ENVELOPE, BODY, BODYSTRUCTURE and the PREVIEW text (mime_preview.h) of the
+ * message stored in the file at path, for the store's cache (store_summarizer_fn; ctx
+ * unused). 0 with malloc'd strings, -1 when the file cannot be read. Thread-safe. */
 int imap_structure_summarize(void *ctx, const char *path, char **envelope_r, char **body_r,
-                             char **bodystructure_r);
+                             char **bodystructure_r, char **preview_r);
 
 #endif

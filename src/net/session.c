@@ -134,6 +134,14 @@ void session_logged_in(struct session *ss)
 	ss->io->clear_deadline(ss->conn);
 }
 
+void session_logged_out(struct session *ss)
+{
+	if (ss->userip != NULL)
+		userip_release(ss->userip, ss->userip_account, ss->io->remote_ip(ss->conn));
+	ss->userip = NULL;
+	ss->userip_account = 0;
+}
+
 int session_admit_login(struct session *ss, struct userip *reg, uint64_t account, unsigned max)
 {
 	if (ss->userip == NULL) {

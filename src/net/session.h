@@ -104,5 +104,9 @@ void session_logged_in(struct session *ss);
  * counted again. */
 int session_admit_login(struct session *ss, struct userip *reg, uint64_t account, unsigned max)
     __attribute__((warn_unused_result));
+/* The client logged out without leaving (IMAP UNAUTHENTICATE, RFC 8437): the session is no
+ * longer counted against its account (a later login, also as another user, is counted
+ * anew). The pre-login deadline stays off. */
+void session_logged_out(struct session *ss);
 
 #endif

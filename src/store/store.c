@@ -548,10 +548,18 @@ void store_expunge(struct store *store, struct store_expunge *op, store_expunge_
 /* A name that is not valid is refused with NO_MAILBOX: no such mailbox can exist. */
 void store_append(struct store *store, struct store_append *op, store_append_cb *cb, void *ctx)
 {
-	char name[STORE_MAILBOX_NAME_MAX + 1];
+	char name[STORE_MAILBOX_NAME_MAX + 1], replace[STORE_MAILBOX_NAME_MAX + 1];
+	const char *refuse = NULL;
 	store_mailbox_name(op->mailbox, name);
-	store_writer_append(store, op, name, name[0] == '\0' ? STORE_ERROR_NO_MAILBOX : NULL, cb,
-	                    ctx);
+	replace[0] = '\0';
+	if (op->replace_mailbox != NULL)
+		store_mailbox_name(op->replace_mailbox, replace);
+	if (name[0] == '\0')
+		refuse = STORE_ERROR_NO_MAILBOX;
+	else if (op->replace_mailbox != NULL && (replace[0] == '\0' || op->count != 1))
+		refuse = replace[0] == '\0' ? STORE_ERROR_EXPUNGED : STORE_ERROR_INVALID;
+	store_writer_append(store, op, name, op->replace_mailbox != NULL ? replace : NULL, refuse,
+	                    cb, ctx);
 }
 
 void store_flags(struct store *store, struct store_flags *op, store_flags_cb *cb, void *ctx)
@@ -844,6 +852,31 @@ int store_message_summary(struct store *store, uint64_t account_id, const char *
 			free(texts[i]);
 	}
 	return ret;
+}
+
+int store_message_objects(struct store *store, uint64_t account_id, const char *mailbox,
+                          uint32_t uid, struct store_message_objects *objects_r)
+{
+	char name[STORE_MAILBOX_NAME_MAX + 1];
+	*objects_r = (struct store_message_objects){.save_date = 0};
+	if (store_mailbox_norm(mailbox, name) < 0)
+		return 0;
+	return store->v->message_objects(store, account_id, name, uid, objects_r);
+}
+
+int store_mailbox_emailid_uids(struct store *store, uint64_t account_id, const char *mailbox,
+                               const char *emailid, uint32_t **uids_r, size_t *count_r)
+{
+	char name[STORE_MAILBOX_NAME_MAX + 1];
+	*uids_r = NULL;
+	*count_r = 0;
+	if (store_mailbox_norm(mailbox, name) < 0)
+		return 0;
+	/* An EMAILID is "M" and 64 lower-case hex digits; anything else names no message
+	 * (the read still says whether the mailbox exists). */
+	bool valid = emailid[0] == 'M' && blob_name_valid(emailid + 1);
+	return store->v->emailid_uids(store, account_id, name, valid ? emailid + 1 : "-", uids_r,
+	                              count_r);
 }
 
 int store_schema_version(struct store *store)

@@ -223,6 +223,10 @@ int store_mail_open(struct store *store, const char *address, const char *mailbo
                     int *fd_r, uint64_t *size_r);
 
 /* ---- mailbox contents by account id (POP3 now, IMAP later) ---- */
+/* Longest object id (RFC 8474 objectid: 1-255 of [A-Za-z0-9_-]) the store hands out: a
+ * MAILBOXID is 32 hex digits (random, set when the mailbox row is made), an EMAILID "M"
+ * and the 64 hex digits of the message's content address. */
+#define STORE_OBJECTID_MAX 72
 struct store_entry {
 	uint32_t uid;
 	uint64_t size; /* octets stored (what RETR sends before CRLF/dot-stuffing) */
@@ -230,6 +234,7 @@ struct store_entry {
 	unsigned flags; /* STORE_FLAG_* bits */
 	uint64_t modseq;
 	const char *keywords; /* space-separated, "" when none; valid during the callback */
+	int64_t save_date;    /* SAVEDATE (RFC 8514): when it was saved into this mailbox */
 };
 /* System flags (RFC 9051 §2.3.2); these are the bits the backend stores. */
 #define STORE_FLAG_SEEN (1u << 0)
@@ -242,6 +247,7 @@ struct store_mailbox_status {
 	uint32_t uidnext;
 	uint64_t highestmodseq;
 	uint32_t messages; /* a snapshot's entries; 0 from store_mailbox_changes() */
+	char mailboxid[STORE_OBJECTID_MAX + 1]; /* MAILBOXID (RFC 8474); stays over renames */
 };
 /* A consistent snapshot (one read transaction) of a mailbox of account_id, by name ("INBOX"
  * case-insensitive, as the first level of every name): the status, and every entry in UID order
@@ -332,6 +338,7 @@ int store_expunge_wait(struct store *store, struct store_expunge *op);
 #define STORE_ERROR_INVALID "invalid request"
 #define STORE_ERROR_METADATA_TOOMANY "too many metadata entries"
 #define STORE_ERROR_FAILED "storage error"
+#define STORE_ERROR_EXPUNGED "message already expunged"
 
 /* Longest mailbox name in octets, deepest hierarchy in levels. */
 #define STORE_MAILBOX_NAME_MAX 512
@@ -389,7 +396,8 @@ struct store_mailbox_stats {
 	uint32_t recent;  /* entries no session has claimed yet (store_recent_claim()) */
 	uint64_t size;    /* sum of the entries' octets */
 	uint64_t highestmodseq;
-	uint64_t deleted_size; /* sum of the octets of entries with \Deleted */
+	uint64_t deleted_size;                  /* sum of the octets of entries with \Deleted */
+	char mailboxid[STORE_OBJECTID_MAX + 1]; /* MAILBOXID (RFC 8474) */
 };
 /* Whether the mailbox exists, from its row alone (cheap at any size): 1, 0 no, -1 error. */
 int store_mailbox_exists(struct store *store, uint64_t account_id, const char *mailbox);
@@ -461,6 +469,7 @@ struct store_mailbox_op {
 	const char *error; /* for -1: a STORE_ERROR_* string (BAD_NAME for invalid names) */
 	uint32_t expunged; /* DELETE: entries removed */
 	uint64_t freed;    /* DELETE: octets subtracted from the account's used bytes */
+	char mailboxid[STORE_OBJECTID_MAX + 1]; /* CREATE: the new mailbox's MAILBOXID */
 };
 typedef void store_mailbox_cb(struct store_mailbox_op *op, void *ctx);
 /* Queue a mailbox operation (see enum store_mailbox_action); cb on the writer thread. */
@@ -602,10 +611,16 @@ struct store_append {
 	const char *mailbox;
 	struct store_append_message *messages; /* MULTIAPPEND (RFC 3502): all or none */
 	size_t count;
+	/* REPLACE (RFC 8508): with replace_mailbox non-NULL (one message only), the entry
+	 * replace_uid of that mailbox of the account is expunged in the same transaction
+	 * (tombstone, its own new MODSEQ there); the quota check counts it as gone. */
+	const char *replace_mailbox;
+	uint32_t replace_uid;
 	/* out */
 	int result;           /* 0 committed, -1 refused or failed (nothing stored) */
 	const char *error;    /* NO_MAILBOX (TRYCREATE), OVERQUOTA, BAD_KEYWORD, LIMIT,
-	                       * INVALID (no message or no spool path), FAILED */
+	                       * INVALID (no message or no spool path; REPLACE of more than
+	                       * one), EXPUNGED (REPLACE: replace_uid is not there), FAILED */
 	uint32_t uidvalidity; /* with messages[i].uid: APPENDUID (RFC 4315) */
 	uint64_t modseq;
 };
@@ -652,14 +667,32 @@ void store_unwatch(struct store_watch **watch);
  * of the _r may be NULL. */
 int store_message_summary(struct store *store, uint64_t account_id, const char *mailbox,
                           uint32_t uid, char **envelope_r, char **body_r, char **bodystructure_r);
-/* The function that computes those texts from a message file: 0 with malloc'd strings
- * (any may be NULL), -1 when it cannot (the columns stay NULL). */
+/* The function that computes those texts (and the PREVIEW text, RFC 8970) from a message
+ * file: 0 with malloc'd strings (any may be NULL), -1 when it cannot (the columns stay
+ * NULL). */
 typedef int store_summarizer_fn(void *ctx, const char *path, char **envelope_r, char **body_r,
-                                char **bodystructure_r);
+                                char **bodystructure_r, char **preview_r);
 /* Install (fn != NULL) or remove the summarizer. The writer thread calls it once for every
  * new stored message of a delivery or append, before the commit; it must be thread-safe
  * with respect to ctx. Set it right after store_open(). */
 void store_set_summarizer(struct store *store, store_summarizer_fn *fn, void *ctx);
+
+/* What OBJECTID (RFC 8474), SAVEDATE (RFC 8514) and PREVIEW (RFC 8970) show of one
+ * message. The EMAILID names the stored content: a COPY or MOVE keeps it, and two
+ * deliveries of the same octets (which the store keeps once) share it. */
+struct store_message_objects {
+	char emailid[STORE_OBJECTID_MAX + 1];
+	int64_t save_date; /* when it was saved into this mailbox (unix seconds) */
+	char *preview;     /* malloc'd UTF-8; NULL when not stored (computed on demand) */
+};
+/* 1 with *objects_r (free objects_r->preview), 0 no such message, -1 error. */
+int store_message_objects(struct store *store, uint64_t account_id, const char *mailbox,
+                          uint32_t uid, struct store_message_objects *objects_r);
+/* The UIDs (ascending) of the entries of a mailbox whose EMAILID is emailid (SEARCH
+ * EMAILID): 1 with *uids_r malloc'd (NULL when none) and *count_r, 0 no such mailbox,
+ * -1 error. */
+int store_mailbox_emailid_uids(struct store *store, uint64_t account_id, const char *mailbox,
+                               const char *emailid, uint32_t **uids_r, size_t *count_r);
 
 /* ---- TLS-RPT (RFC 8460) ----
  * One TLS session of an outbound attempt with one MX host (RESULT's tlsrpt). Strings as

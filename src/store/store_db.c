@@ -52,8 +52,8 @@ static const char *const sq_sql[SQ_CORE_COUNT] = {
     [SQ_ACCOUNT_INSERT] = "INSERT INTO accounts (id, address, domain_id, password_hash, quota,"
                           " created) VALUES (?1, ?2, ?3, ?4, ?5, ?6)"
                           " ON CONFLICT (address) DO NOTHING",
-    [SQ_MAILBOX_INSERT] = "INSERT INTO mailboxes (account_id, name, special_use, uidvalidity)"
-                          " VALUES (?1, ?2, ?3, ?4)",
+    [SQ_MAILBOX_INSERT] = "INSERT INTO mailboxes (account_id, name, special_use, uidvalidity,"
+                          " objectid) VALUES (?1, ?2, ?3, ?4, ?5)",
     [SQ_ACCOUNT_MESSAGES] = "SELECT DISTINCT e.message_id FROM mailbox_entries e"
                             " JOIN mailboxes m ON m.id = e.mailbox_id WHERE m.account_id = ?1",
     [SQ_ACCOUNT_DELETE] = "DELETE FROM accounts WHERE id = ?1",
@@ -86,22 +86,24 @@ static const char *const sq_sql[SQ_CORE_COUNT] = {
     [SQ_ALIAS_TARGETS] = "SELECT target FROM aliases WHERE alias = ?1 ORDER BY id",
     /* A row that exists keeps its columns; summaries fill only what is missing. */
     [SQ_MESSAGE_INSERT] = "INSERT INTO messages (sha256, size, received_at, mail_from,"
-                          " hdr_from, subject, message_id, envelope, body, bodystructure, content)"
-                          " VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)"
+                          " hdr_from, subject, message_id, envelope, body, bodystructure, content,"
+                          " preview)"
+                          " VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)"
                           " ON CONFLICT (sha256) DO UPDATE SET"
                           " envelope = coalesce(messages.envelope, excluded.envelope),"
                           " body = coalesce(messages.body, excluded.body),"
                           " bodystructure = coalesce(messages.bodystructure,"
-                          " excluded.bodystructure)"
+                          " excluded.bodystructure),"
+                          " preview = coalesce(messages.preview, excluded.preview)"
                           " WHERE excluded.envelope IS NOT NULL OR excluded.body IS NOT NULL"
-                          " OR excluded.bodystructure IS NOT NULL",
+                          " OR excluded.bodystructure IS NOT NULL OR excluded.preview IS NOT NULL",
     [SQ_MESSAGE_ID] = "SELECT id FROM messages WHERE sha256 = ?1",
     [SQ_INBOX_NEXT] = "UPDATE mailboxes SET uidnext = uidnext + 1,"
                       " highestmodseq = highestmodseq + 1"
                       " WHERE account_id = ?1 AND name = 'INBOX'"
                       " RETURNING id, uidnext - 1, highestmodseq",
     [SQ_ENTRY_INSERT] = "INSERT INTO mailbox_entries (mailbox_id, uid, message_id, modseq,"
-                        " internal_date) VALUES (?1, ?2, ?3, ?4, ?5)",
+                        " internal_date, save_date) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
     [SQ_ACCOUNT_ADD_USED] = "UPDATE accounts SET used_bytes = used_bytes + ?2 WHERE id = ?1",
     [SQ_MAILBOX_FIND] = "SELECT m.id FROM mailboxes m JOIN accounts a ON a.id = m.account_id"
                         " WHERE a.address = ?1 AND m.name = ?2",
@@ -120,10 +122,11 @@ static const char *const sq_sql[SQ_CORE_COUNT] = {
     [SQ_MESSAGE_EXISTS] = "SELECT 1 FROM messages WHERE sha256 = ?1",
     /* No count of the entries: on 100,000 of them it costs what the rest of a sync
      * costs a hundred times over. A snapshot counts the rows it reads. */
-    [SQ_MAILBOX_STATUS] = "SELECT b.id, b.uidvalidity, b.uidnext, b.highestmodseq"
+    [SQ_MAILBOX_STATUS] = "SELECT b.id, b.uidvalidity, b.uidnext, b.highestmodseq, b.objectid"
                           " FROM mailboxes b WHERE b.account_id = ?1 AND b.name = ?2",
     [SQ_ENTRY_SNAPSHOT] = "SELECT e.uid, m.size, e.internal_date, e.flags, e.modseq,"
-                          " e.keywords FROM mailbox_entries e"
+                          " e.keywords, coalesce(e.save_date, e.internal_date)"
+                          " FROM mailbox_entries e"
                           " JOIN messages m ON m.id = e.message_id"
                           " WHERE e.mailbox_id = ?1 ORDER BY e.uid",
     [SQ_MESSAGE_LOCATE] = "SELECT m.sha256, m.size, m.content, m.id FROM mailbox_entries e"
@@ -462,9 +465,11 @@ static int sq_add_mailboxes(struct sql_conn *c, int64_t account_id,
 {
 	for (size_t i = 0; i < count; i++) {
 		int64_t uidvalidity;
+		char objectid[STORE_OBJECTID_MAX + 1];
+		store_db_objectid(objectid);
 		if (store_db_next_uidvalidity(c, &uidvalidity, error_r) < 0 ||
-		    sql_exec(c, SQ_MAILBOX_INSERT, error_r, "issi", account_id, mailboxes[i].name,
-		             mailboxes[i].special_use, uidvalidity) < 0)
+		    sql_exec(c, SQ_MAILBOX_INSERT, error_r, "issis", account_id, mailboxes[i].name,
+		             mailboxes[i].special_use, uidvalidity, objectid) < 0)
 			return -1;
 		if (mailboxes[i].subscribed &&
 		    sql_exec(c, SQ_SUB_INSERT, error_r, "is", account_id, mailboxes[i].name) < 0)
@@ -855,8 +860,8 @@ static int sq_deliver_local(struct sql_conn *c, uint64_t account, int64_t messag
 		return -1;
 	}
 	store_watch_changed(changes, account, "INBOX", (uint64_t)modseq);
-	if (sql_exec(c, SQ_ENTRY_INSERT, error_r, "iiiii", mailbox_id, uid, message_id, modseq,
-	             internal_date) < 0 ||
+	if (sql_exec(c, SQ_ENTRY_INSERT, error_r, "iiiiii", mailbox_id, uid, message_id, modseq,
+	             internal_date, (int64_t)time(NULL)) < 0 ||
 	    sql_exec(c, SQ_ACCOUNT_ADD_USED, error_r, "ii", (int64_t)account, (int64_t)item->size) <
 	        0)
 		return -1;
@@ -871,10 +876,10 @@ int store_db_message_row(struct sql_conn *c, const char *sha256, uint64_t size,
 {
 	static const struct store_summary none = {0};
 	const struct store_summary *sum = summary == NULL ? &none : summary;
-	if (sql_exec(c, SQ_MESSAGE_INSERT, error_r, "siisssssssb", sha256, (int64_t)size,
+	if (sql_exec(c, SQ_MESSAGE_INSERT, error_r, "siisssssssbs", sha256, (int64_t)size,
 	             received_at, mail_from, hdr_from, subject, message_id, sum->envelope,
 	             sum->body, sum->bodystructure, (const void *)content,
-	             content == NULL ? (size_t)0 : (size_t)size) < 0)
+	             content == NULL ? (size_t)0 : (size_t)size, sum->preview) < 0)
 		return -1;
 	if (sql_int(c, SQ_MESSAGE_ID, id_r, error_r, "s", sha256) != 1) {
 		*error_r = "message row vanished";
@@ -1183,6 +1188,7 @@ void store_db_entry_row(struct sql_row *st, struct store_entry *entry_r)
 	    .flags = (unsigned)sql_col_int(st, 3),
 	    .modseq = (uint64_t)sql_col_int(st, 4),
 	    .keywords = sql_col_text0(st, 5),
+	    .save_date = sql_col_int(st, 6),
 	};
 }
 
@@ -1200,8 +1206,20 @@ int store_db_mailbox_status_row(struct sql_conn *c, uint64_t account_id, const c
 	    .highestmodseq = (uint64_t)sql_col_int(st, 3),
 	    .messages = 0,
 	};
+	snprintf(status_r->mailboxid, sizeof(status_r->mailboxid), "%s", sql_col_text0(st, 4));
 	sql_row_done(st);
 	return 1;
+}
+
+void store_db_objectid(char out[STORE_OBJECTID_MAX + 1])
+{
+	unsigned char r[16];
+	randombytes_buf(r, sizeof(r));
+	for (size_t i = 0; i < sizeof(r); i++) {
+		out[2 * i] = "0123456789abcdef"[r[i] >> 4];
+		out[2 * i + 1] = "0123456789abcdef"[r[i] & 15];
+	}
+	out[2 * sizeof(r)] = '\0';
 }
 
 static void sq_snapshot_row(void *ctx, struct sql_row *st)
@@ -1359,6 +1377,8 @@ const struct store_vfuncs store_db_vfuncs = {
     .mailbox_count_from = store_db_mailbox_count_from,
     .mailbox_changes = store_db_mailbox_changes,
     .message_summary = store_db_mailbox_summary,
+    .message_objects = store_db_message_objects,
+    .emailid_uids = store_db_mailbox_emailid_uids,
     .queue_list = store_db_queue_list,
     .queue_show = store_db_queue_show,
     .queue_next_due = store_db_queue_next_due,

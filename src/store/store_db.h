@@ -109,6 +109,9 @@ enum sq_id {
 	SQ_ENTRY_SET_FLAGS,
 	SQ_ENTRY_SOURCE,
 	SQ_ENTRY_INSERT_FULL,
+	SQ_MB_OBJECTID,
+	SQ_MB_OBJECTS,
+	SQ_MB_EMAILID_UIDS,
 	SQ_MAILBOX_END,
 	/* store_db_queue.c */
 	SQ_Q_ENTRY_INSERT = SQ_MAILBOX_END,
@@ -227,6 +230,8 @@ int store_db_mailbox_status_row(struct sql_conn *c, uint64_t account_id, const c
 /* An entry from a row whose columns 0-5 are uid, size, internal_date, flags, modseq,
  * keywords (SQ_ENTRY_SNAPSHOT, SQ_MB_CHANGED); keywords point into the row. */
 void store_db_entry_row(struct sql_row *st, struct store_entry *entry_r);
+/* A new MAILBOXID: 32 random hex digits into out. */
+void store_db_objectid(char out[STORE_OBJECTID_MAX + 1]);
 int store_db_read_end(struct sql_conn *c, int started, int ret);
 /* The next UIDVALIDITY of this store (above every earlier one; the last is kept in meta):
  * 0 with *uidvalidity_r, or -1. Inside a write transaction. */
@@ -286,6 +291,10 @@ int store_db_queue_list(struct store *store, const char *domain,
                         void (*cb)(void *ctx, const struct store_queue_info *info), void *ctx);
 int store_db_queue_show(struct store *store, uint64_t id, struct store_queue_entry **entry_r);
 int store_db_queue_next_due(struct store *store, int64_t *when_r);
+int store_db_message_objects(struct store *store, uint64_t account_id, const char *mailbox,
+                             uint32_t uid, struct store_message_objects *objects_r);
+int store_db_mailbox_emailid_uids(struct store *store, uint64_t account_id, const char *mailbox,
+                                  const char *sha256, uint32_t **uids_r, size_t *count_r);
 int store_db_mailbox_summary(struct store *store, uint64_t account_id, const char *mailbox,
                              uint32_t uid, char **envelope_r, char **body_r,
                              char **bodystructure_r);

@@ -10,6 +10,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "core/buf.h"
 #include "core/log.h"
@@ -26,8 +27,8 @@ const char *const store_db_mailbox_sql[SQ_MAILBOX_END - SQ_CORE_COUNT] = {
                      " WHERE account_id = ?1 AND name = ?2",
     SQM(SQ_MB_COUNT) = "SELECT count(*) FROM mailboxes WHERE account_id = ?1",
     SQM(SQ_MB_INSERT) = "INSERT INTO mailboxes (account_id, name, special_use, uidvalidity,"
-                        " uidnext, highestmodseq, keywords)"
-                        " VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7) RETURNING id",
+                        " uidnext, highestmodseq, keywords, objectid)"
+                        " VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8) RETURNING id",
     SQM(SQ_MB_DELETE) = "DELETE FROM mailboxes WHERE id = ?1",
     SQM(SQ_MB_REFS) = "SELECT e.message_id, m.size FROM mailbox_entries e"
                       " JOIN messages m ON m.id = e.message_id WHERE e.mailbox_id = ?1",
@@ -46,14 +47,15 @@ const char *const store_db_mailbox_sql[SQ_MAILBOX_END - SQ_CORE_COUNT] = {
                                " SET modseq = excluded.modseq",
     SQM(SQ_MB_MOVE_ALL) = "UPDATE mailbox_entries SET mailbox_id = ?2 WHERE mailbox_id = ?1",
     SQM(SQ_MB_LIST) = "SELECT name, special_use FROM mailboxes WHERE account_id = ?1",
-    SQM(SQ_MB_STATS) = "SELECT b.uidvalidity, b.uidnext, b.highestmodseq, count(e.uid),"
-                       " coalesce(sum(CASE WHEN (e.flags & ?3) = 0 THEN 1 ELSE 0 END), 0),"
-                       " coalesce(sum(CASE WHEN (e.flags & ?4) <> 0 THEN 1 ELSE 0 END), 0),"
-                       " coalesce(sum(m.size), 0),"
-                       " coalesce(sum(CASE WHEN (e.flags & ?4) <> 0 THEN m.size ELSE 0 END), 0)"
-                       " FROM mailboxes b LEFT JOIN mailbox_entries e ON e.mailbox_id = b.id"
-                       " LEFT JOIN messages m ON m.id = e.message_id"
-                       " WHERE b.account_id = ?1 AND b.name = ?2 GROUP BY b.id",
+    SQM(SQ_MB_STATS) =
+        "SELECT b.uidvalidity, b.uidnext, b.highestmodseq, count(e.uid),"
+        " coalesce(sum(CASE WHEN (e.flags & ?3) = 0 THEN 1 ELSE 0 END), 0),"
+        " coalesce(sum(CASE WHEN (e.flags & ?4) <> 0 THEN 1 ELSE 0 END), 0),"
+        " coalesce(sum(m.size), 0),"
+        " coalesce(sum(CASE WHEN (e.flags & ?4) <> 0 THEN m.size ELSE 0 END), 0),"
+        " b.objectid FROM mailboxes b LEFT JOIN mailbox_entries e ON e.mailbox_id = b.id"
+        " LEFT JOIN messages m ON m.id = e.message_id"
+        " WHERE b.account_id = ?1 AND b.name = ?2 GROUP BY b.id, b.objectid",
     SQM(SQ_MB_RECENT_FIRST) = "SELECT b.uidvalidity, CASE WHEN b.uidvalidity > ?4 THEN 1"
                               " ELSE coalesce((SELECT min(e.uid) FROM mailbox_entries e"
                               " WHERE e.mailbox_id = b.id AND e.id > ?3), b.uidnext) END"
@@ -62,8 +64,9 @@ const char *const store_db_mailbox_sql[SQ_MAILBOX_END - SQ_CORE_COUNT] = {
                             " ON e.mailbox_id = b.id AND e.uid >= ?3"
                             " WHERE b.account_id = ?1 AND b.name = ?2 GROUP BY b.id",
     SQM(SQ_MB_KEYWORDS) = "SELECT keywords FROM mailboxes WHERE account_id = ?1 AND name = ?2",
-    SQM(SQ_MB_CHANGED) = "SELECT e.uid, m.size, e.internal_date, e.flags, e.modseq, e.keywords"
-                         " FROM mailbox_entries e JOIN messages m ON m.id = e.message_id"
+    SQM(SQ_MB_CHANGED) = "SELECT e.uid, m.size, e.internal_date, e.flags, e.modseq, e.keywords,"
+                         " coalesce(e.save_date, e.internal_date) FROM mailbox_entries e JOIN "
+                         "messages m ON m.id = e.message_id"
                          " WHERE e.mailbox_id = ?1 AND e.modseq > ?2 ORDER BY e.uid",
     SQM(SQ_MB_EXPUNGED) = "SELECT uid, modseq FROM expunged WHERE mailbox_id = ?1"
                           " AND modseq > ?2 ORDER BY uid",
@@ -85,8 +88,17 @@ const char *const store_db_mailbox_sql[SQ_MAILBOX_END - SQ_CORE_COUNT] = {
                            " FROM mailbox_entries e JOIN messages m ON m.id = e.message_id"
                            " WHERE e.mailbox_id = ?1 AND e.uid = ?2",
     SQM(SQ_ENTRY_INSERT_FULL) = "INSERT INTO mailbox_entries (mailbox_id, uid, message_id,"
-                                " flags, keywords, modseq, internal_date)"
-                                " VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+                                " flags, keywords, modseq, internal_date, save_date)"
+                                " VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
+    SQM(SQ_MB_OBJECTID) = "SELECT objectid FROM mailboxes WHERE account_id = ?1 AND name = ?2",
+    /* EMAILID (RFC 8474): "M" and the content address. */
+    SQM(SQ_MB_OBJECTS) = "SELECT m.sha256, coalesce(e.save_date, e.internal_date), m.preview"
+                         " FROM mailbox_entries e JOIN messages m ON m.id = e.message_id"
+                         " JOIN mailboxes b ON b.id = e.mailbox_id"
+                         " WHERE b.account_id = ?1 AND b.name = ?2 AND e.uid = ?3",
+    SQM(SQ_MB_EMAILID_UIDS) = "SELECT e.uid FROM mailbox_entries e"
+                              " JOIN messages m ON m.id = e.message_id"
+                              " WHERE e.mailbox_id = ?1 AND m.sha256 = ?2 ORDER BY e.uid",
 };
 
 /* The system flags the store keeps. */
@@ -162,10 +174,12 @@ static int sqm_insert(struct sql_conn *c, uint64_t account_id, const char *name,
                       const char *keywords, int64_t *id_r, const char **error_r)
 {
 	int64_t uidvalidity;
+	char objectid[STORE_OBJECTID_MAX + 1];
+	store_db_objectid(objectid); /* a new one also for a name used before (RFC 8474 §4) */
 	if (store_db_next_uidvalidity(c, &uidvalidity, error_r) < 0)
 		return -1;
-	int ret = sql_int(c, SQ_MB_INSERT, id_r, error_r, "issiiis", (int64_t)account_id, name,
-	                  special_use, uidvalidity, uidnext, highestmodseq, keywords);
+	int ret = sql_int(c, SQ_MB_INSERT, id_r, error_r, "issiiiss", (int64_t)account_id, name,
+	                  special_use, uidvalidity, uidnext, highestmodseq, keywords, objectid);
 	if (ret == 0)
 		*error_r = "mailbox insert returned nothing";
 	return ret == 1 ? 0 : -1;
@@ -235,6 +249,15 @@ static int sqm_create(struct sql_conn *c, struct store_commit_item *item,
 		return 0;
 	if (sqm_insert(c, m->account_id, m->name, m->special_use, 1, 1, "", &id, error_r) < 0)
 		return -1;
+	struct sql_row *st;
+	if (sql_step(c, SQ_MB_OBJECTID, &st, error_r, "is", (int64_t)m->account_id, m->name) !=
+	    SQL_ROW) {
+		*error_r = "new mailbox vanished";
+		return -1;
+	}
+	snprintf(item->mailbox.objectid, sizeof(item->mailbox.objectid), "%s",
+	         sql_col_text0(st, 0));
+	sql_row_done(st);
 	store_watch_changed(changes, m->account_id, m->name, 1);
 	return 0;
 }
@@ -716,9 +739,11 @@ static int sqm_copy_insert(struct sql_conn *c, struct store_commit_copy *cp,
 		if (buf_puts(&t.cur, buf_cstr(&t.dict)) < 0)
 			ret = -1;
 		int64_t uid = first_uid + (int64_t)i;
-		if (ret == 0 && sql_exec(c, SQ_ENTRY_INSERT_FULL, error_r, "iiiisii", dst->id, uid,
-		                         src[i].message_id, (int64_t)src[i].flags,
-		                         buf_cstr(&t.canon), modseq, src[i].internal_date) < 0)
+		/* RFC 8514 §3: a copy (or move) is saved into the target now. */
+		if (ret == 0 &&
+		    sql_exec(c, SQ_ENTRY_INSERT_FULL, error_r, "iiiisiii", dst->id, uid,
+		             src[i].message_id, (int64_t)src[i].flags, buf_cstr(&t.canon), modseq,
+		             src[i].internal_date, (int64_t)time(NULL)) < 0)
 			ret = -1;
 		cp->source_uids[i] = src[i].uid;
 		cp->target_uids[i] = (uint32_t)uid;
@@ -860,9 +885,9 @@ static int sqm_append_insert(struct sql_conn *c, struct store_commit_item *item,
 		                         m->internal_date, "", m->hdr_from, m->hdr_subject,
 		                         m->hdr_message_id, &m->summary, &message_id,
 		                         error_r) < 0 ||
-		    sql_exec(c, SQ_ENTRY_INSERT_FULL, error_r, "iiiisii", mb->id, (int64_t)m->uid,
+		    sql_exec(c, SQ_ENTRY_INSERT_FULL, error_r, "iiiisiii", mb->id, (int64_t)m->uid,
 		             message_id, (int64_t)(m->flags & SQM_FLAGS_ALL), canon[i], modseq,
-		             m->internal_date) < 0)
+		             m->internal_date, (int64_t)time(NULL)) < 0)
 			return -1;
 	}
 	if (sql_exec(c, SQ_ACCOUNT_ADD_USED, error_r, "ii", (int64_t)a->account_id, (int64_t)size) <
@@ -874,13 +899,56 @@ static int sqm_append_insert(struct sql_conn *c, struct store_commit_item *item,
 	return 0;
 }
 
-static int sqm_append(struct sql_conn *c, struct store_commit_item *item,
+/* REPLACE (RFC 8508): the size of the entry to be replaced into *size_r: 1, 0 when it is not
+ * there (item refused EXPUNGED), -1 error. */
+static int sqm_replace_size(struct sql_conn *c, struct store_commit_item *item,
+                            int64_t *mailbox_id_r, int64_t *size_r, const char **error_r)
+{
+	struct store_commit_append *a = &item->append;
+	struct sql_row *st;
+	int ret = sql_int(c, SQ_MAILBOX_ID, mailbox_id_r, error_r, "is", (int64_t)a->account_id,
+	                  a->replace_mailbox);
+	int rc = ret <= 0 ? SQL_DONE
+	                  : sql_step(c, SQ_ENTRY_SOURCE, &st, error_r, "ii", *mailbox_id_r,
+	                             (int64_t)a->replace_uid);
+	if (ret < 0 || rc < 0)
+		return -1;
+	if (rc == SQL_DONE) {
+		item->refused = STORE_ERROR_EXPUNGED;
+		return 0;
+	}
+	*size_r = sql_col_int(st, 4);
+	sql_row_done(st);
+	return 1;
+}
+
+/* REPLACE: the old entry goes as an expunge would take it (tombstone, new MODSEQ, its
+ * octets off the account, its message row to the unreferenced). 0, or -1. */
+static int sqm_replace_expunge(struct sql_conn *c, struct store_commit_append *a,
+                               int64_t mailbox_id, int64_t size, struct sq_ids *unref,
+                               struct store_changes *changes, const char **error_r)
+{
+	int64_t modseq, message_id;
+	if (sqm_bump(c, mailbox_id, &modseq, error_r) < 0 ||
+	    sql_int(c, SQ_ENTRY_TAKE, &message_id, error_r, "ii", mailbox_id,
+	            (int64_t)a->replace_uid) != 1 ||
+	    sql_exec(c, SQ_TOMBSTONE_INSERT, error_r, "iii", mailbox_id, (int64_t)a->replace_uid,
+	             modseq) < 0 ||
+	    sql_exec(c, SQ_ACCOUNT_SUB_USED, error_r, "ii", (int64_t)a->account_id, size) < 0)
+		return -1;
+	store_db_ids_add(unref, message_id);
+	store_watch_changed(changes, a->account_id, a->replace_mailbox, (uint64_t)modseq);
+	return 0;
+}
+
+static int sqm_append(struct sql_conn *c, struct store_commit_item *item, struct sq_ids *unref,
                       struct store_changes *changes, const char **error_r)
 {
 	struct store_commit_append *a = &item->append;
 	struct sqm_mailbox mb = {0};
 	struct sqm_texts t;
 	uint64_t size = 0;
+	int64_t replace_id = 0, replace_size = 0;
 	a->uidvalidity = 0;
 	a->modseq = 0;
 	int ret = sqm_get(c, a->account_id, a->mailbox, &mb, error_r);
@@ -888,9 +956,19 @@ static int sqm_append(struct sql_conn *c, struct store_commit_item *item,
 		item->refused = ret == 0 ? STORE_ERROR_NO_MAILBOX : NULL;
 		return ret;
 	}
+	if (a->replace_mailbox != NULL) {
+		ret = sqm_replace_size(c, item, &replace_id, &replace_size, error_r);
+		if (ret <= 0) {
+			free(mb.keywords);
+			return ret;
+		}
+	}
 	for (size_t i = 0; i < a->count; i++)
 		size += a->messages[i].size;
-	ret = sqm_over_quota(c, a->account_id, size, a->count, error_r);
+	/* A replacement needs room only for what it adds (RFC 8508 §3.4). */
+	ret = sqm_over_quota(c, a->account_id,
+	                     size > (uint64_t)replace_size ? size - (uint64_t)replace_size : 0,
+	                     a->replace_mailbox != NULL ? 0 : a->count, error_r);
 	if (ret == 1)
 		item->refused = STORE_ERROR_OVERQUOTA;
 	char **canon = xcalloc(a->count + 1, sizeof(char *));
@@ -902,6 +980,8 @@ static int sqm_append(struct sql_conn *c, struct store_commit_item *item,
 	if (ret == 0 && item->refused == NULL && strcmp(buf_cstr(&t.cur), mb.keywords) != 0 &&
 	    sql_exec(c, SQ_MB_SET_KEYWORDS, error_r, "is", mb.id, buf_cstr(&t.cur)) < 0)
 		ret = -1;
+	if (ret == 0 && item->refused == NULL && a->replace_mailbox != NULL)
+		ret = sqm_replace_expunge(c, a, replace_id, replace_size, unref, changes, error_r);
 	for (size_t i = 0; i < a->count; i++)
 		free(canon[i]);
 	free(canon);
@@ -918,7 +998,7 @@ int store_db_mailbox_commit(struct sql_conn *c, struct store_commit_item *item,
 {
 	switch (item->kind) {
 	case STORE_OP_APPEND:
-		return sqm_append(c, item, changes, error_r);
+		return sqm_append(c, item, unref, changes, error_r);
 	case STORE_OP_FLAGS:
 		return sqm_flags(c, item, changes, error_r);
 	case STORE_OP_COPY:
@@ -1008,6 +1088,7 @@ int store_db_mailbox_stats(struct store *store, uint64_t account_id, const char 
 	    .recent = 0,
 	    .deleted_size = (uint64_t)sql_col_int(st, 7),
 	};
+	snprintf(stats_r->mailboxid, sizeof(stats_r->mailboxid), "%s", sql_col_text0(st, 8));
 	sql_row_done(st);
 	return 1;
 }
@@ -1136,4 +1217,60 @@ int store_db_mailbox_summary(struct store *store, uint64_t account_id, const cha
 		*out[i] = sql_col_text(st, i) == NULL ? NULL : xstrdup(sql_col_text(st, i));
 	sql_row_done(st);
 	return 1;
+}
+
+int store_db_message_objects(struct store *store, uint64_t account_id, const char *mailbox,
+                             uint32_t uid, struct store_message_objects *objects_r)
+{
+	struct sql_conn *c = store_db_reader(store);
+	struct sql_row *st;
+	int rc = c == NULL ? -1
+	                   : sql_step(c, SQ_MB_OBJECTS, &st, NULL, "isi", (int64_t)account_id,
+	                              mailbox, (int64_t)uid);
+	if (rc != SQL_ROW)
+		return rc < 0 ? -1 : 0;
+	snprintf(objects_r->emailid, sizeof(objects_r->emailid), "M%s", sql_col_text0(st, 0));
+	objects_r->save_date = sql_col_int(st, 1);
+	objects_r->preview = sql_col_text(st, 2) == NULL ? NULL : xstrdup(sql_col_text(st, 2));
+	sql_row_done(st);
+	return 1;
+}
+
+struct sqm_uids {
+	uint32_t *v;
+	size_t count, cap;
+};
+
+static void sqm_uids_row(void *ctx, struct sql_row *st)
+{
+	struct sqm_uids *u = ctx;
+	if (u->count == u->cap) {
+		u->cap = u->cap == 0 ? 8 : 2 * u->cap;
+		u->v = xrealloc(u->v, u->cap * sizeof(*u->v));
+	}
+	u->v[u->count++] = (uint32_t)sql_col_int(st, 0);
+}
+
+int store_db_mailbox_emailid_uids(struct store *store, uint64_t account_id, const char *mailbox,
+                                  const char *sha256, uint32_t **uids_r, size_t *count_r)
+{
+	struct sql_conn *c = store_db_reader(store);
+	struct sqm_uids u = {0};
+	int64_t mailbox_id;
+	int started = c == NULL ? -1 : store_db_read_begin(c);
+	if (started < 0)
+		return -1;
+	int ret = sql_int(c, SQ_MAILBOX_ID, &mailbox_id, NULL, "is", (int64_t)account_id, mailbox);
+	if (ret == 1 &&
+	    sql_each(c, SQ_MB_EMAILID_UIDS, sqm_uids_row, &u, "is", mailbox_id, sha256) < 0)
+		ret = -1;
+	ret = store_db_read_end(c, started, ret);
+	if (ret != 1) {
+		free(u.v);
+		u.v = NULL;
+		u.count = 0;
+	}
+	*uids_r = u.v;
+	*count_r = u.count;
+	return ret;
 }

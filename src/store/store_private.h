@@ -60,6 +60,7 @@ struct store_summary {
 	char *envelope;
 	char *body;
 	char *bodystructure;
+	char *preview; /* RFC 8970 */
 };
 
 /* A delivery ready to commit: its file is already at its content address. */
@@ -109,6 +110,8 @@ struct store_commit_append {
 	const char *mailbox; /* exact stored name */
 	struct store_commit_message *messages;
 	size_t count;
+	const char *replace_mailbox; /* exact stored name, or NULL (store_append's) */
+	uint32_t replace_uid;
 	/* out */
 	uint32_t uidvalidity;
 	uint64_t modseq;
@@ -163,6 +166,7 @@ struct store_commit_mailbox {
 	/* out */
 	uint32_t expunged;
 	uint64_t freed;
+	char objectid[STORE_OBJECTID_MAX + 1]; /* CREATE: the new mailbox's MAILBOXID */
 };
 
 /* An outbound queue operation (store.h). The backend resets the out fields at the start
@@ -407,6 +411,12 @@ struct store_vfuncs {
 	int (*message_summary)(struct store *store, uint64_t account_id, const char *mailbox,
 	                       uint32_t uid, char **envelope_r, char **body_r,
 	                       char **bodystructure_r);
+	/* store_message_objects() (emailid from the content address) and SEARCH EMAILID's
+	 * UIDs by content address. */
+	int (*message_objects)(struct store *store, uint64_t account_id, const char *mailbox,
+	                       uint32_t uid, struct store_message_objects *objects_r);
+	int (*emailid_uids)(struct store *store, uint64_t account_id, const char *mailbox,
+	                    const char *sha256, uint32_t **uids_r, size_t *count_r);
 
 	/* As store.h; domain is lower-cased or NULL. */
 	int (*queue_list)(struct store *store, const char *domain,
@@ -534,7 +544,7 @@ void store_writer_expunge(struct store *store, struct store_expunge *op, const c
  * STORE_ERROR_* string of a check that already failed: then nothing is committed and the
  * writer reports it (consuming an append's spool files) in queue order. */
 void store_writer_append(struct store *store, struct store_append *op, const char *mailbox,
-                         const char *refuse, store_append_cb *cb, void *ctx);
+                         const char *replace, const char *refuse, store_append_cb *cb, void *ctx);
 void store_writer_flags(struct store *store, struct store_flags *op, const char *mailbox,
                         const char *refuse, store_flags_cb *cb, void *ctx);
 void store_writer_copy(struct store *store, struct store_copy *op, const char *mailbox,

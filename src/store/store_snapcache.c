@@ -31,6 +31,7 @@ struct snap_entry {
 	unsigned flags;
 	uint64_t size;
 	int64_t internal_date;
+	int64_t save_date; /* RFC 8514: set once, when the entry was made */
 	uint64_t modseq;
 	char *keywords;
 };
@@ -80,6 +81,7 @@ static void snap_push(struct snap_entry **v, size_t *n, size_t *cap, const struc
 	    .flags = e->flags,
 	    .size = e->size,
 	    .internal_date = e->internal_date,
+	    .save_date = e->save_date,
 	    .modseq = e->modseq,
 	    .keywords = e->keywords != NULL && e->keywords[0] != '\0' ? xstrdup(e->keywords) : NULL,
 	};
@@ -306,6 +308,7 @@ int store_snapcache_snapshot(struct store *store, uint64_t account_id, const cha
 				    .uid = e->uid,
 				    .size = e->size,
 				    .internal_date = e->internal_date,
+				    .save_date = e->save_date,
 				    .flags = e->flags,
 				    .modseq = e->modseq,
 				    .keywords = e->keywords != NULL ? e->keywords : "",

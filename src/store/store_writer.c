@@ -340,11 +340,13 @@ static void store_writer_summarize_one(struct store_summarize *s, const char *sh
 	/* A body stored inline is still in its spool file. */
 	char *path = spool_path != NULL ? xstrdup(spool_path)
 	                                : blob_path_dup(s->store->messages_dir, sha256);
-	if (s->fn(s->ctx, path, &summary->envelope, &summary->body, &summary->bodystructure) < 0) {
+	if (s->fn(s->ctx, path, &summary->envelope, &summary->body, &summary->bodystructure,
+	          &summary->preview) < 0) {
 		log_warn("store: summarizing %s failed; computed on demand", sha256);
 		free(summary->envelope);
 		free(summary->body);
 		free(summary->bodystructure);
+		free(summary->preview);
 		*summary = (struct store_summary){0};
 	}
 	free(path);
@@ -378,6 +380,7 @@ static void store_summary_free(struct store_summary *summary)
 	free(summary->envelope);
 	free(summary->body);
 	free(summary->bodystructure);
+	free(summary->preview);
 }
 
 /* ---- commit ---- */
@@ -597,6 +600,7 @@ static void store_done_mailbox(struct store_pending *p)
 	m->error = p->ok ? NULL : p->reason;
 	m->expunged = p->ok ? p->item.mailbox.expunged : 0;
 	m->freed = p->ok ? p->item.mailbox.freed : 0;
+	snprintf(m->mailboxid, sizeof(m->mailboxid), "%s", p->ok ? p->item.mailbox.objectid : "");
 	if (!p->ok)
 		store_writer_log(p, "mailbox operation");
 	p->cb.mailbox(m, p->ctx);
@@ -863,7 +867,7 @@ static const char *store_append_check(struct store_pending *p, const struct stor
 }
 
 void store_writer_append(struct store *store, struct store_append *op, const char *mailbox,
-                         const char *refuse, store_append_cb *cb, void *ctx)
+                         const char *replace, const char *refuse, store_append_cb *cb, void *ctx)
 {
 	struct store_pending *p = store_pending_new(STORE_OP_APPEND, ctx, refuse);
 	int64_t now = (int64_t)time(NULL);
@@ -887,11 +891,14 @@ void store_writer_append(struct store *store, struct store_append *op, const cha
 		    .hdr_message_id = m->hdr_message_id,
 		};
 	}
+	p->target = replace != NULL ? xstrdup(replace) : NULL;
 	p->item.append = (struct store_commit_append){
 	    .account_id = op->account_id,
 	    .mailbox = p->mailbox,
 	    .messages = p->messages,
 	    .count = p->message_count,
+	    .replace_mailbox = p->target,
+	    .replace_uid = op->replace_uid,
 	};
 	store_writer_push(store, p);
 }

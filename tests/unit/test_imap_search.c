@@ -499,6 +499,71 @@ static void test_within(void **state)
 	parse_bad("OLDER 99999999999");
 }
 
+/* SAVEDBEFORE/SAVEDON/SAVEDSINCE (RFC 8514 §4.2) look at the save date, not the internal
+ * date; SAVEDATESUPPORTED matches every message. */
+static void test_save_dates(void **state)
+{
+	(void)state;
+	struct imap_search_msg m = msg_default(); /* internal date 14-Nov-2023 */
+	m.save_date = 1709164800;                 /* 29-Feb-2024 00:00:00 UTC */
+	assert_int_equal(match_msg("SAVEDON 29-Feb-2024", &m), 1);
+	assert_int_equal(match_msg("SAVEDON 14-Nov-2023", &m), 0);
+	assert_int_equal(match_msg("ON 14-Nov-2023", &m), 1);
+	assert_int_equal(match_msg("SAVEDBEFORE 29-Feb-2024", &m), 0);
+	assert_int_equal(match_msg("SAVEDBEFORE 1-Mar-2024", &m), 1);
+	assert_int_equal(match_msg("SAVEDSINCE 29-Feb-2024", &m), 1);
+	assert_int_equal(match_msg("SAVEDSINCE 1-Mar-2024", &m), 0);
+	m.save_date = 1709164800 - 1;
+	assert_int_equal(match_msg("SAVEDON 28-Feb-2024", &m), 1);
+	assert_int_equal(match_msg("SAVEDATESUPPORTED", &m), 1);
+	assert_int_equal(match_msg("NOT SAVEDATESUPPORTED", &m), 0);
+	parse_bad("SAVEDON");
+	parse_bad("SAVEDBEFORE 2024-02-29");
+	parse_bad("SAVEDSINCE (1-Jan-2024)");
+}
+
+/* EMAILID and THREADID (RFC 8474 §6): the syntax of objectid, the keys the caller resolves,
+ * and THREADID matching nothing. */
+static void test_object_ids(void **state)
+{
+	(void)state;
+	struct imap_search *s = parse_ok("OR EMAILID M1_a-Z EMAILID abc");
+	assert_non_null(s->emailids);
+	assert_non_null(s->emailids->next);
+	assert_null(s->emailids->next->next);
+	assert_string_equal(s->emailids->id, "abc"); /* the last key first */
+	assert_string_equal(s->emailids->next->id, "M1_a-Z");
+	uint32_t uids[] = {3, 20, 40};
+	s->emailids->next->uids = uids;
+	s->emailids->next->count = 3;
+	struct imap_search_msg m = msg_default(); /* UID 20 */
+	assert_int_equal(imap_search_match(s, &ctx_default, &m, NULL, 0), 1);
+	m.uid = 21;
+	assert_int_equal(imap_search_match(s, &ctx_default, &m, NULL, 0), 0);
+	m.uid = 40;
+	assert_int_equal(imap_search_match(s, &ctx_default, &m, NULL, 0), 1);
+	s->emailids->next->uids = NULL; /* the test's array */
+	/* A key nobody resolved matches nothing. */
+	assert_int_equal(match_msg("EMAILID Mabc", &m), 0);
+	assert_int_equal(match_msg("NOT EMAILID Mabc", &m), 1);
+	assert_int_equal(match_msg("THREADID T1", &m), 0);
+	assert_int_equal(match_msg("NOT THREADID T1", &m), 1);
+	assert_null(parse_ok("THREADID T1")->emailids);
+	char id[300];
+	memset(id, 'a', 255);
+	snprintf(id + 255, sizeof(id) - 255, "%s", "");
+	char crit[320];
+	snprintf(crit, sizeof(crit), "EMAILID %s", id);
+	(void)parse_ok(crit);
+	snprintf(crit, sizeof(crit), "EMAILID %sa", id); /* 256 characters */
+	parse_bad(crit);
+	parse_bad("EMAILID");
+	parse_bad("EMAILID a.b");
+	parse_bad("EMAILID \"\"");
+	parse_bad("THREADID a+b");
+	parse_bad("EMAILID (abc)");
+}
+
 static void test_sets(void **state)
 {
 	(void)state;
@@ -999,6 +1064,8 @@ int main(void)
 	    cmocka_unit_test_setup_teardown(test_modseq, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_internal_dates, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_within, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_save_dates, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_object_ids, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_sets, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_three_valued, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_headers, setup, teardown),

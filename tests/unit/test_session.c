@@ -391,6 +391,29 @@ static void test_login_counts_until_freed(void **state)
 	userip_free(&reg);
 }
 
+/* session_logged_out() (IMAP UNAUTHENTICATE): the count is released at once, a new login
+ * (also of another account) is counted anew, and the free releases nothing twice. */
+static void test_logged_out_releases_the_count(void **state)
+{
+	(void)state;
+	struct userip *reg = userip_new();
+	bool freed;
+	struct proto *a = proto_new(&freed);
+	assert_int_equal(session_admit_login(&a->life, reg, 7, 1), 1);
+	assert_int_equal(userip_count(reg, 7, "192.0.2.9"), 1);
+	session_logged_out(&a->life);
+	session_logged_out(&a->life); /* twice: nothing more */
+	assert_int_equal(userip_count(reg, 7, "192.0.2.9"), 0);
+	assert_int_equal(session_admit_login(&a->life, reg, 8, 1), 1);
+	assert_int_equal(userip_count(reg, 7, "192.0.2.9"), 0);
+	assert_int_equal(userip_count(reg, 8, "192.0.2.9"), 1);
+	proto_closed(a);
+	assert_true(freed);
+	assert_int_equal(userip_count(reg, 8, "192.0.2.9"), 0);
+	free(a);
+	userip_free(&reg);
+}
+
 static void test_logged_in_without_registry(void **state)
 {
 	(void)state;
@@ -418,6 +441,7 @@ int main(void)
 	    cmocka_unit_test(test_shutdown_then_close_during_operation),
 	    cmocka_unit_test(test_finished_from_another_thread),
 	    cmocka_unit_test(test_login_counts_until_freed),
+	    cmocka_unit_test(test_logged_out_releases_the_count),
 	    cmocka_unit_test(test_logged_in_without_registry),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);

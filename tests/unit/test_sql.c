@@ -52,6 +52,8 @@ enum {
 	T_ONE,
 	T_SMALL,
 	T_SET,
+	T_OBJECTIDS,
+	T_SAVED,
 	T_N /* below SQ_COUNT */
 };
 
@@ -74,6 +76,10 @@ static const char *const test_texts[SQ_COUNT] = {
     [T_ONE] = "SELECT 1",
     [T_SMALL] = "SELECT CAST(?1 AS integer), CAST(?2 AS smallint), ?3, ?4",
     [T_SET] = "UPDATE t SET i = ?1 WHERE id = ?2",
+    [T_OBJECTIDS] = "SELECT count(DISTINCT objectid), min(length(objectid)),"
+                    " max(length(objectid)), count(*) FROM mailboxes",
+    [T_SAVED] = "SELECT (SELECT count(*) FROM mailbox_entries WHERE save_date = internal_date),"
+                " (SELECT count(*) FROM messages WHERE preview IS NULL)",
 };
 
 static const char sqlite_table[] =
@@ -608,6 +614,38 @@ static void test_migrate(void **state)
 	assert_non_null(error);
 	assert_non_null(strstr(error, "newer"));
 	assert_int_equal(sql_schema_version(e->w), latest + 1);
+}
+
+/* The OBJECTID/SAVEDATE/PREVIEW migration (SQLite 10, PostgreSQL 6) on a database with
+ * rows: every mailbox gets a MAILBOXID of 32 hex digits, all different; every entry its
+ * internal date as save date; previews stay NULL (computed on demand). */
+static void test_migrate_objectid_backfill(void **state)
+{
+	struct env *e = env_get(state);
+	const char *error = NULL;
+	int latest = e->driver->migration_count;
+	assert_int_equal(sql_migrate(e->w, latest - 1, &error), 0);
+	script(e->w, "INSERT INTO domains (id, name, created) VALUES (1, 'x.org', 0);"
+	             "INSERT INTO accounts (id, address, domain_id, password_hash, created)"
+	             " VALUES (1, 'u@x.org', 1, '', 0);"
+	             "INSERT INTO mailboxes (id, account_id, name, uidvalidity) VALUES"
+	             " (1, 1, 'INBOX', 7), (2, 1, 'Sent', 8), (3, 1, 'a/b', 9);"
+	             "INSERT INTO messages (id, sha256, size, received_at, mail_from)"
+	             " VALUES (1, 'abc', 5, 1600000000, '');"
+	             "INSERT INTO mailbox_entries (mailbox_id, uid, message_id, modseq,"
+	             " internal_date) VALUES (1, 1, 1, 1, 1600000000), (2, 1, 1, 1, 1500000000)");
+	assert_int_equal(sql_migrate(e->w, latest, &error), 0);
+	struct sql_row *r;
+	assert_int_equal(sql_step(e->w, T_OBJECTIDS, &r, &error, ""), SQL_ROW);
+	assert_int_equal(sql_col_int(r, 0), 3); /* distinct */
+	assert_int_equal(sql_col_int(r, 1), 32);
+	assert_int_equal(sql_col_int(r, 2), 32);
+	assert_int_equal(sql_col_int(r, 3), 3);
+	sql_row_done(r);
+	assert_int_equal(sql_step(e->w, T_SAVED, &r, &error, ""), SQL_ROW);
+	assert_int_equal(sql_col_int(r, 0), 2);
+	assert_int_equal(sql_col_int(r, 1), 1);
+	sql_row_done(r);
 }
 
 /* ---- byte order of names ---- */
@@ -1201,6 +1239,7 @@ int main(void)
 	    BOTH(test_end),
 	    BOTH(test_errors),
 	    BOTH(test_migrate),
+	    BOTH(test_migrate_objectid_backfill),
 	    BOTH(test_name_order),
 	    BOTH(test_ids_follow),
 	    PG(test_pg_session),

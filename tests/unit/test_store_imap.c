@@ -329,6 +329,7 @@ struct entry {
 	int64_t date;
 	uint64_t size;
 	char keywords[256];
+	int64_t save_date;
 };
 
 struct entries {
@@ -349,6 +350,7 @@ static void collect_entry(void *ctx, const struct store_entry *e)
 	out->modseq = e->modseq;
 	out->date = e->internal_date;
 	out->size = e->size;
+	out->save_date = e->save_date;
 	snprintf(out->keywords, sizeof(out->keywords), "%s", e->keywords);
 }
 
@@ -2190,7 +2192,7 @@ struct summarizer {
 };
 
 static int summarize(void *ctx, const char *path, char **envelope_r, char **body_r,
-                     char **bodystructure_r)
+                     char **bodystructure_r, char **preview_r)
 {
 	struct summarizer *s = ctx;
 	char buf[128];
@@ -2213,6 +2215,8 @@ static int summarize(void *ctx, const char *path, char **envelope_r, char **body
 	*envelope_r = xstrdup(text);
 	*body_r = NULL;
 	*bodystructure_r = xstrdup("(\"TEXT\" \"PLAIN\")");
+	snprintf(text, sizeof(text), "preview of %s", buf);
+	*preview_r = xstrdup(text);
 	return 0;
 }
 
@@ -2242,6 +2246,13 @@ static void test_summary(void **state)
 	assert_int_equal(store_message_summary(f->store, f->a, "Sent", 1, &env, NULL, NULL), 1);
 	assert_string_equal(env, "(ENVELOPE of appended)");
 	free(env);
+	/* The PREVIEW text (RFC 8970) is kept too; a message from before has none. */
+	struct store_message_objects obj;
+	assert_int_equal(store_message_objects(f->store, f->a, "Sent", 1, &obj), 1);
+	assert_string_equal(obj.preview, "preview of appended");
+	free(obj.preview);
+	assert_int_equal(store_message_objects(f->store, f->a, "INBOX", 1, &obj), 1);
+	assert_null(obj.preview);
 	/* A message stored already is not summarized again; a copy shares the texts. */
 	append_ok(f, f->a, "Drafts", "delivered\r\n");
 	assert_int_equal(s.calls, 2);
@@ -2265,6 +2276,147 @@ static void test_summary(void **state)
 	deliver(f, f->a, "after\r\n");
 	assert_int_equal(s.calls, 3);
 	pthread_mutex_destroy(&s.lock);
+}
+
+/* ---- OBJECTID, SAVEDATE (RFC 8474, RFC 8514) and REPLACE (RFC 8508) ---- */
+
+static bool hex32(const char *s)
+{
+	return strlen(s) == 32 && strspn(s, "0123456789abcdef") == 32;
+}
+
+static void test_objectids(void **state)
+{
+	struct fixture *f = fixture_get(state);
+	/* MAILBOXID: one per mailbox, kept by a rename, new for a name created again. */
+	struct store_mailbox_stats in = stats(f, f->a, "INBOX"), sent = stats(f, f->a, "Sent");
+	assert_true(hex32(in.mailboxid));
+	assert_string_not_equal(in.mailboxid, sent.mailboxid);
+	assert_string_not_equal(in.mailboxid, stats(f, f->b, "INBOX").mailboxid);
+	struct store_mailbox_op op = {
+	    .action = STORE_MAILBOX_CREATE, .account_id = f->a, .name = "Box"};
+	assert_int_equal(store_mailbox_change_wait(f->store, &op), 0);
+	char box[STORE_OBJECTID_MAX + 1];
+	memcpy(box, op.mailboxid, sizeof(box));
+	assert_true(hex32(box));
+	assert_string_equal(stats(f, f->a, "Box").mailboxid, box);
+	mbox_ok(f, STORE_MAILBOX_RENAME, f->a, "Box", "Moved");
+	assert_string_equal(stats(f, f->a, "Moved").mailboxid, box);
+	struct store_mailbox_status st;
+	snapshot(f, f->a, "Moved", &st);
+	assert_string_equal(st.mailboxid, box);
+	mbox_ok(f, STORE_MAILBOX_DELETE, f->a, "Moved", NULL);
+	mbox_ok(f, STORE_MAILBOX_CREATE, f->a, "Moved", NULL);
+	assert_string_not_equal(stats(f, f->a, "Moved").mailboxid, box);
+
+	/* EMAILID: the content address; shared by equal octets and by copies. */
+	int64_t t0 = (int64_t)time(NULL);
+	deliver(f, f->a, "same\r\n");
+	uint32_t uid;
+	assert_int_equal(append(f, f->a, "Sent", "same\r\n", 0, NULL, 0, 1234567890, &uid, NULL),
+	                 0);
+	append_ok(f, f->a, "Sent", "other\r\n");
+	struct store_message_objects o1, o2, o3;
+	assert_int_equal(store_message_objects(f->store, f->a, "INBOX", 1, &o1), 1);
+	assert_int_equal(store_message_objects(f->store, f->a, "Sent", 1, &o2), 1);
+	assert_int_equal(store_message_objects(f->store, f->a, "Sent", 2, &o3), 1);
+	assert_int_equal(strlen(o1.emailid), 65);
+	assert_int_equal(o1.emailid[0], 'M');
+	assert_string_equal(o1.emailid, o2.emailid);
+	assert_string_not_equal(o1.emailid, o3.emailid);
+	/* SAVEDATE: when it was saved, not its internal date. */
+	assert_true(o2.save_date >= t0 && o2.save_date <= t0 + 5);
+	struct entries *e = snapshot(f, f->a, "Sent", NULL);
+	assert_int_equal(e->v[0].date, 1234567890);
+	assert_int_equal(e->v[0].save_date, o2.save_date);
+	uint32_t uids[] = {1};
+	struct store_copy cp = {.account_id = f->a,
+	                        .mailbox = "Sent",
+	                        .target = "Archive",
+	                        .uids = uids,
+	                        .uid_count = 1};
+	assert_int_equal(store_copy_wait(f->store, &cp), 0);
+	free(cp.source_uids);
+	free(cp.target_uids);
+	struct store_message_objects oc;
+	assert_int_equal(store_message_objects(f->store, f->a, "Archive", 1, &oc), 1);
+	assert_string_equal(oc.emailid, o1.emailid);
+	/* SEARCH EMAILID's lookup. */
+	uint32_t *found;
+	size_t n;
+	assert_int_equal(store_mailbox_emailid_uids(f->store, f->a, "Sent", o1.emailid, &found, &n),
+	                 1);
+	assert_int_equal(n, 1);
+	assert_int_equal(found[0], 1);
+	free(found);
+	assert_int_equal(store_mailbox_emailid_uids(f->store, f->a, "Sent", "Mzz", &found, &n), 1);
+	assert_int_equal(n, 0);
+	assert_null(found);
+	assert_int_equal(store_mailbox_emailid_uids(f->store, f->a, "Nope", o1.emailid, &found, &n),
+	                 0);
+	assert_int_equal(store_message_objects(f->store, f->a, "Sent", 99, &oc), 0);
+	free(o1.preview);
+	free(o2.preview);
+	free(o3.preview);
+}
+
+/* store_append with replace_uid: one transaction; nothing happens when the old message is
+ * gone. */
+static void test_replace(void **state)
+{
+	struct fixture *f = fixture_get(state);
+	append_ok(f, f->a, "Drafts", "draft 1\r\n");
+	uint64_t u = used(f, f->a);
+	char *path = spool(f->store, "draft 2, longer\r\n");
+	struct store_append_message m = {.spool_path = path};
+	struct store_append op = {.account_id = f->a,
+	                          .mailbox = "Drafts",
+	                          .messages = &m,
+	                          .count = 1,
+	                          .replace_mailbox = "Drafts",
+	                          .replace_uid = 1};
+	assert_int_equal(store_append_wait(f->store, &op), 0);
+	free(path);
+	assert_int_equal(m.uid, 2);
+	struct entries *e = changes(f, f->a, "Drafts", 0, NULL);
+	assert_int_equal(e->n, 1);
+	assert_int_equal(e->v[0].uid, 2);
+	assert_int_equal(e->nx, 1);
+	assert_int_equal(e->expunged[0], 1);
+	assert_int_equal(used(f, f->a), u - strlen("draft 1\r\n") + strlen("draft 2, longer\r\n"));
+	/* The old one is gone now: refused, nothing stored. */
+	u = used(f, f->a);
+	path = spool(f->store, "draft 3\r\n");
+	m = (struct store_append_message){.spool_path = path};
+	op.replace_mailbox = "Drafts";
+	assert_int_equal(store_append_wait(f->store, &op), -1);
+	assert_string_equal(op.error, STORE_ERROR_EXPUNGED);
+	assert_int_equal(access(path, F_OK), -1); /* consumed either way */
+	free(path);
+	assert_int_equal(used(f, f->a), u);
+	assert_int_equal(stats(f, f->a, "Drafts").messages, 1);
+	assert_int_equal(stats(f, f->a, "Drafts").uidnext, 3);
+	/* Into another mailbox, and from a mailbox that does not exist. */
+	path = spool(f->store, "draft 4\r\n");
+	m = (struct store_append_message){.spool_path = path};
+	op = (struct store_append){.account_id = f->a,
+	                           .mailbox = "Sent",
+	                           .messages = &m,
+	                           .count = 1,
+	                           .replace_mailbox = "Drafts",
+	                           .replace_uid = 2};
+	assert_int_equal(store_append_wait(f->store, &op), 0);
+	free(path);
+	assert_int_equal(stats(f, f->a, "Drafts").messages, 0);
+	assert_int_equal(stats(f, f->a, "Sent").messages, 1);
+	path = spool(f->store, "draft 5\r\n");
+	m = (struct store_append_message){.spool_path = path};
+	op.replace_mailbox = "Nope";
+	op.replace_uid = 1;
+	assert_int_equal(store_append_wait(f->store, &op), -1);
+	assert_string_equal(op.error, STORE_ERROR_EXPUNGED);
+	free(path);
+	assert_int_equal(stats(f, f->a, "Sent").messages, 1);
 }
 
 /* ---- migration 2 -> 3 ---- */
@@ -2392,6 +2544,8 @@ int main(void)
 	    BOTH(test_watch),
 	    BOTH(test_concurrency),
 	    BOTH(test_summary),
+	    BOTH(test_objectids),
+	    BOTH(test_replace),
 	    SQLITE(test_migration_2_to_3), /* a version-2 SQLite file */
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);

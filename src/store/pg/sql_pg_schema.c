@@ -111,9 +111,20 @@ static const char pg_migration_5[] =
     " name " PG_TEXT " NOT NULL, value bytea NOT NULL);"
     "CREATE UNIQUE INDEX metadata_key ON metadata (account_id, coalesce(mailbox_id, 0), name);";
 
+/* Migration 6 (SQLite's 10): MAILBOXID, SAVEDATE and PREVIEW; existing mailboxes get random
+ * ids (md5 of random() and the row, 128 bits in hex as the store's own), existing entries
+ * their internal date as save date. */
+static const char pg_migration_6[] =
+    "ALTER TABLE mailboxes ADD COLUMN objectid text;"
+    "UPDATE mailboxes SET objectid = md5(random()::text || id::text || clock_timestamp()::text);"
+    "CREATE UNIQUE INDEX mailboxes_objectid ON mailboxes(objectid);"
+    "ALTER TABLE mailbox_entries ADD COLUMN save_date bigint;"
+    "UPDATE mailbox_entries SET save_date = internal_date;"
+    "ALTER TABLE messages ADD COLUMN preview text;";
+
 /* In order; the schema version is how many have been applied. */
 const char *const sql_pg_migrations[SQL_PG_MIGRATION_COUNT] = {
-    pg_migration_1, pg_migration_2, pg_migration_3, pg_migration_4, pg_migration_5};
+    pg_migration_1, pg_migration_2, pg_migration_3, pg_migration_4, pg_migration_5, pg_migration_6};
 
 /* Statements whose common text PostgreSQL refuses; each says PostgreSQL's error. They must
  * mean what the common text means: when that changes, change these (or make the common

@@ -147,11 +147,24 @@ static const char sqlite_migration_9[] =
     " name TEXT NOT NULL, value BLOB NOT NULL);"
     "CREATE UNIQUE INDEX metadata_key ON metadata(account_id, coalesce(mailbox_id, 0), name);";
 
+/* Migration 10, IMAP OBJECTID (RFC 8474), SAVEDATE (RFC 8514) and PREVIEW (RFC 8970): a
+ * mailbox's MAILBOXID (128 random bits in hex; the store sets it on every insert, so a
+ * mailbox deleted and created again gets a new one, and a rename keeps it), the time an
+ * entry was saved into its mailbox (rows from before: their internal date), and the
+ * message's preview text (NULL: not computed, e.g. stored before this migration). */
+static const char sqlite_migration_10[] =
+    "ALTER TABLE mailboxes ADD COLUMN objectid TEXT;"
+    "UPDATE mailboxes SET objectid = lower(hex(randomblob(16)));"
+    "CREATE UNIQUE INDEX mailboxes_objectid ON mailboxes(objectid);"
+    "ALTER TABLE mailbox_entries ADD COLUMN save_date INTEGER;"
+    "UPDATE mailbox_entries SET save_date = internal_date;"
+    "ALTER TABLE messages ADD COLUMN preview TEXT;";
+
 /* In order; the schema version (PRAGMA user_version) is how many have been applied. */
 const char *const sql_sqlite_migrations[SQL_SQLITE_MIGRATION_COUNT] = {
-    sqlite_migration_1, sqlite_migration_2, sqlite_migration_3,
-    sqlite_migration_4, sqlite_migration_5, sqlite_migration_6,
-    sqlite_migration_7, sqlite_migration_8, sqlite_migration_9};
+    sqlite_migration_1, sqlite_migration_2, sqlite_migration_3, sqlite_migration_4,
+    sqlite_migration_5, sqlite_migration_6, sqlite_migration_7, sqlite_migration_8,
+    sqlite_migration_9, sqlite_migration_10};
 
 /* Every statement's common text suits SQLite. */
 const struct sql_replacement sql_sqlite_replacements[] = {{0, NULL}};
