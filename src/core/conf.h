@@ -75,9 +75,11 @@ struct conf {
 	uint64_t store_inline_max;   /* bodies up to this size live in the database */
 	unsigned store_read_threads; /* 0 = by the engine */
 	bool vrfy_enabled;
-	bool pop3_apop;              /* offer APOP (weak, MD5) to accounts with an APOP secret */
-	int pop3_expire;             /* days retrieved mail stays (RFC 2449 EXPIRE), -1 = never */
-	unsigned pop3_login_delay;   /* seconds between POP3 logins of one account (0 = none) */
+	bool pop3_apop;            /* offer APOP (weak, MD5) to accounts with an APOP secret */
+	int pop3_expire;           /* days retrieved mail stays (RFC 2449 EXPIRE), -1 = never */
+	unsigned pop3_login_delay; /* seconds between POP3 logins of one account (0 = none) */
+	unsigned imap_progress_interval; /* seconds between INPROGRESS reports (RFC 9585) of a
+	                                    long SEARCH/SORT/THREAD; 0: at every pause */
 	unsigned smtp_pregreet_wait; /* seconds port 25 waits before greeting, to catch clients that
 	                                talk first (0: greet at once) */
 	unsigned auth_workers;       /* password checks at once (threads), 0 = one per core */

@@ -371,16 +371,16 @@ static enum imap_step cmd_search_step(struct imap_session *s, void *op)
 				cmd_search_hit(o, f->idx);
 			if ((o->batch_pos < o->batch_count || o->next < s->count) &&
 			    cmd_search_elapsed_ns(&t0) > CMD_SEARCH_SLICE_NS)
-				return IMAP_STEP_MORE;
+				return imap_progress_more(s, o->tag, o->next);
 		}
 		if (o->next >= s->count)
 			break;
 		if (!cmd_search_scan(s, o, &ctx, &t0))
-			return IMAP_STEP_MORE;
+			return imap_progress_more(s, o->tag, o->next);
 		o->s = s;
 		if (o->batch_count > 0 &&
 		    !imap_session_read(s, cmd_search_open_read, cmd_search_open_done, o))
-			return IMAP_STEP_WAIT;
+			return imap_progress_wait(s, o->tag, o->next);
 	}
 	if (o->unsorted)
 		qsort(o->hits, o->hit_count, sizeof(*o->hits), cmd_search_cmp_idx);

@@ -334,16 +334,16 @@ static enum imap_step cmd_sort_step(struct imap_session *s, void *op)
 			}
 			if ((o->batch_pos < o->batch_count || o->next < s->count) &&
 			    cmd_sort_elapsed_ns(&t0) > CMD_SORT_SLICE_NS)
-				return IMAP_STEP_MORE;
+				return imap_progress_more(s, o->tag, o->next);
 		}
 		if (o->next >= s->count)
 			break;
 		if (!cmd_sort_scan(s, o, &ctx, &t0))
-			return IMAP_STEP_MORE;
+			return imap_progress_more(s, o->tag, o->next);
 		o->s = s;
 		if (o->batch_count > 0 &&
 		    !imap_session_read(s, cmd_sort_open_read, cmd_sort_open_done, o))
-			return IMAP_STEP_WAIT;
+			return imap_progress_wait(s, o->tag, o->next);
 	}
 	cmd_sort_finish(s, o);
 	return IMAP_STEP_DONE;

@@ -209,6 +209,7 @@ void imap_session_run(struct imap_session *s, imap_step_fn *step, void (*ctx_fre
 	s->step = step;
 	s->step_free = ctx_free;
 	s->step_ctx = ctx;
+	clock_gettime(CLOCK_MONOTONIC, &s->progress_at);
 	enum imap_io before = s->io;
 	s->io = IMAP_IO_RUN; /* what a store read of the step restores */
 	enum imap_step r = step(s, ctx);
@@ -222,6 +223,35 @@ void imap_session_run(struct imap_session *s, imap_step_fn *step, void (*ctx_fre
 		return; /* the read's end goes on (imap_session_go_on) */
 	conn_pause(s->conn);
 	conn_wait_writable(s->conn);
+}
+
+void imap_session_progress(struct imap_session *s, const char *tag, uint64_t done, uint64_t total)
+{
+	struct timespec now;
+	clock_gettime(CLOCK_MONOTONIC, &now);
+	int64_t ns = (int64_t)(now.tv_sec - s->progress_at.tv_sec) * 1000000000 +
+	             (now.tv_nsec - s->progress_at.tv_nsec);
+	if (s->closed || ns < (int64_t)s->conf->imap_progress_interval * 1000000000)
+		return;
+	s->progress_at = now;
+	struct buf q;
+	buf_init(&q, 2 * strlen(tag) + 16);
+	imap_quote(&q, tag);
+	imap_send(s, "* OK [INPROGRESS (%s %llu %llu)] Working", buf_cstr(&q),
+	          (unsigned long long)done, (unsigned long long)total);
+	buf_free(&q);
+}
+
+enum imap_step imap_progress_more(struct imap_session *s, const char *tag, uint32_t done)
+{
+	imap_session_progress(s, tag, done, s->count);
+	return IMAP_STEP_MORE;
+}
+
+enum imap_step imap_progress_wait(struct imap_session *s, const char *tag, uint32_t done)
+{
+	imap_session_progress(s, tag, done, s->count);
+	return IMAP_STEP_WAIT;
 }
 
 /* The client took output (or a yielding step's turn came): the next step. */

@@ -8,6 +8,7 @@
 #include <stdatomic.h>
 #include <stdbool.h>
 #include <stdint.h>
+#include <time.h>
 
 #include "auth/auth.h"
 #include "auth/auth_login.h"
@@ -141,6 +142,7 @@ struct imap_session {
 	imap_step_fn *step;
 	void (*step_free)(void *ctx);
 	void *step_ctx;
+	struct timespec progress_at; /* the running step's start, or its last INPROGRESS */
 	/* hostile-input limits before login */
 	unsigned login_commands; /* commands so far in not-authenticated state */
 };
@@ -202,6 +204,14 @@ bool imap_session_read(struct imap_session *s, store_read_fn *fn, imap_read_next
  * BYE). */
 void imap_session_run(struct imap_session *s, imap_step_fn *step, void (*ctx_free)(void *ctx),
                       void *ctx);
+/* A step that pauses (IMAP_STEP_MORE or IMAP_STEP_WAIT) before it has written any of its
+ * answer may call this: once the command has run imap_progress_interval, and again each
+ * interval, "* OK [INPROGRESS ("tag" done total)]" (RFC 9585) goes out. */
+void imap_session_progress(struct imap_session *s, const char *tag, uint64_t done, uint64_t total);
+/* A message-by-message step (SEARCH, SORT, THREAD) pausing at view index done: its
+ * progress over the view, then IMAP_STEP_MORE / IMAP_STEP_WAIT. */
+enum imap_step imap_progress_more(struct imap_session *s, const char *tag, uint32_t done);
+enum imap_step imap_progress_wait(struct imap_session *s, const char *tag, uint32_t done);
 /* Bring the client's view of the selected mailbox up to date with the store: untagged
  * EXPUNGE (only when expunges may be sent now, RFC 9051 §7.5.1), EXISTS and FETCH FLAGS;
  * then next(s, ctx) (NULL: nothing). The read goes through imap_session_read(): next may
