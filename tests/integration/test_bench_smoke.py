@@ -548,7 +548,7 @@ def test_largebox_bench_tiny_run_and_report(tmp_path):
     L.BATCH = 7
     try:
         res = L.run(R, str(BIN), top, (20, 60), rounds=2, peer=peer, sessions=3, settle=0.2,
-                    log=lambda m: None)
+                    pause=0.1, log=lambda m: None)
     finally:
         L.BATCH = old_batch
         R.stop_all()
