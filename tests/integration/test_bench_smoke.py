@@ -98,7 +98,8 @@ def test_scripts_parse():
     for sh in ("peers/peer.sh", "peers/install.sh"):
         p = subprocess.run(["bash", "-n", str(BENCH / sh)], capture_output=True, text=True)
         assert p.returncode == 0, (sh, p.stderr)
-    for script in ("run", "smtp_latency.py", "fsync_probe.py", "scale_bench.py"):
+    for script in ("run", "smtp_latency.py", "fsync_probe.py", "scale_bench.py",
+                   "largebox_bench.py"):
         path = BENCH / script
         assert os.access(path, os.X_OK), script
         p = subprocess.run([sys.executable, str(path), "--help"], capture_output=True,
@@ -514,3 +515,71 @@ def test_scale_bench_tiny_run_and_report(tmp_path):
     assert "| Posthorn | 30 (27 plain, 3 TLS) | VmRSS |" in text
     again = scale_bench.carry_over(text, "# Benchmarks\n\n## How it is measured\n\nz\n")
     assert again.count("## Scale") == 1
+
+
+# ---------------------------------------------------------------------------
+# bench/largebox_bench.py (bench/run --only largebox)
+
+
+def largebox_peer_missing():
+    if os.geteuid() != 0:
+        return "not root: bench/peers/peer.sh needs root"
+    for tool in ("/usr/sbin/dovecot", "/usr/sbin/postfix"):
+        if not os.access(tool, os.X_OK):
+            return tool + " missing (bench/peers/install.sh)"
+    return None
+
+
+def test_largebox_bench_tiny_run_and_report(tmp_path):
+    """The large mailbox benchmark on mailboxes of 20 and 60 messages, 2 rounds, 3 sessions
+    for the memory figures: Posthorn (this build) filled by pipelined MULTIAPPEND (batches
+    of 7, so that several commands are in flight), Dovecot (when root and installed) from a
+    Maildir written directly; every round sees the whole mailbox in FETCH 1:* FLAGS, one in
+    ten unseen, and both servers agree; the section merges into a page and is carried over."""
+    import auth_bench
+    import largebox_bench as L
+    from conftest import BIN
+    R = auth_bench.load_run()
+    peer = largebox_peer_missing() is None
+    # Dovecot's processes drop privileges and must traverse the path (pytest's is 0700).
+    top = Path(tempfile.mkdtemp(prefix="posthorn-largebox-smoke-"))
+    os.chmod(top, 0o755)
+    old_batch = L.BATCH
+    L.BATCH = 7
+    try:
+        res = L.run(R, str(BIN), top, (20, 60), rounds=2, peer=peer, sessions=3, settle=0.2,
+                    pause=0.1, log=lambda m: None)
+    finally:
+        L.BATCH = old_batch
+        R.stop_all()
+        shutil.rmtree(top, ignore_errors=True)
+    assert sorted(res["by_size"]) == [20, 60]
+    for n, out in res["by_size"].items():
+        sides = ["posthorn", "dovecot"] if peer else ["posthorn"]
+        assert sorted(k for k in out) == sorted(sides), out.keys()
+        for k in sides:
+            rs = out[k]["rounds"]
+            assert len(rs) == 2
+            # each round's APPEND adds one \Seen message: the next round sees it
+            assert [r["flags_lines"] for r in rs] == [n, n + 1], (k, rs)
+            assert [r["exists"] for r in rs] == [n, n + 1], (k, rs)
+            assert [r["unseen"] for r in rs] == [n // 10, n // 10], (k, rs)
+            for m, _ in L.MEASURES:
+                assert 0 < out[k]["min"][m] <= out[k]["median"][m], (k, m, out[k])
+            assert out[k]["first_select"] > 0
+    mem = res["by_size"][60]["posthorn"]["memory"]
+    for when in ("before", "selected", "after"):
+        assert mem[when]["rss"] > 0 and mem[when]["threads"] >= 1, mem
+    if peer:
+        assert res["by_size"][60]["dovecot"]["memory"]["selected"]["pss"] > 0
+    assert [r[0] for r in L.goals(res)] == ["first_select"] + [m for m, _ in L.MEASURES]
+    page = tmp_path / "benchmarks.md"
+    page.write_text("# Benchmarks\n\n## How it is measured\n\ny\n")
+    L.merge_into(page, L.report(res))
+    L.merge_into(page, L.report(res))
+    text = page.read_text()
+    assert text.count("## Large mailboxes") == 1
+    assert "| 60 | FETCH 1:* FLAGS |" in text
+    assert text.index("## Large mailboxes") < text.index("## How it is measured")
+    again = L.carry_over(text, "# Benchmarks\n\n## How it is measured\n\nz\n")
+    assert again.count("## Large mailboxes") == 1
