@@ -602,7 +602,8 @@ static int fetch_simple_items(struct imap_session *s, const struct fetch_req *re
 	int r = 0;
 	bool implied = with_flags && s->condstore;
 	if (req->uid || implied) {
-		r |= buf_printf(b, "UID %u", m->uid);
+		r |= buf_puts(b, "UID ");
+		r |= buf_put_u64(b, m->uid);
 		*sep = " ";
 	}
 	if (req->flags || with_flags) {
@@ -613,7 +614,9 @@ static int fetch_simple_items(struct imap_session *s, const struct fetch_req *re
 		*sep = " ";
 	}
 	if (req->size) {
-		r |= buf_printf(b, "%sRFC822.SIZE %llu", *sep, (unsigned long long)m->size);
+		r |= buf_puts(b, *sep);
+		r |= buf_puts(b, "RFC822.SIZE ");
+		r |= buf_put_u64(b, m->size);
 		*sep = " ";
 	}
 	if (req->date) {
@@ -920,7 +923,9 @@ static void fetch_simple_batch(struct imap_session *s, struct fetch_op *o)
 		bool with_flags = o->unseen_count > 0 && (m->flags & STORE_FLAG_SEEN) &&
 		                  fetch_was_unseen(o, m->uid);
 		const char *sep = "";
-		r |= buf_printf(&b, "* %u FETCH (", seq);
+		r |= buf_puts(&b, "* ");
+		r |= buf_put_u64(&b, seq);
+		r |= buf_puts(&b, " FETCH (");
 		r |= fetch_simple_items(s, &o->req, m, with_flags, &b, &sep);
 		r |= buf_append(&b, ")\r\n", 3);
 	}

@@ -73,12 +73,15 @@ void cmd_store_flags_text(struct buf *b, unsigned flags, const char *keywords)
 	const char *sep = "";
 	for (size_t i = 0; i < CMD_STORE_SYSTEM_FLAGS; i++) {
 		if (flags & cmd_store_system_flags[i].bit) {
-			r |= buf_printf(b, "%s%s", sep, cmd_store_system_flags[i].name);
+			r |= buf_puts(b, sep);
+			r |= buf_puts(b, cmd_store_system_flags[i].name);
 			sep = " ";
 		}
 	}
-	if (keywords != NULL && keywords[0] != '\0')
-		r |= buf_printf(b, "%s%s", sep, keywords);
+	if (keywords != NULL && keywords[0] != '\0') {
+		r |= buf_puts(b, sep);
+		r |= buf_puts(b, keywords);
+	}
 	(void)r; /* callers size b for a flag list */
 }
 

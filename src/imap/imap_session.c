@@ -759,11 +759,13 @@ void imap_session_flags_text(struct imap_session *s, struct buf *b, const struct
 	int r = 0;
 	bool empty = b->len == before;
 	if (m->recent && !s->rev2) {
-		r |= buf_printf(b, "%s\\Recent", empty ? "" : " ");
+		r |= buf_puts(b, empty ? "\\Recent" : " \\Recent");
 		empty = false;
 	}
-	if (m->keywords != NULL && m->keywords[0] != '\0')
-		r |= buf_printf(b, "%s%s", empty ? "" : " ", m->keywords);
+	if (m->keywords != NULL && m->keywords[0] != '\0') {
+		r |= buf_puts(b, empty ? "" : " ");
+		r |= buf_puts(b, m->keywords);
+	}
 	(void)r; /* callers size b for a flag list */
 }
 
@@ -791,6 +793,8 @@ uint32_t imap_session_recent_count(const struct imap_session *s)
 void imap_session_unselect(struct imap_session *s)
 {
 	store_unwatch(&s->watch);
+	if (s->cap >= IMAP_VIEW_TRIM_MIN)
+		conn_release_memory_soon(s->conn);
 	for (uint32_t i = 0; i < s->count; i++)
 		free(s->msgs[i].keywords);
 	free(s->mailbox);

@@ -147,6 +147,10 @@ struct imap_session {
 	unsigned login_commands; /* commands so far in not-authenticated state */
 };
 
+/* A view of at least this many messages, freed, asks for the memory to go back to the
+ * system (conn_release_memory_soon()). */
+#define IMAP_VIEW_TRIM_MIN 10000
+
 /* Every change of s->state (RFC 9051 §3) goes through here: it is logged at debug level. */
 void imap_session_set_state(struct imap_session *s, enum imap_state state);
 /* Untagged or continuation text: the line as given plus CRLF. */

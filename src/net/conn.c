@@ -624,6 +624,12 @@ void conn_wait_writable(struct conn *c)
 	}
 }
 
+void conn_release_memory_soon(struct conn *c)
+{
+	if (c->loop != NULL)
+		net_loop_trim_soon(c->loop);
+}
+
 void conn_pause(struct conn *c)
 {
 	c->paused = true;

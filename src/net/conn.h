@@ -116,6 +116,9 @@ const char *conn_tls_description(const struct conn *conn);
  * refused once compression is on (conn_start_tls returns -1). */
 int conn_start_compress(struct conn *conn) __attribute__((warn_unused_result));
 bool conn_is_compressed(const struct conn *conn);
+/* The session just freed a lot of memory (a large mailbox view): return free memory to the
+ * system soon (net_loop_trim_soon()). */
+void conn_release_memory_soon(struct conn *conn);
 
 /* Idle timeout in seconds (0 = none) for reading. */
 void conn_set_timeout(struct conn *conn, unsigned seconds);

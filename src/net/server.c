@@ -9,6 +9,7 @@
 #include <pthread.h>
 #include <signal.h>
 #include <stdio.h>
+#include <malloc.h>
 #include <stdlib.h>
 #include <string.h>
 #include <fcntl.h>
@@ -50,6 +51,7 @@ struct net_loop {
 	struct net_accept_ctx *accept_ctx[NET_LISTENERS_MAX];
 	struct event *shutdown_ev;
 	struct event *accept_resume_ev; /* re-enables the listeners after an fd shortage */
+	struct event *trim_ev;          /* net_loop_trim_soon()'s malloc_trim() */
 	bool accept_paused;
 	struct conn *conns;
 	unsigned conn_count;
@@ -378,6 +380,8 @@ void net_server_free(struct net_server **server)
 			event_free(s->loops[i].shutdown_ev);
 		if (s->loops[i].accept_resume_ev != NULL)
 			event_free(s->loops[i].accept_resume_ev);
+		if (s->loops[i].trim_ev != NULL)
+			event_free(s->loops[i].trim_ev);
 		event_base_free(s->loops[i].base);
 	}
 	for (size_t j = 0; j < s->listen_count; j++) {
@@ -510,6 +514,25 @@ void net_server_set_stop_hook(struct net_server *s, void (*hook)(void *ctx), voi
 	s->stop_ctx = ctx;
 }
 
+/* Give the memory that sessions freed back to the system. glibc keeps freed blocks in the
+ * loop threads' arenas and returns only the top of an arena's top heap by itself: the views
+ * of 20 sessions on a mailbox of 100,000 messages (6 MB each) left 46 MB behind. */
+static void net_loop_trim_cb(evutil_socket_t fd, short what, void *arg)
+{
+	(void)fd;
+	(void)what;
+	(void)arg;
+	malloc_trim(0);
+}
+
+void net_loop_trim_soon(struct net_loop *loop)
+{
+	if (loop->trim_ev == NULL || evtimer_pending(loop->trim_ev, NULL))
+		return;
+	struct timeval tv = {.tv_sec = 1, .tv_usec = 0};
+	evtimer_add(loop->trim_ev, &tv);
+}
+
 static void net_loop_shutdown_cb(evutil_socket_t fd, short what, void *arg)
 {
 	(void)fd;
@@ -517,6 +540,7 @@ static void net_loop_shutdown_cb(evutil_socket_t fd, short what, void *arg)
 	struct net_loop *loop = arg;
 	loop->stopping = true;
 	event_del(loop->accept_resume_ev);
+	event_del(loop->trim_ev);
 	for (size_t j = 0; j < NET_LISTENERS_MAX; j++) {
 		if (loop->listeners[j] != NULL) {
 			event_free(loop->listeners[j]);
@@ -574,6 +598,7 @@ int net_server_run(struct net_server *s)
 		struct net_loop *loop = &s->loops[i];
 		loop->shutdown_ev = event_new(loop->base, -1, 0, net_loop_shutdown_cb, loop);
 		loop->accept_resume_ev = evtimer_new(loop->base, net_loop_resume_accept, loop);
+		loop->trim_ev = evtimer_new(loop->base, net_loop_trim_cb, loop);
 		for (size_t j = 0; j < s->listen_count; j++) {
 			struct net_accept_ctx *ctx = xcalloc(1, sizeof(*ctx));
 			ctx->loop = loop;

@@ -190,6 +190,30 @@ static void test_printf(void **state)
 	buf_free(&b);
 }
 
+/* buf_put_u64 writes what "%llu" writes, and like every append respects max. */
+static void test_put_u64(void **state)
+{
+	(void)state;
+	const uint64_t values[] = {0, 7, 9, 10, 99, 100, 4294967295u, 4294967296u, UINT64_MAX};
+	for (size_t i = 0; i < sizeof(values) / sizeof(values[0]); i++) {
+		struct buf b, p;
+		buf_init(&b, 64);
+		buf_init(&p, 64);
+		assert_int_equal(buf_puts(&b, "x"), 0);
+		assert_int_equal(buf_put_u64(&b, values[i]), 0);
+		assert_int_equal(buf_printf(&p, "x%llu", (unsigned long long)values[i]), 0);
+		assert_string_equal(buf_cstr(&b), buf_cstr(&p));
+		buf_free(&b);
+		buf_free(&p);
+	}
+	struct buf b;
+	buf_init(&b, 3);
+	assert_int_equal(buf_put_u64(&b, 123), 0);
+	assert_int_equal(buf_put_u64(&b, 4), -1); /* over max: nothing appended */
+	assert_string_equal(buf_cstr(&b), "123");
+	buf_free(&b);
+}
+
 static void test_mixed(void **state)
 {
 	(void)state;
@@ -268,7 +292,8 @@ int main(void)
 	    cmocka_unit_test(test_append_over_max), cmocka_unit_test(test_max_zero),
 	    cmocka_unit_test(test_binary),          cmocka_unit_test(test_growth),
 	    cmocka_unit_test(test_printf),          cmocka_unit_test(test_mixed),
-	    cmocka_unit_test(test_consume),         cmocka_unit_test(test_reset_and_reuse),
+	    cmocka_unit_test(test_put_u64),         cmocka_unit_test(test_consume),
+	    cmocka_unit_test(test_reset_and_reuse),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
