@@ -59,8 +59,9 @@ struct conn *conn_new(struct net_loop *loop, int fd, const char *ip, int local_p
                       struct tls_ctx *tls, bool tls_now);
 /* Loop-side hooks implemented in server.c. */
 struct event_base *net_loop_base(struct net_loop *loop);
-/* A second from now (once, however often it is asked meanwhile), malloc_trim(): after a
- * session freed a lot of memory. */
+/* NET_TRIM_DELAY seconds from now (once, however often it is asked meanwhile),
+ * malloc_trim(): after a session freed a lot of memory. */
+#define NET_TRIM_DELAY 5
 void net_loop_trim_soon(struct net_loop *loop);
 void net_loop_conn_added(struct net_loop *loop, struct conn *conn);
 void net_loop_conn_removed(struct net_loop *loop, struct conn *conn);

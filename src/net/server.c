@@ -529,7 +529,9 @@ void net_loop_trim_soon(struct net_loop *loop)
 {
 	if (loop->trim_ev == NULL || evtimer_pending(loop->trim_ev, NULL))
 		return;
-	struct timeval tv = {.tv_sec = 1, .tv_usec = 0};
+	/* Not at once: a client that reconnects (and SELECTs the same mailbox again) would find
+	 * the pages gone and fault them in anew. */
+	struct timeval tv = {.tv_sec = NET_TRIM_DELAY, .tv_usec = 0};
 	evtimer_add(loop->trim_ev, &tv);
 }
 
