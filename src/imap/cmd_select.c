@@ -13,22 +13,6 @@
 #include "imap/imap_seqset.h"
 #include "core/banned.h"
 
-static void imap_select_cb(void *ctx, const struct store_entry *e)
-{
-	struct imap_session *s = ctx;
-	if (s->count == s->cap) {
-		s->cap = s->cap == 0 ? 64 : 2 * s->cap;
-		s->msgs = xrealloc(s->msgs, (size_t)s->cap * sizeof(*s->msgs));
-	}
-	s->msgs[s->count] = (struct imap_msg){.uid = e->uid,
-	                                      .size = e->size,
-	                                      .date = e->internal_date,
-	                                      .save_date = e->save_date,
-	                                      .flags = e->flags,
-	                                      .modseq = e->modseq};
-	imap_session_view_keywords(s, s->count++, e->keywords);
-}
-
 /* SELECT or EXAMINE between its store reads and its answer. */
 struct select_req {
 	struct imap_session *s;
@@ -61,6 +45,26 @@ static void select_req_free(struct select_req *q)
 	free(q->name);
 	free(q->raw);
 	free(q);
+}
+
+/* One entry of the snapshot into the view. A snapshot from the store's cache says its
+ * size before the first entry (the status is filled first): the view is sized once. */
+static void imap_select_cb(void *ctx, const struct store_entry *e)
+{
+	struct select_req *q = ctx;
+	struct imap_session *s = q->s;
+	if (s->count == s->cap) {
+		uint32_t want = s->cap == 0 && q->st.messages > 0 ? q->st.messages : 0;
+		s->cap = want > 0 ? want : s->cap == 0 ? 64 : 2 * s->cap;
+		s->msgs = xrealloc(s->msgs, (size_t)s->cap * sizeof(*s->msgs));
+	}
+	s->msgs[s->count] = (struct imap_msg){.uid = e->uid,
+	                                      .size = e->size,
+	                                      .date = e->internal_date,
+	                                      .save_date = e->save_date,
+	                                      .flags = e->flags,
+	                                      .modseq = e->modseq};
+	imap_session_view_keywords(s, s->count++, e->keywords);
 }
 
 /* uid is one of the client's known UIDs (all of them without known-uids). */
@@ -111,7 +115,7 @@ static void select_read(void *ctx)
 	else
 		free(keywords);
 	q->r = store_mailbox_snapshot(s->server->store, s->account_id, s->mailbox, &q->st,
-	                              imap_select_cb, s);
+	                              imap_select_cb, q);
 	/* QRESYNC with the right UIDVALIDITY: the tombstones newer than the client's MODSEQ
 	 * (the store keeps every tombstone as long as the mailbox exists, so the list is
 	 * complete whatever the client's age). A later snapshot than the view's: select_done
