@@ -255,6 +255,8 @@ def run(R, binary, top, connections, mailboxes=100, tls_share=0.1, peer=True,
     d.mkdir(parents=True)
     os.chmod(d, 0o755)
     srv = R.Posthorn(d, binary, users, pop3=True)
+    # Room for every connection and the deliveries (the default limit is 10,000).
+    srv.extra_conf = "limit_connections = %d\n" % (connections + 1000)
     srv.start()
     try:
         res["posthorn"] = asyncio.run(scale_round(
