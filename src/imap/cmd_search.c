@@ -221,31 +221,42 @@ static uint64_t cmd_search_modseq(const struct imap_session *s, const struct cmd
  * §7.3.4; MIN, MAX and ALL only when something matched, RFC 4731 §3.1; MODSEQ with a
  * MODSEQ key and a match, RFC 7162 §3.1.10: of the messages returned, so of MIN and MAX
  * alone when neither ALL nor COUNT was asked for). */
-static int cmd_search_esearch(struct imap_session *s, const struct cmd_search_op *o, struct buf *b)
+int cmd_esearch_head(struct buf *b, const char *tag, bool uid, unsigned ret, const uint32_t *nums,
+                     size_t n)
 {
 	int r = buf_puts(b, "* ESEARCH (TAG ");
-	imap_quote(b, o->tag);
+	imap_quote(b, tag);
 	r |= buf_puts(b, ")");
-	if (o->uid)
+	if (uid)
 		r |= buf_puts(b, " UID");
-	size_t n = o->hit_count;
-	if (n > 0 && (o->ret & IMAP_SEARCH_RETURN_MIN))
-		r |= buf_printf(b, " MIN %u", cmd_search_number(s, o, 0));
-	if (n > 0 && (o->ret & IMAP_SEARCH_RETURN_MAX))
-		r |= buf_printf(b, " MAX %u", cmd_search_number(s, o, n - 1));
-	if (o->ret & IMAP_SEARCH_RETURN_COUNT)
+	if (n > 0 && (ret & IMAP_SEARCH_RETURN_MIN))
+		r |= buf_printf(b, " MIN %u", nums[0]);
+	if (n > 0 && (ret & IMAP_SEARCH_RETURN_MAX))
+		r |= buf_printf(b, " MAX %u", nums[n - 1]);
+	if (ret & IMAP_SEARCH_RETURN_COUNT)
 		r |= buf_printf(b, " COUNT %zu", n);
-	if (n > 0 && (o->ret & IMAP_SEARCH_RETURN_ALL)) {
+	if (n > 0 && (ret & IMAP_SEARCH_RETURN_ALL)) {
 		const char *sep = " ALL ";
 		for (size_t i = 0; i < n;) {
-			uint32_t lo = cmd_search_number(s, o, i), hi = lo;
-			for (i++; i < n && cmd_search_number(s, o, i) == hi + 1; i++)
+			uint32_t lo = nums[i], hi = lo;
+			for (i++; i < n && nums[i] == hi + 1; i++)
 				hi++;
 			r |= lo == hi ? buf_printf(b, "%s%u", sep, lo)
 			              : buf_printf(b, "%s%u:%u", sep, lo, hi);
 			sep = ",";
 		}
 	}
+	return r;
+}
+
+static int cmd_search_esearch(struct imap_session *s, const struct cmd_search_op *o, struct buf *b)
+{
+	size_t n = o->hit_count;
+	uint32_t *nums = xcalloc(n + 1, sizeof(uint32_t));
+	for (size_t i = 0; i < n; i++)
+		nums[i] = cmd_search_number(s, o, i);
+	int r = cmd_esearch_head(b, o->tag, o->uid, o->ret, nums, n);
+	free(nums);
 	if (n > 0 && o->search->modseq) {
 		uint64_t m;
 		if (o->ret & (IMAP_SEARCH_RETURN_ALL | IMAP_SEARCH_RETURN_COUNT)) {

@@ -202,28 +202,11 @@ static uint64_t cmd_sort_modseq(const struct imap_session *s, const struct cmd_s
 static int cmd_sort_esearch(struct cmd_sort_op *o, struct imap_sort_msg *const *v, struct buf *b)
 {
 	size_t n = o->hit_count;
-	int r = buf_puts(b, "* ESEARCH (TAG ");
-	imap_quote(b, o->tag);
-	r |= buf_puts(b, ")");
-	if (o->uid)
-		r |= buf_puts(b, " UID");
-	if (n > 0 && (o->ret & IMAP_SEARCH_RETURN_MIN))
-		r |= buf_printf(b, " MIN %u", cmd_sort_number(o, v, 0));
-	if (n > 0 && (o->ret & IMAP_SEARCH_RETURN_MAX))
-		r |= buf_printf(b, " MAX %u", cmd_sort_number(o, v, n - 1));
-	if (o->ret & IMAP_SEARCH_RETURN_COUNT)
-		r |= buf_printf(b, " COUNT %zu", n);
-	if (n > 0 && (o->ret & IMAP_SEARCH_RETURN_ALL)) {
-		const char *sep = " ALL ";
-		for (size_t i = 0; i < n;) {
-			uint32_t lo = cmd_sort_number(o, v, i), hi = lo;
-			for (i++; i < n && cmd_sort_number(o, v, i) == hi + 1; i++)
-				hi++;
-			r |= lo == hi ? buf_printf(b, "%s%u", sep, lo)
-			              : buf_printf(b, "%s%u:%u", sep, lo, hi);
-			sep = ",";
-		}
-	}
+	uint32_t *nums = xcalloc(n + 1, sizeof(uint32_t));
+	for (size_t i = 0; i < n; i++)
+		nums[i] = cmd_sort_number(o, v, i);
+	int r = cmd_esearch_head(b, o->tag, o->uid, o->ret, nums, n);
+	free(nums);
 	return r;
 }
 

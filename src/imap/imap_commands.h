@@ -80,6 +80,11 @@ void cmd_setquota(struct imap_cmd *cmd);
 void cmd_getmetadata(struct imap_cmd *cmd);
 void cmd_setmetadata(struct imap_cmd *cmd);
 
+/* "* ESEARCH (TAG tag) [UID] MIN MAX COUNT ALL" as ret asks (IMAP_SEARCH_RETURN_*), of the
+ * result numbers nums[0..n) in answer order (RFC 4731, RFC 5267 §3); cmd_search.c. */
+int cmd_esearch_head(struct buf *b, const char *tag, bool uid, unsigned ret, const uint32_t *nums,
+                     size_t n);
+
 /* ---- a message's octets for SEARCH, SORT and THREAD (cmd_msg_load.c) ---- */
 /* The octets of an opened message (fd, closed here): all of them mapped, or (header_only)
  * at least its header section read. Release with cmd_msg_unload(). */
