@@ -305,6 +305,9 @@ static void outbound_due_done(void *ctx)
 	pthread_mutex_lock(&ob->lock);
 	ob->due_ready = true;
 	net_event_wake(ob->wake);
+	/* outbound_free() may be waiting: after the loop stopped, it takes this answer itself
+	 * (without this it slept for ever on a read that finished under it). */
+	pthread_cond_broadcast(&ob->idle);
 	pthread_mutex_unlock(&ob->lock);
 }
 
@@ -439,7 +442,7 @@ void outbound_free(struct outbound **obp)
 		pthread_mutex_unlock(&ob->lock);
 		outbound_wake(ob); /* the loop has stopped: this thread takes the completions */
 		pthread_mutex_lock(&ob->lock);
-		if (ob->in_flight > 0 && ob->done == NULL)
+		if (ob->in_flight > 0 && ob->done == NULL && !ob->due_ready)
 			pthread_cond_wait(&ob->idle, &ob->lock);
 	}
 	pthread_mutex_unlock(&ob->lock);
