@@ -15,6 +15,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "core/date.h"
 #include "core/crlf.h"
 #include "core/log.h"
 #include "core/xmalloc.h"
@@ -376,17 +377,13 @@ static int cmd_append_digits(const char **p, int n, int *v_r)
  * servers accept). 0 with unix seconds, -1 when invalid. */
 static int cmd_append_date(const char *p, int64_t *t_r)
 {
-	static const char months[12][4] = {"Jan", "Feb", "Mar", "Apr", "May", "Jun",
-	                                   "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"};
-	int day, month = -1, year, hour, min, sec, zone;
+	int day, month, year, hour, min, sec, zone;
 	if (*p == ' ')
 		p++;
 	bool two = p[0] != '\0' && p[1] >= '0' && p[1] <= '9';
 	if (cmd_append_digits(&p, two ? 2 : 1, &day) < 0 || *p++ != '-')
 		return -1;
-	for (int i = 0; i < 12 && month < 0; i++)
-		if (strncasecmp(p, months[i], 3) == 0)
-			month = i;
+	month = (int)date_month(p) - 1;
 	if (month < 0)
 		return -1;
 	p += 3;

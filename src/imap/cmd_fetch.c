@@ -26,6 +26,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "core/date.h"
 #include "core/log.h"
 #include "core/xmalloc.h"
 #include "imap/imap_fetch_body.h"
@@ -620,11 +621,8 @@ static int fetch_simple_items(struct imap_session *s, const struct fetch_req *re
 		*sep = " ";
 	}
 	if (req->date) {
-		char date[64];
-		time_t t = (time_t)m->date;
-		struct tm tm;
-		gmtime_r(&t, &tm);
-		strftime(date, sizeof(date), "%e-%b-%Y %H:%M:%S +0000", &tm);
+		char date[DATE_IMAP_MAX];
+		date_imap(m->date, date);
 		r |= buf_printf(b, "%sINTERNALDATE \"%s\"", *sep, date);
 		*sep = " ";
 	}
@@ -633,11 +631,8 @@ static int fetch_simple_items(struct imap_session *s, const struct fetch_req *re
 		*sep = " ";
 	}
 	if (req->savedate) { /* RFC 8514 §4.1: the same format as INTERNALDATE */
-		char date[64];
-		time_t t = (time_t)m->save_date;
-		struct tm tm;
-		gmtime_r(&t, &tm);
-		strftime(date, sizeof(date), "%e-%b-%Y %H:%M:%S +0000", &tm);
+		char date[DATE_IMAP_MAX];
+		date_imap(m->save_date, date);
 		r |= buf_printf(b, "%sSAVEDATE \"%s\"", *sep, date);
 		*sep = " ";
 	}
