@@ -976,6 +976,9 @@ void store_writer_mailbox(struct store *store, struct store_mailbox_op *op, cons
 	    .metadata = op->metadata,
 	    .metadata_count = op->metadata_count,
 	    .metadata_max = op->metadata_max,
+	    .acl_identifier = op->acl_identifier,
+	    .acl_rights = op->acl_rights,
+	    .acl_mode = op->acl_mode,
 	};
 	store_writer_push(store, p);
 }
