@@ -73,6 +73,11 @@ static const struct imap_command_def imap_commands[] = {
     {"SETQUOTA", cmd_setquota, IMAP_CMD_LOGGED_IN},
     {"GETMETADATA", cmd_getmetadata, IMAP_CMD_LOGGED_IN},
     {"SETMETADATA", cmd_setmetadata, IMAP_CMD_LOGGED_IN},
+    {"MYRIGHTS", cmd_myrights, IMAP_CMD_LOGGED_IN},
+    {"LISTRIGHTS", cmd_listrights, IMAP_CMD_LOGGED_IN},
+    {"GETACL", cmd_getacl, IMAP_CMD_LOGGED_IN},
+    {"SETACL", cmd_setacl, IMAP_CMD_LOGGED_IN},
+    {"DELETEACL", cmd_deleteacl, IMAP_CMD_LOGGED_IN},
 };
 
 void imap_commands_execute(struct imap_session *s)

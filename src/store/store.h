@@ -633,6 +633,10 @@ struct store_copy {
 	const uint32_t *uids; /* any order; duplicates, 0 and absent UIDs are ignored */
 	size_t uid_count;
 	bool move; /* also expunge the sources (RFC 6851), in the same transaction */
+	/* The account of target when it is another one (a shared mailbox, RFC 4314), 0 for
+	 * account_id. Across accounts the copies count against the target's account, and a
+	 * move takes their octets off the source's. */
+	uint64_t target_account_id;
 	/* out */
 	int result;            /* 0 committed, -1 refused or failed (nothing changed) */
 	const char *error;     /* NO_MAILBOX (source), NO_TARGET, OVERQUOTA (copy only: a move

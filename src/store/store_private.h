@@ -149,6 +149,7 @@ struct store_commit_copy {
 	const uint32_t *uids;         /* ascending, distinct, none 0 */
 	size_t uid_count;
 	bool move;
+	uint64_t target_account_id; /* of target: account_id unless a shared mailbox's */
 	/* out */
 	uint32_t uidvalidity;
 	size_t count;
