@@ -4,6 +4,7 @@
  * DELETE and RENAME of the session's own selected mailbox are followed here; other
  * sessions learn about them through their watches. */
 #include "imap/imap_commands.h"
+#include "imap/imap_acl.h"
 
 #include <stdlib.h>
 #include <string.h>
@@ -79,7 +80,8 @@ static const char *mailbox_below(const char *mailbox, const char *name)
 /* The session's own selected mailbox after a successful DELETE or RENAME. */
 static void mailbox_follow(struct imap_session *s, const struct mailbox_job *job)
 {
-	if (s->state != IMAP_STATE_SELECTED || s->mailbox == NULL)
+	if (s->state != IMAP_STATE_SELECTED || s->mailbox == NULL ||
+	    job->op.account_id != s->mailbox_owner)
 		return;
 	const char *rest = mailbox_below(s->mailbox, job->name);
 	if (rest == NULL)
@@ -160,9 +162,61 @@ static void mailbox_job_start(struct imap_session *s, const char *tag, struct ma
 	store_mailbox_change(s->server->store, &job->op, mailbox_store_cb, s);
 }
 
+/* CREATE and DELETE in the shared namespace (RFC 4314 §4): CREATE needs k on the parent
+ * (the owner's top level has none to grant it), DELETE x on the mailbox; a mailbox the
+ * session may not look up is a missing one. The operation runs in the owner's account.
+ * true when answered here. */
+static bool mailbox_shared(struct imap_cmd *cmd, enum store_mailbox_action action,
+                           const char *name, unsigned special)
+{
+	struct imap_session *s = cmd->s;
+	struct imap_acl_mbox mb;
+	const char *last = strrchr(name, '/');
+	const char *target = action == STORE_MAILBOX_CREATE && last != NULL
+	                         ? arena_strndup(s->cmd, name, (size_t)(last - name))
+	                         : name;
+	int r = imap_acl_resolve(s, target, &mb);
+	unsigned need = action == STORE_MAILBOX_CREATE ? STORE_ACL_CREATE : STORE_ACL_DELETE;
+	if (r < 0) {
+		imap_tagged(s, cmd->tag, "NO", "[UNAVAILABLE] Cannot check the rights");
+	} else if (action == STORE_MAILBOX_CREATE && (r == 0 || (mb.rights & need) == 0)) {
+		imap_acl_deny(s, cmd->tag, need);
+	} else if (r == 0) {
+		imap_tagged(s, cmd->tag, "NO", "[NONEXISTENT] %s failed: %s", mailbox_verb(action),
+		            STORE_ERROR_NO_MAILBOX);
+	} else if ((mb.rights & need) == 0) {
+		imap_acl_deny(s, cmd->tag, need);
+	} else {
+		const char *store_name =
+		    action == STORE_MAILBOX_CREATE
+		        ? arena_strdup(s->cmd, mb.name) /* the parent's; the new level follows */
+		        : mb.name;
+		if (action == STORE_MAILBOX_CREATE) {
+			size_t pl = strlen(store_name), ll = strlen(last);
+			char *full = arena_alloc(s->cmd, pl + ll + 1);
+			memcpy(full, store_name, pl);
+			memcpy(full + pl, last, ll + 1);
+			store_name = full;
+		}
+		struct mailbox_job *job = mailbox_job_new(s, action, store_name, NULL, special);
+		job->op.account_id = mb.owner;
+		mailbox_job_start(s, cmd->tag, job);
+	}
+	return true;
+}
+
 static void mailbox_start(struct imap_cmd *cmd, enum store_mailbox_action action, const char *name,
                           const char *new_name, unsigned special)
 {
+	if ((action == STORE_MAILBOX_CREATE || action == STORE_MAILBOX_DELETE) &&
+	    imap_acl_is_shared(name) && mailbox_shared(cmd, action, name, special))
+		return;
+	if (action == STORE_MAILBOX_RENAME &&
+	    (imap_acl_is_shared(name) || imap_acl_is_shared(new_name))) {
+		imap_tagged(cmd->s, cmd->tag, "NO",
+		            "[CANNOT] Mailboxes of the shared namespace cannot be renamed");
+		return;
+	}
 	mailbox_job_start(cmd->s, cmd->tag,
 	                  mailbox_job_new(cmd->s, action, name, new_name, special));
 }
@@ -303,6 +357,22 @@ void cmd_subscribe(struct imap_cmd *cmd)
 	/* RFC 9051 §6.3.7 lets a server check that the mailbox exists; Dovecot does, and
 	 * clients (IMAPClient's live test) expect it. A subscription outlives its mailbox. */
 	struct mailbox_job *job = mailbox_job_new(cmd->s, STORE_MAILBOX_SUBSCRIBE, name, NULL, 0);
+	struct imap_acl_mbox mb;
+	if (imap_acl_is_shared(name)) {
+		/* Another account's mailbox: it exists when the session may look it up. The
+		 * subscription is the session's own, under the name it sees. */
+		int r = imap_acl_resolve(cmd->s, name, &mb);
+		if (r <= 0) {
+			imap_tagged(cmd->s, cmd->tag, "NO", "%s",
+			            r == 0 ? "[NONEXISTENT] Mailbox does not exist"
+			                   : "[UNAVAILABLE] Cannot check the mailbox");
+			free(job->name);
+			free(job);
+			return;
+		}
+		mailbox_job_start(cmd->s, cmd->tag, job);
+		return;
+	}
 	job->s = cmd->s;
 	job->tag = xstrdup(cmd->tag);
 	(void)imap_session_read(cmd->s, subscribe_read, subscribe_done, job);
