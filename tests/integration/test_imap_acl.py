@@ -7,38 +7,41 @@ for a mailbox that does not exist); @domain and anyone identifiers; changes reac
 live (IDLE); APPEND and COPY into a shared folder counting against the owner's quota; RENAME and
 DELETE taking the rights along; and `posthorn share grant|revoke|list`."""
 
-import itertools
 import re
 import select
 
+from conftest import USERS
 from imap_helpers import Raw as RawClient
 
 PASSWORD = "acl-Secret-7"
-_counter = itertools.count(1)
 MSG = b"From: a@example.test\r\nSubject: shared hello\r\n\r\nbody of the shared message\r\n"
+# Five accounts for the whole module (creating one costs a password hash, so the server's
+# own three are used too): owners A and D, grantee B, C who is never granted anything but
+# through @example.test and anyone (that test cleans up), X of the other domain. Each test
+# works on folders of its own.
+A, B, X = "demo@example.test", "alice@example.test", "bob@other.test"
+C, D = "acl-c@example.test", "acl-d@example.test"
 
 
-def fresh_user(server, domain="example.test"):
-    addr = "acl%d@%s" % (next(_counter), domain)
-    server.add_user(addr, PASSWORD)
-    return addr
+def server_setup(server):
+    for who in (C, D):
+        server.add_user(who, PASSWORD)
 
 
 class Raw(RawClient):
     def __init__(self, server, user):
-        super().__init__(server, user, PASSWORD)
+        super().__init__(server, user, USERS.get(user, PASSWORD))
 
 
-def owner_with_team(server, rights=None, grantee=None):
-    """A fresh owner with "Team" holding one message; rights granted to grantee (SETACL)."""
-    owner = fresh_user(server)
+def owner_with(server, owner, box, rights=None, grantee=B):
+    """owner's new folder box holding one message; rights granted to grantee (SETACL)."""
     o = Raw(server, owner)
-    assert o.cmd(b"CREATE Team")[-1].startswith(b"OK")
-    assert o.append(b"Team", MSG).startswith(b"OK")
+    assert o.cmd(b"CREATE " + box.encode())[-1].startswith(b"OK")
+    assert o.append(box.encode(), MSG).startswith(b"OK")
     if rights is not None:
-        assert o.cmd(b'SETACL Team %s "%s"' % (grantee.encode(), rights.encode()))[-1] == \
-            b"OK SETACL completed"
-    return owner, o
+        assert o.cmd(b'SETACL %s %s "%s"' % (box.encode(), grantee.encode(),
+                                             rights.encode()))[-1] == b"OK SETACL completed"
+    return o
 
 
 def shared(owner, box="Team"):
@@ -46,7 +49,7 @@ def shared(owner, box="Team"):
 
 
 def test_capability_and_namespace(server):
-    r = Raw(server, fresh_user(server))
+    r = Raw(server, C)
     caps = r.cmd(b"CAPABILITY")[0].split()
     for c in (b"ACL", b"RIGHTS=texk", b"LIST-MYRIGHTS"):
         assert c in caps
@@ -54,17 +57,17 @@ def test_capability_and_namespace(server):
 
 
 def test_grant_list_select_read(server):
-    grantee = fresh_user(server)
-    owner, o = owner_with_team(server, "lr", grantee)
+    owner, grantee, T = D, B, "Team"
+    o = owner_with(server, owner, T, "lr")
     g = Raw(server, grantee)
-    out = g.cmd(b'LIST "" "Shared/*"')
+    out = g.cmd(b'LIST "" "Shared/%s*"' % owner.encode())
     assert out[-1] == b"OK LIST completed"
     assert out[:-1] == [
         b'* LIST (\\Noselect \\HasChildren) "/" "Shared/%s"\r\n' % owner.encode(),
         b'* LIST (\\HasNoChildren) "/" %s\r\n' % shared(owner)]  # not the owner's INBOX
     assert b'* LIST (\\Noselect \\HasChildren) "/" "Shared"\r\n' in g.cmd(b'LIST "" "%"')
     # LIST-MYRIGHTS (RFC 8440) for shared and own mailboxes.
-    out = g.cmd(b'LIST "" ("Shared/*" "INBOX") RETURN (MYRIGHTS)')
+    out = g.cmd(b'LIST "" ("Shared/%s/*" "INBOX") RETURN (MYRIGHTS)' % owner.encode())
     assert b'* MYRIGHTS %s "lr"\r\n' % shared(owner) in out
     assert b'* MYRIGHTS "INBOX" "lrswipkxtea"\r\n' in out
     assert g.cmd(b"MYRIGHTS " + shared(owner))[0] == b'* MYRIGHTS %s "lr"\r\n' % shared(owner)
@@ -89,8 +92,8 @@ def test_grant_list_select_read(server):
 
 
 def test_setacl_modifiers_and_deleteacl(server):
-    grantee = fresh_user(server)
-    owner, o = owner_with_team(server, "lr", grantee)
+    owner, grantee = A, B
+    o = owner_with(server, owner, "Team", "lr")
     g = Raw(server, grantee)
     assert o.cmd(b'SETACL Team %s "+si"' % grantee.encode())[-1] == b"OK SETACL completed"
     assert o.cmd(b'SETACL Team %s "-r"' % grantee.encode())[-1] == b"OK SETACL completed"
@@ -109,12 +112,11 @@ def test_setacl_modifiers_and_deleteacl(server):
 
 
 def test_no_existence_leak(server):
-    grantee = fresh_user(server)
-    stranger = fresh_user(server)
-    owner, o = owner_with_team(server, "r", grantee)  # r without l: nothing to learn either
+    owner, grantee, stranger = A, B, C
+    owner_with(server, owner, "Secret", "r")  # r without l: nothing to learn either
     for who in (grantee, stranger):
         c = Raw(server, who)
-        real, missing = shared(owner), shared(owner, "Nosuch")
+        real, missing = shared(owner, "Secret"), shared(owner, "Nosuch")
         nobody = b'"Shared/nobody@example.test/Team"'
         for cmd in (b"SELECT %s", b"EXAMINE %s", b"MYRIGHTS %s", b"GETACL %s",
                     b"STATUS %s (MESSAGES)", b"DELETE %s", b"SUBSCRIBE %s",
@@ -124,15 +126,16 @@ def test_no_existence_leak(server):
             assert answers.pop().startswith(b"NO [NONEXISTENT]"), cmd
         answers = {c.append(box, MSG) for box in (real, missing)}
         assert answers == {b"NO [TRYCREATE] The mailbox does not exist"}
-        assert c.cmd(b'LIST "" "Shared/*"') == [b"OK LIST completed"]
+        assert shared(owner, "Secret") not in b"".join(c.cmd(b'LIST "" "Shared/*"'))
+    assert Raw(server, stranger).cmd(b'LIST "" "Shared/*"') == [b"OK LIST completed"]
 
 
 def test_each_right_denied_then_granted(server):
-    grantee = fresh_user(server)
-    owner, o = owner_with_team(server, "l", grantee)
+    owner, grantee = A, B
+    o = owner_with(server, owner, "Rights", "l")
     g = Raw(server, grantee)
-    box = shared(owner)
-    grant = lambda r: o.cmd(b'SETACL Team %s "+%s"' % (grantee.encode(), r.encode()))
+    box = shared(owner, "Rights")
+    grant = lambda r: o.cmd(b'SETACL Rights %s "+%s"' % (grantee.encode(), r.encode()))
     # r: SELECT, EXAMINE, STATUS.
     assert g.cmd(b"SELECT " + box)[-1] == b"NO [NOPERM] Permission denied (right r needed)"
     assert g.cmd(b"STATUS %s (MESSAGES)" % box)[-1].startswith(b"NO [NOPERM]")
@@ -146,7 +149,7 @@ def test_each_right_denied_then_granted(server):
     g.cmd(b"SELECT INBOX")
     assert g.cmd(b"COPY 1 " + box)[-1] == b"NO [NOPERM] Permission denied (right i needed)"
     # k and x: CREATE below it, DELETE it.
-    assert g.cmd(b'CREATE "Shared/%s/Team/Sub"' % owner.encode())[-1] == \
+    assert g.cmd(b'CREATE "Shared/%s/Rights/Sub"' % owner.encode())[-1] == \
         b"NO [NOPERM] Permission denied (right k needed)"
     assert g.cmd(b"DELETE " + box)[-1] == b"NO [NOPERM] Permission denied (right x needed)"
     grant("r")
@@ -173,27 +176,30 @@ def test_each_right_denied_then_granted(server):
     assert g.append(box, MSG).startswith(b"OK [APPENDUID")
     g.cmd(b"SELECT INBOX")
     assert g.cmd(b"COPY 1 " + box)[-1].startswith(b"OK [COPYUID")
-    assert o.cmd(b"STATUS Team (MESSAGES)")[0] == b'* STATUS "Team" (MESSAGES 2)\r\n'
+    assert o.cmd(b"STATUS Rights (MESSAGES)")[0] == b'* STATUS "Rights" (MESSAGES 2)\r\n'
     # k, x, a.
     grant("kxa")
-    assert g.cmd(b'CREATE "Shared/%s/Team/Sub"' % owner.encode())[-1].startswith(b"OK")
-    assert o.cmd(b'LIST "" "Team/*"')[0] == b'* LIST (\\HasNoChildren) "/" "Team/Sub"\r\n'
+    assert g.cmd(b'CREATE "Shared/%s/Rights/Sub"' % owner.encode())[-1].startswith(b"OK")
+    assert o.cmd(b'LIST "" "Rights/*"')[0] == b'* LIST (\\HasNoChildren) "/" "Rights/Sub"\r\n'
     assert g.cmd(b'SETACL %s anyone "l"' % box)[-1] == b"OK SETACL completed"
     assert g.cmd(b"GETACL " + box)[0].startswith(b'* ACL %s "%s"' % (box, owner.encode()))
     assert g.cmd(b"DELETE " + box)[-1] == b"OK DELETE completed"
-    assert o.cmd(b"STATUS Team (MESSAGES)")[-1].startswith(b"NO [NONEXISTENT]")
+    assert o.cmd(b"STATUS Rights (MESSAGES)")[-1].startswith(b"NO [NONEXISTENT]")
 
 
 def test_domain_and_anyone(server):
-    owner, o = owner_with_team(server)
-    same, other = fresh_user(server), fresh_user(server, "other.test")
-    assert o.cmd(b'SETACL Team @example.test "lr"')[-1] == b"OK SETACL completed"
-    s, x = Raw(server, same), Raw(server, other)
-    assert s.cmd(b"MYRIGHTS " + shared(owner))[0].endswith(b' "lr"\r\n')
-    assert x.cmd(b"MYRIGHTS " + shared(owner))[-1].startswith(b"NO [NONEXISTENT]")
-    assert o.cmd(b'SETACL Team anyone "l"')[-1] == b"OK SETACL completed"
-    assert x.cmd(b"MYRIGHTS " + shared(owner))[0].endswith(b' "l"\r\n')
-    assert s.cmd(b"MYRIGHTS " + shared(owner))[0].endswith(b' "lr"\r\n')
+    owner, box = A, shared(A, "Everyone")
+    o = owner_with(server, owner, "Everyone")
+    assert o.cmd(b'SETACL Everyone @example.test "lr"')[-1] == b"OK SETACL completed"
+    s, x = Raw(server, C), Raw(server, X)
+    assert s.cmd(b"MYRIGHTS " + box)[0].endswith(b' "lr"\r\n')
+    assert x.cmd(b"MYRIGHTS " + box)[-1].startswith(b"NO [NONEXISTENT]")
+    assert o.cmd(b'SETACL Everyone anyone "l"')[-1] == b"OK SETACL completed"
+    assert x.cmd(b"MYRIGHTS " + box)[0].endswith(b' "l"\r\n')
+    assert box in b"".join(x.cmd(b'LIST "" "Shared/*"'))
+    assert s.cmd(b"MYRIGHTS " + box)[0].endswith(b' "lr"\r\n')
+    # C and X are strangers again for the other tests.
+    assert o.cmd(b"DELETE Everyone")[-1].startswith(b"OK")
 
 
 def idle_wait(c, want, timeout=5):
@@ -206,15 +212,15 @@ def idle_wait(c, want, timeout=5):
 
 
 def test_live_both_sides_and_quota(server):
-    grantee = fresh_user(server)
-    owner, o = owner_with_team(server, "lrswi", grantee)
+    owner, grantee = D, B
+    o = owner_with(server, owner, "Live", "lrswi")
     server.cli("user", "quota", owner, "10M")
     g = Raw(server, grantee)
-    box = shared(owner)
+    box = shared(owner, "Live")
     used = lambda: int(re.search(rb"STORAGE (\d+)", o.cmd(b"GETQUOTAROOT INBOX")[1]).group(1))
     before = used()
     # The owner idles on Team; the grantee appends into it.
-    o.select(b"Team")
+    o.select(b"Live")
     o.send(b"i1 IDLE\r\n")
     assert o.line().startswith(b"+")
     assert g.append(box, MSG + b"x" * 5000 + b"\r\n").startswith(b"OK")
@@ -229,19 +235,19 @@ def test_live_both_sides_and_quota(server):
     assert g.line().startswith(b"+")
     o.cmd(b"STORE 1 +FLAGS (\\Flagged)")
     assert b"\\Flagged" in idle_wait(g, b")")
-    assert o.append(b"Team", MSG).startswith(b"OK")
+    assert o.append(b"Live", MSG).startswith(b"OK")
     assert idle_wait(g, b"EXISTS") == b"* 3 EXISTS\r\n"
     g.send(b"DONE\r\n")
     g.until(b"i2")
 
 
 def test_rename_and_delete_take_the_rights(server):
-    grantee = fresh_user(server)
-    owner, o = owner_with_team(server, "lr", grantee)
+    owner, grantee = A, B
+    o = owner_with(server, owner, "Ren", "lr")
     g = Raw(server, grantee)
-    assert o.cmd(b"RENAME Team Group")[-1].startswith(b"OK")
+    assert o.cmd(b"RENAME Ren Group")[-1].startswith(b"OK")
     assert g.cmd(b"MYRIGHTS " + shared(owner, "Group"))[0].endswith(b' "lr"\r\n')
-    assert g.cmd(b"MYRIGHTS " + shared(owner))[-1].startswith(b"NO [NONEXISTENT]")
+    assert g.cmd(b"MYRIGHTS " + shared(owner, "Ren"))[-1].startswith(b"NO [NONEXISTENT]")
     assert g.cmd(b'RENAME %s Mine' % shared(owner, "Group"))[-1].startswith(b"NO [CANNOT]")
     assert o.cmd(b"DELETE Group")[-1].startswith(b"OK")
     assert o.cmd(b"CREATE Group")[-1].startswith(b"OK")
@@ -251,19 +257,19 @@ def test_rename_and_delete_take_the_rights(server):
 
 
 def test_share_cli(server):
-    grantee = fresh_user(server)
-    owner, o = owner_with_team(server)
-    server.cli("share", "grant", owner, "Team", grantee, "lrs")
+    owner, grantee = D, B
+    owner_with(server, owner, "Cli")
+    server.cli("share", "grant", owner, "Cli", grantee, "lrs")
     g = Raw(server, grantee)
-    assert g.cmd(b"MYRIGHTS " + shared(owner))[0].endswith(b' "lrs"\r\n')
-    server.cli("share", "grant", owner, "Team", "@other.test", "+l")
-    out = server.cli("share", "list", owner).stdout
-    assert "Team\t%s\tlrs\n" % grantee in out
-    assert "Team\t@other.test\tl\n" in out
-    server.cli("share", "revoke", owner, "Team", grantee)
-    assert g.cmd(b"MYRIGHTS " + shared(owner))[-1].startswith(b"NO [NONEXISTENT]")
-    assert "Team\t%s" % grantee not in server.cli("share", "list", owner).stdout
+    assert g.cmd(b"MYRIGHTS " + shared(owner, "Cli"))[0].endswith(b' "lrs"\r\n')
+    server.cli("share", "grant", owner, "Cli", "@other.test", "+l")
+    out = server.cli("share", "list", owner, "Cli").stdout
+    assert out == "Cli\t@other.test\tl\nCli\t%s\tlrs\n" % grantee
+    server.cli("share", "revoke", owner, "Cli", grantee)
+    server.cli("share", "revoke", owner, "Cli", "@other.test")
+    assert g.cmd(b"MYRIGHTS " + shared(owner, "Cli"))[-1].startswith(b"NO [NONEXISTENT]")
+    assert server.cli("share", "list", owner, "Cli").stdout == ""
     bad = server.cli("share", "grant", owner, "Nosuch", grantee, "l", check=False)
     assert bad.returncode != 0 and "no such mailbox" in bad.stderr
-    bad = server.cli("share", "grant", owner, "Team", grantee, "lz", check=False)
-    assert bad.returncode != 0
+    bad = server.cli("share", "grant", owner, "Cli", grantee, "lz", check=False)
+    assert bad.returncode != 0 and "bad rights" in bad.stderr
