@@ -320,6 +320,92 @@ static void test_acl_limit(void **state)
 	assert_string_equal(rights(f, f->a, "INBOX", f->b, "u0@example.org"), "lr");
 }
 
+/* One message appended to account's mailbox: its UID. */
+static uint32_t append_one(struct fixture *f, uint64_t account, const char *mailbox,
+                           const char *data)
+{
+	char *path = store_spool_path_dup(f->store);
+	FILE *fp = fopen(path, "w");
+	assert_non_null(fp);
+	fputs(data, fp);
+	fclose(fp);
+	struct store_append_message m = {.spool_path = path};
+	struct store_append op = {
+	    .account_id = account, .mailbox = mailbox, .messages = &m, .count = 1};
+	if (store_append_wait(f->store, &op) < 0)
+		fail_msg("append: %s", op.error);
+	free(path);
+	return m.uid;
+}
+
+static uint64_t used(struct fixture *f, uint64_t account)
+{
+	uint64_t quota = 0, bytes = 0;
+	assert_int_equal(store_account_usage(f->store, account, &quota, &bytes), 1);
+	return bytes;
+}
+
+/* COPY and MOVE into another account's mailbox (a shared one): the target account is
+ * charged, a move relieves the source's, a full target refuses, and a missing target is
+ * NO_TARGET. */
+static void test_copy_across_accounts(void **state)
+{
+	struct fixture *f = fixture_get(state);
+	const char *body = "Subject: x\r\n\r\nhello across\r\n";
+	uint32_t uid = append_one(f, f->a, "INBOX", body);
+	uint64_t size = used(f, f->a);
+	assert_true(size > 0);
+	uint32_t uids[1] = {uid};
+	struct store_copy cp = {.account_id = f->a,
+	                        .mailbox = "INBOX",
+	                        .target = "Drafts",
+	                        .target_account_id = f->b,
+	                        .uids = uids,
+	                        .uid_count = 1};
+	assert_int_equal(store_copy_wait(f->store, &cp), 0);
+	assert_int_equal(cp.count, 1);
+	free(cp.source_uids);
+	free(cp.target_uids);
+	assert_int_equal(used(f, f->a), size);
+	assert_int_equal(used(f, f->b), size);
+	struct store_mailbox_stats st;
+	assert_int_equal(store_mailbox_stats(f->store, f->b, "Drafts", &st), 1);
+	assert_int_equal(st.messages, 1);
+	assert_int_equal(store_mailbox_stats(f->store, f->a, "Drafts", &st), 1);
+	assert_int_equal(st.messages, 0);
+	/* A move: the octets go from a to c. */
+	cp = (struct store_copy){.account_id = f->a,
+	                         .mailbox = "INBOX",
+	                         .target = "INBOX",
+	                         .target_account_id = f->c,
+	                         .uids = uids,
+	                         .uid_count = 1,
+	                         .move = true};
+	assert_int_equal(store_copy_wait(f->store, &cp), 0);
+	free(cp.source_uids);
+	free(cp.target_uids);
+	assert_int_equal(used(f, f->a), 0);
+	assert_int_equal(used(f, f->c), size);
+	assert_int_equal(store_mailbox_stats(f->store, f->a, "INBOX", &st), 1);
+	assert_int_equal(st.messages, 0);
+	/* The target's quota decides. */
+	const char *error = NULL;
+	assert_int_equal(store_account_set_quota(f->store, "x@other.org", 1, &error), 0);
+	uids[0] = 1;
+	cp = (struct store_copy){.account_id = f->c,
+	                         .mailbox = "INBOX",
+	                         .target = "INBOX",
+	                         .target_account_id = f->x,
+	                         .uids = uids,
+	                         .uid_count = 1};
+	assert_int_equal(store_copy_wait(f->store, &cp), -1);
+	assert_string_equal(cp.error, STORE_ERROR_OVERQUOTA);
+	cp.target = "Nosuch";
+	cp.target_account_id = f->b;
+	assert_int_equal(store_copy_wait(f->store, &cp), -1);
+	assert_string_equal(cp.error, STORE_ERROR_NO_TARGET);
+}
+
 static void test_acl_dump(void **state)
 {
 	struct fixture *f = fixture_get(state);
@@ -358,6 +444,7 @@ int main(void)
 	    BOTH(test_acl_entries),
 	    BOTH(test_acl_rename_delete_shared),
 	    BOTH(test_acl_limit),
+	    BOTH(test_copy_across_accounts),
 	    BOTH(test_acl_dump),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
