@@ -736,7 +736,22 @@ void imap_session_send_flags(struct imap_session *s)
 	imap_send(s, "* FLAGS (\\Answered \\Flagged \\Deleted \\Seen \\Draft%s%s)", sep, kw);
 	if (s->read_only)
 		imap_send(s, "* OK [PERMANENTFLAGS ()] Read-only mailbox");
-	else
+	else if ((s->rights & STORE_ACL_ALL) != STORE_ACL_ALL) {
+		/* A shared mailbox (RFC 4314 §4): only the flags the session may store. */
+		bool w = (s->rights & STORE_ACL_WRITE) != 0;
+		struct buf b;
+		buf_init(&b, 64 * 1024);
+		int r = buf_puts(&b, w ? " \\Answered \\Flagged \\Draft" : "");
+		if (r == 0 && (s->rights & STORE_ACL_DELMSG))
+			r = buf_puts(&b, " \\Deleted");
+		if (r == 0 && (s->rights & STORE_ACL_SEEN))
+			r = buf_puts(&b, " \\Seen");
+		if (r == 0 && w)
+			r = buf_printf(&b, "%s%s \\*", sep, kw);
+		imap_send(s, "* OK [PERMANENTFLAGS (%s)] Flags permitted",
+		          r == 0 && b.len > 0 ? buf_cstr(&b) + 1 : "");
+		buf_free(&b);
+	} else
 		imap_send(s,
 		          "* OK [PERMANENTFLAGS (\\Answered \\Flagged \\Deleted \\Seen \\Draft%s%s "
 		          "\\*)] Flags permitted",

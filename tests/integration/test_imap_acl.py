@@ -159,6 +159,7 @@ def test_each_right_denied_then_granted(server):
     grant("i")
     out = g.cmd(b"SELECT " + box)
     assert out[-1].startswith(b"OK [READ-WRITE]"), out
+    assert b"* OK [PERMANENTFLAGS ()] Flags permitted\r\n" in out  # i alone: no flags
     assert g.cmd(b"STORE 1 +FLAGS (\\Seen)")[-1] == \
         b"NO [NOPERM] Permission denied (right s needed)"
     assert g.cmd(b"STORE 1 +FLAGS ($Work)")[-1] == \
@@ -169,6 +170,12 @@ def test_each_right_denied_then_granted(server):
     assert g.cmd(b"FETCH 1 BODY[]")[-1].startswith(b"OK")
     assert b"\\Seen" not in g.cmd(b"FETCH 1 FLAGS")[0]  # no s: reading leaves it unseen
     grant("swte")
+    assert b"* OK [PERMANENTFLAGS (\\Answered \\Flagged \\Draft \\Deleted \\Seen \\*)] " \
+        b"Flags permitted\r\n" in g.cmd(b"SELECT " + box)
+    o.cmd(b'SETACL Rights %s "-w"' % grantee.encode())
+    assert b"* OK [PERMANENTFLAGS (\\Deleted \\Seen)] Flags permitted\r\n" in \
+        g.cmd(b"SELECT " + box)
+    grant("w")
     g.cmd(b"SELECT " + box)
     assert g.cmd(b"STORE 1 +FLAGS (\\Seen $Work \\Deleted)")[-1].startswith(b"OK")
     assert g.cmd(b"EXPUNGE")[-2:] == [b"* 1 EXPUNGE\r\n", b"OK EXPUNGE completed"]
