@@ -72,3 +72,19 @@ const char *imap_acl_shared_name(struct imap_session *s, const char *owner, cons
 	memcpy(out + a + b + 1, name, c + 1);
 	return out;
 }
+
+void imap_acl_refresh(struct imap_session *s)
+{
+	unsigned rights = 0;
+	if (s->state != IMAP_STATE_SELECTED || s->mailbox_owner == s->account_id ||
+	    store_acl_rights(s->server->store, s->mailbox_owner, s->mailbox, s->account_id,
+	                     imap_acl_user(s), &rights) != 1)
+		return;
+	unsigned need = STORE_ACL_LOOKUP | STORE_ACL_READ;
+	if ((rights & need) == need) {
+		s->rights = rights;
+		return;
+	}
+	imap_session_unselect(s);
+	imap_send(s, "* OK [CLOSED] Access to the selected mailbox was withdrawn");
+}

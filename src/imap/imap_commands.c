@@ -1,6 +1,7 @@
 /* The IMAP command table and dispatcher: the state a command needs (RFC 9051 §6) is checked
  * here, once; handlers in cmd_*.c check their arguments and act. */
 #include "imap/imap_commands.h"
+#include "imap/imap_acl.h"
 
 #include <stdint.h>
 #include <string.h>
@@ -96,6 +97,7 @@ void imap_commands_execute(struct imap_session *s)
 		imap_tagged(s, cmd.tag, "BAD", "Unknown command");
 		return;
 	}
+	imap_acl_refresh(s); /* a shared mailbox's rights as they are now */
 	unsigned state = s->state == IMAP_STATE_NOT_AUTHENTICATED ? IMAP_CMD_NOAUTH
 	                 : s->state == IMAP_STATE_SELECTED        ? IMAP_CMD_SEL
 	                                                          : IMAP_CMD_AUTH;

@@ -248,6 +248,21 @@ def test_live_both_sides_and_quota(server):
     g.until(b"i2")
 
 
+def test_rights_change_reaches_a_selected_session(server):
+    owner, grantee = A, B
+    o = owner_with(server, owner, "Revoke", "lrs")
+    g = Raw(server, grantee)
+    box = shared(owner, "Revoke")
+    assert g.cmd(b"SELECT " + box)[-1].startswith(b"OK [READ-WRITE]")
+    assert o.cmd(b'SETACL Revoke %s "-s"' % grantee.encode())[-1] == b"OK SETACL completed"
+    assert g.cmd(b"STORE 1 +FLAGS (\\Seen)")[-1] == \
+        b"NO [NOPERM] Permission denied (right s needed)"
+    assert o.cmd(b"DELETEACL Revoke " + grantee.encode())[-1] == b"OK DELETEACL completed"
+    out = g.cmd(b"FETCH 1 FLAGS")
+    assert out == [b"* OK [CLOSED] Access to the selected mailbox was withdrawn\r\n",
+                   b"BAD No mailbox selected"], out
+
+
 def test_rename_and_delete_take_the_rights(server):
     owner, grantee = A, B
     o = owner_with(server, owner, "Ren", "lr")
