@@ -162,61 +162,100 @@ static void mailbox_job_start(struct imap_session *s, const char *tag, struct ma
 	store_mailbox_change(s->server->store, &job->op, mailbox_store_cb, s);
 }
 
-/* CREATE and DELETE in the shared namespace (RFC 4314 §4): CREATE needs k on the parent
- * (the owner's top level has none to grant it), DELETE x on the mailbox; a mailbox the
- * session may not look up is a missing one. The operation runs in the owner's account.
- * true when answered here. */
-static bool mailbox_shared(struct imap_cmd *cmd, enum store_mailbox_action action,
-                           const char *name, unsigned special)
+/* The shared namespace (RFC 4314 §4): the operation runs in the owner's account. A new name
+ * (CREATE, RENAME's target) needs k on its parent (the owner's top level has none to grant
+ * it); an existing mailbox (DELETE, RENAME's source) x on itself, and one the session may
+ * not look up is a missing one. */
+
+/* The owner and the owner's name of new shared name: 1, else answered (0). */
+static int mailbox_shared_new(struct imap_cmd *cmd, const char *name, uint64_t *owner_r,
+                              const char **store_name_r)
 {
 	struct imap_session *s = cmd->s;
 	struct imap_acl_mbox mb;
 	const char *last = strrchr(name, '/');
-	const char *target = action == STORE_MAILBOX_CREATE && last != NULL
-	                         ? arena_strndup(s->cmd, name, (size_t)(last - name))
-	                         : name;
-	int r = imap_acl_resolve(s, target, &mb);
-	unsigned need = action == STORE_MAILBOX_CREATE ? STORE_ACL_CREATE : STORE_ACL_DELETE;
+	int r = last == NULL ? 0
+	                     : imap_acl_resolve(s, arena_strndup(s->cmd, name, (size_t)(last - name)),
+	                                        &mb);
 	if (r < 0) {
 		imap_tagged(s, cmd->tag, "NO", "[UNAVAILABLE] Cannot check the rights");
-	} else if (action == STORE_MAILBOX_CREATE && (r == 0 || (mb.rights & need) == 0)) {
-		imap_acl_deny(s, cmd->tag, need);
-	} else if (r == 0) {
+		return 0;
+	}
+	if (r == 0 || (mb.rights & STORE_ACL_CREATE) == 0) {
+		imap_acl_deny(s, cmd->tag, STORE_ACL_CREATE);
+		return 0;
+	}
+	size_t pl = strlen(mb.name), ll = strlen(last);
+	char *full = arena_alloc(s->cmd, pl + ll + 1);
+	memcpy(full, mb.name, pl);
+	memcpy(full + pl, last, ll + 1);
+	*owner_r = mb.owner;
+	*store_name_r = full;
+	return 1;
+}
+
+/* An existing shared mailbox the session may delete (x): 1 with *mb_r, else answered (0). */
+static int mailbox_shared_old(struct imap_cmd *cmd, enum store_mailbox_action action,
+                              const char *name, struct imap_acl_mbox *mb_r)
+{
+	struct imap_session *s = cmd->s;
+	int r = imap_acl_resolve(s, name, mb_r);
+	if (r < 0)
+		imap_tagged(s, cmd->tag, "NO", "[UNAVAILABLE] Cannot check the rights");
+	else if (r == 0)
 		imap_tagged(s, cmd->tag, "NO", "[NONEXISTENT] %s failed: %s", mailbox_verb(action),
 		            STORE_ERROR_NO_MAILBOX);
-	} else if ((mb.rights & need) == 0) {
-		imap_acl_deny(s, cmd->tag, need);
-	} else {
-		const char *store_name =
-		    action == STORE_MAILBOX_CREATE
-		        ? arena_strdup(s->cmd, mb.name) /* the parent's; the new level follows */
-		        : mb.name;
-		if (action == STORE_MAILBOX_CREATE) {
-			size_t pl = strlen(store_name), ll = strlen(last);
-			char *full = arena_alloc(s->cmd, pl + ll + 1);
-			memcpy(full, store_name, pl);
-			memcpy(full + pl, last, ll + 1);
-			store_name = full;
-		}
-		struct mailbox_job *job = mailbox_job_new(s, action, store_name, NULL, special);
-		job->op.account_id = mb.owner;
-		mailbox_job_start(s, cmd->tag, job);
+	else if ((mb_r->rights & STORE_ACL_DELETE) == 0)
+		imap_acl_deny(s, cmd->tag, STORE_ACL_DELETE);
+	return r == 1 && (mb_r->rights & STORE_ACL_DELETE) != 0;
+}
+
+/* CREATE, DELETE or RENAME naming the shared namespace (true: answered or started). */
+static bool mailbox_shared(struct imap_cmd *cmd, enum store_mailbox_action action,
+                           const char *name, const char *new_name, unsigned special)
+{
+	struct imap_session *s = cmd->s;
+	struct imap_acl_mbox mb = {0};
+	uint64_t owner = 0;
+	const char *store_name = NULL, *store_new = NULL;
+	if (action == STORE_MAILBOX_RENAME &&
+	    (!imap_acl_is_shared(name) || !imap_acl_is_shared(new_name))) {
+		imap_tagged(s, cmd->tag, "NO",
+		            "[CANNOT] A mailbox cannot move between accounts (RENAME)");
+		return true;
 	}
+	if (action == STORE_MAILBOX_CREATE) {
+		if (!mailbox_shared_new(cmd, name, &owner, &store_name))
+			return true;
+	} else {
+		if (!mailbox_shared_old(cmd, action, name, &mb))
+			return true;
+		owner = mb.owner;
+		store_name = mb.name;
+	}
+	if (action == STORE_MAILBOX_RENAME) {
+		if (!mailbox_shared_new(cmd, new_name, &owner, &store_new))
+			return true;
+		if (owner != mb.owner) {
+			imap_tagged(s, cmd->tag, "NO",
+			            "[CANNOT] A mailbox cannot move between accounts (RENAME)");
+			return true;
+		}
+	}
+	struct mailbox_job *job = mailbox_job_new(s, action, store_name, store_new, special);
+	job->op.account_id = owner;
+	mailbox_job_start(s, cmd->tag, job);
 	return true;
 }
 
 static void mailbox_start(struct imap_cmd *cmd, enum store_mailbox_action action, const char *name,
                           const char *new_name, unsigned special)
 {
-	if ((action == STORE_MAILBOX_CREATE || action == STORE_MAILBOX_DELETE) &&
-	    imap_acl_is_shared(name) && mailbox_shared(cmd, action, name, special))
+	if ((action == STORE_MAILBOX_CREATE || action == STORE_MAILBOX_DELETE ||
+	     action == STORE_MAILBOX_RENAME) &&
+	    (imap_acl_is_shared(name) || (new_name != NULL && imap_acl_is_shared(new_name))) &&
+	    mailbox_shared(cmd, action, name, new_name, special))
 		return;
-	if (action == STORE_MAILBOX_RENAME &&
-	    (imap_acl_is_shared(name) || imap_acl_is_shared(new_name))) {
-		imap_tagged(cmd->s, cmd->tag, "NO",
-		            "[CANNOT] Mailboxes of the shared namespace cannot be renamed");
-		return;
-	}
 	mailbox_job_start(cmd->s, cmd->tag,
 	                  mailbox_job_new(cmd->s, action, name, new_name, special));
 }

@@ -271,6 +271,19 @@ def test_rename_and_delete_take_the_rights(server):
     assert g.cmd(b"MYRIGHTS " + shared(owner, "Group"))[0].endswith(b' "lr"\r\n')
     assert g.cmd(b"MYRIGHTS " + shared(owner, "Ren"))[-1].startswith(b"NO [NONEXISTENT]")
     assert g.cmd(b'RENAME %s Mine' % shared(owner, "Group"))[-1].startswith(b"NO [CANNOT]")
+    # RENAME inside the owner's folders: x on the old name, k on the new one's parent.
+    assert o.cmd(b"CREATE Proj/Old")[-1].startswith(b"OK")
+    old, new = shared(owner, "Proj/Old"), shared(owner, "Proj/New")
+    assert o.cmd(b'SETACL Proj/Old %s "l"' % grantee.encode())[-1].startswith(b"OK")
+    assert g.cmd(b"RENAME %s %s" % (old, new))[-1] == \
+        b"NO [NOPERM] Permission denied (right x needed)"
+    assert o.cmd(b'SETACL Proj/Old %s "+x"' % grantee.encode())[-1].startswith(b"OK")
+    assert g.cmd(b"RENAME %s %s" % (old, new))[-1] == \
+        b"NO [NOPERM] Permission denied (right k needed)"
+    assert o.cmd(b'SETACL Proj %s "lk"' % grantee.encode())[-1].startswith(b"OK")
+    assert g.cmd(b"RENAME %s %s" % (old, new))[-1] == b"OK RENAME completed"
+    assert o.cmd(b'LIST "" "Proj/*"')[:-1] == [b'* LIST (\\HasNoChildren) "/" "Proj/New"\r\n']
+    assert g.cmd(b"MYRIGHTS " + new)[0].endswith(b' "lx"\r\n')
     assert o.cmd(b"DELETE Group")[-1].startswith(b"OK")
     assert o.cmd(b"CREATE Group")[-1].startswith(b"OK")
     assert g.cmd(b"MYRIGHTS " + shared(owner, "Group"))[-1].startswith(b"NO [NONEXISTENT]")
