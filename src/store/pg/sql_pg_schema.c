@@ -122,9 +122,17 @@ static const char pg_migration_6[] =
     "UPDATE mailbox_entries SET save_date = internal_date;"
     "ALTER TABLE messages ADD COLUMN preview text;";
 
+/* Migration 7 (SQLite's 11): access control entries (RFC 4314). */
+static const char pg_migration_7[] =
+    "CREATE TABLE acl (mailbox_id bigint NOT NULL REFERENCES mailboxes(id) ON DELETE CASCADE,"
+    " identifier " PG_TEXT " NOT NULL, rights " PG_TEXT " NOT NULL,"
+    " PRIMARY KEY (mailbox_id, identifier));"
+    "CREATE INDEX acl_identifier ON acl (identifier);";
+
 /* In order; the schema version is how many have been applied. */
 const char *const sql_pg_migrations[SQL_PG_MIGRATION_COUNT] = {
-    pg_migration_1, pg_migration_2, pg_migration_3, pg_migration_4, pg_migration_5, pg_migration_6};
+    pg_migration_1, pg_migration_2, pg_migration_3, pg_migration_4, pg_migration_5, pg_migration_6,
+    pg_migration_7};
 
 /* Statements whose common text PostgreSQL refuses; each says PostgreSQL's error. They must
  * mean what the common text means: when that changes, change these (or make the common

@@ -160,11 +160,19 @@ static const char sqlite_migration_10[] =
     "UPDATE mailbox_entries SET save_date = internal_date;"
     "ALTER TABLE messages ADD COLUMN preview TEXT;";
 
+/* Migration 11: access control entries (RFC 4314, store_db_acl.c): the rights of an
+ * identifier on a mailbox, letters in STORE_ACL_LETTERS order; the index serves the shared
+ * namespace's "which mailboxes name me". */
+static const char sqlite_migration_11[] =
+    "CREATE TABLE acl (mailbox_id INTEGER NOT NULL REFERENCES mailboxes(id) ON DELETE CASCADE,"
+    " identifier TEXT NOT NULL, rights TEXT NOT NULL, PRIMARY KEY (mailbox_id, identifier));"
+    "CREATE INDEX acl_identifier ON acl(identifier);";
+
 /* In order; the schema version (PRAGMA user_version) is how many have been applied. */
 const char *const sql_sqlite_migrations[SQL_SQLITE_MIGRATION_COUNT] = {
     sqlite_migration_1, sqlite_migration_2, sqlite_migration_3, sqlite_migration_4,
     sqlite_migration_5, sqlite_migration_6, sqlite_migration_7, sqlite_migration_8,
-    sqlite_migration_9, sqlite_migration_10};
+    sqlite_migration_9, sqlite_migration_10, sqlite_migration_11};
 
 /* Every statement's common text suits SQLite. */
 const struct sql_replacement sql_sqlite_replacements[] = {{0, NULL}};
