@@ -1,0 +1,83 @@
+/* The DKIM verifier's driver for tests/integration/test_dkim_verify.py: verifies the message
+ * in the file named by argv[1] with mime/dkim_verify, answering key lookups from stdin lines
+ * "K name status hex" (status OK, NX or TEMP; hex the record, "-" for none; a name not
+ * listed is NXDOMAIN), and prints one line per signature:
+ * "result domain selector testing body_length problem...". */
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <time.h>
+
+#include "mime/dkim_verify.h"
+#include "core/banned.h"
+
+#define KEYS_MAX 64
+
+struct key {
+	char name[300];
+	enum dkim_dns_status status;
+	char *text;
+	size_t len;
+};
+
+static struct key keys[KEYS_MAX];
+static size_t nkeys;
+
+static void read_keys(void)
+{
+	static char line[65536];
+	while (nkeys < KEYS_MAX && fgets(line, sizeof(line), stdin) != NULL) {
+		char name[300], status[8], hex[sizeof(line)];
+		if (sscanf(line, "K %299s %7s %65000s", name, status, hex) != 3)
+			continue;
+		struct key *k = &keys[nkeys++];
+		snprintf(k->name, sizeof(k->name), "%s", name);
+		k->status = strcmp(status, "OK") == 0   ? DKIM_DNS_OK
+		            : strcmp(status, "NX") == 0 ? DKIM_DNS_NXDOMAIN
+		                                        : DKIM_DNS_TEMPFAIL;
+		k->len = strcmp(hex, "-") == 0 ? 0 : strlen(hex) / 2;
+		k->text = malloc(k->len + 1);
+		for (size_t i = 0; i < k->len; i++) {
+			unsigned v;
+			sscanf(hex + 2 * i, "%2x", &v);
+			k->text[i] = (char)v;
+		}
+		k->text[k->len] = '\0';
+	}
+}
+
+int main(int argc, char **argv)
+{
+	if (argc != 2)
+		return 2;
+	FILE *f = fopen(argv[1], "rb");
+	if (f == NULL)
+		return 2;
+	static unsigned char msg[1 << 22];
+	size_t len = fread(msg, 1, sizeof(msg), f);
+	fclose(f);
+	read_keys();
+	struct dkim_verify *v = dkim_verify_new(msg, len, 8, (int64_t)time(NULL));
+	while (dkim_verify_run(v) == 0) {
+		const char *need = dkim_verify_need(v);
+		struct key *k = NULL;
+		for (size_t i = 0; i < nkeys && k == NULL; i++)
+			if (strcasecmp(keys[i].name, need) == 0)
+				k = &keys[i];
+		const char *texts[1] = {k != NULL ? k->text : ""};
+		size_t lens[1] = {k != NULL ? k->len : 0};
+		dkim_verify_answer(v, need, k != NULL ? k->status : DKIM_DNS_NXDOMAIN, texts, lens,
+		                   k != NULL && k->len > 0 ? 1 : 0);
+	}
+	for (size_t i = 0; i < dkim_verify_count(v); i++) {
+		const struct dkim_signature_result *r = dkim_verify_result(v, i);
+		printf("%s %s %s %d %d %s\n", dkim_result_name(r->result), r->domain, r->selector,
+		       r->testing, r->body_length, r->problem != NULL ? r->problem : "-");
+	}
+	dkim_verify_free(&v);
+	for (size_t i = 0; i < nkeys; i++)
+		free(keys[i].text);
+	return 0;
+}
