@@ -40,8 +40,8 @@ static void share_mailbox_cb(void *ctx, const struct store_mailbox_info *info)
 	struct share_list *l = ctx;
 	if (!info->exists || (l->mailbox != NULL && strcmp(l->mailbox, info->name) != 0))
 		return;
-	if (store_acl_get(l->store, l->owner, info->name, share_entry_print,
-	                  (void *)info->name) < 0)
+	if (store_acl_get(l->store, l->owner, info->name, share_entry_print, (void *)info->name) <
+	    0)
 		l->ret = -1;
 }
 
@@ -54,8 +54,8 @@ static char *share_lower_dup(const char *text)
 	return s;
 }
 
-static int share_write(struct store *store, uint64_t owner, const char *owner_address,
-                       char **argv, bool grant)
+static int share_write(struct store *store, uint64_t owner, const char *owner_address, char **argv,
+                       bool grant)
 {
 	char *grantee = share_lower_dup(argv[4]);
 	const char *text = grant ? argv[5] : "";
@@ -81,7 +81,8 @@ static int share_write(struct store *store, uint64_t owner, const char *owner_ad
 		    .acl_mode = mode,
 		};
 		if (store_mailbox_change_wait(store, &op) < 0)
-			ret = cli_fail("share %s %s %s: %s", argv[1], owner_address, argv[3], op.error);
+			ret = cli_fail("share %s %s %s: %s", argv[1], owner_address, argv[3],
+			               op.error);
 	}
 	free(lower_owner);
 	free(grantee);

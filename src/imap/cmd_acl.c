@@ -106,7 +106,8 @@ static int acl_admin(struct imap_cmd *cmd, size_t args, const char *syntax,
 	struct imap_session *s = cmd->s;
 	const char *raw;
 	*identifier_r = NULL;
-	if (imap_parser_arg_count(cmd->args) != args || !imap_commands_astring(&cmd->args[0], &raw) ||
+	if (imap_parser_arg_count(cmd->args) != args ||
+	    !imap_commands_astring(&cmd->args[0], &raw) ||
 	    (args > 1 && (*identifier_r = acl_identifier(cmd, &cmd->args[1])) == NULL)) {
 		imap_tagged(s, cmd->tag, "BAD", "Syntax: %s", syntax);
 		return 0;
@@ -209,19 +210,21 @@ static void acl_set_done(struct imap_session *s)
 	s->op = NULL;
 	if (!s->closed && a->op.result == 0) {
 		IMAP_LOG(s, "event=%s owner=%llu mailbox=\"%s\" identifier=\"%s\" result=ok",
-		         a->command, (unsigned long long)a->op.account_id, a->mailbox, a->identifier);
+		         a->command, (unsigned long long)a->op.account_id, a->mailbox,
+		         a->identifier);
 		imap_tagged(s, s->op_tag, "OK", "%s completed", a->command);
 	} else if (!s->closed) {
 		const char *e = a->op.error != NULL ? a->op.error : STORE_ERROR_FAILED;
 		if (strcmp(e, STORE_ERROR_NO_MAILBOX) == 0)
 			imap_tagged(s, s->op_tag, "NO", "[NONEXISTENT] Mailbox does not exist");
 		else if (strcmp(e, STORE_ERROR_LIMIT) == 0)
-			imap_tagged(s, s->op_tag, "NO", "[LIMIT] At most %d identifiers per mailbox",
-			            STORE_ACL_MAX);
+			imap_tagged(s, s->op_tag, "NO",
+			            "[LIMIT] At most %d identifiers per mailbox", STORE_ACL_MAX);
 		else if (strcmp(e, STORE_ERROR_INVALID) == 0)
 			imap_tagged(s, s->op_tag, "NO", "[CANNOT] Invalid identifier");
 		else
-			imap_tagged(s, s->op_tag, "NO", "[UNAVAILABLE] %s failed: %s", a->command, e);
+			imap_tagged(s, s->op_tag, "NO", "[UNAVAILABLE] %s failed: %s", a->command,
+			            e);
 	}
 	free(a->mailbox);
 	free(a->identifier);

@@ -55,7 +55,7 @@ struct cmd_append_spool {
 	struct {
 		struct imap_session *s;
 		struct imap_literal lit;
-		char *name; /* the target, checked before the first message; else NULL */
+		char *name;     /* the target, checked before the first message; else NULL */
 		uint64_t owner; /* the account holding it (a shared mailbox's owner) */
 		const char *acl_refusal; /* set on the loop: no such mailbox to see, no i right */
 		uint64_t want;
@@ -224,8 +224,9 @@ int cmd_append_literal_begin(struct imap_session *s, const struct imap_literal *
 		 * answered as a missing one. */
 		int r = imap_acl_resolve(s, name, &mb);
 		if (r <= 0)
-			sp->check.acl_refusal = r == 0 ? "[TRYCREATE] The mailbox does not exist"
-			                               : "[UNAVAILABLE] Cannot store the message now";
+			sp->check.acl_refusal = r == 0
+			                            ? "[TRYCREATE] The mailbox does not exist"
+			                            : "[UNAVAILABLE] Cannot store the message now";
 		else if ((mb.rights & STORE_ACL_INSERT) == 0)
 			sp->check.acl_refusal = "[NOPERM] Permission denied (right i needed)";
 		sp->check.name = xstrdup(r == 1 ? mb.name : name);

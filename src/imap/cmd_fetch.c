@@ -1290,7 +1290,8 @@ void cmd_fetch(struct imap_cmd *cmd)
 		if (s->msgs[i].modseq <= since) /* CHANGEDSINCE: only what changed after it */
 			continue;
 		o->seqs[o->count++] = i + 1;
-		if (req.seen && !s->read_only && (s->rights & STORE_ACL_SEEN) && !(s->msgs[i].flags & STORE_FLAG_SEEN))
+		if (req.seen && !s->read_only && (s->rights & STORE_ACL_SEEN) &&
+		    !(s->msgs[i].flags & STORE_FLAG_SEEN))
 			o->unseen[o->unseen_count++] = s->msgs[i].uid;
 	}
 	o->req = req;

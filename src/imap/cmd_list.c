@@ -27,7 +27,7 @@ struct list_req {
 	bool sel_subscribed, sel_special, sel_recursive;
 	/* RETURN (SPECIAL-USE) and (CHILDREN) change nothing: those attributes always come. */
 	bool ret_subscribed, ret_special, ret_children;
-	bool ret_myrights; /* RETURN (MYRIGHTS), RFC 8440 */
+	bool ret_myrights;                       /* RETURN (MYRIGHTS), RFC 8440 */
 	unsigned ret_status;                     /* cmd_status_items() bits, 0 = none */
 	const char *patterns[LIST_PATTERNS_MAX]; /* UTF-8, reference prepended; NULL = matches
 	                                            nothing (a pattern that does not decode) */
@@ -490,9 +490,9 @@ static void list_status_read(void *ctx)
 		if (e->owner != 0 && (e->rights & STORE_ACL_READ) == 0)
 			e->stat_r = 0;
 		else
-			e->stat_r = store_mailbox_stats(o->s->server->store,
-			                                e->owner != 0 ? e->owner : o->s->account_id,
-			                                e->owner != 0 ? e->store_name : e->name, &e->st);
+			e->stat_r = store_mailbox_stats(
+			    o->s->server->store, e->owner != 0 ? e->owner : o->s->account_id,
+			    e->owner != 0 ? e->store_name : e->name, &e->st);
 		e->stat_read = true;
 	}
 }
@@ -544,8 +544,8 @@ static void list_read(void *ctx)
 	struct list_op *o = ctx;
 	o->list_r = store_mailbox_list(o->s->server->store, o->s->account_id, list_names_cb, &o->n);
 	o->shared_r = o->list_r < 0 ? 0
-	                            : store_acl_shared(o->s->server->store, o->s->account_id, o->user,
-	                                               list_shared_cb, &o->n);
+	                            : store_acl_shared(o->s->server->store, o->s->account_id,
+	                                               o->user, list_shared_cb, &o->n);
 }
 
 static void list_read_done(struct imap_session *s, void *ctx)

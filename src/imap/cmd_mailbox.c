@@ -174,9 +174,9 @@ static int mailbox_shared_new(struct imap_cmd *cmd, const char *name, uint64_t *
 	struct imap_session *s = cmd->s;
 	struct imap_acl_mbox mb;
 	const char *last = strrchr(name, '/');
-	int r = last == NULL ? 0
-	                     : imap_acl_resolve(s, arena_strndup(s->cmd, name, (size_t)(last - name)),
-	                                        &mb);
+	int r = last == NULL
+	            ? 0
+	            : imap_acl_resolve(s, arena_strndup(s->cmd, name, (size_t)(last - name)), &mb);
 	if (r < 0) {
 		imap_tagged(s, cmd->tag, "NO", "[UNAVAILABLE] Cannot check the rights");
 		return 0;
@@ -211,8 +211,8 @@ static int mailbox_shared_old(struct imap_cmd *cmd, enum store_mailbox_action ac
 }
 
 /* CREATE, DELETE or RENAME naming the shared namespace (true: answered or started). */
-static bool mailbox_shared(struct imap_cmd *cmd, enum store_mailbox_action action,
-                           const char *name, const char *new_name, unsigned special)
+static bool mailbox_shared(struct imap_cmd *cmd, enum store_mailbox_action action, const char *name,
+                           const char *new_name, unsigned special)
 {
 	struct imap_session *s = cmd->s;
 	struct imap_acl_mbox mb = {0};

@@ -157,8 +157,8 @@ static void cmd_search_open_read(void *ctx)
 	struct imap_session *s = o->s;
 	for (size_t i = 0; i < o->batch_count; i++) {
 		struct cmd_search_file *f = &o->batch[i];
-		f->open_r = store_message_open(s->server->store, s->mailbox_owner, s->mailbox, f->uid,
-		                               &f->fd, &f->size);
+		f->open_r = store_message_open(s->server->store, s->mailbox_owner, s->mailbox,
+		                               f->uid, &f->fd, &f->size);
 		if (f->open_r != 1)
 			f->fd = -1;
 	}
@@ -405,8 +405,8 @@ static void cmd_search_emailid_read(void *ctx)
 	struct cmd_search_op *o = ctx;
 	struct imap_session *s = o->s;
 	for (struct imap_search_emailid *e = o->search->emailids; e != NULL; e = e->next)
-		if (store_mailbox_emailid_uids(s->server->store, s->mailbox_owner, s->mailbox, e->id,
-		                               &e->uids, &e->count) != 1)
+		if (store_mailbox_emailid_uids(s->server->store, s->mailbox_owner, s->mailbox,
+		                               e->id, &e->uids, &e->count) != 1)
 			o->failed = true;
 }
 

@@ -110,7 +110,8 @@ static void select_read(void *ctx)
 	/* The mailbox's keywords first (in the order they were first used); the snapshot adds
 	 * any an entry holds beyond them (imap_session_view_keywords()). */
 	char *keywords = NULL;
-	if (store_mailbox_keywords(s->server->store, s->mailbox_owner, s->mailbox, &keywords) == 1 &&
+	if (store_mailbox_keywords(s->server->store, s->mailbox_owner, s->mailbox, &keywords) ==
+	        1 &&
 	    keywords[0] != '\0')
 		s->announced = keywords;
 	else
@@ -399,8 +400,10 @@ void cmd_close(struct imap_cmd *cmd)
 	for (uint32_t i = 0; i < s->count; i++)
 		if (s->msgs[i].flags & STORE_FLAG_DELETED)
 			op->uids[n++] = s->msgs[i].uid;
-	op->expunge = (struct store_expunge){
-	    .account_id = s->mailbox_owner, .mailbox = s->mailbox, .uids = op->uids, .uid_count = n};
+	op->expunge = (struct store_expunge){.account_id = s->mailbox_owner,
+	                                     .mailbox = s->mailbox,
+	                                     .uids = op->uids,
+	                                     .uid_count = n};
 	imap_session_op_start(s, cmd->tag, close_done, op);
 	store_expunge(s->server->store, &op->expunge, close_expunge_cb, s);
 }

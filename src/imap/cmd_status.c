@@ -223,7 +223,8 @@ void cmd_status(struct imap_cmd *cmd)
 		if (r == 0)
 			imap_tagged(s, cmd->tag, "NO", "[NONEXISTENT] Mailbox does not exist");
 		else
-			imap_tagged(s, cmd->tag, "NO", "[UNAVAILABLE] Cannot read the mailbox status");
+			imap_tagged(s, cmd->tag, "NO",
+			            "[UNAVAILABLE] Cannot read the mailbox status");
 		return;
 	}
 	if ((mb.rights & STORE_ACL_READ) == 0) {

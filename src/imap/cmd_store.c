@@ -401,14 +401,14 @@ void cmd_store(struct imap_cmd *cmd)
 	}
 	/* RFC 4314 §4: \Seen needs s, \Deleted t, other flags and keywords w; FLAGS (replace)
 	 * may change any of them. */
-	unsigned need = mode == STORE_FLAGS_REPLACE
-	                    ? STORE_ACL_SEEN | STORE_ACL_DELMSG | STORE_ACL_WRITE
-	                    : ((flags & STORE_FLAG_SEEN) ? STORE_ACL_SEEN : 0) |
-	                          ((flags & STORE_FLAG_DELETED) ? STORE_ACL_DELMSG : 0) |
-	                          ((flags & ~(STORE_FLAG_SEEN | STORE_FLAG_DELETED)) != 0 ||
-	                                   keyword_count > 0
-	                               ? STORE_ACL_WRITE
-	                               : 0);
+	unsigned need =
+	    mode == STORE_FLAGS_REPLACE
+	        ? STORE_ACL_SEEN | STORE_ACL_DELMSG | STORE_ACL_WRITE
+	        : ((flags & STORE_FLAG_SEEN) ? STORE_ACL_SEEN : 0) |
+	              ((flags & STORE_FLAG_DELETED) ? STORE_ACL_DELMSG : 0) |
+	              ((flags & ~(STORE_FLAG_SEEN | STORE_FLAG_DELETED)) != 0 || keyword_count > 0
+	                   ? STORE_ACL_WRITE
+	                   : 0);
 	if ((s->rights & need) != need) {
 		imap_acl_deny(s, cmd->tag, need & ~s->rights);
 		return;

@@ -23,8 +23,8 @@ const char *imap_acl_user(struct imap_session *s)
 
 int imap_acl_resolve(struct imap_session *s, const char *name, struct imap_acl_mbox *mb_r)
 {
-	*mb_r = (struct imap_acl_mbox){
-	    .owner = s->account_id, .name = name, .rights = STORE_ACL_ALL};
+	*mb_r =
+	    (struct imap_acl_mbox){.owner = s->account_id, .name = name, .rights = STORE_ACL_ALL};
 	if (!imap_acl_is_shared(name))
 		return 1;
 	/* "Shared/owner@domain/mailbox": the namespace root and the owner levels are no

@@ -19,8 +19,8 @@ struct imap_acl_mbox {
 	uint64_t owner;   /* the account that holds it */
 	const char *name; /* its name in that account (the command arena, or the client's) */
 	const char *owner_address; /* shared: the owner's address (command arena); else NULL */
-	unsigned rights;  /* STORE_ACL_* of this session on it */
-	bool shared;      /* named through the shared namespace */
+	unsigned rights;           /* STORE_ACL_* of this session on it */
+	bool shared;               /* named through the shared namespace */
 };
 
 /* Is name (UTF-8) "Shared" or below it? */

@@ -432,8 +432,9 @@ static void imap_sync_read(void *ctx)
 {
 	struct imap_sync *y = ctx;
 	struct imap_session *s = y->s;
-	y->r = store_mailbox_changes(s->server->store, s->mailbox_owner, s->mailbox, s->highestmodseq,
-	                             imap_sync_entry, imap_sync_expunged, y, &y->st);
+	y->r =
+	    store_mailbox_changes(s->server->store, s->mailbox_owner, s->mailbox, s->highestmodseq,
+	                          imap_sync_entry, imap_sync_expunged, y, &y->st);
 	if (y->r != 1 || y->st.uidvalidity != s->uidvalidity || s->rev2)
 		return;
 	uint32_t top = y->last_uid;
@@ -788,8 +789,8 @@ void imap_session_flags_text(struct imap_session *s, struct buf *b, const struct
 int imap_session_recent_read(struct imap_session *s, uint32_t upto, uint32_t *first_r)
 {
 	/* Claim only what this session is told of: up to its last UID. */
-	return store_recent_claim(s->server->store, s->mailbox_owner, s->mailbox, s->uidvalidity, upto,
-	                          !s->read_only, first_r) == 1;
+	return store_recent_claim(s->server->store, s->mailbox_owner, s->mailbox, s->uidvalidity,
+	                          upto, !s->read_only, first_r) == 1;
 }
 
 void imap_session_recent_mark(struct imap_session *s, uint32_t from, uint32_t first)

@@ -469,10 +469,10 @@ struct store_mailbox_op {
 	unsigned special_use;                        /* CREATE: STORE_SPECIAL_* */
 	const struct store_metadata_entry *metadata; /* METADATA */
 	size_t metadata_count;
-	uint32_t metadata_max; /* METADATA: entries the account may hold in all */
-	const char *acl_identifier;    /* ACL: lower-case, store_acl_identifier_valid() */
-	unsigned acl_rights;           /* ACL: STORE_ACL_* bits */
-	enum store_acl_mode acl_mode;  /* ACL */
+	uint32_t metadata_max;        /* METADATA: entries the account may hold in all */
+	const char *acl_identifier;   /* ACL: lower-case, store_acl_identifier_valid() */
+	unsigned acl_rights;          /* ACL: STORE_ACL_* bits */
+	enum store_acl_mode acl_mode; /* ACL */
 	/* out */
 	int result;        /* 0 committed, -1 refused or failed */
 	const char *error; /* for -1: a STORE_ERROR_* string (BAD_NAME for invalid names) */

@@ -46,8 +46,8 @@ int store_db_acl_commit(struct sql_conn *c, struct store_commit_item *item, cons
 {
 	const struct store_commit_mailbox *m = &item->mailbox;
 	int64_t mailbox_id, count;
-	int ret = sql_int(c, SQ_MAILBOX_ID, &mailbox_id, error_r, "is", (int64_t)m->account_id,
-	                  m->name);
+	int ret =
+	    sql_int(c, SQ_MAILBOX_ID, &mailbox_id, error_r, "is", (int64_t)m->account_id, m->name);
 	if (ret <= 0) {
 		item->refused = ret < 0 ? NULL : STORE_ERROR_NO_MAILBOX;
 		return ret;
@@ -151,8 +151,8 @@ int store_db_acl_shared(struct store *store, uint64_t account_id, const char *ad
 	if (started < 0)
 		return -1;
 	struct sqa_shared s = {.cb = cb, .ctx = ctx};
-	int ret = sql_each(c, SQ_ACL_SHARED, sqa_shared_row, &s, "iss", (int64_t)account_id, address,
-	                   domain);
+	int ret = sql_each(c, SQ_ACL_SHARED, sqa_shared_row, &s, "iss", (int64_t)account_id,
+	                   address, domain);
 	if (ret == 0)
 		sqa_shared_flush(&s);
 	free(s.owner);

@@ -806,8 +806,8 @@ static int sqm_copy_entries(struct sql_conn *c, struct store_commit_item *item,
 			          : 0;
 		/* A move to another account takes the octets off the source's. */
 		if (ret == 0 && cp->move && across)
-			ret = sql_exec(c, SQ_ACCOUNT_ADD_USED, error_r, "ii", (int64_t)cp->account_id,
-			               -(int64_t)size) < 0
+			ret = sql_exec(c, SQ_ACCOUNT_ADD_USED, error_r, "ii",
+			               (int64_t)cp->account_id, -(int64_t)size) < 0
 			          ? -1
 			          : 0;
 		if (ret == 0 && cp->move)

@@ -950,7 +950,8 @@ void store_writer_copy(struct store *store, struct store_copy *op, const char *m
 	    .uids = p->uids,
 	    .uid_count = p->uid_count,
 	    .move = op->move,
-	    .target_account_id = op->target_account_id != 0 ? op->target_account_id : op->account_id,
+	    .target_account_id =
+	        op->target_account_id != 0 ? op->target_account_id : op->account_id,
 	    .source_uids = p->map_source,
 	    .target_uids = p->map_target,
 	};

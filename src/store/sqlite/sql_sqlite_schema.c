@@ -170,8 +170,8 @@ static const char sqlite_migration_11[] =
 
 /* In order; the schema version (PRAGMA user_version) is how many have been applied. */
 const char *const sql_sqlite_migrations[SQL_SQLITE_MIGRATION_COUNT] = {
-    sqlite_migration_1, sqlite_migration_2, sqlite_migration_3, sqlite_migration_4,
-    sqlite_migration_5, sqlite_migration_6, sqlite_migration_7, sqlite_migration_8,
+    sqlite_migration_1, sqlite_migration_2,  sqlite_migration_3, sqlite_migration_4,
+    sqlite_migration_5, sqlite_migration_6,  sqlite_migration_7, sqlite_migration_8,
     sqlite_migration_9, sqlite_migration_10, sqlite_migration_11};
 
 /* Every statement's common text suits SQLite. */
