@@ -331,10 +331,10 @@ def test_outbound_bench_rounds_against_both(monkeypatch):
     why = outbound_tools_missing()
     if why:
         pytest.skip(why)
-    import auth_bench
+    import report_section
     import outbound_bench as O
     from conftest import BIN
-    R = auth_bench.load_run()
+    R = report_section.load_run()
     monkeypatch.setattr(O, "WARMUP", 2)
     knobs = {"outbound_messages": 6, "outbound_domains": 3, "outbound_sessions": 2}
     # Postfix's processes drop privileges and must traverse the path (pytest's is 0700).
@@ -380,9 +380,9 @@ def test_outbound_bench_rounds_against_both(monkeypatch):
 def test_outbound_bench_report_merges_into_page(tmp_path):
     """The section goes before "How it is measured", replaces an earlier one, and survives
     bench/run rewriting the page."""
-    import auth_bench
+    import report_section
     import outbound_bench as O
-    R = auth_bench.load_run()
+    R = report_section.load_run()
     rnd = {"relay": {"rate": 100.0, "seconds": 1.0, "submit_rate": 110.0, "cpu_s": 0.2,
                      "cpu_ms_per_msg": 2.0},
            "drain": {"rate": 300.0, "seconds": 0.3, "submit_rate": 120.0, "cpu_s": 0.1,
@@ -440,9 +440,9 @@ def test_cluster_bench_report_and_merge(tmp_path):
     """The cluster section from made-up rounds: ratios to the peer, the goals, the IDLE
     percentiles; merged into an existing page before "How it is measured" and kept by
     bench/run rewriting the page."""
-    import auth_bench
+    import report_section
     import cluster_bench as C
-    R = auth_bench.load_run()
+    R = report_section.load_run()
 
     def ingest(rate, pg=0.0):
         return {"rate": rate, "seconds": 1000 / rate, "cpu_ms_per_msg": 0.5 + pg,
@@ -491,12 +491,12 @@ def test_scale_bench_tiny_run_and_report(tmp_path):
     """The scale benchmark with 30 connections over 3 mailboxes (3 over TLS), Posthorn only
     (this build): every session logs in, selects, idles and sees its mailbox's delivery as
     EXISTS; source addresses are spread over 127.x; the section merges into a page."""
-    import auth_bench
+    import report_section
     import scale_bench
     from conftest import BIN
     assert scale_bench.source_ip(0) != scale_bench.source_ip(250)
     assert scale_bench.source_ip(0) == scale_bench.source_ip(249)
-    R = auth_bench.load_run()
+    R = report_section.load_run()
     try:
         res = scale_bench.run(R, str(BIN), tmp_path, 30, mailboxes=3, peer=False,
                               log=lambda m: None)
@@ -536,10 +536,10 @@ def test_largebox_bench_tiny_run_and_report(tmp_path):
     of 7, so that several commands are in flight), Dovecot (when root and installed) from a
     Maildir written directly; every round sees the whole mailbox in FETCH 1:* FLAGS, one in
     ten unseen, and both servers agree; the section merges into a page and is carried over."""
-    import auth_bench
+    import report_section
     import largebox_bench as L
     from conftest import BIN
-    R = auth_bench.load_run()
+    R = report_section.load_run()
     peer = largebox_peer_missing() is None
     # Dovecot's processes drop privileges and must traverse the path (pytest's is 0700).
     top = Path(tempfile.mkdtemp(prefix="posthorn-largebox-smoke-"))
