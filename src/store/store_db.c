@@ -885,6 +885,10 @@ int store_db_message_row(struct sql_conn *c, const char *sha256, uint64_t size,
 		*error_r = "message row vanished";
 		return -1;
 	}
+	if (sum->search_state != 0 &&
+	    sql_exec(c, SQ_MB_SEARCH_INSERT, error_r, "iiss", *id_r,
+	             (int64_t)(sum->search_state == 1), sum->search_hdr, sum->search_body) < 0)
+		return -1;
 	return chunk_path == NULL ? 0
 	                          : store_db_chunks_put(c, *id_r, chunk_path, NULL, size, error_r);
 }
@@ -1379,6 +1383,8 @@ const struct store_vfuncs store_db_vfuncs = {
     .message_summary = store_db_mailbox_summary,
     .message_objects = store_db_message_objects,
     .emailid_uids = store_db_mailbox_emailid_uids,
+    .search_text_uids = store_db_search_text_uids,
+    .search_unindexed_uids = store_db_search_unindexed_uids,
     .queue_list = store_db_queue_list,
     .queue_show = store_db_queue_show,
     .queue_next_due = store_db_queue_next_due,

@@ -112,6 +112,10 @@ enum sq_id {
 	SQ_MB_OBJECTID,
 	SQ_MB_OBJECTS,
 	SQ_MB_EMAILID_UIDS,
+	SQ_MB_SEARCH_INSERT,
+	SQ_MB_SEARCH_INDEXED,
+	SQ_MB_SEARCH_SCAN,
+	SQ_MB_SEARCH_UNINDEXED,
 	SQ_MAILBOX_END,
 	/* store_db_queue.c */
 	SQ_Q_ENTRY_INSERT = SQ_MAILBOX_END,
@@ -293,6 +297,13 @@ int store_db_queue_show(struct store *store, uint64_t id, struct store_queue_ent
 int store_db_queue_next_due(struct store *store, int64_t *when_r);
 int store_db_message_objects(struct store *store, uint64_t account_id, const char *mailbox,
                              uint32_t uid, struct store_message_objects *objects_r);
+/* store.h's store_search_text_uids() and store_search_unindexed_uids() (mailbox
+ * normalized). */
+int store_db_search_text_uids(struct store *store, uint64_t account_id, const char *mailbox,
+                              const char *needle, bool body_only, uint32_t **uids_r,
+                              size_t *count_r);
+int store_db_search_unindexed_uids(struct store *store, uint64_t account_id,
+                                   const char *mailbox, uint32_t **uids_r, size_t *count_r);
 int store_db_mailbox_emailid_uids(struct store *store, uint64_t account_id, const char *mailbox,
                                   const char *sha256, uint32_t **uids_r, size_t *count_r);
 int store_db_mailbox_summary(struct store *store, uint64_t account_id, const char *mailbox,
