@@ -297,6 +297,17 @@ int store_db_queue_show(struct store *store, uint64_t id, struct store_queue_ent
 int store_db_queue_next_due(struct store *store, int64_t *when_r);
 int store_db_message_objects(struct store *store, uint64_t account_id, const char *mailbox,
                              uint32_t uid, struct store_message_objects *objects_r);
+/* The search index's query (store_db_mailbox.c): the indexed messages of mailbox ?1 whose
+ * texts hold needle ?2 (?3 1: body texts only), by LIKE with \\, % and _ escaped. SQLite's
+ * SQ_MB_SEARCH_INDEXED adds STORE_DB_SEARCH_FTS before the match. */
+#define STORE_DB_SEARCH_PATTERN                                                                    \
+	"('%' || replace(replace(replace(?2, '\\', '\\\\'), '%', '\\%'), '_', '\\_') || '%')"
+#define STORE_DB_SEARCH_SELECT                                                                     \
+	"SELECT e.uid FROM mailbox_entries e JOIN search_texts t ON t.message_id = e.message_id"     \
+	" WHERE e.mailbox_id = ?1 AND t.complete = 1"
+#define STORE_DB_SEARCH_MATCH                                                                      \
+	" AND (t.body LIKE " STORE_DB_SEARCH_PATTERN " ESCAPE '\\' OR (?3 = 0 AND t.hdr LIKE "      \
+	STORE_DB_SEARCH_PATTERN " ESCAPE '\\')) ORDER BY e.uid"
 /* store.h's store_search_text_uids() and store_search_unindexed_uids() (mailbox
  * normalized). */
 int store_db_search_text_uids(struct store *store, uint64_t account_id, const char *mailbox,

@@ -99,21 +99,16 @@ const char *const store_db_mailbox_sql[SQ_MAILBOX_END - SQ_CORE_COUNT] = {
     SQM(SQ_MB_EMAILID_UIDS) = "SELECT e.uid FROM mailbox_entries e"
                               " JOIN messages m ON m.id = e.message_id"
                               " WHERE e.mailbox_id = ?1 AND m.sha256 = ?2 ORDER BY e.uid",
-    /* The search index (store.h). ?2 a needle, ?3 1: body texts only. INDEXED narrows by
-     * the FTS5 trigram index (needles of 3 characters or more; the phrase of their
-     * trigrams), SCAN compares every indexed text of the mailbox; instr() decides. */
+    /* The search index (store.h). ?2 a needle, ?3 1: body texts only. LIKE with the
+     * needle's \\, % and _ escaped is exact on these texts: they and the needle are
+     * case-folded, so SQLite's ASCII-insensitive LIKE finds what PostgreSQL's does. On
+     * PostgreSQL the pg_trgm indexes (where present) serve it; on SQLite INDEXED has a
+     * replacement (sql_sqlite_schema.c) that first narrows by the FTS5 trigram index
+     * (needles of 3 characters or more). */
     SQM(SQ_MB_SEARCH_INSERT) = "INSERT INTO search_texts (message_id, complete, hdr, body)"
                                " VALUES (?1, ?2, ?3, ?4) ON CONFLICT (message_id) DO NOTHING",
-    SQM(SQ_MB_SEARCH_INDEXED) =
-        "SELECT e.uid FROM mailbox_entries e JOIN search_texts t ON t.message_id = e.message_id"
-        " WHERE e.mailbox_id = ?1 AND t.complete = 1 AND t.message_id IN (SELECT rowid FROM"
-        " search_fts WHERE search_fts MATCH (CASE WHEN ?3 = 1 THEN 'body : ' ELSE '' END"
-        " || '\"' || replace(?2, '\"', '\"\"') || '\"'))"
-        " AND (instr(t.body, ?2) > 0 OR (?3 = 0 AND instr(t.hdr, ?2) > 0)) ORDER BY e.uid",
-    SQM(SQ_MB_SEARCH_SCAN) =
-        "SELECT e.uid FROM mailbox_entries e JOIN search_texts t ON t.message_id = e.message_id"
-        " WHERE e.mailbox_id = ?1 AND t.complete = 1"
-        " AND (instr(t.body, ?2) > 0 OR (?3 = 0 AND instr(t.hdr, ?2) > 0)) ORDER BY e.uid",
+    SQM(SQ_MB_SEARCH_INDEXED) = STORE_DB_SEARCH_SELECT STORE_DB_SEARCH_MATCH,
+    SQM(SQ_MB_SEARCH_SCAN) = STORE_DB_SEARCH_SELECT STORE_DB_SEARCH_MATCH,
     SQM(SQ_MB_SEARCH_UNINDEXED) =
         "SELECT e.uid FROM mailbox_entries e LEFT JOIN search_texts t"
         " ON t.message_id = e.message_id WHERE e.mailbox_id = ?1"

@@ -161,17 +161,5 @@ const struct sql_replacement sql_pg_replacements[] = {
     {SQ_Q_DUE, "SELECT id FROM queue WHERE held = 0 AND next_attempt <= ?1"
                " AND (lease_owner IS NULL OR lease_until <= ?1)"
                " ORDER BY next_attempt, id LIMIT ?2 FOR UPDATE SKIP LOCKED"},
-    /* No FTS5 and no instr(): LIKE (narrowed by the pg_trgm indexes where they exist;
-     * the needle's \, % and _ escaped) and strpos() decide. */
-    {SQ_MB_SEARCH_INDEXED,
-     "SELECT e.uid FROM mailbox_entries e JOIN search_texts t ON t.message_id = e.message_id"
-     " WHERE e.mailbox_id = ?1 AND t.complete = 1 AND (t.body LIKE ('%' || replace(replace("
-     "replace(?2, '\\', '\\\\'), '%', '\\%'), '_', '\\_') || '%') OR (?3 = 0 AND t.hdr"
-     " LIKE ('%' || replace(replace(replace(?2, '\\', '\\\\'), '%', '\\%'), '_', '\\_')"
-     " || '%'))) ORDER BY e.uid"},
-    {SQ_MB_SEARCH_SCAN,
-     "SELECT e.uid FROM mailbox_entries e JOIN search_texts t ON t.message_id = e.message_id"
-     " WHERE e.mailbox_id = ?1 AND t.complete = 1"
-     " AND (strpos(t.body, ?2) > 0 OR (?3 = 0 AND strpos(t.hdr, ?2) > 0)) ORDER BY e.uid"},
     {0, NULL},
 };

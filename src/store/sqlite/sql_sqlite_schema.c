@@ -2,6 +2,8 @@
  * has), and the statements whose SQLite text differs from the common one. */
 #include "store/sqlite/sql_sqlite.h"
 
+#include "store/store_db.h"
+
 #include "core/banned.h"
 
 /* Migration 1: the whole model of DESIGN.md. Mailbox hierarchy is by name with delimiter
@@ -190,5 +192,15 @@ const char *const sql_sqlite_migrations[SQL_SQLITE_MIGRATION_COUNT] = {
     sqlite_migration_5, sqlite_migration_6, sqlite_migration_7, sqlite_migration_8,
     sqlite_migration_9, sqlite_migration_10, sqlite_migration_11, sqlite_migration_12};
 
-/* Every statement's common text suits SQLite. */
-const struct sql_replacement sql_sqlite_replacements[] = {{0, NULL}};
+/* Statements with more than their common text on SQLite. */
+const struct sql_replacement sql_sqlite_replacements[] = {
+    /* The search index: the contents whose FTS5 trigram index holds the phrase of the
+     * needle's trigrams (3 characters or more; store_db_search_text_uids()), before LIKE
+     * decides. */
+    {SQ_MB_SEARCH_INDEXED,
+     STORE_DB_SEARCH_SELECT " AND t.message_id IN (SELECT rowid FROM search_fts WHERE"
+                            " search_fts MATCH (CASE WHEN ?3 = 1 THEN 'body : ' ELSE '' END"
+                            " || '\"' || replace(?2, '\"', '\"\"') || '\"'))"
+                            STORE_DB_SEARCH_MATCH},
+    {0, NULL},
+};
