@@ -7,7 +7,6 @@
  * broken input. */
 #include "imap/imap_search_doc.h"
 
-#include <fcntl.h>
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
@@ -364,29 +363,20 @@ int imap_search_doc_index(const unsigned char *data, size_t len, size_t max, cha
 	return r;
 }
 
-int imap_search_doc_index_file(void *ctx, const char *path, size_t max, char **hdr_r,
-                               char **body_r)
+int imap_search_doc_index_fd(void *ctx, int fd, size_t max, char **hdr_r, char **body_r)
 {
 	(void)ctx;
 	*hdr_r = *body_r = NULL;
-	int fd = open(path, O_RDONLY | O_CLOEXEC);
 	struct stat st;
-	if (fd < 0)
+	if (fstat(fd, &st) != 0)
 		return -1;
-	if (fstat(fd, &st) != 0) {
-		close(fd);
-		return -1;
-	}
 	size_t len = (size_t)st.st_size;
 	void *map = NULL;
 	if (len > 0) {
 		map = mmap(NULL, len, PROT_READ, MAP_PRIVATE, fd, 0);
-		if (map == MAP_FAILED) {
-			close(fd);
+		if (map == MAP_FAILED)
 			return -1;
-		}
 	}
-	close(fd);
 	int r = imap_search_doc_index(map != NULL ? map : (const void *)"", len, max, hdr_r, body_r);
 	if (map != NULL)
 		munmap(map, len);

@@ -75,9 +75,8 @@ bool imap_search_doc_utf8_valid(const unsigned char *s, size_t len);
  * octets or are not valid UTF-8: such a message is not indexed, its searches read it. */
 int imap_search_doc_index(const unsigned char *data, size_t len, size_t max, char **hdr_r,
                           char **body_r) __attribute__((warn_unused_result));
-/* The same for the message file at path (store_search_texter_fn; ctx unused): 1, 0 as
- * above, -1 the file cannot be read. */
-int imap_search_doc_index_file(void *ctx, const char *path, size_t max, char **hdr_r,
-                               char **body_r);
+/* The same for the message open at fd (store_search_texter_fn; ctx unused; fd stays open):
+ * 1, 0 as above, -1 it cannot be read. */
+int imap_search_doc_index_fd(void *ctx, int fd, size_t max, char **hdr_r, char **body_r);
 
 #endif

@@ -718,6 +718,9 @@ void store_set_search_texter(struct store *store, store_search_texter_fn *fn, vo
 	store->search_texter = max > 0 ? fn : NULL;
 	store->search_texter_ctx = max > 0 ? ctx : NULL;
 	store->search_texter_max = max;
+	store->search_backfill_cursor = 0;
+	store->search_backfill_done = false;
+	pthread_cond_signal(&store->queue_cond); /* the writer may backfill */
 	pthread_mutex_unlock(&store->queue_lock);
 }
 

@@ -684,13 +684,15 @@ void store_set_summarizer(struct store *store, store_summarizer_fn *fn, void *ct
  * followed by LF (imap_search_doc_index()). Indexed on SQLite with FTS5's trigram
  * tokenizer, on PostgreSQL with pg_trgm where it can be installed; the answer is exact
  * either way (the index only narrows what is compared). */
-/* Compute the texts of the message file at path: 1 with *hdr_r and *body_r malloc'd
- * (valid UTF-8, no NUL, together at most max octets), 0 not indexable (the message is
- * searched from its file), -1 cannot read it. */
-typedef int store_search_texter_fn(void *ctx, const char *path, size_t max, char **hdr_r,
-                                   char **body_r);
+/* Compute the texts of the message open for reading at fd (the caller closes it): 1 with
+ * *hdr_r and *body_r malloc'd (valid UTF-8, no NUL, together at most max octets), 0 not
+ * indexable (the message is searched from its file), -1 cannot read it. */
+typedef int store_search_texter_fn(void *ctx, int fd, size_t max, char **hdr_r, char **body_r);
 /* Install (fn != NULL, max > 0) or remove the texter; the writer thread calls it once for
- * every new stored message of a delivery or append, before the commit. Set it right after
+ * every new stored message of a delivery or append, before the commit, and, while it has
+ * nothing else to do, for the contents stored without texts (before the index existed, or
+ * while no texter was set): a bounded pass of a few at a time, each batch one short
+ * transaction, started again by every call of this function. Set it right after
  * store_open(). Without it no texts are stored (every message counts as not indexed). */
 void store_set_search_texter(struct store *store, store_search_texter_fn *fn, void *ctx,
                              size_t max);

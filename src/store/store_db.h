@@ -116,6 +116,9 @@ enum sq_id {
 	SQ_MB_SEARCH_INDEXED,
 	SQ_MB_SEARCH_SCAN,
 	SQ_MB_SEARCH_UNINDEXED,
+	SQ_MB_SEARCH_PENDING,
+	SQ_MB_SEARCH_CONTENT,
+	SQ_MB_SEARCH_BACKFILL,
 	SQ_MAILBOX_END,
 	/* store_db_queue.c */
 	SQ_Q_ENTRY_INSERT = SQ_MAILBOX_END,
@@ -315,6 +318,9 @@ int store_db_search_text_uids(struct store *store, uint64_t account_id, const ch
                               size_t *count_r);
 int store_db_search_unindexed_uids(struct store *store, uint64_t account_id,
                                    const char *mailbox, uint32_t **uids_r, size_t *count_r);
+/* store_private.h's search_backfill (store_db.c). */
+int store_db_search_backfill(struct store *store, store_search_texter_fn *fn, void *ctx,
+                             size_t max, int64_t *cursor);
 int store_db_mailbox_emailid_uids(struct store *store, uint64_t account_id, const char *mailbox,
                                   const char *sha256, uint32_t **uids_r, size_t *count_r);
 int store_db_mailbox_summary(struct store *store, uint64_t account_id, const char *mailbox,

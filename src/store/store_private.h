@@ -427,6 +427,11 @@ struct store_vfuncs {
 	                        size_t *count_r);
 	int (*search_unindexed_uids)(struct store *store, uint64_t account_id,
 	                             const char *mailbox, uint32_t **uids_r, size_t *count_r);
+	/* On the writer thread: texts for a few contents after *cursor that have no
+	 * search_texts row (fn as store_set_search_texter()), in one transaction; *cursor
+	 * moves past them. Returns how many were looked at (0: none left), -1 error. */
+	int (*search_backfill)(struct store *store, store_search_texter_fn *fn, void *ctx,
+	                       size_t max, int64_t *cursor);
 
 	/* As store.h; domain is lower-cased or NULL. */
 	int (*queue_list)(struct store *store, const char *domain,
@@ -486,6 +491,10 @@ struct store {
 	store_search_texter_fn *search_texter;
 	void *search_texter_ctx;
 	size_t search_texter_max;
+	/* The backfill: contents after this messages.id are still to look at; done when a
+	 * pass found none (both reset by store_set_search_texter()). */
+	int64_t search_backfill_cursor;
+	bool search_backfill_done;
 	/* The queue hook (store_set_queue_hook()), under queue_lock. */
 	store_queue_hook_fn *queue_hook;
 	void *queue_hook_ctx;

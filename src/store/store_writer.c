@@ -9,6 +9,7 @@
 #include "store/store_private.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -335,8 +336,12 @@ static void store_writer_search_texts(struct store_summarize *s, const char *pat
 {
 	if (s->texter == NULL)
 		return;
-	int r = s->texter(s->texter_ctx, path, s->texter_max, &summary->search_hdr,
-	                  &summary->search_body);
+	int fd = open(path, O_RDONLY | O_CLOEXEC);
+	int r = fd < 0 ? -1
+	               : s->texter(s->texter_ctx, fd, s->texter_max, &summary->search_hdr,
+	                           &summary->search_body);
+	if (fd >= 0)
+		close(fd);
 	if (r != 1) {
 		free(summary->search_hdr);
 		free(summary->search_body);
@@ -769,6 +774,28 @@ static void store_writer_batch(struct store *store, struct store_pending **batch
 	free(ops);
 }
 
+/* With nothing queued (queue_lock held; released while it works): one batch of the search
+ * index's backfill (store_set_search_texter()). false when there is none to do. */
+static bool store_writer_backfill(struct store *store)
+{
+	if (store->search_texter == NULL || store->search_backfill_done)
+		return false;
+	store_search_texter_fn *fn = store->search_texter;
+	void *ctx = store->search_texter_ctx;
+	size_t max = store->search_texter_max;
+	int64_t cursor = store->search_backfill_cursor;
+	pthread_mutex_unlock(&store->queue_lock);
+	int r = store->v->search_backfill(store, fn, ctx, max, &cursor);
+	pthread_mutex_lock(&store->queue_lock);
+	if (store->search_texter == fn) { /* not set again meanwhile */
+		store->search_backfill_cursor = cursor;
+		store->search_backfill_done = r <= 0;
+	}
+	if (r < 0)
+		log_warn("store: search index backfill failed; the rest stays searched from files");
+	return true;
+}
+
 static void *store_writer_main(void *arg)
 {
 	struct store *store = arg;
@@ -777,7 +804,8 @@ static void *store_writer_main(void *arg)
 		size_t n = 0;
 		pthread_mutex_lock(&store->queue_lock);
 		while (store->queue_head == NULL && !store->stopping)
-			pthread_cond_wait(&store->queue_cond, &store->queue_lock);
+			if (!store_writer_backfill(store))
+				pthread_cond_wait(&store->queue_cond, &store->queue_lock);
 		while (store->queue_head != NULL && n < STORE_BATCH_MAX) {
 			batch[n++] = store->queue_head;
 			store->queue_head = store->queue_head->next;
