@@ -8,10 +8,11 @@ from its file, with the same answers."""
 
 import imaplib
 import smtplib
+import time
 
 import pytest
 
-from conftest import HOST, TEST_STORE
+from conftest import HOST, TEST_STORE, make_server
 from imap_helpers import imap_ports, tls_ctx
 
 # Bodies in files (so that removing them shows who reads them); a small cap so that one
@@ -131,3 +132,32 @@ def test_index_answers_without_files(server, box):
     assert search(box, "NOT", "BODY", "αθηνα") == "1 3 4"
     # a header key reads the files: the removed ones are searched as gone (empty)
     assert search(box, "FROM", "carol") == ""
+
+
+@pytest.mark.skipif(TEST_STORE == "postgresql", reason="bodies live in the database")
+def test_backfill_after_upgrade(tmp_path_factory):
+    srv = make_server(tmp_path_factory, "search_backfill",
+                      {"store_inline_max": "0", "search_index_max_text": "0"})
+    srv.add_user(USER, PASSWORD)
+    srv.start()
+    try:
+        with smtplib.SMTP(HOST, srv.smtp_port, timeout=10, local_hostname="client.test") as s:
+            s.sendmail("rene@example.test", [USER], CORPUS[0])
+        assert len(srv.wait_mail(USER, 1)) == 1
+        srv.stop()
+        srv.append_conf({"search_index_max_text": "1M"})  # the last value counts
+        srv.start()
+        for path in (srv.dir / "data" / "messages").rglob("*"):
+            if path.is_file():
+                path.unlink()
+        m = imaplib.IMAP4_SSL(HOST, imap_ports(srv)[1], ssl_context=tls_ctx(), timeout=30)
+        m.login(USER, PASSWORD)
+        m.select("INBOX")
+        deadline = time.monotonic() + 10
+        while search(m, "BODY", "café coûte") != "1" and time.monotonic() < deadline:
+            time.sleep(0.1)
+        assert search(m, "BODY", "café coûte") == "1"
+        assert search(m, "TEXT", "rené dupont") == "1"
+        m.logout()
+    finally:
+        srv.stop_and_check()
