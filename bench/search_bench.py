@@ -91,46 +91,55 @@ def one_round(port, user, pw, n):
 def run(R, binary, top, sizes, rounds=5, peer=True, log=lb.log_default):
     user = R.RCPT
     pw = R.password(user)
-    lb.message = message  # fill_imap and fill_maildir write this corpus
     res = {"sizes": list(sizes), "rounds": rounds, "by_size": {}}
-    for n in sizes:
-        d = Path(top) / ("search-%d" % n)
-        d.mkdir(parents=True)
-        os.chmod(d, 0o755)
-        servers = []
-        try:
-            a = R.Posthorn(d, binary, [user], pop3=True)
-            a.start()
-            servers.append(("posthorn", a))
-            if peer:
-                pwfile = d / "peer-passwords"
-                pwfile.write_text("%s {PLAIN}%s\n" % (user, pw))
-                b = R.Peer(d, [user], pwfile)
-                b.start()
-                servers.append(("dovecot", b))
-            out = {k: {"rounds": []} for k, _ in servers}
-            out["posthorn"]["fill_s"] = lb.fill_imap(a.imap_port, user, pw, n)
-            log("N=%d: Posthorn filled (and indexed) by MULTIAPPEND in %.1f s"
-                % (n, out["posthorn"]["fill_s"]))
-            if peer:
-                out["dovecot"]["fill_s"] = lb.fill_maildir(b.maildir, n)
-                lb.first_select(b.imap_port, user, pw, n)
-            for i in range(rounds):
-                for k, s in servers:
-                    r = one_round(s.imap_port, user, pw, n)
-                    out[k]["rounds"].append(r)
-                    log("N=%d round %d %-9s %s" % (n, i + 1, k, "  ".join(
-                        "%s %.1f ms (%d)" % (q, r[q][0], r[q][1]) for q in r)))
-            for k, _ in servers:
-                rs = out[k]["rounds"]
-                out[k]["median"] = {q: statistics.median(r[q][0] for r in rs) for q in rs[0]}
-                out[k]["min"] = {q: min(r[q][0] for r in rs) for q in rs[0]}
-                out[k]["hits"] = {q: rs[0][q][1] for q in rs[0]}
-            res["by_size"][n] = out
-        finally:
-            for _, s in servers:
-                s.stop()
+    largebox_message = lb.message
+    lb.message = message  # fill_imap and fill_maildir write this corpus
+    try:
+        for n in sizes:
+            res["by_size"][n] = run_size(R, binary, top, n, rounds, peer, user, pw, log)
+    finally:
+        lb.message = largebox_message
     return res
+
+
+def run_size(R, binary, top, n, rounds, peer, user, pw, log):
+    """One mailbox of n messages on each server: the figures of report()'s rows."""
+    d = Path(top) / ("search-%d" % n)
+    d.mkdir(parents=True)
+    os.chmod(d, 0o755)
+    servers = []
+    try:
+        a = R.Posthorn(d, binary, [user], pop3=True)
+        a.start()
+        servers.append(("posthorn", a))
+        if peer:
+            pwfile = d / "peer-passwords"
+            pwfile.write_text("%s {PLAIN}%s\n" % (user, pw))
+            b = R.Peer(d, [user], pwfile)
+            b.start()
+            servers.append(("dovecot", b))
+        out = {k: {"rounds": []} for k, _ in servers}
+        out["posthorn"]["fill_s"] = lb.fill_imap(a.imap_port, user, pw, n)
+        log("N=%d: Posthorn filled (and indexed) by MULTIAPPEND in %.1f s"
+            % (n, out["posthorn"]["fill_s"]))
+        if peer:
+            out["dovecot"]["fill_s"] = lb.fill_maildir(b.maildir, n)
+            lb.first_select(b.imap_port, user, pw, n)
+        for i in range(rounds):
+            for k, s in servers:
+                r = one_round(s.imap_port, user, pw, n)
+                out[k]["rounds"].append(r)
+                log("N=%d round %d %-9s %s" % (n, i + 1, k, "  ".join(
+                    "%s %.1f ms (%d)" % (q, r[q][0], r[q][1]) for q in r)))
+        for k, _ in servers:
+            rs = out[k]["rounds"]
+            out[k]["median"] = {q: statistics.median(r[q][0] for r in rs) for q in rs[0]}
+            out[k]["min"] = {q: min(r[q][0] for r in rs) for q in rs[0]}
+            out[k]["hits"] = {q: rs[0][q][1] for q in rs[0]}
+        return out
+    finally:
+        for _, s in servers:
+            s.stop()
 
 
 def report(res, info=None):
