@@ -275,10 +275,11 @@ static const char *search_take_string(struct search_parser *p, size_t *len_r)
 }
 
 /* BODY and TEXT: listed for the index when their needle suits it (the stored texts end
- * each piece with LF, so a needle with LF is not asked there; nor one that is not UTF-8). */
+ * each piece with LF, so a needle with LF is not asked there; nor one that is not UTF-8,
+ * nor one longer than IMAP_SEARCH_TEXT_NEEDLE_MAX: SQLite's LIKE refuses long patterns). */
 static void search_parse_text(struct search_parser *p, struct imap_search_key *k)
 {
-	if (memchr(k->str, '\n', k->len) != NULL ||
+	if (k->len > IMAP_SEARCH_TEXT_NEEDLE_MAX || memchr(k->str, '\n', k->len) != NULL ||
 	    !imap_search_doc_utf8_valid((const unsigned char *)k->str, k->len)) {
 		p->texts_some_not = true;
 		return;

@@ -55,6 +55,7 @@ struct imap_search_emailid {
  * (ascending) and set indexed, and fill imap_search.unindexed once for all of them; then
  * such a key is decided from uids for every message not listed in unindexed, and from the
  * message's octets only for those. A key left unindexed reads the octets as before. */
+#define IMAP_SEARCH_TEXT_NEEDLE_MAX 4096 /* octets: longer needles read the messages */
 struct imap_search_text {
 	const char *needle; /* case-folded, NUL-terminated, valid UTF-8, no LF, not empty */
 	bool body_only;     /* BODY (else TEXT) */
