@@ -15,15 +15,11 @@ Posthorn (A) and Dovecot (B, bench/peers/peer.sh with the same argon2id hashes) 
 Standard library only. Reuses bench/run's server classes.
 """
 
-import importlib.machinery
-import importlib.util
 import mailbox
 import multiprocessing
 import os
 import random
-import re
 import socket
-import statistics
 import subprocess
 import threading
 import time
@@ -39,14 +35,6 @@ if not IMAPTEST.exists():
 
 MARK_START = "<!-- auth-bench start -->"
 MARK_END = "<!-- auth-bench end -->"
-
-
-def load_run():
-    loader = importlib.machinery.SourceFileLoader("bench_run", str(HERE / "run"))
-    spec = importlib.util.spec_from_loader("bench_run", loader)
-    mod = importlib.util.module_from_spec(spec)
-    loader.exec_module(mod)
-    return mod
 
 
 # ---------------------------------------------------------------------------
@@ -421,11 +409,7 @@ def report(res, info):
     return "\n".join(out)
 
 
-def merge_into(path, section):
-    """Put section into the report at path (report_section.merge_into)."""
-    report_section.merge_into(path, section, MARK_START, MARK_END)
-
-
-def carry_over(old_text, new_text):
-    """bench/run rewrites the whole report: keep an earlier authentication section."""
-    return report_section.carry_over(old_text, new_text, MARK_START, MARK_END)
+# bench/run puts the section into the report, or keeps an earlier one.
+_SECTION = report_section.Section(MARK_START, MARK_END)
+merge_into = _SECTION.merge_into
+carry_over = _SECTION.carry_over

@@ -27,8 +27,6 @@ Standard library only. Reuses bench/run's server classes.
 """
 
 import argparse
-import importlib.machinery
-import importlib.util
 import json
 import os
 import re
@@ -66,14 +64,6 @@ MEASURES = (("select", "SELECT (new session, nothing changed)"),
             ("select_changed", "SELECT after that APPEND (new session)"))
 GOAL_FASTER = ("first_select", "select", "fetch_flags", "search_unseen", "select_changed")
 SMALL = b"From: a@x.test\r\nTo: b@y.test\r\nSubject: small\r\n\r\n" + b"y" * 500 + b"\r\n"
-
-
-def load_run():
-    loader = importlib.machinery.SourceFileLoader("bench_run", str(HERE / "run"))
-    spec = importlib.util.spec_from_loader("bench_run", loader)
-    mod = importlib.util.module_from_spec(spec)
-    loader.exec_module(mod)
-    return mod
 
 
 def log_default(msg):
@@ -585,12 +575,10 @@ def report(res, info=None):
     return "\n".join(lines)
 
 
-def merge_into(path, section):
-    report_section.merge_into(path, section, MARK_START, MARK_END)
-
-
-def carry_over(old_text, new_text):
-    return report_section.carry_over(old_text, new_text, MARK_START, MARK_END)
+# bench/run puts the section into the report, or keeps an earlier one.
+_SECTION = report_section.Section(MARK_START, MARK_END)
+merge_into = _SECTION.merge_into
+carry_over = _SECTION.carry_over
 
 
 def main(argv=None):
@@ -608,7 +596,7 @@ def main(argv=None):
     sizes = [int(x) for x in ("1000,10000" if args.quick and args.sizes == "10000,100000"
                               else args.sizes).split(",") if x.strip()]
     rounds = args.rounds or (3 if args.quick else 5)
-    R = load_run()
+    R = report_section.load_run()
     binary = os.environ.get("POSTHORN_BIN") or str(HERE.parent / "build" / "posthorn")
     with tempfile.TemporaryDirectory(prefix="posthorn-largebox-") as top:
         os.chmod(top, 0o755)

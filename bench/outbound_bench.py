@@ -794,11 +794,7 @@ METHOD = """\
 """
 
 
-def merge_into(path, section):
-    """Put section into the report at path (report_section.merge_into)."""
-    report_section.merge_into(path, section, MARK_START, MARK_END)
-
-
-def carry_over(old_text, new_text):
-    """bench/run rewrites the whole report: keep an earlier outbound section."""
-    return report_section.carry_over(old_text, new_text, MARK_START, MARK_END)
+# bench/run puts the section into the report, or keeps an earlier one.
+_SECTION = report_section.Section(MARK_START, MARK_END)
+merge_into = _SECTION.merge_into
+carry_over = _SECTION.carry_over

@@ -2,6 +2,8 @@
 report (replacing an earlier one), or kept when bench/run rewrites the whole report without
 running that bench."""
 
+import importlib.machinery
+import importlib.util
 from pathlib import Path
 
 MEASURED = "\n## How it is measured"
@@ -35,3 +37,27 @@ def _put(text, section, start, end, replace):
     if not text.strip():
         return section + "\n"
     return text.rstrip("\n") + "\n\n" + section + "\n"
+
+
+class Section:
+    """A bench's markers, with merge_into(path, section) and carry_over(old, new) bound to
+    them: bench/run calls those two on every bench module."""
+
+    def __init__(self, start, end):
+        self.start, self.end = start, end
+
+    def merge_into(self, path, section):
+        merge_into(path, section, self.start, self.end)
+
+    def carry_over(self, old_text, new_text):
+        return carry_over(old_text, new_text, self.start, self.end)
+
+
+def load_run():
+    """bench/run (a script without .py) as a module, for the benches run on their own."""
+    path = Path(__file__).resolve().parent / "run"
+    loader = importlib.machinery.SourceFileLoader("bench_run", str(path))
+    spec = importlib.util.spec_from_loader("bench_run", loader)
+    mod = importlib.util.module_from_spec(spec)
+    loader.exec_module(mod)
+    return mod

@@ -18,14 +18,11 @@ Standard library only (asyncio for the clients). Reuses bench/run's server class
 
 import argparse
 import asyncio
-import importlib.machinery
-import importlib.util
 import json
 import os
 import resource
 import smtplib
 import ssl
-import statistics
 import sys
 import tempfile
 import time
@@ -39,14 +36,6 @@ MARK_START = "<!-- scale-bench start -->"
 MARK_END = "<!-- scale-bench end -->"
 PEER_MAX = 1000  # Dovecot's imap processes: peer.sh's default_process_limit is 1100
 OPEN_TIMEOUT = 120  # seconds from connect to "+ idling" for one session
-
-
-def load_run():
-    loader = importlib.machinery.SourceFileLoader("bench_run", str(HERE / "run"))
-    spec = importlib.util.spec_from_loader("bench_run", loader)
-    mod = importlib.util.module_from_spec(spec)
-    loader.exec_module(mod)
-    return mod
 
 
 def log_default(msg):
@@ -315,12 +304,10 @@ def report(res, info=None):
     return "\n".join(lines)
 
 
-def merge_into(path, section):
-    report_section.merge_into(path, section, MARK_START, MARK_END)
-
-
-def carry_over(old_text, new_text):
-    return report_section.carry_over(old_text, new_text, MARK_START, MARK_END)
+# bench/run puts the section into the report, or keeps an earlier one.
+_SECTION = report_section.Section(MARK_START, MARK_END)
+merge_into = _SECTION.merge_into
+carry_over = _SECTION.carry_over
 
 
 def main(argv=None):
@@ -335,7 +322,7 @@ def main(argv=None):
     ap.add_argument("--json", action="store_true", help="print the results as JSON")
     ap.add_argument("--output", default="-", help='merge the section into this Markdown file')
     args = ap.parse_args(argv)
-    R = load_run()
+    R = report_section.load_run()
     binary = os.environ.get("POSTHORN_BIN") or str(HERE.parent / "build" / "posthorn")
     n = 10 ** 9 if args.full else args.connections
     with tempfile.TemporaryDirectory(prefix="posthorn-scale-") as top:

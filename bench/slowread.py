@@ -17,8 +17,6 @@ bench/run's server classes.
 """
 
 import argparse
-import importlib.machinery
-import importlib.util
 import os
 import random
 import re
@@ -30,16 +28,11 @@ import time
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE))
+import report_section  # noqa: E402
+
 REPO = HERE.parent
 MIB = 1024 * 1024
-
-
-def load_run():
-    loader = importlib.machinery.SourceFileLoader("bench_run", str(HERE / "run"))
-    spec = importlib.util.spec_from_loader("bench_run", loader)
-    mod = importlib.util.module_from_spec(spec)
-    loader.exec_module(mod)
-    return mod
 
 
 def message(tag, size):
@@ -172,7 +165,7 @@ def main(argv=None):
     ap.add_argument("--no-build", action="store_true")
     ap.add_argument("--keep", action="store_true", help="keep the temporary directory")
     args = ap.parse_args(argv)
-    run = load_run()
+    run = report_section.load_run()
     binary = os.environ.get("POSTHORN_BIN") or str(REPO / "build" / "posthorn")
     run.prepare(binary, not args.no_build, ["smtp"])
     top = tempfile.mkdtemp(prefix="posthorn-slowread-")

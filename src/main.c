@@ -29,6 +29,7 @@ static const char usage[] =
     "  dns mx|a|aaaa|tlsa|txt NAME                look a name up as delivery would\n"
     "  db migrate|export|import [FILE]            the store as a whole: migrations, moves\n"
     "  tlsrpt show|send ...                       TLS-RPT reports (RFC 8460)\n"
+    "  share grant|revoke|list ...                shared folders (IMAP ACL, RFC 4314)\n"
     "  --version                                  print the version\n"
     "\n"
     "`posthorn COMMAND --help` describes each command.\n";
@@ -43,6 +44,7 @@ static const struct cli_command commands[] = {
     {"domain", cli_domain}, {"user", cli_user},   {"alias", cli_alias},
     {"mail", cli_mail},     {"queue", cli_queue}, {"dkim", cli_dkim},
     {"dns", cli_dns},       {"db", cli_db},       {"tlsrpt", cli_tlsrpt},
+    {"share", cli_share},
 };
 
 int main(int argc, char **argv)

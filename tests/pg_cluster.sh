@@ -42,7 +42,7 @@ run_on_free_port() {
 	while :; do
 		port=$(free_port)
 		if as_pg "$PG_BIN/pg_ctl" -D "$dir/data" -l "$dir/server.log" -w -t 30 start \
-			-o "-p $port -c listen_addresses=127.0.0.1 -c unix_socket_directories='$dir'" \
+			-o "-p $port -c max_connections=300 -c listen_addresses=127.0.0.1 -c unix_socket_directories='$dir'" \
 			>/dev/null 2>&1; then
 			break
 		fi

@@ -40,32 +40,6 @@ PG_MODULES=$(printf 'tests/integration/%s.py ' test_imap_basic test_imap_message
 	test_pop3_mail test_smtp_submission test_db test_imap_replace test_imap_objectid \
 	test_imap_savedate_preview)
 
-echo "== unit tests"
-export ASAN_OPTIONS=detect_leaks=1:abort_on_error=0 UBSAN_OPTIONS=print_stacktrace=1
-for t in build/asan/tests/test_*; do
-	[ -x "$t" ] || continue
-	out=$(CMOCKA_MESSAGE_OUTPUT=TAP "$t" 2>&1); rc=$?
-	ok=$(printf '%s\n' "$out" | grep -c '^ok ')
-	# cmocka 1.1 prints a skipped test as "not ok N # SKIP": not a failure.
-	bad=$(printf '%s\n' "$out" | grep '^not ok ' | grep -vc '# SKIP')
-	if [ $rc -ne 0 ] && [ "$bad" -eq 0 ]; then bad=1; fi
-	[ "$bad" -ne 0 ] && printf '%s\n' "$out"
-	echo "$(basename "$t"): $ok passed, $bad failed"
-	count "$ok" "$bad"
-done
-
-echo "== fuzz corpus regression"
-for f in build/fuzz/fuzz_*; do
-	[ -x "$f" ] || continue
-	n=$(basename "$f")
-	if [ -d "fuzz/corpus/$n" ] && "$f" -runs=0 "fuzz/corpus/$n" >/dev/null 2>&1 \
-		&& "$f" -runs=2000 -max_len=4096 >/dev/null 2>&1; then
-		echo "$n: ok"; count 1 0
-	else
-		echo "$n: FAILED"; count 0 1
-	fi
-done
-
 # pytest over the given files (or all of tests/integration), counted.
 integration() {
 	out=$(POSTHORN_BIN="$PWD/build/asan/posthorn" /usr/bin/python3 -m pytest \
@@ -81,20 +55,71 @@ integration() {
 	count "$ip" $((if_ + ie))
 }
 
-if [ "${POSTHORN_TEST_STORE:-sqlite}" = postgresql ]; then
-	# `make test-pg`: the whole integration suite with every server on PostgreSQL.
-	echo "== integration tests on PostgreSQL (all)"
-	integration tests/integration
-else
-	echo "== integration tests"
-	integration tests/integration
-	# The modules that work the store hardest, again on PostgreSQL (the whole suite there
-	# is `make test-pg`: too long for every run).
-	if [ -n "${POSTHORN_TEST_PGURL:-}" ]; then
+unit_tests() {
+	echo "== unit tests"
+	for t in build/asan/tests/test_*; do
+		[ -x "$t" ] || continue
+		out=$(CMOCKA_MESSAGE_OUTPUT=TAP "$t" 2>&1); rc=$?
+		ok=$(printf '%s\n' "$out" | grep -c '^ok ')
+		# cmocka 1.1 prints a skipped test as "not ok N # SKIP": not a failure.
+		bad=$(printf '%s\n' "$out" | grep '^not ok ' | grep -vc '# SKIP')
+		if [ $rc -ne 0 ] && [ "$bad" -eq 0 ]; then bad=1; fi
+		[ "$bad" -ne 0 ] && printf '%s\n' "$out"
+		echo "$(basename "$t"): $ok passed, $bad failed"
+		count "$ok" "$bad"
+	done
+}
+
+fuzz_regression() {
+	echo "== fuzz corpus regression"
+	for f in build/fuzz/fuzz_*; do
+		[ -x "$f" ] || continue
+		n=$(basename "$f")
+		if [ -d "fuzz/corpus/$n" ] && "$f" -runs=0 "fuzz/corpus/$n" >/dev/null 2>&1 \
+			&& "$f" -runs=2000 -max_len=4096 >/dev/null 2>&1; then
+			echo "$n: ok"; count 1 0
+		else
+			echo "$n: FAILED"; count 0 1
+		fi
+	done
+}
+
+# The side stream: unit tests, fuzz-corpus regression and the store modules on PostgreSQL.
+# It runs beside the main integration run (each keeps about one core busy; CI has two) and
+# reports its counts in a file; its output follows the main run's.
+side() {
+	pass=0
+	fail=0
+	unit_tests
+	fuzz_regression
+	if [ "${POSTHORN_TEST_STORE:-sqlite}" != postgresql ] && [ -n "${POSTHORN_TEST_PGURL:-}" ]; then
+		# The modules that work the store hardest, again on PostgreSQL (the whole suite
+		# there is `make test-pg`: too long for every run).
 		echo "== integration tests on PostgreSQL (store modules)"
 		POSTHORN_TEST_STORE=postgresql integration $PG_MODULES
 	fi
+	echo "$pass $fail" >"$side_counts"
+}
+
+export ASAN_OPTIONS=detect_leaks=1:abort_on_error=0 UBSAN_OPTIONS=print_stacktrace=1
+side_log=$(mktemp /tmp/posthorn-side.XXXXXX)
+side_counts=$(mktemp /tmp/posthorn-side-counts.XXXXXX)
+side >"$side_log" 2>&1 &
+side_pid=$!
+trap 'kill "$side_pid" 2>/dev/null; wait "$side_pid" 2>/dev/null; rm -f "$side_log" "$side_counts"; sh tests/pg_cluster.sh stop "$pgdir"' EXIT
+
+if [ "${POSTHORN_TEST_STORE:-sqlite}" = postgresql ]; then
+	# `make test-pg`: the whole integration suite with every server on PostgreSQL.
+	echo "== integration tests on PostgreSQL (all)"
+else
+	echo "== integration tests"
 fi
+integration tests/integration
+
+wait "$side_pid"
+cat "$side_log"
+read -r side_pass side_fail <"$side_counts" || { side_pass=0; side_fail=1; }
+count "${side_pass:-0}" "${side_fail:-1}"
 
 echo "$pass passed, $fail failed"
 [ "$fail" -eq 0 ]

@@ -33,10 +33,12 @@ typedef int auth_apop_lookup_fn(void *ctx, const char *username, uint64_t *accou
 
 struct auth;
 
-/* Scheduling of the worker threads: password hashing must never delay the event loops of
- * sessions that are already working. Workers run in SCHED_IDLE (a loop thread that wakes
- * preempts them at once) at nice AUTH_WORKER_NICE. */
-#define AUTH_WORKER_NICE 19
+/* Scheduling of the worker threads: password hashing must not delay the event loops of
+ * sessions that are already working, nor starve when other programs keep the cores busy.
+ * Workers run at nice AUTH_WORKER_NICE (a tenth of a nice-0 thread's share: a loop thread
+ * that wakes runs first; a login under full load still takes a few hash times, where
+ * SCHED_IDLE's tiny weight made it take tens of seconds). */
+#define AUTH_WORKER_NICE 10
 
 /* The default number of workers: one less than the online cores, at least 1. argon2id is
  * memory-bound (64 MiB per hash): hashing on every core slows the loops through the shared
@@ -46,7 +48,7 @@ unsigned auth_default_workers(void);
 
 /* Start worker_threads workers (0 means auth_default_workers(); at most 64: each hash
  * needs 64 MiB), so at most that many hashes run at once and further requests wait in a
- * FIFO. Workers run in SCHED_IDLE at nice AUTH_WORKER_NICE. Prepares the dummy hash used for
+ * FIFO. Workers run at nice AUTH_WORKER_NICE. Prepares the dummy hash used for
  * unknown users
  * (costs one hash). Aborts via log_fatal() when libsodium or the threads cannot start.
  * The authentication cache is off until auth_set_cache(). Never NULL. */

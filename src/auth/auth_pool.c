@@ -19,27 +19,25 @@ struct auth_pool {
 	pthread_cond_t cond;
 	struct auth_pool_job *head, *tail;
 	bool stopping;
-	bool idle_priority;
+	bool low_priority;
 	pthread_t *threads;
 	unsigned count;
 };
 
-/* Linux: nice and policy are per thread. SCHED_IDLE: any event-loop thread that wakes
- * preempts a hashing worker at once, yet the workers still progress under full load
- * (SCHED_IDLE is a very small weight, not a strict priority). Failure only costs latency. */
+/* Linux: nice is per thread. At nice AUTH_WORKER_NICE an event-loop thread (nice 0) that
+ * wakes preempts a hashing worker, and the worker still gets a tenth of a core against a
+ * busy nice-0 program. Not SCHED_IDLE: its weight (3 against 1024) let two busy programs
+ * hold a login for 10 s and more. Failure only costs latency. */
 static void auth_pool_lower_priority(void)
 {
 	if (setpriority(PRIO_PROCESS, (id_t)gettid(), AUTH_WORKER_NICE) < 0)
 		log_warn("auth: cannot lower the worker threads' priority");
-	struct sched_param sp = {.sched_priority = 0};
-	if (pthread_setschedparam(pthread_self(), SCHED_IDLE, &sp) != 0)
-		log_warn("auth: cannot put the worker threads in SCHED_IDLE");
 }
 
 static void *auth_pool_thread(void *arg)
 {
 	struct auth_pool *pool = arg;
-	if (pool->idle_priority)
+	if (pool->low_priority)
 		auth_pool_lower_priority();
 	pthread_mutex_lock(&pool->lock);
 	for (;;) {
@@ -60,13 +58,13 @@ static void *auth_pool_thread(void *arg)
 	return NULL;
 }
 
-struct auth_pool *auth_pool_new(unsigned threads, bool idle_priority)
+struct auth_pool *auth_pool_new(unsigned threads, bool low_priority)
 {
 	ASSERT(threads >= 1);
 	struct auth_pool *pool = xcalloc(1, sizeof(*pool));
 	pthread_mutex_init(&pool->lock, NULL);
 	pthread_cond_init(&pool->cond, NULL);
-	pool->idle_priority = idle_priority;
+	pool->low_priority = low_priority;
 	pool->threads = xcalloc(threads, sizeof(*pool->threads));
 	/* The threads take no signals: those belong to the loop threads. */
 	sigset_t all, old;

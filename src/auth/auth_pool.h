@@ -15,9 +15,9 @@ struct auth_pool_job {
 
 struct auth_pool;
 
-/* Start threads threads (>= 1). idle_priority: SCHED_IDLE at nice AUTH_WORKER_NICE (auth.h).
+/* Start threads threads (>= 1). low_priority: at nice AUTH_WORKER_NICE (auth.h).
  * The threads block every signal. Aborts via log_fatal() when a thread cannot start. */
-struct auth_pool *auth_pool_new(unsigned threads, bool idle_priority);
+struct auth_pool *auth_pool_new(unsigned threads, bool low_priority);
 /* Queue job (FIFO); one waiting thread wakes for it. Not after auth_pool_free() began. */
 void auth_pool_push(struct auth_pool *pool, struct auth_pool_job *job);
 /* Run every queued job (jobs queued meanwhile too), join the threads, free. Accepts NULL;

@@ -83,7 +83,8 @@ void cmd_enable(struct imap_cmd *cmd)
 
 void cmd_namespace(struct imap_cmd *cmd)
 {
-	/* One personal namespace, "/" as the hierarchy delimiter; no shared ones yet. */
-	imap_send(cmd->s, "* NAMESPACE ((\"\" \"/\")) NIL NIL");
+	/* The personal namespace and other users' (RFC 2342 §5, RFC 4314: "Shared/owner/mailbox",
+	 * imap_acl.h), "/" as the hierarchy delimiter; no namespace shared by all. */
+	imap_send(cmd->s, "* NAMESPACE ((\"\" \"/\")) ((\"Shared/\" \"/\")) NIL");
 	imap_tagged(cmd->s, cmd->tag, "OK", "NAMESPACE completed");
 }

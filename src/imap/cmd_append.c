@@ -4,6 +4,7 @@
  * when it cannot be taken (NO [TOOBIG], [TRYCREATE], [OVERQUOTA]) or streams its octets into
  * a spool file; the finished command gives them to store_append() (all or none). */
 #include "imap/imap_commands.h"
+#include "imap/imap_acl.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -15,6 +16,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "core/date.h"
 #include "core/crlf.h"
 #include "core/log.h"
 #include "core/xmalloc.h"
@@ -54,6 +56,8 @@ struct cmd_append_spool {
 		struct imap_session *s;
 		struct imap_literal lit;
 		char *name; /* the target, checked before the first message; else NULL */
+		uint64_t owner; /* the account holding it (a shared mailbox's owner) */
+		const char *acl_refusal; /* set on the loop: no such mailbox to see, no i right */
 		uint64_t want;
 		const char *refusal;
 	} check;
@@ -108,11 +112,15 @@ static void cmd_append_check_read(void *ctx)
 	struct imap_session *s = sp->check.s;
 	struct store_account_limits l;
 	uint64_t want = sp->check.want;
-	sp->check.refusal = NULL;
+	sp->check.refusal = sp->check.acl_refusal;
+	if (sp->check.refusal != NULL)
+		return;
+	/* A shared mailbox's messages count against its owner's quota. */
+	uint64_t owner = sp->check.name != NULL ? sp->check.owner : s->account_id;
 	if (sp->check.name != NULL &&
-	    store_mailbox_exists(s->server->store, s->account_id, sp->check.name) == 0)
+	    store_mailbox_exists(s->server->store, owner, sp->check.name) == 0)
 		sp->check.refusal = "[TRYCREATE] The mailbox does not exist";
-	else if (!sp->replace && store_account_limits(s->server->store, s->account_id, &l) == 1 &&
+	else if (!sp->replace && store_account_limits(s->server->store, owner, &l) == 1 &&
 	         store_account_limits_exceeded(&l, want, 1))
 		sp->check.refusal = "[OVERQUOTA] Quota exceeded";
 }
@@ -207,10 +215,22 @@ int cmd_append_literal_begin(struct imap_session *s, const struct imap_literal *
 	const char *raw, *name;
 	free(sp->check.name);
 	sp->check.name = NULL;
+	sp->check.acl_refusal = NULL;
+	struct imap_acl_mbox mb;
 	if (sp->count == 0 && imap_commands_astring(&args[name_arg], &raw) &&
 	    (name = imap_commands_mailbox_name(s, raw)) != NULL &&
-	    store_mailbox_name_valid(name) == 1)
-		sp->check.name = xstrdup(name);
+	    store_mailbox_name_valid(name) == 1) {
+		/* RFC 4314 §4: APPEND needs i; a shared mailbox the session may not look up is
+		 * answered as a missing one. */
+		int r = imap_acl_resolve(s, name, &mb);
+		if (r <= 0)
+			sp->check.acl_refusal = r == 0 ? "[TRYCREATE] The mailbox does not exist"
+			                               : "[UNAVAILABLE] Cannot store the message now";
+		else if ((mb.rights & STORE_ACL_INSERT) == 0)
+			sp->check.acl_refusal = "[NOPERM] Permission denied (right i needed)";
+		sp->check.name = xstrdup(r == 1 ? mb.name : name);
+		sp->check.owner = r == 1 ? mb.owner : s->account_id;
+	}
 	sp->check.s = s;
 	sp->check.lit = *lit;
 	sp->check.want = sp->total + lit->size;
@@ -376,17 +396,13 @@ static int cmd_append_digits(const char **p, int n, int *v_r)
  * servers accept). 0 with unix seconds, -1 when invalid. */
 static int cmd_append_date(const char *p, int64_t *t_r)
 {
-	static const char months[12][4] = {"Jan", "Feb", "Mar", "Apr", "May", "Jun",
-	                                   "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"};
-	int day, month = -1, year, hour, min, sec, zone;
+	int day, month, year, hour, min, sec, zone;
 	if (*p == ' ')
 		p++;
 	bool two = p[0] != '\0' && p[1] >= '0' && p[1] <= '9';
 	if (cmd_append_digits(&p, two ? 2 : 1, &day) < 0 || *p++ != '-')
 		return -1;
-	for (int i = 0; i < 12 && month < 0; i++)
-		if (strncasecmp(p, months[i], 3) == 0)
-			month = i;
+	month = (int)date_month(p) - 1;
 	if (month < 0)
 		return -1;
 	p += 3;
@@ -586,14 +602,33 @@ static void cmd_append_start(struct imap_cmd *cmd, const char *raw,
 		imap_tagged(s, cmd->tag, "NO", "%s", refusal);
 		return;
 	}
+	/* RFC 4314 §4: the target needs i (a REPLACE also t and e on the selected mailbox,
+	 * and both in one account); a shared one the session may not see is a missing one. */
+	struct imap_acl_mbox mb;
+	int r = imap_acl_resolve(s, name, &mb);
+	unsigned need = STORE_ACL_DELMSG | STORE_ACL_EXPUNGE;
+	if (r <= 0)
+		refusal = r == 0 ? "[TRYCREATE] The mailbox does not exist"
+		                 : "[UNAVAILABLE] Cannot store the message now";
+	else if ((mb.rights & STORE_ACL_INSERT) == 0)
+		refusal = "[NOPERM] Permission denied (right i needed)";
+	else if (replace_uid != 0 && (s->rights & need) != need)
+		refusal = "[NOPERM] Permission denied (rights te needed)";
+	else if (replace_uid != 0 && mb.owner != s->mailbox_owner)
+		refusal = "[CANNOT] REPLACE across accounts is not supported";
+	if (refusal != NULL) {
+		free(msgs);
+		imap_tagged(s, cmd->tag, "NO", "%s", refusal);
+		return;
+	}
 	struct cmd_append_op *o = xcalloc(1, sizeof(*o));
 	o->spool = s->append;
 	s->append = NULL; /* the operation owns the files now */
 	o->msgs = msgs;
-	o->mailbox = xstrdup(name);
+	o->mailbox = xstrdup(mb.name);
 	o->replace_mailbox = replace_uid != 0 ? xstrdup(s->mailbox) : NULL;
 	o->op = (struct store_append){
-	    .account_id = s->account_id,
+	    .account_id = mb.owner,
 	    .mailbox = o->mailbox,
 	    .messages = msgs,
 	    .count = o->spool->count,

@@ -3,6 +3,7 @@
  * an EXPUNGE for each moved message, then its tagged OK (RFC 6851 §4.3). A missing target
  * gives NO [TRYCREATE] (RFC 9051 §6.4.7), a full quota NO [OVERQUOTA] (RFC 5530). */
 #include "imap/imap_commands.h"
+#include "imap/imap_acl.h"
 
 #include <stdlib.h>
 #include <string.h>
@@ -141,19 +142,41 @@ void cmd_copy(struct imap_cmd *cmd)
 		imap_tagged(s, cmd->tag, "NO", "[READ-ONLY] The mailbox is read-only");
 		return;
 	}
+	/* RFC 4314 §4: the target needs i; a move's source t and e. A shared target the
+	 * session may not look up is answered as a missing one. */
+	struct imap_acl_mbox mb;
+	int r = imap_acl_resolve(s, target, &mb);
+	if (r < 0) {
+		imap_tagged(s, cmd->tag, "NO", "[UNAVAILABLE] Cannot check the target");
+		return;
+	}
+	if (r == 0) {
+		imap_tagged(s, cmd->tag, "NO", "[TRYCREATE] The target mailbox does not exist");
+		return;
+	}
+	if ((mb.rights & STORE_ACL_INSERT) == 0) {
+		imap_acl_deny(s, cmd->tag, STORE_ACL_INSERT);
+		return;
+	}
+	unsigned need = STORE_ACL_DELMSG | STORE_ACL_EXPUNGE;
+	if (move && (s->rights & need) != need) {
+		imap_acl_deny(s, cmd->tag, need & ~s->rights);
+		return;
+	}
 	uint32_t *uids;
 	size_t count;
 	if (cmd_store_set_uids(cmd, &a[0], &uids, &count) < 0)
 		return;
 	struct cmd_copy_op *o = xcalloc(1, sizeof(*o));
 	o->mailbox = xstrdup(s->mailbox);
-	o->target = xstrdup(target);
+	o->target = xstrdup(mb.name);
 	o->uids = uids;
 	o->move = move;
 	o->name = xstrdup(cmd->name);
 	/* Even with nothing to copy the store is asked: it says whether the target exists. */
 	o->op = (struct store_copy){
-	    .account_id = s->account_id,
+	    .account_id = s->mailbox_owner,
+	    .target_account_id = mb.owner,
 	    .mailbox = o->mailbox,
 	    .target = o->target,
 	    .uids = o->uids,

@@ -3,6 +3,7 @@
  * then report each as an untagged EXPUNGE, from the highest sequence number down so that
  * every number is right when the client reads it. */
 #include "imap/imap_commands.h"
+#include "imap/imap_acl.h"
 
 #include <stdlib.h>
 #include <string.h>
@@ -130,7 +131,7 @@ static void cmd_expunge_synced(struct imap_session *s, void *ctx)
 	o->count = kept;
 	o->name = xstrdup(cmd->name);
 	o->op = (struct store_expunge){
-	    .account_id = s->account_id,
+	    .account_id = s->mailbox_owner,
 	    .mailbox = o->mailbox,
 	    .uids = o->uids,
 	    .uid_count = kept,
@@ -151,6 +152,10 @@ void cmd_expunge(struct imap_cmd *cmd)
 	}
 	if (s->read_only) {
 		imap_tagged(s, cmd->tag, "NO", "[READ-ONLY] The mailbox is read-only");
+		return;
+	}
+	if ((s->rights & STORE_ACL_EXPUNGE) == 0) { /* RFC 4314 §4 */
+		imap_acl_deny(s, cmd->tag, STORE_ACL_EXPUNGE);
 		return;
 	}
 	if (cmd->uid && cmd->args[0].type != IMAP_ARG_ATOM) {

@@ -26,6 +26,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "core/date.h"
 #include "core/log.h"
 #include "core/xmalloc.h"
 #include "imap/imap_fetch_body.h"
@@ -620,11 +621,8 @@ static int fetch_simple_items(struct imap_session *s, const struct fetch_req *re
 		*sep = " ";
 	}
 	if (req->date) {
-		char date[64];
-		time_t t = (time_t)m->date;
-		struct tm tm;
-		gmtime_r(&t, &tm);
-		strftime(date, sizeof(date), "%e-%b-%Y %H:%M:%S +0000", &tm);
+		char date[DATE_IMAP_MAX];
+		date_imap(m->date, date);
 		r |= buf_printf(b, "%sINTERNALDATE \"%s\"", *sep, date);
 		*sep = " ";
 	}
@@ -633,11 +631,8 @@ static int fetch_simple_items(struct imap_session *s, const struct fetch_req *re
 		*sep = " ";
 	}
 	if (req->savedate) { /* RFC 8514 §4.1: the same format as INTERNALDATE */
-		char date[64];
-		time_t t = (time_t)m->save_date;
-		struct tm tm;
-		gmtime_r(&t, &tm);
-		strftime(date, sizeof(date), "%e-%b-%Y %H:%M:%S +0000", &tm);
+		char date[DATE_IMAP_MAX];
+		date_imap(m->save_date, date);
 		r |= buf_printf(b, "%sSAVEDATE \"%s\"", *sep, date);
 		*sep = " ";
 	}
@@ -779,11 +774,11 @@ static void fetch_read(void *ctx)
 			break;
 		}
 		struct fetch_pre *p = &o->pre[i];
-		if (summary && store_message_summary(s->server->store, s->account_id, s->mailbox,
+		if (summary && store_message_summary(s->server->store, s->mailbox_owner, s->mailbox,
 		                                     p->uid, &p->env, &p->body, &p->bs) != 1)
 			p->env = p->body = p->bs = NULL;
 		if ((o->req.emailid || o->req.preview) &&
-		    store_message_objects(s->server->store, s->account_id, s->mailbox, p->uid,
+		    store_message_objects(s->server->store, s->mailbox_owner, s->mailbox, p->uid,
 		                          &p->obj) != 1) {
 			p->open_r = 0; /* gone meanwhile */
 			p->fd = -1;
@@ -795,7 +790,7 @@ static void fetch_read(void *ctx)
 		}
 		struct store_want w;
 		const struct store_want *want = fetch_want(&o->req, p, &w);
-		p->open_r = store_message_open_want(s->server->store, s->account_id, s->mailbox,
+		p->open_r = store_message_open_want(s->server->store, s->mailbox_owner, s->mailbox,
 		                                    p->uid, want, &p->fd, &p->size);
 		/* What was read: a header is about one chunk at most. */
 		if (p->open_r == 1 && want == NULL)
@@ -1173,7 +1168,7 @@ static void fetch_vanished_read(void *ctx)
 {
 	struct fetch_vanished *v = ctx;
 	struct imap_session *s = v->o->s;
-	v->r = store_mailbox_changes(s->server->store, s->account_id, s->mailbox, v->since, NULL,
+	v->r = store_mailbox_changes(s->server->store, s->mailbox_owner, s->mailbox, v->since, NULL,
 	                             fetch_vanished_cb, v, NULL);
 }
 
@@ -1295,7 +1290,7 @@ void cmd_fetch(struct imap_cmd *cmd)
 		if (s->msgs[i].modseq <= since) /* CHANGEDSINCE: only what changed after it */
 			continue;
 		o->seqs[o->count++] = i + 1;
-		if (req.seen && !s->read_only && !(s->msgs[i].flags & STORE_FLAG_SEEN))
+		if (req.seen && !s->read_only && (s->rights & STORE_ACL_SEEN) && !(s->msgs[i].flags & STORE_FLAG_SEEN))
 			o->unseen[o->unseen_count++] = s->msgs[i].uid;
 	}
 	o->req = req;
@@ -1355,7 +1350,7 @@ static void fetch_start(struct imap_session *s, struct fetch_op *o)
 	/* \Seen first, then the data with the new FLAGS. */
 	o->mailbox = xstrdup(s->mailbox);
 	o->op = (struct store_flags){
-	    .account_id = s->account_id,
+	    .account_id = s->mailbox_owner,
 	    .mailbox = o->mailbox,
 	    .uids = o->unseen,
 	    .uid_count = o->unseen_count,

@@ -4,6 +4,7 @@
  * completed with every ancestor, matched against the patterns ('*' any, '%' any but the
  * '/' delimiter) and sent with its attributes. */
 #include "imap/imap_commands.h"
+#include "imap/imap_acl.h"
 
 #include <ctype.h>
 #include <stdlib.h>
@@ -26,6 +27,7 @@ struct list_req {
 	bool sel_subscribed, sel_special, sel_recursive;
 	/* RETURN (SPECIAL-USE) and (CHILDREN) change nothing: those attributes always come. */
 	bool ret_subscribed, ret_special, ret_children;
+	bool ret_myrights; /* RETURN (MYRIGHTS), RFC 8440 */
 	unsigned ret_status;                     /* cmd_status_items() bits, 0 = none */
 	const char *patterns[LIST_PATTERNS_MAX]; /* UTF-8, reference prepended; NULL = matches
 	                                            nothing (a pattern that does not decode) */
@@ -39,6 +41,11 @@ struct list_name {
 	unsigned special;
 	bool exists, children, subscribed;
 	bool matched, selected, childinfo;
+	/* a mailbox of another account (the shared namespace, imap_acl.h): its owner (0: the
+	 * session's own), its name there and the session's rights on it */
+	uint64_t owner;
+	const char *store_name;
+	unsigned rights;
 	/* LIST-STATUS (RFC 5819): read in batches before the names are sent */
 	bool stat_read;
 	int stat_r; /* store_mailbox_stats(): 1, 0 none, -1 error */
@@ -172,6 +179,32 @@ static int list_name_cmp(const void *x, const void *y)
 	return strcmp(((const struct list_name *)x)->name, ((const struct list_name *)y)->name);
 }
 
+/* A mailbox of another account the session may look up, as "Shared/owner/name", and its
+ * levels above ("Shared", "Shared/owner", ...) as parents with children. */
+static void list_shared_cb(void *ctx, uint64_t owner_id, const char *owner, const char *mailbox,
+                           unsigned rights)
+{
+	struct list_names *n = ctx;
+	if ((rights & STORE_ACL_LOOKUP) == 0)
+		return;
+	size_t a = strlen(IMAP_ACL_SHARED_PREFIX), b = strlen(owner), c = strlen(mailbox);
+	char *name = arena_alloc(n->arena, a + b + c + 2);
+	memcpy(name, IMAP_ACL_SHARED_PREFIX, a);
+	memcpy(name + a, owner, b);
+	name[a + b] = '/';
+	memcpy(name + a + b + 1, mailbox, c + 1);
+	struct store_mailbox_info info = {.name = name, .exists = true};
+	list_names_add(n, name, strlen(name), &info);
+	struct list_name *e = &n->v[n->count - 1];
+	e->owner = owner_id;
+	e->store_name = name + a + b + 1;
+	e->rights = rights;
+	struct store_mailbox_info parent = {.has_children = true};
+	list_names_add(n, name, strlen(IMAP_ACL_SHARED), &parent);
+	for (const char *sl = name + a + b; sl != NULL; sl = strchr(sl + 1, '/'))
+		list_names_add(n, name, (size_t)(sl - name), &parent);
+}
+
 /* Sort and fold the records of one name together. */
 static void list_names_merge(struct list_names *n)
 {
@@ -186,6 +219,11 @@ static void list_names_merge(struct list_names *n)
 			prev->exists |= cur->exists;
 			prev->children |= cur->children;
 			prev->subscribed |= cur->subscribed;
+			if (cur->owner != 0) {
+				prev->owner = cur->owner;
+				prev->store_name = cur->store_name;
+				prev->rights = cur->rights;
+			}
 			continue;
 		}
 		n->v[out++] = *cur;
@@ -290,6 +328,18 @@ static void list_send(struct imap_session *s, const struct list_req *req, const 
 	/* RFC 5819 §2: a STATUS response after the LIST response of each selectable one. */
 	if (r == 0 && req->ret_status != 0 && e->exists && e->stat_r == 1)
 		(void)cmd_status_send(s, e->name, req->ret_status, &e->st);
+	/* RFC 8440 §2: MYRIGHTS after each selectable mailbox's LIST (and STATUS). */
+	if (r == 0 && req->ret_myrights && e->exists && !req->lsub) {
+		char rights[sizeof(STORE_ACL_LETTERS)];
+		store_acl_rights_string(e->owner != 0 ? e->rights : STORE_ACL_ALL, rights);
+		buf_init(&line, 16 * STORE_MAILBOX_NAME_MAX + 64);
+		if (buf_puts(&line, "* MYRIGHTS ") == 0) {
+			cmd_status_mailbox_name(s, &line, e->name);
+			if (buf_printf(&line, " \"%s\"", rights) == 0)
+				imap_send(s, "%s", buf_cstr(&line));
+		}
+		buf_free(&line);
+	}
 }
 
 /* ---- arguments ---- */
@@ -328,6 +378,8 @@ static bool list_return(struct list_req *req, const struct imap_arg *list)
 			req->ret_children = true;
 		} else if (strcasecmp(a->str, "SPECIAL-USE") == 0) {
 			req->ret_special = true;
+		} else if (strcasecmp(a->str, "MYRIGHTS") == 0) {
+			req->ret_myrights = true;
 		} else if (strcasecmp(a->str, "STATUS") == 0) {
 			if ((req->ret_status = cmd_status_items(a + 1)) == 0)
 				return false;
@@ -395,6 +447,8 @@ static bool list_parse(struct imap_cmd *cmd, struct list_req *req, bool *empty_r
 struct list_op {
 	struct imap_session *s;
 	int list_r;                /* store_mailbox_list() */
+	int shared_r;              /* store_acl_shared() */
+	char *user;                /* the session's address, lower-case */
 	size_t stat_from, stat_to; /* names of this pass whose STATUS the read fills */
 	struct list_req req;
 	struct list_names n;
@@ -413,6 +467,7 @@ static void list_op_free(void *op)
 	arena_free(&o->n.arena);
 	free(o->tag);
 	free(o->name);
+	free(o->user);
 	free(o);
 }
 
@@ -431,8 +486,13 @@ static void list_status_read(void *ctx)
 		struct list_name *e = &o->n.v[i];
 		if (!list_answered(o, e) || !e->exists || e->stat_read)
 			continue;
-		e->stat_r =
-		    store_mailbox_stats(o->s->server->store, o->s->account_id, e->name, &e->st);
+		/* A shared mailbox's STATUS needs the r right (RFC 4314 §4). */
+		if (e->owner != 0 && (e->rights & STORE_ACL_READ) == 0)
+			e->stat_r = 0;
+		else
+			e->stat_r = store_mailbox_stats(o->s->server->store,
+			                                e->owner != 0 ? e->owner : o->s->account_id,
+			                                e->owner != 0 ? e->store_name : e->name, &e->st);
 		e->stat_read = true;
 	}
 }
@@ -483,6 +543,9 @@ static void list_read(void *ctx)
 {
 	struct list_op *o = ctx;
 	o->list_r = store_mailbox_list(o->s->server->store, o->s->account_id, list_names_cb, &o->n);
+	o->shared_r = o->list_r < 0 ? 0
+	                            : store_acl_shared(o->s->server->store, o->s->account_id, o->user,
+	                                               list_shared_cb, &o->n);
 }
 
 static void list_read_done(struct imap_session *s, void *ctx)
@@ -492,7 +555,7 @@ static void list_read_done(struct imap_session *s, void *ctx)
 		list_op_free(o);
 		return;
 	}
-	if (o->list_r < 0) {
+	if (o->list_r < 0 || o->shared_r < 0) {
 		imap_tagged(s, o->tag, "NO", "[UNAVAILABLE] Cannot list mailboxes");
 		list_op_free(o);
 		return;
@@ -545,5 +608,6 @@ void cmd_list(struct imap_cmd *cmd)
 	o->req = req;
 	o->tag = xstrdup(cmd->tag);
 	o->name = xstrdup(cmd->name);
+	o->user = xstrdup(imap_acl_user(s));
 	(void)imap_session_read(s, list_read, list_read_done, o);
 }

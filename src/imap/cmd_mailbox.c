@@ -4,6 +4,7 @@
  * DELETE and RENAME of the session's own selected mailbox are followed here; other
  * sessions learn about them through their watches. */
 #include "imap/imap_commands.h"
+#include "imap/imap_acl.h"
 
 #include <stdlib.h>
 #include <string.h>
@@ -79,7 +80,8 @@ static const char *mailbox_below(const char *mailbox, const char *name)
 /* The session's own selected mailbox after a successful DELETE or RENAME. */
 static void mailbox_follow(struct imap_session *s, const struct mailbox_job *job)
 {
-	if (s->state != IMAP_STATE_SELECTED || s->mailbox == NULL)
+	if (s->state != IMAP_STATE_SELECTED || s->mailbox == NULL ||
+	    job->op.account_id != s->mailbox_owner)
 		return;
 	const char *rest = mailbox_below(s->mailbox, job->name);
 	if (rest == NULL)
@@ -160,9 +162,100 @@ static void mailbox_job_start(struct imap_session *s, const char *tag, struct ma
 	store_mailbox_change(s->server->store, &job->op, mailbox_store_cb, s);
 }
 
+/* The shared namespace (RFC 4314 §4): the operation runs in the owner's account. A new name
+ * (CREATE, RENAME's target) needs k on its parent (the owner's top level has none to grant
+ * it); an existing mailbox (DELETE, RENAME's source) x on itself, and one the session may
+ * not look up is a missing one. */
+
+/* The owner and the owner's name of new shared name: 1, else answered (0). */
+static int mailbox_shared_new(struct imap_cmd *cmd, const char *name, uint64_t *owner_r,
+                              const char **store_name_r)
+{
+	struct imap_session *s = cmd->s;
+	struct imap_acl_mbox mb;
+	const char *last = strrchr(name, '/');
+	int r = last == NULL ? 0
+	                     : imap_acl_resolve(s, arena_strndup(s->cmd, name, (size_t)(last - name)),
+	                                        &mb);
+	if (r < 0) {
+		imap_tagged(s, cmd->tag, "NO", "[UNAVAILABLE] Cannot check the rights");
+		return 0;
+	}
+	if (r == 0 || (mb.rights & STORE_ACL_CREATE) == 0) {
+		imap_acl_deny(s, cmd->tag, STORE_ACL_CREATE);
+		return 0;
+	}
+	size_t pl = strlen(mb.name), ll = strlen(last);
+	char *full = arena_alloc(s->cmd, pl + ll + 1);
+	memcpy(full, mb.name, pl);
+	memcpy(full + pl, last, ll + 1);
+	*owner_r = mb.owner;
+	*store_name_r = full;
+	return 1;
+}
+
+/* An existing shared mailbox the session may delete (x): 1 with *mb_r, else answered (0). */
+static int mailbox_shared_old(struct imap_cmd *cmd, enum store_mailbox_action action,
+                              const char *name, struct imap_acl_mbox *mb_r)
+{
+	struct imap_session *s = cmd->s;
+	int r = imap_acl_resolve(s, name, mb_r);
+	if (r < 0)
+		imap_tagged(s, cmd->tag, "NO", "[UNAVAILABLE] Cannot check the rights");
+	else if (r == 0)
+		imap_tagged(s, cmd->tag, "NO", "[NONEXISTENT] %s failed: %s", mailbox_verb(action),
+		            STORE_ERROR_NO_MAILBOX);
+	else if ((mb_r->rights & STORE_ACL_DELETE) == 0)
+		imap_acl_deny(s, cmd->tag, STORE_ACL_DELETE);
+	return r == 1 && (mb_r->rights & STORE_ACL_DELETE) != 0;
+}
+
+/* CREATE, DELETE or RENAME naming the shared namespace (true: answered or started). */
+static bool mailbox_shared(struct imap_cmd *cmd, enum store_mailbox_action action,
+                           const char *name, const char *new_name, unsigned special)
+{
+	struct imap_session *s = cmd->s;
+	struct imap_acl_mbox mb = {0};
+	uint64_t owner = 0;
+	const char *store_name = NULL, *store_new = NULL;
+	if (action == STORE_MAILBOX_RENAME &&
+	    (!imap_acl_is_shared(name) || !imap_acl_is_shared(new_name))) {
+		imap_tagged(s, cmd->tag, "NO",
+		            "[CANNOT] A mailbox cannot move between accounts (RENAME)");
+		return true;
+	}
+	if (action == STORE_MAILBOX_CREATE) {
+		if (!mailbox_shared_new(cmd, name, &owner, &store_name))
+			return true;
+	} else {
+		if (!mailbox_shared_old(cmd, action, name, &mb))
+			return true;
+		owner = mb.owner;
+		store_name = mb.name;
+	}
+	if (action == STORE_MAILBOX_RENAME) {
+		if (!mailbox_shared_new(cmd, new_name, &owner, &store_new))
+			return true;
+		if (owner != mb.owner) {
+			imap_tagged(s, cmd->tag, "NO",
+			            "[CANNOT] A mailbox cannot move between accounts (RENAME)");
+			return true;
+		}
+	}
+	struct mailbox_job *job = mailbox_job_new(s, action, store_name, store_new, special);
+	job->op.account_id = owner;
+	mailbox_job_start(s, cmd->tag, job);
+	return true;
+}
+
 static void mailbox_start(struct imap_cmd *cmd, enum store_mailbox_action action, const char *name,
                           const char *new_name, unsigned special)
 {
+	if ((action == STORE_MAILBOX_CREATE || action == STORE_MAILBOX_DELETE ||
+	     action == STORE_MAILBOX_RENAME) &&
+	    (imap_acl_is_shared(name) || (new_name != NULL && imap_acl_is_shared(new_name))) &&
+	    mailbox_shared(cmd, action, name, new_name, special))
+		return;
 	mailbox_job_start(cmd->s, cmd->tag,
 	                  mailbox_job_new(cmd->s, action, name, new_name, special));
 }
@@ -303,6 +396,22 @@ void cmd_subscribe(struct imap_cmd *cmd)
 	/* RFC 9051 §6.3.7 lets a server check that the mailbox exists; Dovecot does, and
 	 * clients (IMAPClient's live test) expect it. A subscription outlives its mailbox. */
 	struct mailbox_job *job = mailbox_job_new(cmd->s, STORE_MAILBOX_SUBSCRIBE, name, NULL, 0);
+	struct imap_acl_mbox mb;
+	if (imap_acl_is_shared(name)) {
+		/* Another account's mailbox: it exists when the session may look it up. The
+		 * subscription is the session's own, under the name it sees. */
+		int r = imap_acl_resolve(cmd->s, name, &mb);
+		if (r <= 0) {
+			imap_tagged(cmd->s, cmd->tag, "NO", "%s",
+			            r == 0 ? "[NONEXISTENT] Mailbox does not exist"
+			                   : "[UNAVAILABLE] Cannot check the mailbox");
+			free(job->name);
+			free(job);
+			return;
+		}
+		mailbox_job_start(cmd->s, cmd->tag, job);
+		return;
+	}
 	job->s = cmd->s;
 	job->tag = xstrdup(cmd->tag);
 	(void)imap_session_read(cmd->s, subscribe_read, subscribe_done, job);

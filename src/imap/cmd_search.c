@@ -157,7 +157,7 @@ static void cmd_search_open_read(void *ctx)
 	struct imap_session *s = o->s;
 	for (size_t i = 0; i < o->batch_count; i++) {
 		struct cmd_search_file *f = &o->batch[i];
-		f->open_r = store_message_open(s->server->store, s->account_id, s->mailbox, f->uid,
+		f->open_r = store_message_open(s->server->store, s->mailbox_owner, s->mailbox, f->uid,
 		                               &f->fd, &f->size);
 		if (f->open_r != 1)
 			f->fd = -1;
@@ -410,11 +410,11 @@ static void cmd_search_texts_read(struct cmd_search_op *o)
 	struct imap_session *s = o->s;
 	struct imap_search *search = o->search;
 	if (search->texts == NULL ||
-	    store_search_unindexed_uids(s->server->store, s->account_id, s->mailbox,
+	    store_search_unindexed_uids(s->server->store, s->mailbox_owner, s->mailbox,
 	                                &search->unindexed, &search->unindexed_count) != 1)
 		return;
 	for (struct imap_search_text *t = search->texts; t != NULL; t = t->next)
-		t->indexed = store_search_text_uids(s->server->store, s->account_id, s->mailbox,
+		t->indexed = store_search_text_uids(s->server->store, s->mailbox_owner, s->mailbox,
 		                                    t->needle, t->body_only, &t->uids,
 		                                    &t->count) == 1;
 }
@@ -426,7 +426,7 @@ static void cmd_search_emailid_read(void *ctx)
 	struct cmd_search_op *o = ctx;
 	struct imap_session *s = o->s;
 	for (struct imap_search_emailid *e = o->search->emailids; e != NULL; e = e->next)
-		if (store_mailbox_emailid_uids(s->server->store, s->account_id, s->mailbox, e->id,
+		if (store_mailbox_emailid_uids(s->server->store, s->mailbox_owner, s->mailbox, e->id,
 		                               &e->uids, &e->count) != 1)
 			o->failed = true;
 	cmd_search_texts_read(o);

@@ -3,6 +3,7 @@
  * (§6.4.1, RFC 3691): opening a mailbox builds the session's view (sequence numbers) from
  * one store snapshot. */
 #include "imap/imap_commands.h"
+#include "imap/imap_acl.h"
 
 #include <stdlib.h>
 #include <string.h>
@@ -109,19 +110,19 @@ static void select_read(void *ctx)
 	/* The mailbox's keywords first (in the order they were first used); the snapshot adds
 	 * any an entry holds beyond them (imap_session_view_keywords()). */
 	char *keywords = NULL;
-	if (store_mailbox_keywords(s->server->store, s->account_id, s->mailbox, &keywords) == 1 &&
+	if (store_mailbox_keywords(s->server->store, s->mailbox_owner, s->mailbox, &keywords) == 1 &&
 	    keywords[0] != '\0')
 		s->announced = keywords;
 	else
 		free(keywords);
-	q->r = store_mailbox_snapshot(s->server->store, s->account_id, s->mailbox, &q->st,
+	q->r = store_mailbox_snapshot(s->server->store, s->mailbox_owner, s->mailbox, &q->st,
 	                              imap_select_cb, q);
 	/* QRESYNC with the right UIDVALIDITY: the tombstones newer than the client's MODSEQ
 	 * (the store keeps every tombstone as long as the mailbox exists, so the list is
 	 * complete whatever the client's age). A later snapshot than the view's: select_done
 	 * drops UIDs the view still has (their VANISHED comes with the next sync). */
 	if (q->r == 1 && q->qresync && q->st.uidvalidity == q->qr_uidvalidity) {
-		int r = store_mailbox_changes(s->server->store, s->account_id, s->mailbox,
+		int r = store_mailbox_changes(s->server->store, s->mailbox_owner, s->mailbox,
 		                              q->qr_modseq, NULL, select_vanished_cb, q, NULL);
 		q->resync = r == 1;
 		if (r != 1)
@@ -317,12 +318,32 @@ void cmd_select(struct imap_cmd *cmd)
 		select_req_free(q);
 		return;
 	}
+	/* RFC 4314 §4: SELECT and EXAMINE need r; a shared mailbox the session may not look
+	 * up is answered as a missing one (after the previous mailbox is closed, as for one). */
+	struct imap_acl_mbox mb;
+	int acl_r = imap_acl_resolve(s, name, &mb);
 	bool was_selected = s->state == IMAP_STATE_SELECTED;
 	imap_session_unselect(s);
 	if (was_selected)
 		imap_send(s, "* OK [CLOSED] Previous mailbox closed");
+	if (acl_r <= 0 || (mb.rights & STORE_ACL_READ) == 0) {
+		if (acl_r == 0)
+			imap_tagged(s, cmd->tag, "NO", "[NONEXISTENT] Mailbox does not exist");
+		else if (acl_r < 0)
+			imap_tagged(s, cmd->tag, "NO", "[UNAVAILABLE] Cannot open the mailbox");
+		else
+			imap_acl_deny(s, cmd->tag, STORE_ACL_READ);
+		select_req_free(q);
+		return;
+	}
+	/* Without any right to change something the mailbox is read-only (RFC 4314 §4). */
+	if ((mb.rights & (STORE_ACL_SEEN | STORE_ACL_WRITE | STORE_ACL_INSERT | STORE_ACL_DELMSG |
+	                  STORE_ACL_EXPUNGE)) == 0)
+		examine = true;
 	/* Watch first, then snapshot: a change in between is reported, never lost. */
-	s->mailbox = xstrdup(name);
+	s->mailbox = xstrdup(mb.name);
+	s->mailbox_owner = mb.owner;
+	s->rights = mb.rights;
 	imap_session_watch(s);
 	q->s = s;
 	q->tag = xstrdup(cmd->tag);
@@ -363,7 +384,7 @@ void cmd_close(struct imap_cmd *cmd)
 	/* CLOSE (not UNSELECT) silently removes \Deleted messages of a read-write mailbox
 	 * (RFC 9051 §6.4.1). */
 	size_t n = 0;
-	if (strcmp(cmd->name, "CLOSE") == 0 && !s->read_only)
+	if (strcmp(cmd->name, "CLOSE") == 0 && !s->read_only && (s->rights & STORE_ACL_EXPUNGE))
 		for (uint32_t i = 0; i < s->count; i++)
 			if (s->msgs[i].flags & STORE_FLAG_DELETED)
 				n++;
@@ -379,7 +400,7 @@ void cmd_close(struct imap_cmd *cmd)
 		if (s->msgs[i].flags & STORE_FLAG_DELETED)
 			op->uids[n++] = s->msgs[i].uid;
 	op->expunge = (struct store_expunge){
-	    .account_id = s->account_id, .mailbox = s->mailbox, .uids = op->uids, .uid_count = n};
+	    .account_id = s->mailbox_owner, .mailbox = s->mailbox, .uids = op->uids, .uid_count = n};
 	imap_session_op_start(s, cmd->tag, close_done, op);
 	store_expunge(s->server->store, &op->expunge, close_expunge_cb, s);
 }

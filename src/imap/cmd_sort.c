@@ -143,7 +143,7 @@ static void cmd_sort_open_read(void *ctx)
 	const struct store_want *want = (o->search->needs & IMAP_SEARCH_NEED_BODY) ? NULL : &w;
 	for (size_t i = 0; i < o->batch_count; i++) {
 		struct cmd_sort_file *f = &o->batch[i];
-		f->open_r = store_message_open_want(s->server->store, s->account_id, s->mailbox,
+		f->open_r = store_message_open_want(s->server->store, s->mailbox_owner, s->mailbox,
 		                                    f->uid, want, &f->fd, &f->size);
 		if (f->open_r != 1)
 			f->fd = -1;

@@ -4,6 +4,7 @@
  * STATUS response from one synchronous store read, and a mailbox name as the session wants
  * it sent (modified UTF-7 for IMAP4rev1 clients, UTF-8 after ENABLE UTF8=ACCEPT/IMAP4rev2). */
 #include "imap/imap_commands.h"
+#include "imap/imap_acl.h"
 
 #include <inttypes.h>
 #include <stdlib.h>
@@ -162,6 +163,8 @@ int cmd_status_send(struct imap_session *s, const char *name, unsigned items,
 struct status_req {
 	struct imap_session *s;
 	char *tag, *name;
+	char *store_name; /* the name in owner's account */
+	uint64_t owner;
 	unsigned items;
 	int r; /* store_mailbox_stats(): 1, 0 no such mailbox, -1 error */
 	struct store_mailbox_stats st;
@@ -170,7 +173,7 @@ struct status_req {
 static void status_read(void *ctx)
 {
 	struct status_req *q = ctx;
-	q->r = store_mailbox_stats(q->s->server->store, q->s->account_id, q->name, &q->st);
+	q->r = store_mailbox_stats(q->s->server->store, q->owner, q->store_name, &q->st);
 }
 
 static void status_done(struct imap_session *s, void *ctx)
@@ -189,6 +192,7 @@ static void status_done(struct imap_session *s, void *ctx)
 		imap_tagged(s, q->tag, "OK", "STATUS completed");
 	free(q->tag);
 	free(q->name);
+	free(q->store_name);
 	free(q);
 }
 
@@ -211,10 +215,27 @@ void cmd_status(struct imap_cmd *cmd)
 		imap_tagged(s, cmd->tag, "NO", "[NONEXISTENT] No such mailbox (invalid name)");
 		return;
 	}
+	/* RFC 4314 §4: STATUS needs r; a shared mailbox the session may not look up is a
+	 * missing one. */
+	struct imap_acl_mbox mb;
+	int r = imap_acl_resolve(s, name, &mb);
+	if (r <= 0) {
+		if (r == 0)
+			imap_tagged(s, cmd->tag, "NO", "[NONEXISTENT] Mailbox does not exist");
+		else
+			imap_tagged(s, cmd->tag, "NO", "[UNAVAILABLE] Cannot read the mailbox status");
+		return;
+	}
+	if ((mb.rights & STORE_ACL_READ) == 0) {
+		imap_acl_deny(s, cmd->tag, STORE_ACL_READ);
+		return;
+	}
 	struct status_req *q = xcalloc(1, sizeof(*q));
 	q->s = s;
 	q->tag = xstrdup(cmd->tag);
 	q->name = xstrdup(name);
+	q->store_name = xstrdup(mb.name);
+	q->owner = mb.owner;
 	q->items = items;
 	(void)imap_session_read(s, status_read, status_done, q);
 }

@@ -6,6 +6,7 @@
  * helpers the other message commands share: flag parsing and text, and resolving a
  * sequence set against the session's view. */
 #include "imap/imap_commands.h"
+#include "imap/imap_acl.h"
 
 #include <stdlib.h>
 #include <string.h>
@@ -398,6 +399,20 @@ void cmd_store(struct imap_cmd *cmd)
 		imap_tagged(s, cmd->tag, "NO", "[READ-ONLY] The mailbox is read-only");
 		return;
 	}
+	/* RFC 4314 §4: \Seen needs s, \Deleted t, other flags and keywords w; FLAGS (replace)
+	 * may change any of them. */
+	unsigned need = mode == STORE_FLAGS_REPLACE
+	                    ? STORE_ACL_SEEN | STORE_ACL_DELMSG | STORE_ACL_WRITE
+	                    : ((flags & STORE_FLAG_SEEN) ? STORE_ACL_SEEN : 0) |
+	                          ((flags & STORE_FLAG_DELETED) ? STORE_ACL_DELMSG : 0) |
+	                          ((flags & ~(STORE_FLAG_SEEN | STORE_FLAG_DELETED)) != 0 ||
+	                                   keyword_count > 0
+	                               ? STORE_ACL_WRITE
+	                               : 0);
+	if ((s->rights & need) != need) {
+		imap_acl_deny(s, cmd->tag, need & ~s->rights);
+		return;
+	}
 	uint32_t *uids;
 	size_t count;
 	if (cmd_store_set_uids(cmd, set, &uids, &count) < 0)
@@ -418,7 +433,7 @@ void cmd_store(struct imap_cmd *cmd)
 	for (size_t i = 0; i < keyword_count; i++)
 		o->keywords[i] = xstrdup(keywords[i]);
 	o->op = (struct store_flags){
-	    .account_id = s->account_id,
+	    .account_id = s->mailbox_owner,
 	    .mailbox = o->mailbox,
 	    .uids = o->uids,
 	    .uid_count = count,

@@ -1,6 +1,7 @@
 /* The IMAP command table and dispatcher: the state a command needs (RFC 9051 §6) is checked
  * here, once; handlers in cmd_*.c check their arguments and act. */
 #include "imap/imap_commands.h"
+#include "imap/imap_acl.h"
 
 #include <stdint.h>
 #include <string.h>
@@ -73,6 +74,11 @@ static const struct imap_command_def imap_commands[] = {
     {"SETQUOTA", cmd_setquota, IMAP_CMD_LOGGED_IN},
     {"GETMETADATA", cmd_getmetadata, IMAP_CMD_LOGGED_IN},
     {"SETMETADATA", cmd_setmetadata, IMAP_CMD_LOGGED_IN},
+    {"MYRIGHTS", cmd_myrights, IMAP_CMD_LOGGED_IN},
+    {"LISTRIGHTS", cmd_listrights, IMAP_CMD_LOGGED_IN},
+    {"GETACL", cmd_getacl, IMAP_CMD_LOGGED_IN},
+    {"SETACL", cmd_setacl, IMAP_CMD_LOGGED_IN},
+    {"DELETEACL", cmd_deleteacl, IMAP_CMD_LOGGED_IN},
 };
 
 void imap_commands_execute(struct imap_session *s)
@@ -91,6 +97,7 @@ void imap_commands_execute(struct imap_session *s)
 		imap_tagged(s, cmd.tag, "BAD", "Unknown command");
 		return;
 	}
+	imap_acl_refresh(s); /* a shared mailbox's rights as they are now */
 	unsigned state = s->state == IMAP_STATE_NOT_AUTHENTICATED ? IMAP_CMD_NOAUTH
 	                 : s->state == IMAP_STATE_SELECTED        ? IMAP_CMD_SEL
 	                                                          : IMAP_CMD_AUTH;

@@ -78,6 +78,12 @@ void cmd_getquota(struct imap_cmd *cmd);
 void cmd_setquota(struct imap_cmd *cmd);
 /* cmd_metadata.c */
 void cmd_getmetadata(struct imap_cmd *cmd);
+/* cmd_acl.c (RFC 4314) */
+void cmd_myrights(struct imap_cmd *cmd);
+void cmd_listrights(struct imap_cmd *cmd);
+void cmd_getacl(struct imap_cmd *cmd);
+void cmd_setacl(struct imap_cmd *cmd);
+void cmd_deleteacl(struct imap_cmd *cmd);
 void cmd_setmetadata(struct imap_cmd *cmd);
 
 /* "* ESEARCH (TAG tag) [UID] MIN MAX COUNT ALL" as ret asks (IMAP_SEARCH_RETURN_*), of the

@@ -12,6 +12,7 @@
 #include "imap/imap_seqset.h"
 #include "mime/rfc822_addr.h"
 #include "store/store.h"
+#include "core/date.h"
 #include "core/banned.h"
 
 enum search_type {
@@ -67,31 +68,9 @@ struct imap_search_key {
 
 /* ---- dates ---- */
 
-/* Days from 1970-01-01 to the proleptic Gregorian date y-m-d (m 1..12; d may overflow
- * into the next month). Era arithmetic: 400 years are 146097 days. */
-static int64_t search_days(int64_t y, unsigned m, unsigned d)
-{
-	y -= m <= 2;
-	int64_t era = (y >= 0 ? y : y - 399) / 400;
-	uint64_t yoe = (uint64_t)(y - era * 400);
-	uint64_t doy = (153 * (m > 2 ? m - 3 : m + 9) + 2) / 5 + d - 1;
-	uint64_t doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
-	return era * 146097 + (int64_t)doe - 719468;
-}
-
 static int64_t search_unix_day(int64_t t)
 {
 	return t / 86400 - (t % 86400 < 0);
-}
-
-/* Month from its English three-letter abbreviation (any case); 0 if none. */
-static unsigned search_month(const char *s)
-{
-	static const char months[] = "janfebmaraprmayjunjulaugsepoctnovdec";
-	for (unsigned i = 0; i < 12; i++)
-		if (strncasecmp(s, months + 3 * i, 3) == 0)
-			return i + 1;
-	return 0;
 }
 
 /* IMAP date-text "d-Mon-yyyy" (RFC 9051 §9 date). */
@@ -104,7 +83,7 @@ static bool search_parse_date(const char *s, int64_t *day_r)
 	if (i == 0 || d < 1 || d > 31 || s[i] != '-')
 		return false;
 	s += i + 1;
-	unsigned m = search_month(s);
+	unsigned m = date_month(s);
 	if (m == 0 || s[3] != '-')
 		return false;
 	s += 4;
@@ -115,7 +94,7 @@ static bool search_parse_date(const char *s, int64_t *day_r)
 	}
 	if (s[4] != '\0')
 		return false;
-	*day_r = search_days(y, m, d);
+	*day_r = date_days(y, m, d);
 	return true;
 }
 
@@ -145,7 +124,7 @@ static bool search_parse_sent(const char *s, int64_t *day_r)
 		return false;
 	while (*s == ' ' || *s == '\t' || *s == '-')
 		s++;
-	unsigned m = search_month(s);
+	unsigned m = date_month(s);
 	if (m == 0)
 		return false;
 	s += 3;
@@ -162,7 +141,7 @@ static bool search_parse_sent(const char *s, int64_t *day_r)
 		y += y < 50 ? 2000 : 1900;
 	else if (n == 3)
 		y += 1900;
-	*day_r = search_days(y, m, d);
+	*day_r = date_days(y, m, d);
 	return true;
 }
 

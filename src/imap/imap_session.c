@@ -151,7 +151,8 @@ const char *imap_session_capabilities(struct imap_session *s)
 		    "CONDSTORE QRESYNC QUOTA QUOTA=RES-STORAGE QUOTA=RES-MESSAGE METADATA"
 		    " COMPRESS=DEFLATE SORT SORT=DISPLAY ESORT THREAD=ORDEREDSUBJECT "
 		    "THREAD=REFERENCES"
-		    " WITHIN UNAUTHENTICATE REPLACE OBJECTID SAVEDATE PREVIEW",
+		    " WITHIN UNAUTHENTICATE REPLACE OBJECTID SAVEDATE PREVIEW"
+		    " ACL RIGHTS=texk LIST-MYRIGHTS",
 		    (unsigned long long)s->limits->message_size);
 	}
 	ASSERT(strlen(caps) < sizeof(caps) - 1); /* never cut short */
@@ -356,7 +357,7 @@ static void imap_watch_cb(void *ctx, uint64_t highestmodseq)
 
 void imap_session_watch(struct imap_session *s)
 {
-	s->watch = store_watch(s->server->store, s->account_id, s->mailbox, imap_watch_cb, s);
+	s->watch = store_watch(s->server->store, s->mailbox_owner, s->mailbox, imap_watch_cb, s);
 }
 
 /* Index of uid in the view (sorted by UID), or -1. */
@@ -431,7 +432,7 @@ static void imap_sync_read(void *ctx)
 {
 	struct imap_sync *y = ctx;
 	struct imap_session *s = y->s;
-	y->r = store_mailbox_changes(s->server->store, s->account_id, s->mailbox, s->highestmodseq,
+	y->r = store_mailbox_changes(s->server->store, s->mailbox_owner, s->mailbox, s->highestmodseq,
 	                             imap_sync_entry, imap_sync_expunged, y, &y->st);
 	if (y->r != 1 || y->st.uidvalidity != s->uidvalidity || s->rev2)
 		return;
@@ -735,7 +736,22 @@ void imap_session_send_flags(struct imap_session *s)
 	imap_send(s, "* FLAGS (\\Answered \\Flagged \\Deleted \\Seen \\Draft%s%s)", sep, kw);
 	if (s->read_only)
 		imap_send(s, "* OK [PERMANENTFLAGS ()] Read-only mailbox");
-	else
+	else if ((s->rights & STORE_ACL_ALL) != STORE_ACL_ALL) {
+		/* A shared mailbox (RFC 4314 §4): only the flags the session may store. */
+		bool w = (s->rights & STORE_ACL_WRITE) != 0;
+		struct buf b;
+		buf_init(&b, 64 * 1024);
+		int r = buf_puts(&b, w ? " \\Answered \\Flagged \\Draft" : "");
+		if (r == 0 && (s->rights & STORE_ACL_DELMSG))
+			r = buf_puts(&b, " \\Deleted");
+		if (r == 0 && (s->rights & STORE_ACL_SEEN))
+			r = buf_puts(&b, " \\Seen");
+		if (r == 0 && w)
+			r = buf_printf(&b, "%s%s \\*", sep, kw);
+		imap_send(s, "* OK [PERMANENTFLAGS (%s)] Flags permitted",
+		          r == 0 && b.len > 0 ? buf_cstr(&b) + 1 : "");
+		buf_free(&b);
+	} else
 		imap_send(s,
 		          "* OK [PERMANENTFLAGS (\\Answered \\Flagged \\Deleted \\Seen \\Draft%s%s "
 		          "\\*)] Flags permitted",
@@ -772,7 +788,7 @@ void imap_session_flags_text(struct imap_session *s, struct buf *b, const struct
 int imap_session_recent_read(struct imap_session *s, uint32_t upto, uint32_t *first_r)
 {
 	/* Claim only what this session is told of: up to its last UID. */
-	return store_recent_claim(s->server->store, s->account_id, s->mailbox, s->uidvalidity, upto,
+	return store_recent_claim(s->server->store, s->mailbox_owner, s->mailbox, s->uidvalidity, upto,
 	                          !s->read_only, first_r) == 1;
 }
 

@@ -110,8 +110,12 @@ struct imap_session {
 	uint64_t account_id;
 	char *user;
 
-	/* selected mailbox */
+	/* selected mailbox: mailbox is its name in the account mailbox_owner (this session's,
+	 * or another's through the shared namespace, imap_acl.h); rights are the session's
+	 * STORE_ACL_* on it (every right on its own) */
 	char *mailbox;
+	uint64_t mailbox_owner;
+	unsigned rights;
 	bool read_only;
 	uint32_t uidvalidity, uidnext;
 	uint64_t highestmodseq;

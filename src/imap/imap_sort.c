@@ -12,6 +12,7 @@
 #include "mime/mime.h"
 #include "mime/mime_decode.h"
 #include "mime/rfc822_addr.h"
+#include "core/date.h"
 #include "core/banned.h"
 
 /* ---- the program ---- */
@@ -265,16 +266,6 @@ char *imap_sort_collate(struct arena *arena, const char *s, size_t len)
 
 /* ---- dates (RFC 5322 §3.3, §4.3) ---- */
 
-static int64_t sort_days(int64_t y, unsigned m, unsigned d)
-{
-	y -= m <= 2;
-	int64_t era = (y >= 0 ? y : y - 399) / 400;
-	uint64_t yoe = (uint64_t)(y - era * 400);
-	uint64_t doy = (153 * (m > 2 ? m - 3 : m + 9) + 2) / 5 + d - 1;
-	uint64_t doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
-	return era * 146097 + (int64_t)doe - 719468;
-}
-
 struct sort_cursor {
 	const char *s;
 	size_t p, e;
@@ -364,12 +355,8 @@ bool imap_sort_parse_date(const char *s, size_t len, int64_t *t_r)
 	if (n == 0 || day < 1 || day > 31)
 		return false;
 	sort_cfws(&c);
-	static const char months[] = "janfebmaraprmayjunjulaugsepoctnovdec";
 	size_t ml = sort_alpha(&c, word, sizeof(word));
-	unsigned mon = 0;
-	for (unsigned i = 0; ml >= 3 && i < 12; i++)
-		if (memcmp(word, months + 3 * i, 3) == 0)
-			mon = i + 1;
+	unsigned mon = ml >= 3 ? date_month(word) : 0;
 	if (mon == 0)
 		return false;
 	sort_cfws(&c);
@@ -395,7 +382,7 @@ bool imap_sort_parse_date(const char *s, size_t len, int64_t *t_r)
 			return false;
 	}
 	int64_t zone = sort_zone(&c);
-	*t_r = sort_days(year, mon, day) * 86400 + hh * 3600 + mm * 60 + ss - zone;
+	*t_r = date_days(year, mon, day) * 86400 + hh * 3600 + mm * 60 + ss - zone;
 	return true;
 }
 

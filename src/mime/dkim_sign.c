@@ -16,6 +16,7 @@
 #include "core/crlf.h"
 #include "core/xmalloc.h"
 #include "mime/address.h"
+#include "mime/dkim_hash.h"
 #include "mime/rfc822_addr.h"
 #include "core/banned.h"
 
@@ -149,54 +150,14 @@ const char *dkim_sign_domain(struct arena *arena, const unsigned char *msg, size
 
 /* ---- hashing ---- */
 
-static void dkim_sha_out(void *ctx, const unsigned char *data, size_t len)
-{
-	if (EVP_DigestUpdate(ctx, data, len) != 1)
-		abort(); /* SHA-256 over memory does not fail */
-}
-
-/* The body hash (bh=) of msg[body..len), relaxed. */
+/* The body hash (bh=) of msg[body..len), relaxed, in base64. */
 static int dkim_body_hash(const unsigned char *msg, size_t body, size_t len, char **b64_r)
 {
-	EVP_MD_CTX *md = EVP_MD_CTX_new();
-	if (md == NULL || EVP_DigestInit_ex(md, EVP_sha256(), NULL) != 1) {
-		EVP_MD_CTX_free(md);
+	unsigned char digest[DKIM_HASH_LEN];
+	if (dkim_hash_body(msg, body, len, DKIM_CANON_RELAXED, UINT64_MAX, digest, NULL) < 0)
 		return -1;
-	}
-	struct dkim_body_canon *bc = xmalloc(sizeof(*bc));
-	dkim_body_canon_init(bc, DKIM_CANON_RELAXED, dkim_sha_out, md);
-	dkim_body_canon_update(bc, msg + body, len - body);
-	dkim_body_canon_final(bc);
-	free(bc);
-	unsigned char digest[EVP_MAX_MD_SIZE];
-	unsigned int dlen = 0;
-	int ok = EVP_DigestFinal_ex(md, digest, &dlen) == 1;
-	EVP_MD_CTX_free(md);
-	if (!ok)
-		return -1;
-	*b64_r = base64_encode_dup(digest, dlen);
+	*b64_r = base64_encode_dup(digest, sizeof(digest));
 	return 0;
-}
-
-/* Feed the selected fields, relaxed, into md (the part of the header hash every signature
- * of this message shares). */
-static int dkim_hash_fields(EVP_MD_CTX *md, const unsigned char *msg,
-                            const struct dkim_field *fields, const size_t *picked, size_t n)
-{
-	struct buf b;
-	buf_init(&b, SIZE_MAX / 4);
-	int ret = 0;
-	for (size_t i = 0; i < n && ret == 0; i++) {
-		if (picked[i] == SIZE_MAX)
-			continue;
-		buf_reset(&b);
-		const struct dkim_field *f = &fields[picked[i]];
-		if (dkim_canon_header(DKIM_CANON_RELAXED, msg + f->start, f->len, true, &b) < 0 ||
-		    EVP_DigestUpdate(md, b.data, b.len) != 1)
-			ret = -1;
-	}
-	buf_free(&b);
-	return ret;
 }
 
 /* ---- the DKIM-Signature field ---- */
@@ -383,7 +344,7 @@ static int dkim_sign_normalised(struct arena *arena, const unsigned char *msg, s
 	*error_r = "signing failed";
 	int ret = -1;
 	if (shared != NULL && EVP_DigestInit_ex(shared, EVP_sha256(), NULL) == 1 &&
-	    dkim_hash_fields(shared, msg, fields, picked, nnames) == 0 &&
+	    dkim_hash_fields(shared, DKIM_CANON_RELAXED, msg, fields, picked, nnames) == 0 &&
 	    dkim_body_hash(msg, body, len, &bh) == 0) {
 		ret = (int)nkeys;
 		for (size_t k = 0; k < nkeys && ret >= 0; k++) {

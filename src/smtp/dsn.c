@@ -8,24 +8,13 @@
 #include <sys/random.h>
 #include <time.h>
 
+#include "core/date.h"
 #include "core/arena.h"
 #include "smtp/smtp_parser.h"
 #include "core/banned.h"
 
 /* A report's own text lines stay below RFC 5322's 998 octets. */
 #define DSN_FIELD_MAX 900
-
-static void dsn_date(int64_t t, char *out, size_t n)
-{
-	static const char *const days[] = {"Sun", "Mon", "Tue", "Wed", "Thu", "Fri", "Sat"};
-	static const char *const mons[] = {"Jan", "Feb", "Mar", "Apr", "May", "Jun",
-	                                   "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"};
-	time_t tt = (time_t)t;
-	struct tm tm;
-	gmtime_r(&tt, &tm);
-	snprintf(out, n, "%s, %02d %s %04d %02d:%02d:%02d +0000", days[tm.tm_wday], tm.tm_mday,
-	         mons[tm.tm_mon], tm.tm_year + 1900, tm.tm_hour, tm.tm_min, tm.tm_sec);
-}
 
 /* Text from elsewhere (a remote reply, an address) as one header-safe line: controls become
  * spaces, 8-bit octets '?' unless the report is UTF-8, and at most DSN_FIELD_MAX octets. */
@@ -91,8 +80,8 @@ const char *dsn_subject(enum dsn_action kind)
 static int dsn_header(const struct dsn_report *r, enum dsn_action kind, const char *boundary,
                       struct buf *b)
 {
-	char date[64];
-	dsn_date(r->now, date, sizeof(date));
+	char date[DATE_RFC5322_MAX];
+	date_rfc5322(r->now, date);
 	const char *subject = dsn_subject(kind);
 	if (buf_printf(b, "From: Mail Delivery System <MAILER-DAEMON@%s>\r\nTo: <",
 	               r->reporting_mta) < 0 ||
@@ -149,7 +138,7 @@ static int dsn_text_part(const struct dsn_report *r, enum dsn_action kind, struc
 static int dsn_recipient_fields(const struct dsn_report *r, const struct dsn_recipient *rc,
                                 struct buf *b)
 {
-	char date[64];
+	char date[DATE_RFC5322_MAX];
 	const char *type = r->utf8 ? "utf-8" : "rfc822";
 	if (buf_puts(b, "\r\n") < 0)
 		return -1;
@@ -173,12 +162,12 @@ static int dsn_recipient_fields(const struct dsn_report *r, const struct dsn_rec
 	     dsn_put_safe(b, rc->diagnostic, r->utf8) < 0 || buf_puts(b, "\r\n") < 0))
 		return -1;
 	if (rc->last_attempt > 0) {
-		dsn_date(rc->last_attempt, date, sizeof(date));
+		date_rfc5322(rc->last_attempt, date);
 		if (buf_printf(b, "Last-Attempt-Date: %s\r\n", date) < 0)
 			return -1;
 	}
 	if (rc->action == DSN_ACTION_DELAYED && rc->retry_until > 0) {
-		dsn_date(rc->retry_until, date, sizeof(date));
+		date_rfc5322(rc->retry_until, date);
 		if (buf_printf(b, "Will-Retry-Until: %s\r\n", date) < 0)
 			return -1;
 	}
@@ -188,8 +177,8 @@ static int dsn_recipient_fields(const struct dsn_report *r, const struct dsn_rec
 /* The part for programs (RFC 3464 §2.2 per-message fields, §2.3 per-recipient fields). */
 static int dsn_status_part(const struct dsn_report *r, struct buf *b)
 {
-	char date[64];
-	dsn_date(r->arrival, date, sizeof(date));
+	char date[DATE_RFC5322_MAX];
+	date_rfc5322(r->arrival, date);
 	if (buf_printf(b, "Content-Type: message/%s\r\n\r\n",
 	               r->utf8 ? "global-delivery-status" : "delivery-status") < 0)
 		return -1;

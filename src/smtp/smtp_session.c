@@ -12,6 +12,7 @@
 #include <strings.h>
 #include <unistd.h>
 
+#include "core/date.h"
 #include "core/buf.h"
 #include "core/log.h"
 #include "core/xmalloc.h"
@@ -173,15 +174,8 @@ static const char *smtp_header_safe(struct arena *a, const char *text)
 
 static int smtp_trace_headers(struct smtp_session *s, struct buf *b)
 {
-	char date[64];
-	time_t now = time(NULL);
-	struct tm tm;
-	gmtime_r(&now, &tm);
-	static const char *const days[] = {"Sun", "Mon", "Tue", "Wed", "Thu", "Fri", "Sat"};
-	static const char *const mons[] = {"Jan", "Feb", "Mar", "Apr", "May", "Jun",
-	                                   "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"};
-	snprintf(date, sizeof(date), "%s, %02d %s %04d %02d:%02d:%02d +0000", days[tm.tm_wday],
-	         tm.tm_mday, mons[tm.tm_mon], tm.tm_year + 1900, tm.tm_hour, tm.tm_min, tm.tm_sec);
+	char date[DATE_RFC5322_MAX];
+	date_rfc5322((int64_t)time(NULL), date);
 	/* RFC 3848 protocol keywords: ESMTP + S (TLS) + A (authenticated). */
 	const char *proto = !s->esmtp              ? "SMTP"
 	                    : conn_is_tls(s->conn) ? (s->authenticated ? "ESMTPSA" : "ESMTPS")

@@ -11,6 +11,7 @@
 
 #include <zlib.h>
 
+#include "core/date.h"
 #include "core/base64.h"
 #include "core/json.h"
 #include "core/xmalloc.h"
@@ -430,11 +431,8 @@ int tlsrpt_gzip(const void *data, size_t len, struct buf *out)
 
 static int tlsrpt_mail_head(const struct tlsrpt_mail *m, const char *boundary, struct buf *out)
 {
-	char date[64];
-	time_t now = (time_t)m->now;
-	struct tm tm;
-	gmtime_r(&now, &tm);
-	strftime(date, sizeof(date), "%a, %d %b %Y %H:%M:%S +0000", &tm);
+	char date[DATE_RFC5322_MAX];
+	date_rfc5322(m->now, date);
 	return buf_printf(out,
 	                  "From: <%s>\r\n"
 	                  "To: <%s>\r\n"

@@ -447,7 +447,13 @@ enum store_mailbox_action {
 	 * METADATA_TOOMANY (the account would hold more than metadata_max entries), INVALID
 	 * (an entry name store_metadata_name_valid() refuses). */
 	STORE_MAILBOX_METADATA,
+	/* Change the rights (RFC 4314) of acl_identifier on name (see "access control" below):
+	 * acl_mode says how acl_rights (STORE_ACL_* bits) apply; an identifier left with no
+	 * rights loses its entry. -1 NO_MAILBOX, INVALID (identifier store_acl_identifier_valid()
+	 * refuses, or no bits), LIMIT (more than STORE_ACL_MAX identifiers on the mailbox). */
+	STORE_MAILBOX_ACL,
 };
+enum store_acl_mode { STORE_ACL_SET, STORE_ACL_ADD, STORE_ACL_REMOVE };
 /* One metadata entry to write: value NULL removes it. Names are lower-cased by the store. */
 struct store_metadata_entry {
 	const char *name;
@@ -464,6 +470,9 @@ struct store_mailbox_op {
 	const struct store_metadata_entry *metadata; /* METADATA */
 	size_t metadata_count;
 	uint32_t metadata_max; /* METADATA: entries the account may hold in all */
+	const char *acl_identifier;    /* ACL: lower-case, store_acl_identifier_valid() */
+	unsigned acl_rights;           /* ACL: STORE_ACL_* bits */
+	enum store_acl_mode acl_mode;  /* ACL */
 	/* out */
 	int result;        /* 0 committed, -1 refused or failed */
 	const char *error; /* for -1: a STORE_ERROR_* string (BAD_NAME for invalid names) */
@@ -494,6 +503,60 @@ int store_metadata_get(struct store *store, uint64_t account_id, const char *mai
                        const char *name, int depth,
                        void (*cb)(void *ctx, const char *name, const void *value, size_t size),
                        void *ctx);
+
+/* ---- access control (RFC 4314) ----
+ * Each mailbox has a list of (identifier, rights) entries; the owner has every right on
+ * its mailboxes without an entry. An identifier is an account address ("bob@example.com"),
+ * "@example.com" (every account of that domain), or "anyone" / "authenticated" (every
+ * account: there are no anonymous sessions). A grantee's rights on a mailbox are the union
+ * of the entries that name it. Entries hang on the mailbox row: they follow a RENAME and go
+ * with a DELETE (and with the owner's account). */
+#define STORE_ACL_LOOKUP (1u << 0)  /* l */
+#define STORE_ACL_READ (1u << 1)    /* r */
+#define STORE_ACL_SEEN (1u << 2)    /* s */
+#define STORE_ACL_WRITE (1u << 3)   /* w */
+#define STORE_ACL_INSERT (1u << 4)  /* i */
+#define STORE_ACL_POST (1u << 5)    /* p */
+#define STORE_ACL_CREATE (1u << 6)  /* k */
+#define STORE_ACL_DELETE (1u << 7)  /* x */
+#define STORE_ACL_DELMSG (1u << 8)  /* t */
+#define STORE_ACL_EXPUNGE (1u << 9) /* e */
+#define STORE_ACL_ADMIN (1u << 10)  /* a */
+#define STORE_ACL_ALL ((1u << 11) - 1)
+/* The rights in their RFC 4314 §2.1 order. */
+#define STORE_ACL_LETTERS "lrswipkxtea"
+/* Identifiers on one mailbox at most. */
+#define STORE_ACL_MAX 256
+/* Longest identifier in octets. */
+#define STORE_ACL_IDENTIFIER_MAX 320
+/* Parse a rights string: letters of STORE_ACL_LETTERS, and the obsolete virtual rights of
+ * RFC 4314 §2.1.1 ("c" = "kx", "d" = "et"), any order, repeats allowed. 0 with *bits_r, -1
+ * for any other character. */
+int store_acl_rights_parse(const char *text, unsigned *bits_r) __attribute__((warn_unused_result));
+/* The rights in bits as letters in STORE_ACL_LETTERS order into out (NUL-terminated). */
+void store_acl_rights_string(unsigned bits, char out[sizeof(STORE_ACL_LETTERS)]);
+/* Is identifier (already lower-case) one the store keeps: "anyone", "authenticated",
+ * "@domain" or "local@domain", printable US-ASCII without space, at most
+ * STORE_ACL_IDENTIFIER_MAX octets? */
+bool store_acl_identifier_valid(const char *identifier);
+/* Does identifier name the account address (lower-case)? */
+bool store_acl_identifier_matches(const char *identifier, const char *address);
+/* The entries of one mailbox of account_id, in identifier order, through cb (bits are
+ * STORE_ACL_*). 1 (possibly none), 0 no such mailbox, -1 error. */
+int store_acl_get(struct store *store, uint64_t account_id, const char *mailbox,
+                  void (*cb)(void *ctx, const char *identifier, unsigned rights), void *ctx);
+/* The rights of the account address (lower-case) on owner's mailbox: STORE_ACL_ALL when it
+ * is the owner (account_id == owner_id), else the union of the matching entries. 1 with
+ * *rights_r (possibly 0), 0 no such mailbox, -1 error. */
+int store_acl_rights(struct store *store, uint64_t owner_id, const char *mailbox,
+                     uint64_t account_id, const char *address, unsigned *rights_r);
+/* Every mailbox of another account with an entry that names address (lower-case), ordered
+ * by owner address and mailbox name; rights is the union of the entries naming it. 0 ok,
+ * -1 error. */
+int store_acl_shared(struct store *store, uint64_t account_id, const char *address,
+                     void (*cb)(void *ctx, uint64_t owner_id, const char *owner,
+                                const char *mailbox, unsigned rights),
+                     void *ctx);
 
 /* ---- reading changes ---- */
 /* One read snapshot of a mailbox: *status_r (may be NULL), then through entry_cb (may be
@@ -570,6 +633,10 @@ struct store_copy {
 	const uint32_t *uids; /* any order; duplicates, 0 and absent UIDs are ignored */
 	size_t uid_count;
 	bool move; /* also expunge the sources (RFC 6851), in the same transaction */
+	/* The account of target when it is another one (a shared mailbox, RFC 4314), 0 for
+	 * account_id. Across accounts the copies count against the target's account, and a
+	 * move takes their octets off the source's. */
+	uint64_t target_account_id;
 	/* out */
 	int result;            /* 0 committed, -1 refused or failed (nothing changed) */
 	const char *error;     /* NO_MAILBOX (source), NO_TARGET, OVERQUOTA (copy only: a move

@@ -163,7 +163,7 @@ static const char *db_texts[SQ_COUNT];
 
 static void db_texts_init(void)
 {
-	for (unsigned i = 0; i < SQ_METADATA_END; i++) {
+	for (unsigned i = 0; i < SQ_ACL_END; i++) {
 		if (i < SQ_CORE_COUNT)
 			db_texts[i] = sq_sql[i];
 		else if (i < SQ_MAILBOX_END)
@@ -174,8 +174,10 @@ static void db_texts_init(void)
 			db_texts[i] = store_db_tlsrpt_sql[i - SQ_QUEUE_END];
 		else if (i < SQ_CHUNKS_END)
 			db_texts[i] = store_db_chunks_sql[i - SQ_TLSRPT_END];
-		else
+		else if (i < SQ_METADATA_END)
 			db_texts[i] = store_db_metadata_sql[i - SQ_CHUNKS_END];
+		else
+			db_texts[i] = store_db_acl_sql[i - SQ_METADATA_END];
 	}
 	store_db_dump_texts(db_texts);
 }
@@ -1461,6 +1463,8 @@ const struct store_vfuncs store_db_vfuncs = {
     .mailbox_stats = store_db_mailbox_stats,
     .mailbox_keywords = store_db_mailbox_keywords,
     .metadata_get = store_db_metadata_get,
+    .acl_get = store_db_acl_get,
+    .acl_shared = store_db_acl_shared,
     .mailbox_recent_first = store_db_mailbox_recent_first,
     .mailbox_count_from = store_db_mailbox_count_from,
     .mailbox_changes = store_db_mailbox_changes,

@@ -17,7 +17,7 @@
 #include "store/store_private.h"
 
 /* Tables a dump holds (store_db_dump.c). */
-#define STORE_DB_DUMP_TABLES 14
+#define STORE_DB_DUMP_TABLES 15
 
 /* Every statement, prepared once per connection on first use. The SQL of the ids before
  * SQ_CORE_COUNT is in store_db.c, of the others in store_db_mailbox.c and
@@ -163,8 +163,16 @@ enum sq_id {
 	SQ_MD_COUNT,
 	SQ_MD_GET,
 	SQ_METADATA_END,
+	/* store_db_acl.c */
+	SQ_ACL_DELETE = SQ_METADATA_END,
+	SQ_ACL_INSERT,
+	SQ_ACL_COUNT,
+	SQ_ACL_ONE,
+	SQ_ACL_GET,
+	SQ_ACL_SHARED,
+	SQ_ACL_END,
 	/* store_db_dump.c: whether the store is empty, then SELECT and INSERT of each table */
-	SQ_DUMP_EMPTY = SQ_METADATA_END,
+	SQ_DUMP_EMPTY = SQ_ACL_END,
 	SQ_DUMP_FIRST,
 	SQ_COUNT = SQ_DUMP_FIRST + 2 * STORE_DB_DUMP_TABLES
 };
@@ -176,6 +184,7 @@ extern const char *const store_db_queue_sql[SQ_QUEUE_END - SQ_MAILBOX_END];
 extern const char *const store_db_tlsrpt_sql[SQ_TLSRPT_END - SQ_QUEUE_END];
 extern const char *const store_db_chunks_sql[SQ_CHUNKS_END - SQ_TLSRPT_END];
 extern const char *const store_db_metadata_sql[SQ_METADATA_END - SQ_CHUNKS_END];
+extern const char *const store_db_acl_sql[SQ_ACL_END - SQ_METADATA_END];
 
 /* A reading thread's connection, in store_db.readers. */
 struct db_reader {
@@ -254,6 +263,15 @@ int store_db_metadata_get(struct store *store, uint64_t account_id, const char *
                           const char *name, int depth,
                           void (*cb)(void *ctx, const char *name, const void *value, size_t size),
                           void *ctx);
+/* store_db_acl.c: the writer's ACL item (inside its savepoint), and the reads. */
+int store_db_acl_commit(struct sql_conn *c, struct store_commit_item *item, const char **error_r);
+int store_db_acl_get(struct store *store, uint64_t account_id, const char *mailbox,
+                     void (*cb)(void *ctx, const char *identifier, unsigned rights), void *ctx);
+int store_db_acl_shared(struct store *store, uint64_t account_id, const char *address,
+                        const char *domain,
+                        void (*cb)(void *ctx, uint64_t owner_id, const char *owner,
+                                   const char *mailbox, unsigned rights),
+                        void *ctx);
 int store_db_mailbox_commit(struct sql_conn *c, struct store_commit_item *item,
                             struct sq_ids *unref, struct store_changes *changes,
                             const char **error_r);

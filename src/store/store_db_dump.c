@@ -59,6 +59,7 @@ static const struct dump_table dump_tables[] = {
     {"expunged", "mailbox_id, uid, modseq", "iii", "mailbox_id, uid"},
     {"subscriptions", "account_id, name", "is", "account_id, name"},
     {"metadata", "account_id, mailbox_id, name, value", "iisb", "account_id, mailbox_id, name"},
+    {"acl", "mailbox_id, identifier, rights", "iss", "mailbox_id, identifier"},
     {"queue",
      "id, message_id, mail_from, ret, envid, smtputf8, eightbit, requiretls, domain, created,"
      " attempts, next_attempt, held, delay_warned, lease_owner, lease_until",

@@ -806,8 +806,9 @@ static int sqm_copy_entries(struct sql_conn *c, struct store_commit_item *item,
 	uint64_t size = 0;
 	int64_t first = 0, modseq = 0;
 	int ret = sqm_sources(c, cp, src_mb->id, src, &n, &size, error_r);
-	if (ret == 0 && n > 0 && !cp->move) {
-		ret = sqm_over_quota(c, cp->account_id, size, n, error_r);
+	bool across = cp->target_account_id != cp->account_id;
+	if (ret == 0 && n > 0 && (!cp->move || across)) {
+		ret = sqm_over_quota(c, cp->target_account_id, size, n, error_r);
 		if (ret == 1)
 			item->refused = STORE_ERROR_OVERQUOTA;
 		ret = ret < 0 ? -1 : 0;
@@ -820,15 +821,22 @@ static int sqm_copy_entries(struct sql_conn *c, struct store_commit_item *item,
 	}
 	if (ret == 0 && n > 0 && item->refused == NULL) {
 		ret = sqm_copy_insert(c, cp, dst, src, n, first, modseq, error_r);
-		if (ret == 0 && !cp->move)
+		if (ret == 0 && (!cp->move || across))
 			ret = sql_exec(c, SQ_ACCOUNT_ADD_USED, error_r, "ii",
-			               (int64_t)cp->account_id, (int64_t)size) < 0
+			               (int64_t)cp->target_account_id, (int64_t)size) < 0
+			          ? -1
+			          : 0;
+		/* A move to another account takes the octets off the source's. */
+		if (ret == 0 && cp->move && across)
+			ret = sql_exec(c, SQ_ACCOUNT_ADD_USED, error_r, "ii", (int64_t)cp->account_id,
+			               -(int64_t)size) < 0
 			          ? -1
 			          : 0;
 		if (ret == 0 && cp->move)
 			ret = sqm_move_expunge(c, cp, src_mb->id, src, n, changes, error_r);
 		if (ret == 0) {
-			store_watch_changed(changes, cp->account_id, cp->target, (uint64_t)modseq);
+			store_watch_changed(changes, cp->target_account_id, cp->target,
+			                    (uint64_t)modseq);
 			cp->count = n;
 		}
 	}
@@ -849,7 +857,7 @@ static int sqm_copy(struct sql_conn *c, struct store_commit_item *item,
 	if (ret == 0)
 		item->refused = STORE_ERROR_NO_MAILBOX;
 	if (ret == 1) {
-		ret = sqm_get(c, cp->account_id, cp->target, &dst, error_r);
+		ret = sqm_get(c, cp->target_account_id, cp->target, &dst, error_r);
 		if (ret == 0)
 			item->refused = STORE_ERROR_NO_TARGET;
 	}
@@ -1045,6 +1053,8 @@ int store_db_mailbox_commit(struct sql_conn *c, struct store_commit_item *item,
 		return sqm_subscribe(c, item, error_r);
 	case STORE_MAILBOX_METADATA:
 		return store_db_metadata_commit(c, item, error_r);
+	case STORE_MAILBOX_ACL:
+		return store_db_acl_commit(c, item, error_r);
 	}
 	item->refused = STORE_ERROR_INVALID;
 	return 0;

@@ -496,7 +496,11 @@ void store_mailbox_change(struct store *store, struct store_mailbox_op *op, stor
 	char name[STORE_MAILBOX_NAME_MAX + 1], new_name[STORE_MAILBOX_NAME_MAX + 1];
 	const char *refuse = NULL;
 	name[0] = new_name[0] = '\0';
-	if (op->action > STORE_MAILBOX_METADATA)
+	if (op->action > STORE_MAILBOX_ACL)
+		refuse = STORE_ERROR_INVALID;
+	else if (op->action == STORE_MAILBOX_ACL &&
+	         (op->acl_identifier == NULL || !store_acl_identifier_valid(op->acl_identifier) ||
+	          (op->acl_rights & ~STORE_ACL_ALL) != 0))
 		refuse = STORE_ERROR_INVALID;
 	else if (op->action == STORE_MAILBOX_METADATA && !store_mailbox_metadata_ok(op))
 		refuse = STORE_ERROR_INVALID;

@@ -153,6 +153,7 @@ struct store_commit_copy {
 	const uint32_t *uids;         /* ascending, distinct, none 0 */
 	size_t uid_count;
 	bool move;
+	uint64_t target_account_id; /* of target: account_id unless a shared mailbox's */
 	/* out */
 	uint32_t uidvalidity;
 	size_t count;
@@ -167,6 +168,9 @@ struct store_commit_mailbox {
 	const struct store_metadata_entry *metadata; /* METADATA: names valid, lower-case */
 	size_t metadata_count;
 	uint32_t metadata_max;
+	const char *acl_identifier; /* ACL: valid, lower-case */
+	unsigned acl_rights;
+	enum store_acl_mode acl_mode;
 	/* out */
 	uint32_t expunged;
 	uint64_t freed;
@@ -412,6 +416,15 @@ struct store_vfuncs {
 	                    const char *name, int depth,
 	                    void (*cb)(void *ctx, const char *name, const void *value, size_t size),
 	                    void *ctx);
+	/* As store_acl_get(); mailbox is the exact stored name. */
+	int (*acl_get)(struct store *store, uint64_t account_id, const char *mailbox,
+	               void (*cb)(void *ctx, const char *identifier, unsigned rights), void *ctx);
+	/* As store_acl_shared(); domain is "@domain" of address. */
+	int (*acl_shared)(struct store *store, uint64_t account_id, const char *address,
+	                  const char *domain,
+	                  void (*cb)(void *ctx, uint64_t owner_id, const char *owner,
+	                             const char *mailbox, unsigned rights),
+	                  void *ctx);
 	int (*message_summary)(struct store *store, uint64_t account_id, const char *mailbox,
 	                       uint32_t uid, char **envelope_r, char **body_r,
 	                       char **bodystructure_r);

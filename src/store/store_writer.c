@@ -1008,6 +1008,7 @@ void store_writer_copy(struct store *store, struct store_copy *op, const char *m
 	    .uids = p->uids,
 	    .uid_count = p->uid_count,
 	    .move = op->move,
+	    .target_account_id = op->target_account_id != 0 ? op->target_account_id : op->account_id,
 	    .source_uids = p->map_source,
 	    .target_uids = p->map_target,
 	};
@@ -1034,6 +1035,9 @@ void store_writer_mailbox(struct store *store, struct store_mailbox_op *op, cons
 	    .metadata = op->metadata,
 	    .metadata_count = op->metadata_count,
 	    .metadata_max = op->metadata_max,
+	    .acl_identifier = op->acl_identifier,
+	    .acl_rights = op->acl_rights,
+	    .acl_mode = op->acl_mode,
 	};
 	store_writer_push(store, p);
 }

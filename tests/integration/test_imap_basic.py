@@ -192,7 +192,7 @@ def test_commands_need_the_right_state(server):
     assert f.readline() == b"* ENABLED IMAP4rev2\r\n"
     assert f.readline().startswith(b"a4 OK")
     sock.sendall(b"a5 NAMESPACE\r\n")
-    assert f.readline() == b'* NAMESPACE (("" "/")) NIL NIL\r\n'
+    assert f.readline() == b'* NAMESPACE (("" "/")) (("Shared/" "/")) NIL\r\n'
     assert f.readline().startswith(b"a5 OK")
     sock.close()
 

@@ -4,6 +4,8 @@ Format, one directive per line:
   # text             a comment
   @deliver N         deliver N test messages to the conversation's fresh user first
   @quota ARGS...     posthorn user quota USER ARGS... (e.g. "@quota 10K --messages 3")
+  @share ARGS...     posthorn share ARGS... ($USER replaced; e.g. "@share grant
+                     demo@example.test Junk $USER lr")
   C: line            send the line (CRLF added); $USER and $PASS are replaced
   S: pattern         the next line from the server must match; "*" matches any text
   S~ pattern         skip server lines until one matches
@@ -66,6 +68,8 @@ def test_conversation(server, conv):
             deliver(server, user, int(raw.split()[1]))
         elif raw.startswith("@quota "):
             server.cli("user", "quota", user, *raw.split()[1:])
+        elif raw.startswith("@share "):
+            server.cli("share", *raw.replace("$USER", user).split()[1:])
         elif raw.startswith("C: "):
             line = raw[3:].replace("$USER", user).replace("$PASS", password)
             transcript.append("C: " + line)

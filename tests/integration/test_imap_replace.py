@@ -42,6 +42,17 @@ class Raw(RawClient):
         return re.findall(rb"Subject: (\S+)", b"".join(out))
 
 
+def drafts(server, *subjects):
+    """A new user's session with the given drafts appended and Drafts selected:
+    (user, session)."""
+    user = fresh_user(server)
+    r = Raw(server, user)
+    for subject in subjects:
+        assert r.append(b"Drafts", draft(subject)).startswith(b"OK")
+    assert r.select(b"Drafts") == len(subjects)
+    return user, r
+
+
 def test_capability(server):
     r = Raw(server, fresh_user(server))
     assert b"REPLACE" in r.cmd(b"CAPABILITY")[0].split()
@@ -49,11 +60,7 @@ def test_capability(server):
 
 
 def test_replace_in_the_same_mailbox(server):
-    user = fresh_user(server)
-    r = Raw(server, user)
-    for s in (b"d1", b"d2", b"d3"):
-        assert r.append(b"Drafts", draft(s)).startswith(b"OK")
-    assert r.select(b"Drafts") == 3
+    user, r = drafts(server, b"d1", b"d2", b"d3")
     watcher = Raw(server, user)
     watcher.cmd(b"SELECT Drafts")
     out = r.replace(b"REPLACE 2", b"Drafts", draft(b"d2new"), b"(\\Draft) ")
@@ -87,10 +94,7 @@ def test_uid_replace_into_another_mailbox_with_qresync(server):
 
 
 def test_trycreate_and_the_old_message_stays(server):
-    user = fresh_user(server)
-    r = Raw(server, user)
-    assert r.append(b"Drafts", draft(b"keep")).startswith(b"OK")
-    r.select(b"Drafts")
+    _, r = drafts(server, b"keep")
     out = r.replace(b"REPLACE 1", b"Nowhere", draft(b"x"))
     assert out == [b"NO [TRYCREATE] The mailbox does not exist"], out
     assert r.uids() == [1]
@@ -99,10 +103,7 @@ def test_trycreate_and_the_old_message_stays(server):
 
 
 def test_replacing_an_expunged_message(server):
-    user = fresh_user(server)
-    r = Raw(server, user)
-    assert r.append(b"Drafts", draft(b"gone")).startswith(b"OK")
-    r.select(b"Drafts")
+    user, r = drafts(server, b"gone")
     # Another session expunges it; this session's view still has it (no NOOP yet).
     other = Raw(server, user)
     other.cmd(b"SELECT Drafts")
@@ -112,7 +113,6 @@ def test_replacing_an_expunged_message(server):
     out = r.replace(b"UID REPLACE 1", b"Drafts", draft(b"new"))
     assert out[-1].startswith(b"NO [EXPUNGEISSUED]"), out
     # Nothing was appended.
-    st = b"".join(r.cmd(b"STATUS Sent (MESSAGES)"))
     r.cmd(b"NOOP")
     assert r.uids() == []
     # A UID that never was there.
@@ -122,10 +122,7 @@ def test_replacing_an_expunged_message(server):
 
 
 def test_bad_numbers_and_read_only(server):
-    user = fresh_user(server)
-    r = Raw(server, user)
-    assert r.append(b"Drafts", draft(b"one")).startswith(b"OK")
-    r.select(b"Drafts")
+    _, r = drafts(server, b"one")
     assert r.replace(b"REPLACE 2", b"Drafts", draft(b"x"))[-1] == b"BAD Invalid sequence number"
     assert r.replace(b"REPLACE 0", b"Drafts", draft(b"x"))[-1].startswith(b"BAD")
     assert r.replace(b"REPLACE 1:2", b"Drafts", draft(b"x"))[-1].startswith(b"BAD")
@@ -157,10 +154,7 @@ def test_quota_counts_the_replaced_message_as_freed(server):
 
 
 def test_toobig_before_the_literal(server):
-    user = fresh_user(server)
-    r = Raw(server, user)
-    assert r.append(b"Drafts", draft(b"one")).startswith(b"OK")
-    r.select(b"Drafts")
+    _, r = drafts(server, b"one")
     tag = r.tag()
     r.send(tag + b" REPLACE 1 Drafts {4000000000}\r\n")
     lines, status = r.until(tag)

@@ -17,6 +17,7 @@ import time
 
 import pytest
 
+import imap_helpers
 from imap_helpers import imap_ports, tls_ctx, wait_imap
 from conftest import HOST
 
@@ -28,70 +29,17 @@ PASSWORD = "search-Secret-7"
 _counter = itertools.count(1)
 
 
-
-
-
-
 def new_user(server):
     addr = "s%d@example.test" % next(_counter)
     server.add_user(addr, PASSWORD)
     return addr
 
 
-class Raw:
-    """A raw IMAP client over implicit TLS: send bytes, read lines and whole responses."""
+class Raw(imap_helpers.Raw):
+    """imap_helpers.Raw (over implicit TLS) logged in with this module's password."""
 
     def __init__(self, server, user=None):
-        wait_imap(server)
-        self.sock = tls_ctx().wrap_socket(
-            socket.create_connection((HOST, imap_ports(server)[1]), timeout=30))
-        self.f = self.sock.makefile("rb")
-        assert self.line().startswith(b"* OK")
-        self.n = 0
-        if user is not None:
-            assert self.cmd(b"LOGIN %s \"%s\"" % (user.encode(), PASSWORD.encode()))[-1] \
-                .startswith(b"OK")
-
-    def send(self, data):
-        self.sock.sendall(data)
-
-    def line(self):
-        line = self.f.readline()
-        assert line, "connection closed"
-        return line
-
-    def tag(self):
-        self.n += 1
-        return b"t%d" % self.n
-
-    def until(self, tag):
-        lines = []
-        while True:
-            line = self.line()
-            m = re.search(rb"\{(\d+)\}\r\n$", line)
-            while m:  # a response may hold several literals
-                line += self.f.read(int(m.group(1)))
-                more = self.line()
-                line += more
-                m = re.search(rb"\{(\d+)\}\r\n$", more)
-            if line.startswith(tag + b" "):
-                return lines, line[len(tag) + 1:].rstrip(b"\r\n")
-            lines.append(line)
-
-    def cmd(self, text):
-        tag = self.tag()
-        self.send(tag + b" " + text + b"\r\n")
-        lines, status = self.until(tag)
-        return lines + [status]
-
-    def select(self, box=b"INBOX"):
-        out = self.cmd(b"SELECT " + box)
-        assert out[-1].startswith(b"OK [READ-WRITE]"), out
-        return int([l for l in out if l.endswith(b" EXISTS\r\n")][0].split()[1])
-
-    def close(self):
-        self.f.close()
-        self.sock.close()
+        super().__init__(server, user, PASSWORD)
 
 
 def msg(headers, body):

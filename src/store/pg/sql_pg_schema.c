@@ -122,9 +122,12 @@ static const char pg_migration_6[] =
     "UPDATE mailbox_entries SET save_date = internal_date;"
     "ALTER TABLE messages ADD COLUMN preview text;";
 
-/* Migration 7: reserved for another branch of issue 11 (its text replaces this one at the
- * merge). */
-static const char pg_migration_7[] = "SELECT 1;";
+/* Migration 7 (SQLite's 11): access control entries (RFC 4314). */
+static const char pg_migration_7[] =
+    "CREATE TABLE acl (mailbox_id bigint NOT NULL REFERENCES mailboxes(id) ON DELETE CASCADE,"
+    " identifier " PG_TEXT " NOT NULL, rights " PG_TEXT " NOT NULL,"
+    " PRIMARY KEY (mailbox_id, identifier));"
+    "CREATE INDEX acl_identifier ON acl (identifier);";
 
 /* Migration 8 (SQLite's 12): the search index's texts. Where pg_trgm can be installed
  * (a trusted extension since PostgreSQL 13: the database owner may), GIN trigram indexes

@@ -162,9 +162,13 @@ static const char sqlite_migration_10[] =
     "UPDATE mailbox_entries SET save_date = internal_date;"
     "ALTER TABLE messages ADD COLUMN preview TEXT;";
 
-/* Migration 11: reserved for another branch of issue 11 (its text replaces this one at the
- * merge). */
-static const char sqlite_migration_11[] = "SELECT 1;";
+/* Migration 11: access control entries (RFC 4314, store_db_acl.c): the rights of an
+ * identifier on a mailbox, letters in STORE_ACL_LETTERS order; the index serves the shared
+ * namespace's "which mailboxes name me". */
+static const char sqlite_migration_11[] =
+    "CREATE TABLE acl (mailbox_id INTEGER NOT NULL REFERENCES mailboxes(id) ON DELETE CASCADE,"
+    " identifier TEXT NOT NULL, rights TEXT NOT NULL, PRIMARY KEY (mailbox_id, identifier));"
+    "CREATE INDEX acl_identifier ON acl(identifier);";
 
 /* Migration 12, the search index of IMAP SEARCH BODY and TEXT (store.h): per stored
  * content, its header lines and body texts decoded, in UTF-8 and case-folded (complete 1),
