@@ -175,7 +175,7 @@ static const char sqlite_migration_11[] =
  * or a row saying it is not indexable (complete 0, texts NULL); it goes with the content's
  * messages row. An FTS5 table with the trigram tokenizer (SQLite 3.34 and later) over the
  * texts, kept by triggers, narrows a search for 3 characters or more to the contents that
- * hold all its trigrams; instr() on the texts then decides. Messages stored before have no
+ * hold all its trigrams; LIKE on the texts then decides. Messages stored before have no
  * row: searched from their files. */
 static const char sqlite_migration_12[] =
     "CREATE TABLE search_texts (message_id INTEGER PRIMARY KEY"
