@@ -3,7 +3,8 @@ delivery or APPEND, docs/design-notes.md "Search index"), through imaplib: quote
 ISO-8859-1, base64 UTF-8, RFC 2047 headers, substrings inside words, needles of one and two
 characters, BODY versus TEXT, combinations with header keys, NOT and OR. The proof that the
 index answers: with the message files removed, BODY and TEXT still find what they found
-(a search that reads files fails); a message larger than search_index_max_text is searched
+(a search that reads files fails), also for another account searching the shared mailbox;
+a message larger than search_index_max_text is searched
 from its file, with the same answers."""
 
 import imaplib
@@ -51,8 +52,12 @@ CORPUS = [
 ]
 
 
+GRANTEE = "idx-reader@example.test"
+
+
 def server_setup(srv):
     srv.add_user(USER, PASSWORD)
+    srv.add_user(GRANTEE, PASSWORD)
 
 
 @pytest.fixture(scope="module")
@@ -132,6 +137,16 @@ def test_index_answers_without_files(server, box):
     assert search(box, "NOT", "BODY", "αθηνα") == "1 3 4"
     # a header key reads the files: the removed ones are searched as gone (empty)
     assert search(box, "FROM", "carol") == ""
+    # another account's search of the shared mailbox asks the owner's index (RFC 4314)
+    typ, _ = box.setacl("INBOX", GRANTEE, "lr")
+    assert typ == "OK"
+    g = imaplib.IMAP4_SSL(HOST, imap_ports(server)[1], ssl_context=tls_ctx(), timeout=30)
+    g.login(GRANTEE, PASSWORD)
+    typ, _ = g.select('"Shared/%s/INBOX"' % USER, readonly=True)
+    assert typ == "OK"
+    assert search(g, "BODY", "café coûte") == "1"
+    assert search(g, "TEXT", "hidden treasure") == "2 4"
+    g.logout()
 
 
 @pytest.mark.skipif(TEST_STORE == "postgresql", reason="bodies live in the database")
