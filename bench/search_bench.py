@@ -201,7 +201,7 @@ def main(argv=None):
     sizes = [int(x) for x in ("1000,10000" if args.quick and args.sizes == "10000,100000"
                               else args.sizes).split(",") if x.strip()]
     rounds = args.rounds or (3 if args.quick else 5)
-    R = lb.load_run()
+    R = report_section.load_run()
     binary = os.environ.get("POSTHORN_BIN") or str(HERE.parent / "build" / "posthorn")
     with tempfile.TemporaryDirectory(prefix="posthorn-search-") as top:
         os.chmod(top, 0o755)

@@ -593,11 +593,11 @@ def test_search_bench_tiny_run_and_report(tmp_path):
     """The search benchmark on a mailbox of 30 messages (Posthorn only, one round): every
     search finds what the corpus holds (the tenth, the decoded café of two thirds, the
     header substring), the largebox corpus is given back, and the section merges."""
-    import auth_bench
     import largebox_bench as L
+    import report_section
     import search_bench as S
     from conftest import BIN
-    R = auth_bench.load_run()
+    R = report_section.load_run()
     top = Path(tempfile.mkdtemp(prefix="posthorn-search-smoke-"))
     before = L.message
     try:
