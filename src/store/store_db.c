@@ -1152,8 +1152,10 @@ static int sq_locate_row(struct store *store, struct sql_row *st, uint32_t uid,
 
 /* ---- the search index's backfill ---- */
 
-/* Contents the backfill looks at per transaction: a short stop for the writer's queue. */
+/* Contents the backfill looks at per transaction, and the span of message ids one step
+ * looks through at most: a short stop for the writer's queue either way. */
 #define SQ_BACKFILL_BATCH 16
+#define SQ_BACKFILL_SPAN 4096
 
 struct sq_backfill {
 	int64_t ids[SQ_BACKFILL_BATCH];
@@ -1204,11 +1206,16 @@ int store_db_search_backfill(struct store *store, store_search_texter_fn *fn, vo
 	const char *error;
 	char *hdr[SQ_BACKFILL_BATCH], *body[SQ_BACKFILL_BATCH];
 	int state[SQ_BACKFILL_BATCH];
-	if (sql_each(c, SQ_MB_SEARCH_PENDING, sq_backfill_row, &b, "ii", *cursor,
-	             (int64_t)SQ_BACKFILL_BATCH) < 0)
+	int64_t beyond;
+	if (sql_each(c, SQ_MB_SEARCH_PENDING, sq_backfill_row, &b, "iii", *cursor,
+	             *cursor + SQ_BACKFILL_SPAN, (int64_t)SQ_BACKFILL_BATCH) < 0)
 		return -1;
-	if (b.count == 0)
-		return 0;
+	if (b.count == 0) { /* none in this span: on to the next, if there are ids beyond */
+		int r = sql_int(c, SQ_MB_SEARCH_BEYOND, &beyond, NULL, "i", *cursor + SQ_BACKFILL_SPAN);
+		if (r == 1)
+			*cursor = beyond - 1;
+		return r;
+	}
 	for (size_t i = 0; i < b.count; i++)
 		state[i] = sq_backfill_texts(store, c, b.ids[i], fn, ctx, max, &hdr[i], &body[i]);
 	int ret = sql_begin(c, SQL_TX_WRITE, &error);
@@ -1227,8 +1234,8 @@ int store_db_search_backfill(struct store *store, store_search_texter_fn *fn, vo
 	}
 	if (ret < 0)
 		return -1;
-	if (b.count > 0)
-		*cursor = b.ids[b.count - 1];
+	/* fewer than a batch: the span holds no more */
+	*cursor = b.count == SQ_BACKFILL_BATCH ? b.ids[b.count - 1] : *cursor + SQ_BACKFILL_SPAN;
 	return (int)b.count;
 }
 

@@ -110,9 +110,10 @@ const char *const store_db_mailbox_sql[SQ_MAILBOX_END - SQ_CORE_COUNT] = {
     SQM(SQ_MB_SEARCH_INDEXED) = STORE_DB_SEARCH_SELECT STORE_DB_SEARCH_MATCH,
     SQM(SQ_MB_SEARCH_SCAN) = STORE_DB_SEARCH_SELECT STORE_DB_SEARCH_MATCH,
     /* The backfill (store_db_search_backfill()): contents without a row, by id. */
-    SQM(SQ_MB_SEARCH_PENDING) = "SELECT m.id FROM messages m WHERE m.id > ?1 AND NOT EXISTS"
-                                " (SELECT 1 FROM search_texts t WHERE t.message_id = m.id)"
-                                " ORDER BY m.id LIMIT ?2",
+    SQM(SQ_MB_SEARCH_PENDING) = "SELECT m.id FROM messages m WHERE m.id > ?1 AND m.id <= ?2"
+                                " AND NOT EXISTS (SELECT 1 FROM search_texts t"
+                                " WHERE t.message_id = m.id) ORDER BY m.id LIMIT ?3",
+    SQM(SQ_MB_SEARCH_BEYOND) = "SELECT id FROM messages WHERE id > ?1 ORDER BY id LIMIT 1",
     SQM(SQ_MB_SEARCH_CONTENT) = "SELECT sha256, size, content, id FROM messages WHERE id = ?1",
     SQM(SQ_MB_SEARCH_BACKFILL) = "INSERT INTO search_texts (message_id, complete, hdr, body)"
                                  " SELECT ?1, ?2, ?3, ?4 WHERE EXISTS (SELECT 1 FROM messages"

@@ -261,6 +261,44 @@ static void test_unindexed_and_backfill(void **state)
 	assert_int_equal(text_rows(f), 3); /* 2: a row saying it is not indexable */
 }
 
+/* Run sql on the test's database (outside the store). */
+static void db_exec(struct fixture *f, const char *sqlite_sql, const char *pg_sql)
+{
+	if (engine_is_pg(&f->eng)) {
+		PGconn *c = PQconnectdb(f->eng.target);
+		PGresult *r = PQexec(c, pg_sql);
+		assert_true(PQresultStatus(r) == PGRES_TUPLES_OK ||
+		            PQresultStatus(r) == PGRES_COMMAND_OK);
+		PQclear(r);
+		PQfinish(c);
+		return;
+	}
+	char path[512];
+	sqlite3 *db;
+	snprintf(path, sizeof(path), "%s/posthorn.db", f->dir);
+	assert_int_equal(sqlite3_open_v2(path, &db, SQLITE_OPEN_READWRITE, NULL), SQLITE_OK);
+	sqlite3_busy_timeout(db, 5000);
+	assert_int_equal(sqlite3_exec(db, sqlite_sql, NULL, NULL, NULL), SQLITE_OK);
+	sqlite3_close(db);
+}
+
+/* The backfill looks through message ids a span at a time and jumps over a gap wider
+ * than a span to the next id: a message far beyond the first is reached. */
+static void test_backfill_over_a_gap(void **state)
+{
+	struct fixture *f = fixture_get(state);
+	store_set_search_texter(f->store, NULL, NULL, 0);
+	deliver(f, "Subject: first\r\n\r\nfirst words\r\n");
+	db_exec(f, "INSERT INTO messages (id, sha256, size, received_at, mail_from)"
+	           " VALUES (20000, printf('%064d', 0), 0, 0, '')",
+	        "SELECT setval(pg_get_serial_sequence('messages', 'id'), 20000)");
+	deliver(f, "Subject: far\r\n\r\nfar words\r\n");
+	assert_string_equal(unindexed(f, "INBOX"), "1 2");
+	store_set_search_texter(f->store, imap_search_doc_index_fd, NULL, 1 << 20);
+	wait_unindexed(f, "");
+	assert_string_equal(hits(f, "INBOX", "words", true), "1 2");
+}
+
 /* Copies share the content's text; it goes with the last message using the content. */
 static void test_copies_and_expunge(void **state)
 {
@@ -318,6 +356,7 @@ int main(void)
 	    BOTH(test_index_at_delivery),
 	    BOTH(test_short_needles),
 	    BOTH(test_unindexed_and_backfill),
+	    BOTH(test_backfill_over_a_gap),
 	    BOTH(test_copies_and_expunge),
 	    cmocka_unit_test(test_doc_index),
 	};
