@@ -3,8 +3,12 @@
  * message. When the criteria parse, the message is matched with and without its octets,
  * whole and cut to its first half, and the contract is checked: 0 or 1 with the octets, the
  * same answer without them whenever that one is not -1, and -1 only when a key needs them.
- * The message itself also goes through the text reader directly. */
+ * The message itself also goes through the text reader directly. And the search index's
+ * contract: with each indexable BODY/TEXT key answered from imap_search_doc_index()'s texts
+ * (as the store does: the needle in hdr or body), the match is the same as from the
+ * octets. */
 #include <stdint.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "core/arena.h"
@@ -39,6 +43,26 @@ static void fuzz_match(const struct imap_search *search, const uint8_t *msg, siz
 		ASSERT(quick == full);
 	if (search->needs == 0)
 		ASSERT(quick >= 0);
+	char *hdr, *body;
+	if (search->texts == NULL || imap_search_doc_index(msg, len, 1 << 24, &hdr, &body) != 1)
+		return;
+	struct imap_search *s = (struct imap_search *)search;
+	uint32_t uid = m.uid;
+	for (struct imap_search_text *t = s->texts; t != NULL; t = t->next) {
+		bool in = strstr(body, t->needle) != NULL ||
+		          (!t->body_only && strstr(hdr, t->needle) != NULL);
+		t->indexed = true;
+		t->uids = in ? &uid : NULL;
+		t->count = in ? 1 : 0;
+	}
+	ASSERT(imap_search_match(search, &ctx, &m, msg, len) == full);
+	for (struct imap_search_text *t = s->texts; t != NULL; t = t->next) {
+		t->indexed = false;
+		t->uids = NULL;
+		t->count = 0;
+	}
+	free(hdr);
+	free(body);
 }
 
 static void fuzz_doc(const uint8_t *msg, size_t len)

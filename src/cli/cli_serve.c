@@ -10,6 +10,7 @@
 #include "core/log.h"
 #include "core/privdrop.h"
 #include "net/server.h"
+#include "imap/imap_search_doc.h"
 #include "imap/imap_server.h"
 #include "mime/imap_structure.h"
 #include "net/tls.h"
@@ -164,6 +165,9 @@ static int serve_run(struct serve *sv)
 	store_set_inline_max(sv->store, sv->conf->store_inline_max);
 	store_set_read_threads(sv->store, sv->conf->store_read_threads);
 	store_set_summarizer(sv->store, imap_structure_summarize, NULL);
+	/* SEARCH BODY/TEXT from text decoded once (imap_search_doc_index_fd()). */
+	store_set_search_texter(sv->store, imap_search_doc_index_fd, NULL,
+	                        (size_t)sv->conf->search_index_max_text);
 	/* auth_workers and auth_cache_* take effect at start (a reload keeps them). */
 	sv->auth = auth_new(serve_auth_lookup, sv, sv->conf->auth_workers);
 	auth_set_cache(sv->auth, sv->conf->auth_cache_ttl, sv->conf->auth_cache_size);

@@ -61,6 +61,7 @@ static const struct conf_key conf_keys[] = {
     {"default_quota", T_BYTES64, OFF(default_quota), 0, UINT64_MAX, 0},
     {"store_inline_max", T_BYTES64, OFF(store_inline_max), 0, 64u << 20, 0},
     {"store_read_threads", T_UINT, OFF(store_read_threads), 0, 32, 0},
+    {"search_index_max_text", T_BYTES64, OFF(search_index_max_text), 0, 64u << 20, 0},
     {"queue_lease_time", T_SECONDS, OFF(queue_lease_time), 10, 86400, 0},
     {"smtp_listen", T_LISTEN, 0, 0, 0, CONF_LISTENER_SMTP},
     {"submission_listen", T_LISTEN, 0, 0, 0, CONF_LISTENER_SUBMISSION},
@@ -160,6 +161,7 @@ struct conf *conf_new_defaults(const char *base_dir)
 	c->smtp_bare_lf = CONF_BARE_LF_REJECT;
 	c->default_quota = 0;
 	c->store_inline_max = 128 * 1024; /* store.h: STORE_INLINE_MAX_DEFAULT */
+	c->search_index_max_text = 1024 * 1024;
 	(void)conf_parse_listen(c, CONF_LISTENER_SMTP, "*:25");
 	(void)conf_parse_listen(c, CONF_LISTENER_SUBMISSION, "*:587");
 	(void)conf_parse_listen(c, CONF_LISTENER_SUBMISSIONS, "*:465");

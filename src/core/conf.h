@@ -74,6 +74,7 @@ struct conf {
 	uint64_t default_quota;      /* bytes for new accounts, 0 = unlimited */
 	uint64_t store_inline_max;   /* bodies up to this size live in the database */
 	unsigned store_read_threads; /* 0 = by the engine */
+	uint64_t search_index_max_text; /* SEARCH text stored per message; 0 = no index */
 	bool vrfy_enabled;
 	bool pop3_apop;            /* offer APOP (weak, MD5) to accounts with an APOP secret */
 	int pop3_expire;           /* days retrieved mail stays (RFC 2449 EXPIRE), -1 = never */

@@ -138,7 +138,7 @@ static int cmd_search_file_match(struct imap_session *s, const struct cmd_search
 	size_t len = 0;
 	bool mapped = false;
 	if (f->open_r == 1)
-		cmd_msg_load(f->fd, f->size, (o->search->needs & IMAP_SEARCH_NEED_BODY) == 0, &data,
+		cmd_msg_load(f->fd, f->size, !imap_search_needs_body(o->search, f->uid), &data,
 		             &len, &mapped);
 	f->fd = -1;
 	/* Expunged by another session meanwhile (the view keeps it until the EXPUNGE may be
@@ -191,6 +191,9 @@ static void cmd_search_op_free(struct cmd_search_op *o)
 {
 	for (struct imap_search_emailid *e = o->search->emailids; e != NULL; e = e->next)
 		free(e->uids);
+	for (struct imap_search_text *t = o->search->texts; t != NULL; t = t->next)
+		free(t->uids);
+	free(o->search->unindexed);
 	cmd_search_batch_release(o);
 	arena_free(&o->arena);
 	free(o->hits);
@@ -399,7 +402,25 @@ static enum imap_step cmd_search_step(struct imap_session *s, void *op)
 	return IMAP_STEP_DONE;
 }
 
-/* Store reads (imap_session_read): the UIDs of each EMAILID key (RFC 8474 §6). */
+/* The search index's answers for the BODY and TEXT keys it can take (store.h): the
+ * messages it does not hold, then each key's UIDs. A key the store cannot answer (an
+ * error) is left to the messages' files. */
+static void cmd_search_texts_read(struct cmd_search_op *o)
+{
+	struct imap_session *s = o->s;
+	struct imap_search *search = o->search;
+	if (search->texts == NULL ||
+	    store_search_unindexed_uids(s->server->store, s->mailbox_owner, s->mailbox,
+	                                &search->unindexed, &search->unindexed_count) != 1)
+		return;
+	for (struct imap_search_text *t = search->texts; t != NULL; t = t->next)
+		t->indexed = store_search_text_uids(s->server->store, s->mailbox_owner, s->mailbox,
+		                                    t->needle, t->body_only, &t->uids,
+		                                    &t->count) == 1;
+}
+
+/* Store reads (imap_session_read): the UIDs of each EMAILID key (RFC 8474 §6), and what
+ * the search index answers. */
 static void cmd_search_emailid_read(void *ctx)
 {
 	struct cmd_search_op *o = ctx;
@@ -408,6 +429,7 @@ static void cmd_search_emailid_read(void *ctx)
 		if (store_mailbox_emailid_uids(s->server->store, s->mailbox_owner, s->mailbox,
 		                               e->id, &e->uids, &e->count) != 1)
 			o->failed = true;
+	cmd_search_texts_read(o);
 }
 
 static void cmd_search_start(struct imap_session *s, void *ctx)
@@ -429,7 +451,7 @@ static void cmd_search_start(struct imap_session *s, void *ctx)
 static void cmd_search_synced(struct imap_session *s, void *ctx)
 {
 	struct cmd_search_op *o = ctx;
-	if (s->closed || o->search->emailids == NULL) {
+	if (s->closed || (o->search->emailids == NULL && o->search->texts == NULL)) {
 		cmd_search_start(s, o);
 		return;
 	}

@@ -63,6 +63,7 @@ struct imap_search_key {
 	size_t len;
 	const struct imap_seqset *set;             /* SK_SEQ, SK_UID */
 	const struct imap_search_emailid *emailid; /* SK_EMAILID */
+	const struct imap_search_text *text;       /* SK_BODY, SK_TEXT: NULL when unindexable */
 };
 
 /* ---- dates ---- */
@@ -154,6 +155,8 @@ struct search_parser {
 	bool uses_saved;
 	bool modseq; /* a MODSEQ key occurs */
 	struct imap_search_emailid *emailids;
+	struct imap_search_text *texts;
+	bool texts_some_not; /* a non-empty BODY/TEXT key the index cannot answer */
 	const char *error;
 };
 
@@ -250,6 +253,23 @@ static const char *search_take_string(struct search_parser *p, size_t *len_r)
 	}
 }
 
+/* BODY and TEXT: listed for the index when their needle suits it (the stored texts end
+ * each piece with LF, so a needle with LF is not asked there; nor one that is not UTF-8,
+ * nor one longer than IMAP_SEARCH_TEXT_NEEDLE_MAX: SQLite's LIKE refuses long patterns). */
+static void search_parse_text(struct search_parser *p, struct imap_search_key *k)
+{
+	if (k->len > IMAP_SEARCH_TEXT_NEEDLE_MAX || memchr(k->str, '\n', k->len) != NULL ||
+	    !imap_search_doc_utf8_valid((const unsigned char *)k->str, k->len)) {
+		p->texts_some_not = true;
+		return;
+	}
+	struct imap_search_text *t = arena_alloc(p->arena, sizeof(*t));
+	*t = (struct imap_search_text){
+	    .needle = k->str, .body_only = k->type == SK_BODY, .next = p->texts};
+	p->texts = t;
+	k->text = t;
+}
+
 static const struct imap_search_key *
 search_parse_string_key(struct search_parser *p, struct imap_search_key *k, const char *name)
 {
@@ -272,6 +292,8 @@ search_parse_string_key(struct search_parser *p, struct imap_search_key *k, cons
 	if (s == NULL)
 		return search_fail(p, "Search key needs a string argument");
 	k->str = imap_search_doc_fold(p->arena, (const unsigned char *)s, len, &k->len);
+	if (k->type != SK_HEADER && k->len > 0)
+		search_parse_text(p, k);
 	return k;
 }
 
@@ -546,6 +568,8 @@ int imap_search_parse(struct arena *arena, const struct imap_arg *args,
 	search->uses_saved = p.uses_saved;
 	search->modseq = p.modseq;
 	search->emailids = p.emailids;
+	search->texts = p.texts;
+	search->texts_all = !p.texts_some_not;
 	*search_r = search;
 	return 0;
 }
@@ -558,6 +582,7 @@ bool imap_search_charset_supported(const char *charset)
 /* ---- matching ---- */
 
 struct search_env {
+	const struct imap_search *search;
 	const struct imap_search_context *ctx;
 	const struct imap_search_msg *msg;
 	struct imap_search_doc *doc; /* doc->data NULL: octets not available */
@@ -798,9 +823,15 @@ static int search_eval(const struct imap_search_key *k, struct search_env *e)
 		if (k->type == SK_SEQ)
 			return imap_seqset_contains(k->set, m->seq, e->ctx->count);
 		return imap_seqset_contains(k->set, m->uid, e->ctx->max_uid);
-	case SK_HEADER:
 	case SK_BODY:
 	case SK_TEXT:
+		if (k->len == 0) /* every message holds the empty string */
+			return 1;
+		if (k->text != NULL && k->text->indexed &&
+		    !search_uid_listed(e->search->unindexed, e->search->unindexed_count, m->uid))
+			return search_uid_listed(k->text->uids, k->text->count, m->uid);
+		return search_eval_text(k, e);
+	case SK_HEADER:
 		return search_eval_text(k, e);
 	case SK_EMAILID:
 		return search_uid_listed(k->emailid->uids, k->emailid->count, m->uid);
@@ -820,8 +851,21 @@ int imap_search_match(const struct imap_search *search, const struct imap_search
 {
 	struct imap_search_doc doc;
 	imap_search_doc_init(&doc, data, len);
-	struct search_env e = {.ctx = ctx, .msg = msg, .doc = &doc};
+	struct search_env e = {.search = search, .ctx = ctx, .msg = msg, .doc = &doc};
 	int r = search_eval(search->root, &e);
 	imap_search_doc_deinit(&doc);
 	return r;
+}
+
+bool imap_search_needs_body(const struct imap_search *search, uint32_t uid)
+{
+	if ((search->needs & IMAP_SEARCH_NEED_BODY) == 0)
+		return false;
+	if (!search->texts_all ||
+	    search_uid_listed(search->unindexed, search->unindexed_count, uid))
+		return true;
+	for (const struct imap_search_text *t = search->texts; t != NULL; t = t->next)
+		if (!t->indexed)
+			return true;
+	return false;
 }

@@ -50,6 +50,21 @@ struct imap_search_emailid {
 	struct imap_search_emailid *next;
 };
 
+/* A BODY or TEXT key that the store's search index can answer (store.h,
+ * store_search_text_uids()): the caller may ask the store before any matching, fill uids
+ * (ascending) and set indexed, and fill imap_search.unindexed once for all of them; then
+ * such a key is decided from uids for every message not listed in unindexed, and from the
+ * message's octets only for those. A key left unindexed reads the octets as before. */
+#define IMAP_SEARCH_TEXT_NEEDLE_MAX 4096 /* octets: longer needles read the messages */
+struct imap_search_text {
+	const char *needle; /* case-folded, NUL-terminated, valid UTF-8, no LF, not empty */
+	bool body_only;     /* BODY (else TEXT) */
+	bool indexed;
+	uint32_t *uids; /* the caller's (it frees them) */
+	size_t count;
+	struct imap_search_text *next;
+};
+
 /* A parsed SEARCH command. Everything lives in the arena given to imap_search_parse(). */
 struct imap_search {
 	bool has_return;     /* "RETURN (...)" was given: the answer is an ESEARCH response */
@@ -59,6 +74,10 @@ struct imap_search {
 	bool uses_saved;     /* "$" occurs (RFC 5182) */
 	bool modseq;         /* a MODSEQ key occurs (RFC 7162 §3.1.5): the answer adds MODSEQ */
 	struct imap_search_emailid *emailids; /* the EMAILID keys, NULL when none */
+	struct imap_search_text *texts;       /* BODY/TEXT keys the index can answer */
+	bool texts_all;      /* every non-empty BODY/TEXT key is in texts */
+	uint32_t *unindexed; /* the caller's: UIDs the index does not hold, ascending */
+	size_t unindexed_count;
 	const struct imap_search_key *root;
 };
 
@@ -113,5 +132,9 @@ struct imap_search_msg {
  * any octets are accepted (broken MIME, NULs, 8-bit headers). */
 int imap_search_match(const struct imap_search *search, const struct imap_search_context *ctx,
                       const struct imap_search_msg *msg, const unsigned char *data, size_t len);
+
+/* Does matching the message of uid need its whole text (IMAP_SEARCH_NEED_BODY), or is its
+ * header section enough, since the index answers its BODY and TEXT keys? */
+bool imap_search_needs_body(const struct imap_search *search, uint32_t uid);
 
 #endif

@@ -10,6 +10,9 @@
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
 #include "core/buf.h"
 #include "core/xmalloc.h"
@@ -299,4 +302,83 @@ void imap_search_doc_body(struct imap_search_doc *d)
 	struct mime_part *root;
 	if (mime_parse(d->arena, d->data, d->len, &limits, &root) >= -1) /* -1: a limit */
 		search_walk(d, root, true);
+}
+
+/* ---- the stored texts (the search index) ---- */
+
+bool imap_search_doc_utf8_valid(const unsigned char *s, size_t len)
+{
+	for (size_t i = 0; i < len;) {
+		size_t used;
+		if (search_utf8_decode(s + i, len - i, &used) < 0)
+			return false;
+		i += used;
+	}
+	return true;
+}
+
+/* Append the texts of t (all, or only body texts: name NULL) to b, each followed by LF,
+ * NUL octets written as LF. -1 when b's limit is reached. */
+static int search_texts_join(struct buf *b, const struct imap_search_doc_texts *t, int which)
+{
+	for (size_t i = 0; i < t->count; i++) {
+		const struct imap_search_doc_text *x = &t->v[i];
+		if ((which == 1 && x->name != NULL) || (which == 2 && x->name == NULL))
+			continue;
+		size_t at = b->len;
+		if (buf_append(b, x->s, x->len) < 0 || buf_append(b, "\n", 1) < 0)
+			return -1;
+		for (size_t k = at; k < b->len; k++)
+			if (b->data[k] == '\0')
+				b->data[k] = '\n';
+	}
+	return 0;
+}
+
+int imap_search_doc_index(const unsigned char *data, size_t len, size_t max, char **hdr_r,
+                          char **body_r)
+{
+	*hdr_r = *body_r = NULL;
+	struct imap_search_doc d;
+	imap_search_doc_init(&d, data, len);
+	imap_search_doc_header(&d);
+	imap_search_doc_body(&d);
+	struct buf h, b;
+	buf_init(&h, max + 1);
+	buf_init(&b, max + 1);
+	int r = 1;
+	if (search_texts_join(&h, &d.fields, 0) < 0 || search_texts_join(&h, &d.body, 2) < 0 ||
+	    search_texts_join(&b, &d.body, 1) < 0 || h.len + b.len > max ||
+	    buf_append(&h, "", 1) < 0 || buf_append(&b, "", 1) < 0 ||
+	    !imap_search_doc_utf8_valid((const unsigned char *)h.data, h.len - 1) ||
+	    !imap_search_doc_utf8_valid((const unsigned char *)b.data, b.len - 1))
+		r = 0;
+	if (r == 1) {
+		*hdr_r = xstrdup(h.data);
+		*body_r = xstrdup(b.data);
+	}
+	buf_free(&h);
+	buf_free(&b);
+	imap_search_doc_deinit(&d);
+	return r;
+}
+
+int imap_search_doc_index_fd(void *ctx, int fd, size_t max, char **hdr_r, char **body_r)
+{
+	(void)ctx;
+	*hdr_r = *body_r = NULL;
+	struct stat st;
+	if (fstat(fd, &st) != 0)
+		return -1;
+	size_t len = (size_t)st.st_size;
+	void *map = NULL;
+	if (len > 0) {
+		map = mmap(NULL, len, PROT_READ, MAP_PRIVATE, fd, 0);
+		if (map == MAP_FAILED)
+			return -1;
+	}
+	int r = imap_search_doc_index(map != NULL ? map : (const void *)"", len, max, hdr_r, body_r);
+	if (map != NULL)
+		munmap(map, len);
+	return r;
 }

@@ -63,4 +63,20 @@ void imap_search_doc_body(struct imap_search_doc *doc);
  * *len_r. */
 char *imap_search_doc_fold(struct arena *arena, const unsigned char *s, size_t len, size_t *len_r);
 
+/* Is s[0, len) valid UTF-8 (no overlong forms, no surrogates)? */
+bool imap_search_doc_utf8_valid(const unsigned char *s, size_t len);
+
+/* The texts the store keeps for SEARCH BODY and TEXT (the search index), made with the
+ * functions above: *hdr_r every header line that TEXT searches (the message's fields, then
+ * those of its MIME parts and nested messages), *body_r every body text that BODY searches,
+ * in message order, each text followed by LF (a NUL octet in a text is written as LF too).
+ * A needle without LF is found in one of these strings exactly when it is found in one of
+ * the texts. Returns 1 with both malloc'd; 0 (both NULL) when together they exceed max
+ * octets or are not valid UTF-8: such a message is not indexed, its searches read it. */
+int imap_search_doc_index(const unsigned char *data, size_t len, size_t max, char **hdr_r,
+                          char **body_r) __attribute__((warn_unused_result));
+/* The same for the message open at fd (store_search_texter_fn; ctx unused; fd stays open):
+ * 1, 0 as above, -1 it cannot be read. */
+int imap_search_doc_index_fd(void *ctx, int fd, size_t max, char **hdr_r, char **body_r);
+
 #endif

@@ -711,6 +711,19 @@ void store_set_summarizer(struct store *store, store_summarizer_fn *fn, void *ct
 	pthread_mutex_unlock(&store->queue_lock);
 }
 
+void store_set_search_texter(struct store *store, store_search_texter_fn *fn, void *ctx,
+                             size_t max)
+{
+	pthread_mutex_lock(&store->queue_lock);
+	store->search_texter = max > 0 ? fn : NULL;
+	store->search_texter_ctx = max > 0 ? ctx : NULL;
+	store->search_texter_max = max;
+	store->search_backfill_cursor = 0;
+	store->search_backfill_done = false;
+	pthread_cond_signal(&store->queue_cond); /* the writer may backfill */
+	pthread_mutex_unlock(&store->queue_lock);
+}
+
 /* ---- reading ---- */
 
 struct store_list_ctx {
@@ -877,6 +890,30 @@ int store_mailbox_emailid_uids(struct store *store, uint64_t account_id, const c
 	bool valid = emailid[0] == 'M' && blob_name_valid(emailid + 1);
 	return store->v->emailid_uids(store, account_id, name, valid ? emailid + 1 : "-", uids_r,
 	                              count_r);
+}
+
+int store_search_text_uids(struct store *store, uint64_t account_id, const char *mailbox,
+                           const char *needle, bool body_only, uint32_t **uids_r,
+                           size_t *count_r)
+{
+	char name[STORE_MAILBOX_NAME_MAX + 1];
+	*uids_r = NULL;
+	*count_r = 0;
+	if (store_mailbox_norm(mailbox, name) < 0)
+		return 0;
+	return store->v->search_text_uids(store, account_id, name, needle, body_only, uids_r,
+	                                  count_r);
+}
+
+int store_search_unindexed_uids(struct store *store, uint64_t account_id, const char *mailbox,
+                                uint32_t **uids_r, size_t *count_r)
+{
+	char name[STORE_MAILBOX_NAME_MAX + 1];
+	*uids_r = NULL;
+	*count_r = 0;
+	if (store_mailbox_norm(mailbox, name) < 0)
+		return 0;
+	return store->v->search_unindexed_uids(store, account_id, name, uids_r, count_r);
 }
 
 int store_schema_version(struct store *store)

@@ -744,6 +744,38 @@ typedef int store_summarizer_fn(void *ctx, const char *path, char **envelope_r, 
  * with respect to ctx. Set it right after store_open(). */
 void store_set_summarizer(struct store *store, store_summarizer_fn *fn, void *ctx);
 
+/* ---- the search index (IMAP SEARCH BODY and TEXT) ----
+ * Per stored content (so copies share it; it goes with the content's last message), two
+ * texts: the header lines SEARCH TEXT looks at and the body texts BODY and TEXT look at,
+ * decoded, converted to UTF-8 and case-folded once, at delivery or APPEND, each text
+ * followed by LF (imap_search_doc_index()). Indexed on SQLite with FTS5's trigram
+ * tokenizer, on PostgreSQL with pg_trgm where it can be installed; the answer is exact
+ * either way (the index only narrows what is compared). */
+/* Compute the texts of the message open for reading at fd (the caller closes it): 1 with
+ * *hdr_r and *body_r malloc'd (valid UTF-8, no NUL, together at most max octets), 0 not
+ * indexable (the message is searched from its file), -1 cannot read it. */
+typedef int store_search_texter_fn(void *ctx, int fd, size_t max, char **hdr_r, char **body_r);
+/* Install (fn != NULL, max > 0) or remove the texter; the writer thread calls it once for
+ * every new stored message of a delivery or append, before the commit, and, while it has
+ * nothing else to do, for the contents stored without texts (before the index existed, or
+ * while no texter was set): a bounded pass of a few at a time, each batch one short
+ * transaction, started again by every call of this function. Set it right after
+ * store_open(). Without it no texts are stored (every message counts as not indexed). */
+void store_set_search_texter(struct store *store, store_search_texter_fn *fn, void *ctx,
+                             size_t max);
+/* The UIDs (ascending) of the indexed messages of mailbox whose body texts (body_only) or
+ * header lines or body texts contain needle, octet for octet (needle: NUL-terminated,
+ * case-folded as the texts, valid UTF-8, no LF, not empty): 1 with *uids_r malloc'd (NULL
+ * when none) and *count_r, 0 no such mailbox, -1 error. Messages not indexed are never
+ * listed: see store_search_unindexed_uids(). */
+int store_search_text_uids(struct store *store, uint64_t account_id, const char *mailbox,
+                           const char *needle, bool body_only, uint32_t **uids_r,
+                           size_t *count_r);
+/* The UIDs (ascending) of the messages of mailbox without indexed texts (stored before the
+ * index, not indexable, or no texter): same returns. */
+int store_search_unindexed_uids(struct store *store, uint64_t account_id, const char *mailbox,
+                                uint32_t **uids_r, size_t *count_r);
+
 /* What OBJECTID (RFC 8474), SAVEDATE (RFC 8514) and PREVIEW (RFC 8970) show of one
  * message. The EMAILID names the stored content: a COPY or MOVE keeps it, and two
  * deliveries of the same octets (which the store keeps once) share it. */

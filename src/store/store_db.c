@@ -8,12 +8,14 @@
 #include "store/store_db.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <inttypes.h>
 #include <stdarg.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
 #include <time.h>
+#include <unistd.h>
 
 #include <sodium.h>
 
@@ -887,6 +889,10 @@ int store_db_message_row(struct sql_conn *c, const char *sha256, uint64_t size,
 		*error_r = "message row vanished";
 		return -1;
 	}
+	if (sum->search_state != 0 &&
+	    sql_exec(c, SQ_MB_SEARCH_INSERT, error_r, "iiss", *id_r,
+	             (int64_t)(sum->search_state == 1), sum->search_hdr, sum->search_body) < 0)
+		return -1;
 	return chunk_path == NULL ? 0
 	                          : store_db_chunks_put(c, *id_r, chunk_path, NULL, size, error_r);
 }
@@ -1144,6 +1150,95 @@ static int sq_locate_row(struct store *store, struct sql_row *st, uint32_t uid,
 	return ret;
 }
 
+/* ---- the search index's backfill ---- */
+
+/* Contents the backfill looks at per transaction, and the span of message ids one step
+ * looks through at most: a short stop for the writer's queue either way. */
+#define SQ_BACKFILL_BATCH 16
+#define SQ_BACKFILL_SPAN 4096
+
+struct sq_backfill {
+	int64_t ids[SQ_BACKFILL_BATCH];
+	size_t count;
+};
+
+static void sq_backfill_row(void *ctx, struct sql_row *st)
+{
+	struct sq_backfill *b = ctx;
+	if (b->count < SQ_BACKFILL_BATCH)
+		b->ids[b->count++] = sql_col_int(st, 0);
+}
+
+/* The texts of content id (fn on its body, wherever it is kept): 1, 0 or -1 as fn; -1
+ * also when it cannot be read, 2 when it is gone. */
+static int sq_backfill_texts(struct store *store, struct sql_conn *c, int64_t id,
+                             store_search_texter_fn *fn, void *ctx, size_t max, char **hdr_r,
+                             char **body_r)
+{
+	struct sql_row *st;
+	char sha[BLOB_HEX_LEN + 1];
+	uint64_t size;
+	int fd;
+	*hdr_r = *body_r = NULL;
+	int rc = sql_step(c, SQ_MB_SEARCH_CONTENT, &st, NULL, "i", id);
+	if (rc != SQL_ROW)
+		return rc < 0 ? -1 : 2;
+	if (sq_locate_row(store, st, 0, NULL, sha, &size, &fd) != 1)
+		return -1;
+	if (fd < 0) {
+		char *path = blob_path_dup(store->messages_dir, sha);
+		fd = open(path, O_RDONLY | O_CLOEXEC);
+		free(path);
+		if (fd < 0)
+			return -1;
+	}
+	int r = fn(ctx, fd, max, hdr_r, body_r);
+	close(fd);
+	return r;
+}
+
+int store_db_search_backfill(struct store *store, store_search_texter_fn *fn, void *ctx,
+                             size_t max, int64_t *cursor)
+{
+	struct store_db *s = (struct store_db *)store;
+	struct sql_conn *c = s->writer;
+	struct sq_backfill b = {.count = 0};
+	const char *error;
+	char *hdr[SQ_BACKFILL_BATCH], *body[SQ_BACKFILL_BATCH];
+	int state[SQ_BACKFILL_BATCH];
+	int64_t beyond;
+	if (sql_each(c, SQ_MB_SEARCH_PENDING, sq_backfill_row, &b, "iii", *cursor,
+	             *cursor + SQ_BACKFILL_SPAN, (int64_t)SQ_BACKFILL_BATCH) < 0)
+		return -1;
+	if (b.count == 0) { /* none in this span: on to the next, if there are ids beyond */
+		int r = sql_int(c, SQ_MB_SEARCH_BEYOND, &beyond, NULL, "i", *cursor + SQ_BACKFILL_SPAN);
+		if (r == 1)
+			*cursor = beyond - 1;
+		return r;
+	}
+	for (size_t i = 0; i < b.count; i++)
+		state[i] = sq_backfill_texts(store, c, b.ids[i], fn, ctx, max, &hdr[i], &body[i]);
+	int ret = sql_begin(c, SQL_TX_WRITE, &error);
+	if (ret == 0) {
+		for (size_t i = 0; ret == 0 && i < b.count; i++)
+			if (state[i] != 2)
+				ret = sql_exec(c, SQ_MB_SEARCH_BACKFILL, &error, "iiss", b.ids[i],
+				               (int64_t)(state[i] == 1), hdr[i], body[i]) < 0
+				          ? -1
+				          : 0;
+		ret = sql_end(c, ret, &error);
+	}
+	for (size_t i = 0; i < b.count; i++) {
+		free(hdr[i]);
+		free(body[i]);
+	}
+	if (ret < 0)
+		return -1;
+	/* fewer than a batch: the span holds no more */
+	*cursor = b.count == SQ_BACKFILL_BATCH ? b.ids[b.count - 1] : *cursor + SQ_BACKFILL_SPAN;
+	return (int)b.count;
+}
+
 static int sq_mail_locate(struct store *store, const char *address, const char *mailbox,
                           uint32_t uid, char sha256_r[BLOB_HEX_LEN + 1], uint64_t *size_r,
                           int *fd_r)
@@ -1383,6 +1478,9 @@ const struct store_vfuncs store_db_vfuncs = {
     .message_summary = store_db_mailbox_summary,
     .message_objects = store_db_message_objects,
     .emailid_uids = store_db_mailbox_emailid_uids,
+    .search_text_uids = store_db_search_text_uids,
+    .search_unindexed_uids = store_db_search_unindexed_uids,
+    .search_backfill = store_db_search_backfill,
     .queue_list = store_db_queue_list,
     .queue_show = store_db_queue_show,
     .queue_next_due = store_db_queue_next_due,

@@ -112,6 +112,14 @@ enum sq_id {
 	SQ_MB_OBJECTID,
 	SQ_MB_OBJECTS,
 	SQ_MB_EMAILID_UIDS,
+	SQ_MB_SEARCH_INSERT,
+	SQ_MB_SEARCH_INDEXED,
+	SQ_MB_SEARCH_SCAN,
+	SQ_MB_SEARCH_UNINDEXED,
+	SQ_MB_SEARCH_PENDING,
+	SQ_MB_SEARCH_BEYOND,
+	SQ_MB_SEARCH_CONTENT,
+	SQ_MB_SEARCH_BACKFILL,
 	SQ_MAILBOX_END,
 	/* store_db_queue.c */
 	SQ_Q_ENTRY_INSERT = SQ_MAILBOX_END,
@@ -311,6 +319,27 @@ int store_db_queue_show(struct store *store, uint64_t id, struct store_queue_ent
 int store_db_queue_next_due(struct store *store, int64_t *when_r);
 int store_db_message_objects(struct store *store, uint64_t account_id, const char *mailbox,
                              uint32_t uid, struct store_message_objects *objects_r);
+/* The search index's query (store_db_mailbox.c): the indexed messages of mailbox ?1 whose
+ * texts hold needle ?2 (?3 1: body texts only), by LIKE with \\, % and _ escaped. SQLite's
+ * SQ_MB_SEARCH_INDEXED adds STORE_DB_SEARCH_FTS before the match. */
+#define STORE_DB_SEARCH_PATTERN                                                                    \
+	"('%' || replace(replace(replace(?2, '\\', '\\\\'), '%', '\\%'), '_', '\\_') || '%')"
+#define STORE_DB_SEARCH_SELECT                                                                     \
+	"SELECT e.uid FROM mailbox_entries e JOIN search_texts t ON t.message_id = e.message_id"     \
+	" WHERE e.mailbox_id = ?1 AND t.complete = 1"
+#define STORE_DB_SEARCH_MATCH                                                                      \
+	" AND (t.body LIKE " STORE_DB_SEARCH_PATTERN " ESCAPE '\\' OR (?3 = 0 AND t.hdr LIKE "      \
+	STORE_DB_SEARCH_PATTERN " ESCAPE '\\')) ORDER BY e.uid"
+/* store.h's store_search_text_uids() and store_search_unindexed_uids() (mailbox
+ * normalized). */
+int store_db_search_text_uids(struct store *store, uint64_t account_id, const char *mailbox,
+                              const char *needle, bool body_only, uint32_t **uids_r,
+                              size_t *count_r);
+int store_db_search_unindexed_uids(struct store *store, uint64_t account_id,
+                                   const char *mailbox, uint32_t **uids_r, size_t *count_r);
+/* store_private.h's search_backfill (store_db.c). */
+int store_db_search_backfill(struct store *store, store_search_texter_fn *fn, void *ctx,
+                             size_t max, int64_t *cursor);
 int store_db_mailbox_emailid_uids(struct store *store, uint64_t account_id, const char *mailbox,
                                   const char *sha256, uint32_t **uids_r, size_t *count_r);
 int store_db_mailbox_summary(struct store *store, uint64_t account_id, const char *mailbox,

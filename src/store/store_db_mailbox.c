@@ -99,6 +99,29 @@ const char *const store_db_mailbox_sql[SQ_MAILBOX_END - SQ_CORE_COUNT] = {
     SQM(SQ_MB_EMAILID_UIDS) = "SELECT e.uid FROM mailbox_entries e"
                               " JOIN messages m ON m.id = e.message_id"
                               " WHERE e.mailbox_id = ?1 AND m.sha256 = ?2 ORDER BY e.uid",
+    /* The search index (store.h). ?2 a needle, ?3 1: body texts only. LIKE with the
+     * needle's \\, % and _ escaped is exact on these texts: they and the needle are
+     * case-folded, so SQLite's ASCII-insensitive LIKE finds what PostgreSQL's does. On
+     * PostgreSQL the pg_trgm indexes (where present) serve it; on SQLite INDEXED has a
+     * replacement (sql_sqlite_schema.c) that first narrows by the FTS5 trigram index
+     * (needles of 3 characters or more). */
+    SQM(SQ_MB_SEARCH_INSERT) = "INSERT INTO search_texts (message_id, complete, hdr, body)"
+                               " VALUES (?1, ?2, ?3, ?4) ON CONFLICT (message_id) DO NOTHING",
+    SQM(SQ_MB_SEARCH_INDEXED) = STORE_DB_SEARCH_SELECT STORE_DB_SEARCH_MATCH,
+    SQM(SQ_MB_SEARCH_SCAN) = STORE_DB_SEARCH_SELECT STORE_DB_SEARCH_MATCH,
+    /* The backfill (store_db_search_backfill()): contents without a row, by id. */
+    SQM(SQ_MB_SEARCH_PENDING) = "SELECT m.id FROM messages m WHERE m.id > ?1 AND m.id <= ?2"
+                                " AND NOT EXISTS (SELECT 1 FROM search_texts t"
+                                " WHERE t.message_id = m.id) ORDER BY m.id LIMIT ?3",
+    SQM(SQ_MB_SEARCH_BEYOND) = "SELECT id FROM messages WHERE id > ?1 ORDER BY id LIMIT 1",
+    SQM(SQ_MB_SEARCH_CONTENT) = "SELECT sha256, size, content, id FROM messages WHERE id = ?1",
+    SQM(SQ_MB_SEARCH_BACKFILL) = "INSERT INTO search_texts (message_id, complete, hdr, body)"
+                                 " SELECT ?1, ?2, ?3, ?4 WHERE EXISTS (SELECT 1 FROM messages"
+                                 " WHERE id = ?1) ON CONFLICT (message_id) DO NOTHING",
+    SQM(SQ_MB_SEARCH_UNINDEXED) =
+        "SELECT e.uid FROM mailbox_entries e LEFT JOIN search_texts t"
+        " ON t.message_id = e.message_id WHERE e.mailbox_id = ?1"
+        " AND (t.complete IS NULL OR t.complete <> 1) ORDER BY e.uid",
 };
 
 /* The system flags the store keeps. */
@@ -1259,6 +1282,61 @@ static void sqm_uids_row(void *ctx, struct sql_row *st)
 		u->v = xrealloc(u->v, u->cap * sizeof(*u->v));
 	}
 	u->v[u->count++] = (uint32_t)sql_col_int(st, 0);
+}
+
+/* The UIDs statement id lists for the mailbox (fmt/needle/body as the statement wants). */
+static int sqm_search_uids(struct store *store, uint64_t account_id, const char *mailbox,
+                           unsigned id, const char *needle, int64_t body_only,
+                           uint32_t **uids_r, size_t *count_r)
+{
+	struct sql_conn *c = store_db_reader(store);
+	struct sqm_uids u = {0};
+	int64_t mailbox_id;
+	int started = c == NULL ? -1 : store_db_read_begin(c);
+	if (started < 0)
+		return -1;
+	int ret = sql_int(c, SQ_MAILBOX_ID, &mailbox_id, NULL, "is", (int64_t)account_id, mailbox);
+	if (ret == 1) {
+		int r = needle == NULL
+		            ? sql_each(c, id, sqm_uids_row, &u, "i", mailbox_id)
+		            : sql_each(c, id, sqm_uids_row, &u, "isi", mailbox_id, needle, body_only);
+		if (r < 0)
+			ret = -1;
+	}
+	ret = store_db_read_end(c, started, ret);
+	if (ret != 1) {
+		free(u.v);
+		u.v = NULL;
+		u.count = 0;
+	}
+	*uids_r = u.v;
+	*count_r = u.count;
+	return ret;
+}
+
+/* Characters (not octets) of UTF-8 text: what the trigram index counts. */
+static size_t sqm_utf8_chars(const char *s)
+{
+	size_t n = 0;
+	for (; *s != '\0'; s++)
+		n += ((unsigned char)*s & 0xC0) != 0x80;
+	return n;
+}
+
+int store_db_search_text_uids(struct store *store, uint64_t account_id, const char *mailbox,
+                              const char *needle, bool body_only, uint32_t **uids_r,
+                              size_t *count_r)
+{
+	unsigned id = sqm_utf8_chars(needle) >= 3 ? SQ_MB_SEARCH_INDEXED : SQ_MB_SEARCH_SCAN;
+	return sqm_search_uids(store, account_id, mailbox, id, needle, body_only ? 1 : 0, uids_r,
+	                       count_r);
+}
+
+int store_db_search_unindexed_uids(struct store *store, uint64_t account_id,
+                                   const char *mailbox, uint32_t **uids_r, size_t *count_r)
+{
+	return sqm_search_uids(store, account_id, mailbox, SQ_MB_SEARCH_UNINDEXED, NULL, 0, uids_r,
+	                       count_r);
 }
 
 int store_db_mailbox_emailid_uids(struct store *store, uint64_t account_id, const char *mailbox,

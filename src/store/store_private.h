@@ -61,6 +61,10 @@ struct store_summary {
 	char *body;
 	char *bodystructure;
 	char *preview; /* RFC 8970 */
+	/* The search index's texts (store_search_texter_fn): search_state 1 with both set,
+	 * 2 not indexable (too long, not UTF-8), 0 not computed (no row written). */
+	char *search_hdr, *search_body;
+	int search_state;
 };
 
 /* A delivery ready to commit: its file is already at its content address. */
@@ -430,6 +434,17 @@ struct store_vfuncs {
 	                       uint32_t uid, struct store_message_objects *objects_r);
 	int (*emailid_uids)(struct store *store, uint64_t account_id, const char *mailbox,
 	                    const char *sha256, uint32_t **uids_r, size_t *count_r);
+	/* store_search_text_uids() and store_search_unindexed_uids(). */
+	int (*search_text_uids)(struct store *store, uint64_t account_id, const char *mailbox,
+	                        const char *needle, bool body_only, uint32_t **uids_r,
+	                        size_t *count_r);
+	int (*search_unindexed_uids)(struct store *store, uint64_t account_id,
+	                             const char *mailbox, uint32_t **uids_r, size_t *count_r);
+	/* On the writer thread: texts for a few contents after *cursor that have no
+	 * search_texts row (fn as store_set_search_texter()), in one transaction; *cursor
+	 * moves past them. Returns how many were looked at (0: none left), -1 error. */
+	int (*search_backfill)(struct store *store, store_search_texter_fn *fn, void *ctx,
+	                       size_t max, int64_t *cursor);
 
 	/* As store.h; domain is lower-cased or NULL. */
 	int (*queue_list)(struct store *store, const char *domain,
@@ -485,6 +500,14 @@ struct store {
 	/* The summarizer (store_set_summarizer()), under queue_lock. */
 	store_summarizer_fn *summarizer;
 	void *summarizer_ctx;
+	/* The search index's texter (store_set_search_texter()), under queue_lock. */
+	store_search_texter_fn *search_texter;
+	void *search_texter_ctx;
+	size_t search_texter_max;
+	/* The backfill: contents after this messages.id are still to look at; done when a
+	 * pass found none (both reset by store_set_search_texter()). */
+	int64_t search_backfill_cursor;
+	bool search_backfill_done;
 	/* The queue hook (store_set_queue_hook()), under queue_lock. */
 	store_queue_hook_fn *queue_hook;
 	void *queue_hook_ctx;

@@ -9,6 +9,7 @@
 #include "store/store_private.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -324,7 +325,31 @@ struct store_summarize {
 	store_summarizer_fn *fn;
 	void *ctx;
 	struct store_doomed seen; /* content addresses summarized in this batch */
+	store_search_texter_fn *texter; /* the search index's texts (NULL: none) */
+	void *texter_ctx;
+	size_t texter_max;
 };
+
+/* The search index's texts of a new message (store_set_search_texter()). */
+static void store_writer_search_texts(struct store_summarize *s, const char *path,
+                                      struct store_summary *summary)
+{
+	if (s->texter == NULL)
+		return;
+	int fd = open(path, O_RDONLY | O_CLOEXEC);
+	int r = fd < 0 ? -1
+	               : s->texter(s->texter_ctx, fd, s->texter_max, &summary->search_hdr,
+	                           &summary->search_body);
+	if (fd >= 0)
+		close(fd);
+	if (r != 1) {
+		free(summary->search_hdr);
+		free(summary->search_body);
+		summary->search_hdr = summary->search_body = NULL;
+	}
+	/* 0: recorded as not indexable (its searches read the file); -1: left for later */
+	summary->search_state = r == 1 ? 1 : r == 0 ? 2 : 0;
+}
 
 /* Summarize a new message file once per batch (a row that exists keeps its texts). */
 static void store_writer_summarize_one(struct store_summarize *s, const char *sha256,
@@ -340,14 +365,17 @@ static void store_writer_summarize_one(struct store_summarize *s, const char *sh
 	/* A body stored inline is still in its spool file. */
 	char *path = spool_path != NULL ? xstrdup(spool_path)
 	                                : blob_path_dup(s->store->messages_dir, sha256);
-	if (s->fn(s->ctx, path, &summary->envelope, &summary->body, &summary->bodystructure,
+	store_writer_search_texts(s, path, summary);
+	if (s->fn != NULL &&
+	    s->fn(s->ctx, path, &summary->envelope, &summary->body, &summary->bodystructure,
 	          &summary->preview) < 0) {
 		log_warn("store: summarizing %s failed; computed on demand", sha256);
 		free(summary->envelope);
 		free(summary->body);
 		free(summary->bodystructure);
 		free(summary->preview);
-		*summary = (struct store_summary){0};
+		summary->envelope = summary->body = summary->bodystructure = NULL;
+		summary->preview = NULL;
 	}
 	free(path);
 }
@@ -355,8 +383,13 @@ static void store_writer_summarize_one(struct store_summarize *s, const char *sh
 static void store_writer_summarize(struct store *store, store_summarizer_fn *fn, void *ctx,
                                    struct store_pending **batch, size_t n)
 {
-	struct store_summarize s = {store, fn, ctx, {0}};
-	if (fn == NULL)
+	struct store_summarize s = {store, fn, ctx, {0}, NULL, NULL, 0};
+	pthread_mutex_lock(&store->queue_lock);
+	s.texter = store->search_texter;
+	s.texter_ctx = store->search_texter_ctx;
+	s.texter_max = store->search_texter_max;
+	pthread_mutex_unlock(&store->queue_lock);
+	if (fn == NULL && s.texter == NULL)
 		return;
 	for (size_t i = 0; i < n; i++) {
 		struct store_pending *p = batch[i];
@@ -377,6 +410,8 @@ static void store_writer_summarize(struct store *store, store_summarizer_fn *fn,
 
 static void store_summary_free(struct store_summary *summary)
 {
+	free(summary->search_hdr);
+	free(summary->search_body);
 	free(summary->envelope);
 	free(summary->body);
 	free(summary->bodystructure);
@@ -739,6 +774,28 @@ static void store_writer_batch(struct store *store, struct store_pending **batch
 	free(ops);
 }
 
+/* With nothing queued (queue_lock held; released while it works): one batch of the search
+ * index's backfill (store_set_search_texter()). false when there is none to do. */
+static bool store_writer_backfill(struct store *store)
+{
+	if (store->search_texter == NULL || store->search_backfill_done)
+		return false;
+	store_search_texter_fn *fn = store->search_texter;
+	void *ctx = store->search_texter_ctx;
+	size_t max = store->search_texter_max;
+	int64_t cursor = store->search_backfill_cursor;
+	pthread_mutex_unlock(&store->queue_lock);
+	int r = store->v->search_backfill(store, fn, ctx, max, &cursor);
+	pthread_mutex_lock(&store->queue_lock);
+	if (store->search_texter == fn) { /* not set again meanwhile */
+		store->search_backfill_cursor = cursor;
+		store->search_backfill_done = r <= 0;
+	}
+	if (r < 0)
+		log_warn("store: search index backfill failed; the rest stays searched from files");
+	return true;
+}
+
 static void *store_writer_main(void *arg)
 {
 	struct store *store = arg;
@@ -747,7 +804,8 @@ static void *store_writer_main(void *arg)
 		size_t n = 0;
 		pthread_mutex_lock(&store->queue_lock);
 		while (store->queue_head == NULL && !store->stopping)
-			pthread_cond_wait(&store->queue_cond, &store->queue_lock);
+			if (!store_writer_backfill(store))
+				pthread_cond_wait(&store->queue_cond, &store->queue_lock);
 		while (store->queue_head != NULL && n < STORE_BATCH_MAX) {
 			batch[n++] = store->queue_head;
 			store->queue_head = store->queue_head->next;

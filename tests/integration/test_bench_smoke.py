@@ -99,7 +99,7 @@ def test_scripts_parse():
         p = subprocess.run(["bash", "-n", str(BENCH / sh)], capture_output=True, text=True)
         assert p.returncode == 0, (sh, p.stderr)
     for script in ("run", "smtp_latency.py", "fsync_probe.py", "scale_bench.py",
-                   "largebox_bench.py"):
+                   "largebox_bench.py", "search_bench.py"):
         path = BENCH / script
         assert os.access(path, os.X_OK), script
         p = subprocess.run([sys.executable, str(path), "--help"], capture_output=True,
@@ -583,3 +583,37 @@ def test_largebox_bench_tiny_run_and_report(tmp_path):
     assert text.index("## Large mailboxes") < text.index("## How it is measured")
     again = L.carry_over(text, "# Benchmarks\n\n## How it is measured\n\nz\n")
     assert again.count("## Large mailboxes") == 1
+
+
+# ---------------------------------------------------------------------------
+# bench/search_bench.py (bench/run --only search)
+
+
+def test_search_bench_tiny_run_and_report(tmp_path):
+    """The search benchmark on a mailbox of 30 messages (Posthorn only, one round): every
+    search finds what the corpus holds (the tenth, the decoded café of two thirds, the
+    header substring), the largebox corpus is given back, and the section merges."""
+    import largebox_bench as L
+    import report_section
+    import search_bench as S
+    from conftest import BIN
+    R = report_section.load_run()
+    top = Path(tempfile.mkdtemp(prefix="posthorn-search-smoke-"))
+    before = L.message
+    try:
+        res = S.run(R, str(BIN), top, (30,), rounds=1, peer=False, log=lambda m: None)
+    finally:
+        R.stop_all()
+        shutil.rmtree(top, ignore_errors=True)
+    assert L.message is before
+    hits = res["by_size"][30]["posthorn"]["hits"]
+    assert hits == {"rare": 1, "tenth": 3, "decoded": 20,
+                    "text": len([i for i in range(30) if str(i).startswith("1")]),
+                    "short": 0, "none": 0}, hits
+    page = tmp_path / "benchmarks.md"
+    page.write_text("# Benchmarks\n\n## How it is measured\n\ny\n")
+    S.report_section.merge_into(page, S.report(res), S.MARK_START, S.MARK_END)
+    S.report_section.merge_into(page, S.report(res), S.MARK_START, S.MARK_END)
+    text = page.read_text()
+    assert text.count("## SEARCH BODY and TEXT") == 1
+    assert text.index("## SEARCH BODY") < text.index("## How it is measured")

@@ -45,7 +45,7 @@ static int teardown(void **state)
 /* The arguments of "t SEARCH <criteria>" (one line, no literals). */
 static const struct imap_arg *args_of(const char *criteria)
 {
-	char line[4096];
+	char line[8192];
 	snprintf(line, sizeof(line), "t SEARCH %s", criteria);
 	struct imap_literal lit;
 	const char *error = NULL;
@@ -755,6 +755,75 @@ static void test_body_and_text(void **state)
 	assert_int_equal(match("BODY hello", ""), 0);
 }
 
+/* The search index's side (struct imap_search_text): which BODY/TEXT keys are listed,
+ * and a listed key decided from its UIDs for a message not in the unindexed list (without
+ * the octets, whatever they hold), from the octets for one in it. */
+static void test_index_answers(void **state)
+{
+	(void)state;
+	struct imap_search *s = parse_ok("BODY quarterly NOT TEXT \"\" FROM alice");
+	assert_non_null(s->texts);
+	assert_null(s->texts->next); /* the empty TEXT needs no index */
+	assert_string_equal(s->texts->needle, "quarterly");
+	assert_true(s->texts->body_only && s->texts_all);
+	assert_true(imap_search_needs_body(s, 20)); /* not asked yet */
+	s = parse_ok("OR BODY CAFE TEXT \"\\\\\" FLAGGED");
+	assert_non_null(s->texts);
+	assert_string_equal(s->texts->needle, "\\"); /* TEXT, listed first */
+	assert_false(s->texts->body_only);
+	assert_string_equal(s->texts->next->needle, "cafe"); /* folded */
+	/* a literal needle with LF, or not UTF-8: not for the index */
+	struct imap_literal lit;
+	const char *error = NULL;
+	const char *l1 = "t SEARCH BODY {3}";
+	assert_int_equal(imap_parser_feed_line(parser, l1, strlen(l1), &lit, &error), 0);
+	assert_int_equal(imap_parser_feed_literal(parser, (const unsigned char *)"a\nb", 3), 1);
+	assert_int_equal(imap_parser_feed_line(parser, " TEXT {5}", 9, &lit, &error), 0);
+	assert_int_equal(imap_parser_feed_literal(parser, (const unsigned char *)"caf\xe9s", 5),
+	                 1);
+	assert_int_equal(imap_parser_feed_line(parser, "", 0, &lit, &error), 1);
+	assert_int_equal(imap_search_parse(arena, imap_parser_args(parser), &s, &error), 0);
+	assert_null(s->texts);
+	assert_false(s->texts_all);
+	char big[IMAP_SEARCH_TEXT_NEEDLE_MAX + 64];
+	snprintf(big, sizeof(big), "TEXT %0*d", IMAP_SEARCH_TEXT_NEEDLE_MAX + 1, 7);
+	s = parse_ok(big);
+	assert_null(s->texts);
+
+	/* answered from the UIDs: 20 is listed, 21 is not, 22 is not indexed */
+	s = parse_ok("BODY quarterly FROM alice");
+	uint32_t hits[] = {20, 22}, unindexed[] = {22};
+	s->texts->indexed = true;
+	s->texts->uids = hits;
+	s->texts->count = 2;
+	s->unindexed = unindexed;
+	s->unindexed_count = 1;
+	const char *hdr = "From: alice@example.test\r\n\r\n";
+	const char *body = "From: alice@example.test\r\n\r\nthe quarterly report\r\n";
+	struct imap_search_msg m = msg_default();
+	m.uid = 20; /* the index says yes, whatever the octets hold */
+	assert_false(imap_search_needs_body(s, 20));
+	assert_int_equal(imap_search_match(s, &ctx_default, &m, NULL, 0), -1); /* FROM */
+	assert_int_equal(imap_search_match(s, &ctx_default, &m, (const unsigned char *)hdr,
+	                                   strlen(hdr)),
+	                 1);
+	m.uid = 21; /* the index says no */
+	assert_int_equal(imap_search_match(s, &ctx_default, &m, NULL, 0), 0);
+	assert_int_equal(imap_search_match(s, &ctx_default, &m, (const unsigned char *)body,
+	                                   strlen(body)),
+	                 0);
+	m.uid = 22; /* not indexed: the octets decide */
+	assert_true(imap_search_needs_body(s, 22));
+	assert_int_equal(imap_search_match(s, &ctx_default, &m, (const unsigned char *)hdr,
+	                                   strlen(hdr)),
+	                 0);
+	assert_int_equal(imap_search_match(s, &ctx_default, &m, (const unsigned char *)body,
+	                                   strlen(body)),
+	                 1);
+	s->texts->uids = NULL; /* the test's, not the arena's */
+	s->unindexed = NULL;
+}
+
 static const char *mime_msg =
     "From: a@example.test\r\n"
     "Subject: mime\r\n"
@@ -1054,6 +1123,7 @@ int main(void)
 {
 	const struct CMUnitTest tests[] = {
 	    cmocka_unit_test_setup_teardown(test_parse_keys, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_index_answers, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_parse_literal, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_parse_errors, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_parse_depth, setup, teardown),

@@ -874,12 +874,12 @@ static void sqlite_schema_lines(const char *dir, char lines[][160], size_t *n_r)
 	    "SELECT m.name || '.' || p.name || ' ' || lower(p.type) || ' ' || max(p.\"notnull\", "
 	    "p.pk > 0)"
 	    " FROM sqlite_master m JOIN pragma_table_info(m.name) p"
-	    " WHERE m.type = 'table' AND m.name NOT LIKE 'sqlite_%'"
+	    " WHERE m.type = 'table' AND m.name NOT LIKE 'sqlite_%' AND m.name NOT LIKE 'search_fts%'"
 	    " UNION ALL SELECT 'index ' || m.name || '(' || (SELECT group_concat(ii.name, ',')"
 	    " FROM (SELECT name FROM pragma_index_info(il.name) ORDER BY seqno) ii) || ') '"
 	    " || il.\"unique\" || ' ' || CASE il.origin WHEN 'c' THEN il.name ELSE '*' END"
 	    " FROM sqlite_master m JOIN pragma_index_list(m.name) il"
-	    " WHERE m.type = 'table' AND m.name NOT LIKE 'sqlite_%'"
+	    " WHERE m.type = 'table' AND m.name NOT LIKE 'sqlite_%' AND m.name NOT LIKE 'search_fts%'"
 	    " UNION ALL SELECT 'fk ' || m.name || '.' || f.\"from\" || ' > ' || f.\"table\" || ' '"
 	    " || lower(f.on_delete) FROM sqlite_master m JOIN pragma_foreign_key_list(m.name) f"
 	    " WHERE m.type = 'table' ORDER BY 1";
@@ -896,7 +896,8 @@ static void sqlite_schema_lines(const char *dir, char lines[][160], size_t *n_r)
 /* The same lines from PostgreSQL's catalog: bigint is SQLite's integer, bytea its blob;
  * the primary key index of one bigint column (an identity or not) is SQLite's rowid (an
  * INTEGER PRIMARY KEY has no index there). message_chunks is PostgreSQL's alone (SQLite
- * keeps large bodies in files). */
+ * keeps large bodies in files); so are the pg_trgm indexes of search_texts, as SQLite's FTS5
+ * tables (search_fts*) are SQLite's. */
 static void pg_schema_lines(PGconn *pg, char lines[][160], size_t *n_r)
 {
 	const char *q =
@@ -917,6 +918,7 @@ static void pg_schema_lines(PGconn *pg, char lines[][160], size_t *n_r)
 	    " JOIN pg_class ic ON ic.oid = i.indexrelid"
 	    " WHERE c.relnamespace = current_schema()::regnamespace"
 	    " AND c.relname NOT IN ('posthorn_schema', 'message_chunks')"
+	    " AND ic.relname NOT IN ('search_texts_hdr', 'search_texts_body')"
 	    " AND NOT (i.indisprimary AND i.indnatts = 1 AND EXISTS (SELECT 1 FROM pg_attribute a"
 	    " WHERE a.attrelid = c.oid AND a.attnum = i.indkey[0] AND (a.attidentity <> ''"
 	    " OR a.atttypid = 'bigint'::regtype)))"

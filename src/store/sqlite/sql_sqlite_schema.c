@@ -2,6 +2,8 @@
  * has), and the statements whose SQLite text differs from the common one. */
 #include "store/sqlite/sql_sqlite.h"
 
+#include "store/store_db.h"
+
 #include "core/banned.h"
 
 /* Migration 1: the whole model of DESIGN.md. Mailbox hierarchy is by name with delimiter
@@ -168,11 +170,41 @@ static const char sqlite_migration_11[] =
     " identifier TEXT NOT NULL, rights TEXT NOT NULL, PRIMARY KEY (mailbox_id, identifier));"
     "CREATE INDEX acl_identifier ON acl(identifier);";
 
+/* Migration 12, the search index of IMAP SEARCH BODY and TEXT (store.h): per stored
+ * content, its header lines and body texts decoded, in UTF-8 and case-folded (complete 1),
+ * or a row saying it is not indexable (complete 0, texts NULL); it goes with the content's
+ * messages row. An FTS5 table with the trigram tokenizer (SQLite 3.34 and later) over the
+ * texts, kept by triggers, narrows a search for 3 characters or more to the contents that
+ * hold all its trigrams; LIKE on the texts then decides. Messages stored before have no
+ * row: searched from their files. */
+static const char sqlite_migration_12[] =
+    "CREATE TABLE search_texts (message_id INTEGER PRIMARY KEY"
+    " REFERENCES messages(id) ON DELETE CASCADE, complete INTEGER NOT NULL,"
+    " hdr TEXT, body TEXT);"
+    "CREATE VIRTUAL TABLE search_fts USING fts5(hdr, body, content='search_texts',"
+    " content_rowid='message_id', tokenize='trigram case_sensitive 1');"
+    "CREATE TRIGGER search_texts_ai AFTER INSERT ON search_texts WHEN new.complete = 1"
+    " BEGIN INSERT INTO search_fts (rowid, hdr, body)"
+    " VALUES (new.message_id, new.hdr, new.body); END;"
+    "CREATE TRIGGER search_texts_ad AFTER DELETE ON search_texts WHEN old.complete = 1"
+    " BEGIN INSERT INTO search_fts (search_fts, rowid, hdr, body)"
+    " VALUES ('delete', old.message_id, old.hdr, old.body); END;";
+
 /* In order; the schema version (PRAGMA user_version) is how many have been applied. */
 const char *const sql_sqlite_migrations[SQL_SQLITE_MIGRATION_COUNT] = {
-    sqlite_migration_1, sqlite_migration_2,  sqlite_migration_3, sqlite_migration_4,
-    sqlite_migration_5, sqlite_migration_6,  sqlite_migration_7, sqlite_migration_8,
-    sqlite_migration_9, sqlite_migration_10, sqlite_migration_11};
+    sqlite_migration_1, sqlite_migration_2, sqlite_migration_3, sqlite_migration_4,
+    sqlite_migration_5, sqlite_migration_6, sqlite_migration_7, sqlite_migration_8,
+    sqlite_migration_9, sqlite_migration_10, sqlite_migration_11, sqlite_migration_12};
 
-/* Every statement's common text suits SQLite. */
-const struct sql_replacement sql_sqlite_replacements[] = {{0, NULL}};
+/* Statements with more than their common text on SQLite. */
+const struct sql_replacement sql_sqlite_replacements[] = {
+    /* The search index: the contents whose FTS5 trigram index holds the phrase of the
+     * needle's trigrams (3 characters or more; store_db_search_text_uids()), before LIKE
+     * decides. */
+    {SQ_MB_SEARCH_INDEXED,
+     STORE_DB_SEARCH_SELECT " AND t.message_id IN (SELECT rowid FROM search_fts WHERE"
+                            " search_fts MATCH (CASE WHEN ?3 = 1 THEN 'body : ' ELSE '' END"
+                            " || '\"' || replace(?2, '\"', '\"\"') || '\"'))"
+                            STORE_DB_SEARCH_MATCH},
+    {0, NULL},
+};
