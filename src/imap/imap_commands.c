@@ -73,6 +73,7 @@ static const struct imap_command_def imap_commands[] = {
     {"SETQUOTA", cmd_setquota, IMAP_CMD_LOGGED_IN},
     {"GETMETADATA", cmd_getmetadata, IMAP_CMD_LOGGED_IN},
     {"SETMETADATA", cmd_setmetadata, IMAP_CMD_LOGGED_IN},
+    {"NOTIFY", cmd_notify, IMAP_CMD_LOGGED_IN},
 };
 
 void imap_commands_execute(struct imap_session *s)
