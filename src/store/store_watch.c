@@ -236,8 +236,11 @@ store_watch_collect(struct store *store, const struct store_changes *changes, si
 		for (struct store_watch *w = seen ? NULL : store->watches[b]; w != NULL;
 		     w = w->next) {
 			if (w->account_cb != NULL) {
+				/* Not the notifier's "look again" records: they name other
+				 * watches' mailboxes, not changes. */
 				for (size_t k = 0; k < changes->count; k++)
-					if (changes->v[k].account_id == w->account_id)
+					if (changes->v[k].account_id == w->account_id &&
+					    changes->v[k].highestmodseq != UINT64_MAX)
 						store_watch_call_add(&calls, &count, &cap, w,
 						                     &changes->v[k]);
 				continue;
