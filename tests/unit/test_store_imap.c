@@ -1943,6 +1943,38 @@ static void test_watch_account(void **state)
 	pthread_mutex_destroy(&mailbox.lock);
 }
 
+/* Another node's commits reach an account watch through PostgreSQL's notifications, the
+ * new kinds too (create, rename with its old name, subscription): a second store on the
+ * same database is the other node. */
+static void test_watch_account_other_node(void **state)
+{
+	struct fixture *f = fixture_get(state);
+	struct account_watched aw = {.text = ""};
+	pthread_mutex_init(&aw.lock, NULL);
+	struct store_watch *w = store_watch_account(f->store, f->a, account_watched_cb, &aw);
+	struct fixture other = *f;
+	snprintf(other.dir, sizeof(other.dir), "/tmp/test_store_imap.XXXXXX");
+	assert_non_null(mkdtemp(other.dir));
+	open_store(&other);
+	mbox_ok(&other, STORE_MAILBOX_CREATE, f->a, "x1", NULL);
+	mbox_ok(&other, STORE_MAILBOX_RENAME, f->a, "x1", "x2");
+	mbox_ok(&other, STORE_MAILBOX_SUBSCRIBE, f->a, "x2", NULL);
+	const char *want = "C x1 0\nM x1 n\nR x2<x1 0\nM x1 0\nM x2 n\nS x2 0\n";
+	for (int i = 0; i < 1000; i++) { /* up to 10 s */
+		pthread_mutex_lock(&aw.lock);
+		bool done = strlen(aw.text) >= strlen(want);
+		pthread_mutex_unlock(&aw.lock);
+		if (done)
+			break;
+		usleep(10000);
+	}
+	account_watched_expect(&aw, want);
+	store_unwatch(&w);
+	store_close(&other.store);
+	engine_rm_tree(other.dir);
+	pthread_mutex_destroy(&aw.lock);
+}
+
 static void test_watch(void **state)
 {
 	struct fixture *f = fixture_get(state);
@@ -2611,6 +2643,7 @@ int main(void)
 	    BOTH(test_changes),
 	    BOTH(test_watch),
 	    BOTH(test_watch_account),
+	    PG(test_watch_account_other_node),
 	    BOTH(test_concurrency),
 	    BOTH(test_summary),
 	    BOTH(test_objectids),
