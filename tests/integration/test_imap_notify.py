@@ -199,6 +199,17 @@ def test_selected_mailbox_events_between_commands(server):
     assert not any(b"EXPUNGE" in l for l in got), got
     out = r.cmd(b"NOOP")
     assert b"* 1 EXPUNGE\r\n" in out, out
+    # During IDLE: the new message's EXISTS and its fetch attributes, then DONE works.
+    assert r.cmd(b"NOTIFY SET (selected (MessageNew (UID RFC822.SIZE) MessageExpunge))")[-1] \
+        .startswith(b"OK")
+    r.send(b"i IDLE\r\n")
+    assert r.line().startswith(b"+ ")
+    assert o.append(b"INBOX", MSG).startswith(b"OK")
+    got = r.unsolicited(rb"^\* 2 FETCH ")
+    assert b"* 2 EXISTS\r\n" in got, got
+    assert re.match(rb"\* 2 FETCH \(UID \d+ RFC822.SIZE %d\)\r\n" % len(MSG), got[-1]), got
+    r.send(b"DONE\r\n")
+    assert r.until(b"i")[1].startswith(b"OK")
     o.close()
     r.close()
 
