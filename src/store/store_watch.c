@@ -1,6 +1,7 @@
 /* Change notifications: sessions watch a mailbox by (account id, name); the writer thread,
  * after the commits of a batch, calls every matching watch once per changed mailbox with
- * its new HIGHESTMODSEQ (store.h, store_watch()). The watch list has its own lock, which
+ * its new HIGHESTMODSEQ (store.h, store_watch()). An account watch (store_watch_account(),
+ * IMAP NOTIFY) is called once per record of its account instead, kinds included. The watch list has its own lock, which
  * is not held while callbacks run; a busy count per watch lets store_unwatch() wait for a
  * running callback, so none comes after it returns. */
 #include "store/store_private.h"
