@@ -301,6 +301,27 @@ static void notify_send_list(struct imap_session *s, const char *attrs, const ch
 	buf_free(&b);
 }
 
+static bool notify_any_event(const struct cmd_notify *n, unsigned event)
+{
+	for (size_t i = 0; i < n->group_count; i++)
+		if (n->groups[i].events & event)
+			return true;
+	return false;
+}
+
+static void notify_send_metadata(struct imap_session *s, const char *mailbox, const char *entry)
+{
+	struct buf b;
+	buf_init(&b, 16 * STORE_MAILBOX_NAME_MAX + 2 * STORE_METADATA_NAME_MAX);
+	int r = buf_puts(&b, "* METADATA ");
+	cmd_status_mailbox_name(s, &b, mailbox);
+	r |= buf_puts(&b, " ");
+	imap_quote(&b, entry);
+	if (r == 0)
+		imap_send(s, "%s", buf_cstr(&b));
+	buf_free(&b);
+}
+
 /* ---- one delivery: a read, then the responses ---- */
 
 struct notify_listed {
@@ -438,6 +459,15 @@ static void notify_send_item(struct imap_session *s, struct cmd_notify *n,
 	if (p->kind == STORE_CHANGE_SUBSCRIPTION) {
 		if (ev & IMAP_NOTIFY_SUBSCRIPTION_CHANGE)
 			notify_send_subscription(s, b, p->name);
+		return;
+	}
+	if (p->kind == STORE_CHANGE_METADATA) {
+		/* RFC 5464 §4.4.2: the unsolicited METADATA names the entry, without its
+		 * value; server entries (mailbox "") for ServerMetadataChange in any group. */
+		bool server = p->name[0] == '\0';
+		if (server ? notify_any_event(n, IMAP_NOTIFY_SERVER_METADATA_CHANGE)
+		           : (ev & IMAP_NOTIFY_MAILBOX_METADATA_CHANGE) != 0)
+			notify_send_metadata(s, p->name, p->old_name);
 		return;
 	}
 	if (p->hms == 0) {

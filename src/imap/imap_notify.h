@@ -67,9 +67,12 @@ int imap_notify_parse(struct arena *arena, const struct imap_arg *args,
     __attribute__((warn_unused_result));
 
 /* The events this server supports, as RFC 5465 names them, space-separated (for BADEVENT). */
-#define IMAP_NOTIFY_SUPPORTED_TEXT "MessageNew MessageExpunge FlagChange MailboxName SubscriptionChange"
+#define IMAP_NOTIFY_SUPPORTED_TEXT                                                                 \
+	"MessageNew MessageExpunge FlagChange MailboxName SubscriptionChange "                     \
+	"MailboxMetadataChange ServerMetadataChange"
 #define IMAP_NOTIFY_SUPPORTED                                                                      \
 	(IMAP_NOTIFY_MESSAGE_NEW | IMAP_NOTIFY_MESSAGE_EXPUNGE | IMAP_NOTIFY_FLAG_CHANGE |          \
-	 IMAP_NOTIFY_MAILBOX_NAME | IMAP_NOTIFY_SUBSCRIPTION_CHANGE)
+	 IMAP_NOTIFY_MAILBOX_NAME | IMAP_NOTIFY_SUBSCRIPTION_CHANGE |                               \
+	 IMAP_NOTIFY_MAILBOX_METADATA_CHANGE | IMAP_NOTIFY_SERVER_METADATA_CHANGE)
 
 #endif

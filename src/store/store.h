@@ -673,10 +673,13 @@ enum store_change_kind {
 	/* The mailbox old_name was renamed to mailbox (highestmodseq 0); the MAILBOX records
 	 * of both names follow it. */
 	STORE_CHANGE_RENAME,
+	/* The metadata entry named old_name (RFC 5464) of mailbox ("" for the account's server
+	 * entries) was set or removed (highestmodseq 0); one record per entry. */
+	STORE_CHANGE_METADATA,
 };
 struct store_change_info {
 	const char *mailbox;  /* valid during the callback */
-	const char *old_name; /* STORE_CHANGE_RENAME, else NULL */
+	const char *old_name; /* RENAME: the old name; METADATA: the entry; else NULL */
 	uint64_t highestmodseq;
 	enum store_change_kind kind;
 };

@@ -206,7 +206,7 @@ struct store_change {
 	char *mailbox;
 	uint64_t highestmodseq; /* 0: no mailbox of that name any more */
 	enum store_change_kind kind;
-	char *old_name; /* STORE_CHANGE_RENAME */
+	char *old_name; /* STORE_CHANGE_RENAME: the old name; METADATA: the entry */
 };
 struct store_changes {
 	struct store_change *v;

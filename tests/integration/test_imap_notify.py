@@ -74,10 +74,11 @@ def test_capability_and_syntax(server):
                 b"NOTIFY SET (personal (MessageNew (UID)))",  # fetch-att outside selected
                 b"NOTIFY SET (selected (MessageNew (NOSUCHITEM) MessageExpunge))"]:
         assert r.cmd(bad)[-1].startswith(b"BAD"), bad
-    out = r.cmd(b"NOTIFY SET (personal (MessageNew MailboxMetadataChange))")
+    out = r.cmd(b"NOTIFY SET (personal (MessageNew AnnotationChange))")
     assert re.match(rb"NO \[BADEVENT \(MessageNew MessageExpunge FlagChange MailboxName "
-                    rb"SubscriptionChange\)\]", out[-1]), out
-    assert r.cmd(b"NOTIFY SET (inboxes (AnnotationChange))")[-1].startswith(b"NO [BADEVENT")
+                    rb"SubscriptionChange MailboxMetadataChange ServerMetadataChange\)\]",
+                    out[-1]), out
+    assert r.cmd(b"NOTIFY SET (inboxes (SomethingElse))")[-1].startswith(b"NO [BADEVENT")
     assert r.cmd(b"NOTIFY NONE")[-1].startswith(b"OK")
     r.close()
 
@@ -160,6 +161,13 @@ def test_mailbox_names_and_subscriptions(server):
     assert r.unsolicited(rb'^\* LIST \(\) "/" "?Done"?\r\n')
     o.cmd(b"DELETE Done")
     assert r.unsolicited(rb'^\* LIST \(\\NonExistent\) "/" "?Done"?\r\n')
+    # Metadata (RFC 5464 §4.4.2): the entry's name, not its value.
+    assert r.cmd(b"NOTIFY SET (inboxes (MailboxMetadataChange)) (personal "
+                 b"(ServerMetadataChange))")[-1].startswith(b"OK")
+    assert o.cmd(b"SETMETADATA INBOX (/private/comment \"x\")")[-1].startswith(b"OK")
+    assert r.unsolicited(rb'^\* METADATA "INBOX" "/private/comment"\r\n')
+    assert o.cmd(b"SETMETADATA \"\" (/shared/admin \"y\")")[-1].startswith(b"OK")
+    assert r.unsolicited(rb'^\* METADATA "" "/shared/admin"\r\n')
     # Another account's changes never show.
     other = Raw(server, fresh_user(server))
     other.cmd(b"CREATE Projects")

@@ -1890,6 +1890,7 @@ static void account_watched_cb(void *ctx, const struct store_change_info *c)
 	    [STORE_CHANGE_CREATE] = 'C',
 	    [STORE_CHANGE_SUBSCRIPTION] = 'S',
 	    [STORE_CHANGE_RENAME] = 'R',
+	    [STORE_CHANGE_METADATA] = 'D',
 	};
 	pthread_mutex_lock(&w->lock);
 	size_t len = strlen(w->text);
@@ -1932,6 +1933,16 @@ static void test_watch_account(void **state)
 	account_watched_expect(&aw, "S n2 0\nS n2 0\n");
 	/* The mailbox watch heard the rename only, not the subscriptions. */
 	assert_int_equal(watched_calls(&mailbox), 1);
+	/* Metadata: one record per entry, mailbox "" for server entries; none when refused. */
+	const char *error;
+	const char *set[] = {"/private/comment=x", "/shared/y"};
+	assert_int_equal(meta_set(f, f->a, "n2", 0, &error, set, 2), 0);
+	const char *server[] = {"/shared/admin=z"};
+	assert_int_equal(meta_set(f, f->a, "", 0, &error, server, 1), 0);
+	const char *many[] = {"/private/a=1", "/private/b=2", "/private/c=3"};
+	assert_int_equal(meta_set(f, f->a, "n2", 2, &error, many, 3), -1);
+	account_watched_expect(&aw, "D n2</private/comment 0\nD n2</shared/y 0\nD </shared/admin 0\n");
+	assert_int_equal(watched_calls(&mailbox), 1);
 	mbox_ok(f, STORE_MAILBOX_DELETE, f->a, "n2/c", NULL);
 	account_watched_expect(&aw, "M n2/c 0\n");
 	store_unwatch(&w);
@@ -1959,7 +1970,11 @@ static void test_watch_account_other_node(void **state)
 	mbox_ok(&other, STORE_MAILBOX_CREATE, f->a, "x1", NULL);
 	mbox_ok(&other, STORE_MAILBOX_RENAME, f->a, "x1", "x2");
 	mbox_ok(&other, STORE_MAILBOX_SUBSCRIBE, f->a, "x2", NULL);
-	const char *want = "C x1 0\nM x1 n\nR x2<x1 0\nM x1 0\nM x2 n\nS x2 0\n";
+	const char *error;
+	const char *entries[] = {"/private/c=1"};
+	assert_int_equal(meta_set(&other, f->a, "", 0, &error, entries, 1), 0);
+	const char *want =
+	    "C x1 0\nM x1 n\nR x2<x1 0\nM x1 0\nM x2 n\nS x2 0\nD </private/c 0\n";
 	for (int i = 0; i < 1000; i++) { /* up to 10 s */
 		pthread_mutex_lock(&aw.lock);
 		bool done = strlen(aw.text) >= strlen(want);
