@@ -1,4 +1,4 @@
-/* libFuzzer target for imap/imap_parser and imap/imap_seqset: the input is a client's byte
+/* libFuzzer target for imap/imap_parser, imap/imap_seqset and imap/imap_notify: the input is a client's byte
  * stream. It is cut into lines at CRLF and fed like a server does; after a literal
  * announcement the literal's octets are taken from the input that follows (fed in pieces,
  * or consumed "externally" when too large or when the first input byte says so). Every
@@ -9,6 +9,7 @@
 
 #include "core/arena.h"
 #include "core/log.h"
+#include "imap/imap_notify.h"
 #include "imap/imap_parser.h"
 #include "imap/imap_seqset.h"
 #include "core/banned.h"
@@ -95,6 +96,20 @@ static void fuzz_check_complete(struct imap_parser *parser, struct arena *arena)
 	const struct imap_arg *args = imap_parser_args(parser);
 	ASSERT(args != NULL && imap_parser_args_so_far(parser) == args);
 	fuzz_check_args(arena, args, 0);
+	/* NOTIFY's arguments (imap_notify.h): every command's, so any tree reaches it. */
+	struct imap_notify_spec spec;
+	const char *error = NULL;
+	if (imap_notify_parse(arena, args, &spec, &error) < 0) {
+		ASSERT(error != NULL);
+		return;
+	}
+	ASSERT(spec.set || (spec.group_count == 0 && !spec.selected));
+	ASSERT(spec.fetch_att_count == 0 || spec.selected);
+	for (size_t i = 0; i < spec.group_count; i++) {
+		ASSERT((spec.groups[i].events & ~spec.used_events) == 0);
+		for (size_t k = 0; k < spec.groups[i].name_count; k++)
+			ASSERT(spec.groups[i].names[k] != NULL);
+	}
 }
 
 /* Feed the octets of an announced literal from the input; returns the octets used. */

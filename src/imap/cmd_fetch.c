@@ -998,6 +998,8 @@ static enum imap_step fetch_step(struct imap_session *s, void *op)
 			continue;
 		}
 		if (o->next == o->count) {
+			if (o->tag == NULL) /* NOTIFY's FETCH of new messages: untagged only */
+				return IMAP_STEP_DONE;
 			if (o->gone)
 				imap_tagged(s, o->tag, "NO",
 				            "[EXPUNGEISSUED] Some of the requested "
@@ -1105,6 +1107,73 @@ static void fetch_seen_done(struct imap_session *s)
 	} else {
 		IMAP_LOG(s, "event=fetch-seen result=fail error=\"%s\"", o->op.error);
 	}
+	imap_session_run(s, fetch_step, fetch_op_free, o);
+}
+
+/* The answer outlives the command's arena (it runs in steps): the operation keeps its own
+ * copies of the labels, sections and field names. */
+static void fetch_op_keep(struct fetch_op *o)
+{
+	o->fd = -1;
+	imap_fetch_chunk_init(&o->chunk);
+	o->keep = arena_new(4096);
+	for (size_t i = 0; i < o->req.item_count; i++) {
+		struct fetch_item *it = &o->req.items[i];
+		it->label = arena_strdup(o->keep, it->label);
+		if (it->section != NULL)
+			it->section = arena_strdup(o->keep, it->section);
+		if (it->field_count > 0) {
+			const char **f = arena_alloc(o->keep, it->field_count * sizeof(char *));
+			for (size_t k = 0; k < it->field_count; k++)
+				f[k] = arena_strdup(o->keep, it->fields[k]);
+			it->fields = f;
+		}
+	}
+}
+
+/* NOTIFY's fetch-att atoms into req (in arena); false when FETCH would refuse one.
+ * PREVIEW's (LAZY) list is not taken here. */
+static bool fetch_atts_req(struct arena *arena, const char *const *atts, size_t count,
+                           struct fetch_req *req)
+{
+	*req = (struct fetch_req){.uid = false};
+	for (size_t i = 0; i < count; i++)
+		if (!fetch_add(req, atts[i], arena))
+			return false;
+	return true;
+}
+
+bool cmd_fetch_atts_valid(const char *const *atts, size_t count)
+{
+	struct arena *a = arena_new(4096);
+	struct fetch_req req;
+	bool ok = fetch_atts_req(a, atts, count, &req);
+	arena_free(&a);
+	return ok;
+}
+
+void cmd_fetch_untagged(struct imap_session *s, const char *const *atts, size_t count,
+                        uint32_t from, uint32_t to)
+{
+	struct arena *a = arena_new(4096);
+	struct fetch_op *o = xcalloc(1, sizeof(*o));
+	if (!fetch_atts_req(a, atts, count, &o->req) || from == 0 || to > s->count || from > to) {
+		arena_free(&a);
+		free(o);
+		return;
+	}
+	/* No \Seen from a notification: the client did not ask for the message. */
+	o->req.seen = false;
+	for (size_t i = 0; i < o->req.item_count; i++)
+		o->req.items[i].seen = false;
+	if (o->req.modseq)
+		(void)imap_session_condstore_enable(s);
+	o->seqs = xmalloc((size_t)(to - from + 1) * sizeof(*o->seqs));
+	for (uint32_t seq = from; seq <= to; seq++)
+		o->seqs[o->count++] = seq;
+	o->name = xstrdup("FETCH");
+	fetch_op_keep(o);
+	arena_free(&a);
 	imap_session_run(s, fetch_step, fetch_op_free, o);
 }
 
@@ -1297,23 +1366,7 @@ void cmd_fetch(struct imap_cmd *cmd)
 	o->req = req;
 	o->name = xstrdup(cmd->name);
 	o->tag = xstrdup(cmd->tag);
-	o->fd = -1;
-	imap_fetch_chunk_init(&o->chunk);
-	/* The answer outlives the command's arena (it runs in steps): the operation keeps its
-	 * own copies of the labels, sections and field names. */
-	o->keep = arena_new(4096);
-	for (size_t i = 0; i < o->req.item_count; i++) {
-		struct fetch_item *it = &o->req.items[i];
-		it->label = arena_strdup(o->keep, it->label);
-		if (it->section != NULL)
-			it->section = arena_strdup(o->keep, it->section);
-		if (it->field_count > 0) {
-			const char **f = arena_alloc(o->keep, it->field_count * sizeof(char *));
-			for (size_t k = 0; k < it->field_count; k++)
-				f[k] = arena_strdup(o->keep, it->fields[k]);
-			it->fields = f;
-		}
-	}
+	fetch_op_keep(o);
 	if (vanished) {
 		struct fetch_vanished *v = xcalloc(1, sizeof(*v));
 		v->o = o;

@@ -159,6 +159,13 @@ int cmd_status_send(struct imap_session *s, const char *name, unsigned items,
 	return w == 0 ? 1 : -1;
 }
 
+int cmd_status_send_notify(struct imap_session *s, const char *name, bool modseq,
+                           const struct store_mailbox_stats *st)
+{
+	unsigned items = STATUS_MESSAGES | STATUS_UIDNEXT | STATUS_UIDVALIDITY | STATUS_UNSEEN;
+	return cmd_status_send(s, name, items | (modseq ? STATUS_HIGHESTMODSEQ : 0), st);
+}
+
 /* STATUS between its read and its answer. */
 struct status_req {
 	struct imap_session *s;

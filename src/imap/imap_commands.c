@@ -79,6 +79,7 @@ static const struct imap_command_def imap_commands[] = {
     {"GETACL", cmd_getacl, IMAP_CMD_LOGGED_IN},
     {"SETACL", cmd_setacl, IMAP_CMD_LOGGED_IN},
     {"DELETEACL", cmd_deleteacl, IMAP_CMD_LOGGED_IN},
+    {"NOTIFY", cmd_notify, IMAP_CMD_LOGGED_IN},
 };
 
 void imap_commands_execute(struct imap_session *s)

@@ -110,6 +110,25 @@ void cmd_search_saved_reset(struct imap_session *s);
 bool cmd_search_saved_contains(const struct imap_session *s, uint32_t uid);
 /* The saved result as UIDs, ascending (NULL and 0 when empty): for SORT and THREAD. */
 void cmd_search_saved_get(const struct imap_session *s, const uint32_t **uids_r, size_t *count_r);
+/* NOTIFY (RFC 5465), cmd_notify.c. */
+void cmd_notify(struct imap_cmd *cmd);
+/* End the session's NOTIFY, if any (NOTIFY NONE, a new NOTIFY SET, UNAUTHENTICATE, the end
+ * of the session): its watch is removed before this returns. */
+void cmd_notify_free(struct imap_session *s);
+/* Send what NOTIFY owes. Only when no command is running and none is half read (between
+ * commands) or in IDLE (imap_session.c decides); it may start a store read or a FETCH
+ * step. */
+void cmd_notify_deliver(struct imap_session *s);
+/* Does NOTIFY report the selected mailbox's changes itself ((SELECTED ...) with message
+ * events)? Then IDLE leaves them to cmd_notify_deliver(). */
+bool cmd_notify_owns_selected(const struct imap_session *s);
+/* NOTIFY MessageNew's fetch-att list (cmd_fetch.c): true when FETCH takes every atom. */
+bool cmd_fetch_atts_valid(const char *const *atts, size_t count);
+/* "* n FETCH (...)" of those items for sequence numbers from..to (inclusive) of the view,
+ * untagged only (no tagged answer), as a long command's steps (imap_session_run). Items
+ * that would set \Seen are sent as their .PEEK forms. */
+void cmd_fetch_untagged(struct imap_session *s, const char *const *atts, size_t count,
+                        uint32_t from, uint32_t to);
 /* SORT, UID SORT (RFC 5256, RFC 5957, ESORT RFC 5267) and THREAD, UID THREAD: cmd_sort.c. */
 void cmd_sort(struct imap_cmd *cmd);
 void cmd_thread(struct imap_cmd *cmd);
@@ -123,6 +142,10 @@ bool cmd_status_items_modseq(unsigned items);
  * error. */
 int cmd_status_send(struct imap_session *s, const char *name, unsigned items,
                     const struct store_mailbox_stats *st);
+/* NOTIFY's STATUS of a mailbox (RFC 5465 §5.2-5.4): MESSAGES UIDNEXT UIDVALIDITY UNSEEN,
+ * and HIGHESTMODSEQ with modseq (FlagChange). 1 sent, -1 error. */
+int cmd_status_send_notify(struct imap_session *s, const char *name, bool modseq,
+                           const struct store_mailbox_stats *st);
 /* Append a UTF-8 mailbox name as a quoted string: modified UTF-7 unless UTF-8 is enabled. */
 void cmd_status_mailbox_name(struct imap_session *s, struct buf *out, const char *name);
 

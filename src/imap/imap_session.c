@@ -152,7 +152,7 @@ const char *imap_session_capabilities(struct imap_session *s)
 		    " COMPRESS=DEFLATE SORT SORT=DISPLAY ESORT THREAD=ORDEREDSUBJECT "
 		    "THREAD=REFERENCES"
 		    " WITHIN UNAUTHENTICATE REPLACE OBJECTID SAVEDATE PREVIEW"
-		    " ACL RIGHTS=texk LIST-MYRIGHTS",
+		    " ACL RIGHTS=texk LIST-MYRIGHTS NOTIFY",
 		    (unsigned long long)s->limits->message_size);
 	}
 	ASSERT(strlen(caps) < sizeof(caps) - 1); /* never cut short */
@@ -212,6 +212,8 @@ void imap_session_run(struct imap_session *s, imap_step_fn *step, void (*ctx_fre
 	s->step_ctx = ctx;
 	clock_gettime(CLOCK_MONOTONIC, &s->progress_at);
 	enum imap_io before = s->io;
+	/* Where input goes after the step: IDLE when NOTIFY's FETCH ran during IDLE. */
+	s->step_io = before == IMAP_IO_IDLE ? IMAP_IO_IDLE : IMAP_IO_LINE;
 	s->io = IMAP_IO_RUN; /* what a store read of the step restores */
 	enum imap_step r = step(s, ctx);
 	if (r == IMAP_STEP_DONE) {
@@ -255,6 +257,19 @@ enum imap_step imap_progress_wait(struct imap_session *s, const char *tag, uint3
 	return IMAP_STEP_WAIT;
 }
 
+/* NOTIFY (RFC 5465): what is owed goes out when no command runs or is half read, or during
+ * IDLE; never inside a command's answer (so never an EXPUNGE during FETCH, STORE or
+ * SEARCH, RFC 9051 §7.5.1). */
+static void imap_notify_poke(struct imap_session *s)
+{
+	if (s->notify == NULL || s->closed || s->step != NULL ||
+	    session_async(&s->life) != IMAP_ASYNC_NONE)
+		return;
+	if (s->io == IMAP_IO_IDLE ||
+	    (s->io == IMAP_IO_LINE && imap_parser_tag(s->parser) == NULL))
+		cmd_notify_deliver(s);
+}
+
 /* The client took output (or a yielding step's turn came): the next step. */
 static void imap_on_writable(struct conn *conn, void *ctx)
 {
@@ -270,9 +285,10 @@ static void imap_on_writable(struct conn *conn, void *ctx)
 		return;
 	imap_step_end(s);
 	if (s->io == IMAP_IO_RUN) {
-		s->io = IMAP_IO_LINE;
+		s->io = s->step_io;
 		conn_resume(conn);
 	}
+	imap_notify_poke(s);
 }
 
 /* ---- store reads (store_read(): off the loop where they may wait) ---- */
@@ -335,6 +351,7 @@ bool imap_session_admit_login(struct imap_session *s, uint64_t account)
 void imap_session_unauthenticate(struct imap_session *s)
 {
 	imap_session_unselect(s); /* its watch (and so any IDLE/notification interest) goes */
+	cmd_notify_free(s);
 	session_logged_out(&s->life);
 	free(s->user);
 	s->user = NULL;
@@ -352,6 +369,7 @@ static void imap_watch_cb(void *ctx, uint64_t highestmodseq)
 	(void)highestmodseq;
 	struct imap_session *s = ctx;
 	atomic_store(&s->changed, true);
+	atomic_fetch_add(&s->change_count, 1);
 	conn_wake(s->conn); /* writer thread → our loop; the store stays the truth */
 }
 
@@ -830,6 +848,7 @@ static void imap_session_free(struct imap_session *s)
 {
 	imap_step_end(s); /* a long command cut short by the end of the session */
 	imap_session_unselect(s);
+	cmd_notify_free(s);
 	auth_login_free(&s->login);
 	free(s->auth_tag);
 	free(s->idle_tag);
@@ -985,8 +1004,10 @@ static void imap_on_input(struct conn *conn, void *ctx)
 			r = conn_read_line(
 			    conn, s->io == IMAP_IO_SASL ? AUTH_LOGIN_LINE_MAX + 2 : line_max, &line,
 			    &len);
-			if (r == 0)
+			if (r == 0) {
+				imap_notify_poke(s); /* the commands so far have answered */
 				return;
+			}
 			if (r < 0 && s->io == IMAP_IO_SASL) {
 				/* a SASL line announces no literal: the session can go on */
 				imap_parser_reset(s->parser);
@@ -1089,8 +1110,9 @@ static void imap_async_abandoned(void *ctx, int kind)
 static void imap_after_wake(void *ctx)
 {
 	struct imap_session *s = ctx;
-	if (s->io == IMAP_IO_IDLE && atomic_load(&s->changed))
+	if (s->io == IMAP_IO_IDLE && atomic_load(&s->changed) && !cmd_notify_owns_selected(s))
 		imap_session_sync(s, true, NULL, NULL); /* RFC 2177: report changes while idling */
+	imap_notify_poke(s);
 }
 
 /* Shutdown: BYE and close; an operation in flight (an APPEND's commit, a password check)
@@ -1133,6 +1155,7 @@ static void imap_on_closed(struct conn *conn, void *ctx)
 {
 	struct imap_session *s = ctx;
 	store_unwatch(&s->watch); /* no change-bus wake-up may reach a freed session */
+	cmd_notify_free(s);
 	IMAP_LOG(s, "event=disconnect ip=%s errors=%u", conn_remote_ip(conn), s->errors);
 	s->closed = true;
 	session_on_closed(&s->life); /* frees s, or leaves it to the operation's wake */

@@ -132,9 +132,13 @@ struct imap_session {
 	/* change bus (store_watch) for the selected mailbox */
 	struct store_watch *watch;
 	atomic_bool changed;
+	atomic_uint change_count; /* wakes of that watch so far (NOTIFY syncs once per wake) */
 
 	/* IDLE */
 	char *idle_tag;
+
+	/* NOTIFY (RFC 5465, cmd_notify.c), NULL when none is in force */
+	struct cmd_notify *notify;
 
 	/* the store read in flight (IMAP_ASYNC_READ, imap_session_read) */
 	store_read_fn *read_fn;
@@ -147,6 +151,7 @@ struct imap_session {
 	void (*step_free)(void *ctx);
 	void *step_ctx;
 	struct timespec progress_at; /* the running step's start, or its last INPROGRESS */
+	enum imap_io step_io;        /* input after the step: IMAP_IO_LINE, or IDLE */
 	/* hostile-input limits before login */
 	unsigned login_commands; /* commands so far in not-authenticated state */
 };

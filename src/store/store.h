@@ -727,6 +727,38 @@ struct store_watch *store_watch(struct store *store, uint64_t account_id, const 
  * callback it does not wait. Every watch must be removed before store_close() (one left
  * is freed there and logged as an error). */
 void store_unwatch(struct store_watch **watch);
+/* What a record of an account watch (store_watch_account()) tells. */
+enum store_change_kind {
+	/* The mailbox's messages or existence changed (as for store_watch(): highestmodseq is
+	 * its HIGHESTMODSEQ after the commit, 0 when no mailbox of that name exists any more,
+	 * UINT64_MAX "look again"). */
+	STORE_CHANGE_MAILBOX,
+	/* The mailbox was created (highestmodseq 0); its MAILBOX record follows. */
+	STORE_CHANGE_CREATE,
+	/* The mailbox name was subscribed or unsubscribed (highestmodseq 0). */
+	STORE_CHANGE_SUBSCRIPTION,
+	/* The mailbox old_name was renamed to mailbox (highestmodseq 0); the MAILBOX records
+	 * of both names follow it. */
+	STORE_CHANGE_RENAME,
+	/* The metadata entry named old_name (RFC 5464) of mailbox ("" for the account's server
+	 * entries) was set or removed (highestmodseq 0); one record per entry. */
+	STORE_CHANGE_METADATA,
+};
+struct store_change_info {
+	const char *mailbox;  /* valid during the callback */
+	const char *old_name; /* RENAME: the old name; METADATA: the entry; else NULL */
+	uint64_t highestmodseq;
+	enum store_change_kind kind;
+};
+typedef void store_watch_account_cb(void *ctx, const struct store_change_info *change);
+/* Watch every mailbox of the account (IMAP NOTIFY, RFC 5465): cb runs, on the same threads
+ * and under the same rules as store_watch()'s, once per record of a commit that concerns
+ * the account, in commit order (several per commit: a rename gives a RENAME record and
+ * then MAILBOX records of both names). Other nodes' commits reach it on a shared store;
+ * the notifier's periodic "look again" does not (it names mailboxes, and an account watch
+ * has none). Remove it with store_unwatch(). Returns the handle (never fails). */
+struct store_watch *store_watch_account(struct store *store, uint64_t account_id,
+                                        store_watch_account_cb *cb, void *ctx);
 
 /* ---- cached IMAP data of a message ---- */
 /* The ENVELOPE, BODY and BODYSTRUCTURE texts stored with the message of uid: 1 with each

@@ -259,7 +259,7 @@ int store_db_next_uidvalidity(struct sql_conn *c, int64_t *uidvalidity_r, const 
  * 0 done or refused (item->refused set; the caller rolls the item back), -1 error. */
 /* store_db_metadata.c: the writer's METADATA item (inside its savepoint), and the read. */
 int store_db_metadata_commit(struct sql_conn *c, struct store_commit_item *item,
-                             const char **error_r);
+                             struct store_changes *changes, const char **error_r);
 int store_db_metadata_get(struct store *store, uint64_t account_id, const char *mailbox,
                           const char *name, int depth,
                           void (*cb)(void *ctx, const char *name, const void *value, size_t size),

@@ -242,6 +242,8 @@ static int sqm_create_parents(struct sql_conn *c, struct store_commit_item *item
 			ret = sqm_insert(c, account_id, path, NULL, 1, 1, "", &id, error_r) == 0
 			          ? 1
 			          : -1;
+			store_watch_changed_kind(changes, account_id, path, STORE_CHANGE_CREATE,
+			                         NULL);
 			store_watch_changed(changes, account_id, path, 1);
 		}
 		*slash = '/';
@@ -281,6 +283,7 @@ static int sqm_create(struct sql_conn *c, struct store_commit_item *item,
 	snprintf(item->mailbox.objectid, sizeof(item->mailbox.objectid), "%s",
 	         sql_col_text0(st, 0));
 	sql_row_done(st);
+	store_watch_changed_kind(changes, m->account_id, m->name, STORE_CHANGE_CREATE, NULL);
 	store_watch_changed(changes, m->account_id, m->name, 1);
 	return 0;
 }
@@ -441,6 +444,7 @@ static int sqm_moves_apply(struct sql_conn *c, uint64_t account_id, const struct
 		     (sql_exec(c, SQ_SUB_DELETE, error_r, "is", (int64_t)account_id, m->from) < 0 ||
 		      sql_exec(c, SQ_SUB_INSERT, error_r, "is", (int64_t)account_id, m->to) < 0)))
 			return -1;
+		store_watch_changed_kind(changes, account_id, m->to, STORE_CHANGE_RENAME, m->from);
 		store_watch_changed(changes, account_id, m->from, 0);
 		store_watch_changed(changes, account_id, m->to, (uint64_t)m->highestmodseq);
 	}
@@ -471,6 +475,7 @@ static int sqm_rename_inbox(struct sql_conn *c, struct store_commit_item *item,
 			return -1;
 		store_watch_changed(changes, m->account_id, "INBOX", (uint64_t)modseq);
 	}
+	store_watch_changed_kind(changes, m->account_id, m->new_name, STORE_CHANGE_RENAME, "INBOX");
 	store_watch_changed(changes, m->account_id, m->new_name, (uint64_t)inbox->highestmodseq);
 	return 0;
 }
@@ -530,15 +535,18 @@ static int sqm_rename(struct sql_conn *c, struct store_commit_item *item,
 
 /* ---- subscriptions ---- */
 
-static int sqm_subscribe(struct sql_conn *c, struct store_commit_item *item, const char **error_r)
+static int sqm_subscribe(struct sql_conn *c, struct store_commit_item *item,
+                         struct store_changes *changes, const char **error_r)
 {
 	const struct store_commit_mailbox *m = &item->mailbox;
 	int64_t count, dummy;
-	if (m->action == STORE_MAILBOX_UNSUBSCRIBE)
-		return sql_exec(c, SQ_SUB_DELETE, error_r, "is", (int64_t)m->account_id, m->name) <
-		               0
-		           ? -1
-		           : 0;
+	if (m->action == STORE_MAILBOX_UNSUBSCRIBE) {
+		int64_t gone = sql_exec(c, SQ_SUB_DELETE, error_r, "is", (int64_t)m->account_id, m->name);
+		if (gone > 0)
+			store_watch_changed_kind(changes, m->account_id, m->name,
+			                         STORE_CHANGE_SUBSCRIPTION, NULL);
+		return gone < 0 ? -1 : 0;
+	}
 	int ret = sql_int(c, SQ_ACCOUNT_USAGE, &dummy, error_r, "i", (int64_t)m->account_id);
 	if (ret <= 0) {
 		item->refused = ret == 0 ? STORE_ERROR_INVALID : NULL;
@@ -553,8 +561,10 @@ static int sqm_subscribe(struct sql_conn *c, struct store_commit_item *item, con
 		item->refused = STORE_ERROR_LIMIT;
 		return 0;
 	}
-	return sql_exec(c, SQ_SUB_INSERT, error_r, "is", (int64_t)m->account_id, m->name) < 0 ? -1
-	                                                                                      : 0;
+	if (sql_exec(c, SQ_SUB_INSERT, error_r, "is", (int64_t)m->account_id, m->name) < 0)
+		return -1;
+	store_watch_changed_kind(changes, m->account_id, m->name, STORE_CHANGE_SUBSCRIPTION, NULL);
+	return 0;
 }
 
 /* ---- flags ---- */
@@ -1051,9 +1061,9 @@ int store_db_mailbox_commit(struct sql_conn *c, struct store_commit_item *item,
 		return sqm_rename(c, item, changes, error_r);
 	case STORE_MAILBOX_SUBSCRIBE:
 	case STORE_MAILBOX_UNSUBSCRIBE:
-		return sqm_subscribe(c, item, error_r);
+		return sqm_subscribe(c, item, changes, error_r);
 	case STORE_MAILBOX_METADATA:
-		return store_db_metadata_commit(c, item, error_r);
+		return store_db_metadata_commit(c, item, changes, error_r);
 	case STORE_MAILBOX_ACL:
 		return store_db_acl_commit(c, item, error_r);
 	}

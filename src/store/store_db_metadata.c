@@ -36,8 +36,16 @@ static int sqd_mailbox(struct sql_conn *c, uint64_t account_id, const char *mail
 	return sql_int(c, SQ_MAILBOX_ID, id_r, error_r, "is", (int64_t)account_id, mailbox);
 }
 
+/* One record per entry for account watches (IMAP NOTIFY's metadata events). */
+static void sqd_changed(const struct store_commit_mailbox *m, struct store_changes *changes)
+{
+	for (size_t i = 0; i < m->metadata_count; i++)
+		store_watch_changed_kind(changes, m->account_id, m->name, STORE_CHANGE_METADATA,
+		                         m->metadata[i].name);
+}
+
 int store_db_metadata_commit(struct sql_conn *c, struct store_commit_item *item,
-                             const char **error_r)
+                             struct store_changes *changes, const char **error_r)
 {
 	const struct store_commit_mailbox *m = &item->mailbox;
 	int64_t mailbox_id, count, dummy;
@@ -64,12 +72,16 @@ int store_db_metadata_commit(struct sql_conn *c, struct store_commit_item *item,
 			return -1;
 		added = true;
 	}
-	if (!added)
+	if (!added) {
+		sqd_changed(m, changes);
 		return 0;
+	}
 	if (sql_int(c, SQ_MD_COUNT, &count, error_r, "i", (int64_t)m->account_id) < 0)
 		return -1;
 	if (m->metadata_max > 0 && count > (int64_t)m->metadata_max)
 		item->refused = STORE_ERROR_METADATA_TOOMANY;
+	else
+		sqd_changed(m, changes);
 	return 0;
 }
 

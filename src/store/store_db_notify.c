@@ -38,11 +38,23 @@ bool store_db_notifies(const struct store_db *s)
 int store_db_notify_emit(struct store_db *s, struct sql_conn *c,
                          const struct store_changes *changes, size_t from, const char **error_r)
 {
-	char payload[64 + STORE_MAILBOX_NAME_MAX];
+	char payload[64 + STORE_MAILBOX_NAME_MAX + STORE_METADATA_NAME_MAX];
 	for (size_t i = from; i < changes->count; i++) {
 		const struct store_change *ch = &changes->v[i];
-		snprintf(payload, sizeof(payload), "%s %" PRIu64 " %" PRIu64 " %s", s->node,
-		         ch->account_id, ch->highestmodseq, ch->mailbox);
+		/* Subscriptions and renames (for account watches, IMAP NOTIFY) carry a letter
+		 * where the MODSEQ goes, which nodes before them ignore; a rename names the new
+		 * and the old name separated by a tab (no valid name holds one). */
+		if (ch->kind == STORE_CHANGE_SUBSCRIPTION || ch->kind == STORE_CHANGE_CREATE)
+			snprintf(payload, sizeof(payload), "%s %" PRIu64 " %c %s", s->node,
+			         ch->account_id, ch->kind == STORE_CHANGE_CREATE ? 'C' : 'S',
+			         ch->mailbox);
+		else if (ch->kind == STORE_CHANGE_RENAME || ch->kind == STORE_CHANGE_METADATA)
+			snprintf(payload, sizeof(payload), "%s %" PRIu64 " %c %s\t%s", s->node,
+			         ch->account_id, ch->kind == STORE_CHANGE_RENAME ? 'R' : 'M',
+			         ch->mailbox, ch->old_name);
+		else
+			snprintf(payload, sizeof(payload), "%s %" PRIu64 " %" PRIu64 " %s", s->node,
+			         ch->account_id, ch->highestmodseq, ch->mailbox);
 		if (sql_exec(c, SQ_NOTIFY, error_r, "ss", DB_NOTIFY_CHANNEL, payload) < 0)
 			return -1;
 	}
@@ -63,6 +75,24 @@ static void db_notify_payload(void *ctx, const char *payload)
 	uint64_t account = strtoull(p + 1, &end, 10);
 	if (*end != ' ')
 		return;
+	if ((end[1] == 'S' || end[1] == 'C') && end[2] == ' ') {
+		store_watch_changed_kind(&s->notify_changes, account, end + 3,
+		                         end[1] == 'S' ? STORE_CHANGE_SUBSCRIPTION
+		                                       : STORE_CHANGE_CREATE,
+		                         NULL);
+		return;
+	}
+	if ((end[1] == 'R' || end[1] == 'M') && end[2] == ' ') {
+		const char *tab = strchr(end + 3, '\t');
+		if (tab == NULL)
+			return;
+		char *to = xstrndup(end + 3, (size_t)(tab - (end + 3)));
+		store_watch_changed_kind(&s->notify_changes, account, to,
+		                         end[1] == 'R' ? STORE_CHANGE_RENAME : STORE_CHANGE_METADATA,
+		                         tab + 1);
+		free(to);
+		return;
+	}
 	uint64_t modseq = strtoull(end + 1, &end, 10);
 	if (*end != ' ')
 		return;

@@ -213,6 +213,8 @@ struct store_change {
 	uint64_t account_id;
 	char *mailbox;
 	uint64_t highestmodseq; /* 0: no mailbox of that name any more */
+	enum store_change_kind kind;
+	char *old_name; /* STORE_CHANGE_RENAME: the old name; METADATA: the entry */
 };
 struct store_changes {
 	struct store_change *v;
@@ -221,6 +223,11 @@ struct store_changes {
 /* Record that a mailbox changed (name copied). Backends call it inside the transaction. */
 void store_watch_changed(struct store_changes *changes, uint64_t account_id, const char *mailbox,
                          uint64_t highestmodseq);
+/* Record a subscription change of mailbox (old_name NULL) or a rename of old_name to
+ * mailbox (kind STORE_CHANGE_RENAME), for account watches; mailbox watches ignore them. */
+void store_watch_changed_kind(struct store_changes *changes, uint64_t account_id,
+                              const char *mailbox, enum store_change_kind kind,
+                              const char *old_name);
 /* Record every watched mailbox as changed (another node's changes may have been missed:
  * every view looks). */
 void store_watch_changed_all(struct store *store, struct store_changes *changes);

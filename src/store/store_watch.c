@@ -1,6 +1,7 @@
 /* Change notifications: sessions watch a mailbox by (account id, name); the writer thread,
  * after the commits of a batch, calls every matching watch once per changed mailbox with
- * its new HIGHESTMODSEQ (store.h, store_watch()). The watch list has its own lock, which
+ * its new HIGHESTMODSEQ (store.h, store_watch()). An account watch (store_watch_account(),
+ * IMAP NOTIFY) is called once per record of its account instead, kinds included. The watch list has its own lock, which
  * is not held while callbacks run; a busy count per watch lets store_unwatch() wait for a
  * running callback, so none comes after it returns. */
 #include "store/store_private.h"
@@ -16,8 +17,9 @@ struct store_watch {
 	struct store_watch *next; /* in its bucket */
 	struct store *store;
 	uint64_t account_id;
-	char *mailbox; /* normalised */
+	char *mailbox; /* normalised; "" for an account watch */
 	store_watch_cb *cb;
+	store_watch_account_cb *account_cb; /* an account watch (store_watch_account()) */
 	void *ctx;
 	/* Under watch_lock: */
 	unsigned busy;         /* the dispatcher holds it for its current round */
@@ -25,10 +27,10 @@ struct store_watch {
 	bool dispatcher_frees; /* removed on the writer thread while busy */
 };
 
-/* A watch to call in one round, with its value. */
+/* A watch to call in one round, with the record it is called for. */
 struct store_watch_call {
 	struct store_watch *watch;
-	uint64_t highestmodseq;
+	const struct store_change *change;
 };
 
 static size_t store_watch_bucket(uint64_t account_id)
@@ -66,6 +68,28 @@ void store_watch_deinit(struct store *store)
 	pthread_mutex_destroy(&store->watch_lock);
 }
 
+static void store_watch_add(struct store *store, struct store_watch *w)
+{
+	size_t b = store_watch_bucket(w->account_id);
+	pthread_mutex_lock(&store->watch_lock);
+	w->next = store->watches[b];
+	store->watches[b] = w;
+	pthread_mutex_unlock(&store->watch_lock);
+}
+
+struct store_watch *store_watch_account(struct store *store, uint64_t account_id,
+                                        store_watch_account_cb *cb, void *ctx)
+{
+	struct store_watch *w = xcalloc(1, sizeof(*w));
+	w->store = store;
+	w->account_id = account_id;
+	w->mailbox = xstrdup("");
+	w->account_cb = cb;
+	w->ctx = ctx;
+	store_watch_add(store, w);
+	return w;
+}
+
 struct store_watch *store_watch(struct store *store, uint64_t account_id, const char *mailbox,
                                 store_watch_cb *cb, void *ctx)
 {
@@ -77,13 +101,10 @@ struct store_watch *store_watch(struct store *store, uint64_t account_id, const 
 	w->mailbox = xstrdup(store_mailbox_norm(mailbox, name) == 0 ? name : "");
 	w->cb = cb;
 	w->ctx = ctx;
-	size_t b = store_watch_bucket(account_id);
-	pthread_mutex_lock(&store->watch_lock);
-	w->next = store->watches[b];
-	store->watches[b] = w;
-	pthread_mutex_unlock(&store->watch_lock);
+	store_watch_add(store, w);
 	return w;
 }
+
 
 static void store_watch_free(struct store_watch *w)
 {
@@ -135,7 +156,18 @@ void store_watch_changed(struct store_changes *changes, uint64_t account_id, con
 	    .account_id = account_id,
 	    .mailbox = xstrdup(mailbox),
 	    .highestmodseq = highestmodseq,
+	    .kind = STORE_CHANGE_MAILBOX,
 	};
+}
+
+void store_watch_changed_kind(struct store_changes *changes, uint64_t account_id,
+                              const char *mailbox, enum store_change_kind kind,
+                              const char *old_name)
+{
+	store_watch_changed(changes, account_id, mailbox, 0);
+	struct store_change *c = &changes->v[changes->count - 1];
+	c->kind = kind;
+	c->old_name = old_name != NULL ? xstrdup(old_name) : NULL;
 }
 
 void store_watch_changed_all(struct store *store, struct store_changes *changes)
@@ -152,8 +184,11 @@ void store_watch_changed_all(struct store *store, struct store_changes *changes)
 
 void store_watch_truncate(struct store_changes *changes, size_t count)
 {
-	while (changes->count > count)
-		free(changes->v[--changes->count].mailbox);
+	while (changes->count > count) {
+		struct store_change *c = &changes->v[--changes->count];
+		free(c->mailbox);
+		free(c->old_name);
+	}
 }
 
 void store_watch_changes_free(struct store_changes *changes)
@@ -170,13 +205,25 @@ static const struct store_change *store_watch_match(const struct store_watch *w,
 {
 	for (size_t i = changes->count; i > 0; i--) {
 		const struct store_change *c = &changes->v[i - 1];
-		if (c->account_id == w->account_id && strcmp(c->mailbox, w->mailbox) == 0)
+		if (c->account_id == w->account_id && c->kind == STORE_CHANGE_MAILBOX &&
+		    strcmp(c->mailbox, w->mailbox) == 0)
 			return c;
 	}
 	return NULL;
 }
 
-/* Under watch_lock: the watches that changes concern, each marked busy. */
+static void store_watch_call_add(struct store_watch_call **calls, size_t *count, size_t *cap,
+                                 struct store_watch *w, const struct store_change *c)
+{
+	if (*count == *cap) {
+		*cap = *cap == 0 ? 16 : *cap * 2;
+		*calls = xrealloc(*calls, *cap * sizeof(**calls));
+	}
+	(*calls)[(*count)++] = (struct store_watch_call){w, c};
+	w->busy++;
+}
+
+/* Under watch_lock: the watches that changes concern, each marked busy once per call. */
 static struct store_watch_call *
 store_watch_collect(struct store *store, const struct store_changes *changes, size_t *count_r)
 {
@@ -189,15 +236,19 @@ store_watch_collect(struct store *store, const struct store_changes *changes, si
 			seen = store_watch_bucket(changes->v[k].account_id) == b;
 		for (struct store_watch *w = seen ? NULL : store->watches[b]; w != NULL;
 		     w = w->next) {
-			const struct store_change *c = store_watch_match(w, changes);
-			if (c == NULL)
+			if (w->account_cb != NULL) {
+				/* Not the notifier's "look again" records: they name other
+				 * watches' mailboxes, not changes. */
+				for (size_t k = 0; k < changes->count; k++)
+					if (changes->v[k].account_id == w->account_id &&
+					    changes->v[k].highestmodseq != UINT64_MAX)
+						store_watch_call_add(&calls, &count, &cap, w,
+						                     &changes->v[k]);
 				continue;
-			if (count == cap) {
-				cap = cap == 0 ? 16 : cap * 2;
-				calls = xrealloc(calls, cap * sizeof(*calls));
 			}
-			calls[count++] = (struct store_watch_call){w, c->highestmodseq};
-			w->busy++;
+			const struct store_change *c = store_watch_match(w, changes);
+			if (c != NULL)
+				store_watch_call_add(&calls, &count, &cap, w, c);
 		}
 	}
 	*count_r = count;
@@ -212,18 +263,31 @@ void store_watch_notify(struct store *store, struct store_changes *changes)
 	pthread_mutex_lock(&store->watch_lock);
 	struct store_watch_call *calls = store_watch_collect(store, changes, &count);
 	pthread_mutex_unlock(&store->watch_lock);
-	store_watch_truncate(changes, 0);
-	if (count == 0)
+	if (count == 0) {
+		store_watch_truncate(changes, 0);
 		return;
+	}
 
+	/* The records stay until the callbacks ran (account watches read them). */
 	for (size_t i = 0; i < count; i++) {
 		struct store_watch *w = calls[i].watch;
+		const struct store_change *c = calls[i].change;
 		pthread_mutex_lock(&store->watch_lock);
 		bool dead = w->dead;
 		pthread_mutex_unlock(&store->watch_lock);
-		if (!dead)
-			w->cb(w->ctx, calls[i].highestmodseq);
+		if (dead)
+			continue;
+		if (w->account_cb != NULL)
+			w->account_cb(w->ctx, &(struct store_change_info){
+			                          .mailbox = c->mailbox,
+			                          .old_name = c->old_name,
+			                          .highestmodseq = c->highestmodseq,
+			                          .kind = c->kind,
+			                      });
+		else
+			w->cb(w->ctx, c->highestmodseq);
 	}
+	store_watch_truncate(changes, 0);
 
 	pthread_mutex_lock(&store->watch_lock);
 	for (size_t i = 0; i < count; i++) {

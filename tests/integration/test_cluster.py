@@ -1,6 +1,6 @@
 """Several nodes on one PostgreSQL (issue 10): a throw-away cluster (tests/pg_cluster.sh)
 and three Posthorn nodes made by `posthorn init --store postgresql --store-url URL`. IDLE
-on one node sees mail delivered through another at once; three nodes APPEND to one mailbox
+on one node sees mail delivered through another at once, and so does NOTIFY; three nodes APPEND to one mailbox
 at once with unique UIDs that no session ever sees out of order; the POP3 maildrop lock
 holds across nodes; a store exported from SQLite and imported into PostgreSQL looks the
 same to an IMAP client."""
@@ -127,6 +127,34 @@ def test_idle_sees_delivery_through_another_node(nodes):
     c.send(b"DONE\r\n")
     while not c.readline().startswith(tag.encode()):
         pass
+    c.logout()
+
+
+def test_notify_hears_another_node(nodes):
+    """NOTIFY (RFC 5465) on node 0 hears node 1: a delivery into INBOX while another
+    mailbox is selected gives STATUS, a CREATE and a RENAME give LIST (with OLDNAME)."""
+    a, b = nodes[0], nodes[1]
+    c = imap(a)
+    box = "N" + unique("n").replace("-", "")[-6:]
+    c.create(box)
+    c.select(box)
+    tag = c._new_tag().decode()
+    c.send(("%s NOTIFY SET (inboxes (MessageNew MessageExpunge)) (personal (MailboxName))\r\n"
+            % tag).encode())
+    while not c.readline().startswith(tag.encode()):
+        pass
+    c.sock.settimeout(10)
+    deliver(b, ALICE, unique("notify"))
+    line = c.readline()
+    assert re.match(rb'^\* STATUS "INBOX" \(MESSAGES \d+ UIDNEXT', line), line
+    other = imap(b)
+    other.create(box + "x")
+    assert c.readline() == b'* LIST () "/" "%sx"\r\n' % box.encode()
+    other.rename(box + "x", box + "y")
+    assert c.readline() == b'* LIST () "/" "%sy" ("OLDNAME" ("%sx"))\r\n' % (
+        box.encode(), box.encode())
+    other.delete(box + "y")
+    other.logout()
     c.logout()
 
 

@@ -1875,6 +1875,121 @@ static void writer_took_all(struct store *store)
 	}
 }
 
+/* What an account watch (store_watch_account()) was told, one line per record:
+ * "KIND name[<old] hms" with KIND M(ailbox), C(reate), S(ubscription), R(ename). */
+struct account_watched {
+	pthread_mutex_t lock;
+	char text[8192];
+};
+
+static void account_watched_cb(void *ctx, const struct store_change_info *c)
+{
+	struct account_watched *w = ctx;
+	static const char kinds[] = {
+	    [STORE_CHANGE_MAILBOX] = 'M',
+	    [STORE_CHANGE_CREATE] = 'C',
+	    [STORE_CHANGE_SUBSCRIPTION] = 'S',
+	    [STORE_CHANGE_RENAME] = 'R',
+	    [STORE_CHANGE_METADATA] = 'D',
+	};
+	pthread_mutex_lock(&w->lock);
+	size_t len = strlen(w->text);
+	snprintf(w->text + len, sizeof(w->text) - len, "%c %s%s%s %s\n", kinds[c->kind],
+	         c->mailbox, c->old_name != NULL ? "<" : "", c->old_name != NULL ? c->old_name : "",
+	         c->highestmodseq == 0 ? "0" : "n");
+	pthread_mutex_unlock(&w->lock);
+}
+
+/* The records so far, then forget them. */
+static void account_watched_expect(struct account_watched *w, const char *want)
+{
+	pthread_mutex_lock(&w->lock);
+	assert_string_equal(w->text, want);
+	w->text[0] = '\0';
+	pthread_mutex_unlock(&w->lock);
+}
+
+static void test_watch_account(void **state)
+{
+	struct fixture *f = fixture_get(state);
+	struct account_watched aw = {.text = ""};
+	pthread_mutex_init(&aw.lock, NULL);
+	struct watched mailbox;
+	watched_init(&mailbox);
+	struct store_watch *w = store_watch_account(f->store, f->a, account_watched_cb, &aw);
+	struct store_watch *w_box = store_watch(f->store, f->a, "n2", watched_cb, &mailbox);
+	mbox_ok(f, STORE_MAILBOX_CREATE, f->a, "n1/c", NULL);
+	account_watched_expect(&aw, "C n1 0\nM n1 n\nC n1/c 0\nM n1/c n\n");
+	deliver(f, f->a, "to INBOX\r\n");
+	deliver(f, f->b, "to b\r\n"); /* another account: nothing */
+	account_watched_expect(&aw, "M INBOX n\n");
+	mbox_ok(f, STORE_MAILBOX_RENAME, f->a, "n1", "n2");
+	account_watched_expect(
+	    &aw, "R n2<n1 0\nM n1 0\nM n2 n\nR n2/c<n1/c 0\nM n1/c 0\nM n2/c n\n");
+	mbox_ok(f, STORE_MAILBOX_SUBSCRIBE, f->a, "n2", NULL);
+	mbox_ok(f, STORE_MAILBOX_SUBSCRIBE, f->a, "n2", NULL); /* no change: no record */
+	mbox_ok(f, STORE_MAILBOX_UNSUBSCRIBE, f->a, "n2", NULL);
+	mbox_ok(f, STORE_MAILBOX_UNSUBSCRIBE, f->a, "n2", NULL);
+	account_watched_expect(&aw, "S n2 0\nS n2 0\n");
+	/* The mailbox watch heard the rename only, not the subscriptions. */
+	assert_int_equal(watched_calls(&mailbox), 1);
+	/* Metadata: one record per entry, mailbox "" for server entries; none when refused. */
+	const char *error;
+	const char *set[] = {"/private/comment=x", "/shared/y"};
+	assert_int_equal(meta_set(f, f->a, "n2", 0, &error, set, 2), 0);
+	const char *server[] = {"/shared/admin=z"};
+	assert_int_equal(meta_set(f, f->a, "", 0, &error, server, 1), 0);
+	const char *many[] = {"/private/a=1", "/private/b=2", "/private/c=3"};
+	assert_int_equal(meta_set(f, f->a, "n2", 2, &error, many, 3), -1);
+	account_watched_expect(&aw, "D n2</private/comment 0\nD n2</shared/y 0\nD </shared/admin 0\n");
+	assert_int_equal(watched_calls(&mailbox), 1);
+	mbox_ok(f, STORE_MAILBOX_DELETE, f->a, "n2/c", NULL);
+	account_watched_expect(&aw, "M n2/c 0\n");
+	store_unwatch(&w);
+	assert_null(w);
+	mbox_ok(f, STORE_MAILBOX_CREATE, f->a, "after", NULL);
+	account_watched_expect(&aw, "");
+	store_unwatch(&w_box);
+	pthread_mutex_destroy(&aw.lock);
+	pthread_mutex_destroy(&mailbox.lock);
+}
+
+/* Another node's commits reach an account watch through PostgreSQL's notifications, the
+ * new kinds too (create, rename with its old name, subscription): a second store on the
+ * same database is the other node. */
+static void test_watch_account_other_node(void **state)
+{
+	struct fixture *f = fixture_get(state);
+	struct account_watched aw = {.text = ""};
+	pthread_mutex_init(&aw.lock, NULL);
+	struct store_watch *w = store_watch_account(f->store, f->a, account_watched_cb, &aw);
+	struct fixture other = *f;
+	snprintf(other.dir, sizeof(other.dir), "/tmp/test_store_imap.XXXXXX");
+	assert_non_null(mkdtemp(other.dir));
+	open_store(&other);
+	mbox_ok(&other, STORE_MAILBOX_CREATE, f->a, "x1", NULL);
+	mbox_ok(&other, STORE_MAILBOX_RENAME, f->a, "x1", "x2");
+	mbox_ok(&other, STORE_MAILBOX_SUBSCRIBE, f->a, "x2", NULL);
+	const char *error;
+	const char *entries[] = {"/private/c=1"};
+	assert_int_equal(meta_set(&other, f->a, "", 0, &error, entries, 1), 0);
+	const char *want =
+	    "C x1 0\nM x1 n\nR x2<x1 0\nM x1 0\nM x2 n\nS x2 0\nD </private/c 0\n";
+	for (int i = 0; i < 1000; i++) { /* up to 10 s */
+		pthread_mutex_lock(&aw.lock);
+		bool done = strlen(aw.text) >= strlen(want);
+		pthread_mutex_unlock(&aw.lock);
+		if (done)
+			break;
+		usleep(10000);
+	}
+	account_watched_expect(&aw, want);
+	store_unwatch(&w);
+	store_close(&other.store);
+	engine_rm_tree(other.dir);
+	pthread_mutex_destroy(&aw.lock);
+}
+
 static void test_watch(void **state)
 {
 	struct fixture *f = fixture_get(state);
@@ -2542,6 +2657,8 @@ int main(void)
 	    BOTH(test_append),
 	    BOTH(test_changes),
 	    BOTH(test_watch),
+	    BOTH(test_watch_account),
+	    PG(test_watch_account_other_node),
 	    BOTH(test_concurrency),
 	    BOTH(test_summary),
 	    BOTH(test_objectids),
