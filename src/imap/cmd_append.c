@@ -182,6 +182,9 @@ int cmd_append_literal_begin(struct imap_session *s, const struct imap_literal *
 	bool replace = command != NULL &&
 	               (strcmp(command, "REPLACE") == 0 || strcmp(command, "UID REPLACE") == 0);
 	size_t name_arg = replace ? 1 : 0;
+	/* REPLACE by message number under UIDONLY: the dispatcher answers BAD [UIDREQUIRED] */
+	if (replace && s->uidonly && strcmp(command, "REPLACE") == 0)
+		return 0;
 	if (command == NULL || (strcmp(command, "APPEND") != 0 && !replace) ||
 	    (s->state != IMAP_STATE_AUTHENTICATED && s->state != IMAP_STATE_SELECTED) ||
 	    (replace && s->state != IMAP_STATE_SELECTED))

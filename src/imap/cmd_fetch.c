@@ -601,7 +601,7 @@ static int fetch_simple_items(struct imap_session *s, const struct fetch_req *re
 {
 	int r = 0;
 	bool implied = with_flags && s->condstore;
-	if (req->uid || implied) {
+	if (req->uid || (implied && !s->uidonly)) { /* UIDFETCH leads with the UID */
 		r |= buf_puts(b, "UID ");
 		r |= buf_put_u64(b, m->uid);
 		*sep = " ";
@@ -883,7 +883,7 @@ static int fetch_msg_begin(struct imap_session *s, struct fetch_op *o, uint64_t 
 	struct buf b;
 	buf_init(&b, (size_t)64 * 1024 * 1024);
 	const char *sep = "";
-	int r = buf_printf(&b, "* %u FETCH (", seq);
+	int r = imap_session_fetch_head(s, &b, (long)seq - 1);
 	r |= fetch_simple_items(s, req, m, with_flags, &b, &sep);
 	r |= fetch_structure(tmp, req, p, data, (size_t)size, &root, &b, &sep);
 	r |= fetch_objects(tmp, req, p, data, (size_t)size, &root, &b, &sep);
@@ -923,9 +923,15 @@ static void fetch_simple_batch(struct imap_session *s, struct fetch_op *o)
 		bool with_flags = o->unseen_count > 0 && (m->flags & STORE_FLAG_SEEN) &&
 		                  fetch_was_unseen(o, m->uid);
 		const char *sep = "";
-		r |= buf_puts(&b, "* ");
-		r |= buf_put_u64(&b, seq);
-		r |= buf_puts(&b, " FETCH (");
+		if (s->uidonly) { /* RFC 9586 §3.3 */
+			r |= buf_puts(&b, "* ");
+			r |= buf_put_u64(&b, m->uid);
+			r |= buf_puts(&b, " UIDFETCH (");
+		} else {
+			r |= buf_puts(&b, "* ");
+			r |= buf_put_u64(&b, seq);
+			r |= buf_puts(&b, " FETCH (");
+		}
 		r |= fetch_simple_items(s, &o->req, m, with_flags, &b, &sep);
 		r |= buf_append(&b, ")\r\n", 3);
 	}
@@ -1249,7 +1255,9 @@ void cmd_fetch(struct imap_cmd *cmd)
 		                        : "VANISHED needs UID FETCH and CHANGEDSINCE");
 		return;
 	}
-	struct fetch_req req = {.uid = cmd->uid};
+	/* RFC 9586 §3.3: a UIDFETCH response names the UID already; the UID item only when
+	 * asked for */
+	struct fetch_req req = {.uid = cmd->uid && !s->uidonly};
 	bool ok = true;
 	if (a[1].type == IMAP_ARG_ATOM) {
 		ok = fetch_add(&req, a[1].str, s->cmd);

@@ -26,6 +26,7 @@ struct select_req {
 	uint32_t recent_first;
 	/* QRESYNC (uidvalidity modseq [known-uids] [seq-match-data]) (RFC 7162 §3.2.5) */
 	bool qresync;
+	bool seq_match; /* QRESYNC's (known-sequence-set known-uid-set) was given */
 	uint32_t qr_uidvalidity;
 	uint64_t qr_modseq;
 	struct imap_seqset_range *known; /* malloc'd copy of known-uids; NULL: every UID */
@@ -256,6 +257,7 @@ static bool select_qresync(struct imap_session *s, const struct imap_arg *list,
 		if (!select_uidset(s, &m[0], &set) || !select_uidset(s, &m[1], &set) ||
 		    m[2].type != IMAP_ARG_EOL)
 			return false;
+		q->seq_match = true;
 		a++;
 	}
 	return a->type == IMAP_ARG_EOL;
@@ -306,6 +308,11 @@ void cmd_select(struct imap_cmd *cmd)
 	}
 	if (p < 0) {
 		imap_tagged(s, cmd->tag, "BAD", "QRESYNC was not enabled (ENABLE QRESYNC)");
+		select_req_free(q);
+		return;
+	}
+	if (q->seq_match && s->uidonly) { /* RFC 9586 §3: it holds message numbers */
+		imap_tagged(s, cmd->tag, "BAD", "[UIDREQUIRED] No sequence-match data with UIDONLY");
 		select_req_free(q);
 		return;
 	}

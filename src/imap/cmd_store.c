@@ -208,9 +208,9 @@ static void cmd_store_fetch(struct imap_session *s, const struct cmd_store_op *o
 	const struct imap_msg *m = &s->msgs[idx];
 	struct buf b;
 	buf_init(&b, 64 * 1024);
-	int r = buf_printf(&b, "* %ld FETCH (", idx + 1);
+	int r = imap_session_fetch_head(s, &b, idx);
 	const char *sep = "";
-	if (o->uid || s->condstore) {
+	if ((o->uid || s->condstore) && !s->uidonly) { /* UIDFETCH leads with the UID */
 		r |= buf_printf(&b, "UID %u", m->uid);
 		sep = " ";
 	}

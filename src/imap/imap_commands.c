@@ -75,6 +75,18 @@ static const struct imap_command_def imap_commands[] = {
     {"SETMETADATA", cmd_setmetadata, IMAP_CMD_LOGGED_IN},
 };
 
+/* The commands whose non-UID form names messages by number: once UIDONLY is enabled they
+ * are BAD [UIDREQUIRED] (RFC 9586 §3). */
+static bool imap_commands_takes_seq(const char *name)
+{
+	static const char *const seq_commands[] = {"FETCH", "STORE", "COPY",   "MOVE",
+	                                           "SEARCH", "SORT", "THREAD", "REPLACE"};
+	for (size_t i = 0; i < sizeof(seq_commands) / sizeof(seq_commands[0]); i++)
+		if (strcmp(name, seq_commands[i]) == 0)
+			return true;
+	return false;
+}
+
 void imap_commands_execute(struct imap_session *s)
 {
 	struct imap_cmd cmd = {
@@ -103,6 +115,10 @@ void imap_commands_execute(struct imap_session *s)
 		return;
 	}
 	cmd.uid = strncmp(cmd.name, "UID ", 4) == 0;
+	if (s->uidonly && !cmd.uid && imap_commands_takes_seq(cmd.name)) {
+		imap_tagged(s, cmd.tag, "BAD", "[UIDREQUIRED] Message numbers are off (UIDONLY)");
+		return;
+	}
 	def->handler(&cmd);
 }
 

@@ -151,7 +151,8 @@ const char *imap_session_capabilities(struct imap_session *s)
 		    "CONDSTORE QRESYNC QUOTA QUOTA=RES-STORAGE QUOTA=RES-MESSAGE METADATA"
 		    " COMPRESS=DEFLATE SORT SORT=DISPLAY ESORT THREAD=ORDEREDSUBJECT "
 		    "THREAD=REFERENCES"
-		    " WITHIN UNAUTHENTICATE REPLACE OBJECTID SAVEDATE PREVIEW",
+		    " WITHIN UNAUTHENTICATE REPLACE OBJECTID SAVEDATE PREVIEW"
+		    " UIDONLY",
 		    (unsigned long long)s->limits->message_size);
 	}
 	ASSERT(strlen(caps) < sizeof(caps) - 1); /* never cut short */
@@ -338,7 +339,7 @@ void imap_session_unauthenticate(struct imap_session *s)
 	free(s->user);
 	s->user = NULL;
 	s->account_id = 0;
-	s->rev2 = s->utf8 = s->condstore = s->qresync = false;
+	s->rev2 = s->utf8 = s->condstore = s->qresync = s->uidonly = false;
 	s->login_commands = 0;
 	imap_parser_set_limits(s->parser, &imap_prelogin_limits); /* from the next command */
 	imap_session_set_state(s, IMAP_STATE_NOT_AUTHENTICATED);
@@ -595,7 +596,12 @@ void imap_session_send_fetch_flags(struct imap_session *s, long idx)
 	struct buf b;
 	buf_init(&b, 65536);
 	imap_session_flags_text(s, &b, m);
-	if (s->condstore) /* RFC 7162 §3.1: UID and MODSEQ in every such FETCH */
+	if (s->uidonly && s->condstore) /* RFC 9586 §3.3: the UID leads the response */
+		imap_send(s, "* %u UIDFETCH (FLAGS (%s) MODSEQ (%llu))", m->uid, buf_cstr(&b),
+		          (unsigned long long)m->modseq);
+	else if (s->uidonly)
+		imap_send(s, "* %u UIDFETCH (FLAGS (%s))", m->uid, buf_cstr(&b));
+	else if (s->condstore) /* RFC 7162 §3.1: UID and MODSEQ in every such FETCH */
 		imap_send(s, "* %ld FETCH (UID %u FLAGS (%s) MODSEQ (%llu))", idx + 1, m->uid,
 		          buf_cstr(&b), (unsigned long long)m->modseq);
 	else
@@ -642,7 +648,8 @@ static int imap_uid_cmp(const void *a, const void *b)
 
 uint32_t imap_session_view_expunge(struct imap_session *s, const uint32_t *uids, size_t count)
 {
-	uint32_t *gone = s->qresync && count > 0 ? xmalloc(count * sizeof(*gone)) : NULL;
+	/* RFC 9586 §3.2: UIDONLY reports expunges as VANISHED too */
+	uint32_t *gone = (s->qresync || s->uidonly) && count > 0 ? xmalloc(count * sizeof(*gone)) : NULL;
 	uint32_t n = 0;
 	for (size_t i = 0; i < count; i++) {
 		long idx = imap_view_find(s, uids[i]);
@@ -661,6 +668,13 @@ uint32_t imap_session_view_expunge(struct imap_session *s, const uint32_t *uids,
 		free(gone);
 	}
 	return n;
+}
+
+int imap_session_fetch_head(const struct imap_session *s, struct buf *b, long idx)
+{
+	if (s->uidonly)
+		return buf_printf(b, "* %u UIDFETCH (", s->msgs[idx].uid);
+	return buf_printf(b, "* %ld FETCH (", idx + 1);
 }
 
 void imap_session_view_remove(struct imap_session *s, long idx)

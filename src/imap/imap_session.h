@@ -98,6 +98,9 @@ struct imap_session {
 	 * VANISHED, SELECT/EXAMINE take the QRESYNC parameter, UID FETCH the VANISHED
 	 * modifier. */
 	bool qresync;
+	/* ENABLE UIDONLY (RFC 9586): commands taking message numbers are BAD [UIDREQUIRED],
+	 * FETCH responses are "* uid UIDFETCH (...)" and expunges are reported as VANISHED. */
+	bool uidonly;
 	unsigned errors, auth_failures;
 
 	/* authentication */
@@ -239,6 +242,9 @@ uint32_t imap_session_view_expunge(struct imap_session *s, const uint32_t *uids,
  * Nothing for count 0. */
 void imap_session_send_vanished(struct imap_session *s, bool earlier, const uint32_t *uids,
                                 size_t count);
+/* The head of a FETCH response for view entry idx (0-based) into b: "* n FETCH (", or
+ * "* uid UIDFETCH (" once UIDONLY is enabled (RFC 9586 §3.3). 0 ok, -1 b is full. */
+int imap_session_fetch_head(const struct imap_session *s, struct buf *b, long idx);
 /* Remove view entry idx (0-based) after its EXPUNGE was sent. */
 void imap_session_view_remove(struct imap_session *s, long idx);
 /* Set the keywords of view entry idx (copied; "" or NULL = none). */
