@@ -80,6 +80,8 @@ struct conf {
 	unsigned pop3_login_delay; /* seconds between POP3 logins of one account (0 = none) */
 	unsigned imap_progress_interval; /* seconds between INPROGRESS reports (RFC 9585) of a
 	                                    long SEARCH/SORT/THREAD; 0: at every pause */
+	unsigned imap_message_limit; /* MESSAGELIMIT (RFC 9738): messages one FETCH, STORE, COPY,
+	                                MOVE or UID EXPUNGE processes; 0 = no limit */
 	unsigned smtp_pregreet_wait; /* seconds port 25 waits before greeting, to catch clients that
 	                                talk first (0: greet at once) */
 	unsigned auth_workers;       /* password checks at once (threads), 0 = one per core */

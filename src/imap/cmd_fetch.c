@@ -1306,6 +1306,19 @@ void cmd_fetch(struct imap_cmd *cmd)
 		if (req.seen && !s->read_only && !(s->msgs[i].flags & STORE_FLAG_SEEN))
 			o->unseen[o->unseen_count++] = s->msgs[i].uid;
 	}
+	size_t limited = o->count;
+	if (imap_session_message_limit(s, cmd->tag, cmd->uid, &limited) < 0) {
+		free(o->seqs);
+		free(o->unseen);
+		free(o);
+		return;
+	}
+	if (limited < o->count) { /* the lowest UIDs: drop the rest, also from unseen */
+		uint32_t last = s->msgs[o->seqs[limited - 1] - 1].uid;
+		o->count = limited;
+		while (o->unseen_count > 0 && o->unseen[o->unseen_count - 1] > last)
+			o->unseen_count--;
+	}
 	o->req = req;
 	o->name = xstrdup(cmd->name);
 	o->tag = xstrdup(cmd->tag);

@@ -134,6 +134,10 @@ int cmd_store_set_uids(struct imap_cmd *cmd, const struct imap_arg *arg, uint32_
 			uids = xmalloc((size_t)(s->count - i) * sizeof(*uids));
 		uids[n++] = s->msgs[i].uid;
 	}
+	if (imap_session_message_limit(s, cmd->tag, cmd->uid, &n) < 0) {
+		free(uids);
+		return -1;
+	}
 	*uids_r = uids;
 	*count_r = n;
 	return 0;

@@ -101,6 +101,9 @@ struct imap_session {
 	/* ENABLE UIDONLY (RFC 9586): commands taking message numbers are BAD [UIDREQUIRED],
 	 * FETCH responses are "* uid UIDFETCH (...)" and expunges are reported as VANISHED. */
 	bool uidonly;
+	/* MESSAGELIMIT (RFC 9738): the running command was cut to this many messages (0: not);
+	 * its tagged OK carries [MESSAGELIMIT n] (imap_tagged(), imap_session_sync_ok()). */
+	uint32_t msglimit_hit;
 	unsigned errors, auth_failures;
 
 	/* authentication */
@@ -252,6 +255,10 @@ void imap_session_view_keywords(struct imap_session *s, long idx, const char *ke
 /* The flag list of view entry m (system flags, \Recent for IMAP4rev1, keywords), without
  * the parentheses, appended to b. */
 void imap_session_flags_text(struct imap_session *s, struct buf *b, const struct imap_msg *m);
+/* MESSAGELIMIT (RFC 9738) for a command naming count messages: 1 within the limit; 0
+ * with *count_r cut to the limit (a UID form: the lowest UIDs are processed; the tagged OK
+ * will say [MESSAGELIMIT n]); -1 after answering NO [MESSAGELIMIT n] (message numbers). */
+int imap_session_message_limit(struct imap_session *s, const char *tag, bool uid, size_t *count_r);
 /* Untagged FLAGS and OK [PERMANENTFLAGS] with every keyword in s->announced. */
 void imap_session_send_flags(struct imap_session *s);
 /* \Recent of view entries up to UID upto - 1: claim them (read-write IMAP4rev1 session) or

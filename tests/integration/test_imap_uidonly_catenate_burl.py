@@ -4,12 +4,15 @@ session as UIDFETCH and VANISHED; the conversation script 17-uidonly.conv covers
 commands refused with [UIDREQUIRED]."""
 
 import itertools
+import re
 import smtplib
 
 from conftest import HOST
 from imap_helpers import Raw
 
 PASSWORD = "late-Secret-7"
+LIMIT = 4
+SERVER_CONF = {"imap_message_limit": str(LIMIT)}
 _counter = itertools.count(1)
 
 
@@ -54,3 +57,34 @@ def test_uidonly_unsolicited_changes(server):
     assert a.cmd(b"UID SEARCH $")[0] == b"* SEARCH 2 3\r\n"
     a.close()
     b.close()
+
+
+def test_messagelimit(server):
+    user = fresh_user(server)
+    a = Raw(server, user, PASSWORD)
+    assert b"MESSAGELIMIT=%d" % LIMIT in a.cmd(b"CAPABILITY")[0].split()
+    for i in range(6):
+        assert a.append(b"INBOX", msg(b"m%d" % i)).startswith(b"OK")
+    assert a.cmd(b"CREATE Other")[-1].startswith(b"OK")
+    a.cmd(b"SELECT INBOX")
+    # by message number: NO, nothing done
+    assert a.cmd(b"FETCH 1:* (FLAGS)") == [b"NO [MESSAGELIMIT 4] Too many messages at once"]
+    assert a.cmd(b"STORE 1:5 +FLAGS (\\Seen)")[-1].startswith(b"NO [MESSAGELIMIT 4]")
+    assert a.cmd(b"COPY 1:* Other")[-1].startswith(b"NO [MESSAGELIMIT 4]")
+    assert a.cmd(b"UID SEARCH SEEN")[0] == b"* SEARCH\r\n"
+    assert len(a.cmd(b"FETCH 1:4 (FLAGS)")) == 5
+    # UID forms: the lowest UIDs, then OK [MESSAGELIMIT n]
+    out = a.cmd(b"UID FETCH 2:* (FLAGS)")
+    assert [l.split()[4] for l in out[:-1]] == [b"2", b"3", b"4", b"5"], out
+    assert out[-1].startswith(b"OK [MESSAGELIMIT 4] UID FETCH completed"), out
+    out = a.cmd(b"UID STORE 1:* +FLAGS.SILENT (\\Seen)")
+    assert out[-1].startswith(b"OK [MESSAGELIMIT 4]"), out
+    assert a.cmd(b"UID SEARCH SEEN")[0] == b"* SEARCH 1 2 3 4\r\n"
+    out = a.cmd(b"UID COPY 1:* Other")  # COPYUID keeps the tagged code
+    assert out[-2].startswith(b"* OK [MESSAGELIMIT 4]"), out
+    assert re.match(rb"OK \[COPYUID \d+ 1:4 1:4\]", out[-1]), out
+    out = a.cmd(b"UID MOVE 2:* Other")
+    assert out[-1].startswith(b"OK [MESSAGELIMIT 4]"), out
+    assert any(re.match(rb"\* OK \[COPYUID \d+ 2:5 5:8\]", l) for l in out), out
+    assert a.cmd(b"UID SEARCH ALL")[0] == b"* SEARCH 1 6\r\n"
+    a.close()
