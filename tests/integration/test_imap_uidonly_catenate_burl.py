@@ -12,7 +12,8 @@ from imap_helpers import Raw
 
 PASSWORD = "late-Secret-7"
 LIMIT = 4
-SERVER_CONF = {"imap_message_limit": str(LIMIT)}
+MSG_MAX = 100000
+SERVER_CONF = {"imap_message_limit": str(LIMIT), "limit_message_size": str(MSG_MAX)}
 _counter = itertools.count(1)
 
 
@@ -88,3 +89,83 @@ def test_messagelimit(server):
     assert any(re.match(rb"\* OK \[COPYUID \d+ 2:5 5:8\]", l) for l in out), out
     assert a.cmd(b"UID SEARCH ALL")[0] == b"* SEARCH 1 6\r\n"
     a.close()
+
+
+SOURCE = (b"From: a@example.test\r\nSubject: source\r\nMIME-Version: 1.0\r\n"
+          b"Content-Type: multipart/mixed; boundary=XX\r\n\r\n"
+          b"--XX\r\nContent-Type: text/plain\r\n\r\nfirst part\r\n"
+          b"--XX\r\nContent-Type: application/octet-stream\r\n\r\n" + b"A" * 60000 +
+          b"\r\n--XX--\r\n")
+
+
+def uidvalidity(r, box):
+    out = r.cmd(b"STATUS %s (UIDVALIDITY)" % box)
+    return int(re.search(rb"UIDVALIDITY (\d+)", out[0]).group(1))
+
+
+def catenate(r, box, *parts):
+    """APPEND box CATENATE (...) with TEXT parts as non-synchronizing literals."""
+    items = []
+    for kind, value in parts:
+        if kind == "TEXT":
+            items.append(b"TEXT {%d+}\r\n" % len(value) + value)
+        else:
+            items.append(b"URL \"%s\"" % value)
+    return r.cmd(b"APPEND %s CATENATE (%s)" % (box, b" ".join(items)))
+
+
+def body(r, box, uid):
+    r.cmd(b"SELECT " + box)
+    out = r.cmd(b"UID FETCH %d BODY.PEEK[]" % uid)
+    return out[0].split(b"}\r\n", 1)[1].rsplit(b")\r\n", 1)[0]
+
+
+def test_catenate(server):
+    user = fresh_user(server)
+    r = Raw(server, user, PASSWORD)
+    assert b"CATENATE" in r.cmd(b"CAPABILITY")[0].split()
+    assert r.append(b"INBOX", SOURCE).startswith(b"OK")
+    assert r.cmd(b"CREATE Cat")[-1].startswith(b"OK")
+    v = uidvalidity(r, b"INBOX")
+    head = b"From: b@example.test\r\nSubject: fwd\nMIME-Version: 1.0\r\n" \
+           b"Content-Type: multipart/mixed; boundary=YY\r\n\r\n--YY\r\n"
+    out = catenate(r, b"Cat", ("TEXT", head),
+                   ("URL", b"/INBOX;UIDVALIDITY=%d/;UID=1/;SECTION=2.MIME" % v),
+                   ("URL", b"/INBOX;UIDVALIDITY=%d/;UID=1/;SECTION=2" % v),
+                   ("TEXT", b"\r\n--YY--\r\n"))
+    assert re.match(rb"OK \[APPENDUID \d+ 1\]", out[-1]), out
+    want = (head.replace(b"fwd\n", b"fwd\r\n") +
+            b"Content-Type: application/octet-stream\r\n\r\n" + b"A" * 60000 +
+            b"\r\n--YY--\r\n")
+    assert body(r, b"Cat", 1) == want
+    # the whole message, a partial range, the absolute form with the user's own name
+    out = catenate(r, b"Cat", ("URL", b"/INBOX/;UID=1/;SECTION=HEADER"),
+                   ("URL", b"imap://%s@h/INBOX/;UID=1/;SECTION=1/;PARTIAL=0.5"
+                    % user.replace("@", "%40").encode()), ("TEXT", b"\r\n"))
+    assert out[-1].startswith(b"OK [APPENDUID"), out
+    assert body(r, b"Cat", 2) == SOURCE.split(b"\r\n\r\n")[0] + b"\r\n\r\nfirst\r\n"
+    # MULTIAPPEND mixing a literal and a CATENATE message
+    lit = msg(b"plain")
+    out = r.cmd(b"APPEND Cat {%d+}\r\n%s CATENATE (URL \"/INBOX/;UID=1\")" % (len(lit), lit))
+    assert re.match(rb"OK \[APPENDUID \d+ 3:4\]", out[-1]), out
+    assert body(r, b"Cat", 3) == lit and body(r, b"Cat", 4) == SOURCE
+    # refusals: nothing is appended
+    out = catenate(r, b"Cat", ("TEXT", b"x: y\r\n\r\n"), ("URL", b"/INBOX/;UID=99"))
+    assert out[-1].startswith(b"NO [BADURL /INBOX/;UID=99]"), out
+    out = catenate(r, b"Cat", ("URL", b"/INBOX;UIDVALIDITY=%d/;UID=1" % (v + 1)))
+    assert out[-1].startswith(b"NO [BADURL"), out
+    out = catenate(r, b"Cat", ("URL", b"/INBOX/;UID=1/;SECTION=7"))
+    assert out[-1].startswith(b"NO [BADURL"), out
+    out = catenate(r, b"Cat", ("URL", b"http://x/y"))
+    assert out[-1].startswith(b"NO [BADURL http://x/y]"), out
+    out = catenate(r, b"Cat", ("URL", b"imap://other%40example.test@h/INBOX/;UID=1"))
+    assert out[-1].startswith(b"NO [BADURL"), out
+    out = catenate(r, b"Cat", ("URL", b"/INBOX/;UID=1"), ("URL", b"/INBOX/;UID=1"))
+    assert out[-1].startswith(b"NO [TOOBIG]"), out  # 2 x 60 KB > limit_message_size
+    assert r.cmd(b"APPEND Cat CATENATE ()")[-1].startswith(b"BAD")
+    assert r.cmd(b"APPEND Cat CATENATE (TEXT \"x\")")[-1].startswith(b"BAD")
+    out = r.cmd(b"STATUS Cat (MESSAGES)")
+    assert b"MESSAGES 4" in out[0], out
+    # the session goes on: a plain APPEND after the refusals
+    assert r.append(b"Cat", msg(b"after")).startswith(b"OK [APPENDUID")
+    r.close()
