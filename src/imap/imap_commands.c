@@ -73,6 +73,9 @@ static const struct imap_command_def imap_commands[] = {
     {"SETQUOTA", cmd_setquota, IMAP_CMD_LOGGED_IN},
     {"GETMETADATA", cmd_getmetadata, IMAP_CMD_LOGGED_IN},
     {"SETMETADATA", cmd_setmetadata, IMAP_CMD_LOGGED_IN},
+    {"GENURLAUTH", cmd_genurlauth, IMAP_CMD_LOGGED_IN},
+    {"URLFETCH", cmd_urlfetch, IMAP_CMD_LOGGED_IN},
+    {"RESETKEY", cmd_resetkey, IMAP_CMD_LOGGED_IN},
 };
 
 /* The commands whose non-UID form names messages by number: once UIDONLY is enabled they

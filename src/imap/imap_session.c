@@ -161,7 +161,7 @@ const char *imap_session_capabilities(struct imap_session *s)
 		    " COMPRESS=DEFLATE SORT SORT=DISPLAY ESORT THREAD=ORDEREDSUBJECT "
 		    "THREAD=REFERENCES"
 		    " WITHIN UNAUTHENTICATE REPLACE OBJECTID SAVEDATE PREVIEW"
-		    " UIDONLY CATENATE",
+		    " UIDONLY CATENATE URLAUTH",
 		    (unsigned long long)s->limits->message_size);
 		if (s->conf->imap_message_limit != 0)
 			snprintf(caps + strlen(caps), sizeof(caps) - strlen(caps), " MESSAGELIMIT=%u",

@@ -169,3 +169,63 @@ def test_catenate(server):
     # the session goes on: a plain APPEND after the refusals
     assert r.append(b"Cat", msg(b"after")).startswith(b"OK [APPENDUID")
     r.close()
+
+
+def genurlauth(r, rump):
+    out = r.cmd(b"GENURLAUTH \"%s\" INTERNAL" % rump)
+    assert out[-1].startswith(b"OK"), out
+    m = re.match(rb'\* GENURLAUTH "([^"]+)"\r\n', out[0])
+    assert m and m.group(1).startswith(rump + b":INTERNAL:"), out
+    return m.group(1)
+
+
+def urlfetch(r, url):
+    out = r.cmd(b"URLFETCH \"%s\"" % url)
+    assert out[-1].startswith(b"OK"), out
+    if out[0].endswith(b" NIL\r\n"):
+        return None
+    return out[0].split(b"}\r\n", 1)[1][:-2]
+
+
+def test_urlauth(server):
+    user = fresh_user(server)
+    other = fresh_user(server)
+    r = Raw(server, user, PASSWORD)
+    assert b"URLAUTH" in r.cmd(b"CAPABILITY")[0].split()
+    assert r.append(b"INBOX", SOURCE).startswith(b"OK")
+    v = uidvalidity(r, b"INBOX")
+    enc = user.replace("@", "%40").encode()
+    base = b"imap://%s@mx.example.test/INBOX;UIDVALIDITY=%d/;UID=1" % (enc, v)
+    url = genurlauth(r, base + b";URLAUTH=authuser")
+    assert urlfetch(r, url) == SOURCE
+    part = genurlauth(r, base + b"/;SECTION=1;URLAUTH=anonymous")
+    assert urlfetch(r, part) == b"first part"
+    # another user: authuser and anonymous URLs work, user+ only for that user, a tampered
+    # token or URL never
+    o = Raw(server, other, PASSWORD)
+    assert urlfetch(o, url) == SOURCE
+    mine = genurlauth(r, base + b";URLAUTH=user+" + enc)
+    assert urlfetch(o, mine) is None and urlfetch(r, mine) == SOURCE
+    theirs = genurlauth(r, base + b";URLAUTH=user+" + other.replace("@", "%40").encode())
+    assert urlfetch(o, theirs) == SOURCE
+    assert urlfetch(o, url[:-1] + (b"0" if url[-1:] != b"0" else b"1")) is None
+    assert urlfetch(o, url.replace(b";UID=1;", b";UID=2;")) is None
+    sub = genurlauth(r, base + b";URLAUTH=submit+" + enc)
+    assert urlfetch(r, sub) is None  # for the submission server only
+    past = genurlauth(r, base + b";EXPIRE=2001-01-01T00:00:00Z;URLAUTH=authuser")
+    assert urlfetch(r, past) is None
+    # GENURLAUTH refuses what is not the user's own rump
+    bad = b"imap://%s@h/INBOX/;UID=1;URLAUTH=authuser" % other.replace("@", "%40").encode()
+    assert r.cmd(b"GENURLAUTH \"%s\" INTERNAL" % bad)[-1].startswith(b"NO [BADURL")
+    assert r.cmd(b"GENURLAUTH \"%s\" INTERNAL" % url)[-1].startswith(b"NO [BADURL")
+    assert r.cmd(b"GENURLAUTH \"%s;URLAUTH=authuser\" XYZ" % base)[-1].startswith(b"NO")
+    # RESETKEY: of the mailbox, then of the account
+    assert r.cmd(b"RESETKEY INBOX INTERNAL")[-1].startswith(b"OK")
+    assert urlfetch(r, url) is None and urlfetch(r, part) is None
+    url = genurlauth(r, base + b";URLAUTH=authuser")
+    assert urlfetch(r, url) == SOURCE
+    assert r.cmd(b"RESETKEY")[-1].startswith(b"OK")
+    assert urlfetch(r, url) is None
+    assert r.cmd(b"RESETKEY Nowhere")[-1].startswith(b"NO [NONEXISTENT]")
+    r.close()
+    o.close()
