@@ -7,7 +7,7 @@ import itertools
 import re
 import smtplib
 
-from conftest import HOST
+from conftest import HOST, tls_client_context
 from imap_helpers import Raw
 
 PASSWORD = "late-Secret-7"
@@ -229,3 +229,61 @@ def test_urlauth(server):
     assert r.cmd(b"RESETKEY Nowhere")[-1].startswith(b"NO [NONEXISTENT]")
     r.close()
     o.close()
+
+
+def submission(server, user):
+    s = smtplib.SMTP(HOST, server.submission_port, timeout=15, local_hostname="client.test")
+    s.ehlo("client.test")
+    s.starttls(context=tls_client_context())
+    code, text = s.ehlo("client.test")
+    assert b"BURL" not in text  # only once authenticated (RFC 4468 §3.3)
+    s.login(user, PASSWORD)
+    code, text = s.ehlo("client.test")
+    assert b"\nBURL imap" in text, text
+    return s
+
+
+def test_burl(server):
+    sender, rcpt = fresh_user(server), fresh_user(server)
+    r = Raw(server, sender, PASSWORD)
+    assert r.append(b"INBOX", SOURCE).startswith(b"OK")
+    v = uidvalidity(r, b"INBOX")
+    enc = sender.replace("@", "%40").encode()
+    base = b"imap://%s@mx.example.test/INBOX;UIDVALIDITY=%d/;UID=1" % (enc, v)
+    part = genurlauth(r, base + b"/;SECTION=2;URLAUTH=submit+" + enc).decode()
+    whole = genurlauth(r, base + b";URLAUTH=submit+" + enc).decode()
+    foreign = genurlauth(r, base + b";URLAUTH=authuser").decode()
+    r.close()
+    head = ("From: <%s>\r\nTo: <%s>\r\nSubject: forwarded\r\n\r\nThe attachment: "
+            % (sender, rcpt)).encode()
+    s = submission(server, sender)
+    assert s.mail(sender)[0] == 250 and s.rcpt(rcpt)[0] == 250
+    s.send(b"BDAT %d\r\n" % len(head) + head)
+    assert s.getreply()[0] == 250
+    code, text = s.docmd("BURL", part)
+    assert code == 250, text
+    s.send(b"BDAT 2 LAST\r\n\r\n")
+    assert s.getreply()[0] == 250
+    # a whole message with BURL ... LAST alone
+    assert s.mail(sender)[0] == 250 and s.rcpt(rcpt)[0] == 250
+    code, text = s.docmd("BURL", whole + " LAST")
+    assert code == 250, text
+    # refusals: a URL not for submission, a tampered token, another message; the
+    # transaction is gone after each
+    for bad in (foreign, whole[:-4] + "0000", whole.replace(";UID=1;", ";UID=7;"),
+                "imap://h/INBOX/;UID=1"):
+        assert s.mail(sender)[0] == 250 and s.rcpt(rcpt)[0] == 250
+        code, text = s.docmd("BURL", bad + " LAST")
+        assert code == 554 and text.startswith(b"5.6.6"), (bad, code, text)
+        s.rset()
+    s.quit()
+    msgs = server.wait_mail(rcpt, 2)
+    assert len(msgs) == 2, msgs
+    first = server.mail_cat(rcpt, msgs[0]["uid"])
+    assert first.endswith(head + b"A" * 60000 + b"\r\n"), first[-200:]
+    second = server.mail_cat(rcpt, msgs[1]["uid"])
+    assert second.endswith(SOURCE), second[-200:]
+    # port 25 knows no BURL
+    with smtplib.SMTP(HOST, server.smtp_port, timeout=10, local_hostname="client.test") as p:
+        p.ehlo("client.test")
+        assert p.docmd("BURL", whole + " LAST")[0] == 502
