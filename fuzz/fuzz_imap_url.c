@@ -26,6 +26,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	if (imap_url_parse(arena, text, &u, &error) == 0) {
 		ASSERT(u.mailbox != NULL && u.mailbox[0] != '\0');
 		ASSERT(u.uid != 0);
+		ASSERT((u.user == NULL) == (u.owner == NULL));
 		ASSERT(u.partial || (u.partial_off == 0 && u.partial_len == 0));
 		if (u.access != NULL) {
 			ASSERT(u.rump_len > 0 && u.rump_len <= strlen(text));

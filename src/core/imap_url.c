@@ -2,6 +2,7 @@
  * ;EXPIRE= and ;URLAUTH=). */
 #include "core/imap_url.h"
 
+#include <stdio.h>
 #include <string.h>
 #include <strings.h>
 #include <time.h>
@@ -278,6 +279,15 @@ int imap_url_parse(struct arena *arena, const char *url, struct imap_url *url_r,
 	}
 	if (error == NULL)
 		error = imap_url_path(arena, url, p, url_r);
+	if (error == NULL && url_r->user != NULL) {
+		url_r->owner = url_r->user;
+		if (strchr(url_r->user, '@') == NULL && url_r->host != NULL) {
+			size_t n = strlen(url_r->user) + strlen(url_r->host) + 2;
+			char *o = arena_alloc(arena, n);
+			snprintf(o, n, "%s@%s", url_r->user, url_r->host);
+			url_r->owner = o;
+		}
+	}
 	if (error != NULL) {
 		*error_r = error;
 		return -1;

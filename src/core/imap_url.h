@@ -19,6 +19,10 @@
 
 struct imap_url {
 	const char *user;     /* the userinfo's user, decoded; NULL when absent */
+	/* The account the URL names: user when it holds an "@" ("joe%40example.org"), else
+	 * user "@" host ("imap://joe@example.org/...", as imaptest and others write it); NULL
+	 * without a user. */
+	const char *owner;
 	const char *host;     /* NULL for the path form */
 	unsigned port;        /* 0 when absent */
 	const char *mailbox;  /* decoded, never empty */

@@ -598,6 +598,7 @@ struct cmd_cat {
 	struct store *store;
 	uint64_t account_id;
 	char *user, *tag, *raw;
+	char *target;          /* the mailbox appended to (UTF-8), NULL when invalid */
 	uint64_t max;          /* the message size limit */
 	size_t header_lines;   /* for the header scanner */
 	struct cmd_append_spool *spool; /* owned: the literal messages and the arena */
@@ -627,6 +628,7 @@ static void cmd_cat_free(struct cmd_cat *c)
 	free(c->user);
 	free(c->tag);
 	free(c->raw);
+	free(c->target);
 	free(c);
 }
 
@@ -694,7 +696,7 @@ static bool cmd_cat_url(struct cmd_cat *c, struct cmd_append_file *f, const stru
                         uint64_t *total)
 {
 	const struct imap_url *u = &p->url;
-	if ((u->user != NULL && strcasecmp(u->user, c->user) != 0) || u->access != NULL) {
+	if ((u->owner != NULL && strcasecmp(u->owner, c->user) != 0) || u->access != NULL) {
 		c->bad_url = p->url_text;
 		return false;
 	}
@@ -769,6 +771,11 @@ static bool cmd_cat_build(struct cmd_cat *c, struct cmd_cat_msg *m)
 static void cmd_cat_read(void *ctx)
 {
 	struct cmd_cat *c = ctx;
+	/* A missing target is [TRYCREATE] whatever the URLs say (as Dovecot answers) */
+	if (c->target != NULL && store_mailbox_exists(c->store, c->account_id, c->target) == 0) {
+		c->refusal = "[TRYCREATE] The mailbox does not exist";
+		return;
+	}
 	for (size_t i = 0; i < c->cat_count; i++)
 		if (!cmd_cat_build(c, &c->cats[i]))
 			return;
@@ -886,6 +893,8 @@ static void cmd_catenate(struct imap_cmd *cmd, const char *raw)
 	c->user = xstrdup(s->user);
 	c->tag = xstrdup(cmd->tag);
 	c->raw = xstrdup(raw);
+	const char *target = imap_commands_mailbox_name(s, raw);
+	c->target = target != NULL && store_mailbox_name_valid(target) == 1 ? xstrdup(target) : NULL;
 	c->max = s->limits->message_size;
 	c->header_lines = s->limits->header_lines;
 	c->spool = sp;

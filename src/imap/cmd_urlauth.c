@@ -88,7 +88,7 @@ static void urlauth_fetch_one(struct urlauth_req *q, struct urlauth_item *it)
 {
 	const struct imap_url *u = &it->u;
 	uint64_t owner;
-	if (store_account_lookup(q->store, u->user, &owner, NULL, NULL) != 1 ||
+	if (store_account_lookup(q->store, u->owner, &owner, NULL, NULL) != 1 ||
 	    store_urlauth_verify(q->store, owner, u->mailbox, it->text, u->rump_len, u->token) != 1)
 		return;
 	int fd;
@@ -240,8 +240,8 @@ void cmd_genurlauth(struct imap_cmd *cmd)
 		it->text = arena_strdup(q->arena, text);
 		/* RFC 4467 §7.2: an absolute URL of the user's own, ending in ;URLAUTH=access */
 		it->ok = imap_url_parse(q->arena, it->text, &it->u, &error) == 0 &&
-		         it->u.host != NULL && it->u.user != NULL &&
-		         strcasecmp(it->u.user, s->user) == 0 && it->u.access != NULL &&
+		         it->u.host != NULL && it->u.owner != NULL &&
+		         strcasecmp(it->u.owner, s->user) == 0 && it->u.access != NULL &&
 		         it->u.mech == NULL && it->u.rump_len == strlen(it->text) &&
 		         urlauth_access_valid(it->u.access);
 	}

@@ -50,7 +50,7 @@ static void smtp_burl_read(void *ctx)
 	struct smtp_burl *b = s->burl;
 	const struct imap_url *u = &b->u;
 	uint64_t owner;
-	int r = store_account_lookup(b->store, u->user, &owner, NULL, NULL);
+	int r = store_account_lookup(b->store, u->owner, &owner, NULL, NULL);
 	if (r == 1)
 		r = store_urlauth_verify(b->store, owner, u->mailbox, b->text, u->rump_len, u->token);
 	if (r == 1)

@@ -69,6 +69,7 @@ static void test_absolute_and_urlauth(void **state)
 	                  "test:INTERNAL:91354a473744909de610943775f92038";
 	struct imap_url u = parse_ok(url);
 	assert_string_equal(u.user, "joe@example.test");
+	assert_string_equal(u.owner, "joe@example.test");
 	assert_string_equal(u.host, "mail.example.test");
 	assert_int_equal(u.port, 143);
 	assert_string_equal(u.mailbox, "INBOX");
@@ -88,6 +89,8 @@ static void test_absolute_and_urlauth(void **state)
 	                                    "30;URLAUTH=anonymous"));
 	u = parse_ok("imap://user;AUTH=*@h/a/;UID=1");
 	assert_string_equal(u.user, "user");
+	assert_string_equal(u.owner, "user@h"); /* user@domain written unencoded */
+	assert_null(parse_ok("/INBOX/;UID=1").owner);
 	arena_free(&arena);
 }
 
