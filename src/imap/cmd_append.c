@@ -690,21 +690,52 @@ static bool cmd_cat_copy(struct cmd_append_spool *sp, struct cmd_append_file *f,
 	return true;
 }
 
-/* One URL part into f (RFC 4469 §5): only messages of the user's own mailboxes; a URLAUTH
- * URL is not taken here. false with c->bad_url or c->refusal set. */
+/* One URL part into f (RFC 4469 §5). false with c->bad_url or c->refusal set. */
+/* The account whose message a URL part names, as this user may read it (RFC 4469 §5): a
+ * plain URL of the user's own mailboxes, or a URLAUTH URL (RFC 4467 §3) whose access lets
+ * this user in and whose token verifies under its owner's key. 1 with *account_r, 0 not
+ * allowed, -1 error. */
+static int cmd_cat_url_account(struct cmd_cat *c, const struct cmd_cat_part *p,
+                               uint64_t *account_r)
+{
+	const struct imap_url *u = &p->url;
+	if (u->access == NULL) {
+		if (u->owner != NULL && strcasecmp(u->owner, c->user) != 0)
+			return 0;
+		*account_r = c->account_id;
+		return 1;
+	}
+	if (u->token == NULL || u->owner == NULL || strcasecmp(u->mech, "INTERNAL") != 0 ||
+	    (u->expire && u->expire_time <= (int64_t)time(NULL)))
+		return 0;
+	if (strcasecmp(u->access, "authuser") != 0 && strcasecmp(u->access, "anonymous") != 0 &&
+	    !(strncasecmp(u->access, "user+", 5) == 0 && strcasecmp(u->access + 5, c->user) == 0))
+		return 0; /* submit+ is for the submission server */
+	int r = store_account_lookup(c->store, u->owner, account_r, NULL, NULL);
+	if (r != 1)
+		return r;
+	return store_urlauth_verify(c->store, *account_r, u->mailbox, p->url_text, u->rump_len,
+	                            u->token);
+}
+
 static bool cmd_cat_url(struct cmd_cat *c, struct cmd_append_file *f, const struct cmd_cat_part *p,
                         uint64_t *total)
 {
 	const struct imap_url *u = &p->url;
-	if ((u->owner != NULL && strcasecmp(u->owner, c->user) != 0) || u->access != NULL) {
-		c->bad_url = p->url_text;
+	uint64_t account;
+	int r = cmd_cat_url_account(c, p, &account);
+	if (r != 1) {
+		if (r == 0)
+			c->bad_url = p->url_text;
+		else
+			c->refusal = "[UNAVAILABLE] Cannot read the message named by a URL";
 		return false;
 	}
 	int fd;
 	uint64_t off, len;
-	int r = store_message_section(c->store, c->account_id, u->mailbox, u->uidvalidity, u->uid,
-	                              u->section, u->partial, u->partial_off, u->partial_len, &fd,
-	                              &off, &len);
+	r = store_message_section(c->store, account, u->mailbox, u->uidvalidity, u->uid,
+	                          u->section, u->partial, u->partial_off, u->partial_len, &fd, &off,
+	                          &len);
 	if (r <= 0) {
 		if (r == 0)
 			c->bad_url = p->url_text;

@@ -210,7 +210,15 @@ def test_urlauth(server):
     assert urlfetch(o, theirs) == SOURCE
     assert urlfetch(o, url[:-1] + (b"0" if url[-1:] != b"0" else b"1")) is None
     assert urlfetch(o, url.replace(b";UID=1;", b";UID=2;")) is None
+    # CATENATE takes a URLAUTH URL of another user's message (RFC 4469 §5)
+    out = o.cmd(b"APPEND INBOX CATENATE (URL \"%s\")" % url)
+    assert out[-1].startswith(b"OK [APPENDUID"), out
+    assert body(o, b"INBOX", 1) == SOURCE
+    out = o.cmd(b"APPEND INBOX CATENATE (URL \"%s\")" % mine)  # user+ someone else
+    assert out[-1].startswith(b"NO [BADURL"), out
     sub = genurlauth(r, base + b";URLAUTH=submit+" + enc)
+    out = r.cmd(b"APPEND INBOX CATENATE (URL \"%s\")" % sub)  # for submission only
+    assert out[-1].startswith(b"NO [BADURL"), out
     assert urlfetch(r, sub) is None  # for the submission server only
     past = genurlauth(r, base + b";EXPIRE=2001-01-01T00:00:00Z;URLAUTH=authuser")
     assert urlfetch(r, past) is None
