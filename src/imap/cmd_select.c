@@ -178,7 +178,9 @@ static void select_done(struct imap_session *s, void *ctx)
 	if (!s->rev2)
 		imap_send(s, "* %u RECENT", imap_session_recent_count(s));
 	imap_session_send_flags(s);
-	if (!s->rev2) { /* RFC 3501 §6.3.1: the first unseen message (RFC 9051 dropped it) */
+	/* RFC 3501 §6.3.1: the first unseen message (RFC 9051 dropped it); a message number,
+	 * so not under UIDONLY (RFC 9586 §3) */
+	if (!s->rev2 && !s->uidonly) {
 		uint32_t i = 0;
 		while (i < s->count && (s->msgs[i].flags & STORE_FLAG_SEEN))
 			i++;
