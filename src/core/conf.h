@@ -83,6 +83,8 @@ struct conf {
 	                                    long SEARCH/SORT/THREAD; 0: at every pause */
 	unsigned imap_notify_max_pending; /* mailboxes with undelivered NOTIFY events (RFC 5465)
 	                                     a session may have before NOTIFICATIONOVERFLOW */
+	unsigned imap_message_limit; /* MESSAGELIMIT (RFC 9738): messages one FETCH, STORE, COPY,
+	                                MOVE or UID EXPUNGE processes; 0 = no limit */
 	unsigned smtp_pregreet_wait; /* seconds port 25 waits before greeting, to catch clients that
 	                                talk first (0: greet at once) */
 	unsigned auth_workers;       /* password checks at once (threads), 0 = one per core */

@@ -71,6 +71,9 @@ void cmd_enable(struct imap_cmd *cmd)
 			s->qresync = true;
 			condstore = true;
 			strncat(enabled, " QRESYNC", sizeof(enabled) - strlen(enabled) - 1);
+		} else if (strcasecmp(a->str, "UIDONLY") == 0 && !s->uidonly) {
+			s->uidonly = true; /* RFC 9586 §3.1 */
+			strncat(enabled, " UIDONLY", sizeof(enabled) - strlen(enabled) - 1);
 		}
 	}
 	imap_send(s, "* ENABLED%s", enabled);

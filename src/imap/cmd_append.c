@@ -18,6 +18,7 @@
 
 #include "core/date.h"
 #include "core/crlf.h"
+#include "core/imap_url.h"
 #include "core/log.h"
 #include "core/xmalloc.h"
 #include "mime/header.h"
@@ -190,6 +191,12 @@ int cmd_append_literal_begin(struct imap_session *s, const struct imap_literal *
 	bool replace = command != NULL &&
 	               (strcmp(command, "REPLACE") == 0 || strcmp(command, "UID REPLACE") == 0);
 	size_t name_arg = replace ? 1 : 0;
+	/* REPLACE by message number under UIDONLY: the dispatcher answers BAD [UIDREQUIRED] */
+	if (replace && s->uidonly && strcmp(command, "REPLACE") == 0)
+		return 0;
+	/* A literal inside a list (CATENATE's TEXT parts, RFC 4469) stays in memory */
+	if (command != NULL && imap_parser_depth(s->parser) > 0)
+		return 0;
 	if (command == NULL || (strcmp(command, "APPEND") != 0 && !replace) ||
 	    (s->state != IMAP_STATE_AUTHENTICATED && s->state != IMAP_STATE_SELECTED) ||
 	    (replace && s->state != IMAP_STATE_SELECTED))
@@ -511,7 +518,8 @@ static void cmd_append_done(struct imap_session *s)
 /* One message's flags, date and literal from args at *i onwards into m. 0, or -1 with the
  * BAD text in *error_r. */
 static int cmd_append_message(struct imap_session *s, const struct imap_arg *args, size_t *i,
-                              struct store_append_message *m, const char **error_r)
+                              struct store_append_message *m, const struct imap_arg **cat_r,
+                              const char **error_r)
 {
 	struct arena *a = s->append->arena;
 	size_t k = *i;
@@ -536,6 +544,12 @@ static int cmd_append_message(struct imap_session *s, const struct imap_arg *arg
 		}
 		k++;
 	}
+	if (cat_r != NULL && args[k].type == IMAP_ARG_ATOM &&
+	    strcasecmp(args[k].str, "CATENATE") == 0 && args[k + 1].type == IMAP_ARG_LIST) {
+		*cat_r = args[k + 1].list; /* RFC 4469 §5 */
+		*i = k + 2;
+		return 0;
+	}
 	if (args[k].type != IMAP_ARG_LITERAL_EXTERNAL) {
 		*error_r = "Syntax: APPEND mailbox [(flags)] [date-time] literal ...";
 		return -1;
@@ -556,7 +570,7 @@ static int cmd_append_messages(struct imap_cmd *cmd, size_t first,
 	while (error == NULL && cmd->args[i].type != IMAP_ARG_EOL) {
 		if (n == sp->count)
 			error = "Syntax: APPEND mailbox [(flags)] [date-time] literal ...";
-		else if (cmd_append_message(s, cmd->args, &i, &msgs[n], &error) == 0)
+		else if (cmd_append_message(s, cmd->args, &i, &msgs[n], NULL, &error) == 0)
 			n++;
 	}
 	if (error == NULL && n != sp->count)
@@ -579,6 +593,361 @@ static int cmd_append_messages(struct imap_cmd *cmd, size_t first,
 	}
 	*msgs_r = msgs;
 	return 0;
+}
+
+/* ---- CATENATE (RFC 4469): a message built from TEXT literals and IMAP URLs ---- */
+
+struct cmd_cat_part {
+	const unsigned char *text; /* TEXT: octets in the spool's arena; NULL for a URL */
+	size_t len;
+	const char *url_text; /* URL: as sent (for [BADURL]) */
+	struct imap_url url;
+};
+
+struct cmd_cat_msg {
+	size_t pos; /* among the command's messages */
+	struct cmd_cat_part *parts;
+	size_t count;
+	struct cmd_append_file file; /* the message built (path NULL until created) */
+};
+
+struct cmd_cat {
+	struct store *store;
+	uint64_t account_id;
+	char *user, *tag, *raw;
+	char *target;          /* the mailbox appended to (UTF-8), NULL when invalid */
+	uint64_t max;          /* the message size limit */
+	size_t header_lines;   /* for the header scanner */
+	struct cmd_append_spool *spool; /* owned: the literal messages and the arena */
+	struct store_append_message *msgs;
+	size_t msg_count;
+	struct cmd_cat_msg *cats;
+	size_t cat_count;
+	const char *refusal; /* static text for NO, or NULL */
+	const char *bad_url; /* the URL for NO [BADURL], or NULL */
+};
+
+static void cmd_cat_free(struct cmd_cat *c)
+{
+	for (size_t i = 0; i < c->cat_count; i++) {
+		struct cmd_append_file *f = &c->cats[i].file;
+		if (f->fd >= 0)
+			close(f->fd);
+		if (f->path != NULL) {
+			(void)unlink(f->path);
+			free(f->path);
+		}
+	}
+	if (c->spool != NULL)
+		cmd_append_spool_destroy(c->spool);
+	free(c->cats);
+	free(c->msgs);
+	free(c->user);
+	free(c->tag);
+	free(c->raw);
+	free(c->target);
+	free(c);
+}
+
+/* The parts of one CATENATE list into m (in the spool's arena). 0, -1 with *error_r (BAD),
+ * or 1 with *bad_url_r: a URL that is no IMAP URL (NO [BADURL]). */
+static int cmd_cat_parse(struct cmd_append_spool *sp, const struct imap_arg *list,
+                         struct cmd_cat_msg *m, const char **error_r, const char **bad_url_r)
+{
+	size_t n = imap_parser_arg_count(list);
+	if (n == 0 || n % 2 != 0) {
+		*error_r = "Syntax: CATENATE (TEXT literal | URL url ...)";
+		return -1;
+	}
+	m->parts = arena_alloc(sp->arena, (n / 2) * sizeof(*m->parts));
+	m->count = n / 2;
+	for (size_t i = 0; i < n; i += 2) {
+		struct cmd_cat_part *p = &m->parts[i / 2];
+		memset(p, 0, sizeof(*p));
+		const struct imap_arg *v = &list[i + 1];
+		bool text = list[i].type == IMAP_ARG_ATOM && strcasecmp(list[i].str, "TEXT") == 0;
+		bool url = list[i].type == IMAP_ARG_ATOM && strcasecmp(list[i].str, "URL") == 0;
+		const char *u;
+		if (text && v->type == IMAP_ARG_LITERAL) {
+			unsigned char *copy = arena_alloc(sp->arena, v->len + 1);
+			memcpy(copy, v->str, v->len);
+			p->text = copy;
+			p->len = v->len;
+		} else if (url && imap_commands_astring(v, &u)) {
+			const char *error;
+			p->url_text = arena_strdup(sp->arena, u);
+			if (imap_url_parse(sp->arena, p->url_text, &p->url, &error) < 0) {
+				*bad_url_r = p->url_text;
+				return 1;
+			}
+		} else {
+			*error_r = "Syntax: CATENATE (TEXT literal | URL url ...)";
+			return -1;
+		}
+	}
+	return 0;
+}
+
+/* Copy [off, off + len) of fd into f; false on a read error. */
+static bool cmd_cat_copy(struct cmd_append_spool *sp, struct cmd_append_file *f, int fd,
+                         uint64_t off, uint64_t len)
+{
+	unsigned char chunk[65536];
+	while (len > 0) {
+		size_t want = len < sizeof(chunk) ? (size_t)len : sizeof(chunk);
+		ssize_t r = pread(fd, chunk, want, (off_t)off);
+		if (r < 0 && errno == EINTR)
+			continue;
+		if (r <= 0)
+			return false;
+		cmd_append_write_raw(sp, f, chunk, (size_t)r);
+		off += (uint64_t)r;
+		len -= (uint64_t)r;
+	}
+	return true;
+}
+
+/* One URL part into f (RFC 4469 §5). false with c->bad_url or c->refusal set. */
+/* The account whose message a URL part names, as this user may read it (RFC 4469 §5): a
+ * plain URL of the user's own mailboxes, or a URLAUTH URL (RFC 4467 §3) whose access lets
+ * this user in and whose token verifies under its owner's key. 1 with *account_r, 0 not
+ * allowed, -1 error. */
+static int cmd_cat_url_account(struct cmd_cat *c, const struct cmd_cat_part *p,
+                               uint64_t *account_r)
+{
+	const struct imap_url *u = &p->url;
+	if (u->access == NULL) {
+		if (u->owner != NULL && strcasecmp(u->owner, c->user) != 0)
+			return 0;
+		*account_r = c->account_id;
+		return 1;
+	}
+	if (u->token == NULL || u->owner == NULL || strcasecmp(u->mech, "INTERNAL") != 0 ||
+	    (u->expire && u->expire_time <= (int64_t)time(NULL)))
+		return 0;
+	if (strcasecmp(u->access, "authuser") != 0 && strcasecmp(u->access, "anonymous") != 0 &&
+	    !(strncasecmp(u->access, "user+", 5) == 0 && strcasecmp(u->access + 5, c->user) == 0))
+		return 0; /* submit+ is for the submission server */
+	int r = store_account_lookup(c->store, u->owner, account_r, NULL, NULL);
+	if (r != 1)
+		return r;
+	return store_urlauth_verify(c->store, *account_r, u->mailbox, p->url_text, u->rump_len,
+	                            u->token);
+}
+
+static bool cmd_cat_url(struct cmd_cat *c, struct cmd_append_file *f, const struct cmd_cat_part *p,
+                        uint64_t *total)
+{
+	const struct imap_url *u = &p->url;
+	uint64_t account;
+	int r = cmd_cat_url_account(c, p, &account);
+	if (r != 1) {
+		if (r == 0)
+			c->bad_url = p->url_text;
+		else
+			c->refusal = "[UNAVAILABLE] Cannot read the message named by a URL";
+		return false;
+	}
+	int fd;
+	uint64_t off, len;
+	r = store_message_section(c->store, account, u->mailbox, u->uidvalidity, u->uid,
+	                          u->section, u->partial, u->partial_off, u->partial_len, &fd, &off,
+	                          &len);
+	if (r <= 0) {
+		if (r == 0)
+			c->bad_url = p->url_text;
+		else
+			c->refusal = "[UNAVAILABLE] Cannot read the message named by a URL";
+		return false;
+	}
+	bool ok = *total + len <= c->max;
+	if (!ok)
+		c->refusal = "[TOOBIG] The message would be too large";
+	else if (!cmd_cat_copy(c->spool, f, fd, off, len))
+		c->refusal = "[UNAVAILABLE] Cannot read the message named by a URL";
+	*total += len;
+	close(fd);
+	return ok && c->refusal == NULL;
+}
+
+/* Build one message into a new spool file. false with c->bad_url or c->refusal set. */
+static bool cmd_cat_build(struct cmd_cat *c, struct cmd_cat_msg *m)
+{
+	struct cmd_append_file *f = &m->file;
+	f->path = store_spool_path_dup(c->store);
+	f->fd = open(f->path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
+	f->headers = header_scanner_new(c->spool->arena, CMD_APPEND_HEADER_FIELD_MAX, c->header_lines);
+	if (f->fd < 0) {
+		free(f->path);
+		f->path = NULL;
+		c->refusal = "[UNAVAILABLE] Cannot store the message now";
+		return false;
+	}
+	uint64_t total = 0;
+	for (size_t i = 0; i < m->count; i++) {
+		const struct cmd_cat_part *p = &m->parts[i];
+		if (p->text == NULL) {
+			if (!cmd_cat_url(c, f, p, &total))
+				return false;
+			continue;
+		}
+		if (total + p->len > c->max) {
+			c->refusal = "[TOOBIG] The message would be too large";
+			return false;
+		}
+		total += p->len;
+		cmd_append_write(c->spool, f, p->text, p->len); /* line ends become CRLF */
+		unsigned char end[2];
+		cmd_append_write_raw(c->spool, f, end, crlf_finish(&f->crlf, end));
+	}
+	struct stat st;
+	if (c->spool->error != NULL || fstat(f->fd, &st) != 0 || close(f->fd) != 0) {
+		f->fd = -1;
+		c->refusal = "[UNAVAILABLE] Cannot store the message now";
+		return false;
+	}
+	f->fd = -1;
+	f->size = (uint64_t)st.st_size;
+	if (f->size > c->max) { /* after CRLF conversion */
+		c->refusal = "[TOOBIG] The message would be too large";
+		return false;
+	}
+	return true;
+}
+
+/* The store reads (imap_session_read(): maybe on a reader thread; only c is touched). */
+static void cmd_cat_read(void *ctx)
+{
+	struct cmd_cat *c = ctx;
+	/* A missing target is [TRYCREATE] whatever the URLs say (as Dovecot answers) */
+	if (c->target != NULL && store_mailbox_exists(c->store, c->account_id, c->target) == 0) {
+		c->refusal = "[TRYCREATE] The mailbox does not exist";
+		return;
+	}
+	for (size_t i = 0; i < c->cat_count; i++)
+		if (!cmd_cat_build(c, &c->cats[i]))
+			return;
+}
+
+static void cmd_append_start(struct imap_cmd *cmd, const char *raw,
+                             struct store_append_message *msgs, uint32_t replace_uid);
+
+/* The messages are built: put every file in message order into the spool and append. */
+static void cmd_cat_done(struct imap_session *s, void *ctx)
+{
+	struct cmd_cat *c = ctx;
+	if (s->closed || c->refusal != NULL || c->bad_url != NULL) {
+		if (!s->closed && c->bad_url != NULL) {
+			/* RFC 4469 §6: url-resp-text may not hold "]" */
+			char *u = arena_strdup(s->cmd, c->bad_url);
+			for (char *p = u; *p != '\0'; p++)
+				if (*p == ']' || *p == '\r' || *p == '\n')
+					*p = '?';
+			imap_tagged(s, c->tag, "NO", "[BADURL %s] No such message or section", u);
+		} else if (!s->closed) {
+			imap_tagged(s, c->tag, "NO", "%s", c->refusal);
+		}
+		cmd_cat_free(c);
+		return;
+	}
+	struct cmd_append_spool *sp = c->spool;
+	struct cmd_append_file *files = xcalloc(c->msg_count + 1, sizeof(*files));
+	size_t lit = 0, cat = 0;
+	for (size_t k = 0; k < c->msg_count; k++) {
+		if (cat < c->cat_count && c->cats[cat].pos == k) {
+			files[k] = c->cats[cat].file;
+			sp->total += files[k].size;
+			c->cats[cat++].file.path = NULL; /* the spool owns it now */
+		} else {
+			files[k] = sp->files[lit++];
+		}
+	}
+	free(sp->files);
+	sp->files = files;
+	sp->count = sp->cap = c->msg_count;
+	for (size_t k = 0; k < c->msg_count; k++) {
+		struct header_summary hs;
+		header_scanner_result(files[k].headers, &hs);
+		c->msgs[k].spool_path = files[k].path;
+		c->msgs[k].hdr_from = hs.from;
+		c->msgs[k].hdr_subject = hs.subject;
+		c->msgs[k].hdr_message_id = hs.message_id;
+	}
+	cmd_append_spool_free(s); /* nothing of another command is left there */
+	s->append = sp;
+	c->spool = NULL;
+	struct store_append_message *msgs = c->msgs;
+	c->msgs = NULL;
+	struct imap_cmd cmd = {.s = s, .tag = c->tag, .name = "APPEND"};
+	cmd_append_start(&cmd, c->raw, msgs, 0);
+	cmd_append_spool_free(s); /* refused: its files go now (handed: already NULL) */
+	cmd_cat_free(c);
+}
+
+/* APPEND with at least one CATENATE message (RFC 4469; MULTIAPPEND may mix both kinds). */
+static void cmd_catenate(struct imap_cmd *cmd, const char *raw)
+{
+	struct imap_session *s = cmd->s;
+	if (s->append == NULL) {
+		s->append = xcalloc(1, sizeof(*s->append));
+		s->append->arena = arena_new(4096);
+	}
+	struct cmd_append_spool *sp = s->append;
+	size_t max = imap_parser_arg_count(cmd->args);
+	struct cmd_cat *c = xcalloc(1, sizeof(*c));
+	c->msgs = xcalloc(max + 1, sizeof(*c->msgs));
+	c->cats = xcalloc(max + 1, sizeof(*c->cats));
+	const char *error = NULL, *bad_url = NULL;
+	size_t i = 1, lits = 0;
+	while (error == NULL && bad_url == NULL && cmd->args[i].type != IMAP_ARG_EOL) {
+		const struct imap_arg *list = NULL;
+		if (c->msg_count == CMD_APPEND_MESSAGES_MAX) {
+			error = "Too many messages in one APPEND";
+			break;
+		}
+		if (cmd_append_message(s, cmd->args, &i, &c->msgs[c->msg_count], &list, &error) < 0)
+			break;
+		if (list == NULL) {
+			lits++;
+		} else {
+			struct cmd_cat_msg *m = &c->cats[c->cat_count++];
+			m->pos = c->msg_count;
+			m->file.fd = -1;
+			(void)cmd_cat_parse(sp, list, m, &error, &bad_url);
+		}
+		c->msg_count++;
+	}
+	if (error == NULL && bad_url == NULL && lits != sp->count)
+		error = "Syntax: APPEND mailbox [(flags)] [date-time] literal ...";
+	for (size_t k = 0; error == NULL && k < sp->count; k++)
+		if (sp->files[k].nul)
+			error = "NUL octet in a literal (use literal8)";
+	const char *refusal = sp->refusal != NULL ? sp->refusal
+	                      : sp->error != NULL ? "[UNAVAILABLE] Cannot store the message now"
+	                                          : NULL;
+	if (error != NULL || bad_url != NULL || refusal != NULL) {
+		if (error != NULL)
+			imap_tagged(s, cmd->tag, "BAD", "%s", error);
+		else if (bad_url != NULL)
+			imap_tagged(s, cmd->tag, "NO", "[BADURL %s] Not an IMAP URL of a message", bad_url);
+		else
+			imap_tagged(s, cmd->tag, "NO", "%s", refusal);
+		c->spool = NULL; /* still the session's: freed after the command */
+		cmd_cat_free(c);
+		return;
+	}
+	c->store = s->server->store;
+	c->account_id = s->account_id;
+	c->user = xstrdup(s->user);
+	c->tag = xstrdup(cmd->tag);
+	c->raw = xstrdup(raw);
+	const char *target = imap_commands_mailbox_name(s, raw);
+	c->target = target != NULL && store_mailbox_name_valid(target) == 1 ? xstrdup(target) : NULL;
+	c->max = s->limits->message_size;
+	c->header_lines = s->limits->header_lines;
+	c->spool = sp;
+	s->append = NULL; /* the command's until its messages are built */
+	(void)imap_session_read(s, cmd_cat_read, cmd_cat_done, c);
 }
 
 /* Check what cmd_append_messages() left and hand the messages to the store (replace_uid:
@@ -644,6 +1013,12 @@ void cmd_append(struct imap_cmd *cmd)
 {
 	struct imap_session *s = cmd->s;
 	const char *raw;
+	if (cmd->args[0].type != IMAP_ARG_EOL && imap_commands_astring(&cmd->args[0], &raw))
+		for (const struct imap_arg *a = &cmd->args[1]; a->type != IMAP_ARG_EOL; a++)
+			if (a->type == IMAP_ARG_ATOM && strcasecmp(a->str, "CATENATE") == 0) {
+				cmd_catenate(cmd, raw);
+				return;
+			}
 	if (cmd->args[0].type == IMAP_ARG_EOL || !imap_commands_astring(&cmd->args[0], &raw) ||
 	    s->append == NULL) {
 		imap_tagged(s, cmd->tag, "BAD",

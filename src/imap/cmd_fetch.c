@@ -602,7 +602,7 @@ static int fetch_simple_items(struct imap_session *s, const struct fetch_req *re
 {
 	int r = 0;
 	bool implied = with_flags && s->condstore;
-	if (req->uid || implied) {
+	if (req->uid || (implied && !s->uidonly)) { /* UIDFETCH leads with the UID */
 		r |= buf_puts(b, "UID ");
 		r |= buf_put_u64(b, m->uid);
 		*sep = " ";
@@ -878,7 +878,7 @@ static int fetch_msg_begin(struct imap_session *s, struct fetch_op *o, uint64_t 
 	struct buf b;
 	buf_init(&b, (size_t)64 * 1024 * 1024);
 	const char *sep = "";
-	int r = buf_printf(&b, "* %u FETCH (", seq);
+	int r = imap_session_fetch_head(s, &b, (long)seq - 1);
 	r |= fetch_simple_items(s, req, m, with_flags, &b, &sep);
 	r |= fetch_structure(tmp, req, p, data, (size_t)size, &root, &b, &sep);
 	r |= fetch_objects(tmp, req, p, data, (size_t)size, &root, &b, &sep);
@@ -918,9 +918,15 @@ static void fetch_simple_batch(struct imap_session *s, struct fetch_op *o)
 		bool with_flags = o->unseen_count > 0 && (m->flags & STORE_FLAG_SEEN) &&
 		                  fetch_was_unseen(o, m->uid);
 		const char *sep = "";
-		r |= buf_puts(&b, "* ");
-		r |= buf_put_u64(&b, seq);
-		r |= buf_puts(&b, " FETCH (");
+		if (s->uidonly) { /* RFC 9586 §3.3 */
+			r |= buf_puts(&b, "* ");
+			r |= buf_put_u64(&b, m->uid);
+			r |= buf_puts(&b, " UIDFETCH (");
+		} else {
+			r |= buf_puts(&b, "* ");
+			r |= buf_put_u64(&b, seq);
+			r |= buf_puts(&b, " FETCH (");
+		}
 		r |= fetch_simple_items(s, &o->req, m, with_flags, &b, &sep);
 		r |= buf_append(&b, ")\r\n", 3);
 	}
@@ -1313,7 +1319,9 @@ void cmd_fetch(struct imap_cmd *cmd)
 		                        : "VANISHED needs UID FETCH and CHANGEDSINCE");
 		return;
 	}
-	struct fetch_req req = {.uid = cmd->uid};
+	/* RFC 9586 §3.3: a UIDFETCH response names the UID already; the UID item only when
+	 * asked for */
+	struct fetch_req req = {.uid = cmd->uid && !s->uidonly};
 	bool ok = true;
 	if (a[1].type == IMAP_ARG_ATOM) {
 		ok = fetch_add(&req, a[1].str, s->cmd);
@@ -1362,6 +1370,19 @@ void cmd_fetch(struct imap_cmd *cmd)
 		if (req.seen && !s->read_only && (s->rights & STORE_ACL_SEEN) &&
 		    !(s->msgs[i].flags & STORE_FLAG_SEEN))
 			o->unseen[o->unseen_count++] = s->msgs[i].uid;
+	}
+	size_t limited = o->count;
+	if (imap_session_message_limit(s, cmd->tag, cmd->uid, &limited) < 0) {
+		free(o->seqs);
+		free(o->unseen);
+		free(o);
+		return;
+	}
+	if (limited < o->count) { /* the lowest UIDs: drop the rest, also from unseen */
+		uint32_t last = s->msgs[o->seqs[limited - 1] - 1].uid;
+		o->count = limited;
+		while (o->unseen_count > 0 && o->unseen[o->unseen_count - 1] > last)
+			o->unseen_count--;
 	}
 	o->req = req;
 	o->name = xstrdup(cmd->name);

@@ -472,6 +472,13 @@ void cmd_search(struct imap_cmd *cmd)
 		imap_tagged(s, cmd->tag, "BAD", "%s", error);
 		return;
 	}
+	if (s->uidonly && search->uses_seq) { /* RFC 9586 §3 */
+		if (search->ret & IMAP_SEARCH_RETURN_SAVE)
+			cmd_search_saved_reset(s);
+		arena_free(&arena);
+		imap_tagged(s, cmd->tag, "BAD", "[UIDREQUIRED] Message numbers are off (UIDONLY)");
+		return;
+	}
 	if (search->charset != NULL && !imap_search_charset_supported(search->charset)) {
 		if (search->ret & IMAP_SEARCH_RETURN_SAVE)
 			cmd_search_saved_reset(s);

@@ -27,6 +27,7 @@ struct select_req {
 	uint32_t recent_first;
 	/* QRESYNC (uidvalidity modseq [known-uids] [seq-match-data]) (RFC 7162 §3.2.5) */
 	bool qresync;
+	bool seq_match; /* QRESYNC's (known-sequence-set known-uid-set) was given */
 	uint32_t qr_uidvalidity;
 	uint64_t qr_modseq;
 	struct imap_seqset_range *known; /* malloc'd copy of known-uids; NULL: every UID */
@@ -179,7 +180,9 @@ static void select_done(struct imap_session *s, void *ctx)
 	if (!s->rev2)
 		imap_send(s, "* %u RECENT", imap_session_recent_count(s));
 	imap_session_send_flags(s);
-	if (!s->rev2) { /* RFC 3501 §6.3.1: the first unseen message (RFC 9051 dropped it) */
+	/* RFC 3501 §6.3.1: the first unseen message (RFC 9051 dropped it); a message number,
+	 * so not under UIDONLY (RFC 9586 §3) */
+	if (!s->rev2 && !s->uidonly) {
 		uint32_t i = 0;
 		while (i < s->count && (s->msgs[i].flags & STORE_FLAG_SEEN))
 			i++;
@@ -258,6 +261,7 @@ static bool select_qresync(struct imap_session *s, const struct imap_arg *list,
 		if (!select_uidset(s, &m[0], &set) || !select_uidset(s, &m[1], &set) ||
 		    m[2].type != IMAP_ARG_EOL)
 			return false;
+		q->seq_match = true;
 		a++;
 	}
 	return a->type == IMAP_ARG_EOL;
@@ -308,6 +312,11 @@ void cmd_select(struct imap_cmd *cmd)
 	}
 	if (p < 0) {
 		imap_tagged(s, cmd->tag, "BAD", "QRESYNC was not enabled (ENABLE QRESYNC)");
+		select_req_free(q);
+		return;
+	}
+	if (q->seq_match && s->uidonly) { /* RFC 9586 §3: it holds message numbers */
+		imap_tagged(s, cmd->tag, "BAD", "[UIDREQUIRED] No sequence-match data with UIDONLY");
 		select_req_free(q);
 		return;
 	}

@@ -391,6 +391,10 @@ static int cmd_sort_criteria(struct imap_cmd *cmd, struct cmd_sort_op *o, const 
 		imap_tagged(s, cmd->tag, "BAD", "%s", error);
 		return -1;
 	}
+	if (s->uidonly && o->search->uses_seq) { /* RFC 9586 §3 */
+		imap_tagged(s, cmd->tag, "BAD", "[UIDREQUIRED] Message numbers are off (UIDONLY)");
+		return -1;
+	}
 	/* RFC 5256 §3: the charset is required; unsupported ones get NO [BADCHARSET] */
 	if (!imap_search_charset_supported(charset) ||
 	    (o->search->charset != NULL && !imap_search_charset_supported(o->search->charset))) {

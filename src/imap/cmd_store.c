@@ -135,6 +135,10 @@ int cmd_store_set_uids(struct imap_cmd *cmd, const struct imap_arg *arg, uint32_
 			uids = xmalloc((size_t)(s->count - i) * sizeof(*uids));
 		uids[n++] = s->msgs[i].uid;
 	}
+	if (imap_session_message_limit(s, cmd->tag, cmd->uid, &n) < 0) {
+		free(uids);
+		return -1;
+	}
 	*uids_r = uids;
 	*count_r = n;
 	return 0;
@@ -209,9 +213,9 @@ static void cmd_store_fetch(struct imap_session *s, const struct cmd_store_op *o
 	const struct imap_msg *m = &s->msgs[idx];
 	struct buf b;
 	buf_init(&b, 64 * 1024);
-	int r = buf_printf(&b, "* %ld FETCH (", idx + 1);
+	int r = imap_session_fetch_head(s, &b, idx);
 	const char *sep = "";
-	if (o->uid || s->condstore) {
+	if ((o->uid || s->condstore) && !s->uidonly) { /* UIDFETCH leads with the UID */
 		r |= buf_printf(&b, "UID %u", m->uid);
 		sep = " ";
 	}

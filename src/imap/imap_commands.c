@@ -80,7 +80,22 @@ static const struct imap_command_def imap_commands[] = {
     {"SETACL", cmd_setacl, IMAP_CMD_LOGGED_IN},
     {"DELETEACL", cmd_deleteacl, IMAP_CMD_LOGGED_IN},
     {"NOTIFY", cmd_notify, IMAP_CMD_LOGGED_IN},
+    {"GENURLAUTH", cmd_genurlauth, IMAP_CMD_LOGGED_IN},
+    {"URLFETCH", cmd_urlfetch, IMAP_CMD_LOGGED_IN},
+    {"RESETKEY", cmd_resetkey, IMAP_CMD_LOGGED_IN},
 };
+
+/* The commands whose non-UID form names messages by number: once UIDONLY is enabled they
+ * are BAD [UIDREQUIRED] (RFC 9586 §3). */
+static bool imap_commands_takes_seq(const char *name)
+{
+	static const char *const seq_commands[] = {"FETCH", "STORE", "COPY",   "MOVE",
+	                                           "SEARCH", "SORT", "THREAD", "REPLACE"};
+	for (size_t i = 0; i < sizeof(seq_commands) / sizeof(seq_commands[0]); i++)
+		if (strcmp(name, seq_commands[i]) == 0)
+			return true;
+	return false;
+}
 
 void imap_commands_execute(struct imap_session *s)
 {
@@ -111,6 +126,10 @@ void imap_commands_execute(struct imap_session *s)
 		return;
 	}
 	cmd.uid = strncmp(cmd.name, "UID ", 4) == 0;
+	if (s->uidonly && !cmd.uid && imap_commands_takes_seq(cmd.name)) {
+		imap_tagged(s, cmd.tag, "BAD", "[UIDREQUIRED] Message numbers are off (UIDONLY)");
+		return;
+	}
 	def->handler(&cmd);
 }
 

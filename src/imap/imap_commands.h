@@ -76,6 +76,10 @@ void cmd_compress(struct imap_cmd *cmd);     /* RFC 4978, cmd_compress.c */
 void cmd_getquotaroot(struct imap_cmd *cmd); /* RFC 9208, cmd_quota.c */
 void cmd_getquota(struct imap_cmd *cmd);
 void cmd_setquota(struct imap_cmd *cmd);
+/* URLAUTH (RFC 4467), cmd_urlauth.c */
+void cmd_genurlauth(struct imap_cmd *cmd);
+void cmd_urlfetch(struct imap_cmd *cmd);
+void cmd_resetkey(struct imap_cmd *cmd);
 /* cmd_metadata.c */
 void cmd_getmetadata(struct imap_cmd *cmd);
 /* cmd_acl.c (RFC 4314) */

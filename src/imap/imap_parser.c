@@ -792,3 +792,8 @@ void imap_parser_set_limits(struct imap_parser *p, const struct imap_parser_limi
 	p->limits = *limits;
 	imap_parser_limits_fill(&p->limits);
 }
+
+unsigned imap_parser_depth(const struct imap_parser *parser)
+{
+	return parser->depth;
+}

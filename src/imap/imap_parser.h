@@ -147,6 +147,10 @@ const struct imap_arg *imap_parser_args(const struct imap_parser *parser);
  * not yet among them). Valid until the next call into the parser. */
 const struct imap_arg *imap_parser_args_so_far(const struct imap_parser *parser);
 
+/* How many lists are open at the current point of the command (0: the top level). APPEND
+ * uses it: a literal inside CATENATE's list is a TEXT part, not a message. */
+unsigned imap_parser_depth(const struct imap_parser *parser);
+
 /* Number of arguments before the EOL entry of an argument list. */
 size_t imap_parser_arg_count(const struct imap_arg *args);
 /* True for ATOM, STRING and LITERAL (text available in str/len). */

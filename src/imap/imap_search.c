@@ -153,7 +153,8 @@ struct search_parser {
 	unsigned depth;
 	unsigned needs;
 	bool uses_saved;
-	bool modseq; /* a MODSEQ key occurs */
+	bool uses_seq; /* a sequence-set key other than "$" occurs */
+	bool modseq;   /* a MODSEQ key occurs */
 	struct imap_search_emailid *emailids;
 	struct imap_search_text *texts;
 	bool texts_some_not; /* a non-empty BODY/TEXT key the index cannot answer */
@@ -326,6 +327,7 @@ static const struct imap_search_key *search_parse_set(struct search_parser *p,
 	struct imap_search_key *k = search_new(p, type);
 	k->set = set;
 	p->uses_saved |= imap_seqset_is_saved(set);
+	p->uses_seq |= type == SK_SEQ && !imap_seqset_is_saved(set);
 	return k;
 }
 
@@ -566,6 +568,7 @@ int imap_search_parse(struct arena *arena, const struct imap_arg *args,
 	}
 	search->needs = p.needs;
 	search->uses_saved = p.uses_saved;
+	search->uses_seq = p.uses_seq;
 	search->modseq = p.modseq;
 	search->emailids = p.emailids;
 	search->texts = p.texts;

@@ -72,6 +72,7 @@ struct imap_search {
 	const char *charset; /* the CHARSET argument as sent; NULL when absent */
 	unsigned needs;      /* IMAP_SEARCH_NEED_*: 0 when flags, sizes, dates and numbers do */
 	bool uses_saved;     /* "$" occurs (RFC 5182) */
+	bool uses_seq;       /* a sequence-set key (message numbers, not "$") occurs */
 	bool modseq;         /* a MODSEQ key occurs (RFC 7162 §3.1.5): the answer adds MODSEQ */
 	struct imap_search_emailid *emailids; /* the EMAILID keys, NULL when none */
 	struct imap_search_text *texts;       /* BODY/TEXT keys the index can answer */

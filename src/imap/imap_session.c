@@ -96,7 +96,16 @@ void imap_tagged(struct imap_session *s, const char *tag, const char *status, co
 	va_start(ap, fmt);
 	vsnprintf(text, sizeof(text), fmt, ap);
 	va_end(ap);
-	conn_printf(s->conn, "%s %s %s\r\n", tag != NULL ? tag : "*", status, text);
+	uint32_t hit = tag != NULL ? s->msglimit_hit : 0;
+	if (tag != NULL)
+		s->msglimit_hit = 0;
+	if (hit != 0 && strcmp(status, "OK") == 0 && text[0] == '[') /* one code per response */
+		conn_printf(s->conn, "* OK [MESSAGELIMIT %u] Only the first %u messages\r\n", hit,
+		            hit);
+	if (hit != 0 && strcmp(status, "OK") == 0 && text[0] != '[')
+		conn_printf(s->conn, "%s OK [MESSAGELIMIT %u] %s\r\n", tag, hit, text);
+	else
+		conn_printf(s->conn, "%s %s %s\r\n", tag != NULL ? tag : "*", status, text);
 	if (strcmp(status, "BAD") == 0 && ++s->errors >= s->limits->errors) {
 		IMAP_LOG(s, "event=disconnect reason=too-many-errors errors=%u", s->errors);
 		imap_session_close(s, "Too many invalid commands");
@@ -152,8 +161,12 @@ const char *imap_session_capabilities(struct imap_session *s)
 		    " COMPRESS=DEFLATE SORT SORT=DISPLAY ESORT THREAD=ORDEREDSUBJECT "
 		    "THREAD=REFERENCES"
 		    " WITHIN UNAUTHENTICATE REPLACE OBJECTID SAVEDATE PREVIEW"
-		    " ACL RIGHTS=texk LIST-MYRIGHTS NOTIFY",
+		    " ACL RIGHTS=texk LIST-MYRIGHTS NOTIFY"
+		    " UIDONLY CATENATE URLAUTH",
 		    (unsigned long long)s->limits->message_size);
+		if (s->conf->imap_message_limit != 0)
+			snprintf(caps + strlen(caps), sizeof(caps) - strlen(caps), " MESSAGELIMIT=%u",
+			         s->conf->imap_message_limit);
 	}
 	ASSERT(strlen(caps) < sizeof(caps) - 1); /* never cut short */
 	return caps;
@@ -356,7 +369,7 @@ void imap_session_unauthenticate(struct imap_session *s)
 	free(s->user);
 	s->user = NULL;
 	s->account_id = 0;
-	s->rev2 = s->utf8 = s->condstore = s->qresync = false;
+	s->rev2 = s->utf8 = s->condstore = s->qresync = s->uidonly = false;
 	s->login_commands = 0;
 	imap_parser_set_limits(s->parser, &imap_prelogin_limits); /* from the next command */
 	imap_session_set_state(s, IMAP_STATE_NOT_AUTHENTICATED);
@@ -601,8 +614,21 @@ void imap_session_sync_ok(struct imap_session *s, bool expunges, const char *tag
 	va_list ap;
 	va_start(ap, fmt);
 	int r = buf_printf(&b, "%s OK ", tag);
+	size_t text = b.len;
 	r |= buf_vprintf(&b, fmt, ap);
 	va_end(ap);
+	if (s->msglimit_hit != 0) { /* RFC 9738: the command was cut short */
+		uint32_t n = s->msglimit_hit;
+		s->msglimit_hit = 0;
+		if (b.len > text && b.data[text] == '[') { /* one code per response: before it */
+			imap_send(s, "* OK [MESSAGELIMIT %u] Only the first %u messages", n, n);
+		} else {
+			char *rest = xstrdup(buf_cstr(&b) + text);
+			b.len = text;
+			r |= buf_printf(&b, "[MESSAGELIMIT %u] %s", n, rest);
+			free(rest);
+		}
+	}
 	(void)r; /* a full buffer truncates the text; callers size it far below */
 	char *line = xstrdup(buf_cstr(&b));
 	buf_free(&b);
@@ -615,7 +641,12 @@ void imap_session_send_fetch_flags(struct imap_session *s, long idx)
 	struct buf b;
 	buf_init(&b, 65536);
 	imap_session_flags_text(s, &b, m);
-	if (s->condstore) /* RFC 7162 §3.1: UID and MODSEQ in every such FETCH */
+	if (s->uidonly && s->condstore) /* RFC 9586 §3.3: the UID leads the response */
+		imap_send(s, "* %u UIDFETCH (FLAGS (%s) MODSEQ (%llu))", m->uid, buf_cstr(&b),
+		          (unsigned long long)m->modseq);
+	else if (s->uidonly)
+		imap_send(s, "* %u UIDFETCH (FLAGS (%s))", m->uid, buf_cstr(&b));
+	else if (s->condstore) /* RFC 7162 §3.1: UID and MODSEQ in every such FETCH */
 		imap_send(s, "* %ld FETCH (UID %u FLAGS (%s) MODSEQ (%llu))", idx + 1, m->uid,
 		          buf_cstr(&b), (unsigned long long)m->modseq);
 	else
@@ -662,7 +693,8 @@ static int imap_uid_cmp(const void *a, const void *b)
 
 uint32_t imap_session_view_expunge(struct imap_session *s, const uint32_t *uids, size_t count)
 {
-	uint32_t *gone = s->qresync && count > 0 ? xmalloc(count * sizeof(*gone)) : NULL;
+	/* RFC 9586 §3.2: UIDONLY reports expunges as VANISHED too */
+	uint32_t *gone = (s->qresync || s->uidonly) && count > 0 ? xmalloc(count * sizeof(*gone)) : NULL;
 	uint32_t n = 0;
 	for (size_t i = 0; i < count; i++) {
 		long idx = imap_view_find(s, uids[i]);
@@ -681,6 +713,27 @@ uint32_t imap_session_view_expunge(struct imap_session *s, const uint32_t *uids,
 		free(gone);
 	}
 	return n;
+}
+
+int imap_session_message_limit(struct imap_session *s, const char *tag, bool uid, size_t *count_r)
+{
+	uint32_t limit = s->conf->imap_message_limit;
+	if (limit == 0 || *count_r <= limit)
+		return 1;
+	if (!uid) { /* RFC 9738: by message number nothing is done */
+		imap_tagged(s, tag, "NO", "[MESSAGELIMIT %u] Too many messages at once", limit);
+		return -1;
+	}
+	*count_r = limit;
+	s->msglimit_hit = limit;
+	return 0;
+}
+
+int imap_session_fetch_head(const struct imap_session *s, struct buf *b, long idx)
+{
+	if (s->uidonly)
+		return buf_printf(b, "* %u UIDFETCH (", s->msgs[idx].uid);
+	return buf_printf(b, "* %ld FETCH (", idx + 1);
 }
 
 void imap_session_view_remove(struct imap_session *s, long idx)

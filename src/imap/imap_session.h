@@ -98,6 +98,12 @@ struct imap_session {
 	 * VANISHED, SELECT/EXAMINE take the QRESYNC parameter, UID FETCH the VANISHED
 	 * modifier. */
 	bool qresync;
+	/* ENABLE UIDONLY (RFC 9586): commands taking message numbers are BAD [UIDREQUIRED],
+	 * FETCH responses are "* uid UIDFETCH (...)" and expunges are reported as VANISHED. */
+	bool uidonly;
+	/* MESSAGELIMIT (RFC 9738): the running command was cut to this many messages (0: not);
+	 * its tagged OK carries [MESSAGELIMIT n] (imap_tagged(), imap_session_sync_ok()). */
+	uint32_t msglimit_hit;
 	unsigned errors, auth_failures;
 
 	/* authentication */
@@ -248,6 +254,9 @@ uint32_t imap_session_view_expunge(struct imap_session *s, const uint32_t *uids,
  * Nothing for count 0. */
 void imap_session_send_vanished(struct imap_session *s, bool earlier, const uint32_t *uids,
                                 size_t count);
+/* The head of a FETCH response for view entry idx (0-based) into b: "* n FETCH (", or
+ * "* uid UIDFETCH (" once UIDONLY is enabled (RFC 9586 §3.3). 0 ok, -1 b is full. */
+int imap_session_fetch_head(const struct imap_session *s, struct buf *b, long idx);
 /* Remove view entry idx (0-based) after its EXPUNGE was sent. */
 void imap_session_view_remove(struct imap_session *s, long idx);
 /* Set the keywords of view entry idx (copied; "" or NULL = none). */
@@ -255,6 +264,10 @@ void imap_session_view_keywords(struct imap_session *s, long idx, const char *ke
 /* The flag list of view entry m (system flags, \Recent for IMAP4rev1, keywords), without
  * the parentheses, appended to b. */
 void imap_session_flags_text(struct imap_session *s, struct buf *b, const struct imap_msg *m);
+/* MESSAGELIMIT (RFC 9738) for a command naming count messages: 1 within the limit; 0
+ * with *count_r cut to the limit (a UID form: the lowest UIDs are processed; the tagged OK
+ * will say [MESSAGELIMIT n]); -1 after answering NO [MESSAGELIMIT n] (message numbers). */
+int imap_session_message_limit(struct imap_session *s, const char *tag, bool uid, size_t *count_r);
 /* Untagged FLAGS and OK [PERMANENTFLAGS] with every keyword in s->announced. */
 void imap_session_send_flags(struct imap_session *s);
 /* \Recent of view entries up to UID upto - 1: claim them (read-write IMAP4rev1 session) or

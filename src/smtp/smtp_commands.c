@@ -40,6 +40,10 @@ static void cmd_vrfy(struct smtp_session *s, struct smtp_command *cmd);
 static void cmd_expn(struct smtp_session *s, struct smtp_command *cmd);
 static void cmd_starttls(struct smtp_session *s, struct smtp_command *cmd);
 static void cmd_auth(struct smtp_session *s, struct smtp_command *cmd);
+static void cmd_burl(struct smtp_session *s, struct smtp_command *cmd)
+{
+	smtp_burl_command(s, cmd);
+}
 
 static const struct smtp_command_def smtp_commands[] = {
     {SMTP_VERB_HELO, cmd_helo, 0},
@@ -56,6 +60,7 @@ static const struct smtp_command_def smtp_commands[] = {
     {SMTP_VERB_EXPN, cmd_expn, 0},
     {SMTP_VERB_STARTTLS, cmd_starttls, CMD_NOT_IN_MAIL},
     {SMTP_VERB_AUTH, cmd_auth, CMD_NEED_HELO | CMD_NOT_IN_MAIL},
+    {SMTP_VERB_BURL, cmd_burl, CMD_NEED_HELO | CMD_NEED_AUTH},
 };
 
 void smtp_commands_execute(struct smtp_session *s, const char *line, size_t len)
@@ -142,6 +147,9 @@ static void cmd_ehlo(struct smtp_session *s, struct smtp_command *cmd)
 	 * DSN support can come with relaying, if ever). */
 	if (smtp_session_is_submission(s))
 		lines[n++] = "DSN";
+	/* RFC 4468 §3.3: BURL with the imap scheme once authenticated (URLAUTH's submit+) */
+	if (smtp_session_is_submission(s) && s->authenticated)
+		lines[n++] = "BURL imap";
 	/* RFC 8689 §4: only over TLS. Port 25 delivers locally, which keeps the promise. */
 	if (conn_is_tls(s->conn))
 		lines[n++] = "REQUIRETLS";

@@ -51,6 +51,7 @@ static const struct smtp_verb_def smtp_verbs[SMTP_VERB_COUNT] = {
     [SMTP_VERB_RCPT] = {"RCPT", SMTP_ARGS_OWN, SMTP_ERR_RCPT_SYNTAX},
     [SMTP_VERB_DATA] = {"DATA", SMTP_ARGS_NONE, "501 5.5.4 Syntax: DATA (no arguments)"},
     [SMTP_VERB_BDAT] = {"BDAT", SMTP_ARGS_OWN, "501 5.5.4 Syntax: BDAT chunk-size [LAST]"},
+    [SMTP_VERB_BURL] = {"BURL", SMTP_ARGS_OWN, "501 5.5.4 Syntax: BURL absolute-URI [LAST]"},
     [SMTP_VERB_RSET] = {"RSET", SMTP_ARGS_NONE, "501 5.5.4 Syntax: RSET (no arguments)"},
     [SMTP_VERB_NOOP] = {"NOOP", SMTP_ARGS_ANY, NULL},
     [SMTP_VERB_QUIT] = {"QUIT", SMTP_ARGS_NONE, "501 5.5.4 Syntax: QUIT (no arguments)"},
@@ -504,6 +505,28 @@ fail:
 	return -1;
 }
 
+/* BURL absolute-URI [SP "LAST"] (RFC 4468 §3.2): the URL is one token, checked later. */
+static int smtp_parse_burl(struct arena *arena, struct smtp_command *cmd, const char *s,
+                           size_t len, const char **error_r)
+{
+	size_t pos = 0, tlen;
+	const char *tok = smtp_token(s, len, &pos, &tlen);
+	if (tlen == 0)
+		goto fail;
+	cmd->url = arena_strndup(arena, tok, tlen);
+	tok = smtp_token(s, len, &pos, &tlen);
+	if (tlen > 0) {
+		if (!smtp_word_eq(tok, tlen, "LAST"))
+			goto fail;
+		cmd->last = true;
+	}
+	if (pos == len)
+		return 0;
+fail:
+	*error_r = smtp_verbs[SMTP_VERB_BURL].syntax;
+	return -1;
+}
+
 /* AUTH mechanism [initial-response] (RFC 4954 §4). */
 static int smtp_parse_auth(struct arena *arena, struct smtp_command *cmd, const char *s, size_t len,
                            const char **error_r)
@@ -570,6 +593,8 @@ static int smtp_parse_args(struct arena *arena, struct smtp_command *cmd, const 
 		return smtp_parse_mail_rcpt(arena, cmd, arg, alen, error_r);
 	case SMTP_VERB_BDAT:
 		return smtp_parse_bdat(cmd, arg, alen, error_r);
+	case SMTP_VERB_BURL:
+		return smtp_parse_burl(arena, cmd, arg, alen, error_r);
 	default:
 		return smtp_parse_auth(arena, cmd, arg, alen, error_r);
 	}

@@ -28,6 +28,7 @@ enum smtp_verb {
 	SMTP_VERB_EXPN,
 	SMTP_VERB_STARTTLS,
 	SMTP_VERB_AUTH,
+	SMTP_VERB_BURL, /* RFC 4468 */
 	SMTP_VERB_COUNT
 };
 
@@ -61,7 +62,8 @@ struct smtp_command {
 	const char *orcpt;            /* RCPT ORCPT= as sent, "addr-type;xtext" (valid), or
 	                                 NULL; passed on as is to the next hop and the DSN */
 	uint64_t chunk_size;          /* BDAT */
-	bool last;                    /* BDAT ... LAST */
+	bool last;                    /* BDAT ... LAST, BURL ... LAST */
+	const char *url;              /* BURL: the URL as sent (arena) */
 	const char *mechanism;        /* AUTH: upper-cased mechanism name */
 	const char *initial_response; /* AUTH: the initial response as sent ("=" = empty), or
 	                                 NULL; not decoded or checked (the SASL layer does) */

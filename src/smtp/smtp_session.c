@@ -143,6 +143,7 @@ void smtp_session_reset_tx(struct smtp_session *s)
 
 static void smtp_session_free(struct smtp_session *s)
 {
+	smtp_burl_free(s);
 	smtp_session_spool_drop(s);
 	auth_login_free(&s->login);
 	free(s->delivery_accounts);
@@ -222,6 +223,13 @@ const char *smtp_session_body_begin(struct smtp_session *s)
 	s->headers = header_scanner_new(s->tx, SMTP_HEADER_FIELD_MAX, s->limits->header_lines);
 	smtp_data_init(&s->decoder, s->conf->smtp_bare_lf == CONF_BARE_LF_NORMALIZE);
 	return NULL;
+}
+
+static void smtp_body_write(struct smtp_session *s, const unsigned char *p, size_t n);
+
+void smtp_session_body_append(struct smtp_session *s, const unsigned char *p, size_t n)
+{
+	smtp_body_write(s, p, n);
 }
 
 /* Append message octets to the spool, enforcing the size limit. */

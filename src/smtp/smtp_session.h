@@ -117,6 +117,7 @@ struct smtp_session {
 	int read_found;
 	struct store_rcpt read_rcpt;
 	const char *read_reply; /* a refusal the read found (static), or NULL */
+	struct smtp_burl *burl; /* BURL (smtp_burl.c): the URL being resolved, or NULL */
 
 	/* hostile-input limits before login (port 25: before the first MAIL) */
 	unsigned login_commands; /* commands before that */
@@ -140,6 +141,12 @@ void smtp_session_reset_tx(struct smtp_session *s);
 void smtp_session_close(struct smtp_session *s, const char *reply);
 /* Open the spool and write the trace headers. NULL ok, else the error reply to give. */
 const char *smtp_session_body_begin(struct smtp_session *s);
+/* Append message octets (BURL's) to the spool as BDAT does, under the size limit. */
+void smtp_session_body_append(struct smtp_session *s, const unsigned char *p, size_t n);
+/* BURL url [LAST] (RFC 4468), smtp_burl.c. */
+void smtp_burl_command(struct smtp_session *s, struct smtp_command *cmd);
+/* Free what a BURL left (the session ends). */
+void smtp_burl_free(struct smtp_session *s);
 /* The body is complete: check it and hand it to the store. */
 void smtp_session_body_end(struct smtp_session *s);
 /* Dispatch one command line. */

@@ -275,6 +275,34 @@ int store_message_open_want(struct store *store, uint64_t account_id, const char
                             uint32_t uid, const struct store_want *want, int *fd_r,
                             uint64_t *size_r);
 
+/* The octets an IMAP URL names (RFC 5092 §5; CATENATE, URLFETCH, BURL): message uid of
+ * mailbox of account_id (whose UIDVALIDITY must be uidvalidity unless that is 0), section
+ * (NULL or "" for the whole message; "HEADER", "TEXT", part numbers "1.2", and after them
+ * ".MIME", ".HEADER", ".TEXT"; HEADER.FIELDS is not taken) and, with partial, the window
+ * [partial_off, partial_off + partial_len) of those octets (partial_len 0: to the end). 1
+ * with *fd_r (the message file, to close) and the range [*off_r, *off_r + *len_r); 0 no
+ * such mailbox, UIDVALIDITY, message or section; -1 error. store_url.c. */
+int store_message_section(struct store *store, uint64_t account_id, const char *mailbox,
+                          uint32_t uidvalidity, uint32_t uid, const char *section, bool partial,
+                          uint64_t partial_off, uint64_t partial_len, int *fd_r, uint64_t *off_r,
+                          uint64_t *len_r);
+
+/* ---- URLAUTH (RFC 4467 §6) with the INTERNAL mechanism (store_urlauth.c) ---- */
+/* Each mailbox has a random 128-bit access key, and each account one more that RESETKEY
+ * without a mailbox changes; both live in the store (created on first use). A token is
+ * the hex HMAC-SHA256 of the URL's rump (RFC 4467 §2.1) under the two keys. */
+#define STORE_URLAUTH_TOKEN_LEN 64
+/* The token of rump[0..rump_len) for mailbox of account_id into token_r (hex, NUL-ended).
+ * 1, 0 no such mailbox, -1 error. */
+int store_urlauth_token(struct store *store, uint64_t account_id, const char *mailbox,
+                        const char *rump, size_t rump_len, char token_r[STORE_URLAUTH_TOKEN_LEN + 1]);
+/* Is token (hex, any case) that token? 1 yes, 0 no (or no such mailbox), -1 error. */
+int store_urlauth_verify(struct store *store, uint64_t account_id, const char *mailbox,
+                         const char *rump, size_t rump_len, const char *token);
+/* RESETKEY (RFC 4467 §7.1): a new key for mailbox, or with mailbox NULL for the account
+ * (every URL of every mailbox stops working). 1, 0 no such mailbox, -1 error. */
+int store_urlauth_reset(struct store *store, uint64_t account_id, const char *mailbox);
+
 /* ---- expunge: removes entries atomically, through the writer thread ---- */
 struct store_expunge {
 	/* in (valid until the callback) */

@@ -1492,3 +1492,35 @@ const struct store_vfuncs store_db_vfuncs = {
     .export_dump = store_db_export,
     .import_dump = store_db_import,
 };
+
+/* ---- URLAUTH access keys (RFC 4467 §6): meta rows, so no schema change is needed ---- */
+
+int store_db_urlauth_key(struct store *store, const char *name, bool reset, int64_t key[2])
+{
+	const char *error = NULL;
+	char k[2][160];
+	for (int i = 0; i < 2; i++)
+		snprintf(k[i], sizeof(k[i]), "%s:%d", name, i);
+	struct sql_conn *c = db_admin_begin(store, &error);
+	if (c == NULL) {
+		log_error("store: urlauth key: %s", error);
+		return -1;
+	}
+	int found = 0;
+	if (!reset) {
+		found = sql_int(c, SQ_META_GET, &key[0], &error, "s", k[0]);
+		if (found == 1)
+			found = sql_int(c, SQ_META_GET, &key[1], &error, "s", k[1]);
+	}
+	int ret = found < 0 ? -1 : 0;
+	if (ret == 0 && found != 1) {
+		randombytes_buf(key, 2 * sizeof(int64_t));
+		for (int i = 0; i < 2 && ret == 0; i++)
+			if (sql_exec(c, SQ_META_SET, &error, "si", k[i], key[i]) < 0)
+				ret = -1;
+	}
+	ret = db_admin_end(store, ret, &error);
+	if (ret < 0)
+		log_error("store: urlauth key: %s", error != NULL ? error : "failed");
+	return ret;
+}

@@ -254,6 +254,10 @@ int store_db_read_end(struct sql_conn *c, int started, int ret);
  * 0 with *uidvalidity_r, or -1. Inside a write transaction. */
 int store_db_next_uidvalidity(struct sql_conn *c, int64_t *uidvalidity_r, const char **error_r);
 
+/* URLAUTH (RFC 4467): the 128-bit key kept in meta rows "name:0" and "name:1", made (or
+ * with reset made anew) with random octets. 0, or -1 (logged). store_db.c. */
+int store_db_urlauth_key(struct store *store, const char *name, bool reset, int64_t key[2]);
+
 /* store_db_mailbox.c: the writer's part of an append, flags, copy or mailbox item,
  * inside the commit's transaction (message rows to check for references go to unref).
  * 0 done or refused (item->refused set; the caller rolls the item back), -1 error. */

@@ -106,6 +106,14 @@ def test_imaptest_scripted(suite_server):
     assert int(m.group(2)) == 0 and not errors, out[-12000:]
 
 
+# Groups that cannot run here whatever the server offers. urlauth2 has "user 2: $user2":
+# imaptest sends nothing for it unless started with user2=, and then (same or another
+# account) its mailbox holds no messages and its first command, FETCH 1:2, is BAD on any
+# server. What it checks (a URLAUTH URL fetched by another session and user, RESETKEY) is
+# in test_imap_uidonly_catenate_burl.py::test_urlauth.
+UNRUNNABLE_GROUPS = {"urlauth2"}
+
+
 def test_imaptest_groups_not_silently_skipped(suite_server):
     """Every group whose 'capabilities:' Posthorn offers must have run: the suite counts a
     group without its capability neither as failed nor as skipped."""
@@ -117,7 +125,7 @@ def test_imaptest_groups_not_silently_skipped(suite_server):
         head = f.read_text(errors="replace").split("\n\n", 1)[0]
         m = re.search(r"^capabilities:\s*(.*)$", head, re.M)
         need = m.group(1).split() if m else []
-        if all(c.upper() in caps for c in need):
+        if all(c.upper() in caps for c in need) and f.name not in UNRUNNABLE_GROUPS:
             wanted.append(f.name)
     # Run the offered groups one by one: each must send commands and pass.
     for name in wanted:

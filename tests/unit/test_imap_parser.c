@@ -434,6 +434,16 @@ static void test_literal_kinds(void **state)
 	assert_false(lit.sync);
 	assert_int_equal(lit.size, 5000);
 	imap_parser_reset(parser);
+	/* imap_parser_depth(): the lists open where a literal is announced (CATENATE) */
+	assert_int_equal(imap_parser_feed_line(parser, "a APPEND x {5}", 14, &lit, &error), 0);
+	assert_int_equal(imap_parser_depth(parser), 0);
+	imap_parser_reset(parser);
+	assert_int_equal(imap_parser_feed_line(parser, "a APPEND x CATENATE (TEXT {5}", 29, &lit,
+	                                       &error),
+	                 0);
+	assert_int_equal(imap_parser_depth(parser), 1);
+	imap_parser_reset(parser);
+	assert_int_equal(imap_parser_depth(parser), 0);
 }
 
 static void test_literal_syntax_errors(void **state)

@@ -316,6 +316,11 @@ static void test_parse_return_and_charset(void **state)
 	assert_false(parse_ok("UID 1:3")->uses_saved);
 	assert_true(parse_ok("NOT $")->uses_saved);
 	assert_true(parse_ok("UID $")->uses_saved);
+	/* UIDONLY (RFC 9586 §3): message numbers in the criteria are refused */
+	assert_false(parse_ok("UID 1:3")->uses_seq);
+	assert_false(parse_ok("NOT $")->uses_seq);
+	assert_true(parse_ok("SEEN OR 1:3 UID 5")->uses_seq);
+	assert_true(parse_ok("NOT (*)")->uses_seq);
 	assert_int_equal(parse_ok("FROM x")->needs, IMAP_SEARCH_NEED_HEADER);
 	assert_int_equal(parse_ok("SENTON 1-Jan-2000")->needs, IMAP_SEARCH_NEED_HEADER);
 	assert_int_equal(parse_ok("OR SEEN BODY x")->needs,

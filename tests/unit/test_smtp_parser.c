@@ -131,7 +131,8 @@ static void test_verb_names(void **state)
 	(void)state;
 	const char *names[] = {"UNKNOWN", "HELO", "EHLO", "MAIL",     "RCPT",
 	                       "DATA",    "BDAT", "RSET", "NOOP",     "QUIT",
-	                       "HELP",    "VRFY", "EXPN", "STARTTLS", "AUTH"};
+	                       "HELP",    "VRFY", "EXPN", "STARTTLS", "AUTH",
+	                       "BURL"};
 	assert_int_equal(sizeof(names) / sizeof(names[0]), SMTP_VERB_COUNT);
 	for (int v = 0; v < SMTP_VERB_COUNT; v++)
 		assert_string_equal(smtp_parser_verb_name((enum smtp_verb)v), names[v]);
@@ -454,6 +455,22 @@ static void test_bdat(void **state)
 	bad("BDAT 5\tLAST", ERR_BDAT);
 }
 
+static void test_burl(void **state)
+{
+	(void)state;
+	static const char err[] = "501 5.5.4 Syntax: BURL absolute-URI [LAST]";
+	struct smtp_command c = ok("BURL imap://u@h/INBOX/;UID=1;URLAUTH=submit+u:INTERNAL:00",
+	                           SMTP_VERB_BURL, NULL);
+	assert_string_equal(c.url, "imap://u@h/INBOX/;UID=1;URLAUTH=submit+u:INTERNAL:00");
+	assert_false(c.last);
+	c = ok("burl imap://h/x/;UID=2  last", SMTP_VERB_BURL, NULL);
+	assert_string_equal(c.url, "imap://h/x/;UID=2");
+	assert_true(c.last);
+	bad("BURL", err);
+	bad("BURL a LAST x", err);
+	bad("BURL a NOTLAST", err);
+}
+
 static void test_auth(void **state)
 {
 	(void)state;
@@ -611,6 +628,7 @@ int main(void)
 	    cmocka_unit_test_setup_teardown(test_simple_verbs, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_case, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_verb_names, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_burl, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_unrecognized, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_argument_rules, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_mail, setup, teardown),

@@ -14,6 +14,7 @@
 #include <setjmp.h>
 #include <cmocka.h>
 
+#include <ctype.h>
 #include <dirent.h>
 #include <ftw.h>
 #include <pthread.h>
@@ -2552,6 +2553,112 @@ static void db_exec(sqlite3 *db, const char *sql)
 		fail_msg("%s: %s", sql, error);
 }
 
+/* ---- IMAP URLs (CATENATE, URLFETCH, BURL): sections and URLAUTH keys ---- */
+
+static char *section_text(struct fixture *f, uint64_t account, const char *mailbox,
+                          uint32_t uidvalidity, uint32_t uid, const char *section, bool partial,
+                          uint64_t off, uint64_t len)
+{
+	int fd;
+	uint64_t o, n;
+	int r = store_message_section(f->store, account, mailbox, uidvalidity, uid, section,
+	                              partial, off, len, &fd, &o, &n);
+	if (r != 1)
+		return r == 0 ? NULL : xstrdup("(error)");
+	char *text = xmalloc(n + 1);
+	assert_int_equal(pread(fd, text, n, (off_t)o), (ssize_t)n);
+	text[n] = '\0';
+	close(fd);
+	return text;
+}
+
+static void expect_section(struct fixture *f, const char *section, bool partial, uint64_t off,
+                           uint64_t len, const char *want)
+{
+	char *got = section_text(f, f->a, "Sent", 0, 1, section, partial, off, len);
+	if (want == NULL) {
+		assert_null(got);
+		return;
+	}
+	assert_non_null(got);
+	assert_string_equal(got, want);
+	free(got);
+}
+
+static void test_url_sections(void **state)
+{
+	struct fixture *f = fixture_get(state);
+	const char *msg = "Subject: x\r\nContent-Type: multipart/mixed; boundary=b\r\n\r\n"
+	                  "--b\r\nContent-Type: text/plain\r\n\r\none\r\n"
+	                  "--b\r\nContent-Type: message/rfc822\r\n\r\n"
+	                  "Subject: inner\r\n\r\ninner body\r\n--b--\r\n";
+	append_ok(f, f->a, "Sent", msg);
+	expect_section(f, NULL, false, 0, 0, msg);
+	expect_section(f, "", false, 0, 0, msg);
+	expect_section(f, "HEADER", false, 0, 0,
+	               "Subject: x\r\nContent-Type: multipart/mixed; boundary=b\r\n\r\n");
+	expect_section(f, "1", false, 0, 0, "one");
+	expect_section(f, "1.MIME", false, 0, 0, "Content-Type: text/plain\r\n\r\n");
+	expect_section(f, "2.HEADER", false, 0, 0, "Subject: inner\r\n\r\n");
+	expect_section(f, "2.TEXT", false, 0, 0, "inner body");
+	expect_section(f, "1", true, 1, 1, "n");
+	expect_section(f, "1", true, 1, 0, "ne");
+	expect_section(f, "1", true, 100, 5, "");
+	expect_section(f, "3", false, 0, 0, NULL);            /* no such part */
+	expect_section(f, "1.HEADER", false, 0, 0, NULL);     /* not a message/rfc822 part */
+	expect_section(f, "HEADER.FIELDS (X)", false, 0, 0, NULL);
+	expect_section(f, "1.", false, 0, 0, NULL);
+	expect_section(f, "MIME", false, 0, 0, NULL);
+	/* the message, the mailbox, the account and the UIDVALIDITY must all be right */
+	struct store_mailbox_status st;
+	assert_int_equal(store_mailbox_changes(f->store, f->a, "Sent", UINT64_MAX >> 1, NULL, NULL,
+	                                       NULL, &st),
+	                 1);
+	char *t = section_text(f, f->a, "Sent", st.uidvalidity, 1, NULL, false, 0, 0);
+	assert_string_equal(t, msg);
+	free(t);
+	assert_null(section_text(f, f->a, "Sent", st.uidvalidity + 1, 1, NULL, false, 0, 0));
+	assert_null(section_text(f, f->a, "Sent", 0, 2, NULL, false, 0, 0));
+	assert_null(section_text(f, f->a, "Nope", 0, 1, NULL, false, 0, 0));
+	assert_null(section_text(f, f->b, "Sent", 0, 1, NULL, false, 0, 0));
+}
+
+static void test_urlauth_keys(void **state)
+{
+	struct fixture *f = fixture_get(state);
+	const char *rump = "imap://a%40example.org@h/INBOX/;UID=1;URLAUTH=anonymous";
+	size_t n = strlen(rump);
+	char t1[STORE_URLAUTH_TOKEN_LEN + 1], t2[STORE_URLAUTH_TOKEN_LEN + 1];
+	assert_int_equal(store_urlauth_token(f->store, f->a, "INBOX", rump, n, t1), 1);
+	assert_int_equal(strlen(t1), STORE_URLAUTH_TOKEN_LEN);
+	/* the same key next time (it is kept), another for another mailbox, rump or account */
+	assert_int_equal(store_urlauth_token(f->store, f->a, "inbox", rump, n, t2), 1);
+	assert_string_equal(t1, t2);
+	assert_int_equal(store_urlauth_verify(f->store, f->a, "INBOX", rump, n, t1), 1);
+	for (char *c = t2; *c != '\0'; c++)
+		*c = (char)toupper((unsigned char)*c);
+	assert_int_equal(store_urlauth_verify(f->store, f->a, "INBOX", rump, n, t2), 1);
+	assert_int_equal(store_urlauth_verify(f->store, f->a, "INBOX", rump, n - 1, t1), 0);
+	assert_int_equal(store_urlauth_verify(f->store, f->a, "Sent", rump, n, t1), 0);
+	assert_int_equal(store_urlauth_verify(f->store, f->b, "INBOX", rump, n, t1), 0);
+	assert_int_equal(store_urlauth_verify(f->store, f->a, "INBOX", rump, n, "00"), 0);
+	assert_int_equal(store_urlauth_token(f->store, f->a, "Nope", rump, n, t2), 0);
+	/* RESETKEY of the mailbox, then of the account */
+	assert_int_equal(store_urlauth_reset(f->store, f->a, "INBOX"), 1);
+	assert_int_equal(store_urlauth_verify(f->store, f->a, "INBOX", rump, n, t1), 0);
+	assert_int_equal(store_urlauth_token(f->store, f->a, "INBOX", rump, n, t1), 1);
+	assert_int_equal(store_urlauth_token(f->store, f->a, "Sent", rump, n, t2), 1);
+	assert_int_equal(store_urlauth_reset(f->store, f->a, NULL), 1);
+	assert_int_equal(store_urlauth_verify(f->store, f->a, "INBOX", rump, n, t1), 0);
+	assert_int_equal(store_urlauth_verify(f->store, f->a, "Sent", rump, n, t2), 0);
+	assert_int_equal(store_urlauth_reset(f->store, f->a, "Nope"), 0);
+	/* a mailbox made again under the same name has a new key */
+	assert_int_equal(store_urlauth_token(f->store, f->a, "Sent", rump, n, t2), 1);
+	mbox_ok(f, STORE_MAILBOX_DELETE, f->a, "Sent", NULL);
+	mbox_ok(f, STORE_MAILBOX_CREATE, f->a, "Sent", NULL);
+	assert_int_equal(store_urlauth_verify(f->store, f->a, "Sent", rump, n, t2), 0);
+}
+
 static void test_migration_2_to_3(void **state)
 {
 	struct fixture *f = fixture_get(state);
@@ -2663,6 +2770,8 @@ int main(void)
 	    BOTH(test_summary),
 	    BOTH(test_objectids),
 	    BOTH(test_replace),
+	    BOTH(test_url_sections),
+	    BOTH(test_urlauth_keys),
 	    SQLITE(test_migration_2_to_3), /* a version-2 SQLite file */
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
