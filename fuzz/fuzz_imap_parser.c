@@ -1,5 +1,5 @@
-/* libFuzzer target for imap/imap_parser, imap/imap_seqset and imap/imap_notify: the input is a client's byte
- * stream. It is cut into lines at CRLF and fed like a server does; after a literal
+/* libFuzzer target for imap/imap_parser, imap/imap_seqset and imap/imap_notify: the input is a
+ * client's byte stream. It is cut into lines at CRLF and fed like a server does; after a literal
  * announcement the literal's octets are taken from the input that follows (fed in pieces,
  * or consumed "externally" when too large or when the first input byte says so). Every
  * result is checked against the header's contract, and every atom is also run through the

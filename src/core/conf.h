@@ -71,16 +71,16 @@ struct conf {
 	bool log_syslog;
 	bool allow_plaintext_auth; /* permit AUTH before TLS (tests only) */
 	enum conf_bare_lf smtp_bare_lf;
-	uint64_t default_quota;      /* bytes for new accounts, 0 = unlimited */
-	uint64_t store_inline_max;   /* bodies up to this size live in the database */
-	unsigned store_read_threads; /* 0 = by the engine */
+	uint64_t default_quota;         /* bytes for new accounts, 0 = unlimited */
+	uint64_t store_inline_max;      /* bodies up to this size live in the database */
+	unsigned store_read_threads;    /* 0 = by the engine */
 	uint64_t search_index_max_text; /* SEARCH text stored per message; 0 = no index */
 	bool vrfy_enabled;
 	bool pop3_apop;            /* offer APOP (weak, MD5) to accounts with an APOP secret */
 	int pop3_expire;           /* days retrieved mail stays (RFC 2449 EXPIRE), -1 = never */
 	unsigned pop3_login_delay; /* seconds between POP3 logins of one account (0 = none) */
-	unsigned imap_progress_interval; /* seconds between INPROGRESS reports (RFC 9585) of a
-	                                    long SEARCH/SORT/THREAD; 0: at every pause */
+	unsigned imap_progress_interval;  /* seconds between INPROGRESS reports (RFC 9585) of a
+	                                     long SEARCH/SORT/THREAD; 0: at every pause */
 	unsigned imap_notify_max_pending; /* mailboxes with undelivered NOTIFY events (RFC 5465)
 	                                     a session may have before NOTIFICATIONOVERFLOW */
 	unsigned imap_message_limit; /* MESSAGELIMIT (RFC 9738): messages one FETCH, STORE, COPY,

@@ -150,8 +150,8 @@ static const char *imap_url_server(struct arena *a, const char **p, struct imap_
 		const char *user_end = semi != NULL ? semi : at;
 		if (semi != NULL && strncasecmp(semi, ";AUTH=", 6) != 0)
 			return "Invalid user information in the URL";
-		if (user_end > s && (u->user = imap_url_decode(a, s, (size_t)(user_end - s),
-		                                               false)) == NULL)
+		if (user_end > s &&
+		    (u->user = imap_url_decode(a, s, (size_t)(user_end - s), false)) == NULL)
 			return "Invalid user in the URL";
 		s = at + 1;
 	}
@@ -161,8 +161,7 @@ static const char *imap_url_server(struct arena *a, const char **p, struct imap_
 		return "No host in the URL";
 	for (const char *c = s; c < host_end; c++)
 		if (!((*c >= 'a' && *c <= 'z') || (*c >= 'A' && *c <= 'Z') ||
-		      (*c >= '0' && *c <= '9') || *c == '-' || *c == '.' || *c == '[' ||
-		      *c == ']'))
+		      (*c >= '0' && *c <= '9') || *c == '-' || *c == '.' || *c == '[' || *c == ']'))
 			return "Invalid host in the URL";
 	u->host = arena_strndup(a, s, (size_t)(host_end - s));
 	if (colon != NULL) {

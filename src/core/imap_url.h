@@ -18,18 +18,18 @@
 #define IMAP_URL_MAX 8192
 
 struct imap_url {
-	const char *user;     /* the userinfo's user, decoded; NULL when absent */
+	const char *user; /* the userinfo's user, decoded; NULL when absent */
 	/* The account the URL names: user when it holds an "@" ("joe%40example.org"), else
 	 * user "@" host ("imap://joe@example.org/...", as imaptest and others write it); NULL
 	 * without a user. */
 	const char *owner;
-	const char *host;     /* NULL for the path form */
-	unsigned port;        /* 0 when absent */
-	const char *mailbox;  /* decoded, never empty */
-	uint32_t uidvalidity; /* 0 when absent */
-	uint32_t uid;         /* never 0 */
-	const char *section;  /* decoded, upper-cased; NULL when absent */
-	bool partial;         /* ;PARTIAL= given */
+	const char *host;                  /* NULL for the path form */
+	unsigned port;                     /* 0 when absent */
+	const char *mailbox;               /* decoded, never empty */
+	uint32_t uidvalidity;              /* 0 when absent */
+	uint32_t uid;                      /* never 0 */
+	const char *section;               /* decoded, upper-cased; NULL when absent */
+	bool partial;                      /* ;PARTIAL= given */
 	uint64_t partial_off, partial_len; /* partial_len 0: to the end */
 	bool expire;                       /* ;EXPIRE= given */
 	int64_t expire_time;               /* its unix seconds */

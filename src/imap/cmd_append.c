@@ -615,9 +615,9 @@ struct cmd_cat {
 	struct store *store;
 	uint64_t account_id;
 	char *user, *tag, *raw;
-	char *target;          /* the mailbox appended to (UTF-8), NULL when invalid */
-	uint64_t max;          /* the message size limit */
-	size_t header_lines;   /* for the header scanner */
+	char *target;                   /* the mailbox appended to (UTF-8), NULL when invalid */
+	uint64_t max;                   /* the message size limit */
+	size_t header_lines;            /* for the header scanner */
 	struct cmd_append_spool *spool; /* owned: the literal messages and the arena */
 	struct store_append_message *msgs;
 	size_t msg_count;
@@ -712,8 +712,7 @@ static bool cmd_cat_copy(struct cmd_append_spool *sp, struct cmd_append_file *f,
  * plain URL of the user's own mailboxes, or a URLAUTH URL (RFC 4467 §3) whose access lets
  * this user in and whose token verifies under its owner's key. 1 with *account_r, 0 not
  * allowed, -1 error. */
-static int cmd_cat_url_account(struct cmd_cat *c, const struct cmd_cat_part *p,
-                               uint64_t *account_r)
+static int cmd_cat_url_account(struct cmd_cat *c, const struct cmd_cat_part *p, uint64_t *account_r)
 {
 	const struct imap_url *u = &p->url;
 	if (u->access == NULL) {
@@ -750,9 +749,8 @@ static bool cmd_cat_url(struct cmd_cat *c, struct cmd_append_file *f, const stru
 	}
 	int fd;
 	uint64_t off, len;
-	r = store_message_section(c->store, account, u->mailbox, u->uidvalidity, u->uid,
-	                          u->section, u->partial, u->partial_off, u->partial_len, &fd, &off,
-	                          &len);
+	r = store_message_section(c->store, account, u->mailbox, u->uidvalidity, u->uid, u->section,
+	                          u->partial, u->partial_off, u->partial_len, &fd, &off, &len);
 	if (r <= 0) {
 		if (r == 0)
 			c->bad_url = p->url_text;
@@ -776,7 +774,8 @@ static bool cmd_cat_build(struct cmd_cat *c, struct cmd_cat_msg *m)
 	struct cmd_append_file *f = &m->file;
 	f->path = store_spool_path_dup(c->store);
 	f->fd = open(f->path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
-	f->headers = header_scanner_new(c->spool->arena, CMD_APPEND_HEADER_FIELD_MAX, c->header_lines);
+	f->headers =
+	    header_scanner_new(c->spool->arena, CMD_APPEND_HEADER_FIELD_MAX, c->header_lines);
 	if (f->fd < 0) {
 		free(f->path);
 		f->path = NULL;
@@ -929,7 +928,8 @@ static void cmd_catenate(struct imap_cmd *cmd, const char *raw)
 		if (error != NULL)
 			imap_tagged(s, cmd->tag, "BAD", "%s", error);
 		else if (bad_url != NULL)
-			imap_tagged(s, cmd->tag, "NO", "[BADURL %s] Not an IMAP URL of a message", bad_url);
+			imap_tagged(s, cmd->tag, "NO", "[BADURL %s] Not an IMAP URL of a message",
+			            bad_url);
 		else
 			imap_tagged(s, cmd->tag, "NO", "%s", refusal);
 		c->spool = NULL; /* still the session's: freed after the command */
@@ -942,7 +942,8 @@ static void cmd_catenate(struct imap_cmd *cmd, const char *raw)
 	c->tag = xstrdup(cmd->tag);
 	c->raw = xstrdup(raw);
 	const char *target = imap_commands_mailbox_name(s, raw);
-	c->target = target != NULL && store_mailbox_name_valid(target) == 1 ? xstrdup(target) : NULL;
+	c->target =
+	    target != NULL && store_mailbox_name_valid(target) == 1 ? xstrdup(target) : NULL;
 	c->max = s->limits->message_size;
 	c->header_lines = s->limits->header_lines;
 	c->spool = sp;

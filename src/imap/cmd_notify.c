@@ -68,7 +68,7 @@ struct cmd_notify {
 	size_t subscribed_count;
 	struct notify_last *last;
 	size_t last_count;
-	bool delivering;      /* a delivery's read is out */
+	bool delivering;       /* a delivery's read is out */
 	unsigned synced_count; /* s->change_count at the last sync of the selected mailbox */
 };
 
@@ -356,8 +356,8 @@ static void notify_listed_cb(void *ctx, const struct store_mailbox_info *info)
 		b->listed_cap = b->listed_cap == 0 ? 32 : 2 * b->listed_cap;
 		b->listed = xrealloc(b->listed, b->listed_cap * sizeof(*b->listed));
 	}
-	b->listed[b->listed_count++] = (struct notify_listed){
-	    xstrdup(info->name), info->exists, info->has_children, info->subscribed};
+	b->listed[b->listed_count++] = (struct notify_listed){xstrdup(info->name), info->exists,
+	                                                      info->has_children, info->subscribed};
 }
 
 static void notify_batch_read(void *ctx)
@@ -367,8 +367,8 @@ static void notify_batch_read(void *ctx)
 		b->list_r = store_mailbox_list(b->store, b->account_id, notify_listed_cb, b);
 	for (size_t i = 0; i < b->count; i++)
 		if (b->items[i].stats)
-			b->items[i].stats_r = store_mailbox_stats(b->store, b->account_id,
-			                                          b->items[i].p.name, &b->items[i].st);
+			b->items[i].stats_r = store_mailbox_stats(
+			    b->store, b->account_id, b->items[i].p.name, &b->items[i].st);
 }
 
 static void notify_batch_free(struct notify_batch *b)
@@ -431,12 +431,12 @@ static void notify_send_subscription(struct imap_session *s, const struct notify
                                      const char *name)
 {
 	const struct notify_listed *l = notify_batch_listed(b, name);
-	const char *attrs = l == NULL                        ? "\\NonExistent"
-	                    : l->subscribed && l->exists     ? "\\Subscribed"
+	const char *attrs = l == NULL                          ? "\\NonExistent"
+	                    : l->subscribed && l->exists       ? "\\Subscribed"
 	                    : l->subscribed && l->has_children ? "\\Noselect \\Subscribed"
-	                    : l->subscribed                  ? "\\NonExistent \\Subscribed"
-	                    : l->exists                      ? ""
-	                                                     : "\\Noselect";
+	                    : l->subscribed                    ? "\\NonExistent \\Subscribed"
+	                    : l->exists                        ? ""
+	                                                       : "\\Noselect";
 	notify_send_list(s, attrs, name, NULL);
 }
 
@@ -479,7 +479,8 @@ static void notify_send_item(struct imap_session *s, struct cmd_notify *n,
 	if (!it->stats || it->stats_r != 1 || notify_is_selected(s, p->name))
 		return;
 	if (notify_status_due(notify_last_find(n, p->name), ev, &it->st))
-		(void)cmd_status_send_notify(s, p->name, (ev & IMAP_NOTIFY_FLAG_CHANGE) != 0, &it->st);
+		(void)cmd_status_send_notify(s, p->name, (ev & IMAP_NOTIFY_FLAG_CHANGE) != 0,
+		                             &it->st);
 	notify_last_set(n, p->name, &it->st);
 }
 
@@ -698,9 +699,8 @@ static void notify_set_done(struct imap_session *s, void *ctx)
 				continue;
 			/* RFC 5465 §3.1: MESSAGES and UIDNEXT for MessageNew, MESSAGES for
 			 * MessageExpunge, UIDVALIDITY and HIGHESTMODSEQ for FlagChange. */
-			(void)cmd_status_send_notify(s, it->p.name,
-			                             (it->events & IMAP_NOTIFY_FLAG_CHANGE) != 0,
-			                             &it->st);
+			(void)cmd_status_send_notify(
+			    s, it->p.name, (it->events & IMAP_NOTIFY_FLAG_CHANGE) != 0, &it->st);
 			notify_last_set(q->n, it->p.name, &it->st);
 		}
 		imap_tagged(s, q->tag, "OK", "NOTIFY completed");
@@ -747,6 +747,7 @@ void cmd_notify(struct imap_cmd *cmd)
 	q->status = spec.status;
 	q->n = n;
 	q->b = xcalloc(1, sizeof(*q->b));
-	*q->b = (struct notify_batch){.store = s->server->store, .account_id = s->account_id, .n = n};
+	*q->b =
+	    (struct notify_batch){.store = s->server->store, .account_id = s->account_id, .n = n};
 	(void)imap_session_read(s, notify_set_read, notify_set_done, q);
 }

@@ -414,9 +414,9 @@ static void cmd_search_texts_read(struct cmd_search_op *o)
 	                                &search->unindexed, &search->unindexed_count) != 1)
 		return;
 	for (struct imap_search_text *t = search->texts; t != NULL; t = t->next)
-		t->indexed = store_search_text_uids(s->server->store, s->mailbox_owner, s->mailbox,
-		                                    t->needle, t->body_only, &t->uids,
-		                                    &t->count) == 1;
+		t->indexed =
+		    store_search_text_uids(s->server->store, s->mailbox_owner, s->mailbox,
+		                           t->needle, t->body_only, &t->uids, &t->count) == 1;
 }
 
 /* Store reads (imap_session_read): the UIDs of each EMAILID key (RFC 8474 §6), and what

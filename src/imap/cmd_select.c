@@ -316,7 +316,8 @@ void cmd_select(struct imap_cmd *cmd)
 		return;
 	}
 	if (q->seq_match && s->uidonly) { /* RFC 9586 §3: it holds message numbers */
-		imap_tagged(s, cmd->tag, "BAD", "[UIDREQUIRED] No sequence-match data with UIDONLY");
+		imap_tagged(s, cmd->tag, "BAD",
+		            "[UIDREQUIRED] No sequence-match data with UIDONLY");
 		select_req_free(q);
 		return;
 	}

@@ -20,8 +20,8 @@ enum urlauth_kind { URLAUTH_GEN, URLAUTH_FETCH, URLAUTH_RESET };
 struct urlauth_item {
 	const char *text; /* the URL or rump as sent (arena) */
 	struct imap_url u;
-	bool ok;            /* parsed and acceptable so far */
-	char *result;       /* GENURLAUTH: the authorized URL (malloc'd) */
+	bool ok;             /* parsed and acceptable so far */
+	char *result;        /* GENURLAUTH: the authorized URL (malloc'd) */
 	unsigned char *data; /* URLFETCH: the octets (malloc'd), NULL: NIL */
 	size_t len;
 };
@@ -36,7 +36,7 @@ struct urlauth_req {
 	struct arena *arena;
 	struct urlauth_item *items;
 	size_t count;
-	int result; /* RESETKEY: 1, 0 no such mailbox, -1 */
+	int result;  /* RESETKEY: 1, 0 no such mailbox, -1 */
 	bool failed; /* GENURLAUTH: a rump was refused (the first item not ok) */
 };
 
@@ -94,14 +94,14 @@ static void urlauth_fetch_one(struct urlauth_req *q, struct urlauth_item *it)
 	int fd;
 	uint64_t off, len;
 	if (store_message_section(q->store, owner, u->mailbox, u->uidvalidity, u->uid, u->section,
-	                          u->partial, u->partial_off, u->partial_len, &fd, &off,
-	                          &len) != 1)
+	                          u->partial, u->partial_off, u->partial_len, &fd, &off, &len) != 1)
 		return;
 	if (len <= q->max) {
 		it->data = xmalloc(len + 1);
 		size_t got = 0;
 		while (got < len) {
-			ssize_t r = pread(fd, it->data + got, (size_t)(len - got), (off_t)(off + got));
+			ssize_t r =
+			    pread(fd, it->data + got, (size_t)(len - got), (off_t)(off + got));
 			if (r <= 0)
 				break;
 			got += (size_t)r;
@@ -113,7 +113,8 @@ static void urlauth_fetch_one(struct urlauth_req *q, struct urlauth_item *it)
 		it->len = (size_t)len;
 		for (size_t i = 0; it->data != NULL && i < it->len; i++)
 			if (it->data[i] == '\0')
-				it->data[i] = 0x80; /* a plain literal holds no NUL, as FETCH does */
+				it->data[i] =
+				    0x80; /* a plain literal holds no NUL, as FETCH does */
 	}
 	close(fd);
 }
@@ -159,7 +160,8 @@ static void urlauth_done(struct imap_session *s, void *ctx)
 	if (q->kind == URLAUTH_GEN) {
 		for (size_t i = 0; i < q->count; i++)
 			if (!q->items[i].ok) {
-				imap_tagged(s, q->tag, "NO", "[BADURL %s] Cannot authorize this URL",
+				imap_tagged(s, q->tag, "NO",
+				            "[BADURL %s] Cannot authorize this URL",
 				            q->items[i].text);
 				buf_free(&b);
 				urlauth_free(q);
@@ -268,8 +270,8 @@ void cmd_urlfetch(struct imap_cmd *cmd)
 		}
 		it->text = arena_strdup(q->arena, text);
 		const struct imap_url *u = &it->u;
-		it->ok = imap_url_parse(q->arena, it->text, &it->u, &error) == 0 && u->host != NULL &&
-		         u->user != NULL && u->token != NULL &&
+		it->ok = imap_url_parse(q->arena, it->text, &it->u, &error) == 0 &&
+		         u->host != NULL && u->user != NULL && u->token != NULL &&
 		         strcasecmp(u->mech, "INTERNAL") == 0 &&
 		         (!u->expire || u->expire_time > q->now) &&
 		         urlauth_access_ok(u->access, s->user);

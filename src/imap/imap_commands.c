@@ -89,8 +89,8 @@ static const struct imap_command_def imap_commands[] = {
  * are BAD [UIDREQUIRED] (RFC 9586 §3). */
 static bool imap_commands_takes_seq(const char *name)
 {
-	static const char *const seq_commands[] = {"FETCH", "STORE", "COPY",   "MOVE",
-	                                           "SEARCH", "SORT", "THREAD", "REPLACE"};
+	static const char *const seq_commands[] = {"FETCH",  "STORE", "COPY",   "MOVE",
+	                                           "SEARCH", "SORT",  "THREAD", "REPLACE"};
 	for (size_t i = 0; i < sizeof(seq_commands) / sizeof(seq_commands[0]); i++)
 		if (strcmp(name, seq_commands[i]) == 0)
 			return true;

@@ -63,7 +63,8 @@ static int imap_notify_events_parse(struct arena *arena, const struct imap_arg *
 			return -1;
 		}
 		unsigned bit = IMAP_NOTIFY_UNKNOWN;
-		for (size_t i = 0; i < sizeof(imap_notify_events) / sizeof(imap_notify_events[0]); i++)
+		for (size_t i = 0; i < sizeof(imap_notify_events) / sizeof(imap_notify_events[0]);
+		     i++)
 			if (strcasecmp(e->str, imap_notify_events[i].name) == 0)
 				bit = imap_notify_events[i].bit;
 		*events_r |= bit;
@@ -171,8 +172,10 @@ static int imap_notify_group_parse(struct arena *arena, const struct imap_arg *a
 		enum imap_notify_filter filter;
 		bool names;
 	} filters[] = {
-	    {"INBOXES", IMAP_NOTIFY_INBOXES, false},     {"PERSONAL", IMAP_NOTIFY_PERSONAL, false},
-	    {"SUBSCRIBED", IMAP_NOTIFY_SUBSCRIBED, false}, {"SUBTREE", IMAP_NOTIFY_SUBTREE, true},
+	    {"INBOXES", IMAP_NOTIFY_INBOXES, false},
+	    {"PERSONAL", IMAP_NOTIFY_PERSONAL, false},
+	    {"SUBSCRIBED", IMAP_NOTIFY_SUBSCRIBED, false},
+	    {"SUBTREE", IMAP_NOTIFY_SUBTREE, true},
 	    {"MAILBOXES", IMAP_NOTIFY_MAILBOXES, true},
 	};
 	size_t k = 0;

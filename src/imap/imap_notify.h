@@ -20,7 +20,7 @@
 #define IMAP_NOTIFY_SERVER_METADATA_CHANGE (1u << 7)
 #define IMAP_NOTIFY_UNKNOWN (1u << 8) /* an event-ext atom this parser does not know */
 #define IMAP_NOTIFY_MESSAGE_EVENTS                                                                 \
-	(IMAP_NOTIFY_MESSAGE_NEW | IMAP_NOTIFY_MESSAGE_EXPUNGE | IMAP_NOTIFY_FLAG_CHANGE |          \
+	(IMAP_NOTIFY_MESSAGE_NEW | IMAP_NOTIFY_MESSAGE_EXPUNGE | IMAP_NOTIFY_FLAG_CHANGE |         \
 	 IMAP_NOTIFY_ANNOTATION_CHANGE)
 
 /* filter-mailboxes-other (RFC 5465 §6). */
@@ -35,8 +35,8 @@ enum imap_notify_filter {
 /* One event group other than the selected mailbox's. */
 struct imap_notify_group {
 	enum imap_notify_filter filter;
-	unsigned events;     /* IMAP_NOTIFY_* bits; 0 for NONE */
-	const char **names;  /* SUBTREE / MAILBOXES: the mailbox names as sent (astrings) */
+	unsigned events;    /* IMAP_NOTIFY_* bits; 0 for NONE */
+	const char **names; /* SUBTREE / MAILBOXES: the mailbox names as sent (astrings) */
 	size_t name_count;
 };
 
@@ -71,8 +71,8 @@ int imap_notify_parse(struct arena *arena, const struct imap_arg *args,
 	"MessageNew MessageExpunge FlagChange MailboxName SubscriptionChange "                     \
 	"MailboxMetadataChange ServerMetadataChange"
 #define IMAP_NOTIFY_SUPPORTED                                                                      \
-	(IMAP_NOTIFY_MESSAGE_NEW | IMAP_NOTIFY_MESSAGE_EXPUNGE | IMAP_NOTIFY_FLAG_CHANGE |          \
-	 IMAP_NOTIFY_MAILBOX_NAME | IMAP_NOTIFY_SUBSCRIPTION_CHANGE |                               \
+	(IMAP_NOTIFY_MESSAGE_NEW | IMAP_NOTIFY_MESSAGE_EXPUNGE | IMAP_NOTIFY_FLAG_CHANGE |         \
+	 IMAP_NOTIFY_MAILBOX_NAME | IMAP_NOTIFY_SUBSCRIPTION_CHANGE |                              \
 	 IMAP_NOTIFY_MAILBOX_METADATA_CHANGE | IMAP_NOTIFY_SERVER_METADATA_CHANGE)
 
 #endif

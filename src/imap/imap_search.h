@@ -76,7 +76,7 @@ struct imap_search {
 	bool modseq;         /* a MODSEQ key occurs (RFC 7162 §3.1.5): the answer adds MODSEQ */
 	struct imap_search_emailid *emailids; /* the EMAILID keys, NULL when none */
 	struct imap_search_text *texts;       /* BODY/TEXT keys the index can answer */
-	bool texts_all;      /* every non-empty BODY/TEXT key is in texts */
+	bool texts_all;                       /* every non-empty BODY/TEXT key is in texts */
 	uint32_t *unindexed; /* the caller's: UIDs the index does not hold, ascending */
 	size_t unindexed_count;
 	const struct imap_search_key *root;

@@ -377,7 +377,8 @@ int imap_search_doc_index_fd(void *ctx, int fd, size_t max, char **hdr_r, char *
 		if (map == MAP_FAILED)
 			return -1;
 	}
-	int r = imap_search_doc_index(map != NULL ? map : (const void *)"", len, max, hdr_r, body_r);
+	int r =
+	    imap_search_doc_index(map != NULL ? map : (const void *)"", len, max, hdr_r, body_r);
 	if (map != NULL)
 		munmap(map, len);
 	return r;

@@ -165,8 +165,8 @@ const char *imap_session_capabilities(struct imap_session *s)
 		    " UIDONLY CATENATE URLAUTH",
 		    (unsigned long long)s->limits->message_size);
 		if (s->conf->imap_message_limit != 0)
-			snprintf(caps + strlen(caps), sizeof(caps) - strlen(caps), " MESSAGELIMIT=%u",
-			         s->conf->imap_message_limit);
+			snprintf(caps + strlen(caps), sizeof(caps) - strlen(caps),
+			         " MESSAGELIMIT=%u", s->conf->imap_message_limit);
 	}
 	ASSERT(strlen(caps) < sizeof(caps) - 1); /* never cut short */
 	return caps;
@@ -278,8 +278,7 @@ static void imap_notify_poke(struct imap_session *s)
 	if (s->notify == NULL || s->closed || s->step != NULL ||
 	    session_async(&s->life) != IMAP_ASYNC_NONE)
 		return;
-	if (s->io == IMAP_IO_IDLE ||
-	    (s->io == IMAP_IO_LINE && imap_parser_tag(s->parser) == NULL))
+	if (s->io == IMAP_IO_IDLE || (s->io == IMAP_IO_LINE && imap_parser_tag(s->parser) == NULL))
 		cmd_notify_deliver(s);
 }
 
@@ -694,7 +693,8 @@ static int imap_uid_cmp(const void *a, const void *b)
 uint32_t imap_session_view_expunge(struct imap_session *s, const uint32_t *uids, size_t count)
 {
 	/* RFC 9586 §3.2: UIDONLY reports expunges as VANISHED too */
-	uint32_t *gone = (s->qresync || s->uidonly) && count > 0 ? xmalloc(count * sizeof(*gone)) : NULL;
+	uint32_t *gone =
+	    (s->qresync || s->uidonly) && count > 0 ? xmalloc(count * sizeof(*gone)) : NULL;
 	uint32_t n = 0;
 	for (size_t i = 0; i < count; i++) {
 		long idx = imap_view_find(s, uids[i]);

@@ -52,7 +52,8 @@ static void smtp_burl_read(void *ctx)
 	uint64_t owner;
 	int r = store_account_lookup(b->store, u->owner, &owner, NULL, NULL);
 	if (r == 1)
-		r = store_urlauth_verify(b->store, owner, u->mailbox, b->text, u->rump_len, u->token);
+		r = store_urlauth_verify(b->store, owner, u->mailbox, b->text, u->rump_len,
+		                         u->token);
 	if (r == 1)
 		r = store_message_section(b->store, owner, u->mailbox, u->uidvalidity, u->uid,
 		                          u->section, u->partial, u->partial_off, u->partial_len,

@@ -506,8 +506,8 @@ fail:
 }
 
 /* BURL absolute-URI [SP "LAST"] (RFC 4468 §3.2): the URL is one token, checked later. */
-static int smtp_parse_burl(struct arena *arena, struct smtp_command *cmd, const char *s,
-                           size_t len, const char **error_r)
+static int smtp_parse_burl(struct arena *arena, struct smtp_command *cmd, const char *s, size_t len,
+                           const char **error_r)
 {
 	size_t pos = 0, tlen;
 	const char *tok = smtp_token(s, len, &pos, &tlen);

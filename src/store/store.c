@@ -711,8 +711,7 @@ void store_set_summarizer(struct store *store, store_summarizer_fn *fn, void *ct
 	pthread_mutex_unlock(&store->queue_lock);
 }
 
-void store_set_search_texter(struct store *store, store_search_texter_fn *fn, void *ctx,
-                             size_t max)
+void store_set_search_texter(struct store *store, store_search_texter_fn *fn, void *ctx, size_t max)
 {
 	pthread_mutex_lock(&store->queue_lock);
 	store->search_texter = max > 0 ? fn : NULL;
@@ -893,8 +892,7 @@ int store_mailbox_emailid_uids(struct store *store, uint64_t account_id, const c
 }
 
 int store_search_text_uids(struct store *store, uint64_t account_id, const char *mailbox,
-                           const char *needle, bool body_only, uint32_t **uids_r,
-                           size_t *count_r)
+                           const char *needle, bool body_only, uint32_t **uids_r, size_t *count_r)
 {
 	char name[STORE_MAILBOX_NAME_MAX + 1];
 	*uids_r = NULL;

@@ -295,7 +295,8 @@ int store_message_section(struct store *store, uint64_t account_id, const char *
 /* The token of rump[0..rump_len) for mailbox of account_id into token_r (hex, NUL-ended).
  * 1, 0 no such mailbox, -1 error. */
 int store_urlauth_token(struct store *store, uint64_t account_id, const char *mailbox,
-                        const char *rump, size_t rump_len, char token_r[STORE_URLAUTH_TOKEN_LEN + 1]);
+                        const char *rump, size_t rump_len,
+                        char token_r[STORE_URLAUTH_TOKEN_LEN + 1]);
 /* Is token (hex, any case) that token? 1 yes, 0 no (or no such mailbox), -1 error. */
 int store_urlauth_verify(struct store *store, uint64_t account_id, const char *mailbox,
                          const char *rump, size_t rump_len, const char *token);
@@ -829,8 +830,7 @@ void store_set_search_texter(struct store *store, store_search_texter_fn *fn, vo
  * when none) and *count_r, 0 no such mailbox, -1 error. Messages not indexed are never
  * listed: see store_search_unindexed_uids(). */
 int store_search_text_uids(struct store *store, uint64_t account_id, const char *mailbox,
-                           const char *needle, bool body_only, uint32_t **uids_r,
-                           size_t *count_r);
+                           const char *needle, bool body_only, uint32_t **uids_r, size_t *count_r);
 /* The UIDs (ascending) of the messages of mailbox without indexed texts (stored before the
  * index, not indexable, or no texter): same returns. */
 int store_search_unindexed_uids(struct store *store, uint64_t account_id, const char *mailbox,

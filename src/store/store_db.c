@@ -1197,8 +1197,8 @@ static int sq_backfill_texts(struct store *store, struct sql_conn *c, int64_t id
 	return r;
 }
 
-int store_db_search_backfill(struct store *store, store_search_texter_fn *fn, void *ctx,
-                             size_t max, int64_t *cursor)
+int store_db_search_backfill(struct store *store, store_search_texter_fn *fn, void *ctx, size_t max,
+                             int64_t *cursor)
 {
 	struct store_db *s = (struct store_db *)store;
 	struct sql_conn *c = s->writer;
@@ -1211,7 +1211,8 @@ int store_db_search_backfill(struct store *store, store_search_texter_fn *fn, vo
 	             *cursor + SQ_BACKFILL_SPAN, (int64_t)SQ_BACKFILL_BATCH) < 0)
 		return -1;
 	if (b.count == 0) { /* none in this span: on to the next, if there are ids beyond */
-		int r = sql_int(c, SQ_MB_SEARCH_BEYOND, &beyond, NULL, "i", *cursor + SQ_BACKFILL_SPAN);
+		int r =
+		    sql_int(c, SQ_MB_SEARCH_BEYOND, &beyond, NULL, "i", *cursor + SQ_BACKFILL_SPAN);
 		if (r == 1)
 			*cursor = beyond - 1;
 		return r;

@@ -329,21 +329,22 @@ int store_db_message_objects(struct store *store, uint64_t account_id, const cha
 #define STORE_DB_SEARCH_PATTERN                                                                    \
 	"('%' || replace(replace(replace(?2, '\\', '\\\\'), '%', '\\%'), '_', '\\_') || '%')"
 #define STORE_DB_SEARCH_SELECT                                                                     \
-	"SELECT e.uid FROM mailbox_entries e JOIN search_texts t ON t.message_id = e.message_id"     \
+	"SELECT e.uid FROM mailbox_entries e JOIN search_texts t ON t.message_id = e.message_id"   \
 	" WHERE e.mailbox_id = ?1 AND t.complete = 1"
 #define STORE_DB_SEARCH_MATCH                                                                      \
-	" AND (t.body LIKE " STORE_DB_SEARCH_PATTERN " ESCAPE '\\' OR (?3 = 0 AND t.hdr LIKE "      \
-	STORE_DB_SEARCH_PATTERN " ESCAPE '\\')) ORDER BY e.uid"
+	" AND (t.body LIKE " STORE_DB_SEARCH_PATTERN                                               \
+	" ESCAPE '\\' OR (?3 = 0 AND t.hdr LIKE " STORE_DB_SEARCH_PATTERN                          \
+	" ESCAPE '\\')) ORDER BY e.uid"
 /* store.h's store_search_text_uids() and store_search_unindexed_uids() (mailbox
  * normalized). */
 int store_db_search_text_uids(struct store *store, uint64_t account_id, const char *mailbox,
                               const char *needle, bool body_only, uint32_t **uids_r,
                               size_t *count_r);
-int store_db_search_unindexed_uids(struct store *store, uint64_t account_id,
-                                   const char *mailbox, uint32_t **uids_r, size_t *count_r);
+int store_db_search_unindexed_uids(struct store *store, uint64_t account_id, const char *mailbox,
+                                   uint32_t **uids_r, size_t *count_r);
 /* store_private.h's search_backfill (store_db.c). */
-int store_db_search_backfill(struct store *store, store_search_texter_fn *fn, void *ctx,
-                             size_t max, int64_t *cursor);
+int store_db_search_backfill(struct store *store, store_search_texter_fn *fn, void *ctx, size_t max,
+                             int64_t *cursor);
 int store_db_mailbox_emailid_uids(struct store *store, uint64_t account_id, const char *mailbox,
                                   const char *sha256, uint32_t **uids_r, size_t *count_r);
 int store_db_mailbox_summary(struct store *store, uint64_t account_id, const char *mailbox,

@@ -118,10 +118,9 @@ const char *const store_db_mailbox_sql[SQ_MAILBOX_END - SQ_CORE_COUNT] = {
     SQM(SQ_MB_SEARCH_BACKFILL) = "INSERT INTO search_texts (message_id, complete, hdr, body)"
                                  " SELECT ?1, ?2, ?3, ?4 WHERE EXISTS (SELECT 1 FROM messages"
                                  " WHERE id = ?1) ON CONFLICT (message_id) DO NOTHING",
-    SQM(SQ_MB_SEARCH_UNINDEXED) =
-        "SELECT e.uid FROM mailbox_entries e LEFT JOIN search_texts t"
-        " ON t.message_id = e.message_id WHERE e.mailbox_id = ?1"
-        " AND (t.complete IS NULL OR t.complete <> 1) ORDER BY e.uid",
+    SQM(SQ_MB_SEARCH_UNINDEXED) = "SELECT e.uid FROM mailbox_entries e LEFT JOIN search_texts t"
+                                  " ON t.message_id = e.message_id WHERE e.mailbox_id = ?1"
+                                  " AND (t.complete IS NULL OR t.complete <> 1) ORDER BY e.uid",
 };
 
 /* The system flags the store keeps. */
@@ -541,7 +540,8 @@ static int sqm_subscribe(struct sql_conn *c, struct store_commit_item *item,
 	const struct store_commit_mailbox *m = &item->mailbox;
 	int64_t count, dummy;
 	if (m->action == STORE_MAILBOX_UNSUBSCRIBE) {
-		int64_t gone = sql_exec(c, SQ_SUB_DELETE, error_r, "is", (int64_t)m->account_id, m->name);
+		int64_t gone =
+		    sql_exec(c, SQ_SUB_DELETE, error_r, "is", (int64_t)m->account_id, m->name);
 		if (gone > 0)
 			store_watch_changed_kind(changes, m->account_id, m->name,
 			                         STORE_CHANGE_SUBSCRIPTION, NULL);
@@ -1296,8 +1296,8 @@ static void sqm_uids_row(void *ctx, struct sql_row *st)
 
 /* The UIDs statement id lists for the mailbox (fmt/needle/body as the statement wants). */
 static int sqm_search_uids(struct store *store, uint64_t account_id, const char *mailbox,
-                           unsigned id, const char *needle, int64_t body_only,
-                           uint32_t **uids_r, size_t *count_r)
+                           unsigned id, const char *needle, int64_t body_only, uint32_t **uids_r,
+                           size_t *count_r)
 {
 	struct sql_conn *c = store_db_reader(store);
 	struct sqm_uids u = {0};
@@ -1307,9 +1307,9 @@ static int sqm_search_uids(struct store *store, uint64_t account_id, const char 
 		return -1;
 	int ret = sql_int(c, SQ_MAILBOX_ID, &mailbox_id, NULL, "is", (int64_t)account_id, mailbox);
 	if (ret == 1) {
-		int r = needle == NULL
-		            ? sql_each(c, id, sqm_uids_row, &u, "i", mailbox_id)
-		            : sql_each(c, id, sqm_uids_row, &u, "isi", mailbox_id, needle, body_only);
+		int r = needle == NULL ? sql_each(c, id, sqm_uids_row, &u, "i", mailbox_id)
+		                       : sql_each(c, id, sqm_uids_row, &u, "isi", mailbox_id,
+		                                  needle, body_only);
 		if (r < 0)
 			ret = -1;
 	}
@@ -1342,8 +1342,8 @@ int store_db_search_text_uids(struct store *store, uint64_t account_id, const ch
 	                       count_r);
 }
 
-int store_db_search_unindexed_uids(struct store *store, uint64_t account_id,
-                                   const char *mailbox, uint32_t **uids_r, size_t *count_r)
+int store_db_search_unindexed_uids(struct store *store, uint64_t account_id, const char *mailbox,
+                                   uint32_t **uids_r, size_t *count_r)
 {
 	return sqm_search_uids(store, account_id, mailbox, SQ_MB_SEARCH_UNINDEXED, NULL, 0, uids_r,
 	                       count_r);

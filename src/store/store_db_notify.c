@@ -76,10 +76,9 @@ static void db_notify_payload(void *ctx, const char *payload)
 	if (*end != ' ')
 		return;
 	if ((end[1] == 'S' || end[1] == 'C') && end[2] == ' ') {
-		store_watch_changed_kind(&s->notify_changes, account, end + 3,
-		                         end[1] == 'S' ? STORE_CHANGE_SUBSCRIPTION
-		                                       : STORE_CHANGE_CREATE,
-		                         NULL);
+		store_watch_changed_kind(
+		    &s->notify_changes, account, end + 3,
+		    end[1] == 'S' ? STORE_CHANGE_SUBSCRIPTION : STORE_CHANGE_CREATE, NULL);
 		return;
 	}
 	if ((end[1] == 'R' || end[1] == 'M') && end[2] == ' ') {
@@ -87,9 +86,9 @@ static void db_notify_payload(void *ctx, const char *payload)
 		if (tab == NULL)
 			return;
 		char *to = xstrndup(end + 3, (size_t)(tab - (end + 3)));
-		store_watch_changed_kind(&s->notify_changes, account, to,
-		                         end[1] == 'R' ? STORE_CHANGE_RENAME : STORE_CHANGE_METADATA,
-		                         tab + 1);
+		store_watch_changed_kind(
+		    &s->notify_changes, account, to,
+		    end[1] == 'R' ? STORE_CHANGE_RENAME : STORE_CHANGE_METADATA, tab + 1);
 		free(to);
 		return;
 	}

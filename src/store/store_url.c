@@ -49,14 +49,15 @@ static bool store_url_range(const unsigned char *data, size_t size, const char *
 	struct mime_part *root = NULL;
 	if (ok && mime_parse(a, data, size, NULL, &root) < -1) /* -1: a limit, still usable */
 		ok = false;
-	const struct mime_part *p = ok ? (nums[0] != '\0' ? mime_part_find(root, nums) : root) : NULL;
+	const struct mime_part *p =
+	    ok ? (nums[0] != '\0' ? mime_part_find(root, nums) : root) : NULL;
 	ok = p != NULL;
 	if (ok && (kind[0] == '\0' || strcmp(kind, "MIME") == 0)) {
 		*off_r = kind[0] == '\0' ? p->body_start : p->header_start;
 		*len_r = kind[0] == '\0' ? p->body_len : p->header_len;
 	} else if (ok) {
 		/* HEADER/TEXT of the message itself or of a message/rfc822 part */
-		const struct mime_part *m = nums[0] == '\0' ? root
+		const struct mime_part *m = nums[0] == '\0'                ? root
 		                            : p->kind == MIME_KIND_MESSAGE ? p->message
 		                                                           : NULL;
 		ok = m != NULL;
@@ -75,8 +76,8 @@ int store_message_section(struct store *store, uint64_t account_id, const char *
                           uint64_t *len_r)
 {
 	struct store_mailbox_status st;
-	int r = store_mailbox_changes(store, account_id, mailbox, UINT64_MAX >> 1, NULL, NULL,
-	                              NULL, &st);
+	int r = store_mailbox_changes(store, account_id, mailbox, UINT64_MAX >> 1, NULL, NULL, NULL,
+	                              &st);
 	if (r != 1)
 		return r;
 	if (uidvalidity != 0 && st.uidvalidity != uidvalidity)
@@ -88,8 +89,8 @@ int store_message_section(struct store *store, uint64_t account_id, const char *
 		return r;
 	uint64_t off = 0, len = size;
 	if (section != NULL && section[0] != '\0') {
-		void *map = size > 0 ? mmap(NULL, (size_t)size, PROT_READ, MAP_PRIVATE, fd, 0)
-		                     : MAP_FAILED;
+		void *map =
+		    size > 0 ? mmap(NULL, (size_t)size, PROT_READ, MAP_PRIVATE, fd, 0) : MAP_FAILED;
 		if (map == MAP_FAILED) {
 			close(fd);
 			return size > 0 ? -1 : 0;

@@ -28,7 +28,8 @@ static int store_urlauth_names(struct store *store, uint64_t account_id, const c
 }
 
 int store_urlauth_token(struct store *store, uint64_t account_id, const char *mailbox,
-                        const char *rump, size_t rump_len, char token_r[STORE_URLAUTH_TOKEN_LEN + 1])
+                        const char *rump, size_t rump_len,
+                        char token_r[STORE_URLAUTH_TOKEN_LEN + 1])
 {
 	char an[96], mn[160];
 	int r = store_urlauth_names(store, account_id, mailbox, an, mn);

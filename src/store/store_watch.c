@@ -1,9 +1,9 @@
 /* Change notifications: sessions watch a mailbox by (account id, name); the writer thread,
  * after the commits of a batch, calls every matching watch once per changed mailbox with
  * its new HIGHESTMODSEQ (store.h, store_watch()). An account watch (store_watch_account(),
- * IMAP NOTIFY) is called once per record of its account instead, kinds included. The watch list has its own lock, which
- * is not held while callbacks run; a busy count per watch lets store_unwatch() wait for a
- * running callback, so none comes after it returns. */
+ * IMAP NOTIFY) is called once per record of its account instead, kinds included. The watch list has
+ * its own lock, which is not held while callbacks run; a busy count per watch lets store_unwatch()
+ * wait for a running callback, so none comes after it returns. */
 #include "store/store_private.h"
 
 #include <stdlib.h>
@@ -104,7 +104,6 @@ struct store_watch *store_watch(struct store *store, uint64_t account_id, const 
 	store_watch_add(store, w);
 	return w;
 }
-
 
 static void store_watch_free(struct store_watch *w)
 {

@@ -324,7 +324,7 @@ struct store_summarize {
 	struct store *store;
 	store_summarizer_fn *fn;
 	void *ctx;
-	struct store_doomed seen; /* content addresses summarized in this batch */
+	struct store_doomed seen;       /* content addresses summarized in this batch */
 	store_search_texter_fn *texter; /* the search index's texts (NULL: none) */
 	void *texter_ctx;
 	size_t texter_max;
@@ -366,9 +366,8 @@ static void store_writer_summarize_one(struct store_summarize *s, const char *sh
 	char *path = spool_path != NULL ? xstrdup(spool_path)
 	                                : blob_path_dup(s->store->messages_dir, sha256);
 	store_writer_search_texts(s, path, summary);
-	if (s->fn != NULL &&
-	    s->fn(s->ctx, path, &summary->envelope, &summary->body, &summary->bodystructure,
-	          &summary->preview) < 0) {
+	if (s->fn != NULL && s->fn(s->ctx, path, &summary->envelope, &summary->body,
+	                           &summary->bodystructure, &summary->preview) < 0) {
 		log_warn("store: summarizing %s failed; computed on demand", sha256);
 		free(summary->envelope);
 		free(summary->body);

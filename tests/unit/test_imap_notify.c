@@ -54,7 +54,8 @@ static int parse(const char *args, struct imap_notify_spec *spec, const char **e
 		if (r != 0)
 			break;
 		p = brace + 3;
-		assert_true(imap_parser_feed_literal(parser, (const unsigned char *)p, lit.size) >= 0);
+		assert_true(imap_parser_feed_literal(parser, (const unsigned char *)p, lit.size) >=
+		            0);
 		p += lit.size;
 	}
 	assert_int_equal(r, 1);
@@ -75,7 +76,8 @@ static void test_none_and_set(void **state)
 	assert_false(sp.status);
 	assert_int_equal(sp.group_count, 1);
 	assert_int_equal(sp.groups[0].filter, IMAP_NOTIFY_PERSONAL);
-	assert_int_equal(sp.groups[0].events, IMAP_NOTIFY_MESSAGE_NEW | IMAP_NOTIFY_MESSAGE_EXPUNGE);
+	assert_int_equal(sp.groups[0].events,
+	                 IMAP_NOTIFY_MESSAGE_NEW | IMAP_NOTIFY_MESSAGE_EXPUNGE);
 	assert_int_equal(parse("set status (INBOXES (messagenew)) (Subscribed (MailboxName "
 	                       "SubscriptionChange FlagChange))",
 	                       &sp, &e),
@@ -129,8 +131,7 @@ static void test_selected(void **state)
 	                 0);
 	assert_true(sp.selected);
 	assert_false(sp.selected_delayed);
-	assert_int_equal(sp.selected_events, IMAP_NOTIFY_MESSAGE_NEW |
-	                                         IMAP_NOTIFY_MESSAGE_EXPUNGE |
+	assert_int_equal(sp.selected_events, IMAP_NOTIFY_MESSAGE_NEW | IMAP_NOTIFY_MESSAGE_EXPUNGE |
 	                                         IMAP_NOTIFY_FLAG_CHANGE);
 	assert_int_equal(sp.fetch_att_count, 2);
 	assert_string_equal(sp.fetch_atts[0], "UID");
@@ -170,9 +171,8 @@ static void test_unknown_events_and_syntax(void **state)
 	assert_true(sp.used_events & IMAP_NOTIFY_UNKNOWN);
 	assert_int_equal(parse("SET (personal (AnnotationChange))", &sp, &e), 0);
 	assert_int_equal(sp.used_events & IMAP_NOTIFY_SUPPORTED, 0);
-	assert_int_equal(parse("SET (personal (MailboxMetadataChange ServerMetadataChange))", &sp,
-	                       &e),
-	                 0);
+	assert_int_equal(
+	    parse("SET (personal (MailboxMetadataChange ServerMetadataChange))", &sp, &e), 0);
 	assert_int_equal(sp.used_events & ~IMAP_NOTIFY_SUPPORTED, 0);
 	const char *bad[] = {
 	    "",
@@ -196,9 +196,10 @@ static void test_unknown_events_and_syntax(void **state)
 			struct imap_literal lit;
 			const char *perr;
 			imap_parser_reset(parser);
-			assert_int_equal(imap_parser_feed_line(parser, "t NOTIFY", 8, &lit, &perr), 1);
-			assert_int_equal(imap_notify_parse(arena, imap_parser_args(parser), &sp, &e),
-			                 -1);
+			assert_int_equal(imap_parser_feed_line(parser, "t NOTIFY", 8, &lit, &perr),
+			                 1);
+			assert_int_equal(
+			    imap_notify_parse(arena, imap_parser_args(parser), &sp, &e), -1);
 			continue;
 		}
 		assert_int_equal(parse(bad[i], &sp, &e), -1);

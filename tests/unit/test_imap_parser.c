@@ -438,9 +438,8 @@ static void test_literal_kinds(void **state)
 	assert_int_equal(imap_parser_feed_line(parser, "a APPEND x {5}", 14, &lit, &error), 0);
 	assert_int_equal(imap_parser_depth(parser), 0);
 	imap_parser_reset(parser);
-	assert_int_equal(imap_parser_feed_line(parser, "a APPEND x CATENATE (TEXT {5}", 29, &lit,
-	                                       &error),
-	                 0);
+	assert_int_equal(
+	    imap_parser_feed_line(parser, "a APPEND x CATENATE (TEXT {5}", 29, &lit, &error), 0);
 	assert_int_equal(imap_parser_depth(parser), 1);
 	imap_parser_reset(parser);
 	assert_int_equal(imap_parser_depth(parser), 0);

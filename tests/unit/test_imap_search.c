@@ -784,8 +784,7 @@ static void test_index_answers(void **state)
 	assert_int_equal(imap_parser_feed_line(parser, l1, strlen(l1), &lit, &error), 0);
 	assert_int_equal(imap_parser_feed_literal(parser, (const unsigned char *)"a\nb", 3), 1);
 	assert_int_equal(imap_parser_feed_line(parser, " TEXT {5}", 9, &lit, &error), 0);
-	assert_int_equal(imap_parser_feed_literal(parser, (const unsigned char *)"caf\xe9s", 5),
-	                 1);
+	assert_int_equal(imap_parser_feed_literal(parser, (const unsigned char *)"caf\xe9s", 5), 1);
 	assert_int_equal(imap_parser_feed_line(parser, "", 0, &lit, &error), 1);
 	assert_int_equal(imap_search_parse(arena, imap_parser_args(parser), &s, &error), 0);
 	assert_null(s->texts);
@@ -809,22 +808,18 @@ static void test_index_answers(void **state)
 	m.uid = 20; /* the index says yes, whatever the octets hold */
 	assert_false(imap_search_needs_body(s, 20));
 	assert_int_equal(imap_search_match(s, &ctx_default, &m, NULL, 0), -1); /* FROM */
-	assert_int_equal(imap_search_match(s, &ctx_default, &m, (const unsigned char *)hdr,
-	                                   strlen(hdr)),
-	                 1);
+	assert_int_equal(
+	    imap_search_match(s, &ctx_default, &m, (const unsigned char *)hdr, strlen(hdr)), 1);
 	m.uid = 21; /* the index says no */
 	assert_int_equal(imap_search_match(s, &ctx_default, &m, NULL, 0), 0);
-	assert_int_equal(imap_search_match(s, &ctx_default, &m, (const unsigned char *)body,
-	                                   strlen(body)),
-	                 0);
+	assert_int_equal(
+	    imap_search_match(s, &ctx_default, &m, (const unsigned char *)body, strlen(body)), 0);
 	m.uid = 22; /* not indexed: the octets decide */
 	assert_true(imap_search_needs_body(s, 22));
-	assert_int_equal(imap_search_match(s, &ctx_default, &m, (const unsigned char *)hdr,
-	                                   strlen(hdr)),
-	                 0);
-	assert_int_equal(imap_search_match(s, &ctx_default, &m, (const unsigned char *)body,
-	                                   strlen(body)),
-	                 1);
+	assert_int_equal(
+	    imap_search_match(s, &ctx_default, &m, (const unsigned char *)hdr, strlen(hdr)), 0);
+	assert_int_equal(
+	    imap_search_match(s, &ctx_default, &m, (const unsigned char *)body, strlen(body)), 1);
 	s->texts->uids = NULL; /* the test's, not the arena's */
 	s->unindexed = NULL;
 }

@@ -102,14 +102,14 @@ static void test_rejected(void **state)
 	parse_bad("http://h/INBOX/;UID=1");
 	parse_bad("INBOX/;UID=1");
 	parse_bad("/INBOX");                 /* no message */
-	parse_bad("/INBOX;UIDVALIDITY=5");    /* no message */
-	parse_bad("/;UID=1");                 /* no mailbox */
-	parse_bad("/INBOX/;UID=0");           /* UIDs are non-zero */
-	parse_bad("/INBOX/;UID=4294967296");  /* beyond 32 bits */
+	parse_bad("/INBOX;UIDVALIDITY=5");   /* no message */
+	parse_bad("/;UID=1");                /* no mailbox */
+	parse_bad("/INBOX/;UID=0");          /* UIDs are non-zero */
+	parse_bad("/INBOX/;UID=4294967296"); /* beyond 32 bits */
 	parse_bad("/INBOX;UIDVALIDITY=0/;UID=1");
-	parse_bad("/IN%2/;UID=1");            /* broken escape */
-	parse_bad("/IN%00BOX/;UID=1");        /* NUL */
-	parse_bad("/IN BOX/;UID=1");          /* space */
+	parse_bad("/IN%2/;UID=1");     /* broken escape */
+	parse_bad("/IN%00BOX/;UID=1"); /* NUL */
+	parse_bad("/IN BOX/;UID=1");   /* space */
 	parse_bad("/INBOX/;UID=1/;SECTION=");
 	parse_bad("/INBOX/;UID=1/;PARTIAL=1.0");
 	parse_bad("/INBOX/;UID=1 junk");
@@ -117,7 +117,7 @@ static void test_rejected(void **state)
 	parse_bad("/INBOX/;UID=1;URLAUTH=submit+x:INTERNAL:xyz"); /* token not hex */
 	parse_bad("/INBOX/;UID=1;URLAUTH=submit+x:INTERNAL");     /* no token */
 	parse_bad("/INBOX/;UID=1;URLAUTH=:INTERNAL:00");          /* no access */
-	parse_bad("imap:///INBOX/;UID=1");                         /* no host */
+	parse_bad("imap:///INBOX/;UID=1");                        /* no host */
 	parse_bad("imap://h:99999/INBOX/;UID=1");
 	parse_bad("imap://h");
 	char *big = arena_alloc(arena, IMAP_URL_MAX + 20);

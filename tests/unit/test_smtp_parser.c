@@ -129,10 +129,9 @@ static void test_case(void **state)
 static void test_verb_names(void **state)
 {
 	(void)state;
-	const char *names[] = {"UNKNOWN", "HELO", "EHLO", "MAIL",     "RCPT",
-	                       "DATA",    "BDAT", "RSET", "NOOP",     "QUIT",
-	                       "HELP",    "VRFY", "EXPN", "STARTTLS", "AUTH",
-	                       "BURL"};
+	const char *names[] = {"UNKNOWN", "HELO",     "EHLO", "MAIL", "RCPT", "DATA",
+	                       "BDAT",    "RSET",     "NOOP", "QUIT", "HELP", "VRFY",
+	                       "EXPN",    "STARTTLS", "AUTH", "BURL"};
 	assert_int_equal(sizeof(names) / sizeof(names[0]), SMTP_VERB_COUNT);
 	for (int v = 0; v < SMTP_VERB_COUNT; v++)
 		assert_string_equal(smtp_parser_verb_name((enum smtp_verb)v), names[v]);
@@ -459,8 +458,8 @@ static void test_burl(void **state)
 {
 	(void)state;
 	static const char err[] = "501 5.5.4 Syntax: BURL absolute-URI [LAST]";
-	struct smtp_command c = ok("BURL imap://u@h/INBOX/;UID=1;URLAUTH=submit+u:INTERNAL:00",
-	                           SMTP_VERB_BURL, NULL);
+	struct smtp_command c =
+	    ok("BURL imap://u@h/INBOX/;UID=1;URLAUTH=submit+u:INTERNAL:00", SMTP_VERB_BURL, NULL);
 	assert_string_equal(c.url, "imap://u@h/INBOX/;UID=1;URLAUTH=submit+u:INTERNAL:00");
 	assert_false(c.last);
 	c = ok("burl imap://h/x/;UID=2  last", SMTP_VERB_BURL, NULL);

@@ -1887,16 +1887,14 @@ static void account_watched_cb(void *ctx, const struct store_change_info *c)
 {
 	struct account_watched *w = ctx;
 	static const char kinds[] = {
-	    [STORE_CHANGE_MAILBOX] = 'M',
-	    [STORE_CHANGE_CREATE] = 'C',
-	    [STORE_CHANGE_SUBSCRIPTION] = 'S',
-	    [STORE_CHANGE_RENAME] = 'R',
+	    [STORE_CHANGE_MAILBOX] = 'M',      [STORE_CHANGE_CREATE] = 'C',
+	    [STORE_CHANGE_SUBSCRIPTION] = 'S', [STORE_CHANGE_RENAME] = 'R',
 	    [STORE_CHANGE_METADATA] = 'D',
 	};
 	pthread_mutex_lock(&w->lock);
 	size_t len = strlen(w->text);
-	snprintf(w->text + len, sizeof(w->text) - len, "%c %s%s%s %s\n", kinds[c->kind],
-	         c->mailbox, c->old_name != NULL ? "<" : "", c->old_name != NULL ? c->old_name : "",
+	snprintf(w->text + len, sizeof(w->text) - len, "%c %s%s%s %s\n", kinds[c->kind], c->mailbox,
+	         c->old_name != NULL ? "<" : "", c->old_name != NULL ? c->old_name : "",
 	         c->highestmodseq == 0 ? "0" : "n");
 	pthread_mutex_unlock(&w->lock);
 }
@@ -1925,8 +1923,8 @@ static void test_watch_account(void **state)
 	deliver(f, f->b, "to b\r\n"); /* another account: nothing */
 	account_watched_expect(&aw, "M INBOX n\n");
 	mbox_ok(f, STORE_MAILBOX_RENAME, f->a, "n1", "n2");
-	account_watched_expect(
-	    &aw, "R n2<n1 0\nM n1 0\nM n2 n\nR n2/c<n1/c 0\nM n1/c 0\nM n2/c n\n");
+	account_watched_expect(&aw,
+	                       "R n2<n1 0\nM n1 0\nM n2 n\nR n2/c<n1/c 0\nM n1/c 0\nM n2/c n\n");
 	mbox_ok(f, STORE_MAILBOX_SUBSCRIBE, f->a, "n2", NULL);
 	mbox_ok(f, STORE_MAILBOX_SUBSCRIBE, f->a, "n2", NULL); /* no change: no record */
 	mbox_ok(f, STORE_MAILBOX_UNSUBSCRIBE, f->a, "n2", NULL);
@@ -1942,7 +1940,8 @@ static void test_watch_account(void **state)
 	assert_int_equal(meta_set(f, f->a, "", 0, &error, server, 1), 0);
 	const char *many[] = {"/private/a=1", "/private/b=2", "/private/c=3"};
 	assert_int_equal(meta_set(f, f->a, "n2", 2, &error, many, 3), -1);
-	account_watched_expect(&aw, "D n2</private/comment 0\nD n2</shared/y 0\nD </shared/admin 0\n");
+	account_watched_expect(&aw,
+	                       "D n2</private/comment 0\nD n2</shared/y 0\nD </shared/admin 0\n");
 	assert_int_equal(watched_calls(&mailbox), 1);
 	mbox_ok(f, STORE_MAILBOX_DELETE, f->a, "n2/c", NULL);
 	account_watched_expect(&aw, "M n2/c 0\n");
@@ -1974,8 +1973,7 @@ static void test_watch_account_other_node(void **state)
 	const char *error;
 	const char *entries[] = {"/private/c=1"};
 	assert_int_equal(meta_set(&other, f->a, "", 0, &error, entries, 1), 0);
-	const char *want =
-	    "C x1 0\nM x1 n\nR x2<x1 0\nM x1 0\nM x2 n\nS x2 0\nD </private/c 0\n";
+	const char *want = "C x1 0\nM x1 n\nR x2<x1 0\nM x1 0\nM x2 n\nS x2 0\nD </private/c 0\n";
 	for (int i = 0; i < 1000; i++) { /* up to 10 s */
 		pthread_mutex_lock(&aw.lock);
 		bool done = strlen(aw.text) >= strlen(want);
@@ -2604,16 +2602,16 @@ static void test_url_sections(void **state)
 	expect_section(f, "1", true, 1, 1, "n");
 	expect_section(f, "1", true, 1, 0, "ne");
 	expect_section(f, "1", true, 100, 5, "");
-	expect_section(f, "3", false, 0, 0, NULL);            /* no such part */
-	expect_section(f, "1.HEADER", false, 0, 0, NULL);     /* not a message/rfc822 part */
+	expect_section(f, "3", false, 0, 0, NULL);        /* no such part */
+	expect_section(f, "1.HEADER", false, 0, 0, NULL); /* not a message/rfc822 part */
 	expect_section(f, "HEADER.FIELDS (X)", false, 0, 0, NULL);
 	expect_section(f, "1.", false, 0, 0, NULL);
 	expect_section(f, "MIME", false, 0, 0, NULL);
 	/* the message, the mailbox, the account and the UIDVALIDITY must all be right */
 	struct store_mailbox_status st;
-	assert_int_equal(store_mailbox_changes(f->store, f->a, "Sent", UINT64_MAX >> 1, NULL, NULL,
-	                                       NULL, &st),
-	                 1);
+	assert_int_equal(
+	    store_mailbox_changes(f->store, f->a, "Sent", UINT64_MAX >> 1, NULL, NULL, NULL, &st),
+	    1);
 	char *t = section_text(f, f->a, "Sent", st.uidvalidity, 1, NULL, false, 0, 0);
 	assert_string_equal(t, msg);
 	free(t);

@@ -289,8 +289,9 @@ static void test_backfill_over_a_gap(void **state)
 	struct fixture *f = fixture_get(state);
 	store_set_search_texter(f->store, NULL, NULL, 0);
 	deliver(f, "Subject: first\r\n\r\nfirst words\r\n");
-	db_exec(f, "INSERT INTO messages (id, sha256, size, received_at, mail_from)"
-	           " VALUES (20000, printf('%064d', 0), 0, 0, '')",
+	db_exec(f,
+	        "INSERT INTO messages (id, sha256, size, received_at, mail_from)"
+	        " VALUES (20000, printf('%064d', 0), 0, 0, '')",
 	        "SELECT setval(pg_get_serial_sequence('messages', 'id'), 20000)");
 	deliver(f, "Subject: far\r\n\r\nfar words\r\n");
 	assert_string_equal(unindexed(f, "INBOX"), "1 2");
@@ -310,19 +311,24 @@ static void test_copies_and_expunge(void **state)
 	deliver(f, "Subject: shared\r\n\r\nshared content here\r\n");
 	deliver(f, "Subject: other\r\n\r\nsomething else\r\n");
 	uint32_t one = 1;
-	struct store_copy c = {
-	    .account_id = f->a, .mailbox = "INBOX", .target = "Archive", .uids = &one, .uid_count = 1};
+	struct store_copy c = {.account_id = f->a,
+	                       .mailbox = "INBOX",
+	                       .target = "Archive",
+	                       .uids = &one,
+	                       .uid_count = 1};
 	assert_int_equal(store_copy_wait(f->store, &c), 0);
 	free(c.source_uids);
 	free(c.target_uids);
 	assert_int_equal(text_rows(f), 2);
 	assert_string_equal(hits(f, "Archive", "content", true), "1");
-	struct store_expunge x = {.account_id = f->a, .mailbox = "INBOX", .uids = &one, .uid_count = 1};
+	struct store_expunge x = {
+	    .account_id = f->a, .mailbox = "INBOX", .uids = &one, .uid_count = 1};
 	assert_int_equal(store_expunge_wait(f->store, &x), 0);
 	assert_string_equal(hits(f, "INBOX", "content", true), "");
 	assert_string_equal(hits(f, "Archive", "content", true), "1");
 	assert_int_equal(text_rows(f), 2);
-	x = (struct store_expunge){.account_id = f->a, .mailbox = "Archive", .uids = &one, .uid_count = 1};
+	x = (struct store_expunge){
+	    .account_id = f->a, .mailbox = "Archive", .uids = &one, .uid_count = 1};
 	assert_int_equal(store_expunge_wait(f->store, &x), 0);
 	assert_string_equal(hits(f, "Archive", "content", true), "");
 	assert_int_equal(text_rows(f), 1);
@@ -353,12 +359,9 @@ static void test_doc_index(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-	    BOTH(test_index_at_delivery),
-	    BOTH(test_short_needles),
-	    BOTH(test_unindexed_and_backfill),
-	    BOTH(test_backfill_over_a_gap),
-	    BOTH(test_copies_and_expunge),
-	    cmocka_unit_test(test_doc_index),
+	    BOTH(test_index_at_delivery),      BOTH(test_short_needles),
+	    BOTH(test_unindexed_and_backfill), BOTH(test_backfill_over_a_gap),
+	    BOTH(test_copies_and_expunge),     cmocka_unit_test(test_doc_index),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

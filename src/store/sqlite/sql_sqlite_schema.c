@@ -192,8 +192,8 @@ static const char sqlite_migration_12[] =
 
 /* In order; the schema version (PRAGMA user_version) is how many have been applied. */
 const char *const sql_sqlite_migrations[SQL_SQLITE_MIGRATION_COUNT] = {
-    sqlite_migration_1, sqlite_migration_2, sqlite_migration_3, sqlite_migration_4,
-    sqlite_migration_5, sqlite_migration_6, sqlite_migration_7, sqlite_migration_8,
+    sqlite_migration_1, sqlite_migration_2,  sqlite_migration_3,  sqlite_migration_4,
+    sqlite_migration_5, sqlite_migration_6,  sqlite_migration_7,  sqlite_migration_8,
     sqlite_migration_9, sqlite_migration_10, sqlite_migration_11, sqlite_migration_12};
 
 /* Statements with more than their common text on SQLite. */
@@ -201,10 +201,9 @@ const struct sql_replacement sql_sqlite_replacements[] = {
     /* The search index: the contents whose FTS5 trigram index holds the phrase of the
      * needle's trigrams (3 characters or more; store_db_search_text_uids()), before LIKE
      * decides. */
-    {SQ_MB_SEARCH_INDEXED,
-     STORE_DB_SEARCH_SELECT " AND t.message_id IN (SELECT rowid FROM search_fts WHERE"
-                            " search_fts MATCH (CASE WHEN ?3 = 1 THEN 'body : ' ELSE '' END"
-                            " || '\"' || replace(?2, '\"', '\"\"') || '\"'))"
-                            STORE_DB_SEARCH_MATCH},
+    {SQ_MB_SEARCH_INDEXED, STORE_DB_SEARCH_SELECT
+     " AND t.message_id IN (SELECT rowid FROM search_fts WHERE"
+     " search_fts MATCH (CASE WHEN ?3 = 1 THEN 'body : ' ELSE '' END"
+     " || '\"' || replace(?2, '\"', '\"\"') || '\"'))" STORE_DB_SEARCH_MATCH},
     {0, NULL},
 };
