@@ -38,7 +38,7 @@ PG_MODULES=$(printf 'tests/integration/%s.py ' test_imap_basic test_imap_message
 	test_imap_mailboxes test_imap_concurrency test_imap_condstore test_imap_qresync test_imap_quota \
 	test_imap_metadata \
 	test_pop3_mail test_smtp_submission test_db test_imap_replace test_imap_objectid \
-	test_imap_savedate_preview)
+	test_imap_savedate_preview test_imap_acl test_imap_notify test_imap_search_index)
 
 # pytest over the given files (or all of tests/integration), counted.
 integration() {
