@@ -90,6 +90,8 @@ fuzz_regression() {
 side() {
 	pass=0
 	fail=0
+	# Each stream starts its servers on its own half of the test ports (conftest.py).
+	export POSTHORN_TEST_PORT_SLICE=1
 	unit_tests
 	fuzz_regression
 	if [ "${POSTHORN_TEST_STORE:-sqlite}" != postgresql ] && [ -n "${POSTHORN_TEST_PGURL:-}" ]; then
@@ -106,6 +108,7 @@ side_log=$(mktemp /tmp/posthorn-side.XXXXXX)
 side_counts=$(mktemp /tmp/posthorn-side-counts.XXXXXX)
 side >"$side_log" 2>&1 &
 side_pid=$!
+export POSTHORN_TEST_PORT_SLICE=0
 trap 'kill "$side_pid" 2>/dev/null; wait "$side_pid" 2>/dev/null; rm -f "$side_log" "$side_counts"; sh tests/pg_cluster.sh stop "$pgdir"' EXIT
 
 if [ "${POSTHORN_TEST_STORE:-sqlite}" = postgresql ]; then

@@ -143,8 +143,15 @@ def pick_port_base():
     """A port base N (multiple of 100, 20000..31900) with N+25, N+465, N+587 free.
 
     Random so that two suites running at once rarely collide; bases below the usual
-    ephemeral range (32768) so that outgoing connections never take our ports."""
-    candidates = list(range(20000, 32000, 100))
+    ephemeral range (32768) so that outgoing connections never take our ports.
+    POSTHORN_TEST_PORT_SLICE=0 or 1 keeps to one half of the range: make test runs two
+    suites at once (tests/run-all.sh) and gives each its own half, so that neither takes
+    a base the other has just checked or just freed."""
+    lo, hi = 20000, 32000
+    half = os.environ.get("POSTHORN_TEST_PORT_SLICE")
+    if half in ("0", "1"):
+        lo, hi = (20000, 26000) if half == "0" else (26000, 32000)
+    candidates = list(range(lo, hi, 100))
     random.shuffle(candidates)
     for base in candidates:
         if base in _used_bases:
