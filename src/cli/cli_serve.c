@@ -81,6 +81,7 @@ static void serve_reload(void *ctx)
 	smtp_server_set_conf(sv->smtp, conf);
 	pop3_server_set_conf(sv->pop3, conf);
 	imap_server_set_conf(sv->imap, conf);
+	store_set_tombstone_retention(sv->store, conf->imap_expunge_retention);
 	if (sv->outbound_conf_set)
 		conf_slot_set(&sv->outbound_conf, conf);
 	conf_free(&sv->conf);
@@ -164,6 +165,8 @@ static int serve_run(struct serve *sv)
 	store_set_inline_max(sv->store, sv->conf->store_inline_max);
 	store_set_read_threads(sv->store, sv->conf->store_read_threads);
 	store_set_summarizer(sv->store, imap_structure_summarize, NULL);
+	/* QRESYNC tombstones older than this go, hourly, on the writer thread. */
+	store_set_tombstone_retention(sv->store, sv->conf->imap_expunge_retention);
 	/* auth_workers and auth_cache_* take effect at start (a reload keeps them). */
 	sv->auth = auth_new(serve_auth_lookup, sv, sv->conf->auth_workers);
 	auth_set_cache(sv->auth, sv->conf->auth_cache_ttl, sv->conf->auth_cache_size);

@@ -73,6 +73,7 @@ static const struct conf_key conf_keys[] = {
     {"pop3_expire", T_EXPIRE, OFF(pop3_expire), 0, 100000, 0},
     {"pop3_login_delay", T_SECONDS, OFF(pop3_login_delay), 0, 86400, 0},
     {"imap_progress_interval", T_SECONDS, OFF(imap_progress_interval), 0, 3600, 0},
+    {"imap_expunge_retention", T_SECONDS, OFF(imap_expunge_retention), 0, 86400 * 3650, 0},
     {"auth_workers", T_UINT, OFF(auth_workers), 0, 64, 0},
     {"auth_cache_ttl", T_SECONDS, OFF(auth_cache_ttl), 0, 86400 * 7, 0},
     {"auth_cache_size", T_UINT, OFF(auth_cache_size), 0, 10000000, 0},
@@ -169,6 +170,7 @@ struct conf *conf_new_defaults(const char *base_dir)
 	(void)conf_parse_listen(c, CONF_LISTENER_IMAPS, "*:993");
 	c->pop3_expire = -1;
 	c->imap_progress_interval = 2;
+	c->imap_expunge_retention = 90 * 86400;
 	c->auth_workers = 0;
 	c->auth_cache_ttl = 3600;
 	c->auth_cache_size = 10000;

@@ -80,6 +80,8 @@ struct conf {
 	unsigned pop3_login_delay; /* seconds between POP3 logins of one account (0 = none) */
 	unsigned imap_progress_interval; /* seconds between INPROGRESS reports (RFC 9585) of a
 	                                    long SEARCH/SORT/THREAD; 0: at every pause */
+	unsigned imap_expunge_retention; /* seconds QRESYNC tombstones of expunged messages are
+	                                    kept (pruned hourly); 0: for ever */
 	unsigned smtp_pregreet_wait; /* seconds port 25 waits before greeting, to catch clients that
 	                                talk first (0: greet at once) */
 	unsigned auth_workers;       /* password checks at once (threads), 0 = one per core */

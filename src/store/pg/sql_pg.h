@@ -13,7 +13,9 @@ extern const struct sql_driver sql_driver_pg;
 #define SQL_PG_SCHEMA_TABLE "posthorn_schema"
 
 /* sql_pg_schema.c: the migrations and the replaced statements (ends with text NULL). */
-#define SQL_PG_MIGRATION_COUNT 6
+#define SQL_PG_MIGRATION_COUNT 7
+/* The migration that adds tombstone times and floors ("10" once 7-9 are merged). */
+#define SQL_PG_MIGRATION_TOMBSTONES 7
 extern const char *const sql_pg_migrations[SQL_PG_MIGRATION_COUNT];
 extern const struct sql_replacement sql_pg_replacements[];
 

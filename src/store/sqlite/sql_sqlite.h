@@ -11,7 +11,9 @@
 extern const struct sql_driver sql_driver_sqlite;
 
 /* sql_sqlite_schema.c: the migrations and the replaced statements (ends with text NULL). */
-#define SQL_SQLITE_MIGRATION_COUNT 10
+#define SQL_SQLITE_MIGRATION_COUNT 11
+/* The migration that adds tombstone times and floors ("14" once 11-13 are merged). */
+#define SQL_SQLITE_MIGRATION_TOMBSTONES 11
 extern const char *const sql_sqlite_migrations[SQL_SQLITE_MIGRATION_COUNT];
 extern const struct sql_replacement sql_sqlite_replacements[];
 
