@@ -81,7 +81,7 @@ static void serve_reload(void *ctx)
 	smtp_server_set_conf(sv->smtp, conf);
 	pop3_server_set_conf(sv->pop3, conf);
 	imap_server_set_conf(sv->imap, conf);
-	store_set_tombstone_retention(sv->store, conf->imap_expunge_retention);
+	store_set_tombstone_retention(sv->store, conf->imap_expunge_retention, 0);
 	if (sv->outbound_conf_set)
 		conf_slot_set(&sv->outbound_conf, conf);
 	conf_free(&sv->conf);
@@ -166,7 +166,7 @@ static int serve_run(struct serve *sv)
 	store_set_read_threads(sv->store, sv->conf->store_read_threads);
 	store_set_summarizer(sv->store, imap_structure_summarize, NULL);
 	/* QRESYNC tombstones older than this go, hourly, on the writer thread. */
-	store_set_tombstone_retention(sv->store, sv->conf->imap_expunge_retention);
+	store_set_tombstone_retention(sv->store, sv->conf->imap_expunge_retention, 0);
 	/* auth_workers and auth_cache_* take effect at start (a reload keeps them). */
 	sv->auth = auth_new(serve_auth_lookup, sv, sv->conf->auth_workers);
 	auth_set_cache(sv->auth, sv->conf->auth_cache_ttl, sv->conf->auth_cache_size);

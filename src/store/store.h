@@ -536,11 +536,12 @@ int store_tombstones_prune_wait(struct store *store, int64_t cutoff, size_t limi
                                 struct store_prune_result *result_r);
 /* Periodic pruning by the writer thread (`posthorn serve`, imap_expunge_retention): with
  * seconds > 0, tombstones expunged more than seconds ago go, STORE_PRUNE_LIMIT per pass,
- * every STORE_PRUNE_INTERVAL seconds (the first pass STORE_PRUNE_FIRST seconds after the
- * first call; a pass that hit its limit is followed by the next one a second later);
- * passes that removed something are logged. 0 (the default of a store) keeps every
- * tombstone as long as its mailbox. May be called again (configuration reload). */
-void store_set_tombstone_retention(struct store *store, uint64_t seconds);
+ * every interval seconds (0: STORE_PRUNE_INTERVAL; the first pass STORE_PRUNE_FIRST
+ * seconds, or interval if shorter, after the first call; a pass that hit its limit is
+ * followed by the next one a second later); passes that removed something are logged.
+ * 0 (the default of a store) keeps every tombstone as long as its mailbox. May be called
+ * again (configuration reload). */
+void store_set_tombstone_retention(struct store *store, uint64_t seconds, unsigned interval);
 
 /* ---- flags ---- */
 enum store_flags_mode {

@@ -482,6 +482,7 @@ struct store {
 	 * retention (0 none), when the next periodic pass is due (0 never), and the passes
 	 * store_tombstones_prune_wait() asked for. */
 	uint64_t tombstone_retention;
+	unsigned prune_interval; /* seconds */
 	time_t prune_due;
 	struct store_prune_req *prune_reqs;
 

@@ -774,22 +774,23 @@ static void store_writer_wait_locked(struct store *store)
 }
 
 /* The periodic pass (not under queue_lock). */
-static void store_writer_prune_periodic(struct store *store, uint64_t retention)
+static void store_writer_prune_periodic(struct store *store, uint64_t retention,
+                                        unsigned interval)
 {
 	time_t now = time(NULL);
 	struct store_prune_result r;
 	int ret = store->v->tombstones_prune(store, (int64_t)now - (int64_t)retention,
 	                                     STORE_PRUNE_LIMIT, &r);
 	if (ret < 0)
-		log_error("store: event=tombstone_prune result=failed (next pass in %d s)",
-		          STORE_PRUNE_INTERVAL);
+		log_error("store: event=tombstone_prune result=failed (next pass in %u s)",
+		          interval);
 	else if (r.removed > 0)
 		log_info("store: event=tombstone_prune removed=%llu mailboxes=%llu more=%d "
 		         "retention=%llu",
 		         (unsigned long long)r.removed, (unsigned long long)r.mailboxes, (int)r.more,
 		         (unsigned long long)retention);
 	pthread_mutex_lock(&store->queue_lock);
-	store->prune_due = now + (ret == 0 && r.more ? 1 : STORE_PRUNE_INTERVAL);
+	store->prune_due = now + (ret == 0 && r.more ? 1 : (time_t)interval);
 	pthread_mutex_unlock(&store->queue_lock);
 }
 
@@ -810,12 +811,15 @@ int store_tombstones_prune_wait(struct store *store, int64_t cutoff, size_t limi
 	return req.ret;
 }
 
-void store_set_tombstone_retention(struct store *store, uint64_t seconds)
+void store_set_tombstone_retention(struct store *store, uint64_t seconds, unsigned interval)
 {
 	pthread_mutex_lock(&store->queue_lock);
 	store->tombstone_retention = seconds;
+	store->prune_interval = interval > 0 ? interval : STORE_PRUNE_INTERVAL;
 	if (seconds > 0 && store->prune_due == 0)
-		store->prune_due = time(NULL) + STORE_PRUNE_FIRST;
+		store->prune_due = time(NULL) + (store->prune_interval < STORE_PRUNE_FIRST
+		                                     ? store->prune_interval
+		                                     : STORE_PRUNE_FIRST);
 	pthread_cond_signal(&store->queue_cond);
 	pthread_mutex_unlock(&store->queue_lock);
 }
@@ -828,12 +832,13 @@ static bool store_writer_prune(struct store *store)
 	store->prune_reqs = NULL;
 	bool periodic = store_prune_due_locked(store, time(NULL));
 	uint64_t retention = store->tombstone_retention;
+	unsigned interval = store->prune_interval;
 	pthread_mutex_unlock(&store->queue_lock);
 	bool requested = reqs != NULL;
 	for (struct store_prune_req *q = reqs; q != NULL; q = q->next)
 		q->ret = store->v->tombstones_prune(store, q->cutoff, q->limit, &q->result);
 	if (periodic)
-		store_writer_prune_periodic(store, retention);
+		store_writer_prune_periodic(store, retention, interval);
 	if (requested) {
 		pthread_mutex_lock(&store->queue_lock);
 		while (reqs != NULL) {

@@ -1179,6 +1179,30 @@ static void test_tombstone_prune(void **state)
 	assert_int_equal(prune(f, later, 0).removed, 0);
 }
 
+/* The writer thread's periodic pass (store_set_tombstone_retention(), as `posthorn serve`
+ * with imap_expunge_retention, here 1 s every second): a tombstone goes once it is older
+ * than the retention, and the floor rises. Waits for the pass (at most 10 s). */
+static void test_tombstone_prune_periodic(void **state)
+{
+	struct fixture *f = fixture_get(state);
+	struct store_mailbox_status st;
+	for (int i = 0; i < 3; i++)
+		append_ok(f, f->a, "INBOX", "Subject: i\r\n\r\ni\r\n");
+	expunge_ok(f, f->a, "INBOX", (uint32_t[]){2}, 1);
+	uint64_t m = changes(f, f->a, "INBOX", 0, &st)->expunged_modseq[0];
+	store_set_tombstone_retention(f->store, 1, 1);
+	struct entries *es = NULL;
+	for (int i = 0; i < 200; i++) {
+		es = changes(f, f->a, "INBOX", 0, &st);
+		if (es->nx == 0)
+			break;
+		usleep(50 * 1000);
+	}
+	assert_int_equal(es->nx, 0);
+	assert_int_equal(st.tombstone_floor, m);
+	assert_int_equal(es->n, 2);
+}
+
 /* A cached snapshot older than the floor is not merged (the pruned tombstones would be
  * missing from the changes) but read again in full: the same answer as a full read. */
 static void test_tombstone_prune_snapcache(void **state)
@@ -2639,6 +2663,7 @@ int main(void)
 	    BOTH(test_snapshot_cache),
 	    BOTH(test_tombstone_prune),
 	    BOTH(test_tombstone_prune_snapcache),
+	    BOTH(test_tombstone_prune_periodic),
 	    BOTH(test_status),
 	    BOTH(test_message_limit),
 	    BOTH(test_recent),
