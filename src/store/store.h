@@ -504,8 +504,9 @@ int store_metadata_get(struct store *store, uint64_t account_id, const char *mai
 /* One read snapshot of a mailbox: *status_r (may be NULL), then through entry_cb (may be
  * NULL) every entry whose MODSEQ is above since_modseq in UID order, then through
  * expunged_cb (may be NULL) every UID expunged with a MODSEQ above since_modseq in UID
- * order (tombstones; they may name UIDs the caller never saw). since_modseq 0 gives every
- * entry. The callbacks run inside the read transaction (keep them short; store reads they
+ * order (tombstones; they may name UIDs the caller never saw; complete only when
+ * since_modseq is not below status_r->tombstone_floor, else pruned ones are missing: see
+ * store_tombstones_prune_wait()). since_modseq 0 gives every entry. The callbacks run inside the read transaction (keep them short; store reads they
  * make on this thread see the same snapshot). The IMAP session calls this after a watch
  * notification and turns the result into FETCH and EXPUNGE/VANISHED responses. 1 ok, 0 no
  * such mailbox, -1 error. */
