@@ -124,10 +124,11 @@ static const char pg_migration_6[] =
 
 /* Migration 10 (SQLite's 14; numbers 7-9 belong to other branches of issue 11: until they
  * are merged this one is applied 7th, SQL_PG_MIGRATION_TOMBSTONES): the time of each
- * expunge (existing tombstones: the migration's) and the mailbox's tombstone floor. */
+ * expunge (existing tombstones: the migration's, in whole seconds rounded down as time()
+ * gives them; a plain ::bigint would round up) and the mailbox's tombstone floor. */
 static const char pg_migration_10[] =
     "ALTER TABLE expunged ADD COLUMN expunged_at bigint NOT NULL DEFAULT 0;"
-    "UPDATE expunged SET expunged_at = extract(epoch FROM now())::bigint;"
+    "UPDATE expunged SET expunged_at = floor(extract(epoch FROM now()))::bigint;"
     "CREATE INDEX expunged_time ON expunged(expunged_at);"
     "ALTER TABLE mailboxes ADD COLUMN tombstone_floor bigint NOT NULL DEFAULT 0;";
 
