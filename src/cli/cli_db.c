@@ -1,10 +1,12 @@
-/* `posthorn db ...`: the store's database as a whole: apply migrations, and move a store
- * between engines (SQLite and PostgreSQL) or machines with export and import. */
+/* `posthorn db ...`: the store's database as a whole: apply migrations, move a store
+ * between engines (SQLite and PostgreSQL) or machines with export and import, and prune old
+ * QRESYNC tombstones by hand. */
 #include "cli/cli.h"
 
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "core/banned.h"
 
@@ -13,6 +15,10 @@ static const char db_usage[] =
     "       posthorn db export [FILE]        write the whole store as a dump (stdout: -)\n"
     "       posthorn db import [FILE]        read a dump into this configuration's store,\n"
     "                                        which must be new (stdin: -)\n"
+    "       posthorn db prune [--older-than SECONDS]\n"
+    "                                        remove the QRESYNC tombstones of messages\n"
+    "                                        expunged longer ago than imap_expunge_retention\n"
+    "                                        (or SECONDS; 0 = all), as the server does hourly\n"
     "\n"
     "To move a store to PostgreSQL: `posthorn -c old.conf db export dump`, then\n"
     "`posthorn init NEW --hostname H --store postgresql --store-url URL` and\n"
@@ -43,14 +49,46 @@ static int db_run(struct store *store, const char *verb, const char *file)
 	return 0;
 }
 
+/* `db prune`: passes of STORE_PRUNE_LIMIT until none is left; prints what went. */
+static int db_prune(struct store *store, const struct conf *conf, const char *older_than)
+{
+	uint64_t age = conf->imap_expunge_retention;
+	if (older_than != NULL) {
+		char *end;
+		errno = 0;
+		unsigned long long v = strtoull(older_than, &end, 10);
+		if (errno != 0 || end == older_than || *end != '\0' || older_than[0] == '-' ||
+		    v > (unsigned long long)INT32_MAX * 16)
+			return cli_fail("--older-than: expected a number of seconds");
+		age = v;
+	} else if (age == 0) {
+		puts("imap_expunge_retention is 0: tombstones are kept for ever");
+		return 0;
+	}
+	int64_t cutoff = (int64_t)time(NULL) - (int64_t)age;
+	uint64_t removed = 0, mailboxes = 0;
+	struct store_prune_result r;
+	do {
+		if (store_tombstones_prune_wait(store, cutoff, STORE_PRUNE_LIMIT, &r) < 0)
+			return cli_fail("prune failed (see the log)");
+		removed += r.removed;
+		mailboxes += r.mailboxes;
+	} while (r.more);
+	printf("removed %llu tombstones (%llu mailbox floors raised)\n",
+	       (unsigned long long)removed, (unsigned long long)mailboxes);
+	return 0;
+}
+
 int cli_db(struct cli *cli, int argc, char **argv)
 {
 	if (cli_wants_help(argc, argv, db_usage))
 		return 0;
 	const char *verb = argc >= 2 ? argv[1] : "";
+	bool prune = strcmp(verb, "prune") == 0;
 	bool known = strcmp(verb, "migrate") == 0 || strcmp(verb, "export") == 0 ||
-	             strcmp(verb, "import") == 0;
-	if (!known || argc > 3 || (strcmp(verb, "migrate") == 0 && argc > 2)) {
+	             strcmp(verb, "import") == 0 || prune;
+	if (!known || (!prune && argc > 3) || (strcmp(verb, "migrate") == 0 && argc > 2) ||
+	    (prune && argc != 2 && !(argc == 4 && strcmp(argv[2], "--older-than") == 0))) {
 		fputs(db_usage, stderr);
 		return 2;
 	}
@@ -58,7 +96,9 @@ int cli_db(struct cli *cli, int argc, char **argv)
 	if (conf == NULL)
 		return 1;
 	struct store *store = cli_open_store(conf);
-	int ret = store == NULL ? 1 : db_run(store, verb, argc == 3 ? argv[2] : NULL);
+	int ret = store == NULL ? 1
+	          : prune       ? db_prune(store, conf, argc == 4 ? argv[3] : NULL)
+	                        : db_run(store, verb, argc == 3 ? argv[2] : NULL);
 	store_close(&store);
 	conf_free(&conf);
 	return ret;

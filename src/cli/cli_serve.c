@@ -82,6 +82,7 @@ static void serve_reload(void *ctx)
 	smtp_server_set_conf(sv->smtp, conf);
 	pop3_server_set_conf(sv->pop3, conf);
 	imap_server_set_conf(sv->imap, conf);
+	store_set_tombstone_retention(sv->store, conf->imap_expunge_retention, 0);
 	if (sv->outbound_conf_set)
 		conf_slot_set(&sv->outbound_conf, conf);
 	conf_free(&sv->conf);
@@ -168,6 +169,8 @@ static int serve_run(struct serve *sv)
 	/* SEARCH BODY/TEXT from text decoded once (imap_search_doc_index_fd()). */
 	store_set_search_texter(sv->store, imap_search_doc_index_fd, NULL,
 	                        (size_t)sv->conf->search_index_max_text);
+	/* QRESYNC tombstones older than this go, hourly, on the writer thread. */
+	store_set_tombstone_retention(sv->store, sv->conf->imap_expunge_retention, 0);
 	/* auth_workers and auth_cache_* take effect at start (a reload keeps them). */
 	sv->auth = auth_new(serve_auth_lookup, sv, sv->conf->auth_workers);
 	auth_set_cache(sv->auth, sv->conf->auth_cache_ttl, sv->conf->auth_cache_size);

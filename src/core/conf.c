@@ -76,6 +76,7 @@ static const struct conf_key conf_keys[] = {
     {"imap_progress_interval", T_SECONDS, OFF(imap_progress_interval), 0, 3600, 0},
     {"imap_notify_max_pending", T_UINT, OFF(imap_notify_max_pending), 1, 100000, 0},
     {"imap_message_limit", T_UINT, OFF(imap_message_limit), 0, 1000000000, 0},
+    {"imap_expunge_retention", T_SECONDS, OFF(imap_expunge_retention), 0, 86400 * 3650, 0},
     {"auth_workers", T_UINT, OFF(auth_workers), 0, 64, 0},
     {"auth_cache_ttl", T_SECONDS, OFF(auth_cache_ttl), 0, 86400 * 7, 0},
     {"auth_cache_size", T_UINT, OFF(auth_cache_size), 0, 10000000, 0},
@@ -175,6 +176,7 @@ struct conf *conf_new_defaults(const char *base_dir)
 	c->imap_progress_interval = 2;
 	c->imap_notify_max_pending = 1000;
 	c->imap_message_limit = 1000000;
+	c->imap_expunge_retention = 90 * 86400;
 	c->auth_workers = 0;
 	c->auth_cache_ttl = 3600;
 	c->auth_cache_size = 10000;

@@ -85,6 +85,8 @@ struct conf {
 	                                     a session may have before NOTIFICATIONOVERFLOW */
 	unsigned imap_message_limit; /* MESSAGELIMIT (RFC 9738): messages one FETCH, STORE, COPY,
 	                                MOVE or UID EXPUNGE processes; 0 = no limit */
+	unsigned imap_expunge_retention; /* seconds QRESYNC tombstones of expunged messages are
+	                                    kept (pruned hourly); 0: for ever */
 	unsigned smtp_pregreet_wait; /* seconds port 25 waits before greeting, to catch clients that
 	                                talk first (0: greet at once) */
 	unsigned auth_workers;       /* password checks at once (threads), 0 = one per core */

@@ -1212,7 +1212,9 @@ struct fetch_vanished {
 	size_t range_count;
 	uint32_t *uids; /* tombstones in the set newer than since, ascending */
 	size_t count, cap;
-	bool saved; /* the set is "$" (RFC 5182) */
+	bool saved;   /* the set is "$" (RFC 5182) */
+	uint32_t top; /* the highest UID the set reaches */
+	bool full;    /* since is below the tombstone floor: every UID of the set that is gone */
 	int r;
 };
 
@@ -1243,8 +1245,34 @@ static void fetch_vanished_read(void *ctx)
 {
 	struct fetch_vanished *v = ctx;
 	struct imap_session *s = v->o->s;
+	struct store_mailbox_status st;
 	v->r = store_mailbox_changes(s->server->store, s->mailbox_owner, s->mailbox, v->since, NULL,
-	                             fetch_vanished_cb, v, NULL);
+	                             fetch_vanished_cb, v, &st);
+	/* Tombstones up to the floor may be pruned (imap_expunge_retention): the list is
+	 * complete only for a CHANGEDSINCE not below it. */
+	v->full = v->r == 1 && st.tombstone_floor > v->since;
+}
+
+/* RFC 7162 §3.2.6 for a CHANGEDSINCE older than the tombstones kept: every UID of the set
+ * (up to the highest the session knows of) that is not in the view. */
+static void fetch_vanished_full(struct imap_session *s, struct fetch_vanished *v)
+{
+	if (!v->saved) {
+		imap_session_send_vanished_absent(s, v->ranges, v->range_count, v->top);
+		return;
+	}
+	const uint32_t *uids;
+	size_t n, k = 0;
+	cmd_search_saved_get(s, &uids, &n);
+	struct imap_seqset_range *r = xmalloc((n + 1) * sizeof(*r));
+	for (size_t i = 0; i < n; i++) {
+		if (k > 0 && uids[i] == r[k - 1].hi + 1)
+			r[k - 1].hi = uids[i];
+		else
+			r[k++] = (struct imap_seqset_range){uids[i], uids[i]};
+	}
+	imap_session_send_vanished_absent(s, r, k, v->top);
+	free(r);
 }
 
 static void fetch_start(struct imap_session *s, struct fetch_op *o);
@@ -1261,6 +1289,9 @@ static void fetch_vanished_done(struct imap_session *s, void *ctx)
 	} else if (v->r != 1) {
 		imap_tagged(s, o->tag, "NO", "[UNAVAILABLE] %s failed", o->name);
 		fetch_op_free(o);
+	} else if (v->full) {
+		fetch_vanished_full(s, v);
+		fetch_start(s, o);
 	} else {
 		size_t n = 0;
 		for (size_t i = 0; i < v->count; i++)
@@ -1397,6 +1428,7 @@ void cmd_fetch(struct imap_cmd *cmd)
 		uint32_t top = s->uidnext > 0 ? s->uidnext - 1 : 0;
 		if (star > top)
 			top = star;
+		v->top = top;
 		struct imap_seqset_range *ranges;
 		v->saved = imap_seqset_is_saved(set);
 		if (v->saved) { /* "$": fetch_vanished_done keeps the saved result's UIDs */

@@ -35,6 +35,7 @@ struct select_req {
 	/* filled by select_read when the UIDVALIDITY matches: UIDs expunged after qr_modseq
 	 * among the known ones, ascending */
 	bool resync;
+	bool full; /* the client's MODSEQ is below the tombstone floor: every known UID gone */
 	uint32_t *vanished;
 	size_t vanished_count, vanished_cap;
 };
@@ -119,13 +120,20 @@ static void select_read(void *ctx)
 		free(keywords);
 	q->r = store_mailbox_snapshot(s->server->store, s->mailbox_owner, s->mailbox, &q->st,
 	                              imap_select_cb, q);
-	/* QRESYNC with the right UIDVALIDITY: the tombstones newer than the client's MODSEQ
-	 * (the store keeps every tombstone as long as the mailbox exists, so the list is
-	 * complete whatever the client's age). A later snapshot than the view's: select_done
-	 * drops UIDs the view still has (their VANISHED comes with the next sync). */
+	/* QRESYNC with the right UIDVALIDITY: the tombstones newer than the client's MODSEQ,
+	 * complete when it is not below the mailbox's tombstone floor (the highest MODSEQ of
+	 * the pruned ones, imap_expunge_retention); else every known UID not in the view goes
+	 * into VANISHED (EARLIER) (select_resync). A later snapshot than the view's:
+	 * select_done drops UIDs the view still has (their VANISHED comes with the next sync). */
 	if (q->r == 1 && q->qresync && q->st.uidvalidity == q->qr_uidvalidity) {
-		int r = store_mailbox_changes(s->server->store, s->mailbox_owner, s->mailbox,
-		                              q->qr_modseq, NULL, select_vanished_cb, q, NULL);
+		q->full = q->st.tombstone_floor > q->qr_modseq;
+		struct store_mailbox_status now;
+		int r = q->full ? 1
+		                : store_mailbox_changes(s->server->store, s->mailbox_owner,
+		                                        s->mailbox, q->qr_modseq, NULL,
+		                                        select_vanished_cb, q, &now);
+		if (!q->full && r == 1 && now.tombstone_floor > q->qr_modseq)
+			q->full = true; /* pruned since the snapshot */
 		q->resync = r == 1;
 		if (r != 1)
 			q->r = r < 0 ? -1 : 0;
@@ -143,6 +151,15 @@ static void select_read(void *ctx)
  * message changed (or new) since. */
 static void select_resync(struct imap_session *s, struct select_req *q)
 {
+	if (q->full) {
+		/* Every known UID below the view's UIDNEXT that the view lacks (UIDs at or
+		 * above it were never given out when the view was read). */
+		static const struct imap_seqset_range every = {1, UINT32_MAX};
+		imap_session_send_vanished_absent(s, q->known != NULL ? q->known : &every,
+		                                  q->known != NULL ? q->known_count : 1,
+		                                  q->st.uidnext > 0 ? q->st.uidnext - 1 : 0);
+		q->vanished_count = 0;
+	}
 	size_t n = 0;
 	for (size_t i = 0; i < q->vanished_count; i++)
 		if (cmd_store_view_find(s, q->vanished[i]) < 0)
@@ -236,7 +253,8 @@ static bool select_uidset(struct imap_session *s, const struct imap_arg *a,
 
 /* "(uidvalidity modseq [known-uids] [(known-sequence-set known-uid-set)])" of QRESYNC
  * (RFC 7162 §3.2.5, §7). The seq-match-data is checked and ignored: the store keeps every
- * tombstone, so the server never needs it to narrow VANISHED (EARLIER). */
+ * tombstone above the mailbox's floor, and a client older than that gets every known UID
+ * that is gone (correct, if longer than seq-match-data could make it). */
 static bool select_qresync(struct imap_session *s, const struct imap_arg *list,
                            struct select_req *q)
 {

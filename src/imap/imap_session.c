@@ -420,6 +420,8 @@ struct imap_sync {
 	uint32_t last_uid; /* the view's highest UID when the sync began */
 	/* filled by the read */
 	int r;
+	uint64_t since; /* the MODSEQ read from */
+	bool full;      /* since was below the tombstone floor: every entry was read */
 	struct store_mailbox_status st;
 	struct store_entry *entries;
 	size_t entry_count, entry_cap;
@@ -456,15 +458,48 @@ static void imap_sync_expunged(void *ctx, uint32_t uid, uint64_t modseq)
 	y->expunged[y->expunged_count++] = uid;
 }
 
+/* Forget what a read collected. */
+static void imap_sync_reset(struct imap_sync *y)
+{
+	for (size_t i = 0; i < y->entry_count; i++)
+		free((char *)y->entries[i].keywords);
+	y->entry_count = 0;
+	y->expunged_count = 0;
+}
+
+/* After a full read: the view's UIDs the mailbox no longer has are the expunged ones, with
+ * the lowest MODSEQ their pruned tombstones can have had. */
+static void imap_sync_absent(struct imap_session *s, struct imap_sync *y)
+{
+	size_t j = 0;
+	for (uint32_t i = 0; i < s->count; i++) {
+		uint32_t uid = s->msgs[i].uid;
+		while (j < y->entry_count && y->entries[j].uid < uid)
+			j++;
+		if (j < y->entry_count && y->entries[j].uid == uid)
+			continue;
+		imap_sync_expunged(y, uid, y->since + 1);
+	}
+}
+
 /* The reads of a sync (imap_session_read): the changes, and \Recent of the new messages
  * (IMAP4rev1), which become the view's entries above its last UID. */
 static void imap_sync_read(void *ctx)
 {
 	struct imap_sync *y = ctx;
 	struct imap_session *s = y->s;
-	y->r =
-	    store_mailbox_changes(s->server->store, s->mailbox_owner, s->mailbox, s->highestmodseq,
-	                          imap_sync_entry, imap_sync_expunged, y, &y->st);
+	y->since = s->highestmodseq;
+	y->r = store_mailbox_changes(s->server->store, s->mailbox_owner, s->mailbox, y->since,
+	                             imap_sync_entry, imap_sync_expunged, y, &y->st);
+	if (y->r == 1 && y->st.tombstone_floor > y->since) {
+		/* Tombstones newer than the view may be pruned (a view older than
+		 * imap_expunge_retention): read every entry; imap_sync_apply() takes what the
+		 * view has and the mailbox lacks for expunged. */
+		imap_sync_reset(y);
+		y->full = true;
+		y->r = store_mailbox_changes(s->server->store, s->mailbox_owner, s->mailbox, 0,
+		                             imap_sync_entry, NULL, y, &y->st);
+	}
 	if (y->r != 1 || y->st.uidvalidity != s->uidvalidity || s->rev2)
 		return;
 	uint32_t top = y->last_uid;
@@ -497,6 +532,8 @@ static void imap_sync_apply(struct imap_session *s, struct imap_sync *y)
 			                   "[CLOSED] The selected mailbox was deleted or renamed");
 		return;
 	}
+	if (y->full)
+		imap_sync_absent(s, y);
 	bool complete = true;
 	uint64_t withheld = 0; /* lowest MODSEQ of an expunge not told now, 0 none */
 	uint64_t reported = 0; /* highest MODSEQ a FETCH below tells */
@@ -656,32 +693,85 @@ void imap_session_send_fetch_flags(struct imap_session *s, long idx)
 /* Longest VANISHED line we build (RFC 7162 §4: clients take lines of 8192 octets). */
 #define IMAP_VANISHED_LINE_MAX 8000
 
+/* A VANISHED response being built: lines of about IMAP_VANISHED_LINE_MAX octets. */
+struct vanished_out {
+	struct imap_session *s;
+	const char *head;
+	struct buf b;
+};
+
+static void vanished_add(struct vanished_out *v, uint32_t lo, uint32_t hi)
+{
+	int r = v->b.len == 0 ? buf_printf(&v->b, "%s", v->head) : buf_append(&v->b, ",", 1);
+	if (lo == hi)
+		r |= buf_printf(&v->b, "%u", lo);
+	else
+		r |= buf_printf(&v->b, "%u:%u", lo, hi);
+	(void)r; /* the buffer is sized above the line limit */
+	if (v->b.len >= IMAP_VANISHED_LINE_MAX) {
+		imap_send(v->s, "%s", buf_cstr(&v->b));
+		buf_reset(&v->b);
+	}
+}
+
+static void vanished_init(struct vanished_out *v, struct imap_session *s, bool earlier)
+{
+	v->s = s;
+	v->head = earlier ? "* VANISHED (EARLIER) " : "* VANISHED ";
+	buf_init(&v->b, IMAP_VANISHED_LINE_MAX + 64);
+}
+
+static void vanished_end(struct vanished_out *v)
+{
+	if (v->b.len > 0)
+		imap_send(v->s, "%s", buf_cstr(&v->b));
+	buf_free(&v->b);
+}
+
 void imap_session_send_vanished(struct imap_session *s, bool earlier, const uint32_t *uids,
                                 size_t count)
 {
-	const char *head = earlier ? "* VANISHED (EARLIER) " : "* VANISHED ";
-	struct buf b;
-	buf_init(&b, IMAP_VANISHED_LINE_MAX + 64);
+	struct vanished_out v;
+	vanished_init(&v, s, earlier);
 	size_t i = 0;
 	while (i < count) {
 		size_t j = i;
 		while (j + 1 < count && uids[j + 1] == uids[j] + 1)
 			j++;
-		int r = b.len == 0 ? buf_printf(&b, "%s", head) : buf_append(&b, ",", 1);
-		if (j == i)
-			r |= buf_printf(&b, "%u", uids[i]);
-		else
-			r |= buf_printf(&b, "%u:%u", uids[i], uids[j]);
-		(void)r; /* the buffer is sized above the line limit */
-		if (b.len >= IMAP_VANISHED_LINE_MAX) {
-			imap_send(s, "%s", buf_cstr(&b));
-			buf_reset(&b);
-		}
+		vanished_add(&v, uids[i], uids[j]);
 		i = j + 1;
 	}
-	if (b.len > 0)
-		imap_send(s, "%s", buf_cstr(&b));
-	buf_free(&b);
+	vanished_end(&v);
+}
+
+void imap_session_send_vanished_absent(struct imap_session *s,
+                                       const struct imap_seqset_range *ranges, size_t count,
+                                       uint32_t top)
+{
+	struct vanished_out v;
+	vanished_init(&v, s, true);
+	uint32_t k = 0; /* the first view entry not below the current range */
+	for (size_t i = 0; i < count && ranges[i].lo <= top; i++) {
+		uint32_t lo = ranges[i].lo, hi = ranges[i].hi < top ? ranges[i].hi : top;
+		uint32_t a = 0, b = s->count; /* first entry with uid >= lo */
+		while (a < b) {
+			uint32_t mid = a + (b - a) / 2;
+			if (s->msgs[mid].uid < lo)
+				a = mid + 1;
+			else
+				b = mid;
+		}
+		k = a;
+		uint64_t next = lo; /* lowest UID not yet decided */
+		for (; k < s->count && s->msgs[k].uid <= hi; k++) {
+			if (s->msgs[k].uid > next)
+				vanished_add(&v, (uint32_t)next, s->msgs[k].uid - 1);
+			next = (uint64_t)s->msgs[k].uid + 1;
+		}
+		if (next <= hi)
+			vanished_add(&v, (uint32_t)next, hi);
+	}
+	vanished_end(&v);
 }
 
 static int imap_uid_cmp(const void *a, const void *b)

@@ -18,6 +18,7 @@
 #include "core/conf.h"
 #include "core/userip.h"
 #include "imap/imap_parser.h"
+#include "imap/imap_seqset.h"
 #include "net/conn.h"
 #include "net/session.h"
 #include "store/store.h"
@@ -257,6 +258,13 @@ void imap_session_send_vanished(struct imap_session *s, bool earlier, const uint
 /* The head of a FETCH response for view entry idx (0-based) into b: "* n FETCH (", or
  * "* uid UIDFETCH (" once UIDONLY is enabled (RFC 9586 §3.3). 0 ok, -1 b is full. */
 int imap_session_fetch_head(const struct imap_session *s, struct buf *b, long idx);
+/* "* VANISHED (EARLIER)" for every UID of ranges (sorted, disjoint) up to top that is not in
+ * the view: what a QRESYNC client older than the mailbox's tombstone floor gets (RFC 7162
+ * §3.2.5), in ranges, so a set like 1:4294967295 costs what the view holds. Nothing when
+ * no UID qualifies. */
+void imap_session_send_vanished_absent(struct imap_session *s,
+                                       const struct imap_seqset_range *ranges, size_t count,
+                                       uint32_t top);
 /* Remove view entry idx (0-based) after its EXPUNGE was sent. */
 void imap_session_view_remove(struct imap_session *s, long idx);
 /* Set the keywords of view entry idx (copied; "" or NULL = none). */

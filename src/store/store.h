@@ -248,6 +248,11 @@ struct store_mailbox_status {
 	uint64_t highestmodseq;
 	uint32_t messages; /* a snapshot's entries; 0 from store_mailbox_changes() */
 	char mailboxid[STORE_OBJECTID_MAX + 1]; /* MAILBOXID (RFC 8474); stays over renames */
+	/* The highest MODSEQ among the mailbox's tombstones pruned so far (0: none): the
+	 * tombstones above it are all kept, so only a reader whose MODSEQ is at least this
+	 * learns every expunge since from store_mailbox_changes(); one below it must treat
+	 * every UID it knows that is not in the mailbox as expunged (RFC 7162 §3.2.5). */
+	uint64_t tombstone_floor;
 };
 /* A consistent snapshot (one read transaction) of a mailbox of account_id, by name ("INBOX"
  * case-insensitive, as the first level of every name): the status, and every entry in UID order
@@ -591,16 +596,45 @@ int store_acl_shared(struct store *store, uint64_t account_id, const char *addre
 /* One read snapshot of a mailbox: *status_r (may be NULL), then through entry_cb (may be
  * NULL) every entry whose MODSEQ is above since_modseq in UID order, then through
  * expunged_cb (may be NULL) every UID expunged with a MODSEQ above since_modseq in UID
- * order (tombstones; they may name UIDs the caller never saw). since_modseq 0 gives every
- * entry. The callbacks run inside the read transaction (keep them short; store reads they
- * make on this thread see the same snapshot). The IMAP session calls this after a watch
- * notification and turns the result into FETCH and EXPUNGE/VANISHED responses. 1 ok, 0 no
- * such mailbox, -1 error. */
+ * order (tombstones; they may name UIDs the caller never saw; complete only when
+ * since_modseq is not below status_r->tombstone_floor, else pruned ones are missing: see
+ * store_tombstones_prune_wait()). since_modseq 0 gives every entry. The callbacks run inside the
+ * read transaction (keep them short; store reads they make on this thread see the same snapshot).
+ * The IMAP session calls this after a watch notification and turns the result into FETCH and
+ * EXPUNGE/VANISHED responses. 1 ok, 0 no such mailbox, -1 error. */
 int store_mailbox_changes(struct store *store, uint64_t account_id, const char *mailbox,
                           uint64_t since_modseq,
                           void (*entry_cb)(void *ctx, const struct store_entry *entry),
                           void (*expunged_cb)(void *ctx, uint32_t uid, uint64_t modseq), void *ctx,
                           struct store_mailbox_status *status_r);
+
+/* ---- tombstone retention (QRESYNC) ---- */
+/* What one pruning pass did. */
+struct store_prune_result {
+	uint64_t removed;   /* tombstones removed */
+	uint64_t mailboxes; /* mailboxes whose tombstone_floor was raised (or already there) */
+	bool more;          /* the pass stopped at its limit: older tombstones may be left */
+};
+/* Most tombstones one periodic pass removes: one write transaction, so a backlog (the first
+ * pass after an upgrade) does not hold the writer for long; the next pass follows at once. */
+#define STORE_PRUNE_LIMIT 10000
+/* Seconds between periodic passes, and before the first one after start. */
+#define STORE_PRUNE_INTERVAL 3600
+#define STORE_PRUNE_FIRST 60
+/* One pruning pass, run by the writer thread in a write transaction of its own, and wait for
+ * it: remove at most limit tombstones expunged at or before cutoff (unix seconds), oldest
+ * first, and raise the tombstone_floor of each of their mailboxes to the highest MODSEQ
+ * among them (store_mailbox_status). 0 (*result_r), -1 error (logged; nothing changed). */
+int store_tombstones_prune_wait(struct store *store, int64_t cutoff, size_t limit,
+                                struct store_prune_result *result_r);
+/* Periodic pruning by the writer thread (`posthorn serve`, imap_expunge_retention): with
+ * seconds > 0, tombstones expunged more than seconds ago go, STORE_PRUNE_LIMIT per pass,
+ * every interval seconds (0: STORE_PRUNE_INTERVAL; the first pass STORE_PRUNE_FIRST
+ * seconds, or interval if shorter, after the first call; a pass that hit its limit is
+ * followed by the next one a second later); passes that removed something are logged.
+ * 0 (the default of a store) keeps every tombstone as long as its mailbox. May be called
+ * again (configuration reload). */
+void store_set_tombstone_retention(struct store *store, uint64_t seconds, unsigned interval);
 
 /* ---- flags ---- */
 enum store_flags_mode {

@@ -124,7 +124,8 @@ static const char *const sq_sql[SQ_CORE_COUNT] = {
     [SQ_MESSAGE_EXISTS] = "SELECT 1 FROM messages WHERE sha256 = ?1",
     /* No count of the entries: on 100,000 of them it costs what the rest of a sync
      * costs a hundred times over. A snapshot counts the rows it reads. */
-    [SQ_MAILBOX_STATUS] = "SELECT b.id, b.uidvalidity, b.uidnext, b.highestmodseq, b.objectid"
+    [SQ_MAILBOX_STATUS] = "SELECT b.id, b.uidvalidity, b.uidnext, b.highestmodseq, b.objectid,"
+                          " b.tombstone_floor"
                           " FROM mailboxes b WHERE b.account_id = ?1 AND b.name = ?2",
     [SQ_ENTRY_SNAPSHOT] = "SELECT e.uid, m.size, e.internal_date, e.flags, e.modseq,"
                           " e.keywords, coalesce(e.save_date, e.internal_date)"
@@ -141,8 +142,9 @@ static const char *const sq_sql[SQ_CORE_COUNT] = {
     [SQ_MESSAGE_SIZE] = "SELECT size FROM messages WHERE id = ?1",
     [SQ_MAILBOX_BUMP_MODSEQ] = "UPDATE mailboxes SET highestmodseq = highestmodseq + 1"
                                " WHERE id = ?1 RETURNING highestmodseq",
-    [SQ_TOMBSTONE_INSERT] = "INSERT INTO expunged (mailbox_id, uid, modseq) VALUES (?1, ?2, ?3)"
-                            " ON CONFLICT (mailbox_id, uid) DO UPDATE SET modseq = excluded.modseq",
+    [SQ_TOMBSTONE_INSERT] = "INSERT INTO expunged (mailbox_id, uid, modseq, expunged_at)"
+                            " VALUES (?1, ?2, ?3, ?4) ON CONFLICT (mailbox_id, uid) DO UPDATE"
+                            " SET modseq = excluded.modseq, expunged_at = excluded.expunged_at",
     [SQ_MAX_ENTRY] = "SELECT (SELECT coalesce(max(id), 0) FROM mailbox_entries),"
                      " coalesce((SELECT value FROM meta WHERE key = 'uidvalidity'), 0)",
     /* Only where the driver can listen (PostgreSQL): see store_db_notify.c. */
@@ -153,6 +155,13 @@ static const char *const sq_sql[SQ_CORE_COUNT] = {
                       " until = excluded.until"
                       " WHERE leases.owner = excluded.owner OR leases.until <= ?4",
     [SQ_LEASE_RELEASE] = "DELETE FROM leases WHERE name = ?1 AND owner = ?2",
+    /* store_db_tombstones.c: at most ?2 tombstones expunged at or before ?1, oldest
+     * first (the expunged_time index), and each pruned mailbox's floor raised. */
+    [SQ_TOMBSTONE_PRUNE] = "DELETE FROM expunged WHERE (mailbox_id, uid) IN"
+                           " (SELECT mailbox_id, uid FROM expunged WHERE expunged_at <= ?1"
+                           " ORDER BY expunged_at LIMIT ?2) RETURNING mailbox_id, modseq",
+    [SQ_MB_FLOOR_RAISE] = "UPDATE mailboxes SET tombstone_floor = ?2"
+                          " WHERE id = ?1 AND tombstone_floor < ?2",
     [SQ_ACCOUNT_SUB_USED] = "UPDATE accounts SET used_bytes"
                             " = CASE WHEN used_bytes > ?2 THEN used_bytes - ?2 ELSE 0 END"
                             " WHERE id = ?1",
@@ -936,8 +945,8 @@ static int sq_expunge_uid(struct sql_conn *c, int64_t mailbox_id, uint32_t uid, 
 			*error_r = "mailbox vanished";
 	}
 	/* QRESYNC (RFC 7162): every entry expunged here gets the mailbox's new MODSEQ. */
-	if (ret == 1 &&
-	    sql_exec(c, SQ_TOMBSTONE_INSERT, error_r, "iii", mailbox_id, (int64_t)uid, *modseq) < 0)
+	if (ret == 1 && sql_exec(c, SQ_TOMBSTONE_INSERT, error_r, "iiii", mailbox_id, (int64_t)uid,
+	                         *modseq, (int64_t)time(NULL)) < 0)
 		ret = -1;
 	if (ret != 1)
 		return -1;
@@ -1303,6 +1312,7 @@ int store_db_mailbox_status_row(struct sql_conn *c, uint64_t account_id, const c
 	    .uidnext = (uint32_t)sql_col_int(st, 2),
 	    .highestmodseq = (uint64_t)sql_col_int(st, 3),
 	    .messages = 0,
+	    .tombstone_floor = (uint64_t)sql_col_int(st, 5),
 	};
 	snprintf(status_r->mailboxid, sizeof(status_r->mailboxid), "%s", sql_col_text0(st, 4));
 	sql_row_done(st);
@@ -1476,6 +1486,7 @@ const struct store_vfuncs store_db_vfuncs = {
     .mailbox_recent_first = store_db_mailbox_recent_first,
     .mailbox_count_from = store_db_mailbox_count_from,
     .mailbox_changes = store_db_mailbox_changes,
+    .tombstones_prune = store_db_tombstones_prune,
     .message_summary = store_db_mailbox_summary,
     .message_objects = store_db_message_objects,
     .emailid_uids = store_db_mailbox_emailid_uids,

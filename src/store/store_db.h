@@ -77,6 +77,8 @@ enum sq_id {
 	SQ_NOTIFY,
 	SQ_LEASE_TAKE,
 	SQ_LEASE_RELEASE,
+	SQ_TOMBSTONE_PRUNE,
+	SQ_MB_FLOOR_RAISE,
 	SQ_CORE_COUNT,
 	SQ_SAVEPOINT = SQ_CORE_COUNT,
 	SQ_RELEASE,
@@ -301,6 +303,10 @@ int store_db_mailbox_count_from(struct store *store, uint64_t account_id, const 
 int store_db_mailbox_exists(struct store *store, uint64_t account_id, const char *mailbox);
 int store_db_mailbox_keywords(struct store *store, uint64_t account_id, const char *mailbox,
                               char **keywords_r);
+/* store_db_tombstones.c: one pruning pass on the writer's connection (the writer thread's
+ * vfunc tombstones_prune). */
+int store_db_tombstones_prune(struct store *store, int64_t cutoff, size_t limit,
+                              struct store_prune_result *r);
 int store_db_mailbox_changes(struct store *store, uint64_t account_id, const char *mailbox,
                              uint64_t since_modseq,
                              void (*entry_cb)(void *ctx, const struct store_entry *entry),

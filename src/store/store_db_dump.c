@@ -47,8 +47,8 @@ static const struct dump_table dump_tables[] = {
     {"aliases", "id, alias, domain_id, target", "isis", "id"},
     {"mailboxes",
      "id, account_id, name, special_use, uidvalidity, uidnext, highestmodseq, keywords,"
-     " objectid",
-     "iissiiiss", "id"},
+     " objectid, tombstone_floor",
+     "iissiiissi", "id"},
     {"messages",
      "id, sha256, size, received_at, mail_from, hdr_from, subject, message_id, envelope,"
      " body, bodystructure, content",
@@ -56,7 +56,7 @@ static const struct dump_table dump_tables[] = {
     {"mailbox_entries",
      "id, mailbox_id, uid, message_id, flags, keywords, modseq, internal_date, save_date",
      "iiiiisiii", "id"},
-    {"expunged", "mailbox_id, uid, modseq", "iii", "mailbox_id, uid"},
+    {"expunged", "mailbox_id, uid, modseq, expunged_at", "iiii", "mailbox_id, uid"},
     {"subscriptions", "account_id, name", "is", "account_id, name"},
     {"metadata", "account_id, mailbox_id, name, value", "iisb", "account_id, mailbox_id, name"},
     {"acl", "mailbox_id, identifier, rights", "iss", "mailbox_id, identifier"},

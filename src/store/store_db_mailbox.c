@@ -41,10 +41,10 @@ const char *const store_db_mailbox_sql[SQ_MAILBOX_END - SQ_CORE_COUNT] = {
                        " highestmodseq = highestmodseq + 1 WHERE id = ?1"
                        " RETURNING uidnext - ?2, highestmodseq",
     SQM(SQ_MB_SET_KEYWORDS) = "UPDATE mailboxes SET keywords = ?2 WHERE id = ?1",
-    SQM(SQ_MB_TOMBSTONE_ALL) = "INSERT INTO expunged (mailbox_id, uid, modseq)"
-                               " SELECT ?1, uid, ?2 FROM mailbox_entries WHERE mailbox_id = ?1"
+    SQM(SQ_MB_TOMBSTONE_ALL) = "INSERT INTO expunged (mailbox_id, uid, modseq, expunged_at)"
+                               " SELECT ?1, uid, ?2, ?3 FROM mailbox_entries WHERE mailbox_id = ?1"
                                " ON CONFLICT (mailbox_id, uid) DO UPDATE"
-                               " SET modseq = excluded.modseq",
+                               " SET modseq = excluded.modseq, expunged_at = excluded.expunged_at",
     SQM(SQ_MB_MOVE_ALL) = "UPDATE mailbox_entries SET mailbox_id = ?2 WHERE mailbox_id = ?1",
     SQM(SQ_MB_LIST) = "SELECT name, special_use FROM mailboxes WHERE account_id = ?1",
     SQM(SQ_MB_STATS) =
@@ -466,7 +466,8 @@ static int sqm_rename_inbox(struct sql_conn *c, struct store_commit_item *item,
 	if (sqm_insert(c, m->account_id, m->new_name, NULL, inbox->uidnext, inbox->highestmodseq,
 	               inbox->keywords, &new_id, error_r) < 0)
 		return -1;
-	int moved = sql_exec(c, SQ_MB_TOMBSTONE_ALL, error_r, "ii", inbox->id, modseq);
+	int moved = sql_exec(c, SQ_MB_TOMBSTONE_ALL, error_r, "iii", inbox->id, modseq,
+	                     (int64_t)time(NULL));
 	if (moved < 0 || sql_exec(c, SQ_MB_MOVE_ALL, error_r, "ii", inbox->id, new_id) < 0)
 		return -1;
 	if (moved > 0) {
@@ -799,8 +800,8 @@ static int sqm_move_expunge(struct sql_conn *c, const struct store_commit_copy *
 	for (size_t i = 0; i < n; i++) {
 		if (sql_int(c, SQ_ENTRY_TAKE, &dummy, error_r, "ii", mailbox_id,
 		            (int64_t)src[i].uid) != 1 ||
-		    sql_exec(c, SQ_TOMBSTONE_INSERT, error_r, "iii", mailbox_id,
-		             (int64_t)src[i].uid, modseq) < 0)
+		    sql_exec(c, SQ_TOMBSTONE_INSERT, error_r, "iiii", mailbox_id,
+		             (int64_t)src[i].uid, modseq, (int64_t)time(NULL)) < 0)
 			return -1;
 	}
 	store_watch_changed(changes, cp->account_id, cp->mailbox, (uint64_t)modseq);
@@ -973,8 +974,8 @@ static int sqm_replace_expunge(struct sql_conn *c, struct store_commit_append *a
 	if (sqm_bump(c, mailbox_id, &modseq, error_r) < 0 ||
 	    sql_int(c, SQ_ENTRY_TAKE, &message_id, error_r, "ii", mailbox_id,
 	            (int64_t)a->replace_uid) != 1 ||
-	    sql_exec(c, SQ_TOMBSTONE_INSERT, error_r, "iii", mailbox_id, (int64_t)a->replace_uid,
-	             modseq) < 0 ||
+	    sql_exec(c, SQ_TOMBSTONE_INSERT, error_r, "iiii", mailbox_id, (int64_t)a->replace_uid,
+	             modseq, (int64_t)time(NULL)) < 0 ||
 	    sql_exec(c, SQ_ACCOUNT_SUB_USED, error_r, "ii", (int64_t)a->account_id, size) < 0)
 		return -1;
 	store_db_ids_add(unref, message_id);

@@ -413,6 +413,9 @@ struct store_vfuncs {
 	                          uint32_t uid, uint32_t *count_r);
 	int (*mailbox_keywords)(struct store *store, uint64_t account_id, const char *mailbox,
 	                        char **keywords_r);
+	/* store_tombstones_prune_wait()'s pass, on the writer thread (its connection). */
+	int (*tombstones_prune)(struct store *store, int64_t cutoff, size_t limit,
+	                        struct store_prune_result *r);
 	int (*mailbox_changes)(struct store *store, uint64_t account_id, const char *mailbox,
 	                       uint64_t since_modseq,
 	                       void (*entry_cb)(void *ctx, const struct store_entry *entry),
@@ -518,6 +521,13 @@ struct store {
 	/* The queue hook (store_set_queue_hook()), under queue_lock. */
 	store_queue_hook_fn *queue_hook;
 	void *queue_hook_ctx;
+	/* Tombstone pruning by the writer thread (store_writer.c), under queue_lock: the
+	 * retention (0 none), when the next periodic pass is due (0 never), and the passes
+	 * store_tombstones_prune_wait() asked for. */
+	uint64_t tombstone_retention;
+	unsigned prune_interval; /* seconds */
+	time_t prune_due;
+	struct store_prune_req *prune_reqs;
 
 	/* Watches (store_watch.c), under their own lock, which is never held while a watch
 	 * callback runs; watch_cond signals the end of a round of callbacks. */

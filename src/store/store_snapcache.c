@@ -7,9 +7,10 @@
  * the tombstones of those expunged since, in one read transaction with the status) and
  * merges it in: the same answer as a full read, for the cost of the changes. Correct
  * because every change raises the mailbox's HIGHESTMODSEQ and gives what it changed that
- * MODSEQ, and tombstones are kept as long as the mailbox (design-notes, QRESYNC); a
- * different UIDVALIDITY or a mailbox gone drops the copy (so do UIDs out of order or not
- * below UIDNEXT after the merge, which cannot happen) and reads in full.
+ * MODSEQ, and the tombstones above the mailbox's tombstone_floor are all kept (design-notes,
+ * QRESYNC); a copy older than the floor, a different UIDVALIDITY or a mailbox gone drops
+ * it (so do UIDs out of order or not below UIDNEXT after the merge, which cannot happen)
+ * and reads in full.
  *
  * Bounded: at most STORE_SNAPCACHE_ENTRIES entries in all (least recently used dropped
  * first), and a snapshot unused for STORE_SNAPCACHE_IDLE seconds is dropped; its arrays
@@ -264,7 +265,9 @@ static int snap_update(struct store *store, struct snap *sn, struct store_mailbo
 	struct snap_changes ch = {0};
 	int r = store->v->mailbox_changes(store, sn->account_id, sn->mailbox, sn->modseq,
 	                                  snap_changed_entry, snap_expunged_uid, &ch, st);
-	if (r == 1 && st->uidvalidity != sn->uidvalidity)
+	/* Tombstones up to the floor may be gone: a copy older than it cannot learn every
+	 * expunge since, and reads in full. */
+	if (r == 1 && (st->uidvalidity != sn->uidvalidity || st->tombstone_floor > sn->modseq))
 		r = 2;
 	if (r == 1) {
 		snap_merge(sn, &ch);

@@ -795,16 +795,130 @@ static bool store_writer_backfill(struct store *store)
 	return true;
 }
 
+/* ---- tombstone pruning (between batches, on the writer's connection) ---- */
+
+/* A store_tombstones_prune_wait() waiting for its pass. */
+struct store_prune_req {
+	struct store_prune_req *next;
+	int64_t cutoff;
+	size_t limit;
+	struct store_prune_result result;
+	int ret;
+	bool done;
+	pthread_cond_t cond;
+};
+
+/* Under queue_lock: a periodic pass is due now. */
+static bool store_prune_due_locked(const struct store *store, time_t now)
+{
+	return !store->stopping && store->tombstone_retention > 0 && store->prune_due != 0 &&
+	       now >= store->prune_due;
+}
+
+/* Under queue_lock: wait for work, a prune request, a due pass or the stop. */
+static void store_writer_wait_locked(struct store *store)
+{
+	while (store->queue_head == NULL && !store->stopping && store->prune_reqs == NULL &&
+	       !store_prune_due_locked(store, time(NULL))) {
+		if (store_writer_backfill(store))
+			continue; /* one batch of the search index's backfill, then look again */
+		if (store->tombstone_retention > 0 && store->prune_due != 0) {
+			struct timespec ts = {store->prune_due, 0};
+			(void)pthread_cond_timedwait(&store->queue_cond, &store->queue_lock, &ts);
+		} else {
+			pthread_cond_wait(&store->queue_cond, &store->queue_lock);
+		}
+	}
+}
+
+/* The periodic pass (not under queue_lock). */
+static void store_writer_prune_periodic(struct store *store, uint64_t retention, unsigned interval)
+{
+	time_t now = time(NULL);
+	struct store_prune_result r;
+	int ret = store->v->tombstones_prune(store, (int64_t)now - (int64_t)retention,
+	                                     STORE_PRUNE_LIMIT, &r);
+	if (ret < 0)
+		log_error("store: event=tombstone_prune result=failed (next pass in %u s)",
+		          interval);
+	else if (r.removed > 0)
+		log_info("store: event=tombstone_prune removed=%llu mailboxes=%llu more=%d "
+		         "retention=%llu",
+		         (unsigned long long)r.removed, (unsigned long long)r.mailboxes,
+		         (int)r.more, (unsigned long long)retention);
+	pthread_mutex_lock(&store->queue_lock);
+	store->prune_due = now + (ret == 0 && r.more ? 1 : (time_t)interval);
+	pthread_mutex_unlock(&store->queue_lock);
+}
+
+int store_tombstones_prune_wait(struct store *store, int64_t cutoff, size_t limit,
+                                struct store_prune_result *result_r)
+{
+	struct store_prune_req req = {.cutoff = cutoff, .limit = limit};
+	pthread_cond_init(&req.cond, NULL);
+	pthread_mutex_lock(&store->queue_lock);
+	req.next = store->prune_reqs;
+	store->prune_reqs = &req;
+	pthread_cond_signal(&store->queue_cond);
+	while (!req.done)
+		pthread_cond_wait(&req.cond, &store->queue_lock);
+	pthread_mutex_unlock(&store->queue_lock);
+	pthread_cond_destroy(&req.cond);
+	*result_r = req.result;
+	return req.ret;
+}
+
+void store_set_tombstone_retention(struct store *store, uint64_t seconds, unsigned interval)
+{
+	pthread_mutex_lock(&store->queue_lock);
+	store->tombstone_retention = seconds;
+	store->prune_interval = interval > 0 ? interval : STORE_PRUNE_INTERVAL;
+	if (seconds > 0 && store->prune_due == 0)
+		store->prune_due =
+		    time(NULL) + (store->prune_interval < STORE_PRUNE_FIRST ? store->prune_interval
+		                                                            : STORE_PRUNE_FIRST);
+	pthread_cond_signal(&store->queue_cond);
+	pthread_mutex_unlock(&store->queue_lock);
+}
+
+/* Run the requested passes and a due periodic one; true if there was anything. */
+static bool store_writer_prune(struct store *store)
+{
+	pthread_mutex_lock(&store->queue_lock);
+	struct store_prune_req *reqs = store->prune_reqs;
+	store->prune_reqs = NULL;
+	bool periodic = store_prune_due_locked(store, time(NULL));
+	uint64_t retention = store->tombstone_retention;
+	unsigned interval = store->prune_interval;
+	pthread_mutex_unlock(&store->queue_lock);
+	bool requested = reqs != NULL;
+	for (struct store_prune_req *q = reqs; q != NULL; q = q->next)
+		q->ret = store->v->tombstones_prune(store, q->cutoff, q->limit, &q->result);
+	if (periodic)
+		store_writer_prune_periodic(store, retention, interval);
+	if (requested) {
+		pthread_mutex_lock(&store->queue_lock);
+		while (reqs != NULL) {
+			struct store_prune_req *q = reqs;
+			reqs = q->next; /* q lives on its waiter's stack until done */
+			q->done = true;
+			pthread_cond_signal(&q->cond);
+		}
+		pthread_mutex_unlock(&store->queue_lock);
+	}
+	return periodic || requested;
+}
+
 static void *store_writer_main(void *arg)
 {
 	struct store *store = arg;
 	struct store_pending *batch[STORE_BATCH_MAX];
 	for (;;) {
 		size_t n = 0;
+		bool pruned = store_writer_prune(store);
 		pthread_mutex_lock(&store->queue_lock);
-		while (store->queue_head == NULL && !store->stopping)
-			if (!store_writer_backfill(store))
-				pthread_cond_wait(&store->queue_cond, &store->queue_lock);
+		if (!pruned)
+			store_writer_wait_locked(store);
 		while (store->queue_head != NULL && n < STORE_BATCH_MAX) {
 			batch[n++] = store->queue_head;
 			store->queue_head = store->queue_head->next;
@@ -813,9 +927,13 @@ static void *store_writer_main(void *arg)
 			store->queue_tail = NULL;
 		store_summarizer_fn *summarizer = store->summarizer;
 		void *summarizer_ctx = store->summarizer_ctx;
+		bool stop = n == 0 && store->stopping && store->prune_reqs == NULL;
 		pthread_mutex_unlock(&store->queue_lock);
-		if (n == 0)
-			break; /* stopping and drained */
+		if (n == 0) {
+			if (stop)
+				break; /* stopping and drained */
+			continue;      /* a prune request or a due pass */
+		}
 		store_writer_batch(store, batch, n, summarizer, summarizer_ctx);
 	}
 	return NULL;

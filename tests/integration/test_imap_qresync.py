@@ -335,3 +335,63 @@ def test_owed_vanished_keeps_highestmodseq_below_it(server, user):
     assert out == [b"* VANISHED %d\r\n" % uids[0], b"OK NOOP completed"], out
     a.close()
     b.close()
+
+
+# ---------------------------------------------------------------- tombstone retention
+
+def test_resync_older_than_pruned_tombstones_gets_every_gone_uid(server, user):
+    """imap_expunge_retention: once `posthorn db prune` (the server's hourly pass, by hand)
+    has removed tombstones, a client whose MODSEQ is below the highest pruned one (the
+    mailbox's floor) gets every UID it knows that is gone in VANISHED (EARLIER), also UIDs
+    expunged before its MODSEQ; SELECT, UID FETCH VANISHED and a live session's sync alike.
+    A MODSEQ not below the floor still gets the exact list."""
+    append_n(server, user, 8)
+    a = Raw(server, user)
+    uv, _, uids = state(a)
+    assert uids == list(range(1, 9)), uids
+    ok(a, b"UID STORE 1 +FLAGS.SILENT (\\Deleted)")
+    ok(a, b"EXPUNGE")
+    live = Raw(server, user)  # selected now, then silent until after the prune
+    enable(live)
+    _, hm, _ = state(live)
+    ok(a, b"UID STORE 3:4 +FLAGS.SILENT (\\Deleted)")
+    ok(a, b"EXPUNGE")
+    hm2 = highest(a.cmd(b"SELECT INBOX"))
+    ok(a, b"UID STORE 6 +FLAGS.SILENT (\\Flagged)")
+
+    def resync(qresync):
+        c = Raw(server, user)
+        enable(c)
+        out = c.cmd(b"SELECT INBOX (QRESYNC (%s))" % qresync)
+        assert out[-1].startswith(b"OK [READ-WRITE]"), out
+        return c, out
+
+    c, out = resync(b"%d %d" % (uv, hm))  # tombstones kept: exactly what went since
+    assert vanished(out, True) == {3, 4} and set(fetches(out)) == {6}, out
+    c.close()
+
+    p = server.cli("db", "prune", "--older-than", "0")
+    assert re.match(r"removed (\d+) tombstones", p.stdout), p.stdout
+    assert int(p.stdout.split()[1]) >= 3, p.stdout
+
+    c, out = resync(b"%d %d" % (uv, hm))
+    assert vanished(out, True) == {1, 3, 4} and set(fetches(out)) == {6}, out
+    out = c.cmd(b"UID FETCH 1:* (FLAGS) (CHANGEDSINCE %d VANISHED)" % hm)
+    assert out[0] == b"* VANISHED (EARLIER) 1,3:4\r\n" and set(fetches(out)) == {6}, out
+    out = c.cmd(b"UID FETCH 2:5 (FLAGS) (CHANGEDSINCE %d VANISHED)" % hm)
+    assert out == [b"* VANISHED (EARLIER) 3:4\r\n", b"OK UID FETCH completed"], out
+    c.close()
+    c, out = resync(b"%d %d 1:2,4:5" % (uv, hm))  # only known UIDs are named
+    assert vanished(out, True) == {1, 4}, out
+    c.close()
+    c, out = resync(b"%d %d" % (uv, hm2))  # at the floor: the exact list (nothing gone since)
+    assert vanished(out, True) == set() and set(fetches(out)) == {6}, out
+    c.close()
+
+    # The session selected before the pruned expunges learns them at its next sync.
+    out = live.cmd(b"NOOP")
+    assert vanished(out, False) == {3, 4} and set(fetches(out)) == {6}, out
+    assert out[-1].startswith(b"OK"), out
+    assert live.cmd(b"UID SEARCH ALL")[0] == b"* SEARCH 2 5 6 7 8\r\n"
+    live.close()
+    a.close()

@@ -163,6 +163,24 @@ static void test_queue_settings(void **state)
 	refuse_value("queue_lease_time", "2d", "value out of range");
 }
 
+/* imap_expunge_retention: 90 days unless set; 0 keeps tombstones for ever; at most 10 years. */
+static void test_expunge_retention(void **state)
+{
+	(void)state;
+	struct conf *c = set1("imap_expunge_retention", "30d");
+	assert_int_equal(c->imap_expunge_retention, 30 * 86400);
+	conf_free(&c);
+	c = set1("imap_expunge_retention", "0");
+	assert_int_equal(c->imap_expunge_retention, 0);
+	conf_free(&c);
+	c = set1("auth_workers", "1");
+	assert_int_equal(c->imap_expunge_retention, 90 * 86400);
+	conf_free(&c);
+	refuse_value("imap_expunge_retention", "3651d", "value out of range");
+	refuse_value("imap_expunge_retention", "-1",
+	             "expected a number of seconds (suffix s, m, h, d)");
+}
+
 static void test_defaults(void **state)
 {
 	(void)state;
@@ -919,6 +937,7 @@ int main(void)
 	    cmocka_unit_test(test_auth_settings),
 	    cmocka_unit_test(test_dns_settings),
 	    cmocka_unit_test(test_queue_settings),
+	    cmocka_unit_test(test_expunge_retention),
 	    cmocka_unit_test(test_outbound_client),
 	    /* last: fails (and under -fno-sanitize-recover aborts) until conf.c stores
 	     * limit_data_min_rate with the width of its field */

@@ -18,6 +18,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 
 #include <libpq-fe.h>
@@ -54,6 +55,7 @@ enum {
 	T_SET,
 	T_OBJECTIDS,
 	T_SAVED,
+	T_TOMBSTONES,
 	T_N /* below SQ_COUNT */
 };
 
@@ -80,6 +82,8 @@ static const char *const test_texts[SQ_COUNT] = {
                     " max(length(objectid)), count(*) FROM mailboxes",
     [T_SAVED] = "SELECT (SELECT count(*) FROM mailbox_entries WHERE save_date = internal_date),"
                 " (SELECT count(*) FROM messages WHERE preview IS NULL)",
+    [T_TOMBSTONES] = "SELECT count(*), min(expunged_at), max(expunged_at),"
+                     " (SELECT sum(tombstone_floor) FROM mailboxes) FROM expunged",
 };
 
 static const char sqlite_table[] =
@@ -646,6 +650,35 @@ static void test_migrate_objectid_backfill(void **state)
 	assert_int_equal(sql_step(e->w, T_SAVED, &r, &error, ""), SQL_ROW);
 	assert_int_equal(sql_col_int(r, 0), 2);
 	assert_int_equal(sql_col_int(r, 1), 1);
+	sql_row_done(r);
+}
+
+/* The tombstone migration (SQLite 13, PostgreSQL 9: SQL_*_MIGRATION_TOMBSTONES) on a
+ * database with tombstones: each gets the
+ * migration's time as its expunge time, every mailbox floor 0. */
+static void test_migrate_tombstone_backfill(void **state)
+{
+	struct env *e = env_get(state);
+	const char *error = NULL;
+	int tomb =
+	    e->kind == KIND_PG ? SQL_PG_MIGRATION_TOMBSTONES : SQL_SQLITE_MIGRATION_TOMBSTONES;
+	assert_int_equal(sql_migrate(e->w, tomb - 1, &error), 0);
+	script(e->w, "INSERT INTO domains (id, name, created) VALUES (1, 'x.org', 0);"
+	             "INSERT INTO accounts (id, address, domain_id, password_hash, created)"
+	             " VALUES (1, 'u@x.org', 1, '', 0);"
+	             "INSERT INTO mailboxes (id, account_id, name, uidvalidity) VALUES"
+	             " (1, 1, 'INBOX', 7), (2, 1, 'Sent', 8);"
+	             "INSERT INTO expunged (mailbox_id, uid, modseq) VALUES (1, 1, 2), (1, 2, 3),"
+	             " (2, 5, 9)");
+	int64_t before = (int64_t)time(NULL);
+	assert_int_equal(sql_migrate(e->w, e->driver->migration_count, &error), 0);
+	int64_t after = (int64_t)time(NULL);
+	struct sql_row *r;
+	assert_int_equal(sql_step(e->w, T_TOMBSTONES, &r, &error, ""), SQL_ROW);
+	assert_int_equal(sql_col_int(r, 0), 3);
+	assert_in_range(sql_col_int(r, 1), before, after);
+	assert_in_range(sql_col_int(r, 2), before, after);
+	assert_int_equal(sql_col_int(r, 3), 0);
 	sql_row_done(r);
 }
 
@@ -1245,6 +1278,7 @@ int main(void)
 	    BOTH(test_errors),
 	    BOTH(test_migrate),
 	    BOTH(test_migrate_objectid_backfill),
+	    BOTH(test_migrate_tombstone_backfill),
 	    BOTH(test_name_order),
 	    BOTH(test_ids_follow),
 	    PG(test_pg_session),

@@ -23,6 +23,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 
 #include <sqlite3.h>
@@ -1087,6 +1088,133 @@ static void test_snapshot_cache(void **state)
 	append_ok(f, f->a, "Bigger", "Subject: new\r\n\r\nn\r\n");
 	assert_int_equal(snapshot_same(f, "Bigger"), 1);
 	assert_int_equal(store_snapcache_entries(f->store), 1201);
+}
+
+/* ---- tombstone retention ---- */
+
+static void expunge_ok(struct fixture *f, uint64_t account, const char *mailbox, uint32_t *uids,
+                       size_t n)
+{
+	struct store_expunge x = {
+	    .account_id = account, .mailbox = mailbox, .uids = uids, .uid_count = n};
+	assert_int_equal(store_expunge_wait(f->store, &x), 0);
+	assert_int_equal(x.expunged, n);
+}
+
+static struct store_prune_result prune(struct fixture *f, int64_t cutoff, size_t limit)
+{
+	struct store_prune_result r;
+	assert_int_equal(store_tombstones_prune_wait(f->store, cutoff, limit, &r), 0);
+	return r;
+}
+
+/* Pruning by age: the tombstones expunged at or before the cutoff go, oldest first and at
+ * most the limit per pass; each mailbox's floor rises to the highest MODSEQ pruned from it;
+ * newer tombstones, other mailboxes and other accounts keep theirs. */
+static void test_tombstone_prune(void **state)
+{
+	struct fixture *f = fixture_get(state);
+	struct store_mailbox_status st;
+	mbox_ok(f, STORE_MAILBOX_CREATE, f->a, "Other", NULL);
+	for (int i = 0; i < 5; i++)
+		append_ok(f, f->a, "INBOX", "Subject: i\r\n\r\ni\r\n");
+	for (int i = 0; i < 2; i++) {
+		append_ok(f, f->a, "Other", "Subject: o\r\n\r\no\r\n");
+		append_ok(f, f->b, "INBOX", "Subject: b\r\n\r\nb\r\n");
+	}
+	assert_int_equal(prune(f, (int64_t)time(NULL) + 10, 100).removed, 0); /* none yet */
+	expunge_ok(f, f->a, "INBOX", (uint32_t[]){1, 2}, 2);
+	uint64_t m_inbox = changes(f, f->a, "INBOX", 0, &st)->expunged_modseq[0];
+	expunge_ok(f, f->a, "Other", (uint32_t[]){1}, 1);
+	uint64_t m_other = changes(f, f->a, "Other", 0, &st)->expunged_modseq[0];
+	/* The next tombstones are a second younger. */
+	int64_t cutoff = (int64_t)time(NULL);
+	while ((int64_t)time(NULL) <= cutoff)
+		usleep(20 * 1000);
+	expunge_ok(f, f->a, "INBOX", (uint32_t[]){3}, 1);
+	expunge_ok(f, f->b, "INBOX", (uint32_t[]){1}, 1);
+	struct entries *es = changes(f, f->a, "INBOX", 0, &st);
+	assert_int_equal(es->nx, 3);
+	uint64_t m_inbox3 = es->expunged_modseq[2];
+	assert_true(m_inbox3 > m_inbox);
+	assert_int_equal(st.tombstone_floor, 0);
+
+	assert_int_equal(prune(f, cutoff - 5, 100).removed, 0); /* older than every one */
+	struct store_prune_result r = prune(f, cutoff, 100);
+	assert_int_equal(r.removed, 3);
+	assert_int_equal(r.mailboxes, 2);
+	assert_false(r.more);
+	es = changes(f, f->a, "INBOX", 0, &st);
+	assert_int_equal(st.tombstone_floor, m_inbox);
+	assert_int_equal(es->nx, 1);
+	assert_int_equal(es->expunged[0], 3);
+	assert_int_equal(es->expunged_modseq[0], m_inbox3);
+	assert_int_equal(es->n, 2); /* entries untouched */
+	es = changes(f, f->a, "Other", 0, &st);
+	assert_int_equal(st.tombstone_floor, m_other);
+	assert_int_equal(es->nx, 0);
+	assert_int_equal(es->n, 1);
+	es = changes(f, f->b, "INBOX", 0, &st); /* another account's, younger: kept */
+	assert_int_equal(st.tombstone_floor, 0);
+	assert_int_equal(es->nx, 1);
+	/* The snapshot status carries the floor too. */
+	snapshot(f, f->a, "Other", &st);
+	assert_int_equal(st.tombstone_floor, m_other);
+	assert_int_equal(prune(f, cutoff, 100).removed, 0); /* nothing left that old */
+
+	/* A limit of one: one per pass, more said while some are due. */
+	int64_t later = (int64_t)time(NULL) + 10;
+	r = prune(f, later, 1);
+	assert_int_equal(r.removed, 1);
+	assert_true(r.more);
+	r = prune(f, later, 10);
+	assert_int_equal(r.removed, 1);
+	assert_false(r.more);
+	changes(f, f->a, "INBOX", 0, &st);
+	assert_int_equal(st.tombstone_floor, m_inbox3);
+	es = changes(f, f->b, "INBOX", 0, &st);
+	assert_int_equal(es->nx, 0);
+	assert_true(st.tombstone_floor > 0);
+	changes(f, f->a, "Other", 0, &st);
+	assert_int_equal(st.tombstone_floor, m_other); /* unchanged */
+	assert_int_equal(prune(f, later, 0).removed, 0);
+}
+
+/* The writer thread's periodic pass (store_set_tombstone_retention(), as `posthorn serve`
+ * with imap_expunge_retention, here 1 s every second): a tombstone goes once it is older
+ * than the retention, and the floor rises. Waits for the pass (at most 10 s). */
+static void test_tombstone_prune_periodic(void **state)
+{
+	struct fixture *f = fixture_get(state);
+	struct store_mailbox_status st;
+	for (int i = 0; i < 3; i++)
+		append_ok(f, f->a, "INBOX", "Subject: i\r\n\r\ni\r\n");
+	expunge_ok(f, f->a, "INBOX", (uint32_t[]){2}, 1);
+	uint64_t m = changes(f, f->a, "INBOX", 0, &st)->expunged_modseq[0];
+	store_set_tombstone_retention(f->store, 1, 1);
+	struct entries *es = NULL;
+	for (int i = 0; i < 200; i++) {
+		es = changes(f, f->a, "INBOX", 0, &st);
+		if (es->nx == 0)
+			break;
+		usleep(50 * 1000);
+	}
+	assert_int_equal(es->nx, 0);
+	assert_int_equal(st.tombstone_floor, m);
+	assert_int_equal(es->n, 2);
+}
+
+/* A cached snapshot older than the floor is not merged (the pruned tombstones would be
+ * missing from the changes) but read again in full: the same answer as a full read. */
+static void test_tombstone_prune_snapcache(void **state)
+{
+	struct fixture *f = fixture_get(state);
+	append_many(f, "INBOX", 1000);
+	assert_int_equal(snapshot_same(f, "INBOX"), 1000);
+	assert_int_equal(store_snapcache_entries(f->store), 1000);
+	expunge_ok(f, f->a, "INBOX", (uint32_t[]){10, 500}, 2);
+	assert_int_equal(prune(f, (int64_t)time(NULL) + 10, 100).removed, 2);
+	assert_int_equal(snapshot_same(f, "INBOX"), 998);
 }
 
 /* ---- status ---- */
@@ -2753,6 +2881,9 @@ int main(void)
 	    BOTH(test_subscriptions),
 	    BOTH(test_metadata),
 	    BOTH(test_snapshot_cache),
+	    BOTH(test_tombstone_prune),
+	    BOTH(test_tombstone_prune_snapcache),
+	    BOTH(test_tombstone_prune_periodic),
 	    BOTH(test_status),
 	    BOTH(test_message_limit),
 	    BOTH(test_recent),

@@ -150,10 +150,19 @@ static const char pg_migration_8[] =
     " || '.gin_trgm_ops)';"
     " END IF; END $$;";
 
+/* Migration 9 (SQLite's 13, SQL_PG_MIGRATION_TOMBSTONES): the time of each
+ * expunge (existing tombstones: the migration's, in whole seconds rounded down as time()
+ * gives them; a plain ::bigint would round up) and the mailbox's tombstone floor. */
+static const char pg_migration_9[] =
+    "ALTER TABLE expunged ADD COLUMN expunged_at bigint NOT NULL DEFAULT 0;"
+    "UPDATE expunged SET expunged_at = floor(extract(epoch FROM now()))::bigint;"
+    "CREATE INDEX expunged_time ON expunged(expunged_at);"
+    "ALTER TABLE mailboxes ADD COLUMN tombstone_floor bigint NOT NULL DEFAULT 0;";
+
 /* In order; the schema version is how many have been applied. */
 const char *const sql_pg_migrations[SQL_PG_MIGRATION_COUNT] = {
-    pg_migration_1, pg_migration_2, pg_migration_3, pg_migration_4,
-    pg_migration_5, pg_migration_6, pg_migration_7, pg_migration_8};
+    pg_migration_1, pg_migration_2, pg_migration_3, pg_migration_4, pg_migration_5,
+    pg_migration_6, pg_migration_7, pg_migration_8, pg_migration_9};
 
 /* Statements whose common text PostgreSQL refuses; each says PostgreSQL's error. They must
  * mean what the common text means: when that changes, change these (or make the common

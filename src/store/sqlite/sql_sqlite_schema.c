@@ -190,11 +190,23 @@ static const char sqlite_migration_12[] =
     " BEGIN INSERT INTO search_fts (search_fts, rowid, hdr, body)"
     " VALUES ('delete', old.message_id, old.hdr, old.body); END;";
 
+/* Migration 13 (SQL_SQLITE_MIGRATION_TOMBSTONES), tombstone retention for
+ * QRESYNC: the time of each expunge (existing tombstones get the migration's time, so they
+ * live one more retention period) with an index for the pruning pass, and per mailbox the
+ * highest MODSEQ among its tombstones pruned so far (0: none pruned; a client whose MODSEQ
+ * is below it gets every UID that is gone). */
+static const char sqlite_migration_13[] =
+    "ALTER TABLE expunged ADD COLUMN expunged_at INTEGER NOT NULL DEFAULT 0;"
+    "UPDATE expunged SET expunged_at = CAST(strftime('%s', 'now') AS INTEGER);"
+    "CREATE INDEX expunged_time ON expunged(expunged_at);"
+    "ALTER TABLE mailboxes ADD COLUMN tombstone_floor INTEGER NOT NULL DEFAULT 0;";
+
 /* In order; the schema version (PRAGMA user_version) is how many have been applied. */
 const char *const sql_sqlite_migrations[SQL_SQLITE_MIGRATION_COUNT] = {
     sqlite_migration_1, sqlite_migration_2,  sqlite_migration_3,  sqlite_migration_4,
     sqlite_migration_5, sqlite_migration_6,  sqlite_migration_7,  sqlite_migration_8,
-    sqlite_migration_9, sqlite_migration_10, sqlite_migration_11, sqlite_migration_12};
+    sqlite_migration_9, sqlite_migration_10, sqlite_migration_11, sqlite_migration_12,
+    sqlite_migration_13};
 
 /* Statements with more than their common text on SQLite. */
 const struct sql_replacement sql_sqlite_replacements[] = {
