@@ -1,14 +1,17 @@
 """INPROGRESS (RFC 9585): a SEARCH, SORT or THREAD that pauses reports how far it got,
 `* OK [INPROGRESS ("tag" done total)]`, before its answer; nothing for a quick command.
-This server reports at every pause (imap_progress_interval = 0) and reads the store off the
-loop (store_read_threads), so a search over a few MB pauses several times."""
+This server reports at every pause (imap_progress_interval = 0), reads the store off the
+loop (store_read_threads) and has no search index (search_index_max_text = 0: BODY would
+answer from it at once), so a search over a few MB reads message files and pauses several
+times."""
 
 import itertools
 import re
 
 from imap_helpers import Raw
 
-SERVER_CONF = {"imap_progress_interval": "0", "store_read_threads": "2"}
+SERVER_CONF = {"imap_progress_interval": "0", "store_read_threads": "2",
+               "search_index_max_text": "0"}
 
 PASSWORD = "progress-Secret-3"
 N = 200
