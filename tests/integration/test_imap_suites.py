@@ -36,8 +36,12 @@ PASSWORD = "pass"
 # against Dovecot 2.3.19 too). test_small_connection_timeout_fail reads the greeting under
 # a 1 ms connect timeout and expects it to expire: it passes against Dovecot only because
 # Dovecot's login process greets after more than 1 ms; Posthorn greets faster.
+# test_getacl runs only against a server that offers ACL (Dovecot from Debian does not load
+# its acl plugin by default) and dies in its own code before its GETACL: it indexes its
+# argparse Namespace like a dict (conf["username"]: TypeError); ACL itself is tested in
+# test_imap_acl.py and tests/imap_conv/15-acl.conv.
 LIVETEST_OWN_FAILURES = {"test_move", "test_fetch", "test_small_read_timeout_fail",
-                         "test_small_connection_timeout_fail"}
+                         "test_small_connection_timeout_fail", "test_getacl"}
 
 pytestmark = pytest.mark.skipif(not SHARED.is_dir(),
                                 reason="../shared (imaptest, imapclient-livetest) is absent")
