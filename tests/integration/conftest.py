@@ -150,8 +150,9 @@ def pick_port_base():
     lo, hi = 20000, 32000
     half = os.environ.get("POSTHORN_TEST_PORT_SLICE")
     if half in ("0", "1"):
-        # The main run starts several hundred servers, the other a few dozen.
-        lo, hi = (10000, 26000) if half == "0" else (26000, 32000)
+        # The main run starts several hundred servers, the other a few dozen. Base 10000
+        # is `make run`'s demo (tests/run-demo.sh): a demo left running stays out of the way.
+        lo, hi = (10100, 26000) if half == "0" else (26000, 32000)
     candidates = list(range(lo, hi, 100))
     random.shuffle(candidates)
     # Bases not used yet in this run first; then any whose ports are free again.
