@@ -10,6 +10,7 @@
 #include <strings.h>
 #include <time.h>
 
+#include "driver_hex.h"
 #include "mime/dkim_verify.h"
 #include "core/banned.h"
 
