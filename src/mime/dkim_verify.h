@@ -10,6 +10,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "mime/dkim_record.h"
+
 /* RFC 8601 §2.7.1 result names (none when the message has no signature). */
 enum dkim_result {
 	DKIM_RESULT_PASS,
@@ -19,8 +21,6 @@ enum dkim_result {
 	DKIM_RESULT_TEMPERROR,
 	DKIM_RESULT_PERMERROR,
 };
-
-enum dkim_dns_status { DKIM_DNS_OK, DKIM_DNS_NXDOMAIN, DKIM_DNS_TEMPFAIL };
 
 struct dkim_signature_result {
 	enum dkim_result result;
