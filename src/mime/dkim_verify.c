@@ -34,6 +34,7 @@ struct dkim_sig {
 	char *h[DKIM_H_MAX];
 	size_t nh;
 	size_t b_eq, b_end; /* b='s value within the field, to be emptied for the hash */
+	uint64_t instance;  /* an AMS's i= */
 };
 
 struct dkim_verify {
@@ -48,6 +49,8 @@ struct dkim_verify {
 	size_t nsigs;
 	struct dkim_key_answers keys;
 	const char *need;
+	bool ams;              /* ARC-Message-Signature fields (RFC 8617 §4.1.2) */
+	uint64_t ams_instance; /* the one instance verified */
 };
 
 /* ---- the signature field (§3.5) ---- */
@@ -115,7 +118,7 @@ static int dkim_sig_identity(struct dkim_sig *sig, const char *i)
 
 /* The tags every signature needs, and a=. */
 static int dkim_sig_required(struct dkim_sig *sig, const char *s, const struct dkim_tag *tags,
-                             int n)
+                             int n, bool ams)
 {
 	const struct dkim_tag *v = dkim_tag_find(s, tags, n, "v"),
 	                      *a = dkim_tag_find(s, tags, n, "a"),
@@ -124,7 +127,7 @@ static int dkim_sig_required(struct dkim_sig *sig, const char *s, const struct d
 	                      *d = dkim_tag_find(s, tags, n, "d"),
 	                      *h = dkim_tag_find(s, tags, n, "h"),
 	                      *sel = dkim_tag_find(s, tags, n, "s");
-	if (v == NULL || a == NULL || b == NULL || bh == NULL || d == NULL || h == NULL ||
+	if ((v == NULL && !ams) || a == NULL || b == NULL || bh == NULL || d == NULL || h == NULL ||
 	    sel == NULL)
 		return dkim_sig_error(sig, DKIM_RESULT_PERMERROR, "a required tag is missing");
 	sig->d = dkim_tag_dup(s, d);
@@ -141,7 +144,7 @@ static int dkim_sig_required(struct dkim_sig *sig, const char *s, const struct d
 	sig->r.b_prefix = sig->bpref;
 	sig->b_eq = b->eq;
 	sig->b_end = b->end;
-	if (v->value_len != 1 || s[v->value] != '1')
+	if (!ams && (v->value_len != 1 || s[v->value] != '1'))
 		return dkim_sig_error(sig, DKIM_RESULT_PERMERROR, "unknown version");
 	if (strcasecmp(sig->a, "rsa-sha1") == 0)
 		return dkim_sig_error(sig, DKIM_RESULT_PERMERROR, "rsa-sha1 is not accepted");
@@ -158,7 +161,7 @@ static int dkim_sig_required(struct dkim_sig *sig, const char *s, const struct d
 	char *hl = dkim_tag_compact_dup(s, h);
 	int hr = dkim_sig_h(sig, hl);
 	free(hl);
-	if (hr < 0)
+	if (hr < 0 && !ams) /* an AMS need not sign From (RFC 8617 §4.1.2) */
 		return dkim_sig_error(sig, DKIM_RESULT_PERMERROR, "h= does not sign From");
 	return 0;
 }
@@ -179,10 +182,11 @@ static int dkim_sig_optional(struct dkim_verify *v, struct dkim_sig *sig, const 
 		return dkim_sig_error(sig, DKIM_RESULT_PERMERROR, "bad c=");
 	if ((t = dkim_tag_find(s, tags, n, "i")) != NULL) {
 		val = dkim_tag_dup(s, t);
-		bad = dkim_sig_identity(sig, val);
+		bad = v->ams ? dkim_tag_number(val, &sig->instance) : dkim_sig_identity(sig, val);
 		free(val);
 		if (bad)
-			return dkim_sig_error(sig, DKIM_RESULT_PERMERROR, "i= is not within d=");
+			return dkim_sig_error(sig, DKIM_RESULT_PERMERROR,
+			                      v->ams ? "bad i=" : "i= is not within d=");
 	}
 	sig->l = UINT64_MAX;
 	if ((t = dkim_tag_find(s, tags, n, "l")) != NULL) {
@@ -241,7 +245,8 @@ static void dkim_sig_parse(struct dkim_verify *v, struct dkim_sig *sig, const st
 		dkim_sig_error(sig, DKIM_RESULT_PERMERROR, "syntax error in the signature");
 		return;
 	}
-	if (dkim_sig_required(sig, s, tags, n) < 0 || dkim_sig_optional(v, sig, s, tags, n) < 0)
+	if (dkim_sig_required(sig, s, tags, n, v->ams) < 0 ||
+	    dkim_sig_optional(v, sig, s, tags, n) < 0)
 		return;
 	size_t kn = strlen(sig->s) + strlen(sig->d) + 13;
 	sig->key_name = xmalloc(kn);
@@ -318,6 +323,19 @@ static void dkim_sig_with_answer(struct dkim_verify *v, struct dkim_sig *sig,
 
 /* ---- the API ---- */
 
+static void dkim_sig_free(struct dkim_sig *sig)
+{
+	free(sig->d);
+	free(sig->s);
+	free(sig->a);
+	free(sig->bpref);
+	free(sig->key_name);
+	free(sig->i_domain);
+	for (size_t k = 0; k < sig->nh; k++)
+		free(sig->h[k]);
+	memset(sig, 0, sizeof(*sig));
+}
+
 static void dkim_verify_add_sig(struct dkim_verify *v, size_t field)
 {
 	struct dkim_sig *sig = &v->sigs[v->nsigs++];
@@ -326,33 +344,43 @@ static void dkim_verify_add_sig(struct dkim_verify *v, size_t field)
 	dkim_sig_parse(v, sig, &v->fields[field]);
 }
 
-struct dkim_verify *dkim_verify_new(const unsigned char *msg, size_t len, size_t max_signatures,
-                                    int64_t now)
+/* A verifier of msg's fields named name (at most max of them); with ams, only the
+ * ARC-Message-Signature of instance ams_instance. */
+static struct dkim_verify *dkim_verify_open(const unsigned char *msg, size_t len, size_t max,
+                                            int64_t now, bool ams, uint64_t ams_instance)
 {
 	struct dkim_verify *v = xcalloc(1, sizeof(*v));
 	v->now = now;
+	v->ams = ams;
+	v->ams_instance = ams_instance;
 	v->arena = arena_new(16384);
-	bool bare = false;
-	for (size_t i = 0; i < len && !bare; i++)
-		bare = (msg[i] == '\r' && (i + 1 == len || msg[i + 1] != '\n')) ||
-		       (msg[i] == '\n' && (i == 0 || msg[i - 1] != '\r'));
-	if (bare) { /* what the SMTP client sent (RFC 5321 §2.3.8) */
-		struct crlf st;
-		crlf_init(&st);
-		v->copy = xmalloc(2 * len + 3);
-		len = crlf_convert(&st, msg, len, v->copy);
-		len += crlf_finish(&st, v->copy + len);
-		msg = v->copy;
-	}
+	msg = dkim_canon_message(msg, len, &v->copy, &len);
 	v->msg = msg;
 	v->len = len;
 	v->nfields =
 	    dkim_canon_fields(v->arena, msg, len, DKIM_VERIFY_FIELDS_MAX, &v->fields, &v->body);
-	v->sigs = xcalloc(max_signatures > 0 ? max_signatures : 1, sizeof(*v->sigs));
-	for (size_t i = 0; i < v->nfields && v->nsigs < max_signatures; i++)
-		if (dkim_canon_field_is(msg, &v->fields[i], "DKIM-Signature"))
-			dkim_verify_add_sig(v, i);
+	v->sigs = xcalloc(max > 0 ? max : 1, sizeof(*v->sigs));
+	const char *name = ams ? "ARC-Message-Signature" : "DKIM-Signature";
+	for (size_t i = 0; i < v->nfields && v->nsigs < max; i++) {
+		if (!dkim_canon_field_is(msg, &v->fields[i], name))
+			continue;
+		dkim_verify_add_sig(v, i);
+		if (ams && v->sigs[v->nsigs - 1].instance != ams_instance)
+			dkim_sig_free(&v->sigs[--v->nsigs]);
+	}
 	return v;
+}
+
+struct dkim_verify *dkim_verify_new(const unsigned char *msg, size_t len, size_t max_signatures,
+                                    int64_t now)
+{
+	return dkim_verify_open(msg, len, max_signatures, now, false, 0);
+}
+
+struct dkim_verify *dkim_verify_new_ams(const unsigned char *msg, size_t len, uint64_t instance,
+                                        int64_t now)
+{
+	return dkim_verify_open(msg, len, 1, now, true, instance);
 }
 
 void dkim_verify_free(struct dkim_verify **vp)
@@ -360,17 +388,8 @@ void dkim_verify_free(struct dkim_verify **vp)
 	struct dkim_verify *v = *vp;
 	if (v == NULL)
 		return;
-	for (size_t i = 0; i < v->nsigs; i++) {
-		struct dkim_sig *sig = &v->sigs[i];
-		free(sig->d);
-		free(sig->s);
-		free(sig->a);
-		free(sig->bpref);
-		free(sig->key_name);
-		free(sig->i_domain);
-		for (size_t k = 0; k < sig->nh; k++)
-			free(sig->h[k]);
-	}
+	for (size_t i = 0; i < v->nsigs; i++)
+		dkim_sig_free(&v->sigs[i]);
 	dkim_key_answers_free(&v->keys);
 	free(v->sigs);
 	free(v->copy);

@@ -39,6 +39,11 @@ struct dkim_verify;
  * max_signatures DKIM-Signature fields, the first ones. Never NULL. */
 struct dkim_verify *dkim_verify_new(const unsigned char *msg, size_t len, size_t max_signatures,
                                     int64_t now);
+/* For ARC (mime/arc_verify): verify the ARC-Message-Signature of the given instance (i=) as
+ * a DKIM signature (RFC 8617 §4.1.2: no v=, i= is the instance, h= need not sign From);
+ * dkim_verify_count() is 0 when msg has none of that instance. */
+struct dkim_verify *dkim_verify_new_ams(const unsigned char *msg, size_t len, uint64_t instance,
+                                        int64_t now);
 /* Frees the verifier; sets *v to NULL; accepts NULL. */
 void dkim_verify_free(struct dkim_verify **v);
 /* Verify what can be: 1 when every signature has its result, 0 when dkim_verify_need()
