@@ -37,7 +37,7 @@ build/rel/%.o: src/%.c
 	$(CC) $(REL_CFLAGS) -c -o $@ $<
 
 # Test drivers that are not cmocka programs of their own (tests/unit/<name>.c).
-TEST_DRIVERS := build/asan/tests/spf_suite build/asan/tests/dkim_check
+TEST_DRIVERS := build/asan/tests/spf_suite build/asan/tests/dkim_check build/asan/tests/milter_check
 
 asan: build/asan/posthorn $(UNIT_BINS) $(TEST_DRIVERS)
 
