@@ -8,8 +8,10 @@ import base64
 import imaplib
 import os
 import re
+import signal
 import smtplib
 import subprocess
+import time
 
 import authres
 import authres.dmarc
@@ -312,3 +314,37 @@ def test_submission_is_not_checked(server):
     raw = fetch(server, subject)
     assert b"Authentication-Results" not in raw
     assert raw.startswith(b"Return-Path: ")
+
+
+def reload_with(server, settings):
+    """Append settings and SIGHUP: new sessions use them (the last value of a key counts)."""
+    before = server.log_text().count("event=reload result=ok")
+    server.append_conf(settings)
+    server.proc.send_signal(signal.SIGHUP)
+    deadline = time.monotonic() + 10
+    while server.log_text().count("event=reload result=ok") == before:
+        assert time.monotonic() < deadline, "no reload"
+        time.sleep(0.05)
+
+
+def test_settings_spf_reject_and_dmarc_reject_off(server):
+    # Last in the module: it changes the settings of the module's server.
+    reload_with(server, {"spf_reject_fail": "yes", "dmarc_reject": "no"})
+    try:
+        # SPF fail refused at MAIL with RFC 7372's code; softfail and temperror are not
+        with pytest.raises(smtplib.SMTPSenderRefused) as e:
+            send(server, "a@spffail.test", message(unique("spf-reject"), "a@spffail.test"))
+        assert e.value.smtp_code == 550 and e.value.smtp_error.startswith(b"5.7.23 ")
+        assert "event=spf-reject from=<a@spffail.test>" in server.log_text()
+        assert deliver_and_parse(server, "a@softfail.test", "a@softfail.test")["spf"][0][0] \
+            == "softfail"
+        # p=reject with dmarc_reject = no: quarantined instead, delivered with dmarc=fail
+        # (SPF passes for spfpass.test, which is not aligned with From: reject.test)
+        subject = unique("dmarc-reject-off")
+        send(server, "b@spfpass.test", message(subject, "b@reject.test"))
+        assert our_ar(fetch(server, subject))["dmarc"][0][0] == "fail"
+        lines = [l for l in server.log_text().splitlines()
+                 if "event=auth-results" in l and "spf_identity=<b@spfpass.test>" in l]
+        assert len(lines) == 1 and "policy=reject action=quarantine" in lines[0], lines
+    finally:
+        reload_with(server, {"spf_reject_fail": "no", "dmarc_reject": "yes"})
