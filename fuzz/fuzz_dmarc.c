@@ -34,12 +34,12 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		p = nl + 1;
 	}
 	const char *dkim[2] = {"example.com", "other.example.net"};
-	struct dmarc_input in = {.from_domain = size > 0 && (data[0] & 1) ? "a.b.mail.example.com"
-	                                                                  : "x.www.ck",
-	                         .spf_pass_domain = size > 1 && (data[1] & 1) ? "example.com" : NULL,
-	                         .dkim_pass_domains = dkim,
-	                         .dkim_pass_count = size > 2 ? data[2] % 3 : 0,
-	                         .sample = size > 3 ? data[3] % 100 : 0};
+	struct dmarc_input in = {
+	    .from_domain = size > 0 && (data[0] & 1) ? "a.b.mail.example.com" : "x.www.ck",
+	    .spf_pass_domain = size > 1 && (data[1] & 1) ? "example.com" : NULL,
+	    .dkim_pass_domains = dkim,
+	    .dkim_pass_count = size > 2 ? data[2] % 3 : 0,
+	    .sample = size > 3 ? data[3] % 100 : 0};
 	struct dmarc_check *c = dmarc_check_new(fuzz_psl, &in);
 	int rounds = 0;
 	for (; rounds < 10 && dmarc_check_run(c) == 0; rounds++) {

@@ -429,8 +429,8 @@ static const struct {
 	const char *name;
 	uint16_t type;
 } dns_types[] = {
-    {"MX", DNS_TYPE_MX},     {"A", DNS_TYPE_A},     {"AAAA", DNS_TYPE_AAAA},
-    {"TLSA", DNS_TYPE_TLSA}, {"TXT", DNS_TYPE_TXT}, {"PTR", DNS_TYPE_PTR},
+    {"MX", DNS_TYPE_MX},       {"A", DNS_TYPE_A},     {"AAAA", DNS_TYPE_AAAA},
+    {"TLSA", DNS_TYPE_TLSA},   {"TXT", DNS_TYPE_TXT}, {"PTR", DNS_TYPE_PTR},
     {"CNAME", DNS_TYPE_CNAME}, {"SOA", DNS_TYPE_SOA},
 };
 

@@ -90,8 +90,9 @@ struct dns_result {
 /* Parse the response pkt (len octets) to a question for qtype. Everything the result points
  * to is allocated in arena. Sets status from the RCODE (NOERROR: OK with records or NODATA;
  * NXDOMAIN; any other: TEMPFAIL), follows CNAMEs from the question's name (at most 16), and
- * collects the qtype records of the final name (MX, A, AAAA, TLSA, TXT, PTR). secure is left false. Returns 0, or -1 with
- * *error_r when the packet is malformed (truncated, bad name, bad rdata, wrong question). */
+ * collects the qtype records of the final name (MX, A, AAAA, TLSA, TXT, PTR). secure is left
+ * false. Returns 0, or -1 with *error_r when the packet is malformed (truncated, bad name, bad
+ * rdata, wrong question). */
 int dns_packet_parse(const unsigned char *pkt, size_t len, uint16_t qtype, struct arena *arena,
                      struct dns_result *result, const char **error_r)
     __attribute__((warn_unused_result));

@@ -136,7 +136,8 @@ bool authres_claims(const unsigned char *body, size_t len, const char *authserv_
 		for (i++; i < len && body[i] != '"'; i++) {
 			if (body[i] == '\\' && i + 1 < len)
 				i++;
-			if (k >= idlen || authres_lower(body[i]) != authres_lower((unsigned char)authserv_id[k]))
+			if (k >= idlen ||
+			    authres_lower(body[i]) != authres_lower((unsigned char)authserv_id[k]))
 				return false;
 			k++;
 		}

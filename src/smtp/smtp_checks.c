@@ -134,7 +134,10 @@ static void checks_answer(struct smtp_checks *c, const struct dns_result *r)
 	}
 	enum spf_dns_status st = checks_spf_status(r);
 	if (c->phase == CHECKS_SPF) {
-		struct spf_dns_answer a = {.status = st, .count = n, .texts = texts, .lens = lens,
+		struct spf_dns_answer a = {.status = st,
+		                           .count = n,
+		                           .texts = texts,
+		                           .lens = lens,
 		                           .addrs = (const unsigned char(*)[16])addrs};
 		spf_check_answer(c->spf, c->need_name, (enum spf_dns_type)c->need_type, &a);
 	} else if (c->phase == CHECKS_DKIM) {
@@ -181,7 +184,7 @@ static bool checks_lookup(struct smtp_checks *c, const char *name, uint16_t type
 	if (res != NULL)
 		c->lookup = dns_lookup(res, name, type, checks_dns_cb, c, &error);
 	if (c->lookup == NULL) {
-		log_warn("session=%s proto=smtp event=check-dns name=%s error=%s", conn_id(s->conn),
+		log_info("session=%s proto=smtp event=check-dns name=%s error=%s", conn_id(s->conn),
 		         name, error != NULL ? error : "unknown");
 		checks_answer(c, NULL);
 		return false;
@@ -382,8 +385,8 @@ void smtp_checks_data(struct smtp_session *s, void (*next)(struct smtp_session *
 	if (c->map_fd < 0 || fstat(c->map_fd, &st) != 0 || (uint64_t)st.st_size < s->trace_size ||
 	    (c->map = mmap(NULL, (size_t)st.st_size > 0 ? (size_t)st.st_size : 1, PROT_READ,
 	                   MAP_PRIVATE, c->map_fd, 0)) == MAP_FAILED) {
-		log_error("session=%s proto=smtp event=spool-map path=%s error=%s", conn_id(s->conn),
-		          s->spool_path, strerror(errno));
+		log_error("session=%s proto=smtp event=spool-map path=%s error=%s",
+		          conn_id(s->conn), s->spool_path, strerror(errno));
 		c->map = NULL;
 		checks_unmap(c);
 		c->data_reply = "451 4.3.0 Local error: cannot read spool file";
@@ -439,16 +442,15 @@ static int checks_format(struct smtp_checks *c, struct buf *b)
 	m[k++] = (struct authres_method){
 	    .method = "spf",
 	    .result = spf_result_name(c->spf_result),
-	    .reason = c->spf_result == SPF_TEMPERROR || c->spf_result == SPF_PERMERROR ? problem
-	                                                                                : NULL,
+	    .reason =
+	        c->spf_result == SPF_TEMPERROR || c->spf_result == SPF_PERMERROR ? problem : NULL,
 	    .props = {{c->spf_helo ? "smtp.helo" : "smtp.mailfrom", c->spf_identity}},
 	    .prop_count = 1};
 	for (size_t i = 0; i < n; i++) {
 		const struct dkim_signature_result *r = dkim_verify_result(c->dkim, i);
 		struct authres_method *d = &m[k++];
-		*d = (struct authres_method){.method = "dkim",
-		                             .result = dkim_result_name(r->result),
-		                             .reason = r->problem};
+		*d = (struct authres_method){
+		    .method = "dkim", .result = dkim_result_name(r->result), .reason = r->problem};
 		if (r->domain != NULL && r->domain[0] != '\0')
 			d->props[d->prop_count++] = (struct authres_prop){"header.d", r->domain};
 		if (r->selector != NULL && r->selector[0] != '\0')
@@ -494,8 +496,8 @@ static int checks_copy(int in, int out, off_t off, size_t len)
 		ssize_t n = copy_file_range(in, &o, out, NULL, len, 0);
 		if (n < 0 && errno == EINTR)
 			continue;
-		if (n < 0 && (errno == EXDEV || errno == ENOSYS || errno == EINVAL ||
-		              errno == EOPNOTSUPP)) {
+		if (n < 0 &&
+		    (errno == EXDEV || errno == ENOSYS || errno == EINVAL || errno == EOPNOTSUPP)) {
 			char chunk[65536];
 			size_t want = len < sizeof(chunk) ? len : sizeof(chunk);
 			n = pread(in, chunk, want, off);
@@ -594,8 +596,8 @@ static void checks_data_done(struct smtp_checks *c)
 	SMTP_LOG(s,
 	         "event=auth-results id=%s ip=%s spf=%s spf_identity=<%s> dkim=%s dmarc=%s "
 	         "from_domain=%s policy=%s action=%s",
-	         s->msgid, conn_remote_ip(s->conn), spf_result_name(c->spf_result),
-	         c->spf_identity, checks_dkim_summary(c, &dk), dmarc_result_name(dr),
+	         s->msgid, conn_remote_ip(s->conn), spf_result_name(c->spf_result), c->spf_identity,
+	         checks_dkim_summary(c, &dk), dmarc_result_name(dr),
 	         c->from_domain != NULL ? c->from_domain : "-", dmarc_policy_name(apply), action);
 	buf_free(&dk);
 	if (c->data_reply == NULL) {

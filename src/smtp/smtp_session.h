@@ -26,7 +26,7 @@ struct smtp_checks;
 
 struct smtp_server {
 	struct store *store;
-	struct psl *psl;       /* the Public Suffix List (DMARC), read at start */
+	struct psl *psl; /* the Public Suffix List (DMARC), read at start */
 	struct auth *auth;
 	struct conf_slot conf; /* for new sessions */
 	struct userip *userip; /* authenticated submission sessions per account + address */

@@ -121,7 +121,8 @@ static void test_find(void **state)
 	assert_int_equal(spans[0].len, strlen("Authentication-Results: mx.example.org;\r\n"
 	                                      "\tspf=pass smtp.mailfrom=forged@x\r\n"));
 	assert_int_equal(spans[1].offset, strstr(msg, "AUTHENTICATION") - msg);
-	assert_int_equal(spans[1].len, strlen("AUTHENTICATION-RESULTS: (c) mx.example.org; none\r\n"));
+	assert_int_equal(spans[1].len,
+	                 strlen("AUTHENTICATION-RESULTS: (c) mx.example.org; none\r\n"));
 	free(spans);
 
 	/* LF line ends; no empty line: the whole message is header */
@@ -149,8 +150,9 @@ static void test_find(void **state)
 	assert_int_equal(n, 50);
 	assert_int_equal(header_len, len - 4);
 	free(spans);
-	n = authres_find_claims((const unsigned char *)"\r\nAuthentication-Results: mx.example.org;",
-	                        41, "mx.example.org", &spans, &header_len);
+	n = authres_find_claims(
+	    (const unsigned char *)"\r\nAuthentication-Results: mx.example.org;", 41,
+	    "mx.example.org", &spans, &header_len);
 	assert_int_equal(n, 0);
 	assert_null(spans);
 	assert_int_equal(header_len, 2);
