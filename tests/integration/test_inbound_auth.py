@@ -19,7 +19,7 @@ import dkim
 import nacl.signing
 import pytest
 
-from conftest import HOST, USERS, make_server, unique
+from conftest import HOST, USERS, RawSMTP, make_server, unique
 from dns_server import DNSServer
 from imap_helpers import imap_ports, tls_ctx, wait_imap
 
@@ -302,6 +302,43 @@ def test_forged_authentication_results_removed(server):
                                 extra_headers=b"Authentication-Results: other.example; "
                                               b"dkim=pass header.d=x.test\r\n"))
     assert "event=auth-results-removed" in server.log_text()
+
+
+def test_pipelined_commands_wait_for_spf(server):
+    # MAIL waits for its DNS answers with input paused; RCPT, DATA and the message sent in
+    # the same write are answered after it, in order.
+    subject = unique("pipelined")
+    with RawSMTP(server.smtp_port) as c:
+        c.ehlo()
+        c.send("MAIL FROM:<a@spfpass.test>\r\nRCPT TO:<%s>\r\nDATA\r\n" % DEMO)
+        assert [c.read_reply().code for _ in range(3)] == [250, 250, 354]
+        c.send(message(subject, "a@spfpass.test") + b".\r\n")
+        assert c.read_reply().code == 250
+        c.cmd("QUIT")
+    assert our_ar(fetch(server, subject))["spf"][0][0] == "pass"
+
+
+def test_client_gone_during_lookup(server, dns):
+    # The client leaves while MAIL waits for an answer that never comes (a dropped name
+    # never asked before: libunbound caches failures for a while). Input is paused during
+    # the wait, so the end of the connection is seen once the lookup has timed out and MAIL
+    # was answered; the session is then freed and the server goes on (the module's clean
+    # stop checks the sanitizers).
+    name = unique("gone").replace("-", "") + ".test"
+    dns.drop(name)
+    c = RawSMTP(server.smtp_port)
+    c.ehlo(name)
+    c.send("MAIL FROM:<a@%s>\r\n" % name)
+    c.close()
+    sid = None
+    deadline = time.monotonic() + 10
+    while sid is None or ("session=%s proto=smtp event=disconnect" % sid) not in server.log_text():
+        assert time.monotonic() < deadline, "no disconnect"
+        m = re.search(r"session=(\S+) proto=smtp event=ehlo helo=%s" % name, server.log_text())
+        sid = m.group(1) if m else None
+        time.sleep(0.05)
+    ar = deliver_and_parse(server, "a@spfpass.test", "a@spfpass.test")
+    assert ar["spf"][0][0] == "pass"
 
 
 def test_submission_is_not_checked(server):
