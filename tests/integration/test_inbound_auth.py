@@ -62,6 +62,10 @@ def zone(keys):
     z += "nospf.test. IN A 192.0.2.9\n"
     z += txt("helo.test", "v=spf1 ip4:127.0.0.1 -all")
     z += txt("slow.test", "v=spf1 -all")  # dropped: no answer comes
+    # ptr: 127.0.0.1's PTR name (validated by its A record) is under ptr.test
+    z += txt("ptr.test", "v=spf1 ptr:ptr.test -all")
+    z += "1.0.0.127.in-addr.arpa. IN PTR host.ptr.test.\n"
+    z += "host.ptr.test. IN A 127.0.0.1\n"
     # DKIM and DMARC: signed.test passes DMARC only through DKIM (SPF fails)
     for dom in ("signed.test", "nodmarc.test"):
         z += txt(dom, "v=spf1 -all")
@@ -192,6 +196,8 @@ def deliver_and_parse(server, sender, from_addr, subject=None, **kw):
     ("a@softfail.test", "127.0.0.1", "softfail"),
     ("a@nospf.test", "127.0.0.1", "none"),
     ("a@slow.test", "127.0.0.1", "temperror"),
+    ("a@ptr.test", "127.0.0.1", "pass"),   # PTR lookups through net/dns
+    ("b@ptr.test", "127.0.0.2", "fail"),   # no PTR record for 127.0.0.2
 ])
 def test_spf(server, sender, source, want):
     # An SPF fail is only recorded (spf_reject_fail = no); a temperror never refuses.
