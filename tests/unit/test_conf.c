@@ -430,7 +430,8 @@ static void test_inbound_checks(void **state)
 	assert_true(c->dmarc_quarantine);
 	assert_int_equal(c->dkim_verify_max_signatures, 5);
 	assert_string_equal(c->inbound_checks_skip_domains, "");
-	assert_string_equal(c->public_suffix_list, "/usr/share/publicsuffix/public_suffix_list.dat");
+	assert_string_equal(c->public_suffix_list,
+	                    "/usr/share/publicsuffix/public_suffix_list.dat");
 	conf_free(&c);
 	c = parse("inbound_checks = no\nspf_reject_fail = yes\ndmarc_reject = no\n"
 	          "dmarc_quarantine = no\ndkim_verify_max_signatures = 1\n"
