@@ -158,6 +158,17 @@ static void checks_answer(struct smtp_checks *c, const struct dns_result *r)
 
 static void checks_step(struct smtp_checks *c);
 
+/* Append text for a log line: printable ASCII without spaces, others as '?', at most 255
+ * octets (names and domains from DNS and from the message). */
+static void checks_put_safe(struct buf *b, const char *text)
+{
+	for (size_t i = 0; text[i] != '\0' && i < 255; i++) {
+		char ch = text[i] > 0x20 && text[i] < 0x7f ? text[i] : '?';
+		if (buf_append(b, &ch, 1) != 0)
+			return;
+	}
+}
+
 static void checks_dns_cb(const struct dns_result *result, void *ctx)
 {
 	struct smtp_checks *c = ctx;
@@ -184,8 +195,12 @@ static bool checks_lookup(struct smtp_checks *c, const char *name, uint16_t type
 	if (res != NULL)
 		c->lookup = dns_lookup(res, name, type, checks_dns_cb, c, &error);
 	if (c->lookup == NULL) {
+		struct buf b;
+		buf_init(&b, 1024);
+		checks_put_safe(&b, name);
 		log_info("session=%s proto=smtp event=check-dns name=%s error=%s", conn_id(s->conn),
-		         name, error != NULL ? error : "unknown");
+		         buf_cstr(&b), error != NULL ? error : "unknown");
+		buf_free(&b);
 		checks_answer(c, NULL);
 		return false;
 	}
@@ -481,8 +496,8 @@ static const char *checks_dkim_summary(struct smtp_checks *c, struct buf *b)
 	int r = 0;
 	for (size_t i = 0; i < n; i++) {
 		const struct dkim_signature_result *d = dkim_verify_result(c->dkim, i);
-		r |= buf_printf(b, "%s%s:%s", i > 0 ? "," : "", dkim_result_name(d->result),
-		                d->domain != NULL ? d->domain : "");
+		r |= buf_printf(b, "%s%s:", i > 0 ? "," : "", dkim_result_name(d->result));
+		checks_put_safe(b, d->domain != NULL ? d->domain : "");
 	}
 	return r == 0 ? buf_cstr(b) : "many";
 }
@@ -591,15 +606,18 @@ static void checks_data_done(struct smtp_checks *c)
 			c->junk = true;
 		}
 	}
-	struct buf dk;
-	buf_init(&dk, 1024);
+	struct buf dk, fd;
+	buf_init(&dk, 2048);
+	buf_init(&fd, 512);
+	checks_put_safe(&fd, c->from_domain != NULL ? c->from_domain : "-");
 	SMTP_LOG(s,
 	         "event=auth-results id=%s ip=%s spf=%s spf_identity=<%s> dkim=%s dmarc=%s "
 	         "from_domain=%s policy=%s action=%s",
 	         s->msgid, conn_remote_ip(s->conn), spf_result_name(c->spf_result), c->spf_identity,
-	         checks_dkim_summary(c, &dk), dmarc_result_name(dr),
-	         c->from_domain != NULL ? c->from_domain : "-", dmarc_policy_name(apply), action);
+	         checks_dkim_summary(c, &dk), dmarc_result_name(dr), buf_cstr(&fd),
+	         dmarc_policy_name(apply), action);
 	buf_free(&dk);
+	buf_free(&fd);
 	if (c->data_reply == NULL) {
 		struct buf ar;
 		buf_init(&ar, CHECKS_AR_MAX);
