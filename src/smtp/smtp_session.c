@@ -733,6 +733,7 @@ static void smtp_async_done(void *ctx, int kind)
 		s->read_next(s);
 	} else if (kind == SMTP_ASYNC_CHECK) {
 		smtp_checks_resume(s);
+		smtp_session_check_login(s); /* port 25: MAIL may have been accepted */
 	}
 }
 
