@@ -308,6 +308,9 @@ def test_forged_authentication_results_removed(server):
                                 extra_headers=b"Authentication-Results: other.example; "
                                               b"dkim=pass header.d=x.test\r\n"))
     assert "event=auth-results-removed" in server.log_text()
+    # the size the store recorded is that of the rewritten message
+    [entry] = [m for m in server.mail_list(DEMO) if m["subject"] == subject]
+    assert entry["size"] == len(raw)
 
 
 def test_pipelined_commands_wait_for_spf(server):
