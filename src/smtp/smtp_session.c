@@ -16,6 +16,7 @@
 #include "core/buf.h"
 #include "core/log.h"
 #include "core/xmalloc.h"
+#include "smtp/psl.h"
 #include "smtp/smtp_server.h"
 #include "core/banned.h"
 
@@ -31,6 +32,14 @@ struct smtp_server *smtp_server_new(struct store *store, struct auth *auth, stru
 	struct smtp_server *srv = xcalloc(1, sizeof(*srv));
 	srv->store = store;
 	srv->auth = auth;
+	const char *error = NULL;
+	srv->psl = psl_load(conf->public_suffix_list, &error);
+	if (srv->psl == NULL) {
+		log_warn("event=psl path=%s error=\"%s\": DMARC takes the last two labels as the "
+		         "organizational domain",
+		         conf->public_suffix_list, error);
+		srv->psl = psl_parse("");
+	}
 	conf_slot_init(&srv->conf, conf);
 	srv->userip = userip_new();
 	return srv;
@@ -42,6 +51,7 @@ void smtp_server_free(struct smtp_server **server)
 		return;
 	conf_slot_deinit(&(*server)->conf);
 	userip_free(&(*server)->userip);
+	psl_free(&(*server)->psl);
 	free(*server);
 	*server = NULL;
 }
@@ -119,6 +129,7 @@ static void smtp_session_spool_drop(struct smtp_session *s)
 void smtp_session_reset_tx(struct smtp_session *s)
 {
 	smtp_session_spool_drop(s);
+	smtp_checks_free(&s->checks);
 	arena_reset(s->tx);
 	s->have_mail = false;
 	s->mail_from = NULL;
@@ -145,6 +156,7 @@ static void smtp_session_free(struct smtp_session *s)
 {
 	smtp_burl_free(s);
 	smtp_session_spool_drop(s);
+	smtp_checks_free(&s->checks);
 	auth_login_free(&s->login);
 	free(s->delivery_accounts);
 	free(s->delivery_remote);
@@ -415,6 +427,7 @@ static size_t smtp_collect_accounts(struct smtp_session *s)
 }
 
 static void smtp_body_deliver(struct smtp_session *s);
+static void smtp_body_checked(struct smtp_session *s);
 
 static void smtp_body_refused(struct smtp_session *s, const char *err)
 {
@@ -438,6 +451,22 @@ void smtp_session_body_end(struct smtp_session *s)
 	if (err == NULL && hs.too_many)
 		err = "552 5.3.4 Too many header fields";
 	s->delivery_count = smtp_collect_accounts(s);
+	if (err != NULL) {
+		smtp_body_refused(s, err);
+		return;
+	}
+	if (smtp_checks_active(s)) {
+		smtp_checks_data(s, smtp_body_checked);
+		return;
+	}
+	smtp_session_read(s, smtp_quota_read, smtp_body_deliver);
+}
+
+/* The checks on arrival are done: refuse (DMARC), or read the quota with the size of the
+ * new spool file. */
+static void smtp_body_checked(struct smtp_session *s)
+{
+	const char *err = smtp_checks_data_reply(s);
 	if (err != NULL) {
 		smtp_body_refused(s, err);
 		return;
@@ -482,6 +511,7 @@ static void smtp_body_deliver(struct smtp_session *s)
 	    .envid = s->dsn_envid,
 	    .smtputf8 = s->smtputf8,
 	    .requiretls = s->requiretls,
+	    .junk = smtp_checks_junk(s),
 	    .eightbit = s->body_8bit,
 	    .received_at = time(NULL),
 	    .hdr_from = hs.from,
@@ -701,6 +731,9 @@ static void smtp_async_done(void *ctx, int kind)
 	} else if (kind == SMTP_ASYNC_READ) {
 		smtp_session_set_state(s, s->read_state);
 		s->read_next(s);
+	} else if (kind == SMTP_ASYNC_CHECK) {
+		smtp_checks_resume(s);
+		smtp_session_check_login(s); /* port 25: MAIL may have been accepted */
 	}
 }
 

@@ -206,8 +206,11 @@ class Server:
         self.conf = self.dir / "posthorn.conf"
         # Greet at once on port 25 (the pregreet test's own tests set a wait). Mail for
         # other domains stays queued unless a test turns outbound delivery on (with a DNS
-        # server of its own: tests never ask the machine's resolver).
-        self.append_conf({"smtp_pregreet_wait": "0", "outbound_enabled": "no"})
+        # server of its own: tests never ask the machine's resolver). For the same reason
+        # the checks on arrival (SPF/DKIM/DMARC, Authentication-Results) are off unless a
+        # test turns them on (test_inbound_auth.py).
+        self.append_conf({"smtp_pregreet_wait": "0", "outbound_enabled": "no",
+                          "inbound_checks": "no"})
         if extra_conf:
             self.append_conf(extra_conf)
         self.proc = None
