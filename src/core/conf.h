@@ -104,6 +104,7 @@ struct conf {
 	bool dmarc_quarantine;               /* p=quarantine: the recipients' Junk folder */
 	unsigned dkim_verify_max_signatures; /* DKIM-Signature fields verified per message */
 	char *inbound_checks_skip_domains;   /* our domains whose mail is checked, not acted on */
+	char *arc_trusted_sealers;           /* ARC sealers whose pass sets a DMARC failure aside */
 	char *public_suffix_list;            /* the PSL file (DMARC organizational domains) */
 	/* outbound delivery (smtp/outbound.c) */
 	bool outbound_enabled;                   /* no: remote mail stays queued, unsent */

@@ -19,6 +19,7 @@
 
 #include "core/log.h"
 #include "core/xmalloc.h"
+#include "mime/arc_verify.h"
 #include "mime/dkim_verify.h"
 #include "mime/rfc822_addr.h"
 #include "net/dns.h"
@@ -31,7 +32,7 @@
 
 #define CHECKS_AR_MAX 16384
 
-enum checks_phase { CHECKS_SPF, CHECKS_DKIM, CHECKS_DMARC, CHECKS_DONE };
+enum checks_phase { CHECKS_SPF, CHECKS_DKIM, CHECKS_ARC, CHECKS_DMARC, CHECKS_DONE };
 
 struct smtp_checks {
 	struct smtp_session *s;
@@ -55,10 +56,12 @@ struct smtp_checks {
 	unsigned char *map;
 	size_t map_len;
 	struct dkim_verify *dkim;
+	struct arc_verify *arc;
 	struct dmarc_check *dmarc;
 	char *from_domain;
 	const char *data_reply;
 	bool junk;
+	bool arc_override; /* a trusted sealer's ARC pass set DMARC's policy aside */
 };
 
 bool smtp_checks_active(const struct smtp_session *s)
@@ -84,6 +87,7 @@ void smtp_checks_free(struct smtp_checks **checks)
 	dns_lookup_cancel(&c->lookup);
 	spf_check_free(&c->spf);
 	dkim_verify_free(&c->dkim);
+	arc_verify_free(&c->arc);
 	dmarc_check_free(&c->dmarc);
 	checks_unmap(c);
 	free(c->need_name);
@@ -140,11 +144,14 @@ static void checks_answer(struct smtp_checks *c, const struct dns_result *r)
 		                           .lens = lens,
 		                           .addrs = (const unsigned char(*)[16])addrs};
 		spf_check_answer(c->spf, c->need_name, (enum spf_dns_type)c->need_type, &a);
-	} else if (c->phase == CHECKS_DKIM) {
+	} else if (c->phase == CHECKS_DKIM || c->phase == CHECKS_ARC) {
 		enum dkim_dns_status ds = st == SPF_DNS_OK         ? DKIM_DNS_OK
 		                          : st == SPF_DNS_NXDOMAIN ? DKIM_DNS_NXDOMAIN
 		                                                   : DKIM_DNS_TEMPFAIL;
-		dkim_verify_answer(c->dkim, c->need_name, ds, texts, lens, n);
+		if (c->phase == CHECKS_DKIM)
+			dkim_verify_answer(c->dkim, c->need_name, ds, texts, lens, n);
+		else
+			arc_verify_answer(c->arc, c->need_name, ds, texts, lens, n);
 	} else if (c->phase == CHECKS_DMARC) {
 		enum dmarc_dns_status ds = st == SPF_DNS_OK         ? DMARC_DNS_OK
 		                           : st == SPF_DNS_NXDOMAIN ? DMARC_DNS_NXDOMAIN
@@ -232,10 +239,20 @@ static void checks_step(struct smtp_checks *c)
 				return;
 		} else if (c->phase == CHECKS_DKIM) {
 			if (dkim_verify_run(c->dkim) == 1) {
-				checks_dmarc_start(c);
+				c->arc = arc_verify_new(c->map + c->s->trace_size,
+				                        c->map_len - c->s->trace_size,
+				                        (int64_t)time(NULL));
+				c->phase = CHECKS_ARC;
 				continue;
 			}
 			if (checks_lookup(c, dkim_verify_need(c->dkim), DNS_TYPE_TXT))
+				return;
+		} else if (c->phase == CHECKS_ARC) {
+			if (arc_verify_run(c->arc) == 1) {
+				checks_dmarc_start(c);
+				continue;
+			}
+			if (checks_lookup(c, arc_verify_need(c->arc), DNS_TYPE_TXT))
 				return;
 		} else if (c->phase == CHECKS_DMARC) {
 			if (dmarc_check_run(c->dmarc) == 1) {
@@ -416,7 +433,8 @@ void smtp_checks_data(struct smtp_session *s, void (*next)(struct smtp_session *
 	checks_step(c);
 }
 
-/* Is the domain of address in the space-separated list? */
+/* Is the domain of address (or address itself when it is a domain) in the space-separated
+ * list? */
 static bool checks_domain_listed(const char *list, const char *address)
 {
 	const char *at = strrchr(address, '@');
@@ -450,7 +468,7 @@ static int checks_format(struct smtp_checks *c, struct buf *b)
 {
 	struct smtp_session *s = c->s;
 	size_t n = dkim_verify_count(c->dkim);
-	struct authres_method *m = xcalloc(n + 3, sizeof(*m));
+	struct authres_method *m = xcalloc(n + 4, sizeof(*m));
 	size_t k = 0;
 	const char *problem = NULL;
 	(void)spf_check_explanation(c->spf, &problem);
@@ -475,6 +493,16 @@ static int checks_format(struct smtp_checks *c, struct buf *b)
 	}
 	if (n == 0)
 		m[k++] = (struct authres_method){.method = "dkim", .result = "none"};
+	unsigned instances;
+	const char *arc_problem, *sealer;
+	enum arc_result ar = arc_verify_result(c->arc, &instances, &arc_problem, &sealer);
+	if (ar != ARC_RESULT_NONE) /* RFC 8617 §7.2: arc=, with the client's address */
+		m[k++] =
+		    (struct authres_method){.method = "arc",
+		                            .result = arc_result_name(ar),
+		                            .reason = arc_problem,
+		                            .props = {{"smtp.remote-ip", conn_remote_ip(s->conn)}},
+		                            .prop_count = 1};
 	enum dmarc_policy apply;
 	const struct dmarc_record *rec;
 	const char *policy_domain;
@@ -588,10 +616,19 @@ static void checks_data_done(struct smtp_checks *c)
 	enum dmarc_result dr = dmarc_check_result(c->dmarc, &apply, &rec, &policy_domain);
 	const char *action = "none";
 	bool skipped = checks_skipped(s);
+	unsigned instances;
+	const char *arc_problem, *sealer;
+	enum arc_result arc = arc_verify_result(c->arc, &instances, &arc_problem, &sealer);
 	if (dr == DMARC_RESULT_FAIL && apply != DMARC_POLICY_NONE) {
 		bool reject = apply == DMARC_POLICY_REJECT && s->conf->dmarc_reject;
 		if (skipped) {
 			action = "skipped";
+		} else if (arc == ARC_RESULT_PASS &&
+		           checks_domain_listed(s->conf->arc_trusted_sealers, sealer)) {
+			/* RFC 8617 §7.2.1: a sealer we trust vouches for the message as it saw it
+			 * (a mailing list that changed it); RFC 7489 §6.7 local policy. */
+			action = "arc-override";
+			c->arc_override = true;
 		} else if (reject) {
 			/* RFC 7489 §6.6.4: refuse with a clear text; §10.3 warns of forwarding. */
 			action = "reject";
@@ -606,18 +643,21 @@ static void checks_data_done(struct smtp_checks *c)
 			c->junk = true;
 		}
 	}
-	struct buf dk, fd;
+	struct buf dk, fd, sl;
 	buf_init(&dk, 2048);
 	buf_init(&fd, 512);
+	buf_init(&sl, 512);
+	checks_put_safe(&sl, sealer[0] != '\0' ? sealer : "-");
 	checks_put_safe(&fd, c->from_domain != NULL ? c->from_domain : "-");
 	SMTP_LOG(s,
-	         "event=auth-results id=%s ip=%s spf=%s spf_identity=<%s> dkim=%s dmarc=%s "
-	         "from_domain=%s policy=%s action=%s",
+	         "event=auth-results id=%s ip=%s spf=%s spf_identity=<%s> dkim=%s arc=%s "
+	         "arc_sealer=%s dmarc=%s from_domain=%s policy=%s action=%s",
 	         s->msgid, conn_remote_ip(s->conn), spf_result_name(c->spf_result), c->spf_identity,
-	         checks_dkim_summary(c, &dk), dmarc_result_name(dr), buf_cstr(&fd),
-	         dmarc_policy_name(apply), action);
+	         checks_dkim_summary(c, &dk), arc_result_name(arc), buf_cstr(&sl),
+	         dmarc_result_name(dr), buf_cstr(&fd), dmarc_policy_name(apply), action);
 	buf_free(&dk);
 	buf_free(&fd);
+	buf_free(&sl);
 	if (c->data_reply == NULL) {
 		struct buf ar;
 		buf_init(&ar, CHECKS_AR_MAX);

@@ -14,6 +14,7 @@ import subprocess
 import time
 
 import authres
+import authres.arc
 import authres.dmarc
 import dkim
 import nacl.signing
@@ -25,7 +26,7 @@ from imap_helpers import imap_ports, tls_ctx, wait_imap
 
 DEMO = "demo@example.test"
 AUTHSERV = "mx.example.test"  # the server's hostname
-AR_CTX = authres.FeatureContext(authres.dmarc)
+AR_CTX = authres.FeatureContext(authres.dmarc, authres.arc)
 
 
 def txt(name, text):
@@ -78,6 +79,12 @@ def zone(keys):
     z += txt("_dmarc.quarantine.test", "v=DMARC1; p=quarantine")
     z += txt("skip.test", "v=spf1 -all")
     z += txt("_dmarc.skip.test", "v=DMARC1; p=reject")
+    # ARC: listed.test's mail passes through a list that seals it (lists.test, trusted; or
+    # rogue.test, not trusted) and fails DMARC's p=reject on its own
+    z += txt("listed.test", "v=spf1 -all")
+    z += txt("_dmarc.listed.test", "v=DMARC1; p=reject")
+    for dom in ("lists.test", "rogue.test"):
+        z += txt("sel-rsa._domainkey." + dom, keys["rsa"][1])
     return z
 
 
@@ -98,6 +105,7 @@ def server(tmp_path_factory, dns):
         "dns_timeout": "1s",
         # other.test is ours (conftest DOMAINS): its mail is checked, never acted on
         "inbound_checks_skip_domains": "other.test",
+        "arc_trusted_sealers": "lists.test",
     })
     srv.start()
     yield srv
@@ -394,3 +402,42 @@ def test_settings_spf_reject_and_dmarc_reject_off(server):
         assert len(lines) == 1 and "policy=reject action=quarantine" in lines[0], lines
     finally:
         reload_with(server, {"spf_reject_fail": "no", "dmarc_reject": "yes"})
+
+
+def arc_sealed(msg, keys, sealer):
+    """msg as a list at sealer passes it on: its own Authentication-Results, then an ARC set
+    sealed by dkimpy."""
+    srv = b"mx." + sealer.encode()
+    msg = b"Authentication-Results: " + srv + b"; spf=pass smtp.mailfrom=listed.test\r\n" + msg
+    return b"".join(dkim.arc_sign(msg, b"sel-rsa", sealer.encode(), keys["rsa"][0], srv)) + msg
+
+
+def test_arc_trusted_sealer_overrides_dmarc(server, keys):
+    # From listed.test (p=reject) through the trusted list lists.test: DMARC fails, the
+    # chain passes, and the list's seal sets the policy aside (RFC 8617 §7.2.1).
+    subject = unique("arc-trusted")
+    send(server, "list-bounces@listed.test",
+         arc_sealed(message(subject, "a@listed.test"), keys, "lists.test"))
+    ar = our_ar(fetch(server, subject))
+    assert ar["arc"] == [("pass", {"smtp.remote-ip": "127.0.0.1"}, None)]
+    assert ar["dmarc"][0][0] == "fail"
+    assert "arc=pass arc_sealer=lists.test dmarc=fail from_domain=listed.test policy=reject " \
+        "action=arc-override" in server.log_text()
+
+
+def test_arc_untrusted_or_broken_chain(server, keys):
+    # The same from a sealer nobody trusts: refused by DMARC's p=reject.
+    with pytest.raises(smtplib.SMTPDataError) as e:
+        send(server, "list-bounces@listed.test",
+             arc_sealed(message(unique("arc-rogue"), "a@listed.test"), keys, "rogue.test"))
+    assert e.value.smtp_code == 550
+    assert "arc=pass arc_sealer=rogue.test dmarc=fail from_domain=listed.test " \
+        "policy=reject action=reject" in server.log_text()
+    # A chain broken after the trusted seal (the body changed): no override.
+    sealed = arc_sealed(message(unique("arc-broken"), "a@listed.test"), keys, "lists.test")
+    with pytest.raises(smtplib.SMTPDataError):
+        send(server, "list-bounces@listed.test", sealed.replace(b"Hello.", b"Hullo."))
+    assert "arc=fail arc_sealer=lists.test dmarc=fail" in server.log_text()
+    # Without any ARC field, no arc= result is written.
+    ar = deliver_and_parse(server, "a@nospf.test", "a@nospf.test")
+    assert "arc" not in ar
