@@ -530,31 +530,6 @@ static const char *checks_dkim_summary(struct smtp_checks *c, struct buf *b)
 	return r == 0 ? buf_cstr(b) : "many";
 }
 
-/* Copy len octets at off of in to the end of out, in the kernel (copy_file_range); a file
- * system that cannot is copied through a buffer. 0 or -1. */
-static int checks_copy(int in, int out, off_t off, size_t len)
-{
-	while (len > 0) {
-		off_t o = off;
-		ssize_t n = copy_file_range(in, &o, out, NULL, len, 0);
-		if (n < 0 && errno == EINTR)
-			continue;
-		if (n < 0 &&
-		    (errno == EXDEV || errno == ENOSYS || errno == EINVAL || errno == EOPNOTSUPP)) {
-			char chunk[65536];
-			size_t want = len < sizeof(chunk) ? len : sizeof(chunk);
-			n = pread(in, chunk, want, off);
-			if (n > 0 && write(out, chunk, (size_t)n) != n)
-				return -1;
-		}
-		if (n <= 0)
-			return -1;
-		off += n;
-		len -= (size_t)n;
-	}
-	return 0;
-}
-
 /* A new spool file: our field, the trace fields, the client's header block without the
  * Authentication-Results fields that claim our authserv-id, the body. It replaces the old
  * one (the store addresses the file by its content, so nothing can be added later). */
@@ -562,46 +537,27 @@ static int checks_rewrite(struct smtp_checks *c, const struct buf *ar)
 {
 	struct smtp_session *s = c->s;
 	const unsigned char *msg = c->map + s->trace_size;
-	size_t total = (size_t)(s->body_size);
-	size_t len = total - s->trace_size;
+	size_t len = (size_t)s->body_size - s->trace_size;
 	struct authres_span *spans;
 	size_t header_len;
 	size_t n = authres_find_claims(msg, len, s->conf->hostname, &spans, &header_len);
-	char *path = store_spool_path_dup(s->server->store);
-	int out = open(path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
-	int r = out < 0 ? -1 : 0;
-	size_t removed = 0;
-	if (r == 0 && (write(out, ar->data, ar->len) != (ssize_t)ar->len ||
-	               write(out, c->map, s->trace_size) != (ssize_t)s->trace_size))
-		r = -1;
-	size_t pos = 0;
-	for (size_t i = 0; i <= n && r == 0; i++) {
+	struct smtp_span *keep = xcalloc(n + 2, sizeof(*keep));
+	size_t k = 0, pos = 0;
+	keep[k++] = (struct smtp_span){0, (size_t)s->trace_size};
+	for (size_t i = 0; i <= n; i++) {
 		size_t end = i < n ? spans[i].offset : len;
 		if (end > pos)
-			r = checks_copy(c->map_fd, out, (off_t)(s->trace_size + pos), end - pos);
-		if (i < n) {
+			keep[k++] = (struct smtp_span){s->trace_size + pos, end - pos};
+		if (i < n)
 			pos = spans[i].offset + spans[i].len;
-			removed += spans[i].len;
-		}
 	}
 	free(spans);
-	if (r != 0) {
-		log_error("session=%s proto=smtp event=spool-rewrite path=%s error=%s",
-		          conn_id(s->conn), path, strerror(errno));
-		if (out >= 0)
-			close(out);
-		unlink(path);
-		free(path);
+	int r = smtp_spool_rewrite(s, c->map_fd, ar->data, ar->len, keep, k);
+	free(keep);
+	if (r != 0)
 		return -1;
-	}
 	if (n > 0)
 		SMTP_LOG(s, "event=auth-results-removed id=%s count=%zu", s->msgid, n);
-	close(s->spool_fd);
-	unlink(s->spool_path);
-	free(s->spool_path);
-	s->spool_path = path;
-	s->spool_fd = out;
-	s->body_size = total + ar->len - removed;
 	s->trace_size += ar->len;
 	return 0;
 }

@@ -174,6 +174,18 @@ void smtp_commands_auth_delay_done(struct smtp_session *s);
 bool smtp_session_is_submission(const struct smtp_session *s);
 bool smtp_session_auth_offered(const struct smtp_session *s);
 
+/* A range of octets of the spool file. */
+struct smtp_span {
+	uint64_t offset;
+	size_t len;
+};
+/* Replace the spool file with a new one (smtp_spool.c): head, then the spans of the old
+ * file (read through src, an open descriptor of it) in order. s->spool_path, spool_fd and
+ * body_size then describe the new file (trace_size is the caller's to adjust); the old file
+ * is gone. 0, or -1 (logged; the old file stays) when it cannot be written. */
+int smtp_spool_rewrite(struct smtp_session *s, int src, const void *head, size_t head_len,
+                       const struct smtp_span *keep, size_t n) __attribute__((warn_unused_result));
+
 /* Checks on arrival (smtp_checks.c): SPF, DKIM, DMARC and Authentication-Results. Active on
  * port 25 with inbound_checks. */
 bool smtp_checks_active(const struct smtp_session *s);
