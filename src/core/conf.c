@@ -26,6 +26,7 @@ enum conf_type {
 	T_BOOL,
 	T_LOGLEVEL,
 	T_BARE_LF,
+	T_MILTER_ACTION,
 	T_OUTBOUND_IP,
 	T_LISTEN,
 	T_EXPIRE,
@@ -109,6 +110,9 @@ static const struct conf_key conf_keys[] = {
     {"dkim_verify_max_signatures", T_UINT, OFF(dkim_verify_max_signatures), 1, 100, 0},
     {"inbound_checks_skip_domains", T_STRING, OFF(inbound_checks_skip_domains), 0, 0, 0},
     {"arc_trusted_sealers", T_STRING, OFF(arc_trusted_sealers), 0, 0, 0},
+    {"milter", T_STRING, OFF(milter), 0, 0, 0},
+    {"milter_timeout", T_SECONDS, OFF(milter_timeout), 1, 3600, 0},
+    {"milter_default_action", T_MILTER_ACTION, OFF(milter_default_action), 0, 0, 0},
     {"public_suffix_list", T_PATH, OFF(public_suffix_list), 0, 0, 0},
     {"outbound_enabled", T_BOOL, OFF(outbound_enabled), 0, 0, 0},
     {"outbound_port", T_UINT, OFF(outbound_port), 1, 65535, 0},
@@ -221,6 +225,9 @@ struct conf *conf_new_defaults(const char *base_dir)
 	c->dkim_verify_max_signatures = 5;
 	c->inbound_checks_skip_domains = xstrdup("");
 	c->arc_trusted_sealers = xstrdup("");
+	c->milter = xstrdup("");
+	c->milter_timeout = 30;
+	c->milter_default_action = CONF_MILTER_TEMPFAIL;
 	c->public_suffix_list = xstrdup("/usr/share/publicsuffix/public_suffix_list.dat");
 	/* Postfix's defaults: 5 MX hosts, backoff 300 s doubling to about an hour, 5 days. */
 	c->outbound_enabled = true;
@@ -289,6 +296,7 @@ void conf_free(struct conf **conf)
 	free(c->dns_trust_anchor);
 	free(c->inbound_checks_skip_domains);
 	free(c->arc_trusted_sealers);
+	free(c->milter);
 	free(c->public_suffix_list);
 	free(c->outbound_routes);
 	free(c->store_engine);
@@ -506,6 +514,18 @@ static int conf_set(struct conf *c, const struct conf_key *k, const char *v, con
 			*(enum conf_bare_lf *)field = CONF_BARE_LF_NORMALIZE;
 		else {
 			*why_r = "expected reject or normalize";
+			return -1;
+		}
+		return 0;
+	case T_MILTER_ACTION:
+		if (strcmp(v, "tempfail") == 0)
+			*(enum conf_milter_action *)field = CONF_MILTER_TEMPFAIL;
+		else if (strcmp(v, "accept") == 0)
+			*(enum conf_milter_action *)field = CONF_MILTER_ACCEPT;
+		else if (strcmp(v, "reject") == 0)
+			*(enum conf_milter_action *)field = CONF_MILTER_REJECT;
+		else {
+			*why_r = "expected tempfail, accept or reject";
 			return -1;
 		}
 		return 0;

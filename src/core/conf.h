@@ -35,6 +35,8 @@ struct limits {
 };
 
 enum conf_bare_lf { CONF_BARE_LF_REJECT, CONF_BARE_LF_NORMALIZE };
+/* What a message gets when the milter cannot decide (milter_default_action). */
+enum conf_milter_action { CONF_MILTER_TEMPFAIL, CONF_MILTER_ACCEPT, CONF_MILTER_REJECT };
 /* Which addresses of a remote host outbound delivery uses (outbound_ip). */
 enum conf_outbound_ip { CONF_OUTBOUND_IP_ANY, CONF_OUTBOUND_IP_V4, CONF_OUTBOUND_IP_V6 };
 
@@ -105,7 +107,10 @@ struct conf {
 	unsigned dkim_verify_max_signatures; /* DKIM-Signature fields verified per message */
 	char *inbound_checks_skip_domains;   /* our domains whose mail is checked, not acted on */
 	char *arc_trusted_sealers;           /* ARC sealers whose pass sets a DMARC failure aside */
-	char *public_suffix_list;            /* the PSL file (DMARC organizational domains) */
+	char *milter;                        /* inet:IP:PORT of a mail filter for port 25, or "" */
+	unsigned milter_timeout;             /* seconds for the connect and for each reply */
+	enum conf_milter_action milter_default_action;
+	char *public_suffix_list; /* the PSL file (DMARC organizational domains) */
 	/* outbound delivery (smtp/outbound.c) */
 	bool outbound_enabled;                   /* no: remote mail stays queued, unsent */
 	unsigned outbound_port;                  /* port of every MX/A host (25; tests change it) */

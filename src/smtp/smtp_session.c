@@ -130,6 +130,7 @@ void smtp_session_reset_tx(struct smtp_session *s)
 {
 	smtp_session_spool_drop(s);
 	smtp_checks_free(&s->checks);
+	smtp_filter_free(&s->filter);
 	arena_reset(s->tx);
 	s->have_mail = false;
 	s->mail_from = NULL;
@@ -157,6 +158,7 @@ static void smtp_session_free(struct smtp_session *s)
 	smtp_burl_free(s);
 	smtp_session_spool_drop(s);
 	smtp_checks_free(&s->checks);
+	smtp_filter_free(&s->filter);
 	auth_login_free(&s->login);
 	free(s->delivery_accounts);
 	free(s->delivery_remote);
@@ -459,16 +461,40 @@ void smtp_session_body_end(struct smtp_session *s)
 		smtp_checks_data(s, smtp_body_checked);
 		return;
 	}
-	smtp_session_read(s, smtp_quota_read, smtp_body_deliver);
+	smtp_body_checked(s);
 }
 
-/* The checks on arrival are done: refuse (DMARC), or read the quota with the size of the
- * new spool file. */
+static void smtp_body_filtered(struct smtp_session *s);
+
+/* The checks on arrival are done: refuse (DMARC), or ask the milter. */
 static void smtp_body_checked(struct smtp_session *s)
 {
 	const char *err = smtp_checks_data_reply(s);
 	if (err != NULL) {
 		smtp_body_refused(s, err);
+		return;
+	}
+	if (smtp_filter_active(s)) {
+		smtp_filter_data(s, smtp_body_filtered);
+		return;
+	}
+	smtp_body_filtered(s);
+}
+
+/* The milter decided (or there is none): refuse, drop (discard: the client hears 250, as
+ * from Postfix), or read the quota with the size of the spool file as it is now. */
+static void smtp_body_filtered(struct smtp_session *s)
+{
+	const char *err = smtp_filter_reply(s);
+	if (err != NULL) {
+		smtp_body_refused(s, err);
+		return;
+	}
+	if (smtp_filter_discard(s)) {
+		SMTP_LOG(s, "event=data result=discarded id=%s size=%llu", s->msgid,
+		         (unsigned long long)s->body_size);
+		smtp_session_reset_tx(s);
+		smtp_replyf(s, "250 2.0.0 Ok: queued as %s", s->msgid);
 		return;
 	}
 	smtp_session_read(s, smtp_quota_read, smtp_body_deliver);
@@ -511,7 +537,7 @@ static void smtp_body_deliver(struct smtp_session *s)
 	    .envid = s->dsn_envid,
 	    .smtputf8 = s->smtputf8,
 	    .requiretls = s->requiretls,
-	    .junk = smtp_checks_junk(s),
+	    .junk = smtp_checks_junk(s) || smtp_filter_junk(s),
 	    .eightbit = s->body_8bit,
 	    .received_at = time(NULL),
 	    .hdr_from = hs.from,
@@ -734,6 +760,8 @@ static void smtp_async_done(void *ctx, int kind)
 	} else if (kind == SMTP_ASYNC_CHECK) {
 		smtp_checks_resume(s);
 		smtp_session_check_login(s); /* port 25: MAIL may have been accepted */
+	} else if (kind == SMTP_ASYNC_FILTER) {
+		smtp_filter_resume(s);
 	}
 }
 

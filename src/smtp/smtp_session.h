@@ -23,6 +23,7 @@
 
 struct psl;
 struct smtp_checks;
+struct smtp_filter;
 
 struct smtp_server {
 	struct store *store;
@@ -47,7 +48,8 @@ enum smtp_async {
 	SMTP_ASYNC_DELIVERY,
 	SMTP_ASYNC_AUTH,
 	SMTP_ASYNC_READ,
-	SMTP_ASYNC_CHECK, /* a DNS lookup of the checks on arrival (smtp_checks.c) */
+	SMTP_ASYNC_CHECK,  /* a DNS lookup of the checks on arrival (smtp_checks.c) */
+	SMTP_ASYNC_FILTER, /* the milter's verdict (smtp_filter.c) */
 };
 
 struct smtp_rcpt {
@@ -109,6 +111,7 @@ struct smtp_session {
 	struct smtp_data decoder;
 	struct header_scanner *headers;
 	struct smtp_checks *checks; /* this transaction's checks on arrival, or NULL */
+	struct smtp_filter *filter; /* this transaction's milter verdict, or NULL */
 
 	/* asynchronous operation (its kind: session_async(&s->life)) */
 	struct store_delivery delivery;
@@ -208,6 +211,21 @@ bool smtp_checks_junk(const struct smtp_session *s);
 void smtp_checks_resume(struct smtp_session *s);
 /* Free a transaction's checks (cancels a lookup); sets *checks to NULL; accepts NULL. */
 void smtp_checks_free(struct smtp_checks **checks);
+
+/* The milter at the end of DATA (smtp_filter.c): active on port 25 when `milter` is set. */
+bool smtp_filter_active(const struct smtp_session *s);
+/* Hand the spool file to the milter; then next(s) from the wake (SMTP_ASYNC_FILTER), or at
+ * once when the spool cannot be read. Header changes replace the spool file. */
+void smtp_filter_data(struct smtp_session *s, void (*next)(struct smtp_session *s));
+/* After smtp_filter_data(): the refusal (reject, tempfail, a local error) or NULL; whether
+ * the message goes to Junk (quarantine), or is accepted and dropped (discard). */
+const char *smtp_filter_reply(const struct smtp_session *s);
+bool smtp_filter_junk(const struct smtp_session *s);
+bool smtp_filter_discard(const struct smtp_session *s);
+/* SMTP_ASYNC_FILTER ended with the connection open: go on. */
+void smtp_filter_resume(struct smtp_session *s);
+/* Free a transaction's filter state (cancels a conversation); accepts NULL. */
+void smtp_filter_free(struct smtp_filter **filter);
 
 #define SMTP_LOG(s, fmt, ...)                                                                      \
 	log_info("session=%s proto=smtp " fmt, conn_id((s)->conn), __VA_ARGS__)

@@ -103,3 +103,78 @@ def test_unreachable_filter_gets_the_default_action(tmp_path):
     assert (action, reply) == ("tempfail", "-")
     assert failure == "the filter cannot be reached or closed the connection"
     assert "Subject: hello" in headers
+
+
+# ---------------------------------------------------------------------------
+# The milter on port 25 (smtp/smtp_filter.c): `milter = inet:...` in the configuration.
+
+import imaplib  # noqa: E402
+import smtplib  # noqa: E402
+
+from conftest import HOST, USERS, make_server, unique  # noqa: E402
+from imap_helpers import imap_ports, tls_ctx, wait_imap  # noqa: E402
+
+DEMO = "demo@example.test"
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory, filter_address):
+    srv = make_server(tmp_path_factory, "milter", {"milter": filter_address,
+                                                   "milter_timeout": "5s"})
+    srv.start()
+    yield srv
+    srv.stop_and_check()
+
+
+def smtp_send(server, subject, extra=b""):
+    msg = (b"From: <a@example.org>\r\nTo: <" + DEMO.encode() + b">\r\nSubject: " +
+           subject.encode() + b"\r\n" + extra + b"\r\nBody of " + subject.encode() + b".\r\n")
+    with smtplib.SMTP(HOST, server.smtp_port, timeout=30, local_hostname="client.test") as s:
+        s.sendmail("a@example.org", [DEMO], msg)
+
+
+def stored(server, subject):
+    """{mailbox: raw message} of the messages whose body names subject (INBOX and Junk)."""
+    wait_imap(server)
+    m = imaplib.IMAP4(HOST, imap_ports(server)[0], timeout=30)
+    m.starttls(ssl_context=tls_ctx())
+    m.login(DEMO, USERS[DEMO])
+    out = {}
+    try:
+        for box in ("INBOX", "Junk"):
+            m.select(box, readonly=True)
+            uids = m.uid("SEARCH", "BODY", '"Body of %s."' % subject)[1][0].split()
+            for uid in uids:
+                out[box] = m.uid("FETCH", uid, "(BODY.PEEK[])")[1][0][1]
+    finally:
+        m.logout()
+    return out
+
+
+def test_port25_message_with_the_filters_changes(server):
+    subject = unique("hello")
+    smtp_send(server, subject, b"X-Remove-Me: gone\r\n")
+    raw = stored(server, subject)["INBOX"]
+    head = raw.split(b"\r\n\r\n", 1)[0].decode()
+    assert head.startswith("X-Milter-Top: inserted\r\n")
+    assert "Subject: [filtered] %s\r\n" % subject in head
+    assert "X-Remove-Me" not in head
+    seen = [l for l in head.split("\r\n") if l.startswith("X-Milter-Seen: ")][0]
+    assert "helo=client.test from=<a@example.org> rcpts=<%s>" % DEMO in seen
+    assert "Received: from client.test" in head  # the filter saw our trace fields too
+    assert raw.endswith(b"\r\n\r\nBody of %s.\r\n" % subject.encode())
+    assert "event=milter" in server.log_text() and "action=accept changes=4" in server.log_text()
+
+
+def test_port25_filter_decisions(server):
+    for subject, code, text in [("reject", 550, b"5.7.1 Rejected by the test filter"),
+                                ("tempfail", 451, b"4.7.1 Try again, says the test filter"),
+                                ("plainreject", 550, b"5.7.1 Message content rejected")]:
+        with pytest.raises(smtplib.SMTPDataError) as e:
+            smtp_send(server, subject)
+        assert (e.value.smtp_code, e.value.smtp_error) == (code, text)
+    # discard: the client hears 250, nothing is stored; quarantine: the Junk folder
+    smtp_send(server, "discard")
+    smtp_send(server, "quarantine")
+    assert stored(server, "discard") == {}
+    assert list(stored(server, "quarantine")) == ["Junk"]
