@@ -870,6 +870,21 @@ int store_search_text_uids(struct store *store, uint64_t account_id, const char 
 int store_search_unindexed_uids(struct store *store, uint64_t account_id, const char *mailbox,
                                 uint32_t **uids_r, size_t *count_r);
 
+/* Header keys (IMAP SEARCH HEADER, FROM, SUBJECT, SENT*...) from the stored header lines,
+ * where they hold the message's own fields apart (those made since they do, the older
+ * ones once the backfill has made them again: imap_search_doc.h). fn gets, in UID order,
+ * each such message of mailbox whose header lines contain prefilter (NULL: every one;
+ * else as store_search_text_uids()'s needle), and the lines (valid UTF-8, len octets, no
+ * NUL); it runs inside the read, so it must be quick and not call the store. 1, 0 no such
+ * mailbox, -1 error (fn may have been called already). */
+typedef void store_search_hdr_fn(void *ctx, uint32_t uid, const char *hdr, size_t len);
+int store_search_hdr_each(struct store *store, uint64_t account_id, const char *mailbox,
+                          const char *prefilter, store_search_hdr_fn *fn, void *ctx);
+/* The UIDs (ascending) of the messages of mailbox without such header lines: returns as
+ * store_search_unindexed_uids(). */
+int store_search_hdr_unindexed_uids(struct store *store, uint64_t account_id, const char *mailbox,
+                                    uint32_t **uids_r, size_t *count_r);
+
 /* What OBJECTID (RFC 8474), SAVEDATE (RFC 8514) and PREVIEW (RFC 8970) show of one
  * message. The EMAILID names the stored content: a COPY or MOVE keeps it, and two
  * deliveries of the same octets (which the store keeps once) share it. */
