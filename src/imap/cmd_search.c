@@ -473,9 +473,36 @@ static void cmd_search_start(struct imap_session *s, void *ctx)
 	imap_session_run(s, cmd_search_step, cmd_search_op_free_ctx, o);
 }
 
+/* Header keys that would need the files of fewer than one message in this many (a narrow
+ * UID range in a big mailbox, say) read those rather than every indexed row of the
+ * mailbox: a row costs far less than a file, but not nothing. */
+#define CMD_SEARCH_HDR_FEW 16
+
+/* Do fewer than one in CMD_SEARCH_HDR_FEW messages of the view need their octets? */
+static bool cmd_search_few_undecided(const struct imap_session *s, const struct imap_search *search)
+{
+	struct imap_search_context ctx = {
+	    .count = s->count,
+	    .max_uid = s->count > 0 ? s->msgs[s->count - 1].uid : 0,
+	    .saved = s->search_saved != NULL ? s->search_saved->uids : NULL,
+	    .saved_count = s->search_saved != NULL ? s->search_saved->count : 0,
+	    .now = time(NULL),
+	};
+	size_t n = 0;
+	for (uint32_t i = 0; i < s->count; i++) {
+		struct imap_search_msg sm = cmd_msg_search_msg(s, i);
+		if (imap_search_match(search, &ctx, &sm, NULL, 0) < 0 &&
+		    ++n * CMD_SEARCH_HDR_FEW >= s->count)
+			return false;
+	}
+	return true;
+}
+
 static void cmd_search_synced(struct imap_session *s, void *ctx)
 {
 	struct cmd_search_op *o = ctx;
+	if (!s->closed && o->search->hdrs != NULL && cmd_search_few_undecided(s, o->search))
+		o->search->hdrs = NULL; /* their files are cheaper than the index's rows */
 	if (s->closed ||
 	    (o->search->emailids == NULL && o->search->texts == NULL && o->search->hdrs == NULL)) {
 		cmd_search_start(s, o);
