@@ -934,6 +934,11 @@ int store_search_hdr_unindexed_uids(struct store *store, uint64_t account_id, co
 	return store->v->search_hdr_unindexed_uids(store, account_id, name, uids_r, count_r);
 }
 
+uint64_t store_acl_version(struct store *store)
+{
+	return atomic_load(&store->acl_version);
+}
+
 int store_schema_version(struct store *store)
 {
 	return store->v->schema_version(store);

@@ -806,6 +806,9 @@ enum store_change_kind {
 	/* The metadata entry named old_name (RFC 5464) of mailbox ("" for the account's server
 	 * entries) was set or removed (highestmodseq 0); one record per entry. */
 	STORE_CHANGE_METADATA,
+	/* The ACL of mailbox changed (highestmodseq 0): given to no watch, it moves
+	 * store_acl_version(). */
+	STORE_CHANGE_ACL,
 };
 struct store_change_info {
 	const char *mailbox;  /* valid during the callback */
@@ -822,6 +825,12 @@ typedef void store_watch_account_cb(void *ctx, const struct store_change_info *c
  * has none). Remove it with store_unwatch(). Returns the handle (never fails). */
 struct store_watch *store_watch_account(struct store *store, uint64_t account_id,
                                         store_watch_account_cb *cb, void *ctx);
+/* A counter that moves whenever an ACL change (SETACL, DELETEACL, posthorn share) has been
+ * committed, here or, on a shared store, on another node as its notification arrives;
+ * before the committing operation's callback runs. A session that read rights when it was
+ * v needs to read them again only once it is not v (IMAP: imap_acl_refresh()). Any
+ * thread; an atomic load. */
+uint64_t store_acl_version(struct store *store);
 
 /* ---- cached IMAP data of a message ---- */
 /* The ENVELOPE, BODY and BODYSTRUCTURE texts stored with the message of uid: 1 with each

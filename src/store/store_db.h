@@ -276,7 +276,8 @@ int store_db_metadata_get(struct store *store, uint64_t account_id, const char *
                           void (*cb)(void *ctx, const char *name, const void *value, size_t size),
                           void *ctx);
 /* store_db_acl.c: the writer's ACL item (inside its savepoint), and the reads. */
-int store_db_acl_commit(struct sql_conn *c, struct store_commit_item *item, const char **error_r);
+int store_db_acl_commit(struct sql_conn *c, struct store_commit_item *item,
+                        struct store_changes *changes, const char **error_r);
 int store_db_acl_get(struct store *store, uint64_t account_id, const char *mailbox,
                      void (*cb)(void *ctx, const char *identifier, unsigned rights), void *ctx);
 int store_db_acl_shared(struct store *store, uint64_t account_id, const char *address,

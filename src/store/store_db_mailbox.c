@@ -1082,7 +1082,7 @@ int store_db_mailbox_commit(struct sql_conn *c, struct store_commit_item *item,
 	case STORE_MAILBOX_METADATA:
 		return store_db_metadata_commit(c, item, changes, error_r);
 	case STORE_MAILBOX_ACL:
-		return store_db_acl_commit(c, item, error_r);
+		return store_db_acl_commit(c, item, changes, error_r);
 	}
 	item->refused = STORE_ERROR_INVALID;
 	return 0;

@@ -491,6 +491,8 @@ struct store {
 	char *messages_dir;
 	char *tmp_dir;
 	atomic_uint_fast64_t spool_seq;
+	/* store_acl_version(): moved by every ACL change told (store_watch_notify()) */
+	atomic_uint_fast64_t acl_version;
 	int lock_fd;    /* posthorn.lock, held shared while open (see store_lock()) */
 	bool exclusive; /* we were alone at open: orphan cleanup allowed */
 	/* Bodies up to this size are stored in the database (store_set_inline_max()). */
