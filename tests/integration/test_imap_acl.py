@@ -355,3 +355,34 @@ def test_quota_and_metadata_of_shared_folders(server):
     assert g.cmd(b'GETQUOTA "%s"' % owner.encode())[-1] == \
         b"NO [NONEXISTENT] No such quota root"
     assert o.cmd(b"GETQUOTAROOT Meta")[0] == b'* QUOTAROOT "Meta" ""\r\n'
+
+
+def test_notify_shared_folders(server):
+    """NOTIFY (RFC 5465) MAILBOXES / SUBTREE naming shared folders: STATUS for the owner's
+    changes while the grantee has l and r, nothing once r is withdrawn, nothing for an
+    account the folder is not shared with."""
+    owner, grantee = D, B
+    o = owner_with(server, owner, "Note", "lr")
+    g = Raw(server, grantee)
+    box = shared(owner, "Note")
+    out = g.cmd(b"NOTIFY SET STATUS (MAILBOXES %s (MessageNew MessageExpunge))" % box)
+    assert out[-1] == b"OK NOTIFY completed", out
+    assert len(out) == 2 and out[0].startswith(b"* STATUS %s (MESSAGES 1 UIDNEXT 2 " % box), out
+    c = Raw(server, C)  # nothing is shared with C: the SUBTREE names nothing it may see
+    assert c.cmd(b'NOTIFY SET (SUBTREE "Shared" (MessageNew))') == [b"OK NOTIFY completed"]
+    s = Raw(server, X)  # a SUBTREE over the owner's shared folders
+    assert o.cmd(b'SETACL Note %s "lr"' % X.encode())[-1] == b"OK SETACL completed"
+    assert s.cmd(b'NOTIFY SET (SUBTREE "Shared/%s" (MessageNew))' % owner.upper().encode()) \
+        == [b"OK NOTIFY completed"]
+    assert o.append(b"Note", MSG).startswith(b"OK")
+    g.sock.settimeout(5)
+    assert g.line().startswith(b"* STATUS %s (MESSAGES 2 UIDNEXT 3 " % box)
+    s.sock.settimeout(5)
+    assert s.line().startswith(b"* STATUS %s (MESSAGES 2 UIDNEXT 3 " % box)
+    assert c.cmd(b"NOOP") == [b"OK NOOP completed"]
+    # r withdrawn: the owner's next message is not told
+    assert o.cmd(b'SETACL Note %s "l"' % grantee.encode())[-1] == b"OK SETACL completed"
+    assert o.append(b"Note", MSG).startswith(b"OK")
+    assert s.line().startswith(b"* STATUS %s (MESSAGES 3 UIDNEXT 4 " % box)
+    assert g.cmd(b"NOOP") == [b"OK NOOP completed"]
+    assert g.cmd(b"NOOP") == [b"OK NOOP completed"]
