@@ -5,8 +5,9 @@
  * same answer without them whenever that one is not -1, and -1 only when a key needs them.
  * The message itself also goes through the text reader directly. And the search index's
  * contract: with each indexable BODY/TEXT key answered from imap_search_doc_index()'s texts
- * (as the store does: the needle in hdr or body), the match is the same as from the
- * octets. */
+ * (as the store does: the needle in hdr or body), and each header key from the fields
+ * kept in hdr (imap_search_hdr_add(), given only when hdr holds the prefilter), the match
+ * is the same as from the octets. */
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
@@ -44,10 +45,21 @@ static void fuzz_match(const struct imap_search *search, const uint8_t *msg, siz
 	if (search->needs == 0)
 		ASSERT(quick >= 0);
 	char *hdr, *body;
-	if (search->texts == NULL || imap_search_doc_index(msg, len, 1 << 24, &hdr, &body) != 1)
+	if ((search->texts == NULL && search->hdrs == NULL) ||
+	    imap_search_doc_index(msg, len, 1 << 24, &hdr, &body) != 1)
 		return;
 	struct imap_search *s = (struct imap_search *)search;
 	uint32_t uid = m.uid;
+	/* header keys from the stored fields, given only when they hold the prefilter */
+	for (struct imap_search_hdr *h = s->hdrs; h != NULL; h = h->next) {
+		if (h->prefilter == NULL || strstr(hdr, h->prefilter) != NULL)
+			imap_search_hdr_add(h, uid, hdr, strlen(hdr));
+		h->indexed = !h->broken;
+	}
+	int quick_hdr = imap_search_match(search, &ctx, &m, NULL, 0);
+	if (quick_hdr >= 0)
+		ASSERT(quick_hdr == full);
+	ASSERT(imap_search_match(search, &ctx, &m, msg, len) == full);
 	for (struct imap_search_text *t = s->texts; t != NULL; t = t->next) {
 		bool in = strstr(body, t->needle) != NULL ||
 		          (!t->body_only && strstr(hdr, t->needle) != NULL);
@@ -60,6 +72,12 @@ static void fuzz_match(const struct imap_search *search, const uint8_t *msg, siz
 		t->indexed = false;
 		t->uids = NULL;
 		t->count = 0;
+	}
+	for (struct imap_search_hdr *h = s->hdrs; h != NULL; h = h->next) {
+		free(h->uids);
+		h->uids = NULL;
+		h->count = h->cap = 0;
+		h->indexed = h->broken = false;
 	}
 	free(hdr);
 	free(body);

@@ -9,8 +9,16 @@
  * limit_metadata_entries entries per account (else NO [METADATA TOOMANY]); so what one
  * GETMETADATA holds and writes is bounded, and it writes one entry per step under the
  * connection's output flow control. Unsolicited METADATA responses need NOTIFY (RFC 5465)
- * and are not sent. */
+ * and are not sent.
+ *
+ * Shared folders (RFC 4314, "Shared/OWNER/F"): a session with l and any one of r, s, w, i,
+ * p on the folder reads and sets its /shared/ entries (RFC 5464 §3.2's rule, as Dovecot
+ * checks it); they are the owner's entries, counted in the owner's limit. /private/ entries
+ * are the owner's own and stay so: a grantee reads them as NIL and cannot set them
+ * (NO [CANNOT]): they are kept per mailbox, not per user of it. */
 #include "imap/imap_commands.h"
+
+#include "imap/imap_acl.h"
 
 #include <errno.h>
 #include <inttypes.h>
@@ -33,8 +41,11 @@ struct md_item {
 struct md_get {
 	struct imap_session *s;
 	char *tag;
-	char *mailbox; /* UTF-8; "" for the server */
-	char **names;  /* lower-case, valid */
+	char *mailbox; /* UTF-8; "" for the server; the owner's name for a shared folder */
+	char *client_name; /* the mailbox as the client named it */
+	uint64_t owner;    /* the account whose entries they are */
+	bool shared;       /* another account's folder: its /private/ entries are not shown */
+	char **names;      /* lower-case, valid */
 	size_t name_count;
 	int depth;        /* 0, 1, or -1 for infinity */
 	uint64_t maxsize; /* UINT64_MAX: no MAXSIZE */
@@ -62,6 +73,7 @@ static void md_get_free(void *ctx)
 		free(g->names[i]);
 	free(g->names);
 	free(g->mailbox);
+	free(g->client_name);
 	free(g->tag);
 	free(g);
 }
@@ -96,6 +108,12 @@ static void md_get_entry(void *ctx, const char *name, const void *value, size_t 
 	md_get_add(g, name, value, size);
 }
 
+/* Is name (lower-case) "/private" or below it? */
+static bool md_private(const char *name)
+{
+	return strncmp(name, "/private", 8) == 0 && (name[8] == '\0' || name[8] == '/');
+}
+
 /* The read (imap_session_read): every requested name with what lies below it. A named
  * entry that does not exist is answered NIL, before its children, as Dovecot does. */
 static void md_get_read(void *ctx)
@@ -106,8 +124,9 @@ static void md_get_read(void *ctx)
 	for (g->cur = 0; g->cur < g->name_count && g->ret == 1; g->cur++) {
 		size_t start = g->count;
 		g->found = false;
-		g->ret = store_metadata_get(store, g->s->account_id, g->mailbox, g->names[g->cur],
-		                            g->depth, md_get_entry, g);
+		if (!g->shared || !md_private(g->names[g->cur]))
+			g->ret = store_metadata_get(store, g->owner, g->mailbox, g->names[g->cur],
+			                            g->depth, md_get_entry, g);
 		if (g->ret != 1 || g->found)
 			continue;
 		md_get_add(g, g->names[g->cur], NULL, 0);
@@ -131,10 +150,10 @@ static enum imap_step md_get_step(struct imap_session *s, void *ctx)
 		int r = 0;
 		if (!g->started) {
 			r |= buf_puts(&b, "* METADATA ");
-			if (g->mailbox[0] == '\0')
+			if (g->client_name[0] == '\0')
 				r |= buf_puts(&b, "\"\"");
 			else
-				cmd_status_mailbox_name(s, &b, g->mailbox);
+				cmd_status_mailbox_name(s, &b, g->client_name);
 			r |= buf_puts(&b, " (");
 			g->started = true;
 		} else {
@@ -229,14 +248,30 @@ static bool md_get_options(const struct imap_arg *a, struct md_get *g)
 	return true;
 }
 
-/* The mailbox argument: "" (the server) or a valid name as UTF-8; NULL after answering. */
-static const char *md_mailbox(struct imap_cmd *cmd, const char *raw)
+/* The mailbox argument: "" (the server) or a valid name as UTF-8, resolved (a shared
+ * folder needs l, else it does not exist, and one of r s w i p, RFC 5464 §3.2); NULL after
+ * answering. */
+static const char *md_mailbox(struct imap_cmd *cmd, const char *raw, struct imap_acl_mbox *mb)
 {
+	*mb = (struct imap_acl_mbox){.owner = cmd->s->account_id, .name = ""};
 	if (raw[0] == '\0')
 		return "";
 	const char *name = imap_commands_mailbox_name(cmd->s, raw);
 	if (name == NULL || store_mailbox_name_valid(name) != 1) {
 		imap_tagged(cmd->s, cmd->tag, "NO", "[NONEXISTENT] No such mailbox (invalid name)");
+		return NULL;
+	}
+	int r = imap_acl_resolve(cmd->s, name, mb);
+	if (r <= 0) {
+		imap_tagged(cmd->s, cmd->tag, "NO",
+		            r == 0 ? "[NONEXISTENT] No such mailbox"
+		                   : "[UNAVAILABLE] Cannot read the mailbox's rights");
+		return NULL;
+	}
+	unsigned any = STORE_ACL_READ | STORE_ACL_SEEN | STORE_ACL_WRITE | STORE_ACL_INSERT |
+	               STORE_ACL_POST;
+	if ((mb->rights & any) == 0) {
+		imap_acl_deny(cmd->s, cmd->tag, STORE_ACL_READ);
 		return NULL;
 	}
 	return name;
@@ -278,14 +313,18 @@ void cmd_getmetadata(struct imap_cmd *cmd)
 		}
 		g->names[g->name_count++] = xstrdup(name);
 	}
-	const char *mailbox = md_mailbox(cmd, raw);
+	struct imap_acl_mbox mb;
+	const char *mailbox = md_mailbox(cmd, raw, &mb);
 	if (mailbox == NULL) {
 		md_get_free(g);
 		return;
 	}
 	g->s = s;
 	g->tag = xstrdup(cmd->tag);
-	g->mailbox = xstrdup(mailbox);
+	g->client_name = xstrdup(mailbox);
+	g->mailbox = xstrdup(mailbox[0] != '\0' ? mb.name : "");
+	g->owner = mb.owner;
+	g->shared = mb.shared;
 	(void)imap_session_read(s, md_get_read, md_get_done, g);
 }
 
@@ -365,12 +404,20 @@ void cmd_setmetadata(struct imap_cmd *cmd)
 			return;
 		}
 	}
-	const char *mailbox = md_mailbox(cmd, raw);
+	struct imap_acl_mbox mb;
+	const char *mailbox = md_mailbox(cmd, raw, &mb);
 	if (mailbox == NULL)
 		return;
+	for (size_t i = 0; mb.shared && i < n; i++) {
+		if (md_private(names[i])) {
+			imap_tagged(s, cmd->tag, "NO",
+			            "[CANNOT] Private entries of another user's mailbox are not kept");
+			return;
+		}
+	}
 	struct md_set *m = xcalloc(1, sizeof(*m));
 	m->entries = xcalloc(n, sizeof(*m->entries));
-	m->mailbox = xstrdup(mailbox);
+	m->mailbox = xstrdup(mailbox[0] != '\0' ? mb.name : "");
 	size_t count = 0;
 	for (size_t i = 0; i < n; i++) {
 		/* An entry named twice: the last value counts. */
@@ -391,7 +438,7 @@ void cmd_setmetadata(struct imap_cmd *cmd)
 	}
 	m->op = (struct store_mailbox_op){
 	    .action = STORE_MAILBOX_METADATA,
-	    .account_id = s->account_id,
+	    .account_id = mb.owner,
 	    .name = m->mailbox,
 	    .metadata = m->entries,
 	    .metadata_count = count,

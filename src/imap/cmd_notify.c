@@ -11,8 +11,20 @@
  * with (SELECTED ...) its changes go out between commands too (imap_session_sync(),
  * expunges only for SELECTED, not SELECTED-DELAYED), followed by the MessageNew fetch
  * attributes for new messages. More than imap_notify_max_pending queued mailboxes end the
- * NOTIFY with "* OK [NOTIFICATIONOVERFLOW]" (RFC 5465 §5.8). */
+ * NOTIFY with "* OK [NOTIFICATIONOVERFLOW]" (RFC 5465 §5.8).
+ *
+ * Shared folders (RFC 4314, "Shared/OWNER/F") named by MAILBOXES, SUBTREE or SUBSCRIBED:
+ * at NOTIFY SET the folders shared with the session (store_acl_shared()) that a group with
+ * message events names, and on which the session has l and r, give one more account watch
+ * per owner (notify_owner); its MAILBOX records are queued under the client's name for
+ * them. At each delivery the rights are read again (off the loop, with the stats): a
+ * folder whose l or r was withdrawn gets no STATUS. Message events only: the owner's
+ * creates, renames and deletes are not told (MailboxName is about the session's own
+ * namespace here), nor are folders shared after the NOTIFY SET (a new NOTIFY SET sees
+ * them). */
 #include "imap/imap_commands.h"
+
+#include "imap/imap_acl.h"
 
 #include <stdlib.h>
 #include <string.h>
@@ -47,9 +59,20 @@ struct notify_last {
 	struct store_mailbox_stats st;
 };
 
+/* Another account whose shared folders a group names: its watch. */
+struct notify_owner {
+	struct cmd_notify *n;
+	uint64_t id;
+	char *prefix; /* "Shared/OWNER/" */
+	struct store_watch *watch;
+};
+
 struct cmd_notify {
 	struct conn *conn;
 	struct store_watch *watch;
+	struct notify_owner *owners; /* set while NOTIFY SET reads; then fixed */
+	size_t owner_count;
+	bool names_shared; /* a group names something under "Shared" */
 	pthread_mutex_t lock;
 	/* under lock */
 	struct notify_pending *pending;
@@ -105,7 +128,7 @@ static bool notify_group_matches(const struct cmd_notify *n, const struct notify
 	case IMAP_NOTIFY_INBOXES:
 		return strcmp(name, "INBOX") == 0;
 	case IMAP_NOTIFY_PERSONAL:
-		return true;
+		return !imap_acl_is_shared(name);
 	case IMAP_NOTIFY_SUBSCRIBED:
 		return notify_listed(n->subscribed, n->subscribed_count, name);
 	case IMAP_NOTIFY_MAILBOXES:
@@ -132,10 +155,26 @@ static unsigned notify_events_of(const struct cmd_notify *n, const char *name)
 	return ev;
 }
 
-static bool notify_is_selected(const struct imap_session *s, const char *name)
+/* The owner's name of a shared name ("Shared/OWNER/F" gives "F"), or NULL. */
+static const char *notify_shared_rest(const char *name)
 {
-	return s->state == IMAP_STATE_SELECTED && s->mailbox != NULL &&
-	       strcmp(s->mailbox, name) == 0;
+	if (!imap_acl_is_shared(name) || name[strlen(IMAP_ACL_SHARED)] == '\0')
+		return NULL;
+	const char *sl = strchr(name + strlen(IMAP_ACL_SHARED_PREFIX), '/');
+	return sl != NULL && sl[1] != '\0' ? sl + 1 : NULL;
+}
+
+/* Is the mailbox the client calls name selected? owner: the account a shared name was
+ * resolved to (0: not resolved yet, taken as not selected). */
+static bool notify_is_selected(const struct imap_session *s, const char *name, uint64_t owner)
+{
+	if (s->state != IMAP_STATE_SELECTED || s->mailbox == NULL)
+		return false;
+	const char *rest = notify_shared_rest(name);
+	if (imap_acl_is_shared(name))
+		return rest != NULL && owner != 0 && s->mailbox_owner == owner &&
+		       strcmp(s->mailbox, rest) == 0;
+	return s->mailbox_owner == s->account_id && strcmp(s->mailbox, name) == 0;
 }
 
 /* ---- the queue (writer or notifier thread) ---- */
@@ -197,6 +236,22 @@ static void notify_watch_cb(void *ctx, const struct store_change_info *c)
 	conn_wake(n->conn); /* the loop delivers (imap_after_wake) */
 }
 
+/* An owner's watch: its mailboxes' message changes, under the client's names. */
+static void notify_owner_cb(void *ctx, const struct store_change_info *c)
+{
+	struct notify_owner *o = ctx;
+	if (c->kind != STORE_CHANGE_MAILBOX || c->highestmodseq == 0)
+		return;
+	size_t a = strlen(o->prefix), b = strlen(c->mailbox);
+	char *name = xmalloc(a + b + 1);
+	memcpy(name, o->prefix, a);
+	memcpy(name + a, c->mailbox, b + 1);
+	struct store_change_info info = *c;
+	info.mailbox = name;
+	notify_watch_cb(o->n, &info);
+	free(name);
+}
+
 /* ---- state ---- */
 
 static void notify_state_free(struct cmd_notify *n)
@@ -204,6 +259,11 @@ static void notify_state_free(struct cmd_notify *n)
 	if (n == NULL)
 		return;
 	store_unwatch(&n->watch); /* no callback runs after this */
+	for (size_t i = 0; i < n->owner_count; i++) {
+		store_unwatch(&n->owners[i].watch);
+		free(n->owners[i].prefix);
+	}
+	free(n->owners);
 	pthread_mutex_destroy(&n->lock);
 	notify_pending_free(n->pending, n->pending_count);
 	notify_names_free(n->fetch_atts, n->fetch_att_count);
@@ -331,6 +391,7 @@ struct notify_listed {
 
 struct notify_item {
 	struct notify_pending p;
+	uint64_t owner; /* a shared name's owner once resolved, else 0 */
 	unsigned events;
 	bool stats; /* read its stats */
 	int stats_r;
@@ -340,6 +401,7 @@ struct notify_item {
 struct notify_batch {
 	struct store *store;
 	uint64_t account_id;
+	char *user; /* the session's address, lower-case: its rights on shared folders */
 	struct cmd_notify *n; /* to check it is still the session's */
 	struct notify_item *items;
 	size_t count;
@@ -360,15 +422,43 @@ static void notify_listed_cb(void *ctx, const struct store_mailbox_info *info)
 	                                                      info->has_children, info->subscribed};
 }
 
+/* The stats of a shared name's folder when the session still has l and r on it (0 when
+ * not, or no such owner or folder): its owner in it->owner. */
+static int notify_shared_stats(struct notify_batch *b, struct notify_item *it)
+{
+	const char *name = it->p.name, *rest = notify_shared_rest(name);
+	if (rest == NULL)
+		return 0;
+	size_t skip = strlen(IMAP_ACL_SHARED_PREFIX);
+	char *owner = xstrndup(name + skip, (size_t)(rest - 1 - (name + skip)));
+	uint64_t id;
+	unsigned rights = 0;
+	int r = store_account_lookup(b->store, owner, &id, NULL, NULL);
+	free(owner);
+	if (r == 1)
+		r = store_acl_rights(b->store, id, rest, b->account_id, b->user, &rights);
+	if (r != 1)
+		return r;
+	unsigned need = STORE_ACL_LOOKUP | STORE_ACL_READ;
+	if ((rights & need) != need)
+		return 0;
+	it->owner = id;
+	return store_mailbox_stats(b->store, id, rest, &it->st);
+}
+
 static void notify_batch_read(void *ctx)
 {
 	struct notify_batch *b = ctx;
 	if (b->list)
 		b->list_r = store_mailbox_list(b->store, b->account_id, notify_listed_cb, b);
-	for (size_t i = 0; i < b->count; i++)
-		if (b->items[i].stats)
-			b->items[i].stats_r = store_mailbox_stats(
-			    b->store, b->account_id, b->items[i].p.name, &b->items[i].st);
+	for (size_t i = 0; i < b->count; i++) {
+		struct notify_item *it = &b->items[i];
+		if (!it->stats)
+			continue;
+		it->stats_r = imap_acl_is_shared(it->p.name)
+		                  ? notify_shared_stats(b, it)
+		                  : store_mailbox_stats(b->store, b->account_id, it->p.name, &it->st);
+	}
 }
 
 static void notify_batch_free(struct notify_batch *b)
@@ -381,6 +471,7 @@ static void notify_batch_free(struct notify_batch *b)
 	for (size_t i = 0; i < b->listed_count; i++)
 		free(b->listed[i].name);
 	free(b->listed);
+	free(b->user);
 	free(b);
 }
 
@@ -476,7 +567,7 @@ static void notify_send_item(struct imap_session *s, struct cmd_notify *n,
 			notify_send_list(s, "\\NonExistent", p->name, NULL);
 		return;
 	}
-	if (!it->stats || it->stats_r != 1 || notify_is_selected(s, p->name))
+	if (!it->stats || it->stats_r != 1 || notify_is_selected(s, p->name, it->owner))
 		return;
 	if (notify_status_due(notify_last_find(n, p->name), ev, &it->st))
 		(void)cmd_status_send_notify(s, p->name, (ev & IMAP_NOTIFY_FLAG_CHANGE) != 0,
@@ -527,7 +618,10 @@ static bool notify_batch_start(struct imap_session *s, struct cmd_notify *n)
 	if (count == 0)
 		return false;
 	struct notify_batch *b = xcalloc(1, sizeof(*b));
-	*b = (struct notify_batch){.store = s->server->store, .account_id = s->account_id, .n = n};
+	*b = (struct notify_batch){.store = s->server->store,
+	                           .account_id = s->account_id,
+	                           .user = xstrdup(imap_acl_user(s)),
+	                           .n = n};
 	b->items = xcalloc(count, sizeof(*b->items));
 	b->count = count;
 	for (size_t i = 0; i < count; i++) {
@@ -543,7 +637,7 @@ static bool notify_batch_start(struct imap_session *s, struct cmd_notify *n)
 		it->stats = v[i].kind == STORE_CHANGE_MAILBOX && v[i].hms != 0 && !fresh &&
 		            (v[i].saw & NOTIFY_SAW_CHANGE) &&
 		            (it->events & IMAP_NOTIFY_MESSAGE_EVENTS) != 0 &&
-		            !notify_is_selected(s, v[i].name);
+		            !notify_is_selected(s, v[i].name, 0);
 	}
 	free(v); /* the names moved into the items */
 	n->delivering = true;
@@ -611,6 +705,14 @@ static char **notify_names_dup(struct imap_session *s, const char **names, size_
 			return NULL;
 		}
 		v[i] = notify_norm_dup(u);
+		/* a shared name's owner level is an address: lower-case, as the store's */
+		if (imap_acl_is_shared(v[i]))
+			for (char *c = v[i] + strlen(IMAP_ACL_SHARED); *c != '\0'; c++) {
+				if (*c == '/' && c != v[i] + strlen(IMAP_ACL_SHARED))
+					break;
+				if (*c >= 'A' && *c <= 'Z')
+					*c = (char)(*c - 'A' + 'a');
+			}
 	}
 	return v;
 }
@@ -636,7 +738,7 @@ static struct cmd_notify *notify_state_new(struct imap_session *s,
 		d->filter = g->filter;
 		d->events = g->events;
 		if (g->filter == IMAP_NOTIFY_SUBSCRIBED)
-			n->want_subscribed = true;
+			n->want_subscribed = n->names_shared = true;
 		if (g->name_count == 0)
 			continue;
 		d->names = notify_names_dup(s, g->names, g->name_count);
@@ -645,6 +747,8 @@ static struct cmd_notify *notify_state_new(struct imap_session *s,
 			return NULL;
 		}
 		d->name_count = g->name_count;
+		for (size_t k = 0; k < d->name_count; k++)
+			n->names_shared |= imap_acl_is_shared(d->names[k]);
 	}
 	return n;
 }
@@ -657,25 +761,105 @@ struct notify_set {
 	struct cmd_notify *n;
 };
 
+/* A folder shared with the session (store_acl_shared()), for NOTIFY SET. */
+struct notify_shared {
+	uint64_t owner_id;
+	char *owner, *mailbox;
+	unsigned rights;
+};
+
+struct notify_shared_list {
+	struct notify_shared *v;
+	size_t count;
+};
+
+static void notify_shared_cb(void *ctx, uint64_t owner_id, const char *owner, const char *mailbox,
+                             unsigned rights)
+{
+	struct notify_shared_list *l = ctx;
+	l->v = xrealloc(l->v, (l->count + 1) * sizeof(*l->v));
+	l->v[l->count++] =
+	    (struct notify_shared){owner_id, xstrdup(owner), xstrdup(mailbox), rights};
+}
+
+/* Off the loop, in NOTIFY SET's read: the shared folders a group with message events
+ * names and the session may read; a watch on each of their owners (before their stats are
+ * read: no change falls between), and with STATUS an item for each. */
+static void notify_set_shared(struct notify_set *q)
+{
+	struct cmd_notify *n = q->n;
+	struct notify_batch *b = q->b;
+	struct notify_shared_list l = {0};
+	if (store_acl_shared(b->store, b->account_id, b->user, notify_shared_cb, &l) < 0)
+		b->list_r = -1;
+	unsigned need = STORE_ACL_LOOKUP | STORE_ACL_READ;
+	for (size_t i = 0; i < l.count && b->list_r == 1; i++) {
+		struct notify_shared *x = &l.v[i];
+		size_t pre = strlen(IMAP_ACL_SHARED_PREFIX) + strlen(x->owner) + 1;
+		char *name = xmalloc(pre + strlen(x->mailbox) + 1);
+		snprintf(name, pre + strlen(x->mailbox) + 1, "%s%s/%s", IMAP_ACL_SHARED_PREFIX,
+		         x->owner, x->mailbox);
+		unsigned ev = notify_events_of(n, name);
+		if ((x->rights & need) != need || (ev & IMAP_NOTIFY_MESSAGE_EVENTS) == 0) {
+			free(name);
+			continue;
+		}
+		size_t k = 0;
+		while (k < n->owner_count && n->owners[k].id != x->owner_id)
+			k++;
+		if (k == n->owner_count) {
+			n->owners = xrealloc(n->owners, (k + 1) * sizeof(*n->owners));
+			struct notify_owner *o = &n->owners[n->owner_count++];
+			*o = (struct notify_owner){.n = n, .id = x->owner_id,
+			                           .prefix = xstrndup(name, pre)};
+		}
+		if (q->status) {
+			b->items = xrealloc(b->items, (b->count + 1) * sizeof(*b->items));
+			struct notify_item *it = &b->items[b->count++];
+			*it = (struct notify_item){.p.name = name, .owner = x->owner_id, .events = ev};
+			name = NULL;
+		}
+		free(name);
+	}
+	/* the owners' array is complete: their watches may start (pointers stay put) */
+	for (size_t k = 0; k < n->owner_count; k++)
+		n->owners[k].watch = store_watch_account(b->store, n->owners[k].id,
+		                                         notify_owner_cb, &n->owners[k]);
+	for (size_t i = 0; i < b->count; i++) {
+		struct notify_item *it = &b->items[i];
+		if (it->owner != 0)
+			it->stats_r = store_mailbox_stats(b->store, it->owner,
+			                                  notify_shared_rest(it->p.name), &it->st);
+	}
+	for (size_t i = 0; i < l.count; i++) {
+		free(l.v[i].owner);
+		free(l.v[i].mailbox);
+	}
+	free(l.v);
+}
+
 static void notify_set_read(void *ctx)
 {
 	struct notify_set *q = ctx;
 	struct notify_batch *b = q->b;
 	b->list_r = store_mailbox_list(b->store, b->account_id, notify_listed_cb, b);
+	if (b->list_r == 1 && q->n->names_shared) {
+		notify_subscribed_load(q->n, b); /* SUBSCRIBED may name shared folders */
+		notify_set_shared(q);
+	}
 	if (b->list_r != 1 || !q->status)
 		return;
 	/* The stats of every mailbox a group with message events names (the loop does not
 	 * touch n meanwhile: input waits). */
 	notify_subscribed_load(q->n, b);
-	b->items = xcalloc(b->listed_count + 1, sizeof(*b->items));
+	b->items = xrealloc(b->items, (b->count + b->listed_count + 1) * sizeof(*b->items));
 	for (size_t i = 0; i < b->listed_count; i++) {
 		const struct notify_listed *l = &b->listed[i];
 		unsigned ev = notify_events_of(q->n, l->name);
 		if (!l->exists || (ev & IMAP_NOTIFY_MESSAGE_EVENTS) == 0)
 			continue;
 		struct notify_item *it = &b->items[b->count++];
-		it->p.name = xstrdup(l->name);
-		it->events = ev;
+		*it = (struct notify_item){.p.name = xstrdup(l->name), .events = ev};
 		it->stats_r = store_mailbox_stats(b->store, b->account_id, l->name, &it->st);
 	}
 }
@@ -695,7 +879,7 @@ static void notify_set_done(struct imap_session *s, void *ctx)
 		notify_subscribed_load(q->n, b);
 		for (size_t i = 0; i < b->count; i++) {
 			struct notify_item *it = &b->items[i];
-			if (it->stats_r != 1 || notify_is_selected(s, it->p.name))
+			if (it->stats_r != 1 || notify_is_selected(s, it->p.name, it->owner))
 				continue;
 			/* RFC 5465 §3.1: MESSAGES and UIDNEXT for MessageNew, MESSAGES for
 			 * MessageExpunge, UIDVALIDITY and HIGHESTMODSEQ for FlagChange. */
@@ -747,7 +931,9 @@ void cmd_notify(struct imap_cmd *cmd)
 	q->status = spec.status;
 	q->n = n;
 	q->b = xcalloc(1, sizeof(*q->b));
-	*q->b =
-	    (struct notify_batch){.store = s->server->store, .account_id = s->account_id, .n = n};
+	*q->b = (struct notify_batch){.store = s->server->store,
+	                              .account_id = s->account_id,
+	                              .user = xstrdup(imap_acl_user(s)),
+	                              .n = n};
 	(void)imap_session_read(s, notify_set_read, notify_set_done, q);
 }

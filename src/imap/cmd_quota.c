@@ -7,7 +7,16 @@
  * (RFC 9208 §4.3.2: "* QUOTAROOT name" with no root) and GETQUOTA "" is refused, since a
  * QUOTA response needs at least one resource. STORAGE is in units of 1024 octets (§5.1):
  * usage rounded up, the limit rounded down. Limits are set by the administrator on the
- * command line: QUOTASET is not advertised and SETQUOTA answers NO [NOPERM] (§4.1.3). */
+ * command line: QUOTASET is not advertised and SETQUOTA answers NO [NOPERM] (§4.1.3).
+ *
+ * A shared folder (RFC 4314, "Shared/OWNER/F") counts against its owner's quota (APPEND and
+ * COPY into it are refused with [OVERQUOTA] by the owner's limits), so GETQUOTAROOT names
+ * the owner's root, called by the owner's address, with its QUOTA response, for a session
+ * with the r right on the folder (the right that shows the folder's messages and sizes;
+ * without l it does not exist, without r NO [NOPERM]). GETQUOTA names only the session's
+ * own root: another account's root is NONEXISTENT, as Dovecot answers a user who is no
+ * administrator. */
+#include "imap/imap_acl.h"
 #include "imap/imap_commands.h"
 
 #include <inttypes.h>
@@ -24,6 +33,9 @@
 struct cmd_quota_req {
 	char *tag;
 	char *mailbox; /* GETQUOTAROOT: UTF-8 name; NULL for GETQUOTA */
+	char *client_name; /* GETQUOTAROOT: the name as the client gave it (UTF-8) */
+	char *root;        /* the quota root's name: "" own, the owner's address shared */
+	uint64_t owner;    /* the account whose quota it is */
 	struct imap_session *s;
 	int mailbox_r; /* store_mailbox_exists(): 1, 0 no such mailbox, -1 error */
 	int usage_r;   /* store_account_limits(): 1, 0 no such account, -1 error */
@@ -36,8 +48,8 @@ static void cmd_quota_read(void *ctx)
 	struct store *store = q->s->server->store;
 	q->mailbox_r = 1;
 	if (q->mailbox != NULL)
-		q->mailbox_r = store_mailbox_exists(store, q->s->account_id, q->mailbox);
-	q->usage_r = store_account_limits(store, q->s->account_id, &q->l);
+		q->mailbox_r = store_mailbox_exists(store, q->owner, q->mailbox);
+	q->usage_r = store_account_limits(store, q->owner, &q->l);
 }
 
 /* Does the account have a quota root (a limit of either kind)? */
@@ -48,7 +60,8 @@ static bool cmd_quota_root(const struct store_account_limits *l)
 
 /* "* QUOTA "" (STORAGE used limit MESSAGE count limit)" for the account's root: the
  * resources that have a limit. */
-static void cmd_quota_send(struct imap_session *s, const struct store_account_limits *l)
+static void cmd_quota_send(struct imap_session *s, const char *root,
+                           const struct store_account_limits *l)
 {
 	char storage[64] = "", message[64] = "";
 	if (l->quota > 0)
@@ -57,13 +70,19 @@ static void cmd_quota_send(struct imap_session *s, const struct store_account_li
 	if (l->message_limit > 0)
 		snprintf(message, sizeof(message), "%sMESSAGE %" PRIu64 " %" PRIu64,
 		         l->quota > 0 ? " " : "", l->messages, l->message_limit);
-	imap_send(s, "* QUOTA \"\" (%s%s)", storage, message);
+	struct buf b;
+	buf_init(&b, 2 * STORE_MAILBOX_NAME_MAX + 16);
+	imap_quote(&b, root);
+	imap_send(s, "* QUOTA %s (%s%s)", buf_cstr(&b), storage, message);
+	buf_free(&b);
 }
 
 static void cmd_quota_req_free(struct cmd_quota_req *q)
 {
 	free(q->tag);
 	free(q->mailbox);
+	free(q->client_name);
+	free(q->root);
 	free(q);
 }
 
@@ -80,13 +99,14 @@ static void cmd_getquotaroot_done(struct imap_session *s, void *ctx)
 		imap_tagged(s, q->tag, "NO", "[UNAVAILABLE] Cannot read the quota");
 	else {
 		struct buf b;
-		buf_init(&b, 16 * STORE_MAILBOX_NAME_MAX + 64);
-		cmd_status_mailbox_name(s, &b, q->mailbox);
-		imap_send(s, "* QUOTAROOT %s%s", buf_cstr(&b),
-		          cmd_quota_root(&q->l) ? " \"\"" : "");
+		buf_init(&b, 18 * STORE_MAILBOX_NAME_MAX + 64);
+		cmd_status_mailbox_name(s, &b, q->client_name);
+		if (cmd_quota_root(&q->l) && buf_puts(&b, " ") == 0)
+			imap_quote(&b, q->root);
+		imap_send(s, "* QUOTAROOT %s", buf_cstr(&b));
 		buf_free(&b);
 		if (cmd_quota_root(&q->l))
-			cmd_quota_send(s, &q->l);
+			cmd_quota_send(s, q->root, &q->l);
 		imap_tagged(s, q->tag, "OK", "GETQUOTAROOT completed");
 	}
 	cmd_quota_req_free(q);
@@ -104,7 +124,7 @@ static void cmd_getquota_done(struct imap_session *s, void *ctx)
 	else if (q->usage_r == 0 || !cmd_quota_root(&q->l))
 		imap_tagged(s, q->tag, "NO", "[NONEXISTENT] No such quota root");
 	else {
-		cmd_quota_send(s, &q->l);
+		cmd_quota_send(s, "", &q->l);
 		imap_tagged(s, q->tag, "OK", "GETQUOTA completed");
 	}
 	cmd_quota_req_free(q);
@@ -123,10 +143,26 @@ void cmd_getquotaroot(struct imap_cmd *cmd)
 		imap_tagged(s, cmd->tag, "NO", "[NONEXISTENT] No such mailbox (invalid name)");
 		return;
 	}
+	struct imap_acl_mbox mb;
+	int r = imap_acl_resolve(s, name, &mb);
+	if (r <= 0) {
+		if (r == 0)
+			imap_tagged(s, cmd->tag, "NO", "[NONEXISTENT] Mailbox does not exist");
+		else
+			imap_tagged(s, cmd->tag, "NO", "[UNAVAILABLE] Cannot read the quota");
+		return;
+	}
+	if ((mb.rights & STORE_ACL_READ) == 0) {
+		imap_acl_deny(s, cmd->tag, STORE_ACL_READ);
+		return;
+	}
 	struct cmd_quota_req *q = xcalloc(1, sizeof(*q));
 	q->s = s;
 	q->tag = xstrdup(cmd->tag);
-	q->mailbox = xstrdup(name);
+	q->mailbox = xstrdup(mb.name);
+	q->client_name = xstrdup(name);
+	q->root = xstrdup(mb.shared ? mb.owner_address : "");
+	q->owner = mb.owner;
 	(void)imap_session_read(s, cmd_quota_read, cmd_getquotaroot_done, q);
 }
 
@@ -145,6 +181,7 @@ void cmd_getquota(struct imap_cmd *cmd)
 	struct cmd_quota_req *q = xcalloc(1, sizeof(*q));
 	q->s = s;
 	q->tag = xstrdup(cmd->tag);
+	q->owner = s->account_id;
 	(void)imap_session_read(s, cmd_quota_read, cmd_getquota_done, q);
 }
 

@@ -194,6 +194,9 @@ static void cmd_search_op_free(struct cmd_search_op *o)
 	for (struct imap_search_text *t = o->search->texts; t != NULL; t = t->next)
 		free(t->uids);
 	free(o->search->unindexed);
+	for (struct imap_search_hdr *h = o->search->hdrs; h != NULL; h = h->next)
+		free(h->uids);
+	free(o->search->hdr_unindexed);
 	cmd_search_batch_release(o);
 	arena_free(&o->arena);
 	free(o->hits);
@@ -405,10 +408,32 @@ static enum imap_step cmd_search_step(struct imap_session *s, void *op)
 /* The search index's answers for the BODY and TEXT keys it can take (store.h): the
  * messages it does not hold, then each key's UIDs. A key the store cannot answer (an
  * error) is left to the messages' files. */
+static void cmd_search_hdr_row(void *ctx, uint32_t uid, const char *hdr, size_t len)
+{
+	imap_search_hdr_add(ctx, uid, hdr, len);
+}
+
+/* The same for the header keys, from the header fields the index keeps
+ * (store_search_hdr_each()). Shared with SORT and THREAD. */
+void cmd_search_hdrs_read(struct imap_session *s, struct imap_search *search)
+{
+	if (search->hdrs == NULL ||
+	    store_search_hdr_unindexed_uids(s->server->store, s->mailbox_owner, s->mailbox,
+	                                    &search->hdr_unindexed,
+	                                    &search->hdr_unindexed_count) != 1)
+		return;
+	for (struct imap_search_hdr *h = search->hdrs; h != NULL; h = h->next) {
+		int r = store_search_hdr_each(s->server->store, s->mailbox_owner, s->mailbox,
+		                              h->prefilter, cmd_search_hdr_row, h);
+		h->indexed = r == 1 && !h->broken;
+	}
+}
+
 static void cmd_search_texts_read(struct cmd_search_op *o)
 {
 	struct imap_session *s = o->s;
 	struct imap_search *search = o->search;
+	cmd_search_hdrs_read(s, search);
 	if (search->texts == NULL ||
 	    store_search_unindexed_uids(s->server->store, s->mailbox_owner, s->mailbox,
 	                                &search->unindexed, &search->unindexed_count) != 1)
@@ -448,10 +473,38 @@ static void cmd_search_start(struct imap_session *s, void *ctx)
 	imap_session_run(s, cmd_search_step, cmd_search_op_free_ctx, o);
 }
 
+/* Header keys that would need the files of fewer than one message in this many (a narrow
+ * UID range in a big mailbox, say) read those rather than every indexed row of the
+ * mailbox: a row costs far less than a file, but not nothing. */
+#define CMD_SEARCH_HDR_FEW 16
+
+/* Do fewer than one in CMD_SEARCH_HDR_FEW messages of the view need their octets? */
+static bool cmd_search_few_undecided(const struct imap_session *s, const struct imap_search *search)
+{
+	struct imap_search_context ctx = {
+	    .count = s->count,
+	    .max_uid = s->count > 0 ? s->msgs[s->count - 1].uid : 0,
+	    .saved = s->search_saved != NULL ? s->search_saved->uids : NULL,
+	    .saved_count = s->search_saved != NULL ? s->search_saved->count : 0,
+	    .now = time(NULL),
+	};
+	size_t n = 0;
+	for (uint32_t i = 0; i < s->count; i++) {
+		struct imap_search_msg sm = cmd_msg_search_msg(s, i);
+		if (imap_search_match(search, &ctx, &sm, NULL, 0) < 0 &&
+		    ++n * CMD_SEARCH_HDR_FEW >= s->count)
+			return false;
+	}
+	return true;
+}
+
 static void cmd_search_synced(struct imap_session *s, void *ctx)
 {
 	struct cmd_search_op *o = ctx;
-	if (s->closed || (o->search->emailids == NULL && o->search->texts == NULL)) {
+	if (!s->closed && o->search->hdrs != NULL && cmd_search_few_undecided(s, o->search))
+		o->search->hdrs = NULL; /* their files are cheaper than the index's rows */
+	if (s->closed ||
+	    (o->search->emailids == NULL && o->search->texts == NULL && o->search->hdrs == NULL)) {
 		cmd_search_start(s, o);
 		return;
 	}

@@ -350,6 +350,7 @@ void cmd_select(struct imap_cmd *cmd)
 	/* RFC 4314 §4: SELECT and EXAMINE need r; a shared mailbox the session may not look
 	 * up is answered as a missing one (after the previous mailbox is closed, as for one). */
 	struct imap_acl_mbox mb;
+	uint64_t acl_version = store_acl_version(s->server->store); /* before the read */
 	int acl_r = imap_acl_resolve(s, name, &mb);
 	bool was_selected = s->state == IMAP_STATE_SELECTED;
 	imap_session_unselect(s);
@@ -373,6 +374,8 @@ void cmd_select(struct imap_cmd *cmd)
 	s->mailbox = xstrdup(mb.name);
 	s->mailbox_owner = mb.owner;
 	s->rights = mb.rights;
+	s->acl_version = acl_version;
+	s->acl_read_at = imap_acl_now();
 	imap_session_watch(s);
 	q->s = s;
 	q->tag = xstrdup(cmd->tag);

@@ -168,6 +168,11 @@ static void cmd_sort_op_free(void *ctx)
 {
 	struct cmd_sort_op *o = ctx;
 	cmd_sort_batch_release(o);
+	for (struct imap_search_hdr *h = o->search != NULL ? o->search->hdrs : NULL; h != NULL;
+	     h = h->next)
+		free(h->uids);
+	if (o->search != NULL)
+		free(o->search->hdr_unindexed);
 	arena_free(&o->arena);
 	arena_free(&o->scratch);
 	free(o->sorted);
@@ -332,7 +337,7 @@ static enum imap_step cmd_sort_step(struct imap_session *s, void *op)
 	return IMAP_STEP_DONE;
 }
 
-static void cmd_sort_synced(struct imap_session *s, void *ctx)
+static void cmd_sort_begin(struct imap_session *s, void *ctx)
 {
 	struct cmd_sort_op *o = ctx;
 	if (s->closed) {
@@ -345,6 +350,24 @@ static void cmd_sort_synced(struct imap_session *s, void *ctx)
 	else
 		o->sorted = xcalloc(n, sizeof(*o->sorted));
 	imap_session_run(s, cmd_sort_step, cmd_sort_op_free, o);
+}
+
+/* A store read: the search index's answers for the header keys of the criteria. */
+static void cmd_sort_hdrs_read(void *ctx)
+{
+	struct cmd_sort_op *o = ctx;
+	cmd_search_hdrs_read(o->s, o->search);
+}
+
+static void cmd_sort_synced(struct imap_session *s, void *ctx)
+{
+	struct cmd_sort_op *o = ctx;
+	if (s->closed || o->search->hdrs == NULL) {
+		cmd_sort_begin(s, o);
+		return;
+	}
+	o->s = s;
+	(void)imap_session_read(s, cmd_sort_hdrs_read, cmd_sort_begin, o);
 }
 
 /* "RETURN (MIN MAX COUNT ALL)" of ESORT (RFC 5267 §3.1); "RETURN ()" is ALL. SAVE is not

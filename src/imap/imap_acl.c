@@ -3,6 +3,7 @@
 
 #include <ctype.h>
 #include <string.h>
+#include <time.h>
 
 #include "core/arena.h"
 #include "core/banned.h"
@@ -73,13 +74,27 @@ const char *imap_acl_shared_name(struct imap_session *s, const char *owner, cons
 	return out;
 }
 
+int64_t imap_acl_now(void)
+{
+	struct timespec t;
+	clock_gettime(CLOCK_MONOTONIC, &t);
+	return (int64_t)t.tv_sec;
+}
+
 void imap_acl_refresh(struct imap_session *s)
 {
 	unsigned rights = 0;
-	if (s->state != IMAP_STATE_SELECTED || s->mailbox_owner == s->account_id ||
-	    store_acl_rights(s->server->store, s->mailbox_owner, s->mailbox, s->account_id,
+	if (s->state != IMAP_STATE_SELECTED || s->mailbox_owner == s->account_id)
+		return;
+	uint64_t version = store_acl_version(s->server->store); /* before the read */
+	int64_t now = imap_acl_now();
+	if (version == s->acl_version && now - s->acl_read_at < IMAP_ACL_REREAD_S)
+		return;
+	if (store_acl_rights(s->server->store, s->mailbox_owner, s->mailbox, s->account_id,
 	                     imap_acl_user(s), &rights) != 1)
 		return;
+	s->acl_version = version;
+	s->acl_read_at = now;
 	unsigned need = STORE_ACL_LOOKUP | STORE_ACL_READ;
 	if ((rights & need) == need) {
 		s->rights = rights;

@@ -37,11 +37,18 @@ int imap_acl_resolve(struct imap_session *s, const char *name, struct imap_acl_m
  * "[NOPERM]" (RFC 4314 §4 / RFC 5530), saying which right (one letter) is missing. */
 void imap_acl_deny(struct imap_session *s, const char *tag, unsigned right);
 /* Before a command in a selected mailbox of another account: read the session's rights on
- * it again, so that a SETACL or DELETEACL of the owner counts from the next command on.
+ * it again when an ACL change was told since they were read (store_acl_version(): so a
+ * SETACL or DELETEACL of the owner counts from the next command on) or they are older than
+ * IMAP_ACL_REREAD_S; otherwise nothing is read.
  * Without l or r any more the mailbox is closed ("* OK [CLOSED]", RFC 7162 §3.2.11's code:
  * the session is back in the authenticated state). A mailbox gone meanwhile or a store error
  * changes nothing here (the change bus tells of a deletion). */
 void imap_acl_refresh(struct imap_session *s);
+/* The clock imap_acl_refresh() counts in: monotonic seconds. */
+int64_t imap_acl_now(void);
+/* Rights unread for this long are read again even without a change told (a notification
+ * lost between nodes, an older node that does not send them). */
+#define IMAP_ACL_REREAD_S 30
 /* The client-visible name of mailbox name of owner (UTF-8, the command arena). */
 const char *imap_acl_shared_name(struct imap_session *s, const char *owner, const char *name);
 

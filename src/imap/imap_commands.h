@@ -114,6 +114,10 @@ void cmd_search_saved_reset(struct imap_session *s);
 bool cmd_search_saved_contains(const struct imap_session *s, uint32_t uid);
 /* The saved result as UIDs, ascending (NULL and 0 when empty): for SORT and THREAD. */
 void cmd_search_saved_get(const struct imap_session *s, const uint32_t **uids_r, size_t *count_r);
+/* Off the loop (a store read): fill the index's answers for search's header keys
+ * (imap_search_hdr; a key the store cannot answer is left to the message files). */
+struct imap_search;
+void cmd_search_hdrs_read(struct imap_session *s, struct imap_search *search);
 /* NOTIFY (RFC 5465), cmd_notify.c. */
 void cmd_notify(struct imap_cmd *cmd);
 /* End the session's NOTIFY, if any (NOTIFY NONE, a new NOTIFY SET, UNAUTHENTICATE, the end

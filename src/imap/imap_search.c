@@ -13,6 +13,7 @@
 #include "mime/rfc822_addr.h"
 #include "store/store.h"
 #include "core/date.h"
+#include "core/xmalloc.h"
 #include "core/banned.h"
 
 enum search_type {
@@ -64,6 +65,7 @@ struct imap_search_key {
 	const struct imap_seqset *set;             /* SK_SEQ, SK_UID */
 	const struct imap_search_emailid *emailid; /* SK_EMAILID */
 	const struct imap_search_text *text;       /* SK_BODY, SK_TEXT: NULL when unindexable */
+	const struct imap_search_hdr *hdr;         /* header keys, SENT*: the index's list */
 };
 
 /* ---- dates ---- */
@@ -158,6 +160,7 @@ struct search_parser {
 	struct imap_search_emailid *emailids;
 	struct imap_search_text *texts;
 	bool texts_some_not; /* a non-empty BODY/TEXT key the index cannot answer */
+	struct imap_search_hdr *hdrs;
 	const char *error;
 };
 
@@ -271,6 +274,36 @@ static void search_parse_text(struct search_parser *p, struct imap_search_key *k
 	k->text = t;
 }
 
+/* Header keys and SENT*: listed for the index's stored fields. The store narrows by
+ * prefilter, which each matching message's stored text contains: the needle of HEADER and
+ * SUBJECT (a substring of the field's folded value, so of the text), else "name: " (the
+ * address keys match a rewritten address list, which need not hold the needle as sent).
+ * SENT* have none: a message without Date: counts as sent on 1 Jan 1970. */
+static void search_parse_hdr(struct search_parser *p, struct imap_search_key *k,
+                             const char *field)
+{
+	struct imap_search_hdr *h = arena_alloc(p->arena, sizeof(*h));
+	*h = (struct imap_search_hdr){.key = k, .next = p->hdrs};
+	if (k->type != SK_HEADER) {
+		/* no prefilter */
+	} else if (!k->address && k->len > 0 &&
+	    k->len <= IMAP_SEARCH_TEXT_NEEDLE_MAX && memchr(k->str, '\n', k->len) == NULL &&
+	    imap_search_doc_utf8_valid((const unsigned char *)k->str, k->len)) {
+		h->prefilter = k->str;
+	} else {
+		size_t n = strlen(field), flen;
+		char *name = arena_alloc(p->arena, n + 3);
+		memcpy(name, field, n);
+		memcpy(name + n, ": ", 3);
+		const char *f = imap_search_doc_fold(p->arena, (const unsigned char *)name, n + 2, &flen);
+		if (n + 2 <= IMAP_SEARCH_TEXT_NEEDLE_MAX && memchr(f, '\n', flen) == NULL &&
+		    imap_search_doc_utf8_valid((const unsigned char *)f, flen))
+			h->prefilter = f;
+	}
+	p->hdrs = h;
+	k->hdr = h;
+}
+
 static const struct imap_search_key *
 search_parse_string_key(struct search_parser *p, struct imap_search_key *k, const char *name)
 {
@@ -295,6 +328,8 @@ search_parse_string_key(struct search_parser *p, struct imap_search_key *k, cons
 	k->str = imap_search_doc_fold(p->arena, (const unsigned char *)s, len, &k->len);
 	if (k->type != SK_HEADER && k->len > 0)
 		search_parse_text(p, k);
+	if (k->type == SK_HEADER)
+		search_parse_hdr(p, k, k->field);
 	return k;
 }
 
@@ -468,8 +503,10 @@ static const struct imap_search_key *search_parse_arg_key(struct search_parser *
 		    !search_parse_date(a->str, &k->day))
 			return search_fail(p, "Invalid date in search criteria (d-Mon-yyyy)");
 		p->arg++;
-		if (type >= SK_SENTBEFORE)
+		if (type >= SK_SENTBEFORE) {
 			p->needs |= IMAP_SEARCH_NEED_HEADER;
+			search_parse_hdr(p, k, "Date");
+		}
 		return k;
 	default:
 		return search_parse_string_key(p, k, name);
@@ -573,6 +610,7 @@ int imap_search_parse(struct arena *arena, const struct imap_arg *args,
 	search->emailids = p.emailids;
 	search->texts = p.texts;
 	search->texts_all = !p.texts_some_not;
+	search->hdrs = p.hdrs;
 	*search_r = search;
 	return 0;
 }
@@ -676,22 +714,27 @@ static bool search_address_find(const struct imap_search_doc_text *t,
 	return found;
 }
 
+/* A header key on the fields of d (from the message or from the index). */
+static bool search_header_has(const struct imap_search_key *k, const struct imap_search_doc *d)
+{
+	size_t flen = strlen(k->field);
+	for (size_t i = 0; i < d->fields.count; i++) {
+		const struct imap_search_doc_text *t = &d->fields.v[i];
+		if (t->name_len == flen && strncasecmp(t->name, k->field, flen) == 0 &&
+		    (k->address ? search_address_find(t, k) : search_find(t, t->value, k)))
+			return true;
+	}
+	return false;
+}
+
 static int search_eval_text(const struct imap_search_key *k, struct search_env *e)
 {
 	struct imap_search_doc *d = e->doc;
 	if (d->data == NULL)
 		return -1;
 	imap_search_doc_header(d);
-	if (k->type == SK_HEADER) {
-		size_t flen = strlen(k->field);
-		for (size_t i = 0; i < d->fields.count; i++) {
-			const struct imap_search_doc_text *t = &d->fields.v[i];
-			if (t->name_len == flen && strncasecmp(t->name, k->field, flen) == 0 &&
-			    (k->address ? search_address_find(t, k) : search_find(t, t->value, k)))
-				return 1;
-		}
-		return 0;
-	}
+	if (k->type == SK_HEADER)
+		return search_header_has(k, d);
 	if (k->type == SK_TEXT)
 		for (size_t i = 0; i < d->fields.count; i++)
 			if (search_find(&d->fields.v[i], 0, k))
@@ -786,6 +829,14 @@ static bool search_uid_listed(const uint32_t *uids, size_t count, uint32_t uid)
 	return false;
 }
 
+/* Is header key (or SENT*) k decided for the message by the index's list? */
+static bool search_hdr_decided(const struct imap_search_key *k, const struct search_env *e)
+{
+	return k->hdr != NULL && k->hdr->indexed &&
+	       !search_uid_listed(e->search->hdr_unindexed, e->search->hdr_unindexed_count,
+	                          e->msg->uid);
+}
+
 static int search_eval(const struct imap_search_key *k, struct search_env *e)
 {
 	const struct imap_search_msg *m = e->msg;
@@ -835,6 +886,8 @@ static int search_eval(const struct imap_search_key *k, struct search_env *e)
 			return search_uid_listed(k->text->uids, k->text->count, m->uid);
 		return search_eval_text(k, e);
 	case SK_HEADER:
+		if (search_hdr_decided(k, e))
+			return search_uid_listed(k->hdr->uids, k->hdr->count, m->uid);
 		return search_eval_text(k, e);
 	case SK_EMAILID:
 		return search_uid_listed(k->emailid->uids, k->emailid->count, m->uid);
@@ -845,6 +898,8 @@ static int search_eval(const struct imap_search_key *k, struct search_env *e)
 	case SK_SAVEDSINCE:
 		return search_unix_day(m->save_date) >= k->day;
 	default:
+		if (k->type >= SK_SENTBEFORE && search_hdr_decided(k, e))
+			return search_uid_listed(k->hdr->uids, k->hdr->count, m->uid);
 		return search_eval_date(k, e);
 	}
 }
@@ -871,4 +926,33 @@ bool imap_search_needs_body(const struct imap_search *search, uint32_t uid)
 		if (!t->indexed)
 			return true;
 	return false;
+}
+
+void imap_search_hdr_add(struct imap_search_hdr *h, uint32_t uid, const char *hdr, size_t len)
+{
+	struct imap_search_doc d;
+	imap_search_doc_init(&d, NULL, 0);
+	if (imap_search_doc_stored_fields(&d, hdr, len) < 0) {
+		h->broken = true;
+		imap_search_doc_deinit(&d);
+		return;
+	}
+	struct imap_search_msg m = {.uid = uid};
+	struct search_env e = {.msg = &m, .doc = &d};
+	const struct imap_search_key *k = h->key;
+	int r;
+	if (k->type == SK_HEADER) {
+		r = search_header_has(k, &d);
+	} else {
+		d.data = (const unsigned char *)""; /* the fields are there: SENT* may look */
+		r = search_eval_date(k, &e);
+	}
+	imap_search_doc_deinit(&d);
+	if (r != 1)
+		return;
+	if (h->count == h->cap) {
+		h->cap = h->cap == 0 ? 64 : 2 * h->cap;
+		h->uids = xrealloc(h->uids, h->cap * sizeof(*h->uids));
+	}
+	h->uids[h->count++] = uid;
 }

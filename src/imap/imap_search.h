@@ -65,6 +65,23 @@ struct imap_search_text {
 	struct imap_search_text *next;
 };
 
+/* A header key (HEADER, FROM, TO, CC, BCC, SUBJECT, SENTBEFORE, SENTON, SENTSINCE) that the
+ * header fields kept by the search index can answer (imap_search_doc_stored_fields(),
+ * store_search_hdr_each()): the caller may, before any matching, give every stored header
+ * text of the mailbox's messages that contains prefilter (all when it is NULL) to
+ * imap_search_hdr_add(), set indexed when the store answered and hdr->broken stayed
+ * false, and fill imap_search.hdr_unindexed once for all of them; then such a key is
+ * decided from uids for every message not listed there, from its header otherwise. */
+struct imap_search_hdr {
+	const struct imap_search_key *key;
+	const char *prefilter; /* folded, valid UTF-8, no LF, not empty; NULL: none */
+	bool indexed;
+	bool broken; /* a text given did not hold the fields apart */
+	uint32_t *uids; /* ascending as given; malloc'd, the caller frees them */
+	size_t count, cap;
+	struct imap_search_hdr *next;
+};
+
 /* A parsed SEARCH command. Everything lives in the arena given to imap_search_parse(). */
 struct imap_search {
 	bool has_return;     /* "RETURN (...)" was given: the answer is an ESEARCH response */
@@ -79,6 +96,9 @@ struct imap_search {
 	bool texts_all;                       /* every non-empty BODY/TEXT key is in texts */
 	uint32_t *unindexed; /* the caller's: UIDs the index does not hold, ascending */
 	size_t unindexed_count;
+	struct imap_search_hdr *hdrs; /* header keys the index can answer, NULL when none */
+	uint32_t *hdr_unindexed;      /* the caller's: UIDs without stored fields, ascending */
+	size_t hdr_unindexed_count;
 	const struct imap_search_key *root;
 };
 
@@ -133,6 +153,11 @@ struct imap_search_msg {
  * any octets are accepted (broken MIME, NULs, 8-bit headers). */
 int imap_search_match(const struct imap_search *search, const struct imap_search_context *ctx,
                       const struct imap_search_msg *msg, const unsigned char *data, size_t len);
+
+/* The header key h applied to the stored header lines hdr[0, len) of the message of uid
+ * (in ascending UID order): uid added to h->uids when it matches; h->broken set when hdr
+ * does not hold the message's fields apart. */
+void imap_search_hdr_add(struct imap_search_hdr *h, uint32_t uid, const char *hdr, size_t len);
 
 /* Does matching the message of uid need its whole text (IMAP_SEARCH_NEED_BODY), or is its
  * header section enough, since the index answers its BODY and TEXT keys? */

@@ -335,6 +335,24 @@ static int search_texts_join(struct buf *b, const struct imap_search_doc_texts *
 	return 0;
 }
 
+/* Can the message's own fields be told apart in the stored header lines: field names of
+ * ASCII without NUL or LF, values (decoded, folded) without NUL or LF? */
+static bool search_fields_storable(const struct imap_search_doc_texts *t)
+{
+	for (size_t i = 0; i < t->count; i++) {
+		const struct imap_search_doc_text *x = &t->v[i];
+		for (size_t k = 0; k < x->name_len; k++) {
+			unsigned char c = (unsigned char)x->name[k];
+			if (c == '\0' || c == '\n' || c >= 0x80)
+				return false;
+		}
+		if (memchr(x->s + x->value, '\0', x->len - x->value) != NULL ||
+		    memchr(x->s + x->value, '\n', x->len - x->value) != NULL)
+			return false;
+	}
+	return true;
+}
+
 int imap_search_doc_index(const unsigned char *data, size_t len, size_t max, char **hdr_r,
                           char **body_r)
 {
@@ -347,7 +365,12 @@ int imap_search_doc_index(const unsigned char *data, size_t len, size_t max, cha
 	buf_init(&h, max + 1);
 	buf_init(&b, max + 1);
 	int r = 1;
-	if (search_texts_join(&h, &d.fields, 0) < 0 || search_texts_join(&h, &d.body, 2) < 0 ||
+	/* The header lines begin with LF, the message's own fields end with an empty line
+	 * (IMAP_SEARCH_DOC_FIELDS_*): three LFs first when they cannot be told apart. */
+	bool storable = search_fields_storable(&d.fields);
+	if (buf_append(&h, storable ? "\n" : "\n\n\n", storable ? 1 : 3) < 0 ||
+	    search_texts_join(&h, &d.fields, 0) < 0 ||
+	    (storable && buf_append(&h, "\n", 1) < 0) || search_texts_join(&h, &d.body, 2) < 0 ||
 	    search_texts_join(&b, &d.body, 1) < 0 || h.len + b.len > max ||
 	    buf_append(&h, "", 1) < 0 || buf_append(&b, "", 1) < 0 ||
 	    !imap_search_doc_utf8_valid((const unsigned char *)h.data, h.len - 1) ||
@@ -382,4 +405,30 @@ int imap_search_doc_index_fd(void *ctx, int fd, size_t max, char **hdr_r, char *
 	if (map != NULL)
 		munmap(map, len);
 	return r;
+}
+
+int imap_search_doc_stored_fields(struct imap_search_doc *d, const char *hdr, size_t len)
+{
+	if (len < 2 || hdr[0] != '\n' || (len >= 3 && hdr[1] == '\n' && hdr[2] == '\n'))
+		return -1;
+	search_doc_arena(d);
+	d->header_done = true;
+	for (size_t at = 1; at < len && hdr[at] != '\n';) {
+		const char *nl = memchr(hdr + at, '\n', len - at);
+		const char *colon = memchr(hdr + at, ':', len - at);
+		if (nl == NULL || colon == NULL || colon > nl || colon + 1 >= nl || colon[1] != ' ')
+			return -1;
+		size_t n = (size_t)(nl - (hdr + at));
+		char *line = arena_strndup(d->arena, hdr + at, n);
+		size_t name_len = (size_t)(colon - (hdr + at));
+		search_texts_add(&d->fields, (struct imap_search_doc_text){.s = line,
+		                                                           .len = n,
+		                                                           .name = line,
+		                                                           .name_len = name_len,
+		                                                           .value = name_len + 2});
+		at += n + 1;
+		if (at >= len) /* no empty line after the fields */
+			return -1;
+	}
+	return 0;
 }

@@ -75,6 +75,18 @@ bool imap_search_doc_utf8_valid(const unsigned char *s, size_t len);
  * octets or are not valid UTF-8: such a message is not indexed, its searches read it. */
 int imap_search_doc_index(const unsigned char *data, size_t len, size_t max, char **hdr_r,
                           char **body_r) __attribute__((warn_unused_result));
+/* The header lines of imap_search_doc_index() hold the message's own fields apart: they
+ * begin with LF, then each of those fields as "name: value" followed by LF (names of ASCII,
+ * values without NUL or LF), then an empty line (LF), then the header lines of the MIME
+ * parts. When a name or a value does not allow that, they begin with three LFs and the
+ * lines follow without the empty line. Rows stored before this (no LF first) and those
+ * are searched by header keys from the message's file. */
+/* Fill doc->fields (doc made with data NULL) from such header lines hdr[0, len): the
+ * message's own fields, as imap_search_doc_header() gives them but with the name folded
+ * (which for ASCII names changes no comparison made with strncasecmp()). 0, or -1 when
+ * hdr does not hold them apart (doc->fields is then not to be used). */
+int imap_search_doc_stored_fields(struct imap_search_doc *doc, const char *hdr, size_t len)
+    __attribute__((warn_unused_result));
 /* The same for the message open at fd (store_search_texter_fn; ctx unused; fd stays open):
  * 1, 0 as above, -1 it cannot be read. */
 int imap_search_doc_index_fd(void *ctx, int fd, size_t max, char **hdr_r, char **body_r);

@@ -123,6 +123,10 @@ struct imap_session {
 	char *mailbox;
 	uint64_t mailbox_owner;
 	unsigned rights;
+	/* another account's mailbox: store_acl_version() and the monotonic second when rights
+	 * were last read (imap_acl_refresh()) */
+	uint64_t acl_version;
+	int64_t acl_read_at;
 	bool read_only;
 	uint32_t uidvalidity, uidnext;
 	uint64_t highestmodseq;

@@ -914,6 +914,31 @@ int store_search_unindexed_uids(struct store *store, uint64_t account_id, const 
 	return store->v->search_unindexed_uids(store, account_id, name, uids_r, count_r);
 }
 
+int store_search_hdr_each(struct store *store, uint64_t account_id, const char *mailbox,
+                          const char *prefilter, store_search_hdr_fn *fn, void *ctx)
+{
+	char name[STORE_MAILBOX_NAME_MAX + 1];
+	if (store_mailbox_norm(mailbox, name) < 0)
+		return 0;
+	return store->v->search_hdr_each(store, account_id, name, prefilter, fn, ctx);
+}
+
+int store_search_hdr_unindexed_uids(struct store *store, uint64_t account_id, const char *mailbox,
+                                    uint32_t **uids_r, size_t *count_r)
+{
+	char name[STORE_MAILBOX_NAME_MAX + 1];
+	*uids_r = NULL;
+	*count_r = 0;
+	if (store_mailbox_norm(mailbox, name) < 0)
+		return 0;
+	return store->v->search_hdr_unindexed_uids(store, account_id, name, uids_r, count_r);
+}
+
+uint64_t store_acl_version(struct store *store)
+{
+	return atomic_load(&store->acl_version);
+}
+
 int store_schema_version(struct store *store)
 {
 	return store->v->schema_version(store);

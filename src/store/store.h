@@ -807,6 +807,9 @@ enum store_change_kind {
 	/* The metadata entry named old_name (RFC 5464) of mailbox ("" for the account's server
 	 * entries) was set or removed (highestmodseq 0); one record per entry. */
 	STORE_CHANGE_METADATA,
+	/* The ACL of mailbox changed (highestmodseq 0): given to no watch, it moves
+	 * store_acl_version(). */
+	STORE_CHANGE_ACL,
 };
 struct store_change_info {
 	const char *mailbox;  /* valid during the callback */
@@ -823,6 +826,12 @@ typedef void store_watch_account_cb(void *ctx, const struct store_change_info *c
  * has none). Remove it with store_unwatch(). Returns the handle (never fails). */
 struct store_watch *store_watch_account(struct store *store, uint64_t account_id,
                                         store_watch_account_cb *cb, void *ctx);
+/* A counter that moves whenever an ACL change (SETACL, DELETEACL, posthorn share) has been
+ * committed, here or, on a shared store, on another node as its notification arrives;
+ * before the committing operation's callback runs. A session that read rights when it was
+ * v needs to read them again only once it is not v (IMAP: imap_acl_refresh()). Any
+ * thread; an atomic load. */
+uint64_t store_acl_version(struct store *store);
 
 /* ---- cached IMAP data of a message ---- */
 /* The ENVELOPE, BODY and BODYSTRUCTURE texts stored with the message of uid: 1 with each
@@ -870,6 +879,21 @@ int store_search_text_uids(struct store *store, uint64_t account_id, const char 
  * index, not indexable, or no texter): same returns. */
 int store_search_unindexed_uids(struct store *store, uint64_t account_id, const char *mailbox,
                                 uint32_t **uids_r, size_t *count_r);
+
+/* Header keys (IMAP SEARCH HEADER, FROM, SUBJECT, SENT*...) from the stored header lines,
+ * where they hold the message's own fields apart (those made since they do, the older
+ * ones once the backfill has made them again: imap_search_doc.h). fn gets, in UID order,
+ * each such message of mailbox whose header lines contain prefilter (NULL: every one;
+ * else as store_search_text_uids()'s needle), and the lines (valid UTF-8, len octets, no
+ * NUL); it runs inside the read, so it must be quick and not call the store. 1, 0 no such
+ * mailbox, -1 error (fn may have been called already). */
+typedef void store_search_hdr_fn(void *ctx, uint32_t uid, const char *hdr, size_t len);
+int store_search_hdr_each(struct store *store, uint64_t account_id, const char *mailbox,
+                          const char *prefilter, store_search_hdr_fn *fn, void *ctx);
+/* The UIDs (ascending) of the messages of mailbox without such header lines: returns as
+ * store_search_unindexed_uids(). */
+int store_search_hdr_unindexed_uids(struct store *store, uint64_t account_id, const char *mailbox,
+                                    uint32_t **uids_r, size_t *count_r);
 
 /* What OBJECTID (RFC 8474), SAVEDATE (RFC 8514) and PREVIEW (RFC 8970) show of one
  * message. The EMAILID names the stored content: a COPY or MOVE keeps it, and two

@@ -1230,12 +1230,17 @@ int store_db_search_backfill(struct store *store, store_search_texter_fn *fn, vo
 		state[i] = sq_backfill_texts(store, c, b.ids[i], fn, ctx, max, &hdr[i], &body[i]);
 	int ret = sql_begin(c, SQL_TX_WRITE, &error);
 	if (ret == 0) {
-		for (size_t i = 0; ret == 0 && i < b.count; i++)
-			if (state[i] != 2)
-				ret = sql_exec(c, SQ_MB_SEARCH_BACKFILL, &error, "iiss", b.ids[i],
-				               (int64_t)(state[i] == 1), hdr[i], body[i]) < 0
-				          ? -1
-				          : 0;
+		for (size_t i = 0; ret == 0 && i < b.count; i++) {
+			if (state[i] == 2)
+				continue;
+			/* an older row is made again (unread: it stays as it is) */
+			if (state[i] >= 0 &&
+			    sql_exec(c, SQ_MB_SEARCH_REDO, &error, "i", b.ids[i]) < 0)
+				ret = -1;
+			else if (sql_exec(c, SQ_MB_SEARCH_BACKFILL, &error, "iiss", b.ids[i],
+			                  (int64_t)(state[i] == 1), hdr[i], body[i]) < 0)
+				ret = -1;
+		}
 		ret = sql_end(c, ret, &error);
 	}
 	for (size_t i = 0; i < b.count; i++) {
@@ -1492,6 +1497,8 @@ const struct store_vfuncs store_db_vfuncs = {
     .emailid_uids = store_db_mailbox_emailid_uids,
     .search_text_uids = store_db_search_text_uids,
     .search_unindexed_uids = store_db_search_unindexed_uids,
+    .search_hdr_each = store_db_search_hdr_each,
+    .search_hdr_unindexed_uids = store_db_search_hdr_unindexed_uids,
     .search_backfill = store_db_search_backfill,
     .queue_list = store_db_queue_list,
     .queue_show = store_db_queue_show,

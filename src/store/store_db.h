@@ -122,6 +122,11 @@ enum sq_id {
 	SQ_MB_SEARCH_BEYOND,
 	SQ_MB_SEARCH_CONTENT,
 	SQ_MB_SEARCH_BACKFILL,
+	SQ_MB_SEARCH_HDR_ALL,
+	SQ_MB_SEARCH_HDR_SCAN,
+	SQ_MB_SEARCH_HDR_INDEXED,
+	SQ_MB_SEARCH_HDR_UNINDEXED,
+	SQ_MB_SEARCH_REDO,
 	SQ_MAILBOX_END,
 	/* store_db_queue.c */
 	SQ_Q_ENTRY_INSERT = SQ_MAILBOX_END,
@@ -271,7 +276,8 @@ int store_db_metadata_get(struct store *store, uint64_t account_id, const char *
                           void (*cb)(void *ctx, const char *name, const void *value, size_t size),
                           void *ctx);
 /* store_db_acl.c: the writer's ACL item (inside its savepoint), and the reads. */
-int store_db_acl_commit(struct sql_conn *c, struct store_commit_item *item, const char **error_r);
+int store_db_acl_commit(struct sql_conn *c, struct store_commit_item *item,
+                        struct store_changes *changes, const char **error_r);
 int store_db_acl_get(struct store *store, uint64_t account_id, const char *mailbox,
                      void (*cb)(void *ctx, const char *identifier, unsigned rights), void *ctx);
 int store_db_acl_shared(struct store *store, uint64_t account_id, const char *address,
@@ -341,6 +347,14 @@ int store_db_message_objects(struct store *store, uint64_t account_id, const cha
 	" AND (t.body LIKE " STORE_DB_SEARCH_PATTERN                                               \
 	" ESCAPE '\\' OR (?3 = 0 AND t.hdr LIKE " STORE_DB_SEARCH_PATTERN                          \
 	" ESCAPE '\\')) ORDER BY e.uid"
+/* The stored header lines that hold the message's own fields apart (they begin with one
+ * LF, not three: imap_search_doc.h), for store_search_hdr_each(); ?2 a needle in them. */
+#define STORE_DB_SEARCH_HDR_SELECT                                                                 \
+	"SELECT e.uid, t.hdr FROM mailbox_entries e JOIN search_texts t"                           \
+	" ON t.message_id = e.message_id WHERE e.mailbox_id = ?1 AND t.complete = 1"              \
+	" AND substr(t.hdr, 1, 1) = '\n' AND substr(t.hdr, 1, 3) <> '\n\n\n'"
+#define STORE_DB_SEARCH_HDR_MATCH                                                                  \
+	" AND t.hdr LIKE " STORE_DB_SEARCH_PATTERN " ESCAPE '\\' ORDER BY e.uid"
 /* store.h's store_search_text_uids() and store_search_unindexed_uids() (mailbox
  * normalized). */
 int store_db_search_text_uids(struct store *store, uint64_t account_id, const char *mailbox,
@@ -348,6 +362,11 @@ int store_db_search_text_uids(struct store *store, uint64_t account_id, const ch
                               size_t *count_r);
 int store_db_search_unindexed_uids(struct store *store, uint64_t account_id, const char *mailbox,
                                    uint32_t **uids_r, size_t *count_r);
+/* store.h's store_search_hdr_each() and store_search_hdr_unindexed_uids(). */
+int store_db_search_hdr_each(struct store *store, uint64_t account_id, const char *mailbox,
+                             const char *prefilter, store_search_hdr_fn *fn, void *ctx);
+int store_db_search_hdr_unindexed_uids(struct store *store, uint64_t account_id,
+                                       const char *mailbox, uint32_t **uids_r, size_t *count_r);
 /* store_private.h's search_backfill (store_db.c). */
 int store_db_search_backfill(struct store *store, store_search_texter_fn *fn, void *ctx, size_t max,
                              int64_t *cursor);

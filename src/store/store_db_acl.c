@@ -42,7 +42,8 @@ static void sqa_one_row(void *ctx, struct sql_row *st)
 	*bits = sqa_bits(sql_col_text0(st, 0));
 }
 
-int store_db_acl_commit(struct sql_conn *c, struct store_commit_item *item, const char **error_r)
+int store_db_acl_commit(struct sql_conn *c, struct store_commit_item *item,
+                        struct store_changes *changes, const char **error_r)
 {
 	const struct store_commit_mailbox *m = &item->mailbox;
 	int64_t mailbox_id, count;
@@ -68,6 +69,8 @@ int store_db_acl_commit(struct sql_conn *c, struct store_commit_item *item, cons
 	}
 	if (sql_exec(c, SQ_ACL_DELETE, error_r, "is", mailbox_id, m->acl_identifier) < 0)
 		return -1;
+	/* sessions holding rights read before read them again (store_acl_version()) */
+	store_watch_changed_kind(changes, m->account_id, m->name, STORE_CHANGE_ACL, NULL);
 	if (bits == 0)
 		return 0;
 	char text[sizeof(STORE_ACL_LETTERS)];

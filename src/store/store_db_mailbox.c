@@ -112,12 +112,28 @@ const char *const store_db_mailbox_sql[SQ_MAILBOX_END - SQ_CORE_COUNT] = {
     /* The backfill (store_db_search_backfill()): contents without a row, by id. */
     SQM(SQ_MB_SEARCH_PENDING) = "SELECT m.id FROM messages m WHERE m.id > ?1 AND m.id <= ?2"
                                 " AND NOT EXISTS (SELECT 1 FROM search_texts t"
-                                " WHERE t.message_id = m.id) ORDER BY m.id LIMIT ?3",
+                                " WHERE t.message_id = m.id AND (t.complete <> 1"
+                                " OR substr(t.hdr, 1, 1) = '\n')) ORDER BY m.id LIMIT ?3",
     SQM(SQ_MB_SEARCH_BEYOND) = "SELECT id FROM messages WHERE id > ?1 ORDER BY id LIMIT 1",
     SQM(SQ_MB_SEARCH_CONTENT) = "SELECT sha256, size, content, id FROM messages WHERE id = ?1",
     SQM(SQ_MB_SEARCH_BACKFILL) = "INSERT INTO search_texts (message_id, complete, hdr, body)"
                                  " SELECT ?1, ?2, ?3, ?4 WHERE EXISTS (SELECT 1 FROM messages"
                                  " WHERE id = ?1) ON CONFLICT (message_id) DO NOTHING",
+    /* Header keys from the stored header lines (store_search_hdr_each()); SQLite's
+     * SQ_MB_SEARCH_HDR_INDEXED narrows by FTS5 first, as SQ_MB_SEARCH_INDEXED. */
+    SQM(SQ_MB_SEARCH_HDR_ALL) = STORE_DB_SEARCH_HDR_SELECT " ORDER BY e.uid",
+    SQM(SQ_MB_SEARCH_HDR_SCAN) = STORE_DB_SEARCH_HDR_SELECT STORE_DB_SEARCH_HDR_MATCH,
+    SQM(SQ_MB_SEARCH_HDR_INDEXED) = STORE_DB_SEARCH_HDR_SELECT STORE_DB_SEARCH_HDR_MATCH,
+    SQM(SQ_MB_SEARCH_HDR_UNINDEXED) =
+        "SELECT e.uid FROM mailbox_entries e LEFT JOIN search_texts t"
+        " ON t.message_id = e.message_id WHERE e.mailbox_id = ?1 AND (t.complete IS NULL"
+        " OR t.complete <> 1 OR substr(t.hdr, 1, 1) <> '\n'"
+        " OR substr(t.hdr, 1, 3) = '\n\n\n') ORDER BY e.uid",
+    /* The backfill makes a row again whose header lines do not begin with LF (stored
+     * before they held the message's fields apart): the old row goes first, so that
+     * the FTS5 triggers see a delete and an insert. */
+    SQM(SQ_MB_SEARCH_REDO) = "DELETE FROM search_texts WHERE message_id = ?1 AND complete = 1"
+                             " AND substr(hdr, 1, 1) <> '\n'",
     SQM(SQ_MB_SEARCH_UNINDEXED) = "SELECT e.uid FROM mailbox_entries e LEFT JOIN search_texts t"
                                   " ON t.message_id = e.message_id WHERE e.mailbox_id = ?1"
                                   " AND (t.complete IS NULL OR t.complete <> 1) ORDER BY e.uid",
@@ -1066,7 +1082,7 @@ int store_db_mailbox_commit(struct sql_conn *c, struct store_commit_item *item,
 	case STORE_MAILBOX_METADATA:
 		return store_db_metadata_commit(c, item, changes, error_r);
 	case STORE_MAILBOX_ACL:
-		return store_db_acl_commit(c, item, error_r);
+		return store_db_acl_commit(c, item, changes, error_r);
 	}
 	item->refused = STORE_ERROR_INVALID;
 	return 0;
@@ -1348,6 +1364,50 @@ int store_db_search_unindexed_uids(struct store *store, uint64_t account_id, con
 {
 	return sqm_search_uids(store, account_id, mailbox, SQ_MB_SEARCH_UNINDEXED, NULL, 0, uids_r,
 	                       count_r);
+}
+
+int store_db_search_hdr_unindexed_uids(struct store *store, uint64_t account_id,
+                                       const char *mailbox, uint32_t **uids_r, size_t *count_r)
+{
+	return sqm_search_uids(store, account_id, mailbox, SQ_MB_SEARCH_HDR_UNINDEXED, NULL, 0,
+	                       uids_r, count_r);
+}
+
+struct sqm_hdr_each {
+	store_search_hdr_fn *fn;
+	void *ctx;
+};
+
+static void sqm_hdr_row(void *ctx, struct sql_row *st)
+{
+	struct sqm_hdr_each *h = ctx;
+	const char *hdr = sql_col_text0(st, 1);
+	h->fn(h->ctx, (uint32_t)sql_col_int(st, 0), hdr, strlen(hdr));
+}
+
+int store_db_search_hdr_each(struct store *store, uint64_t account_id, const char *mailbox,
+                             const char *prefilter, store_search_hdr_fn *fn, void *ctx)
+{
+	struct sql_conn *c = store_db_reader(store);
+	struct sqm_hdr_each h = {fn, ctx};
+	int64_t mailbox_id;
+	int started = c == NULL ? -1 : store_db_read_begin(c);
+	if (started < 0)
+		return -1;
+	int ret = sql_int(c, SQ_MAILBOX_ID, &mailbox_id, NULL, "is", (int64_t)account_id, mailbox);
+	if (ret == 1) {
+		int r;
+		if (prefilter == NULL)
+			r = sql_each(c, SQ_MB_SEARCH_HDR_ALL, sqm_hdr_row, &h, "i", mailbox_id);
+		else
+			r = sql_each(c,
+			             sqm_utf8_chars(prefilter) >= 3 ? SQ_MB_SEARCH_HDR_INDEXED
+			                                            : SQ_MB_SEARCH_HDR_SCAN,
+			             sqm_hdr_row, &h, "is", mailbox_id, prefilter);
+		if (r < 0)
+			ret = -1;
+	}
+	return store_db_read_end(c, started, ret);
 }
 
 int store_db_mailbox_emailid_uids(struct store *store, uint64_t account_id, const char *mailbox,

@@ -44,9 +44,13 @@ int store_db_notify_emit(struct store_db *s, struct sql_conn *c,
 		/* Subscriptions and renames (for account watches, IMAP NOTIFY) carry a letter
 		 * where the MODSEQ goes, which nodes before them ignore; a rename names the new
 		 * and the old name separated by a tab (no valid name holds one). */
-		if (ch->kind == STORE_CHANGE_SUBSCRIPTION || ch->kind == STORE_CHANGE_CREATE)
+		if (ch->kind == STORE_CHANGE_SUBSCRIPTION || ch->kind == STORE_CHANGE_CREATE ||
+		    ch->kind == STORE_CHANGE_ACL)
 			snprintf(payload, sizeof(payload), "%s %" PRIu64 " %c %s", s->node,
-			         ch->account_id, ch->kind == STORE_CHANGE_CREATE ? 'C' : 'S',
+			         ch->account_id,
+			         ch->kind == STORE_CHANGE_CREATE ? 'C'
+			         : ch->kind == STORE_CHANGE_ACL  ? 'A'
+			                                         : 'S',
 			         ch->mailbox);
 		else if (ch->kind == STORE_CHANGE_RENAME || ch->kind == STORE_CHANGE_METADATA)
 			snprintf(payload, sizeof(payload), "%s %" PRIu64 " %c %s\t%s", s->node,
@@ -75,10 +79,12 @@ static void db_notify_payload(void *ctx, const char *payload)
 	uint64_t account = strtoull(p + 1, &end, 10);
 	if (*end != ' ')
 		return;
-	if ((end[1] == 'S' || end[1] == 'C') && end[2] == ' ') {
-		store_watch_changed_kind(
-		    &s->notify_changes, account, end + 3,
-		    end[1] == 'S' ? STORE_CHANGE_SUBSCRIPTION : STORE_CHANGE_CREATE, NULL);
+	if ((end[1] == 'S' || end[1] == 'C' || end[1] == 'A') && end[2] == ' ') {
+		store_watch_changed_kind(&s->notify_changes, account, end + 3,
+		                         end[1] == 'S'   ? STORE_CHANGE_SUBSCRIPTION
+		                         : end[1] == 'A' ? STORE_CHANGE_ACL
+		                                         : STORE_CHANGE_CREATE,
+		                         NULL);
 		return;
 	}
 	if ((end[1] == 'R' || end[1] == 'M') && end[2] == ' ') {

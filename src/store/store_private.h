@@ -450,6 +450,11 @@ struct store_vfuncs {
 	                        size_t *count_r);
 	int (*search_unindexed_uids)(struct store *store, uint64_t account_id, const char *mailbox,
 	                             uint32_t **uids_r, size_t *count_r);
+	/* store_search_hdr_each() and store_search_hdr_unindexed_uids(). */
+	int (*search_hdr_each)(struct store *store, uint64_t account_id, const char *mailbox,
+	                       const char *prefilter, store_search_hdr_fn *fn, void *ctx);
+	int (*search_hdr_unindexed_uids)(struct store *store, uint64_t account_id,
+	                                 const char *mailbox, uint32_t **uids_r, size_t *count_r);
 	/* On the writer thread: texts for a few contents after *cursor that have no
 	 * search_texts row (fn as store_set_search_texter()), in one transaction; *cursor
 	 * moves past them. Returns how many were looked at (0: none left), -1 error. */
@@ -486,6 +491,8 @@ struct store {
 	char *messages_dir;
 	char *tmp_dir;
 	atomic_uint_fast64_t spool_seq;
+	/* store_acl_version(): moved by every ACL change told (store_watch_notify()) */
+	atomic_uint_fast64_t acl_version;
 	int lock_fd;    /* posthorn.lock, held shared while open (see store_lock()) */
 	bool exclusive; /* we were alone at open: orphan cleanup allowed */
 	/* Bodies up to this size are stored in the database (store_set_inline_max()). */

@@ -240,7 +240,8 @@ store_watch_collect(struct store *store, const struct store_changes *changes, si
 				 * watches' mailboxes, not changes. */
 				for (size_t k = 0; k < changes->count; k++)
 					if (changes->v[k].account_id == w->account_id &&
-					    changes->v[k].highestmodseq != UINT64_MAX)
+					    changes->v[k].highestmodseq != UINT64_MAX &&
+					    changes->v[k].kind != STORE_CHANGE_ACL)
 						store_watch_call_add(&calls, &count, &cap, w,
 						                     &changes->v[k]);
 				continue;
@@ -259,6 +260,12 @@ void store_watch_notify(struct store *store, struct store_changes *changes)
 	size_t count;
 	if (changes->count == 0)
 		return;
+	for (size_t i = 0; i < changes->count; i++) {
+		if (changes->v[i].kind == STORE_CHANGE_ACL) {
+			atomic_fetch_add(&store->acl_version, 1);
+			break;
+		}
+	}
 	pthread_mutex_lock(&store->watch_lock);
 	struct store_watch_call *calls = store_watch_collect(store, changes, &count);
 	pthread_mutex_unlock(&store->watch_lock);

@@ -308,3 +308,81 @@ def test_share_cli(server):
     assert bad.returncode != 0 and "no such mailbox" in bad.stderr
     bad = server.cli("share", "grant", owner, "Cli", grantee, "lz", check=False)
     assert bad.returncode != 0 and "bad rights" in bad.stderr
+
+
+def test_quota_and_metadata_of_shared_folders(server):
+    """GETQUOTAROOT of a shared folder names the owner's root (by the owner's address) for
+    a grantee with r (RFC 9208, RFC 4314); GETMETADATA and SETMETADATA of its /shared/
+    entries with l and any of r s w i p (RFC 5464 §3.2); its /private/ entries stay the
+    owner's. Without l it does not exist, for all three."""
+    owner, grantee = D, B
+    o = owner_with(server, owner, "Meta", "l")
+    server.cli("user", "quota", owner, "10M")
+    assert o.cmd(b'SETMETADATA Meta (/shared/comment "team" /private/comment "mine")')[-1] \
+        == b"OK SETMETADATA completed"
+    g = Raw(server, grantee)
+    box = shared(owner, "Meta")
+    assert g.cmd(b"GETQUOTAROOT " + box)[-1] == b"NO [NOPERM] Permission denied (right r needed)"
+    assert g.cmd(b"GETMETADATA %s /shared/comment" % box)[-1] == \
+        b"NO [NOPERM] Permission denied (right r needed)"
+    c = Raw(server, C)  # no rights at all: as a folder that does not exist
+    assert c.cmd(b"GETQUOTAROOT " + box)[-1] == b"NO [NONEXISTENT] Mailbox does not exist"
+    assert c.cmd(b"GETMETADATA %s /shared/comment" % box)[-1] == \
+        b"NO [NONEXISTENT] No such mailbox"
+    assert c.cmd(b'SETMETADATA %s (/shared/comment "x")' % box)[-1] == \
+        b"NO [NONEXISTENT] No such mailbox"
+    # i alone: metadata yes, quota no
+    assert o.cmd(b'SETACL Meta %s "li"' % grantee.encode())[-1] == b"OK SETACL completed"
+    out = b"".join(g.cmd(b"GETMETADATA %s (/shared/comment /private/comment)" % box))
+    assert out.startswith(b'* METADATA "Shared/%s/Meta" ("/shared/comment" {4}\r\nteam '
+                          b'"/private/comment" NIL)' % owner.encode()), out
+    assert out.endswith(b"OK GETMETADATA completed")
+    assert g.cmd(b"GETQUOTAROOT " + box)[-1] == b"NO [NOPERM] Permission denied (right r needed)"
+    assert g.cmd(b'SETMETADATA %s (/shared/comment "ours")' % box)[-1] == \
+        b"OK SETMETADATA completed"
+    assert g.cmd(b'SETMETADATA %s (/private/comment "x")' % box)[-1] == \
+        b"NO [CANNOT] Private entries of another user's mailbox are not kept"
+    out = b"".join(o.cmd(b"GETMETADATA Meta (/shared/comment /private/comment)"))
+    assert b'"/shared/comment" {4}\r\nours "/private/comment" {4}\r\nmine)' in out, out
+    # r: the owner's quota root, by the owner's address
+    assert o.cmd(b'SETACL Meta %s "lr"' % grantee.encode())[-1] == b"OK SETACL completed"
+    out = g.cmd(b"GETQUOTAROOT " + box)
+    assert out[0] == b'* QUOTAROOT "Shared/%s/Meta" "%s"\r\n' % (owner.encode(),
+                                                                  owner.encode()), out
+    assert re.match(rb'\* QUOTA "%s" \(STORAGE \d+ 10240\)\r\n' % re.escape(owner.encode()),
+                    out[1]), out
+    assert out[2] == b"OK GETQUOTAROOT completed"
+    assert g.cmd(b'GETQUOTA "%s"' % owner.encode())[-1] == \
+        b"NO [NONEXISTENT] No such quota root"
+    assert o.cmd(b"GETQUOTAROOT Meta")[0] == b'* QUOTAROOT "Meta" ""\r\n'
+
+
+def test_notify_shared_folders(server):
+    """NOTIFY (RFC 5465) MAILBOXES / SUBTREE naming shared folders: STATUS for the owner's
+    changes while the grantee has l and r, nothing once r is withdrawn, nothing for an
+    account the folder is not shared with."""
+    owner, grantee = D, B
+    o = owner_with(server, owner, "Note", "lr")
+    g = Raw(server, grantee)
+    box = shared(owner, "Note")
+    out = g.cmd(b"NOTIFY SET STATUS (MAILBOXES %s (MessageNew MessageExpunge))" % box)
+    assert out[-1] == b"OK NOTIFY completed", out
+    assert len(out) == 2 and out[0].startswith(b"* STATUS %s (MESSAGES 1 UIDNEXT 2 " % box), out
+    c = Raw(server, C)  # nothing is shared with C: the SUBTREE names nothing it may see
+    assert c.cmd(b'NOTIFY SET (SUBTREE "Shared" (MessageNew))') == [b"OK NOTIFY completed"]
+    s = Raw(server, X)  # a SUBTREE over the owner's shared folders
+    assert o.cmd(b'SETACL Note %s "lr"' % X.encode())[-1] == b"OK SETACL completed"
+    assert s.cmd(b'NOTIFY SET (SUBTREE "Shared/%s" (MessageNew))' % owner.upper().encode()) \
+        == [b"OK NOTIFY completed"]
+    assert o.append(b"Note", MSG).startswith(b"OK")
+    g.sock.settimeout(5)
+    assert g.line().startswith(b"* STATUS %s (MESSAGES 2 UIDNEXT 3 " % box)
+    s.sock.settimeout(5)
+    assert s.line().startswith(b"* STATUS %s (MESSAGES 2 UIDNEXT 3 " % box)
+    assert c.cmd(b"NOOP") == [b"OK NOOP completed"]
+    # r withdrawn: the owner's next message is not told
+    assert o.cmd(b'SETACL Note %s "l"' % grantee.encode())[-1] == b"OK SETACL completed"
+    assert o.append(b"Note", MSG).startswith(b"OK")
+    assert s.line().startswith(b"* STATUS %s (MESSAGES 3 UIDNEXT 4 " % box)
+    assert g.cmd(b"NOOP") == [b"OK NOOP completed"]
+    assert g.cmd(b"NOOP") == [b"OK NOOP completed"]

@@ -824,6 +824,125 @@ static void test_index_answers(void **state)
 	s->unindexed = NULL;
 }
 
+
+/* Header keys and SENT* answered from the header lines imap_search_doc_index() stores, as
+ * the store gives them (only those holding the prefilter): the same answers as from the
+ * octets, without them. */
+static int index_match(const char *criteria, const char *text, bool indexable)
+{
+	struct imap_search_msg m = msg_default();
+	struct imap_search *s = parse_ok(criteria);
+	int full = imap_search_match(s, &ctx_default, &m, (const unsigned char *)text, strlen(text));
+	char *hdr, *body;
+	assert_int_equal(
+	    imap_search_doc_index((const unsigned char *)text, strlen(text), 1 << 20, &hdr, &body),
+	    1);
+	assert_non_null(s->hdrs);
+	for (struct imap_search_hdr *h = s->hdrs; h != NULL; h = h->next) {
+		if (h->prefilter == NULL || strstr(hdr, h->prefilter) != NULL)
+			imap_search_hdr_add(h, m.uid, hdr, strlen(hdr));
+		assert_int_equal(h->broken, !indexable);
+		h->indexed = !h->broken;
+	}
+	int quick = imap_search_match(s, &ctx_default, &m, NULL, 0);
+	if (indexable && (s->needs & IMAP_SEARCH_NEED_BODY) == 0)
+		assert_int_not_equal(quick, -1);
+	if (quick >= 0 && quick != full)
+		fail_msg("'%s': index %d, octets %d", criteria, quick, full);
+	for (struct imap_search_hdr *h = s->hdrs; h != NULL; h = h->next)
+		free(h->uids);
+	free(hdr);
+	free(body);
+	return full;
+}
+
+static const char *encoded_msg =
+    "From: =?ISO-8859-1?Q?Ren=E9?= Dupont (the boss) <rene@example.test>\r\n"
+    "To: undisclosed:;, \"Smith, Al\" <al@example.test>\r\n"
+    "Subject: =?UTF-8?B?w4dhIHZh?=\r\n"
+    "  =?UTF-8?Q?_tr=C3=A8s?= bien\r\n"
+    "X-Folded: first line\r\n"
+    "\tsecond line\r\n"
+    "X-Folded: another one\r\n"
+    "Date: Tue, 1 Jul 2003 10:52:37 +0200\r\n"
+    "Content-Type: multipart/mixed; boundary=b\r\n"
+    "\r\n"
+    "--b\r\n"
+    "Content-Type: text/plain\r\n"
+    "Subject: in a part\r\n"
+    "X-Part: part-only\r\n"
+    "\r\n"
+    "body words\r\n"
+    "--b--\r\n";
+
+static void test_index_header_keys(void **state)
+{
+	(void)state;
+	static const char *const crit[] = {
+	    "FROM \"rené\"",       "FROM \"rené dupont <rene@\"", "FROM boss", "FROM \"rene@example.test\"",
+	    "TO \"smith, al\"",  "TO undisclosed",              "TO \"al <al@\"", "CC \"\"",
+	    "SUBJECT \"ça va très bien\"", "SUBJECT \"vatrès\"",   "SUBJECT \"in a part\"",
+	    "HEADER X-Folded \"line second\"", "HEADER x-folded \"line\tsecond\"",
+	    "HEADER X-FOLDED another", "HEADER X-Part part", "HEADER X-Part \"\"",
+	    "HEADER Date \"\"", "HEADER content-type mixed", "HEADER content-type text/plain",
+	    "NOT SUBJECT bien", "OR FROM nobody SUBJECT \"ça\"", "SENTON 1-Jul-2003",
+	    "SENTBEFORE 1-Jul-2003", "SENTSINCE 2-Jul-2003", "HEADER \"\" x",
+	    "SUBJECT \"%\"", "FROM \"\"", "BODY words FROM \"rené\""};
+	int want[] = {1, 1, 0, 1, 1, 1, 1, 0, 1, 0, 0, 0, 1, 1, 0, 0, 1, 1, 0,
+	              0, 1, 1, 0, 0, 0, 0, 1, 1};
+	_Static_assert(sizeof(crit) / sizeof(crit[0]) == sizeof(want) / sizeof(want[0]), "");
+	for (size_t i = 0; i < sizeof(crit) / sizeof(crit[0]); i++) {
+		if (index_match(crit[i], encoded_msg, true) != want[i])
+			fail_msg("'%s' should give %d", crit[i], want[i]);
+		arena_reset(arena);
+	}
+	for (size_t i = 0; i < sizeof(crit) / sizeof(crit[0]); i++) {
+		index_match(crit[i], simple_msg, true);
+		arena_reset(arena);
+	}
+	/* a value that decodes to LF (or NUL): the fields cannot be told apart, the octets
+	 * decide */
+	const char *lf = "Subject: =?utf-8?q?a=0Ab?=\r\nFrom: x@example.test\r\n\r\nbody\r\n";
+	assert_int_equal(index_match("SUBJECT b", lf, false), 1);
+	arena_reset(arena);
+	const char *nul = "Subject: =?utf-8?q?a=00b?=\r\n\r\n";
+	assert_int_equal(index_match("SUBJECT a", nul, false), 1);
+	arena_reset(arena);
+	const char *eight = "Subj\xc3\xa9: x\r\n\r\n";
+	assert_int_equal(index_match("HEADER \"subj\xc3\xa9\" x", eight, false), 1);
+	arena_reset(arena);
+	/* a message without fields; without Date: it was sent on 1 Jan 1970 */
+	assert_int_equal(index_match("SUBJECT \"\"", "\r\nbody\r\n", true), 0);
+	arena_reset(arena);
+	assert_int_equal(index_match("SENTBEFORE 2-Jan-1970", "\r\nbody\r\n", true), 1);
+	arena_reset(arena);
+	assert_int_equal(index_match("SENTON 1-Jan-1970", "Subject: x\r\n\r\nbody\r\n", true), 1);
+	arena_reset(arena);
+	/* rows stored before the fields were held apart: not used */
+	struct imap_search_doc d;
+	imap_search_doc_init(&d, NULL, 0);
+	assert_int_equal(imap_search_doc_stored_fields(&d, "subject: hi\n", 12), -1);
+	assert_int_equal(imap_search_doc_stored_fields(&d, "\n\n\nsubject: hi\n", 15), -1);
+	assert_int_equal(imap_search_doc_stored_fields(&d, "\nsubject: hi\n", 13), -1);
+	imap_search_doc_deinit(&d);
+	imap_search_doc_init(&d, NULL, 0);
+	assert_int_equal(imap_search_doc_stored_fields(&d, "\nsubject: hi\nx: \n\ny: z\n", 23), 0);
+	assert_int_equal(d.fields.count, 2);
+	assert_string_equal(d.fields.v[1].s, "x: ");
+	imap_search_doc_deinit(&d);
+	/* the prefilter: the folded needle of SUBJECT and HEADER, else the field's name */
+	struct imap_search *s = parse_ok("SUBJECT \"ÇA\" FROM Bob HEADER X-A \"\" SENTON 1-Jan-2020");
+	const char *pre[4] = {0};
+	size_t n = 0;
+	for (struct imap_search_hdr *h = s->hdrs; h != NULL; h = h->next)
+		pre[n++] = h->prefilter;
+	assert_int_equal(n, 4);
+	assert_null(pre[0]); /* SENT*: a message without Date: may match */
+	assert_string_equal(pre[1], "x-a: ");
+	assert_string_equal(pre[2], "from: ");
+	assert_string_equal(pre[3], "ça");
+}
+
 static const char *mime_msg =
     "From: a@example.test\r\n"
     "Subject: mime\r\n"
@@ -1124,6 +1243,7 @@ int main(void)
 	const struct CMUnitTest tests[] = {
 	    cmocka_unit_test_setup_teardown(test_parse_keys, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_index_answers, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_index_header_keys, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_parse_literal, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_parse_errors, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_parse_depth, setup, teardown),

@@ -262,6 +262,52 @@ static void test_acl_entries(void **state)
 	assert_string_equal(error, STORE_ERROR_INVALID);
 }
 
+
+/* store_acl_version(): moved by every committed ACL change (before the change's caller
+ * hears of it), not by other mailbox operations; ACL changes reach no account watch; on
+ * a shared store another node's change moves it too, once its notification arrives. */
+static void acl_version_watch_cb(void *ctx, const struct store_change_info *c)
+{
+	(void)c;
+	(*(int *)ctx)++;
+}
+
+static void test_acl_version(void **state)
+{
+	struct fixture *f = fixture_get(state);
+	struct store_mailbox_op create = {
+	    .action = STORE_MAILBOX_CREATE, .account_id = f->a, .name = "Ver"};
+	int records = 0;
+	struct store_watch *w = store_watch_account(f->store, f->a, acl_version_watch_cb, &records);
+	uint64_t v0 = store_acl_version(f->store);
+	assert_int_equal(store_mailbox_change_wait(f->store, &create), 0);
+	assert_int_equal(store_acl_version(f->store), v0); /* CREATE: not an ACL change */
+	int after_create = records;
+	assert_true(after_create > 0);
+	acl_set_ok(f, f->a, "Ver", "b@example.org", STORE_ACL_SET, "lr");
+	uint64_t v1 = store_acl_version(f->store);
+	assert_true(v1 > v0);
+	acl_set_ok(f, f->a, "Ver", "b@example.org", STORE_ACL_REMOVE, "lr"); /* entry gone */
+	assert_true(store_acl_version(f->store) > v1);
+	assert_int_equal(records, after_create); /* no account watch record */
+	store_unwatch(&w);
+	if (!engine_is_pg(&f->eng))
+		return;
+	struct fixture other = *f;
+	snprintf(other.dir, sizeof(other.dir), "/tmp/test_store_acl.XXXXXX");
+	assert_non_null(mkdtemp(other.dir));
+	open_store(&other);
+	uint64_t v2 = store_acl_version(f->store);
+	const char *error = NULL;
+	assert_int_equal(acl_set(&other, f->a, "Ver", "c@example.org", STORE_ACL_SET, "l", &error),
+	                 0);
+	for (int i = 0; i < 1000 && store_acl_version(f->store) == v2; i++) /* up to 10 s */
+		usleep(10000);
+	assert_true(store_acl_version(f->store) > v2);
+	store_close(&other.store);
+	engine_rm_tree(other.dir);
+}
+
 static void test_acl_rename_delete_shared(void **state)
 {
 	struct fixture *f = fixture_get(state);
@@ -442,6 +488,7 @@ int main(void)
 	    cmocka_unit_test(test_rights_letters),
 	    cmocka_unit_test(test_identifiers),
 	    BOTH(test_acl_entries),
+	    BOTH(test_acl_version),
 	    BOTH(test_acl_rename_delete_shared),
 	    BOTH(test_acl_limit),
 	    BOTH(test_copy_across_accounts),

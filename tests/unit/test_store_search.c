@@ -338,6 +338,88 @@ static void test_copies_and_expunge(void **state)
 	assert_int_equal(text_rows(f), 2);
 }
 
+
+/* store_search_hdr_each(): the header lines, in UID order, of the messages whose lines
+ * hold their own fields apart and contain the prefilter. */
+struct hdr_seen {
+	char out[512];
+};
+
+static void hdr_seen_row(void *ctx, uint32_t uid, const char *hdr, size_t len)
+{
+	struct hdr_seen *h = ctx;
+	assert_int_equal(strlen(hdr), len);
+	assert_true(hdr[0] == '\n');
+	snprintf(h->out + strlen(h->out), sizeof(h->out) - strlen(h->out), "%s%u",
+	         h->out[0] != '\0' ? " " : "", uid);
+}
+
+static const char *hdr_uids(struct fixture *f, const char *prefilter)
+{
+	static struct hdr_seen h;
+	h.out[0] = '\0';
+	if (store_search_hdr_each(f->store, f->a, "INBOX", prefilter, hdr_seen_row, &h) != 1)
+		return "-";
+	return h.out;
+}
+
+static const char *hdr_unindexed(struct fixture *f)
+{
+	static char out[256];
+	uint32_t *uids;
+	size_t n;
+	out[0] = '\0';
+	if (store_search_hdr_unindexed_uids(f->store, f->a, "INBOX", &uids, &n) != 1)
+		return "-";
+	for (size_t i = 0; i < n; i++)
+		snprintf(out + strlen(out), sizeof(out) - strlen(out), "%s%u", i > 0 ? " " : "",
+		         uids[i]);
+	free(uids);
+	return out;
+}
+
+/* Header keys from the stored header lines; a row stored before they held the message's
+ * fields apart (no LF first) is not given and is made again by the backfill. */
+static void test_header_fields(void **state)
+{
+	struct fixture *f = fixture_get(state);
+	deliver(f, qp_latin1);
+	deliver(f, "Subject: =?utf-8?q?a=0Ab?=\r\n\r\nan encoded LF in a field\r\n");
+	deliver(f, b64_multipart);
+	assert_string_equal(hdr_unindexed(f), "2");
+	assert_string_equal(hdr_uids(f, NULL), "1 3");
+	assert_string_equal(hdr_uids(f, "rené"), "1");
+	assert_string_equal(hdr_uids(f, "subject: "), "1 3");
+	assert_string_equal(hdr_uids(f, "octet-stream"), "3"); /* a part's line: a candidate */
+	assert_string_equal(hdr_uids(f, "%"), "");
+	assert_string_equal(hdr_uids(f, "né"), "1"); /* under 3 characters: no trigram */
+	assert_string_equal(unindexed(f, "INBOX"), ""); /* TEXT and BODY: all three */
+	assert_string_equal(hits(f, "INBOX", "a", false), "1 2 3");
+	/* message 1's row as an older server wrote it */
+	db_exec(f,
+	        "DELETE FROM search_texts WHERE message_id = (SELECT message_id FROM"
+	        " mailbox_entries WHERE uid = 1);"
+	        "INSERT INTO search_texts (message_id, complete, hdr, body) SELECT message_id, 1,"
+	        " 'from: rené old' || char(10), 'old body' || char(10) FROM mailbox_entries"
+	        " WHERE uid = 1",
+	        "DELETE FROM search_texts WHERE message_id = (SELECT message_id FROM"
+	        " mailbox_entries WHERE uid = 1);"
+	        "INSERT INTO search_texts (message_id, complete, hdr, body) SELECT message_id, 1,"
+	        " 'from: rené old' || chr(10), 'old body' || chr(10) FROM mailbox_entries"
+	        " WHERE uid = 1");
+	assert_string_equal(hdr_unindexed(f), "1 2");
+	assert_string_equal(hdr_uids(f, "rené"), "");
+	assert_string_equal(hits(f, "INBOX", "old body", true), "1");
+	store_set_search_texter(f->store, imap_search_doc_index_fd, NULL, 1 << 20);
+	for (int i = 0; i < 500 && strcmp(hdr_unindexed(f), "2") != 0; i++)
+		usleep(10000);
+	assert_string_equal(hdr_unindexed(f), "2");
+	assert_string_equal(hdr_uids(f, "rené"), "1");
+	assert_string_equal(hits(f, "INBOX", "old body", true), ""); /* the FTS row too */
+	assert_string_equal(hits(f, "INBOX", "caf", true), "1");
+	assert_int_equal(text_rows(f), 3);
+}
+
 /* imap_search_doc_index(): LF after each text, NUL as LF, the cap, UTF-8 only. */
 static void test_doc_index(void **state)
 {
@@ -345,7 +427,8 @@ static void test_doc_index(void **state)
 	static const unsigned char msg[] = "Subject: Hi\r\nX-A: b\r\n\r\nBody\0Text\r\n";
 	char *h, *b;
 	assert_int_equal(imap_search_doc_index(msg, sizeof(msg) - 1, 1000, &h, &b), 1);
-	assert_string_equal(h, "subject: hi\nx-a: b\n");
+	/* the message's own fields apart: LF first, an empty line after them */
+	assert_string_equal(h, "\nsubject: hi\nx-a: b\n\n");
 	assert_string_equal(b, "body\ntext\r\n\n");
 	free(h);
 	free(b);
@@ -362,6 +445,7 @@ int main(void)
 	    BOTH(test_index_at_delivery),      BOTH(test_short_needles),
 	    BOTH(test_unindexed_and_backfill), BOTH(test_backfill_over_a_gap),
 	    BOTH(test_copies_and_expunge),     cmocka_unit_test(test_doc_index),
+	    BOTH(test_header_fields),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -217,5 +217,10 @@ const struct sql_replacement sql_sqlite_replacements[] = {
      " AND t.message_id IN (SELECT rowid FROM search_fts WHERE"
      " search_fts MATCH (CASE WHEN ?3 = 1 THEN 'body : ' ELSE '' END"
      " || '\"' || replace(?2, '\"', '\"\"') || '\"'))" STORE_DB_SEARCH_MATCH},
+    /* The same for the header keys (store_search_hdr_each()), in the header lines. */
+    {SQ_MB_SEARCH_HDR_INDEXED, STORE_DB_SEARCH_HDR_SELECT
+     " AND t.message_id IN (SELECT rowid FROM search_fts WHERE"
+     " search_fts MATCH ('hdr : \"' || replace(?2, '\"', '\"\"') || '\"'))"
+     STORE_DB_SEARCH_HDR_MATCH},
     {0, NULL},
 };
