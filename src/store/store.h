@@ -181,6 +181,9 @@ struct store_delivery {
 	bool smtputf8;              /* SMTPUTF8 (RFC 6531) */
 	bool eightbit;              /* BODY=8BITMIME (RFC 6152) */
 	bool requiretls;            /* REQUIRETLS (RFC 8689) */
+	/* deliver to each account's \Junk special-use folder instead of INBOX (an account
+	 * without one gets it in INBOX) */
+	bool junk;
 	int64_t received_at;        /* unix seconds: the message's internal date */
 	const char *hdr_from;       /* From: header (decoded as-is, may be NULL) */
 	const char *hdr_subject;    /* Subject: header (may be NULL) */
@@ -192,7 +195,7 @@ struct store_delivery {
 	uint64_t size;     /* bytes stored */
 };
 typedef void store_delivery_cb(struct store_delivery *delivery, void *ctx);
-/* Queue a delivery to INBOX of each account (and to the outbound queue for remote). The
+/* Queue a delivery to INBOX (or, with junk, the \Junk folder) of each account (and to the outbound queue for remote). The
  * message file is fsynced, renamed to its content address (stored once however many
  * recipients) and committed in the same transaction as other pending deliveries; UIDs and
  * MODSEQs are allocated in that transaction. cb runs on the writer thread after the commit

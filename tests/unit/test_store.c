@@ -579,6 +579,46 @@ static void test_deliver_three(void **state)
 	expect_blobs(f, 0);
 }
 
+/* A junk delivery goes to each account's \Junk special-use folder whatever its name: a@
+ * keeps the "Junk" every account is created with, b@ renamed it "Spam" (special use kept),
+ * c@ deleted it and gets the message in INBOX. A normal delivery still goes to INBOX. */
+static void test_deliver_junk(void **state)
+{
+	struct fixture *f = fixture_get(state);
+	uint64_t ids[3];
+	add_accounts(f, ids);
+	struct store_mailbox_op rename = {
+	    .action = STORE_MAILBOX_RENAME, .account_id = ids[1], .name = "Junk", .new_name = "Spam"};
+	assert_int_equal(store_mailbox_change_wait(f->store, &rename), 0);
+	struct store_mailbox_op del = {
+	    .action = STORE_MAILBOX_DELETE, .account_id = ids[2], .name = "Junk"};
+	assert_int_equal(store_mailbox_change_wait(f->store, &del), 0);
+
+	char *path = spool(f->store, "Subject: buy now\r\n\r\nspam\r\n");
+	struct store_delivery d = {
+	    .spool_path = path, .mail_from = "", .accounts = ids, .account_count = 3, .junk = true};
+	assert_int_equal(store_deliver_wait(f->store, &d), 0);
+	free(path);
+	assert_int_equal(deliver(f->store, "ham\r\n", ids, 3, NULL, 0), 0);
+
+	static struct uids u;
+	memset(&u, 0, sizeof(u));
+	assert_int_equal(store_mail_list(f->store, "a@example.org", "Junk", collect_uid, &u), 1);
+	assert_int_equal(u.n, 1);
+	assert_int_equal(u.size[0], strlen("Subject: buy now\r\n\r\nspam\r\n"));
+	assert_int_equal(list_inbox(f, "a@example.org", 1)->n, 1);
+	memset(&u, 0, sizeof(u));
+	assert_int_equal(store_mail_list(f->store, "b@example.org", "Spam", collect_uid, &u), 1);
+	assert_int_equal(u.n, 1);
+	assert_int_equal(u.v[0], 1);
+	struct uids *in = list_inbox(f, "b@example.org", 1);
+	assert_int_equal(in->n, 1);
+	assert_int_equal(in->size[0], strlen("ham\r\n"));
+	in = list_inbox(f, "c@example.org", 1);
+	assert_int_equal(in->n, 2); /* no \Junk folder: both in INBOX */
+	assert_int_equal(in->size[0], strlen("Subject: buy now\r\n\r\nspam\r\n"));
+}
+
 static void test_deliver_remote(void **state)
 {
 	struct fixture *f = fixture_get(state);
@@ -2161,6 +2201,7 @@ int main(void)
 	    BOTH(test_aliases),
 	    BOTH(test_deliver_three),
 	    BOTH(test_deliver_remote),
+	    BOTH(test_deliver_junk),
 	    BOTH(test_deliver_failures),
 	    BOTH(test_deliver_concurrent),
 	    BOTH(test_readers_during_delivery),
