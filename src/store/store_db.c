@@ -180,6 +180,8 @@ static const char *db_texts[SQ_COUNT];
 
 static void db_texts_init(void)
 {
+	for (unsigned i = SQ_ACL_END; i < SQ_POLICY_END; i++)
+		db_texts[i] = store_db_policy_sql[i - SQ_ACL_END];
 	for (unsigned i = 0; i < SQ_ACL_END; i++) {
 		if (i < SQ_CORE_COUNT)
 			db_texts[i] = sq_sql[i];
@@ -1057,6 +1059,8 @@ static int sq_commit_once(struct store *store, struct store_commit_item *items, 
 			ret = sq_expunge_one(c, &items[i].expunge, &unref, changes, error_r);
 		else if (items[i].kind == STORE_OP_QUEUE)
 			ret = store_db_queue_commit(c, store, &items[i], &unref, error_r);
+		else if (items[i].kind == STORE_OP_POLICY)
+			ret = store_db_policy_commit(c, &items[i].policy, error_r);
 		else
 			ret = sq_mailbox_item(c, &items[i], &unref, changes, error_r);
 	}
