@@ -27,6 +27,7 @@ Standard library only. Reuses bench/run's server classes.
 """
 
 import argparse
+import contextlib
 import json
 import os
 import re
@@ -365,6 +366,29 @@ def _med(xs):
     return statistics.median(xs) if xs else None
 
 
+@contextlib.contextmanager
+def server_pair(R, binary, d, user, pw, peer=True):
+    """Posthorn and (unless peer is False) Dovecot serving user in the new directory d, as
+    [("posthorn", server), ("dovecot", server)]; both are stopped on leaving the block."""
+    d.mkdir(parents=True)
+    os.chmod(d, 0o755)
+    servers = []
+    try:
+        a = R.Posthorn(d, binary, [user], pop3=True)
+        a.start()
+        servers.append(("posthorn", a))
+        if peer:
+            pwfile = d / "peer-passwords"
+            pwfile.write_text("%s {PLAIN}%s\n" % (user, pw))
+            b = R.Peer(d, [user], pwfile)
+            b.start()
+            servers.append(("dovecot", b))
+        yield servers
+    finally:
+        for _, s in servers:
+            s.stop()
+
+
 def run(R, binary, top, sizes, rounds=5, peer=True, sessions=SESSIONS, settle=SETTLE_S,
         pause=PAUSE_S, log=log_default):
     """Posthorn and Dovecot (unless peer is False) side by side, for each N in sizes; R is
@@ -375,20 +399,9 @@ def run(R, binary, top, sizes, rounds=5, peer=True, sessions=SESSIONS, settle=SE
            "pause_s": pause,
            "batch": BATCH, "by_size": {}}
     for n in sizes:
-        d = Path(top) / ("largebox-%d" % n)
-        d.mkdir(parents=True)
-        os.chmod(d, 0o755)
-        servers = []
-        try:
-            a = R.Posthorn(d, binary, [user], pop3=True)
-            a.start()
-            servers.append(("posthorn", a))
-            if peer:
-                pwfile = d / "peer-passwords"
-                pwfile.write_text("%s {PLAIN}%s\n" % (user, pw))
-                b = R.Peer(d, [user], pwfile)
-                b.start()
-                servers.append(("dovecot", b))
+        with server_pair(R, binary, Path(top) / ("largebox-%d" % n), user, pw, peer) as servers:
+            a = servers[0][1]
+            b = servers[1][1] if peer else None
             out = {k: {"rounds": []} for k, _ in servers}
             out["posthorn"]["fill_s"] = fill_imap(a.imap_port, user, pw, n)
             log("N=%d: Posthorn filled by MULTIAPPEND in %.1f s (%.0f msgs/s)"
@@ -427,9 +440,6 @@ def run(R, binary, top, sizes, rounds=5, peer=True, sessions=SESSIONS, settle=SE
                         lambda: {"pss": R.tree_pss_kib(b.pop3_pids)}, sessions, settle)
                     log("N=%d: Dovecot memory %s" % (n, json.dumps(out["dovecot"]["memory"])))
             res["by_size"][n] = out
-        finally:
-            for _, s in servers:
-                s.stop()
         # The directory stays until the end (bench/run's top): deleting 100,000 files slows
         # the next size's file creation (ext4 scans past recently freed inodes).
     return res

@@ -104,20 +104,9 @@ def run(R, binary, top, sizes, rounds=5, peer=True, log=lb.log_default):
 
 def run_size(R, binary, top, n, rounds, peer, user, pw, log):
     """One mailbox of n messages on each server: the figures of report()'s rows."""
-    d = Path(top) / ("search-%d" % n)
-    d.mkdir(parents=True)
-    os.chmod(d, 0o755)
-    servers = []
-    try:
-        a = R.Posthorn(d, binary, [user], pop3=True)
-        a.start()
-        servers.append(("posthorn", a))
-        if peer:
-            pwfile = d / "peer-passwords"
-            pwfile.write_text("%s {PLAIN}%s\n" % (user, pw))
-            b = R.Peer(d, [user], pwfile)
-            b.start()
-            servers.append(("dovecot", b))
+    with lb.server_pair(R, binary, Path(top) / ("search-%d" % n), user, pw, peer) as servers:
+        a = servers[0][1]
+        b = servers[1][1] if peer else None
         out = {k: {"rounds": []} for k, _ in servers}
         out["posthorn"]["fill_s"] = lb.fill_imap(a.imap_port, user, pw, n)
         log("N=%d: Posthorn filled (and indexed) by MULTIAPPEND in %.1f s"
@@ -137,9 +126,6 @@ def run_size(R, binary, top, n, rounds, peer, user, pw, log):
             out[k]["min"] = {q: min(r[q][0] for r in rs) for q in rs[0]}
             out[k]["hits"] = {q: rs[0][q][1] for q in rs[0]}
         return out
-    finally:
-        for _, s in servers:
-            s.stop()
 
 
 def report(res, info=None):

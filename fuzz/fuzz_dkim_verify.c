@@ -1,11 +1,12 @@
-/* libFuzzer target for DKIM verification (mime/dkim_verify): the input's first line is the
- * key record every lookup answers, the rest the message (its DKIM-Signature fields, the
- * header and body hashes). Every signature must get a result, and nothing may read out of
- * bounds. */
+/* libFuzzer target for DKIM and ARC verification (mime/dkim_verify, mime/arc_verify): the
+ * input's first line is the key record every lookup answers, the rest the message (its
+ * DKIM-Signature and ARC fields, the header and body hashes). Every signature and the chain
+ * must get a result, and nothing may read out of bounds. */
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include "mime/arc_verify.h"
 #include "mime/dkim_verify.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
@@ -29,6 +30,17 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		if (dkim_verify_result(v, i)->domain == NULL)
 			abort();
 	dkim_verify_free(&v);
+	/* ARC: one key for the newest AMS and one per seal at most. */
+	struct arc_verify *arc = arc_verify_new(msg, mlen, 1700000000);
+	for (rounds = 0; rounds < ARC_INSTANCES_MAX + 2 && arc_verify_run(arc) == 0; rounds++)
+		arc_verify_answer(arc, arc_verify_need(arc), DKIM_DNS_OK, texts, lens, 1);
+	unsigned n;
+	const char *problem, *sealer;
+	enum arc_result r = arc_verify_result(arc, &n, &problem, &sealer);
+	if (rounds == ARC_INSTANCES_MAX + 2 || n > ARC_INSTANCES_MAX || sealer == NULL ||
+	    (r == ARC_RESULT_FAIL) != (problem != NULL))
+		abort();
+	arc_verify_free(&arc);
 	free(key);
 	return 0;
 }

@@ -13,7 +13,7 @@ TEST_PKGS="libcmocka-dev python3 python3-pytest clang libclang-rt-14-dev clang-f
 	swaks libnet-ssleay-perl libio-socket-ssl-perl libauthen-sasl-perl libdigest-hmac-perl
 	fetchmail getmail6 isync curl ca-certificates offlineimap3 neomutt tmux
 	python3-dnslib ldnsutils python3-dkim python3-nacl opendkim-tools iproute2 util-linux
-	python3-aiosmtpd postgresql-15 python3-spf python3-yaml publicsuffix"
+	python3-aiosmtpd postgresql-15 python3-spf python3-yaml publicsuffix python3-authres python3-milter"
 want="$BUILD_PKGS"
 [ "$1" = test ] && want="$want $TEST_PKGS"
 missing=""

@@ -35,7 +35,7 @@ struct auth;
 
 /* Scheduling of the worker threads: password hashing must not delay the event loops of
  * sessions that are already working, nor starve when other programs keep the cores busy.
- * Workers run at nice AUTH_WORKER_NICE (a tenth of a nice-0 thread's share: a loop thread
+ * Workers run AUTH_WORKER_NICE above the loops (a tenth of their share: a loop thread
  * that wakes runs first; a login under full load still takes a few hash times, where
  * SCHED_IDLE's tiny weight made it take tens of seconds). */
 #define AUTH_WORKER_NICE 10

@@ -1,6 +1,7 @@
 /* Thread pool for auth (see auth_pool.h): one mutex, one condition variable, one list. */
 #include "auth/auth_pool.h"
 
+#include <errno.h>
 #include <pthread.h>
 #include <sched.h>
 #include <signal.h>
@@ -24,13 +25,20 @@ struct auth_pool {
 	unsigned count;
 };
 
-/* Linux: nice is per thread. At nice AUTH_WORKER_NICE an event-loop thread (nice 0) that
- * wakes preempts a hashing worker, and the worker still gets a tenth of a core against a
- * busy nice-0 program. Not SCHED_IDLE: its weight (3 against 1024) let two busy programs
- * hold a login for 10 s and more. Failure only costs latency. */
+/* Linux: nice is per thread, and a new thread starts at its creator's. AUTH_WORKER_NICE
+ * above the event-loop threads (at most 19), an event-loop thread that wakes preempts a
+ * hashing worker, and the worker still gets a tenth of a core against a busy program of the
+ * loops' priority. Relative, so that a server started under `nice` keeps the same gap. Not
+ * SCHED_IDLE: its weight (3 against 1024) let two busy programs hold a login for 10 s and
+ * more. Failure only costs latency. */
 static void auth_pool_lower_priority(void)
 {
-	if (setpriority(PRIO_PROCESS, (id_t)gettid(), AUTH_WORKER_NICE) < 0)
+	errno = 0;
+	int base = getpriority(PRIO_PROCESS, (id_t)gettid());
+	if (base == -1 && errno != 0)
+		base = 0;
+	int target = base + AUTH_WORKER_NICE > 19 ? 19 : base + AUTH_WORKER_NICE;
+	if (setpriority(PRIO_PROCESS, (id_t)gettid(), target) < 0)
 		log_warn("auth: cannot lower the worker threads' priority");
 }
 

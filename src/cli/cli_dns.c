@@ -61,6 +61,9 @@ static void cli_dns_print(const struct dns_record *r)
 	case DNS_TYPE_TXT:
 		cli_dns_print_txt(&r->u.txt);
 		break;
+	case DNS_TYPE_PTR:
+		printf("PTR %s\n", r->u.ptr);
+		break;
 	default:
 		break;
 	}

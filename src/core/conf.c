@@ -111,6 +111,14 @@ static const struct conf_key conf_keys[] = {
     {"dns_resolver", T_DNS_RESOLVER, OFF(dns_resolver), 0, 0, 0},
     {"dns_trust_anchor", T_DNS_ANCHOR, OFF(dns_trust_anchor), 0, 0, 0},
     {"dns_timeout", T_SECONDS, OFF(dns_timeout), 1, 300, 0},
+    {"inbound_checks", T_BOOL, OFF(inbound_checks), 0, 0, 0},
+    {"spf_reject_fail", T_BOOL, OFF(spf_reject_fail), 0, 0, 0},
+    {"dmarc_reject", T_BOOL, OFF(dmarc_reject), 0, 0, 0},
+    {"dmarc_quarantine", T_BOOL, OFF(dmarc_quarantine), 0, 0, 0},
+    {"dkim_verify_max_signatures", T_UINT, OFF(dkim_verify_max_signatures), 1, 100, 0},
+    {"inbound_checks_skip_domains", T_STRING, OFF(inbound_checks_skip_domains), 0, 0, 0},
+    {"arc_trusted_sealers", T_STRING, OFF(arc_trusted_sealers), 0, 0, 0},
+    {"public_suffix_list", T_PATH, OFF(public_suffix_list), 0, 0, 0},
     {"outbound_enabled", T_BOOL, OFF(outbound_enabled), 0, 0, 0},
     {"outbound_port", T_UINT, OFF(outbound_port), 1, 65535, 0},
     {"outbound_mx_max", T_UINT, OFF(outbound_mx_max), 1, 100, 0},
@@ -223,6 +231,14 @@ struct conf *conf_new_defaults(const char *base_dir)
 	c->dns_resolver_port = 53;
 	c->dns_trust_anchor = xstrdup("");
 	c->dns_timeout = 10;
+	c->inbound_checks = true;
+	c->spf_reject_fail = false;
+	c->dmarc_reject = true;
+	c->dmarc_quarantine = true;
+	c->dkim_verify_max_signatures = 5;
+	c->inbound_checks_skip_domains = xstrdup("");
+	c->arc_trusted_sealers = xstrdup("");
+	c->public_suffix_list = xstrdup("/usr/share/publicsuffix/public_suffix_list.dat");
 	/* Postfix's defaults: 5 MX hosts, backoff 300 s doubling to about an hour, 5 days. */
 	c->outbound_enabled = true;
 	c->outbound_port = 25;
@@ -288,6 +304,9 @@ void conf_free(struct conf **conf)
 	free(c->run_user);
 	free(c->dns_resolver);
 	free(c->dns_trust_anchor);
+	free(c->inbound_checks_skip_domains);
+	free(c->arc_trusted_sealers);
+	free(c->public_suffix_list);
 	free(c->outbound_routes);
 	free(c->store_engine);
 	free(c->store_url);

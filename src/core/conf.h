@@ -106,6 +106,15 @@ struct conf {
 	unsigned dns_resolver_port;  /* its port, default 53 */
 	char *dns_trust_anchor;      /* DNSSEC trust anchor file, "none", or "" = automatic */
 	unsigned dns_timeout; /* seconds a lookup may take before it is a temporary failure */
+	/* checks on arrival at port 25 (smtp/smtp_checks.c) */
+	bool inbound_checks;                 /* SPF, DKIM, DMARC and Authentication-Results */
+	bool spf_reject_fail;                /* SPF fail: 550 5.7.23 at MAIL (RFC 7372) */
+	bool dmarc_reject;                   /* p=reject: 550 5.7.1 (no: quarantine instead) */
+	bool dmarc_quarantine;               /* p=quarantine: the recipients' Junk folder */
+	unsigned dkim_verify_max_signatures; /* DKIM-Signature fields verified per message */
+	char *inbound_checks_skip_domains;   /* our domains whose mail is checked, not acted on */
+	char *arc_trusted_sealers;           /* ARC sealers whose pass sets a DMARC failure aside */
+	char *public_suffix_list;            /* the PSL file (DMARC organizational domains) */
 	/* outbound delivery (smtp/outbound.c) */
 	bool outbound_enabled;                   /* no: remote mail stays queued, unsent */
 	unsigned outbound_port;                  /* port of every MX/A host (25; tests change it) */

@@ -5,6 +5,7 @@
 #include <string.h>
 #include <strings.h>
 
+#include "core/xmalloc.h"
 #include "core/banned.h"
 
 static bool dkim_is_wsp(unsigned char c)
@@ -86,6 +87,26 @@ static size_t dkim_line_next(const unsigned char *msg, size_t p, size_t len)
 static bool dkim_line_empty(const unsigned char *msg, size_t p, size_t len)
 {
 	return msg[p] == '\n' || (msg[p] == '\r' && p + 1 < len && msg[p + 1] == '\n');
+}
+
+const unsigned char *dkim_canon_message(const unsigned char *msg, size_t len,
+                                        unsigned char **copy_r, size_t *len_r)
+{
+	bool bare = false;
+	for (size_t i = 0; i < len && !bare; i++)
+		bare = (msg[i] == '\r' && (i + 1 == len || msg[i + 1] != '\n')) ||
+		       (msg[i] == '\n' && (i == 0 || msg[i - 1] != '\r'));
+	*copy_r = NULL;
+	*len_r = len;
+	if (!bare)
+		return msg;
+	struct crlf st;
+	crlf_init(&st);
+	*copy_r = xmalloc(2 * len + 3);
+	size_t n = crlf_convert(&st, msg, len, *copy_r);
+	n += crlf_finish(&st, *copy_r + n);
+	*len_r = n;
+	return *copy_r;
 }
 
 size_t dkim_canon_fields(struct arena *arena, const unsigned char *msg, size_t len,

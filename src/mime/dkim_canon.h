@@ -46,6 +46,13 @@ struct dkim_field {
 size_t dkim_canon_fields(struct arena *arena, const unsigned char *msg, size_t len,
                          size_t max_fields, struct dkim_field **fields_r, size_t *body_r);
 
+/* msg[0..len) with every bare CR and bare LF made CRLF (what the SMTP client sent, RFC 5321
+ * §2.3.8), as verifiers hash it: msg itself when it has none, else a malloc'd copy also
+ * stored in *copy_r (the caller frees it; NULL when no copy was made). *len_r gets the
+ * length. */
+const unsigned char *dkim_canon_message(const unsigned char *msg, size_t len,
+                                        unsigned char **copy_r, size_t *len_r);
+
 /* True when field f of msg is named name (ASCII case-insensitive). */
 bool dkim_canon_field_is(const unsigned char *msg, const struct dkim_field *f, const char *name);
 

@@ -9,30 +9,16 @@
 #include <string.h>
 #include <strings.h>
 
-#include <openssl/evp.h>
-#include <openssl/rsa.h>
-#include <openssl/x509.h>
-
 #include "core/arena.h"
-#include "core/base64.h"
 #include "core/crlf.h"
 #include "core/xmalloc.h"
 #include "mime/dkim_canon.h"
 #include "mime/dkim_hash.h"
+#include "mime/dkim_record.h"
 #include "core/banned.h"
 
 #define DKIM_VERIFY_FIELDS_MAX 1000
-#define DKIM_TAGS_MAX 32
 #define DKIM_H_MAX 128
-#define DKIM_KEY_MAX 2048 /* decoded public key octets (RSA 8192 fits) */
-#define DKIM_SIG_MAX 1024 /* decoded signature octets */
-
-/* One tag of a tag list: offsets into the text parsed. */
-struct dkim_tag {
-	size_t name, name_len;   /* the tag name */
-	size_t value, value_len; /* the value without FWS around it */
-	size_t eq, end;          /* after '=', and the ';' or the end */
-};
 
 struct dkim_sig {
 	struct dkim_signature_result r;
@@ -48,14 +34,7 @@ struct dkim_sig {
 	char *h[DKIM_H_MAX];
 	size_t nh;
 	size_t b_eq, b_end; /* b='s value within the field, to be emptied for the hash */
-};
-
-struct dkim_key_answer {
-	char *name;
-	enum dkim_dns_status status;
-	size_t n;
-	char **texts;
-	size_t *lens;
+	uint64_t instance;  /* an AMS's i= */
 };
 
 struct dkim_verify {
@@ -68,100 +47,11 @@ struct dkim_verify {
 	size_t nfields;
 	struct dkim_sig *sigs;
 	size_t nsigs;
-	struct dkim_key_answer *keys;
-	size_t nkeys;
+	struct dkim_key_answers keys;
 	const char *need;
+	bool ams;              /* ARC-Message-Signature fields (RFC 8617 §4.1.2) */
+	uint64_t ams_instance; /* the one instance verified */
 };
-
-/* ---- tag lists (RFC 6376 §3.2) ---- */
-
-static bool dkim_wsp(char c)
-{
-	return c == ' ' || c == '\t' || c == '\r' || c == '\n';
-}
-
-/* Parse s[0..n) into tags. Returns the count, or -1 on a syntax error or a repeated tag. */
-static int dkim_tags_parse(const char *s, size_t n, struct dkim_tag *tags, size_t max)
-{
-	size_t count = 0, p = 0;
-	while (p < n) {
-		struct dkim_tag t;
-		while (p < n && dkim_wsp(s[p]))
-			p++;
-		if (p == n)
-			break; /* a trailing ';' */
-		t.name = p;
-		while (p < n && (((s[p] | 0x20) >= 'a' && (s[p] | 0x20) <= 'z') ||
-		                 (s[p] >= '0' && s[p] <= '9') || s[p] == '_'))
-			p++;
-		t.name_len = p - t.name;
-		while (p < n && dkim_wsp(s[p]))
-			p++;
-		if (t.name_len == 0 || !((s[t.name] | 0x20) >= 'a' && (s[t.name] | 0x20) <= 'z') ||
-		    p == n || s[p] != '=' || count == max)
-			return -1;
-		t.eq = ++p;
-		while (p < n && s[p] != ';') {
-			if ((unsigned char)s[p] < 0x21 && !dkim_wsp(s[p]))
-				return -1;
-			p++;
-		}
-		t.end = p;
-		size_t a = t.eq, b = t.end;
-		while (a < b && dkim_wsp(s[a]))
-			a++;
-		while (b > a && dkim_wsp(s[b - 1]))
-			b--;
-		t.value = a;
-		t.value_len = b - a;
-		for (size_t i = 0; i < count; i++)
-			if (tags[i].name_len == t.name_len &&
-			    memcmp(s + tags[i].name, s + t.name, t.name_len) == 0)
-				return -1;
-		tags[count++] = t;
-		if (p < n)
-			p++; /* the ';' */
-	}
-	return (int)count;
-}
-
-/* The tag named name, or NULL. */
-static const struct dkim_tag *dkim_tag(const char *s, const struct dkim_tag *tags, int n,
-                                       const char *name)
-{
-	size_t len = strlen(name);
-	for (int i = 0; i < n; i++)
-		if (tags[i].name_len == len && memcmp(s + tags[i].name, name, len) == 0)
-			return &tags[i];
-	return NULL;
-}
-
-/* A tag's value with every FWS octet removed (base64 values, h= lists), malloc'd. */
-static char *dkim_tag_compact_dup(const char *s, const struct dkim_tag *t)
-{
-	char *out = xmalloc(t->value_len + 1);
-	size_t o = 0;
-	for (size_t i = 0; i < t->value_len; i++)
-		if (!dkim_wsp(s[t->value + i]))
-			out[o++] = s[t->value + i];
-	out[o] = '\0';
-	return out;
-}
-
-static char *dkim_tag_dup(const char *s, const struct dkim_tag *t)
-{
-	return xstrndup(s + t->value, t->value_len);
-}
-
-/* Decode a base64 tag value (FWS allowed inside) into out. The length, or -1. */
-static ssize_t dkim_tag_base64(const char *s, const struct dkim_tag *t, unsigned char *out,
-                               size_t max)
-{
-	char *c = dkim_tag_compact_dup(s, t);
-	ssize_t n = base64_decode(c, strlen(c), out, max);
-	free(c);
-	return n;
-}
 
 /* ---- the signature field (§3.5) ---- */
 
@@ -226,29 +116,18 @@ static int dkim_sig_identity(struct dkim_sig *sig, const char *i)
 	return 0;
 }
 
-static int dkim_sig_number(const char *v, uint64_t *out)
-{
-	uint64_t n = 0;
-	if (*v == '\0')
-		return -1;
-	for (; *v != '\0'; v++) {
-		if (*v < '0' || *v > '9' || n > (UINT64_MAX - 9) / 10)
-			return -1;
-		n = n * 10 + (uint64_t)(*v - '0');
-	}
-	*out = n;
-	return 0;
-}
-
 /* The tags every signature needs, and a=. */
 static int dkim_sig_required(struct dkim_sig *sig, const char *s, const struct dkim_tag *tags,
-                             int n)
+                             int n, bool ams)
 {
-	const struct dkim_tag *v = dkim_tag(s, tags, n, "v"), *a = dkim_tag(s, tags, n, "a"),
-	                      *b = dkim_tag(s, tags, n, "b"), *bh = dkim_tag(s, tags, n, "bh"),
-	                      *d = dkim_tag(s, tags, n, "d"), *h = dkim_tag(s, tags, n, "h"),
-	                      *sel = dkim_tag(s, tags, n, "s");
-	if (v == NULL || a == NULL || b == NULL || bh == NULL || d == NULL || h == NULL ||
+	const struct dkim_tag *v = dkim_tag_find(s, tags, n, "v"),
+	                      *a = dkim_tag_find(s, tags, n, "a"),
+	                      *b = dkim_tag_find(s, tags, n, "b"),
+	                      *bh = dkim_tag_find(s, tags, n, "bh"),
+	                      *d = dkim_tag_find(s, tags, n, "d"),
+	                      *h = dkim_tag_find(s, tags, n, "h"),
+	                      *sel = dkim_tag_find(s, tags, n, "s");
+	if ((v == NULL && !ams) || a == NULL || b == NULL || bh == NULL || d == NULL || h == NULL ||
 	    sel == NULL)
 		return dkim_sig_error(sig, DKIM_RESULT_PERMERROR, "a required tag is missing");
 	sig->d = dkim_tag_dup(s, d);
@@ -265,7 +144,7 @@ static int dkim_sig_required(struct dkim_sig *sig, const char *s, const struct d
 	sig->r.b_prefix = sig->bpref;
 	sig->b_eq = b->eq;
 	sig->b_end = b->end;
-	if (v->value_len != 1 || s[v->value] != '1')
+	if (!ams && (v->value_len != 1 || s[v->value] != '1'))
 		return dkim_sig_error(sig, DKIM_RESULT_PERMERROR, "unknown version");
 	if (strcasecmp(sig->a, "rsa-sha1") == 0)
 		return dkim_sig_error(sig, DKIM_RESULT_PERMERROR, "rsa-sha1 is not accepted");
@@ -282,7 +161,7 @@ static int dkim_sig_required(struct dkim_sig *sig, const char *s, const struct d
 	char *hl = dkim_tag_compact_dup(s, h);
 	int hr = dkim_sig_h(sig, hl);
 	free(hl);
-	if (hr < 0)
+	if (hr < 0 && !ams) /* an AMS need not sign From (RFC 8617 §4.1.2) */
 		return dkim_sig_error(sig, DKIM_RESULT_PERMERROR, "h= does not sign From");
 	return 0;
 }
@@ -295,45 +174,46 @@ static int dkim_sig_optional(struct dkim_verify *v, struct dkim_sig *sig, const 
 	char *val;
 	int bad = 0;
 	uint64_t ts = 0, x;
-	t = dkim_tag(s, tags, n, "c");
+	t = dkim_tag_find(s, tags, n, "c");
 	val = t != NULL ? dkim_tag_compact_dup(s, t) : NULL;
 	bad |= dkim_sig_canon(sig, val);
 	free(val);
 	if (bad)
 		return dkim_sig_error(sig, DKIM_RESULT_PERMERROR, "bad c=");
-	if ((t = dkim_tag(s, tags, n, "i")) != NULL) {
+	if ((t = dkim_tag_find(s, tags, n, "i")) != NULL) {
 		val = dkim_tag_dup(s, t);
-		bad = dkim_sig_identity(sig, val);
+		bad = v->ams ? dkim_tag_number(val, &sig->instance) : dkim_sig_identity(sig, val);
 		free(val);
 		if (bad)
-			return dkim_sig_error(sig, DKIM_RESULT_PERMERROR, "i= is not within d=");
+			return dkim_sig_error(sig, DKIM_RESULT_PERMERROR,
+			                      v->ams ? "bad i=" : "i= is not within d=");
 	}
 	sig->l = UINT64_MAX;
-	if ((t = dkim_tag(s, tags, n, "l")) != NULL) {
+	if ((t = dkim_tag_find(s, tags, n, "l")) != NULL) {
 		val = dkim_tag_dup(s, t);
-		bad = dkim_sig_number(val, &sig->l);
+		bad = dkim_tag_number(val, &sig->l);
 		free(val);
 		sig->r.body_length = true;
 		if (bad)
 			return dkim_sig_error(sig, DKIM_RESULT_PERMERROR, "bad l=");
 	}
-	if ((t = dkim_tag(s, tags, n, "q")) != NULL) {
+	if ((t = dkim_tag_find(s, tags, n, "q")) != NULL) {
 		val = dkim_tag_compact_dup(s, t);
 		bad = strstr(val, "dns/txt") == NULL;
 		free(val);
 		if (bad)
 			return dkim_sig_error(sig, DKIM_RESULT_PERMERROR, "q= has no dns/txt");
 	}
-	if ((t = dkim_tag(s, tags, n, "t")) != NULL) {
+	if ((t = dkim_tag_find(s, tags, n, "t")) != NULL) {
 		val = dkim_tag_dup(s, t);
-		bad = dkim_sig_number(val, &ts);
+		bad = dkim_tag_number(val, &ts);
 		free(val);
 		if (bad)
 			return dkim_sig_error(sig, DKIM_RESULT_PERMERROR, "bad t=");
 	}
-	if ((t = dkim_tag(s, tags, n, "x")) != NULL) {
+	if ((t = dkim_tag_find(s, tags, n, "x")) != NULL) {
 		val = dkim_tag_dup(s, t);
-		bad = dkim_sig_number(val, &x);
+		bad = dkim_tag_number(val, &x);
 		free(val);
 		if (bad || x < ts)
 			return dkim_sig_error(sig, DKIM_RESULT_PERMERROR, "bad x=");
@@ -365,70 +245,12 @@ static void dkim_sig_parse(struct dkim_verify *v, struct dkim_sig *sig, const st
 		dkim_sig_error(sig, DKIM_RESULT_PERMERROR, "syntax error in the signature");
 		return;
 	}
-	if (dkim_sig_required(sig, s, tags, n) < 0 || dkim_sig_optional(v, sig, s, tags, n) < 0)
+	if (dkim_sig_required(sig, s, tags, n, v->ams) < 0 ||
+	    dkim_sig_optional(v, sig, s, tags, n) < 0)
 		return;
 	size_t kn = strlen(sig->s) + strlen(sig->d) + 13;
 	sig->key_name = xmalloc(kn);
 	snprintf(sig->key_name, kn, "%s._domainkey.%s", sig->s, sig->d);
-}
-
-/* ---- key records (§3.6.1, RFC 8463 §4) ---- */
-
-struct dkim_key {
-	EVP_PKEY *pkey;
-	bool testing, strict;
-};
-
-/* Parse one key record for sig. 0 with key->pkey, or -1 with the signature's result set. */
-static int dkim_key_parse(struct dkim_sig *sig, const char *s, size_t n, struct dkim_key *key)
-{
-	struct dkim_tag tags[DKIM_TAGS_MAX];
-	int nt = dkim_tags_parse(s, n, tags, DKIM_TAGS_MAX);
-	if (nt < 0)
-		return dkim_sig_error(sig, DKIM_RESULT_PERMERROR, "syntax error in the key record");
-	const struct dkim_tag *v = dkim_tag(s, tags, nt, "v"), *h = dkim_tag(s, tags, nt, "h"),
-	                      *k = dkim_tag(s, tags, nt, "k"), *p = dkim_tag(s, tags, nt, "p"),
-	                      *srv = dkim_tag(s, tags, nt, "s"), *t = dkim_tag(s, tags, nt, "t");
-	if (v != NULL &&
-	    (v != &tags[0] || v->value_len != 5 || memcmp(s + v->value, "DKIM1", 5) != 0))
-		return dkim_sig_error(sig, DKIM_RESULT_PERMERROR, "bad v= in the key record");
-	char *hv = h != NULL ? dkim_tag_compact_dup(s, h) : NULL;
-	char *kv = k != NULL ? dkim_tag_compact_dup(s, k) : xstrdup("rsa");
-	char *sv = srv != NULL ? dkim_tag_compact_dup(s, srv) : xstrdup("*");
-	char *tv = t != NULL ? dkim_tag_compact_dup(s, t) : xstrdup("");
-	bool hash_ok = hv == NULL || strstr(hv, "sha256") != NULL;
-	bool kind_ok = strcmp(kv, sig->ed25519 ? "ed25519" : "rsa") == 0;
-	bool service_ok = strcmp(sv, "*") == 0 || strstr(sv, "email") != NULL;
-	key->testing = tv[0] == 'y' || strstr(tv, ":y") != NULL;
-	key->strict = tv[0] == 's' || strstr(tv, ":s") != NULL;
-	free(hv);
-	free(kv);
-	free(sv);
-	free(tv);
-	if (!hash_ok || !kind_ok || !service_ok)
-		return dkim_sig_error(sig, DKIM_RESULT_PERMERROR,
-		                      "the key does not fit the signature");
-	if (p == NULL || p->value_len == 0)
-		return dkim_sig_error(sig, DKIM_RESULT_PERMERROR, "the key is revoked or missing");
-	unsigned char *raw = xmalloc(DKIM_KEY_MAX);
-	ssize_t rn = dkim_tag_base64(s, p, raw, DKIM_KEY_MAX);
-	const unsigned char *q = raw;
-	if (rn > 0 && sig->ed25519)
-		key->pkey =
-		    rn == 32 ? EVP_PKEY_new_raw_public_key(EVP_PKEY_ED25519, NULL, raw, 32) : NULL;
-	else if (rn > 0)
-		key->pkey = d2i_PUBKEY(NULL, &q, (long)rn);
-	free(raw);
-	if (key->pkey == NULL)
-		return dkim_sig_error(sig, DKIM_RESULT_PERMERROR, "the key cannot be read");
-	if (!sig->ed25519 && (EVP_PKEY_get_base_id(key->pkey) != EVP_PKEY_RSA ||
-	                      EVP_PKEY_get_bits(key->pkey) < 1024)) {
-		EVP_PKEY_free(key->pkey);
-		key->pkey = NULL;
-		return dkim_sig_error(sig, DKIM_RESULT_PERMERROR,
-		                      "not an RSA key of 1024 bits or more");
-	}
-	return 0;
 }
 
 /* ---- the check (§6.1.3) ---- */
@@ -461,26 +283,6 @@ static int dkim_header_digest(struct dkim_verify *v, const struct dkim_sig *sig,
 	return ok ? 0 : -1;
 }
 
-static bool dkim_signature_ok(const struct dkim_sig *sig, EVP_PKEY *pkey,
-                              const unsigned char *digest)
-{
-	int ok = 0;
-	if (sig->ed25519) {
-		EVP_MD_CTX *ctx = EVP_MD_CTX_new();
-		ok = ctx != NULL && EVP_DigestVerifyInit(ctx, NULL, NULL, NULL, pkey) == 1 &&
-		     EVP_DigestVerify(ctx, sig->b, sig->b_len, digest, DKIM_HASH_LEN) == 1;
-		EVP_MD_CTX_free(ctx);
-	} else {
-		EVP_PKEY_CTX *ctx = EVP_PKEY_CTX_new(pkey, NULL);
-		ok = ctx != NULL && EVP_PKEY_verify_init(ctx) == 1 &&
-		     EVP_PKEY_CTX_set_rsa_padding(ctx, RSA_PKCS1_PADDING) == 1 &&
-		     EVP_PKEY_CTX_set_signature_md(ctx, EVP_sha256()) == 1 &&
-		     EVP_PKEY_verify(ctx, sig->b, sig->b_len, digest, DKIM_HASH_LEN) == 1;
-		EVP_PKEY_CTX_free(ctx);
-	}
-	return ok;
-}
-
 /* The body hash, then the key's checks, then the signature. */
 static void dkim_sig_check(struct dkim_verify *v, struct dkim_sig *sig, struct dkim_key *key)
 {
@@ -496,7 +298,7 @@ static void dkim_sig_check(struct dkim_verify *v, struct dkim_sig *sig, struct d
 		dkim_sig_error(sig, DKIM_RESULT_FAIL, "the body is shorter than l=");
 	else if (memcmp(bh, sig->bh, DKIM_HASH_LEN) != 0)
 		dkim_sig_error(sig, DKIM_RESULT_FAIL, "body hash did not verify");
-	else if (!dkim_signature_ok(sig, key->pkey, hd))
+	else if (!dkim_signature_ok(key->pkey, sig->ed25519, sig->b, sig->b_len, hd))
 		dkim_sig_error(sig, DKIM_RESULT_FAIL, "signature did not verify");
 	else {
 		sig->r.result = DKIM_RESULT_PASS;
@@ -504,25 +306,35 @@ static void dkim_sig_check(struct dkim_verify *v, struct dkim_sig *sig, struct d
 	}
 }
 
-/* The key answer for sig: its first record that is a key for it decides. */
+/* The key answer for sig: its first record decides. */
 static void dkim_sig_with_answer(struct dkim_verify *v, struct dkim_sig *sig,
                                  const struct dkim_key_answer *a)
 {
-	if (a->status == DKIM_DNS_TEMPFAIL) {
-		dkim_sig_error(sig, DKIM_RESULT_TEMPERROR, "DNS failure looking up the key");
-		return;
-	}
-	if (a->status == DKIM_DNS_NXDOMAIN || a->n == 0) {
-		dkim_sig_error(sig, DKIM_RESULT_PERMERROR, "no key for the signature");
-		return;
-	}
-	struct dkim_key key = {.pkey = NULL};
-	if (dkim_key_parse(sig, a->texts[0], a->lens[0], &key) == 0)
+	struct dkim_key key;
+	bool tempfail;
+	const char *problem;
+	if (dkim_key_from_answer(a, sig->ed25519, &key, &tempfail, &problem) < 0)
+		dkim_sig_error(sig, tempfail ? DKIM_RESULT_TEMPERROR : DKIM_RESULT_PERMERROR,
+		               problem);
+	else
 		dkim_sig_check(v, sig, &key);
 	EVP_PKEY_free(key.pkey);
 }
 
 /* ---- the API ---- */
+
+static void dkim_sig_free(struct dkim_sig *sig)
+{
+	free(sig->d);
+	free(sig->s);
+	free(sig->a);
+	free(sig->bpref);
+	free(sig->key_name);
+	free(sig->i_domain);
+	for (size_t k = 0; k < sig->nh; k++)
+		free(sig->h[k]);
+	memset(sig, 0, sizeof(*sig));
+}
 
 static void dkim_verify_add_sig(struct dkim_verify *v, size_t field)
 {
@@ -532,33 +344,43 @@ static void dkim_verify_add_sig(struct dkim_verify *v, size_t field)
 	dkim_sig_parse(v, sig, &v->fields[field]);
 }
 
-struct dkim_verify *dkim_verify_new(const unsigned char *msg, size_t len, size_t max_signatures,
-                                    int64_t now)
+/* A verifier of msg's fields named name (at most max of them); with ams, only the
+ * ARC-Message-Signature of instance ams_instance. */
+static struct dkim_verify *dkim_verify_open(const unsigned char *msg, size_t len, size_t max,
+                                            int64_t now, bool ams, uint64_t ams_instance)
 {
 	struct dkim_verify *v = xcalloc(1, sizeof(*v));
 	v->now = now;
+	v->ams = ams;
+	v->ams_instance = ams_instance;
 	v->arena = arena_new(16384);
-	bool bare = false;
-	for (size_t i = 0; i < len && !bare; i++)
-		bare = (msg[i] == '\r' && (i + 1 == len || msg[i + 1] != '\n')) ||
-		       (msg[i] == '\n' && (i == 0 || msg[i - 1] != '\r'));
-	if (bare) { /* what the SMTP client sent (RFC 5321 §2.3.8) */
-		struct crlf st;
-		crlf_init(&st);
-		v->copy = xmalloc(2 * len + 3);
-		len = crlf_convert(&st, msg, len, v->copy);
-		len += crlf_finish(&st, v->copy + len);
-		msg = v->copy;
-	}
+	msg = dkim_canon_message(msg, len, &v->copy, &len);
 	v->msg = msg;
 	v->len = len;
 	v->nfields =
 	    dkim_canon_fields(v->arena, msg, len, DKIM_VERIFY_FIELDS_MAX, &v->fields, &v->body);
-	v->sigs = xcalloc(max_signatures > 0 ? max_signatures : 1, sizeof(*v->sigs));
-	for (size_t i = 0; i < v->nfields && v->nsigs < max_signatures; i++)
-		if (dkim_canon_field_is(msg, &v->fields[i], "DKIM-Signature"))
-			dkim_verify_add_sig(v, i);
+	v->sigs = xcalloc(max > 0 ? max : 1, sizeof(*v->sigs));
+	const char *name = ams ? "ARC-Message-Signature" : "DKIM-Signature";
+	for (size_t i = 0; i < v->nfields && v->nsigs < max; i++) {
+		if (!dkim_canon_field_is(msg, &v->fields[i], name))
+			continue;
+		dkim_verify_add_sig(v, i);
+		if (ams && v->sigs[v->nsigs - 1].instance != ams_instance)
+			dkim_sig_free(&v->sigs[--v->nsigs]);
+	}
 	return v;
+}
+
+struct dkim_verify *dkim_verify_new(const unsigned char *msg, size_t len, size_t max_signatures,
+                                    int64_t now)
+{
+	return dkim_verify_open(msg, len, max_signatures, now, false, 0);
+}
+
+struct dkim_verify *dkim_verify_new_ams(const unsigned char *msg, size_t len, uint64_t instance,
+                                        int64_t now)
+{
+	return dkim_verify_open(msg, len, 1, now, true, instance);
 }
 
 void dkim_verify_free(struct dkim_verify **vp)
@@ -566,25 +388,9 @@ void dkim_verify_free(struct dkim_verify **vp)
 	struct dkim_verify *v = *vp;
 	if (v == NULL)
 		return;
-	for (size_t i = 0; i < v->nsigs; i++) {
-		struct dkim_sig *sig = &v->sigs[i];
-		free(sig->d);
-		free(sig->s);
-		free(sig->a);
-		free(sig->bpref);
-		free(sig->key_name);
-		free(sig->i_domain);
-		for (size_t k = 0; k < sig->nh; k++)
-			free(sig->h[k]);
-	}
-	for (size_t i = 0; i < v->nkeys; i++) {
-		for (size_t k = 0; k < v->keys[i].n; k++)
-			free(v->keys[i].texts[k]);
-		free(v->keys[i].texts);
-		free(v->keys[i].lens);
-		free(v->keys[i].name);
-	}
-	free(v->keys);
+	for (size_t i = 0; i < v->nsigs; i++)
+		dkim_sig_free(&v->sigs[i]);
+	dkim_key_answers_free(&v->keys);
 	free(v->sigs);
 	free(v->copy);
 	arena_free(&v->arena);
@@ -598,10 +404,7 @@ int dkim_verify_run(struct dkim_verify *v)
 		struct dkim_sig *sig = &v->sigs[i];
 		if (sig->done)
 			continue;
-		const struct dkim_key_answer *a = NULL;
-		for (size_t k = 0; k < v->nkeys && a == NULL; k++)
-			if (strcasecmp(v->keys[k].name, sig->key_name) == 0)
-				a = &v->keys[k];
+		const struct dkim_key_answer *a = dkim_key_answers_find(&v->keys, sig->key_name);
 		if (a == NULL) {
 			v->need = sig->key_name;
 			return 0;
@@ -619,19 +422,7 @@ const char *dkim_verify_need(const struct dkim_verify *v)
 void dkim_verify_answer(struct dkim_verify *v, const char *name, enum dkim_dns_status status,
                         const char *const *texts, const size_t *lens, size_t n)
 {
-	v->keys = xrealloc(v->keys, (v->nkeys + 1) * sizeof(*v->keys));
-	struct dkim_key_answer *a = &v->keys[v->nkeys++];
-	a->name = xstrdup(name);
-	a->status = status;
-	a->n = status == DKIM_DNS_OK ? n : 0;
-	a->texts = xcalloc(a->n + 1, sizeof(*a->texts));
-	a->lens = xcalloc(a->n + 1, sizeof(*a->lens));
-	for (size_t i = 0; i < a->n; i++) {
-		a->lens[i] = lens != NULL ? lens[i] : strlen(texts[i]);
-		a->texts[i] = xmalloc(a->lens[i] + 1);
-		memcpy(a->texts[i], texts[i], a->lens[i]);
-		a->texts[i][a->lens[i]] = '\0';
-	}
+	dkim_key_answers_add(&v->keys, name, status, texts, lens, n);
 }
 
 size_t dkim_verify_count(const struct dkim_verify *v)

@@ -10,6 +10,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "mime/dkim_record.h"
+
 /* RFC 8601 §2.7.1 result names (none when the message has no signature). */
 enum dkim_result {
 	DKIM_RESULT_PASS,
@@ -19,8 +21,6 @@ enum dkim_result {
 	DKIM_RESULT_TEMPERROR,
 	DKIM_RESULT_PERMERROR,
 };
-
-enum dkim_dns_status { DKIM_DNS_OK, DKIM_DNS_NXDOMAIN, DKIM_DNS_TEMPFAIL };
 
 struct dkim_signature_result {
 	enum dkim_result result;
@@ -39,6 +39,11 @@ struct dkim_verify;
  * max_signatures DKIM-Signature fields, the first ones. Never NULL. */
 struct dkim_verify *dkim_verify_new(const unsigned char *msg, size_t len, size_t max_signatures,
                                     int64_t now);
+/* For ARC (mime/arc_verify): verify the ARC-Message-Signature of the given instance (i=) as
+ * a DKIM signature (RFC 8617 §4.1.2: no v=, i= is the instance, h= need not sign From);
+ * dkim_verify_count() is 0 when msg has none of that instance. */
+struct dkim_verify *dkim_verify_new_ams(const unsigned char *msg, size_t len, uint64_t instance,
+                                        int64_t now);
 /* Frees the verifier; sets *v to NULL; accepts NULL. */
 void dkim_verify_free(struct dkim_verify **v);
 /* Verify what can be: 1 when every signature has its result, 0 when dkim_verify_need()

@@ -717,6 +717,11 @@ void conn_close(struct conn *c)
 	event_add(c->close_ev, &tv);
 }
 
+struct net_loop *conn_loop(const struct conn *c)
+{
+	return c->loop;
+}
+
 const char *conn_remote_ip(const struct conn *c)
 {
 	return c->ip;

@@ -142,6 +142,8 @@ void conn_close(struct conn *conn);
 
 /* Remote address text ("192.0.2.1", "2001:db8::1") and local port. */
 const char *conn_remote_ip(const struct conn *conn);
+/* The loop the connection belongs to (for per-loop services such as dns_loop_resolver()). */
+struct net_loop *conn_loop(const struct conn *conn);
 int conn_local_port(const struct conn *conn);
 /* Short random session id for log lines. */
 const char *conn_id(const struct conn *conn);

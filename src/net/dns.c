@@ -328,7 +328,7 @@ struct dns_lookup *dns_lookup(struct dns_resolver *res, const char *name, uint16
                               dns_lookup_fn *callback, void *ctx, const char **error_r)
 {
 	if (type != DNS_TYPE_MX && type != DNS_TYPE_A && type != DNS_TYPE_AAAA &&
-	    type != DNS_TYPE_TLSA && type != DNS_TYPE_TXT) {
+	    type != DNS_TYPE_TLSA && type != DNS_TYPE_TXT && type != DNS_TYPE_PTR) {
 		*error_r = "unsupported record type";
 		return NULL;
 	}
@@ -378,4 +378,13 @@ void dns_lookup_cancel(struct dns_lookup **lookup)
 	*lookup = NULL;
 	dns_lookup_leave_unbound(l);
 	dns_lookup_unlink_free(l);
+}
+
+struct dns_resolver *dns_loop_resolver(struct net_loop *loop, const struct conf *conf,
+                                       const char **error_r)
+{
+	struct dns_resolver **slot = net_loop_dns_slot(loop);
+	if (*slot == NULL)
+		*slot = dns_resolver_new(loop, conf, error_r);
+	return *slot;
 }

@@ -32,8 +32,16 @@ struct dns_resolver *dns_resolver_new(struct net_loop *loop, const struct conf *
  * *resolver to NULL; accepts NULL. On the loop's thread, or after the loop has stopped. */
 void dns_resolver_free(struct dns_resolver **resolver);
 
+/* The resolver of loop that sessions share (inbound checks on port 25): made from conf the
+ * first time it is asked for, on the loop's thread, and freed when the loop ends (its thread
+ * returns, or net_loop_free()); callers never free it. Later settings (SIGHUP) do not
+ * change a resolver already made. NULL with *error_r when it cannot be made (asked again
+ * next time). On loop's thread only. */
+struct dns_resolver *dns_loop_resolver(struct net_loop *loop, const struct conf *conf,
+                                       const char **error_r) __attribute__((warn_unused_result));
+
 /* Look up name (with or without trailing dot; CNAMEs are followed) for type, one of
- * DNS_TYPE_MX, A, AAAA, TLSA, TXT. The callback comes later on this loop: with the answer,
+ * DNS_TYPE_MX, A, AAAA, TLSA, TXT, PTR. The callback comes later on this loop: with the answer,
  * or TEMPFAIL ("timeout") when none came within dns_timeout seconds. Returns the handle for
  * dns_lookup_cancel(), or NULL with *error_r (static) when the name or type is invalid;
  * then the callback is never called. */

@@ -214,6 +214,10 @@ static int dns_parse_record(const unsigned char *pkt, const struct dns_rr *rr, s
 		return dns_parse_tlsa(pkt, rr, arena, rec);
 	case DNS_TYPE_TXT:
 		return dns_parse_txt(pkt, rr, arena, rec);
+	case DNS_TYPE_PTR:
+		/* RFC 1035 §3.3.12: one domain name (compression allowed). */
+		rec->u.ptr = (char *)dns_rdata_name(pkt, rr->rdata, rr->rdata + rr->rdlen, arena);
+		return rec->u.ptr == NULL ? -1 : 0;
 	default:
 		return -1;
 	}
@@ -425,9 +429,9 @@ static const struct {
 	const char *name;
 	uint16_t type;
 } dns_types[] = {
-    {"MX", DNS_TYPE_MX},     {"A", DNS_TYPE_A},     {"AAAA", DNS_TYPE_AAAA},
-    {"TLSA", DNS_TYPE_TLSA}, {"TXT", DNS_TYPE_TXT}, {"CNAME", DNS_TYPE_CNAME},
-    {"SOA", DNS_TYPE_SOA},
+    {"MX", DNS_TYPE_MX},       {"A", DNS_TYPE_A},     {"AAAA", DNS_TYPE_AAAA},
+    {"TLSA", DNS_TYPE_TLSA},   {"TXT", DNS_TYPE_TXT}, {"PTR", DNS_TYPE_PTR},
+    {"CNAME", DNS_TYPE_CNAME}, {"SOA", DNS_TYPE_SOA},
 };
 
 const char *dns_type_name(uint16_t type)
@@ -440,7 +444,7 @@ const char *dns_type_name(uint16_t type)
 
 uint16_t dns_type_parse(const char *name)
 {
-	for (size_t i = 0; i < 5; i++) /* the first five: the types the resolver parses */
+	for (size_t i = 0; i < 6; i++) /* the first six: the types the resolver parses */
 		if (strcasecmp(dns_types[i].name, name) == 0)
 			return dns_types[i].type;
 	return 0;

@@ -19,6 +19,7 @@ enum dns_type {
 	DNS_TYPE_A = 1,
 	DNS_TYPE_CNAME = 5,
 	DNS_TYPE_SOA = 6,
+	DNS_TYPE_PTR = 12,
 	DNS_TYPE_MX = 15,
 	DNS_TYPE_TXT = 16,
 	DNS_TYPE_AAAA = 28,
@@ -67,6 +68,7 @@ struct dns_record {
 		struct dns_addr addr; /* DNS_TYPE_A, DNS_TYPE_AAAA */
 		struct dns_tlsa tlsa; /* DNS_TYPE_TLSA */
 		struct dns_txt txt;   /* DNS_TYPE_TXT */
+		char *ptr;            /* DNS_TYPE_PTR: the name, lower case, no trailing dot */
 	} u;
 };
 
@@ -88,8 +90,9 @@ struct dns_result {
 /* Parse the response pkt (len octets) to a question for qtype. Everything the result points
  * to is allocated in arena. Sets status from the RCODE (NOERROR: OK with records or NODATA;
  * NXDOMAIN; any other: TEMPFAIL), follows CNAMEs from the question's name (at most 16), and
- * collects the qtype records of the final name. secure is left false. Returns 0, or -1 with
- * *error_r when the packet is malformed (truncated, bad name, bad rdata, wrong question). */
+ * collects the qtype records of the final name (MX, A, AAAA, TLSA, TXT, PTR). secure is left
+ * false. Returns 0, or -1 with *error_r when the packet is malformed (truncated, bad name, bad
+ * rdata, wrong question). */
 int dns_packet_parse(const unsigned char *pkt, size_t len, uint16_t qtype, struct arena *arena,
                      struct dns_result *result, const char **error_r)
     __attribute__((warn_unused_result));
@@ -107,9 +110,9 @@ socklen_t dns_addr_sockaddr(const struct dns_addr *addr, uint16_t port,
 
 /* "ok", "nxdomain", "nodata", "tempfail" or "bogus". */
 const char *dns_status_name(enum dns_status status);
-/* "MX", "A", "AAAA", "TLSA", "TXT" (and "CNAME", "SOA"), or NULL for other types. */
+/* "MX", "A", "AAAA", "TLSA", "TXT", "PTR" (and "CNAME", "SOA"), or NULL for other types. */
 const char *dns_type_name(uint16_t type);
-/* The type for a name (case-insensitive, of the five the resolver looks up); 0 if unknown. */
+/* The type for a name (case-insensitive, of the six the resolver looks up); 0 if unknown. */
 uint16_t dns_type_parse(const char *name);
 
 #endif

@@ -63,6 +63,8 @@ struct event_base *net_loop_base(struct net_loop *loop);
  * malloc_trim(): after a session freed a lot of memory. */
 #define NET_TRIM_DELAY 5
 void net_loop_trim_soon(struct net_loop *loop);
+/* The loop's own resolver slot (dns_loop_resolver(), dns.c); freed when the loop ends. */
+struct dns_resolver **net_loop_dns_slot(struct net_loop *loop);
 void net_loop_conn_added(struct net_loop *loop, struct conn *conn);
 void net_loop_conn_removed(struct net_loop *loop, struct conn *conn);
 /* COMPRESS (conn_compress.c), only while c->z is set. The inflated input the protocol

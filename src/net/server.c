@@ -23,6 +23,7 @@
 
 #include "core/log.h"
 #include "core/xmalloc.h"
+#include "net/dns.h"
 #include "net/net_private.h"
 #include "core/banned.h"
 
@@ -60,6 +61,7 @@ struct net_loop {
 	 * comes after its event base is gone */
 	unsigned conn_structs;
 	bool stopping;
+	struct dns_resolver *dns; /* dns_loop_resolver(): made on first use, freed at the end */
 };
 
 struct net_ip_count {
@@ -87,6 +89,11 @@ struct net_server {
 	time_t fd_shortage_logged; /* last log line about it (lock) */
 	unsigned long fd_shortage_refused; /* connections closed since (lock) */
 };
+
+struct dns_resolver **net_loop_dns_slot(struct net_loop *loop)
+{
+	return &loop->dns;
+}
 
 struct event_base *net_loop_base(struct net_loop *loop)
 {
@@ -572,6 +579,7 @@ static void *net_loop_thread(void *arg)
 	sigfillset(&all);
 	pthread_sigmask(SIG_BLOCK, &all, NULL);
 	event_base_dispatch(loop->base);
+	dns_resolver_free(&loop->dns); /* on this thread, the loop stopped */
 	return NULL;
 }
 
@@ -685,6 +693,7 @@ void net_loop_free(struct net_loop **loop)
 	if (*loop == NULL)
 		return;
 	ASSERT((*loop)->server == NULL);
+	dns_resolver_free(&(*loop)->dns);
 	event_base_free((*loop)->base);
 	free(*loop);
 	*loop = NULL;

@@ -160,6 +160,7 @@ static void cmd_ehlo(struct smtp_session *s, struct smtp_command *cmd)
 
 static void mail_owned_read(void *ctx);
 static void mail_accept(struct smtp_session *s);
+static void mail_commit(struct smtp_session *s);
 
 static void cmd_mail(struct smtp_session *s, struct smtp_command *cmd)
 {
@@ -202,7 +203,6 @@ static void mail_owned_read(void *ctx)
 
 static void mail_accept(struct smtp_session *s)
 {
-	const struct smtp_command *cmd = &s->read_cmd;
 	const char *from = s->read_addr;
 	int owned = smtp_session_is_submission(s) ? s->read_ret : 1;
 	if (owned < 0) {
@@ -213,6 +213,23 @@ static void mail_accept(struct smtp_session *s)
 		SMTP_LOG(s, "event=mail from=<%s> result=553 user=%s", from, s->auth_user);
 		smtp_replyf(s, "553 5.7.1 <%s>: Sender address rejected: not owned by user %s",
 		            from, s->auth_user);
+		return;
+	}
+	if (smtp_checks_active(s)) {
+		smtp_checks_mail(s, from, mail_commit); /* SPF (RFC 7208) before the answer */
+		return;
+	}
+	mail_commit(s);
+}
+
+static void mail_commit(struct smtp_session *s)
+{
+	const struct smtp_command *cmd = &s->read_cmd;
+	const char *from = s->read_addr;
+	const char *refused = smtp_checks_active(s) ? smtp_checks_mail_reply(s) : NULL;
+	if (refused != NULL) {
+		smtp_checks_free(&s->checks);
+		smtp_reply(s, refused);
 		return;
 	}
 	s->have_mail = true;

@@ -484,23 +484,29 @@ static int smtp_parse_mail_rcpt(struct arena *arena, struct smtp_command *cmd, c
 	return smtp_params(arena, cmd, s, len, pos, error_r);
 }
 
+/* The end of a BDAT or BURL command from s[pos]: nothing, or the word LAST (sets cmd->last).
+ * 0, or -1 for anything else. */
+static int smtp_parse_last(struct smtp_command *cmd, const char *s, size_t len, size_t pos)
+{
+	size_t tlen;
+	const char *tok = smtp_token(s, len, &pos, &tlen);
+	if (tlen > 0) {
+		if (!smtp_word_eq(tok, tlen, "LAST"))
+			return -1;
+		cmd->last = true;
+	}
+	return pos == len ? 0 : -1;
+}
+
 /* BDAT chunk-size [LAST] (RFC 3030 §2). */
 static int smtp_parse_bdat(struct smtp_command *cmd, const char *s, size_t len,
                            const char **error_r)
 {
 	size_t pos = 0, tlen;
 	const char *tok = smtp_token(s, len, &pos, &tlen);
-	if (smtp_parse_number(tok, tlen, &cmd->chunk_size) < 0)
-		goto fail;
-	tok = smtp_token(s, len, &pos, &tlen);
-	if (tlen > 0) {
-		if (!smtp_word_eq(tok, tlen, "LAST"))
-			goto fail;
-		cmd->last = true;
-	}
-	if (pos == len)
+	if (smtp_parse_number(tok, tlen, &cmd->chunk_size) == 0 &&
+	    smtp_parse_last(cmd, s, len, pos) == 0)
 		return 0;
-fail:
 	*error_r = smtp_verbs[SMTP_VERB_BDAT].syntax;
 	return -1;
 }
@@ -511,18 +517,10 @@ static int smtp_parse_burl(struct arena *arena, struct smtp_command *cmd, const 
 {
 	size_t pos = 0, tlen;
 	const char *tok = smtp_token(s, len, &pos, &tlen);
-	if (tlen == 0)
-		goto fail;
-	cmd->url = arena_strndup(arena, tok, tlen);
-	tok = smtp_token(s, len, &pos, &tlen);
-	if (tlen > 0) {
-		if (!smtp_word_eq(tok, tlen, "LAST"))
-			goto fail;
-		cmd->last = true;
-	}
-	if (pos == len)
+	if (tlen > 0 && smtp_parse_last(cmd, s, len, pos) == 0) {
+		cmd->url = arena_strndup(arena, tok, tlen);
 		return 0;
-fail:
+	}
 	*error_r = smtp_verbs[SMTP_VERB_BURL].syntax;
 	return -1;
 }

@@ -16,6 +16,7 @@
 #include "core/buf.h"
 #include "core/log.h"
 #include "core/xmalloc.h"
+#include "smtp/psl.h"
 #include "smtp/smtp_server.h"
 #include "core/banned.h"
 
@@ -31,6 +32,14 @@ struct smtp_server *smtp_server_new(struct store *store, struct auth *auth, stru
 	struct smtp_server *srv = xcalloc(1, sizeof(*srv));
 	srv->store = store;
 	srv->auth = auth;
+	const char *error = NULL;
+	srv->psl = psl_load(conf->public_suffix_list, &error);
+	if (srv->psl == NULL) {
+		log_warn("event=psl path=%s error=\"%s\": DMARC takes the last two labels as the "
+		         "organizational domain",
+		         conf->public_suffix_list, error);
+		srv->psl = psl_parse("");
+	}
 	conf_slot_init(&srv->conf, conf);
 	srv->userip = userip_new();
 	srv->policy = smtp_policy_new();
@@ -43,6 +52,7 @@ void smtp_server_free(struct smtp_server **server)
 		return;
 	conf_slot_deinit(&(*server)->conf);
 	userip_free(&(*server)->userip);
+	psl_free(&(*server)->psl);
 	smtp_policy_free(&(*server)->policy);
 	free(*server);
 	*server = NULL;
@@ -121,6 +131,7 @@ static void smtp_session_spool_drop(struct smtp_session *s)
 void smtp_session_reset_tx(struct smtp_session *s)
 {
 	smtp_session_spool_drop(s);
+	smtp_checks_free(&s->checks);
 	arena_reset(s->tx);
 	s->have_mail = false;
 	s->mail_from = NULL;
@@ -147,6 +158,7 @@ static void smtp_session_free(struct smtp_session *s)
 {
 	smtp_burl_free(s);
 	smtp_session_spool_drop(s);
+	smtp_checks_free(&s->checks);
 	auth_login_free(&s->login);
 	free(s->delivery_accounts);
 	free(s->delivery_remote);
@@ -417,6 +429,7 @@ static size_t smtp_collect_accounts(struct smtp_session *s)
 }
 
 static void smtp_body_deliver(struct smtp_session *s);
+static void smtp_body_checked(struct smtp_session *s);
 
 static void smtp_body_refused(struct smtp_session *s, const char *err)
 {
@@ -440,6 +453,22 @@ void smtp_session_body_end(struct smtp_session *s)
 	if (err == NULL && hs.too_many)
 		err = "552 5.3.4 Too many header fields";
 	s->delivery_count = smtp_collect_accounts(s);
+	if (err != NULL) {
+		smtp_body_refused(s, err);
+		return;
+	}
+	if (smtp_checks_active(s)) {
+		smtp_checks_data(s, smtp_body_checked);
+		return;
+	}
+	smtp_session_read(s, smtp_quota_read, smtp_body_deliver);
+}
+
+/* The checks on arrival are done: refuse (DMARC), or read the quota with the size of the
+ * new spool file. */
+static void smtp_body_checked(struct smtp_session *s)
+{
+	const char *err = smtp_checks_data_reply(s);
 	if (err != NULL) {
 		smtp_body_refused(s, err);
 		return;
@@ -484,6 +513,7 @@ static void smtp_body_deliver(struct smtp_session *s)
 	    .envid = s->dsn_envid,
 	    .smtputf8 = s->smtputf8,
 	    .requiretls = s->requiretls,
+	    .junk = smtp_checks_junk(s),
 	    .eightbit = s->body_8bit,
 	    .received_at = time(NULL),
 	    .hdr_from = hs.from,
@@ -704,6 +734,9 @@ static void smtp_async_done(void *ctx, int kind)
 	} else if (kind == SMTP_ASYNC_READ) {
 		smtp_session_set_state(s, s->read_state);
 		s->read_next(s);
+	} else if (kind == SMTP_ASYNC_CHECK) {
+		smtp_checks_resume(s);
+		smtp_session_check_login(s); /* port 25: MAIL may have been accepted */
 	}
 }
 

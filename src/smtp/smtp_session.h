@@ -22,8 +22,12 @@
 #include "smtp/smtp_policy.h"
 #include "store/store.h"
 
+struct psl;
+struct smtp_checks;
+
 struct smtp_server {
 	struct store *store;
+	struct psl *psl; /* the Public Suffix List (DMARC), read at start */
 	struct auth *auth;
 	struct conf_slot conf; /* for new sessions */
 	struct userip *userip; /* authenticated submission sessions per account + address */
@@ -40,7 +44,13 @@ enum smtp_state {
 	SMTP_STATE_CLOSING, /* reply sent, closing */
 };
 
-enum smtp_async { SMTP_ASYNC_NONE, SMTP_ASYNC_DELIVERY, SMTP_ASYNC_AUTH, SMTP_ASYNC_READ };
+enum smtp_async {
+	SMTP_ASYNC_NONE,
+	SMTP_ASYNC_DELIVERY,
+	SMTP_ASYNC_AUTH,
+	SMTP_ASYNC_READ,
+	SMTP_ASYNC_CHECK, /* a DNS lookup of the checks on arrival (smtp_checks.c) */
+};
 
 struct smtp_rcpt {
 	char *address;               /* as given, "local@domain" */
@@ -100,6 +110,7 @@ struct smtp_session {
 	time_t body_start;
 	struct smtp_data decoder;
 	struct header_scanner *headers;
+	struct smtp_checks *checks; /* this transaction's checks on arrival, or NULL */
 
 	/* asynchronous operation (its kind: session_async(&s->life)) */
 	struct store_delivery delivery;
@@ -165,6 +176,41 @@ void smtp_commands_auth_delay_done(struct smtp_session *s);
 /* Submission port (587/465)? AUTH offered now (submission, and TLS or plaintext allowed)? */
 bool smtp_session_is_submission(const struct smtp_session *s);
 bool smtp_session_auth_offered(const struct smtp_session *s);
+
+/* A range of octets of the spool file. */
+struct smtp_span {
+	uint64_t offset;
+	size_t len;
+};
+/* Replace the spool file with a new one (smtp_spool.c): head, then the spans of the old
+ * file (read through src, an open descriptor of it) in order. s->spool_path, spool_fd and
+ * body_size then describe the new file (trace_size is the caller's to adjust); the old file
+ * is gone. 0, or -1 (logged; the old file stays) when it cannot be written. */
+int smtp_spool_rewrite(struct smtp_session *s, int src, const void *head, size_t head_len,
+                       const struct smtp_span *keep, size_t n) __attribute__((warn_unused_result));
+
+/* Checks on arrival (smtp_checks.c): SPF, DKIM, DMARC and Authentication-Results. Active on
+ * port 25 with inbound_checks. */
+bool smtp_checks_active(const struct smtp_session *s);
+/* SPF of sender (MAIL's address, "" for <>: the HELO name) into a new s->checks; then
+ * next(s), at once or after the DNS answers (state WAIT meanwhile). */
+void smtp_checks_mail(struct smtp_session *s, const char *sender,
+                      void (*next)(struct smtp_session *s));
+/* After smtp_checks_mail(): the refusal of MAIL (SPF fail with spf_reject_fail; in s->cmd),
+ * or NULL. */
+const char *smtp_checks_mail_reply(struct smtp_session *s);
+/* End of data: DKIM over the spool, DMARC, the policy, and a new spool file that starts
+ * with the Authentication-Results field (s->spool_path, spool_fd, body_size, trace_size
+ * change); then next(s), at once or after the DNS answers. */
+void smtp_checks_data(struct smtp_session *s, void (*next)(struct smtp_session *s));
+/* After smtp_checks_data(): the refusal for the message (DMARC reject, a local error), or
+ * NULL; whether it goes to the Junk folder (DMARC quarantine). */
+const char *smtp_checks_data_reply(const struct smtp_session *s);
+bool smtp_checks_junk(const struct smtp_session *s);
+/* SMTP_ASYNC_CHECK ended with the connection open: go on. */
+void smtp_checks_resume(struct smtp_session *s);
+/* Free a transaction's checks (cancels a lookup); sets *checks to NULL; accepts NULL. */
+void smtp_checks_free(struct smtp_checks **checks);
 
 #define SMTP_LOG(s, fmt, ...)                                                                      \
 	log_info("session=%s proto=smtp " fmt, conn_id((s)->conn), __VA_ARGS__)

@@ -178,12 +178,10 @@ struct store_delivery {
 	enum store_dsn_ret ret;                    /* MAIL RET= */
 	const char *envid;                         /* MAIL ENVID= (xtext as sent); NULL none */
 	/* MAIL parameters the next hop must see again (queued with the remote recipients). */
-	bool smtputf8;              /* SMTPUTF8 (RFC 6531) */
-	bool eightbit;              /* BODY=8BITMIME (RFC 6152) */
-	bool requiretls;            /* REQUIRETLS (RFC 8689) */
-	/* deliver to each account's \Junk special-use folder instead of INBOX (an account
-	 * without one gets it in INBOX) */
-	bool junk;
+	bool smtputf8;   /* SMTPUTF8 (RFC 6531) */
+	bool eightbit;   /* BODY=8BITMIME (RFC 6152) */
+	bool requiretls; /* REQUIRETLS (RFC 8689) */
+	bool junk;       /* deliver to each account's \Junk special-use folder instead of INBOX */
 	int64_t received_at;        /* unix seconds: the message's internal date */
 	const char *hdr_from;       /* From: header (decoded as-is, may be NULL) */
 	const char *hdr_subject;    /* Subject: header (may be NULL) */

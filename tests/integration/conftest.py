@@ -150,8 +150,9 @@ def pick_port_base():
     lo, hi = 20000, 32000
     half = os.environ.get("POSTHORN_TEST_PORT_SLICE")
     if half in ("0", "1"):
-        # The main run starts several hundred servers, the other a few dozen.
-        lo, hi = (10000, 26000) if half == "0" else (26000, 32000)
+        # The main run starts several hundred servers, the other a few dozen. Base 10000
+        # is `make run`'s demo (tests/run-demo.sh): a demo left running stays out of the way.
+        lo, hi = (10100, 26000) if half == "0" else (26000, 32000)
     candidates = list(range(lo, hi, 100))
     random.shuffle(candidates)
     # Bases not used yet in this run first; then any whose ports are free again.
@@ -205,8 +206,11 @@ class Server:
         self.conf = self.dir / "posthorn.conf"
         # Greet at once on port 25 (the pregreet test's own tests set a wait). Mail for
         # other domains stays queued unless a test turns outbound delivery on (with a DNS
-        # server of its own: tests never ask the machine's resolver).
-        self.append_conf({"smtp_pregreet_wait": "0", "outbound_enabled": "no"})
+        # server of its own: tests never ask the machine's resolver). For the same reason
+        # the checks on arrival (SPF/DKIM/DMARC, Authentication-Results) are off unless a
+        # test turns them on (test_inbound_auth.py).
+        self.append_conf({"smtp_pregreet_wait": "0", "outbound_enabled": "no",
+                          "inbound_checks": "no"})
         if extra_conf:
             self.append_conf(extra_conf)
         self.proc = None

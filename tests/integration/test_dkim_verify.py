@@ -170,3 +170,84 @@ def test_broken_signature_fields(tmp_path, keys):
         assert got[0][0::5] == ("permerror", problem), (old, got)
     # No signature: nothing to report.
     assert verify(tmp_path, MESSAGE, recs) == []
+
+
+# ---------------------------------------------------------------------------
+# ARC (RFC 8617): chains sealed by dkimpy (arc_sign, RSA) must verify where dkimpy's own
+# arc_verify passes, and fail where a relay's change breaks them.
+
+def arc_records(keys, **override):
+    """The RSA key published for the two sealers, example.org and list.example."""
+    recs = records(keys)
+    recs["sel-rsa._domainkey.list.example"] = ("OK", keys["rsa"][1])
+    recs.update(override)
+    return recs
+
+
+def arc_seal(msg, keys, domain=b"example.org", results=b"spf=pass smtp.mailfrom=example.org"):
+    """msg with its Authentication-Results and a new ARC set from domain on top."""
+    srv = b"mx." + domain
+    msg = b"Authentication-Results: " + srv + b"; " + results + b"\r\n" + msg
+    return b"".join(dkim.arc_sign(msg, b"sel-rsa", domain, keys["rsa"][0], srv)) + msg
+
+
+def arc_check(tmp_path, msg, recs):
+    """Our chain result: (result, instances, sealer, problem)."""
+    f = tmp_path / "arc.eml"
+    f.write_bytes(msg)
+    lines = "".join("K %s %s %s\n" % (name, st, rec.hex() if rec else "-")
+                    for name, (st, rec) in recs.items())
+    p = subprocess.run([str(DRIVER), "--arc", str(f)], input=lines.encode(),
+                       capture_output=True, timeout=60)
+    assert p.returncode == 0, p.stderr.decode(errors="replace")
+    r, n, sealer, problem = p.stdout.decode().rstrip("\n").split(" ", 3)
+    return r, int(n), sealer, problem
+
+
+def dkimpy_arc(msg, recs):
+    def dnsfunc(name, timeout=5):
+        st, rec = recs.get(name.decode().rstrip("."), ("NX", None))
+        return rec if st == "OK" else None
+    return dkim.arc_verify(msg, dnsfunc=dnsfunc)[0].decode()
+
+
+def test_arc_chains_sealed_by_dkimpy(tmp_path, keys):
+    recs = arc_records(keys)
+    assert arc_check(tmp_path, MESSAGE, recs) == ("none", 0, "-", "-")
+    one = arc_seal(sign(MESSAGE, keys, "rsa", b"sel-rsa"), keys)
+    assert dkimpy_arc(one, recs) == "pass"
+    assert arc_check(tmp_path, one, recs) == ("pass", 1, "example.org", "-")
+    # A mailing list adds a footer and a subject tag, then seals: instance 2 passes.
+    listed = one.replace(b"Subject:   a  test", b"Subject: [list] a  test") + b"-- \r\nlist\r\n"
+    two = arc_seal(listed, keys, domain=b"list.example", results=b"arc=pass")
+    assert dkimpy_arc(two, recs) == "pass"
+    assert arc_check(tmp_path, two, recs) == ("pass", 2, "list.example", "-")
+    # The DKIM signature no longer verifies, but the chain vouches for what the list saw.
+    assert verify(tmp_path, two, recs)[0][0] == "fail"
+
+
+def test_arc_chain_failures(tmp_path, keys):
+    recs = arc_records(keys)
+    two = arc_seal(arc_seal(MESSAGE, keys), keys, domain=b"list.example", results=b"arc=pass")
+    # Changed after the newest seal: its AMS no longer verifies.
+    body = two.replace(b"Hello Bob", b"Hello Rob")
+    assert dkimpy_arc(body, recs) == "fail"
+    assert arc_check(tmp_path, body, recs) == ("fail", 2, "list.example",
+                                               "body hash did not verify")
+    # An older set's results rewritten: the newest seal covers it.
+    aar = two.replace(b"ARC-Authentication-Results: i=1; mx.example.org; spf=pass",
+                      b"ARC-Authentication-Results: i=1; mx.example.org; spf=fail")
+    assert aar != two and dkimpy_arc(aar, recs) == "fail"
+    assert arc_check(tmp_path, aar, recs)[0::3] == ("fail", "an ARC-Seal did not verify")
+    # A set with a field missing, and a key that cannot be found.
+    cut = re.sub(rb"ARC-Seal: i=1;.*?\r\n(?! )", b"", two, count=1, flags=re.S)
+    assert cut != two
+    assert arc_check(tmp_path, cut, recs)[0::3] == ("fail", "an ARC set is incomplete")
+    nokey = arc_records(keys, **{"sel-rsa._domainkey.list.example": ("NX", None)})
+    assert arc_check(tmp_path, two, nokey)[0::3] == ("fail", "no key for the signature")
+    # Sealing a broken chain says cv=fail, and the chain stays failed.
+    resealed = arc_seal(body, keys, domain=b"relay.example", results=b"arc=fail")
+    assert b"cv=fail" in resealed
+    assert arc_check(tmp_path, resealed, arc_records(keys, **{
+        "sel-rsa._domainkey.relay.example": ("OK", keys["rsa"][1])}))[0::3] == (
+        "fail", "the newest ARC-Seal says cv=fail")

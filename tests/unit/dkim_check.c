@@ -2,7 +2,9 @@
  * in the file named by argv[1] with mime/dkim_verify, answering key lookups from stdin lines
  * "K name status hex" (status OK, NX or TEMP; hex the record, "-" for none; a name not
  * listed is NXDOMAIN), and prints one line per signature:
- * "result domain selector testing body_length problem...". */
+ * "result domain selector testing body_length problem...". With --arc before the file name it
+ * verifies the ARC chain with mime/arc_verify instead and prints one line:
+ * "result instances sealer problem...". */
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -10,6 +12,8 @@
 #include <strings.h>
 #include <time.h>
 
+#include "driver_hex.h"
+#include "mime/arc_verify.h"
 #include "mime/dkim_verify.h"
 #include "core/banned.h"
 
@@ -48,24 +52,21 @@ static void read_keys(void)
 	}
 }
 
-int main(int argc, char **argv)
+/* The key record named name as a lookup answer. */
+static const struct key *key_of(const char *name)
 {
-	if (argc != 2)
-		return 2;
-	FILE *f = fopen(argv[1], "rb");
-	if (f == NULL)
-		return 2;
-	static unsigned char msg[1 << 22];
-	size_t len = fread(msg, 1, sizeof(msg), f);
-	fclose(f);
-	read_keys();
+	for (size_t i = 0; i < nkeys; i++)
+		if (strcasecmp(keys[i].name, name) == 0)
+			return &keys[i];
+	return NULL;
+}
+
+static void check_dkim(const unsigned char *msg, size_t len)
+{
 	struct dkim_verify *v = dkim_verify_new(msg, len, 8, (int64_t)time(NULL));
 	while (dkim_verify_run(v) == 0) {
 		const char *need = dkim_verify_need(v);
-		struct key *k = NULL;
-		for (size_t i = 0; i < nkeys && k == NULL; i++)
-			if (strcasecmp(keys[i].name, need) == 0)
-				k = &keys[i];
+		const struct key *k = key_of(need);
 		const char *texts[1] = {k != NULL ? k->text : ""};
 		size_t lens[1] = {k != NULL ? k->len : 0};
 		dkim_verify_answer(v, need, k != NULL ? k->status : DKIM_DNS_NXDOMAIN, texts, lens,
@@ -77,6 +78,43 @@ int main(int argc, char **argv)
 		       r->testing, r->body_length, r->problem != NULL ? r->problem : "-");
 	}
 	dkim_verify_free(&v);
+}
+
+static void check_arc(const unsigned char *msg, size_t len)
+{
+	struct arc_verify *v = arc_verify_new(msg, len, (int64_t)time(NULL));
+	while (arc_verify_run(v) == 0) {
+		const char *need = arc_verify_need(v);
+		const struct key *k = key_of(need);
+		const char *texts[1] = {k != NULL ? k->text : ""};
+		size_t lens[1] = {k != NULL ? k->len : 0};
+		arc_verify_answer(v, need, k != NULL ? k->status : DKIM_DNS_NXDOMAIN, texts, lens,
+		                  k != NULL && k->len > 0 ? 1 : 0);
+	}
+	unsigned n;
+	const char *problem, *sealer;
+	enum arc_result r = arc_verify_result(v, &n, &problem, &sealer);
+	printf("%s %u %s %s\n", arc_result_name(r), n, *sealer != '\0' ? sealer : "-",
+	       problem != NULL ? problem : "-");
+	arc_verify_free(&v);
+}
+
+int main(int argc, char **argv)
+{
+	bool arc = argc == 3 && strcmp(argv[1], "--arc") == 0;
+	if (argc != 2 && !arc)
+		return 2;
+	FILE *f = fopen(argv[argc - 1], "rb");
+	if (f == NULL)
+		return 2;
+	static unsigned char msg[1 << 22];
+	size_t len = fread(msg, 1, sizeof(msg), f);
+	fclose(f);
+	read_keys();
+	if (arc)
+		check_arc(msg, len);
+	else
+		check_dkim(msg, len);
 	for (size_t i = 0; i < nkeys; i++)
 		free(keys[i].text);
 	return 0;

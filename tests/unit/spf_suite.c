@@ -13,6 +13,7 @@
 #include <sys/socket.h>
 #include <time.h>
 
+#include "driver_hex.h"
 #include "smtp/spf.h"
 #include "core/banned.h"
 
@@ -31,24 +32,9 @@ struct zone_answer {
 static struct zone_answer zone[MAX_ANSWERS];
 static size_t zone_n;
 
-static char *unhex_len(const char *h, size_t *len_r)
-{
-	size_t n = strcmp(h, "-") == 0 ? 0 : strlen(h) / 2;
-	if (len_r != NULL)
-		*len_r = n;
-	char *out = malloc(n + 1);
-	for (size_t i = 0; i < n; i++) {
-		unsigned v;
-		sscanf(h + 2 * i, "%2x", &v);
-		out[i] = (char)v;
-	}
-	out[n] = '\0';
-	return out;
-}
-
 static char *unhex(const char *h)
 {
-	return unhex_len(h, NULL);
+	return driver_unhex(h, NULL);
 }
 
 static int type_of(const char *t)
@@ -93,7 +79,7 @@ static void zone_add(char *line)
 	                                        : SPF_DNS_TEMPFAIL;
 	a->n = 0;
 	for (char *v; a->n < MAX_VALUES && (v = strtok_r(NULL, " \n", &save)) != NULL;) {
-		a->values[a->n] = unhex_len(v, &a->lens[a->n]);
+		a->values[a->n] = driver_unhex(v, &a->lens[a->n]);
 		a->n++;
 	}
 }

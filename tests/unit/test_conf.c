@@ -419,6 +419,36 @@ static void test_hostile_limits(void **state)
 	refuse_value("smtp_pregreet_wait", "61", "value out of range");
 }
 
+/* The checks on arrival (issue 12): defaults, values, ranges. */
+static void test_inbound_checks(void **state)
+{
+	(void)state;
+	struct conf *c = parse("");
+	assert_true(c->inbound_checks);
+	assert_false(c->spf_reject_fail);
+	assert_true(c->dmarc_reject);
+	assert_true(c->dmarc_quarantine);
+	assert_int_equal(c->dkim_verify_max_signatures, 5);
+	assert_string_equal(c->inbound_checks_skip_domains, "");
+	assert_string_equal(c->public_suffix_list,
+	                    "/usr/share/publicsuffix/public_suffix_list.dat");
+	conf_free(&c);
+	c = parse("inbound_checks = no\nspf_reject_fail = yes\ndmarc_reject = no\n"
+	          "dmarc_quarantine = no\ndkim_verify_max_signatures = 1\n"
+	          "inbound_checks_skip_domains = a.test b.test\npublic_suffix_list = /x/psl.dat\n");
+	assert_false(c->inbound_checks);
+	assert_true(c->spf_reject_fail);
+	assert_false(c->dmarc_reject);
+	assert_false(c->dmarc_quarantine);
+	assert_int_equal(c->dkim_verify_max_signatures, 1);
+	assert_string_equal(c->inbound_checks_skip_domains, "a.test b.test");
+	assert_string_equal(c->public_suffix_list, "/x/psl.dat");
+	conf_free(&c);
+	refuse_value("dkim_verify_max_signatures", "0", "value out of range");
+	refuse_value("dkim_verify_max_signatures", "101", "value out of range");
+	refuse_value("public_suffix_list", "", "must not be empty");
+}
+
 /* Flood and abuse defence (issue 12): defaults (greylisting off, Postgrey's times, mox's
  * submission limits, Postfix's per-IP rates off), values and ranges. */
 static void test_flood_settings(void **state)
@@ -956,6 +986,7 @@ int main(void)
 	    cmocka_unit_test(test_size),
 	    cmocka_unit_test(test_seconds),
 	    cmocka_unit_test(test_hostile_limits),
+	    cmocka_unit_test(test_inbound_checks),
 	    cmocka_unit_test(test_bool),
 	    cmocka_unit_test(test_log_level),
 	    cmocka_unit_test(test_bare_lf),

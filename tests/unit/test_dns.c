@@ -441,6 +441,34 @@ static void test_invalid(void **state)
 	conf_free(&conf);
 }
 
+/* The loop's own resolver (dns_loop_resolver): made once, the same on every call, freed
+ * with the loop even with a lookup pending (whose callback never runs); a failure to make
+ * it is retried on the next call. PTR lookups are accepted. */
+static void test_loop_resolver(void **state)
+{
+	(void)state;
+	unsigned port;
+	int fd = silent_server(&port);
+	struct conf *conf = silent_conf(port);
+	struct conf *bad = conf_text("dns_trust_anchor = /nonexistent/root.key\n");
+	struct net_loop *loop = net_loop_new();
+	const char *error = NULL;
+	assert_null(dns_loop_resolver(loop, bad, &error));
+	assert_non_null(error);
+	struct dns_resolver *res = dns_loop_resolver(loop, conf, &error);
+	assert_non_null(res);
+	assert_ptr_equal(dns_loop_resolver(loop, bad, &error), res);
+	struct calls c = {.loop = loop};
+	assert_non_null(
+	    dns_lookup(res, "1.0.0.127.in-addr.arpa", DNS_TYPE_PTR, on_result, &c, &error));
+	assert_int_equal(dns_resolver_pending(res), 1);
+	net_loop_free(&loop); /* frees the resolver and its pending lookup */
+	assert_int_equal(c.count, 0);
+	conf_free(&conf);
+	conf_free(&bad);
+	close(fd);
+}
+
 static void test_bad_anchor(void **state)
 {
 	(void)state;
@@ -466,6 +494,7 @@ int main(void)
 	    cmocka_unit_test(test_server_used_after_timeouts),
 	    cmocka_unit_test(test_same_name_after_timeout),
 	    cmocka_unit_test(test_invalid),
+	    cmocka_unit_test(test_loop_resolver),
 	    cmocka_unit_test(test_bad_anchor),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);

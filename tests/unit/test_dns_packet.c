@@ -496,6 +496,38 @@ static void test_ttl_high_bit(void **state)
 	assert_int_equal(f->res.ttl, 0); /* RFC 2181 §8 */
 }
 
+static void test_ptr_records(void **state)
+{
+	struct fixture *f = *state;
+	struct pkt p;
+	put_header(&p, 0, 2, 0);
+	put_question(&p, "1.2.0.192.in-addr.arpa", DNS_TYPE_PTR);
+	put_rr_name(&p, "1.2.0.192.in-addr.arpa", DNS_TYPE_PTR, 300, "Mail.Example.TEST.");
+	/* compressed: "www" + pointer to the question's name at offset 12 */
+	put_rr_head(&p, "1.2.0.192.in-addr.arpa", DNS_TYPE_PTR, 100);
+	put16(&p, 1 + 3 + 2);
+	put8(&p, 3);
+	put_bytes(&p, "www", 3);
+	put16(&p, 0xC000 | 12);
+	assert_int_equal(parse(f, &p, DNS_TYPE_PTR), 0);
+	assert_int_equal(f->res.status, DNS_STATUS_OK);
+	assert_int_equal(f->res.count, 2);
+	assert_int_equal(f->res.ttl, 100);
+	assert_int_equal(f->res.records[0].type, DNS_TYPE_PTR);
+	assert_string_equal(f->res.records[0].u.ptr, "mail.example.test");
+	assert_string_equal(f->res.records[1].u.ptr, "www.1.2.0.192.in-addr.arpa");
+	struct pkt bad;
+	put_header(&bad, 0, 1, 0);
+	put_question(&bad, "1.2.0.192.in-addr.arpa", DNS_TYPE_PTR);
+	put_rr_head(&bad, "1.2.0.192.in-addr.arpa", DNS_TYPE_PTR, 100);
+	put16(&bad, 1 + 1 + 1 + 2);
+	put8(&bad, 1);
+	put_bytes(&bad, "a", 1);
+	put8(&bad, 0);
+	put16(&bad, 0); /* two octets after the name's end */
+	assert_int_equal(parse(f, &bad, DNS_TYPE_PTR), -1);
+}
+
 static void test_names(void **state)
 {
 	(void)state;
@@ -507,6 +539,8 @@ static void test_names(void **state)
 	assert_int_equal(dns_type_parse("mx"), DNS_TYPE_MX);
 	assert_int_equal(dns_type_parse("AAAA"), DNS_TYPE_AAAA);
 	assert_int_equal(dns_type_parse("tlsa"), DNS_TYPE_TLSA);
+	assert_int_equal(dns_type_parse("ptr"), DNS_TYPE_PTR);
+	assert_string_equal(dns_type_name(DNS_TYPE_PTR), "PTR");
 	assert_int_equal(dns_type_parse("cname"), 0);
 	assert_int_equal(dns_type_parse("ns"), 0);
 	assert_string_equal(dns_type_name(DNS_TYPE_TXT), "TXT");
@@ -529,6 +563,7 @@ int main(void)
 	    cmocka_unit_test(test_name_escapes),
 	    cmocka_unit_test_setup_teardown(test_wrong_question, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_ttl_high_bit, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_ptr_records, setup, teardown),
 	    cmocka_unit_test(test_names),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
