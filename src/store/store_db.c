@@ -104,7 +104,7 @@ static const char *const sq_sql[SQ_CORE_COUNT] = {
                       " highestmodseq = highestmodseq + 1"
                       " WHERE account_id = ?1 AND name = 'INBOX'"
                       " RETURNING id, uidnext - 1, highestmodseq",
-    /* The account's first mailbox whose special-use list (RFC 6154) holds \\Junk; ?2 is
+    /* The account's first mailbox whose special-use list (RFC 6154) holds \Junk; ?2 is
      * the LIKE pattern "% \\Junk %" (ESCAPE '!': PostgreSQL's LIKE would take the
      * backslash as its escape). */
     [SQ_JUNK_NEXT] = "UPDATE mailboxes SET uidnext = uidnext + 1,"
@@ -861,7 +861,7 @@ static int sq_alias_targets(struct store *store, const char *alias,
 /* ---- the writer thread's transactions: deliveries and expunges ---- */
 
 /* INBOX of one account: next UID and MODSEQ, the entry, the account's used bytes. */
-/* The mailbox a delivery to account goes to: its \\Junk folder for a junk delivery when it
+/* The mailbox a delivery to account goes to: its \Junk folder for a junk delivery when it
  * has one, else INBOX. Takes the next UID and MODSEQ and records the change. 0 with the
  * mailbox id, UID and MODSEQ, -1 error. */
 static int sq_deliver_target(struct sql_conn *c, uint64_t account, bool junk, int64_t *mailbox_r,
