@@ -26,6 +26,7 @@ int cli_dns(struct cli *cli, int argc, char **argv);
 int cli_db(struct cli *cli, int argc, char **argv);
 int cli_tlsrpt(struct cli *cli, int argc, char **argv);
 int cli_share(struct cli *cli, int argc, char **argv);
+int cli_junk(struct cli *cli, int argc, char **argv);
 
 /* Helpers shared by the commands. */
 /* Load the configuration or print why not. NULL on error. */

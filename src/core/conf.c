@@ -100,6 +100,15 @@ static const struct conf_key conf_keys[] = {
     {"limit_metadata_size", T_SIZE, LIM(metadata_size), 1, 1u << 20, 0},
     {"limit_metadata_entries", T_UINT, LIM(metadata_entries), 1, 100000, 0},
     {"smtp_pregreet_wait", T_SECONDS, OFF(smtp_pregreet_wait), 0, 60, 0},
+    {"greylisting", T_BOOL, OFF(greylisting), 0, 0, 0},
+    {"greylist_delay", T_SECONDS, OFF(greylist_delay), 1, 86400, 0},
+    {"greylist_expire", T_SECONDS, OFF(greylist_expire), 3600, 86400 * 365, 0},
+    {"smtp_invalid_recipients_max", T_UINT, OFF(smtp_invalid_recipients_max), 0, 100000, 0},
+    {"smtp_connection_rate_per_ip", T_UINT, OFF(smtp_connection_rate_per_ip), 0, 1000000, 0},
+    {"smtp_message_rate_per_ip", T_UINT, OFF(smtp_message_rate_per_ip), 0, 10000000, 0},
+    {"submission_messages_per_day", T_UINT, OFF(submission_messages_per_day), 0, 10000000, 0},
+    {"submission_recipients_per_day", T_UINT, OFF(submission_recipients_per_day), 0, 10000000,
+     0},
     {"dns_resolver", T_DNS_RESOLVER, OFF(dns_resolver), 0, 0, 0},
     {"dns_trust_anchor", T_DNS_ANCHOR, OFF(dns_trust_anchor), 0, 0, 0},
     {"dns_timeout", T_SECONDS, OFF(dns_timeout), 1, 300, 0},
@@ -214,6 +223,14 @@ struct conf *conf_new_defaults(const char *base_dir)
 	    .metadata_entries = 100,
 	};
 	c->smtp_pregreet_wait = 1;
+	c->greylisting = false;
+	c->greylist_delay = 300;
+	c->greylist_expire = 35 * 86400;
+	c->smtp_invalid_recipients_max = 10;
+	c->smtp_connection_rate_per_ip = 0;
+	c->smtp_message_rate_per_ip = 0;
+	c->submission_messages_per_day = 1000;
+	c->submission_recipients_per_day = 200;
 	c->dns_resolver = xstrdup("");
 	c->dns_resolver_port = 53;
 	c->dns_trust_anchor = xstrdup("");

@@ -91,6 +91,15 @@ struct conf {
 	                                    kept (pruned hourly); 0: for ever */
 	unsigned smtp_pregreet_wait; /* seconds port 25 waits before greeting, to catch clients that
 	                                talk first (0: greet at once) */
+	/* flood and abuse defence (smtp/smtp_policy.c, issue 12); 0 = off where a limit */
+	bool greylisting;                      /* port 25: greylist unknown triplets */
+	unsigned greylist_delay;               /* seconds before a retry passes */
+	unsigned greylist_expire;              /* seconds a triplet is remembered unseen */
+	unsigned smtp_invalid_recipients_max;  /* unknown recipients per port 25 session */
+	unsigned smtp_connection_rate_per_ip;  /* port 25 connections per minute per IP */
+	unsigned smtp_message_rate_per_ip;     /* port 25 MAIL commands per hour per IP */
+	unsigned submission_messages_per_day;  /* messages an account submits in 24 hours */
+	unsigned submission_recipients_per_day; /* new recipients of an account in 24 hours */
 	unsigned auth_workers;       /* password checks at once (threads), 0 = one per core */
 	unsigned auth_cache_ttl;     /* seconds a successful login is remembered, 0 = no cache */
 	unsigned auth_cache_size;    /* entries of the authentication cache */

@@ -164,6 +164,8 @@ static void mail_commit(struct smtp_session *s);
 
 static void cmd_mail(struct smtp_session *s, struct smtp_command *cmd)
 {
+	if (smtp_policy_mail(s))
+		return;
 	if (cmd->size_set && cmd->size > s->limits->message_size) {
 		smtp_reply(s, "552 5.3.4 Message size exceeds fixed maximum message size");
 		return;
@@ -352,6 +354,7 @@ static void rcpt_lookup_read(void *ctx)
 	s->read_addr = to;
 	s->read_reply = NULL;
 	s->read_found = 0;
+	smtp_policy_rcpt_read(s);
 	const char *at = strrchr(to, '@');
 	s->read_ret = at == NULL ? 1 : store_domain_is_local(st, at + 1);
 	if (s->read_ret != 1)
@@ -365,6 +368,8 @@ static void rcpt_answer(struct smtp_session *s)
 {
 	const struct smtp_command *cmd = &s->read_cmd;
 	const char *to = s->read_addr;
+	if (smtp_policy_rcpt(s, to))
+		return;
 	if (s->read_ret < 0) {
 		smtp_reply(s, "451 4.3.0 Local error, try again later");
 		return;

@@ -42,6 +42,7 @@ struct smtp_server *smtp_server_new(struct store *store, struct auth *auth, stru
 	}
 	conf_slot_init(&srv->conf, conf);
 	srv->userip = userip_new();
+	srv->policy = smtp_policy_new();
 	return srv;
 }
 
@@ -52,6 +53,7 @@ void smtp_server_free(struct smtp_server **server)
 	conf_slot_deinit(&(*server)->conf);
 	userip_free(&(*server)->userip);
 	psl_free(&(*server)->psl);
+	smtp_policy_free(&(*server)->policy);
 	free(*server);
 	*server = NULL;
 }
@@ -544,6 +546,7 @@ static void smtp_body_deliver(struct smtp_session *s)
 	    .hdr_subject = hs.subject,
 	    .hdr_message_id = hs.message_id,
 	};
+	smtp_policy_delivering(s);
 	smtp_session_set_state(s, SMTP_STATE_WAIT);
 	session_async_start(&s->life, SMTP_ASYNC_DELIVERY);
 	store_deliver(s->server->store, &s->delivery, smtp_delivery_cb, s);
@@ -852,6 +855,8 @@ void smtp_server_accept(struct conn *conn, void *listener_ctx)
 	conn_set_callbacks(conn, &smtp_callbacks, s);
 	conn_set_timeout(conn, s->limits->request_timeout);
 	SMTP_LOG(s, "event=connect ip=%s port=%d", conn_remote_ip(conn), conn_local_port(conn));
+	if (smtp_policy_connect(s))
+		return;
 	if (s->kind == CONF_LISTENER_SMTP && s->conf->smtp_pregreet_wait > 0)
 		conn_set_timer(conn, s->conf->smtp_pregreet_wait * 1000); /* smtp_pregreet_done */
 	else if (s->kind != CONF_LISTENER_SUBMISSIONS)

@@ -19,6 +19,7 @@
 #include "net/session.h"
 #include "smtp/smtp_data.h"
 #include "smtp/smtp_parser.h"
+#include "smtp/smtp_policy.h"
 #include "store/store.h"
 
 struct psl;
@@ -31,6 +32,7 @@ struct smtp_server {
 	struct auth *auth;
 	struct conf_slot conf; /* for new sessions */
 	struct userip *userip; /* authenticated submission sessions per account + address */
+	struct smtp_policy *policy; /* per-IP rates (smtp_policy.c) */
 };
 
 enum smtp_state {
@@ -135,6 +137,7 @@ struct smtp_session {
 
 	/* hostile-input limits before login (port 25: before the first MAIL) */
 	unsigned login_commands; /* commands before that */
+	struct smtp_policy_state policy; /* greylisting, rates (smtp_policy.c) */
 };
 
 /* Send one reply line (CRLF added). 4xx/5xx count as errors; at the error limit the session

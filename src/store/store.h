@@ -1169,4 +1169,60 @@ int store_import(struct store *store, FILE *in, const char **error_r);
  * for `posthorn init`/diagnostics and for tests that check migrations are applied once. */
 int store_schema_version(struct store *store);
 
+/* ---- SMTP policy state: junk training, greylisting, submission rates (store_policy.c) ----
+ * Small tables beside the mail (not in a dump: they are transient). The reads are
+ * synchronous (call them where reads may wait); the writes go through the writer thread
+ * without a callback (the caller does not wait; a failure is logged) and are bounded: each
+ * prunes what is past its keeping time. */
+
+/* Junk training: the store records, in the transaction of an IMAP COPY or MOVE
+ * (store_copy()), each message copied from a mailbox without \Junk special use into one
+ * with it (verdict "junk", for the target's account) or the other way round ("ham", for
+ * the source's account). Records older than STORE_POLICY_JUNK_KEEP seconds are removed
+ * whenever new ones are written. */
+#define STORE_POLICY_JUNK_KEEP (30 * 86400)
+struct store_policy_junk_row {
+	uint64_t account_id;
+	const char *address; /* the account's */
+	const char *sha256;  /* content address (hex) of the message */
+	const char *verdict; /* "junk" or "ham" */
+	int64_t at;          /* unix seconds */
+};
+/* Every record, oldest first. 0, or -1 error. */
+int store_policy_junk_list(struct store *store,
+                           void (*cb)(void *ctx, const struct store_policy_junk_row *row),
+                           void *ctx);
+
+/* Greylisting (the SMTP side decides; the store keeps the triplets). A triplet is the
+ * caller's key text (sender, recipient, client network). */
+#define STORE_POLICY_TRIPLET_MAX 1100
+struct store_policy_greylist {
+	int64_t first_seen; /* when it was first refused */
+	int64_t last_seen;  /* when it was last seen */
+	bool passed;        /* it passed once: it passes again until it expires */
+};
+/* 1 with *entry_r, 0 unknown, -1 error. */
+int store_policy_greylist_get(struct store *store, const char *triplet,
+                              struct store_policy_greylist *entry_r);
+/* Record a sighting at now: passed false inserts the triplet as first seen now when it is
+ * unknown or was last seen before expired_before (an older sighting starts over); passed
+ * true marks it passed and seen now. Triplets last seen before expired_before are removed. */
+void store_policy_greylist_note(struct store *store, const char *triplet, bool passed,
+                                int64_t now, int64_t expired_before);
+
+/* Submission rates (as mox's per-account limits): the messages an account submitted since
+ * a time, and how many of their recipients were new (the account never sent to them
+ * before). */
+#define STORE_POLICY_SUBMISSION_KEEP 86400 /* submissions older than this are removed */
+#define STORE_POLICY_RECIPIENT_KEEP (365 * 86400) /* a recipient unused this long is new again */
+/* Messages since since, and their new recipients: 0, or -1 error. */
+int store_policy_submissions(struct store *store, uint64_t account_id, int64_t since,
+                             uint64_t *messages_r, uint64_t *new_recipients_r);
+/* Has the account sent to address (lower-cased by the caller)? 1 yes, 0 no, -1 error. */
+int store_policy_recipient_known(struct store *store, uint64_t account_id, const char *address);
+/* Record a submitted message at now with its recipients (lower-cased addresses; the
+ * unknown ones count as new). */
+void store_policy_submission_note(struct store *store, uint64_t account_id,
+                                  const char *const *recipients, size_t count, int64_t now);
+
 #endif

@@ -104,6 +104,14 @@ static const char *const sq_sql[SQ_CORE_COUNT] = {
                       " highestmodseq = highestmodseq + 1"
                       " WHERE account_id = ?1 AND name = 'INBOX'"
                       " RETURNING id, uidnext - 1, highestmodseq",
+    /* The account's first mailbox whose special-use list (RFC 6154) holds \Junk; ?2 is
+     * the LIKE pattern "% \\Junk %" (ESCAPE '!': PostgreSQL's LIKE would take the
+     * backslash as its escape). */
+    [SQ_JUNK_NEXT] = "UPDATE mailboxes SET uidnext = uidnext + 1,"
+                     " highestmodseq = highestmodseq + 1"
+                     " WHERE id = (SELECT id FROM mailboxes WHERE account_id = ?1"
+                     " AND (' ' || special_use || ' ') LIKE ?2 ESCAPE '!' ORDER BY id LIMIT 1)"
+                     " RETURNING id, uidnext - 1, highestmodseq, name",
     [SQ_ENTRY_INSERT] = "INSERT INTO mailbox_entries (mailbox_id, uid, message_id, modseq,"
                         " internal_date, save_date) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
     [SQ_ACCOUNT_ADD_USED] = "UPDATE accounts SET used_bytes = used_bytes + ?2 WHERE id = ?1",
@@ -172,6 +180,8 @@ static const char *db_texts[SQ_COUNT];
 
 static void db_texts_init(void)
 {
+	for (unsigned i = SQ_ACL_END; i < SQ_POLICY_END; i++)
+		db_texts[i] = store_db_policy_sql[i - SQ_ACL_END];
 	for (unsigned i = 0; i < SQ_ACL_END; i++) {
 		if (i < SQ_CORE_COUNT)
 			db_texts[i] = sq_sql[i];
@@ -851,28 +861,55 @@ static int sq_alias_targets(struct store *store, const char *alias,
 /* ---- the writer thread's transactions: deliveries and expunges ---- */
 
 /* INBOX of one account: next UID and MODSEQ, the entry, the account's used bytes. */
+/* The mailbox a delivery to account goes to: its \Junk folder for a junk delivery when it
+ * has one, else INBOX. Takes the next UID and MODSEQ and records the change. 0 with the
+ * mailbox id, UID and MODSEQ, -1 error. */
+static int sq_deliver_target(struct sql_conn *c, uint64_t account, bool junk, int64_t *mailbox_r,
+                             int64_t *uid_r, int64_t *modseq_r, struct store_changes *changes,
+                             const char **error_r)
+{
+	struct sql_row *st;
+	int rc = SQL_DONE;
+	bool junk_row = false;
+	if (junk) {
+		rc = sql_step(c, SQ_JUNK_NEXT, &st, error_r, "is", (int64_t)account, "% \\Junk %");
+		if (rc < 0)
+			return -1;
+		junk_row = rc != SQL_DONE;
+	}
+	if (rc == SQL_DONE) {
+		rc = sql_step(c, SQ_INBOX_NEXT, &st, error_r, "i", (int64_t)account);
+		if (rc < 0)
+			return -1;
+		if (rc == SQL_DONE) {
+			*error_r = store_error_fmt("account %" PRIu64 " has no INBOX", account);
+			return -1;
+		}
+	}
+	*mailbox_r = sql_col_int(st, 0);
+	*uid_r = sql_col_int(st, 1);
+	*modseq_r = sql_col_int(st, 2);
+	const char *name = junk_row ? sql_col_text(st, 3) : NULL;
+	if (*uid_r <= (int64_t)UINT32_MAX)
+		store_watch_changed(changes, account, name != NULL ? name : "INBOX",
+		                    (uint64_t)*modseq_r);
+	while (sql_next(st, NULL) == SQL_ROW)
+		;
+	if (*uid_r > (int64_t)UINT32_MAX) {
+		*error_r = store_error_fmt("account %" PRIu64 ": mailbox UIDs exhausted", account);
+		return -1;
+	}
+	return 0;
+}
+
 static int sq_deliver_local(struct sql_conn *c, uint64_t account, int64_t message_id,
                             const struct store_commit_delivery *item, int64_t internal_date,
                             struct store_changes *changes, const char **error_r)
 {
-	struct sql_row *st;
-	int rc = sql_step(c, SQ_INBOX_NEXT, &st, error_r, "i", (int64_t)account);
-	if (rc < 0)
+	int64_t mailbox_id, uid, modseq;
+	if (sq_deliver_target(c, account, item->delivery->junk, &mailbox_id, &uid, &modseq, changes,
+	                      error_r) < 0)
 		return -1;
-	if (rc == SQL_DONE) {
-		*error_r = store_error_fmt("account %" PRIu64 " has no INBOX", account);
-		return -1;
-	}
-	int64_t mailbox_id = sql_col_int(st, 0);
-	int64_t uid = sql_col_int(st, 1);
-	int64_t modseq = sql_col_int(st, 2);
-	while (sql_next(st, NULL) == SQL_ROW)
-		;
-	if (uid > (int64_t)UINT32_MAX) {
-		*error_r = store_error_fmt("account %" PRIu64 ": INBOX UIDs exhausted", account);
-		return -1;
-	}
-	store_watch_changed(changes, account, "INBOX", (uint64_t)modseq);
 	if (sql_exec(c, SQ_ENTRY_INSERT, error_r, "iiiiii", mailbox_id, uid, message_id, modseq,
 	             internal_date, (int64_t)time(NULL)) < 0 ||
 	    sql_exec(c, SQ_ACCOUNT_ADD_USED, error_r, "ii", (int64_t)account, (int64_t)item->size) <
@@ -1022,6 +1059,8 @@ static int sq_commit_once(struct store *store, struct store_commit_item *items, 
 			ret = sq_expunge_one(c, &items[i].expunge, &unref, changes, error_r);
 		else if (items[i].kind == STORE_OP_QUEUE)
 			ret = store_db_queue_commit(c, store, &items[i], &unref, error_r);
+		else if (items[i].kind == STORE_OP_POLICY)
+			ret = store_db_policy_commit(c, &items[i].policy, error_r);
 		else
 			ret = sq_mailbox_item(c, &items[i], &unref, changes, error_r);
 	}

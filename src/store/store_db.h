@@ -57,6 +57,7 @@ enum sq_id {
 	SQ_MESSAGE_INSERT,
 	SQ_MESSAGE_ID,
 	SQ_INBOX_NEXT,
+	SQ_JUNK_NEXT,
 	SQ_ENTRY_INSERT,
 	SQ_ACCOUNT_ADD_USED,
 	SQ_MAILBOX_FIND,
@@ -179,8 +180,24 @@ enum sq_id {
 	SQ_ACL_GET,
 	SQ_ACL_SHARED,
 	SQ_ACL_END,
+	/* store_db_policy.c */
+	SQ_P_IS_JUNK = SQ_ACL_END,
+	SQ_P_JUNK_ADD,
+	SQ_P_JUNK_PRUNE,
+	SQ_P_JUNK_LIST,
+	SQ_P_GL_GET,
+	SQ_P_GL_NEW,
+	SQ_P_GL_PASS,
+	SQ_P_GL_PRUNE,
+	SQ_P_SUB_COUNT,
+	SQ_P_RCPT_KNOWN,
+	SQ_P_RCPT_ADD,
+	SQ_P_SUB_ADD,
+	SQ_P_SUB_PRUNE,
+	SQ_P_RCPT_PRUNE,
+	SQ_POLICY_END,
 	/* store_db_dump.c: whether the store is empty, then SELECT and INSERT of each table */
-	SQ_DUMP_EMPTY = SQ_ACL_END,
+	SQ_DUMP_EMPTY = SQ_POLICY_END,
 	SQ_DUMP_FIRST,
 	SQ_COUNT = SQ_DUMP_FIRST + 2 * STORE_DB_DUMP_TABLES
 };
@@ -193,6 +210,27 @@ extern const char *const store_db_tlsrpt_sql[SQ_TLSRPT_END - SQ_QUEUE_END];
 extern const char *const store_db_chunks_sql[SQ_CHUNKS_END - SQ_TLSRPT_END];
 extern const char *const store_db_metadata_sql[SQ_METADATA_END - SQ_CHUNKS_END];
 extern const char *const store_db_acl_sql[SQ_ACL_END - SQ_METADATA_END];
+extern const char *const store_db_policy_sql[SQ_POLICY_END - SQ_ACL_END];
+
+/* store_db_policy.c: inside the writer's transaction, a policy write; and the junk
+ * training records of a copy of the messages (message row ids) from mailbox src_id of
+ * account src_account to dst_id of dst_account (nothing unless exactly one of them has
+ * \Junk special use). 0, or -1. */
+int store_db_policy_commit(struct sql_conn *c, const struct store_commit_policy *p,
+                           const char **error_r);
+int store_db_policy_junk_copy(struct sql_conn *c, uint64_t src_account, int64_t src_id,
+                              uint64_t dst_account, int64_t dst_id, const int64_t *message_ids,
+                              size_t count, int64_t now, const char **error_r);
+/* The reads of store.h's store_policy_*() (on this thread's reader). */
+int store_db_policy_junk_list(struct store *store,
+                              void (*cb)(void *ctx, const struct store_policy_junk_row *row),
+                              void *ctx);
+int store_db_policy_greylist_get(struct store *store, const char *triplet,
+                                 struct store_policy_greylist *entry_r);
+int store_db_policy_submissions(struct store *store, uint64_t account_id, int64_t since,
+                                uint64_t *messages_r, uint64_t *new_recipients_r);
+int store_db_policy_recipient_known(struct store *store, uint64_t account_id,
+                                    const char *address);
 
 /* A reading thread's connection, in store_db.readers. */
 struct db_reader {

@@ -824,6 +824,20 @@ static int sqm_move_expunge(struct sql_conn *c, const struct store_commit_copy *
 	return 0;
 }
 
+/* Copies into or out of a \Junk folder train a filter later (store.h). 0, or -1. */
+static int sqm_junk_training(struct sql_conn *c, const struct store_commit_copy *cp,
+                             const struct sqm_mailbox *src_mb, const struct sqm_mailbox *dst,
+                             const struct sqm_source *src, size_t n, const char **error_r)
+{
+	int64_t *ids = xcalloc(n + 1, sizeof(*ids));
+	for (size_t i = 0; i < n; i++)
+		ids[i] = src[i].message_id;
+	int ret = store_db_policy_junk_copy(c, cp->account_id, src_mb->id, cp->target_account_id,
+	                                    dst->id, ids, n, (int64_t)time(NULL), error_r);
+	free(ids);
+	return ret;
+}
+
 static int sqm_copy_entries(struct sql_conn *c, struct store_commit_item *item,
                             const struct sqm_mailbox *src_mb, const struct sqm_mailbox *dst,
                             struct store_changes *changes, const char **error_r)
@@ -862,6 +876,8 @@ static int sqm_copy_entries(struct sql_conn *c, struct store_commit_item *item,
 			          : 0;
 		if (ret == 0 && cp->move)
 			ret = sqm_move_expunge(c, cp, src_mb->id, src, n, changes, error_r);
+		if (ret == 0)
+			ret = sqm_junk_training(c, cp, src_mb, dst, src, n, error_r);
 		if (ret == 0) {
 			store_watch_changed(changes, cp->target_account_id, cp->target,
 			                    (uint64_t)modseq);

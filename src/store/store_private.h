@@ -53,6 +53,7 @@ enum store_op_kind {
 	STORE_OP_COPY,
 	STORE_OP_MAILBOX,
 	STORE_OP_QUEUE,
+	STORE_OP_POLICY,
 };
 
 /* The IMAP texts a summarizer computed for a new message row (malloc'd, or NULL). */
@@ -191,6 +192,21 @@ struct store_commit_queue {
 	bool due; /* entries became due: call the queue hook */
 };
 
+/* An SMTP policy write (store.h's store_policy_*_note()): the pending owns it. */
+enum store_policy_action { STORE_POLICY_GREYLIST, STORE_POLICY_SUBMISSION };
+struct store_commit_policy {
+	enum store_policy_action action;
+	int64_t now;
+	/* GREYLIST */
+	char *triplet;
+	bool passed;
+	int64_t expired_before;
+	/* SUBMISSION: lower-cased addresses */
+	uint64_t account_id;
+	char **recipients;
+	size_t count;
+};
+
 /* One operation of a writer batch, in queue order. */
 struct store_commit_item {
 	enum store_op_kind kind;
@@ -205,6 +221,7 @@ struct store_commit_item {
 		struct store_commit_copy copy;
 		struct store_commit_mailbox mailbox;
 		struct store_commit_queue queue;
+		struct store_commit_policy policy;
 	};
 };
 
@@ -595,6 +612,8 @@ void store_recent_deinit(struct store *store);
 int store_writer_start(struct store *store, const char **error_r);
 void store_writer_stop(struct store *store);
 /* Queue a delivery (arguments unchecked: the writer checks and reports them). */
+/* Queue a policy write; the writer frees item's strings (malloc'd) when done. */
+void store_writer_policy(struct store *store, const struct store_commit_policy *item);
 void store_writer_deliver(struct store *store, struct store_delivery *delivery,
                           store_delivery_cb *cb, void *ctx);
 /* Queue an expunge of the mailbox with this exact stored name (copied). */

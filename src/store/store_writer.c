@@ -687,6 +687,18 @@ static void store_writer_queue_hook(struct store *store, struct store_pending **
 		hook(hook_ctx);
 }
 
+/* Nobody waits for a policy write: a failure is only logged. */
+static void store_done_policy(struct store_pending *p)
+{
+	struct store_commit_policy *item = &p->item.policy;
+	if (!p->ok)
+		store_writer_log(p, "policy write");
+	free(item->triplet);
+	for (size_t i = 0; i < item->count; i++)
+		free(item->recipients[i]);
+	free(item->recipients);
+}
+
 static void store_pending_free(struct store_pending *p)
 {
 	free(p->accounts);
@@ -732,6 +744,9 @@ static void store_writer_done(struct store_pending *p)
 		break;
 	case STORE_OP_QUEUE:
 		store_done_queue(p);
+		break;
+	case STORE_OP_POLICY:
+		store_done_policy(p);
 		break;
 	}
 	store_pending_free(p);
@@ -1157,6 +1172,13 @@ void store_writer_mailbox(struct store *store, struct store_mailbox_op *op, cons
 	    .acl_rights = op->acl_rights,
 	    .acl_mode = op->acl_mode,
 	};
+	store_writer_push(store, p);
+}
+
+void store_writer_policy(struct store *store, const struct store_commit_policy *item)
+{
+	struct store_pending *p = store_pending_new(STORE_OP_POLICY, NULL, NULL);
+	p->item.policy = *item;
 	store_writer_push(store, p);
 }
 

@@ -134,15 +134,15 @@ def send(server, sender, msg, source="127.0.0.1", helo="client.test", rcpt=DEMO)
         s.sendmail(sender, [rcpt], msg)
 
 
-def fetch(server, subject, user=DEMO):
+def fetch(server, subject, user=DEMO, boxes=("INBOX", "Junk")):
     """The stored message with this subject, from INBOX or Junk (a quarantined message is
-    in Junk once the store files it there), over IMAP."""
+    in Junk), over IMAP; boxes narrows the search."""
     wait_imap(server)
     m = imaplib.IMAP4(HOST, imap_ports(server)[0], timeout=30)
     m.starttls(ssl_context=tls_ctx())
     m.login(user, USERS[user])
     try:
-        for box in ("INBOX", "Junk"):
+        for box in boxes:
             if m.select(box, readonly=True)[0] != "OK":
                 continue
             typ, data = m.uid("SEARCH", "HEADER", "Subject", '"%s"' % subject)
@@ -278,6 +278,9 @@ def test_dmarc_quarantine(server):
     send(server, "a@quarantine.test", message(subject, "a@quarantine.test"))
     ar = our_ar(fetch(server, subject))
     assert ar["dmarc"] == [("fail", {"header.from": "quarantine.test"}, None)]
+    # Quarantine: the recipient's Junk folder, not INBOX.
+    assert fetch(server, subject, boxes=("Junk",)) is not None
+    assert fetch(server, subject, boxes=("INBOX",)) is None
     lines = [l for l in server.log_text().splitlines()
              if "event=auth-results" in l and "from_domain=quarantine.test" in l]
     assert len(lines) == 1 and "policy=quarantine action=quarantine" in lines[0], lines

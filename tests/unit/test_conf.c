@@ -449,6 +449,39 @@ static void test_inbound_checks(void **state)
 	refuse_value("public_suffix_list", "", "must not be empty");
 }
 
+/* Flood and abuse defence (issue 12): defaults (greylisting off, Postgrey's times, mox's
+ * submission limits, Postfix's per-IP rates off), values and ranges. */
+static void test_flood_settings(void **state)
+{
+	(void)state;
+	struct conf *c = parse("");
+	assert_false(c->greylisting);
+	assert_int_equal(c->greylist_delay, 300);
+	assert_int_equal(c->greylist_expire, 35 * 86400);
+	assert_int_equal(c->smtp_invalid_recipients_max, 10);
+	assert_int_equal(c->smtp_connection_rate_per_ip, 0);
+	assert_int_equal(c->smtp_message_rate_per_ip, 0);
+	assert_int_equal(c->submission_messages_per_day, 1000);
+	assert_int_equal(c->submission_recipients_per_day, 200);
+	conf_free(&c);
+	c = parse("greylisting = yes\ngreylist_delay = 1s\ngreylist_expire = 2h\n"
+	          "smtp_invalid_recipients_max = 0\nsmtp_connection_rate_per_ip = 30\n"
+	          "smtp_message_rate_per_ip = 100\nsubmission_messages_per_day = 0\n"
+	          "submission_recipients_per_day = 5\n");
+	assert_true(c->greylisting);
+	assert_int_equal(c->greylist_delay, 1);
+	assert_int_equal(c->greylist_expire, 7200);
+	assert_int_equal(c->smtp_invalid_recipients_max, 0);
+	assert_int_equal(c->smtp_connection_rate_per_ip, 30);
+	assert_int_equal(c->smtp_message_rate_per_ip, 100);
+	assert_int_equal(c->submission_messages_per_day, 0);
+	assert_int_equal(c->submission_recipients_per_day, 5);
+	conf_free(&c);
+	refuse_value("greylist_delay", "0", "value out of range");
+	refuse_value("greylist_expire", "10m", "value out of range");
+	refuse_value("greylisting", "maybe", "expected yes or no");
+}
+
 /* The outbound SMTP client's settings (issue 9): RFC 5321 §4.5.3.2 defaults, values, ranges,
  * and the test CA file as a path relative to the configuration. */
 static void test_outbound_client(void **state)
@@ -970,6 +1003,7 @@ int main(void)
 	    cmocka_unit_test(test_queue_settings),
 	    cmocka_unit_test(test_expunge_retention),
 	    cmocka_unit_test(test_outbound_client),
+	    cmocka_unit_test(test_flood_settings),
 	    /* last: fails (and under -fno-sanitize-recover aborts) until conf.c stores
 	     * limit_data_min_rate with the width of its field */
 	    cmocka_unit_test(test_data_min_rate),

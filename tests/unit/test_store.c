@@ -579,6 +579,152 @@ static void test_deliver_three(void **state)
 	expect_blobs(f, 0);
 }
 
+/* A junk delivery goes to each account's \Junk special-use folder whatever its name: a@
+ * keeps the "Junk" every account is created with, b@ renamed it "Spam" (special use kept),
+ * c@ deleted it and gets the message in INBOX. A normal delivery still goes to INBOX. */
+static void test_deliver_junk(void **state)
+{
+	struct fixture *f = fixture_get(state);
+	uint64_t ids[3];
+	add_accounts(f, ids);
+	struct store_mailbox_op rename = {
+	    .action = STORE_MAILBOX_RENAME, .account_id = ids[1], .name = "Junk", .new_name = "Spam"};
+	assert_int_equal(store_mailbox_change_wait(f->store, &rename), 0);
+	struct store_mailbox_op del = {
+	    .action = STORE_MAILBOX_DELETE, .account_id = ids[2], .name = "Junk"};
+	assert_int_equal(store_mailbox_change_wait(f->store, &del), 0);
+
+	char *path = spool(f->store, "Subject: buy now\r\n\r\nspam\r\n");
+	struct store_delivery d = {
+	    .spool_path = path, .mail_from = "", .accounts = ids, .account_count = 3, .junk = true};
+	assert_int_equal(store_deliver_wait(f->store, &d), 0);
+	free(path);
+	assert_int_equal(deliver(f->store, "ham\r\n", ids, 3, NULL, 0), 0);
+
+	static struct uids u;
+	memset(&u, 0, sizeof(u));
+	assert_int_equal(store_mail_list(f->store, "a@example.org", "Junk", collect_uid, &u), 1);
+	assert_int_equal(u.n, 1);
+	assert_int_equal(u.size[0], strlen("Subject: buy now\r\n\r\nspam\r\n"));
+	assert_int_equal(list_inbox(f, "a@example.org", 1)->n, 1);
+	memset(&u, 0, sizeof(u));
+	assert_int_equal(store_mail_list(f->store, "b@example.org", "Spam", collect_uid, &u), 1);
+	assert_int_equal(u.n, 1);
+	assert_int_equal(u.v[0], 1);
+	struct uids *in = list_inbox(f, "b@example.org", 1);
+	assert_int_equal(in->n, 1);
+	assert_int_equal(in->size[0], strlen("ham\r\n"));
+	in = list_inbox(f, "c@example.org", 1);
+	assert_int_equal(in->n, 2); /* no \Junk folder: both in INBOX */
+	assert_int_equal(in->size[0], strlen("Subject: buy now\r\n\r\nspam\r\n"));
+}
+
+static void collect_junk(void *ctx, const struct store_policy_junk_row *row)
+{
+	struct strings *s = ctx;
+	snprintf(s->v[s->n++], sizeof(s->v[0]), "%s %s %d", row->address, row->verdict,
+	         row->at > 0 && strlen(row->sha256) == 64);
+}
+
+/* Copying into \Junk records "junk" for the target's account, moving out of it "ham"; a
+ * copy between two ordinary folders, or from Junk to Junk, records nothing. */
+static void test_junk_training(void **state)
+{
+	struct fixture *f = fixture_get(state);
+	uint64_t ids[3];
+	add_accounts(f, ids);
+	assert_int_equal(deliver(f->store, "one\r\n", ids, 1, NULL, 0), 0);
+	assert_int_equal(deliver(f->store, "two\r\n", ids, 1, NULL, 0), 0);
+	uint32_t uids[2] = {1, 2};
+	struct store_copy cp = {.account_id = ids[0], .mailbox = "INBOX", .target = "Archive",
+	                        .uids = uids, .uid_count = 2};
+	assert_int_equal(store_copy_wait(f->store, &cp), 0);
+	free(cp.source_uids);
+	free(cp.target_uids);
+	cp = (struct store_copy){.account_id = ids[0], .mailbox = "INBOX", .target = "Junk",
+	                         .uids = uids, .uid_count = 2};
+	assert_int_equal(store_copy_wait(f->store, &cp), 0);
+	assert_int_equal(cp.count, 2);
+	free(cp.source_uids);
+	free(cp.target_uids);
+	cp = (struct store_copy){.account_id = ids[0], .mailbox = "Junk", .target = "INBOX",
+	                         .uids = uids, .uid_count = 1, .move = true};
+	assert_int_equal(store_copy_wait(f->store, &cp), 0);
+	assert_int_equal(cp.count, 1);
+	free(cp.source_uids);
+	free(cp.target_uids);
+	static struct strings got;
+	memset(&got, 0, sizeof(got));
+	assert_int_equal(store_policy_junk_list(f->store, collect_junk, &got), 0);
+	assert_int_equal(got.n, 3);
+	int junk = 0, ham = 0;
+	for (int i = 0; i < got.n; i++) {
+		junk += strcmp(got.v[i], "a@example.org junk 1") == 0;
+		ham += strcmp(got.v[i], "a@example.org ham 1") == 0;
+	}
+	assert_int_equal(junk, 2);
+	assert_int_equal(ham, 1);
+}
+
+/* Policy writes have no callback: a waited-for write behind them shows they are done. */
+static void policy_flush(struct fixture *f, uint64_t account)
+{
+	struct store_mailbox_op op = {
+	    .action = STORE_MAILBOX_SUBSCRIBE, .account_id = account, .name = "INBOX"};
+	assert_int_equal(store_mailbox_change_wait(f->store, &op), 0);
+}
+
+/* Greylisting triplets: new, passed, started over once expired; submissions counted with
+ * their new recipients (a repeated one is not new). */
+static void test_policy_state(void **state)
+{
+	struct fixture *f = fixture_get(state);
+	uint64_t ids[3];
+	add_accounts(f, ids);
+	struct store_policy_greylist g;
+	assert_int_equal(store_policy_greylist_get(f->store, "s|r|192.0.2", &g), 0);
+	store_policy_greylist_note(f->store, "s|r|192.0.2", false, 1000, 0);
+	store_policy_greylist_note(f->store, "s|r|192.0.2", false, 1100, 0); /* kept */
+	policy_flush(f, ids[0]);
+	assert_int_equal(store_policy_greylist_get(f->store, "s|r|192.0.2", &g), 1);
+	assert_int_equal(g.first_seen, 1000);
+	assert_false(g.passed);
+	store_policy_greylist_note(f->store, "s|r|192.0.2", true, 1400, 0);
+	policy_flush(f, ids[0]);
+	assert_int_equal(store_policy_greylist_get(f->store, "s|r|192.0.2", &g), 1);
+	assert_int_equal(g.first_seen, 1000);
+	assert_int_equal(g.last_seen, 1400);
+	assert_true(g.passed);
+	/* Seen last before expired_before: a new sighting starts over, and the old go. */
+	store_policy_greylist_note(f->store, "x|y|198.51.100", false, 1500, 0);
+	store_policy_greylist_note(f->store, "s|r|192.0.2", false, 9000, 1450);
+	policy_flush(f, ids[0]);
+	assert_int_equal(store_policy_greylist_get(f->store, "s|r|192.0.2", &g), 1);
+	assert_int_equal(g.first_seen, 9000);
+	assert_false(g.passed);
+	store_policy_greylist_note(f->store, "s|r|192.0.2", true, 9001, 1600);
+	policy_flush(f, ids[0]);
+	assert_int_equal(store_policy_greylist_get(f->store, "x|y|198.51.100", &g), 0);
+
+	int64_t now = (int64_t)time(NULL);
+	const char *r1[] = {"x@remote.example", "y@remote.example", "x@remote.example"};
+	const char *r2[] = {"x@remote.example", "z@remote.example"};
+	store_policy_submission_note(f->store, ids[0], r1, 3, now - 10);
+	store_policy_submission_note(f->store, ids[0], r2, 2, now - 5);
+	store_policy_submission_note(f->store, ids[1], r2, 2, now - 5);
+	policy_flush(f, ids[0]);
+	uint64_t msgs, fresh;
+	assert_int_equal(store_policy_submissions(f->store, ids[0], now - 86400, &msgs, &fresh), 0);
+	assert_int_equal(msgs, 2);
+	assert_int_equal(fresh, 3);
+	assert_int_equal(store_policy_submissions(f->store, ids[0], now - 7, &msgs, &fresh), 0);
+	assert_int_equal(msgs, 1);
+	assert_int_equal(fresh, 1);
+	assert_int_equal(store_policy_recipient_known(f->store, ids[0], "y@remote.example"), 1);
+	assert_int_equal(store_policy_recipient_known(f->store, ids[0], "q@remote.example"), 0);
+	assert_int_equal(store_policy_recipient_known(f->store, ids[2], "y@remote.example"), 0);
+}
+
 static void test_deliver_remote(void **state)
 {
 	struct fixture *f = fixture_get(state);
@@ -2161,6 +2307,9 @@ int main(void)
 	    BOTH(test_aliases),
 	    BOTH(test_deliver_three),
 	    BOTH(test_deliver_remote),
+	    BOTH(test_deliver_junk),
+	    BOTH(test_junk_training),
+	    BOTH(test_policy_state),
 	    BOTH(test_deliver_failures),
 	    BOTH(test_deliver_concurrent),
 	    BOTH(test_readers_during_delivery),

@@ -159,10 +159,32 @@ static const char pg_migration_9[] =
     "CREATE INDEX expunged_time ON expunged(expunged_at);"
     "ALTER TABLE mailboxes ADD COLUMN tombstone_floor bigint NOT NULL DEFAULT 0;";
 
+/* Migration 10 (SQLite's 14): junk training records. */
+static const char pg_migration_10[] =
+    "CREATE TABLE junk_training (account_id bigint NOT NULL"
+    " REFERENCES accounts(id) ON DELETE CASCADE, sha256 " PG_TEXT " NOT NULL,"
+    " verdict " PG_TEXT " NOT NULL, at bigint NOT NULL);"
+    "CREATE INDEX junk_training_at ON junk_training(at);";
+
+/* Migration 11 (SQLite's 15): SMTP policy state (greylisting, submission rates). */
+static const char pg_migration_11[] =
+    "CREATE TABLE greylist (triplet " PG_TEXT " PRIMARY KEY, first_seen bigint NOT NULL,"
+    " last_seen bigint NOT NULL, passed bigint NOT NULL);"
+    "CREATE INDEX greylist_last_seen ON greylist(last_seen);"
+    "CREATE TABLE submissions (account_id bigint NOT NULL"
+    " REFERENCES accounts(id) ON DELETE CASCADE, at bigint NOT NULL,"
+    " new_recipients bigint NOT NULL);"
+    "CREATE INDEX submissions_account ON submissions(account_id, at);"
+    "CREATE INDEX submissions_at ON submissions(at);"
+    "CREATE TABLE submission_recipients (account_id bigint NOT NULL"
+    " REFERENCES accounts(id) ON DELETE CASCADE, address " PG_TEXT " NOT NULL,"
+    " last_at bigint NOT NULL, PRIMARY KEY (account_id, address));";
+
 /* In order; the schema version is how many have been applied. */
 const char *const sql_pg_migrations[SQL_PG_MIGRATION_COUNT] = {
     pg_migration_1, pg_migration_2, pg_migration_3, pg_migration_4, pg_migration_5,
-    pg_migration_6, pg_migration_7, pg_migration_8, pg_migration_9};
+    pg_migration_6, pg_migration_7, pg_migration_8, pg_migration_9, pg_migration_10,
+    pg_migration_11};
 
 /* Statements whose common text PostgreSQL refuses; each says PostgreSQL's error. They must
  * mean what the common text means: when that changes, change these (or make the common

@@ -201,12 +201,37 @@ static const char sqlite_migration_13[] =
     "CREATE INDEX expunged_time ON expunged(expunged_at);"
     "ALTER TABLE mailboxes ADD COLUMN tombstone_floor INTEGER NOT NULL DEFAULT 0;";
 
+/* Migration 14: junk training records (store_policy.c): a message moved or copied over IMAP
+ * into a \Junk folder ('junk') or out of one ('ham'), by content address, for a learning
+ * filter; rows older than STORE_POLICY_JUNK_KEEP go. */
+static const char sqlite_migration_14[] =
+    "CREATE TABLE junk_training (account_id INTEGER NOT NULL"
+    " REFERENCES accounts(id) ON DELETE CASCADE, sha256 TEXT NOT NULL,"
+    " verdict TEXT NOT NULL, at INTEGER NOT NULL);"
+    "CREATE INDEX junk_training_at ON junk_training(at);";
+
+/* Migration 15: SMTP policy state (store_policy.c): greylisting triplets, and per account
+ * its submissions of the last day and the recipients it sent to, with when it last did
+ * (submission rates). */
+static const char sqlite_migration_15[] =
+    "CREATE TABLE greylist (triplet TEXT PRIMARY KEY, first_seen INTEGER NOT NULL,"
+    " last_seen INTEGER NOT NULL, passed INTEGER NOT NULL);"
+    "CREATE INDEX greylist_last_seen ON greylist(last_seen);"
+    "CREATE TABLE submissions (account_id INTEGER NOT NULL"
+    " REFERENCES accounts(id) ON DELETE CASCADE, at INTEGER NOT NULL,"
+    " new_recipients INTEGER NOT NULL);"
+    "CREATE INDEX submissions_account ON submissions(account_id, at);"
+    "CREATE INDEX submissions_at ON submissions(at);"
+    "CREATE TABLE submission_recipients (account_id INTEGER NOT NULL"
+    " REFERENCES accounts(id) ON DELETE CASCADE, address TEXT NOT NULL,"
+    " last_at INTEGER NOT NULL, PRIMARY KEY (account_id, address));";
+
 /* In order; the schema version (PRAGMA user_version) is how many have been applied. */
 const char *const sql_sqlite_migrations[SQL_SQLITE_MIGRATION_COUNT] = {
     sqlite_migration_1, sqlite_migration_2,  sqlite_migration_3,  sqlite_migration_4,
     sqlite_migration_5, sqlite_migration_6,  sqlite_migration_7,  sqlite_migration_8,
     sqlite_migration_9, sqlite_migration_10, sqlite_migration_11, sqlite_migration_12,
-    sqlite_migration_13};
+    sqlite_migration_13, sqlite_migration_14, sqlite_migration_15};
 
 /* Statements with more than their common text on SQLite. */
 const struct sql_replacement sql_sqlite_replacements[] = {
