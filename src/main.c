@@ -45,8 +45,7 @@ static const struct cli_command commands[] = {
     {"domain", cli_domain}, {"user", cli_user},   {"alias", cli_alias},
     {"mail", cli_mail},     {"queue", cli_queue}, {"dkim", cli_dkim},
     {"dns", cli_dns},       {"db", cli_db},       {"tlsrpt", cli_tlsrpt},
-    {"share", cli_share},
-    {"junk", cli_junk},
+    {"share", cli_share},   {"junk", cli_junk},
 };
 
 int main(int argc, char **argv)

@@ -92,22 +92,22 @@ struct conf {
 	unsigned smtp_pregreet_wait; /* seconds port 25 waits before greeting, to catch clients that
 	                                talk first (0: greet at once) */
 	/* flood and abuse defence (smtp/smtp_policy.c, issue 12); 0 = off where a limit */
-	bool greylisting;                      /* port 25: greylist unknown triplets */
-	unsigned greylist_delay;               /* seconds before a retry passes */
-	unsigned greylist_expire;              /* seconds a triplet is remembered unseen */
-	unsigned smtp_invalid_recipients_max;  /* unknown recipients per port 25 session */
-	unsigned smtp_connection_rate_per_ip;  /* port 25 connections per minute per IP */
-	unsigned smtp_message_rate_per_ip;     /* port 25 MAIL commands per hour per IP */
-	unsigned submission_messages_per_day;  /* messages an account submits in 24 hours */
+	bool greylisting;                       /* port 25: greylist unknown triplets */
+	unsigned greylist_delay;                /* seconds before a retry passes */
+	unsigned greylist_expire;               /* seconds a triplet is remembered unseen */
+	unsigned smtp_invalid_recipients_max;   /* unknown recipients per port 25 session */
+	unsigned smtp_connection_rate_per_ip;   /* port 25 connections per minute per IP */
+	unsigned smtp_message_rate_per_ip;      /* port 25 MAIL commands per hour per IP */
+	unsigned submission_messages_per_day;   /* messages an account submits in 24 hours */
 	unsigned submission_recipients_per_day; /* new recipients of an account in 24 hours */
-	unsigned auth_workers;       /* password checks at once (threads), 0 = one per core */
-	unsigned auth_cache_ttl;     /* seconds a successful login is remembered, 0 = no cache */
-	unsigned auth_cache_size;    /* entries of the authentication cache */
-	char *dns_resolver;          /* numeric address of the one DNS server to ask, "" = the
-	                                system's (/etc/resolv.conf) */
-	unsigned dns_resolver_port;  /* its port, default 53 */
-	char *dns_trust_anchor;      /* DNSSEC trust anchor file, "none", or "" = automatic */
-	unsigned dns_timeout; /* seconds a lookup may take before it is a temporary failure */
+	unsigned auth_workers;      /* password checks at once (threads), 0 = one per core */
+	unsigned auth_cache_ttl;    /* seconds a successful login is remembered, 0 = no cache */
+	unsigned auth_cache_size;   /* entries of the authentication cache */
+	char *dns_resolver;         /* numeric address of the one DNS server to ask, "" = the
+	                               system's (/etc/resolv.conf) */
+	unsigned dns_resolver_port; /* its port, default 53 */
+	char *dns_trust_anchor;     /* DNSSEC trust anchor file, "none", or "" = automatic */
+	unsigned dns_timeout;       /* seconds a lookup may take before it is a temporary failure */
 	/* checks on arrival at port 25 (smtp/smtp_checks.c) */
 	bool inbound_checks;                 /* SPF, DKIM, DMARC and Authentication-Results */
 	bool spf_reject_fail;                /* SPF fail: 550 5.7.23 at MAIL (RFC 7372) */

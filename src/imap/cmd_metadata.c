@@ -41,7 +41,7 @@ struct md_item {
 struct md_get {
 	struct imap_session *s;
 	char *tag;
-	char *mailbox; /* UTF-8; "" for the server; the owner's name for a shared folder */
+	char *mailbox;     /* UTF-8; "" for the server; the owner's name for a shared folder */
 	char *client_name; /* the mailbox as the client named it */
 	uint64_t owner;    /* the account whose entries they are */
 	bool shared;       /* another account's folder: its /private/ entries are not shown */
@@ -268,8 +268,8 @@ static const char *md_mailbox(struct imap_cmd *cmd, const char *raw, struct imap
 		                   : "[UNAVAILABLE] Cannot read the mailbox's rights");
 		return NULL;
 	}
-	unsigned any = STORE_ACL_READ | STORE_ACL_SEEN | STORE_ACL_WRITE | STORE_ACL_INSERT |
-	               STORE_ACL_POST;
+	unsigned any =
+	    STORE_ACL_READ | STORE_ACL_SEEN | STORE_ACL_WRITE | STORE_ACL_INSERT | STORE_ACL_POST;
 	if ((mb->rights & any) == 0) {
 		imap_acl_deny(cmd->s, cmd->tag, STORE_ACL_READ);
 		return NULL;
@@ -410,8 +410,9 @@ void cmd_setmetadata(struct imap_cmd *cmd)
 		return;
 	for (size_t i = 0; mb.shared && i < n; i++) {
 		if (md_private(names[i])) {
-			imap_tagged(s, cmd->tag, "NO",
-			            "[CANNOT] Private entries of another user's mailbox are not kept");
+			imap_tagged(
+			    s, cmd->tag, "NO",
+			    "[CANNOT] Private entries of another user's mailbox are not kept");
 			return;
 		}
 	}

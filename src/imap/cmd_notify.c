@@ -401,7 +401,7 @@ struct notify_item {
 struct notify_batch {
 	struct store *store;
 	uint64_t account_id;
-	char *user; /* the session's address, lower-case: its rights on shared folders */
+	char *user;           /* the session's address, lower-case: its rights on shared folders */
 	struct cmd_notify *n; /* to check it is still the session's */
 	struct notify_item *items;
 	size_t count;
@@ -455,9 +455,10 @@ static void notify_batch_read(void *ctx)
 		struct notify_item *it = &b->items[i];
 		if (!it->stats)
 			continue;
-		it->stats_r = imap_acl_is_shared(it->p.name)
-		                  ? notify_shared_stats(b, it)
-		                  : store_mailbox_stats(b->store, b->account_id, it->p.name, &it->st);
+		it->stats_r =
+		    imap_acl_is_shared(it->p.name)
+		        ? notify_shared_stats(b, it)
+		        : store_mailbox_stats(b->store, b->account_id, it->p.name, &it->st);
 	}
 }
 
@@ -810,21 +811,22 @@ static void notify_set_shared(struct notify_set *q)
 		if (k == n->owner_count) {
 			n->owners = xrealloc(n->owners, (k + 1) * sizeof(*n->owners));
 			struct notify_owner *o = &n->owners[n->owner_count++];
-			*o = (struct notify_owner){.n = n, .id = x->owner_id,
-			                           .prefix = xstrndup(name, pre)};
+			*o = (struct notify_owner){
+			    .n = n, .id = x->owner_id, .prefix = xstrndup(name, pre)};
 		}
 		if (q->status) {
 			b->items = xrealloc(b->items, (b->count + 1) * sizeof(*b->items));
 			struct notify_item *it = &b->items[b->count++];
-			*it = (struct notify_item){.p.name = name, .owner = x->owner_id, .events = ev};
+			*it = (struct notify_item){
+			    .p.name = name, .owner = x->owner_id, .events = ev};
 			name = NULL;
 		}
 		free(name);
 	}
 	/* the owners' array is complete: their watches may start (pointers stay put) */
 	for (size_t k = 0; k < n->owner_count; k++)
-		n->owners[k].watch = store_watch_account(b->store, n->owners[k].id,
-		                                         notify_owner_cb, &n->owners[k]);
+		n->owners[k].watch =
+		    store_watch_account(b->store, n->owners[k].id, notify_owner_cb, &n->owners[k]);
 	for (size_t i = 0; i < b->count; i++) {
 		struct notify_item *it = &b->items[i];
 		if (it->owner != 0)

@@ -32,7 +32,7 @@
 /* A GETQUOTAROOT or GETQUOTA between its read and its answer. */
 struct cmd_quota_req {
 	char *tag;
-	char *mailbox; /* GETQUOTAROOT: UTF-8 name; NULL for GETQUOTA */
+	char *mailbox;     /* GETQUOTAROOT: UTF-8 name; NULL for GETQUOTA */
 	char *client_name; /* GETQUOTAROOT: the name as the client gave it (UTF-8) */
 	char *root;        /* the quota root's name: "" own, the owner's address shared */
 	uint64_t owner;    /* the account whose quota it is */

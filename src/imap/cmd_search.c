@@ -417,10 +417,9 @@ static void cmd_search_hdr_row(void *ctx, uint32_t uid, const char *hdr, size_t 
  * (store_search_hdr_each()). Shared with SORT and THREAD. */
 void cmd_search_hdrs_read(struct imap_session *s, struct imap_search *search)
 {
-	if (search->hdrs == NULL ||
-	    store_search_hdr_unindexed_uids(s->server->store, s->mailbox_owner, s->mailbox,
-	                                    &search->hdr_unindexed,
-	                                    &search->hdr_unindexed_count) != 1)
+	if (search->hdrs == NULL || store_search_hdr_unindexed_uids(
+	                                s->server->store, s->mailbox_owner, s->mailbox,
+	                                &search->hdr_unindexed, &search->hdr_unindexed_count) != 1)
 		return;
 	for (struct imap_search_hdr *h = search->hdrs; h != NULL; h = h->next) {
 		int r = store_search_hdr_each(s->server->store, s->mailbox_owner, s->mailbox,

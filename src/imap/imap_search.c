@@ -279,23 +279,23 @@ static void search_parse_text(struct search_parser *p, struct imap_search_key *k
  * SUBJECT (a substring of the field's folded value, so of the text), else "name: " (the
  * address keys match a rewritten address list, which need not hold the needle as sent).
  * SENT* have none: a message without Date: counts as sent on 1 Jan 1970. */
-static void search_parse_hdr(struct search_parser *p, struct imap_search_key *k,
-                             const char *field)
+static void search_parse_hdr(struct search_parser *p, struct imap_search_key *k, const char *field)
 {
 	struct imap_search_hdr *h = arena_alloc(p->arena, sizeof(*h));
 	*h = (struct imap_search_hdr){.key = k, .next = p->hdrs};
 	if (k->type != SK_HEADER) {
 		/* no prefilter */
-	} else if (!k->address && k->len > 0 &&
-	    k->len <= IMAP_SEARCH_TEXT_NEEDLE_MAX && memchr(k->str, '\n', k->len) == NULL &&
-	    imap_search_doc_utf8_valid((const unsigned char *)k->str, k->len)) {
+	} else if (!k->address && k->len > 0 && k->len <= IMAP_SEARCH_TEXT_NEEDLE_MAX &&
+	           memchr(k->str, '\n', k->len) == NULL &&
+	           imap_search_doc_utf8_valid((const unsigned char *)k->str, k->len)) {
 		h->prefilter = k->str;
 	} else {
 		size_t n = strlen(field), flen;
 		char *name = arena_alloc(p->arena, n + 3);
 		memcpy(name, field, n);
 		memcpy(name + n, ": ", 3);
-		const char *f = imap_search_doc_fold(p->arena, (const unsigned char *)name, n + 2, &flen);
+		const char *f =
+		    imap_search_doc_fold(p->arena, (const unsigned char *)name, n + 2, &flen);
 		if (n + 2 <= IMAP_SEARCH_TEXT_NEEDLE_MAX && memchr(f, '\n', flen) == NULL &&
 		    imap_search_doc_utf8_valid((const unsigned char *)f, flen))
 			h->prefilter = f;

@@ -76,7 +76,7 @@ struct imap_search_hdr {
 	const struct imap_search_key *key;
 	const char *prefilter; /* folded, valid UTF-8, no LF, not empty; NULL: none */
 	bool indexed;
-	bool broken; /* a text given did not hold the fields apart */
+	bool broken;    /* a text given did not hold the fields apart */
 	uint32_t *uids; /* ascending as given; malloc'd, the caller frees them */
 	size_t count, cap;
 	struct imap_search_hdr *next;

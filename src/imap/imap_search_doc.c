@@ -369,10 +369,9 @@ int imap_search_doc_index(const unsigned char *data, size_t len, size_t max, cha
 	 * (IMAP_SEARCH_DOC_FIELDS_*): three LFs first when they cannot be told apart. */
 	bool storable = search_fields_storable(&d.fields);
 	if (buf_append(&h, storable ? "\n" : "\n\n\n", storable ? 1 : 3) < 0 ||
-	    search_texts_join(&h, &d.fields, 0) < 0 ||
-	    (storable && buf_append(&h, "\n", 1) < 0) || search_texts_join(&h, &d.body, 2) < 0 ||
-	    search_texts_join(&b, &d.body, 1) < 0 || h.len + b.len > max ||
-	    buf_append(&h, "", 1) < 0 || buf_append(&b, "", 1) < 0 ||
+	    search_texts_join(&h, &d.fields, 0) < 0 || (storable && buf_append(&h, "\n", 1) < 0) ||
+	    search_texts_join(&h, &d.body, 2) < 0 || search_texts_join(&b, &d.body, 1) < 0 ||
+	    h.len + b.len > max || buf_append(&h, "", 1) < 0 || buf_append(&b, "", 1) < 0 ||
 	    !imap_search_doc_utf8_valid((const unsigned char *)h.data, h.len - 1) ||
 	    !imap_search_doc_utf8_valid((const unsigned char *)b.data, b.len - 1))
 		r = 0;

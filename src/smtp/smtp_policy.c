@@ -101,14 +101,14 @@ int smtp_policy_triplet(char *out, size_t size, const char *sender, const char *
 
 enum smtp_greylist_verdict smtp_policy_greylist_decide(int found,
                                                        const struct store_policy_greylist *entry,
-                                                       time_t now, unsigned delay,
-                                                       unsigned expire)
+                                                       time_t now, unsigned delay, unsigned expire)
 {
 	if (found != 1 || now - entry->last_seen >= (time_t)expire)
 		return SMTP_GREYLIST_DEFER_NEW;
 	if (entry->passed)
-		return now - entry->last_seen >= SMTP_POLICY_GREYLIST_REFRESH ? SMTP_GREYLIST_PASS_NOTE
-		                                                              : SMTP_GREYLIST_PASS;
+		return now - entry->last_seen >= SMTP_POLICY_GREYLIST_REFRESH
+		           ? SMTP_GREYLIST_PASS_NOTE
+		           : SMTP_GREYLIST_PASS;
 	return now - entry->first_seen >= (time_t)delay ? SMTP_GREYLIST_PASS_NOTE
 	                                                : SMTP_GREYLIST_DEFER;
 }
@@ -177,8 +177,9 @@ void smtp_policy_rcpt_read(struct smtp_session *s)
 		char lower[STORE_POLICY_TRIPLET_MAX + 1];
 		size_t len = 0;
 		p->sub_read = true;
-		p->sub_ret = store_policy_submissions(store, s->account_id, (int64_t)time(NULL) - 86400,
-		                                      &p->sub_messages, &p->sub_new);
+		p->sub_ret =
+		    store_policy_submissions(store, s->account_id, (int64_t)time(NULL) - 86400,
+		                             &p->sub_messages, &p->sub_new);
 		p->rcpt_known = smtp_policy_put_lower(lower, sizeof(lower), &len, s->read_addr)
 		                    ? store_policy_recipient_known(store, s->account_id, lower)
 		                    : -1;
@@ -212,8 +213,9 @@ static bool smtp_policy_greylist(struct smtp_session *s, const char *to)
 	enum smtp_greylist_verdict v = smtp_policy_greylist_decide(
 	    p->grey_found, &p->grey, now, c->greylist_delay, c->greylist_expire);
 	if (v == SMTP_GREYLIST_PASS_NOTE || v == SMTP_GREYLIST_DEFER_NEW)
-		store_policy_greylist_note(s->server->store, p->triplet, v == SMTP_GREYLIST_PASS_NOTE,
-		                           (int64_t)now, (int64_t)now - (int64_t)c->greylist_expire);
+		store_policy_greylist_note(s->server->store, p->triplet,
+		                           v == SMTP_GREYLIST_PASS_NOTE, (int64_t)now,
+		                           (int64_t)now - (int64_t)c->greylist_expire);
 	if (v == SMTP_GREYLIST_PASS || v == SMTP_GREYLIST_PASS_NOTE)
 		return false;
 	SMTP_LOG(s, "event=rcpt to=<%s> result=450 reason=greylist triplet=%s", to, p->triplet);
@@ -229,11 +231,14 @@ static bool smtp_policy_submission(struct smtp_session *s, const char *to)
 		return false; /* nothing read (or it failed: not the sender's fault) */
 	if (s->rcpt_count == 0)
 		p->tx_new = 0;
-	if (c->submission_messages_per_day > 0 && p->sub_messages >= c->submission_messages_per_day) {
-		SMTP_LOG(s, "event=rcpt to=<%s> result=451 reason=messages-per-day user=%s limit=%u", to,
-		         s->auth_user, c->submission_messages_per_day);
-		smtp_replyf(s, "451 4.7.1 Error: %u messages sent in the last 24 hours is the limit, "
-		               "try again later",
+	if (c->submission_messages_per_day > 0 &&
+	    p->sub_messages >= c->submission_messages_per_day) {
+		SMTP_LOG(s,
+		         "event=rcpt to=<%s> result=451 reason=messages-per-day user=%s limit=%u",
+		         to, s->auth_user, c->submission_messages_per_day);
+		smtp_replyf(s,
+		            "451 4.7.1 Error: %u messages sent in the last 24 hours is the limit, "
+		            "try again later",
 		            c->submission_messages_per_day);
 		return true;
 	}
@@ -241,10 +246,13 @@ static bool smtp_policy_submission(struct smtp_session *s, const char *to)
 		return false;
 	if (c->submission_recipients_per_day > 0 &&
 	    p->sub_new + p->tx_new >= c->submission_recipients_per_day) {
-		SMTP_LOG(s, "event=rcpt to=<%s> result=451 reason=new-recipients-per-day user=%s limit=%u",
-		         to, s->auth_user, c->submission_recipients_per_day);
-		smtp_replyf(s, "451 4.7.1 Error: %u new recipients in the last 24 hours is the limit, "
-		               "try again later",
+		SMTP_LOG(
+		    s,
+		    "event=rcpt to=<%s> result=451 reason=new-recipients-per-day user=%s limit=%u",
+		    to, s->auth_user, c->submission_recipients_per_day);
+		smtp_replyf(s,
+		            "451 4.7.1 Error: %u new recipients in the last 24 hours is the limit, "
+		            "try again later",
 		            c->submission_recipients_per_day);
 		return true;
 	}

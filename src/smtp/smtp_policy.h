@@ -22,8 +22,8 @@ struct smtp_policy_state {
 	char triplet[STORE_POLICY_TRIPLET_MAX + 1]; /* "" when not greylisting */
 	int grey_found;                             /* 1, 0 unknown, -1 error */
 	struct store_policy_greylist grey;
-	bool sub_read;   /* the submission counts below were read */
-	int sub_ret;     /* 0, -1 error */
+	bool sub_read; /* the submission counts below were read */
+	int sub_ret;   /* 0, -1 error */
 	uint64_t sub_messages, sub_new;
 	int rcpt_known;  /* has the account sent to this recipient: 1, 0, -1 */
 	unsigned tx_new; /* new recipients accepted in this transaction so far */
@@ -56,8 +56,7 @@ enum smtp_greylist_verdict {
  * delay seconds or more after it was first seen: PASS_NOTE; else DEFER. */
 enum smtp_greylist_verdict smtp_policy_greylist_decide(int found,
                                                        const struct store_policy_greylist *entry,
-                                                       time_t now, unsigned delay,
-                                                       unsigned expire);
+                                                       time_t now, unsigned delay, unsigned expire);
 
 /* Session hooks. connect: port 25 connection rate; true when refused (421, closing). */
 bool smtp_policy_connect(struct smtp_session *s);

@@ -30,8 +30,8 @@ struct smtp_server {
 	struct store *store;
 	struct psl *psl; /* the Public Suffix List (DMARC), read at start */
 	struct auth *auth;
-	struct conf_slot conf; /* for new sessions */
-	struct userip *userip; /* authenticated submission sessions per account + address */
+	struct conf_slot conf;      /* for new sessions */
+	struct userip *userip;      /* authenticated submission sessions per account + address */
 	struct smtp_policy *policy; /* per-IP rates (smtp_policy.c) */
 };
 
@@ -136,7 +136,7 @@ struct smtp_session {
 	struct smtp_burl *burl; /* BURL (smtp_burl.c): the URL being resolved, or NULL */
 
 	/* hostile-input limits before login (port 25: before the first MAIL) */
-	unsigned login_commands; /* commands before that */
+	unsigned login_commands;         /* commands before that */
 	struct smtp_policy_state policy; /* greylisting, rates (smtp_policy.c) */
 };
 

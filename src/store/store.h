@@ -1207,13 +1207,13 @@ int store_policy_greylist_get(struct store *store, const char *triplet,
 /* Record a sighting at now: passed false inserts the triplet as first seen now when it is
  * unknown or was last seen before expired_before (an older sighting starts over); passed
  * true marks it passed and seen now. Triplets last seen before expired_before are removed. */
-void store_policy_greylist_note(struct store *store, const char *triplet, bool passed,
-                                int64_t now, int64_t expired_before);
+void store_policy_greylist_note(struct store *store, const char *triplet, bool passed, int64_t now,
+                                int64_t expired_before);
 
 /* Submission rates (as mox's per-account limits): the messages an account submitted since
  * a time, and how many of their recipients were new (the account never sent to them
  * before). */
-#define STORE_POLICY_SUBMISSION_KEEP 86400 /* submissions older than this are removed */
+#define STORE_POLICY_SUBMISSION_KEEP 86400        /* submissions older than this are removed */
 #define STORE_POLICY_RECIPIENT_KEEP (365 * 86400) /* a recipient unused this long is new again */
 /* Messages since since, and their new recipients: 0, or -1 error. */
 int store_policy_submissions(struct store *store, uint64_t account_id, int64_t since,

@@ -229,8 +229,7 @@ int store_db_policy_greylist_get(struct store *store, const char *triplet,
                                  struct store_policy_greylist *entry_r);
 int store_db_policy_submissions(struct store *store, uint64_t account_id, int64_t since,
                                 uint64_t *messages_r, uint64_t *new_recipients_r);
-int store_db_policy_recipient_known(struct store *store, uint64_t account_id,
-                                    const char *address);
+int store_db_policy_recipient_known(struct store *store, uint64_t account_id, const char *address);
 
 /* A reading thread's connection, in store_db.readers. */
 struct db_reader {
@@ -389,7 +388,7 @@ int store_db_message_objects(struct store *store, uint64_t account_id, const cha
  * LF, not three: imap_search_doc.h), for store_search_hdr_each(); ?2 a needle in them. */
 #define STORE_DB_SEARCH_HDR_SELECT                                                                 \
 	"SELECT e.uid, t.hdr FROM mailbox_entries e JOIN search_texts t"                           \
-	" ON t.message_id = e.message_id WHERE e.mailbox_id = ?1 AND t.complete = 1"              \
+	" ON t.message_id = e.message_id WHERE e.mailbox_id = ?1 AND t.complete = 1"               \
 	" AND substr(t.hdr, 1, 1) = '\n' AND substr(t.hdr, 1, 3) <> '\n\n\n'"
 #define STORE_DB_SEARCH_HDR_MATCH                                                                  \
 	" AND t.hdr LIKE " STORE_DB_SEARCH_PATTERN " ESCAPE '\\' ORDER BY e.uid"

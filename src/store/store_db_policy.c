@@ -147,8 +147,8 @@ static int sqp_greylist(struct sql_conn *c, const struct store_commit_policy *p,
 	if (p->passed) {
 		if (sql_exec(c, SQ_P_GL_PASS, error_r, "si", p->triplet, p->now) < 0)
 			return -1;
-	} else if (sql_exec(c, SQ_P_GL_NEW, error_r, "sii", p->triplet, p->now,
-	                    p->expired_before) < 0) {
+	} else if (sql_exec(c, SQ_P_GL_NEW, error_r, "sii", p->triplet, p->now, p->expired_before) <
+	           0) {
 		return -1;
 	}
 	return sql_exec(c, SQ_P_GL_PRUNE, error_r, "i", p->expired_before) < 0 ? -1 : 0;
@@ -190,8 +190,7 @@ static int sqp_known(struct sql_conn *c, uint64_t account_id, const char *addres
 	return n > 0 ? 1 : 0;
 }
 
-int store_db_policy_recipient_known(struct store *store, uint64_t account_id,
-                                    const char *address)
+int store_db_policy_recipient_known(struct store *store, uint64_t account_id, const char *address)
 {
 	struct sql_conn *c = store_db_reader(store);
 	int started = c == NULL ? -1 : store_db_read_begin(c);

@@ -22,8 +22,8 @@ int store_policy_greylist_get(struct store *store, const char *triplet,
 	return store_db_policy_greylist_get(store, triplet, entry_r);
 }
 
-void store_policy_greylist_note(struct store *store, const char *triplet, bool passed,
-                                int64_t now, int64_t expired_before)
+void store_policy_greylist_note(struct store *store, const char *triplet, bool passed, int64_t now,
+                                int64_t expired_before)
 {
 	struct store_commit_policy p = {
 	    .action = STORE_POLICY_GREYLIST,
@@ -38,8 +38,7 @@ void store_policy_greylist_note(struct store *store, const char *triplet, bool p
 int store_policy_submissions(struct store *store, uint64_t account_id, int64_t since,
                              uint64_t *messages_r, uint64_t *new_recipients_r)
 {
-	return store_db_policy_submissions(store, account_id, since, messages_r,
-	                                   new_recipients_r);
+	return store_db_policy_submissions(store, account_id, since, messages_r, new_recipients_r);
 }
 
 int store_policy_recipient_known(struct store *store, uint64_t account_id, const char *address)

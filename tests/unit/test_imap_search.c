@@ -824,7 +824,6 @@ static void test_index_answers(void **state)
 	s->unindexed = NULL;
 }
 
-
 /* Header keys and SENT* answered from the header lines imap_search_doc_index() stores, as
  * the store gives them (only those holding the prefilter): the same answers as from the
  * octets, without them. */
@@ -832,7 +831,8 @@ static int index_match(const char *criteria, const char *text, bool indexable)
 {
 	struct imap_search_msg m = msg_default();
 	struct imap_search *s = parse_ok(criteria);
-	int full = imap_search_match(s, &ctx_default, &m, (const unsigned char *)text, strlen(text));
+	int full =
+	    imap_search_match(s, &ctx_default, &m, (const unsigned char *)text, strlen(text));
 	char *hdr, *body;
 	assert_int_equal(
 	    imap_search_doc_index((const unsigned char *)text, strlen(text), 1 << 20, &hdr, &body),
@@ -878,18 +878,36 @@ static const char *encoded_msg =
 static void test_index_header_keys(void **state)
 {
 	(void)state;
-	static const char *const crit[] = {
-	    "FROM \"rené\"",       "FROM \"rené dupont <rene@\"", "FROM boss", "FROM \"rene@example.test\"",
-	    "TO \"smith, al\"",  "TO undisclosed",              "TO \"al <al@\"", "CC \"\"",
-	    "SUBJECT \"ça va très bien\"", "SUBJECT \"vatrès\"",   "SUBJECT \"in a part\"",
-	    "HEADER X-Folded \"line second\"", "HEADER x-folded \"line\tsecond\"",
-	    "HEADER X-FOLDED another", "HEADER X-Part part", "HEADER X-Part \"\"",
-	    "HEADER Date \"\"", "HEADER content-type mixed", "HEADER content-type text/plain",
-	    "NOT SUBJECT bien", "OR FROM nobody SUBJECT \"ça\"", "SENTON 1-Jul-2003",
-	    "SENTBEFORE 1-Jul-2003", "SENTSINCE 2-Jul-2003", "HEADER \"\" x",
-	    "SUBJECT \"%\"", "FROM \"\"", "BODY words FROM \"rené\""};
-	int want[] = {1, 1, 0, 1, 1, 1, 1, 0, 1, 0, 0, 0, 1, 1, 0, 0, 1, 1, 0,
-	              0, 1, 1, 0, 0, 0, 0, 1, 1};
+	static const char *const crit[] = {"FROM \"rené\"",
+	                                   "FROM \"rené dupont <rene@\"",
+	                                   "FROM boss",
+	                                   "FROM \"rene@example.test\"",
+	                                   "TO \"smith, al\"",
+	                                   "TO undisclosed",
+	                                   "TO \"al <al@\"",
+	                                   "CC \"\"",
+	                                   "SUBJECT \"ça va très bien\"",
+	                                   "SUBJECT \"vatrès\"",
+	                                   "SUBJECT \"in a part\"",
+	                                   "HEADER X-Folded \"line second\"",
+	                                   "HEADER x-folded \"line\tsecond\"",
+	                                   "HEADER X-FOLDED another",
+	                                   "HEADER X-Part part",
+	                                   "HEADER X-Part \"\"",
+	                                   "HEADER Date \"\"",
+	                                   "HEADER content-type mixed",
+	                                   "HEADER content-type text/plain",
+	                                   "NOT SUBJECT bien",
+	                                   "OR FROM nobody SUBJECT \"ça\"",
+	                                   "SENTON 1-Jul-2003",
+	                                   "SENTBEFORE 1-Jul-2003",
+	                                   "SENTSINCE 2-Jul-2003",
+	                                   "HEADER \"\" x",
+	                                   "SUBJECT \"%\"",
+	                                   "FROM \"\"",
+	                                   "BODY words FROM \"rené\""};
+	int want[] = {1, 1, 0, 1, 1, 1, 1, 0, 1, 0, 0, 0, 1, 1,
+	              0, 0, 1, 1, 0, 0, 1, 1, 0, 0, 0, 0, 1, 1};
 	_Static_assert(sizeof(crit) / sizeof(crit[0]) == sizeof(want) / sizeof(want[0]), "");
 	for (size_t i = 0; i < sizeof(crit) / sizeof(crit[0]); i++) {
 		if (index_match(crit[i], encoded_msg, true) != want[i])
@@ -931,7 +949,8 @@ static void test_index_header_keys(void **state)
 	assert_string_equal(d.fields.v[1].s, "x: ");
 	imap_search_doc_deinit(&d);
 	/* the prefilter: the folded needle of SUBJECT and HEADER, else the field's name */
-	struct imap_search *s = parse_ok("SUBJECT \"ÇA\" FROM Bob HEADER X-A \"\" SENTON 1-Jan-2020");
+	struct imap_search *s =
+	    parse_ok("SUBJECT \"ÇA\" FROM Bob HEADER X-A \"\" SENTON 1-Jan-2020");
 	const char *pre[4] = {0};
 	size_t n = 0;
 	for (struct imap_search_hdr *h = s->hdrs; h != NULL; h = h->next)

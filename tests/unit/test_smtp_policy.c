@@ -41,9 +41,9 @@ static void test_triplet(void **state)
 {
 	(void)state;
 	char t[STORE_POLICY_TRIPLET_MAX + 1];
-	assert_int_equal(smtp_policy_triplet(t, sizeof(t), "A@Remote.Example", "Demo@Example.ORG",
-	                                     "192.0.2.77"),
-	                 0);
+	assert_int_equal(
+	    smtp_policy_triplet(t, sizeof(t), "A@Remote.Example", "Demo@Example.ORG", "192.0.2.77"),
+	    0);
 	assert_string_equal(t, "a@remote.example/demo@example.org/192.0.2");
 	assert_int_equal(smtp_policy_triplet(t, sizeof(t), "", "d@x", "2001:db8::1"), 0);
 	assert_string_equal(t, "/d@x/2001:db8:0:0");
@@ -118,7 +118,7 @@ static void test_rate_bounded(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-	    cmocka_unit_test(test_networks),         cmocka_unit_test(test_triplet),
+	    cmocka_unit_test(test_networks),          cmocka_unit_test(test_triplet),
 	    cmocka_unit_test(test_greylist_verdicts), cmocka_unit_test(test_rate_window),
 	    cmocka_unit_test(test_rate_bounded),
 	};

@@ -587,8 +587,10 @@ static void test_deliver_junk(void **state)
 	struct fixture *f = fixture_get(state);
 	uint64_t ids[3];
 	add_accounts(f, ids);
-	struct store_mailbox_op rename = {
-	    .action = STORE_MAILBOX_RENAME, .account_id = ids[1], .name = "Junk", .new_name = "Spam"};
+	struct store_mailbox_op rename = {.action = STORE_MAILBOX_RENAME,
+	                                  .account_id = ids[1],
+	                                  .name = "Junk",
+	                                  .new_name = "Spam"};
 	assert_int_equal(store_mailbox_change_wait(f->store, &rename), 0);
 	struct store_mailbox_op del = {
 	    .action = STORE_MAILBOX_DELETE, .account_id = ids[2], .name = "Junk"};
@@ -636,19 +638,29 @@ static void test_junk_training(void **state)
 	assert_int_equal(deliver(f->store, "one\r\n", ids, 1, NULL, 0), 0);
 	assert_int_equal(deliver(f->store, "two\r\n", ids, 1, NULL, 0), 0);
 	uint32_t uids[2] = {1, 2};
-	struct store_copy cp = {.account_id = ids[0], .mailbox = "INBOX", .target = "Archive",
-	                        .uids = uids, .uid_count = 2};
+	struct store_copy cp = {.account_id = ids[0],
+	                        .mailbox = "INBOX",
+	                        .target = "Archive",
+	                        .uids = uids,
+	                        .uid_count = 2};
 	assert_int_equal(store_copy_wait(f->store, &cp), 0);
 	free(cp.source_uids);
 	free(cp.target_uids);
-	cp = (struct store_copy){.account_id = ids[0], .mailbox = "INBOX", .target = "Junk",
-	                         .uids = uids, .uid_count = 2};
+	cp = (struct store_copy){.account_id = ids[0],
+	                         .mailbox = "INBOX",
+	                         .target = "Junk",
+	                         .uids = uids,
+	                         .uid_count = 2};
 	assert_int_equal(store_copy_wait(f->store, &cp), 0);
 	assert_int_equal(cp.count, 2);
 	free(cp.source_uids);
 	free(cp.target_uids);
-	cp = (struct store_copy){.account_id = ids[0], .mailbox = "Junk", .target = "INBOX",
-	                         .uids = uids, .uid_count = 1, .move = true};
+	cp = (struct store_copy){.account_id = ids[0],
+	                         .mailbox = "Junk",
+	                         .target = "INBOX",
+	                         .uids = uids,
+	                         .uid_count = 1,
+	                         .move = true};
 	assert_int_equal(store_copy_wait(f->store, &cp), 0);
 	assert_int_equal(cp.count, 1);
 	free(cp.source_uids);

@@ -262,7 +262,6 @@ static void test_acl_entries(void **state)
 	assert_string_equal(error, STORE_ERROR_INVALID);
 }
 
-
 /* store_acl_version(): moved by every committed ACL change (before the change's caller
  * hears of it), not by other mailbox operations; ACL changes reach no account watch; on
  * a shared store another node's change moves it too, once its notification arrives. */

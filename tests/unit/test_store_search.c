@@ -338,7 +338,6 @@ static void test_copies_and_expunge(void **state)
 	assert_int_equal(text_rows(f), 2);
 }
 
-
 /* store_search_hdr_each(): the header lines, in UID order, of the messages whose lines
  * hold their own fields apart and contain the prefilter. */
 struct hdr_seen {
@@ -392,7 +391,7 @@ static void test_header_fields(void **state)
 	assert_string_equal(hdr_uids(f, "subject: "), "1 3");
 	assert_string_equal(hdr_uids(f, "octet-stream"), "3"); /* a part's line: a candidate */
 	assert_string_equal(hdr_uids(f, "%"), "");
-	assert_string_equal(hdr_uids(f, "né"), "1"); /* under 3 characters: no trigram */
+	assert_string_equal(hdr_uids(f, "né"), "1");    /* under 3 characters: no trigram */
 	assert_string_equal(unindexed(f, "INBOX"), ""); /* TEXT and BODY: all three */
 	assert_string_equal(hits(f, "INBOX", "a", false), "1 2 3");
 	/* message 1's row as an older server wrote it */

@@ -228,9 +228,9 @@ static const char sqlite_migration_15[] =
 
 /* In order; the schema version (PRAGMA user_version) is how many have been applied. */
 const char *const sql_sqlite_migrations[SQL_SQLITE_MIGRATION_COUNT] = {
-    sqlite_migration_1, sqlite_migration_2,  sqlite_migration_3,  sqlite_migration_4,
-    sqlite_migration_5, sqlite_migration_6,  sqlite_migration_7,  sqlite_migration_8,
-    sqlite_migration_9, sqlite_migration_10, sqlite_migration_11, sqlite_migration_12,
+    sqlite_migration_1,  sqlite_migration_2,  sqlite_migration_3,  sqlite_migration_4,
+    sqlite_migration_5,  sqlite_migration_6,  sqlite_migration_7,  sqlite_migration_8,
+    sqlite_migration_9,  sqlite_migration_10, sqlite_migration_11, sqlite_migration_12,
     sqlite_migration_13, sqlite_migration_14, sqlite_migration_15};
 
 /* Statements with more than their common text on SQLite. */
@@ -243,9 +243,9 @@ const struct sql_replacement sql_sqlite_replacements[] = {
      " search_fts MATCH (CASE WHEN ?3 = 1 THEN 'body : ' ELSE '' END"
      " || '\"' || replace(?2, '\"', '\"\"') || '\"'))" STORE_DB_SEARCH_MATCH},
     /* The same for the header keys (store_search_hdr_each()), in the header lines. */
-    {SQ_MB_SEARCH_HDR_INDEXED, STORE_DB_SEARCH_HDR_SELECT
-     " AND t.message_id IN (SELECT rowid FROM search_fts WHERE"
-     " search_fts MATCH ('hdr : \"' || replace(?2, '\"', '\"\"') || '\"'))"
-     STORE_DB_SEARCH_HDR_MATCH},
+    {SQ_MB_SEARCH_HDR_INDEXED,
+     STORE_DB_SEARCH_HDR_SELECT " AND t.message_id IN (SELECT rowid FROM search_fts WHERE"
+                                " search_fts MATCH ('hdr : \"' || replace(?2, '\"', '\"\"') || "
+                                "'\"'))" STORE_DB_SEARCH_HDR_MATCH},
     {0, NULL},
 };
