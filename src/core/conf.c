@@ -118,6 +118,8 @@ static const struct conf_key conf_keys[] = {
     {"dkim_verify_max_signatures", T_UINT, OFF(dkim_verify_max_signatures), 1, 100, 0},
     {"inbound_checks_skip_domains", T_STRING, OFF(inbound_checks_skip_domains), 0, 0, 0},
     {"arc_trusted_sealers", T_STRING, OFF(arc_trusted_sealers), 0, 0, 0},
+    {"dnsbl_zones", T_STRING, OFF(dnsbl_zones), 0, 0, 0},
+    {"dnswl_zones", T_STRING, OFF(dnswl_zones), 0, 0, 0},
     {"milter", T_STRING, OFF(milter), 0, 0, 0},
     {"milter_timeout", T_SECONDS, OFF(milter_timeout), 1, 3600, 0},
     {"milter_default_action", T_MILTER_ACTION, OFF(milter_default_action), 0, 0, 0},
@@ -242,6 +244,8 @@ struct conf *conf_new_defaults(const char *base_dir)
 	c->inbound_checks_skip_domains = xstrdup("");
 	c->arc_trusted_sealers = xstrdup("");
 	c->milter = xstrdup("");
+	c->dnsbl_zones = xstrdup("");
+	c->dnswl_zones = xstrdup("");
 	c->milter_timeout = 30;
 	c->milter_default_action = CONF_MILTER_TEMPFAIL;
 	c->public_suffix_list = xstrdup("/usr/share/publicsuffix/public_suffix_list.dat");
@@ -313,6 +317,8 @@ void conf_free(struct conf **conf)
 	free(c->inbound_checks_skip_domains);
 	free(c->arc_trusted_sealers);
 	free(c->milter);
+	free(c->dnsbl_zones);
+	free(c->dnswl_zones);
 	free(c->public_suffix_list);
 	free(c->outbound_routes);
 	free(c->store_engine);

@@ -116,6 +116,8 @@ struct conf {
 	unsigned dkim_verify_max_signatures; /* DKIM-Signature fields verified per message */
 	char *inbound_checks_skip_domains;   /* our domains whose mail is checked, not acted on */
 	char *arc_trusted_sealers;           /* ARC sealers whose pass sets a DMARC failure aside */
+	char *dnsbl_zones;                   /* DNS block lists asked at connect on port 25 */
+	char *dnswl_zones;                   /* DNS allow lists asked at connect on port 25 */
 	char *milter;                        /* inet:IP:PORT of a mail filter for port 25, or "" */
 	unsigned milter_timeout;             /* seconds for the connect and for each reply */
 	enum conf_milter_action milter_default_action;

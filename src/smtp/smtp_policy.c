@@ -166,7 +166,8 @@ void smtp_policy_rcpt_read(struct smtp_session *s)
 	struct store *store = s->server->store;
 	p->triplet[0] = '\0';
 	p->sub_read = false;
-	if (smtp_policy_port25(s) && s->conf->greylisting && s->mail_from != NULL) {
+	if (smtp_policy_port25(s) && s->conf->greylisting && s->mail_from != NULL &&
+	    !smtp_dnsbl_allowlisted(s)) {
 		if (smtp_policy_triplet(p->triplet, sizeof(p->triplet), s->mail_from, s->read_addr,
 		                        conn_remote_ip(s->conn)) < 0)
 			p->triplet[0] = '\0'; /* cannot be longer than addresses may be */

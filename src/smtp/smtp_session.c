@@ -161,6 +161,7 @@ static void smtp_session_free(struct smtp_session *s)
 	smtp_session_spool_drop(s);
 	smtp_checks_free(&s->checks);
 	smtp_filter_free(&s->filter);
+	smtp_dnsbl_free(s);
 	auth_login_free(&s->login);
 	free(s->delivery_accounts);
 	free(s->delivery_remote);
@@ -703,6 +704,20 @@ static void smtp_on_input(struct conn *conn, void *ctx)
 
 static void smtp_greet(struct smtp_session *s)
 {
+	if (smtp_dnsbl_wait(s, smtp_greet))
+		return; /* the DNS lists answer first */
+	if (s->kind == CONF_LISTENER_SMTP && conn_input_length(s->conn) > 0) {
+		smtp_pregreet_done(s); /* it talked while the lists were asked */
+		return;
+	}
+	const char *refusal = smtp_dnsbl_refusal(s);
+	if (refusal != NULL) {
+		s->greeted = true;
+		log_warn("session=%s proto=smtp event=disconnect reason=dnsbl ip=%s",
+		         conn_id(s->conn), conn_remote_ip(s->conn));
+		smtp_session_close(s, refusal);
+		return;
+	}
 	s->greeted = true;
 	smtp_session_set_state(s, SMTP_STATE_COMMAND);
 	smtp_replyf(s, "220 %s ESMTP Posthorn", s->conf->hostname);
@@ -857,6 +872,7 @@ void smtp_server_accept(struct conn *conn, void *listener_ctx)
 	SMTP_LOG(s, "event=connect ip=%s port=%d", conn_remote_ip(conn), conn_local_port(conn));
 	if (smtp_policy_connect(s))
 		return;
+	smtp_dnsbl_start(s);
 	if (s->kind == CONF_LISTENER_SMTP && s->conf->smtp_pregreet_wait > 0)
 		conn_set_timer(conn, s->conf->smtp_pregreet_wait * 1000); /* smtp_pregreet_done */
 	else if (s->kind != CONF_LISTENER_SUBMISSIONS)

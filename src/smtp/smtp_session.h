@@ -25,6 +25,7 @@
 struct psl;
 struct smtp_checks;
 struct smtp_filter;
+struct smtp_dnsbl;
 
 struct smtp_server {
 	struct store *store;
@@ -138,6 +139,7 @@ struct smtp_session {
 	/* hostile-input limits before login (port 25: before the first MAIL) */
 	unsigned login_commands;         /* commands before that */
 	struct smtp_policy_state policy; /* greylisting, rates (smtp_policy.c) */
+	struct smtp_dnsbl *dnsbl;        /* DNS list lookups at connect (smtp_dnsbl.c), or NULL */
 };
 
 /* Send one reply line (CRLF added). 4xx/5xx count as errors; at the error limit the session
@@ -214,6 +216,18 @@ bool smtp_checks_junk(const struct smtp_session *s);
 void smtp_checks_resume(struct smtp_session *s);
 /* Free a transaction's checks (cancels a lookup); sets *checks to NULL; accepts NULL. */
 void smtp_checks_free(struct smtp_checks **checks);
+
+/* DNS block and allow lists at connect on port 25 (smtp_dnsbl.c). Start the lookups (when
+ * dnsbl_zones or dnswl_zones are set); the answers come while the pregreet wait runs. */
+void smtp_dnsbl_start(struct smtp_session *s);
+/* Before the greeting: true when answers are still due; ready(s) runs once they are in. */
+bool smtp_dnsbl_wait(struct smtp_session *s, void (*ready)(struct smtp_session *s));
+/* The refusal for a client a block list names and no allow list does (in s->arena), or
+ * NULL; whether an allow list names the client (no greylisting then). */
+const char *smtp_dnsbl_refusal(struct smtp_session *s);
+bool smtp_dnsbl_allowlisted(const struct smtp_session *s);
+/* Cancel the lookups and forget the answers (the session ends). */
+void smtp_dnsbl_free(struct smtp_session *s);
 
 /* The milter at the end of DATA (smtp_filter.c): active on port 25 when `milter` is set. */
 bool smtp_filter_active(const struct smtp_session *s);

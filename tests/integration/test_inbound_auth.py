@@ -85,6 +85,12 @@ def zone(keys):
     z += txt("_dmarc.listed.test", "v=DMARC1; p=reject")
     for dom in ("lists.test", "rogue.test"):
         z += txt("sel-rsa._domainkey." + dom, keys["rsa"][1])
+    # DNS lists: 127.0.0.5 is blocked; 127.0.0.6 is blocked and allowed (allowed wins);
+    # for 127.0.0.7 the block list answers with a refusal code (never a listing)
+    z += "5.0.0.127.bl.test. IN A 127.0.0.2\n"
+    z += "6.0.0.127.bl.test. IN A 127.0.0.3\n"
+    z += "6.0.0.127.wl.test. IN A 127.0.10.1\n"
+    z += "7.0.0.127.bl.test. IN A 127.255.255.254\n"
     return z
 
 
@@ -106,6 +112,8 @@ def server(tmp_path_factory, dns):
         # other.test is ours (conftest DOMAINS): its mail is checked, never acted on
         "inbound_checks_skip_domains": "other.test",
         "arc_trusted_sealers": "lists.test",
+        "dnsbl_zones": "bl.test=127.0.0.[2..11]",
+        "dnswl_zones": "wl.test",
     })
     srv.start()
     yield srv
@@ -444,3 +452,20 @@ def test_arc_untrusted_or_broken_chain(server, keys):
     # Without any ARC field, no arc= result is written.
     ar = deliver_and_parse(server, "a@nospf.test", "a@nospf.test")
     assert "arc" not in ar
+
+
+def test_dns_block_and_allow_lists(server):
+    # A listed client gets 554 instead of the greeting (postscreen's wording).
+    with pytest.raises(smtplib.SMTPConnectError) as e:
+        smtplib.SMTP(HOST, server.smtp_port, timeout=30, source_address=("127.0.0.5", 0))
+    assert e.value.smtp_code == 554
+    assert e.value.smtp_error == b"5.7.1 Service unavailable; client [127.0.0.5] blocked " \
+        b"using bl.test"
+    assert "event=dnsbl zone=bl.test ip=127.0.0.5 result=listed list=block" in server.log_text()
+    # Also listed by the allow list: served. A refusal code: served, and logged.
+    for source in ("127.0.0.6", "127.0.0.7"):
+        ar = deliver_and_parse(server, "a@nospf.test", "a@nospf.test", source=source)
+        assert ar["spf"][0][0] == "none"
+    assert "event=dnsbl zone=wl.test ip=127.0.0.6 result=listed list=allow" in \
+        server.log_text()
+    assert "zone=bl.test result=refused" in server.log_text()
