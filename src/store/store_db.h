@@ -17,7 +17,7 @@
 #include "store/store_private.h"
 
 /* Tables a dump holds (store_db_dump.c). */
-#define STORE_DB_DUMP_TABLES 15
+#define STORE_DB_DUMP_TABLES 17
 
 /* Every statement, prepared once per connection on first use. The SQL of the ids before
  * SQ_CORE_COUNT is in store_db.c, of the others in store_db_mailbox.c and
@@ -174,8 +174,17 @@ enum sq_id {
 	SQ_ACL_GET,
 	SQ_ACL_SHARED,
 	SQ_ACL_END,
+	/* store_db_dmarc.c */
+	SQ_D_UPDATE = SQ_ACL_END,
+	SQ_D_INSERT,
+	SQ_D_CLAIM,
+	SQ_D_PRUNE,
+	SQ_D_PRUNE_DAYS,
+	SQ_D_LIST,
+	SQ_D_LIST_DOMAIN,
+	SQ_DMARC_END,
 	/* store_db_dump.c: whether the store is empty, then SELECT and INSERT of each table */
-	SQ_DUMP_EMPTY = SQ_ACL_END,
+	SQ_DUMP_EMPTY = SQ_DMARC_END,
 	SQ_DUMP_FIRST,
 	SQ_COUNT = SQ_DUMP_FIRST + 2 * STORE_DB_DUMP_TABLES
 };
@@ -188,6 +197,7 @@ extern const char *const store_db_tlsrpt_sql[SQ_TLSRPT_END - SQ_QUEUE_END];
 extern const char *const store_db_chunks_sql[SQ_CHUNKS_END - SQ_TLSRPT_END];
 extern const char *const store_db_metadata_sql[SQ_METADATA_END - SQ_CHUNKS_END];
 extern const char *const store_db_acl_sql[SQ_ACL_END - SQ_METADATA_END];
+extern const char *const store_db_dmarc_sql[SQ_DMARC_END - SQ_ACL_END];
 
 /* A reading thread's connection, in store_db.readers. */
 struct db_reader {
@@ -407,5 +417,9 @@ int store_db_tlsrpt_commit(struct sql_conn *c, struct store_commit_item *item,
                            const char **error_r);
 int store_db_tlsrpt_list(struct store *store, int64_t day, const char *domain,
                          void (*cb)(void *ctx, const struct store_tlsrpt_row *row), void *ctx);
+/* store_db_dmarc.c: a DMARC_ADD or DMARC_DAY inside the commit's transaction: 0, -1. */
+int store_db_dmarc_commit(struct sql_conn *c, struct store_commit_item *item, const char **error_r);
+int store_db_dmarc_list(struct store *store, int64_t day, const char *domain,
+                        void (*cb)(void *ctx, const struct store_dmarc_row *row), void *ctx);
 
 #endif

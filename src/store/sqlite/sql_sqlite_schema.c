@@ -201,12 +201,31 @@ static const char sqlite_migration_13[] =
     "CREATE INDEX expunged_time ON expunged(expunged_at);"
     "ALTER TABLE mailboxes ADD COLUMN tombstone_floor INTEGER NOT NULL DEFAULT 0;";
 
+/* Migrations 14 to 16: placeholders for other branches of this session (the lead
+ * renumbers at merge). */
+static const char sqlite_migration_14[] = "SELECT 1;";
+static const char sqlite_migration_15[] = "SELECT 1;";
+static const char sqlite_migration_16[] = "SELECT 1;";
+
+/* Migration 17, DMARC aggregate reports (RFC 7489 §7.2, store_db_dmarc.c): messages per UTC
+ * day and distinct values (policy domain, record, source, identifiers, results), and the
+ * days whose reports were claimed. */
+static const char sqlite_migration_17[] =
+    "CREATE TABLE dmarc (day INTEGER NOT NULL, policy_domain TEXT NOT NULL,"
+    " policy TEXT NOT NULL, rua TEXT NOT NULL, source_ip TEXT NOT NULL,"
+    " header_from TEXT NOT NULL, envelope_from TEXT NOT NULL, disposition TEXT NOT NULL,"
+    " reason TEXT NOT NULL, dkim_aligned TEXT NOT NULL, spf_aligned TEXT NOT NULL,"
+    " dkim TEXT NOT NULL, spf TEXT NOT NULL, messages INTEGER NOT NULL);"
+    "CREATE INDEX dmarc_day ON dmarc(day, policy_domain, source_ip);"
+    "CREATE TABLE dmarc_days (day INTEGER PRIMARY KEY, claimed INTEGER NOT NULL);";
+
 /* In order; the schema version (PRAGMA user_version) is how many have been applied. */
 const char *const sql_sqlite_migrations[SQL_SQLITE_MIGRATION_COUNT] = {
     sqlite_migration_1, sqlite_migration_2,  sqlite_migration_3,  sqlite_migration_4,
     sqlite_migration_5, sqlite_migration_6,  sqlite_migration_7,  sqlite_migration_8,
     sqlite_migration_9, sqlite_migration_10, sqlite_migration_11, sqlite_migration_12,
-    sqlite_migration_13};
+    sqlite_migration_13, sqlite_migration_14, sqlite_migration_15, sqlite_migration_16,
+    sqlite_migration_17};
 
 /* Statements with more than their common text on SQLite. */
 const struct sql_replacement sql_sqlite_replacements[] = {
