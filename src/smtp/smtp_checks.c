@@ -24,6 +24,7 @@
 #include "net/dns.h"
 #include "smtp/authres.h"
 #include "smtp/dmarc.h"
+#include "smtp/dmarc_collect.h"
 #include "smtp/psl.h"
 #include "smtp/smtp_session.h"
 #include "smtp/spf.h"
@@ -618,6 +619,8 @@ static void checks_data_done(struct smtp_checks *c)
 	         dmarc_policy_name(apply), action);
 	buf_free(&dk);
 	buf_free(&fd);
+	dmarc_collect_message(s, c->dmarc, c->dkim, c->spf, c->spf_result, c->spf_helo,
+	                      c->from_domain, action);
 	if (c->data_reply == NULL) {
 		struct buf ar;
 		buf_init(&ar, CHECKS_AR_MAX);
