@@ -29,6 +29,7 @@ static const char usage[] =
     "  dns mx|a|aaaa|tlsa|txt NAME                look a name up as delivery would\n"
     "  db migrate|export|import [FILE]            the store as a whole: migrations, moves\n"
     "  tlsrpt show|send ...                       TLS-RPT reports (RFC 8460)\n"
+    "  dmarc show|send ...                        DMARC aggregate reports (RFC 7489)\n"
     "  share grant|revoke|list ...                shared folders (IMAP ACL, RFC 4314)\n"
     "  --version                                  print the version\n"
     "\n"
@@ -45,6 +46,7 @@ static const struct cli_command commands[] = {
     {"mail", cli_mail},     {"queue", cli_queue}, {"dkim", cli_dkim},
     {"dns", cli_dns},       {"db", cli_db},       {"tlsrpt", cli_tlsrpt},
     {"share", cli_share},
+    {"dmarc", cli_dmarc},
 };
 
 int main(int argc, char **argv)

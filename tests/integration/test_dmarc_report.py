@@ -1,0 +1,173 @@
+"""DMARC aggregate reports (RFC 7489 §7.2, Appendix C) end to end: messages from port 25
+whose From domain publishes a DMARC record with rua= are counted per UTC day (also the one
+refused by p=reject); `posthorn dmarc show` lists the rows; with dmarc_report_send = yes,
+`posthorn dmarc send` queues one report mail per policy domain to its rua= addresses
+(gzip-compressed XML in a multipart/mixed mail, parsed here with xml.etree), skips an
+address at another domain without the external destination record (§7.1), and reports to
+at most dmarc_report_max_domains domains. One server, one DNS server, one send."""
+
+import datetime
+import email
+import email.policy
+import gzip
+import smtplib
+import xml.etree.ElementTree as ET
+
+import pytest
+
+from conftest import HOST, make_server, unique
+from dns_server import DNSServer
+
+DEMO = "demo@example.test"
+
+
+def txt(name, text):
+    return '%s. IN TXT "%s"\n' % (name, text)
+
+
+ZONE = ("$TTL 300\n"
+        "test. IN SOA ns.test. hostmaster.test. 1 60 60 600 60\n"
+        # SPF passes from 127.0.0.1 only; DMARC passes through aligned SPF
+        + txt("auth.test", "v=spf1 ip4:127.0.0.1 -all")
+        + txt("_dmarc.auth.test", "v=DMARC1; p=none; rua=mailto:dmarc@auth.test")
+        # reports to collector.test (authorized) and nocollect.test (not)
+        + txt("ext.test", "v=spf1 -all")
+        + txt("_dmarc.ext.test", "v=DMARC1; p=reject; adkim=s; "
+              "rua=mailto:rep@collector.test,mailto:rep@nocollect.test")
+        + txt("ext.test._report._dmarc.collector.test", "v=DMARC1")
+        + txt("zzz.test", "v=spf1 ip4:127.0.0.1 -all")
+        + txt("_dmarc.zzz.test", "v=DMARC1; p=quarantine; rua=mailto:dmarc@zzz.test")
+        + txt("nodmarc.test", "v=spf1 ip4:127.0.0.1 -all"))
+
+
+@pytest.fixture(scope="module")
+def dns():
+    srv = DNSServer(ZONE)
+    srv.start()
+    yield srv
+    srv.stop()
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory, dns):
+    srv = make_server(tmp_path_factory, "dmarc_report", {
+        "inbound_checks": "yes",
+        "dns_resolver": dns.address,
+        "dns_timeout": "1s",
+        "store_inline_max": "0",  # report mails in files, read by report_of()
+        "dmarc_report_send": "yes",
+        "dmarc_report_max_domains": "2",
+        "dmarc_report_organization": "Posthorn <Test> & Co",
+    })
+    srv.start()
+    yield srv
+    srv.stop_and_check()
+
+
+def send(server, sender, source="127.0.0.1"):
+    """One message with From = sender; the reply code of the end of data."""
+    subject = unique("dmarc")
+    msg = ("From: <%s>\r\nTo: <%s>\r\nSubject: %s\r\nMessage-ID: <%s@example>\r\n\r\nHi.\r\n"
+           % (sender, DEMO, subject, subject)).encode()
+    with smtplib.SMTP(HOST, server.smtp_port, timeout=30, local_hostname="client.test",
+                      source_address=(source, 0)) as s:
+        s.ehlo()
+        s.mail(sender)
+        s.rcpt(DEMO)
+        return s.data(msg)[0]
+
+
+def show_rows(server, *args):
+    out = server.cli("dmarc", "show", *args).stdout
+    rows = []
+    for line in out.splitlines():
+        fields = {}
+        head, _, rest = line.partition(' header_from="')
+        for kv in head.split():
+            k, _, v = kv.partition("=")
+            fields[k] = v
+        fields["rest"] = 'header_from="' + rest
+        rows.append(fields)
+    return rows
+
+
+def report_of(server, entry):
+    """The report mail of a queue entry: (message, XML root)."""
+    path = server.queue_show(entry["id"])["file"]
+    with open(path, "rb") as f:
+        msg = email.message_from_binary_file(f, policy=email.policy.default)
+    parts = [p for p in msg.iter_attachments()]
+    assert len(parts) == 1
+    assert parts[0].get_content_type() == "application/gzip"
+    return msg, parts[0].get_filename(), ET.fromstring(gzip.decompress(parts[0].get_content()))
+
+
+def test_collect_show_and_send(server):
+    assert send(server, "a@auth.test") == 250
+    assert send(server, "b@auth.test") == 250
+    assert send(server, "a@auth.test", source="127.0.0.2") == 250  # SPF fails: DMARC fails
+    assert send(server, "a@ext.test") == 550                       # p=reject
+    assert send(server, "a@zzz.test") == 250
+    assert send(server, "a@nodmarc.test") == 250                   # no record: not counted
+
+    rows = show_rows(server)
+    got = sorted((r["domain"], r["ip"], r["count"], r["disposition"], r["spf"]) for r in rows)
+    assert got == [("auth.test", "127.0.0.1", "2", "none", "pass"),
+                   ("auth.test", "127.0.0.2", "1", "none", "fail"),
+                   ("ext.test", "127.0.0.1", "1", "reject", "fail"),
+                   ("zzz.test", "127.0.0.1", "1", "none", "pass")]
+    ext = [r for r in rows if r["domain"] == "ext.test"][0]
+    assert 'policy="reject reject 100 s r"' in ext["rest"]
+    assert 'spf_result="ext.test mfrom fail"' in ext["rest"]
+    assert [r["domain"] for r in show_rows(server, "EXT.test")] == ["ext.test"]
+
+    today = datetime.datetime.now(datetime.timezone.utc).date().isoformat()
+    p = server.cli("dmarc", "send", "--day", today)
+    assert p.stdout.strip() == "2 report(s) sent for %s" % today
+    # a day is sent once
+    again = server.cli("dmarc", "send", "--day", today, check=False)
+    assert again.returncode != 0 and "already" in again.stderr
+
+    entries = {e["domain"]: e for e in server.queue_entries()}
+    # auth.test and ext.test reported (zzz.test is over dmarc_report_max_domains = 2);
+    # nocollect.test has no record authorizing reports about ext.test
+    assert set(entries) == {"auth.test", "collector.test"}, entries
+
+    msg, name, root = report_of(server, entries["auth.test"])
+    assert msg["To"] == "dmarc@auth.test"
+    day0 = int(datetime.datetime.fromisoformat(today + "T00:00:00+00:00").timestamp())
+    assert name == "%s!auth.test!%d!%d.xml.gz" % (server_hostname(server), day0, day0 + 86399)
+    report_id = root.findtext("report_metadata/report_id")
+    assert msg["Subject"] == "Report Domain: auth.test Submitter: %s Report-ID: <%s>" % (
+        server_hostname(server), report_id)
+    assert root.findtext("report_metadata/org_name") == "Posthorn <Test> & Co"
+    assert root.findtext("report_metadata/date_range/begin") == str(day0)
+    assert root.findtext("policy_published/domain") == "auth.test"
+    assert root.findtext("policy_published/p") == "none"
+    records = {r.findtext("row/source_ip"): r for r in root.findall("record")}
+    assert set(records) == {"127.0.0.1", "127.0.0.2"}
+    r1, r2 = records["127.0.0.1"], records["127.0.0.2"]
+    assert r1.findtext("row/count") == "2"
+    assert r1.findtext("row/policy_evaluated/spf") == "pass"
+    assert r1.findtext("row/policy_evaluated/dkim") == "fail"
+    assert r1.findtext("identifiers/header_from") == "auth.test"
+    assert r1.findtext("identifiers/envelope_from") == "auth.test"
+    assert r1.findtext("auth_results/spf/domain") == "auth.test"
+    assert r1.findtext("auth_results/spf/result") == "pass"
+    assert r2.findtext("row/count") == "1"
+    assert r2.findtext("auth_results/spf/result") == "fail"
+
+    msg, _, root = report_of(server, entries["collector.test"])
+    assert msg["To"] == "rep@collector.test"
+    assert root.findtext("policy_published/adkim") == "s"
+    (rec,) = root.findall("record")
+    assert rec.findtext("row/policy_evaluated/disposition") == "reject"
+    assert rec.findtext("row/count") == "1"
+
+
+def server_hostname(server):
+    for line in server.conf.read_text().splitlines():
+        k, _, v = line.partition("=")
+        if k.strip() == "hostname":
+            return v.strip()
+    raise AssertionError("no hostname in the configuration")
