@@ -1,8 +1,9 @@
 """DMARC aggregate reports (RFC 7489 §7.2, Appendix C) end to end: messages from port 25
 whose From domain publishes a DMARC record with rua= are counted per UTC day (also the one
 refused by p=reject); `posthorn dmarc show` lists the rows; with dmarc_report_send = yes,
-`posthorn dmarc send` queues one report mail per policy domain to its rua= addresses
-(gzip-compressed XML in a multipart/mixed mail, parsed here with xml.etree), skips an
+`posthorn dmarc send` stores one report mail per policy domain for its rua= addresses
+(gzip-compressed XML in a multipart/mixed mail, parsed here with xml.etree; one goes to a
+local account, one to the queue), skips an
 address at another domain without the external destination record (§7.1), and reports to
 at most dmarc_report_max_domains domains. One server, one DNS server, one send."""
 
@@ -29,7 +30,9 @@ ZONE = ("$TTL 300\n"
         "test. IN SOA ns.test. hostmaster.test. 1 60 60 600 60\n"
         # SPF passes from 127.0.0.1 only; DMARC passes through aligned SPF
         + txt("auth.test", "v=spf1 ip4:127.0.0.1 -all")
-        + txt("_dmarc.auth.test", "v=DMARC1; p=none; rua=mailto:dmarc@auth.test")
+        # reports to one of our accounts, which accepts them for auth.test
+        + txt("_dmarc.auth.test", "v=DMARC1; p=none; rua=mailto:demo@example.test")
+        + txt("auth.test._report._dmarc.example.test", "v=DMARC1")
         # reports to collector.test (authorized) and nocollect.test (not)
         + txt("ext.test", "v=spf1 -all")
         + txt("_dmarc.ext.test", "v=DMARC1; p=reject; adkim=s; "
@@ -54,7 +57,6 @@ def server(tmp_path_factory, dns):
         "inbound_checks": "yes",
         "dns_resolver": dns.address,
         "dns_timeout": "1s",
-        "store_inline_max": "0",  # report mails in files, read by report_of()
         "dmarc_report_send": "yes",
         "dmarc_report_max_domains": "2",
         "dmarc_report_organization": "Posthorn <Test> & Co",
@@ -91,11 +93,9 @@ def show_rows(server, *args):
     return rows
 
 
-def report_of(server, entry):
-    """The report mail of a queue entry: (message, XML root)."""
-    path = server.queue_show(entry["id"])["file"]
-    with open(path, "rb") as f:
-        msg = email.message_from_binary_file(f, policy=email.policy.default)
+def report_of(raw):
+    """A report mail: (message, attachment file name, XML root)."""
+    msg = email.message_from_bytes(raw, policy=email.policy.default)
     parts = [p for p in msg.iter_attachments()]
     assert len(parts) == 1
     assert parts[0].get_content_type() == "application/gzip"
@@ -128,13 +128,19 @@ def test_collect_show_and_send(server):
     again = server.cli("dmarc", "send", "--day", today, check=False)
     assert again.returncode != 0 and "already" in again.stderr
 
+    # auth.test's report went to our account; ext.test's to the queue (zzz.test is over
+    # dmarc_report_max_domains = 2; nocollect.test has no record authorizing reports about
+    # ext.test)
     entries = {e["domain"]: e for e in server.queue_entries()}
-    # auth.test and ext.test reported (zzz.test is over dmarc_report_max_domains = 2);
-    # nocollect.test has no record authorizing reports about ext.test
-    assert set(entries) == {"auth.test", "collector.test"}, entries
+    assert set(entries) == {"collector.test"}, entries
+    assert server.queue_show(entries["collector.test"]["id"])["from"] == \
+        "<postmaster@%s>" % server_hostname(server)
+    uids = [m["uid"] for m in server.mail_list(DEMO)
+            if m["subject"].startswith("Report Domain: auth.test ")]
+    assert len(uids) == 1
 
-    msg, name, root = report_of(server, entries["auth.test"])
-    assert msg["To"] == "dmarc@auth.test"
+    msg, name, root = report_of(server.mail_cat(DEMO, uids[0]))
+    assert msg["To"] == DEMO
     day0 = int(datetime.datetime.fromisoformat(today + "T00:00:00+00:00").timestamp())
     assert name == "%s!auth.test!%d!%d.xml.gz" % (server_hostname(server), day0, day0 + 86399)
     report_id = root.findtext("report_metadata/report_id")
@@ -157,8 +163,8 @@ def test_collect_show_and_send(server):
     assert r2.findtext("row/count") == "1"
     assert r2.findtext("auth_results/spf/result") == "fail"
 
-    msg, _, root = report_of(server, entries["collector.test"])
-    assert msg["To"] == "rep@collector.test"
+    # the queued report's XML, as `dmarc show --xml` builds it
+    root = ET.fromstring(server.cli("dmarc", "show", "--day", today, "--xml", "ext.test").stdout)
     assert root.findtext("policy_published/adkim") == "s"
     (rec,) = root.findall("record")
     assert rec.findtext("row/policy_evaluated/disposition") == "reject"
