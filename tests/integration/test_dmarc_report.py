@@ -12,6 +12,8 @@ import email
 import email.policy
 import gzip
 import smtplib
+import sqlite3
+import time
 import xml.etree.ElementTree as ET
 
 import pytest
@@ -177,3 +179,40 @@ def server_hostname(server):
         if k.strip() == "hostname":
             return v.strip()
     raise AssertionError("no hostname in the configuration")
+
+
+@pytest.mark.sqlite_only("copies rows to yesterday in posthorn.db with sqlite3")
+def test_daily_run_reports_yesterday(server):
+    """The server itself reports the previous UTC day at start-up: yesterday gets
+    auth.test's rows (copied from today's while the server is down) and is not claimed yet;
+    the outbound engine sends its report to the local rua address."""
+    if not show_rows(server, "auth.test"):
+        test_collect_show_and_send(server)
+    day = int(time.time()) // 86400
+    yesterday = (datetime.date(1970, 1, 1) + datetime.timedelta(days=day - 1)).isoformat()
+    server.stop()
+    db = sqlite3.connect(str(server.dir / "data" / "posthorn.db"))
+    db.execute("DELETE FROM dmarc_days WHERE day = ?", (day - 1,))
+    db.execute("INSERT INTO dmarc SELECT ?, policy_domain, policy, rua, source_ip, header_from,"
+               " envelope_from, disposition, reason, dkim_aligned, spf_aligned, dkim, spf,"
+               " messages FROM dmarc WHERE day = ? AND policy_domain = 'auth.test'",
+               (day - 1, day))
+    db.commit()
+    db.close()
+    server.append_conf({"outbound_enabled": "yes"})
+    server.start()
+    subject = "Report Domain: auth.test "
+
+    def reports():
+        return [m for m in server.mail_list(DEMO) if m["subject"].startswith(subject)]
+    before = len(reports())
+    deadline = time.time() + 15
+    while len(reports()) == before and time.time() < deadline:
+        time.sleep(0.2)
+    assert "event=dmarc-report-day day=%s result=sending" % yesterday in server.log_text()
+    new = reports()[-1]
+    assert yesterday in new["subject"]
+    _, _, root = report_of(server.mail_cat(DEMO, new["uid"]))
+    assert root.findtext("report_metadata/date_range/begin") == str((day - 1) * 86400)
+    assert {r.findtext("row/source_ip") for r in root.findall("record")} == \
+        {"127.0.0.1", "127.0.0.2"}
