@@ -79,6 +79,7 @@ static int rua_one(const char *s, size_t n, struct dmarc_report_rua *r)
 		an = (size_t)(q - s);
 	size_t k = 0;
 	size_t at = 0;
+	bool seen_at = false;
 	for (size_t i = 0; i < an; i++) {
 		unsigned char c = (unsigned char)s[i];
 		if (c == '%') {
@@ -92,10 +93,12 @@ static int rua_one(const char *s, size_t n, struct dmarc_report_rua *r)
 		if (c <= 0x20 || c >= 0x7f || c == '<' || c == '>' || c == ',' || c == '"' ||
 		    k + 1 >= sizeof(r->address))
 			return -1;
-		if (c == '@' && at > 0)
-			return -1; /* one address, one '@' */
-		if (c == '@')
+		if (c == '@') {
+			if (seen_at || k == 0)
+				return -1; /* one address, one '@', a local part */
+			seen_at = true;
 			at = k;
+		}
 		r->address[k++] = (char)c;
 	}
 	r->address[k] = '\0';

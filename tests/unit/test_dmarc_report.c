@@ -38,7 +38,7 @@ static void test_rua(void **state)
 	/* a bad size is no limit; malformed addresses and injected lines are skipped */
 	assert_int_equal(dmarc_report_rua_parse("mailto:a@x.example!10q,mailto:@x.example,"
 	                                        "mailto:a@,mailto:a%0d%0aBcc:b@x.example,"
-	                                        "mailto:a@b@c,mailto:a%4@x",
+	                                        "mailto:a@b@c,mailto:a%4@x,mailto:@b@c.x",
 	                                        r, 4),
 	                 1);
 	assert_int_equal(r[0].max_size, 0);
