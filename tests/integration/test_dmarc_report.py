@@ -42,7 +42,10 @@ ZONE = ("$TTL 300\n"
         + txt("ext.test._report._dmarc.collector.test", "v=DMARC1")
         + txt("zzz.test", "v=spf1 ip4:127.0.0.1 -all")
         + txt("_dmarc.zzz.test", "v=DMARC1; p=quarantine; rua=mailto:dmarc@zzz.test")
-        + txt("nodmarc.test", "v=spf1 ip4:127.0.0.1 -all"))
+        + txt("nodmarc.test", "v=spf1 ip4:127.0.0.1 -all")
+        # sampled out by pct=0: reject becomes quarantine; no rua: never reported to
+        + txt("apct.test", "v=spf1 -all")
+        + txt("_dmarc.apct.test", "v=DMARC1; p=reject; pct=0"))
 
 
 @pytest.fixture(scope="module")
@@ -111,10 +114,12 @@ def test_collect_show_and_send(server):
     assert send(server, "a@ext.test") == 550                       # p=reject
     assert send(server, "a@zzz.test") == 250
     assert send(server, "a@nodmarc.test") == 250                   # no record: not counted
+    assert send(server, "a@apct.test") == 250                       # pct=0: quarantined
 
     rows = show_rows(server)
     got = sorted((r["domain"], r["ip"], r["count"], r["disposition"], r["spf"]) for r in rows)
-    assert got == [("auth.test", "127.0.0.1", "2", "none", "pass"),
+    assert got == [("apct.test", "127.0.0.1", "1", "quarantine", "fail"),
+                   ("auth.test", "127.0.0.1", "2", "none", "pass"),
                    ("auth.test", "127.0.0.2", "1", "none", "fail"),
                    ("ext.test", "127.0.0.1", "1", "reject", "fail"),
                    ("zzz.test", "127.0.0.1", "1", "none", "pass")]
@@ -122,6 +127,9 @@ def test_collect_show_and_send(server):
     assert 'policy="reject reject 100 s r"' in ext["rest"]
     assert 'spf_result="ext.test mfrom fail"' in ext["rest"]
     assert [r["domain"] for r in show_rows(server, "EXT.test")] == ["ext.test"]
+    (pct,) = show_rows(server, "apct.test")
+    assert 'reason="sampled_out"' in pct["rest"] and 'rua=""' in pct["rest"]
+    assert 'reason=""' in ext["rest"]
 
     today = datetime.datetime.now(datetime.timezone.utc).date().isoformat()
     p = server.cli("dmarc", "send", "--day", today)
@@ -130,9 +138,9 @@ def test_collect_show_and_send(server):
     again = server.cli("dmarc", "send", "--day", today, check=False)
     assert again.returncode != 0 and "already" in again.stderr
 
-    # auth.test's report went to our account; ext.test's to the queue (zzz.test is over
-    # dmarc_report_max_domains = 2; nocollect.test has no record authorizing reports about
-    # ext.test)
+    # auth.test's report went to our account; ext.test's to the queue (apct.test, first,
+    # has no rua= and does not count; zzz.test is over dmarc_report_max_domains = 2;
+    # nocollect.test has no record authorizing reports about ext.test)
     entries = {e["domain"]: e for e in server.queue_entries()}
     assert set(entries) == {"collector.test"}, entries
     assert server.queue_show(entries["collector.test"]["id"])["from"] == \
