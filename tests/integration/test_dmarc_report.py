@@ -7,15 +7,19 @@ local account, one to the queue), skips an
 address at another domain without the external destination record (§7.1), and reports to
 at most dmarc_report_max_domains domains. One server, one DNS server, one send."""
 
+import base64
 import datetime
 import email
 import email.policy
 import gzip
+import os
 import smtplib
 import sqlite3
 import time
 import xml.etree.ElementTree as ET
 
+import dkim
+import nacl.signing
 import pytest
 
 from conftest import HOST, make_server, unique
@@ -28,6 +32,7 @@ def txt(name, text):
     return '%s. IN TXT "%s"\n' % (name, text)
 
 
+KEY = os.urandom(32)  # an Ed25519 seed; auth.test publishes its public key as sel
 ZONE = ("$TTL 300\n"
         "test. IN SOA ns.test. hostmaster.test. 1 60 60 600 60\n"
         # SPF passes from 127.0.0.1 only; DMARC passes through aligned SPF
@@ -35,6 +40,8 @@ ZONE = ("$TTL 300\n"
         # reports to one of our accounts, which accepts them for auth.test
         + txt("_dmarc.auth.test", "v=DMARC1; p=none; rua=mailto:demo@example.test")
         + txt("auth.test._report._dmarc.example.test", "v=DMARC1")
+        + txt("sel._domainkey.auth.test", "v=DKIM1; k=ed25519; p=" + base64.b64encode(
+            nacl.signing.SigningKey(KEY).verify_key.encode()).decode())
         # reports to collector.test (authorized) and nocollect.test (not)
         + txt("ext.test", "v=spf1 -all")
         + txt("_dmarc.ext.test", "v=DMARC1; p=reject; adkim=s; "
@@ -71,11 +78,16 @@ def server(tmp_path_factory, dns):
     srv.stop_and_check()
 
 
-def send(server, sender, source="127.0.0.1"):
-    """One message with From = sender; the reply code of the end of data."""
+def send(server, sender, source="127.0.0.1", signed=False):
+    """One message with From = sender (DKIM-signed by its domain with KEY); the reply code
+    of the end of data."""
     subject = unique("dmarc")
     msg = ("From: <%s>\r\nTo: <%s>\r\nSubject: %s\r\nMessage-ID: <%s@example>\r\n\r\nHi.\r\n"
            % (sender, DEMO, subject, subject)).encode()
+    if signed:
+        msg = dkim.sign(msg, b"sel", sender.split("@")[1].encode(), base64.b64encode(KEY),
+                        canonicalize=(b"relaxed", b"relaxed"),
+                        signature_algorithm=b"ed25519-sha256") + msg
     with smtplib.SMTP(HOST, server.smtp_port, timeout=30, local_hostname="client.test",
                       source_address=(source, 0)) as s:
         s.ehlo()
@@ -114,13 +126,16 @@ def test_collect_show_and_send(server):
     assert send(server, "a@ext.test") == 550                       # p=reject
     assert send(server, "a@zzz.test") == 250
     assert send(server, "a@nodmarc.test") == 250                   # no record: not counted
-    assert send(server, "a@apct.test") == 250                       # pct=0: quarantined
+    assert send(server, "a@apct.test") == 250                      # pct=0: quarantined
+    # from 127.0.0.3 SPF fails, an Ed25519 signature of auth.test passes DMARC
+    assert send(server, "c@auth.test", source="127.0.0.3", signed=True) == 250
 
     rows = show_rows(server)
     got = sorted((r["domain"], r["ip"], r["count"], r["disposition"], r["spf"]) for r in rows)
     assert got == [("apct.test", "127.0.0.1", "1", "quarantine", "fail"),
                    ("auth.test", "127.0.0.1", "2", "none", "pass"),
                    ("auth.test", "127.0.0.2", "1", "none", "fail"),
+                   ("auth.test", "127.0.0.3", "1", "none", "fail"),
                    ("ext.test", "127.0.0.1", "1", "reject", "fail"),
                    ("zzz.test", "127.0.0.1", "1", "none", "pass")]
     ext = [r for r in rows if r["domain"] == "ext.test"][0]
@@ -130,6 +145,9 @@ def test_collect_show_and_send(server):
     (pct,) = show_rows(server, "apct.test")
     assert 'reason="sampled_out"' in pct["rest"] and 'rua=""' in pct["rest"]
     assert 'reason=""' in ext["rest"]
+    (signed,) = [r for r in rows if r["ip"] == "127.0.0.3"]
+    assert signed["dkim"] == "pass"
+    assert 'dkim_results="auth.test sel pass"' in signed["rest"]
 
     today = datetime.datetime.now(datetime.timezone.utc).date().isoformat()
     p = server.cli("dmarc", "send", "--day", today)
@@ -161,8 +179,8 @@ def test_collect_show_and_send(server):
     assert root.findtext("policy_published/domain") == "auth.test"
     assert root.findtext("policy_published/p") == "none"
     records = {r.findtext("row/source_ip"): r for r in root.findall("record")}
-    assert set(records) == {"127.0.0.1", "127.0.0.2"}
-    r1, r2 = records["127.0.0.1"], records["127.0.0.2"]
+    assert set(records) == {"127.0.0.1", "127.0.0.2", "127.0.0.3"}
+    r1, r2, r3 = records["127.0.0.1"], records["127.0.0.2"], records["127.0.0.3"]
     assert r1.findtext("row/count") == "2"
     assert r1.findtext("row/policy_evaluated/spf") == "pass"
     assert r1.findtext("row/policy_evaluated/dkim") == "fail"
@@ -172,6 +190,10 @@ def test_collect_show_and_send(server):
     assert r1.findtext("auth_results/spf/result") == "pass"
     assert r2.findtext("row/count") == "1"
     assert r2.findtext("auth_results/spf/result") == "fail"
+    assert r3.findtext("row/policy_evaluated/dkim") == "pass"
+    assert r3.findtext("row/policy_evaluated/spf") == "fail"
+    assert [(d.findtext("domain"), d.findtext("selector"), d.findtext("result"))
+            for d in r3.findall("auth_results/dkim")] == [("auth.test", "sel", "pass")]
 
     # the queued report's XML, as `dmarc show --xml` builds it
     root = ET.fromstring(server.cli("dmarc", "show", "--day", today, "--xml", "ext.test").stdout)
@@ -223,4 +245,4 @@ def test_daily_run_reports_yesterday(server):
     _, _, root = report_of(server.mail_cat(DEMO, new["uid"]))
     assert root.findtext("report_metadata/date_range/begin") == str((day - 1) * 86400)
     assert {r.findtext("row/source_ip") for r in root.findall("record")} == \
-        {"127.0.0.1", "127.0.0.2"}
+        {"127.0.0.1", "127.0.0.2", "127.0.0.3"}
