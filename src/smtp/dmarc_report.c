@@ -7,8 +7,11 @@
 #include <string.h>
 #include <strings.h>
 
+#include <zlib.h>
+
 #include "core/base64.h"
 #include "core/date.h"
+#include "core/xmalloc.h"
 #include "smtp/psl.h"
 #include "core/banned.h"
 
@@ -310,6 +313,27 @@ int dmarc_report_xml(const struct dmarc_report_meta *meta, const struct store_dm
 		if (xml_record(&rows[i], out) < 0)
 			return -1;
 	return buf_puts(out, "</feedback>\n") < 0 ? -1 : 0;
+}
+
+int dmarc_report_gzip(const void *data, size_t len, struct buf *out)
+{
+	z_stream zs;
+	memset(&zs, 0, sizeof(zs));
+	if (len > DMARC_REPORT_XML_MAX || deflateInit2(&zs, Z_BEST_COMPRESSION, Z_DEFLATED, 15 + 16,
+	                                               8, Z_DEFAULT_STRATEGY) != Z_OK)
+		return -1;
+	size_t cap = deflateBound(&zs, (uLong)len);
+	unsigned char *tmp = xmalloc(cap);
+	zs.next_in = (Bytef *)(uintptr_t)data;
+	zs.avail_in = (uInt)len;
+	zs.next_out = tmp;
+	zs.avail_out = (uInt)cap;
+	int r = deflate(&zs, Z_FINISH);
+	size_t n = cap - zs.avail_out;
+	deflateEnd(&zs);
+	int ret = r == Z_STREAM_END && buf_append(out, tmp, n) == 0 ? 0 : -1;
+	free(tmp);
+	return ret;
 }
 
 void dmarc_report_filename(const char *receiver, const char *domain, int64_t begin, int64_t end,

@@ -18,7 +18,7 @@ struct psl;
 
 #define DMARC_REPORT_RUA_MAX 4     /* addresses used per domain (the rest are ignored) */
 #define DMARC_REPORT_ADDRESS_MAX 320
-#define DMARC_REPORT_XML_MAX (8 * 1024 * 1024)
+#define DMARC_REPORT_XML_MAX (32 * 1024 * 1024) /* STORE_DMARC_DAY_ROWS_MAX rows fit */
 
 struct dmarc_report_rua {
 	char address[DMARC_REPORT_ADDRESS_MAX]; /* local@domain */
@@ -51,6 +51,10 @@ struct dmarc_report_meta {
  * count is 0. */
 int dmarc_report_xml(const struct dmarc_report_meta *meta, const struct store_dmarc_row *rows,
                      size_t count, struct buf *out);
+
+/* gzip (RFC 1952) of len octets (at most DMARC_REPORT_XML_MAX) appended to out. 0, or -1
+ * (too large, zlib error, out full). */
+int dmarc_report_gzip(const void *data, size_t len, struct buf *out);
 
 /* §7.2.1.1: "receiver!policy-domain!begin!end.xml.gz" into out (size n). */
 void dmarc_report_filename(const char *receiver, const char *domain, int64_t begin, int64_t end,

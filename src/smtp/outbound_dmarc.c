@@ -251,7 +251,7 @@ static void dmarc_mail_to(struct outbound_dmarc_run *run, const struct dmarc_rep
 		buf_reset(&run->gz);
 		if (dmarc_report_of(run->conf, run->day, run->rows.v + run->row_i,
 		                    run->row_end - run->row_i, &xml) < 0 ||
-		    tlsrpt_gzip(xml.data, xml.len, &run->gz) < 0) {
+		    dmarc_report_gzip(xml.data, xml.len, &run->gz) < 0) {
 			log_error("event=dmarc-report-failed domain=%s error=\"cannot build the "
 			          "report\"",
 			          domain);

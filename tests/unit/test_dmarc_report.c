@@ -12,6 +12,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include <zlib.h>
+
 #include "smtp/dmarc_report.h"
 #include "smtp/psl.h"
 #include "core/banned.h"
@@ -178,6 +180,53 @@ static void test_xml(void **state)
 	buf_free(&b);
 }
 
+/* A day at the row cap: STORE_DMARC_DAY_ROWS_MAX rows of one domain build, compress and
+ * come back whole. */
+static void test_full_day(void **state)
+{
+	(void)state;
+	size_t n = STORE_DMARC_DAY_ROWS_MAX;
+	struct store_dmarc_row *rows = calloc(n, sizeof(*rows));
+	char(*ips)[48] = calloc(n, sizeof(*ips));
+	assert_non_null(rows);
+	assert_non_null(ips);
+	for (size_t i = 0; i < n; i++) {
+		snprintf(ips[i], sizeof(ips[i]), "2001:db8:ffff:ffff:ffff:ffff:%x:%x",
+		         (unsigned)(i >> 16), (unsigned)(i & 0xffff));
+		rows[i] = row(ips[i], i + 1, "quarantine", "local_policy",
+		              "a-rather-long-signing-domain.example.com\tselector-2024-10\tfail\n"
+		              "another-signing-domain.example.net\tselector-2024-11\tpass");
+		rows[i].r.header_from = "a-rather-long-header-from-domain.example.com";
+		rows[i].r.envelope_from = "bounces.a-rather-long-envelope-domain.example.com";
+	}
+	struct dmarc_report_meta meta = {"org", "postmaster@mx.example.org", "id", 0, 86399};
+	struct buf xml, gz;
+	buf_init(&xml, DMARC_REPORT_XML_MAX);
+	buf_init(&gz, DMARC_REPORT_XML_MAX);
+	assert_int_equal(dmarc_report_xml(&meta, rows, n, &xml), 0);
+	assert_int_equal(dmarc_report_gzip(xml.data, xml.len, &gz), 0);
+	assert_true(gz.len < xml.len / 4);
+	unsigned char *back = malloc(xml.len);
+	z_stream zs;
+	memset(&zs, 0, sizeof(zs));
+	assert_int_equal(inflateInit2(&zs, 15 + 16), Z_OK);
+	zs.next_in = (unsigned char *)gz.data;
+	zs.avail_in = (unsigned)gz.len;
+	zs.next_out = back;
+	zs.avail_out = (unsigned)xml.len;
+	assert_int_equal(inflate(&zs, Z_FINISH), Z_STREAM_END);
+	assert_int_equal(zs.total_out, xml.len);
+	assert_memory_equal(back, xml.data, xml.len);
+	inflateEnd(&zs);
+	/* more than the limit is refused */
+	assert_int_equal(dmarc_report_gzip(xml.data, DMARC_REPORT_XML_MAX + 1, &gz), -1);
+	free(back);
+	buf_free(&xml);
+	buf_free(&gz);
+	free(ips);
+	free(rows);
+}
+
 static void test_filename(void **state)
 {
 	(void)state;
@@ -227,7 +276,8 @@ int main(void)
 	const struct CMUnitTest tests[] = {
 	    cmocka_unit_test(test_rua),      cmocka_unit_test(test_external_record),
 	    cmocka_unit_test(test_aligned),  cmocka_unit_test(test_xml),
-	    cmocka_unit_test(test_filename), cmocka_unit_test(test_mail),
+	    cmocka_unit_test(test_full_day), cmocka_unit_test(test_filename),
+	    cmocka_unit_test(test_mail),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
