@@ -57,7 +57,7 @@ unit-tests: $(UNIT_BINS)
 # Fuzz targets: clang + libFuzzer. `make fuzz` builds them and runs each for FUZZ_SECONDS.
 FUZZ_CC := clang
 FUZZ_CFLAGS := -std=c17 -D_GNU_SOURCE -Isrc -g -O1 -fsanitize=fuzzer,address,undefined $(PKG_CFLAGS)
-FUZZ_LIB_SRCS := $(filter src/core/% src/mime/% src/net/dns_packet.c src/smtp/smtp_parser.c src/smtp/smtp_data.c src/pop3/pop3_parser.c src/imap/imap_parser.c src/imap/imap_notify.c src/imap/imap_seqset.c src/imap/imap_search.c src/imap/imap_search_doc.c src/imap/imap_sort.c src/imap/imap_thread.c src/auth/sasl.c src/smtp/smtp_reply.c src/smtp/mta_sts.c src/smtp/tlsrpt.c src/smtp/spf.c src/smtp/dmarc.c src/smtp/psl.c src/smtp/authres.c src/smtp/milter_proto.c,$(LIB_SRCS))
+FUZZ_LIB_SRCS := $(filter src/core/% src/mime/% src/net/dns_packet.c src/smtp/smtp_parser.c src/smtp/smtp_data.c src/pop3/pop3_parser.c src/imap/imap_parser.c src/imap/imap_notify.c src/imap/imap_seqset.c src/imap/imap_search.c src/imap/imap_search_doc.c src/imap/imap_sort.c src/imap/imap_thread.c src/auth/sasl.c src/smtp/smtp_reply.c src/smtp/mta_sts.c src/smtp/tlsrpt.c src/smtp/spf.c src/smtp/dmarc.c src/smtp/dmarc_report.c src/smtp/psl.c src/smtp/authres.c src/smtp/milter_proto.c,$(LIB_SRCS))
 FUZZ_SECONDS ?= 30
 
 build/fuzz/%: fuzz/%.c $(FUZZ_LIB_SRCS)

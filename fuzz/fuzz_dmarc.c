@@ -1,12 +1,15 @@
 /* libFuzzer target for DMARC (smtp/dmarc): the input is a policy record, parsed on its own
  * (its fields must stay in range) and then answered to every TXT lookup of a check, split at
  * newlines into several records (more than one is "no policy", RFC 7489 §6.6.3). The check
- * must end within its two lookups with a result and a policy that fits it. */
+ * must end within its two lookups with a result and a policy that fits it. A parsed rua=
+ * goes through smtp/dmarc_report's list parser (plain addresses only), and the input
+ * through its external destination record check. */
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "smtp/dmarc.h"
+#include "smtp/dmarc_report.h"
 #include "smtp/psl.h"
 
 static struct psl *fuzz_psl;
@@ -22,7 +25,18 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	if (dmarc_record_parse(text, &rec) == 0) {
 		if (rec.pct > 100 || memchr(rec.rua, '\0', sizeof(rec.rua)) == NULL)
 			abort();
+		struct dmarc_report_rua rua[DMARC_REPORT_RUA_MAX];
+		size_t k = dmarc_report_rua_parse(rec.rua, rua, DMARC_REPORT_RUA_MAX);
+		for (size_t i = 0; i < k; i++) {
+			const char *a = rua[i].address, *at = strchr(a, '@');
+			if (at == NULL || at == a || at[1] == '\0' || strchr(at + 1, '@') != NULL)
+				abort();
+			for (; *a != '\0'; a++)
+				if ((unsigned char)*a <= 0x20 || *a == 0x7f || *a == ',' || *a == '<')
+					abort();
+		}
 	}
+	(void)dmarc_report_txt_authorizes(text, size);
 	const char *texts[8];
 	size_t n = 0;
 	for (char *p = text; n < 8;) {

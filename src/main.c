@@ -29,6 +29,7 @@ static const char usage[] =
     "  dns mx|a|aaaa|tlsa|txt NAME                look a name up as delivery would\n"
     "  db migrate|export|import [FILE]            the store as a whole: migrations, moves\n"
     "  tlsrpt show|send ...                       TLS-RPT reports (RFC 8460)\n"
+    "  dmarc show|send ...                        DMARC aggregate reports (RFC 7489)\n"
     "  share grant|revoke|list ...                shared folders (IMAP ACL, RFC 4314)\n"
     "  junk list                                  junk training records (moves to/from Junk)\n"
     "  --version                                  print the version\n"
@@ -46,6 +47,7 @@ static const struct cli_command commands[] = {
     {"mail", cli_mail},     {"queue", cli_queue}, {"dkim", cli_dkim},
     {"dns", cli_dns},       {"db", cli_db},       {"tlsrpt", cli_tlsrpt},
     {"share", cli_share},   {"junk", cli_junk},
+    {"dmarc", cli_dmarc},
 };
 
 int main(int argc, char **argv)

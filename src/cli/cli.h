@@ -25,6 +25,7 @@ int cli_dkim(struct cli *cli, int argc, char **argv);
 int cli_dns(struct cli *cli, int argc, char **argv);
 int cli_db(struct cli *cli, int argc, char **argv);
 int cli_tlsrpt(struct cli *cli, int argc, char **argv);
+int cli_dmarc(struct cli *cli, int argc, char **argv);
 int cli_share(struct cli *cli, int argc, char **argv);
 int cli_junk(struct cli *cli, int argc, char **argv);
 

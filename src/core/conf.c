@@ -156,6 +156,11 @@ static const struct conf_key conf_keys[] = {
     {"tlsrpt_contact", T_STRING, OFF(tlsrpt_contact), 0, 0, 0},
     {"tlsrpt_max_domains", T_UINT, OFF(tlsrpt_max_domains), 0, 1000000, 0},
     {"tlsrpt_keep_days", T_UINT, OFF(tlsrpt_keep_days), 2, 3650, 0},
+    {"dmarc_report_send", T_BOOL, OFF(dmarc_report_send), 0, 0, 0},
+    {"dmarc_report_organization", T_STRING, OFF(dmarc_report_organization), 0, 0, 0},
+    {"dmarc_report_contact", T_STRING, OFF(dmarc_report_contact), 0, 0, 0},
+    {"dmarc_report_max_domains", T_UINT, OFF(dmarc_report_max_domains), 0, 1000000, 0},
+    {"dmarc_report_keep_days", T_UINT, OFF(dmarc_report_keep_days), 2, 3650, 0},
 };
 
 static char *conf_resolve_path(const char *base_dir, const char *value)
@@ -276,6 +281,10 @@ struct conf *conf_new_defaults(const char *base_dir)
 	c->tlsrpt_contact = xstrdup("");      /* "": postmaster@hostname */
 	c->tlsrpt_max_domains = 100;
 	c->tlsrpt_keep_days = 14;
+	c->dmarc_report_organization = xstrdup(""); /* "": the host name */
+	c->dmarc_report_contact = xstrdup("");      /* "": postmaster@hostname */
+	c->dmarc_report_max_domains = 50;
+	c->dmarc_report_keep_days = 14;
 	c->outbound_connect_timeout = 30;
 	c->outbound_greeting_timeout = 300;
 	c->outbound_command_timeout = 300;
@@ -333,6 +342,8 @@ void conf_free(struct conf **conf)
 	free(c->smarthost_password_file);
 	free(c->tlsrpt_organization);
 	free(c->tlsrpt_contact);
+	free(c->dmarc_report_organization);
+	free(c->dmarc_report_contact);
 	free(c->outbound_tls_ca_file);
 	for (int k = 0; k < CONF_LISTENER_COUNT; k++)
 		conf_clear_listen(c, k);

@@ -151,6 +151,14 @@ struct conf {
 	char *tlsrpt_contact;
 	unsigned tlsrpt_max_domains; /* reports sent per day at most */
 	unsigned tlsrpt_keep_days;   /* days of results kept in the store */
+	/* DMARC aggregate reports (RFC 7489 §7.2, smtp/outbound_dmarc.c): collected on port 25
+	 * with inbound_checks; daily reports are sent only with dmarc_report_send. ""
+	 * organization/contact: the host name and postmaster@hostname. */
+	bool dmarc_report_send;
+	char *dmarc_report_organization;
+	char *dmarc_report_contact;
+	unsigned dmarc_report_max_domains; /* policy domains reported to per day at most */
+	unsigned dmarc_report_keep_days;   /* days of rows kept in the store */
 	unsigned queue_lease_time;   /* seconds a delivery worker holds a claimed queue entry
 	                                (renewed while it works on it) */
 	size_t listen_count[CONF_LISTENER_COUNT];

@@ -192,6 +192,9 @@ static void outbound_completed(struct outbound *ob, struct ob_op *o)
 	case STORE_QUEUE_TLSRPT_DAY:
 		outbound_tlsrpt_claimed(ob, o);
 		break;
+	case STORE_QUEUE_DMARC_DAY:
+		outbound_dmarc_claimed(ob, o);
+		break;
 	case STORE_QUEUE_RENEW:
 		if (o->op.result < 0)
 			log_warn("event=outbound-renew queue=%llu result=failed error=\"%s\"",
@@ -349,6 +352,7 @@ static void outbound_timer(void *ctx)
 	outbound_session_sweep(ob, false);
 	outbound_claim(ob);
 	outbound_tlsrpt_tick(ob);
+	outbound_dmarc_tick(ob);
 	net_event_schedule(ob->timer, OB_POLL_MS);
 }
 
@@ -395,6 +399,7 @@ struct outbound *outbound_new(struct net_server *server, struct store *store,
 	ob->store = store;
 	ob->slot = slot;
 	ob->tlsrpt_delay = -1;
+	ob->dmarc_delay = -1;
 	struct conf *conf = conf_slot_get(slot);
 	if (outbound_check_conf(conf, error_r) < 0) {
 		conf_free(&conf);
@@ -447,6 +452,7 @@ void outbound_free(struct outbound **obp)
 	}
 	pthread_mutex_unlock(&ob->lock);
 	outbound_tlsrpt_run_cancel(&ob->tlsrpt_run);
+	outbound_dmarc_run_cancel(&ob->dmarc_run);
 	while (ob->jobs != NULL)
 		outbound_job_done(ob->jobs);
 	net_event_free(&ob->wake);

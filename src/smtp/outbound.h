@@ -71,6 +71,31 @@ struct outbound_tlsrpt_run *outbound_tlsrpt_run_start(struct net_loop *loop,
 /* Stop a run (done never comes); sets *run to NULL, accepts NULL. */
 void outbound_tlsrpt_run_cancel(struct outbound_tlsrpt_run **run);
 
+/* ---- DMARC aggregate reports (RFC 7489 §7.2; smtp/outbound_dmarc.c) ---- */
+struct outbound_dmarc_run;
+/* The report address (dmarc_report_contact, else postmaster@hostname) into out. */
+void outbound_dmarc_from(const struct conf *conf, char *out, size_t n);
+/* The report-id of domain's report of day. */
+void outbound_dmarc_report_id(const struct conf *conf, int64_t day, const char *domain, char *out,
+                              size_t n);
+/* The XML report (Appendix C) of domain for day appended to out: 1, 0 no rows, -1. */
+int outbound_dmarc_report(struct store *store, const struct conf *conf, int64_t day,
+                          const char *domain, struct buf *out);
+/* Send day's reports (conf->dmarc_report_max_domains domains with rua= addresses at most)
+ * to the mailto: addresses of each domain's record, one domain after the other on loop
+ * (external destinations checked over dns, §7.1). Takes conf (conf_free at the end). done
+ * comes once, from the loop, with the number of report mails stored (their
+ * store_deliver may still be committing: the CLI closes the store, which waits). ob: the
+ * engine (counts the deliveries in flight), NULL for the CLI. The claim is the caller's. */
+typedef void outbound_dmarc_done_fn(void *ctx, size_t sent);
+struct outbound_dmarc_run *outbound_dmarc_run_start(struct net_loop *loop,
+                                                    struct dns_resolver *dns,
+                                                    struct store *store, struct conf *conf,
+                                                    int64_t day, struct outbound *ob,
+                                                    outbound_dmarc_done_fn *done, void *ctx);
+/* Stop a run (done never comes); sets *run to NULL, accepts NULL. */
+void outbound_dmarc_run_cancel(struct outbound_dmarc_run **run);
+
 /* From the main thread when the server is told to stop: claim nothing more; attempts in
  * flight are dropped (their leases run out, and the next start frees them at once). */
 void outbound_stop(struct outbound *ob);

@@ -176,6 +176,10 @@ struct outbound {
 	int64_t tlsrpt_day, tlsrpt_delay;
 	bool tlsrpt_claiming;
 	struct outbound_tlsrpt_run *tlsrpt_run;
+	/* DMARC aggregate reports: the same for outbound_dmarc.c */
+	int64_t dmarc_day, dmarc_delay;
+	bool dmarc_claiming;
+	struct outbound_dmarc_run *dmarc_run;
 };
 
 /* A store queue operation of the engine; completes through ob->wake. */
@@ -268,5 +272,8 @@ void outbound_tlsrpt_free(struct ob_job *job);
 /* Every poll: claim yesterday's reports once a day; the claim's completion. */
 void outbound_tlsrpt_tick(struct outbound *ob);
 void outbound_tlsrpt_claimed(struct outbound *ob, struct ob_op *o);
+/* outbound_dmarc.c: the daily claim and run of DMARC aggregate reports */
+void outbound_dmarc_tick(struct outbound *ob);
+void outbound_dmarc_claimed(struct outbound *ob, struct ob_op *o);
 
 #endif

@@ -25,6 +25,7 @@
 #include "net/dns.h"
 #include "smtp/authres.h"
 #include "smtp/dmarc.h"
+#include "smtp/dmarc_collect.h"
 #include "smtp/psl.h"
 #include "smtp/smtp_session.h"
 #include "smtp/spf.h"
@@ -614,6 +615,8 @@ static void checks_data_done(struct smtp_checks *c)
 	buf_free(&dk);
 	buf_free(&fd);
 	buf_free(&sl);
+	dmarc_collect_message(s, c->dmarc, c->dkim, c->spf, c->spf_result, c->spf_helo,
+	                      c->from_domain, action);
 	if (c->data_reply == NULL) {
 		struct buf ar;
 		buf_init(&ar, CHECKS_AR_MAX);

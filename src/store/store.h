@@ -936,6 +936,36 @@ struct store_tlsrpt_row {
 int store_tlsrpt_list(struct store *store, int64_t day, const char *domain,
                       void (*cb)(void *ctx, const struct store_tlsrpt_row *row), void *ctx);
 
+/* ---- DMARC aggregate reports (RFC 7489 §7.2, Appendix C) ----
+ * One message from port 25 whose From domain had a DMARC record (STORE_QUEUE_DMARC_ADD),
+ * counted per UTC day and distinct set of values. Strings as the report shows them; none
+ * NULL ("" for none). At most STORE_DMARC_DAY_ROWS_MAX distinct rows a day: a message that
+ * would need a new row beyond it is not counted (a flood of forged sources must not grow
+ * the table without bound). */
+#define STORE_DMARC_DAY_ROWS_MAX 10000
+struct store_dmarc_record {
+	const char *policy_domain; /* the domain whose record it is */
+	const char *policy;        /* as published: "P SP PCT ADKIM ASPF" ("reject none 100 r s") */
+	const char *rua;           /* the record's rua= as written */
+	const char *source_ip, *header_from, *envelope_from;
+	const char *disposition;              /* "none", "quarantine", "reject" (as applied) */
+	const char *reason;                   /* "", "sampled_out", "local_policy" */
+	const char *dkim_aligned, *spf_aligned; /* "pass", "fail" */
+	/* per signature "DOMAIN\tSELECTOR\tRESULT", '\n'-separated ("" none), and
+	 * "DOMAIN\tSCOPE\tRESULT" (scope mfrom or helo) */
+	const char *dkim, *spf;
+};
+struct store_dmarc_row {
+	int64_t day; /* days since 1970-01-01 */
+	struct store_dmarc_record r;
+	uint64_t count; /* messages */
+};
+/* The rows of day (of one policy domain, any case, or all when domain is NULL), ordered by
+ * policy domain, then the record (policy, rua), then source IP. Strings valid during the
+ * callback. 0, -1. */
+int store_dmarc_list(struct store *store, int64_t day, const char *domain,
+                     void (*cb)(void *ctx, const struct store_dmarc_row *row), void *ctx);
+
 /* ---- outbound queue ----
  * One entry per submitted message and destination domain (the part after the last '@'
  * of the recipient, lower-cased), with its recipients. The delivery engine claims due
@@ -1047,6 +1077,12 @@ enum store_queue_action {
 	 * (a restart, another node). TLS-RPT results of days before id + 1 - tlsrpt_keep_days
 	 * are removed. */
 	STORE_QUEUE_TLSRPT_DAY,
+	/* DMARC: count op->dmarc for the UTC day of now (no queue entry involved); a new row
+	 * only while the day has fewer than max rows (0: STORE_DMARC_DAY_ROWS_MAX). */
+	STORE_QUEUE_DMARC_ADD,
+	/* DMARC: claim the aggregate reports of UTC day id, as TLSRPT_DAY; rows of days
+	 * before id + 1 - dmarc_keep_days are removed. */
+	STORE_QUEUE_DMARC_DAY,
 };
 #define STORE_ERROR_NO_ENTRY "no such queue entry"
 #define STORE_ERROR_LEASE_LOST "queue entry leased by another owner"
@@ -1069,6 +1105,8 @@ struct store_queue_op {
 	const struct store_tlsrpt_result *tlsrpt;
 	size_t tlsrpt_count;
 	unsigned tlsrpt_keep_days; /* TLSRPT_DAY, > 0 */
+	const struct store_dmarc_record *dmarc; /* DMARC_ADD */
+	unsigned dmarc_keep_days;                /* DMARC_DAY, > 0 */
 	/* out */
 	int result;        /* 0 committed, -1 refused or failed (nothing changed) */
 	const char *error; /* NO_ENTRY, LEASE_LOST, INVALID (bad arguments), FAILED */

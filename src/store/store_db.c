@@ -180,9 +180,7 @@ static const char *db_texts[SQ_COUNT];
 
 static void db_texts_init(void)
 {
-	for (unsigned i = SQ_ACL_END; i < SQ_POLICY_END; i++)
-		db_texts[i] = store_db_policy_sql[i - SQ_ACL_END];
-	for (unsigned i = 0; i < SQ_ACL_END; i++) {
+	for (unsigned i = 0; i < SQ_DMARC_END; i++) {
 		if (i < SQ_CORE_COUNT)
 			db_texts[i] = sq_sql[i];
 		else if (i < SQ_MAILBOX_END)
@@ -195,8 +193,12 @@ static void db_texts_init(void)
 			db_texts[i] = store_db_chunks_sql[i - SQ_TLSRPT_END];
 		else if (i < SQ_METADATA_END)
 			db_texts[i] = store_db_metadata_sql[i - SQ_CHUNKS_END];
-		else
+		else if (i < SQ_ACL_END)
 			db_texts[i] = store_db_acl_sql[i - SQ_METADATA_END];
+		else if (i < SQ_POLICY_END)
+			db_texts[i] = store_db_policy_sql[i - SQ_ACL_END];
+		else
+			db_texts[i] = store_db_dmarc_sql[i - SQ_POLICY_END];
 	}
 	store_db_dump_texts(db_texts);
 }
@@ -1543,6 +1545,7 @@ const struct store_vfuncs store_db_vfuncs = {
     .queue_show = store_db_queue_show,
     .queue_next_due = store_db_queue_next_due,
     .tlsrpt_list = store_db_tlsrpt_list,
+    .dmarc_list = store_db_dmarc_list,
     .message_gc = sq_message_gc,
     .message_exists = sq_message_exists,
     .lease_take = db_lease_take,

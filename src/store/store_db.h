@@ -17,7 +17,7 @@
 #include "store/store_private.h"
 
 /* Tables a dump holds (store_db_dump.c). */
-#define STORE_DB_DUMP_TABLES 15
+#define STORE_DB_DUMP_TABLES 17
 
 /* Every statement, prepared once per connection on first use. The SQL of the ids before
  * SQ_CORE_COUNT is in store_db.c, of the others in store_db_mailbox.c and
@@ -196,8 +196,17 @@ enum sq_id {
 	SQ_P_SUB_PRUNE,
 	SQ_P_RCPT_PRUNE,
 	SQ_POLICY_END,
+	/* store_db_dmarc.c */
+	SQ_D_UPDATE = SQ_POLICY_END,
+	SQ_D_INSERT,
+	SQ_D_CLAIM,
+	SQ_D_PRUNE,
+	SQ_D_PRUNE_DAYS,
+	SQ_D_LIST,
+	SQ_D_LIST_DOMAIN,
+	SQ_DMARC_END,
 	/* store_db_dump.c: whether the store is empty, then SELECT and INSERT of each table */
-	SQ_DUMP_EMPTY = SQ_POLICY_END,
+	SQ_DUMP_EMPTY = SQ_DMARC_END,
 	SQ_DUMP_FIRST,
 	SQ_COUNT = SQ_DUMP_FIRST + 2 * STORE_DB_DUMP_TABLES
 };
@@ -230,6 +239,7 @@ int store_db_policy_greylist_get(struct store *store, const char *triplet,
 int store_db_policy_submissions(struct store *store, uint64_t account_id, int64_t since,
                                 uint64_t *messages_r, uint64_t *new_recipients_r);
 int store_db_policy_recipient_known(struct store *store, uint64_t account_id, const char *address);
+extern const char *const store_db_dmarc_sql[SQ_DMARC_END - SQ_POLICY_END];
 
 /* A reading thread's connection, in store_db.readers. */
 struct db_reader {
@@ -463,5 +473,9 @@ int store_db_tlsrpt_commit(struct sql_conn *c, struct store_commit_item *item,
                            const char **error_r);
 int store_db_tlsrpt_list(struct store *store, int64_t day, const char *domain,
                          void (*cb)(void *ctx, const struct store_tlsrpt_row *row), void *ctx);
+/* store_db_dmarc.c: a DMARC_ADD or DMARC_DAY inside the commit's transaction: 0, -1. */
+int store_db_dmarc_commit(struct sql_conn *c, struct store_commit_item *item, const char **error_r);
+int store_db_dmarc_list(struct store *store, int64_t day, const char *domain,
+                        void (*cb)(void *ctx, const struct store_dmarc_row *row), void *ctx);
 
 #endif

@@ -75,6 +75,13 @@ static const struct dump_table dump_tables[] = {
      "day, policy_domain, policy_type, policy_string, mx_host, result_type,"
      " sending_ip, receiving_mx, receiving_ip"},
     {"tlsrpt_days", "day, claimed", "ii", "day"},
+    {"dmarc",
+     "day, policy_domain, policy, rua, source_ip, header_from, envelope_from, disposition,"
+     " reason, dkim_aligned, spf_aligned, dkim, spf, messages",
+     "issssssssssssi",
+     "day, policy_domain, policy, rua, source_ip, header_from, envelope_from, disposition,"
+     " reason, dkim_aligned, spf_aligned, dkim, spf"},
+    {"dmarc_days", "day, claimed", "ii", "day"},
 };
 #define DUMP_TABLE_COUNT (sizeof(dump_tables) / sizeof(dump_tables[0]))
 _Static_assert(DUMP_TABLE_COUNT == STORE_DB_DUMP_TABLES, "STORE_DB_DUMP_TABLES");

@@ -363,6 +363,9 @@ static int sqq_action(struct sql_conn *c, const struct store *store, struct stor
 		return sqq_result(c, item, unref, error_r);
 	case STORE_QUEUE_TLSRPT_DAY:
 		return store_db_tlsrpt_commit(c, item, error_r);
+	case STORE_QUEUE_DMARC_ADD:
+	case STORE_QUEUE_DMARC_DAY:
+		return store_db_dmarc_commit(c, item, error_r);
 	case STORE_QUEUE_DELAY_WARNED:
 		return sqq_update(c, item, SQ_Q_WARNED, "i", error_r);
 	case STORE_QUEUE_FLUSH:

@@ -487,6 +487,9 @@ struct store_vfuncs {
 	/* As store.h's store_tlsrpt_list(). */
 	int (*tlsrpt_list)(struct store *store, int64_t day, const char *domain,
 	                   void (*cb)(void *ctx, const struct store_tlsrpt_row *row), void *ctx);
+	/* As store.h's store_dmarc_list(). */
+	int (*dmarc_list)(struct store *store, int64_t day, const char *domain,
+	                  void (*cb)(void *ctx, const struct store_dmarc_row *row), void *ctx);
 
 	/* Delete message rows that no mailbox entry and no queue row references. */
 	int (*message_gc)(struct store *store, store_blob_removed_cb *removed_cb, void *ctx);

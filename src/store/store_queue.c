@@ -97,6 +97,10 @@ static const char *store_queue_check(const struct store_queue_op *op)
 		return NULL;
 	case STORE_QUEUE_TLSRPT_DAY:
 		return op->id != 0 && op->tlsrpt_keep_days > 0 ? NULL : STORE_ERROR_INVALID;
+	case STORE_QUEUE_DMARC_ADD:
+		return op->dmarc != NULL ? NULL : STORE_ERROR_INVALID;
+	case STORE_QUEUE_DMARC_DAY:
+		return op->id != 0 && op->dmarc_keep_days > 0 ? NULL : STORE_ERROR_INVALID;
 	case STORE_QUEUE_DELAY_WARNED:
 	case STORE_QUEUE_HOLD:
 	case STORE_QUEUE_RELEASE:
@@ -170,4 +174,10 @@ int store_tlsrpt_list(struct store *store, int64_t day, const char *domain,
                       void (*cb)(void *ctx, const struct store_tlsrpt_row *row), void *ctx)
 {
 	return store->v->tlsrpt_list(store, day, domain, cb, ctx);
+}
+
+int store_dmarc_list(struct store *store, int64_t day, const char *domain,
+                     void (*cb)(void *ctx, const struct store_dmarc_row *row), void *ctx)
+{
+	return store->v->dmarc_list(store, day, domain, cb, ctx);
 }

@@ -943,6 +943,121 @@ static void test_tlsrpt(void **state)
 	assert_int_equal(seen.n, 0);
 }
 
+/* ---- DMARC aggregate reports ---- */
+
+struct dmarc_seen {
+	char text[8][300];
+	uint64_t count[8];
+	int n;
+};
+
+static void dmarc_collect(void *ctx, const struct store_dmarc_row *row)
+{
+	struct dmarc_seen *s = ctx;
+	assert_true(s->n < 8);
+	const struct store_dmarc_record *r = &row->r;
+	snprintf(s->text[s->n], sizeof(s->text[0]), "%s|%s|%s|%s|%s|%s|%s|%s|%s|%s|%s|%s",
+	         r->policy_domain, r->policy, r->rua, r->source_ip, r->header_from,
+	         r->envelope_from, r->disposition, r->reason, r->dkim_aligned, r->spf_aligned,
+	         r->dkim, r->spf);
+	s->count[s->n++] = row->count;
+}
+
+static int dmarc_add(struct fixture *f, const struct store_dmarc_record *r, int64_t now,
+                     size_t max)
+{
+	struct store_queue_op op = {
+	    .action = STORE_QUEUE_DMARC_ADD, .dmarc = r, .now = now, .max = max};
+	return store_queue_wait(f->store, &op);
+}
+
+/* DMARC_ADD counts messages per UTC day and distinct values, new rows only under the cap;
+ * DMARC_DAY claims a day once and prunes days older than dmarc_keep_days. */
+static void test_dmarc(void **state)
+{
+	struct fixture *f = fixture_get(state);
+	int64_t now = (int64_t)time(NULL), day = now / 86400;
+	struct store_dmarc_record a = {"rpt.test",
+	                               "reject none 100 r s",
+	                               "mailto:d@rpt.test!10m",
+	                               "192.0.2.1",
+	                               "rpt.test",
+	                               "bounce.rpt.test",
+	                               "reject",
+	                               "",
+	                               "fail",
+	                               "fail",
+	                               "rpt.test\tsel\tfail\nother.test\ts2\tpass",
+	                               "bounce.rpt.test\tmfrom\tsoftfail"};
+	struct store_dmarc_record b = a;
+	b.source_ip = "2001:db8::1";
+	b.disposition = "none";
+	b.dkim_aligned = "pass";
+	struct store_dmarc_record c = a;
+	c.policy_domain = "zzz.test";
+	assert_int_equal(dmarc_add(f, &a, now, 0), 0);
+	assert_int_equal(dmarc_add(f, &a, now, 0), 0);
+	assert_int_equal(dmarc_add(f, &b, now, 2), 0);
+	/* a third row of the day is over a cap of 2: not counted; existing rows still are */
+	assert_int_equal(dmarc_add(f, &c, now, 2), 0);
+	assert_int_equal(dmarc_add(f, &a, now, 2), 0);
+	/* another day */
+	assert_int_equal(dmarc_add(f, &c, now + 86400, 0), 0);
+	/* no record: refused */
+	struct store_queue_op bad = {.action = STORE_QUEUE_DMARC_ADD};
+	assert_int_equal(store_queue_wait(f->store, &bad), -1);
+
+	struct dmarc_seen seen = {.n = 0};
+	assert_int_equal(store_dmarc_list(f->store, day, NULL, dmarc_collect, &seen), 0);
+	assert_int_equal(seen.n, 2);
+	/* ordered by domain, record, source IP ("192..." < "2001...") */
+	assert_string_equal(seen.text[0],
+	                    "rpt.test|reject none 100 r s|mailto:d@rpt.test!10m|192.0.2.1|rpt.test|"
+	                    "bounce.rpt.test|reject||fail|fail|rpt.test\tsel\tfail\nother.test\t"
+	                    "s2\tpass|bounce.rpt.test\tmfrom\tsoftfail");
+	assert_int_equal(seen.count[0], 3);
+	assert_int_equal(strncmp(seen.text[1], "rpt.test|reject none 100 r s|mailto:d@rpt.test!10m|"
+	                                       "2001:db8::1|rpt.test|bounce.rpt.test|none||pass|",
+	                         90),
+	                 0);
+	assert_int_equal(seen.count[1], 1);
+	seen.n = 0;
+	assert_int_equal(store_dmarc_list(f->store, day, "RPT.Test", dmarc_collect, &seen), 0);
+	assert_int_equal(seen.n, 2);
+	seen.n = 0;
+	assert_int_equal(store_dmarc_list(f->store, day, "zzz.test", dmarc_collect, &seen), 0);
+	assert_int_equal(seen.n, 0);
+	assert_int_equal(store_dmarc_list(f->store, day + 1, NULL, dmarc_collect, &seen), 0);
+	assert_int_equal(seen.n, 1);
+	assert_int_equal(strncmp(seen.text[0], "zzz.test|", 9), 0);
+	seen.n = 0;
+
+	/* Claims: once per day; invalid without a day or keep_days. */
+	struct store_queue_op op = {
+	    .action = STORE_QUEUE_DMARC_DAY, .id = (uint64_t)day, .dmarc_keep_days = 14};
+	assert_int_equal(store_queue_wait(f->store, &op), 0);
+	assert_int_equal(op.changed, 1);
+	assert_int_equal(store_queue_wait(f->store, &op), 0);
+	assert_int_equal(op.changed, 0);
+	op = (struct store_queue_op){.action = STORE_QUEUE_DMARC_DAY, .id = (uint64_t)day};
+	assert_int_equal(store_queue_wait(f->store, &op), -1);
+	/* 13 days later the day is kept; 14 days later it goes (the next day's stays). */
+	op = (struct store_queue_op){
+	    .action = STORE_QUEUE_DMARC_DAY, .id = (uint64_t)day + 13, .dmarc_keep_days = 14};
+	assert_int_equal(store_queue_wait(f->store, &op), 0);
+	assert_int_equal(op.changed, 1);
+	assert_int_equal(store_dmarc_list(f->store, day, NULL, dmarc_collect, &seen), 0);
+	assert_int_equal(seen.n, 2);
+	seen.n = 0;
+	op = (struct store_queue_op){
+	    .action = STORE_QUEUE_DMARC_DAY, .id = (uint64_t)day + 14, .dmarc_keep_days = 14};
+	assert_int_equal(store_queue_wait(f->store, &op), 0);
+	assert_int_equal(store_dmarc_list(f->store, day, NULL, dmarc_collect, &seen), 0);
+	assert_int_equal(seen.n, 0);
+	assert_int_equal(store_dmarc_list(f->store, day + 1, NULL, dmarc_collect, &seen), 0);
+	assert_int_equal(seen.n, 1);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -958,6 +1073,7 @@ int main(void)
 	    PG(test_pg_chunked_entry),
 	    SQLITE(test_migration_3_to_4), /* a version-3 SQLite file */
 	    BOTH(test_tlsrpt),
+	    BOTH(test_dmarc),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -13,7 +13,7 @@ extern const struct sql_driver sql_driver_pg;
 #define SQL_PG_SCHEMA_TABLE "posthorn_schema"
 
 /* sql_pg_schema.c: the migrations and the replaced statements (ends with text NULL). */
-#define SQL_PG_MIGRATION_COUNT 11
+#define SQL_PG_MIGRATION_COUNT 12
 /* The migration that adds tombstone times and floors. */
 #define SQL_PG_MIGRATION_TOMBSTONES 9
 extern const char *const sql_pg_migrations[SQL_PG_MIGRATION_COUNT];

@@ -180,10 +180,21 @@ static const char pg_migration_11[] =
     " REFERENCES accounts(id) ON DELETE CASCADE, address " PG_TEXT " NOT NULL,"
     " last_at bigint NOT NULL, PRIMARY KEY (account_id, address));";
 
+/* Migration 12 (SQLite's 16): DMARC aggregate reports (store_db_dmarc.c). */
+static const char pg_migration_12[] =
+    "CREATE TABLE dmarc (day bigint NOT NULL, policy_domain " PG_TEXT " NOT NULL,"
+    " policy " PG_TEXT " NOT NULL, rua " PG_TEXT " NOT NULL, source_ip " PG_TEXT " NOT NULL,"
+    " header_from " PG_TEXT " NOT NULL, envelope_from " PG_TEXT " NOT NULL,"
+    " disposition " PG_TEXT " NOT NULL, reason " PG_TEXT " NOT NULL,"
+    " dkim_aligned " PG_TEXT " NOT NULL, spf_aligned " PG_TEXT " NOT NULL,"
+    " dkim " PG_TEXT " NOT NULL, spf " PG_TEXT " NOT NULL, messages bigint NOT NULL);"
+    "CREATE INDEX dmarc_day ON dmarc(day, policy_domain, source_ip);"
+    "CREATE TABLE dmarc_days (day bigint PRIMARY KEY, claimed bigint NOT NULL);";
+
 /* In order; the schema version is how many have been applied. */
 const char *const sql_pg_migrations[SQL_PG_MIGRATION_COUNT] = {
     pg_migration_1, pg_migration_2, pg_migration_3, pg_migration_4,  pg_migration_5, pg_migration_6,
-    pg_migration_7, pg_migration_8, pg_migration_9, pg_migration_10, pg_migration_11};
+    pg_migration_7, pg_migration_8, pg_migration_9, pg_migration_10, pg_migration_11, pg_migration_12};
 
 /* Statements whose common text PostgreSQL refuses; each says PostgreSQL's error. They must
  * mean what the common text means: when that changes, change these (or make the common

@@ -11,7 +11,7 @@
 extern const struct sql_driver sql_driver_sqlite;
 
 /* sql_sqlite_schema.c: the migrations and the replaced statements (ends with text NULL). */
-#define SQL_SQLITE_MIGRATION_COUNT 15
+#define SQL_SQLITE_MIGRATION_COUNT 16
 /* The migration that adds tombstone times and floors. */
 #define SQL_SQLITE_MIGRATION_TOMBSTONES 13
 extern const char *const sql_sqlite_migrations[SQL_SQLITE_MIGRATION_COUNT];

@@ -226,12 +226,24 @@ static const char sqlite_migration_15[] =
     " REFERENCES accounts(id) ON DELETE CASCADE, address TEXT NOT NULL,"
     " last_at INTEGER NOT NULL, PRIMARY KEY (account_id, address));";
 
+/* Migration 16, DMARC aggregate reports (RFC 7489 §7.2, store_db_dmarc.c): messages per UTC
+ * day and distinct values (policy domain, record, source, identifiers, results), and the
+ * days whose reports were claimed. */
+static const char sqlite_migration_16[] =
+    "CREATE TABLE dmarc (day INTEGER NOT NULL, policy_domain TEXT NOT NULL,"
+    " policy TEXT NOT NULL, rua TEXT NOT NULL, source_ip TEXT NOT NULL,"
+    " header_from TEXT NOT NULL, envelope_from TEXT NOT NULL, disposition TEXT NOT NULL,"
+    " reason TEXT NOT NULL, dkim_aligned TEXT NOT NULL, spf_aligned TEXT NOT NULL,"
+    " dkim TEXT NOT NULL, spf TEXT NOT NULL, messages INTEGER NOT NULL);"
+    "CREATE INDEX dmarc_day ON dmarc(day, policy_domain, source_ip);"
+    "CREATE TABLE dmarc_days (day INTEGER PRIMARY KEY, claimed INTEGER NOT NULL);";
+
 /* In order; the schema version (PRAGMA user_version) is how many have been applied. */
 const char *const sql_sqlite_migrations[SQL_SQLITE_MIGRATION_COUNT] = {
     sqlite_migration_1,  sqlite_migration_2,  sqlite_migration_3,  sqlite_migration_4,
     sqlite_migration_5,  sqlite_migration_6,  sqlite_migration_7,  sqlite_migration_8,
     sqlite_migration_9,  sqlite_migration_10, sqlite_migration_11, sqlite_migration_12,
-    sqlite_migration_13, sqlite_migration_14, sqlite_migration_15};
+    sqlite_migration_13, sqlite_migration_14, sqlite_migration_15, sqlite_migration_16};
 
 /* Statements with more than their common text on SQLite. */
 const struct sql_replacement sql_sqlite_replacements[] = {

@@ -1,0 +1,196 @@
+/* `posthorn dmarc ...`: DMARC aggregate reports (RFC 7489 §7.2) from the command line.
+ * `show` prints the rows collected for a UTC day (one a line, key=value), or with --xml the
+ * report of each policy domain; `send` claims a day and mails its reports now, as the
+ * server does once a day for the previous day (only with dmarc_report_send = yes, and once
+ * per day: a day already claimed, by the server or an earlier `send`, is not sent again). */
+#include "cli/cli.h"
+
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "core/buf.h"
+#include "core/xmalloc.h"
+#include "net/dns.h"
+#include "net/server.h"
+#include "smtp/dmarc_report.h"
+#include "smtp/outbound.h"
+#include "smtp/tlsrpt.h"
+#include "core/banned.h"
+
+static const char dmarc_usage[] =
+    "usage: posthorn dmarc show [--day YYYY-MM-DD] [--xml] [DOMAIN]\n"
+    "                                 the rows collected for the UTC day (default: today\n"
+    "                                 so far), one a line, of every policy domain or of\n"
+    "                                 DOMAIN; --xml: the report of each domain instead\n"
+    "       posthorn dmarc send [--day YYYY-MM-DD]\n"
+    "                                 send the day's reports now (default: yesterday) to\n"
+    "                                 the rua= mailto: addresses of each domain's record;\n"
+    "                                 needs dmarc_report_send = yes; a day is sent once\n";
+
+/* A value for one line: tabs and newlines (dkim=, spf=) as ',' and ' '. */
+static void dmarc_put(const char *name, const char *v)
+{
+	printf(" %s=\"", name);
+	for (; *v != '\0'; v++) {
+		char c = *v == '\n' ? ',' : *v == '\t' ? ' ' : *v;
+		if (c == '"' || c == '\\')
+			putchar('\\');
+		putchar((unsigned char)c < 0x20 ? '?' : c);
+	}
+	putchar('"');
+}
+
+static void dmarc_show_row(void *ctx, const struct store_dmarc_row *row)
+{
+	(void)ctx;
+	const struct store_dmarc_record *r = &row->r;
+	printf("domain=%s ip=%s count=%" PRIu64 " disposition=%s dkim=%s spf=%s", r->policy_domain,
+	       r->source_ip, row->count, r->disposition, r->dkim_aligned, r->spf_aligned);
+	dmarc_put("header_from", r->header_from);
+	dmarc_put("envelope_from", r->envelope_from);
+	dmarc_put("reason", r->reason);
+	dmarc_put("policy", r->policy);
+	dmarc_put("rua", r->rua);
+	dmarc_put("dkim_results", r->dkim);
+	dmarc_put("spf_result", r->spf);
+	putchar('\n');
+}
+
+struct dmarc_domains {
+	char **v;
+	size_t count;
+};
+
+static void dmarc_domain_add(void *ctx, const struct store_dmarc_row *row)
+{
+	struct dmarc_domains *d = ctx;
+	if (d->count > 0 && strcmp(d->v[d->count - 1], row->r.policy_domain) == 0)
+		return; /* rows come ordered by domain */
+	d->v = xrealloc(d->v, (d->count + 1) * sizeof(char *));
+	d->v[d->count++] = xstrdup(row->r.policy_domain);
+}
+
+static int dmarc_show_xml(struct store *store, const struct conf *conf, int64_t day,
+                          const char *domain)
+{
+	struct dmarc_domains d = {0};
+	if (store_dmarc_list(store, day, domain, dmarc_domain_add, &d) < 0)
+		return cli_fail("dmarc: cannot read the results");
+	int status = 0;
+	for (size_t i = 0; i < d.count; i++) {
+		struct buf out;
+		buf_init(&out, DMARC_REPORT_XML_MAX);
+		if (outbound_dmarc_report(store, conf, day, d.v[i], &out) < 0)
+			status = cli_fail("dmarc: cannot build the report of %s", d.v[i]);
+		else
+			fputs(buf_cstr(&out), stdout);
+		buf_free(&out);
+		free(d.v[i]);
+	}
+	free(d.v);
+	return status;
+}
+
+struct dmarc_cli_run {
+	struct net_loop *loop;
+	size_t sent;
+	bool done;
+};
+
+static void dmarc_cli_done(void *ctx, size_t sent)
+{
+	struct dmarc_cli_run *r = ctx;
+	r->sent = sent;
+	r->done = true;
+	net_loop_stop(r->loop);
+}
+
+/* Claim day, then send its reports; conf is taken. */
+static int dmarc_send(struct store *store, struct conf *conf, int64_t day, const char *text)
+{
+	if (!conf->dmarc_report_send) {
+		conf_free(&conf);
+		return cli_fail("dmarc: dmarc_report_send is off: no reports are sent");
+	}
+	struct store_queue_op op = {.action = STORE_QUEUE_DMARC_DAY,
+	                            .id = (uint64_t)day,
+	                            .dmarc_keep_days = conf->dmarc_report_keep_days};
+	if (store_queue_wait(store, &op) < 0) {
+		conf_free(&conf);
+		return cli_fail("dmarc: %s", op.error);
+	}
+	if (op.changed == 0) {
+		conf_free(&conf);
+		return cli_fail("dmarc: the reports of %s were sent (or claimed) already", text);
+	}
+	struct dmarc_cli_run r = {.loop = net_loop_new()};
+	const char *error;
+	struct dns_resolver *dns = dns_resolver_new(r.loop, conf, &error);
+	if (dns == NULL) {
+		net_loop_free(&r.loop);
+		conf_free(&conf);
+		return cli_fail("dmarc: %s", error);
+	}
+	struct outbound_dmarc_run *run =
+	    outbound_dmarc_run_start(r.loop, dns, store, conf, day, NULL, dmarc_cli_done, &r);
+	net_loop_run(r.loop);
+	if (!r.done)
+		outbound_dmarc_run_cancel(&run);
+	dns_resolver_free(&dns);
+	net_loop_free(&r.loop);
+	printf("%zu report(s) sent for %s\n", r.sent, text);
+	return 0;
+}
+
+int cli_dmarc(struct cli *cli, int argc, char **argv)
+{
+	if (cli_wants_help(argc, argv, dmarc_usage))
+		return 0;
+	if (argc < 2 || (strcmp(argv[1], "show") != 0 && strcmp(argv[1], "send") != 0)) {
+		fputs(dmarc_usage, stderr);
+		return 2;
+	}
+	bool send = strcmp(argv[1], "send") == 0, xml = false;
+	const char *day_text = NULL, *domain = NULL;
+	for (int i = 2; i < argc; i++) {
+		if (strcmp(argv[i], "--day") == 0 && i + 1 < argc) {
+			day_text = argv[++i];
+		} else if (!send && strcmp(argv[i], "--xml") == 0) {
+			xml = true;
+		} else if (!send && domain == NULL && argv[i][0] != '-') {
+			domain = argv[i];
+		} else {
+			fputs(dmarc_usage, stderr);
+			return 2;
+		}
+	}
+	int64_t day = (int64_t)time(NULL) / 86400 - (send ? 1 : 0);
+	if (day_text != NULL && tlsrpt_day_parse(day_text, &day) < 0)
+		return cli_fail("dmarc: bad day %s (YYYY-MM-DD)", day_text);
+	char text[11];
+	tlsrpt_day_text(day, text);
+	struct conf *conf = cli_load_conf(cli);
+	if (conf == NULL)
+		return 1;
+	struct store *store = cli_open_store(conf);
+	if (store == NULL) {
+		conf_free(&conf);
+		return 1;
+	}
+	int status = 0;
+	if (send) {
+		status = dmarc_send(store, conf, day, text);
+	} else {
+		if (xml)
+			status = dmarc_show_xml(store, conf, day, domain);
+		else if (store_dmarc_list(store, day, domain, dmarc_show_row, NULL) < 0)
+			status = cli_fail("dmarc: cannot read the results");
+		conf_free(&conf);
+	}
+	fflush(stdout);
+	store_close(&store); /* waits for the report mails being stored */
+	return status;
+}
