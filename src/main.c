@@ -46,8 +46,7 @@ static const struct cli_command commands[] = {
     {"domain", cli_domain}, {"user", cli_user},   {"alias", cli_alias},
     {"mail", cli_mail},     {"queue", cli_queue}, {"dkim", cli_dkim},
     {"dns", cli_dns},       {"db", cli_db},       {"tlsrpt", cli_tlsrpt},
-    {"share", cli_share},   {"junk", cli_junk},
-    {"dmarc", cli_dmarc},
+    {"share", cli_share},   {"junk", cli_junk},   {"dmarc", cli_dmarc},
 };
 
 int main(int argc, char **argv)

@@ -48,28 +48,28 @@ static void dmarc_row_add(void *ctx, const struct store_dmarc_row *row)
 		r->v = xrealloc(r->v, r->cap * sizeof(*r->v));
 	}
 	const struct store_dmarc_record *x = &row->r;
-	r->v[r->count++] = (struct store_dmarc_row){
-	    .day = row->day,
-	    .r = {.policy_domain = xstrdup(x->policy_domain),
-	          .policy = xstrdup(x->policy),
-	          .rua = xstrdup(x->rua),
-	          .source_ip = xstrdup(x->source_ip),
-	          .header_from = xstrdup(x->header_from),
-	          .envelope_from = xstrdup(x->envelope_from),
-	          .disposition = xstrdup(x->disposition),
-	          .reason = xstrdup(x->reason),
-	          .dkim_aligned = xstrdup(x->dkim_aligned),
-	          .spf_aligned = xstrdup(x->spf_aligned),
-	          .dkim = xstrdup(x->dkim),
-	          .spf = xstrdup(x->spf)},
-	    .count = row->count};
+	r->v[r->count++] =
+	    (struct store_dmarc_row){.day = row->day,
+	                             .r = {.policy_domain = xstrdup(x->policy_domain),
+	                                   .policy = xstrdup(x->policy),
+	                                   .rua = xstrdup(x->rua),
+	                                   .source_ip = xstrdup(x->source_ip),
+	                                   .header_from = xstrdup(x->header_from),
+	                                   .envelope_from = xstrdup(x->envelope_from),
+	                                   .disposition = xstrdup(x->disposition),
+	                                   .reason = xstrdup(x->reason),
+	                                   .dkim_aligned = xstrdup(x->dkim_aligned),
+	                                   .spf_aligned = xstrdup(x->spf_aligned),
+	                                   .dkim = xstrdup(x->dkim),
+	                                   .spf = xstrdup(x->spf)},
+	                             .count = row->count};
 }
 
 static void dmarc_rows_free(struct dmarc_rows *r)
 {
 	for (size_t i = 0; i < r->count; i++) {
 		struct store_dmarc_record *x = &r->v[i].r;
-		const char *s[] = {x->policy_domain, x->policy,       x->rua,          x->source_ip,
+		const char *s[] = {x->policy_domain, x->policy,        x->rua,         x->source_ip,
 		                   x->header_from,   x->envelope_from, x->disposition, x->reason,
 		                   x->dkim_aligned,  x->spf_aligned,   x->dkim,        x->spf};
 		for (size_t k = 0; k < sizeof(s) / sizeof(s[0]); k++)
@@ -94,13 +94,13 @@ static int dmarc_report_of(const struct conf *conf, int64_t day, const struct st
 	char contact[320], id[600];
 	outbound_dmarc_from(conf, contact, sizeof(contact));
 	outbound_dmarc_report_id(conf, day, rows[0].r.policy_domain, id, sizeof(id));
-	struct dmarc_report_meta meta = {
-	    .org_name = conf->dmarc_report_organization[0] != '\0' ? conf->dmarc_report_organization
-	                                                           : conf->hostname,
-	    .email = contact,
-	    .report_id = id,
-	    .begin = day * 86400,
-	    .end = day * 86400 + 86399};
+	struct dmarc_report_meta meta = {.org_name = conf->dmarc_report_organization[0] != '\0'
+	                                                 ? conf->dmarc_report_organization
+	                                                 : conf->hostname,
+	                                 .email = contact,
+	                                 .report_id = id,
+	                                 .begin = day * 86400,
+	                                 .end = day * 86400 + 86399};
 	return dmarc_report_xml(&meta, rows, count, out);
 }
 
@@ -112,7 +112,9 @@ int outbound_dmarc_report(struct store *store, const struct conf *conf, int64_t 
 		dmarc_rows_free(&rows);
 		return -1;
 	}
-	int ret = rows.count == 0 ? 0 : dmarc_report_of(conf, day, rows.v, rows.count, out) < 0 ? -1 : 1;
+	int ret = rows.count == 0                                           ? 0
+	          : dmarc_report_of(conf, day, rows.v, rows.count, out) < 0 ? -1
+	                                                                    : 1;
 	dmarc_rows_free(&rows);
 	return ret;
 }
@@ -190,8 +192,9 @@ static int dmarc_deliver(struct outbound_dmarc_run *run, const char *rcpt, const
 	struct store_rcpt local;
 	if (at != NULL && store_domain_is_local(run->store, at + 1) == 1) {
 		if (store_resolve(run->store, rcpt, &local) != 1) {
-			log_warn("event=dmarc-report-dropped to=<%s> reason=no-such-local-recipient",
-			         rcpt);
+			log_warn(
+			    "event=dmarc-report-dropped to=<%s> reason=no-such-local-recipient",
+			    rcpt);
 			dmarc_delivery_free(t);
 			return -1;
 		}
@@ -385,8 +388,7 @@ static void dmarc_next(void *ctx)
 	dmarc_finish(run);
 }
 
-struct outbound_dmarc_run *outbound_dmarc_run_start(struct net_loop *loop,
-                                                    struct dns_resolver *dns,
+struct outbound_dmarc_run *outbound_dmarc_run_start(struct net_loop *loop, struct dns_resolver *dns,
                                                     struct store *store, struct conf *conf,
                                                     int64_t day, struct outbound *ob,
                                                     outbound_dmarc_done_fn *done, void *ctx)

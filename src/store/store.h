@@ -948,8 +948,8 @@ struct store_dmarc_record {
 	const char *policy;        /* as published: "P SP PCT ADKIM ASPF" ("reject none 100 r s") */
 	const char *rua;           /* the record's rua= as written */
 	const char *source_ip, *header_from, *envelope_from;
-	const char *disposition;              /* "none", "quarantine", "reject" (as applied) */
-	const char *reason;                   /* "", "sampled_out", "local_policy" */
+	const char *disposition;                /* "none", "quarantine", "reject" (as applied) */
+	const char *reason;                     /* "", "sampled_out", "local_policy" */
 	const char *dkim_aligned, *spf_aligned; /* "pass", "fail" */
 	/* per signature "DOMAIN\tSELECTOR\tRESULT", '\n'-separated ("" none), and
 	 * "DOMAIN\tSCOPE\tRESULT" (scope mfrom or helo) */
@@ -1104,9 +1104,9 @@ struct store_queue_op {
 	 * the same commit (also when the entry is gone meanwhile). */
 	const struct store_tlsrpt_result *tlsrpt;
 	size_t tlsrpt_count;
-	unsigned tlsrpt_keep_days; /* TLSRPT_DAY, > 0 */
+	unsigned tlsrpt_keep_days;              /* TLSRPT_DAY, > 0 */
 	const struct store_dmarc_record *dmarc; /* DMARC_ADD */
-	unsigned dmarc_keep_days;                /* DMARC_DAY, > 0 */
+	unsigned dmarc_keep_days;               /* DMARC_DAY, > 0 */
 	/* out */
 	int result;        /* 0 committed, -1 refused or failed (nothing changed) */
 	const char *error; /* NO_ENTRY, LEASE_LOST, INVALID (bad arguments), FAILED */

@@ -48,7 +48,7 @@ static int sqd_add(struct sql_conn *c, const struct store_queue_op *op, int64_t 
 	int64_t day = now / 86400;
 	const char *fmt = "issssssssssss";
 #define SQD_ARGS                                                                                   \
-	day, r->policy_domain, r->policy, r->rua, r->source_ip, r->header_from, r->envelope_from, \
+	day, r->policy_domain, r->policy, r->rua, r->source_ip, r->header_from, r->envelope_from,  \
 	    r->disposition, r->reason, r->dkim_aligned, r->spf_aligned, r->dkim, r->spf
 	int64_t n = sql_exec(c, SQ_D_UPDATE, error_r, fmt, SQD_ARGS);
 	if (n != 0)

@@ -84,21 +84,20 @@ static void test_aligned(void **state)
 static struct store_dmarc_row row(const char *ip, uint64_t count, const char *disposition,
                                   const char *reason, const char *dkim)
 {
-	return (struct store_dmarc_row){
-	    .day = 20000,
-	    .r = {.policy_domain = "example.com",
-	          .policy = "reject quarantine 50 s r",
-	          .rua = "mailto:d@example.com",
-	          .source_ip = ip,
-	          .header_from = "example.com",
-	          .envelope_from = "bounce.example.com",
-	          .disposition = disposition,
-	          .reason = reason,
-	          .dkim_aligned = "fail",
-	          .spf_aligned = "pass",
-	          .dkim = dkim,
-	          .spf = "bounce.example.com\tmfrom\tpass"},
-	    .count = count};
+	return (struct store_dmarc_row){.day = 20000,
+	                                .r = {.policy_domain = "example.com",
+	                                      .policy = "reject quarantine 50 s r",
+	                                      .rua = "mailto:d@example.com",
+	                                      .source_ip = ip,
+	                                      .header_from = "example.com",
+	                                      .envelope_from = "bounce.example.com",
+	                                      .disposition = disposition,
+	                                      .reason = reason,
+	                                      .dkim_aligned = "fail",
+	                                      .spf_aligned = "pass",
+	                                      .dkim = dkim,
+	                                      .spf = "bounce.example.com\tmfrom\tpass"},
+	                                .count = count};
 }
 
 static bool has(const struct buf *b, const char *s)
@@ -130,8 +129,8 @@ static void test_xml(void **state)
 	struct buf b;
 	buf_init(&b, DMARC_REPORT_XML_MAX);
 	assert_int_equal(dmarc_report_xml(&meta, rows, 3, &b), 0);
-	assert_int_equal(strncmp(buf_cstr(&b), "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<feedback>", 48),
-	                 0);
+	assert_int_equal(
+	    strncmp(buf_cstr(&b), "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<feedback>", 48), 0);
 	assert_true(has(&b, "<org_name>Org &lt;&amp;&gt; &quot;Q&quot; &apos;A&apos;</org_name>"));
 	assert_true(has(&b, "<email>postmaster@mx.example.org</email>"));
 	assert_true(has(&b, "<report_id>2024-10-05.example.com@mx.example.org</report_id>"));
@@ -160,8 +159,9 @@ static void test_xml(void **state)
 	assert_true(has(&b, "<dkim>\n        <domain>example.com</domain>\n"
 	                    "        <result>fail</result>"));
 	assert_int_equal(occurrences(&b, "<selector>"), 2);
-	assert_int_equal(occurrences(&b, "<spf>\n        <domain>bounce.example.com</domain>\n"
-	                                 "        <scope>mfrom</scope>\n        <result>pass</result>"),
+	assert_int_equal(occurrences(&b,
+	                             "<spf>\n        <domain>bounce.example.com</domain>\n"
+	                             "        <scope>mfrom</scope>\n        <result>pass</result>"),
 	                 3);
 	assert_true(has(&b, "<count>7</count>"));
 	assert_int_equal(strcmp(buf_cstr(&b) + b.len - 12, "</feedback>\n"), 0);
@@ -253,8 +253,9 @@ static void test_mail(void **state)
 	struct buf b;
 	buf_init(&b, 65536);
 	assert_int_equal(dmarc_report_mail_build(&m, &b), 0);
-	assert_int_equal(strncmp(buf_cstr(&b), "From: <postmaster@mx.example.org>\r\nTo: "
-	                                       "<d@example.com>\r\n",
+	assert_int_equal(strncmp(buf_cstr(&b),
+	                         "From: <postmaster@mx.example.org>\r\nTo: "
+	                         "<d@example.com>\r\n",
 	                         52),
 	                 0);
 	assert_true(has(&b, "\r\nSubject: Report Domain: example.com Submitter: mx.example.org "
@@ -262,7 +263,8 @@ static void test_mail(void **state)
 	assert_true(has(&b, "\r\nContent-Type: multipart/mixed;\r\n\tboundary=\""));
 	assert_true(has(&b, "\r\nContent-Type: application/gzip;\r\n\tname=\"mx.example.org!"
 	                    "example.com!1728000000!1728086399.xml.gz\"\r\n"));
-	assert_true(has(&b, "filename=\"mx.example.org!example.com!1728000000!1728086399.xml.gz\""));
+	assert_true(
+	    has(&b, "filename=\"mx.example.org!example.com!1728000000!1728086399.xml.gz\""));
 	assert_true(has(&b, "\r\n\r\nH4sIAAAAAAAAAw==\r\n"));
 	/* every line ends with CRLF */
 	for (size_t i = 0; i < b.len; i++)

@@ -963,8 +963,7 @@ static void dmarc_collect(void *ctx, const struct store_dmarc_row *row)
 	s->count[s->n++] = row->count;
 }
 
-static int dmarc_add(struct fixture *f, const struct store_dmarc_record *r, int64_t now,
-                     size_t max)
+static int dmarc_add(struct fixture *f, const struct store_dmarc_record *r, int64_t now, size_t max)
 {
 	struct store_queue_op op = {
 	    .action = STORE_QUEUE_DMARC_ADD, .dmarc = r, .now = now, .max = max};
@@ -1016,8 +1015,9 @@ static void test_dmarc(void **state)
 	                    "bounce.rpt.test|reject||fail|fail|rpt.test\tsel\tfail\nother.test\t"
 	                    "s2\tpass|bounce.rpt.test\tmfrom\tsoftfail");
 	assert_int_equal(seen.count[0], 3);
-	assert_int_equal(strncmp(seen.text[1], "rpt.test|reject none 100 r s|mailto:d@rpt.test!10m|"
-	                                       "2001:db8::1|rpt.test|bounce.rpt.test|none||pass|",
+	assert_int_equal(strncmp(seen.text[1],
+	                         "rpt.test|reject none 100 r s|mailto:d@rpt.test!10m|"
+	                         "2001:db8::1|rpt.test|bounce.rpt.test|none||pass|",
 	                         90),
 	                 0);
 	assert_int_equal(seen.count[1], 1);

@@ -193,8 +193,9 @@ static const char pg_migration_12[] =
 
 /* In order; the schema version is how many have been applied. */
 const char *const sql_pg_migrations[SQL_PG_MIGRATION_COUNT] = {
-    pg_migration_1, pg_migration_2, pg_migration_3, pg_migration_4,  pg_migration_5, pg_migration_6,
-    pg_migration_7, pg_migration_8, pg_migration_9, pg_migration_10, pg_migration_11, pg_migration_12};
+    pg_migration_1, pg_migration_2,  pg_migration_3,  pg_migration_4,
+    pg_migration_5, pg_migration_6,  pg_migration_7,  pg_migration_8,
+    pg_migration_9, pg_migration_10, pg_migration_11, pg_migration_12};
 
 /* Statements whose common text PostgreSQL refuses; each says PostgreSQL's error. They must
  * mean what the common text means: when that changes, change these (or make the common
