@@ -88,8 +88,7 @@ int outbound_dmarc_report(struct store *store, const struct conf *conf, int64_t 
  * store_deliver may still be committing: the CLI closes the store, which waits). ob: the
  * engine (counts the deliveries in flight), NULL for the CLI. The claim is the caller's. */
 typedef void outbound_dmarc_done_fn(void *ctx, size_t sent);
-struct outbound_dmarc_run *outbound_dmarc_run_start(struct net_loop *loop,
-                                                    struct dns_resolver *dns,
+struct outbound_dmarc_run *outbound_dmarc_run_start(struct net_loop *loop, struct dns_resolver *dns,
                                                     struct store *store, struct conf *conf,
                                                     int64_t day, struct outbound *ob,
                                                     outbound_dmarc_done_fn *done, void *ctx);
