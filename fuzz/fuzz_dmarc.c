@@ -32,7 +32,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 			if (at == NULL || at == a || at[1] == '\0' || strchr(at + 1, '@') != NULL)
 				abort();
 			for (; *a != '\0'; a++)
-				if ((unsigned char)*a <= 0x20 || *a == 0x7f || *a == ',' || *a == '<')
+				if ((unsigned char)*a <= 0x20 || *a == 0x7f || *a == ',' ||
+				    *a == '<')
 					abort();
 		}
 	}

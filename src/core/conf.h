@@ -159,8 +159,8 @@ struct conf {
 	char *dmarc_report_contact;
 	unsigned dmarc_report_max_domains; /* policy domains reported to per day at most */
 	unsigned dmarc_report_keep_days;   /* days of rows kept in the store */
-	unsigned queue_lease_time;   /* seconds a delivery worker holds a claimed queue entry
-	                                (renewed while it works on it) */
+	unsigned queue_lease_time;         /* seconds a delivery worker holds a claimed queue entry
+	                                      (renewed while it works on it) */
 	size_t listen_count[CONF_LISTENER_COUNT];
 	struct conf_listen listen[CONF_LISTENER_COUNT][CONF_LISTEN_MAX];
 	struct limits limits;

@@ -29,8 +29,8 @@ static void collect_done(struct store_queue_op *op, void *ctx)
 {
 	struct collect_op *c = ctx;
 	if (op->result < 0)
-		log_warn("event=dmarc-record domain=%s result=failed error=\"%s\"", c->policy_domain,
-		         op->error);
+		log_warn("event=dmarc-record domain=%s result=failed error=\"%s\"",
+		         c->policy_domain, op->error);
 	free(c->policy_domain);
 	free(c->policy);
 	free(c->rua);

@@ -246,8 +246,9 @@ static int xml_head(const struct dmarc_report_meta *meta, const struct store_dma
 	r |= xml_str(out, 4, "org_name", meta->org_name);
 	r |= xml_str(out, 4, "email", meta->email);
 	r |= xml_str(out, 4, "report_id", meta->report_id);
-	r |= buf_printf(out, "    <date_range>\n      <begin>%lld</begin>\n      <end>%lld</end>\n"
-	                     "    </date_range>\n  </report_metadata>\n  <policy_published>\n",
+	r |= buf_printf(out,
+	                "    <date_range>\n      <begin>%lld</begin>\n      <end>%lld</end>\n"
+	                "    </date_range>\n  </report_metadata>\n  <policy_published>\n",
 	                (long long)meta->begin, (long long)meta->end);
 	r |= xml_str(out, 4, "domain", row->r.policy_domain);
 	r |= xml_field(out, 4, "adkim", pol, pl, ' ', 3);
@@ -260,8 +261,7 @@ static int xml_head(const struct dmarc_report_meta *meta, const struct store_dma
 }
 
 /* One auth_results entry "DOMAIN\tX\tRESULT" as <kind><domain><xname><result>. */
-static int xml_auth(struct buf *out, const char *kind, const char *xname, const char *s,
-                    size_t n)
+static int xml_auth(struct buf *out, const char *kind, const char *xname, const char *s, size_t n)
 {
 	int r = buf_printf(out, "      <%s>\n", kind);
 	r |= xml_field(out, 8, "domain", s, n, '\t', 0);
