@@ -220,7 +220,7 @@ static bool smtp_policy_greylist(struct smtp_session *s, const char *to)
 	if (v == SMTP_GREYLIST_PASS || v == SMTP_GREYLIST_PASS_NOTE)
 		return false;
 	SMTP_LOG(s, "event=rcpt to=<%s> result=450 reason=greylist triplet=%s", to, p->triplet);
-	smtp_reply(s, "450 4.7.1 Greylisted, try again later");
+	smtp_reply(s, "451 4.7.1 Greylisted, try again later");
 	return true;
 }
 

@@ -1,5 +1,5 @@
 """Flood and abuse defence and the Junk folder (issue 12): greylisting on port 25 (first try
-450, a retry after greylist_delay passes and is remembered; never for submission), the
+451, a retry after greylist_delay passes and is remembered; never for submission), the
 limit of unknown recipients per session, per-IP connection and message rates (a flood
 from one address is throttled while another is served), per-account submission rates
 (messages and new recipients per day), and junk training records of IMAP MOVE into and out
@@ -53,14 +53,14 @@ def test_greylisting_defers_then_passes_and_remembers(server):
     with smtp25(server, "127.0.0.2") as s:
         assert s.mail(sender)[0] == 250
         code, text = s.rcpt(DEMO)
-        assert (code, text) == (450, b"4.7.1 Greylisted, try again later")
+        assert (code, text) == (451, b"4.7.1 Greylisted, try again later")
         # An unknown recipient is refused as such, not greylisted.
         assert s.rcpt("nobody@example.test")[0] == 550
-        assert s.rcpt(DEMO)[0] == 450          # too early: still deferred
+        assert s.rcpt(DEMO)[0] == 451          # too early: still deferred
         s.rset()
         # The null sender is greylisted too (as Postgrey).
         assert s.mail("")[0] == 250
-        assert s.rcpt(DEMO)[0] == 450
+        assert s.rcpt(DEMO)[0] == 451
     time.sleep(1.2)
     subj = unique("grey-pass")
     # The retry comes from another address of the same /24: the same triplet (and a fresh
@@ -71,7 +71,7 @@ def test_greylisting_defers_then_passes_and_remembers(server):
         assert s.sendmail(sender, [DEMO], message(subj + "-2", sender=sender)) == {}
         # A new sender is a new triplet.
         assert s.mail("other-" + sender)[0] == 250
-        assert s.rcpt(DEMO)[0] == 450
+        assert s.rcpt(DEMO)[0] == 451
     subjects = [m["subject"] for m in server.wait_mail(DEMO, 2)]
     assert subj in subjects and subj + "-2" in subjects
 
