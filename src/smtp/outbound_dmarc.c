@@ -144,101 +144,6 @@ struct outbound_dmarc_run {
 	void *ctx;
 };
 
-struct dmarc_delivery {
-	struct store_delivery d;
-	struct outbound *ob;
-	char *path, *to, *from, *subject;
-	const char *remote[1];
-	uint64_t account;
-};
-
-static void dmarc_delivery_free(struct dmarc_delivery *t)
-{
-	free(t->path);
-	free(t->to);
-	free(t->from);
-	free(t->subject);
-	free(t);
-}
-
-/* The writer thread, after the commit. */
-static void dmarc_delivered(struct store_delivery *d, void *ctx)
-{
-	struct dmarc_delivery *t = ctx;
-	struct outbound *ob = t->ob;
-	if (d->result < 0)
-		log_error("event=dmarc-report-failed to=<%s> error=\"%s\"", t->to, d->error);
-	dmarc_delivery_free(t);
-	if (ob != NULL) {
-		pthread_mutex_lock(&ob->lock);
-		ob->in_flight--;
-		pthread_cond_broadcast(&ob->idle);
-		pthread_mutex_unlock(&ob->lock);
-	}
-}
-
-/* Store the report mail for rcpt: to the queue, or to the local account. 0, -1 logged. */
-static int dmarc_deliver(struct outbound_dmarc_run *run, const char *rcpt, const char *subject,
-                         const struct buf *mail)
-{
-	struct dmarc_delivery *t = xcalloc(1, sizeof(*t));
-	char from[320];
-	outbound_dmarc_from(run->conf, from, sizeof(from));
-	t->ob = run->ob;
-	t->to = xstrdup(rcpt);
-	t->from = xstrdup(from);
-	t->subject = xstrdup(subject);
-	const char *at = strrchr(rcpt, '@');
-	struct store_rcpt local;
-	if (at != NULL && store_domain_is_local(run->store, at + 1) == 1) {
-		if (store_resolve(run->store, rcpt, &local) != 1) {
-			log_warn(
-			    "event=dmarc-report-dropped to=<%s> reason=no-such-local-recipient",
-			    rcpt);
-			dmarc_delivery_free(t);
-			return -1;
-		}
-		t->account = local.account_ids[0];
-		t->d.accounts = &t->account;
-		t->d.account_count = 1;
-	} else {
-		t->remote[0] = t->to;
-		t->d.remote = t->remote;
-		t->d.remote_count = 1;
-	}
-	t->path = store_spool_path_dup(run->store);
-	int fd =
-	    t->path == NULL ? -1 : open(t->path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
-	struct buf rp;
-	buf_init(&rp, 1024);
-	bool ok = fd >= 0 && buf_printf(&rp, "Return-Path: <%s>\r\n", from) == 0 &&
-	          write(fd, rp.data, rp.len) == (ssize_t)rp.len &&
-	          write(fd, mail->data, mail->len) == (ssize_t)mail->len;
-	buf_free(&rp);
-	if (fd >= 0)
-		close(fd);
-	if (!ok) {
-		log_error("event=dmarc-report-failed to=<%s> error=\"cannot write the spool file\"",
-		          rcpt);
-		if (t->path != NULL)
-			unlink(t->path);
-		dmarc_delivery_free(t);
-		return -1;
-	}
-	t->d.spool_path = t->path;
-	t->d.mail_from = t->from;
-	t->d.received_at = run->now;
-	t->d.hdr_from = t->from;
-	t->d.hdr_subject = t->subject;
-	if (run->ob != NULL) {
-		pthread_mutex_lock(&run->ob->lock);
-		run->ob->in_flight++;
-		pthread_mutex_unlock(&run->ob->lock);
-	}
-	store_deliver(run->store, &t->d, dmarc_delivered, t);
-	return 0;
-}
-
 static const char *dmarc_current(const struct outbound_dmarc_run *run)
 {
 	return run->rows.v[run->row_i].r.policy_domain;
@@ -289,7 +194,8 @@ static void dmarc_mail_to(struct outbound_dmarc_run *run, const struct dmarc_rep
 		log_info("event=dmarc-report domain=%s to=<%s> result=skipped reason=\"size %zu "
 		         "over the limit %llu\"",
 		         domain, rua->address, mail.len, (unsigned long long)rua->max_size);
-	} else if (dmarc_deliver(run, rua->address, subject, &mail) == 0) {
+	} else if (outbound_own_mail(run->store, run->ob, "dmarc-report", from, rua->address,
+	                             subject, &mail, run->now) == 0) {
 		run->sent++;
 		log_info("event=dmarc-report domain=%s to=<%s> report-id=%s result=queued", domain,
 		         rua->address, id);

@@ -276,4 +276,12 @@ void outbound_tlsrpt_claimed(struct outbound *ob, struct ob_op *o);
 void outbound_dmarc_tick(struct outbound *ob);
 void outbound_dmarc_claimed(struct outbound *ob, struct ob_op *o);
 
+/* outbound_own.c: store a mail the server wrote (a report) for rcpt: into the account of a
+ * local rcpt, else into the outbound queue, with Return-Path: <from> on top; counted in
+ * ob->in_flight until committed (ob NULL: not counted). event names it in log lines
+ * ("tlsrpt" gives event=tlsrpt-failed). 0, or -1 (logged). */
+int outbound_own_mail(struct store *store, struct outbound *ob, const char *event, const char *from,
+                      const char *rcpt, const char *subject, const struct buf *mail, int64_t now)
+    __attribute__((warn_unused_result));
+
 #endif
