@@ -44,4 +44,19 @@ char *cli_read_password(void);
 /* Parse a size with optional K/M/G suffix, or "unlimited"/"0". 0 ok, -1 bad. */
 int cli_parse_size(const char *s, unsigned long long *size_r);
 
+/* A daily report run from the command line (tlsrpt send, dmarc send): the loop it runs on,
+ * and what the run's done callback (cli_report_done) says. */
+struct net_loop;
+struct cli_report_run {
+	struct net_loop *loop;
+	size_t sent;
+	bool done;
+};
+void cli_report_done(void *ctx, size_t sent);
+/* Claim op's day (STORE_QUEUE_TLSRPT_DAY or STORE_QUEUE_DMARC_DAY) for reporting: 0 when it
+ * is claimed now, else the exit status after an error naming what ("tlsrpt") and the day
+ * (text). */
+int cli_report_claim(struct store *store, struct store_queue_op *op, const char *what,
+                     const char *text);
+
 #endif

@@ -10,6 +10,7 @@
 #include <unistd.h>
 
 #include "core/xmalloc.h"
+#include "net/server.h"
 #include "core/banned.h"
 
 #define CLI_PASSWORD_MAX 1024
@@ -170,5 +171,23 @@ int cli_parse_size(const char *s, unsigned long long *size_r)
 	if (*end != '\0' || (n != 0 && mul > ~0ULL / n))
 		return -1;
 	*size_r = n * mul;
+	return 0;
+}
+
+void cli_report_done(void *ctx, size_t sent)
+{
+	struct cli_report_run *r = ctx;
+	r->sent = sent;
+	r->done = true;
+	net_loop_stop(r->loop);
+}
+
+int cli_report_claim(struct store *store, struct store_queue_op *op, const char *what,
+                     const char *text)
+{
+	if (store_queue_wait(store, op) < 0)
+		return cli_fail("%s: %s", what, op->error);
+	if (op->changed == 0)
+		return cli_fail("%s: the reports of %s were sent (or claimed) already", what, text);
 	return 0;
 }

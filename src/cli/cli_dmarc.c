@@ -94,20 +94,6 @@ static int dmarc_show_xml(struct store *store, const struct conf *conf, int64_t 
 	return status;
 }
 
-struct dmarc_cli_run {
-	struct net_loop *loop;
-	size_t sent;
-	bool done;
-};
-
-static void dmarc_cli_done(void *ctx, size_t sent)
-{
-	struct dmarc_cli_run *r = ctx;
-	r->sent = sent;
-	r->done = true;
-	net_loop_stop(r->loop);
-}
-
 /* Claim day, then send its reports; conf is taken. */
 static int dmarc_send(struct store *store, struct conf *conf, int64_t day, const char *text)
 {
@@ -118,15 +104,12 @@ static int dmarc_send(struct store *store, struct conf *conf, int64_t day, const
 	struct store_queue_op op = {.action = STORE_QUEUE_DMARC_DAY,
 	                            .id = (uint64_t)day,
 	                            .dmarc_keep_days = conf->dmarc_report_keep_days};
-	if (store_queue_wait(store, &op) < 0) {
+	int status = cli_report_claim(store, &op, "dmarc", text);
+	if (status != 0) {
 		conf_free(&conf);
-		return cli_fail("dmarc: %s", op.error);
+		return status;
 	}
-	if (op.changed == 0) {
-		conf_free(&conf);
-		return cli_fail("dmarc: the reports of %s were sent (or claimed) already", text);
-	}
-	struct dmarc_cli_run r = {.loop = net_loop_new()};
+	struct cli_report_run r = {.loop = net_loop_new()};
 	const char *error;
 	struct dns_resolver *dns = dns_resolver_new(r.loop, conf, &error);
 	if (dns == NULL) {
@@ -135,7 +118,7 @@ static int dmarc_send(struct store *store, struct conf *conf, int64_t day, const
 		return cli_fail("dmarc: %s", error);
 	}
 	struct outbound_dmarc_run *run =
-	    outbound_dmarc_run_start(r.loop, dns, store, conf, day, NULL, dmarc_cli_done, &r);
+	    outbound_dmarc_run_start(r.loop, dns, store, conf, day, NULL, cli_report_done, &r);
 	net_loop_run(r.loop);
 	if (!r.done)
 		outbound_dmarc_run_cancel(&run);

@@ -56,20 +56,6 @@ static int tlsrpt_show(struct store *store, const struct conf *conf, int64_t day
 	return status;
 }
 
-struct tlsrpt_cli_run {
-	struct net_loop *loop;
-	size_t sent;
-	bool done;
-};
-
-static void tlsrpt_cli_done(void *ctx, size_t sent)
-{
-	struct tlsrpt_cli_run *r = ctx;
-	r->sent = sent;
-	r->done = true;
-	net_loop_stop(r->loop);
-}
-
 /* Claim day, then send its reports; conf is taken. */
 static int tlsrpt_send(struct store *store, struct conf *conf, int64_t day, const char *text)
 {
@@ -80,15 +66,12 @@ static int tlsrpt_send(struct store *store, struct conf *conf, int64_t day, cons
 	struct store_queue_op op = {.action = STORE_QUEUE_TLSRPT_DAY,
 	                            .id = (uint64_t)day,
 	                            .tlsrpt_keep_days = conf->tlsrpt_keep_days};
-	if (store_queue_wait(store, &op) < 0) {
+	int status = cli_report_claim(store, &op, "tlsrpt", text);
+	if (status != 0) {
 		conf_free(&conf);
-		return cli_fail("tlsrpt: %s", op.error);
+		return status;
 	}
-	if (op.changed == 0) {
-		conf_free(&conf);
-		return cli_fail("tlsrpt: the reports of %s were sent (or claimed) already", text);
-	}
-	struct tlsrpt_cli_run r = {.loop = net_loop_new()};
+	struct cli_report_run r = {.loop = net_loop_new()};
 	const char *error;
 	struct dns_resolver *dns = dns_resolver_new(r.loop, conf, &error);
 	if (dns == NULL) {
@@ -101,7 +84,7 @@ static int tlsrpt_send(struct store *store, struct conf *conf, int64_t day, cons
 		fprintf(stderr, "posthorn: tlsrpt: no TLS (%s): https: addresses are skipped\n",
 		        error);
 	struct outbound_tlsrpt_run *run = outbound_tlsrpt_run_start(r.loop, dns, tls, store, conf,
-	                                                            day, NULL, tlsrpt_cli_done, &r);
+	                                                            day, NULL, cli_report_done, &r);
 	net_loop_run(r.loop);
 	if (!r.done)
 		outbound_tlsrpt_run_cancel(&run);
