@@ -7,10 +7,9 @@
 #include <string.h>
 #include <strings.h>
 
-#include <zlib.h>
-
 #include "core/base64.h"
 #include "core/date.h"
+#include "core/gzip.h"
 #include "core/xmalloc.h"
 #include "smtp/psl.h"
 #include "core/banned.h"
@@ -317,23 +316,7 @@ int dmarc_report_xml(const struct dmarc_report_meta *meta, const struct store_dm
 
 int dmarc_report_gzip(const void *data, size_t len, struct buf *out)
 {
-	z_stream zs;
-	memset(&zs, 0, sizeof(zs));
-	if (len > DMARC_REPORT_XML_MAX || deflateInit2(&zs, Z_BEST_COMPRESSION, Z_DEFLATED, 15 + 16,
-	                                               8, Z_DEFAULT_STRATEGY) != Z_OK)
-		return -1;
-	size_t cap = deflateBound(&zs, (uLong)len);
-	unsigned char *tmp = xmalloc(cap);
-	zs.next_in = (Bytef *)(uintptr_t)data;
-	zs.avail_in = (uInt)len;
-	zs.next_out = tmp;
-	zs.avail_out = (uInt)cap;
-	int r = deflate(&zs, Z_FINISH);
-	size_t n = cap - zs.avail_out;
-	deflateEnd(&zs);
-	int ret = r == Z_STREAM_END && buf_append(out, tmp, n) == 0 ? 0 : -1;
-	free(tmp);
-	return ret;
+	return len > DMARC_REPORT_XML_MAX ? -1 : gzip_compress(data, len, out);
 }
 
 void dmarc_report_filename(const char *receiver, const char *domain, int64_t begin, int64_t end,

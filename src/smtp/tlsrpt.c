@@ -9,11 +9,10 @@
 #include <strings.h>
 #include <time.h>
 
-#include <zlib.h>
-
 #include "core/date.h"
 #include "core/base64.h"
 #include "core/json.h"
+#include "core/gzip.h"
 #include "core/xmalloc.h"
 #include "core/banned.h"
 
@@ -410,23 +409,7 @@ int tlsrpt_report_json(const struct tlsrpt_report_meta *meta, const struct store
 
 int tlsrpt_gzip(const void *data, size_t len, struct buf *out)
 {
-	z_stream zs;
-	memset(&zs, 0, sizeof(zs));
-	if (len > TLSRPT_REPORT_MAX || deflateInit2(&zs, Z_BEST_COMPRESSION, Z_DEFLATED, 15 + 16, 8,
-	                                            Z_DEFAULT_STRATEGY) != Z_OK)
-		return -1;
-	size_t cap = deflateBound(&zs, (uLong)len);
-	unsigned char *tmp = xmalloc(cap);
-	zs.next_in = (Bytef *)(uintptr_t)data;
-	zs.avail_in = (uInt)len;
-	zs.next_out = tmp;
-	zs.avail_out = (uInt)cap;
-	int r = deflate(&zs, Z_FINISH);
-	size_t n = cap - zs.avail_out;
-	deflateEnd(&zs);
-	int ret = r == Z_STREAM_END && buf_append(out, tmp, n) == 0 ? 0 : -1;
-	free(tmp);
-	return ret;
+	return len > TLSRPT_REPORT_MAX ? -1 : gzip_compress(data, len, out);
 }
 
 static int tlsrpt_mail_head(const struct tlsrpt_mail *m, const char *boundary, struct buf *out)
