@@ -4,17 +4,15 @@ python3-dkim) with RSA and Ed25519 keys, both canonicalisations, l= and i=: mime
 fail, permerror or temperror for an altered byte, a revoked or missing key, a DNS failure,
 as RFC 6376 §6.1 and RFC 8601 name them."""
 
-import base64
-import os
 import re
 import subprocess
 from pathlib import Path
 
 import dkim
-import nacl.signing
 import pytest
 
 from conftest import BIN
+from dkim_keys import make_keys
 
 DRIVER = Path(BIN).parent / "tests" / "dkim_check"
 DOMAIN = b"example.org"
@@ -34,18 +32,7 @@ MESSAGE = (b"From: Alice <alice@example.org>\r\n"
 
 @pytest.fixture(scope="module")
 def keys(tmp_path_factory):
-    d = tmp_path_factory.mktemp("dkimkeys")
-    pem = d / "rsa.pem"
-    subprocess.run(["openssl", "genpkey", "-algorithm", "RSA", "-pkeyopt",
-                    "rsa_keygen_bits:2048", "-out", str(pem)], check=True, capture_output=True)
-    der = subprocess.run(["openssl", "pkey", "-in", str(pem), "-pubout", "-outform", "DER"],
-                         check=True, capture_output=True).stdout
-    seed = os.urandom(32)
-    ed_pub = nacl.signing.SigningKey(seed).verify_key.encode()
-    return {
-        "rsa": (pem.read_bytes(), b"v=DKIM1; k=rsa; p=" + base64.b64encode(der)),
-        "ed25519": (base64.b64encode(seed), b"v=DKIM1; k=ed25519; p=" + base64.b64encode(ed_pub)),
-    }
+    return make_keys(tmp_path_factory.mktemp("dkimkeys"))
 
 
 def sign(msg, keys, alg, selector, canon=(b"relaxed", b"relaxed"), **kw):

@@ -4,23 +4,20 @@ Authentication-Results header (RFC 8601) each delivered message carries, parsed 
 python3-authres. Messages are signed by dkimpy (python3-dkim) with RSA and Ed25519 keys and
 fetched back over IMAP. One server for the module."""
 
-import base64
 import imaplib
-import os
 import re
 import signal
 import smtplib
-import subprocess
 import time
 
 import authres
 import authres.arc
 import authres.dmarc
 import dkim
-import nacl.signing
 import pytest
 
 from conftest import HOST, USERS, RawSMTP, make_server, unique
+from dkim_keys import make_keys
 from dns_server import DNSServer
 from imap_helpers import imap_ports, tls_ctx, wait_imap
 
@@ -37,19 +34,9 @@ def txt(name, text):
 
 @pytest.fixture(scope="module")
 def keys(tmp_path_factory):
-    d = tmp_path_factory.mktemp("arkeys")
-    pem = d / "rsa.pem"
-    subprocess.run(["openssl", "genpkey", "-algorithm", "RSA", "-pkeyopt",
-                    "rsa_keygen_bits:2048", "-out", str(pem)], check=True, capture_output=True)
-    der = subprocess.run(["openssl", "pkey", "-in", str(pem), "-pubout", "-outform", "DER"],
-                         check=True, capture_output=True).stdout
-    seed = os.urandom(32)
-    ed_pub = nacl.signing.SigningKey(seed).verify_key.encode()
-    return {
-        "rsa": (pem.read_bytes(), "v=DKIM1; k=rsa; p=" + base64.b64encode(der).decode()),
-        "ed25519": (base64.b64encode(seed),
-                    "v=DKIM1; k=ed25519; p=" + base64.b64encode(ed_pub).decode()),
-    }
+    """The DKIM keys, with their records as text for the zone."""
+    return {alg: (key, rec.decode())
+            for alg, (key, rec) in make_keys(tmp_path_factory.mktemp("arkeys")).items()}
 
 
 def zone(keys):
