@@ -1327,7 +1327,8 @@ static void sqm_uids_row(void *ctx, struct sql_row *st)
 	u->v[u->count++] = (uint32_t)sql_col_int(st, 0);
 }
 
-/* The UIDs statement id lists for the mailbox (fmt/needle/body as the statement wants). */
+/* The UIDs statement id lists for the mailbox. Its parameters: the mailbox id, then needle
+ * unless it is NULL, then body_only unless it is negative. */
 static int sqm_search_uids(struct store *store, uint64_t account_id, const char *mailbox,
                            unsigned id, const char *needle, int64_t body_only, uint32_t **uids_r,
                            size_t *count_r)
@@ -1340,9 +1341,11 @@ static int sqm_search_uids(struct store *store, uint64_t account_id, const char 
 		return -1;
 	int ret = sql_int(c, SQ_MAILBOX_ID, &mailbox_id, NULL, "is", (int64_t)account_id, mailbox);
 	if (ret == 1) {
-		int r = needle == NULL ? sql_each(c, id, sqm_uids_row, &u, "i", mailbox_id)
-		                       : sql_each(c, id, sqm_uids_row, &u, "isi", mailbox_id,
-		                                  needle, body_only);
+		int r =
+		    needle == NULL ? sql_each(c, id, sqm_uids_row, &u, "i", mailbox_id)
+		    : body_only < 0
+		        ? sql_each(c, id, sqm_uids_row, &u, "is", mailbox_id, needle)
+		        : sql_each(c, id, sqm_uids_row, &u, "isi", mailbox_id, needle, body_only);
 		if (r < 0)
 			ret = -1;
 	}
@@ -1429,23 +1432,6 @@ int store_db_search_hdr_each(struct store *store, uint64_t account_id, const cha
 int store_db_mailbox_emailid_uids(struct store *store, uint64_t account_id, const char *mailbox,
                                   const char *sha256, uint32_t **uids_r, size_t *count_r)
 {
-	struct sql_conn *c = store_db_reader(store);
-	struct sqm_uids u = {0};
-	int64_t mailbox_id;
-	int started = c == NULL ? -1 : store_db_read_begin(c);
-	if (started < 0)
-		return -1;
-	int ret = sql_int(c, SQ_MAILBOX_ID, &mailbox_id, NULL, "is", (int64_t)account_id, mailbox);
-	if (ret == 1 &&
-	    sql_each(c, SQ_MB_EMAILID_UIDS, sqm_uids_row, &u, "is", mailbox_id, sha256) < 0)
-		ret = -1;
-	ret = store_db_read_end(c, started, ret);
-	if (ret != 1) {
-		free(u.v);
-		u.v = NULL;
-		u.count = 0;
-	}
-	*uids_r = u.v;
-	*count_r = u.count;
-	return ret;
+	return sqm_search_uids(store, account_id, mailbox, SQ_MB_EMAILID_UIDS, sha256, -1, uids_r,
+	                       count_r);
 }
