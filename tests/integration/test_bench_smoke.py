@@ -646,7 +646,7 @@ def test_checks_bench_tiny_run_and_report(tmp_path):
 
     R = report_section.load_run()
     dns = TestDns()
-    knobs = {"rounds": 1, "checks_messages": 6, "checks_sessions": 2}
+    knobs = {"rounds": 1, "checks_messages": 6, "checks_sessions": 2, "probe_s": 0.1}
     try:
         res = C.run(R, str(BIN), tmp_path, knobs, log=lambda m: None, peer=False, dns=dns)
     finally:
@@ -655,6 +655,7 @@ def test_checks_bench_tiny_run_and_report(tmp_path):
     assert sorted(rnd) == ["A", "B"]
     for r in rnd.values():
         assert r["rate"] > 0 and r["seconds"] > 0 and r["cpu_ms_per_msg"] >= 0, r
+        assert r["fsync"] > 0, r
     asked = {(name.rstrip(".").lower(), qtype) for name, qtype, _ in dns.queries}
     assert {("sender.test", "TXT"), ("bench._domainkey.sender.test", "TXT"),
             ("_dmarc.sender.test", "TXT")} <= asked, asked
