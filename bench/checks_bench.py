@@ -14,10 +14,10 @@ to port 25 of:
 - D: the same Postfix → Dovecot without the checks (an extra row).
 
 Rounds A B C D, A B C D, … on fresh instances. The world, on loopback, the same for all:
-Knot DNS (`knotd`) on 127.0.0.36 port 53, authoritative for `test.` with TTLs of an hour:
-`sender.test` has `v=spf1 ip4:127.0.0.1 -all`, an RSA 2048 key at
-`bench._domainkey.sender.test` and `v=DMARC1; p=reject` at `_dmarc.sender.test`; the
-message (From: `news@sender.test`, envelope sender the same) is signed by dkimpy
+Knot DNS (`knotd`) on 127.0.0.36 port 53, authoritative for `example.` with TTLs of an hour:
+`sender.example` has `v=spf1 ip4:127.0.0.1 -all`, an RSA 2048 key at
+`bench._domainkey.sender.example` and `v=DMARC1; p=reject` at `_dmarc.sender.example`; the
+message (From: `news@sender.example`, envelope sender the same) is signed by dkimpy
 (python3-dkim, relaxed/relaxed, rsa-sha256), so SPF, DKIM and DMARC pass on every server.
 
 How each is pointed at the DNS server: Posthorn `dns_resolver = 127.0.0.36:53`; OpenDKIM
@@ -49,7 +49,7 @@ OPENDMARC = "/usr/sbin/opendmarc"
 POLICYD_SPF = "/usr/bin/policyd-spf"
 PSL = "/usr/share/publicsuffix/public_suffix_list.dat"
 DNS_IP = "127.0.0.36"
-SENDER_DOMAIN = "sender.test"
+SENDER_DOMAIN = "sender.example"
 SENDER = "news@" + SENDER_DOMAIN
 SELECTOR = "bench"
 HELO = "client." + SENDER_DOMAIN
@@ -89,9 +89,9 @@ def _txt(name, text):
 def zone_text(key_record, ns_ip=DNS_IP):
     return "\n".join([
         "$TTL 3600",
-        "test. IN SOA ns.test. hostmaster.test. 1 3600 600 86400 3600",
-        "test. IN NS ns.test.",
-        "ns.test. IN A %s" % ns_ip,
+        "example. IN SOA ns.example. hostmaster.example. 1 3600 600 86400 3600",
+        "example. IN NS ns.example.",
+        "ns.example. IN A %s" % ns_ip,
         _txt(SENDER_DOMAIN, "v=spf1 ip4:127.0.0.1 -all"),
         _txt("%s._domainkey.%s" % (SELECTOR, SENDER_DOMAIN), key_record),
         _txt("_dmarc." + SENDER_DOMAIN, "v=DMARC1; p=reject"),
@@ -121,7 +121,7 @@ def write_for_smtp_source(path, msg):
 
 
 class Knot:
-    """knotd in the foreground, authoritative for test. on DNS_IP:53 (as outbound_bench)."""
+    """knotd in the foreground, authoritative for example. on DNS_IP:53 (as outbound_bench)."""
 
     def __init__(self, workdir, zone):
         self.dir = Path(workdir) / "dns"
@@ -138,7 +138,7 @@ class Knot:
         if not os.access(KNOTD, os.X_OK):
             raise RuntimeError("%s is missing (Debian package knot)" % KNOTD)
         self.dir.mkdir(parents=True, exist_ok=True)
-        (self.dir / "test.zone").write_text(self.zone)
+        (self.dir / "example.zone").write_text(self.zone)
         conf = self.dir / "knot.conf"
         conf.write_text(
             "server:\n    listen: %s@53\n    rundir: %s\n    udp-workers: 1\n"
@@ -147,7 +147,7 @@ class Knot:
             "database:\n    storage: %s/db\n"
             "template:\n  - id: default\n    storage: %s\n    semantic-checks: off\n"
             "    zonefile-sync: -1\n    journal-content: none\n"
-            "zone:\n  - domain: test.\n    file: test.zone\n"
+            "zone:\n  - domain: example.\n    file: example.zone\n"
             % (DNS_IP, self.dir, self.dir, self.dir, self.dir))
         self.proc = subprocess.Popen([KNOTD, "-c", str(conf)], stdin=subprocess.DEVNULL,
                                      stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
@@ -160,9 +160,9 @@ class Knot:
         raise RuntimeError("knotd did not answer on %s:53 (is port 53 taken?)" % DNS_IP)
 
     def _answers(self):
-        """True when the TXT query for _dmarc.sender.test gets one record."""
+        """True when the TXT query for _dmarc.sender.example gets one record."""
         q = (b"\x43\x21\x01\x00\x00\x01\x00\x00\x00\x00\x00\x00"
-             b"\x06_dmarc\x06sender\x04test\x00\x00\x10\x00\x01")
+             b"\x06_dmarc\x06sender\x07example\x00\x00\x10\x00\x01")
         s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
         s.settimeout(0.3)
         try:
@@ -281,18 +281,11 @@ def make_peer_class(R):
             self.resolv.write_text("nameserver %s\noptions timeout:2 attempts:2\n" % self.dns_ip)
             (c / "internal-hosts").write_text("192.0.2.1\n")  # not 127.0.0.1 (their default)
             dkim_port, dmarc_port = _free_ports(2)
-            # OpenDKIM resolves with libunbound, which asks no 127.0.0.0/8 server unless
-            # told so (do-not-query-localhost) and answers for test. itself (RFC 6761):
-            # its configuration file says so.
-            (c / "unbound.conf").write_text(
-                "server:\n  do-not-query-localhost: no\n  local-zone: \"test.\" transparent\n"
-                "forward-zone:\n  name: \".\"\n  forward-addr: %s\n" % self.dns_ip)
             (c / "opendkim.conf").write_text(
                 "Mode v\nSocket inet:%d@127.0.0.1\nNameservers %s\nAuthservID %s\n"
-                "ResolverConfiguration %s/unbound.conf\n"
                 "InternalHosts %s/internal-hosts\nSyslog no\nPidFile %s/opendkim.pid\n"
                 "UMask 002\nOn-Default accept\n"
-                % (dkim_port, self.dns_ip, PEER_AUTHSERV, c, c, c))
+                % (dkim_port, self.dns_ip, PEER_AUTHSERV, c, c))
             (c / "opendmarc.conf").write_text(
                 "Socket inet:%d@127.0.0.1\nAuthservID %s\nTrustedAuthservIDs %s\n"
                 "IgnoreHosts %s/internal-hosts\nRejectFailures true\nSPFSelfValidate false\n"
@@ -619,12 +612,12 @@ METHOD = """\
 ### How the checks are measured
 
 - **World** (started once per run): Knot DNS on 127.0.0.36 port 53, authoritative for
-  `test.`, TTL one hour: `sender.test TXT "v=spf1 ip4:127.0.0.1 -all"`, the RSA 2048 key at
-  `bench._domainkey.sender.test`, `_dmarc.sender.test TXT "v=DMARC1; p=reject"`. One message
-  of {size} octets from `news@sender.test` signed by dkimpy (relaxed/relaxed, rsa-sha256),
+  `test.`, TTL one hour: `sender.example TXT "v=spf1 ip4:127.0.0.1 -all"`, the RSA 2048 key at
+  `bench._domainkey.sender.example`, `_dmarc.sender.example TXT "v=DMARC1; p=reject"`. One message
+  of {size} octets from `news@sender.example` signed by dkimpy (relaxed/relaxed, rsa-sha256),
   so that SPF, DKIM and DMARC (aligned both ways) pass; it is sent {messages} times per round
   by `smtp-source -F` ({sessions} sessions at once, one message per connection, `MAIL FROM`
-  news@sender.test, HELO client.sender.test) after {warmup} warm-up messages.
+  news@sender.example, HELO client.sender.example) after {warmup} warm-up messages.
 - **Posthorn**: bench/run's instance with `inbound_checks = no`, or `yes` with
   `dns_resolver = 127.0.0.36:53` (libunbound caches the answers for their TTL: after the
   warm-up no message waits for DNS). Its actions are the defaults: DMARC `p=reject`
