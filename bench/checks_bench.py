@@ -33,7 +33,6 @@ Standard library only (plus python3-dkim to sign the message); reuses bench/run'
 
 import os
 import re
-import shutil
 import signal
 import socket
 import subprocess
@@ -463,19 +462,6 @@ def ingest_round(R, srv, msgfile, n, sessions, dns_pids, warmup=WARMUP):
     cpu1, dns1 = R.tree_cpu(srv.pids), R.tree_cpu(dns_pids)
     return {"seconds": t1 - t0, "rate": n / (t1 - t0), "cpu_ms_per_msg": (cpu1 - cpu0) * 1e3 / n,
             "dns_ms_per_msg": (dns1 - dns0) * 1e3 / n}
-
-
-def peer_missing():
-    """Why the peer cannot run here, or None."""
-    if os.geteuid() != 0:
-        return "not root"
-    for tool in ("/usr/sbin/postfix", "/usr/sbin/dovecot", OPENDKIM, OPENDMARC, POLICYD_SPF,
-                 KNOTD):
-        if not os.access(tool, os.X_OK):
-            return "%s missing (bench/peers/install.sh)" % tool
-    if shutil.which("unshare") is None:
-        return "unshare missing"
-    return None
 
 
 def run(R, binary, top, knobs, log=log_default, peer=True, dns=None):
