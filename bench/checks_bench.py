@@ -602,7 +602,7 @@ METHOD = """\
 ### How the checks are measured
 
 - **World** (started once per run): Knot DNS on 127.0.0.36 port 53, authoritative for
-  `test.`, TTL one hour: `sender.example TXT "v=spf1 ip4:127.0.0.1 -all"`, the RSA 2048 key at
+  `example.`, TTL one hour: `sender.example TXT "v=spf1 ip4:127.0.0.1 -all"`, the RSA 2048 key at
   `bench._domainkey.sender.example`, `_dmarc.sender.example TXT "v=DMARC1; p=reject"`. One message
   of {size} octets from `news@sender.example` signed by dkimpy (relaxed/relaxed, rsa-sha256),
   so that SPF, DKIM and DMARC (aligned both ways) pass; it is sent {messages} times per round
