@@ -1,10 +1,13 @@
 #!/bin/sh
 # Install the benchmark peers from Debian when missing: Postfix (for smtp-source, smtp-sink and as the
-# peer MTA) and Dovecot (LMTP, IMAP, POP3). Postfix is installed with the debconf answer
+# peer MTA), Dovecot (LMTP, IMAP, POP3) and the check daemons of bench/checks_bench.py. Postfix is installed with the debconf answer
 # "No configuration" and service start-up is blocked during the install, so no system-wide
 # Postfix or Dovecot is configured or started: bench/peers/peer.sh runs private instances.
 set -e
-PKGS="postfix dovecot-core dovecot-lmtpd dovecot-imapd dovecot-pop3d knot strace"
+# opendkim, opendmarc and postfix-policyd-spf-python: the peer's SPF/DKIM/DMARC checks
+# (bench/checks_bench.py), run as private daemons; their system services are not started.
+PKGS="postfix dovecot-core dovecot-lmtpd dovecot-imapd dovecot-pop3d knot strace opendkim
+opendmarc postfix-policyd-spf-python"
 missing=""
 for p in $PKGS; do
 	dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "ok installed" || missing="$missing $p"

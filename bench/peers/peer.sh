@@ -12,7 +12,10 @@
 # as {PLAIN}; or, when PEER_PASSWORDS names a file of "ADDRESS {SCHEME}HASH" lines, the hash
 # given there (bench/run gives argon2id hashes with Posthorn's parameters, so that a POP3
 # login costs both servers the same). PEER_AUTH_CACHE=1 turns on Dovecot's auth_cache (10M,
-# 1 hour) for the authentication benchmark.
+# 1 hour) for the authentication benchmark. PEER_MAIN_CF and PEER_MASTER_CF name files whose
+# lines are added to Postfix's main.cf and master.cf; PEER_RESOLV_CONF names a resolv.conf
+# that Postfix's master and its children see as /etc/resolv.conf (a private mount namespace,
+# unshare -m): bench/checks_bench.py's policy service and milters.
 # Postfix accepts mail for DOMAIN (virtual mailbox domain, unknown users rejected at RCPT) and
 # hands it over LMTP on a unix socket to Dovecot, which writes Maildir with its default fsync
 # settings (mail_fsync = optimized). Both log to files under DIR (there is no syslog here).
@@ -102,6 +105,9 @@ anvil     unix  -       -       n       -       1       anvil
 scache    unix  -       -       n       -       1       scache
 postlog   unix-dgram n  -       n       -       1       postlogd
 EOF
+	if [ -n "${PEER_MAIN_CF:-}" ]; then cat "$PEER_MAIN_CF" >>"$pf/etc/main.cf"; fi
+	if [ -n "${PEER_MASTER_CF:-}" ]; then cat "$PEER_MASTER_CF" >>"$pf/etc/master.cf"; fi
+	return 0
 }
 
 write_dovecot() { # dir port_base domain users...
@@ -195,7 +201,12 @@ start() {
 	# pipe of ours (a pipe held by a daemon never closes).
 	/usr/sbin/dovecot -c "$d/dovecot/etc/dovecot.conf" </dev/null >"$d/dovecot/log/start.log" 2>&1 ||
 		die "dovecot did not start: $(cat "$d/dovecot/log/start.log" "$d/dovecot/log/dovecot.log" 2>/dev/null)"
-	if ! /usr/sbin/postfix -c "$d/postfix/etc" start </dev/null >"$d/postfix/log/start.log" 2>&1; then
+	pf_start=(/usr/sbin/postfix -c "$d/postfix/etc" start)
+	if [ -n "${PEER_RESOLV_CONF:-}" ]; then
+		pf_start=(unshare -m --propagation private sh -c 'mount --bind "$0" /etc/resolv.conf && exec "$@"' \
+			"$PEER_RESOLV_CONF" "${pf_start[@]}")
+	fi
+	if ! "${pf_start[@]}" </dev/null >"$d/postfix/log/start.log" 2>&1; then
 		# Fatal start-up errors go only to syslog; on a terminal they go to stderr.
 		script -q -c "/usr/sbin/postfix -c $d/postfix/etc check" /dev/null </dev/null >>"$d/postfix/log/start.log" 2>&1 || true
 		stop_pid "$(dc_pid "$d")"

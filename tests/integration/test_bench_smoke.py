@@ -617,3 +617,77 @@ def test_search_bench_tiny_run_and_report(tmp_path):
     text = page.read_text()
     assert text.count("## SEARCH BODY and TEXT") == 1
     assert text.index("## SEARCH BODY") < text.index("## How it is measured")
+
+
+# ---------------------------------------------------------------------------
+# bench/checks_bench.py (bench/run --only checks)
+
+
+def test_checks_bench_tiny_run_and_report(tmp_path):
+    """The checks benchmark on a tiny scale, Posthorn only (this build), the test DNS server
+    (python3-dnslib) instead of Knot: one round of 6 dkimpy-signed messages with the checks
+    off and on; with them on, every answer comes from the zone the benchmark wrote (SPF,
+    DKIM key, DMARC policy) and the delivered message says spf, dkim and dmarc pass; with
+    them off it carries no verdict; the section reports the cost and merges into a page."""
+    if not os.access(SMTP_SOURCE, os.X_OK):
+        pytest.skip("%s missing (Debian package postfix; bench/peers/install.sh)" % SMTP_SOURCE)
+    import checks_bench as C
+    import report_section
+    from conftest import BIN
+    from dns_server import DNSServer
+
+    class TestDns(DNSServer):
+        ip = HOST
+        pids = []
+
+        @property
+        def resolver(self):
+            return self.address
+
+    R = report_section.load_run()
+    dns = TestDns()
+    knobs = {"rounds": 1, "checks_messages": 6, "checks_sessions": 2, "probe_s": 0.1}
+    try:
+        res = C.run(R, str(BIN), tmp_path, knobs, log=lambda m: None, peer=False, dns=dns)
+    finally:
+        R.stop_all()
+    [rnd] = res["rounds"]
+    assert sorted(rnd) == ["A", "B"]
+    for r in rnd.values():
+        assert r["rate"] > 0 and r["seconds"] > 0 and r["cpu_ms_per_msg"] >= 0, r
+        assert r["fsync"] > 0, r
+    asked = {(name.rstrip(".").lower(), qtype) for name, qtype, _ in dns.queries}
+    assert {(C.SENDER_DOMAIN, "TXT"), ("bench._domainkey." + C.SENDER_DOMAIN, "TXT"),
+            ("_dmarc." + C.SENDER_DOMAIN, "TXT")} <= asked, asked
+    assert res["shown"]["A"] == []
+    [ar] = res["shown"]["B"]
+    assert ar.startswith("Authentication-Results: mx.bench.test;"), ar
+    assert C.verdicts(("%s\r\n\r\nbody\r\n" % ar).encode())[0] == \
+        {"spf": "pass", "dkim": "pass", "dmarc": "pass"}
+    # The verdicts of the peer's three fields, and a missing one.
+    peer_head = (b"Authentication-Results: p.test; dmarc=pass (p=reject dis=none) header.from=x\n"
+                 b"Authentication-Results: p.test; dkim=pass header.d=x\n"
+                 b"Received-SPF: Pass (mailfrom) identity=mailfrom;\n\n")
+    assert C.verdicts(peer_head)[0] == {"spf": "pass", "dkim": "pass", "dmarc": "pass"}
+    assert C.verdicts(peer_head.replace(b"dkim=pass", b"dkim=fail"))[0]["dkim"] == "fail"
+    # The report: the cost of the checks from the medians; with a peer, the ratio.
+    info = {"date": "today", "cpu": "cpu", "cores": 2, "postfix": "3.7", "dovecot": "2.3"}
+    section = C.report(res, info, R)
+    assert "## Checks on arrival" in section and "Posthorn, checks on" in section
+    made = dict(res, keys=["A", "B", "C", "D"], rounds=[
+        {k: {"rate": v, "seconds": 1.0, "cpu_ms_per_msg": 1.0, "dns_ms_per_msg": 0.0}
+         for k, v in (("A", 1000.0), ("B", 900.0), ("C", 100.0), ("D", 400.0))}] * 3)
+    text = C.report(made, info, R)
+    assert "less than 20 % of its ingest rate: **met** (10.0 % from the medians; per round " \
+        "10.0, 10.0, 10.0 %, their median 10.0 %" in text
+    assert "ahead of Postfix with checks: **met** (9.00×" in text
+    assert "The checks cost Postfix 75.0 %" in text
+    page = tmp_path / "benchmarks.md"
+    page.write_text("# Benchmarks\n\n## How it is measured\n\ny\n")
+    C.merge_into(page, text)
+    C.merge_into(page, text)
+    out = page.read_text()
+    assert out.count("## Checks on arrival") == 1
+    assert out.index("## Checks on arrival") < out.index("## How it is measured")
+    assert C.carry_over(out, "# Benchmarks\n\n## How it is measured\n\nz\n").count(
+        "## Checks on arrival") == 1
