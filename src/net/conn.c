@@ -3,6 +3,7 @@
 #include "net/net_private.h"
 
 #include <stdarg.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -15,6 +16,7 @@
 #include <netdb.h>
 #include <netinet/tcp.h>
 #include <sys/socket.h>
+#include <sys/un.h>
 
 #include <event2/buffer.h>
 #include <event2/bufferevent_ssl.h>
@@ -879,58 +881,85 @@ static void conn_connect_cb(evutil_socket_t fd, short what, void *arg)
 		c->cb->on_connected(c, c->ctx);
 }
 
+/* Start the connect of c to ss (the attempt's outcome comes through conn_connect_cb). */
+static void conn_connect_start(struct conn *c, const struct conn_connect_params *p,
+                               const struct sockaddr_storage *ss, socklen_t sl,
+                               const struct sockaddr_storage *local, socklen_t ll)
+{
+	const char *what = c->local_port == 0 ? p->unix_path : p->ip;
+	int fd = socket(ss->ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+	if (fd < 0) {
+		snprintf(c->error, sizeof(c->error), "socket: %s", strerror(errno));
+		event_active(c->connect_ev, EV_WRITE, 0);
+		return;
+	}
+	c->connect_fd = fd;
+	int one = 1;
+	if (ss->ss_family != AF_UNIX)
+		setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+	if (ll > 0 && bind(fd, (const struct sockaddr *)local, ll) < 0) {
+		snprintf(c->error, sizeof(c->error), "bind to %s: %s", p->local_ip,
+		         strerror(errno));
+		event_active(c->connect_ev, EV_WRITE, 0);
+		return;
+	}
+	/* A UNIX-domain socket whose backlog is full answers EAGAIN: a failure, as refused. */
+	if (connect(fd, (const struct sockaddr *)ss, sl) < 0 && errno != EINPROGRESS) {
+		snprintf(c->error, sizeof(c->error), "connect to %.200s:%d: %s", what, p->port,
+		         strerror(errno));
+		event_active(c->connect_ev, EV_WRITE, 0);
+		return;
+	}
+	/* Writable means connected or failed (SO_ERROR tells). */
+	event_assign(c->connect_ev, net_loop_base(c->loop), fd, EV_WRITE, conn_connect_cb, c);
+	struct timeval tv = {p->timeout, 0};
+	event_add(c->connect_ev, p->timeout > 0 ? &tv : NULL);
+}
+
 struct conn *conn_connect(struct net_loop *loop, const struct conn_connect_params *p,
                           const struct conn_callbacks *cb, void *ctx, const char **error_r)
 {
 	struct sockaddr_storage ss, local;
 	socklen_t sl, ll = 0;
-	if (p->port <= 0 || p->port > 65535) {
-		*error_r = "port out of range";
-		return NULL;
+	bool unix_socket = p->unix_path != NULL && p->unix_path[0] != '\0';
+	if (unix_socket) {
+		struct sockaddr_un *su = (struct sockaddr_un *)&ss;
+		memset(&ss, 0, sizeof(ss));
+		size_t n = strlen(p->unix_path);
+		if (n >= sizeof(su->sun_path)) {
+			*error_r = "the socket path is too long";
+			return NULL;
+		}
+		su->sun_family = AF_UNIX;
+		memcpy(su->sun_path, p->unix_path, n + 1);
+		sl = (socklen_t)(offsetof(struct sockaddr_un, sun_path) + n + 1);
+	} else {
+		if (p->port <= 0 || p->port > 65535) {
+			*error_r = "port out of range";
+			return NULL;
+		}
+		if (conn_sockaddr(p->ip, p->port, &ss, &sl) < 0) {
+			*error_r = "not a numeric IP address";
+			return NULL;
+		}
+		bool bind_local = p->local_ip != NULL && p->local_ip[0] != '\0';
+		if (bind_local && (conn_sockaddr(p->local_ip, 0, &local, &ll) < 0 ||
+		                   local.ss_family != ss.ss_family)) {
+			*error_r =
+			    "the local address is not a numeric IP address of the remote's family";
+			return NULL;
+		}
 	}
-	if (conn_sockaddr(p->ip, p->port, &ss, &sl) < 0) {
-		*error_r = "not a numeric IP address";
-		return NULL;
-	}
-	bool bind_local = p->local_ip != NULL && p->local_ip[0] != '\0';
-	if (bind_local &&
-	    (conn_sockaddr(p->local_ip, 0, &local, &ll) < 0 || local.ss_family != ss.ss_family)) {
-		*error_r = "the local address is not a numeric IP address of the remote's family";
-		return NULL;
-	}
-	/* local_port holds the remote port for outbound connections (for log lines). */
-	struct conn *c = conn_alloc(loop, p->ip, p->port);
+	/* local_port holds the remote port for outbound connections (for log lines); 0 for a
+	 * UNIX-domain socket. */
+	struct conn *c = conn_alloc(loop, unix_socket ? "unix" : p->ip, unix_socket ? 0 : p->port);
 	conn_new_events(c);
 	c->cb = cb;
 	c->ctx = ctx;
 	c->connecting = true;
 	c->connect_ev = event_new(net_loop_base(loop), -1, 0, conn_connect_cb, c);
 	net_loop_conn_added(loop, c);
-	int fd = socket(ss.ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
-	if (fd < 0) {
-		snprintf(c->error, sizeof(c->error), "socket: %s", strerror(errno));
-		event_active(c->connect_ev, EV_WRITE, 0);
-		return c;
-	}
-	c->connect_fd = fd;
-	int one = 1;
-	setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
-	if (bind_local && bind(fd, (struct sockaddr *)&local, ll) < 0) {
-		snprintf(c->error, sizeof(c->error), "bind to %s: %s", p->local_ip,
-		         strerror(errno));
-		event_active(c->connect_ev, EV_WRITE, 0);
-		return c;
-	}
-	if (connect(fd, (struct sockaddr *)&ss, sl) < 0 && errno != EINPROGRESS) {
-		snprintf(c->error, sizeof(c->error), "connect to %s:%d: %s", p->ip, p->port,
-		         strerror(errno));
-		event_active(c->connect_ev, EV_WRITE, 0);
-		return c;
-	}
-	/* Writable means connected or failed (SO_ERROR tells). */
-	event_assign(c->connect_ev, net_loop_base(loop), fd, EV_WRITE, conn_connect_cb, c);
-	struct timeval tv = {p->timeout, 0};
-	event_add(c->connect_ev, p->timeout > 0 ? &tv : NULL);
+	conn_connect_start(c, p, &ss, sl, &local, ll);
 	return c;
 }
 

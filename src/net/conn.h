@@ -166,14 +166,18 @@ struct conn_connect_params {
 	int port;
 	const char *local_ip; /* numeric source address to bind, NULL or "" for any */
 	unsigned timeout;     /* seconds until the connect attempt fails, 0 = the kernel's */
+	/* A UNIX-domain stream socket to connect to instead (ip, port and local_ip are then
+	 * not used): conn_remote_ip() is "unix", conn_local_port() 0. NULL or "": TCP. */
+	const char *unix_path;
 };
 
-/* Start a non-blocking TCP connect on loop (call on the loop's thread); the callbacks are
- * set at once. Never calls back from inside this call: later comes on_connected, or on_closed
- * alone with conn_error() saying why ("connect to 192.0.2.1:25: Connection refused",
+/* Start a non-blocking TCP (or UNIX-domain) connect on loop (call on the loop's thread); the
+ * callbacks are set at once. Never calls back from inside this call: later comes on_connected, or
+ * on_closed alone with conn_error() saying why ("connect to 192.0.2.1:25: Connection refused",
  * "... timed out"). Returns NULL with *error_r (static text) only when the parameters are
- * bad (not a numeric address, port out of range). After on_connected the conn works like an
- * accepted one; conn_remote_ip() is the remote address and conn_local_port() the port. */
+ * bad (not a numeric address, port out of range, a socket path too long). After on_connected the
+ * conn works like an accepted one; conn_remote_ip() is the remote address and conn_local_port() the
+ * port. */
 struct conn *conn_connect(struct net_loop *loop, const struct conn_connect_params *params,
                           const struct conn_callbacks *cb, void *ctx, const char **error_r);
 /* Why the connection failed or ended, for logs and delivery reports ("Connection reset by

@@ -431,12 +431,23 @@ static const struct conn_callbacks milter_callbacks = {
     .on_connected = milter_on_connected,
 };
 
-/* "inet:IP:PORT", "IP:PORT" or "[IPv6]:PORT" into ip (no brackets) and port. */
-static int milter_address(const char *address, char *ip, size_t ip_len, int *port_r)
+/* "inet:IP:PORT", "IP:PORT" or "[IPv6]:PORT" into ip (no brackets) and port; "unix:/PATH"
+ * or "local:/PATH" (Postfix's and Sendmail's spellings) into path. */
+static int milter_address(const char *address, char *ip, size_t ip_len, int *port_r,
+                          const char **path_r)
 {
+	*path_r = NULL;
+	const char *colon = strchr(address, ':');
+	if (colon != NULL &&
+	    (strncmp(address, "unix:", 5) == 0 || strncmp(address, "local:", 6) == 0)) {
+		if (colon[1] != '/')
+			return -1;
+		*path_r = colon + 1;
+		return 0;
+	}
 	if (strncmp(address, "inet:", 5) == 0)
 		address += 5;
-	const char *colon = strrchr(address, ':');
+	colon = strrchr(address, ':');
 	if (colon == NULL || colon == address)
 		return -1;
 	const char *h = address;
@@ -458,10 +469,11 @@ static int milter_address(const char *address, char *ip, size_t ip_len, int *por
 struct milter *milter_start(struct net_loop *loop, const struct milter_request *req,
                             milter_done_fn *cb, void *ctx, const char **error_r)
 {
-	char ip[64];
-	int port;
-	if (milter_address(req->address, ip, sizeof(ip), &port) < 0) {
-		*error_r = "milter address is not inet:IP:PORT";
+	char ip[64] = "";
+	int port = 0;
+	const char *path;
+	if (milter_address(req->address, ip, sizeof(ip), &port, &path) < 0) {
+		*error_r = "milter address is not inet:IP:PORT or unix:/PATH";
 		return NULL;
 	}
 	struct milter *m = xcalloc(1, sizeof(*m));
@@ -486,7 +498,8 @@ struct milter *milter_start(struct net_loop *loop, const struct milter_request *
 	    dkim_canon_fields(m->arena, m->msg, m->len, MILTER_FIELDS_MAX, &m->fields, &m->body);
 	buf_init(&m->out, MILTER_OUT_MAX);
 	buf_init(&m->in, MILTER_REPLY_MAX + 8);
-	struct conn_connect_params cp = {.ip = ip, .port = port, .timeout = req->timeout};
+	struct conn_connect_params cp = {
+	    .ip = ip, .port = port, .timeout = req->timeout, .unix_path = path};
 	m->conn = conn_connect(loop, &cp, &milter_callbacks, m, error_r);
 	if (m->conn == NULL) {
 		milter_free(m);

@@ -1,5 +1,5 @@
 /* A milter client (Sendmail's mail filter protocol, version 6, the subset Postfix speaks):
- * one conversation per message, run at the end of DATA over a TCP connection on the
+ * one conversation per message, run at the end of DATA over a TCP or UNIX-domain connection on the
  * session's loop: option negotiation, connect, HELO, MAIL, RCPT, DATA, the header fields,
  * end of headers, the body, end of message. The filter may accept, reject, tempfail or
  * discard at any step (a custom reply with SMFIR_REPLYCODE), and at end of message add,
@@ -29,7 +29,8 @@ enum milter_action {
 /* What the filter is told. Strings are copied by milter_start(); msg is kept by pointer and
  * must stay valid until the callback or milter_cancel(). */
 struct milter_request {
-	const char *address;         /* "inet:IP:PORT" or "IP:PORT" ("[IPv6]:PORT") */
+	const char *address;         /* "inet:IP:PORT" or "IP:PORT" ("[IPv6]:PORT"), or a
+	                              * UNIX-domain socket "unix:/PATH" ("local:/PATH") */
 	unsigned timeout;            /* seconds for the connect and for each reply */
 	enum milter_action fallback; /* when the filter fails */
 	const char *client_ip;       /* the SMTP client */

@@ -1,5 +1,6 @@
 """A mail filter for tests, on Debian's python3-milter (pymilter, over Sendmail's libmilter):
-run as `milter_server.py PORT`, it listens on 127.0.0.1:PORT and decides by the Subject:
+run as `milter_server.py PORT`, it listens on 127.0.0.1:PORT (`milter_server.py /PATH`: on
+a UNIX-domain socket) and decides by the Subject:
   reject      -> 550 5.7.1 with its own text (SMFIR_REPLYCODE)
   tempfail    -> 451 4.7.1 with its own text
   plainreject -> a bare reject (the MTA's own text)
@@ -81,11 +82,13 @@ class TestFilter(Milter.Base):
 
 
 def main():
-    port = int(sys.argv[1])
+    # A port number (127.0.0.1:PORT), or the path of a UNIX-domain socket.
+    where = sys.argv[1]
+    address = "unix:" + where if where.startswith("/") else "inet:%d@127.0.0.1" % int(where)
     Milter.factory = TestFilter
     Milter.set_flags(Milter.ADDHDRS | Milter.CHGHDRS | Milter.QUARANTINE)
     print("ready", flush=True)
-    Milter.runmilter("posthorn-test", "inet:%d@127.0.0.1" % port, timeout=30)
+    Milter.runmilter("posthorn-test", address, timeout=30)
 
 
 if __name__ == "__main__":

@@ -94,6 +94,33 @@ def test_body_chunks_and_skip(tmp_path, filter_address):
     assert "body=65535 chunks=1 " in seen
 
 
+@pytest.mark.parametrize("scheme", ["unix", "local"])
+def test_unix_socket(tmp_path, scheme):
+    """The filter on a UNIX-domain socket: Postfix's unix:/PATH and Sendmail's local:/PATH."""
+    path = tmp_path / "milter.sock"
+    proc = subprocess.Popen(["/usr/bin/python3", str(SERVER), str(path)],
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+    try:
+        deadline = time.monotonic() + 15
+        while not path.exists():
+            assert time.monotonic() < deadline and proc.poll() is None, proc.stdout.read()
+            time.sleep(0.05)
+        action, reply, failure, _, headers = run(tmp_path, "%s:%s" % (scheme, path),
+                                                 message("hello"))
+        assert (action, reply, failure) == ("accept", "-", "-")
+        assert "Subject: [filtered] hello" in headers
+        assert run(tmp_path, "%s:%s" % (scheme, path), message("reject"))[:2] == (
+            "reject", "550 5.7.1 Rejected by the test filter")
+    finally:
+        proc.kill()
+        proc.wait()
+    # Nobody listens there any more: the default action.
+    path.unlink(missing_ok=True)
+    action, _, failure, _, _ = run(tmp_path, "unix:%s" % path, message("hello"))
+    assert (action, failure) == ("tempfail",
+                                 "the filter cannot be reached or closed the connection")
+
+
 def test_unreachable_filter_gets_the_default_action(tmp_path):
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
