@@ -2,7 +2,7 @@
 # Objects of the release build go to build/rel, of the ASan+UBSan test build to build/asan.
 
 CC ?= cc
-PKGS := libevent_core libevent_openssl libevent_pthreads openssl sqlite3 libsodium libunbound zlib libpq
+PKGS := libevent_core libevent_openssl libevent_pthreads openssl sqlite3 libsodium libunbound zlib libpq jansson
 # One query per package: a package whose .pc file cannot be resolved must not take every
 # other package's flags with it (libunbound.pc needs nettle-dev's hogweed.pc and nettle.pc).
 PKG_CFLAGS := $(foreach p,$(PKGS),$(shell pkg-config --cflags $(p) 2>/dev/null))
@@ -57,7 +57,7 @@ unit-tests: $(UNIT_BINS)
 # Fuzz targets: clang + libFuzzer. `make fuzz` builds them and runs each for FUZZ_SECONDS.
 FUZZ_CC := clang
 FUZZ_CFLAGS := -std=c17 -D_GNU_SOURCE -Isrc -g -O1 -fsanitize=fuzzer,address,undefined $(PKG_CFLAGS)
-FUZZ_LIB_SRCS := $(filter src/core/% src/mime/% src/net/dns_packet.c src/smtp/smtp_parser.c src/smtp/smtp_data.c src/pop3/pop3_parser.c src/imap/imap_parser.c src/imap/imap_notify.c src/imap/imap_seqset.c src/imap/imap_search.c src/imap/imap_search_doc.c src/imap/imap_sort.c src/imap/imap_thread.c src/auth/sasl.c src/smtp/smtp_reply.c src/smtp/mta_sts.c src/smtp/tlsrpt.c src/smtp/spf.c src/smtp/dmarc.c src/smtp/dmarc_report.c src/smtp/psl.c src/smtp/authres.c src/smtp/milter_proto.c,$(LIB_SRCS))
+FUZZ_LIB_SRCS := $(filter src/core/% src/mime/% src/net/dns_packet.c src/smtp/smtp_parser.c src/smtp/smtp_data.c src/pop3/pop3_parser.c src/imap/imap_parser.c src/imap/imap_notify.c src/imap/imap_seqset.c src/imap/imap_search.c src/imap/imap_search_doc.c src/imap/imap_sort.c src/imap/imap_thread.c src/auth/sasl.c src/smtp/smtp_reply.c src/smtp/mta_sts.c src/smtp/tlsrpt.c src/smtp/spf.c src/smtp/dmarc.c src/smtp/dmarc_report.c src/smtp/psl.c src/smtp/authres.c src/smtp/milter_proto.c src/smtp/rspamd_proto.c,$(LIB_SRCS))
 FUZZ_SECONDS ?= 30
 
 build/fuzz/%: fuzz/%.c $(FUZZ_LIB_SRCS)

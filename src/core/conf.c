@@ -31,7 +31,9 @@ enum conf_type {
 	T_LISTEN,
 	T_EXPIRE,
 	T_DNS_RESOLVER,
-	T_DNS_ANCHOR
+	T_DNS_ANCHOR,
+	T_MILTER_ADDRESS,
+	T_RSPAMD_URL
 };
 
 struct conf_key {
@@ -120,9 +122,13 @@ static const struct conf_key conf_keys[] = {
     {"arc_trusted_sealers", T_STRING, OFF(arc_trusted_sealers), 0, 0, 0},
     {"dnsbl_zones", T_STRING, OFF(dnsbl_zones), 0, 0, 0},
     {"dnswl_zones", T_STRING, OFF(dnswl_zones), 0, 0, 0},
-    {"milter", T_STRING, OFF(milter), 0, 0, 0},
+    {"milter", T_MILTER_ADDRESS, OFF(milter), 0, 0, 0},
     {"milter_timeout", T_SECONDS, OFF(milter_timeout), 1, 3600, 0},
     {"milter_default_action", T_MILTER_ACTION, OFF(milter_default_action), 0, 0, 0},
+    {"rspamd_url", T_RSPAMD_URL, OFF(rspamd_url), 0, 0, 0},
+    {"rspamd_timeout", T_SECONDS, OFF(rspamd_timeout), 1, 3600, 0},
+    {"rspamd_default_action", T_MILTER_ACTION, OFF(rspamd_default_action), 0, 0, 0},
+    {"rspamd_junk", T_BOOL, OFF(rspamd_junk), 0, 0, 0},
     {"public_suffix_list", T_PATH, OFF(public_suffix_list), 0, 0, 0},
     {"outbound_enabled", T_BOOL, OFF(outbound_enabled), 0, 0, 0},
     {"outbound_port", T_UINT, OFF(outbound_port), 1, 65535, 0},
@@ -253,6 +259,13 @@ struct conf *conf_new_defaults(const char *base_dir)
 	c->dnswl_zones = xstrdup("");
 	c->milter_timeout = 30;
 	c->milter_default_action = CONF_MILTER_TEMPFAIL;
+	c->rspamd_url = xstrdup("");
+	c->rspamd_ip = xstrdup("");
+	c->rspamd_port = 11333;
+	c->rspamd_path = xstrdup("");
+	c->rspamd_timeout = 30;
+	c->rspamd_default_action = CONF_MILTER_TEMPFAIL;
+	c->rspamd_junk = true;
 	c->public_suffix_list = xstrdup("/usr/share/publicsuffix/public_suffix_list.dat");
 	/* Postfix's defaults: 5 MX hosts, backoff 300 s doubling to about an hour, 5 days. */
 	c->outbound_enabled = true;
@@ -326,6 +339,9 @@ void conf_free(struct conf **conf)
 	free(c->inbound_checks_skip_domains);
 	free(c->arc_trusted_sealers);
 	free(c->milter);
+	free(c->rspamd_url);
+	free(c->rspamd_ip);
+	free(c->rspamd_path);
 	free(c->dnsbl_zones);
 	free(c->dnswl_zones);
 	free(c->public_suffix_list);
@@ -506,6 +522,99 @@ static int conf_parse_dns_resolver(struct conf *c, const char *v)
 	return 0;
 }
 
+/* milter: "", "inet:IP:PORT", "IP:PORT", "[IPv6]:PORT", "unix:/PATH" or "local:/PATH". */
+static bool conf_milter_address_ok(const char *v)
+{
+	if (v[0] == '\0')
+		return true;
+	if (strncmp(v, "unix:/", 6) == 0 || strncmp(v, "local:/", 7) == 0)
+		return strlen(v) < 100;
+	if (strncmp(v, "inet:", 5) == 0)
+		v += 5;
+	const char *colon = strrchr(v, ':');
+	uint64_t port;
+	if (colon == NULL || colon == v || conf_parse_number(colon + 1, "", &port) < 0 ||
+	    port == 0 || port > 65535)
+		return false;
+	char host[INET6_ADDRSTRLEN + 2];
+	size_t hl = (size_t)(colon - v);
+	if (v[0] == '[' && hl >= 2 && v[hl - 1] == ']') {
+		v++;
+		hl -= 2;
+	}
+	if (hl >= sizeof(host))
+		return false;
+	memcpy(host, v, hl);
+	host[hl] = '\0';
+	unsigned char bin[16];
+	return inet_pton(AF_INET, host, bin) == 1 || inet_pton(AF_INET6, host, bin) == 1;
+}
+
+/* rspamd_url: "" (off) or "http://HOST[:PORT][/PATH]" with HOST a numeric address
+ * ("[IPv6]") or localhost; the port defaults to 11333, rspamd's normal worker. */
+static int conf_parse_rspamd_url(struct conf *c, const char *v)
+{
+	char host[INET6_ADDRSTRLEN + 2];
+	uint64_t port = 11333;
+	const char *path = "";
+	if (v[0] != '\0') {
+		if (strncmp(v, "http://", 7) != 0)
+			return -1;
+		const char *h = v + 7, *end = h + strcspn(h, "/"), *port_text = NULL;
+		path = end;
+		if (h[0] == '[') {
+			const char *close = memchr(h, ']', (size_t)(end - h));
+			if (close == NULL || (close + 1 != end && close[1] != ':'))
+				return -1;
+			if (close + 1 != end)
+				port_text = close + 2;
+			end = close;
+			h++;
+		} else {
+			const char *colon = memchr(h, ':', (size_t)(end - h));
+			if (colon != NULL) {
+				port_text = colon + 1;
+				end = colon;
+			}
+		}
+		if (end <= h || (size_t)(end - h) >= sizeof(host))
+			return -1;
+		memcpy(host, h, (size_t)(end - h));
+		host[end - h] = '\0';
+		if (strcmp(host, "localhost") == 0)
+			memcpy(host, "127.0.0.1", 10);
+		unsigned char bin[16];
+		if (inet_pton(AF_INET, host, bin) != 1 && inet_pton(AF_INET6, host, bin) != 1)
+			return -1;
+		if (port_text != NULL) {
+			char digits[8];
+			size_t n = strcspn(port_text, "/");
+			if (n == 0 || n >= sizeof(digits))
+				return -1;
+			memcpy(digits, port_text, n);
+			digits[n] = '\0';
+			if (conf_parse_number(digits, "", &port) < 0 || port == 0 || port > 65535)
+				return -1;
+		}
+		for (const char *p = path; *p != '\0'; p++)
+			if ((unsigned char)*p <= ' ' || *p == '?' || *p == '#' ||
+			    (unsigned char)*p >= 127)
+				return -1;
+	} else
+		host[0] = '\0';
+	size_t path_len = strlen(path);
+	while (path_len > 0 && path[path_len - 1] == '/')
+		path_len--;
+	free(c->rspamd_url);
+	free(c->rspamd_ip);
+	free(c->rspamd_path);
+	c->rspamd_url = xstrdup(v);
+	c->rspamd_ip = xstrdup(host);
+	c->rspamd_port = (unsigned)port;
+	c->rspamd_path = xstrndup(path, path_len);
+	return 0;
+}
+
 static int conf_set(struct conf *c, const struct conf_key *k, const char *v, const char *base,
                     const char **why_r)
 {
@@ -589,6 +698,23 @@ static int conf_set(struct conf *c, const struct conf_key *k, const char *v, con
 		if (conf_parse_dns_resolver(c, v) < 0) {
 			*why_r = "expected IP or IP:PORT ('127.0.0.1', '127.0.0.1:5353', "
 			         "'[::1]:53')";
+			return -1;
+		}
+		return 0;
+	case T_MILTER_ADDRESS:
+		if (!conf_milter_address_ok(v)) {
+			*why_r =
+			    "expected inet:IP:PORT ('inet:127.0.0.1:11332', 'inet:[::1]:8891') or "
+			    "unix:/PATH";
+			return -1;
+		}
+		free(*(char **)field);
+		*(char **)field = xstrdup(v);
+		return 0;
+	case T_RSPAMD_URL:
+		if (conf_parse_rspamd_url(c, v) < 0) {
+			*why_r = "expected http://IP[:PORT][/PATH] ('http://127.0.0.1:11333', "
+			         "'http://[::1]:11333', 'http://localhost:11333')";
 			return -1;
 		}
 		return 0;

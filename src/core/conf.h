@@ -118,9 +118,16 @@ struct conf {
 	char *arc_trusted_sealers;           /* ARC sealers whose pass sets a DMARC failure aside */
 	char *dnsbl_zones;                   /* DNS block lists asked at connect on port 25 */
 	char *dnswl_zones;                   /* DNS allow lists asked at connect on port 25 */
-	char *milter;                        /* inet:IP:PORT of a mail filter for port 25, or "" */
-	unsigned milter_timeout;             /* seconds for the connect and for each reply */
+	char *milter; /* inet:IP:PORT or unix:/PATH of a mail filter for port 25, or "" */
+	unsigned milter_timeout; /* seconds for the connect and for each reply */
 	enum conf_milter_action milter_default_action;
+	char *rspamd_url;        /* rspamd's normal worker (HTTP /checkv2) for port 25, or "" */
+	char *rspamd_ip;         /* from rspamd_url: the numeric address ("" when off) */
+	unsigned rspamd_port;    /* its port (11333 unless given) */
+	char *rspamd_path;       /* the path before /checkv2, without a trailing '/' ("") */
+	unsigned rspamd_timeout; /* seconds for the whole check: connect, send, answer */
+	enum conf_milter_action rspamd_default_action; /* when rspamd cannot decide */
+	bool rspamd_junk;         /* "add header", "rewrite subject": the recipients' Junk folder */
 	char *public_suffix_list; /* the PSL file (DMARC organizational domains) */
 	/* outbound delivery (smtp/outbound.c) */
 	bool outbound_enabled;                   /* no: remote mail stays queued, unsent */

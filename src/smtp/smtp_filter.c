@@ -1,13 +1,15 @@
 /* The content filter seam at the end of DATA on port 25 (issue 12): the message as it will
  * be stored (our trace fields and Authentication-Results, then the client's message) goes
- * to the milter (smtp/milter); its verdict refuses, defers, discards or quarantines the
- * message, and its header changes are written into a new spool file. The session waits
- * meanwhile (SMTP_ASYNC_FILTER, input paused). */
+ * to the milter (smtp/milter), then to rspamd (smtp/rspamd) when both are set; a verdict
+ * refuses, defers, discards or quarantines the message, and header changes are written
+ * into a new spool file after each filter. The session waits meanwhile
+ * (SMTP_ASYNC_FILTER, input paused). rspamd's verdicts are made header changes here. */
 #include <errno.h>
 #include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <sys/mman.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -18,12 +20,14 @@
 #include "core/xmalloc.h"
 #include "mime/dkim_canon.h"
 #include "smtp/milter.h"
+#include "smtp/rspamd.h"
 #include "smtp/smtp_session.h"
 #include "core/banned.h"
 
 struct smtp_filter {
 	struct smtp_session *s;
 	struct milter *milter; /* in flight, or NULL */
+	struct rspamd *rspamd; /* in flight, or NULL */
 	void (*next)(struct smtp_session *s);
 	int fd;
 	unsigned char *map;
@@ -34,7 +38,8 @@ struct smtp_filter {
 
 bool smtp_filter_active(const struct smtp_session *s)
 {
-	return s->conf->milter[0] != '\0' && s->kind == CONF_LISTENER_SMTP && !s->authenticated;
+	return (s->conf->milter[0] != '\0' || s->conf->rspamd_ip[0] != '\0') &&
+	       s->kind == CONF_LISTENER_SMTP && !s->authenticated;
 }
 
 static void filter_unmap(struct smtp_filter *f)
@@ -53,81 +58,16 @@ void smtp_filter_free(struct smtp_filter **filter)
 	if (f == NULL)
 		return;
 	milter_cancel(&f->milter);
+	rspamd_cancel(&f->rspamd);
 	filter_unmap(f);
 	free(f);
 	*filter = NULL;
 }
 
-/* The filter's header changes into a new spool file: the edited header block, the empty
- * line and the body as they were. */
-static int filter_apply_edits(struct smtp_filter *f, const struct milter_result *r)
+/* The spool file as it is now, mapped for reading: 0, or -1 (logged, f->reply set). */
+static int filter_map(struct smtp_filter *f)
 {
 	struct smtp_session *s = f->s;
-	struct arena *a = arena_new(4096);
-	struct dkim_field *fields;
-	size_t body;
-	(void)dkim_canon_fields(a, f->map, f->map_len, MILTER_FIELDS_MAX, &fields, &body);
-	arena_free(&a);
-	size_t block = body;
-	bool empty_line =
-	    body >= 2 && body <= f->map_len && f->map[body - 2] == '\r' && f->map[body - 1] == '\n';
-	if (empty_line)
-		block = body - 2;
-	struct buf head;
-	buf_init(&head, block + 64 * 1024);
-	int ret = milter_edits_apply(f->map, block, r->edits, r->edit_count, &head);
-	if (ret == 0 && empty_line)
-		ret = buf_append(&head, "\r\n", 2);
-	struct smtp_span keep = {body, f->map_len - body};
-	if (ret == 0)
-		ret = smtp_spool_rewrite(s, f->fd, head.data, head.len, &keep, 1);
-	buf_free(&head);
-	return ret;
-}
-
-static void filter_done(const struct milter_result *r, void *ctx)
-{
-	struct smtp_filter *f = ctx;
-	struct smtp_session *s = f->s;
-	f->milter = NULL;
-	if (s->closed) {
-		filter_unmap(f);
-		session_async_finished(&s->life);
-		return;
-	}
-	char *reply = NULL;
-	if (r->action == MILTER_REJECT || r->action == MILTER_TEMPFAIL) {
-		reply = arena_alloc(s->tx, 600);
-		if (r->reply[0] != '\0')
-			snprintf(reply, 600, "%s", r->reply);
-		else if (r->action == MILTER_REJECT)
-			snprintf(reply, 600, "550 5.7.1 Message content rejected");
-		else
-			snprintf(reply, 600,
-			         "451 4.7.1 Message content cannot be checked now, "
-			         "try again later");
-	}
-	f->reply = reply;
-	f->discard = r->action == MILTER_DISCARD;
-	f->junk = r->action == MILTER_QUARANTINE;
-	if (f->reply == NULL && !f->discard && r->edit_count > 0 && filter_apply_edits(f, r) != 0)
-		f->reply = "451 4.3.0 Local error: cannot write spool file";
-	SMTP_LOG(s, "event=milter id=%s action=%s changes=%zu reply=\"%.60s\" failure=\"%s\"%s%s",
-	         s->msgid, milter_action_name(r->action), r->edit_count, reply != NULL ? reply : "",
-	         r->failure != NULL ? r->failure : "",
-	         r->quarantine[0] != '\0' ? " quarantine_reason=" : "",
-	         r->quarantine[0] != '\0' ? "given" : "");
-	filter_unmap(f);
-	session_async_finished(&s->life); /* smtp_filter_resume() on the wake */
-}
-
-void smtp_filter_data(struct smtp_session *s, void (*next)(struct smtp_session *s))
-{
-	smtp_filter_free(&s->filter);
-	struct smtp_filter *f = xcalloc(1, sizeof(*f));
-	s->filter = f;
-	f->s = s;
-	f->next = next;
 	f->fd = open(s->spool_path, O_RDONLY | O_CLOEXEC);
 	struct stat st;
 	if (f->fd < 0 || fstat(f->fd, &st) != 0 || st.st_size == 0 ||
@@ -138,24 +78,354 @@ void smtp_filter_data(struct smtp_session *s, void (*next)(struct smtp_session *
 		f->map = NULL;
 		filter_unmap(f);
 		f->reply = "451 4.3.0 Local error: cannot read spool file";
-		next(s);
-		return;
+		return -1;
 	}
 	f->map_len = (size_t)st.st_size;
+	return 0;
+}
+
+/* The header fields of the mapped message (in a), and where the body starts. */
+static size_t filter_fields(struct smtp_filter *f, struct arena *a, struct dkim_field **fields,
+                            size_t *body)
+{
+	return dkim_canon_fields(a, f->map, f->map_len, MILTER_FIELDS_MAX, fields, body);
+}
+
+/* Header changes into a new spool file: the edited header block, the empty line and the
+ * body as they were. */
+static int filter_apply_edits(struct smtp_filter *f, const struct milter_edit *edits, size_t n)
+{
+	struct smtp_session *s = f->s;
+	struct arena *a = arena_new(4096);
+	struct dkim_field *fields;
+	size_t body;
+	(void)filter_fields(f, a, &fields, &body);
+	arena_free(&a);
+	size_t block = body;
+	bool empty_line =
+	    body >= 2 && body <= f->map_len && f->map[body - 2] == '\r' && f->map[body - 1] == '\n';
+	if (empty_line)
+		block = body - 2;
+	struct buf head;
+	buf_init(&head, block + 64 * 1024);
+	int ret = milter_edits_apply(f->map, block, edits, n, &head);
+	if (ret == 0 && empty_line)
+		ret = buf_append(&head, "\r\n", 2);
+	struct smtp_span keep = {body, f->map_len - body};
+	if (ret == 0)
+		ret = smtp_spool_rewrite(s, f->fd, head.data, head.len, &keep, 1);
+	buf_free(&head);
+	return ret;
+}
+
+/* The filters are done: wake the session (smtp_filter_resume() on the wake). */
+static void filter_end(struct smtp_filter *f)
+{
+	filter_unmap(f);
+	session_async_finished(&f->s->life);
+}
+
+static const enum milter_action filter_fallback[] = {
+    [CONF_MILTER_TEMPFAIL] = MILTER_TEMPFAIL,
+    [CONF_MILTER_ACCEPT] = MILTER_ACCEPT,
+    [CONF_MILTER_REJECT] = MILTER_REJECT,
+};
+
+/* A refusal in s->tx: text when given (after the code), else the default text. */
+static const char *filter_refusal(struct smtp_session *s, const char *code, const char *text,
+                                  const char *fallback)
+{
+	char *reply = arena_alloc(s->tx, 600);
+	snprintf(reply, 600, "%s %.400s", code, text != NULL ? text : fallback);
+	return reply;
+}
+
+static void filter_rspamd_start(struct smtp_filter *f);
+
+static void filter_done(const struct milter_result *r, void *ctx)
+{
+	struct smtp_filter *f = ctx;
+	struct smtp_session *s = f->s;
+	f->milter = NULL;
+	if (s->closed) {
+		filter_end(f);
+		return;
+	}
+	const char *reply = NULL;
+	if (r->action == MILTER_REJECT || r->action == MILTER_TEMPFAIL) {
+		if (r->reply[0] != '\0')
+			reply = arena_strdup(s->tx, r->reply);
+		else if (r->action == MILTER_REJECT)
+			reply = "550 5.7.1 Message content rejected";
+		else
+			reply = "451 4.7.1 Message content cannot be checked now, try again later";
+	}
+	f->reply = reply;
+	f->discard = r->action == MILTER_DISCARD;
+	f->junk = r->action == MILTER_QUARANTINE;
+	if (f->reply == NULL && !f->discard && r->edit_count > 0 &&
+	    filter_apply_edits(f, r->edits, r->edit_count) != 0)
+		f->reply = "451 4.3.0 Local error: cannot write spool file";
+	SMTP_LOG(s, "event=milter id=%s action=%s changes=%zu reply=\"%.60s\" failure=\"%s\"%s%s",
+	         s->msgid, milter_action_name(r->action), r->edit_count, reply != NULL ? reply : "",
+	         r->failure != NULL ? r->failure : "",
+	         r->quarantine[0] != '\0' ? " quarantine_reason=" : "",
+	         r->quarantine[0] != '\0' ? "given" : "");
+	filter_unmap(f);
+	if (f->reply == NULL && !f->discard && s->conf->rspamd_ip[0] != '\0') {
+		filter_rspamd_start(f);
+		return;
+	}
+	filter_end(f);
+}
+
+/* ---- rspamd's verdict as header changes ---- */
+
+/* The fields we write from rspamd's verdict; copies in the message are removed first. */
+static const char *const filter_spam_fields[] = {"X-Spam", "X-Spamd-Result", "X-Rspamd-Score"};
+
+struct filter_edits {
+	struct arena *a;
+	struct milter_edit *e;
+	size_t n, cap;
+	const unsigned char *map;
+	struct dkim_field *fields;
+	size_t nfields;
+};
+
+static void filter_edit(struct filter_edits *ed, char cmd, uint32_t index, const char *name,
+                        const char *value)
+{
+	if (ed->n == ed->cap)
+		return; /* more than the message has fields to change: dropped */
+	ed->e[ed->n++] = (struct milter_edit){.cmd = cmd,
+	                                      .index = index,
+	                                      .name = arena_strdup(ed->a, name),
+	                                      .value = arena_strdup(ed->a, value)};
+}
+
+/* How many fields of the message have this name (any case). */
+static uint32_t filter_count(const struct filter_edits *ed, const char *name)
+{
+	uint32_t n = 0;
+	size_t len = strlen(name);
+	for (size_t i = 0; i < ed->nfields; i++)
+		if (ed->fields[i].name_len == len &&
+		    strncasecmp((const char *)ed->map + ed->fields[i].start, name, len) == 0)
+			n++;
+	return n;
+}
+
+/* Remove the index-th field of name (0: all of them; negative: from the end). */
+static void filter_remove(struct filter_edits *ed, const char *name, long index)
+{
+	uint32_t count = filter_count(ed, name);
+	if (index == 0) {
+		for (uint32_t i = count; i > 0; i--)
+			filter_edit(ed, MILTER_REPLY_CHGHEADER, i, name, "");
+		return;
+	}
+	if (index < 0)
+		index = (long)count + index + 1;
+	if (index >= 1 && index <= (long)count)
+		filter_edit(ed, MILTER_REPLY_CHGHEADER, (uint32_t)index, name, "");
+}
+
+static bool filter_rspamd_adds(const struct rspamd_verdict *v, const char *name)
+{
+	for (size_t i = 0; i < v->add_count; i++)
+		if (strcasecmp(v->add[i].name, name) == 0)
+			return true;
+	return false;
+}
+
+/* X-Spamd-Result: "default: True [score / required];" and a line per symbol. */
+static void filter_result_field(struct filter_edits *ed, const struct rspamd_verdict *v, bool spam)
+{
+	struct buf b;
+	buf_init(&b, 4096);
+	int r = buf_printf(&b, "default: %s [%.2f / %.2f]", spam ? "True" : "False", v->score,
+	                   v->required_score);
+	for (size_t i = 0; i < v->symbol_count && r == 0; i++)
+		if (b.len + strlen(v->symbols[i].name) + 32 < b.max)
+			r = buf_printf(&b, ";\n\t%s(%.2f)", v->symbols[i].name,
+			               v->symbols[i].score);
+	if (r == 0)
+		filter_edit(ed, MILTER_REPLY_ADDHEADER, 0, "X-Spamd-Result", buf_cstr(&b));
+	buf_free(&b);
+}
+
+/* The changes for a message rspamd lets through: forged copies of our fields out, rspamd's
+ * removals, the new Subject, rspamd's additions, then ours. */
+static void filter_rspamd_edits(struct filter_edits *ed, const struct rspamd_verdict *v, bool spam)
+{
+	for (size_t i = 0; i < sizeof(filter_spam_fields) / sizeof(filter_spam_fields[0]); i++)
+		filter_remove(ed, filter_spam_fields[i], 0);
+	for (size_t i = 0; i < v->remove_count; i++)
+		filter_remove(ed, v->remove[i].name, v->remove[i].index);
+	if (v->action == RSPAMD_REWRITE_SUBJECT && v->subject != NULL) {
+		if (filter_count(ed, "Subject") > 0)
+			filter_edit(ed, MILTER_REPLY_CHGHEADER, 1, "Subject", v->subject);
+		else
+			filter_edit(ed, MILTER_REPLY_ADDHEADER, 0, "Subject", v->subject);
+	}
+	for (size_t i = 0; i < v->add_count; i++)
+		filter_edit(ed,
+		            v->add[i].has_order ? MILTER_REPLY_INSHEADER : MILTER_REPLY_ADDHEADER,
+		            v->add[i].order, v->add[i].name, v->add[i].value);
+	if (spam && !filter_rspamd_adds(v, "X-Spam"))
+		filter_edit(ed, MILTER_REPLY_ADDHEADER, 0, "X-Spam", "Yes");
+	if (!filter_rspamd_adds(v, "X-Spamd-Result"))
+		filter_result_field(ed, v, spam);
+	if (!filter_rspamd_adds(v, "X-Rspamd-Score")) {
+		char score[64];
+		snprintf(score, sizeof(score), "%.2f", v->score);
+		filter_edit(ed, MILTER_REPLY_ADDHEADER, 0, "X-Rspamd-Score", score);
+	}
+}
+
+/* Act on rspamd's verdict: a refusal, discard, or the changes (and Junk). */
+static size_t filter_rspamd_apply(struct smtp_filter *f, const struct rspamd_verdict *v)
+{
+	struct smtp_session *s = f->s;
+	switch (v->action) {
+	case RSPAMD_GREYLIST:
+		f->reply = "451 4.7.1 Greylisted, try again later";
+		return 0;
+	case RSPAMD_SOFT_REJECT:
+		f->reply = filter_refusal(s, "451 4.7.1", v->message, "Try again later");
+		return 0;
+	case RSPAMD_REJECT:
+		f->reply = filter_refusal(s, "550 5.7.1", v->message, "Spam message rejected");
+		return 0;
+	case RSPAMD_DISCARD:
+		f->discard = true;
+		return 0;
+	default:
+		break;
+	}
+	bool spam = v->action != RSPAMD_NO_ACTION;
+	if (v->action == RSPAMD_QUARANTINE || (spam && s->conf->rspamd_junk))
+		f->junk = true;
+	struct filter_edits ed = {.a = arena_new(8192), .map = f->map};
+	size_t body;
+	ed.nfields = filter_fields(f, ed.a, &ed.fields, &body);
+	/* Room: removals take at most one edit per field (names differ), additions are
+	 * bounded by RSPAMD_HEADERS_MAX, ours and the Subject are a few. */
+	ed.cap = 2 * ed.nfields + RSPAMD_HEADERS_MAX + 16;
+	ed.e = arena_alloc(ed.a, ed.cap * sizeof(*ed.e));
+	filter_rspamd_edits(&ed, v, spam);
+	size_t n = ed.n;
+	if (n > 0 && filter_apply_edits(f, ed.e, n) != 0)
+		f->reply = "451 4.3.0 Local error: cannot write spool file";
+	arena_free(&ed.a);
+	return n;
+}
+
+static void filter_rspamd_done(const struct rspamd_verdict *v, const char *failure, void *ctx)
+{
+	struct smtp_filter *f = ctx;
+	struct smtp_session *s = f->s;
+	f->rspamd = NULL;
+	if (s->closed) {
+		filter_end(f);
+		return;
+	}
+	size_t changes = 0;
+	const char *action;
+	if (v != NULL) {
+		changes = filter_rspamd_apply(f, v);
+		action = rspamd_action_name(v->action);
+	} else {
+		enum milter_action fb = filter_fallback[s->conf->rspamd_default_action];
+		action = milter_action_name(fb);
+		if (fb == MILTER_REJECT)
+			f->reply = "550 5.7.1 Message content rejected";
+		else if (fb == MILTER_TEMPFAIL)
+			f->reply =
+			    "451 4.7.1 Message content cannot be checked now, try again later";
+	}
+	SMTP_LOG(s,
+	         "event=rspamd id=%s action=\"%s\" score=%.2f required=%.2f changes=%zu junk=%s "
+	         "reply=\"%.60s\" failure=\"%s\"",
+	         s->msgid, action, v != NULL ? v->score : 0.0, v != NULL ? v->required_score : 0.0,
+	         changes, f->junk ? "yes" : "no", f->reply != NULL ? f->reply : "",
+	         failure != NULL ? failure : "");
+	filter_end(f);
+}
+
+/* Hand the spool file as it is now to rspamd. */
+static void filter_rspamd_start(struct smtp_filter *f)
+{
+	struct smtp_session *s = f->s;
+	if (filter_map(f) < 0) {
+		filter_end(f);
+		return;
+	}
+	const char **rcpts = arena_alloc(s->tx, (s->rcpt_count + 1) * sizeof(*rcpts));
+	for (size_t i = 0; i < s->rcpt_count; i++)
+		rcpts[i] = s->rcpts[i].address;
+	char host[80];
+	bool v6 = strchr(s->conf->rspamd_ip, ':') != NULL;
+	snprintf(host, sizeof(host), "%s%s%s:%u", v6 ? "[" : "", s->conf->rspamd_ip, v6 ? "]" : "",
+	         s->conf->rspamd_port);
+	struct rspamd_request req = {
+	    .ip = s->conf->rspamd_ip,
+	    .port = (int)s->conf->rspamd_port,
+	    .timeout = s->conf->rspamd_timeout,
+	    .head =
+	        {
+	            .host = host,
+	            .path = s->conf->rspamd_path,
+	            .client_ip = conn_remote_ip(s->conn),
+	            .helo = s->helo != NULL ? s->helo : "",
+	            .hostname = NULL, /* no verified name: "unknown" */
+	            .mail_from = s->mail_from != NULL ? s->mail_from : "",
+	            .rcpts = rcpts,
+	            .rcpt_count = s->rcpt_count,
+	            .queue_id = s->msgid,
+	            .user = s->authenticated ? s->auth_user : NULL,
+	            .mta_name = s->conf->hostname,
+	        },
+	    .msg = f->map,
+	    .len = f->map_len,
+	};
+	const char *error = NULL;
+	f->rspamd = rspamd_start(conn_loop(s->conn), &req, filter_rspamd_done, f, &error);
+	if (f->rspamd == NULL) {
+		log_error("session=%s proto=smtp event=rspamd error=\"%s\"", conn_id(s->conn),
+		          error);
+		filter_rspamd_done(NULL, error, f);
+	}
+}
+
+void smtp_filter_data(struct smtp_session *s, void (*next)(struct smtp_session *s))
+{
+	smtp_filter_free(&s->filter);
+	struct smtp_filter *f = xcalloc(1, sizeof(*f));
+	s->filter = f;
+	f->s = s;
+	f->next = next;
+	f->fd = -1;
+	smtp_session_set_state(s, SMTP_STATE_WAIT);
+	session_async_start(&s->life, SMTP_ASYNC_FILTER);
+	if (s->conf->milter[0] == '\0') {
+		filter_rspamd_start(f);
+		return;
+	}
+	if (filter_map(f) < 0) {
+		filter_end(f);
+		return;
+	}
 	const char **rcpts = arena_alloc(s->tx, (s->rcpt_count + 1) * sizeof(*rcpts));
 	for (size_t i = 0; i < s->rcpt_count; i++)
 		rcpts[i] = s->rcpts[i].address;
 	char client_name[80];
 	snprintf(client_name, sizeof(client_name), "[%s]", conn_remote_ip(s->conn));
-	static const enum milter_action fallback[] = {
-	    [CONF_MILTER_TEMPFAIL] = MILTER_TEMPFAIL,
-	    [CONF_MILTER_ACCEPT] = MILTER_ACCEPT,
-	    [CONF_MILTER_REJECT] = MILTER_REJECT,
-	};
 	struct milter_request req = {
 	    .address = s->conf->milter,
 	    .timeout = s->conf->milter_timeout,
-	    .fallback = fallback[s->conf->milter_default_action],
+	    .fallback = filter_fallback[s->conf->milter_default_action],
 	    .client_ip = conn_remote_ip(s->conn),
 	    .client_name = client_name,
 	    .helo = s->helo != NULL ? s->helo : "",
@@ -168,8 +438,6 @@ void smtp_filter_data(struct smtp_session *s, void (*next)(struct smtp_session *
 	    .len = f->map_len,
 	};
 	const char *error = NULL;
-	smtp_session_set_state(s, SMTP_STATE_WAIT);
-	session_async_start(&s->life, SMTP_ASYNC_FILTER);
 	f->milter = milter_start(conn_loop(s->conn), &req, filter_done, f, &error);
 	if (f->milter == NULL) {
 		log_error("session=%s proto=smtp event=milter error=\"%s\"", conn_id(s->conn),

@@ -1,0 +1,264 @@
+"""rspamd's HTTP protocol on port 25 (smtp/rspamd, smtp/smtp_filter.c): a fake of rspamd's
+/checkv2 (rspamd_fake.py, Python's http.server) answers each action, and the server acts on
+it: no action (rspamd's milter block applied, our X-Spamd-Result and X-Rspamd-Score added,
+forged ones removed), add header and rewrite subject (X-Spam: Yes, the Junk folder),
+greylist and soft reject (451 4.7.1), reject (550 5.7.1 with rspamd's message or ours); a
+filter that hangs past rspamd_timeout, answers garbage or closes gets the default action
+(tempfail); one that cannot be reached gets rspamd_default_action (reject here), and
+rspamd_junk = no keeps spam in INBOX. The request carries rspamd's fields. Then, when
+Debian's rspamd is installed, a smoke test against the real one: GTUBE is rejected."""
+
+import os
+import shutil
+import smtplib
+import socket
+import subprocess
+import time
+
+import pytest
+
+import rspamd_fake
+from conftest import HOST, make_server, unique
+
+DEMO = "demo@example.test"
+
+
+@pytest.fixture(scope="module")
+def fake():
+    srv, port = rspamd_fake.start()
+    yield srv, port
+    srv.shutdown()
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory, fake):
+    srv = make_server(tmp_path_factory, "rspamd", {
+        "rspamd_url": "http://127.0.0.1:%d" % fake[1], "rspamd_timeout": "1s"})
+    srv.start()
+    yield srv
+    srv.stop_and_check()
+
+
+def send(server, subject, extra=b""):
+    """Send a message whose Subject starts with the fake's word; returns its unique tag."""
+    tag = unique("t")
+    msg = (b"From: <a@example.org>\r\nTo: <" + DEMO.encode() + b">\r\nSubject: " +
+           subject.encode() + b" " + tag.encode() + b"\r\n" + extra +
+           b"\r\nBody of " + tag.encode() + b".\r\n")
+    with smtplib.SMTP(HOST, server.smtp_port, timeout=30, local_hostname="client.test") as s:
+        s.sendmail("a@example.org", [DEMO], msg)
+    return tag
+
+
+def refused(server, subject):
+    with pytest.raises(smtplib.SMTPDataError) as e:
+        send(server, subject)
+    return e.value.smtp_code, e.value.smtp_error.decode()
+
+
+def stored(server, tag):
+    """{mailbox: the stored message} for the message tagged tag."""
+    out = {}
+    for box in ("INBOX", "Junk"):
+        p = server.cli("mail", "list", DEMO, box, check=False)
+        if p.returncode != 0:
+            continue
+        for line in p.stdout.splitlines():
+            if tag in line:
+                uid = int(line.split()[0])
+                out[box] = server.mail_cat(DEMO, uid, box).decode()
+    return out
+
+
+def head_of(raw):
+    return raw.split("\r\n\r\n", 1)[0].split("\r\n")
+
+
+def test_no_action_with_rspamds_header_changes(server, fake):
+    tag = send(server, "clean", b"X-Remove-Me: a\r\nX-Spam: Yes\r\nX-Rspamd-Score: -99\r\n"
+               b"X-Remove-Me: b\r\n")
+    got = stored(server, tag)
+    assert list(got) == ["INBOX"]
+    head = head_of(got["INBOX"])
+    assert head[0] == "X-Rspamd-Server: fake"  # order 0: the very top
+    assert not any(h.startswith(("X-Remove-Me", "X-Spam:")) for h in head)
+    assert "X-Rspamd-Score: 1.30" in head
+    i = head.index("X-Spamd-Result: default: False [1.30 / 15.00];")
+    assert head[i + 1:i + 3] == ["\tR_SPF_ALLOW(-0.20);", "\tFAKE_TEST(1.50)"]
+    assert got["INBOX"].endswith("\r\n\r\nBody of %s.\r\n" % tag)
+    # What rspamd was told: its fields, and the message as it is stored (our trace first).
+    req = [r for r in fake[0].requests if tag in r["body"]][-1]
+    assert req["path"] == "/checkv2" and req["version"] == "HTTP/1.0"
+    fields = {}
+    for k, v in req["fields"]:
+        fields.setdefault(k.lower(), []).append(v)
+    assert fields["ip"] == ["127.0.0.1"]
+    assert fields["helo"] == ["client.test"]
+    assert fields["from"] == ["a@example.org"]
+    assert fields["rcpt"] == [DEMO]
+    assert fields["hostname"] == ["unknown"]
+    assert fields["mta-name"] == ["mx.example.test"]
+    assert len(fields["queue-id"][0]) > 0 and "user" not in fields
+    assert req["body"].startswith("Return-Path: <a@example.org>\r\nReceived: from client.test")
+    log = server.log_text()
+    assert 'event=rspamd id=%s action="no action" score=1.30' % fields["queue-id"][0] in log
+
+
+def test_spam_goes_to_junk_with_x_spam(server):
+    tag = send(server, "addheader")
+    got = stored(server, tag)
+    assert list(got) == ["Junk"]
+    head = head_of(got["Junk"])
+    assert "X-Spam: Yes" in head and "X-Rspamd-Score: 7.50" in head
+    assert "X-Spamd-Result: default: True [7.50 / 15.00];" in head
+    tag = send(server, "rewrite")
+    got = stored(server, tag)
+    assert list(got) == ["Junk"]
+    head = head_of(got["Junk"])
+    assert "Subject: *** SPAM *** rewrite %s" % tag in head
+    assert sum(1 for h in head if h.startswith("Subject:")) == 1
+    assert "X-Spam: Yes" in head
+
+
+def test_refusals(server):
+    assert refused(server, "greylist") == (451, "4.7.1 Greylisted, try again later")
+    assert refused(server, "softreject") == (451, "4.7.1 Ratelimit exceeded, says the fake")
+    assert refused(server, "reject") == (550, "5.7.1 Gtube pattern, says the fake")
+    assert refused(server, "plainreject") == (550, "5.7.1 Spam message rejected")
+
+
+def test_failures_get_the_default_action(server):
+    for word in ("hang", "malformed", "close"):
+        assert refused(server, word) == (
+            451, "4.7.1 Message content cannot be checked now, try again later"), word
+    log = server.log_text()
+    assert 'failure="rspamd did not answer in time"' in log
+    assert 'failure="the response is not a JSON object"' in log
+
+
+def free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def test_check_config_validates_the_filter_addresses(server):
+    from conftest import run_cli
+    base = server.conf.read_text()
+    conf = server.dir / "check.conf"
+    cases = [("rspamd_url", v, False) for v in (
+        "https://127.0.0.1:11333", "http://rspamd.example:11333", "http://1.2.3.4:0",
+        "127.0.0.1:11333", "http://[::1:11333")]
+    cases += [("rspamd_url", v, True) for v in (
+        "", "http://127.0.0.1", "http://[::1]:11333/", "http://localhost:11333/rspamd")]
+    cases += [("milter", v, False) for v in ("127.0.0.1", "unix:relative.sock",
+                                             "tcp:127.0.0.1:8891", "inet:host.example:1")]
+    cases += [("milter", v, True) for v in ("unix:/run/opendkim.sock", "local:/x.sock",
+                                            "inet:[::1]:8891", "127.0.0.1:11332")]
+    for key, value, ok in cases:
+        conf.write_text(base + "%s = %s\n" % (key, value))
+        p = run_cli(["check-config"], conf=conf)
+        assert (p.returncode == 0) == ok and (ok or key in p.stderr), (key, value, p.stderr)
+
+
+def test_rspamd_down_and_junk_off(server, fake):
+    # The module's server, restarted: rspamd cannot be reached, rspamd_default_action.
+    server.stop()
+    server.append_conf({"rspamd_url": "http://127.0.0.1:%d" % free_port(),
+                        "rspamd_default_action": "reject"})
+    server.start()
+    assert refused(server, "clean") == (550, "5.7.1 Message content rejected")
+    assert 'failure="rspamd cannot be reached or closed the connection"' in server.log_text()
+    # Pointed at the fake again with rspamd_junk = no: spam stays in INBOX, marked.
+    server.stop()
+    server.append_conf({"rspamd_url": "http://localhost:%d/" % fake[1], "rspamd_junk": "no"})
+    server.start()
+    tag = send(server, "addheader")
+    got = stored(server, tag)
+    assert list(got) == ["INBOX"] and "X-Spam: Yes" in head_of(got["INBOX"])
+
+
+# ---------------------------------------------------------------------------
+# The real rspamd (Debian's package, 3.4), when installed: GTUBE is rejected.
+
+RSPAMD = shutil.which("rspamd") or ("/usr/bin/rspamd" if os.path.exists("/usr/bin/rspamd")
+                                    else None)
+
+
+@pytest.fixture(scope="module")
+def real_rspamd(tmp_path_factory):
+    """rspamd's normal worker alone on a free loopback port, with Debian's configuration
+    and our overrides in a temporary directory: no controller, proxy or fuzzy worker, no
+    redis, DNS to a closed port (no lookups leave the machine), and a five-line list of
+    top-level domains (the full list takes rspamd over a minute to compile at start)."""
+    if RSPAMD is None:
+        pytest.skip("rspamd is not installed (Debian package rspamd)")
+    d = tmp_path_factory.mktemp("rspamd-real")
+    port = free_port()
+    for sub in ("local.d", "override.d", "db", "run"):
+        (d / sub).mkdir()
+    (d / "tld.dat").write_text("com\norg\nnet\ntest\nexample\n")
+    (d / "local.d" / "worker-normal.inc").write_text(
+        'bind_socket = "127.0.0.1:%d";\ncount = 1;\n' % port)
+    (d / "local.d" / "options.inc").write_text(
+        'dns { nameserver = ["127.0.0.1:1"]; timeout = 0.2s; retransmits = 1; }\n'
+        'url_tld = "%s/tld.dat";\n' % d)
+    (d / "local.d" / "logging.inc").write_text(
+        'type = "file";\nfilename = "%s/rspamd.log";\nlevel = "info";\n' % d)
+    for worker in ("controller", "proxy", "fuzzy"):
+        (d / "override.d" / ("worker-%s.inc" % worker)).write_text("enabled = false;\n")
+    user = ["-u", "root", "-g", "root", "-i"] if os.geteuid() == 0 else []
+    cmd = [RSPAMD, "-f", "-c", "/etc/rspamd/rspamd.conf"] + user + [
+        "--var", "LOCAL_CONFDIR=%s" % d, "--var", "DBDIR=%s/db" % d,
+        "--var", "RUNDIR=%s/run" % d, "--var", "LOGDIR=%s" % d]
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                            cwd=str(d))
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline and proc.poll() is None:
+        try:
+            socket.create_connection(("127.0.0.1", port), timeout=1).close()
+            break
+        except OSError:
+            time.sleep(0.1)
+    else:
+        proc.kill()
+        out = proc.stdout.read().decode(errors="replace")
+        pytest.fail("rspamd did not start: %s" % out[-3000:])
+    yield port
+    proc.terminate()
+    try:
+        proc.wait(timeout=10)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait()
+
+
+GTUBE = "XJS*C4JDBQADN1.NSBN3*2IDNEN*GTUBE-STANDARD-ANTI-UBE-TEST-EMAIL*C.34X"
+
+
+def test_real_rspamd_rejects_gtube(server, real_rspamd):
+    # The module's server, restarted with the real rspamd.
+    server.stop()
+    server.append_conf({"rspamd_url": "http://127.0.0.1:%d" % real_rspamd,
+                        "rspamd_timeout": "20s"})
+    server.start()
+    msg = ("From: <a@example.org>\r\nTo: <%s>\r\nSubject: gtube\r\n"
+           "Message-ID: <gtube@example.org>\r\nDate: Mon, 7 Dec 2026 06:00:00 +0000\r\n"
+           "\r\n%s\r\n" % (DEMO, GTUBE)).encode()
+    with smtplib.SMTP(HOST, server.smtp_port, timeout=60, local_hostname="client.test") as s:
+        with pytest.raises(smtplib.SMTPDataError) as e:
+            s.sendmail("a@example.org", [DEMO], msg)
+    assert (e.value.smtp_code, e.value.smtp_error) == (550, b"5.7.1 Gtube pattern")
+    assert 'action="reject"' in server.log_text()
+    # A plain message passes (whatever its score, it is not refused) with our fields.
+    tag = unique("plain")
+    msg = ("From: <a@example.org>\r\nTo: <%s>\r\nSubject: %s\r\n"
+           "Message-ID: <%s@example.org>\r\nDate: Mon, 7 Dec 2026 06:00:00 +0000\r\n"
+           "\r\nHello there.\r\n" % (DEMO, tag, tag)).encode()
+    with smtplib.SMTP(HOST, server.smtp_port, timeout=60, local_hostname="client.test") as s:
+        s.sendmail("a@example.org", [DEMO], msg)
+    got = stored(server, tag)
+    assert got, server.log_text()[-2000:]
+    raw = next(iter(got.values()))
+    assert any(h.startswith("X-Rspamd-Score: ") for h in head_of(raw))
+    assert any(h.startswith("X-Spamd-Result: default: ") for h in head_of(raw))
