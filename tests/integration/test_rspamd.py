@@ -10,6 +10,7 @@ Debian's rspamd is installed, a smoke test against the real one: GTUBE is reject
 
 import os
 import shutil
+import signal
 import smtplib
 import socket
 import subprocess
@@ -31,7 +32,7 @@ def fake():
 
 
 @pytest.fixture(scope="module")
-def server(tmp_path_factory, fake):
+def server(tmp_path_factory, fake, rspamd_started):
     srv = make_server(tmp_path_factory, "rspamd", {
         "rspamd_url": "http://127.0.0.1:%d" % fake[1], "rspamd_timeout": "1s"})
     srv.start()
@@ -136,6 +137,47 @@ def test_failures_get_the_default_action(server):
     assert 'failure="the response is not a JSON object"' in log
 
 
+def reload_with(server, settings):
+    """Append settings and SIGHUP: new sessions use them (the last value of a key counts)."""
+    before = server.log_text().count("event=reload result=ok")
+    server.append_conf(settings)
+    server.proc.send_signal(signal.SIGHUP)
+    deadline = time.monotonic() + 10
+    while server.log_text().count("event=reload result=ok") == before:
+        assert time.monotonic() < deadline, "no reload"
+        time.sleep(0.05)
+
+
+def free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def test_check_config_validates_the_filter_addresses(server):
+    """posthorn check-config refuses a bad rspamd_url or milter (the cases: test_conf.c)."""
+    from conftest import run_cli
+    base = server.conf.read_text()
+    conf = server.dir / "check.conf"
+    for key, value, ok in [("rspamd_url", "https://127.0.0.1:11333", False),
+                           ("milter", "unix:relative.sock", False),
+                           ("milter", "unix:/run/opendkim/opendkim.sock", True)]:
+        conf.write_text(base + "%s = %s\n" % (key, value))
+        p = run_cli(["check-config"], conf=conf)
+        assert (p.returncode == 0) == ok and (ok or key in p.stderr), (key, value, p.stderr)
+
+
+def reload_with(server, settings):
+    """Append settings and SIGHUP: new sessions use them (the last value of a key counts)."""
+    before = server.log_text().count("event=reload result=ok")
+    server.append_conf(settings)
+    server.proc.send_signal(signal.SIGHUP)
+    deadline = time.monotonic() + 10
+    while server.log_text().count("event=reload result=ok") == before:
+        assert time.monotonic() < deadline, "no reload"
+        time.sleep(0.05)
+
+
 def free_port():
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
@@ -162,17 +204,13 @@ def test_check_config_validates_the_filter_addresses(server):
 
 
 def test_rspamd_down_and_junk_off(server, fake):
-    # The module's server, restarted: rspamd cannot be reached, rspamd_default_action.
-    server.stop()
-    server.append_conf({"rspamd_url": "http://127.0.0.1:%d" % free_port(),
-                        "rspamd_default_action": "reject"})
-    server.start()
+    # rspamd cannot be reached: rspamd_default_action.
+    reload_with(server, {"rspamd_url": "http://127.0.0.1:%d" % free_port(),
+                         "rspamd_default_action": "reject"})
     assert refused(server, "clean") == (550, "5.7.1 Message content rejected")
     assert 'failure="rspamd cannot be reached or closed the connection"' in server.log_text()
     # Pointed at the fake again with rspamd_junk = no: spam stays in INBOX, marked.
-    server.stop()
-    server.append_conf({"rspamd_url": "http://localhost:%d/" % fake[1], "rspamd_junk": "no"})
-    server.start()
+    reload_with(server, {"rspamd_url": "http://localhost:%d/" % fake[1], "rspamd_junk": "no"})
     tag = send(server, "addheader")
     got = stored(server, tag)
     assert list(got) == ["INBOX"] and "X-Spam: Yes" in head_of(got["INBOX"])
@@ -186,13 +224,16 @@ RSPAMD = shutil.which("rspamd") or ("/usr/bin/rspamd" if os.path.exists("/usr/bi
 
 
 @pytest.fixture(scope="module")
-def real_rspamd(tmp_path_factory):
-    """rspamd's normal worker alone on a free loopback port, with Debian's configuration
-    and our overrides in a temporary directory: no controller, proxy or fuzzy worker, no
-    redis, DNS to a closed port (no lookups leave the machine), and a five-line list of
-    top-level domains (the full list takes rspamd over a minute to compile at start)."""
+def rspamd_started(tmp_path_factory):
+    """rspamd's normal worker alone on a free loopback port, started when the module starts
+    (it takes seconds; the tests before the real one run meanwhile): (process, port), or
+    None when rspamd is not installed. Debian's configuration with our overrides in a
+    temporary directory: no controller, proxy or fuzzy worker, no redis, DNS to a closed
+    port (no lookup leaves the machine), and a five-line list of top-level domains (the
+    full list takes rspamd over a minute to compile at start)."""
     if RSPAMD is None:
-        pytest.skip("rspamd is not installed (Debian package rspamd)")
+        yield None
+        return
     d = tmp_path_factory.mktemp("rspamd-real")
     port = free_port()
     for sub in ("local.d", "override.d", "db", "run"):
@@ -213,18 +254,7 @@ def real_rspamd(tmp_path_factory):
         "--var", "RUNDIR=%s/run" % d, "--var", "LOGDIR=%s" % d]
     proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
                             cwd=str(d))
-    deadline = time.monotonic() + 60
-    while time.monotonic() < deadline and proc.poll() is None:
-        try:
-            socket.create_connection(("127.0.0.1", port), timeout=1).close()
-            break
-        except OSError:
-            time.sleep(0.1)
-    else:
-        proc.kill()
-        out = proc.stdout.read().decode(errors="replace")
-        pytest.fail("rspamd did not start: %s" % out[-3000:])
-    yield port
+    yield proc, port
     proc.terminate()
     try:
         proc.wait(timeout=10)
@@ -233,15 +263,29 @@ def real_rspamd(tmp_path_factory):
         proc.wait()
 
 
+@pytest.fixture
+def real_rspamd(rspamd_started):
+    """The port of the running rspamd (waits until it listens)."""
+    if rspamd_started is None:
+        pytest.skip("rspamd is not installed (Debian package rspamd)")
+    proc, port = rspamd_started
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline and proc.poll() is None:
+        try:
+            socket.create_connection(("127.0.0.1", port), timeout=1).close()
+            return port
+        except OSError:
+            time.sleep(0.1)
+    out = proc.stdout.read().decode(errors="replace") if proc.poll() is not None else ""
+    pytest.fail("rspamd did not start: %s" % out[-3000:])
+
+
 GTUBE = "XJS*C4JDBQADN1.NSBN3*2IDNEN*GTUBE-STANDARD-ANTI-UBE-TEST-EMAIL*C.34X"
 
 
 def test_real_rspamd_rejects_gtube(server, real_rspamd):
-    # The module's server, restarted with the real rspamd.
-    server.stop()
-    server.append_conf({"rspamd_url": "http://127.0.0.1:%d" % real_rspamd,
-                        "rspamd_timeout": "20s"})
-    server.start()
+    reload_with(server, {"rspamd_url": "http://127.0.0.1:%d" % real_rspamd,
+                         "rspamd_timeout": "20s"})
     msg = ("From: <a@example.org>\r\nTo: <%s>\r\nSubject: gtube\r\n"
            "Message-ID: <gtube@example.org>\r\nDate: Mon, 7 Dec 2026 06:00:00 +0000\r\n"
            "\r\n%s\r\n" % (DEMO, GTUBE)).encode()

@@ -976,6 +976,69 @@ static void test_dns_settings(void **state)
 	refuse_value("dns_timeout", "0", "value out of range");
 }
 
+/* The content filters: milter addresses (TCP and UNIX-domain) and rspamd_url split into
+ * address, port and path. */
+static void test_filter_settings(void **state)
+{
+	(void)state;
+	struct conf *c = parse("");
+	assert_string_equal(c->milter, "");
+	assert_string_equal(c->rspamd_url, "");
+	assert_string_equal(c->rspamd_ip, "");
+	assert_int_equal(c->rspamd_timeout, 30);
+	assert_int_equal(c->rspamd_default_action, CONF_MILTER_TEMPFAIL);
+	assert_true(c->rspamd_junk);
+	conf_free(&c);
+	static const char *const milter_ok[] = {"unix:/run/opendkim/opendkim.sock", "local:/x.sock",
+	                                        "inet:127.0.0.1:8891", "inet:[::1]:8891",
+	                                        "127.0.0.1:11332"};
+	for (size_t i = 0; i < sizeof(milter_ok) / sizeof(milter_ok[0]); i++) {
+		c = set1("milter", milter_ok[i]);
+		assert_string_equal(c->milter, milter_ok[i]);
+		conf_free(&c);
+	}
+	static const char *const milter_bad[] = {"127.0.0.1", "unix:relative.sock",
+	                                         "tcp:127.0.0.1:8891", "inet:host.example:1",
+	                                         "inet:127.0.0.1:0"};
+	for (size_t i = 0; i < sizeof(milter_bad) / sizeof(milter_bad[0]); i++)
+		refuse_value("milter", milter_bad[i],
+		             "expected inet:IP:PORT ('inet:127.0.0.1:11332', 'inet:[::1]:8891') or "
+		             "unix:/PATH");
+	static const struct {
+		const char *url, *ip;
+		unsigned port;
+		const char *path;
+	} ok[] = {
+	    {"http://127.0.0.1:11333", "127.0.0.1", 11333, ""},
+	    {"http://127.0.0.1", "127.0.0.1", 11333, ""},
+	    {"http://[::1]:2000/", "::1", 2000, ""},
+	    {"http://localhost:11333/rspamd/", "127.0.0.1", 11333, "/rspamd"},
+	    {"", "", 11333, ""},
+	};
+	for (size_t i = 0; i < sizeof(ok) / sizeof(ok[0]); i++) {
+		c = set1("rspamd_url", ok[i].url);
+		assert_string_equal(c->rspamd_url, ok[i].url);
+		assert_string_equal(c->rspamd_ip, ok[i].ip);
+		assert_int_equal(c->rspamd_port, ok[i].port);
+		assert_string_equal(c->rspamd_path, ok[i].path);
+		conf_free(&c);
+	}
+	static const char *const bad[] = {
+	    "https://127.0.0.1:11333", "http://rspamd.example:11333", "http://1.2.3.4:0",
+	    "127.0.0.1:11333",         "http://[::1:11333",           "http://[::1]x:1",
+	    "http://1.2.3.4:70000",    "http://1.2.3.4/a b",          "http://:11333"};
+	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++)
+		refuse_value("rspamd_url", bad[i],
+		             "expected http://IP[:PORT][/PATH] ('http://127.0.0.1:11333', "
+		             "'http://[::1]:11333', 'http://localhost:11333')");
+	c = parse("rspamd_timeout = 5s\nrspamd_default_action = accept\nrspamd_junk = no\n");
+	assert_int_equal(c->rspamd_timeout, 5);
+	assert_int_equal(c->rspamd_default_action, CONF_MILTER_ACCEPT);
+	assert_false(c->rspamd_junk);
+	conf_free(&c);
+	refuse_value("rspamd_default_action", "junk", "expected tempfail, accept or reject");
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -1004,6 +1067,7 @@ int main(void)
 	    cmocka_unit_test(test_expunge_retention),
 	    cmocka_unit_test(test_outbound_client),
 	    cmocka_unit_test(test_flood_settings),
+	    cmocka_unit_test(test_filter_settings),
 	    /* last: fails (and under -fno-sanitize-recover aborts) until conf.c stores
 	     * limit_data_min_rate with the width of its field */
 	    cmocka_unit_test(test_data_min_rate),
