@@ -107,6 +107,15 @@ def test_no_action_with_rspamds_header_changes(server, fake):
     assert 'event=rspamd id=%s action="no action" score=1.30' % fields["queue-id"][0] in log
 
 
+def test_large_message_reaches_rspamd_whole(server, fake):
+    """2 MB: the body goes out under output flow control (several writable rounds)."""
+    line = b"x" * 98 + b"\r\n"
+    tag = send(server, "clean", extra=b"X-Big: yes\r\n\r\n" + line * 20000)
+    req = [r for r in fake[0].requests if tag in r["body"]][-1]
+    assert req["body"].count("x" * 98) == 20000
+    assert "INBOX" in stored(server, tag)
+
+
 def test_spam_goes_to_junk_with_x_spam(server):
     tag = send(server, "addheader")
     got = stored(server, tag)
