@@ -218,3 +218,162 @@ def test_mail_size_counts_against_free_space(disk):
     assert smtp_mail(disk, " SIZE=100000").code == 250
     assert smtp_mail(disk).code == 250
     disk.fill_to(4 << 20)
+
+
+# ---------------------------------------------------------------------------
+# a write that fails after DATA: 451 4.3.0, never 250
+
+
+def test_spool_write_fails_451(disk):
+    before = inbox(disk)
+    free = disk.fill_to(MIN_FREE + (512 << 10))
+    wait_until(lambda: smtp_mail(disk).code == 250, what="MAIL taken")
+    # Bigger than what is free: the spool file cannot be written (a file body).
+    r = smtp_send(disk, message(free + (256 << 10), "too big for the disk"))
+    assert r.code == 451 and r.lines[0].startswith("4.3.0"), r
+    assert spool_files(disk) == []
+    assert inbox(disk) == before
+    # BDAT (RFC 3030) the same.
+    c = RawSMTP(disk.server.smtp_port, timeout=30)
+    c.send("EHLO client.test\r\n")
+    assert c.read_reply().code == 250
+    c.send("MAIL FROM:<sender@other.test>\r\nRCPT TO:<%s>\r\n" % USER)
+    for _ in range(2):
+        assert c.read_reply().code == 250
+    data = message(free + (256 << 10), "bdat")
+    c.send(b"BDAT %d LAST\r\n" % len(data) + data)
+    r = c.read_reply()
+    assert r.code == 451 and r.lines[0].startswith("4.3.0"), r
+    # The session goes on: a message that fits is taken.
+    c.send("MAIL FROM:<sender@other.test>\r\nRCPT TO:<%s>\r\nDATA\r\n" % USER)
+    assert [c.read_reply().code for _ in range(3)] == [250, 250, 354]
+    c.send(message(1000, "fits") + b"\r\n.\r\n")
+    assert c.read_reply().code == 250
+    c.sock.close()
+    assert spool_files(disk) == []
+    assert [m["subject"] for m in inbox(disk)] == [m["subject"] for m in before] + ["fits"]
+    disk.fill_to(4 << 20)
+
+
+def test_commit_fails_451(disk):
+    """The spool file fits, the database commit does not (the body goes into the WAL)."""
+    before = inbox(disk)
+    free = disk.fill_to(MIN_FREE + (800 << 10))
+    size = free - (200 << 10)
+    # The premise: the WAL has no room for the body already (it never shrinks).
+    wal = disk.mnt / "data" / "posthorn.db-wal"
+    assert not wal.exists() or wal.stat().st_size < size // 2
+    wait_until(lambda: smtp_mail(disk).code == 250, what="MAIL taken")
+    r = smtp_send(disk, message(size, "no room in the database"))
+    assert r.code == 451 and r.lines[0].startswith("4.3.0"), r
+    assert spool_files(disk) == []
+    assert inbox(disk) == before
+    # The writer recovers once space is back (SQLite rolled the transaction back).
+    disk.fill_to(4 << 20)
+    assert smtp_send(disk, message(5000, "after the failed commit")).code == 250
+    assert inbox(disk)[-1]["subject"] == "after the failed commit"
+
+
+# ---------------------------------------------------------------------------
+# IMAP and POP3 on a full disk
+
+
+def imap_login(disk, user=USER, password=PASSWORD):
+    m = imaplib.IMAP4(HOST, disk.server.base + 143, timeout=30)
+    m.login(user, password)
+    return m
+
+
+def fill_database(disk, m):
+    """Fill the disk, then COPY until the database cannot grow: every COPY answered OK
+    must be there, the first NO must be temporary and change nothing. The number of
+    messages copied."""
+    n = int(m.select("INBOX")[1][0])
+    had = archived(m)
+    disk.fill_to(0)
+    copied = 0
+    for i in range(400):
+        typ, data = m.copy("1:*", "Archive")
+        if typ != "OK":
+            assert data[0].startswith(b"[UNAVAILABLE]"), data
+            break
+        copied += n
+    else:
+        pytest.fail("400 COPY commands on a full disk all succeeded")
+    assert archived(m) == had + copied
+    return copied
+
+
+def archived(m):
+    return int(m.status("Archive", "(MESSAGES)")[1][0].split()[-1].rstrip(b")"))
+
+
+def wait_space(disk, low):
+    """Until the server has seen the disk's new state (MAIL refused, or taken)."""
+    want = 452 if low else 250
+    wait_until(lambda: smtp_mail(disk).code == want, what="MAIL answered %d" % want)
+
+
+def test_imap_on_full_disk(disk):
+    srv = disk.server
+    m = imap_login(disk)
+    before = inbox(disk)
+    assert len(before) >= 3
+    bodies = {b["uid"]: srv.mail_cat(USER, b["uid"]) for b in before}
+    had = len(srv.mail_list(USER, "Archive"))
+    copied = fill_database(disk, m)
+    wait_space(disk, low=True)
+    # APPEND: refused below min_free_space, before the literal is sent.
+    typ, data = m.append("INBOX", None, None, message(500, "append"))
+    assert (typ, data) == ("NO", [b"[UNAVAILABLE] Insufficient system storage, try again "
+                                  b"later"])
+    # STORE and CREATE write the database: a temporary NO, and nothing changed.
+    assert m.store("1", "+FLAGS", "(\\Flagged)") == ("NO", [b"[UNAVAILABLE] STORE failed"])
+    assert m.create("NewFolder") == ("NO", [b"[UNAVAILABLE] CREATE failed: storage error"])
+    assert b"\\Flagged" not in m.fetch("1", "(FLAGS)")[1][0]
+    assert m.list('""', "NewFolder")[1] == [None]
+    # Reads go on working.
+    assert len(m.search(None, "ALL")[1][0].split()) == len(before)
+    # Space freed: the same session writes again.
+    disk.fill_to(4 << 20)
+    wait_space(disk, low=False)
+    assert m.store("1", "+FLAGS", "(\\Flagged)")[0] == "OK"
+    assert b"\\Flagged" in m.fetch("1", "(FLAGS)")[1][0]
+    assert m.create("NewFolder")[0] == "OK"
+    assert m.append("NewFolder", None, None, message(500, "append"))[0] == "OK"
+    assert m.copy("1:*", "Archive")[0] == "OK"
+    m.logout()
+    # Every message acknowledged before is intact.
+    assert [b["uid"] for b in inbox(disk)] == [b["uid"] for b in before]
+    for uid, body in bodies.items():
+        assert srv.mail_cat(USER, uid) == body
+    assert len(srv.mail_list(USER, "Archive")) == had + copied + len(before)
+
+
+def test_pop3_quit_on_full_disk(disk):
+    """A QUIT whose deletions cannot be committed answers -ERR and deletes nothing."""
+    srv = disk.server
+    before = inbox(disk)
+    m = imap_login(disk)
+    fill_database(disk, m)
+    m.logout()
+    p = poplib.POP3(HOST, srv.base + 110, timeout=30)
+    p.user(USER)
+    p.pass_(PASSWORD)
+    count = p.stat()[0]
+    assert count == len(before)
+    p.dele(1)
+    p.dele(2)
+    with pytest.raises(poplib.error_proto) as e:
+        p.quit()
+    assert e.value.args[0].startswith(b"-ERR [SYS/TEMP]"), e.value.args
+    assert inbox(disk) == before
+    # Freed: the deletions go through.
+    disk.fill_to(4 << 20)
+    p = poplib.POP3(HOST, srv.base + 110, timeout=30)
+    p.user(USER)
+    p.pass_(PASSWORD)
+    assert p.stat()[0] == count
+    p.dele(1)
+    assert p.quit().startswith(b"+OK")
+    assert [b["uid"] for b in inbox(disk)] == [b["uid"] for b in before[1:]]
