@@ -13,6 +13,7 @@ database lives on another file system."""
 
 import imaplib
 import os
+import signal
 import poplib
 import smtplib
 import sqlite3
@@ -172,12 +173,27 @@ def inbox(disk, user=USER):
 
 
 def check_store(srv, mnt):
-    """The database opens and passes SQLite's integrity check."""
-    db = sqlite3.connect(str(mnt / "data" / "posthorn.db"))
+    """The database passes SQLite's integrity check, every message file is named by a row
+    (no orphans of failed deliveries) and every row's file is there, and the store opens."""
+    data = mnt / "data"
+    db = sqlite3.connect(str(data / "posthorn.db"))
     try:
         assert db.execute("PRAGMA integrity_check").fetchall() == [("ok",)]
+        rows = {r[0] for r in db.execute("SELECT sha256 FROM messages WHERE content IS NULL")}
     finally:
         db.close()
+    files = {f.name for d in (data / "messages").iterdir() if d.is_dir() for f in d.iterdir()}
+    assert files == rows
+    assert os.listdir(data / "tmp") == []
+    assert srv.mail_list(USER)
+
+
+def reload(srv, settings):
+    """Append settings to the configuration and SIGHUP; new sessions use them."""
+    srv.append_conf(settings)
+    n = srv.log_text().count("event=reload result=ok")
+    srv.proc.send_signal(signal.SIGHUP)
+    wait_until(lambda: srv.log_text().count("event=reload result=ok") > n, what="reload")
 
 
 # ---------------------------------------------------------------------------
@@ -377,3 +393,62 @@ def test_pop3_quit_on_full_disk(disk):
     p.dele(1)
     assert p.quit().startswith(b"+OK")
     assert [b["uid"] for b in inbox(disk)] == [b["uid"] for b in before[1:]]
+
+
+def test_check_off_write_fails_mid_message(disk):
+    """min_free_space = 0 turns the check off (a reload applies it to new sessions): then
+    the disk fills during the message itself, and the reply is still temporary."""
+    srv = disk.server
+    before = inbox(disk)
+    reload(srv, {"min_free_space": "0"})
+    try:
+        disk.fill_to(512 << 10)
+        assert smtp_mail(disk).code == 250
+        r = smtp_send(disk, message(1 << 20, "bigger than the disk"))
+        assert r.code == 451 and r.lines[0].startswith("4.3.0"), r
+        m = imap_login(disk)
+        typ, data = m.append("INBOX", None, None, message(1 << 20, "append"))
+        assert (typ, data) == ("NO", [b"[UNAVAILABLE] Cannot store the message now"])
+        m.logout()
+        assert spool_files(disk) == []
+        assert inbox(disk) == before
+    finally:
+        reload(srv, {"min_free_space": "1M"})
+        disk.fill_to(4 << 20)
+
+
+# ---------------------------------------------------------------------------
+# quota and disk full are told apart
+
+
+def test_quota_is_not_disk_full(disk):
+    srv = disk.server
+    full = "full@example.test"  # quota 20K
+    disk.fill_to(4 << 20)
+    wait_space(disk, low=False)
+    # Plenty of disk, over quota: the quota's codes (RFC 3463 X.2.2), never X.3.1.
+    c = RawSMTP(srv.smtp_port)
+    c.send("EHLO client.test\r\n")
+    c.read_reply()
+    c.send("MAIL FROM:<sender@other.test> SIZE=30000\r\n")
+    assert c.read_reply().code == 250
+    c.send("RCPT TO:<%s>\r\n" % full)
+    r = c.read_reply()
+    assert (r.code, r.lines[0][:5]) == (552, "5.2.2"), r
+    c.sock.close()
+    assert smtp_send(disk, message(15000, "fits"), to=full).code == 250
+    r = smtp_send(disk, message(10000, "over"), to=full)
+    assert (r.code, r.lines[0][:5]) == (452, "4.2.2"), r
+    m = imap_login(disk, full, "full-Secret-7")
+    typ, data = m.append("INBOX", None, None, message(10000, "append"))
+    assert typ == "NO" and data[0].startswith(b"[OVERQUOTA]"), data
+    # Disk low: the disk's codes, for an account over quota as for any other.
+    disk.fill_to(MIN_FREE // 2)
+    wait_space(disk, low=True)
+    r = smtp_mail(disk)
+    assert (r.code, r.lines[0][:5]) == (452, "4.3.1"), r
+    typ, data = m.append("INBOX", None, None, message(100, "append"))
+    assert typ == "NO" and data[0].startswith(b"[UNAVAILABLE]"), data
+    m.logout()
+    disk.fill_to(4 << 20)
+    assert [x["subject"] for x in srv.mail_list(full)] == ["fits"]
