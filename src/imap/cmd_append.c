@@ -217,9 +217,8 @@ int cmd_append_literal_begin(struct imap_session *s, const struct imap_literal *
 	/* Below min_free_space the message is refused before its octets (a non-synchronizing
 	 * literal is read and dropped, then the command answered): temporary, not OVERQUOTA,
 	 * which is the account's quota (Dovecot answers [OVERQUOTA] for both). */
-	uint64_t min_free = conf_min_free_space(s->conf);
-	if (sp->refusal == NULL && min_free > 0 &&
-	    store_space_low(s->server->store, min_free + lit->size)) {
+	if (sp->refusal == NULL &&
+	    store_space_low(s->server->store, conf_min_free_space(s->conf), lit->size)) {
 		sp->replace = replace;
 		sp->refusal = "[UNAVAILABLE] Insufficient system storage, try again later";
 		IMAP_LOG(s, "event=append result=refused size=%llu reason=disk-space",

@@ -170,7 +170,7 @@ static bool smtp_mail_space_low(struct smtp_session *s, const struct smtp_comman
 {
 	uint64_t min = conf_min_free_space(s->conf);
 	uint64_t size = cmd->size_set ? cmd->size : 0;
-	if (min == 0 || !store_space_low(s->server->store, min + size))
+	if (!store_space_low(s->server->store, min, size))
 		return false;
 	SMTP_LOG(s, "event=mail result=452 reason=disk-space size=%llu", (unsigned long long)size);
 	smtp_reply(s, "452 4.3.1 Insufficient system storage");

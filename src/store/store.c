@@ -1057,6 +1057,7 @@ int store_open_engine(const char *data_dir, const char *engine, const char *url,
 	atomic_init(&store->space_avail, UINT64_MAX);
 	atomic_init(&store->space_inodes, UINT64_MAX);
 	atomic_init(&store->space_failing, false);
+	atomic_init(&store->space_low, false);
 	store->lock_fd = -1;
 	pthread_mutex_init(&store->blob_lock, NULL);
 	pthread_mutex_init(&store->queue_lock, NULL);

@@ -56,10 +56,11 @@ void store_set_inline_max(struct store *store, uint64_t max);
  * makes one statvfs a second, not one per command). 0, or -1 when statvfs fails (logged
  * once until it works again). */
 int store_space_free(struct store *store, uint64_t *avail_r, uint64_t *inodes_r);
-/* Does the data directory's file system have fewer than need octets free, or fewer than
- * STORE_SPACE_MIN_INODES inodes? need 0: never. A file system that cannot be measured is
- * not low (the writes themselves then report what fails). */
-bool store_space_low(struct store *store, uint64_t need);
+/* Does the data directory's file system have fewer than min_free + size octets free, or
+ * fewer than STORE_SPACE_MIN_INODES inodes? min_free 0: no check, never. A file system that
+ * cannot be measured is not low (the writes themselves then report what fails). The
+ * crossings of min_free itself are logged once each way (event=disk-low, event=disk-ok). */
+bool store_space_low(struct store *store, uint64_t min_free, uint64_t size);
 
 /* A path in the store's temporary directory where a caller may create a new spool file
  * (message being received). Malloc'd; unique per call. The file must be handed to

@@ -522,6 +522,7 @@ struct store {
 	atomic_int_fast64_t space_at;
 	atomic_uint_fast64_t space_avail, space_inodes;
 	atomic_bool space_failing; /* the last statvfs failed (logged once per streak) */
+	atomic_bool space_low;     /* below the min_free last asked about (logged when it flips) */
 	/* Set by init: the database is shared by several nodes, so every body is stored in
 	 * it (a file under one node's data directory would be missing on the others). */
 	bool shared;

@@ -5,6 +5,7 @@
 #include "store/store_private.h"
 
 #include <errno.h>
+#include <inttypes.h>
 #include <string.h>
 #include <sys/statvfs.h>
 #include <time.h>
@@ -60,10 +61,20 @@ int store_space_free(struct store *store, uint64_t *avail_r, uint64_t *inodes_r)
 	return ret;
 }
 
-bool store_space_low(struct store *store, uint64_t need)
+bool store_space_low(struct store *store, uint64_t min_free, uint64_t size)
 {
 	uint64_t avail, inodes;
-	if (need == 0 || store_space_free(store, &avail, &inodes) < 0)
+	if (min_free == 0 || store_space_free(store, &avail, &inodes) < 0)
 		return false;
-	return avail < need || inodes < STORE_SPACE_MIN_INODES;
+	bool low = avail < min_free || inodes < STORE_SPACE_MIN_INODES;
+	if (atomic_exchange(&store->space_low, low) != low) {
+		if (low)
+			log_warn("store: event=disk-low path=%s free=%" PRIu64 " inodes=%" PRIu64
+			         " min_free=%" PRIu64 " (new mail is refused until space is freed)",
+			         store->data_dir, avail, inodes, min_free);
+		else
+			log_info("store: event=disk-ok path=%s free=%" PRIu64 " min_free=%" PRIu64,
+			         store->data_dir, avail, min_free);
+	}
+	return low || avail - min_free < size;
 }

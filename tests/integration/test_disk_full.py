@@ -218,9 +218,12 @@ def test_mail_refused_below_min_free_space(disk):
         # No transaction was started.
         assert s.rcpt(USER)[0] == 503
     assert inbox(disk) == before
+    # The operator hears of it once, not once per refusal.
+    assert srv.log_text().count("event=disk-low") == 1
     # Space freed: the same server takes mail again.
     disk.fill_to(4 << 20)
     wait_until(lambda: smtp_mail(disk).code == 250, what="250 at MAIL")
+    assert srv.log_text().count("event=disk-ok") == 1
     assert smtp_send(disk, message(3000, "after")).code == 250
     assert len(inbox(disk)) == len(before) + 1
 
