@@ -23,6 +23,7 @@ import time
 import pytest
 
 from conftest import DOMAINS, HOST, USERS, RawSMTP, Server, tls_client_context
+from imap_helpers import Raw as RawIMAP
 
 pytestmark = pytest.mark.sqlite_only("the data directory's file system holds the database")
 
@@ -346,6 +347,13 @@ def test_imap_on_full_disk(disk):
     typ, data = m.append("INBOX", None, None, message(500, "append"))
     assert (typ, data) == ("NO", [b"[UNAVAILABLE] Insufficient system storage, try again "
                                   b"later"])
+    # A non-synchronizing literal (RFC 7888) is on its way already: read, dropped, the
+    # same NO, and the connection stays.
+    raw = RawIMAP(srv, USER, PASSWORD)
+    assert raw.append(b"INBOX", message(500, "literal+")) == (
+        b"NO [UNAVAILABLE] Insufficient system storage, try again later")
+    assert raw.cmd(b"NOOP")[-1].startswith(b"OK")
+    raw.close()
     # STORE and CREATE write the database: a temporary NO, and nothing changed.
     assert m.store("1", "+FLAGS", "(\\Flagged)") == ("NO", [b"[UNAVAILABLE] STORE failed"])
     assert m.create("NewFolder") == ("NO", [b"[UNAVAILABLE] CREATE failed: storage error"])
@@ -353,6 +361,8 @@ def test_imap_on_full_disk(disk):
     assert m.list('""', "NewFolder")[1] == [None]
     # Reads go on working.
     assert len(m.search(None, "ALL")[1][0].split()) == len(before)
+    assert m.select("INBOX") == ("OK", [str(len(before)).encode()])
+    assert m.fetch("1", "(BODY.PEEK[])")[1][0][1] == bodies[before[0]["uid"]]
     # Space freed: the same session writes again.
     disk.fill_to(4 << 20)
     wait_space(disk, low=False)
