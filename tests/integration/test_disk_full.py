@@ -359,6 +359,11 @@ def test_imap_on_full_disk(disk):
     assert m.create("NewFolder") == ("NO", [b"[UNAVAILABLE] CREATE failed: storage error"])
     assert b"\\Flagged" not in m.fetch("1", "(FLAGS)")[1][0]
     assert m.list('""', "NewFolder")[1] == [None]
+    # MOVE (RFC 6851): in the source or in the target, never in neither nor both.
+    in_archive = archived(m)
+    typ, data = m._simple_command("MOVE", "1", "Archive")
+    assert (typ, data) == ("NO", [b"[UNAVAILABLE] MOVE failed"])
+    assert archived(m) == in_archive
     # Reads go on working.
     assert len(m.search(None, "ALL")[1][0].split()) == len(before)
     assert m.select("INBOX") == ("OK", [str(len(before)).encode()])
