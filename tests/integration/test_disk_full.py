@@ -39,7 +39,6 @@ SERVER_CONF = {
     # WAL, which is how the commit (not only the spool file) is made to fail.
     "store_inline_max": "2M",
     "allow_plaintext_auth": "yes",
-    "log_level": "debug",
 }
 
 
