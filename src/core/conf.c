@@ -33,7 +33,8 @@ enum conf_type {
 	T_DNS_RESOLVER,
 	T_DNS_ANCHOR,
 	T_MILTER_ADDRESS,
-	T_RSPAMD_URL
+	T_RSPAMD_URL,
+	T_MIN_FREE
 };
 
 struct conf_key {
@@ -64,6 +65,7 @@ static const struct conf_key conf_keys[] = {
     {"default_quota", T_BYTES64, OFF(default_quota), 0, UINT64_MAX, 0},
     {"store_inline_max", T_BYTES64, OFF(store_inline_max), 0, 64u << 20, 0},
     {"store_read_threads", T_UINT, OFF(store_read_threads), 0, 32, 0},
+    {"min_free_space", T_MIN_FREE, OFF(min_free_space), 0, (uint64_t)1 << 50, 0},
     {"search_index_max_text", T_BYTES64, OFF(search_index_max_text), 0, 64u << 20, 0},
     {"queue_lease_time", T_SECONDS, OFF(queue_lease_time), 10, 86400, 0},
     {"smtp_listen", T_LISTEN, 0, 0, 0, CONF_LISTENER_SMTP},
@@ -198,6 +200,7 @@ struct conf *conf_new_defaults(const char *base_dir)
 	c->default_quota = 0;
 	c->store_inline_max = 128 * 1024; /* store.h: STORE_INLINE_MAX_DEFAULT */
 	c->search_index_max_text = 1024 * 1024;
+	c->min_free_space = CONF_MIN_FREE_AUTO;
 	(void)conf_parse_listen(c, CONF_LISTENER_SMTP, "*:25");
 	(void)conf_parse_listen(c, CONF_LISTENER_SUBMISSION, "*:587");
 	(void)conf_parse_listen(c, CONF_LISTENER_SUBMISSIONS, "*:465");
@@ -731,6 +734,17 @@ static int conf_set(struct conf *c, const struct conf_key *k, const char *v, con
 			return -1;
 		}
 		return 0;
+	case T_MIN_FREE:
+		if (strcmp(v, "auto") == 0) {
+			*(uint64_t *)field = CONF_MIN_FREE_AUTO;
+			return 0;
+		}
+		if (conf_parse_number(v, "size", &n) < 0 || n > k->max) {
+			*why_r = "expected 'auto' or a size in bytes (suffix K, M, G; 0: no check)";
+			return -1;
+		}
+		*(uint64_t *)field = n;
+		return 0;
 	case T_UINT:
 	case T_SIZE:
 	case T_BYTES64:
@@ -881,6 +895,14 @@ void conf_slot_init(struct conf_slot *slot, struct conf *conf)
 {
 	pthread_mutex_init(&slot->lock, NULL);
 	slot->conf = conf_ref(conf);
+}
+
+uint64_t conf_min_free_space(const struct conf *conf)
+{
+	if (conf->min_free_space != CONF_MIN_FREE_AUTO)
+		return conf->min_free_space;
+	/* Postfix (queue_minfree): at least 1.5 times the largest message accepted. */
+	return conf->limits.message_size + conf->limits.message_size / 2;
 }
 
 void conf_slot_deinit(struct conf_slot *slot)

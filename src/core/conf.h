@@ -77,6 +77,8 @@ struct conf {
 	uint64_t store_inline_max;      /* bodies up to this size live in the database */
 	unsigned store_read_threads;    /* 0 = by the engine */
 	uint64_t search_index_max_text; /* SEARCH text stored per message; 0 = no index */
+	uint64_t min_free_space;        /* octets the data directory's file system must keep free to
+	                                   take mail (CONF_MIN_FREE_AUTO: conf_min_free_space()) */
 	bool vrfy_enabled;
 	bool pop3_apop;            /* offer APOP (weak, MD5) to accounts with an APOP secret */
 	int pop3_expire;           /* days retrieved mail stays (RFC 2449 EXPIRE), -1 = never */
@@ -191,6 +193,11 @@ struct conf *conf_load(const char *path, char **error_r);
 struct conf *conf_parse(const char *path, const char *text, size_t len, char **error_r);
 /* Take another reference (thread-safe); conf_free() drops one and frees at zero. */
 struct conf *conf_ref(struct conf *conf);
+/* min_free_space = auto (the default): Postfix's rule, 1.5 x limit_message_size. */
+#define CONF_MIN_FREE_AUTO UINT64_MAX
+/* The free space new mail needs on the data directory's file system, in octets: the
+ * setting, or 1.5 x limit_message_size for auto; 0 = no check. */
+uint64_t conf_min_free_space(const struct conf *conf);
 void conf_free(struct conf **conf);
 /* The configuration a server hands to new sessions, swapped on SIGHUP while sessions keep
  * the one they started with. */

@@ -214,6 +214,16 @@ int cmd_append_literal_begin(struct imap_session *s, const struct imap_literal *
 	struct cmd_append_spool *sp = s->append;
 	if (lit->size > s->limits->message_size)
 		return cmd_append_refuse(s, lit, "[TOOBIG] Message too large");
+	/* Below min_free_space the message is refused before its octets (a non-synchronizing
+	 * literal is read and dropped, then the command answered): temporary, not OVERQUOTA,
+	 * which is the account's quota (Dovecot answers [OVERQUOTA] for both). */
+	if (sp->refusal == NULL &&
+	    store_space_low(s->server->store, conf_min_free_space(s->conf), lit->size)) {
+		sp->replace = replace;
+		sp->refusal = "[UNAVAILABLE] Insufficient system storage, try again later";
+		IMAP_LOG(s, "event=append result=refused size=%llu reason=disk-space",
+		         (unsigned long long)lit->size);
+	}
 	if (sp->count >= (replace ? 1 : CMD_APPEND_MESSAGES_MAX))
 		return cmd_append_refuse(s, lit, "[LIMIT] Too many messages in one APPEND");
 	sp->replace = replace;

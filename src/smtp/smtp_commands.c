@@ -162,6 +162,21 @@ static void mail_owned_read(void *ctx);
 static void mail_accept(struct smtp_session *s);
 static void mail_commit(struct smtp_session *s);
 
+/* Postfix's queue_minfree: below min_free_space (plus SIZE=, when given) on the data
+ * directory's file system, MAIL gets a temporary refusal (RFC 3463 4.3.1), so the sender
+ * keeps the message instead of hearing a 451 after sending all of it. The store measures
+ * at most once a second. true when refused. */
+static bool smtp_mail_space_low(struct smtp_session *s, const struct smtp_command *cmd)
+{
+	uint64_t min = conf_min_free_space(s->conf);
+	uint64_t size = cmd->size_set ? cmd->size : 0;
+	if (!store_space_low(s->server->store, min, size))
+		return false;
+	SMTP_LOG(s, "event=mail result=452 reason=disk-space size=%llu", (unsigned long long)size);
+	smtp_reply(s, "452 4.3.1 Insufficient system storage");
+	return true;
+}
+
 static void cmd_mail(struct smtp_session *s, struct smtp_command *cmd)
 {
 	if (smtp_policy_mail(s))
@@ -170,6 +185,8 @@ static void cmd_mail(struct smtp_session *s, struct smtp_command *cmd)
 		smtp_reply(s, "552 5.3.4 Message size exceeds fixed maximum message size");
 		return;
 	}
+	if (smtp_mail_space_low(s, cmd))
+		return;
 	if (cmd->path.utf8 && !cmd->smtputf8) {
 		smtp_reply(s, "553 5.6.7 Non-ASCII address requires SMTPUTF8");
 		return;

@@ -1053,6 +1053,11 @@ int store_open_engine(const char *data_dir, const char *engine, const char *url,
 	store->tmp_dir = store_join_dup(data_dir, "tmp");
 	atomic_init(&store->spool_seq, 0);
 	atomic_init(&store->inline_max, STORE_INLINE_MAX_DEFAULT);
+	atomic_init(&store->space_at, 0);
+	atomic_init(&store->space_avail, UINT64_MAX);
+	atomic_init(&store->space_inodes, UINT64_MAX);
+	atomic_init(&store->space_failing, false);
+	atomic_init(&store->space_low, false);
 	store->lock_fd = -1;
 	pthread_mutex_init(&store->blob_lock, NULL);
 	pthread_mutex_init(&store->queue_lock, NULL);

@@ -46,6 +46,22 @@ void store_set_inline_max(struct store *store, uint64_t max);
  * format (chunk n holds octets from n times this size on): never change it. */
 #define STORE_CHUNK_SIZE ((uint64_t)256 * 1024)
 
+/* ---- free space (issue 13): new mail is refused before the disk is full ---- */
+/* Free inodes below which the data directory counts as full whatever its free octets (a
+ * file system out of inodes fails every spool file). */
+#define STORE_SPACE_MIN_INODES 64
+/* What the data directory's file system has free for an unprivileged writer (statvfs:
+ * f_bavail x f_frsize octets, f_favail inodes; UINT64_MAX for a file system that does not
+ * count inodes), measured at most once a second whichever thread asks (a busy server
+ * makes one statvfs a second, not one per command). 0, or -1 when statvfs fails (logged
+ * once until it works again). */
+int store_space_free(struct store *store, uint64_t *avail_r, uint64_t *inodes_r);
+/* Does the data directory's file system have fewer than min_free + size octets free, or
+ * fewer than STORE_SPACE_MIN_INODES inodes? min_free 0: no check, never. A file system that
+ * cannot be measured is not low (the writes themselves then report what fails). The
+ * crossings of min_free itself are logged once each way (event=disk-low, event=disk-ok). */
+bool store_space_low(struct store *store, uint64_t min_free, uint64_t size);
+
 /* A path in the store's temporary directory where a caller may create a new spool file
  * (message being received). Malloc'd; unique per call. The file must be handed to
  * store_deliver() or unlinked by the caller. */

@@ -517,6 +517,12 @@ struct store {
 	bool exclusive; /* we were alone at open: orphan cleanup allowed */
 	/* Bodies up to this size are stored in the database (store_set_inline_max()). */
 	atomic_uint_fast64_t inline_max;
+	/* store_space.c: when data_dir's file system was last measured (CLOCK_MONOTONIC
+	 * milliseconds; 0 never) and what it had free (UINT64_MAX until known). */
+	atomic_int_fast64_t space_at;
+	atomic_uint_fast64_t space_avail, space_inodes;
+	atomic_bool space_failing; /* the last statvfs failed (logged once per streak) */
+	atomic_bool space_low;     /* below the min_free last asked about (logged when it flips) */
 	/* Set by init: the database is shared by several nodes, so every body is stored in
 	 * it (a file under one node's data directory would be missing on the others). */
 	bool shared;

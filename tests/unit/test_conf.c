@@ -181,6 +181,30 @@ static void test_expunge_retention(void **state)
 	             "expected a number of seconds (suffix s, m, h, d)");
 }
 
+/* min_free_space: auto (1.5 x limit_message_size, Postfix's rule) unless set; a size is
+ * taken as it is; 0 turns the check off. */
+static void test_min_free_space(void **state)
+{
+	(void)state;
+	struct conf *c = set1("auth_workers", "1");
+	assert_true(c->min_free_space == CONF_MIN_FREE_AUTO);
+	assert_true(conf_min_free_space(c) == 75ull * 1024 * 1024);
+	conf_free(&c);
+	c = parse("limit_message_size = 10M\nmin_free_space = auto\n");
+	assert_true(conf_min_free_space(c) == 15ull * 1024 * 1024);
+	conf_free(&c);
+	c = set1("min_free_space", "200M");
+	assert_true(conf_min_free_space(c) == 200ull * 1024 * 1024);
+	conf_free(&c);
+	c = set1("min_free_space", "0");
+	assert_true(conf_min_free_space(c) == 0);
+	conf_free(&c);
+	refuse_value("min_free_space", "lots",
+	             "expected 'auto' or a size in bytes (suffix K, M, G; 0: no check)");
+	refuse_value("min_free_space", "-1M",
+	             "expected 'auto' or a size in bytes (suffix K, M, G; 0: no check)");
+}
+
 static void test_defaults(void **state)
 {
 	(void)state;
@@ -1065,6 +1089,7 @@ int main(void)
 	    cmocka_unit_test(test_dns_settings),
 	    cmocka_unit_test(test_queue_settings),
 	    cmocka_unit_test(test_expunge_retention),
+	    cmocka_unit_test(test_min_free_space),
 	    cmocka_unit_test(test_outbound_client),
 	    cmocka_unit_test(test_flood_settings),
 	    cmocka_unit_test(test_filter_settings),

@@ -23,6 +23,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <sys/statvfs.h>
 #include <unistd.h>
 
 #include <sqlite3.h>
@@ -2026,6 +2027,37 @@ static void test_orphans(void **state)
 	close(fd);
 }
 
+/* Free space (store_space.c): what statvfs says, measured once and then taken from the
+ * cache until it is a second old; too few inodes count as full. */
+static void test_free_space(void **state)
+{
+	struct fixture *f = fixture_get(state);
+	uint64_t avail, inodes;
+	assert_int_equal(store_space_free(f->store, &avail, &inodes), 0);
+	struct statvfs st;
+	assert_int_equal(statvfs(f->dir, &st), 0);
+	assert_true(avail > 0 && avail != UINT64_MAX);
+	assert_true(avail / st.f_frsize <= (uint64_t)st.f_blocks);
+	assert_false(store_space_low(f->store, 0, UINT64_MAX)); /* 0: no check */
+	assert_false(store_space_low(f->store, 1, 0));
+	assert_true(store_space_low(f->store, UINT64_MAX, 0));
+	assert_true(store_space_low(f->store, 1, UINT64_MAX - 1));
+	/* A measurement from the future stays fresh: the cached figures answer. */
+	atomic_store(&f->store->space_at, INT64_MAX / 2);
+	atomic_store(&f->store->space_avail, 5);
+	assert_true(store_space_low(f->store, 10, 0));
+	assert_false(store_space_low(f->store, 5, 0));
+	assert_true(store_space_low(f->store, 4, 2)); /* the size counts on top */
+	assert_false(store_space_low(f->store, 4, 1));
+	atomic_store(&f->store->space_inodes, STORE_SPACE_MIN_INODES - 1);
+	assert_true(store_space_low(f->store, 1, 0));
+	/* An old one is measured again. */
+	atomic_store(&f->store->space_at, 1);
+	assert_false(store_space_low(f->store, 10, 0));
+	assert_int_equal(store_space_free(f->store, &avail, &inodes), 0);
+	assert_true(avail > 5 && inodes >= STORE_SPACE_MIN_INODES);
+}
+
 static void test_spool_paths(void **state)
 {
 	struct fixture *f = fixture_get(state);
@@ -2338,6 +2370,7 @@ int main(void)
 	    SQLITE(test_migration_1_to_2), /* a version-1 SQLite file */
 	    SQLITE(test_orphans),          /* message files and rows planted in SQLite */
 	    BOTH(test_spool_paths),
+	    BOTH(test_free_space),
 	    PG(test_pg_commit_retry),
 	    PG(test_pg_chunked_bodies),
 	};
