@@ -430,6 +430,7 @@ void smtp_checks_data(struct smtp_session *s, void (*next)(struct smtp_session *
 	/* DKIM signs what the client sent: after our Return-Path and Received. */
 	c->dkim = dkim_verify_new(c->map + s->trace_size, (size_t)st.st_size - s->trace_size,
 	                          s->conf->dkim_verify_max_signatures, (int64_t)time(NULL));
+	dkim_verify_set_key_cache(c->dkim, s->server->dkim_keys);
 	c->phase = CHECKS_DKIM;
 	checks_step(c);
 }

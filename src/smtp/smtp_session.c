@@ -16,12 +16,14 @@
 #include "core/buf.h"
 #include "core/log.h"
 #include "core/xmalloc.h"
+#include "mime/dkim_key_cache.h"
 #include "smtp/psl.h"
 #include "smtp/smtp_server.h"
 #include "core/banned.h"
 
 #define SMTP_CHUNK 16384
 #define SMTP_HEADER_FIELD_MAX 998
+#define SMTP_DKIM_KEYS_MAX 256 /* decoded keys kept (a few MiB at most) */
 
 static const char *const smtp_state_names[] = {
     "tls", "command", "auth", "data", "bdat", "wait", "closing",
@@ -43,6 +45,7 @@ struct smtp_server *smtp_server_new(struct store *store, struct auth *auth, stru
 	conf_slot_init(&srv->conf, conf);
 	srv->userip = userip_new();
 	srv->policy = smtp_policy_new();
+	srv->dkim_keys = dkim_key_cache_new(SMTP_DKIM_KEYS_MAX);
 	return srv;
 }
 
@@ -54,6 +57,7 @@ void smtp_server_free(struct smtp_server **server)
 	userip_free(&(*server)->userip);
 	psl_free(&(*server)->psl);
 	smtp_policy_free(&(*server)->policy);
+	dkim_key_cache_free(&(*server)->dkim_keys);
 	free(*server);
 	*server = NULL;
 }

@@ -23,6 +23,7 @@
 #include "store/store.h"
 
 struct psl;
+struct dkim_key_cache;
 struct smtp_checks;
 struct smtp_filter;
 struct smtp_dnsbl;
@@ -34,6 +35,7 @@ struct smtp_server {
 	struct conf_slot conf;      /* for new sessions */
 	struct userip *userip;      /* authenticated submission sessions per account + address */
 	struct smtp_policy *policy; /* per-IP rates (smtp_policy.c) */
+	struct dkim_key_cache *dkim_keys; /* decoded DKIM keys (checks on arrival), all loops */
 };
 
 enum smtp_state {
