@@ -456,3 +456,23 @@ def test_dns_block_and_allow_lists(server):
     assert "event=dnsbl zone=wl.test ip=127.0.0.6 result=listed list=allow" in \
         server.log_text()
     assert "zone=bl.test result=refused" in server.log_text()
+
+
+def test_large_message_goes_to_a_file_first(server, keys):
+    # Beyond SMTP_SPOOL_MEM_MAX (64 KiB) the message is not held in memory but spooled to a
+    # file during DATA, and the checks rewrite that file: the outcome must be the same.
+    subject = unique("large")
+    forged = (b"Authentication-Results: " + AUTHSERV.encode() + b"; dkim=pass\r\n")
+    body = b"".join(b"line %06d of a long message, with  two spaces \r\n" % i
+                    for i in range(3000))
+    assert len(body) > 100 * 1024
+    msg = sign(message(subject, "a@signed.test", extra_headers=forged, body=body), keys,
+               "rsa", "signed.test")
+    send(server, "a@signed.test", msg)
+    raw = fetch(server, subject)
+    ar = our_ar(raw)  # one with our authserv-id, first; the forged one is gone
+    assert [r for r, _, _ in ar["dkim"]] == ["pass"]
+    assert ar["dmarc"][0][0] == "pass"
+    assert raw.endswith(msg.replace(forged, b""))
+    [entry] = [m for m in server.mail_list(DEMO) if m["subject"] == subject]
+    assert entry["size"] == len(raw)
