@@ -296,7 +296,8 @@ int arc_verify_run(struct arc_verify *v)
 		bool tempfail;
 		const char *problem;
 		unsigned char digest[DKIM_HASH_LEN];
-		bool ok = dkim_key_from_answer(a, seal->ed25519, &key, &tempfail, &problem) == 0;
+		bool ok =
+		    dkim_key_from_answer(NULL, a, seal->ed25519, &key, &tempfail, &problem) == 0;
 		if (!ok)
 			arc_fail(v, problem);
 		else if (arc_seal_digest(v, i, digest) < 0)

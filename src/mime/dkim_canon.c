@@ -89,16 +89,30 @@ static bool dkim_line_empty(const unsigned char *msg, size_t p, size_t len)
 	return msg[p] == '\n' || (msg[p] == '\r' && p + 1 < len && msg[p + 1] == '\n');
 }
 
+/* Does msg[0..len) have a CR not followed by LF, or an LF not preceded by CR? Every LF
+ * preceded by a CR pairs with a distinct CR, so with as many CRs as LFs none is left bare.
+ * memchr() rather than a loop over octets: this runs over every message on arrival. */
+static bool dkim_canon_has_bare(const unsigned char *msg, size_t len)
+{
+	const unsigned char *p = msg, *end = msg + len;
+	size_t lf = 0, cr = 0;
+	while (p < end && (p = memchr(p, '\n', (size_t)(end - p))) != NULL) {
+		if (p == msg || p[-1] != '\r')
+			return true;
+		lf++;
+		p++;
+	}
+	for (p = msg; p < end && (p = memchr(p, '\r', (size_t)(end - p))) != NULL; p++)
+		cr++;
+	return cr != lf;
+}
+
 const unsigned char *dkim_canon_message(const unsigned char *msg, size_t len,
                                         unsigned char **copy_r, size_t *len_r)
 {
-	bool bare = false;
-	for (size_t i = 0; i < len && !bare; i++)
-		bare = (msg[i] == '\r' && (i + 1 == len || msg[i + 1] != '\n')) ||
-		       (msg[i] == '\n' && (i == 0 || msg[i - 1] != '\r'));
 	*copy_r = NULL;
 	*len_r = len;
-	if (!bare)
+	if (!dkim_canon_has_bare(msg, len))
 		return msg;
 	struct crlf st;
 	crlf_init(&st);
@@ -212,6 +226,27 @@ static void dkim_body_put(struct dkim_body_canon *bc, unsigned char c)
 	bc->stage[bc->staged++] = c;
 }
 
+static void dkim_body_put_run(struct dkim_body_canon *bc, const unsigned char *p, size_t n)
+{
+	while (n > 0) {
+		if (bc->staged == sizeof(bc->stage))
+			dkim_body_flush(bc);
+		size_t k = sizeof(bc->stage) - bc->staged;
+		if (k > n)
+			k = n;
+		memcpy(bc->stage + bc->staged, p, k);
+		bc->staged += k;
+		p += k;
+		n -= k;
+	}
+}
+
+/* An octet that ends a run of plain ones: CR, LF, or WSP (which relaxed folds). */
+static bool dkim_body_special(unsigned char c)
+{
+	return c == '\r' || c == '\n' || c == ' ' || c == '\t';
+}
+
 static void dkim_body_crlf(struct dkim_body_canon *bc)
 {
 	dkim_body_put(bc, '\r');
@@ -249,12 +284,24 @@ static void dkim_body_scan(struct dkim_body_canon *bc, const unsigned char *p, s
 			dkim_body_put(bc, ' ');
 			bc->wsp = false;
 		}
-		dkim_body_put(bc, c);
+		/* c and the octets after it up to the next CR, LF or WSP go out as they are */
+		size_t run = 1;
+		while (i + run < n && !dkim_body_special(p[i + run]))
+			run++;
+		dkim_body_put_run(bc, p + i, run);
+		i += run - 1;
 	}
 }
 
 void dkim_body_canon_update(struct dkim_body_canon *bc, const unsigned char *data, size_t len)
 {
+	/* The usual case, octets from an SMTP spool: every line end CRLF already, no CR of an
+	 * earlier call waiting for its LF, none at the end. */
+	if (!bc->crlf.cr && (len == 0 || data[len - 1] != '\r') &&
+	    !dkim_canon_has_bare(data, len)) {
+		dkim_body_scan(bc, data, len);
+		return;
+	}
 	unsigned char norm[2 * 1024 + 1];
 	for (size_t i = 0; i < len; i += 1024) {
 		size_t k = len - i < 1024 ? len - i : 1024;

@@ -125,12 +125,20 @@ static int dkim_key_problem(const char **problem_r, const char *why)
 	return -1;
 }
 
-/* The public key of p=, checked against the algorithm. */
-static int dkim_key_decode(const char *s, const struct dkim_tag *p, bool ed25519,
-                           struct dkim_key *key, const char **problem_r)
+/* The public key of p=, checked against the algorithm; from the cache when it decoded the
+ * same text before (only keys that passed the checks are kept there). */
+static int dkim_key_decode(struct dkim_key_cache *cache, const char *s, const struct dkim_tag *p,
+                           bool ed25519, struct dkim_key *key, const char **problem_r)
 {
+	char *text = dkim_tag_compact_dup(s, p);
+	size_t text_len = strlen(text);
+	key->pkey = dkim_key_cache_get(cache, text, text_len, ed25519);
+	if (key->pkey != NULL) {
+		free(text);
+		return 0;
+	}
 	unsigned char *raw = xmalloc(DKIM_KEY_MAX);
-	ssize_t rn = dkim_tag_base64(s, p, raw, DKIM_KEY_MAX);
+	ssize_t rn = base64_decode(text, text_len, raw, DKIM_KEY_MAX);
 	const unsigned char *q = raw;
 	if (rn > 0 && ed25519)
 		key->pkey =
@@ -138,19 +146,24 @@ static int dkim_key_decode(const char *s, const struct dkim_tag *p, bool ed25519
 	else if (rn > 0)
 		key->pkey = d2i_PUBKEY(NULL, &q, (long)rn);
 	free(raw);
-	if (key->pkey == NULL)
+	if (key->pkey == NULL) {
+		free(text);
 		return dkim_key_problem(problem_r, "the key cannot be read");
+	}
 	if (!ed25519 && (EVP_PKEY_get_base_id(key->pkey) != EVP_PKEY_RSA ||
 	                 EVP_PKEY_get_bits(key->pkey) < 1024)) {
+		free(text);
 		EVP_PKEY_free(key->pkey);
 		key->pkey = NULL;
 		return dkim_key_problem(problem_r, "not an RSA key of 1024 bits or more");
 	}
+	dkim_key_cache_put(cache, text, text_len, ed25519, key->pkey);
+	free(text);
 	return 0;
 }
 
-int dkim_key_parse(const char *s, size_t n, bool ed25519, struct dkim_key *key,
-                   const char **problem_r)
+int dkim_key_parse(struct dkim_key_cache *cache, const char *s, size_t n, bool ed25519,
+                   struct dkim_key *key, const char **problem_r)
 {
 	key->pkey = NULL;
 	struct dkim_tag tags[DKIM_TAGS_MAX];
@@ -183,7 +196,7 @@ int dkim_key_parse(const char *s, size_t n, bool ed25519, struct dkim_key *key,
 		return dkim_key_problem(problem_r, "the key does not fit the signature");
 	if (p == NULL || p->value_len == 0)
 		return dkim_key_problem(problem_r, "the key is revoked or missing");
-	return dkim_key_decode(s, p, ed25519, key, problem_r);
+	return dkim_key_decode(cache, s, p, ed25519, key, problem_r);
 }
 
 bool dkim_signature_ok(EVP_PKEY *pkey, bool ed25519, const unsigned char *sig, size_t len,
@@ -249,8 +262,9 @@ void dkim_key_answers_free(struct dkim_key_answers *a)
 	a->n = 0;
 }
 
-int dkim_key_from_answer(const struct dkim_key_answer *a, bool ed25519, struct dkim_key *key,
-                         bool *tempfail_r, const char **problem_r)
+int dkim_key_from_answer(struct dkim_key_cache *cache, const struct dkim_key_answer *a,
+                         bool ed25519, struct dkim_key *key, bool *tempfail_r,
+                         const char **problem_r)
 {
 	key->pkey = NULL;
 	*tempfail_r = a->status == DKIM_DNS_TEMPFAIL;
@@ -258,5 +272,5 @@ int dkim_key_from_answer(const struct dkim_key_answer *a, bool ed25519, struct d
 		return dkim_key_problem(problem_r, "DNS failure looking up the key");
 	if (a->status == DKIM_DNS_NXDOMAIN || a->n == 0)
 		return dkim_key_problem(problem_r, "no key for the signature");
-	return dkim_key_parse(a->texts[0], a->lens[0], ed25519, key, problem_r);
+	return dkim_key_parse(cache, a->texts[0], a->lens[0], ed25519, key, problem_r);
 }

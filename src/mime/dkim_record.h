@@ -12,6 +12,8 @@
 
 #include <openssl/evp.h>
 
+#include "mime/dkim_key_cache.h"
+
 #define DKIM_TAGS_MAX 32
 #define DKIM_KEY_MAX 2048 /* decoded public key octets (RSA 8192 fits) */
 #define DKIM_SIG_MAX 1024 /* decoded signature octets */
@@ -47,9 +49,11 @@ struct dkim_key {
 };
 
 /* Parse the key record s[0..n) for an ed25519 (else RSA) signature: 0 with key->pkey (free
- * it with EVP_PKEY_free), or -1 with *problem_r (static text): a permanent error. */
-int dkim_key_parse(const char *s, size_t n, bool ed25519, struct dkim_key *key,
-                   const char **problem_r) __attribute__((warn_unused_result));
+ * it with EVP_PKEY_free), or -1 with *problem_r (static text): a permanent error. The key
+ * comes from cache (NULL: none) when it holds the same p= text, and goes into it. */
+int dkim_key_parse(struct dkim_key_cache *cache, const char *s, size_t n, bool ed25519,
+                   struct dkim_key *key, const char **problem_r)
+    __attribute__((warn_unused_result));
 
 /* True when sig[0..len) is pkey's signature of the SHA-256 digest (RSA PKCS#1 v1.5 with
  * SHA-256, or Ed25519 over the digest as RFC 8463 §3 signs it). */
@@ -81,9 +85,10 @@ const struct dkim_key_answer *dkim_key_answers_find(const struct dkim_key_answer
 void dkim_key_answers_free(struct dkim_key_answers *a);
 
 /* The key for an answer: 0 with key->pkey, or -1 with *tempfail_r (a DNS failure: a
- * temporary error) and *problem_r. The answer's first record decides. */
-int dkim_key_from_answer(const struct dkim_key_answer *a, bool ed25519, struct dkim_key *key,
-                         bool *tempfail_r, const char **problem_r)
-    __attribute__((warn_unused_result));
+ * temporary error) and *problem_r. The answer's first record decides; cache as for
+ * dkim_key_parse(). */
+int dkim_key_from_answer(struct dkim_key_cache *cache, const struct dkim_key_answer *a,
+                         bool ed25519, struct dkim_key *key, bool *tempfail_r,
+                         const char **problem_r) __attribute__((warn_unused_result));
 
 #endif

@@ -48,6 +48,7 @@ struct dkim_verify {
 	struct dkim_sig *sigs;
 	size_t nsigs;
 	struct dkim_key_answers keys;
+	struct dkim_key_cache *key_cache; /* or NULL */
 	const char *need;
 	bool ams;              /* ARC-Message-Signature fields (RFC 8617 §4.1.2) */
 	uint64_t ams_instance; /* the one instance verified */
@@ -313,7 +314,7 @@ static void dkim_sig_with_answer(struct dkim_verify *v, struct dkim_sig *sig,
 	struct dkim_key key;
 	bool tempfail;
 	const char *problem;
-	if (dkim_key_from_answer(a, sig->ed25519, &key, &tempfail, &problem) < 0)
+	if (dkim_key_from_answer(v->key_cache, a, sig->ed25519, &key, &tempfail, &problem) < 0)
 		dkim_sig_error(sig, tempfail ? DKIM_RESULT_TEMPERROR : DKIM_RESULT_PERMERROR,
 		               problem);
 	else
@@ -381,6 +382,11 @@ struct dkim_verify *dkim_verify_new_ams(const unsigned char *msg, size_t len, ui
                                         int64_t now)
 {
 	return dkim_verify_open(msg, len, 1, now, true, instance);
+}
+
+void dkim_verify_set_key_cache(struct dkim_verify *v, struct dkim_key_cache *cache)
+{
+	v->key_cache = cache;
 }
 
 void dkim_verify_free(struct dkim_verify **vp)

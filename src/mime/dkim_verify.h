@@ -44,6 +44,9 @@ struct dkim_verify *dkim_verify_new(const unsigned char *msg, size_t len, size_t
  * dkim_verify_count() is 0 when msg has none of that instance. */
 struct dkim_verify *dkim_verify_new_ams(const unsigned char *msg, size_t len, uint64_t instance,
                                         int64_t now);
+/* Decode the keys through cache (mime/dkim_key_cache; it must outlive the verifier). */
+struct dkim_key_cache;
+void dkim_verify_set_key_cache(struct dkim_verify *v, struct dkim_key_cache *cache);
 /* Frees the verifier; sets *v to NULL; accepts NULL. */
 void dkim_verify_free(struct dkim_verify **v);
 /* Verify what can be: 1 when every signature has its result, 0 when dkim_verify_need()

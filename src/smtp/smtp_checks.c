@@ -72,7 +72,7 @@ bool smtp_checks_active(const struct smtp_session *s)
 
 static void checks_unmap(struct smtp_checks *c)
 {
-	if (c->map != NULL)
+	if (c->map != NULL && c->map_fd >= 0) /* else the session's spool_mem */
 		munmap(c->map, c->map_len);
 	c->map = NULL;
 	if (c->map_fd >= 0)
@@ -402,6 +402,18 @@ static void checks_dmarc_start(struct smtp_checks *c)
 	c->phase = CHECKS_DMARC;
 }
 
+/* DKIM over the message as mapped (c->map[0..map_len)). */
+static void checks_dkim_start(struct smtp_checks *c)
+{
+	struct smtp_session *s = c->s;
+	/* DKIM signs what the client sent: after our Return-Path and Received. */
+	c->dkim = dkim_verify_new(c->map + s->trace_size, c->map_len - s->trace_size,
+	                          s->conf->dkim_verify_max_signatures, (int64_t)time(NULL));
+	dkim_verify_set_key_cache(c->dkim, s->server->dkim_keys);
+	c->phase = CHECKS_DKIM;
+	checks_step(c);
+}
+
 void smtp_checks_data(struct smtp_session *s, void (*next)(struct smtp_session *s))
 {
 	struct smtp_checks *c = s->checks;
@@ -413,6 +425,12 @@ void smtp_checks_data(struct smtp_session *s, void (*next)(struct smtp_session *
 	c->next = next;
 	c->data_reply = NULL;
 	c->junk = false;
+	if (s->spool_in_mem) {
+		c->map = (unsigned char *)s->spool_mem.data; /* until checks_rewrite() */
+		c->map_len = s->spool_mem.len;
+		checks_dkim_start(c);
+		return;
+	}
 	struct stat st;
 	c->map_fd = open(s->spool_path, O_RDONLY | O_CLOEXEC);
 	if (c->map_fd < 0 || fstat(c->map_fd, &st) != 0 || (uint64_t)st.st_size < s->trace_size ||
@@ -427,11 +445,7 @@ void smtp_checks_data(struct smtp_session *s, void (*next)(struct smtp_session *
 		return;
 	}
 	c->map_len = (size_t)st.st_size > 0 ? (size_t)st.st_size : 1;
-	/* DKIM signs what the client sent: after our Return-Path and Received. */
-	c->dkim = dkim_verify_new(c->map + s->trace_size, (size_t)st.st_size - s->trace_size,
-	                          s->conf->dkim_verify_max_signatures, (int64_t)time(NULL));
-	c->phase = CHECKS_DKIM;
-	checks_step(c);
+	checks_dkim_start(c);
 }
 
 /* Is the domain of address (or address itself when it is a domain) in the space-separated

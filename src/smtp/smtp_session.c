@@ -16,12 +16,14 @@
 #include "core/buf.h"
 #include "core/log.h"
 #include "core/xmalloc.h"
+#include "mime/dkim_key_cache.h"
 #include "smtp/psl.h"
 #include "smtp/smtp_server.h"
 #include "core/banned.h"
 
 #define SMTP_CHUNK 16384
 #define SMTP_HEADER_FIELD_MAX 998
+#define SMTP_DKIM_KEYS_MAX 256 /* decoded keys kept (a few MiB at most) */
 
 static const char *const smtp_state_names[] = {
     "tls", "command", "auth", "data", "bdat", "wait", "closing",
@@ -43,6 +45,7 @@ struct smtp_server *smtp_server_new(struct store *store, struct auth *auth, stru
 	conf_slot_init(&srv->conf, conf);
 	srv->userip = userip_new();
 	srv->policy = smtp_policy_new();
+	srv->dkim_keys = dkim_key_cache_new(SMTP_DKIM_KEYS_MAX);
 	return srv;
 }
 
@@ -54,6 +57,7 @@ void smtp_server_free(struct smtp_server **server)
 	userip_free(&(*server)->userip);
 	psl_free(&(*server)->psl);
 	smtp_policy_free(&(*server)->policy);
+	dkim_key_cache_free(&(*server)->dkim_keys);
 	free(*server);
 	*server = NULL;
 }
@@ -126,6 +130,8 @@ static void smtp_session_spool_drop(struct smtp_session *s)
 		free(s->spool_path);
 		s->spool_path = NULL;
 	}
+	buf_free(&s->spool_mem);
+	s->spool_in_mem = false;
 }
 
 void smtp_session_reset_tx(struct smtp_session *s)
@@ -215,9 +221,15 @@ static int smtp_trace_headers(struct smtp_session *s, struct buf *b)
 const char *smtp_session_body_begin(struct smtp_session *s)
 {
 	snprintf(s->msgid, sizeof(s->msgid), "%s.%u", conn_id(s->conn), ++s->tx_count);
-	s->spool_path = store_spool_path_dup(s->server->store);
-	s->spool_fd = open(s->spool_path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
-	if (s->spool_fd < 0) {
+	if (smtp_checks_active(s)) {
+		/* the checks write the file, their field first (smtp_spool.c) */
+		s->spool_in_mem = true;
+		buf_init(&s->spool_mem, SMTP_SPOOL_MEM_MAX);
+	} else {
+		s->spool_path = store_spool_path_dup(s->server->store);
+		s->spool_fd = open(s->spool_path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
+	}
+	if (!s->spool_in_mem && s->spool_fd < 0) {
 		log_error("session=%s proto=smtp event=spool-open path=%s error=%s",
 		          conn_id(s->conn), s->spool_path, strerror(errno));
 		free(s->spool_path);
@@ -226,7 +238,7 @@ const char *smtp_session_body_begin(struct smtp_session *s)
 	}
 	struct buf b;
 	buf_init(&b, 8192);
-	if (smtp_trace_headers(s, &b) != 0 || write(s->spool_fd, b.data, b.len) != (ssize_t)b.len) {
+	if (smtp_trace_headers(s, &b) != 0 || smtp_spool_append(s, b.data, b.len) != 0) {
 		buf_free(&b);
 		smtp_session_spool_drop(s);
 		return "451 4.3.0 Local error: cannot write spool file";
@@ -262,19 +274,8 @@ static void smtp_body_write(struct smtp_session *s, const unsigned char *p, size
 	}
 	s->body_size += n;
 	(void)header_scanner_feed(s->headers, p, n);
-	while (n > 0) {
-		ssize_t w = write(s->spool_fd, p, n);
-		if (w < 0 && errno == EINTR)
-			continue;
-		if (w <= 0) {
-			log_error("session=%s proto=smtp event=spool-write error=%s",
-			          conn_id(s->conn), strerror(errno));
-			s->body_error = "451 4.3.0 Local error: cannot write spool file";
-			return;
-		}
-		p += w;
-		n -= (size_t)w;
-	}
+	if (smtp_spool_append(s, p, n) != 0)
+		s->body_error = "451 4.3.0 Local error: cannot write spool file";
 }
 
 /* RFC 5321 §4.5.3.2.5 asks for generous data timeouts; a minimum average rate stops a
@@ -473,6 +474,8 @@ static void smtp_body_filtered(struct smtp_session *s);
 static void smtp_body_checked(struct smtp_session *s)
 {
 	const char *err = smtp_checks_data_reply(s);
+	if (err == NULL && smtp_spool_spill(s) != 0) /* the checks wrote no file (defensive) */
+		err = "451 4.3.0 Local error: cannot write spool file";
 	if (err != NULL) {
 		smtp_body_refused(s, err);
 		return;

@@ -12,6 +12,7 @@
 #include "auth/auth_login.h"
 #include "auth/sasl.h"
 #include "core/arena.h"
+#include "core/buf.h"
 #include "core/conf.h"
 #include "core/userip.h"
 #include "mime/header.h"
@@ -23,6 +24,7 @@
 #include "store/store.h"
 
 struct psl;
+struct dkim_key_cache;
 struct smtp_checks;
 struct smtp_filter;
 struct smtp_dnsbl;
@@ -34,6 +36,7 @@ struct smtp_server {
 	struct conf_slot conf;      /* for new sessions */
 	struct userip *userip;      /* authenticated submission sessions per account + address */
 	struct smtp_policy *policy; /* per-IP rates (smtp_policy.c) */
+	struct dkim_key_cache *dkim_keys; /* decoded DKIM keys (checks on arrival), all loops */
 };
 
 enum smtp_state {
@@ -108,6 +111,11 @@ struct smtp_session {
 	uint64_t bdat_remaining;
 	int spool_fd;
 	char *spool_path;
+	/* With the checks on arrival the message is held here, not in a file, until the
+	 * Authentication-Results field is known (smtp_spool.c); spool_fd and spool_path are then
+	 * -1 and NULL. A message larger than SMTP_SPOOL_MEM_MAX goes to the file after all. */
+	bool spool_in_mem;
+	struct buf spool_mem;
 	uint64_t body_size;  /* octets in the spool, trace headers included */
 	uint64_t trace_size; /* octets of our Return-Path/Received lines */
 	time_t body_start;
@@ -182,7 +190,17 @@ void smtp_commands_auth_delay_done(struct smtp_session *s);
 bool smtp_session_is_submission(const struct smtp_session *s);
 bool smtp_session_auth_offered(const struct smtp_session *s);
 
-/* A range of octets of the spool file. */
+/* Octets of the message the session holds in memory at most (spool_mem). */
+#define SMTP_SPOOL_MEM_MAX (64 * 1024)
+/* Append octets to the spool: memory while the message fits there, else the file (created
+ * then, with what memory held). 0, or -1 (logged) when the file cannot be written. */
+int smtp_spool_append(struct smtp_session *s, const void *p, size_t n)
+    __attribute__((warn_unused_result));
+/* Move a message held in memory into a new spool file (a no-op for one in a file). 0, or -1
+ * (logged). */
+int smtp_spool_spill(struct smtp_session *s) __attribute__((warn_unused_result));
+
+/* A range of octets of the spool file (or of spool_mem). */
 struct smtp_span {
 	uint64_t offset;
 	size_t len;
@@ -190,7 +208,9 @@ struct smtp_span {
 /* Replace the spool file with a new one (smtp_spool.c): head, then the spans of the old
  * file (read through src, an open descriptor of it) in order. s->spool_path, spool_fd and
  * body_size then describe the new file (trace_size is the caller's to adjust); the old file
- * is gone. 0, or -1 (logged; the old file stays) when it cannot be written. */
+ * is gone. 0, or -1 (logged; the old file stays) when it cannot be written. A message held in
+ * memory (spool_in_mem; src is ignored) is written to its first file this way, the spans
+ * taken from spool_mem, which is freed. */
 int smtp_spool_rewrite(struct smtp_session *s, int src, const void *head, size_t head_len,
                        const struct smtp_span *keep, size_t n) __attribute__((warn_unused_result));
 

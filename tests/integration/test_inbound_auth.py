@@ -379,6 +379,52 @@ def reload_with(server, settings):
         time.sleep(0.05)
 
 
+def test_checks_then_milter(server, keys):
+    # The checks write the spool file from memory, then the milter (Debian's python3-milter
+    # running milter_server.py) sees and edits that file: it sees our field, and the stored
+    # message has the milter's changes, our one field and the client's body.
+    import socket
+    import subprocess
+    from pathlib import Path
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    proc = subprocess.Popen(["/usr/bin/python3", str(Path(__file__).with_name("milter_server.py")),
+                             str(port)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        deadline = time.monotonic() + 15
+        while True:
+            try:
+                socket.create_connection(("127.0.0.1", port), timeout=1).close()
+                break
+            except OSError:
+                assert time.monotonic() < deadline, "the test filter did not start"
+                time.sleep(0.05)
+        reload_with(server, {"milter": "inet:127.0.0.1:%d" % port})
+        subject = unique("milter")
+        body = b"Milter body.\r\n"
+        msg = sign(message(subject, "a@signed.test", extra_headers=b"X-Remove-Me: x\r\n",
+                           body=body), keys, "rsa", "signed.test")
+        send(server, "a@signed.test", msg)
+        raw = fetch(server, "[filtered] " + subject)
+        assert raw is not None
+        fields = header_fields(raw)
+        assert fields[0] == ("X-Milter-Top", " inserted")
+        ours = [v for n, v in fields if n == "Authentication-Results"]
+        # the checks ran before the filter changed the (signed) Subject
+        assert len(ours) == 1 and "dkim=pass" in ours[0]
+        assert [n for n, _ in fields][1:4] == ["Authentication-Results", "Return-Path",
+                                               "Received"]
+        assert not any(n == "X-Remove-Me" for n, _ in fields)
+        seen = [v for n, v in fields if n == "X-Milter-Seen"][0]
+        assert "body=%d" % len(body) in seen
+        assert raw.endswith(b"\r\n\r\n" + body)
+    finally:
+        reload_with(server, {"milter": ""})
+        proc.kill()
+        proc.wait()
+
+
 def test_settings_spf_reject_and_dmarc_reject_off(server):
     # Last in the module: it changes the settings of the module's server.
     reload_with(server, {"spf_reject_fail": "yes", "dmarc_reject": "no"})
@@ -456,3 +502,23 @@ def test_dns_block_and_allow_lists(server):
     assert "event=dnsbl zone=wl.test ip=127.0.0.6 result=listed list=allow" in \
         server.log_text()
     assert "zone=bl.test result=refused" in server.log_text()
+
+
+def test_large_message_goes_to_a_file_first(server, keys):
+    # Beyond SMTP_SPOOL_MEM_MAX (64 KiB) the message is not held in memory but spooled to a
+    # file during DATA, and the checks rewrite that file: the outcome must be the same.
+    subject = unique("large")
+    forged = (b"Authentication-Results: " + AUTHSERV.encode() + b"; dkim=pass\r\n")
+    body = b"".join(b"line %06d of a long message, with  two spaces \r\n" % i
+                    for i in range(3000))
+    assert len(body) > 100 * 1024
+    msg = sign(message(subject, "a@signed.test", extra_headers=forged, body=body), keys,
+               "rsa", "signed.test")
+    send(server, "a@signed.test", msg)
+    raw = fetch(server, subject)
+    ar = our_ar(raw)  # one with our authserv-id, first; the forged one is gone
+    assert [r for r, _, _ in ar["dkim"]] == ["pass"]
+    assert ar["dmarc"][0][0] == "pass"
+    assert raw.endswith(msg.replace(forged, b""))
+    [entry] = [m for m in server.mail_list(DEMO) if m["subject"] == subject]
+    assert entry["size"] == len(raw)

@@ -206,6 +206,43 @@ static void test_body_bare_line_ends(void **state)
 	expect_body(DKIM_CANON_SIMPLE, "\r", "\r\n");
 	expect_body(DKIM_CANON_RELAXED, "\n", "");
 	expect_body(DKIM_CANON_SIMPLE, "a\n\r\n\nb", "a\r\n\r\n\r\nb\r\n");
+	/* as many CRs as LFs, each LF after a CR, yet one CR bare (the fast path must not
+	 * take it as CRLF only) */
+	expect_body(DKIM_CANON_SIMPLE, "a\r\r\nb\r\n\nc\r\n", "a\r\n\r\nb\r\n\r\nc\r\n");
+	expect_body(DKIM_CANON_RELAXED, "a \t b\tc  \r\nd\r\r\n", "a b c\r\nd\r\n");
+}
+
+/* dkim_canon_message(): the message itself when every line end is CRLF, else a copy. */
+static void test_message_bare(void **state)
+{
+	(void)state;
+	static const struct {
+		const char *in, *want;
+	} cases[] = {
+	    {"a: b\r\n\r\nc\r\n", NULL},
+	    {"", NULL},
+	    {"a: b\r\n\r\nc", NULL},
+	    {"a: b\n\r\nc\r\n", "a: b\r\n\r\nc\r\n"},
+	    {"a\r\r\nb\r\n\n", "a\r\n\r\nb\r\n\r\n"},
+	    {"\nx", "\r\nx"},
+	    {"x\r", "x\r\n"},
+	};
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		unsigned char *copy;
+		size_t len;
+		const unsigned char *in = (const unsigned char *)cases[i].in;
+		const unsigned char *out = dkim_canon_message(in, strlen(cases[i].in), &copy, &len);
+		if (cases[i].want == NULL) {
+			assert_ptr_equal(out, in);
+			assert_null(copy);
+			assert_int_equal(len, strlen(cases[i].in));
+		} else {
+			assert_ptr_equal(out, copy);
+			assert_int_equal(len, strlen(cases[i].want));
+			assert_memory_equal(out, cases[i].want, len);
+		}
+		free(copy);
+	}
 }
 
 static void test_body_many_empty_lines(void **state)
@@ -296,6 +333,7 @@ int main(void)
 	    cmocka_unit_test(test_body_lines),
 	    cmocka_unit_test(test_body_nul),
 	    cmocka_unit_test(test_body_bare_line_ends),
+	    cmocka_unit_test(test_message_bare),
 	    cmocka_unit_test(test_body_many_empty_lines),
 	    cmocka_unit_test(test_fields),
 	    cmocka_unit_test(test_select),
