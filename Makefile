@@ -26,7 +26,7 @@ UNIT_BINS := $(UNIT_SRCS:tests/unit/%.c=build/asan/tests/%)
 FUZZ_SRCS := $(sort $(wildcard fuzz/fuzz_*.c))
 FUZZ_BINS := $(FUZZ_SRCS:fuzz/%.c=build/fuzz/%)
 
-.PHONY: test-pg all asan unit-tests run test fuzz fuzz-build bench bench-load format check-format check-layers clean
+.PHONY: powerloss test-pg all asan unit-tests run test fuzz fuzz-build bench bench-load format check-format check-layers clean
 
 all: build/posthorn
 
@@ -83,6 +83,13 @@ test:
 # The whole integration suite on PostgreSQL (make test runs only the store modules there).
 test-pg:
 	@POSTHORN_TEST_STORE=postgresql sh tests/run-all.sh
+
+# Power loss (issue 13): the data directory on powerfs, many cuts, then the negative control
+# (a test build without fsync) that must lose mail. POWERLOSS_ROUNDS cuts per case.
+POWERLOSS_ROUNDS ?= 10
+powerloss: build/asan/posthorn
+	@POSTHORN_BIN=$(CURDIR)/build/asan/posthorn /usr/bin/python3 tests/durability/powerloss.py \
+	  --both --rounds $(POWERLOSS_ROUNDS)
 
 bench-load:
 	$(MAKE) -C bench/load
