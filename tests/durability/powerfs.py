@@ -10,6 +10,8 @@ The model is the strict POSIX one (what a disk with a volatile write cache may d
   that is itself not durable in its parent is lost with that directory.
 
 Usage: powerfs.py MOUNTPOINT STATE_DIR [LOAD_DIR]
+(environment: POWERFS_TRACE=1 logs name operations and syncs; POWERFS_KILL_MKDIR=PREFIX
+crashes the process that makes the first directory under PREFIX.)
 Mounts an in-memory tree at MOUNTPOINT (filled from LOAD_DIR, all of it durable, when
 given) and runs in the foreground. Unmount it (umount MOUNTPOINT) after every process using it
 is dead: the daemon then writes STATE_DIR/durable (what survives a power cut at that moment)
@@ -30,6 +32,11 @@ import time
 import fusepy
 
 TRACE = os.environ.get("POWERFS_TRACE") == "1"  # log name operations and syncs to stderr
+
+
+# A crash at a chosen moment: POWERFS_KILL_MKDIR=PREFIX SIGKILLs the process that makes
+# the first directory whose path starts with PREFIX, right after the mkdir (once).
+KILL_MKDIR = os.environ.get("POWERFS_KILL_MKDIR")
 
 
 def trace(*args):
@@ -237,9 +244,14 @@ class PowerFS(fusepy.Operations):
         return node
 
     def mkdir(self, path, mode):
+        global KILL_MKDIR
         with self.mutex:
-            uid, gid, _ = fusepy.fuse_get_context()
+            uid, gid, pid = fusepy.fuse_get_context()
             self._add(path, Node(stat.S_IFDIR | (mode & 0o7777), uid, gid))
+            if KILL_MKDIR and path.startswith(KILL_MKDIR):
+                KILL_MKDIR = None
+                trace("kill", pid, "after mkdir", path)
+                os.kill(pid, 9)
 
     def create(self, path, mode, fi=None):
         with self.mutex:

@@ -21,6 +21,7 @@ run_powerloss() is the entry for the durability matrix (tests/durability/). Need
 
 import argparse
 import imaplib
+import json
 import os
 import random
 import shutil
@@ -66,14 +67,15 @@ class Layer:
         self.mnt, self.work = Path(mnt), Path(work)
         self.proc, self.state, self.n = None, None, 0
 
-    def mount(self, load_dir):
+    def mount(self, load_dir, env=None):
         self.n += 1
         self.state = self.work / ("state%d" % self.n)
         self.mnt.mkdir(parents=True, exist_ok=True)
         self.log = open(self.work / ("powerfs%d.log" % self.n), "wb")
         self.proc = subprocess.Popen(["/usr/bin/python3", "-W", "ignore", str(POWERFS),
                                       str(self.mnt), str(self.state), str(load_dir)],
-                                     stdout=self.log, stderr=subprocess.STDOUT)
+                                     stdout=self.log, stderr=subprocess.STDOUT,
+                                     env=dict(os.environ, **(env or {})))
         deadline = time.monotonic() + 20
         while not os.path.ismount(self.mnt):
             if self.proc.poll() is not None or time.monotonic() > deadline:
@@ -292,11 +294,16 @@ def setup_accounts(srv):
 
 
 def run_powerloss(rounds=3, unsafe=False, seed=None, seconds=3.0, workdir=None, log=print,
-                  fresh=True, min_acked=2):
+                  fresh=None, min_acked=2, crash=True):
     """The power-loss run (fresh: the store is created on the layer, else `posthorn init`'s
-    store and the accounts are the durable starting point); returns a dict: iterations, acked (smtp, imap), lost, truncated,
+    store and the accounts are the durable starting point; by default fresh unless unsafe);
+    returns a dict: iterations, acked (smtp, imap), lost, truncated,
     duplicated, problems (integrity), details, cut (what the cuts discarded)."""
     seed = seed if seed is not None else random.randrange(1 << 30)
+    if fresh is None:
+        # The negative control starts from a durable store with its accounts: what it loses
+        # is then the mail, not the accounts added beside an unsafe server.
+        fresh = not unsafe
     rng = random.Random(seed)
     work = Path(workdir or tempfile.mkdtemp(prefix="posthorn-powerloss."))
     srv = Server(work / "server", extra_conf={"store_inline_max": "128K",
@@ -338,18 +345,27 @@ def run_powerloss(rounds=3, unsafe=False, seed=None, seconds=3.0, workdir=None, 
                 state = layer.unmount()
                 res["problems"] += check_sqlite(state / "current", work)
                 break
-            traffic = Traffic(srv, "%d-%d" % (seed, r), "%d%d" % (seed % 10000, r))
-            traffic.start()
-            time.sleep(rng.uniform(seconds / 3, seconds))
-            traffic.wait_acked(min_acked)
-            srv.kill()  # SIGKILL in the middle of the traffic, then the power goes
-            traffic.join()
-            state = layer.unmount()
-            import json
+            # A crash first (SIGKILL, restart on what the page cache holds), then traffic
+            # again, SIGKILL and the power cut: what a crash left half done (a directory
+            # made but not synced) must be made durable by the restarted server.
+            for phase in range(2 if crash else 1):
+                if phase > 0:
+                    srv.start()
+                    lost, trunc, dup, details = check_acked(srv, acked)
+                    if lost or trunc:
+                        res["problems"].append("after a crash (no power cut): %s" % details)
+                traffic = Traffic(srv, "%d-%d-%d" % (seed, r, phase),
+                                  "%d%d%d" % (seed % 10000, r, phase))
+                traffic.start()
+                time.sleep(rng.uniform(seconds / 3, seconds))
+                traffic.wait_acked(min_acked)
+                srv.kill()  # SIGKILL in the middle of the traffic
+                traffic.join()
+                acked.update(traffic.acked)
+            state = layer.unmount()  # the power goes
             stats = json.loads((state / "stats.json").read_text())
             res["cut_files"] += stats["lost_file_count"]
             res["cut_names"] += stats["lost_name_count"]
-            acked.update(traffic.acked)
             if os.environ.get("POWERLOSS_DEBUG"):
                 log("errors: %r" % traffic.errors)
             res["iterations"] += 1
@@ -357,9 +373,8 @@ def run_powerloss(rounds=3, unsafe=False, seed=None, seconds=3.0, workdir=None, 
             res["acked_imap"] = sum(1 for p, _ in acked.values() if p == "imap")
             res["problems"] += ["round %d: %s" % (r, p)
                                 for p in check_sqlite(state / "durable", work)]
-            log("round %d: %d acked (total %d), cut discarded %d unsynced files and %d names"
-                % (r, len(traffic.acked), len(acked), stats["lost_file_count"],
-                   stats["lost_name_count"]))
+            log("round %d: %d acked in all, cut discarded %d unsynced files and %d names"
+                % (r, len(acked), stats["lost_file_count"], stats["lost_name_count"]))
             load = state / "durable"
         # The store's own check, on a plain copy of the final state.
         final = work / "final"

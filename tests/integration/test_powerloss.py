@@ -1,0 +1,54 @@
+"""Power loss, the quick slice of tests/durability/powerloss.py (`make powerloss` runs the
+long one): the data directory lives on powerfs, which keeps only what was fsynced (file
+bytes) and directory-fsynced (names). Skipped where FUSE cannot be mounted."""
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from conftest import Server
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "durability"))
+import powerloss  # noqa: E402
+
+WHY = powerloss.fuse_unavailable()
+pytestmark = [pytest.mark.skipif(WHY is not None, reason="powerfs: %s" % WHY),
+              pytest.mark.sqlite_only("the data directory holds the store")]
+
+
+def test_new_store_directories_survive_a_power_cut(tmp_path):
+    """A store created from nothing: once `posthorn` returned, its directories are durable
+    (a fan-out directory and its files are only as durable as messages/ itself)."""
+    srv = Server(tmp_path / "srv")
+    data = srv.dir / "data"
+    subprocess.run(["rm", "-rf", str(data)], check=True)
+    data.mkdir()
+    (tmp_path / "empty").mkdir()
+    layer = powerloss.Layer(data, tmp_path)
+    layer.mount(tmp_path / "empty")
+    try:
+        srv.cli("domain", "list")
+    finally:
+        state = layer.unmount()
+    survived = sorted(p.name for p in (state / "durable").iterdir())
+    assert "messages" in survived and "tmp" in survived, survived
+    assert "posthorn.db" in survived, survived
+
+
+def test_acknowledged_mail_survives_a_power_cut(tmp_path):
+    r = powerloss.run_powerloss(rounds=1, seconds=2, workdir=tmp_path, log=lambda s: None)
+    assert r["acked_smtp"] + r["acked_imap"] >= 2, r
+    assert (r["lost"], r["truncated"]) == (0, 0), r["details"]
+    assert not r["problems"], r["problems"]
+
+
+def test_negative_control_loses_mail(tmp_path):
+    """Without fsync (the test build's POSTHORN_TEST_UNSAFE_NOSYNC) the same run must lose
+    acknowledged mail: otherwise the harness could not see a loss."""
+    r = powerloss.run_powerloss(rounds=1, seconds=2, unsafe=True, workdir=tmp_path,
+                                log=lambda s: None)
+    assert r["acked_smtp"] + r["acked_imap"] >= 2, r
+    assert r["lost"] > 0, r
+
