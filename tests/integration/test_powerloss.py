@@ -52,3 +52,45 @@ def test_negative_control_loses_mail(tmp_path):
     assert r["acked_smtp"] + r["acked_imap"] >= 2, r
     assert r["lost"] > 0, r
 
+
+def test_fanout_directory_made_before_a_crash_is_synced(tmp_path):
+    """A crash right after mkdir of a fan-out directory (messages/xx/), before messages/ was
+    synced: the restarted server stores the same bytes (an IMAP APPEND has no trace fields,
+    so the same content address) into that existing directory and must still make its name
+    durable before OK, or a power cut takes the directory and the message with it."""
+    srv = Server(tmp_path / "srv", extra_conf={"store_inline_max": "0"})
+    powerloss.setup_accounts(srv)
+    data = srv.dir / "data"
+    base = tmp_path / "base"
+    data.rename(base)
+    data.mkdir()
+    layer = powerloss.Layer(data, tmp_path)
+    layer.mount(base, env={"POWERFS_KILL_MKDIR": "/messages/"})
+    rng = powerloss.random.Random(13)
+    msg = powerloss.make_message(rng, "fanout-crash", "small")
+    user = powerloss.IMAP_USER
+    try:
+        srv.start()
+        c = powerloss.imaplib.IMAP4_SSL(powerloss.HOST, srv.base + 993,
+                                        ssl_context=powerloss.tls_ctx(), timeout=30)
+        c.login(user, powerloss.USERS[user])
+        with pytest.raises((powerloss.imaplib.IMAP4.abort, OSError)):
+            c.append("INBOX", None, None, msg)  # the server dies in the mkdir
+        srv.proc.wait(30)
+        srv.kill()
+        srv.start()  # no power cut yet: the directory is there, its name not durable
+        c = powerloss.imaplib.IMAP4_SSL(powerloss.HOST, srv.base + 993,
+                                        ssl_context=powerloss.tls_ctx(), timeout=30)
+        c.login(user, powerloss.USERS[user])
+        typ, data_ = c.append("INBOX", None, None, msg)
+        assert typ == "OK", data_
+        srv.kill()
+    finally:
+        if srv.proc is not None:
+            srv.kill()
+        state = layer.unmount()
+    assert (state / "durable" / "messages").is_dir()
+    fanouts = [p.name for p in (state / "current" / "messages").iterdir()]
+    assert len(fanouts) == 1, fanouts
+    survived = state / "durable" / "messages" / fanouts[0]
+    assert survived.is_dir() and any(survived.iterdir()), "the acknowledged APPEND was lost"
