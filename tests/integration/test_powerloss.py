@@ -38,7 +38,8 @@ def test_new_store_directories_survive_a_power_cut(tmp_path):
 
 
 def test_acknowledged_mail_survives_a_power_cut(tmp_path):
-    r = powerloss.run_powerloss(rounds=1, seconds=2, workdir=tmp_path, log=lambda s: None)
+    r = powerloss.run_powerloss(rounds=1, seconds=1, workdir=tmp_path, log=lambda s: None,
+                                crash=False)
     assert r["acked_smtp"] + r["acked_imap"] >= 2, r
     assert (r["lost"], r["truncated"]) == (0, 0), r["details"]
     assert not r["problems"], r["problems"]
@@ -47,8 +48,8 @@ def test_acknowledged_mail_survives_a_power_cut(tmp_path):
 def test_negative_control_loses_mail(tmp_path):
     """Without fsync (the test build's POSTHORN_TEST_UNSAFE_NOSYNC) the same run must lose
     acknowledged mail: otherwise the harness could not see a loss."""
-    r = powerloss.run_powerloss(rounds=1, seconds=2, unsafe=True, workdir=tmp_path,
-                                log=lambda s: None)
+    r = powerloss.run_powerloss(rounds=1, seconds=1, unsafe=True, workdir=tmp_path,
+                                log=lambda s: None, crash=False)
     assert r["acked_smtp"] + r["acked_imap"] >= 2, r
     assert r["lost"] > 0, r
 
@@ -59,7 +60,7 @@ def test_fanout_directory_made_before_a_crash_is_synced(tmp_path):
     so the same content address) into that existing directory and must still make its name
     durable before OK, or a power cut takes the directory and the message with it."""
     srv = Server(tmp_path / "srv", extra_conf={"store_inline_max": "0"})
-    powerloss.setup_accounts(srv)
+    powerloss.setup_accounts(srv, users=[powerloss.IMAP_USER])
     data = srv.dir / "data"
     base = tmp_path / "base"
     data.rename(base)
