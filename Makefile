@@ -84,12 +84,13 @@ test:
 test-pg:
 	@POSTHORN_TEST_STORE=postgresql sh tests/run-all.sh
 
-# Power loss (issue 13): the data directory on powerfs, many cuts, then the negative control
-# (a test build without fsync) that must lose mail. POWERLOSS_ROUNDS cuts per case.
+# Power loss (issue 13): the data directory (SQLite, then PostgreSQL's) on powerfs, many
+# cuts, each followed by its negative control (no fsync) that must lose mail.
+# POWERLOSS_ROUNDS cuts per case.
 POWERLOSS_ROUNDS ?= 10
 powerloss: build/asan/posthorn
 	@POSTHORN_BIN=$(CURDIR)/build/asan/posthorn /usr/bin/python3 tests/durability/powerloss.py \
-	  --both --rounds $(POWERLOSS_ROUNDS)
+	  --both --engine all --rounds $(POWERLOSS_ROUNDS)
 
 bench-load:
 	$(MAKE) -C bench/load

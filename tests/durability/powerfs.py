@@ -82,6 +82,8 @@ class PowerFS(fusepy.Operations):
         self.next_fd = 1
         self.stats = {"fsync": 0, "fsyncdir": 0, "write": 0, "bytes_written": 0}
         if load_dir:
+            st = os.stat(load_dir)  # PostgreSQL insists on its data directory's owner and mode
+            self.root.mode, self.root.uid, self.root.gid = st.st_mode, st.st_uid, st.st_gid
             self._load(self.root, load_dir)
 
     # ---- loading and saving plain directory trees ----

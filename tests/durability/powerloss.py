@@ -4,14 +4,18 @@ what was made durable (fsync of a file for its bytes, fsync of a directory for i
 Each round starts the server on what the previous cut left, checks that every message
 acknowledged so far (250 to SMTP DATA, OK to IMAP APPEND) is there byte for byte, then
 delivers with several concurrent SMTP and IMAP clients (random sizes, bodies below and above
-store_inline_max), SIGKILLs the server in the middle of that traffic and cuts the power.
+store_inline_max), SIGKILLs the server in the middle of that traffic, restarts it on what
+the page cache holds (a crash), delivers again, SIGKILLs it and cuts the power.
 The last round also stops cleanly and checks the store: SQLite's integrity_check and
 foreign_key_check on every surviving state, every stored message readable over IMAP.
 
-    powerloss.py [--rounds N] [--unsafe] [--seed S] [--seconds T]
+    powerloss.py [--rounds N] [--unsafe | --both] [--engine sqlite|postgresql|all]
+                 [--seed S] [--seconds T]
 
---unsafe is the negative control: the server runs with POSTHORN_TEST_UNSAFE_NOSYNC=1 (test
-builds only: no fsync anywhere, SQLite synchronous=OFF), and the run must LOSE messages;
+--engine postgresql puts a PostgreSQL cluster's data directory on the layer instead (the
+store is then all in the database). --unsafe is the negative control: the server runs with
+POSTHORN_TEST_UNSAFE_NOSYNC=1 (test builds only: no fsync anywhere, SQLite
+synchronous=OFF), PostgreSQL with fsync=off, and the run must LOSE messages;
 the exit status is 0 when it does, 1 when it does not (the harness would then be blind).
 Without --unsafe the exit status is 0 when nothing acknowledged was lost or truncated.
 
@@ -287,6 +291,72 @@ def db_check_cli(srv):
     return [] if p.returncode == 0 else ["posthorn db check: %s" % (p.stdout + p.stderr)]
 
 
+class PgCluster:
+    """A PostgreSQL cluster (tests/pg_cluster.sh) whose data directory goes on the layer."""
+
+    def __init__(self, directory):
+        self.dir = Path(directory)
+        self.data = self.dir / "data"
+        self.options = ""
+        self.bin = next(p for p in ("/usr/lib/postgresql/%s/bin" % v for v in (15, 16, 17))
+                        if Path(p, "pg_ctl").exists())
+
+    def create(self):
+        url = subprocess.run(["sh", str(HERE.parent / "pg_cluster.sh"), "start", str(self.dir)],
+                             check=True, capture_output=True, text=True).stdout.strip()
+        self.port = (self.dir / "port").read_text().strip()
+        return url
+
+    def _pg_ctl(self, *args):
+        return subprocess.run(["runuser", "-u", "postgres", "--", self.bin + "/pg_ctl", "-D",
+                               str(self.data)] + list(args), capture_output=True, text=True,
+                              timeout=180)
+
+    def start(self):
+        p = self._pg_ctl("-l", str(self.dir / "server.log"), "-w", "-t", "120", "start", "-o",
+                         "-p %s -c max_connections=100 -c listen_addresses=127.0.0.1 "
+                         "-c unix_socket_directories='%s' %s" % (self.port, self.dir,
+                                                                 self.options))
+        if p.returncode != 0:
+            raise RuntimeError("PostgreSQL did not start: %s%s" % (
+                p.stderr, (self.dir / "server.log").read_text()[-3000:]))
+
+    def stop(self):
+        self._pg_ctl("-m", "fast", "-w", "stop")
+
+    def kill(self):
+        """SIGKILL the postmaster and every child of it (stopped first: it forks no more)."""
+        try:
+            pid = int((self.data / "postmaster.pid").read_text().split()[0])
+        except (OSError, ValueError, IndexError):
+            return
+        os.kill(pid, 19)  # SIGSTOP
+        victims = [pid]
+        for d in os.listdir("/proc"):
+            if d.isdigit():
+                try:
+                    stat_ = Path("/proc", d, "stat").read_text()
+                except OSError:
+                    continue
+                if int(stat_.rsplit(")", 1)[1].split()[1]) == pid:
+                    victims.append(int(d))
+        for v in victims:
+            try:
+                os.kill(v, 9)
+            except ProcessLookupError:
+                pass
+        deadline = time.monotonic() + 30
+        for v in victims:
+            while time.monotonic() < deadline:
+                try:
+                    state = Path("/proc", str(v), "stat").read_text().rsplit(")", 1)[1].split()[0]
+                except OSError:
+                    break
+                if state in ("Z", "X"):
+                    break
+                time.sleep(0.02)
+
+
 def setup_accounts(srv, users=(SMTP_USER, IMAP_USER)):
     for d in sorted({u.split("@")[1] for u in users}):
         srv.cli("domain", "add", d)
@@ -295,9 +365,10 @@ def setup_accounts(srv, users=(SMTP_USER, IMAP_USER)):
 
 
 def run_powerloss(rounds=3, unsafe=False, seed=None, seconds=3.0, workdir=None, log=print,
-                  fresh=None, min_acked=2, crash=True):
+                  fresh=None, min_acked=2, crash=True, engine="sqlite"):
     """The power-loss run (fresh: the store is created on the layer, else `posthorn init`'s
     store and the accounts are the durable starting point; by default fresh unless unsafe);
+    engine "postgresql" puts a cluster's data directory on the layer instead;
     returns a dict: iterations, acked (smtp, imap), lost, truncated,
     duplicated, problems (integrity), details, cut (what the cuts discarded)."""
     seed = seed if seed is not None else random.randrange(1 << 30)
@@ -307,21 +378,38 @@ def run_powerloss(rounds=3, unsafe=False, seed=None, seconds=3.0, workdir=None, 
         fresh = not unsafe
     rng = random.Random(seed)
     work = Path(workdir or tempfile.mkdtemp(prefix="posthorn-powerloss."))
-    srv = Server(work / "server", extra_conf={"store_inline_max": "128K",
-                                                "log_level": "info"})
-    if unsafe:
+    conf = {"store_inline_max": "128K", "log_level": "info"}
+    pg = None
+    if engine == "postgresql":
+        # PostgreSQL's data directory on the layer; the cluster, the schema and the
+        # accounts are the durable starting point. The negative control: fsync=off.
+        work.chmod(0o755)  # the postgres user reaches its directory
+        pg = PgCluster(work / "pg")
+        srv = Server(work / "server", extra_conf=conf, store_url=pg.create())
+        setup_accounts(srv)
+        pg.stop()
+        if unsafe:
+            pg.options = "-c fsync=off"
+        data, base, fresh = pg.data, work / "base", False
+        shutil.move(str(data), str(base))
+        data.mkdir(mode=0o700)
+        shutil.chown(data, "postgres")
+        base.chmod(0o700)
+    else:
+        srv = Server(work / "server", extra_conf=conf)
+        data, base = srv.dir / "data", work / "base"
+    if unsafe and not pg:
         srv.env = dict(os.environ, POSTHORN_TEST_UNSAFE_NOSYNC="1")
-    data = srv.dir / "data"
-    base = work / "base"
-    if fresh:
+    if not pg and fresh:
         # An empty data directory: the store itself is created on the layer.
         shutil.rmtree(data)
         base.mkdir()
-    else:
+        data.mkdir()
+    elif not pg:
         # What `posthorn init` and the account set-up left is the durable starting point.
         setup_accounts(srv)
         shutil.move(str(data), str(base))
-    data.mkdir()
+        data.mkdir()
     layer = Layer(data, work)
     layer.mount(base)
     acked = {}
@@ -332,6 +420,8 @@ def run_powerloss(rounds=3, unsafe=False, seed=None, seconds=3.0, workdir=None, 
         for r in range(rounds + 1):
             if r > 0:
                 layer.mount(load)
+            if pg:
+                pg.start()
             srv.start()
             if fresh and r == 0:
                 # The server created the store; accounts are added beside it, as an
@@ -342,10 +432,15 @@ def run_powerloss(rounds=3, unsafe=False, seed=None, seconds=3.0, workdir=None, 
                 res["lost"], res["truncated"], res["duplicated"] = lost, trunc, dup
                 res["details"] = details[:20]
             if r == rounds:
+                if pg:
+                    res["problems"] += db_check_cli(srv)
                 if srv.stop() != 0:
                     res["problems"].append("server did not stop cleanly")
+                if pg:
+                    pg.stop()
                 state = layer.unmount()
-                res["problems"] += check_sqlite(state / "current", work)
+                if not pg:
+                    res["problems"] += check_sqlite(state / "current", work)
                 break
             # A crash first (SIGKILL, restart on what the page cache holds), then traffic
             # again, SIGKILL and the power cut: what a crash left half done (a directory
@@ -364,6 +459,8 @@ def run_powerloss(rounds=3, unsafe=False, seed=None, seconds=3.0, workdir=None, 
                 srv.kill()  # SIGKILL in the middle of the traffic
                 traffic.join()
                 acked.update(traffic.acked)
+            if pg:
+                pg.kill()
             state = layer.unmount()  # the power goes
             stats = json.loads((state / "stats.json").read_text())
             res["cut_files"] += stats["lost_file_count"]
@@ -373,22 +470,29 @@ def run_powerloss(rounds=3, unsafe=False, seed=None, seconds=3.0, workdir=None, 
             res["iterations"] += 1
             res["acked_smtp"] = sum(1 for p, _ in acked.values() if p == "smtp")
             res["acked_imap"] = sum(1 for p, _ in acked.values() if p == "imap")
-            res["problems"] += ["round %d: %s" % (r, p)
-                                for p in check_sqlite(state / "durable", work)]
+            if not pg:
+                res["problems"] += ["round %d: %s" % (r, p)
+                                    for p in check_sqlite(state / "durable", work)]
             log("round %d: %d acked in all, cut discarded %d unsynced files and %d names"
                 % (r, len(acked), stats["lost_file_count"], stats["lost_name_count"]))
             load = state / "durable"
-        # The store's own check, on a plain copy of the final state.
-        final = work / "final"
-        shutil.copytree(state / "current", final, symlinks=True)
-        data.rmdir()
-        final.rename(data)
-        res["problems"] += db_check_cli(srv)
+        if not pg:
+            # The store's own check, on a plain copy of the final state.
+            final = work / "final"
+            shutil.copytree(state / "current", final, symlinks=True)
+            data.rmdir()
+            final.rename(data)
+            res["problems"] += db_check_cli(srv)
     finally:
         if srv.proc is not None:
             srv.kill()
+        if pg:
+            pg.kill()
         if layer.proc is not None and layer.proc.poll() is None:
             subprocess.run(["umount", "-l", str(data)])
+        if pg:
+            subprocess.run(["sh", str(HERE.parent / "pg_cluster.sh"), "stop", str(pg.dir)],
+                           capture_output=True)
     if not workdir and not res["problems"] and (unsafe or not res["lost"] + res["truncated"]):
         shutil.rmtree(work, ignore_errors=True)
     else:
@@ -413,19 +517,24 @@ def main():
     ap.add_argument("--seed", type=int)
     ap.add_argument("--unsafe", action="store_true", help="only the negative control")
     ap.add_argument("--both", action="store_true", help="the run and the negative control")
+    ap.add_argument("--engine", default="sqlite", choices=("sqlite", "postgresql", "all"))
     args = ap.parse_args()
     why = fuse_unavailable()
     if why:
         print("powerloss: skipped: " + why)
         return 0
-    cases = [("unsafe (control)", True)] if args.unsafe else [("sqlite", False)]
-    if args.both:
-        cases = [("sqlite", False), ("sqlite unsafe (control)", True)]
+    cases = []
+    for e in ("sqlite", "postgresql") if args.engine == "all" else (args.engine,):
+        if not args.unsafe:
+            cases.append((e, False))
+        if args.unsafe or args.both:
+            cases.append(("%s unsafe (control)" % e, True))
     results, ok = [], True
     for name, unsafe in cases:
+        e = name.split()[0]
         print("== %s" % name, flush=True)
         r = run_powerloss(args.rounds, unsafe, args.seed, args.seconds,
-                          log=lambda s: print("  " + s, flush=True))
+                          log=lambda s: print("  " + s, flush=True), engine=e)
         results.append((name, r))
         print("  seed %d, %d SMTP + %d IMAP acknowledged; lost %d, truncated %d, "
               "duplicated %d; cuts discarded %d files, %d names" % (
