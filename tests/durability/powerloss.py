@@ -24,6 +24,7 @@ run_powerloss() is the entry for the durability matrix (tests/durability/). Need
 """
 
 import argparse
+import base64
 import imaplib
 import json
 import os
@@ -147,9 +148,11 @@ class Traffic:
         self.stop = threading.Event()
         self.threads, self.errors, self.sent = [], [], 0
 
-    def start(self, smtp_clients=3, imap_clients=2):
+    def start(self, smtp_clients=3, imap_clients=2, submission_clients=1):
         for i in range(smtp_clients):
             self.threads.append(threading.Thread(target=self._smtp, args=(i,), daemon=True))
+        for i in range(submission_clients):
+            self.threads.append(threading.Thread(target=self._submit, args=(i,), daemon=True))
         for i in range(imap_clients):
             self.threads.append(threading.Thread(target=self._imap, args=(i,), daemon=True))
         for t in self.threads:
@@ -192,6 +195,36 @@ class Traffic:
                         self._ack(subj, "smtp", msg)
         except Exception as e:  # the kill ends every session
             self.errors.append("smtp%d: %r" % (i, e))
+
+    def _submit(self, i):
+        """Mail to a remote domain: 250 on port 587 means queued (outbound delivery is
+        off in the tests); the queue entry is checked by recipient and size."""
+        rng = random.Random("%s-sub-%d" % (self.seed, i))
+        n = 0
+        try:
+            with RawSMTP(self.srv.submission_port, timeout=30) as c:
+                c.ehlo()
+                c.starttls()
+                c.ehlo()
+                auth = base64.b64encode(b"\0%s\0%s" % (SMTP_USER.encode(),
+                                                       USERS[SMTP_USER].encode())).decode()
+                if c.cmd("AUTH PLAIN " + auth).code != 235:
+                    raise RuntimeError("AUTH refused")
+                while not self.stop.is_set():
+                    n += 1
+                    subj = "pl-%s-q%d-%d" % (self.tag, i, n)
+                    msg = make_message(rng, subj, pick_kind(rng)).replace(
+                        b"To: <%s>" % SMTP_USER.encode(), b"To: <%s@remote.test>" % subj.encode())
+                    c.send("MAIL FROM:<%s>\r\nRCPT TO:<%s@remote.test>\r\nDATA\r\n"
+                           % (SMTP_USER, subj))
+                    for _ in range(3):
+                        if c.read_reply().code not in (250, 354):
+                            raise RuntimeError("submission refused")
+                    c.send(msg + b".\r\n")
+                    if c.read_reply(timeout=60).code == 250:
+                        self._ack(subj, "queue", msg)
+        except Exception as e:
+            self.errors.append("submission%d: %r" % (i, e))
 
     def _imap(self, i):
         rng = random.Random("%s-imap-%d" % (self.seed, i))
@@ -245,8 +278,24 @@ def check_acked(srv, acked):
     have.update(stored_messages(srv, SMTP_USER))
     for k, v in stored_messages(srv, IMAP_USER).items():
         have.setdefault(k, []).extend(v)
+    queued = {}
+    if any(p == "queue" for p, _ in acked.values()):
+        for e in srv.queue_entries():
+            for r in srv.queue_show(e["id"])["recipients"]:
+                queued.setdefault(r["address"].split("@")[0], []).append(e["size"])
     lost, truncated, duplicated, details = 0, 0, 0, []
     for subj, (proto, msg) in acked.items():
+        if proto == "queue":
+            sizes = queued.get(subj)
+            if not sizes:
+                lost += 1
+                details.append("lost %s (queued, %d octets)" % (subj, len(msg)))
+            elif sizes[0] < len(msg):
+                truncated += 1
+                details.append("queue entry %s of %d octets, %d sent" % (
+                    subj, sizes[0], len(msg)))
+            duplicated += len(sizes or []) > 1
+            continue
         got = have.get(subj)
         if not got:
             lost += 1
@@ -414,6 +463,7 @@ def run_powerloss(rounds=3, unsafe=False, seed=None, seconds=3.0, workdir=None, 
     layer.mount(base)
     acked = {}
     res = {"seed": seed, "unsafe": unsafe, "iterations": 0, "acked_smtp": 0, "acked_imap": 0,
+           "acked_queue": 0,
            "lost": 0, "truncated": 0, "duplicated": 0, "problems": [], "details": [],
            "cut_files": 0, "cut_names": 0}
     try:
@@ -470,6 +520,7 @@ def run_powerloss(rounds=3, unsafe=False, seed=None, seconds=3.0, workdir=None, 
             res["iterations"] += 1
             res["acked_smtp"] = sum(1 for p, _ in acked.values() if p == "smtp")
             res["acked_imap"] = sum(1 for p, _ in acked.values() if p == "imap")
+            res["acked_queue"] = sum(1 for p, _ in acked.values() if p == "queue")
             if not pg:
                 res["problems"] += ["round %d: %s" % (r, p)
                                     for p in check_sqlite(state / "durable", work)]
@@ -505,7 +556,7 @@ def table(results):
                                                  "duplicated", "truncated", "integrity")]
     for name, r in results:
         lines.append("%-22s %10d %7d %6d %10d %9d %s" % (
-            name, r["iterations"], r["acked_smtp"] + r["acked_imap"], r["lost"],
+            name, r["iterations"], r["acked_smtp"] + r["acked_imap"] + r["acked_queue"], r["lost"],
             r["duplicated"], r["truncated"], "ok" if not r["problems"] else "FAILED"))
     return "\n".join(lines)
 
@@ -536,9 +587,10 @@ def main():
         r = run_powerloss(args.rounds, unsafe, args.seed, args.seconds,
                           log=lambda s: print("  " + s, flush=True), engine=e)
         results.append((name, r))
-        print("  seed %d, %d SMTP + %d IMAP acknowledged; lost %d, truncated %d, "
+        print("  seed %d, %d SMTP + %d IMAP + %d queued acknowledged; lost %d, truncated %d, "
               "duplicated %d; cuts discarded %d files, %d names" % (
-                  r["seed"], r["acked_smtp"], r["acked_imap"], r["lost"], r["truncated"],
+                  r["seed"], r["acked_smtp"], r["acked_imap"], r["acked_queue"], r["lost"],
+                  r["truncated"],
                   r["duplicated"], r["cut_files"], r["cut_names"]), flush=True)
         for d in r["details"][:5] + r["problems"][:10]:
             print("    " + d)
