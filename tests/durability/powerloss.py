@@ -42,7 +42,7 @@ from pathlib import Path
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE.parent / "integration"))
 
-from conftest import BIN, HOST, USERS, RawSMTP, Server  # noqa: E402
+from conftest import BIN, HOST, USERS, RawSMTP, Server, sanitizer_lines  # noqa: E402
 
 POWERFS = HERE / "powerfs.py"
 SMTP_USER = "demo@example.test"
@@ -486,6 +486,7 @@ def run_powerloss(rounds=3, unsafe=False, seed=None, seconds=3.0, workdir=None, 
                     res["problems"] += db_check_cli(srv)
                 if srv.stop() != 0:
                     res["problems"].append("server did not stop cleanly")
+                res["problems"] += sanitizer_lines(srv.log_text())
                 if pg:
                     pg.stop()
                 state = layer.unmount()
@@ -497,10 +498,14 @@ def run_powerloss(rounds=3, unsafe=False, seed=None, seconds=3.0, workdir=None, 
             # made but not synced) must be made durable by the restarted server.
             for phase in range(2 if crash else 1):
                 if phase > 0:
+                    # What was acknowledged before the crash (earlier cuts are the
+                    # business of the check at the start of the round).
                     srv.start()
-                    lost, trunc, dup, details = check_acked(srv, acked)
+                    lost, trunc, dup, details = check_acked(srv, traffic.acked)
                     if lost or trunc:
-                        res["problems"].append("after a crash (no power cut): %s" % details)
+                        res["problems"].append("round %d, after a crash (no power cut): "
+                                               "lost %d, truncated %d: %s"
+                                               % (r, lost, trunc, details[:3]))
                 traffic = Traffic(srv, "%d-%d-%d" % (seed, r, phase),
                                   "%d%d%d" % (seed % 10000, r, phase))
                 traffic.start()
@@ -509,6 +514,7 @@ def run_powerloss(rounds=3, unsafe=False, seed=None, seconds=3.0, workdir=None, 
                 srv.kill()  # SIGKILL in the middle of the traffic
                 traffic.join()
                 acked.update(traffic.acked)
+                res["problems"] += sanitizer_lines(srv.log_text())
             if pg:
                 pg.kill()
             state = layer.unmount()  # the power goes
