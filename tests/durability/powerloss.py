@@ -62,7 +62,24 @@ def fuse_unavailable():
         return "python3-fusepy is not installed (tests/deps.sh)"
     if not Path(BIN).exists():
         return "no server binary at %s" % BIN
-    return None
+    return _trial_mount()
+
+
+def _trial_mount():
+    """None when a powerfs mount works here (a container may lack the right to mount)."""
+    work = Path(tempfile.mkdtemp(prefix="posthorn-powerfs-probe."))
+    layer = Layer(work / "mnt", work)
+    (work / "empty").mkdir()
+    try:
+        layer.mount(work / "empty")
+        layer.unmount()
+        return None
+    except (RuntimeError, OSError, subprocess.SubprocessError) as e:
+        if layer.proc is not None and layer.proc.poll() is None:
+            layer.proc.kill()
+        return "cannot mount a FUSE file system here: %s" % str(e).strip()[-300:]
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
 
 
 class Layer:
