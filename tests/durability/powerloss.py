@@ -575,10 +575,10 @@ def run_powerloss(rounds=3, unsafe=False, seed=None, seconds=3.0, workdir=None, 
 
 
 def table(results):
-    lines = ["%-22s %10s %7s %6s %10s %9s %s" % ("case", "iterations", "acked", "lost",
+    lines = ["%-28s %10s %7s %6s %10s %9s %s" % ("case", "iterations", "acked", "lost",
                                                  "duplicated", "truncated", "integrity")]
     for name, r in results:
-        lines.append("%-22s %10d %7d %6d %10d %9d %s" % (
+        lines.append("%-28s %10d %7d %6d %10d %9d %s" % (
             name, r["iterations"], r["acked_smtp"] + r["acked_imap"] + r["acked_queue"], r["lost"],
             r["duplicated"], r["truncated"], "ok" if not r["problems"] else "FAILED"))
     return "\n".join(lines)
