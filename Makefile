@@ -12,7 +12,8 @@ WARN := -Wall -Wextra -Werror -Wformat=2 -Wshadow -Wstrict-prototypes -Wvla
 BASE_CFLAGS := -std=c17 -D_GNU_SOURCE -Isrc $(WARN) $(PKG_CFLAGS) -MMD -MP
 REL_CFLAGS := $(BASE_CFLAGS) -O2 -g -D_FORTIFY_SOURCE=2 -fstack-protector-strong
 ASAN_FLAGS := -fsanitize=address,undefined -fno-sanitize-recover=undefined -fno-omit-frame-pointer
-ASAN_CFLAGS := $(BASE_CFLAGS) -O1 -g $(ASAN_FLAGS)
+# POSTHORN_TEST_BUILD: test-only switches (blob_unsafe_nosync()); never in a release build.
+ASAN_CFLAGS := $(BASE_CFLAGS) -O1 -g $(ASAN_FLAGS) -DPOSTHORN_TEST_BUILD
 LIBS := $(PKG_LIBS) -lpthread
 
 SRCS := $(shell find src -name '*.c' | sort)
@@ -25,7 +26,7 @@ UNIT_BINS := $(UNIT_SRCS:tests/unit/%.c=build/asan/tests/%)
 FUZZ_SRCS := $(sort $(wildcard fuzz/fuzz_*.c))
 FUZZ_BINS := $(FUZZ_SRCS:fuzz/%.c=build/fuzz/%)
 
-.PHONY: test-pg all asan unit-tests run test fuzz fuzz-build bench bench-load format check-format check-layers clean
+.PHONY: powerloss test-pg all asan unit-tests run test fuzz fuzz-build bench bench-load format check-format check-layers clean
 
 all: build/posthorn
 
@@ -82,6 +83,14 @@ test:
 # The whole integration suite on PostgreSQL (make test runs only the store modules there).
 test-pg:
 	@POSTHORN_TEST_STORE=postgresql sh tests/run-all.sh
+
+# Power loss (issue 13): the data directory (SQLite, then PostgreSQL's) on powerfs, many
+# cuts, each followed by its negative control (no fsync) that must lose mail.
+# POWERLOSS_ROUNDS cuts per case.
+POWERLOSS_ROUNDS ?= 10
+powerloss: build/asan/posthorn
+	@POSTHORN_BIN=$(CURDIR)/build/asan/posthorn /usr/bin/python3 tests/durability/powerloss.py \
+	  --both --engine all --rounds $(POWERLOSS_ROUNDS)
 
 bench-load:
 	$(MAKE) -C bench/load

@@ -51,6 +51,13 @@ int blob_sync_fanout(const char *messages_dir, unsigned index, const char **erro
 /* fsync a directory. 0, or -1 with *error_r. */
 int blob_sync_dir(const char *path, const char **error_r) __attribute__((warn_unused_result));
 
+/* true in a test build (compiled with -DPOSTHORN_TEST_BUILD, as build/asan is) when the
+ * environment has POSTHORN_TEST_UNSAFE_NOSYNC=1: then no fsync is made (message files,
+ * directories, SQLite synchronous=OFF) and acknowledged mail is lost at a power cut. Only
+ * the power-loss tests' negative control sets it (tests/durability/powerloss.py); a release
+ * build has no such switch. */
+bool blob_unsafe_nosync(void);
+
 /* Open a stored file read-only: 1 with *fd_r (caller closes) and *size_r, 0 when absent,
  * -1 error. */
 int blob_open(const char *messages_dir, const char *hex, int *fd_r, uint64_t *size_r);

@@ -966,13 +966,41 @@ char *store_spool_path_dup(struct store *store)
 	return b.data;
 }
 
-static int store_mkdir(const char *path, const char **error_r)
+/* mkdir path unless it exists; *created_r tells whether this call made it. */
+static int store_mkdir(const char *path, bool *created_r, const char **error_r)
 {
-	if (mkdir(path, 0700) < 0 && errno != EEXIST) {
+	if (mkdir(path, 0700) == 0) {
+		*created_r = true;
+		return 0;
+	}
+	if (errno != EEXIST) {
 		*error_r = store_error_fmt("mkdir %s: %s", path, strerror(errno));
 		return -1;
 	}
 	return 0;
+}
+
+/* A directory made here has a durable name only once its parent is synced: a power cut
+ * may otherwise drop it with everything stored beneath it later (SQLite syncs the data
+ * directory when it creates its WAL, but not always after messages/ was made). The data
+ * directory itself is synced at every open (one fsync), so that messages/ and tmp/ are
+ * durable even when a crash came between their mkdir and an earlier sync. */
+static int store_sync_parent(const char *path, const char **error_r)
+{
+	char *parent = xstrdup(path);
+	size_t len = strlen(parent);
+	while (len > 1 && parent[len - 1] == '/')
+		parent[--len] = '\0';
+	char *slash = strrchr(parent, '/');
+	if (slash == NULL) {
+		parent[0] = '.';
+		parent[1] = '\0';
+	} else {
+		slash[slash == parent ? 1 : 0] = '\0';
+	}
+	int ret = blob_sync_dir(parent, error_r);
+	free(parent);
+	return ret;
 }
 
 static int store_blob_keep(void *ctx, const char *sha256)
@@ -1045,8 +1073,13 @@ int store_open_engine(const char *data_dir, const char *engine, const char *url,
 		*error_r = "invalid data directory";
 		return -1;
 	}
-	if (store_mkdir(data_dir, error_r) < 0 ||
-	    v->init(data_dir, engine, url, &store, error_r) < 0)
+	bool made_data = false, made_sub = false; /* made_sub: synced below either way */
+	if (store_mkdir(data_dir, &made_data, error_r) < 0)
+		return -1;
+	/* The parent may be one we cannot read (open to sync): then say so and go on. */
+	if (made_data && store_sync_parent(data_dir, error_r) < 0)
+		log_warn("store: %s", *error_r);
+	if (v->init(data_dir, engine, url, &store, error_r) < 0)
 		return -1;
 	store->data_dir = xstrdup(data_dir);
 	store->messages_dir = store_join_dup(data_dir, "messages");
@@ -1068,8 +1101,9 @@ int store_open_engine(const char *data_dir, const char *engine, const char *url,
 	store_reader_init(store);
 	pthread_mutex_init(&store->lease_lock, NULL);
 
-	if (store_mkdir(store->messages_dir, error_r) < 0 ||
-	    store_mkdir(store->tmp_dir, error_r) < 0 || store_lock(store, error_r) < 0 ||
+	if (store_mkdir(store->messages_dir, &made_sub, error_r) < 0 ||
+	    store_mkdir(store->tmp_dir, &made_sub, error_r) < 0 ||
+	    blob_sync_dir(data_dir, error_r) < 0 || store_lock(store, error_r) < 0 ||
 	    (store->exclusive && store_cleanup(store, error_r) < 0) ||
 	    store_lock_share(store, error_r) < 0) {
 		store_close(&store);

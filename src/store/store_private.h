@@ -532,6 +532,10 @@ struct store {
 	 * file that a delivery reuses is never unlinked under it. Taken before any database
 	 * lock. */
 	pthread_mutex_t blob_lock;
+	/* Writer thread only: fan-out directories (messages/xx/) whose names this process made
+	 * durable by syncing messages/. One found already made is synced once too: a crash may
+	 * have come between its mkdir and that sync (store_writer_place_file()). */
+	bool fanout_synced[BLOB_FANOUT_COUNT];
 
 	/* Queue of deliveries and expunges, consumed by the writer thread (store_writer.c). */
 	pthread_mutex_t queue_lock;

@@ -213,8 +213,10 @@ static int store_writer_place_file(struct store *store, const char *spool_path,
 	}
 	if (blob_store(store->messages_dir, spool_path, sha256_r, size_r, &created, error_r) < 0)
 		return -1;
-	dirty->fanout[blob_fanout_index(sha256_r)] = true;
-	dirty->top = dirty->top || created;
+	unsigned fanout = blob_fanout_index(sha256_r);
+	dirty->fanout[fanout] = true;
+	/* Made now, or by an earlier run that may have crashed before syncing messages/. */
+	dirty->top = dirty->top || created || !store->fanout_synced[fanout];
 	dirty->any = true;
 	return 0;
 }
@@ -278,6 +280,9 @@ static int store_writer_sync(struct store *store, const struct store_dirty *dirt
 		if (dirty->fanout[i] && blob_sync_fanout(store->messages_dir, i, error_r) < 0)
 			return -1;
 	}
+	/* messages/ was synced after every fan-out directory of this batch existed. */
+	for (unsigned i = 0; i < BLOB_FANOUT_COUNT; i++)
+		store->fanout_synced[i] = store->fanout_synced[i] || dirty->fanout[i];
 	return 0;
 }
 

@@ -14,6 +14,7 @@
 #include "core/buf.h"
 #include "core/log.h"
 #include "core/xmalloc.h"
+#include "store/blob.h"
 #include "store/store_private.h"
 #include "core/banned.h"
 
@@ -101,7 +102,9 @@ static struct sql_conn *sqlite_connect(struct sql_db *sdb, enum sql_role role, c
 	int flags = SQLITE_OPEN_READWRITE | SQLITE_OPEN_NOMUTEX | (reader ? 0 : SQLITE_OPEN_CREATE);
 	const char *pragmas = reader ? "PRAGMA foreign_keys = ON; PRAGMA query_only = ON;"
 	                               " PRAGMA mmap_size = 1073741824;"
-	                             : "PRAGMA foreign_keys = ON; PRAGMA synchronous = FULL;";
+	                      : blob_unsafe_nosync()
+	                          ? "PRAGMA foreign_keys = ON; PRAGMA synchronous = OFF;"
+	                          : "PRAGMA foreign_keys = ON; PRAGMA synchronous = FULL;";
 	if (sqlite3_open_v2(db->path, &c->db, flags, NULL) != SQLITE_OK ||
 	    sqlite3_busy_timeout(c->db, SQLITE_BUSY_TIMEOUT_MS) != SQLITE_OK ||
 	    sqlite3_exec(c->db, pragmas, NULL, NULL, NULL) != SQLITE_OK) {
@@ -112,6 +115,9 @@ static struct sql_conn *sqlite_connect(struct sql_db *sdb, enum sql_role role, c
 		sqlite_disconnect(&c->base);
 		return NULL;
 	}
+	if (!reader && blob_unsafe_nosync())
+		log_warn("store: POSTHORN_TEST_UNSAFE_NOSYNC=1 (test build): synchronous=OFF, "
+		         "acknowledged mail is lost at a power cut");
 	if (!reader && sqlite_journal_wal(c, error_r) < 0) {
 		sqlite_disconnect(&c->base);
 		return NULL;
