@@ -12,7 +12,9 @@ WARN := -Wall -Wextra -Werror -Wformat=2 -Wshadow -Wstrict-prototypes -Wvla
 BASE_CFLAGS := -std=c17 -D_GNU_SOURCE -Isrc $(WARN) $(PKG_CFLAGS) -MMD -MP
 REL_CFLAGS := $(BASE_CFLAGS) -O2 -g -D_FORTIFY_SOURCE=2 -fstack-protector-strong
 ASAN_FLAGS := -fsanitize=address,undefined -fno-sanitize-recover=undefined -fno-omit-frame-pointer
-ASAN_CFLAGS := $(BASE_CFLAGS) -O1 -g $(ASAN_FLAGS)
+# The test build has the fault points of src/core/fault.h (tests/durability/); the release
+# build has none.
+ASAN_CFLAGS := $(BASE_CFLAGS) -O1 -g $(ASAN_FLAGS) -DPOSTHORN_FAULTS
 LIBS := $(PKG_LIBS) -lpthread
 
 SRCS := $(shell find src -name '*.c' | sort)

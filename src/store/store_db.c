@@ -20,6 +20,7 @@
 #include <sodium.h>
 
 #include "core/buf.h"
+#include "core/fault.h"
 #include "core/log.h"
 #include "core/xmalloc.h"
 #include "store/pg/sql_pg.h"
@@ -1011,6 +1012,10 @@ static int sq_expunge_one(struct sql_conn *c, struct store_commit_expunge *x, st
 	for (size_t i = 0; i < x->uid_count; i++) {
 		if (sq_expunge_uid(c, mailbox_id, x->uids[i], &modseq, x, unref, error_r) < 0)
 			return -1;
+		if (i == 0 && FAULT_POINT("store.expunge.mid") != 0) {
+			*error_r = "fault point store.expunge.mid";
+			return -1;
+		}
 	}
 	if (x->expunged > 0 && sql_exec(c, SQ_ACCOUNT_SUB_USED, error_r, "ii",
 	                                (int64_t)x->account_id, (int64_t)x->freed) < 0)
