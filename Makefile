@@ -78,6 +78,12 @@ fuzz: fuzz-build
 run:
 	@sh tests/run-demo.sh
 
+# The crash matrix (tests/durability/README.md): every fault point on both store engines,
+# DURABILITY_ITERATIONS (default 10) iterations each; prints a table, fails on any loss.
+.PHONY: durability
+durability: build/asan/posthorn
+	@/usr/bin/python3 tests/durability/run.py
+
 test:
 	@sh tests/run-all.sh
 
