@@ -272,11 +272,12 @@ class Scenario:
     whether a duplicate is allowed (the message committed but the client had no reply)."""
 
     def __init__(self, name, point, actions, nth, workload, dup_window=False, engines=None,
-                 sizes=(500, 300 * 1024), clients=(1, 4), per_client=(1, 4)):
+                 sizes=(500, 300 * 1024), clients=(1, 4), per_client=(1, 4), setup=None):
         self.name, self.point, self.actions, self.nth = name, point, actions, nth
         self.workload, self.dup_window = workload, dup_window
         self.engines = engines or ("sqlite", "postgresql")
         self.sizes, self.clients, self.per_client = sizes, clients, per_client
+        self.setup = setup  # setup(server): once, before the first start; returns a closer
 
 
 class Iteration:
@@ -415,6 +416,105 @@ def listen_workload(server, it, scenario):
     smtp_workload(server, it, scenario)
 
 
+class Sink:
+    """The remote server of the queue scenario: an aiosmtpd server that takes everything
+    and counts what it got by Subject."""
+
+    def __init__(self):
+        from aiosmtpd.controller import Controller
+        self.got = {}
+        self.lock = threading.Lock()
+        sock = socket.socket()
+        sock.bind((HOST, 0))
+        self.port = sock.getsockname()[1]
+        sock.close()
+        self.controller = Controller(self, hostname=HOST, port=self.port)
+        self.controller.start()
+
+    async def handle_DATA(self, server, session, envelope):
+        tag = subject_of(envelope.original_content or envelope.content)
+        with self.lock:
+            self.got[tag] = self.got.get(tag, 0) + 1
+        return "250 2.0.0 Ok"
+
+    def close(self):
+        self.controller.stop()
+
+
+def queue_setup(server):
+    """Outbound on, mail for remote.test to the sink (no DNS)."""
+    sink = Sink()
+    server.sink = sink
+    server.append_conf({"outbound_enabled": "yes",
+                        "outbound_routes": "remote.test=%s:%d/none" % (HOST, sink.port)})
+    return sink.close
+
+
+def submit_session(server, msgs, acked, lock):
+    """Submission (587, STARTTLS, AUTH) of msgs to far@remote.test."""
+    try:
+        s = smtplib.SMTP(HOST, server.submission_port, timeout=60)
+        s.starttls(context=tls_ctx())
+        s.login(DEMO, PASSWORD)
+    except (OSError, smtplib.SMTPException):
+        return
+    try:
+        for tag, msg in msgs:
+            try:
+                s.sendmail(DEMO, ["far@remote.test"], msg.replace(
+                    b"From: <s@remote.test>", b"From: <%s>" % DEMO.encode()))
+            except smtplib.SMTPResponseException:
+                continue
+            with lock:
+                acked.add(tag)
+        s.quit()
+    except (OSError, smtplib.SMTPException):
+        pass
+
+
+def queue_workload(server, it, scenario):
+    """Submit messages for a remote domain and let the queue deliver them to the sink; the
+    fault fires after the sink's 250, before the queue records it."""
+    lo, hi = scenario.sizes
+    batch = []
+    for k in range(it.rnd.randint(2, 4)):
+        tag = "%s-q%d" % (it.tag, k)
+        it.msgs[tag] = make_message(tag, it.rnd.randint(lo, hi), it.rnd)
+        batch.append((tag, it.msgs[tag]))
+    submit_session(server, batch, it.acked, it.lock)
+    wait_until(lambda: server.proc.poll() is not None or not server.queue_entries(), 20)
+
+
+def wait_until(cond, timeout):
+    deadline = time.monotonic() + timeout
+    while not cond() and time.monotonic() < deadline:
+        time.sleep(0.2)
+    return cond()
+
+
+def check_queue(srv, it, counts, expected_remote):
+    """Every submitted message reaches the sink (again after the restart: a duplicate is
+    the documented window) or is still queued; none is lost."""
+    srv.cli("queue", "flush")
+    wait_until(lambda: not srv.queue_entries(), 30)
+    queued = len(srv.queue_entries())
+    counts.acked += len(it.acked)
+    expected_remote.update(it.acked)
+    for tag in sorted(expected_remote):
+        n = srv.sink.got.get(tag, 0)
+        if n == 0 and queued == 0:
+            counts.problem("lost", "%s never reached the remote server" % tag)
+        elif n > 1 and tag not in expected_remote.reported:
+            expected_remote.reported.add(tag)
+            counts.problem("duplicated", "%s delivered %d times" % (tag, n))
+
+
+class TagSet(set):
+    def __init__(self):
+        super().__init__()
+        self.reported = set()
+
+
 SCENARIOS = [
     Scenario("smtp.data.mid", "smtp.data.mid", ["sigkill", "abort", "enospc", "eio"],
              (1, 120), smtp_workload),
@@ -438,6 +538,8 @@ SCENARIOS = [
              move_workload),
     Scenario("pop3.update.mid", "store.expunge.mid", ["sigkill", "eio"], (1, 1),
              pop3_workload),
+    Scenario("queue.after_remote_250", "queue.after_remote_250", ["sigkill", "abort"], (1, 2),
+             queue_workload, dup_window=True, sizes=(500, 100 * 1024), setup=queue_setup),
     Scenario("pg.txn.lost", "pg.txn.lost", ["drop"], (1, 40), smtp_workload,
              engines=("postgresql",)),
     Scenario("pg.commit.lost", "pg.commit.lost", ["drop"], (1, 6), smtp_workload,
@@ -485,6 +587,8 @@ def run_point(scenario, engine, iterations, data_dir, crash=kill_crash, seed=0, 
     counts = Counts(sc.name, engine)
     rnd = random.Random("%s/%s/%d" % (sc.name, engine, seed))
     srv = new_server(engine, data_dir, pgurl)
+    closer = sc.setup(srv) if sc.setup else None
+    expected_remote = TagSet()
     history = {}        # mailbox -> {uid: tag} of every UID ever seen
     uidvalidity = {}
     expected = {}       # tag -> bytes: must be present (in INBOX or Archive)
@@ -511,7 +615,12 @@ def run_point(scenario, engine, iterations, data_dir, crash=kill_crash, seed=0, 
             crash(srv)
             srv.env = None
             srv.start()
-            verify(srv, engine, sc, it, counts, history, uidvalidity, expected, gone, reported)
+            if sc.workload is queue_workload:
+                check_queue(srv, it, counts, expected_remote)
+                check_integrity(srv, engine, counts)
+            else:
+                verify(srv, engine, sc, it, counts, history, uidvalidity, expected, gone,
+                       reported)
             srv.stop()
             counts.iterations += 1
             if log:
@@ -519,6 +628,8 @@ def run_point(scenario, engine, iterations, data_dir, crash=kill_crash, seed=0, 
                     sc.name, engine, i, sc.point, act, n, fired))
     finally:
         srv.kill()
+        if closer:
+            closer()
     return counts
 
 

@@ -34,7 +34,9 @@ def main():
         if n not in matrix.SCENARIO_BY_NAME:
             ap.error("unknown scenario %s" % n)
     work = Path(tempfile.mkdtemp(prefix="posthorn-durability."))
-    pgdir = work / "pg"
+    # Its own directory: the cluster runs as the postgres user when we are root, and work
+    # is private to us.
+    pgdir = Path(tempfile.mkdtemp(prefix="posthorn-pg."))
     pgurl = args.pgurl
     own_pg = False
     results = []
@@ -42,7 +44,7 @@ def main():
         if "postgresql" in engines and not pgurl:
             own_pg = True
             pgurl = subprocess.run(["sh", str(matrix.REPO / "tests" / "pg_cluster.sh"), "start",
-                                    str(pgdir)], check=True, capture_output=True,
+                                    str(pgdir)], check=True, stdout=subprocess.PIPE,
                                    text=True).stdout.strip()
         for name in names:
             for engine in engines:
@@ -62,6 +64,7 @@ def main():
         if own_pg:
             subprocess.run(["sh", str(matrix.REPO / "tests" / "pg_cluster.sh"), "stop", str(pgdir)],
                            capture_output=True)
+        subprocess.run(["rm", "-rf", str(pgdir)])
     print()
     print(matrix.format_table(results))
     bad = [c for c in results if not c.ok()]
