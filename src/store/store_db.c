@@ -181,7 +181,7 @@ static const char *db_texts[SQ_COUNT];
 
 static void db_texts_init(void)
 {
-	for (unsigned i = 0; i < SQ_DMARC_END; i++) {
+	for (unsigned i = 0; i < SQ_CHECK_END; i++) {
 		if (i < SQ_CORE_COUNT)
 			db_texts[i] = sq_sql[i];
 		else if (i < SQ_MAILBOX_END)
@@ -198,8 +198,10 @@ static void db_texts_init(void)
 			db_texts[i] = store_db_acl_sql[i - SQ_METADATA_END];
 		else if (i < SQ_POLICY_END)
 			db_texts[i] = store_db_policy_sql[i - SQ_ACL_END];
-		else
+		else if (i < SQ_DMARC_END)
 			db_texts[i] = store_db_dmarc_sql[i - SQ_POLICY_END];
+		else
+			db_texts[i] = store_db_check_sql[i - SQ_DMARC_END];
 	}
 	store_db_dump_texts(db_texts);
 }
@@ -1556,6 +1558,7 @@ const struct store_vfuncs store_db_vfuncs = {
     .lease_take = db_lease_take,
     .lease_release = db_lease_release,
     .export_dump = store_db_export,
+    .check = store_db_check,
     .import_dump = store_db_import,
 };
 

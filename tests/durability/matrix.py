@@ -228,7 +228,11 @@ INTEGRITY_SQL = [
 
 
 def check_integrity(server, engine, counts):
-    """The store's own consistency after the restart (start-up cleanup done)."""
+    """The store's own consistency after the restart (start-up cleanup done): `posthorn db
+    check`, then the same and more read straight from the database and the files."""
+    p = server.cli("db", "check", check=False)
+    if p.returncode != 0:
+        counts.problem("bad", "db check: %s" % (p.stdout + p.stderr).strip()[:300])
     for what, query in INTEGRITY_SQL:
         n = int(sql_rows(server, engine, query)[0][0])
         if n:
