@@ -12,8 +12,10 @@ WARN := -Wall -Wextra -Werror -Wformat=2 -Wshadow -Wstrict-prototypes -Wvla
 BASE_CFLAGS := -std=c17 -D_GNU_SOURCE -Isrc $(WARN) $(PKG_CFLAGS) -MMD -MP
 REL_CFLAGS := $(BASE_CFLAGS) -O2 -g -D_FORTIFY_SOURCE=2 -fstack-protector-strong
 ASAN_FLAGS := -fsanitize=address,undefined -fno-sanitize-recover=undefined -fno-omit-frame-pointer
-# POSTHORN_TEST_BUILD: test-only switches (blob_unsafe_nosync()); never in a release build.
-ASAN_CFLAGS := $(BASE_CFLAGS) -O1 -g $(ASAN_FLAGS) -DPOSTHORN_TEST_BUILD
+# The test build: POSTHORN_TEST_BUILD has test-only switches (blob_unsafe_nosync()),
+# POSTHORN_FAULTS the fault points of src/core/fault.h (tests/durability/); the release
+# build has neither.
+ASAN_CFLAGS := $(BASE_CFLAGS) -O1 -g $(ASAN_FLAGS) -DPOSTHORN_TEST_BUILD -DPOSTHORN_FAULTS
 LIBS := $(PKG_LIBS) -lpthread
 
 SRCS := $(shell find src -name '*.c' | sort)
@@ -76,6 +78,12 @@ fuzz: fuzz-build
 
 run:
 	@sh tests/run-demo.sh
+
+# The crash matrix (tests/durability/README.md): every fault point on both store engines,
+# DURABILITY_ITERATIONS (default 10) iterations each; prints a table, fails on any loss.
+.PHONY: durability
+durability: build/asan/posthorn
+	@/usr/bin/python3 tests/durability/run.py
 
 test:
 	@sh tests/run-all.sh

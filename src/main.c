@@ -27,7 +27,7 @@ static const char usage[] =
     "                                             manage the outbound queue\n"
     "  dkim generate|list|remove|sign ...         DKIM signing keys\n"
     "  dns mx|a|aaaa|tlsa|txt NAME                look a name up as delivery would\n"
-    "  db migrate|export|import [FILE]            the store as a whole: migrations, moves\n"
+    "  db migrate|export|import|check [FILE]      the store as a whole: migrations, moves, checks\n"
     "  tlsrpt show|send ...                       TLS-RPT reports (RFC 8460)\n"
     "  dmarc show|send ...                        DMARC aggregate reports (RFC 7489)\n"
     "  share grant|revoke|list ...                shared folders (IMAP ACL, RFC 4314)\n"

@@ -1,6 +1,6 @@
 /* `posthorn db ...`: the store's database as a whole: apply migrations, move a store
  * between engines (SQLite and PostgreSQL) or machines with export and import, and prune old
- * QRESYNC tombstones by hand. */
+ * QRESYNC tombstones by hand, and check the store's consistency. */
 #include "cli/cli.h"
 
 #include <errno.h>
@@ -19,6 +19,10 @@ static const char db_usage[] =
     "                                        remove the QRESYNC tombstones of messages\n"
     "                                        expunged longer ago than imap_expunge_retention\n"
     "                                        (or SECONDS; 0 = all), as the server does hourly\n"
+    "       posthorn db check                check the store's consistency: the database's\n"
+    "                                        own check, UIDs below UIDNEXT, entries and their\n"
+    "                                        messages, used bytes, message files and their\n"
+    "                                        hashes; prints each finding, exit 1 if any\n"
     "\n"
     "To move a store to PostgreSQL: `posthorn -c old.conf db export dump`, then\n"
     "`posthorn init NEW --hostname H --store postgresql --store-url URL` and\n"
@@ -79,15 +83,38 @@ static int db_prune(struct store *store, const struct conf *conf, const char *ol
 	return 0;
 }
 
+static void db_check_problem(void *ctx, const char *text)
+{
+	(void)ctx;
+	printf("%s\n", text);
+}
+
+/* `db check`: 0 consistent, 1 findings or the store unreadable. */
+static int db_check(struct store *store)
+{
+	const char *error;
+	int n = store_check(store, db_check_problem, NULL, &error);
+	if (n < 0)
+		return cli_fail("check: %s", error);
+	if (n > 0) {
+		printf("%d problems\n", n);
+		return 1;
+	}
+	puts("ok");
+	return 0;
+}
+
 int cli_db(struct cli *cli, int argc, char **argv)
 {
 	if (cli_wants_help(argc, argv, db_usage))
 		return 0;
 	const char *verb = argc >= 2 ? argv[1] : "";
 	bool prune = strcmp(verb, "prune") == 0;
+	bool check = strcmp(verb, "check") == 0;
 	bool known = strcmp(verb, "migrate") == 0 || strcmp(verb, "export") == 0 ||
-	             strcmp(verb, "import") == 0 || prune;
-	if (!known || (!prune && argc > 3) || (strcmp(verb, "migrate") == 0 && argc > 2) ||
+	             strcmp(verb, "import") == 0 || prune || check;
+	if (!known || (!prune && argc > 3) ||
+	    ((check || strcmp(verb, "migrate") == 0) && argc > 2) ||
 	    (prune && argc != 2 && !(argc == 4 && strcmp(argv[2], "--older-than") == 0))) {
 		fputs(db_usage, stderr);
 		return 2;
@@ -98,6 +125,7 @@ int cli_db(struct cli *cli, int argc, char **argv)
 	struct store *store = cli_open_store(conf);
 	int ret = store == NULL ? 1
 	          : prune       ? db_prune(store, conf, argc == 4 ? argv[3] : NULL)
+	          : check       ? db_check(store)
 	                        : db_run(store, verb, argc == 3 ? argv[2] : NULL);
 	store_close(&store);
 	conf_free(&conf);

@@ -7,6 +7,7 @@
 #include <unistd.h>
 
 #include "auth/auth.h"
+#include "core/fault.h"
 #include "core/log.h"
 #include "core/privdrop.h"
 #include "net/server.h"
@@ -221,6 +222,7 @@ int cli_serve(struct cli *cli, int argc, char **argv)
 	if (sv.conf == NULL)
 		return 1;
 	log_setup(sv.conf->log_level, sv.conf->log_syslog);
+	fault_init_env(); /* test builds: POSTHORN_FAULT (core/fault.h) */
 	int ret = serve_run(&sv);
 	/* The engine's events live on a loop of the server: it goes first. */
 	outbound_free(&sv.outbound);

@@ -17,6 +17,7 @@
 #include <unistd.h>
 
 #include "core/date.h"
+#include "core/fault.h"
 #include "core/crlf.h"
 #include "core/imap_url.h"
 #include "core/log.h"
@@ -263,7 +264,8 @@ static void cmd_append_write_raw(struct cmd_append_spool *sp, struct cmd_append_
 {
 	(void)header_scanner_feed(f->headers, data, n);
 	while (n > 0 && f->fd >= 0) {
-		ssize_t w = write(f->fd, data, n);
+		int fault = FAULT_POINT("imap.append.mid");
+		ssize_t w = fault != 0 ? (errno = fault, -1) : write(f->fd, data, n);
 		if (w < 0 && errno == EINTR)
 			continue;
 		if (w <= 0) {

@@ -13,6 +13,7 @@
 #include <unistd.h>
 
 #include "core/date.h"
+#include "core/fault.h"
 #include "core/buf.h"
 #include "core/log.h"
 #include "core/xmalloc.h"
@@ -274,6 +275,13 @@ static void smtp_body_write(struct smtp_session *s, const unsigned char *p, size
 	}
 	s->body_size += n;
 	(void)header_scanner_feed(s->headers, p, n);
+	int fault = FAULT_POINT("smtp.data.mid");
+	if (fault != 0) {
+		log_error("session=%s proto=smtp event=spool-write error=%s", conn_id(s->conn),
+		          strerror(fault));
+		s->body_error = "451 4.3.0 Local error: cannot write spool file";
+		return;
+	}
 	if (smtp_spool_append(s, p, n) != 0)
 		s->body_error = "451 4.3.0 Local error: cannot write spool file";
 }
@@ -552,6 +560,7 @@ static void smtp_body_deliver(struct smtp_session *s)
 	};
 	smtp_policy_delivering(s);
 	smtp_session_set_state(s, SMTP_STATE_WAIT);
+	(void)FAULT_POINT("smtp.data.before_commit");
 	session_async_start(&s->life, SMTP_ASYNC_DELIVERY);
 	store_deliver(s->server->store, &s->delivery, smtp_delivery_cb, s);
 }
@@ -562,6 +571,8 @@ static void smtp_delivery_done(struct smtp_session *s)
 	free(s->spool_path);
 	s->spool_path = NULL;
 	if (s->delivery.result == 0) {
+		(void)FAULT_POINT("smtp.data.after_commit");
+		s->fault_after_250 = true;
 		SMTP_LOG(s, "event=delivered id=%s from=<%s> rcpts=%zu size=%llu", s->msgid,
 		         s->mail_from, s->rcpt_count, (unsigned long long)s->delivery.size);
 		smtp_replyf(s, "250 2.0.0 Ok: queued as %s", s->msgid);
@@ -681,6 +692,11 @@ static void smtp_on_input(struct conn *conn, void *ctx)
 				xmemzero(line, len); /* a SASL response carries a password */
 				smtp_session_check_login(s);
 			} else if (smtp_session_command_allowed(s)) {
+				/* A command after a message's 250: the client has that reply. */
+				if (s->fault_after_250) {
+					s->fault_after_250 = false;
+					(void)FAULT_POINT("smtp.data.after_250");
+				}
 				smtp_commands_execute(s, line, len);
 				if (len > 4 && strncasecmp(line, "AUTH", 4) == 0)
 					xmemzero(line, len);

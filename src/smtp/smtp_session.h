@@ -91,6 +91,7 @@ struct smtp_session {
 	struct auth_login *login; /* an AUTH exchange in progress */
 
 	/* transaction */
+	bool fault_after_250; /* test builds: a message got its 250 (core/fault.h) */
 	bool have_mail;
 	char *mail_from; /* "" for <> */
 	bool smtputf8;

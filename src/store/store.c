@@ -1154,6 +1154,12 @@ int store_import(struct store *store, FILE *in, const char **error_r)
 	return store->v->import_dump(store, in, error_r);
 }
 
+int store_check(struct store *store, void (*problem)(void *ctx, const char *text), void *ctx,
+                const char **error_r)
+{
+	return store->v->check(store, problem, ctx, error_r);
+}
+
 /* A lease this process holds: renewed until released (store_lease_renew_all()). */
 struct store_lease {
 	struct store_lease *next;

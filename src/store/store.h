@@ -1214,6 +1214,14 @@ void store_set_read_threads(struct store *store, unsigned n);
 /* Write every row of the store, with the bodies kept in files, to out as a Posthorn dump
  * (one read snapshot; the server may run). 0, or -1 with *error_r. */
 int store_export(struct store *store, FILE *out, const char **error_r);
+/* `posthorn db check`: the store's consistency, read in one snapshot: the engine's own check
+ * (SQLite: quick_check and foreign_key_check), UIDNEXT above every stored and expunged UID
+ * of its mailbox, no entry without its message, every account's used bytes equal to the
+ * sizes of its entries, and every message kept in a file present with its size and its
+ * SHA-256 (its name). problem(ctx, text) is called for each finding. Returns the number of
+ * findings (0: consistent), or -1 with *error_r when the store could not be read. */
+int store_check(struct store *store, void (*problem)(void *ctx, const char *text), void *ctx,
+                const char **error_r);
 /* Read a dump into this store, which must be new (no domain, account or message), in one
  * transaction: ids, UIDs, UIDVALIDITY, MODSEQs, flags, quotas and credentials as they were;
  * every body is kept in the database. 0, or -1 with *error_r (nothing imported). */

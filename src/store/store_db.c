@@ -20,6 +20,7 @@
 #include <sodium.h>
 
 #include "core/buf.h"
+#include "core/fault.h"
 #include "core/log.h"
 #include "core/xmalloc.h"
 #include "store/pg/sql_pg.h"
@@ -180,7 +181,7 @@ static const char *db_texts[SQ_COUNT];
 
 static void db_texts_init(void)
 {
-	for (unsigned i = 0; i < SQ_DMARC_END; i++) {
+	for (unsigned i = 0; i < SQ_CHECK_END; i++) {
 		if (i < SQ_CORE_COUNT)
 			db_texts[i] = sq_sql[i];
 		else if (i < SQ_MAILBOX_END)
@@ -197,8 +198,10 @@ static void db_texts_init(void)
 			db_texts[i] = store_db_acl_sql[i - SQ_METADATA_END];
 		else if (i < SQ_POLICY_END)
 			db_texts[i] = store_db_policy_sql[i - SQ_ACL_END];
-		else
+		else if (i < SQ_DMARC_END)
 			db_texts[i] = store_db_dmarc_sql[i - SQ_POLICY_END];
+		else
+			db_texts[i] = store_db_check_sql[i - SQ_DMARC_END];
 	}
 	store_db_dump_texts(db_texts);
 }
@@ -1011,6 +1014,10 @@ static int sq_expunge_one(struct sql_conn *c, struct store_commit_expunge *x, st
 	for (size_t i = 0; i < x->uid_count; i++) {
 		if (sq_expunge_uid(c, mailbox_id, x->uids[i], &modseq, x, unref, error_r) < 0)
 			return -1;
+		if (i == 0 && FAULT_POINT("store.expunge.mid") != 0) {
+			*error_r = "fault point store.expunge.mid";
+			return -1;
+		}
 	}
 	if (x->expunged > 0 && sql_exec(c, SQ_ACCOUNT_SUB_USED, error_r, "ii",
 	                                (int64_t)x->account_id, (int64_t)x->freed) < 0)
@@ -1551,6 +1558,7 @@ const struct store_vfuncs store_db_vfuncs = {
     .lease_take = db_lease_take,
     .lease_release = db_lease_release,
     .export_dump = store_db_export,
+    .check = store_db_check,
     .import_dump = store_db_import,
 };
 

@@ -205,8 +205,17 @@ enum sq_id {
 	SQ_D_LIST,
 	SQ_D_LIST_DOMAIN,
 	SQ_DMARC_END,
+	/* store_db_check.c */
+	SQ_CHECK_ENGINE = SQ_DMARC_END,
+	SQ_CHECK_FOREIGN,
+	SQ_CHECK_UIDNEXT,
+	SQ_CHECK_TOMBSTONES,
+	SQ_CHECK_ENTRIES,
+	SQ_CHECK_USED,
+	SQ_CHECK_FILES,
+	SQ_CHECK_END,
 	/* store_db_dump.c: whether the store is empty, then SELECT and INSERT of each table */
-	SQ_DUMP_EMPTY = SQ_DMARC_END,
+	SQ_DUMP_EMPTY = SQ_CHECK_END,
 	SQ_DUMP_FIRST,
 	SQ_COUNT = SQ_DUMP_FIRST + 2 * STORE_DB_DUMP_TABLES
 };
@@ -240,6 +249,7 @@ int store_db_policy_submissions(struct store *store, uint64_t account_id, int64_
                                 uint64_t *messages_r, uint64_t *new_recipients_r);
 int store_db_policy_recipient_known(struct store *store, uint64_t account_id, const char *address);
 extern const char *const store_db_dmarc_sql[SQ_DMARC_END - SQ_POLICY_END];
+extern const char *const store_db_check_sql[SQ_CHECK_END - SQ_DMARC_END];
 
 /* A reading thread's connection, in store_db.readers. */
 struct db_reader {
@@ -457,6 +467,9 @@ int store_db_chunks_each(struct sql_conn *c, int64_t message_id, uint64_t size,
 void store_db_dump_texts(const char **texts);
 /* `posthorn db export | import` (store.h). */
 int store_db_export(struct store *store, FILE *out, const char **error_r);
+/* store_db_check.c: the vfunc check (store_check()). */
+int store_db_check(struct store *store, void (*problem)(void *ctx, const char *text), void *ctx,
+                   const char **error_r);
 int store_db_import(struct store *store, FILE *in, const char **error_r);
 
 /* The common text of every statement, SQ_COUNT of them (for tests: each must prepare on

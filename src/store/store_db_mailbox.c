@@ -13,6 +13,7 @@
 #include <time.h>
 
 #include "core/buf.h"
+#include "core/fault.h"
 #include "core/log.h"
 #include "core/xmalloc.h"
 #include "core/banned.h"
@@ -874,6 +875,10 @@ static int sqm_copy_entries(struct sql_conn *c, struct store_commit_item *item,
 			               (int64_t)cp->account_id, -(int64_t)size) < 0
 			          ? -1
 			          : 0;
+		if (ret == 0 && cp->move && FAULT_POINT("store.move.between") != 0) {
+			*error_r = "fault point store.move.between";
+			ret = -1;
+		}
 		if (ret == 0 && cp->move)
 			ret = sqm_move_expunge(c, cp, src_mb->id, src, n, changes, error_r);
 		if (ret == 0)

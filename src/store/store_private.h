@@ -498,6 +498,8 @@ struct store_vfuncs {
 	/* store_export() and store_import(). */
 	int (*export_dump)(struct store *store, FILE *out, const char **error_r);
 	int (*import_dump)(struct store *store, FILE *in, const char **error_r);
+	int (*check)(struct store *store, void (*problem)(void *ctx, const char *text), void *ctx,
+	             const char **error_r);
 };
 
 struct store_pending;  /* store_writer.c's queue entry */

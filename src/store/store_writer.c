@@ -17,6 +17,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "core/fault.h"
 #include "core/log.h"
 #include "core/xmalloc.h"
 #include "store/blob.h"
@@ -311,7 +312,16 @@ static void store_writer_place_all(struct store *store, struct store_pending **b
 		else if (batch[i]->item.kind == STORE_OP_APPEND)
 			store_writer_place_append(store, batch[i], &dirty);
 	}
-	if (!dirty.any || store_writer_sync(store, &dirty, &error) == 0)
+	if (!dirty.any)
+		return;
+	int ret = store_writer_sync(store, &dirty, &error);
+	/* Test builds: the files are durable, their rows not yet (a crash here leaves
+	 * orphans for the sweep at start-up; an error fails the operations as a sync would). */
+	if (ret == 0 && FAULT_POINT("store.blob.before_row") != 0) {
+		error = "fault point store.blob.before_row";
+		ret = -1;
+	}
+	if (ret == 0)
 		return;
 	for (size_t i = 0; i < n; i++) {
 		if (batch[i]->ok && store_pending_has_files(batch[i]))

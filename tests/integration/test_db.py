@@ -193,3 +193,27 @@ def test_migrate_prints_the_version(source):
 def test_db_usage(source):
     p = source.cli("db", "frobnicate", check=False)
     assert p.returncode == 2 and "usage: posthorn db" in p.stderr
+
+
+def test_check_passes_on_a_consistent_store(source):
+    p = source.cli("db", "check", check=False)
+    assert p.returncode == 0 and p.stdout.strip() == "ok", p.stdout + p.stderr
+
+
+@pytest.mark.sqlite_only("message files exist on SQLite only")
+def test_check_finds_a_damaged_message_file(source):
+    files = [f for fan in (source.dir / "data" / "messages").iterdir() for f in fan.iterdir()]
+    assert files
+    f = files[0]
+    data = f.read_bytes()
+    try:
+        f.write_bytes(data[:len(data) // 2])
+        p = source.cli("db", "check", check=False)
+        assert p.returncode == 1, p.stdout + p.stderr
+        assert "message file %s" % f.name in p.stdout and "1 problems" in p.stdout, p.stdout
+        f.unlink()
+        p = source.cli("db", "check", check=False)
+        assert p.returncode == 1 and "message file %s is missing" % f.name in p.stdout
+    finally:
+        f.write_bytes(data)
+    assert source.cli("db", "check").stdout.strip() == "ok"

@@ -16,9 +16,11 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
 
 #include <libpq-fe.h>
 
+#include "core/fault.h"
 #include "core/log.h"
 #include "core/xmalloc.h"
 #include "store/store_private.h"
@@ -447,6 +449,14 @@ static PGresult *pg_exec(struct pg_conn *c, unsigned id, const struct sql_param 
 	return res;
 }
 
+/* Test builds: a fault point that loses the connection (core/fault.h) shuts its socket
+ * down, as a server crash or a network cut would. */
+static void pg_fault_drop(struct pg_conn *c, int fault)
+{
+	if (fault != 0 && PQsocket(c->pg) >= 0)
+		(void)shutdown(PQsocket(c->pg), SHUT_RDWR);
+}
+
 /* A row for a run of statement id: the connection's, or a private one when a run of the
  * same statement is in progress (a nested run from a row callback). */
 static struct pg_row *pg_row_take(struct pg_conn *c, unsigned id)
@@ -511,6 +521,8 @@ static int pg_run(struct sql_conn *sc, unsigned id, const char *text,
 		return -1;
 	if (pg_prepare(c, id, text, params, count, error_r) < 0)
 		return -1;
+	if (c->tx && c->role == SQL_ROLE_WRITER)
+		pg_fault_drop(c, FAULT_POINT("pg.txn.lost"));
 	PGresult *res = pg_exec(c, id, params, count);
 	/* A reader outside a transaction learns only now that the server went away (a
 	 * restart): a read may simply run again on a new session. A write never does: it may
@@ -675,7 +687,17 @@ static bool pg_retryable(struct sql_conn *sc)
 static int pg_commit(struct sql_conn *sc, const char **error_r)
 {
 	struct pg_conn *c = (struct pg_conn *)sc;
-	PGresult *res = PQexec(c->pg, "COMMIT");
+	PGresult *res;
+	int fault = FAULT_POINT("pg.commit.lost");
+	if (fault != 0 && PQsendQuery(c->pg, "COMMIT") == 1) {
+		/* Test builds: COMMIT went out, its answer is lost (the ambiguous window). */
+		pg_fault_drop(c, fault);
+		res = PQgetResult(c->pg);
+		for (PGresult *more; (more = PQgetResult(c->pg)) != NULL;)
+			PQclear(more);
+	} else {
+		res = PQexec(c->pg, "COMMIT");
+	}
 	c->tx = false;
 	int ret = pg_result_check(c, res, "COMMIT", error_r);
 	if (ret == 0 && strcmp(PQcmdStatus(res), "COMMIT") != 0) {
@@ -732,6 +754,7 @@ static int pg_wait_notify(struct sql_conn *sc, int timeout_ms,
 		*error_r = pg_fail_conn(c, "notifications");
 		return -1;
 	}
+	pg_fault_drop(c, FAULT_POINT("pg.listen.lost"));
 	struct pollfd pfd = {.fd = fd, .events = POLLIN};
 	int n = poll(&pfd, 1, timeout_ms);
 	if (n < 0 && errno != EINTR) {

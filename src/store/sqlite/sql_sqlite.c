@@ -12,6 +12,7 @@
 #include <sqlite3.h>
 
 #include "core/buf.h"
+#include "core/fault.h"
 #include "core/log.h"
 #include "core/xmalloc.h"
 #include "store/blob.h"
@@ -92,6 +93,23 @@ static int sqlite_journal_wal(struct sqlite_conn *c, const char **error_r)
 	return ok ? 0 : -1;
 }
 
+#ifdef POSTHORN_FAULTS
+/* Test builds only: the writer checkpoints through this WAL hook, which does what
+ * SQLite's automatic checkpoint does (a PASSIVE checkpoint once the WAL holds
+ * SQLITE_FAULT_CHECKPOINT_FRAMES pages, SQLite's default) with the fault point
+ * store.wal.checkpoint before it; an error from the point skips the checkpoint, as a failed
+ * one would (the WAL grows, nothing is lost). */
+#define SQLITE_FAULT_CHECKPOINT_FRAMES 1000
+static int sqlite_wal_fault_hook(void *ctx, sqlite3 *db, const char *name, int frames)
+{
+	(void)ctx;
+	if (frames < SQLITE_FAULT_CHECKPOINT_FRAMES || FAULT_POINT("store.wal.checkpoint") != 0)
+		return SQLITE_OK;
+	(void)sqlite3_wal_checkpoint_v2(db, name, SQLITE_CHECKPOINT_PASSIVE, NULL, NULL);
+	return SQLITE_OK;
+}
+#endif
+
 /* Writers get synchronous=FULL (a COMMIT is durable) and create the file, readers are
  * query-only. All enforce foreign keys and wait up to SQLITE_BUSY_TIMEOUT_MS for locks. */
 static struct sql_conn *sqlite_connect(struct sql_db *sdb, enum sql_role role, const char **error_r)
@@ -122,6 +140,10 @@ static struct sql_conn *sqlite_connect(struct sql_db *sdb, enum sql_role role, c
 		sqlite_disconnect(&c->base);
 		return NULL;
 	}
+#ifdef POSTHORN_FAULTS
+	if (!reader)
+		(void)sqlite3_wal_hook(c->db, sqlite_wal_fault_hook, NULL);
+#endif
 	return &c->base;
 }
 

@@ -247,6 +247,9 @@ const char *const sql_sqlite_migrations[SQL_SQLITE_MIGRATION_COUNT] = {
 
 /* Statements with more than their common text on SQLite. */
 const struct sql_replacement sql_sqlite_replacements[] = {
+    /* `posthorn db check` (store_db_check.c): SQLite's own checks. */
+    {SQ_CHECK_ENGINE, "PRAGMA quick_check"},
+    {SQ_CHECK_FOREIGN, "PRAGMA foreign_key_check"},
     /* The search index: the contents whose FTS5 trigram index holds the phrase of the
      * needle's trigrams (3 characters or more; store_db_search_text_uids()), before LIKE
      * decides. */
