@@ -80,10 +80,12 @@ run:
 	@sh tests/run-demo.sh
 
 # The crash matrix (tests/durability/README.md): every fault point on both store engines,
-# DURABILITY_ITERATIONS (default 10) iterations each; prints a table, fails on any loss.
+# DURABILITY_ITERATIONS (default 10) iterations each, then the power-loss run with its
+# negative control (`make powerloss`); prints both tables, fails on any loss.
 .PHONY: durability
 durability: build/asan/posthorn
-	@/usr/bin/python3 tests/durability/run.py
+	@rc=0; /usr/bin/python3 tests/durability/run.py || rc=1; \
+	  $(MAKE) --no-print-directory powerloss || rc=1; exit $$rc
 
 test:
 	@sh tests/run-all.sh
