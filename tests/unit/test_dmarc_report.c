@@ -263,8 +263,8 @@ int main(void)
 {
 	const struct CMUnitTest tests[] = {
 	    cmocka_unit_test(test_rua),      cmocka_unit_test(test_external_record),
-	    cmocka_unit_test(test_full_day), cmocka_unit_test(test_filename),
-	    cmocka_unit_test(test_mail),
+	    cmocka_unit_test(test_xml),      cmocka_unit_test(test_full_day),
+	    cmocka_unit_test(test_filename), cmocka_unit_test(test_mail),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
