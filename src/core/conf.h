@@ -10,6 +10,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "core/conf_policy.h"
 #include "core/log.h"
 
 struct limits {
@@ -93,6 +94,7 @@ struct conf {
 	                                talk first (0: greet at once) */
 	/* flood and abuse defence (smtp/smtp_policy.c, issue 12); 0 = off where a limit */
 	bool greylisting;                       /* port 25: greylist unknown triplets */
+	bool dnsbl;                             /* a client dnsbl_zones list is refused */
 	unsigned greylist_delay;                /* seconds before a retry passes */
 	unsigned greylist_expire;               /* seconds a triplet is remembered unseen */
 	unsigned smtp_invalid_recipients_max;   /* unknown recipients per port 25 session */
@@ -122,6 +124,13 @@ struct conf {
 	unsigned milter_timeout;             /* seconds for the connect and for each reply */
 	enum conf_milter_action milter_default_action;
 	char *public_suffix_list; /* the PSL file (DMARC organizational domains) */
+	/* [domain NAME] and [account ADDRESS] sections over the switches above
+	 * (core/conf_policy.h), inbound_checks_skip_domains folded in */
+	struct conf_policies policies;
+	/* What the SMTP server derives from this conf once, at load (the parsed DNS lists):
+	 * opaque here, freed with the conf by smtp_derived_free. */
+	void *smtp_derived;
+	void (*smtp_derived_free)(void *derived);
 	/* outbound delivery (smtp/outbound.c) */
 	bool outbound_enabled;                   /* no: remote mail stays queued, unsent */
 	unsigned outbound_port;                  /* port of every MX/A host (25; tests change it) */

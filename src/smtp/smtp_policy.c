@@ -166,8 +166,12 @@ void smtp_policy_rcpt_read(struct smtp_session *s)
 	struct store *store = s->server->store;
 	p->triplet[0] = '\0';
 	p->sub_read = false;
-	if (smtp_policy_port25(s) && s->conf->greylisting && s->mail_from != NULL &&
-	    !smtp_dnsbl_allowlisted(s)) {
+	/* An address that resolves to several accounts is greylisted when one of them wants
+	 * it (a deferral loses nothing: the retry passes). */
+	bool grey = false;
+	for (size_t i = 0; i < s->read_rcpt.count && s->read_found == 1; i++)
+		grey = grey || s->read_policies[i].greylisting;
+	if (smtp_policy_port25(s) && grey && s->mail_from != NULL && !smtp_dnsbl_allowlisted(s)) {
 		if (smtp_policy_triplet(p->triplet, sizeof(p->triplet), s->mail_from, s->read_addr,
 		                        conn_remote_ip(s->conn)) < 0)
 			p->triplet[0] = '\0'; /* cannot be longer than addresses may be */
@@ -196,6 +200,23 @@ static bool smtp_policy_unknown_rcpt(struct smtp_session *s)
 	SMTP_LOG(s, "event=disconnect reason=too-many-invalid-recipients count=%u",
 	         s->policy.invalid_rcpts);
 	smtp_session_close(s, "421 4.7.0 Error: too many invalid recipients, closing connection");
+	return true;
+}
+
+/* Port 25, a valid local recipient: refused by its accounts' policies (a listed client,
+ * an SPF fail) when the session was not refused earlier for every recipient? */
+static bool smtp_policy_refused(struct smtp_session *s, const char *to)
+{
+	const char *reply = smtp_dnsbl_rcpt_reply(s, s->read_policies, s->read_rcpt.count);
+	const char *reason = "dnsbl";
+	if (reply == NULL) {
+		reply = smtp_checks_rcpt_reply(s, s->read_policies, s->read_rcpt.count);
+		reason = "spf";
+	}
+	if (reply == NULL)
+		return false;
+	SMTP_LOG(s, "event=rcpt to=<%s> result=%.3s reason=%s", to, reply, reason);
+	smtp_reply(s, reply);
 	return true;
 }
 
@@ -272,6 +293,8 @@ bool smtp_policy_rcpt(struct smtp_session *s, const char *to)
 		return false;
 	if (s->read_ret == 0 && !smtp_session_is_submission(s))
 		return false; /* relay denied follows */
+	if (s->read_ret == 1 && smtp_policy_port25(s) && smtp_policy_refused(s, to))
+		return true;
 	return smtp_policy_greylist(s, to) || smtp_policy_submission(s, to);
 }
 
