@@ -14,7 +14,6 @@
 #include "core/buf.h"
 #include "store/store.h"
 
-
 #define DMARC_REPORT_RUA_MAX 4 /* addresses used per domain (the rest are ignored) */
 #define DMARC_REPORT_ADDRESS_MAX 320
 #define DMARC_REPORT_XML_MAX (32 * 1024 * 1024) /* STORE_DMARC_DAY_ROWS_MAX rows fit */

@@ -117,8 +117,7 @@ static void test_errors(void **state)
 	            "settings go before the first section)");
 	refuse("[domain a.test]\ngreylisting = maybe\n",
 	       PATH ":2: greylisting: expected yes or no");
-	refuse("[domain a.test]\n[domain A.test]\n",
-	       PATH ":2: a second section for the same name");
+	refuse("[domain a.test]\n[domain A.test]\n", PATH ":2: a second section for the same name");
 	refuse("[zone a.test]\n",
 	       PATH ":1: expected a section header '[domain NAME]' or '[account ADDRESS]'");
 	refuse("[domain a.test\n",
