@@ -104,6 +104,7 @@ static const struct conf_key conf_keys[] = {
     {"dnsbl", T_BOOL, OFF(dnsbl), 0, 0, 0},
     {"greylist_delay", T_SECONDS, OFF(greylist_delay), 1, 86400, 0},
     {"greylist_expire", T_SECONDS, OFF(greylist_expire), 3600, 86400 * 365, 0},
+    {"greylist_auto_whitelist_clients", T_UINT, OFF(greylist_auto_whitelist_clients), 0, 100000, 0},
     {"smtp_invalid_recipients_max", T_UINT, OFF(smtp_invalid_recipients_max), 0, 100000, 0},
     {"smtp_connection_rate_per_ip", T_UINT, OFF(smtp_connection_rate_per_ip), 0, 1000000, 0},
     {"smtp_message_rate_per_ip", T_UINT, OFF(smtp_message_rate_per_ip), 0, 10000000, 0},
@@ -234,6 +235,7 @@ struct conf *conf_new_defaults(const char *base_dir)
 	c->dnsbl = true;
 	c->greylist_delay = 300;
 	c->greylist_expire = 35 * 86400;
+	c->greylist_auto_whitelist_clients = 5; /* Postgrey's --auto-whitelist-clients */
 	c->smtp_invalid_recipients_max = 10;
 	c->smtp_connection_rate_per_ip = 0;
 	c->smtp_message_rate_per_ip = 0;

@@ -93,15 +93,17 @@ struct conf {
 	unsigned smtp_pregreet_wait; /* seconds port 25 waits before greeting, to catch clients that
 	                                talk first (0: greet at once) */
 	/* flood and abuse defence (smtp/smtp_policy.c, issue 12); 0 = off where a limit */
-	bool greylisting;                       /* port 25: greylist unknown triplets */
-	bool dnsbl;                             /* a client dnsbl_zones list is refused */
-	unsigned greylist_delay;                /* seconds before a retry passes */
-	unsigned greylist_expire;               /* seconds a triplet is remembered unseen */
-	unsigned smtp_invalid_recipients_max;   /* unknown recipients per port 25 session */
-	unsigned smtp_connection_rate_per_ip;   /* port 25 connections per minute per IP */
-	unsigned smtp_message_rate_per_ip;      /* port 25 MAIL commands per hour per IP */
-	unsigned submission_messages_per_day;   /* messages an account submits in 24 hours */
-	unsigned submission_recipients_per_day; /* new recipients of an account in 24 hours */
+	bool greylisting;                         /* port 25: greylist unknown triplets */
+	bool dnsbl;                               /* a client dnsbl_zones list is refused */
+	unsigned greylist_delay;                  /* seconds before a retry passes */
+	unsigned greylist_expire;                 /* seconds a triplet is remembered unseen */
+	unsigned greylist_auto_whitelist_clients; /* passes after which a client network skips
+	                                             greylisting (Postgrey's), 0 = off */
+	unsigned smtp_invalid_recipients_max;     /* unknown recipients per port 25 session */
+	unsigned smtp_connection_rate_per_ip;     /* port 25 connections per minute per IP */
+	unsigned smtp_message_rate_per_ip;        /* port 25 MAIL commands per hour per IP */
+	unsigned submission_messages_per_day;     /* messages an account submits in 24 hours */
+	unsigned submission_recipients_per_day;   /* new recipients of an account in 24 hours */
 	unsigned auth_workers;      /* password checks at once (threads), 0 = one per core */
 	unsigned auth_cache_ttl;    /* seconds a successful login is remembered, 0 = no cache */
 	unsigned auth_cache_size;   /* entries of the authentication cache */

@@ -1248,6 +1248,11 @@ struct store_policy_greylist {
 /* 1 with *entry_r, 0 unknown, -1 error. */
 int store_policy_greylist_get(struct store *store, const char *triplet,
                               struct store_policy_greylist *entry_r);
+/* How many keys noted start with prefix (not empty; Postgrey's client auto-whitelist counts
+ * the triplets one client network passed as keys "client NET|TRIPLET"): 0 with *count_r,
+ * -1 error. */
+int store_policy_greylist_count(struct store *store, const char *prefix, uint64_t *count_r)
+    __attribute__((warn_unused_result));
 /* Record a sighting at now: passed false inserts the triplet as first seen now when it is
  * unknown or was last seen before expired_before (an older sighting starts over); passed
  * true marks it passed and seen now. Triplets last seen before expired_before are removed. */

@@ -58,6 +58,7 @@ def server(tmp_path_factory, dns):
         "dns_timeout": "1s",
         "spf_reject_fail": "yes",
         "greylist_delay": "1s",
+        "greylist_auto_whitelist_clients": "2",
         "dnsbl_zones": "bl.test",
     })
     with open(srv.conf, "a") as f:
@@ -141,6 +142,16 @@ def test_account_section_quarantines_instead(server):
             assert s.data(message(subject, "x@reject.test"))[0] == 250
             break
     assert fetch(server, subject, ALICE, ("Junk",)) is not None
+
+
+def test_greylist_auto_whitelist_clients(server):
+    # The two tests above each passed one triplet from 127.0.0.0/24 through alice's
+    # greylisting: the client network now skips it (Postgrey's --auto-whitelist-clients).
+    with session(server) as s:
+        assert s.mail("w-%s@spfpass.test" % unique("auto"))[0] == 250
+        assert s.rcpt(ALICE)[0] == 250
+        s.rset()
+    assert "greylist=pass reason=auto-whitelist client=127.0.0 passes=2" in server.log_text()
 
 
 def test_dnsbl_per_recipient(server):
