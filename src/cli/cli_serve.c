@@ -248,6 +248,7 @@ int cli_check_config(struct cli *cli, int argc, char **argv)
 	if (conf == NULL)
 		return 1;
 	const char *error;
+	char smtp_error[512];
 	struct tls_ctx *tls = tls_ctx_load(conf->tls_cert, conf->tls_key, &error);
 	int ret = 0;
 	if (tls == NULL)
@@ -256,6 +257,8 @@ int cli_check_config(struct cli *cli, int argc, char **argv)
 		ret = cli_fail("data_dir %s is not a writable directory", conf->data_dir);
 	else if (outbound_check_conf(conf, &error) < 0)
 		ret = cli_fail("%s", error);
+	else if (smtp_server_check_conf(conf, smtp_error, sizeof(smtp_error)) < 0)
+		ret = cli_fail("%s", smtp_error);
 	else
 		puts("configuration ok");
 	tls_ctx_unref(&tls);

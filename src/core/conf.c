@@ -105,8 +105,10 @@ static const struct conf_key conf_keys[] = {
     {"limit_metadata_entries", T_UINT, LIM(metadata_entries), 1, 100000, 0},
     {"smtp_pregreet_wait", T_SECONDS, OFF(smtp_pregreet_wait), 0, 60, 0},
     {"greylisting", T_BOOL, OFF(greylisting), 0, 0, 0},
+    {"dnsbl", T_BOOL, OFF(dnsbl), 0, 0, 0},
     {"greylist_delay", T_SECONDS, OFF(greylist_delay), 1, 86400, 0},
     {"greylist_expire", T_SECONDS, OFF(greylist_expire), 3600, 86400 * 365, 0},
+    {"greylist_auto_whitelist_clients", T_UINT, OFF(greylist_auto_whitelist_clients), 0, 100000, 0},
     {"smtp_invalid_recipients_max", T_UINT, OFF(smtp_invalid_recipients_max), 0, 100000, 0},
     {"smtp_connection_rate_per_ip", T_UINT, OFF(smtp_connection_rate_per_ip), 0, 1000000, 0},
     {"smtp_message_rate_per_ip", T_UINT, OFF(smtp_message_rate_per_ip), 0, 10000000, 0},
@@ -239,8 +241,10 @@ struct conf *conf_new_defaults(const char *base_dir)
 	};
 	c->smtp_pregreet_wait = 1;
 	c->greylisting = false;
+	c->dnsbl = true;
 	c->greylist_delay = 300;
 	c->greylist_expire = 35 * 86400;
+	c->greylist_auto_whitelist_clients = 5; /* Postgrey's --auto-whitelist-clients */
 	c->smtp_invalid_recipients_max = 10;
 	c->smtp_connection_rate_per_ip = 0;
 	c->smtp_message_rate_per_ip = 0;
@@ -307,6 +311,7 @@ struct conf *conf_new_defaults(const char *base_dir)
 	c->outbound_data_init_timeout = 120;
 	c->outbound_data_block_timeout = 180;
 	c->outbound_data_done_timeout = 600;
+	conf_policy_finish(c);
 	return c;
 }
 
@@ -364,6 +369,9 @@ void conf_free(struct conf **conf)
 	free(c->dmarc_report_organization);
 	free(c->dmarc_report_contact);
 	free(c->outbound_tls_ca_file);
+	conf_policy_clear(&c->policies);
+	if (c->smtp_derived_free != NULL)
+		c->smtp_derived_free(c->smtp_derived);
 	for (int k = 0; k < CONF_LISTENER_COUNT; k++)
 		conf_clear_listen(c, k);
 	free(c);
@@ -804,6 +812,14 @@ static int conf_parse_line(struct conf *c, char *line, const char *base, const c
 	char *s = conf_trim(line);
 	if (*s == '\0')
 		return 0;
+	const char *why = NULL;
+	if (*s == '[') {
+		if (conf_policy_section_begin(&c->policies, s, &why) < 0) {
+			*error_r = conf_error(path, lineno, "", why);
+			return -1;
+		}
+		return 0;
+	}
 	char *eq = strchr(s, '=');
 	if (eq == NULL) {
 		*error_r = conf_error(path, lineno, "", "expected 'key = value'");
@@ -812,10 +828,16 @@ static int conf_parse_line(struct conf *c, char *line, const char *base, const c
 	*eq = '\0';
 	char *key = conf_trim(s);
 	char *value = conf_trim(eq + 1);
+	if (c->policies.count > 0) { /* inside a [domain] or [account] section */
+		if (conf_policy_section_set(&c->policies, key, value, &why) < 0) {
+			*error_r = conf_error(path, lineno, key, why);
+			return -1;
+		}
+		return 0;
+	}
 	for (size_t i = 0; i < sizeof(conf_keys) / sizeof(conf_keys[0]); i++) {
 		if (strcmp(conf_keys[i].name, key) != 0)
 			continue;
-		const char *why = NULL;
 		if (conf_set(c, &conf_keys[i], value, base, &why) < 0) {
 			*error_r = conf_error(path, lineno, key, why);
 			return -1;
@@ -859,6 +881,7 @@ struct conf *conf_parse(const char *path, const char *text, size_t len, char **e
 		pos = end + 1;
 	}
 	free(base);
+	conf_policy_finish(c);
 	return c;
 fail:
 	free(base);

@@ -10,6 +10,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "core/conf_policy.h"
 #include "core/log.h"
 
 struct limits {
@@ -94,14 +95,17 @@ struct conf {
 	unsigned smtp_pregreet_wait; /* seconds port 25 waits before greeting, to catch clients that
 	                                talk first (0: greet at once) */
 	/* flood and abuse defence (smtp/smtp_policy.c, issue 12); 0 = off where a limit */
-	bool greylisting;                       /* port 25: greylist unknown triplets */
-	unsigned greylist_delay;                /* seconds before a retry passes */
-	unsigned greylist_expire;               /* seconds a triplet is remembered unseen */
-	unsigned smtp_invalid_recipients_max;   /* unknown recipients per port 25 session */
-	unsigned smtp_connection_rate_per_ip;   /* port 25 connections per minute per IP */
-	unsigned smtp_message_rate_per_ip;      /* port 25 MAIL commands per hour per IP */
-	unsigned submission_messages_per_day;   /* messages an account submits in 24 hours */
-	unsigned submission_recipients_per_day; /* new recipients of an account in 24 hours */
+	bool greylisting;                         /* port 25: greylist unknown triplets */
+	bool dnsbl;                               /* a client dnsbl_zones list is refused */
+	unsigned greylist_delay;                  /* seconds before a retry passes */
+	unsigned greylist_expire;                 /* seconds a triplet is remembered unseen */
+	unsigned greylist_auto_whitelist_clients; /* passes after which a client network skips
+	                                             greylisting (Postgrey's), 0 = off */
+	unsigned smtp_invalid_recipients_max;     /* unknown recipients per port 25 session */
+	unsigned smtp_connection_rate_per_ip;     /* port 25 connections per minute per IP */
+	unsigned smtp_message_rate_per_ip;        /* port 25 MAIL commands per hour per IP */
+	unsigned submission_messages_per_day;     /* messages an account submits in 24 hours */
+	unsigned submission_recipients_per_day;   /* new recipients of an account in 24 hours */
 	unsigned auth_workers;      /* password checks at once (threads), 0 = one per core */
 	unsigned auth_cache_ttl;    /* seconds a successful login is remembered, 0 = no cache */
 	unsigned auth_cache_size;   /* entries of the authentication cache */
@@ -131,6 +135,13 @@ struct conf {
 	enum conf_milter_action rspamd_default_action; /* when rspamd cannot decide */
 	bool rspamd_junk;         /* "add header", "rewrite subject": the recipients' Junk folder */
 	char *public_suffix_list; /* the PSL file (DMARC organizational domains) */
+	/* [domain NAME] and [account ADDRESS] sections over the switches above
+	 * (core/conf_policy.h), inbound_checks_skip_domains folded in */
+	struct conf_policies policies;
+	/* What the SMTP server derives from this conf once, at load (the parsed DNS lists):
+	 * opaque here, freed with the conf by smtp_derived_free. */
+	void *smtp_derived;
+	void (*smtp_derived_free)(void *derived);
 	/* outbound delivery (smtp/outbound.c) */
 	bool outbound_enabled;                   /* no: remote mail stays queued, unsent */
 	unsigned outbound_port;                  /* port of every MX/A host (25; tests change it) */

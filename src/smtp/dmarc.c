@@ -175,16 +175,15 @@ void dmarc_check_answer(struct dmarc_check *c, const char *name, enum dmarc_dns_
 	}
 }
 
-/* §3.1: relaxed alignment compares organizational domains, strict the names. */
-static bool dmarc_aligned(const struct dmarc_check *c, const char *domain, bool strict)
+bool dmarc_aligned(const struct psl *psl, const char *from_domain, const char *domain, bool strict)
 {
-	if (domain == NULL || domain[0] == '\0')
+	if (domain == NULL || domain[0] == '\0' || from_domain == NULL || from_domain[0] == '\0')
 		return false;
-	if (strcasecmp(domain, c->from) == 0)
+	if (strcasecmp(domain, from_domain) == 0)
 		return true;
 	if (strict)
 		return false;
-	const char *a = psl_org_domain(c->psl, domain), *b = psl_org_domain(c->psl, c->from);
+	const char *a = psl_org_domain(psl, domain), *b = psl_org_domain(psl, from_domain);
 	return a != NULL && b != NULL && strcasecmp(a, b) == 0;
 }
 
@@ -196,9 +195,9 @@ static void dmarc_evaluate(struct dmarc_check *c)
 		c->result = DMARC_RESULT_NONE;
 		return;
 	}
-	bool pass = dmarc_aligned(c, c->spf, c->rec.aspf_strict);
+	bool pass = dmarc_aligned(c->psl, c->from, c->spf, c->rec.aspf_strict);
 	for (size_t i = 0; i < c->ndkim && !pass; i++)
-		pass = dmarc_aligned(c, c->dkim[i], c->rec.adkim_strict);
+		pass = dmarc_aligned(c->psl, c->from, c->dkim[i], c->rec.adkim_strict);
 	c->result = pass ? DMARC_RESULT_PASS : DMARC_RESULT_FAIL;
 	if (pass)
 		return;

@@ -60,6 +60,10 @@ void dmarc_check_answer(struct dmarc_check *check, const char *name, enum dmarc_
 enum dmarc_result dmarc_check_result(const struct dmarc_check *check, enum dmarc_policy *apply_r,
                                      const struct dmarc_record **rec_r,
                                      const char **policy_domain_r);
+/* §3.1 identifier alignment of one authenticated domain (SPF's, a DKIM d=) with the From
+ * domain: relaxed compares the organizational domains (psl), strict the names, without
+ * case. False when either is NULL or empty. */
+bool dmarc_aligned(const struct psl *psl, const char *from_domain, const char *domain, bool strict);
 const char *dmarc_result_name(enum dmarc_result result);
 const char *dmarc_policy_name(enum dmarc_policy policy);
 

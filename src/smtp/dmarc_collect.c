@@ -82,7 +82,7 @@ static char *collect_dkim(const struct psl *psl, const struct dkim_verify *dkim,
 		collect_put(&b, "\t", r->selector, false);
 		collect_put(&b, "\t", dkim_result_name(r->result), false);
 		if (r->result == DKIM_RESULT_PASS &&
-		    dmarc_report_aligned(psl, from_domain, r->domain, strict))
+		    dmarc_aligned(psl, from_domain, r->domain, strict))
 			*aligned_r = true;
 	}
 	char *d = xstrdup(buf_cstr(&b));
@@ -152,8 +152,8 @@ void dmarc_collect_message(struct smtp_session *s, const struct dmarc_check *dma
 	collect_put(&b, "\t", spf_result_name(spf_result), false);
 	c->spf = xstrdup(buf_cstr(&b));
 	buf_free(&b);
-	bool spf_aligned = spf_result == SPF_PASS &&
-	                   dmarc_report_aligned(psl, from_domain, spf_domain, rec->aspf_strict);
+	bool spf_aligned =
+	    spf_result == SPF_PASS && dmarc_aligned(psl, from_domain, spf_domain, rec->aspf_strict);
 	c->rec = (struct store_dmarc_record){
 	    .policy_domain = c->policy_domain,
 	    .policy = c->policy,

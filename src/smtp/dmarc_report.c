@@ -11,7 +11,6 @@
 #include "core/date.h"
 #include "core/gzip.h"
 #include "core/xmalloc.h"
-#include "smtp/psl.h"
 #include "core/banned.h"
 
 /* ---- rua= ---- */
@@ -150,19 +149,6 @@ bool dmarc_report_txt_authorizes(const char *text, size_t len)
 	while (i < len && rua_space(text[i]))
 		i++;
 	return i == len || text[i] == ';';
-}
-
-bool dmarc_report_aligned(const struct psl *psl, const char *from_domain, const char *domain,
-                          bool strict)
-{
-	if (domain == NULL || domain[0] == '\0' || from_domain == NULL || from_domain[0] == '\0')
-		return false;
-	if (strcasecmp(domain, from_domain) == 0)
-		return true;
-	if (strict)
-		return false;
-	const char *a = psl_org_domain(psl, domain), *b = psl_org_domain(psl, from_domain);
-	return a != NULL && b != NULL && strcasecmp(a, b) == 0;
 }
 
 /* ---- the XML document ---- */

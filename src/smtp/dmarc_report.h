@@ -14,8 +14,6 @@
 #include "core/buf.h"
 #include "store/store.h"
 
-struct psl;
-
 #define DMARC_REPORT_RUA_MAX 4 /* addresses used per domain (the rest are ignored) */
 #define DMARC_REPORT_ADDRESS_MAX 320
 #define DMARC_REPORT_XML_MAX (32 * 1024 * 1024) /* STORE_DMARC_DAY_ROWS_MAX rows fit */
@@ -33,11 +31,6 @@ size_t dmarc_report_rua_parse(const char *rua, struct dmarc_report_rua *out, siz
 /* §7.1: is text (one TXT string of POLICY._report._dmarc.RUA-DOMAIN) a record that
  * starts with v=DMARC1 (spaces allowed around '=' and before ';')? */
 bool dmarc_report_txt_authorizes(const char *text, size_t len);
-
-/* §3.1 alignment of one authenticated domain with the From domain: relaxed compares the
- * organizational domains (psl), strict the names, without case. */
-bool dmarc_report_aligned(const struct psl *psl, const char *from_domain, const char *domain,
-                          bool strict);
 
 struct dmarc_report_meta {
 	const char *org_name; /* report_metadata */

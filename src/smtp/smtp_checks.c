@@ -61,13 +61,37 @@ struct smtp_checks {
 	struct dmarc_check *dmarc;
 	char *from_domain;
 	const char *data_reply;
-	bool junk;
+	uint64_t *junk_accounts; /* in s->tx */
+	size_t junk_count;
 	bool arc_override; /* a trusted sealer's ARC pass set DMARC's policy aside */
 };
 
+/* SPF runs at MAIL when some policy (the global one, a section) checks mail: recipients
+ * are not known yet. */
 bool smtp_checks_active(const struct smtp_session *s)
 {
-	return s->kind == CONF_LISTENER_SMTP && !s->authenticated && s->conf->inbound_checks;
+	return s->kind == CONF_LISTENER_SMTP && !s->authenticated &&
+	       s->conf->policies.any.inbound_checks;
+}
+
+/* The policy of account j of recipient i. */
+static const struct conf_policy *checks_rcpt_policy(const struct smtp_session *s, size_t i,
+                                                    size_t j, const struct conf_policy *global)
+{
+	const struct smtp_rcpt *r = &s->rcpts[i];
+	return r->policies != NULL && j < r->accounts.count ? &r->policies[j] : global;
+}
+
+bool smtp_checks_data_active(const struct smtp_session *s)
+{
+	if (!smtp_checks_active(s))
+		return false;
+	struct conf_policy global = conf_policy_global(s->conf);
+	for (size_t i = 0; i < s->rcpt_count; i++)
+		for (size_t j = 0; j < s->rcpts[i].accounts.count; j++)
+			if (checks_rcpt_policy(s, i, j, &global)->inbound_checks)
+				return true;
+	return false;
 }
 
 static void checks_unmap(struct smtp_checks *c)
@@ -329,22 +353,47 @@ static void checks_safe_text(const char *in, char *out, size_t size)
 	out[n] = '\0';
 }
 
-const char *smtp_checks_mail_reply(struct smtp_session *s)
+/* The refusal of an SPF fail (in arena). */
+static const char *checks_spf_reply(struct smtp_session *s, struct arena *arena)
 {
 	struct smtp_checks *c = s->checks;
-	if (c == NULL || c->spf_result != SPF_FAIL || !s->conf->spf_reject_fail)
-		return NULL;
 	/* RFC 7372 §3.2: 5.7.23 SPF validation failed; RFC 7208 §8.4 the explanation. */
 	const char *problem = NULL;
 	const char *exp = spf_check_explanation(c->spf, &problem);
 	char text[256];
 	checks_safe_text(exp != NULL ? exp : "the sender's domain does not allow this host", text,
 	                 sizeof(text));
-	char *reply = arena_alloc(s->cmd, 512);
+	char *reply = arena_alloc(arena, 512);
 	snprintf(reply, 512, "550 5.7.23 SPF validation failed for %s: %s",
 	         spf_check_domain(c->spf), text);
-	SMTP_LOG(s, "event=spf-reject from=<%s> ip=%s", c->spf_identity, conn_remote_ip(s->conn));
 	return reply;
+}
+
+const char *smtp_checks_mail_reply(struct smtp_session *s)
+{
+	struct smtp_checks *c = s->checks;
+	const struct conf_policy *all = &s->conf->policies.all;
+	/* Refused at MAIL only when every recipient's policy would refuse it; else at RCPT. */
+	if (c == NULL || c->spf_result != SPF_FAIL || !all->inbound_checks || !all->spf_reject_fail)
+		return NULL;
+	SMTP_LOG(s, "event=spf-reject from=<%s> ip=%s", c->spf_identity, conn_remote_ip(s->conn));
+	return checks_spf_reply(s, s->cmd);
+}
+
+const char *smtp_checks_rcpt_reply(struct smtp_session *s, const struct conf_policy *policies,
+                                   size_t n)
+{
+	struct smtp_checks *c = s->checks;
+	const struct conf_policy *all = &s->conf->policies.all;
+	if (c == NULL || c->spf_result != SPF_FAIL || n == 0 ||
+	    (all->inbound_checks && all->spf_reject_fail))
+		return NULL; /* no fail, or MAIL refused it already */
+	for (size_t i = 0; i < n; i++)
+		if (!policies[i].inbound_checks || !policies[i].spf_reject_fail)
+			return NULL;
+	SMTP_LOG(s, "event=spf-reject from=<%s> ip=%s to=<%s>", c->spf_identity,
+	         conn_remote_ip(s->conn), s->read_addr);
+	return checks_spf_reply(s, s->cmd);
 }
 
 /* ---- end of data ---- */
@@ -424,7 +473,8 @@ void smtp_checks_data(struct smtp_session *s, void (*next)(struct smtp_session *
 	ASSERT(!c->async && c->phase == CHECKS_DONE);
 	c->next = next;
 	c->data_reply = NULL;
-	c->junk = false;
+	c->junk_accounts = NULL;
+	c->junk_count = 0;
 	if (s->spool_in_mem) {
 		c->map = (unsigned char *)s->spool_mem.data; /* until checks_rewrite() */
 		c->map_len = s->spool_mem.len;
@@ -464,18 +514,6 @@ static bool checks_domain_listed(const char *list, const char *address)
 		p += n;
 	}
 	return false;
-}
-
-/* The checks' actions are applied unless every recipient is in a skipped domain. */
-static bool checks_skipped(const struct smtp_session *s)
-{
-	const char *list = s->conf->inbound_checks_skip_domains;
-	if (list[0] == '\0' || s->rcpt_count == 0)
-		return false;
-	for (size_t i = 0; i < s->rcpt_count; i++)
-		if (!checks_domain_listed(list, s->rcpts[i].address))
-			return false;
-	return true;
 }
 
 /* The Authentication-Results field of this message into b. */
@@ -577,6 +615,120 @@ static int checks_rewrite(struct smtp_checks *c, const struct buf *ar)
 	return 0;
 }
 
+enum checks_action {
+	CHECKS_ACTION_NONE,
+	CHECKS_ACTION_SKIPPED,    /* the recipient's policy sets aside what the global one does */
+	CHECKS_ACTION_QUARANTINE, /* Junk */
+	CHECKS_ACTION_REJECT,     /* refused if every recipient's is; else Junk */
+};
+
+static const char *const checks_action_names[] = {"none", "skipped", "quarantine", "reject"};
+
+/* What a DMARC failure under apply does to the mail of a recipient with policy p. */
+static enum checks_action checks_action_of(enum dmarc_policy apply, const struct conf_policy *p)
+{
+	if (!p->inbound_checks || apply == DMARC_POLICY_NONE)
+		return CHECKS_ACTION_NONE;
+	if (apply == DMARC_POLICY_REJECT && p->dmarc_reject)
+		return CHECKS_ACTION_REJECT;
+	return p->dmarc_quarantine ? CHECKS_ACTION_QUARANTINE : CHECKS_ACTION_NONE;
+}
+
+/* The action for each delivery account (s->delivery_accounts) into actions; the policy of an
+ * account is that of its first recipient. Logs each recipient's when policies differ. */
+static void checks_actions(struct smtp_checks *c, enum dmarc_policy apply,
+                           enum checks_action *actions)
+{
+	struct smtp_session *s = c->s;
+	struct conf_policy global = conf_policy_global(s->conf);
+	enum checks_action global_action = checks_action_of(apply, &global);
+	bool *seen = xcalloc(s->delivery_count + 1, sizeof(*seen));
+	for (size_t i = 0; i < s->rcpt_count; i++) {
+		const struct smtp_rcpt *r = &s->rcpts[i];
+		for (size_t j = 0; j < r->accounts.count; j++) {
+			size_t k = 0;
+			while (k < s->delivery_count &&
+			       s->delivery_accounts[k] != r->accounts.account_ids[j])
+				k++;
+			if (k == s->delivery_count || seen[k])
+				continue;
+			seen[k] = true;
+			enum checks_action a =
+			    checks_action_of(apply, checks_rcpt_policy(s, i, j, &global));
+			if (a == CHECKS_ACTION_NONE && global_action != CHECKS_ACTION_NONE)
+				a = CHECKS_ACTION_SKIPPED;
+			actions[k] = a;
+		}
+	}
+	free(seen);
+}
+
+/* What recipient i's accounts get ("junk", "inbox" or "inbox-skipped", comma-separated,
+ * in s->tx) when the message is delivered. */
+static const char *checks_rcpt_action(struct smtp_session *s, size_t i,
+                                      const enum checks_action *actions)
+{
+	const struct smtp_rcpt *r = &s->rcpts[i];
+	size_t size = r->accounts.count * 16 + 1, len = 0;
+	char *out = arena_alloc(s->tx, size);
+	out[0] = '\0';
+	for (size_t j = 0; j < r->accounts.count; j++) {
+		size_t k = 0;
+		while (k < s->delivery_count &&
+		       s->delivery_accounts[k] != r->accounts.account_ids[j])
+			k++;
+		enum checks_action a = k < s->delivery_count ? actions[k] : CHECKS_ACTION_NONE;
+		const char *name = a == CHECKS_ACTION_REJECT || a == CHECKS_ACTION_QUARANTINE
+		                       ? "junk"
+		                   : a == CHECKS_ACTION_SKIPPED ? "inbox-skipped"
+		                                                : "inbox";
+		int w = snprintf(out + len, size - len, "%s%s", j > 0 ? "," : "", name);
+		if (w < 0 || (size_t)w >= size - len)
+			break;
+		len += (size_t)w;
+	}
+	return out;
+}
+
+/* DMARC's verdict applied to each recipient: the refusal when every one's policy refuses,
+ * else the accounts that get the message in Junk. Returns the action to log. */
+static const char *checks_apply(struct smtp_checks *c, enum dmarc_policy apply)
+{
+	struct smtp_session *s = c->s;
+	size_t n = s->delivery_count;
+	enum checks_action *actions = xcalloc(n + 1, sizeof(*actions));
+	checks_actions(c, apply, actions);
+	size_t rejects = 0;
+	bool same = true;
+	c->junk_accounts = arena_alloc(s->tx, (n + 1) * sizeof(uint64_t));
+	c->junk_count = 0;
+	for (size_t k = 0; k < n; k++) {
+		rejects += actions[k] == CHECKS_ACTION_REJECT;
+		same = same && actions[k] == actions[0];
+		/* A refusal other recipients' policies overrule becomes Junk (as mox files what
+		 * it would refuse aside rather than lose the others' copies). */
+		if (actions[k] == CHECKS_ACTION_REJECT || actions[k] == CHECKS_ACTION_QUARANTINE)
+			c->junk_accounts[c->junk_count++] = s->delivery_accounts[k];
+	}
+	const char *action = n == 0 ? "none" : same ? checks_action_names[actions[0]] : "mixed";
+	if (n > 0 && rejects == n) {
+		/* RFC 7489 §6.6.4: refuse with a clear text; §10.3 warns of forwarding. */
+		char *reply = arena_alloc(s->tx, 512);
+		snprintf(reply, 512,
+		         "550 5.7.1 Rejected by the DMARC policy of %s: the message is not "
+		         "authenticated by an aligned SPF or DKIM pass",
+		         c->from_domain != NULL ? c->from_domain : "the sender");
+		c->data_reply = reply;
+		c->junk_count = 0;
+	} else if (!same) {
+		for (size_t i = 0; i < s->rcpt_count; i++)
+			SMTP_LOG(s, "event=auth-results-rcpt id=%s to=<%s> action=%s", s->msgid,
+			         s->rcpts[i].address, checks_rcpt_action(s, i, actions));
+	}
+	free(actions);
+	return action;
+}
+
 /* DMARC's verdict became known: the policy, the log line, the new spool file. */
 static void checks_data_done(struct smtp_checks *c)
 {
@@ -586,32 +738,18 @@ static void checks_data_done(struct smtp_checks *c)
 	const char *policy_domain;
 	enum dmarc_result dr = dmarc_check_result(c->dmarc, &apply, &rec, &policy_domain);
 	const char *action = "none";
-	bool skipped = checks_skipped(s);
 	unsigned instances;
 	const char *arc_problem, *sealer;
 	enum arc_result arc = arc_verify_result(c->arc, &instances, &arc_problem, &sealer);
 	if (dr == DMARC_RESULT_FAIL && apply != DMARC_POLICY_NONE) {
-		bool reject = apply == DMARC_POLICY_REJECT && s->conf->dmarc_reject;
-		if (skipped) {
-			action = "skipped";
-		} else if (arc == ARC_RESULT_PASS &&
-		           checks_domain_listed(s->conf->arc_trusted_sealers, sealer)) {
+		if (arc == ARC_RESULT_PASS &&
+		    checks_domain_listed(s->conf->arc_trusted_sealers, sealer)) {
 			/* RFC 8617 §7.2.1: a sealer we trust vouches for the message as it saw it
 			 * (a mailing list that changed it); RFC 7489 §6.7 local policy. */
 			action = "arc-override";
 			c->arc_override = true;
-		} else if (reject) {
-			/* RFC 7489 §6.6.4: refuse with a clear text; §10.3 warns of forwarding. */
-			action = "reject";
-			char *reply = arena_alloc(s->tx, 512);
-			snprintf(reply, 512,
-			         "550 5.7.1 Rejected by the DMARC policy of %s: the message is not "
-			         "authenticated by an aligned SPF or DKIM pass",
-			         c->from_domain != NULL ? c->from_domain : "the sender");
-			c->data_reply = reply;
-		} else if (s->conf->dmarc_quarantine) {
-			action = "quarantine";
-			c->junk = true;
+		} else {
+			action = checks_apply(c, apply);
 		}
 	}
 	struct buf dk, fd, sl;
@@ -630,7 +768,8 @@ static void checks_data_done(struct smtp_checks *c)
 	buf_free(&fd);
 	buf_free(&sl);
 	dmarc_collect_message(s, c->dmarc, c->dkim, c->spf, c->spf_result, c->spf_helo,
-	                      c->from_domain, action);
+	                      c->from_domain,
+	                      c->data_reply == NULL && c->junk_count > 0 ? "quarantine" : action);
 	if (c->data_reply == NULL) {
 		struct buf ar;
 		buf_init(&ar, CHECKS_AR_MAX);
@@ -646,7 +785,8 @@ const char *smtp_checks_data_reply(const struct smtp_session *s)
 	return s->checks != NULL ? s->checks->data_reply : NULL;
 }
 
-bool smtp_checks_junk(const struct smtp_session *s)
+const uint64_t *smtp_checks_junk_accounts(const struct smtp_session *s, size_t *n_r)
 {
-	return s->checks != NULL && s->checks->junk;
+	*n_r = s->checks != NULL ? s->checks->junk_count : 0;
+	return *n_r > 0 ? s->checks->junk_accounts : NULL;
 }

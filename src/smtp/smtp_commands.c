@@ -309,10 +309,14 @@ static void smtp_rcpt_add(struct smtp_session *s, const char *addr, bool remote,
 	/* The parser's NOTIFY bits are the store's (checked above smtp_rcpt_add()). */
 	rc->dsn.notify = cmd->notify;
 	rc->dsn.orcpt = cmd->orcpt == NULL ? NULL : arena_strdup(s->tx, cmd->orcpt);
-	if (r != NULL)
+	rc->policies = NULL;
+	if (r != NULL) {
 		rc->accounts = *r;
-	else
+		rc->policies = arena_alloc(s->tx, (r->count + 1) * sizeof(*rc->policies));
+		memcpy(rc->policies, s->read_policies, r->count * sizeof(*rc->policies));
+	} else {
 		rc->accounts.count = 0;
+	}
 }
 
 /* <postmaster> without a domain (RFC 5321 §4.1.1.3) must always be accepted: it means the
@@ -336,6 +340,22 @@ static const char *smtp_postmaster(struct smtp_session *s)
 
 static void rcpt_lookup_read(void *ctx);
 static void rcpt_answer(struct smtp_session *s);
+
+/* The policy of each account the recipient resolves to (conf_policy.h: as delivery
+ * resolves aliases, the account's own address and domain count), into read_policies. */
+static void smtp_rcpt_policies_read(struct smtp_session *s)
+{
+	for (size_t i = 0; i < s->read_rcpt.count; i++) {
+		char *address = NULL;
+		if (s->conf->policies.count > 0 &&
+		    store_account_address(s->server->store, s->read_rcpt.account_ids[i],
+		                          &address) == 1)
+			s->read_policies[i] = conf_policy_for(s->conf, address);
+		else
+			s->read_policies[i] = conf_policy_global(s->conf);
+		free(address);
+	}
+}
 
 static void cmd_rcpt(struct smtp_session *s, struct smtp_command *cmd)
 {
@@ -371,14 +391,16 @@ static void rcpt_lookup_read(void *ctx)
 	s->read_addr = to;
 	s->read_reply = NULL;
 	s->read_found = 0;
-	smtp_policy_rcpt_read(s);
+	s->read_rcpt.count = 0;
 	const char *at = strrchr(to, '@');
 	s->read_ret = at == NULL ? 1 : store_domain_is_local(st, at + 1);
-	if (s->read_ret != 1)
-		return;
-	s->read_found = at == NULL ? 0 : store_resolve(st, to, &s->read_rcpt);
-	if (s->read_found == 1)
+	if (s->read_ret == 1)
+		s->read_found = at == NULL ? 0 : store_resolve(st, to, &s->read_rcpt);
+	if (s->read_found == 1) {
 		s->read_reply = smtp_rcpt_quota(s, &s->read_rcpt);
+		smtp_rcpt_policies_read(s);
+	}
+	smtp_policy_rcpt_read(s);
 }
 
 static void rcpt_answer(struct smtp_session *s)

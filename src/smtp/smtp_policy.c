@@ -160,19 +160,49 @@ static bool smtp_policy_counts_submissions(const struct smtp_session *s)
 	        s->conf->submission_recipients_per_day > 0);
 }
 
+/* Postgrey's client auto-whitelist: each triplet that passes the greylist is also noted
+ * under "client NET|TRIPLET" (no triplet starts so: an unquoted sender has no space), so
+ * the passes of a client network are a key range of the same table, expiring alike. */
+static int smtp_policy_client_key(const struct smtp_session *s, const char *triplet, char *out,
+                                  size_t size)
+{
+	char net[64];
+	smtp_policy_network(conn_remote_ip(s->conn), false, net, sizeof(net));
+	int n = snprintf(out, size, "client %s|%s", net, triplet);
+	return n < 0 || (size_t)n >= size ? -1 : 0;
+}
+
+static int64_t smtp_policy_client_passes(struct smtp_session *s)
+{
+	char key[128];
+	uint64_t n;
+	if (smtp_policy_client_key(s, "", key, sizeof(key)) < 0 ||
+	    store_policy_greylist_count(s->server->store, key, &n) < 0)
+		return -1;
+	return (int64_t)n;
+}
+
 void smtp_policy_rcpt_read(struct smtp_session *s)
 {
 	struct smtp_policy_state *p = &s->policy;
 	struct store *store = s->server->store;
 	p->triplet[0] = '\0';
 	p->sub_read = false;
-	if (smtp_policy_port25(s) && s->conf->greylisting && s->mail_from != NULL &&
-	    !smtp_dnsbl_allowlisted(s)) {
+	/* An address that resolves to several accounts is greylisted when one of them wants
+	 * it (a deferral loses nothing: the retry passes). */
+	bool grey = false;
+	for (size_t i = 0; i < s->read_rcpt.count && s->read_found == 1; i++)
+		grey = grey || s->read_policies[i].greylisting;
+	if (smtp_policy_port25(s) && grey && s->mail_from != NULL && !smtp_dnsbl_allowlisted(s)) {
 		if (smtp_policy_triplet(p->triplet, sizeof(p->triplet), s->mail_from, s->read_addr,
 		                        conn_remote_ip(s->conn)) < 0)
 			p->triplet[0] = '\0'; /* cannot be longer than addresses may be */
 		else
 			p->grey_found = store_policy_greylist_get(store, p->triplet, &p->grey);
+		p->client_passes = -1;
+		if (s->conf->greylist_auto_whitelist_clients > 0 &&
+		    !(p->grey_found == 1 && p->grey.passed))
+			p->client_passes = smtp_policy_client_passes(s);
 	}
 	if (smtp_policy_counts_submissions(s)) {
 		char lower[STORE_POLICY_TRIPLET_MAX + 1];
@@ -199,6 +229,23 @@ static bool smtp_policy_unknown_rcpt(struct smtp_session *s)
 	return true;
 }
 
+/* Port 25, a valid local recipient: refused by its accounts' policies (a listed client,
+ * an SPF fail) when the session was not refused earlier for every recipient? */
+static bool smtp_policy_refused(struct smtp_session *s, const char *to)
+{
+	const char *reply = smtp_dnsbl_rcpt_reply(s, s->read_policies, s->read_rcpt.count);
+	const char *reason = "dnsbl";
+	if (reply == NULL) {
+		reply = smtp_checks_rcpt_reply(s, s->read_policies, s->read_rcpt.count);
+		reason = "spf";
+	}
+	if (reply == NULL)
+		return false;
+	SMTP_LOG(s, "event=rcpt to=<%s> result=%.3s reason=%s", to, reply, reason);
+	smtp_reply(s, reply);
+	return true;
+}
+
 static bool smtp_policy_greylist(struct smtp_session *s, const char *to)
 {
 	struct smtp_policy_state *p = &s->policy;
@@ -213,10 +260,26 @@ static bool smtp_policy_greylist(struct smtp_session *s, const char *to)
 	const struct conf *c = s->conf;
 	enum smtp_greylist_verdict v = smtp_policy_greylist_decide(
 	    p->grey_found, &p->grey, now, c->greylist_delay, c->greylist_expire);
+	int64_t expired = (int64_t)now - (int64_t)c->greylist_expire;
+	if ((v == SMTP_GREYLIST_DEFER || v == SMTP_GREYLIST_DEFER_NEW) &&
+	    c->greylist_auto_whitelist_clients > 0 &&
+	    p->client_passes >= (int64_t)c->greylist_auto_whitelist_clients) {
+		char net[64];
+		smtp_policy_network(conn_remote_ip(s->conn), false, net, sizeof(net));
+		SMTP_LOG(
+		    s,
+		    "event=rcpt to=<%s> greylist=pass reason=auto-whitelist client=%s passes=%lld",
+		    to, net, (long long)p->client_passes);
+		return false;
+	}
 	if (v == SMTP_GREYLIST_PASS_NOTE || v == SMTP_GREYLIST_DEFER_NEW)
 		store_policy_greylist_note(s->server->store, p->triplet,
-		                           v == SMTP_GREYLIST_PASS_NOTE, (int64_t)now,
-		                           (int64_t)now - (int64_t)c->greylist_expire);
+		                           v == SMTP_GREYLIST_PASS_NOTE, (int64_t)now, expired);
+	char key[STORE_POLICY_TRIPLET_MAX + 80];
+	if (v == SMTP_GREYLIST_PASS_NOTE && p->grey_found == 1 && !p->grey.passed &&
+	    c->greylist_auto_whitelist_clients > 0 &&
+	    smtp_policy_client_key(s, p->triplet, key, sizeof(key)) == 0)
+		store_policy_greylist_note(s->server->store, key, true, (int64_t)now, expired);
 	if (v == SMTP_GREYLIST_PASS || v == SMTP_GREYLIST_PASS_NOTE)
 		return false;
 	SMTP_LOG(s, "event=rcpt to=<%s> result=450 reason=greylist triplet=%s", to, p->triplet);
@@ -272,6 +335,8 @@ bool smtp_policy_rcpt(struct smtp_session *s, const char *to)
 		return false;
 	if (s->read_ret == 0 && !smtp_session_is_submission(s))
 		return false; /* relay denied follows */
+	if (s->read_ret == 1 && smtp_policy_port25(s) && smtp_policy_refused(s, to))
+		return true;
 	return smtp_policy_greylist(s, to) || smtp_policy_submission(s, to);
 }
 

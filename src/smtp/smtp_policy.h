@@ -22,8 +22,9 @@ struct smtp_policy_state {
 	char triplet[STORE_POLICY_TRIPLET_MAX + 1]; /* "" when not greylisting */
 	int grey_found;                             /* 1, 0 unknown, -1 error */
 	struct store_policy_greylist grey;
-	bool sub_read; /* the submission counts below were read */
-	int sub_ret;   /* 0, -1 error */
+	int64_t client_passes; /* triplets the client network passed (-1: not read, error) */
+	bool sub_read;         /* the submission counts below were read */
+	int sub_ret;           /* 0, -1 error */
 	uint64_t sub_messages, sub_new;
 	int rcpt_known;  /* has the account sent to this recipient: 1, 0, -1 */
 	unsigned tx_new; /* new recipients accepted in this transaction so far */

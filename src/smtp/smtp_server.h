@@ -18,6 +18,11 @@ void smtp_server_free(struct smtp_server **server);
 /* New sessions use conf from now on (SIGHUP); running sessions keep theirs. */
 void smtp_server_set_conf(struct smtp_server *server, struct conf *conf);
 
+/* Is conf's SMTP part well formed (the DNS lists)? 0, or -1 with the reason in error
+ * (check-config refuses it). */
+int smtp_server_check_conf(const struct conf *conf, char *error, size_t size)
+    __attribute__((warn_unused_result));
+
 /* Listener context for net_server_listen(): one per listener kind. */
 struct smtp_listener {
 	struct smtp_server *server;

@@ -43,6 +43,7 @@ struct smtp_server *smtp_server_new(struct store *store, struct auth *auth, stru
 		         conf->public_suffix_list, error);
 		srv->psl = psl_parse("");
 	}
+	smtp_dnsbl_conf_prepare(conf);
 	conf_slot_init(&srv->conf, conf);
 	srv->userip = userip_new();
 	srv->policy = smtp_policy_new();
@@ -65,7 +66,13 @@ void smtp_server_free(struct smtp_server **server)
 
 void smtp_server_set_conf(struct smtp_server *srv, struct conf *conf)
 {
+	smtp_dnsbl_conf_prepare(conf);
 	conf_slot_set(&srv->conf, conf);
+}
+
+int smtp_server_check_conf(const struct conf *conf, char *error, size_t size)
+{
+	return smtp_dnsbl_check_conf(conf, error, size);
 }
 
 bool smtp_session_is_submission(const struct smtp_session *s)
@@ -469,7 +476,7 @@ void smtp_session_body_end(struct smtp_session *s)
 		smtp_body_refused(s, err);
 		return;
 	}
-	if (smtp_checks_active(s)) {
+	if (smtp_checks_data_active(s)) {
 		smtp_checks_data(s, smtp_body_checked);
 		return;
 	}
@@ -551,13 +558,14 @@ static void smtp_body_deliver(struct smtp_session *s)
 	    .envid = s->dsn_envid,
 	    .smtputf8 = s->smtputf8,
 	    .requiretls = s->requiretls,
-	    .junk = smtp_checks_junk(s) || smtp_filter_junk(s),
+	    .junk = smtp_filter_junk(s),
 	    .eightbit = s->body_8bit,
 	    .received_at = time(NULL),
 	    .hdr_from = hs.from,
 	    .hdr_subject = hs.subject,
 	    .hdr_message_id = hs.message_id,
 	};
+	s->delivery.junk_accounts = smtp_checks_junk_accounts(s, &s->delivery.junk_account_count);
 	smtp_policy_delivering(s);
 	smtp_session_set_state(s, SMTP_STATE_WAIT);
 	(void)FAULT_POINT("smtp.data.before_commit");

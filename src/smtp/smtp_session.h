@@ -59,10 +59,11 @@ enum smtp_async {
 };
 
 struct smtp_rcpt {
-	char *address;               /* as given, "local@domain" */
-	bool remote;                 /* outbound queue */
-	struct store_rcpt accounts;  /* when local */
-	struct store_remote_dsn dsn; /* RFC 3461 NOTIFY/ORCPT (submission; orcpt in tx) */
+	char *address;                /* as given, "local@domain" */
+	bool remote;                  /* outbound queue */
+	struct store_rcpt accounts;   /* when local */
+	struct conf_policy *policies; /* the policy of each account (in tx), when local */
+	struct store_remote_dsn dsn;  /* RFC 3461 NOTIFY/ORCPT (submission; orcpt in tx) */
 };
 
 struct smtp_session {
@@ -142,6 +143,7 @@ struct smtp_session {
 	int read_ret;                 /* MAIL: owned; RCPT: local, then found */
 	int read_found;
 	struct store_rcpt read_rcpt;
+	struct conf_policy read_policies[STORE_RCPT_MAX]; /* of read_rcpt's accounts */
 	const char *read_reply; /* a refusal the read found (static), or NULL */
 	struct smtp_burl *burl; /* BURL (smtp_burl.c): the URL being resolved, or NULL */
 
@@ -222,30 +224,50 @@ bool smtp_checks_active(const struct smtp_session *s);
  * next(s), at once or after the DNS answers (state WAIT meanwhile). */
 void smtp_checks_mail(struct smtp_session *s, const char *sender,
                       void (*next)(struct smtp_session *s));
-/* After smtp_checks_mail(): the refusal of MAIL (SPF fail with spf_reject_fail; in s->cmd),
- * or NULL. */
+/* After smtp_checks_mail(): the refusal of MAIL (SPF fail with spf_reject_fail in every
+ * policy; in s->cmd), or NULL. */
 const char *smtp_checks_mail_reply(struct smtp_session *s);
+/* At RCPT of a local recipient whose n accounts have these policies: the refusal (SPF fail
+ * not refused at MAIL, and every one of them refuses it; in s->cmd), or NULL. */
+const char *smtp_checks_rcpt_reply(struct smtp_session *s, const struct conf_policy *policies,
+                                   size_t n);
+/* At the end of data: do DKIM, DMARC and the header run (some recipient's policy has
+ * inbound_checks)? */
+bool smtp_checks_data_active(const struct smtp_session *s);
 /* End of data: DKIM over the spool, DMARC, the policy, and a new spool file that starts
  * with the Authentication-Results field (s->spool_path, spool_fd, body_size, trace_size
  * change); then next(s), at once or after the DNS answers. */
 void smtp_checks_data(struct smtp_session *s, void (*next)(struct smtp_session *s));
-/* After smtp_checks_data(): the refusal for the message (DMARC reject, a local error), or
- * NULL; whether it goes to the Junk folder (DMARC quarantine). */
+/* After smtp_checks_data(): the refusal for the message (DMARC reject by every
+ * recipient's policy, a local error), or NULL; the accounts whose copy goes to the Junk
+ * folder (DMARC quarantine, or a reject that other recipients' policies overrule), *n_r of
+ * them (in s->tx). */
 const char *smtp_checks_data_reply(const struct smtp_session *s);
-bool smtp_checks_junk(const struct smtp_session *s);
+const uint64_t *smtp_checks_junk_accounts(const struct smtp_session *s, size_t *n_r);
 /* SMTP_ASYNC_CHECK ended with the connection open: go on. */
 void smtp_checks_resume(struct smtp_session *s);
 /* Free a transaction's checks (cancels a lookup); sets *checks to NULL; accepts NULL. */
 void smtp_checks_free(struct smtp_checks **checks);
 
-/* DNS block and allow lists at connect on port 25 (smtp_dnsbl.c). Start the lookups (when
- * dnsbl_zones or dnswl_zones are set); the answers come while the pregreet wait runs. */
+/* DNS block and allow lists at connect on port 25 (smtp_dnsbl.c). Parse conf's lists once
+ * and keep them with it (a bad list is logged and not used); before conf is shared. */
+void smtp_dnsbl_conf_prepare(struct conf *conf);
+/* Are conf's lists well formed? 0, or -1 with the reason in error. */
+int smtp_dnsbl_check_conf(const struct conf *conf, char *error, size_t size)
+    __attribute__((warn_unused_result));
+/* Start the lookups (when dnsbl_zones or dnswl_zones are set); the answers come while the
+ * pregreet wait runs. */
 void smtp_dnsbl_start(struct smtp_session *s);
 /* Before the greeting: true when answers are still due; ready(s) runs once they are in. */
 bool smtp_dnsbl_wait(struct smtp_session *s, void (*ready)(struct smtp_session *s));
 /* The refusal for a client a block list names and no allow list does (in s->arena), or
- * NULL; whether an allow list names the client (no greylisting then). */
+ * NULL (also when some policy's dnsbl is off: see smtp_dnsbl_rcpt_reply()); whether an
+ * allow list names the client (no greylisting then). */
 const char *smtp_dnsbl_refusal(struct smtp_session *s);
+/* At RCPT of a local recipient whose n accounts have these policies: the refusal when the
+ * greeting did not refuse the listed client and every one of them has dnsbl (in s->cmd). */
+const char *smtp_dnsbl_rcpt_reply(struct smtp_session *s, const struct conf_policy *policies,
+                                  size_t n);
 bool smtp_dnsbl_allowlisted(const struct smtp_session *s);
 /* Cancel the lookups and forget the answers (the session ends). */
 void smtp_dnsbl_free(struct smtp_session *s);

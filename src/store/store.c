@@ -316,6 +316,11 @@ int store_account_set_message_limit(struct store *store, const char *address, ui
 	return store->v->account_set_message_limit(store, addr, limit, error_r);
 }
 
+int store_account_address(struct store *store, uint64_t account_id, char **address_r)
+{
+	return store->v->account_address(store, account_id, address_r);
+}
+
 int store_account_limits(struct store *store, uint64_t account_id,
                          struct store_account_limits *limits_r)
 {

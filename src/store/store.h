@@ -119,6 +119,10 @@ int store_account_limits(struct store *store, uint64_t account_id,
 /* Would count more messages of size octets go over one of the limits? */
 bool store_account_limits_exceeded(const struct store_account_limits *l, uint64_t size,
                                    uint64_t count);
+/* The address of one account by id: 1 with *address_r (malloc'd, the caller frees), 0 no
+ * such account, -1 error. */
+int store_account_address(struct store *store, uint64_t account_id, char **address_r)
+    __attribute__((warn_unused_result));
 /* Quota state of one account by id: 1 found, 0 not, -1 error. */
 int store_account_usage(struct store *store, uint64_t account_id, uint64_t *quota_r,
                         uint64_t *used_r);
@@ -198,10 +202,12 @@ struct store_delivery {
 	bool eightbit;   /* BODY=8BITMIME (RFC 6152) */
 	bool requiretls; /* REQUIRETLS (RFC 8689) */
 	bool junk;       /* deliver to each account's \Junk special-use folder instead of INBOX */
-	int64_t received_at;        /* unix seconds: the message's internal date */
-	const char *hdr_from;       /* From: header (decoded as-is, may be NULL) */
-	const char *hdr_subject;    /* Subject: header (may be NULL) */
-	const char *hdr_message_id; /* Message-ID: header (may be NULL) */
+	const uint64_t *junk_accounts; /* and these accounts' copies to \Junk (per-recipient */
+	size_t junk_account_count;     /* policy); NULL/0 none */
+	int64_t received_at;           /* unix seconds: the message's internal date */
+	const char *hdr_from;          /* From: header (decoded as-is, may be NULL) */
+	const char *hdr_subject;       /* Subject: header (may be NULL) */
+	const char *hdr_message_id;    /* Message-ID: header (may be NULL) */
 	/* out: valid in the callback */
 	int result;        /* 0 stored durably (fsynced, committed), -1 not stored */
 	const char *error; /* for result -1: a static string, valid for ever (the
@@ -1266,6 +1272,11 @@ struct store_policy_greylist {
 /* 1 with *entry_r, 0 unknown, -1 error. */
 int store_policy_greylist_get(struct store *store, const char *triplet,
                               struct store_policy_greylist *entry_r);
+/* How many keys noted start with prefix (not empty; Postgrey's client auto-whitelist counts
+ * the triplets one client network passed as keys "client NET|TRIPLET"): 0 with *count_r,
+ * -1 error. */
+int store_policy_greylist_count(struct store *store, const char *prefix, uint64_t *count_r)
+    __attribute__((warn_unused_result));
 /* Record a sighting at now: passed false inserts the triplet as first seen now when it is
  * unknown or was last seen before expired_before (an older sighting starts over); passed
  * true marks it passed and seen now. Triplets last seen before expired_before are removed. */

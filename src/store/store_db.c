@@ -912,8 +912,11 @@ static int sq_deliver_local(struct sql_conn *c, uint64_t account, int64_t messag
                             struct store_changes *changes, const char **error_r)
 {
 	int64_t mailbox_id, uid, modseq;
-	if (sq_deliver_target(c, account, item->delivery->junk, &mailbox_id, &uid, &modseq, changes,
-	                      error_r) < 0)
+	const struct store_delivery *d = item->delivery;
+	bool junk = d->junk;
+	for (size_t i = 0; i < d->junk_account_count && !junk; i++)
+		junk = d->junk_accounts[i] == account;
+	if (sq_deliver_target(c, account, junk, &mailbox_id, &uid, &modseq, changes, error_r) < 0)
 		return -1;
 	if (sql_exec(c, SQ_ENTRY_INSERT, error_r, "iiiiii", mailbox_id, uid, message_id, modseq,
 	             internal_date, (int64_t)time(NULL)) < 0 ||

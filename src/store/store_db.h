@@ -189,6 +189,7 @@ enum sq_id {
 	SQ_P_GL_NEW,
 	SQ_P_GL_PASS,
 	SQ_P_GL_PRUNE,
+	SQ_P_GL_COUNT,
 	SQ_P_SUB_COUNT,
 	SQ_P_RCPT_KNOWN,
 	SQ_P_RCPT_ADD,
@@ -245,6 +246,8 @@ int store_db_policy_junk_list(struct store *store,
                               void *ctx);
 int store_db_policy_greylist_get(struct store *store, const char *triplet,
                                  struct store_policy_greylist *entry_r);
+int store_db_policy_greylist_count(struct store *store, const char *from, const char *to,
+                                   uint64_t *count_r);
 int store_db_policy_submissions(struct store *store, uint64_t account_id, int64_t since,
                                 uint64_t *messages_r, uint64_t *new_recipients_r);
 int store_db_policy_recipient_known(struct store *store, uint64_t account_id, const char *address);

@@ -39,6 +39,8 @@ const char *const store_db_policy_sql[SQ_POLICY_END - SQ_ACL_END] = {
                         " VALUES (?1, ?2, ?2, 1) ON CONFLICT (triplet) DO UPDATE"
                         " SET last_seen = excluded.last_seen, passed = 1",
     SQP(SQ_P_GL_PRUNE) = "DELETE FROM greylist WHERE last_seen < ?1",
+    /* a key range (the primary key's order: byte order on both engines) */
+    SQP(SQ_P_GL_COUNT) = "SELECT count(*) FROM greylist WHERE triplet >= ?1 AND triplet < ?2",
     SQP(SQ_P_SUB_COUNT) = "SELECT count(*), CAST(coalesce(sum(new_recipients), 0) AS bigint)"
                           " FROM submissions WHERE account_id = ?1 AND at >= ?2",
     SQP(SQ_P_RCPT_KNOWN) = "SELECT count(*) FROM submission_recipients WHERE account_id = ?1"
@@ -139,6 +141,20 @@ int store_db_policy_greylist_get(struct store *store, const char *triplet,
 		ret = ret < 0 ? -1 : 0;
 	}
 	return store_db_read_end(c, started, ret);
+}
+
+int store_db_policy_greylist_count(struct store *store, const char *from, const char *to,
+                                   uint64_t *count_r)
+{
+	struct sql_conn *c = store_db_reader(store);
+	int started = c == NULL ? -1 : store_db_read_begin(c);
+	if (started < 0)
+		return -1;
+	int64_t n = 0;
+	int ret = sql_int(c, SQ_P_GL_COUNT, &n, NULL, "ss", from, to);
+	if (ret == 1)
+		*count_r = (uint64_t)n;
+	return store_db_read_end(c, started, ret == 1 ? 0 : -1);
 }
 
 static int sqp_greylist(struct sql_conn *c, const struct store_commit_policy *p,

@@ -22,6 +22,18 @@ int store_policy_greylist_get(struct store *store, const char *triplet,
 	return store_db_policy_greylist_get(store, triplet, entry_r);
 }
 
+int store_policy_greylist_count(struct store *store, const char *prefix, uint64_t *count_r)
+{
+	size_t n = strlen(prefix);
+	if (n == 0 || (unsigned char)prefix[n - 1] == 0xff)
+		return -1;
+	char *to = xstrdup(prefix);
+	to[n - 1] = (char)((unsigned char)to[n - 1] + 1); /* the first key after the prefix */
+	int ret = store_db_policy_greylist_count(store, prefix, to, count_r);
+	free(to);
+	return ret;
+}
+
 void store_policy_greylist_note(struct store *store, const char *triplet, bool passed, int64_t now,
                                 int64_t expired_before)
 {

@@ -487,7 +487,15 @@ static void test_flood_settings(void **state)
 	assert_int_equal(c->smtp_message_rate_per_ip, 0);
 	assert_int_equal(c->submission_messages_per_day, 1000);
 	assert_int_equal(c->submission_recipients_per_day, 200);
+	assert_int_equal(c->greylist_auto_whitelist_clients, 5);
+	assert_true(c->dnsbl);
 	conf_free(&c);
+	c = parse("greylist_auto_whitelist_clients = 0\ndnsbl = no\n");
+	assert_int_equal(c->greylist_auto_whitelist_clients, 0);
+	assert_false(c->dnsbl);
+	assert_false(c->policies.any.dnsbl);
+	conf_free(&c);
+	refuse_value("greylist_auto_whitelist_clients", "100001", "value out of range");
 	c = parse("greylisting = yes\ngreylist_delay = 1s\ngreylist_expire = 2h\n"
 	          "smtp_invalid_recipients_max = 0\nsmtp_connection_rate_per_ip = 30\n"
 	          "smtp_message_rate_per_ip = 100\nsubmission_messages_per_day = 0\n"

@@ -124,6 +124,19 @@ static enum dmarc_result check(const struct zone *zone, size_t nz, const char *f
 	return r;
 }
 
+static void test_aligned(void **state)
+{
+	(void)state;
+	struct psl *small = psl_parse("com\nco.uk\n");
+	assert_true(dmarc_aligned(small, "example.com", "mail.example.com", false));
+	assert_false(dmarc_aligned(small, "example.com", "mail.example.com", true));
+	assert_true(dmarc_aligned(small, "Example.COM", "example.com", true));
+	assert_false(dmarc_aligned(small, "a.co.uk", "b.co.uk", false));
+	assert_false(dmarc_aligned(small, "example.com", "", false));
+	assert_false(dmarc_aligned(small, "example.com", NULL, false));
+	psl_free(&small);
+}
+
 static void test_checks(void **state)
 {
 	(void)state;
@@ -200,6 +213,7 @@ int main(void)
 	    cmocka_unit_test(test_psl),
 	    cmocka_unit_test(test_records),
 	    cmocka_unit_test(test_checks),
+	    cmocka_unit_test(test_aligned),
 	};
 	return cmocka_run_group_tests(tests, setup, teardown);
 }

@@ -15,7 +15,6 @@
 #include <zlib.h>
 
 #include "smtp/dmarc_report.h"
-#include "smtp/psl.h"
 #include "core/banned.h"
 
 static void test_rua(void **state)
@@ -66,19 +65,6 @@ static void test_external_record(void **state)
 	assert_false(auth("v=spf1 -all"));
 	assert_false(auth(" v=DMARC1"));
 	assert_false(auth(""));
-}
-
-static void test_aligned(void **state)
-{
-	(void)state;
-	struct psl *psl = psl_parse("com\nco.uk\n");
-	assert_true(dmarc_report_aligned(psl, "example.com", "mail.example.com", false));
-	assert_false(dmarc_report_aligned(psl, "example.com", "mail.example.com", true));
-	assert_true(dmarc_report_aligned(psl, "Example.COM", "example.com", true));
-	assert_false(dmarc_report_aligned(psl, "a.co.uk", "b.co.uk", false));
-	assert_false(dmarc_report_aligned(psl, "example.com", "", false));
-	assert_false(dmarc_report_aligned(psl, "example.com", NULL, false));
-	psl_free(&psl);
 }
 
 static struct store_dmarc_row row(const char *ip, uint64_t count, const char *disposition,
@@ -277,9 +263,8 @@ int main(void)
 {
 	const struct CMUnitTest tests[] = {
 	    cmocka_unit_test(test_rua),      cmocka_unit_test(test_external_record),
-	    cmocka_unit_test(test_aligned),  cmocka_unit_test(test_xml),
-	    cmocka_unit_test(test_full_day), cmocka_unit_test(test_filename),
-	    cmocka_unit_test(test_mail),
+	    cmocka_unit_test(test_xml),      cmocka_unit_test(test_full_day),
+	    cmocka_unit_test(test_filename), cmocka_unit_test(test_mail),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

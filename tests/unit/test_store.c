@@ -718,6 +718,16 @@ static void test_policy_state(void **state)
 	store_policy_greylist_note(f->store, "s|r|192.0.2", true, 9001, 1600);
 	policy_flush(f, ids[0]);
 	assert_int_equal(store_policy_greylist_get(f->store, "x|y|198.51.100", &g), 0);
+	/* key ranges: Postgrey's client auto-whitelist counts "client NET|..." keys */
+	store_policy_greylist_note(f->store, "client 192.0.2|a", true, 9002, 0);
+	store_policy_greylist_note(f->store, "client 192.0.2|b", true, 9002, 0);
+	store_policy_greylist_note(f->store, "client 192.0.20|c", true, 9002, 0);
+	policy_flush(f, ids[0]);
+	uint64_t passes = 9;
+	assert_int_equal(store_policy_greylist_count(f->store, "client 192.0.2|", &passes), 0);
+	assert_int_equal(passes, 2);
+	assert_int_equal(store_policy_greylist_count(f->store, "client 198.51.100|", &passes), 0);
+	assert_int_equal(passes, 0);
 
 	int64_t now = (int64_t)time(NULL);
 	const char *r1[] = {"x@remote.example", "y@remote.example", "x@remote.example"};
