@@ -16,6 +16,9 @@ count() { # $1 = passed, $2 = failed
 echo "== layers"
 if sh tests/check-layers.sh; then count 1 0; else count 0 1; fi
 
+echo "== hardening (release binary: PIE, RELRO, BIND_NOW, stack protector, FORTIFY)"
+if sh tests/check-hardening.sh build/posthorn; then count 1 0; else count 0 1; fi
+
 echo "== formatting (clang-format, .clang-format)"
 if sh tests/check-format.sh; then echo "format ok"; count 1 0; else count 0 1; fi
 
