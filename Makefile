@@ -29,7 +29,7 @@ UNIT_BINS := $(UNIT_SRCS:tests/unit/%.c=build/asan/tests/%)
 FUZZ_SRCS := $(sort $(wildcard fuzz/fuzz_*.c))
 FUZZ_BINS := $(FUZZ_SRCS:fuzz/%.c=build/fuzz/%)
 
-.PHONY: FORCE check-hardening test-pg all asan unit-tests run test fuzz fuzz-build bench bench-load format check-format check-layers clean
+.PHONY: FORCE check-hardening test-pg all asan unit-tests run test fuzz fuzz-build fuzz-smoke fuzz-campaign bench bench-load format check-format check-layers clean
 
 all: build/posthorn
 
@@ -63,15 +63,34 @@ build/asan/tests/%: tests/unit/%.c $(ASAN_LIB_OBJS)
 
 unit-tests: $(UNIT_BINS)
 
-# Fuzz targets: clang + libFuzzer. `make fuzz` builds them and runs each for FUZZ_SECONDS.
+# Fuzz targets: clang + libFuzzer. The library is compiled once, instrumented for coverage
+# (-fsanitize=fuzzer-no-link), into build/fuzz/obj/ and one static archive; each target links
+# against it (the linker takes only the objects a target needs). `make fuzz` runs each target
+# for FUZZ_SECONDS; `make fuzz-smoke` a few seconds each (CI); `make fuzz-campaign` a long run
+# of every target with a summary table in build/fuzz/campaign.md.
 FUZZ_CC := clang
-FUZZ_CFLAGS := -std=c17 -D_GNU_SOURCE -Isrc -g -O1 -fsanitize=fuzzer,address,undefined $(PKG_CFLAGS)
-FUZZ_LIB_SRCS := $(filter src/core/% src/mime/% src/net/dns_packet.c src/smtp/smtp_parser.c src/smtp/smtp_data.c src/pop3/pop3_parser.c src/imap/imap_parser.c src/imap/imap_notify.c src/imap/imap_seqset.c src/imap/imap_search.c src/imap/imap_search_doc.c src/imap/imap_sort.c src/imap/imap_thread.c src/auth/sasl.c src/smtp/smtp_reply.c src/smtp/mta_sts.c src/smtp/tlsrpt.c src/smtp/spf.c src/smtp/dmarc.c src/smtp/dmarc_report.c src/smtp/psl.c src/smtp/authres.c src/smtp/milter_proto.c,$(LIB_SRCS))
+FUZZ_SAN := address,undefined
+FUZZ_CFLAGS := -std=c17 -D_GNU_SOURCE -Isrc -g -O1 -fsanitize=fuzzer,$(FUZZ_SAN) $(PKG_CFLAGS)
+FUZZ_OBJ_CFLAGS := -std=c17 -D_GNU_SOURCE -Isrc -g -O1 -fsanitize=fuzzer-no-link,$(FUZZ_SAN) \
+	$(PKG_CFLAGS) -MMD -MP
+FUZZ_LIB_SRCS := $(filter-out src/cli/%,$(LIB_SRCS))
+FUZZ_LIB_OBJS := $(FUZZ_LIB_SRCS:src/%.c=build/fuzz/obj/%.o)
+FUZZ_LIB := build/fuzz/libposthorn-fuzz.a
 FUZZ_SECONDS ?= 30
+FUZZ_SMOKE_SECONDS ?= 3
+FUZZ_CAMPAIGN_SECONDS ?= 600
 
-build/fuzz/%: fuzz/%.c $(FUZZ_LIB_SRCS)
+build/fuzz/obj/%.o: src/%.c
 	@mkdir -p $(dir $@)
-	$(FUZZ_CC) $(FUZZ_CFLAGS) -o $@ $< $(FUZZ_LIB_SRCS) $(LIBS)
+	$(FUZZ_CC) $(FUZZ_OBJ_CFLAGS) -c -o $@ $<
+
+$(FUZZ_LIB): $(FUZZ_LIB_OBJS)
+	@rm -f $@
+	ar rcs $@ $^
+
+build/fuzz/%: fuzz/%.c $(FUZZ_LIB) $(wildcard fuzz/*.h)
+	@mkdir -p $(dir $@)
+	$(FUZZ_CC) $(FUZZ_CFLAGS) -Ifuzz -o $@ $< $(FUZZ_LIB) $(LIBS)
 
 fuzz-build: $(FUZZ_BINS)
 
@@ -81,6 +100,12 @@ fuzz: fuzz-build
 	  dict=; [ -f fuzz/$$n.dict ] && dict=-dict=fuzz/$$n.dict; \
 	  echo "== $$n"; $$f $$dict -max_total_time=$(FUZZ_SECONDS) build/fuzz/corpus/$$n fuzz/corpus/$$n || exit 1; \
 	done
+
+fuzz-smoke: fuzz-build
+	@sh fuzz/run.sh smoke $(FUZZ_SMOKE_SECONDS) $(FUZZ_BINS)
+
+fuzz-campaign: fuzz-build
+	@sh fuzz/run.sh campaign $(FUZZ_CAMPAIGN_SECONDS) $(FUZZ_BINS)
 
 run:
 	@sh tests/run-demo.sh
@@ -113,5 +138,5 @@ check-hardening: build/posthorn
 clean:
 	rm -rf build
 
--include $(REL_OBJS:.o=.d) $(ASAN_OBJS:.o=.d)
+-include $(REL_OBJS:.o=.d) $(ASAN_OBJS:.o=.d) $(FUZZ_LIB_OBJS:.o=.d)
 -include $(UNIT_BINS:=.d)
