@@ -1,7 +1,8 @@
 #!/bin/sh
 # Runs fuzz targets: `run.sh smoke SECONDS TARGET...` (make fuzz-smoke, CI) runs each target
-# over its committed corpus and then SECONDS of fuzzing, new inputs going to a scratch
-# directory, and ends with "N passed, N failed"; `run.sh campaign SECONDS TARGET...` (make
+# over its committed corpus and then SECONDS of fuzzing (or FUZZ_SMOKE_RUNS inputs, when set
+# and reached first), new inputs going to a scratch directory, and ends with "N passed, N
+# failed"; `run.sh campaign SECONDS TARGET...` (make
 # fuzz-campaign) fuzzes each target for SECONDS with its corpus growing in build/fuzz/corpus/,
 # and writes a table (execs, execs/s, coverage, crashes) to build/fuzz/campaign.md. Crashing
 # inputs are kept in build/fuzz/artifacts/TARGET/.
@@ -11,7 +12,7 @@ secs=$2
 shift 2
 pass=0
 fail=0
-mkdir -p build/fuzz
+mkdir -p build/fuzz/logs
 if [ "$mode" = campaign ]; then
 	out=build/fuzz/campaign.md
 	{
@@ -29,12 +30,13 @@ for f in "$@"; do
 	[ -f "fuzz/$n.dict" ] && dict="-dict=fuzz/$n.dict"
 	art="build/fuzz/artifacts/$n"
 	mkdir -p "$art" "fuzz/corpus/$n"
-	log="build/fuzz/$n.log"
+	log="build/fuzz/logs/$n.log"
 	if [ "$mode" = smoke ]; then
 		scratch=$(mktemp -d /tmp/posthorn-fuzz.XXXXXX)
 		# shellcheck disable=SC2086
-		"$f" $dict -max_total_time="$secs" -max_len=4096 -artifact_prefix="$art/" \
-			-print_final_stats=1 "$scratch" "fuzz/corpus/$n" >"$log" 2>&1
+		"$f" $dict -max_total_time="$secs" ${FUZZ_SMOKE_RUNS:+-runs=$FUZZ_SMOKE_RUNS} \
+			-max_len=4096 -artifact_prefix="$art/" -print_final_stats=1 "$scratch" \
+			"fuzz/corpus/$n" >"$log" 2>&1
 		rc=$?
 		rm -rf "$scratch"
 		execs=$(grep -o 'stat::number_of_executed_units: *[0-9]*' "$log" | grep -o '[0-9]*$')
