@@ -2,7 +2,8 @@
  * socketpair into the real engine (imap_server_accept(): parser, literals, command table,
  * pre-auth and authenticated commands, the store), see fuzz_session.h. LOGIN
  * user@example.org secret (or AUTHENTICATE PLAIN) logs in. Each run gets an account of its
- * own, so a run starts from an empty INBOX whatever earlier runs did. The input is fed
+ * own with the same two messages in INBOX (fuzz_env_account_new()), so a run starts from
+ * the same state whatever earlier runs did. The input is fed
  * whole and again in pieces (fuzz_chunks.h), each with a fresh account: the tagged
  * results (OK, NO, BAD in order) must be the same up to where the shorter transcript ends
  * (the end of input may cut a pending reply). Every line the server sends must end in
@@ -15,7 +16,6 @@
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
 static struct imap_server *fuzz_imap;
-static unsigned fuzz_imap_runs;
 
 /* Tagged results of a transcript ('O', 'N', 'B' each); returns the count. Lines inside a
  * literal the server sent ({n}CRLF then n octets) are skipped. */
@@ -67,15 +67,10 @@ static size_t fuzz_imap_results(const struct buf *out, char *res, size_t max)
 static void fuzz_imap_run(const uint8_t *data, size_t size, bool chunked, struct buf *out)
 {
 	char addr[64];
-	const char *error = NULL;
-	snprintf(addr, sizeof(addr), "run%u@example.org", fuzz_imap_runs++);
-	if (store_account_add(fuzz_env.store, addr, "!", 0, &error) < 0 ||
-	    store_account_lookup(fuzz_env.store, addr, &fuzz_login_account, NULL, NULL) != 1)
-		fuzz_env_die("account", error);
+	fuzz_env_account_new(addr, sizeof(addr));
 	struct imap_listener li = {.server = fuzz_imap, .implicit_tls = false};
 	fuzz_session_run(imap_server_accept, &li, 143, data, size, chunked, false, out);
-	if (store_account_del(fuzz_env.store, addr, &error) < 0)
-		fuzz_env_die("account del", error);
+	fuzz_env_account_del(addr);
 }
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)

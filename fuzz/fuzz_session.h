@@ -229,6 +229,58 @@ static void fuzz_env_init(const char *extra_conf)
 	fuzz_env.loop = net_loop_new();
 }
 
+/* ---- a fresh account per run ---- */
+
+static unsigned fuzz_env_runs;
+
+static const char fuzz_msg_plain[] = "From: Ann <ann@example.net>\r\nTo: user@example.org\r\n"
+                                     "Subject: first\r\nDate: Mon, 7 Dec 2026 10:00:00 +0100\r\n"
+                                     "Message-ID: <1@example.net>\r\n\r\nHello.\r\n.dot\r\n";
+static const char fuzz_msg_multi[] =
+    "From: Bob <bob@example.net>\r\nTo: user@example.org\r\nSubject: =?utf-8?q?s=C3=A9cond?=\r\n"
+    "In-Reply-To: <1@example.net>\r\nMIME-Version: 1.0\r\n"
+    "Content-Type: multipart/mixed; boundary=b\r\n\r\n--b\r\nContent-Type: text/plain; "
+    "charset=iso-8859-1\r\nContent-Transfer-Encoding: quoted-printable\r\n\r\ncaf=E9\r\n--b\r\n"
+    "Content-Type: message/rfc822\r\n\r\nSubject: inner\r\n\r\nx\r\n--b\r\n"
+    "Content-Type: application/octet-stream\r\nContent-Transfer-Encoding: base64\r\n\r\n"
+    "AAECAw==\r\n--b--\r\n";
+
+static void fuzz_env_deliver(uint64_t account, const char *msg)
+{
+	char *path = store_spool_path_dup(fuzz_env.store);
+	FILE *f = fopen(path, "w");
+	if (f == NULL || fwrite(msg, 1, strlen(msg), f) != strlen(msg) || fclose(f) != 0)
+		fuzz_env_die("spool", path);
+	struct store_delivery d = {.spool_path = path,
+	                           .mail_from = "ann@example.net",
+	                           .accounts = &account,
+	                           .account_count = 1,
+	                           .received_at = 1796634000};
+	if (store_deliver_wait(fuzz_env.store, &d) != 0)
+		fuzz_env_die("deliver", d.error);
+	free(path);
+}
+
+/* A new account with two messages in INBOX, which FUZZ_USER logs in to from now on; its
+ * address (remove it with fuzz_env_account_del()) in addr. */
+static void fuzz_env_account_new(char *addr, size_t size)
+{
+	const char *error = NULL;
+	snprintf(addr, size, "run%u@example.org", fuzz_env_runs++);
+	if (store_account_add(fuzz_env.store, addr, "!", 0, &error) < 0 ||
+	    store_account_lookup(fuzz_env.store, addr, &fuzz_login_account, NULL, NULL) != 1)
+		fuzz_env_die("account", error);
+	fuzz_env_deliver(fuzz_login_account, fuzz_msg_plain);
+	fuzz_env_deliver(fuzz_login_account, fuzz_msg_multi);
+}
+
+static void fuzz_env_account_del(const char *addr)
+{
+	const char *error = NULL;
+	if (store_account_del(fuzz_env.store, addr, &error) < 0)
+		fuzz_env_die("account del", error);
+}
+
 /* ---- one session ---- */
 
 struct fuzz_client {
