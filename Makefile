@@ -96,9 +96,10 @@ fuzz-build: $(FUZZ_BINS)
 
 fuzz: fuzz-build
 	@for f in $(FUZZ_BINS); do n=$$(basename $$f); \
-	  mkdir -p build/fuzz/corpus/$$n; \
+	  mkdir -p build/fuzz/corpus/$$n build/fuzz/artifacts/$$n; \
 	  dict=; [ -f fuzz/$$n.dict ] && dict=-dict=fuzz/$$n.dict; \
-	  echo "== $$n"; $$f $$dict -max_total_time=$(FUZZ_SECONDS) build/fuzz/corpus/$$n fuzz/corpus/$$n || exit 1; \
+	  echo "== $$n"; $$f $$dict -max_total_time=$(FUZZ_SECONDS) -artifact_prefix=build/fuzz/artifacts/$$n/ \
+	    build/fuzz/corpus/$$n fuzz/corpus/$$n || exit 1; \
 	done
 
 fuzz-smoke: fuzz-build
