@@ -1,6 +1,6 @@
 #!/bin/sh
 # `make test`: install test dependencies, build (release + ASan/UBSan), run the layer check,
-# the unit tests, the fuzz-corpus regression and the integration tests, and end with one
+# the unit tests, the fuzz smoke run and the integration tests, and end with one
 # line "N passed, N failed".
 set -u
 cd "$(dirname "$0")/.."
@@ -15,6 +15,9 @@ count() { # $1 = passed, $2 = failed
 
 echo "== layers"
 if sh tests/check-layers.sh; then count 1 0; else count 0 1; fi
+
+echo "== hardening (release binary: PIE, RELRO, BIND_NOW, stack protector, FORTIFY)"
+if sh tests/check-hardening.sh build/posthorn; then count 1 0; else count 0 1; fi
 
 echo "== formatting (clang-format, .clang-format)"
 if sh tests/check-format.sh; then echo "format ok"; count 1 0; else count 0 1; fi
@@ -77,21 +80,22 @@ unit_tests() {
 	done
 }
 
+# Every fuzz target over its committed corpus, then 2000 inputs or a second of fuzzing,
+# whichever comes first (fuzz/run.sh smoke, as `make fuzz-smoke`); one test per target.
 fuzz_regression() {
-	echo "== fuzz corpus regression"
-	for f in build/fuzz/fuzz_*; do
-		[ -x "$f" ] || continue
-		n=$(basename "$f")
-		if [ -d "fuzz/corpus/$n" ] && "$f" -runs=0 "fuzz/corpus/$n" >/dev/null 2>&1 \
-			&& "$f" -runs=2000 -max_len=4096 >/dev/null 2>&1; then
-			echo "$n: ok"; count 1 0
-		else
-			echo "$n: FAILED"; count 0 1
-		fi
-	done
+	echo "== fuzz smoke (corpus, then 2000 runs or ${FUZZ_SMOKE_SECONDS:-1} s each)"
+	bins=$(for f in build/fuzz/fuzz_*; do [ -f "$f" ] && [ -x "$f" ] && echo "$f"; done)
+	# shellcheck disable=SC2086
+	out=$(FUZZ_SMOKE_RUNS=2000 sh fuzz/run.sh smoke "${FUZZ_SMOKE_SECONDS:-1}" $bins 2>&1)
+	printf '%s\n' "$out" | sed '$d'
+	last=$(printf '%s\n' "$out" | tail -1)
+	fp=$(printf '%s\n' "$last" | grep -oE '^[0-9]+ passed' | grep -oE '[0-9]+')
+	ff=$(printf '%s\n' "$last" | grep -oE '[0-9]+ failed' | grep -oE '[0-9]+')
+	[ -n "$fp" ] && [ -n "$ff" ] || { fp=0; ff=1; }
+	count "$fp" "$ff"
 }
 
-# The side stream: unit tests, fuzz-corpus regression and the store modules on PostgreSQL.
+# The side stream: unit tests, fuzz smoke run and the store modules on PostgreSQL.
 # It runs beside the main integration run (each keeps about one core busy; CI has two) and
 # reports its counts in a file; its output follows the main run's.
 side() {

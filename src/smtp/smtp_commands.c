@@ -6,6 +6,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "core/log.h"
 #include "core/xmalloc.h"
@@ -474,6 +475,9 @@ static void cmd_bdat(struct smtp_session *s, struct smtp_command *cmd)
 		smtp_session_reset_tx(s);
 		s->bdat_discard = true;
 		s->body_error = err;
+		/* The dropped chunk is timed like a body (smtp_body_too_slow()), from now: the
+		 * clock of no (or an earlier) body would cut it off as too slow. */
+		s->body_start = time(NULL);
 	} else {
 		s->bdat = true;
 		s->bdat_last = cmd->last;

@@ -343,6 +343,8 @@ static void smtp_bdat_input(struct smtp_session *s)
 			n = (size_t)s->bdat_remaining;
 		if (!s->bdat_discard)
 			smtp_body_write(s, in, n);
+		else
+			s->body_size += n; /* for the rate check only: the transaction is gone */
 		conn_consume(s->conn, n);
 		s->bdat_remaining -= n;
 	}
@@ -355,6 +357,7 @@ static void smtp_bdat_input(struct smtp_session *s)
 	if (s->bdat_discard) {
 		/* RFC 3030 §2: the chunk is read, then the error for the command is given. */
 		s->bdat_discard = false;
+		s->body_size = 0;
 		const char *err = s->body_error;
 		s->body_error = NULL;
 		smtp_reply(s, err);

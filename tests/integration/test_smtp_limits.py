@@ -382,3 +382,17 @@ def test_bdat_over_size_limit(server):
         c.send(b"BDAT %d LAST\r\n" % len(msg) + msg)
         assert c.read_reply().code == 250
     assert ok in subjects(server, "demo@example.test")
+
+
+def test_bdat_refused_chunk_in_pieces(server):
+    # Found by fuzz_smtp_session: the octets of a refused chunk (no MAIL yet) that came in
+    # more than one read were timed from no body at all (the epoch) and the session was
+    # dropped as "421 4.4.2 Data rate too low" instead of answering the BDAT.
+    with RawSMTP(server.smtp_port) as c:
+        c.ehlo()
+        c.send(b"BDAT 10 LAST\r\nabcde")
+        assert c.no_reply(0.2)  # the first half is read on its own
+        c.send(b"fghij")
+        r = c.read_reply()
+        assert r.code == 503 and r.lines[0].startswith("5.5.1"), r
+        assert c.cmd("NOOP").code == 250

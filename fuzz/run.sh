@@ -1,0 +1,71 @@
+#!/bin/sh
+# Runs fuzz targets: `run.sh smoke SECONDS TARGET...` (make fuzz-smoke, CI) runs each target
+# over its committed corpus and then SECONDS of fuzzing (or FUZZ_SMOKE_RUNS inputs, when set
+# and reached first), new inputs going to a scratch directory, and ends with "N passed, N
+# failed"; `run.sh campaign SECONDS TARGET...` (make
+# fuzz-campaign) fuzzes each target for SECONDS with its corpus growing in build/fuzz/corpus/,
+# and writes a table (execs, execs/s, coverage, crashes) to build/fuzz/campaign.md. Crashing
+# inputs are kept in build/fuzz/artifacts/TARGET/.
+set -u
+mode=$1
+secs=$2
+shift 2
+pass=0
+fail=0
+mkdir -p build/fuzz/logs
+if [ "$mode" = campaign ]; then
+	out=build/fuzz/campaign.md
+	{
+		echo "# Fuzzing campaign"
+		echo
+		echo "$(date -u '+%Y-%m-%d %H:%M UTC'), $secs s per target, $(nproc) cores, $(git rev-parse --short HEAD 2>/dev/null)"
+		echo
+		echo "| target | seconds | execs | execs/s | cov | ft | corpus | crashes |"
+		echo "|---|---|---|---|---|---|---|---|"
+	} >"$out"
+fi
+for f in "$@"; do
+	n=$(basename "$f")
+	dict=
+	[ -f "fuzz/$n.dict" ] && dict="-dict=fuzz/$n.dict"
+	art="build/fuzz/artifacts/$n"
+	mkdir -p "$art" "fuzz/corpus/$n"
+	log="build/fuzz/logs/$n.log"
+	if [ "$mode" = smoke ]; then
+		scratch=$(mktemp -d /tmp/posthorn-fuzz.XXXXXX)
+		# shellcheck disable=SC2086
+		"$f" $dict -max_total_time="$secs" ${FUZZ_SMOKE_RUNS:+-runs=$FUZZ_SMOKE_RUNS} \
+			-max_len=4096 -artifact_prefix="$art/" -print_final_stats=1 "$scratch" \
+			"fuzz/corpus/$n" >"$log" 2>&1
+		rc=$?
+		rm -rf "$scratch"
+		execs=$(grep -o 'stat::number_of_executed_units: *[0-9]*' "$log" | grep -o '[0-9]*$')
+		if [ $rc -eq 0 ]; then
+			echo "$n: ok (${execs:-?} execs)"; pass=$((pass + 1))
+		else
+			echo "$n: FAILED"; tail -40 "$log"; fail=$((fail + 1))
+		fi
+		continue
+	fi
+	mkdir -p "build/fuzz/corpus/$n"
+	start=$(date +%s)
+	# shellcheck disable=SC2086
+	"$f" $dict -max_total_time="$secs" -artifact_prefix="$art/" -print_final_stats=1 \
+		"build/fuzz/corpus/$n" "fuzz/corpus/$n" >"$log" 2>&1
+	rc=$?
+	took=$(($(date +%s) - start))
+	execs=$(grep -o 'stat::number_of_executed_units: *[0-9]*' "$log" | grep -o '[0-9]*$')
+	rate=$(grep -o 'stat::average_exec_per_sec: *[0-9]*' "$log" | grep -o '[0-9]*$')
+	last=$(grep -E '^#[0-9]+' "$log" | tail -1)
+	cov=$(printf '%s\n' "$last" | grep -o 'cov: [0-9]*' | grep -o '[0-9]*')
+	ft=$(printf '%s\n' "$last" | grep -o 'ft: [0-9]*' | grep -o '[0-9]*')
+	corp=$(printf '%s\n' "$last" | grep -o 'corp: [0-9]*' | grep -o '[0-9]*')
+	crashes=$(find "$art" -type f | wc -l)
+	[ $rc -eq 0 ] || crashes="$crashes (exit $rc)"
+	echo "| $n | $took | ${execs:-?} | ${rate:-?} | ${cov:-?} | ${ft:-?} | ${corp:-?} | $crashes |" >>"$out"
+	echo "$n: $took s, ${execs:-?} execs, ${rate:-?}/s, cov ${cov:-?}, crashes $crashes"
+	if [ $rc -eq 0 ]; then pass=$((pass + 1)); else fail=$((fail + 1)); fi
+done
+[ "$mode" = campaign ] && echo "table: $out"
+echo "$pass passed, $fail failed"
+[ $fail -eq 0 ]
