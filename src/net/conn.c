@@ -42,6 +42,7 @@ static void conn_maybe_free(struct conn *c)
 	event_free(c->writable_ev);
 	event_free(c->deadline_ev);
 	event_free(c->tls_deadline_ev);
+	event_free(c->evict_ev);
 	if (c->connect_ev != NULL)
 		event_free(c->connect_ev);
 	free(c->line);
@@ -79,6 +80,7 @@ static void conn_destroy(struct conn *c)
 	c->writable_wanted = c->drained_pending = false;
 	evtimer_del(c->deadline_ev);
 	evtimer_del(c->tls_deadline_ev);
+	event_del(c->evict_ev);
 	net_loop_conn_removed(c->loop, c);
 	c->holds++;
 	if (c->cb != NULL && c->cb->on_closed != NULL)
@@ -189,6 +191,7 @@ static void conn_close_cb(evutil_socket_t fd, short what, void *arg)
 static void conn_deadline_cb(evutil_socket_t fd, short what, void *arg);
 static void conn_tls_deadline_cb(evutil_socket_t fd, short what, void *arg);
 static void conn_arm_tls_deadline(struct conn *c);
+static void conn_evict_cb(evutil_socket_t fd, short what, void *arg);
 
 static void conn_setup_bev(struct conn *c)
 {
@@ -228,6 +231,7 @@ static void conn_new_events(struct conn *c)
 	c->writable_ev = event_new(base, -1, 0, conn_writable_cb, c);
 	c->deadline_ev = evtimer_new(base, conn_deadline_cb, c);
 	c->tls_deadline_ev = evtimer_new(base, conn_tls_deadline_cb, c);
+	c->evict_ev = event_new(base, -1, 0, conn_evict_cb, c);
 }
 
 struct conn *conn_new(struct net_loop *loop, int fd, const char *ip, int local_port,
@@ -805,6 +809,30 @@ void conn_set_deadline(struct conn *c, unsigned seconds)
 void conn_clear_deadline(struct conn *c)
 {
 	evtimer_del(c->deadline_ev);
+	if (!c->dead)
+		net_loop_conn_authenticated(c->loop, c);
+}
+
+/* The total connection cap is reached and this is the oldest connection not logged in: it
+ * makes room for a newcomer (server.c took it off the list and activated this event from
+ * the accepting loop). The listener's busy reply, then close; during a TLS handshake
+ * nothing can be said. */
+static void conn_evict_cb(evutil_socket_t fd, short what, void *arg)
+{
+	(void)fd;
+	(void)what;
+	struct conn *c = arg;
+	if (c->dead || c->closing)
+		return;
+	log_info("session=%s event=disconnect reason=evicted ip=%s", c->id, c->ip);
+	if (c->error[0] == '\0')
+		snprintf(c->error, sizeof(c->error), "dropped for a newer connection");
+	if (c->tls_pending || c->busy_reply == NULL) {
+		conn_destroy(c);
+		return;
+	}
+	conn_write(c, c->busy_reply, strlen(c->busy_reply));
+	conn_close(c);
 }
 
 void conn_set_tls_timeout(struct conn *c, unsigned seconds)

@@ -51,6 +51,12 @@ struct conn {
 	int tls_failure;                 /* enum conn_tls_failure of a failed client handshake */
 	char local_ip[INET6_ADDRSTRLEN]; /* conn_local_ip() of an outbound connection */
 	struct conn_compress *z;         /* COMPRESS=DEFLATE, NULL when off (conn_compress.c) */
+	/* The server's list of connections not logged in yet, oldest first (server.c, under
+	 * the server's lock): at the total cap the oldest is dropped for a newcomer. */
+	struct conn *evict_prev, *evict_next;
+	bool evictable;         /* in that list */
+	struct event *evict_ev; /* activated (from any loop) to drop this connection */
+	const char *busy_reply; /* the listener's, sent when dropped */
 };
 
 /* Create a connection on loop for an accepted socket (implicit TLS when tls_now). Returns
@@ -66,6 +72,8 @@ void net_loop_trim_soon(struct net_loop *loop);
 /* The loop's own resolver slot (dns_loop_resolver(), dns.c); freed when the loop ends. */
 struct dns_resolver **net_loop_dns_slot(struct net_loop *loop);
 void net_loop_conn_added(struct net_loop *loop, struct conn *conn);
+/* The connection logged in (conn_clear_deadline): never dropped for a newcomer now. */
+void net_loop_conn_authenticated(struct net_loop *loop, struct conn *conn);
 void net_loop_conn_removed(struct net_loop *loop, struct conn *conn);
 /* COMPRESS (conn_compress.c), only while c->z is set. The inflated input the protocol
  * reads; fill it from the raw input up to target octets (1 added, 0 nothing, -1 the peer's
