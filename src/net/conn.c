@@ -267,12 +267,33 @@ void conn_set_callbacks(struct conn *c, const struct conn_callbacks *cb, void *c
 	c->ctx = ctx;
 }
 
+/* A command line whose first octet came an idle timeout ago and is still not complete: a
+ * client that trickles an octet now and then (each resets the idle timer) is cut here, as
+ * by Postfix's per-request deadline. Checked when input arrives (a silent client meets the
+ * idle timer itself). */
+static bool conn_request_overdue(struct conn *c)
+{
+	if (c->partial_since == 0 || c->timeout == 0)
+		return false;
+	return time(NULL) - c->partial_since >= (time_t)c->timeout;
+}
+
 static void conn_read_cb(struct bufferevent *bev, void *arg)
 {
 	(void)bev;
 	struct conn *c = arg;
 	if (c->paused || c->closing || c->tls_pending || c->cb->on_input == NULL)
 		return;
+	if (conn_request_overdue(c)) {
+		log_info("session=%s event=request-deadline ip=%s seconds=%u", c->id, c->ip,
+		         c->timeout);
+		c->partial_since = 0;
+		if (c->cb->on_timeout != NULL)
+			c->cb->on_timeout(c, c->ctx);
+		else
+			conn_close(c);
+		return;
+	}
 	c->cb->on_input(c, c->ctx);
 }
 
@@ -465,6 +486,14 @@ static struct evbuffer *conn_input(struct conn *c, size_t want)
 /* Octets a chunked read (conn_peek, conn_read_bytes) inflates ahead under COMPRESS. */
 #define CONN_INFLATE_CHUNK ((size_t)64 * 1024)
 
+/* Input holds the start of a line (or the rest of one being dropped): remember since when. */
+static void conn_note_partial(struct conn *c)
+{
+	if (c->partial_since == 0 && c->bev != NULL &&
+	    evbuffer_get_length(bufferevent_get_input(c->bev)) + (c->discarding ? 1 : 0) > 0)
+		c->partial_since = time(NULL);
+}
+
 int conn_read_line(struct conn *c, size_t max, char **line_r, size_t *len_r)
 {
 	struct evbuffer *in = conn_input(c, max);
@@ -481,6 +510,7 @@ int conn_read_line(struct conn *c, size_t max, char **line_r, size_t *len_r)
 				/* under COMPRESS, more may inflate from the raw input */
 				if (c->z != NULL && conn_compress_fill(c, max) > 0)
 					continue;
+				conn_note_partial(c);
 				return 0;
 			}
 			evbuffer_drain(in, (size_t)p.pos + 1);
@@ -491,11 +521,14 @@ int conn_read_line(struct conn *c, size_t max, char **line_r, size_t *len_r)
 			if (evbuffer_get_length(in) >= max) {
 				evbuffer_drain(in, evbuffer_get_length(in));
 				c->discarding = true;
+				conn_note_partial(c);
 				return -1;
 			}
+			conn_note_partial(c);
 			return 0;
 		}
 		size_t n = (size_t)p.pos + 1;
+		c->partial_since = 0;
 		if (n > max) {
 			evbuffer_drain(in, n);
 			return -1;
@@ -521,6 +554,9 @@ size_t conn_read_bytes(struct conn *c, void *dst, size_t max)
 	if (in == NULL)
 		return 0;
 	int n = evbuffer_remove(in, dst, max);
+	if (n > 0)
+		c->partial_since =
+		    0; /* bytes, not a line: DATA and literals have their own rules */
 	return n < 0 ? 0 : (size_t)n;
 }
 
@@ -540,6 +576,8 @@ void conn_consume(struct conn *c, size_t n)
 {
 	if (c->bev == NULL)
 		return;
+	if (n > 0)
+		c->partial_since = 0;
 	evbuffer_drain(c->z != NULL ? conn_compress_input(c) : bufferevent_get_input(c->bev), n);
 }
 
@@ -563,6 +601,7 @@ void conn_discard_input(struct conn *c)
 	if (c->z != NULL)
 		evbuffer_drain(conn_compress_input(c), evbuffer_get_length(conn_compress_input(c)));
 	c->discarding = false;
+	c->partial_since = 0;
 }
 
 void conn_write(struct conn *c, const void *data, size_t len)

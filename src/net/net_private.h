@@ -4,6 +4,7 @@
 
 #include <netinet/in.h>
 #include <stdbool.h>
+#include <time.h>
 
 #include <event2/bufferevent.h>
 #include <event2/event.h>
@@ -57,6 +58,10 @@ struct conn {
 	bool evictable;         /* in that list */
 	struct event *evict_ev; /* activated (from any loop) to drop this connection */
 	const char *busy_reply; /* the listener's, sent when dropped */
+	/* When the line being read began (its first octet was seen without its LF); 0 when no
+	 * line is partly read. A line must be complete within the idle timeout of that, however
+	 * the octets trickle in (conn_read_cb). */
+	time_t partial_since;
 };
 
 /* Create a connection on loop for an accepted socket (implicit TLS when tls_now). Returns

@@ -26,6 +26,7 @@ WEAK_TLS12 = ["AES128-GCM-SHA256", "AES256-SHA", "ECDHE-RSA-AES128-SHA",
 TLS13_SUITES = {"TLS_AES_128_GCM_SHA256", "TLS_AES_256_GCM_SHA384",
                 "TLS_CHACHA20_POLY1305_SHA256"}
 USER = "demo@example.test"
+pytestmark = pytest.mark.filterwarnings("ignore::DeprecationWarning")  # TLS 1.0/1.1 on purpose
 
 
 def make_cert(directory, name, combined=False):
