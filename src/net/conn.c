@@ -158,12 +158,38 @@ static void conn_output_cb(struct evbuffer *buf, const struct evbuffer_cb_info *
 {
 	(void)buf;
 	struct conn *c = arg;
-	if (info->n_deleted == 0 || c->dead || (!c->writable_wanted && !c->drained_pending))
+	if (info->n_deleted == 0 || c->dead ||
+	    (!c->writable_wanted && !c->drained_pending && !c->output_blocked))
 		return;
 	size_t unsent = conn_unsent(c);
+	if (c->output_blocked && unsent <= CONN_OUTPUT_LOW) {
+		c->output_blocked = false;
+		event_active(c->close_ev, EV_READ, 0); /* reads again, runs on_input */
+	}
 	if ((c->writable_wanted && unsent <= CONN_OUTPUT_LOW) ||
 	    (c->drained_pending && unsent == 0))
 		event_active(c->writable_ev, EV_WRITE, 0);
+}
+
+/* Back-pressure for clients that never read: while an accepted connection's unsent output
+ * is at CONN_OUTPUT_HIGH, its input is neither read nor handed to the protocol, so a client
+ * that pipelines small commands (NOOP, RSET, bad ones) without reading the replies cannot
+ * make the server queue replies without bound; it stalls on its own full socket instead.
+ * Reading resumes once the output is at CONN_OUTPUT_LOW (conn_output_cb). Outbound
+ * connections are not held: their peer's replies may come while our DATA is still queued.
+ * True when input is held now. */
+static bool conn_input_held(struct conn *c)
+{
+	if (!c->counted || c->bev == NULL)
+		return false;
+	if (!c->output_blocked && conn_unsent(c) < CONN_OUTPUT_HIGH)
+		return false;
+	if (!c->output_blocked) {
+		c->output_blocked = true;
+		log_debug("session=%s event=input-held unsent=%zu", c->id, conn_unsent(c));
+	}
+	bufferevent_disable(c->bev, EV_READ);
+	return true;
 }
 
 static void conn_close_cb(evutil_socket_t fd, short what, void *arg)
@@ -182,8 +208,13 @@ static void conn_close_cb(evutil_socket_t fd, short what, void *arg)
 		struct timeval again = {0, 20000};
 		event_add(c->close_ev, &again);
 	} else {
-		/* conn_resume(): run the input handler once. */
-		if (!c->dead && !c->paused && c->cb->on_input != NULL)
+		/* conn_resume(), or the output drained after conn_input_held(): run the input
+		 * handler once. */
+		if (c->dead || c->paused || c->closing || conn_input_held(c))
+			return;
+		if (c->bev != NULL)
+			bufferevent_enable(c->bev, EV_READ);
+		if (c->cb->on_input != NULL)
 			c->cb->on_input(c, c->ctx);
 	}
 }
@@ -283,6 +314,8 @@ static void conn_read_cb(struct bufferevent *bev, void *arg)
 	(void)bev;
 	struct conn *c = arg;
 	if (c->paused || c->closing || c->tls_pending || c->cb->on_input == NULL)
+		return;
+	if (conn_input_held(c))
 		return;
 	if (conn_request_overdue(c)) {
 		log_info("session=%s event=request-deadline ip=%s seconds=%u", c->id, c->ip,

@@ -33,6 +33,7 @@ struct conn {
 	struct timeval close_deadline;
 	bool tls_active, tls_pending, closing, dead, paused, discarding;
 	bool counted;
+	bool output_blocked;  /* input held until the output drains (conn_input_held) */
 	bool writable_wanted; /* conn_wait_writable(): on_writable at the low-water mark */
 	bool drained_pending; /* on_drained once the layer below a TLS filter is empty too */
 	int local_port;
