@@ -14,12 +14,14 @@ connections from loopback and measures the server's resident memory (VmRSS, and 
 - smtp-slowloris: N port-25 connections, each stalled in the middle of "EHLO"
 - imaps-handshake: N implicit-TLS IMAP connections that sent nothing (handshake pending)
 
-and prints a Markdown table of the memory growth per connection. The connections are closed
-between scenarios and the server is given a few seconds to free them. Standard library only.
+and prints a Markdown table of the memory growth per connection. Each scenario runs on its
+own fresh server (freed memory stays in glibc's arenas and would flatter the next one).
+Standard library only.
 """
 
 import argparse
 import os
+import random
 import resource
 import shutil
 import socket
@@ -49,15 +51,33 @@ def mem_kib(pid):
     return rss, pss
 
 
-def wait_port(port, timeout=20):
+def wait_port(port, proc, timeout=20):
     deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
+    while time.monotonic() < deadline and proc.poll() is None:
         try:
             socket.create_connection(("127.0.0.1", port), timeout=1).close()
-            return
+            return True
         except OSError:
             time.sleep(0.05)
-    raise SystemExit("port %d did not open" % port)
+    return False
+
+
+def free_base():
+    """A port base whose seven listener ports are free now."""
+    for _ in range(100):
+        base = random.randrange(20000, 60000, 1000)
+        ok = True
+        for p in (25, 110, 143, 465, 587, 993, 995):
+            s = socket.socket()
+            try:
+                s.bind(("127.0.0.1", base + p))
+            except OSError:
+                ok = False
+            finally:
+                s.close()
+        if ok:
+            return base
+    raise SystemExit("no free port base")
 
 
 def start(binary, top, base):
@@ -73,7 +93,10 @@ def start(binary, top, base):
     proc = subprocess.Popen([binary, "-c", str(conf), "serve"], stdout=log,
                             stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
     for p in (25, 143, 993):
-        wait_port(base + p)
+        if not wait_port(base + p, proc):
+            proc.kill()
+            raise SystemExit("the server did not start:\n" +
+                             (top / "serve.log").read_text(errors="replace")[-2000:])
     time.sleep(1.0)
     return proc
 
@@ -98,7 +121,6 @@ def scenario(proc, port, n, send=None, greet=True):
     after = mem_kib(proc.pid)
     for s in socks:
         s.close()
-    time.sleep(3.0)
     return before, after
 
 
@@ -112,25 +134,27 @@ def main():
     want = args.connections + 200
     if soft < want:
         resource.setrlimit(resource.RLIMIT_NOFILE, (min(want, hard), hard))
-    top = Path(tempfile.mkdtemp(prefix="posthorn-attack-"))
-    base = 30000 + os.getpid() % 20000
-    proc = start(args.binary, top, base)
     n = args.connections
     rows = []
-    try:
-        for name, port, send, greet in (
-                ("imap-idle", base + 143, None, True),
-                ("imap-slowloris", base + 143, b"a LOGIN us", True),
-                ("smtp-idle", base + 25, None, True),
-                ("smtp-slowloris", base + 25, b"EH", True),
-                ("imaps-handshake", base + 993, None, False)):
-            (rss0, pss0), (rss1, pss1) = scenario(proc, port, n, send, greet)
+    for name, port, send, greet in (
+            ("imap-idle", 143, None, True),
+            ("imap-slowloris", 143, b"a LOGIN us", True),
+            ("smtp-idle", 25, None, True),
+            ("smtp-slowloris", 25, b"EH", True),
+            ("imaps-handshake", 993, None, False)):
+        # a fresh server each time: memory freed by one scenario stays in glibc's arenas
+        # and would make the next one look cheaper
+        top = Path(tempfile.mkdtemp(prefix="posthorn-attack-"))
+        base = free_base()
+        proc = start(args.binary, top, base)
+        try:
+            (rss0, pss0), (rss1, pss1) = scenario(proc, base + port, n, send, greet)
             rows.append((name, rss0, rss1, (rss1 - rss0) / n, (pss1 - pss0) / n))
-    finally:
-        proc.terminate()
-        proc.wait(30)
-        if not args.keep:
-            shutil.rmtree(top, ignore_errors=True)
+        finally:
+            proc.terminate()
+            proc.wait(30)
+            if not args.keep:
+                shutil.rmtree(top, ignore_errors=True)
     print("| scenario (%d connections) | RSS before (MiB) | RSS after (MiB) | RSS KiB/conn | "
           "PSS KiB/conn |" % n)
     print("|---|---:|---:|---:|---:|")
