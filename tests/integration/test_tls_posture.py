@@ -71,7 +71,11 @@ def client_ctx(minimum=None, maximum=None, ciphers=None):
 
 def handshake(port, ctx, name=None):
     s = socket.create_connection((HOST, port), timeout=20)
-    return ctx.wrap_socket(s, server_hostname=name)
+    try:
+        return ctx.wrap_socket(s, server_hostname=name)
+    except Exception:
+        s.close()  # a refused handshake leaves no socket behind
+        raise
 
 
 def tls_ports(server):
