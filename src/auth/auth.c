@@ -53,8 +53,9 @@ struct auth_penalty {
 struct auth {
 	auth_lookup_fn *lookup;
 	void *lookup_ctx;
-	atomic_bool lookups_wait; /* auth_set_lookups_wait() */
-	char *dummy_hash;         /* hash of a random password, for unknown users */
+	atomic_bool lookups_wait;  /* auth_set_lookups_wait() */
+	char *dummy_hash;          /* hash of a random password, for unknown users */
+	atomic_ulong dummy_checks; /* auth_dummy_checks() */
 	struct auth_cache *cache;
 	auth_apop_lookup_fn *apop_lookup;
 	void *apop_ctx;
@@ -210,9 +211,15 @@ static char *auth_lowercase_dup(const char *s)
 }
 
 /* Spend the time of one hash check and ignore its answer (unknown user, unusable hash). */
-static void auth_burn_dummy(const struct auth *auth, const char *password)
+static void auth_burn_dummy(struct auth *auth, const char *password)
 {
+	atomic_fetch_add(&auth->dummy_checks, 1);
 	(void)!password_verify(auth->dummy_hash, password);
+}
+
+unsigned long auth_dummy_checks(struct auth *auth)
+{
+	return atomic_load(&auth->dummy_checks);
 }
 
 /* The credential check proper: returns 1, 0 or -1 and fills account_id on 1. */

@@ -60,6 +60,11 @@ void auth_free(struct auth **auth);
 /* Test seam: replace the monotonic clock (seconds) used for forgetting penalties. Call
  * before the first request; NULL restores the real clock. */
 void auth_set_clock(struct auth *auth, uint64_t (*now_fn)(void));
+/* How many password checks ran against the dummy hash (an unknown user, or a locked or
+ * corrupt stored hash): each such refusal costs one full argon2id run, like a wrong
+ * password of a real account, so response times do not tell which accounts exist. For
+ * tests and statistics; thread-safe. */
+unsigned long auth_dummy_checks(struct auth *auth);
 
 /* Turn the authentication cache on (ttl_secs > 0 and size > 0 entries) or off. Call at
  * start-up, before the first request. See auth_cache.h for what is remembered. */

@@ -75,9 +75,12 @@ static void serve_reload(void *ctx)
 		return;
 	}
 	const char *tls_error;
-	if (net_server_load_tls(sv->net, conf->tls_cert, conf->tls_key, &tls_error) < 0)
-		log_error("event=reload tls=failed error=\"%s\" (keeping the old certificate)",
+	if (net_server_load_tls(sv->net, conf->tls_cert, conf->tls_key, conf->tls_sni,
+	                        conf->tls_sni_count, &tls_error) < 0)
+		log_error("event=reload tls=failed error=\"%s\" (keeping the old certificates)",
 		          tls_error);
+	else
+		log_info("event=reload tls=ok sni_names=%zu", conf->tls_sni_count);
 	log_setup(conf->log_level, conf->log_syslog);
 	net_server_set_limits(sv->net, &conf->limits);
 	smtp_server_set_conf(sv->smtp, conf);
@@ -178,7 +181,8 @@ static int serve_run(struct serve *sv)
 	auth_set_lookups_wait(sv->auth, store_reads_wait(sv->store));
 	auth_set_apop_lookup(sv->auth, serve_apop_lookup, sv);
 	sv->net = net_server_new(sv->conf->threads, &sv->conf->limits);
-	if (net_server_load_tls(sv->net, sv->conf->tls_cert, sv->conf->tls_key, &error) < 0) {
+	if (net_server_load_tls(sv->net, sv->conf->tls_cert, sv->conf->tls_key, sv->conf->tls_sni,
+	                        sv->conf->tls_sni_count, &error) < 0) {
 		log_error("TLS: %s", error);
 		return 1;
 	}
@@ -251,6 +255,11 @@ int cli_check_config(struct cli *cli, int argc, char **argv)
 	char smtp_error[512];
 	struct tls_ctx *tls = tls_ctx_load(conf->tls_cert, conf->tls_key, &error);
 	int ret = 0;
+	for (size_t i = 0; tls != NULL && i < conf->tls_sni_count; i++) {
+		const struct conf_tls_sni *e = &conf->tls_sni[i];
+		if (tls_ctx_add_sni(tls, e->name, e->cert, e->key, &error) < 0)
+			tls_ctx_unref(&tls);
+	}
 	if (tls == NULL)
 		ret = cli_fail("TLS: %s", error);
 	else if (access(conf->data_dir, R_OK | W_OK | X_OK) != 0)

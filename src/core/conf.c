@@ -34,7 +34,8 @@ enum conf_type {
 	T_DNS_ANCHOR,
 	T_MILTER_ADDRESS,
 	T_RSPAMD_URL,
-	T_MIN_FREE
+	T_MIN_FREE,
+	T_TLS_SNI
 };
 
 struct conf_key {
@@ -55,6 +56,7 @@ static const struct conf_key conf_keys[] = {
     {"store_url", T_STRING, OFF(store_url), 0, 0, 0},
     {"tls_cert", T_PATH, OFF(tls_cert), 0, 0, 0},
     {"tls_key", T_PATH, OFF(tls_key), 0, 0, 0},
+    {"tls_sni", T_TLS_SNI, OFF(tls_sni), 0, 0, 0},
     {"user", T_STRING, OFF(run_user), 0, 0, 0},
     {"threads", T_UINT, OFF(threads), 0, 256, 0},
     {"log_level", T_LOGLEVEL, OFF(log_level), 0, 0, 0},
@@ -172,6 +174,8 @@ static const struct conf_key conf_keys[] = {
     {"dmarc_report_max_domains", T_UINT, OFF(dmarc_report_max_domains), 0, 1000000, 0},
     {"dmarc_report_keep_days", T_UINT, OFF(dmarc_report_keep_days), 2, 3650, 0},
 };
+
+static void conf_clear_tls_sni(struct conf_tls_sni *items, size_t n);
 
 static char *conf_resolve_path(const char *base_dir, const char *value)
 {
@@ -341,6 +345,7 @@ void conf_free(struct conf **conf)
 	free(c->data_dir);
 	free(c->tls_cert);
 	free(c->tls_key);
+	conf_clear_tls_sni(c->tls_sni, c->tls_sni_count);
 	free(c->run_user);
 	free(c->dns_resolver);
 	free(c->dns_trust_anchor);
@@ -442,6 +447,94 @@ int conf_parse_listen(struct conf *c, enum conf_listener_kind kind, const char *
 	conf_clear_listen(c, kind);
 	memcpy(c->listen[kind], items, n * sizeof(items[0]));
 	c->listen_count[kind] = n;
+	return 0;
+}
+
+static void conf_clear_tls_sni(struct conf_tls_sni *items, size_t n)
+{
+	for (size_t i = 0; i < n; i++) {
+		free(items[i].name);
+		free(items[i].cert);
+		free(items[i].key);
+	}
+	free(items);
+}
+
+/* A host name for SNI: labels of letters, digits, '-' and '_', optionally "*." in front
+ * (one label). Lower-cased in place. */
+static bool conf_sni_name_ok(char *name)
+{
+	char *p = name;
+	if (p[0] == '*' && p[1] == '.')
+		p += 2;
+	size_t label = 0, labels = 0;
+	for (; *p != '\0'; p++) {
+		*p = (char)tolower((unsigned char)*p);
+		if (*p == '.') {
+			if (label == 0)
+				return false;
+			label = 0;
+			continue;
+		}
+		if (!isalnum((unsigned char)*p) && *p != '-' && *p != '_')
+			return false;
+		if (label++ == 0)
+			labels++;
+		if (label > 63)
+			return false;
+	}
+	return label > 0 && strlen(name) <= 253 && (name[0] != '*' || labels >= 2);
+}
+
+/* tls_sni: entries NAME:CERT[:KEY] separated by spaces or commas; "" = none. */
+static int conf_parse_tls_sni(struct conf *c, const char *value, const char *base,
+                              const char **why_r)
+{
+	struct conf_tls_sni *items = NULL;
+	size_t n = 0;
+	const char *p = value;
+	for (;;) {
+		while (*p == ' ' || *p == '\t' || *p == ',')
+			p++;
+		if (*p == '\0')
+			break;
+		const char *start = p;
+		while (*p != '\0' && *p != ' ' && *p != '\t' && *p != ',')
+			p++;
+		char *item = xstrndup(start, (size_t)(p - start));
+		char *cert = strchr(item, ':');
+		char *key = cert != NULL ? strchr(cert + 1, ':') : NULL;
+		if (cert != NULL)
+			*cert++ = '\0';
+		if (key != NULL)
+			*key++ = '\0';
+		*why_r = "expected NAME:CERT[:KEY] entries ('mail.example.org:certs/mail.pem:"
+		         "certs/mail.key')";
+		bool ok = cert != NULL && cert[0] != '\0' && (key == NULL || key[0] != '\0') &&
+		          (key == NULL || strchr(key, ':') == NULL);
+		if (ok && !conf_sni_name_ok(item)) {
+			ok = false;
+			*why_r = "not a host name (or *.domain)";
+		}
+		if (ok && n == CONF_TLS_SNI_MAX) {
+			ok = false;
+			*why_r = "too many entries";
+		}
+		if (!ok) {
+			free(item);
+			conf_clear_tls_sni(items, n);
+			return -1;
+		}
+		items = xrealloc(items, (n + 1) * sizeof(*items));
+		items[n].name = xstrdup(item);
+		items[n].cert = conf_resolve_path(base, cert);
+		items[n].key = key != NULL ? conf_resolve_path(base, key) : NULL;
+		n++;
+		free(item);
+	}
+	conf_clear_tls_sni(c->tls_sni, c->tls_sni_count);
+	c->tls_sni = items;
+	c->tls_sni_count = n;
 	return 0;
 }
 
@@ -735,6 +828,8 @@ static int conf_set(struct conf *c, const struct conf_key *k, const char *v, con
 		                      ? xstrdup(v)
 		                      : conf_resolve_path(base, v);
 		return 0;
+	case T_TLS_SNI:
+		return conf_parse_tls_sni(c, v, base, why_r);
 	case T_LISTEN:
 		if (conf_parse_listen(c, (enum conf_listener_kind)k->listener, v) < 0) {
 			*why_r =

@@ -54,6 +54,14 @@ enum conf_listener_kind {
 
 #define CONF_LISTEN_MAX 8
 
+/* One tls_sni entry: NAME:CERT[:KEY] (paths resolved; key NULL: in the cert file). */
+#define CONF_TLS_SNI_MAX 256
+struct conf_tls_sni {
+	char *name; /* lower-case host name, or "*.domain" */
+	char *cert;
+	char *key;
+};
+
 struct conf_listen {
 	char *host; /* numeric address; "*" for all IPv4 and IPv6 */
 	int port;
@@ -68,8 +76,11 @@ struct conf {
 	char *store_url;    /* postgresql: a libpq connection string or URI */
 	char *tls_cert;     /* PEM chain */
 	char *tls_key;      /* PEM private key */
-	char *run_user;     /* drop to this user when started as root ("" = stay) */
-	unsigned threads;   /* event-loop threads, 0 = one per core */
+	/* tls_sni: certificates chosen by the name a client asks for (SNI) */
+	struct conf_tls_sni *tls_sni;
+	size_t tls_sni_count;
+	char *run_user;   /* drop to this user when started as root ("" = stay) */
+	unsigned threads; /* event-loop threads, 0 = one per core */
 	enum log_level log_level;
 	bool log_syslog;
 	bool allow_plaintext_auth; /* permit AUTH before TLS (tests only) */

@@ -44,6 +44,7 @@ static void conn_maybe_free(struct conn *c)
 	event_free(c->writable_ev);
 	event_free(c->deadline_ev);
 	event_free(c->tls_deadline_ev);
+	event_free(c->evict_ev);
 	if (c->connect_ev != NULL)
 		event_free(c->connect_ev);
 	free(c->line);
@@ -81,6 +82,7 @@ static void conn_destroy(struct conn *c)
 	c->writable_wanted = c->drained_pending = false;
 	evtimer_del(c->deadline_ev);
 	evtimer_del(c->tls_deadline_ev);
+	event_del(c->evict_ev);
 	net_loop_conn_removed(c->loop, c);
 	c->holds++;
 	if (c->cb != NULL && c->cb->on_closed != NULL)
@@ -158,12 +160,38 @@ static void conn_output_cb(struct evbuffer *buf, const struct evbuffer_cb_info *
 {
 	(void)buf;
 	struct conn *c = arg;
-	if (info->n_deleted == 0 || c->dead || (!c->writable_wanted && !c->drained_pending))
+	if (info->n_deleted == 0 || c->dead ||
+	    (!c->writable_wanted && !c->drained_pending && !c->output_blocked))
 		return;
 	size_t unsent = conn_unsent(c);
+	if (c->output_blocked && unsent <= CONN_OUTPUT_LOW) {
+		c->output_blocked = false;
+		event_active(c->close_ev, EV_READ, 0); /* reads again, runs on_input */
+	}
 	if ((c->writable_wanted && unsent <= CONN_OUTPUT_LOW) ||
 	    (c->drained_pending && unsent == 0))
 		event_active(c->writable_ev, EV_WRITE, 0);
+}
+
+/* Back-pressure for clients that never read: while an accepted connection's unsent output
+ * is at CONN_OUTPUT_HIGH, its input is neither read nor handed to the protocol, so a client
+ * that pipelines small commands (NOOP, RSET, bad ones) without reading the replies cannot
+ * make the server queue replies without bound; it stalls on its own full socket instead.
+ * Reading resumes once the output is at CONN_OUTPUT_LOW (conn_output_cb). Outbound
+ * connections are not held: their peer's replies may come while our DATA is still queued.
+ * True when input is held now. */
+static bool conn_input_held(struct conn *c)
+{
+	if (!c->counted || c->bev == NULL)
+		return false;
+	if (!c->output_blocked && conn_unsent(c) < CONN_OUTPUT_HIGH)
+		return false;
+	if (!c->output_blocked) {
+		c->output_blocked = true;
+		log_debug("session=%s event=input-held unsent=%zu", c->id, conn_unsent(c));
+	}
+	bufferevent_disable(c->bev, EV_READ);
+	return true;
 }
 
 static void conn_close_cb(evutil_socket_t fd, short what, void *arg)
@@ -182,8 +210,13 @@ static void conn_close_cb(evutil_socket_t fd, short what, void *arg)
 		struct timeval again = {0, 20000};
 		event_add(c->close_ev, &again);
 	} else {
-		/* conn_resume(): run the input handler once. */
-		if (!c->dead && !c->paused && c->cb->on_input != NULL)
+		/* conn_resume(), or the output drained after conn_input_held(): run the input
+		 * handler once. */
+		if (c->dead || c->paused || c->closing || conn_input_held(c))
+			return;
+		if (c->bev != NULL)
+			bufferevent_enable(c->bev, EV_READ);
+		if (c->cb->on_input != NULL)
 			c->cb->on_input(c, c->ctx);
 	}
 }
@@ -191,6 +224,7 @@ static void conn_close_cb(evutil_socket_t fd, short what, void *arg)
 static void conn_deadline_cb(evutil_socket_t fd, short what, void *arg);
 static void conn_tls_deadline_cb(evutil_socket_t fd, short what, void *arg);
 static void conn_arm_tls_deadline(struct conn *c);
+static void conn_evict_cb(evutil_socket_t fd, short what, void *arg);
 
 static void conn_setup_bev(struct conn *c)
 {
@@ -230,6 +264,7 @@ static void conn_new_events(struct conn *c)
 	c->writable_ev = event_new(base, -1, 0, conn_writable_cb, c);
 	c->deadline_ev = evtimer_new(base, conn_deadline_cb, c);
 	c->tls_deadline_ev = evtimer_new(base, conn_tls_deadline_cb, c);
+	c->evict_ev = event_new(base, -1, 0, conn_evict_cb, c);
 }
 
 struct conn *conn_new(struct net_loop *loop, int fd, const char *ip, int local_port,
@@ -265,12 +300,35 @@ void conn_set_callbacks(struct conn *c, const struct conn_callbacks *cb, void *c
 	c->ctx = ctx;
 }
 
+/* A command line whose first octet came an idle timeout ago and is still not complete: a
+ * client that trickles an octet now and then (each resets the idle timer) is cut here, as
+ * by Postfix's per-request deadline. Checked when input arrives (a silent client meets the
+ * idle timer itself). */
+static bool conn_request_overdue(struct conn *c)
+{
+	if (c->partial_since == 0 || c->timeout == 0)
+		return false;
+	return time(NULL) - c->partial_since >= (time_t)c->timeout;
+}
+
 static void conn_read_cb(struct bufferevent *bev, void *arg)
 {
 	(void)bev;
 	struct conn *c = arg;
 	if (c->paused || c->closing || c->tls_pending || c->cb->on_input == NULL)
 		return;
+	if (conn_input_held(c))
+		return;
+	if (conn_request_overdue(c)) {
+		log_info("session=%s event=request-deadline ip=%s seconds=%u", c->id, c->ip,
+		         c->timeout);
+		c->partial_since = 0;
+		if (c->cb->on_timeout != NULL)
+			c->cb->on_timeout(c, c->ctx);
+		else
+			conn_close(c);
+		return;
+	}
 	c->cb->on_input(c, c->ctx);
 }
 
@@ -463,6 +521,14 @@ static struct evbuffer *conn_input(struct conn *c, size_t want)
 /* Octets a chunked read (conn_peek, conn_read_bytes) inflates ahead under COMPRESS. */
 #define CONN_INFLATE_CHUNK ((size_t)64 * 1024)
 
+/* Input holds the start of a line (or the rest of one being dropped): remember since when. */
+static void conn_note_partial(struct conn *c)
+{
+	if (c->partial_since == 0 && c->bev != NULL &&
+	    evbuffer_get_length(bufferevent_get_input(c->bev)) + (c->discarding ? 1 : 0) > 0)
+		c->partial_since = time(NULL);
+}
+
 int conn_read_line(struct conn *c, size_t max, char **line_r, size_t *len_r)
 {
 	struct evbuffer *in = conn_input(c, max);
@@ -479,6 +545,7 @@ int conn_read_line(struct conn *c, size_t max, char **line_r, size_t *len_r)
 				/* under COMPRESS, more may inflate from the raw input */
 				if (c->z != NULL && conn_compress_fill(c, max) > 0)
 					continue;
+				conn_note_partial(c);
 				return 0;
 			}
 			evbuffer_drain(in, (size_t)p.pos + 1);
@@ -489,11 +556,14 @@ int conn_read_line(struct conn *c, size_t max, char **line_r, size_t *len_r)
 			if (evbuffer_get_length(in) >= max) {
 				evbuffer_drain(in, evbuffer_get_length(in));
 				c->discarding = true;
+				conn_note_partial(c);
 				return -1;
 			}
+			conn_note_partial(c);
 			return 0;
 		}
 		size_t n = (size_t)p.pos + 1;
+		c->partial_since = 0;
 		if (n > max) {
 			evbuffer_drain(in, n);
 			return -1;
@@ -519,6 +589,9 @@ size_t conn_read_bytes(struct conn *c, void *dst, size_t max)
 	if (in == NULL)
 		return 0;
 	int n = evbuffer_remove(in, dst, max);
+	if (n > 0)
+		c->partial_since =
+		    0; /* bytes, not a line: DATA and literals have their own rules */
 	return n < 0 ? 0 : (size_t)n;
 }
 
@@ -538,6 +611,8 @@ void conn_consume(struct conn *c, size_t n)
 {
 	if (c->bev == NULL)
 		return;
+	if (n > 0)
+		c->partial_since = 0;
 	evbuffer_drain(c->z != NULL ? conn_compress_input(c) : bufferevent_get_input(c->bev), n);
 }
 
@@ -561,6 +636,7 @@ void conn_discard_input(struct conn *c)
 	if (c->z != NULL)
 		evbuffer_drain(conn_compress_input(c), evbuffer_get_length(conn_compress_input(c)));
 	c->discarding = false;
+	c->partial_since = 0;
 }
 
 void conn_write(struct conn *c, const void *data, size_t len)
@@ -807,6 +883,30 @@ void conn_set_deadline(struct conn *c, unsigned seconds)
 void conn_clear_deadline(struct conn *c)
 {
 	evtimer_del(c->deadline_ev);
+	if (!c->dead)
+		net_loop_conn_authenticated(c->loop, c);
+}
+
+/* The total connection cap is reached and this is the oldest connection not logged in: it
+ * makes room for a newcomer (server.c took it off the list and activated this event from
+ * the accepting loop). The listener's busy reply, then close; during a TLS handshake
+ * nothing can be said. */
+static void conn_evict_cb(evutil_socket_t fd, short what, void *arg)
+{
+	(void)fd;
+	(void)what;
+	struct conn *c = arg;
+	if (c->dead || c->closing)
+		return;
+	log_info("session=%s event=disconnect reason=evicted ip=%s", c->id, c->ip);
+	if (c->error[0] == '\0')
+		snprintf(c->error, sizeof(c->error), "dropped for a newer connection");
+	if (c->tls_pending || c->busy_reply == NULL) {
+		conn_destroy(c);
+		return;
+	}
+	conn_write(c, c->busy_reply, strlen(c->busy_reply));
+	conn_close(c);
 }
 
 void conn_set_tls_timeout(struct conn *c, unsigned seconds)

@@ -4,6 +4,7 @@
 
 #include <netinet/in.h>
 #include <stdbool.h>
+#include <time.h>
 
 #include <event2/bufferevent.h>
 #include <event2/event.h>
@@ -32,6 +33,7 @@ struct conn {
 	struct timeval close_deadline;
 	bool tls_active, tls_pending, closing, dead, paused, discarding;
 	bool counted;
+	bool output_blocked;  /* input held until the output drains (conn_input_held) */
 	bool writable_wanted; /* conn_wait_writable(): on_writable at the low-water mark */
 	bool drained_pending; /* on_drained once the layer below a TLS filter is empty too */
 	int local_port;
@@ -51,6 +53,16 @@ struct conn {
 	int tls_failure;                 /* enum conn_tls_failure of a failed client handshake */
 	char local_ip[INET6_ADDRSTRLEN]; /* conn_local_ip() of an outbound connection */
 	struct conn_compress *z;         /* COMPRESS=DEFLATE, NULL when off (conn_compress.c) */
+	/* The server's list of connections not logged in yet, oldest first (server.c, under
+	 * the server's lock): at the total cap the oldest is dropped for a newcomer. */
+	struct conn *evict_prev, *evict_next;
+	bool evictable;         /* in that list */
+	struct event *evict_ev; /* activated (from any loop) to drop this connection */
+	const char *busy_reply; /* the listener's, sent when dropped */
+	/* When the line being read began (its first octet was seen without its LF); 0 when no
+	 * line is partly read. A line must be complete within the idle timeout of that, however
+	 * the octets trickle in (conn_read_cb). */
+	time_t partial_since;
 };
 
 /* Create a connection on loop for an accepted socket (implicit TLS when tls_now). Returns
@@ -66,6 +78,8 @@ void net_loop_trim_soon(struct net_loop *loop);
 /* The loop's own resolver slot (dns_loop_resolver(), dns.c); freed when the loop ends. */
 struct dns_resolver **net_loop_dns_slot(struct net_loop *loop);
 void net_loop_conn_added(struct net_loop *loop, struct conn *conn);
+/* The connection logged in (conn_clear_deadline): never dropped for a newcomer now. */
+void net_loop_conn_authenticated(struct net_loop *loop, struct conn *conn);
 void net_loop_conn_removed(struct net_loop *loop, struct conn *conn);
 /* COMPRESS (conn_compress.c), only while c->z is set. The inflated input the protocol
  * reads; fill it from the raw input up to target octets (1 added, 0 nothing, -1 the peer's

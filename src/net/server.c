@@ -88,6 +88,9 @@ struct net_server {
 	int spare_fd;              /* /dev/null, given up to accept-and-close at EMFILE (lock) */
 	time_t fd_shortage_logged; /* last log line about it (lock) */
 	unsigned long fd_shortage_refused; /* connections closed since (lock) */
+	/* Connections not logged in, oldest first (lock): at limit_connections the head is
+	 * dropped to make room for a newcomer (net_server_admit). */
+	struct conn *evict_head, *evict_tail;
 };
 
 struct dns_resolver **net_loop_dns_slot(struct net_loop *loop)
@@ -108,20 +111,43 @@ static unsigned net_ip_hash(const char *ip)
 	return h % NET_IP_BUCKETS;
 }
 
-/* Count a new connection from ip. Returns false when a limit refuses it. */
-static bool net_server_admit(struct net_server *s, const char *ip)
+/* Take the oldest connection that has not logged in off the list and have its loop drop it
+ * (conn_evict_cb). Under the lock: a listed connection is alive, since it leaves the list
+ * (net_loop_conn_removed) before it is freed. False when every connection is logged in. */
+static bool net_server_evict_oldest(struct net_server *s)
+{
+	struct conn *c = s->evict_head;
+	if (c == NULL)
+		return false;
+	s->evict_head = c->evict_next;
+	if (s->evict_head != NULL)
+		s->evict_head->evict_prev = NULL;
+	else
+		s->evict_tail = NULL;
+	c->evict_prev = c->evict_next = NULL;
+	c->evictable = false;
+	event_active(c->evict_ev, EV_READ, 0);
+	return true;
+}
+
+/* Count a new connection from ip. Returns false when a limit refuses it. At the total cap
+ * the oldest connection that has not logged in makes room (a flood of idle or slow
+ * connections cannot lock out the newest client, nor any logged-in one); the newcomer is
+ * refused only when every connection is logged in. */
+static bool net_server_admit(struct net_server *s, const char *ip, bool *evicted_r)
 {
 	bool ok = true;
+	*evicted_r = false;
 	pthread_mutex_lock(&s->lock);
 	struct net_ip_count **slot = &s->ips[net_ip_hash(ip)];
 	struct net_ip_count *e = *slot;
 	while (e != NULL && strcmp(e->ip, ip) != 0)
 		e = e->next;
-	if (s->total >= s->limits.connections)
+	if (s->limits.connections_per_ip > 0 && e != NULL &&
+	    e->count >= s->limits.connections_per_ip)
 		ok = false;
-	else if (s->limits.connections_per_ip > 0 && e != NULL &&
-	         e->count >= s->limits.connections_per_ip)
-		ok = false;
+	else if (s->total >= s->limits.connections)
+		ok = *evicted_r = net_server_evict_oldest(s);
 	if (ok) {
 		if (e == NULL) {
 			e = xcalloc(1, sizeof(*e));
@@ -136,9 +162,51 @@ static bool net_server_admit(struct net_server *s, const char *ip)
 	return ok;
 }
 
-static void net_server_release(struct net_server *s, const char *ip)
+/* A new accepted connection, not logged in yet: at the tail of the eviction list. */
+static void net_server_listed(struct net_server *s, struct conn *c)
 {
 	pthread_mutex_lock(&s->lock);
+	c->evict_prev = s->evict_tail;
+	c->evict_next = NULL;
+	if (s->evict_tail != NULL)
+		s->evict_tail->evict_next = c;
+	else
+		s->evict_head = c;
+	s->evict_tail = c;
+	c->evictable = true;
+	pthread_mutex_unlock(&s->lock);
+}
+
+/* Off the eviction list (logged in, or gone). Caller holds the lock. */
+static void net_server_unlist(struct net_server *s, struct conn *c)
+{
+	if (!c->evictable)
+		return;
+	if (c->evict_prev != NULL)
+		c->evict_prev->evict_next = c->evict_next;
+	else
+		s->evict_head = c->evict_next;
+	if (c->evict_next != NULL)
+		c->evict_next->evict_prev = c->evict_prev;
+	else
+		s->evict_tail = c->evict_prev;
+	c->evict_prev = c->evict_next = NULL;
+	c->evictable = false;
+}
+
+void net_loop_conn_authenticated(struct net_loop *loop, struct conn *c)
+{
+	struct net_server *s = loop->server;
+	if (s == NULL || !c->counted)
+		return;
+	pthread_mutex_lock(&s->lock);
+	net_server_unlist(s, c);
+	pthread_mutex_unlock(&s->lock);
+}
+
+/* Uncount one connection from ip. Caller holds the lock. */
+static void net_server_uncount(struct net_server *s, const char *ip)
+{
 	struct net_ip_count **p = &s->ips[net_ip_hash(ip)];
 	while (*p != NULL && strcmp((*p)->ip, ip) != 0)
 		p = &(*p)->next;
@@ -148,6 +216,21 @@ static void net_server_release(struct net_server *s, const char *ip)
 		free(dead);
 	}
 	s->total--;
+}
+
+/* A counted connection that never became a conn. */
+static void net_server_release_ip(struct net_server *s, const char *ip)
+{
+	pthread_mutex_lock(&s->lock);
+	net_server_uncount(s, ip);
+	pthread_mutex_unlock(&s->lock);
+}
+
+static void net_server_release(struct net_server *s, struct conn *c)
+{
+	pthread_mutex_lock(&s->lock);
+	net_server_unlist(s, c);
+	net_server_uncount(s, c->ip);
 	pthread_mutex_unlock(&s->lock);
 }
 
@@ -172,7 +255,7 @@ void net_loop_conn_removed(struct net_loop *loop, struct conn *c)
 	c->prev = c->next = NULL;
 	loop->conn_count--;
 	if (c->counted)
-		net_server_release(loop->server, c->ip);
+		net_server_release(loop->server, c);
 }
 
 void net_loop_conn_freed(struct net_loop *loop)
@@ -297,7 +380,8 @@ static void net_accept_cb(struct net_loop *loop, struct net_listen *li, int fd, 
 		else
 			inet_ntop(AF_INET6, a, ip, sizeof(ip));
 	}
-	if (loop == NULL || loop->stopping || !net_server_admit(s, ip)) {
+	bool evicted = false;
+	if (loop == NULL || loop->stopping || !net_server_admit(s, ip, &evicted)) {
 		ssize_t ignored = send(fd, li->busy_reply, strlen(li->busy_reply), MSG_DONTWAIT);
 		(void)ignored;
 		log_warn("event=refused ip=%s port=%d reason=connection-limit", ip, li->port);
@@ -315,10 +399,16 @@ static void net_accept_cb(struct net_loop *loop, struct net_listen *li, int fd, 
 	struct conn *c = conn_new(loop, fd, ip, li->port, tls, li->implicit_tls && tls != NULL);
 	tls_ctx_unref(&tls);
 	if (c == NULL) {
-		net_server_release(s, ip);
+		net_server_release_ip(s, ip);
 		return;
 	}
 	c->counted = true;
+	c->busy_reply = li->busy_reply;
+	net_server_listed(s, c);
+	if (evicted)
+		log_info(
+		    "session=%s event=connection-limit ip=%s action=evicted-oldest-unauthenticated",
+		    c->id, ip);
 	conn_set_tls_timeout(c, tls_timeout);
 	conn_set_deadline(c, login_timeout); /* the protocol clears it at login */
 	if (li->implicit_tls && c->tls == NULL) {
@@ -489,11 +579,19 @@ int net_server_listen(struct net_server *s, const char *host, int port, bool imp
 }
 
 int net_server_load_tls(struct net_server *s, const char *cert, const char *key,
-                        const char **error_r)
+                        const struct conf_tls_sni *sni, size_t sni_count, const char **error_r)
 {
 	struct tls_ctx *t = tls_ctx_load(cert, key, error_r);
 	if (t == NULL)
 		return -1;
+	for (size_t i = 0; i < sni_count; i++) {
+		if (tls_ctx_add_sni(t, sni[i].name, sni[i].cert, sni[i].key, error_r) < 0) {
+			tls_ctx_unref(&t);
+			return -1;
+		}
+	}
+	/* Connections hold a reference to the context they started with: a reload changes
+	 * the certificate for new connections only, and a running session keeps its own. */
 	pthread_mutex_lock(&s->lock);
 	struct tls_ctx *old = s->tls;
 	s->tls = t;

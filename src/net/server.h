@@ -21,9 +21,13 @@ void net_server_free(struct net_server **server);
 int net_server_listen(struct net_server *server, const char *host, int port, bool implicit_tls,
                       conn_accept_fn *accept, void *accept_ctx, const char *busy_reply,
                       const char **error_r) __attribute__((warn_unused_result));
-/* Load (or reload) the TLS certificate and key used by new connections. 0 / -1 + error. */
+/* Load (or reload) the TLS certificate and key used by new connections, and the
+ * certificates chosen by SNI name (tls_sni). All or nothing: when any file fails, the
+ * context in use stays (a SIGHUP with a broken new certificate keeps the old one). Running
+ * sessions keep the context they started with. 0 / -1 + error. */
 int net_server_load_tls(struct net_server *server, const char *cert, const char *key,
-                        const char **error_r) __attribute__((warn_unused_result));
+                        const struct conf_tls_sni *sni, size_t sni_count, const char **error_r)
+    __attribute__((warn_unused_result));
 /* Replace the limits for new connections (SIGHUP). */
 void net_server_set_limits(struct net_server *server, const struct limits *limits);
 /* Called on the main thread on SIGHUP. */

@@ -1,4 +1,5 @@
-/* OpenSSL setup for servers: a context with TLS 1.2+ and modern ciphers, loaded from PEM
+/* OpenSSL setup for servers: a context with TLS 1.2+ and Mozilla's intermediate ciphers,
+ * certificates per SNI name, loaded from PEM
  * files (and reloaded on SIGHUP), and generation of a self-signed certificate for first runs.
  * Only net/ sees OpenSSL types; others use the opaque struct. */
 #ifndef POSTHORN_NET_TLS_H
@@ -9,6 +10,13 @@ struct tls_ctx;
 /* Load cert chain + key. Returns a context (refcount 1) or NULL with *error_r (static or
  * thread-local text). */
 struct tls_ctx *tls_ctx_load(const char *cert_path, const char *key_path, const char **error_r);
+/* Add a certificate for SNI name (RFC 6066 §3; an exact host name, or "*.domain" for any one
+ * label in front of domain) to a server context from tls_ctx_load(), before it is shared.
+ * A client that names it gets this certificate; one that names nothing we know, or no name,
+ * gets the default. key_path NULL or "": the key is in the cert file. 0, or -1 with
+ * *error_r (the context is unchanged). */
+int tls_ctx_add_sni(struct tls_ctx *ctx, const char *name, const char *cert_path,
+                    const char *key_path, const char **error_r) __attribute__((warn_unused_result));
 struct tls_ctx *tls_ctx_ref(struct tls_ctx *ctx);
 void tls_ctx_unref(struct tls_ctx **ctx);
 /* The OpenSSL SSL_CTX (as void * so this header needs no OpenSSL include). */

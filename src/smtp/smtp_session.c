@@ -294,13 +294,16 @@ static void smtp_body_write(struct smtp_session *s, const unsigned char *p, size
 }
 
 /* RFC 5321 §4.5.3.2.5 asks for generous data timeouts; a minimum average rate stops a
- * client that trickles a byte now and then to hold a session forever. */
+ * client that trickles a byte now and then to hold a session forever. The rate is judged
+ * after 60 s, or after limit_request_timeout when that is shorter (a client may not be
+ * silent longer than that anyway). */
 static bool smtp_body_too_slow(struct smtp_session *s)
 {
 	if (s->limits->data_min_rate == 0)
 		return false;
 	time_t elapsed = time(NULL) - s->body_start;
-	if (elapsed < 60)
+	time_t grace = s->limits->request_timeout < 60 ? (time_t)s->limits->request_timeout : 60;
+	if (elapsed < grace)
 		return false;
 	return s->body_size < (uint64_t)elapsed * s->limits->data_min_rate / 2;
 }

@@ -788,6 +788,47 @@ static void test_refcount(void **state)
 /* limit_data_min_rate is a size (K/M/G suffixes) stored in an unsigned field. Setting it must
  * change that field only: in particular limit_message_size, which follows it in struct
  * limits, keeps its value whichever order the two lines come in. */
+static void test_tls_sni(void **state)
+{
+	(void)state;
+	struct conf *c = parse("hostname = x\n");
+	assert_int_equal(c->tls_sni_count, 0);
+	conf_free(&c);
+	c = set1("tls_sni", "Mail.Example.ORG:certs/mail.pem:certs/mail.key, "
+	                    "*.example.net:/etc/ssl/both.pem\timap_x.example.com:a.pem:/k.pem");
+	assert_int_equal(c->tls_sni_count, 3);
+	assert_string_equal(c->tls_sni[0].name, "mail.example.org");
+	assert_string_equal(c->tls_sni[0].cert, DIR "/certs/mail.pem");
+	assert_string_equal(c->tls_sni[0].key, DIR "/certs/mail.key");
+	assert_string_equal(c->tls_sni[1].name, "*.example.net");
+	assert_string_equal(c->tls_sni[1].cert, "/etc/ssl/both.pem");
+	assert_null(c->tls_sni[1].key);
+	assert_string_equal(c->tls_sni[2].name, "imap_x.example.com");
+	assert_string_equal(c->tls_sni[2].key, "/k.pem");
+	conf_free(&c);
+	/* a later line replaces the list; an empty value clears it */
+	c = parse("tls_sni = a.test:a.pem\ntls_sni = b.test:b.pem\n");
+	assert_int_equal(c->tls_sni_count, 1);
+	assert_string_equal(c->tls_sni[0].name, "b.test");
+	conf_free(&c);
+	c = parse("tls_sni = a.test:a.pem\ntls_sni =\n");
+	assert_int_equal(c->tls_sni_count, 0);
+	conf_free(&c);
+	const char *form = "expected NAME:CERT[:KEY] entries ('mail.example.org:certs/mail.pem:"
+	                   "certs/mail.key')";
+	refuse_value("tls_sni", "mail.example.org", form);
+	refuse_value("tls_sni", "mail.example.org:", form);
+	refuse_value("tls_sni", "a.test:c.pem:", form);
+	refuse_value("tls_sni", "a.test:c.pem:k.pem:x", form);
+	refuse_value("tls_sni", "a b.test:c.pem", form);
+	const char *name = "not a host name (or *.domain)";
+	refuse_value("tls_sni", "bad!.test:c.pem", name);
+	refuse_value("tls_sni", "a..test:c.pem", name);
+	refuse_value("tls_sni", "*.test:c.pem", name); /* a wildcard needs two labels */
+	refuse_value("tls_sni", "a.*.test:c.pem", name);
+	refuse_value("tls_sni", ":c.pem", name);
+}
+
 static void test_data_min_rate(void **state)
 {
 	(void)state;
@@ -1104,6 +1145,7 @@ int main(void)
 	    /* last: fails (and under -fno-sanitize-recover aborts) until conf.c stores
 	     * limit_data_min_rate with the width of its field */
 	    cmocka_unit_test(test_data_min_rate),
+	    cmocka_unit_test(test_tls_sni),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

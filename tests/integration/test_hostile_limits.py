@@ -1,0 +1,201 @@
+"""Limits against hostile clients that need a server of their own (issue 13 §5): the total
+connection cap, and the brute-force penalty (last in the module: it leaves a penalty).
+
+The total connection cap: when `limit_connections` is reached, the oldest
+connection that has not logged in is dropped to make room for the newcomer (with the
+protocol's busy reply, or silently during a TLS handshake), so a flood of idle, slow or
+half-open connections can neither lock out new clients nor touch logged-in sessions. Only
+when every connection is logged in is the newcomer refused. Without the eviction, the
+newcomer of each step below would get the busy reply instead of a greeting."""
+
+import base64
+import re
+import socket
+import time
+
+import pytest
+
+from conftest import HOST, USERS, make_server
+from imap_helpers import imap_ports
+from pop3_helpers import pop3_ports
+from test_hostile import raw
+
+CAP = 4
+USER = "demo@example.test"
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory):
+    srv = make_server(tmp_path_factory, "conncap", {
+        "limit_connections": CAP, "limit_connections_per_ip": 0,
+        "allow_plaintext_auth": "yes", "threads": 2, "auth_cache_ttl": "0"})
+    srv.start()
+    yield srv
+    srv.stop_and_check()
+
+
+def greeted(port):
+    c = raw(port)
+    line = c.read_line()
+    return c, line
+
+
+def logged_in(port):
+    c, line = greeted(port)
+    assert line.startswith(b"* OK"), line
+    c.send(b'a LOGIN "%s" "%s"\r\n' % (USER.encode(), USERS[USER].encode()))
+    r = c.read_line()
+    assert r.startswith(b"a OK"), r
+    return c
+
+
+def settle(server, port):
+    """The start-up probes (wait_port) count until the server has seen them close: wait
+    until a full set of CAP greeted connections fits, then free it."""
+    deadline = time.monotonic() + 10
+    while True:
+        held = [greeted(port) for _ in range(CAP)]
+        ok = all(line.startswith(b"* OK") for _, line in held)
+        for c, _ in held:
+            c.close()
+        if ok:
+            break
+        assert time.monotonic() < deadline, server.log_text()[-3000:]
+        time.sleep(0.2)
+    time.sleep(0.5)  # the server sees those closes
+
+
+def test_oldest_unauthenticated_is_dropped_for_a_newcomer(server):
+    imap, imaps = imap_ports(server)
+    settle(server, imap)
+    # 1: a TLS connection that never starts its handshake (the oldest)
+    half = socket.create_connection((HOST, imaps), timeout=20)
+    time.sleep(0.2)
+    user = logged_in(imap)          # 2: logged in
+    idle1, line = greeted(imap)     # 3, 4: greeted, never log in
+    assert line.startswith(b"* OK")
+    idle2, line = greeted(imap)
+    assert line.startswith(b"* OK")
+    # The cap is reached. A newcomer is greeted; the half-open TLS connection goes silently.
+    new1, line = greeted(imap)
+    assert line.startswith(b"* OK"), line
+    half.settimeout(20)
+    try:
+        assert half.recv(100) == b""
+    except ConnectionResetError:
+        pass
+    half.close()
+    # Next newcomer: the oldest greeted idle one gets the busy reply and is closed.
+    new2, line = greeted(imap)
+    assert line.startswith(b"* OK"), line
+    assert idle1.read_line().startswith(b"* BYE [UNAVAILABLE]")
+    assert idle1.is_closed(20)
+    # The logged-in session was never a candidate, and the younger idle one is still there.
+    user.send(b"b NOOP\r\n")
+    assert user.read_line().startswith(b"b OK")
+    assert idle2.no_reply(0.3)
+    assert "reason=evicted" in server.log_text()
+    for c in (user, idle1, idle2, new1, new2):
+        c.close()
+
+
+def test_newcomer_refused_when_everyone_is_logged_in(server):
+    imap, _ = imap_ports(server)
+    settle(server, imap)
+    held = [logged_in(imap) for _ in range(CAP)]
+    c, line = greeted(imap)
+    assert line.startswith(b"* BYE [UNAVAILABLE]"), line
+    assert c.is_closed(20)
+    c.close()
+    for h in held:
+        h.send(b"n NOOP\r\n")
+        assert h.read_line().startswith(b"n OK")
+        h.close()
+
+
+# ---------------------------------------------------------------------------
+# Brute-force penalty (last: it leaves this address with a penalty)
+#
+# Brute-force delays (issue 13 §5): one penalty per client address, shared by SMTP, IMAP and
+# POP3 (a failure on one protocol makes the next one on another slower), growing 1, 2, 4, 8,
+# 15 s; another address is not affected; no account is ever locked (the right password works
+# at once, from any address) and a success clears the address's penalty. The delay each
+# failure got is read from the server log (`delay_ms=`), not timed.
+
+OTHER_IP = "127.0.0.2"  # loopback: a second client address
+
+
+class Line:
+    def __init__(self, port, source=None):
+        self.s = socket.create_connection((HOST, port), timeout=30,
+                                          source_address=(source, 0) if source else None)
+        self.f = self.s.makefile("rb")
+
+    def line(self):
+        return self.f.readline()
+
+    def send(self, data):
+        self.s.sendall(data)
+
+    def close(self):
+        self.f.close()
+        self.s.close()
+
+
+def delays(server):
+    return [int(d) for d in re.findall(r"result=fail .*delay_ms=(\d+)", server.log_text())]
+
+
+def imap_login(server, user, password, source=None):
+    c = Line(imap_ports(server)[0], source)
+    assert c.line().startswith(b"* OK")
+    c.send(b'a LOGIN "%s" "%s"\r\n' % (user.encode(), password.encode()))
+    r = c.line()
+    while r.startswith(b"* "):
+        r = c.line()
+    c.close()
+    return r
+
+
+def pop3_login(server, user, password):
+    c = Line(pop3_ports(server)[0])
+    assert c.line().startswith(b"+OK")
+    c.send(b"USER %s\r\n" % user.encode())
+    assert c.line().startswith(b"+OK")
+    c.send(b"PASS %s\r\n" % password.encode())
+    r = c.line()
+    c.close()
+    return r
+
+
+def smtp_auth(server, user, password):
+    c = Line(server.submission_port)
+    assert c.line().startswith(b"220")
+    c.send(b"EHLO client.test\r\n")
+    while not c.line().startswith(b"250 "):
+        pass
+    token = base64.b64encode(b"\0" + user.encode() + b"\0" + password.encode())
+    c.send(b"AUTH PLAIN " + token + b"\r\n")
+    r = c.line()
+    c.close()
+    return r
+
+
+def test_penalty_is_per_address_and_shared_by_the_protocols(server):
+    settle(server, imap_ports(server)[0])  # the sessions of the tests above are gone
+    n = len(delays(server))
+    # an unknown user on IMAP: the first failure from this address, 1 s
+    assert imap_login(server, "nobody@example.test", "x").startswith(b"a NO")
+    # then POP3 and SMTP from the same address: the same penalty goes on growing
+    assert pop3_login(server, USER, "wrong").startswith(b"-ERR")
+    assert smtp_auth(server, USER, "wrong").startswith(b"535")
+    assert delays(server)[n:] == [1000, 2000, 4000], server.log_text()[-3000:]
+    # another address starts from the beginning
+    assert imap_login(server, USER, "wrong", source=OTHER_IP).startswith(b"a NO")
+    assert delays(server)[n + 3:] == [1000]
+    # no account lockout: the right password works at once, from either address ...
+    assert imap_login(server, USER, USERS[USER], source=OTHER_IP).startswith(b"a OK")
+    assert imap_login(server, USER, USERS[USER]).startswith(b"a OK")
+    # ... and the success cleared this address's penalty
+    assert pop3_login(server, USER, "wrong again").startswith(b"-ERR")
+    assert delays(server)[n + 4:] == [1000]
