@@ -23,6 +23,7 @@
 #include "core/fault.h"
 #include "core/log.h"
 #include "core/xmalloc.h"
+#include "store/store_trigram.h"
 #include "store/pg/sql_pg.h"
 #include "store/sqlite/sql_sqlite.h"
 #include "core/banned.h"
@@ -1254,6 +1255,12 @@ static int sq_backfill_texts(struct store *store, struct sql_conn *c, int64_t id
 	}
 	int r = fn(ctx, fd, max, hdr_r, body_r);
 	close(fd);
+	if (r == 1 && !store_trigram_indexable(*hdr_r, *body_r)) { /* as at delivery */
+		free(*hdr_r);
+		free(*body_r);
+		*hdr_r = *body_r = NULL;
+		r = 0;
+	}
 	return r;
 }
 

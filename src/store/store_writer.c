@@ -21,6 +21,7 @@
 #include "core/log.h"
 #include "core/xmalloc.h"
 #include "store/blob.h"
+#include "store/store_trigram.h"
 #include "core/banned.h"
 
 /* An operation waiting for (or inside) a group commit. */
@@ -357,6 +358,9 @@ static void store_writer_search_texts(struct store_summarize *s, const char *pat
 	                           &summary->search_body);
 	if (fd >= 0)
 		close(fd);
+	/* texts that would cost the trigram index more than linear work are not indexed */
+	if (r == 1 && !store_trigram_indexable(summary->search_hdr, summary->search_body))
+		r = 0;
 	if (r != 1) {
 		free(summary->search_hdr);
 		free(summary->search_body);
