@@ -887,7 +887,9 @@ typedef int store_search_texter_fn(void *ctx, int fd, size_t max, char **hdr_r, 
  * nothing else to do, for the contents stored without texts (before the index existed, or
  * while no texter was set): a bounded pass of a few at a time, each batch one short
  * transaction, started again by every call of this function. Set it right after
- * store_open(). Without it no texts are stored (every message counts as not indexed). */
+ * store_open(). Without it no texts are stored (every message counts as not indexed).
+ * Texts fn gives that would cost FTS5 more than linear work (store_trigram_indexable())
+ * are recorded as not indexable. */
 void store_set_search_texter(struct store *store, store_search_texter_fn *fn, void *ctx,
                              size_t max);
 /* The UIDs (ascending) of the indexed messages of mailbox whose body texts (body_only) or
