@@ -187,7 +187,7 @@ static const char *const filter_spam_fields[] = {"X-Spam", "X-Spamd-Result", "X-
 struct filter_edits {
 	struct arena *a;
 	struct milter_edit *e;
-	size_t n, cap;
+	size_t n, cap, dropped;
 	const unsigned char *map;
 	struct dkim_field *fields;
 	size_t nfields;
@@ -196,8 +196,10 @@ struct filter_edits {
 static void filter_edit(struct filter_edits *ed, char cmd, uint32_t index, const char *name,
                         const char *value)
 {
-	if (ed->n == ed->cap)
-		return; /* more than the message has fields to change: dropped */
+	if (ed->n == ed->cap) {
+		ed->dropped++; /* more than the room computed: counted and logged */
+		return;
+	}
 	ed->e[ed->n++] = (struct milter_edit){.cmd = cmd,
 	                                      .index = index,
 	                                      .name = arena_strdup(ed->a, name),
@@ -216,15 +218,27 @@ static uint32_t filter_count(const struct filter_edits *ed, const char *name)
 	return n;
 }
 
-/* Remove the index-th field of name (0: all of them; negative: from the end). */
+/* Is there already a delete-all edit for this name (any case)? */
+static bool filter_removes_all(const struct filter_edits *ed, const char *name)
+{
+	for (size_t i = 0; i < ed->n; i++)
+		if (ed->e[i].cmd == MILTER_EDIT_DELETE_ALL && strcasecmp(ed->e[i].name, name) == 0)
+			return true;
+	return false;
+}
+
+/* Remove the index-th field of name (0: all of them, one edit applied in one pass, once per
+ * name whatever its case; negative: from the end). */
 static void filter_remove(struct filter_edits *ed, const char *name, long index)
 {
-	uint32_t count = filter_count(ed, name);
 	if (index == 0) {
-		for (uint32_t i = count; i > 0; i--)
-			filter_edit(ed, MILTER_REPLY_CHGHEADER, i, name, "");
+		if (!filter_removes_all(ed, name))
+			filter_edit(ed, MILTER_EDIT_DELETE_ALL, 0, name, "");
 		return;
 	}
+	if (filter_removes_all(ed, name))
+		return;
+	uint32_t count = filter_count(ed, name);
 	if (index < 0)
 		index = (long)count + index + 1;
 	if (index >= 1 && index <= (long)count)
@@ -289,9 +303,6 @@ static size_t filter_rspamd_apply(struct smtp_filter *f, const struct rspamd_ver
 {
 	struct smtp_session *s = f->s;
 	switch (v->action) {
-	case RSPAMD_GREYLIST:
-		f->reply = "451 4.7.1 Greylisted, try again later";
-		return 0;
 	case RSPAMD_SOFT_REJECT:
 		f->reply = filter_refusal(s, "451 4.7.1", v->message, "Try again later");
 		return 0;
@@ -304,17 +315,21 @@ static size_t filter_rspamd_apply(struct smtp_filter *f, const struct rspamd_ver
 	default:
 		break;
 	}
-	bool spam = v->action != RSPAMD_NO_ACTION;
+	/* "greylist" is accepted as rspamd's own milter proxy does: rspamd's greylisting
+	 * module asks for a retry with "soft reject". */
+	bool spam = v->action != RSPAMD_NO_ACTION && v->action != RSPAMD_GREYLIST;
 	if (v->action == RSPAMD_QUARANTINE || (spam && s->conf->rspamd_junk))
 		f->junk = true;
 	struct filter_edits ed = {.a = arena_new(8192), .map = f->map};
 	size_t body;
 	ed.nfields = filter_fields(f, ed.a, &ed.fields, &body);
-	/* Room: removals take at most one edit per field (names differ), additions are
-	 * bounded by RSPAMD_HEADERS_MAX, ours and the Subject are a few. */
-	ed.cap = 2 * ed.nfields + RSPAMD_HEADERS_MAX + 16;
+	/* Room: one edit per removal and per addition (each at most RSPAMD_HEADERS_MAX), ours
+	 * and the Subject are a few. */
+	ed.cap = 2 * RSPAMD_HEADERS_MAX + 16;
 	ed.e = arena_alloc(ed.a, ed.cap * sizeof(*ed.e));
 	filter_rspamd_edits(&ed, v, spam);
+	if (ed.dropped > 0)
+		SMTP_LOG(s, "event=rspamd-edits id=%s dropped=%zu", s->msgid, ed.dropped);
 	size_t n = ed.n;
 	if (n > 0 && filter_apply_edits(f, ed.e, n) != 0)
 		f->reply = "451 4.3.0 Local error: cannot write spool file";

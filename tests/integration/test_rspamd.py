@@ -133,10 +133,29 @@ def test_spam_goes_to_junk_with_x_spam(server):
 
 
 def test_refusals(server):
-    assert refused(server, "greylist") == (451, "4.7.1 Greylisted, try again later")
+    # "greylist" is accepted, unmarked, as rspamd's own milter proxy does.
+    tag = send(server, "greylist")
+    got = stored(server, tag)
+    assert list(got) == ["INBOX"]
+    head = head_of(got["INBOX"])
+    assert not any(h.startswith("X-Spam:") for h in head)
+    assert "X-Spamd-Result: default: False [4.00 / 15.00]" in head
     assert refused(server, "softreject") == (451, "4.7.1 Ratelimit exceeded, says the fake")
     assert refused(server, "reject") == (550, "5.7.1 Gtube pattern, says the fake")
     assert refused(server, "plainreject") == (550, "5.7.1 Spam message rejected")
+
+
+def test_many_edits_keep_our_fields(server):
+    """rspamd removes X-Spam under two spellings and adds 64 fields, to a message with 100
+    forged X-Spam fields: every copy goes, rspamd's 64 and our three fields are written."""
+    offset = len(server.log_text())
+    tag = send(server, "manyedits", b"X-Spam: forged\r\n" * 100)
+    head = head_of(stored(server, tag)["Junk"])
+    assert [h for h in head if h.lower().startswith("x-spam:")] == ["X-Spam: Yes"]
+    assert sum(1 for h in head if h.startswith("X-Add-")) == 64
+    assert "X-Rspamd-Score: 8.00" in head
+    assert any(h.startswith("X-Spamd-Result: default: True") for h in head)
+    assert "event=rspamd-edits" not in server.log_text()[offset:]
 
 
 def test_failures_get_the_default_action(server):
