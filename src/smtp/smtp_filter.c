@@ -106,8 +106,13 @@ static int filter_apply_edits(struct smtp_filter *f, const struct milter_edit *e
 	    body >= 2 && body <= f->map_len && f->map[body - 2] == '\r' && f->map[body - 1] == '\n';
 	if (empty_line)
 		block = body - 2;
+	/* Room for every field the edits write: "Name: ", the value with each LF made CRLF,
+	 * CRLF; and the empty line. */
+	size_t room = 2;
+	for (size_t i = 0; i < n; i++)
+		room += strlen(edits[i].name) + 2 * strlen(edits[i].value) + 5;
 	struct buf head;
-	buf_init(&head, block + 64 * 1024);
+	buf_init(&head, block + room);
 	int ret = milter_edits_apply(f->map, block, edits, n, &head);
 	if (ret == 0 && empty_line)
 		ret = buf_append(&head, "\r\n", 2);
@@ -191,6 +196,7 @@ struct filter_edits {
 	const unsigned char *map;
 	struct dkim_field *fields;
 	size_t nfields;
+	size_t trace; /* our trace fields at the top, which rspamd's positions skip */
 };
 
 static void filter_edit(struct filter_edits *ed, char cmd, uint32_t index, const char *name,
@@ -216,6 +222,28 @@ static uint32_t filter_count(const struct filter_edits *ed, const char *name)
 		    strncasecmp((const char *)ed->map + ed->fields[i].start, name, len) == 0)
 			n++;
 	return n;
+}
+
+/* How many fields at the top are our own trace fields: Return-Path, our Received and our
+ * Authentication-Results, each at most once, in any order (a milter's insertion above them
+ * ends the run). rspamd's insertion positions count after them, as Postfix hides its own
+ * Received field from filters. */
+static size_t filter_trace_fields(const struct filter_edits *ed)
+{
+	static const char *const names[] = {"Return-Path", "Received", "Authentication-Results"};
+	bool seen[3] = {false, false, false};
+	size_t i = 0;
+	for (; i < ed->nfields; i++) {
+		size_t k = 0;
+		while (k < 3 && !(ed->fields[i].name_len == strlen(names[k]) &&
+		                  strncasecmp((const char *)ed->map + ed->fields[i].start, names[k],
+		                              strlen(names[k])) == 0))
+			k++;
+		if (k == 3 || seen[k])
+			break;
+		seen[k] = true;
+	}
+	return i;
 }
 
 /* Is there already a delete-all edit for this name (any case)? */
@@ -277,7 +305,9 @@ static void filter_rspamd_edits(struct filter_edits *ed, const struct rspamd_ver
 		filter_remove(ed, filter_spam_fields[i], 0);
 	for (size_t i = 0; i < v->remove_count; i++)
 		filter_remove(ed, v->remove[i].name, v->remove[i].index);
-	if (v->action == RSPAMD_REWRITE_SUBJECT && v->subject != NULL) {
+	/* An empty Subject from rspamd would delete ours (CHGHEADER with ""): not written. */
+	if (v->action == RSPAMD_REWRITE_SUBJECT && v->subject != NULL &&
+	    strspn(v->subject, " \t\n") < strlen(v->subject)) {
 		if (filter_count(ed, "Subject") > 0)
 			filter_edit(ed, MILTER_REPLY_CHGHEADER, 1, "Subject", v->subject);
 		else
@@ -286,7 +316,8 @@ static void filter_rspamd_edits(struct filter_edits *ed, const struct rspamd_ver
 	for (size_t i = 0; i < v->add_count; i++)
 		filter_edit(ed,
 		            v->add[i].has_order ? MILTER_REPLY_INSHEADER : MILTER_REPLY_ADDHEADER,
-		            v->add[i].order, v->add[i].name, v->add[i].value);
+		            v->add[i].has_order ? (uint32_t)(v->add[i].order + ed->trace) : 0,
+		            v->add[i].name, v->add[i].value);
 	if (spam && !filter_rspamd_adds(v, "X-Spam"))
 		filter_edit(ed, MILTER_REPLY_ADDHEADER, 0, "X-Spam", "Yes");
 	if (!filter_rspamd_adds(v, "X-Spamd-Result"))
@@ -323,6 +354,7 @@ static size_t filter_rspamd_apply(struct smtp_filter *f, const struct rspamd_ver
 	struct filter_edits ed = {.a = arena_new(8192), .map = f->map};
 	size_t body;
 	ed.nfields = filter_fields(f, ed.a, &ed.fields, &body);
+	ed.trace = filter_trace_fields(&ed);
 	/* Room: one edit per removal and per addition (each at most RSPAMD_HEADERS_MAX), ours
 	 * and the Subject are a few. */
 	ed.cap = 2 * RSPAMD_HEADERS_MAX + 16;
@@ -337,13 +369,23 @@ static size_t filter_rspamd_apply(struct smtp_filter *f, const struct rspamd_ver
 	return n;
 }
 
+/* The client left while a filter worked: say so (the message is not stored). The
+ * connection may be gone: the session id comes from the message id ("SESSION.N"). */
+static void filter_client_gone(struct smtp_filter *f, const char *filter, const char *action)
+{
+	const char *id = f->s->msgid, *dot = strrchr(id, '.');
+	log_info("session=%.*s proto=smtp event=%s id=%s action=\"%s\" client=\"gone\"",
+	         dot != NULL ? (int)(dot - id) : (int)strlen(id), id, filter, id, action);
+	filter_end(f);
+}
+
 static void filter_rspamd_done(const struct rspamd_verdict *v, const char *failure, void *ctx)
 {
 	struct smtp_filter *f = ctx;
 	struct smtp_session *s = f->s;
 	f->rspamd = NULL;
 	if (s->closed) {
-		filter_end(f);
+		filter_client_gone(f, "rspamd", v != NULL ? rspamd_action_name(v->action) : "none");
 		return;
 	}
 	size_t changes = 0;

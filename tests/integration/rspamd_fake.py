@@ -15,6 +15,7 @@ for GET /requests (JSON list, the newest last). Run with start() in a thread.
   close        closes the connection without a response
   manyedits    add header, removing X-Spam under two spellings, with 64 additions
   emptysubject rewrite subject with an empty "subject"
+  bigadds      no action with 28 added fields of 8000 octets each
   smtpmsg      reject with an SMTP message holding 8-bit octets and control characters
 """
 
@@ -54,6 +55,10 @@ def verdict(word, subject):
         return {"action": "add header", "score": 8.0, "required_score": 15.0,
                 "milter": {"remove_headers": {"X-Spam": 0, "x-spam": 0},
                            "add_headers": {"X-Add-%02d" % i: "v" for i in range(64)}}}
+    if word == "bigadds":
+        return {"action": "no action", "score": 0.5, "required_score": 15.0,
+                "milter": {"add_headers": {"X-Big-%02d" % i: "word " * 1600
+                                           for i in range(28)}}}
     if word == "emptysubject":
         return {"action": "rewrite subject", "score": 9.0, "required_score": 15.0,
                 "subject": ""}
