@@ -151,6 +151,7 @@ struct milter_item {
 	const unsigned char *p; /* the field with its CRLF */
 	size_t len;
 	char *owned; /* a field we wrote (p points into it) */
+	bool rest;   /* the fields beyond MILTER_FIELDS_MAX: matches no name */
 };
 
 struct milter_items {
@@ -195,7 +196,7 @@ static struct milter_item milter_field(const char *name, const char *value)
 static bool milter_item_named(const struct milter_item *it, const char *name)
 {
 	size_t n = strlen(name);
-	if (it->len <= n || strncasecmp((const char *)it->p, name, n) != 0)
+	if (it->rest || it->len <= n || strncasecmp((const char *)it->p, name, n) != 0)
 		return false;
 	size_t i = n;
 	while (i < it->len && (it->p[i] == ' ' || it->p[i] == '\t'))
@@ -220,6 +221,20 @@ static void milter_change(struct milter_items *it, const struct milter_edit *e)
 	}
 }
 
+/* Every field named name out: free and mark, then close the gaps in one pass. */
+static void milter_delete_all(struct milter_items *it, const char *name)
+{
+	size_t o = 0;
+	for (size_t i = 0; i < it->n; i++) {
+		if (milter_item_named(&it->v[i], name)) {
+			free(it->v[i].owned);
+			continue;
+		}
+		it->v[o++] = it->v[i];
+	}
+	it->n = o;
+}
+
 int milter_edits_apply(const unsigned char *hdr, size_t len, const struct milter_edit *edits,
                        size_t n, struct buf *out)
 {
@@ -232,6 +247,12 @@ int milter_edits_apply(const unsigned char *hdr, size_t len, const struct milter
 		milter_items_insert(
 		    &it, it.n,
 		    (struct milter_item){.p = hdr + fields[i].start, .len = fields[i].len});
+	/* Fields beyond MILTER_FIELDS_MAX stay as they are, unchanged and never lost. */
+	size_t end = nf > 0 ? fields[nf - 1].start + fields[nf - 1].len : 0;
+	if (end < len)
+		milter_items_insert(
+		    &it, it.n,
+		    (struct milter_item){.p = hdr + end, .len = len - end, .rest = true});
 	for (size_t i = 0; i < n; i++) {
 		const struct milter_edit *e = &edits[i];
 		if (e->cmd == MILTER_REPLY_ADDHEADER)
@@ -240,6 +261,8 @@ int milter_edits_apply(const unsigned char *hdr, size_t len, const struct milter
 			milter_items_insert(&it, e->index, milter_field(e->name, e->value));
 		else if (e->cmd == MILTER_REPLY_CHGHEADER)
 			milter_change(&it, e);
+		else if (e->cmd == MILTER_EDIT_DELETE_ALL)
+			milter_delete_all(&it, e->name);
 	}
 	int r = 0;
 	for (size_t i = 0; i < it.n; i++) {

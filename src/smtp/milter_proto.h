@@ -114,8 +114,12 @@ bool milter_replycode_ok(const char *text);
 
 /* ---- header changes at end of message ---- */
 
+/* Not a milter reply: our own edit that deletes every field of that name (any case) in one
+ * pass over the header block (rspamd's "remove all", and our removal of forged copies). */
+#define MILTER_EDIT_DELETE_ALL 'D'
+
 struct milter_edit {
-	char cmd;       /* ADDHEADER, INSHEADER or CHGHEADER */
+	char cmd;       /* ADDHEADER, INSHEADER, CHGHEADER or MILTER_EDIT_DELETE_ALL */
 	uint32_t index; /* INSHEADER: the position (0 = first); CHGHEADER: the n-th field of
 	                 * that name (1 = first) */
 	char *name, *value;
@@ -125,8 +129,9 @@ struct milter_edit {
  * the empty line that ends it) into out: ADDHEADER appends a field, INSHEADER puts it
  * before the index-th field, CHGHEADER replaces the index-th field of that name (any case)
  * or deletes it when value is empty (a field that does not exist: nothing happens, as
- * libmilter's MTA side does). Values are written as the filter gave them, their LF line
- * ends made CRLF. 0, or -1 when out is full. */
+ * libmilter's MTA side does); MILTER_EDIT_DELETE_ALL deletes every field of that name,
+ * marking them and compacting once (linear, where CHGHEADER is a scan per edit). Values are written
+ * as the filter gave them, their LF line ends made CRLF. 0, or -1 when out is full. */
 int milter_edits_apply(const unsigned char *hdr, size_t len, const struct milter_edit *edits,
                        size_t n, struct buf *out) __attribute__((warn_unused_result));
 

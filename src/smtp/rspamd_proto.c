@@ -135,22 +135,70 @@ static int rspamd_http_head(const char *p, size_t head_len, size_t *length_r, co
 
 /* ---- the JSON body ---- */
 
-/* A copy of s in a: one line of printable text (control characters become spaces), at most
- * max octets. */
-static const char *rspamd_line_dup(struct arena *a, const char *s, size_t max)
+/* A copy of s in a: one line of printable text (control characters become spaces; with
+ * ascii, they and octets from 0x80 become '?', so that the text is ASCII and can be cut
+ * anywhere), at most max octets. */
+static const char *rspamd_line_dup(struct arena *a, const char *s, size_t max, bool ascii)
 {
 	size_t n = strlen(s);
 	if (n > max)
 		n = max;
 	char *d = arena_strndup(a, s, n);
 	for (char *p = d; *p != '\0'; p++)
-		if ((unsigned char)*p < ' ' || *p == 127)
-			*p = ' ';
+		if ((unsigned char)*p < ' ' || *p == 127 || (ascii && (unsigned char)*p >= 0x80))
+			*p = ascii ? '?' : ' ';
+	return d;
+}
+
+/* Does the line from p (to the next LF or the end) hold a visible character? */
+static bool rspamd_line_visible(const char *p, const char *end)
+{
+	for (; p < end && *p != '\n'; p++)
+		if (*p != ' ' && *p != '\t' && *p != '\r')
+			return true;
+	return false;
+}
+
+/* s (LF folds, no CR) folded for a field whose name is name_len octets: a line longer than
+ * RSPAMD_FOLD_AT octets is broken before white space after that point, and one that reaches
+ * RSPAMD_LINE_MAX octets without white space gets a fold (LF SP) inserted, so that no line
+ * of the field is longer than RFC 5322 §2.1.1's 998 octets. */
+static const char *rspamd_fold(struct arena *a, const char *s, size_t name_len)
+{
+	size_t n = strlen(s);
+	char *d = arena_alloc(a, 2 * n + 2), *o = d;
+	size_t col = name_len + 2; /* "Name: " */
+	bool vis = true;           /* the line so far has a visible character */
+	for (size_t i = 0; i < n; i++) {
+		char ch = s[i];
+		if (ch == '\n') {
+			*o++ = ch;
+			col = 0;
+			vis = false;
+			continue;
+		}
+		bool wsp = ch == ' ' || ch == '\t';
+		if (wsp && col > RSPAMD_FOLD_AT && vis && rspamd_line_visible(s + i, s + n)) {
+			*o++ = '\n';
+			col = 0;
+			vis = false;
+		} else if (wsp && col >= RSPAMD_LINE_MAX) {
+			continue; /* a long run of white space: the rest of it is dropped */
+		} else if (col >= RSPAMD_LINE_MAX && vis) {
+			*o++ = '\n';
+			*o++ = ' ';
+			col = 1;
+		}
+		*o++ = ch;
+		col++;
+		vis = vis || !wsp;
+	}
+	*o = '\0';
 	return d;
 }
 
 /* A header value made safe (see struct rspamd_header_add), or NULL when too long. */
-static const char *rspamd_value_dup(struct arena *a, const char *s)
+static const char *rspamd_value_dup(struct arena *a, const char *s, size_t name_len)
 {
 	size_t n = strlen(s);
 	if (n > RSPAMD_VALUE_MAX)
@@ -161,12 +209,14 @@ static const char *rspamd_value_dup(struct arena *a, const char *s)
 		if (ch == '\r')
 			continue;
 		if (ch == '\n') {
-			/* A fold only when white space follows and something after it; else a
-			 * space. */
+			/* A fold only when white space follows, then a visible character on that
+			 * line (RFC 5322 §3.2.2: no line of white space alone), and something
+			 * before it; else a space. */
 			size_t j = i + 1;
 			while (j < n && s[j] == '\r')
 				j++;
-			bool fold = j < n && (s[j] == ' ' || s[j] == '\t') && o > d;
+			bool fold = j < n && (s[j] == ' ' || s[j] == '\t') && o > d &&
+			            rspamd_line_visible(s + j, s + n);
 			*o++ = fold ? '\n' : ' ';
 			continue;
 		}
@@ -175,7 +225,7 @@ static const char *rspamd_value_dup(struct arena *a, const char *s)
 	while (o > d && (o[-1] == ' ' || o[-1] == '\t' || o[-1] == '\n'))
 		o--;
 	*o = '\0';
-	return d;
+	return rspamd_fold(a, d, name_len);
 }
 
 /* A field name: 1 to 200 printable ASCII octets without ':' (RFC 5322 §3.6.8). */
@@ -201,7 +251,7 @@ static void rspamd_add_one(struct arena *a, struct rspamd_verdict *v, const char
 	}
 	if (!json_is_string(value) || v->add_count == RSPAMD_HEADERS_MAX)
 		return;
-	const char *text = rspamd_value_dup(a, json_string_value(value));
+	const char *text = rspamd_value_dup(a, json_string_value(value), strlen(name));
 	if (text == NULL)
 		return;
 	struct rspamd_header_add *h = &v->add[v->add_count++];
@@ -296,10 +346,12 @@ static int rspamd_json(const char *body, size_t len, struct arena *a, struct rsp
 	v->required_score = rspamd_number(json_object_get(root, "required_score"));
 	json_t *subject = json_object_get(root, "subject");
 	if (json_is_string(subject))
-		v->subject = rspamd_line_dup(a, json_string_value(subject), RSPAMD_VALUE_MAX);
+		v->subject = rspamd_fold(
+		    a, rspamd_line_dup(a, json_string_value(subject), RSPAMD_VALUE_MAX, false), 7);
 	json_t *message = json_object_get(json_object_get(root, "messages"), "smtp_message");
 	if (json_is_string(message) && json_string_value(message)[0] != '\0')
-		v->message = rspamd_line_dup(a, json_string_value(message), RSPAMD_MESSAGE_MAX);
+		v->message =
+		    rspamd_line_dup(a, json_string_value(message), RSPAMD_MESSAGE_MAX, true);
 	json_t *symbols = json_object_get(root, "symbols");
 	if (json_is_object(symbols))
 		rspamd_symbols(a, v, symbols);

@@ -18,6 +18,8 @@ struct arena;
 #define RSPAMD_HEADERS_MAX 64         /* header additions and removals kept from one reply */
 #define RSPAMD_VALUE_MAX 8192         /* octets of one header value or the Subject */
 #define RSPAMD_MESSAGE_MAX 400        /* octets of rspamd's SMTP message kept */
+#define RSPAMD_FOLD_AT 78             /* a field line is folded at white space after this */
+#define RSPAMD_LINE_MAX 900           /* and gets a fold inserted at this length */
 
 /* rspamd's actions (the "action" member). */
 enum rspamd_action {
@@ -60,7 +62,8 @@ struct rspamd_symbol {
 
 /* A header field to add: at the end of the header block, or before the order-th field
  * (0 = first) when has_order. The value is made safe: folds are LF + white space, no other
- * control characters, no line that is not a continuation. */
+ * control characters, no line that is not a continuation or has no visible character, and
+ * folded so that lines stay short (RSPAMD_FOLD_AT, RSPAMD_LINE_MAX). */
 struct rspamd_header_add {
 	const char *name, *value;
 	bool has_order;
@@ -77,8 +80,9 @@ struct rspamd_header_remove {
 struct rspamd_verdict {
 	enum rspamd_action action;
 	double score, required_score;
-	const char *subject; /* "rewrite subject": the whole new Subject, or NULL */
-	const char *message; /* messages.smtp_message: one line of printable text, or NULL */
+	const char *subject; /* "rewrite subject": the whole new Subject (folded), or NULL */
+	const char *message; /* messages.smtp_message: one line of printable ASCII (controls
+	                      * and 8-bit octets made '?'), or NULL */
 	struct rspamd_symbol *symbols;
 	size_t symbol_count;
 	struct rspamd_header_add *add;

@@ -106,8 +106,13 @@ static int filter_apply_edits(struct smtp_filter *f, const struct milter_edit *e
 	    body >= 2 && body <= f->map_len && f->map[body - 2] == '\r' && f->map[body - 1] == '\n';
 	if (empty_line)
 		block = body - 2;
+	/* Room for every field the edits write: "Name: ", the value with each LF made CRLF,
+	 * CRLF; and the empty line. */
+	size_t room = 2;
+	for (size_t i = 0; i < n; i++)
+		room += strlen(edits[i].name) + 2 * strlen(edits[i].value) + 5;
 	struct buf head;
-	buf_init(&head, block + 64 * 1024);
+	buf_init(&head, block + room);
 	int ret = milter_edits_apply(f->map, block, edits, n, &head);
 	if (ret == 0 && empty_line)
 		ret = buf_append(&head, "\r\n", 2);
@@ -187,17 +192,20 @@ static const char *const filter_spam_fields[] = {"X-Spam", "X-Spamd-Result", "X-
 struct filter_edits {
 	struct arena *a;
 	struct milter_edit *e;
-	size_t n, cap;
+	size_t n, cap, dropped;
 	const unsigned char *map;
 	struct dkim_field *fields;
 	size_t nfields;
+	size_t trace; /* our trace fields at the top, which rspamd's positions skip */
 };
 
 static void filter_edit(struct filter_edits *ed, char cmd, uint32_t index, const char *name,
                         const char *value)
 {
-	if (ed->n == ed->cap)
-		return; /* more than the message has fields to change: dropped */
+	if (ed->n == ed->cap) {
+		ed->dropped++; /* more than the room computed: counted and logged */
+		return;
+	}
 	ed->e[ed->n++] = (struct milter_edit){.cmd = cmd,
 	                                      .index = index,
 	                                      .name = arena_strdup(ed->a, name),
@@ -216,15 +224,49 @@ static uint32_t filter_count(const struct filter_edits *ed, const char *name)
 	return n;
 }
 
-/* Remove the index-th field of name (0: all of them; negative: from the end). */
+/* How many fields at the top are our own trace fields: Return-Path, our Received and our
+ * Authentication-Results, each at most once, in any order (a milter's insertion above them
+ * ends the run). rspamd's insertion positions count after them, as Postfix hides its own
+ * Received field from filters. */
+static size_t filter_trace_fields(const struct filter_edits *ed)
+{
+	static const char *const names[] = {"Return-Path", "Received", "Authentication-Results"};
+	bool seen[3] = {false, false, false};
+	size_t i = 0;
+	for (; i < ed->nfields; i++) {
+		size_t k = 0;
+		while (k < 3 && !(ed->fields[i].name_len == strlen(names[k]) &&
+		                  strncasecmp((const char *)ed->map + ed->fields[i].start, names[k],
+		                              strlen(names[k])) == 0))
+			k++;
+		if (k == 3 || seen[k])
+			break;
+		seen[k] = true;
+	}
+	return i;
+}
+
+/* Is there already a delete-all edit for this name (any case)? */
+static bool filter_removes_all(const struct filter_edits *ed, const char *name)
+{
+	for (size_t i = 0; i < ed->n; i++)
+		if (ed->e[i].cmd == MILTER_EDIT_DELETE_ALL && strcasecmp(ed->e[i].name, name) == 0)
+			return true;
+	return false;
+}
+
+/* Remove the index-th field of name (0: all of them, one edit applied in one pass, once per
+ * name whatever its case; negative: from the end). */
 static void filter_remove(struct filter_edits *ed, const char *name, long index)
 {
-	uint32_t count = filter_count(ed, name);
 	if (index == 0) {
-		for (uint32_t i = count; i > 0; i--)
-			filter_edit(ed, MILTER_REPLY_CHGHEADER, i, name, "");
+		if (!filter_removes_all(ed, name))
+			filter_edit(ed, MILTER_EDIT_DELETE_ALL, 0, name, "");
 		return;
 	}
+	if (filter_removes_all(ed, name))
+		return;
+	uint32_t count = filter_count(ed, name);
 	if (index < 0)
 		index = (long)count + index + 1;
 	if (index >= 1 && index <= (long)count)
@@ -263,7 +305,9 @@ static void filter_rspamd_edits(struct filter_edits *ed, const struct rspamd_ver
 		filter_remove(ed, filter_spam_fields[i], 0);
 	for (size_t i = 0; i < v->remove_count; i++)
 		filter_remove(ed, v->remove[i].name, v->remove[i].index);
-	if (v->action == RSPAMD_REWRITE_SUBJECT && v->subject != NULL) {
+	/* An empty Subject from rspamd would delete ours (CHGHEADER with ""): not written. */
+	if (v->action == RSPAMD_REWRITE_SUBJECT && v->subject != NULL &&
+	    strspn(v->subject, " \t\n") < strlen(v->subject)) {
 		if (filter_count(ed, "Subject") > 0)
 			filter_edit(ed, MILTER_REPLY_CHGHEADER, 1, "Subject", v->subject);
 		else
@@ -272,7 +316,8 @@ static void filter_rspamd_edits(struct filter_edits *ed, const struct rspamd_ver
 	for (size_t i = 0; i < v->add_count; i++)
 		filter_edit(ed,
 		            v->add[i].has_order ? MILTER_REPLY_INSHEADER : MILTER_REPLY_ADDHEADER,
-		            v->add[i].order, v->add[i].name, v->add[i].value);
+		            v->add[i].has_order ? (uint32_t)(v->add[i].order + ed->trace) : 0,
+		            v->add[i].name, v->add[i].value);
 	if (spam && !filter_rspamd_adds(v, "X-Spam"))
 		filter_edit(ed, MILTER_REPLY_ADDHEADER, 0, "X-Spam", "Yes");
 	if (!filter_rspamd_adds(v, "X-Spamd-Result"))
@@ -289,9 +334,6 @@ static size_t filter_rspamd_apply(struct smtp_filter *f, const struct rspamd_ver
 {
 	struct smtp_session *s = f->s;
 	switch (v->action) {
-	case RSPAMD_GREYLIST:
-		f->reply = "451 4.7.1 Greylisted, try again later";
-		return 0;
 	case RSPAMD_SOFT_REJECT:
 		f->reply = filter_refusal(s, "451 4.7.1", v->message, "Try again later");
 		return 0;
@@ -304,22 +346,37 @@ static size_t filter_rspamd_apply(struct smtp_filter *f, const struct rspamd_ver
 	default:
 		break;
 	}
-	bool spam = v->action != RSPAMD_NO_ACTION;
+	/* "greylist" is accepted as rspamd's own milter proxy does: rspamd's greylisting
+	 * module asks for a retry with "soft reject". */
+	bool spam = v->action != RSPAMD_NO_ACTION && v->action != RSPAMD_GREYLIST;
 	if (v->action == RSPAMD_QUARANTINE || (spam && s->conf->rspamd_junk))
 		f->junk = true;
 	struct filter_edits ed = {.a = arena_new(8192), .map = f->map};
 	size_t body;
 	ed.nfields = filter_fields(f, ed.a, &ed.fields, &body);
-	/* Room: removals take at most one edit per field (names differ), additions are
-	 * bounded by RSPAMD_HEADERS_MAX, ours and the Subject are a few. */
-	ed.cap = 2 * ed.nfields + RSPAMD_HEADERS_MAX + 16;
+	ed.trace = filter_trace_fields(&ed);
+	/* Room: one edit per removal and per addition (each at most RSPAMD_HEADERS_MAX), ours
+	 * and the Subject are a few. */
+	ed.cap = 2 * RSPAMD_HEADERS_MAX + 16;
 	ed.e = arena_alloc(ed.a, ed.cap * sizeof(*ed.e));
 	filter_rspamd_edits(&ed, v, spam);
+	if (ed.dropped > 0)
+		SMTP_LOG(s, "event=rspamd-edits id=%s dropped=%zu", s->msgid, ed.dropped);
 	size_t n = ed.n;
 	if (n > 0 && filter_apply_edits(f, ed.e, n) != 0)
 		f->reply = "451 4.3.0 Local error: cannot write spool file";
 	arena_free(&ed.a);
 	return n;
+}
+
+/* The client left while a filter worked: say so (the message is not stored). The
+ * connection may be gone: the session id comes from the message id ("SESSION.N"). */
+static void filter_client_gone(struct smtp_filter *f, const char *filter, const char *action)
+{
+	const char *id = f->s->msgid, *dot = strrchr(id, '.');
+	log_info("session=%.*s proto=smtp event=%s id=%s action=\"%s\" client=\"gone\"",
+	         dot != NULL ? (int)(dot - id) : (int)strlen(id), id, filter, id, action);
+	filter_end(f);
 }
 
 static void filter_rspamd_done(const struct rspamd_verdict *v, const char *failure, void *ctx)
@@ -328,7 +385,7 @@ static void filter_rspamd_done(const struct rspamd_verdict *v, const char *failu
 	struct smtp_session *s = f->s;
 	f->rspamd = NULL;
 	if (s->closed) {
-		filter_end(f);
+		filter_client_gone(f, "rspamd", v != NULL ? rspamd_action_name(v->action) : "none");
 		return;
 	}
 	size_t changes = 0;

@@ -13,6 +13,10 @@ for GET /requests (JSON list, the newest last). Run with start() in a thread.
   hang         waits 4 s before answering (beyond the server's rspamd_timeout)
   malformed    a 200 response whose body is not JSON
   close        closes the connection without a response
+  manyedits    add header, removing X-Spam under two spellings, with 64 additions
+  emptysubject rewrite subject with an empty "subject"
+  bigadds      no action with 28 added fields of 8000 octets each
+  smtpmsg      reject with an SMTP message holding 8-bit octets and control characters
 """
 
 import json
@@ -47,6 +51,20 @@ def verdict(word, subject):
                 "messages": {"smtp_message": "Gtube pattern, says the fake"}}
     if word == "plainreject":
         return {"action": "reject", "score": 20.0, "required_score": 15.0}
+    if word == "manyedits":
+        return {"action": "add header", "score": 8.0, "required_score": 15.0,
+                "milter": {"remove_headers": {"X-Spam": 0, "x-spam": 0},
+                           "add_headers": {"X-Add-%02d" % i: "v" for i in range(64)}}}
+    if word == "bigadds":
+        return {"action": "no action", "score": 0.5, "required_score": 15.0,
+                "milter": {"add_headers": {"X-Big-%02d" % i: "word " * 1600
+                                           for i in range(28)}}}
+    if word == "emptysubject":
+        return {"action": "rewrite subject", "score": 9.0, "required_score": 15.0,
+                "subject": ""}
+    if word == "smtpmsg":
+        return {"action": "reject", "score": 20.0, "required_score": 15.0,
+                "messages": {"smtp_message": "Spam \u00e9t\u00e9\u0007 here\tx"}}
     return {"action": "no action", "score": 0.0, "required_score": 15.0}
 
 

@@ -151,7 +151,7 @@ static void test_members(void **state)
 	assert_int_equal(v.action, RSPAMD_REWRITE_SUBJECT);
 	assert_true(v.score == 7.5 && v.required_score == 15.0);
 	assert_string_equal(v.subject, "*** SPAM *** hi  Bcc: x");
-	assert_string_equal(v.message, "Go away now");
+	assert_string_equal(v.message, "Go away?now");
 	assert_int_equal(v.symbol_count, 2);
 	assert_string_equal(v.symbols[0].name, "GTUBE");
 	assert_true(v.symbols[0].score == 0.5);
@@ -172,12 +172,76 @@ static void test_members(void **state)
 	assert_int_equal(v.remove[0].index, 0);
 	assert_string_equal(v.remove[1].name, "X-Old");
 	assert_int_equal(v.remove[1].index, -1);
+	/* A continuation line of white space alone is not written (RFC 5322 §3.2.2). */
+	assert_int_equal(parse(a,
+	                       "{\"action\": \"no action\", \"milter\": {\"add_headers\":"
+	                       " {\"X-Ws\": \"a\\n \\n b\\n\\t\\t\\n\\tc\\n \"}}}",
+	                       &v, &err),
+	                 1);
+	assert_int_equal(v.add_count, 1);
+	assert_string_equal(v.add[0].value, "a  \n b \t\t\n\tc");
+	/* rspamd's SMTP message: ASCII only, 8-bit octets and controls made '?'. */
+	assert_int_equal(parse(a,
+	                       "{\"action\": \"reject\", \"messages\": {\"smtp_message\":"
+	                       " \"\u00e9t\u00e9\\u0007 ok\\t!\"}}",
+	                       &v, &err),
+	                 1);
+	assert_string_equal(v.message, "??t??? ok?!");
 	/* Nothing but the action: the rest is empty. */
 	assert_int_equal(
 	    parse(a, "{\"action\": \"no action\", \"milter\": 3, \"symbols\": []}", &v, &err), 1);
 	assert_null(v.subject);
 	assert_null(v.message);
 	assert_int_equal(v.symbol_count + v.add_count + v.remove_count, 0);
+	arena_free(&a);
+}
+
+/* Every line of a field "Name: value" at most max octets, and each continuation line
+ * starts with white space and holds a visible character. */
+static void assert_lines(const char *name, const char *value, size_t max)
+{
+	size_t col = strlen(name) + 2;
+	for (const char *p = value;; p++) {
+		if (*p == '\0' || *p == '\n') {
+			assert_true(col <= max);
+			if (*p == '\0')
+				return;
+			assert_true(p[1] == ' ' || p[1] == '\t');
+			col = 0;
+			continue;
+		}
+		col++;
+	}
+}
+
+static void test_folding(void **state)
+{
+	(void)state;
+	struct arena *a = arena_new(4096);
+	struct rspamd_verdict v;
+	const char *err = NULL;
+	static char body[40000], words[8000], solid[8001];
+	for (size_t i = 0; i + 5 < sizeof(words); i += 5)
+		memcpy(words + i, "word ", 5);
+	words[sizeof(words) - 6] = '\0';
+	memset(solid, 'x', sizeof(solid) - 1);
+	snprintf(body, sizeof(body),
+	         "{\"action\": \"rewrite subject\", \"subject\": \"%s\", \"milter\":"
+	         " {\"add_headers\": {\"X-Words\": \"%s\", \"X-Solid\": \"%s\"}}}",
+	         words, words, solid);
+	assert_int_equal(parse(a, body, &v, &err), 1);
+	assert_int_equal(v.add_count, 2);
+	/* At white space: lines of about 78 octets, and nothing lost but the folds. */
+	assert_lines("X-Words", v.add[0].value, 84);
+	assert_lines("Subject", v.subject, 84);
+	assert_non_null(strchr(v.add[0].value, '\n'));
+	size_t letters = 0;
+	for (const char *p = v.add[0].value; *p != '\0'; p++)
+		letters += *p == 'w';
+	assert_int_equal(letters, 1599);
+	/* No white space: a fold inserted before RFC 5322's 998. */
+	assert_lines("X-Solid", v.add[1].value, RSPAMD_LINE_MAX + 1);
+	assert_true(strlen(v.add[1].value) > 8000);
 	arena_free(&a);
 }
 
@@ -209,20 +273,40 @@ static void test_framing(void **state)
 	const char *lf = "HTTP/1.1 200 OK\nContent-Length: 23\n\n{\"action\": \"no action\"}";
 	assert_int_equal(
 	    rspamd_proto_parse((const unsigned char *)lf, strlen(lf), false, a, &v, &err), 1);
-	static const char *const bad[] = {
-	    "HTTP/1.1 500 Internal error\r\nContent-Length: 2\r\n\r\n{}",
-	    "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n5\r\n{}",
-	    "HTTP/1.1 200 OK\r\nCompression: zstd\r\nContent-Length: 2\r\n\r\n{}",
-	    "HTTP/1.1 200 OK\r\nContent-Length: 1x\r\n\r\n{}",
-	    "HTTP/1.1 200 OK\r\nContent-Length: 99999999999999999999999\r\n\r\n{}",
-	    "HTTP/1.1 200 OK\r\nContent-Length: 9999999\r\n\r\n{}",
-	    "SMTP/1.1 200 OK\r\n\r\n{}",
-	    "HTTP/1.1 2000 OK\r\n\r\n{}",
+	/* Each refused for its own reason: the body alone would be a verdict. */
+	static const struct {
+		const char *resp, *error;
+	} bad[] = {
+	    {"HTTP/1.1 500 Internal error\r\nContent-Length: 22\r\n\r\n{\"action\":\"no action\"}",
+	     "HTTP status is not 200"},
+	    {"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n{\"action\":\"no action\"}",
+	     "the response is chunked or compressed"},
+	    {"HTTP/1.1 200 OK\r\nCompression: zstd\r\nContent-Length: 22\r\n\r\n"
+	     "{\"action\":\"no action\"}",
+	     "the response is chunked or compressed"},
+	    {"HTTP/1.1 200 OK\r\nContent-Length: 1x\r\n\r\n{\"action\":\"no action\"}",
+	     "bad Content-Length"},
+	    {"HTTP/1.1 200 OK\r\nContent-Length: 99999999999999999999999\r\n\r\n"
+	     "{\"action\":\"no action\"}",
+	     "bad Content-Length"},
+	    {"HTTP/1.1 200 OK\r\nContent-Length: 9999999\r\n\r\n{\"action\":\"no action\"}",
+	     "the response is larger than the limit"},
+	    {"SMTP/1.1 200 OK\r\n\r\n{\"action\":\"no action\"}", "not an HTTP response"},
+	    {"HTTP/1.1 2000 OK\r\n\r\n{\"action\":\"no action\"}", "HTTP status is not 200"},
 	};
-	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++)
-		assert_int_equal(rspamd_proto_parse((const unsigned char *)bad[i], strlen(bad[i]),
-		                                    true, a, &v, &err),
+	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+		err = NULL;
+		assert_int_equal(rspamd_proto_parse((const unsigned char *)bad[i].resp,
+		                                    strlen(bad[i].resp), true, a, &v, &err),
 		                 -1);
+		assert_non_null(err);
+		assert_string_equal(err, bad[i].error);
+	}
+	/* The same body with a plain head is a verdict. */
+	const char *good =
+	    "HTTP/1.1 200 OK\r\nContent-Length: 22\r\n\r\n{\"action\":\"no action\"}";
+	assert_int_equal(
+	    rspamd_proto_parse((const unsigned char *)good, strlen(good), true, a, &v, &err), 1);
 	/* Larger than the limit, even without the end of the head. */
 	static unsigned char big[RSPAMD_REPLY_MAX + 1];
 	memset(big, 'x', sizeof(big));
@@ -234,9 +318,8 @@ static void test_framing(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-	    cmocka_unit_test(test_request),
-	    cmocka_unit_test(test_actions),
-	    cmocka_unit_test(test_members),
+	    cmocka_unit_test(test_request), cmocka_unit_test(test_actions),
+	    cmocka_unit_test(test_members), cmocka_unit_test(test_folding),
 	    cmocka_unit_test(test_framing),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
