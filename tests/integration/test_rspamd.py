@@ -204,6 +204,34 @@ def free_port():
         return s.getsockname()[1]
 
 
+def test_client_leaves_while_rspamd_works(server, fake):
+    """The client disconnects while rspamd is still working (the fake waits 4 s, beyond
+    rspamd_timeout): the server lives on, finishes the exchange with rspamd (its default
+    action), stores nothing and goes on serving."""
+    offset = len(server.log_text())
+    asked = len(fake[0].requests)
+    tag = unique("gone")
+    s = smtplib.SMTP(HOST, server.smtp_port, timeout=30, local_hostname="client.test")
+    s.ehlo()
+    assert s.mail("a@example.org")[0] == 250
+    assert s.rcpt(DEMO)[0] == 250
+    assert s.docmd("DATA")[0] == 354
+    s.send(b"From: <a@example.org>\r\nSubject: hang %s\r\n\r\nx\r\n.\r\n" % tag.encode())
+    deadline = time.monotonic() + 10
+    while len(fake[0].requests) == asked:  # rspamd has the message
+        assert time.monotonic() < deadline
+        time.sleep(0.05)
+    s.sock.close()
+    deadline = time.monotonic() + 15
+    while "event=rspamd " not in server.log_text()[offset:]:
+        assert time.monotonic() < deadline, server.log_text()[offset:]
+        time.sleep(0.1)
+    assert server.proc.poll() is None
+    assert stored(server, tag) == {}
+    tag = send(server, "clean")
+    assert "INBOX" in stored(server, tag)
+
+
 def test_check_config_validates_the_filter_addresses(server):
     from conftest import run_cli
     base = server.conf.read_text()
@@ -359,3 +387,4 @@ def test_real_rspamd_rejects_gtube(server, real_rspamd):
     raw = next(iter(got.values()))
     assert any(h.startswith("X-Rspamd-Score: ") for h in head_of(raw))
     assert any(h.startswith("X-Spamd-Result: default: ") for h in head_of(raw))
+
