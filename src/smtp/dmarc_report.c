@@ -11,6 +11,7 @@
 #include "core/date.h"
 #include "core/gzip.h"
 #include "core/xmalloc.h"
+#include "smtp/report_mail.h"
 #include "core/banned.h"
 
 /* ---- rua= ---- */
@@ -316,50 +317,23 @@ void dmarc_report_filename(const char *receiver, const char *domain, int64_t beg
 
 int dmarc_report_mail_build(const struct dmarc_report_mail *m, struct buf *out)
 {
-	char boundary[80], date[DATE_RFC5322_MAX], name[600];
+	char boundary[80], name[600], type[640];
 	snprintf(boundary, sizeof(boundary), "=_dmarc_%lld_%lld", (long long)m->begin,
 	         (long long)m->now);
-	date_rfc5322(m->now, date);
 	dmarc_report_filename(m->submitter, m->domain, m->begin, m->end, name, sizeof(name));
-	if (buf_printf(out,
-	               "From: <%s>\r\n"
-	               "To: <%s>\r\n"
-	               "Date: %s\r\n"
-	               "Subject: Report Domain: %s Submitter: %s Report-ID: <%s>\r\n"
-	               "Message-ID: <%s>\r\n"
-	               "Auto-Submitted: auto-generated\r\n"
-	               "MIME-Version: 1.0\r\n"
-	               "Content-Type: multipart/mixed;\r\n"
-	               "\tboundary=\"%s\"\r\n"
-	               "\r\n"
-	               "This is a multipart message in MIME format.\r\n"
-	               "\r\n"
-	               "--%s\r\n"
-	               "Content-Type: text/plain; charset=\"us-ascii\"\r\n"
-	               "Content-Transfer-Encoding: 7bit\r\n"
-	               "\r\n"
-	               "This is a DMARC aggregate report (RFC 7489) from %s about %s.\r\n"
-	               "\r\n"
-	               "--%s\r\n"
-	               "Content-Type: application/gzip;\r\n"
-	               "\tname=\"%s\"\r\n"
-	               "Content-Transfer-Encoding: base64\r\n"
-	               "Content-Disposition: attachment;\r\n"
-	               "\tfilename=\"%s\"\r\n"
-	               "\r\n",
-	               m->from, m->to, date, m->domain, m->submitter, m->report_id, m->report_id,
-	               boundary, boundary, m->submitter, m->domain, boundary, name, name) < 0)
-		return -1;
-	char *b64 = base64_encode_dup(m->gz, m->gz_len);
-	size_t n = strlen(b64);
-	int ret = 0;
-	for (size_t i = 0; i < n && ret == 0; i += 76)
-		ret = buf_append(out, b64 + i, n - i < 76 ? n - i : 76) < 0 ||
-		              buf_puts(out, "\r\n") < 0
-		          ? -1
-		          : 0;
-	free(b64);
-	if (ret < 0 || buf_printf(out, "\r\n--%s--\r\n", boundary) < 0)
-		return -1;
-	return 0;
+	snprintf(type, sizeof(type), "application/gzip;\r\n\tname=\"%s\"", name);
+	struct report_mail r = {.from = m->from,
+	                        .to = m->to,
+	                        .domain = m->domain,
+	                        .submitter = m->submitter,
+	                        .report_id = m->report_id,
+	                        .now = m->now,
+	                        .type = "multipart/mixed",
+	                        .boundary = boundary,
+	                        .what = "a DMARC aggregate report (RFC 7489)",
+	                        .part_type = type,
+	                        .filename = name,
+	                        .gz = m->gz,
+	                        .gz_len = m->gz_len};
+	return report_mail_build(&r, out);
 }

@@ -398,8 +398,8 @@ struct outbound *outbound_new(struct net_server *server, struct store *store,
 	ob->loop = net_server_loop(server, 0);
 	ob->store = store;
 	ob->slot = slot;
-	ob->tlsrpt_delay = -1;
-	ob->dmarc_delay = -1;
+	outbound_daily_init(&ob->tlsrpt_daily);
+	outbound_daily_init(&ob->dmarc_daily);
 	struct conf *conf = conf_slot_get(slot);
 	if (outbound_check_conf(conf, error_r) < 0) {
 		conf_free(&conf);

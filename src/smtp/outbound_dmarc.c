@@ -13,7 +13,6 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
-#include <sys/random.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -350,55 +349,30 @@ static void dmarc_daily_done(void *ctx, size_t sent)
 	log_info("event=dmarc-report-day result=done reports=%zu", sent);
 }
 
+static bool dmarc_daily_send(const struct conf *conf)
+{
+	return conf->dmarc_report_send;
+}
+
+static const struct ob_daily_kind dmarc_daily = {
+    .event = "dmarc-report-day", .setting = "dmarc_report_send", .send = dmarc_daily_send};
+
 void outbound_dmarc_claimed(struct outbound *ob, struct ob_op *o)
 {
-	ob->dmarc_claiming = false;
-	if (o->op.result < 0) {
-		log_error("event=dmarc-report-day result=failed error=\"%s\"", o->op.error);
-		ob->dmarc_day = 0; /* try again at the next tick */
-		return;
-	}
-	struct conf *conf = conf_slot_get(ob->slot);
-	char day[11];
-	tlsrpt_day_text((int64_t)o->op.id, day);
-	if (o->op.changed == 0 || !conf->dmarc_report_send || ob->dmarc_run != NULL ||
-	    outbound_stopping(ob)) {
-		log_info("event=dmarc-report-day day=%s result=%s", day,
-		         o->op.changed == 0         ? "claimed-before"
-		         : !conf->dmarc_report_send ? "not-sent (dmarc_report_send = no)"
-		                                    : "busy");
-		conf_free(&conf);
-		return;
-	}
-	log_info("event=dmarc-report-day day=%s result=sending", day);
-	ob->dmarc_run = outbound_dmarc_run_start(ob->loop, ob->dns, ob->store, conf,
-	                                         (int64_t)o->op.id, ob, dmarc_daily_done, ob);
+	struct conf *conf =
+	    outbound_daily_claimed(ob, &ob->dmarc_daily, &dmarc_daily, o, ob->dmarc_run != NULL);
+	if (conf != NULL)
+		ob->dmarc_run =
+		    outbound_dmarc_run_start(ob->loop, ob->dns, ob->store, conf, (int64_t)o->op.id,
+		                             ob, dmarc_daily_done, ob);
 }
 
 void outbound_dmarc_tick(struct outbound *ob)
 {
-	int64_t now = (int64_t)time(NULL);
-	int64_t today = now / 86400;
-	if (ob->dmarc_claiming || ob->dmarc_day == today)
+	struct ob_op *o = outbound_daily_tick(&ob->dmarc_daily, STORE_QUEUE_DMARC_DAY);
+	if (o == NULL)
 		return;
-	/* As TLS-RPT: a few random minutes after midnight; at start-up at once. */
-	if (ob->dmarc_day != 0) {
-		if (ob->dmarc_delay < 0) {
-			uint32_t r = 0;
-			if (getrandom(&r, sizeof(r), 0) != (ssize_t)sizeof(r))
-				r = 0;
-			ob->dmarc_delay = (int64_t)(r % 600);
-		}
-		if (now - today * 86400 < ob->dmarc_delay)
-			return;
-	}
-	ob->dmarc_day = today;
-	ob->dmarc_delay = -1;
-	ob->dmarc_claiming = true;
 	struct conf *conf = conf_slot_get(ob->slot);
-	struct ob_op *o = xcalloc(1, sizeof(*o));
-	o->op.action = STORE_QUEUE_DMARC_DAY;
-	o->op.id = (uint64_t)(today - 1);
 	o->op.dmarc_keep_days = conf->dmarc_report_keep_days;
 	conf_free(&conf);
 	outbound_queue_op(ob, o);

@@ -142,6 +142,13 @@ struct ob_job {
 	size_t tlsrpt_count;
 };
 
+/* outbound_daily.c: the schedule of a daily report (TLS-RPT, DMARC aggregate) */
+struct ob_daily {
+	int64_t day;   /* the last UTC day whose previous day was claimed; 0: none yet */
+	int64_t delay; /* seconds after midnight to wait today; -1: not drawn yet */
+	bool claiming; /* the claim is in flight */
+};
+
 struct outbound {
 	struct net_server *server;
 	struct net_loop *loop;
@@ -172,13 +179,11 @@ struct outbound {
 	unsigned in_flight; /* store operations, reads and DSN deliveries not completed */
 	bool stopping;
 	bool due_ready; /* the due read finished */
-	/* TLS-RPT: the last UTC day whose previous day was claimed, the report run */
-	int64_t tlsrpt_day, tlsrpt_delay;
-	bool tlsrpt_claiming;
+	/* TLS-RPT: its daily schedule, the report run */
+	struct ob_daily tlsrpt_daily;
 	struct outbound_tlsrpt_run *tlsrpt_run;
 	/* DMARC aggregate reports: the same for outbound_dmarc.c */
-	int64_t dmarc_day, dmarc_delay;
-	bool dmarc_claiming;
+	struct ob_daily dmarc_daily;
 	struct outbound_dmarc_run *dmarc_run;
 };
 
@@ -275,6 +280,22 @@ void outbound_tlsrpt_claimed(struct outbound *ob, struct ob_op *o);
 /* outbound_dmarc.c: the daily claim and run of DMARC aggregate reports */
 void outbound_dmarc_tick(struct outbound *ob);
 void outbound_dmarc_claimed(struct outbound *ob, struct ob_op *o);
+
+/* outbound_daily.c: a daily report's schedule, for the reports' modules. */
+struct ob_daily_kind {
+	const char *event;   /* the log event, "tlsrpt-day" */
+	const char *setting; /* the setting that turns sending on, "tlsrpt_send" */
+	bool (*send)(const struct conf *conf); /* is it on? */
+};
+void outbound_daily_init(struct ob_daily *d);
+/* Every poll: a new claim of yesterday (action, op.id the day) for the caller to complete
+ * and queue, or NULL when it is not time (claimed today, a claim in flight, the delay). */
+struct ob_op *outbound_daily_tick(struct ob_daily *d, enum store_queue_action action);
+/* The claim o completed (logged): the conf (the caller's) to start the day's run with, or
+ * NULL when this process does not send (failed, claimed before, sending off, busy, stopping). */
+struct conf *outbound_daily_claimed(struct outbound *ob, struct ob_daily *d,
+                                    const struct ob_daily_kind *kind, const struct ob_op *o,
+                                    bool busy);
 
 /* outbound_own.c: store a mail the server wrote (a report) for rcpt: into the account of a
  * local rcpt, else into the outbound queue, with Return-Path: <from> on top; counted in

@@ -15,7 +15,6 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
-#include <sys/random.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -580,57 +579,30 @@ static void tlsrpt_daily_done(void *ctx, size_t sent)
 	log_info("event=tlsrpt-day result=done reports=%zu", sent);
 }
 
+static bool tlsrpt_daily_send(const struct conf *conf)
+{
+	return conf->tlsrpt_send;
+}
+
+static const struct ob_daily_kind tlsrpt_daily = {
+    .event = "tlsrpt-day", .setting = "tlsrpt_send", .send = tlsrpt_daily_send};
+
 void outbound_tlsrpt_claimed(struct outbound *ob, struct ob_op *o)
 {
-	ob->tlsrpt_claiming = false;
-	if (o->op.result < 0) {
-		log_error("event=tlsrpt-day result=failed error=\"%s\"", o->op.error);
-		ob->tlsrpt_day = 0; /* try again at the next tick */
-		return;
-	}
-	struct conf *conf = conf_slot_get(ob->slot);
-	char day[11];
-	tlsrpt_day_text((int64_t)o->op.id, day);
-	if (o->op.changed == 0 || !conf->tlsrpt_send || ob->tlsrpt_run != NULL ||
-	    outbound_stopping(ob)) {
-		log_info("event=tlsrpt-day day=%s result=%s", day,
-		         o->op.changed == 0   ? "claimed-before"
-		         : !conf->tlsrpt_send ? "not-sent (tlsrpt_send = no)"
-		                              : "busy");
-		conf_free(&conf);
-		return;
-	}
-	log_info("event=tlsrpt-day day=%s result=sending", day);
-	ob->tlsrpt_run = outbound_tlsrpt_run_start(ob->loop, ob->dns, ob->tls, ob->store, conf,
-	                                           (int64_t)o->op.id, ob, tlsrpt_daily_done, ob);
+	struct conf *conf =
+	    outbound_daily_claimed(ob, &ob->tlsrpt_daily, &tlsrpt_daily, o, ob->tlsrpt_run != NULL);
+	if (conf != NULL)
+		ob->tlsrpt_run =
+		    outbound_tlsrpt_run_start(ob->loop, ob->dns, ob->tls, ob->store, conf,
+		                              (int64_t)o->op.id, ob, tlsrpt_daily_done, ob);
 }
 
 void outbound_tlsrpt_tick(struct outbound *ob)
 {
-	int64_t now = (int64_t)time(NULL);
-	int64_t today = now / 86400;
-	if (ob->tlsrpt_claiming || ob->tlsrpt_day == today)
+	struct ob_op *o = outbound_daily_tick(&ob->tlsrpt_daily, STORE_QUEUE_TLSRPT_DAY);
+	if (o == NULL)
 		return;
-	/* Shortly after midnight: a few random minutes in, so that the nodes of a cluster
-	 * and the servers of the world do not all send at once. At start-up: at once (the
-	 * previous day is reported if nobody did). */
-	if (ob->tlsrpt_day != 0) {
-		if (ob->tlsrpt_delay < 0) {
-			uint32_t r = 0;
-			if (getrandom(&r, sizeof(r), 0) != (ssize_t)sizeof(r))
-				r = 0;
-			ob->tlsrpt_delay = (int64_t)(r % 600);
-		}
-		if (now - today * 86400 < ob->tlsrpt_delay)
-			return;
-	}
-	ob->tlsrpt_day = today;
-	ob->tlsrpt_delay = -1;
-	ob->tlsrpt_claiming = true;
 	struct conf *conf = conf_slot_get(ob->slot);
-	struct ob_op *o = xcalloc(1, sizeof(*o));
-	o->op.action = STORE_QUEUE_TLSRPT_DAY;
-	o->op.id = (uint64_t)(today - 1);
 	o->op.tlsrpt_keep_days = conf->tlsrpt_keep_days;
 	conf_free(&conf);
 	outbound_queue_op(ob, o);

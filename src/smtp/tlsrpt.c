@@ -14,6 +14,7 @@
 #include "core/json.h"
 #include "core/gzip.h"
 #include "core/xmalloc.h"
+#include "smtp/report_mail.h"
 #include "core/banned.h"
 
 /* ---- the TXT record (RFC 8460 §3) ---- */
@@ -412,62 +413,34 @@ int tlsrpt_gzip(const void *data, size_t len, struct buf *out)
 	return len > TLSRPT_REPORT_MAX ? -1 : gzip_compress(data, len, out);
 }
 
-static int tlsrpt_mail_head(const struct tlsrpt_mail *m, const char *boundary, struct buf *out)
-{
-	char date[DATE_RFC5322_MAX];
-	date_rfc5322(m->now, date);
-	return buf_printf(out,
-	                  "From: <%s>\r\n"
-	                  "To: <%s>\r\n"
-	                  "Date: %s\r\n"
-	                  "Subject: Report Domain: %s Submitter: %s Report-ID: <%s>\r\n"
-	                  "Message-ID: <%s>\r\n"
-	                  "TLS-Report-Domain: %s\r\n"
-	                  "TLS-Report-Submitter: %s\r\n"
-	                  "Auto-Submitted: auto-generated\r\n"
-	                  "MIME-Version: 1.0\r\n"
-	                  "Content-Type: multipart/report; report-type=\"tlsrpt\";\r\n"
-	                  "\tboundary=\"%s\"\r\n"
-	                  "\r\n"
-	                  "This is a multipart message in MIME format.\r\n"
-	                  "\r\n"
-	                  "--%s\r\n"
-	                  "Content-Type: text/plain; charset=\"us-ascii\"\r\n"
-	                  "Content-Transfer-Encoding: 7bit\r\n"
-	                  "\r\n"
-	                  "This is an aggregate TLS report (RFC 8460) from %s about %s.\r\n"
-	                  "\r\n",
-	                  m->from, m->to, date, m->domain, m->submitter, m->report_id, m->report_id,
-	                  m->domain, m->submitter, boundary, boundary, m->submitter, m->domain);
-}
-
 int tlsrpt_mail_build(const struct tlsrpt_mail *m, struct buf *out)
 {
 	char boundary[80];
 	snprintf(boundary, sizeof(boundary), "=_tlsrpt_%lld_%lld", (long long)m->day,
 	         (long long)m->now);
 	int64_t begin = m->day * 86400;
-	if (tlsrpt_mail_head(m, boundary, out) < 0 ||
-	    buf_printf(out,
-	               "--%s\r\n"
-	               "Content-Type: application/tlsrpt+gzip\r\n"
-	               "Content-Transfer-Encoding: base64\r\n"
-	               "Content-Disposition: attachment;\r\n"
-	               "\tfilename=\"%s!%s!%lld!%lld.json.gz\"\r\n"
-	               "\r\n",
-	               boundary, m->submitter, m->domain, (long long)begin,
-	               (long long)(begin + 86399)) < 0)
+	struct buf name; /* as long as the submitter is */
+	buf_init(&name, out->max);
+	if (buf_printf(&name, "%s!%s!%lld!%lld.json.gz", m->submitter, m->domain, (long long)begin,
+	               (long long)(begin + 86399)) < 0) {
+		buf_free(&name);
 		return -1;
-	char *b64 = base64_encode_dup(m->gz, m->gz_len);
-	size_t n = strlen(b64);
-	int ret = 0;
-	for (size_t i = 0; i < n && ret == 0; i += 76)
-		ret = buf_append(out, b64 + i, n - i < 76 ? n - i : 76) < 0 ||
-		              buf_puts(out, "\r\n") < 0
-		          ? -1
-		          : 0;
-	free(b64);
-	if (ret < 0 || buf_printf(out, "\r\n--%s--\r\n", boundary) < 0)
-		return -1;
-	return 0;
+	}
+	struct report_mail r = {.from = m->from,
+	                        .to = m->to,
+	                        .domain = m->domain,
+	                        .submitter = m->submitter,
+	                        .report_id = m->report_id,
+	                        .now = m->now,
+	                        .field_prefix = "TLS-Report",
+	                        .type = "multipart/report; report-type=\"tlsrpt\"",
+	                        .boundary = boundary,
+	                        .what = "an aggregate TLS report (RFC 8460)",
+	                        .part_type = "application/tlsrpt+gzip",
+	                        .filename = buf_cstr(&name),
+	                        .gz = m->gz,
+	                        .gz_len = m->gz_len};
+	int ret = report_mail_build(&r, out);
+	buf_free(&name);
+	return ret;
 }
