@@ -719,6 +719,44 @@ static int conf_parse_rspamd_url(struct conf *c, const char *v)
 	return 0;
 }
 
+/* The enum settings: each one's words in the order of its enum's values (0, 1, ...). */
+static const struct conf_enum {
+	enum conf_type type;
+	const char *expected; /* the error when the value is none of the words */
+	const char *words[4]; /* NULL-terminated */
+} conf_enums[] = {
+    {T_BARE_LF, "expected reject or normalize", {"reject", "normalize", NULL}},
+    {T_MILTER_ACTION,
+     "expected tempfail, accept or reject",
+     {"tempfail", "accept", "reject", NULL}},
+    {T_OUTBOUND_IP, "expected any, ipv4 or ipv6", {"any", "ipv4", "ipv6", NULL}},
+};
+_Static_assert(CONF_BARE_LF_NORMALIZE == 1 && CONF_MILTER_ACCEPT == 1 && CONF_MILTER_REJECT == 2 &&
+                   CONF_OUTBOUND_IP_V4 == 1 && CONF_OUTBOUND_IP_V6 == 2,
+               "conf_enums lists the words in the order of the enums' values");
+_Static_assert(sizeof(enum conf_bare_lf) == sizeof(int) &&
+                   sizeof(enum conf_milter_action) == sizeof(int) &&
+                   sizeof(enum conf_outbound_ip) == sizeof(int),
+               "an enum setting is set through an int");
+
+static int conf_set_enum(enum conf_type type, int *field, const char *v, const char **why_r)
+{
+	for (size_t i = 0; i < sizeof(conf_enums) / sizeof(conf_enums[0]); i++) {
+		const struct conf_enum *e = &conf_enums[i];
+		if (e->type != type)
+			continue;
+		for (int w = 0; e->words[w] != NULL; w++)
+			if (strcmp(v, e->words[w]) == 0) {
+				*field = w;
+				return 0;
+			}
+		*why_r = e->expected;
+		return -1;
+	}
+	*why_r = "not an enum setting";
+	return -1;
+}
+
 static int conf_set(struct conf *c, const struct conf_key *k, const char *v, const char *base,
                     const char **why_r)
 {
@@ -754,39 +792,9 @@ static int conf_set(struct conf *c, const struct conf_key *k, const char *v, con
 		}
 		return 0;
 	case T_BARE_LF:
-		if (strcmp(v, "reject") == 0)
-			*(enum conf_bare_lf *)field = CONF_BARE_LF_REJECT;
-		else if (strcmp(v, "normalize") == 0)
-			*(enum conf_bare_lf *)field = CONF_BARE_LF_NORMALIZE;
-		else {
-			*why_r = "expected reject or normalize";
-			return -1;
-		}
-		return 0;
 	case T_MILTER_ACTION:
-		if (strcmp(v, "tempfail") == 0)
-			*(enum conf_milter_action *)field = CONF_MILTER_TEMPFAIL;
-		else if (strcmp(v, "accept") == 0)
-			*(enum conf_milter_action *)field = CONF_MILTER_ACCEPT;
-		else if (strcmp(v, "reject") == 0)
-			*(enum conf_milter_action *)field = CONF_MILTER_REJECT;
-		else {
-			*why_r = "expected tempfail, accept or reject";
-			return -1;
-		}
-		return 0;
 	case T_OUTBOUND_IP:
-		if (strcmp(v, "any") == 0)
-			*(enum conf_outbound_ip *)field = CONF_OUTBOUND_IP_ANY;
-		else if (strcmp(v, "ipv4") == 0)
-			*(enum conf_outbound_ip *)field = CONF_OUTBOUND_IP_V4;
-		else if (strcmp(v, "ipv6") == 0)
-			*(enum conf_outbound_ip *)field = CONF_OUTBOUND_IP_V6;
-		else {
-			*why_r = "expected any, ipv4 or ipv6";
-			return -1;
-		}
-		return 0;
+		return conf_set_enum(k->type, (int *)field, v, why_r);
 	case T_EXPIRE:
 		if (strcmp(v, "never") == 0) {
 			*(int *)field = -1;
