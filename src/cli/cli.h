@@ -51,6 +51,7 @@ struct cli_report_run {
 	struct net_loop *loop;
 	size_t sent;
 	bool done;
+	void *data; /* the kind's own (tlsrpt: the TLS context) */
 };
 void cli_report_done(void *ctx, size_t sent);
 /* Claim op's day (STORE_QUEUE_TLSRPT_DAY or STORE_QUEUE_DMARC_DAY) for reporting: 0 when it
@@ -58,5 +59,19 @@ void cli_report_done(void *ctx, size_t sent);
  * (text). */
 int cli_report_claim(struct store *store, struct store_queue_op *op, const char *what,
                      const char *text);
+/* What `tlsrpt send` and `dmarc send` do differently: their name, and their run. */
+struct dns_resolver;
+struct cli_report_kind {
+	const char *what; /* "tlsrpt" */
+	/* Start the day's run on r->loop (conf taken); the run. */
+	void *(*start)(struct cli_report_run *r, struct dns_resolver *dns, struct store *store,
+	               struct conf *conf, int64_t day);
+	/* After the loop: cancel the run unless r->done; free what start kept in r->data. */
+	void (*end)(struct cli_report_run *r, void *run);
+};
+/* Claim op's day (cli_report_claim()), then run the kind's reports of it and print how many
+ * were sent; conf is taken. 0, or the exit status after an error. */
+int cli_report_send(struct store *store, struct conf *conf, struct store_queue_op *op,
+                    const struct cli_report_kind *kind, const char *text);
 
 #endif

@@ -10,6 +10,7 @@
 #include <unistd.h>
 
 #include "core/xmalloc.h"
+#include "net/dns.h"
 #include "net/server.h"
 #include "core/banned.h"
 
@@ -189,5 +190,30 @@ int cli_report_claim(struct store *store, struct store_queue_op *op, const char 
 		return cli_fail("%s: %s", what, op->error);
 	if (op->changed == 0)
 		return cli_fail("%s: the reports of %s were sent (or claimed) already", what, text);
+	return 0;
+}
+
+int cli_report_send(struct store *store, struct conf *conf, struct store_queue_op *op,
+                    const struct cli_report_kind *kind, const char *text)
+{
+	int status = cli_report_claim(store, op, kind->what, text);
+	if (status != 0) {
+		conf_free(&conf);
+		return status;
+	}
+	struct cli_report_run r = {.loop = net_loop_new()};
+	const char *error;
+	struct dns_resolver *dns = dns_resolver_new(r.loop, conf, &error);
+	if (dns == NULL) {
+		net_loop_free(&r.loop);
+		conf_free(&conf);
+		return cli_fail("%s: %s", kind->what, error);
+	}
+	void *run = kind->start(&r, dns, store, conf, (int64_t)op->id);
+	net_loop_run(r.loop);
+	kind->end(&r, run);
+	dns_resolver_free(&dns);
+	net_loop_free(&r.loop);
+	printf("%zu report(s) sent for %s\n", r.sent, text);
 	return 0;
 }

@@ -94,6 +94,22 @@ static int dmarc_show_xml(struct store *store, const struct conf *conf, int64_t 
 	return status;
 }
 
+static void *dmarc_start(struct cli_report_run *r, struct dns_resolver *dns, struct store *store,
+                         struct conf *conf, int64_t day)
+{
+	return outbound_dmarc_run_start(r->loop, dns, store, conf, day, NULL, cli_report_done, r);
+}
+
+static void dmarc_end(struct cli_report_run *r, void *run)
+{
+	struct outbound_dmarc_run *d = run;
+	if (!r->done)
+		outbound_dmarc_run_cancel(&d);
+}
+
+static const struct cli_report_kind dmarc_kind = {
+    .what = "dmarc", .start = dmarc_start, .end = dmarc_end};
+
 /* Claim day, then send its reports; conf is taken. */
 static int dmarc_send(struct store *store, struct conf *conf, int64_t day, const char *text)
 {
@@ -104,28 +120,7 @@ static int dmarc_send(struct store *store, struct conf *conf, int64_t day, const
 	struct store_queue_op op = {.action = STORE_QUEUE_DMARC_DAY,
 	                            .id = (uint64_t)day,
 	                            .dmarc_keep_days = conf->dmarc_report_keep_days};
-	int status = cli_report_claim(store, &op, "dmarc", text);
-	if (status != 0) {
-		conf_free(&conf);
-		return status;
-	}
-	struct cli_report_run r = {.loop = net_loop_new()};
-	const char *error;
-	struct dns_resolver *dns = dns_resolver_new(r.loop, conf, &error);
-	if (dns == NULL) {
-		net_loop_free(&r.loop);
-		conf_free(&conf);
-		return cli_fail("dmarc: %s", error);
-	}
-	struct outbound_dmarc_run *run =
-	    outbound_dmarc_run_start(r.loop, dns, store, conf, day, NULL, cli_report_done, &r);
-	net_loop_run(r.loop);
-	if (!r.done)
-		outbound_dmarc_run_cancel(&run);
-	dns_resolver_free(&dns);
-	net_loop_free(&r.loop);
-	printf("%zu report(s) sent for %s\n", r.sent, text);
-	return 0;
+	return cli_report_send(store, conf, &op, &dmarc_kind, text);
 }
 
 int cli_dmarc(struct cli *cli, int argc, char **argv)

@@ -56,6 +56,31 @@ static int tlsrpt_show(struct store *store, const struct conf *conf, int64_t day
 	return status;
 }
 
+static void *tlsrpt_start(struct cli_report_run *r, struct dns_resolver *dns, struct store *store,
+                          struct conf *conf, int64_t day)
+{
+	const char *error;
+	struct tls_ctx *tls = tls_client_ctx_new(conf->outbound_tls_ca_file, &error);
+	if (tls == NULL)
+		fprintf(stderr, "posthorn: tlsrpt: no TLS (%s): https: addresses are skipped\n",
+		        error);
+	r->data = tls;
+	return outbound_tlsrpt_run_start(r->loop, dns, tls, store, conf, day, NULL, cli_report_done,
+	                                 r);
+}
+
+static void tlsrpt_end(struct cli_report_run *r, void *run)
+{
+	struct outbound_tlsrpt_run *t = run;
+	struct tls_ctx *tls = r->data;
+	if (!r->done)
+		outbound_tlsrpt_run_cancel(&t);
+	tls_ctx_unref(&tls);
+}
+
+static const struct cli_report_kind tlsrpt_kind = {
+    .what = "tlsrpt", .start = tlsrpt_start, .end = tlsrpt_end};
+
 /* Claim day, then send its reports; conf is taken. */
 static int tlsrpt_send(struct store *store, struct conf *conf, int64_t day, const char *text)
 {
@@ -66,33 +91,7 @@ static int tlsrpt_send(struct store *store, struct conf *conf, int64_t day, cons
 	struct store_queue_op op = {.action = STORE_QUEUE_TLSRPT_DAY,
 	                            .id = (uint64_t)day,
 	                            .tlsrpt_keep_days = conf->tlsrpt_keep_days};
-	int status = cli_report_claim(store, &op, "tlsrpt", text);
-	if (status != 0) {
-		conf_free(&conf);
-		return status;
-	}
-	struct cli_report_run r = {.loop = net_loop_new()};
-	const char *error;
-	struct dns_resolver *dns = dns_resolver_new(r.loop, conf, &error);
-	if (dns == NULL) {
-		net_loop_free(&r.loop);
-		conf_free(&conf);
-		return cli_fail("tlsrpt: %s", error);
-	}
-	struct tls_ctx *tls = tls_client_ctx_new(conf->outbound_tls_ca_file, &error);
-	if (tls == NULL)
-		fprintf(stderr, "posthorn: tlsrpt: no TLS (%s): https: addresses are skipped\n",
-		        error);
-	struct outbound_tlsrpt_run *run = outbound_tlsrpt_run_start(r.loop, dns, tls, store, conf,
-	                                                            day, NULL, cli_report_done, &r);
-	net_loop_run(r.loop);
-	if (!r.done)
-		outbound_tlsrpt_run_cancel(&run);
-	tls_ctx_unref(&tls);
-	dns_resolver_free(&dns);
-	net_loop_free(&r.loop);
-	printf("%zu report(s) sent for %s\n", r.sent, text);
-	return 0;
+	return cli_report_send(store, conf, &op, &tlsrpt_kind, text);
 }
 
 int cli_tlsrpt(struct cli *cli, int argc, char **argv)
