@@ -602,6 +602,51 @@ static void test_log_level(void **state)
 	refuse_value("log_level", "", bad);
 }
 
+/* Every enum setting takes each of its words (in any order of settings) and refuses others,
+ * a prefix or another case of a word included. */
+static void test_enum_words(void **state)
+{
+	(void)state;
+	static const struct {
+		const char *key, *word;
+		size_t offset;
+		int value;
+		const char *bad;
+	} cases[] = {
+	    {"milter_default_action", "tempfail", offsetof(struct conf, milter_default_action),
+	     CONF_MILTER_TEMPFAIL, "expected tempfail, accept or reject"},
+	    {"milter_default_action", "accept", offsetof(struct conf, milter_default_action),
+	     CONF_MILTER_ACCEPT, "expected tempfail, accept or reject"},
+	    {"milter_default_action", "reject", offsetof(struct conf, milter_default_action),
+	     CONF_MILTER_REJECT, "expected tempfail, accept or reject"},
+	    {"rspamd_default_action", "reject", offsetof(struct conf, rspamd_default_action),
+	     CONF_MILTER_REJECT, "expected tempfail, accept or reject"},
+	    {"outbound_ip", "any", offsetof(struct conf, outbound_ip), CONF_OUTBOUND_IP_ANY,
+	     "expected any, ipv4 or ipv6"},
+	    {"outbound_ip", "ipv4", offsetof(struct conf, outbound_ip), CONF_OUTBOUND_IP_V4,
+	     "expected any, ipv4 or ipv6"},
+	    {"outbound_ip", "ipv6", offsetof(struct conf, outbound_ip), CONF_OUTBOUND_IP_V6,
+	     "expected any, ipv4 or ipv6"},
+	    {"smtp_bare_lf", "reject", offsetof(struct conf, smtp_bare_lf), CONF_BARE_LF_REJECT,
+	     "expected reject or normalize"},
+	};
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		struct conf *c = set1(cases[i].key, cases[i].word);
+		assert_int_equal(*(const int *)((const char *)c + cases[i].offset), cases[i].value);
+		conf_free(&c);
+		char upper[16];
+		size_t n = strlen(cases[i].word);
+		for (size_t k = 0; k <= n; k++)
+			upper[k] = k == 0 ? (char)(cases[i].word[0] - 'a' + 'A') : cases[i].word[k];
+		refuse_value(cases[i].key, upper, cases[i].bad);
+		char prefix[16];
+		memcpy(prefix, cases[i].word, n - 1);
+		prefix[n - 1] = '\0';
+		refuse_value(cases[i].key, prefix, cases[i].bad);
+	}
+	refuse_value("outbound_ip", "ipv5", "expected any, ipv4 or ipv6");
+}
+
 static void test_bare_lf(void **state)
 {
 	(void)state;
@@ -1126,6 +1171,7 @@ int main(void)
 	    cmocka_unit_test(test_bool),
 	    cmocka_unit_test(test_log_level),
 	    cmocka_unit_test(test_bare_lf),
+	    cmocka_unit_test(test_enum_words),
 	    cmocka_unit_test(test_listen),
 	    cmocka_unit_test(test_parse_listen_direct),
 	    cmocka_unit_test(test_comments_blank_crlf),
