@@ -59,6 +59,20 @@ void cli_report_done(void *ctx, size_t sent);
  * (text). */
 int cli_report_claim(struct store *store, struct store_queue_op *op, const char *what,
                      const char *text);
+/* What `tlsrpt show|send` and `dmarc show|send` work with: the UTC day (--day, else today,
+ * or yesterday for send), as text, the conf and the store. */
+struct cli_report_cmd {
+	int64_t day;
+	char text[11]; /* YYYY-MM-DD */
+	struct conf *conf;
+	struct store *store;
+};
+/* Parse day_text (NULL: the default) and open the conf and the store into c: 0, or the exit
+ * status after an error naming what ("tlsrpt"), with nothing left open. */
+int cli_report_open(struct cli *cli, const char *what, const char *day_text, bool send,
+                    struct cli_report_cmd *c);
+/* Flush stdout and close c's store (it waits for the report mails being stored); status. */
+int cli_report_close(struct cli_report_cmd *c, int status);
 /* What `tlsrpt send` and `dmarc send` do differently: their name, and their run. */
 struct dns_resolver;
 struct cli_report_kind {

@@ -4,14 +4,17 @@
 #include <ctype.h>
 #include <errno.h>
 #include <stdarg.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <termios.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "core/xmalloc.h"
 #include "net/dns.h"
 #include "net/server.h"
+#include "smtp/tlsrpt.h"
 #include "core/banned.h"
 
 #define CLI_PASSWORD_MAX 1024
@@ -216,4 +219,29 @@ int cli_report_send(struct store *store, struct conf *conf, struct store_queue_o
 	net_loop_free(&r.loop);
 	printf("%zu report(s) sent for %s\n", r.sent, text);
 	return 0;
+}
+
+int cli_report_open(struct cli *cli, const char *what, const char *day_text, bool send,
+                    struct cli_report_cmd *c)
+{
+	*c = (struct cli_report_cmd){.day = (int64_t)time(NULL) / 86400 - (send ? 1 : 0)};
+	if (day_text != NULL && tlsrpt_day_parse(day_text, &c->day) < 0)
+		return cli_fail("%s: bad day %s (YYYY-MM-DD)", what, day_text);
+	tlsrpt_day_text(c->day, c->text);
+	c->conf = cli_load_conf(cli);
+	if (c->conf == NULL)
+		return 1;
+	c->store = cli_open_store(c->conf);
+	if (c->store == NULL) {
+		conf_free(&c->conf);
+		return 1;
+	}
+	return 0;
+}
+
+int cli_report_close(struct cli_report_cmd *c, int status)
+{
+	fflush(stdout);
+	store_close(&c->store);
+	return status;
 }

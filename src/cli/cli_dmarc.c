@@ -145,30 +145,18 @@ int cli_dmarc(struct cli *cli, int argc, char **argv)
 			return 2;
 		}
 	}
-	int64_t day = (int64_t)time(NULL) / 86400 - (send ? 1 : 0);
-	if (day_text != NULL && tlsrpt_day_parse(day_text, &day) < 0)
-		return cli_fail("dmarc: bad day %s (YYYY-MM-DD)", day_text);
-	char text[11];
-	tlsrpt_day_text(day, text);
-	struct conf *conf = cli_load_conf(cli);
-	if (conf == NULL)
-		return 1;
-	struct store *store = cli_open_store(conf);
-	if (store == NULL) {
-		conf_free(&conf);
-		return 1;
-	}
-	int status = 0;
+	struct cli_report_cmd c;
+	int status = cli_report_open(cli, "dmarc", day_text, send, &c);
+	if (status != 0)
+		return status;
 	if (send) {
-		status = dmarc_send(store, conf, day, text);
+		status = dmarc_send(c.store, c.conf, c.day, c.text);
 	} else {
 		if (xml)
-			status = dmarc_show_xml(store, conf, day, domain);
-		else if (store_dmarc_list(store, day, domain, dmarc_show_row, NULL) < 0)
+			status = dmarc_show_xml(c.store, c.conf, c.day, domain);
+		else if (store_dmarc_list(c.store, c.day, domain, dmarc_show_row, NULL) < 0)
 			status = cli_fail("dmarc: cannot read the results");
-		conf_free(&conf);
+		conf_free(&c.conf);
 	}
-	fflush(stdout);
-	store_close(&store); /* waits for the report mails being stored */
-	return status;
+	return cli_report_close(&c, status);
 }

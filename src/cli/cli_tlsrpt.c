@@ -114,27 +114,15 @@ int cli_tlsrpt(struct cli *cli, int argc, char **argv)
 			return 2;
 		}
 	}
-	int64_t day = (int64_t)time(NULL) / 86400 - (send ? 1 : 0);
-	if (day_text != NULL && tlsrpt_day_parse(day_text, &day) < 0)
-		return cli_fail("tlsrpt: bad day %s (YYYY-MM-DD)", day_text);
-	char text[11];
-	tlsrpt_day_text(day, text);
-	struct conf *conf = cli_load_conf(cli);
-	if (conf == NULL)
-		return 1;
-	struct store *store = cli_open_store(conf);
-	if (store == NULL) {
-		conf_free(&conf);
-		return 1;
-	}
-	int status;
+	struct cli_report_cmd c;
+	int status = cli_report_open(cli, "tlsrpt", day_text, send, &c);
+	if (status != 0)
+		return status;
 	if (send) {
-		status = tlsrpt_send(store, conf, day, text);
+		status = tlsrpt_send(c.store, c.conf, c.day, c.text);
 	} else {
-		status = tlsrpt_show(store, conf, day, domain);
-		conf_free(&conf);
+		status = tlsrpt_show(c.store, c.conf, c.day, domain);
+		conf_free(&c.conf);
 	}
-	fflush(stdout);
-	store_close(&store); /* waits for the report mails being stored */
-	return status;
+	return cli_report_close(&c, status);
 }
