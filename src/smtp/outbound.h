@@ -43,14 +43,9 @@ struct buf;
 struct net_loop;
 struct dns_resolver;
 struct outbound_tlsrpt_run;
-/* The report address (tlsrpt_contact, else postmaster@hostname) into out. */
-void outbound_tlsrpt_from(const struct conf *conf, char *out, size_t n);
 /* The policy domains with results on day (days since 1970-01-01), malloc'd strings in a
  * malloc'd array. 0, -1. */
 int outbound_tlsrpt_domains(struct store *store, int64_t day, char ***domains_r, size_t *count_r);
-/* The report-id of domain's report of day. */
-void outbound_tlsrpt_report_id(const struct conf *conf, int64_t day, const char *domain, char *out,
-                               size_t n);
 /* The JSON report (RFC 8460 §4.4) of domain for day appended to out: 1, 0 no results, -1. */
 int outbound_tlsrpt_report(struct store *store, const struct conf *conf, int64_t day,
                            const char *domain, struct buf *out);
@@ -73,11 +68,6 @@ void outbound_tlsrpt_run_cancel(struct outbound_tlsrpt_run **run);
 
 /* ---- DMARC aggregate reports (RFC 7489 §7.2; smtp/outbound_dmarc.c) ---- */
 struct outbound_dmarc_run;
-/* The report address (dmarc_report_contact, else postmaster@hostname) into out. */
-void outbound_dmarc_from(const struct conf *conf, char *out, size_t n);
-/* The report-id of domain's report of day. */
-void outbound_dmarc_report_id(const struct conf *conf, int64_t day, const char *domain, char *out,
-                              size_t n);
 /* The XML report (Appendix C) of domain for day appended to out: 1, 0 no rows, -1. */
 int outbound_dmarc_report(struct store *store, const struct conf *conf, int64_t day,
                           const char *domain, struct buf *out);

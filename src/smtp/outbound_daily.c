@@ -5,6 +5,7 @@
 #include "smtp/outbound_private.h"
 
 #include <stdint.h>
+#include <stdio.h>
 #include <sys/random.h>
 #include <sys/types.h>
 #include <time.h>
@@ -17,6 +18,22 @@
 void outbound_daily_init(struct ob_daily *d)
 {
 	*d = (struct ob_daily){.delay = -1};
+}
+
+void outbound_daily_from(const struct conf *conf, const char *contact, char *out, size_t n)
+{
+	if (contact[0] != '\0')
+		snprintf(out, n, "%s", contact);
+	else
+		snprintf(out, n, "postmaster@%s", conf->hostname);
+}
+
+void outbound_daily_report_id(const struct conf *conf, int64_t day, const char *domain, char *out,
+                              size_t n)
+{
+	char d[11];
+	tlsrpt_day_text(day, d);
+	snprintf(out, n, "%s.%s@%s", d, domain, conf->hostname);
 }
 
 struct ob_op *outbound_daily_tick(struct ob_daily *d, enum store_queue_action action)

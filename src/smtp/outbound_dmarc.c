@@ -24,14 +24,6 @@
 #include "smtp/tlsrpt.h"
 #include "core/banned.h"
 
-void outbound_dmarc_from(const struct conf *conf, char *out, size_t n)
-{
-	if (conf->dmarc_report_contact[0] != '\0')
-		snprintf(out, n, "%s", conf->dmarc_report_contact);
-	else
-		snprintf(out, n, "postmaster@%s", conf->hostname);
-}
-
 /* ---- the rows of a day ---- */
 
 struct dmarc_rows {
@@ -78,21 +70,13 @@ static void dmarc_rows_free(struct dmarc_rows *r)
 	*r = (struct dmarc_rows){0};
 }
 
-void outbound_dmarc_report_id(const struct conf *conf, int64_t day, const char *domain, char *out,
-                              size_t n)
-{
-	char d[11];
-	tlsrpt_day_text(day, d);
-	snprintf(out, n, "%s.%s@%s", d, domain, conf->hostname);
-}
-
 /* The report of rows[0..count) (one domain) into out: 0, -1. */
 static int dmarc_report_of(const struct conf *conf, int64_t day, const struct store_dmarc_row *rows,
                            size_t count, struct buf *out)
 {
 	char contact[320], id[600];
-	outbound_dmarc_from(conf, contact, sizeof(contact));
-	outbound_dmarc_report_id(conf, day, rows[0].r.policy_domain, id, sizeof(id));
+	outbound_daily_from(conf, conf->dmarc_report_contact, contact, sizeof(contact));
+	outbound_daily_report_id(conf, day, rows[0].r.policy_domain, id, sizeof(id));
 	struct dmarc_report_meta meta = {.org_name = conf->dmarc_report_organization[0] != '\0'
 	                                                 ? conf->dmarc_report_organization
 	                                                 : conf->hostname,
@@ -170,8 +154,8 @@ static void dmarc_mail_to(struct outbound_dmarc_run *run, const struct dmarc_rep
 	if (run->gz.len == 0)
 		return;
 	char id[600], from[320], subject[1024];
-	outbound_dmarc_report_id(run->conf, run->day, domain, id, sizeof(id));
-	outbound_dmarc_from(run->conf, from, sizeof(from));
+	outbound_daily_report_id(run->conf, run->day, domain, id, sizeof(id));
+	outbound_daily_from(run->conf, run->conf->dmarc_report_contact, from, sizeof(from));
 	struct dmarc_report_mail m = {.from = from,
 	                              .to = rua->address,
 	                              .domain = domain,

@@ -288,6 +288,12 @@ struct ob_daily_kind {
 	bool (*send)(const struct conf *conf); /* is it on? */
 };
 void outbound_daily_init(struct ob_daily *d);
+/* A report's From: address into out: contact (tlsrpt_contact, dmarc_report_contact), or when
+ * that is "", postmaster@hostname. */
+void outbound_daily_from(const struct conf *conf, const char *contact, char *out, size_t n);
+/* The report-id of domain's report of day (TLS-RPT and DMARC alike): DAY.DOMAIN@hostname. */
+void outbound_daily_report_id(const struct conf *conf, int64_t day, const char *domain, char *out,
+                              size_t n);
 /* Every poll: a new claim of yesterday (action, op.id the day) for the caller to complete
  * and queue, or NULL when it is not time (claimed today, a claim in flight, the delay). */
 struct ob_op *outbound_daily_tick(struct ob_daily *d, enum store_queue_action action);

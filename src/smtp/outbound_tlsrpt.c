@@ -222,14 +222,6 @@ void outbound_tlsrpt_free(struct ob_job *job)
 	job->tlsrpt_count = 0;
 }
 
-void outbound_tlsrpt_from(const struct conf *conf, char *out, size_t n)
-{
-	if (conf->tlsrpt_contact[0] != '\0')
-		snprintf(out, n, "%s", conf->tlsrpt_contact);
-	else
-		snprintf(out, n, "postmaster@%s", conf->hostname);
-}
-
 /* ---- reports ---- */
 
 struct tlsrpt_rows {
@@ -299,14 +291,6 @@ int outbound_tlsrpt_domains(struct store *store, int64_t day, char ***domains_r,
 	return 0;
 }
 
-void outbound_tlsrpt_report_id(const struct conf *conf, int64_t day, const char *domain, char *out,
-                               size_t n)
-{
-	char d[11];
-	tlsrpt_day_text(day, d);
-	snprintf(out, n, "%s.%s@%s", d, domain, conf->hostname);
-}
-
 int outbound_tlsrpt_report(struct store *store, const struct conf *conf, int64_t day,
                            const char *domain, struct buf *out)
 {
@@ -316,8 +300,8 @@ int outbound_tlsrpt_report(struct store *store, const struct conf *conf, int64_t
 		return -1;
 	}
 	char contact[320], id[600];
-	outbound_tlsrpt_from(conf, contact, sizeof(contact));
-	outbound_tlsrpt_report_id(conf, day, domain, id, sizeof(id));
+	outbound_daily_from(conf, conf->tlsrpt_contact, contact, sizeof(contact));
+	outbound_daily_report_id(conf, day, domain, id, sizeof(id));
 	struct tlsrpt_report_meta meta = {.organization = conf->tlsrpt_organization[0] != '\0'
 	                                                      ? conf->tlsrpt_organization
 	                                                      : conf->hostname,
@@ -359,8 +343,8 @@ struct outbound_tlsrpt_run {
 static void tlsrpt_mail_to(struct outbound_tlsrpt_run *run, const char *domain, const char *to)
 {
 	char id[600], from[320];
-	outbound_tlsrpt_report_id(run->conf, run->day, domain, id, sizeof(id));
-	outbound_tlsrpt_from(run->conf, from, sizeof(from));
+	outbound_daily_report_id(run->conf, run->day, domain, id, sizeof(id));
+	outbound_daily_from(run->conf, run->conf->tlsrpt_contact, from, sizeof(from));
 	struct tlsrpt_mail m = {.from = from,
 	                        .to = to,
 	                        .domain = domain,
