@@ -15,52 +15,17 @@
 #include "core/arena.h"
 #include "imap/imap_notify.h"
 #include "imap/imap_parser.h"
+#include "imap_args.h"
 #include "core/banned.h"
-
-static struct arena *arena;
-static struct imap_parser *parser;
-
-static int setup(void **state)
-{
-	(void)state;
-	arena = arena_new(4096);
-	parser = imap_parser_new(arena, NULL);
-	return 0;
-}
-
-static int teardown(void **state)
-{
-	(void)state;
-	imap_parser_free(&parser);
-	arena_free(&arena);
-	return 0;
-}
 
 /* Parse "t NOTIFY <args>" (one line, or with a literal: wire has "{n}\r\n" parts). */
 static int parse(const char *args, struct imap_notify_spec *spec, const char **error)
 {
-	char line[2048];
-	snprintf(line, sizeof(line), "t NOTIFY %s", args);
-	struct imap_literal lit;
-	const char *perr;
 	imap_parser_reset(parser);
 	arena_reset(arena);
-	char *p = line;
-	int r;
-	for (;;) {
-		char *brace = strstr(p, "}\r\n");
-		size_t len = brace != NULL ? (size_t)(brace + 1 - p) : strlen(p);
-		r = imap_parser_feed_line(parser, p, len, &lit, &perr);
-		if (r != 0)
-			break;
-		p = brace + 3;
-		assert_true(imap_parser_feed_literal(parser, (const unsigned char *)p, lit.size) >=
-		            0);
-		p += lit.size;
-	}
-	assert_int_equal(r, 1);
+	const struct imap_arg *a = imap_args_of("NOTIFY", args);
 	*error = NULL;
-	return imap_notify_parse(arena, imap_parser_args(parser), spec, error);
+	return imap_notify_parse(arena, a, spec, error);
 }
 
 static void test_none_and_set(void **state)

@@ -21,45 +21,14 @@
 #include "imap/imap_search_doc.h"
 #include "mime/mime.h"
 #include "store/store.h"
+#include "imap_args.h"
 #include "core/banned.h"
-
-static struct arena *arena;
-static struct imap_parser *parser;
-
-static int setup(void **state)
-{
-	(void)state;
-	arena = arena_new(4096);
-	parser = imap_parser_new(arena, NULL);
-	return 0;
-}
-
-static int teardown(void **state)
-{
-	(void)state;
-	imap_parser_free(&parser);
-	arena_free(&arena);
-	return 0;
-}
-
-/* The arguments of "t SEARCH <criteria>" (one line, no literals). */
-static const struct imap_arg *args_of(const char *criteria)
-{
-	char line[8192];
-	snprintf(line, sizeof(line), "t SEARCH %s", criteria);
-	struct imap_literal lit;
-	const char *error = NULL;
-	int r = imap_parser_feed_line(parser, line, strlen(line), &lit, &error);
-	if (r != 1)
-		fail_msg("parser refused '%s': %s", line, error != NULL ? error : "literal");
-	return imap_parser_args(parser);
-}
 
 static struct imap_search *parse_ok(const char *criteria)
 {
 	struct imap_search *search = NULL;
 	const char *error = NULL;
-	if (imap_search_parse(arena, args_of(criteria), &search, &error) != 0)
+	if (imap_search_parse(arena, imap_args_of("SEARCH", criteria), &search, &error) != 0)
 		fail_msg("'%s' refused: %s", criteria, error);
 	assert_non_null(search);
 	return search;
@@ -69,7 +38,7 @@ static void parse_bad(const char *criteria)
 {
 	struct imap_search *search = NULL;
 	const char *error = NULL;
-	if (imap_search_parse(arena, args_of(criteria), &search, &error) == 0)
+	if (imap_search_parse(arena, imap_args_of("SEARCH", criteria), &search, &error) == 0)
 		fail_msg("'%s' accepted", criteria);
 	assert_non_null(error);
 	assert_null(search);
@@ -397,10 +366,11 @@ static void test_criteria_outlive_the_command(void **state)
 	struct arena *keep = arena_new(4096);
 	struct imap_search *search = NULL;
 	const char *error = NULL;
-	assert_int_equal(imap_search_parse(keep, args_of("KEYWORD Work"), &search, &error), 0);
+	assert_int_equal(
+	    imap_search_parse(keep, imap_args_of("SEARCH", "KEYWORD Work"), &search, &error), 0);
 	imap_parser_reset(parser);
 	arena_reset(arena);
-	(void)args_of("KEYWORD Xxxx UNKEYWORD Yyyy"); /* reuses the arena's memory */
+	(void)imap_args_of("SEARCH", "KEYWORD Xxxx UNKEYWORD Yyyy"); /* reuses the arena's memory */
 	struct imap_search_msg m = msg_default();
 	m.keywords = "Work";
 	assert_int_equal(imap_search_match(search, &ctx_default, &m, NULL, 0), 1);
