@@ -10,6 +10,7 @@
 #ifndef POSTHORN_TESTS_STORE_ENGINES_H
 #define POSTHORN_TESTS_STORE_ENGINES_H
 
+#include <dirent.h>
 #include <ftw.h>
 #include <stdbool.h>
 #include <stdio.h>
@@ -140,6 +141,67 @@ static inline void *engine_fixture(void **state)
 /* For the store's test programs, whose struct fixture holds its struct engine as eng. */
 #define fixture_get(state) ((struct fixture *)engine_fixture(state))
 #define on_pg(f) engine_is_pg(&(f)->eng)
+
+/* The entries of dir (not the "." names): their count, -1 when dir cannot be read. */
+static inline int engine_count_files(const char *dir)
+{
+	DIR *d = opendir(dir);
+	struct dirent *de;
+	int n = 0;
+	if (d == NULL)
+		return -1;
+	while ((de = readdir(d)) != NULL) {
+		if (de->d_name[0] != '.')
+			n++;
+	}
+	closedir(d);
+	return n;
+}
+
+/* The message files of the store in dir: files in messages/xx/ over all fan-out
+ * directories. */
+static inline int engine_count_blobs(const char *dir)
+{
+	char path[512];
+	snprintf(path, sizeof(path), "%s/messages", dir);
+	DIR *d = opendir(path);
+	struct dirent *de;
+	int n = 0;
+	assert_non_null(d);
+	while ((de = readdir(d)) != NULL) {
+		if (de->d_name[0] == '.')
+			continue;
+		char sub[1024];
+		snprintf(sub, sizeof(sub), "%s/%s", path, de->d_name);
+		n += engine_count_files(sub);
+	}
+	closedir(d);
+	return n;
+}
+
+/* Message files are unlinked right after the writer's callbacks: wait (up to 2 s) until the
+ * count is n, and return the last count seen. */
+static inline int engine_wait_blobs(const char *dir, int n)
+{
+	int c = engine_count_blobs(dir);
+	for (int i = 0; i < 200 && c != n; i++) {
+		usleep(10000);
+		c = engine_count_blobs(dir);
+	}
+	return c;
+}
+
+/* Assert that the store in dir holds n message files; on PostgreSQL every body is in the
+ * database (a shared store keeps no message files), so none. */
+static inline void engine_expect_blobs(const struct engine *e, const char *dir, int n)
+{
+	int want = engine_is_pg(e) ? 0 : n;
+	assert_int_equal(engine_wait_blobs(dir, want), want);
+}
+/* The same for the store's test programs (struct fixture with eng and dir). */
+#define count_files(dir) engine_count_files(dir)
+#define count_blobs(f) engine_count_blobs((f)->dir)
+#define expect_blobs(f, n) engine_expect_blobs(&(f)->eng, (f)->dir, (n))
 
 /* nftw() callback removing everything under a test's directory. */
 static inline int engine_rm_entry(const char *path, const struct stat *st, int flag,

@@ -145,61 +145,6 @@ static int deliver(struct store *store, const char *data, const uint64_t *accoun
 	return ret;
 }
 
-static int count_files(const char *dir)
-{
-	DIR *d = opendir(dir);
-	struct dirent *de;
-	int n = 0;
-	if (d == NULL)
-		return -1;
-	while ((de = readdir(d)) != NULL) {
-		if (de->d_name[0] != '.')
-			n++;
-	}
-	closedir(d);
-	return n;
-}
-
-/* Files in messages/xx/ over all fan-out directories. */
-static int count_blobs(struct fixture *f)
-{
-	char path[512];
-	snprintf(path, sizeof(path), "%s/messages", f->dir);
-	DIR *d = opendir(path);
-	struct dirent *de;
-	int n = 0;
-	assert_non_null(d);
-	while ((de = readdir(d)) != NULL) {
-		if (de->d_name[0] == '.')
-			continue;
-		char sub[1024];
-		snprintf(sub, sizeof(sub), "%s/%s", path, de->d_name);
-		n += count_files(sub);
-	}
-	closedir(d);
-	return n;
-}
-
-/* Message files are unlinked right after the writer's callbacks: wait (up to 2 s) until the
- * count is n, and return the last count seen. */
-static int wait_blobs(struct fixture *f, int n)
-{
-	int c = count_blobs(f);
-	for (int i = 0; i < 200 && c != n; i++) {
-		usleep(10000);
-		c = count_blobs(f);
-	}
-	return c;
-}
-
-/* Assert that the store holds n message files; on PostgreSQL every body is in the database
- * (a shared store keeps no message files), so none. */
-static void expect_blobs(struct fixture *f, int n)
-{
-	int want = on_pg(f) ? 0 : n;
-	assert_int_equal(wait_blobs(f, want), want);
-}
-
 /* ---- collectors ---- */
 
 struct strings {
