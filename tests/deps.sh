@@ -11,13 +11,14 @@ BUILD_PKGS="build-essential pkg-config libevent-dev libssl-dev libsqlite3-dev li
 # recommends, so swaks needs its Perl modules for TLS (Net::SSLeay, IO::Socket::SSL) and
 # AUTH (Authen::SASL, Digest::HMAC) named here; fetchmail and curl need the CA bundle.
 # rspamd: test_rspamd.py's smoke test against the real one (GTUBE rejected; skipped without).
-# python3-fusepy (with libfuse2): powerfs, the file system of the power-loss tests.
+# python3-fusepy (with libfuse2): powerfs, the file system of the power-loss tests; mount
+# (mount, umount: not in a minimal Debian) for them and for the disk-full tests' tmpfs.
 TEST_PKGS="libcmocka-dev python3 python3-pytest clang libclang-rt-14-dev clang-format
 	swaks libnet-ssleay-perl libio-socket-ssl-perl libauthen-sasl-perl libdigest-hmac-perl
 	fetchmail getmail6 isync curl ca-certificates offlineimap3 neomutt tmux
 	python3-dnslib ldnsutils python3-dkim python3-nacl opendkim-tools iproute2 util-linux
 	python3-aiosmtpd postgresql-15 python3-spf python3-yaml publicsuffix python3-authres python3-milter
-	rspamd python3-fusepy"
+	rspamd python3-fusepy mount"
 want="$BUILD_PKGS"
 [ "$1" = test ] && want="$want $TEST_PKGS"
 missing=""
