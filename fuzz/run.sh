@@ -4,7 +4,8 @@
 # and reached first), new inputs going to a scratch directory, and ends with "N passed, N
 # failed"; `run.sh campaign SECONDS TARGET...` (make
 # fuzz-campaign) fuzzes each target for SECONDS with its corpus growing in build/fuzz/corpus/,
-# and writes a table (execs, execs/s, coverage, crashes) to build/fuzz/campaign.md. Crashing
+# and adds a row per target (wall and CPU seconds, execs, execs/s, coverage, crashes) to the
+# table in build/fuzz/campaign.md, so that a campaign may run in parts (FUZZ_TARGETS). Crashing
 # inputs are kept in build/fuzz/artifacts/TARGET/.
 set -u
 mode=$1
@@ -13,16 +14,13 @@ shift 2
 pass=0
 fail=0
 mkdir -p build/fuzz/logs
-if [ "$mode" = campaign ]; then
-	out=build/fuzz/campaign.md
+if [ "$mode" = campaign ] && [ ! -f build/fuzz/campaign.md ]; then
 	{
 		echo "# Fuzzing campaign"
 		echo
-		echo "$(date -u '+%Y-%m-%d %H:%M UTC'), $secs s per target, $(nproc) cores, $(git rev-parse --short HEAD 2>/dev/null)"
-		echo
-		echo "| target | seconds | execs | execs/s | cov | ft | corpus | crashes |"
-		echo "|---|---|---|---|---|---|---|---|"
-	} >"$out"
+		echo "| target | started (UTC) | commit | wall s | CPU s | execs | execs/s | cov | ft | corpus | crashes |"
+		echo "|---|---|---|---|---|---|---|---|---|---|---|"
+	} >build/fuzz/campaign.md
 fi
 for f in "$@"; do
 	n=$(basename "$f")
@@ -49,11 +47,17 @@ for f in "$@"; do
 	fi
 	mkdir -p "build/fuzz/corpus/$n"
 	start=$(date +%s)
+	when=$(date -u '+%Y-%m-%d %H:%M')
+	# CPU seconds (user + system) by /usr/bin/time where it is installed (Debian's `time`).
+	timer=
+	[ -x /usr/bin/time ] && timer="/usr/bin/time -f %U+%S -o build/fuzz/logs/$n.cpu"
 	# shellcheck disable=SC2086
-	"$f" $dict -max_total_time="$secs" -artifact_prefix="$art/" -print_final_stats=1 \
+	$timer "$f" $dict -max_total_time="$secs" -artifact_prefix="$art/" -print_final_stats=1 \
 		"build/fuzz/corpus/$n" "fuzz/corpus/$n" >"$log" 2>&1
 	rc=$?
 	took=$(($(date +%s) - start))
+	cpu='?'
+	[ -n "$timer" ] && cpu=$(awk -F+ '{ printf "%.0f", $1 + $2 }' "build/fuzz/logs/$n.cpu")
 	execs=$(grep -o 'stat::number_of_executed_units: *[0-9]*' "$log" | grep -o '[0-9]*$')
 	rate=$(grep -o 'stat::average_exec_per_sec: *[0-9]*' "$log" | grep -o '[0-9]*$')
 	last=$(grep -E '^#[0-9]+' "$log" | tail -1)
@@ -62,10 +66,10 @@ for f in "$@"; do
 	corp=$(printf '%s\n' "$last" | grep -o 'corp: [0-9]*' | grep -o '[0-9]*')
 	crashes=$(find "$art" -type f | wc -l)
 	[ $rc -eq 0 ] || crashes="$crashes (exit $rc)"
-	echo "| $n | $took | ${execs:-?} | ${rate:-?} | ${cov:-?} | ${ft:-?} | ${corp:-?} | $crashes |" >>"$out"
-	echo "$n: $took s, ${execs:-?} execs, ${rate:-?}/s, cov ${cov:-?}, crashes $crashes"
+	echo "| $n | $when | $(git rev-parse --short HEAD 2>/dev/null) | $took | $cpu | ${execs:-?} | ${rate:-?} | ${cov:-?} | ${ft:-?} | ${corp:-?} | $crashes |" >>build/fuzz/campaign.md
+	echo "$n: $took s ($cpu s CPU), ${execs:-?} execs, ${rate:-?}/s, cov ${cov:-?}, crashes $crashes"
 	if [ $rc -eq 0 ]; then pass=$((pass + 1)); else fail=$((fail + 1)); fi
 done
-[ "$mode" = campaign ] && echo "table: $out"
+[ "$mode" = campaign ] && echo "table: build/fuzz/campaign.md"
 echo "$pass passed, $fail failed"
 [ $fail -eq 0 ]
