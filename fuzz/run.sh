@@ -2,11 +2,11 @@
 # Runs fuzz targets: `run.sh smoke SECONDS TARGET...` (make fuzz-smoke, CI) runs each target
 # over its committed corpus and then SECONDS of fuzzing (or FUZZ_SMOKE_RUNS inputs, when set
 # and reached first), new inputs going to a scratch directory, and ends with "N passed, N
-# failed"; `run.sh campaign SECONDS TARGET...` (make
-# fuzz-campaign) fuzzes each target for SECONDS with its corpus growing in build/fuzz/corpus/,
-# and adds a row per target (wall and CPU seconds, execs, execs/s, coverage, crashes) to the
-# table in build/fuzz/campaign.md, so that a campaign may run in parts (FUZZ_TARGETS). Crashing
-# inputs are kept in build/fuzz/artifacts/TARGET/.
+# failed"; `run.sh campaign SECONDS TARGET...` (make fuzz-campaign) fuzzes each target for
+# SECONDS of CPU with its corpus growing in build/fuzz/corpus/, and adds a row per target (wall
+# and CPU seconds, execs, execs per CPU second, coverage, crashes) to the table in
+# build/fuzz/campaign.md, so that a campaign may run in parts (FUZZ_TARGETS). Crashing inputs
+# are kept in build/fuzz/artifacts/TARGET/.
 set -u
 mode=$1
 secs=$2
@@ -18,7 +18,7 @@ if [ "$mode" = campaign ] && [ ! -f build/fuzz/campaign.md ]; then
 	{
 		echo "# Fuzzing campaign"
 		echo
-		echo "| target | started (UTC) | commit | wall s | CPU s | execs | execs/s | cov | ft | corpus | crashes |"
+		echo "| target | started (UTC) | commit | wall s | CPU s | execs | execs/CPU s | cov | ft | corpus | crashes |"
 		echo "|---|---|---|---|---|---|---|---|---|---|---|"
 	} >build/fuzz/campaign.md
 fi
@@ -48,26 +48,39 @@ for f in "$@"; do
 	mkdir -p "build/fuzz/corpus/$n"
 	start=$(date +%s)
 	when=$(date -u '+%Y-%m-%d %H:%M')
-	# CPU seconds (user + system) by /usr/bin/time where it is installed (Debian's `time`).
-	timer=
-	[ -x /usr/bin/time ] && timer="/usr/bin/time -f %U+%S -o build/fuzz/logs/$n.cpu"
-	# shellcheck disable=SC2086
-	$timer "$f" $dict -max_total_time="$secs" -artifact_prefix="$art/" -print_final_stats=1 \
-		"build/fuzz/corpus/$n" "fuzz/corpus/$n" >"$log" 2>&1
-	rc=$?
+	# On a busy machine a target gets less than a core. Where Debian's `time` is installed the
+	# target runs in slices (the corpus carries over) until it has had SECONDS of CPU (user +
+	# system); without it, SECONDS of wall time. execs/s is per CPU second.
+	cpu=0 execs=0 rc=0 slice=$secs
+	: >"$log"
+	while :; do
+		timer=
+		[ -x /usr/bin/time ] && timer="/usr/bin/time -f %U+%S -o $log.cpu"
+		# shellcheck disable=SC2086
+		$timer "$f" $dict -max_total_time="$slice" -artifact_prefix="$art/" -print_final_stats=1 \
+			"build/fuzz/corpus/$n" "fuzz/corpus/$n" >"$log.slice" 2>&1
+		rc=$?
+		cat "$log.slice" >>"$log"
+		e=$(grep -o 'stat::number_of_executed_units: *[0-9]*' "$log.slice" | grep -o '[0-9]*$')
+		execs=$((execs + ${e:-0}))
+		if [ -z "$timer" ]; then cpu='?'; break; fi
+		cpu=$(tail -1 "$log.cpu" | awk -F+ -v c="$cpu" '{ printf "%.0f", c + $1 + $2 }')
+		if [ $rc -ne 0 ] || [ "$cpu" -ge "$secs" ]; then break; fi
+		slice=$((secs - cpu))
+		[ $slice -ge 60 ] || slice=60
+	done
+	rm -f "$log.slice" "$log.cpu"
 	took=$(($(date +%s) - start))
-	cpu='?'
-	[ -n "$timer" ] && cpu=$(awk -F+ '{ printf "%.0f", $1 + $2 }' "build/fuzz/logs/$n.cpu")
-	execs=$(grep -o 'stat::number_of_executed_units: *[0-9]*' "$log" | grep -o '[0-9]*$')
-	rate=$(grep -o 'stat::average_exec_per_sec: *[0-9]*' "$log" | grep -o '[0-9]*$')
+	rate='?'
+	[ "$cpu" != '?' ] && [ "$cpu" -gt 0 ] && rate=$((execs / cpu))
 	last=$(grep -E '^#[0-9]+' "$log" | tail -1)
 	cov=$(printf '%s\n' "$last" | grep -o 'cov: [0-9]*' | grep -o '[0-9]*')
 	ft=$(printf '%s\n' "$last" | grep -o 'ft: [0-9]*' | grep -o '[0-9]*')
 	corp=$(printf '%s\n' "$last" | grep -o 'corp: [0-9]*' | grep -o '[0-9]*')
 	crashes=$(find "$art" -type f | wc -l)
 	[ $rc -eq 0 ] || crashes="$crashes (exit $rc)"
-	echo "| $n | $when | $(git rev-parse --short HEAD 2>/dev/null) | $took | $cpu | ${execs:-?} | ${rate:-?} | ${cov:-?} | ${ft:-?} | ${corp:-?} | $crashes |" >>build/fuzz/campaign.md
-	echo "$n: $took s ($cpu s CPU), ${execs:-?} execs, ${rate:-?}/s, cov ${cov:-?}, crashes $crashes"
+	echo "| $n | $when | $(git rev-parse --short HEAD 2>/dev/null) | $took | $cpu | $execs | $rate | ${cov:-?} | ${ft:-?} | ${corp:-?} | $crashes |" >>build/fuzz/campaign.md
+	echo "$n: $took s ($cpu s CPU), $execs execs, $rate/s, cov ${cov:-?}, crashes $crashes"
 	if [ $rc -eq 0 ]; then pass=$((pass + 1)); else fail=$((fail + 1)); fi
 done
 [ "$mode" = campaign ] && echo "table: build/fuzz/campaign.md"
