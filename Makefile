@@ -16,10 +16,10 @@ REL_CFLAGS := $(BASE_CFLAGS) -O2 -g -U_FORTIFY_SOURCE -D_FORTIFY_SOURCE=3 \
 	-fstack-protector-strong -fPIE
 REL_LDFLAGS := -pie -Wl,-z,relro,-z,now
 ASAN_FLAGS := -fsanitize=address,undefined -fno-sanitize-recover=undefined -fno-omit-frame-pointer
-# The test build: POSTHORN_TEST_BUILD has test-only switches (blob_unsafe_nosync()),
-# POSTHORN_FAULTS the fault points of src/core/fault.h (tests/durability/); the release
-# build has neither.
-ASAN_CFLAGS := $(BASE_CFLAGS) -O1 -g $(ASAN_FLAGS) -DPOSTHORN_TEST_BUILD -DPOSTHORN_FAULTS
+# The test build: POSTHORN_TEST_BUILD compiles in the test-only switches, all armed through
+# the environment: blob_unsafe_nosync() and the fault points of src/core/fault.h
+# (tests/durability/); the release build has none of them.
+ASAN_CFLAGS := $(BASE_CFLAGS) -O1 -g $(ASAN_FLAGS) -DPOSTHORN_TEST_BUILD
 LIBS := $(PKG_LIBS) -lpthread
 
 SRCS := $(shell find src -name '*.c' | sort)

@@ -39,12 +39,12 @@ import subprocess
 import time
 from pathlib import Path
 
+import knot_dns
 import report_section
 
 MARK_START = "<!-- checks-bench start -->"
 MARK_END = "<!-- checks-bench end -->"
 
-KNOTD = "/usr/sbin/knotd"
 OPENDKIM = "/usr/sbin/opendkim"
 OPENDMARC = "/usr/sbin/opendmarc"
 POLICYD_SPF = "/usr/bin/policyd-spf"
@@ -119,71 +119,6 @@ def write_for_smtp_source(path, msg):
     """smtp-source -F reads lines and sends each with CRLF: the file has LF endings."""
     assert b"\n." not in msg and not msg.startswith(b".")
     Path(path).write_bytes(msg.replace(b"\r\n", b"\n"))
-
-
-class Knot:
-    """knotd in the foreground, authoritative for example. on DNS_IP:53 (as outbound_bench)."""
-
-    def __init__(self, workdir, zone):
-        self.dir = Path(workdir) / "dns"
-        self.zone = zone
-        self.proc = None
-        self.resolver = "%s:53" % DNS_IP  # Posthorn's dns_resolver
-        self.ip = DNS_IP
-
-    @property
-    def pids(self):
-        return [self.proc.pid] if self.proc else []
-
-    def start(self):
-        if not os.access(KNOTD, os.X_OK):
-            raise RuntimeError("%s is missing (Debian package knot)" % KNOTD)
-        self.dir.mkdir(parents=True, exist_ok=True)
-        (self.dir / "example.zone").write_text(self.zone)
-        conf = self.dir / "knot.conf"
-        conf.write_text(
-            "server:\n    listen: %s@53\n    rundir: %s\n    udp-workers: 1\n"
-            "    tcp-workers: 1\n    background-workers: 1\n"
-            "log:\n  - target: %s/knot.log\n    any: warning\n"
-            "database:\n    storage: %s/db\n"
-            "template:\n  - id: default\n    storage: %s\n    semantic-checks: off\n"
-            "    zonefile-sync: -1\n    journal-content: none\n"
-            "zone:\n  - domain: example.\n    file: example.zone\n"
-            % (DNS_IP, self.dir, self.dir, self.dir, self.dir))
-        self.proc = subprocess.Popen([KNOTD, "-c", str(conf)], stdin=subprocess.DEVNULL,
-                                     stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-        deadline = time.monotonic() + 10
-        while time.monotonic() < deadline and self.proc.poll() is None:
-            if self._answers():
-                return
-            time.sleep(0.1)
-        self.stop()
-        raise RuntimeError("knotd did not answer on %s:53 (is port 53 taken?)" % DNS_IP)
-
-    def _answers(self):
-        """True when the TXT query for _dmarc.sender.example gets one record."""
-        q = (b"\x43\x21\x01\x00\x00\x01\x00\x00\x00\x00\x00\x00"
-             b"\x06_dmarc\x06sender\x07example\x00\x00\x10\x00\x01")
-        s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-        s.settimeout(0.3)
-        try:
-            s.sendto(q, (DNS_IP, 53))
-            data = s.recv(512)
-            return data[:2] == b"\x43\x21" and data[6:8] == b"\x00\x01"
-        except OSError:
-            return False
-        finally:
-            s.close()
-
-    def stop(self):
-        if self.proc is not None and self.proc.poll() is None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(10)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
-        self.proc = None
 
 
 # ---------------------------------------------------------------------------
@@ -480,7 +415,8 @@ def run(R, binary, top, knobs, log=log_default, peer=True, dns=None):
     msgfile = world / "message.txt"
     write_for_smtp_source(msgfile, msg)
     if dns is None:
-        dns = Knot(world, zone_text(key_record))
+        dns = knot_dns.Knot(world, DNS_IP, "example.", zone_text(key_record),
+                            ("_dmarc." + SENDER_DOMAIN, "TXT"))
     else:
         dns.set_zone(zone_text(key_record, dns.ip))
     PosthornChecks = make_posthorn_class(R)

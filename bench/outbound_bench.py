@@ -39,12 +39,13 @@ import threading
 import time
 from pathlib import Path
 
+import knot_dns
 import report_section
 
 MARK_START = "<!-- outbound-bench start -->"
 MARK_END = "<!-- outbound-bench end -->"
 
-KNOTD = "/usr/sbin/knotd"
+KNOTD = knot_dns.KNOTD
 SMTP_SINK = "/usr/sbin/smtp-sink"
 POSTFIX = "/usr/sbin/postfix"
 POSTQUEUE = "/usr/sbin/postqueue"
@@ -76,72 +77,11 @@ def zone_text(domains):
     return "\n".join(lines) + "\n"
 
 
-class Dns:
-    """knotd in the foreground, authoritative for test. on DNS_IP:53."""
+class Dns(knot_dns.Knot):
+    """knotd authoritative for test. (zone_text(domains)) on DNS_IP:53."""
 
     def __init__(self, workdir, domains):
-        self.dir = Path(workdir) / "dns"
-        self.domains = domains
-        self.proc = None
-
-    def start(self):
-        if not os.access(KNOTD, os.X_OK):
-            raise RuntimeError("%s is missing (Debian package knot)" % KNOTD)
-        self.dir.mkdir(parents=True, exist_ok=True)
-        (self.dir / "test.zone").write_text(zone_text(self.domains))
-        conf = self.dir / "knot.conf"
-        conf.write_text(
-            "server:\n    listen: %s@53\n    rundir: %s\n    udp-workers: 1\n"
-            "    tcp-workers: 1\n    background-workers: 1\n"
-            "log:\n  - target: %s/knot.log\n    any: warning\n"
-            "database:\n    storage: %s/db\n"
-            "template:\n  - id: default\n    storage: %s\n    semantic-checks: off\n"
-            "    zonefile-sync: -1\n    journal-content: none\n"
-            "zone:\n  - domain: test.\n    file: test.zone\n"
-            % (DNS_IP, self.dir, self.dir, self.dir, self.dir))
-        self.proc = subprocess.Popen([KNOTD, "-c", str(conf)], stdin=subprocess.DEVNULL,
-                                     stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-        deadline = time.monotonic() + 10
-        while time.monotonic() < deadline:
-            if self.proc.poll() is not None:
-                break
-            if self._answers():
-                return
-            time.sleep(0.1)
-        self.stop()
-        raise RuntimeError("knotd did not answer on %s:53 (is port 53 taken?): %s"
-                           % (DNS_IP, self._log()))
-
-    def _log(self):
-        try:
-            return (self.dir / "knot.log").read_text(errors="replace")[-1500:]
-        except OSError:
-            return ""
-
-    def _answers(self):
-        """True when an MX query for d0.test gets an answer with one record."""
-        q = (b"\x12\x34\x01\x00\x00\x01\x00\x00\x00\x00\x00\x00"
-             b"\x02d0\x04test\x00\x00\x0f\x00\x01")
-        s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-        s.settimeout(0.3)
-        try:
-            s.sendto(q, (DNS_IP, 53))
-            data = s.recv(512)
-            return data[:2] == b"\x12\x34" and data[6:8] == b"\x00\x01"
-        except OSError:
-            return False
-        finally:
-            s.close()
-
-    def stop(self):
-        if self.proc is not None and self.proc.poll() is None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(10)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
-        self.proc = None
+        super().__init__(workdir, DNS_IP, "test.", zone_text(domains), ("d0.test", "MX"))
 
 
 def free_port(host):

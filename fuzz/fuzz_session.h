@@ -1,4 +1,5 @@
-/* Shared by the whole-session fuzz targets (fuzz_smtp_session, fuzz_imap_session): a real
+/* Shared by the whole-session fuzz targets (fuzz_smtp_session, fuzz_imap_session,
+ * fuzz_pop3_session): a real
  * protocol engine on one end of a socketpair, driven by a client conn on the other end, on
  * one standalone loop. Once per process: a SQLite store in a temporary directory (removed at
  * exit) with the domain example.org and the account user@example.org. The seam that is faked
@@ -392,6 +393,42 @@ static void fuzz_session_show(const struct buf *whole, const struct buf *parts)
 	fprintf(stderr, "---- whole input:\n%.*s\n---- in pieces:\n%.*s\n----\n", (int)whole->len,
 	        whole->data != NULL ? whole->data : "", (int)parts->len,
 	        parts->data != NULL ? parts->data : "");
+}
+
+/* fuzz_session_run() with an account of its own (fuzz_env_account_new(): FUZZ_USER logs in
+ * to it), removed afterwards, so that a run starts from the same state whatever earlier
+ * runs did. */
+static void fuzz_session_run_account(conn_accept_fn *accept, void *listener_ctx, int port,
+                                     const uint8_t *data, size_t size, bool chunked,
+                                     struct buf *out)
+{
+	char addr[64];
+	fuzz_env_account_new(addr, sizeof(addr));
+	fuzz_session_run(accept, listener_ctx, port, data, size, chunked, false, out);
+	fuzz_env_account_del(addr);
+}
+
+/* Turns a transcript into one character per result (and aborts on a malformed line);
+ * returns the count, at most max. */
+typedef size_t fuzz_session_results_fn(const struct buf *out, char *res, size_t max);
+
+/* The input whole and again in pieces, each with an account of its own: the results of
+ * the two transcripts must be the same up to where the shorter one ends (the end of input
+ * may cut a pending reply). */
+static void fuzz_session_compare(conn_accept_fn *accept, void *listener_ctx, int port,
+                                 const uint8_t *data, size_t size, fuzz_session_results_fn *results)
+{
+	struct buf whole, parts;
+	fuzz_session_run_account(accept, listener_ctx, port, data, size, false, &whole);
+	fuzz_session_run_account(accept, listener_ctx, port, data, size, true, &parts);
+	static char a[4096], b[4096];
+	size_t na = results(&whole, a, sizeof(a));
+	size_t nb = results(&parts, b, sizeof(b));
+	if (memcmp(a, b, na < nb ? na : nb) != 0)
+		fuzz_session_show(&whole, &parts);
+	FUZZ_SAME(memcmp(a, b, na < nb ? na : nb) == 0);
+	buf_free(&whole);
+	buf_free(&parts);
 }
 
 #endif

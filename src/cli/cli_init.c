@@ -13,6 +13,7 @@
 #include "core/buf.h"
 #include "mime/address.h"
 #include "net/tls.h"
+#include "store/blob.h"
 #include "core/banned.h"
 
 static const char init_usage[] =
@@ -259,9 +260,15 @@ static const char conf_template[] =
     "limit_login_commands = 30\n"
     "limit_sessions_per_user_ip = 10\n";
 
-static int init_mkdir(const char *path, mode_t mode)
+/* made_r (may be NULL) is set when the directory was made here. */
+static int init_mkdir(const char *path, mode_t mode, bool *made_r)
 {
-	if (mkdir(path, mode) == 0 || errno == EEXIST)
+	if (mkdir(path, mode) == 0) {
+		if (made_r != NULL)
+			*made_r = true;
+		return 0;
+	}
+	if (errno == EEXIST)
 		return 0;
 	return cli_fail("cannot create %s: %s", path, strerror(errno));
 }
@@ -298,6 +305,27 @@ static int init_write_conf(const char *path, const char *hostname, int base, con
 	close(fd);
 	buf_free(&b);
 	return ok ? 0 : cli_fail("cannot write %s", path);
+}
+
+/* The files are fsynced as they are written (the configuration here, the certificate and
+ * key in tls_generate_self_signed(), the store by itself, which also syncs data/); their
+ * names are durable only once the directories holding them are synced: tls/ (cert.pem,
+ * key.pem), DIR (posthorn.conf, data/, tls/) and, when DIR was made here, its parent. */
+static int init_sync_dirs(const char *dir, const char *tls, bool made_dir)
+{
+	const char *error;
+	if (blob_sync_dir(tls, &error) < 0 || blob_sync_dir(dir, &error) < 0)
+		return cli_fail("%s", error);
+	if (!made_dir)
+		return 0;
+	/* The parent may be one we cannot read (open to sync): then say so and go on, as the
+	 * store does for the parent of a data directory it makes. */
+	char *parent = init_path(dir, "..");
+	if (parent == NULL || blob_sync_dir(parent, &error) < 0)
+		fprintf(stderr, "posthorn: warning: %s\n",
+		        parent == NULL ? "directory name too long" : error);
+	free(parent);
+	return 0;
 }
 
 int cli_init(struct cli *cli, int argc, char **argv)
@@ -349,7 +377,9 @@ int cli_init(struct cli *cli, int argc, char **argv)
 		cli_fail("%s already exists", conf_path);
 		goto out;
 	}
-	if (init_mkdir(dir, 0755) != 0 || init_mkdir(data, 0750) != 0 || init_mkdir(tls, 0750) != 0)
+	bool made_dir = false;
+	if (init_mkdir(dir, 0755, &made_dir) != 0 || init_mkdir(data, 0750, NULL) != 0 ||
+	    init_mkdir(tls, 0750, NULL) != 0)
 		goto out;
 	if (tls_generate_self_signed(cert, key, hostname, &error) < 0) {
 		cli_fail("TLS certificate: %s", error);
@@ -361,7 +391,8 @@ int cli_init(struct cli *cli, int argc, char **argv)
 		goto out;
 	}
 	store_close(&store);
-	if (init_write_conf(conf_path, hostname, (int)base, engine, url) != 0)
+	if (init_write_conf(conf_path, hostname, (int)base, engine, url) != 0 ||
+	    init_sync_dirs(dir, tls, made_dir) != 0)
 		goto out;
 	printf("created %s\n", conf_path);
 	ret = 0;

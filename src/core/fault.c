@@ -1,5 +1,5 @@
 /* Fault points (see fault.h): the table of points, the parser of POSTHORN_FAULT and the
- * actions. Everything but a stub is compiled only with POSTHORN_FAULTS (the test build), so
+ * actions. Everything but a stub is compiled only with POSTHORN_TEST_BUILD (the test build), so
  * the release binary holds neither the point names nor the code that crashes on purpose. */
 #include "core/fault.h"
 
@@ -14,7 +14,7 @@
 #include "core/log.h"
 #include "core/banned.h"
 
-#ifdef POSTHORN_FAULTS
+#ifdef POSTHORN_TEST_BUILD
 
 /* Every point: its name and where it sits. Keep in step with tests/durability/README.md. */
 static const struct fault_point {

@@ -1,7 +1,7 @@
 /* Fault points: named places in the code where a test build can be told, through the
  * environment variable POSTHORN_FAULT, to crash, stall or make an I/O operation fail, so
  * that the crash matrix (tests/durability/) can prove that nothing acknowledged is lost.
- * They exist only in builds with POSTHORN_FAULTS defined (the ASan test build); in the
+ * They exist only in builds with POSTHORN_TEST_BUILD defined (the ASan test build); in the
  * release build FAULT_POINT() is the constant 0 and no point name is compiled in.
  *
  * POSTHORN_FAULT=point:action[:N][,point:action[:N]...]
@@ -32,7 +32,7 @@ int fault_hit(const char *point);
 /* Whether name is one of the points of the table (test builds; false in release builds). */
 bool fault_point_known(const char *name);
 
-#ifdef POSTHORN_FAULTS
+#ifdef POSTHORN_TEST_BUILD
 #define FAULT_POINT(name) fault_hit(name)
 #else
 #define FAULT_POINT(name) 0

@@ -425,6 +425,17 @@ def make_server(tmp_path_factory, name, extra_conf=None, accounts=True):
     return srv
 
 
+def reload_with(server, settings):
+    """Append settings and SIGHUP: new sessions use them (the last value of a key counts)."""
+    before = server.log_text().count("event=reload result=ok")
+    server.append_conf(settings)
+    server.proc.send_signal(signal.SIGHUP)
+    deadline = time.monotonic() + 10
+    while server.log_text().count("event=reload result=ok") == before:
+        assert time.monotonic() < deadline, "no reload"
+        time.sleep(0.05)
+
+
 @pytest.fixture(scope="module")
 def server(tmp_path_factory, request):
     """A running server with DOMAINS and USERS; the module's SERVER_CONF is appended."""

@@ -6,7 +6,6 @@ fetched back over IMAP. One server for the module."""
 
 import imaplib
 import re
-import signal
 import smtplib
 import time
 
@@ -16,7 +15,7 @@ import authres.dmarc
 import dkim
 import pytest
 
-from conftest import HOST, USERS, RawSMTP, make_server, unique
+from conftest import HOST, USERS, RawSMTP, make_server, reload_with, unique
 from dkim_keys import make_keys
 from dns_server import DNSServer
 from imap_helpers import imap_ports, tls_ctx, wait_imap
@@ -366,17 +365,6 @@ def test_submission_is_not_checked(server):
     raw = fetch(server, subject)
     assert b"Authentication-Results" not in raw
     assert raw.startswith(b"Return-Path: ")
-
-
-def reload_with(server, settings):
-    """Append settings and SIGHUP: new sessions use them (the last value of a key counts)."""
-    before = server.log_text().count("event=reload result=ok")
-    server.append_conf(settings)
-    server.proc.send_signal(signal.SIGHUP)
-    deadline = time.monotonic() + 10
-    while server.log_text().count("event=reload result=ok") == before:
-        assert time.monotonic() < deadline, "no reload"
-        time.sleep(0.05)
 
 
 def test_checks_then_milter(server, keys):

@@ -10,7 +10,6 @@ Debian's rspamd is installed, a smoke test against the real one: GTUBE is reject
 
 import os
 import shutil
-import signal
 import smtplib
 import socket
 import subprocess
@@ -20,7 +19,7 @@ from pathlib import Path
 import pytest
 
 import rspamd_fake
-from conftest import HOST, make_server, unique
+from conftest import HOST, make_server, reload_with, unique
 
 DEMO = "demo@example.test"
 
@@ -185,17 +184,6 @@ def test_failures_get_the_default_action(server):
     log = server.log_text()[offset:]
     assert 'failure="rspamd did not answer in time"' in log
     assert 'failure="the response is not a JSON object"' in log
-
-
-def reload_with(server, settings):
-    """Append settings and SIGHUP: new sessions use them (the last value of a key counts)."""
-    before = server.log_text().count("event=reload result=ok")
-    server.append_conf(settings)
-    server.proc.send_signal(signal.SIGHUP)
-    deadline = time.monotonic() + 10
-    while server.log_text().count("event=reload result=ok") == before:
-        assert time.monotonic() < deadline, "no reload"
-        time.sleep(0.05)
 
 
 def free_port():

@@ -1,5 +1,6 @@
-/* The parse harness shared by the unit tests of the IMAP command argument parsers
- * (test_imap_search.c, test_imap_notify.c): one arena and one IMAP parser per test, and the
+/* The parse harness shared by the unit tests of the IMAP parser and of the command argument
+ * parsers (test_imap_parser.c, test_imap_search.c, test_imap_notify.c): one arena and one
+ * IMAP parser per test (teardown checks that imap_parser_free() clears the pointer), and the
  * arguments of a command line fed through the parser. Header-only: each test program
  * includes it once, after cmocka.h, and lists its tests with setup and teardown. */
 #ifndef POSTHORN_TESTS_IMAP_ARGS_H
@@ -26,6 +27,7 @@ static int teardown(void **state)
 {
 	(void)state;
 	imap_parser_free(&parser);
+	assert_null(parser);
 	arena_free(&arena);
 	return 0;
 }

@@ -16,46 +16,10 @@
 
 #include "core/buf.h"
 #include "core/conf.h"
+#include "conf_text.h"
 #include "core/banned.h"
 
-#define PATH "/etc/posthorn/posthorn.conf"
 #define DIR "/etc/posthorn"
-
-static struct conf *parse_n(const char *text, size_t len)
-{
-	char *error = NULL;
-	struct conf *c = conf_parse(PATH, text, len, &error);
-	if (c == NULL)
-		fail_msg("\"%s\" refused: %s", text, error);
-	assert_null(error);
-	assert_string_equal(c->path, PATH);
-	assert_int_equal(c->refcount, 1);
-	return c;
-}
-
-static struct conf *parse(const char *text)
-{
-	return parse_n(text, strlen(text));
-}
-
-/* text must be refused with exactly the message want. */
-static void refuse_n(const char *text, size_t len, const char *want)
-{
-	char *error = NULL;
-	struct conf *c = conf_parse(PATH, text, len, &error);
-	if (c != NULL) {
-		conf_free(&c);
-		fail_msg("\"%s\" accepted, expected \"%s\"", text, want);
-	}
-	assert_non_null(error);
-	assert_string_equal(error, want);
-	free(error);
-}
-
-static void refuse(const char *text, const char *want)
-{
-	refuse_n(text, strlen(text), want);
-}
 
 /* "key = value" on line 1 must be refused with "PATH:1: key: why". */
 static void refuse_value(const char *key, const char *value, const char *why)

@@ -12,30 +12,8 @@
 #include <string.h>
 
 #include "core/conf.h"
+#include "conf_text.h"
 #include "core/banned.h"
-
-#define PATH "/etc/posthorn/posthorn.conf"
-
-static struct conf *parse(const char *text)
-{
-	char *error = NULL;
-	struct conf *c = conf_parse(PATH, text, strlen(text), &error);
-	if (c == NULL)
-		fail_msg("\"%s\" refused: %s", text, error);
-	return c;
-}
-
-static void refuse(const char *text, const char *want)
-{
-	char *error = NULL;
-	struct conf *c = conf_parse(PATH, text, strlen(text), &error);
-	if (c != NULL) {
-		conf_free(&c);
-		fail_msg("\"%s\" accepted, expected \"%s\"", text, want);
-	}
-	assert_string_equal(error, want);
-	free(error);
-}
 
 static void test_none(void **state)
 {

@@ -1,4 +1,4 @@
-/* Unit tests for core/fault (built with POSTHORN_FAULTS, as the ASan build is): the syntax
+/* Unit tests for core/fault (built with POSTHORN_TEST_BUILD, as the ASan build is): the syntax
  * of POSTHORN_FAULT, errors for unknown points and actions, the Nth-hit rule, the errno
  * values of enospc/eio/drop, a delay that returns 0, and abort/sigkill in a child. */
 #include <stdarg.h>

@@ -15,27 +15,8 @@
 
 #include "core/arena.h"
 #include "imap/imap_parser.h"
+#include "imap_args.h"
 #include "core/banned.h"
-
-static struct arena *arena;
-static struct imap_parser *parser;
-
-static int setup(void **state)
-{
-	(void)state;
-	arena = arena_new(4096);
-	parser = imap_parser_new(arena, NULL);
-	return 0;
-}
-
-static int teardown(void **state)
-{
-	(void)state;
-	imap_parser_free(&parser);
-	assert_null(parser);
-	arena_free(&arena);
-	return 0;
-}
 
 /* Replace the parser with one using limits. */
 static void use_limits(const struct imap_parser_limits *limits)

@@ -93,7 +93,7 @@ static int sqlite_journal_wal(struct sqlite_conn *c, const char **error_r)
 	return ok ? 0 : -1;
 }
 
-#ifdef POSTHORN_FAULTS
+#ifdef POSTHORN_TEST_BUILD
 /* Test builds only: the writer checkpoints through this WAL hook, which does what
  * SQLite's automatic checkpoint does (a PASSIVE checkpoint once the WAL holds
  * SQLITE_FAULT_CHECKPOINT_FRAMES pages, SQLite's default) with the fault point
@@ -140,7 +140,7 @@ static struct sql_conn *sqlite_connect(struct sql_db *sdb, enum sql_role role, c
 		sqlite_disconnect(&c->base);
 		return NULL;
 	}
-#ifdef POSTHORN_FAULTS
+#ifdef POSTHORN_TEST_BUILD
 	if (!reader)
 		(void)sqlite3_wal_hook(c->db, sqlite_wal_fault_hook, NULL);
 #endif
