@@ -364,6 +364,7 @@ class PgCluster:
         self.dir = Path(directory)
         self.data = self.dir / "data"
         self.options = ""
+        self.pid = None
         self.bin = next(p for p in ("/usr/lib/postgresql/%s/bin" % v for v in (15, 16, 17))
                         if Path(p, "pg_ctl").exists())
 
@@ -386,17 +387,22 @@ class PgCluster:
         if p.returncode != 0:
             raise RuntimeError("PostgreSQL did not start: %s%s" % (
                 p.stderr, (self.dir / "server.log").read_text()[-3000:]))
+        # Kept: at the cut, postmaster.pid is read through the layer, which a loaded machine
+        # has seen fail (the postmaster then outlived the cut).
+        self.pid = int((self.data / "postmaster.pid").read_text().split()[0])
 
     def stop(self):
         self._pg_ctl("-m", "fast", "-w", "stop")
 
     def kill(self):
         """SIGKILL the postmaster and every child of it (stopped first: it forks no more)."""
-        try:
-            pid = int((self.data / "postmaster.pid").read_text().split()[0])
-        except (OSError, ValueError, IndexError):
+        pid, self.pid = self.pid, None
+        if pid is None:
             return
-        os.kill(pid, 19)  # SIGSTOP
+        try:
+            os.kill(pid, 19)  # SIGSTOP
+        except ProcessLookupError:
+            return
         victims = [pid]
         for d in os.listdir("/proc"):
             if d.isdigit():
@@ -421,6 +427,8 @@ class PgCluster:
                 if state in ("Z", "X"):
                     break
                 time.sleep(0.02)
+            else:
+                raise RuntimeError("PostgreSQL process %d outlived SIGKILL" % v)
 
 
 def setup_accounts(srv, users=(SMTP_USER, IMAP_USER)):
