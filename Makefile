@@ -39,10 +39,14 @@ all: build/posthorn
 build/posthorn: $(REL_OBJS)
 	$(CC) $(REL_LDFLAGS) -o $@ $^ $(LIBS)
 
-# The release objects are rebuilt when their flags change (a copied build/ keeps old ones).
+# The objects are rebuilt when their flags change (a copied build/ keeps old ones).
 build/rel/.flags: FORCE
 	@mkdir -p $(dir $@)
 	@echo '$(REL_CFLAGS)' | cmp -s - $@ || echo '$(REL_CFLAGS)' >$@
+
+build/asan/.flags: FORCE
+	@mkdir -p $(dir $@)
+	@echo '$(ASAN_CFLAGS)' | cmp -s - $@ || echo '$(ASAN_CFLAGS)' >$@
 
 build/rel/%.o: src/%.c build/rel/.flags
 	@mkdir -p $(dir $@)
@@ -56,7 +60,7 @@ asan: build/asan/posthorn $(UNIT_BINS) $(TEST_DRIVERS)
 build/asan/posthorn: $(ASAN_OBJS)
 	$(CC) $(ASAN_FLAGS) -o $@ $^ $(LIBS)
 
-build/asan/%.o: src/%.c
+build/asan/%.o: src/%.c build/asan/.flags
 	@mkdir -p $(dir $@)
 	$(CC) $(ASAN_CFLAGS) -c -o $@ $<
 
