@@ -106,6 +106,7 @@ static const struct conf_key conf_keys[] = {
     {"limit_metadata_size", T_SIZE, LIM(metadata_size), 1, 1u << 20, 0},
     {"limit_metadata_entries", T_UINT, LIM(metadata_entries), 1, 100000, 0},
     {"smtp_pregreet_wait", T_SECONDS, OFF(smtp_pregreet_wait), 0, 60, 0},
+    {"smtp_peername_lookup", T_BOOL, OFF(smtp_peername_lookup), 0, 0, 0},
     {"greylisting", T_BOOL, OFF(greylisting), 0, 0, 0},
     {"dnsbl", T_BOOL, OFF(dnsbl), 0, 0, 0},
     {"greylist_delay", T_SECONDS, OFF(greylist_delay), 1, 86400, 0},
@@ -244,6 +245,7 @@ struct conf *conf_new_defaults(const char *base_dir)
 	    .metadata_entries = 100,
 	};
 	c->smtp_pregreet_wait = 1;
+	c->smtp_peername_lookup = true;
 	c->greylisting = false;
 	c->dnsbl = true;
 	c->greylist_delay = 300;
