@@ -657,7 +657,8 @@ static bool conf_milter_address_ok(const char *v)
 }
 
 /* rspamd_url: "" (off) or "http://HOST[:PORT][/PATH]" with HOST a numeric address
- * ("[IPv6]") or localhost; the port defaults to 11333, rspamd's normal worker. */
+ * ("[IPv6]") or localhost; the port defaults to 11333, rspamd's normal worker. PATH is what
+ * comes before /checkv2, which it may end with. */
 static int conf_parse_rspamd_url(struct conf *c, const char *v)
 {
 	char host[INET6_ADDRSTRLEN + 2];
@@ -709,6 +710,11 @@ static int conf_parse_rspamd_url(struct conf *c, const char *v)
 	} else
 		host[0] = '\0';
 	size_t path_len = strlen(path);
+	while (path_len > 0 && path[path_len - 1] == '/')
+		path_len--;
+	/* The URL may name the endpoint itself: the request adds /checkv2 to the path. */
+	if (path_len >= 8 && memcmp(path + path_len - 8, "/checkv2", 8) == 0)
+		path_len -= 8;
 	while (path_len > 0 && path[path_len - 1] == '/')
 		path_len--;
 	free(c->rspamd_url);

@@ -1131,6 +1131,10 @@ static void test_filter_settings(void **state)
 	    {"http://127.0.0.1", "127.0.0.1", 11333, ""},
 	    {"http://[::1]:2000/", "::1", 2000, ""},
 	    {"http://localhost:11333/rspamd/", "127.0.0.1", 11333, "/rspamd"},
+	    /* the endpoint named too: not appended twice */
+	    {"http://127.0.0.1:11333/checkv2", "127.0.0.1", 11333, ""},
+	    {"http://127.0.0.1/rspamd/checkv2/", "127.0.0.1", 11333, "/rspamd"},
+	    {"http://127.0.0.1/xcheckv2", "127.0.0.1", 11333, "/xcheckv2"},
 	    {"", "", 11333, ""},
 	};
 	for (size_t i = 0; i < sizeof(ok) / sizeof(ok[0]); i++) {
