@@ -97,9 +97,15 @@ static void milter_finish(struct milter *m, enum milter_action action, const cha
 	m->done = true;
 	m->result.action = action;
 	snprintf(m->result.reply, sizeof(m->result.reply), "%s", reply != NULL ? reply : "");
-	if (m->result.failure != NULL)
-		log_warn("milter: %s; the message gets the default action (%s)", m->result.failure,
+	if (m->result.failure != NULL) {
+		/* The queue id is "SESSION.N": the session's lines carry SESSION. */
+		const char *dot = strrchr(m->queue_id, '.');
+		int n = dot != NULL ? (int)(dot - m->queue_id) : (int)strlen(m->queue_id);
+		log_warn("session=%.*s proto=smtp event=milter-failure id=%s reason=\"%s\" "
+		         "error=\"%s\" then=%s",
+		         n, m->queue_id, m->queue_id, m->result.failure, conn_error(m->conn),
 		         milter_action_name(action));
+	}
 	if (!conn_is_closed(m->conn)) {
 		buf_reset(&m->out);
 		bool abort_first = action != MILTER_ACCEPT && action != MILTER_QUARANTINE;
@@ -450,12 +456,9 @@ static void milter_on_shutdown(struct conn *conn, void *ctx)
 static void milter_on_closed(struct conn *conn, void *ctx)
 {
 	struct milter *m = ctx;
-	if (!m->done) {
-		log_warn("milter: %s: %s",
-		         m->step == MS_OPTNEG && !m->waiting ? "cannot connect" : "connection lost",
-		         conn_error(conn)[0] != '\0' ? conn_error(conn) : "closed by the filter");
+	(void)conn;
+	if (!m->done) /* conn_error() says why, logged with it ("" when the filter closed) */
 		milter_fail(m, "the filter cannot be reached or closed the connection");
-	}
 	milter_free(m);
 }
 

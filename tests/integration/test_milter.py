@@ -122,6 +122,12 @@ def test_unix_socket(tmp_path, scheme):
     action, _, failure, _, _ = run(tmp_path, "unix:%s" % path, message("hello"))
     assert (action, failure) == ("tempfail",
                                  "the filter cannot be reached or closed the connection")
+    # The log line names the socket (not "unix:0"), key=value.
+    p = subprocess.run([str(DRIVER), "unix:%s" % path, str(tmp_path / "msg.eml"), "a@b", "c@d"],
+                       capture_output=True, timeout=30)
+    assert ('event=milter-failure id=Q1234 reason="the filter cannot be reached or closed '
+            'the connection" error="connect to unix:%s: No such file or directory" '
+            'then=tempfail' % path) in p.stderr.decode(), p.stderr
 
 
 def test_unreachable_filter_gets_the_default_action(tmp_path):

@@ -9,6 +9,7 @@ rspamd_junk = no keeps spam in INBOX. The request carries rspamd's fields. Then,
 Debian's rspamd is installed, a smoke test against the real one: GTUBE is rejected."""
 
 import os
+import re
 import shutil
 import signal
 import smtplib
@@ -254,17 +255,25 @@ def test_check_config_validates_the_filter_addresses(server):
 
 def test_rspamd_down_and_junk_off(server, fake):
     # rspamd cannot be reached: rspamd_default_action.
-    reload_with(server, {"rspamd_url": "http://127.0.0.1:%d" % free_port(),
+    port = free_port()
+    reload_with(server, {"rspamd_url": "http://127.0.0.1:%d" % port,
                          "rspamd_default_action": "reject"})
     offset = len(server.log_text())
     assert refused(server, "clean") == (550, "5.7.1 Message content rejected")
-    assert 'failure="rspamd cannot be reached or closed the connection"' in \
-        server.log_text()[offset:]
-    # Pointed at the fake again with rspamd_junk = no: spam stays in INBOX, marked.
-    reload_with(server, {"rspamd_url": "http://localhost:%d/" % fake[1], "rspamd_junk": "no"})
+    log = server.log_text()[offset:]
+    assert 'failure="rspamd cannot be reached or closed the connection"' in log
+    # one key=value line with why (the address and the system's error)
+    assert re.search(r'session=\w+ proto=smtp event=rspamd-failure id=\S+ reason="rspamd '
+                     r'cannot be reached or closed the connection" error="connect to '
+                     r'127\.0\.0\.1:%d: Connection refused"' % port, log), log
+    # Pointed at the fake again with rspamd_junk = no: spam stays in INBOX, marked. The URL
+    # names the endpoint itself: /checkv2 is not appended twice.
+    reload_with(server, {"rspamd_url": "http://localhost:%d/checkv2" % fake[1],
+                         "rspamd_junk": "no"})
     tag = send(server, "addheader")
     got = stored(server, tag)
     assert list(got) == ["INBOX"] and "X-Spam: Yes" in head_of(got["INBOX"])
+    assert [r for r in fake[0].requests if tag in r["body"]][-1]["path"] == "/checkv2"
 
 
 def test_milter_then_rspamd(server, fake, tmp_path):
