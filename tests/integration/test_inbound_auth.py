@@ -235,6 +235,20 @@ def test_client_name(server, source, ptr, name, result):
     assert b"Received: from client.test (%s [%s])" % (name.encode(), source.encode()) in raw
 
 
+def test_client_name_lookup_off(server):
+    # smtp_peername_lookup = no: no lookups at all, the name is unknown.
+    reload_with(server, {"smtp_peername_lookup": "no"})
+    try:
+        before = server.log_text().count("event=rdns ")
+        subject = unique("nordns")
+        send(server, "a@nospf.test", message(subject, "a@nospf.test"))
+        raw = fetch(server, subject)
+        assert b"Received: from client.test (unknown [127.0.0.1])" in raw
+        assert server.log_text().count("event=rdns ") == before
+    finally:
+        reload_with(server, {"smtp_peername_lookup": "yes"})
+
+
 def test_spf_of_helo_for_null_sender(server):
     ar = deliver_and_parse(server, "", "a@nospf.test", helo="helo.test")
     assert ar["spf"] == [("pass", {"smtp.helo": "helo.test"}, None)]
