@@ -449,7 +449,9 @@ static void filter_rspamd_start(struct smtp_filter *f)
 	            .path = s->conf->rspamd_path,
 	            .client_ip = conn_remote_ip(s->conn),
 	            .helo = s->helo != NULL ? s->helo : "",
-	            .hostname = filter_client_name(s), /* NULL: "unknown" */
+	            /* "unknown" when looked up and not confirmed; not sent when not looked up
+	             * (rspamd would score "unknown", a verdict we did not reach) */
+	            .hostname = s->rdns != NULL ? smtp_rdns_name(s) : NULL,
 	            .mail_from = s->mail_from != NULL ? s->mail_from : "",
 	            .rcpts = filter_rcpts(s),
 	            .rcpt_count = s->rcpt_count,

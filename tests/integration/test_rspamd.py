@@ -267,13 +267,16 @@ def test_rspamd_down_and_junk_off(server, fake):
                      r'cannot be reached or closed the connection" error="connect to '
                      r'127\.0\.0\.1:%d: Connection refused"' % port, log), log
     # Pointed at the fake again with rspamd_junk = no: spam stays in INBOX, marked. The URL
-    # names the endpoint itself: /checkv2 is not appended twice.
+    # names the endpoint itself: /checkv2 is not appended twice. Without the client's name
+    # looked up, rspamd is not told a Hostname (it would score "unknown").
     reload_with(server, {"rspamd_url": "http://localhost:%d/checkv2" % fake[1],
-                         "rspamd_junk": "no"})
+                         "rspamd_junk": "no", "smtp_peername_lookup": "no"})
     tag = send(server, "addheader")
     got = stored(server, tag)
     assert list(got) == ["INBOX"] and "X-Spam: Yes" in head_of(got["INBOX"])
-    assert [r for r in fake[0].requests if tag in r["body"]][-1]["path"] == "/checkv2"
+    req = [r for r in fake[0].requests if tag in r["body"]][-1]
+    assert req["path"] == "/checkv2"
+    assert "hostname" not in [k.lower() for k, _ in req["fields"]]
 
 
 def test_milter_then_rspamd(server, fake, tmp_path):
