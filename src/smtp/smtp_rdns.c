@@ -231,7 +231,9 @@ const char *smtp_rdns_name(const struct smtp_session *s)
 const char *smtp_rdns_ptr(const struct smtp_session *s)
 {
 	const struct smtp_rdns *r = s->rdns;
-	return r != NULL && r->n > 0 ? r->names[0].name : "unknown";
+	if (r == NULL || r->n == 0)
+		return "unknown";
+	return r->done && r->status == SMTP_RDNS_OK ? r->names[r->match].name : r->names[0].name;
 }
 
 enum smtp_rdns_status smtp_rdns_status(const struct smtp_session *s)

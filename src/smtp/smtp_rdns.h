@@ -59,7 +59,8 @@ const char *smtp_rdns_status_name(enum smtp_rdns_status status);
 void smtp_rdns_start(struct smtp_session *s);
 /* The confirmed name, or "unknown" (off, no answer yet, not confirmed). */
 const char *smtp_rdns_name(const struct smtp_session *s);
-/* The first usable PTR name, confirmed or not, or "unknown" (Postfix's reverse name). */
+/* The PTR name (Postfix's reverse name): the confirmed one, else the first usable one, or
+ * "unknown". */
 const char *smtp_rdns_ptr(const struct smtp_session *s);
 /* The verdict so far (TEMP while the answers are not in; FAIL when off). */
 enum smtp_rdns_status smtp_rdns_status(const struct smtp_session *s);

@@ -57,6 +57,11 @@ def zone(keys):
     # 127.0.0.8's PTR name is not confirmed: its address is another (smtp_rdns.c)
     z += "8.0.0.127.in-addr.arpa. IN PTR forged.ptr.test.\n"
     z += "forged.ptr.test. IN A 127.0.0.9\n"
+    # 127.0.0.9 has two PTR names: the one whose address is 127.0.0.9 confirms
+    z += "9.0.0.127.in-addr.arpa. IN PTR wrong9.ptr.test.\n"
+    z += "9.0.0.127.in-addr.arpa. IN PTR multi9.ptr.test.\n"
+    z += "wrong9.ptr.test. IN A 127.0.0.99\n"
+    z += "multi9.ptr.test. IN A 127.0.0.9\n"
     # DKIM and DMARC: signed.test passes DMARC only through DKIM (SPF fails)
     for dom in ("signed.test", "nodmarc.test"):
         z += txt(dom, "v=spf1 -all")
@@ -217,6 +222,7 @@ def test_spf(server, sender, source, want):
 @pytest.mark.parametrize("source,ptr,name,result", [
     ("127.0.0.1", "host.ptr.test", "host.ptr.test", "OK"),  # the name's address is 127.0.0.1
     ("127.0.0.8", "forged.ptr.test", "unknown", "FORGED"),  # the name's address is another
+    ("127.0.0.9", "multi9.ptr.test", "multi9.ptr.test", "OK"),  # the second of two names
 ])
 def test_client_name(server, source, ptr, name, result):
     # The forward-confirmed name of the client (smtp_rdns.c) in our Received field. The
