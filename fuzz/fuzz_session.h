@@ -210,6 +210,7 @@ static void fuzz_env_init(const char *extra_conf)
 	char text[2048];
 	snprintf(text, sizeof(text),
 	         "hostname = mx.example.org\ndata_dir = %s\ninbound_checks = no\n"
+	         "smtp_peername_lookup = no\n"
 	         "smtp_pregreet_wait = 0\noutbound_enabled = no\nallow_plaintext_auth = yes\n"
 	         "greylisting = no\n%s",
 	         fuzz_env.dir, extra_conf);

@@ -106,6 +106,7 @@ static const struct conf_key conf_keys[] = {
     {"limit_metadata_size", T_SIZE, LIM(metadata_size), 1, 1u << 20, 0},
     {"limit_metadata_entries", T_UINT, LIM(metadata_entries), 1, 100000, 0},
     {"smtp_pregreet_wait", T_SECONDS, OFF(smtp_pregreet_wait), 0, 60, 0},
+    {"smtp_peername_lookup", T_BOOL, OFF(smtp_peername_lookup), 0, 0, 0},
     {"greylisting", T_BOOL, OFF(greylisting), 0, 0, 0},
     {"dnsbl", T_BOOL, OFF(dnsbl), 0, 0, 0},
     {"greylist_delay", T_SECONDS, OFF(greylist_delay), 1, 86400, 0},
@@ -244,6 +245,7 @@ struct conf *conf_new_defaults(const char *base_dir)
 	    .metadata_entries = 100,
 	};
 	c->smtp_pregreet_wait = 1;
+	c->smtp_peername_lookup = true;
 	c->greylisting = false;
 	c->dnsbl = true;
 	c->greylist_delay = 300;
@@ -655,7 +657,8 @@ static bool conf_milter_address_ok(const char *v)
 }
 
 /* rspamd_url: "" (off) or "http://HOST[:PORT][/PATH]" with HOST a numeric address
- * ("[IPv6]") or localhost; the port defaults to 11333, rspamd's normal worker. */
+ * ("[IPv6]") or localhost; the port defaults to 11333, rspamd's normal worker. PATH is what
+ * comes before /checkv2, which it may end with. */
 static int conf_parse_rspamd_url(struct conf *c, const char *v)
 {
 	char host[INET6_ADDRSTRLEN + 2];
@@ -707,6 +710,11 @@ static int conf_parse_rspamd_url(struct conf *c, const char *v)
 	} else
 		host[0] = '\0';
 	size_t path_len = strlen(path);
+	while (path_len > 0 && path[path_len - 1] == '/')
+		path_len--;
+	/* The URL may name the endpoint itself: the request adds /checkv2 to the path. */
+	if (path_len >= 8 && memcmp(path + path_len - 8, "/checkv2", 8) == 0)
+		path_len -= 8;
 	while (path_len > 0 && path[path_len - 1] == '/')
 		path_len--;
 	free(c->rspamd_url);

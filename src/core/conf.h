@@ -105,6 +105,7 @@ struct conf {
 	                                    kept (pruned hourly); 0: for ever */
 	unsigned smtp_pregreet_wait; /* seconds port 25 waits before greeting, to catch clients that
 	                                talk first (0: greet at once) */
+	bool smtp_peername_lookup;   /* the client's forward-confirmed name (smtp/smtp_rdns.c) */
 	/* flood and abuse defence (smtp/smtp_policy.c, issue 12); 0 = off where a limit */
 	bool greylisting;                         /* port 25: greylist unknown triplets */
 	bool dnsbl;                               /* a client dnsbl_zones list is refused */

@@ -1,6 +1,7 @@
 /* A small JSON writer (RFC 8259) over buf: enough for the reports Posthorn generates
  * (TLS-RPT, RFC 8460). The caller writes the punctuation; this module gets strings and
- * numbers right. No parser: Posthorn reads no JSON. */
+ * numbers right. A writer only: the JSON Posthorn reads (rspamd's replies) is parsed with
+ * jansson, in smtp/rspamd_proto.c alone (core/ stays libc only). */
 #ifndef POSTHORN_CORE_JSON_H
 #define POSTHORN_CORE_JSON_H
 

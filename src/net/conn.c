@@ -949,10 +949,9 @@ static void conn_connect_cb(evutil_socket_t fd, short what, void *arg)
 	if (c->error[0] != '\0') {
 		/* failed at once in conn_connect(): reported from here, never from inside it */
 	} else if (what & EV_TIMEOUT) {
-		snprintf(c->error, sizeof(c->error), "connect to %s:%d: timed out", c->ip,
-		         c->local_port);
+		snprintf(c->error, sizeof(c->error), "connect to %s: timed out", c->peer);
 	} else if (getsockopt(c->connect_fd, SOL_SOCKET, SO_ERROR, &err, &len) < 0 || err != 0) {
-		snprintf(c->error, sizeof(c->error), "connect to %s:%d: %s", c->ip, c->local_port,
+		snprintf(c->error, sizeof(c->error), "connect to %s: %s", c->peer,
 		         strerror(err != 0 ? err : errno));
 	}
 	if (c->error[0] != '\0') {
@@ -963,8 +962,7 @@ static void conn_connect_cb(evutil_socket_t fd, short what, void *arg)
 	c->bev =
 	    bufferevent_socket_new(net_loop_base(c->loop), c->connect_fd, BEV_OPT_CLOSE_ON_FREE);
 	if (c->bev == NULL) {
-		snprintf(c->error, sizeof(c->error), "connect to %s:%d: out of memory", c->ip,
-		         c->local_port);
+		snprintf(c->error, sizeof(c->error), "connect to %s: out of memory", c->peer);
 		c->connecting = false;
 		conn_destroy(c);
 		return;
@@ -986,7 +984,6 @@ static void conn_connect_start(struct conn *c, const struct conn_connect_params 
                                const struct sockaddr_storage *ss, socklen_t sl,
                                const struct sockaddr_storage *local, socklen_t ll)
 {
-	const char *what = c->local_port == 0 ? p->unix_path : p->ip;
 	int fd = socket(ss->ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
 	if (fd < 0) {
 		snprintf(c->error, sizeof(c->error), "socket: %s", strerror(errno));
@@ -1005,8 +1002,7 @@ static void conn_connect_start(struct conn *c, const struct conn_connect_params 
 	}
 	/* A UNIX-domain socket whose backlog is full answers EAGAIN: a failure, as refused. */
 	if (connect(fd, (const struct sockaddr *)ss, sl) < 0 && errno != EINPROGRESS) {
-		snprintf(c->error, sizeof(c->error), "connect to %.200s:%d: %s", what, p->port,
-		         strerror(errno));
+		snprintf(c->error, sizeof(c->error), "connect to %s: %s", c->peer, strerror(errno));
 		event_active(c->connect_ev, EV_WRITE, 0);
 		return;
 	}
@@ -1053,6 +1049,10 @@ struct conn *conn_connect(struct net_loop *loop, const struct conn_connect_param
 	/* local_port holds the remote port for outbound connections (for log lines); 0 for a
 	 * UNIX-domain socket. */
 	struct conn *c = conn_alloc(loop, unix_socket ? "unix" : p->ip, unix_socket ? 0 : p->port);
+	if (unix_socket)
+		snprintf(c->peer, sizeof(c->peer), "unix:%s", p->unix_path);
+	else
+		snprintf(c->peer, sizeof(c->peer), "%s:%d", p->ip, p->port);
 	conn_new_events(c);
 	c->cb = cb;
 	c->ctx = ctx;

@@ -49,6 +49,8 @@ struct conn {
 	bool connecting, client_tls, tls_verified;
 	int tls_verify_mode; /* enum conn_tls_verify of the client handshake */
 	char error[256];     /* conn_error() */
+	char peer[120];      /* where an outbound connection goes, for errors: "IP:PORT", or
+	                        "unix:PATH" (ip is then "unix" and local_port 0) */
 	char tls_verify[200];
 	int tls_failure;                 /* enum conn_tls_failure of a failed client handshake */
 	char local_ip[INET6_ADDRSTRLEN]; /* conn_local_ip() of an outbound connection */

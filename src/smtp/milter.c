@@ -5,6 +5,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 
 #include "core/arena.h"
 #include "core/buf.h"
@@ -42,7 +43,8 @@ struct milter {
 	uint32_t version, proto, actions;
 	unsigned timeout;
 	enum milter_action fallback;
-	char *client_ip, *client_name, *helo, *mail_from, *queue_id, *our_name;
+	char *client_ip, *client_name, *client_ptr, *client_resolve, *helo, *mail_from, *queue_id,
+	    *our_name;
 	char **rcpts;
 	size_t rcpt_count;
 	const unsigned char *msg;
@@ -67,6 +69,8 @@ static void milter_free(struct milter *m)
 {
 	free(m->client_ip);
 	free(m->client_name);
+	free(m->client_ptr);
+	free(m->client_resolve);
 	free(m->helo);
 	free(m->mail_from);
 	free(m->queue_id);
@@ -93,9 +97,15 @@ static void milter_finish(struct milter *m, enum milter_action action, const cha
 	m->done = true;
 	m->result.action = action;
 	snprintf(m->result.reply, sizeof(m->result.reply), "%s", reply != NULL ? reply : "");
-	if (m->result.failure != NULL)
-		log_warn("milter: %s; the message gets the default action (%s)", m->result.failure,
+	if (m->result.failure != NULL) {
+		/* The queue id is "SESSION.N": the session's lines carry SESSION. */
+		const char *dot = strrchr(m->queue_id, '.');
+		int n = dot != NULL ? (int)(dot - m->queue_id) : (int)strlen(m->queue_id);
+		log_warn("session=%.*s proto=smtp event=milter-failure id=%s reason=\"%s\" "
+		         "error=\"%s\" then=%s",
+		         n, m->queue_id, m->queue_id, m->result.failure, conn_error(m->conn),
 		         milter_action_name(action));
+	}
 	if (!conn_is_closed(m->conn)) {
 		buf_reset(&m->out);
 		bool abort_first = action != MILTER_ACCEPT && action != MILTER_QUARANTINE;
@@ -134,12 +144,46 @@ static void milter_flush(struct milter *m, bool wait_reply)
 	m->waiting = wait_reply;
 }
 
+/* One SMFIC_MACRO packet for cmd with n name/value pairs (names[i], values[i]): a second
+ * packet for the same command would replace the first one's macros in libmilter. */
+static void milter_macros(struct milter *m, char cmd, const char *const *names,
+                          const char *const *values, size_t n)
+{
+	struct buf d;
+	buf_init(&d, 4096);
+	int r = buf_append(&d, &cmd, 1);
+	for (size_t i = 0; i < n; i++)
+		r |= buf_append(&d, names[i], strlen(names[i]) + 1) |
+		     buf_append(&d, values[i], strlen(values[i]) + 1);
+	if (r == 0) /* else left out, as a macro too long always was */
+		milter_check(m, milter_put(&m->out, MILTER_CMD_MACRO, d.data, d.len));
+	buf_free(&d);
+}
+
 static void milter_macro(struct milter *m, char cmd, const char *name, const char *value)
 {
-	char data[600];
-	int n = snprintf(data, sizeof(data), "%c%s%c%s", cmd, name, 0, value);
-	if (n > 0 && (size_t)n < sizeof(data))
-		milter_check(m, milter_put(&m->out, MILTER_CMD_MACRO, data, (size_t)n + 1));
+	milter_macros(m, cmd, &name, &value, 1);
+}
+
+/* The macros of SMFIC_CONNECT, with Postfix's values: our name, ours as a daemon, and the
+ * client: {client_name} the confirmed name or "unknown"; "_" is "PTR-NAME [IP]" with
+ * " (may be forged)" when that PTR name is not {client_name}. */
+static void milter_connect_macros(struct milter *m)
+{
+	const char *name = m->client_name[0] != '[' ? m->client_name : "unknown";
+	char under[600];
+	snprintf(under, sizeof(under), "%s [%s]%s", m->client_ptr, m->client_ip,
+	         strcasecmp(name, m->client_ptr) == 0 ? "" : " (may be forged)");
+	const char *names[] = {"j",
+	                       "{daemon_name}",
+	                       "_",
+	                       "{client_addr}",
+	                       "{client_name}",
+	                       "{client_ptr}",
+	                       "{client_resolve}"};
+	const char *values[] = {m->our_name,   "posthorn",       under, m->client_ip, name,
+	                        m->client_ptr, m->client_resolve};
+	milter_macros(m, MILTER_CMD_CONNECT, names, values, 7);
 }
 
 /* A header field as SMFIC_HEADER wants it: name, NUL, value without the white space after
@@ -181,8 +225,7 @@ static void milter_advance(struct milter *m)
 			m->step = MS_HELO;
 			if (p & MILTER_P_NOCONNECT)
 				break;
-			milter_macro(m, MILTER_CMD_CONNECT, "j", m->our_name);
-			milter_macro(m, MILTER_CMD_CONNECT, "{daemon_name}", "posthorn");
+			milter_connect_macros(m);
 			milter_check(m, milter_put_connect(&m->out, m->client_name,
 			                                   strchr(m->client_ip, ':') != NULL, 0,
 			                                   m->client_ip));
@@ -413,12 +456,9 @@ static void milter_on_shutdown(struct conn *conn, void *ctx)
 static void milter_on_closed(struct conn *conn, void *ctx)
 {
 	struct milter *m = ctx;
-	if (!m->done) {
-		log_warn("milter: %s: %s",
-		         m->step == MS_OPTNEG && !m->waiting ? "cannot connect" : "connection lost",
-		         conn_error(conn)[0] != '\0' ? conn_error(conn) : "closed by the filter");
+	(void)conn;
+	if (!m->done) /* conn_error() says why, logged with it ("" when the filter closed) */
 		milter_fail(m, "the filter cannot be reached or closed the connection");
-	}
 	milter_free(m);
 }
 
@@ -482,7 +522,16 @@ struct milter *milter_start(struct net_loop *loop, const struct milter_request *
 	m->timeout = req->timeout;
 	m->fallback = req->fallback;
 	m->client_ip = xstrdup(req->client_ip);
-	m->client_name = xstrdup(req->client_name);
+	/* Sendmail's and Postfix's host name of a client without a confirmed name: "[ip]". */
+	if (req->client_name != NULL)
+		m->client_name = xstrdup(req->client_name);
+	else {
+		char bracketed[80];
+		snprintf(bracketed, sizeof(bracketed), "[%s]", req->client_ip);
+		m->client_name = xstrdup(bracketed);
+	}
+	m->client_ptr = xstrdup(req->client_ptr != NULL ? req->client_ptr : "unknown");
+	m->client_resolve = xstrdup(req->client_resolve != NULL ? req->client_resolve : "FAIL");
 	m->helo = xstrdup(req->helo != NULL ? req->helo : "");
 	m->mail_from = xstrdup(req->mail_from);
 	m->queue_id = xstrdup(req->queue_id);

@@ -34,7 +34,9 @@ struct milter_request {
 	unsigned timeout;            /* seconds for the connect and for each reply */
 	enum milter_action fallback; /* when the filter fails */
 	const char *client_ip;       /* the SMTP client */
-	const char *client_name;     /* its verified host name, or "[ip]" */
+	const char *client_name;     /* its confirmed host name, or NULL (sent as "[ip]") */
+	const char *client_ptr;      /* its PTR name, confirmed or not, or "unknown" */
+	const char *client_resolve;  /* "OK", "FAIL", "FORGED", "TEMP" (smtp_rdns.h) */
 	const char *helo;
 	const char *mail_from; /* without <> ("" for the null sender) */
 	const char *const *rcpts;

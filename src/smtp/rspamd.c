@@ -4,6 +4,7 @@
  * connection). */
 #include "smtp/rspamd.h"
 
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -27,6 +28,7 @@ struct rspamd {
 	const unsigned char *msg;
 	size_t len, sent; /* body octets handed to the connection */
 	struct arena *arena;
+	char queue_id[48]; /* for the log: "SESSION.N" */
 };
 
 static void rspamd_free(struct rspamd *r)
@@ -43,8 +45,14 @@ static void rspamd_finish(struct rspamd *r, const struct rspamd_verdict *v, cons
 	if (r->done)
 		return;
 	r->done = true;
-	if (v == NULL)
-		log_warn("rspamd: %s; the message gets the default action", failure);
+	if (v == NULL) {
+		/* The queue id is "SESSION.N": the session's lines carry SESSION. */
+		const char *dot = strrchr(r->queue_id, '.');
+		int n = dot != NULL ? (int)(dot - r->queue_id) : (int)strlen(r->queue_id);
+		log_warn("session=%.*s proto=smtp event=rspamd-failure id=%s reason=\"%s\" "
+		         "error=\"%s\" then=default-action",
+		         n, r->queue_id, r->queue_id, failure, conn_error(r->conn));
+	}
 	if (!conn_is_closed(r->conn))
 		conn_close(r->conn);
 	if (r->cb != NULL)
@@ -118,12 +126,11 @@ static void rspamd_on_shutdown(struct conn *conn, void *ctx)
 
 static void rspamd_on_closed(struct conn *conn, void *ctx)
 {
+	(void)conn;
 	struct rspamd *r = ctx;
-	if (!r->done && r->in.len == 0) {
-		log_warn("rspamd: %s", conn_error(conn)[0] != '\0' ? conn_error(conn)
-		                                                   : "closed without a response");
+	if (!r->done && r->in.len == 0) /* conn_error() says why, logged with it */
 		rspamd_finish(r, NULL, "rspamd cannot be reached or closed the connection");
-	} else if (!r->done)
+	else if (!r->done)
 		rspamd_try_parse(r, true);
 	rspamd_free(r);
 }
@@ -146,6 +153,7 @@ struct rspamd *rspamd_start(struct net_loop *loop, const struct rspamd_request *
 	r->timeout = req->timeout;
 	r->msg = req->msg;
 	r->len = req->len;
+	snprintf(r->queue_id, sizeof(r->queue_id), "%s", req->head.queue_id);
 	r->arena = arena_new(8192);
 	buf_init(&r->head, RSPAMD_HEAD_MAX);
 	buf_init(&r->in, RSPAMD_REPLY_MAX);

@@ -46,7 +46,8 @@ int rspamd_proto_request(struct buf *out, const struct rspamd_request_head *h)
 	r |= rspamd_field(out, "Ip", h->client_ip);
 	if (h->helo != NULL && h->helo[0] != '\0')
 		r |= rspamd_field(out, "Helo", h->helo);
-	r |= rspamd_field(out, "Hostname", h->hostname != NULL ? h->hostname : "unknown");
+	if (h->hostname != NULL)
+		r |= rspamd_field(out, "Hostname", h->hostname);
 	r |= rspamd_field(out, "From", h->mail_from[0] != '\0' ? h->mail_from : "<>");
 	for (size_t i = 0; i < h->rcpt_count; i++)
 		r |= rspamd_field(out, "Rcpt", h->rcpts[i]);

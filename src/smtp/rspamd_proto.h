@@ -40,7 +40,9 @@ struct rspamd_request_head {
 	const char *path;         /* the path before /checkv2 ("" or "/prefix") */
 	const char *client_ip;    /* Ip */
 	const char *helo;         /* Helo (not sent when "") */
-	const char *hostname;     /* Hostname: the client's verified name, NULL: "unknown" */
+	const char *hostname;     /* Hostname: the client's confirmed name or "unknown" (rspamd
+	                           * scores HFILTER_HOSTNAME_UNKNOWN); NULL: not sent (not
+	                           * looked up) */
 	const char *mail_from;    /* From ("" for the null sender: "<>") */
 	const char *const *rcpts; /* Rcpt, one field each */
 	size_t rcpt_count;

@@ -21,6 +21,7 @@
 #include "mime/dkim_canon.h"
 #include "smtp/milter.h"
 #include "smtp/rspamd.h"
+#include "smtp/smtp_rdns.h"
 #include "smtp/smtp_session.h"
 #include "core/banned.h"
 
@@ -411,6 +412,21 @@ static void filter_rspamd_done(const struct rspamd_verdict *v, const char *failu
 	filter_end(f);
 }
 
+/* The envelope's recipients as the filters' requests take them (in s->tx). */
+static const char **filter_rcpts(struct smtp_session *s)
+{
+	const char **rcpts = arena_alloc(s->tx, (s->rcpt_count + 1) * sizeof(*rcpts));
+	for (size_t i = 0; i < s->rcpt_count; i++)
+		rcpts[i] = s->rcpts[i].address;
+	return rcpts;
+}
+
+/* The client's confirmed name, or NULL (smtp_rdns.c). */
+static const char *filter_client_name(const struct smtp_session *s)
+{
+	return smtp_rdns_status(s) == SMTP_RDNS_OK ? smtp_rdns_name(s) : NULL;
+}
+
 /* Hand the spool file as it is now to rspamd. */
 static void filter_rspamd_start(struct smtp_filter *f)
 {
@@ -419,9 +435,6 @@ static void filter_rspamd_start(struct smtp_filter *f)
 		filter_end(f);
 		return;
 	}
-	const char **rcpts = arena_alloc(s->tx, (s->rcpt_count + 1) * sizeof(*rcpts));
-	for (size_t i = 0; i < s->rcpt_count; i++)
-		rcpts[i] = s->rcpts[i].address;
 	char host[80];
 	bool v6 = strchr(s->conf->rspamd_ip, ':') != NULL;
 	snprintf(host, sizeof(host), "%s%s%s:%u", v6 ? "[" : "", s->conf->rspamd_ip, v6 ? "]" : "",
@@ -436,9 +449,11 @@ static void filter_rspamd_start(struct smtp_filter *f)
 	            .path = s->conf->rspamd_path,
 	            .client_ip = conn_remote_ip(s->conn),
 	            .helo = s->helo != NULL ? s->helo : "",
-	            .hostname = NULL, /* no verified name: "unknown" */
+	            /* "unknown" when looked up and not confirmed; not sent when not looked up
+	             * (rspamd would score "unknown", a verdict we did not reach) */
+	            .hostname = s->rdns != NULL ? smtp_rdns_name(s) : NULL,
 	            .mail_from = s->mail_from != NULL ? s->mail_from : "",
-	            .rcpts = rcpts,
+	            .rcpts = filter_rcpts(s),
 	            .rcpt_count = s->rcpt_count,
 	            .queue_id = s->msgid,
 	            .user = s->authenticated ? s->auth_user : NULL,
@@ -474,20 +489,17 @@ void smtp_filter_data(struct smtp_session *s, void (*next)(struct smtp_session *
 		filter_end(f);
 		return;
 	}
-	const char **rcpts = arena_alloc(s->tx, (s->rcpt_count + 1) * sizeof(*rcpts));
-	for (size_t i = 0; i < s->rcpt_count; i++)
-		rcpts[i] = s->rcpts[i].address;
-	char client_name[80];
-	snprintf(client_name, sizeof(client_name), "[%s]", conn_remote_ip(s->conn));
 	struct milter_request req = {
 	    .address = s->conf->milter,
 	    .timeout = s->conf->milter_timeout,
 	    .fallback = filter_fallback[s->conf->milter_default_action],
 	    .client_ip = conn_remote_ip(s->conn),
-	    .client_name = client_name,
+	    .client_name = filter_client_name(s),
+	    .client_ptr = smtp_rdns_ptr(s),
+	    .client_resolve = smtp_rdns_status_name(smtp_rdns_status(s)),
 	    .helo = s->helo != NULL ? s->helo : "",
 	    .mail_from = s->mail_from != NULL ? s->mail_from : "",
-	    .rcpts = rcpts,
+	    .rcpts = filter_rcpts(s),
 	    .rcpt_count = s->rcpt_count,
 	    .queue_id = s->msgid,
 	    .our_name = s->conf->hostname,

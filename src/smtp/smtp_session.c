@@ -19,6 +19,7 @@
 #include "core/xmalloc.h"
 #include "mime/dkim_key_cache.h"
 #include "smtp/psl.h"
+#include "smtp/smtp_rdns.h"
 #include "smtp/smtp_server.h"
 #include "core/banned.h"
 
@@ -176,6 +177,7 @@ static void smtp_session_free(struct smtp_session *s)
 	smtp_checks_free(&s->checks);
 	smtp_filter_free(&s->filter);
 	smtp_dnsbl_free(s);
+	smtp_rdns_free(s);
 	auth_login_free(&s->login);
 	free(s->delivery_accounts);
 	free(s->delivery_remote);
@@ -215,9 +217,11 @@ static int smtp_trace_headers(struct smtp_session *s, struct buf *b)
 	                                           : "ESMTP";
 	int r = buf_printf(b, "Return-Path: <%s>\r\n", s->mail_from);
 	/* Each folded line starts with a tab; the date ends the last one (RFC 5322 §3.6.7). */
-	r |= buf_printf(b, "Received: from %s ([%s])\r\n\tby %s (Posthorn) with %s id %s",
+	/* The client's confirmed name, or "unknown", as Postfix writes it (smtp_rdns.c). */
+	r |= buf_printf(b, "Received: from %s (%s [%s])\r\n\tby %s (Posthorn) with %s id %s",
 	                smtp_header_safe(s->tx, s->helo != NULL ? s->helo : "unknown"),
-	                conn_remote_ip(s->conn), s->conf->hostname, proto, s->msgid);
+	                smtp_rdns_name(s), conn_remote_ip(s->conn), s->conf->hostname, proto,
+	                s->msgid);
 	if (conn_is_tls(s->conn))
 		r |= buf_printf(b, "\r\n\t(using %s)", conn_tls_description(s->conn));
 	if (s->rcpt_count == 1)
@@ -905,6 +909,7 @@ void smtp_server_accept(struct conn *conn, void *listener_ctx)
 	SMTP_LOG(s, "event=connect ip=%s port=%d", conn_remote_ip(conn), conn_local_port(conn));
 	if (smtp_policy_connect(s))
 		return;
+	smtp_rdns_start(s);
 	smtp_dnsbl_start(s);
 	if (s->kind == CONF_LISTENER_SMTP && s->conf->smtp_pregreet_wait > 0)
 		conn_set_timer(conn, s->conf->smtp_pregreet_wait * 1000); /* smtp_pregreet_done */

@@ -28,6 +28,7 @@ struct dkim_key_cache;
 struct smtp_checks;
 struct smtp_filter;
 struct smtp_dnsbl;
+struct smtp_rdns;
 
 struct smtp_server {
 	struct store *store;
@@ -151,6 +152,7 @@ struct smtp_session {
 	unsigned login_commands;         /* commands before that */
 	struct smtp_policy_state policy; /* greylisting, rates (smtp_policy.c) */
 	struct smtp_dnsbl *dnsbl;        /* DNS list lookups at connect (smtp_dnsbl.c), or NULL */
+	struct smtp_rdns *rdns;          /* the client's name (smtp_rdns.c), or NULL */
 };
 
 /* Send one reply line (CRLF added). 4xx/5xx count as errors; at the error limit the session

@@ -8,7 +8,8 @@ a UNIX-domain socket) and decides by the Subject:
   quarantine  -> quarantine ("held by test"), accept
   skip        -> SMFIR_SKIP on the first body chunk
   anything else: accept, with X-Milter-Seen (what it saw: HELO, sender, recipients, the
-  header count, the body's octets and first line) appended, X-Milter-Top inserted first,
+  header count, the body's octets and first line, the connect host name, macros i and _)
+  appended, X-Milter-Top inserted first,
   the Subject changed to "[filtered] ..." and every X-Remove-Me field deleted."""
 
 import sys
@@ -19,10 +20,15 @@ import Milter
 class TestFilter(Milter.Base):
     def __init__(self):
         self.helo = ""
+        self.client = ""
         self.rcpts = []
         self.headers = []
         self.body_bytes = b""
         self.chunks = 0
+
+    def connect(self, hostname, family, hostaddr):
+        self.client = hostname
+        return Milter.CONTINUE
 
     def hello(self, hostname):
         self.helo = hostname
@@ -70,9 +76,10 @@ class TestFilter(Milter.Base):
             return Milter.ACCEPT
         first = self.body_bytes.split(b"\r\n", 1)[0].decode(errors="replace")
         self.addheader("X-Milter-Seen", "helo=%s from=%s rcpts=%s headers=%d body=%d chunks=%d "
-                       "first=%s macro_i=%s" % (self.helo, self.sender, ",".join(self.rcpts),
-                                                len(self.headers), len(self.body_bytes), self.chunks,
-                                                first, self.getsymval("i")))
+                       "first=%s macro_i=%s host=%s macro__=%s" % (
+                           self.helo, self.sender, ",".join(self.rcpts), len(self.headers),
+                           len(self.body_bytes), self.chunks, first, self.getsymval("i"),
+                           self.client, self.getsymval("_")))
         self.addheader("X-Milter-Top", "inserted", 0)
         self.chgheader("Subject", 1, "[filtered] " + subject)
         count = sum(1 for n, _ in self.headers if n.lower() == "x-remove-me")

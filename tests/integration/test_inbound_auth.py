@@ -53,6 +53,14 @@ def zone(keys):
     z += txt("ptr.test", "v=spf1 ptr:ptr.test -all")
     z += "1.0.0.127.in-addr.arpa. IN PTR host.ptr.test.\n"
     z += "host.ptr.test. IN A 127.0.0.1\n"
+    # 127.0.0.8's PTR name is not confirmed: its address is another (smtp_rdns.c)
+    z += "8.0.0.127.in-addr.arpa. IN PTR forged.ptr.test.\n"
+    z += "forged.ptr.test. IN A 127.0.0.9\n"
+    # 127.0.0.9 has two PTR names: the one whose address is 127.0.0.9 confirms
+    z += "9.0.0.127.in-addr.arpa. IN PTR wrong9.ptr.test.\n"
+    z += "9.0.0.127.in-addr.arpa. IN PTR multi9.ptr.test.\n"
+    z += "wrong9.ptr.test. IN A 127.0.0.99\n"
+    z += "multi9.ptr.test. IN A 127.0.0.9\n"
     # DKIM and DMARC: signed.test passes DMARC only through DKIM (SPF fails)
     for dom in ("signed.test", "nodmarc.test"):
         z += txt(dom, "v=spf1 -all")
@@ -208,6 +216,42 @@ def test_spf(server, sender, source, want):
     assert ar["dkim"] == [("none", {}, None)]
     assert ar["dmarc"][0][0] == "none"
     assert ar["dmarc"][0][1] == {"header.from": sender.split("@")[1]}
+
+
+@pytest.mark.parametrize("source,ptr,name,result", [
+    ("127.0.0.1", "host.ptr.test", "host.ptr.test", "OK"),  # the name's address is 127.0.0.1
+    ("127.0.0.8", "forged.ptr.test", "unknown", "FORGED"),  # the name's address is another
+    ("127.0.0.9", "multi9.ptr.test", "multi9.ptr.test", "OK"),  # the second of two names
+])
+def test_client_name(server, source, ptr, name, result):
+    # The forward-confirmed name of the client (smtp_rdns.c) in our Received field. The
+    # lookups start at connect and nothing waits for them: the test waits for the log line.
+    line = "event=rdns ip=%s ptr=%s name=%s result=%s" % (source, ptr, name, result)
+    before = server.log_text().count(line)
+    subject = unique("rdns")
+    with smtplib.SMTP(HOST, server.smtp_port, timeout=30, local_hostname="client.test",
+                      source_address=(source, 0)) as s:
+        deadline = time.monotonic() + 10
+        while server.log_text().count(line) == before:
+            assert time.monotonic() < deadline, "no event=rdns line"
+            time.sleep(0.05)
+        s.sendmail("a@nospf.test", [DEMO], message(subject, "a@nospf.test"))
+    raw = fetch(server, subject)
+    assert b"Received: from client.test (%s [%s])" % (name.encode(), source.encode()) in raw
+
+
+def test_client_name_lookup_off(server):
+    # smtp_peername_lookup = no: no lookups at all, the name is unknown.
+    reload_with(server, {"smtp_peername_lookup": "no"})
+    try:
+        before = server.log_text().count("event=rdns ")
+        subject = unique("nordns")
+        send(server, "a@nospf.test", message(subject, "a@nospf.test"))
+        raw = fetch(server, subject)
+        assert b"Received: from client.test (unknown [127.0.0.1])" in raw
+        assert server.log_text().count("event=rdns ") == before
+    finally:
+        reload_with(server, {"smtp_peername_lookup": "yes"})
 
 
 def test_spf_of_helo_for_null_sender(server):
@@ -406,6 +450,7 @@ def test_checks_then_milter(server, keys):
         assert not any(n == "X-Remove-Me" for n, _ in fields)
         seen = [v for n, v in fields if n == "X-Milter-Seen"][0]
         assert "body=%d" % len(body) in seen
+        assert seen.endswith("host=host.ptr.test macro__=host.ptr.test [127.0.0.1]"), seen
         assert raw.endswith(b"\r\n\r\n" + body)
     finally:
         reload_with(server, {"milter": ""})

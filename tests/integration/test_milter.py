@@ -70,6 +70,9 @@ def test_accept_with_header_changes(tmp_path, filter_address):
     seen = [h for h in headers if h.startswith("X-Milter-Seen: ")][0]
     assert ("helo=client.example from=<a@example.org> rcpts=<b@example.net>,<c@example.net> "
             "headers=5 body=20 chunks=1 first=line one macro_i=Q1234") in seen
+    # No confirmed name: "[ip]" at connect, and Postfix's "_" (one macro packet per step:
+    # a second would replace the first in libmilter).
+    assert seen.endswith("host=[192.0.2.7] macro__=unknown [192.0.2.7]"), seen
 
 
 def test_decisions(tmp_path, filter_address):
@@ -119,6 +122,12 @@ def test_unix_socket(tmp_path, scheme):
     action, _, failure, _, _ = run(tmp_path, "unix:%s" % path, message("hello"))
     assert (action, failure) == ("tempfail",
                                  "the filter cannot be reached or closed the connection")
+    # The log line names the socket (not "unix:0"), key=value.
+    p = subprocess.run([str(DRIVER), "unix:%s" % path, str(tmp_path / "msg.eml"), "a@b", "c@d"],
+                       capture_output=True, timeout=30)
+    assert ('event=milter-failure id=Q1234 reason="the filter cannot be reached or closed '
+            'the connection" error="connect to unix:%s: No such file or directory" '
+            'then=tempfail' % path) in p.stderr.decode(), p.stderr
 
 
 def test_unreachable_filter_gets_the_default_action(tmp_path):
@@ -188,6 +197,8 @@ def test_port25_message_with_the_filters_changes(server):
     assert "X-Remove-Me" not in head
     seen = [l for l in head.split("\r\n") if l.startswith("X-Milter-Seen: ")][0]
     assert "helo=client.test from=<a@example.org> rcpts=<%s>" % DEMO in seen
+    # 127.0.0.1's name, confirmed (libunbound answers for the loopback itself)
+    assert seen.endswith("host=localhost macro__=localhost [127.0.0.1]"), seen
     assert "Received: from client.test" in head  # the filter saw our trace fields too
     assert raw.endswith(b"\r\n\r\nBody of %s.\r\n" % subject.encode())
     assert "event=milter" in server.log_text() and "action=accept changes=4" in server.log_text()

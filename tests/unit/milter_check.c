@@ -56,7 +56,7 @@ int main(int argc, char **argv)
 	    .timeout = 5,
 	    .fallback = MILTER_TEMPFAIL,
 	    .client_ip = "192.0.2.7",
-	    .client_name = "[192.0.2.7]",
+	    .client_name = NULL, /* no confirmed name: "[192.0.2.7]" */
 	    .helo = "client.example",
 	    .mail_from = argv[3],
 	    .rcpts = (const char *const *)argv + 4,

@@ -391,20 +391,23 @@ static void test_hostile_limits(void **state)
 	assert_int_equal(c->limits.login_commands, 30);
 	assert_int_equal(c->limits.sessions_per_user_ip, 10);
 	assert_int_equal(c->smtp_pregreet_wait, 1);
+	assert_true(c->smtp_peername_lookup);
 	conf_free(&c);
 	c = parse("limit_tls_handshake_timeout = 5s\nlimit_login_timeout = 2m\n"
 	          "limit_login_commands = 7\nlimit_sessions_per_user_ip = 0\n"
-	          "smtp_pregreet_wait = 0\nsmtp_pregreet_wait = 6s\n");
+	          "smtp_pregreet_wait = 0\nsmtp_pregreet_wait = 6s\nsmtp_peername_lookup = no\n");
 	assert_int_equal(c->limits.tls_handshake_timeout, 5);
 	assert_int_equal(c->limits.login_timeout, 120);
 	assert_int_equal(c->limits.login_commands, 7);
 	assert_int_equal(c->limits.sessions_per_user_ip, 0);
 	assert_int_equal(c->smtp_pregreet_wait, 6); /* the last one counts */
+	assert_false(c->smtp_peername_lookup);
 	conf_free(&c);
 	refuse_value("limit_tls_handshake_timeout", "0", "value out of range");
 	refuse_value("limit_login_timeout", "0", "value out of range");
 	refuse_value("limit_login_commands", "0", "value out of range");
 	refuse_value("smtp_pregreet_wait", "61", "value out of range");
+	refuse_value("smtp_peername_lookup", "maybe", "expected yes or no");
 }
 
 /* The checks on arrival (issue 12): defaults, values, ranges. */
@@ -1095,6 +1098,10 @@ static void test_filter_settings(void **state)
 	    {"http://127.0.0.1", "127.0.0.1", 11333, ""},
 	    {"http://[::1]:2000/", "::1", 2000, ""},
 	    {"http://localhost:11333/rspamd/", "127.0.0.1", 11333, "/rspamd"},
+	    /* the endpoint named too: not appended twice */
+	    {"http://127.0.0.1:11333/checkv2", "127.0.0.1", 11333, ""},
+	    {"http://127.0.0.1/rspamd/checkv2/", "127.0.0.1", 11333, "/rspamd"},
+	    {"http://127.0.0.1/xcheckv2", "127.0.0.1", 11333, "/xcheckv2"},
 	    {"", "", 11333, ""},
 	};
 	for (size_t i = 0; i < sizeof(ok) / sizeof(ok[0]); i++) {

@@ -28,6 +28,7 @@ static void test_request(void **state)
 	    .path = "",
 	    .client_ip = "192.0.2.7",
 	    .helo = "client.example",
+	    .hostname = "unknown",
 	    .mail_from = "a@example.org",
 	    .rcpts = rcpts,
 	    .rcpt_count = 2,
@@ -68,6 +69,11 @@ static void test_request(void **state)
 	                                  "User: demo@example.test\r\n"
 	                                  "MTA-Name: mx.example\r\n"
 	                                  "\r\n");
+	/* Not looked up: no Hostname at all. */
+	buf_reset(&b);
+	h.hostname = NULL;
+	assert_int_equal(rspamd_proto_request(&b, &h), 0);
+	assert_null(strstr(buf_cstr(&b), "Hostname"));
 	buf_free(&b);
 	struct buf tiny;
 	buf_init(&tiny, 20);
