@@ -239,6 +239,9 @@ bool sql_in_tx(struct sql_conn *c)
 	return c->sql->driver->in_tx(c);
 }
 
+const char sql_commit_unknown[] = "database error: the connection broke during COMMIT and "
+                                  "its outcome is unknown";
+
 bool sql_retryable(struct sql_conn *c)
 {
 	return c->sql->driver->retryable != NULL && c->sql->driver->retryable(c);

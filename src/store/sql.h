@@ -180,6 +180,10 @@ int sql_end(struct sql_conn *c, int ret, const char **error_r);
 bool sql_in_tx(struct sql_conn *c);
 /* The driver's retryable, when it has one; else false. */
 bool sql_retryable(struct sql_conn *c);
+/* The error of a commit whose outcome nobody can tell (PostgreSQL: the connection broke
+ * after COMMIT went out and the transaction's status could not be read): the work may be
+ * stored already, so it must not run again by itself (compare the pointer). */
+extern const char sql_commit_unknown[];
 
 /* Apply the driver's migrations after the database's version, up to target (each in its
  * own write transaction, re-reading the version inside it: another process may migrate at

@@ -21,6 +21,7 @@
 #include "core/log.h"
 #include "core/xmalloc.h"
 #include "store/blob.h"
+#include "store/sql.h"
 #include "store/store_trigram.h"
 #include "core/banned.h"
 
@@ -485,8 +486,11 @@ static void store_writer_commit(struct store *store, struct store_pending **ops,
 		return;
 	}
 	store_watch_truncate(changes, mark);
-	if (count == 1) {
-		store_pending_fail(ops[0], store_writer_failure(ops[0]->item.kind), error);
+	if (count == 1 || error == sql_commit_unknown) {
+		/* Committed or not, nobody can tell: running them again one by one could store
+		 * them twice; they fail (a client's retry is then a duplicate it asked for). */
+		for (size_t i = 0; i < count; i++)
+			store_pending_fail(ops[i], store_writer_failure(ops[i]->item.kind), error);
 		return;
 	}
 	log_warn("store: group commit of %zu operations failed (%s), retrying one by one", count,

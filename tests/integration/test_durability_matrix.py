@@ -38,3 +38,16 @@ def test_harness_detects_loss(tmp_path):
     c = matrix.run_point("store.blob.before_row", TEST_STORE, 1, tmp_path / "srv",
                          crash=crash_and_truncate, action="delay_1", nth=1)
     assert c.truncated + c.lost > 0, "a truncated message file went unnoticed"
+
+
+def test_pg_commit_answer_lost(tmp_path):
+    """PostgreSQL: a COMMIT whose answer is lost (the connection cut after it went out) is
+    resolved by its transaction id; the group it held is not run again one by one, which
+    stored messages twice that no client had sent twice (`bad` in the matrix)."""
+    if not PGURL:
+        pytest.skip("no PostgreSQL cluster (POSTHORN_TEST_PGURL)")
+    c = matrix.run_point("pg.commit.lost", "postgresql", 3, tmp_path / "srv", pgurl=PGURL)
+    assert c.fired >= 1, "the fault point did not fire"
+    assert c.ok() and c.bad == 0, "\n".join(c.problems)
+    logs = "".join(p.read_text(errors="replace") for p in (tmp_path / "srv").glob("*.log"))
+    assert "the connection broke after COMMIT" in logs, "no COMMIT was resolved"

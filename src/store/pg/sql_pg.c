@@ -17,6 +17,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <time.h>
 
 #include <libpq-fe.h>
 
@@ -76,10 +77,12 @@ struct pg_conn {
 	unsigned count;
 	int64_t changes; /* of the last finished INSERT, UPDATE or DELETE */
 	bool tx;         /* a transaction was begun and not yet ended (also when it broke) */
+	bool write;      /* and it is a write transaction */
 	bool conflict;   /* the transaction failed on a serialization failure or a deadlock */
 };
 
 static void pg_blobs_free(struct pg_row *r);
+static int pg_query_int(struct pg_conn *c, const char *sql, int64_t *value_r, const char **error_r);
 
 /* ---- errors ---- */
 
@@ -674,6 +677,7 @@ static int pg_begin(struct sql_conn *sc, enum sql_tx tx, const char **error_r)
 	if (ret < 0 && PQstatus(c->pg) == CONNECTION_BAD && pg_revive(c, error_r) == 0)
 		ret = pg_script(sc, begin, error_r);
 	c->tx = true; /* from here until commit or rollback, even when BEGIN failed */
+	c->write = tx == SQL_TX_WRITE;
 	return ret;
 }
 
@@ -682,12 +686,57 @@ static bool pg_retryable(struct sql_conn *sc)
 	return ((struct pg_conn *)sc)->conflict;
 }
 
+/* A COMMIT whose answer never came (the connection broke after it went out) may have
+ * committed or not; running the work again could store it twice. The transaction's id,
+ * taken before COMMIT, tells: on a new connection txid_status() says committed or aborted,
+ * or in progress while the old session is still finishing (asked again every
+ * PG_RESOLVE_PAUSE_MS for up to PG_RESOLVE_MS). 1 committed, 0 aborted, -1 unknown. */
+#define PG_RESOLVE_MS 10000
+#define PG_RESOLVE_PAUSE_MS 100
+
+static int pg_commit_resolve(struct pg_conn *c, int64_t txid)
+{
+	char sql[64];
+	(void)snprintf(sql, sizeof(sql), "SELECT txid_status(%" PRId64 ")", txid);
+	for (int waited = 0;; waited += PG_RESOLVE_PAUSE_MS) {
+		const char *error;
+		if (pg_revive(c, &error) == 0) {
+			PGresult *res = PQexec(c->pg, sql);
+			const char *status = "";
+			if (PQresultStatus(res) == PGRES_TUPLES_OK && PQntuples(res) == 1 &&
+			    !PQgetisnull(res, 0, 0))
+				status = PQgetvalue(res, 0, 0);
+			int ret = strcmp(status, "committed") == 0 ? 1
+			          : strcmp(status, "aborted") == 0 ? 0
+			                                           : -1;
+			PQclear(res);
+			if (ret >= 0) {
+				log_warn("store: database: the connection broke after COMMIT; "
+				         "txid=%" PRId64 " %s",
+				         txid, ret == 1 ? "committed" : "aborted");
+				return ret;
+			}
+		}
+		if (waited >= PG_RESOLVE_MS)
+			return -1;
+		struct timespec ts = {0, PG_RESOLVE_PAUSE_MS * 1000000L};
+		nanosleep(&ts, NULL);
+	}
+}
+
 /* A COMMIT of a transaction that an error aborted rolls back and says so ("ROLLBACK"):
- * that is a failed commit. */
+ * that is a failed commit. One whose answer was lost is resolved (pg_commit_resolve());
+ * when that cannot say, the error is sql_commit_unknown. */
 static int pg_commit(struct sql_conn *sc, const char **error_r)
 {
 	struct pg_conn *c = (struct pg_conn *)sc;
 	PGresult *res;
+	/* The id of a transaction that wrote (none: nothing to lose or to store twice); a
+	 * connection that broke before COMMIT went out has rolled back, and fails here too. */
+	int64_t txid = 0;
+	const char *ignored;
+	if (c->write && pg_query_int(c, "SELECT txid_current_if_assigned()", &txid, &ignored) < 0)
+		txid = 0;
 	int fault = FAULT_POINT("pg.commit.lost");
 	if (fault != 0 && PQsendQuery(c->pg, "COMMIT") == 1) {
 		/* Test builds: COMMIT went out, its answer is lost (the ambiguous window). */
@@ -706,6 +755,13 @@ static int pg_commit(struct sql_conn *sc, const char **error_r)
 		ret = -1;
 	}
 	PQclear(res);
+	if (ret < 0 && txid > 0 && PQstatus(c->pg) == CONNECTION_BAD) {
+		int outcome = pg_commit_resolve(c, txid);
+		if (outcome == 1)
+			ret = 0;
+		else if (outcome < 0)
+			*error_r = sql_commit_unknown;
+	}
 	return ret;
 }
 
