@@ -32,7 +32,7 @@ UNIT_BINS := $(UNIT_SRCS:tests/unit/%.c=build/asan/tests/%)
 FUZZ_SRCS := $(sort $(wildcard fuzz/fuzz_*.c))
 FUZZ_BINS := $(FUZZ_SRCS:fuzz/%.c=build/fuzz/%)
 
-.PHONY: FORCE check-hardening powerloss durability test-pg all asan unit-tests run test fuzz fuzz-build fuzz-smoke fuzz-campaign bench bench-load format check-format check-layers clean
+.PHONY: FORCE check-hardening powerloss durability test-pg all asan unit-tests run test fuzz fuzz-build fuzz-smoke fuzz-campaign fuzz-merge bench bench-load format check-format check-layers clean
 
 all: build/posthorn
 
@@ -117,6 +117,10 @@ FUZZ_TARGETS ?=
 fuzz-campaign: fuzz-build
 	@sh fuzz/run.sh campaign $(FUZZ_CAMPAIGN_SECONDS) \
 	  $(if $(FUZZ_TARGETS),$(FUZZ_TARGETS:%=build/fuzz/fuzz_%),$(FUZZ_BINS))
+
+# The campaign's finds that add coverage, into the committed corpora (fuzz/corpus/).
+fuzz-merge: fuzz-build
+	@sh fuzz/run.sh merge 0 $(if $(FUZZ_TARGETS),$(FUZZ_TARGETS:%=build/fuzz/fuzz_%),$(FUZZ_BINS))
 
 run:
 	@sh tests/run-demo.sh

@@ -6,7 +6,8 @@
 # SECONDS of CPU with its corpus growing in build/fuzz/corpus/, and adds a row per target (wall
 # and CPU seconds, execs, execs per CPU second, coverage, crashes) to the table in
 # build/fuzz/campaign.md, so that a campaign may run in parts (FUZZ_TARGETS). Crashing inputs
-# are kept in build/fuzz/artifacts/TARGET/.
+# are kept in build/fuzz/artifacts/TARGET/. `run.sh merge 0 TARGET...` (make fuzz-merge) adds
+# to fuzz/corpus/TARGET/ the campaign's inputs that add coverage (libFuzzer's -merge=1).
 set -u
 mode=$1
 secs=$2
@@ -28,6 +29,18 @@ for f in "$@"; do
 	[ -f "fuzz/$n.dict" ] && dict="-dict=fuzz/$n.dict"
 	art="build/fuzz/artifacts/$n"
 	mkdir -p "$art" "fuzz/corpus/$n"
+	if [ "$mode" = merge ]; then
+		# What a campaign found that adds coverage goes into the committed corpus.
+		before=$(find "fuzz/corpus/$n" -type f | wc -l)
+		if [ -d "build/fuzz/corpus/$n" ] && "$f" -merge=1 "fuzz/corpus/$n" \
+			"build/fuzz/corpus/$n" >"build/fuzz/logs/$n.merge" 2>&1; then
+			echo "$n: $before -> $(find "fuzz/corpus/$n" -type f | wc -l) inputs"
+			pass=$((pass + 1))
+		else
+			echo "$n: nothing to merge or merge failed"; fail=$((fail + 1))
+		fi
+		continue
+	fi
 	log="build/fuzz/logs/$n.log"
 	if [ "$mode" = smoke ]; then
 		scratch=$(mktemp -d /tmp/posthorn-fuzz.XXXXXX)
