@@ -10,6 +10,7 @@ newcomer of each step below would get the busy reply instead of a greeting."""
 
 import base64
 import re
+import signal
 import socket
 import time
 
@@ -111,6 +112,73 @@ def test_newcomer_refused_when_everyone_is_logged_in(server):
         h.send(b"n NOOP\r\n")
         assert h.read_line().startswith(b"n OK")
         h.close()
+
+
+# ---------------------------------------------------------------------------
+# Connection rate per client (limit_connection_rate_per_ip): new connections a minute to the
+# IMAP, POP3 and submission ports together, counted per IPv4 address (or IPv6 /64) in fixed
+# windows; beyond it the protocol's busy reply at once (nothing on an implicit-TLS port) and
+# close, logged once per window. Set by a reload (which is what applies it), from addresses
+# of their own, so the other tests' connections from 127.0.0.1 are not counted.
+
+RATE = 3
+RATE_IP = "127.0.0.3"
+CALM_IP = "127.0.0.4"
+
+
+def reload_with(server, settings):
+    n = server.log_text().count("event=reload result=ok")
+    server.append_conf(settings)
+    server.proc.send_signal(signal.SIGHUP)
+    deadline = time.monotonic() + 10
+    while server.log_text().count("event=reload result=ok") <= n:
+        assert time.monotonic() < deadline, server.log_text()[-3000:]
+        time.sleep(0.05)
+
+
+def first_line(port, source):
+    """The first line the server sends a new connection from source (b"" when it closes
+    without a word)."""
+    s = socket.create_connection((HOST, port), timeout=20, source_address=(source, 0))
+    f = s.makefile("rb")
+    try:
+        return f.readline()
+    except ConnectionResetError:
+        return b""
+    finally:
+        f.close()
+        s.close()
+
+
+def test_connection_rate_per_ip(server):
+    imap, imaps = imap_ports(server)
+    pop3, pop3s = pop3_ports(server)
+    reload_with(server, {"limit_connection_rate_per_ip": RATE})
+    try:
+        # RATE connections, spread over the ports: they count together
+        assert first_line(imap, RATE_IP).startswith(b"* OK")
+        assert first_line(pop3, RATE_IP).startswith(b"+OK")
+        assert first_line(server.submission_port, RATE_IP).startswith(b"220 ")
+        # one more on any of them: the busy reply at once, then close
+        assert first_line(imap, RATE_IP).startswith(b"* BYE [UNAVAILABLE] ")
+        assert first_line(pop3, RATE_IP).startswith(b"-ERR [SYS/TEMP] ")
+        assert first_line(server.submission_port, RATE_IP).startswith(b"421 4.7.0 ")
+        # implicit TLS: closed before any handshake, without a word
+        for port in (imaps, pop3s, server.submissions_port):
+            assert first_line(port, RATE_IP) == b""
+        # port 25 has a rate of its own (smtp_connection_rate_per_ip, off here)
+        assert first_line(server.smtp_port, RATE_IP).startswith(b"220 ")
+        # another client is not affected
+        assert first_line(imap, CALM_IP).startswith(b"* OK")
+        # logged once for the window, however many were refused
+        log = server.log_text()
+        hits = [l for l in log.splitlines() if "event=rate-limit" in l and RATE_IP in l]
+        assert len(hits) == 1, hits
+        assert "limit=%d" % RATE in hits[0] and "action=refused" in hits[0], hits
+    finally:
+        reload_with(server, {"limit_connection_rate_per_ip": 0})
+    # off again after a reload: the same client is greeted at once
+    assert first_line(imap, RATE_IP).startswith(b"* OK")
 
 
 # ---------------------------------------------------------------------------
