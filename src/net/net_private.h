@@ -4,6 +4,7 @@
 
 #include <netinet/in.h>
 #include <stdbool.h>
+#include <stdint.h>
 #include <time.h>
 
 #include <event2/bufferevent.h>
@@ -63,6 +64,15 @@ struct conn {
 	 * line is partly read. A line must be complete within the idle timeout of that, however
 	 * the octets trickle in (conn_read_cb). */
 	time_t partial_since;
+	/* conn_set_write_timeout(): output queued and none of it taken by the socket for
+	 * write_timeout seconds closes the connection (conn_output_cb, conn_write_deadline_cb) */
+	struct event *write_ev;
+	unsigned write_timeout; /* 0: none */
+	time_t write_progress;  /* the socket last took output, or output was queued anew */
+	uint64_t write_sent;    /* octets the socket took (drains of the lowest buffer) */
+	int64_t write_acked;    /* write_sent less the kernel's send queue when last looked */
+	bool write_acked_known; /* write_acked was measured */
+	bool write_idle;        /* everything sent: the next output starts a new wait */
 };
 
 /* Create a connection on loop for an accepted socket (implicit TLS when tls_now). Returns

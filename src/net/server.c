@@ -439,6 +439,7 @@ static void net_accept_cb(struct net_loop *loop, struct net_listen *li, int fd, 
 	struct tls_ctx *tls = s->tls != NULL ? tls_ctx_ref(s->tls) : NULL;
 	unsigned tls_timeout = s->limits.tls_handshake_timeout;
 	unsigned login_timeout = s->limits.login_timeout;
+	unsigned write_timeout = s->limits.request_timeout;
 	pthread_mutex_unlock(&s->lock);
 	struct conn *c = conn_new(loop, fd, ip, li->port, tls, li->implicit_tls && tls != NULL);
 	tls_ctx_unref(&tls);
@@ -454,6 +455,7 @@ static void net_accept_cb(struct net_loop *loop, struct net_listen *li, int fd, 
 		    "session=%s event=connection-limit ip=%s action=evicted-oldest-unauthenticated",
 		    c->id, ip);
 	conn_set_tls_timeout(c, tls_timeout);
+	conn_set_write_timeout(c, write_timeout);
 	conn_set_deadline(c, login_timeout); /* the protocol clears it at login */
 	if (li->implicit_tls && c->tls == NULL) {
 		log_error("event=refused ip=%s port=%d reason=no-tls-configured", ip, li->port);

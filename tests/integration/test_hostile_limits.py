@@ -20,6 +20,7 @@ from conftest import HOST, USERS, make_server
 from imap_helpers import imap_ports
 from pop3_helpers import pop3_ports
 from test_hostile import raw
+from test_slowloris import PASSWORD, in_parallel, read_line, read_smtp_reply
 
 CAP = 4
 USER = "demo@example.test"
@@ -179,6 +180,85 @@ def test_connection_rate_per_ip(server):
         reload_with(server, {"limit_connection_rate_per_ip": 0})
     # off again after a reload: the same client is greeted at once
     assert first_line(imap, RATE_IP).startswith(b"* OK")
+
+
+# ---------------------------------------------------------------------------
+# Clients that never read (moved here from test_slowloris.py: this module keeps the default
+# limit_request_timeout, the write timeout)
+
+
+def stall_ports(server):
+    return {"smtp": server.smtp_port, "pop3": pop3_ports(server)[0],
+            "imap": imap_ports(server)[0]}
+
+
+def test_client_that_never_reads_stalls_on_its_own_output(server):
+    """Pipelined small commands whose replies are never read: once a session's unsent output
+    reaches 1 MiB the server stops reading its input, so the client's sends block instead
+    of the server queueing replies without bound (FETCH and RETR of big messages are
+    covered by test_imap_streaming.py). Here, not in test_slowloris.py, because that
+    module's 3 s limit_request_timeout is also the write timeout, which would cut these
+    clients while they block (test_slowloris.py checks that cut). Without the hold, the server would read and answer
+    all 64 MiB (and queue some 2.5 times as much in replies); with it the client is
+    blocked after what the kernel's socket buffers hold (a few MiB). (Server RSS is not
+    asserted: under ASan its quarantine of freed blocks grows with every command.)"""
+    flood_max = 64 << 20
+    commands = {"smtp": b"NOOP\r\n", "pop3": b"NOOP\r\n", "imap": b"a NOOP\r\n"}
+
+    def one(name):
+        s = socket.socket()
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+        s.connect((HOST, stall_ports(server)[name]))
+        s.settimeout(20)
+        # past login (and so past limit_login_commands)
+        if name == "smtp":
+            read_smtp_reply(s)
+            s.sendall(b"EHLO c.test\r\n")
+            read_smtp_reply(s)
+            s.sendall(b"MAIL FROM:<a@remote.test>\r\n")
+            assert read_smtp_reply(s).startswith(b"250")
+        elif name == "pop3":
+            read_line(s)
+            s.sendall(b"USER %s\r\n" % USER.encode())
+            read_line(s)
+            s.sendall(b"PASS %s\r\n" % PASSWORD.encode())
+            assert read_line(s).startswith(b"+OK")
+        else:
+            read_line(s)
+            s.sendall(b'a LOGIN "%s" "%s"\r\n' % (USER.encode(), PASSWORD.encode()))
+            line = read_line(s)
+            while line.startswith(b"* "):
+                line = read_line(s)
+            assert line.startswith(b"a OK"), line
+        chunk = commands[name] * 10000
+        sent = 0
+        s.settimeout(2.0)  # blocked this long: the server holds our input
+        try:
+            while sent < flood_max:
+                sent += s.send(chunk)
+        except socket.timeout:
+            return s, sent
+        s.close()
+        return None, sent
+    results = in_parallel(one, list(commands))
+    socks = [r[0] for r in results.values() if not isinstance(r, Exception) and r[0]]
+    try:
+        for name, r in results.items():
+            assert not isinstance(r, Exception), "%s: %r" % (name, r)
+            sock, sent = r
+            assert sock is not None, "%s: the server read %d octets of unread commands" % (
+                name, sent)
+        # Reading resumes as the client reads: well over the 1 MiB held comes out.
+        for name, (sock, sent) in results.items():
+            sock.settimeout(20)
+            got = 0
+            while got < 3 << 20:
+                data = sock.recv(1 << 20)
+                assert data, "%s: closed after %d octets of replies" % (name, got)
+                got += len(data)
+    finally:
+        for sock in socks:
+            sock.close()
 
 
 # ---------------------------------------------------------------------------
