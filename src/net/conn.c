@@ -991,6 +991,13 @@ void conn_clear_deadline(struct conn *c)
 		net_loop_conn_authenticated(c->loop, c);
 }
 
+void conn_restart_login(struct conn *c)
+{
+	if (c->dead || c->closing)
+		return;
+	conn_set_deadline(c, net_loop_conn_unauthenticated(c->loop, c));
+}
+
 /* The total connection cap is reached and this is the oldest connection not logged in: it
  * makes room for a newcomer (server.c took it off the list and activated this event from
  * the accepting loop). The listener's busy reply, then close; during a TLS handshake

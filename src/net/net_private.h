@@ -90,6 +90,9 @@ struct dns_resolver **net_loop_dns_slot(struct net_loop *loop);
 void net_loop_conn_added(struct net_loop *loop, struct conn *conn);
 /* The connection logged in (conn_clear_deadline): never dropped for a newcomer now. */
 void net_loop_conn_authenticated(struct net_loop *loop, struct conn *conn);
+/* It logged out again (conn_restart_login): at the tail of the list of connections the
+ * total cap may drop. Returns the server's limit_login_timeout (0 without a server). */
+unsigned net_loop_conn_unauthenticated(struct net_loop *loop, struct conn *conn);
 void net_loop_conn_removed(struct net_loop *loop, struct conn *conn);
 /* COMPRESS (conn_compress.c), only while c->z is set. The inflated input the protocol
  * reads; fill it from the raw input up to target octets (1 added, 0 nothing, -1 the peer's

@@ -169,10 +169,12 @@ static bool net_server_admit(struct net_server *s, const char *ip, bool *evicted
 	return ok;
 }
 
-/* A new accepted connection, not logged in yet: at the tail of the eviction list. */
-static void net_server_listed(struct net_server *s, struct conn *c)
+/* A connection not logged in (new, or logged out again) at the tail of the eviction list,
+ * unless it is in it. Caller holds the lock. */
+static void net_server_list(struct net_server *s, struct conn *c)
 {
-	pthread_mutex_lock(&s->lock);
+	if (c->evictable)
+		return;
 	c->evict_prev = s->evict_tail;
 	c->evict_next = NULL;
 	if (s->evict_tail != NULL)
@@ -181,6 +183,13 @@ static void net_server_listed(struct net_server *s, struct conn *c)
 		s->evict_head = c;
 	s->evict_tail = c;
 	c->evictable = true;
+}
+
+/* A new accepted connection, not logged in yet: at the tail of the eviction list. */
+static void net_server_listed(struct net_server *s, struct conn *c)
+{
+	pthread_mutex_lock(&s->lock);
+	net_server_list(s, c);
 	pthread_mutex_unlock(&s->lock);
 }
 
@@ -209,6 +218,18 @@ void net_loop_conn_authenticated(struct net_loop *loop, struct conn *c)
 	pthread_mutex_lock(&s->lock);
 	net_server_unlist(s, c);
 	pthread_mutex_unlock(&s->lock);
+}
+
+unsigned net_loop_conn_unauthenticated(struct net_loop *loop, struct conn *c)
+{
+	struct net_server *s = loop->server;
+	if (s == NULL || !c->counted)
+		return 0;
+	pthread_mutex_lock(&s->lock);
+	unsigned login_timeout = s->limits.login_timeout;
+	net_server_list(s, c);
+	pthread_mutex_unlock(&s->lock);
+	return login_timeout;
 }
 
 /* Uncount one connection from ip. Caller holds the lock. */

@@ -148,6 +148,34 @@ def test_logged_in_sessions_outlive_the_deadline(server):
         x.close()
 
 
+def test_unauthenticate_restarts_the_login_limits(server):
+    """IMAP UNAUTHENTICATE (RFC 8437) puts a session back under the limits of one that has
+    not logged in: limit_login_commands counts again from 0, and limit_login_timeout runs
+    again from the UNAUTHENTICATE (a logged-in session had none)."""
+    silent, r = imap_login(ports(server)["imap"])
+    assert r.startswith(b"a OK"), r
+    silent.send(b"u UNAUTHENTICATE\r\n")
+    assert silent.read_line().startswith(b"u OK")
+    busy, r = imap_login(ports(server)["imap"])
+    assert r.startswith(b"a OK"), r
+    for i in range(LOGIN_COMMANDS * 2):  # logged in: no cap
+        busy.send(b"n%d NOOP\r\n" % i)
+        assert busy.read_line().startswith(b"n%d OK" % i)
+    busy.send(b"u UNAUTHENTICATE\r\n")
+    assert busy.read_line().startswith(b"u OK")
+    for i in range(LOGIN_COMMANDS):
+        busy.send(b"m%d NOOP\r\n" % i)
+        assert busy.read_line().startswith(b"m%d OK" % i)
+    busy.send(b"x NOOP\r\n")
+    assert busy.read_line().startswith(b"* BYE")
+    assert busy.is_closed()
+    busy.close()
+    # the silent one meets the deadline again (it would otherwise wait for the idle timeout)
+    assert silent.read_line().startswith(b"* BYE")
+    assert silent.is_closed(GRACE)
+    silent.close()
+
+
 # ---------------------------------------------------------------------------
 # Smaller limits before login
 

@@ -115,6 +115,31 @@ def test_newcomer_refused_when_everyone_is_logged_in(server):
         h.close()
 
 
+def test_unauthenticated_session_can_be_dropped_again(server):
+    """IMAP UNAUTHENTICATE (RFC 8437) makes a session one that has not logged in again: the
+    total cap may drop it for a newcomer, as the newest of the unauthenticated ones. Without
+    that, the younger idle connection would be dropped in its place."""
+    imap, _ = imap_ports(server)
+    settle(server, imap)
+    back = logged_in(imap)
+    held = [logged_in(imap) for _ in range(2)]
+    back.send(b"u UNAUTHENTICATE\r\n")
+    assert back.read_line().startswith(b"u OK")
+    idle, line = greeted(imap)  # younger than back's logout
+    assert line.startswith(b"* OK")
+    # the cap (4) is reached: the newcomer is greeted and back, not idle, makes room
+    new, line = greeted(imap)
+    assert line.startswith(b"* OK"), line
+    assert back.read_line().startswith(b"* BYE [UNAVAILABLE]")
+    assert back.is_closed(20)
+    assert idle.no_reply(0.3)
+    for h in held:
+        h.send(b"h NOOP\r\n")
+        assert h.read_line().startswith(b"h OK")
+    for c in [back, idle, new] + held:
+        c.close()
+
+
 # ---------------------------------------------------------------------------
 # Connection rate per client (limit_connection_rate_per_ip): new connections a minute to the
 # IMAP, POP3 and submission ports together, counted per IPv4 address (or IPv6 /64) in fixed
