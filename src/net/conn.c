@@ -240,10 +240,11 @@ static void conn_write_deadline_cb(evutil_socket_t fd, short what, void *arg)
 		c->write_idle = true;
 		return; /* the next output arms the timer again */
 	}
-	if (conn_peer_took_more(c))
-		c->write_progress = time(NULL);
-	time_t stalled = time(NULL) - c->write_progress;
-	if (stalled >= 0 && stalled < (time_t)c->write_timeout) {
+	time_t now = time(NULL);
+	if (conn_peer_took_more(c) || now < c->write_progress) /* or the clock went back */
+		c->write_progress = now;
+	time_t stalled = now - c->write_progress;
+	if (stalled < (time_t)c->write_timeout) {
 		conn_arm_write_check(c, c->write_timeout - (unsigned)stalled);
 		return;
 	}
