@@ -86,6 +86,7 @@ def start(binary, top, base):
     conf = top / "posthorn.conf"
     with open(conf, "a") as f:
         f.write("log_level = warn\nlimit_connections_per_ip = 0\nlimit_connections = 100000\n"
+                "limit_connection_rate_per_ip = 0\n"
                 "limit_login_timeout = 1h\nlimit_tls_handshake_timeout = 1h\n"
                 "limit_request_timeout = 1h\nsmtp_pregreet_wait = 0\n"
                 "outbound_enabled = no\ninbound_checks = no\n")

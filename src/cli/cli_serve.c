@@ -146,7 +146,9 @@ static int serve_listen(struct serve *sv)
 		for (size_t i = 0; i < sv->conf->listen_count[k]; i++) {
 			const struct conf_listen *l = &sv->conf->listen[k][i];
 			const char *error;
-			if (net_server_listen(sv->net, l->host, l->port, tls, fn, ctx, busy,
+			/* port 25 has smtp_connection_rate_per_ip (smtp_policy.c) */
+			bool rate = k != CONF_LISTENER_SMTP;
+			if (net_server_listen(sv->net, l->host, l->port, tls, rate, fn, ctx, busy,
 			                      &error) < 0) {
 				log_error("%s", error);
 				return -1;

@@ -14,18 +14,20 @@
 #include "core/log.h"
 
 struct limits {
-	size_t command_line;            /* octets incl. CRLF; over it: 500 5.5.2 */
-	unsigned recipients;            /* per transaction; over it: 452 4.5.3 */
-	unsigned errors;                /* bad commands before 421 4.7.0 and disconnect */
-	unsigned request_timeout;       /* seconds to wait for a command or data chunk */
-	size_t data_min_rate;           /* octets/second a client must sustain in DATA (0: off) */
-	uint64_t message_size;          /* octets; advertised as SIZE */
-	unsigned connections_per_ip;    /* simultaneous connections from one address (0: off) */
-	unsigned connections;           /* simultaneous connections in all */
-	unsigned auth_failures;         /* failed AUTH per connection before disconnect */
-	unsigned header_lines;          /* header fields scanned per message at delivery */
-	unsigned pop3_idle_timeout;     /* seconds; RFC 1939 §3 asks for at least 10 minutes */
-	unsigned imap_idle_timeout;     /* seconds; RFC 9051 §5.4 asks for at least 30 minutes */
+	size_t command_line;             /* octets incl. CRLF; over it: 500 5.5.2 */
+	unsigned recipients;             /* per transaction; over it: 452 4.5.3 */
+	unsigned errors;                 /* bad commands before 421 4.7.0 and disconnect */
+	unsigned request_timeout;        /* seconds to wait for a command or data chunk */
+	size_t data_min_rate;            /* octets/second a client must sustain in DATA (0: off) */
+	uint64_t message_size;           /* octets; advertised as SIZE */
+	unsigned connections_per_ip;     /* simultaneous connections from one address (0: off) */
+	unsigned connections;            /* simultaneous connections in all */
+	unsigned connection_rate_per_ip; /* new IMAP/POP3/submission connections per minute
+	                                    from one IPv4 address or IPv6 /64 (0: off) */
+	unsigned auth_failures;          /* failed AUTH per connection before disconnect */
+	unsigned header_lines;           /* header fields scanned per message at delivery */
+	unsigned pop3_idle_timeout;      /* seconds; RFC 1939 §3 asks for at least 10 minutes */
+	unsigned imap_idle_timeout;      /* seconds; RFC 9051 §5.4 asks for at least 30 minutes */
 	unsigned tls_handshake_timeout; /* seconds from accept / STARTTLS to a finished handshake */
 	unsigned login_timeout;  /* seconds from accept to login (SMTP 25: to MAIL), absolute */
 	unsigned login_commands; /* commands before login; over it: BYE / -ERR / 421, close */

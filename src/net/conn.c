@@ -7,6 +7,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/ioctl.h>
 #include <sys/random.h>
 #include <unistd.h>
 
@@ -45,6 +46,7 @@ static void conn_maybe_free(struct conn *c)
 	event_free(c->deadline_ev);
 	event_free(c->tls_deadline_ev);
 	event_free(c->evict_ev);
+	event_free(c->write_ev);
 	if (c->connect_ev != NULL)
 		event_free(c->connect_ev);
 	free(c->line);
@@ -83,6 +85,7 @@ static void conn_destroy(struct conn *c)
 	evtimer_del(c->deadline_ev);
 	evtimer_del(c->tls_deadline_ev);
 	event_del(c->evict_ev);
+	evtimer_del(c->write_ev);
 	net_loop_conn_removed(c->loop, c);
 	c->holds++;
 	if (c->cb != NULL && c->cb->on_closed != NULL)
@@ -152,14 +155,115 @@ static void conn_writable_cb(evutil_socket_t fd, short what, void *arg)
 		c->cb->on_writable(c, c->ctx);
 }
 
+/* What the peer has taken of our output so far, roughly: the octets the socket took less
+ * those still in the kernel's send queue (TIOCOUTQ), which go only once acknowledged. (Over
+ * implicit TLS the first count is of cleartext, the second of records, so the value is off
+ * by the records' overhead; only its growth between two looks matters.) False when the
+ * queue cannot be read. */
+static bool conn_acked(struct conn *c, int64_t *acked_r)
+{
+	struct bufferevent *under = bufferevent_get_underlying(c->bev);
+	int fd = (int)bufferevent_getfd(under != NULL ? under : c->bev);
+	int n = 0;
+	if (fd < 0 || ioctl(fd, TIOCOUTQ, &n) < 0 || n < 0)
+		return false;
+	*acked_r = (int64_t)c->write_sent - n;
+	return true;
+}
+
+/* Look at what the peer took: true when it took more since the last look. */
+static bool conn_peer_took_more(struct conn *c)
+{
+	int64_t acked;
+	if (!conn_acked(c, &acked))
+		return false;
+	bool more = c->write_acked_known && acked > c->write_acked;
+	c->write_acked = acked;
+	c->write_acked_known = true;
+	return more;
+}
+
+/* The next look at a waiting output: when the timeout would end (left seconds from now), or
+ * sooner, at a quarter of the timeout, so that when the peer took something (seen only at
+ * these looks) is known to that precision and a client that stopped reading is cut at most
+ * a quarter late. */
+static void conn_arm_write_check(struct conn *c, unsigned left)
+{
+	unsigned step = c->write_timeout / 4 > 0 ? c->write_timeout / 4 : 1;
+	struct timeval tv = {left < step ? left : step, 0};
+	evtimer_add(c->write_ev, &tv);
+}
+
+/* The write timeout's bookkeeping, for each change of an output buffer: output queued while
+ * everything had been sent starts a new wait (and arms the timer unless it runs); the
+ * socket taking output (a drain of the lowest buffer: the socket's, or the one under a TLS
+ * filter, whose drain is the only progress that reaches the client) is progress. Moving
+ * output from a TLS filter into the layer below is not. */
+static void conn_note_output(struct conn *c, struct evbuffer *buf,
+                             const struct evbuffer_cb_info *info)
+{
+	if (info->n_added > 0) {
+		if (c->write_idle) {
+			c->write_idle = false;
+			c->write_progress = time(NULL);
+		}
+		if (!evtimer_pending(c->write_ev, NULL)) {
+			(void)conn_peer_took_more(c); /* the mark to compare with */
+			conn_arm_write_check(c, c->write_timeout);
+		}
+	}
+	if (info->n_deleted == 0)
+		return;
+	struct bufferevent *under = bufferevent_get_underlying(c->bev);
+	if (buf != bufferevent_get_output(under != NULL ? under : c->bev))
+		return;
+	c->write_sent += info->n_deleted;
+	c->write_progress = time(NULL);
+	if (conn_unsent(c) == 0)
+		c->write_idle = true;
+}
+
+/* The write timeout ran out (conn_set_write_timeout): unless everything was sent meanwhile,
+ * or the socket took some of it since, or the peer acknowledged some of what the kernel
+ * holds (with a large socket buffer a slow reader frees room, and so lets us write, only
+ * now and then), the client has stopped reading; the output can never leave, so the
+ * connection is dropped at once (conn_close() would wait for it). */
+static void conn_write_deadline_cb(evutil_socket_t fd, short what, void *arg)
+{
+	(void)fd;
+	(void)what;
+	struct conn *c = arg;
+	if (c->dead || c->bev == NULL || c->write_timeout == 0)
+		return;
+	size_t unsent = conn_unsent(c);
+	if (unsent == 0) {
+		c->write_idle = true;
+		return; /* the next output arms the timer again */
+	}
+	time_t now = time(NULL);
+	if (conn_peer_took_more(c) || now < c->write_progress) /* or the clock went back */
+		c->write_progress = now;
+	time_t stalled = now - c->write_progress;
+	if (stalled < (time_t)c->write_timeout) {
+		conn_arm_write_check(c, c->write_timeout - (unsigned)stalled);
+		return;
+	}
+	log_info("session=%s event=disconnect reason=write-timeout ip=%s seconds=%u unsent=%zu",
+	         c->id, c->ip, c->write_timeout, unsent);
+	if (c->error[0] == '\0')
+		snprintf(c->error, sizeof(c->error), "write timed out");
+	conn_destroy(c);
+}
+
 /* An output evbuffer changed (of the top bufferevent, or of the socket one under a TLS
  * filter, whose drain the filter reports only to itself): when a drain took the unsent
  * output to the low-water mark, schedule on_writable (and on_drained when it is empty). Runs inside
  * libevent, so it only activates an event. */
 static void conn_output_cb(struct evbuffer *buf, const struct evbuffer_cb_info *info, void *arg)
 {
-	(void)buf;
 	struct conn *c = arg;
+	if (!c->dead && c->write_timeout > 0 && c->bev != NULL)
+		conn_note_output(c, buf, info);
 	if (info->n_deleted == 0 || c->dead ||
 	    (!c->writable_wanted && !c->drained_pending && !c->output_blocked))
 		return;
@@ -265,6 +369,7 @@ static void conn_new_events(struct conn *c)
 	c->deadline_ev = evtimer_new(base, conn_deadline_cb, c);
 	c->tls_deadline_ev = evtimer_new(base, conn_tls_deadline_cb, c);
 	c->evict_ev = event_new(base, -1, 0, conn_evict_cb, c);
+	c->write_ev = evtimer_new(base, conn_write_deadline_cb, c);
 }
 
 struct conn *conn_new(struct net_loop *loop, int fd, const char *ip, int local_port,
@@ -887,6 +992,13 @@ void conn_clear_deadline(struct conn *c)
 		net_loop_conn_authenticated(c->loop, c);
 }
 
+void conn_restart_login(struct conn *c)
+{
+	if (c->dead || c->closing)
+		return;
+	conn_set_deadline(c, net_loop_conn_unauthenticated(c->loop, c));
+}
+
 /* The total connection cap is reached and this is the oldest connection not logged in: it
  * makes room for a newcomer (server.c took it off the list and activated this event from
  * the accepting loop). The listener's busy reply, then close; during a TLS handshake
@@ -907,6 +1019,17 @@ static void conn_evict_cb(evutil_socket_t fd, short what, void *arg)
 	}
 	conn_write(c, c->busy_reply, strlen(c->busy_reply));
 	conn_close(c);
+}
+
+void conn_set_write_timeout(struct conn *c, unsigned seconds)
+{
+	c->write_timeout = seconds;
+	c->write_progress = time(NULL);
+	c->write_idle = conn_unsent(c) == 0;
+	c->write_acked_known = false;
+	evtimer_del(c->write_ev);
+	if (seconds > 0 && !c->write_idle && !c->dead)
+		conn_arm_write_check(c, seconds);
 }
 
 void conn_set_tls_timeout(struct conn *c, unsigned seconds)

@@ -154,6 +154,17 @@ const char *conn_id(const struct conn *conn);
  * limit_login_timeout; a protocol calls conn_clear_deadline() once the client logged in. */
 void conn_set_deadline(struct conn *conn, unsigned seconds);
 void conn_clear_deadline(struct conn *conn);
+/* The client logged out without leaving (IMAP UNAUTHENTICATE): undo conn_clear_deadline().
+ * The connection is again one the total cap may drop for a newcomer (as the newest of
+ * them), and the pre-login deadline (the server's limit_login_timeout now) runs from now. */
+void conn_restart_login(struct conn *conn);
+/* Seconds output may wait without the socket taking any of it (the client reads nothing):
+ * then the connection is dropped at once, its output discarded, on_closed follows (logged
+ * reason=write-timeout). Counted from when output was queued with nothing unsent, or from
+ * the last octets the socket took; a client that reads slowly but steadily is never cut.
+ * 0: none. Set by the server at accept (limit_request_timeout); outbound connections have
+ * none. */
+void conn_set_write_timeout(struct conn *conn, unsigned seconds);
 /* Seconds a TLS handshake may take (implicit TLS at accept, and each STARTTLS); a handshake
  * still unfinished then drops the connection (no protocol can be spoken over it). 0: none.
  * Set by the server at accept (limit_tls_handshake_timeout). */

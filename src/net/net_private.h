@@ -4,6 +4,7 @@
 
 #include <netinet/in.h>
 #include <stdbool.h>
+#include <stdint.h>
 #include <time.h>
 
 #include <event2/bufferevent.h>
@@ -65,6 +66,15 @@ struct conn {
 	 * line is partly read. A line must be complete within the idle timeout of that, however
 	 * the octets trickle in (conn_read_cb). */
 	time_t partial_since;
+	/* conn_set_write_timeout(): output queued and none of it taken by the socket for
+	 * write_timeout seconds closes the connection (conn_output_cb, conn_write_deadline_cb) */
+	struct event *write_ev;
+	unsigned write_timeout; /* 0: none */
+	time_t write_progress;  /* the socket last took output, or output was queued anew */
+	uint64_t write_sent;    /* octets the socket took (drains of the lowest buffer) */
+	int64_t write_acked;    /* write_sent less the kernel's send queue when last looked */
+	bool write_acked_known; /* write_acked was measured */
+	bool write_idle;        /* everything sent: the next output starts a new wait */
 };
 
 /* Create a connection on loop for an accepted socket (implicit TLS when tls_now). Returns
@@ -82,6 +92,9 @@ struct dns_resolver **net_loop_dns_slot(struct net_loop *loop);
 void net_loop_conn_added(struct net_loop *loop, struct conn *conn);
 /* The connection logged in (conn_clear_deadline): never dropped for a newcomer now. */
 void net_loop_conn_authenticated(struct net_loop *loop, struct conn *conn);
+/* It logged out again (conn_restart_login): at the tail of the list of connections the
+ * total cap may drop. Returns the server's limit_login_timeout (0 without a server). */
+unsigned net_loop_conn_unauthenticated(struct net_loop *loop, struct conn *conn);
 void net_loop_conn_removed(struct net_loop *loop, struct conn *conn);
 /* COMPRESS (conn_compress.c), only while c->z is set. The inflated input the protocol
  * reads; fill it from the raw input up to target octets (1 added, 0 nothing, -1 the peer's

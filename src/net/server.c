@@ -22,6 +22,7 @@
 #include <event2/thread.h>
 
 #include "core/log.h"
+#include "core/rate.h"
 #include "core/xmalloc.h"
 #include "net/dns.h"
 #include "net/net_private.h"
@@ -33,12 +34,17 @@
  * is logged at most once per NET_ACCEPT_LOG_SECONDS with the count of refusals. */
 #define NET_ACCEPT_PAUSE_MS 250
 #define NET_ACCEPT_LOG_SECONDS 10
+/* limit_connection_rate_per_ip: one-minute windows; at most this many clients counted at
+ * once (core/rate.h: beyond, a new client is not counted). */
+#define NET_RATE_WINDOW 60
+#define NET_RATE_KEYS 100000
 
 struct net_listen {
 	struct net_server *server;
 	int fd;
 	int port;
 	bool implicit_tls;
+	bool rate_limited; /* counts against limit_connection_rate_per_ip */
 	conn_accept_fn *accept;
 	void *accept_ctx;
 	char *busy_reply;
@@ -91,6 +97,7 @@ struct net_server {
 	/* Connections not logged in, oldest first (lock): at limit_connections the head is
 	 * dropped to make room for a newcomer (net_server_admit). */
 	struct conn *evict_head, *evict_tail;
+	struct rate *rate; /* new connections per client and minute (thread-safe itself) */
 };
 
 struct dns_resolver **net_loop_dns_slot(struct net_loop *loop)
@@ -162,10 +169,12 @@ static bool net_server_admit(struct net_server *s, const char *ip, bool *evicted
 	return ok;
 }
 
-/* A new accepted connection, not logged in yet: at the tail of the eviction list. */
-static void net_server_listed(struct net_server *s, struct conn *c)
+/* A connection not logged in (new, or logged out again) at the tail of the eviction list,
+ * unless it is in it. Caller holds the lock. */
+static void net_server_list(struct net_server *s, struct conn *c)
 {
-	pthread_mutex_lock(&s->lock);
+	if (c->evictable)
+		return;
 	c->evict_prev = s->evict_tail;
 	c->evict_next = NULL;
 	if (s->evict_tail != NULL)
@@ -174,6 +183,13 @@ static void net_server_listed(struct net_server *s, struct conn *c)
 		s->evict_head = c;
 	s->evict_tail = c;
 	c->evictable = true;
+}
+
+/* A new accepted connection, not logged in yet: at the tail of the eviction list. */
+static void net_server_listed(struct net_server *s, struct conn *c)
+{
+	pthread_mutex_lock(&s->lock);
+	net_server_list(s, c);
 	pthread_mutex_unlock(&s->lock);
 }
 
@@ -202,6 +218,18 @@ void net_loop_conn_authenticated(struct net_loop *loop, struct conn *c)
 	pthread_mutex_lock(&s->lock);
 	net_server_unlist(s, c);
 	pthread_mutex_unlock(&s->lock);
+}
+
+unsigned net_loop_conn_unauthenticated(struct net_loop *loop, struct conn *c)
+{
+	struct net_server *s = loop->server;
+	if (s == NULL || !c->counted)
+		return 0;
+	pthread_mutex_lock(&s->lock);
+	unsigned login_timeout = s->limits.login_timeout;
+	net_server_list(s, c);
+	pthread_mutex_unlock(&s->lock);
+	return login_timeout;
 }
 
 /* Uncount one connection from ip. Caller holds the lock. */
@@ -273,6 +301,7 @@ struct net_accept_ctx {
 
 static void net_accept_cb(struct net_loop *loop, struct net_listen *li, int fd,
                           struct sockaddr *sa);
+static void net_listen_refuse(const struct net_listen *li, int fd);
 
 /* Every loop watches every listening socket and takes ONE connection per wake-up, so a
  * burst of connections spreads over the loops instead of landing on whichever woke first
@@ -292,10 +321,7 @@ static void net_accept_fd_shortage(struct net_loop *loop, struct net_listen *li,
 		s->spare_fd = -1;
 		int fd = accept4(li->fd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
 		if (fd >= 0) {
-			ssize_t ignored = send(fd, li->busy_reply, strlen(li->busy_reply),
-			                       MSG_DONTWAIT | MSG_NOSIGNAL);
-			(void)ignored;
-			close(fd);
+			net_listen_refuse(li, fd);
 			s->fd_shortage_refused++;
 		}
 		s->spare_fd = open("/dev/null", O_RDONLY | O_CLOEXEC);
@@ -367,6 +393,43 @@ static void net_accept_ready(evutil_socket_t lfd, short what, void *arg)
 	net_accept_cb(ctx->loop, ctx->li, fd, (struct sockaddr *)&ss);
 }
 
+/* Refuse a connection just accepted: the listener's busy reply, then close. On an
+ * implicit-TLS port nothing is said (no handshake was made, and cleartext there would only
+ * look like a broken handshake to the client), as when a connection in its handshake is
+ * dropped for a newcomer (conn_evict_cb). */
+static void net_listen_refuse(const struct net_listen *li, int fd)
+{
+	if (!li->implicit_tls) {
+		ssize_t ignored =
+		    send(fd, li->busy_reply, strlen(li->busy_reply), MSG_DONTWAIT | MSG_NOSIGNAL);
+		(void)ignored;
+	}
+	close(fd);
+}
+
+/* limit_connection_rate_per_ip, for the listeners it covers (IMAP, POP3, submission; port
+ * 25 has smtp_connection_rate_per_ip): false when this connection is over the client's
+ * rate. Refused connections count too (rate.h); the first one over the limit in a window is
+ * logged, the rest of that window silently. */
+static bool net_server_rate_ok(struct net_server *s, const struct net_listen *li, const char *ip)
+{
+	if (!li->rate_limited)
+		return true;
+	pthread_mutex_lock(&s->lock);
+	unsigned limit = s->limits.connection_rate_per_ip;
+	pthread_mutex_unlock(&s->lock);
+	char key[INET6_ADDRSTRLEN];
+	rate_ip_key(ip, key, sizeof(key));
+	unsigned n = rate_count(s->rate, key, limit, time(NULL));
+	if (n <= limit)
+		return true;
+	if (n == limit + 1)
+		log_warn("event=rate-limit ip=%s client=%s port=%d limit=%u window=%d "
+		         "action=refused",
+		         ip, key, li->port, limit, NET_RATE_WINDOW);
+	return false;
+}
+
 static void net_accept_cb(struct net_loop *loop, struct net_listen *li, int fd, struct sockaddr *sa)
 {
 	struct net_server *s = li->server;
@@ -380,12 +443,14 @@ static void net_accept_cb(struct net_loop *loop, struct net_listen *li, int fd, 
 		else
 			inet_ntop(AF_INET6, a, ip, sizeof(ip));
 	}
+	if (!net_server_rate_ok(s, li, ip)) {
+		net_listen_refuse(li, fd);
+		return;
+	}
 	bool evicted = false;
 	if (loop == NULL || loop->stopping || !net_server_admit(s, ip, &evicted)) {
-		ssize_t ignored = send(fd, li->busy_reply, strlen(li->busy_reply), MSG_DONTWAIT);
-		(void)ignored;
 		log_warn("event=refused ip=%s port=%d reason=connection-limit", ip, li->port);
-		close(fd);
+		net_listen_refuse(li, fd);
 		return;
 	}
 	evutil_make_socket_nonblocking(fd);
@@ -395,6 +460,7 @@ static void net_accept_cb(struct net_loop *loop, struct net_listen *li, int fd, 
 	struct tls_ctx *tls = s->tls != NULL ? tls_ctx_ref(s->tls) : NULL;
 	unsigned tls_timeout = s->limits.tls_handshake_timeout;
 	unsigned login_timeout = s->limits.login_timeout;
+	unsigned write_timeout = s->limits.request_timeout;
 	pthread_mutex_unlock(&s->lock);
 	struct conn *c = conn_new(loop, fd, ip, li->port, tls, li->implicit_tls && tls != NULL);
 	tls_ctx_unref(&tls);
@@ -410,6 +476,7 @@ static void net_accept_cb(struct net_loop *loop, struct net_listen *li, int fd, 
 		    "session=%s event=connection-limit ip=%s action=evicted-oldest-unauthenticated",
 		    c->id, ip);
 	conn_set_tls_timeout(c, tls_timeout);
+	conn_set_write_timeout(c, write_timeout);
 	conn_set_deadline(c, login_timeout); /* the protocol clears it at login */
 	if (li->implicit_tls && c->tls == NULL) {
 		log_error("event=refused ip=%s port=%d reason=no-tls-configured", ip, li->port);
@@ -457,6 +524,7 @@ struct net_server *net_server_new(unsigned threads, const struct limits *limits)
 			log_fatal("libevent: cannot create an event base");
 	}
 	s->main_base = event_base_new();
+	s->rate = rate_new(NET_RATE_WINDOW, NET_RATE_KEYS);
 	/* A descriptor in reserve for running out of them (net_accept_fd_shortage). */
 	s->spare_fd = open("/dev/null", O_RDONLY | O_CLOEXEC);
 	return s;
@@ -493,6 +561,7 @@ void net_server_free(struct net_server **server)
 		}
 	}
 	tls_ctx_unref(&s->tls);
+	rate_free(&s->rate);
 	if (s->spare_fd >= 0)
 		close(s->spare_fd);
 	event_base_free(s->main_base);
@@ -557,8 +626,8 @@ sys_err:
 }
 
 int net_server_listen(struct net_server *s, const char *host, int port, bool implicit_tls,
-                      conn_accept_fn *accept_fn, void *accept_ctx, const char *busy_reply,
-                      const char **error_r)
+                      bool rate_limited, conn_accept_fn *accept_fn, void *accept_ctx,
+                      const char *busy_reply, const char **error_r)
 {
 	if (s->listen_count == NET_LISTENERS_MAX) {
 		*error_r = "too many listeners";
@@ -572,6 +641,7 @@ int net_server_listen(struct net_server *s, const char *host, int port, bool imp
 	li->fd = fd;
 	li->port = port;
 	li->implicit_tls = implicit_tls;
+	li->rate_limited = rate_limited;
 	li->accept = accept_fn;
 	li->accept_ctx = accept_ctx;
 	li->busy_reply = xstrdup(busy_reply);

@@ -16,11 +16,15 @@ struct net_loop;
 struct net_server *net_server_new(unsigned threads, const struct limits *limits);
 void net_server_free(struct net_server **server);
 /* Bind and listen on host:port ("*" = all IPv6 and IPv4 addresses). Connections are handed to
- * accept with accept_ctx; implicit_tls starts TLS at once. busy_reply (a full protocol line
- * with CRLF) is sent to a connection refused by a limit. 0 ok, -1 with *error_r. */
+ * accept with accept_ctx; implicit_tls starts TLS at once. rate_limited: new connections
+ * count against limit_connection_rate_per_ip (one count per client over every such
+ * listener). busy_reply (a full protocol line with CRLF) is sent to a connection refused by
+ * a limit (on an implicit-TLS port nothing is sent: the connection just closes). 0 ok, -1
+ * with *error_r. */
 int net_server_listen(struct net_server *server, const char *host, int port, bool implicit_tls,
-                      conn_accept_fn *accept, void *accept_ctx, const char *busy_reply,
-                      const char **error_r) __attribute__((warn_unused_result));
+                      bool rate_limited, conn_accept_fn *accept, void *accept_ctx,
+                      const char *busy_reply, const char **error_r)
+    __attribute__((warn_unused_result));
 /* Load (or reload) the TLS certificate and key used by new connections, and the
  * certificates chosen by SNI name (tls_sni). All or nothing: when any file fails, the
  * context in use stays (a SIGHUP with a broken new certificate keeps the old one). Running

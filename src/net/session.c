@@ -13,6 +13,7 @@ static const struct session_conn_ops session_conn_real = {
     .wake = conn_wake,
     .is_closed = conn_is_closed,
     .clear_deadline = conn_clear_deadline,
+    .restart_login = conn_restart_login,
     .remote_ip = conn_remote_ip,
     .id = conn_id,
 };
@@ -140,6 +141,10 @@ void session_logged_out(struct session *ss)
 		userip_release(ss->userip, ss->userip_account, ss->io->remote_ip(ss->conn));
 	ss->userip = NULL;
 	ss->userip_account = 0;
+	if (ss->logged_in) {
+		ss->logged_in = false;
+		ss->io->restart_login(ss->conn);
+	}
 }
 
 int session_admit_login(struct session *ss, struct userip *reg, uint64_t account, unsigned max)

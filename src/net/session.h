@@ -49,6 +49,7 @@ struct session_conn_ops {
 	void (*wake)(struct conn *conn);
 	bool (*is_closed)(const struct conn *conn);
 	void (*clear_deadline)(struct conn *conn);
+	void (*restart_login)(struct conn *conn);
 	const char *(*remote_ip)(const struct conn *conn);
 	const char *(*id)(const struct conn *conn);
 };
@@ -106,7 +107,9 @@ int session_admit_login(struct session *ss, struct userip *reg, uint64_t account
     __attribute__((warn_unused_result));
 /* The client logged out without leaving (IMAP UNAUTHENTICATE, RFC 8437): the session is no
  * longer counted against its account (a later login, also as another user, is counted
- * anew). The pre-login deadline stays off. */
+ * anew), and the connection is one that has not logged in again (conn_restart_login): the
+ * total cap may drop it for a newcomer, and the pre-login deadline runs again from now. A
+ * later login (session_admit_login) ends both as the first one did. */
 void session_logged_out(struct session *ss);
 
 #endif

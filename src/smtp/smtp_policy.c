@@ -1,7 +1,7 @@
 /* Flood and abuse defence of the SMTP server (smtp_policy.h): the hooks the session calls
  * and the decisions behind them. Greylisting state and submission counts live in the store
  * (store.h "SMTP policy state": shared by every process and node on PostgreSQL, kept over
- * restarts); per-IP rates are counted in memory (smtp_rate.h), per process. */
+ * restarts); per-IP rates are counted in memory (core/rate.h), per process. */
 #include "smtp/smtp_policy.h"
 
 #include <arpa/inet.h>
@@ -11,26 +11,26 @@
 #include <string.h>
 
 #include "core/log.h"
+#include "core/rate.h"
 #include "core/xmalloc.h"
-#include "smtp/smtp_rate.h"
 #include "smtp/smtp_session.h"
 #include "core/banned.h"
 
-/* Most clients each rate table keeps at once (smtp_rate.h says what happens beyond). */
+/* Most clients each rate table keeps at once (core/rate.h says what happens beyond). */
 #define SMTP_POLICY_RATE_KEYS 100000
 /* A passed triplet seen again is recorded as seen at most this often. */
 #define SMTP_POLICY_GREYLIST_REFRESH 3600
 
 struct smtp_policy {
-	struct smtp_rate *connections; /* per minute */
-	struct smtp_rate *messages;    /* per hour */
+	struct rate *connections; /* per minute */
+	struct rate *messages;    /* per hour */
 };
 
 struct smtp_policy *smtp_policy_new(void)
 {
 	struct smtp_policy *p = xcalloc(1, sizeof(*p));
-	p->connections = smtp_rate_new(60, SMTP_POLICY_RATE_KEYS);
-	p->messages = smtp_rate_new(3600, SMTP_POLICY_RATE_KEYS);
+	p->connections = rate_new(60, SMTP_POLICY_RATE_KEYS);
+	p->messages = rate_new(3600, SMTP_POLICY_RATE_KEYS);
 	return p;
 }
 
@@ -38,8 +38,8 @@ void smtp_policy_free(struct smtp_policy **policy)
 {
 	if (*policy == NULL)
 		return;
-	smtp_rate_free(&(*policy)->connections);
-	smtp_rate_free(&(*policy)->messages);
+	rate_free(&(*policy)->connections);
+	rate_free(&(*policy)->messages);
 	free(*policy);
 	*policy = NULL;
 }
@@ -48,24 +48,10 @@ void smtp_policy_free(struct smtp_policy **policy)
 
 void smtp_policy_network(const char *ip, bool full, char *out, size_t size)
 {
-	unsigned char a[16];
-	if (size == 0)
-		return;
-	if (inet_pton(AF_INET6, ip, a) == 1) {
-		static const unsigned char mapped[12] = {0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff};
-		if (memcmp(a, mapped, sizeof(mapped)) != 0) {
-			snprintf(out, size, "%x:%x:%x:%x", a[0] << 8 | a[1], a[2] << 8 | a[3],
-			         a[4] << 8 | a[5], a[6] << 8 | a[7]);
-			return;
-		}
-		memmove(a, a + 12, 4);
-	} else if (inet_pton(AF_INET, ip, a) != 1) {
-		snprintf(out, size, "%s", ip);
-		return;
-	}
-	if (full)
-		snprintf(out, size, "%u.%u.%u.%u", a[0], a[1], a[2], a[3]);
-	else
+	unsigned char a[4];
+	rate_ip_key(ip, out, size);
+	/* an IPv4 address (or a mapped one): its /24 unless full */
+	if (!full && size > 0 && inet_pton(AF_INET, out, a) == 1)
 		snprintf(out, size, "%u.%u.%u", a[0], a[1], a[2]);
 }
 
@@ -128,7 +114,7 @@ bool smtp_policy_connect(struct smtp_session *s)
 	char key[64];
 	const char *ip = conn_remote_ip(s->conn);
 	smtp_policy_network(ip, true, key, sizeof(key));
-	if (smtp_rate_hit(s->server->policy->connections, key, limit, time(NULL)))
+	if (rate_hit(s->server->policy->connections, key, limit, time(NULL)))
 		return false;
 	log_warn("session=%s proto=smtp event=disconnect reason=connection-rate ip=%s limit=%u",
 	         conn_id(s->conn), ip, limit);
@@ -145,7 +131,7 @@ bool smtp_policy_mail(struct smtp_session *s)
 	char key[64];
 	const char *ip = conn_remote_ip(s->conn);
 	smtp_policy_network(ip, true, key, sizeof(key));
-	if (smtp_rate_hit(s->server->policy->messages, key, limit, time(NULL)))
+	if (rate_hit(s->server->policy->messages, key, limit, time(NULL)))
 		return false;
 	SMTP_LOG(s, "event=mail result=450 reason=message-rate ip=%s limit=%u", ip, limit);
 	smtp_reply(s, "450 4.7.1 Error: too much mail from your address, try again later");

@@ -166,7 +166,7 @@ def test_unknown_key(tmp_path, inited):
 @pytest.mark.parametrize("line", ["limit_recipients = many", "limit_message_size = 10X",
                                   "limit_request_timeout = soon", "smtp_bare_lf = maybe",
                                   "allow_plaintext_auth = perhaps", "limit_errors = -1",
-                                  "limit_recipients"])
+                                  "limit_recipients", "limit_connection_rate_per_ip = lots"])
 def test_bad_values_name_file_line_key(tmp_path, inited, line):
     conf, n = conf_with(tmp_path, inited, line + "\n")
     # "FILE:LINE: key: reason"; a line without '=' has no key to name.

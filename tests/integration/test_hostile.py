@@ -121,9 +121,15 @@ def test_starttls_without_handshake_is_dropped(server):
 
 
 def test_logged_in_sessions_outlive_the_deadline(server):
+    """... and one that logged out again with IMAP UNAUTHENTICATE (RFC 8437) does not: the
+    deadline runs again from the UNAUTHENTICATE."""
     p = ports(server)
     c, r = imap_login(p["imap"])
     assert r.startswith(b"a OK"), r
+    out, r = imap_login(p["imap"])
+    assert r.startswith(b"a OK"), r
+    out.send(b"u UNAUTHENTICATE\r\n")
+    assert out.read_line().startswith(b"u OK")
     pop = raw(p["pop3"])
     assert pop.read_line().startswith(b"+OK")
     pop.send(b"USER %s\r\n" % USER.encode())
@@ -144,7 +150,10 @@ def test_logged_in_sessions_outlive_the_deadline(server):
     assert pop.read_line().startswith(b"+OK")
     assert sub.cmd("NOOP").code == 250
     assert mx.cmd("RCPT TO:<%s>" % USER).code == 250
-    for x in (c, pop, sub, mx):
+    # logged out again: the deadline (it would otherwise wait for the idle timeout)
+    assert out.read_line().startswith(b"* BYE")
+    assert out.is_closed(GRACE)
+    for x in (c, pop, sub, mx, out):
         x.close()
 
 
@@ -168,6 +177,25 @@ def test_imap_commands_before_login_are_capped(server):
     for i in range(LOGIN_COMMANDS * 2):
         c.send(b"n%d NOOP\r\n" % i)
         assert c.read_line().startswith(b"n%d OK" % i)
+    c.close()
+
+
+def test_unauthenticate_restarts_the_login_commands(server):
+    """After IMAP UNAUTHENTICATE (RFC 8437) limit_login_commands counts again from 0 (the
+    login deadline's restart is checked in test_logged_in_sessions_outlive_the_deadline)."""
+    c, r = imap_login(ports(server)["imap"])
+    assert r.startswith(b"a OK"), r
+    for i in range(LOGIN_COMMANDS * 2):  # logged in: no cap
+        c.send(b"n%d NOOP\r\n" % i)
+        assert c.read_line().startswith(b"n%d OK" % i)
+    c.send(b"u UNAUTHENTICATE\r\n")
+    assert c.read_line().startswith(b"u OK")
+    for i in range(LOGIN_COMMANDS):
+        c.send(b"m%d NOOP\r\n" % i)
+        assert c.read_line().startswith(b"m%d OK" % i)
+    c.send(b"x NOOP\r\n")
+    assert c.read_line().startswith(b"* BYE")
+    assert c.is_closed()
     c.close()
 
 

@@ -10,6 +10,7 @@ newcomer of each step below would get the busy reply instead of a greeting."""
 
 import base64
 import re
+import signal
 import socket
 import time
 
@@ -19,6 +20,7 @@ from conftest import HOST, USERS, make_server
 from imap_helpers import imap_ports
 from pop3_helpers import pop3_ports
 from test_hostile import raw
+from test_slowloris import PASSWORD, in_parallel, read_line, read_smtp_reply
 
 CAP = 4
 USER = "demo@example.test"
@@ -111,6 +113,177 @@ def test_newcomer_refused_when_everyone_is_logged_in(server):
         h.send(b"n NOOP\r\n")
         assert h.read_line().startswith(b"n OK")
         h.close()
+
+
+def test_unauthenticated_session_can_be_dropped_again(server):
+    """IMAP UNAUTHENTICATE (RFC 8437) makes a session one that has not logged in again: the
+    total cap may drop it for a newcomer, as the newest of the unauthenticated ones. Without
+    that, the younger idle connection would be dropped in its place."""
+    imap, _ = imap_ports(server)
+    settle(server, imap)
+    back = logged_in(imap)
+    held = [logged_in(imap) for _ in range(2)]
+    back.send(b"u UNAUTHENTICATE\r\n")
+    assert back.read_line().startswith(b"u OK")
+    idle, line = greeted(imap)  # younger than back's logout
+    assert line.startswith(b"* OK")
+    # the cap (4) is reached: the newcomer is greeted and back, not idle, makes room
+    new, line = greeted(imap)
+    assert line.startswith(b"* OK"), line
+    assert back.read_line().startswith(b"* BYE [UNAVAILABLE]")
+    assert back.is_closed(20)
+    assert idle.no_reply(0.3)
+    for h in held:
+        h.send(b"h NOOP\r\n")
+        assert h.read_line().startswith(b"h OK")
+    for c in [back, idle, new] + held:
+        c.close()
+
+
+# ---------------------------------------------------------------------------
+# Connection rate per client (limit_connection_rate_per_ip): new connections a minute to the
+# IMAP, POP3 and submission ports together, counted per IPv4 address (or IPv6 /64) in fixed
+# windows; beyond it the protocol's busy reply at once (nothing on an implicit-TLS port) and
+# close, logged once per window. Set by a reload (which is what applies it), from addresses
+# of their own, so the other tests' connections from 127.0.0.1 are not counted.
+
+RATE = 3
+RATE_IP = "127.0.0.3"
+CALM_IP = "127.0.0.4"
+
+
+def reload_with(server, settings):
+    n = server.log_text().count("event=reload result=ok")
+    server.append_conf(settings)
+    server.proc.send_signal(signal.SIGHUP)
+    deadline = time.monotonic() + 10
+    while server.log_text().count("event=reload result=ok") <= n:
+        assert time.monotonic() < deadline, server.log_text()[-3000:]
+        time.sleep(0.05)
+
+
+def first_line(port, source):
+    """The first line the server sends a new connection from source (b"" when it closes
+    without a word)."""
+    s = socket.create_connection((HOST, port), timeout=20, source_address=(source, 0))
+    f = s.makefile("rb")
+    try:
+        return f.readline()
+    except ConnectionResetError:
+        return b""
+    finally:
+        f.close()
+        s.close()
+
+
+def test_connection_rate_per_ip(server):
+    imap, imaps = imap_ports(server)
+    pop3, pop3s = pop3_ports(server)
+    reload_with(server, {"limit_connection_rate_per_ip": RATE})
+    try:
+        # RATE connections, spread over the ports: they count together
+        assert first_line(imap, RATE_IP).startswith(b"* OK")
+        assert first_line(pop3, RATE_IP).startswith(b"+OK")
+        assert first_line(server.submission_port, RATE_IP).startswith(b"220 ")
+        # one more on any of them: the busy reply at once, then close
+        assert first_line(imap, RATE_IP).startswith(b"* BYE [UNAVAILABLE] ")
+        assert first_line(pop3, RATE_IP).startswith(b"-ERR [SYS/TEMP] ")
+        assert first_line(server.submission_port, RATE_IP).startswith(b"421 4.7.0 ")
+        # implicit TLS: closed before any handshake, without a word
+        for port in (imaps, pop3s, server.submissions_port):
+            assert first_line(port, RATE_IP) == b""
+        # port 25 has a rate of its own (smtp_connection_rate_per_ip, off here)
+        assert first_line(server.smtp_port, RATE_IP).startswith(b"220 ")
+        # another client is not affected
+        assert first_line(imap, CALM_IP).startswith(b"* OK")
+        # logged once for the window, however many were refused
+        log = server.log_text()
+        hits = [l for l in log.splitlines() if "event=rate-limit" in l and RATE_IP in l]
+        assert len(hits) == 1, hits
+        assert "limit=%d" % RATE in hits[0] and "action=refused" in hits[0], hits
+    finally:
+        reload_with(server, {"limit_connection_rate_per_ip": 0})
+    # off again after a reload: the same client is greeted at once
+    assert first_line(imap, RATE_IP).startswith(b"* OK")
+
+
+# ---------------------------------------------------------------------------
+# Clients that never read (moved here from test_slowloris.py: this module keeps the default
+# limit_request_timeout, the write timeout)
+
+
+def stall_ports(server):
+    return {"smtp": server.smtp_port, "pop3": pop3_ports(server)[0],
+            "imap": imap_ports(server)[0]}
+
+
+def test_client_that_never_reads_stalls_on_its_own_output(server):
+    """Pipelined small commands whose replies are never read: once a session's unsent output
+    reaches 1 MiB the server stops reading its input, so the client's sends block instead
+    of the server queueing replies without bound (FETCH and RETR of big messages are
+    covered by test_imap_streaming.py). Here, not in test_slowloris.py, because that
+    module's 3 s limit_request_timeout is also the write timeout, which would cut these
+    clients while they block (test_slowloris.py checks that cut). Without the hold, the server would read and answer
+    all 64 MiB (and queue some 2.5 times as much in replies); with it the client is
+    blocked after what the kernel's socket buffers hold (a few MiB). (Server RSS is not
+    asserted: under ASan its quarantine of freed blocks grows with every command.)"""
+    flood_max = 64 << 20
+    commands = {"smtp": b"NOOP\r\n", "pop3": b"NOOP\r\n", "imap": b"a NOOP\r\n"}
+
+    def one(name):
+        s = socket.socket()
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+        s.connect((HOST, stall_ports(server)[name]))
+        s.settimeout(20)
+        # past login (and so past limit_login_commands)
+        if name == "smtp":
+            read_smtp_reply(s)
+            s.sendall(b"EHLO c.test\r\n")
+            read_smtp_reply(s)
+            s.sendall(b"MAIL FROM:<a@remote.test>\r\n")
+            assert read_smtp_reply(s).startswith(b"250")
+        elif name == "pop3":
+            read_line(s)
+            s.sendall(b"USER %s\r\n" % USER.encode())
+            read_line(s)
+            s.sendall(b"PASS %s\r\n" % PASSWORD.encode())
+            assert read_line(s).startswith(b"+OK")
+        else:
+            read_line(s)
+            s.sendall(b'a LOGIN "%s" "%s"\r\n' % (USER.encode(), PASSWORD.encode()))
+            line = read_line(s)
+            while line.startswith(b"* "):
+                line = read_line(s)
+            assert line.startswith(b"a OK"), line
+        chunk = commands[name] * 10000
+        sent = 0
+        s.settimeout(2.0)  # blocked this long: the server holds our input
+        try:
+            while sent < flood_max:
+                sent += s.send(chunk)
+        except socket.timeout:
+            return s, sent
+        s.close()
+        return None, sent
+    results = in_parallel(one, list(commands))
+    socks = [r[0] for r in results.values() if not isinstance(r, Exception) and r[0]]
+    try:
+        for name, r in results.items():
+            assert not isinstance(r, Exception), "%s: %r" % (name, r)
+            sock, sent = r
+            assert sock is not None, "%s: the server read %d octets of unread commands" % (
+                name, sent)
+        # Reading resumes as the client reads: well over the 1 MiB held comes out.
+        for name, (sock, sent) in results.items():
+            sock.settimeout(20)
+            got = 0
+            while got < 3 << 20:
+                data = sock.recv(1 << 20)
+                assert data, "%s: closed after %d octets of replies" % (name, got)
+                got += len(data)
+    finally:
+        for sock in socks:
+            sock.close()
 
 
 # ---------------------------------------------------------------------------

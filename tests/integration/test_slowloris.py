@@ -7,6 +7,8 @@ Every scenario runs on every port it applies to, in parallel (one server, a few 
 Each would keep its connection for the whole GRACE without its defence."""
 
 import base64
+import os
+import re
 import socket
 import ssl
 import threading
@@ -250,68 +252,179 @@ def test_data_below_the_minimum_rate_is_cut(server):
     assert "reason=data-rate-too-low" in server.log_text()
 
 
-def test_client_that_never_reads_stalls_on_its_own_output(server):
-    """Pipelined small commands whose replies are never read: once a session's unsent output
-    reaches 1 MiB the server stops reading its input, so the client's sends block instead
-    of the server queueing replies without bound (FETCH and RETR of big messages are
-    covered by test_imap_streaming.py). Without the hold, the server would read and answer
-    all 64 MiB (and queue some 2.5 times as much in replies); with it the client is
-    blocked after what the kernel's socket buffers hold (a few MiB). (Server RSS is not
-    asserted: under ASan its quarantine of freed blocks grows with every command.)"""
-    flood_max = 64 << 20
-    commands = {"smtp": b"NOOP\r\n", "pop3": b"NOOP\r\n", "imap": b"a NOOP\r\n"}
+# ---------------------------------------------------------------------------
+# Clients that never read: a write timeout (limit_request_timeout, here TIMEOUT) with no
+# octet taken by the socket drops the session; a slow but steady reader is never cut.
 
-    def one(name):
-        s = socket.socket()
-        s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
-        s.connect((HOST, ports(server)[name]))
-        s.settimeout(GRACE)
-        # past login (and so past limit_login_commands)
-        if name == "smtp":
-            read_smtp_reply(s)
-            s.sendall(b"EHLO c.test\r\n")
-            read_smtp_reply(s)
-            s.sendall(b"MAIL FROM:<a@remote.test>\r\n")
-            assert read_smtp_reply(s).startswith(b"250")
-        elif name == "pop3":
-            read_line(s)
-            s.sendall(b"USER %s\r\n" % USER.encode())
-            read_line(s)
-            s.sendall(b"PASS %s\r\n" % PASSWORD.encode())
-            assert read_line(s).startswith(b"+OK")
-        else:
-            read_line(s)
-            s.sendall(b'a LOGIN "%s" "%s"\r\n' % (USER.encode(), PASSWORD.encode()))
-            line = read_line(s)
-            while line.startswith(b"* "):
-                line = read_line(s)
-            assert line.startswith(b"a OK"), line
-        chunk = commands[name] * 10000
-        sent = 0
-        s.settimeout(2.0)  # blocked this long: the server holds our input
+BIG = 4 << 20  # octets of the message fetched; far more than the socket buffers hold
+READER = "reader@example.test"
+
+
+def server_socket_inode(server, client):
+    """The inode of the server's end of client's TCP connection (from /proc/net/tcp)."""
+    local, peer = client.getsockname()[1], client.getpeername()[1]
+    with open("/proc/net/tcp") as f:
+        for line in f.readlines()[1:]:
+            fields = line.split()
+            lport = int(fields[1].split(":")[1], 16)
+            rport = int(fields[2].split(":")[1], 16)
+            if lport == peer and rport == local:
+                return fields[9]
+    raise AssertionError("no server socket for port %d" % local)
+
+
+def server_holds(server, inode):
+    """True while one of the server's descriptors is that socket."""
+    fd_dir = "/proc/%d/fd" % server.proc.pid
+    for fd in os.listdir(fd_dir):
         try:
-            while sent < flood_max:
-                sent += s.send(chunk)
-        except socket.timeout:
-            return s, sent
+            if os.readlink(os.path.join(fd_dir, fd)) == "socket:[%s]" % inode:
+                return True
+        except OSError:
+            pass
+    return False
+
+
+def cpu_seconds(pid):
+    with open("/proc/%d/stat" % pid) as f:
+        fields = f.read().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def big_body():
+    line = b"x" * 74 + b"\r\n"
+    return (b"From: a@remote.test\r\nTo: %s\r\nSubject: big\r\n\r\n" % READER.encode() +
+            line * (BIG // len(line)))
+
+
+def ask_for_a_lot(server, name, rcvbuf=4096):
+    """A session of READER on port name (imap, imaps, imap-starttls, pop3) that has just
+    asked for the big message, with a tiny receive buffer; nothing of the answer is read."""
+    port = ports(server)["pop3" if name == "pop3" else "imaps" if name == "imaps" else "imap"]
+    s = socket.socket()
+    s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, rcvbuf)
+    s.settimeout(GRACE)
+    s.connect((HOST, port))
+    if name == "imap-starttls":
+        read_line(s)
+        s.sendall(b"s STARTTLS\r\n")
+        assert read_line(s).startswith(b"s OK")
+        s = tls_client_context().wrap_socket(s, server_hostname=None)
+    elif name == "imaps":
+        s = tls_client_context().wrap_socket(s, server_hostname=None)
+    if name == "pop3":
+        read_line(s)
+        s.sendall(b"USER %s\r\n" % READER.encode())
+        read_line(s)
+        s.sendall(b"PASS %s\r\n" % PASSWORD.encode())
+        assert read_line(s).startswith(b"+OK")
+        s.sendall(b"RETR 1\r\n")
+        return s
+    if name != "imap-starttls":
+        read_line(s)
+    s.sendall(b'a LOGIN "%s" "%s"\r\n' % (READER.encode(), PASSWORD.encode()))
+    line = read_line(s)
+    while not line.startswith(b"a "):
+        line = read_line(s)
+    assert line.startswith(b"a OK"), line
+    s.sendall(b"b EXAMINE INBOX\r\n")
+    line = read_line(s)
+    while not line.startswith(b"b "):
+        line = read_line(s)
+    assert line.startswith(b"b OK"), line
+    s.sendall(b"c FETCH 1 BODY.PEEK[]\r\n")
+    return s
+
+
+def drain(s):
+    """Read until the server's close (EOF or reset); the octets received."""
+    got = 0
+    s.settimeout(GRACE)
+    while True:
+        try:
+            data = s.recv(1 << 20)
+        except (ConnectionResetError, ssl.SSLError, OSError):
+            return got
+        if not data:
+            return got
+        got += len(data)
+
+
+def test_client_that_never_reads_is_dropped_at_the_write_timeout(server):
+    """A client that asks for a big message and never reads is dropped once the write
+    timeout passes without the socket taking anything; a slow reader beside it is not."""
+    server.add_user(READER, PASSWORD)
+    setup = socket.create_connection((HOST, ports(server)["imap"]), timeout=GRACE)
+    read_line(setup)
+    msg = big_body()
+    setup.sendall(b'a LOGIN "%s" "%s"\r\nb APPEND INBOX {%d+}\r\n' % (
+        READER.encode(), PASSWORD.encode(), len(msg)) + msg + b"\r\nc LOGOUT\r\n")
+    while not read_line(setup).startswith(b"c OK"):
+        pass
+    setup.close()
+    other = logged_in(server, "imap")  # a client that is served meanwhile
+    before = server.log_text().count("reason=write-timeout")
+    # a slow but steady reader at the same time (it must not be cut)
+    slow = {}
+    slow_thread = threading.Thread(target=lambda: slow.update(r=slow_reader(server)))
+    slow_thread.start()
+    names = ["imap", "imaps", "pop3"]
+    stalled = in_parallel(lambda name: ask_for_a_lot(server, name), names)
+    for name, s in stalled.items():
+        assert not isinstance(s, Exception), "%s: %r" % (name, s)
+    inodes = {name: server_socket_inode(server, s) for name, s in stalled.items()}
+    cpu0, t0 = cpu_seconds(server.proc.pid), time.monotonic()
+    # While they are stuck, everyone else is served.
+    other.sendall(b"n NOOP\r\n")
+    assert read_line(other).startswith(b"n OK")
+    deadline = time.monotonic() + GRACE
+    while server.log_text().count("reason=write-timeout") < before + len(names):
+        assert time.monotonic() < deadline, server.log_text()[-3000:]
+        time.sleep(0.1)
+    cpu, wall = cpu_seconds(server.proc.pid) - cpu0, time.monotonic() - t0
+    # No busy loop while the output waits: the server mostly sleeps.
+    assert cpu < wall / 2, "%.2f s of CPU in %.2f s" % (cpu, wall)
+    for name, s in stalled.items():
+        # The server's end is gone (its descriptor closed) ...
+        deadline = time.monotonic() + GRACE
+        while server_holds(server, inodes[name]):
+            assert time.monotonic() < deadline, "%s: socket still open" % name
+            time.sleep(0.1)
+        # ... and what was still queued was dropped: the message never arrives whole.
+        got = drain(s)
+        assert got < BIG, "%s: %d octets arrived" % (name, got)
         s.close()
-        return None, sent
-    results = in_parallel(one, list(commands))
-    socks = [r[0] for r in results.values() if not isinstance(r, Exception) and r[0]]
+    other.close()
+    fresh = connect(server, "imap")
+    assert read_line(fresh).startswith(b"* OK")
+    fresh.close()
+    slow_thread.join(GRACE + 10)
+    assert slow.get("r") == "ok", slow
+
+
+def slow_reader(server):
+    """Reading a little every half second (each pause shorter than the write timeout, the
+    whole longer) keeps the session; the whole message arrives. Over STARTTLS, where the
+    encrypted output waits in the socket layer under the TLS filter. "ok", or what failed."""
     try:
-        for name, r in results.items():
-            assert not isinstance(r, Exception), "%s: %r" % (name, r)
-            sock, sent = r
-            assert sock is not None, "%s: the server read %d octets of unread commands" % (
-                name, sent)
-        # Reading resumes as the client reads: well over the 1 MiB held comes out.
-        for name, (sock, sent) in results.items():
-            sock.settimeout(GRACE)
-            got = 0
-            while got < 3 << 20:
-                data = sock.recv(1 << 20)
-                assert data, "%s: closed after %d octets of replies" % (name, got)
-                got += len(data)
-    finally:
-        for sock in socks:
-            sock.close()
+        s = ask_for_a_lot(server, "imap-starttls", rcvbuf=32 * 1024)
+        got = b""
+        start = time.monotonic()
+        while time.monotonic() - start < TIMEOUT + 1.5:
+            time.sleep(0.5)
+            data = s.recv(64 * 1024)
+            if not data:
+                return "slow reader cut after %d octets" % len(got)
+            got += data
+        s.settimeout(GRACE)
+        while not re.search(rb"\r\nc [A-Z]+[^\r\n]*\r\n$", got[-300:]):
+            data = s.recv(1 << 20)
+            if not data:
+                return "slow reader cut after %d octets" % len(got)
+            got += data
+        s.close()
+    except Exception as e:  # reported by the test
+        return "slow reader: %r" % e
+    if len(got) <= BIG or b"\r\nc OK" not in got[-300:]:
+        return "slow reader: %d octets, ending %r" % (len(got), got[-300:])
+    return "ok"

@@ -89,6 +89,7 @@ static void assert_defaults(const struct conf *c, const char *dir)
 	assert_int_equal(c->limits.message_size, 50 * 1024 * 1024);
 	assert_int_equal(c->limits.connections_per_ip, 50);
 	assert_int_equal(c->limits.connections, 10000);
+	assert_int_equal(c->limits.connection_rate_per_ip, 120);
 	assert_int_equal(c->limits.auth_failures, 3);
 	assert_int_equal(c->limits.header_lines, 1000);
 	assert_int_equal(c->auth_workers, 0);
@@ -267,7 +268,8 @@ static void test_uint(void **state)
 	conf_free(&c);
 	c = parse("limit_recipients = 1\nlimit_errors = 1000\nlimit_connections_per_ip = 0\n"
 	          "limit_connections = 1000000\nlimit_auth_failures = 100\n"
-	          "limit_header_lines = 16\n");
+	          "limit_header_lines = 16\nlimit_connection_rate_per_ip = 0\n");
+	assert_int_equal(c->limits.connection_rate_per_ip, 0);
 	assert_int_equal(c->limits.recipients, 1);
 	assert_int_equal(c->limits.errors, 1000);
 	assert_int_equal(c->limits.connections_per_ip, 0);
@@ -282,6 +284,8 @@ static void test_uint(void **state)
 	refuse_value("limit_recipients", "100001", "value out of range");
 	refuse_value("limit_header_lines", "15", "value out of range");
 	refuse_value("limit_auth_failures", "101", "value out of range");
+	refuse_value("limit_connection_rate_per_ip", "1000001", "value out of range");
+	refuse_value("limit_connection_rate_per_ip", "-1", nan);
 	refuse_value("threads", "-1", nan);
 	refuse_value("threads", "+1", nan);
 	refuse_value("threads", "abc", nan);

@@ -22,7 +22,7 @@
 /* ---- a fake conn ---- */
 
 struct fake_conn {
-	int holds, pauses, wakes, deadline_cleared;
+	int holds, pauses, wakes, deadline_cleared, login_restarted;
 	bool closed;
 };
 
@@ -55,6 +55,10 @@ static void fake_clear_deadline(struct conn *c)
 {
 	fake(c)->deadline_cleared++;
 }
+static void fake_restart_login(struct conn *c)
+{
+	fake(c)->login_restarted++;
+}
 static const char *fake_ip(const struct conn *c)
 {
 	(void)c;
@@ -73,6 +77,7 @@ static const struct session_conn_ops fake_ops = {
     .wake = fake_wake,
     .is_closed = fake_is_closed,
     .clear_deadline = fake_clear_deadline,
+    .restart_login = fake_restart_login,
     .remote_ip = fake_ip,
     .id = fake_id,
 };
@@ -392,7 +397,9 @@ static void test_login_counts_until_freed(void **state)
 }
 
 /* session_logged_out() (IMAP UNAUTHENTICATE): the count is released at once, a new login
- * (also of another account) is counted anew, and the free releases nothing twice. */
+ * (also of another account) is counted anew, and the free releases nothing twice; the
+ * connection is not logged in again (the total cap may drop it, the pre-login deadline runs
+ * again: conn_restart_login, once per logout), and the next login ends that again. */
 static void test_logged_out_releases_the_count(void **state)
 {
 	(void)state;
@@ -401,10 +408,15 @@ static void test_logged_out_releases_the_count(void **state)
 	struct proto *a = proto_new(&freed);
 	assert_int_equal(session_admit_login(&a->life, reg, 7, 1), 1);
 	assert_int_equal(userip_count(reg, 7, "192.0.2.9"), 1);
+	assert_int_equal(a->conn.deadline_cleared, 1);
 	session_logged_out(&a->life);
 	session_logged_out(&a->life); /* twice: nothing more */
 	assert_int_equal(userip_count(reg, 7, "192.0.2.9"), 0);
+	assert_false(a->life.logged_in);
+	assert_int_equal(a->conn.login_restarted, 1);
 	assert_int_equal(session_admit_login(&a->life, reg, 8, 1), 1);
+	assert_true(a->life.logged_in);
+	assert_int_equal(a->conn.deadline_cleared, 2);
 	assert_int_equal(userip_count(reg, 7, "192.0.2.9"), 0);
 	assert_int_equal(userip_count(reg, 8, "192.0.2.9"), 1);
 	proto_closed(a);

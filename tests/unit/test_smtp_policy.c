@@ -1,7 +1,6 @@
-/* Unit tests for smtp/smtp_policy's decisions and smtp/smtp_rate's counters: client
- * networks (IPv4 /24, IPv6 /64, mapped addresses), greylisting triplets and verdicts
- * (delay, pass remembered, refresh, expiry), and fixed-window rates (limit, window end,
- * keys apart, the bound on keys). */
+/* Unit tests for smtp/smtp_policy's decisions: client networks (IPv4 /24, IPv6 /64,
+ * mapped addresses), greylisting triplets and verdicts (delay, pass remembered, refresh,
+ * expiry). The rate counters are core/rate's (test_rate.c). */
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -12,7 +11,6 @@
 #include <string.h>
 
 #include "smtp/smtp_policy.h"
-#include "smtp/smtp_rate.h"
 #include "core/banned.h"
 
 static void expect_network(const char *ip, bool full, const char *want)
@@ -77,50 +75,12 @@ static void test_greylist_verdicts(void **state)
 	                 SMTP_GREYLIST_DEFER_NEW);
 }
 
-static void test_rate_window(void **state)
-{
-	(void)state;
-	struct smtp_rate *r = smtp_rate_new(60, 100);
-	for (int i = 0; i < 3; i++)
-		assert_int_equal(smtp_rate_hit(r, "192.0.2.1", 3, 1000 + i), 1);
-	assert_int_equal(smtp_rate_hit(r, "192.0.2.1", 3, 1010), 0);
-	assert_int_equal(smtp_rate_hit(r, "192.0.2.2", 3, 1010), 1); /* another key */
-	assert_int_equal(smtp_rate_hit(r, "192.0.2.1", 3, 1059), 0); /* refused ones count */
-	assert_int_equal(smtp_rate_hit(r, "192.0.2.1", 3, 1060), 1); /* a new window */
-	assert_int_equal(smtp_rate_hit(r, "192.0.2.1", 0, 1060), 1); /* no limit */
-	assert_int_equal(smtp_rate_keys(r), 2);
-	smtp_rate_free(&r);
-	assert_null(r);
-	smtp_rate_free(&r);
-}
-
-static void test_rate_bounded(void **state)
-{
-	(void)state;
-	struct smtp_rate *r = smtp_rate_new(60, 10);
-	char key[32];
-	for (int i = 0; i < 10; i++) {
-		snprintf(key, sizeof(key), "k%d", i);
-		assert_int_equal(smtp_rate_hit(r, key, 1, 1000), 1);
-	}
-	/* Full, nothing expired: a new key is not counted (passes every time). */
-	assert_int_equal(smtp_rate_hit(r, "new", 1, 1001), 1);
-	assert_int_equal(smtp_rate_hit(r, "new", 1, 1002), 1);
-	assert_int_equal(smtp_rate_keys(r), 10);
-	assert_int_equal(smtp_rate_hit(r, "k0", 1, 1003), 0); /* old keys still counted */
-	/* Once their windows are over, they make room. */
-	assert_int_equal(smtp_rate_hit(r, "new", 1, 1060), 1);
-	assert_int_equal(smtp_rate_hit(r, "new", 1, 1061), 0);
-	assert_int_equal(smtp_rate_keys(r), 1);
-	smtp_rate_free(&r);
-}
-
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-	    cmocka_unit_test(test_networks),          cmocka_unit_test(test_triplet),
-	    cmocka_unit_test(test_greylist_verdicts), cmocka_unit_test(test_rate_window),
-	    cmocka_unit_test(test_rate_bounded),
+	    cmocka_unit_test(test_networks),
+	    cmocka_unit_test(test_triplet),
+	    cmocka_unit_test(test_greylist_verdicts),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
