@@ -496,6 +496,11 @@ def run_powerloss(rounds=3, unsafe=False, seed=None, seconds=3.0, workdir=None, 
             if r > 0:
                 layer.mount(load)
             if pg:
+                if r > 0:
+                    # After a power cut nothing from before it runs. Here the killed
+                    # postmaster may still be a zombie (PID 1 reaps it when it does), which
+                    # PostgreSQL would take for a live server holding postmaster.pid.
+                    (pg.data / "postmaster.pid").unlink(missing_ok=True)
                 pg.start()
             srv.start()
             if fresh and r == 0:
