@@ -15,11 +15,12 @@ shift 2
 pass=0
 fail=0
 mkdir -p build/fuzz/logs
-if [ "$mode" = campaign ] && [ ! -f build/fuzz/campaign.md ]; then
+head='| target | started (UTC) | commit | wall s | CPU s | execs | execs/CPU s | cov | ft | corpus | crashes |'
+if [ "$mode" = campaign ] && ! grep -qF "$head" build/fuzz/campaign.md 2>/dev/null; then
 	{
 		echo "# Fuzzing campaign"
 		echo
-		echo "| target | started (UTC) | commit | wall s | CPU s | execs | execs/CPU s | cov | ft | corpus | crashes |"
+		echo "$head"
 		echo "|---|---|---|---|---|---|---|---|---|---|---|"
 	} >build/fuzz/campaign.md
 fi
@@ -32,7 +33,7 @@ for f in "$@"; do
 	if [ "$mode" = merge ]; then
 		# What a campaign found that adds coverage goes into the committed corpus.
 		before=$(find "fuzz/corpus/$n" -type f | wc -l)
-		if [ -d "build/fuzz/corpus/$n" ] && "$f" -merge=1 "fuzz/corpus/$n" \
+		if [ -d "build/fuzz/corpus/$n" ] && "$f" -merge=1 -artifact_prefix="$art/" "fuzz/corpus/$n" \
 			"build/fuzz/corpus/$n" >"build/fuzz/logs/$n.merge" 2>&1; then
 			echo "$n: $before -> $(find "fuzz/corpus/$n" -type f | wc -l) inputs"
 			pass=$((pass + 1))
@@ -64,9 +65,11 @@ for f in "$@"; do
 	# On a busy machine a target gets less than a core. Where Debian's `time` is installed the
 	# target runs in slices (the corpus carries over) until it has had SECONDS of CPU (user +
 	# system); without it, SECONDS of wall time. execs/s is per CPU second.
-	cpu=0 execs=0 rc=0 slice=$secs
+	cpu=0 cpu10=0 execs=0 rc=0 slice=$secs slices=0
 	: >"$log"
-	while :; do
+	# At most 10 slices (a target starved of CPU stops there; its row says how much it had).
+	while [ $slices -lt 10 ]; do
+		slices=$((slices + 1))
 		timer=
 		[ -x /usr/bin/time ] && timer="/usr/bin/time -f %U+%S -o $log.cpu"
 		# shellcheck disable=SC2086
@@ -77,7 +80,11 @@ for f in "$@"; do
 		e=$(grep -o 'stat::number_of_executed_units: *[0-9]*' "$log.slice" | grep -o '[0-9]*$')
 		execs=$((execs + ${e:-0}))
 		if [ -z "$timer" ]; then cpu='?'; break; fi
-		cpu=$(tail -1 "$log.cpu" | awk -F+ -v c="$cpu" '{ printf "%.0f", c + $1 + $2 }')
+		# Tenths of seconds summed (a starved slice still adds up); no figure: stop.
+		t=$(tail -1 "$log.cpu" 2>/dev/null | awk -F+ 'NF == 2 { printf "%d", ($1 + $2) * 10 }')
+		if [ -z "$t" ]; then cpu='?'; break; fi
+		cpu10=$((cpu10 + t))
+		cpu=$((cpu10 / 10))
 		if [ $rc -ne 0 ] || [ "$cpu" -ge "$secs" ]; then break; fi
 		slice=$((secs - cpu))
 		[ $slice -ge 60 ] || slice=60

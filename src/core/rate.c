@@ -27,6 +27,7 @@ struct rate {
 	pthread_mutex_t lock;
 	unsigned window;
 	size_t max_keys, keys;
+	time_t swept; /* a full table is swept at most once a second (the sweep visits all) */
 	struct rate_entry *buckets[RATE_BUCKETS];
 };
 
@@ -95,8 +96,10 @@ static struct rate_entry *rate_find(struct rate *r, const char *key, time_t now)
 		if (strcmp(e->key, key) == 0)
 			return e;
 	}
-	if (r->keys >= r->max_keys)
+	if (r->keys >= r->max_keys && now != r->swept) {
+		r->swept = now;
 		rate_sweep(r, now);
+	}
 	if (r->keys >= r->max_keys)
 		return NULL;
 	size_t len = strlen(key);

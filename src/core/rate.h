@@ -2,7 +2,8 @@
  * or messages one client sent in the current minute or hour. In memory, per process
  * (several nodes each count their own), thread-safe (sessions of every loop thread count
  * in one table), and bounded: at most max_keys keys; when full, keys whose window is over
- * are dropped, and if none is, a new key is not counted (the event passes). Used for
+ * are dropped (one sweep a second at most), and if none is, a new key is not counted (the
+ * event passes). Used for
  * smtp_connection_rate_per_ip and smtp_message_rate_per_ip (smtp/smtp_policy.c) and for
  * limit_connection_rate_per_ip (net/server.c). */
 #ifndef POSTHORN_CORE_RATE_H

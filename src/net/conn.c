@@ -9,6 +9,7 @@
 #include <string.h>
 #include <sys/ioctl.h>
 #include <sys/random.h>
+#include <time.h>
 #include <unistd.h>
 
 #include <arpa/inet.h>
@@ -56,6 +57,14 @@ static void conn_maybe_free(struct conn *c)
 }
 
 /* The connection is over: drop the socket, tell the engine once. */
+/* Seconds on a clock that does not jump (the write timeout's). */
+static time_t conn_mono_now(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return ts.tv_sec;
+}
+
 static void conn_destroy(struct conn *c)
 {
 	if (c->dead)
@@ -205,7 +214,7 @@ static void conn_note_output(struct conn *c, struct evbuffer *buf,
 	if (info->n_added > 0) {
 		if (c->write_idle) {
 			c->write_idle = false;
-			c->write_progress = time(NULL);
+			c->write_progress = conn_mono_now();
 		}
 		if (!evtimer_pending(c->write_ev, NULL)) {
 			(void)conn_peer_took_more(c); /* the mark to compare with */
@@ -218,7 +227,7 @@ static void conn_note_output(struct conn *c, struct evbuffer *buf,
 	if (buf != bufferevent_get_output(under != NULL ? under : c->bev))
 		return;
 	c->write_sent += info->n_deleted;
-	c->write_progress = time(NULL);
+	c->write_progress = conn_mono_now();
 	if (conn_unsent(c) == 0)
 		c->write_idle = true;
 }
@@ -240,8 +249,8 @@ static void conn_write_deadline_cb(evutil_socket_t fd, short what, void *arg)
 		c->write_idle = true;
 		return; /* the next output arms the timer again */
 	}
-	time_t now = time(NULL);
-	if (conn_peer_took_more(c) || now < c->write_progress) /* or the clock went back */
+	time_t now = conn_mono_now();
+	if (conn_peer_took_more(c))
 		c->write_progress = now;
 	time_t stalled = now - c->write_progress;
 	if (stalled < (time_t)c->write_timeout) {
@@ -252,6 +261,12 @@ static void conn_write_deadline_cb(evutil_socket_t fd, short what, void *arg)
 	         c->id, c->ip, c->write_timeout, unsent);
 	if (c->error[0] == '\0')
 		snprintf(c->error, sizeof(c->error), "write timed out");
+	/* Reset, not closed: a plain close leaves the unsent octets to the kernel, which
+	 * would keep the socket and probe the client's closed window for minutes. */
+	evutil_socket_t sock = bufferevent_getfd(c->bev);
+	struct linger reset = {.l_onoff = 1, .l_linger = 0};
+	if (sock >= 0)
+		(void)setsockopt(sock, SOL_SOCKET, SO_LINGER, &reset, sizeof(reset));
 	conn_destroy(c);
 }
 
@@ -1024,7 +1039,7 @@ static void conn_evict_cb(evutil_socket_t fd, short what, void *arg)
 void conn_set_write_timeout(struct conn *c, unsigned seconds)
 {
 	c->write_timeout = seconds;
-	c->write_progress = time(NULL);
+	c->write_progress = conn_mono_now();
 	c->write_idle = conn_unsent(c) == 0;
 	c->write_acked_known = false;
 	evtimer_del(c->write_ev);

@@ -60,6 +60,7 @@ struct conn {
 	 * the server's lock): at the total cap the oldest is dropped for a newcomer. */
 	struct conn *evict_prev, *evict_next;
 	bool evictable;         /* in that list */
+	bool evict_pending;     /* taken off it to be dropped: never listed again */
 	struct event *evict_ev; /* activated (from any loop) to drop this connection */
 	const char *busy_reply; /* the listener's, sent when dropped */
 	/* When the line being read began (its first octet was seen without its LF); 0 when no
@@ -70,7 +71,8 @@ struct conn {
 	 * write_timeout seconds closes the connection (conn_output_cb, conn_write_deadline_cb) */
 	struct event *write_ev;
 	unsigned write_timeout; /* 0: none */
-	time_t write_progress;  /* the socket last took output, or output was queued anew */
+	time_t write_progress;  /* CLOCK_MONOTONIC s: the socket last took output, or output was
+	                           queued anew */
 	uint64_t write_sent;    /* octets the socket took (drains of the lowest buffer) */
 	int64_t write_acked;    /* write_sent less the kernel's send queue when last looked */
 	bool write_acked_known; /* write_acked was measured */

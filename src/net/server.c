@@ -133,6 +133,7 @@ static bool net_server_evict_oldest(struct net_server *s)
 		s->evict_tail = NULL;
 	c->evict_prev = c->evict_next = NULL;
 	c->evictable = false;
+	c->evict_pending = true;
 	event_active(c->evict_ev, EV_READ, 0);
 	return true;
 }
@@ -173,7 +174,9 @@ static bool net_server_admit(struct net_server *s, const char *ip, bool *evicted
  * unless it is in it. Caller holds the lock. */
 static void net_server_list(struct net_server *s, struct conn *c)
 {
-	if (c->evictable)
+	/* One being dropped already freed its slot for a newcomer: listed again (logged in
+	 * and out meanwhile), a second newcomer could take the same slot. */
+	if (c->evictable || c->evict_pending)
 		return;
 	c->evict_prev = s->evict_tail;
 	c->evict_next = NULL;

@@ -485,7 +485,9 @@ static void store_writer_commit(struct store *store, struct store_pending **ops,
 			store_writer_committed(ops[i], &items[i]);
 		return;
 	}
-	store_watch_truncate(changes, mark);
+	/* Change notices are hints: those of a commit that may have happened stay. */
+	if (error != sql_commit_unknown)
+		store_watch_truncate(changes, mark);
 	if (count == 1 || error == sql_commit_unknown) {
 		/* Committed or not, nobody can tell: running them again one by one could store
 		 * them twice; they fail (a client's retry is then a duplicate it asked for). */

@@ -392,7 +392,8 @@ class PgCluster:
         self.pid = int((self.data / "postmaster.pid").read_text().split()[0])
 
     def stop(self):
-        self._pg_ctl("-m", "fast", "-w", "stop")
+        if self._pg_ctl("-m", "fast", "-w", "stop").returncode == 0:
+            self.pid = None  # gone: the number may be another process's by now
 
     def kill(self):
         """SIGKILL the postmaster and every child of it (stopped first: it forks no more)."""

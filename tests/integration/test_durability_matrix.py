@@ -50,4 +50,4 @@ def test_pg_commit_answer_lost(tmp_path):
     assert c.fired >= 1, "the fault point did not fire"
     assert c.ok() and c.bad == 0, "\n".join(c.problems)
     logs = "".join(p.read_text(errors="replace") for p in (tmp_path / "srv").glob("*.log"))
-    assert "the connection broke after COMMIT" in logs, "no COMMIT was resolved"
+    assert "event=commit-resolved" in logs, "no COMMIT was resolved"

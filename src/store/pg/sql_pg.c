@@ -694,11 +694,20 @@ static bool pg_retryable(struct sql_conn *sc)
 #define PG_RESOLVE_MS 10000
 #define PG_RESOLVE_PAUSE_MS 100
 
+static int64_t pg_mono_ms(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
 static int pg_commit_resolve(struct pg_conn *c, int64_t txid)
 {
 	char sql[64];
 	(void)snprintf(sql, sizeof(sql), "SELECT txid_status(%" PRId64 ")", txid);
-	for (int waited = 0;; waited += PG_RESOLVE_PAUSE_MS) {
+	/* The clock, not the pauses: a reconnect may itself take connect_timeout. */
+	int64_t start = pg_mono_ms();
+	for (;;) {
 		const char *error;
 		if (pg_revive(c, &error) == 0) {
 			PGresult *res = PQexec(c->pg, sql);
@@ -711,14 +720,17 @@ static int pg_commit_resolve(struct pg_conn *c, int64_t txid)
 			                                           : -1;
 			PQclear(res);
 			if (ret >= 0) {
-				log_warn("store: database: the connection broke after COMMIT; "
-				         "txid=%" PRId64 " %s",
+				log_warn("store: event=commit-resolved txid=%" PRId64 " outcome=%s",
 				         txid, ret == 1 ? "committed" : "aborted");
 				return ret;
 			}
 		}
-		if (waited >= PG_RESOLVE_MS)
+		int64_t waited = pg_mono_ms() - start;
+		if (waited >= PG_RESOLVE_MS) {
+			log_error("store: event=commit-unknown txid=%" PRId64 " waited_ms=%" PRId64,
+			          txid, waited);
 			return -1;
+		}
 		struct timespec ts = {0, PG_RESOLVE_PAUSE_MS * 1000000L};
 		nanosleep(&ts, NULL);
 	}
