@@ -391,6 +391,15 @@ class PgCluster:
         # has seen fail (the postmaster then outlived the cut).
         self.pid = int((self.data / "postmaster.pid").read_text().split()[0])
 
+    def clear_locks(self):
+        """After a power cut nothing from before it runs. Here the killed postmaster may
+        still be a zombie (PID 1 reaps it when it does; it holds nothing any more), which
+        PostgreSQL would take for a live server holding its lock files: postmaster.pid
+        in the data directory and the socket's lock beside the socket."""
+        (self.data / "postmaster.pid").unlink(missing_ok=True)
+        for f in (".s.PGSQL.%s.lock" % self.port, ".s.PGSQL.%s" % self.port):
+            (self.dir / f).unlink(missing_ok=True)
+
     def stop(self):
         if self._pg_ctl("-m", "fast", "-w", "stop").returncode == 0:
             self.pid = None  # gone: the number may be another process's by now
@@ -498,10 +507,7 @@ def run_powerloss(rounds=3, unsafe=False, seed=None, seconds=3.0, workdir=None, 
                 layer.mount(load)
             if pg:
                 if r > 0:
-                    # After a power cut nothing from before it runs. Here the killed
-                    # postmaster may still be a zombie (PID 1 reaps it when it does), which
-                    # PostgreSQL would take for a live server holding postmaster.pid.
-                    (pg.data / "postmaster.pid").unlink(missing_ok=True)
+                    pg.clear_locks()
                 pg.start()
             srv.start()
             if fresh and r == 0:
