@@ -13,7 +13,6 @@ database lives on another file system."""
 
 import imaplib
 import os
-import signal
 import poplib
 import smtplib
 import sqlite3
@@ -22,7 +21,7 @@ import time
 
 import pytest
 
-from conftest import DOMAINS, HOST, USERS, RawSMTP, Server, tls_client_context
+from conftest import DOMAINS, HOST, USERS, RawSMTP, Server, reload_with, tls_client_context
 from imap_helpers import Raw as RawIMAP
 
 pytestmark = pytest.mark.sqlite_only("the data directory's file system holds the database")
@@ -189,14 +188,6 @@ def check_store(srv, mnt):
     assert files == rows
     assert os.listdir(data / "tmp") == []
     assert srv.mail_list(USER)
-
-
-def reload(srv, settings):
-    """Append settings to the configuration and SIGHUP; new sessions use them."""
-    srv.append_conf(settings)
-    n = srv.log_text().count("event=reload result=ok")
-    srv.proc.send_signal(signal.SIGHUP)
-    wait_until(lambda: srv.log_text().count("event=reload result=ok") > n, what="reload")
 
 
 # ---------------------------------------------------------------------------
@@ -420,7 +411,7 @@ def test_check_off_write_fails_mid_message(disk):
     the disk fills during the message itself, and the reply is still temporary."""
     srv = disk.server
     before = inbox(disk)
-    reload(srv, {"min_free_space": "0"})
+    reload_with(srv, {"min_free_space": "0"})
     try:
         disk.fill_to(512 << 10)
         assert smtp_mail(disk).code == 250
@@ -433,7 +424,7 @@ def test_check_off_write_fails_mid_message(disk):
         assert spool_files(disk) == []
         assert inbox(disk) == before
     finally:
-        reload(srv, {"min_free_space": "1M"})
+        reload_with(srv, {"min_free_space": "1M"})
         disk.fill_to(4 << 20)
 
 

@@ -10,13 +10,12 @@ newcomer of each step below would get the busy reply instead of a greeting."""
 
 import base64
 import re
-import signal
 import socket
 import time
 
 import pytest
 
-from conftest import HOST, USERS, make_server
+from conftest import HOST, USERS, make_server, reload_with
 from imap_helpers import imap_ports
 from pop3_helpers import pop3_ports
 from test_hostile import raw
@@ -150,16 +149,6 @@ def test_unauthenticated_session_can_be_dropped_again(server):
 RATE = 3
 RATE_IP = "127.0.0.3"
 CALM_IP = "127.0.0.4"
-
-
-def reload_with(server, settings):
-    n = server.log_text().count("event=reload result=ok")
-    server.append_conf(settings)
-    server.proc.send_signal(signal.SIGHUP)
-    deadline = time.monotonic() + 10
-    while server.log_text().count("event=reload result=ok") <= n:
-        assert time.monotonic() < deadline, server.log_text()[-3000:]
-        time.sleep(0.05)
 
 
 def first_line(port, source):

@@ -12,7 +12,6 @@ import http.server
 import ssl
 import email.policy
 import re
-import signal
 import subprocess
 import smtplib
 import threading
@@ -22,7 +21,7 @@ import dkim
 import pytest
 from aiosmtpd.controller import Controller
 
-from conftest import Server, tls_client_context, unique
+from conftest import Server, reload_with, tls_client_context, unique
 from dns_server import DNSServer, sign_zone
 
 ALICE, ALICE_PW = "alice@a.test", "Outbound-Secret-1"
@@ -647,13 +646,6 @@ def test_kill_during_delivery_delivers_after_restart(world):
     assert wait_for(lambda: len(sink.messages_to(rcpt)) >= 2 and a.queue_entries() == [], 30), (
         sink.messages_to(rcpt), a.log_text()[-3000:])
     assert len(sink.messages_to(rcpt)) == 2
-
-
-def reload_with(server, settings):
-    server.append_conf(settings)
-    before = server.log_text().count("event=reload result=ok")
-    server.proc.send_signal(signal.SIGHUP)
-    assert wait_for(lambda: server.log_text().count("event=reload result=ok") > before)
 
 
 def test_domain_concurrency(world):
