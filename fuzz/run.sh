@@ -97,7 +97,10 @@ for f in "$@"; do
 	cov=$(printf '%s\n' "$last" | grep -o 'cov: [0-9]*' | grep -o '[0-9]*')
 	ft=$(printf '%s\n' "$last" | grep -o 'ft: [0-9]*' | grep -o '[0-9]*')
 	corp=$(printf '%s\n' "$last" | grep -o 'corp: [0-9]*' | grep -o '[0-9]*')
-	crashes=$(find "$art" -type f | wc -l)
+	# libFuzzer's slow-unit-* files are inputs that took long (wall time), not failures.
+	crashes=$(find "$art" -type f ! -name 'slow-unit-*' | wc -l)
+	slow=$(find "$art" -type f -name 'slow-unit-*' | wc -l)
+	[ "$slow" -eq 0 ] || crashes="$crashes ($slow slow)"
 	[ $rc -eq 0 ] || crashes="$crashes (exit $rc)"
 	echo "| $n | $when | $(git rev-parse --short HEAD 2>/dev/null) | $took | $cpu | $execs | $rate | ${cov:-?} | ${ft:-?} | ${corp:-?} | $crashes |" >>build/fuzz/campaign.md
 	echo "$n: $took s ($cpu s CPU), $execs execs, $rate/s, cov ${cov:-?}, crashes $crashes"
