@@ -19,7 +19,7 @@ from conftest import HOST, USERS, make_server, reload_with
 from imap_helpers import imap_ports
 from pop3_helpers import pop3_ports
 from test_hostile import raw
-from test_slowloris import PASSWORD, in_parallel, read_line, read_smtp_reply
+from test_slowloris import PASSWORD, in_parallel, raw_login, read_smtp_reply
 
 CAP = 4
 USER = "demo@example.test"
@@ -231,19 +231,8 @@ def test_client_that_never_reads_stalls_on_its_own_output(server):
             read_smtp_reply(s)
             s.sendall(b"MAIL FROM:<a@remote.test>\r\n")
             assert read_smtp_reply(s).startswith(b"250")
-        elif name == "pop3":
-            read_line(s)
-            s.sendall(b"USER %s\r\n" % USER.encode())
-            read_line(s)
-            s.sendall(b"PASS %s\r\n" % PASSWORD.encode())
-            assert read_line(s).startswith(b"+OK")
         else:
-            read_line(s)
-            s.sendall(b'a LOGIN "%s" "%s"\r\n' % (USER.encode(), PASSWORD.encode()))
-            line = read_line(s)
-            while line.startswith(b"* "):
-                line = read_line(s)
-            assert line.startswith(b"a OK"), line
+            raw_login(s, name, USER, PASSWORD)
         chunk = commands[name] * 10000
         sent = 0
         s.settimeout(2.0)  # blocked this long: the server holds our input

@@ -86,6 +86,25 @@ def read_smtp_reply(s):
             return line
 
 
+def raw_login(s, proto, user, password, greeting=True):
+    """Logs s in over POP3 (USER, PASS) or IMAP (LOGIN), its greeting read first unless
+    greeting is False; the test fails unless the login succeeds."""
+    if greeting:
+        read_line(s)
+    if proto == "pop3":
+        s.sendall(b"USER %s\r\n" % user.encode())
+        read_line(s)
+        s.sendall(b"PASS %s\r\n" % password.encode())
+        line = read_line(s)
+        assert line.startswith(b"+OK"), line
+        return
+    s.sendall(b'a LOGIN "%s" "%s"\r\n' % (user.encode(), password.encode()))
+    line = read_line(s)
+    while line.startswith(b"* "):
+        line = read_line(s)
+    assert line.startswith(b"a OK"), line
+
+
 def trickle(s, octet=b"N", interval=0.3):
     """Send one octet every interval until the server closes. Returns (seconds it took or
     None when it never closed, what the server sent meanwhile)."""
@@ -199,19 +218,9 @@ def logged_in(server, name):
     elif name.startswith("pop3"):
         # one POP3 session per maildrop: another account on the second port
         user = USER if name == "pop3" else "alice@example.test"
-        read_line(s)
-        s.sendall(b"USER %s\r\n" % user.encode())
-        read_line(s)
-        s.sendall(b"PASS %s\r\n" % USERS[user].encode())
-        line = read_line(s)
-        assert line.startswith(b"+OK"), line
+        raw_login(s, "pop3", user, USERS[user])
     else:
-        read_line(s)
-        s.sendall(b'a LOGIN "%s" "%s"\r\n' % (USER.encode(), PASSWORD.encode()))
-        line = read_line(s)
-        while line.startswith(b"* "):
-            line = read_line(s)
-        assert line.startswith(b"a OK"), line
+        raw_login(s, "imap", USER, PASSWORD)
     return s
 
 
@@ -313,20 +322,10 @@ def ask_for_a_lot(server, name, rcvbuf=4096):
     elif name == "imaps":
         s = tls_client_context().wrap_socket(s, server_hostname=None)
     if name == "pop3":
-        read_line(s)
-        s.sendall(b"USER %s\r\n" % READER.encode())
-        read_line(s)
-        s.sendall(b"PASS %s\r\n" % PASSWORD.encode())
-        assert read_line(s).startswith(b"+OK")
+        raw_login(s, "pop3", READER, PASSWORD)
         s.sendall(b"RETR 1\r\n")
         return s
-    if name != "imap-starttls":
-        read_line(s)
-    s.sendall(b'a LOGIN "%s" "%s"\r\n' % (READER.encode(), PASSWORD.encode()))
-    line = read_line(s)
-    while not line.startswith(b"a "):
-        line = read_line(s)
-    assert line.startswith(b"a OK"), line
+    raw_login(s, "imap", READER, PASSWORD, greeting=name != "imap-starttls")
     s.sendall(b"b EXAMINE INBOX\r\n")
     line = read_line(s)
     while not line.startswith(b"b "):
