@@ -10,6 +10,8 @@ import subprocess
 import time
 from pathlib import Path
 
+import process
+
 KNOTD = "/usr/sbin/knotd"
 
 QTYPES = {"A": 1, "MX": 15, "TXT": 16}
@@ -91,11 +93,4 @@ class Knot:
             s.close()
 
     def stop(self):
-        if self.proc is not None and self.proc.poll() is None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(10)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
-        self.proc = None
+        self.proc = process.stop(self.proc)

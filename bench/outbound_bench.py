@@ -40,6 +40,7 @@ import time
 from pathlib import Path
 
 import knot_dns
+import process
 import report_section
 
 MARK_START = "<!-- outbound-bench start -->"
@@ -159,14 +160,7 @@ class Sink:
         raise AssertionError("unreachable")
 
     def stop(self):
-        if self.proc is not None and self.proc.poll() is None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(10)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
-        self.proc = None
+        self.proc = process.stop(self.proc)
 
 
 # ---------------------------------------------------------------------------
