@@ -427,3 +427,40 @@ def slow_reader(server):
     if len(got) <= BIG or b"\r\nc OK" not in got[-300:]:
         return "slow reader: %d octets, ending %r" % (len(got), got[-300:])
     return "ok"
+
+
+def test_smtp_client_that_never_reads_is_dropped_at_the_write_timeout(server):
+    """SMTP has the same write timeout: a client that pipelines NOOPs and never reads the
+    replies fills the server's output (whereupon the server stops reading it) and is dropped
+    once the socket has taken nothing for the write timeout; the queued replies go with it.
+    Without the timeout the connection would stay, stalled, for the whole GRACE."""
+    before = server.log_text().count("reason=write-timeout")
+    s = socket.socket()
+    s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+    s.settimeout(GRACE)
+    s.connect((HOST, server.smtp_port))
+    read_smtp_reply(s)
+    s.sendall(b"EHLO c.test\r\n")
+    read_smtp_reply(s)
+    inode = server_socket_inode(server, s)
+    s.settimeout(1.0)
+    sent, flood = 0, b"NOOP\r\n" * 10000
+    deadline = time.monotonic() + GRACE
+    while server.log_text().count("reason=write-timeout") == before:
+        assert time.monotonic() < deadline, server.log_text()[-3000:]
+        try:
+            sent += s.send(flood)
+        except socket.timeout:
+            pass  # the server holds our input: its output to us is full
+        except ConnectionError:
+            break
+    deadline = time.monotonic() + GRACE
+    while server_holds(server, inode):
+        assert time.monotonic() < deadline, "socket still open"
+        time.sleep(0.1)
+    replies = drain(s) // len(b"250 2.0.0 Ok\r\n")
+    assert replies < sent // len(b"NOOP\r\n"), (replies, sent)
+    s.close()
+    fresh = connect(server, "smtp")
+    assert read_smtp_reply(fresh).startswith(b"220")
+    fresh.close()
