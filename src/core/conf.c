@@ -205,6 +205,7 @@ struct conf *conf_new_defaults(const char *base_dir)
 	c->threads = 0;
 	c->log_level = LOG_LEVEL_INFO;
 	c->smtp_bare_lf = CONF_BARE_LF_REJECT;
+	c->vrfy_enabled = true; /* 252 only, never a confirmation (RFC 5321 3.5.3) */
 	c->default_quota = 0;
 	c->store_inline_max = 128 * 1024; /* store.h: STORE_INLINE_MAX_DEFAULT */
 	c->search_index_max_text = 1024 * 1024;

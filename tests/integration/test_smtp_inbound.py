@@ -11,7 +11,7 @@ import time
 import pytest
 
 from conftest import (RawSMTP, check_stored, has_enhanced_code, send_message, split_stored,
-                      trace_problems, unique)
+                      reload_with, trace_problems, unique)
 
 
 def server_setup(srv):
@@ -371,11 +371,20 @@ def test_bad_syntax(server):
 
 
 def test_vrfy(server):
+    """VRFY answers 252 for every address (never confirms one); `smtp_vrfy = no`: 502."""
     with RawSMTP(server.smtp_port) as c:
         c.ehlo()
         for who in ("demo@example.test", "nobody@example.test"):
             r = c.cmd("VRFY " + who)
             assert r.code == 252 and r.lines[0].startswith("2."), r
+    reload_with(server, {"smtp_vrfy": "no"})
+    try:
+        with RawSMTP(server.smtp_port) as c:
+            c.ehlo()
+            r = c.cmd("VRFY demo@example.test")
+            assert r.code == 502 and r.lines[0].startswith("5.5.1"), r
+    finally:
+        reload_with(server, {"smtp_vrfy": "yes"})
 
 
 def test_help(server):

@@ -74,7 +74,7 @@ static void assert_defaults(const struct conf *c, const char *dir)
 	assert_false(c->allow_plaintext_auth);
 	assert_int_equal(c->smtp_bare_lf, CONF_BARE_LF_REJECT);
 	assert_int_equal(c->default_quota, 0);
-	assert_false(c->vrfy_enabled);
+	assert_true(c->vrfy_enabled);
 	assert_int_equal(c->listen_count[CONF_LISTENER_SMTP], 1);
 	assert_listen(c, CONF_LISTENER_SMTP, 0, "*", 25);
 	assert_int_equal(c->listen_count[CONF_LISTENER_SUBMISSION], 1);
