@@ -87,7 +87,7 @@ static const char conf_template[] =
     "smtp_peername_lookup = yes\n"
     "\n"
     "# Greylisting on port 25 (off: it delays a sender's first mail): an unknown triplet\n"
-    "# (sender, recipient, client /24 or /64) gets 450 4.7.1 until it retries after the\n"
+    "# (sender, recipient, client /24 or /64) gets 451 4.7.1 until it retries after the\n"
     "# delay; a triplet that passed passes at once until unseen for greylist_expire.\n"
     "greylisting = no\n"
     "greylist_delay = 5m\n"

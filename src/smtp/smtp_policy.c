@@ -268,7 +268,7 @@ static bool smtp_policy_greylist(struct smtp_session *s, const char *to)
 		store_policy_greylist_note(s->server->store, key, true, (int64_t)now, expired);
 	if (v == SMTP_GREYLIST_PASS || v == SMTP_GREYLIST_PASS_NOTE)
 		return false;
-	SMTP_LOG(s, "event=rcpt to=<%s> result=450 reason=greylist triplet=%s", to, p->triplet);
+	SMTP_LOG(s, "event=rcpt to=<%s> result=451 reason=greylist triplet=%s", to, p->triplet);
 	smtp_reply(s, "451 4.7.1 Greylisted, try again later");
 	return true;
 }
