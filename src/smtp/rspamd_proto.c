@@ -151,11 +151,12 @@ static const char *rspamd_line_dup(struct arena *a, const char *s, size_t max, b
 	return d;
 }
 
-/* Does the line from p (to the next LF or the end) hold a visible character? */
+/* Does the line from p (to the next LF or the end) hold a visible character? Controls and
+ * DEL are not: rspamd_value_dup() makes them spaces. */
 static bool rspamd_line_visible(const char *p, const char *end)
 {
 	for (; p < end && *p != '\n'; p++)
-		if (*p != ' ' && *p != '\t' && *p != '\r')
+		if ((unsigned char)*p > ' ' && *p != 127)
 			return true;
 	return false;
 }

@@ -186,6 +186,15 @@ static void test_members(void **state)
 	                 1);
 	assert_int_equal(v.add_count, 1);
 	assert_string_equal(v.add[0].value, "a  \n b \t\t\n\tc");
+	/* Nor one of white space and controls or DEL, which become spaces (fuzz_rspamd, the
+	 * campaign: DEL counted as visible, so the fold stayed and its line was blank). */
+	assert_int_equal(parse(a,
+	                       "{\"action\": \"no action\", \"milter\": {\"add_headers\":"
+	                       " {\"X-Ws\": \"a\\n\\t \\u007f\\u0001\\n\\tb\\n \\u007f\"}}}",
+	                       &v, &err),
+	                 1);
+	assert_int_equal(v.add_count, 1);
+	assert_string_equal(v.add[0].value, "a \t   \n\tb");
 	/* rspamd's SMTP message: ASCII only, 8-bit octets and controls made '?'. */
 	assert_int_equal(parse(a,
 	                       "{\"action\": \"reject\", \"messages\": {\"smtp_message\":"
